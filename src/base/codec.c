@@ -1,0 +1,177 @@
+/* Hex, base64, hashes, CRC32 and random identifiers; see codec.h. Hashes come from OpenSSL 3,
+ * CRC32 from zlib. */
+#include "base/codec.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "base/err.h"
+#include "base/banned.h"
+
+static const char ahl__hexdig[] = "0123456789abcdef";
+
+void ahl_hex_encode(const uint8_t *p, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = ahl__hexdig[p[i] >> 4];
+        out[2 * i + 1] = ahl__hexdig[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int ahl_hex_decode(const char *hex, uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int hi = hexval(hex[2 * i]);
+        int lo = hi < 0 ? -1 : hexval(hex[2 * i + 1]);
+        if (lo < 0)
+            return AHL_EPARSE;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+static const char ahl__b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int ahl_base64_encode(const uint8_t *p, size_t n, struct ahl_buf *out)
+{
+    size_t olen = (n + 2) / 3 * 4;
+    int rc = ahl_buf_reserve(out, olen);
+    if (rc < 0)
+        return rc;
+    char *o = out->data + out->len;
+    size_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *o++ = ahl__b64[v >> 18];
+        *o++ = ahl__b64[(v >> 12) & 63];
+        *o++ = ahl__b64[(v >> 6) & 63];
+        *o++ = ahl__b64[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+        *o++ = ahl__b64[v >> 18];
+        *o++ = ahl__b64[(v >> 12) & 63];
+        *o++ = i + 1 < n ? ahl__b64[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    out->len += olen;
+    out->data[out->len] = '\0';
+    return 0;
+}
+
+static int b64val(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+int ahl_base64_decode(const char *s, size_t n, struct ahl_buf *out)
+{
+    if (n % 4 != 0)
+        return AHL_EPARSE;
+    size_t start = out->len;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4];
+        int pad = 0;
+        for (int k = 0; k < 4; k++) {
+            char c = s[i + k];
+            if (c == '=' && i + 4 == n && k >= 2) {
+                v[k] = 0;
+                pad++;
+            } else {
+                if (pad)
+                    goto bad;
+                v[k] = b64val(c);
+                if (v[k] < 0)
+                    goto bad;
+            }
+        }
+        uint8_t bytes[3] = {(uint8_t)(v[0] << 2 | v[1] >> 4), (uint8_t)(v[1] << 4 | v[2] >> 2),
+                            (uint8_t)(v[2] << 6 | v[3])};
+        int rc = ahl_buf_add(out, bytes, (size_t)(3 - pad));
+        if (rc < 0) {
+            ahl_buf_truncate(out, start);
+            return rc;
+        }
+    }
+    return 0;
+bad:
+    ahl_buf_truncate(out, start);
+    return AHL_EPARSE;
+}
+
+void ahl_sha256(const void *p, size_t n, uint8_t out[AHL_SHA256_LEN])
+{
+    unsigned int len = AHL_SHA256_LEN;
+    EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+}
+
+void ahl_sha256_hex(const void *p, size_t n, char out[AHL_SHA256_HEX_LEN + 1])
+{
+    uint8_t d[AHL_SHA256_LEN];
+    ahl_sha256(p, n, d);
+    ahl_hex_encode(d, sizeof d, out);
+}
+
+void ahl_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t n,
+                     uint8_t out[AHL_SHA256_LEN])
+{
+    unsigned int len = AHL_SHA256_LEN;
+    HMAC(EVP_sha256(), key, (int)keylen, msg, n, out, &len);
+}
+
+uint32_t ahl_crc32(uint32_t crc, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n > 0) {
+        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        crc = (uint32_t)crc32(crc, b, chunk);
+        b += chunk;
+        n -= chunk;
+    }
+    return crc;
+}
+
+int ahl_random_bytes(void *out, size_t n)
+{
+    return RAND_bytes(out, (int)n) == 1 ? 0 : AHL_EIO;
+}
+
+int ahl_random_id(char out[33])
+{
+    uint8_t b[16];
+    if (ahl_random_bytes(b, sizeof b) < 0)
+        return AHL_EIO;
+    ahl_hex_encode(b, sizeof b, out);
+    return 0;
+}
+
+int ahl_memeq_ct(const void *a, const void *b, size_t n)
+{
+    return CRYPTO_memcmp(a, b, n) == 0 ? 0 : 1;
+}

@@ -1,0 +1,16 @@
+/* The ahilite command line: one function per subcommand, each taking the arguments after the
+ * subcommand name (argv[0] is the subcommand) and returning the process exit status.
+ * Exit status: 0 success, 1 the work failed (damage found, files failed), 2 usage error. */
+#ifndef AHL_CLI_CLI_H
+#define AHL_CLI_CLI_H
+
+struct ahl_cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+};
+
+/* The table of subcommands, ending with a zeroed entry. */
+extern const struct ahl_cli_command ahl_cli_commands[];
+
+#endif /* AHL_CLI_CLI_H */

@@ -1,0 +1,132 @@
+/* Unit tests for src/base: buffers, errors, codecs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "base/codec.h"
+#include "base/err.h"
+
+static void test_buf_cap_keeps_contents(void **state)
+{
+    (void)state;
+    struct ahl_buf b;
+    ahl_buf_init(&b, 8);
+    assert_string_equal(b.data, "");
+    assert_int_equal(ahl_buf_adds(&b, "abcde"), 0);
+    assert_int_equal(ahl_buf_adds(&b, "fghi"), AHL_ETOOBIG);
+    assert_string_equal(b.data, "abcde");
+    assert_int_equal(ahl_buf_addf(&b, "%d", 123), 0);
+    assert_string_equal(b.data, "abcde123");
+    assert_int_equal(ahl_buf_addc(&b, 'x'), AHL_ETOOBIG);
+    size_t len;
+    char *p = ahl_buf_detach(&b, &len);
+    assert_int_equal(len, 8);
+    assert_string_equal(p, "abcde123");
+    free(p);
+    assert_string_equal(b.data, "");
+    ahl_buf_release(&b);
+}
+
+static void test_buf_addf_long(void **state)
+{
+    (void)state;
+    struct ahl_buf b;
+    ahl_buf_init(&b, AHL_BUF_UNLIMITED);
+    char big[1000];
+    memset(big, 'q', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(ahl_buf_addf(&b, "<%s>", big), 0);
+    assert_int_equal(b.len, 1001);
+    assert_int_equal(b.data[1000], '>');
+    ahl_buf_release(&b);
+}
+
+struct b64_case {
+    const char *raw, *enc;
+};
+
+static const struct b64_case b64_cases[] = {
+    {"", ""},       {"f", "Zg=="},         {"fo", "Zm8="},
+    {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"{\"a\":1}", "eyJhIjoxfQ=="},
+};
+
+static void test_base64_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof b64_cases / sizeof b64_cases[0]; i++) {
+        struct ahl_buf b;
+        ahl_buf_init(&b, 1024);
+        assert_int_equal(
+            ahl_base64_encode((const uint8_t *)b64_cases[i].raw, strlen(b64_cases[i].raw), &b), 0);
+        assert_string_equal(b.data, b64_cases[i].enc);
+        ahl_buf_reset(&b);
+        assert_int_equal(ahl_base64_decode(b64_cases[i].enc, strlen(b64_cases[i].enc), &b), 0);
+        assert_string_equal(b.data, b64_cases[i].raw);
+        ahl_buf_release(&b);
+    }
+}
+
+static void test_base64_rejects(void **state)
+{
+    (void)state;
+    static const char *bad[] = {"Zg=", "Z===", "Zm9v!A==", "Zg==Zg==", "Zm 9"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct ahl_buf b;
+        ahl_buf_init(&b, 1024);
+        assert_int_equal(ahl_base64_decode(bad[i], strlen(bad[i]), &b), AHL_EPARSE);
+        assert_int_equal(b.len, 0);
+        ahl_buf_release(&b);
+    }
+}
+
+static void test_sha256_and_hex(void **state)
+{
+    (void)state;
+    char hex[65];
+    ahl_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    uint8_t d[32];
+    assert_int_equal(ahl_hex_decode(hex, d, 32), 0);
+    assert_int_equal(d[0], 0xba);
+    assert_int_equal(ahl_hex_decode("zz", d, 1), AHL_EPARSE);
+    assert_int_equal(ahl_crc32(0, "123456789", 9), 0xCBF43926u);
+}
+
+static void test_random_id_shape(void **state)
+{
+    (void)state;
+    char a[33], b[33];
+    assert_int_equal(ahl_random_id(a), 0);
+    assert_int_equal(ahl_random_id(b), 0);
+    assert_int_equal(strlen(a), 32);
+    assert_true(strspn(a, "0123456789abcdef") == 32);
+    assert_string_not_equal(a, b);
+}
+
+static void test_err_fail(void **state)
+{
+    (void)state;
+    struct ahl_err e;
+    ahl_err_clear(&e);
+    assert_int_equal(ahl_fail(&e, AHL_ENOTFOUND, NULL, "image set %s", "x"), AHL_ENOTFOUND);
+    assert_string_equal(e.aws_type, "ResourceNotFoundException");
+    assert_string_equal(e.msg, "image set x");
+    assert_string_equal(ahl_err_name(AHL_ECONFLICT), "ECONFLICT");
+    assert_int_equal(ahl_fail(NULL, AHL_EINVAL, NULL, "ignored"), AHL_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_cap_keeps_contents), cmocka_unit_test(test_buf_addf_long),
+        cmocka_unit_test(test_base64_table),           cmocka_unit_test(test_base64_rejects),
+        cmocka_unit_test(test_sha256_and_hex),         cmocka_unit_test(test_random_id_shape),
+        cmocka_unit_test(test_err_fail),
+    };
+    return cmocka_run_group_tests_name("base", tests, NULL, NULL);
+}
