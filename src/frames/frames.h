@@ -1,0 +1,302 @@
+/* Image frames: decode the pixel data of an imported DICOM instance one frame at a time, store each
+ * frame the way AWS HealthImaging does (HTJ2K lossless, or the original bytes for the lossy
+ * syntaxes HealthImaging keeps), compute the per-frame metadata HealthImaging records, and keep
+ * frame blobs in a crash-safe filesystem store.
+ *
+ * Calling sequence at import, per instance:
+ *
+ *     struct ahl_pixel_desc d;
+ *     ahl_pixel_desc_from_dataset(&file->ds, file->transfer_syntax, &d, err);
+ *     -- encapsulated: map fragments to frames once
+ *     struct ahl_frame_span *spans = calloc(d.number_of_frames, sizeof *spans);
+ *     ahl_frames_map_fragments(&file->pixel, d.number_of_frames, read_fn, ctx, spans, err);
+ *     for each frame i:
+ *         -- gather the frame's bytes: native, ahl_native_frame_extract(); encapsulated, the
+ *         -- fragments spans[i].first .. +count concatenated
+ *         struct ahl_stored_frame sf;
+ *         ahl_frame_transcode(&d, bytes, n, &sf, err);       -- decode, encode, metadata
+ *         ahl_framestore_put(&fs, sf.id, sf.data, sf.len, err);
+ *         -- record sf.id, sf.min_pixel, sf.max_pixel, sf.frame_size_in_bytes, sf.levels[] and
+ *         -- sf.stored_transfer_syntax in the instance's metadata
+ *         ahl_stored_frame_release(&sf);
+ *
+ * and at GetImageFrame: ahl_framestore_open_frame() (or _get()) by id, answered with the
+ * Content-Type ahl_frame_content_type(StoredTransferSyntaxUID).
+ *
+ * Storage policy (what HealthImaging's "supported transfer syntaxes" page says, followed here):
+ * - Stored as-is (StoredTransferSyntaxUID = the source syntax, bytes = the frame's fragments
+ *   concatenated): JPEG Baseline 1.2.840.10008.1.2.4.50, JPEG 2000 (lossy allowed)
+ *   1.2.840.10008.1.2.4.91, HTJ2K (lossy allowed) 1.2.840.10008.1.2.4.203. Transcoding these
+ *   losslessly would only bloat them; metadata (min/max, checksums) is computed on their decode.
+ *   Binary segmentations (BitsAllocated 1) are stored as-is in Explicit VR Little Endian form
+ *   (1.2.840.10008.1.2.1, the frame's bits packed from the frame's first pixel, LSB first).
+ * - Everything else (native LE/BE/deflated, RLE, JPEG extended/lossless, JPEG-LS, JPEG 2000
+ *   lossless, HTJ2K lossless) is decoded and re-encoded as HTJ2K lossless with RPCL progression
+ *   (StoredTransferSyntaxUID 1.2.840.10008.1.2.4.202): reversible 5/3 wavelet, 64x64 code blocks,
+ *   RPCL, up to 5 decomposition levels (fewer for images under 32 pixels on a side, so the lowest
+ *   level is at least 1 pixel), the reversible colour transform for 3-sample images, one tile,
+ *   and a TLM marker segment. Signed data is encoded as signed components with the precision of
+ *   BitsStored, so the stored frame decodes to exactly the source samples.
+ *   JPEG extended (.4.51) and JPEG-LS near-lossless (.4.81) are lossy at the source; they are
+ *   transcoded as HealthImaging does, losslessly with respect to their decoded pixels.
+ *
+ * The canonical raw frame (what decoders produce and what checksums are computed over):
+ * - samples little-endian, 1 byte each when the precision (BitsStored) is <= 8, else 2 bytes;
+ * - colour pixel-interleaved (R G B R G B ...) whatever the source PlanarConfiguration;
+ * - signed samples sign-extended to the container (two's complement); unsigned samples with the
+ *   bits above HighBit cleared (DICOM says they are not part of the pixel value);
+ * - photometric values as stored: MONOCHROME1 is not inverted, PALETTE COLOR keeps its indices,
+ *   YBR_FULL keeps its Y/Cb/Cr values. YBR_FULL_422 native data is expanded to full-resolution
+ *   YBR_FULL (each chroma pair repeated for both pixels, no colour conversion), which is what
+ *   DICOM toolkits hand out. Decoders that apply a colour transform because the codestream says so
+ *   (JPEG YCbCr -> RGB by libjpeg / IJG, JPEG 2000 ICT/RCT) report "RGB" in ahl_raw_frame.
+ *   photometric; the importer should then record the photometric of the stored frame.
+ * - 32-bit samples (BitsAllocated 32) and float pixel data are not supported (AHL_EUNSUPPORTED).
+ *
+ * Per-frame metadata (HealthImaging's ImageFrames entries):
+ * - ID: 32 lowercase hex digits, the first 128 bits of SHA-256 over the stored transfer syntax UID,
+ *   a NUL and the stored bytes. A content address: re-importing the same instance, copying an
+ *   image set or making a new version references the same blob, and the write is idempotent.
+ *   Consequence for deletion: a frame id may be referenced by several image sets, so a blob may
+ *   only be deleted once no version of any image set references it (reachability, not ownership).
+ * - FrameSizeInBytes: the size of the stored (encoded) frame, i.e. the bytes GetImageFrame returns.
+ * - MinPixelValue / MaxPixelValue: over all samples of the decoded frame, as signed values when
+ *   PixelRepresentation is 1.
+ * - PixelDataChecksumFromBaseToFullResolution: one {Width, Height, Checksum} per resolution level
+ *   of the stored frame, lowest first, full size last; Checksum = CRC32 (zlib) of the canonical raw
+ *   buffer of the stored frame decoded at that level (OpenJPEG, opj_set_decoded_resolution_factor).
+ *   Frames stored as-is in a non-wavelet syntax (JPEG baseline, native) have one entry, full size.
+ *
+ * Limits: rows and columns <= 65535, samples per pixel 1 or 3, a decoded frame <= 1 GiB.
+ * Thread safety: every function may be called from several threads at once on different objects.
+ */
+#ifndef AHL_FRAMES_FRAMES_H
+#define AHL_FRAMES_FRAMES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "dicom/dataset.h"
+
+/* Transfer syntaxes this module speaks of. */
+#define AHL_TS_IMPLICIT_LE "1.2.840.10008.1.2"
+#define AHL_TS_EXPLICIT_LE "1.2.840.10008.1.2.1"
+#define AHL_TS_DEFLATED_LE "1.2.840.10008.1.2.1.99"
+#define AHL_TS_EXPLICIT_BE "1.2.840.10008.1.2.2"
+#define AHL_TS_JPEG_BASELINE "1.2.840.10008.1.2.4.50"
+#define AHL_TS_JPEG_EXTENDED "1.2.840.10008.1.2.4.51"
+#define AHL_TS_JPEG_LOSSLESS "1.2.840.10008.1.2.4.57"
+#define AHL_TS_JPEG_LOSSLESS_SV1 "1.2.840.10008.1.2.4.70"
+#define AHL_TS_JPEGLS_LOSSLESS "1.2.840.10008.1.2.4.80"
+#define AHL_TS_JPEGLS_NEAR "1.2.840.10008.1.2.4.81"
+#define AHL_TS_J2K_LOSSLESS "1.2.840.10008.1.2.4.90"
+#define AHL_TS_J2K "1.2.840.10008.1.2.4.91"
+#define AHL_TS_HTJ2K_LOSSLESS "1.2.840.10008.1.2.4.201"
+#define AHL_TS_HTJ2K_RPCL "1.2.840.10008.1.2.4.202"
+#define AHL_TS_HTJ2K "1.2.840.10008.1.2.4.203"
+#define AHL_TS_RLE "1.2.840.10008.1.2.5"
+
+#define AHL_FRAME_MAX_DIM 65535u
+#define AHL_FRAME_MAX_BYTES ((size_t)1 << 30)
+#define AHL_FRAME_MAX_LEVELS 8
+
+/* How a transfer syntax's pixel data is coded. */
+enum ahl_frame_codec {
+    AHL_CODEC_UNSUPPORTED = 0,
+    AHL_CODEC_NATIVE, /* implicit/explicit LE, deflated (the reader inflates), explicit BE */
+    AHL_CODEC_RLE,    /* RLE Lossless, our own decoder */
+    AHL_CODEC_JPEG,   /* .4.50 .4.51 .4.57 .4.70: libjpeg-turbo or DCMTK's IJG 8/12/16 */
+    AHL_CODEC_JPEGLS, /* .4.80 .4.81: CharLS */
+    AHL_CODEC_J2K,    /* .4.90 .4.91 and HTJ2K .4.201-.4.203: OpenJPEG */
+};
+
+/* The Image Pixel module values of an instance and its transfer syntax. */
+struct ahl_pixel_desc {
+    uint32_t rows, columns;
+    uint16_t samples_per_pixel;
+    uint16_t bits_allocated, bits_stored, high_bit;
+    uint16_t pixel_representation; /* 0 unsigned, 1 two's complement */
+    uint16_t planar_configuration; /* 0 interleaved, 1 planar (native and RLE only) */
+    uint32_t number_of_frames;     /* 1 when the element is absent */
+    char photometric[17];          /* PhotometricInterpretation, padding removed */
+    char transfer_syntax[65];
+};
+
+/* A frame in canonical form (see the top comment). Owned by the caller; release with
+ * ahl_raw_frame_release(). */
+struct ahl_raw_frame {
+    uint32_t width, height;
+    uint16_t components;       /* 1 or 3 */
+    uint16_t bytes_per_sample; /* 1 or 2 */
+    uint16_t precision;        /* significant bits per sample, 1..16 */
+    bool is_signed;
+    char photometric[17]; /* of the decoded samples (may be "RGB" for a YBR source) */
+    uint8_t *data;        /* width * height * components * bytes_per_sample bytes */
+    size_t len;
+};
+
+/* One resolution level of a stored frame. */
+struct ahl_frame_level {
+    uint32_t width, height;
+    uint32_t checksum; /* CRC32 of the canonical raw buffer at this level */
+};
+
+/* A frame ready to store, and its ImageFrames metadata. Release with ahl_stored_frame_release(). */
+struct ahl_stored_frame {
+    char id[33];                     /* 32 lowercase hex + NUL */
+    char stored_transfer_syntax[65]; /* StoredTransferSyntaxUID */
+    const char *content_type;        /* static, for GetImageFrame */
+    uint8_t *data;                   /* the bytes to store and serve */
+    size_t len;
+    uint64_t frame_size_in_bytes;                        /* FrameSizeInBytes == len */
+    int64_t min_pixel, max_pixel;                        /* MinPixelValue, MaxPixelValue */
+    struct ahl_frame_level levels[AHL_FRAME_MAX_LEVELS]; /* lowest resolution first */
+    size_t n_levels;
+};
+
+/* ---- describing the input ---- */
+
+/* The codec of a transfer syntax UID (trailing NUL/space padding tolerated). */
+enum ahl_frame_codec ahl_frame_codec_of(const char *transfer_syntax);
+
+/* Fills d from the dataset's Image Pixel module (Rows, Columns, SamplesPerPixel, BitsAllocated,
+ * BitsStored, HighBit, PixelRepresentation, PhotometricInterpretation, PlanarConfiguration,
+ * NumberOfFrames) and the given transfer syntax, then validates it (ahl_pixel_desc_check).
+ * Binary values are little-endian per dataset.h. 0, AHL_EPARSE (missing or malformed element,
+ * named in err) or AHL_EUNSUPPORTED. */
+int ahl_pixel_desc_from_dataset(const struct ahl_dcm_dataset *ds, const char *transfer_syntax,
+                                struct ahl_pixel_desc *d, struct ahl_err *err);
+
+/* Checks that d describes something this module can handle: sizes within limits, BitsAllocated
+ * 1, 8 or 16, 1 <= BitsStored <= BitsAllocated, HighBit == BitsStored - 1, SamplesPerPixel 1 or 3,
+ * a known transfer syntax. 0, AHL_EPARSE or AHL_EUNSUPPORTED with the reason in err. */
+int ahl_pixel_desc_check(const struct ahl_pixel_desc *d, struct ahl_err *err);
+
+/* Bytes of one native frame as stored in the file (for BitsAllocated 1: the frame's bits rounded
+ * up to whole bytes). 0 when d is invalid. */
+uint64_t ahl_native_frame_size(const struct ahl_pixel_desc *d);
+
+/* Copies native frame `index` out of the whole native pixel data value (pixel, pixel_len) into a
+ * new malloc'd buffer (*out, *out_len), so that ahl_frame_decode/_transcode see the frame from
+ * its first byte. For BitsAllocated 1 frames need not start on a byte boundary; the bits are
+ * shifted down. AHL_EPARSE when the value is too short for the frame. */
+int ahl_native_frame_extract(const struct ahl_pixel_desc *d, const uint8_t *pixel, size_t pixel_len,
+                             uint32_t index, uint8_t **out, size_t *out_len, struct ahl_err *err);
+
+/* ---- encapsulated pixel data: which fragments make which frame ---- */
+
+/* Reads n bytes at offset of the (inflated) stream the fragment offsets refer to. Returns 0 or a
+ * negative AHL_E* code. Short reads are errors. */
+typedef int (*ahl_frames_read_fn)(void *ctx, uint64_t offset, void *buf, size_t n);
+
+struct ahl_frame_span {
+    size_t first;   /* index into px->fragments */
+    size_t count;   /* fragments of this frame, >= 1 */
+    uint64_t bytes; /* sum of their lengths */
+};
+
+/* Maps the fragments of px to number_of_frames frames (spans[number_of_frames]):
+ * 1. with a Basic Offset Table of number_of_frames entries, each entry must point at a fragment
+ *    boundary (entries are offsets from the first fragment's item tag; each item is 8 + length);
+ * 2. else with exactly number_of_frames fragments, one fragment per frame;
+ * 3. else by scanning: a fragment that starts with a JPEG SOI (FF D8), a J2K SOC+SIZ (FF 4F FF 51)
+ *    or a JP2 signature box starts a new frame (read_fn reads those first bytes; NULL skips this
+ *    step). With number_of_frames == 1 all fragments form the one frame.
+ * 0, or AHL_EPARSE saying why the fragments cannot be matched to frames. */
+int ahl_frames_map_fragments(const struct ahl_dcm_pixel *px, uint32_t number_of_frames,
+                             ahl_frames_read_fn read_fn, void *ctx, struct ahl_frame_span *spans,
+                             struct ahl_err *err);
+
+/* ---- decoding ---- */
+
+/* Decodes one frame (native: the frame's bytes from ahl_native_frame_extract; encapsulated: the
+ * frame's fragments concatenated) into the canonical form. 0, AHL_EPARSE (corrupt input: what and
+ * where in err), AHL_EUNSUPPORTED, AHL_ETOOBIG or AHL_ENOMEM. Never reads outside src[0..n). */
+int ahl_frame_decode(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
+                     struct ahl_raw_frame *out, struct ahl_err *err);
+
+/* The individual decoders behind ahl_frame_decode, exposed for tests and fuzzing. Each checks the
+ * codestream's geometry against d (rows, columns, samples, precision) and fails on a mismatch. */
+int ahl_decode_native(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
+                      struct ahl_raw_frame *out, struct ahl_err *err);
+int ahl_decode_rle(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
+                   struct ahl_raw_frame *out, struct ahl_err *err);
+int ahl_decode_jpeg(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
+                    struct ahl_raw_frame *out, struct ahl_err *err);
+int ahl_decode_jpegls(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
+                      struct ahl_raw_frame *out, struct ahl_err *err);
+/* J2K, JP2 and HTJ2K. reduce: discard that many resolution levels (0 = full size); the output is
+ * then the reduced image, as OpenJPEG's opj_set_decoded_resolution_factor gives it. */
+int ahl_decode_j2k(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n, uint32_t reduce,
+                   struct ahl_raw_frame *out, struct ahl_err *err);
+
+/* Frees out->data and zeroes *out. Accepts a zeroed frame. */
+void ahl_raw_frame_release(struct ahl_raw_frame *f);
+
+/* ---- encoding ---- */
+
+/* Encodes a canonical frame as an HTJ2K lossless RPCL codestream (settings in the top comment)
+ * into a new malloc'd buffer. 0, AHL_EINVAL (frame not canonical), AHL_ENOMEM or AHL_EINTERNAL
+ * (the encoder failed; message in err). */
+int ahl_htj2k_encode(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
+                     struct ahl_err *err);
+
+/* ---- import: one source frame to one stored frame ---- */
+
+/* Decodes, applies the storage policy, encodes, verifies and computes the metadata of one frame.
+ * The stored HTJ2K is decoded back (all resolution levels) and compared with the source decode
+ * before success is returned, so a stored frame is always bit-exact. */
+int ahl_frame_transcode(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
+                        struct ahl_stored_frame *out, struct ahl_err *err);
+
+/* Computes min/max over f's samples (signed-aware). f must be non-empty. */
+void ahl_raw_frame_minmax(const struct ahl_raw_frame *f, int64_t *min, int64_t *max);
+
+/* Fills out->levels / n_levels for an already stored frame (out->data, out->len,
+ * out->stored_transfer_syntax), decoding it at each resolution level. */
+int ahl_stored_frame_checksums(const struct ahl_pixel_desc *d, struct ahl_stored_frame *out,
+                               struct ahl_err *err);
+
+/* The frame id of stored bytes (see the top comment). */
+void ahl_frame_id(const char *stored_transfer_syntax, const uint8_t *data, size_t len, char id[33]);
+
+/* Frees out->data and zeroes *out. Accepts a zeroed struct. */
+void ahl_stored_frame_release(struct ahl_stored_frame *f);
+
+/* The Content-Type GetImageFrame answers for a stored transfer syntax (NULL or "" means
+ * .4.202): image/jph, image/jpeg, image/j2c, image/jphc, application/octet-stream, ...,
+ * following HealthImaging's table; application/octet-stream for anything unknown. */
+const char *ahl_frame_content_type(const char *stored_transfer_syntax);
+
+/* ---- the frame store ---- */
+
+/* Frame blobs as files under root: root/<id[0..2]>/<id[2..4]>/<id>. A put writes a temporary
+ * file in the target directory, fsyncs it, renames it into place and fsyncs the directory, so a
+ * frame is either entirely visible or not at all, and an acknowledged put survives a crash.
+ * Temporary files left by a crash start with "tmp." and are removed by ahl_framestore_open().
+ * Ids must be exactly 32 lowercase hex digits (anything else is AHL_EINVAL, so no path tricks). */
+struct ahl_framestore {
+    char root[4096];
+};
+
+/* Creates root (and parents) if needed and sweeps stale temporary files. */
+int ahl_framestore_open(struct ahl_framestore *fs, const char *root, struct ahl_err *err);
+/* Stores a frame. Idempotent: an existing frame with this id is left alone (ids are content
+ * addresses). 0, AHL_EINVAL, AHL_EIO (with errno text in err). */
+int ahl_framestore_put(struct ahl_framestore *fs, const char *id, const void *data, size_t len,
+                       struct ahl_err *err);
+/* Reads a whole frame into a new malloc'd buffer. AHL_ENOTFOUND when absent. */
+int ahl_framestore_get(struct ahl_framestore *fs, const char *id, uint8_t **data, size_t *len,
+                       struct ahl_err *err);
+/* Opens a frame for streaming: *fd (O_RDONLY|O_CLOEXEC, the caller closes it) and *size.
+ * AHL_ENOTFOUND when absent. */
+int ahl_framestore_open_frame(struct ahl_framestore *fs, const char *id, int *fd, uint64_t *size,
+                              struct ahl_err *err);
+/* 1 when present, 0 when absent, negative AHL_E* on error. */
+int ahl_framestore_exists(struct ahl_framestore *fs, const char *id);
+/* Removes a frame (and fsyncs its directory). Deleting an absent frame is AHL_ENOTFOUND. */
+int ahl_framestore_delete(struct ahl_framestore *fs, const char *id, struct ahl_err *err);
+
+#endif /* AHL_FRAMES_FRAMES_H */
