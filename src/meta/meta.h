@@ -1,0 +1,215 @@
+/* The versioned image-set metadata engine: create, read, update, revert, copy and delete image
+ * sets whose every version stays readable and whose updates cost what they change.
+ *
+ * Model (design.md §3). An image set's document is
+ *   {"SchemaVersion":"1.1","DatastoreID":..,"ImageSetID":..,"Patient":{..},
+ *    "Study":{..own keys..,"Series":{uid:{..own keys..,"Instances":{uid:{..}}}}}}
+ * Each node's own attributes (the Patient object; the Study object without "Series"; each Series
+ * object without "Instances"; each Instance object) are serialised once with ahl_json_write and
+ * stored as a chunk named by the SHA-256 of that text, together with a raw-deflate segment of it.
+ * The Series map and each Instances map are persistent B+trees of map chunks keyed by UID (byte
+ * order), fan-out ~32, so changing one instance writes its chunk and one path of map nodes. A
+ * version is a root chunk naming Patient, Study and the Series map. Versions share every chunk
+ * that did not change; nothing is ever overwritten, so every version stays readable.
+ *
+ * Invariants:
+ *   - the document of a version is exactly what ahl_json_write produces for the assembled jansson
+ *     document: top-level keys in the order above, each node's own keys in stored order with
+ *     "Series"/"Instances" last, Series and Instances keys in ascending byte order of the UID;
+ *   - the Series / Instances key of a node equals its SeriesInstanceUID / SOPInstanceUID when the
+ *     node has one (a forced UID change re-keys the node);
+ *   - a new version is written in one store transaction whose last step is a compare-and-set of the
+ *     image set's latest version; a failed update changes nothing.
+ *
+ * Calling sequence:
+ *     struct ahl_store *store;  ahl_store_open_sqlite(dir, 0, &store);
+ *     struct ahl_meta *m;       ahl_meta_open(store, NULL, &m);
+ *     ahl_meta_imageset_create(m, dsid, doc, &copts, &info, &err);
+ *     ahl_meta_update(m, dsid, info.set.id, &upd, &res, &err);
+ *     ahl_meta_metadata_gzip(m, dsid, id, 0, write_cb, ctx, &err);   // 0 = latest version
+ *     ahl_meta_close(m);  ahl_store_close(store);
+ * An ahl_meta is safe to use from several threads at once (the store serialises writers; the
+ * chunk cache has its own lock).
+ *
+ * Errors: 0 or a negative AHL_E* with err (optional) carrying the AWS error type and a message:
+ * AHL_ENOTFOUND (ResourceNotFoundException), AHL_EINVAL (ValidationException), AHL_ECONFLICT
+ * (ConflictException: stale latestVersionId, LOCKED set), AHL_EQUOTA (ServiceQuotaExceeded:
+ * update blob over the limit), AHL_ECORRUPT / AHL_EIO (InternalServerException).
+ */
+#ifndef AHL_META_META_H
+#define AHL_META_META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "base/err.h"
+#include "store/store.h"
+
+struct ahl_meta;
+
+struct ahl_meta_opts {
+    size_t cache_bytes;      /* chunk cache budget; 0: 256 MiB */
+    size_t max_update_bytes; /* per update blob; 0: 10,000 (AWS's default quota) */
+    bool aws_primary_rules;  /* today's AWS restrictions on primary sets (see rules.h) */
+    int deflate_level;       /* for chunk segments; 0: 6 */
+};
+
+/* The state of an image set at one version, as GetImageSet reports it. */
+struct ahl_meta_info {
+    struct ahl_imageset_rec set; /* the image-set row (latest version, state, primary) */
+    struct ahl_version_rec ver;  /* the version asked for */
+};
+
+/* Opens the engine over an open store (which must outlive it). opts may be NULL. */
+int ahl_meta_open(struct ahl_store *store, const struct ahl_meta_opts *opts, struct ahl_meta **out);
+/* NULL is accepted. */
+void ahl_meta_close(struct ahl_meta *m);
+/* The store the engine was opened with (data stores, tags and jobs are used through it). */
+struct ahl_store *ahl_meta_store(struct ahl_meta *m);
+
+/* ---- creating and importing ---------------------------------------------------------------- */
+
+struct ahl_meta_create_opts {
+    bool is_primary;
+    const char *workflow_status; /* NULL: "CREATED"; the importer passes "IMPORTED" */
+    const char *imageset_id;     /* NULL: a fresh random id */
+};
+
+/* Creates an image set, version 1, from a normalized document
+ *   {"Patient":{"DICOM":..},"Study":{"DICOM":..,"Series":{uid:{"DICOM":..,"Instances":{uid:{..}}}}}}
+ * (SchemaVersion, DatastoreID and ImageSetID, if present, are ignored and regenerated). The data
+ * store must exist and be ACTIVE. */
+int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const json_t *doc,
+                             const struct ahl_meta_create_opts *opts, struct ahl_meta_info *out,
+                             struct ahl_err *err);
+
+/* Adds or replaces instances of an existing set from a normalized document of the same shape,
+ * making a new version (import into an existing primary set). Patient, Study and Series DICOM
+ * attributes in doc are merged into the stored ones; each given instance replaces the stored one
+ * with the same SOPInstanceUID. Re-importing identical content still makes a version, as AWS does,
+ * unless expected_latest is given and the content is unchanged (then no version; out reports the
+ * current one). expected_latest: 0 = whatever is latest, else compare-and-set. */
+int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id,
+                                    const char *imageset_id, const json_t *doc,
+                                    uint64_t expected_latest, struct ahl_meta_info *out,
+                                    struct ahl_err *err);
+
+/* ---- reading -------------------------------------------------------------------------------- */
+
+/* The image set and one of its versions (0: the latest). AHL_ENOTFOUND for a DELETED set or a
+ * version that does not exist. */
+int ahl_meta_imageset_get(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
+                          uint64_t version, struct ahl_meta_info *out, struct ahl_err *err);
+
+/* Versions newest first, below `below` (0: from the newest), at most limit (1..50). */
+int ahl_meta_versions_list(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
+                           uint64_t below, unsigned limit, ahl_store_version_cb cb, void *ctx,
+                           struct ahl_err *err);
+
+/* Receives the response body piece by piece; non-zero stops the stream (returned as is). */
+typedef int (*ahl_meta_write_cb)(void *ctx, const void *p, size_t n);
+
+/* GetImageSetMetadata: the document of a version (0: latest) as one gzip member, assembled from
+ * the chunks' stored deflate segments plus freshly written stored blocks for the glue between
+ * them; the trailer's CRC is combined with crc32_combine. Inflated, it equals
+ * ahl_meta_metadata_json() byte for byte. */
+int ahl_meta_metadata_gzip(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
+                           uint64_t version, ahl_meta_write_cb cb, void *ctx, struct ahl_err *err);
+
+/* The document of a version as a jansson object (caller json_decref's it). */
+int ahl_meta_document(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
+                      uint64_t version, json_t **out, struct ahl_err *err);
+
+/* The reference serialisation: ahl_json_write of ahl_meta_document(). Appends to out. */
+int ahl_meta_metadata_json(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
+                           uint64_t version, struct ahl_buf *out, struct ahl_err *err);
+
+/* ---- UpdateImageSetMetadata ----------------------------------------------------------------- */
+
+struct ahl_meta_update {
+    uint64_t latest_version; /* the request's latestVersion: compare-and-set */
+    bool force;
+    bool include_study_image_sets;
+    /* DICOMUpdates: the decoded blobs (NULL when absent). Each must be a JSON object of at most
+     * max_update_bytes bytes. */
+    const char *updatable;
+    size_t updatable_len;
+    const char *removable;
+    size_t removable_len;
+    uint64_t revert_to_version; /* revertToVersionId; 0 when absent. Exclusive with the blobs. */
+};
+
+struct ahl_meta_update_result {
+    uint64_t latest_version;     /* the new version */
+    char state[16];              /* as the call reports it: "LOCKED" */
+    char workflow_status[40];    /* "UPDATING" */
+    int64_t created_at_ms;       /* the image set's */
+    int64_t updated_at_ms;       /* the new version's */
+    unsigned study_sets_updated; /* with include_study_image_sets: other sets given a version */
+};
+
+/* Applies an update (or a revert) as one new version. Every attribute is checked with
+ * ahl_rules_check_set / ahl_rules_check_remove before anything is written. On success the set
+ * is ACTIVE / UPDATED at the new version (the work is done synchronously in one transaction);
+ * the result reports LOCKED / UPDATING as AWS's asynchronous call does. */
+int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
+                    const struct ahl_meta_update *u, struct ahl_meta_update_result *res,
+                    struct ahl_err *err);
+
+/* ---- CopyImageSet --------------------------------------------------------------------------- */
+
+struct ahl_meta_copy {
+    uint64_t source_latest_version;
+    const char *destination_id; /* NULL: copy into a new image set */
+    uint64_t destination_latest_version;
+    const char *copiable_attributes; /* NULL: everything; else the JSON string of §8 */
+    size_t copiable_len;
+    bool force;
+    bool promote_to_primary;
+};
+
+struct ahl_meta_copy_result {
+    struct ahl_imageset_rec source;      /* as reported: LOCKED / COPYING_WITH_READ_ONLY_ACCESS */
+    struct ahl_imageset_rec destination; /* as reported: LOCKED / COPYING, the new version */
+};
+
+/* Copies the source set's latest version (or the subset named by copiable_attributes) into a new
+ * set, or merges it into an existing destination as a new version. Instances whose SOPInstanceUID
+ * already exists in the destination are replaced. Without force, the source's Patient, Study and
+ * Series attributes must agree with the destination's (ValidationException otherwise); with force
+ * the destination's keep theirs and the version records overrides.forced. promote_to_primary
+ * makes the new destination primary. Completed synchronously: afterwards both are ACTIVE, the
+ * destination COPIED. */
+int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *source_id,
+                  const struct ahl_meta_copy *c, struct ahl_meta_copy_result *res,
+                  struct ahl_err *err);
+
+/* DeleteImageSet: marks the set DELETED (it disappears from lists and reads; chunks stay, shared
+ * with other sets). out (may be NULL) reports the state as the call does: LOCKED / DELETING. */
+int ahl_meta_imageset_delete(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
+                             struct ahl_imageset_rec *out, struct ahl_err *err);
+
+/* ---- integrity ---------------------------------------------------------------------------- */
+
+/* Receives one line per problem found, e.g. "chunk 3fa2..: stored bytes hash to 91c0..". */
+typedef void (*ahl_meta_report_cb)(void *ctx, const char *line);
+
+struct ahl_meta_check_stats {
+    uint64_t chunks;
+    uint64_t versions;
+    uint64_t problems;
+};
+
+/* Re-hashes every chunk and walks every version of every image set, reporting each damaged or
+ * missing chunk with the versions that need it. 0 if everything is sound, AHL_ECORRUPT if
+ * anything was reported, another AHL_E* if the check itself could not run. */
+int ahl_meta_check(struct ahl_meta *m, ahl_meta_report_cb cb, void *ctx,
+                   struct ahl_meta_check_stats *stats);
+
+/* Bytes held by the chunk cache (for tests and the bench). */
+size_t ahl_meta_cache_bytes(struct ahl_meta *m);
+
+#endif /* AHL_META_META_H */

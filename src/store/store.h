@@ -1,0 +1,321 @@
+/* The storage interface: everything ahilite keeps, behind one struct of function pointers.
+ *
+ * The metadata engine (src/meta), the import jobs and the API layer talk to storage only through
+ * this header; no SQL exists outside src/store/. A backend (SQLite here, PostgreSQL later) fills
+ * in struct ahl_store_ops and embeds struct ahl_store as the first member of its handle. Both
+ * backends must pass the same tests.
+ *
+ * What is stored:
+ *   - data stores and the tags of any resource ARN;
+ *   - image sets (one row each: state, workflow status, primary flag, latest version);
+ *   - versions of an image set ("1", "2", ... kept as integers here), each naming a root chunk;
+ *   - content-addressed chunks: SHA-256 of the canonical bytes -> kind, the bytes as stored
+ *     (for JSON chunks a raw-deflate segment, see below), crc32 and length of the uncompressed
+ * text;
+ *   - one search-index row per image set, rewritten with every new version;
+ *   - import jobs.
+ *
+ * Transactions. Every call but open/close runs inside a transaction obtained from
+ * ahl_store_begin(). A read transaction sees one consistent snapshot (several may run at once, from
+ * several threads). A write transaction is exclusive (the SQLite backend serialises writers on one
+ * connection with BEGIN IMMEDIATE); it ends with ahl_store_commit() or ahl_store_rollback(), and
+ * after a failed call inside it the caller must roll back. A transaction belongs to one thread.
+ *
+ *     struct ahl_store_tx *tx;
+ *     if ((rc = ahl_store_begin(store, true, &tx)) < 0) return rc;
+ *     rc = ahl_store_chunk_put(tx, &chunk);
+ *     if (rc == 0) rc = ahl_store_version_put(tx, &ver);
+ *     if (rc == 0) rc = ahl_store_imageset_advance(tx, &set, expected_latest);  // compare-and-set
+ *     rc = rc == 0 ? ahl_store_commit(tx) : (ahl_store_rollback(tx), rc);
+ *
+ * Strings in records are fixed-size, NUL-terminated arrays sized to the service model's limits, so
+ * records need no allocation and no release. Errors: 0 or a negative AHL_E*; AHL_ENOTFOUND for a
+ * missing row, AHL_ECONFLICT for a failed compare-and-set or a duplicate id, AHL_EIO for the
+ * database, AHL_ECORRUPT for stored data that cannot be what was written.
+ */
+#ifndef AHL_STORE_STORE_H
+#define AHL_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/codec.h"
+
+#define AHL_ID_LEN 32 /* data store, image set and job ids: 32 lowercase hex characters */
+#define AHL_MESSAGE_MAX 2048
+
+struct ahl_store;
+struct ahl_store_tx;
+
+/* ---- records ---------------------------------------------------------------------------- */
+
+struct ahl_datastore_rec {
+    char id[AHL_ID_LEN + 1];
+    char name[257];
+    char status[16]; /* CREATING | CREATE_FAILED | ACTIVE | DELETING | DELETED */
+    char kms_key_arn[513];
+    char lambda_authorizer_arn[1025];
+    char lossless_storage_format[32]; /* HTJ2K | JPEG_2000_LOSSLESS */
+    int64_t created_at_ms;
+    int64_t updated_at_ms;
+};
+
+struct ahl_imageset_rec {
+    char id[AHL_ID_LEN + 1];
+    char datastore_id[AHL_ID_LEN + 1];
+    char state[16];           /* ACTIVE | LOCKED | DELETED */
+    char workflow_status[40]; /* ImageSetWorkflowStatus */
+    char message[AHL_MESSAGE_MAX + 1];
+    bool is_primary;
+    uint64_t latest_version; /* 1, 2, ...; 0 only while being created */
+    int64_t created_at_ms;
+    int64_t updated_at_ms;
+    int64_t last_accessed_at_ms;
+    int64_t deleted_at_ms; /* 0 when not deleted */
+};
+
+struct ahl_version_rec {
+    char imageset_id[AHL_ID_LEN + 1];
+    uint64_t version;
+    uint8_t root[AHL_SHA256_LEN]; /* the root chunk of the document */
+    char state[16];
+    char workflow_status[40];
+    char message[AHL_MESSAGE_MAX + 1];
+    bool forced; /* overrides.forced */
+    int64_t created_at_ms;
+    int64_t updated_at_ms;
+};
+
+/* Chunk kinds. JSON chunks hold a node's own attributes; map and root chunks hold structure. */
+enum ahl_chunk_kind {
+    AHL_CHUNK_JSON = 1, /* data: raw-deflate segment (Z_FULL_FLUSH, no BFINAL) of the text */
+    AHL_CHUNK_MAP = 2,  /* data: a persistent-map node, binary, uncompressed */
+    AHL_CHUNK_ROOT = 3, /* data: a version root, binary, uncompressed */
+};
+
+/* A chunk. hash = SHA-256 of the canonical uncompressed bytes; ulen and crc describe those bytes
+ * (for JSON chunks: the text; for the others: data itself). data/len are the bytes as stored. */
+struct ahl_chunk {
+    uint8_t hash[AHL_SHA256_LEN];
+    int kind; /* enum ahl_chunk_kind */
+    uint32_t ulen;
+    uint32_t crc;
+    const void *data;
+    size_t len;
+};
+
+/* The search index: one row per image set, describing its latest version. Empty strings mean the
+ * attribute is absent; has_series_number says whether series_number is meaningful. */
+struct ahl_search_row {
+    char imageset_id[AHL_ID_LEN + 1];
+    char datastore_id[AHL_ID_LEN + 1];
+    bool is_primary;
+    uint64_t version;
+    int64_t created_at_ms;
+    int64_t updated_at_ms;
+    char patient_id[257];
+    char patient_name[257];
+    char patient_birth_date[37];
+    char patient_sex[17];
+    char study_instance_uid[257];
+    char study_id[257];
+    char study_description[257];
+    char accession_number[257];
+    char study_date[37];
+    char study_time[57];
+    char series_instance_uid[257];
+    char modality[33];
+    char body_part_examined[129];
+    bool has_series_number;
+    int32_t series_number;
+    uint32_t number_of_series;
+    uint32_t number_of_instances;
+};
+
+struct ahl_job_rec {
+    char id[AHL_ID_LEN + 1];
+    char datastore_id[AHL_ID_LEN + 1];
+    char name[65];
+    char status[16]; /* SUBMITTED | IN_PROGRESS | COMPLETED | FAILED */
+    char role_arn[2049];
+    char input_uri[1025];
+    char output_uri[1025];
+    char message[AHL_MESSAGE_MAX + 1];
+    char client_token[65];
+    int64_t submitted_at_ms;
+    int64_t ended_at_ms; /* 0 while running */
+};
+
+/* Listing callbacks: return 0 to go on, anything else to stop (the list call then returns it). */
+typedef int (*ahl_store_datastore_cb)(void *ctx, const struct ahl_datastore_rec *rec);
+typedef int (*ahl_store_imageset_cb)(void *ctx, const struct ahl_imageset_rec *rec);
+typedef int (*ahl_store_version_cb)(void *ctx, const struct ahl_version_rec *rec);
+typedef int (*ahl_store_tag_cb)(void *ctx, const char *key, const char *value);
+typedef int (*ahl_store_job_cb)(void *ctx, const struct ahl_job_rec *rec);
+typedef int (*ahl_store_chunk_cb)(void *ctx, const struct ahl_chunk *chunk);
+
+/* ---- the backend interface ---------------------------------------------------------------- */
+
+struct ahl_store_ops {
+    const char *name;
+    void (*close)(struct ahl_store *s);
+    int (*begin)(struct ahl_store *s, bool write, struct ahl_store_tx **out);
+    int (*commit)(struct ahl_store_tx *tx);
+    void (*rollback)(struct ahl_store_tx *tx);
+
+    int (*datastore_put)(struct ahl_store_tx *tx, const struct ahl_datastore_rec *rec, bool create);
+    int (*datastore_get)(struct ahl_store_tx *tx, const char *id, struct ahl_datastore_rec *out);
+    int (*datastore_list)(struct ahl_store_tx *tx, const char *status, const char *after_id,
+                          unsigned limit, ahl_store_datastore_cb cb, void *ctx);
+    int (*datastore_delete)(struct ahl_store_tx *tx, const char *id);
+    int (*datastore_count_imagesets)(struct ahl_store_tx *tx, const char *id, uint64_t *out);
+
+    int (*tag_put)(struct ahl_store_tx *tx, const char *arn, const char *key, const char *value);
+    int (*tag_delete)(struct ahl_store_tx *tx, const char *arn, const char *key);
+    int (*tag_list)(struct ahl_store_tx *tx, const char *arn, ahl_store_tag_cb cb, void *ctx);
+    int (*tag_delete_all)(struct ahl_store_tx *tx, const char *arn);
+
+    int (*imageset_put)(struct ahl_store_tx *tx, const struct ahl_imageset_rec *rec, bool create);
+    int (*imageset_advance)(struct ahl_store_tx *tx, const struct ahl_imageset_rec *rec,
+                            uint64_t expected_latest);
+    int (*imageset_get)(struct ahl_store_tx *tx, const char *datastore_id, const char *id,
+                        struct ahl_imageset_rec *out);
+    int (*imageset_list)(struct ahl_store_tx *tx, const char *datastore_id, const char *after_id,
+                         unsigned limit, ahl_store_imageset_cb cb, void *ctx);
+    int (*imageset_by_study)(struct ahl_store_tx *tx, const char *datastore_id,
+                             const char *study_uid, bool primary_only, ahl_store_imageset_cb cb,
+                             void *ctx);
+
+    int (*version_put)(struct ahl_store_tx *tx, const struct ahl_version_rec *rec);
+    int (*version_update)(struct ahl_store_tx *tx, const struct ahl_version_rec *rec);
+    int (*version_get)(struct ahl_store_tx *tx, const char *imageset_id, uint64_t version,
+                       struct ahl_version_rec *out);
+    int (*version_list)(struct ahl_store_tx *tx, const char *imageset_id, uint64_t below,
+                        unsigned limit, ahl_store_version_cb cb, void *ctx);
+    int (*version_scan)(struct ahl_store_tx *tx, ahl_store_version_cb cb, void *ctx);
+
+    int (*chunk_put)(struct ahl_store_tx *tx, const struct ahl_chunk *c);
+    int (*chunk_get)(struct ahl_store_tx *tx, const uint8_t hash[AHL_SHA256_LEN],
+                     struct ahl_chunk *meta, struct ahl_buf *data);
+    int (*chunk_scan)(struct ahl_store_tx *tx, ahl_store_chunk_cb cb, void *ctx);
+    int (*chunk_stats)(struct ahl_store_tx *tx, uint64_t *count, uint64_t *bytes);
+
+    int (*search_put)(struct ahl_store_tx *tx, const struct ahl_search_row *row);
+    int (*search_get)(struct ahl_store_tx *tx, const char *imageset_id, struct ahl_search_row *out);
+    int (*search_delete)(struct ahl_store_tx *tx, const char *imageset_id);
+
+    int (*job_put)(struct ahl_store_tx *tx, const struct ahl_job_rec *rec, bool create);
+    int (*job_get)(struct ahl_store_tx *tx, const char *datastore_id, const char *id,
+                   struct ahl_job_rec *out);
+    int (*job_list)(struct ahl_store_tx *tx, const char *datastore_id, const char *status,
+                    const char *after_id, unsigned limit, ahl_store_job_cb cb, void *ctx);
+};
+
+/* The handle every backend embeds first. */
+struct ahl_store {
+    const struct ahl_store_ops *ops;
+};
+
+/* The part of a transaction the wrappers need; backends embed it first. */
+struct ahl_store_tx {
+    struct ahl_store *store;
+    bool write;
+};
+
+/* ---- opening ----------------------------------------------------------------------------- */
+
+/* Opens (creating if needed) the SQLite database in data_dir (created with mode 0700 when
+ * missing), migrating its schema to the current version. max_readers bounds the reader
+ * connections kept for concurrent read transactions (0: a default of 8). */
+int ahl_store_open_sqlite(const char *data_dir, unsigned max_readers, struct ahl_store **out);
+/* The file the SQLite backend keeps in data_dir. */
+#define AHL_STORE_SQLITE_FILE "ahilite.db"
+/* Closes any backend. NULL is accepted. Every transaction must have ended. */
+void ahl_store_close(struct ahl_store *s);
+
+/* ---- calls (thin wrappers over ops, documented here) -------------------------------------- */
+
+/* Starts a transaction; write transactions are exclusive and may wait for another writer. */
+int ahl_store_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out);
+/* Makes the writes durable (for SQLite: synchronous=NORMAL in WAL mode) and ends tx. On failure the
+ * transaction is rolled back and ended too. */
+int ahl_store_commit(struct ahl_store_tx *tx);
+/* Discards the writes and ends tx. NULL is accepted. */
+void ahl_store_rollback(struct ahl_store_tx *tx);
+
+/* Data stores. put with create=true inserts (AHL_ECONFLICT if the id exists), otherwise updates
+ * an existing row (AHL_ENOTFOUND). list: by id, optionally only one status, ids > after_id (NULL
+ * or "" from the start), at most limit rows. delete removes the row (its tags are the caller's). */
+int ahl_store_datastore_put(struct ahl_store_tx *tx, const struct ahl_datastore_rec *rec,
+                            bool create);
+int ahl_store_datastore_get(struct ahl_store_tx *tx, const char *id, struct ahl_datastore_rec *out);
+int ahl_store_datastore_list(struct ahl_store_tx *tx, const char *status, const char *after_id,
+                             unsigned limit, ahl_store_datastore_cb cb, void *ctx);
+int ahl_store_datastore_delete(struct ahl_store_tx *tx, const char *id);
+/* Image sets of the data store that are not DELETED. */
+int ahl_store_datastore_count_imagesets(struct ahl_store_tx *tx, const char *id, uint64_t *out);
+
+/* Tags of any resource ARN. put replaces the value of an existing key. list is ordered by key. */
+int ahl_store_tag_put(struct ahl_store_tx *tx, const char *arn, const char *key, const char *value);
+int ahl_store_tag_delete(struct ahl_store_tx *tx, const char *arn, const char *key);
+int ahl_store_tag_list(struct ahl_store_tx *tx, const char *arn, ahl_store_tag_cb cb, void *ctx);
+int ahl_store_tag_delete_all(struct ahl_store_tx *tx, const char *arn);
+
+/* Image sets. put with create=true inserts, otherwise overwrites every column of the row.
+ * advance is the compare-and-set every new version goes through: it overwrites the row only if
+ * the stored latest_version equals expected_latest, else AHL_ECONFLICT and nothing changes.
+ * get: datastore_id may be NULL to find the set in any data store; AHL_ENOTFOUND if the set is
+ * missing or belongs to another data store. list: ordered by id. by_study: the sets of the data
+ * store whose search row carries study_uid, not DELETED, optionally only primary ones. */
+int ahl_store_imageset_put(struct ahl_store_tx *tx, const struct ahl_imageset_rec *rec,
+                           bool create);
+int ahl_store_imageset_advance(struct ahl_store_tx *tx, const struct ahl_imageset_rec *rec,
+                               uint64_t expected_latest);
+int ahl_store_imageset_get(struct ahl_store_tx *tx, const char *datastore_id, const char *id,
+                           struct ahl_imageset_rec *out);
+int ahl_store_imageset_list(struct ahl_store_tx *tx, const char *datastore_id, const char *after_id,
+                            unsigned limit, ahl_store_imageset_cb cb, void *ctx);
+int ahl_store_imageset_by_study(struct ahl_store_tx *tx, const char *datastore_id,
+                                const char *study_uid, bool primary_only, ahl_store_imageset_cb cb,
+                                void *ctx);
+
+/* Versions. put inserts (AHL_ECONFLICT if (imageset, version) exists); update overwrites state,
+ * workflow status, message, forced and updated_at of an existing row. list: newest first,
+ * versions < below (0: from the newest), at most limit. scan: every version of every set. */
+int ahl_store_version_put(struct ahl_store_tx *tx, const struct ahl_version_rec *rec);
+int ahl_store_version_update(struct ahl_store_tx *tx, const struct ahl_version_rec *rec);
+int ahl_store_version_get(struct ahl_store_tx *tx, const char *imageset_id, uint64_t version,
+                          struct ahl_version_rec *out);
+int ahl_store_version_list(struct ahl_store_tx *tx, const char *imageset_id, uint64_t below,
+                           unsigned limit, ahl_store_version_cb cb, void *ctx);
+int ahl_store_version_scan(struct ahl_store_tx *tx, ahl_store_version_cb cb, void *ctx);
+
+/* Chunks. put is INSERT OR IGNORE: a chunk with the same hash is the same chunk. get fills meta
+ * (its data points into data, which receives the stored bytes). scan visits every chunk in hash
+ * order (data valid during the callback only). stats: number of chunks and bytes stored. */
+int ahl_store_chunk_put(struct ahl_store_tx *tx, const struct ahl_chunk *c);
+int ahl_store_chunk_get(struct ahl_store_tx *tx, const uint8_t hash[AHL_SHA256_LEN],
+                        struct ahl_chunk *meta, struct ahl_buf *data);
+int ahl_store_chunk_scan(struct ahl_store_tx *tx, ahl_store_chunk_cb cb, void *ctx);
+int ahl_store_chunk_stats(struct ahl_store_tx *tx, uint64_t *count, uint64_t *bytes);
+
+/* The search index row of an image set (insert or replace; get; delete). */
+int ahl_store_search_put(struct ahl_store_tx *tx, const struct ahl_search_row *row);
+int ahl_store_search_get(struct ahl_store_tx *tx, const char *imageset_id,
+                         struct ahl_search_row *out);
+int ahl_store_search_delete(struct ahl_store_tx *tx, const char *imageset_id);
+
+/* Import jobs. put with create=true inserts, otherwise overwrites. list: newest submission
+ * first, optionally one status, ids after after_id in that order, at most limit. */
+int ahl_store_job_put(struct ahl_store_tx *tx, const struct ahl_job_rec *rec, bool create);
+int ahl_store_job_get(struct ahl_store_tx *tx, const char *datastore_id, const char *id,
+                      struct ahl_job_rec *out);
+int ahl_store_job_list(struct ahl_store_tx *tx, const char *datastore_id, const char *status,
+                       const char *after_id, unsigned limit, ahl_store_job_cb cb, void *ctx);
+
+/* Copies src into a fixed-size record field of size cap: AHL_ETOOBIG if it does not fit. */
+int ahl_store_strset(char *dst, size_t cap, const char *src);
+
+#endif /* AHL_STORE_STORE_H */
