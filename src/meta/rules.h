@@ -43,4 +43,14 @@ int ahl_rules_check_remove(enum ahl_level level, const char *path, const char *k
  * ChecksumType, ... true when key is one of them. */
 bool ahl_rules_is_generated(const char *key);
 
+/* Deepest nesting of sequences a forced update may carry. */
+#define AHL_RULES_MAX_SQ_DEPTH 16
+
+/* true when vr is one of the 34 two-letter VRs of PS3.5 (upper case). */
+bool ahl_rules_is_vr(const char *vr);
+/* Does the single value v (a JSON scalar, or null) fit vr? NULL when it does, else a static
+ * description of what vr expects ("an integer string (at most 12 characters, ...)"), which the
+ * rules print as "VR IS expects <description>". JSON null (an empty value) fits every VR. */
+const char *ahl_rules_vr_problem(const char *vr, const json_t *v);
+
 #endif /* AHL_META_RULES_H */
