@@ -581,6 +581,13 @@ static int resolve_key(const char *path, const char *key, struct key_info *ki, s
 {
     memset(ki, 0, sizeof *ki);
     const struct ahl_dict_entry *e = ahl_dict_by_keyword(key);
+    /* Entries resolved by rule (mask 0: PrivateCreator, group lengths) name ranges of tags, not
+     * one attribute, so their keywords cannot address anything. */
+    if (e && e->mask == 0)
+        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                        "%s.%s: names a range of tags, not one attribute; write the tag as 8 "
+                        "upper-case hex digits",
+                        path, key);
     if (e) {
         if (e->vr[0] == '\0')
             return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
@@ -656,6 +663,10 @@ static int check_common(enum ahl_level level, const char *path, const char *key,
     int rc = resolve_key(path, key, ki, err);
     if (rc < 0)
         return rc;
+    if ((ki->tag & 0xFFFF) == 0)
+        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                        "%s.%s: group lengths describe an encoding and can never be %s", path, key,
+                        verb);
 
     enum ahl_level want = ki->kind == KEY_PUBLIC ? ahl_level_of_tag(ki->tag) : AHL_LEVEL_INSTANCE;
     if (want != level)
