@@ -17,7 +17,8 @@
  *   - payload hash: the x-amz-content-sha256 header when present (hex, UNSIGNED-PAYLOAD or
  *     STREAMING-AWS4-HMAC-SHA256-PAYLOAD, used literally), otherwise the SHA-256 of the body
  *     (botocore sends no x-amz-content-sha256 for non-S3 services). Pre-signed requests without the
- *     header use UNSIGNED-PAYLOAD, as the SDKs sign them.
+ *     header are signed with the body's hash too, except for S3 (UNSIGNED-PAYLOAD), as the SDKs
+ *     pre-sign them.
  *
  * Verification (server side), calling sequence:
  *
