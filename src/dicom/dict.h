@@ -9,7 +9,9 @@
  * Repeating groups (50xx, 60xx, 7Fxx) and ranges are entries with a mask: a tag t matches an
  * entry e when (t & e->mask) == e->tag. Exact entries have mask 0xFFFFFFFF and win over masked
  * ones. Private-creator ranges (gggg,0010-00FF for odd gggg) resolve to the generic
- * "PrivateCreator" entry with VR LO.
+ * "PrivateCreator" entry with VR LO, private group lengths (odd gggg,0000) to "PrivateGroupLength"
+ * and other unlisted group lengths (gggg,0000) to "GenericGroupLength" (retired), both UL; these
+ * rule-based entries have mask 0.
  */
 #ifndef AHL_DICOM_DICT_H
 #define AHL_DICOM_DICT_H
