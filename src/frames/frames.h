@@ -54,8 +54,8 @@
  * - 32-bit samples (BitsAllocated 32) and float pixel data are not supported (AHL_EUNSUPPORTED).
  *
  * Per-frame metadata (HealthImaging's ImageFrames entries):
- * - ID: 32 lowercase hex digits, the first 128 bits of SHA-256 over the stored transfer syntax UID,
- *   a NUL and the stored bytes. A content address: re-importing the same instance, copying an
+ * - ID: 32 lowercase hex digits, the first 128 bits of SHA-256(stored transfer syntax UID, a NUL,
+ *   SHA-256(stored bytes)). A content address: re-importing the same instance, copying an
  *   image set or making a new version references the same blob, and the write is idempotent.
  *   Consequence for deletion: a frame id may be referenced by several image sets, so a blob may
  *   only be deleted once no version of any image set references it (reachability, not ownership).
@@ -65,7 +65,8 @@
  * - PixelDataChecksumFromBaseToFullResolution: one {Width, Height, Checksum} per resolution level
  *   of the stored frame, lowest first, full size last; Checksum = CRC32 (zlib) of the canonical raw
  *   buffer of the stored frame decoded at that level (OpenJPEG, opj_set_decoded_resolution_factor).
- *   Frames stored as-is in a non-wavelet syntax (JPEG baseline, native) have one entry, full size.
+ *   Frames stored as-is in a non-wavelet syntax (JPEG baseline, native) have one entry, full size;
+ *   for 1-bit frames its checksum is over the stored (packed) bytes and min/max are 0 or 1.
  *
  * Limits: rows and columns <= 65535, samples per pixel 1 or 3, a decoded frame <= 1 GiB.
  * Thread safety: every function may be called from several threads at once on different objects.
@@ -147,8 +148,10 @@ struct ahl_frame_level {
 struct ahl_stored_frame {
     char id[33];                     /* 32 lowercase hex + NUL */
     char stored_transfer_syntax[65]; /* StoredTransferSyntaxUID */
-    const char *content_type;        /* static, for GetImageFrame */
-    uint8_t *data;                   /* the bytes to store and serve */
+    char photometric[17];     /* PhotometricInterpretation of the stored frame's decode ("RGB" when
+                                 the source codec converted YBR; see the top comment) */
+    const char *content_type; /* static, for GetImageFrame */
+    uint8_t *data;            /* the bytes to store and serve */
     size_t len;
     uint64_t frame_size_in_bytes;                        /* FrameSizeInBytes == len */
     int64_t min_pixel, max_pixel;                        /* MinPixelValue, MaxPixelValue */

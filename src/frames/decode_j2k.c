@@ -1,0 +1,240 @@
+/* JPEG 2000 (Part 1 and HTJ2K Part 15, raw codestream or JP2 file) through OpenJPEG, from memory.
+ * Also decodes at reduced resolution (opj_set_decoded_resolution_factor), which is how the
+ * per-level checksums of a stored frame are computed, and reports how many resolution levels a
+ * codestream has. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openjpeg.h>
+
+#include "frames/frames.h"
+#include "frames/frames_internal.h"
+
+#include "base/banned.h"
+
+struct mem_src {
+    const uint8_t *p;
+    size_t n, pos;
+};
+
+static OPJ_SIZE_T mem_read(void *buf, OPJ_SIZE_T n, void *user)
+{
+    struct mem_src *m = user;
+    if (m->pos >= m->n)
+        return (OPJ_SIZE_T)-1;
+    size_t k = m->n - m->pos < n ? m->n - m->pos : n;
+    memcpy(buf, m->p + m->pos, k);
+    m->pos += k;
+    return k;
+}
+
+static OPJ_OFF_T mem_skip(OPJ_OFF_T n, void *user)
+{
+    struct mem_src *m = user;
+    if (n < 0) {
+        if ((size_t)-n > m->pos)
+            return -1;
+        m->pos -= (size_t)-n;
+        return n;
+    }
+    size_t k = m->n - m->pos < (size_t)n ? m->n - m->pos : (size_t)n;
+    m->pos += k;
+    return (OPJ_OFF_T)k;
+}
+
+static OPJ_BOOL mem_seek(OPJ_OFF_T n, void *user)
+{
+    struct mem_src *m = user;
+    if (n < 0 || (uint64_t)n > m->n)
+        return OPJ_FALSE;
+    m->pos = (size_t)n;
+    return OPJ_TRUE;
+}
+
+/* OpenJPEG reports errors through a callback; keep the first message for the user. */
+struct opj_msgs {
+    char first[200];
+};
+
+static void on_error(const char *msg, void *user)
+{
+    struct opj_msgs *m = user;
+    if (!m->first[0]) {
+        ahl__copy_str(m->first, sizeof m->first, msg);
+        size_t k = strlen(m->first);
+        while (k > 0 && (m->first[k - 1] == '\n' || m->first[k - 1] == ' '))
+            m->first[--k] = '\0';
+    }
+}
+
+static void on_quiet(const char *msg, void *user)
+{
+    (void)msg;
+    (void)user;
+}
+
+struct j2k_session {
+    opj_codec_t *codec;
+    opj_stream_t *stream;
+    opj_image_t *image;
+    struct mem_src src;
+    struct opj_msgs msgs;
+};
+
+static void session_close(struct j2k_session *s)
+{
+    if (s->image)
+        opj_image_destroy(s->image);
+    if (s->stream)
+        opj_stream_destroy(s->stream);
+    if (s->codec)
+        opj_destroy_codec(s->codec);
+    memset(s, 0, sizeof *s);
+}
+
+static int session_open(struct j2k_session *s, const uint8_t *p, size_t n, struct ahl_err *err)
+{
+    static const uint8_t jp2_sig[] = {0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20};
+    memset(s, 0, sizeof *s);
+    if (n < 4)
+        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                        "JPEG 2000 frame of %zu bytes is too short", n);
+    bool jp2 = n >= 8 && memcmp(p, jp2_sig, 8) == 0;
+    if (!jp2 && !(p[0] == 0xFF && p[1] == 0x4F))
+        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                        "JPEG 2000 frame starts with %02X %02X, not a codestream (FF 4F) or JP2 "
+                        "signature",
+                        p[0], p[1]);
+    s->src.p = p;
+    s->src.n = n;
+    s->codec = opj_create_decompress(jp2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K);
+    s->stream = opj_stream_create(1 << 16, OPJ_TRUE);
+    if (!s->codec || !s->stream) {
+        session_close(s);
+        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory for the JPEG 2000 decoder");
+    }
+    opj_set_error_handler(s->codec, on_error, &s->msgs);
+    opj_set_warning_handler(s->codec, on_quiet, NULL);
+    opj_set_info_handler(s->codec, on_quiet, NULL);
+    opj_stream_set_user_data(s->stream, &s->src, NULL);
+    opj_stream_set_user_data_length(s->stream, n);
+    opj_stream_set_read_function(s->stream, mem_read);
+    opj_stream_set_skip_function(s->stream, mem_skip);
+    opj_stream_set_seek_function(s->stream, mem_seek);
+    opj_dparameters_t params;
+    opj_set_default_decoder_parameters(&params);
+    if (!opj_setup_decoder(s->codec, &params) || !opj_read_header(s->stream, s->codec, &s->image) ||
+        !s->image) {
+        int rc =
+            ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "JPEG 2000 header could not be read: %s",
+                     s->msgs.first[0] ? s->msgs.first : "malformed codestream");
+        session_close(s);
+        return rc;
+    }
+    return 0;
+}
+
+int ahl__j2k_resolutions(const uint8_t *src, size_t n, uint32_t *levels, struct ahl_err *err)
+{
+    struct j2k_session s;
+    int rc = session_open(&s, src, n, err);
+    if (rc < 0)
+        return rc;
+    opj_codestream_info_v2_t *info = opj_get_cstr_info(s.codec);
+    if (!info || !info->m_default_tile_info.tccp_info) {
+        rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                      "JPEG 2000 codestream has no coding style");
+    } else {
+        *levels = info->m_default_tile_info.tccp_info[0].numresolutions;
+        for (OPJ_UINT32 c = 1; c < info->nbcomps; c++)
+            if (info->m_default_tile_info.tccp_info[c].numresolutions < *levels)
+                *levels = info->m_default_tile_info.tccp_info[c].numresolutions;
+    }
+    if (info)
+        opj_destroy_cstr_info(&info);
+    session_close(&s);
+    return rc;
+}
+
+int ahl_decode_j2k(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n, uint32_t reduce,
+                   struct ahl_raw_frame *out, struct ahl_err *err)
+{
+    memset(out, 0, sizeof *out);
+    struct j2k_session s;
+    int rc = session_open(&s, src, n, err);
+    if (rc < 0)
+        return rc;
+    opj_image_t *im = s.image;
+    if (im->numcomps < 1 || !im->comps) {
+        rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "JPEG 2000 image has no components");
+        goto out;
+    }
+    uint32_t full_w = im->x1 - im->x0, full_h = im->y1 - im->y0;
+    rc = ahl__check_geometry(d, "JPEG 2000", full_w, full_h, im->numcomps, err);
+    if (rc < 0)
+        goto out;
+    uint32_t prec = im->comps[0].prec;
+    for (uint32_t c = 0; c < im->numcomps; c++) {
+        if (im->comps[c].dx != 1 || im->comps[c].dy != 1) {
+            rc = ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+                          "JPEG 2000 component %u is subsampled; not supported", c);
+            goto out;
+        }
+        if (im->comps[c].prec != prec || prec < 1 || prec > 16) {
+            rc = ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+                          "JPEG 2000 component precision %u is not supported (1..16, equal for "
+                          "all components)",
+                          im->comps[c].prec);
+            goto out;
+        }
+    }
+    if (reduce > 0 && !opj_set_decoded_resolution_factor(s.codec, reduce)) {
+        rc = ahl_fail(err, AHL_EINVAL, NULL, "cannot decode JPEG 2000 at resolution factor %u: %s",
+                      reduce, s.msgs.first);
+        goto out;
+    }
+    if (!opj_decode(s.codec, s.stream, im) || !opj_end_decompress(s.codec, s.stream)) {
+        rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "JPEG 2000 decoding failed: %s",
+                      s.msgs.first[0] ? s.msgs.first : "malformed codestream");
+        goto out;
+    }
+    uint32_t w = im->comps[0].w, h = im->comps[0].h;
+    for (uint32_t c = 0; c < im->numcomps; c++)
+        if (!im->comps[c].data || im->comps[c].w != w || im->comps[c].h != h) {
+            rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                          "JPEG 2000 decode gave components of different sizes");
+            goto out;
+        }
+    /* The dataset decides signedness and precision (toolkits trust PixelRepresentation when the
+     * codestream disagrees); a codestream with more bits than BitsStored keeps its own. */
+    uint16_t precision = d->bits_stored >= prec ? d->bits_stored : (uint16_t)prec;
+    if (precision > 16)
+        precision = 16;
+    const char *pi = d->photometric;
+    if (strcmp(pi, "YBR_RCT") == 0 || strcmp(pi, "YBR_ICT") == 0)
+        pi = "RGB"; /* OpenJPEG undoes the component transform the codestream declares */
+    rc = ahl__raw_frame_alloc(out, w, h, (uint16_t)im->numcomps, precision,
+                              d->pixel_representation == 1, pi, err);
+    if (rc < 0)
+        goto out;
+    size_t pixels = (size_t)w * h, nc = im->numcomps;
+    for (size_t c = 0; c < nc; c++) {
+        const OPJ_INT32 *cd = im->comps[c].data;
+        if (out->bytes_per_sample == 1)
+            for (size_t i = 0; i < pixels; i++)
+                out->data[i * nc + c] = (uint8_t)cd[i];
+        else
+            for (size_t i = 0; i < pixels; i++) {
+                uint32_t v = (uint32_t)cd[i];
+                out->data[(i * nc + c) * 2] = (uint8_t)v;
+                out->data[(i * nc + c) * 2 + 1] = (uint8_t)(v >> 8);
+            }
+    }
+    ahl__raw_frame_normalize(out);
+out:
+    if (rc < 0)
+        ahl_raw_frame_release(out);
+    session_close(&s);
+    return rc;
+}

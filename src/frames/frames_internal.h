@@ -1,0 +1,39 @@
+/* Helpers shared by the files of the frames module (not part of its interface): the canonical
+ * frame allocator and sample fix-ups, the C++ shims' C entry points, and the few DICOM element
+ * lookups the module needs without linking the DICOM library. */
+#ifndef AHL_FRAMES_INTERNAL_H
+#define AHL_FRAMES_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frames/frames.h"
+
+/* Allocates out->data for a canonical frame of this shape (zero-filled) and fills the fields.
+ * bytes_per_sample follows from precision. AHL_ETOOBIG beyond AHL_FRAME_MAX_BYTES, AHL_ENOMEM. */
+int ahl__raw_frame_alloc(struct ahl_raw_frame *out, uint32_t width, uint32_t height,
+                         uint16_t components, uint16_t precision, bool is_signed,
+                         const char *photometric, struct ahl_err *err);
+
+/* Brings every sample of f into canonical range: sign-extends signed samples from f->precision
+ * bits, clears the bits above the precision of unsigned ones. */
+void ahl__raw_frame_normalize(struct ahl_raw_frame *f);
+
+/* Compares the decoded geometry against the description; fails with a message naming the codec. */
+int ahl__check_geometry(const struct ahl_pixel_desc *d, const char *codec, uint32_t width,
+                        uint32_t height, uint32_t components, struct ahl_err *err);
+
+/* Copies a NUL-terminated string into a fixed array, truncating. */
+void ahl__copy_str(char *dst, size_t cap, const char *src);
+
+/* Compares a transfer syntax UID (which may carry a trailing NUL or space) with a constant. */
+bool ahl__ts_is(const char *ts, const char *uid);
+
+#include "frames/shim.h"
+
+/* The number of resolution levels of a J2K/HTJ2K codestream (decompositions + 1), the smallest
+ * over its components. */
+int ahl__j2k_resolutions(const uint8_t *src, size_t n, uint32_t *levels, struct ahl_err *err);
+
+#endif /* AHL_FRAMES_INTERNAL_H */

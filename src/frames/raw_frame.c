@@ -1,0 +1,132 @@
+/* The canonical raw frame: allocation, the sample fix-ups every decoder ends with, geometry
+ * checks, min/max, and the decoder dispatch by transfer syntax. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "frames/frames.h"
+#include "frames/frames_internal.h"
+
+#include "base/banned.h"
+
+int ahl__raw_frame_alloc(struct ahl_raw_frame *out, uint32_t width, uint32_t height,
+                         uint16_t components, uint16_t precision, bool is_signed,
+                         const char *photometric, struct ahl_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (width == 0 || height == 0 || width > AHL_FRAME_MAX_DIM || height > AHL_FRAME_MAX_DIM ||
+        (components != 1 && components != 3) || precision < 1 || precision > 16)
+        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+                        "unsupported frame shape %ux%u, %u samples of %u bits", width, height,
+                        components, precision);
+    uint16_t bps = precision <= 8 ? 1 : 2;
+    uint64_t len = (uint64_t)width * height * components * bps;
+    if (len > AHL_FRAME_MAX_BYTES)
+        return ahl_fail(err, AHL_ETOOBIG, AHL_AWS_VALIDATION,
+                        "a %ux%u frame exceeds the frame size limit", width, height);
+    out->data = calloc(1, (size_t)len);
+    if (!out->data)
+        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory for a %llu-byte frame",
+                        (unsigned long long)len);
+    out->len = (size_t)len;
+    out->width = width;
+    out->height = height;
+    out->components = components;
+    out->bytes_per_sample = bps;
+    out->precision = precision;
+    out->is_signed = is_signed;
+    ahl__copy_str(out->photometric, sizeof out->photometric, photometric);
+    return 0;
+}
+
+void ahl_raw_frame_release(struct ahl_raw_frame *f)
+{
+    if (!f)
+        return;
+    free(f->data);
+    memset(f, 0, sizeof *f);
+}
+
+void ahl__raw_frame_normalize(struct ahl_raw_frame *f)
+{
+    unsigned bits = f->bytes_per_sample * 8u;
+    if (f->precision >= bits)
+        return;
+    uint32_t mask = (1u << f->precision) - 1, sign = 1u << (f->precision - 1);
+    size_t n = f->len / f->bytes_per_sample;
+    if (f->bytes_per_sample == 1) {
+        for (size_t i = 0; i < n; i++) {
+            uint32_t v = f->data[i] & mask;
+            if (f->is_signed && (v & sign))
+                v |= ~mask;
+            f->data[i] = (uint8_t)v;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            uint32_t v = (f->data[2 * i] | (f->data[2 * i + 1] << 8)) & mask;
+            if (f->is_signed && (v & sign))
+                v |= ~mask;
+            f->data[2 * i] = (uint8_t)v;
+            f->data[2 * i + 1] = (uint8_t)(v >> 8);
+        }
+    }
+}
+
+int ahl__check_geometry(const struct ahl_pixel_desc *d, const char *codec, uint32_t width,
+                        uint32_t height, uint32_t components, struct ahl_err *err)
+{
+    if (width != d->columns || height != d->rows || components != d->samples_per_pixel)
+        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                        "%s codestream is %ux%u with %u components; the dataset says %ux%u with "
+                        "%u samples per pixel",
+                        codec, width, height, components, d->columns, d->rows,
+                        d->samples_per_pixel);
+    return 0;
+}
+
+void ahl_raw_frame_minmax(const struct ahl_raw_frame *f, int64_t *min, int64_t *max)
+{
+    size_t n = f->len / f->bytes_per_sample;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (size_t i = 0; i < n; i++) {
+        int64_t v;
+        if (f->bytes_per_sample == 1)
+            v = f->is_signed ? (int8_t)f->data[i] : f->data[i];
+        else {
+            uint16_t u = (uint16_t)(f->data[2 * i] | (f->data[2 * i + 1] << 8));
+            v = f->is_signed ? (int16_t)u : u;
+        }
+        if (v < lo)
+            lo = v;
+        if (v > hi)
+            hi = v;
+    }
+    if (n == 0)
+        lo = hi = 0;
+    *min = lo;
+    *max = hi;
+}
+
+int ahl_frame_decode(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
+                     struct ahl_raw_frame *out, struct ahl_err *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = ahl_pixel_desc_check(d, err);
+    if (rc < 0)
+        return rc;
+    switch (ahl_frame_codec_of(d->transfer_syntax)) {
+    case AHL_CODEC_NATIVE:
+        return ahl_decode_native(d, src, n, out, err);
+    case AHL_CODEC_RLE:
+        return ahl_decode_rle(d, src, n, out, err);
+    case AHL_CODEC_JPEG:
+        return ahl_decode_jpeg(d, src, n, out, err);
+    case AHL_CODEC_JPEGLS:
+        return ahl_decode_jpegls(d, src, n, out, err);
+    case AHL_CODEC_J2K:
+        return ahl_decode_j2k(d, src, n, 0, out, err);
+    case AHL_CODEC_UNSUPPORTED:
+        break;
+    }
+    return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION, "transfer syntax %s not supported",
+                    d->transfer_syntax);
+}

@@ -1,0 +1,238 @@
+/* Import of one frame: decode the source, apply HealthImaging's storage policy (HTJ2K lossless, or
+ * the original bytes for the syntaxes it keeps), prove the stored frame decodes to exactly the
+ * source pixels, and compute the ImageFrames metadata (id, size, min/max, per-level checksums).
+ * The policy itself is written down in frames.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/codec.h"
+#include "frames/frames.h"
+#include "frames/frames_internal.h"
+
+#include "base/banned.h"
+
+/* HTJ2K wants the lowest resolution level to keep at least one pixel per side. */
+static uint32_t decompositions_for(uint32_t w, uint32_t h)
+{
+    uint32_t m = w < h ? w : h, d = 5;
+    while (d > 0 && (m >> d) < 1)
+        d--;
+    return d;
+}
+
+int ahl_htj2k_encode(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
+                     struct ahl_err *err)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (!f->data || f->width == 0 || f->height == 0 || (f->components != 1 && f->components != 3) ||
+        f->precision < 1 || f->precision > 16 ||
+        f->bytes_per_sample != (f->precision <= 8 ? 1 : 2) ||
+        f->len != (size_t)f->width * f->height * f->components * f->bytes_per_sample)
+        return ahl_fail(err, AHL_EINVAL, NULL, "frame is not in canonical form");
+    char msg[300] = "";
+    int rc = ahl__ojph_encode(f->data, f->width, f->height, f->components, f->bytes_per_sample,
+                              f->precision, f->is_signed, decompositions_for(f->width, f->height),
+                              true, out, out_len, msg, sizeof msg);
+    if (rc == -2)
+        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory in the HTJ2K encoder");
+    if (rc < 0)
+        return ahl_fail(err, AHL_EINTERNAL, AHL_AWS_INTERNAL, "HTJ2K encoding failed: %s", msg);
+    return 0;
+}
+
+void ahl_frame_id(const char *ts, const uint8_t *data, size_t len, char id[33])
+{
+    uint8_t inner[AHL_SHA256_LEN], outer[AHL_SHA256_LEN];
+    char buf[65 + 1 + AHL_SHA256_LEN];
+    size_t tl = strlen(ts);
+    if (tl > 64)
+        tl = 64;
+    ahl_sha256(data, len, inner);
+    memcpy(buf, ts, tl);
+    buf[tl] = '\0';
+    memcpy(buf + tl + 1, inner, AHL_SHA256_LEN);
+    ahl_sha256(buf, tl + 1 + AHL_SHA256_LEN, outer);
+    ahl_hex_encode(outer, 16, id);
+}
+
+void ahl_stored_frame_release(struct ahl_stored_frame *f)
+{
+    if (!f)
+        return;
+    free(f->data);
+    memset(f, 0, sizeof *f);
+}
+
+static uint32_t raw_crc(const struct ahl_raw_frame *f)
+{
+    return ahl_crc32(0, f->data, f->len);
+}
+
+int ahl_stored_frame_checksums(const struct ahl_pixel_desc *d, struct ahl_stored_frame *out,
+                               struct ahl_err *err)
+{
+    out->n_levels = 0;
+    if (!ahl__ts_is(out->stored_transfer_syntax, AHL_TS_HTJ2K_RPCL) &&
+        !ahl__ts_is(out->stored_transfer_syntax, AHL_TS_J2K) &&
+        !ahl__ts_is(out->stored_transfer_syntax, AHL_TS_HTJ2K)) {
+        /* Not a wavelet codestream: one level, the full-size decode. */
+        struct ahl_pixel_desc sd = *d;
+        struct ahl_raw_frame raw;
+        ahl__copy_str(sd.transfer_syntax, sizeof sd.transfer_syntax, out->stored_transfer_syntax);
+        int rc = ahl_frame_decode(&sd, out->data, out->len, &raw, err);
+        if (rc < 0)
+            return rc;
+        out->levels[0].width = raw.width;
+        out->levels[0].height = raw.height;
+        out->levels[0].checksum = raw_crc(&raw);
+        out->n_levels = 1;
+        ahl_raw_frame_release(&raw);
+        return 0;
+    }
+    uint32_t nres = 0;
+    int rc = ahl__j2k_resolutions(out->data, out->len, &nres, err);
+    if (rc < 0)
+        return rc;
+    if (nres < 1 || nres > AHL_FRAME_MAX_LEVELS)
+        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+                        "stored codestream has %u resolution levels (1..%d supported)", nres,
+                        AHL_FRAME_MAX_LEVELS);
+    for (uint32_t i = 0; i < nres; i++) {
+        struct ahl_raw_frame raw;
+        rc = ahl_decode_j2k(d, out->data, out->len, nres - 1 - i, &raw, err);
+        if (rc < 0)
+            return rc;
+        out->levels[i].width = raw.width;
+        out->levels[i].height = raw.height;
+        out->levels[i].checksum = raw_crc(&raw);
+        ahl_raw_frame_release(&raw);
+    }
+    out->n_levels = nres;
+    return 0;
+}
+
+/* Source syntaxes HealthImaging keeps as they are (frames.h, storage policy). */
+static bool stored_as_is(const struct ahl_pixel_desc *d)
+{
+    return ahl__ts_is(d->transfer_syntax, AHL_TS_JPEG_BASELINE) ||
+           ahl__ts_is(d->transfer_syntax, AHL_TS_J2K) ||
+           ahl__ts_is(d->transfer_syntax, AHL_TS_HTJ2K);
+}
+
+static int transcode_1bit(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
+                          struct ahl_stored_frame *out, struct ahl_err *err)
+{
+    uint64_t pixels = (uint64_t)d->rows * d->columns, size = ahl_native_frame_size(d);
+    if (n < size)
+        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                        "1-bit frame holds %zu bytes; %ux%u needs %llu", n, d->columns, d->rows,
+                        (unsigned long long)size);
+    out->data = malloc(size ? size : 1);
+    if (!out->data)
+        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+    memcpy(out->data, src, size);
+    /* Bits past the last pixel belong to no pixel; clear them so equal frames are equal bytes. */
+    if (pixels % 8)
+        out->data[size - 1] &= (uint8_t)((1u << (pixels % 8)) - 1);
+    out->len = size;
+    ahl__copy_str(out->stored_transfer_syntax, sizeof out->stored_transfer_syntax,
+                  AHL_TS_EXPLICIT_LE);
+    ahl__copy_str(out->photometric, sizeof out->photometric, d->photometric);
+    bool any0 = false, any1 = false;
+    for (uint64_t i = 0; i < pixels; i++) {
+        if (out->data[i / 8] & (1u << (i % 8)))
+            any1 = true;
+        else
+            any0 = true;
+    }
+    out->min_pixel = any0 ? 0 : 1;
+    out->max_pixel = any1 ? 1 : 0;
+    out->levels[0].width = d->columns;
+    out->levels[0].height = d->rows;
+    out->levels[0].checksum = ahl_crc32(0, out->data, out->len);
+    out->n_levels = 1;
+    return 0;
+}
+
+int ahl_frame_transcode(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
+                        struct ahl_stored_frame *out, struct ahl_err *err)
+{
+    struct ahl_raw_frame raw = {0}, back = {0};
+    memset(out, 0, sizeof *out);
+    int rc = ahl_pixel_desc_check(d, err);
+    if (rc < 0)
+        return rc;
+
+    if (d->bits_allocated == 1) {
+        rc = transcode_1bit(d, src, n, out, err);
+        goto finish;
+    }
+
+    rc = ahl_frame_decode(d, src, n, &raw, err);
+    if (rc < 0)
+        goto out;
+    ahl_raw_frame_minmax(&raw, &out->min_pixel, &out->max_pixel);
+    ahl__copy_str(out->photometric, sizeof out->photometric, raw.photometric);
+
+    if (stored_as_is(d)) {
+        out->data = malloc(n ? n : 1);
+        if (!out->data) {
+            rc = ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+            goto out;
+        }
+        memcpy(out->data, src, n);
+        out->len = n;
+        ahl__copy_str(out->stored_transfer_syntax, sizeof out->stored_transfer_syntax,
+                      d->transfer_syntax);
+        if (ahl__ts_is(d->transfer_syntax, AHL_TS_JPEG_BASELINE)) {
+            out->levels[0].width = raw.width;
+            out->levels[0].height = raw.height;
+            out->levels[0].checksum = raw_crc(&raw);
+            out->n_levels = 1;
+        } else {
+            rc = ahl_stored_frame_checksums(d, out, err);
+        }
+        goto finish;
+    }
+
+    rc = ahl_htj2k_encode(&raw, &out->data, &out->len, err);
+    if (rc < 0)
+        goto out;
+    ahl__copy_str(out->stored_transfer_syntax, sizeof out->stored_transfer_syntax,
+                  AHL_TS_HTJ2K_RPCL);
+
+    /* Verify before anything is stored: the full-resolution decode of what we are about to store
+     * must be the source pixels, bit for bit. */
+    {
+        struct ahl_pixel_desc sd = *d;
+        ahl__copy_str(sd.transfer_syntax, sizeof sd.transfer_syntax, AHL_TS_HTJ2K_RPCL);
+        sd.bits_stored = raw.precision;
+        sd.high_bit = (uint16_t)(raw.precision - 1);
+        sd.bits_allocated = raw.bytes_per_sample == 1 ? 8 : 16;
+        ahl__copy_str(sd.photometric, sizeof sd.photometric, raw.photometric);
+        rc = ahl_decode_j2k(&sd, out->data, out->len, 0, &back, err);
+        if (rc < 0)
+            goto out;
+        if (back.len != raw.len || memcmp(back.data, raw.data, raw.len) != 0) {
+            rc = ahl_fail(err, AHL_EINTERNAL, AHL_AWS_INTERNAL,
+                          "HTJ2K round trip is not bit-exact (%ux%u, %u samples of %u bits)",
+                          raw.width, raw.height, raw.components, raw.precision);
+            goto out;
+        }
+        rc = ahl_stored_frame_checksums(&sd, out, err);
+    }
+
+finish:
+    if (rc < 0)
+        goto out;
+    out->frame_size_in_bytes = out->len;
+    out->content_type = ahl_frame_content_type(out->stored_transfer_syntax);
+    ahl_frame_id(out->stored_transfer_syntax, out->data, out->len, out->id);
+out:
+    ahl_raw_frame_release(&raw);
+    ahl_raw_frame_release(&back);
+    if (rc < 0)
+        ahl_stored_frame_release(out);
+    return rc;
+}

@@ -1,0 +1,490 @@
+/* Unit tests of the frames codecs: the RLE decoder (table-driven, well-formed and malformed),
+ * native decoding (byte order, planar, YBR 4:2:2, masking), HTJ2K encode -> OpenJPEG decode round
+ * trips (8/16-bit, signed/unsigned, 1 and 3 samples, odd sizes), and the import transcode's
+ * metadata against values computed here independently. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <zlib.h>
+
+#include "frames/frames.h"
+
+static struct ahl_pixel_desc desc(uint32_t rows, uint32_t cols, uint16_t spp, uint16_t alloc,
+                                  uint16_t stored, uint16_t pr, const char *pi, const char *ts)
+{
+    struct ahl_pixel_desc d;
+    memset(&d, 0, sizeof d);
+    d.rows = rows;
+    d.columns = cols;
+    d.samples_per_pixel = spp;
+    d.bits_allocated = alloc;
+    d.bits_stored = stored;
+    d.high_bit = (uint16_t)(stored - 1);
+    d.pixel_representation = pr;
+    d.number_of_frames = 1;
+    snprintf(d.photometric, sizeof d.photometric, "%s", pi);
+    snprintf(d.transfer_syntax, sizeof d.transfer_syntax, "%s", ts);
+    return d;
+}
+
+/* ---- RLE ---- */
+
+/* Builds an RLE frame: the header for nseg segments, then the segments given as (len, bytes). */
+static size_t rle_frame(uint8_t *out, int nseg, const uint8_t *const *segs, const size_t *lens)
+{
+    memset(out, 0, 64);
+    out[0] = (uint8_t)nseg;
+    size_t pos = 64;
+    for (int i = 0; i < nseg; i++) {
+        out[4 + 4 * i] = (uint8_t)pos;
+        out[5 + 4 * i] = (uint8_t)(pos >> 8);
+        memcpy(out + pos, segs[i], lens[i]);
+        pos += lens[i];
+    }
+    return pos;
+}
+
+struct rle_case {
+    const char *name;
+    uint32_t rows, cols;
+    uint16_t spp, alloc;
+    int nseg;
+    const uint8_t *seg[3];
+    size_t len[3];
+    int expect_rc;
+    const uint8_t *expect; /* canonical bytes when expect_rc == 0 */
+    size_t expect_len;
+};
+
+#define S(...) ((const uint8_t[]){__VA_ARGS__})
+#define L(...) sizeof((const uint8_t[]){__VA_ARGS__})
+
+static const struct rle_case rle_cases[] = {
+    {"literal", 1, 3, 1, 8, 1, {S(0x02, 1, 2, 3)}, {L(0x02, 1, 2, 3)}, 0, S(1, 2, 3), 3},
+    {"replicate", 1, 3, 1, 8, 1, {S(0xFE, 7)}, {L(0xFE, 7)}, 0, S(7, 7, 7), 3},
+    {"noop then literal",
+     1,
+     3,
+     1,
+     8,
+     1,
+     {S(0x80, 0x02, 4, 5, 6)},
+     {L(0x80, 0x02, 4, 5, 6)},
+     0,
+     S(4, 5, 6),
+     3},
+    {"mixed runs, 2 rows",
+     2,
+     2,
+     1,
+     8,
+     1,
+     {S(0xFF, 9, 0x01, 1, 2)},
+     {L(0xFF, 9, 0x01, 1, 2)},
+     0,
+     S(9, 9, 1, 2),
+     4},
+    {"padding after the data is ignored",
+     1,
+     2,
+     1,
+     8,
+     1,
+     {S(0x01, 1, 2, 0x00, 0)},
+     {L(0x01, 1, 2, 0x00, 0)},
+     0,
+     S(1, 2),
+     2},
+    {"run longer than the image is cut", 1, 2, 1, 8, 1, {S(0xFA, 3)}, {L(0xFA, 3)}, 0, S(3, 3), 2},
+    {"16-bit: MSB segment first",
+     1,
+     2,
+     1,
+     16,
+     2,
+     {S(0x01, 0x12, 0x34), S(0x01, 0x56, 0x78)},
+     {3, 3},
+     0,
+     S(0x56, 0x12, 0x78, 0x34),
+     4},
+    {"RGB: one segment per sample",
+     1,
+     2,
+     3,
+     8,
+     3,
+     {S(0xFF, 1), S(0xFF, 2), S(0x01, 3, 4)},
+     {2, 2, 3},
+     0,
+     S(1, 2, 3, 1, 2, 4),
+     6},
+    {"too few segments", 1, 2, 1, 16, 1, {S(0x01, 1, 2)}, {3}, AHL_EPARSE, NULL, 0},
+    {"segment ends early", 1, 4, 1, 8, 1, {S(0x01, 1, 2)}, {3}, AHL_EPARSE, NULL, 0},
+    {"literal passes the end", 1, 4, 1, 8, 1, {S(0x03, 1, 2)}, {3}, AHL_EPARSE, NULL, 0},
+    {"repeat without a value", 1, 4, 1, 8, 1, {S(0x01, 1, 2, 0xFE)}, {4}, AHL_EPARSE, NULL, 0},
+    {"empty segment", 1, 1, 1, 8, 1, {S(0)}, {0}, AHL_EPARSE, NULL, 0},
+};
+
+static void test_rle_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof rle_cases / sizeof rle_cases[0]; i++) {
+        const struct rle_case *c = &rle_cases[i];
+        uint8_t buf[256];
+        size_t n = rle_frame(buf, c->nseg, c->seg, c->len);
+        struct ahl_pixel_desc d = desc(c->rows, c->cols, c->spp, c->alloc, c->alloc, 0,
+                                       c->spp == 3 ? "RGB" : "MONOCHROME2", AHL_TS_RLE);
+        struct ahl_raw_frame f;
+        struct ahl_err err = {0};
+        int rc = ahl_frame_decode(&d, buf, n, &f, &err);
+        if (rc != c->expect_rc)
+            fail_msg("%s: rc %d, expected %d (%s)", c->name, rc, c->expect_rc, err.msg);
+        if (rc == 0) {
+            assert_int_equal(f.len, c->expect_len);
+            if (memcmp(f.data, c->expect, c->expect_len) != 0)
+                fail_msg("%s: decoded bytes differ", c->name);
+        } else {
+            assert_null(f.data);
+            assert_true(err.msg[0] != '\0');
+        }
+        ahl_raw_frame_release(&f);
+    }
+}
+
+static void test_rle_bad_headers(void **state)
+{
+    (void)state;
+    struct ahl_pixel_desc d = desc(1, 2, 1, 8, 8, 0, "MONOCHROME2", AHL_TS_RLE);
+    uint8_t buf[80];
+    struct ahl_raw_frame f;
+    struct ahl_err err = {0};
+    const uint8_t *seg[1] = {S(0x01, 1, 2)};
+    size_t len[1] = {3};
+    size_t n = rle_frame(buf, 1, seg, len);
+    assert_int_equal(ahl_frame_decode(&d, buf, 40, &f, &err), AHL_EPARSE); /* short header */
+    buf[4] = 10;                                                           /* offset < 64 */
+    assert_int_equal(ahl_frame_decode(&d, buf, n, &f, &err), AHL_EPARSE);
+    buf[4] = 200; /* offset past the end */
+    assert_int_equal(ahl_frame_decode(&d, buf, n, &f, &err), AHL_EPARSE);
+    assert_non_null(strstr(err.msg, "offset"));
+}
+
+/* ---- native ---- */
+
+static void test_native_layouts(void **state)
+{
+    (void)state;
+    struct ahl_raw_frame f;
+    struct ahl_err err = {0};
+    /* Big endian 16-bit, 12 bits stored: the top nibble (overlay bits) is dropped. */
+    struct ahl_pixel_desc d = desc(1, 2, 1, 16, 12, 0, "MONOCHROME2", AHL_TS_EXPLICIT_BE);
+    assert_int_equal(ahl_frame_decode(&d, S(0xF1, 0x23, 0x04, 0x56), 4, &f, &err), 0);
+    assert_memory_equal(f.data, S(0x23, 0x01, 0x56, 0x04), 4);
+    ahl_raw_frame_release(&f);
+    /* Signed 12-bit in 16: sign-extended from bit 11. */
+    d = desc(1, 1, 1, 16, 12, 1, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    assert_int_equal(ahl_frame_decode(&d, S(0x00, 0x08), 2, &f, &err), 0);
+    assert_memory_equal(f.data, S(0x00, 0xF8), 2);
+    int64_t mn, mx;
+    ahl_raw_frame_minmax(&f, &mn, &mx);
+    assert_int_equal(mn, -2048);
+    ahl_raw_frame_release(&f);
+    /* Planar RGB becomes interleaved. */
+    d = desc(1, 2, 3, 8, 8, 0, "RGB", AHL_TS_IMPLICIT_LE);
+    d.planar_configuration = 1;
+    assert_int_equal(ahl_frame_decode(&d, S(1, 2, 3, 4, 5, 6), 6, &f, &err), 0);
+    assert_memory_equal(f.data, S(1, 3, 5, 2, 4, 6), 6);
+    ahl_raw_frame_release(&f);
+    /* YBR_FULL_422: Y1 Y2 Cb Cr -> Y1 Cb Cr Y2 Cb Cr, reported as YBR_FULL. */
+    d = desc(1, 2, 3, 8, 8, 0, "YBR_FULL_422", AHL_TS_EXPLICIT_LE);
+    assert_int_equal(ahl_native_frame_size(&d), 4);
+    assert_int_equal(ahl_frame_decode(&d, S(10, 20, 128, 129), 4, &f, &err), 0);
+    assert_memory_equal(f.data, S(10, 128, 129, 20, 128, 129), 6);
+    assert_string_equal(f.photometric, "YBR_FULL");
+    ahl_raw_frame_release(&f);
+    /* 16 allocated, 8 stored: one byte per sample in canonical form. */
+    d = desc(1, 2, 1, 16, 8, 1, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    assert_int_equal(ahl_frame_decode(&d, S(0xFF, 0xFF, 0x7F, 0x00), 4, &f, &err), 0);
+    assert_int_equal(f.bytes_per_sample, 1);
+    assert_memory_equal(f.data, S(0xFF, 0x7F), 2);
+    ahl_raw_frame_release(&f);
+    /* Too short. */
+    d = desc(2, 2, 1, 16, 16, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    assert_int_equal(ahl_frame_decode(&d, S(1, 2, 3), 3, &f, &err), AHL_EPARSE);
+    assert_null(f.data);
+}
+
+static void test_desc_checks(void **state)
+{
+    (void)state;
+    struct ahl_err err = {0};
+    struct ahl_pixel_desc d = desc(4, 4, 1, 16, 12, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    assert_int_equal(ahl_pixel_desc_check(&d, &err), 0);
+    d.high_bit = 15;
+    assert_int_equal(ahl_pixel_desc_check(&d, &err), AHL_EUNSUPPORTED);
+    d = desc(4, 4, 1, 32, 32, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    assert_int_equal(ahl_pixel_desc_check(&d, &err), AHL_EUNSUPPORTED);
+    d = desc(4, 4, 1, 8, 8, 0, "MONOCHROME2", "1.2.3.4");
+    assert_int_equal(ahl_pixel_desc_check(&d, &err), AHL_EUNSUPPORTED);
+    assert_non_null(strstr(err.msg, "1.2.3.4"));
+    d = desc(0, 4, 1, 8, 8, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    assert_int_equal(ahl_pixel_desc_check(&d, &err), AHL_EPARSE);
+    assert_string_equal(ahl_frame_content_type(AHL_TS_HTJ2K_RPCL), "image/jph");
+    assert_string_equal(ahl_frame_content_type(NULL), "image/jph");
+    assert_string_equal(ahl_frame_content_type(AHL_TS_JPEG_BASELINE), "image/jpeg");
+    assert_string_equal(ahl_frame_content_type(AHL_TS_EXPLICIT_LE), "application/octet-stream");
+}
+
+/* ---- HTJ2K round trips ---- */
+
+static uint32_t rng_state = 12345;
+static uint32_t rnd(void)
+{
+    rng_state = rng_state * 1103515245u + 12345u;
+    return rng_state >> 8;
+}
+
+struct rt_case {
+    uint32_t w, h;
+    uint16_t spp, alloc, stored, pr;
+};
+
+static const struct rt_case rt_cases[] = {
+    {17, 13, 1, 8, 8, 0},   {17, 13, 1, 8, 8, 1},   {33, 7, 1, 16, 16, 0},   {33, 7, 1, 16, 16, 1},
+    {31, 29, 1, 16, 12, 1}, {31, 29, 1, 16, 12, 0}, {9, 5, 3, 8, 8, 0},      {1, 1, 1, 16, 16, 1},
+    {1, 1, 3, 8, 8, 0},     {65, 3, 3, 16, 16, 0},  {130, 67, 1, 16, 10, 0}, {3, 257, 1, 8, 1, 0},
+};
+
+/* Fills a native LE buffer with random samples within the stored range (signed values spread on
+ * both sides of zero) and returns their min and max, computed here independently. */
+static void fill_native(const struct rt_case *c, uint8_t *buf, int64_t *mn, int64_t *mx)
+{
+    size_t n = (size_t)c->w * c->h * c->spp;
+    *mn = INT64_MAX;
+    *mx = INT64_MIN;
+    for (size_t i = 0; i < n; i++) {
+        int64_t v;
+        uint32_t r = rnd() & ((1u << c->stored) - 1);
+        if (i % 7 == 0) /* some flat areas so the coder sees structure too */
+            r = ((uint32_t)(i / 7 % 3) << (c->stored > 2 ? c->stored - 2 : 0)) &
+                ((1u << c->stored) - 1);
+        if (c->pr)
+            v = (int64_t)r - (int64_t)(1u << (c->stored - 1));
+        else
+            v = r;
+        if (v < *mn)
+            *mn = v;
+        if (v > *mx)
+            *mx = v;
+        if (c->alloc == 8)
+            buf[i] = (uint8_t)v;
+        else {
+            buf[2 * i] = (uint8_t)v;
+            buf[2 * i + 1] = (uint8_t)((uint64_t)v >> 8);
+        }
+    }
+}
+
+static void test_htj2k_round_trips(void **state)
+{
+    (void)state;
+    for (size_t k = 0; k < sizeof rt_cases / sizeof rt_cases[0]; k++) {
+        const struct rt_case *c = &rt_cases[k];
+        size_t bytes = (size_t)c->w * c->h * c->spp * (c->alloc / 8);
+        uint8_t *src = malloc(bytes);
+        int64_t mn, mx;
+        fill_native(c, src, &mn, &mx);
+        struct ahl_pixel_desc d = desc(c->h, c->w, c->spp, c->alloc, c->stored, c->pr,
+                                       c->spp == 3 ? "RGB" : "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+        struct ahl_stored_frame sf;
+        struct ahl_err err = {0};
+        int rc = ahl_frame_transcode(&d, src, bytes, &sf, &err);
+        if (rc != 0)
+            fail_msg("case %zu (%ux%u spp %u %u/%u pr %u): %s", k, c->w, c->h, c->spp, c->alloc,
+                     c->stored, c->pr, err.msg);
+        assert_string_equal(sf.stored_transfer_syntax, AHL_TS_HTJ2K_RPCL);
+        assert_string_equal(sf.content_type, "image/jph");
+        assert_int_equal(sf.frame_size_in_bytes, sf.len);
+        assert_int_equal(strlen(sf.id), 32);
+        assert_int_equal(strspn(sf.id, "0123456789abcdef"), 32);
+        /* Min/max against the generator's own bookkeeping. */
+        assert_int_equal(sf.min_pixel, mn);
+        assert_int_equal(sf.max_pixel, mx);
+        /* The full-resolution checksum is zlib's CRC32 of the canonical source buffer. */
+        struct ahl_raw_frame raw;
+        assert_int_equal(ahl_frame_decode(&d, src, bytes, &raw, &err), 0);
+        assert_true(sf.n_levels >= 1);
+        const struct ahl_frame_level *full = &sf.levels[sf.n_levels - 1];
+        assert_int_equal(full->width, c->w);
+        assert_int_equal(full->height, c->h);
+        assert_int_equal(full->checksum, (uint32_t)crc32(0, raw.data, (uInt)raw.len));
+        /* Levels halve (rounding up) from the top down. */
+        for (size_t i = 0; i + 1 < sf.n_levels; i++) {
+            uint32_t r = (uint32_t)(sf.n_levels - 1 - i);
+            assert_int_equal(sf.levels[i].width, (c->w + (1u << r) - 1) >> r);
+            assert_int_equal(sf.levels[i].height, (c->h + (1u << r) - 1) >> r);
+        }
+        /* Decoding the stored codestream independently of the transcode gives the source. */
+        struct ahl_pixel_desc sd = d;
+        snprintf(sd.transfer_syntax, sizeof sd.transfer_syntax, "%s", AHL_TS_HTJ2K_RPCL);
+        struct ahl_raw_frame back;
+        assert_int_equal(ahl_frame_decode(&sd, sf.data, sf.len, &back, &err), 0);
+        assert_int_equal(back.len, raw.len);
+        assert_memory_equal(back.data, raw.data, raw.len);
+        /* The same pixels give the same id; the TLM marker is in the main header. */
+        struct ahl_stored_frame again;
+        assert_int_equal(ahl_frame_transcode(&d, src, bytes, &again, &err), 0);
+        assert_string_equal(again.id, sf.id);
+        int has_tlm = 0;
+        for (size_t i = 0; i + 1 < sf.len && i < 400; i++)
+            if (sf.data[i] == 0xFF && sf.data[i + 1] == 0x55)
+                has_tlm = 1;
+        assert_true(has_tlm);
+        ahl_stored_frame_release(&again);
+        ahl_raw_frame_release(&back);
+        ahl_raw_frame_release(&raw);
+        ahl_stored_frame_release(&sf);
+        free(src);
+    }
+}
+
+static void test_corrupt_codestreams(void **state)
+{
+    (void)state;
+    struct ahl_pixel_desc d = desc(8, 8, 1, 8, 8, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    uint8_t src[64];
+    for (int i = 0; i < 64; i++)
+        src[i] = (uint8_t)(i * 3);
+    struct ahl_stored_frame sf;
+    struct ahl_err err = {0};
+    assert_int_equal(ahl_frame_transcode(&d, src, 64, &sf, &err), 0);
+    struct ahl_pixel_desc sd = d;
+    snprintf(sd.transfer_syntax, sizeof sd.transfer_syntax, "%s", AHL_TS_HTJ2K_RPCL);
+    struct ahl_raw_frame f;
+    /* Truncations at every length are errors, never crashes, and never "success" with garbage
+     * for the header-only prefixes. */
+    for (size_t n = 0; n < 40 && n < sf.len; n++) {
+        int rc = ahl_frame_decode(&sd, sf.data, n, &f, &err);
+        assert_true(rc < 0);
+        assert_null(f.data);
+    }
+    /* A codestream for a different geometry is refused. */
+    sd.rows = 9;
+    assert_int_equal(ahl_frame_decode(&sd, sf.data, sf.len, &f, &err), AHL_EPARSE);
+    assert_non_null(strstr(err.msg, "8x8"));
+    ahl_stored_frame_release(&sf);
+    /* JPEG and JPEG-LS garbage. */
+    struct ahl_pixel_desc dj = desc(8, 8, 1, 8, 8, 0, "MONOCHROME2", AHL_TS_JPEG_BASELINE);
+    assert_int_equal(ahl_frame_decode(&dj, S(0xFF, 0xD8, 0xFF, 0xD9), 4, &f, &err), AHL_EPARSE);
+    assert_int_equal(ahl_frame_decode(&dj, S(0x00, 0x01), 2, &f, &err), AHL_EPARSE);
+    struct ahl_pixel_desc dl = desc(8, 8, 1, 8, 8, 0, "MONOCHROME2", AHL_TS_JPEGLS_LOSSLESS);
+    assert_int_equal(ahl_frame_decode(&dl, S(0xFF, 0xD8, 0xFF, 0xD9), 4, &f, &err), AHL_EPARSE);
+}
+
+static void test_one_bit_frames(void **state)
+{
+    (void)state;
+    struct ahl_pixel_desc d = desc(3, 3, 1, 1, 1, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    d.number_of_frames = 2;
+    /* Two 9-pixel frames back to back: frame 2 starts at bit 9. */
+    const uint8_t pixel[] = {0xFF, 0x03, 0x00};
+    uint8_t *f2;
+    size_t n2;
+    struct ahl_err err = {0};
+    assert_int_equal(ahl_native_frame_extract(&d, pixel, sizeof pixel, 1, &f2, &n2, &err), 0);
+    assert_int_equal(n2, 2);
+    assert_int_equal(f2[0], 0x01); /* bit 9 of the data is pixel 0 of frame 2 */
+    struct ahl_stored_frame sf;
+    assert_int_equal(ahl_frame_transcode(&d, f2, n2, &sf, &err), 0);
+    assert_string_equal(sf.stored_transfer_syntax, AHL_TS_EXPLICIT_LE);
+    assert_string_equal(sf.content_type, "application/octet-stream");
+    assert_int_equal(sf.min_pixel, 0);
+    assert_int_equal(sf.max_pixel, 1);
+    ahl_stored_frame_release(&sf);
+    free(f2);
+    assert_int_equal(ahl_native_frame_extract(&d, pixel, 2, 1, &f2, &n2, &err), AHL_EPARSE);
+}
+
+static void test_fragment_mapping(void **state)
+{
+    (void)state;
+    struct ahl_dcm_fragment frags[4] = {{100, 10}, {118, 6}, {132, 20}, {160, 4}};
+    uint32_t bot[2] = {0, 32}; /* frame 2 starts at fragment 3: (8+10)+(8+6) = 32 */
+    struct ahl_dcm_pixel px;
+    memset(&px, 0, sizeof px);
+    px.present = px.encapsulated = true;
+    px.fragments = frags;
+    px.n_fragments = 4;
+    px.offset_table = bot;
+    px.n_offsets = 2;
+    struct ahl_frame_span spans[4];
+    struct ahl_err err = {0};
+    assert_int_equal(ahl_frames_map_fragments(&px, 2, NULL, NULL, spans, &err), 0);
+    assert_int_equal(spans[0].first, 0);
+    assert_int_equal(spans[0].count, 2);
+    assert_int_equal(spans[0].bytes, 16);
+    assert_int_equal(spans[1].first, 2);
+    assert_int_equal(spans[1].count, 2);
+    /* One fragment per frame without a table. */
+    px.n_offsets = 0;
+    assert_int_equal(ahl_frames_map_fragments(&px, 4, NULL, NULL, spans, &err), 0);
+    assert_int_equal(spans[3].first, 3);
+    /* A table pointing inside a fragment, no scanner: error. */
+    bot[1] = 20;
+    px.n_offsets = 2;
+    assert_int_equal(ahl_frames_map_fragments(&px, 2, NULL, NULL, spans, &err), AHL_EPARSE);
+    /* Single frame: all fragments. */
+    px.n_offsets = 0;
+    assert_int_equal(ahl_frames_map_fragments(&px, 1, NULL, NULL, spans, &err), 0);
+    assert_int_equal(spans[0].count, 4);
+    assert_int_equal(spans[0].bytes, 40);
+    /* More frames than fragments. */
+    assert_int_equal(ahl_frames_map_fragments(&px, 5, NULL, NULL, spans, &err), AHL_EPARSE);
+}
+
+/* Marker scanning reads fragment heads from this fake stream. */
+static int fake_read(void *ctx, uint64_t off, void *buf, size_t n)
+{
+    const uint8_t *stream = ctx;
+    memcpy(buf, stream + off, n);
+    return 0;
+}
+
+static void test_fragment_scan(void **state)
+{
+    (void)state;
+    uint8_t stream[64] = {0};
+    /* Fragments at 0 (SOI), 8 (continuation), 16 (SOI), 24 (continuation). */
+    stream[0] = 0xFF, stream[1] = 0xD8, stream[8] = 0x12, stream[16] = 0xFF, stream[17] = 0xD8;
+    stream[24] = 0x34;
+    struct ahl_dcm_fragment frags[4] = {{0, 8}, {8, 8}, {16, 8}, {24, 8}};
+    struct ahl_dcm_pixel px;
+    memset(&px, 0, sizeof px);
+    px.encapsulated = true;
+    px.fragments = frags;
+    px.n_fragments = 4;
+    struct ahl_frame_span spans[3];
+    struct ahl_err err = {0};
+    assert_int_equal(ahl_frames_map_fragments(&px, 2, fake_read, stream, spans, &err), 0);
+    assert_int_equal(spans[1].first, 2);
+    assert_int_equal(spans[1].count, 2);
+    assert_int_equal(ahl_frames_map_fragments(&px, 3, fake_read, stream, spans, &err), AHL_EPARSE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rle_table),         cmocka_unit_test(test_rle_bad_headers),
+        cmocka_unit_test(test_native_layouts),    cmocka_unit_test(test_desc_checks),
+        cmocka_unit_test(test_htj2k_round_trips), cmocka_unit_test(test_corrupt_codestreams),
+        cmocka_unit_test(test_one_bit_frames),    cmocka_unit_test(test_fragment_mapping),
+        cmocka_unit_test(test_fragment_scan),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
