@@ -287,15 +287,16 @@ int ahl_group_compare(const json_t *candidate_doc, const json_t *instance_doc,
     if (cseries_map && !json_is_object(cseries_map))
         return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
                         "candidate image set: Study.Series must be a JSON object");
+    const json_t *cseries_node = cseries_map ? json_object_get(cseries_map, in.series_uid) : NULL;
     struct levels cand = {
         .patient = dicom_of(json_object_get(candidate_doc, "Patient")),
         .study = dicom_of(cstudy),
-        .series = cseries_map ? dicom_of(json_object_get(cseries_map, in.series_uid)) : NULL,
+        .series = dicom_of(cseries_node),
     };
 
     /* Grouping elements, study level first; then the series itself must be there. */
     for (size_t i = 0; i < NGROUPING; i++) {
-        if (grouping[i].level == AHL_LEVEL_SERIES && !cand.series) {
+        if (grouping[i].level == AHL_LEVEL_SERIES && !json_is_object(cseries_node)) {
             const json_t *uid = in.series ? json_object_get(in.series, "SeriesInstanceUID") : NULL;
             return conflict(diff, AHL_LEVEL_SERIES, "SeriesInstanceUID", NULL, uid);
         }

@@ -273,6 +273,23 @@ static void test_bad_documents(void **state)
     json_decref(cand);
 }
 
+/* A document agrees with itself even when its series node has no DICOM object (found by the
+ * fuzzer: the series used to count as missing). */
+static void test_self_consistent(void **state)
+{
+    (void)state;
+    json_t *d = json_loads("{\"Study\":{\"Series\":{\"1.2.3\":{\"Instances\":{\"1.2.3.4\":{}}}}}}",
+                           0, NULL);
+    assert_non_null(d);
+    assert_int_equal(ahl_group_compare(d, d, NULL, NULL), AHL_GROUP_CONSISTENT);
+    json_t *inst = instance(BASE_PATIENT, BASE_STUDY, BASE_SERIES);
+    struct ahl_group_diff diff;
+    assert_int_equal(ahl_group_compare(d, inst, &diff, NULL), AHL_GROUP_CONFLICT);
+    assert_string_equal(diff.attribute, "StudyDate");
+    json_decref(inst);
+    json_decref(d);
+}
+
 struct limit_case {
     const char *keyword;
     size_t max;
@@ -363,9 +380,13 @@ static void test_limits_counts_and_arrays(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_compare_table), cmocka_unit_test(test_diff_message),
-        cmocka_unit_test(test_keys),          cmocka_unit_test(test_bad_documents),
-        cmocka_unit_test(test_limits_table),  cmocka_unit_test(test_limits_counts_and_arrays),
+        cmocka_unit_test(test_compare_table),
+        cmocka_unit_test(test_diff_message),
+        cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_bad_documents),
+        cmocka_unit_test(test_limits_table),
+        cmocka_unit_test(test_self_consistent),
+        cmocka_unit_test(test_limits_counts_and_arrays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
