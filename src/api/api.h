@@ -1,0 +1,81 @@
+/* The HealthImaging HTTP API server: what `ahilite serve` starts.
+ *
+ * One server owns a libmicrohttpd daemon with a pool of polling threads, the SigV4 verifier and the
+ * credentials it trusts, and borrows the metadata engine (and through it the store) it serves.
+ * Every request is authenticated, routed by method + path from the service model, decoded and
+ * validated (codec.h), handed to one operation function (ops_*.c) and answered as restJson1, with
+ * one log line: operation, status, duration.
+ *
+ * Calling sequence:
+ *     struct ahl_api_config cfg = {.listen_host = "127.0.0.1", .port = 8080, ...};
+ *     struct ahl_api_server *srv;
+ *     if (ahl_api_server_start(&cfg, meta, &srv, &err) < 0) ...
+ *     ... wait for SIGTERM / SIGINT ...
+ *     ahl_api_server_stop(srv);       // finishes requests in flight, then frees everything
+ *
+ * Credentials: every access key / secret pair in cfg.credentials may sign requests.
+ * ahl_api_credentials_load() reads an AWS shared-credentials file (every profile's
+ * aws_access_key_id / aws_secret_access_key pair); ahl_api_credentials_generate() makes a fresh
+ * pair and writes it as such a file, mode 0600.
+ */
+#ifndef AHL_API_API_H
+#define AHL_API_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "meta/meta.h"
+
+#define AHL_API_MAX_CREDENTIALS 64
+
+struct ahl_api_credential {
+    char access_key[129];
+    char secret_key[257];
+};
+
+struct ahl_api_credentials {
+    struct ahl_api_credential keys[AHL_API_MAX_CREDENTIALS];
+    size_t n;
+};
+
+/* Reads every profile of an AWS shared-credentials file ("[name]" sections with
+ * aws_access_key_id / aws_secret_access_key). A profile with only one of the two, or a file with no
+ * complete pair, is AHL_EPARSE with the line in err. Appends to creds. */
+int ahl_api_credentials_load(const char *path, struct ahl_api_credentials *creds,
+                             struct ahl_err *err);
+/* Adds one pair (AHL_ETOOBIG when full or too long). */
+int ahl_api_credentials_add(struct ahl_api_credentials *creds, const char *access_key,
+                            const char *secret_key);
+/* Generates a random pair (AKIA + 16 upper-case characters, 40-character secret), writes it to path
+ * as a shared-credentials file with the profile "default" (created exclusively, mode 0600) and adds
+ * it to creds. */
+int ahl_api_credentials_generate(const char *path, struct ahl_api_credentials *creds,
+                                 struct ahl_err *err);
+
+struct ahl_api_config {
+    const char *listen_host; /* numeric IPv4 or IPv6 address, or "localhost" */
+    uint16_t port;           /* 0: any free port (see ahl_api_server_port) */
+    const char *region;      /* signing region and ARN region */
+    const char *account_id;  /* 12 digits, for ARNs */
+    const char *s3_root;     /* local buckets for import jobs, or NULL */
+    const char *s3_endpoint; /* S3-compatible endpoint for import jobs, or NULL */
+    unsigned workers;        /* polling threads; 0: the number of CPUs */
+    const char *data_dir;    /* the data directory (frames live in DATA_DIR/frames) */
+    /* Import-job runner hook (see ahl_api_service); NULL: jobs are recorded but not run. */
+    void (*job_submitted)(void *ctx, const struct ahl_job_rec *job);
+    void *job_ctx;
+    const struct ahl_api_credentials *credentials; /* copied */
+};
+
+struct ahl_api_server;
+
+/* Starts listening; returns once the daemon accepts connections. */
+int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta,
+                         struct ahl_api_server **out, struct ahl_err *err);
+/* The port actually bound (useful with port 0). */
+uint16_t ahl_api_server_port(const struct ahl_api_server *srv);
+/* Stops accepting, waits for requests in flight, releases everything. NULL is accepted. */
+void ahl_api_server_stop(struct ahl_api_server *srv);
+
+#endif /* AHL_API_API_H */

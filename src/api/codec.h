@@ -1,0 +1,95 @@
+/* The restJson1 request decoder and validator, and the response/error encoders, driven by the model
+ * tables of model.h.
+ *
+ * A request goes through three steps, each of which either succeeds or leaves an AWS error in the
+ * caller's struct ahl_err (type + message a user can act on):
+ *
+ *     enum ahl_op_id op;
+ *     json_t *in = NULL;
+ *     if (ahl_api_route(method, raw_path, &op, &err) < 0) ...       404 UnknownOperationException
+ *     if (ahl_api_decode(op, &http, &in, &err) < 0) ...               400 ValidationException
+ *     ... run the operation, reading members of `in` by member name ...
+ *     json_decref(in);
+ *
+ * The decoded input is one JSON object holding every member of the operation's input shape under
+ * its member name, wherever it travelled (label, query string, header, body, or the whole body for
+ * a payload member), already converted to the member's type (query integers are JSON integers,
+ * booleans JSON booleans, repeated query keys arrays). It has been validated against the model:
+ * required members, types, string lengths (in characters), integer ranges, list and map sizes,
+ * patterns, enums, union-ness and decoded blob sizes. Unknown JSON keys and unknown query
+ * parameters are ignored, and an empty body is the same as "{}".
+ *
+ * Validation messages follow AWS's wording:
+ *   1 validation error detected: Value 'x' at 'datastoreId' failed to satisfy constraint: Member
+ *   must satisfy regular expression pattern: [0-9a-z]{32}
+ * Values of members the model marks sensitive are not echoed.
+ */
+#ifndef AHL_API_CODEC_H
+#define AHL_API_CODEC_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/model.h"
+#include "base/buf.h"
+#include "base/err.h"
+
+/* The largest JSON request body accepted (design.md §6). */
+#define AHL_API_MAX_BODY (1u << 20)
+/* How many validation problems one message lists at most. */
+#define AHL_API_MAX_VALIDATION_ERRORS 10
+
+/* AWS error types used by the HTTP layer beyond those of err.h. */
+#define AHL_AWS_UNKNOWN_OPERATION "UnknownOperationException"
+#define AHL_AWS_BAD_REQUEST "BadRequestException"
+#define AHL_AWS_NOT_ACCEPTABLE "NotAcceptableException"
+
+/* What the decoder needs from an HTTP request. */
+struct ahl_api_http {
+    const char *method;
+    const char *path;  /* as received, still percent-encoded, without the query string */
+    const char *query; /* raw query string without '?', or NULL */
+    const char *body;
+    size_t body_len;
+    /* Looks a request header up by name (case-insensitive); NULL when absent. */
+    const char *(*header)(void *ctx, const char *name);
+    void *header_ctx;
+};
+
+/* Finds the operation for a method and raw path. 0, or AHL_ENOTFOUND with an
+ * UnknownOperationException message in err. Routing works on the still-encoded path, so an ARN
+ * label with %2F stays one segment. */
+int ahl_api_route(const char *method, const char *path, enum ahl_op_id *op, struct ahl_err *err);
+
+/* Decodes and validates the request for op. On success *input is a new reference the caller
+ * releases. 0, or AHL_EPARSE (ValidationException in err), AHL_ETOOBIG, AHL_ENOMEM. */
+int ahl_api_decode(enum ahl_op_id op, const struct ahl_api_http *http, json_t **input,
+                   struct ahl_err *err);
+
+/* Validates value (borrowed; NULL or JSON null means absent) against shape, reporting problems
+ * under the member path `path`. Exposed for unit tests and for operations that validate nested
+ * documents the same way. */
+int ahl_api_validate(enum ahl_shape_id shape, const json_t *value, const char *path,
+                     struct ahl_err *err);
+
+/* Percent-decodes n bytes of s into out (NUL-terminated). Strict: a '%' must be followed by two
+ * hex digits. '+' stays '+'. 0 or AHL_EPARSE. */
+int ahl_api_percent_decode(const char *s, size_t n, struct ahl_buf *out);
+
+/* The HTTP status the model gives an error type (400 for types the model does not know). */
+int ahl_api_error_status(const char *aws_type);
+/* Appends the JSON body of an AWS error: {"__type":T,"message":M}. */
+int ahl_api_error_body(const char *aws_type, const char *message, struct ahl_buf *out);
+
+/* Timestamps go out as epoch seconds with a millisecond fraction. */
+json_t *ahl_api_timestamp(int64_t ms);
+/* Reads a timestamp member (JSON integer or real seconds) as milliseconds. */
+int64_t ahl_api_timestamp_ms(const json_t *v);
+
+/* Small typed readers over a decoded input (NULL/absent-safe). */
+const char *ahl_api_str(const json_t *input, const char *member);
+int ahl_api_bool(const json_t *input, const char *member, int dflt);
+int64_t ahl_api_int(const json_t *input, const char *member, int64_t dflt);
+
+#endif /* AHL_API_CODEC_H */

@@ -1,0 +1,117 @@
+/* Internal interface of src/api: the service context and response shape every operation file
+ * shares. Not included outside src/api.
+ *
+ * An operation is a function that reads its already-validated input (codec.h), calls the engine or
+ * the store, and fills a struct ahl_api_resp: a JSON object, or a stream with its own content type
+ * and encoding. On failure it returns a negative AHL_E* with err set; the server turns err into an
+ * AWS error response (status from the model, x-amzn-ErrorType, {"__type","message"}).
+ */
+#ifndef AHL_API_INTERNAL_H
+#define AHL_API_INTERNAL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/api.h"
+#include "api/codec.h"
+#include "api/model.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "frames/frames.h"
+#include "meta/meta.h"
+#include "store/store.h"
+
+/* What an operation runs against. Read-only after start. */
+struct ahl_api_service {
+    struct ahl_meta *meta;
+    struct ahl_store *store;
+    char region[64];
+    char account_id[16];
+    char s3_root[1024];
+    char s3_endpoint[1024];
+    char data_dir[1024];
+    struct ahl_framestore frames; /* DATA_DIR/frames; valid when frames_ready */
+    int frames_ready;
+    /* The import-job runner hook: called after a job row is committed as SUBMITTED. NULL while
+     * no runner is attached (the job then stays SUBMITTED). */
+    void (*job_submitted)(void *ctx, const struct ahl_job_rec *job);
+    void *job_ctx;
+};
+
+struct ahl_api_resp {
+    json_t *json;                 /* a JSON response body (owned), or NULL for a raw body */
+    struct ahl_buf raw;           /* a raw body (stream responses), initialised by the server */
+    const char *content_type;     /* for raw bodies; static */
+    const char *content_encoding; /* for raw bodies, or NULL; static */
+    int fd;                       /* >= 0: stream this file (fd_size bytes) instead of raw */
+    uint64_t fd_size;
+};
+
+typedef int (*ahl_api_op_fn)(struct ahl_api_service *svc, const json_t *in,
+                             struct ahl_api_resp *resp, struct ahl_err *err);
+
+/* One function per operation, in the ops_*.c files. */
+#define AHL__API_OPS(X)     \
+    X(CopyImageSet)         \
+    X(CreateDatastore)      \
+    X(DeleteDatastore)      \
+    X(DeleteImageSet)       \
+    X(GetDICOMImportJob)    \
+    X(GetDatastore)         \
+    X(GetImageFrame)        \
+    X(GetImageSet)          \
+    X(GetImageSetMetadata)  \
+    X(ListDICOMImportJobs)  \
+    X(ListDatastores)       \
+    X(ListImageSetVersions) \
+    X(ListTagsForResource)  \
+    X(SearchImageSets)      \
+    X(StartDICOMImportJob)  \
+    X(TagResource)          \
+    X(UntagResource)        \
+    X(UpdateImageSetMetadata)
+
+#define AHL__API_OP_DECL(name)                                                                   \
+    int ahl__op_##name(struct ahl_api_service *svc, const json_t *in, struct ahl_api_resp *resp, \
+                       struct ahl_err *err);
+AHL__API_OPS(AHL__API_OP_DECL)
+#undef AHL__API_OP_DECL
+
+/* The handler of each operation id. */
+extern const ahl_api_op_fn ahl__api_handlers[AHL_OP__COUNT];
+
+/* ---- helpers shared by the operation files (ops_common.c) ---- */
+
+/* arn:aws:medical-imaging:REGION:ACCOUNT:datastore/ID[/imageset/ID] */
+int ahl__api_datastore_arn(const struct ahl_api_service *svc, const char *datastore_id, char *out,
+                           size_t cap);
+int ahl__api_imageset_arn(const struct ahl_api_service *svc, const char *datastore_id,
+                          const char *imageset_id, char *out, size_t cap);
+
+/* Paging tokens are opaque to clients: base64 of "<kind>:<position>". decode checks the kind and
+ * the shape (ValidationException "Invalid nextToken"). position receives at most cap bytes. */
+int ahl__api_token_encode(const char *kind, const char *position, json_t *obj);
+int ahl__api_token_decode(const char *kind, const char *token, char *position, size_t cap,
+                          struct ahl_err *err);
+
+/* Sets key to a new value unless v is NULL (then fails with ENOMEM). */
+int ahl__api_set(json_t *obj, const char *key, json_t *v);
+/* Sets key to a string unless s is NULL or empty (optional members are left out). */
+int ahl__api_set_str_opt(json_t *obj, const char *key, const char *s);
+/* Sets key to a timestamp unless ms is 0. */
+int ahl__api_set_ts_opt(json_t *obj, const char *key, int64_t ms);
+
+/* Makes sure the data store exists (ResourceNotFoundException otherwise) and fills rec if not NULL.
+ */
+int ahl__api_require_datastore(struct ahl_api_service *svc, const char *datastore_id,
+                               struct ahl_datastore_rec *rec, struct ahl_err *err);
+
+/* Maps a store error code to an AWS error with a message naming what was looked for. */
+int ahl__api_store_fail(int rc, struct ahl_err *err, const char *what);
+
+/* Parses an ImageSetExternalVersionId ("1", "2", ...; validated by the model as \d+) into a
+ * positive integer; ValidationException for 0 or an overflow. */
+int ahl__api_parse_version(const char *s, const char *member, uint64_t *out, struct ahl_err *err);
+
+#endif /* AHL_API_INTERNAL_H */

@@ -1,0 +1,242 @@
+/* CreateDatastore, GetDatastore, ListDatastores, DeleteDatastore.
+ *
+ * Lifecycle: a data store is usable as soon as CreateDatastore returns. The call answers CREATING
+ * as AWS's asynchronous call does, and the row is written ACTIVE in the same transaction, so a
+ * client polling GetDatastore until ACTIVE sees it at once. DeleteDatastore answers DELETING and
+ * removes the row and its tags; it is refused (ConflictException) while the store holds image sets
+ * that are not deleted.
+ *
+ * Idempotency: the data store id is derived from the clientToken (the first 128 bits of
+ * SHA-256("datastore\0" + token), as hex), so a retried CreateDatastore finds the store its first
+ * attempt made, across restarts and server processes, without a token table. The same token with
+ * other parameters is a ConflictException, as AWS does for a reused idempotency token.
+ */
+#include "api/internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/codec.h"
+#include "base/banned.h"
+
+#define LIST_DEFAULT_MAX 50
+
+static void datastore_id_from_token(const char *token, char id[AHL_ID_LEN + 1])
+{
+    struct ahl_buf b;
+    uint8_t digest[AHL_SHA256_LEN];
+    char hex[AHL_SHA256_HEX_LEN + 1];
+    static const char prefix[] = "datastore";
+    ahl_buf_init(&b, 256);
+    /* prefix, NUL, token: the NUL keeps "datastore" + "x" apart from any other use of the hash. */
+    if (ahl_buf_add(&b, prefix, sizeof prefix) == 0 && ahl_buf_adds(&b, token) == 0)
+        ahl_sha256(b.data, b.len, digest);
+    else
+        ahl_sha256(token, strlen(token), digest);
+    ahl_buf_release(&b);
+    ahl_hex_encode(digest, AHL_ID_LEN / 2, hex);
+    memcpy(id, hex, AHL_ID_LEN);
+    id[AHL_ID_LEN] = '\0';
+}
+
+static int same_parameters(const struct ahl_datastore_rec *a, const struct ahl_datastore_rec *b)
+{
+    return !strcmp(a->name, b->name) && !strcmp(a->kms_key_arn, b->kms_key_arn) &&
+           !strcmp(a->lambda_authorizer_arn, b->lambda_authorizer_arn) &&
+           !strcmp(a->lossless_storage_format, b->lossless_storage_format);
+}
+
+int ahl__op_CreateDatastore(struct ahl_api_service *svc, const json_t *in,
+                            struct ahl_api_resp *resp, struct ahl_err *err)
+{
+    struct ahl_datastore_rec rec, old;
+    struct ahl_store_tx *tx = NULL;
+    char arn[256];
+    const char *token = ahl_api_str(in, "clientToken");
+    const char *name = ahl_api_str(in, "datastoreName");
+    const json_t *tags = json_object_get(in, "tags");
+    int rc;
+
+    memset(&rec, 0, sizeof rec);
+    datastore_id_from_token(token, rec.id);
+    /* The model's limits are below the record sizes, so these copies cannot fail. */
+    ahl_store_strset(rec.name, sizeof rec.name, name ? name : rec.id);
+    ahl_store_strset(rec.kms_key_arn, sizeof rec.kms_key_arn, ahl_api_str(in, "kmsKeyArn"));
+    ahl_store_strset(rec.lambda_authorizer_arn, sizeof rec.lambda_authorizer_arn,
+                     ahl_api_str(in, "lambdaAuthorizerArn"));
+    const char *fmt = ahl_api_str(in, "losslessStorageFormat");
+    ahl_store_strset(rec.lossless_storage_format, sizeof rec.lossless_storage_format,
+                     fmt ? fmt : "HTJ2K");
+    ahl_store_strset(rec.status, sizeof rec.status, "ACTIVE");
+    rec.created_at_ms = rec.updated_at_ms = ahl_now_ms();
+    if ((rc = ahl__api_datastore_arn(svc, rec.id, arn, sizeof arn)) < 0)
+        return ahl_fail(err, rc, AHL_AWS_INTERNAL, "data store ARN too long");
+
+    if ((rc = ahl_store_begin(svc->store, true, &tx)) < 0)
+        return ahl__api_store_fail(rc, err, "data store");
+    rc = ahl_store_datastore_get(tx, rec.id, &old);
+    if (rc == 0) {
+        ahl_store_rollback(tx);
+        if (!same_parameters(&old, &rec))
+            return ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT,
+                            "The clientToken was already used to create data store %s with "
+                            "different parameters",
+                            old.id);
+        if (ahl__api_set(resp->json, "datastoreId", json_string(old.id)) < 0 ||
+            ahl__api_set(resp->json, "datastoreStatus", json_string(old.status)) < 0)
+            return ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+        return 0;
+    }
+    if (rc != AHL_ENOTFOUND)
+        goto store_fail;
+    if ((rc = ahl_store_datastore_put(tx, &rec, true)) < 0)
+        goto store_fail;
+    const char *key;
+    const json_t *value;
+    json_object_foreach((json_t *)tags, key, value)
+    {
+        if ((rc = ahl_store_tag_put(tx, arn, key, json_string_value(value))) < 0)
+            goto store_fail;
+    }
+    if ((rc = ahl_store_commit(tx)) < 0) {
+        tx = NULL;
+        goto store_fail;
+    }
+    tx = NULL;
+    if (ahl__api_set(resp->json, "datastoreId", json_string(rec.id)) < 0 ||
+        ahl__api_set(resp->json, "datastoreStatus", json_string("CREATING")) < 0)
+        return ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+    return 0;
+
+store_fail:
+    ahl_store_rollback(tx);
+    return ahl__api_store_fail(rc, err, "data store");
+}
+
+int ahl__op_GetDatastore(struct ahl_api_service *svc, const json_t *in, struct ahl_api_resp *resp,
+                         struct ahl_err *err)
+{
+    struct ahl_datastore_rec rec;
+    char arn[256];
+    const char *id = ahl_api_str(in, "datastoreId");
+    int rc = ahl__api_require_datastore(svc, id, &rec, err);
+    if (rc < 0)
+        return rc;
+    json_t *p = json_object();
+    if (!p || ahl__api_set(resp->json, "datastoreProperties", p) < 0)
+        return ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+    ahl__api_datastore_arn(svc, rec.id, arn, sizeof arn);
+    rc = ahl__api_set(p, "datastoreId", json_string(rec.id));
+    rc |= ahl__api_set(p, "datastoreName", json_string(rec.name));
+    rc |= ahl__api_set(p, "datastoreStatus", json_string(rec.status));
+    rc |= ahl__api_set_str_opt(p, "kmsKeyArn", rec.kms_key_arn);
+    rc |= ahl__api_set_str_opt(p, "lambdaAuthorizerArn", rec.lambda_authorizer_arn);
+    rc |= ahl__api_set_str_opt(p, "losslessStorageFormat", rec.lossless_storage_format);
+    rc |= ahl__api_set(p, "datastoreArn", json_string(arn));
+    rc |= ahl__api_set_ts_opt(p, "createdAt", rec.created_at_ms);
+    rc |= ahl__api_set_ts_opt(p, "updatedAt", rec.updated_at_ms);
+    return rc ? ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory") : 0;
+}
+
+struct list_ctx {
+    struct ahl_api_service *svc;
+    json_t *items;
+    unsigned limit; /* rows to return; one more is fetched to know whether a next page exists */
+    unsigned seen;
+    char last_id[AHL_ID_LEN + 1];
+    int more;
+};
+
+static int list_one(void *vctx, const struct ahl_datastore_rec *rec)
+{
+    struct list_ctx *c = vctx;
+    char arn[256];
+    if (c->seen == c->limit) {
+        c->more = 1;
+        return 1;
+    }
+    c->seen++;
+    memcpy(c->last_id, rec->id, sizeof c->last_id);
+    json_t *s = json_object();
+    if (!s || json_array_append_new(c->items, s) < 0)
+        return AHL_ENOMEM;
+    ahl__api_datastore_arn(c->svc, rec->id, arn, sizeof arn);
+    int rc = ahl__api_set(s, "datastoreId", json_string(rec->id));
+    rc |= ahl__api_set(s, "datastoreName", json_string(rec->name));
+    rc |= ahl__api_set(s, "datastoreStatus", json_string(rec->status));
+    rc |= ahl__api_set(s, "datastoreArn", json_string(arn));
+    rc |= ahl__api_set_ts_opt(s, "createdAt", rec->created_at_ms);
+    rc |= ahl__api_set_ts_opt(s, "updatedAt", rec->updated_at_ms);
+    return rc ? AHL_ENOMEM : 0;
+}
+
+int ahl__op_ListDatastores(struct ahl_api_service *svc, const json_t *in, struct ahl_api_resp *resp,
+                           struct ahl_err *err)
+{
+    struct list_ctx c = {.svc = svc, .limit = LIST_DEFAULT_MAX};
+    struct ahl_store_tx *tx = NULL;
+    char after[AHL_ID_LEN + 1] = "";
+    const char *token = ahl_api_str(in, "nextToken");
+    int rc;
+
+    c.limit = (unsigned)ahl_api_int(in, "maxResults", LIST_DEFAULT_MAX);
+    if (token && (rc = ahl__api_token_decode("ds", token, after, sizeof after, err)) < 0)
+        return rc;
+    c.items = json_array();
+    if (!c.items || ahl__api_set(resp->json, "datastoreSummaries", c.items) < 0)
+        return ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+    if ((rc = ahl_store_begin(svc->store, false, &tx)) < 0)
+        return ahl__api_store_fail(rc, err, "data stores");
+    rc = ahl_store_datastore_list(tx, ahl_api_str(in, "datastoreStatus"), after, c.limit + 1,
+                                  list_one, &c);
+    ahl_store_rollback(tx);
+    if (rc < 0)
+        return ahl__api_store_fail(rc, err, "data stores");
+    if (c.more && ahl__api_token_encode("ds", c.last_id, resp->json) < 0)
+        return ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+    return 0;
+}
+
+int ahl__op_DeleteDatastore(struct ahl_api_service *svc, const json_t *in,
+                            struct ahl_api_resp *resp, struct ahl_err *err)
+{
+    struct ahl_datastore_rec rec;
+    struct ahl_store_tx *tx = NULL;
+    uint64_t sets = 0;
+    char arn[256];
+    const char *id = ahl_api_str(in, "datastoreId");
+    int rc;
+
+    if ((rc = ahl_store_begin(svc->store, true, &tx)) < 0)
+        return ahl__api_store_fail(rc, err, "data store");
+    rc = ahl_store_datastore_get(tx, id, &rec);
+    if (rc == AHL_ENOTFOUND) {
+        ahl_store_rollback(tx);
+        return ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "Data store %s does not exist", id);
+    }
+    if (rc < 0 || (rc = ahl_store_datastore_count_imagesets(tx, id, &sets)) < 0)
+        goto store_fail;
+    if (sets > 0) {
+        ahl_store_rollback(tx);
+        return ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT,
+                        "Data store %s still holds %llu image set%s; delete them first", id,
+                        (unsigned long long)sets, sets == 1 ? "" : "s");
+    }
+    ahl__api_datastore_arn(svc, id, arn, sizeof arn);
+    if ((rc = ahl_store_datastore_delete(tx, id)) < 0 ||
+        (rc = ahl_store_tag_delete_all(tx, arn)) < 0)
+        goto store_fail;
+    rc = ahl_store_commit(tx);
+    tx = NULL;
+    if (rc < 0)
+        goto store_fail;
+    if (ahl__api_set(resp->json, "datastoreId", json_string(id)) < 0 ||
+        ahl__api_set(resp->json, "datastoreStatus", json_string("DELETING")) < 0)
+        return ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+    return 0;
+
+store_fail:
+    ahl_store_rollback(tx);
+    return ahl__api_store_fail(rc, err, "data store");
+}

@@ -1,0 +1,322 @@
+/* GetImageSet, GetImageSetMetadata, ListImageSetVersions, UpdateImageSetMetadata, CopyImageSet,
+ * DeleteImageSet: the image-set operations, over the versioned engine (meta.h).
+ *
+ * The engine does the work synchronously in one transaction and reports the states AWS's
+ * asynchronous calls report (LOCKED / UPDATING, COPYING, DELETING); the set is back to ACTIVE by
+ * the time the response is read. Engine errors already carry their AWS type and message.
+ */
+#include "api/internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/codec.h"
+#include "base/banned.h"
+
+#define VERSIONS_DEFAULT_MAX 50
+#define NOMEM(err) ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory")
+
+static json_t *version_string(uint64_t v)
+{
+    char s[24];
+    snprintf(s, sizeof s, "%" PRIu64, v);
+    return json_string(s);
+}
+
+/* The optional ?version= of GetImageSet / GetImageSetMetadata; 0 = latest. */
+static int optional_version(const json_t *in, uint64_t *out, struct ahl_err *err)
+{
+    const char *v = ahl_api_str(in, "versionId");
+    *out = 0;
+    return v ? ahl__api_parse_version(v, "versionId", out, err) : 0;
+}
+
+int ahl__op_GetImageSet(struct ahl_api_service *svc, const json_t *in, struct ahl_api_resp *resp,
+                        struct ahl_err *err)
+{
+    struct ahl_meta_info info;
+    const char *ds = ahl_api_str(in, "datastoreId"), *id = ahl_api_str(in, "imageSetId");
+    char arn[256];
+    uint64_t version;
+    int rc;
+
+    if ((rc = optional_version(in, &version, err)) < 0)
+        return rc;
+    if ((rc = ahl_meta_imageset_get(svc->meta, ds, id, version, &info, err)) < 0)
+        return rc;
+    /* The latest version reports the set's current state; older ones their own. */
+    int latest = info.ver.version == info.set.latest_version;
+    json_t *o = resp->json;
+    ahl__api_imageset_arn(svc, ds, id, arn, sizeof arn);
+    rc = ahl__api_set(o, "datastoreId", json_string(ds));
+    rc |= ahl__api_set(o, "imageSetId", json_string(id));
+    rc |= ahl__api_set(o, "versionId", version_string(info.ver.version));
+    rc |= ahl__api_set(o, "imageSetState", json_string(latest ? info.set.state : info.ver.state));
+    rc |= ahl__api_set_str_opt(o, "imageSetWorkflowStatus",
+                               latest ? info.set.workflow_status : info.ver.workflow_status);
+    rc |= ahl__api_set_ts_opt(o, "createdAt", info.set.created_at_ms);
+    rc |= ahl__api_set_ts_opt(o, "updatedAt", info.ver.updated_at_ms);
+    rc |= ahl__api_set_ts_opt(o, "deletedAt", info.set.deleted_at_ms);
+    rc |= ahl__api_set_str_opt(o, "message", info.ver.message);
+    rc |= ahl__api_set(o, "imageSetArn", json_string(arn));
+    if (info.ver.forced)
+        rc |= ahl__api_set(o, "overrides", json_pack("{s:b}", "forced", 1));
+    rc |= ahl__api_set(o, "isPrimary", json_boolean(info.set.is_primary));
+    rc |= ahl__api_set_ts_opt(o, "lastAccessedAt", info.set.last_accessed_at_ms);
+    rc |= ahl__api_set(o, "storageTier", json_string("FREQUENT_ACCESS"));
+    return rc ? NOMEM(err) : 0;
+}
+
+static int collect_bytes(void *ctx, const void *p, size_t n)
+{
+    return ahl_buf_add(ctx, p, n);
+}
+
+int ahl__op_GetImageSetMetadata(struct ahl_api_service *svc, const json_t *in,
+                                struct ahl_api_resp *resp, struct ahl_err *err)
+{
+    uint64_t version;
+    int rc;
+    if ((rc = optional_version(in, &version, err)) < 0)
+        return rc;
+    rc = ahl_meta_metadata_gzip(svc->meta, ahl_api_str(in, "datastoreId"),
+                                ahl_api_str(in, "imageSetId"), version, collect_bytes, &resp->raw,
+                                err);
+    if (rc < 0)
+        return rc;
+    resp->content_type = "application/json";
+    resp->content_encoding = "gzip";
+    return 0;
+}
+
+struct versions_ctx {
+    json_t *items;
+    bool is_primary;
+    int64_t set_created_ms;
+    int64_t set_deleted_ms;
+    unsigned limit, seen;
+    uint64_t last;
+    int more;
+};
+
+static int version_item(void *vctx, const struct ahl_version_rec *v)
+{
+    struct versions_ctx *c = vctx;
+    if (c->seen == c->limit) {
+        c->more = 1;
+        return 1;
+    }
+    c->seen++;
+    c->last = v->version;
+    json_t *o = json_object();
+    if (!o || json_array_append_new(c->items, o) < 0)
+        return AHL_ENOMEM;
+    int rc = ahl__api_set(o, "imageSetId", json_string(v->imageset_id));
+    rc |= ahl__api_set(o, "versionId", version_string(v->version));
+    rc |= ahl__api_set(o, "imageSetState", json_string(v->state));
+    /* The model really spells this member with a capital I here. */
+    rc |= ahl__api_set_str_opt(o, "ImageSetWorkflowStatus", v->workflow_status);
+    rc |= ahl__api_set_ts_opt(o, "createdAt", v->created_at_ms);
+    rc |= ahl__api_set_ts_opt(o, "updatedAt", v->updated_at_ms);
+    rc |= ahl__api_set_ts_opt(o, "deletedAt", c->set_deleted_ms);
+    rc |= ahl__api_set_str_opt(o, "message", v->message);
+    if (v->forced)
+        rc |= ahl__api_set(o, "overrides", json_pack("{s:b}", "forced", 1));
+    rc |= ahl__api_set(o, "isPrimary", json_boolean(c->is_primary));
+    return rc ? AHL_ENOMEM : 0;
+}
+
+int ahl__op_ListImageSetVersions(struct ahl_api_service *svc, const json_t *in,
+                                 struct ahl_api_resp *resp, struct ahl_err *err)
+{
+    const char *ds = ahl_api_str(in, "datastoreId"), *id = ahl_api_str(in, "imageSetId");
+    const char *token = ahl_api_str(in, "nextToken");
+    struct ahl_meta_info info;
+    struct versions_ctx c = {0};
+    char pos[32];
+    uint64_t below = 0;
+    int rc;
+
+    c.limit = (unsigned)ahl_api_int(in, "maxResults", VERSIONS_DEFAULT_MAX);
+    if (token) {
+        if ((rc = ahl__api_token_decode("v", token, pos, sizeof pos, err)) < 0 ||
+            (rc = ahl__api_parse_version(pos, "nextToken", &below, err)) < 0)
+            return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                            "Invalid nextToken: it was not returned by this operation");
+    }
+    if ((rc = ahl_meta_imageset_get(svc->meta, ds, id, 0, &info, err)) < 0)
+        return rc;
+    c.is_primary = info.set.is_primary;
+    c.set_deleted_ms = info.set.deleted_at_ms;
+    c.items = json_array();
+    if (!c.items || ahl__api_set(resp->json, "imageSetPropertiesList", c.items) < 0)
+        return NOMEM(err);
+    rc = ahl_meta_versions_list(svc->meta, ds, id, below, c.limit + 1, version_item, &c, err);
+    if (rc == AHL_ENOMEM)
+        return NOMEM(err);
+    if (rc < 0)
+        return rc;
+    if (c.more) {
+        snprintf(pos, sizeof pos, "%" PRIu64, c.last);
+        if (ahl__api_token_encode("v", pos, resp->json) < 0)
+            return NOMEM(err);
+    }
+    return 0;
+}
+
+/* Decodes a base64 DICOMUpdates blob (the model has checked it is valid base64 of 1..30000
+ * bytes). */
+static int decode_blob(const json_t *updates, const char *member, struct ahl_buf *out,
+                       struct ahl_err *err)
+{
+    const char *b64 = ahl_api_str(updates, member);
+    if (!b64)
+        return 0;
+    if (ahl_base64_decode(b64, strlen(b64), out) < 0)
+        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                        "updateImageSetMetadataUpdates.DICOMUpdates.%s is not valid base64",
+                        member);
+    return 0;
+}
+
+int ahl__op_UpdateImageSetMetadata(struct ahl_api_service *svc, const json_t *in,
+                                   struct ahl_api_resp *resp, struct ahl_err *err)
+{
+    const char *ds = ahl_api_str(in, "datastoreId"), *id = ahl_api_str(in, "imageSetId");
+    const json_t *updates = json_object_get(in, "updateImageSetMetadataUpdates");
+    const json_t *dicom = json_object_get(updates, "DICOMUpdates");
+    const char *revert = ahl_api_str(updates, "revertToVersionId");
+    struct ahl_meta_update u = {0};
+    struct ahl_meta_update_result res;
+    struct ahl_buf updatable, removable;
+    int rc;
+
+    ahl_buf_init(&updatable, 64 * 1024);
+    ahl_buf_init(&removable, 64 * 1024);
+    if ((rc = ahl__api_parse_version(ahl_api_str(in, "latestVersionId"), "latestVersionId",
+                                     &u.latest_version, err)) < 0)
+        goto out;
+    u.force = ahl_api_bool(in, "force", 0);
+    u.include_study_image_sets = ahl_api_bool(in, "includeStudyImageSets", 0);
+    if (revert) {
+        if ((rc = ahl__api_parse_version(revert, "revertToVersionId", &u.revert_to_version, err)) <
+            0)
+            goto out;
+    } else {
+        if ((rc = decode_blob(dicom, "updatableAttributes", &updatable, err)) < 0 ||
+            (rc = decode_blob(dicom, "removableAttributes", &removable, err)) < 0)
+            goto out;
+        if (!json_object_get(dicom, "updatableAttributes") &&
+            !json_object_get(dicom, "removableAttributes")) {
+            rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                          "DICOMUpdates needs updatableAttributes, removableAttributes or both");
+            goto out;
+        }
+        if (json_object_get(dicom, "updatableAttributes")) {
+            u.updatable = updatable.data;
+            u.updatable_len = updatable.len;
+        }
+        if (json_object_get(dicom, "removableAttributes")) {
+            u.removable = removable.data;
+            u.removable_len = removable.len;
+        }
+    }
+    if ((rc = ahl_meta_update(svc->meta, ds, id, &u, &res, err)) < 0)
+        goto out;
+    json_t *o = resp->json;
+    rc = ahl__api_set(o, "datastoreId", json_string(ds));
+    rc |= ahl__api_set(o, "imageSetId", json_string(id));
+    rc |= ahl__api_set(o, "latestVersionId", version_string(res.latest_version));
+    rc |= ahl__api_set(o, "imageSetState", json_string(res.state));
+    rc |= ahl__api_set_str_opt(o, "imageSetWorkflowStatus", res.workflow_status);
+    rc |= ahl__api_set_ts_opt(o, "createdAt", res.created_at_ms);
+    rc |= ahl__api_set_ts_opt(o, "updatedAt", res.updated_at_ms);
+    if (rc)
+        rc = NOMEM(err);
+out:
+    ahl_buf_release(&updatable);
+    ahl_buf_release(&removable);
+    return rc;
+}
+
+static json_t *copy_properties(struct ahl_api_service *svc, const char *ds,
+                               const struct ahl_imageset_rec *r)
+{
+    char arn[256];
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    ahl__api_imageset_arn(svc, ds, r->id, arn, sizeof arn);
+    int rc = ahl__api_set(o, "imageSetId", json_string(r->id));
+    rc |= ahl__api_set(o, "latestVersionId", version_string(r->latest_version));
+    rc |= ahl__api_set_str_opt(o, "imageSetState", r->state);
+    rc |= ahl__api_set_str_opt(o, "imageSetWorkflowStatus", r->workflow_status);
+    rc |= ahl__api_set_ts_opt(o, "createdAt", r->created_at_ms);
+    rc |= ahl__api_set_ts_opt(o, "updatedAt", r->updated_at_ms);
+    rc |= ahl__api_set(o, "imageSetArn", json_string(arn));
+    if (rc) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int ahl__op_CopyImageSet(struct ahl_api_service *svc, const json_t *in, struct ahl_api_resp *resp,
+                         struct ahl_err *err)
+{
+    const char *ds = ahl_api_str(in, "datastoreId");
+    const char *src = ahl_api_str(in, "sourceImageSetId");
+    const json_t *info = json_object_get(in, "copyImageSetInformation");
+    const json_t *source = json_object_get(info, "sourceImageSet");
+    const json_t *dest = json_object_get(info, "destinationImageSet");
+    const json_t *copies = json_object_get(source, "DICOMCopies");
+    struct ahl_meta_copy c = {0};
+    struct ahl_meta_copy_result res;
+    int rc;
+
+    if ((rc = ahl__api_parse_version(ahl_api_str(source, "latestVersionId"),
+                                     "copyImageSetInformation.sourceImageSet.latestVersionId",
+                                     &c.source_latest_version, err)) < 0)
+        return rc;
+    if (dest) {
+        c.destination_id = ahl_api_str(dest, "imageSetId");
+        if ((rc = ahl__api_parse_version(
+                 ahl_api_str(dest, "latestVersionId"),
+                 "copyImageSetInformation.destinationImageSet.latestVersionId",
+                 &c.destination_latest_version, err)) < 0)
+            return rc;
+        if (!strcmp(c.destination_id, src))
+            return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                            "The destination image set must differ from the source image set");
+    }
+    if (copies) {
+        c.copiable_attributes = ahl_api_str(copies, "copiableAttributes");
+        c.copiable_len = strlen(c.copiable_attributes);
+    }
+    c.force = ahl_api_bool(in, "force", 0);
+    c.promote_to_primary = ahl_api_bool(in, "promoteToPrimary", 0);
+    if ((rc = ahl_meta_copy(svc->meta, ds, src, &c, &res, err)) < 0)
+        return rc;
+    rc = ahl__api_set(resp->json, "datastoreId", json_string(ds));
+    rc |=
+        ahl__api_set(resp->json, "sourceImageSetProperties", copy_properties(svc, ds, &res.source));
+    rc |= ahl__api_set(resp->json, "destinationImageSetProperties",
+                       copy_properties(svc, ds, &res.destination));
+    return rc ? NOMEM(err) : 0;
+}
+
+int ahl__op_DeleteImageSet(struct ahl_api_service *svc, const json_t *in, struct ahl_api_resp *resp,
+                           struct ahl_err *err)
+{
+    const char *ds = ahl_api_str(in, "datastoreId"), *id = ahl_api_str(in, "imageSetId");
+    struct ahl_imageset_rec r;
+    int rc = ahl_meta_imageset_delete(svc->meta, ds, id, &r, err);
+    if (rc < 0)
+        return rc;
+    rc = ahl__api_set(resp->json, "datastoreId", json_string(ds));
+    rc |= ahl__api_set(resp->json, "imageSetId", json_string(id));
+    rc |= ahl__api_set(resp->json, "imageSetState", json_string(r.state));
+    rc |= ahl__api_set(resp->json, "imageSetWorkflowStatus", json_string(r.workflow_status));
+    return rc ? NOMEM(err) : 0;
+}

@@ -1,0 +1,229 @@
+/* StartDICOMImportJob, GetDICOMImportJob, ListDICOMImportJobs: the API side of import jobs.
+ *
+ * A job is a row in the store. StartDICOMImportJob checks the data store (it must exist and be
+ * ACTIVE), records the job as SUBMITTED and hands it to the runner through the service's
+ * job_submitted hook; the runner (src/jobs) moves it to IN_PROGRESS and COMPLETED or FAILED and
+ * writes the outputs. Without a runner attached the job stays SUBMITTED.
+ *
+ * Idempotency: the job id is derived from the data store id and the clientToken, so a retried
+ * start finds the job its first attempt recorded; the same token with other parameters is a
+ * ConflictException.
+ *
+ * GetDICOMImportJob reports outputS3Uri as AWS does, expanded to the job's own output folder:
+ * <outputS3Uri><datastoreId>-DicomImport-<jobId>/.
+ */
+#include "api/internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/codec.h"
+#include "base/banned.h"
+
+#define JOBS_DEFAULT_MAX 50
+#define NOMEM(err) ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory")
+
+static void job_id_from_token(const char *datastore_id, const char *token, char id[AHL_ID_LEN + 1])
+{
+    struct ahl_buf b;
+    uint8_t digest[AHL_SHA256_LEN];
+    char hex[AHL_SHA256_HEX_LEN + 1];
+    ahl_buf_init(&b, 512);
+    if (ahl_buf_addf(&b, "job%c%s%c%s", 0, datastore_id, 0, token) == 0)
+        ahl_sha256(b.data, b.len, digest);
+    else
+        ahl_sha256(token, strlen(token), digest);
+    ahl_buf_release(&b);
+    ahl_hex_encode(digest, AHL_ID_LEN / 2, hex);
+    memcpy(id, hex, AHL_ID_LEN);
+    id[AHL_ID_LEN] = '\0';
+}
+
+static int expanded_output(const struct ahl_job_rec *j, char *out, size_t cap)
+{
+    size_t n = strlen(j->output_uri);
+    int w = snprintf(out, cap, "%s%s%s-DicomImport-%s/", j->output_uri,
+                     n && j->output_uri[n - 1] == '/' ? "" : "/", j->datastore_id, j->id);
+    return w < 0 || (size_t)w >= cap ? AHL_ETOOBIG : 0;
+}
+
+int ahl__op_StartDICOMImportJob(struct ahl_api_service *svc, const json_t *in,
+                                struct ahl_api_resp *resp, struct ahl_err *err)
+{
+    const char *ds = ahl_api_str(in, "datastoreId");
+    struct ahl_datastore_rec dsr;
+    struct ahl_job_rec job, old;
+    struct ahl_store_tx *tx = NULL;
+    int rc;
+
+    if (json_object_get(in, "importConfiguration"))
+        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+                        "importConfiguration (DICOM JSON metadata mappings) is not supported by "
+                        "this server");
+    if (!svc->s3_root[0] && !svc->s3_endpoint[0])
+        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+                        "This server has no S3 source configured (start it with --s3-root or "
+                        "--s3-endpoint)");
+    memset(&job, 0, sizeof job);
+    job_id_from_token(ds, ahl_api_str(in, "clientToken"), job.id);
+    ahl_store_strset(job.datastore_id, sizeof job.datastore_id, ds);
+    ahl_store_strset(job.name, sizeof job.name, ahl_api_str(in, "jobName"));
+    ahl_store_strset(job.status, sizeof job.status, "SUBMITTED");
+    ahl_store_strset(job.role_arn, sizeof job.role_arn, ahl_api_str(in, "dataAccessRoleArn"));
+    ahl_store_strset(job.input_uri, sizeof job.input_uri, ahl_api_str(in, "inputS3Uri"));
+    ahl_store_strset(job.output_uri, sizeof job.output_uri, ahl_api_str(in, "outputS3Uri"));
+    ahl_store_strset(job.client_token, sizeof job.client_token, ahl_api_str(in, "clientToken"));
+    job.submitted_at_ms = ahl_now_ms();
+
+    if ((rc = ahl_store_begin(svc->store, true, &tx)) < 0)
+        return ahl__api_store_fail(rc, err, "import job");
+    rc = ahl_store_datastore_get(tx, ds, &dsr);
+    if (rc == AHL_ENOTFOUND) {
+        rc = ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "Data store %s does not exist", ds);
+        goto out;
+    }
+    if (rc < 0) {
+        rc = ahl__api_store_fail(rc, err, "data store");
+        goto out;
+    }
+    if (strcmp(dsr.status, "ACTIVE") != 0) {
+        rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT, "Data store %s is %s, not ACTIVE", ds,
+                      dsr.status);
+        goto out;
+    }
+    rc = ahl_store_job_get(tx, ds, job.id, &old);
+    if (rc == 0) {
+        if (strcmp(old.name, job.name) || strcmp(old.role_arn, job.role_arn) ||
+            strcmp(old.input_uri, job.input_uri) || strcmp(old.output_uri, job.output_uri)) {
+            rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT,
+                          "The clientToken was already used for import job %s with different "
+                          "parameters",
+                          old.id);
+            goto out;
+        }
+        job = old;
+        ahl_store_rollback(tx);
+        tx = NULL;
+    } else if (rc == AHL_ENOTFOUND) {
+        if ((rc = ahl_store_job_put(tx, &job, true)) < 0) {
+            rc = ahl__api_store_fail(rc, err, "import job");
+            goto out;
+        }
+        rc = ahl_store_commit(tx); /* ends tx whatever the outcome */
+        tx = NULL;
+        if (rc < 0) {
+            rc = ahl__api_store_fail(rc, err, "import job");
+            goto out;
+        }
+        if (svc->job_submitted)
+            svc->job_submitted(svc->job_ctx, &job);
+    } else {
+        rc = ahl__api_store_fail(rc, err, "import job");
+        goto out;
+    }
+    rc = ahl__api_set(resp->json, "datastoreId", json_string(ds));
+    rc |= ahl__api_set(resp->json, "jobId", json_string(job.id));
+    rc |= ahl__api_set(resp->json, "jobStatus", json_string(job.status));
+    rc |= ahl__api_set(resp->json, "submittedAt", ahl_api_timestamp(job.submitted_at_ms));
+    if (rc)
+        rc = NOMEM(err);
+out:
+    ahl_store_rollback(tx);
+    return rc;
+}
+
+int ahl__op_GetDICOMImportJob(struct ahl_api_service *svc, const json_t *in,
+                              struct ahl_api_resp *resp, struct ahl_err *err)
+{
+    const char *ds = ahl_api_str(in, "datastoreId"), *id = ahl_api_str(in, "jobId");
+    struct ahl_job_rec j;
+    struct ahl_store_tx *tx = NULL;
+    char out_uri[1200];
+    int rc;
+
+    if ((rc = ahl_store_begin(svc->store, false, &tx)) < 0)
+        return ahl__api_store_fail(rc, err, "import job");
+    rc = ahl_store_job_get(tx, ds, id, &j);
+    ahl_store_rollback(tx);
+    if (rc == AHL_ENOTFOUND)
+        return ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "Import job %s does not exist in data store %s",
+                        id, ds);
+    if (rc < 0)
+        return ahl__api_store_fail(rc, err, "import job");
+    json_t *p = json_object();
+    if (!p || ahl__api_set(resp->json, "jobProperties", p) < 0)
+        return NOMEM(err);
+    if (expanded_output(&j, out_uri, sizeof out_uri) < 0)
+        return ahl_fail(err, AHL_ETOOBIG, AHL_AWS_INTERNAL, "output URI too long");
+    rc = ahl__api_set(p, "jobId", json_string(j.id));
+    rc |= ahl__api_set(p, "jobName", json_string(j.name));
+    rc |= ahl__api_set(p, "jobStatus", json_string(j.status));
+    rc |= ahl__api_set(p, "datastoreId", json_string(j.datastore_id));
+    rc |= ahl__api_set(p, "dataAccessRoleArn", json_string(j.role_arn));
+    rc |= ahl__api_set_ts_opt(p, "endedAt", j.ended_at_ms);
+    rc |= ahl__api_set_ts_opt(p, "submittedAt", j.submitted_at_ms);
+    rc |= ahl__api_set(p, "inputS3Uri", json_string(j.input_uri));
+    rc |= ahl__api_set(p, "outputS3Uri", json_string(out_uri));
+    rc |= ahl__api_set_str_opt(p, "message", j.message);
+    return rc ? NOMEM(err) : 0;
+}
+
+struct jobs_ctx {
+    json_t *items;
+    unsigned limit, seen;
+    char last_id[AHL_ID_LEN + 1];
+    int more;
+};
+
+static int job_item(void *vctx, const struct ahl_job_rec *j)
+{
+    struct jobs_ctx *c = vctx;
+    if (c->seen == c->limit) {
+        c->more = 1;
+        return 1;
+    }
+    c->seen++;
+    memcpy(c->last_id, j->id, sizeof c->last_id);
+    json_t *o = json_object();
+    if (!o || json_array_append_new(c->items, o) < 0)
+        return AHL_ENOMEM;
+    int rc = ahl__api_set(o, "jobId", json_string(j->id));
+    rc |= ahl__api_set(o, "jobName", json_string(j->name));
+    rc |= ahl__api_set(o, "jobStatus", json_string(j->status));
+    rc |= ahl__api_set(o, "datastoreId", json_string(j->datastore_id));
+    rc |= ahl__api_set_str_opt(o, "dataAccessRoleArn", j->role_arn);
+    rc |= ahl__api_set_ts_opt(o, "endedAt", j->ended_at_ms);
+    rc |= ahl__api_set_ts_opt(o, "submittedAt", j->submitted_at_ms);
+    rc |= ahl__api_set_str_opt(o, "message", j->message);
+    return rc ? AHL_ENOMEM : 0;
+}
+
+int ahl__op_ListDICOMImportJobs(struct ahl_api_service *svc, const json_t *in,
+                                struct ahl_api_resp *resp, struct ahl_err *err)
+{
+    const char *ds = ahl_api_str(in, "datastoreId");
+    const char *token = ahl_api_str(in, "nextToken");
+    struct jobs_ctx c = {0};
+    struct ahl_store_tx *tx = NULL;
+    char after[AHL_ID_LEN + 1] = "";
+    int rc;
+
+    c.limit = (unsigned)ahl_api_int(in, "maxResults", JOBS_DEFAULT_MAX);
+    if (token && (rc = ahl__api_token_decode("j", token, after, sizeof after, err)) < 0)
+        return rc;
+    if ((rc = ahl__api_require_datastore(svc, ds, NULL, err)) < 0)
+        return rc;
+    c.items = json_array();
+    if (!c.items || ahl__api_set(resp->json, "jobSummaries", c.items) < 0)
+        return NOMEM(err);
+    if ((rc = ahl_store_begin(svc->store, false, &tx)) < 0)
+        return ahl__api_store_fail(rc, err, "import jobs");
+    rc = ahl_store_job_list(tx, ds, ahl_api_str(in, "jobStatus"), after, c.limit + 1, job_item, &c);
+    ahl_store_rollback(tx);
+    if (rc < 0)
+        return ahl__api_store_fail(rc, err, "import jobs");
+    if (c.more && ahl__api_token_encode("j", c.last_id, resp->json) < 0)
+        return NOMEM(err);
+    return 0;
+}

@@ -1,0 +1,258 @@
+/* ahilite serve: run the HealthImaging API server on a data directory until SIGTERM or SIGINT.
+ *
+ * Credentials, in order: --credentials FILE (every profile's pair may sign); the environment pair
+ * AHILITE_ACCESS_KEY_ID / AHILITE_SECRET_ACCESS_KEY; otherwise DATA_DIR/credentials, generated
+ * (mode 0600) on first start and reused afterwards. The server says on stderr which one it uses.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "base/log.h"
+#include "meta/meta.h"
+#include "store/store.h"
+#include "base/banned.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ahilite serve [OPTIONS]\n\n"
+            "Serves the AWS HealthImaging API (medical-imaging, 2023-07-19) over HTTP, so that\n"
+            "the AWS CLI and SDKs work against it with --endpoint-url / endpoint. Data-plane\n"
+            "calls need the SDK's host prefix turned off: AWS_DISABLE_HOST_PREFIX_INJECTION=true\n"
+            "(AWS CLI, boto3) or disableHostPrefix: true (JavaScript SDK v3).\n\n"
+            "options:\n"
+            "  --data-dir DIR      where data stores, image sets and jobs are kept\n"
+            "                      (default ./ahilite-data; created if missing)\n"
+            "  --listen HOST:PORT  address to listen on (default 127.0.0.1:8080; [::1]:8080\n"
+            "                      for IPv6)\n"
+            "  --credentials FILE  AWS shared-credentials file; the key pair of every profile\n"
+            "                      may sign requests. Without it and without the environment\n"
+            "                      variables AHILITE_ACCESS_KEY_ID and AHILITE_SECRET_ACCESS_KEY,\n"
+            "                      a key pair is generated on first start and stored in\n"
+            "                      DIR/credentials (mode 0600)\n"
+            "  --region R          the region requests are signed for and ARNs name\n"
+            "                      (default us-east-1)\n"
+            "  --account-id ID     the 12-digit account id in ARNs (default 123456789012)\n"
+            "  --s3-root DIR       import jobs read s3://BUCKET/KEY from DIR/BUCKET/KEY\n"
+            "  --s3-endpoint URL   import jobs read from and write to this S3-compatible\n"
+            "                      endpoint instead\n"
+            "  --workers N         HTTP worker threads (default: the number of CPUs)\n"
+            "  --help              this text\n");
+}
+
+static int parse_listen(const char *s, char *host, size_t cap, unsigned *port)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hl;
+    if (s[0] == '[') {
+        const char *e = strchr(s, ']');
+        if (!e || e[1] != ':')
+            return -1;
+        h = s + 1;
+        hl = (size_t)(e - h);
+        colon = e + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return -1;
+        hl = (size_t)(colon - s);
+    }
+    if (hl == 0 || hl >= cap)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    char *end;
+    errno = 0;
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (!colon[1] || *end || errno || p > 65535)
+        return -1;
+    *port = (unsigned)p;
+    return 0;
+}
+
+static int all_digits(const char *s, size_t n)
+{
+    if (strlen(s) != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+int ahl_cmd_serve(int argc, char **argv)
+{
+    const char *data_dir = "./ahilite-data", *listen_arg = "127.0.0.1:8080";
+    const char *cred_file = NULL, *region = "us-east-1", *account = "123456789012";
+    const char *s3_root = NULL, *s3_endpoint = NULL;
+    unsigned workers = 0, port = 0;
+    char host[256], cred_path[4096];
+    static struct ahl_api_credentials creds; /* large; one per process */
+    struct ahl_store *store = NULL;
+    struct ahl_meta *meta = NULL;
+    struct ahl_api_server *srv = NULL;
+    struct ahl_err err;
+    int status = 1, rc;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        static const char *const with_value[] = {"--data-dir",    "--listen",     "--credentials",
+                                                 "--region",      "--account-id", "--s3-root",
+                                                 "--s3-endpoint", "--workers",    NULL};
+        const char *name = NULL;
+        for (int k = 0; with_value[k]; k++) {
+            size_t n = strlen(with_value[k]);
+            if (!strncmp(a, with_value[k], n) && (a[n] == '\0' || a[n] == '=')) {
+                name = with_value[k];
+                v = a[n] == '=' ? a + n + 1 : (i + 1 < argc ? argv[++i] : NULL);
+                break;
+            }
+        }
+        if (!name) {
+            fprintf(stderr, "ahilite serve: unknown option '%s'\n\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (!v || !*v) {
+            fprintf(stderr, "ahilite serve: %s needs a value\n", name);
+            return 2;
+        }
+        if (!strcmp(name, "--data-dir"))
+            data_dir = v;
+        else if (!strcmp(name, "--listen"))
+            listen_arg = v;
+        else if (!strcmp(name, "--credentials"))
+            cred_file = v;
+        else if (!strcmp(name, "--region"))
+            region = v;
+        else if (!strcmp(name, "--account-id"))
+            account = v;
+        else if (!strcmp(name, "--s3-root"))
+            s3_root = v;
+        else if (!strcmp(name, "--s3-endpoint"))
+            s3_endpoint = v;
+        else if (!strcmp(name, "--workers")) {
+            char *end;
+            unsigned long w = strtoul(v, &end, 10);
+            if (*end || w == 0 || w > 1024) {
+                fprintf(stderr, "ahilite serve: --workers takes a number from 1 to 1024\n");
+                return 2;
+            }
+            workers = (unsigned)w;
+        }
+    }
+    if (parse_listen(listen_arg, host, sizeof host, &port) < 0) {
+        fprintf(stderr, "ahilite serve: --listen takes HOST:PORT, not '%s'\n", listen_arg);
+        return 2;
+    }
+    if (!all_digits(account, 12)) {
+        fprintf(stderr, "ahilite serve: --account-id takes 12 digits, not '%s'\n", account);
+        return 2;
+    }
+    for (const char *p = region; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-') ||
+            p - region > 40) {
+            fprintf(stderr, "ahilite serve: --region '%s' is not a region name\n", region);
+            return 2;
+        }
+    }
+    if (s3_root && s3_endpoint) {
+        fprintf(stderr, "ahilite serve: give --s3-root or --s3-endpoint, not both\n");
+        return 2;
+    }
+    if (mkdir(data_dir, 0700) < 0 && errno != EEXIST) {
+        fprintf(stderr, "ahilite serve: cannot create %s: %s\n", data_dir, strerror(errno));
+        return 1;
+    }
+
+    /* Credentials. */
+    const char *env_key = getenv("AHILITE_ACCESS_KEY_ID");
+    const char *env_secret = getenv("AHILITE_SECRET_ACCESS_KEY");
+    if (cred_file) {
+        if (ahl_api_credentials_load(cred_file, &creds, &err) < 0) {
+            fprintf(stderr, "ahilite serve: %s\n", err.msg);
+            return 1;
+        }
+        ahl_info("accepting the %zu key pair%s of %s", creds.n, creds.n == 1 ? "" : "s", cred_file);
+    } else if (env_key && *env_key && env_secret && *env_secret) {
+        if (ahl_api_credentials_add(&creds, env_key, env_secret) < 0) {
+            fprintf(stderr, "ahilite serve: AHILITE_ACCESS_KEY_ID/SECRET too long\n");
+            return 1;
+        }
+        ahl_info("accepting the key pair from AHILITE_ACCESS_KEY_ID");
+    } else {
+        snprintf(cred_path, sizeof cred_path, "%s/credentials", data_dir);
+        if (access(cred_path, F_OK) == 0) {
+            if (ahl_api_credentials_load(cred_path, &creds, &err) < 0) {
+                fprintf(stderr, "ahilite serve: %s\n", err.msg);
+                return 1;
+            }
+            ahl_info("accepting the key pair in %s", cred_path);
+        } else {
+            if (ahl_api_credentials_generate(cred_path, &creds, &err) < 0) {
+                fprintf(stderr, "ahilite serve: %s\n", err.msg);
+                return 1;
+            }
+            ahl_info("generated a key pair in %s (use it as an AWS credentials file: "
+                     "AWS_SHARED_CREDENTIALS_FILE=%s)",
+                     cred_path, cred_path);
+        }
+    }
+
+    if ((rc = ahl_store_open_sqlite(data_dir, 0, &store)) < 0) {
+        fprintf(stderr, "ahilite serve: cannot open the store in %s: %s\n", data_dir,
+                ahl_strerror(rc));
+        goto out;
+    }
+    if ((rc = ahl_meta_open(store, NULL, &meta)) < 0) {
+        fprintf(stderr, "ahilite serve: cannot open the metadata engine: %s\n", ahl_strerror(rc));
+        goto out;
+    }
+
+    /* The daemon's threads inherit this mask, so the signals reach only sigwait below. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
+    struct ahl_api_config cfg = {
+        .listen_host = host,
+        .port = (uint16_t)port,
+        .region = region,
+        .account_id = account,
+        .s3_root = s3_root,
+        .s3_endpoint = s3_endpoint,
+        .workers = workers,
+        .data_dir = data_dir,
+        .credentials = &creds,
+    };
+    if (ahl_api_server_start(&cfg, meta, &srv, &err) < 0) {
+        fprintf(stderr, "ahilite serve: %s\n", err.msg);
+        goto out;
+    }
+    ahl_info("listening on http://%s%s%s:%u (region %s, account %s, data in %s)",
+             strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+             (unsigned)ahl_api_server_port(srv), region, account, data_dir);
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    ahl_info("received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    status = 0;
+out:
+    ahl_api_server_stop(srv);
+    ahl_meta_close(meta);
+    ahl_store_close(store);
+    return status;
+}
