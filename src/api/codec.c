@@ -308,15 +308,13 @@ static int check_string(const struct ahl_model_shape *s, int shape_id, const cha
     return 0;
 }
 
+/* Validates a scalar or aggregate that is present (not NULL, not JSON null). Values inside a
+ * sensitive shape (hide) are never echoed. */
 static void validate_value(struct vstate *vs, enum ahl_shape_id id, const json_t *v,
-                           const char *path);
-
-/* Validates a scalar or aggregate that is present (not NULL, not JSON null). */
-static void validate_value(struct vstate *vs, enum ahl_shape_id id, const json_t *v,
-                           const char *path)
+                           const char *path, int hide)
 {
     const struct ahl_model_shape *s = &ahl_model_shapes[id];
-    int sensitive = (s->flags & AHL_SHAPE_SENSITIVE) != 0;
+    int sensitive = hide || (s->flags & AHL_SHAPE_SENSITIVE) != 0;
     char tmp[64], why[768], child[512];
 
     switch (s->type) {
@@ -393,7 +391,7 @@ static void validate_value(struct vstate *vs, enum ahl_shape_id id, const json_t
                 continue;
             }
             set++;
-            validate_value(vs, m->shape, mv, child);
+            validate_value(vs, m->shape, mv, child, sensitive);
         }
         if ((s->flags & AHL_SHAPE_UNION) && set != 1)
             vadd(vs, render(v, tmp, sizeof tmp), 1, path[0] ? path : "body",
@@ -423,7 +421,7 @@ static void validate_value(struct vstate *vs, enum ahl_shape_id id, const json_t
             if (json_is_null(e))
                 vadd(vs, NULL, 0, child, "Member must not be null");
             else
-                validate_value(vs, s->element, e, child);
+                validate_value(vs, s->element, e, child, sensitive);
         }
         return;
     }
@@ -463,7 +461,7 @@ static void validate_value(struct vstate *vs, enum ahl_shape_id id, const json_t
                          "Map value must satisfy constraint: [%s]", why);
             } else {
                 snprintf(child, sizeof child, "%s.%s", path, key);
-                validate_value(vs, s->value, mv, child);
+                validate_value(vs, s->value, mv, child, sensitive);
             }
         }
         return;
@@ -492,7 +490,7 @@ int ahl_api_validate(enum ahl_shape_id shape, const json_t *value, const char *p
     if (!value || json_is_null(value))
         vadd(&vs, NULL, 0, path, "Member must not be null");
     else
-        validate_value(&vs, shape, value, path);
+        validate_value(&vs, shape, value, path, 0);
     return finish_validation(&vs, err);
 }
 
@@ -756,7 +754,7 @@ int ahl_api_decode(enum ahl_op_id op, const struct ahl_api_http *http, json_t **
         }
     }
     if (vs.count == 0)
-        validate_value(&vs, o->input, obj, "");
+        validate_value(&vs, o->input, obj, "", 0);
     rc = finish_validation(&vs, err);
     if (rc == 0) {
         *input = obj;

@@ -1,0 +1,383 @@
+/* Unit tests for src/api/codec.c and the generated model tables: routing, decoding, validation
+ * messages, error bodies. Table-driven: each row is a request and what must come out. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "api/codec.h"
+#include "api/model.h"
+#include "json/json.h"
+
+#define DS "0123456789abcdef0123456789abcdef"
+#define IS "fedcba9876543210fedcba9876543210"
+#define ARN_DS "arn%3Aaws%3Amedical-imaging%3Aus-east-1%3A123456789012%3Adatastore%2F" DS
+
+static void test_route_every_operation(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *method, *path;
+        enum ahl_op_id op;
+    } rows[] = {
+        {"POST", "/datastore", AHL_OP_CreateDatastore},
+        {"GET", "/datastore", AHL_OP_ListDatastores},
+        {"GET", "/datastore/" DS, AHL_OP_GetDatastore},
+        {"DELETE", "/datastore/" DS, AHL_OP_DeleteDatastore},
+        {"POST", "/startDICOMImportJob/datastore/" DS, AHL_OP_StartDICOMImportJob},
+        {"GET", "/getDICOMImportJob/datastore/" DS "/job/abc", AHL_OP_GetDICOMImportJob},
+        {"GET", "/listDICOMImportJobs/datastore/" DS, AHL_OP_ListDICOMImportJobs},
+        {"POST", "/datastore/" DS "/searchImageSets", AHL_OP_SearchImageSets},
+        {"POST", "/datastore/" DS "/imageSet/" IS "/getImageSet", AHL_OP_GetImageSet},
+        {"POST", "/datastore/" DS "/imageSet/" IS "/getImageSetMetadata",
+         AHL_OP_GetImageSetMetadata},
+        {"POST", "/datastore/" DS "/imageSet/" IS "/getImageFrame", AHL_OP_GetImageFrame},
+        {"POST", "/datastore/" DS "/imageSet/" IS "/listImageSetVersions",
+         AHL_OP_ListImageSetVersions},
+        {"POST", "/datastore/" DS "/imageSet/" IS "/updateImageSetMetadata",
+         AHL_OP_UpdateImageSetMetadata},
+        {"POST", "/datastore/" DS "/imageSet/" IS "/copyImageSet", AHL_OP_CopyImageSet},
+        {"POST", "/datastore/" DS "/imageSet/" IS "/deleteImageSet", AHL_OP_DeleteImageSet},
+        {"POST", "/tags/" ARN_DS, AHL_OP_TagResource},
+        {"GET", "/tags/" ARN_DS, AHL_OP_ListTagsForResource},
+        {"DELETE", "/tags/" ARN_DS, AHL_OP_UntagResource},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        enum ahl_op_id op = AHL_OP__COUNT;
+        struct ahl_err err;
+        assert_int_equal(ahl_api_route(rows[i].method, rows[i].path, &op, &err), 0);
+        assert_int_equal(op, rows[i].op);
+    }
+}
+
+static void test_route_misses(void **state)
+{
+    (void)state;
+    static const char *const rows[][2] = {
+        {"GET", "/"},
+        {"PUT", "/datastore"},
+        {"GET", "/datastore/"},
+        {"GET", "/datastore/" DS "/"},
+        {"GET", "/datastores"},
+        {"POST",
+         "/tags/arn:aws:medical-imaging:us-east-1:123456789012:datastore/" DS "/imageset/x"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        enum ahl_op_id op;
+        struct ahl_err err;
+        assert_int_equal(ahl_api_route(rows[i][0], rows[i][1], &op, &err), AHL_ENOTFOUND);
+        assert_string_equal(err.aws_type, AHL_AWS_UNKNOWN_OPERATION);
+    }
+}
+
+struct decode_row {
+    enum ahl_op_id op;
+    const char *path;
+    const char *query;
+    const char *body;
+    int rc;
+    const char *expect; /* exact message, or a substring when prefixed with '~' */
+};
+
+static void run_decode_rows(const struct decode_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct ahl_api_http http = {
+            .method = ahl_model_ops[rows[i].op].method,
+            .path = rows[i].path,
+            .query = rows[i].query,
+            .body = rows[i].body,
+            .body_len = rows[i].body ? strlen(rows[i].body) : 0,
+        };
+        json_t *in = NULL;
+        struct ahl_err err;
+        ahl_err_clear(&err);
+        int rc = ahl_api_decode(rows[i].op, &http, &in, &err);
+        if (rc != rows[i].rc)
+            fail_msg("row %zu: rc %d, want %d (%s)", i, rc, rows[i].rc, err.msg);
+        if (rc == 0) {
+            assert_non_null(in);
+        } else {
+            assert_null(in);
+            assert_string_equal(err.aws_type, AHL_AWS_VALIDATION);
+        }
+        if (rows[i].expect && rows[i].expect[0] == '~') {
+            if (!strstr(err.msg, rows[i].expect + 1))
+                fail_msg("row %zu: message '%s' lacks '%s'", i, err.msg, rows[i].expect + 1);
+        } else if (rows[i].expect && strcmp(err.msg, rows[i].expect) != 0) {
+            fail_msg("row %zu: message\n  '%s'\nwant\n  '%s'", i, err.msg, rows[i].expect);
+        }
+        json_decref(in);
+    }
+}
+
+static void test_decode_validation_messages(void **state)
+{
+    (void)state;
+    static const struct decode_row rows[] = {
+        {AHL_OP_CreateDatastore, "/datastore", NULL, "{\"clientToken\":\"t1\"}", 0, NULL},
+        {AHL_OP_CreateDatastore, "/datastore", NULL, "", AHL_EPARSE,
+         "1 validation error detected: Value null at 'clientToken' failed to satisfy constraint: "
+         "Member must not be null"},
+        {AHL_OP_CreateDatastore, "/datastore", NULL, "{\"clientToken\":\"t\",\"x\":[1,{}]}", 0,
+         NULL},
+        {AHL_OP_CreateDatastore, "/datastore", NULL,
+         "{\"clientToken\":\"t\",\"datastoreName\":\"a b\"}", AHL_EPARSE,
+         "1 validation error detected: Value 'a b' at 'datastoreName' failed to satisfy "
+         "constraint: Member must satisfy regular expression pattern: [A-Za-z0-9._/#-]+"},
+        {AHL_OP_CreateDatastore, "/datastore", NULL, "{\"clientToken\":5}", AHL_EPARSE,
+         "1 validation error detected: Value '5' at 'clientToken' failed to satisfy constraint: "
+         "Member must be a string"},
+        {AHL_OP_CreateDatastore, "/datastore", NULL, "{\"clientToken\":\"\"}", AHL_EPARSE,
+         "~Member must have length greater than or equal to 1"},
+        {AHL_OP_CreateDatastore, "/datastore", NULL,
+         "{\"clientToken\":\"t\",\"losslessStorageFormat\":\"PNG\"}", AHL_EPARSE,
+         "~Member must satisfy enum value set: [HTJ2K, JPEG_2000_LOSSLESS]"},
+        {AHL_OP_CreateDatastore, "/datastore", NULL,
+         "{\"clientToken\":\"t\",\"tags\":{\"aws:x\":\"v\"}}", AHL_EPARSE,
+         "1 validation error detected: Value 'aws:x' at 'tags' failed to satisfy constraint: Map "
+         "keys must satisfy constraint: [Member must satisfy regular expression pattern: "
+         "(?!aws:)[a-zA-Z+-=._:/]+]"},
+        {AHL_OP_CreateDatastore, "/datastore", NULL,
+         "{\"clientToken\":\"t\",\"tags\":{\"k9\":\"v\"}}", 0, NULL},
+        {AHL_OP_CreateDatastore, "/datastore", NULL, "{\"clientToken\":\"t\",\"tags\":{\"k\":1}}",
+         AHL_EPARSE, "~Map value must satisfy constraint: [Member must be a string]"},
+        {AHL_OP_CreateDatastore, "/datastore", NULL, "{\"clientToken\":", AHL_EPARSE,
+         "~The request body is not valid JSON"},
+        {AHL_OP_CreateDatastore, "/datastore", NULL, "[1]", AHL_EPARSE,
+         "The request body must be a JSON object"},
+        {AHL_OP_CreateDatastore, "/datastore", NULL,
+         "{\"clientToken\":\"a\",\"clientToken\":\"b\"}", AHL_EPARSE, "~not valid JSON"},
+        {AHL_OP_CreateDatastore, "/datastore", NULL,
+         "{\"datastoreName\":\"a b\",\"kmsKeyArn\":\"x\"}", AHL_EPARSE,
+         "~3 validation errors detected: "},
+        {AHL_OP_GetDatastore, "/datastore/ABC", NULL, NULL, AHL_EPARSE,
+         "1 validation error detected: Value 'ABC' at 'datastoreId' failed to satisfy "
+         "constraint: Member must satisfy regular expression pattern: [0-9a-z]{32}"},
+        {AHL_OP_GetDatastore, "/datastore/%zz", NULL, NULL, AHL_EPARSE,
+         "~Member must be correctly percent-encoded"},
+        {AHL_OP_GetDatastore, "/datastore/" DS, NULL, "not json, ignored", 0, NULL},
+        {AHL_OP_ListDatastores, "/datastore", "maxResults=51", NULL, AHL_EPARSE,
+         "1 validation error detected: Value '51' at 'maxResults' failed to satisfy constraint: "
+         "Member must have value less than or equal to 50"},
+        {AHL_OP_ListDatastores, "/datastore", "maxResults=0", NULL, AHL_EPARSE,
+         "~Member must have value greater than or equal to 1"},
+        {AHL_OP_ListDatastores, "/datastore", "maxResults=ten", NULL, AHL_EPARSE,
+         "1 validation error detected: Value 'ten' at 'maxResults' failed to satisfy "
+         "constraint: Member must be an integer"},
+        {AHL_OP_ListDatastores, "/datastore", "datastoreStatus=ACTIVE&maxResults=5&unknown=1", NULL,
+         0, NULL},
+        {AHL_OP_ListDatastores, "/datastore", "datastoreStatus=active", NULL, AHL_EPARSE,
+         "~Member must satisfy enum value set: [CREATING, CREATE_FAILED, ACTIVE, DELETING, "
+         "DELETED]"},
+        {AHL_OP_ListDatastores, "/datastore", "nextToken=%E9", NULL, AHL_EPARSE, "~valid UTF-8"},
+        {AHL_OP_UntagResource, "/tags/" ARN_DS, "tagKeys=a&tagKeys=b%2Fc", NULL, 0, NULL},
+        {AHL_OP_UntagResource, "/tags/" ARN_DS, NULL, NULL, AHL_EPARSE,
+         "~Value null at 'tagKeys' failed to satisfy constraint: Member must not be null"},
+        {AHL_OP_UntagResource, "/tags/arn%3Aaws%3As3%3A%3A%3Ab", "tagKeys=a", NULL, AHL_EPARSE,
+         "~at 'resourceArn' failed to satisfy constraint: Member must satisfy regular "
+         "expression pattern"},
+        {AHL_OP_UpdateImageSetMetadata, "/datastore/" DS "/imageSet/" IS "/updateImageSetMetadata",
+         "latestVersion=1", "{\"revertToVersionId\":\"1\"}", 0, NULL},
+        {AHL_OP_UpdateImageSetMetadata, "/datastore/" DS "/imageSet/" IS "/updateImageSetMetadata",
+         "latestVersion=1", "{}", AHL_EPARSE,
+         "~at 'updateImageSetMetadataUpdates' failed to satisfy constraint: Member must have "
+         "exactly one of its members set (it has 0)"},
+        {AHL_OP_UpdateImageSetMetadata, "/datastore/" DS "/imageSet/" IS "/updateImageSetMetadata",
+         "latestVersion=1",
+         "{\"revertToVersionId\":\"1\",\"DICOMUpdates\":{\"updatableAttributes\":\"e30=\"}}",
+         AHL_EPARSE, "~(it has 2)"},
+        {AHL_OP_UpdateImageSetMetadata, "/datastore/" DS "/imageSet/" IS "/updateImageSetMetadata",
+         "latestVersion=1", "{\"DICOMUpdates\":{\"updatableAttributes\":\"e30\"}}", AHL_EPARSE,
+         "1 validation error detected: Value at "
+         "'updateImageSetMetadataUpdates.DICOMUpdates.updatableAttributes' failed to satisfy "
+         "constraint: Member must be valid base64 (standard alphabet, padded)"},
+        {AHL_OP_UpdateImageSetMetadata, "/datastore/" DS "/imageSet/" IS "/updateImageSetMetadata",
+         "latestVersion=1&force=yes", "{\"revertToVersionId\":\"1\"}", AHL_EPARSE,
+         "~Value 'yes' at 'force' failed to satisfy constraint: Member must be a boolean"},
+        {AHL_OP_UpdateImageSetMetadata, "/datastore/" DS "/imageSet/" IS "/updateImageSetMetadata",
+         NULL, "{\"revertToVersionId\":\"x1\"}", AHL_EPARSE,
+         "~2 validation errors detected: Value null at 'latestVersionId'"},
+        {AHL_OP_SearchImageSets, "/datastore/" DS "/searchImageSets", NULL, "", 0, NULL},
+        {AHL_OP_SearchImageSets, "/datastore/" DS "/searchImageSets", NULL,
+         "{\"filters\":[{\"values\":[{\"DICOMPatientId\":\"p\"}],\"operator\":\"EQUAL\"}]}", 0,
+         NULL},
+        {AHL_OP_SearchImageSets, "/datastore/" DS "/searchImageSets", NULL,
+         "{\"filters\":[{\"values\":[],\"operator\":\"EQUAL\"}]}", AHL_EPARSE,
+         "1 validation error detected: Value at 'searchCriteria.filters.1.member.values' failed "
+         "to satisfy constraint: Member must have length greater than or equal to 1"},
+        {AHL_OP_SearchImageSets, "/datastore/" DS "/searchImageSets", NULL,
+         "{\"filters\":[{\"values\":[{\"createdAt\":\"yesterday\"}]}]}", AHL_EPARSE,
+         "~2 validation errors detected: "},
+        {AHL_OP_GetImageFrame, "/datastore/" DS "/imageSet/" IS "/getImageFrame", NULL,
+         "{\"imageFrameId\":\"" DS "\"}", 0, NULL},
+        {AHL_OP_GetImageFrame, "/datastore/" DS "/imageSet/" IS "/getImageFrame", NULL, "",
+         AHL_EPARSE, "~Value null at 'imageFrameInformation.imageFrameId'"},
+        {AHL_OP_StartDICOMImportJob, "/startDICOMImportJob/datastore/" DS, NULL,
+         "{\"clientToken\":\"c\",\"dataAccessRoleArn\":\"arn:aws:iam::123456789012:role/r\","
+         "\"inputS3Uri\":\"s3://bkt/in/\",\"outputS3Uri\":\"s3://bkt/out/\"}",
+         0, NULL},
+        {AHL_OP_StartDICOMImportJob, "/startDICOMImportJob/datastore/" DS, NULL,
+         "{\"clientToken\":\"c\",\"dataAccessRoleArn\":\"arn:aws:iam::123456789012:role/r\","
+         "\"inputS3Uri\":\"s3://B/in/\",\"outputS3Uri\":\"s3://bkt/out/\","
+         "\"inputOwnerAccountId\":\"12345678901x\"}",
+         AHL_EPARSE, "~2 validation errors detected"},
+    };
+    run_decode_rows(rows, sizeof rows / sizeof *rows);
+}
+
+static void test_decode_types_and_bindings(void **state)
+{
+    (void)state;
+    struct ahl_api_http http = {
+        .method = "POST",
+        .path = "/datastore/" DS "/imageSet/" IS "/updateImageSetMetadata",
+        .query = "latestVersion=3&force=true&includeStudyImageSets=false",
+        .body = "{\"revertToVersionId\":\"1\"}",
+    };
+    http.body_len = strlen(http.body);
+    json_t *in = NULL;
+    struct ahl_err err;
+    assert_int_equal(ahl_api_decode(AHL_OP_UpdateImageSetMetadata, &http, &in, &err), 0);
+    assert_string_equal(ahl_api_str(in, "datastoreId"), DS);
+    assert_string_equal(ahl_api_str(in, "imageSetId"), IS);
+    assert_string_equal(ahl_api_str(in, "latestVersionId"), "3");
+    assert_true(json_is_true(json_object_get(in, "force")));
+    assert_true(json_is_false(json_object_get(in, "includeStudyImageSets")));
+    assert_string_equal(
+        ahl_api_str(json_object_get(in, "updateImageSetMetadataUpdates"), "revertToVersionId"),
+        "1");
+    json_decref(in);
+
+    struct ahl_api_http tags = {.method = "DELETE",
+                                .path = "/tags/" ARN_DS,
+                                .query = "tagKeys=a&tagKeys=b%2Fc&tagKeys=%2B"};
+    assert_int_equal(ahl_api_decode(AHL_OP_UntagResource, &tags, &in, &err), 0);
+    assert_string_equal(ahl_api_str(in, "resourceArn"),
+                        "arn:aws:medical-imaging:us-east-1:123456789012:datastore/" DS);
+    json_t *keys = json_object_get(in, "tagKeys");
+    assert_int_equal(json_array_size(keys), 3);
+    assert_string_equal(json_string_value(json_array_get(keys, 1)), "b/c");
+    assert_string_equal(json_string_value(json_array_get(keys, 2)), "+");
+    json_decref(in);
+
+    struct ahl_api_http list = {.method = "GET", .path = "/datastore", .query = "maxResults=7"};
+    assert_int_equal(ahl_api_decode(AHL_OP_ListDatastores, &list, &in, &err), 0);
+    assert_int_equal(ahl_api_int(in, "maxResults", 0), 7);
+    json_decref(in);
+}
+
+static void test_body_cap(void **state)
+{
+    (void)state;
+    size_t n = AHL_API_MAX_BODY + 1;
+    char *big = malloc(n);
+    assert_non_null(big);
+    memset(big, ' ', n);
+    struct ahl_api_http http = {.method = "POST", .path = "/datastore", .body = big, .body_len = n};
+    json_t *in = NULL;
+    struct ahl_err err;
+    assert_int_equal(ahl_api_decode(AHL_OP_CreateDatastore, &http, &in, &err), AHL_ETOOBIG);
+    assert_string_equal(err.aws_type, AHL_AWS_VALIDATION);
+    free(big);
+}
+
+/* Every pattern of the model compiles (a bad translation aborts) and behaves like the model's
+ * Java pattern on a few probes. */
+static void test_patterns(void **state)
+{
+    (void)state;
+    static const struct {
+        enum ahl_shape_id shape;
+        const char *value;
+        int ok;
+    } rows[] = {
+        {AHL_SHAPE_DatastoreId, DS, 1},
+        {AHL_SHAPE_DatastoreId, DS "0", 0},
+        {AHL_SHAPE_DatastoreId, "0123456789ABCDEF0123456789abcdef", 0},
+        {AHL_SHAPE_ImageSetExternalVersionId, "12", 1},
+        {AHL_SHAPE_ImageSetExternalVersionId, "1a", 0},
+        {AHL_SHAPE_TagKey, "Project-1", 1},
+        {AHL_SHAPE_TagKey, "aws:x", 0},
+        {AHL_SHAPE_TagKey, "awsx", 1},
+        {AHL_SHAPE_TagKey, "a b", 0},
+        {AHL_SHAPE_S3Uri, "s3://my-bucket.x/prefix/", 1},
+        {AHL_SHAPE_S3Uri, "s3://My/x", 0},
+        {AHL_SHAPE_S3Uri, "s3://a-/x", 0},
+        {AHL_SHAPE_RoleArn, "arn:aws:iam::123456789012:role/r", 1},
+        {AHL_SHAPE_RoleArn, "arn:aws:iam::12345678901:role/r", 0},
+        {AHL_SHAPE_LambdaArn, "arn:aws:lambda:us-east-1:123456789012:function:my_fn-1:$LATEST", 1},
+        {AHL_SHAPE_LambdaArn, "arn:aws:lambda:us-east-1:123456789012:function:f:a*", 0},
+        {AHL_SHAPE_KmsKeyArn, "arn:aws:kms:us-east-1:123456789012:alias/my-key", 1},
+        {AHL_SHAPE_KmsKeyArn,
+         "arn:aws:kms:us-east-1:123456789012:key/0123abcd-0123-abcd-0123-0123456789ab", 1},
+        {AHL_SHAPE_KmsKeyArn, "arn:aws:kms:us-east-1:123456789012:key/nope", 0},
+        {AHL_SHAPE_Arn, "arn:aws:medical-imaging:us-east-1:123456789012:datastore/" DS, 1},
+        {AHL_SHAPE_Arn,
+         "arn:aws-cn:medical-imaging:cn-north-1:123456789012:datastore/" DS "/imageset/" IS, 1},
+        {AHL_SHAPE_Arn, "arn:aws:medical-imaging:us-east-1:123456789012:datastore/" DS "/", 0},
+        {AHL_SHAPE_NextToken, "abc/+=", 1},
+        {AHL_SHAPE_NextToken, "caf\xc3\xa9", 0},
+        {AHL_SHAPE_MetadataFilePath, "a/b c.json", 1},
+        {AHL_SHAPE_MetadataFilePath, "a ", 0},
+        {AHL_SHAPE_DICOMStudyInstanceUID, "1.2.840", 1},
+        {AHL_SHAPE_DICOMStudyInstanceUID, "1.2.a", 0},
+        {AHL_SHAPE_AwsAccountId, "123456789012", 1},
+        {AHL_SHAPE_JobName, "job #1", 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        json_t *v = json_string(rows[i].value);
+        struct ahl_err err;
+        int rc = ahl_api_validate(rows[i].shape, v, "x", &err);
+        if ((rc == 0) != rows[i].ok)
+            fail_msg("row %zu: %s '%s': rc %d (%s)", i, ahl_model_shapes[rows[i].shape].name,
+                     rows[i].value, rc, rc ? err.msg : "");
+        json_decref(v);
+    }
+}
+
+static void test_error_encoding(void **state)
+{
+    (void)state;
+    assert_int_equal(ahl_api_error_status("ValidationException"), 400);
+    assert_int_equal(ahl_api_error_status("ServiceQuotaExceededException"), 402);
+    assert_int_equal(ahl_api_error_status("ConflictException"), 409);
+    assert_int_equal(ahl_api_error_status("ResourceNotFoundException"), 404);
+    assert_int_equal(ahl_api_error_status("InternalServerException"), 500);
+    assert_int_equal(ahl_api_error_status("ThrottlingException"), 429);
+    assert_int_equal(ahl_api_error_status("AccessDeniedException"), 403);
+    assert_int_equal(ahl_api_error_status("InvalidSignatureException"), 403);
+    assert_int_equal(ahl_api_error_status("UnknownOperationException"), 404);
+    struct ahl_buf b;
+    ahl_buf_init(&b, 1024);
+    assert_int_equal(ahl_api_error_body("ConflictException", "say \"hi\"", &b), 0);
+    assert_string_equal(b.data,
+                        "{\"__type\":\"ConflictException\",\"message\":\"say \\\"hi\\\"\"}");
+    ahl_buf_release(&b);
+
+    json_t *t = ahl_api_timestamp(1680042357432);
+    assert_int_equal(ahl_api_timestamp_ms(t), 1680042357432);
+    ahl_buf_init(&b, 1024);
+    assert_int_equal(ahl_json_write(t, &b), 0);
+    assert_string_equal(b.data, "1680042357.432");
+    ahl_buf_release(&b);
+    json_decref(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_route_every_operation),
+        cmocka_unit_test(test_route_misses),
+        cmocka_unit_test(test_decode_validation_messages),
+        cmocka_unit_test(test_decode_types_and_bindings),
+        cmocka_unit_test(test_body_cap),
+        cmocka_unit_test(test_patterns),
+        cmocka_unit_test(test_error_encoding),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
