@@ -4,8 +4,14 @@
 #include <stddef.h>
 
 int ahl_cmd_dump(int argc, char **argv);
+int ahl_cmd_frames(int argc, char **argv);
+int ahl_cmd_inspect(int argc, char **argv);
+int ahl_cmd_serve(int argc, char **argv);
 
 const struct ahl_cli_command ahl_cli_commands[] = {
     {"dump", "print the HealthImaging metadata document of DICOM files", ahl_cmd_dump},
+    {"inspect", "show what the DICOM reader reads in files (--json: DICOM JSON)", ahl_cmd_inspect},
+    {"frames", "transcode DICOM frames as import would; print their metadata", ahl_cmd_frames},
+    {"serve", "run the HealthImaging API server (AWS CLI and SDKs work against it)", ahl_cmd_serve},
     {NULL, NULL, NULL},
 };
