@@ -1,0 +1,522 @@
+/* Chunks: turning a node's attributes into a content-addressed chunk (canonical JSON text ->
+ * SHA-256 + an independent raw-deflate segment), batching the chunks of one operation, and
+ * loading chunks through a byte-budgeted LRU cache shared by every thread. Also the engine
+ * handle's life cycle. Formats are described in engine.h. */
+#include "meta/engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/codec.h"
+#include "json/json.h"
+#include "base/banned.h"
+
+struct ahl__cache_entry {
+    uint8_t hash[AHL_SHA256_LEN];
+    int kind;
+    uint32_t ulen, crc;
+    size_t len;
+    unsigned refs;                 /* holders outside the cache, plus one while in the table */
+    struct ahl__cache_entry *next; /* bucket chain */
+    struct ahl__cache_entry *lru_prev, *lru_next;
+    uint8_t data[];
+};
+
+#define ENTRY_OVERHEAD (sizeof(struct ahl__cache_entry) + 16)
+
+bool ahl__hash_is_zero(const uint8_t *h)
+{
+    for (int i = 0; i < AHL_SHA256_LEN; i++)
+        if (h[i])
+            return false;
+    return true;
+}
+
+static size_t bucket_of(const struct ahl_meta *m, const uint8_t *h)
+{
+    uint64_t x;
+    memcpy(&x, h, sizeof x);
+    return (size_t)(x & (m->nbuckets - 1));
+}
+
+/* ---- engine handle ---------------------------------------------------------------------- */
+
+int ahl_meta_open(struct ahl_store *store, const struct ahl_meta_opts *opts, struct ahl_meta **out)
+{
+    struct ahl_meta *m = calloc(1, sizeof *m);
+    if (!m)
+        return AHL_ENOMEM;
+    m->store = store;
+    if (opts)
+        m->opts = *opts;
+    if (!m->opts.cache_bytes)
+        m->opts.cache_bytes = (size_t)256 << 20;
+    if (!m->opts.max_update_bytes)
+        m->opts.max_update_bytes = 10000;
+    if (m->opts.deflate_level <= 0 || m->opts.deflate_level > 9)
+        m->opts.deflate_level = 6;
+    m->nbuckets = 1024;
+    m->buckets = calloc(m->nbuckets, sizeof *m->buckets);
+    if (!m->buckets) {
+        free(m);
+        return AHL_ENOMEM;
+    }
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_mutex_init(&m->zlock, NULL);
+    *out = m;
+    return 0;
+}
+
+void ahl_meta_close(struct ahl_meta *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        struct ahl__cache_entry *e = m->buckets[i];
+        while (e) {
+            struct ahl__cache_entry *n = e->next;
+            free(e);
+            e = n;
+        }
+    }
+    for (int i = 0; i < m->nzfree; i++) {
+        deflateEnd(m->zfree[i]);
+        free(m->zfree[i]);
+    }
+    free(m->buckets);
+    pthread_mutex_destroy(&m->lock);
+    pthread_mutex_destroy(&m->zlock);
+    free(m);
+}
+
+struct ahl_store *ahl_meta_store(struct ahl_meta *m)
+{
+    return m->store;
+}
+
+size_t ahl_meta_cache_bytes(struct ahl_meta *m)
+{
+    pthread_mutex_lock(&m->lock);
+    size_t n = m->bytes;
+    pthread_mutex_unlock(&m->lock);
+    return n;
+}
+
+/* ---- cache (all under m->lock) ------------------------------------------------------------ */
+
+static void lru_unlink(struct ahl_meta *m, struct ahl__cache_entry *e)
+{
+    if (e->lru_prev)
+        e->lru_prev->lru_next = e->lru_next;
+    else
+        m->lru_head = e->lru_next;
+    if (e->lru_next)
+        e->lru_next->lru_prev = e->lru_prev;
+    else
+        m->lru_tail = e->lru_prev;
+    e->lru_prev = e->lru_next = NULL;
+}
+
+static void lru_push_front(struct ahl_meta *m, struct ahl__cache_entry *e)
+{
+    e->lru_prev = NULL;
+    e->lru_next = m->lru_head;
+    if (m->lru_head)
+        m->lru_head->lru_prev = e;
+    m->lru_head = e;
+    if (!m->lru_tail)
+        m->lru_tail = e;
+}
+
+static void entry_unref(struct ahl__cache_entry *e)
+{
+    if (--e->refs == 0)
+        free(e);
+}
+
+static struct ahl__cache_entry *cache_find(struct ahl_meta *m, const uint8_t *h)
+{
+    for (struct ahl__cache_entry *e = m->buckets[bucket_of(m, h)]; e; e = e->next)
+        if (!memcmp(e->hash, h, AHL_SHA256_LEN))
+            return e;
+    return NULL;
+}
+
+static void cache_remove(struct ahl_meta *m, struct ahl__cache_entry *e)
+{
+    struct ahl__cache_entry **pp = &m->buckets[bucket_of(m, e->hash)];
+    while (*pp != e)
+        pp = &(*pp)->next;
+    *pp = e->next;
+    lru_unlink(m, e);
+    m->count--;
+    m->bytes -= e->len + ENTRY_OVERHEAD;
+    entry_unref(e);
+}
+
+static void cache_grow(struct ahl_meta *m)
+{
+    size_t nb = m->nbuckets * 2;
+    struct ahl__cache_entry **b = calloc(nb, sizeof *b);
+    if (!b)
+        return; /* a longer chain is slower, not wrong */
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        struct ahl__cache_entry *e = m->buckets[i];
+        while (e) {
+            struct ahl__cache_entry *n = e->next;
+            uint64_t x;
+            memcpy(&x, e->hash, sizeof x);
+            size_t k = (size_t)(x & (nb - 1));
+            e->next = b[k];
+            b[k] = e;
+            e = n;
+        }
+    }
+    free(m->buckets);
+    m->buckets = b;
+    m->nbuckets = nb;
+}
+
+/* Inserts a copy of c; returns the entry with one extra reference for the caller (or NULL when
+ * out of memory or larger than the budget: the caller then keeps its own copy). */
+static struct ahl__cache_entry *cache_insert(struct ahl_meta *m, const struct ahl_chunk *c,
+                                             bool want_ref)
+{
+    if (c->len + ENTRY_OVERHEAD > m->opts.cache_bytes / 4)
+        return NULL;
+    struct ahl__cache_entry *e = malloc(sizeof *e + c->len);
+    if (!e)
+        return NULL;
+    memcpy(e->hash, c->hash, AHL_SHA256_LEN);
+    e->kind = c->kind;
+    e->ulen = c->ulen;
+    e->crc = c->crc;
+    e->len = c->len;
+    memcpy(e->data, c->data, c->len);
+    e->refs = 1 + (want_ref ? 1 : 0);
+    e->lru_prev = e->lru_next = NULL;
+    pthread_mutex_lock(&m->lock);
+    struct ahl__cache_entry *old = cache_find(m, c->hash);
+    if (old) {
+        /* Another thread loaded it first: use that one. */
+        if (want_ref)
+            old->refs++;
+        lru_unlink(m, old);
+        lru_push_front(m, old);
+        pthread_mutex_unlock(&m->lock);
+        free(e);
+        return want_ref ? old : NULL;
+    }
+    size_t k = bucket_of(m, e->hash);
+    e->next = m->buckets[k];
+    m->buckets[k] = e;
+    lru_push_front(m, e);
+    m->count++;
+    m->bytes += e->len + ENTRY_OVERHEAD;
+    while (m->bytes > m->opts.cache_bytes && m->lru_tail && m->lru_tail != e)
+        cache_remove(m, m->lru_tail);
+    if (m->count > m->nbuckets)
+        cache_grow(m);
+    pthread_mutex_unlock(&m->lock);
+    return want_ref ? e : NULL;
+}
+
+int ahl__chunk_load(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                    const uint8_t *hash, struct ahl__chunk_ref *out)
+{
+    memset(out, 0, sizeof *out);
+    if (b) {
+        const struct ahl_chunk *c = ahl__batch_find(b, hash);
+        if (c) {
+            out->c = *c;
+            return 0;
+        }
+    }
+    pthread_mutex_lock(&m->lock);
+    struct ahl__cache_entry *e = cache_find(m, hash);
+    if (e) {
+        e->refs++;
+        lru_unlink(m, e);
+        lru_push_front(m, e);
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (!e) {
+        struct ahl_buf data;
+        struct ahl_chunk c;
+        ahl_buf_init(&data, AHL__MAX_CHUNK);
+        int rc = ahl_store_chunk_get(tx, hash, &c, &data);
+        if (rc < 0) {
+            ahl_buf_release(&data);
+            return rc;
+        }
+        e = cache_insert(m, &c, true);
+        if (!e) {
+            /* Not cacheable: hand out a private entry the release frees. */
+            e = malloc(sizeof *e + c.len);
+            if (!e) {
+                ahl_buf_release(&data);
+                return AHL_ENOMEM;
+            }
+            memcpy(e->hash, hash, AHL_SHA256_LEN);
+            e->kind = c.kind;
+            e->ulen = c.ulen;
+            e->crc = c.crc;
+            e->len = c.len;
+            memcpy(e->data, c.data, c.len);
+            e->refs = 1;
+        }
+        ahl_buf_release(&data);
+    }
+    memcpy(out->c.hash, e->hash, AHL_SHA256_LEN);
+    out->c.kind = e->kind;
+    out->c.ulen = e->ulen;
+    out->c.crc = e->crc;
+    out->c.data = e->data;
+    out->c.len = e->len;
+    out->ref = e;
+    return 0;
+}
+
+void ahl__chunk_release(struct ahl_meta *m, struct ahl__chunk_ref *r)
+{
+    if (!r->ref)
+        return;
+    pthread_mutex_lock(&m->lock);
+    entry_unref(r->ref);
+    pthread_mutex_unlock(&m->lock);
+    r->ref = NULL;
+}
+
+/* ---- codec ---------------------------------------------------------------------------------- */
+
+static z_stream *z_get(struct ahl_meta *m)
+{
+    z_stream *z = NULL;
+    pthread_mutex_lock(&m->zlock);
+    if (m->nzfree)
+        z = m->zfree[--m->nzfree];
+    pthread_mutex_unlock(&m->zlock);
+    if (z) {
+        deflateReset(z);
+        return z;
+    }
+    z = calloc(1, sizeof *z);
+    if (!z)
+        return NULL;
+    if (deflateInit2(z, m->opts.deflate_level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        free(z);
+        return NULL;
+    }
+    return z;
+}
+
+static void z_put(struct ahl_meta *m, z_stream *z)
+{
+    if (!z)
+        return;
+    pthread_mutex_lock(&m->zlock);
+    if (m->nzfree < (int)(sizeof m->zfree / sizeof m->zfree[0])) {
+        m->zfree[m->nzfree++] = z;
+        z = NULL;
+    }
+    pthread_mutex_unlock(&m->zlock);
+    if (z) {
+        deflateEnd(z);
+        free(z);
+    }
+}
+
+void ahl__batch_init(struct ahl__batch *b, struct ahl_meta *m)
+{
+    memset(b, 0, sizeof *b);
+    b->m = m;
+}
+
+void ahl__batch_release(struct ahl__batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->v[i].bytes);
+    free(b->v);
+    if (b->z)
+        z_put(b->m, b->z);
+    memset(b, 0, sizeof *b);
+}
+
+const struct ahl_chunk *ahl__batch_find(const struct ahl__batch *b, const uint8_t *hash)
+{
+    /* Newest first: an operation mostly re-reads what it has just written. */
+    for (size_t i = b->n; i-- > 0;)
+        if (!memcmp(b->v[i].c.hash, hash, AHL_SHA256_LEN))
+            return &b->v[i].c;
+    return NULL;
+}
+
+static int batch_push(struct ahl__batch *b, const struct ahl_chunk *c, void *bytes)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        struct ahl__newchunk *v = realloc(b->v, cap * sizeof *v);
+        if (!v) {
+            free(bytes);
+            return AHL_ENOMEM;
+        }
+        b->v = v;
+        b->cap = cap;
+    }
+    b->v[b->n].c = *c;
+    b->v[b->n].c.data = bytes;
+    b->v[b->n].bytes = bytes;
+    b->n++;
+    return 0;
+}
+
+int ahl__batch_add_json(struct ahl__batch *b, const json_t *obj, uint8_t hash[AHL_SHA256_LEN])
+{
+    struct ahl_buf text;
+    int rc;
+    uint8_t *z = NULL;
+    ahl_buf_init(&text, AHL__MAX_CHUNK);
+    if ((rc = ahl_json_write(obj, &text)) < 0)
+        goto out;
+    if (text.len < 2 || text.data[text.len - 1] != '}') {
+        rc = AHL_EINVAL;
+        goto out;
+    }
+    ahl_sha256(text.data, text.len, hash);
+    if (ahl__batch_find(b, hash)) {
+        rc = 0;
+        goto out;
+    }
+    if (!b->z && !(b->z = z_get(b->m))) {
+        rc = AHL_ENOMEM;
+        goto out;
+    }
+    deflateReset(b->z);
+    size_t plen = text.len - 1;
+    size_t cap = deflateBound(b->z, plen) + 16;
+    if (!(z = malloc(cap))) {
+        rc = AHL_ENOMEM;
+        goto out;
+    }
+    b->z->next_in = (Bytef *)text.data;
+    b->z->avail_in = (uInt)plen;
+    b->z->next_out = z;
+    b->z->avail_out = (uInt)cap;
+    if (deflate(b->z, Z_FULL_FLUSH) != Z_OK || b->z->avail_in != 0 || b->z->avail_out == 0) {
+        rc = AHL_EINTERNAL;
+        goto out;
+    }
+    struct ahl_chunk c;
+    memcpy(c.hash, hash, AHL_SHA256_LEN);
+    c.kind = AHL_CHUNK_JSON;
+    c.ulen = (uint32_t)plen;
+    c.crc = (uint32_t)crc32(0, (const Bytef *)text.data, (uInt)plen);
+    c.len = cap - b->z->avail_out;
+    c.data = NULL;
+    rc = batch_push(b, &c, z);
+    z = NULL;
+out:
+    free(z);
+    ahl_buf_release(&text);
+    return rc;
+}
+
+int ahl__batch_add_raw(struct ahl__batch *b, int kind, const void *p, size_t n,
+                       uint8_t hash[AHL_SHA256_LEN])
+{
+    ahl_sha256(p, n, hash);
+    if (ahl__batch_find(b, hash))
+        return 0;
+    void *copy = malloc(n ? n : 1);
+    if (!copy)
+        return AHL_ENOMEM;
+    memcpy(copy, p, n);
+    struct ahl_chunk c;
+    memcpy(c.hash, hash, AHL_SHA256_LEN);
+    c.kind = kind;
+    c.ulen = (uint32_t)n;
+    c.crc = (uint32_t)crc32(0, p, (uInt)n);
+    c.len = n;
+    c.data = NULL;
+    return batch_push(b, &c, copy);
+}
+
+int ahl__batch_write(struct ahl__batch *b, struct ahl_store_tx *tx)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        int rc = ahl_store_chunk_put(tx, &b->v[i].c);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+void ahl__batch_publish(struct ahl__batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        cache_insert(b->m, &b->v[i].c, false);
+}
+
+int ahl__json_text(const struct ahl_chunk *c, struct ahl_buf *out)
+{
+    if (c->kind != AHL_CHUNK_JSON)
+        return AHL_ECORRUPT;
+    size_t off = out->len;
+    int rc = ahl_buf_reserve(out, (size_t)c->ulen + 1);
+    if (rc < 0)
+        return rc;
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, -15) != Z_OK)
+        return AHL_ENOMEM;
+    z.next_in = (Bytef *)c->data;
+    z.avail_in = (uInt)c->len;
+    z.next_out = (Bytef *)out->data + off;
+    z.avail_out = (uInt)c->ulen;
+    int zr = inflate(&z, Z_SYNC_FLUSH);
+    bool ok = (zr == Z_OK || zr == Z_BUF_ERROR || zr == Z_STREAM_END) && z.avail_out == 0 &&
+              z.total_out == c->ulen;
+    /* Nothing may follow the text but the empty stored block of the flush. */
+    if (ok && z.avail_in) {
+        unsigned char extra;
+        z.next_out = &extra;
+        z.avail_out = 1;
+        zr = inflate(&z, Z_SYNC_FLUSH);
+        ok = z.avail_out == 1 && z.avail_in == 0;
+    }
+    inflateEnd(&z);
+    if (!ok)
+        return AHL_ECORRUPT;
+    out->len = off + c->ulen;
+    out->data[out->len++] = '}';
+    out->data[out->len] = '\0';
+    if (crc32(0, (const Bytef *)out->data + off, (uInt)c->ulen) != c->crc) {
+        ahl_buf_truncate(out, off);
+        return AHL_ECORRUPT;
+    }
+    return 0;
+}
+
+int ahl__json_load(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                   const uint8_t *hash, json_t **out)
+{
+    struct ahl__chunk_ref r;
+    struct ahl_buf text;
+    int rc = ahl__chunk_load(m, tx, b, hash, &r);
+    if (rc < 0)
+        return rc;
+    ahl_buf_init(&text, AHL__MAX_CHUNK);
+    rc = ahl__json_text(&r.c, &text);
+    ahl__chunk_release(m, &r);
+    if (rc == 0) {
+        json_error_t jerr;
+        *out = json_loadb(text.data, text.len, JSON_ALLOW_NUL, &jerr);
+        if (!*out || !json_is_object(*out)) {
+            json_decref(*out);
+            *out = NULL;
+            rc = AHL_ECORRUPT;
+        }
+    }
+    ahl_buf_release(&text);
+    return rc;
+}

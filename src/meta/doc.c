@@ -1,0 +1,627 @@
+/* Documents: version roots, storing a normalized document as chunks, assembling a version's
+ * document (as jansson for edits and the reference serialisation, or as a gzip stream for
+ * GetImageSetMetadata), the search-index row, and the version commit every writer ends with.
+ *
+ * The gzip stream is one member: a 10-byte header, then for each chunk its stored raw-deflate
+ * segment, with the glue text between chunks (braces, keys, commas) written as stored deflate
+ * blocks, and a final stored block (BFINAL=1) holding the closing braces; the trailer's CRC is
+ * crc32 over the glue combined with each segment's stored crc by crc32_combine. No chunk is
+ * recompressed per request. */
+#include "meta/engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/codec.h"
+#include "json/json.h"
+#include "base/banned.h"
+
+/* ---- roots -------------------------------------------------------------------------------- */
+
+int ahl__root_load(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                   const uint8_t *hash, struct ahl__root *out)
+{
+    struct ahl__chunk_ref r;
+    int rc = ahl__chunk_load(m, tx, b, hash, &r);
+    if (rc < 0)
+        return rc == AHL_ENOTFOUND ? AHL_ECORRUPT : rc;
+    const uint8_t *p = r.c.data;
+    if (r.c.kind != AHL_CHUNK_ROOT || r.c.len != AHL__ROOT_LEN || p[0] != 'R' || p[1] != 1) {
+        rc = AHL_ECORRUPT;
+    } else {
+        memcpy(out->patient, p + 4, AHL_SHA256_LEN);
+        memcpy(out->study, p + 4 + AHL_SHA256_LEN, AHL_SHA256_LEN);
+        memcpy(out->series, p + 4 + 2 * AHL_SHA256_LEN, AHL_SHA256_LEN);
+    }
+    ahl__chunk_release(m, &r);
+    return rc;
+}
+
+int ahl__root_store(struct ahl__batch *b, const struct ahl__root *r, uint8_t hash[AHL_SHA256_LEN])
+{
+    uint8_t p[AHL__ROOT_LEN] = {'R', 1, 0, 0};
+    memcpy(p + 4, r->patient, AHL_SHA256_LEN);
+    memcpy(p + 4 + AHL_SHA256_LEN, r->study, AHL_SHA256_LEN);
+    memcpy(p + 4 + 2 * AHL_SHA256_LEN, r->series, AHL_SHA256_LEN);
+    return ahl__batch_add_raw(b, AHL_CHUNK_ROOT, p, sizeof p, hash);
+}
+
+json_t *ahl__own(const json_t *node, const char *child_key)
+{
+    json_t *own = json_object();
+    const char *k;
+    json_t *v;
+    if (!own)
+        return NULL;
+    json_object_foreach((json_t *)node, k, v)
+    {
+        if (child_key && !strcmp(k, child_key))
+            continue;
+        if (json_object_set(own, k, v) < 0) {
+            json_decref(own);
+            return NULL;
+        }
+    }
+    return own;
+}
+
+/* ---- storing a normalized document --------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The keys of obj, sorted (UIDs are ASCII: strcmp order is byte order). */
+static const char **sorted_keys(const json_t *obj, size_t *n)
+{
+    size_t k = json_object_size(obj), i = 0;
+    const char **v = malloc((k ? k : 1) * sizeof *v);
+    const char *key;
+    json_t *val;
+    if (!v)
+        return NULL;
+    json_object_foreach((json_t *)obj, key, val)
+    {
+        (void)val;
+        v[i++] = key;
+    }
+    qsort(v, i, sizeof *v, cmp_str);
+    *n = i;
+    return v;
+}
+
+/* Checks that a node's UID attribute, when present, equals its key in the map. */
+static int check_uid(const json_t *node, const char *attr, const char *key, const char *what,
+                     struct ahl_err *err)
+{
+    const json_t *d = json_object_get(node, "DICOM");
+    const json_t *u = d ? json_object_get(d, attr) : NULL;
+    if (u && json_is_string(u) && strcmp(json_string_value(u), key) != 0)
+        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                        "%s['%s'].DICOM.%s is '%s', not the key it is stored under", what, key,
+                        attr, json_string_value(u));
+    return 0;
+}
+
+int ahl__store_obj(struct ahl__batch *b, const json_t *node, const char *child,
+                   uint8_t hash[AHL_SHA256_LEN])
+{
+    json_t *own = ahl__own(node, child);
+    if (!own)
+        return AHL_ENOMEM;
+    int rc = ahl__batch_add_json(b, own, hash);
+    json_decref(own);
+    return rc;
+}
+
+int ahl__doc_store(struct ahl__batch *b, const json_t *doc, uint8_t root[AHL_SHA256_LEN],
+                   struct ahl_err *err)
+{
+    struct ahl__root r;
+    json_t *empty = json_object();
+    const char **skeys = NULL, **ikeys = NULL;
+    struct ahl__map_entry *se = NULL, *ie = NULL;
+    uint8_t(*svals)[2 * AHL_SHA256_LEN] = NULL;
+    uint8_t(*ivals)[AHL_SHA256_LEN] = NULL;
+    size_t ns = 0, ni;
+    int rc;
+    memset(&r, 0, sizeof r);
+    if (!empty)
+        return AHL_ENOMEM;
+    if (!json_is_object(doc)) {
+        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION, "document: expected a JSON object");
+        goto out;
+    }
+    const json_t *patient = json_object_get(doc, "Patient");
+    const json_t *study = json_object_get(doc, "Study");
+    if ((patient && !json_is_object(patient)) || (study && !json_is_object(study))) {
+        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                      "document: Patient and Study must be objects");
+        goto out;
+    }
+    if ((rc = ahl__store_obj(b, patient ? patient : empty, NULL, r.patient)) < 0 ||
+        (rc = ahl__store_obj(b, study ? study : empty, "Series", r.study)) < 0)
+        goto out;
+    const json_t *series = study ? json_object_get(study, "Series") : NULL;
+    if (series && !json_is_object(series)) {
+        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION, "Study.Series: expected an object");
+        goto out;
+    }
+    if (series && json_object_size(series)) {
+        if (!(skeys = sorted_keys(series, &ns)) || !(se = calloc(ns, sizeof *se)) ||
+            !(svals = calloc(ns, sizeof *svals))) {
+            rc = AHL_ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < ns; i++) {
+            const json_t *s = json_object_get(series, skeys[i]);
+            if (!json_is_object(s)) {
+                rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                              "Study.Series['%s']: expected an object", skeys[i]);
+                goto out;
+            }
+            if ((rc = check_uid(s, "SeriesInstanceUID", skeys[i], "Study.Series", err)) < 0 ||
+                (rc = ahl__store_obj(b, s, "Instances", svals[i])) < 0)
+                goto out;
+            const json_t *inst = json_object_get(s, "Instances");
+            if (inst && !json_is_object(inst)) {
+                rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                              "Study.Series['%s'].Instances: expected an object", skeys[i]);
+                goto out;
+            }
+            ni = 0;
+            if (inst && json_object_size(inst)) {
+                if (!(ikeys = sorted_keys(inst, &ni)) || !(ie = calloc(ni, sizeof *ie)) ||
+                    !(ivals = calloc(ni, sizeof *ivals))) {
+                    rc = AHL_ENOMEM;
+                    goto out;
+                }
+                for (size_t j = 0; j < ni; j++) {
+                    const json_t *o = json_object_get(inst, ikeys[j]);
+                    if (!json_is_object(o)) {
+                        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                                      "Study.Series['%s'].Instances['%s']: expected an object",
+                                      skeys[i], ikeys[j]);
+                        goto out;
+                    }
+                    if ((rc = check_uid(o, "SOPInstanceUID", ikeys[j], "Instances", err)) < 0 ||
+                        (rc = ahl__store_obj(b, o, NULL, ivals[j])) < 0)
+                        goto out;
+                    ie[j] = (struct ahl__map_entry){ikeys[j], strlen(ikeys[j]), ivals[j]};
+                }
+            }
+            rc = ahl__map_build(b, ie, ni, AHL_SHA256_LEN, svals[i] + AHL_SHA256_LEN);
+            free(ikeys);
+            free(ie);
+            free(ivals);
+            ikeys = NULL;
+            ie = NULL;
+            ivals = NULL;
+            if (rc < 0)
+                goto out;
+            se[i] = (struct ahl__map_entry){skeys[i], strlen(skeys[i]), svals[i]};
+        }
+        if ((rc = ahl__map_build(b, se, ns, 2 * AHL_SHA256_LEN, r.series)) < 0)
+            goto out;
+    }
+    rc = ahl__root_store(b, &r, root);
+out:
+    free(skeys);
+    free(se);
+    free(svals);
+    free(ikeys);
+    free(ie);
+    free(ivals);
+    json_decref(empty);
+    return rc;
+}
+
+/* ---- loading a whole document ------------------------------------------------------------ */
+
+struct load_ctx {
+    struct ahl_meta *m;
+    struct ahl_store_tx *tx;
+    json_t *map; /* the Series or Instances object being filled */
+};
+
+static int load_instance(void *vctx, const char *key, size_t keylen, const uint8_t *value)
+{
+    struct load_ctx *c = vctx;
+    json_t *o = NULL;
+    int rc = ahl__json_load(c->m, c->tx, NULL, value, &o);
+    if (rc < 0)
+        return rc;
+    if (json_object_setn_new(c->map, key, keylen, o) < 0)
+        return AHL_ENOMEM;
+    return 0;
+}
+
+static int load_series(void *vctx, const char *key, size_t keylen, const uint8_t *value)
+{
+    struct load_ctx *c = vctx;
+    json_t *s = NULL, *inst = json_object();
+    int rc;
+    if (!inst)
+        return AHL_ENOMEM;
+    if ((rc = ahl__json_load(c->m, c->tx, NULL, value, &s)) < 0) {
+        json_decref(inst);
+        return rc;
+    }
+    struct load_ctx sub = {c->m, c->tx, inst};
+    if ((rc = ahl__map_walk(c->m, c->tx, NULL, value + AHL_SHA256_LEN, load_instance, &sub)) < 0 ||
+        json_object_set_new(s, "Instances", inst) < 0) {
+        json_decref(s);
+        return rc < 0 ? rc : AHL_ENOMEM;
+    }
+    if (json_object_setn_new(c->map, key, keylen, s) < 0)
+        return AHL_ENOMEM;
+    return 0;
+}
+
+int ahl__doc_load(struct ahl_meta *m, struct ahl_store_tx *tx, const char *datastore_id,
+                  const char *imageset_id, const uint8_t *root, json_t **out)
+{
+    struct ahl__root r;
+    json_t *doc = NULL, *patient = NULL, *study = NULL, *series = NULL;
+    int rc;
+    if ((rc = ahl__root_load(m, tx, NULL, root, &r)) < 0)
+        return rc;
+    if ((rc = ahl__json_load(m, tx, NULL, r.patient, &patient)) < 0 ||
+        (rc = ahl__json_load(m, tx, NULL, r.study, &study)) < 0)
+        goto out;
+    if (!(series = json_object()) || !(doc = json_object())) {
+        rc = AHL_ENOMEM;
+        goto out;
+    }
+    struct load_ctx c = {m, tx, series};
+    if ((rc = ahl__map_walk(m, tx, NULL, r.series, load_series, &c)) < 0)
+        goto out;
+    if (json_object_set_new(study, "Series", series) < 0 ||
+        json_object_set_new(doc, "SchemaVersion", json_string("1.1")) < 0 ||
+        json_object_set_new(doc, "DatastoreID", json_string(datastore_id)) < 0 ||
+        json_object_set_new(doc, "ImageSetID", json_string(imageset_id)) < 0 ||
+        json_object_set_new(doc, "Patient", patient) < 0 ||
+        json_object_set_new(doc, "Study", study) < 0) {
+        series = patient = study = NULL;
+        rc = AHL_ENOMEM;
+        goto out;
+    }
+    *out = doc;
+    return 0;
+out:
+    json_decref(doc);
+    json_decref(patient);
+    json_decref(study);
+    json_decref(series);
+    return rc;
+}
+
+/* ---- gzip assembly ------------------------------------------------------------------------- */
+
+#define GZ_OUT 65536
+
+struct gz {
+    struct ahl_meta *m;
+    struct ahl_store_tx *tx;
+    ahl_meta_write_cb cb;
+    void *ctx;
+    struct ahl_buf out;  /* pending output */
+    struct ahl_buf glue; /* text between segments, not yet emitted */
+    uint32_t crc;
+    uint64_t total;
+};
+
+static int gz_flush_out(struct gz *g, bool force)
+{
+    if (g->out.len < GZ_OUT && !force)
+        return 0;
+    if (g->out.len) {
+        int rc = g->cb(g->ctx, g->out.data, g->out.len);
+        if (rc)
+            return rc;
+    }
+    ahl_buf_reset(&g->out);
+    return 0;
+}
+
+/* Emits the pending glue as stored blocks (the last one final when fin). */
+static int gz_emit_glue(struct gz *g, bool fin)
+{
+    size_t off = 0;
+    int rc;
+    g->crc = (uint32_t)crc32(g->crc, (const Bytef *)g->glue.data, (uInt)g->glue.len);
+    g->total += g->glue.len;
+    do {
+        size_t n = g->glue.len - off > 65535 ? 65535 : g->glue.len - off;
+        bool last = fin && off + n == g->glue.len;
+        uint8_t hdr[5] = {last ? 1 : 0, (uint8_t)n, (uint8_t)(n >> 8), (uint8_t)~n,
+                          (uint8_t)(~n >> 8)};
+        if ((rc = ahl_buf_add(&g->out, hdr, 5)) < 0 ||
+            (rc = ahl_buf_add(&g->out, g->glue.data + off, n)) < 0)
+            return rc;
+        off += n;
+    } while (off < g->glue.len);
+    ahl_buf_reset(&g->glue);
+    return gz_flush_out(g, false);
+}
+
+static int gz_glue(struct gz *g, const char *s)
+{
+    return ahl_buf_adds(&g->glue, s);
+}
+
+static int gz_glue_key(struct gz *g, bool comma, const char *key, size_t keylen)
+{
+    int rc = comma ? ahl_buf_addc(&g->glue, ',') : 0;
+    if (rc == 0)
+        rc = ahl_json_write_string(key, keylen, &g->glue);
+    if (rc == 0)
+        rc = ahl_buf_addc(&g->glue, ':');
+    return rc;
+}
+
+/* Emits a chunk's segment (its text without the final '}'); *ulen receives the text length. */
+static int gz_segment(struct gz *g, const uint8_t *hash, uint32_t *ulen)
+{
+    struct ahl__chunk_ref r;
+    int rc;
+    if (g->glue.len && (rc = gz_emit_glue(g, false)) < 0)
+        return rc;
+    if ((rc = ahl__chunk_load(g->m, g->tx, NULL, hash, &r)) < 0)
+        return rc == AHL_ENOTFOUND ? AHL_ECORRUPT : rc;
+    if (r.c.kind != AHL_CHUNK_JSON)
+        rc = AHL_ECORRUPT;
+    else
+        rc = ahl_buf_add(&g->out, r.c.data, r.c.len);
+    if (rc == 0) {
+        g->crc = (uint32_t)crc32_combine(g->crc, r.c.crc, (z_off_t)r.c.ulen);
+        g->total += r.c.ulen;
+        *ulen = r.c.ulen;
+    }
+    ahl__chunk_release(g->m, &r);
+    return rc < 0 ? rc : gz_flush_out(g, false);
+}
+
+struct gz_walk {
+    struct gz *g;
+    bool first;
+};
+
+static int gz_instance(void *vctx, const char *key, size_t keylen, const uint8_t *value)
+{
+    struct gz_walk *w = vctx;
+    uint32_t ulen;
+    int rc = gz_glue_key(w->g, !w->first, key, keylen);
+    w->first = false;
+    if (rc == 0)
+        rc = gz_segment(w->g, value, &ulen);
+    if (rc == 0)
+        rc = gz_glue(w->g, "}");
+    return rc;
+}
+
+static int gz_series(void *vctx, const char *key, size_t keylen, const uint8_t *value)
+{
+    struct gz_walk *w = vctx;
+    uint32_t ulen;
+    int rc = gz_glue_key(w->g, !w->first, key, keylen);
+    w->first = false;
+    if (rc == 0)
+        rc = gz_segment(w->g, value, &ulen);
+    if (rc == 0)
+        rc = gz_glue(w->g, ulen > 1 ? ",\"Instances\":{" : "\"Instances\":{");
+    struct gz_walk sub = {w->g, true};
+    if (rc == 0)
+        rc = ahl__map_walk(w->g->m, w->g->tx, NULL, value + AHL_SHA256_LEN, gz_instance, &sub);
+    if (rc == 0)
+        rc = gz_glue(w->g, "}}");
+    return rc;
+}
+
+int ahl__doc_gzip(struct ahl_meta *m, struct ahl_store_tx *tx, const char *datastore_id,
+                  const char *imageset_id, const uint8_t *root, ahl_meta_write_cb cb, void *ctx)
+{
+    static const uint8_t head[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+    struct gz g = {.m = m, .tx = tx, .cb = cb, .ctx = ctx};
+    struct ahl__root r;
+    uint32_t ulen;
+    int rc;
+    ahl_buf_init(&g.out, AHL_BUF_UNLIMITED);
+    ahl_buf_init(&g.glue, AHL_BUF_UNLIMITED);
+    if ((rc = ahl__root_load(m, tx, NULL, root, &r)) < 0)
+        goto out;
+    if ((rc = ahl_buf_reserve(&g.out, GZ_OUT + 4096)) < 0 ||
+        (rc = ahl_buf_add(&g.out, head, sizeof head)) < 0)
+        goto out;
+    if ((rc = gz_glue(&g, "{\"SchemaVersion\":\"1.1\",\"DatastoreID\":")) < 0 ||
+        (rc = ahl_json_write_string(datastore_id, strlen(datastore_id), &g.glue)) < 0 ||
+        (rc = gz_glue(&g, ",\"ImageSetID\":")) < 0 ||
+        (rc = ahl_json_write_string(imageset_id, strlen(imageset_id), &g.glue)) < 0 ||
+        (rc = gz_glue(&g, ",\"Patient\":")) < 0 || (rc = gz_segment(&g, r.patient, &ulen)) < 0 ||
+        (rc = gz_glue(&g, "},\"Study\":")) < 0 || (rc = gz_segment(&g, r.study, &ulen)) < 0 ||
+        (rc = gz_glue(&g, ulen > 1 ? ",\"Series\":{" : "\"Series\":{")) < 0)
+        goto out;
+    struct gz_walk w = {&g, true};
+    if ((rc = ahl__map_walk(m, tx, NULL, r.series, gz_series, &w)) < 0 ||
+        (rc = gz_glue(&g, "}}}")) < 0 || (rc = gz_emit_glue(&g, true)) < 0)
+        goto out;
+    uint8_t trailer[8];
+    for (int i = 0; i < 4; i++) {
+        trailer[i] = (uint8_t)(g.crc >> (8 * i));
+        trailer[4 + i] = (uint8_t)(g.total >> (8 * i));
+    }
+    if ((rc = ahl_buf_add(&g.out, trailer, sizeof trailer)) < 0)
+        goto out;
+    rc = gz_flush_out(&g, true);
+out:
+    ahl_buf_release(&g.out);
+    ahl_buf_release(&g.glue);
+    return rc;
+}
+
+/* ---- search row ------------------------------------------------------------------------------ */
+
+static void str_field(const json_t *dicom, const char *key, char *dst, size_t cap)
+{
+    const json_t *v = dicom ? json_object_get(dicom, key) : NULL;
+    dst[0] = '\0';
+    if (json_is_string(v)) {
+        size_t n = json_string_length(v);
+        if (n < cap) {
+            memcpy(dst, json_string_value(v), n);
+            dst[n] = '\0';
+        }
+    }
+}
+
+struct count_ctx {
+    struct ahl_meta *m;
+    struct ahl_store_tx *tx;
+    const struct ahl__batch *b;
+    uint64_t instances;
+    uint8_t first[AHL_SHA256_LEN];
+    bool have_first;
+};
+
+static int count_series(void *vctx, const char *key, size_t keylen, const uint8_t *value)
+{
+    struct count_ctx *c = vctx;
+    uint64_t n;
+    (void)key;
+    (void)keylen;
+    if (!c->have_first) {
+        memcpy(c->first, value, AHL_SHA256_LEN);
+        c->have_first = true;
+    }
+    int rc = ahl__map_count(c->m, c->tx, c->b, value + AHL_SHA256_LEN, &n);
+    c->instances += n;
+    return rc;
+}
+
+int ahl__search_row(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                    const uint8_t *root, const struct ahl_imageset_rec *set,
+                    struct ahl_search_row *row)
+{
+    struct ahl__root r;
+    json_t *patient = NULL, *study = NULL, *series = NULL;
+    uint64_t nseries = 0;
+    int rc;
+    memset(row, 0, sizeof *row);
+    if ((rc = ahl__root_load(m, tx, b, root, &r)) < 0 ||
+        (rc = ahl__json_load(m, tx, b, r.patient, &patient)) < 0 ||
+        (rc = ahl__json_load(m, tx, b, r.study, &study)) < 0 ||
+        (rc = ahl__map_count(m, tx, b, r.series, &nseries)) < 0)
+        goto out;
+    struct count_ctx c = {.m = m, .tx = tx, .b = b};
+    if ((rc = ahl__map_walk(m, tx, b, r.series, count_series, &c)) < 0)
+        goto out;
+    if (c.have_first && (rc = ahl__json_load(m, tx, b, c.first, &series)) < 0)
+        goto out;
+    memcpy(row->imageset_id, set->id, sizeof row->imageset_id);
+    memcpy(row->datastore_id, set->datastore_id, sizeof row->datastore_id);
+    row->is_primary = set->is_primary;
+    row->version = set->latest_version;
+    row->created_at_ms = set->created_at_ms;
+    row->updated_at_ms = set->updated_at_ms;
+    const json_t *pd = json_object_get(patient, "DICOM");
+    const json_t *sd = json_object_get(study, "DICOM");
+    const json_t *ed = series ? json_object_get(series, "DICOM") : NULL;
+    str_field(pd, "PatientID", row->patient_id, sizeof row->patient_id);
+    str_field(pd, "PatientName", row->patient_name, sizeof row->patient_name);
+    str_field(pd, "PatientBirthDate", row->patient_birth_date, sizeof row->patient_birth_date);
+    str_field(pd, "PatientSex", row->patient_sex, sizeof row->patient_sex);
+    str_field(sd, "StudyInstanceUID", row->study_instance_uid, sizeof row->study_instance_uid);
+    str_field(sd, "StudyID", row->study_id, sizeof row->study_id);
+    str_field(sd, "StudyDescription", row->study_description, sizeof row->study_description);
+    str_field(sd, "AccessionNumber", row->accession_number, sizeof row->accession_number);
+    str_field(sd, "StudyDate", row->study_date, sizeof row->study_date);
+    str_field(sd, "StudyTime", row->study_time, sizeof row->study_time);
+    str_field(ed, "SeriesInstanceUID", row->series_instance_uid, sizeof row->series_instance_uid);
+    str_field(ed, "Modality", row->modality, sizeof row->modality);
+    str_field(ed, "BodyPartExamined", row->body_part_examined, sizeof row->body_part_examined);
+    char num[32];
+    str_field(ed, "SeriesNumber", num, sizeof num);
+    if (num[0]) {
+        char *end;
+        long v = strtol(num, &end, 10);
+        while (*end == ' ')
+            end++;
+        if (!*end && end != num && v >= INT32_MIN && v <= INT32_MAX) {
+            row->has_series_number = true;
+            row->series_number = (int32_t)v;
+        }
+    }
+    row->number_of_series = (uint32_t)nseries;
+    row->number_of_instances = (uint32_t)c.instances;
+out:
+    json_decref(patient);
+    json_decref(study);
+    json_decref(series);
+    return rc;
+}
+
+/* ---- shared helpers for writers ------------------------------------------------------------- */
+
+int ahl__store_fail(struct ahl_err *err, int rc, const char *what)
+{
+    if (rc == AHL_ECORRUPT)
+        return ahl_fail(err, rc, AHL_AWS_INTERNAL, "%s: stored metadata is damaged", what);
+    if (rc == AHL_ENOMEM)
+        return ahl_fail(err, rc, AHL_AWS_INTERNAL, "%s: out of memory", what);
+    return ahl_fail(err, rc, NULL, "%s: %s", what, ahl_strerror(rc));
+}
+
+int ahl__set_find(struct ahl_store_tx *tx, const char *datastore_id, const char *id,
+                  struct ahl_imageset_rec *out, struct ahl_err *err)
+{
+    int rc = ahl_store_imageset_get(tx, datastore_id, id, out);
+    if (rc == AHL_ENOTFOUND || (rc == 0 && !strcmp(out->state, "DELETED")))
+        return ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND,
+                        "image set %s not found in data store %s", id, datastore_id);
+    if (rc < 0)
+        return ahl__store_fail(err, rc, "reading the image set");
+    return 0;
+}
+
+int ahl__version_commit(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__batch *b,
+                        struct ahl_imageset_rec *set, uint64_t expected, const uint8_t *root,
+                        bool forced, const char *workflow, struct ahl_err *err)
+{
+    struct ahl_version_rec v;
+    struct ahl_search_row row;
+    int rc;
+    memset(&v, 0, sizeof v);
+    memcpy(v.imageset_id, set->id, sizeof v.imageset_id);
+    v.version = set->latest_version;
+    memcpy(v.root, root, AHL_SHA256_LEN);
+    ahl_store_strset(v.state, sizeof v.state, "ACTIVE");
+    ahl_store_strset(v.workflow_status, sizeof v.workflow_status, workflow);
+    v.forced = forced;
+    v.created_at_ms = set->updated_at_ms;
+    v.updated_at_ms = set->updated_at_ms;
+    ahl_store_strset(set->state, sizeof set->state, "ACTIVE");
+    ahl_store_strset(set->workflow_status, sizeof set->workflow_status, workflow);
+    set->message[0] = '\0';
+    if ((rc = ahl__batch_write(b, tx)) < 0)
+        return ahl__store_fail(err, rc, "writing chunks");
+    if ((rc = ahl_store_version_put(tx, &v)) < 0) {
+        if (rc == AHL_ECONFLICT)
+            return ahl_fail(err, rc, AHL_AWS_CONFLICT, "image set %s: version %llu exists", set->id,
+                            (unsigned long long)v.version);
+        return ahl__store_fail(err, rc, "writing the version");
+    }
+    rc = expected ? ahl_store_imageset_advance(tx, set, expected)
+                  : ahl_store_imageset_put(tx, set, true);
+    if (rc == AHL_ECONFLICT)
+        return ahl_fail(err, rc, AHL_AWS_CONFLICT,
+                        "image set %s: latestVersionId %llu is not the latest version", set->id,
+                        (unsigned long long)expected);
+    if (rc < 0)
+        return ahl__store_fail(err, rc, "writing the image set");
+    if ((rc = ahl__search_row(m, tx, b, root, set, &row)) < 0 ||
+        (rc = ahl_store_search_put(tx, &row)) < 0)
+        return ahl__store_fail(err, rc, "writing the search row");
+    return 0;
+}

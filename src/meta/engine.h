@@ -1,0 +1,180 @@
+/* Internals of the metadata engine shared by its files (not a public header: src/meta only).
+ *
+ * chunks.c  the chunk codec (canonical JSON text -> hash + raw-deflate segment), loading chunks
+ *           through the byte-budgeted cache, and the engine handle itself;
+ * pmap.c    persistent B+tree maps of UID -> fixed-size value, stored as map chunks;
+ * doc.c     version roots, assembling documents (jansson and gzip), the search row;
+ * update.c  UpdateImageSetMetadata and revert; copy.c CopyImageSet and delete; check.c the check.
+ *
+ * Chunk formats (all integers little-endian):
+ *   JSON  stored data = raw deflate (Z_FULL_FLUSH) of the text without its final '}', so the
+ *         assembler can append members before closing the object; ulen/crc describe that prefix;
+ *         hash = SHA-256 of the whole text.
+ *   MAP   'M', level u8 (0 = leaf), vlen u16, count u32, total u64 (entries in the subtree), then
+ *         count entries: keylen u16, key, value (leaf: vlen bytes; inner: child hash 32 + child
+ *         total u64). Keys ascending; an inner entry's key is its child's smallest key.
+ *   ROOT  'R', 1, 0, 0, patient hash 32, study hash 32, series-map root 32 (zero: empty map).
+ * hash = SHA-256 of the stored bytes for MAP and ROOT.
+ */
+#ifndef AHL_META_ENGINE_H
+#define AHL_META_ENGINE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <zlib.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "meta/meta.h"
+#include "store/store.h"
+
+#define AHL__MAP_FANOUT 32    /* entries per node when bulk-built */
+#define AHL__MAP_MAX 64       /* a node with more entries splits */
+#define AHL__MAP_MAX_DEPTH 12 /* deeper than this is damage, not data */
+#define AHL__ROOT_LEN (4 + 3 * AHL_SHA256_LEN)
+#define AHL__MAX_CHUNK (64u << 20) /* no stored chunk is larger */
+
+struct ahl__cache_entry;
+
+struct ahl_meta {
+    struct ahl_store *store;
+    struct ahl_meta_opts opts;
+    /* cache: chained hash table + LRU list, guarded by lock */
+    pthread_mutex_t lock;
+    struct ahl__cache_entry **buckets;
+    size_t nbuckets, count, bytes;
+    struct ahl__cache_entry *lru_head, *lru_tail; /* head = most recently used */
+    /* idle deflate streams, reused to avoid deflateInit2 per chunk */
+    pthread_mutex_t zlock;
+    z_stream *zfree[8];
+    int nzfree;
+};
+
+/* A loaded chunk: meta.data points at bytes kept alive by ref until ahl__chunk_release. */
+struct ahl__chunk_ref {
+    struct ahl_chunk c;
+    struct ahl__cache_entry *ref;
+};
+
+/* A chunk produced by an operation and not yet written: owns its bytes. */
+struct ahl__newchunk {
+    struct ahl_chunk c;
+    void *bytes;
+};
+
+/* The chunks an operation writes, in one transaction; put into the cache after commit. */
+struct ahl__batch {
+    struct ahl__newchunk *v;
+    size_t n, cap;
+    z_stream *z;
+    struct ahl_meta *m;
+};
+
+void ahl__batch_init(struct ahl__batch *b, struct ahl_meta *m);
+void ahl__batch_release(struct ahl__batch *b);
+/* Writes every chunk of b with INSERT OR IGNORE. */
+int ahl__batch_write(struct ahl__batch *b, struct ahl_store_tx *tx);
+/* After a successful commit: hands the chunks to the cache. */
+void ahl__batch_publish(struct ahl__batch *b);
+/* Looks for a chunk produced in this batch (operations read their own new nodes). */
+const struct ahl_chunk *ahl__batch_find(const struct ahl__batch *b, const uint8_t *hash);
+
+/* Serialises obj with ahl_json_write, hashes it, deflates it and adds it to b. */
+int ahl__batch_add_json(struct ahl__batch *b, const json_t *obj, uint8_t hash[AHL_SHA256_LEN]);
+/* Adds a MAP or ROOT chunk of the given bytes (copied). */
+int ahl__batch_add_raw(struct ahl__batch *b, int kind, const void *p, size_t n,
+                       uint8_t hash[AHL_SHA256_LEN]);
+
+/* Loads a chunk: from batch b (may be NULL), the cache, or the store through tx. */
+int ahl__chunk_load(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                    const uint8_t *hash, struct ahl__chunk_ref *out);
+void ahl__chunk_release(struct ahl_meta *m, struct ahl__chunk_ref *r);
+/* Loads a JSON chunk and parses it (new reference in *out). */
+int ahl__json_load(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                   const uint8_t *hash, json_t **out);
+/* Inflates a JSON chunk's stored segment into text, appending the final '}'. */
+int ahl__json_text(const struct ahl_chunk *c, struct ahl_buf *out);
+
+/* ---- persistent maps (pmap.c) ---- */
+
+struct ahl__map_entry {
+    const char *key;
+    size_t keylen;
+    const uint8_t *value;
+};
+
+/* Builds a map from n entries sorted by key (no duplicates); root is zero for n == 0. */
+int ahl__map_build(struct ahl__batch *b, const struct ahl__map_entry *e, size_t n, size_t vlen,
+                   uint8_t root[AHL_SHA256_LEN]);
+/* Finds key: 0 with value copied (vlen bytes), or AHL_ENOTFOUND. */
+int ahl__map_get(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                 const uint8_t *root, const char *key, size_t keylen, uint8_t *value, size_t vlen);
+/* Sets key to value (NULL: deletes it, vlen ignored; deleting a missing key is AHL_ENOTFOUND). */
+int ahl__map_set(struct ahl__batch *b, struct ahl_store_tx *tx, const uint8_t *root,
+                 const char *key, size_t keylen, const uint8_t *value, size_t vlen,
+                 uint8_t newroot[AHL_SHA256_LEN]);
+/* Number of entries. */
+int ahl__map_count(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                   const uint8_t *root, uint64_t *out);
+typedef int (*ahl__map_cb)(void *ctx, const char *key, size_t keylen, const uint8_t *value);
+/* Visits every entry in key order. */
+int ahl__map_walk(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                  const uint8_t *root, ahl__map_cb cb, void *ctx);
+/* Visits every map chunk hash of the tree (for the check), including inner nodes. */
+int ahl__map_walk_nodes(struct ahl_meta *m, struct ahl_store_tx *tx, const uint8_t *root,
+                        int (*cb)(void *ctx, const uint8_t *hash, bool leaf, const uint8_t *v,
+                                  size_t vlen),
+                        void *ctx);
+
+bool ahl__hash_is_zero(const uint8_t *h);
+
+/* ---- documents (doc.c) ---- */
+
+struct ahl__root {
+    uint8_t patient[AHL_SHA256_LEN];
+    uint8_t study[AHL_SHA256_LEN];
+    uint8_t series[AHL_SHA256_LEN]; /* map root; zero = no series */
+};
+
+int ahl__root_load(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                   const uint8_t *hash, struct ahl__root *out);
+int ahl__root_store(struct ahl__batch *b, const struct ahl__root *r, uint8_t hash[AHL_SHA256_LEN]);
+
+/* Writes a normalized document's nodes as chunks: root hash out. Checks structure (objects where
+ * objects belong; Series/Instances keys equal to the node's UID when the node carries one). */
+int ahl__doc_store(struct ahl__batch *b, const json_t *doc, uint8_t root[AHL_SHA256_LEN],
+                   struct ahl_err *err);
+/* The whole document of a root (SchemaVersion, DatastoreID, ImageSetID first). */
+int ahl__doc_load(struct ahl_meta *m, struct ahl_store_tx *tx, const char *datastore_id,
+                  const char *imageset_id, const uint8_t *root, json_t **out);
+/* Streams the gzip member of a root's document (see doc.c). */
+int ahl__doc_gzip(struct ahl_meta *m, struct ahl_store_tx *tx, const char *datastore_id,
+                  const char *imageset_id, const uint8_t *root, ahl_meta_write_cb cb, void *ctx);
+/* Stores a node without its child map key as a JSON chunk. */
+int ahl__store_obj(struct ahl__batch *b, const json_t *node, const char *child,
+                   uint8_t hash[AHL_SHA256_LEN]);
+/* Merges the own attributes of src into node: DICOM and DICOMVRs objects key by key, other
+ * keys replaced; child_key (Series/Instances) skipped. */
+int ahl__merge_own(json_t *node, const json_t *src, const char *child_key);
+/* The search row of a version. */
+int ahl__search_row(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                    const uint8_t *root, const struct ahl_imageset_rec *set,
+                    struct ahl_search_row *row);
+/* The own-attributes object of a node (the node without child_key). */
+json_t *ahl__own(const json_t *node, const char *child_key);
+
+/* Common: finds a non-deleted image set, with the error AWS gives. */
+int ahl__set_find(struct ahl_store_tx *tx, const char *datastore_id, const char *id,
+                  struct ahl_imageset_rec *out, struct ahl_err *err);
+/* Writes a new version of set (whose row is *set, already updated in memory with the new
+ * latest_version and timestamps) with CAS on expected, plus its search row. */
+int ahl__version_commit(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__batch *b,
+                        struct ahl_imageset_rec *set, uint64_t expected, const uint8_t *root,
+                        bool forced, const char *workflow, struct ahl_err *err);
+/* Maps a store error to an ahl_err. */
+int ahl__store_fail(struct ahl_err *err, int rc, const char *what);
+
+#endif /* AHL_META_ENGINE_H */

@@ -1,0 +1,428 @@
+/* The engine's simple operations: creating an image set from a normalized document, importing
+ * instances into an existing set, reading image sets, versions and documents, and deleting. */
+#include "meta/engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/codec.h"
+#include "json/json.h"
+#include "base/banned.h"
+
+int ahl__merge_own(json_t *node, const json_t *src, const char *child_key)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)src, k, v)
+    {
+        if (child_key && !strcmp(k, child_key))
+            continue;
+        json_t *cur = json_object_get(node, k);
+        if ((!strcmp(k, "DICOM") || !strcmp(k, "DICOMVRs")) && json_is_object(cur) &&
+            json_is_object(v)) {
+            if (json_object_update(cur, v) < 0)
+                return AHL_ENOMEM;
+        } else if (json_object_set(node, k, v) < 0) {
+            return AHL_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int datastore_active(struct ahl_store_tx *tx, const char *ds, struct ahl_err *err)
+{
+    struct ahl_datastore_rec d;
+    int rc = ahl_store_datastore_get(tx, ds, &d);
+    if (rc == AHL_ENOTFOUND)
+        return ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "data store %s not found", ds);
+    if (rc < 0)
+        return ahl__store_fail(err, rc, "reading the data store");
+    if (strcmp(d.status, "ACTIVE") != 0)
+        return ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT, "data store %s is %s, not ACTIVE", ds,
+                        d.status);
+    return 0;
+}
+
+static void info_from(struct ahl_meta_info *out, const struct ahl_imageset_rec *set,
+                      const struct ahl_version_rec *v)
+{
+    if (!out)
+        return;
+    out->set = *set;
+    out->ver = *v;
+}
+
+int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const json_t *doc,
+                             const struct ahl_meta_create_opts *opts, struct ahl_meta_info *out,
+                             struct ahl_err *err)
+{
+    struct ahl__batch b;
+    struct ahl_store_tx *tx = NULL;
+    struct ahl_imageset_rec set;
+    uint8_t root[AHL_SHA256_LEN];
+    int rc;
+    ahl__batch_init(&b, m);
+    memset(&set, 0, sizeof set);
+    if ((rc = ahl__doc_store(&b, doc, root, err)) < 0)
+        goto out;
+    if (opts && opts->imageset_id) {
+        if (ahl_store_strset(set.id, sizeof set.id, opts->imageset_id) < 0) {
+            rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION, "image set id too long");
+            goto out;
+        }
+    } else if ((rc = ahl_random_id(set.id)) < 0) {
+        rc = ahl__store_fail(err, rc, "making an id");
+        goto out;
+    }
+    if (ahl_store_strset(set.datastore_id, sizeof set.datastore_id, datastore_id) < 0) {
+        rc = ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND, "data store not found");
+        goto out;
+    }
+    set.is_primary = opts ? opts->is_primary : false;
+    set.latest_version = 1;
+    set.created_at_ms = set.updated_at_ms = ahl_now_ms();
+    if ((rc = ahl_store_begin(m->store, true, &tx)) < 0) {
+        rc = ahl__store_fail(err, rc, "starting a transaction");
+        goto out;
+    }
+    if ((rc = datastore_active(tx, datastore_id, err)) < 0)
+        goto out;
+    const char *wf = opts && opts->workflow_status ? opts->workflow_status : "CREATED";
+    if ((rc = ahl__version_commit(m, tx, &b, &set, 0, root, false, wf, err)) < 0)
+        goto out;
+    rc = ahl_store_commit(tx);
+    tx = NULL;
+    if (rc < 0) {
+        rc = ahl__store_fail(err, rc, "committing");
+        goto out;
+    }
+    ahl__batch_publish(&b);
+    if (out) {
+        memset(out, 0, sizeof *out);
+        out->set = set;
+        memcpy(out->ver.imageset_id, set.id, sizeof set.id);
+        out->ver.version = 1;
+        memcpy(out->ver.root, root, AHL_SHA256_LEN);
+        memcpy(out->ver.state, set.state, sizeof set.state);
+        memcpy(out->ver.workflow_status, set.workflow_status, sizeof set.workflow_status);
+        out->ver.created_at_ms = out->ver.updated_at_ms = set.updated_at_ms;
+    }
+out:
+    ahl_store_rollback(tx);
+    ahl__batch_release(&b);
+    return rc;
+}
+
+/* Merges one series of an import document into the series map: new instances added, existing
+ * ones replaced, the series' own attributes merged. */
+static int import_series(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__batch *b,
+                         uint8_t *series_root, const char *uid, const json_t *src,
+                         struct ahl_err *err)
+{
+    uint8_t val[2 * AHL_SHA256_LEN], inst_root[AHL_SHA256_LEN];
+    json_t *own = NULL;
+    int rc = ahl__map_get(m, tx, b, series_root, uid, strlen(uid), val, sizeof val);
+    if (rc == 0) {
+        if ((rc = ahl__json_load(m, tx, b, val, &own)) < 0)
+            return ahl__store_fail(err, rc, "reading a series");
+        memcpy(inst_root, val + AHL_SHA256_LEN, AHL_SHA256_LEN);
+    } else if (rc == AHL_ENOTFOUND) {
+        if (!(own = json_object()))
+            return AHL_ENOMEM;
+        memset(inst_root, 0, sizeof inst_root);
+    } else {
+        return ahl__store_fail(err, rc, "reading the series map");
+    }
+    const json_t *sd = json_object_get(src, "DICOM");
+    const json_t *su = sd ? json_object_get(sd, "SeriesInstanceUID") : NULL;
+    if (su && (!json_is_string(su) || strcmp(json_string_value(su), uid))) {
+        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                      "Study.Series['%s'].DICOM.SeriesInstanceUID differs from its key", uid);
+        goto out;
+    }
+    if ((rc = ahl__merge_own(own, src, "Instances")) < 0)
+        goto out;
+    const json_t *inst = json_object_get(src, "Instances");
+    const char *k;
+    json_t *v;
+    if (inst && !json_is_object(inst)) {
+        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                      "Study.Series['%s'].Instances: expected an object", uid);
+        goto out;
+    }
+    json_object_foreach((json_t *)inst, k, v)
+    {
+        uint8_t h[AHL_SHA256_LEN];
+        const json_t *d = json_is_object(v) ? json_object_get(v, "DICOM") : NULL;
+        const json_t *u = d ? json_object_get(d, "SOPInstanceUID") : NULL;
+        if (!json_is_object(v) || (u && (!json_is_string(u) || strcmp(json_string_value(u), k)))) {
+            rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                          "Study.Series['%s'].Instances['%s']: expected an object whose "
+                          "SOPInstanceUID is its key",
+                          uid, k);
+            goto out;
+        }
+        if ((rc = ahl__store_obj(b, v, NULL, h)) < 0 ||
+            (rc = ahl__map_set(b, tx, inst_root, k, strlen(k), h, AHL_SHA256_LEN, inst_root)) < 0) {
+            rc = ahl__store_fail(err, rc, "writing an instance");
+            goto out;
+        }
+    }
+    if ((rc = ahl__store_obj(b, own, NULL, val)) < 0)
+        goto out;
+    memcpy(val + AHL_SHA256_LEN, inst_root, AHL_SHA256_LEN);
+    if ((rc = ahl__map_set(b, tx, series_root, uid, strlen(uid), val, sizeof val, series_root)) < 0)
+        rc = ahl__store_fail(err, rc, "writing the series map");
+out:
+    json_decref(own);
+    return rc;
+}
+
+int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id,
+                                    const char *imageset_id, const json_t *doc,
+                                    uint64_t expected_latest, struct ahl_meta_info *out,
+                                    struct ahl_err *err)
+{
+    struct ahl__batch b;
+    struct ahl_store_tx *tx = NULL;
+    struct ahl_imageset_rec set;
+    struct ahl_version_rec cur;
+    struct ahl__root r;
+    json_t *patient = NULL, *study = NULL;
+    uint8_t root[AHL_SHA256_LEN];
+    int rc;
+    ahl__batch_init(&b, m);
+    if (!json_is_object(doc)) {
+        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION, "document: expected a JSON object");
+        goto out;
+    }
+    if ((rc = ahl_store_begin(m->store, true, &tx)) < 0) {
+        rc = ahl__store_fail(err, rc, "starting a transaction");
+        goto out;
+    }
+    if ((rc = ahl__set_find(tx, datastore_id, imageset_id, &set, err)) < 0)
+        goto out;
+    if (!strcmp(set.state, "LOCKED")) {
+        rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT, "image set %s is LOCKED", imageset_id);
+        goto out;
+    }
+    if (expected_latest && expected_latest != set.latest_version) {
+        rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT,
+                      "image set %s: version %llu is not the latest", imageset_id,
+                      (unsigned long long)expected_latest);
+        goto out;
+    }
+    if ((rc = ahl_store_version_get(tx, set.id, set.latest_version, &cur)) < 0 ||
+        (rc = ahl__root_load(m, tx, NULL, cur.root, &r)) < 0 ||
+        (rc = ahl__json_load(m, tx, NULL, r.patient, &patient)) < 0 ||
+        (rc = ahl__json_load(m, tx, NULL, r.study, &study)) < 0) {
+        rc = ahl__store_fail(err, rc, "reading the latest version");
+        goto out;
+    }
+    const json_t *p = json_object_get(doc, "Patient");
+    const json_t *s = json_object_get(doc, "Study");
+    if ((p && !json_is_object(p)) || (s && !json_is_object(s))) {
+        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                      "document: Patient and Study must be objects");
+        goto out;
+    }
+    if ((p && (rc = ahl__merge_own(patient, p, NULL)) < 0) ||
+        (s && (rc = ahl__merge_own(study, s, "Series")) < 0))
+        goto out;
+    if ((rc = ahl__store_obj(&b, patient, NULL, r.patient)) < 0 ||
+        (rc = ahl__store_obj(&b, study, NULL, r.study)) < 0)
+        goto out;
+    const json_t *series = s ? json_object_get(s, "Series") : NULL;
+    const char *k;
+    json_t *v;
+    if (series && !json_is_object(series)) {
+        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION, "Study.Series: expected an object");
+        goto out;
+    }
+    json_object_foreach((json_t *)series, k, v)
+    {
+        if (!json_is_object(v)) {
+            rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                          "Study.Series['%s']: expected an object", k);
+            goto out;
+        }
+        if ((rc = import_series(m, tx, &b, r.series, k, v, err)) < 0)
+            goto out;
+    }
+    if ((rc = ahl__root_store(&b, &r, root)) < 0)
+        goto out;
+    if (expected_latest && !memcmp(root, cur.root, AHL_SHA256_LEN)) {
+        /* Nothing changed and the caller asked for compare-and-set: no new version. */
+        info_from(out, &set, &cur);
+        goto out;
+    }
+    uint64_t expected = set.latest_version;
+    set.latest_version++;
+    set.updated_at_ms = ahl_now_ms();
+    if ((rc = ahl__version_commit(m, tx, &b, &set, expected, root, false, "IMPORTED", err)) < 0)
+        goto out;
+    rc = ahl_store_commit(tx);
+    tx = NULL;
+    if (rc < 0) {
+        rc = ahl__store_fail(err, rc, "committing");
+        goto out;
+    }
+    ahl__batch_publish(&b);
+    if (out) {
+        memset(out, 0, sizeof *out);
+        out->set = set;
+        memcpy(out->ver.imageset_id, set.id, sizeof set.id);
+        out->ver.version = set.latest_version;
+        memcpy(out->ver.root, root, AHL_SHA256_LEN);
+        memcpy(out->ver.state, set.state, sizeof set.state);
+        memcpy(out->ver.workflow_status, set.workflow_status, sizeof set.workflow_status);
+        out->ver.created_at_ms = out->ver.updated_at_ms = set.updated_at_ms;
+    }
+out:
+    json_decref(patient);
+    json_decref(study);
+    ahl_store_rollback(tx);
+    ahl__batch_release(&b);
+    return rc;
+}
+
+/* Opens a read transaction and finds the set and the version asked for. */
+static int read_begin(struct ahl_meta *m, const char *ds, const char *id, uint64_t version,
+                      struct ahl_store_tx **tx, struct ahl_imageset_rec *set,
+                      struct ahl_version_rec *ver, struct ahl_err *err)
+{
+    int rc = ahl_store_begin(m->store, false, tx);
+    if (rc < 0)
+        return ahl__store_fail(err, rc, "starting a transaction");
+    if ((rc = ahl__set_find(*tx, ds, id, set, err)) < 0)
+        goto fail;
+    uint64_t v = version ? version : set->latest_version;
+    rc = ahl_store_version_get(*tx, id, v, ver);
+    if (rc == AHL_ENOTFOUND) {
+        rc = ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "image set %s has no version %llu", id,
+                      (unsigned long long)v);
+        goto fail;
+    }
+    if (rc < 0) {
+        rc = ahl__store_fail(err, rc, "reading the version");
+        goto fail;
+    }
+    return 0;
+fail:
+    ahl_store_rollback(*tx);
+    *tx = NULL;
+    return rc;
+}
+
+int ahl_meta_imageset_get(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
+                          uint64_t version, struct ahl_meta_info *out, struct ahl_err *err)
+{
+    struct ahl_store_tx *tx;
+    int rc = read_begin(m, datastore_id, imageset_id, version, &tx, &out->set, &out->ver, err);
+    if (rc == 0)
+        ahl_store_rollback(tx);
+    return rc;
+}
+
+int ahl_meta_versions_list(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
+                           uint64_t below, unsigned limit, ahl_store_version_cb cb, void *ctx,
+                           struct ahl_err *err)
+{
+    struct ahl_store_tx *tx;
+    struct ahl_imageset_rec set;
+    int rc = ahl_store_begin(m->store, false, &tx);
+    if (rc < 0)
+        return ahl__store_fail(err, rc, "starting a transaction");
+    if ((rc = ahl__set_find(tx, datastore_id, imageset_id, &set, err)) == 0) {
+        rc = ahl_store_version_list(tx, imageset_id, below, limit ? limit : 50, cb, ctx);
+        if (rc < 0)
+            rc = ahl__store_fail(err, rc, "listing versions");
+    }
+    ahl_store_rollback(tx);
+    return rc;
+}
+
+int ahl_meta_metadata_gzip(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
+                           uint64_t version, ahl_meta_write_cb cb, void *ctx, struct ahl_err *err)
+{
+    struct ahl_store_tx *tx;
+    struct ahl_imageset_rec set;
+    struct ahl_version_rec ver;
+    int rc = read_begin(m, datastore_id, imageset_id, version, &tx, &set, &ver, err);
+    if (rc < 0)
+        return rc;
+    rc = ahl__doc_gzip(m, tx, datastore_id, imageset_id, ver.root, cb, ctx);
+    if (rc < 0)
+        rc = ahl__store_fail(err, rc, "reading metadata");
+    ahl_store_rollback(tx);
+    return rc;
+}
+
+int ahl_meta_document(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
+                      uint64_t version, json_t **out, struct ahl_err *err)
+{
+    struct ahl_store_tx *tx;
+    struct ahl_imageset_rec set;
+    struct ahl_version_rec ver;
+    int rc = read_begin(m, datastore_id, imageset_id, version, &tx, &set, &ver, err);
+    if (rc < 0)
+        return rc;
+    rc = ahl__doc_load(m, tx, datastore_id, imageset_id, ver.root, out);
+    if (rc < 0)
+        rc = ahl__store_fail(err, rc, "reading metadata");
+    ahl_store_rollback(tx);
+    return rc;
+}
+
+int ahl_meta_metadata_json(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
+                           uint64_t version, struct ahl_buf *out, struct ahl_err *err)
+{
+    json_t *doc = NULL;
+    int rc = ahl_meta_document(m, datastore_id, imageset_id, version, &doc, err);
+    if (rc < 0)
+        return rc;
+    rc = ahl_json_write(doc, out);
+    json_decref(doc);
+    if (rc < 0)
+        return ahl__store_fail(err, rc, "serialising metadata");
+    return 0;
+}
+
+int ahl_meta_imageset_delete(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
+                             struct ahl_imageset_rec *out, struct ahl_err *err)
+{
+    struct ahl_store_tx *tx = NULL;
+    struct ahl_imageset_rec set;
+    int rc = ahl_store_begin(m->store, true, &tx);
+    if (rc < 0)
+        return ahl__store_fail(err, rc, "starting a transaction");
+    if ((rc = ahl__set_find(tx, datastore_id, imageset_id, &set, err)) < 0)
+        goto out;
+    if (!strcmp(set.state, "LOCKED")) {
+        rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT, "image set %s is LOCKED", imageset_id);
+        goto out;
+    }
+    set.updated_at_ms = set.deleted_at_ms = ahl_now_ms();
+    ahl_store_strset(set.state, sizeof set.state, "DELETED");
+    ahl_store_strset(set.workflow_status, sizeof set.workflow_status, "DELETED");
+    if ((rc = ahl_store_imageset_put(tx, &set, false)) < 0 ||
+        (rc = ahl_store_search_delete(tx, set.id)) < 0) {
+        rc = ahl__store_fail(err, rc, "deleting the image set");
+        goto out;
+    }
+    rc = ahl_store_commit(tx);
+    tx = NULL;
+    if (rc < 0) {
+        rc = ahl__store_fail(err, rc, "committing");
+        goto out;
+    }
+    if (out) {
+        *out = set;
+        ahl_store_strset(out->state, sizeof out->state, "LOCKED");
+        ahl_store_strset(out->workflow_status, sizeof out->workflow_status, "DELETING");
+    }
+out:
+    ahl_store_rollback(tx);
+    return rc;
+}

@@ -1,0 +1,1054 @@
+/* The SQLite backend of the storage interface: one database file in the data directory.
+ *
+ * Connections: one writer connection, guarded by a mutex so write transactions run one at a time
+ * (each starts with BEGIN IMMEDIATE, so a second process such as `ahilite check` waits on
+ * busy_timeout instead of deadlocking), and a pool of reader connections created on demand up to
+ * max_readers; a read transaction takes an idle reader (or waits for one) and gets a consistent
+ * WAL snapshot. Every connection caches its prepared statements, indexed by enum stmt_id.
+ *
+ * Durability: WAL with synchronous=NORMAL: a commit survives a process crash (kill -9); a power
+ * loss may lose the last commits but never corrupts the database.
+ *
+ * Schema: versioned with PRAGMA user_version; migrate() applies every step above the stored
+ * version in one transaction. Adding a step means appending to `migrations`.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sqlite3.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/banned.h"
+
+static const char *const migrations[] = {
+    /* 1: the first schema. */
+    "CREATE TABLE datastore(id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,"
+    " kms_key_arn TEXT NOT NULL, lambda_authorizer_arn TEXT NOT NULL,"
+    " lossless_storage_format TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL);"
+    "CREATE TABLE tag(arn TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+    " PRIMARY KEY(arn, key)) WITHOUT ROWID;"
+    "CREATE TABLE imageset(id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL, state TEXT NOT NULL,"
+    " workflow_status TEXT NOT NULL, message TEXT NOT NULL, is_primary INTEGER NOT NULL,"
+    " latest_version INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    " last_accessed_at INTEGER NOT NULL, deleted_at INTEGER NOT NULL);"
+    "CREATE INDEX imageset_datastore ON imageset(datastore_id, id);"
+    "CREATE TABLE version(imageset_id TEXT NOT NULL, version INTEGER NOT NULL,"
+    " root BLOB NOT NULL, state TEXT NOT NULL, workflow_status TEXT NOT NULL,"
+    " message TEXT NOT NULL, forced INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL, PRIMARY KEY(imageset_id, version)) WITHOUT ROWID;"
+    /* Chunks are a rowid table: rows are often larger than a WITHOUT ROWID table likes. */
+    "CREATE TABLE chunk(id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, kind INTEGER NOT NULL,"
+    " ulen INTEGER NOT NULL, crc INTEGER NOT NULL, data BLOB NOT NULL);"
+    "CREATE TABLE search(imageset_id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL,"
+    " is_primary INTEGER NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL, patient_id TEXT NOT NULL, patient_name TEXT NOT NULL,"
+    " patient_birth_date TEXT NOT NULL, patient_sex TEXT NOT NULL,"
+    " study_instance_uid TEXT NOT NULL, study_id TEXT NOT NULL, study_description TEXT NOT NULL,"
+    " accession_number TEXT NOT NULL, study_date TEXT NOT NULL, study_time TEXT NOT NULL,"
+    " series_instance_uid TEXT NOT NULL, modality TEXT NOT NULL,"
+    " body_part_examined TEXT NOT NULL, series_number INTEGER,"
+    " number_of_series INTEGER NOT NULL, number_of_instances INTEGER NOT NULL);"
+    "CREATE INDEX search_patient ON search(datastore_id, patient_id);"
+    "CREATE INDEX search_study ON search(datastore_id, study_instance_uid);"
+    "CREATE INDEX search_series ON search(datastore_id, series_instance_uid);"
+    "CREATE INDEX search_accession ON search(datastore_id, accession_number);"
+    "CREATE INDEX search_study_id ON search(datastore_id, study_id);"
+    "CREATE INDEX search_updated ON search(datastore_id, updated_at);"
+    "CREATE INDEX search_created ON search(datastore_id, created_at);"
+    "CREATE INDEX search_study_date ON search(datastore_id, study_date, study_time);"
+    "CREATE TABLE job(id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL, name TEXT NOT NULL,"
+    " status TEXT NOT NULL, role_arn TEXT NOT NULL, input_uri TEXT NOT NULL,"
+    " output_uri TEXT NOT NULL, message TEXT NOT NULL, client_token TEXT NOT NULL,"
+    " submitted_at INTEGER NOT NULL, ended_at INTEGER NOT NULL);"
+    "CREATE INDEX job_datastore ON job(datastore_id, submitted_at, id);",
+};
+
+enum stmt_id {
+    ST_DS_INSERT,
+    ST_DS_UPDATE,
+    ST_DS_GET,
+    ST_DS_LIST,
+    ST_DS_DELETE,
+    ST_DS_COUNT,
+    ST_TAG_PUT,
+    ST_TAG_DELETE,
+    ST_TAG_LIST,
+    ST_TAG_DELETE_ALL,
+    ST_IS_INSERT,
+    ST_IS_UPDATE,
+    ST_IS_ADVANCE,
+    ST_IS_GET,
+    ST_IS_LIST,
+    ST_IS_BY_STUDY,
+    ST_V_INSERT,
+    ST_V_UPDATE,
+    ST_V_GET,
+    ST_V_LIST,
+    ST_V_SCAN,
+    ST_C_PUT,
+    ST_C_GET,
+    ST_C_SCAN,
+    ST_C_STATS,
+    ST_S_PUT,
+    ST_S_GET,
+    ST_S_DELETE,
+    ST_J_INSERT,
+    ST_J_UPDATE,
+    ST_J_GET,
+    ST_J_LIST,
+    ST_COUNT
+};
+
+#define IS_COLS                                                                                  \
+    "id, datastore_id, state, workflow_status, message, is_primary, latest_version, created_at," \
+    " updated_at, last_accessed_at, deleted_at"
+#define V_COLS \
+    "imageset_id, version, root, state, workflow_status, message, forced, created_at, updated_at"
+#define DS_COLS                                                                                  \
+    "id, name, status, kms_key_arn, lambda_authorizer_arn, lossless_storage_format, created_at," \
+    " updated_at"
+#define J_COLS                                                                                \
+    "id, datastore_id, name, status, role_arn, input_uri, output_uri, message, client_token," \
+    " submitted_at, ended_at"
+#define S_COLS                                                                            \
+    "imageset_id, datastore_id, is_primary, version, created_at, updated_at, patient_id," \
+    " patient_name, patient_birth_date, patient_sex, study_instance_uid, study_id,"       \
+    " study_description, accession_number, study_date, study_time, series_instance_uid,"  \
+    " modality, body_part_examined, series_number, number_of_series, number_of_instances"
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_DS_INSERT] = "INSERT INTO datastore(" DS_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+    [ST_DS_UPDATE] = "UPDATE datastore SET name=?2, status=?3, kms_key_arn=?4,"
+                     " lambda_authorizer_arn=?5, lossless_storage_format=?6, created_at=?7,"
+                     " updated_at=?8 WHERE id=?1",
+    [ST_DS_GET] = "SELECT " DS_COLS " FROM datastore WHERE id=?1",
+    [ST_DS_LIST] = "SELECT " DS_COLS " FROM datastore WHERE id > ?1 AND (?2 IS NULL OR status=?2)"
+                   " ORDER BY id LIMIT ?3",
+    [ST_DS_DELETE] = "DELETE FROM datastore WHERE id=?1",
+    [ST_DS_COUNT] = "SELECT count(*) FROM imageset WHERE datastore_id=?1 AND state<>'DELETED'",
+    [ST_TAG_PUT] = "INSERT OR REPLACE INTO tag(arn, key, value) VALUES(?1,?2,?3)",
+    [ST_TAG_DELETE] = "DELETE FROM tag WHERE arn=?1 AND key=?2",
+    [ST_TAG_LIST] = "SELECT key, value FROM tag WHERE arn=?1 ORDER BY key",
+    [ST_TAG_DELETE_ALL] = "DELETE FROM tag WHERE arn=?1",
+    [ST_IS_INSERT] = "INSERT INTO imageset(" IS_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+    [ST_IS_UPDATE] = "UPDATE imageset SET datastore_id=?2, state=?3, workflow_status=?4,"
+                     " message=?5, is_primary=?6, latest_version=?7, created_at=?8,"
+                     " updated_at=?9, last_accessed_at=?10, deleted_at=?11 WHERE id=?1",
+    [ST_IS_ADVANCE] = "UPDATE imageset SET datastore_id=?2, state=?3, workflow_status=?4,"
+                      " message=?5, is_primary=?6, latest_version=?7, created_at=?8,"
+                      " updated_at=?9, last_accessed_at=?10, deleted_at=?11"
+                      " WHERE id=?1 AND latest_version=?12",
+    [ST_IS_GET] = "SELECT " IS_COLS " FROM imageset WHERE id=?1",
+    [ST_IS_LIST] = "SELECT " IS_COLS " FROM imageset WHERE datastore_id=?1 AND id > ?2"
+                   " AND state<>'DELETED' ORDER BY id LIMIT ?3",
+    [ST_IS_BY_STUDY] = "SELECT i.id, i.datastore_id, i.state, i.workflow_status, i.message,"
+                       " i.is_primary, i.latest_version, i.created_at, i.updated_at,"
+                       " i.last_accessed_at, i.deleted_at FROM search s"
+                       " JOIN imageset i ON i.id = s.imageset_id"
+                       " WHERE s.datastore_id=?1 AND s.study_instance_uid=?2"
+                       " AND i.state<>'DELETED' AND (?3 = 0 OR i.is_primary = 1) ORDER BY i.id",
+    [ST_V_INSERT] = "INSERT INTO version(" V_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    [ST_V_UPDATE] = "UPDATE version SET state=?4, workflow_status=?5, message=?6, forced=?7,"
+                    " updated_at=?9 WHERE imageset_id=?1 AND version=?2",
+    [ST_V_GET] = "SELECT " V_COLS " FROM version WHERE imageset_id=?1 AND version=?2",
+    [ST_V_LIST] = "SELECT " V_COLS " FROM version WHERE imageset_id=?1 AND version < ?2"
+                  " ORDER BY version DESC LIMIT ?3",
+    [ST_V_SCAN] = "SELECT " V_COLS " FROM version ORDER BY imageset_id, version",
+    [ST_C_PUT] = "INSERT OR IGNORE INTO chunk(hash, kind, ulen, crc, data) VALUES(?1,?2,?3,?4,?5)",
+    [ST_C_GET] = "SELECT kind, ulen, crc, data FROM chunk WHERE hash=?1",
+    [ST_C_SCAN] = "SELECT hash, kind, ulen, crc, data FROM chunk ORDER BY hash",
+    [ST_C_STATS] = "SELECT count(*), coalesce(sum(length(data)) + 32 * count(*), 0) FROM chunk",
+    [ST_S_PUT] = "INSERT OR REPLACE INTO search(" S_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"
+                 "?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22)",
+    [ST_S_GET] = "SELECT " S_COLS " FROM search WHERE imageset_id=?1",
+    [ST_S_DELETE] = "DELETE FROM search WHERE imageset_id=?1",
+    [ST_J_INSERT] = "INSERT INTO job(" J_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+    [ST_J_UPDATE] = "UPDATE job SET datastore_id=?2, name=?3, status=?4, role_arn=?5,"
+                    " input_uri=?6, output_uri=?7, message=?8, client_token=?9,"
+                    " submitted_at=?10, ended_at=?11 WHERE id=?1",
+    [ST_J_GET] = "SELECT " J_COLS " FROM job WHERE id=?1",
+    /* Newest first; the cursor is the (submitted_at, id) of the last row returned. */
+    [ST_J_LIST] = "SELECT " J_COLS " FROM job WHERE datastore_id=?1 AND (?2 IS NULL OR status=?2)"
+                  " AND (?3 IS NULL OR (submitted_at, id) < (SELECT submitted_at, id FROM job"
+                  " WHERE id=?3)) ORDER BY submitted_at DESC, id DESC LIMIT ?4",
+};
+
+struct sq_conn {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    struct sq_conn *next; /* in the idle list */
+};
+
+struct sq_tx {
+    struct ahl_store_tx base;
+    struct sq_conn *conn;
+    struct sq_store *owner;
+};
+
+struct sq_store {
+    struct ahl_store base;
+    char *path;
+    pthread_mutex_t write_lock; /* held for the whole of a write transaction */
+    struct sq_conn *writer;
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_cond;
+    struct sq_conn *idle;
+    unsigned readers, max_readers;
+};
+
+static int sq_err(sqlite3 *db, int rc, const char *what)
+{
+    if (rc == SQLITE_CONSTRAINT)
+        return AHL_ECONFLICT;
+    if (rc == SQLITE_NOMEM)
+        return AHL_ENOMEM;
+    if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB)
+        return AHL_ECORRUPT;
+    ahl_error("sqlite: %s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    return AHL_EIO;
+}
+
+static void conn_close(struct sq_conn *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(c->st[i]);
+    sqlite3_close(c->db);
+    free(c);
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        ahl_error("sqlite: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB ? AHL_ECORRUPT : AHL_EIO;
+    }
+    return 0;
+}
+
+static int conn_open(const char *path, struct sq_conn **out)
+{
+    struct sq_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return AHL_ENOMEM;
+    int rc = sqlite3_open_v2(
+        path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        rc = sq_err(c->db, rc, path);
+        conn_close(c);
+        return rc;
+    }
+    sqlite3_busy_timeout(c->db, 10000);
+    rc = exec(c->db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                     " PRAGMA secure_delete=OFF; PRAGMA journal_size_limit=67108864;"
+                     " PRAGMA cache_size=-65536;");
+    if (rc < 0) {
+        conn_close(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+/* The cached statement id of conn, reset and with its bindings cleared. */
+static sqlite3_stmt *stmt(struct sq_conn *c, enum stmt_id id)
+{
+    if (!c->st[id]) {
+        if (sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id],
+                               NULL) != SQLITE_OK) {
+            ahl_error("sqlite: prepare %d: %s", (int)id, sqlite3_errmsg(c->db));
+            return NULL;
+        }
+    } else {
+        sqlite3_reset(c->st[id]);
+        sqlite3_clear_bindings(c->st[id]);
+    }
+    return c->st[id];
+}
+
+static int migrate(sqlite3 *db)
+{
+    int rc = exec(db, "PRAGMA journal_mode=WAL; BEGIN IMMEDIATE");
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int have = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        have = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    int want = (int)(sizeof migrations / sizeof migrations[0]);
+    if (have > want) {
+        ahl_error("sqlite: database schema %d is newer than this program (%d)", have, want);
+        exec(db, "ROLLBACK");
+        return AHL_EUNSUPPORTED;
+    }
+    for (int v = have; v < want; v++) {
+        if ((rc = exec(db, migrations[v])) < 0) {
+            exec(db, "ROLLBACK");
+            return rc;
+        }
+    }
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version=%d; COMMIT", want);
+    if ((rc = exec(db, sql)) < 0)
+        exec(db, "ROLLBACK");
+    return rc;
+}
+
+static void sq_close(struct ahl_store *s)
+{
+    struct sq_store *q = (struct sq_store *)s;
+    conn_close(q->writer);
+    while (q->idle) {
+        struct sq_conn *c = q->idle;
+        q->idle = c->next;
+        conn_close(c);
+    }
+    pthread_mutex_destroy(&q->write_lock);
+    pthread_mutex_destroy(&q->pool_lock);
+    pthread_cond_destroy(&q->pool_cond);
+    free(q->path);
+    free(q);
+}
+
+static int sq_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
+{
+    struct sq_store *q = (struct sq_store *)s;
+    struct sq_tx *tx = calloc(1, sizeof *tx);
+    int rc;
+    if (!tx)
+        return AHL_ENOMEM;
+    tx->base.store = s;
+    tx->base.write = write;
+    tx->owner = q;
+    if (write) {
+        pthread_mutex_lock(&q->write_lock);
+        tx->conn = q->writer;
+        if ((rc = exec(tx->conn->db, "BEGIN IMMEDIATE")) < 0) {
+            pthread_mutex_unlock(&q->write_lock);
+            free(tx);
+            return rc;
+        }
+    } else {
+        pthread_mutex_lock(&q->pool_lock);
+        while (!q->idle && q->readers >= q->max_readers)
+            pthread_cond_wait(&q->pool_cond, &q->pool_lock);
+        if (q->idle) {
+            tx->conn = q->idle;
+            q->idle = tx->conn->next;
+        } else {
+            q->readers++;
+        }
+        pthread_mutex_unlock(&q->pool_lock);
+        if (!tx->conn && (rc = conn_open(q->path, &tx->conn)) < 0) {
+            pthread_mutex_lock(&q->pool_lock);
+            q->readers--;
+            pthread_cond_signal(&q->pool_cond);
+            pthread_mutex_unlock(&q->pool_lock);
+            free(tx);
+            return rc;
+        }
+        if ((rc = exec(tx->conn->db, "BEGIN")) < 0) {
+            conn_close(tx->conn);
+            pthread_mutex_lock(&q->pool_lock);
+            q->readers--;
+            pthread_cond_signal(&q->pool_cond);
+            pthread_mutex_unlock(&q->pool_lock);
+            free(tx);
+            return rc;
+        }
+    }
+    *out = &tx->base;
+    return 0;
+}
+
+/* Ends tx after COMMIT or ROLLBACK: gives the connection back. */
+static void tx_end(struct sq_tx *tx)
+{
+    struct sq_store *q = tx->owner;
+    for (int i = 0; i < ST_COUNT; i++)
+        if (tx->conn->st[i])
+            sqlite3_reset(tx->conn->st[i]);
+    if (tx->base.write) {
+        pthread_mutex_unlock(&q->write_lock);
+    } else {
+        pthread_mutex_lock(&q->pool_lock);
+        tx->conn->next = q->idle;
+        q->idle = tx->conn;
+        pthread_cond_signal(&q->pool_cond);
+        pthread_mutex_unlock(&q->pool_lock);
+    }
+    free(tx);
+}
+
+static void sq_rollback(struct ahl_store_tx *t)
+{
+    struct sq_tx *tx = (struct sq_tx *)t;
+    for (int i = 0; i < ST_COUNT; i++)
+        if (tx->conn->st[i])
+            sqlite3_reset(tx->conn->st[i]);
+    if (!sqlite3_get_autocommit(tx->conn->db))
+        exec(tx->conn->db, "ROLLBACK");
+    tx_end(tx);
+}
+
+static int sq_commit(struct ahl_store_tx *t)
+{
+    struct sq_tx *tx = (struct sq_tx *)t;
+    for (int i = 0; i < ST_COUNT; i++)
+        if (tx->conn->st[i])
+            sqlite3_reset(tx->conn->st[i]);
+    int rc = exec(tx->conn->db, "COMMIT");
+    if (rc < 0) {
+        sq_rollback(t);
+        return rc;
+    }
+    tx_end(tx);
+    return 0;
+}
+
+/* ---- binding and reading helpers ---------------------------------------------------------- */
+
+#define CONN(t) (((struct sq_tx *)(t))->conn)
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    sqlite3_bind_text(st, i, s ? s : "", -1, SQLITE_STATIC);
+}
+
+static void bind_opt_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s && *s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void col_text(sqlite3_stmt *st, int i, char *dst, size_t cap)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    size_t n = s ? (size_t)sqlite3_column_bytes(st, i) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    if (n)
+        memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+/* Steps a statement that returns no rows. */
+static int step_done(struct sq_conn *c, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        return sq_err(c->db, rc, what);
+    return 0;
+}
+
+/* Steps a statement expected to change exactly one row (AHL_ENOTFOUND otherwise). */
+static int step_one_change(struct sq_conn *c, sqlite3_stmt *st, const char *what)
+{
+    int rc = step_done(c, st, what);
+    if (rc == 0 && sqlite3_changes(c->db) != 1)
+        rc = AHL_ENOTFOUND;
+    return rc;
+}
+
+#define PREP(st, conn, id)             \
+    sqlite3_stmt *st = stmt(conn, id); \
+    if (!st)                           \
+        return AHL_EIO;
+
+/* Steps a query returning rows, calling rowfn(st, rec) and cb(ctx, rec) for each. */
+#define FOR_ROWS(conn, st, rec, rowfn, cb, ctx, what)   \
+    do {                                                \
+        int r_;                                         \
+        while ((r_ = sqlite3_step(st)) == SQLITE_ROW) { \
+            rowfn(st, &(rec));                          \
+            int u_ = cb(ctx, &(rec));                   \
+            if (u_) {                                   \
+                sqlite3_reset(st);                      \
+                return u_;                              \
+            }                                           \
+        }                                               \
+        if (r_ != SQLITE_DONE)                          \
+            return sq_err((conn)->db, r_, what);        \
+        return 0;                                       \
+    } while (0)
+
+/* ---- data stores -------------------------------------------------------------------------- */
+
+static void ds_row(sqlite3_stmt *st, struct ahl_datastore_rec *r)
+{
+    memset(r, 0, sizeof *r);
+    col_text(st, 0, r->id, sizeof r->id);
+    col_text(st, 1, r->name, sizeof r->name);
+    col_text(st, 2, r->status, sizeof r->status);
+    col_text(st, 3, r->kms_key_arn, sizeof r->kms_key_arn);
+    col_text(st, 4, r->lambda_authorizer_arn, sizeof r->lambda_authorizer_arn);
+    col_text(st, 5, r->lossless_storage_format, sizeof r->lossless_storage_format);
+    r->created_at_ms = sqlite3_column_int64(st, 6);
+    r->updated_at_ms = sqlite3_column_int64(st, 7);
+}
+
+static int sq_datastore_put(struct ahl_store_tx *t, const struct ahl_datastore_rec *r, bool create)
+{
+    PREP(st, CONN(t), create ? ST_DS_INSERT : ST_DS_UPDATE);
+    bind_text(st, 1, r->id);
+    bind_text(st, 2, r->name);
+    bind_text(st, 3, r->status);
+    bind_text(st, 4, r->kms_key_arn);
+    bind_text(st, 5, r->lambda_authorizer_arn);
+    bind_text(st, 6, r->lossless_storage_format);
+    sqlite3_bind_int64(st, 7, r->created_at_ms);
+    sqlite3_bind_int64(st, 8, r->updated_at_ms);
+    return create ? step_done(CONN(t), st, "datastore insert")
+                  : step_one_change(CONN(t), st, "datastore update");
+}
+
+static int sq_datastore_get(struct ahl_store_tx *t, const char *id, struct ahl_datastore_rec *out)
+{
+    PREP(st, CONN(t), ST_DS_GET);
+    bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        ds_row(st, out);
+        sqlite3_reset(st);
+        return 0;
+    }
+    return rc == SQLITE_DONE ? AHL_ENOTFOUND : sq_err(CONN(t)->db, rc, "datastore get");
+}
+
+static int sq_datastore_list(struct ahl_store_tx *t, const char *status, const char *after_id,
+                             unsigned limit, ahl_store_datastore_cb cb, void *ctx)
+{
+    PREP(st, CONN(t), ST_DS_LIST);
+    struct ahl_datastore_rec rec;
+    bind_text(st, 1, after_id);
+    bind_opt_text(st, 2, status);
+    sqlite3_bind_int64(st, 3, limit);
+    FOR_ROWS(CONN(t), st, rec, ds_row, cb, ctx, "datastore list");
+}
+
+static int sq_datastore_delete(struct ahl_store_tx *t, const char *id)
+{
+    PREP(st, CONN(t), ST_DS_DELETE);
+    bind_text(st, 1, id);
+    return step_one_change(CONN(t), st, "datastore delete");
+}
+
+static int sq_datastore_count_imagesets(struct ahl_store_tx *t, const char *id, uint64_t *out)
+{
+    PREP(st, CONN(t), ST_DS_COUNT);
+    bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW)
+        return sq_err(CONN(t)->db, rc, "datastore count");
+    *out = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return 0;
+}
+
+/* ---- tags --------------------------------------------------------------------------------- */
+
+static int sq_tag_put(struct ahl_store_tx *t, const char *arn, const char *key, const char *value)
+{
+    PREP(st, CONN(t), ST_TAG_PUT);
+    bind_text(st, 1, arn);
+    bind_text(st, 2, key);
+    bind_text(st, 3, value);
+    return step_done(CONN(t), st, "tag put");
+}
+
+static int sq_tag_delete(struct ahl_store_tx *t, const char *arn, const char *key)
+{
+    PREP(st, CONN(t), ST_TAG_DELETE);
+    bind_text(st, 1, arn);
+    bind_text(st, 2, key);
+    return step_done(CONN(t), st, "tag delete");
+}
+
+static int sq_tag_list(struct ahl_store_tx *t, const char *arn, ahl_store_tag_cb cb, void *ctx)
+{
+    PREP(st, CONN(t), ST_TAG_LIST);
+    bind_text(st, 1, arn);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int u = cb(ctx, (const char *)sqlite3_column_text(st, 0),
+                   (const char *)sqlite3_column_text(st, 1));
+        if (u) {
+            sqlite3_reset(st);
+            return u;
+        }
+    }
+    return rc == SQLITE_DONE ? 0 : sq_err(CONN(t)->db, rc, "tag list");
+}
+
+static int sq_tag_delete_all(struct ahl_store_tx *t, const char *arn)
+{
+    PREP(st, CONN(t), ST_TAG_DELETE_ALL);
+    bind_text(st, 1, arn);
+    return step_done(CONN(t), st, "tag delete all");
+}
+
+/* ---- image sets --------------------------------------------------------------------------- */
+
+static void is_row(sqlite3_stmt *st, struct ahl_imageset_rec *r)
+{
+    memset(r, 0, sizeof *r);
+    col_text(st, 0, r->id, sizeof r->id);
+    col_text(st, 1, r->datastore_id, sizeof r->datastore_id);
+    col_text(st, 2, r->state, sizeof r->state);
+    col_text(st, 3, r->workflow_status, sizeof r->workflow_status);
+    col_text(st, 4, r->message, sizeof r->message);
+    r->is_primary = sqlite3_column_int(st, 5) != 0;
+    r->latest_version = (uint64_t)sqlite3_column_int64(st, 6);
+    r->created_at_ms = sqlite3_column_int64(st, 7);
+    r->updated_at_ms = sqlite3_column_int64(st, 8);
+    r->last_accessed_at_ms = sqlite3_column_int64(st, 9);
+    r->deleted_at_ms = sqlite3_column_int64(st, 10);
+}
+
+static void is_bind(sqlite3_stmt *st, const struct ahl_imageset_rec *r)
+{
+    bind_text(st, 1, r->id);
+    bind_text(st, 2, r->datastore_id);
+    bind_text(st, 3, r->state);
+    bind_text(st, 4, r->workflow_status);
+    bind_text(st, 5, r->message);
+    sqlite3_bind_int(st, 6, r->is_primary);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)r->latest_version);
+    sqlite3_bind_int64(st, 8, r->created_at_ms);
+    sqlite3_bind_int64(st, 9, r->updated_at_ms);
+    sqlite3_bind_int64(st, 10, r->last_accessed_at_ms);
+    sqlite3_bind_int64(st, 11, r->deleted_at_ms);
+}
+
+static int sq_imageset_put(struct ahl_store_tx *t, const struct ahl_imageset_rec *r, bool create)
+{
+    PREP(st, CONN(t), create ? ST_IS_INSERT : ST_IS_UPDATE);
+    is_bind(st, r);
+    return create ? step_done(CONN(t), st, "imageset insert")
+                  : step_one_change(CONN(t), st, "imageset update");
+}
+
+static int sq_imageset_advance(struct ahl_store_tx *t, const struct ahl_imageset_rec *r,
+                               uint64_t expected)
+{
+    PREP(st, CONN(t), ST_IS_ADVANCE);
+    is_bind(st, r);
+    sqlite3_bind_int64(st, 12, (sqlite3_int64)expected);
+    int rc = step_one_change(CONN(t), st, "imageset advance");
+    return rc == AHL_ENOTFOUND ? AHL_ECONFLICT : rc;
+}
+
+static int sq_imageset_get(struct ahl_store_tx *t, const char *ds, const char *id,
+                           struct ahl_imageset_rec *out)
+{
+    PREP(st, CONN(t), ST_IS_GET);
+    bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        is_row(st, out);
+        sqlite3_reset(st);
+        if (ds && strcmp(ds, out->datastore_id) != 0)
+            return AHL_ENOTFOUND;
+        return 0;
+    }
+    return rc == SQLITE_DONE ? AHL_ENOTFOUND : sq_err(CONN(t)->db, rc, "imageset get");
+}
+
+static int sq_imageset_list(struct ahl_store_tx *t, const char *ds, const char *after_id,
+                            unsigned limit, ahl_store_imageset_cb cb, void *ctx)
+{
+    PREP(st, CONN(t), ST_IS_LIST);
+    struct ahl_imageset_rec rec;
+    bind_text(st, 1, ds);
+    bind_text(st, 2, after_id);
+    sqlite3_bind_int64(st, 3, limit);
+    FOR_ROWS(CONN(t), st, rec, is_row, cb, ctx, "imageset list");
+}
+
+static int sq_imageset_by_study(struct ahl_store_tx *t, const char *ds, const char *study,
+                                bool primary_only, ahl_store_imageset_cb cb, void *ctx)
+{
+    PREP(st, CONN(t), ST_IS_BY_STUDY);
+    struct ahl_imageset_rec rec;
+    bind_text(st, 1, ds);
+    bind_text(st, 2, study);
+    sqlite3_bind_int(st, 3, primary_only);
+    FOR_ROWS(CONN(t), st, rec, is_row, cb, ctx, "imageset by study");
+}
+
+/* ---- versions ----------------------------------------------------------------------------- */
+
+static void v_row(sqlite3_stmt *st, struct ahl_version_rec *r)
+{
+    memset(r, 0, sizeof *r);
+    col_text(st, 0, r->imageset_id, sizeof r->imageset_id);
+    r->version = (uint64_t)sqlite3_column_int64(st, 1);
+    if (sqlite3_column_bytes(st, 2) == AHL_SHA256_LEN)
+        memcpy(r->root, sqlite3_column_blob(st, 2), AHL_SHA256_LEN);
+    col_text(st, 3, r->state, sizeof r->state);
+    col_text(st, 4, r->workflow_status, sizeof r->workflow_status);
+    col_text(st, 5, r->message, sizeof r->message);
+    r->forced = sqlite3_column_int(st, 6) != 0;
+    r->created_at_ms = sqlite3_column_int64(st, 7);
+    r->updated_at_ms = sqlite3_column_int64(st, 8);
+}
+
+static void v_bind(sqlite3_stmt *st, const struct ahl_version_rec *r)
+{
+    bind_text(st, 1, r->imageset_id);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)r->version);
+    sqlite3_bind_blob(st, 3, r->root, AHL_SHA256_LEN, SQLITE_STATIC);
+    bind_text(st, 4, r->state);
+    bind_text(st, 5, r->workflow_status);
+    bind_text(st, 6, r->message);
+    sqlite3_bind_int(st, 7, r->forced);
+    sqlite3_bind_int64(st, 8, r->created_at_ms);
+    sqlite3_bind_int64(st, 9, r->updated_at_ms);
+}
+
+static int sq_version_put(struct ahl_store_tx *t, const struct ahl_version_rec *r)
+{
+    PREP(st, CONN(t), ST_V_INSERT);
+    v_bind(st, r);
+    return step_done(CONN(t), st, "version insert");
+}
+
+static int sq_version_update(struct ahl_store_tx *t, const struct ahl_version_rec *r)
+{
+    PREP(st, CONN(t), ST_V_UPDATE);
+    v_bind(st, r);
+    return step_one_change(CONN(t), st, "version update");
+}
+
+static int sq_version_get(struct ahl_store_tx *t, const char *id, uint64_t version,
+                          struct ahl_version_rec *out)
+{
+    PREP(st, CONN(t), ST_V_GET);
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)version);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        v_row(st, out);
+        sqlite3_reset(st);
+        return 0;
+    }
+    return rc == SQLITE_DONE ? AHL_ENOTFOUND : sq_err(CONN(t)->db, rc, "version get");
+}
+
+static int sq_version_list(struct ahl_store_tx *t, const char *id, uint64_t below, unsigned limit,
+                           ahl_store_version_cb cb, void *ctx)
+{
+    PREP(st, CONN(t), ST_V_LIST);
+    struct ahl_version_rec rec;
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, below ? (sqlite3_int64)below : INT64_MAX);
+    sqlite3_bind_int64(st, 3, limit);
+    FOR_ROWS(CONN(t), st, rec, v_row, cb, ctx, "version list");
+}
+
+static int sq_version_scan(struct ahl_store_tx *t, ahl_store_version_cb cb, void *ctx)
+{
+    PREP(st, CONN(t), ST_V_SCAN);
+    struct ahl_version_rec rec;
+    FOR_ROWS(CONN(t), st, rec, v_row, cb, ctx, "version scan");
+}
+
+/* ---- chunks ------------------------------------------------------------------------------- */
+
+static int sq_chunk_put(struct ahl_store_tx *t, const struct ahl_chunk *c)
+{
+    PREP(st, CONN(t), ST_C_PUT);
+    sqlite3_bind_blob(st, 1, c->hash, AHL_SHA256_LEN, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, c->kind);
+    sqlite3_bind_int64(st, 3, c->ulen);
+    sqlite3_bind_int64(st, 4, c->crc);
+    sqlite3_bind_blob64(st, 5, c->len ? c->data : "", c->len, SQLITE_STATIC);
+    return step_done(CONN(t), st, "chunk put");
+}
+
+static int sq_chunk_get(struct ahl_store_tx *t, const uint8_t hash[AHL_SHA256_LEN],
+                        struct ahl_chunk *meta, struct ahl_buf *data)
+{
+    PREP(st, CONN(t), ST_C_GET);
+    sqlite3_bind_blob(st, 1, hash, AHL_SHA256_LEN, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? AHL_ENOTFOUND : sq_err(CONN(t)->db, rc, "chunk get");
+    memcpy(meta->hash, hash, AHL_SHA256_LEN);
+    meta->kind = sqlite3_column_int(st, 0);
+    meta->ulen = (uint32_t)sqlite3_column_int64(st, 1);
+    meta->crc = (uint32_t)sqlite3_column_int64(st, 2);
+    const void *p = sqlite3_column_blob(st, 3);
+    size_t n = (size_t)sqlite3_column_bytes(st, 3);
+    size_t off = data->len;
+    rc = ahl_buf_add(data, p, n);
+    sqlite3_reset(st);
+    if (rc < 0)
+        return rc;
+    meta->data = data->data + off;
+    meta->len = n;
+    return 0;
+}
+
+static int sq_chunk_scan(struct ahl_store_tx *t, ahl_store_chunk_cb cb, void *ctx)
+{
+    PREP(st, CONN(t), ST_C_SCAN);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct ahl_chunk c;
+        memset(&c, 0, sizeof c);
+        if (sqlite3_column_bytes(st, 0) == AHL_SHA256_LEN)
+            memcpy(c.hash, sqlite3_column_blob(st, 0), AHL_SHA256_LEN);
+        c.kind = sqlite3_column_int(st, 1);
+        c.ulen = (uint32_t)sqlite3_column_int64(st, 2);
+        c.crc = (uint32_t)sqlite3_column_int64(st, 3);
+        c.data = sqlite3_column_blob(st, 4);
+        c.len = (size_t)sqlite3_column_bytes(st, 4);
+        int u = cb(ctx, &c);
+        if (u) {
+            sqlite3_reset(st);
+            return u;
+        }
+    }
+    return rc == SQLITE_DONE ? 0 : sq_err(CONN(t)->db, rc, "chunk scan");
+}
+
+static int sq_chunk_stats(struct ahl_store_tx *t, uint64_t *count, uint64_t *bytes)
+{
+    PREP(st, CONN(t), ST_C_STATS);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW)
+        return sq_err(CONN(t)->db, rc, "chunk stats");
+    *count = (uint64_t)sqlite3_column_int64(st, 0);
+    *bytes = (uint64_t)sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
+    return 0;
+}
+
+/* ---- search index ------------------------------------------------------------------------- */
+
+static void s_row(sqlite3_stmt *st, struct ahl_search_row *r)
+{
+    memset(r, 0, sizeof *r);
+    col_text(st, 0, r->imageset_id, sizeof r->imageset_id);
+    col_text(st, 1, r->datastore_id, sizeof r->datastore_id);
+    r->is_primary = sqlite3_column_int(st, 2) != 0;
+    r->version = (uint64_t)sqlite3_column_int64(st, 3);
+    r->created_at_ms = sqlite3_column_int64(st, 4);
+    r->updated_at_ms = sqlite3_column_int64(st, 5);
+    col_text(st, 6, r->patient_id, sizeof r->patient_id);
+    col_text(st, 7, r->patient_name, sizeof r->patient_name);
+    col_text(st, 8, r->patient_birth_date, sizeof r->patient_birth_date);
+    col_text(st, 9, r->patient_sex, sizeof r->patient_sex);
+    col_text(st, 10, r->study_instance_uid, sizeof r->study_instance_uid);
+    col_text(st, 11, r->study_id, sizeof r->study_id);
+    col_text(st, 12, r->study_description, sizeof r->study_description);
+    col_text(st, 13, r->accession_number, sizeof r->accession_number);
+    col_text(st, 14, r->study_date, sizeof r->study_date);
+    col_text(st, 15, r->study_time, sizeof r->study_time);
+    col_text(st, 16, r->series_instance_uid, sizeof r->series_instance_uid);
+    col_text(st, 17, r->modality, sizeof r->modality);
+    col_text(st, 18, r->body_part_examined, sizeof r->body_part_examined);
+    r->has_series_number = sqlite3_column_type(st, 19) != SQLITE_NULL;
+    r->series_number = sqlite3_column_int(st, 19);
+    r->number_of_series = (uint32_t)sqlite3_column_int64(st, 20);
+    r->number_of_instances = (uint32_t)sqlite3_column_int64(st, 21);
+}
+
+static int sq_search_put(struct ahl_store_tx *t, const struct ahl_search_row *r)
+{
+    PREP(st, CONN(t), ST_S_PUT);
+    bind_text(st, 1, r->imageset_id);
+    bind_text(st, 2, r->datastore_id);
+    sqlite3_bind_int(st, 3, r->is_primary);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)r->version);
+    sqlite3_bind_int64(st, 5, r->created_at_ms);
+    sqlite3_bind_int64(st, 6, r->updated_at_ms);
+    bind_text(st, 7, r->patient_id);
+    bind_text(st, 8, r->patient_name);
+    bind_text(st, 9, r->patient_birth_date);
+    bind_text(st, 10, r->patient_sex);
+    bind_text(st, 11, r->study_instance_uid);
+    bind_text(st, 12, r->study_id);
+    bind_text(st, 13, r->study_description);
+    bind_text(st, 14, r->accession_number);
+    bind_text(st, 15, r->study_date);
+    bind_text(st, 16, r->study_time);
+    bind_text(st, 17, r->series_instance_uid);
+    bind_text(st, 18, r->modality);
+    bind_text(st, 19, r->body_part_examined);
+    if (r->has_series_number)
+        sqlite3_bind_int(st, 20, r->series_number);
+    else
+        sqlite3_bind_null(st, 20);
+    sqlite3_bind_int64(st, 21, r->number_of_series);
+    sqlite3_bind_int64(st, 22, r->number_of_instances);
+    return step_done(CONN(t), st, "search put");
+}
+
+static int sq_search_get(struct ahl_store_tx *t, const char *id, struct ahl_search_row *out)
+{
+    PREP(st, CONN(t), ST_S_GET);
+    bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        s_row(st, out);
+        sqlite3_reset(st);
+        return 0;
+    }
+    return rc == SQLITE_DONE ? AHL_ENOTFOUND : sq_err(CONN(t)->db, rc, "search get");
+}
+
+static int sq_search_delete(struct ahl_store_tx *t, const char *id)
+{
+    PREP(st, CONN(t), ST_S_DELETE);
+    bind_text(st, 1, id);
+    return step_done(CONN(t), st, "search delete");
+}
+
+/* ---- import jobs -------------------------------------------------------------------------- */
+
+static void j_row(sqlite3_stmt *st, struct ahl_job_rec *r)
+{
+    memset(r, 0, sizeof *r);
+    col_text(st, 0, r->id, sizeof r->id);
+    col_text(st, 1, r->datastore_id, sizeof r->datastore_id);
+    col_text(st, 2, r->name, sizeof r->name);
+    col_text(st, 3, r->status, sizeof r->status);
+    col_text(st, 4, r->role_arn, sizeof r->role_arn);
+    col_text(st, 5, r->input_uri, sizeof r->input_uri);
+    col_text(st, 6, r->output_uri, sizeof r->output_uri);
+    col_text(st, 7, r->message, sizeof r->message);
+    col_text(st, 8, r->client_token, sizeof r->client_token);
+    r->submitted_at_ms = sqlite3_column_int64(st, 9);
+    r->ended_at_ms = sqlite3_column_int64(st, 10);
+}
+
+static int sq_job_put(struct ahl_store_tx *t, const struct ahl_job_rec *r, bool create)
+{
+    PREP(st, CONN(t), create ? ST_J_INSERT : ST_J_UPDATE);
+    bind_text(st, 1, r->id);
+    bind_text(st, 2, r->datastore_id);
+    bind_text(st, 3, r->name);
+    bind_text(st, 4, r->status);
+    bind_text(st, 5, r->role_arn);
+    bind_text(st, 6, r->input_uri);
+    bind_text(st, 7, r->output_uri);
+    bind_text(st, 8, r->message);
+    bind_text(st, 9, r->client_token);
+    sqlite3_bind_int64(st, 10, r->submitted_at_ms);
+    sqlite3_bind_int64(st, 11, r->ended_at_ms);
+    return create ? step_done(CONN(t), st, "job insert")
+                  : step_one_change(CONN(t), st, "job update");
+}
+
+static int sq_job_get(struct ahl_store_tx *t, const char *ds, const char *id,
+                      struct ahl_job_rec *out)
+{
+    PREP(st, CONN(t), ST_J_GET);
+    bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        j_row(st, out);
+        sqlite3_reset(st);
+        return ds && strcmp(ds, out->datastore_id) ? AHL_ENOTFOUND : 0;
+    }
+    return rc == SQLITE_DONE ? AHL_ENOTFOUND : sq_err(CONN(t)->db, rc, "job get");
+}
+
+static int sq_job_list(struct ahl_store_tx *t, const char *ds, const char *status,
+                       const char *after_id, unsigned limit, ahl_store_job_cb cb, void *ctx)
+{
+    PREP(st, CONN(t), ST_J_LIST);
+    struct ahl_job_rec rec;
+    bind_text(st, 1, ds);
+    bind_opt_text(st, 2, status);
+    bind_opt_text(st, 3, after_id);
+    sqlite3_bind_int64(st, 4, limit);
+    FOR_ROWS(CONN(t), st, rec, j_row, cb, ctx, "job list");
+}
+
+static const struct ahl_store_ops sq_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .datastore_put = sq_datastore_put,
+    .datastore_get = sq_datastore_get,
+    .datastore_list = sq_datastore_list,
+    .datastore_delete = sq_datastore_delete,
+    .datastore_count_imagesets = sq_datastore_count_imagesets,
+    .tag_put = sq_tag_put,
+    .tag_delete = sq_tag_delete,
+    .tag_list = sq_tag_list,
+    .tag_delete_all = sq_tag_delete_all,
+    .imageset_put = sq_imageset_put,
+    .imageset_advance = sq_imageset_advance,
+    .imageset_get = sq_imageset_get,
+    .imageset_list = sq_imageset_list,
+    .imageset_by_study = sq_imageset_by_study,
+    .version_put = sq_version_put,
+    .version_update = sq_version_update,
+    .version_get = sq_version_get,
+    .version_list = sq_version_list,
+    .version_scan = sq_version_scan,
+    .chunk_put = sq_chunk_put,
+    .chunk_get = sq_chunk_get,
+    .chunk_scan = sq_chunk_scan,
+    .chunk_stats = sq_chunk_stats,
+    .search_put = sq_search_put,
+    .search_get = sq_search_get,
+    .search_delete = sq_search_delete,
+    .job_put = sq_job_put,
+    .job_get = sq_job_get,
+    .job_list = sq_job_list,
+};
+
+int ahl_store_open_sqlite(const char *data_dir, unsigned max_readers, struct ahl_store **out)
+{
+    struct sq_store *q = NULL;
+    int rc;
+    if (mkdir(data_dir, 0700) < 0 && errno != EEXIST) {
+        ahl_error("cannot create data directory %s: %s", data_dir, strerror(errno));
+        return AHL_EIO;
+    }
+    if (!(q = calloc(1, sizeof *q)))
+        return AHL_ENOMEM;
+    q->base.ops = &sq_ops;
+    q->max_readers = max_readers ? max_readers : 8;
+    pthread_mutex_init(&q->write_lock, NULL);
+    pthread_mutex_init(&q->pool_lock, NULL);
+    pthread_cond_init(&q->pool_cond, NULL);
+    size_t n = strlen(data_dir) + sizeof AHL_STORE_SQLITE_FILE + 2;
+    if (!(q->path = malloc(n))) {
+        rc = AHL_ENOMEM;
+        goto out;
+    }
+    snprintf(q->path, n, "%s/%s", data_dir, AHL_STORE_SQLITE_FILE);
+    if ((rc = conn_open(q->path, &q->writer)) < 0)
+        goto out;
+    if ((rc = migrate(q->writer->db)) < 0)
+        goto out;
+    *out = &q->base;
+    return 0;
+out:
+    sq_close(&q->base);
+    return rc;
+}

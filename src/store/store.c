@@ -1,0 +1,118 @@
+/* The backend-independent half of the storage interface: the documented wrappers of store.h,
+ * which dispatch through the backend's ops table, and small record helpers. */
+#include "store/store.h"
+
+#include <string.h>
+
+#include "base/err.h"
+#include "base/banned.h"
+
+void ahl_store_close(struct ahl_store *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+
+int ahl_store_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
+{
+    return s->ops->begin(s, write, out);
+}
+
+int ahl_store_commit(struct ahl_store_tx *tx)
+{
+    return tx->store->ops->commit(tx);
+}
+
+void ahl_store_rollback(struct ahl_store_tx *tx)
+{
+    if (tx)
+        tx->store->ops->rollback(tx);
+}
+
+/* Every remaining wrapper only forwards its arguments; a macro keeps them from drifting apart. */
+#define AHL__FWD(name, params, args)      \
+    int ahl_store_##name params           \
+    {                                     \
+        return tx->store->ops->name args; \
+    }
+
+AHL__FWD(datastore_put,
+         (struct ahl_store_tx * tx, const struct ahl_datastore_rec *rec, bool create),
+         (tx, rec, create))
+AHL__FWD(datastore_get, (struct ahl_store_tx * tx, const char *id, struct ahl_datastore_rec *out),
+         (tx, id, out))
+AHL__FWD(datastore_list,
+         (struct ahl_store_tx * tx, const char *status, const char *after_id, unsigned limit,
+          ahl_store_datastore_cb cb, void *ctx),
+         (tx, status, after_id, limit, cb, ctx))
+AHL__FWD(datastore_delete, (struct ahl_store_tx * tx, const char *id), (tx, id))
+AHL__FWD(datastore_count_imagesets, (struct ahl_store_tx * tx, const char *id, uint64_t *out),
+         (tx, id, out))
+AHL__FWD(tag_put, (struct ahl_store_tx * tx, const char *arn, const char *key, const char *value),
+         (tx, arn, key, value))
+AHL__FWD(tag_delete, (struct ahl_store_tx * tx, const char *arn, const char *key), (tx, arn, key))
+AHL__FWD(tag_list, (struct ahl_store_tx * tx, const char *arn, ahl_store_tag_cb cb, void *ctx),
+         (tx, arn, cb, ctx))
+AHL__FWD(tag_delete_all, (struct ahl_store_tx * tx, const char *arn), (tx, arn))
+AHL__FWD(imageset_put, (struct ahl_store_tx * tx, const struct ahl_imageset_rec *rec, bool create),
+         (tx, rec, create))
+AHL__FWD(imageset_advance,
+         (struct ahl_store_tx * tx, const struct ahl_imageset_rec *rec, uint64_t expected_latest),
+         (tx, rec, expected_latest))
+AHL__FWD(imageset_get,
+         (struct ahl_store_tx * tx, const char *datastore_id, const char *id,
+          struct ahl_imageset_rec *out),
+         (tx, datastore_id, id, out))
+AHL__FWD(imageset_list,
+         (struct ahl_store_tx * tx, const char *datastore_id, const char *after_id, unsigned limit,
+          ahl_store_imageset_cb cb, void *ctx),
+         (tx, datastore_id, after_id, limit, cb, ctx))
+AHL__FWD(imageset_by_study,
+         (struct ahl_store_tx * tx, const char *datastore_id, const char *study_uid,
+          bool primary_only, ahl_store_imageset_cb cb, void *ctx),
+         (tx, datastore_id, study_uid, primary_only, cb, ctx))
+AHL__FWD(version_put, (struct ahl_store_tx * tx, const struct ahl_version_rec *rec), (tx, rec))
+AHL__FWD(version_update, (struct ahl_store_tx * tx, const struct ahl_version_rec *rec), (tx, rec))
+AHL__FWD(version_get,
+         (struct ahl_store_tx * tx, const char *imageset_id, uint64_t version,
+          struct ahl_version_rec *out),
+         (tx, imageset_id, version, out))
+AHL__FWD(version_list,
+         (struct ahl_store_tx * tx, const char *imageset_id, uint64_t below, unsigned limit,
+          ahl_store_version_cb cb, void *ctx),
+         (tx, imageset_id, below, limit, cb, ctx))
+AHL__FWD(version_scan, (struct ahl_store_tx * tx, ahl_store_version_cb cb, void *ctx),
+         (tx, cb, ctx))
+AHL__FWD(chunk_put, (struct ahl_store_tx * tx, const struct ahl_chunk *c), (tx, c))
+AHL__FWD(chunk_get,
+         (struct ahl_store_tx * tx, const uint8_t hash[AHL_SHA256_LEN], struct ahl_chunk *meta,
+          struct ahl_buf *data),
+         (tx, hash, meta, data))
+AHL__FWD(chunk_scan, (struct ahl_store_tx * tx, ahl_store_chunk_cb cb, void *ctx), (tx, cb, ctx))
+AHL__FWD(chunk_stats, (struct ahl_store_tx * tx, uint64_t *count, uint64_t *bytes),
+         (tx, count, bytes))
+AHL__FWD(search_put, (struct ahl_store_tx * tx, const struct ahl_search_row *row), (tx, row))
+AHL__FWD(search_get,
+         (struct ahl_store_tx * tx, const char *imageset_id, struct ahl_search_row *out),
+         (tx, imageset_id, out))
+AHL__FWD(search_delete, (struct ahl_store_tx * tx, const char *imageset_id), (tx, imageset_id))
+AHL__FWD(job_put, (struct ahl_store_tx * tx, const struct ahl_job_rec *rec, bool create),
+         (tx, rec, create))
+AHL__FWD(job_get,
+         (struct ahl_store_tx * tx, const char *datastore_id, const char *id,
+          struct ahl_job_rec *out),
+         (tx, datastore_id, id, out))
+AHL__FWD(job_list,
+         (struct ahl_store_tx * tx, const char *datastore_id, const char *status,
+          const char *after_id, unsigned limit, ahl_store_job_cb cb, void *ctx),
+         (tx, datastore_id, status, after_id, limit, cb, ctx))
+
+int ahl_store_strset(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap)
+        return AHL_ETOOBIG;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+    return 0;
+}

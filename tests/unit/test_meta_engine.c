@@ -1,0 +1,492 @@
+/* The metadata engine end to end through a real SQLite store: UpdateImageSetMetadata semantics
+ * as a table of accepted and rejected requests, revert, includeStudyImageSets, LOCKED sets,
+ * import into an existing set, deletion, version listing, and GetImageSetMetadata's gzip stream
+ * checked by inflating it with zlib and comparing with the reference serialisation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "meta_fixture.h"
+#include "meta/synth.h"
+
+#define SEED 5
+#define STUDY "1.2.826.0.1.3680043.10.5.1"
+#define S1 "1.2.826.0.1.3680043.10.5.2.1"
+#define S2 "1.2.826.0.1.3680043.10.5.2.2"
+#define I11 "1.2.826.0.1.3680043.10.5.3.1.1"
+#define I12 "1.2.826.0.1.3680043.10.5.3.1.2"
+#define I21 "1.2.826.0.1.3680043.10.5.3.2.1"
+
+static int setup(void **state)
+{
+    *state = fx_new(NULL);
+    return *state ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    fx_free(*state);
+    return 0;
+}
+
+static void create_set(struct fx *f, unsigned nseries, unsigned ninst, uint32_t seed, bool primary,
+                       char id[AHL_ID_LEN + 1])
+{
+    json_t *doc = ahl_synth_doc(nseries, ninst, seed);
+    struct ahl_meta_info info;
+    struct ahl_err err;
+    struct ahl_meta_create_opts o = {.is_primary = primary};
+    assert_non_null(doc);
+    int rc = ahl_meta_imageset_create(f->m, f->ds, doc, &o, &info, &err);
+    if (rc < 0)
+        fail_msg("create: %s", err.msg);
+    json_decref(doc);
+    assert_int_equal(info.set.latest_version, 1);
+    memcpy(id, info.set.id, AHL_ID_LEN + 1);
+}
+
+/* Asserts that the gzip stream of a version inflates to exactly the reference serialisation. */
+static void assert_gzip_matches(struct fx *f, const char *id, uint64_t v)
+{
+    struct ahl_buf ref;
+    struct ahl_err err;
+    ahl_buf_init(&ref, AHL_BUF_UNLIMITED);
+    assert_int_equal(ahl_meta_metadata_json(f->m, f->ds, id, v, &ref, &err), 0);
+    char *got = fx_metadata(f, id, v);
+    assert_non_null(got);
+    assert_string_equal(got, ref.data);
+    free(got);
+    ahl_buf_release(&ref);
+}
+
+/* Follows a '/'-separated path of keys; NULL when absent. */
+static json_t *at(json_t *doc, const char *path)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", path);
+    json_t *v = doc;
+    for (char *save = NULL, *k = strtok_r(buf, "/", &save); k && v; k = strtok_r(NULL, "/", &save))
+        v = json_object_get(v, k);
+    return v;
+}
+
+struct update_case {
+    const char *name;
+    const char *updatable;
+    const char *removable;
+    bool force;
+    int stale; /* latestVersion off by this much */
+    uint64_t revert;
+    int rc;
+    const char *msg;    /* substring of the error message */
+    const char *path;   /* checked after success */
+    const char *expect; /* JSON of the value at path, or NULL: absent */
+    const char *path2;  /* a second path that must be absent */
+};
+
+#define PATIENT(x) "{\"SchemaVersion\":1.1,\"Patient\":{\"DICOM\":" x "}}"
+#define STUDYD(x) "{\"SchemaVersion\":\"1.1\",\"Study\":{\"DICOM\":" x "}}"
+#define INST(s, i, x) "{\"Study\":{\"Series\":{\"" s "\":{\"Instances\":{\"" i "\":" x "}}}}}"
+#define SER(s, x) "{\"Study\":{\"Series\":{\"" s "\":" x "}}}"
+
+static const struct update_case update_cases[] = {
+    {"patient name", PATIENT("{\"PatientName\":\"MX^MX\"}"), NULL, false, 0, 0, 0, NULL,
+     "Patient/DICOM/PatientName", "\"MX^MX\"", NULL},
+    {"schema version as string", STUDYD("{\"StudyDescription\":\"HEAD\"}"), NULL, false, 0, 0, 0,
+     NULL, "Study/DICOM/StudyDescription", "\"HEAD\"", NULL},
+    {"new study attribute", STUDYD("{\"StudyID\":\"40934\"}"), NULL, false, 0, 0, AHL_EINVAL,
+     "StudyID", NULL, NULL, NULL},
+    {"patient attribute at study level", STUDYD("{\"PatientName\":\"A^B\"}"), NULL, false, 0, 0,
+     AHL_EINVAL, "PatientName", NULL, NULL, NULL},
+    {"missing series", SER("1.2.3.999", "{\"DICOM\":{\"SeriesDescription\":\"X\"}}"), NULL, false,
+     0, 0, AHL_EINVAL, "no such series", NULL, NULL, NULL},
+    {"missing instance", INST(S1, "1.2.3.999", "{\"DICOM\":{\"InstanceNumber\":\"5\"}}"), NULL,
+     false, 0, 0, AHL_EINVAL, "no such instance", NULL, NULL, NULL},
+    {"series attribute", SER(S1, "{\"DICOM\":{\"SeriesDescription\":\"NEW\"}}"), NULL, false, 0, 0,
+     0, NULL, "Study/Series/" S1 "/DICOM/SeriesDescription", "\"NEW\"", NULL},
+    {"instance attribute", INST(S2, I21, "{\"DICOM\":{\"InstanceNumber\":\"77\"}}"), NULL, false, 0,
+     0, 0, NULL, "Study/Series/" S2 "/Instances/" I21 "/DICOM/InstanceNumber", "\"77\"", NULL},
+    {"remove attribute", NULL, STUDYD("{\"StudyDescription\":\"CT CHEST\"}"), false, 0, 0, 0, NULL,
+     "Study/DICOM/StudyDescription", NULL, NULL},
+    {"remove instance", NULL, INST(S1, I12, "{}"), false, 0, 0, 0, NULL,
+     "Study/Series/" S1 "/Instances/" I12, NULL, NULL},
+    {"remove series", NULL, SER(S2, "{}"), false, 0, 0, 0, NULL, "Study/Series/" S2, NULL, NULL},
+    {"remove missing series", NULL, SER("1.2.3.4", "{}"), false, 0, 0, AHL_EINVAL, "no such series",
+     NULL, NULL, NULL},
+    {"both blobs", PATIENT("{\"PatientSex\":\"M\"}"), STUDYD("{\"AccessionNumber\":null}"), false,
+     0, 0, 0, NULL, "Patient/DICOM/PatientSex", "\"M\"", "Study/DICOM/AccessionNumber"},
+    {"SOP UID change needs force", INST(S1, I11, "{\"DICOM\":{\"SOPInstanceUID\":\"1.2.3.9\"}}"),
+     NULL, false, 0, 0, AHL_EINVAL, "SOPInstanceUID", NULL, NULL, NULL},
+    {"forced SOP UID change re-keys", INST(S1, I11, "{\"DICOM\":{\"SOPInstanceUID\":\"1.2.3.9\"}}"),
+     NULL, true, 0, 0, 0, NULL, "Study/Series/" S1 "/Instances/1.2.3.9/DICOM/SOPInstanceUID",
+     "\"1.2.3.9\"", "Study/Series/" S1 "/Instances/" I11},
+    {"forced series UID change re-keys", SER(S1, "{\"DICOM\":{\"SeriesInstanceUID\":\"1.2.3.8\"}}"),
+     NULL, true, 0, 0, 0, NULL, "Study/Series/1.2.3.8/DICOM/SeriesInstanceUID", "\"1.2.3.8\"",
+     "Study/Series/" S1},
+    {"forced re-key onto an existing instance",
+     INST(S1, I11, "{\"DICOM\":{\"SOPInstanceUID\":\"" I12 "\"}}"), NULL, true, 0, 0, AHL_EINVAL,
+     "already", NULL, NULL, NULL},
+    {"stale latestVersionId", PATIENT("{\"PatientName\":\"A\"}"), NULL, false, -1, 0, AHL_ECONFLICT,
+     "latest", NULL, NULL, NULL},
+    {"future latestVersionId", PATIENT("{\"PatientName\":\"A\"}"), NULL, false, 1, 0, AHL_ECONFLICT,
+     "latest", NULL, NULL, NULL},
+    {"revert together with updates", PATIENT("{\"PatientName\":\"A\"}"), NULL, false, 0, 1,
+     AHL_EINVAL, "revertToVersionId", NULL, NULL, NULL},
+    {"revert to a missing version", NULL, NULL, false, 0, 9, AHL_EINVAL, "no such version", NULL,
+     NULL, NULL},
+    {"revert to the current version", NULL, NULL, false, 0, 1, 0, NULL, "Patient/DICOM/PatientName",
+     "\"DOE^JANE\"", NULL},
+    {"not an object", "[1,2]", NULL, false, 0, 0, AHL_EINVAL, "object", NULL, NULL, NULL},
+    {"not JSON", "{\"Patient\":", NULL, false, 0, 0, AHL_EINVAL, NULL, NULL, NULL, NULL},
+    {"generated key", INST(S1, I11, "{\"ImageFrames\":[]}"), NULL, true, 0, 0, AHL_EINVAL,
+     "ImageFrames", NULL, NULL, NULL},
+    {"DatastoreID", "{\"DatastoreID\":\"x\"}", NULL, true, 0, 0, AHL_EINVAL, "DatastoreID", NULL,
+     NULL, NULL},
+    {"private tag needs force",
+     INST(S1, I11,
+          "{\"DICOM\":{\"001910F9\":\"97\"},\"DICOMVRs\":"
+          "{\"001910F9\":\"DS\"}}"),
+     NULL, false, 0, 0, AHL_EINVAL, "001910F9", NULL, NULL, NULL},
+    {"forced private tag",
+     INST(S1, I11,
+          "{\"DICOM\":{\"001910F9\":\"97\"},\"DICOMVRs\":"
+          "{\"001910F9\":\"DS\"}}"),
+     NULL, true, 0, 0, 0, NULL, "Study/Series/" S1 "/Instances/" I11 "/DICOMVRs/001910F9", "\"DS\"",
+     NULL},
+    {"sequence needs force",
+     STUDYD("{\"ProcedureCodeSequence\":[{\"CodeValue\":\"1\",\"CodingSchemeDesignator\":\"L\"}]}"),
+     NULL, false, 0, 0, AHL_EINVAL, "ProcedureCodeSequence", NULL, NULL, NULL},
+    {"multi-valued needs force", SER(S1, "{\"DICOM\":{\"SoftwareVersions\":[\"1\",\"2\"]}}"), NULL,
+     false, 0, 0, AHL_EINVAL, "SoftwareVersions", NULL, NULL, NULL},
+    {"VR violation", STUDYD("{\"StudyDate\":\"2024-01-01\"}"), NULL, false, 0, 0, AHL_EINVAL,
+     "StudyDate", NULL, NULL, NULL},
+    {"forced VR violation", STUDYD("{\"StudyDate\":\"2024-01-01\"}"), NULL, true, 0, 0, 0, NULL,
+     "Study/DICOM/StudyDate", "\"2024-01-01\"", NULL},
+};
+
+static void test_update_table(void **state)
+{
+    struct fx *f = *state;
+    for (size_t i = 0; i < sizeof update_cases / sizeof update_cases[0]; i++) {
+        const struct update_case *c = &update_cases[i];
+        char id[AHL_ID_LEN + 1];
+        struct ahl_buf before, after;
+        struct ahl_err err;
+        struct ahl_meta_update_result res;
+        create_set(f, 2, 3, SEED, false, id);
+        ahl_buf_init(&before, AHL_BUF_UNLIMITED);
+        ahl_buf_init(&after, AHL_BUF_UNLIMITED);
+        assert_int_equal(ahl_meta_metadata_json(f->m, f->ds, id, 0, &before, &err), 0);
+        struct ahl_meta_update u = {
+            .latest_version = (uint64_t)(1 + c->stale),
+            .force = c->force,
+            .updatable = c->updatable,
+            .updatable_len = c->updatable ? strlen(c->updatable) : 0,
+            .removable = c->removable,
+            .removable_len = c->removable ? strlen(c->removable) : 0,
+            .revert_to_version = c->revert,
+        };
+        ahl_err_clear(&err);
+        int rc = ahl_meta_update(f->m, f->ds, id, &u, &res, &err);
+        if (rc != c->rc)
+            fail_msg("%s: rc %d (%s), want %d", c->name, rc, err.msg, c->rc);
+        if (c->msg && !strstr(err.msg, c->msg))
+            fail_msg("%s: message '%s' lacks '%s'", c->name, err.msg, c->msg);
+        struct ahl_meta_info info;
+        assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, id, 0, &info, &err), 0);
+        if (rc < 0) {
+            /* Nothing changed. */
+            assert_int_equal(info.set.latest_version, 1);
+            assert_int_equal(ahl_meta_metadata_json(f->m, f->ds, id, 0, &after, &err), 0);
+            assert_string_equal(before.data, after.data);
+        } else {
+            assert_int_equal(res.latest_version, 2);
+            assert_string_equal(res.state, "LOCKED");
+            assert_string_equal(res.workflow_status, "UPDATING");
+            assert_int_equal(info.set.latest_version, 2);
+            assert_string_equal(info.set.state, "ACTIVE");
+            assert_string_equal(info.ver.workflow_status, "UPDATED");
+            assert_int_equal(info.ver.forced, c->force && !c->revert);
+            json_t *doc = NULL;
+            assert_int_equal(ahl_meta_document(f->m, f->ds, id, 0, &doc, &err), 0);
+            json_t *v = at(doc, c->path);
+            if (!c->expect) {
+                if (v)
+                    fail_msg("%s: %s still present", c->name, c->path);
+            } else {
+                json_t *want = json_loads(c->expect, JSON_DECODE_ANY, NULL);
+                if (!v || !json_equal(v, want))
+                    fail_msg("%s: %s is not %s", c->name, c->path, c->expect);
+                json_decref(want);
+            }
+            if (c->path2 && at(doc, c->path2))
+                fail_msg("%s: %s still present", c->name, c->path2);
+            json_decref(doc);
+            assert_gzip_matches(f, id, 2);
+            /* The old version is untouched. */
+            assert_int_equal(ahl_meta_metadata_json(f->m, f->ds, id, 1, &after, &err), 0);
+            assert_string_equal(before.data, after.data);
+        }
+        ahl_buf_release(&before);
+        ahl_buf_release(&after);
+    }
+}
+
+static void test_quota(void **state)
+{
+    struct fx *f = *state;
+    char id[AHL_ID_LEN + 1];
+    struct ahl_err err;
+    create_set(f, 1, 1, 11, false, id);
+    struct ahl_buf big;
+    ahl_buf_init(&big, AHL_BUF_UNLIMITED);
+    ahl_buf_adds(&big, "{\"Patient\":{\"DICOM\":{\"PatientComments\":\"");
+    for (int i = 0; i < 10000; i++)
+        ahl_buf_addc(&big, 'x');
+    ahl_buf_adds(&big, "\"}}}");
+    struct ahl_meta_update u = {
+        .latest_version = 1, .updatable = big.data, .updatable_len = big.len};
+    assert_int_equal(ahl_meta_update(f->m, f->ds, id, &u, NULL, &err), AHL_EQUOTA);
+    assert_string_equal(err.aws_type, AHL_AWS_QUOTA);
+    ahl_buf_release(&big);
+}
+
+static void test_revert(void **state)
+{
+    struct fx *f = *state;
+    char id[AHL_ID_LEN + 1];
+    struct ahl_err err;
+    struct ahl_buf v1, v3;
+    create_set(f, 1, 4, 12, false, id);
+    const char *p = PATIENT("{\"PatientName\":\"CHANGED^ONE\"}");
+    struct ahl_meta_update u = {.latest_version = 1, .updatable = p, .updatable_len = strlen(p)};
+    assert_int_equal(ahl_meta_update(f->m, f->ds, id, &u, NULL, &err), 0);
+    struct ahl_meta_update r = {.latest_version = 2, .revert_to_version = 1};
+    struct ahl_meta_update_result res;
+    assert_int_equal(ahl_meta_update(f->m, f->ds, id, &r, &res, &err), 0);
+    assert_int_equal(res.latest_version, 3);
+    ahl_buf_init(&v1, AHL_BUF_UNLIMITED);
+    ahl_buf_init(&v3, AHL_BUF_UNLIMITED);
+    assert_int_equal(ahl_meta_metadata_json(f->m, f->ds, id, 1, &v1, &err), 0);
+    assert_int_equal(ahl_meta_metadata_json(f->m, f->ds, id, 3, &v3, &err), 0);
+    assert_string_equal(v1.data, v3.data);
+    struct ahl_meta_info a, b;
+    assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, id, 1, &a, &err), 0);
+    assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, id, 3, &b, &err), 0);
+    assert_memory_equal(a.ver.root, b.ver.root, AHL_SHA256_LEN);
+    char *v2 = fx_metadata(f, id, 2);
+    assert_non_null(strstr(v2, "CHANGED^ONE"));
+    free(v2);
+    /* Revert and includeStudyImageSets do not mix. */
+    struct ahl_meta_update bad = {
+        .latest_version = 3, .revert_to_version = 1, .include_study_image_sets = true};
+    assert_int_equal(ahl_meta_update(f->m, f->ds, id, &bad, NULL, &err), AHL_EINVAL);
+    ahl_buf_release(&v1);
+    ahl_buf_release(&v3);
+}
+
+static void test_include_study(void **state)
+{
+    struct fx *f = *state;
+    char a[AHL_ID_LEN + 1], b[AHL_ID_LEN + 1], c[AHL_ID_LEN + 1];
+    struct ahl_err err;
+    /* a and b: primary sets of the same study (same seed = same study UID); c non-primary. */
+    create_set(f, 1, 2, 21, true, a);
+    create_set(f, 1, 2, 21, true, b);
+    create_set(f, 1, 2, 21, false, c);
+    const char *p = PATIENT("{\"PatientName\":\"STUDY^WIDE\"}");
+    struct ahl_meta_update u = {.latest_version = 1,
+                                .updatable = p,
+                                .updatable_len = strlen(p),
+                                .include_study_image_sets = true};
+    struct ahl_meta_update_result res;
+    assert_int_equal(ahl_meta_update(f->m, f->ds, a, &u, &res, &err), 0);
+    assert_int_equal(res.study_sets_updated, 1);
+    struct ahl_meta_info ib, ic;
+    assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, b, 0, &ib, &err), 0);
+    assert_int_equal(ib.set.latest_version, 2);
+    assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, c, 0, &ic, &err), 0);
+    assert_int_equal(ic.set.latest_version, 1);
+    char *doc = fx_metadata(f, b, 2);
+    assert_non_null(strstr(doc, "STUDY^WIDE"));
+    free(doc);
+    /* The search index follows the latest version. */
+    struct ahl_store_tx *tx;
+    struct ahl_search_row row;
+    assert_int_equal(ahl_store_begin(f->store, false, &tx), 0);
+    assert_int_equal(ahl_store_search_get(tx, b, &row), 0);
+    ahl_store_rollback(tx);
+    assert_string_equal(row.patient_name, "STUDY^WIDE");
+    assert_int_equal(row.version, 2);
+    assert_int_equal(row.number_of_instances, 2);
+    assert_string_equal(row.study_instance_uid, "1.2.826.0.1.3680043.10.21.1");
+}
+
+static void test_locked_and_deleted(void **state)
+{
+    struct fx *f = *state;
+    char id[AHL_ID_LEN + 1];
+    struct ahl_err err;
+    struct ahl_store_tx *tx;
+    struct ahl_imageset_rec set;
+    create_set(f, 1, 1, 31, false, id);
+    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
+    assert_int_equal(ahl_store_imageset_get(tx, f->ds, id, &set), 0);
+    snprintf(set.state, sizeof set.state, "LOCKED");
+    assert_int_equal(ahl_store_imageset_put(tx, &set, false), 0);
+    assert_int_equal(ahl_store_commit(tx), 0);
+    const char *p = PATIENT("{\"PatientName\":\"X\"}");
+    struct ahl_meta_update u = {.latest_version = 1, .updatable = p, .updatable_len = strlen(p)};
+    assert_int_equal(ahl_meta_update(f->m, f->ds, id, &u, NULL, &err), AHL_ECONFLICT);
+    assert_string_equal(err.aws_type, AHL_AWS_CONFLICT);
+    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, id, NULL, &err), AHL_ECONFLICT);
+    /* Unlock, delete, and the set is gone for every operation. */
+    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
+    snprintf(set.state, sizeof set.state, "ACTIVE");
+    assert_int_equal(ahl_store_imageset_put(tx, &set, false), 0);
+    assert_int_equal(ahl_store_commit(tx), 0);
+    struct ahl_imageset_rec out;
+    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, id, &out, &err), 0);
+    assert_string_equal(out.state, "LOCKED");
+    assert_string_equal(out.workflow_status, "DELETING");
+    struct ahl_meta_info info;
+    assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, id, 0, &info, &err), AHL_ENOTFOUND);
+    assert_string_equal(err.aws_type, AHL_AWS_NOT_FOUND);
+    assert_int_equal(ahl_meta_update(f->m, f->ds, id, &u, NULL, &err), AHL_ENOTFOUND);
+    /* Wrong data store. */
+    char other[AHL_ID_LEN + 1];
+    create_set(f, 1, 1, 32, false, other);
+    assert_int_equal(
+        ahl_meta_imageset_get(f->m, "0000000000000000000000000000ffff", other, 0, &info, &err),
+        AHL_ENOTFOUND);
+}
+
+static int count_version(void *ctx, const struct ahl_version_rec *v)
+{
+    uint64_t *expect = ctx;
+    assert_int_equal(v->version, *expect);
+    (*expect)--;
+    return 0;
+}
+
+static void test_versions_list_and_import(void **state)
+{
+    struct fx *f = *state;
+    char id[AHL_ID_LEN + 1];
+    struct ahl_err err;
+    create_set(f, 1, 3, 41, true, id);
+    /* Import more instances of the same series (and one existing one, replaced). */
+    json_t *more = ahl_synth_doc(1, 6, 41);
+    json_t *i0 = json_object_get(
+        json_object_get(json_object_get(json_object_get(json_object_get(more, "Study"), "Series"),
+                                        "1.2.826.0.1.3680043.10.41.2.1"),
+                        "Instances"),
+        "1.2.826.0.1.3680043.10.41.3.1.1");
+    json_object_set_new(json_object_get(i0, "DICOM"), "ImageComments", json_string("again"));
+    struct ahl_meta_info info;
+    assert_int_equal(ahl_meta_imageset_put_instances(f->m, f->ds, id, more, 0, &info, &err), 0);
+    assert_int_equal(info.set.latest_version, 2);
+    /* Same content with compare-and-set: no new version. */
+    assert_int_equal(ahl_meta_imageset_put_instances(f->m, f->ds, id, more, 2, &info, &err), 0);
+    assert_int_equal(info.set.latest_version, 2);
+    json_t *doc = NULL;
+    assert_int_equal(ahl_meta_document(f->m, f->ds, id, 0, &doc, &err), 0);
+    json_t *inst = at(doc, "Study/Series/1.2.826.0.1.3680043.10.41.2.1/Instances");
+    assert_int_equal(json_object_size(inst), 6);
+    assert_string_equal(
+        json_string_value(at(doc, "Study/Series/1.2.826.0.1.3680043.10.41.2.1/Instances/"
+                                  "1.2.826.0.1.3680043.10.41.3.1.1/DICOM/ImageComments")),
+        "again");
+    json_decref(doc);
+    json_decref(more);
+    for (uint64_t v = 2; v < 7; v++) {
+        const char *p = PATIENT("{\"PatientName\":\"V\"}");
+        struct ahl_meta_update u = {
+            .latest_version = v, .updatable = p, .updatable_len = strlen(p)};
+        assert_int_equal(ahl_meta_update(f->m, f->ds, id, &u, NULL, &err), 0);
+    }
+    uint64_t expect = 7;
+    assert_int_equal(ahl_meta_versions_list(f->m, f->ds, id, 0, 3, count_version, &expect, &err),
+                     0);
+    assert_int_equal(expect, 4);
+    assert_int_equal(ahl_meta_versions_list(f->m, f->ds, id, 5, 50, count_version, &expect, &err),
+                     0);
+    assert_int_equal(expect, 0);
+    for (uint64_t v = 1; v <= 7; v++)
+        assert_gzip_matches(f, id, v);
+}
+
+static void test_gzip_large(void **state)
+{
+    struct fx *f = *state;
+    char id[AHL_ID_LEN + 1];
+    struct ahl_err err;
+    create_set(f, 3, 150, 51, false, id);
+    assert_gzip_matches(f, id, 1);
+    /* The stream is one gzip member with a correct trailer (Python's and zcat's check too). */
+    struct ahl_buf gz;
+    ahl_buf_init(&gz, AHL_BUF_UNLIMITED);
+    assert_int_equal(ahl_meta_metadata_gzip(f->m, f->ds, id, 1, fx_collect, &gz, &err), 0);
+    assert_true(gz.len > 18);
+    assert_int_equal((unsigned char)gz.data[0], 0x1f);
+    assert_int_equal((unsigned char)gz.data[1], 0x8b);
+    /* Flip one byte of the trailer CRC: inflate must now fail. */
+    gz.data[gz.len - 8] ^= 1;
+    struct ahl_buf text;
+    ahl_buf_init(&text, AHL_BUF_UNLIMITED);
+    assert_int_not_equal(fx_gunzip(&gz, &text), 0);
+    ahl_buf_release(&text);
+    ahl_buf_release(&gz);
+    /* And the document is the one created, modulo the generated keys. */
+    json_t *doc = NULL, *src = ahl_synth_doc(3, 150, 51);
+    assert_int_equal(ahl_meta_document(f->m, f->ds, id, 1, &doc, &err), 0);
+    assert_true(json_equal(json_object_get(doc, "Study"), json_object_get(src, "Study")));
+    assert_true(json_equal(json_object_get(doc, "Patient"), json_object_get(src, "Patient")));
+    assert_string_equal(json_string_value(json_object_get(doc, "ImageSetID")), id);
+    json_decref(doc);
+    json_decref(src);
+}
+
+static void test_reopen_keeps_commits(void **state)
+{
+    struct fx *f = *state;
+    char id[AHL_ID_LEN + 1];
+    struct ahl_err err;
+    create_set(f, 1, 5, 61, false, id);
+    for (uint64_t v = 1; v <= 5; v++) {
+        char p[128];
+        snprintf(p, sizeof p, PATIENT("{\"PatientName\":\"R^%llu\"}"), (unsigned long long)v);
+        struct ahl_meta_update u = {
+            .latest_version = v, .updatable = p, .updatable_len = strlen(p)};
+        assert_int_equal(ahl_meta_update(f->m, f->ds, id, &u, NULL, &err), 0);
+        /* Reopen as a restarted server would: the commit and the cache-free read agree. */
+        fx_close(f);
+        assert_int_equal(fx_open(f, NULL), 0);
+        struct ahl_meta_info info;
+        assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, id, 0, &info, &err), 0);
+        assert_int_equal(info.set.latest_version, v + 1);
+        char *doc = fx_metadata(f, id, v + 1);
+        assert_non_null(doc);
+        char name[64];
+        snprintf(name, sizeof name, "\"PatientName\":\"R^%llu\"", (unsigned long long)v);
+        assert_non_null(strstr(doc, name));
+        free(doc);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_update_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revert, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_include_study, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_locked_and_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_versions_list_and_import, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gzip_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_commits, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
