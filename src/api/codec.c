@@ -716,6 +716,10 @@ int ahl_api_decode(enum ahl_op_id op, const struct ahl_api_http *http, json_t **
             break;
         case AHL_LOC_QUERY:
             if (ms->type == AHL_MT_LIST) {
+                /* The wire cannot tell an empty list from an absent one (botocore sends nothing
+                 * for tagKeys=[]), so a required query list that is absent is empty. */
+                if ((m->flags & AHL_MEMBER_REQUIRED) && !(v = json_array()))
+                    break;
                 for (size_t k = 0; k < q.n; k++) {
                     if (strcmp(q.pairs[k].name, m->location_name) != 0)
                         continue;

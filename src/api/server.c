@@ -33,6 +33,9 @@
 #include "json/json.h"
 #include "base/banned.h"
 
+/* How much of an oversized body is read (and dropped) before the connection is closed. */
+#define MAX_DISCARD ((size_t)64 << 20)
+
 struct ahl_api_server {
     struct MHD_Daemon *daemon;
     struct ahl_api_service svc;
@@ -308,14 +311,12 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         return MHD_NO; /* out of memory in the URI logger */
     if (!rq->started) {
         rq->started = 1;
-        /* A declared length over the cap is refused before anything is read. */
+        /* A declared length over the cap is not kept; the body is read and dropped so that the
+         * client, still sending, gets the ValidationException rather than a reset connection. */
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > AHL_API_MAX_BODY) {
+        if (cl && strtoull(cl, NULL, 10) > AHL_API_MAX_BODY)
             rq->body_too_big = 1;
-            return send_error(conn, rq, 400, AHL_AWS_VALIDATION,
-                              "The request body is larger than the limit of 1048576 bytes");
-        }
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -325,10 +326,9 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         }
         rq->body_seen += *upload_data_size;
         *upload_data_size = 0;
-        return MHD_YES;
+        /* Dropping bytes costs little, but not forever: past this, close the connection. */
+        return rq->body_seen > MAX_DISCARD ? MHD_NO : MHD_YES;
     }
-    if (rq->status)
-        return MHD_YES; /* already answered (declared body too large) */
     return handle(conn, rq, method);
 }
 

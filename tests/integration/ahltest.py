@@ -1,0 +1,174 @@
+"""Shared helpers for the integration suites that drive `ahilite serve` with real AWS clients.
+
+A suite calls start_server() once: it picks a free loopback port, makes a temporary data
+directory and a credentials file with a known key pair, starts $AHILITE_BIN serve, and waits until
+a signed request is answered. boto3_client() returns a medical-imaging client aimed at it (host
+prefix injection off, no retries), raw() sends a hand-made request signed with botocore's own
+SigV4 signer, so error paths the SDK would refuse to send can be exercised.
+
+Environment (set by CTest): AHILITE_BIN (the server binary), AHILITE_SRC (the source tree).
+The service model comes with botocore >= 1.31; when the Python used lacks it, the copy in
+$AHILITE_SRC/../shared/reference/models is put on AWS_DATA_PATH.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+import urllib.error
+
+SRC = os.environ.get('AHILITE_SRC') or os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+ACCESS_KEY = 'AKIAAHILITETEST00001'
+SECRET_KEY = 'ahilite/test/secret/key/0000000000000000'
+SECOND_ACCESS_KEY = 'AKIAAHILITETEST00002'
+SECOND_SECRET_KEY = 'second/secret/key/000000000000000000000000'
+REGION = 'us-east-1'
+ACCOUNT = '123456789012'
+
+
+def _ensure_model():
+    import botocore.session
+    if 'medical-imaging' in botocore.session.get_session().get_available_services():
+        return
+    models = os.path.join(SRC, '..', 'shared', 'reference', 'models')
+    os.environ['AWS_DATA_PATH'] = os.path.abspath(models)
+
+
+def server_binary():
+    b = os.environ.get('AHILITE_BIN')
+    if b:
+        return b
+    for cand in (os.environ.get('AHILITE_BUILD', ''), os.path.join(SRC, 'build')):
+        p = os.path.join(cand, 'ahilite')
+        if cand and os.path.exists(p):
+            return p
+    raise SystemExit('set AHILITE_BIN to the ahilite binary')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A running `ahilite serve` on a temporary data directory."""
+
+    def __init__(self, extra_args=(), env=None):
+        self.tmp = tempfile.mkdtemp(prefix='ahilite-test-')
+        self.data_dir = os.path.join(self.tmp, 'data')
+        self.cred_file = os.path.join(self.tmp, 'credentials')
+        with open(self.cred_file, 'w') as f:
+            f.write('[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n'
+                    '[second]\naws_access_key_id=%s\naws_secret_access_key=%s\n' %
+                    (ACCESS_KEY, SECRET_KEY, SECOND_ACCESS_KEY, SECOND_SECRET_KEY))
+        self.port = free_port()
+        self.endpoint = 'http://127.0.0.1:%d' % self.port
+        self.log_path = os.path.join(self.tmp, 'server.log')
+        self.log = open(self.log_path, 'w')
+        args = [server_binary(), 'serve', '--data-dir', self.data_dir,
+                '--listen', '127.0.0.1:%d' % self.port, '--credentials', self.cred_file,
+                '--region', REGION, '--account-id', ACCOUNT, '--workers', '2']
+        args += list(extra_args)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=env or os.environ.copy())
+        self._wait_ready()
+
+    def _wait_ready(self):
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError('ahilite serve exited with %d:\n%s' %
+                                   (self.proc.returncode, self.log_text()))
+            try:
+                status, _, _ = raw('GET', self.endpoint, '/datastore')
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError('ahilite serve did not become ready:\n' + self.log_text())
+
+    def log_text(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self):
+        """SIGTERM, and the server must exit 0 promptly."""
+        rc = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise RuntimeError('ahilite serve did not stop on SIGTERM')
+        self.log.close()
+        return rc
+
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def boto3_client(server, access_key=ACCESS_KEY, secret_key=SECRET_KEY, region=REGION):
+    _ensure_model()
+    import boto3
+    from botocore.config import Config
+    return boto3.client('medical-imaging', endpoint_url=server.endpoint, region_name=region,
+                        aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                        config=Config(inject_host_prefix=False,
+                                      retries={'max_attempts': 1, 'mode': 'standard'}))
+
+
+def raw(method, endpoint, path, query='', body=None, headers=None, access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY, sign=True, region=REGION, timestamp=None, tamper=None):
+    """Sends one request signed with botocore's SigV4Auth (unless sign=False) and returns
+    (status, headers dict with lower-case names, body bytes). tamper(headers) may alter the signed
+    headers before sending."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    url = endpoint + path + ('?' + query if query else '')
+    data = body.encode() if isinstance(body, str) else body
+    hdrs = dict(headers or {})
+    if data is not None and 'Content-Type' not in hdrs:
+        hdrs['Content-Type'] = 'application/json'
+    req = AWSRequest(method=method, url=url, data=data, headers=hdrs)
+    if sign:
+        signer = SigV4Auth(Credentials(access_key, secret_key), 'medical-imaging', region)
+        if timestamp is not None:
+            import datetime
+            from unittest import mock
+            fixed = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).replace(
+                tzinfo=None)
+            with mock.patch('botocore.auth.get_current_datetime', return_value=fixed):
+                signer.add_auth(req)
+        else:
+            signer.add_auth(req)
+    prepared = dict(req.headers.items())
+    if tamper:
+        tamper(prepared)
+    r = urllib.request.Request(url, data=data, method=method, headers=prepared)
+    try:
+        with urllib.request.urlopen(r, timeout=30) as resp:
+            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+def error_of(status_headers_body):
+    """(status, x-amzn-ErrorType, message) of a raw() result."""
+    status, headers, body = status_headers_body
+    try:
+        msg = json.loads(body or b'{}').get('message')
+    except ValueError:
+        msg = None
+    return status, headers.get('x-amzn-errortype'), msg
