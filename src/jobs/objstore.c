@@ -1,0 +1,242 @@
+/* The object store's front: s3:// URI parsing, bucket and key rules, and dispatch to the local
+ * or S3 backend (objstore_local.c, s3client.c). */
+#include "jobs/objstore.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "jobs/objstore_impl.h"
+#include "base/banned.h"
+
+int ahl__utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i];
+        size_t len;
+        unsigned min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            len = 2, min = 0x80, c &= 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3, min = 0x800, c &= 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4, min = 0x10000, c &= 0x07;
+        } else {
+            return 0;
+        }
+        if (n - i < len)
+            return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return 0;
+            c = c << 6 | (p[i + k] & 0x3f);
+        }
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int is_lower_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || is_digit(c);
+}
+
+/* Whether s looks like a dotted IPv4 address ("192.168.5.4"), which S3 forbids as a bucket. */
+static int looks_like_ipv4(const char *s)
+{
+    int groups = 0;
+    while (*s) {
+        int digits = 0;
+        while (is_digit(*s))
+            s++, digits++;
+        if (digits == 0 || digits > 3)
+            return 0;
+        groups++;
+        if (*s == '.')
+            s++;
+        else if (*s)
+            return 0;
+    }
+    return groups == 4;
+}
+
+int ahl_s3_bucket_check(const char *b, struct ahl_err *err)
+{
+    size_t n = strlen(b);
+    const char *why = NULL;
+    if (n < 3 || n > AHL_S3_MAX_BUCKET)
+        why = "must be 3 to 63 characters long";
+    else if (!is_lower_alnum(b[0]) || !is_lower_alnum(b[n - 1]))
+        why = "must begin and end with a lower-case letter or a digit";
+    else if (strstr(b, ".."))
+        why = "must not contain two adjacent periods";
+    else if (looks_like_ipv4(b))
+        why = "must not be formatted as an IP address";
+    else if (strncmp(b, "xn--", 4) == 0 || (n > 8 && strcmp(b + n - 8, "-s3alias") == 0) ||
+             (n > 7 && strcmp(b + n - 7, "--ol-s3") == 0))
+        why = "uses a prefix or suffix S3 reserves";
+    for (size_t i = 0; !why && i < n; i++) {
+        if (!is_lower_alnum(b[i]) && b[i] != '.' && b[i] != '-')
+            why = "may hold only lower-case letters, digits, '.' and '-'";
+    }
+    if (why)
+        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "bucket name '%.80s' %s", b, why);
+    return 0;
+}
+
+int ahl_s3_uri_parse(const char *uri, struct ahl_s3_uri *out, struct ahl_err *err)
+{
+    out->bucket[0] = out->prefix[0] = '\0';
+    size_t n = strlen(uri);
+    if (n > AHL_S3_MAX_KEY)
+        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                        "S3 URI is %zu characters long; at most 1024 are allowed", n);
+    if (strncmp(uri, "s3://", 5) != 0)
+        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                        "'%.100s' is not an S3 URI: it must start with s3://", uri);
+    const char *b = uri + 5;
+    const char *slash = strchr(b, '/');
+    size_t blen = slash ? (size_t)(slash - b) : strlen(b);
+    if (blen > AHL_S3_MAX_BUCKET)
+        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                        "S3 URI '%.100s': bucket name must be 3 to 63 characters long", uri);
+    memcpy(out->bucket, b, blen);
+    out->bucket[blen] = '\0';
+    struct ahl_err local;
+    if (ahl_s3_bucket_check(out->bucket, &local) < 0)
+        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "S3 URI '%.100s': %s", uri, local.msg);
+    const char *prefix = slash ? slash + 1 : "";
+    size_t plen = strlen(prefix);
+    if (!ahl__utf8_valid(prefix, plen))
+        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                        "S3 URI '%.100s': the key prefix is not valid UTF-8", uri);
+    for (size_t i = 0; i < plen; i++) {
+        unsigned char c = (unsigned char)prefix[i];
+        if (c < 0x20 || c == 0x7f)
+            return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                            "S3 URI '%.100s': the key prefix holds a control character (0x%02x) "
+                            "at byte %zu",
+                            uri, c, i);
+    }
+    memcpy(out->prefix, prefix, plen + 1);
+    return 0;
+}
+
+int ahl_objstore_local_key_check(const char *key, int is_prefix, struct ahl_err *err)
+{
+    size_t n = strlen(key);
+    if (n == 0 && !is_prefix)
+        return ahl_fail(err, AHL_EDENIED, AHL_AWS_VALIDATION, "an object key must not be empty");
+    if (n > AHL_S3_MAX_KEY)
+        return ahl_fail(err, AHL_EDENIED, AHL_AWS_VALIDATION,
+                        "key '%.60s...' is longer than 1024 bytes", key);
+    if (key[0] == '/')
+        return ahl_fail(err, AHL_EDENIED, AHL_AWS_VALIDATION,
+                        "key '%.200s' is absolute; keys are paths inside their bucket", key);
+    const char *p = key;
+    while (*p) {
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        if (len == 0)
+            return ahl_fail(err, AHL_EDENIED, AHL_AWS_VALIDATION,
+                            "key '%.200s' has an empty path segment ('//')", key);
+        if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+            return ahl_fail(err, AHL_EDENIED, AHL_AWS_VALIDATION,
+                            "key '%.200s' has a '%.*s' segment, which would leave its place in "
+                            "the bucket",
+                            key, (int)len, p);
+        if (!slash)
+            break;
+        p = slash + 1;
+        if (!*p && !is_prefix)
+            return ahl_fail(err, AHL_EDENIED, AHL_AWS_VALIDATION,
+                            "key '%.200s' ends in '/': that names a directory, not an object", key);
+    }
+    return 0;
+}
+
+int ahl_objstore_open_local(const char *root, struct ahl_objstore **out, struct ahl_err *err)
+{
+    return ahl__objstore_local_new(root, out, err);
+}
+
+int ahl_objstore_open_s3(const struct ahl_s3_config *cfg, struct ahl_objstore **out,
+                         struct ahl_err *err)
+{
+    return ahl__objstore_s3_new(cfg, out, err);
+}
+
+void ahl_objstore_close(struct ahl_objstore *os)
+{
+    if (os)
+        os->ops->close(os);
+}
+
+int ahl_objstore_list(struct ahl_objstore *os, const char *bucket, const char *prefix,
+                      ahl_objstore_list_fn fn, void *ctx, struct ahl_err *err)
+{
+    int rc = ahl_s3_bucket_check(bucket, err);
+    if (rc < 0)
+        return rc;
+    return os->ops->list(os, bucket, prefix ? prefix : "", fn, ctx, err);
+}
+
+int ahl_objstore_get(struct ahl_objstore *os, const char *bucket, const char *key,
+                     ahl_objstore_write_fn fn, void *ctx, struct ahl_err *err)
+{
+    int rc = ahl_s3_bucket_check(bucket, err);
+    if (rc < 0)
+        return rc;
+    if (!key[0] || strlen(key) > AHL_S3_MAX_KEY)
+        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                        "an object key must be 1 to 1024 bytes long");
+    return os->ops->get(os, bucket, key, fn, ctx, err);
+}
+
+static int write_to_fd(void *ctx, const void *p, size_t n)
+{
+    int fd = *(int *)ctx;
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return AHL_EIO;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int ahl_objstore_get_fd(struct ahl_objstore *os, const char *bucket, const char *key, int fd,
+                        struct ahl_err *err)
+{
+    return ahl_objstore_get(os, bucket, key, write_to_fd, &fd, err);
+}
+
+int ahl_objstore_put(struct ahl_objstore *os, const char *bucket, const char *key, const void *data,
+                     size_t n, const char *content_type, struct ahl_err *err)
+{
+    int rc = ahl_s3_bucket_check(bucket, err);
+    if (rc < 0)
+        return rc;
+    if (!key[0] || strlen(key) > AHL_S3_MAX_KEY)
+        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                        "an object key must be 1 to 1024 bytes long");
+    return os->ops->put(os, bucket, key, data, n, content_type, err);
+}
