@@ -181,7 +181,9 @@ static void test_diff_message(void **state)
     size_t n = strlen(diff.instance);
     assert_true(n < sizeof diff.instance);
     assert_string_equal(diff.instance + n - 3, "...");
-    assert_non_null(json_stringn(diff.instance + 1, n - 4)); /* still valid UTF-8 */
+    json_t *shortened = json_stringn(diff.instance + 1, n - 4); /* NULL unless valid UTF-8 */
+    assert_non_null(shortened);
+    json_decref(shortened);
     json_decref(inst);
     json_decref(cand);
 }
