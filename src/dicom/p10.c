@@ -570,8 +570,8 @@ struct ctx {
     int pixel_rep; /* (0028,0103) of this dataset, -1 unknown: resolves US/SS in implicit VR */
 };
 
-static int read_dataset(struct reader *r, unsigned depth, uint64_t end, bool undefined, bool meta,
-                        struct ctx *parent, struct ahl_dcm_dataset *out);
+static int read_dataset(struct reader *r, unsigned depth, uint64_t item_at, uint64_t end,
+                        bool undefined, bool meta, struct ctx *parent, struct ahl_dcm_dataset *out);
 
 #define TAGF "(%04X,%04X)"
 #define TAGA(t) (unsigned)AHL_DCM_GROUP(t), (unsigned)AHL_DCM_ELEMENT(t)
@@ -767,8 +767,8 @@ static int read_sequence(struct reader *r, unsigned depth, struct ahl_dcm_elem *
             item_end = r->s.pos + len;
         }
         struct ahl_dcm_dataset item;
-        if ((rc = read_dataset(r, depth + 1, item_end, len == AHL_DCM_UNDEFINED_LENGTH, false, c,
-                               &item)) < 0)
+        if ((rc = read_dataset(r, depth + 1, item_at, item_end, len == AHL_DCM_UNDEFINED_LENGTH,
+                               false, c, &item)) < 0)
             return rc;
         if ((rc = ivec_push(r, depth + 1, &item)) < 0)
             return rc;
@@ -878,8 +878,8 @@ static bool valid_vr_chars(const uint8_t *p)
 
 /* Reads one dataset: to `end` (defined-length item), to an item delimiter (undefined), to the
  * end of the group 0002 (meta), or to the end of input (depth 0). */
-static int read_dataset(struct reader *r, unsigned depth, uint64_t end, bool undefined, bool meta,
-                        struct ctx *parent, struct ahl_dcm_dataset *out)
+static int read_dataset(struct reader *r, unsigned depth, uint64_t item_at, uint64_t end,
+                        bool undefined, bool meta, struct ctx *parent, struct ahl_dcm_dataset *out)
 {
     struct ctx c = *parent;
     size_t from = r->levels[depth].n;
@@ -896,9 +896,9 @@ static int read_dataset(struct reader *r, unsigned depth, uint64_t end, bool und
             if (depth == 0)
                 break;
             return failf(r, AHL_EPARSE,
-                         "item ending at offset %llu has no item delimiter (FFFE,E00D): the data "
-                         "ends",
-                         OFF(at));
+                         "item at offset %llu has no item delimiter (FFFE,E00D): the data ends at "
+                         "offset %llu",
+                         OFF(item_at), OFF(at));
         }
         if (r->s.avail < 4 || (r->s.avail < 8 && !(meta && r->s.avail >= 4)))
             return failf(r, AHL_EPARSE,
@@ -1102,7 +1102,7 @@ static int infer_encoding(struct reader *r, bool committed, struct enc *enc, cha
     uint32_t len = rd32(p + 4, false);
     uint64_t left = src_left(&r->s);
     bool plausible =
-        committed || (!big && g >= 0x0002 && g <= 0x7FE0 && (g % 2 == 0) &&
+        committed || (!big && g >= 0x0002 && g <= 0x7FE0 && (g % 2 == 0 || g >= 0x0009) &&
                       (len == AHL_DCM_UNDEFINED_LENGTH || left == UNKNOWN_SIZE || len <= left - 8));
     if (!plausible)
         return failf(r, AHL_EPARSE,
@@ -1143,7 +1143,7 @@ static int read_file(struct reader *r)
         struct ctx mc = c;
         mc.enc.explicit_vr = true;
         mc.enc.big = false;
-        if ((rc = read_dataset(r, 0, UNKNOWN_SIZE, false, true, &mc, &f->meta)) < 0)
+        if ((rc = read_dataset(r, 0, 0, UNKNOWN_SIZE, false, true, &mc, &f->meta)) < 0)
             return rc;
     } else if (f->has_preamble) {
         /* DICM but no meta: pydicom reads on; so do we, inferring the encoding. */
@@ -1191,7 +1191,7 @@ static int read_file(struct reader *r)
     }
     f->big_endian = enc.big;
     c.enc = enc;
-    return read_dataset(r, 0, UNKNOWN_SIZE, false, false, &c, &f->ds);
+    return read_dataset(r, 0, 0, UNKNOWN_SIZE, false, false, &c, &f->ds);
 }
 
 static int read_any(struct reader *r, const struct ahl_p10_limits *lim, struct ahl_dcm_file **out)
