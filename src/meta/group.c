@@ -193,7 +193,9 @@ out:
     return 0;
 }
 
-int ahl_group_key(const json_t *instance_doc, char out[AHL_GROUP_KEY_LEN + 1], struct ahl_err *err)
+/* The key (the two UIDs) or the fingerprint (all grouping elements) of an instance document. */
+static int instance_hash(const json_t *instance_doc, bool all, char out[AHL_GROUP_KEY_LEN + 1],
+                         struct ahl_err *err)
 {
     struct levels lv;
     int rc = single_instance(instance_doc, &lv, err);
@@ -202,22 +204,19 @@ int ahl_group_key(const json_t *instance_doc, char out[AHL_GROUP_KEY_LEN + 1], s
     if (rc == 0)
         rc = require_uid(&lv, AHL_LEVEL_SERIES, "SeriesInstanceUID", err);
     if (rc == 0)
-        rc = hash_fields(&lv, false, out, err);
+        rc = hash_fields(&lv, all, out, err);
     return rc;
+}
+
+int ahl_group_key(const json_t *instance_doc, char out[AHL_GROUP_KEY_LEN + 1], struct ahl_err *err)
+{
+    return instance_hash(instance_doc, false, out, err);
 }
 
 int ahl_group_fingerprint(const json_t *instance_doc, char out[AHL_GROUP_KEY_LEN + 1],
                           struct ahl_err *err)
 {
-    struct levels lv;
-    int rc = single_instance(instance_doc, &lv, err);
-    if (rc == 0)
-        rc = require_uid(&lv, AHL_LEVEL_STUDY, "StudyInstanceUID", err);
-    if (rc == 0)
-        rc = require_uid(&lv, AHL_LEVEL_SERIES, "SeriesInstanceUID", err);
-    if (rc == 0)
-        rc = hash_fields(&lv, true, out, err);
-    return rc;
+    return instance_hash(instance_doc, true, out, err);
 }
 
 /* ---- comparison -------------------------------------------------------------------------- */
