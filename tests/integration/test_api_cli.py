@@ -1,0 +1,163 @@
+"""Drives `ahilite serve` with the AWS CLI (`aws medical-imaging ...`), as a user would: the
+credentials file the server trusts, --endpoint-url, and AWS_DISABLE_HOST_PREFIX_INJECTION=true for
+the data-plane commands. Checks outputs and the errors the CLI prints."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ahltest  # noqa: E402
+
+SRV = None
+ZERO_ID = '0' * 32
+
+
+def setUpModule():
+    global SRV
+    ahltest._ensure_model()
+    SRV = ahltest.Server()
+
+
+def tearDownModule():
+    rc = SRV.stop()
+    log = SRV.log_text()
+    SRV.cleanup()
+    assert rc == 0, 'server exited with %r\n%s' % (rc, log)
+
+
+def aws_binary():
+    """The AWS CLI next to the Python running the tests (pyenv), else the one on PATH."""
+    here = os.path.join(os.path.dirname(sys.executable), 'aws')
+    return here if os.path.exists(here) else shutil.which('aws')
+
+
+def aws(*args, profile='default', ok=True):
+    env = os.environ.copy()
+    env.update({
+        'AWS_SHARED_CREDENTIALS_FILE': SRV.cred_file,
+        'AWS_CONFIG_FILE': os.devnull,
+        'AWS_PROFILE': profile,
+        'AWS_DEFAULT_REGION': ahltest.REGION,
+        'AWS_DISABLE_HOST_PREFIX_INJECTION': 'true',
+        'AWS_MAX_ATTEMPTS': '1',
+        'AWS_RETRY_MODE': 'standard',
+    })
+    for k in ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'):
+        env.pop(k, None)
+    p = subprocess.run([aws_binary(), 'medical-imaging', *args, '--endpoint-url', SRV.endpoint,
+                        '--output', 'json'], env=env, capture_output=True, text=True,
+                       timeout=120)
+    if ok:
+        if p.returncode != 0:
+            raise AssertionError('aws %s failed (%d):\n%s' % (' '.join(args), p.returncode,
+                                                              p.stderr))
+        return json.loads(p.stdout) if p.stdout.strip() else {}
+    return p
+
+
+class Cli(unittest.TestCase):
+    def assertCliError(self, p, code):
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('(%s)' % code, p.stderr)
+
+    def test_datastore_and_tags(self):
+        r = aws('create-datastore', '--datastore-name', 'cli-store', '--tags', 'a=1,b=2')
+        ds = r['datastoreId']
+        self.assertEqual(r['datastoreStatus'], 'CREATING')
+        p = aws('get-datastore', '--datastore-id', ds)['datastoreProperties']
+        self.assertEqual((p['datastoreName'], p['datastoreStatus']), ('cli-store', 'ACTIVE'))
+        arn = p['datastoreArn']
+        self.assertIsInstance(p['createdAt'], (int, float, str))
+        listed = aws('list-datastores', '--datastore-status', 'ACTIVE')['datastoreSummaries']
+        self.assertIn(ds, [s['datastoreId'] for s in listed])
+
+        self.assertEqual(aws('list-tags-for-resource', '--resource-arn', arn)['tags'],
+                         {'a': '1', 'b': '2'})
+        aws('tag-resource', '--resource-arn', arn, '--tags', 'c=3')
+        aws('untag-resource', '--resource-arn', arn, '--tag-keys', 'a', 'b')
+        self.assertEqual(aws('list-tags-for-resource', '--resource-arn', arn)['tags'], {'c': '3'})
+
+        self.assertCliError(aws('get-datastore', '--datastore-id', 'Bad-Id', ok=False),
+                            'ValidationException')
+        self.assertCliError(aws('get-datastore', '--datastore-id', ZERO_ID, ok=False),
+                            'ResourceNotFoundException')
+        self.assertCliError(aws('tag-resource', '--resource-arn', arn, '--tags', 'aws:x=1',
+                                ok=False), 'ValidationException')
+        self.assertEqual(aws('list-tags-for-resource', '--resource-arn', arn)['tags'], {'c': '3'})
+
+        r = aws('delete-datastore', '--datastore-id', ds)
+        self.assertEqual(r['datastoreStatus'], 'DELETING')
+        self.assertCliError(aws('delete-datastore', '--datastore-id', ds, ok=False),
+                            'ResourceNotFoundException')
+
+    def test_paging_with_max_items(self):
+        made = [aws('create-datastore', '--datastore-name', 'cli-page-%d' % i)['datastoreId']
+                for i in range(3)]
+        first = aws('list-datastores', '--max-items', '2')
+        self.assertEqual(len(first['datastoreSummaries']), 2)
+        self.assertIn('NextToken', first)
+        rest = aws('list-datastores', '--starting-token', first['NextToken'])
+        ids = [s['datastoreId'] for s in first['datastoreSummaries'] + rest['datastoreSummaries']]
+        for ds in made:
+            self.assertIn(ds, ids)
+        # Every page of the CLI's own paginator, one item per request.
+        allp = aws('list-datastores', '--page-size', '1')
+        self.assertEqual(sorted(s['datastoreId'] for s in allp['datastoreSummaries']),
+                         sorted(ids))
+        for ds in made:
+            aws('delete-datastore', '--datastore-id', ds)
+
+    def test_data_plane_commands(self):
+        ds = aws('create-datastore', '--datastore-name', 'cli-runtime')['datastoreId']
+        r = aws('search-image-sets', '--datastore-id', ds)
+        self.assertEqual(r['imageSetsMetadataSummaries'], [])
+        r = aws('search-image-sets', '--datastore-id', ds, '--search-criteria',
+                json.dumps({'filters': [{'values': [{'DICOMPatientId': 'x'}],
+                                         'operator': 'EQUAL'}]}))
+        self.assertEqual(r['imageSetsMetadataSummaries'], [])
+        self.assertCliError(aws('get-image-set', '--datastore-id', ds, '--image-set-id',
+                                ZERO_ID, ok=False), 'ResourceNotFoundException')
+        self.assertCliError(aws('list-image-set-versions', '--datastore-id', ds,
+                                '--image-set-id', ZERO_ID, ok=False), 'ResourceNotFoundException')
+        out = os.path.join(SRV.tmp, 'meta.json.gz')
+        self.assertCliError(aws('get-image-set-metadata', '--datastore-id', ds, '--image-set-id',
+                                ZERO_ID, out, ok=False), 'ResourceNotFoundException')
+        self.assertCliError(aws('get-image-set', '--datastore-id', ds, '--image-set-id',
+                                ZERO_ID, '--version-id', 'one', ok=False), 'ValidationException')
+        self.assertCliError(aws('delete-datastore', '--datastore-id', ZERO_ID, ok=False),
+                            'ResourceNotFoundException')
+        aws('delete-datastore', '--datastore-id', ds)
+
+    def test_import_job_api(self):
+        ds = aws('create-datastore', '--datastore-name', 'cli-jobs')['datastoreId']
+        self.assertEqual(aws('list-dicom-import-jobs', '--datastore-id', ds)['jobSummaries'], [])
+        self.assertCliError(aws('get-dicom-import-job', '--datastore-id', ds, '--job-id', 'abc',
+                                ok=False), 'ResourceNotFoundException')
+        self.assertCliError(aws('start-dicom-import-job', '--datastore-id', ds,
+                                '--data-access-role-arn', 'arn:aws:iam::12:role/too-short-account',
+                                '--input-s3-uri', 's3://bucket/in/',
+                                '--output-s3-uri', 's3://bucket/out/', ok=False),
+                            'ValidationException')
+        aws('delete-datastore', '--datastore-id', ds)
+
+    def test_bad_credentials(self):
+        # The second profile of the server's credentials file signs fine.
+        aws('list-datastores', profile='second')
+        bad = os.path.join(SRV.tmp, 'bad-credentials')
+        with open(bad, 'w') as f:
+            f.write('[default]\naws_access_key_id = AKIANOTKNOWN00000000\n'
+                    'aws_secret_access_key = x\n')
+        saved = SRV.cred_file
+        SRV.cred_file = bad
+        try:
+            self.assertCliError(aws('list-datastores', ok=False), 'UnrecognizedClientException')
+        finally:
+            SRV.cred_file = saved
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
