@@ -27,6 +27,7 @@
 #define TAG_ROWS AHL_DCM_TAG(0x0028, 0x0010)
 #define TAG_COLUMNS AHL_DCM_TAG(0x0028, 0x0011)
 #define TAG_BITS_ALLOCATED AHL_DCM_TAG(0x0028, 0x0100)
+#define TAG_PHOTOMETRIC AHL_DCM_TAG(0x0028, 0x0004)
 #define TAG_EXTENDED_OFFSET_TABLE AHL_DCM_TAG(0x7FE0, 0x0001)
 #define TAG_EXTENDED_OFFSET_TABLE_LENGTHS AHL_DCM_TAG(0x7FE0, 0x0002)
 
@@ -34,6 +35,7 @@
 enum ahl__vclass {
     VC_TEXT,     /* string, trailing padding removed */
     VC_TEXT_ONE, /* LT ST UT UR: as VC_TEXT, never split on '\' */
+    VC_PN,       /* as VC_TEXT, and empty trailing component groups ("A^B=") dropped */
     VC_NUMSTR,   /* IS DS: string, padding kept */
     VC_US,
     VC_SS,
@@ -98,7 +100,6 @@ static enum ahl__vclass ahl__classify(const char *vr)
     case 'D' << 8 | 'A':
     case 'D' << 8 | 'T':
     case 'L' << 8 | 'O':
-    case 'P' << 8 | 'N':
     case 'S' << 8 | 'H':
     case 'T' << 8 | 'M':
     case 'U' << 8 | 'C':
@@ -112,6 +113,8 @@ static enum ahl__vclass ahl__classify(const char *vr)
     case 'I' << 8 | 'S':
     case 'D' << 8 | 'S':
         return VC_NUMSTR;
+    case 'P' << 8 | 'N':
+        return VC_PN;
     case 'U' << 8 | 'S':
         return VC_US;
     case 'S' << 8 | 'S':
@@ -139,7 +142,7 @@ static enum ahl__vclass ahl__classify(const char *vr)
 
 static bool ahl__is_text(enum ahl__vclass c)
 {
-    return c == VC_TEXT || c == VC_TEXT_ONE || c == VC_NUMSTR;
+    return c == VC_TEXT || c == VC_TEXT_ONE || c == VC_NUMSTR || c == VC_PN;
 }
 
 /* Bytes per value of a binary numeric VR; 0 for the others. */
@@ -222,7 +225,8 @@ static uint64_t ahl__le64(const uint8_t *p)
 static json_t *ahl__text_piece(const uint8_t *p, size_t len, enum ahl__vclass c)
 {
     size_t end = len;
-    while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\0'))
+    while (end > 0 &&
+           (p[end - 1] == ' ' || p[end - 1] == '\0' || (c == VC_PN && p[end - 1] == '=')))
         end--;
     if (end == 0)
         return json_null();
@@ -405,11 +409,12 @@ static int ahl__convert(struct ahl__norm *n, const struct ahl_dcm_elem *e, struc
     if (ahl__is_pixel_tag(e->tag))
         return 0;
 
-    const struct ahl_dict_entry *de = (AHL_DCM_GROUP(e->tag) & 1) ? NULL : ahl_dict_by_tag(e->tag);
+    /* For private tags this finds only the rule-based PrivateCreator / PrivateGroupLength. */
+    const struct ahl_dict_entry *de = ahl_dict_by_tag(e->tag);
     /* Keywords only where they name this one tag: exact entries and the base group of a
-     * repeating-group entry. Rule-based entries (mask 0: generic group lengths) never. */
-    bool keyword_ok =
-        de && de->keyword[0] && (de->mask == 0xFFFFFFFFu || (de->mask != 0 && e->tag == de->tag));
+     * repeating-group entry. Rule-based entries (mask 0: creators, group lengths) never. */
+    bool keyword_ok = de && !(AHL_DCM_GROUP(e->tag) & 1) && de->keyword[0] &&
+                      (de->mask == 0xFFFFFFFFu || (de->mask != 0 && e->tag == de->tag));
     k->hex_key = !keyword_ok;
     k->key = keyword_ok ? de->keyword : k->hex;
 
@@ -426,7 +431,7 @@ static int ahl__convert(struct ahl__norm *n, const struct ahl_dcm_elem *e, struc
 
     const uint8_t *p = e->value;
     size_t len = e->value_len;
-    if (c == VC_BYTES && strcmp(k->vr, "UN") == 0 && keyword_ok) {
+    if (c == VC_BYTES && strcmp(k->vr, "UN") == 0 && de) {
         /* An explicit UN whose tag the dictionary knows: typed by the dictionary's VR when that
          * VR is unambiguous and the bytes fit it; left as bytes when the dictionary says bytes
          * anyway (OB, "OB or OW"); otherwise kept raw under its hex tag so that no consumer
@@ -440,6 +445,7 @@ static int ahl__convert(struct ahl__norm *n, const struct ahl_dcm_elem *e, struc
                     (ahl__is_text(dc) ? ahl__utf8_valid(p, len) : size && len % size == 0);
         if (fits) {
             c = dc;
+            memcpy(k->vr, de->vr, 3); /* what DICOMVRs records if the key is hex */
         } else if (!all_bytes) {
             k->hex_key = true;
             k->key = k->hex;
@@ -683,6 +689,12 @@ static int ahl__image_frames(struct ahl__norm *n, const struct ahl_dcm_file *f, 
     }
     /* At most 2^32 * 2^12 bits: no overflow. */
     uint64_t frame_bits = (uint64_t)rows * (uint64_t)cols * (uint64_t)spp * (uint64_t)bits;
+    /* Native 4:2:2 colour stores two samples per pixel, not three (PS3.5 8.2.1). */
+    const struct ahl_dcm_elem *pi = ahl_dcm_find(&f->ds, TAG_PHOTOMETRIC);
+    if (pi && pi->value && spp == 3 && pi->value_len >= 12 &&
+        (memcmp(pi->value, "YBR_FULL_422", 12) == 0 ||
+         (pi->value_len >= 15 && memcmp(pi->value, "YBR_PARTIAL_422", 15) == 0)))
+        frame_bits = frame_bits / 3 * 2;
     /* 1-bit frames are packed back to back; the byte size of one is rounded up. */
     uint64_t frame_bytes = (frame_bits + 7) / 8;
     if (frame_bits > px->value_length * 8 / nframes) {

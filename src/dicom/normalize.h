@@ -27,7 +27,8 @@
  * Values, by VR (text as the reader produced it: UTF-8 with the file's padding):
  * - IS, DS: strings, padding kept exactly ("1 ", "-2.625000 "); only stray trailing NULs go.
  * - AE AS CS DA DT LO LT PN SH ST TM UC UI UR UT: strings with trailing padding (spaces and
- *   NULs) removed; leading spaces are kept. PN is the plain "Family^Given=..." string.
+ *   NULs) removed; leading spaces are kept. PN is the plain "Family^Given=..." string, without
+ *   empty trailing component groups ("A^B=" -> "A^B", as pydicom and DCMTK read it).
  * - A text value that is empty after removing its padding is null.
  * - US SS UL SL UV SV: JSON integers (UV above 2^63-1 becomes a real). FL FD: JSON reals; FL
  *   prints as the shortest decimal that reads back to the same float ("0.1", not
@@ -42,13 +43,16 @@
  *   binary value with more values than its VM allows becomes an array rather than losing data.
  *   Empty components of a multi-valued text value are null ("1\\3" -> ["1",null,"3"]).
  * - UN: an explicit UN element whose tag the dictionary knows with one unambiguous VR is typed
- *   by that VR (as pydicom does), text only if it is valid UTF-8; otherwise (dictionary VR SQ,
- *   ambiguous "US or SS", invalid UTF-8) it keeps the hex key and VR UN.
+ *   by that VR (as pydicom does; private creators become LO), text only if it is valid UTF-8;
+ *   otherwise (dictionary VR SQ, ambiguous "US or SS", invalid UTF-8) it keeps the hex key and
+ *   VR UN. Private tags other than creators have no dictionary VR: an implicit-VR or UN private
+ *   value stays UN bytes (HealthImaging keeps no private dictionary).
  * - Left out: pixel data (7FE0,0010/0008/0009) at any depth, and values the reader left in the
  *   file because they exceeded its inline limit.
  *
  * ImageFrames: one object per frame with "FrameSizeInBytes": for native pixel data
- * Rows x Columns x SamplesPerPixel x BitsAllocated / 8 (rounded up for 1-bit data); for
+ * Rows x Columns x SamplesPerPixel x BitsAllocated / 8 (rounded up for 1-bit data; two
+ * samples per pixel instead of three for YBR_FULL_422 and YBR_PARTIAL_422); for
  * encapsulated data the encoded size in the file (sum of the frame's fragment lengths), taken from
  * the Extended Offset Table, one fragment per frame, all fragments for a single frame, or the
  * Basic Offset Table. When several frames share fragments with no offset table the size is not

@@ -184,6 +184,12 @@ static const struct value_case value_cases[] = {
      "PatientComments",
      "\" two\\\\lines\\r\\n\"",
      NULL},
+    {{T(0x0010, 0x0010), "PN", V("Wang^XiaoDong=\xe7\x8e\x8b^\xe5\xb0\x8f\xe6\x9d\xb1= ")},
+     "Patient",
+     "PatientName",
+     "\"Wang^XiaoDong=\xe7\x8e\x8b^\xe5\xb0\x8f\xe6\x9d\xb1\"",
+     NULL},
+    {{T(0x0008, 0x0090), "PN", V("^^^^")}, "Study", "ReferringPhysicianName", "\"^^^^\"", NULL},
     {{T(0x0010, 0x1001), "PN", V("A^B\\C^D ")},
      "Patient",
      "OtherPatientNames",
@@ -251,6 +257,7 @@ static const struct value_case value_cases[] = {
     /* UN typed by the dictionary, or kept raw when it cannot be */
     {{T(0x0028, 0x0010), "UN", V("\x80\x02")}, "Instance", "Rows", "640", NULL},
     {{T(0x0010, 0x0010), "UN", V("Doe^Jane")}, "Patient", "PatientName", "\"Doe^Jane\"", NULL},
+    {{T(0x0009, 0x0010), "UN", V("HMC ")}, "Instance", "00090010", "\"HMC\"", "LO"},
     {{T(0x0028, 0x0106), "UN", V("\x01\x00")}, "Instance", "00280106", "\"AQA=\"", "UN"},
     {{T(0x0010, 0x0010), "UN", V("\xff\xfe")}, "Instance", "00100010", "\"//4=\"", "UN"},
     {{T(0x0028, 0x0010), "UN", V("\x80\x02\x00")}, "Instance", "00280010", "\"gAIA\"", "UN"},
@@ -535,6 +542,21 @@ static const struct frame_case frame_cases[] = {
      0,
      "[{\"FrameSizeInBytes\":12}]",
      NULL},
+    {"native ybr 4:2:2",
+     "1",
+     2,
+     2,
+     8,
+     3,
+     true,
+     false,
+     8,
+     {0},
+     0,
+     {0},
+     0,
+     "[{\"FrameSizeInBytes\":8}]",
+     NULL},
     {"native 1-bit packed",
      "2",
      3,
@@ -683,13 +705,16 @@ static void test_frame_table(void **state)
         uint8_t cols[2] = {(uint8_t)c->cols, (uint8_t)(c->cols >> 8)};
         uint8_t bits[2] = {(uint8_t)c->bits, 0};
         uint8_t spp[2] = {(uint8_t)c->spp, 0};
-        struct el extra[6] = {
+        bool ybr = strstr(c->name, "ybr") != NULL;
+        struct el extra[7] = {
             {T(0x0028, 0x0002), "US", (const char *)spp, 2},
             {T(0x0028, 0x0011), "US", (const char *)cols, 2},
             {T(0x0028, 0x0100), "US", (const char *)bits, 2},
             {T(0x0028, 0x0010), "US", (const char *)rows, c->rows ? 2 : 0},
         };
         size_t n = 4;
+        if (ybr)
+            extra[n++] = (struct el){T(0x0028, 0x0004), "CS", "YBR_FULL_422", 12};
         if (c->frames_is)
             extra[n++] = (struct el){T(0x0028, 0x0008), "IS", c->frames_is, strlen(c->frames_is)};
         if (c->present)
