@@ -474,6 +474,8 @@ static const char *check_binary(const char *vr, const char *s, size_t n)
 
 static const char *check_string_vr(const char *vr, const char *s, size_t n)
 {
+    if (vr_backslash_delimits(vr) && memchr(s, '\\', n))
+        return "a single value (a backslash separates values)";
     if (strcmp(vr, "DA") == 0)
         return check_da(s, n);
     if (strcmp(vr, "TM") == 0)
@@ -632,6 +634,18 @@ static bool is_identity_uid(const char *key)
 {
     return strcmp(key, "StudyInstanceUID") == 0 || strcmp(key, "SeriesInstanceUID") == 0 ||
            strcmp(key, "SOPInstanceUID") == 0;
+}
+
+/* Restating the current value: strings compare without their trailing padding, so "5 " restates
+ * "5"; anything else compares as JSON. */
+static bool same_value(const json_t *a, const json_t *b)
+{
+    if (json_is_string(a) && json_is_string(b)) {
+        size_t na = rtrim_len(json_string_value(a), json_string_length(a), true);
+        size_t nb = rtrim_len(json_string_value(b), json_string_length(b), true);
+        return na == nb && memcmp(json_string_value(a), json_string_value(b), na) == 0;
+    }
+    return json_equal((json_t *)a, (json_t *)b);
 }
 
 /* Whether force applies: under --aws-primary-rules it does not on a primary image set. */
@@ -849,7 +863,7 @@ int ahl_rules_check_set(enum ahl_level level, const char *path, const char *key,
      * must still be a valid UID, because the engine re-keys the node by it. */
     bool identity = is_identity_uid(key);
     if (identity || strcmp(key, "StudyID") == 0) {
-        if (current && json_equal((json_t *)value, (json_t *)current))
+        if (current && same_value(value, current))
             return 0;
         if (!force)
             return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION, "%s.%s: changing %s needs force%s",

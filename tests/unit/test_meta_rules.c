@@ -109,6 +109,10 @@ static const struct vr_case vr_cases[] = {
     {"PN", "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"", false},
     {"PN", "\"Doe\\nJohn\"", false},
     {"PN", "{\"Alphabetic\":\"Doe^John\"}", false},
+    /* a backslash separates values in these VRs, so one value cannot hold it */
+    {"LO", "\"a\\\\b\"", false},
+    {"PN", "\"A^B\\\\C^D\"", false},
+    {"UI", "\"1.2\\\\1.3\"", false},
     /* CS */
     {"CS", "\"CT\"", true},
     {"CS", "\"ORIGINAL_1 X\"", true},
@@ -303,6 +307,8 @@ static const struct rule_case rule_cases[] = {
     {SET, INS, "SOPInstanceUID", "\"1.2.3.5\"", NULL, NULL, 0, "needs force"},
     {SET, STU, "StudyID", "\"40934\"", NULL, "\"1\"", 0, "changing StudyID needs force"},
     {SET, STU, "StudyID", "\"1\"", NULL, "\"1\"", 0, NULL},
+    {SET, STU, "StudyID", "\"1 \"", NULL, "\"1\"", 0, NULL}, /* padding restates */
+    {SET, STU, "StudyID", "1", NULL, "\"1\"", 0, "needs force"},
     {SET, STU, "StudyID", "\"not checked when forced\\\\x\"", NULL, "\"1\"", F_FORCE, NULL},
     {REMOVE, STU, "StudyInstanceUID", NULL, NULL, NULL, F_FORCE, "can never be removed"},
     {REMOVE, SER, "SeriesInstanceUID", NULL, NULL, NULL, F_FORCE, "can never be removed"},
