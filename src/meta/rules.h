@@ -35,11 +35,11 @@
  *     group, not in the dictionary: "not valid per the DICOM standard"); [decision] the File Meta
  *     group 0002 (TransferSyntaxUID, MediaStorageSOPInstanceUID...): it describes how the original
  *     file was encoded, so changing it is a deliberate act.
- *  6. StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID, StudyID: setting the current value is
- *     always allowed (a no-op); a change needs force. [decision] A forced change of one of the
- *     three UIDs must still be a valid UID string, since the engine re-keys the node by it; a
- *     forced StudyID may be any value. The three UIDs can never be removed (they identify the
- *     node; remove the series or instance instead); removing StudyID needs force.
+ *  6. StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID, StudyID: setting the current value
+ *     (trailing padding ignored) is always allowed (a no-op); a change needs force. [decision] A
+ * forced change of one of the three UIDs must still be a valid UID string, since the engine re-keys
+ * the node by it; a forced StudyID may be any value. The three UIDs can never be removed (they
+ * identify the node; remove the series or instance instead); removing StudyID needs force.
  *  7. Values (set only). JSON null is the empty value and fits every VR. Booleans and bare
  *     objects are never DICOM values. The VR is the dictionary's; DICOMVRs may pick one of the
  *     alternatives the dictionary allows ("US or SS"), and a contradicting DICOMVRs entry is
@@ -107,7 +107,8 @@ bool ahl_rules_is_generated(const char *key);
 bool ahl_rules_is_vr(const char *vr);
 /* Does the single value v (a JSON scalar, or null) fit vr? NULL when it does, else a static
  * description of what vr expects ("an integer string (at most 12 characters, ...)"), which the
- * rules print as "VR IS expects <description>". JSON null (an empty value) fits every VR. */
+ * rules print as "VR IS expects <description>". JSON null (an empty value) fits every VR; a
+ * backslash never fits a VR that uses it to separate values. */
 const char *ahl_rules_vr_problem(const char *vr, const json_t *v);
 
 #endif /* AHL_META_RULES_H */
