@@ -36,10 +36,11 @@
  *     group 0002 (TransferSyntaxUID, MediaStorageSOPInstanceUID...): it describes how the original
  *     file was encoded, so changing it is a deliberate act.
  *  6. StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID, StudyID: setting the current value
- *     (trailing padding ignored) is always allowed (a no-op); a change needs force. [decision] A
- * forced change of one of the three UIDs must still be a valid UID string, since the engine re-keys
- * the node by it; a forced StudyID may be any value. The three UIDs can never be removed (they
- * identify the node; remove the series or instance instead); removing StudyID needs force.
+ *     (trailing padding ignored) is always allowed (a no-op); a change needs force.
+ *     [decision] A forced change of one of the three UIDs must still be a valid UID string, since
+ *     the engine re-keys the node by it; a forced StudyID may be any value. The three UIDs can
+ *     never be removed (they identify the node; remove the series or instance instead); removing
+ *     StudyID needs force.
  *  7. Values (set only). JSON null is the empty value and fits every VR. Booleans and bare
  *     objects are never DICOM values. The VR is the dictionary's; DICOMVRs may pick one of the
  *     alternatives the dictionary allows ("US or SS"), and a contradicting DICOMVRs entry is
