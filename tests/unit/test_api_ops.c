@@ -1,0 +1,359 @@
+/* Unit tests for the image-set operations of src/api over the real engine and SQLite store: each
+ * request goes through the model decoder and the operation's handler, as the server runs them,
+ * with image sets made by the engine (the import runner is tested elsewhere). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <zlib.h>
+
+#include "api/codec.h"
+#include "api/internal.h"
+#include "base/codec.h"
+#include "meta/meta.h"
+#include "store/store.h"
+
+struct fixture {
+    char dir[64];
+    struct ahl_store *store;
+    struct ahl_meta *meta;
+    struct ahl_api_service svc;
+    char ds[33];
+};
+
+/* Runs one operation as the server does: decode + validate, then the handler. Returns the
+ * handler's rc; *out receives the JSON response (or NULL), raw the raw body. */
+static int call(struct fixture *f, enum ahl_op_id op, const char *path, const char *query,
+                const char *body, json_t **out, struct ahl_buf *raw, struct ahl_err *err)
+{
+    struct ahl_api_http http = {.method = ahl_model_ops[op].method,
+                                .path = path,
+                                .query = query,
+                                .body = body,
+                                .body_len = body ? strlen(body) : 0};
+    json_t *in = NULL;
+    struct ahl_api_resp resp = {.fd = -1};
+    *out = NULL;
+    ahl_err_clear(err);
+    int rc = ahl_api_decode(op, &http, &in, err);
+    if (rc < 0)
+        return rc;
+    resp.json = json_object();
+    ahl_buf_init(&resp.raw, AHL_BUF_UNLIMITED);
+    rc = ahl__api_handlers[op](&f->svc, in, &resp, err);
+    json_decref(in);
+    if (raw)
+        ahl_buf_add(raw, resp.raw.data, resp.raw.len);
+    ahl_buf_release(&resp.raw);
+    if (resp.fd >= 0)
+        close(resp.fd);
+    if (rc < 0) {
+        json_decref(resp.json);
+        return rc;
+    }
+    *out = resp.json;
+    return 0;
+}
+
+static json_t *ok(struct fixture *f, enum ahl_op_id op, const char *path, const char *query,
+                  const char *body)
+{
+    json_t *out;
+    struct ahl_err err;
+    int rc = call(f, op, path, query, body, &out, NULL, &err);
+    if (rc < 0)
+        fail_msg("%s %s?%s: %d %s: %s", ahl_model_ops[op].name, path, query ? query : "", rc,
+                 err.aws_type, err.msg);
+    return out;
+}
+
+static void fails(struct fixture *f, enum ahl_op_id op, const char *path, const char *query,
+                  const char *body, const char *aws_type)
+{
+    json_t *out;
+    struct ahl_err err;
+    int rc = call(f, op, path, query, body, &out, NULL, &err);
+    if (rc == 0 || strcmp(err.aws_type, aws_type) != 0)
+        fail_msg("%s %s: rc %d %s (%s), want %s", ahl_model_ops[op].name, path, rc,
+                 rc ? err.aws_type : "-", rc ? err.msg : "", aws_type);
+}
+
+static json_t *make_doc(const char *patient_id, const char *study_uid, const char *series_uid,
+                        const char *sop_uid, const char *study_date)
+{
+    return json_pack("{s:{s:{s:s,s:s}},s:{s:{s:s,s:s,s:s,s:s},s:{s:{s:{s:s,s:s,s:s},s:{s:{s:{s:s,s:"
+                     "s}}}}}}}",
+                     "Patient", "DICOM", "PatientID", patient_id, "PatientName", "DOE^JANE",
+                     "Study", "DICOM", "StudyInstanceUID", study_uid, "StudyDate", study_date,
+                     "StudyTime", "101500", "AccessionNumber", "ACC1", "Series", series_uid,
+                     "DICOM", "SeriesInstanceUID", series_uid, "Modality", "CT", "SeriesNumber",
+                     "3", "Instances", sop_uid, "DICOM", "SOPInstanceUID", sop_uid, "SOPClassUID",
+                     "1.2.840.10008.5.1.4.1.1.2");
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/ahl-api-ops-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    assert_int_equal(ahl_store_open_sqlite(f->dir, 0, &f->store), 0);
+    assert_int_equal(ahl_meta_open(f->store, NULL, &f->meta), 0);
+    f->svc.meta = f->meta;
+    f->svc.store = f->store;
+    snprintf(f->svc.region, sizeof f->svc.region, "us-east-1");
+    snprintf(f->svc.account_id, sizeof f->svc.account_id, "123456789012");
+    json_t *r = ok(f, AHL_OP_CreateDatastore, "/datastore", NULL,
+                   "{\"clientToken\":\"ops-test\",\"datastoreName\":\"ops\"}");
+    snprintf(f->ds, sizeof f->ds, "%s", ahl_api_str(r, "datastoreId"));
+    json_decref(r);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[128];
+    ahl_meta_close(f->meta);
+    ahl_store_close(f->store);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void create_set(struct fixture *f, const char *patient, const char *study,
+                       const char *series, const char *sop, const char *date, char id[33])
+{
+    struct ahl_meta_info info;
+    struct ahl_err err;
+    json_t *doc = make_doc(patient, study, series, sop, date);
+    struct ahl_meta_create_opts o = {.is_primary = true};
+    int rc = ahl_meta_imageset_create(f->meta, f->ds, doc, &o, &info, &err);
+    if (rc < 0)
+        fail_msg("create: %s", err.msg);
+    json_decref(doc);
+    snprintf(id, 33, "%s", info.set.id);
+}
+
+static char *b64(const char *s)
+{
+    struct ahl_buf b;
+    ahl_buf_init(&b, 1 << 20);
+    assert_int_equal(ahl_base64_encode((const uint8_t *)s, strlen(s), &b), 0);
+    return ahl_buf_detach(&b, NULL);
+}
+
+static void test_get_update_versions_revert(void **state)
+{
+    struct fixture *f = *state;
+    char id[33], path[256], body[1024], q[64];
+    create_set(f, "P1", "1.2.3", "1.2.3.4", "1.2.3.4.5", "20240102", id);
+
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageSet", f->ds, id);
+    json_t *r = ok(f, AHL_OP_GetImageSet, path, NULL, NULL);
+    assert_string_equal(ahl_api_str(r, "versionId"), "1");
+    assert_string_equal(ahl_api_str(r, "imageSetState"), "ACTIVE");
+    assert_true(json_is_true(json_object_get(r, "isPrimary")));
+    assert_true(strstr(ahl_api_str(r, "imageSetArn"), "/imageset/") != NULL);
+    json_decref(r);
+
+    /* Update the patient name: version 2, reported LOCKED / UPDATING. */
+    char *upd =
+        b64("{\"SchemaVersion\":1.1,\"Patient\":{\"DICOM\":{\"PatientName\":\"ROE^RICHARD\"}}}");
+    snprintf(body, sizeof body, "{\"DICOMUpdates\":{\"updatableAttributes\":\"%s\"}}", upd);
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/updateImageSetMetadata", f->ds, id);
+    r = ok(f, AHL_OP_UpdateImageSetMetadata, path, "latestVersion=1", body);
+    assert_string_equal(ahl_api_str(r, "latestVersionId"), "2");
+    assert_string_equal(ahl_api_str(r, "imageSetState"), "LOCKED");
+    assert_string_equal(ahl_api_str(r, "imageSetWorkflowStatus"), "UPDATING");
+    json_decref(r);
+    /* A stale latestVersion is a conflict and changes nothing. */
+    fails(f, AHL_OP_UpdateImageSetMetadata, path, "latestVersion=1", body, AHL_AWS_CONFLICT);
+    free(upd);
+
+    /* The metadata: gzip, and version 1 still has the old name. */
+    const char *names[] = {"ROE^RICHARD", "DOE^JANE"};
+    for (int v = 0; v < 2; v++) {
+        struct ahl_buf gz;
+        json_t *out;
+        struct ahl_err err;
+        ahl_buf_init(&gz, AHL_BUF_UNLIMITED);
+        snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageSetMetadata", f->ds, id);
+        assert_int_equal(call(f, AHL_OP_GetImageSetMetadata, path, v ? "version=1" : NULL, NULL,
+                              &out, &gz, &err),
+                         0);
+        json_decref(out);
+        assert_true(gz.len > 18);
+        assert_int_equal((unsigned char)gz.data[0], 0x1f);
+        assert_int_equal((unsigned char)gz.data[1], 0x8b);
+        char text[65536];
+        z_stream z = {0};
+        assert_int_equal(inflateInit2(&z, 16 + MAX_WBITS), Z_OK);
+        z.next_in = (Bytef *)gz.data;
+        z.avail_in = (uInt)gz.len;
+        z.next_out = (Bytef *)text;
+        z.avail_out = sizeof text - 1;
+        assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+        text[z.total_out] = '\0';
+        inflateEnd(&z);
+        ahl_buf_release(&gz);
+        json_t *doc = json_loads(text, 0, NULL);
+        assert_non_null(doc);
+        assert_string_equal(
+            json_string_value(json_object_get(
+                json_object_get(json_object_get(doc, "Patient"), "DICOM"), "PatientName")),
+            names[v]);
+        assert_string_equal(json_string_value(json_object_get(doc, "ImageSetID")), id);
+        json_decref(doc);
+    }
+
+    /* Versions, newest first, one per page. */
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/listImageSetVersions", f->ds, id);
+    r = ok(f, AHL_OP_ListImageSetVersions, path, "maxResults=1", NULL);
+    json_t *list = json_object_get(r, "imageSetPropertiesList");
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(ahl_api_str(json_array_get(list, 0), "versionId"), "2");
+    assert_non_null(ahl_api_str(json_array_get(list, 0), "ImageSetWorkflowStatus"));
+    const char *tok = ahl_api_str(r, "nextToken");
+    assert_non_null(tok);
+    struct ahl_buf qb;
+    ahl_buf_init(&qb, 4096);
+    ahl_buf_addf(&qb, "maxResults=1&nextToken=");
+    for (const char *p = tok; *p; p++)
+        ahl_buf_addf(&qb, (*p == '+' || *p == '/' || *p == '=') ? "%%%02X" : "%c", *p);
+    json_t *r2 = ok(f, AHL_OP_ListImageSetVersions, path, qb.data, NULL);
+    ahl_buf_release(&qb);
+    list = json_object_get(r2, "imageSetPropertiesList");
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(ahl_api_str(json_array_get(list, 0), "versionId"), "1");
+    assert_null(json_object_get(r2, "nextToken"));
+    json_decref(r);
+    json_decref(r2);
+
+    /* Revert to version 1: version 3 with the old content. */
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/updateImageSetMetadata", f->ds, id);
+    r = ok(f, AHL_OP_UpdateImageSetMetadata, path, "latestVersion=2",
+           "{\"revertToVersionId\":\"1\"}");
+    assert_string_equal(ahl_api_str(r, "latestVersionId"), "3");
+    json_decref(r);
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageSet", f->ds, id);
+    snprintf(q, sizeof q, "version=9");
+    fails(f, AHL_OP_GetImageSet, path, q, NULL, AHL_AWS_NOT_FOUND);
+    r = ok(f, AHL_OP_GetImageSet, path, "version=2", NULL);
+    assert_string_equal(ahl_api_str(r, "versionId"), "2");
+    json_decref(r);
+}
+
+static void test_search_tags_copy_delete(void **state)
+{
+    struct fixture *f = *state;
+    char a[33], b[33], path[256], body[1024];
+    create_set(f, "PA", "1.9.1", "1.9.1.1", "1.9.1.1.1", "20200101", a);
+    create_set(f, "PB", "1.9.2", "1.9.2.1", "1.9.2.1.1", "20230615", b);
+    snprintf(path, sizeof path, "/datastore/%s/searchImageSets", f->ds);
+
+    json_t *r =
+        ok(f, AHL_OP_SearchImageSets, path, NULL,
+           "{\"filters\":[{\"values\":[{\"DICOMPatientId\":\"PB\"}],\"operator\":\"EQUAL\"}]}");
+    json_t *items = json_object_get(r, "imageSetsMetadataSummaries");
+    assert_int_equal(json_array_size(items), 1);
+    json_t *it = json_array_get(items, 0);
+    assert_string_equal(ahl_api_str(it, "imageSetId"), b);
+    json_t *tags = json_object_get(it, "DICOMTags");
+    assert_string_equal(ahl_api_str(tags, "DICOMPatientId"), "PB");
+    assert_string_equal(ahl_api_str(tags, "DICOMStudyInstanceUID"), "1.9.2");
+    assert_string_equal(ahl_api_str(tags, "DICOMSeriesModality"), "CT");
+    assert_int_equal(json_integer_value(json_object_get(tags, "DICOMSeriesNumber")), 3);
+    json_decref(r);
+
+    r = ok(
+        f, AHL_OP_SearchImageSets, path, NULL,
+        "{\"filters\":[{\"values\":[{\"DICOMStudyDateAndTime\":{\"DICOMStudyDate\":\"20191231\"}},"
+        "{\"DICOMStudyDateAndTime\":{\"DICOMStudyDate\":\"20211231\"}}],\"operator\":\"BETWEEN\"}]"
+        "}");
+    items = json_object_get(r, "imageSetsMetadataSummaries");
+    assert_int_equal(json_array_size(items), 1);
+    assert_string_equal(ahl_api_str(json_array_get(items, 0), "imageSetId"), a);
+    json_decref(r);
+
+    r = ok(f, AHL_OP_SearchImageSets, path, "maxResults=1",
+           "{\"sort\":{\"sortField\":\"DICOMStudyDateAndTime\",\"sortOrder\":\"ASC\"},"
+           "\"filters\":[{\"values\":[{\"createdAt\":0},{\"createdAt\":99999999999}],"
+           "\"operator\":\"BETWEEN\"}]}");
+    items = json_object_get(r, "imageSetsMetadataSummaries");
+    assert_int_equal(json_array_size(items), 1);
+    assert_non_null(json_object_get(r, "nextToken"));
+    assert_string_equal(ahl_api_str(json_object_get(r, "sort"), "sortOrder"), "ASC");
+    json_decref(r);
+    fails(f, AHL_OP_SearchImageSets, path, NULL,
+          "{\"filters\":[{\"values\":[{\"DICOMStudyDateAndTime\":{\"DICOMStudyDate\":\"2020-01-"
+          "01\"}},"
+          "{\"DICOMStudyDateAndTime\":{\"DICOMStudyDate\":\"20211231\"}}],\"operator\":\"BETWEEN\"}"
+          "]}",
+          AHL_AWS_VALIDATION);
+
+    /* Tags on an image set ARN. */
+    char arn[256];
+    snprintf(arn, sizeof arn,
+             "/tags/arn%%3Aaws%%3Amedical-imaging%%3Aus-east-1%%3A123456789012%%3Adatastore%%2F%s"
+             "%%2Fimageset%%2F%s",
+             f->ds, a);
+    json_decref(ok(f, AHL_OP_TagResource, arn, NULL, "{\"tags\":{\"k\":\"v\"}}"));
+    r = ok(f, AHL_OP_ListTagsForResource, arn, NULL, NULL);
+    assert_string_equal(ahl_api_str(json_object_get(r, "tags"), "k"), "v");
+    json_decref(r);
+
+    /* A data store with image sets cannot be deleted. */
+    snprintf(path, sizeof path, "/datastore/%s", f->ds);
+    fails(f, AHL_OP_DeleteDatastore, path, NULL, NULL, AHL_AWS_CONFLICT);
+
+    /* Copy a into a new set. */
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/copyImageSet", f->ds, a);
+    r = ok(f, AHL_OP_CopyImageSet, path, NULL, "{\"sourceImageSet\":{\"latestVersionId\":\"1\"}}");
+    const char *dest =
+        ahl_api_str(json_object_get(r, "destinationImageSetProperties"), "imageSetId");
+    assert_non_null(dest);
+    assert_string_not_equal(dest, a);
+    assert_string_equal(ahl_api_str(json_object_get(r, "sourceImageSetProperties"), "imageSetId"),
+                        a);
+    json_decref(r);
+    snprintf(body, sizeof body,
+             "{\"sourceImageSet\":{\"latestVersionId\":\"1\"},"
+             "\"destinationImageSet\":{\"imageSetId\":\"%s\",\"latestVersionId\":\"1\"}}",
+             a);
+    fails(f, AHL_OP_CopyImageSet, path, NULL, body, AHL_AWS_VALIDATION);
+
+    /* Frames: a real lookup, and this set lists none. */
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageFrame", f->ds, a);
+    fails(f, AHL_OP_GetImageFrame, path, NULL,
+          "{\"imageFrameId\":\"0123456789abcdef0123456789abcdef\"}", AHL_AWS_NOT_FOUND);
+
+    /* Delete: reported LOCKED/DELETING, then gone. */
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/deleteImageSet", f->ds, b);
+    r = ok(f, AHL_OP_DeleteImageSet, path, NULL, NULL);
+    assert_string_equal(ahl_api_str(r, "imageSetState"), "LOCKED");
+    assert_string_equal(ahl_api_str(r, "imageSetWorkflowStatus"), "DELETING");
+    json_decref(r);
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageSet", f->ds, b);
+    fails(f, AHL_OP_GetImageSet, path, NULL, NULL, AHL_AWS_NOT_FOUND);
+    snprintf(path, sizeof path, "/datastore/%s/searchImageSets", f->ds);
+    r = ok(f, AHL_OP_SearchImageSets, path, NULL,
+           "{\"filters\":[{\"values\":[{\"DICOMPatientId\":\"PB\"}],\"operator\":\"EQUAL\"}]}");
+    assert_int_equal(json_array_size(json_object_get(r, "imageSetsMetadataSummaries")), 0);
+    json_decref(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_get_update_versions_revert, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_search_tags_copy_delete, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
