@@ -10,6 +10,7 @@
 #define AHL_API_INTERNAL_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,11 @@ struct ahl_api_service {
      * no runner is attached (the job then stays SUBMITTED). */
     void (*job_submitted)(void *ctx, const struct ahl_job_rec *job);
     void *job_ctx;
+    /* Streaming producers (GetImageSetMetadata) still running; the server waits for zero before
+     * the engine may be closed. */
+    pthread_mutex_t producers_lock;
+    pthread_cond_t producers_done;
+    unsigned producers;
 };
 
 struct ahl_api_resp {
@@ -46,6 +52,7 @@ struct ahl_api_resp {
     const char *content_encoding; /* for raw bodies, or NULL; static */
     int fd;                       /* >= 0: stream this file (fd_size bytes) instead of raw */
     uint64_t fd_size;
+    int fd_is_pipe; /* fd is a pipe of unknown length (sent chunked) */
 };
 
 typedef int (*ahl_api_op_fn)(struct ahl_api_service *svc, const json_t *in,

@@ -248,7 +248,9 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
         goto out;
     }
     if (resp.content_type && resp.fd >= 0) {
-        struct MHD_Response *r = MHD_create_response_from_fd64(resp.fd_size, resp.fd);
+        struct MHD_Response *r = resp.fd_is_pipe
+                                     ? MHD_create_response_from_pipe(resp.fd)
+                                     : MHD_create_response_from_fd64(resp.fd_size, resp.fd);
         if (!r) {
             ret = MHD_NO;
             goto out;
@@ -256,6 +258,8 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
         resp.fd = -1; /* the response owns it now */
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp.content_type);
         MHD_add_response_header(r, "x-amzn-RequestId", rq->request_id);
+        if (resp.content_encoding)
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, resp.content_encoding);
         rq->status = ahl_model_ops[op].status;
         ret = MHD_queue_response(conn, (unsigned)rq->status, r);
         MHD_destroy_response(r);
@@ -387,6 +391,8 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
     if (!srv)
         return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
     srv->svc.meta = meta;
+    pthread_mutex_init(&srv->svc.producers_lock, NULL);
+    pthread_cond_init(&srv->svc.producers_done, NULL);
     srv->svc.store = ahl_meta_store(meta);
     if (ahl_store_strset(srv->svc.region, sizeof srv->svc.region, cfg->region) < 0 ||
         ahl_store_strset(srv->svc.account_id, sizeof srv->svc.account_id, cfg->account_id) < 0 ||
@@ -478,6 +484,14 @@ void ahl_api_server_stop(struct ahl_api_server *srv)
         return;
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
+    /* Stopping the daemon closed every pipe's read end, so producers fail fast; they use the
+     * engine, which the caller closes next. */
+    pthread_mutex_lock(&srv->svc.producers_lock);
+    while (srv->svc.producers)
+        pthread_cond_wait(&srv->svc.producers_done, &srv->svc.producers_lock);
+    pthread_mutex_unlock(&srv->svc.producers_lock);
+    pthread_mutex_destroy(&srv->svc.producers_lock);
+    pthread_cond_destroy(&srv->svc.producers_done);
     if (srv->verifier_ready)
         ahl_sigv4_verifier_release(&srv->verifier);
     free(srv);
