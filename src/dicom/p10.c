@@ -124,11 +124,11 @@ const struct ahl_dcm_elem *ahl_dcm_find(const struct ahl_dcm_dataset *ds, uint32
 
 void ahl_p10_limits_default(struct ahl_p10_limits *lim)
 {
-    lim->max_inline = 1u << 20;
-    lim->max_inline_total = (size_t)32 << 20;
+    lim->max_inline = 256u << 10;
+    lim->max_inline_total = (size_t)16 << 20;
     lim->max_depth = 32;
-    lim->max_elements = 1000000;
-    lim->max_fragments = 1000000;
+    lim->max_elements = 500000;
+    lim->max_fragments = 500000;
 }
 
 /* ---- VR properties ---------------------------------------------------------------------- */
@@ -808,6 +808,19 @@ static void implicit_vr(uint32_t tag, const struct ctx *c, char vr[3])
         memcpy(vr, "OW", 3); /* DCMTK and the standard's implicit default for OB/OW */
 }
 
+/* Counts n bytes of value (as the arena stores them: NUL-terminated, 16-byte aligned) against
+ * the file's inline budget. */
+static int charge_inline(struct reader *r, const struct ahl_dcm_elem *el, size_t n, uint64_t at)
+{
+    size_t cost = (n + 1 + 15) & ~(size_t)15;
+    if (cost > r->lim.max_inline_total - r->inline_total)
+        return failf(r, AHL_ETOOBIG,
+                     "element " TAGF " at offset %llu: inline values exceed %zu bytes (limit)",
+                     TAGA(el->tag), OFF(at), r->lim.max_inline_total);
+    r->inline_total += cost;
+    return 0;
+}
+
 /* Reads a value of len bytes into the arena (NUL-terminated), converting text and swapping
  * big-endian binaries; or leaves it in the file when it is over the inline limit. */
 static int read_value(struct reader *r, struct ahl_dcm_elem *el, const struct vr_info *vi,
@@ -824,10 +837,8 @@ static int read_value(struct reader *r, struct ahl_dcm_elem *el, const struct vr
             return truncated(r, el->tag, at, len, got);
         return 0;
     }
-    if (r->inline_total + len > r->lim.max_inline_total)
-        return failf(r, AHL_ETOOBIG,
-                     "element " TAGF " at offset %llu: inline values exceed %zu bytes (limit)",
-                     TAGA(el->tag), OFF(at), r->lim.max_inline_total);
+    if ((rc = charge_inline(r, el, len, at)) < 0)
+        return rc;
     uint8_t *v = arena_alloc(r->arena, (size_t)len + 1);
     if (v == NULL)
         return failf(r, AHL_ENOMEM, "out of memory");
@@ -836,7 +847,6 @@ static int read_value(struct reader *r, struct ahl_dcm_elem *el, const struct vr
     if (got < len)
         return truncated(r, el->tag, at, len, got);
     v[len] = 0;
-    r->inline_total += len;
     el->value = v;
     el->value_len = len;
     if (vi != NULL && (vi->flags & VR_TEXT)) {
@@ -854,6 +864,8 @@ static int read_value(struct reader *r, struct ahl_dcm_elem *el, const struct vr
                                         len, &r->text)) < 0)
                 return failf(r, rc, "element " TAGF " at offset %llu: text conversion failed",
                              TAGA(el->tag), OFF(at));
+            if ((rc = charge_inline(r, el, r->text.len, at)) < 0)
+                return rc;
             uint8_t *u = arena_alloc(r->arena, r->text.len + 1);
             if (u == NULL)
                 return failf(r, AHL_ENOMEM, "out of memory");
@@ -863,10 +875,7 @@ static int read_value(struct reader *r, struct ahl_dcm_elem *el, const struct vr
             el->value_len = r->text.len;
         }
     } else if (c->enc.big && vi != NULL && vi->swap > 1) {
-        swap_units(v, len, vi->swap);
-        if (memcmp(el->vr, "AT", 2) == 0) {
-            /* AT is a pair of 16-bit numbers: swapped as such above, nothing more to do. */
-        }
+        swap_units(v, len, vi->swap); /* AT is a pair of 16-bit numbers: swap unit 2 */
     }
     return 0;
 }

@@ -58,7 +58,9 @@ struct ahl_p10_limits {
     size_t max_fragments;    /* encapsulated pixel data fragments */
 };
 
-/* Defaults: 1 MiB per value, 32 MiB in all, depth 32, 1,000,000 elements, 1,000,000 fragments. */
+/* Defaults: 256 KiB per value, 16 MiB of values in all, depth 32, 500,000 elements (56 bytes
+ * each: 27 MiB), 500,000 fragments (12 bytes each, plus up to as many offset-table entries). The
+ * worst case a file can cost with them, window and conversion buffer included, is about 58 MiB. */
 void ahl_p10_limits_default(struct ahl_p10_limits *lim);
 
 /* Reads the file at path. lim NULL means the defaults. On success *out is the file (free with

@@ -177,6 +177,20 @@ static void check_encapsulated(const struct ahl_dcm_file *f)
     expect_u16(&f->ds, 0xFFFC, 0xFFFC, 0); /* an element after the pixel data is still read */
 }
 
+static void check_extended_offsets(const struct ahl_dcm_file *f)
+{
+    const struct ahl_dcm_pixel *px = &f->pixel;
+    assert_int_equal(px->n_fragments, 2);
+    assert_int_equal(px->n_offsets, 0); /* the Basic Offset Table is empty */
+    assert_non_null(px->extended_offsets_lengths);
+    assert_int_equal(px->extended_offsets_lengths[0], 4);
+    assert_int_equal(px->extended_offsets_lengths[1], 2);
+    const struct ahl_dcm_elem *offsets = get(&f->ds, 0x7FE0, 0x0001);
+    assert_string_equal(offsets->vr, "OV");
+    assert_int_equal(offsets->value_len, 16);
+    assert_int_equal(offsets->value[8], 12); /* second frame at byte 12 of the fragments */
+}
+
 static void check_native_pixels(const struct ahl_dcm_file *f)
 {
     assert_true(f->pixel.present);
@@ -365,6 +379,20 @@ static const struct p10_case cases[] = {
      0,
      NULL,
      check_encapsulated,
+     {0}},
+    {"extended offset table",
+     "1.2.840.10008.1.2.4.50",
+     false,
+     "E0 7F 01 00 'OV' 00 00 10 00 00 00 00 00 00 00 00 00 00 00 0C 00 00 00 00 00 00 00"
+     "E0 7F 02 00 'OV' 00 00 10 00 00 00 04 00 00 00 00 00 00 00 02 00 00 00 00 00 00 00"
+     "E0 7F 10 00 'OB' 00 00 FF FF FF FF"
+     "  FE FF 00 E0 00 00 00 00"
+     "  FE FF 00 E0 04 00 00 00 01 02 03 04"
+     "  FE FF 00 E0 02 00 00 00 05 06"
+     "  FE FF DD E0 00 00 00 00",
+     0,
+     NULL,
+     check_extended_offsets,
      {0}},
     {"native pixel data located, not read",
      NULL,
@@ -663,12 +691,12 @@ static const struct p10_case cases[] = {
     {"inline total over the limit",
      NULL,
      false,
-     IMPL_DA IMPL_PN,
+     IMPL_DA IMPL_PN IMPL_ROWS,
      AHL_ETOOBIG,
-     "element (0010,0010) at offset 16: inline values exceed 12 bytes (limit)",
+     "element (0028,0010) at offset 32: inline values exceed 40 bytes (limit)",
      NULL,
      {.max_inline = 1024,
-      .max_inline_total = 12,
+      .max_inline_total = 40,
       .max_depth = 2,
       .max_elements = 100,
       .max_fragments = 10}},
@@ -816,14 +844,23 @@ static void test_deflate_cut_short(void **state)
         fail_msg("got %s", err.msg);
 }
 
+static const struct p10_case *find_case(const char *name)
+{
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (strcmp(cases[i].name, name) == 0)
+            return &cases[i];
+    fail_msg("no case %s", name);
+    return NULL;
+}
+
 static void test_structure_checks(void **state)
 {
     (void)state;
     /* The cases whose check functions need a specific file layout. */
-    struct p10_case c = cases[1];
+    struct p10_case c = *find_case("explicit VR LE, defined-length sequence");
     c.check = check_explicit_le;
     run_case(&c, false);
-    c = cases[10];
+    c = *find_case("out of order and duplicate elements");
     c.check = check_sorted;
     run_case(&c, false);
 }
