@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "base/text.h"
 #include "base/banned.h"
 
 #define SIGNATURE_MISMATCH                                                                       \
@@ -18,17 +20,6 @@ static int is_unreserved(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
            c == '.' || c == '_' || c == '~';
-}
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 int ahl_sigv4_uri_encode(const char *s, size_t n, int keep_slash, struct ahl_buf *out)
@@ -50,32 +41,6 @@ int ahl_sigv4_uri_encode(const char *s, size_t n, int keep_slash, struct ahl_buf
             *w++ = hexd[c >> 4];
             *w++ = hexd[c & 15];
         }
-    }
-    out->len = (size_t)(w - out->data);
-    out->data[out->len] = '\0';
-    return 0;
-}
-
-/* Decodes %XX escapes of s into out (a raw '+' stays '+'). AHL_EPARSE on a bad escape. */
-static int percent_decode(const char *s, size_t n, struct ahl_buf *out)
-{
-    int rc = ahl_buf_reserve(out, n);
-    if (rc < 0)
-        return rc;
-    char *w = out->data + out->len;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            *w++ = s[i];
-            continue;
-        }
-        int hi = i + 2 < n ? hex_value((unsigned char)s[i + 1]) : -1;
-        int lo = i + 2 < n ? hex_value((unsigned char)s[i + 2]) : -1;
-        if (hi < 0 || lo < 0) {
-            out->data[out->len] = '\0';
-            return AHL_EPARSE;
-        }
-        *w++ = (char)(hi << 4 | lo);
-        i += 2;
     }
     out->len = (size_t)(w - out->data);
     out->data[out->len] = '\0';
@@ -152,7 +117,7 @@ static int qpair_cmp(const void *pa, const void *pb)
 static int reencode(const char *s, size_t n, struct ahl_buf *tmp, struct ahl_buf *scratch)
 {
     ahl_buf_reset(tmp);
-    int rc = percent_decode(s, n, tmp);
+    int rc = ahl_percent_decode(s, n, tmp);
     if (rc < 0)
         return rc;
     return ahl_sigv4_uri_encode(tmp->data, tmp->len, 0, scratch);
@@ -496,15 +461,10 @@ bad:
 static int parse_signature(const char *s, size_t n, struct ahl_sigv4_auth *auth,
                            struct ahl_err *err)
 {
-    if (n != AHL_SHA256_HEX_LEN)
+    uint8_t raw[AHL_SHA256_LEN];
+    if (n != AHL_SHA256_HEX_LEN || ahl_hex_decode(s, raw, sizeof raw) < 0)
         goto bad;
-    for (size_t i = 0; i < n; i++) {
-        if (hex_value((unsigned char)s[i]) < 0)
-            goto bad;
-        char c = s[i];
-        auth->signature[i] = (char)(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
-    }
-    auth->signature[n] = '\0';
+    ahl_hex_encode(raw, sizeof raw, auth->signature);
     return 0;
 bad:
     return ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
@@ -614,7 +574,7 @@ int ahl_sigv4_parse_presigned(const char *query, size_t n, struct ahl_sigv4_auth
         /* Only names that start with X-Amz- can matter; skip the rest cheaply. */
         if (nlen >= 6 && (query[i] == 'X' || query[i] == 'x')) {
             ahl_buf_reset(&name);
-            if (percent_decode(query + i, nlen, &name) < 0) {
+            if (ahl_percent_decode(query + i, nlen, &name) < 0) {
                 rc = ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
                               "query parameter name '%.*s' has a bad %%-escape",
                               (int)(nlen > 64 ? 64 : nlen), query + i);
@@ -632,7 +592,7 @@ int ahl_sigv4_parse_presigned(const char *query, size_t n, struct ahl_sigv4_auth
                     goto out;
                 }
                 seen[k] = 1;
-                if ((rc = percent_decode(eq ? eq + 1 : "", vlen, &val)) < 0) {
+                if ((rc = ahl_percent_decode(eq ? eq + 1 : "", vlen, &val)) < 0) {
                     rc = ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
                                   "query parameter %s is %s", names[k],
                                   rc == AHL_EPARSE ? "not validly %-encoded" : "too long");
@@ -783,11 +743,9 @@ static void cached_signing_key(struct ahl_sigv4_verifier *v, const struct ahl_si
 
 static int is_hex64(const char *s)
 {
-    for (size_t i = 0; i < AHL_SHA256_HEX_LEN; i++) {
-        if (hex_value((unsigned char)s[i]) < 0)
-            return 0;
-    }
-    return s[AHL_SHA256_HEX_LEN] == '\0';
+    uint8_t raw[AHL_SHA256_LEN];
+    return strnlen(s, AHL_SHA256_HEX_LEN + 1) == AHL_SHA256_HEX_LEN &&
+           ahl_hex_decode(s, raw, sizeof raw) == 0;
 }
 
 /* Decides the payload hash that goes into the canonical request (see sigv4.h). */
@@ -820,7 +778,7 @@ static int payload_hash(const struct ahl_sigv4_verifier *v, const struct ahl_sig
                             " is not accepted by this service; sign the payload");
     } else if (is_hex64(x)) {
         if (rq->body_sha256_hex) {
-            if (strcmp(x, rq->body_sha256_hex) != 0)
+            if (strcasecmp(x, rq->body_sha256_hex) != 0)
                 return ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INVALID,
                                 "The provided 'x-amz-content-sha256' header does not match what "
                                 "was computed.");

@@ -7,42 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/text.h"
 #include "jobs/objstore_impl.h"
 #include "base/banned.h"
-
-int ahl__utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = p[i];
-        size_t len;
-        unsigned min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            len = 2, min = 0x80, c &= 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            len = 3, min = 0x800, c &= 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            len = 4, min = 0x10000, c &= 0x07;
-        } else {
-            return 0;
-        }
-        if (n - i < len)
-            return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return 0;
-            c = c << 6 | (p[i + k] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-            return 0;
-        i += len;
-    }
-    return 1;
-}
 
 static int is_digit(char c)
 {
@@ -120,7 +87,7 @@ int ahl_s3_uri_parse(const char *uri, struct ahl_s3_uri *out, struct ahl_err *er
         return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "S3 URI '%.100s': %s", uri, local.msg);
     const char *prefix = slash ? slash + 1 : "";
     size_t plen = strlen(prefix);
-    if (!ahl__utf8_valid(prefix, plen))
+    if (!ahl_utf8_valid(prefix, plen))
         return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
                         "S3 URI '%.100s': the key prefix is not valid UTF-8", uri);
     for (size_t i = 0; i < plen; i++) {

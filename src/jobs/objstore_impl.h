@@ -29,7 +29,4 @@ int ahl__objstore_local_new(const char *root, struct ahl_objstore **out, struct 
 int ahl__objstore_s3_new(const struct ahl_s3_config *cfg, struct ahl_objstore **out,
                          struct ahl_err *err);
 
-/* Whether s[0..n) is valid UTF-8 (no overlongs, no surrogates). */
-int ahl__utf8_valid(const char *s, size_t n);
-
 #endif /* AHL_JOBS_OBJSTORE_IMPL_H */

@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/codec.h"
 #include "base/sigv4.h"
+#include "base/text.h"
 #include "jobs/objstore_impl.h"
 #include "base/banned.h"
 
@@ -140,25 +141,22 @@ static int xml_text(const char *s, const char *e, struct ahl_buf *out)
     return rc;
 }
 
-/* Decodes S3's encoding-type=url form in place: %XX escapes and '+' for a space. */
+/* Decodes S3's encoding-type=url form: %XX escapes, and '+' for a space. */
 static int url_decode_plus(struct ahl_buf *b)
 {
-    size_t w = 0;
-    for (size_t r = 0; r < b->len; r++) {
-        char c = b->data[r];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            uint8_t v;
-            if (b->len - r < 3 || ahl_hex_decode(b->data + r + 1, &v, 1) < 0)
-                return AHL_EPARSE;
-            c = (char)v;
-            r += 2;
-        }
-        b->data[w++] = c;
+    for (size_t i = 0; i < b->len; i++) {
+        if (b->data[i] == '+')
+            b->data[i] = ' ';
     }
-    ahl_buf_truncate(b, w);
-    return 0;
+    struct ahl_buf tmp;
+    ahl_buf_init(&tmp, b->max);
+    int rc = ahl_percent_decode(b->data, b->len, &tmp);
+    if (rc == 0) {
+        ahl_buf_reset(b);
+        rc = ahl_buf_add(b, tmp.data, tmp.len);
+    }
+    ahl_buf_release(&tmp);
+    return rc;
 }
 
 /* ---- one signed request ---- */

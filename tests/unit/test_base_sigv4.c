@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "base/clock.h"
 #include "base/codec.h"
@@ -744,6 +745,82 @@ static void test_parse_presigned(void **state)
     }
 }
 
+/* Many threads verify through one verifier while its signing-key cache churns (more distinct
+ * days than cache slots): every answer stays right. */
+enum { SIGNED_DAYS = 3 * AHL_SIGV4_KEY_CACHE, THREADS = 4, ROUNDS = 300 };
+
+struct signed_req {
+    int64_t now;
+    char block[1024];
+    char wrong_block[1024];
+};
+
+struct churn {
+    struct ahl_sigv4_verifier *v;
+    struct signed_req *reqs;
+    int failures;
+    unsigned seed;
+};
+
+static void *churn_thread(void *arg)
+{
+    struct churn *c = arg;
+    struct boto_vector r = {.method = "GET", .path = "/bkt/k", .query = ""};
+    for (int i = 0; i < ROUNDS; i++) {
+        c->seed = c->seed * 1103515245u + 12345u;
+        struct signed_req *q = &c->reqs[(c->seed >> 8) % SIGNED_DAYS];
+        struct ahl_err err;
+        if (verify_row(c->v, &r, q->block, NULL, q->now, &err, NULL) != 0)
+            c->failures++;
+        if (verify_row(c->v, &r, q->wrong_block, NULL, q->now, &err, NULL) != AHL_EAUTH)
+            c->failures++;
+    }
+    return NULL;
+}
+
+static void test_verifier_threads_and_cache(void **state)
+{
+    (void)state;
+    static struct signed_req reqs[SIGNED_DAYS];
+    struct ahl_sigv4_header hd[] = {{"host", "h:1"}};
+    for (int d = 0; d < SIGNED_DAYS; d++) {
+        struct ahl_sigv4_sign_input in = {.method = "GET",
+                                          .path = "/bkt/k",
+                                          .headers = hd,
+                                          .n_headers = 1,
+                                          .payload_hash = AHL_SIGV4_EMPTY_SHA256,
+                                          .region = "us-east-1",
+                                          .service = "s3",
+                                          .uri_mode = AHL_SIGV4_URI_S3,
+                                          .now_s = BOTO_NOW + (int64_t)d * 86400};
+        struct ahl_sigv4_credentials cred = {BOTO_AKID, BOTO_SECRET, NULL};
+        struct ahl_sigv4_signed out;
+        assert_int_equal(ahl_sigv4_sign(&in, &cred, &out), 0);
+        reqs[d].now = in.now_s;
+        snprintf(reqs[d].block, sizeof reqs[d].block,
+                 "host:h:1\nx-amz-date:%s\nx-amz-content-sha256:%s\nauthorization:%s\n",
+                 out.amz_date, out.content_sha256, out.authorization.data);
+        /* The same request with the last signature digit changed. */
+        snprintf(reqs[d].wrong_block, sizeof reqs[d].wrong_block, "%s", reqs[d].block);
+        char *nl = strrchr(reqs[d].wrong_block, '\n');
+        nl[-1] = nl[-1] == '0' ? '1' : '0';
+        ahl_buf_release(&out.authorization);
+    }
+    struct ahl_sigv4_verifier v;
+    verifier_for(&v, "s3", "us-east-1", 1);
+    pthread_t th[THREADS];
+    struct churn c[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        c[i] = (struct churn){.v = &v, .reqs = reqs, .seed = (unsigned)i * 7919u + 1};
+        assert_int_equal(pthread_create(&th[i], NULL, churn_thread, &c[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(c[i].failures, 0);
+    }
+    ahl_sigv4_verifier_release(&v);
+}
+
 /* One verification of a typical botocore request must stay far below 20 us. Printed so the
  * figure can be quoted; asserted loosely because sanitizer builds are several times slower. */
 static void test_verify_speed(void **state)
@@ -782,6 +859,7 @@ int main(void)
         cmocka_unit_test(test_time),
         cmocka_unit_test(test_parse_authorization_table),
         cmocka_unit_test(test_parse_presigned),
+        cmocka_unit_test(test_verifier_threads_and_cache),
         cmocka_unit_test(test_verify_speed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
