@@ -283,6 +283,8 @@ static pthread_mutex_t g_sort_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void sort_hits(struct hit *h, size_t n, int field, int desc)
 {
+    if (n < 2)
+        return; /* h may be NULL when nothing matched */
     pthread_mutex_lock(&g_sort_lock);
     g_sort_field = field;
     g_sort_desc = desc;

@@ -191,6 +191,12 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
     if (q)
         q++;
 
+    /* The operation is known before authentication only so that the log line can name it. */
+    struct ahl_err route_err;
+    int route_rc = ahl_api_route(method, path, &op, &route_err);
+    if (route_rc == 0)
+        rq->op_name = ahl_model_ops[op].name;
+
     /* 1. Authentication. An oversized body cannot be hashed (it was not kept), so it is refused
      * first, as it would be by a front-end limit. */
     if (rq->body_too_big) {
@@ -216,12 +222,11 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
         goto out;
     }
 
-    /* 2. Routing, decoding, validation. */
-    if (ahl_api_route(method, path, &op, &err) < 0) {
-        ret = send_err(conn, rq, &err);
+    /* 2. Routing (already done for the log line), decoding, validation. */
+    if (route_rc < 0) {
+        ret = send_err(conn, rq, &route_err);
         goto out;
     }
-    rq->op_name = ahl_model_ops[op].name;
     struct ahl_api_http http = {
         .method = method,
         .path = path,

@@ -8,11 +8,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <curl/curl.h>
 #include <zlib.h>
 
+#include "api/api.h"
 #include "api/codec.h"
+#include "base/clock.h"
+#include "base/sigv4.h"
 #include "api/internal.h"
 #include "base/codec.h"
 #include "meta/meta.h"
@@ -362,11 +367,170 @@ static void test_search_tags_copy_delete(void **state)
     json_decref(r);
 }
 
+/* ---- the same operations over HTTP: the real server, a signed libcurl client ---- */
+
+struct http_reply {
+    long status;
+    struct ahl_buf body;
+    char content_encoding[32];
+    char content_type[64];
+    char error_type[64];
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *ctx)
+{
+    struct http_reply *r = ctx;
+    return ahl_buf_add(&r->body, p, size * n) == 0 ? size * n : 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ctx)
+{
+    struct http_reply *r = ctx;
+    size_t len = size * n;
+    static const struct {
+        const char *name;
+        size_t off, cap;
+    } keep[] = {
+        {"content-encoding:", offsetof(struct http_reply, content_encoding), 32},
+        {"content-type:", offsetof(struct http_reply, content_type), 64},
+        {"x-amzn-errortype:", offsetof(struct http_reply, error_type), 64},
+    };
+    for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) {
+        size_t nl = strlen(keep[i].name);
+        if (len > nl && strncasecmp(p, keep[i].name, nl) == 0) {
+            const char *v = p + nl;
+            size_t vl = len - nl;
+            while (vl && (*v == ' '))
+                v++, vl--;
+            while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
+                vl--;
+            if (vl >= keep[i].cap)
+                vl = keep[i].cap - 1;
+            memcpy((char *)r + keep[i].off, v, vl);
+            ((char *)r + keep[i].off)[vl] = '\0';
+        }
+    }
+    return len;
+}
+
+static void http_call(uint16_t port, const char *method, const char *path, const char *secret,
+                      struct http_reply *r)
+{
+    char host[64], url[512], hdr_date[64], hdr_sha[128];
+    snprintf(host, sizeof host, "127.0.0.1:%u", (unsigned)port);
+    snprintf(url, sizeof url, "http://%s%s", host, path);
+    struct ahl_sigv4_header h[] = {{"host", host}};
+    struct ahl_sigv4_sign_input in = {.method = method,
+                                      .path = path,
+                                      .headers = h,
+                                      .n_headers = 1,
+                                      .payload_hash = AHL_SIGV4_EMPTY_SHA256,
+                                      .region = "us-east-1",
+                                      .service = "medical-imaging",
+                                      .uri_mode = AHL_SIGV4_URI_DOUBLE,
+                                      .now_s = ahl_now_ms() / 1000};
+    struct ahl_sigv4_credentials cred = {.access_key = "AKIATESTOPS000000001",
+                                         .secret_key = secret};
+    struct ahl_sigv4_signed sig;
+    assert_int_equal(ahl_sigv4_sign(&in, &cred, &sig), 0);
+    struct ahl_buf auth;
+    ahl_buf_init(&auth, 4096);
+    ahl_buf_addf(&auth, "Authorization: %s", sig.authorization.data);
+    snprintf(hdr_date, sizeof hdr_date, "x-amz-date: %s", sig.amz_date);
+    snprintf(hdr_sha, sizeof hdr_sha, "x-amz-content-sha256: %s", sig.content_sha256);
+    struct curl_slist *list = NULL;
+    list = curl_slist_append(list, auth.data);
+    list = curl_slist_append(list, hdr_date);
+    list = curl_slist_append(list, hdr_sha);
+    memset(r, 0, sizeof *r);
+    ahl_buf_init(&r->body, AHL_BUF_UNLIMITED);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (!strcmp(method, "POST"))
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
+    curl_easy_setopt(c, CURLOPT_POST, !strcmp(method, "POST") ? 1L : 0L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(list);
+    ahl_buf_release(&auth);
+    ahl_buf_release(&sig.authorization);
+}
+
+static void test_http_streams(void **state)
+{
+    struct fixture *f = *state;
+    struct ahl_api_credentials creds = {0};
+    struct ahl_api_server *srv;
+    struct ahl_err err;
+    char id[33], path[256];
+    create_set(f, "PH", "1.7.1", "1.7.1.1", "1.7.1.1.1", "20220202", id);
+    assert_int_equal(ahl_api_credentials_add(&creds, "AKIATESTOPS000000001", "ops/secret"), 0);
+    struct ahl_api_config cfg = {.listen_host = "127.0.0.1",
+                                 .port = 0,
+                                 .region = "us-east-1",
+                                 .account_id = "123456789012",
+                                 .workers = 2,
+                                 .data_dir = f->dir,
+                                 .credentials = &creds};
+    if (ahl_api_server_start(&cfg, f->meta, &srv, &err) < 0)
+        fail_msg("server: %s", err.msg);
+    uint16_t port = ahl_api_server_port(srv);
+    assert_true(port > 0);
+
+    struct http_reply r;
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageSetMetadata", f->ds, id);
+    http_call(port, "POST", path, "ops/secret", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.content_encoding, "gzip");
+    assert_string_equal(r.content_type, "application/json");
+    struct ahl_buf expect;
+    ahl_buf_init(&expect, AHL_BUF_UNLIMITED);
+    assert_int_equal(ahl_meta_metadata_json(f->meta, f->ds, id, 0, &expect, &err), 0);
+    char *text = malloc(expect.len + 1);
+    z_stream z = {0};
+    assert_int_equal(inflateInit2(&z, 16 + MAX_WBITS), Z_OK);
+    z.next_in = (Bytef *)r.body.data;
+    z.avail_in = (uInt)r.body.len;
+    z.next_out = (Bytef *)text;
+    z.avail_out = (uInt)expect.len + 1;
+    assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+    assert_int_equal(z.total_out, expect.len);
+    assert_memory_equal(text, expect.data, expect.len);
+    inflateEnd(&z);
+    free(text);
+    ahl_buf_release(&expect);
+    ahl_buf_release(&r.body);
+
+    /* Errors over HTTP: unknown set, wrong secret, unknown route. */
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%032d/getImageSetMetadata", f->ds, 0);
+    http_call(port, "POST", path, "ops/secret", &r);
+    assert_int_equal(r.status, 404);
+    assert_string_equal(r.error_type, "ResourceNotFoundException");
+    ahl_buf_release(&r.body);
+    http_call(port, "GET", "/datastore", "not/the/secret", &r);
+    assert_int_equal(r.status, 403);
+    assert_string_equal(r.error_type, "InvalidSignatureException");
+    ahl_buf_release(&r.body);
+    http_call(port, "GET", "/nowhere", "ops/secret", &r);
+    assert_int_equal(r.status, 404);
+    assert_string_equal(r.error_type, "UnknownOperationException");
+    ahl_buf_release(&r.body);
+    ahl_api_server_stop(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_get_update_versions_revert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_tags_copy_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http_streams, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
