@@ -1,0 +1,135 @@
+/* Importing DICOM Part-10 objects into a data store: the pipeline behind `ahilite import` and the
+ * import jobs (healthimaging-api.md §6, design.md §5).
+ *
+ * One object goes through two stages:
+ *   1. prepare (any thread, no lock): read the file (p10.h) -> normalize it into the
+ *      single-instance HealthImaging document (normalize.h) -> check the import limits and find
+ *      its grouping key (group.h) -> for each frame: gather its bytes (native slice or fragments),
+ *      transcode it as the frames policy says, put it in the frame store, and record its ID,
+ *      checksums, min/max and size in the instance's "ImageFrames", with the instance's
+ *      "StoredTransferSyntaxUID" and "ChecksumType" (frames.h). Frames are handled one at a time
+ *      and read with pread, so memory does not grow with the file.
+ *   2. commit (per grouping key, serialized): the primary image set of the same study whose series
+ *      is the instance's is the candidate; ahl_group_compare decides:
+ *        consistent -> the instance goes into that primary set (a new version; re-importing an
+ *                      identical instance makes no version);
+ *        conflict   -> a non-primary set of the series whose attributes agree with the instance
+ *                      (or a new non-primary set); the result carries a warning naming the
+ *                      conflicting attribute;
+ *        no primary -> a new primary set.
+ *
+ * Invariants:
+ *   - at most one primary image set per (data store, study, series) is created by importers:
+ * commits for one grouping key are serialized by a process-wide striped mutex table and, when a
+ * lock directory is given, by flock(2) on a per-stripe lock file (other processes on the same data
+ *     directory); joining an existing set goes through the engine's compare-and-set on its latest
+ *     version, retried when another writer advanced it in between;
+ *   - a failed object never changes an image set; its result names the AWS exception type and a
+ *     reason ("not DICOM", truncation with the offset, missing UIDs, limits, undecodable pixels);
+ *   - a batch of instances of one set is committed as ONE version (ahl_import_batch), so a
+ *     directory or a job of one series makes a handful of versions, not one per file.
+ *
+ * Calling sequence:
+ *
+ *     struct ahl_importer *im;
+ *     struct ahl_import_opts o = {.frames_root = "DATA/frames", .lock_dir = "DATA"};
+ *     ahl_importer_open(meta, datastore_id, &o, &im, &err);
+ *     struct ahl_import_result res;
+ *     ahl_import_path(im, "a.dcm", "a.dcm", &res);          // one object, committed alone
+ *     -- or, batched from several threads:
+ *     struct ahl_import_batch *b;
+ *     ahl_import_batch_new(im, on_done, ctx, &b);
+ *     for each object (any thread):
+ *         struct ahl_import_item *it;
+ *         if (ahl_import_prepare_fd(im, fd, name, &it, &res) < 0) on_done(ctx, tag, &res);
+ *         else ahl_import_batch_add(b, it, tag);           // may commit in this thread
+ *     ahl_import_batch_flush(b);                           // commits what is pending
+ *     ahl_import_batch_free(b);
+ *     ahl_importer_close(im);
+ *
+ * An importer may be shared by threads; an ahl_import_batch too.
+ */
+#ifndef AHL_JOBS_IMPORT_H
+#define AHL_JOBS_IMPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "meta/meta.h"
+#include "store/store.h"
+
+#define AHL_IMPORT_BATCH_DEFAULT 256
+
+struct ahl_import_opts {
+    const char *frames_root; /* the frame store (DATA_DIR/frames); required */
+    const char *lock_dir; /* where per-stripe lock files live (DATA_DIR); NULL: in-process only */
+    const char *tmp_dir;  /* scratch files (inflated deflate streams); NULL: $TMPDIR or /tmp */
+    unsigned batch_max;   /* instances per committed version; 0: AHL_IMPORT_BATCH_DEFAULT */
+};
+
+/* What became of one object. */
+struct ahl_import_result {
+    int rc;                           /* 0 imported, else the negative AHL_E* of the failure */
+    char imageset_id[AHL_ID_LEN + 1]; /* the set the instance is in */
+    uint64_t version;                 /* the set's version holding the instance */
+    bool is_primary;                  /* the set is a primary image set */
+    bool created;                     /* this commit created the set */
+    bool unchanged;                   /* an identical re-import: no new version was made */
+    uint32_t frames;                  /* frames stored */
+    uint64_t bytes;                   /* size of the object read */
+    char sop_instance_uid[65];        /* when known */
+    char exception_type[40];          /* on failure: ValidationException, InternalServerException */
+    bool customer_error;              /* on failure: the input is at fault (not the server) */
+    char message[600];                /* on failure: the reason; else "" */
+    unsigned n_warnings;              /* 0 or 1 */
+    char warning_type[48];            /* "InconsistentWithPrimaryImageSet" */
+    char warning[480];                /* what conflicted, for warning.ndjson */
+};
+
+struct ahl_importer;
+struct ahl_import_item;
+
+/* Opens an importer writing into data store datastore_id through the engine m (which must outlive
+ * it). The data store must exist and be ACTIVE (AHL_ENOTFOUND / AHL_ECONFLICT otherwise). */
+int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,
+                      const struct ahl_import_opts *opts, struct ahl_importer **out,
+                      struct ahl_err *err);
+/* NULL is accepted. */
+void ahl_importer_close(struct ahl_importer *im);
+
+/* Stage 1 on an open descriptor (read from offset 0; not closed) or a path. name is what results
+ * report (the input key or path). On success *out is the prepared instance (committed with the
+ * batch calls, or freed with ahl_import_item_free) and res holds bytes/frames/SOP UID; on failure
+ * *out is NULL and res says why (res->rc, exception_type, message). */
+int ahl_import_prepare_fd(struct ahl_importer *im, int fd, const char *name,
+                          struct ahl_import_item **out, struct ahl_import_result *res);
+int ahl_import_prepare_path(struct ahl_importer *im, const char *path, const char *name,
+                            struct ahl_import_item **out, struct ahl_import_result *res);
+void ahl_import_item_free(struct ahl_import_item *it);
+
+/* Both stages for one object, committed on its own. Returns res->rc. */
+int ahl_import_fd(struct ahl_importer *im, int fd, const char *name, struct ahl_import_result *res);
+int ahl_import_path(struct ahl_importer *im, const char *path, const char *name,
+                    struct ahl_import_result *res);
+
+/* ---- batching: several prepared instances committed per version --------------------------- */
+
+/* Receives the result of each item added to a batch, once it is committed (tag as given to
+ * ahl_import_batch_add). Called from whichever thread commits; must be thread-safe. */
+typedef void (*ahl_import_done_fn)(void *ctx, void *tag, const struct ahl_import_result *res);
+
+struct ahl_import_batch;
+
+int ahl_import_batch_new(struct ahl_importer *im, ahl_import_done_fn done, void *ctx,
+                         struct ahl_import_batch **out);
+/* Takes ownership of it. Items are grouped by grouping key; a group that reaches batch_max, or a
+ * batch holding too many items in all, is committed right away in the calling thread. */
+void ahl_import_batch_add(struct ahl_import_batch *b, struct ahl_import_item *it, void *tag);
+/* Commits every pending item (call after the last add). */
+void ahl_import_batch_flush(struct ahl_import_batch *b);
+/* Flushes, then frees. NULL is accepted. */
+void ahl_import_batch_free(struct ahl_import_batch *b);
+
+#endif /* AHL_JOBS_IMPORT_H */
