@@ -1,6 +1,7 @@
 /* Shared fixture of the engine tests: a scratch data directory with an open store, engine and
  * ACTIVE data store, plus helpers to inflate GetImageSetMetadata output and compare it with the
- * reference serialisation. Included by tests/unit/test_meta_*.c and test_store_*.c only. */
+ * reference serialisation. Included by tests/unit/test_meta_*.c, and by test_store_*.c with
+ * AHL_FIXTURE_STORE_ONLY defined (no engine: those tests link the store alone). */
 #ifndef AHL_TESTS_META_FIXTURE_H
 #define AHL_TESTS_META_FIXTURE_H
 
@@ -26,7 +27,7 @@ struct fx {
     char ds[AHL_ID_LEN + 1];
 };
 
-static void fx_rmdir(const char *dir)
+static __attribute__((unused)) void fx_rmdir(const char *dir)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -43,25 +44,31 @@ static void fx_rmdir(const char *dir)
     rmdir(dir);
 }
 
-static int fx_open(struct fx *f, const struct ahl_meta_opts *opts)
+static __attribute__((unused)) int fx_open(struct fx *f, const struct ahl_meta_opts *opts)
 {
     if (ahl_store_open_sqlite(f->dir, 4, &f->store) < 0)
         return -1;
+#ifdef AHL_FIXTURE_STORE_ONLY
+    (void)opts;
+#else
     if (ahl_meta_open(f->store, opts, &f->m) < 0)
         return -1;
+#endif
     return 0;
 }
 
-static void fx_close(struct fx *f)
+static __attribute__((unused)) void fx_close(struct fx *f)
 {
+#ifndef AHL_FIXTURE_STORE_ONLY
     ahl_meta_close(f->m);
+#endif
     ahl_store_close(f->store);
     f->m = NULL;
     f->store = NULL;
 }
 
 /* Makes a scratch directory, opens everything and creates an ACTIVE data store. */
-static struct fx *fx_new(const struct ahl_meta_opts *opts)
+static __attribute__((unused)) struct fx *fx_new(const struct ahl_meta_opts *opts)
 {
     struct fx *f = calloc(1, sizeof *f);
     struct ahl_store_tx *tx;
@@ -90,7 +97,7 @@ fail:
     return NULL;
 }
 
-static void fx_free(struct fx *f)
+static __attribute__((unused)) void fx_free(struct fx *f)
 {
     if (!f)
         return;
@@ -99,14 +106,15 @@ static void fx_free(struct fx *f)
     free(f);
 }
 
-static int fx_collect(void *ctx, const void *p, size_t n)
+#ifndef AHL_FIXTURE_STORE_ONLY
+static __attribute__((unused)) int fx_collect(void *ctx, const void *p, size_t n)
 {
     return ahl_buf_add(ctx, p, n);
 }
 
 /* Inflates one gzip member with a single zlib inflate call (windowBits 31), as clients do;
  * checks that nothing follows it. */
-static int fx_gunzip(const struct ahl_buf *gz, struct ahl_buf *out)
+static __attribute__((unused)) int fx_gunzip(const struct ahl_buf *gz, struct ahl_buf *out)
 {
     z_stream z;
     unsigned char tmp[65536];
@@ -129,7 +137,7 @@ static int fx_gunzip(const struct ahl_buf *gz, struct ahl_buf *out)
 }
 
 /* The inflated GetImageSetMetadata body of a version, or NULL with a message on stderr. */
-static char *fx_metadata(struct fx *f, const char *id, uint64_t version)
+static __attribute__((unused)) char *fx_metadata(struct fx *f, const char *id, uint64_t version)
 {
     struct ahl_buf gz, text;
     struct ahl_err err;
@@ -146,5 +154,7 @@ static char *fx_metadata(struct fx *f, const char *id, uint64_t version)
     ahl_buf_release(&gz);
     return ahl_buf_detach(&text, NULL);
 }
+
+#endif /* AHL_FIXTURE_STORE_ONLY */
 
 #endif /* AHL_TESTS_META_FIXTURE_H */
