@@ -24,6 +24,19 @@ struct boto_vector {
 };
 
 #include "sigv4_botocore_vectors.h"
+#include "sigv4_js_vectors.h"
+
+/* Every request signed by a real client: botocore's rows, then the JavaScript SDK's. */
+static const struct boto_vector *client_vectors[64];
+static size_t n_client_vectors;
+
+static void collect_client_vectors(void)
+{
+    for (size_t i = 0; i < sizeof boto_vectors / sizeof boto_vectors[0]; i++)
+        client_vectors[n_client_vectors++] = &boto_vectors[i];
+    for (size_t i = 0; i < sizeof js_vectors / sizeof js_vectors[0]; i++)
+        client_vectors[n_client_vectors++] = &js_vectors[i];
+}
 
 /* ---- a header block "name:value\n..." as the request's headers ---- */
 
@@ -106,12 +119,12 @@ static int verify_row(struct ahl_sigv4_verifier *v, const struct boto_vector *r,
     return rc;
 }
 
-/* Every botocore-signed request verifies, and our canonical request is exactly botocore's. */
+/* Every client-signed request verifies, and our canonical request is exactly botocore's. */
 static void test_botocore_vectors_verify(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof boto_vectors / sizeof boto_vectors[0]; i++) {
-        const struct boto_vector *r = &boto_vectors[i];
+    for (size_t i = 0; i < n_client_vectors; i++) {
+        const struct boto_vector *r = client_vectors[i];
         struct ahl_sigv4_verifier v;
         verifier_for(&v, r->service, r->region, r->s3);
         char block[8192];
@@ -125,7 +138,8 @@ static void test_botocore_vectors_verify(void **state)
         int rc = verify_row(&v, r, block, r->body_sha256, BOTO_NOW, &err, &canon);
         if (rc != 0)
             fail_msg("%s: %s: %s", r->name, err.aws_type, err.msg);
-        assert_string_equal(canon.data, r->creq);
+        if (r->creq) /* botocore tells its canonical request; the JS signer does not */
+            assert_string_equal(canon.data, r->creq);
         ahl_buf_release(&canon);
 
         /* Some minutes later it still verifies: within the skew (header form) or within
@@ -139,8 +153,8 @@ static void test_botocore_vectors_verify(void **state)
 static void test_botocore_vectors_tampered(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof boto_vectors / sizeof boto_vectors[0]; i++) {
-        const struct boto_vector *r = &boto_vectors[i];
+    for (size_t i = 0; i < n_client_vectors; i++) {
+        const struct boto_vector *r = client_vectors[i];
         struct ahl_sigv4_verifier v;
         verifier_for(&v, r->service, r->region, r->s3);
         char block[8192];
@@ -844,6 +858,7 @@ static void test_verify_speed(void **state)
 
 int main(void)
 {
+    collect_client_vectors();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_botocore_vectors_verify),
         cmocka_unit_test(test_botocore_vectors_tampered),
