@@ -402,8 +402,11 @@ static bool ahl__is_pixel_tag(uint32_t tag)
 /* Decides the key, the VR to record and the value of one element (k->value NULL: left out). */
 static int ahl__convert(struct ahl__norm *n, const struct ahl_dcm_elem *e, struct ahl__keyed *k)
 {
+    static const char hexdig[] = "0123456789ABCDEF";
     memset(k, 0, sizeof *k);
-    snprintf(k->hex, sizeof k->hex, "%08X", e->tag);
+    for (int i = 0; i < 8; i++)
+        k->hex[i] = hexdig[(e->tag >> (28 - 4 * i)) & 15];
+    k->hex[8] = '\0';
     memcpy(k->vr, e->vr[0] ? e->vr : "UN", 3);
     k->vr[2] = '\0';
     if (ahl__is_pixel_tag(e->tag))
