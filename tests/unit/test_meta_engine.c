@@ -476,6 +476,106 @@ static void test_reopen_keeps_commits(void **state)
     }
 }
 
+static size_t instance_count(struct fx *f, const char *id, uint64_t v)
+{
+    json_t *doc = NULL;
+    struct ahl_err err;
+    assert_int_equal(ahl_meta_document(f->m, f->ds, id, v, &doc, &err), 0);
+    size_t n = 0;
+    const char *k;
+    json_t *s;
+    json_object_foreach(at(doc, "Study/Series"), k, s)
+    {
+        n += json_object_size(json_object_get(s, "Instances"));
+    }
+    json_decref(doc);
+    return n;
+}
+
+static void test_copy(void **state)
+{
+    struct fx *f = *state;
+    char src[AHL_ID_LEN + 1], dst[AHL_ID_LEN + 1], other[AHL_ID_LEN + 1];
+    struct ahl_err err;
+    struct ahl_meta_copy_result res;
+    create_set(f, 1, 5, 71, false, src);
+
+    /* Whole copy into a new set: the same document under a new id, the source untouched. */
+    struct ahl_meta_copy c = {.source_latest_version = 1};
+    assert_int_equal(ahl_meta_copy(f->m, f->ds, src, &c, &res, &err), 0);
+    assert_string_equal(res.source.workflow_status, "COPYING_WITH_READ_ONLY_ACCESS");
+    assert_string_equal(res.destination.workflow_status, "COPYING");
+    assert_int_equal(res.destination.latest_version, 1);
+    struct ahl_meta_info info;
+    assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, res.destination.id, 0, &info, &err), 0);
+    assert_string_equal(info.ver.workflow_status, "COPIED");
+    assert_string_equal(info.set.state, "ACTIVE");
+    json_t *a = NULL, *b = NULL;
+    assert_int_equal(ahl_meta_document(f->m, f->ds, src, 1, &a, &err), 0);
+    assert_int_equal(ahl_meta_document(f->m, f->ds, res.destination.id, 1, &b, &err), 0);
+    assert_true(json_equal(json_object_get(a, "Study"), json_object_get(b, "Study")));
+    json_decref(a);
+    json_decref(b);
+    assert_gzip_matches(f, res.destination.id, 1);
+    assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, src, 0, &info, &err), 0);
+    assert_int_equal(info.set.latest_version, 1);
+
+    /* A subset, promoted to primary. */
+    const char *sel = "{\"SchemaVersion\":\"1.1\",\"Study\":{\"Series\":{"
+                      "\"1.2.826.0.1.3680043.10.71.2.1\":{\"Instances\":{"
+                      "\"1.2.826.0.1.3680043.10.71.3.1.2\":{},"
+                      "\"1.2.826.0.1.3680043.10.71.3.1.4\":{}}}}}}";
+    struct ahl_meta_copy sub = {.source_latest_version = 1,
+                                .copiable_attributes = sel,
+                                .copiable_len = strlen(sel),
+                                .promote_to_primary = true};
+    assert_int_equal(ahl_meta_copy(f->m, f->ds, src, &sub, &res, &err), 0);
+    assert_true(res.destination.is_primary);
+    assert_int_equal(instance_count(f, res.destination.id, 1), 2);
+    assert_gzip_matches(f, res.destination.id, 1);
+    const char *bad = "{\"Study\":{\"Series\":{\"1.2.826.0.1.3680043.10.71.2.1\":{"
+                      "\"Instances\":{\"9.9\":{}}}}}}";
+    struct ahl_meta_copy badc = {
+        .source_latest_version = 1, .copiable_attributes = bad, .copiable_len = strlen(bad)};
+    assert_int_equal(ahl_meta_copy(f->m, f->ds, src, &badc, &res, &err), AHL_EINVAL);
+
+    /* Into an existing, consistent destination: its instances plus the source's. */
+    create_set(f, 1, 2, 71, false, dst);
+    struct ahl_meta_copy into = {
+        .source_latest_version = 1, .destination_id = dst, .destination_latest_version = 1};
+    assert_int_equal(ahl_meta_copy(f->m, f->ds, src, &into, &res, &err), 0);
+    assert_int_equal(res.destination.latest_version, 2);
+    assert_int_equal(instance_count(f, dst, 2), 5);
+    assert_int_equal(instance_count(f, dst, 1), 2);
+    assert_gzip_matches(f, dst, 2);
+    /* Stale destination version. */
+    assert_int_equal(ahl_meta_copy(f->m, f->ds, src, &into, &res, &err), AHL_ECONFLICT);
+
+    /* Into an inconsistent destination: refused without force; with force the destination keeps
+     * its Patient and the version records forced. */
+    create_set(f, 1, 2, 72, false, other);
+    struct ahl_meta_copy x = {
+        .source_latest_version = 1, .destination_id = other, .destination_latest_version = 1};
+    const char *p = PATIENT("{\"PatientName\":\"OTHER^PERSON\"}");
+    struct ahl_meta_update u = {.latest_version = 1, .updatable = p, .updatable_len = strlen(p)};
+    assert_int_equal(ahl_meta_update(f->m, f->ds, other, &u, NULL, &err), 0);
+    x.destination_latest_version = 2;
+    assert_int_equal(ahl_meta_copy(f->m, f->ds, src, &x, &res, &err), AHL_EINVAL);
+    assert_non_null(strstr(err.msg, "don't match"));
+    x.force = true;
+    assert_int_equal(ahl_meta_copy(f->m, f->ds, src, &x, &res, &err), 0);
+    assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, other, 0, &info, &err), 0);
+    assert_int_equal(info.set.latest_version, 3);
+    assert_true(info.ver.forced);
+    assert_int_equal(instance_count(f, other, 3), 7);
+    char *doc = fx_metadata(f, other, 3);
+    assert_non_null(strstr(doc, "OTHER^PERSON"));
+    free(doc);
+    /* Stale source. */
+    c.source_latest_version = 2;
+    assert_int_equal(ahl_meta_copy(f->m, f->ds, src, &c, &res, &err), AHL_ECONFLICT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -487,6 +587,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_versions_list_and_import, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gzip_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_commits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
