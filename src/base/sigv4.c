@@ -711,15 +711,13 @@ void ahl_sigv4_verifier_release(struct ahl_sigv4_verifier *v)
 static void cached_signing_key(struct ahl_sigv4_verifier *v, const struct ahl_sigv4_auth *auth,
                                const char *secret, uint8_t key[AHL_SHA256_LEN])
 {
-    uint8_t digest[AHL_SHA256_LEN];
-    ahl_sha256(secret, strlen(secret), digest);
     pthread_mutex_lock(&v->lock);
     struct ahl__sigv4_cached_key *victim = &v->cache[0];
     for (size_t i = 0; i < AHL_SIGV4_KEY_CACHE; i++) {
         struct ahl__sigv4_cached_key *c = &v->cache[i];
         if (c->used && strcmp(c->access_key, auth->access_key) == 0 &&
             strcmp(c->date8, auth->scope_date) == 0 && strcmp(c->region, auth->region) == 0 &&
-            memcmp(c->secret_digest, digest, sizeof digest) == 0) {
+            strcmp(c->secret, secret) == 0) {
             c->used = ++v->tick;
             memcpy(key, c->key, AHL_SHA256_LEN);
             pthread_mutex_unlock(&v->lock);
@@ -735,7 +733,7 @@ static void cached_signing_key(struct ahl_sigv4_verifier *v, const struct ahl_si
     memcpy(victim->access_key, auth->access_key, sizeof victim->access_key);
     memcpy(victim->date8, auth->scope_date, sizeof victim->date8);
     memcpy(victim->region, auth->region, sizeof victim->region);
-    memcpy(victim->secret_digest, digest, sizeof digest);
+    snprintf(victim->secret, sizeof victim->secret, "%s", secret);
     memcpy(victim->key, key, AHL_SHA256_LEN);
     victim->used = ++v->tick;
     pthread_mutex_unlock(&v->lock);

@@ -196,7 +196,7 @@ struct ahl__sigv4_cached_key {
     char access_key[AHL_SIGV4_MAX_ACCESS_KEY + 1];
     char date8[9];
     char region[AHL_SIGV4_MAX_SCOPE_PART + 1];
-    uint8_t secret_digest[AHL_SHA256_LEN]; /* SHA-256 of the secret: a changed secret misses */
+    char secret[AHL_SIGV4_MAX_SECRET + 1]; /* the key was derived from; a changed secret misses */
     uint8_t key[AHL_SHA256_LEN];
     uint64_t used; /* for least-recently-used replacement; 0 = empty slot */
 };

@@ -71,7 +71,7 @@ struct ahl_s3_config {
     const char *access_key;    /* NULL: $AWS_ACCESS_KEY_ID */
     const char *secret_key;    /* NULL: $AWS_SECRET_ACCESS_KEY */
     const char *session_token; /* NULL: $AWS_SESSION_TOKEN (may be unset) */
-    long timeout_s;            /* per request; 0 means 300 */
+    long timeout_s;            /* a request that moves no data this long fails; 0 means 60 */
 };
 
 /* Opens the local bucket root dir (which must exist and be a directory). */

@@ -323,7 +323,10 @@ static int perform(struct s3_store *s, struct call *c, struct ahl_err *err)
     curl_easy_setopt(k, CURLOPT_CUSTOMREQUEST, c->method);
     curl_easy_setopt(k, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(k, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(k, CURLOPT_TIMEOUT, s->timeout_s);
+    /* A stall limit rather than a total one: a multi-gigabyte object may take long, but a
+     * connection that moves nothing for timeout_s is dead. */
+    curl_easy_setopt(k, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(k, CURLOPT_LOW_SPEED_TIME, s->timeout_s);
     curl_easy_setopt(k, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(k, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(k, CURLOPT_WRITEFUNCTION, on_body);
@@ -592,7 +595,7 @@ int ahl__objstore_s3_new(const struct ahl_s3_config *cfg, struct ahl_objstore **
     s->access_key = dup_or_null(ak, &failed);
     s->secret_key = dup_or_null(sk, &failed);
     s->token = dup_or_null(tok, &failed);
-    s->timeout_s = cfg->timeout_s > 0 ? cfg->timeout_s : 300;
+    s->timeout_s = cfg->timeout_s > 0 ? cfg->timeout_s : 60;
     s->curl = curl_easy_init();
     if (failed || !s->curl) {
         s3_close(&s->base);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <cmocka.h>
 #include <pthread.h>
 
@@ -847,11 +848,17 @@ static void test_verify_speed(void **state)
     snprintf(block, sizeof block, "%sauthorization:%s\n", r->headers, r->authorization);
     struct ahl_err err;
     enum { N = 20000 };
+    /* CPU time of this thread, so that other work on a shared machine does not count. */
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     uint64_t t0 = ahl_mono_ns();
     for (int i = 0; i < N; i++)
         assert_int_equal(verify_row(&v, r, block, r->body_sha256, BOTO_NOW, &err, NULL), 0);
-    double us = (double)(ahl_mono_ns() - t0) / N / 1000.0;
-    print_message("sigv4 verify: %.2f us per request (%s)\n", us, r->name);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    double wall = (double)(ahl_mono_ns() - t0) / N / 1000.0;
+    double us =
+        ((double)(c1.tv_sec - c0.tv_sec) * 1e9 + (double)(c1.tv_nsec - c0.tv_nsec)) / N / 1000.0;
+    print_message("sigv4 verify: %.2f us CPU (%.2f us wall) per request (%s)\n", us, wall, r->name);
     assert_true(us < 200.0);
     ahl_sigv4_verifier_release(&v);
 }
