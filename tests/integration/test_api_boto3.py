@@ -349,5 +349,86 @@ class RawRequests(unittest.TestCase):
         self.assertEqual(a[1], 'ResourceNotFoundException')
 
 
+class ImportJobs(unittest.TestCase):
+    """The API side of import jobs on a server with local buckets (--s3-root): jobs are recorded,
+    listed, paged and found again by their clientToken."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = ahltest.Server(extra_args=['--s3-root', '/nonexistent-buckets'])
+        cls.mi = ahltest.boto3_client(cls.srv)
+        cls.ds = cls.mi.create_datastore(datastoreName='jobs')['datastoreId']
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.srv.stop()
+        log = cls.srv.log_text()
+        cls.srv.cleanup()
+        assert rc == 0, log
+
+    def start(self, token, name='job-1', **kw):
+        args = dict(datastoreId=self.ds, jobName=name, clientToken=token,
+                    dataAccessRoleArn='arn:aws:iam::123456789012:role/ImportRole',
+                    inputS3Uri='s3://bucket/in/', outputS3Uri='s3://bucket/out/')
+        args.update(kw)
+        return self.mi.start_dicom_import_job(**args)
+
+    def test_start_get_list(self):
+        mi = self.mi
+        token = str(uuid.uuid4())
+        r = self.start(token)
+        job = r['jobId']
+        self.assertRegex(job, '^[0-9a-z]{1,32}$')
+        self.assertEqual((r['datastoreId'], r['jobStatus']), (self.ds, 'SUBMITTED'))
+        self.assertLess(abs(time.time() - r['submittedAt'].timestamp()), 60)
+        self.assertEqual(self.start(token)['jobId'], job)
+        with self.assertRaises(mi.exceptions.ConflictException):
+            self.start(token, name='another-name')
+
+        p = mi.get_dicom_import_job(datastoreId=self.ds, jobId=job)['jobProperties']
+        self.assertEqual(p['jobName'], 'job-1')
+        self.assertEqual(p['inputS3Uri'], 's3://bucket/in/')
+        self.assertEqual(p['outputS3Uri'],
+                         's3://bucket/out/%s-DicomImport-%s/' % (self.ds, job))
+        self.assertEqual(p['dataAccessRoleArn'], 'arn:aws:iam::123456789012:role/ImportRole')
+
+        more = [self.start(str(uuid.uuid4()), name='job-%d' % i)['jobId'] for i in range(3)]
+        seen = []
+        for page in mi.get_paginator('list_dicom_import_jobs').paginate(
+                datastoreId=self.ds, PaginationConfig={'PageSize': 2}):
+            self.assertLessEqual(len(page['jobSummaries']), 2)
+            seen += [j['jobId'] for j in page['jobSummaries']]
+        self.assertEqual(sorted(seen), sorted([job] + more))
+        listed = mi.list_dicom_import_jobs(datastoreId=self.ds, jobStatus='COMPLETED')
+        self.assertTrue(all(j['jobStatus'] == 'COMPLETED' for j in listed['jobSummaries']))
+
+        with self.assertRaises(mi.exceptions.ResourceNotFoundException):
+            mi.get_dicom_import_job(datastoreId=self.ds, jobId='0' * 32)
+        with self.assertRaises(mi.exceptions.ResourceNotFoundException):
+            self.start(str(uuid.uuid4()), datastoreId=ZERO_ID)
+        with self.assertRaises(mi.exceptions.ValidationException):
+            self.start(str(uuid.uuid4()), inputS3Uri='s3://Bad_Bucket/in/')
+        with self.assertRaises(mi.exceptions.ValidationException):
+            self.start(str(uuid.uuid4()), inputOwnerAccountId='12345678901x')
+        with self.assertRaises(mi.exceptions.ResourceNotFoundException):
+            mi.list_dicom_import_jobs(datastoreId=ZERO_ID)
+
+
+class Presigned(unittest.TestCase):
+    def test_presigned_get(self):
+        import urllib.request
+        url = MI.generate_presigned_url('list_datastores', Params={'maxResults': 5},
+                                        ExpiresIn=120)
+        self.assertIn('X-Amz-Signature=', url)
+        with urllib.request.urlopen(url, timeout=30) as r:
+            self.assertEqual(r.status, 200)
+            self.assertIn('datastoreSummaries', json.loads(r.read()))
+        bad = url.replace('X-Amz-Signature=', 'X-Amz-Signature=0')[:len(url)]
+        s, t, _ = ahltest.error_of(ahltest.raw('GET', SRV.endpoint, bad[len(SRV.endpoint):]
+                                               .split('?')[0],
+                                               query=bad.split('?', 1)[1], sign=False))
+        self.assertEqual((s, t), (403, 'InvalidSignatureException'))
+
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)
