@@ -289,6 +289,13 @@ static int convert_run(struct ahl__conv *c, uint8_t cs, const uint8_t *in, size_
             }
         }
         return rc;
+    case AHL__CS_LATIN1:
+        /* The most common set by far: ISO 8859-1 is the first 256 code points, no iconv needed. */
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            char u[2] = {(char)(0xC0 | (in[i] >> 6)), (char)(0x80 | (in[i] & 0x3F))};
+            rc = in[i] < 0x80 ? ahl_buf_addc(out, (char)in[i]) : ahl_buf_add(out, u, 2);
+        }
+        return rc;
     case AHL__CS_JIS_X0208:
     case AHL__CS_JIS_X0212:
         return jis_run(c, cs, in, n, out);

@@ -45,19 +45,27 @@ struct chunk {
 
 struct arena {
     struct chunk *head;
+    size_t next; /* size of the next chunk: small files stay small, big ones grow fast */
 };
+
+#define ARENA_FIRST 4096
+#define ARENA_MAX_CHUNK (256u * 1024u)
 
 static void *arena_alloc(struct arena *a, size_t n)
 {
     n = (n + 15) & ~(size_t)15;
     if (a->head == NULL || a->head->cap - a->head->used < n) {
-        size_t cap = n > 32768 ? n : 32768;
+        if (a->next < ARENA_FIRST)
+            a->next = ARENA_FIRST;
+        size_t cap = n > a->next ? n : a->next;
         struct chunk *c = malloc(sizeof(*c) + cap);
         if (c == NULL)
             return NULL;
         c->cap = cap;
         c->used = 0;
-        if (a->head != NULL && n > 32768) {
+        if (a->next < ARENA_MAX_CHUNK)
+            a->next *= 2;
+        if (a->head != NULL && n > cap / 2) {
             /* Keep the current chunk open for small allocations. */
             c->next = a->head->next;
             a->head->next = c;
