@@ -194,6 +194,21 @@ static void test_get_update_versions_revert(void **state)
     /* A stale latestVersion is a conflict and changes nothing. */
     fails(f, AHL_OP_UpdateImageSetMetadata, path, "latestVersion=1", body, AHL_AWS_CONFLICT);
     free(upd);
+    /* Over the 10,000-byte update quota (but within the model's 30,000): HTTP 402. */
+    {
+        char big[10100], *bigbody = malloc(20000);
+        memset(big, 'A', sizeof big);
+        int n = snprintf(big, sizeof big,
+                         "{\"SchemaVersion\":1.1,\"Patient\":{\"DICOM\":{\"PatientComments\":\"");
+        memset(big + n, 'x', sizeof big - (size_t)n - 8);
+        snprintf(big + sizeof big - 8, 8, "\"}}}");
+        char *enc = b64(big);
+        snprintf(bigbody, 20000, "{\"DICOMUpdates\":{\"updatableAttributes\":\"%s\"}}", enc);
+        fails(f, AHL_OP_UpdateImageSetMetadata, path, "latestVersion=2", bigbody, AHL_AWS_QUOTA);
+        assert_int_equal(ahl_api_error_status(AHL_AWS_QUOTA), 402);
+        free(enc);
+        free(bigbody);
+    }
 
     /* The metadata: gzip, and version 1 still has the old name. */
     const char *names[] = {"ROE^RICHARD", "DOE^JANE"};
