@@ -816,7 +816,7 @@ static void test_verifier_threads_and_cache(void **state)
                  "host:h:1\nx-amz-date:%s\nx-amz-content-sha256:%s\nauthorization:%s\n",
                  out.amz_date, out.content_sha256, out.authorization.data);
         /* The same request with the last signature digit changed. */
-        snprintf(reqs[d].wrong_block, sizeof reqs[d].wrong_block, "%s", reqs[d].block);
+        memcpy(reqs[d].wrong_block, reqs[d].block, sizeof reqs[d].block);
         char *nl = strrchr(reqs[d].wrong_block, '\n');
         nl[-1] = nl[-1] == '0' ? '1' : '0';
         ahl_buf_release(&out.authorization);
