@@ -159,5 +159,76 @@ class Cli(unittest.TestCase):
             SRV.cred_file = saved
 
 
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+class ServeOptions(unittest.TestCase):
+    """`ahilite serve` itself: --help, bad options, and the credentials it generates."""
+
+    def run_serve(self, *args, env=None):
+        return subprocess.run([ahltest.server_binary(), 'serve', *args], capture_output=True,
+                              text=True, timeout=30, env=env)
+
+    def test_help_and_bad_options(self):
+        p = self.run_serve('--help')
+        self.assertEqual(p.returncode, 0)
+        for opt in ('--data-dir', '--listen', '--credentials', '--region', '--account-id',
+                    '--s3-root', '--s3-endpoint', '--workers', 'AWS_DISABLE_HOST_PREFIX_INJECTION'):
+            self.assertIn(opt, p.stdout)
+        for bad in (['--listen', 'nowhere'], ['--account-id', '123'], ['--workers', '0'],
+                    ['--bogus'], ['--region']):
+            p = self.run_serve(*bad)
+            self.assertEqual(p.returncode, 2, (bad, p.stderr))
+            self.assertTrue(p.stderr.strip())
+
+    def test_generated_credentials(self):
+        import stat
+        import tempfile
+        import time
+        tmp = tempfile.mkdtemp(prefix='ahilite-gen-')
+        data = os.path.join(tmp, 'data')
+        port = ahltest.free_port()
+        env = os.environ.copy()
+        env.pop('AHILITE_ACCESS_KEY_ID', None)
+        env.pop('AHILITE_SECRET_ACCESS_KEY', None)
+        log = open(os.path.join(tmp, 'log'), 'w')
+        proc = subprocess.Popen([ahltest.server_binary(), 'serve', '--data-dir', data,
+                                 '--listen', '127.0.0.1:%d' % port], stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
+        try:
+            cred = os.path.join(data, 'credentials')
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                if os.path.exists(cred) and 'listening' in read(log.name):
+                    break
+                time.sleep(0.05)
+            self.assertEqual(stat.S_IMODE(os.stat(cred).st_mode), 0o600)
+            self.assertIn(cred, read(log.name))
+            text = read(cred)
+            key = text.split('aws_access_key_id = ')[1].split()[0]
+            secret = text.split('aws_secret_access_key = ')[1].split()[0]
+
+            class S:  # what boto3_client needs of a server
+                endpoint = 'http://127.0.0.1:%d' % port
+            mi = ahltest.boto3_client(S, key, secret)
+            self.assertEqual(mi.list_datastores()['datastoreSummaries'], [])
+        finally:
+            proc.terminate()
+            self.assertEqual(proc.wait(timeout=15), 0)
+            log.close()
+        # A restart keeps the same key pair.
+        before = read(cred)
+        proc = subprocess.Popen([ahltest.server_binary(), 'serve', '--data-dir', data,
+                                 '--listen', '127.0.0.1:%d' % port], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env)
+        time.sleep(0.5)
+        proc.terminate()
+        self.assertEqual(proc.wait(timeout=15), 0)
+        self.assertEqual(read(cred), before)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)
