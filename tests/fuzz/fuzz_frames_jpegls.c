@@ -1,0 +1,22 @@
+// module: frames
+/* Fuzzes the JPEG-LS decoder (CharLS) with an arbitrary pixel description (fuzz_frames_common.h).
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fuzz_frames_common.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct ahl_pixel_desc d;
+    struct ahl_raw_frame f;
+    struct ahl_err err;
+    if (fuzz_frames_desc(data, size, AHL_TS_JPEGLS_LOSSLESS, &d) < 0)
+        return 0;
+    int rc = ahl_decode_jpegls(&d, data + 6, size - 6, &f, &err);
+    fuzz_frames_check(rc, &f);
+    ahl_raw_frame_release(&f);
+    return 0;
+}

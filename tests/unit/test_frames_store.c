@@ -1,0 +1,183 @@
+/* Unit tests of the filesystem frame store: put/get/exists/delete round trips, idempotent puts,
+ * id validation (no path tricks), the fan-out layout, stale temporary files swept at open, and
+ * streaming through the returned descriptor. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "frames/frames.h"
+
+static char root[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(root, sizeof root, "/tmp/ahl-framestore-XXXXXX");
+    if (!mkdtemp(root))
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *ID = "0123456789abcdef0123456789abcdef";
+
+static void test_put_get_delete(void **state)
+{
+    (void)state;
+    struct ahl_framestore fs;
+    struct ahl_err err = {0};
+    char sub[300];
+    snprintf(sub, sizeof sub, "%s/nested/frames/", root);
+    assert_int_equal(ahl_framestore_open(&fs, sub, &err), 0);
+    assert_int_equal(ahl_framestore_exists(&fs, ID), 0);
+    const char payload[] = "an HTJ2K codestream would be here";
+    assert_int_equal(ahl_framestore_put(&fs, ID, payload, sizeof payload, &err), 0);
+    assert_int_equal(ahl_framestore_exists(&fs, ID), 1);
+
+    /* The fan-out layout the header documents. */
+    char path[400];
+    snprintf(path, sizeof path, "%s/nested/frames/01/23/%s", root, ID);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, sizeof payload);
+
+    uint8_t *data;
+    size_t len;
+    assert_int_equal(ahl_framestore_get(&fs, ID, &data, &len, &err), 0);
+    assert_int_equal(len, sizeof payload);
+    assert_memory_equal(data, payload, len);
+    free(data);
+
+    /* A second put of the same id is a no-op (content-addressed). */
+    assert_int_equal(ahl_framestore_put(&fs, ID, "other", 5, &err), 0);
+    int fd;
+    uint64_t size;
+    assert_int_equal(ahl_framestore_open_frame(&fs, ID, &fd, &size, &err), 0);
+    assert_int_equal(size, sizeof payload);
+    char first[3] = {0};
+    assert_int_equal(read(fd, first, 2), 2);
+    assert_string_equal(first, "an");
+    close(fd);
+
+    assert_int_equal(ahl_framestore_delete(&fs, ID, &err), 0);
+    assert_int_equal(ahl_framestore_exists(&fs, ID), 0);
+    assert_int_equal(ahl_framestore_get(&fs, ID, &data, &len, &err), AHL_ENOTFOUND);
+    assert_string_equal(err.aws_type, AHL_AWS_NOT_FOUND);
+    assert_int_equal(ahl_framestore_delete(&fs, ID, &err), AHL_ENOTFOUND);
+    assert_int_equal(ahl_framestore_open_frame(&fs, ID, &fd, &size, &err), AHL_ENOTFOUND);
+    assert_int_equal(fd, -1);
+}
+
+static void test_bad_ids(void **state)
+{
+    (void)state;
+    struct ahl_framestore fs;
+    struct ahl_err err = {0};
+    assert_int_equal(ahl_framestore_open(&fs, root, &err), 0);
+    static const char *bad[] = {
+        "",
+        "0123456789ABCDEF0123456789abcdef",  /* upper case */
+        "0123456789abcdef0123456789abcde",   /* 31 */
+        "0123456789abcdef0123456789abcdef0", /* 33 */
+        "../../../../etc/passwd/0123456789ab",
+        "0123456789abcdef0123456789abcd/f",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint8_t *data;
+        size_t len;
+        assert_int_equal(ahl_framestore_put(&fs, bad[i], "x", 1, &err), AHL_EINVAL);
+        assert_int_equal(ahl_framestore_get(&fs, bad[i], &data, &len, &err), AHL_EINVAL);
+        assert_int_equal(ahl_framestore_exists(&fs, bad[i]), AHL_EINVAL);
+        assert_int_equal(ahl_framestore_delete(&fs, bad[i], &err), AHL_EINVAL);
+    }
+    assert_int_equal(ahl_framestore_put(&fs, NULL, "x", 1, &err), AHL_EINVAL);
+    assert_int_equal(ahl_framestore_open(&fs, "", &err), AHL_EINVAL);
+}
+
+static void test_sweeps_temporaries_and_empty_frames(void **state)
+{
+    (void)state;
+    struct ahl_framestore fs;
+    struct ahl_err err = {0};
+    assert_int_equal(ahl_framestore_open(&fs, root, &err), 0);
+    /* A crash between create and rename leaves tmp.* behind; open removes it, not frames. */
+    const char *id2 = "ffeeddccbbaa99887766554433221100";
+    assert_int_equal(ahl_framestore_put(&fs, id2, "", 0, &err), 0); /* empty frames are fine */
+    char tmp[400];
+    snprintf(tmp, sizeof tmp, "%s/ff/ee/tmp.deadbeef", root);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fputs("torn", f);
+    fclose(f);
+    assert_int_equal(ahl_framestore_open(&fs, root, &err), 0);
+    struct stat st;
+    assert_int_not_equal(stat(tmp, &st), 0);
+    assert_int_equal(ahl_framestore_exists(&fs, id2), 1);
+    uint8_t *data;
+    size_t len;
+    assert_int_equal(ahl_framestore_get(&fs, id2, &data, &len, &err), 0);
+    assert_int_equal(len, 0);
+    free(data);
+}
+
+static void test_stores_transcoded_frames(void **state)
+{
+    (void)state;
+    struct ahl_framestore fs;
+    struct ahl_err err = {0};
+    assert_int_equal(ahl_framestore_open(&fs, root, &err), 0);
+    struct ahl_pixel_desc d;
+    memset(&d, 0, sizeof d);
+    d.rows = 16;
+    d.columns = 15;
+    d.samples_per_pixel = 1;
+    d.bits_allocated = 16;
+    d.bits_stored = 16;
+    d.high_bit = 15;
+    d.number_of_frames = 1;
+    snprintf(d.photometric, sizeof d.photometric, "MONOCHROME2");
+    snprintf(d.transfer_syntax, sizeof d.transfer_syntax, "%s", AHL_TS_EXPLICIT_LE);
+    uint8_t px[16 * 15 * 2];
+    for (size_t i = 0; i < sizeof px; i++)
+        px[i] = (uint8_t)(i * 7);
+    struct ahl_stored_frame sf;
+    assert_int_equal(ahl_frame_transcode(&d, px, sizeof px, &sf, &err), 0);
+    assert_int_equal(ahl_framestore_put(&fs, sf.id, sf.data, sf.len, &err), 0);
+    uint8_t *data;
+    size_t len;
+    assert_int_equal(ahl_framestore_get(&fs, sf.id, &data, &len, &err), 0);
+    assert_int_equal(len, sf.frame_size_in_bytes);
+    assert_memory_equal(data, sf.data, len);
+    /* The id is the content address of what was stored. */
+    char id[33];
+    ahl_frame_id(sf.stored_transfer_syntax, data, len, id);
+    assert_string_equal(id, sf.id);
+    free(data);
+    ahl_stored_frame_release(&sf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_put_get_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweeps_temporaries_and_empty_frames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stores_transcoded_frames, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
