@@ -844,6 +844,52 @@ static void test_deflate_cut_short(void **state)
         fail_msg("got %s", err.msg);
 }
 
+/* A pipe has no size: truncation is noticed when the bytes run out, deflate streams as usual. */
+static void test_pipe(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *hex;
+        const char *ts;
+        bool deflate;
+        const char *message; /* NULL: must parse */
+    } rows[] = {
+        {IMPL_DA IMPL_PN IMPL_ROWS, NULL, false, NULL},
+        {"10 00 10 00 'PN' 08 00 'Doe^John'" EXPL_ROWS, AHL_TS_DEFLATED_LE, true, NULL},
+        {IMPL_DA "E0 7F 10 00 00 00 01 00 01 02 03 04", NULL, false,
+         "truncated element (7FE0,0010) at offset 16: 65536 bytes declared, 4 left"},
+        {IMPL_DA "10 00 10 00 08 00 00 00 'Doe'", NULL, false,
+         "truncated element (0010,0010) at offset 16: 8 bytes declared, 3 left"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct bytes in = {.n = 0};
+        int fds[2];
+        struct ahl_dcm_file *f = NULL;
+        struct ahl_err err;
+        if (rows[i].ts != NULL)
+            add_meta(&in, rows[i].ts);
+        if (rows[i].deflate)
+            add_deflated(&in, rows[i].hex);
+        else
+            add_hex(&in, rows[i].hex);
+        assert_int_equal(pipe(fds), 0);
+        assert_int_equal(write(fds[1], in.b, in.n), (ssize_t)in.n);
+        close(fds[1]);
+        ahl_err_clear(&err);
+        int rc = ahl_p10_read_fd(fds[0], NULL, &f, &err);
+        close(fds[0]);
+        if (rows[i].message == NULL) {
+            if (rc != 0)
+                fail_msg("row %zu: %s", i, err.msg);
+            expect_u16(&f->ds, 0x0028, 0x0010, 512);
+            ahl_dcm_file_free(f);
+        } else {
+            assert_int_equal(rc, AHL_EPARSE);
+            assert_string_equal(err.msg, rows[i].message);
+        }
+    }
+}
+
 static const struct p10_case *find_case(const char *name)
 {
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -1006,10 +1052,15 @@ static void test_dict_vm_multi(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cases_memory),          cmocka_unit_test(test_cases_file),
-        cmocka_unit_test(test_structure_checks),      cmocka_unit_test(test_deflate_cut_short),
-        cmocka_unit_test(test_two_gigabytes_bounded), cmocka_unit_test(test_dict_by_tag),
-        cmocka_unit_test(test_dict_by_keyword),       cmocka_unit_test(test_dict_vm_multi),
+        cmocka_unit_test(test_cases_memory),
+        cmocka_unit_test(test_cases_file),
+        cmocka_unit_test(test_structure_checks),
+        cmocka_unit_test(test_deflate_cut_short),
+        cmocka_unit_test(test_pipe),
+        cmocka_unit_test(test_two_gigabytes_bounded),
+        cmocka_unit_test(test_dict_by_tag),
+        cmocka_unit_test(test_dict_by_keyword),
+        cmocka_unit_test(test_dict_vm_multi),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
