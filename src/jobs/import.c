@@ -495,7 +495,7 @@ int ahl_import_prepare_fd(struct ahl_importer *im, int fd, const char *name,
         return res_fail(res, rc, &err, NULL);
     }
     if ((rc = ahl_p10_read_fd(fd, NULL, &f, &err)) < 0) {
-        res_fail(res, rc, &err, rc == AHL_EIO ? NULL : "not a readable DICOM file: ");
+        res_fail(res, rc, &err, NULL);
         goto out;
     }
     if ((rc = ahl_hi_normalize(f, &it->doc, &err)) < 0) {
@@ -694,22 +694,31 @@ static int load_candidate(struct ahl_importer *im, const struct cand_set *c, jso
     return 0;
 }
 
-/* Adds to the candidate the Patient/Study/Series attributes only the instance has, so later
- * instances of the batch are compared with what the set will hold after the commit. */
-static int absorb(json_t *cand, const json_t *inst_doc, const char *series_uid)
+/* Merges the instance's Patient/Study/Series DICOM attributes into cand: only the missing ones
+ * (overwrite false: the candidate used to compare later instances of a batch with what the set
+ * will hold), or all of them (overwrite true: the document committed for a batch, merged the way
+ * the engine merges an import into a stored set, so that the last instance's values win either
+ * way and re-importing the same input changes nothing). */
+static int absorb(json_t *cand, const json_t *inst_doc, const char *series_uid, bool overwrite)
 {
-    json_t *cp = json_object_get(json_object_get(cand, "Patient"), "DICOM");
-    json_t *ip = json_object_get(json_object_get(inst_doc, "Patient"), "DICOM");
     json_t *cst = json_object_get(cand, "Study"), *ist = json_object_get(inst_doc, "Study");
-    json_t *cs =
-        json_object_get(json_object_get(json_object_get(cst, "Series"), series_uid), "DICOM");
-    json_t *is =
-        json_object_get(json_object_get(json_object_get(ist, "Series"), series_uid), "DICOM");
-    json_t *cd = json_object_get(cst, "DICOM"), *id = json_object_get(ist, "DICOM");
-    if ((cp && ip && json_object_update_missing(cp, ip) < 0) ||
-        (cd && id && json_object_update_missing(cd, id) < 0) ||
-        (cs && is && json_object_update_missing(cs, is) < 0))
-        return AHL_ENOMEM;
+    json_t *dst[3] = {
+        json_object_get(json_object_get(cand, "Patient"), "DICOM"),
+        json_object_get(cst, "DICOM"),
+        json_object_get(json_object_get(json_object_get(cst, "Series"), series_uid), "DICOM"),
+    };
+    json_t *src[3] = {
+        json_object_get(json_object_get(inst_doc, "Patient"), "DICOM"),
+        json_object_get(ist, "DICOM"),
+        json_object_get(json_object_get(json_object_get(ist, "Series"), series_uid), "DICOM"),
+    };
+    for (int i = 0; i < 3; i++) {
+        if (!dst[i] || !src[i])
+            continue;
+        if ((overwrite ? json_object_update(dst[i], src[i])
+                       : json_object_update_missing(dst[i], src[i])) < 0)
+            return AHL_ENOMEM;
+    }
     return 0;
 }
 
@@ -724,8 +733,8 @@ static json_t *candidate_from(const struct ahl_import_item *it)
     return c;
 }
 
-/* The document committed for items[0..n) of one series: the first item's Patient/Study/Series
- * attributes completed with those only later items carry, and every instance. */
+/* The document committed for items[0..n) of one series: their Patient/Study/Series attributes
+ * merged in order (later ones win), and every instance. */
 static json_t *put_document(struct ahl_import_item **items, size_t n)
 {
     json_t *doc = json_deep_copy(items[0]->doc);
@@ -739,7 +748,7 @@ static json_t *put_document(struct ahl_import_item **items, size_t n)
         const char *sop;
         const char *st, *se;
         json_t *inst;
-        if (absorb(doc, items[i]->doc, series_uid) < 0 ||
+        if (absorb(doc, items[i]->doc, series_uid, true) < 0 ||
             doc_parts(items[i]->doc, &st, &se, &inst, &sop) < 0 ||
             json_object_set(insts, sop, inst) < 0)
             goto fail;
@@ -872,7 +881,7 @@ static void commit_group(struct ahl_importer *im, struct ahl_import_item **items
             int c = ahl_group_compare(cand, items[i]->doc, &diff, &err);
             if (c == AHL_GROUP_CONSISTENT) {
                 ok[nok++] = items[i];
-                if (absorb(cand, items[i]->doc, items[i]->series_uid) < 0)
+                if (absorb(cand, items[i]->doc, items[i]->series_uid, false) < 0)
                     rc = ahl_fail(&err, AHL_ENOMEM, NULL, "out of memory");
             } else if (c == AHL_GROUP_CONFLICT) {
                 bad[nbad++] = items[i];
@@ -980,10 +989,21 @@ int ahl_import_batch_new(struct ahl_importer *im, ahl_import_done_fn done, void 
     return 0;
 }
 
-/* Commits a detached group and reports each item. */
+static int pend_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const struct pend *)a)->tag;
+    uintptr_t y = (uintptr_t)((const struct pend *)b)->tag;
+    return x < y ? -1 : x > y;
+}
+
+/* Commits a detached group and reports each item. Items are committed in ascending tag order
+ * whatever order the threads added them in, so that when several objects carry the same SOP
+ * instance the one with the greatest tag (the last in input order, when tags are input indexes)
+ * wins, and importing the same input twice gives the same content (no new version). */
 static void group_commit(struct ahl_import_batch *b, struct group *g)
 {
     struct ahl_import_item **items = malloc((g->n ? g->n : 1) * sizeof *items);
+    qsort(g->v, g->n, sizeof g->v[0], pend_cmp);
     if (items) {
         for (size_t i = 0; i < g->n; i++)
             items[i] = g->v[i].it;

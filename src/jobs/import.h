@@ -125,7 +125,9 @@ struct ahl_import_batch;
 int ahl_import_batch_new(struct ahl_importer *im, ahl_import_done_fn done, void *ctx,
                          struct ahl_import_batch **out);
 /* Takes ownership of it. Items are grouped by grouping key; a group that reaches batch_max, or a
- * batch holding too many items in all, is committed right away in the calling thread. */
+ * batch holding too many groups, is committed right away in the calling thread. Within a group,
+ * items are committed in ascending tag order (compared as uintptr_t): pass input indexes as tags
+ * so that, of several objects with the same SOP instance, the last one in input order wins. */
 void ahl_import_batch_add(struct ahl_import_batch *b, struct ahl_import_item *it, void *tag);
 /* Commits every pending item (call after the last add). */
 void ahl_import_batch_flush(struct ahl_import_batch *b);
