@@ -95,8 +95,9 @@ enum ahl_chunk_kind {
     AHL_CHUNK_ROOT = 3, /* data: a version root, binary, uncompressed */
 };
 
-/* A chunk. hash = SHA-256 of the canonical uncompressed bytes; ulen and crc describe those bytes
- * (for JSON chunks: the text; for the others: data itself). data/len are the bytes as stored. */
+/* A chunk. hash = SHA-256 of the canonical uncompressed bytes; ulen and crc describe what data
+ * expands to (for JSON chunks: the text without its final '}', which is what the segment holds, see
+ * src/meta/engine.h; for the others: data itself). data/len are the bytes as stored. */
 struct ahl_chunk {
     uint8_t hash[AHL_SHA256_LEN];
     int kind; /* enum ahl_chunk_kind */
