@@ -59,7 +59,7 @@ def free_port():
 class Server:
     """A running `ahilite serve` on a temporary data directory."""
 
-    def __init__(self, extra_args=(), env=None):
+    def __init__(self, extra_args=(), env=None, before_start=None):
         self.tmp = tempfile.mkdtemp(prefix='ahilite-test-')
         self.data_dir = os.path.join(self.tmp, 'data')
         self.cred_file = os.path.join(self.tmp, 'credentials')
@@ -67,6 +67,8 @@ class Server:
             f.write('[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n'
                     '[second]\naws_access_key_id=%s\naws_secret_access_key=%s\n' %
                     (ACCESS_KEY, SECRET_KEY, SECOND_ACCESS_KEY, SECOND_SECRET_KEY))
+        if before_start:
+            before_start(self)  # e.g. `ahilite import` into self.data_dir
         self.port = free_port()
         self.endpoint = 'http://127.0.0.1:%d' % self.port
         self.log_path = os.path.join(self.tmp, 'server.log')
