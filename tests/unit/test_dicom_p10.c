@@ -273,6 +273,18 @@ static void check_japanese(const struct ahl_dcm_file *f)
     expect_text(&f->ds, 0x0010, 0x0010, "PN", "Yamada=\xE5\xB1\xB1\xE7\x94\xB0 ");
 }
 
+static void check_chinese_2022(const struct ahl_dcm_file *f)
+{
+    /* "Wang=<ESC>$)A" + GB 2312 0xCDF5 -> U+738B (王) */
+    expect_text(&f->ds, 0x0010, 0x0010, "PN", "Wang=\xE7\x8E\x8B ");
+}
+
+static void check_jis_x0212(const struct ahl_dcm_file *f)
+{
+    /* "<ESC>$(D" + JIS X 0212 0x3021 -> U+4E02, then "<ESC>(B" back to ASCII for "^A" */
+    expect_text(&f->ds, 0x0010, 0x0010, "PN", "\xE4\xB8\x82^A ");
+}
+
 static void check_default_invalid(const struct ahl_dcm_file *f)
 {
     /* No Specific Character Set: 0xFF is not ASCII; it is replaced, not dropped. */
@@ -492,6 +504,24 @@ static const struct p10_case cases[] = {
      0,
      NULL,
      check_japanese,
+     {0}},
+    {"ISO 2022 IR 58 (Chinese) escapes",
+     NULL,
+     false,
+     "08 00 05 00 10 00 00 00 '\\ISO 2022 IR 58 '"
+     "10 00 10 00 0C 00 00 00 'Wang=' 1B '$)A' CD F5 ' '",
+     0,
+     NULL,
+     check_chinese_2022,
+     {0}},
+    {"ISO 2022 IR 159 (JIS X 0212) escapes",
+     NULL,
+     false,
+     "08 00 05 00 10 00 00 00 '\\ISO 2022 IR 159'"
+     "10 00 10 00 0C 00 00 00 1B '$(D' 30 21 1B '(B^A '",
+     0,
+     NULL,
+     check_jis_x0212,
      {0}},
     {"undecodable byte replaced",
      NULL,
