@@ -15,6 +15,7 @@ struct ahl__cache_entry {
     uint8_t hash[AHL_SHA256_LEN];
     int kind;
     uint32_t ulen, crc;
+    uint32_t comb_op; /* crc32_combine_gen(ulen), so a read combines in one step */
     size_t len;
     unsigned refs;                 /* holders outside the cache, plus one while in the table */
     struct ahl__cache_entry *next; /* bucket chain */
@@ -191,6 +192,7 @@ static struct ahl__cache_entry *cache_insert(struct ahl_meta *m, const struct ah
     e->kind = c->kind;
     e->ulen = c->ulen;
     e->crc = c->crc;
+    e->comb_op = (uint32_t)crc32_combine_gen((z_off_t)c->ulen);
     e->len = c->len;
     memcpy(e->data, c->data, c->len);
     e->refs = 1 + (want_ref ? 1 : 0);
@@ -229,6 +231,7 @@ int ahl__chunk_load(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ah
         const struct ahl_chunk *c = ahl__batch_find(b, hash);
         if (c) {
             out->c = *c;
+            out->comb_op = (uint32_t)crc32_combine_gen((z_off_t)c->ulen);
             return 0;
         }
     }
@@ -261,6 +264,7 @@ int ahl__chunk_load(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ah
             e->kind = c.kind;
             e->ulen = c.ulen;
             e->crc = c.crc;
+            e->comb_op = (uint32_t)crc32_combine_gen((z_off_t)c.ulen);
             e->len = c.len;
             memcpy(e->data, c.data, c.len);
             e->refs = 1;
@@ -273,6 +277,7 @@ int ahl__chunk_load(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ah
     out->c.crc = e->crc;
     out->c.data = e->data;
     out->c.len = e->len;
+    out->comb_op = e->comb_op;
     out->ref = e;
     return 0;
 }

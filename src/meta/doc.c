@@ -376,7 +376,7 @@ static int gz_segment(struct gz *g, const uint8_t *hash, uint32_t *ulen)
     else
         rc = ahl_buf_add(&g->out, r.c.data, r.c.len);
     if (rc == 0) {
-        g->crc = (uint32_t)crc32_combine(g->crc, r.c.crc, (z_off_t)r.c.ulen);
+        g->crc = (uint32_t)crc32_combine_op(g->crc, r.c.crc, r.comb_op);
         g->total += r.c.ulen;
         *ulen = r.c.ulen;
     }

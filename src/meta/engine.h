@@ -56,6 +56,7 @@ struct ahl_meta {
 /* A loaded chunk: meta.data points at bytes kept alive by ref until ahl__chunk_release. */
 struct ahl__chunk_ref {
     struct ahl_chunk c;
+    uint32_t comb_op; /* crc32_combine_gen(c.ulen) */
     struct ahl__cache_entry *ref;
 };
 
