@@ -33,12 +33,13 @@ export function client(endpoint, accessKeyId = ACCESS_KEY, secretAccessKey = SEC
   });
 }
 
-export async function startServer() {
+export async function startServer({ beforeStart } = {}) {
   const bin = process.env.AHILITE_BIN;
   if (!bin) throw new Error('set AHILITE_BIN to the ahilite binary');
   const dir = mkdtempSync(join(tmpdir(), 'ahilite-js-'));
   const creds = join(dir, 'credentials');
   writeFileSync(creds, `[default]\naws_access_key_id = ${ACCESS_KEY}\naws_secret_access_key = ${SECRET_KEY}\n`);
+  if (beforeStart) beforeStart({ bin, dataDir: join(dir, 'data') });
   const port = await freePort();
   const logPath = join(dir, 'server.log');
   const log = openSync(logPath, 'w');
