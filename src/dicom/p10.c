@@ -1103,6 +1103,10 @@ static int infer_encoding(struct reader *r, bool committed, struct enc *enc, cha
     if ((rc = src_fill(r, 12)) < 0)
         return rc;
     const uint8_t *p = r->s.p;
+    if (r->s.avail < 8 && committed)
+        return failf(r, AHL_EPARSE,
+                     "truncated element header at offset %llu: 8 bytes needed, %zu left",
+                     OFF(r->s.pos), r->s.avail);
     if (r->s.avail < 8)
         return failf(r, AHL_EPARSE,
                      "not a DICOM file: no \"DICM\" at offset 128 and only %zu bytes of data",
@@ -1162,9 +1166,9 @@ static int read_file(struct reader *r)
         mc.enc.big = false;
         if ((rc = read_dataset(r, 0, 0, UNKNOWN_SIZE, false, true, &mc, &f->meta)) < 0)
             return rc;
-    } else if (f->has_preamble) {
-        /* DICM but no meta: pydicom reads on; so do we, inferring the encoding. */
     }
+    /* Without a meta group (even after "DICM") we read on as pydicom does, inferring the
+     * encoding from the data. */
 
     const struct ahl_dcm_elem *ts = ahl_dcm_find(&f->meta, TAG_TRANSFER_SYNTAX);
     struct enc enc;
