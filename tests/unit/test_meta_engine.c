@@ -576,6 +576,29 @@ static void test_copy(void **state)
     assert_int_equal(ahl_meta_copy(f->m, f->ds, src, &c, &res, &err), AHL_ECONFLICT);
 }
 
+/* With the server's --aws-primary-rules option, a primary set refuses Patient-level edits; the
+ * same edit on a non-primary set, or without the option, is accepted. */
+static void test_aws_primary_rules(void **state)
+{
+    (void)state;
+    struct ahl_meta_opts o = {.aws_primary_rules = true};
+    struct fx *f = fx_new(&o);
+    char prim[AHL_ID_LEN + 1], non[AHL_ID_LEN + 1];
+    struct ahl_err err;
+    assert_non_null(f);
+    create_set(f, 1, 1, 81, true, prim);
+    create_set(f, 1, 1, 82, false, non);
+    const char *p = PATIENT("{\"PatientName\":\"A^B\"}");
+    struct ahl_meta_update u = {.latest_version = 1, .updatable = p, .updatable_len = strlen(p)};
+    assert_int_equal(ahl_meta_update(f->m, f->ds, prim, &u, NULL, &err), AHL_EINVAL);
+    assert_non_null(strstr(err.msg, "primary"));
+    assert_int_equal(ahl_meta_update(f->m, f->ds, non, &u, NULL, &err), 0);
+    const char *st = STUDYD("{\"StudyDescription\":\"OK\"}");
+    struct ahl_meta_update s = {.latest_version = 1, .updatable = st, .updatable_len = strlen(st)};
+    assert_int_equal(ahl_meta_update(f->m, f->ds, prim, &s, NULL, &err), 0);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -588,6 +611,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gzip_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
+        cmocka_unit_test(test_aws_primary_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
