@@ -159,6 +159,67 @@ class Cli(unittest.TestCase):
             SRV.cred_file = saved
 
 
+class CliImageSets(unittest.TestCase):
+    """The data-plane commands on an imported sample, as the README's quick start uses them."""
+
+    @classmethod
+    def setUpClass(cls):
+        global SRV
+        cls.main = SRV
+
+        def imp(server):
+            p = subprocess.run([ahltest.server_binary(), 'import', '--data-dir', server.data_dir,
+                                '--create-datastore', 'cli-samples',
+                                '/usr/lib/python3/dist-packages/pydicom/data/test_files/'
+                                'CT_small.dcm'], capture_output=True, text=True, timeout=120)
+            assert p.returncode == 0, p.stdout + p.stderr
+        cls.srv = ahltest.Server(before_start=imp)
+        SRV = cls.srv
+
+    @classmethod
+    def tearDownClass(cls):
+        global SRV
+        SRV = cls.main
+        rc = cls.srv.stop()
+        log = cls.srv.log_text()
+        cls.srv.cleanup()
+        assert rc == 0, log
+
+    def test_update_versions_revert(self):
+        import gzip
+        ds = aws('list-datastores')['datastoreSummaries'][0]['datastoreId']
+        found = aws('search-image-sets', '--datastore-id', ds, '--search-criteria',
+                    json.dumps({'filters': [{'values': [{'DICOMPatientId': '1CT1'}],
+                                             'operator': 'EQUAL'}]}))
+        sid = found['imageSetsMetadataSummaries'][0]['imageSetId']
+        out = os.path.join(self.srv.tmp, 'metadata.json.gz')
+        r = aws('get-image-set-metadata', '--datastore-id', ds, '--image-set-id', sid, out)
+        self.assertEqual(r['contentEncoding'], 'gzip')
+        with gzip.open(out) as f:
+            self.assertEqual(json.load(f)['Patient']['DICOM']['PatientID'], '1CT1')
+        updates = json.dumps({'DICOMUpdates': {'updatableAttributes': json.dumps(
+            {'SchemaVersion': 1.1, 'Patient': {'DICOM': {'PatientName': 'CLI^EDIT'}}})}})
+        r = aws('update-image-set-metadata', '--datastore-id', ds, '--image-set-id', sid,
+                '--latest-version-id', '1', '--update-image-set-metadata-updates', updates)
+        self.assertEqual((r['latestVersionId'], r['imageSetState']), ('2', 'LOCKED'))
+        p = aws('update-image-set-metadata', '--datastore-id', ds, '--image-set-id', sid,
+                '--latest-version-id', '1', '--update-image-set-metadata-updates', updates,
+                ok=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('(ConflictException)', p.stderr)
+        aws('get-image-set-metadata', '--datastore-id', ds, '--image-set-id', sid, out)
+        with gzip.open(out) as f:
+            self.assertEqual(json.load(f)['Patient']['DICOM']['PatientName'], 'CLI^EDIT')
+        v = aws('list-image-set-versions', '--datastore-id', ds, '--image-set-id', sid)
+        self.assertEqual([x['versionId'] for x in v['imageSetPropertiesList']], ['2', '1'])
+        r = aws('update-image-set-metadata', '--datastore-id', ds, '--image-set-id', sid,
+                '--latest-version-id', '2', '--update-image-set-metadata-updates',
+                json.dumps({'revertToVersionId': '1'}))
+        self.assertEqual(r['latestVersionId'], '3')
+        g = aws('get-image-set', '--datastore-id', ds, '--image-set-id', sid, '--version-id', '2')
+        self.assertEqual(g['versionId'], '2')
+
+
 def read(path):
     with open(path) as f:
         return f.read()
