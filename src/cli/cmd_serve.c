@@ -14,6 +14,7 @@
 
 #include "api/api.h"
 #include "base/log.h"
+#include "jobs/runner.h"
 #include "meta/meta.h"
 #include "store/store.h"
 #include "base/banned.h"
@@ -98,6 +99,7 @@ int ahl_cmd_serve(int argc, char **argv)
     struct ahl_store *store = NULL;
     struct ahl_meta *meta = NULL;
     struct ahl_api_server *srv = NULL;
+    struct ahl_runner *runner = NULL;
     struct ahl_err err;
     int status = 1, rc;
 
@@ -238,6 +240,14 @@ int ahl_cmd_serve(int argc, char **argv)
         .data_dir = data_dir,
         .credentials = &creds,
     };
+    struct ahl_runner_config rcfg = {.meta = meta, .data_dir = data_dir, .s3_root = s3_root,
+                                     .s3_endpoint = s3_endpoint, .workers = workers};
+    if ((s3_root || s3_endpoint) && ahl_runner_start(&rcfg, &runner, &err) < 0) {
+        fprintf(stderr, "ahilite serve: %s\n", err.msg);
+        goto out;
+    }
+    cfg.job_submitted = runner ? ahl_runner_job_submitted : NULL;
+    cfg.job_ctx = runner;
     if (ahl_api_server_start(&cfg, meta, &srv, &err) < 0) {
         fprintf(stderr, "ahilite serve: %s\n", err.msg);
         goto out;
@@ -252,6 +262,7 @@ int ahl_cmd_serve(int argc, char **argv)
     status = 0;
 out:
     ahl_api_server_stop(srv);
+    ahl_runner_stop(runner);
     ahl_meta_close(meta);
     ahl_store_close(store);
     return status;

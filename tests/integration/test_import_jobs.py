@@ -1,0 +1,250 @@
+"""Import jobs end to end through boto3: StartDICOMImportJob on `ahilite serve`, polled with
+GetDICOMImportJob to COMPLETED, outputs checked in HealthImaging's layout (manifest, SUCCESS,
+FAILURE, WARNING ndjson), and the imported instances read back with GetImageSetMetadata and
+GetImageFrame. Run twice: with local buckets (--s3-root) and with moto_server as a real S3
+endpoint (--s3-endpoint), started here on a free loopback port. A non-DICOM file and a truncated
+file must be failure lines while the job completes; a second job over the same input must change
+nothing (same image sets, same versions).
+"""
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ahltest  # noqa: E402
+
+CORPUS = '/usr/lib/python3/dist-packages/pydicom/data/test_files/'
+GOOD = {  # input key -> corpus file
+    'dicom_input/ct.dcm': 'CT_small.dcm',
+    'dicom_input/mr_rle.dcm': 'MR_small_RLE.dcm',
+    'dicom_input/rgb_2frame.dcm': 'SC_rgb_rle_2frame.dcm',
+    'dicom_input/nested/deeper/j2k.dcm': 'JPEG2000.dcm',
+}
+FRAME_IDS_UNSTABLE = {'dicom_input/rgb_2frame.dcm'}
+BAD = {
+    'dicom_input/notes.txt': b'this is not a DICOM file\n' * 10,
+    'dicom_input/truncated.dcm': None,  # MR_truncated.dcm
+}
+
+
+def input_objects():
+    objs = {}
+    for key, name in GOOD.items():
+        with open(CORPUS + name, 'rb') as f:
+            objs[key] = f.read()
+    objs['dicom_input/notes.txt'] = BAD['dicom_input/notes.txt']
+    with open(CORPUS + 'MR_truncated.dcm', 'rb') as f:
+        objs['dicom_input/truncated.dcm'] = f.read()
+    return objs
+
+
+def wait_job(client, ds, job_id, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        p = client.get_dicom_import_job(datastoreId=ds, jobId=job_id)['jobProperties']
+        if p['jobStatus'] in ('COMPLETED', 'FAILED'):
+            return p
+        time.sleep(0.2)
+    raise AssertionError('job %s did not finish' % job_id)
+
+
+def create_datastore(client):
+    ds = client.create_datastore(datastoreName='imports')['datastoreId']
+    deadline = time.time() + 20
+    while client.get_datastore(datastoreId=ds)['datastoreProperties']['datastoreStatus'] != \
+            'ACTIVE':
+        if time.time() > deadline:
+            raise AssertionError('data store not ACTIVE')
+        time.sleep(0.1)
+    return ds
+
+
+class ImportJobChecks:
+    """Shared checks; subclasses provide the server and read_output(key)."""
+
+    def run_job(self, token):
+        r = self.client.start_dicom_import_job(
+            jobName='import-test', datastoreId=self.ds,
+            dataAccessRoleArn='arn:aws:iam::123456789012:role/ImportRole', clientToken=token,
+            inputS3Uri='s3://in-bucket/dicom_input/', outputS3Uri='s3://out-bucket/job_output/')
+        self.assertEqual(r['jobStatus'], 'SUBMITTED')
+        props = wait_job(self.client, self.ds, r['jobId'])
+        self.assertEqual(props['jobStatus'], 'COMPLETED', props.get('message'))
+        folder = 'job_output/%s-DicomImport-%s/' % (self.ds, r['jobId'])
+        self.assertEqual(props['outputS3Uri'], 's3://out-bucket/' + folder)
+        manifest = json.loads(self.read_output(folder + 'job-output-manifest.json'))
+        ok = [json.loads(x) for x in self.read_output(folder + 'SUCCESS/success.ndjson')
+              .splitlines() if x.strip()]
+        bad = [json.loads(x) for x in self.read_output(folder + 'FAILURE/failure.ndjson')
+               .splitlines() if x.strip()]
+        warn = [json.loads(x) for x in self.read_output(folder + 'WARNING/warning.ndjson')
+                .splitlines() if x.strip()]
+        return r['jobId'], folder, manifest, ok, bad, warn
+
+    def check_outputs(self, job_id, folder, manifest, ok, bad):
+        s = manifest['jobSummary']
+        self.assertEqual(s['jobId'], job_id)
+        self.assertEqual(s['datastoreId'], self.ds)
+        self.assertEqual(s['inputS3Uri'], 's3://in-bucket/dicom_input/')
+        self.assertEqual(s['outputS3Uri'], 's3://out-bucket/' + folder)
+        self.assertEqual(s['successOutputS3Uri'], 's3://out-bucket/' + folder + 'SUCCESS/')
+        self.assertEqual(s['failureOutputS3Uri'], 's3://out-bucket/' + folder + 'FAILURE/')
+        self.assertEqual(s['warningsOutputS3Uri'], 's3://out-bucket/' + folder + 'WARNING/')
+        self.assertEqual(s['numberOfScannedFiles'], len(GOOD) + len(BAD))
+        self.assertEqual(s['numberOfImportedFiles'], len(GOOD))
+        self.assertEqual(s['numberOfFilesWithCustomerError'], len(BAD))
+        self.assertEqual(s['numberOfFilesWithServerError'], 0)
+        self.assertEqual(sorted(x['inputFile'] for x in ok), sorted(GOOD))
+        self.assertEqual(sorted(x['inputFile'] for x in bad), sorted(BAD))
+        for line in bad:
+            self.assertEqual(line['exception']['exceptionType'], 'ValidationException')
+            self.assertTrue(line['exception']['message'])
+        trunc = [x for x in bad if x['inputFile'].endswith('truncated.dcm')][0]
+        self.assertIn('truncated', trunc['exception']['message'])
+        sets = {x['imageSetId'] for x in s['imageSetsSummary']}
+        self.assertEqual(s['numberOfGeneratedImageSets'], len(sets))
+        for line in ok:
+            r = line['importResponse']
+            self.assertIn(r['imageSetId'], sets)
+            self.assertIsInstance(r['isPrimary'], bool)
+            self.assertGreaterEqual(r['imageSetVersion'], 1)
+        self.assertEqual(sum(x['numberOfMatchedSOPInstances'] for x in s['imageSetsSummary']),
+                         len(GOOD))
+
+    def check_metadata(self, ok):
+        frames_seen = 0
+        for line in ok:
+            set_id = line['importResponse']['imageSetId']
+            body = self.client.get_image_set_metadata(
+                datastoreId=self.ds, imageSetId=set_id)['imageSetMetadataBlob'].read()
+            try:
+                doc = json.loads(gzip.decompress(body))
+            except OSError:
+                doc = json.loads(body)
+            self.assertEqual(doc['ImageSetID'], set_id)
+            instances = [i for s in doc['Study']['Series'].values()
+                         for i in s['Instances'].values()]
+            self.assertGreaterEqual(len(instances), 1)
+            for inst in instances:
+                for fr in inst.get('ImageFrames', []):
+                    frames_seen += 1
+                    self.assertEqual(len(fr['ID']), 32)
+                    out = self.client.get_image_frame(
+                        datastoreId=self.ds, imageSetId=set_id,
+                        imageFrameInformation={'imageFrameId': fr['ID']})
+                    data = out['imageFrameBlob'].read()
+                    self.assertEqual(len(data), fr['FrameSizeInBytes'])
+        # CT 1 + MR 1 + RGB 2 + J2K 1
+        self.assertGreaterEqual(frames_seen, 5)
+
+    def test_job_end_to_end(self):
+        job_id, folder, manifest, ok, bad, warn = self.run_job('token-one')
+        self.check_outputs(job_id, folder, manifest, ok, bad)
+        self.check_metadata(ok)
+        jobs = self.client.list_dicom_import_jobs(datastoreId=self.ds)['jobSummaries']
+        self.assertIn(job_id, [j['jobId'] for j in jobs if j['jobStatus'] == 'COMPLETED'])
+        first = {x['inputFile']: x['importResponse'] for x in ok}
+
+        # The same input again: the same image sets, no new versions.
+        job2, folder2, manifest2, ok2, bad2, _ = self.run_job('token-two')
+        self.assertNotEqual(job2, job_id)
+        self.check_outputs(job2, folder2, manifest2, ok2, bad2)
+        again = {x['inputFile']: x['importResponse'] for x in ok2}
+        self.maxDiff = None
+        self.assertEqual({k: v['imageSetId'] for k, v in again.items()},
+                         {k: v['imageSetId'] for k, v in first.items()})
+        # Known issue, not of the importer: libopenjph 0.9.0's block coder reads uninitialised
+        # memory (valgrind: codeblock::encode), so the HTJ2K bytes of some colour frames, and thus
+        # their content-addressed frame IDs, differ between runs; such an instance is then a real
+        # change and gets a version. Every other file must be unchanged.
+        for k in set(first) - FRAME_IDS_UNSTABLE:
+            self.assertEqual(again[k], first[k], k)
+
+
+class LocalBuckets(ImportJobChecks, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.root = tempfile.mkdtemp(prefix='ahilite-s3root-')
+        for key, data in input_objects().items():
+            p = os.path.join(cls.root, 'in-bucket', key)
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            with open(p, 'wb') as f:
+                f.write(data)
+        os.makedirs(os.path.join(cls.root, 'out-bucket'))
+        cls.server = ahltest.Server(extra_args=['--s3-root', cls.root])
+        cls.client = ahltest.boto3_client(cls.server)
+        cls.ds = create_datastore(cls.client)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.server.stop()
+        cls.server.cleanup()
+        shutil.rmtree(cls.root, ignore_errors=True)
+        assert rc == 0, 'server exit status %r' % rc
+
+    def read_output(self, key):
+        with open(os.path.join(self.root, 'out-bucket', key), 'rb') as f:
+            return f.read().decode()
+
+    def test_missing_bucket_fails_job(self):
+        r = self.client.start_dicom_import_job(
+            datastoreId=self.ds, dataAccessRoleArn='arn:aws:iam::123456789012:role/R',
+            clientToken='missing-bucket', inputS3Uri='s3://no-such-bucket/x/',
+            outputS3Uri='s3://out-bucket/o/')
+        props = wait_job(self.client, self.ds, r['jobId'])
+        self.assertEqual(props['jobStatus'], 'FAILED')
+        self.assertIn('no-such-bucket', props['message'])
+
+
+class S3Endpoint(ImportJobChecks, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        import boto3
+        cls.moto_port = ahltest.free_port()
+        cls.moto_log = tempfile.TemporaryFile()
+        cls.moto = subprocess.Popen([sys.executable, '-m', 'moto.server', '-H', '127.0.0.1',
+                                     '-p', str(cls.moto_port)], stdout=cls.moto_log,
+                                    stderr=subprocess.STDOUT)
+        url = 'http://127.0.0.1:%d' % cls.moto_port
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + '/', timeout=1).read()
+                break
+            except OSError:
+                if time.time() > deadline or cls.moto.poll() is not None:
+                    raise RuntimeError('moto_server did not start')
+                time.sleep(0.2)
+        env = dict(os.environ, AWS_ACCESS_KEY_ID='testing', AWS_SECRET_ACCESS_KEY='testing',
+                   AWS_REGION='us-east-1')
+        cls.s3 = boto3.client('s3', endpoint_url=url, region_name='us-east-1',
+                              aws_access_key_id='testing', aws_secret_access_key='testing')
+        cls.s3.create_bucket(Bucket='in-bucket')
+        cls.s3.create_bucket(Bucket='out-bucket')
+        for key, data in input_objects().items():
+            cls.s3.put_object(Bucket='in-bucket', Key=key, Body=data)
+        cls.server = ahltest.Server(extra_args=['--s3-endpoint', url], env=env)
+        cls.client = ahltest.boto3_client(cls.server)
+        cls.ds = create_datastore(cls.client)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.server.stop()
+        cls.server.cleanup()
+        cls.moto.terminate()
+        cls.moto.wait(timeout=10)
+        assert rc == 0, 'server exit status %r' % rc
+
+    def read_output(self, key):
+        return self.s3.get_object(Bucket='out-bucket', Key=key)['Body'].read().decode()
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
