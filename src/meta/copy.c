@@ -408,6 +408,8 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
                          "COPYING");
     }
 out:
+    if (rc < 0 && !err->code)
+        ahl__store_fail(err, rc, "copying");
     picks_free(&p);
     ahl_store_rollback(tx);
     ahl__batch_release(&b);

@@ -62,6 +62,7 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
     struct ahl_imageset_rec set;
     uint8_t root[AHL_SHA256_LEN];
     int rc;
+    ahl_err_clear(err);
     ahl__batch_init(&b, m);
     memset(&set, 0, sizeof set);
     if ((rc = ahl__doc_store(&b, doc, root, err)) < 0)
@@ -109,6 +110,9 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
         out->ver.created_at_ms = out->ver.updated_at_ms = set.updated_at_ms;
     }
 out:
+    /* Failures below the engine (a key too long for a map node, memory) still get a message. */
+    if (rc < 0 && err && !err->code)
+        ahl__store_fail(err, rc, "storing the document");
     ahl_store_rollback(tx);
     ahl__batch_release(&b);
     return rc;
@@ -192,6 +196,7 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
     json_t *patient = NULL, *study = NULL;
     uint8_t root[AHL_SHA256_LEN];
     int rc;
+    ahl_err_clear(err);
     ahl__batch_init(&b, m);
     if (!json_is_object(doc)) {
         rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION, "document: expected a JSON object");
@@ -280,6 +285,8 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
         out->ver.created_at_ms = out->ver.updated_at_ms = set.updated_at_ms;
     }
 out:
+    if (rc < 0 && err && !err->code)
+        ahl__store_fail(err, rc, "importing instances");
     json_decref(patient);
     json_decref(study);
     ahl_store_rollback(tx);

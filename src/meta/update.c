@@ -512,6 +512,8 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
         res->study_sets_updated = (unsigned)others.n;
     }
 out:
+    if (rc < 0 && !err->code)
+        ahl__store_fail(err, rc, "updating");
     free(others.v);
     ahl_store_rollback(tx);
     ahl__batch_release(&b);
