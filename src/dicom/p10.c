@@ -244,16 +244,12 @@ struct reader {
     size_t n_elems, inline_total;
     struct ahl__conv conv;
     struct ahl_buf text;
-    /* Scratch element vectors, one per depth, reused across datasets at that depth. */
+    /* Scratch vectors, one per depth, reused across datasets at that depth: levels hold
+     * struct ahl_dcm_elem, items hold struct ahl_dcm_dataset. */
     struct vec {
-        struct ahl_dcm_elem *v;
+        void *v;
         size_t n, cap;
-    } * levels;
-    /* Scratch item vectors, one per depth. */
-    struct ivec {
-        struct ahl_dcm_dataset *v;
-        size_t n, cap;
-    } * items;
+    } * levels, *items;
     unsigned n_levels;
     size_t frag_cap;
 };
@@ -496,34 +492,33 @@ static void swap_units(uint8_t *p, size_t n, unsigned unit)
 
 /* ---- scratch vectors -------------------------------------------------------------------- */
 
+/* Appends one entry of `size` bytes to a scratch vector, doubling its room from `first`. */
+static int push(struct reader *r, void **v, size_t *n, size_t *cap, const void *e, size_t size,
+                size_t first)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : first;
+        void *nv = realloc(*v, nc * size);
+        if (nv == NULL)
+            return failf(r, AHL_ENOMEM, "out of memory");
+        *v = nv;
+        *cap = nc;
+    }
+    memcpy((char *)*v + *n * size, e, size);
+    (*n)++;
+    return 0;
+}
+
 static int vec_push(struct reader *r, unsigned depth, const struct ahl_dcm_elem *e)
 {
     struct vec *v = &r->levels[depth];
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 64;
-        struct ahl_dcm_elem *nv = realloc(v->v, cap * sizeof(*nv));
-        if (nv == NULL)
-            return failf(r, AHL_ENOMEM, "out of memory");
-        v->v = nv;
-        v->cap = cap;
-    }
-    v->v[v->n++] = *e;
-    return 0;
+    return push(r, &v->v, &v->n, &v->cap, e, sizeof(*e), 64);
 }
 
 static int ivec_push(struct reader *r, unsigned depth, const struct ahl_dcm_dataset *d)
 {
-    struct ivec *v = &r->items[depth];
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 8;
-        struct ahl_dcm_dataset *nv = realloc(v->v, cap * sizeof(*nv));
-        if (nv == NULL)
-            return failf(r, AHL_ENOMEM, "out of memory");
-        v->v = nv;
-        v->cap = cap;
-    }
-    v->v[v->n++] = *d;
-    return 0;
+    struct vec *v = &r->items[depth];
+    return push(r, &v->v, &v->n, &v->cap, d, sizeof(*d), 8);
 }
 
 static int cmp_elem(const void *a, const void *b)
@@ -539,7 +534,7 @@ static int cmp_elem(const void *a, const void *b)
 static int vec_finish(struct reader *r, unsigned depth, size_t from, struct ahl_dcm_dataset *out)
 {
     struct vec *v = &r->levels[depth];
-    struct ahl_dcm_elem *e = v->v + from;
+    struct ahl_dcm_elem *e = (struct ahl_dcm_elem *)v->v + from;
     size_t n = v->n - from, kept = 0;
     bool sorted = true;
 
@@ -727,7 +722,7 @@ static int read_sequence(struct reader *r, unsigned depth, struct ahl_dcm_elem *
 {
     bool undefined = el->length == AHL_DCM_UNDEFINED_LENGTH;
     uint64_t end = undefined ? UNKNOWN_SIZE : r->s.pos + el->length;
-    struct ivec *iv;
+    struct vec *iv;
     size_t from;
     int rc;
 
@@ -789,7 +784,7 @@ static int read_sequence(struct reader *r, unsigned depth, struct ahl_dcm_elem *
         el->items = arena_alloc(r->arena, el->n_items * sizeof(*el->items));
         if (el->items == NULL)
             return failf(r, AHL_ENOMEM, "out of memory");
-        memcpy(el->items, iv->v + from, el->n_items * sizeof(*el->items));
+        memcpy(el->items, (struct ahl_dcm_dataset *)iv->v + from, el->n_items * sizeof(*el->items));
     }
     iv->n = from;
     return 0;
