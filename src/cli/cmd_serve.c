@@ -240,8 +240,11 @@ int ahl_cmd_serve(int argc, char **argv)
         .data_dir = data_dir,
         .credentials = &creds,
     };
-    struct ahl_runner_config rcfg = {.meta = meta, .data_dir = data_dir, .s3_root = s3_root,
-                                     .s3_endpoint = s3_endpoint, .workers = workers};
+    struct ahl_runner_config rcfg = {.meta = meta,
+                                     .data_dir = data_dir,
+                                     .s3_root = s3_root,
+                                     .s3_endpoint = s3_endpoint,
+                                     .workers = workers};
     if ((s3_root || s3_endpoint) && ahl_runner_start(&rcfg, &runner, &err) < 0) {
         fprintf(stderr, "ahilite serve: %s\n", err.msg);
         goto out;
