@@ -342,18 +342,42 @@ void ahl__batch_release(struct ahl__batch *b)
     for (size_t i = 0; i < b->n; i++)
         free(b->v[i].bytes);
     free(b->v);
+    free(b->idx);
     if (b->z)
         z_put(b->m, b->z);
     memset(b, 0, sizeof *b);
 }
 
+/* Position of hash in b->v, or SIZE_MAX. */
+static size_t batch_pos(const struct ahl__batch *b, const uint8_t *hash)
+{
+    if (!b->icap)
+        return SIZE_MAX;
+    uint64_t x;
+    memcpy(&x, hash, sizeof x);
+    for (size_t i = (size_t)(x & (b->icap - 1));; i = (i + 1) & (b->icap - 1)) {
+        size_t p = b->idx[i];
+        if (!p)
+            return SIZE_MAX;
+        if (!memcmp(b->v[p - 1].c.hash, hash, AHL_SHA256_LEN))
+            return p - 1;
+    }
+}
+
+static void index_put(size_t *idx, size_t icap, const uint8_t *hash, size_t pos)
+{
+    uint64_t x;
+    memcpy(&x, hash, sizeof x);
+    size_t i = (size_t)(x & (icap - 1));
+    while (idx[i])
+        i = (i + 1) & (icap - 1);
+    idx[i] = pos + 1;
+}
+
 const struct ahl_chunk *ahl__batch_find(const struct ahl__batch *b, const uint8_t *hash)
 {
-    /* Newest first: an operation mostly re-reads what it has just written. */
-    for (size_t i = b->n; i-- > 0;)
-        if (!memcmp(b->v[i].c.hash, hash, AHL_SHA256_LEN))
-            return &b->v[i].c;
-    return NULL;
+    size_t p = batch_pos(b, hash);
+    return p == SIZE_MAX ? NULL : &b->v[p].c;
 }
 
 static int batch_push(struct ahl__batch *b, const struct ahl_chunk *c, void *bytes)
@@ -368,9 +392,24 @@ static int batch_push(struct ahl__batch *b, const struct ahl_chunk *c, void *byt
         b->v = v;
         b->cap = cap;
     }
+    if ((b->n + 1) * 2 > b->icap) {
+        size_t icap = b->icap ? b->icap * 2 : 64;
+        size_t *idx = calloc(icap, sizeof *idx);
+        if (!idx) {
+            free(bytes);
+            return AHL_ENOMEM;
+        }
+        for (size_t i = 0; i < b->n; i++)
+            index_put(idx, icap, b->v[i].c.hash, i);
+        free(b->idx);
+        b->idx = idx;
+        b->icap = icap;
+    }
     b->v[b->n].c = *c;
     b->v[b->n].c.data = bytes;
     b->v[b->n].bytes = bytes;
+    b->v[b->n].written = false;
+    index_put(b->idx, b->icap, c->hash, b->n);
     b->n++;
     return 0;
 }
@@ -446,20 +485,52 @@ int ahl__batch_add_raw(struct ahl__batch *b, int kind, const void *p, size_t n,
     return batch_push(b, &c, copy);
 }
 
-int ahl__batch_write(struct ahl__batch *b, struct ahl_store_tx *tx)
+struct reach {
+    struct ahl__batch *b;
+    struct ahl_store_tx *tx;
+    int depth;
+};
+
+/* Writes the batch chunk hash (if it is one and not yet written) and what it refers to. Chunks
+ * outside the batch are already stored, with everything below them. Depth is bounded by the
+ * document's shape: root, Series map levels, leaf, Instances map levels, leaf. */
+static int reach_write(void *ctx, const uint8_t *hash)
 {
-    for (size_t i = 0; i < b->n; i++) {
-        int rc = ahl_store_chunk_put(tx, &b->v[i].c);
-        if (rc < 0)
-            return rc;
+    struct reach *r = ctx;
+    size_t p = batch_pos(r->b, hash);
+    if (p == SIZE_MAX || r->b->v[p].written)
+        return 0;
+    if (r->depth > 2 * AHL__MAP_MAX_DEPTH + 4)
+        return AHL_ECORRUPT;
+    struct ahl__newchunk *nc = &r->b->v[p];
+    int rc = ahl_store_chunk_put(r->tx, &nc->c);
+    if (rc < 0)
+        return rc;
+    nc->written = true;
+    r->depth++;
+    if (nc->c.kind == AHL_CHUNK_ROOT && nc->c.len == AHL__ROOT_LEN) {
+        const uint8_t *d = nc->c.data;
+        for (int i = 0; i < 3 && rc == 0; i++)
+            if (!ahl__hash_is_zero(d + 4 + i * AHL_SHA256_LEN))
+                rc = reach_write(r, d + 4 + i * AHL_SHA256_LEN);
+    } else if (nc->c.kind == AHL_CHUNK_MAP) {
+        rc = ahl__map_node_refs(&nc->c, reach_write, r);
     }
-    return 0;
+    r->depth--;
+    return rc;
+}
+
+int ahl__batch_write_reachable(struct ahl__batch *b, struct ahl_store_tx *tx, const uint8_t *root)
+{
+    struct reach r = {b, tx, 0};
+    return reach_write(&r, root);
 }
 
 void ahl__batch_publish(struct ahl__batch *b)
 {
     for (size_t i = 0; i < b->n; i++)
-        cache_insert(b->m, &b->v[i].c, false);
+        if (b->v[i].written)
+            cache_insert(b->m, &b->v[i].c, false);
 }
 
 int ahl__json_text(const struct ahl_chunk *c, struct ahl_buf *out)

@@ -604,7 +604,7 @@ int ahl__version_commit(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl_
     ahl_store_strset(set->state, sizeof set->state, "ACTIVE");
     ahl_store_strset(set->workflow_status, sizeof set->workflow_status, workflow);
     set->message[0] = '\0';
-    if ((rc = ahl__batch_write(b, tx)) < 0)
+    if ((rc = ahl__batch_write_reachable(b, tx, root)) < 0)
         return ahl__store_fail(err, rc, "writing chunks");
     if ((rc = ahl_store_version_put(tx, &v)) < 0) {
         if (rc == AHL_ECONFLICT)

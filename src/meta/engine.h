@@ -64,21 +64,27 @@ struct ahl__chunk_ref {
 struct ahl__newchunk {
     struct ahl_chunk c;
     void *bytes;
+    bool written; /* reachable from a committed root and handed to the store */
 };
 
-/* The chunks an operation writes, in one transaction; put into the cache after commit. */
+/* The chunks an operation produces. Editing a persistent map one key at a time produces
+ * intermediate nodes that the final root no longer reaches; only chunks reachable from a root
+ * being committed are written (ahl__batch_write_reachable), so no garbage reaches the store.
+ * Written chunks go into the cache after the commit. idx is a hash index over v. */
 struct ahl__batch {
     struct ahl__newchunk *v;
     size_t n, cap;
+    size_t *idx; /* open addressing: 1 + position in v, 0 = empty */
+    size_t icap;
     z_stream *z;
     struct ahl_meta *m;
 };
 
 void ahl__batch_init(struct ahl__batch *b, struct ahl_meta *m);
 void ahl__batch_release(struct ahl__batch *b);
-/* Writes every chunk of b with INSERT OR IGNORE. */
-int ahl__batch_write(struct ahl__batch *b, struct ahl_store_tx *tx);
-/* After a successful commit: hands the chunks to the cache. */
+/* Writes (INSERT OR IGNORE) every chunk of b reachable from root that is not yet written. */
+int ahl__batch_write_reachable(struct ahl__batch *b, struct ahl_store_tx *tx, const uint8_t *root);
+/* After a successful commit: hands the written chunks to the cache. */
 void ahl__batch_publish(struct ahl__batch *b);
 /* Looks for a chunk produced in this batch (operations read their own new nodes). */
 const struct ahl_chunk *ahl__batch_find(const struct ahl__batch *b, const uint8_t *hash);
@@ -131,6 +137,10 @@ int ahl__map_walk_nodes(struct ahl_meta *m, struct ahl_store_tx *tx, const uint8
                         void *ctx);
 
 bool ahl__hash_is_zero(const uint8_t *h);
+/* Calls cb for every chunk hash a MAP chunk refers to (children, or the hashes in its leaf
+ * values). AHL_ECORRUPT if the node does not parse. */
+int ahl__map_node_refs(const struct ahl_chunk *c, int (*cb)(void *ctx, const uint8_t *hash),
+                       void *ctx);
 
 /* ---- documents (doc.c) ---- */
 

@@ -96,6 +96,26 @@ bad:
     return AHL_ECORRUPT;
 }
 
+int ahl__map_node_refs(const struct ahl_chunk *c, int (*cb)(void *ctx, const uint8_t *hash),
+                       void *ctx)
+{
+    struct node nd;
+    int rc = node_parse(c, &nd);
+    if (rc < 0)
+        return rc;
+    for (uint32_t i = 0; i < nd.n && rc == 0; i++) {
+        if (nd.level > 0) {
+            rc = cb(ctx, nd.e[i].val);
+            continue;
+        }
+        for (size_t off = 0; off + AHL_SHA256_LEN <= nd.vlen && rc == 0; off += AHL_SHA256_LEN)
+            if (!ahl__hash_is_zero(nd.e[i].val + off))
+                rc = cb(ctx, nd.e[i].val + off);
+    }
+    free(nd.e);
+    return rc;
+}
+
 /* Loads and parses a node; the chunk reference is kept in r (entries point into it). */
 static int node_load(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
                      const uint8_t *hash, struct ahl__chunk_ref *r, struct node *nd)

@@ -576,6 +576,61 @@ static void test_copy(void **state)
     assert_int_equal(ahl_meta_copy(f->m, f->ds, src, &c, &res, &err), AHL_ECONFLICT);
 }
 
+static uint64_t chunk_count(struct fx *f)
+{
+    struct ahl_store_tx *tx;
+    uint64_t n, bytes;
+    assert_int_equal(ahl_store_begin(f->store, false, &tx), 0);
+    assert_int_equal(ahl_store_chunk_stats(tx, &n, &bytes), 0);
+    ahl_store_rollback(tx);
+    return n;
+}
+
+/* Importing many instances into an existing set edits the Instances map one key at a time; the
+ * intermediate map nodes must not be stored, only what the new version reaches. */
+static void test_no_garbage_chunks(void **state)
+{
+    struct fx *f = *state;
+    char id[AHL_ID_LEN + 1];
+    struct ahl_err err;
+    create_set(f, 1, 200, 91, false, id);
+    uint64_t before = chunk_count(f);
+    json_t *doc = ahl_synth_doc(1, 400, 91); /* instances 0..199 again, and 200 new ones */
+    struct ahl_meta_info info;
+    assert_int_equal(ahl_meta_imageset_put_instances(f->m, f->ds, id, doc, 0, &info, &err), 0);
+    json_decref(doc);
+    uint64_t added = chunk_count(f) - before;
+    /* 200 instance chunks, a new root, and at most a few dozen map nodes (400 keys in nodes of
+     * up to 64). Storing every intermediate node would add more than one per instance. */
+    if (added < 200 || added > 200 + 40)
+        fail_msg("import stored %llu chunks", (unsigned long long)added);
+    assert_int_equal(instance_count(f, id, 2), 400);
+    assert_gzip_matches(f, id, 2);
+    struct ahl_meta_check_stats st;
+    assert_int_equal(ahl_meta_check(f->m, NULL, NULL, &st), 0);
+    /* A multi-instance update likewise stores only the final nodes. */
+    before = chunk_count(f);
+    struct ahl_buf blob;
+    ahl_buf_init(&blob, AHL_BUF_UNLIMITED);
+    ahl_buf_adds(&blob, "{\"Study\":{\"Series\":{\"1.2.826.0.1.3680043.10.91.2.1\":{"
+                        "\"Instances\":{");
+    for (int i = 0; i < 40; i++)
+        ahl_buf_addf(&blob,
+                     "%s\"1.2.826.0.1.3680043.10.91.3.1.%d\":{\"DICOM\":{"
+                     "\"ImageComments\":\"c%d\"}}",
+                     i ? "," : "", 1 + i * 10, i);
+    ahl_buf_adds(&blob, "}}}}}");
+    struct ahl_meta_update u = {
+        .latest_version = 2, .updatable = blob.data, .updatable_len = blob.len};
+    assert_int_equal(ahl_meta_update(f->m, f->ds, id, &u, NULL, &err), 0);
+    ahl_buf_release(&blob);
+    added = chunk_count(f) - before;
+    /* 40 instances, one series chunk at most, a root, and the touched leaves and inner nodes. */
+    if (added > 40 + 2 + 20)
+        fail_msg("a 40-instance update stored %llu chunks", (unsigned long long)added);
+    assert_gzip_matches(f, id, 3);
+}
+
 /* With the server's --aws-primary-rules option, a primary set refuses Patient-level edits; the
  * same edit on a non-primary set, or without the option, is accepted. */
 static void test_aws_primary_rules(void **state)
@@ -612,6 +667,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_keeps_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
         cmocka_unit_test(test_aws_primary_rules),
+        cmocka_unit_test_setup_teardown(test_no_garbage_chunks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
