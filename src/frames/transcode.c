@@ -69,6 +69,41 @@ static uint32_t raw_crc(const struct ahl_raw_frame *f)
     return ahl_crc32(0, f->data, f->len);
 }
 
+/* The per-level checksums of a stored J2K/HTJ2K frame. full, when given, is the full-resolution
+ * decode already in hand (the verification decode), so the most expensive level is not decoded
+ * twice. */
+static int wavelet_checksums(const struct ahl_pixel_desc *d, struct ahl_stored_frame *out,
+                             const struct ahl_raw_frame *full, struct ahl_err *err)
+{
+    uint32_t nres = 0;
+    int rc = ahl__j2k_resolutions(out->data, out->len, &nres, err);
+    if (rc < 0)
+        return rc;
+    if (nres < 1 || nres > AHL_FRAME_MAX_LEVELS)
+        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+                        "stored codestream has %u resolution levels (1..%d supported)", nres,
+                        AHL_FRAME_MAX_LEVELS);
+    for (uint32_t i = 0; i < nres; i++) {
+        uint32_t reduce = nres - 1 - i;
+        if (reduce == 0 && full) {
+            out->levels[i].width = full->width;
+            out->levels[i].height = full->height;
+            out->levels[i].checksum = raw_crc(full);
+            continue;
+        }
+        struct ahl_raw_frame raw;
+        rc = ahl_decode_j2k(d, out->data, out->len, reduce, &raw, err);
+        if (rc < 0)
+            return rc;
+        out->levels[i].width = raw.width;
+        out->levels[i].height = raw.height;
+        out->levels[i].checksum = raw_crc(&raw);
+        ahl_raw_frame_release(&raw);
+    }
+    out->n_levels = nres;
+    return 0;
+}
+
 int ahl_stored_frame_checksums(const struct ahl_pixel_desc *d, struct ahl_stored_frame *out,
                                struct ahl_err *err)
 {
@@ -90,26 +125,7 @@ int ahl_stored_frame_checksums(const struct ahl_pixel_desc *d, struct ahl_stored
         ahl_raw_frame_release(&raw);
         return 0;
     }
-    uint32_t nres = 0;
-    int rc = ahl__j2k_resolutions(out->data, out->len, &nres, err);
-    if (rc < 0)
-        return rc;
-    if (nres < 1 || nres > AHL_FRAME_MAX_LEVELS)
-        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
-                        "stored codestream has %u resolution levels (1..%d supported)", nres,
-                        AHL_FRAME_MAX_LEVELS);
-    for (uint32_t i = 0; i < nres; i++) {
-        struct ahl_raw_frame raw;
-        rc = ahl_decode_j2k(d, out->data, out->len, nres - 1 - i, &raw, err);
-        if (rc < 0)
-            return rc;
-        out->levels[i].width = raw.width;
-        out->levels[i].height = raw.height;
-        out->levels[i].checksum = raw_crc(&raw);
-        ahl_raw_frame_release(&raw);
-    }
-    out->n_levels = nres;
-    return 0;
+    return wavelet_checksums(d, out, NULL, err);
 }
 
 /* Source syntaxes HealthImaging keeps as they are (frames.h, storage policy). */
@@ -220,7 +236,7 @@ int ahl_frame_transcode(const struct ahl_pixel_desc *d, const uint8_t *src, size
                           raw.width, raw.height, raw.components, raw.precision);
             goto out;
         }
-        rc = ahl_stored_frame_checksums(&sd, out, err);
+        rc = wavelet_checksums(&sd, out, &back, err);
     }
 
 finish:

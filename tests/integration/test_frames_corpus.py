@@ -300,6 +300,59 @@ def compare(frames, stored_ts, expected_pixels, fragments, info, store, tmp, ts,
     return "pass", "%s -> %s, %d frame(s)" % (ts, stored_ts, nf)
 
 
+# Syntaxes and sample layouts the packaged corpus lacks, made with DCMTK's encoders:
+# (output name, tool and options, pydicom source file).
+FIXTURES = [
+    ("ct_jpeg_lossless_sv1_s16.dcm", ["dcmcjpeg", "+e1"], "CT_small.dcm"),
+    ("ct_jpeg_lossless_p14_s16.dcm", ["dcmcjpeg", "+el"], "CT_small.dcm"),
+    ("rgb_odd_jpegls_near.dcm", ["dcmcjpls", "+en"], "SC_rgb_small_odd.dcm"),
+    ("ct_jpegls_lossless_s16.dcm", ["dcmcjpls", "+el"], "CT_small.dcm"),
+    ("rgb_odd_jpeg_lossless.dcm", ["dcmcjpeg", "+e1"], "SC_rgb_small_odd.dcm"),
+    ("rgb_odd_jpegls.dcm", ["dcmcjpls", "+el"], "SC_rgb_small_odd.dcm"),
+    ("rgb_odd_rle.dcm", ["dcmcrle"], "SC_rgb_small_odd.dcm"),
+    ("mr_rle_s16.dcm", ["dcmcrle"], "MR_small.dcm"),
+    ("rgb_2frame_jpeg_lossless.dcm", ["dcmcjpeg", "+e1"], "SC_rgb_rle_2frame.dcm"),
+    ("rgb_2frame_native.dcm", ["dcmconv", "+te"], "SC_rgb_rle_2frame.dcm"),
+    ("rgb_2frame_native_planar.dcm", ["planar"], "SC_rgb_rle_2frame.dcm"),
+]
+
+
+# Rewrites an interleaved RGB file as PlanarConfiguration 1 (DCMTK's tools cannot).
+TO_PLANAR = r'''
+import sys, pydicom
+ds = pydicom.dcmread(sys.argv[1])
+n, f = ds.Rows * ds.Columns, int(ds.get("NumberOfFrames", 1) or 1)
+b = ds.BitsAllocated // 8
+src, out = ds.PixelData, bytearray()
+for k in range(f):
+    fr = src[k * n * 3 * b:(k + 1) * n * 3 * b]
+    for c in range(3):
+        for p in range(n):
+            out += fr[(p * 3 + c) * b:(p * 3 + c + 1) * b]
+ds.PixelData = bytes(out)
+ds.PlanarConfiguration = 1
+ds.save_as(sys.argv[2])
+'''
+
+
+def make_fixtures(tmp):
+    out = []
+    for name, cmd, src in FIXTURES:
+        dst = os.path.join(tmp, name)
+        source = os.path.join(PYD, "test_files", src)
+        if "rle" in src:
+            plain = os.path.join(tmp, "plain_" + src)
+            run(["dcmdrle", source, plain], check=True)
+            source = plain
+        if cmd == ["planar"]:
+            r = run([SYS_PY, "-c", TO_PLANAR, source, dst])
+        else:
+            r = run(cmd + [source, dst])
+        if r.returncode == 0:
+            out.append(dst)
+    return out
+
+
 def main():
     if not os.path.exists(BIN):
         print("ahilite binary not found at %s" % BIN)
@@ -313,7 +366,12 @@ def main():
     passed = failed = skipped = 0
     with tempfile.TemporaryDirectory(prefix="ahl-frames-") as tmp:
         store = os.path.join(tmp, "store")
-        for path in CORPUS:
+        fixtures = make_fixtures(tmp)
+        if len(fixtures) < len(FIXTURES):
+            print("fail fixtures: DCMTK made only %d of %d" % (len(fixtures), len(FIXTURES)))
+            failed += 1
+        corpus = [] if os.environ.get("FRAMES_FIXTURES_ONLY") else CORPUS
+        for path in corpus + fixtures:
             try:
                 status, msg = check_file(path, store, tmp)
             except Exception as e:  # a crash of the checker is a failure of this file

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# HTJ2K lossless encode throughput: ahilite's frames module (OpenJPH through our shim) against
+# ojph_compress on the same synthesized frames in the same run, in MPixel/s per core (CPU time, so
+# the figure holds on a shared machine). Also reports the full per-frame import cost (decode +
+# encode + bit-exact verification + per-level checksums).
+#
+# Usage: bench/frames.sh            (N=16 frames of 512x512, 12 bits stored; env N, W, H, BUILD)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-${AHILITE_BUILD:-build}}
+N=${N:-16}
+W=${W:-512}
+H=${H:-512}
+[ -d "$BUILD" ] || cmake --preset default -B "$BUILD" >/dev/null
+ninja -C "$BUILD" -j2 ahl_frames ahl_base >/dev/null 2>&1
+tmp=$(mktemp -d /tmp/ahl-frames-bench.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Isrc bench/frames_bench.c -o "$tmp/frames_bench" \
+  "$BUILD/libahl_frames.a" "$BUILD/libahl_base.a" $(pkg-config --libs libopenjp2 charls libjpeg) \
+  -lopenjph -ldcmjpeg -loflog -lofstd -lstdc++ -lcrypto -lz -lm
+PIN=""
+command -v taskset >/dev/null && PIN="taskset -c 0"
+$PIN "$tmp/frames_bench" "$N" "$W" "$H" "$tmp" > "$tmp/ours.txt"
+
+python3 - "$tmp" "$N" "$W" "$H" "$PIN" <<'PY'
+import os, re, resource, subprocess, sys
+tmp, n, w, h, pin = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+ours = dict(l.split() for l in open(os.path.join(tmp, "ours.txt")))
+pre = pin.split() if pin else []
+args = ["-num_decomps", "5", "-reversible", "true", "-block_size", "{64,64}", "-prog_order", "RPCL"]
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+# Process start-up and PGM reading cost, measured on a 1x1 image, is subtracted per run.
+with open(os.path.join(tmp, "one.pgm"), "wb") as f:
+    f.write(b"P5\n1 1\n4095\n\x00\x01")
+t0 = children_cpu()
+for _ in range(5):
+    subprocess.run(pre + ["ojph_compress", "-i", os.path.join(tmp, "one.pgm"), "-o",
+                          os.path.join(tmp, "one.j2c")] + args, check=True, capture_output=True)
+startup = (children_cpu() - t0) / 5
+
+t0 = children_cpu()
+elapsed = 0.0
+size = 0
+for k in range(n):
+    src = os.path.join(tmp, "frame%03d.pgm" % k)
+    dst = os.path.join(tmp, "frame%03d.j2c" % k)
+    r = subprocess.run(pre + ["ojph_compress", "-i", src, "-o", dst] + args, check=True,
+                       capture_output=True, text=True)
+    m = re.search(r"Elapsed time = ([0-9.]+)", r.stdout + r.stderr)
+    elapsed += float(m.group(1)) if m else 0.0
+    size += os.path.getsize(dst)
+cpu = children_cpu() - t0
+mpix = w * h * n / 1e6
+ojph_cpu = max(cpu - startup * n, 1e-9)
+ours_rate = float(ours["encode_mpix_per_s"])
+print("HTJ2K lossless encode, %d frames of %dx%d, 12 bits stored in 16 (%.1f MPixel)" % (n, w, h, mpix))
+print("  ahilite encode (ahl_htj2k_encode)   %8.1f MPixel/s per core  (%.0f bytes/frame)" % (
+    ours_rate, float(ours["bytes_per_frame"])))
+print("  ojph_compress, CPU minus start-up   %8.1f MPixel/s per core  (%.0f bytes/frame)" % (
+    mpix / ojph_cpu, size / n))
+print("  ojph_compress, its own timer        %8.1f MPixel/s (wall, encode + file I/O)" % (
+    mpix / max(elapsed, 1e-9)))
+print("  ojph_compress start-up per run      %8.1f ms CPU" % (startup * 1000))
+print("  ratio ahilite / ojph_compress (CPU) %8.2f" % (ours_rate / (mpix / ojph_cpu)))
+print("  ahilite full import per frame       %8.1f MPixel/s per core (decode, encode, verify, checksums at %s)" % (
+    float(ours["import_mpix_per_s"]), "all levels"))
+PY
