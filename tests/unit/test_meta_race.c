@@ -5,6 +5,7 @@
  *   - retry loops: each thread applies its own updates, retrying on conflict; no update is lost
  *     (every one appears in exactly one version) while readers stream metadata concurrently. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,7 +26,7 @@ struct race {
     int winners[ROUNDS];   /* thread that won each round */
     int conflicts, others; /* outcomes of losing calls */
     pthread_mutex_t lock;
-    volatile int stop_readers;
+    atomic_int stop_readers;
     int read_failures;
 };
 
@@ -149,7 +150,7 @@ static void *retry_thread(void *p)
 static void *reader_thread(void *p)
 {
     struct race *r = p;
-    while (!r->stop_readers) {
+    while (!atomic_load(&r->stop_readers)) {
         char *doc = fx_metadata(r->f, r->id, 0);
         if (!doc) {
             pthread_mutex_lock(&r->lock);
@@ -185,7 +186,7 @@ static void test_no_update_lost(void **state)
     }
     for (int t = 0; t < THREADS; t++)
         pthread_join(th[t], NULL);
-    r.stop_readers = 1;
+    atomic_store(&r.stop_readers, 1);
     for (int i = 0; i < 2; i++)
         pthread_join(rd[i], NULL);
     assert_int_equal(r.others, 0);
