@@ -463,7 +463,9 @@ int ahl_cmd_import(int argc, char **argv)
                 ahl_strerror(rc));
         goto out;
     }
-    if ((rc = ahl_meta_open(store, NULL, &meta)) < 0) {
+    /* A small chunk cache: an import writes far more than it reads back. */
+    struct ahl_meta_opts mo = {.cache_bytes = 32u << 20};
+    if ((rc = ahl_meta_open(store, &mo, &meta)) < 0) {
         fprintf(stderr, "ahilite import: cannot open the metadata engine: %s\n", ahl_strerror(rc));
         goto out;
     }

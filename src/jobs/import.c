@@ -22,9 +22,11 @@
 #include "base/banned.h"
 
 #define IMPORT_STRIPES 64
-#define IMPORT_MAX_GROUPS 64  /* pending groups in a batch before everything is committed */
-#define IMPORT_MAX_SETS 256   /* candidate image sets examined per study */
-#define IMPORT_CAS_RETRIES 16 /* another writer advanced the set in between: try again */
+#define IMPORT_MAX_GROUPS 64    /* pending groups in a batch before everything is committed */
+#define IMPORT_MAX_PENDING 4096 /* pending items in a batch before the largest group is */
+#define IMPORT_CACHE 16         /* candidates kept per importer */
+#define IMPORT_MAX_SETS 256     /* candidate image sets examined per study */
+#define IMPORT_CAS_RETRIES 16   /* another writer advanced the set in between: try again */
 #define IMPORT_MAX_INFLATED ((uint64_t)4 << 30) /* HealthImaging's per-file quota */
 
 struct ahl_importer {
@@ -34,6 +36,17 @@ struct ahl_importer {
     char lock_dir[1024]; /* "" when only in-process locking applies */
     char tmp_dir[1024];
     unsigned batch_max;
+    /* Candidates of recently written primary sets (their documents without Instances), so a
+     * series committed in several batches is not re-read, whole, before each batch. An entry
+     * is used only while the set's latest version is the one it describes. */
+    pthread_mutex_t cache_mu;
+    struct cand_cache {
+        char id[AHL_ID_LEN + 1];
+        uint64_t version;
+        json_t *cand;
+        uint64_t used;
+    } cache[IMPORT_CACHE];
+    uint64_t cache_clock;
 };
 
 struct ahl_import_item {
@@ -89,6 +102,7 @@ int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,
     if (!(im = calloc(1, sizeof *im)))
         return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
     im->m = m;
+    pthread_mutex_init(&im->cache_mu, NULL);
     im->batch_max = opts->batch_max ? opts->batch_max : AHL_IMPORT_BATCH_DEFAULT;
     if (ahl_store_strset(im->ds, sizeof im->ds, datastore_id) < 0) {
         rc = ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND, "data store %.40s does not exist",
@@ -141,7 +155,54 @@ out:
 
 void ahl_importer_close(struct ahl_importer *im)
 {
+    if (!im)
+        return;
+    for (int i = 0; i < IMPORT_CACHE; i++)
+        json_decref(im->cache[i].cand);
+    pthread_mutex_destroy(&im->cache_mu);
     free(im);
+}
+
+/* Takes the cached candidate of set id at version (NULL when not cached); the caller owns it. */
+static json_t *cache_take(struct ahl_importer *im, const char *id, uint64_t version)
+{
+    json_t *c = NULL;
+    pthread_mutex_lock(&im->cache_mu);
+    for (int i = 0; i < IMPORT_CACHE; i++) {
+        struct cand_cache *e = &im->cache[i];
+        if (e->cand && !strcmp(e->id, id)) {
+            if (e->version == version)
+                c = e->cand;
+            else
+                json_decref(e->cand);
+            e->cand = NULL;
+        }
+    }
+    pthread_mutex_unlock(&im->cache_mu);
+    return c;
+}
+
+/* Keeps cand (ownership passes) as the candidate of set id at version, evicting the least
+ * recently stored entry. */
+static void cache_put(struct ahl_importer *im, const char *id, uint64_t version, json_t *cand)
+{
+    pthread_mutex_lock(&im->cache_mu);
+    struct cand_cache *v = &im->cache[0];
+    for (int i = 0; i < IMPORT_CACHE; i++) {
+        struct cand_cache *e = &im->cache[i];
+        if (!e->cand || !strcmp(e->id, id)) {
+            v = e;
+            break;
+        }
+        if (e->used < v->used)
+            v = e;
+    }
+    json_decref(v->cand);
+    memcpy(v->id, id, sizeof v->id);
+    v->version = version;
+    v->cand = cand;
+    v->used = ++im->cache_clock;
+    pthread_mutex_unlock(&im->cache_mu);
 }
 
 /* ---- reading frames ----------------------------------------------------------------------- */
@@ -772,7 +833,8 @@ static void res_success(struct ahl_import_item *it, const struct ahl_meta_info *
 
 /* Puts items into set c (compare-and-set on c->version) or, with c NULL, creates a set. */
 static int write_items(struct ahl_importer *im, struct ahl_import_item **items, size_t n,
-                       const struct cand_set *c, bool primary, struct ahl_err *err)
+                       const struct cand_set *c, bool primary, struct ahl_meta_info *out,
+                       struct ahl_err *err)
 {
     struct ahl_meta_info info;
     json_t *doc = put_document(items, n);
@@ -792,6 +854,8 @@ static int write_items(struct ahl_importer *im, struct ahl_import_item **items, 
     bool unchanged = c && info.ver.version == c->version;
     for (size_t i = 0; i < n; i++)
         res_success(items[i], &info, !c, unchanged);
+    if (out)
+        *out = info;
     return 0;
 }
 
@@ -822,7 +886,7 @@ static int place_nonprimary(struct ahl_importer *im, struct ahl_import_item *it,
         }
         if (rc < 0)
             break;
-        rc = write_items(im, &it, 1, chosen, false, err);
+        rc = write_items(im, &it, 1, chosen, false, NULL, err);
         if (rc != AHL_ECONFLICT || !chosen)
             break;
     }
@@ -868,7 +932,8 @@ static void commit_group(struct ahl_importer *im, struct ahl_import_item **items
             break;
         if (l->n) {
             primary = &l->v[0];
-            if ((rc = load_candidate(im, primary, &cand, &err)) < 0)
+            cand = cache_take(im, primary->id, primary->version);
+            if (!cand && (rc = load_candidate(im, primary, &cand, &err)) < 0)
                 break;
         }
         for (size_t i = 0; i < n && rc == 0; i++) {
@@ -894,12 +959,25 @@ static void commit_group(struct ahl_importer *im, struct ahl_import_item **items
                 res_fail(&items[i]->res, c, &err, NULL);
             }
         }
+        if (rc < 0 || nok == 0) {
+            json_decref(cand);
+            break;
+        }
+        struct ahl_meta_info info;
+        rc = write_items(im, ok, nok, primary, true, &info, &err);
+        if (rc == 0) {
+            /* The set now holds what the engine merged: every committed instance's attributes
+             * over the candidate's, later ones winning. Keep that for the next batch. */
+            for (size_t i = 0; i < nok && cand; i++)
+                if (absorb(cand, ok[i]->doc, ok[i]->series_uid, true) < 0) {
+                    json_decref(cand);
+                    cand = NULL;
+                }
+            if (cand)
+                cache_put(im, info.set.id, info.ver.version, cand);
+            cand = NULL;
+        }
         json_decref(cand);
-        if (rc < 0)
-            break;
-        if (nok == 0)
-            break;
-        rc = write_items(im, ok, nok, primary, true, &err);
         if (rc == AHL_ECONFLICT && primary) {
             sleep_ms(attempt < 4 ? 1 : 20); /* another writer advanced the set: look again */
             continue;
@@ -973,6 +1051,7 @@ struct ahl_import_batch {
     pthread_mutex_t mu;
     struct group g[IMPORT_MAX_GROUPS];
     size_t ng;
+    size_t total; /* items pending in all groups */
 };
 
 int ahl_import_batch_new(struct ahl_importer *im, ahl_import_done_fn done, void *ctx,
@@ -1038,6 +1117,7 @@ void ahl_import_batch_add(struct ahl_import_batch *b, struct ahl_import_item *it
         memcpy(ready, b->g, b->ng * sizeof b->g[0]);
         nready = b->ng;
         b->ng = 0;
+        b->total = 0;
     }
     if (!g) {
         g = &b->g[b->ng++];
@@ -1071,7 +1151,17 @@ void ahl_import_batch_add(struct ahl_import_batch *b, struct ahl_import_item *it
     g->v[g->n].it = it;
     g->v[g->n].tag = tag;
     g->n++;
-    if (g->n >= b->im->batch_max) {
+    b->total++;
+    if (g->n < b->im->batch_max && b->total > IMPORT_MAX_PENDING) {
+        /* Many series pending at once: commit the largest to bound memory. */
+        for (size_t i = 0; i < b->ng; i++)
+            if (b->g[i].n > g->n)
+                g = &b->g[i];
+    } else if (g->n < b->im->batch_max) {
+        g = NULL;
+    }
+    if (g) {
+        b->total -= g->n;
         ready[nready++] = *g;
         *g = b->g[--b->ng];
     }
@@ -1088,6 +1178,7 @@ void ahl_import_batch_flush(struct ahl_import_batch *b)
     size_t n = b->ng;
     memcpy(ready, b->g, n * sizeof b->g[0]);
     b->ng = 0;
+    b->total = 0;
     pthread_mutex_unlock(&b->mu);
     for (size_t i = 0; i < n; i++)
         group_commit(b, &ready[i]);

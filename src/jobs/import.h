@@ -60,7 +60,7 @@
 #include "meta/meta.h"
 #include "store/store.h"
 
-#define AHL_IMPORT_BATCH_DEFAULT 256
+#define AHL_IMPORT_BATCH_DEFAULT 512
 
 struct ahl_import_opts {
     const char *frames_root; /* the frame store (DATA_DIR/frames); required */
