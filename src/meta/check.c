@@ -8,7 +8,8 @@
  * Series map, each series chunk, and every node and instance chunk of each Instances map. A
  * subtree already found sound is not walked again (versions share almost everything), so the
  * walk costs the distinct data, not versions x size. Reports name the image set, the version and
- * the place in the document ("Study.Series['1.2.3'].Instances['1.2.3.4']").
+ * the place in the document ("Study.Series['1.2.3'].Instances['1.2.3.4']"). Pass 3 makes sure
+ * every live image set's latest version has its version row.
  */
 #include "meta/engine.h"
 
@@ -78,7 +79,8 @@ struct check {
     /* the version being walked */
     const struct ahl_version_rec *ver;
     const char *series_key;
-    char where[640];
+    /* paging cursors: the last image set and data store visited */
+    char last_set[AHL_ID_LEN + 1], last_ds[AHL_ID_LEN + 1];
 };
 
 static void report(struct check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -241,6 +243,36 @@ static int check_version(void *vctx, const struct ahl_version_rec *ver)
     return 0;
 }
 
+/* Every live image set's latest version must exist. */
+static int check_set(void *vctx, const struct ahl_imageset_rec *set)
+{
+    struct check *c = vctx;
+    struct ahl_version_rec v;
+    memcpy(c->last_set, set->id, sizeof c->last_set);
+    int rc = ahl_store_version_get(c->tx, set->id, set->latest_version, &v);
+    if (rc == AHL_ENOTFOUND) {
+        report(c, "image set %s: its latest version %llu has no version row", set->id,
+               (unsigned long long)set->latest_version);
+        return 0;
+    }
+    return rc;
+}
+
+static int check_datastore(void *vctx, const struct ahl_datastore_rec *ds)
+{
+    struct check *c = vctx;
+    char after[AHL_ID_LEN + 1] = "";
+    int rc;
+    memcpy(c->last_ds, ds->id, sizeof c->last_ds);
+    do {
+        c->last_set[0] = '\0';
+        if ((rc = ahl_store_imageset_list(c->tx, ds->id, after, 500, check_set, c)) < 0)
+            return rc;
+        memcpy(after, c->last_set, sizeof after);
+    } while (after[0]);
+    return 0;
+}
+
 int ahl_meta_check(struct ahl_meta *m, ahl_meta_report_cb cb, void *ctx,
                    struct ahl_meta_check_stats *stats)
 {
@@ -255,7 +287,16 @@ int ahl_meta_check(struct ahl_meta *m, ahl_meta_report_cb cb, void *ctx,
         goto out;
     if ((rc = ahl_store_chunk_scan(c.tx, scan_chunk, &c)) < 0)
         goto out;
-    rc = ahl_store_version_scan(c.tx, check_version, &c);
+    if ((rc = ahl_store_version_scan(c.tx, check_version, &c)) < 0)
+        goto out;
+    /* Every live image set's latest version exists: data stores a page at a time. */
+    char after[AHL_ID_LEN + 1] = "";
+    do {
+        c.last_ds[0] = '\0';
+        if ((rc = ahl_store_datastore_list(c.tx, NULL, after, 100, check_datastore, &c)) < 0)
+            goto out;
+        memcpy(after, c.last_ds, sizeof after);
+    } while (after[0]);
 out:
     ahl_store_rollback(c.tx);
     ahl_buf_release(&c.text);

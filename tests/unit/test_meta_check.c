@@ -137,10 +137,36 @@ static void test_corrupt_byte_is_found(void **state)
     free(f);
 }
 
+/* An image-set row pointing at a version that was never written is reported too. */
+static void test_missing_version_row(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(NULL);
+    struct ahl_err err;
+    struct ahl_meta_info info;
+    assert_non_null(f);
+    json_t *doc = ahl_synth_doc(1, 3, 10);
+    assert_int_equal(ahl_meta_imageset_create(f->m, f->ds, doc, NULL, &info, &err), 0);
+    json_decref(doc);
+    struct ahl_store_tx *tx;
+    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
+    info.set.latest_version = 7;
+    assert_int_equal(ahl_store_imageset_put(tx, &info.set, false), 0);
+    assert_int_equal(ahl_store_commit(tx), 0);
+    struct lines l;
+    memset(&l, 0, sizeof l);
+    struct ahl_meta_check_stats st;
+    assert_int_equal(ahl_meta_check(f->m, collect_line, &l, &st), AHL_ECORRUPT);
+    assert_int_equal(st.problems, 1);
+    assert_non_null(strstr(l.text, "latest version 7 has no version row"));
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_corrupt_byte_is_found),
+        cmocka_unit_test(test_missing_version_row),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
