@@ -154,18 +154,27 @@ static int inst_node(void *vctx, const uint8_t *hash, bool leaf, const uint8_t *
 {
     struct check *c = vctx;
     char what[700];
-    if (!leaf) {
-        snprintf(what, sizeof what, "Study.Series['%s'].Instances (map node)", c->series_key);
-        need(c, hash, what);
+    (void)v;
+    if (leaf) {
+        if (vlen != AHL_SHA256_LEN)
+            report(c,
+                   "image set %s version %llu: Study.Series['%s'].Instances map has %zu-byte "
+                   "values",
+                   c->ver->imageset_id, (unsigned long long)c->ver->version, c->series_key, vlen);
         return 0;
     }
-    if (vlen != AHL_SHA256_LEN) {
-        report(c, "image set %s version %llu: Study.Series['%s'].Instances map has %zu-byte values",
-               c->ver->imageset_id, (unsigned long long)c->ver->version, c->series_key, vlen);
-        return 0;
-    }
-    snprintf(what, sizeof what, "an instance of Study.Series['%s']", c->series_key);
-    need(c, v, what);
+    snprintf(what, sizeof what, "Study.Series['%s'].Instances (map node)", c->series_key);
+    need(c, hash, what);
+    return 0;
+}
+
+static int inst_entry(void *vctx, const char *key, size_t keylen, const uint8_t *value)
+{
+    struct check *c = vctx;
+    char what[700];
+    snprintf(what, sizeof what, "Study.Series['%s'].Instances['%.*s']", c->series_key,
+             (int)(keylen < 256 ? keylen : 256), key);
+    need(c, value, what);
     return 0;
 }
 
@@ -186,6 +195,8 @@ static int series_entry(void *vctx, const char *key, size_t keylen, const uint8_
     uint64_t before = c->st.problems;
     c->series_key = skey;
     int rc = ahl__map_walk_nodes(c->m, c->tx, iroot, inst_node, c);
+    if (rc == 0)
+        rc = ahl__map_walk(c->m, c->tx, NULL, iroot, inst_entry, c);
     if (rc == AHL_ECORRUPT) {
         report(c, "image set %s version %llu: Study.Series['%s'].Instances map cannot be read",
                c->ver->imageset_id, (unsigned long long)c->ver->version, skey);
