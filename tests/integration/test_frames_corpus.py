@@ -314,6 +314,10 @@ FIXTURES = [
     ("rgb_2frame_jpeg_lossless.dcm", ["dcmcjpeg", "+e1"], "SC_rgb_rle_2frame.dcm"),
     ("rgb_2frame_native.dcm", ["dcmconv", "+te"], "SC_rgb_rle_2frame.dcm"),
     ("rgb_2frame_native_planar.dcm", ["planar"], "SC_rgb_rle_2frame.dcm"),
+    # HTJ2K sources (no packaged file has one): frames encoded by ahilite itself, wrapped in
+    # DICOM; the decode of these by ahilite is still checked against opj_decompress.
+    ("ct_htj2k_201.dcm", ["htj2k", "1.2.840.10008.1.2.4.201"], "CT_small.dcm"),
+    ("rgb_htj2k_202.dcm", ["htj2k", "1.2.840.10008.1.2.4.202"], "SC_rgb_small_odd.dcm"),
 ]
 
 
@@ -335,6 +339,33 @@ ds.save_as(sys.argv[2])
 '''
 
 
+# Rewrites a file with the given codestreams as its encapsulated frames and transfer syntax.
+# pydicom 2.3 does not know the HTJ2K UIDs, so the file is written as JPEG 2000 lossless and the
+# UID (and the meta group length) patched afterwards.
+TO_ENCAPSULATED = r'''
+import io, struct, sys, pydicom
+from pydicom.encaps import encapsulate
+ds = pydicom.dcmread(sys.argv[1])
+frames = [open(p, "rb").read() for p in sys.argv[4:]]
+j2k = "1.2.840.10008.1.2.4.90"
+ds.file_meta.TransferSyntaxUID = j2k
+ds.PixelData = encapsulate(frames)
+ds["PixelData"].VR = "OB"
+buf = io.BytesIO()
+ds.save_as(buf)
+b = buf.getvalue()
+uid = sys.argv[3].encode()
+uid += b"\0" * (len(uid) % 2)
+old = b"\x02\x00\x10\x00UI" + struct.pack("<H", len(j2k)) + j2k.encode()
+assert b.count(old) == 1
+b = b.replace(old, b"\x02\x00\x10\x00UI" + struct.pack("<H", len(uid)) + uid)
+gl = b.index(b"\x02\x00\x00\x00UL\x04\x00") + 8
+n = struct.unpack("<I", b[gl:gl + 4])[0] + len(uid) - len(j2k)
+b = b[:gl] + struct.pack("<I", n) + b[gl + 4:]
+open(sys.argv[2], "wb").write(b)
+'''
+
+
 def make_fixtures(tmp):
     out = []
     for name, cmd, src in FIXTURES:
@@ -346,6 +377,14 @@ def make_fixtures(tmp):
             source = plain
         if cmd == ["planar"]:
             r = run([SYS_PY, "-c", TO_PLANAR, source, dst])
+        elif cmd[0] == "htj2k":
+            store = os.path.join(tmp, "fixture_store")
+            r = run([BIN, "frames", source, "--out", store], text=True)
+            if r.returncode != 0:
+                continue
+            ids = [f["ID"] for f in json.loads(r.stdout)["ImageFrames"]]
+            blobs = [os.path.join(store, i[:2], i[2:4], i) for i in ids]
+            r = run([SYS_PY, "-c", TO_ENCAPSULATED, source, dst, cmd[1]] + blobs)
         else:
             r = run(cmd + [source, dst])
         if r.returncode == 0:
