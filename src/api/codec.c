@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "base/codec.h"
+#include "base/text.h"
 #include "json/json.h"
 #include "base/banned.h"
 
@@ -40,65 +41,44 @@ static void compile_patterns(void)
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-int ahl_api_percent_decode(const char *s, size_t n, struct ahl_buf *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%') {
-            if (n - i < 3)
-                return AHL_EPARSE;
-            int h = hexval((unsigned char)s[i + 1]), l = hexval((unsigned char)s[i + 2]);
-            if (h < 0 || l < 0)
-                return AHL_EPARSE;
-            c = (char)(h * 16 + l);
-            i += 2;
-        }
-        int rc = ahl_buf_addc(out, c);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-/* Counts UTF-8 code points; -1 if s is not valid UTF-8 or holds a NUL. */
+/* Counts UTF-8 code points; -1 if s is not well-formed UTF-8 (ahl_utf8_valid) or holds a NUL. */
 static long utf8_chars(const char *s, size_t n)
 {
+    if (memchr(s, '\0', n) || !ahl_utf8_valid(s, n))
+        return -1;
     long count = 0;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t len;
-        if (c == 0)
-            return -1;
-        if (c < 0x80)
-            len = 1;
-        else if ((c & 0xE0) == 0xC0 && c >= 0xC2)
-            len = 2;
-        else if ((c & 0xF0) == 0xE0)
-            len = 3;
-        else if ((c & 0xF8) == 0xF0 && c <= 0xF4)
-            len = 4;
-        else
-            return -1;
-        if (n - i < len)
-            return -1;
-        for (size_t k = 1; k < len; k++)
-            if (((unsigned char)s[i + k] & 0xC0) != 0x80)
-                return -1;
-        i += len;
-        count++;
-    }
+    for (size_t i = 0; i < n; i++)
+        count += ((unsigned char)s[i] & 0xC0) != 0x80;
     return count;
+}
+
+/* Copies at most max bytes of s (NUL-terminated) into out (cap bytes with the NUL) for quoting in
+ * an error message, which travels in a JSON body and must be valid UTF-8 whatever the request
+ * held: a multi-byte character is never split, and a byte that does not begin a well-formed
+ * character is written as '?'. Returns whether s was cut. */
+static int quote_excerpt(const char *s, size_t max, char *out, size_t cap)
+{
+    size_t i = 0, o = 0;
+    if (max > cap - 1)
+        max = cap - 1;
+    while (s[i] && o < max) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
+        if (strnlen(s + i, len) < len || !ahl_utf8_valid(s + i, len))
+            len = 0; /* not a well-formed character here: one byte, shown as '?' */
+        if (o + (len ? len : 1) > max)
+            break;
+        if (len) {
+            memcpy(out + o, s + i, len);
+            o += len;
+            i += len;
+        } else {
+            out[o++] = '?';
+            i++;
+        }
+    }
+    out[o] = '\0';
+    return s[i] != '\0';
 }
 
 /* ---- routing ---------------------------------------------------------------------------- */
@@ -157,11 +137,14 @@ int ahl_api_route(const char *method, const char *path, enum ahl_op_id *op, stru
             return 0;
         }
     }
+    char m[17], p[201];
+    quote_excerpt(method, sizeof m - 1, m, sizeof m);
     if (path_matched)
         return ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_UNKNOWN_OPERATION,
-                        "No operation matches method %.16s on this path", method);
-    return ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_UNKNOWN_OPERATION,
-                    "No operation matches %.16s %.200s", method, path);
+                        "No operation matches method %s on this path", m);
+    quote_excerpt(path, sizeof p - 1, p, sizeof p);
+    return ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_UNKNOWN_OPERATION, "No operation matches %s %s", m,
+                    p);
 }
 
 /* ---- validation ------------------------------------------------------------------------- */
@@ -194,12 +177,12 @@ static void vadd(struct vstate *vs, const char *value, int sensitive, const char
                            why);
     else if (sensitive)
         rc |= ahl_buf_addf(&vs->msg, "Value at '%s' failed to satisfy constraint: %s", path, why);
-    else if (strlen(value) > 100)
-        rc |= ahl_buf_addf(&vs->msg, "Value '%.100s...' at '%s' failed to satisfy constraint: %s",
-                           value, path, why);
-    else
-        rc |= ahl_buf_addf(&vs->msg, "Value '%s' at '%s' failed to satisfy constraint: %s", value,
-                           path, why);
+    else {
+        char shown[101];
+        int cut = quote_excerpt(value, 100, shown, sizeof shown);
+        rc |= ahl_buf_addf(&vs->msg, "Value '%s%s' at '%s' failed to satisfy constraint: %s", shown,
+                           cut ? "..." : "", path, why);
+    }
     if (rc)
         vs->nomem = 1;
 }
@@ -508,6 +491,7 @@ struct qstring {
 };
 
 #define MAX_QUERY_PAIRS 512
+#define MAX_QUERY_PARAM 65536
 
 static void qstring_release(struct qstring *q)
 {
@@ -520,11 +504,22 @@ static void qstring_release(struct qstring *q)
     q->n = 0;
 }
 
+static int query_decode_failure(int rc, struct ahl_err *err)
+{
+    if (rc == AHL_EPARSE)
+        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                        "The query string has a malformed percent-encoding");
+    if (rc == AHL_ETOOBIG)
+        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                        "A query parameter is longer than %d bytes", MAX_QUERY_PARAM);
+    return ahl_fail(err, rc, AHL_AWS_INTERNAL, "out of memory");
+}
+
 static int qstring_parse(const char *query, struct qstring *q, struct ahl_err *err)
 {
     int rc = 0;
     struct ahl_buf b;
-    ahl_buf_init(&b, 65536);
+    ahl_buf_init(&b, MAX_QUERY_PARAM);
     q->pairs = NULL;
     q->n = 0;
     if (!query || !*query)
@@ -544,17 +539,15 @@ static int qstring_parse(const char *query, struct qstring *q, struct ahl_err *e
             const char *eq = memchr(p, '=', len);
             size_t nlen = eq ? (size_t)(eq - p) : len;
             ahl_buf_reset(&b);
-            if (ahl_api_percent_decode(p, nlen, &b) < 0) {
-                rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                              "The query string has a malformed percent-encoding");
+            if ((rc = ahl_percent_decode(p, nlen, &b)) < 0) {
+                rc = query_decode_failure(rc, err);
                 goto out;
             }
             char *name = strdup(b.data);
             ahl_buf_reset(&b);
-            if (eq && ahl_api_percent_decode(eq + 1, len - nlen - 1, &b) < 0) {
+            if (eq && (rc = ahl_percent_decode(eq + 1, len - nlen - 1, &b)) < 0) {
                 free(name);
-                rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                              "The query string has a malformed percent-encoding");
+                rc = query_decode_failure(rc, err);
                 goto out;
             }
             char *value = strdup(b.data);
@@ -674,9 +667,12 @@ int ahl_api_decode(enum ahl_op_id op, const struct ahl_api_http *http, json_t **
             json_error_t jerr;
             body = json_loadb(http->body, http->body_len, JSON_REJECT_DUPLICATES, &jerr);
             if (!body) {
+                /* jansson quotes the bytes near the error, which may be anything. */
+                char why[JSON_ERROR_TEXT_LENGTH];
+                quote_excerpt(jerr.text, sizeof why - 1, why, sizeof why);
                 rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                              "The request body is not valid JSON: %s (line %d, column %d)",
-                              jerr.text, jerr.line, jerr.column);
+                              "The request body is not valid JSON: %s (line %d, column %d)", why,
+                              jerr.line, jerr.column);
                 goto out;
             }
             if (!json_is_object(body)) {
@@ -707,7 +703,7 @@ int ahl_api_decode(enum ahl_op_id op, const struct ahl_api_http *http, json_t **
                     memcmp(labels[k].name, m->location_name, labels[k].name_len) != 0)
                     continue;
                 ahl_buf_reset(&tmp);
-                if (ahl_api_percent_decode(labels[k].value, labels[k].value_len, &tmp) < 0) {
+                if (ahl_percent_decode(labels[k].value, labels[k].value_len, &tmp) < 0) {
                     vadd(&vs, "", 0, m->name, "Member must be correctly percent-encoded");
                     break;
                 }

@@ -73,10 +73,6 @@ int ahl_api_decode(enum ahl_op_id op, const struct ahl_api_http *http, json_t **
 int ahl_api_validate(enum ahl_shape_id shape, const json_t *value, const char *path,
                      struct ahl_err *err);
 
-/* Percent-decodes n bytes of s into out (NUL-terminated). Strict: a '%' must be followed by two
- * hex digits. '+' stays '+'. 0 or AHL_EPARSE. */
-int ahl_api_percent_decode(const char *s, size_t n, struct ahl_buf *out);
-
 /* The HTTP status the model gives an error type (400 for types the model does not know). */
 int ahl_api_error_status(const char *aws_type);
 /* Appends the JSON body of an AWS error: {"__type":T,"message":M}. */

@@ -11,6 +11,7 @@
 
 #include "api/codec.h"
 #include "api/model.h"
+#include "base/text.h"
 #include "json/json.h"
 
 #define DS "0123456789abcdef0123456789abcdef"
@@ -367,6 +368,99 @@ static void test_error_encoding(void **state)
     json_decref(t);
 }
 
+/* Error messages travel in JSON bodies that SDKs parse, so they must be valid UTF-8 whatever the
+ * request held: values quoted from it are cut between characters, bytes that are not UTF-8 are
+ * shown as '?', and a message cut at the size of ahl_err.msg loses a partial last character.
+ * (Found by fuzz_api_codec: a 300-character tag value of 'é' was quoted cut inside a character.) */
+static void test_messages_are_utf8(void **state)
+{
+    (void)state;
+    static const char E14[] =
+        "%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9";
+    char body[4096], query[1024];
+    size_t o = (size_t)snprintf(body, sizeof body, "{\"tags\":{\"k\":\"x");
+    for (int i = 0; i < 300; i++)
+        o += (size_t)snprintf(body + o, sizeof body - o, "\xc3\xa9");
+    snprintf(body + o, sizeof body - o, "\"}}");
+    snprintf(query, sizeof query, "maxResults=%s", E14);
+    static const char *const odd_bytes[] = {"maxResults=%E9", "maxResults=1%ED%A0%80",
+                                            "maxResults=%F0%9F%98"};
+    struct {
+        enum ahl_op_id op;
+        const char *path, *query, *body, *expect;
+    } rows[] = {
+        /* 1 + 300 two-byte characters: the quote keeps 'x' and 49 whole characters (99 bytes). */
+        {AHL_OP_TagResource, "/tags/" ARN_DS, NULL, body, "Value 'x\xc3\xa9\xc3\xa9"},
+        {AHL_OP_ListDatastores, "/datastore", query, NULL, "Value '\xc3\xa9\xc3\xa9"},
+        {AHL_OP_ListDatastores, "/datastore", odd_bytes[0], NULL, "Value '?' at 'maxResults'"},
+        {AHL_OP_ListDatastores, "/datastore", odd_bytes[1], NULL,
+         "Value '1??"
+         "?' at"},
+        {AHL_OP_ListDatastores, "/datastore", odd_bytes[2], NULL,
+         "Value '??"
+         "?' at"},
+        /* A surrogate is not UTF-8, even where the bytes have the right shape. */
+        {AHL_OP_ListDatastores, "/datastore", "nextToken=%ED%A0%80", NULL, "valid UTF-8"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        struct ahl_api_http http = {
+            .method = ahl_model_ops[rows[i].op].method,
+            .path = rows[i].path,
+            .query = rows[i].query,
+            .body = rows[i].body,
+            .body_len = rows[i].body ? strlen(rows[i].body) : 0,
+        };
+        json_t *in = NULL;
+        struct ahl_err err;
+        ahl_err_clear(&err);
+        assert_int_equal(ahl_api_decode(rows[i].op, &http, &in, &err), AHL_EPARSE);
+        if (!ahl_utf8_valid(err.msg, strlen(err.msg)))
+            fail_msg("row %zu: message is not UTF-8: %s", i, err.msg);
+        if (!strstr(err.msg, rows[i].expect))
+            fail_msg("row %zu: message '%s' lacks '%s'", i, err.msg, rows[i].expect);
+    }
+
+    /* The body's quote is cut at 100 bytes, between characters, and says so. */
+    struct ahl_api_http http = {
+        .method = "POST", .path = "/tags/" ARN_DS, .body = body, .body_len = strlen(body)};
+    json_t *in = NULL;
+    struct ahl_err err;
+    assert_int_equal(ahl_api_decode(AHL_OP_TagResource, &http, &in, &err), AHL_EPARSE);
+    const char *q = strstr(err.msg, "Value '") + 7, *dots = strstr(q, "...'");
+    assert_non_null(dots);
+    assert_int_equal(dots - q, 99);
+
+    /* jansson's message quotes the bytes near a syntax error; they are shown as '?' when they are
+     * not UTF-8 (found by fuzz_api_codec). */
+    http.body = "{\"k\": \"\\u0\xcd\x9a\"}";
+    http.body_len = strlen(http.body);
+    assert_int_equal(ahl_api_decode(AHL_OP_TagResource, &http, &in, &err), AHL_EPARSE);
+    assert_true(ahl_utf8_valid(err.msg, strlen(err.msg)));
+    if (!strstr(err.msg, "invalid escape near '\"\\u0?'"))
+        fail_msg("message: %s", err.msg);
+
+    /* Routing quotes the raw path; a path that is not UTF-8 is shown with '?'. */
+    enum ahl_op_id op;
+    assert_int_equal(ahl_api_route("PUT", "/nothing/\xc3/\xff\xfe", &op, &err), AHL_ENOTFOUND);
+    assert_string_equal(err.msg, "No operation matches PUT /nothing/?/??");
+    assert_int_equal(ahl_api_route("G\xc3T", "/datastore", &op, &err), AHL_ENOTFOUND);
+    assert_string_equal(err.msg, "No operation matches method G?T on this path");
+
+    /* Ten long validation errors exceed ahl_err.msg; the cut never splits a character. */
+    for (size_t shift = 0; shift < 4; shift++) {
+        char msg[600];
+        memset(msg, 'a', shift);
+        for (size_t k = shift; k + 3 < sizeof msg; k += 3)
+            memcpy(msg + k, "\xe2\x82\xac", 3);
+        msg[sizeof msg - 1 - (sizeof msg - 1 - shift) % 3] = '\0';
+        ahl_fail(&err, AHL_EPARSE, AHL_AWS_VALIDATION, "%s", msg);
+        size_t n = strlen(err.msg);
+        assert_true(n >= sizeof err.msg - 4 && n < sizeof err.msg);
+        if (!ahl_utf8_valid(err.msg, n))
+            fail_msg("shift %zu: a cut message is not UTF-8", shift);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_body_cap),
         cmocka_unit_test(test_patterns),
         cmocka_unit_test(test_error_encoding),
+        cmocka_unit_test(test_messages_are_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
