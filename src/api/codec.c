@@ -291,6 +291,24 @@ static int check_string(const struct ahl_model_shape *s, int shape_id, const cha
     return 0;
 }
 
+/* Checks the entry count of a list or map against the shape's bounds; reports a violation (the
+ * value shown as `shown`) and returns -1, or returns 0. */
+static int check_count(struct vstate *vs, const struct ahl_model_shape *s, size_t n,
+                       const char *shown, int sensitive, const char *path)
+{
+    if ((s->flags & AHL_SHAPE_HAS_MIN) && (int64_t)n < s->min) {
+        vadd(vs, shown, sensitive, path, "Member must have length greater than or equal to %lld",
+             (long long)s->min);
+        return -1;
+    }
+    if ((s->flags & AHL_SHAPE_HAS_MAX) && (int64_t)n > s->max) {
+        vadd(vs, shown, sensitive, path, "Member must have length less than or equal to %lld",
+             (long long)s->max);
+        return -1;
+    }
+    return 0;
+}
+
 /* Validates a scalar or aggregate that is present (not NULL, not JSON null). Values inside a
  * sensitive shape (hide) are never echoed. */
 static void validate_value(struct vstate *vs, enum ahl_shape_id id, const json_t *v,
@@ -388,16 +406,8 @@ static void validate_value(struct vstate *vs, enum ahl_shape_id id, const json_t
             return;
         }
         size_t n = json_array_size(v);
-        if ((s->flags & AHL_SHAPE_HAS_MIN) && (int64_t)n < s->min) {
-            vadd(vs, "[...]", sensitive, path,
-                 "Member must have length greater than or equal to %lld", (long long)s->min);
+        if (check_count(vs, s, n, "[...]", sensitive, path) < 0)
             return;
-        }
-        if ((s->flags & AHL_SHAPE_HAS_MAX) && (int64_t)n > s->max) {
-            vadd(vs, "[...]", sensitive, path, "Member must have length less than or equal to %lld",
-                 (long long)s->max);
-            return;
-        }
         for (size_t i = 0; i < n && vs->count <= AHL_API_MAX_VALIDATION_ERRORS; i++) {
             const json_t *e = json_array_get(v, i);
             snprintf(child, sizeof child, "%s.%zu.member", path, i + 1);
@@ -414,13 +424,8 @@ static void validate_value(struct vstate *vs, enum ahl_shape_id id, const json_t
                  type_word(s->type));
             return;
         }
-        size_t n = json_object_size(v);
-        if ((s->flags & AHL_SHAPE_HAS_MIN) && (int64_t)n < s->min)
-            vadd(vs, "{...}", sensitive, path,
-                 "Member must have length greater than or equal to %lld", (long long)s->min);
-        else if ((s->flags & AHL_SHAPE_HAS_MAX) && (int64_t)n > s->max)
-            vadd(vs, "{...}", sensitive, path, "Member must have length less than or equal to %lld",
-                 (long long)s->max);
+        /* A map of the wrong size still has its entries checked, as AWS lists both. */
+        (void)check_count(vs, s, json_object_size(v), "{...}", sensitive, path);
         const char *key;
         const json_t *mv;
         const struct ahl_model_shape *ks = &ahl_model_shapes[s->key];
