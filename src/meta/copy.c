@@ -390,13 +390,9 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
                                       err)) < 0)
             goto out;
     }
-    rc = ahl_store_commit(tx);
-    tx = NULL;
-    if (rc < 0) {
-        rc = ahl__store_fail(err, rc, "committing");
+    rc = ahl__commit_publish(&tx, &b, err);
+    if (rc < 0)
         goto out;
-    }
-    ahl__batch_publish(&b);
     if (res) {
         res->source = src;
         ahl_store_strset(res->source.state, sizeof res->source.state, "LOCKED");

@@ -573,6 +573,16 @@ int ahl__store_fail(struct ahl_err *err, int rc, const char *what)
     return ahl_fail(err, rc, NULL, "%s: %s", what, ahl_strerror(rc));
 }
 
+int ahl__commit_publish(struct ahl_store_tx **tx, struct ahl__batch *b, struct ahl_err *err)
+{
+    int rc = ahl_store_commit(*tx);
+    *tx = NULL;
+    if (rc < 0)
+        return ahl__store_fail(err, rc, "committing");
+    ahl__batch_publish(b);
+    return 0;
+}
+
 int ahl__set_find(struct ahl_store_tx *tx, const char *datastore_id, const char *id,
                   struct ahl_imageset_rec *out, struct ahl_err *err)
 {

@@ -185,6 +185,9 @@ int ahl__set_find(struct ahl_store_tx *tx, const char *datastore_id, const char 
 int ahl__version_commit(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__batch *b,
                         struct ahl_imageset_rec *set, uint64_t expected, const uint8_t *root,
                         bool forced, const char *workflow, struct ahl_err *err);
+/* Commits *tx (which is then ended and set to NULL) and, on success, publishes b's written
+ * chunks to the cache. */
+int ahl__commit_publish(struct ahl_store_tx **tx, struct ahl__batch *b, struct ahl_err *err);
 /* Maps a store error to an ahl_err. */
 int ahl__store_fail(struct ahl_err *err, int rc, const char *what);
 

@@ -53,6 +53,22 @@ static void info_from(struct ahl_meta_info *out, const struct ahl_imageset_rec *
     out->ver = *v;
 }
 
+/* Reports a version just committed: the set row and the version row it wrote. */
+static void info_new(struct ahl_meta_info *out, const struct ahl_imageset_rec *set,
+                     const uint8_t *root)
+{
+    if (!out)
+        return;
+    memset(out, 0, sizeof *out);
+    out->set = *set;
+    memcpy(out->ver.imageset_id, set->id, sizeof set->id);
+    out->ver.version = set->latest_version;
+    memcpy(out->ver.root, root, AHL_SHA256_LEN);
+    memcpy(out->ver.state, set->state, sizeof set->state);
+    memcpy(out->ver.workflow_status, set->workflow_status, sizeof set->workflow_status);
+    out->ver.created_at_ms = out->ver.updated_at_ms = set->updated_at_ms;
+}
+
 int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const json_t *doc,
                              const struct ahl_meta_create_opts *opts, struct ahl_meta_info *out,
                              struct ahl_err *err)
@@ -92,23 +108,10 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
     const char *wf = opts && opts->workflow_status ? opts->workflow_status : "CREATED";
     if ((rc = ahl__version_commit(m, tx, &b, &set, 0, root, false, wf, err)) < 0)
         goto out;
-    rc = ahl_store_commit(tx);
-    tx = NULL;
-    if (rc < 0) {
-        rc = ahl__store_fail(err, rc, "committing");
+    rc = ahl__commit_publish(&tx, &b, err);
+    if (rc < 0)
         goto out;
-    }
-    ahl__batch_publish(&b);
-    if (out) {
-        memset(out, 0, sizeof *out);
-        out->set = set;
-        memcpy(out->ver.imageset_id, set.id, sizeof set.id);
-        out->ver.version = 1;
-        memcpy(out->ver.root, root, AHL_SHA256_LEN);
-        memcpy(out->ver.state, set.state, sizeof set.state);
-        memcpy(out->ver.workflow_status, set.workflow_status, sizeof set.workflow_status);
-        out->ver.created_at_ms = out->ver.updated_at_ms = set.updated_at_ms;
-    }
+    info_new(out, &set, root);
 out:
     /* Failures below the engine (a key too long for a map node, memory) still get a message. */
     if (rc < 0 && err && !err->code)
@@ -267,23 +270,10 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
     set.updated_at_ms = ahl_now_ms();
     if ((rc = ahl__version_commit(m, tx, &b, &set, expected, root, false, "IMPORTED", err)) < 0)
         goto out;
-    rc = ahl_store_commit(tx);
-    tx = NULL;
-    if (rc < 0) {
-        rc = ahl__store_fail(err, rc, "committing");
+    rc = ahl__commit_publish(&tx, &b, err);
+    if (rc < 0)
         goto out;
-    }
-    ahl__batch_publish(&b);
-    if (out) {
-        memset(out, 0, sizeof *out);
-        out->set = set;
-        memcpy(out->ver.imageset_id, set.id, sizeof set.id);
-        out->ver.version = set.latest_version;
-        memcpy(out->ver.root, root, AHL_SHA256_LEN);
-        memcpy(out->ver.state, set.state, sizeof set.state);
-        memcpy(out->ver.workflow_status, set.workflow_status, sizeof set.workflow_status);
-        out->ver.created_at_ms = out->ver.updated_at_ms = set.updated_at_ms;
-    }
+    info_new(out, &set, root);
 out:
     if (rc < 0 && err && !err->code)
         ahl__store_fail(err, rc, "importing instances");

@@ -495,13 +495,9 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
         if ((rc = ahl__version_commit(m, tx, &b, o, expected, oroot, u->force, "UPDATED", err)) < 0)
             goto out;
     }
-    rc = ahl_store_commit(tx);
-    tx = NULL;
-    if (rc < 0) {
-        rc = ahl__store_fail(err, rc, "committing");
+    rc = ahl__commit_publish(&tx, &b, err);
+    if (rc < 0)
         goto out;
-    }
-    ahl__batch_publish(&b);
     if (res) {
         memset(res, 0, sizeof *res);
         res->latest_version = set.latest_version;
