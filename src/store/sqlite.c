@@ -547,6 +547,18 @@ static int step_one_change(struct sq_conn *c, sqlite3_stmt *st, const char *what
         return 0;                                       \
     } while (0)
 
+/* Steps a query expected to return at most one row into *out: 0, or AHL_ENOTFOUND. */
+#define ONE_ROW(conn, st, rowfn, out, what)                                      \
+    do {                                                                         \
+        int r_ = sqlite3_step(st);                                               \
+        if (r_ == SQLITE_ROW) {                                                  \
+            rowfn(st, out);                                                      \
+            sqlite3_reset(st);                                                   \
+            return 0;                                                            \
+        }                                                                        \
+        return r_ == SQLITE_DONE ? AHL_ENOTFOUND : sq_err((conn)->db, r_, what); \
+    } while (0)
+
 /* ---- data stores -------------------------------------------------------------------------- */
 
 static void ds_row(sqlite3_stmt *st, struct ahl_datastore_rec *r)
@@ -581,13 +593,7 @@ static int sq_datastore_get(struct ahl_store_tx *t, const char *id, struct ahl_d
 {
     PREP(st, CONN(t), ST_DS_GET);
     bind_text(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        ds_row(st, out);
-        sqlite3_reset(st);
-        return 0;
-    }
-    return rc == SQLITE_DONE ? AHL_ENOTFOUND : sq_err(CONN(t)->db, rc, "datastore get");
+    ONE_ROW(CONN(t), st, ds_row, out, "datastore get");
 }
 
 static int sq_datastore_list(struct ahl_store_tx *t, const char *status, const char *after_id,
@@ -713,20 +719,18 @@ static int sq_imageset_advance(struct ahl_store_tx *t, const struct ahl_imageset
     return rc == AHL_ENOTFOUND ? AHL_ECONFLICT : rc;
 }
 
-static int sq_imageset_get(struct ahl_store_tx *t, const char *ds, const char *id,
-                           struct ahl_imageset_rec *out)
+static int imageset_get_any(struct ahl_store_tx *t, const char *id, struct ahl_imageset_rec *out)
 {
     PREP(st, CONN(t), ST_IS_GET);
     bind_text(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        is_row(st, out);
-        sqlite3_reset(st);
-        if (ds && strcmp(ds, out->datastore_id) != 0)
-            return AHL_ENOTFOUND;
-        return 0;
-    }
-    return rc == SQLITE_DONE ? AHL_ENOTFOUND : sq_err(CONN(t)->db, rc, "imageset get");
+    ONE_ROW(CONN(t), st, is_row, out, "imageset get");
+}
+
+static int sq_imageset_get(struct ahl_store_tx *t, const char *ds, const char *id,
+                           struct ahl_imageset_rec *out)
+{
+    int rc = imageset_get_any(t, id, out);
+    return rc == 0 && ds && strcmp(ds, out->datastore_id) != 0 ? AHL_ENOTFOUND : rc;
 }
 
 static int sq_imageset_list(struct ahl_store_tx *t, const char *ds, const char *after_id,
@@ -801,13 +805,7 @@ static int sq_version_get(struct ahl_store_tx *t, const char *id, uint64_t versi
     PREP(st, CONN(t), ST_V_GET);
     bind_text(st, 1, id);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)version);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        v_row(st, out);
-        sqlite3_reset(st);
-        return 0;
-    }
-    return rc == SQLITE_DONE ? AHL_ENOTFOUND : sq_err(CONN(t)->db, rc, "version get");
+    ONE_ROW(CONN(t), st, v_row, out, "version get");
 }
 
 static int sq_version_list(struct ahl_store_tx *t, const char *id, uint64_t below, unsigned limit,
@@ -965,13 +963,7 @@ static int sq_search_get(struct ahl_store_tx *t, const char *id, struct ahl_sear
 {
     PREP(st, CONN(t), ST_S_GET);
     bind_text(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        s_row(st, out);
-        sqlite3_reset(st);
-        return 0;
-    }
-    return rc == SQLITE_DONE ? AHL_ENOTFOUND : sq_err(CONN(t)->db, rc, "search get");
+    ONE_ROW(CONN(t), st, s_row, out, "search get");
 }
 
 static int sq_search_delete(struct ahl_store_tx *t, const char *id)
@@ -1017,18 +1009,18 @@ static int sq_job_put(struct ahl_store_tx *t, const struct ahl_job_rec *r, bool 
                   : step_one_change(CONN(t), st, "job update");
 }
 
-static int sq_job_get(struct ahl_store_tx *t, const char *ds, const char *id,
-                      struct ahl_job_rec *out)
+static int job_get_any(struct ahl_store_tx *t, const char *id, struct ahl_job_rec *out)
 {
     PREP(st, CONN(t), ST_J_GET);
     bind_text(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        j_row(st, out);
-        sqlite3_reset(st);
-        return ds && strcmp(ds, out->datastore_id) ? AHL_ENOTFOUND : 0;
-    }
-    return rc == SQLITE_DONE ? AHL_ENOTFOUND : sq_err(CONN(t)->db, rc, "job get");
+    ONE_ROW(CONN(t), st, j_row, out, "job get");
+}
+
+static int sq_job_get(struct ahl_store_tx *t, const char *ds, const char *id,
+                      struct ahl_job_rec *out)
+{
+    int rc = job_get_any(t, id, out);
+    return rc == 0 && ds && strcmp(ds, out->datastore_id) != 0 ? AHL_ENOTFOUND : rc;
 }
 
 static int sq_job_list(struct ahl_store_tx *t, const char *ds, const char *status,
