@@ -1,0 +1,529 @@
+/* A small HTTP load generator for `ahilite serve`: N connections (one thread and one keep-alive
+ * libcurl handle each), every request SigV4-signed with the project's own signer (base/sigv4.h),
+ * for a fixed time or a fixed number of requests. It prints one JSON line: requests, errors,
+ * requests/s, median and p99 latency, bytes received.
+ *
+ * Modes (what each request is):
+ *   get-datastore  GET /datastore/{id}: the server's floor (auth, routing, one store read);
+ *   update         UpdateImageSetMetadata of Patient.PatientName, one image set per connection
+ *                  (--imagesets, one per connection, reused round-robin when fewer), each request
+ *                  passing the latestVersionId the previous response returned; a 409 re-reads the
+ *                  version with GetImageSet and is counted as a conflict. With --check, every
+ *                  response must be 200 and every new version exactly one above the one before;
+ *   metadata       GetImageSetMetadata of --imagesets' first set; the body is counted as it comes
+ *                  (gzip, not decoded), the first one is inflated to learn the JSON size, and the
+ *                  figure is JSON-equivalent bytes per second;
+ *   frames         GetImageFrame, cycling through --frames SET:FRAME,... .
+ *
+ * usage: http_load --endpoint URL --access-key K --secret-key S [--region R] --datastore ID
+ *                  --mode MODE [--imagesets ID,...] [--frames SET:FRAME,...] [--connections N]
+ *                  [--seconds T | --requests N] [--check] [--dump-metadata FILE]
+ * Exit status: 0, 1 when a request failed (any non-2xx other than counted 409s, or a --check
+ * violation), 2 usage.
+ *
+ * Built by bench/http.sh against the build's libahl_base.a (cc ... -lcurl -lcrypto -lz).
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <zlib.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/codec.h"
+#include "base/sigv4.h"
+
+#include "base/banned.h"
+
+#define MAX_CONN 64
+#define MAX_IDS 4096
+
+enum mode { M_GET_DATASTORE, M_UPDATE, M_METADATA, M_FRAMES };
+
+struct config {
+    const char *endpoint, *access_key, *secret_key, *region, *datastore;
+    char host[256]; /* host:port, as curl sends it in Host */
+    enum mode mode;
+    char *imagesets[MAX_IDS];
+    size_t n_imagesets;
+    char *frame_sets[MAX_IDS], *frame_ids[MAX_IDS];
+    size_t n_frames;
+    int connections;
+    double seconds;
+    long requests; /* total, split over connections; 0: run for seconds */
+    int check;
+    const char *dump_metadata; /* metadata mode: write the first response (gzip) here */
+};
+
+struct worker {
+    const struct config *cfg;
+    int index;
+    CURL *curl;
+    struct ahl_buf body; /* the response being received (capped: metadata is counted, not kept) */
+    size_t received;     /* bytes of this response */
+    uint64_t bytes;      /* all response bytes */
+    double *lat_ms;      /* latencies, one per request */
+    size_t n_lat, cap_lat;
+    long ok, conflicts, failures;
+    char fail_msg[256];
+    uint64_t version; /* update mode: the latest version this connection knows */
+};
+
+static const struct config *g_cfg;
+static uint64_t g_deadline_ns;
+
+static size_t on_body(char *p, size_t size, size_t n, void *ctx)
+{
+    struct worker *w = ctx;
+    size_t len = size * n;
+    w->received += len;
+    /* Keep up to the buffer's cap (small JSON answers); the rest is only counted. */
+    size_t room = w->body.max - w->body.len;
+    if (room)
+        ahl_buf_add(&w->body, p, len < room ? len : room);
+    return len;
+}
+
+static void failf(struct worker *w, const char *fmt, const char *a, long b)
+{
+    w->failures++;
+    if (!w->fail_msg[0])
+        snprintf(w->fail_msg, sizeof w->fail_msg, fmt, a, b);
+}
+
+/* Sends one signed request; returns the HTTP status, or -1 on a transport error. */
+static long send_signed(struct worker *w, const char *method, const char *path, const char *query,
+                        const char *body)
+{
+    const struct config *c = w->cfg;
+    char url[2048], hash[AHL_SHA256_HEX_LEN + 1];
+    size_t body_len = body ? strlen(body) : 0;
+    ahl_sha256_hex(body ? body : "", body_len, hash);
+    struct ahl_sigv4_header hdrs[] = {{"host", c->host}};
+    struct ahl_sigv4_sign_input in = {
+        .method = method,
+        .path = path,
+        .query = query,
+        .headers = hdrs,
+        .n_headers = 1,
+        .payload_hash = hash,
+        .region = c->region,
+        .service = "medical-imaging",
+        .uri_mode = AHL_SIGV4_URI_DOUBLE,
+        .now_s = ahl_now_ms() / 1000,
+    };
+    struct ahl_sigv4_credentials cred = {c->access_key, c->secret_key, NULL};
+    struct ahl_sigv4_signed sig;
+    if (ahl_sigv4_sign(&in, &cred, &sig) < 0)
+        return -1;
+    char h_date[64], h_sha[128], h_auth[1024];
+    snprintf(h_date, sizeof h_date, "x-amz-date: %s", sig.amz_date);
+    snprintf(h_sha, sizeof h_sha, "x-amz-content-sha256: %s", sig.content_sha256);
+    snprintf(h_auth, sizeof h_auth, "Authorization: %s", sig.authorization.data);
+    ahl_buf_release(&sig.authorization);
+    struct curl_slist *list = NULL;
+    list = curl_slist_append(list, h_date);
+    list = curl_slist_append(list, h_sha);
+    list = curl_slist_append(list, h_auth);
+    list = curl_slist_append(list, "Content-Type: application/json");
+    list = curl_slist_append(list, "Expect:");
+    snprintf(url, sizeof url, "%s%s%s%s", c->endpoint, path, query ? "?" : "", query ? query : "");
+
+    CURL *h = w->curl;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+    if (!strcmp(method, "GET")) {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body_len);
+    }
+    ahl_buf_reset(&w->body);
+    w->received = 0;
+    CURLcode rc = curl_easy_perform(h);
+    curl_slist_free_all(list);
+    if (rc != CURLE_OK) {
+        failf(w, "transport: %s (%ld)", curl_easy_strerror(rc), (long)rc);
+        return -1;
+    }
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    w->bytes += w->received;
+    return status;
+}
+
+/* The decimal value of the JSON string member `"name":"123"` in the response, or 0. */
+static uint64_t json_version(const char *body, const char *name)
+{
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":\"", name);
+    const char *p = strstr(body, key);
+    return p ? strtoull(p + strlen(key), NULL, 10) : 0;
+}
+
+static const char *my_imageset(const struct worker *w)
+{
+    return w->cfg->imagesets[(size_t)w->index % w->cfg->n_imagesets];
+}
+
+static int read_version(struct worker *w)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageSet", w->cfg->datastore,
+             my_imageset(w));
+    long st = send_signed(w, "POST", path, NULL, NULL);
+    if (st != 200) {
+        failf(w, "GetImageSet %s: status %ld", my_imageset(w), st);
+        return -1;
+    }
+    w->version = json_version(w->body.data, "versionId");
+    return w->version ? 0 : -1;
+}
+
+static void record(struct worker *w, uint64_t t0)
+{
+    if (w->n_lat == w->cap_lat) {
+        size_t cap = w->cap_lat ? w->cap_lat * 2 : 4096;
+        double *p = realloc(w->lat_ms, cap * sizeof *p);
+        if (!p)
+            return;
+        w->lat_ms = p;
+        w->cap_lat = cap;
+    }
+    w->lat_ms[w->n_lat++] = (double)(ahl_mono_ns() - t0) / 1e6;
+}
+
+static int one_request(struct worker *w, long k)
+{
+    const struct config *c = w->cfg;
+    char path[512], query[64], body[1024];
+    uint64_t t0 = ahl_mono_ns();
+    long st;
+    switch (c->mode) {
+    case M_GET_DATASTORE:
+        snprintf(path, sizeof path, "/datastore/%s", c->datastore);
+        st = send_signed(w, "GET", path, NULL, NULL);
+        break;
+    case M_UPDATE: {
+        /* A new name each time, so every update really changes the document. */
+        char doc[256], b64[512];
+        struct ahl_buf b;
+        int n = snprintf(doc, sizeof doc,
+                         "{\"SchemaVersion\":1.1,\"Patient\":{\"DICOM\":{\"PatientName\":"
+                         "\"Bench^C%d^N%ld\"}}}",
+                         w->index, k);
+        ahl_buf_init(&b, sizeof b64 - 1);
+        if (ahl_base64_encode((const uint8_t *)doc, (size_t)n, &b) < 0)
+            return -1;
+        snprintf(b64, sizeof b64, "%s", b.data);
+        ahl_buf_release(&b);
+        snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/updateImageSetMetadata",
+                 c->datastore, my_imageset(w));
+        snprintf(query, sizeof query, "latestVersion=%llu", (unsigned long long)w->version);
+        /* The body is the updateImageSetMetadataUpdates union itself (its payload member). */
+        snprintf(body, sizeof body, "{\"DICOMUpdates\":{\"updatableAttributes\":\"%s\"}}", b64);
+        st = send_signed(w, "POST", path, query, body);
+        if (st == 409) {
+            w->conflicts++;
+            record(w, t0);
+            if (c->check)
+                failf(w, "update %s: unexpected conflict (%ld)", my_imageset(w), k);
+            return read_version(w);
+        }
+        if (st == 200) {
+            uint64_t v = json_version(w->body.data, "latestVersionId");
+            if (c->check && v != w->version + 1)
+                failf(w, "update %s: version did not advance by one (now %ld)", my_imageset(w),
+                      (long)v);
+            w->version = v;
+        }
+        break;
+    }
+    case M_METADATA:
+        snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageSetMetadata", c->datastore,
+                 c->imagesets[0]);
+        st = send_signed(w, "POST", path, NULL, NULL);
+        break;
+    case M_FRAMES: {
+        size_t i = ((size_t)k * (size_t)c->connections + (size_t)w->index) % c->n_frames;
+        snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageFrame", c->datastore,
+                 c->frame_sets[i]);
+        snprintf(body, sizeof body, "{\"imageFrameId\":\"%s\"}", c->frame_ids[i]);
+        st = send_signed(w, "POST", path, NULL, body);
+        break;
+    }
+    default:
+        return -1;
+    }
+    record(w, t0);
+    if (st == 200) {
+        w->ok++;
+        return 0;
+    }
+    if (st > 0)
+        failf(w, "%s: status %ld", w->body.data, st);
+    return -1;
+}
+
+static void *run(void *arg)
+{
+    struct worker *w = arg;
+    const struct config *c = w->cfg;
+    long quota = c->requests ? c->requests / c->connections +
+                                   (w->index < c->requests % c->connections ? 1 : 0)
+                             : -1;
+    if (c->mode == M_UPDATE && read_version(w) < 0)
+        return NULL;
+    for (long k = 0; quota < 0 || k < quota; k++) {
+        if (quota < 0 && ahl_mono_ns() >= g_deadline_ns)
+            break;
+        if (one_request(w, k) < 0 && c->check)
+            break;
+    }
+    return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Fetches the metadata once and inflates it: the JSON-equivalent size of one response. */
+static int metadata_json_size(struct worker *w, size_t *gz, size_t *json)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageSetMetadata", w->cfg->datastore,
+             w->cfg->imagesets[0]);
+    ahl_buf_init(&w->body, (size_t)1 << 30);
+    long st = send_signed(w, "POST", path, NULL, NULL);
+    if (st != 200) {
+        fprintf(stderr, "http_load: GetImageSetMetadata: status %ld\n", st);
+        return -1;
+    }
+    *gz = w->body.len;
+    if (w->cfg->dump_metadata) {
+        FILE *f = fopen(w->cfg->dump_metadata, "wb");
+        if (!f || fwrite(w->body.data, 1, w->body.len, f) != w->body.len || fclose(f) != 0) {
+            fprintf(stderr, "http_load: cannot write %s\n", w->cfg->dump_metadata);
+            return -1;
+        }
+    }
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 31) != Z_OK)
+        return -1;
+    unsigned char out[1 << 16];
+    size_t total = 0;
+    int zr;
+    z.next_in = (Bytef *)w->body.data;
+    z.avail_in = (uInt)w->body.len;
+    do {
+        z.next_out = out;
+        z.avail_out = sizeof out;
+        zr = inflate(&z, Z_NO_FLUSH);
+        total += sizeof out - z.avail_out;
+    } while (zr == Z_OK);
+    inflateEnd(&z);
+    ahl_buf_release(&w->body);
+    if (zr != Z_STREAM_END) {
+        fprintf(stderr, "http_load: the metadata is not a whole gzip stream\n");
+        return -1;
+    }
+    *json = total;
+    return 0;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: http_load --endpoint URL --access-key K --secret-key S [--region R]\n"
+                    "                 --datastore ID --mode get-datastore|update|metadata|frames\n"
+                    "                 [--imagesets ID,...] [--frames SET:FRAME,...]\n"
+                    "                 [--connections N] [--seconds T | --requests N] [--check]\n"
+                    "                 [--dump-metadata FILE]\n");
+}
+
+static size_t split_list(char *s, char **out, size_t cap)
+{
+    size_t n = 0;
+    for (char *p = s; p && *p && n < cap;) {
+        char *comma = strchr(p, ',');
+        if (comma)
+            *comma = '\0';
+        out[n++] = p;
+        p = comma ? comma + 1 : NULL;
+    }
+    return n;
+}
+
+int main(int argc, char **argv)
+{
+    static struct config cfg = {.region = "us-east-1", .connections = 8, .seconds = 5};
+    char *frames_arg = NULL, *sets_arg = NULL;
+    const char *mode = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--check")) {
+            cfg.check = 1;
+            continue;
+        }
+        if (!v) {
+            usage();
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--endpoint"))
+            cfg.endpoint = v;
+        else if (!strcmp(a, "--access-key"))
+            cfg.access_key = v;
+        else if (!strcmp(a, "--secret-key"))
+            cfg.secret_key = v;
+        else if (!strcmp(a, "--region"))
+            cfg.region = v;
+        else if (!strcmp(a, "--datastore"))
+            cfg.datastore = v;
+        else if (!strcmp(a, "--mode"))
+            mode = v;
+        else if (!strcmp(a, "--imagesets"))
+            sets_arg = strdup(v);
+        else if (!strcmp(a, "--frames"))
+            frames_arg = strdup(v);
+        else if (!strcmp(a, "--connections"))
+            cfg.connections = (int)strtol(v, NULL, 10);
+        else if (!strcmp(a, "--seconds"))
+            cfg.seconds = strtod(v, NULL);
+        else if (!strcmp(a, "--dump-metadata"))
+            cfg.dump_metadata = v;
+        else if (!strcmp(a, "--requests"))
+            cfg.requests = strtol(v, NULL, 10);
+        else {
+            usage();
+            return 2;
+        }
+    }
+    if (!cfg.endpoint || !cfg.access_key || !cfg.secret_key || !cfg.datastore || !mode ||
+        cfg.connections < 1 || cfg.connections > MAX_CONN || strncmp(cfg.endpoint, "http://", 7)) {
+        usage();
+        return 2;
+    }
+    snprintf(cfg.host, sizeof cfg.host, "%s", cfg.endpoint + 7);
+    cfg.host[strcspn(cfg.host, "/")] = '\0';
+    if (!strcmp(mode, "get-datastore"))
+        cfg.mode = M_GET_DATASTORE;
+    else if (!strcmp(mode, "update"))
+        cfg.mode = M_UPDATE;
+    else if (!strcmp(mode, "metadata"))
+        cfg.mode = M_METADATA;
+    else if (!strcmp(mode, "frames"))
+        cfg.mode = M_FRAMES;
+    else {
+        usage();
+        return 2;
+    }
+    cfg.n_imagesets = split_list(sets_arg, cfg.imagesets, MAX_IDS);
+    if (frames_arg) {
+        char *pairs[MAX_IDS];
+        size_t n = split_list(frames_arg, pairs, MAX_IDS);
+        for (size_t i = 0; i < n; i++) {
+            char *colon = strchr(pairs[i], ':');
+            if (!colon)
+                continue;
+            *colon = '\0';
+            cfg.frame_sets[cfg.n_frames] = pairs[i];
+            cfg.frame_ids[cfg.n_frames++] = colon + 1;
+        }
+    }
+    if ((cfg.mode == M_UPDATE || cfg.mode == M_METADATA) && !cfg.n_imagesets) {
+        fprintf(stderr, "http_load: --mode %s needs --imagesets\n", mode);
+        return 2;
+    }
+    if (cfg.mode == M_FRAMES && !cfg.n_frames) {
+        fprintf(stderr, "http_load: --mode frames needs --frames SET:FRAME,...\n");
+        return 2;
+    }
+    g_cfg = &cfg;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    static struct worker workers[MAX_CONN];
+    for (int i = 0; i < cfg.connections; i++) {
+        struct worker *w = &workers[i];
+        w->cfg = &cfg;
+        w->index = i;
+        w->curl = curl_easy_init();
+        ahl_buf_init(&w->body, 64 * 1024);
+        curl_easy_setopt(w->curl, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(w->curl, CURLOPT_WRITEDATA, w);
+        curl_easy_setopt(w->curl, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(w->curl, CURLOPT_TCP_NODELAY, 1L);
+        curl_easy_setopt(w->curl, CURLOPT_TIMEOUT, 60L);
+    }
+
+    size_t gz = 0, json = 0;
+    if (cfg.mode == M_METADATA && metadata_json_size(&workers[0], &gz, &json) < 0)
+        return 1;
+    if (cfg.mode == M_METADATA)
+        ahl_buf_init(&workers[0].body, 64 * 1024);
+
+    uint64_t start = ahl_mono_ns();
+    g_deadline_ns = start + (uint64_t)(cfg.seconds * 1e9);
+    pthread_t th[MAX_CONN];
+    for (int i = 0; i < cfg.connections; i++)
+        pthread_create(&th[i], NULL, run, &workers[i]);
+    for (int i = 0; i < cfg.connections; i++)
+        pthread_join(th[i], NULL);
+    double elapsed = (double)(ahl_mono_ns() - start) / 1e9;
+
+    long ok = 0, conflicts = 0, failures = 0;
+    uint64_t bytes = 0;
+    size_t n = 0;
+    const char *first_fail = NULL;
+    for (int i = 0; i < cfg.connections; i++) {
+        ok += workers[i].ok;
+        conflicts += workers[i].conflicts;
+        failures += workers[i].failures;
+        bytes += workers[i].bytes;
+        n += workers[i].n_lat;
+        if (!first_fail && workers[i].fail_msg[0])
+            first_fail = workers[i].fail_msg;
+    }
+    double *all = malloc((n ? n : 1) * sizeof *all);
+    size_t o = 0;
+    for (int i = 0; i < cfg.connections && all; i++) {
+        memcpy(all + o, workers[i].lat_ms, workers[i].n_lat * sizeof *all);
+        o += workers[i].n_lat;
+    }
+    double median = 0, p99 = 0;
+    if (all && n) {
+        qsort(all, n, sizeof *all, cmp_double);
+        median = all[(n - 1) / 2];
+        p99 = all[(size_t)(0.99 * (double)(n - 1) + 0.5)];
+    }
+    printf("{\"mode\":\"%s\",\"connections\":%d,\"seconds\":%.3f,\"ok\":%ld,\"conflicts\":%ld,"
+           "\"failures\":%ld,\"per_s\":%.1f,\"median_ms\":%.3f,\"p99_ms\":%.3f,\"bytes\":%llu",
+           mode, cfg.connections, elapsed, ok, conflicts, failures, (double)ok / elapsed, median,
+           p99, (unsigned long long)bytes);
+    if (cfg.mode == M_METADATA)
+        printf(",\"gzip_bytes\":%zu,\"json_bytes\":%zu,\"json_mb_s\":%.1f,\"wire_mb_s\":%.1f", gz,
+               json, (double)ok * (double)json / elapsed / 1e6, (double)bytes / elapsed / 1e6);
+    if (cfg.mode == M_FRAMES)
+        printf(",\"frame_mb_s\":%.1f", (double)bytes / elapsed / 1e6);
+    printf("}\n");
+    if (first_fail)
+        fprintf(stderr, "http_load: first failure: %s\n", first_fail);
+
+    for (int i = 0; i < cfg.connections; i++) {
+        curl_easy_cleanup(workers[i].curl);
+        ahl_buf_release(&workers[i].body);
+        free(workers[i].lat_ms);
+    }
+    free(all);
+    free(sets_arg);
+    free(frames_arg);
+    curl_global_cleanup();
+    return failures ? 1 : 0;
+}
