@@ -43,7 +43,8 @@ static void usage(FILE *f)
             "  --s3-root DIR       import jobs read s3://BUCKET/KEY from DIR/BUCKET/KEY\n"
             "  --s3-endpoint URL   import jobs read from and write to this S3-compatible\n"
             "                      endpoint instead\n"
-            "  --workers N         HTTP worker threads (default: the number of CPUs)\n"
+            "  --workers N         HTTP and import-job worker threads (default: the number of\n"
+            "                      CPUs)\n"
             "  --help              this text\n");
 }
 

@@ -97,7 +97,7 @@ int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,
     struct ahl_datastore_rec d;
     int rc;
     *out = NULL;
-    if (!opts || !opts->frames_root || !datastore_id)
+    if (!opts || (!opts->frames && !opts->frames_root) || !datastore_id)
         return ahl_fail(err, AHL_EINVAL, NULL, "an importer needs a data store and a frame store");
     if (!(im = calloc(1, sizeof *im)))
         return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
@@ -129,7 +129,9 @@ int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,
                       datastore_id, d.status);
         goto out;
     }
-    if ((rc = ahl_framestore_open(&im->fs, opts->frames_root, err)) < 0)
+    if (opts->frames)
+        im->fs = *opts->frames;
+    else if ((rc = ahl_framestore_open(&im->fs, opts->frames_root, err)) < 0)
         goto out;
     if (opts->lock_dir) {
         int w = snprintf(im->lock_dir, sizeof im->lock_dir, "%s/import-locks", opts->lock_dir);

@@ -62,8 +62,13 @@
 
 #define AHL_IMPORT_BATCH_DEFAULT 512
 
+struct ahl_framestore;
+
 struct ahl_import_opts {
-    const char *frames_root; /* the frame store (DATA_DIR/frames); required */
+    /* The frame store: an open one to share (frames->root; opening sweeps temporary files, so a
+     * process opens it once and hands it to every importer), else frames_root is opened. */
+    const struct ahl_framestore *frames;
+    const char *frames_root; /* the frame store (DATA_DIR/frames) when frames is NULL */
     const char *lock_dir; /* where per-stripe lock files live (DATA_DIR); NULL: in-process only */
     const char *tmp_dir;  /* scratch files (inflated deflate streams); NULL: $TMPDIR or /tmp */
     unsigned batch_max;   /* instances per committed version; 0: AHL_IMPORT_BATCH_DEFAULT */
@@ -99,10 +104,11 @@ int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,
 /* NULL is accepted. */
 void ahl_importer_close(struct ahl_importer *im);
 
-/* Stage 1 on an open descriptor (read from offset 0; not closed) or a path. name is what results
- * report (the input key or path). On success *out is the prepared instance (committed with the
- * batch calls, or freed with ahl_import_item_free) and res holds bytes/frames/SOP UID; on failure
- * *out is NULL and res says why (res->rc, exception_type, message). */
+/* Stage 1 on an open descriptor (read from offset 0; not closed) or a path. name identifies the
+ * object for the caller (results carry the SOP instance UID, not the name). On success *out is the
+ * prepared instance (committed with the batch calls, or freed with ahl_import_item_free) and res
+ * holds bytes/frames/SOP UID; on failure *out is NULL and res says why (res->rc, exception_type,
+ * message). */
 int ahl_import_prepare_fd(struct ahl_importer *im, int fd, const char *name,
                           struct ahl_import_item **out, struct ahl_import_result *res);
 int ahl_import_prepare_path(struct ahl_importer *im, const char *path, const char *name,

@@ -18,6 +18,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "frames/frames.h"
 #include "jobs/import.h"
 #include "jobs/objstore.h"
 #include "json/json.h"
@@ -60,6 +61,7 @@ struct ahl_runner {
     struct ahl_store *store;
     char data_dir[1024], frames[1100], tmp[1100];
     char s3_root[1024], s3_endpoint[1024];
+    struct ahl_framestore fs; /* opened (and swept) once, shared by every job's importer */
     unsigned poll_ms;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -522,8 +524,7 @@ static struct job_run *job_start(struct ahl_runner *r, const struct pending *p)
         snprintf(why, sizeof why, "%s", err.msg);
         goto fail;
     }
-    struct ahl_import_opts o = {
-        .frames_root = r->frames, .lock_dir = r->data_dir, .tmp_dir = r->tmp};
+    struct ahl_import_opts o = {.frames = &r->fs, .lock_dir = r->data_dir, .tmp_dir = r->tmp};
     if (ahl_importer_open(r->meta, j->rec.datastore_id, &o, &j->im, &err) < 0 ||
         ahl_import_batch_new(j->im, on_imported, j, &j->batch) < 0) {
         snprintf(why, sizeof why, "%s", err.msg[0] ? err.msg : "out of memory");
@@ -658,6 +659,11 @@ int ahl_runner_start(const struct ahl_runner_config *cfg, struct ahl_runner **ou
         ahl_runner_stop(r);
         return rc;
     }
+    int rc = ahl_framestore_open(&r->fs, r->frames, err);
+    if (rc < 0) {
+        ahl_runner_stop(r);
+        return rc;
+    }
     recover(r);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned n = cfg->workers ? cfg->workers : (ncpu > 0 ? (unsigned)ncpu : 2);
@@ -672,7 +678,8 @@ int ahl_runner_start(const struct ahl_runner_config *cfg, struct ahl_runner **ou
         ahl_runner_stop(r);
         return ahl_fail(err, AHL_EINTERNAL, NULL, "cannot start import workers");
     }
-    scan_submitted(r);
+    /* No scan here: the workers' first one comes poll_ms later, after the caller has finished
+     * starting up (the API server opens the frame store, which sweeps temporary files). */
     *out = r;
     return 0;
 }
