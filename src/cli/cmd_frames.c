@@ -140,23 +140,7 @@ static int frame_bytes(const struct ahl_dcm_file *f, const struct ahl_pixel_desc
         return ahl_native_frame_extract(d, s->p + px->value_offset, (size_t)px->value_length, i,
                                         out, len, err);
     }
-    const struct ahl_frame_span *sp = &spans[i];
-    uint8_t *buf = malloc(sp->bytes ? (size_t)sp->bytes : 1);
-    if (!buf)
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory for frame %u", i + 1);
-    size_t pos = 0;
-    for (size_t k = 0; k < sp->count; k++) {
-        const struct ahl_dcm_fragment *fr = &px->fragments[sp->first + k];
-        if (stream_read((void *)s, fr->offset, buf + pos, fr->length) < 0) {
-            free(buf);
-            return ahl_fail(err, AHL_EPARSE, NULL, "fragment %zu runs past the end of the file",
-                            sp->first + k + 1);
-        }
-        pos += fr->length;
-    }
-    *out = buf;
-    *len = pos;
-    return 0;
+    return ahl_frames_gather(px, &spans[i], stream_read, (void *)s, out, len, err);
 }
 
 static void print_error(const char *path, const struct ahl_err *err)

@@ -212,6 +212,13 @@ int ahl_frames_map_fragments(const struct ahl_dcm_pixel *px, uint32_t number_of_
                              ahl_frames_read_fn read_fn, void *ctx, struct ahl_frame_span *spans,
                              struct ahl_err *err);
 
+/* Concatenates the fragments of one frame (a span from ahl_frames_map_fragments) into a new
+ * malloc'd buffer (*out, *len), reading them with read_fn. AHL_ETOOBIG beyond
+ * AHL_FRAME_MAX_BYTES; read_fn's error (with the fragment named in err) when a read fails. */
+int ahl_frames_gather(const struct ahl_dcm_pixel *px, const struct ahl_frame_span *span,
+                      ahl_frames_read_fn read_fn, void *ctx, uint8_t **out, size_t *len,
+                      struct ahl_err *err);
+
 /* ---- decoding ---- */
 
 /* Decodes one frame (native: the frame's bytes from ahl_native_frame_extract; encapsulated: the

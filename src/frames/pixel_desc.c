@@ -391,3 +391,40 @@ int ahl_frames_map_fragments(const struct ahl_dcm_pixel *px, uint32_t nframes,
                         "found %zu codestreams in %zu fragments for %u frames", frame, nf, nframes);
     return 0;
 }
+
+int ahl_frames_gather(const struct ahl_dcm_pixel *px, const struct ahl_frame_span *span,
+                      ahl_frames_read_fn read_fn, void *ctx, uint8_t **out, size_t *len,
+                      struct ahl_err *err)
+{
+    *out = NULL;
+    *len = 0;
+    if (span->first > px->n_fragments || span->count > px->n_fragments - span->first)
+        return ahl_fail(err, AHL_EINVAL, NULL, "fragment span %zu+%zu outside %zu fragments",
+                        span->first, span->count, px->n_fragments);
+    uint64_t total = 0;
+    for (size_t k = 0; k < span->count; k++)
+        total += px->fragments[span->first + k].length;
+    if (total > AHL_FRAME_MAX_BYTES)
+        return ahl_fail(err, AHL_ETOOBIG, AHL_AWS_VALIDATION,
+                        "a frame of %llu encoded bytes exceeds the frame size limit",
+                        (unsigned long long)total);
+    uint8_t *buf = malloc(total ? (size_t)total : 1);
+    if (!buf)
+        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory for a %llu-byte frame",
+                        (unsigned long long)total);
+    size_t pos = 0;
+    for (size_t k = 0; k < span->count; k++) {
+        const struct ahl_dcm_fragment *fr = &px->fragments[span->first + k];
+        int rc = fr->length ? read_fn(ctx, fr->offset, buf + pos, fr->length) : 0;
+        if (rc < 0) {
+            free(buf);
+            return ahl_fail(err, rc, NULL,
+                            "reading pixel data fragment %zu (%u bytes at %llu) failed",
+                            span->first + k + 1, fr->length, (unsigned long long)fr->offset);
+        }
+        pos += fr->length;
+    }
+    *out = buf;
+    *len = pos;
+    return 0;
+}

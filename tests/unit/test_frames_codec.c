@@ -475,6 +475,17 @@ static void test_fragment_scan(void **state)
     assert_int_equal(spans[1].first, 2);
     assert_int_equal(spans[1].count, 2);
     assert_int_equal(ahl_frames_map_fragments(&px, 3, fake_read, stream, spans, &err), AHL_EPARSE);
+    /* Gathering frame 2 concatenates fragments 3 and 4. */
+    assert_int_equal(ahl_frames_map_fragments(&px, 2, fake_read, stream, spans, &err), 0);
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(ahl_frames_gather(&px, &spans[1], fake_read, stream, &buf, &len, &err), 0);
+    assert_int_equal(len, 16);
+    assert_memory_equal(buf, stream + 16, 16);
+    free(buf);
+    struct ahl_frame_span bad = {3, 2, 0};
+    assert_int_equal(ahl_frames_gather(&px, &bad, fake_read, stream, &buf, &len, &err), AHL_EINVAL);
+    assert_null(buf);
 }
 
 int main(void)
