@@ -11,8 +11,8 @@
  *     struct ahl_frame_span *spans = calloc(d.number_of_frames, sizeof *spans);
  *     ahl_frames_map_fragments(&file->pixel, d.number_of_frames, read_fn, ctx, spans, err);
  *     for each frame i:
- *         -- gather the frame's bytes: native, ahl_native_frame_extract(); encapsulated, the
- *         -- fragments spans[i].first .. +count concatenated
+ *         -- the frame's bytes: native, ahl_native_frame_extract(); encapsulated,
+ *         -- ahl_frames_gather(&file->pixel, &spans[i], read_fn, ctx, &bytes, &n, err)
  *         struct ahl_stored_frame sf;
  *         ahl_frame_transcode(&d, bytes, n, &sf, err);       -- decode, encode, metadata
  *         ahl_framestore_put(&fs, sf.id, sf.data, sf.len, err);
