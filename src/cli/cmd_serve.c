@@ -41,6 +41,7 @@ static void usage(FILE *f)
             "                      (default us-east-1)\n"
             "  --account-id ID     the 12-digit account id in ARNs (default 123456789012)\n"
             "  --s3-root DIR       import jobs read s3://BUCKET/KEY from DIR/BUCKET/KEY\n"
+            "                      (default: DATA_DIR/buckets, unless --s3-endpoint is given)\n"
             "  --s3-endpoint URL   import jobs read from and write to this S3-compatible\n"
             "                      endpoint instead\n"
             "  --workers N         HTTP and import-job worker threads (default: the number of\n"
@@ -177,6 +178,19 @@ int ahl_cmd_serve(int argc, char **argv)
     if (mkdir(data_dir, 0700) < 0 && errno != EEXIST) {
         fprintf(stderr, "ahilite serve: cannot create %s: %s\n", data_dir, strerror(errno));
         return 1;
+    }
+
+    /* Without an S3 endpoint, import jobs read local buckets: by default a folder of the data
+     * directory, so a fresh server can import without any further setting. */
+    char default_root[4096];
+    if (!s3_root && !s3_endpoint) {
+        snprintf(default_root, sizeof default_root, "%s/buckets", data_dir);
+        if (mkdir(default_root, 0700) < 0 && errno != EEXIST) {
+            fprintf(stderr, "ahilite serve: cannot create %s: %s\n", default_root,
+                    strerror(errno));
+            return 1;
+        }
+        s3_root = default_root;
     }
 
     /* Credentials. */
