@@ -20,8 +20,9 @@ static void usage(FILE *out)
         "\n"
         "Reads DICOM Part-10 files and prints their data sets: one line per element\n"
         "  (gggg,eeee) VR length keyword value\n"
-        "with sequence items indented, followed by where the pixel data is. Values longer than\n"
-        "the reader's inline limit and pixel data are not read; their place in the file is shown.\n"
+        "with sequence items indented, followed by where the pixel data is. Private elements\n"
+        "show private[CREATOR] in place of a keyword. Values longer than the reader's inline\n"
+        "limit and pixel data are not read; their place in the file is shown.\n"
         "\n"
         "  --json   print each data set in the DICOM JSON model (PS3.18 Annex F), one document\n"
         "           per line; values left in the file are omitted\n"
@@ -91,6 +92,17 @@ static void print_numbers(const struct ahl_dcm_elem *e)
         printf("... (%zu values)", count);
 }
 
+/* The private creator element that reserves the block of a private data element (gggg,xxyy):
+ * (gggg,00xx) in the same data set, or NULL. */
+static const struct ahl_dcm_elem *private_creator(const struct ahl_dcm_dataset *ds, uint32_t tag)
+{
+    uint16_t group = AHL_DCM_GROUP(tag), elem = AHL_DCM_ELEMENT(tag);
+    if (!(group & 1) || elem < 0x1000)
+        return NULL;
+    const struct ahl_dcm_elem *c = ahl_dcm_find(ds, AHL_DCM_TAG(group, elem >> 8));
+    return c != NULL && c->value != NULL ? c : NULL;
+}
+
 static void print_dataset(const struct ahl_dcm_dataset *ds, int depth)
 {
     for (size_t i = 0; i < ds->n; i++) {
@@ -102,7 +114,17 @@ static void print_dataset(const struct ahl_dcm_dataset *ds, int depth)
             fputs("u/l", stdout);
         else
             printf("%u", e->length);
-        printf(" %s ", d != NULL ? d->keyword : "?");
+        const struct ahl_dcm_elem *creator = private_creator(ds, e->tag);
+        if (creator != NULL) {
+            size_t n = creator->value_len;
+            while (n > 0 && (creator->value[n - 1] == ' ' || creator->value[n - 1] == '\0'))
+                n--;
+            fputs(" private[", stdout);
+            print_text(creator->value, n, 64);
+            fputs("] ", stdout);
+        } else {
+            printf(" %s ", d != NULL ? d->keyword : "?");
+        }
         if (e->n_items > 0 || !strcmp(e->vr, "SQ")) {
             printf("(%zu item%s)\n", e->n_items, e->n_items == 1 ? "" : "s");
             for (size_t k = 0; k < e->n_items; k++) {
