@@ -75,6 +75,30 @@ static const char *const migrations[] = {
     " output_uri TEXT NOT NULL, message TEXT NOT NULL, client_token TEXT NOT NULL,"
     " submitted_at INTEGER NOT NULL, ended_at INTEGER NOT NULL);"
     "CREATE INDEX job_datastore ON job(datastore_id, submitted_at, id);",
+    /* 2: SearchImageSets from indexes. Each EQUAL identifier's index carries updated_at and the
+     * id, so the default order (updatedAt DESC) with a keyset cursor is a pure index range; the
+     * time sorts and ranges have (datastore_id, time, id). study_dt is the sortable study
+     * date-time key (ahl_store_study_dt_key, registered as an SQL function for this step). The
+     * frame index answers GetImageFrame without loading the document. */
+    "ALTER TABLE search ADD COLUMN study_dt TEXT NOT NULL DEFAULT '';"
+    "UPDATE search SET study_dt = ahl_study_dt_key(study_date, study_time);"
+    "DROP INDEX search_patient; DROP INDEX search_study; DROP INDEX search_series;"
+    "DROP INDEX search_accession; DROP INDEX search_study_id; DROP INDEX search_updated;"
+    "DROP INDEX search_created; DROP INDEX search_study_date;"
+    "CREATE INDEX search_patient ON search(datastore_id, patient_id, updated_at, imageset_id);"
+    "CREATE INDEX search_accession ON search(datastore_id, accession_number, updated_at,"
+    " imageset_id);"
+    "CREATE INDEX search_study_id ON search(datastore_id, study_id, updated_at, imageset_id);"
+    "CREATE INDEX search_study ON search(datastore_id, study_instance_uid, updated_at,"
+    " imageset_id);"
+    "CREATE INDEX search_series ON search(datastore_id, series_instance_uid, updated_at,"
+    " imageset_id);"
+    "CREATE INDEX search_primary ON search(datastore_id, is_primary, updated_at, imageset_id);"
+    "CREATE INDEX search_updated ON search(datastore_id, updated_at, imageset_id);"
+    "CREATE INDEX search_created ON search(datastore_id, created_at, imageset_id);"
+    "CREATE INDEX search_study_dt ON search(datastore_id, study_dt, imageset_id);"
+    "CREATE TABLE frame(imageset_id TEXT NOT NULL, frame_id TEXT NOT NULL,"
+    " transfer_syntax TEXT NOT NULL, PRIMARY KEY(imageset_id, frame_id)) WITHOUT ROWID;",
 };
 
 enum stmt_id {
@@ -106,6 +130,10 @@ enum stmt_id {
     ST_S_PUT,
     ST_S_GET,
     ST_S_DELETE,
+    ST_F_PUT,
+    ST_F_GET,
+    ST_F_COPY,
+    ST_F_DELETE_SET,
     ST_J_INSERT,
     ST_J_UPDATE,
     ST_J_GET,
@@ -124,11 +152,12 @@ enum stmt_id {
 #define J_COLS                                                                                \
     "id, datastore_id, name, status, role_arn, input_uri, output_uri, message, client_token," \
     " submitted_at, ended_at"
-#define S_COLS                                                                            \
-    "imageset_id, datastore_id, is_primary, version, created_at, updated_at, patient_id," \
-    " patient_name, patient_birth_date, patient_sex, study_instance_uid, study_id,"       \
-    " study_description, accession_number, study_date, study_time, series_instance_uid,"  \
-    " modality, body_part_examined, series_number, number_of_series, number_of_instances"
+#define S_COLS                                                                             \
+    "imageset_id, datastore_id, is_primary, version, created_at, updated_at, patient_id,"  \
+    " patient_name, patient_birth_date, patient_sex, study_instance_uid, study_id,"        \
+    " study_description, accession_number, study_date, study_time, series_instance_uid,"   \
+    " modality, body_part_examined, series_number, number_of_series, number_of_instances," \
+    " study_dt"
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_DS_INSERT] = "INSERT INTO datastore(" DS_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
@@ -173,9 +202,16 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_C_SCAN] = "SELECT hash, kind, ulen, crc, data FROM chunk ORDER BY hash",
     [ST_C_STATS] = "SELECT count(*), coalesce(sum(length(data)) + 32 * count(*), 0) FROM chunk",
     [ST_S_PUT] = "INSERT OR REPLACE INTO search(" S_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"
-                 "?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22)",
+                 "?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)",
     [ST_S_GET] = "SELECT " S_COLS " FROM search WHERE imageset_id=?1",
     [ST_S_DELETE] = "DELETE FROM search WHERE imageset_id=?1",
+    [ST_F_PUT] = "INSERT OR REPLACE INTO frame(imageset_id, frame_id, transfer_syntax)"
+                 " VALUES(?1,?2,?3)",
+    [ST_F_GET] = "SELECT imageset_id, frame_id, transfer_syntax FROM frame"
+                 " WHERE imageset_id=?1 AND frame_id=?2",
+    [ST_F_COPY] = "INSERT OR IGNORE INTO frame(imageset_id, frame_id, transfer_syntax)"
+                  " SELECT ?2, frame_id, transfer_syntax FROM frame WHERE imageset_id=?1",
+    [ST_F_DELETE_SET] = "DELETE FROM frame WHERE imageset_id=?1",
     [ST_J_INSERT] = "INSERT INTO job(" J_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
     [ST_J_UPDATE] = "UPDATE job SET datastore_id=?2, name=?3, status=?4, role_arn=?5,"
                     " input_uri=?6, output_uri=?7, message=?8, client_token=?9,"
@@ -187,9 +223,20 @@ static const char *const stmt_sql[ST_COUNT] = {
                   " WHERE id=?3)) ORDER BY submitted_at DESC, id DESC LIMIT ?4",
 };
 
+/* Search statements differ by query shape (which filters, which sort, a cursor or not); each
+ * connection keeps the last few it prepared, keyed by their SQL text. */
+#define SEARCH_CACHE 24
+
+struct sq_cached {
+    char *sql;
+    sqlite3_stmt *st;
+};
+
 struct sq_conn {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
+    struct sq_cached search[SEARCH_CACHE];
+    unsigned search_next; /* the slot replaced next when the cache is full */
     struct sq_conn *next; /* in the idle list */
 };
 
@@ -236,6 +283,10 @@ static void conn_close(struct sq_conn *c)
         return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(c->st[i]);
+    for (int i = 0; i < SEARCH_CACHE; i++) {
+        sqlite3_finalize(c->search[i].st);
+        free(c->search[i].sql);
+    }
     sqlite3_close(c->db);
     free(c);
 }
@@ -292,8 +343,21 @@ static sqlite3_stmt *stmt(struct sq_conn *c, enum stmt_id id)
     return c->st[id];
 }
 
+/* ahl_study_dt_key(date, time): the SQL face of ahl_store_study_dt_key, for migration 2. */
+static void sql_study_dt_key(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    char key[AHL_STUDY_DT_KEY_LEN + 1];
+    (void)argc;
+    ahl_store_study_dt_key((const char *)sqlite3_value_text(argv[0]),
+                           (const char *)sqlite3_value_text(argv[1]), key);
+    sqlite3_result_text(ctx, key, -1, SQLITE_TRANSIENT);
+}
+
 static int migrate(sqlite3 *db)
 {
+    if (sqlite3_create_function(db, "ahl_study_dt_key", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                sql_study_dt_key, NULL, NULL) != SQLITE_OK)
+        return sq_err(db, SQLITE_ERROR, "registering ahl_study_dt_key");
     int rc = exec(db, "PRAGMA journal_mode=WAL; BEGIN IMMEDIATE");
     if (rc < 0)
         return rc;
@@ -926,6 +990,7 @@ static void s_row(sqlite3_stmt *st, struct ahl_search_row *r)
     r->series_number = sqlite3_column_int(st, 19);
     r->number_of_series = (uint32_t)sqlite3_column_int64(st, 20);
     r->number_of_instances = (uint32_t)sqlite3_column_int64(st, 21);
+    col_text(st, 22, r->study_dt, sizeof r->study_dt);
 }
 
 static int sq_search_put(struct ahl_store_tx *t, const struct ahl_search_row *r)
@@ -956,6 +1021,9 @@ static int sq_search_put(struct ahl_store_tx *t, const struct ahl_search_row *r)
         sqlite3_bind_null(st, 20);
     sqlite3_bind_int64(st, 21, r->number_of_series);
     sqlite3_bind_int64(st, 22, r->number_of_instances);
+    char key[AHL_STUDY_DT_KEY_LEN + 1];
+    ahl_store_study_dt_key(r->study_date, r->study_time, key);
+    sqlite3_bind_text(st, 23, key, -1, SQLITE_TRANSIENT);
     return step_done(CONN(t), st, "search put");
 }
 
@@ -971,6 +1039,268 @@ static int sq_search_delete(struct ahl_store_tx *t, const char *id)
     PREP(st, CONN(t), ST_S_DELETE);
     bind_text(st, 1, id);
     return step_done(CONN(t), st, "search delete");
+}
+
+/* ---- search queries ----------------------------------------------------------------------- */
+
+/* The column and index of each attribute. Every index leads with datastore_id. */
+static const struct {
+    const char *col, *index;
+} search_attr[AHL_SEARCH_ATTR_COUNT] = {
+    [AHL_SEARCH_PATIENT_ID] = {"patient_id", "search_patient"},
+    [AHL_SEARCH_ACCESSION_NUMBER] = {"accession_number", "search_accession"},
+    [AHL_SEARCH_STUDY_ID] = {"study_id", "search_study_id"},
+    [AHL_SEARCH_STUDY_UID] = {"study_instance_uid", "search_study"},
+    [AHL_SEARCH_SERIES_UID] = {"series_instance_uid", "search_series"},
+    [AHL_SEARCH_IS_PRIMARY] = {"is_primary", "search_primary"},
+    [AHL_SEARCH_CREATED_AT] = {"created_at", "search_created"},
+    [AHL_SEARCH_UPDATED_AT] = {"updated_at", "search_updated"},
+    [AHL_SEARCH_STUDY_DATE_TIME] = {"study_dt", "search_study_dt"},
+};
+
+static bool attr_is_ident(int a)
+{
+    return a >= AHL_SEARCH_PATIENT_ID && a <= AHL_SEARCH_SERIES_UID;
+}
+
+static bool attr_is_range(int a)
+{
+    return a == AHL_SEARCH_CREATED_AT || a == AHL_SEARCH_UPDATED_AT ||
+           a == AHL_SEARCH_STUDY_DATE_TIME;
+}
+
+static int sort_attr(int sort)
+{
+    return sort == AHL_SEARCH_SORT_CREATED_AT        ? AHL_SEARCH_CREATED_AT
+           : sort == AHL_SEARCH_SORT_STUDY_DATE_TIME ? AHL_SEARCH_STUDY_DATE_TIME
+                                                     : AHL_SEARCH_UPDATED_AT;
+}
+
+static int query_check(const struct ahl_search_query *q)
+{
+    if (q->nfilters > AHL_SEARCH_MAX_FILTERS || q->limit < 1 || q->limit > 1000 ||
+        q->sort < AHL_SEARCH_SORT_UPDATED_AT || q->sort > AHL_SEARCH_SORT_STUDY_DATE_TIME)
+        return AHL_EINVAL;
+    for (unsigned i = 0; i < q->nfilters; i++) {
+        const struct ahl_search_filter *f = &q->filters[i];
+        if (f->attr < 0 || f->attr >= AHL_SEARCH_ATTR_COUNT)
+            return AHL_EINVAL;
+        if (f->between && !attr_is_range(f->attr))
+            return AHL_EINVAL;
+        bool text = attr_is_ident(f->attr) || f->attr == AHL_SEARCH_STUDY_DATE_TIME;
+        if (text && (!f->text[0] || (f->between && !f->text[1])))
+            return AHL_EINVAL;
+    }
+    return 0;
+}
+
+/* The index that drives a query: an identifier EQUAL (selective), else a filtered time range,
+ * else isPrimary when the order is its index's (updatedAt), else the sort order's index. */
+static int query_driver(const struct ahl_search_query *q)
+{
+    int sa = sort_attr(q->sort), range = -1;
+    bool primary = false;
+    for (unsigned i = 0; i < q->nfilters; i++) {
+        int a = q->filters[i].attr;
+        if (attr_is_ident(a))
+            return a;
+        if (attr_is_range(a) && (range < 0 || a == sa))
+            range = a;
+        primary |= a == AHL_SEARCH_IS_PRIMARY;
+    }
+    if (range >= 0)
+        return range;
+    if (primary && sa == AHL_SEARCH_UPDATED_AT)
+        return AHL_SEARCH_IS_PRIMARY;
+    return sa;
+}
+
+/* Writes the SQL of q into sql. The driving index is named with INDEXED BY and every other
+ * column is written as +col, which keeps SQLite from using it for an index, so the plan is the
+ * one chosen here whatever statistics say. Placeholders are numbered in the order
+ * query_bind() binds them. */
+static int query_sql(const struct ahl_search_query *q, char *sql, size_t cap)
+{
+    int drv = query_driver(q), sa = sort_attr(q->sort);
+    /* Does the driving index deliver rows in the sort order (so the cursor is an index range)? */
+    bool ordered = drv == sa || (sa == AHL_SEARCH_UPDATED_AT &&
+                                 (attr_is_ident(drv) || drv == AHL_SEARCH_IS_PRIMARY));
+    size_t n = 0;
+#define ADD(...)                                          \
+    do {                                                  \
+        int w_ = snprintf(sql + n, cap - n, __VA_ARGS__); \
+        if (w_ < 0 || (size_t)w_ >= cap - n)              \
+            return AHL_ETOOBIG;                           \
+        n += (size_t)w_;                                  \
+    } while (0)
+    ADD("SELECT " S_COLS " FROM search INDEXED BY %s WHERE datastore_id=?", search_attr[drv].index);
+    for (unsigned i = 0; i < q->nfilters; i++) {
+        const struct ahl_search_filter *f = &q->filters[i];
+        const char *plus = f->attr == drv ? "" : "+";
+        if (f->between)
+            ADD(" AND %s%s BETWEEN ? AND ?", plus, search_attr[f->attr].col);
+        else
+            ADD(" AND %s%s=?", plus, search_attr[f->attr].col);
+    }
+    const char *dir = q->desc ? "DESC" : "ASC";
+    if (q->after.set) {
+        /* An EQUAL on the sort column already fixes it: the index then runs in id order and the
+         * cursor must not displace that equality as the index constraint. */
+        bool eq_sort = false;
+        for (unsigned i = 0; i < q->nfilters; i++)
+            eq_sort |=
+                q->filters[i].attr == sa && q->filters[i].attr == drv && !q->filters[i].between;
+        const char *plus = ordered && !eq_sort ? "" : "+";
+        ADD(" AND (%s%s, %simageset_id) %s (?, ?)", plus, search_attr[sa].col, plus,
+            q->desc ? "<" : ">");
+    }
+    ADD(" ORDER BY %s %s, imageset_id %s LIMIT ?", search_attr[sa].col, dir, dir);
+#undef ADD
+    return 0;
+}
+
+static void query_bind(sqlite3_stmt *st, const char *ds, const struct ahl_search_query *q)
+{
+    int k = 1;
+    bind_text(st, k++, ds);
+    for (unsigned i = 0; i < q->nfilters; i++) {
+        const struct ahl_search_filter *f = &q->filters[i];
+        for (int v = 0; v < (f->between ? 2 : 1); v++) {
+            if (f->attr == AHL_SEARCH_IS_PRIMARY)
+                sqlite3_bind_int(st, k++, f->flag);
+            else if (f->attr == AHL_SEARCH_CREATED_AT || f->attr == AHL_SEARCH_UPDATED_AT)
+                sqlite3_bind_int64(st, k++, f->ms[v]);
+            else
+                bind_text(st, k++, f->text[v]);
+        }
+    }
+    if (q->after.set) {
+        if (q->sort == AHL_SEARCH_SORT_STUDY_DATE_TIME)
+            bind_text(st, k++, q->after.dt);
+        else
+            sqlite3_bind_int64(st, k++, q->after.ms);
+        bind_text(st, k++, q->after.imageset_id);
+    }
+    sqlite3_bind_int64(st, k, q->limit);
+}
+
+/* The connection's prepared statement for sql (from its cache, or prepared and cached). */
+static sqlite3_stmt *search_stmt(struct sq_conn *c, const char *sql)
+{
+    for (int i = 0; i < SEARCH_CACHE; i++)
+        if (c->search[i].sql && !strcmp(c->search[i].sql, sql)) {
+            sqlite3_reset(c->search[i].st);
+            sqlite3_clear_bindings(c->search[i].st);
+            return c->search[i].st;
+        }
+    struct sq_cached *slot = &c->search[c->search_next];
+    c->search_next = (c->search_next + 1) % SEARCH_CACHE;
+    sqlite3_finalize(slot->st);
+    free(slot->sql);
+    slot->st = NULL;
+    if (!(slot->sql = strdup(sql)))
+        return NULL;
+    if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &slot->st, NULL) !=
+        SQLITE_OK) {
+        ahl_error("sqlite: prepare search: %s: %s", sqlite3_errmsg(c->db), sql);
+        sqlite3_finalize(slot->st);
+        slot->st = NULL;
+        free(slot->sql);
+        slot->sql = NULL;
+        return NULL;
+    }
+    return slot->st;
+}
+
+static int sq_search_query(struct ahl_store_tx *t, const char *ds, const struct ahl_search_query *q,
+                           ahl_store_search_cb cb, void *ctx)
+{
+    char sql[2048];
+    int rc;
+    if ((rc = query_check(q)) < 0 || (rc = query_sql(q, sql, sizeof sql)) < 0)
+        return rc;
+    sqlite3_stmt *st = search_stmt(CONN(t), sql);
+    if (!st)
+        return AHL_EIO;
+    query_bind(st, ds, q);
+    struct ahl_search_row rec;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        s_row(st, &rec);
+        int u = cb(ctx, &rec);
+        if (u) {
+            sqlite3_reset(st);
+            return u;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : sq_err(CONN(t)->db, rc, "search query");
+}
+
+static int sq_search_plan(struct ahl_store_tx *t, const char *ds, const struct ahl_search_query *q,
+                          ahl_store_plan_cb cb, void *ctx)
+{
+    char sql[2100];
+    sqlite3_stmt *st = NULL;
+    int rc;
+    memcpy(sql, "EXPLAIN QUERY PLAN ", 19);
+    if ((rc = query_check(q)) < 0 || (rc = query_sql(q, sql + 19, sizeof sql - 19)) < 0)
+        return rc;
+    if (sqlite3_prepare_v2(CONN(t)->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return sq_err(CONN(t)->db, SQLITE_ERROR, "search plan");
+    query_bind(st, ds, q);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int u = cb(ctx, (const char *)sqlite3_column_text(st, 3));
+        if (u) {
+            sqlite3_finalize(st);
+            return u;
+        }
+    }
+    rc = rc == SQLITE_DONE ? 0 : sq_err(CONN(t)->db, rc, "search plan");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- frame index -------------------------------------------------------------------------- */
+
+static void f_row(sqlite3_stmt *st, struct ahl_frame_rec *r)
+{
+    memset(r, 0, sizeof *r);
+    col_text(st, 0, r->imageset_id, sizeof r->imageset_id);
+    col_text(st, 1, r->frame_id, sizeof r->frame_id);
+    col_text(st, 2, r->transfer_syntax, sizeof r->transfer_syntax);
+}
+
+static int sq_frame_put(struct ahl_store_tx *t, const struct ahl_frame_rec *r)
+{
+    PREP(st, CONN(t), ST_F_PUT);
+    bind_text(st, 1, r->imageset_id);
+    bind_text(st, 2, r->frame_id);
+    bind_text(st, 3, r->transfer_syntax);
+    return step_done(CONN(t), st, "frame put");
+}
+
+static int sq_frame_get(struct ahl_store_tx *t, const char *set, const char *frame,
+                        struct ahl_frame_rec *out)
+{
+    PREP(st, CONN(t), ST_F_GET);
+    bind_text(st, 1, set);
+    bind_text(st, 2, frame);
+    ONE_ROW(CONN(t), st, f_row, out, "frame get");
+}
+
+static int sq_frame_copy(struct ahl_store_tx *t, const char *from, const char *to)
+{
+    PREP(st, CONN(t), ST_F_COPY);
+    bind_text(st, 1, from);
+    bind_text(st, 2, to);
+    return step_done(CONN(t), st, "frame copy");
+}
+
+static int sq_frame_delete_set(struct ahl_store_tx *t, const char *set)
+{
+    PREP(st, CONN(t), ST_F_DELETE_SET);
+    bind_text(st, 1, set);
+    return step_done(CONN(t), st, "frame delete");
 }
 
 /* ---- import jobs -------------------------------------------------------------------------- */
@@ -1067,6 +1397,12 @@ static const struct ahl_store_ops sq_ops = {
     .search_put = sq_search_put,
     .search_get = sq_search_get,
     .search_delete = sq_search_delete,
+    .search_query = sq_search_query,
+    .search_plan = sq_search_plan,
+    .frame_put = sq_frame_put,
+    .frame_get = sq_frame_get,
+    .frame_copy = sq_frame_copy,
+    .frame_delete_set = sq_frame_delete_set,
     .job_put = sq_job_put,
     .job_get = sq_job_get,
     .job_list = sq_job_list,

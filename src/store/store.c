@@ -2,6 +2,7 @@
  * which dispatch through the backend's ops table, and small record helpers. */
 #include "store/store.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -96,6 +97,23 @@ AHL__FWD(search_get,
          (struct ahl_store_tx * tx, const char *imageset_id, struct ahl_search_row *out),
          (tx, imageset_id, out))
 AHL__FWD(search_delete, (struct ahl_store_tx * tx, const char *imageset_id), (tx, imageset_id))
+AHL__FWD(search_query,
+         (struct ahl_store_tx * tx, const char *datastore_id, const struct ahl_search_query *q,
+          ahl_store_search_cb cb, void *ctx),
+         (tx, datastore_id, q, cb, ctx))
+AHL__FWD(search_plan,
+         (struct ahl_store_tx * tx, const char *datastore_id, const struct ahl_search_query *q,
+          ahl_store_plan_cb cb, void *ctx),
+         (tx, datastore_id, q, cb, ctx))
+AHL__FWD(frame_put, (struct ahl_store_tx * tx, const struct ahl_frame_rec *rec), (tx, rec))
+AHL__FWD(frame_get,
+         (struct ahl_store_tx * tx, const char *imageset_id, const char *frame_id,
+          struct ahl_frame_rec *out),
+         (tx, imageset_id, frame_id, out))
+AHL__FWD(frame_copy,
+         (struct ahl_store_tx * tx, const char *from_imageset_id, const char *to_imageset_id),
+         (tx, from_imageset_id, to_imageset_id))
+AHL__FWD(frame_delete_set, (struct ahl_store_tx * tx, const char *imageset_id), (tx, imageset_id))
 AHL__FWD(job_put, (struct ahl_store_tx * tx, const struct ahl_job_rec *rec, bool create),
          (tx, rec, create))
 AHL__FWD(job_get,
@@ -114,5 +132,48 @@ int ahl_store_strset(char *dst, size_t cap, const char *src)
         return AHL_ETOOBIG;
     memcpy(dst, src ? src : "", n);
     dst[n] = '\0';
+    return 0;
+}
+
+int ahl_store_study_dt_key(const char *date, const char *time, char out[AHL_STUDY_DT_KEY_LEN + 1])
+{
+    char key[AHL_STUDY_DT_KEY_LEN + 1] = "00000000000000000000";
+    size_t nh = 0, nf = 0;
+    bool in_frac = false;
+    out[0] = '\0';
+    if (!date || strlen(date) != 8)
+        return AHL_EINVAL;
+    for (int i = 0; i < 8; i++) {
+        if (date[i] < '0' || date[i] > '9')
+            return AHL_EINVAL;
+        key[i] = date[i];
+    }
+    /* TM is HH[MM[SS[.F{1,6}]]], older files HH:MM:SS; values are padded with trailing spaces. */
+    for (const char *p = time ? time : ""; *p; p++) {
+        if (*p == ' ') {
+            while (*p == ' ')
+                p++;
+            if (*p)
+                return AHL_EINVAL;
+            break;
+        }
+        if (*p == ':' && !in_frac && nh && nh % 2 == 0 && nh < 6)
+            continue;
+        if (*p == '.' && !in_frac && nh == 6) {
+            in_frac = true;
+            continue;
+        }
+        if (*p < '0' || *p > '9')
+            return AHL_EINVAL;
+        if (!in_frac && nh < 6)
+            key[8 + nh++] = *p;
+        else if (in_frac && nf < 6)
+            key[14 + nf++] = *p;
+        else
+            return AHL_EINVAL;
+    }
+    if (nh % 2 != 0 || (in_frac && nf == 0))
+        return AHL_EINVAL;
+    memcpy(out, key, sizeof key);
     return 0;
 }

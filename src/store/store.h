@@ -13,6 +13,7 @@
  *     (for JSON chunks a raw-deflate segment, see below), crc32 and length of the uncompressed
  * text;
  *   - one search-index row per image set, rewritten with every new version;
+ *   - the frame index: which frame ids each image set lists, with their stored transfer syntax;
  *   - import jobs.
  *
  * Transactions. Every call but open/close runs inside a transaction obtained from
@@ -45,6 +46,7 @@
 
 #define AHL_ID_LEN 32 /* data store, image set and job ids: 32 lowercase hex characters */
 #define AHL_MESSAGE_MAX 2048
+#define AHL_STUDY_DT_KEY_LEN 20 /* YYYYMMDDHHMMSSFFFFFF */
 
 struct ahl_store;
 struct ahl_store_tx;
@@ -133,6 +135,77 @@ struct ahl_search_row {
     int32_t series_number;
     uint32_t number_of_series;
     uint32_t number_of_instances;
+    /* Output only: the sortable study date-time key the store derives from study_date and
+     * study_time on put (ahl_store_study_dt_key; "" when study_date is not a DICOM date). */
+    char study_dt[AHL_STUDY_DT_KEY_LEN + 1];
+};
+
+/* ---- search queries ------------------------------------------------------------------------
+ *
+ * SearchImageSets over the search rows: up to two filters, ANDed; a sort field and order, ties
+ * broken by image set id in the same direction; a keyset cursor; a limit. Every query shape is
+ * answered from an index (the backend picks one index per query: an EQUAL on an identifier when
+ * there is one, else the filtered time range, else the sort order), never from a table scan;
+ * ahl_store_search_plan shows which. Search rows exist only for image sets that are not DELETED
+ * (the engine deletes a set's row when it deletes the set), so no query returns deleted sets. */
+
+enum ahl_search_attr {
+    AHL_SEARCH_PATIENT_ID,       /* EQUAL, text */
+    AHL_SEARCH_ACCESSION_NUMBER, /* EQUAL, text */
+    AHL_SEARCH_STUDY_ID,         /* EQUAL, text */
+    AHL_SEARCH_STUDY_UID,        /* EQUAL, text */
+    AHL_SEARCH_SERIES_UID,       /* EQUAL, text */
+    AHL_SEARCH_IS_PRIMARY,       /* EQUAL, flag */
+    AHL_SEARCH_CREATED_AT,       /* EQUAL or BETWEEN, ms */
+    AHL_SEARCH_UPDATED_AT,       /* EQUAL or BETWEEN, ms */
+    AHL_SEARCH_STUDY_DATE_TIME,  /* EQUAL or BETWEEN, text: ahl_store_study_dt_key keys */
+    AHL_SEARCH_ATTR_COUNT
+};
+
+enum ahl_search_sort {
+    AHL_SEARCH_SORT_UPDATED_AT,
+    AHL_SEARCH_SORT_CREATED_AT,
+    AHL_SEARCH_SORT_STUDY_DATE_TIME,
+};
+
+struct ahl_search_filter {
+    int attr;            /* enum ahl_search_attr */
+    bool between;        /* BETWEEN value[0] AND value[1], inclusive; else EQUAL value[0] */
+    const char *text[2]; /* text attributes (borrowed; exact, case-sensitive match) */
+    int64_t ms[2];       /* createdAt / updatedAt */
+    bool flag;           /* isPrimary */
+};
+
+/* Where the previous page ended: the sort value and image set id of its last row. */
+struct ahl_search_cursor {
+    bool set;
+    int64_t ms;                        /* for the createdAt / updatedAt sorts */
+    char dt[AHL_STUDY_DT_KEY_LEN + 1]; /* for the study date-time sort */
+    char imageset_id[AHL_ID_LEN + 1];
+};
+
+#define AHL_SEARCH_MAX_FILTERS 2
+
+struct ahl_search_query {
+    struct ahl_search_filter filters[AHL_SEARCH_MAX_FILTERS];
+    unsigned nfilters;
+    int sort; /* enum ahl_search_sort */
+    bool desc;
+    struct ahl_search_cursor after; /* rows strictly after this one in the sort order */
+    unsigned limit;                 /* 1..1000 */
+};
+
+typedef int (*ahl_store_search_cb)(void *ctx, const struct ahl_search_row *row);
+/* Receives one line of a query plan. */
+typedef int (*ahl_store_plan_cb)(void *ctx, const char *line);
+
+/* The frame index: one row per (image set, frame id) the set's versions have listed under some
+ * instance's ImageFrames, with that instance's StoredTransferSyntaxUID. Frame ids are content
+ * addresses shared by every set holding the same pixels, hence the set in the key. */
+struct ahl_frame_rec {
+    char imageset_id[AHL_ID_LEN + 1];
+    char frame_id[AHL_ID_LEN + 1];
+    char transfer_syntax[65];
 };
 
 struct ahl_job_rec {
@@ -206,6 +279,17 @@ struct ahl_store_ops {
     int (*search_put)(struct ahl_store_tx *tx, const struct ahl_search_row *row);
     int (*search_get)(struct ahl_store_tx *tx, const char *imageset_id, struct ahl_search_row *out);
     int (*search_delete)(struct ahl_store_tx *tx, const char *imageset_id);
+    int (*search_query)(struct ahl_store_tx *tx, const char *datastore_id,
+                        const struct ahl_search_query *q, ahl_store_search_cb cb, void *ctx);
+    int (*search_plan)(struct ahl_store_tx *tx, const char *datastore_id,
+                       const struct ahl_search_query *q, ahl_store_plan_cb cb, void *ctx);
+
+    int (*frame_put)(struct ahl_store_tx *tx, const struct ahl_frame_rec *rec);
+    int (*frame_get)(struct ahl_store_tx *tx, const char *imageset_id, const char *frame_id,
+                     struct ahl_frame_rec *out);
+    int (*frame_copy)(struct ahl_store_tx *tx, const char *from_imageset_id,
+                      const char *to_imageset_id);
+    int (*frame_delete_set)(struct ahl_store_tx *tx, const char *imageset_id);
 
     int (*job_put)(struct ahl_store_tx *tx, const struct ahl_job_rec *rec, bool create);
     int (*job_get)(struct ahl_store_tx *tx, const char *datastore_id, const char *id,
@@ -307,6 +391,32 @@ int ahl_store_search_put(struct ahl_store_tx *tx, const struct ahl_search_row *r
 int ahl_store_search_get(struct ahl_store_tx *tx, const char *imageset_id,
                          struct ahl_search_row *out);
 int ahl_store_search_delete(struct ahl_store_tx *tx, const char *imageset_id);
+
+/* Runs a search: calls cb with each matching row of the data store in the query's order,
+ * after q->after, at most q->limit rows. AHL_EINVAL for a query the interface does not allow (an
+ * attribute with the wrong operator, more than two filters, a limit outside 1..1000). */
+int ahl_store_search_query(struct ahl_store_tx *tx, const char *datastore_id,
+                           const struct ahl_search_query *q, ahl_store_search_cb cb, void *ctx);
+/* Describes how the backend answers q, one line per step (for SQLite: EXPLAIN QUERY PLAN, e.g.
+ * "SEARCH search USING INDEX search_patient (datastore_id=? AND patient_id=?)"). For tests and
+ * the bench. */
+int ahl_store_search_plan(struct ahl_store_tx *tx, const char *datastore_id,
+                          const struct ahl_search_query *q, ahl_store_plan_cb cb, void *ctx);
+/* The sortable key of a DICOM StudyDate and StudyTime: "YYYYMMDD" + "HHMMSS" + "FFFFFF", missing
+ * time parts as zeros (StudyTime "1015" is 10:15:00; no StudyTime is 00:00:00). ':' separators and
+ * trailing spaces are accepted. AHL_EINVAL (out = "") if date is not 8 digits or time is not a
+ * DICOM TM. */
+int ahl_store_study_dt_key(const char *date, const char *time, char out[AHL_STUDY_DT_KEY_LEN + 1]);
+
+/* The frame index (struct ahl_frame_rec). put is INSERT OR REPLACE. get: AHL_ENOTFOUND unless
+ * the set has listed the frame. copy gives to_imageset_id every frame row of from_imageset_id
+ * (a whole-set copy). delete_set removes every row of a set (DeleteImageSet). */
+int ahl_store_frame_put(struct ahl_store_tx *tx, const struct ahl_frame_rec *rec);
+int ahl_store_frame_get(struct ahl_store_tx *tx, const char *imageset_id, const char *frame_id,
+                        struct ahl_frame_rec *out);
+int ahl_store_frame_copy(struct ahl_store_tx *tx, const char *from_imageset_id,
+                         const char *to_imageset_id);
+int ahl_store_frame_delete_set(struct ahl_store_tx *tx, const char *imageset_id);
 
 /* Import jobs. put with create=true inserts, otherwise overwrites. list: newest submission
  * first, optionally one status, ids after after_id in that order, at most limit. */
