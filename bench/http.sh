@@ -18,7 +18,11 @@
 # from /proc), so rates per server CPU-second can be read off on a shared machine; the client runs
 # on the same cores. At the end: the ratios against the baseline.
 #
-# usage: bench/http.sh [N_INSTANCES] [SECONDS]   (defaults 10000 and 5; env AHILITE_BUILD, WORKERS)
+# usage: bench/http.sh [N_INSTANCES] [SECONDS]   (defaults 10000 and 5)
+# env: AHILITE_BUILD=DIR  use this build instead of building one;
+#      WORKERS=N          the server's --workers (default: its own, the number of CPUs);
+#      PERF_RUN=NAME      record the server with `perf record -g` during that run (get_datastore,
+#                         update, metadata_8, metadata_1, frames) into PERF_OUT (perf-NAME.data).
 set -euo pipefail
 
 N=${1:-10000}
@@ -158,10 +162,19 @@ HZ=$(getconf CLK_TCK)
 run() {
     local name=$1
     shift
-    local t0 t1
+    local t0 t1 perf_pid=
+    if [ "${PERF_RUN:-}" = "$name" ]; then
+        perf record -q -F 499 --call-graph ${PERF_CALLGRAPH:-fp} -p "$SERVER_PID" -o "${PERF_OUT:-perf-$name.data}" 2>/dev/null &
+        perf_pid=$!
+        sleep 0.5
+    fi
     t0=$(cpu_ticks)
     "${LOAD[@]}" "$@" >"$TMP/run-$name" || { cat "$TMP/run-$name" >&2; echo "$name failed" >&2; exit 1; }
     t1=$(cpu_ticks)
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+    fi
     /usr/bin/python3 -c "
 import json, sys
 r = json.load(open('$TMP/run-$name'))

@@ -421,6 +421,10 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
             goto fail;
         srv->svc.frames_ready = 1;
     }
+    if ((rc = ahl__frame_index_new(AHL__FRAME_INDEX_MAX_FRAMES, &srv->svc.frame_index)) < 0) {
+        ahl_fail(err, rc, NULL, "out of memory");
+        goto fail;
+    }
     struct ahl_sigv4_config scfg = {
         .region = srv->svc.region,
         .service = "medical-imaging",
@@ -499,5 +503,6 @@ void ahl_api_server_stop(struct ahl_api_server *srv)
     pthread_cond_destroy(&srv->svc.producers_done);
     if (srv->verifier_ready)
         ahl_sigv4_verifier_release(&srv->verifier);
+    ahl__frame_index_free(srv->svc.frame_index);
     free(srv);
 }
