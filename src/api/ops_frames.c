@@ -1,11 +1,13 @@
 /* GetImageFrame: the stored bytes of one frame, with the Content-Type of its stored transfer
  * syntax, streamed from the frame store (DATA_DIR/frames) by file descriptor.
  *
- * A frame is served only if the image set's latest version lists its id under some instance's
- * ImageFrames, as AWS does; an id that the set does not reference is a ResourceNotFoundException
- * even when another set holds those bytes (frame ids are content addresses and may be shared).
- * Which frames a version lists is read from its document once and kept (frame_index.c), so a
- * request costs one image-set row read and a binary search, whatever the set's size.
+ * A frame is served only if the image set lists it: the store's frame index (kept by the engine
+ * with each version, src/meta/frameidx.c) holds a row per (image set, frame id) that some
+ * version of the set lists under an instance's ImageFrames, with that instance's
+ * StoredTransferSyntaxUID. An id the set does not list is a ResourceNotFoundException even when
+ * another set holds those bytes (frame ids are content addresses and may be shared), and the
+ * frames of a deleted set are gone with it. The request costs two row lookups and an open(),
+ * whatever the size of the set.
  */
 #include "api/internal.h"
 
@@ -19,29 +21,52 @@ int ahl__op_GetImageFrame(struct ahl_api_service *svc, const json_t *in, struct 
     const char *ds = ahl_api_str(in, "datastoreId"), *id = ahl_api_str(in, "imageSetId");
     const char *frame_id =
         ahl_api_str(json_object_get(in, "imageFrameInformation"), "imageFrameId");
-    const char *content_type;
-    struct ahl_meta_info info;
+    struct ahl_store_tx *tx = NULL;
+    struct ahl_imageset_rec set;
+    struct ahl_frame_rec frame;
     int rc;
 
-    if ((rc = ahl_meta_imageset_get(svc->meta, ds, id, 0, &info, err)) < 0)
-        return rc;
-    rc = ahl__frame_index_find(svc->frame_index, svc->meta, ds, id, info.ver.version, frame_id,
-                               &content_type, err);
-    if (rc < 0)
-        return rc;
-    if (!content_type)
-        return ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND,
-                        "Image frame %s does not exist in image set %s", frame_id, id);
-    if (!svc->frames_ready)
-        return ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND,
-                        "Image frame %s: this server has no frame store", frame_id);
+    if ((rc = ahl_store_begin(svc->store, false, &tx)) < 0)
+        return ahl__api_store_fail(rc, err, "image set");
+    rc = ahl_store_imageset_get(tx, ds, id, &set);
+    if (rc == AHL_ENOTFOUND || (rc == 0 && !strcmp(set.state, "DELETED"))) {
+        rc = ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND,
+                      "image set %s not found in data store %s", id, ds);
+        goto out;
+    }
+    if (rc < 0) {
+        rc = ahl__api_store_fail(rc, err, "image set");
+        goto out;
+    }
+    rc = ahl_store_frame_get(tx, id, frame_id, &frame);
+    if (rc == AHL_ENOTFOUND) {
+        rc = ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "Image frame %s does not exist in image set %s",
+                      frame_id, id);
+        goto out;
+    }
+    if (rc < 0) {
+        rc = ahl__api_store_fail(rc, err, "image frame");
+        goto out;
+    }
+    ahl_store_rollback(tx);
+    tx = NULL;
+    if (!svc->frames_ready) {
+        rc = ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND,
+                      "Image frame %s: this server has no frame store", frame_id);
+        goto out;
+    }
     rc = ahl_framestore_open_frame(&svc->frames, frame_id, &resp->fd, &resp->fd_size, err);
-    if (rc == AHL_ENOTFOUND)
-        return ahl_fail(err, rc, AHL_AWS_NOT_FOUND,
-                        "Image frame %s is listed in image set %s but its pixel data is missing",
-                        frame_id, id);
+    if (rc == AHL_ENOTFOUND) {
+        rc = ahl_fail(err, rc, AHL_AWS_NOT_FOUND,
+                      "Image frame %s is listed in image set %s but its pixel data is missing",
+                      frame_id, id);
+        goto out;
+    }
     if (rc < 0)
-        return rc;
-    resp->content_type = content_type;
-    return 0;
+        goto out;
+    resp->content_type =
+        ahl_frame_content_type(frame.transfer_syntax[0] ? frame.transfer_syntax : NULL);
+out:
+    ahl_store_rollback(tx);
+    return rc;
 }

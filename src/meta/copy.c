@@ -268,6 +268,22 @@ static int merge_into(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__b
     return 0;
 }
 
+/* Adds the frame-index rows of every copied instance to the destination (each instance's
+ * chunk is read: the cost of the instances copied, like the map edits of a merge). */
+static int index_picks(struct ahl_meta *m, struct ahl_store_tx *tx, const struct picks *p,
+                       const char *dst_id, struct ahl_err *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < p->n && rc == 0; i++)
+        for (size_t j = 0; j < p->v[i].inst.n && rc == 0; j++) {
+            json_t *inst = NULL;
+            if ((rc = ahl__json_load(m, tx, NULL, p->v[i].inst.v[j].h, &inst)) == 0)
+                rc = ahl__frames_index_instance(tx, dst_id, inst);
+            json_decref(inst);
+        }
+    return rc < 0 ? ahl__store_fail(err, rc, "indexing the copied frames") : 0;
+}
+
 int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *source_id,
                   const struct ahl_meta_copy *c, struct ahl_meta_copy_result *res,
                   struct ahl_err *err)
@@ -335,6 +351,16 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
         dst.created_at_ms = dst.updated_at_ms = now;
         if ((rc = ahl__version_commit(m, tx, &b, &dst, 0, root, c->force, "COPIED", err)) < 0)
             goto out;
+        /* A whole copy shares the source's document, so it takes over the source's frame rows
+         * in one statement (the copy stays O(1) in the set's size). */
+        if (!c->copiable_attributes) {
+            if ((rc = ahl_store_frame_copy(tx, src.id, dst.id)) < 0) {
+                rc = ahl__store_fail(err, rc, "indexing the copied frames");
+                goto out;
+            }
+        } else if ((rc = index_picks(m, tx, &p, dst.id, err)) < 0) {
+            goto out;
+        }
     } else {
         if ((rc = ahl__set_find(tx, datastore_id, c->destination_id, &dst, err)) < 0)
             goto out;
@@ -387,7 +413,8 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
         if (c->promote_to_primary)
             dst.is_primary = true;
         if ((rc = ahl__version_commit(m, tx, &b, &dst, expected, root, c->force || forced, "COPIED",
-                                      err)) < 0)
+                                      err)) < 0 ||
+            (rc = index_picks(m, tx, &p, dst.id, err)) < 0)
             goto out;
     }
     rc = ahl__commit_publish(&tx, &b, err);

@@ -188,6 +188,15 @@ int ahl__version_commit(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl_
 /* Commits *tx (which is then ended and set to NULL) and, on success, publishes b's written
  * chunks to the cache. */
 int ahl__commit_publish(struct ahl_store_tx **tx, struct ahl__batch *b, struct ahl_err *err);
+/* ---- the frame index (frameidx.c) ---- */
+
+/* Adds the frame-index rows of one instance object (its ImageFrames ids, its stored transfer
+ * syntax) for imageset_id; an instance without frames adds nothing. */
+int ahl__frames_index_instance(struct ahl_store_tx *tx, const char *imageset_id,
+                               const json_t *instance);
+/* The same for every instance of a normalized document {"Study":{"Series":{..{"Instances"..}}}}. */
+int ahl__frames_index_doc(struct ahl_store_tx *tx, const char *imageset_id, const json_t *doc);
+
 /* Maps a store error to an ahl_err. */
 int ahl__store_fail(struct ahl_err *err, int rc, const char *what);
 

@@ -108,6 +108,10 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
     const char *wf = opts && opts->workflow_status ? opts->workflow_status : "CREATED";
     if ((rc = ahl__version_commit(m, tx, &b, &set, 0, root, false, wf, err)) < 0)
         goto out;
+    if ((rc = ahl__frames_index_doc(tx, set.id, doc)) < 0) {
+        rc = ahl__store_fail(err, rc, "indexing frames");
+        goto out;
+    }
     rc = ahl__commit_publish(&tx, &b, err);
     if (rc < 0)
         goto out;
@@ -270,6 +274,10 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
     set.updated_at_ms = ahl_now_ms();
     if ((rc = ahl__version_commit(m, tx, &b, &set, expected, root, false, "IMPORTED", err)) < 0)
         goto out;
+    if ((rc = ahl__frames_index_doc(tx, set.id, doc)) < 0) {
+        rc = ahl__store_fail(err, rc, "indexing frames");
+        goto out;
+    }
     rc = ahl__commit_publish(&tx, &b, err);
     if (rc < 0)
         goto out;
@@ -404,7 +412,8 @@ int ahl_meta_imageset_delete(struct ahl_meta *m, const char *datastore_id, const
     ahl_store_strset(set.state, sizeof set.state, "DELETED");
     ahl_store_strset(set.workflow_status, sizeof set.workflow_status, "DELETED");
     if ((rc = ahl_store_imageset_put(tx, &set, false)) < 0 ||
-        (rc = ahl_store_search_delete(tx, set.id)) < 0) {
+        (rc = ahl_store_search_delete(tx, set.id)) < 0 ||
+        (rc = ahl_store_frame_delete_set(tx, set.id)) < 0) {
         rc = ahl__store_fail(err, rc, "deleting the image set");
         goto out;
     }

@@ -29,6 +29,7 @@ struct fixture {
     struct ahl_meta *meta;
     struct ahl_api_service svc;
     char ds[33];
+    const char *content_type; /* of the last raw response */
 };
 
 /* Runs one operation as the server does: decode + validate, then the handler. Returns the
@@ -51,6 +52,7 @@ static int call(struct fixture *f, enum ahl_op_id op, const char *path, const ch
     resp.json = json_object();
     ahl_buf_init(&resp.raw, AHL_BUF_UNLIMITED);
     rc = ahl__api_handlers[op](&f->svc, in, &resp, err);
+    f->content_type = resp.content_type;
     json_decref(in);
     if (raw)
         ahl_buf_add(raw, resp.raw.data, resp.raw.len);
@@ -382,6 +384,206 @@ static void test_search_tags_copy_delete(void **state)
     json_decref(r);
 }
 
+/* A set of two instances in one series, each with one frame stored as JPEG baseline. */
+static void create_framed_set(struct fixture *f, const char *patient, const char *frame1,
+                              const char *frame2, char id[33])
+{
+    struct ahl_meta_info info;
+    struct ahl_err err;
+    json_t *doc = json_pack(
+        "{s:{s:{s:s}},s:{s:{s:s},s:{s:{s:{s:s},s:{s:{s:{s:s},s:s,s:[{s:s}]},s:{s:{s:s},s:s,s:[{"
+        "s:s}]}}}}}}",
+        "Patient", "DICOM", "PatientID", patient, "Study", "DICOM", "StudyInstanceUID", "1.7.1",
+        "Series", "1.7.1.1", "DICOM", "SeriesInstanceUID", "1.7.1.1", "Instances", "1.7.1.1.1",
+        "DICOM", "SOPInstanceUID", "1.7.1.1.1", "StoredTransferSyntaxUID", "1.2.840.10008.1.2.4.50",
+        "ImageFrames", "ID", frame1, "1.7.1.1.2", "DICOM", "SOPInstanceUID", "1.7.1.1.2",
+        "StoredTransferSyntaxUID", "1.2.840.10008.1.2.4.202", "ImageFrames", "ID", frame2);
+    assert_non_null(doc);
+    if (ahl_meta_imageset_create(f->meta, f->ds, doc, NULL, &info, &err) < 0)
+        fail_msg("create: %s", err.msg);
+    json_decref(doc);
+    snprintf(id, 33, "%s", info.set.id);
+}
+
+/* GetImageFrame answers from the frame index: the set must list the frame; copies list what they
+ * copied; deleted sets list nothing. */
+static void test_frame_index(void **state)
+{
+    struct fixture *f = *state;
+    const char *x = "0123456789abcdef0123456789abcdef", *y = "fedcba9876543210fedcba9876543210";
+    char a[33], b[33], path[256], body[512], froot[128];
+    struct ahl_err err;
+    snprintf(froot, sizeof froot, "%s/frames", f->dir);
+    assert_int_equal(ahl_framestore_open(&f->svc.frames, froot, &err), 0);
+    f->svc.frames_ready = 1;
+    assert_int_equal(ahl_framestore_put(&f->svc.frames, x, "\xff\xd8jpeg", 6, &err), 0);
+    assert_int_equal(ahl_framestore_put(&f->svc.frames, y, "\xff\x4fhtj2k", 7, &err), 0);
+    create_framed_set(f, "FA", x, y, a);
+    create_set(f, "FB", "1.8.1", "1.8.1.1", "1.8.1.1.1", "20200101", b);
+
+    struct {
+        const char *set, *frame, *type; /* type NULL: ResourceNotFoundException */
+    } before[] = {
+        {a, x, "image/jpeg"},
+        {a, y, "image/jph"},
+        {b, x, NULL},
+        {a, "00000000000000000000000000000000", NULL},
+    };
+    for (size_t i = 0; i < sizeof before / sizeof *before; i++) {
+        snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageFrame", f->ds,
+                 before[i].set);
+        snprintf(body, sizeof body, "{\"imageFrameId\":\"%s\"}", before[i].frame);
+        if (!before[i].type) {
+            fails(f, AHL_OP_GetImageFrame, path, NULL, body, AHL_AWS_NOT_FOUND);
+            continue;
+        }
+        struct ahl_buf raw;
+        json_t *out;
+        ahl_buf_init(&raw, AHL_BUF_UNLIMITED);
+        assert_int_equal(call(f, AHL_OP_GetImageFrame, path, NULL, body, &out, &raw, &err), 0);
+        json_decref(out);
+        assert_string_equal(f->content_type, before[i].type);
+        assert_int_equal(raw.len, before[i].frame == x ? 6 : 7);
+        ahl_buf_release(&raw);
+    }
+
+    /* A whole copy lists both frames; a copy of one instance lists only its frame. */
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/copyImageSet", f->ds, a);
+    json_t *r =
+        ok(f, AHL_OP_CopyImageSet, path, NULL, "{\"sourceImageSet\":{\"latestVersionId\":\"1\"}}");
+    char whole[33], part[33];
+    snprintf(whole, sizeof whole, "%s",
+             ahl_api_str(json_object_get(r, "destinationImageSetProperties"), "imageSetId"));
+    json_decref(r);
+    /* copiableAttributes is a JSON document inside a JSON string. */
+    json_t *copy = json_pack("{s:{s:s,s:{s:s}}}", "sourceImageSet", "latestVersionId", "1",
+                             "DICOMCopies", "copiableAttributes",
+                             "{\"SchemaVersion\":\"1.1\",\"Study\":{\"Series\":{\"1.7.1.1\":{"
+                             "\"Instances\":{\"1.7.1.1.2\":{}}}}}}");
+    char *copy_body = json_dumps(copy, JSON_COMPACT);
+    json_decref(copy);
+    snprintf(body, sizeof body, "%s", copy_body);
+    free(copy_body);
+    r = ok(f, AHL_OP_CopyImageSet, path, NULL, body);
+    snprintf(part, sizeof part, "%s",
+             ahl_api_str(json_object_get(r, "destinationImageSetProperties"), "imageSetId"));
+    json_decref(r);
+
+    /* An update makes a new version; the frames stay listed. Then a is deleted. */
+    char *upd = b64("{\"SchemaVersion\":1.1,\"Patient\":{\"DICOM\":{\"PatientName\":\"X^Y\"}}}");
+    snprintf(body, sizeof body, "{\"DICOMUpdates\":{\"updatableAttributes\":\"%s\"}}", upd);
+    free(upd);
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/updateImageSetMetadata", f->ds, a);
+    json_decref(ok(f, AHL_OP_UpdateImageSetMetadata, path, "latestVersion=1", body));
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageFrame", f->ds, a);
+    snprintf(body, sizeof body, "{\"imageFrameId\":\"%s\"}", x);
+    json_decref(ok(f, AHL_OP_GetImageFrame, path, NULL, body));
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/deleteImageSet", f->ds, a);
+    json_decref(ok(f, AHL_OP_DeleteImageSet, path, NULL, NULL));
+
+    struct {
+        const char *set, *frame;
+        bool found;
+    } after[] = {
+        {a, x, false},    {a, y, false},   {whole, x, true},
+        {whole, y, true}, {part, y, true}, {part, x, false},
+    };
+    for (size_t i = 0; i < sizeof after / sizeof *after; i++) {
+        snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageFrame", f->ds, after[i].set);
+        snprintf(body, sizeof body, "{\"imageFrameId\":\"%s\"}", after[i].frame);
+        if (after[i].found)
+            json_decref(ok(f, AHL_OP_GetImageFrame, path, NULL, body));
+        else
+            fails(f, AHL_OP_GetImageFrame, path, NULL, body, AHL_AWS_NOT_FOUND);
+    }
+}
+
+/* Search paging is by keyset: every set once across pages in both orders, tokens bound to the
+ * criteria they were issued for. */
+static void test_search_paging(void **state)
+{
+    struct fixture *f = *state;
+    char ids[23][33], path[256];
+    for (int i = 0; i < 23; i++) {
+        char pid[16], study[32], series[32], sop[32];
+        snprintf(pid, sizeof pid, "PG%d", i % 2);
+        snprintf(study, sizeof study, "1.5.%d", i);
+        snprintf(series, sizeof series, "1.5.%d.1", i);
+        snprintf(sop, sizeof sop, "1.5.%d.1.1", i);
+        create_set(f, pid, study, series, sop, i % 3 ? "20200101" : "20220202", ids[i]);
+    }
+    snprintf(path, sizeof path, "/datastore/%s/searchImageSets", f->ds);
+    static const char *const bodies[] = {
+        "{}",
+        "{\"sort\":{\"sortField\":\"createdAt\",\"sortOrder\":\"ASC\"}}",
+        "{\"sort\":{\"sortField\":\"DICOMStudyDateAndTime\",\"sortOrder\":\"DESC\"}}",
+        "{\"filters\":[{\"values\":[{\"DICOMPatientId\":\"PG1\"}],\"operator\":\"EQUAL\"}]}",
+        "{\"filters\":[{\"values\":[{\"isPrimary\":true}],\"operator\":\"EQUAL\"},"
+        "{\"values\":[{\"DICOMPatientId\":\"PG0\"}],\"operator\":\"EQUAL\"}],"
+        "\"sort\":{\"sortField\":\"updatedAt\",\"sortOrder\":\"ASC\"}}",
+    };
+    static const int want[] = {23, 23, 23, 11, 12};
+    for (size_t k = 0; k < sizeof bodies / sizeof *bodies; k++) {
+        int seen[23] = {0}, total = 0;
+        char token[512] = "", q[600];
+        for (int page = 0; page < 30; page++) {
+            if (token[0])
+                snprintf(q, sizeof q, "maxResults=4&nextToken=%s", token);
+            else
+                snprintf(q, sizeof q, "maxResults=4");
+            json_t *r = ok(f, AHL_OP_SearchImageSets, path, q, bodies[k]);
+            json_t *items = json_object_get(r, "imageSetsMetadataSummaries");
+            assert_true(json_array_size(items) <= 4);
+            for (size_t i = 0; i < json_array_size(items); i++) {
+                const char *id = ahl_api_str(json_array_get(items, i), "imageSetId");
+                int j = 0;
+                while (j < 23 && strcmp(ids[j], id))
+                    j++;
+                assert_true(j < 23);
+                assert_int_equal(seen[j]++, 0);
+                total++;
+            }
+            const char *next = ahl_api_str(r, "nextToken");
+            if (!next) {
+                json_decref(r);
+                break;
+            }
+            /* The token is base64: percent-encode what the query string needs. */
+            size_t o = 0;
+            for (const char *c = next; *c && o + 4 < sizeof token; c++)
+                o += (size_t)snprintf(token + o, sizeof token - o,
+                                      (*c == '+' || *c == '/' || *c == '=') ? "%%%02X" : "%c",
+                                      (unsigned char)*c);
+            json_decref(r);
+            /* Replayed with other criteria, the token is refused. */
+            snprintf(q, sizeof q, "nextToken=%s", token);
+            fails(f, AHL_OP_SearchImageSets, path, q,
+                  "{\"filters\":[{\"values\":[{\"DICOMPatientId\":\"other\"}],\"operator\":"
+                  "\"EQUAL\"}]}",
+                  AHL_AWS_VALIDATION);
+        }
+        assert_int_equal(total, want[k]);
+    }
+    fails(f, AHL_OP_SearchImageSets, path, "nextToken=bm90LWEtdG9rZW4%3D", "{}",
+          AHL_AWS_VALIDATION);
+    fails(f, AHL_OP_SearchImageSets, path, NULL,
+          "{\"filters\":[{\"values\":[{\"createdAt\":20},{\"createdAt\":10}],"
+          "\"operator\":\"BETWEEN\"}]}",
+          AHL_AWS_VALIDATION);
+    fails(f, AHL_OP_SearchImageSets, path, NULL,
+          "{\"filters\":[{\"values\":[{\"DICOMPatientId\":\"a\"},{\"DICOMPatientId\":\"b\"}],"
+          "\"operator\":\"BETWEEN\"}]}",
+          AHL_AWS_VALIDATION);
+    fails(f, AHL_OP_SearchImageSets, path, NULL,
+          "{\"filters\":[{\"values\":[{\"createdAt\":1},{\"updatedAt\":2}],"
+          "\"operator\":\"BETWEEN\"}]}",
+          AHL_AWS_VALIDATION);
+    fails(f, AHL_OP_SearchImageSets, path, NULL,
+          "{\"filters\":[{\"values\":[{\"DICOMPatientId\":\"a\"},{\"DICOMPatientId\":\"b\"}],"
+          "\"operator\":\"EQUAL\"}]}",
+          AHL_AWS_VALIDATION);
+}
+
 /* ---- the same operations over HTTP: the real server, a signed libcurl client ---- */
 
 struct http_reply {
@@ -545,6 +747,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_get_update_versions_revert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_tags_copy_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_frame_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_search_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_streams, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
