@@ -10,13 +10,15 @@
 # then starts `ahilite serve` on a free loopback port and runs http_load, 8 keep-alive connections
 # each, for T seconds per mode:
 #   get-datastore  GetDatastore: the server's floor (auth, routing, one store read), the baseline;
-#   update         UpdateImageSetMetadata of Patient.PatientName, each a new version;
+#   update         UpdateImageSetMetadata of Patient.PatientName, each a new version; and once
+#                  more with 1 connection on the N-instance set (cost independent of set size);
 #   metadata       GetImageSetMetadata of the N-instance set (gzip on the wire; the rate is
 #                  JSON-equivalent bytes per second), with 8 connections and with 1;
 #   frames         GetImageFrame.
 # Each run prints http_load's JSON line plus the server's CPU seconds during the run (utime+stime
 # from /proc), so rates per server CPU-second can be read off on a shared machine; the client runs
-# on the same cores. At the end: the ratios against the baseline.
+# on the same cores. Then the engine alone (`ahilite bench update`, in process, one thread: its
+# median update time gives the single-writer ceiling). At the end: the ratios against the baselines.
 #
 # usage: bench/http.sh [N_INSTANCES] [SECONDS]   (defaults 10000 and 5)
 # env: AHILITE_BUILD=DIR  use this build instead of building one;
@@ -187,9 +189,16 @@ print(json.dumps(r))" | tee -a "$TMP/results"
 echo "running: $T s per mode, 8 connections (nproc $(nproc)) ..." >&2
 run get_datastore --mode get-datastore --connections 8 --seconds "$T"
 run update --mode update --imagesets "$UPD" --connections 8 --seconds "$T"
+run update_big_1 --mode update --imagesets "$BIG" --connections 1 --seconds "$T"
 run metadata_8 --mode metadata --imagesets "$BIG" --connections 8 --seconds "$T"
 run metadata_1 --mode metadata --imagesets "$BIG" --connections 1 --seconds "$T"
 run frames --mode frames --frames "$FRAMES" --connections 8 --seconds "$T"
+
+# The engine alone, in one process without HTTP (ahilite bench update, one thread): the ceiling the
+# HTTP figures are held against.
+"$AHILITE" bench update --instances 100 --updates 3000 --naive-updates 1 >"$TMP/engine"
+ENGINE_MEDIAN=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["median_ms"])' "$TMP/engine")
+echo "{\"run\": \"engine_in_process\", \"median_ms\": $ENGINE_MEDIAN}" | tee -a "$TMP/results"
 
 /usr/bin/python3 - "$TMP/results" "$N" <<'EOF'
 import json, sys
@@ -203,6 +212,11 @@ print(json.dumps({
     'update_over_get_datastore': round(upd['per_s'] / base['per_s'], 3),
     'update_over_get_datastore_per_server_cpu': round(
         upd['per_server_cpu_s'] / base['per_server_cpu_s'], 3),
+    'engine_in_process_median_ms': runs['engine_in_process']['median_ms'],
+    'update_over_engine_one_thread': round(
+        upd['per_s'] * runs['engine_in_process']['median_ms'] / 1000, 3),
+    'update_10k_set_1conn_median_ms': runs['update_big_1']['median_ms'],
+    'update_10k_set_1conn_per_s': runs['update_big_1']['per_s'],
     'metadata_json_mb_s_8conn': runs['metadata_8']['json_mb_s'],
     'metadata_json_mb_s_1conn': runs['metadata_1']['json_mb_s'],
     'metadata_json_bytes': runs['metadata_8']['json_bytes'],
