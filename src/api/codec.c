@@ -793,6 +793,16 @@ int ahl_api_error_status(const char *aws_type)
 
 int ahl_api_error_body(const char *aws_type, const char *message, struct ahl_buf *out)
 {
+    /* The last line of defence for messages made below this layer (SigV4, the engine) that quote
+     * request bytes: the body must be UTF-8 for the SDKs to parse it. */
+    size_t n = strlen(message);
+    char *clean = NULL;
+    if (!ahl_utf8_valid(message, n)) {
+        if (!(clean = malloc(n + 1)))
+            return AHL_ENOMEM;
+        quote_excerpt(message, n, clean, n + 1); /* one '?' per bad byte: never longer */
+        message = clean;
+    }
     int rc = ahl_buf_adds(out, "{\"__type\":");
     if (rc == 0)
         rc = ahl_json_write_string(aws_type, strlen(aws_type), out);
@@ -802,6 +812,7 @@ int ahl_api_error_body(const char *aws_type, const char *message, struct ahl_buf
         rc = ahl_json_write_string(message, strlen(message), out);
     if (rc == 0)
         rc = ahl_buf_addc(out, '}');
+    free(clean);
     return rc;
 }
 

@@ -359,6 +359,17 @@ static void test_error_encoding(void **state)
                         "{\"__type\":\"ConflictException\",\"message\":\"say \\\"hi\\\"\"}");
     ahl_buf_release(&b);
 
+    /* A message from below this layer that quotes non-UTF-8 bytes still makes a UTF-8 body. */
+    ahl_buf_init(&b, 1024);
+    assert_int_equal(ahl_api_error_body("InvalidSignatureException",
+                                        "key 'A\xff"
+                                        "B\xc3'",
+                                        &b),
+                     0);
+    assert_string_equal(b.data,
+                        "{\"__type\":\"InvalidSignatureException\",\"message\":\"key 'A?B?'\"}");
+    ahl_buf_release(&b);
+
     json_t *t = ahl_api_timestamp(1680042357432);
     assert_int_equal(ahl_api_timestamp_ms(t), 1680042357432);
     ahl_buf_init(&b, 1024);
