@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "meta/meta.h"
 
@@ -77,5 +78,12 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
 uint16_t ahl_api_server_port(const struct ahl_api_server *srv);
 /* Stops accepting, waits for requests in flight, releases everything. NULL is accepted. */
 void ahl_api_server_stop(struct ahl_api_server *srv);
+
+/* Runs one request in-process, as the server runs it after authentication: route, decode and
+ * validate, run the operation, and serialise a JSON response into body (a raw response's bytes
+ * are appended instead). No HTTP and no SigV4: for benchmarks and tools that measure or drive the
+ * operations themselves. 0, or a negative AHL_E* with err holding the AWS error. */
+int ahl_api_invoke(struct ahl_meta *meta, const char *method, const char *path, const char *query,
+                   const char *body, struct ahl_buf *response, struct ahl_err *err);
 
 #endif /* AHL_API_API_H */

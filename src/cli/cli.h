@@ -13,4 +13,8 @@ struct ahl_cli_command {
 /* The table of subcommands, ending with a zeroed entry. */
 extern const struct ahl_cli_command ahl_cli_commands[];
 
+/* `ahilite bench search` (cmd_bench_search.c), reached through `ahilite bench`; argv[0] is
+ * "search". */
+int ahl__cmd_bench_search(int argc, char **argv);
+
 #endif /* AHL_CLI_CLI_H */

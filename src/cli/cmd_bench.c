@@ -1,6 +1,7 @@
-/* ahilite bench update: measures what one UpdateImageSetMetadata costs on a synthetic CT set of
- * N instances, against a naive baseline run in the same process, and how fast a version's
- * GetImageSetMetadata body is assembled. Prints one JSON line.
+/* ahilite bench update (ahilite bench search lives in cmd_bench_search.c): measures what one
+ * UpdateImageSetMetadata costs on a synthetic CT set of N instances, against a naive baseline run
+ * in the same process, and how fast a version's GetImageSetMetadata body is assembled. Prints one
+ * JSON line.
  *
  *   engine  ahl_meta_update of one Patient attribute (PatientName), each a new version;
  *   naive   load the latest whole document (a gzip blob), inflate, parse, change the attribute,
@@ -24,6 +25,7 @@
 
 #include "base/clock.h"
 #include "base/codec.h"
+#include "cli/cli.h"
 #include "json/json.h"
 #include "meta/meta.h"
 #include "meta/synth.h"
@@ -177,8 +179,11 @@ static int usage(void)
 {
     fprintf(stderr, "usage: ahilite bench update --instances N [--updates K] [--naive-updates K]"
                     " [--reads R] [--data-dir DIR]\n"
-                    "  builds a synthetic CT set of N instances in a scratch directory (removed"
-                    " afterwards)\n  and prints one JSON line of update and read figures.\n");
+                    "       ahilite bench search [--sets N] [--queries Q] [--scans S]"
+                    " [--data-dir DIR]\n"
+                    "  update: builds a synthetic CT set of N instances in a scratch directory"
+                    " (removed\n  afterwards) and prints one JSON line of update and read"
+                    " figures.\n  search: see ahilite bench search --help.\n");
     return 2;
 }
 
@@ -196,6 +201,8 @@ int ahl_cmd_bench(int argc, char **argv)
 {
     long n = 1000, updates = 500, naive_updates = 0, reads = 20;
     const char *base = NULL;
+    if (argc >= 2 && !strcmp(argv[1], "search"))
+        return ahl__cmd_bench_search(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "update") != 0)
         return usage();
     for (int i = 2; i < argc; i++) {

@@ -193,6 +193,7 @@ struct ahl_search_query {
     bool desc;
     struct ahl_search_cursor after; /* rows strictly after this one in the sort order */
     unsigned limit;                 /* 1..1000 */
+    bool scan; /* the benchmark's baseline: the same query answered by a full table scan */
 };
 
 typedef int (*ahl_store_search_cb)(void *ctx, const struct ahl_search_row *row);

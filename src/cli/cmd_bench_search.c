@@ -1,0 +1,317 @@
+/* ahilite bench search: SearchImageSets by PatientID among N image sets (design.md §7: 1,000,000
+ * sets, <= 1 ms median), against a full-scan baseline run in the same process. Prints one JSON
+ * line.
+ *
+ *   fill     N search rows written straight through the store interface in one transaction
+ *            (the rows the engine keeps per image set; no documents, so a million sets take
+ *            seconds instead of an import), N/5 patients with five sets each, scattered;
+ *   store    ahl_store_search_query, PatientID EQUAL, default order (updatedAt DESC), a page of
+ *            50: a read transaction, the query and the rows;
+ *   handler  the whole SearchImageSets operation in-process (ahl_api_invoke): request decoding
+ *            and validation, the data store check, the query, the summaries and the JSON text of
+ *            the response; everything but HTTP and SigV4;
+ *   scan     the same store query answered by a full table scan (the baseline).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "base/clock.h"
+#include "cli/cli.h"
+#include "meta/meta.h"
+#include "store/store.h"
+#include "base/banned.h"
+
+#define SETS_PER_PATIENT 5
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, size_t n, double p)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+/* splitmix64: reproducible scattering of ids and patients. */
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static void bench_row(const char *ds, uint64_t i, uint64_t npatients, int64_t t0,
+                      struct ahl_search_row *r)
+{
+    memset(r, 0, sizeof *r);
+    uint64_t h = mix(i);
+    snprintf(r->imageset_id, sizeof r->imageset_id, "%016" PRIx64 "%016" PRIx64, h, mix(h));
+    memcpy(r->datastore_id, ds, AHL_ID_LEN + 1);
+    r->is_primary = i % 10 != 0;
+    r->version = 1 + i % 3;
+    r->created_at_ms = t0 + (int64_t)i;
+    r->updated_at_ms = t0 + (int64_t)i + (int64_t)(h % 1000);
+    snprintf(r->patient_id, sizeof r->patient_id, "PAT%09" PRIu64, mix(i % npatients) % 1000000000);
+    snprintf(r->patient_name, sizeof r->patient_name, "BENCH^%" PRIu64, i % npatients);
+    snprintf(r->patient_birth_date, sizeof r->patient_birth_date, "19%02u0101",
+             (unsigned)(h % 100));
+    snprintf(r->patient_sex, sizeof r->patient_sex, "%s", h & 1 ? "F" : "M");
+    snprintf(r->study_instance_uid, sizeof r->study_instance_uid, "1.2.826.0.1.3680043.9.%" PRIu64,
+             i);
+    snprintf(r->study_id, sizeof r->study_id, "%" PRIu64, i % 10000);
+    snprintf(r->study_description, sizeof r->study_description, "CT CHEST");
+    snprintf(r->accession_number, sizeof r->accession_number, "ACC%08" PRIu64, i / 2);
+    snprintf(r->study_date, sizeof r->study_date, "20%02u%02u%02u", (unsigned)(h % 25),
+             (unsigned)(1 + (h >> 8) % 12), (unsigned)(1 + (h >> 16) % 28));
+    snprintf(r->study_time, sizeof r->study_time, "%02u%02u00", (unsigned)((h >> 24) % 24),
+             (unsigned)((h >> 32) % 60));
+    snprintf(r->series_instance_uid, sizeof r->series_instance_uid,
+             "1.2.826.0.1.3680043.9.%" PRIu64 ".1", i);
+    snprintf(r->modality, sizeof r->modality, "CT");
+    r->has_series_number = true;
+    r->series_number = 1;
+    r->number_of_series = 1;
+    r->number_of_instances = 100;
+}
+
+/* The scratch directory holds only the database and its WAL and shared-memory files. */
+static void remove_scratch(const char *dir)
+{
+    static const char *const files[] = {"", "-wal", "-shm"};
+    char p[1200];
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(p, sizeof p, "%s/%s%s", dir, AHL_STORE_SQLITE_FILE, files[i]);
+        unlink(p);
+    }
+    if (rmdir(dir) < 0)
+        fprintf(stderr, "ahilite bench search: could not remove %s\n", dir);
+}
+
+static int make_datastore(struct ahl_store *s, char id[AHL_ID_LEN + 1])
+{
+    struct ahl_datastore_rec d;
+    struct ahl_store_tx *tx;
+    memset(&d, 0, sizeof d);
+    snprintf(d.id, sizeof d.id, "%032x", 0xbe4c4u);
+    snprintf(d.name, sizeof d.name, "bench-search");
+    snprintf(d.status, sizeof d.status, "ACTIVE");
+    snprintf(d.lossless_storage_format, sizeof d.lossless_storage_format, "HTJ2K");
+    d.created_at_ms = d.updated_at_ms = ahl_now_ms();
+    if (ahl_store_begin(s, true, &tx) < 0)
+        return -1;
+    if (ahl_store_datastore_put(tx, &d, true) < 0 || ahl_store_commit(tx) < 0)
+        return -1;
+    memcpy(id, d.id, AHL_ID_LEN + 1);
+    return 0;
+}
+
+static int fill(struct ahl_store *s, const char *ds, uint64_t n, double *secs)
+{
+    struct ahl_store_tx *tx;
+    struct ahl_search_row r;
+    uint64_t npatients = n / SETS_PER_PATIENT ? n / SETS_PER_PATIENT : 1;
+    int64_t t0 = ahl_now_ms() - (int64_t)n - 1000;
+    uint64_t a = ahl_mono_ns();
+    int rc = ahl_store_begin(s, true, &tx);
+    if (rc < 0)
+        return rc;
+    for (uint64_t i = 0; i < n; i++) {
+        bench_row(ds, i, npatients, t0, &r);
+        if ((rc = ahl_store_search_put(tx, &r)) < 0) {
+            ahl_store_rollback(tx);
+            return rc;
+        }
+    }
+    rc = ahl_store_commit(tx);
+    *secs = (double)(ahl_mono_ns() - a) / 1e9;
+    return rc;
+}
+
+static int count_row(void *ctx, const struct ahl_search_row *row)
+{
+    (void)row;
+    (*(unsigned *)ctx)++;
+    return 0;
+}
+
+static int plan_text(void *ctx, const char *line)
+{
+    char *p = ctx;
+    size_t n = strlen(p);
+    snprintf(p + n, 512 - n, "%s%s", n ? "; " : "", line);
+    return 0;
+}
+
+/* One store query for a patient: returns the rows found, or a negative AHL_E*. */
+static int store_query(struct ahl_store *s, const char *ds, const char *patient, bool scan,
+                       char *plan)
+{
+    struct ahl_search_query q;
+    struct ahl_store_tx *tx;
+    unsigned got = 0;
+    memset(&q, 0, sizeof q);
+    q.nfilters = 1;
+    q.filters[0].attr = AHL_SEARCH_PATIENT_ID;
+    q.filters[0].text[0] = patient;
+    q.sort = AHL_SEARCH_SORT_UPDATED_AT;
+    q.desc = true;
+    q.limit = 51;
+    q.scan = scan;
+    int rc = ahl_store_begin(s, false, &tx);
+    if (rc < 0)
+        return rc;
+    rc = plan ? ahl_store_search_plan(tx, ds, &q, plan_text, plan)
+              : ahl_store_search_query(tx, ds, &q, count_row, &got);
+    ahl_store_rollback(tx);
+    return rc < 0 ? rc : (int)got;
+}
+
+static int search_usage(void)
+{
+    fprintf(stderr, "usage: ahilite bench search [--sets N] [--queries Q] [--scans S]"
+                    " [--data-dir DIR]\n"
+                    "  fills N image sets' search rows (default 1000000) in a scratch directory"
+                    " (removed\n  afterwards), times Q PatientID searches through the store and"
+                    " through the\n  SearchImageSets handler, and S full-scan baseline queries;"
+                    " prints one JSON line.\n");
+    return 2;
+}
+
+int ahl__cmd_bench_search(int argc, char **argv)
+{
+    long n = 1000000, queries = 2000, scans = 5;
+    const char *base = NULL;
+    for (int i = 1; i < argc; i++) {
+        long *dst = NULL;
+        if (!strcmp(argv[i], "--sets"))
+            dst = &n;
+        else if (!strcmp(argv[i], "--queries"))
+            dst = &queries;
+        else if (!strcmp(argv[i], "--scans"))
+            dst = &scans;
+        else if (!strcmp(argv[i], "--data-dir") && i + 1 < argc) {
+            base = argv[++i];
+            continue;
+        } else
+            return search_usage();
+        char *end;
+        if (i + 1 >= argc)
+            return search_usage();
+        *dst = strtol(argv[++i], &end, 10);
+        if (*end || *dst <= 0 || *dst > 100000000)
+            return search_usage();
+    }
+
+    char dir[1024], path[1200];
+    snprintf(dir, sizeof dir, "%s/bench-search-XXXXXX", base ? base : "/tmp");
+    if (!mkdtemp(dir)) {
+        perror("ahilite bench search: mkdtemp");
+        return 1;
+    }
+    int status = 1;
+    struct ahl_store *s = NULL;
+    struct ahl_meta *m = NULL;
+    double *st = calloc((size_t)queries, sizeof *st), *ht = calloc((size_t)queries, sizeof *ht);
+    double *bt = calloc((size_t)scans, sizeof *bt);
+    struct ahl_buf out;
+    struct ahl_err err;
+    char ds[AHL_ID_LEN + 1], plan[512] = "", scan_plan[512] = "";
+    double fill_s = 0;
+    ahl_buf_init(&out, AHL_BUF_UNLIMITED);
+    if (!st || !ht || !bt) {
+        fprintf(stderr, "ahilite bench search: out of memory\n");
+        goto out;
+    }
+    if (ahl_store_open_sqlite(dir, 0, &s) < 0 || ahl_meta_open(s, NULL, &m) < 0 ||
+        make_datastore(s, ds) < 0) {
+        fprintf(stderr, "ahilite bench search: cannot open a store in %s\n", dir);
+        goto out;
+    }
+    if (fill(s, ds, (uint64_t)n, &fill_s) < 0) {
+        fprintf(stderr, "ahilite bench search: filling %ld rows failed\n", n);
+        goto out;
+    }
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/%s", dir, AHL_STORE_SQLITE_FILE);
+    double db_mb = stat(path, &sb) == 0 ? (double)sb.st_size / 1048576.0 : 0;
+    snprintf(path, sizeof path, "%s/%s-wal", dir, AHL_STORE_SQLITE_FILE);
+    db_mb += stat(path, &sb) == 0 ? (double)sb.st_size / 1048576.0 : 0;
+
+    uint64_t npatients = (uint64_t)n / SETS_PER_PATIENT ? (uint64_t)n / SETS_PER_PATIENT : 1;
+    char patient[32], uri[128], body[256];
+    snprintf(uri, sizeof uri, "/datastore/%s/searchImageSets", ds);
+    snprintf(patient, sizeof patient, "PAT%09" PRIu64, mix(0) % 1000000000);
+    if (store_query(s, ds, patient, false, plan) < 0 ||
+        store_query(s, ds, patient, true, scan_plan) < 0)
+        goto out;
+    long rows = 0;
+    for (long k = 0; k < queries; k++) {
+        uint64_t p = mix((uint64_t)k + 12345) % npatients;
+        snprintf(patient, sizeof patient, "PAT%09" PRIu64, mix(p) % 1000000000);
+        uint64_t a = ahl_mono_ns();
+        int got = store_query(s, ds, patient, false, NULL);
+        st[k] = (double)(ahl_mono_ns() - a) / 1e6;
+        if (got < 1) {
+            fprintf(stderr, "ahilite bench search: %s: %d rows\n", patient, got);
+            goto out;
+        }
+        rows += got;
+        /* searchCriteria is the operation's HTTP payload: the body is the criteria. */
+        snprintf(body, sizeof body,
+                 "{\"filters\":[{\"values\":[{\"DICOMPatientId\":\"%s\"}],"
+                 "\"operator\":\"EQUAL\"}]}",
+                 patient);
+        out.len = 0;
+        a = ahl_mono_ns();
+        if (ahl_api_invoke(m, "POST", uri, NULL, body, &out, &err) < 0) {
+            fprintf(stderr, "ahilite bench search: SearchImageSets: %s\n", err.msg);
+            goto out;
+        }
+        ht[k] = (double)(ahl_mono_ns() - a) / 1e6;
+        if (ahl_buf_add(&out, "", 1) < 0 || !strstr(out.data, patient)) {
+            fprintf(stderr, "ahilite bench search: the response lacks %s: %.300s\n", patient,
+                    out.data);
+            goto out;
+        }
+    }
+    for (long k = 0; k < scans; k++) {
+        snprintf(patient, sizeof patient, "PAT%09" PRIu64,
+                 mix(mix((uint64_t)k + 777) % npatients) % 1000000000);
+        uint64_t a = ahl_mono_ns();
+        if (store_query(s, ds, patient, true, NULL) < 1)
+            goto out;
+        bt[k] = (double)(ahl_mono_ns() - a) / 1e6;
+    }
+    double smed = pct(st, (size_t)queries, 0.5), sp99 = pct(st, (size_t)queries, 0.99);
+    double hmed = pct(ht, (size_t)queries, 0.5), hp99 = pct(ht, (size_t)queries, 0.99);
+    double bmed = pct(bt, (size_t)scans, 0.5);
+    printf("{\"sets\":%ld,\"patients\":%" PRIu64 ",\"fill_s\":%.1f,\"db_mb\":%.0f,"
+           "\"queries\":%ld,\"rows_per_query\":%.2f,"
+           "\"store\":{\"median_ms\":%.4f,\"p99_ms\":%.4f},"
+           "\"handler\":{\"median_ms\":%.4f,\"p99_ms\":%.4f},"
+           "\"scan\":{\"queries\":%ld,\"median_ms\":%.1f},"
+           "\"scan_over_store\":%.0f,\"scan_over_handler\":%.0f,"
+           "\"plan\":\"%s\",\"scan_plan\":\"%s\"}\n",
+           n, npatients, fill_s, db_mb, queries, (double)rows / (double)queries, smed, sp99, hmed,
+           hp99, scans, bmed, bmed / smed, bmed / hmed, plan, scan_plan);
+    status = 0;
+out:
+    ahl_buf_release(&out);
+    free(st);
+    free(ht);
+    free(bt);
+    ahl_meta_close(m);
+    ahl_store_close(s);
+    remove_scratch(dir);
+    return status;
+}
