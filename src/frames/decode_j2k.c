@@ -93,6 +93,45 @@ static void session_close(struct j2k_session *s)
     memset(s, 0, sizeof *s);
 }
 
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* OpenJPEG allocates per-tile state for the whole tile grid while reading the header, so a
+ * 40-byte SIZ that declares millions of tiles costs gigabytes before any check of ours runs.
+ * Read the SIZ first (the codestream starts at the first FF4F FF51, also inside a JP2 file) and
+ * refuse grids and component counts no DICOM frame has. */
+#define AHL_J2K_MAX_TILES 4096u
+
+static int check_siz(const uint8_t *p, size_t n, struct ahl_err *err)
+{
+    size_t pos = 0;
+    while (pos + 4 <= n &&
+           !(p[pos] == 0xFF && p[pos + 1] == 0x4F && p[pos + 2] == 0xFF && p[pos + 3] == 0x51))
+        pos++;
+    if (pos + 4 + 38 > n)
+        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                        "JPEG 2000 frame has no complete SIZ marker segment");
+    const uint8_t *q = p + pos + 4; /* Lsiz Rsiz Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz */
+    uint32_t xsiz = be32(q + 4), ysiz = be32(q + 8), xo = be32(q + 12), yo = be32(q + 16);
+    uint32_t xt = be32(q + 20), yt = be32(q + 24), xto = be32(q + 28), yto = be32(q + 32);
+    uint32_t csiz = (uint32_t)q[36] << 8 | q[37];
+    if (xsiz <= xo || ysiz <= yo || xt == 0 || yt == 0 || xto > xo || yto > yo ||
+        xsiz - xo > AHL_FRAME_MAX_DIM || ysiz - yo > AHL_FRAME_MAX_DIM || csiz == 0 || csiz > 4)
+        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                        "JPEG 2000 SIZ is not a usable frame: image %u..%u x %u..%u, tiles %ux%u, "
+                        "%u components",
+                        xo, xsiz, yo, ysiz, xt, yt, csiz);
+    uint64_t tiles =
+        ((uint64_t)(xsiz - xto) + xt - 1) / xt * (((uint64_t)(ysiz - yto) + yt - 1) / yt);
+    if (tiles > AHL_J2K_MAX_TILES)
+        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+                        "JPEG 2000 frame has %llu tiles (at most %u supported)",
+                        (unsigned long long)tiles, AHL_J2K_MAX_TILES);
+    return 0;
+}
+
 static int session_open(struct j2k_session *s, const uint8_t *p, size_t n, struct ahl_err *err)
 {
     static const uint8_t jp2_sig[] = {0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20};
@@ -106,6 +145,9 @@ static int session_open(struct j2k_session *s, const uint8_t *p, size_t n, struc
                         "JPEG 2000 frame starts with %02X %02X, not a codestream (FF 4F) or JP2 "
                         "signature",
                         p[0], p[1]);
+    int rc = check_siz(p, n, err);
+    if (rc < 0)
+        return rc;
     s->src.p = p;
     s->src.n = n;
     s->codec = opj_create_decompress(jp2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K);
