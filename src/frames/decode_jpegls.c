@@ -20,6 +20,18 @@ int ahl_decode_jpegls(const struct ahl_pixel_desc *d, const uint8_t *src, size_t
     charls_jpegls_decoder *dec = charls_jpegls_decoder_create();
     if (!dec)
         return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory for the JPEG-LS decoder");
+    /* CharLS 2.4 spends seconds per kilopixel decoding a scan that runs off the end of its
+     * buffer (found by fuzz_frames_jpegls: 115 bytes, 9 s). A complete frame ends with EOI,
+     * possibly followed by padding to an even fragment length; require it, which also turns a
+     * truncated frame into a clear error. */
+    size_t end = n;
+    while (end > 0 && n - end < 16 && src[end - 1] == 0x00)
+        end--;
+    if (end < 4 || src[end - 2] != 0xFF || src[end - 1] != 0xD9) {
+        charls_jpegls_decoder_destroy(dec);
+        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                        "JPEG-LS frame does not end with an EOI marker (FF D9): truncated?");
+    }
     charls_frame_info fi;
     charls_interleave_mode im = CHARLS_INTERLEAVE_MODE_NONE;
     charls_jpegls_errc ec = charls_jpegls_decoder_set_source_buffer(dec, src, n);
