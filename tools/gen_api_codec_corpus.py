@@ -5,8 +5,8 @@ operation as botocore serialises them (signed, nothing sent), in the fuzz target
     METHOD\\n raw-path\\n raw-query\\n name: value\\n ... \\n body
 
 plus a few hand-made edge cases the SDK would refuse to send (parameter validation off, raw
-encodings). Run it with the Python that has boto3 (python3 on PATH); it replaces the directory's
-contents:
+encodings). Run it with the Python that has boto3 (python3 on PATH); it replaces the seeds it
+made before and keeps regress_* files (inputs the fuzzer found, kept as regression seeds):
 
     python3 tools/gen_api_codec_corpus.py tests/fuzz/corpus/api_codec
 """
@@ -112,8 +112,9 @@ def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), '..', 'tests', 'fuzz', 'corpus', 'api_codec')
     os.makedirs(out, exist_ok=True)
-    for f in os.listdir(out):
-        os.unlink(os.path.join(out, f))
+    for f in os.listdir(out):  # regress_* seeds are inputs the fuzzer found; they stay
+        if not f.startswith('regress_'):
+            os.unlink(os.path.join(out, f))
     client = boto3.client('medical-imaging', endpoint_url='http://127.0.0.1:9', region_name=
                           'us-east-1', aws_access_key_id='AKIAAHILITECORPUS001',
                           aws_secret_access_key='corpus/secret',
