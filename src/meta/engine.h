@@ -196,6 +196,9 @@ int ahl__frames_index_instance(struct ahl_store_tx *tx, const char *imageset_id,
                                const json_t *instance);
 /* The same for every instance of a normalized document {"Study":{"Series":{..{"Instances"..}}}}. */
 int ahl__frames_index_doc(struct ahl_store_tx *tx, const char *imageset_id, const json_t *doc);
+/* Indexes every set the store queued for it (ahl_store_frame_backfill_next), one write
+ * transaction per set; called by ahl_meta_open. */
+int ahl__frames_backfill(struct ahl_meta *m);
 
 /* Maps a store error to an ahl_err. */
 int ahl__store_fail(struct ahl_err *err, int rc, const char *what);

@@ -8,11 +8,15 @@
  * (ImageFrames is never updatable), and a frame an older version lists stays readable, since every
  * version of the set stays readable. Cost: one row per frame of the instances written, never a
  * walk of the whole set.
+ *
+ * Sets stored before the index existed are queued by the schema upgrade; ahl_meta_open indexes
+ * them once, from their latest version (frames only an older version lists are not indexed).
  */
 #include "meta/engine.h"
 
 #include <string.h>
 
+#include "base/log.h"
 #include "base/banned.h"
 
 int ahl__frames_index_instance(struct ahl_store_tx *tx, const char *imageset_id,
@@ -58,4 +62,84 @@ int ahl__frames_index_doc(struct ahl_store_tx *tx, const char *imageset_id, cons
         }
     }
     return 0;
+}
+
+/* ---- indexing sets written before the index existed ---- */
+
+struct backfill {
+    struct ahl_meta *m;
+    struct ahl_store_tx *tx;
+    const char *imageset_id;
+};
+
+static int backfill_instance(void *vctx, const char *key, size_t keylen, const uint8_t *value)
+{
+    struct backfill *c = vctx;
+    json_t *inst = NULL;
+    (void)key;
+    (void)keylen;
+    int rc = ahl__json_load(c->m, c->tx, NULL, value, &inst);
+    if (rc == 0)
+        rc = ahl__frames_index_instance(c->tx, c->imageset_id, inst);
+    json_decref(inst);
+    return rc;
+}
+
+static int backfill_series(void *vctx, const char *key, size_t keylen, const uint8_t *value)
+{
+    struct backfill *c = vctx;
+    (void)key;
+    (void)keylen;
+    /* A series map value is the series chunk's hash, then its Instances map root. */
+    return ahl__map_walk(c->m, c->tx, NULL, value + AHL_SHA256_LEN, backfill_instance, c);
+}
+
+/* Indexes one queued set from its latest version, in its own write transaction. */
+static int backfill_one(struct ahl_meta *m, bool *more)
+{
+    struct ahl_store_tx *tx = NULL;
+    struct ahl_imageset_rec set;
+    struct ahl_version_rec ver;
+    struct ahl__root root;
+    char id[AHL_ID_LEN + 1];
+    int rc = ahl_store_begin(m->store, true, &tx);
+    *more = false;
+    if (rc < 0)
+        return rc;
+    if ((rc = ahl_store_frame_backfill_next(tx, id)) < 0) {
+        rc = rc == AHL_ENOTFOUND ? 0 : rc;
+        goto out;
+    }
+    *more = true;
+    rc = ahl_store_imageset_get(tx, NULL, id, &set);
+    if (rc == 0 && strcmp(set.state, "DELETED") != 0 && set.latest_version) {
+        struct backfill c = {m, tx, id};
+        if ((rc = ahl_store_version_get(tx, id, set.latest_version, &ver)) == 0 &&
+            (rc = ahl__root_load(m, tx, NULL, ver.root, &root)) == 0)
+            rc = ahl__map_walk(m, tx, NULL, root.series, backfill_series, &c);
+    }
+    if (rc == AHL_ENOTFOUND || rc == AHL_ECORRUPT) {
+        /* Gone, or damaged (ahilite check reports which chunk): nothing more to index. */
+        ahl_warn("frame index: image set %s: %s; its frames are not indexed", id, ahl_strerror(rc));
+        rc = 0;
+    }
+    if (rc == 0 && (rc = ahl_store_frame_backfill_done(tx, id)) == 0) {
+        rc = ahl_store_commit(tx);
+        tx = NULL;
+    }
+out:
+    ahl_store_rollback(tx);
+    return rc;
+}
+
+int ahl__frames_backfill(struct ahl_meta *m)
+{
+    bool more = true;
+    unsigned long n = 0;
+    int rc = 0;
+    while (more && (rc = backfill_one(m, &more)) == 0)
+        n += more;
+    if (n)
+        ahl_info("frame index: indexed the frames of %lu image sets stored before it existed", n);
+    return rc;
 }

@@ -99,6 +99,11 @@ static const char *const migrations[] = {
     "CREATE INDEX search_study_dt ON search(datastore_id, study_dt, imageset_id);"
     "CREATE TABLE frame(imageset_id TEXT NOT NULL, frame_id TEXT NOT NULL,"
     " transfer_syntax TEXT NOT NULL, PRIMARY KEY(imageset_id, frame_id)) WITHOUT ROWID;",
+    /* 3: the sets whose frames were never indexed (written before step 2) wait here until the
+     * engine indexes them (ahl_store_frame_backfill_next). */
+    "CREATE TABLE frame_backfill(imageset_id TEXT PRIMARY KEY) WITHOUT ROWID;"
+    "INSERT INTO frame_backfill SELECT id FROM imageset WHERE state<>'DELETED' AND NOT EXISTS"
+    " (SELECT 1 FROM frame WHERE frame.imageset_id = imageset.id);",
 };
 
 enum stmt_id {
@@ -134,6 +139,8 @@ enum stmt_id {
     ST_F_GET,
     ST_F_COPY,
     ST_F_DELETE_SET,
+    ST_F_BACKFILL_NEXT,
+    ST_F_BACKFILL_DONE,
     ST_J_INSERT,
     ST_J_UPDATE,
     ST_J_GET,
@@ -212,6 +219,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_F_COPY] = "INSERT OR IGNORE INTO frame(imageset_id, frame_id, transfer_syntax)"
                   " SELECT ?2, frame_id, transfer_syntax FROM frame WHERE imageset_id=?1",
     [ST_F_DELETE_SET] = "DELETE FROM frame WHERE imageset_id=?1",
+    [ST_F_BACKFILL_NEXT] = "SELECT imageset_id FROM frame_backfill ORDER BY imageset_id LIMIT 1",
+    [ST_F_BACKFILL_DONE] = "DELETE FROM frame_backfill WHERE imageset_id=?1",
     [ST_J_INSERT] = "INSERT INTO job(" J_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
     [ST_J_UPDATE] = "UPDATE job SET datastore_id=?2, name=?3, status=?4, role_arn=?5,"
                     " input_uri=?6, output_uri=?7, message=?8, client_token=?9,"
@@ -1369,6 +1378,25 @@ static int sq_job_list(struct ahl_store_tx *t, const char *ds, const char *statu
     FOR_ROWS(CONN(t), st, rec, j_row, cb, ctx, "job list");
 }
 
+static int sq_frame_backfill_next(struct ahl_store_tx *t, char id[AHL_ID_LEN + 1])
+{
+    PREP(st, CONN(t), ST_F_BACKFILL_NEXT);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        col_text(st, 0, id, AHL_ID_LEN + 1);
+        sqlite3_reset(st);
+        return 0;
+    }
+    return rc == SQLITE_DONE ? AHL_ENOTFOUND : sq_err(CONN(t)->db, rc, "frame backfill");
+}
+
+static int sq_frame_backfill_done(struct ahl_store_tx *t, const char *id)
+{
+    PREP(st, CONN(t), ST_F_BACKFILL_DONE);
+    bind_text(st, 1, id);
+    return step_done(CONN(t), st, "frame backfill done");
+}
+
 static const struct ahl_store_ops sq_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -1407,6 +1435,8 @@ static const struct ahl_store_ops sq_ops = {
     .frame_get = sq_frame_get,
     .frame_copy = sq_frame_copy,
     .frame_delete_set = sq_frame_delete_set,
+    .frame_backfill_next = sq_frame_backfill_next,
+    .frame_backfill_done = sq_frame_backfill_done,
     .job_put = sq_job_put,
     .job_get = sq_job_get,
     .job_list = sq_job_list,

@@ -114,6 +114,10 @@ AHL__FWD(frame_copy,
          (struct ahl_store_tx * tx, const char *from_imageset_id, const char *to_imageset_id),
          (tx, from_imageset_id, to_imageset_id))
 AHL__FWD(frame_delete_set, (struct ahl_store_tx * tx, const char *imageset_id), (tx, imageset_id))
+AHL__FWD(frame_backfill_next, (struct ahl_store_tx * tx, char imageset_id[AHL_ID_LEN + 1]),
+         (tx, imageset_id))
+AHL__FWD(frame_backfill_done, (struct ahl_store_tx * tx, const char *imageset_id),
+         (tx, imageset_id))
 AHL__FWD(job_put, (struct ahl_store_tx * tx, const struct ahl_job_rec *rec, bool create),
          (tx, rec, create))
 AHL__FWD(job_get,

@@ -291,6 +291,8 @@ struct ahl_store_ops {
     int (*frame_copy)(struct ahl_store_tx *tx, const char *from_imageset_id,
                       const char *to_imageset_id);
     int (*frame_delete_set)(struct ahl_store_tx *tx, const char *imageset_id);
+    int (*frame_backfill_next)(struct ahl_store_tx *tx, char imageset_id[AHL_ID_LEN + 1]);
+    int (*frame_backfill_done)(struct ahl_store_tx *tx, const char *imageset_id);
 
     int (*job_put)(struct ahl_store_tx *tx, const struct ahl_job_rec *rec, bool create);
     int (*job_get)(struct ahl_store_tx *tx, const char *datastore_id, const char *id,
@@ -418,6 +420,11 @@ int ahl_store_frame_get(struct ahl_store_tx *tx, const char *imageset_id, const 
 int ahl_store_frame_copy(struct ahl_store_tx *tx, const char *from_imageset_id,
                          const char *to_imageset_id);
 int ahl_store_frame_delete_set(struct ahl_store_tx *tx, const char *imageset_id);
+/* Image sets stored before the frame index existed are queued, when the schema is upgraded, for
+ * the engine to index: next gives one queued set (AHL_ENOTFOUND when none is left), done takes
+ * it off the queue. */
+int ahl_store_frame_backfill_next(struct ahl_store_tx *tx, char imageset_id[AHL_ID_LEN + 1]);
+int ahl_store_frame_backfill_done(struct ahl_store_tx *tx, const char *imageset_id);
 
 /* Import jobs. put with create=true inserts, otherwise overwrites. list: newest submission
  * first, optionally one status, ids after after_id in that order, at most limit. */

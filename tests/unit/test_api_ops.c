@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <sqlite3.h>
 #include <zlib.h>
 
 #include "api/api.h"
@@ -445,6 +446,31 @@ static void test_frame_index(void **state)
         assert_string_equal(f->content_type, before[i].type);
         assert_int_equal(raw.len, before[i].frame == x ? 6 : 7);
         ahl_buf_release(&raw);
+    }
+
+    /* A set stored before the frame index existed: its rows gone and the set queued, as the
+     * schema upgrade leaves it. Opening the engine indexes it. */
+    {
+        char db[128], sql[256];
+        sqlite3 *h;
+        snprintf(db, sizeof db, "%s/%s", f->dir, AHL_STORE_SQLITE_FILE);
+        snprintf(sql, sizeof sql,
+                 "DELETE FROM frame WHERE imageset_id='%s';"
+                 "INSERT INTO frame_backfill VALUES('%s');",
+                 a, a);
+        assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+        sqlite3_busy_timeout(h, 5000);
+        assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(h);
+        snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageFrame", f->ds, a);
+        snprintf(body, sizeof body, "{\"imageFrameId\":\"%s\"}", x);
+        fails(f, AHL_OP_GetImageFrame, path, NULL, body, AHL_AWS_NOT_FOUND);
+        ahl_meta_close(f->meta);
+        assert_int_equal(ahl_meta_open(f->store, NULL, &f->meta), 0);
+        f->svc.meta = f->meta;
+        json_decref(ok(f, AHL_OP_GetImageFrame, path, NULL, body));
+        snprintf(body, sizeof body, "{\"imageFrameId\":\"%s\"}", y);
+        json_decref(ok(f, AHL_OP_GetImageFrame, path, NULL, body));
     }
 
     /* A whole copy lists both frames; a copy of one instance lists only its frame. */

@@ -460,7 +460,17 @@ static void test_migration(void **state)
     struct ahl_store_tx *tx;
     struct ahl_search_row r;
     make_row(f->ds, 6, &r); /* study 20200102, time 101500 */
+    struct ahl_imageset_rec sets[3];
+    memset(sets, 0, sizeof sets);
+    for (int i = 0; i < 3; i++) {
+        snprintf(sets[i].id, sizeof sets[i].id, "%032x", 0xa0u + (unsigned)i);
+        snprintf(sets[i].datastore_id, sizeof sets[i].datastore_id, "%s", f->ds);
+        snprintf(sets[i].state, sizeof sets[i].state, i == 2 ? "DELETED" : "ACTIVE");
+        sets[i].latest_version = 1;
+    }
     assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ahl_store_imageset_put(tx, &sets[i], true), 0);
     assert_int_equal(ahl_store_search_put(tx, &r), 0);
     assert_int_equal(ahl_store_commit(tx), 0);
     ahl_store_close(f->store);
@@ -469,7 +479,8 @@ static void test_migration(void **state)
     /* Take the database back to schema 1 as that version left it. */
     char path[128];
     snprintf(path, sizeof path, "%s/%s", f->dir, AHL_STORE_SQLITE_FILE);
-    db_exec(path, "DROP TABLE frame; DROP INDEX search_patient; DROP INDEX search_accession;"
+    db_exec(path, "DROP TABLE frame_backfill; DROP TABLE frame; DROP INDEX search_patient; DROP "
+                  "INDEX search_accession;"
                   "DROP INDEX search_study_id; DROP INDEX search_study; DROP INDEX search_series;"
                   "DROP INDEX search_primary; DROP INDEX search_updated; DROP INDEX search_created;"
                   "DROP INDEX search_study_dt; ALTER TABLE search DROP COLUMN study_dt;"
@@ -500,6 +511,17 @@ static void test_migration(void **state)
     struct ahl_frame_rec fr;
     assert_int_equal(ahl_store_frame_get(tx, r.imageset_id, r.imageset_id, &fr), AHL_ENOTFOUND);
     ahl_store_rollback(tx);
+
+    /* The live sets stored before the frame index wait for the engine to index them. */
+    char id[AHL_ID_LEN + 1];
+    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ahl_store_frame_backfill_next(tx, id), 0);
+        assert_string_equal(id, sets[i].id);
+        assert_int_equal(ahl_store_frame_backfill_done(tx, id), 0);
+    }
+    assert_int_equal(ahl_store_frame_backfill_next(tx, id), AHL_ENOTFOUND);
+    assert_int_equal(ahl_store_commit(tx), 0);
     fx_free(f);
 }
 
