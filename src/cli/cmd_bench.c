@@ -38,7 +38,7 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double pct(double *v, size_t n, double p)
+double ahl__bench_pct(double *v, size_t n, double p)
 {
     qsort(v, n, sizeof *v, cmp_double);
     size_t i = (size_t)(p * (double)(n - 1) + 0.5);
@@ -62,7 +62,7 @@ static void rm_dir(const char *dir)
     rmdir(dir);
 }
 
-static int make_datastore(struct ahl_store *s, char id[AHL_ID_LEN + 1])
+int ahl__bench_make_datastore(struct ahl_store *s, char *id)
 {
     struct ahl_datastore_rec d;
     struct ahl_store_tx *tx;
@@ -197,32 +197,38 @@ static int parse_count(const char *s, long *out)
     return 0;
 }
 
+int ahl__bench_parse(int argc, char **argv, int first, const struct ahl__bench_opt *opts,
+                     size_t nopts, const char **data_dir)
+{
+    for (int i = first; i < argc; i++) {
+        if (!strcmp(argv[i], "--data-dir") && i + 1 < argc) {
+            *data_dir = argv[++i];
+            continue;
+        }
+        size_t k = 0;
+        while (k < nopts && strcmp(argv[i], opts[k].name) != 0)
+            k++;
+        if (k == nopts || i + 1 >= argc || parse_count(argv[++i], opts[k].value) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int ahl_cmd_bench(int argc, char **argv)
 {
     long n = 1000, updates = 500, naive_updates = 0, reads = 20;
     const char *base = NULL;
     if (argc >= 2 && !strcmp(argv[1], "search"))
         return ahl__cmd_bench_search(argc - 1, argv + 1);
-    if (argc < 2 || strcmp(argv[1], "update") != 0)
+    const struct ahl__bench_opt opts[] = {
+        {"--instances", &n},
+        {"--updates", &updates},
+        {"--naive-updates", &naive_updates},
+        {"--reads", &reads},
+    };
+    if (argc < 2 || strcmp(argv[1], "update") != 0 ||
+        ahl__bench_parse(argc, argv, 2, opts, sizeof opts / sizeof *opts, &base) < 0)
         return usage();
-    for (int i = 2; i < argc; i++) {
-        long *dst = NULL;
-        if (!strcmp(argv[i], "--instances"))
-            dst = &n;
-        else if (!strcmp(argv[i], "--updates"))
-            dst = &updates;
-        else if (!strcmp(argv[i], "--naive-updates"))
-            dst = &naive_updates;
-        else if (!strcmp(argv[i], "--reads"))
-            dst = &reads;
-        else if (!strcmp(argv[i], "--data-dir") && i + 1 < argc) {
-            base = argv[++i];
-            continue;
-        } else
-            return usage();
-        if (i + 1 >= argc || parse_count(argv[++i], dst) < 0)
-            return usage();
-    }
     if (!naive_updates)
         naive_updates = n >= 10000 ? 10 : n >= 1000 ? 40 : 100;
 
@@ -246,7 +252,7 @@ int ahl_cmd_bench(int argc, char **argv)
     char sub[1100];
     snprintf(sub, sizeof sub, "%s/engine", dir);
     if (ahl_store_open_sqlite(sub, 0, &s) < 0 || ahl_meta_open(s, NULL, &m) < 0 ||
-        make_datastore(s, ds) < 0) {
+        ahl__bench_make_datastore(s, ds) < 0) {
         fprintf(stderr, "ahilite bench: cannot open a store in %s\n", sub);
         goto out;
     }
@@ -355,10 +361,11 @@ int ahl_cmd_bench(int argc, char **argv)
         goto out;
     ahl_store_rollback(tx);
 
-    double med = pct(t, (size_t)updates, 0.5), p99 = pct(t, (size_t)updates, 0.99);
-    double nmed = pct(nt, (size_t)naive_updates, 0.5);
-    double np99 = pct(nt, (size_t)naive_updates, 0.99);
-    double rmed = pct(rt, (size_t)reads, 0.5);
+    double med = ahl__bench_pct(t, (size_t)updates, 0.5),
+           p99 = ahl__bench_pct(t, (size_t)updates, 0.99);
+    double nmed = ahl__bench_pct(nt, (size_t)naive_updates, 0.5);
+    double np99 = ahl__bench_pct(nt, (size_t)naive_updates, 0.99);
+    double rmed = ahl__bench_pct(rt, (size_t)reads, 0.5);
     printf("{\"instances\":%ld,\"json_bytes\":%zu,\"create_ms\":%.1f,\"updates\":%ld,"
            "\"median_ms\":%.4f,\"p99_ms\":%.4f,\"bytes_per_version\":%.0f,"
            "\"naive\":{\"updates\":%ld,\"median_ms\":%.3f,\"p99_ms\":%.3f,"

@@ -28,19 +28,6 @@
 
 #define SETS_PER_PATIENT 5
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, size_t n, double p)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i < n ? i : n - 1];
-}
-
 /* splitmix64: reproducible scattering of ids and patients. */
 static uint64_t mix(uint64_t x)
 {
@@ -95,24 +82,6 @@ static void remove_scratch(const char *dir)
     }
     if (rmdir(dir) < 0)
         fprintf(stderr, "ahilite bench search: could not remove %s\n", dir);
-}
-
-static int make_datastore(struct ahl_store *s, char id[AHL_ID_LEN + 1])
-{
-    struct ahl_datastore_rec d;
-    struct ahl_store_tx *tx;
-    memset(&d, 0, sizeof d);
-    snprintf(d.id, sizeof d.id, "%032x", 0xbe4c4u);
-    snprintf(d.name, sizeof d.name, "bench-search");
-    snprintf(d.status, sizeof d.status, "ACTIVE");
-    snprintf(d.lossless_storage_format, sizeof d.lossless_storage_format, "HTJ2K");
-    d.created_at_ms = d.updated_at_ms = ahl_now_ms();
-    if (ahl_store_begin(s, true, &tx) < 0)
-        return -1;
-    if (ahl_store_datastore_put(tx, &d, true) < 0 || ahl_store_commit(tx) < 0)
-        return -1;
-    memcpy(id, d.id, AHL_ID_LEN + 1);
-    return 0;
 }
 
 static int fill(struct ahl_store *s, const char *ds, uint64_t n, double *secs)
@@ -191,26 +160,13 @@ int ahl__cmd_bench_search(int argc, char **argv)
 {
     long n = 1000000, queries = 2000, scans = 5;
     const char *base = NULL;
-    for (int i = 1; i < argc; i++) {
-        long *dst = NULL;
-        if (!strcmp(argv[i], "--sets"))
-            dst = &n;
-        else if (!strcmp(argv[i], "--queries"))
-            dst = &queries;
-        else if (!strcmp(argv[i], "--scans"))
-            dst = &scans;
-        else if (!strcmp(argv[i], "--data-dir") && i + 1 < argc) {
-            base = argv[++i];
-            continue;
-        } else
-            return search_usage();
-        char *end;
-        if (i + 1 >= argc)
-            return search_usage();
-        *dst = strtol(argv[++i], &end, 10);
-        if (*end || *dst <= 0 || *dst > 100000000)
-            return search_usage();
-    }
+    const struct ahl__bench_opt opts[] = {
+        {"--sets", &n},
+        {"--queries", &queries},
+        {"--scans", &scans},
+    };
+    if (ahl__bench_parse(argc, argv, 1, opts, sizeof opts / sizeof *opts, &base) < 0)
+        return search_usage();
 
     char dir[1024], path[1200];
     snprintf(dir, sizeof dir, "%s/bench-search-XXXXXX", base ? base : "/tmp");
@@ -233,7 +189,7 @@ int ahl__cmd_bench_search(int argc, char **argv)
         goto out;
     }
     if (ahl_store_open_sqlite(dir, 0, &s) < 0 || ahl_meta_open(s, NULL, &m) < 0 ||
-        make_datastore(s, ds) < 0) {
+        ahl__bench_make_datastore(s, ds) < 0) {
         fprintf(stderr, "ahilite bench search: cannot open a store in %s\n", dir);
         goto out;
     }
@@ -305,11 +261,13 @@ int ahl__cmd_bench_search(int argc, char **argv)
             goto out;
         bt[k] = (double)(ahl_mono_ns() - a) / 1e6;
     }
-    double smed = pct(st, (size_t)queries, 0.5), sp90 = pct(st, (size_t)queries, 0.9);
-    double sp99 = pct(st, (size_t)queries, 0.99);
-    double hmed = pct(ht, (size_t)queries, 0.5), hp90 = pct(ht, (size_t)queries, 0.9);
-    double hp99 = pct(ht, (size_t)queries, 0.99);
-    double bmed = pct(bt, (size_t)scans, 0.5);
+    double smed = ahl__bench_pct(st, (size_t)queries, 0.5),
+           sp90 = ahl__bench_pct(st, (size_t)queries, 0.9);
+    double sp99 = ahl__bench_pct(st, (size_t)queries, 0.99);
+    double hmed = ahl__bench_pct(ht, (size_t)queries, 0.5),
+           hp90 = ahl__bench_pct(ht, (size_t)queries, 0.9);
+    double hp99 = ahl__bench_pct(ht, (size_t)queries, 0.99);
+    double bmed = ahl__bench_pct(bt, (size_t)scans, 0.5);
     printf("{\"sets\":%ld,\"patients\":%" PRIu64 ",\"fill_s\":%.1f,\"db_mb\":%.0f,"
            "\"queries\":%ld,\"rows_per_query\":%.2f,"
            "\"store\":{\"median_ms\":%.4f,\"p90_ms\":%.4f,\"p99_ms\":%.4f},"
