@@ -4,7 +4,8 @@
 # One command. It builds ahilite (into a temporary directory, or uses AHILITE_BUILD=DIR if given)
 # and the load generator bench/http_load.c (against that build's libahl_base.a), synthesizes DICOM
 # files with pydicom and imports them with `ahilite import` into a temporary data directory:
-#   - one CT series of N metadata-only instances (default 10,000): GetImageSetMetadata;
+#   - one CT series of N instances (default 10,000) with a 16x16 frame each: GetImageSetMetadata,
+#     GetImageFrame on a large set, and an update on a large set;
 #   - 8 one-instance studies: one image set per connection for UpdateImageSetMetadata;
 #   - one series of 16 native 256x256 16-bit frames (HTJ2K after import): GetImageFrame;
 # then starts `ahilite serve` on a free loopback port and runs http_load, 8 keep-alive connections
@@ -14,7 +15,7 @@
 #                  more with 1 connection on the N-instance set (cost independent of set size);
 #   metadata       GetImageSetMetadata of the N-instance set (gzip on the wire; the rate is
 #                  JSON-equivalent bytes per second), with 8 connections and with 1;
-#   frames         GetImageFrame.
+#   frames         GetImageFrame: the 16 256x256 frames, then 1,000 frames of the N-instance set.
 # Each run prints http_load's JSON line plus the server's CPU seconds during the run (utime+stime
 # from /proc), so rates per server CPU-second can be read off on a shared machine; the client runs
 # on the same cores. Then the engine alone (`ahilite bench update`, in process, one thread: its
@@ -69,16 +70,22 @@ from pydicom.uid import generate_uid, ExplicitVRLittleEndian
 out, n = sys.argv[1], int(sys.argv[2])
 src = os.path.join(os.path.dirname(pydicom.__file__), 'data', 'test_files', 'CT_small.dcm')
 
+# The large series: CT_small's header with a tiny 16x16 frame each, so the set lists N frames.
 ds = pydicom.dcmread(src)
-del ds.PixelData
+ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
 ds.SeriesInstanceUID = generate_uid()
+ds.Rows, ds.Columns = 16, 16
+ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
 for i in range(n):
+    ds.PixelData = bytes((i * 7 + k) & 0xFF if k % 2 == 0 else (i >> 8) & 0x0F for k in range(512))
     uid = generate_uid()
     ds.SOPInstanceUID = uid
     ds.file_meta.MediaStorageSOPInstanceUID = uid
     ds.InstanceNumber = i + 1
-    ds.save_as("%s/big/%05d.dcm" % (out, i), write_like_original=True)
+    ds.save_as("%s/big/%05d.dcm" % (out, i), write_like_original=False)
 
+del ds.PixelData
 for k in range(8):  # a study each: one image set per connection
     os.makedirs("%s/upd%d" % (out, k))
     ds.PatientID = "HTTPBENCH%d" % k
@@ -157,6 +164,18 @@ print(','.join('%s:%s' % (sys.argv[2], i) for i in ids))
 EOF
 )
 [ -n "$FRAMES" ] || { echo "no frames found in the frames set" >&2; exit 1; }
+# And 1,000 of the large set's frames, spread over it.
+BIGFRAMES=$("${LOAD[@]}" --mode metadata --imagesets "$BIG" --connections 1 --requests 1 \
+    --dump-metadata "$TMP/big.json.gz" >/dev/null && /usr/bin/python3 - "$TMP/big.json.gz" "$BIG" <<'EOF'
+import gzip, json, sys
+doc = json.load(gzip.open(sys.argv[1]))
+ids = [f['ID'] for s in doc['Study']['Series'].values() for i in s['Instances'].values()
+       for f in i.get('ImageFrames', [])]
+step = max(1, len(ids) // 1000)
+print(','.join('%s:%s' % (sys.argv[2], i) for i in ids[::step][:1000]))
+EOF
+)
+[ -n "$BIGFRAMES" ] || { echo "no frames found in the large set" >&2; exit 1; }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
 HZ=$(getconf CLK_TCK)
@@ -193,6 +212,7 @@ run update_big_1 --mode update --imagesets "$BIG" --connections 1 --seconds "$T"
 run metadata_8 --mode metadata --imagesets "$BIG" --connections 8 --seconds "$T"
 run metadata_1 --mode metadata --imagesets "$BIG" --connections 1 --seconds "$T"
 run frames --mode frames --frames "$FRAMES" --connections 8 --seconds "$T"
+run frames_large_set --mode frames --frames "$BIGFRAMES" --connections 8 --seconds "$T"
 
 # The engine alone, in one process without HTTP (ahilite bench update, one thread): the ceiling the
 # HTTP figures are held against.
@@ -222,5 +242,7 @@ print(json.dumps({
     'metadata_json_bytes': runs['metadata_8']['json_bytes'],
     'metadata_gzip_bytes': runs['metadata_8']['gzip_bytes'],
     'frames_per_s': runs['frames']['per_s'], 'frame_mb_s': runs['frames']['frame_mb_s'],
+    'frames_large_set_per_s': runs['frames_large_set']['per_s'],
+    'frames_large_set_median_ms': runs['frames_large_set']['median_ms'],
 }))
 EOF
