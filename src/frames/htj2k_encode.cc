@@ -2,6 +2,24 @@
 // ahl__ojph_encode(). Exceptions never cross this boundary: OpenJPH reports errors by calling its
 // configured error handler, which we replace with one that throws, and every call is wrapped in a
 // try/catch that turns the message into text for the C caller.
+//
+// Determinism. Frame IDs are content addresses of the encoded bytes, so the same pixels must
+// always encode to the same bytes (re-importing a file must not make a new version). OpenJPH
+// 0.9.0's SSE2 and AVX2 kernels that move a code-block row into the block buffer
+// (ojph::local::sse2_rev_tx_to_cb / avx2_rev_tx_to_cb) process 4 or 8 samples per step without
+// a tail: for the last code-block of a subband row whose width is not a multiple of 4 or 8 they
+// read up to 7 samples past the row, in the never-written padding of OpenJPH's line buffers, and
+// OR them into the block's maximum magnitude. When the block itself is all zero (flat image
+// regions: every colour-bar test image), that garbage decides whether the block is coded as
+// empty or as one coding pass, so the bytes (never the decoded pixels) depend on what malloc
+// handed out earlier; valgrind reports it as "conditional jump depends on uninitialised value"
+// in codeblock::encode. Upstream later rewrote these kernels with a masked tail. No codestream
+// setting avoids the path (any width that is not a multiple of 8 << levels hits it), so this
+// file defines both kernels with the same signatures, correctly bounded; the dynamic linker
+// binds OpenJPH's references to them (the library takes their addresses through its GOT, and an
+// executable's definition comes first in symbol lookup). Only the reversible kernels are
+// replaced: the irreversible ones are never used for lossless encoding. With a fixed OpenJPH
+// these definitions are simply unused (later versions renamed the kernels).
 #include <openjph/ojph_arch.h> // before ojph_codestream.h, which uses OJPH_EXPORT without it
 #include <openjph/ojph_codestream.h>
 #include <openjph/ojph_file.h>
@@ -150,6 +168,52 @@ fail:
 }
 
 } // namespace
+
+// The replacements described at the top. Same contract as OpenJPH's generic kernel: convert
+// `count` samples to sign-magnitude shifted up to the top of the 32-bit word, store them, and OR
+// the magnitudes into max_val (one of the 8 lanes the SIMD find_max_val ORs together). The
+// destination row is padded to a multiple of 8 entries (OpenJPH's code-block stride), which the
+// original kernels filled from the over-read; we fill it with zeros so nothing downstream sees
+// unwritten memory either.
+namespace ojph
+{
+namespace local
+{
+__attribute__((visibility("default"))) void
+sse2_rev_tx_to_cb(const void *sp, ui32 *dp, ui32 K_max, float delta_inv, ui32 count, ui32 *max_val);
+__attribute__((visibility("default"))) void
+avx2_rev_tx_to_cb(const void *sp, ui32 *dp, ui32 K_max, float delta_inv, ui32 count, ui32 *max_val);
+} // namespace local
+} // namespace ojph
+
+static void bounded_rev_tx_to_cb(const void *sp, ojph::ui32 *dp, ojph::ui32 K_max, ojph::ui32 count,
+                                 ojph::ui32 *max_val)
+{
+    const ojph::si32 *p = (const ojph::si32 *)sp;
+    ojph::ui32 shift = 31 - K_max, tmax = 0;
+    for (ojph::ui32 i = 0; i < count; i++) {
+        ojph::si32 v = p[i];
+        ojph::ui32 sign = v < 0 ? 0x80000000u : 0;
+        ojph::ui32 mag = (v < 0 ? 0u - (ojph::ui32)v : (ojph::ui32)v) << shift;
+        dp[i] = sign | mag;
+        tmax |= mag;
+    }
+    for (ojph::ui32 i = count; i % 8 != 0; i++)
+        dp[i] = 0;
+    max_val[0] |= tmax;
+}
+
+void ojph::local::sse2_rev_tx_to_cb(const void *sp, ui32 *dp, ui32 K_max, float, ui32 count,
+                                    ui32 *max_val)
+{
+    bounded_rev_tx_to_cb(sp, dp, K_max, count, max_val);
+}
+
+void ojph::local::avx2_rev_tx_to_cb(const void *sp, ui32 *dp, ui32 K_max, float, ui32 count,
+                                    ui32 *max_val)
+{
+    bounded_rev_tx_to_cb(sp, dp, K_max, count, max_val);
+}
 
 extern "C" int ahl__ojph_encode(const uint8_t *samples, uint32_t width, uint32_t height,
                                 uint32_t components, uint32_t bytes_per_sample, uint32_t precision,
