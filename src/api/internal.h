@@ -136,6 +136,9 @@ int ahl__api_set_ts_opt(json_t *obj, const char *key, int64_t ms);
  */
 int ahl__api_require_datastore(struct ahl_api_service *svc, const char *datastore_id,
                                struct ahl_datastore_rec *rec, struct ahl_err *err);
+/* The same inside a transaction the caller holds (and keeps, whatever the result). */
+int ahl__api_datastore_get(struct ahl_store_tx *tx, const char *datastore_id,
+                           struct ahl_datastore_rec *rec, struct ahl_err *err);
 
 /* Maps a store error code to an AWS error with a message naming what was looked for. */
 int ahl__api_store_fail(int rc, struct ahl_err *err, const char *what);

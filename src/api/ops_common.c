@@ -103,21 +103,28 @@ int ahl__api_store_fail(int rc, struct ahl_err *err, const char *what)
     }
 }
 
-int ahl__api_require_datastore(struct ahl_api_service *svc, const char *datastore_id,
-                               struct ahl_datastore_rec *rec, struct ahl_err *err)
+int ahl__api_datastore_get(struct ahl_store_tx *tx, const char *datastore_id,
+                           struct ahl_datastore_rec *rec, struct ahl_err *err)
 {
-    struct ahl_store_tx *tx = NULL;
     struct ahl_datastore_rec tmp;
-    int rc = ahl_store_begin(svc->store, false, &tx);
-    if (rc < 0)
-        return ahl__api_store_fail(rc, err, "data store");
-    rc = ahl_store_datastore_get(tx, datastore_id, rec ? rec : &tmp);
-    ahl_store_rollback(tx);
+    int rc = ahl_store_datastore_get(tx, datastore_id, rec ? rec : &tmp);
     if (rc == AHL_ENOTFOUND)
         return ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "Data store %s does not exist", datastore_id);
     if (rc < 0)
         return ahl__api_store_fail(rc, err, "data store");
     return 0;
+}
+
+int ahl__api_require_datastore(struct ahl_api_service *svc, const char *datastore_id,
+                               struct ahl_datastore_rec *rec, struct ahl_err *err)
+{
+    struct ahl_store_tx *tx = NULL;
+    int rc = ahl_store_begin(svc->store, false, &tx);
+    if (rc < 0)
+        return ahl__api_store_fail(rc, err, "data store");
+    rc = ahl__api_datastore_get(tx, datastore_id, rec, err);
+    ahl_store_rollback(tx);
+    return rc;
 }
 
 int ahl__api_parse_version(const char *s, const char *member, uint64_t *out, struct ahl_err *err)

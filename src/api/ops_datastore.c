@@ -210,12 +210,11 @@ int ahl__op_DeleteDatastore(struct ahl_api_service *svc, const json_t *in,
 
     if ((rc = ahl_store_begin(svc->store, true, &tx)) < 0)
         return ahl__api_store_fail(rc, err, "data store");
-    rc = ahl_store_datastore_get(tx, id, &rec);
-    if (rc == AHL_ENOTFOUND) {
+    if ((rc = ahl__api_datastore_get(tx, id, &rec, err)) < 0) {
         ahl_store_rollback(tx);
-        return ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "Data store %s does not exist", id);
+        return rc;
     }
-    if (rc < 0 || (rc = ahl_store_datastore_count_imagesets(tx, id, &sets)) < 0)
+    if ((rc = ahl_store_datastore_count_imagesets(tx, id, &sets)) < 0)
         goto store_fail;
     if (sets > 0) {
         ahl_store_rollback(tx);

@@ -306,16 +306,8 @@ int ahl__op_SearchImageSets(struct ahl_api_service *svc, const json_t *in,
 
     if ((rc = ahl_store_begin(svc->store, false, &tx)) < 0)
         return ahl__api_store_fail(rc, err, "image sets");
-    struct ahl_datastore_rec d;
-    rc = ahl_store_datastore_get(tx, ds, &d);
-    if (rc == AHL_ENOTFOUND) {
-        rc = ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "Data store %s does not exist", ds);
+    if ((rc = ahl__api_datastore_get(tx, ds, NULL, err)) < 0)
         goto out;
-    }
-    if (rc < 0) {
-        rc = ahl__api_store_fail(rc, err, "data store");
-        goto out;
-    }
     page.items = json_array();
     if (!page.items || ahl__api_set(resp->json, "imageSetsMetadataSummaries", page.items) < 0) {
         rc = NOMEM(err);

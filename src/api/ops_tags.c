@@ -71,14 +71,10 @@ bad:
 
 static int require_resource(struct ahl_store_tx *tx, const struct resource *r, struct ahl_err *err)
 {
-    struct ahl_datastore_rec ds;
     struct ahl_imageset_rec set;
-    int rc = ahl_store_datastore_get(tx, r->datastore_id, &ds);
-    if (rc == AHL_ENOTFOUND)
-        return ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "Data store %s does not exist",
-                        r->datastore_id);
+    int rc = ahl__api_datastore_get(tx, r->datastore_id, NULL, err);
     if (rc < 0)
-        return ahl__api_store_fail(rc, err, "data store");
+        return rc;
     if (!r->imageset_id[0])
         return 0;
     rc = ahl_store_imageset_get(tx, r->datastore_id, r->imageset_id, &set);
