@@ -38,35 +38,12 @@ struct ahl_api_service {
      * no runner is attached (the job then stays SUBMITTED). */
     void (*job_submitted)(void *ctx, const struct ahl_job_rec *job);
     void *job_ctx;
-    /* GetImageFrame's frame-id lookups per image-set version (frame_index.c); NULL: none kept,
-     * every lookup reads the version's document. */
-    struct ahl__frame_index *frame_index;
     /* Streaming producers (GetImageSetMetadata) still running; the server waits for zero before
      * the engine may be closed. */
     pthread_mutex_t producers_lock;
     pthread_cond_t producers_done;
     unsigned producers;
 };
-
-/* ---- frame_index.c: which frames a version lists, cached per version ---- */
-
-/* How many frame ids the server's index keeps in all (about 48 bytes each). */
-#define AHL__FRAME_INDEX_MAX_FRAMES 500000
-
-struct ahl__frame_index;
-/* A new, empty index keeping at most max_frames ids. 0 or AHL_ENOMEM. */
-int ahl__frame_index_new(size_t max_frames, struct ahl__frame_index **out);
-/* NULL is accepted. */
-void ahl__frame_index_free(struct ahl__frame_index *ix);
-/* Looks frame_id up among the frames that version `version` (not 0) of the set lists under
- * ImageFrames: *content_type receives the Content-Type of its instance's stored transfer syntax
- * (static), or NULL when the version does not list it. Reads and indexes the version's document on
- * the first lookup of that version; ix may be NULL (nothing kept). 0, or the engine's error. */
-int ahl__frame_index_find(struct ahl__frame_index *ix, struct ahl_meta *meta, const char *ds,
-                          const char *set, uint64_t version, const char *frame_id,
-                          const char **content_type, struct ahl_err *err);
-/* How many versions the index holds now (for tests). */
-size_t ahl__frame_index_cached(struct ahl__frame_index *ix);
 
 struct ahl_api_resp {
     json_t *json;                 /* a JSON response body (owned), or NULL for a raw body */

@@ -442,10 +442,6 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
             goto fail;
         srv->svc.frames_ready = 1;
     }
-    if ((rc = ahl__frame_index_new(AHL__FRAME_INDEX_MAX_FRAMES, &srv->svc.frame_index)) < 0) {
-        ahl_fail(err, rc, NULL, "out of memory");
-        goto fail;
-    }
     struct ahl_sigv4_config scfg = {
         .region = srv->svc.region,
         .service = "medical-imaging",
@@ -479,13 +475,15 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* The logger goes first: libmicrohttpd reports problems with the options after it through
+     * it, and warns on stderr when it comes later. */
     srv->daemon = MHD_start_daemon(
-        flags, cfg->port, NULL, NULL, access_handler, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, workers, MHD_OPTION_URI_LOG_CALLBACK, uri_logger, srv,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, srv,
-        MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)128 * 1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        srv, MHD_OPTION_END);
+        flags, cfg->port, NULL, NULL, access_handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, workers,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_logger, srv, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, srv, MHD_OPTION_CONNECTION_LIMIT, 1024u,
+        MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)128 * 1024,
+        MHD_OPTION_END);
     if (!srv->daemon) {
         rc = ahl_fail(err, AHL_EIO, NULL, "cannot listen on %s:%u (address in use?)",
                       cfg->listen_host, (unsigned)cfg->port);
@@ -524,6 +522,5 @@ void ahl_api_server_stop(struct ahl_api_server *srv)
     pthread_cond_destroy(&srv->svc.producers_done);
     if (srv->verifier_ready)
         ahl_sigv4_verifier_release(&srv->verifier);
-    ahl__frame_index_free(srv->svc.frame_index);
     free(srv);
 }

@@ -1,6 +1,7 @@
-/* Unit tests for GetImageFrame's frame index (src/api/frame_index.c) and the operation over it,
- * with the real engine and SQLite store: lookups, caching per version (a cached lookup reads no
- * document), an update superseding the cached version, the bounds, and the operation's answers. */
+/* Unit tests for GetImageFrame over the real engine, SQLite store and frame store, on sets the
+ * engine makes (their frames indexed as the engine writes them): the bytes and Content-Type of a
+ * listed frame, a listed frame whose pixel data is missing, an id the set does not list, and a set
+ * that does not exist. (test_api_ops.c covers copies, deletion and the index's back-fill.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -62,7 +63,6 @@ static int setup(void **state)
     snprintf(root, sizeof root, "%s/frames", f->dir);
     assert_int_equal(ahl_framestore_open(&f->svc.frames, root, &err), 0);
     f->svc.frames_ready = 1;
-    assert_int_equal(ahl__frame_index_new(AHL__FRAME_INDEX_MAX_FRAMES, &f->svc.frame_index), 0);
 
     json_t *r;
     struct ahl_api_resp resp;
@@ -81,7 +81,6 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     char cmd[128];
-    ahl__frame_index_free(f->svc.frame_index);
     ahl_meta_close(f->meta);
     ahl_store_close(f->store);
     pthread_mutex_destroy(&f->svc.producers_lock);
@@ -117,104 +116,6 @@ static void frame_id(uint32_t seed, unsigned s, unsigned i, char out[33])
     json_decref(inst);
 }
 
-static void test_lookup_cache_and_supersede(void **state)
-{
-    struct fixture *f = *state;
-    struct ahl__frame_index *ix = f->svc.frame_index;
-    char set[33], fid[33], gone[33];
-    const char *type;
-    struct ahl_err err;
-    uint64_t v = make_set(f, 2, 50, 7, set);
-    frame_id(7, 1, 49, fid);
-    frame_id(7, 0, 3, gone);
-
-    assert_int_equal(ahl__frame_index_find(ix, f->meta, f->ds, set, v, fid, &type, &err), 0);
-    assert_non_null(type);
-    assert_string_equal(type, "image/jph");
-    assert_int_equal(ahl__frame_index_cached(ix), 1);
-    /* Cached: the engine is not consulted at all (a NULL engine would crash if it were). */
-    assert_int_equal(ahl__frame_index_find(ix, NULL, f->ds, set, v, gone, &type, &err), 0);
-    assert_non_null(type);
-    assert_int_equal(ahl__frame_index_find(ix, NULL, f->ds, set, v,
-                                           "0123456789abcdef0123456789abcdef", &type, &err),
-                     0);
-    assert_null(type);
-    assert_int_equal(ahl__frame_index_find(ix, NULL, f->ds, set, v, "short", &type, &err), 0);
-    assert_null(type);
-
-    /* Remove the instance holding `gone`: the new version no longer lists it. */
-    char series[64], sop[64], blob[512];
-    ahl_synth_series_uid(7, 0, series);
-    ahl_synth_instance_uid(7, 0, 3, sop);
-    snprintf(blob, sizeof blob,
-             "{\"SchemaVersion\":\"1.1\",\"Study\":{\"Series\":{\"%s\":{\"Instances\":{\"%s\":{}}}"
-             "}}}",
-             series, sop);
-    struct ahl_meta_update u = {
-        .latest_version = v, .removable = blob, .removable_len = strlen(blob)};
-    struct ahl_meta_update_result res;
-    if (ahl_meta_update(f->meta, f->ds, set, &u, &res, &err) < 0)
-        fail_msg("update: %s", err.msg);
-    assert_int_equal(res.latest_version, v + 1);
-    assert_int_equal(ahl__frame_index_find(ix, f->meta, f->ds, set, v + 1, gone, &type, &err), 0);
-    assert_null(type);
-    assert_int_equal(ahl__frame_index_find(ix, f->meta, f->ds, set, v + 1, fid, &type, &err), 0);
-    assert_non_null(type);
-    /* The older version's entry was dropped for the newer one. */
-    assert_int_equal(ahl__frame_index_cached(ix), 1);
-
-    /* An unknown set or version is the engine's error. */
-    assert_int_equal(ahl__frame_index_find(ix, f->meta, f->ds, set, v + 9, fid, &type, &err),
-                     AHL_ENOTFOUND);
-
-    /* Without an index every lookup reads the document, with the same answers. */
-    assert_int_equal(ahl__frame_index_find(NULL, f->meta, f->ds, set, v + 1, fid, &type, &err), 0);
-    assert_non_null(type);
-    assert_int_equal(ahl__frame_index_find(NULL, f->meta, f->ds, set, v + 1, gone, &type, &err), 0);
-    assert_null(type);
-}
-
-static void test_bounds(void **state)
-{
-    struct fixture *f = *state;
-    struct ahl__frame_index *ix;
-    char a[33], b[33], big[33], fa[33], fb[33], fbig[33];
-    const char *type;
-    struct ahl_err err;
-    uint64_t va = make_set(f, 1, 100, 11, a), vb = make_set(f, 1, 100, 12, b);
-    uint64_t vbig = make_set(f, 1, 200, 13, big);
-    frame_id(11, 0, 0, fa);
-    frame_id(12, 0, 99, fb);
-    frame_id(13, 0, 150, fbig);
-    assert_int_equal(ahl__frame_index_new(150, &ix), 0);
-
-    assert_int_equal(ahl__frame_index_find(ix, f->meta, f->ds, a, va, fa, &type, &err), 0);
-    assert_non_null(type);
-    /* 100 + 100 > 150: indexing b evicts a. */
-    assert_int_equal(ahl__frame_index_find(ix, f->meta, f->ds, b, vb, fb, &type, &err), 0);
-    assert_non_null(type);
-    assert_int_equal(ahl__frame_index_cached(ix), 1);
-    assert_int_equal(ahl__frame_index_find(ix, NULL, f->ds, b, vb, fa, &type, &err), 0);
-    assert_null(type);
-    /* A set larger than the whole budget is answered but not kept, and evicts nothing. */
-    assert_int_equal(ahl__frame_index_find(ix, f->meta, f->ds, big, vbig, fbig, &type, &err), 0);
-    assert_non_null(type);
-    assert_int_equal(ahl__frame_index_cached(ix), 1);
-    ahl__frame_index_free(ix);
-
-    /* Many small sets: never more than the slots, however many are read. */
-    assert_int_equal(ahl__frame_index_new(1000000, &ix), 0);
-    for (uint32_t k = 0; k < 20; k++) {
-        char s[33], fk[33];
-        uint64_t vk = make_set(f, 1, 2, 100 + k, s);
-        frame_id(100 + k, 0, 1, fk);
-        assert_int_equal(ahl__frame_index_find(ix, f->meta, f->ds, s, vk, fk, &type, &err), 0);
-        assert_non_null(type);
-    }
-    assert_int_equal(ahl__frame_index_cached(ix), 16);
-    ahl__frame_index_free(ix);
-}
-
 static void test_operation(void **state)
 {
     struct fixture *f = *state;
@@ -229,7 +130,7 @@ static void test_operation(void **state)
     snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageFrame", f->ds, set);
 
     snprintf(body, sizeof body, "{\"imageFrameId\":\"%s\"}", fid);
-    for (int round = 0; round < 2; round++) { /* the second is answered from the index */
+    for (int round = 0; round < 2; round++) { /* twice: nothing is consumed by the first */
         if (call(f, AHL_OP_GetImageFrame, path, body, &out, &resp, &err) < 0)
             fail_msg("GetImageFrame: %s", err.msg);
         assert_string_equal(resp.content_type, "image/jph");
@@ -268,8 +169,6 @@ static void test_operation(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_lookup_cache_and_supersede, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_operation, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
