@@ -285,13 +285,17 @@ const char *ahl_frame_content_type(const char *stored_transfer_syntax);
 /* Frame blobs as files under root: root/<id[0..2]>/<id[2..4]>/<id>. A put writes a temporary
  * file in the target directory, fsyncs it, renames it into place and fsyncs the directory, so a
  * frame is either entirely visible or not at all, and an acknowledged put survives a crash.
- * Temporary files left by a crash start with "tmp." and are removed by ahl_framestore_open().
+ * Temporary files left by a crash start with "tmp." and are removed by ahl_framestore_open()
+ * once they are AHL_FRAMESTORE_TMP_MAX_AGE seconds old: younger ones may belong to a write in
+ * progress in another process sharing the store (a server and `ahilite import` on one data dir).
  * Ids must be exactly 32 lowercase hex digits (anything else is AHL_EINVAL, so no path tricks). */
+#define AHL_FRAMESTORE_TMP_MAX_AGE 3600
+
 struct ahl_framestore {
     char root[4096];
 };
 
-/* Creates root (and parents) if needed and sweeps stale temporary files. */
+/* Creates root (and parents) if needed and sweeps stale temporary files (see above). */
 int ahl_framestore_open(struct ahl_framestore *fs, const char *root, struct ahl_err *err);
 /* Stores a frame. Idempotent: an existing frame with this id is left alone (ids are content
  * addresses). 0, AHL_EINVAL, AHL_EIO (with errno text in err). */

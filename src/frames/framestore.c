@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/codec.h"
@@ -62,8 +63,11 @@ static void frame_path(const struct ahl_framestore *fs, const char *id, char *ou
     snprintf(out, cap, "%s/%.2s/%.2s/%s", fs->root, id, id + 2, id);
 }
 
-/* Removes tmp.* files a crash left behind, in the two levels of fan-out directories. */
-static void sweep_temporaries(const char *dir, int depth)
+/* Removes tmp.* files a crash left behind, in the two levels of fan-out directories. Only files
+ * not modified for AHL_FRAMESTORE_TMP_MAX_AGE seconds go: another process (a server, or an
+ * `ahilite import` next to it) may be writing into the same store right now, and its temporary
+ * file is live until it is renamed. A write in progress touches its file continually. */
+static void sweep_temporaries(const char *dir, int depth, time_t now)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -74,9 +78,11 @@ static void sweep_temporaries(const char *dir, int depth)
             continue;
         char path[4096 + 300];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
         if (depth < 2 && strlen(e->d_name) == 2)
-            sweep_temporaries(path, depth + 1);
-        else if (depth == 2 && strncmp(e->d_name, "tmp.", 4) == 0)
+            sweep_temporaries(path, depth + 1, now);
+        else if (depth == 2 && strncmp(e->d_name, "tmp.", 4) == 0 && lstat(path, &st) == 0 &&
+                 S_ISREG(st.st_mode) && now - st.st_mtime >= AHL_FRAMESTORE_TMP_MAX_AGE)
             unlink(path);
     }
     closedir(d);
@@ -106,7 +112,7 @@ int ahl_framestore_open(struct ahl_framestore *fs, const char *root, struct ahl_
     int rc = ensure_dir(path, err);
     if (rc < 0)
         return rc;
-    sweep_temporaries(fs->root, 0);
+    sweep_temporaries(fs->root, 0, time(NULL));
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* Unit tests of the filesystem frame store: put/get/exists/delete round trips, idempotent puts,
- * id validation (no path tricks), the fan-out layout, stale temporary files swept at open, and
- * streaming through the returned descriptor. */
+ * id validation (no path tricks), the fan-out layout, stale temporary files swept at open while
+ * another process's recent ones are left alone, and streaming through the returned descriptor. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -118,15 +120,34 @@ static void test_sweeps_temporaries_and_empty_frames(void **state)
     /* A crash between create and rename leaves tmp.* behind; open removes it, not frames. */
     const char *id2 = "ffeeddccbbaa99887766554433221100";
     assert_int_equal(ahl_framestore_put(&fs, id2, "", 0, &err), 0); /* empty frames are fine */
-    char tmp[400];
+    char tmp[400], live[400];
     snprintf(tmp, sizeof tmp, "%s/ff/ee/tmp.deadbeef", root);
     FILE *f = fopen(tmp, "w");
     assert_non_null(f);
     fputs("torn", f);
     fclose(f);
+    /* Left by a crash: last written just over the sweep age ago. */
+    struct timespec old[2] = {{0, UTIME_OMIT}, {time(NULL) - AHL_FRAMESTORE_TMP_MAX_AGE - 5, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, tmp, old, 0), 0);
+    /* Another process's write in progress (written a minute ago, well within the sweep age):
+     * opening the store must not pull it from under that writer. */
+    snprintf(live, sizeof live, "%s/ff/ee/tmp.inflight", root);
+    f = fopen(live, "w");
+    assert_non_null(f);
+    fputs("half", f);
+    fclose(f);
+    struct timespec recent[2] = {{0, UTIME_OMIT}, {time(NULL) - 60, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, live, recent, 0), 0);
     assert_int_equal(ahl_framestore_open(&fs, root, &err), 0);
     struct stat st;
     assert_int_not_equal(stat(tmp, &st), 0);
+    assert_int_equal(stat(live, &st), 0);
+    assert_int_equal(st.st_size, 4);
+    /* Once it is as old as a crash's leftover, the next open removes it too. */
+    old[1].tv_sec = time(NULL) - AHL_FRAMESTORE_TMP_MAX_AGE;
+    assert_int_equal(utimensat(AT_FDCWD, live, old, 0), 0);
+    assert_int_equal(ahl_framestore_open(&fs, root, &err), 0);
+    assert_int_not_equal(stat(live, &st), 0);
     assert_int_equal(ahl_framestore_exists(&fs, id2), 1);
     uint8_t *data;
     size_t len;
