@@ -77,27 +77,10 @@ const char *ahl_frame_content_type(const char *ts)
     return "application/octet-stream";
 }
 
-/* The dataset's elements are sorted by tag (dataset.h), so a binary search finds one. */
-static const struct ahl_dcm_elem *find_elem(const struct ahl_dcm_dataset *ds, uint32_t tag)
-{
-    size_t lo = 0, hi = ds ? ds->n : 0;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        uint32_t t = ds->elems[mid].tag;
-        if (t == tag)
-            return &ds->elems[mid];
-        if (t < tag)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
-}
-
 static int get_us(const struct ahl_dcm_dataset *ds, uint32_t tag, const char *name, bool required,
                   uint16_t dflt, uint16_t *out, struct ahl_err *err)
 {
-    const struct ahl_dcm_elem *e = find_elem(ds, tag);
+    const struct ahl_dcm_elem *e = ahl_dcm_find(ds, tag);
     if (!e || !e->value || e->value_len == 0) {
         if (required)
             return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
@@ -156,14 +139,14 @@ int ahl_pixel_desc_from_dataset(const struct ahl_dcm_dataset *ds, const char *tr
     d->rows = rows;
     d->columns = cols;
 
-    const struct ahl_dcm_elem *pi = find_elem(ds, AHL_DCM_TAG(0x0028, 0x0004));
+    const struct ahl_dcm_elem *pi = ahl_dcm_find(ds, AHL_DCM_TAG(0x0028, 0x0004));
     get_text(pi, d->photometric, sizeof d->photometric);
     if (!d->photometric[0])
         return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
                         "DICOM attribute PhotometricInterpretation is missing or empty");
 
     d->number_of_frames = 1;
-    const struct ahl_dcm_elem *nf = find_elem(ds, AHL_DCM_TAG(0x0028, 0x0008));
+    const struct ahl_dcm_elem *nf = ahl_dcm_find(ds, AHL_DCM_TAG(0x0028, 0x0008));
     if (nf && nf->value && nf->value_len > 0) {
         char text[24];
         get_text(nf, text, sizeof text);
