@@ -24,8 +24,10 @@
 # usage: bench/http.sh [N_INSTANCES] [SECONDS]   (defaults 10000 and 5)
 # env: AHILITE_BUILD=DIR  use this build instead of building one;
 #      WORKERS=N          the server's --workers (default: its own, the number of CPUs);
-#      PERF_RUN=NAME      record the server with `perf record -g` during that run (get_datastore,
-#                         update, metadata_8, metadata_1, frames) into PERF_OUT (perf-NAME.data).
+#      PERF_RUN=NAME      record the server with `perf record` during that run (get_datastore,
+#                         update, update_big_1, metadata_8, metadata_1, frames, frames_large_set)
+#                         into PERF_OUT (default perf-NAME.data); PERF_CALLGRAPH=fp|dwarf,SIZE
+#                         picks the unwinder (dwarf works without frame pointers).
 set -euo pipefail
 
 N=${1:-10000}
