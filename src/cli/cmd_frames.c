@@ -187,7 +187,7 @@ static int process(const char *path, struct ahl_framestore *fs, struct ahl_err *
             goto out;
         }
         if ((rc = ahl_frames_map_fragments(&f->pixel, d.number_of_frames, stream_read, &s, spans,
-                                           err)) < 0)
+                                           NULL, err)) < 0)
             goto out;
     }
     ahl_buf_adds(&b, "{\"file\":");

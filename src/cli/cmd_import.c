@@ -193,8 +193,16 @@ static void on_done(void *ctx, void *tag, const struct ahl_import_result *res)
         f->is_primary = res->is_primary;
         f->created = res->created;
         r->frames += res->frames;
-        if (res->n_warnings)
-            f->message = strdup(res->warning);
+        if (res->n_warnings || res->invalid_offset_table) {
+            size_t n = strlen(res->warning) + sizeof AHL_IMPORT_WARNING_BOT_TYPE +
+                       sizeof AHL_IMPORT_WARNING_BOT_MESSAGE + 8;
+            if ((f->message = malloc(n)))
+                snprintf(f->message, n, "%s%s%s", res->n_warnings ? res->warning : "",
+                         res->n_warnings && res->invalid_offset_table ? "; " : "",
+                         res->invalid_offset_table ? AHL_IMPORT_WARNING_BOT_TYPE
+                             ": " AHL_IMPORT_WARNING_BOT_MESSAGE
+                                                   : "");
+        }
     } else {
         f->state = F_FAILED;
         size_t n = strlen(res->exception_type) + strlen(res->message) + 3;

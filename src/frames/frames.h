@@ -9,7 +9,9 @@
  *     ahl_pixel_desc_from_dataset(&file->ds, file->transfer_syntax, &d, err);
  *     -- encapsulated: map fragments to frames once
  *     struct ahl_frame_span *spans = calloc(d.number_of_frames, sizeof *spans);
- *     ahl_frames_map_fragments(&file->pixel, d.number_of_frames, read_fn, ctx, spans, err);
+ *     bool bad_bot;   -- a Basic Offset Table that does not match: warn InvalidOffsetTable
+ *     ahl_frames_map_fragments(&file->pixel, d.number_of_frames, read_fn, ctx, spans, &bad_bot,
+ *                              err);
  *     for each frame i:
  *         -- the frame's bytes: native, ahl_native_frame_extract(); encapsulated,
  *         -- ahl_frames_gather(&file->pixel, &spans[i], read_fn, ctx, &bytes, &n, err)
@@ -207,14 +209,20 @@ struct ahl_frame_span {
  * 3. else by scanning: a fragment that starts with a JPEG SOI (FF D8), a J2K SOC+SIZ (FF 4F FF 51)
  *    or a JP2 signature box starts a new frame (read_fn reads those first bytes; NULL skips this
  *    step). With number_of_frames == 1 all fragments form the one frame.
+ * *invalid_offset_table (when not NULL) is set when the file has a Basic Offset Table that is not
+ * empty yet does not describe the frames (another number of entries than frames, an entry off a
+ * fragment boundary, not starting at 0, not ascending): the table is then ignored and the frames
+ * come from steps 2-3. HealthImaging imports such a file with warning 45330 InvalidOffsetTable.
+ * An empty table is valid (DICOM makes it optional).
  * 0, or AHL_EPARSE saying why the fragments cannot be matched to frames. */
 int ahl_frames_map_fragments(const struct ahl_dcm_pixel *px, uint32_t number_of_frames,
                              ahl_frames_read_fn read_fn, void *ctx, struct ahl_frame_span *spans,
-                             struct ahl_err *err);
+                             bool *invalid_offset_table, struct ahl_err *err);
 
 /* Concatenates the fragments of one frame (a span from ahl_frames_map_fragments) into a new
  * malloc'd buffer (*out, *len), reading them with read_fn. AHL_ETOOBIG beyond
- * AHL_FRAME_MAX_BYTES; read_fn's error (with the fragment named in err) when a read fails. */
+ * AHL_FRAME_MAX_BYTES; read_fn's error (with the fragment named in err) when a read fails, where
+ * AHL_EPARSE means a short read (the fragment runs past the end of the file). */
 int ahl_frames_gather(const struct ahl_dcm_pixel *px, const struct ahl_frame_span *span,
                       ahl_frames_read_fn read_fn, void *ctx, uint8_t **out, size_t *len,
                       struct ahl_err *err);

@@ -291,9 +291,13 @@ static bool starts_frame(const uint8_t *b, size_t n)
 
 int ahl_frames_map_fragments(const struct ahl_dcm_pixel *px, uint32_t nframes,
                              ahl_frames_read_fn read_fn, void *ctx, struct ahl_frame_span *spans,
-                             struct ahl_err *err)
+                             bool *invalid_offset_table, struct ahl_err *err)
 {
     size_t nf = px->n_fragments;
+    bool unused_flag;
+    if (!invalid_offset_table)
+        invalid_offset_table = &unused_flag;
+    *invalid_offset_table = false;
     if (!px->encapsulated)
         return ahl_fail(err, AHL_EINVAL, NULL, "pixel data is not encapsulated");
     if (nframes == 0 || nf == 0)
@@ -325,6 +329,9 @@ int ahl_frames_map_fragments(const struct ahl_dcm_pixel *px, uint32_t nframes,
             return 0;
         memset(spans, 0, sizeof *spans * nframes);
         /* A table that does not match the fragments is ignored, as toolkits do; fall through. */
+        *invalid_offset_table = true;
+    } else if (px->n_offsets > 0) {
+        *invalid_offset_table = true; /* not one entry per frame */
     }
 
     /* 2. One fragment per frame. */
@@ -401,8 +408,13 @@ int ahl_frames_gather(const struct ahl_dcm_pixel *px, const struct ahl_frame_spa
         int rc = fr->length ? read_fn(ctx, fr->offset, buf + pos, fr->length) : 0;
         if (rc < 0) {
             free(buf);
+            if (rc == AHL_EPARSE) /* a short read: the fragment runs past the end of the input */
+                return ahl_fail(err, rc, NULL,
+                                "pixel data fragment %zu (%u bytes at offset %llu) runs past the "
+                                "end of the file",
+                                span->first + k + 1, fr->length, (unsigned long long)fr->offset);
             return ahl_fail(err, rc, NULL,
-                            "reading pixel data fragment %zu (%u bytes at %llu) failed",
+                            "reading pixel data fragment %zu (%u bytes at offset %llu) failed",
                             span->first + k + 1, fr->length, (unsigned long long)fr->offset);
         }
         pos += fr->length;

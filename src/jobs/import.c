@@ -358,26 +358,7 @@ static int frame_bytes(const struct ahl_dcm_pixel *px, const struct ahl_pixel_de
         free(buf);
         return rc;
     }
-    const struct ahl_frame_span *sp = &spans[i];
-    if (sp->bytes > AHL_FRAME_MAX_BYTES)
-        return ahl_fail(err, AHL_ETOOBIG, NULL, "frame %u: %llu encoded bytes is too large", i + 1,
-                        (unsigned long long)sp->bytes);
-    uint8_t *buf = malloc(sp->bytes ? (size_t)sp->bytes : 1);
-    if (!buf)
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory for frame %u", i + 1);
-    size_t pos = 0;
-    for (size_t k = 0; k < sp->count; k++) {
-        const struct ahl_dcm_fragment *fr = &px->fragments[sp->first + k];
-        if ((rc = pread_full(fd, fr->offset, buf + pos, fr->length)) < 0) {
-            free(buf);
-            return ahl_fail(err, rc, NULL, "pixel data fragment %zu runs past the end of the file",
-                            sp->first + k + 1);
-        }
-        pos += fr->length;
-    }
-    *out = buf;
-    *len = pos;
-    return 0;
+    return ahl_frames_gather(px, &spans[i], fd_read_fn, &fd, out, len, err);
 }
 
 /* One ImageFrames entry, keys in the order HealthImaging writes them. */
@@ -435,8 +416,8 @@ static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, 
             rc = ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
             goto out;
         }
-        if ((rc = ahl_frames_map_fragments(px, d.number_of_frames, fd_read_fn, &rfd, spans, err)) <
-            0)
+        if ((rc = ahl_frames_map_fragments(px, d.number_of_frames, fd_read_fn, &rfd, spans,
+                                           &res->invalid_offset_table, err)) < 0)
             goto out;
     } else if (d.bits_allocated == 1) {
         if (px->value_length > AHL_FRAME_MAX_BYTES) {

@@ -8,7 +8,8 @@
  *      transcode it as the frames policy says, put it in the frame store, and record its ID,
  *      checksums, min/max and size in the instance's "ImageFrames", with the instance's
  *      "StoredTransferSyntaxUID" and "ChecksumType" (frames.h). Frames are handled one at a time
- *      and read with pread, so memory does not grow with the file.
+ *      and read with pread, so memory does not grow with the file. A Basic Offset Table that
+ *      does not match the fragments is ignored and flagged (res.invalid_offset_table).
  *   2. commit (per grouping key, serialized): the primary image set of the same study whose series
  *      is the instance's is the candidate; ahl_group_compare decides:
  *        consistent -> the instance goes into that primary set (a new version; re-importing an
@@ -91,7 +92,18 @@ struct ahl_import_result {
     unsigned n_warnings;              /* 0 or 1 */
     char warning_type[48];            /* "InconsistentWithPrimaryImageSet" */
     char warning[480];                /* what conflicted, for warning.ndjson */
+    /* The pixel data's Basic Offset Table does not describe its frames (frames.h,
+     * ahl_frames_map_fragments); the frames were found without it. HealthImaging imports such a
+     * file with the warning below, in addition to any warning above. */
+    bool invalid_offset_table;
 };
+
+/* warning.ndjson's entry for invalid_offset_table, as HealthImaging words it. */
+#define AHL_IMPORT_WARNING_BOT_CODE 45330
+#define AHL_IMPORT_WARNING_BOT_TYPE "InvalidOffsetTable"
+#define AHL_IMPORT_WARNING_BOT_MESSAGE                                                            \
+    "The file was imported but contains an invalid offset table, may see issues when retrieving " \
+    "certain frames."
 
 struct ahl_importer;
 struct ahl_import_item;

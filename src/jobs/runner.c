@@ -400,13 +400,21 @@ static int finish_outputs(struct ahl_runner *r, struct job_run *j, char *why, si
             add_line(&ok, json_pack("{s:s,s:{s:s,s:I,s:b}}", "inputFile", ob->key, "importResponse",
                                     "imageSetId", res->imageset_id, "imageSetVersion",
                                     (json_int_t)res->version, "isPrimary", res->is_primary));
-        if (rc == 0 && res->n_warnings)
-            rc =
-                add_line(&warn, json_pack("{s:s,s:{s:s,s:I,s:b,s:[{s:s,s:s}]}}", "inputFile",
-                                          ob->key, "importResponse", "imageSetId", res->imageset_id,
-                                          "imageSetVersion", (json_int_t)res->version, "isPrimary",
-                                          res->is_primary, "warnings", "type", res->warning_type,
-                                          "message", res->warning));
+        if (rc == 0 && (res->n_warnings || res->invalid_offset_table)) {
+            json_t *list = json_array();
+            if (list && res->n_warnings)
+                json_array_append_new(list, json_pack("{s:s,s:s}", "type", res->warning_type,
+                                                      "message", res->warning));
+            if (list && res->invalid_offset_table)
+                json_array_append_new(list, json_pack("{s:i,s:s,s:s}", "warning_reason_code",
+                                                      AHL_IMPORT_WARNING_BOT_CODE, "type",
+                                                      AHL_IMPORT_WARNING_BOT_TYPE, "message",
+                                                      AHL_IMPORT_WARNING_BOT_MESSAGE));
+            rc = add_line(&warn, json_pack("{s:s,s:{s:s,s:I,s:b,s:o}}", "inputFile", ob->key,
+                                           "importResponse", "imageSetId", res->imageset_id,
+                                           "imageSetVersion", (json_int_t)res->version, "isPrimary",
+                                           res->is_primary, "warnings", list));
+        }
     }
     if (rc < 0) {
         snprintf(why, why_cap, "cannot build the job outputs: %s", ahl_strerror(rc));

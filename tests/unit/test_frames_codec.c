@@ -499,7 +499,9 @@ static void test_fragment_mapping(void **state)
     px.n_offsets = 2;
     struct ahl_frame_span spans[4];
     struct ahl_err err = {0};
-    assert_int_equal(ahl_frames_map_fragments(&px, 2, NULL, NULL, spans, &err), 0);
+    bool bad_table = true;
+    assert_int_equal(ahl_frames_map_fragments(&px, 2, NULL, NULL, spans, &bad_table, &err), 0);
+    assert_false(bad_table);
     assert_int_equal(spans[0].first, 0);
     assert_int_equal(spans[0].count, 2);
     assert_int_equal(spans[0].bytes, 16);
@@ -507,19 +509,70 @@ static void test_fragment_mapping(void **state)
     assert_int_equal(spans[1].count, 2);
     /* One fragment per frame without a table. */
     px.n_offsets = 0;
-    assert_int_equal(ahl_frames_map_fragments(&px, 4, NULL, NULL, spans, &err), 0);
+    bad_table = true;
+    assert_int_equal(ahl_frames_map_fragments(&px, 4, NULL, NULL, spans, &bad_table, &err), 0);
     assert_int_equal(spans[3].first, 3);
+    assert_false(bad_table); /* an empty table is valid */
     /* A table pointing inside a fragment, no scanner: error. */
     bot[1] = 20;
     px.n_offsets = 2;
-    assert_int_equal(ahl_frames_map_fragments(&px, 2, NULL, NULL, spans, &err), AHL_EPARSE);
+    assert_int_equal(ahl_frames_map_fragments(&px, 2, NULL, NULL, spans, &bad_table, &err),
+                     AHL_EPARSE);
+    assert_true(bad_table);
     /* Single frame: all fragments. */
     px.n_offsets = 0;
-    assert_int_equal(ahl_frames_map_fragments(&px, 1, NULL, NULL, spans, &err), 0);
+    assert_int_equal(ahl_frames_map_fragments(&px, 1, NULL, NULL, spans, NULL, &err), 0);
     assert_int_equal(spans[0].count, 4);
     assert_int_equal(spans[0].bytes, 40);
     /* More frames than fragments. */
-    assert_int_equal(ahl_frames_map_fragments(&px, 5, NULL, NULL, spans, &err), AHL_EPARSE);
+    assert_int_equal(ahl_frames_map_fragments(&px, 5, NULL, NULL, spans, NULL, &err), AHL_EPARSE);
+}
+
+/* Which Basic Offset Tables are invalid (HealthImaging's warning 45330), for the fragments of
+ * test_fragment_mapping (items at 0, 18, 32, 60 from the first item tag), and how the frames are
+ * found anyway: by one fragment per frame when the counts agree, else as one frame. */
+static void test_offset_table_validity(void **state)
+{
+    (void)state;
+    static const struct {
+        uint32_t frames;
+        uint32_t bot[4];
+        size_t n_bot;
+        bool invalid;
+        size_t first_of_last; /* spans[frames - 1].first */
+    } cases[] = {
+        {2, {0, 32}, 2, false, 2},         /* matches */
+        {4, {0, 18, 32, 60}, 4, false, 3}, /* matches, one fragment each */
+        {1, {0}, 1, false, 0},             /* one frame, one entry */
+        {4, {0}, 0, false, 3},             /* empty table */
+        {4, {0, 18, 33, 60}, 4, true, 3},  /* an entry inside a fragment */
+        {4, {4, 18, 32, 60}, 4, true, 3},  /* the first entry is not 0 */
+        {4, {0, 32, 18, 60}, 4, true, 3},  /* not ascending */
+        {4, {0, 18, 32, 999}, 4, true, 3}, /* past the last fragment */
+        {4, {0, 32}, 2, true, 3},          /* fewer entries than frames */
+        {1, {0, 32}, 2, true, 0},          /* more entries than frames */
+    };
+    struct ahl_dcm_fragment frags[4] = {{100, 10}, {118, 6}, {132, 20}, {160, 4}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        uint32_t bot[4];
+        memcpy(bot, cases[k].bot, sizeof bot);
+        struct ahl_dcm_pixel px;
+        memset(&px, 0, sizeof px);
+        px.present = px.encapsulated = true;
+        px.fragments = frags;
+        px.n_fragments = 4;
+        px.offset_table = cases[k].n_bot ? bot : NULL;
+        px.n_offsets = cases[k].n_bot;
+        struct ahl_frame_span spans[4];
+        struct ahl_err err = {0};
+        bool bad_table = !cases[k].invalid;
+        int rc =
+            ahl_frames_map_fragments(&px, cases[k].frames, NULL, NULL, spans, &bad_table, &err);
+        if (rc != 0 || bad_table != cases[k].invalid ||
+            spans[cases[k].frames - 1].first != cases[k].first_of_last)
+            fail_msg("case %zu: rc %d (%s), invalid %d, last frame from fragment %zu", k, rc,
+                     err.msg, bad_table, spans[cases[k].frames - 1].first);
+    }
 }
 
 /* Marker scanning reads fragment heads from this fake stream. */
@@ -545,12 +598,13 @@ static void test_fragment_scan(void **state)
     px.n_fragments = 4;
     struct ahl_frame_span spans[3];
     struct ahl_err err = {0};
-    assert_int_equal(ahl_frames_map_fragments(&px, 2, fake_read, stream, spans, &err), 0);
+    assert_int_equal(ahl_frames_map_fragments(&px, 2, fake_read, stream, spans, NULL, &err), 0);
     assert_int_equal(spans[1].first, 2);
     assert_int_equal(spans[1].count, 2);
-    assert_int_equal(ahl_frames_map_fragments(&px, 3, fake_read, stream, spans, &err), AHL_EPARSE);
+    assert_int_equal(ahl_frames_map_fragments(&px, 3, fake_read, stream, spans, NULL, &err),
+                     AHL_EPARSE);
     /* Gathering frame 2 concatenates fragments 3 and 4. */
-    assert_int_equal(ahl_frames_map_fragments(&px, 2, fake_read, stream, spans, &err), 0);
+    assert_int_equal(ahl_frames_map_fragments(&px, 2, fake_read, stream, spans, NULL, &err), 0);
     uint8_t *buf;
     size_t len;
     assert_int_equal(ahl_frames_gather(&px, &spans[1], fake_read, stream, &buf, &len, &err), 0);
@@ -569,7 +623,8 @@ int main(void)
         cmocka_unit_test(test_native_layouts),      cmocka_unit_test(test_desc_checks),
         cmocka_unit_test(test_htj2k_round_trips),   cmocka_unit_test(test_htj2k_deterministic),
         cmocka_unit_test(test_corrupt_codestreams), cmocka_unit_test(test_one_bit_frames),
-        cmocka_unit_test(test_fragment_mapping),    cmocka_unit_test(test_fragment_scan),
+        cmocka_unit_test(test_fragment_mapping),    cmocka_unit_test(test_offset_table_validity),
+        cmocka_unit_test(test_fragment_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
