@@ -59,6 +59,9 @@
  * - ID: 32 lowercase hex digits, the first 128 bits of SHA-256(stored transfer syntax UID, a NUL,
  *   SHA-256(stored bytes)). A content address: re-importing the same instance, copying an
  *   image set or making a new version references the same blob, and the write is idempotent.
+ *   This relies on encoding being deterministic: the same canonical frame always encodes to the
+ *   same bytes, whatever the heap held before (htj2k_encode.cc replaces two OpenJPH 0.9.0
+ *   kernels that broke this).
  *   Consequence for deletion: a frame id may be referenced by several image sets, so a blob may
  *   only be deleted once no version of any image set references it (reachability, not ownership).
  * - FrameSizeInBytes: the size of the stored (encoded) frame, i.e. the bytes GetImageFrame returns.
