@@ -1,0 +1,310 @@
+"""The pixel oracle shared by the frames suites: the source pixels of a DICOM file's frames,
+decoded without ahilite, in the canonical form frames.h defines (little-endian samples, colour
+interleaved, masked or sign-extended to BitsStored), and an independent decode of stored
+JPEG 2000 / HTJ2K frames.
+
+- oracle_pixels(): DCMTK (dcmdjpeg, dcmdrle, dcmdjpls, dcmconv +te) rewrites the file as
+  uncompressed explicit VR little endian and pydicom (the system /usr/bin/python3) hands out the
+  raw frame bytes; JPEG 2000 sources, which DCMTK cannot decode, go through opj_decompress.
+- oracle_info(..., "fragments"): each frame's encapsulated bytes, as pydicom splits them.
+- opj_decode(): opj_decompress (and opj_dump for the geometry) on a codestream.
+- make_fixtures(): the syntaxes and layouts the packaged corpus lacks, made with DCMTK's encoders
+  (and, for HTJ2K sources, with `ahilite frames`).
+
+Used by test_frames_corpus.py (the `ahilite frames` pipeline), test_frames_clients.py (frames
+through boto3) and, through `frames_oracle.py expect|decode` (see cli()), by the JS SDK test.
+"""
+import glob
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import zlib
+
+SRC = os.environ.get("AHILITE_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("AHILITE_BIN") or os.path.join(SRC, "build", "ahilite")
+SYS_PY = "/usr/bin/python3"
+PYD = "/usr/lib/python3/dist-packages/pydicom/data"
+
+CORPUS = sorted(
+    glob.glob(PYD + "/test_files/*.dcm")
+    + glob.glob(PYD + "/test_files/dicomdirtests/**/*", recursive=True)
+    + [p for p in [
+        "/usr/share/octave/packages/dicom-0.5.1/imdata/CT-MONO2-16-ankle.dcm",
+        "/usr/share/octave/packages/dicom-0.5.1/imdata/US-PAL-8-10x-echo.dcm",
+        "/usr/share/doc/libgdcm3.0/examples/00191113.dcm",
+        "/usr/lib/python3/dist-packages/nibabel/nicom/tests/data/slicethickness_empty_string.dcm",
+    ] if os.path.exists(p)])
+CORPUS = [p for p in CORPUS if os.path.isfile(p) and not p.endswith("DICOMDIR")]
+
+
+# Run under the system Python, which has pydicom: writes each frame's raw bytes of an
+# uncompressed little-endian file (or the encapsulated fragments of a compressed one) and prints
+# the Image Pixel module as JSON.
+ORACLE = r'''
+import json, sys, pydicom
+from pydicom.encaps import generate_pixel_data_frame
+path, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+ds = pydicom.dcmread(path)
+if "PixelData" not in ds:
+    print(json.dumps({"skip": "no PixelData"})); sys.exit(0)
+nf = int(ds.get("NumberOfFrames", 1) or 1)
+info = {k: ds.get(k) for k in ("Rows", "Columns", "SamplesPerPixel", "BitsAllocated",
+        "BitsStored", "PixelRepresentation", "PlanarConfiguration")}
+info["PhotometricInterpretation"] = str(ds.get("PhotometricInterpretation", ""))
+info["NumberOfFrames"] = nf
+info["TransferSyntaxUID"] = str(ds.file_meta.TransferSyntaxUID)
+if mode == "fragments":
+    for i, fr in enumerate(generate_pixel_data_frame(ds.PixelData, nf)):
+        open("%s/%d" % (out, i), "wb").write(fr)
+        info["frames_written"] = i + 1
+else:
+    open(out + "/native", "wb").write(ds.PixelData)
+print(json.dumps(info))
+'''
+
+DCMTK_FOR = {
+    "1.2.840.10008.1.2.4.50": "dcmdjpeg", "1.2.840.10008.1.2.4.51": "dcmdjpeg",
+    "1.2.840.10008.1.2.4.57": "dcmdjpeg", "1.2.840.10008.1.2.4.70": "dcmdjpeg",
+    "1.2.840.10008.1.2.5": "dcmdrle",
+    "1.2.840.10008.1.2.4.80": "dcmdjpls", "1.2.840.10008.1.2.4.81": "dcmdjpls",
+}
+J2K = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
+       "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203")
+KEPT = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203")
+
+
+def run(args, **kw):
+    return subprocess.run(args, capture_output=True, **kw)
+
+
+def oracle_info(path, out, mode):
+    r = run([SYS_PY, "-c", ORACLE, path, out, mode], text=True)
+    if r.returncode != 0:
+        return {"skip": "pydicom: " + r.stderr.strip().splitlines()[-1] if r.stderr else "?"}
+    return json.loads(r.stdout)
+
+
+def canonical(samples, info, signed_src=None):
+    """samples: list of ints (interleaved, one per sample). Applies frames.h's canonical rules."""
+    bits = info["BitsStored"]
+    signed = info["PixelRepresentation"] == 1
+    mask = (1 << bits) - 1
+    out = []
+    for v in samples:
+        v &= mask
+        if signed and v & (1 << (bits - 1)):
+            v -= 1 << bits
+        out.append(v)
+    nbytes = 1 if bits <= 8 else 2
+    b = bytearray()
+    for v in out:
+        b += (v & ((1 << (8 * nbytes)) - 1)).to_bytes(nbytes, "little")
+    return bytes(b), min(out), max(out)
+
+
+def native_samples(buf, info):
+    """Interleaved sample list of one native little-endian frame."""
+    rows, cols, spp = info["Rows"], info["Columns"], info["SamplesPerPixel"]
+    ba = info["BitsAllocated"]
+    step = ba // 8
+    vals = [int.from_bytes(buf[i:i + step], "little") for i in range(0, len(buf), step)]
+    n = rows * cols
+    pi = info["PhotometricInterpretation"]
+    if spp == 3 and pi in ("YBR_FULL_422", "YBR_PARTIAL_422"):
+        out = []
+        for p in range(0, n, 2):
+            y1, y2, cb, cr = vals[2 * p:2 * p + 4]
+            out += [y1, cb, cr, y2, cb, cr]
+        return out
+    if spp == 3 and info.get("PlanarConfiguration") == 1:
+        return [vals[c * n + p] for p in range(n) for c in range(3)]
+    return vals
+
+
+def opj_decode(codestream, tmp, reduce=0):
+    """opj_decompress a codestream: (width, height, ncomp, interleaved sample ints)."""
+    src = os.path.join(tmp, "in.j2k" if codestream[:2] == b"\xff\x4f" else "in.jp2")
+    with open(src, "wb") as f:
+        f.write(codestream)
+    dst = os.path.join(tmp, "out.rawl")
+    if os.path.exists(dst):
+        os.remove(dst)
+    r = run(["opj_decompress", "-i", src, "-o", dst, "-r", str(reduce)], text=True)
+    if r.returncode != 0:
+        raise RuntimeError("opj_decompress: " + (r.stdout + r.stderr)[-300:])
+    # The raw writer prints the geometry it wrote; parse the codestream header instead of logs:
+    # opj_dump gives component sizes and precision.
+    d = run(["opj_dump", "-i", src], text=True).stdout
+    comps = []
+    for line in d.splitlines():
+        line = line.strip()
+        if line.startswith("dx=") or line.startswith("prec="):
+            comps.append(line)
+    w = h = None
+    for line in d.splitlines():
+        if "x1=" in line and "y1=" in line and w is None:
+            parts = dict(p.split("=") for p in line.replace(",", " ").split() if "=" in p)
+            w, h = int(parts["x1"]) - int(parts.get("x0", 0)), int(parts["y1"]) - int(parts.get("y0", 0))
+    precs = [int(p.split("prec=")[1].split(",")[0].split()[0]) for p in d.split() if p.startswith("prec=")]
+    sgnd = [int(p.split("sgnd=")[1].split(",")[0]) for p in d.split() if p.startswith("sgnd=")]
+    nc = len(precs)
+    raw = open(dst, "rb").read()
+    step = 1 if precs[0] <= 8 else 2
+    w = -(-w // (1 << reduce))
+    h = -(-h // (1 << reduce))
+    plane = w * h
+    if len(raw) != plane * nc * step:
+        raise RuntimeError("opj_decompress wrote %d bytes for %dx%dx%d" % (len(raw), w, h, nc))
+    vals = []
+    for p in range(plane):
+        for c in range(nc):
+            off = (c * plane + p) * step
+            v = int.from_bytes(raw[off:off + step], "little", signed=bool(sgnd[c]))
+            vals.append(v)
+    return w, h, nc, vals
+
+
+
+class OracleFailed(Exception):
+    pass
+
+
+def oracle_pixels(path, ts, first, tmp, work):
+    """The source frames in canonical form, decoded without ahilite."""
+    nf = first["NumberOfFrames"]
+    expected_pixels = []  # canonical bytes per frame
+    if ts in J2K:
+        # DCMTK has no JPEG 2000 codec: the oracle decodes the source fragments with opj_decompress.
+        info = oracle_info(path, work, "fragments")
+        for i in range(nf):
+            try:
+                w, h, nc, vals = opj_decode(open(os.path.join(work, str(i)), "rb").read(), tmp)
+            except Exception as e:
+                raise OracleFailed(str(e)[-200:])
+            expected_pixels.append(canonical(vals, info))
+    else:
+        conv = os.path.join(tmp, "native.dcm")
+        tool = DCMTK_FOR.get(ts, "dcmconv")
+        args = [tool]
+        if tool == "dcmdjpeg" and ts in ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51") \
+                and first["BitsStored"] <= 8:
+            args.append("+cg")  # convert YCbCr as the JPEG markers say, as libjpeg does
+        if tool == "dcmconv":
+            args.append("+te")
+        rr = run(args + [path, conv], text=True)
+        if rr.returncode != 0:
+            raise OracleFailed("%s: %s" % (tool, rr.stderr.strip()[-200:]))
+        info = oracle_info(conv, work, "native")
+        native = open(os.path.join(work, "native"), "rb").read()
+        if info["BitsAllocated"] == 1:
+            n = info["Rows"] * info["Columns"]
+            for i in range(nf):
+                bits = [(native[(i * n + k) // 8] >> ((i * n + k) % 8)) & 1 for k in range(n)]
+                expected_pixels.append(("bits", bits))
+        else:
+            size = info["Rows"] * info["Columns"] * info["SamplesPerPixel"] * info["BitsAllocated"] // 8
+            if info["PhotometricInterpretation"] in ("YBR_FULL_422", "YBR_PARTIAL_422"):
+                size = size * 2 // 3
+            if len(native) < size * nf:
+                raise OracleFailed("pixel data too short for %d frames" % nf)
+            for i in range(nf):
+                vals = native_samples(native[i * size:(i + 1) * size], info)
+                expected_pixels.append(canonical(vals, info))
+
+    return expected_pixels, info
+
+
+
+# Syntaxes and sample layouts the packaged corpus lacks, made with DCMTK's encoders:
+# (output name, tool and options, pydicom source file).
+FIXTURES = [
+    ("ct_jpeg_lossless_sv1_s16.dcm", ["dcmcjpeg", "+e1"], "CT_small.dcm"),
+    ("ct_jpeg_lossless_p14_s16.dcm", ["dcmcjpeg", "+el"], "CT_small.dcm"),
+    ("rgb_odd_jpegls_near.dcm", ["dcmcjpls", "+en"], "SC_rgb_small_odd.dcm"),
+    ("ct_jpegls_lossless_s16.dcm", ["dcmcjpls", "+el"], "CT_small.dcm"),
+    ("rgb_odd_jpeg_lossless.dcm", ["dcmcjpeg", "+e1"], "SC_rgb_small_odd.dcm"),
+    ("rgb_odd_jpegls.dcm", ["dcmcjpls", "+el"], "SC_rgb_small_odd.dcm"),
+    ("rgb_odd_rle.dcm", ["dcmcrle"], "SC_rgb_small_odd.dcm"),
+    ("mr_rle_s16.dcm", ["dcmcrle"], "MR_small.dcm"),
+    ("rgb_2frame_jpeg_lossless.dcm", ["dcmcjpeg", "+e1"], "SC_rgb_rle_2frame.dcm"),
+    ("rgb_2frame_native.dcm", ["dcmconv", "+te"], "SC_rgb_rle_2frame.dcm"),
+    ("rgb_2frame_native_planar.dcm", ["planar"], "SC_rgb_rle_2frame.dcm"),
+    # HTJ2K sources (no packaged file has one): frames encoded by ahilite itself, wrapped in
+    # DICOM; the decode of these by ahilite is still checked against opj_decompress.
+    ("ct_htj2k_201.dcm", ["htj2k", "1.2.840.10008.1.2.4.201"], "CT_small.dcm"),
+    ("rgb_htj2k_202.dcm", ["htj2k", "1.2.840.10008.1.2.4.202"], "SC_rgb_small_odd.dcm"),
+]
+
+
+# Rewrites an interleaved RGB file as PlanarConfiguration 1 (DCMTK's tools cannot).
+TO_PLANAR = r'''
+import sys, pydicom
+ds = pydicom.dcmread(sys.argv[1])
+n, f = ds.Rows * ds.Columns, int(ds.get("NumberOfFrames", 1) or 1)
+b = ds.BitsAllocated // 8
+src, out = ds.PixelData, bytearray()
+for k in range(f):
+    fr = src[k * n * 3 * b:(k + 1) * n * 3 * b]
+    for c in range(3):
+        for p in range(n):
+            out += fr[(p * 3 + c) * b:(p * 3 + c + 1) * b]
+ds.PixelData = bytes(out)
+ds.PlanarConfiguration = 1
+ds.save_as(sys.argv[2])
+'''
+
+
+# Rewrites a file with the given codestreams as its encapsulated frames and transfer syntax.
+# pydicom 2.3 does not know the HTJ2K UIDs, so the file is written as JPEG 2000 lossless and the
+# UID (and the meta group length) patched afterwards.
+TO_ENCAPSULATED = r'''
+import io, struct, sys, pydicom
+from pydicom.encaps import encapsulate
+ds = pydicom.dcmread(sys.argv[1])
+frames = [open(p, "rb").read() for p in sys.argv[4:]]
+j2k = "1.2.840.10008.1.2.4.90"
+ds.file_meta.TransferSyntaxUID = j2k
+ds.PixelData = encapsulate(frames)
+ds["PixelData"].VR = "OB"
+buf = io.BytesIO()
+ds.save_as(buf)
+b = buf.getvalue()
+uid = sys.argv[3].encode()
+uid += b"\0" * (len(uid) % 2)
+old = b"\x02\x00\x10\x00UI" + struct.pack("<H", len(j2k)) + j2k.encode()
+assert b.count(old) == 1
+b = b.replace(old, b"\x02\x00\x10\x00UI" + struct.pack("<H", len(uid)) + uid)
+gl = b.index(b"\x02\x00\x00\x00UL\x04\x00") + 8
+n = struct.unpack("<I", b[gl:gl + 4])[0] + len(uid) - len(j2k)
+b = b[:gl] + struct.pack("<I", n) + b[gl + 4:]
+open(sys.argv[2], "wb").write(b)
+'''
+
+
+def make_fixtures(tmp):
+    out = []
+    for name, cmd, src in FIXTURES:
+        dst = os.path.join(tmp, name)
+        source = os.path.join(PYD, "test_files", src)
+        if "rle" in src:
+            plain = os.path.join(tmp, "plain_" + src)
+            run(["dcmdrle", source, plain], check=True)
+            source = plain
+        if cmd == ["planar"]:
+            r = run([SYS_PY, "-c", TO_PLANAR, source, dst])
+        elif cmd[0] == "htj2k":
+            store = os.path.join(tmp, "fixture_store")
+            r = run([BIN, "frames", source, "--out", store], text=True)
+            if r.returncode != 0:
+                continue
+            ids = [f["ID"] for f in json.loads(r.stdout)["ImageFrames"]]
+            blobs = [os.path.join(store, i[:2], i[2:4], i) for i in ids]
+            r = run([SYS_PY, "-c", TO_ENCAPSULATED, source, dst, cmd[1]] + blobs)
+        else:
+            r = run(cmd + [source, dst])
+        if r.returncode == 0:
+            out.append(dst)
+    return out
+
