@@ -55,6 +55,8 @@ info = {k: ds.get(k) for k in ("Rows", "Columns", "SamplesPerPixel", "BitsAlloca
 info["PhotometricInterpretation"] = str(ds.get("PhotometricInterpretation", ""))
 info["NumberOfFrames"] = nf
 info["TransferSyntaxUID"] = str(ds.file_meta.TransferSyntaxUID)
+for k in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"):
+    info[k] = str(ds.get(k, ""))
 if mode == "fragments":
     for i, fr in enumerate(generate_pixel_data_frame(ds.PixelData, nf)):
         open("%s/%d" % (out, i), "wb").write(fr)
@@ -73,6 +75,11 @@ DCMTK_FOR = {
 J2K = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
        "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203")
 KEPT = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203")
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def run(args, **kw):
@@ -150,7 +157,7 @@ def opj_decode(codestream, tmp, reduce=0):
     precs = [int(p.split("prec=")[1].split(",")[0].split()[0]) for p in d.split() if p.startswith("prec=")]
     sgnd = [int(p.split("sgnd=")[1].split(",")[0]) for p in d.split() if p.startswith("sgnd=")]
     nc = len(precs)
-    raw = open(dst, "rb").read()
+    raw = read_bytes(dst)
     step = 1 if precs[0] <= 8 else 2
     w = -(-w // (1 << reduce))
     h = -(-h // (1 << reduce))
@@ -180,7 +187,7 @@ def oracle_pixels(path, ts, first, tmp, work):
         info = oracle_info(path, work, "fragments")
         for i in range(nf):
             try:
-                w, h, nc, vals = opj_decode(open(os.path.join(work, str(i)), "rb").read(), tmp)
+                w, h, nc, vals = opj_decode(read_bytes(os.path.join(work, str(i))), tmp)
             except Exception as e:
                 raise OracleFailed(str(e)[-200:])
             expected_pixels.append(canonical(vals, info))
@@ -197,7 +204,7 @@ def oracle_pixels(path, ts, first, tmp, work):
         if rr.returncode != 0:
             raise OracleFailed("%s: %s" % (tool, rr.stderr.strip()[-200:]))
         info = oracle_info(conv, work, "native")
-        native = open(os.path.join(work, "native"), "rb").read()
+        native = read_bytes(os.path.join(work, "native"))
         if info["BitsAllocated"] == 1:
             n = info["Rows"] * info["Columns"]
             for i in range(nf):
@@ -308,3 +315,217 @@ def make_fixtures(tmp):
             out.append(dst)
     return out
 
+
+
+# ---- what GetImageFrame must serve (frames.h's storage policy, HealthImaging's table) ----
+
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+DEFLATED_LE = "1.2.840.10008.1.2.1.99"
+HTJ2K_RPCL = "1.2.840.10008.1.2.4.202"
+# HealthImaging's GetImageFrame Content-Type per stored transfer syntax
+# (shared/reference/healthimaging-api.md, GetImageFrame).
+CONTENT_TYPE = {
+    EXPLICIT_LE: "application/octet-stream",
+    "1.2.840.10008.1.2.4.50": "image/jpeg",
+    "1.2.840.10008.1.2.4.91": "image/j2c",
+    HTJ2K_RPCL: "image/jph",
+    "1.2.840.10008.1.2.4.203": "image/jphc",
+}
+
+
+def stored_syntax_for(source_ts, bits_allocated):
+    """StoredTransferSyntaxUID under frames.h's policy: lossy JPEG baseline / JPEG 2000 / HTJ2K
+    kept as they are, 1-bit frames as explicit little endian, everything else HTJ2K lossless."""
+    if bits_allocated == 1:
+        return EXPLICIT_LE
+    if source_ts in KEPT:
+        return source_ts
+    return HTJ2K_RPCL
+
+
+def expected_frames(path, tmp):
+    """The oracle's view of every frame of path: (info, frames), where each frame is a dict with
+    'pixels' (canonical bytes; for 1-bit frames None and 'bits' the pixel bits), 'min', 'max',
+    'crc32' (of the canonical bytes) and 'fragment' (the source's encapsulated bytes of the frame
+    when its syntax is stored as-is, else None). tmp must be private to the call.
+    Raises OracleFailed when the oracle cannot decode the file."""
+    work = os.path.join(tmp, "oracle")
+    os.makedirs(work, exist_ok=True)
+    first = oracle_info(path, work, "probe")
+    if "skip" in first:
+        raise OracleFailed(first["skip"])
+    if first["BitsAllocated"] not in (1, 8, 16) or first["SamplesPerPixel"] not in (1, 3):
+        raise OracleFailed("BitsAllocated %s / SamplesPerPixel %s" % (
+            first["BitsAllocated"], first["SamplesPerPixel"]))
+    ts = first["TransferSyntaxUID"]
+    pixels, info = oracle_pixels(path, ts, first, tmp, work)
+    fragments = [None] * len(pixels)
+    if ts in KEPT:
+        oracle_info(path, work, "fragments")
+        fragments = [read_bytes(os.path.join(work, str(i))) for i in range(len(pixels))]
+    frames = []
+    for px, frag in zip(pixels, fragments):
+        if px[0] == "bits":
+            frames.append({"pixels": None, "bits": px[1], "min": min(px[1]), "max": max(px[1]),
+                           "crc32": None, "fragment": frag})
+        else:
+            frames.append({"pixels": px[0], "bits": None, "min": px[1], "max": px[2],
+                           "crc32": zlib.crc32(px[0]), "fragment": frag})
+    info["source"] = first
+    return info, frames
+
+
+def decode_stored(blob, info, tmp):
+    """An independent full-resolution decode of a stored JPEG 2000 / HTJ2K frame
+    (opj_decompress) in canonical form: (width, height, canonical bytes)."""
+    w, h, _, vals = opj_decode(blob, tmp)
+    got, _, _ = canonical(vals, info)
+    return w, h, got
+
+
+def unpack_bits(blob, n):
+    """The first n pixels of a 1-bit frame stored packed, least significant bit first."""
+    return [(blob[k // 8] >> (k % 8)) & 1 for k in range(n)]
+
+
+# ---- input files for import jobs ----
+
+def same_length_uid(old, salt):
+    """A UID as long as old, unique per salt: 2.25.<digits of SHA-256(old, salt)>."""
+    digits = str(int.from_bytes(hashlib.sha256((old + "\0" + salt).encode()).digest(), "big"))
+    n = len(old) - len("2.25.")
+    if n < 1:
+        raise ValueError("UID %r too short to replace" % old)
+    body = (digits * (n // len(digits) + 1))[:n]
+    if body[0] == "0" and n > 1:
+        body = "1" + body[1:]
+    return "2.25." + body
+
+
+def rewrite_uids(data, mapping):
+    """data (a Part-10 file) with each UID in mapping replaced by its value of the same length, in
+    the meta group and the dataset (inflated and deflated again for the deflated syntax), so one
+    corpus file can be imported as several distinct instances with its pixel data untouched."""
+    import struct
+    for old, new in mapping.items():
+        if len(old) != len(new):
+            raise ValueError("replacement UID of another length")
+    if data[128:132] != b"DICM" or data[132:136] != b"\x02\x00\x00\x00":
+        raise ValueError("no meta group length")
+    body_at = 144 + struct.unpack_from("<I", data, 140)[0]
+    meta, body = data[:body_at], data[body_at:]
+    deflated = DEFLATED_LE.encode() in meta
+    if deflated:
+        body = zlib.decompress(body, -15)
+    for old, new in mapping.items():
+        if old.encode() not in body:
+            raise ValueError("UID %s not found in the dataset" % old)
+        meta = meta.replace(old.encode(), new.encode())
+        body = body.replace(old.encode(), new.encode())
+    if deflated:
+        c = zlib.compressobj(6, zlib.DEFLATED, -15)
+        body = c.compress(body) + c.flush()
+        body += b"\0" * (len(body) % 2)
+    return meta + body
+
+
+# Native fixtures the corpus lacks, written with pydicom: 8-bit signed (3 frames, odd width),
+# 16-bit unsigned with 12 bits stored and junk above HighBit (2 frames), 16-bit signed with 12 bits
+# stored. Pixel values are a deterministic pseudo-random sequence over the whole container.
+SYNTH = r"""
+import sys, pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+out, name = sys.argv[1], sys.argv[2]
+ba, bs, pr, frames, rows, cols = map(int, sys.argv[3:])
+meta = FileMetaDataset()
+meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[name, "sop"])
+meta.TransferSyntaxUID = ExplicitVRLittleEndian
+ds = Dataset()
+ds.file_meta = meta
+ds.is_little_endian, ds.is_implicit_VR = True, False
+ds.SOPClassUID = meta.MediaStorageSOPClassUID
+ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+ds.StudyInstanceUID = generate_uid(entropy_srcs=[name, "study"])
+ds.SeriesInstanceUID = generate_uid(entropy_srcs=[name, "series"])
+ds.PatientID, ds.PatientName, ds.Modality = "SYNTH-" + name, "Synthetic^" + name, "OT"
+ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", "1", "1"
+ds.Rows, ds.Columns, ds.SamplesPerPixel = rows, cols, 1
+ds.PhotometricInterpretation = "MONOCHROME2"
+ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = ba, bs, bs - 1, pr
+if frames > 1:
+    ds.NumberOfFrames = frames
+x, px = 12345, bytearray()
+for _ in range(frames * rows * cols):
+    x = (x * 1103515245 + 12345) & 0x7fffffff
+    px += (x >> 7).to_bytes(4, "little")[:ba // 8]
+ds.PixelData = bytes(px)
+ds["PixelData"].VR = "OB" if ba == 8 else "OW"
+ds.save_as(out, write_like_original=False)
+"""
+
+SYNTHETIC = [  # name, BitsAllocated, BitsStored, PixelRepresentation, frames, rows, columns
+    ("synth_s8_3frame.dcm", 8, 8, 1, 3, 23, 37),
+    ("synth_u16_bs12_2frame.dcm", 16, 12, 0, 2, 19, 41),
+    ("synth_s16_bs12.dcm", 16, 12, 1, 1, 33, 33),
+]
+
+
+def make_synthetic(tmp, names=None):
+    """Writes the SYNTHETIC files (those in names, or all) into tmp; returns their paths."""
+    out = []
+    for name, ba, bs, pr, nf, rows, cols in SYNTHETIC:
+        if names and name not in names:
+            continue
+        dst = os.path.join(tmp, name)
+        r = run([SYS_PY, "-c", SYNTH, dst, name] + [str(v) for v in (ba, bs, pr, nf, rows, cols)],
+                text=True)
+        if r.returncode != 0:
+            raise RuntimeError("synthetic %s: %s" % (name, r.stderr[-300:]))
+        out.append(dst)
+    return out
+
+
+def cli(argv):
+    """For suites in other languages (the JS SDK test); runs under any Python 3 and prints JSON:
+      frames_oracle.py synth DIR NAME...     writes those SYNTHETIC files into DIR
+      frames_oracle.py expect FILE...        per file: transfer syntax, SOPInstanceUID, the
+                                             expected stored syntax, and per frame the oracle's
+                                             crc32/min/max and the SHA-256 of a kept fragment
+      frames_oracle.py decode LIKE BLOB...   each stored J2K/HTJ2K blob decoded by opj_decompress:
+                                             width, height, CRC32 of the canonical pixels (for
+                                             LIKE's pixel module)"""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="ahl-oracle-") as tmp:
+        if argv[:1] == ["synth"]:
+            res = make_synthetic(argv[1], set(argv[2:]))
+        elif argv[:1] == ["expect"]:
+            res = {}
+            for k, path in enumerate(argv[1:]):
+                t = os.path.join(tmp, str(k))
+                os.makedirs(t)
+                info, frames = expected_frames(path, t)
+                src = info["source"]
+                res[path] = {
+                    "TransferSyntaxUID": src["TransferSyntaxUID"],
+                    "SOPInstanceUID": src["SOPInstanceUID"],
+                    "StoredTransferSyntaxUID": stored_syntax_for(src["TransferSyntaxUID"],
+                                                                 src["BitsAllocated"]),
+                    "Rows": info["Rows"], "Columns": info["Columns"],
+                    "frames": [{"crc32": f["crc32"], "min": f["min"], "max": f["max"],
+                                "fragmentSha256": hashlib.sha256(f["fragment"]).hexdigest()
+                                if f["fragment"] is not None else None} for f in frames]}
+        elif argv[:1] == ["decode"]:
+            info = oracle_info(argv[1], tmp, "probe")
+            res = []
+            for blob in argv[2:]:
+                w, h, got = decode_stored(read_bytes(blob), info, tmp)
+                res.append({"width": w, "height": h, "crc32": zlib.crc32(got)})
+        else:
+            raise SystemExit("usage: frames_oracle.py synth|expect|decode ...")
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    cli(sys.argv[1:])
