@@ -9,6 +9,27 @@
  * Durability: WAL with synchronous=NORMAL: a commit survives a process crash (kill -9); a power
  * loss may lose the last commits but never corrupts the database.
  *
+ * Group commit: write transactions of concurrent threads share one SQLite transaction. Each
+ * write transaction (ahl_store_begin(write)) is a SAVEPOINT inside the writer connection's open
+ * transaction (BEGIN IMMEDIATE when none is open). When it ends:
+ *   - rollback: ROLLBACK TO its savepoint, which undoes exactly its own writes;
+ *   - commit: RELEASE its savepoint; its writes now belong to the batch.
+ * Then, if another thread is waiting to begin a write transaction (and fewer than BATCH_MAX
+ * transactions have ended in the batch), the open transaction is handed on: the write lock
+ * is released without COMMIT and a committing thread sleeps until the batch's COMMIT. Otherwise
+ * the thread COMMITs the batch itself and wakes every member with the COMMIT's result.
+ * Invariants:
+ *   - write transactions still run one at a time, in write-lock order, each seeing every earlier
+ *     one's writes (committed or still in the batch): compare-and-set order is unchanged;
+ *   - ahl_store_commit() returns 0 only after the COMMIT that made its writes durable (WAL,
+ *     synchronous=NORMAL): nothing is acknowledged before it survives a crash; a failed COMMIT
+ *     fails every member of the batch;
+ *   - the SQLite transaction is open only while some thread holds the write lock or has handed
+ *     it to a waiter, who will end it the same way: a batch always ends in one COMMIT (or, if
+ *     SQLite abandoned the transaction after an I/O error, with every member failed);
+ *   - a lone writer (nobody waiting) commits at once, exactly as without batching.
+ * Other connections (readers, other processes) see a batch's writes only after its COMMIT.
+ *
  * Checkpoints: SQLite's automatic checkpoint runs inside the commit that crosses the threshold,
  * which makes that one commit ~100x slower than the others (copying pages and fsyncing). The
  * writer's automatic checkpoint is turned off; its WAL hook wakes a checkpointer thread with its
@@ -257,6 +278,19 @@ struct sq_tx {
 
 #define CKPT_FRAMES 1000
 
+/* Group commit bound: a batch is committed once this many write transactions have ended in it,
+ * even with writers waiting, so a member waits for at most BATCH_MAX - 1 others. The environment
+ * variable AHL_SQLITE_BATCH_MAX (1..BATCH_MAX, read at open) lowers it, e.g. to 1 to measure
+ * without group commit. */
+#define BATCH_MAX 64
+
+/* A committed write transaction waiting for its batch's COMMIT (lives on its thread's stack). */
+struct sq_waiter {
+    struct sq_waiter *next;
+    int rc;
+    bool done;
+};
+
 struct sq_store {
     struct ahl_store base;
     /* checkpointer */
@@ -268,6 +302,15 @@ struct sq_store {
     char *path;
     pthread_mutex_t write_lock; /* held for the whole of a write transaction */
     struct sq_conn *writer;
+    /* group commit; batch_lock guards these (taken after write_lock, never before) */
+    pthread_mutex_t batch_lock;
+    pthread_cond_t batch_cond; /* members' done flags */
+    unsigned write_waiting;    /* threads in sq_begin(write) not yet holding write_lock */
+    bool batch_open;           /* the writer connection is inside BEGIN IMMEDIATE */
+    unsigned batch_txs;        /* write transactions ended in the open batch */
+    unsigned batch_max;        /* BATCH_MAX or AHL_SQLITE_BATCH_MAX */
+    struct sq_waiter *members; /* committed members waiting for the batch's COMMIT */
+    uint64_t stat_commits, stat_txs;
     pthread_mutex_t pool_lock;
     pthread_cond_t pool_cond;
     struct sq_conn *idle;
@@ -450,10 +493,75 @@ static void sq_close(struct ahl_store *s)
         conn_close(c);
     }
     pthread_mutex_destroy(&q->write_lock);
+    pthread_mutex_destroy(&q->batch_lock);
+    pthread_cond_destroy(&q->batch_cond);
     pthread_mutex_destroy(&q->pool_lock);
     pthread_cond_destroy(&q->pool_cond);
     free(q->path);
     free(q);
+}
+
+/* Ends a write transaction (see "Group commit" at the top): releases or rolls back its
+ * savepoint (has_sp: the savepoint was opened), then hands the open SQLite transaction to a
+ * waiting writer or COMMITs the batch. Returns the transaction's result: for a commit, 0 once
+ * the batch's COMMIT succeeded; otherwise rc as given. Frees tx. */
+static int write_end(struct sq_tx *tx, bool commit, bool has_sp, int rc)
+{
+    struct sq_store *q = tx->owner;
+    sqlite3 *db = tx->conn->db;
+    for (int i = 0; i < ST_COUNT; i++)
+        if (tx->conn->st[i])
+            sqlite3_reset(tx->conn->st[i]);
+    if (commit && (rc = exec(db, "RELEASE ahl_tx")) < 0)
+        commit = false;
+    if (!commit && has_sp && !sqlite3_get_autocommit(db) &&
+        exec(db, "ROLLBACK TO ahl_tx; RELEASE ahl_tx") < 0)
+        exec(db, "ROLLBACK"); /* cannot undo just this one: the whole batch fails below */
+    /* SQLite ends the whole transaction itself after some errors (I/O, full disk, memory): the
+     * batch's earlier members are then lost and fail. */
+    bool lost = sqlite3_get_autocommit(db);
+    pthread_mutex_lock(&q->batch_lock);
+    q->batch_txs++;
+    if (!lost && q->write_waiting > 0 && q->batch_txs < q->batch_max) {
+        /* Hand the open transaction to the next writer. */
+        if (commit) {
+            struct sq_waiter w = {q->members, 0, false};
+            q->members = &w;
+            pthread_mutex_unlock(&q->write_lock);
+            while (!w.done)
+                pthread_cond_wait(&q->batch_cond, &q->batch_lock);
+            rc = w.rc;
+        } else {
+            pthread_mutex_unlock(&q->write_lock);
+        }
+        pthread_mutex_unlock(&q->batch_lock);
+        free(tx);
+        return rc;
+    }
+    pthread_mutex_unlock(&q->batch_lock);
+    int crc = AHL_EIO;
+    if (!lost && (crc = exec(db, "COMMIT")) < 0 && !sqlite3_get_autocommit(db))
+        exec(db, "ROLLBACK");
+    if (lost)
+        ahl_error("sqlite: the write transaction was abandoned; its batch is lost");
+    pthread_mutex_lock(&q->batch_lock);
+    uint64_t n = commit ? 1 : 0;
+    for (struct sq_waiter *w = q->members; w; w = w->next) {
+        w->rc = crc;
+        w->done = true;
+        n++;
+    }
+    if (crc == 0 && n) {
+        q->stat_commits++;
+        q->stat_txs += n;
+    }
+    q->members = NULL;
+    q->batch_open = false;
+    pthread_cond_broadcast(&q->batch_cond);
+    pthread_mutex_unlock(&q->batch_lock);
+    pthread_mutex_unlock(&q->write_lock);
+    free(tx);
+    return commit ? crc : rc;
 }
 
 static int sq_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
@@ -467,11 +575,28 @@ static int sq_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
     tx->base.write = write;
     tx->owner = q;
     if (write) {
+        pthread_mutex_lock(&q->batch_lock);
+        q->write_waiting++;
+        pthread_mutex_unlock(&q->batch_lock);
         pthread_mutex_lock(&q->write_lock);
+        pthread_mutex_lock(&q->batch_lock);
+        q->write_waiting--;
+        bool open = q->batch_open;
+        pthread_mutex_unlock(&q->batch_lock);
         tx->conn = q->writer;
-        if ((rc = exec(tx->conn->db, "BEGIN IMMEDIATE")) < 0) {
-            pthread_mutex_unlock(&q->write_lock);
-            free(tx);
+        if (!open) {
+            if ((rc = exec(tx->conn->db, "BEGIN IMMEDIATE")) < 0) {
+                pthread_mutex_unlock(&q->write_lock);
+                free(tx);
+                return rc;
+            }
+            pthread_mutex_lock(&q->batch_lock);
+            q->batch_open = true;
+            q->batch_txs = 0;
+            pthread_mutex_unlock(&q->batch_lock);
+        }
+        if ((rc = exec(tx->conn->db, "SAVEPOINT ahl_tx")) < 0) {
+            write_end(tx, false, false, rc);
             return rc;
         }
     } else {
@@ -529,6 +654,10 @@ static void tx_end(struct sq_tx *tx)
 static void sq_rollback(struct ahl_store_tx *t)
 {
     struct sq_tx *tx = (struct sq_tx *)t;
+    if (tx->base.write) {
+        write_end(tx, false, true, 0);
+        return;
+    }
     for (int i = 0; i < ST_COUNT; i++)
         if (tx->conn->st[i])
             sqlite3_reset(tx->conn->st[i]);
@@ -540,6 +669,8 @@ static void sq_rollback(struct ahl_store_tx *t)
 static int sq_commit(struct ahl_store_tx *t)
 {
     struct sq_tx *tx = (struct sq_tx *)t;
+    if (tx->base.write)
+        return write_end(tx, true, true, 0);
     for (int i = 0; i < ST_COUNT; i++)
         if (tx->conn->st[i])
             sqlite3_reset(tx->conn->st[i]);
@@ -1002,9 +1133,13 @@ static void s_row(sqlite3_stmt *st, struct ahl_search_row *r)
     col_text(st, 22, r->study_dt, sizeof r->study_dt);
 }
 
-static int sq_search_put(struct ahl_store_tx *t, const struct ahl_search_row *r)
+static sqlite3_stmt *search_stmt(struct sq_conn *c, const char *sql);
+
+/* Binds a whole search row to a statement numbered like ST_S_PUT (?1..?23, S_COLS order). A
+ * narrower UPDATE (search_update) names only some of the numbers; binding the others fails with
+ * SQLITE_RANGE, which is harmless and ignored. */
+static void s_bind(sqlite3_stmt *st, const struct ahl_search_row *r, const char *study_dt)
 {
-    PREP(st, CONN(t), ST_S_PUT);
     bind_text(st, 1, r->imageset_id);
     bind_text(st, 2, r->datastore_id);
     sqlite3_bind_int(st, 3, r->is_primary);
@@ -1030,9 +1165,104 @@ static int sq_search_put(struct ahl_store_tx *t, const struct ahl_search_row *r)
         sqlite3_bind_null(st, 20);
     sqlite3_bind_int64(st, 21, r->number_of_series);
     sqlite3_bind_int64(st, 22, r->number_of_instances);
+    sqlite3_bind_text(st, 23, study_dt, -1, SQLITE_STATIC);
+}
+
+/* Rewrites only the columns of an existing search row that differ from *old: SQLite then
+ * touches only the indexes over those columns (an UPDATE keeps the rowid; INSERT OR REPLACE
+ * would delete and re-insert the row and every index entry). A new version always changes
+ * version and updated_at, so the indexes carrying updated_at are rewritten; the others
+ * (created_at, study date-time, the primary key) only when their columns change. */
+static int search_update(struct sq_conn *c, const struct ahl_search_row *old,
+                         const struct ahl_search_row *r, const char *study_dt)
+{
+    static const char *const col[] = {NULL,
+                                      "imageset_id",
+                                      "datastore_id",
+                                      "is_primary",
+                                      "version",
+                                      "created_at",
+                                      "updated_at",
+                                      "patient_id",
+                                      "patient_name",
+                                      "patient_birth_date",
+                                      "patient_sex",
+                                      "study_instance_uid",
+                                      "study_id",
+                                      "study_description",
+                                      "accession_number",
+                                      "study_date",
+                                      "study_time",
+                                      "series_instance_uid",
+                                      "modality",
+                                      "body_part_examined",
+                                      "series_number",
+                                      "number_of_series",
+                                      "number_of_instances",
+                                      "study_dt"};
+    bool diff[24] = {false};
+    diff[2] = strcmp(old->datastore_id, r->datastore_id) != 0;
+    diff[3] = old->is_primary != r->is_primary;
+    diff[4] = old->version != r->version;
+    diff[5] = old->created_at_ms != r->created_at_ms;
+    diff[6] = old->updated_at_ms != r->updated_at_ms;
+    diff[7] = strcmp(old->patient_id, r->patient_id) != 0;
+    diff[8] = strcmp(old->patient_name, r->patient_name) != 0;
+    diff[9] = strcmp(old->patient_birth_date, r->patient_birth_date) != 0;
+    diff[10] = strcmp(old->patient_sex, r->patient_sex) != 0;
+    diff[11] = strcmp(old->study_instance_uid, r->study_instance_uid) != 0;
+    diff[12] = strcmp(old->study_id, r->study_id) != 0;
+    diff[13] = strcmp(old->study_description, r->study_description) != 0;
+    diff[14] = strcmp(old->accession_number, r->accession_number) != 0;
+    diff[15] = strcmp(old->study_date, r->study_date) != 0;
+    diff[16] = strcmp(old->study_time, r->study_time) != 0;
+    diff[17] = strcmp(old->series_instance_uid, r->series_instance_uid) != 0;
+    diff[18] = strcmp(old->modality, r->modality) != 0;
+    diff[19] = strcmp(old->body_part_examined, r->body_part_examined) != 0;
+    diff[20] = old->has_series_number != r->has_series_number ||
+               (r->has_series_number && old->series_number != r->series_number);
+    diff[21] = old->number_of_series != r->number_of_series;
+    diff[22] = old->number_of_instances != r->number_of_instances;
+    diff[23] = strcmp(old->study_dt, study_dt) != 0;
+    char sql[1024];
+    size_t n = (size_t)snprintf(sql, sizeof sql, "UPDATE search SET ");
+    bool any = false;
+    for (int i = 2; i < 24; i++) {
+        if (!diff[i])
+            continue;
+        n += (size_t)snprintf(sql + n, sizeof sql - n, "%s%s=?%d", any ? ", " : "", col[i], i);
+        any = true;
+    }
+    if (!any)
+        return 0; /* the same row: nothing to write */
+    snprintf(sql + n, sizeof sql - n, " WHERE imageset_id=?1");
+    sqlite3_stmt *st = search_stmt(c, sql);
+    if (!st)
+        return AHL_EIO;
+    s_bind(st, r, study_dt);
+    int rc = step_done(c, st, "search update");
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sq_search_put(struct ahl_store_tx *t, const struct ahl_search_row *r)
+{
     char key[AHL_STUDY_DT_KEY_LEN + 1];
+    struct ahl_search_row old;
     ahl_store_study_dt_key(r->study_date, r->study_time, key);
-    sqlite3_bind_text(st, 23, key, -1, SQLITE_TRANSIENT);
+    PREP(get, CONN(t), ST_S_GET);
+    bind_text(get, 1, r->imageset_id);
+    int rc = sqlite3_step(get);
+    if (rc == SQLITE_ROW) {
+        s_row(get, &old);
+        sqlite3_reset(get);
+        return search_update(CONN(t), &old, r, key);
+    }
+    sqlite3_reset(get);
+    if (rc != SQLITE_DONE)
+        return sq_err(CONN(t)->db, rc, "search get");
+    PREP(st, CONN(t), ST_S_PUT);
+    s_bind(st, r, key);
     return step_done(CONN(t), st, "search put");
 }
 
@@ -1455,6 +1685,16 @@ int ahl_store_open_sqlite(const char *data_dir, unsigned max_readers, struct ahl
     q->base.ops = &sq_ops;
     q->max_readers = max_readers ? max_readers : 8;
     pthread_mutex_init(&q->write_lock, NULL);
+    pthread_mutex_init(&q->batch_lock, NULL);
+    q->batch_max = BATCH_MAX;
+    const char *bm = getenv("AHL_SQLITE_BATCH_MAX");
+    if (bm) {
+        char *end;
+        long v = strtol(bm, &end, 10);
+        if (end != bm && !*end && v >= 1 && v <= BATCH_MAX)
+            q->batch_max = (unsigned)v;
+    }
+    pthread_cond_init(&q->batch_cond, NULL);
     pthread_mutex_init(&q->pool_lock, NULL);
     pthread_cond_init(&q->pool_cond, NULL);
     pthread_mutex_init(&q->ckpt_lock, NULL);
@@ -1481,4 +1721,17 @@ int ahl_store_open_sqlite(const char *data_dir, unsigned max_readers, struct ahl
 out:
     sq_close(&q->base);
     return rc;
+}
+
+int ahl_store_sqlite_stats(struct ahl_store *s, struct ahl_store_sqlite_stats *out)
+{
+    if (!s || s->ops != &sq_ops)
+        return AHL_EINVAL;
+    struct sq_store *q = (struct sq_store *)s;
+    pthread_mutex_lock(&q->batch_lock);
+    out->commits = q->stat_commits;
+    out->write_txs = q->stat_txs;
+    out->write_waiting = q->write_waiting;
+    pthread_mutex_unlock(&q->batch_lock);
+    return 0;
 }

@@ -21,6 +21,11 @@
  * several threads). A write transaction is exclusive (the SQLite backend serialises writers on one
  * connection with BEGIN IMMEDIATE); it ends with ahl_store_commit() or ahl_store_rollback(), and
  * after a failed call inside it the caller must roll back. A transaction belongs to one thread.
+ * Write transactions of concurrent threads may be group-committed (the SQLite backend runs them
+ * one after another as savepoints of one database transaction): a rollback still undoes exactly
+ * its own transaction, and ahl_store_commit() returns only once the writes are durable, so a
+ * committing thread may wait for the writers queued behind it. Hence no thread may hold a lock
+ * while committing that a thread inside a write transaction could wait for.
  *
  *     struct ahl_store_tx *tx;
  *     if ((rc = ahl_store_begin(store, true, &tx)) < 0) return rc;
@@ -320,6 +325,16 @@ struct ahl_store_tx {
 int ahl_store_open_sqlite(const char *data_dir, unsigned max_readers, struct ahl_store **out);
 /* The file the SQLite backend keeps in data_dir. */
 #define AHL_STORE_SQLITE_FILE "ahilite.db"
+/* Group commit figures of the SQLite backend (see src/store/sqlite.c): SQLite COMMITs of write
+ * batches holding at least one committed write transaction, the write transactions committed
+ * through them (write_txs / commits = mean batch size),
+ * and threads now waiting to begin a write transaction. AHL_EINVAL for another backend. */
+struct ahl_store_sqlite_stats {
+    uint64_t commits;
+    uint64_t write_txs;
+    unsigned write_waiting;
+};
+int ahl_store_sqlite_stats(struct ahl_store *s, struct ahl_store_sqlite_stats *out);
 /* Closes any backend. NULL is accepted. Every transaction must have ended. */
 void ahl_store_close(struct ahl_store *s);
 
