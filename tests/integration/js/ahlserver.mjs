@@ -1,6 +1,7 @@
 // Starts `ahilite serve` for a JS test file: a free loopback port, a temporary data directory, a
 // credentials file with a known key pair; resolves once a signed request is answered.
-// AHILITE_BIN names the server binary (set by CTest).
+// AHILITE_BIN names the server binary (set by CTest); extraArgs are appended to `ahilite serve`'s
+// arguments (e.g. ['--s3-root', dir] for import jobs).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync, readFileSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -33,7 +34,7 @@ export function client(endpoint, accessKeyId = ACCESS_KEY, secretAccessKey = SEC
   });
 }
 
-export async function startServer({ beforeStart } = {}) {
+export async function startServer({ beforeStart, extraArgs = [] } = {}) {
   const bin = process.env.AHILITE_BIN;
   if (!bin) throw new Error('set AHILITE_BIN to the ahilite binary');
   const dir = mkdtempSync(join(tmpdir(), 'ahilite-js-'));
@@ -44,7 +45,8 @@ export async function startServer({ beforeStart } = {}) {
   const logPath = join(dir, 'server.log');
   const log = openSync(logPath, 'w');
   const proc = spawn(bin, ['serve', '--data-dir', join(dir, 'data'), '--listen', `127.0.0.1:${port}`,
-    '--credentials', creds, '--region', REGION, '--account-id', '123456789012', '--workers', '2'],
+    '--credentials', creds, '--region', REGION, '--account-id', '123456789012', '--workers', '2',
+    ...extraArgs],
   { stdio: ['ignore', log, log] });
   let exited = null;
   proc.on('exit', (code) => { exited = code; });
