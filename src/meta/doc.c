@@ -500,66 +500,110 @@ static int count_series(void *vctx, const char *key, size_t keylen, const uint8_
     return rc;
 }
 
-int ahl__search_row(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
-                    const uint8_t *root, const struct ahl_imageset_rec *set,
-                    struct ahl_search_row *row)
+void ahl__search_row_stamp(struct ahl_search_row *row, const struct ahl_imageset_rec *set)
 {
-    struct ahl__root r;
-    json_t *patient = NULL, *study = NULL, *series = NULL;
-    uint64_t nseries = 0;
-    int rc;
-    memset(row, 0, sizeof *row);
-    if ((rc = ahl__root_load(m, tx, b, root, &r)) < 0 ||
-        (rc = ahl__json_load(m, tx, b, r.patient, &patient)) < 0 ||
-        (rc = ahl__json_load(m, tx, b, r.study, &study)) < 0 ||
-        (rc = ahl__map_count(m, tx, b, r.series, &nseries)) < 0)
-        goto out;
-    struct count_ctx c = {.m = m, .tx = tx, .b = b};
-    if ((rc = ahl__map_walk(m, tx, b, r.series, count_series, &c)) < 0)
-        goto out;
-    if (c.have_first && (rc = ahl__json_load(m, tx, b, c.first, &series)) < 0)
-        goto out;
     memcpy(row->imageset_id, set->id, sizeof row->imageset_id);
     memcpy(row->datastore_id, set->datastore_id, sizeof row->datastore_id);
     row->is_primary = set->is_primary;
     row->version = set->latest_version;
     row->created_at_ms = set->created_at_ms;
     row->updated_at_ms = set->updated_at_ms;
-    const json_t *pd = json_object_get(patient, "DICOM");
-    const json_t *sd = json_object_get(study, "DICOM");
-    const json_t *ed = series ? json_object_get(series, "DICOM") : NULL;
-    str_field(pd, "PatientID", row->patient_id, sizeof row->patient_id);
-    str_field(pd, "PatientName", row->patient_name, sizeof row->patient_name);
-    str_field(pd, "PatientBirthDate", row->patient_birth_date, sizeof row->patient_birth_date);
-    str_field(pd, "PatientSex", row->patient_sex, sizeof row->patient_sex);
-    str_field(sd, "StudyInstanceUID", row->study_instance_uid, sizeof row->study_instance_uid);
-    str_field(sd, "StudyID", row->study_id, sizeof row->study_id);
-    str_field(sd, "StudyDescription", row->study_description, sizeof row->study_description);
-    str_field(sd, "AccessionNumber", row->accession_number, sizeof row->accession_number);
-    str_field(sd, "StudyDate", row->study_date, sizeof row->study_date);
-    str_field(sd, "StudyTime", row->study_time, sizeof row->study_time);
-    str_field(ed, "SeriesInstanceUID", row->series_instance_uid, sizeof row->series_instance_uid);
-    str_field(ed, "Modality", row->modality, sizeof row->modality);
-    str_field(ed, "BodyPartExamined", row->body_part_examined, sizeof row->body_part_examined);
-    char num[32];
-    str_field(ed, "SeriesNumber", num, sizeof num);
-    if (num[0]) {
-        char *end;
-        long v = strtol(num, &end, 10);
-        while (*end == ' ')
-            end++;
-        if (!*end && end != num && v >= INT32_MIN && v <= INT32_MAX) {
-            row->has_series_number = true;
-            row->series_number = (int32_t)v;
-        }
+}
+
+/* The search row of root. With old_root and old (the row of old_root), only the parts whose
+ * chunks differ are read again: the Patient node, the Study node, the Series map (series fields
+ * of the first series, the counts). An update of one Patient attribute so parses one node. */
+static int search_row(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                      const uint8_t *root, const struct ahl_imageset_rec *set,
+                      const uint8_t *old_root, const struct ahl_search_row *old,
+                      struct ahl_search_row *row)
+{
+    struct ahl__root r, o;
+    json_t *patient = NULL, *study = NULL, *series = NULL;
+    bool same_patient = false, same_study = false, same_series = false;
+    int rc;
+    memset(row, 0, sizeof *row);
+    if ((rc = ahl__root_load(m, tx, b, root, &r)) < 0)
+        goto out;
+    if (old_root) {
+        if ((rc = ahl__root_load(m, tx, b, old_root, &o)) < 0)
+            goto out;
+        *row = *old;
+        same_patient = !memcmp(o.patient, r.patient, AHL_SHA256_LEN);
+        same_study = !memcmp(o.study, r.study, AHL_SHA256_LEN);
+        same_series = !memcmp(o.series, r.series, AHL_SHA256_LEN);
     }
-    row->number_of_series = (uint32_t)nseries;
-    row->number_of_instances = (uint32_t)c.instances;
+    if (!same_patient) {
+        if ((rc = ahl__json_load(m, tx, b, r.patient, &patient)) < 0)
+            goto out;
+        const json_t *pd = json_object_get(patient, "DICOM");
+        str_field(pd, "PatientID", row->patient_id, sizeof row->patient_id);
+        str_field(pd, "PatientName", row->patient_name, sizeof row->patient_name);
+        str_field(pd, "PatientBirthDate", row->patient_birth_date, sizeof row->patient_birth_date);
+        str_field(pd, "PatientSex", row->patient_sex, sizeof row->patient_sex);
+    }
+    if (!same_study) {
+        if ((rc = ahl__json_load(m, tx, b, r.study, &study)) < 0)
+            goto out;
+        const json_t *sd = json_object_get(study, "DICOM");
+        str_field(sd, "StudyInstanceUID", row->study_instance_uid, sizeof row->study_instance_uid);
+        str_field(sd, "StudyID", row->study_id, sizeof row->study_id);
+        str_field(sd, "StudyDescription", row->study_description, sizeof row->study_description);
+        str_field(sd, "AccessionNumber", row->accession_number, sizeof row->accession_number);
+        str_field(sd, "StudyDate", row->study_date, sizeof row->study_date);
+        str_field(sd, "StudyTime", row->study_time, sizeof row->study_time);
+    }
+    if (!same_series) {
+        uint64_t nseries = 0;
+        struct count_ctx c = {.m = m, .tx = tx, .b = b};
+        if ((rc = ahl__map_count(m, tx, b, r.series, &nseries)) < 0 ||
+            (rc = ahl__map_walk(m, tx, b, r.series, count_series, &c)) < 0)
+            goto out;
+        if (c.have_first && (rc = ahl__json_load(m, tx, b, c.first, &series)) < 0)
+            goto out;
+        const json_t *ed = series ? json_object_get(series, "DICOM") : NULL;
+        str_field(ed, "SeriesInstanceUID", row->series_instance_uid,
+                  sizeof row->series_instance_uid);
+        str_field(ed, "Modality", row->modality, sizeof row->modality);
+        str_field(ed, "BodyPartExamined", row->body_part_examined, sizeof row->body_part_examined);
+        char num[32];
+        str_field(ed, "SeriesNumber", num, sizeof num);
+        row->has_series_number = false;
+        row->series_number = 0;
+        if (num[0]) {
+            char *end;
+            long v = strtol(num, &end, 10);
+            while (*end == ' ')
+                end++;
+            if (!*end && end != num && v >= INT32_MIN && v <= INT32_MAX) {
+                row->has_series_number = true;
+                row->series_number = (int32_t)v;
+            }
+        }
+        row->number_of_series = (uint32_t)nseries;
+        row->number_of_instances = (uint32_t)c.instances;
+    }
+    ahl__search_row_stamp(row, set);
 out:
     json_decref(patient);
     json_decref(study);
     json_decref(series);
     return rc;
+}
+
+int ahl__search_row(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                    const uint8_t *root, const struct ahl_imageset_rec *set,
+                    struct ahl_search_row *row)
+{
+    return search_row(m, tx, b, root, set, NULL, NULL, row);
+}
+
+int ahl__search_row_from(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                         const uint8_t *old_root, const struct ahl_search_row *old,
+                         const uint8_t *root, const struct ahl_imageset_rec *set,
+                         struct ahl_search_row *row)
+{
+    return search_row(m, tx, b, root, set, old_root, old, row);
 }
 
 /* ---- shared helpers for writers ------------------------------------------------------------- */
@@ -599,6 +643,14 @@ int ahl__version_commit(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl_
                         struct ahl_imageset_rec *set, uint64_t expected, const uint8_t *root,
                         bool forced, const char *workflow, struct ahl_err *err)
 {
+    return ahl__version_commit_row(m, tx, b, set, expected, root, forced, workflow, NULL, err);
+}
+
+int ahl__version_commit_row(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__batch *b,
+                            struct ahl_imageset_rec *set, uint64_t expected, const uint8_t *root,
+                            bool forced, const char *workflow, const struct ahl_search_row *pre,
+                            struct ahl_err *err)
+{
     struct ahl_version_rec v;
     struct ahl_search_row row;
     int rc;
@@ -630,8 +682,13 @@ int ahl__version_commit(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl_
                         (unsigned long long)expected);
     if (rc < 0)
         return ahl__store_fail(err, rc, "writing the image set");
-    if ((rc = ahl__search_row(m, tx, b, root, set, &row)) < 0 ||
-        (rc = ahl_store_search_put(tx, &row)) < 0)
+    if (pre) {
+        row = *pre;
+        ahl__search_row_stamp(&row, set);
+    } else if ((rc = ahl__search_row(m, tx, b, root, set, &row)) < 0) {
+        return ahl__store_fail(err, rc, "writing the search row");
+    }
+    if ((rc = ahl_store_search_put(tx, &row)) < 0)
         return ahl__store_fail(err, rc, "writing the search row");
     return 0;
 }

@@ -174,6 +174,15 @@ int ahl__merge_own(json_t *node, const json_t *src, const char *child_key);
 int ahl__search_row(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
                     const uint8_t *root, const struct ahl_imageset_rec *set,
                     struct ahl_search_row *row);
+/* The same, given the search row `old` of the version whose root is old_root: only the nodes
+ * whose chunks changed between the two roots are read. */
+int ahl__search_row_from(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                         const uint8_t *old_root, const struct ahl_search_row *old,
+                         const uint8_t *root, const struct ahl_imageset_rec *set,
+                         struct ahl_search_row *row);
+/* Sets the fields of a search row that come from the image-set row (ids, primary flag, version,
+ * timestamps) rather than from the document. */
+void ahl__search_row_stamp(struct ahl_search_row *row, const struct ahl_imageset_rec *set);
 /* The own-attributes object of a node (the node without child_key). */
 json_t *ahl__own(const json_t *node, const char *child_key);
 
@@ -185,6 +194,12 @@ int ahl__set_find(struct ahl_store_tx *tx, const char *datastore_id, const char 
 int ahl__version_commit(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__batch *b,
                         struct ahl_imageset_rec *set, uint64_t expected, const uint8_t *root,
                         bool forced, const char *workflow, struct ahl_err *err);
+/* The same with the search row's document fields computed beforehand (pre: a row of the same
+ * root from ahl__search_row, stamped here with *set's fields); pre NULL computes it. */
+int ahl__version_commit_row(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__batch *b,
+                            struct ahl_imageset_rec *set, uint64_t expected, const uint8_t *root,
+                            bool forced, const char *workflow, const struct ahl_search_row *pre,
+                            struct ahl_err *err);
 /* Commits *tx (which is then ended and set to NULL) and, on success, publishes b's written
  * chunks to the cache. */
 int ahl__commit_publish(struct ahl_store_tx **tx, struct ahl__batch *b, struct ahl_err *err);

@@ -10,6 +10,15 @@
  * in one write transaction, ending with the compare-and-set of the latest version; any failure
  * rolls it all back.
  *
+ * Concurrency: an update of one set with DICOMUpdates is first computed outside the write
+ * transaction, from a read snapshot (prepare()); the write transaction then re-reads the set and,
+ * if it is still at the version the work started from (same root, same primary flag: the only
+ * inputs besides the request), writes the prepared chunks, version and search row; otherwise it
+ * recomputes everything inside the transaction as before. So the compare-and-set, the LOCKED
+ * check and every error are decided inside the write transaction exactly as without the
+ * preparation, while concurrent updates prepare in parallel and hold the write lock only to
+ * write (and share a group commit, see src/store/sqlite.c).
+ *
  * includeStudyImageSets: the other primary image sets whose StudyInstanceUID equals the addressed
  * set's get the same update in the same transaction. Patient and Study parts apply to each; Series
  * and Instance parts apply where that set holds the series/instance (the addressed set must hold
@@ -337,17 +346,16 @@ static int work_store(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__b
     return ahl__root_store(b, &r, newroot);
 }
 
-/* Applies u to one image set's latest version, giving the new root. */
-static int apply_to_set(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__batch *b,
-                        const struct ahl_imageset_rec *set, const struct ahl_updates *u, bool force,
-                        bool lenient, uint8_t newroot[AHL_SHA256_LEN], struct ahl_err *err)
+/* Applies u to the version of set whose root is `from`, giving the new root. The result depends
+ * only on from, u, force, lenient, set->is_primary and the engine's options. */
+static int apply_to_root(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__batch *b,
+                         const struct ahl_imageset_rec *set, const uint8_t *from,
+                         const struct ahl_updates *u, bool force, bool lenient,
+                         uint8_t newroot[AHL_SHA256_LEN], struct ahl_err *err)
 {
-    struct ahl_version_rec cur;
     struct work w;
-    int rc = ahl_store_version_get(tx, set->id, set->latest_version, &cur);
-    if (rc < 0)
-        return ahl__store_fail(err, rc, "reading the latest version");
-    if ((rc = work_load(m, tx, cur.root, u, &w)) < 0)
+    int rc;
+    if ((rc = work_load(m, tx, from, u, &w)) < 0)
         return ahl__store_fail(err, rc, "reading the latest version");
     struct ahl_rules_opts ro = {force, m->opts.aws_primary_rules, set->is_primary};
     /* Other sets of the study are checked against what they hold, without existence checks. */
@@ -361,6 +369,18 @@ static int apply_to_set(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl_
 out:
     work_release(&w);
     return rc;
+}
+
+/* Applies u to one image set's latest version, giving the new root. */
+static int apply_to_set(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__batch *b,
+                        const struct ahl_imageset_rec *set, const struct ahl_updates *u, bool force,
+                        bool lenient, uint8_t newroot[AHL_SHA256_LEN], struct ahl_err *err)
+{
+    struct ahl_version_rec cur;
+    int rc = ahl_store_version_get(tx, set->id, set->latest_version, &cur);
+    if (rc < 0)
+        return ahl__store_fail(err, rc, "reading the latest version");
+    return apply_to_root(m, tx, b, set, cur.root, u, force, lenient, newroot, err);
 }
 
 struct study_sets {
@@ -384,6 +404,54 @@ static int collect_set(void *ctx, const struct ahl_imageset_rec *rec)
     }
     s->v[s->n++] = *rec;
     return 0;
+}
+
+/* An update computed ahead of its write transaction (see ahl_meta_update). */
+struct prepared {
+    bool ok;
+    uint64_t version; /* the latest version it was computed from */
+    bool is_primary;  /* the set's flag then (the rules depend on it) */
+    uint8_t from[AHL_SHA256_LEN];
+    uint8_t root[AHL_SHA256_LEN]; /* the new version's root; its chunks are in the batch */
+    struct ahl_search_row row;    /* the new root's search row, to be stamped with the set's row */
+};
+
+/* Computes a DICOMUpdates update of one set from a read snapshot, without the write lock: loads
+ * the touched nodes, applies and checks the blobs, builds the new chunks into b and the search
+ * row. Anything unusual (set missing, LOCKED, stale version, a rule failing, a store error)
+ * leaves p->ok false and b empty: the write transaction then does the whole update itself and
+ * reports the error as it always has. */
+static void prepare(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
+                    const struct ahl_meta_update *u, const struct ahl_updates *upd,
+                    struct ahl__batch *b, struct prepared *p)
+{
+    struct ahl_store_tx *tx;
+    struct ahl_imageset_rec set;
+    struct ahl_version_rec cur;
+    struct ahl_search_row old;
+    struct ahl_err err;
+    memset(p, 0, sizeof *p);
+    if (ahl_store_begin(m->store, false, &tx) < 0)
+        return;
+    if (ahl__set_find(tx, datastore_id, imageset_id, &set, &err) == 0 &&
+        strcmp(set.state, "LOCKED") != 0 && u->latest_version == set.latest_version &&
+        ahl_store_version_get(tx, set.id, set.latest_version, &cur) == 0 &&
+        apply_to_root(m, tx, b, &set, cur.root, upd, u->force, false, p->root, &err) == 0 &&
+        /* The stored search row describes the latest version when it says so: then only
+         * the nodes the update changed are read for the new one. */
+        (ahl_store_search_get(tx, set.id, &old) == 0 && old.version == set.latest_version
+             ? ahl__search_row_from(m, tx, b, cur.root, &old, p->root, &set, &p->row)
+             : ahl__search_row(m, tx, b, p->root, &set, &p->row)) == 0) {
+        p->ok = true;
+        p->version = set.latest_version;
+        p->is_primary = set.is_primary;
+        memcpy(p->from, cur.root, AHL_SHA256_LEN);
+    }
+    ahl_store_rollback(tx);
+    if (!p->ok) {
+        ahl__batch_release(b);
+        ahl__batch_init(b, m);
+    }
 }
 
 int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
@@ -422,6 +490,12 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
         (rc = ahl_updates_parse(u->updatable, u->updatable_len, u->removable, u->removable_len,
                                 m->opts.max_update_bytes, &upd, err)) < 0)
         goto out;
+    /* A single-set DICOMUpdates update is computed before the write lock is taken, so that
+     * concurrent updates do that work in parallel and the write transaction (one at a time)
+     * only checks that the set is still at the version the work started from and writes. */
+    struct prepared pre = {0};
+    if (have_blobs && !u->include_study_image_sets)
+        prepare(m, datastore_id, imageset_id, u, &upd, &b, &pre);
     if ((rc = ahl_store_begin(m->store, true, &tx)) < 0) {
         rc = ahl__store_fail(err, rc, "starting a transaction");
         goto out;
@@ -456,8 +530,18 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
         }
         memcpy(root, target.root, AHL_SHA256_LEN);
     } else {
-        if ((rc = apply_to_set(m, tx, &b, &set, &upd, u->force, false, root, err)) < 0)
-            goto out;
+        struct ahl_version_rec cur;
+        if (pre.ok && pre.version == set.latest_version && pre.is_primary == set.is_primary &&
+            (rc = ahl_store_version_get(tx, set.id, set.latest_version, &cur)) == 0 &&
+            !memcmp(cur.root, pre.from, AHL_SHA256_LEN)) {
+            memcpy(root, pre.root, AHL_SHA256_LEN); /* the same inputs give the same result */
+        } else {
+            pre.ok = false;
+            ahl__batch_release(&b);
+            ahl__batch_init(&b, m);
+            if ((rc = apply_to_set(m, tx, &b, &set, &upd, u->force, false, root, err)) < 0)
+                goto out;
+        }
         forced = u->force;
     }
     if (u->include_study_image_sets) {
@@ -476,8 +560,8 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
     int64_t now = ahl_now_ms();
     set.latest_version++;
     set.updated_at_ms = now;
-    if ((rc = ahl__version_commit(m, tx, &b, &set, u->latest_version, root, forced, "UPDATED",
-                                  err)) < 0)
+    if ((rc = ahl__version_commit_row(m, tx, &b, &set, u->latest_version, root, forced, "UPDATED",
+                                      pre.ok ? &pre.row : NULL, err)) < 0)
         goto out;
     for (size_t i = 0; i < others.n; i++) {
         struct ahl_imageset_rec *o = &others.v[i];

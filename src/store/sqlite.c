@@ -205,10 +205,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_IS_UPDATE] = "UPDATE imageset SET datastore_id=?2, state=?3, workflow_status=?4,"
                      " message=?5, is_primary=?6, latest_version=?7, created_at=?8,"
                      " updated_at=?9, last_accessed_at=?10, deleted_at=?11 WHERE id=?1",
-    [ST_IS_ADVANCE] = "UPDATE imageset SET datastore_id=?2, state=?3, workflow_status=?4,"
+    /* A set never changes data store: leaving datastore_id out of SET spares the write of its
+     * index (SQLite rewrites every index over a column the SET names); a different one fails
+     * the compare-and-set instead. */
+    [ST_IS_ADVANCE] = "UPDATE imageset SET state=?3, workflow_status=?4,"
                       " message=?5, is_primary=?6, latest_version=?7, created_at=?8,"
                       " updated_at=?9, last_accessed_at=?10, deleted_at=?11"
-                      " WHERE id=?1 AND latest_version=?12",
+                      " WHERE id=?1 AND datastore_id=?2 AND latest_version=?12",
     [ST_IS_GET] = "SELECT " IS_COLS " FROM imageset WHERE id=?1",
     [ST_IS_LIST] = "SELECT " IS_COLS " FROM imageset WHERE datastore_id=?1 AND id > ?2"
                    " AND state<>'DELETED' ORDER BY id LIMIT ?3",
@@ -276,7 +279,7 @@ struct sq_tx {
     struct sq_store *owner;
 };
 
-#define CKPT_FRAMES 1000
+#define CKPT_FRAMES 10000
 
 /* Group commit bound: a batch is committed once this many write transactions have ended in it,
  * even with writers waiting, so a member waits for at most BATCH_MAX - 1 others. The environment

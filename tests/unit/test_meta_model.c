@@ -3,7 +3,9 @@
  * the engine and to a naive reference that keeps every version as a whole jansson document.
  * After every step the new version's GetImageSetMetadata stream must inflate to exactly the
  * reference's serialisation; every AHL_MODEL_CHECK_EVERY steps and at the end, every version is
- * compared. AHL_MODEL_STEPS (default 10000) and AHL_MODEL_SEED change the run. */
+ * compared. After every step the stored search row (kept up to date incrementally by updates)
+ * must equal the row computed afresh from the latest version. AHL_MODEL_STEPS (default 10000)
+ * and AHL_MODEL_SEED change the run. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 #include <cmocka.h>
 
 #include "meta_fixture.h"
+#include "meta/engine.h"
 
 #define CHECK_EVERY 5000
 
@@ -160,6 +163,54 @@ static void compare_version(struct model *md, uint64_t v, size_t step)
         fail_msg("step %zu: version %llu differs from the reference\n got: %.300s\nwant: %.300s",
                  step, (unsigned long long)v, got ? got : "(none)", md->texts[v]);
     free(got);
+}
+
+/* The stored search row against ahl__search_row of the latest version, field by field. */
+static void compare_search_row(struct model *md, size_t step)
+{
+    struct ahl_store_tx *tx;
+    struct ahl_imageset_rec set;
+    struct ahl_version_rec ver;
+    struct ahl_search_row got, want;
+    assert_int_equal(ahl_store_begin(md->f->store, false, &tx), 0);
+    assert_int_equal(ahl_store_imageset_get(tx, md->f->ds, md->id, &set), 0);
+    assert_int_equal(ahl_store_version_get(tx, md->id, set.latest_version, &ver), 0);
+    assert_int_equal(ahl_store_search_get(tx, md->id, &got), 0);
+    assert_int_equal(ahl__search_row(md->f->m, tx, NULL, ver.root, &set, &want), 0);
+    ahl_store_rollback(tx);
+#define SAME_STR(fld)                                                                         \
+    if (strcmp(got.fld, want.fld) != 0)                                                       \
+        fail_msg("step %zu: search row %s is '%s', the latest version says '%s'", step, #fld, \
+                 got.fld, want.fld);
+#define SAME_INT(fld)                                                                         \
+    if (got.fld != want.fld)                                                                  \
+        fail_msg("step %zu: search row %s is %lld, the latest version says %lld", step, #fld, \
+                 (long long)got.fld, (long long)want.fld);
+    SAME_STR(imageset_id)
+    SAME_STR(datastore_id)
+    SAME_INT(is_primary)
+    SAME_INT(version)
+    SAME_INT(created_at_ms)
+    SAME_INT(updated_at_ms)
+    SAME_STR(patient_id)
+    SAME_STR(patient_name)
+    SAME_STR(patient_birth_date)
+    SAME_STR(patient_sex)
+    SAME_STR(study_instance_uid)
+    SAME_STR(study_id)
+    SAME_STR(study_description)
+    SAME_STR(accession_number)
+    SAME_STR(study_date)
+    SAME_STR(study_time)
+    SAME_STR(series_instance_uid)
+    SAME_STR(modality)
+    SAME_STR(body_part_examined)
+    SAME_INT(has_series_number)
+    SAME_INT(series_number)
+    SAME_INT(number_of_series)
+    SAME_INT(number_of_instances)
+#undef SAME_STR
+#undef SAME_INT
 }
 
 static int do_update(struct model *md, const char *upd, const char *rem, bool force,
@@ -346,6 +397,7 @@ static void test_model(void **state)
     uint64_t t0 = ahl_mono_ns();
     for (size_t n = 1; n <= steps; n++) {
         step(&md, n);
+        compare_search_row(&md, n);
         if (n % CHECK_EVERY == 0 || n == steps)
             for (uint64_t v = 1; v <= md.nver; v++)
                 compare_version(&md, v, n);
