@@ -242,6 +242,8 @@ FIXTURES = [
     # DICOM; the decode of these by ahilite is still checked against opj_decompress.
     ("ct_htj2k_201.dcm", ["htj2k", "1.2.840.10008.1.2.4.201"], "CT_small.dcm"),
     ("rgb_htj2k_202.dcm", ["htj2k", "1.2.840.10008.1.2.4.202"], "SC_rgb_small_odd.dcm"),
+    # HTJ2K (lossy allowed) is kept as-is: served as image/jphc.
+    ("mr_htj2k_203.dcm", ["htj2k", "1.2.840.10008.1.2.4.203"], "MR_small.dcm"),
 ]
 
 

@@ -5,14 +5,16 @@ checked against an oracle that never runs ahilite's code (frames_oracle.py: DCMT
 the source pixels, opj_decompress for the served JPEG 2000 / HTJ2K frames):
 
 - StoredTransferSyntaxUID follows the storage policy and the Content-Type is HealthImaging's for
-  it (image/jph for HTJ2K lossless, image/jpeg and image/j2c for frames kept as-is,
+  it (image/jph for HTJ2K lossless, image/jpeg, image/j2c and image/jphc for frames kept as-is,
   application/octet-stream for 1-bit frames kept native);
 - the served bytes are FrameSizeInBytes long; HTJ2K and JPEG 2000 frames decode to exactly the
   oracle's source pixels; frames kept as-is are the source fragments byte for byte; 1-bit frames
   unpack to the source bits;
 - MinPixelValue / MaxPixelValue and the full-resolution entry of
   PixelDataChecksumFromBaseToFullResolution (CRC32 of the decoded frame, computed here with
-  zlib.crc32) match, and that entry's Width/Height are the image's;
+  zlib.crc32) match; the levels run from the lowest resolution up, each half the next, the last
+  the image's size, and for the first frame of each syntax every level's checksum is checked
+  against opj_decompress -r;
 - an unknown frame id, or a frame id the image set does not list, is ResourceNotFoundException;
 - after DeleteImageSet its frames are ResourceNotFoundException, while another image set holding
   the same pixels (the same content-addressed frame) still serves them.
@@ -216,7 +218,9 @@ class FramesThroughBoto3(unittest.TestCase):
                 continue
             for i, (fr, want) in enumerate(zip(entries, frames)):
                 where = '%s frame %d (%s)' % (key, i + 1, fr['ID'])
-                msg = self.check_frame(set_id, fr, want, stored, info, dec)
+                # Every resolution level is decoded for the first frame of each syntax pair.
+                all_levels = compared[(src['TransferSyntaxUID'], stored)] == 0
+                msg = self.check_frame(set_id, fr, want, stored, info, dec, all_levels)
                 if msg:
                     problems.append('%s: %s' % (where, msg))
                 else:
@@ -235,12 +239,13 @@ class FramesThroughBoto3(unittest.TestCase):
         self.assertFalse(problems, '\n' + '\n'.join(problems))
         # The selection must really span the syntaxes: every policy branch was exercised.
         stored_kinds = {st for _, st in compared}
-        self.assertEqual(stored_kinds, set(fo.CONTENT_TYPE) - {'1.2.840.10008.1.2.4.203'})
-        self.assertGreaterEqual(len(compared), 14)
+        self.assertEqual(stored_kinds, set(fo.CONTENT_TYPE))
+        self.assertGreaterEqual(len(compared), 16)
 
-    def check_frame(self, set_id, fr, want, stored, info, dec):
+    def check_frame(self, set_id, fr, want, stored, info, dec, all_levels):
         """None when GetImageFrame's answer for ImageFrames entry fr is right, else what is
-        wrong."""
+        wrong. all_levels: also decode the served frame at every lower resolution level and
+        check that level's checksum."""
         ctype, blob = self.get_frame(set_id, fr['ID'])
         if ctype != fo.CONTENT_TYPE[stored]:
             return 'Content-Type %s for %s' % (ctype, stored)
@@ -249,9 +254,22 @@ class FramesThroughBoto3(unittest.TestCase):
         if (fr['MinPixelValue'], fr['MaxPixelValue']) != (want['min'], want['max']):
             return 'min/max %s/%s, oracle %s/%s' % (fr['MinPixelValue'], fr['MaxPixelValue'],
                                                     want['min'], want['max'])
-        full = fr['PixelDataChecksumFromBaseToFullResolution'][-1]
+        levels = fr['PixelDataChecksumFromBaseToFullResolution']
+        full = levels[-1]
         if (full['Width'], full['Height']) != (info['Columns'], info['Rows']):
             return 'full-resolution level %dx%d' % (full['Width'], full['Height'])
+        # Lowest resolution first, each level half the next (rounded up, as J2K reduces).
+        wavelet = stored not in (fo.EXPLICIT_LE, '1.2.840.10008.1.2.4.50')
+        if not wavelet and len(levels) != 1:
+            return '%d resolution levels for a non-wavelet frame' % len(levels)
+        if wavelet and len(levels) < 2 and min(info['Rows'], info['Columns']) >= 32:
+            return 'only %d resolution level(s)' % len(levels)
+        for k, lv in enumerate(levels):
+            r = len(levels) - 1 - k
+            want_wh = (-(-info['Columns'] // (1 << r)), -(-info['Rows'] // (1 << r)))
+            if (lv['Width'], lv['Height']) != want_wh:
+                return 'level %d is %dx%d, expected %dx%d' % ((k, lv['Width'], lv['Height']) +
+                                                            want_wh)
         if want['bits'] is not None:  # 1-bit: packed bits, checksum over the stored bytes
             if len(blob) != (len(want['bits']) + 7) // 8 or \
                     fo.unpack_bits(blob, len(want['bits'])) != want['bits']:
@@ -277,6 +295,13 @@ class FramesThroughBoto3(unittest.TestCase):
             return 'opj_decompress of the served frame differs from the source pixels'
         if zlib.crc32(got) != full['Checksum']:
             return 'checksum differs from the CRC32 of opj_decompress\'s decode'
+        for k, lv in enumerate(levels[:-1] if all_levels else []):
+            reduce = len(levels) - 1 - k
+            _, _, _, vals = fo.opj_decode(blob, dec, reduce)
+            got, _, _ = fo.canonical(vals, info)
+            if zlib.crc32(got) != lv['Checksum']:
+                return 'level %d (%dx%d) checksum differs from opj_decompress -r %d' % (
+                    k, lv['Width'], lv['Height'], reduce)
         return None
 
     def test_2_unknown_frame_ids(self):
