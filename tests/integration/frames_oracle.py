@@ -7,7 +7,8 @@ JPEG 2000 / HTJ2K frames.
   uncompressed explicit VR little endian and pydicom (the system /usr/bin/python3) hands out the
   raw frame bytes; JPEG 2000 sources, which DCMTK cannot decode, go through opj_decompress.
 - oracle_info(..., "fragments"): each frame's encapsulated bytes, as pydicom splits them.
-- opj_decode(): opj_decompress (and opj_dump for the geometry) on a codestream.
+- opj_decode(): opj_decompress (and opj_dump for the geometry) on a codestream; ojph_decode():
+  OpenJPH's ojph_expand on an HTJ2K codestream, a second decoder.
 - make_fixtures(): the syntaxes and layouts the packaged corpus lacks, made with DCMTK's encoders
   (and, for HTJ2K sources, with `ahilite frames`).
 
@@ -385,6 +386,59 @@ def decode_stored(blob, info, tmp):
     return w, h, got
 
 
+def ojph_decode(codestream, info, tmp):
+    """A second independent decode of a stored HTJ2K frame, by OpenJPH's ojph_expand (the decoder
+    family web viewers of HealthImaging use): the full-resolution canonical bytes. Grey frames are
+    written as raw little-endian samples, colour frames as PPM (big-endian above 8 bits)."""
+    spp = info["SamplesPerPixel"]
+    src = os.path.join(tmp, "ojph.j2c")
+    dst = os.path.join(tmp, "ojph." + ("raw" if spp == 1 else "ppm"))
+    with open(src, "wb") as f:
+        f.write(codestream)
+    if os.path.exists(dst):
+        os.remove(dst)
+    r = run(["ojph_expand", "-i", src, "-o", dst], text=True)
+    if r.returncode != 0 or not os.path.exists(dst):
+        raise RuntimeError("ojph_expand: " + " ".join((r.stdout + r.stderr).split())[-300:])
+    data = read_bytes(dst)
+    step = 1 if info["BitsStored"] <= 8 else 2
+    if spp == 1:
+        signed = info["PixelRepresentation"] == 1
+        vals = [int.from_bytes(data[i:i + step], "little", signed=signed)
+                for i in range(0, len(data), step)]
+    else:  # P6 header: magic, width, height, maxval, one whitespace byte, then the samples
+        fields, pos = [], 0
+        while len(fields) < 4:
+            while data[pos:pos + 1].isspace():
+                pos += 1
+            start = pos
+            while pos < len(data) and not data[pos:pos + 1].isspace():
+                pos += 1
+            fields.append(data[start:pos])
+        body = data[pos + 1:]
+        step = 2 if int(fields[3]) > 255 else 1
+        vals = [int.from_bytes(body[i:i + step], "big") for i in range(0, len(body), step)]
+    if len(vals) != info["Rows"] * info["Columns"] * spp:
+        raise RuntimeError("ojph_expand wrote %d samples for %dx%dx%d" % (
+            len(vals), info["Columns"], info["Rows"], spp))
+    got, _, _ = canonical(vals, info)
+    return got
+
+
+def ojph_view(pixels, info):
+    """What ojph_expand can show of canonical pixels: OpenJPH 0.9.0's raw writer saturates to the
+    unsigned range, so negative samples of signed frames come out as 0 (its positive samples are
+    exact). Compare ojph_decode()'s output with this."""
+    if info["PixelRepresentation"] != 1:
+        return pixels
+    step = 1 if info["BitsStored"] <= 8 else 2
+    out = bytearray(pixels)
+    for i in range(0, len(out), step):
+        if out[i + step - 1] & 0x80:
+            out[i:i + step] = bytes(step)
+    return bytes(out)
+
+
 def unpack_bits(blob, n):
     """The first n pixels of a 1-bit frame stored packed, least significant bit first."""
     return [(blob[k // 8] >> (k % 8)) & 1 for k in range(n)]
@@ -495,9 +549,13 @@ def cli(argv):
       frames_oracle.py expect FILE...        per file: transfer syntax, SOPInstanceUID, the
                                              expected stored syntax, and per frame the oracle's
                                              crc32/min/max and the SHA-256 of a kept fragment
-      frames_oracle.py decode LIKE BLOB...   each stored J2K/HTJ2K blob decoded by opj_decompress:
+      frames_oracle.py decode [--ojph] LIKE BLOB...
+                                             each stored J2K/HTJ2K blob decoded by opj_decompress:
                                              width, height, CRC32 of the canonical pixels (for
-                                             LIKE's pixel module)"""
+                                             LIKE's pixel module); with --ojph (HTJ2K blobs) also
+                                             ojphCrc32, the same by ojph_expand, and
+                                             ojphViewOfOpjCrc32, what ojph_expand should give
+                                             (ojph_view) if both decoders agree"""
     import tempfile
     with tempfile.TemporaryDirectory(prefix="ahl-oracle-") as tmp:
         if argv[:1] == ["synth"]:
@@ -519,11 +577,16 @@ def cli(argv):
                                 "fragmentSha256": hashlib.sha256(f["fragment"]).hexdigest()
                                 if f["fragment"] is not None else None} for f in frames]}
         elif argv[:1] == ["decode"]:
+            ojph = argv[1:2] == ["--ojph"]
+            argv = argv[1:] if ojph else argv
             info = oracle_info(argv[1], tmp, "probe")
             res = []
             for blob in argv[2:]:
                 w, h, got = decode_stored(read_bytes(blob), info, tmp)
                 res.append({"width": w, "height": h, "crc32": zlib.crc32(got)})
+                if ojph:  # compare with ojph_view() of the expected pixels
+                    res[-1]["ojphCrc32"] = zlib.crc32(ojph_decode(read_bytes(blob), info, tmp))
+                    res[-1]["ojphViewOfOpjCrc32"] = zlib.crc32(ojph_view(got, info))
         else:
             raise SystemExit("usage: frames_oracle.py synth|expect|decode ...")
     print(json.dumps(res))

@@ -2,13 +2,15 @@
 ahilite imports are put in a local bucket (`ahilite serve --s3-root`), imported with
 StartDICOMImportJob, and every frame of every imported instance is fetched with GetImageFrame and
 checked against an oracle that never runs ahilite's code (frames_oracle.py: DCMTK and pydicom for
-the source pixels, opj_decompress for the served JPEG 2000 / HTJ2K frames):
+the source pixels, opj_decompress for the served JPEG 2000 / HTJ2K frames, and OpenJPH's
+ojph_expand as a second decoder of the HTJ2K ones):
 
 - StoredTransferSyntaxUID follows the storage policy and the Content-Type is HealthImaging's for
   it (image/jph for HTJ2K lossless, image/jpeg, image/j2c and image/jphc for frames kept as-is,
   application/octet-stream for 1-bit frames kept native);
 - the served bytes are FrameSizeInBytes long; HTJ2K and JPEG 2000 frames decode to exactly the
-  oracle's source pixels; frames kept as-is are the source fragments byte for byte; 1-bit frames
+  oracle's source pixels (HTJ2K with both decoders; ojph_expand's raw output shows negative
+  samples as 0, see frames_oracle.ojph_view); frames kept as-is are the source fragments byte for byte; 1-bit frames
   unpack to the source bits;
 - MinPixelValue / MaxPixelValue and the full-resolution entry of
   PixelDataChecksumFromBaseToFullResolution (CRC32 of the decoded frame, computed here with
@@ -295,6 +297,12 @@ class FramesThroughBoto3(unittest.TestCase):
             return 'opj_decompress of the served frame differs from the source pixels'
         if zlib.crc32(got) != full['Checksum']:
             return 'checksum differs from the CRC32 of opj_decompress\'s decode'
+        if stored in (fo.HTJ2K_RPCL, '1.2.840.10008.1.2.4.203'):
+            try:
+                if fo.ojph_decode(blob, info, dec) != fo.ojph_view(want['pixels'], info):
+                    return 'ojph_expand of the served frame differs from the source pixels'
+            except RuntimeError as e:
+                return 'ojph_expand cannot decode the served frame: %s' % str(e)[-160:]
         for k, lv in enumerate(levels[:-1] if all_levels else []):
             reduce = len(levels) - 1 - k
             _, _, _, vals = fo.opj_decode(blob, dec, reduce)

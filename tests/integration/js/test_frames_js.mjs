@@ -2,8 +2,9 @@
 // big endian, multi-frame RLE RGB, a synthetic 3-frame 8-bit signed file, JPEG baseline and
 // JPEG 2000 frames stored as-is) are imported with StartDICOMImportJob from a local bucket; every
 // frame is fetched with GetImageFrameCommand and judged against an oracle that never runs ahilite's
-// code (../frames_oracle.py under the system Python: DCMTK and pydicom decode the sources, and
-// opj_decompress decodes the served HTJ2K / JPEG 2000 bytes). Checked: Content-Type per stored
+// code (../frames_oracle.py under the system Python: DCMTK and pydicom decode the sources,
+// opj_decompress decodes the served HTJ2K / JPEG 2000 bytes, and OpenJPH's ojph_expand the HTJ2K
+// ones again). Checked: Content-Type per stored
 // syntax, byte count, decoded pixels' CRC32 against the oracle's and against the metadata's
 // full-resolution checksum, min/max, kept frames byte for byte (SHA-256 of the source fragments);
 // unknown frame ids and a deleted image set's frames are ResourceNotFoundException.
@@ -119,6 +120,7 @@ test('every frame fetched with the JS SDK matches the oracle', async () => {
   const blobDir = join(tmp, 'blobs');
   mkdirSync(blobDir);
   let n = 0;
+  let ojph = 0;
   for (const [path, want] of Object.entries(expected)) {
     const where = basename(path);
     const got = bySop.get(want.SOPInstanceUID);
@@ -148,11 +150,17 @@ test('every frame fetched with the JS SDK matches the oracle', async () => {
       }
     }
     if (toDecode.length) {
-      const decoded = await oracle('decode', path, ...toDecode.map((d) => d.file));
+      const htj2k = want.StoredTransferSyntaxUID === '1.2.840.10008.1.2.4.202';
+      const decoded = await oracle('decode', ...(htj2k ? ['--ojph'] : []), path, ...toDecode.map((d) => d.file));
       for (const [k, d] of toDecode.entries()) {
         assert.deepEqual([decoded[k].width, decoded[k].height], [want.Columns, want.Rows], d.at);
         assert.equal(decoded[k].crc32, d.w.crc32, `${d.at}: opj_decompress of the served frame differs from the source pixels`);
         assert.equal(decoded[k].crc32, d.full.Checksum, d.at);
+        if (htj2k) {
+          // OpenJPH's decoder too (its raw output shows negative samples as 0: ojph_view).
+          assert.equal(decoded[k].ojphCrc32, decoded[k].ojphViewOfOpjCrc32, `${d.at}: ojph_expand disagrees`);
+          ojph++;
+        }
       }
     }
     const key = `${want.TransferSyntaxUID} -> ${want.StoredTransferSyntaxUID}`;
@@ -162,6 +170,7 @@ test('every frame fetched with the JS SDK matches the oracle', async () => {
   console.log(`${total} frames of ${Object.keys(expected).length} files compared through the JS SDK:`, compared);
   assert.equal(total, 9); // CT 1, RGB planar 1, RLE 2, JPEG 2000 1, JPEG 1, synthetic 3
   assert.equal(Object.keys(compared).length, 5);
+  assert.equal(ojph, 7); // the HTJ2K ones: all but the JPEG and JPEG 2000 frames kept as-is
 });
 
 test('unknown frame ids and a deleted image set\'s frames are ResourceNotFoundException', async () => {
