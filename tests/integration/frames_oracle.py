@@ -154,8 +154,10 @@ def opj_decode(codestream, tmp, reduce=0):
     for line in d.splitlines():
         if "x1=" in line and "y1=" in line and w is None:
             parts = dict(p.split("=") for p in line.replace(",", " ").split() if "=" in p)
-            w, h = int(parts["x1"]) - int(parts.get("x0", 0)), int(parts["y1"]) - int(parts.get("y0", 0))
-    precs = [int(p.split("prec=")[1].split(",")[0].split()[0]) for p in d.split() if p.startswith("prec=")]
+            w = int(parts["x1"]) - int(parts.get("x0", 0))
+            h = int(parts["y1"]) - int(parts.get("y0", 0))
+    precs = [int(p.split("prec=")[1].split(",")[0].split()[0]) for p in d.split()
+             if p.startswith("prec=")]
     sgnd = [int(p.split("sgnd=")[1].split(",")[0]) for p in d.split() if p.startswith("sgnd=")]
     nc = len(precs)
     raw = read_bytes(dst)
@@ -212,7 +214,8 @@ def oracle_pixels(path, ts, first, tmp, work):
                 bits = [(native[(i * n + k) // 8] >> ((i * n + k) % 8)) & 1 for k in range(n)]
                 expected_pixels.append(("bits", bits))
         else:
-            size = info["Rows"] * info["Columns"] * info["SamplesPerPixel"] * info["BitsAllocated"] // 8
+            size = (info["Rows"] * info["Columns"] * info["SamplesPerPixel"] *
+                    info["BitsAllocated"] // 8)
             if info["PhotometricInterpretation"] in ("YBR_FULL_422", "YBR_PARTIAL_422"):
                 size = size * 2 // 3
             if len(native) < size * nf:

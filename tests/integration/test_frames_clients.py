@@ -10,8 +10,8 @@ ojph_expand as a second decoder of the HTJ2K ones):
   application/octet-stream for 1-bit frames kept native);
 - the served bytes are FrameSizeInBytes long; HTJ2K and JPEG 2000 frames decode to exactly the
   oracle's source pixels (HTJ2K with both decoders; ojph_expand's raw output shows negative
-  samples as 0, see frames_oracle.ojph_view); frames kept as-is are the source fragments byte for byte; 1-bit frames
-  unpack to the source bits;
+  samples as 0, see frames_oracle.ojph_view); frames kept as-is are the source fragments byte
+  for byte; 1-bit frames unpack to the source bits;
 - MinPixelValue / MaxPixelValue and the full-resolution entry of
   PixelDataChecksumFromBaseToFullResolution (CRC32 of the decoded frame, computed here with
   zlib.crc32) match; the levels run from the lowest resolution up, each half the next, the last
