@@ -265,9 +265,32 @@ struct sq_cached {
     sqlite3_stmt *st;
 };
 
+/* Transaction control, prepared once per connection like the other statements (every write
+ * transaction runs four of them). */
+enum ctl_id {
+    CTL_BEGIN,
+    CTL_BEGIN_IMMEDIATE,
+    CTL_COMMIT,
+    CTL_ROLLBACK,
+    CTL_SAVEPOINT,
+    CTL_RELEASE,
+    CTL_ROLLBACK_TO,
+    CTL_COUNT
+};
+static const char *const ctl_sql[CTL_COUNT] = {
+    [CTL_BEGIN] = "BEGIN",
+    [CTL_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
+    [CTL_COMMIT] = "COMMIT",
+    [CTL_ROLLBACK] = "ROLLBACK",
+    [CTL_SAVEPOINT] = "SAVEPOINT ahl_tx",
+    [CTL_RELEASE] = "RELEASE ahl_tx",
+    [CTL_ROLLBACK_TO] = "ROLLBACK TO ahl_tx",
+};
+
 struct sq_conn {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
+    sqlite3_stmt *ctl[CTL_COUNT];
     struct sq_cached search[SEARCH_CACHE];
     unsigned search_next; /* the slot replaced next when the cache is full */
     struct sq_conn *next; /* in the idle list */
@@ -338,6 +361,8 @@ static void conn_close(struct sq_conn *c)
         return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(c->st[i]);
+    for (int i = 0; i < CTL_COUNT; i++)
+        sqlite3_finalize(c->ctl[i]);
     for (int i = 0; i < SEARCH_CACHE; i++) {
         sqlite3_finalize(c->search[i].st);
         free(c->search[i].sql);
@@ -353,6 +378,22 @@ static int exec(sqlite3 *db, const char *sql)
     if (rc != SQLITE_OK) {
         ahl_error("sqlite: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);
+        return rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB ? AHL_ECORRUPT : AHL_EIO;
+    }
+    return 0;
+}
+
+/* Runs a transaction-control statement on c. */
+static int ctl(struct sq_conn *c, enum ctl_id id)
+{
+    int rc;
+    if (!c->ctl[id] && (rc = sqlite3_prepare_v3(c->db, ctl_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                                &c->ctl[id], NULL)) != SQLITE_OK)
+        return sq_err(c->db, rc, ctl_sql[id]);
+    rc = sqlite3_step(c->ctl[id]);
+    sqlite3_reset(c->ctl[id]);
+    if (rc != SQLITE_DONE) {
+        ahl_error("sqlite: %s: %s", ctl_sql[id], sqlite3_errmsg(c->db));
         return rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB ? AHL_ECORRUPT : AHL_EIO;
     }
     return 0;
@@ -511,15 +552,16 @@ static void sq_close(struct ahl_store *s)
 static int write_end(struct sq_tx *tx, bool commit, bool has_sp, int rc)
 {
     struct sq_store *q = tx->owner;
-    sqlite3 *db = tx->conn->db;
+    struct sq_conn *c = tx->conn;
+    sqlite3 *db = c->db;
     for (int i = 0; i < ST_COUNT; i++)
         if (tx->conn->st[i])
             sqlite3_reset(tx->conn->st[i]);
-    if (commit && (rc = exec(db, "RELEASE ahl_tx")) < 0)
+    if (commit && (rc = ctl(c, CTL_RELEASE)) < 0)
         commit = false;
     if (!commit && has_sp && !sqlite3_get_autocommit(db) &&
-        exec(db, "ROLLBACK TO ahl_tx; RELEASE ahl_tx") < 0)
-        exec(db, "ROLLBACK"); /* cannot undo just this one: the whole batch fails below */
+        (ctl(c, CTL_ROLLBACK_TO) < 0 || ctl(c, CTL_RELEASE) < 0))
+        ctl(c, CTL_ROLLBACK); /* cannot undo just this one: the whole batch fails below */
     /* SQLite ends the whole transaction itself after some errors (I/O, full disk, memory): the
      * batch's earlier members are then lost and fail. */
     bool lost = sqlite3_get_autocommit(db);
@@ -543,8 +585,8 @@ static int write_end(struct sq_tx *tx, bool commit, bool has_sp, int rc)
     }
     pthread_mutex_unlock(&q->batch_lock);
     int crc = AHL_EIO;
-    if (!lost && (crc = exec(db, "COMMIT")) < 0 && !sqlite3_get_autocommit(db))
-        exec(db, "ROLLBACK");
+    if (!lost && (crc = ctl(c, CTL_COMMIT)) < 0 && !sqlite3_get_autocommit(db))
+        ctl(c, CTL_ROLLBACK);
     if (lost)
         ahl_error("sqlite: the write transaction was abandoned; its batch is lost");
     pthread_mutex_lock(&q->batch_lock);
@@ -588,7 +630,7 @@ static int sq_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
         pthread_mutex_unlock(&q->batch_lock);
         tx->conn = q->writer;
         if (!open) {
-            if ((rc = exec(tx->conn->db, "BEGIN IMMEDIATE")) < 0) {
+            if ((rc = ctl(tx->conn, CTL_BEGIN_IMMEDIATE)) < 0) {
                 pthread_mutex_unlock(&q->write_lock);
                 free(tx);
                 return rc;
@@ -598,7 +640,7 @@ static int sq_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
             q->batch_txs = 0;
             pthread_mutex_unlock(&q->batch_lock);
         }
-        if ((rc = exec(tx->conn->db, "SAVEPOINT ahl_tx")) < 0) {
+        if ((rc = ctl(tx->conn, CTL_SAVEPOINT)) < 0) {
             write_end(tx, false, false, rc);
             return rc;
         }
@@ -621,7 +663,7 @@ static int sq_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
             free(tx);
             return rc;
         }
-        if ((rc = exec(tx->conn->db, "BEGIN")) < 0) {
+        if ((rc = ctl(tx->conn, CTL_BEGIN)) < 0) {
             conn_close(tx->conn);
             pthread_mutex_lock(&q->pool_lock);
             q->readers--;
@@ -665,7 +707,7 @@ static void sq_rollback(struct ahl_store_tx *t)
         if (tx->conn->st[i])
             sqlite3_reset(tx->conn->st[i]);
     if (!sqlite3_get_autocommit(tx->conn->db))
-        exec(tx->conn->db, "ROLLBACK");
+        ctl(tx->conn, CTL_ROLLBACK);
     tx_end(tx);
 }
 
@@ -677,7 +719,7 @@ static int sq_commit(struct ahl_store_tx *t)
     for (int i = 0; i < ST_COUNT; i++)
         if (tx->conn->st[i])
             sqlite3_reset(tx->conn->st[i]);
-    int rc = exec(tx->conn->db, "COMMIT");
+    int rc = ctl(tx->conn, CTL_COMMIT);
     if (rc < 0) {
         sq_rollback(t);
         return rc;

@@ -327,8 +327,8 @@ int ahl_store_open_sqlite(const char *data_dir, unsigned max_readers, struct ahl
 #define AHL_STORE_SQLITE_FILE "ahilite.db"
 /* Group commit figures of the SQLite backend (see src/store/sqlite.c): SQLite COMMITs of write
  * batches holding at least one committed write transaction, the write transactions committed
- * through them (write_txs / commits = mean batch size),
- * and threads now waiting to begin a write transaction. AHL_EINVAL for another backend. */
+ * through them (write_txs / commits = mean batch size), and threads now waiting to begin a write
+ * transaction. AHL_EINVAL for another backend. */
 struct ahl_store_sqlite_stats {
     uint64_t commits;
     uint64_t write_txs;
