@@ -175,16 +175,16 @@ out:
     return rc;
 }
 
-static int usage(void)
+static int usage(FILE *f, int status)
 {
-    fprintf(stderr, "usage: ahilite bench update --instances N [--updates K] [--naive-updates K]"
+    fprintf(f, "usage: ahilite bench update --instances N [--updates K] [--naive-updates K]"
                     " [--reads R] [--data-dir DIR]\n"
                     "       ahilite bench search [--sets N] [--queries Q] [--scans S]"
                     " [--data-dir DIR]\n"
                     "  update: builds a synthetic CT set of N instances in a scratch directory"
                     " (removed\n  afterwards) and prints one JSON line of update and read"
                     " figures.\n  search: see ahilite bench search --help.\n");
-    return 2;
+    return status;
 }
 
 static int parse_count(const char *s, long *out)
@@ -220,6 +220,8 @@ int ahl_cmd_bench(int argc, char **argv)
     const char *base = NULL;
     if (argc >= 2 && !strcmp(argv[1], "search"))
         return ahl__cmd_bench_search(argc - 1, argv + 1);
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
+        return usage(stdout, 0);
     const struct ahl__bench_opt opts[] = {
         {"--instances", &n},
         {"--updates", &updates},
@@ -228,7 +230,7 @@ int ahl_cmd_bench(int argc, char **argv)
     };
     if (argc < 2 || strcmp(argv[1], "update") != 0 ||
         ahl__bench_parse(argc, argv, 2, opts, sizeof opts / sizeof *opts, &base) < 0)
-        return usage();
+        return usage(stderr, 2);
     if (!naive_updates)
         naive_updates = n >= 10000 ? 10 : n >= 1000 ? 40 : 100;
 

@@ -2,6 +2,7 @@
  * directory (see ahl_meta_check) and reports each problem on its own line. Exit status 0 when
  * everything is sound, 1 when damage was found, 2 on a usage error or when the check cannot
  * run. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,10 +24,13 @@ int ahl_cmd_check(int argc, char **argv)
         if (!strcmp(argv[i], "--data-dir") && i + 1 < argc) {
             dir = argv[++i];
         } else {
-            fprintf(stderr, "usage: ahilite check [--data-dir DIR]\n"
-                            "  re-hashes every stored chunk and walks every version of every"
-                            " image set.\n");
-            return 2;
+            bool help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+            fprintf(help ? stdout : stderr,
+                    "usage: ahilite check [--data-dir DIR]\n"
+                    "  re-hashes every stored chunk and walks every version of every image set\n"
+                    "  (default DIR ./ahilite-data). Exit status: 0 sound, 1 damage found (one\n"
+                    "  'damage:' line each), 2 usage error or no database.\n");
+            return help ? 0 : 2;
         }
     }
     char db[4096];

@@ -27,9 +27,10 @@ static void usage(FILE *f)
         f,
         "usage: ahilite frames FILE... [--out DIR]\n\n"
         "Transcodes every frame of each DICOM file as import would and prints, per file, a\n"
-        "JSON line: {\"file\", \"TransferSyntaxUID\", \"StoredTransferSyntaxUID\",\n"
-        "\"PhotometricInterpretation\", \"ImageFrames\": [{\"ID\", \"FrameSizeInBytes\",\n"
-        "\"MinPixelValue\", \"MaxPixelValue\", \"PixelDataChecksumFromBaseToFullResolution\"}]}\n"
+        "JSON line: {\"file\", \"TransferSyntaxUID\", \"NumberOfFrames\", \"ImageFrames\":\n"
+        "[{\"ID\", \"FrameSizeInBytes\",\n"
+        "\"MinPixelValue\", \"MaxPixelValue\", \"PixelDataChecksumFromBaseToFullResolution\"}],\n"
+        "\"StoredTransferSyntaxUID\", \"ContentType\", \"PhotometricInterpretation\"}\n"
         "or {\"file\", \"error\"}.\n\n"
         "  --out DIR   also store the frames in a frame store rooted at DIR\n"
         "              (DIR/<id[0:2]>/<id[2:4]>/<id>)\n\n"
