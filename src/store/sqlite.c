@@ -9,11 +9,13 @@
  * Durability: WAL with synchronous=NORMAL: a commit survives a process crash (kill -9); a power
  * loss may lose the last commits but never corrupts the database.
  *
- * Group commit: write transactions of concurrent threads share one SQLite transaction. Each
- * write transaction (ahl_store_begin(write)) is a SAVEPOINT inside the writer connection's open
- * transaction (BEGIN IMMEDIATE when none is open). When it ends:
- *   - rollback: ROLLBACK TO its savepoint, which undoes exactly its own writes;
- *   - commit: RELEASE its savepoint; its writes now belong to the batch.
+ * Group commit: write transactions of concurrent threads share one SQLite transaction. The first
+ * write transaction (ahl_store_begin(write)) of a batch opens it (BEGIN IMMEDIATE); each later
+ * one is a SAVEPOINT inside it. When one ends:
+ *   - rollback: ROLLBACK TO its savepoint, which undoes exactly its own writes (the first one:
+ *     ROLLBACK, as the batch holds nothing else yet, and the batch is over);
+ *   - commit: RELEASE its savepoint (the first one: nothing); its writes now belong to the
+ *     batch.
  * Then, if another thread is waiting to begin a write transaction (and fewer than BATCH_MAX
  * transactions have ended in the batch), the open transaction is handed on: the write lock
  * is released without COMMIT and a committing thread sleeps until the batch's COMMIT. Otherwise
@@ -296,10 +298,18 @@ struct sq_conn {
     struct sq_conn *next; /* in the idle list */
 };
 
+/* How a write transaction's own writes are undone on rollback (see "Group commit"). */
+enum sq_undo {
+    UNDO_ALL,       /* it opened the SQLite transaction: ROLLBACK (nothing else is in it yet) */
+    UNDO_SAVEPOINT, /* a later member: ROLLBACK TO its savepoint */
+    UNDO_NOTHING,   /* its savepoint could not be opened: it wrote nothing */
+};
+
 struct sq_tx {
     struct ahl_store_tx base;
     struct sq_conn *conn;
     struct sq_store *owner;
+    enum sq_undo undo; /* write transactions */
 };
 
 #define CKPT_FRAMES 10000
@@ -549,7 +559,7 @@ static void sq_close(struct ahl_store *s)
  * savepoint (has_sp: the savepoint was opened), then hands the open SQLite transaction to a
  * waiting writer or COMMITs the batch. Returns the transaction's result: for a commit, 0 once
  * the batch's COMMIT succeeded; otherwise rc as given. Frees tx. */
-static int write_end(struct sq_tx *tx, bool commit, bool has_sp, int rc)
+static int write_end(struct sq_tx *tx, bool commit, int rc)
 {
     struct sq_store *q = tx->owner;
     struct sq_conn *c = tx->conn;
@@ -557,17 +567,22 @@ static int write_end(struct sq_tx *tx, bool commit, bool has_sp, int rc)
     for (int i = 0; i < ST_COUNT; i++)
         if (tx->conn->st[i])
             sqlite3_reset(tx->conn->st[i]);
-    if (commit && (rc = ctl(c, CTL_RELEASE)) < 0)
+    if (commit && tx->undo == UNDO_SAVEPOINT && (rc = ctl(c, CTL_RELEASE)) < 0)
         commit = false;
-    if (!commit && has_sp && !sqlite3_get_autocommit(db) &&
-        (ctl(c, CTL_ROLLBACK_TO) < 0 || ctl(c, CTL_RELEASE) < 0))
-        ctl(c, CTL_ROLLBACK); /* cannot undo just this one: the whole batch fails below */
-    /* SQLite ends the whole transaction itself after some errors (I/O, full disk, memory): the
-     * batch's earlier members are then lost and fail. */
-    bool lost = sqlite3_get_autocommit(db);
+    if (!commit && !sqlite3_get_autocommit(db)) {
+        if (tx->undo == UNDO_ALL)
+            ctl(c, CTL_ROLLBACK);
+        else if (tx->undo == UNDO_SAVEPOINT &&
+                 (ctl(c, CTL_ROLLBACK_TO) < 0 || ctl(c, CTL_RELEASE) < 0))
+            ctl(c, CTL_ROLLBACK); /* cannot undo just this one: the whole batch fails below */
+    }
+    /* The SQLite transaction is over: rolled back above when it held only this transaction, or
+     * ended by SQLite itself after some errors (I/O, full disk, memory), when the batch's
+     * members (and this one, if committing) are lost and fail. */
+    bool ended = sqlite3_get_autocommit(db);
     pthread_mutex_lock(&q->batch_lock);
     q->batch_txs++;
-    if (!lost && q->write_waiting > 0 && q->batch_txs < q->batch_max) {
+    if (!ended && q->write_waiting > 0 && q->batch_txs < q->batch_max) {
         /* Hand the open transaction to the next writer. */
         if (commit) {
             struct sq_waiter w = {q->members, 0, false};
@@ -584,11 +599,13 @@ static int write_end(struct sq_tx *tx, bool commit, bool has_sp, int rc)
         return rc;
     }
     pthread_mutex_unlock(&q->batch_lock);
-    int crc = AHL_EIO;
-    if (!lost && (crc = ctl(c, CTL_COMMIT)) < 0 && !sqlite3_get_autocommit(db))
+    int crc = 0;
+    if (!ended && (crc = ctl(c, CTL_COMMIT)) < 0 && !sqlite3_get_autocommit(db))
         ctl(c, CTL_ROLLBACK);
-    if (lost)
+    if (ended && (commit || q->members)) {
         ahl_error("sqlite: the write transaction was abandoned; its batch is lost");
+        crc = AHL_EIO;
+    }
     pthread_mutex_lock(&q->batch_lock);
     uint64_t n = commit ? 1 : 0;
     for (struct sq_waiter *w = q->members; w; w = w->next) {
@@ -639,10 +656,15 @@ static int sq_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
             q->batch_open = true;
             q->batch_txs = 0;
             pthread_mutex_unlock(&q->batch_lock);
-        }
-        if ((rc = ctl(tx->conn, CTL_SAVEPOINT)) < 0) {
-            write_end(tx, false, false, rc);
+            /* The batch's first transaction needs no savepoint: undoing it is ROLLBACK. A
+             * savepoint would make SQLite keep a statement journal of every page it changes. */
+            tx->undo = UNDO_ALL;
+        } else if ((rc = ctl(tx->conn, CTL_SAVEPOINT)) < 0) {
+            tx->undo = UNDO_NOTHING;
+            write_end(tx, false, rc);
             return rc;
+        } else {
+            tx->undo = UNDO_SAVEPOINT;
         }
     } else {
         pthread_mutex_lock(&q->pool_lock);
@@ -700,7 +722,7 @@ static void sq_rollback(struct ahl_store_tx *t)
 {
     struct sq_tx *tx = (struct sq_tx *)t;
     if (tx->base.write) {
-        write_end(tx, false, true, 0);
+        write_end(tx, false, 0);
         return;
     }
     for (int i = 0; i < ST_COUNT; i++)
@@ -715,7 +737,7 @@ static int sq_commit(struct ahl_store_tx *t)
 {
     struct sq_tx *tx = (struct sq_tx *)t;
     if (tx->base.write)
-        return write_end(tx, true, true, 0);
+        return write_end(tx, true, 0);
     for (int i = 0; i < ST_COUNT; i++)
         if (tx->conn->st[i])
             sqlite3_reset(tx->conn->st[i]);

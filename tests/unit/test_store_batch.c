@@ -5,7 +5,8 @@
  * failed call and one commits. Checked: the rolled-back writer's rows are gone and its
  * neighbours' are there; the batch took one COMMIT; the first writer's commit did not return,
  * and its rows were invisible to readers, until that COMMIT; writers inside the batch saw the
- * earlier members' uncommitted rows. Also: a lone writer commits at once (one COMMIT each). */
+ * earlier members' uncommitted rows. Also: when the batch's first writer rolls back, only its
+ * rows go; a lone writer commits at once (one COMMIT each). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +23,7 @@
 
 struct shared {
     struct ahl_store *store;
+    bool a_rolls_back; /* A rolls back instead of committing */
     atomic_int a_began, a_go, a_returned;
     atomic_int saw_a_inside, a_visible_outside, a_returned_early;
     int rc[3];
@@ -68,7 +70,10 @@ static void *writer_a(void *arg)
     atomic_store(&sh->a_began, 1);
     while (!atomic_load(&sh->a_go))
         nanosleep(&(struct timespec){0, 1000000}, NULL);
-    sh->rc[0] = ahl_store_commit(tx);
+    if (sh->a_rolls_back)
+        ahl_store_rollback(tx);
+    else
+        sh->rc[0] = ahl_store_commit(tx);
     atomic_store(&sh->a_returned, 1);
     return NULL;
 }
@@ -171,6 +176,48 @@ static void test_batch_isolates_failure(void **state)
     fx_free(f);
 }
 
+/* The batch's first writer rolls back while two wait: its writes go, the batch ends there, and
+ * the waiting writers form the next one (B still fails alone, C commits). */
+static void test_first_rolls_back(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(NULL);
+    assert_non_null(f);
+    struct shared sh;
+    memset(&sh, 0, sizeof sh);
+    sh.store = f->store;
+    sh.a_rolls_back = true;
+    struct ahl_store_sqlite_stats s0, s1;
+    stats(f->store, &s0);
+    pthread_t ta, tb, tc;
+    assert_int_equal(pthread_create(&ta, NULL, writer_a, &sh), 0);
+    while (!atomic_load(&sh.a_began))
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    assert_int_equal(pthread_create(&tb, NULL, writer_b, &sh), 0);
+    assert_int_equal(pthread_create(&tc, NULL, writer_c, &sh), 0);
+    for (int i = 0;; i++) {
+        stats(f->store, &s1);
+        if (s1.write_waiting == 2)
+            break;
+        assert_true(i < 10000);
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    atomic_store(&sh.a_go, 1);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_join(tc, NULL);
+    assert_int_equal(sh.rc[1], AHL_ECONFLICT);
+    assert_int_equal(sh.rc[2], 0);
+    assert_int_equal(atomic_load(&sh.saw_a_inside), 0);
+    assert_false(committed_tag(f->store, "a"));
+    assert_false(committed_tag(f->store, "b"));
+    assert_true(committed_tag(f->store, "c"));
+    stats(f->store, &s1);
+    assert_int_equal(s1.commits - s0.commits, 1);
+    assert_int_equal(s1.write_txs - s0.write_txs, 1);
+    fx_free(f);
+}
+
 static void test_lone_writer(void **state)
 {
     (void)state;
@@ -203,6 +250,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_isolates_failure),
+        cmocka_unit_test(test_first_rolls_back),
         cmocka_unit_test(test_lone_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
