@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,10 @@ static void usage(FILE *f)
             "                      endpoint instead\n"
             "  --workers N         HTTP and import-job worker threads (default: the number of\n"
             "                      CPUs)\n"
+            "  --aws-primary-rules apply today's AWS restrictions to primary image sets: no\n"
+            "                      Patient- or Series-level updates and no forced changes on\n"
+            "                      them (default: the API as first specified, any level\n"
+            "                      editable and force allowed on every image set)\n"
             "  --help              this text\n");
 }
 
@@ -100,6 +105,7 @@ int ahl_cmd_serve(int argc, char **argv)
     static struct ahl_api_credentials creds; /* large; one per process */
     struct ahl_store *store = NULL;
     struct ahl_meta *meta = NULL;
+    struct ahl_meta_opts meta_opts = {0};
     struct ahl_api_server *srv = NULL;
     struct ahl_runner *runner = NULL;
     struct ahl_err err;
@@ -110,6 +116,10 @@ int ahl_cmd_serve(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--aws-primary-rules")) {
+            meta_opts.aws_primary_rules = true;
+            continue;
         }
         static const char *const with_value[] = {"--data-dir",    "--listen",     "--credentials",
                                                  "--region",      "--account-id", "--s3-root",
@@ -232,7 +242,7 @@ int ahl_cmd_serve(int argc, char **argv)
                 ahl_strerror(rc));
         goto out;
     }
-    if ((rc = ahl_meta_open(store, NULL, &meta)) < 0) {
+    if ((rc = ahl_meta_open(store, &meta_opts, &meta)) < 0) {
         fprintf(stderr, "ahilite serve: cannot open the metadata engine: %s\n", ahl_strerror(rc));
         goto out;
     }
