@@ -78,15 +78,8 @@ int ahl__op_StartDICOMImportJob(struct ahl_api_service *svc, const json_t *in,
 
     if ((rc = ahl_store_begin(svc->store, true, &tx)) < 0)
         return ahl__api_store_fail(rc, err, "import job");
-    rc = ahl_store_datastore_get(tx, ds, &dsr);
-    if (rc == AHL_ENOTFOUND) {
-        rc = ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "Data store %s does not exist", ds);
+    if ((rc = ahl__api_datastore_get(tx, ds, &dsr, err)) < 0)
         goto out;
-    }
-    if (rc < 0) {
-        rc = ahl__api_store_fail(rc, err, "data store");
-        goto out;
-    }
     if (strcmp(dsr.status, "ACTIVE") != 0) {
         rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT, "Data store %s is %s, not ACTIVE", ds,
                       dsr.status);
@@ -170,25 +163,19 @@ int ahl__op_GetDICOMImportJob(struct ahl_api_service *svc, const json_t *in,
 }
 
 struct jobs_ctx {
-    json_t *items;
-    unsigned limit, seen;
+    struct ahl__api_page page;
     char last_id[AHL_ID_LEN + 1];
-    int more;
 };
 
 static int job_item(void *vctx, const struct ahl_job_rec *j)
 {
     struct jobs_ctx *c = vctx;
-    if (c->seen == c->limit) {
-        c->more = 1;
-        return 1;
-    }
-    c->seen++;
+    json_t *o;
+    int rc = ahl__api_page_item(&c->page, &o);
+    if (rc != 0)
+        return rc;
     memcpy(c->last_id, j->id, sizeof c->last_id);
-    json_t *o = json_object();
-    if (!o || json_array_append_new(c->items, o) < 0)
-        return AHL_ENOMEM;
-    int rc = ahl__api_set(o, "jobId", json_string(j->id));
+    rc = ahl__api_set(o, "jobId", json_string(j->id));
     rc |= ahl__api_set(o, "jobName", json_string(j->name));
     rc |= ahl__api_set(o, "jobStatus", json_string(j->status));
     rc |= ahl__api_set(o, "datastoreId", json_string(j->datastore_id));
@@ -209,21 +196,22 @@ int ahl__op_ListDICOMImportJobs(struct ahl_api_service *svc, const json_t *in,
     char after[AHL_ID_LEN + 1] = "";
     int rc;
 
-    c.limit = (unsigned)ahl_api_int(in, "maxResults", JOBS_DEFAULT_MAX);
+    c.page.limit = (unsigned)ahl_api_int(in, "maxResults", JOBS_DEFAULT_MAX);
     if (token && (rc = ahl__api_token_decode("j", token, after, sizeof after, err)) < 0)
         return rc;
     if ((rc = ahl__api_require_datastore(svc, ds, NULL, err)) < 0)
         return rc;
-    c.items = json_array();
-    if (!c.items || ahl__api_set(resp->json, "jobSummaries", c.items) < 0)
+    c.page.items = json_array();
+    if (!c.page.items || ahl__api_set(resp->json, "jobSummaries", c.page.items) < 0)
         return NOMEM(err);
     if ((rc = ahl_store_begin(svc->store, false, &tx)) < 0)
         return ahl__api_store_fail(rc, err, "import jobs");
-    rc = ahl_store_job_list(tx, ds, ahl_api_str(in, "jobStatus"), after, c.limit + 1, job_item, &c);
+    rc = ahl_store_job_list(tx, ds, ahl_api_str(in, "jobStatus"), after, c.page.limit + 1, job_item,
+                            &c);
     ahl_store_rollback(tx);
     if (rc < 0)
         return ahl__api_store_fail(rc, err, "import jobs");
-    if (c.more && ahl__api_token_encode("j", c.last_id, resp->json) < 0)
+    if (c.page.more && ahl__api_token_encode("j", c.last_id, resp->json) < 0)
         return NOMEM(err);
     return 0;
 }
