@@ -102,6 +102,18 @@ int ahl__api_token_encode(const char *kind, const char *position, json_t *obj);
 int ahl__api_token_decode(const char *kind, const char *token, char *position, size_t cap,
                           struct ahl_err *err);
 
+/* One page of a List operation. The store is asked for limit + 1 rows: the extra row is not
+ * returned, it only says that a next page exists. */
+struct ahl__api_page {
+    json_t *items; /* the response's summaries array */
+    unsigned limit, seen;
+    int more;
+};
+/* Called once per row from a List callback: when the page already holds limit rows, sets more and
+ * returns 1 (stop listing); otherwise appends a new empty object to items for the caller to fill,
+ * points *item at it and returns 0 (AHL_ENOMEM if it cannot). */
+int ahl__api_page_item(struct ahl__api_page *p, json_t **item);
+
 /* Sets key to a new value unless v is NULL (then fails with ENOMEM). */
 int ahl__api_set(json_t *obj, const char *key, json_t *v);
 /* Sets key to a string unless s is NULL or empty (optional members are left out). */

@@ -67,6 +67,20 @@ out:
     return rc;
 }
 
+int ahl__api_page_item(struct ahl__api_page *p, json_t **item)
+{
+    if (p->seen == p->limit) {
+        p->more = 1;
+        return 1;
+    }
+    p->seen++;
+    json_t *o = json_object();
+    if (!o || json_array_append_new(p->items, o) < 0)
+        return AHL_ENOMEM;
+    *item = o;
+    return 0;
+}
+
 int ahl__api_set(json_t *obj, const char *key, json_t *v)
 {
     if (!v)

@@ -141,28 +141,21 @@ int ahl__op_GetDatastore(struct ahl_api_service *svc, const json_t *in, struct a
 
 struct list_ctx {
     struct ahl_api_service *svc;
-    json_t *items;
-    unsigned limit; /* rows to return; one more is fetched to know whether a next page exists */
-    unsigned seen;
+    struct ahl__api_page page;
     char last_id[AHL_ID_LEN + 1];
-    int more;
 };
 
 static int list_one(void *vctx, const struct ahl_datastore_rec *rec)
 {
     struct list_ctx *c = vctx;
     char arn[256];
-    if (c->seen == c->limit) {
-        c->more = 1;
-        return 1;
-    }
-    c->seen++;
+    json_t *s;
+    int rc = ahl__api_page_item(&c->page, &s);
+    if (rc != 0)
+        return rc;
     memcpy(c->last_id, rec->id, sizeof c->last_id);
-    json_t *s = json_object();
-    if (!s || json_array_append_new(c->items, s) < 0)
-        return AHL_ENOMEM;
     ahl__api_datastore_arn(c->svc, rec->id, arn, sizeof arn);
-    int rc = ahl__api_set(s, "datastoreId", json_string(rec->id));
+    rc = ahl__api_set(s, "datastoreId", json_string(rec->id));
     rc |= ahl__api_set(s, "datastoreName", json_string(rec->name));
     rc |= ahl__api_set(s, "datastoreStatus", json_string(rec->status));
     rc |= ahl__api_set(s, "datastoreArn", json_string(arn));
@@ -174,26 +167,26 @@ static int list_one(void *vctx, const struct ahl_datastore_rec *rec)
 int ahl__op_ListDatastores(struct ahl_api_service *svc, const json_t *in, struct ahl_api_resp *resp,
                            struct ahl_err *err)
 {
-    struct list_ctx c = {.svc = svc, .limit = LIST_DEFAULT_MAX};
+    struct list_ctx c = {.svc = svc, .page.limit = LIST_DEFAULT_MAX};
     struct ahl_store_tx *tx = NULL;
     char after[AHL_ID_LEN + 1] = "";
     const char *token = ahl_api_str(in, "nextToken");
     int rc;
 
-    c.limit = (unsigned)ahl_api_int(in, "maxResults", LIST_DEFAULT_MAX);
+    c.page.limit = (unsigned)ahl_api_int(in, "maxResults", LIST_DEFAULT_MAX);
     if (token && (rc = ahl__api_token_decode("ds", token, after, sizeof after, err)) < 0)
         return rc;
-    c.items = json_array();
-    if (!c.items || ahl__api_set(resp->json, "datastoreSummaries", c.items) < 0)
+    c.page.items = json_array();
+    if (!c.page.items || ahl__api_set(resp->json, "datastoreSummaries", c.page.items) < 0)
         return ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
     if ((rc = ahl_store_begin(svc->store, false, &tx)) < 0)
         return ahl__api_store_fail(rc, err, "data stores");
-    rc = ahl_store_datastore_list(tx, ahl_api_str(in, "datastoreStatus"), after, c.limit + 1,
+    rc = ahl_store_datastore_list(tx, ahl_api_str(in, "datastoreStatus"), after, c.page.limit + 1,
                                   list_one, &c);
     ahl_store_rollback(tx);
     if (rc < 0)
         return ahl__api_store_fail(rc, err, "data stores");
-    if (c.more && ahl__api_token_encode("ds", c.last_id, resp->json) < 0)
+    if (c.page.more && ahl__api_token_encode("ds", c.last_id, resp->json) < 0)
         return ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
     return 0;
 }

@@ -175,28 +175,22 @@ int ahl__op_GetImageSetMetadata(struct ahl_api_service *svc, const json_t *in,
 }
 
 struct versions_ctx {
-    json_t *items;
+    struct ahl__api_page page;
     bool is_primary;
     int64_t set_created_ms;
     int64_t set_deleted_ms;
-    unsigned limit, seen;
     uint64_t last;
-    int more;
 };
 
 static int version_item(void *vctx, const struct ahl_version_rec *v)
 {
     struct versions_ctx *c = vctx;
-    if (c->seen == c->limit) {
-        c->more = 1;
-        return 1;
-    }
-    c->seen++;
+    json_t *o;
+    int rc = ahl__api_page_item(&c->page, &o);
+    if (rc != 0)
+        return rc;
     c->last = v->version;
-    json_t *o = json_object();
-    if (!o || json_array_append_new(c->items, o) < 0)
-        return AHL_ENOMEM;
-    int rc = ahl__api_set(o, "imageSetId", json_string(v->imageset_id));
+    rc = ahl__api_set(o, "imageSetId", json_string(v->imageset_id));
     rc |= ahl__api_set(o, "versionId", version_string(v->version));
     rc |= ahl__api_set(o, "imageSetState", json_string(v->state));
     /* The model really spells this member with a capital I here. */
@@ -222,7 +216,7 @@ int ahl__op_ListImageSetVersions(struct ahl_api_service *svc, const json_t *in,
     uint64_t below = 0;
     int rc;
 
-    c.limit = (unsigned)ahl_api_int(in, "maxResults", VERSIONS_DEFAULT_MAX);
+    c.page.limit = (unsigned)ahl_api_int(in, "maxResults", VERSIONS_DEFAULT_MAX);
     if (token) {
         if ((rc = ahl__api_token_decode("v", token, pos, sizeof pos, err)) < 0 ||
             (rc = ahl__api_parse_version(pos, "nextToken", &below, err)) < 0)
@@ -233,15 +227,15 @@ int ahl__op_ListImageSetVersions(struct ahl_api_service *svc, const json_t *in,
         return rc;
     c.is_primary = info.set.is_primary;
     c.set_deleted_ms = info.set.deleted_at_ms;
-    c.items = json_array();
-    if (!c.items || ahl__api_set(resp->json, "imageSetPropertiesList", c.items) < 0)
+    c.page.items = json_array();
+    if (!c.page.items || ahl__api_set(resp->json, "imageSetPropertiesList", c.page.items) < 0)
         return NOMEM(err);
-    rc = ahl_meta_versions_list(svc->meta, ds, id, below, c.limit + 1, version_item, &c, err);
+    rc = ahl_meta_versions_list(svc->meta, ds, id, below, c.page.limit + 1, version_item, &c, err);
     if (rc == AHL_ENOMEM)
         return NOMEM(err);
     if (rc < 0)
         return rc;
-    if (c.more) {
+    if (c.page.more) {
         snprintf(pos, sizeof pos, "%" PRIu64, c.last);
         if (ahl__api_token_encode("v", pos, resp->json) < 0)
             return NOMEM(err);
