@@ -161,8 +161,9 @@ int ahl_objstore_list(struct ahl_objstore *os, const char *bucket, const char *p
     return os->ops->list(os, bucket, prefix ? prefix : "", fn, ctx, err);
 }
 
-int ahl_objstore_get(struct ahl_objstore *os, const char *bucket, const char *key,
-                     ahl_objstore_write_fn fn, void *ctx, struct ahl_err *err)
+/* The checks every single-object call makes before reaching a backend: a valid bucket name and a
+ * key of 1 to AHL_S3_MAX_KEY bytes. */
+static int check_location(const char *bucket, const char *key, struct ahl_err *err)
 {
     int rc = ahl_s3_bucket_check(bucket, err);
     if (rc < 0)
@@ -170,6 +171,15 @@ int ahl_objstore_get(struct ahl_objstore *os, const char *bucket, const char *ke
     if (!key[0] || strlen(key) > AHL_S3_MAX_KEY)
         return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
                         "an object key must be 1 to 1024 bytes long");
+    return 0;
+}
+
+int ahl_objstore_get(struct ahl_objstore *os, const char *bucket, const char *key,
+                     ahl_objstore_write_fn fn, void *ctx, struct ahl_err *err)
+{
+    int rc = check_location(bucket, key, err);
+    if (rc < 0)
+        return rc;
     return os->ops->get(os, bucket, key, fn, ctx, err);
 }
 
@@ -199,11 +209,8 @@ int ahl_objstore_get_fd(struct ahl_objstore *os, const char *bucket, const char 
 int ahl_objstore_put(struct ahl_objstore *os, const char *bucket, const char *key, const void *data,
                      size_t n, const char *content_type, struct ahl_err *err)
 {
-    int rc = ahl_s3_bucket_check(bucket, err);
+    int rc = check_location(bucket, key, err);
     if (rc < 0)
         return rc;
-    if (!key[0] || strlen(key) > AHL_S3_MAX_KEY)
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                        "an object key must be 1 to 1024 bytes long");
     return os->ops->put(os, bucket, key, data, n, content_type, err);
 }
