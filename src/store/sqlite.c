@@ -312,6 +312,10 @@ struct sq_tx {
     enum sq_undo undo; /* write transactions */
 };
 
+/* WAL frames (4 KB pages) that wake the checkpointer: ~40 MB, under journal_size_limit. A hot
+ * page rewritten by many commits is copied back once per checkpoint, so fewer, larger
+ * checkpoints cost less per commit (1,000 frames: ~179 us CPU per update in the one-thread
+ * update benchmark; 10,000: ~148-159 us). */
 #define CKPT_FRAMES 10000
 
 /* Group commit bound: a batch is committed once this many write transactions have ended in it,
