@@ -5,6 +5,7 @@ directory and a credentials file with a known key pair, starts $AHILITE_BIN serv
 a signed request is answered. boto3_client() returns a medical-imaging client aimed at it (host
 prefix injection off, no retries), raw() sends a hand-made request signed with botocore's own
 SigV4 signer, so error paths the SDK would refuse to send can be exercised.
+create_active_datastore() and wait_import_job() poll until a data store or an import job is done.
 
 Environment (set by CTest): AHILITE_BIN (the server binary), AHILITE_SRC (the source tree).
 The service model comes with botocore >= 1.31; when the Python used lacks it, the copy in
@@ -128,6 +129,29 @@ def boto3_client(server, access_key=ACCESS_KEY, secret_key=SECRET_KEY, region=RE
                         aws_access_key_id=access_key, aws_secret_access_key=secret_key,
                         config=Config(inject_host_prefix=False,
                                       retries={'max_attempts': 1, 'mode': 'standard'}))
+
+
+def create_active_datastore(client, name, timeout=20):
+    """Creates a data store and waits until it is ACTIVE; returns its id."""
+    ds = client.create_datastore(datastoreName=name)['datastoreId']
+    deadline = time.time() + timeout
+    while client.get_datastore(datastoreId=ds)['datastoreProperties']['datastoreStatus'] != \
+            'ACTIVE':
+        if time.time() > deadline:
+            raise AssertionError('data store not ACTIVE')
+        time.sleep(0.1)
+    return ds
+
+
+def wait_import_job(client, ds, job_id, timeout):
+    """Polls GetDICOMImportJob until the job is COMPLETED or FAILED; returns its properties."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        p = client.get_dicom_import_job(datastoreId=ds, jobId=job_id)['jobProperties']
+        if p['jobStatus'] in ('COMPLETED', 'FAILED'):
+            return p
+        time.sleep(0.2)
+    raise AssertionError('job %s did not finish' % job_id)
 
 
 def raw(method, endpoint, path, query='', body=None, headers=None, access_key=ACCESS_KEY,

@@ -86,16 +86,6 @@ print(json.dumps({p: [str(getattr(pydicom.dcmread(p, stop_before_pixels=True), k
 """
 
 
-def wait_job(client, ds, job_id, timeout=150):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        p = client.get_dicom_import_job(datastoreId=ds, jobId=job_id)['jobProperties']
-        if p['jobStatus'] in ('COMPLETED', 'FAILED'):
-            return p
-        time.sleep(0.2)
-    raise AssertionError('job %s did not finish' % job_id)
-
-
 class FramesThroughBoto3(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -133,10 +123,7 @@ class FramesThroughBoto3(unittest.TestCase):
         cls.server = ahltest.Server(extra_args=['--s3-root', cls.root])
         cls.client = ahltest.boto3_client(cls.server)
         c = cls.client
-        cls.ds = c.create_datastore(datastoreName='frames-clients')['datastoreId']
-        while c.get_datastore(datastoreId=cls.ds)['datastoreProperties']['datastoreStatus'] != \
-                'ACTIVE':
-            time.sleep(0.1)
+        cls.ds = ahltest.create_active_datastore(c, 'frames-clients')
         job = c.start_dicom_import_job(
             jobName='frames', datastoreId=cls.ds, clientToken='frames-clients',
             dataAccessRoleArn='arn:aws:iam::123456789012:role/ImportRole',
@@ -154,7 +141,7 @@ class FramesThroughBoto3(unittest.TestCase):
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             cls.oracle = dict(pool.map(oracle, enumerate(paths)))
 
-        cls.job = wait_job(c, cls.ds, job['jobId'])
+        cls.job = ahltest.wait_import_job(c, cls.ds, job['jobId'], 150)
         folder = 'out/%s-DicomImport-%s/' % (cls.ds, job['jobId'])
         out = os.path.join(cls.root, 'out-bucket', folder)
         with open(out + 'SUCCESS/success.ndjson') as f:

@@ -68,27 +68,6 @@ def input_objects():
     return objs
 
 
-def wait_job(client, ds, job_id, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        p = client.get_dicom_import_job(datastoreId=ds, jobId=job_id)['jobProperties']
-        if p['jobStatus'] in ('COMPLETED', 'FAILED'):
-            return p
-        time.sleep(0.2)
-    raise AssertionError('job %s did not finish' % job_id)
-
-
-def create_datastore(client):
-    ds = client.create_datastore(datastoreName='imports')['datastoreId']
-    deadline = time.time() + 20
-    while client.get_datastore(datastoreId=ds)['datastoreProperties']['datastoreStatus'] != \
-            'ACTIVE':
-        if time.time() > deadline:
-            raise AssertionError('data store not ACTIVE')
-        time.sleep(0.1)
-    return ds
-
-
 class ImportJobChecks:
     """Shared checks; subclasses provide the server and read_output(key)."""
 
@@ -98,7 +77,7 @@ class ImportJobChecks:
             dataAccessRoleArn='arn:aws:iam::123456789012:role/ImportRole', clientToken=token,
             inputS3Uri='s3://in-bucket/dicom_input/', outputS3Uri='s3://out-bucket/job_output/')
         self.assertEqual(r['jobStatus'], 'SUBMITTED')
-        props = wait_job(self.client, self.ds, r['jobId'])
+        props = ahltest.wait_import_job(self.client, self.ds, r['jobId'], 120)
         self.assertEqual(props['jobStatus'], 'COMPLETED', props.get('message'))
         folder = 'job_output/%s-DicomImport-%s/' % (self.ds, r['jobId'])
         self.assertEqual(props['outputS3Uri'], 's3://out-bucket/' + folder)
@@ -220,7 +199,7 @@ class LocalBuckets(ImportJobChecks, unittest.TestCase):
         os.makedirs(os.path.join(cls.root, 'out-bucket'))
         cls.server = ahltest.Server(extra_args=['--s3-root', cls.root])
         cls.client = ahltest.boto3_client(cls.server)
-        cls.ds = create_datastore(cls.client)
+        cls.ds = ahltest.create_active_datastore(cls.client, 'imports')
 
     @classmethod
     def tearDownClass(cls):
@@ -238,7 +217,7 @@ class LocalBuckets(ImportJobChecks, unittest.TestCase):
             datastoreId=self.ds, dataAccessRoleArn='arn:aws:iam::123456789012:role/R',
             clientToken='missing-bucket', inputS3Uri='s3://no-such-bucket/x/',
             outputS3Uri='s3://out-bucket/o/')
-        props = wait_job(self.client, self.ds, r['jobId'])
+        props = ahltest.wait_import_job(self.client, self.ds, r['jobId'], 120)
         self.assertEqual(props['jobStatus'], 'FAILED')
         self.assertIn('no-such-bucket', props['message'])
 
@@ -272,7 +251,7 @@ class S3Endpoint(ImportJobChecks, unittest.TestCase):
             cls.s3.put_object(Bucket='in-bucket', Key=key, Body=data)
         cls.server = ahltest.Server(extra_args=['--s3-endpoint', url], env=env)
         cls.client = ahltest.boto3_client(cls.server)
-        cls.ds = create_datastore(cls.client)
+        cls.ds = ahltest.create_active_datastore(cls.client, 'imports')
 
     @classmethod
     def tearDownClass(cls):
