@@ -587,6 +587,16 @@ static int truncated(struct reader *r, uint32_t tag, uint64_t at, uint64_t decla
                  TAGA(tag), OFF(at), OFF(declared), OFF(left));
 }
 
+/* The same for a sequence item or pixel data fragment (what) of element tag, whose item header
+ * starts at item_at. */
+static int truncated_item(struct reader *r, const char *what, uint32_t tag, uint64_t item_at,
+                          uint32_t declared, uint64_t left)
+{
+    return failf(r, AHL_EPARSE,
+                 "truncated %s of " TAGF " at offset %llu: %u bytes declared, %llu left", what,
+                 TAGA(tag), OFF(item_at), declared, OFF(left));
+}
+
 /* Reads an 8-byte item/delimiter header (tag + 4-byte length); *ok false at clean EOF. */
 static int read_item_header(struct reader *r, bool big, uint32_t *tag, uint32_t *len,
                             const char *what, uint32_t owner, uint64_t owner_at)
@@ -649,10 +659,7 @@ static int read_encapsulated(struct reader *r, struct ahl_dcm_elem *el, struct c
                          TAGA(el->tag), OFF(item_at));
         uint64_t left = src_left(&r->s);
         if (left != UNKNOWN_SIZE && len > left)
-            return failf(r, AHL_EPARSE,
-                         "truncated fragment of " TAGF " at offset %llu: %u bytes declared, %llu "
-                         "left",
-                         TAGA(el->tag), OFF(item_at), len, OFF(left));
+            return truncated_item(r, "fragment", el->tag, item_at, len, left);
         if (end != UNKNOWN_SIZE && len > end - r->s.pos)
             return failf(r, AHL_EPARSE,
                          "fragment of " TAGF " at offset %llu runs past the end of its item at "
@@ -707,10 +714,7 @@ static int read_encapsulated(struct reader *r, struct ahl_dcm_elem *el, struct c
             if ((rc = src_skip(r, len, &got)) < 0)
                 return rc;
             if (got < len)
-                return failf(r, AHL_EPARSE,
-                             "truncated fragment of " TAGF " at offset %llu: %u bytes declared, "
-                             "%llu left",
-                             TAGA(el->tag), OFF(item_at), len, OFF(got));
+                return truncated_item(r, "fragment", el->tag, item_at, len, got);
         }
         first = false;
     }
@@ -758,10 +762,7 @@ static int read_sequence(struct reader *r, unsigned depth, struct ahl_dcm_elem *
         if (len != AHL_DCM_UNDEFINED_LENGTH) {
             uint64_t left = src_left(&r->s);
             if (left != UNKNOWN_SIZE && len > left)
-                return failf(r, AHL_EPARSE,
-                             "truncated item of " TAGF " at offset %llu: %u bytes declared, %llu "
-                             "left",
-                             TAGA(el->tag), OFF(item_at), len, OFF(left));
+                return truncated_item(r, "item", el->tag, item_at, len, left);
             if (!undefined && len > end - r->s.pos)
                 return failf(r, AHL_EPARSE,
                              "item at offset %llu (%u bytes) runs past the end of sequence " TAGF
