@@ -84,20 +84,28 @@ struct decode_row {
     const char *expect; /* exact message, or a substring when prefixed with '~' */
 };
 
+/* Decodes one request of operation op sent with the operation's own method; body, when given, is
+ * NUL-terminated. */
+static int decode_request(enum ahl_op_id op, const char *path, const char *query, const char *body,
+                          json_t **in, struct ahl_err *err)
+{
+    struct ahl_api_http http = {
+        .method = ahl_model_ops[op].method,
+        .path = path,
+        .query = query,
+        .body = body,
+        .body_len = body ? strlen(body) : 0,
+    };
+    ahl_err_clear(err);
+    return ahl_api_decode(op, &http, in, err);
+}
+
 static void run_decode_rows(const struct decode_row *rows, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        struct ahl_api_http http = {
-            .method = ahl_model_ops[rows[i].op].method,
-            .path = rows[i].path,
-            .query = rows[i].query,
-            .body = rows[i].body,
-            .body_len = rows[i].body ? strlen(rows[i].body) : 0,
-        };
         json_t *in = NULL;
         struct ahl_err err;
-        ahl_err_clear(&err);
-        int rc = ahl_api_decode(rows[i].op, &http, &in, &err);
+        int rc = decode_request(rows[i].op, rows[i].path, rows[i].query, rows[i].body, &in, &err);
         if (rc != rows[i].rc)
             fail_msg("row %zu: rc %d, want %d (%s)", i, rc, rows[i].rc, err.msg);
         if (rc == 0) {
@@ -414,17 +422,11 @@ static void test_messages_are_utf8(void **state)
         {AHL_OP_ListDatastores, "/datastore", "nextToken=%ED%A0%80", NULL, "valid UTF-8"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
-        struct ahl_api_http http = {
-            .method = ahl_model_ops[rows[i].op].method,
-            .path = rows[i].path,
-            .query = rows[i].query,
-            .body = rows[i].body,
-            .body_len = rows[i].body ? strlen(rows[i].body) : 0,
-        };
         json_t *in = NULL;
         struct ahl_err err;
-        ahl_err_clear(&err);
-        assert_int_equal(ahl_api_decode(rows[i].op, &http, &in, &err), AHL_EPARSE);
+        assert_int_equal(
+            decode_request(rows[i].op, rows[i].path, rows[i].query, rows[i].body, &in, &err),
+            AHL_EPARSE);
         if (!ahl_utf8_valid(err.msg, strlen(err.msg)))
             fail_msg("row %zu: message is not UTF-8: %s", i, err.msg);
         if (!strstr(err.msg, rows[i].expect))
