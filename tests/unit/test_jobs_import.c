@@ -29,6 +29,8 @@
 #include "meta/meta.h"
 #include "store/store.h"
 
+#include "jobs_fixture.h"
+
 #define CORPUS "/usr/lib/python3/dist-packages/pydicom/data/test_files/"
 
 /* ---- a tiny Part-10 writer (explicit VR little endian) --------------------------------------- */
@@ -254,35 +256,15 @@ struct fx {
     char ds[AHL_ID_LEN + 1];
 };
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    struct ahl_store_tx *tx;
-    struct ahl_datastore_rec d;
     struct ahl_err err;
     snprintf(f->dir, sizeof f->dir, "/tmp/ahl-import-test-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->frames, sizeof f->frames, "%s/frames", f->dir);
     snprintf(f->file, sizeof f->file, "%s/in.dcm", f->dir);
-    assert_int_equal(ahl_store_open_sqlite(f->dir, 4, &f->store), 0);
-    assert_int_equal(ahl_meta_open(f->store, NULL, &f->m), 0);
-    memset(&d, 0, sizeof d);
-    snprintf(d.id, sizeof d.id, "%032x", 5);
-    snprintf(d.name, sizeof d.name, "t");
-    snprintf(d.status, sizeof d.status, "ACTIVE");
-    d.created_at_ms = d.updated_at_ms = ahl_now_ms();
-    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
-    assert_int_equal(ahl_store_datastore_put(tx, &d, true), 0);
-    assert_int_equal(ahl_store_commit(tx), 0);
-    memcpy(f->ds, d.id, sizeof f->ds);
+    jobs_fx_open(f->dir, 5, &f->store, &f->m, f->ds);
     struct ahl_import_opts o = {.frames_root = f->frames, .lock_dir = f->dir, .tmp_dir = f->dir};
     assert_int_equal(ahl_importer_open(f->m, f->ds, &o, &f->im, &err), 0);
     *state = f;
@@ -295,7 +277,7 @@ static int teardown(void **state)
     ahl_importer_close(f->im);
     ahl_meta_close(f->m);
     ahl_store_close(f->store);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    jobs_fx_rmtree(f->dir);
     free(f);
     return 0;
 }

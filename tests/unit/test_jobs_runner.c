@@ -23,6 +23,8 @@
 #include "meta/meta.h"
 #include "store/store.h"
 
+#include "jobs_fixture.h"
+
 #define CORPUS "/usr/lib/python3/dist-packages/pydicom/data/test_files/"
 
 struct fx {
@@ -31,14 +33,6 @@ struct fx {
     struct ahl_meta *m;
     char ds[AHL_ID_LEN + 1];
 };
-
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
 
 static void copy_file(const char *from, const char *to)
 {
@@ -56,8 +50,6 @@ static void copy_file(const char *from, const char *to)
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    struct ahl_store_tx *tx;
-    struct ahl_datastore_rec d;
     char p[256];
     snprintf(f->dir, sizeof f->dir, "/tmp/ahl-runner-test-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
@@ -75,17 +67,7 @@ static int setup(void **state)
     copy_file(CORPUS "CT_small.dcm", p);
     snprintf(p, sizeof p, "%s/in-bucket/x/bad.txt", f->root);
     copy_file(CORPUS "README.txt", p);
-    assert_int_equal(ahl_store_open_sqlite(f->data, 4, &f->store), 0);
-    assert_int_equal(ahl_meta_open(f->store, NULL, &f->m), 0);
-    memset(&d, 0, sizeof d);
-    snprintf(d.id, sizeof d.id, "%032x", 9);
-    snprintf(d.name, sizeof d.name, "t");
-    snprintf(d.status, sizeof d.status, "ACTIVE");
-    d.created_at_ms = d.updated_at_ms = ahl_now_ms();
-    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
-    assert_int_equal(ahl_store_datastore_put(tx, &d, true), 0);
-    assert_int_equal(ahl_store_commit(tx), 0);
-    memcpy(f->ds, d.id, sizeof f->ds);
+    jobs_fx_open(f->data, 9, &f->store, &f->m, f->ds);
     *state = f;
     return 0;
 }
@@ -95,7 +77,7 @@ static int teardown(void **state)
     struct fx *f = *state;
     ahl_meta_close(f->m);
     ahl_store_close(f->store);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    jobs_fx_rmtree(f->dir);
     free(f);
     return 0;
 }
