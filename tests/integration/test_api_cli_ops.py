@@ -283,7 +283,9 @@ class CliOps(unittest.TestCase):
         for crit in (
                 {'filters': [{'values': [{'DICOMPatientId': 'a'}, {'DICOMPatientId': 'b'}],
                               'operator': 'EQUAL'}]},
-                {'filters': [{'values': [{'DICOMStudyDate': 'x'}], 'operator': 'BETWEEN'}]},
+                {'filters': [{'values': [{'DICOMStudyDateAndTime': {'DICOMStudyDate': '2004'}},
+                                         {'DICOMStudyDateAndTime': {'DICOMStudyDate': '2005'}}],
+                              'operator': 'BETWEEN'}]},
                 {'sort': {'sortField': 'nothing', 'sortOrder': 'ASC'}}):
             p = aws('search-image-sets', '--datastore-id', DS, '--search-criteria',
                     json.dumps(crit), ok=False)

@@ -177,7 +177,7 @@ test('update and search errors change nothing', async () => {
 
   for (const searchCriteria of [
     { filters: [{ values: [{ DICOMPatientId: 'a' }, { DICOMPatientId: 'b' }], operator: 'EQUAL' }] },
-    { filters: [{ values: [{ DICOMStudyDate: 'x' }], operator: 'BETWEEN' }] },
+    { filters: [{ values: [{ DICOMStudyDateAndTime: { DICOMStudyDate: '2004' } }, { DICOMStudyDateAndTime: { DICOMStudyDate: '2005' } }], operator: 'BETWEEN' }] },
     { sort: { sortField: 'nothing', sortOrder: 'ASC' } },
   ]) {
     await rejectsWith(mi.send(new SearchImageSetsCommand({ datastoreId: ds, searchCriteria })), 'ValidationException', 400);
