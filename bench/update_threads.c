@@ -11,7 +11,6 @@
  * usage: update_threads DATA_DIR [THREADS] [SECONDS]   (DATA_DIR must not exist yet)
  * Built and run by bench/update_threads.sh. */
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,8 +83,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: update_threads DATA_DIR [THREADS] [SECONDS]\n");
         return 2;
     }
-    int nt = argc > 2 ? atoi(argv[2]) : 8;
-    double secs = argc > 3 ? atof(argv[3]) : 3;
+    int nt = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 8;
+    double secs = argc > 3 ? strtod(argv[3], NULL) : 3;
     if (nt < 1 || nt > MAX_THREADS || secs <= 0) {
         fprintf(stderr, "update_threads: THREADS 1..%d, SECONDS > 0\n", MAX_THREADS);
         return 2;

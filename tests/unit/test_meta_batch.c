@@ -3,8 +3,8 @@
  * test holds a write transaction open, lines up seven updates behind it (the store reports how
  * many writers wait), then commits. In the batch: two valid updates of their own sets, a stale
  * latestVersionId (ConflictException) and an update naming a series the set lacks
- * (ValidationException) on a third set, two updates racing on one set with the same latestVersionId (exactly
- * one winner), and an update of a LOCKED set (ConflictException). Afterwards: one COMMIT
+ * (ValidationException) on a third set, two updates racing on one set with the same latestVersionId
+ * (exactly one winner), and an update of a LOCKED set (ConflictException). Afterwards: one COMMIT
  * carried the batch, the winners' versions hold their changes, the failures changed nothing,
  * every error message is the one a lone update gets, and the check finds no damage. */
 #include <pthread.h>
