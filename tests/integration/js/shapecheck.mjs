@@ -2,11 +2,14 @@
 // required body members present, strings within the model's enums, patterns and lengths, numbers
 // as numbers, timestamps as Date objects (what the SDK makes of epoch seconds). Streaming blobs
 // are checked by the tests themselves. The model is the reference copy next to the source tree
-// ($AHILITE_SRC/../shared/reference/models/...).
+// ($AHILITE_SRC/../shared/reference/models/...), else the one botocore ships (the same model) in the
+// Python the suites use ($AHILITE_PYTHON).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 
 const REL = join('shared', 'reference', 'models', 'medical-imaging', '2023-07-19', 'service-2.json');
 
@@ -16,6 +19,18 @@ function loadModel() {
   if (process.env.AHILITE_SRC) cands.push(join(process.env.AHILITE_SRC, '..', REL));
   cands.push(join(here, '..', '..', '..', '..', REL));
   for (const c of cands) if (existsSync(c)) return JSON.parse(readFileSync(c, 'utf8'));
+  for (const py of [process.env.AHILITE_PYTHON, 'python3', '/usr/bin/python3']) {
+    if (!py) continue;
+    let dir;
+    try {
+      dir = execFileSync(py, ['-c', 'import botocore, os; print(os.path.dirname(botocore.__file__))'],
+                         { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch { continue; }
+    const base = join(dir, 'data', 'medical-imaging', '2023-07-19', 'service-2.json');
+    cands.push(base + '[.gz]');
+    if (existsSync(base)) return JSON.parse(readFileSync(base, 'utf8'));
+    if (existsSync(base + '.gz')) return JSON.parse(gunzipSync(readFileSync(base + '.gz')).toString('utf8'));
+  }
   throw new Error(`service model not found in ${cands.join(', ')}`);
 }
 
