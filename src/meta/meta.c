@@ -69,6 +69,20 @@ static void info_new(struct ahl_meta_info *out, const struct ahl_imageset_rec *s
     out->ver.created_at_ms = out->ver.updated_at_ms = set->updated_at_ms;
 }
 
+/* Writes a new version of set from the imported document doc (root already built in b), indexes
+ * doc's frames and commits: the common end of creating a set and importing into one. */
+static int commit_imported(struct ahl_meta *m, struct ahl_store_tx **tx, struct ahl__batch *b,
+                           struct ahl_imageset_rec *set, uint64_t expected, const uint8_t *root,
+                           const char *workflow, const json_t *doc, struct ahl_err *err)
+{
+    int rc = ahl__version_commit(m, *tx, b, set, expected, root, false, workflow, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = ahl__frames_index_doc(*tx, set->id, doc)) < 0)
+        return ahl__store_fail(err, rc, "indexing frames");
+    return ahl__commit_publish(tx, b, err);
+}
+
 int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const json_t *doc,
                              const struct ahl_meta_create_opts *opts, struct ahl_meta_info *out,
                              struct ahl_err *err)
@@ -106,14 +120,7 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
     if ((rc = datastore_active(tx, datastore_id, err)) < 0)
         goto out;
     const char *wf = opts && opts->workflow_status ? opts->workflow_status : "CREATED";
-    if ((rc = ahl__version_commit(m, tx, &b, &set, 0, root, false, wf, err)) < 0)
-        goto out;
-    if ((rc = ahl__frames_index_doc(tx, set.id, doc)) < 0) {
-        rc = ahl__store_fail(err, rc, "indexing frames");
-        goto out;
-    }
-    rc = ahl__commit_publish(&tx, &b, err);
-    if (rc < 0)
+    if ((rc = commit_imported(m, &tx, &b, &set, 0, root, wf, doc, err)) < 0)
         goto out;
     info_new(out, &set, root);
 out:
@@ -272,14 +279,7 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
     uint64_t expected = set.latest_version;
     set.latest_version++;
     set.updated_at_ms = ahl_now_ms();
-    if ((rc = ahl__version_commit(m, tx, &b, &set, expected, root, false, "IMPORTED", err)) < 0)
-        goto out;
-    if ((rc = ahl__frames_index_doc(tx, set.id, doc)) < 0) {
-        rc = ahl__store_fail(err, rc, "indexing frames");
-        goto out;
-    }
-    rc = ahl__commit_publish(&tx, &b, err);
-    if (rc < 0)
+    if ((rc = commit_imported(m, &tx, &b, &set, expected, root, "IMPORTED", doc, err)) < 0)
         goto out;
     info_new(out, &set, root);
 out:
