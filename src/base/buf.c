@@ -118,3 +118,14 @@ void ahl_buf_release(struct ahl_buf *b)
         free(b->data);
     ahl_buf_init(b, b->max);
 }
+
+void *ahl_array_grow(void *v, size_t *cap, size_t elem, size_t first)
+{
+    size_t ncap = *cap ? *cap * 2 : first;
+    if (ncap < *cap || ncap > ((size_t)-1) / elem)
+        return NULL;
+    void *nv = realloc(v, ncap * elem);
+    if (nv)
+        *cap = ncap;
+    return nv;
+}

@@ -47,4 +47,16 @@ char *ahl_buf_detach(struct ahl_buf *b, size_t *len);
 /* Frees the contents; the buffer is re-initialised and may be used again. */
 void ahl_buf_release(struct ahl_buf *b);
 
+/* Growable arrays: when an array of *cap elements of elem bytes is full, returns it reallocated
+ * to twice the capacity (first elements the first time) and updates *cap; returns NULL when out of
+ * memory or when the size would overflow, leaving the array and *cap as they were.
+ *
+ *     if (s->n == s->cap) {
+ *         struct rec *v = ahl_array_grow(s->v, &s->cap, sizeof *v, 16);
+ *         if (!v) return AHL_ENOMEM;
+ *         s->v = v;
+ *     }
+ */
+void *ahl_array_grow(void *v, size_t *cap, size_t elem, size_t first);
+
 #endif /* AHL_BASE_BUF_H */

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/codec.h"
 #include "jobs/import.h"
@@ -78,12 +79,10 @@ static int add_file(struct run *r, const char *path, uint64_t size, enum file_st
         return -1;
     }
     if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 256;
-        struct file *v = realloc(r->files, cap * sizeof *v);
+        struct file *v = ahl_array_grow(r->files, &r->cap, sizeof *v, 256);
         if (!v)
             return -1;
         r->files = v;
-        r->cap = cap;
     }
     struct file *f = &r->files[r->n];
     memset(f, 0, sizeof *f);

@@ -132,14 +132,12 @@ static int collect_job(void *ctx, const struct ahl_job_rec *rec)
 {
     struct job_scan *s = ctx;
     if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        if (cap > RUNNER_MAX_PENDING)
+        if ((s->cap ? s->cap * 2 : 16) > RUNNER_MAX_PENDING)
             return 1;
-        struct ahl_job_rec *v = realloc(s->v, cap * sizeof *v);
+        struct ahl_job_rec *v = ahl_array_grow(s->v, &s->cap, sizeof *v, 16);
         if (!v)
             return AHL_ENOMEM;
         s->v = v;
-        s->cap = cap;
     }
     s->v[s->n++] = *rec;
     return 0;
@@ -154,12 +152,10 @@ static int collect_ds(void *ctx, const struct ahl_datastore_rec *rec)
 {
     struct ds_scan *s = ctx;
     if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        char(*v)[AHL_ID_LEN + 1] = realloc(s->ids, cap * sizeof *v);
+        char(*v)[AHL_ID_LEN + 1] = ahl_array_grow(s->ids, &s->cap, sizeof *v, 16);
         if (!v)
             return AHL_ENOMEM;
         s->ids = v;
-        s->cap = cap;
     }
     memcpy(s->ids[s->n++], rec->id, AHL_ID_LEN + 1);
     return 0;
@@ -239,12 +235,10 @@ static int on_object(void *ctx, const struct ahl_object_info *o)
     if (j->n == RUNNER_MAX_OBJECTS)
         return AHL_ETOOBIG;
     if (j->n == j->cap) {
-        size_t cap = j->cap ? j->cap * 2 : 64;
-        struct obj *v = realloc(j->objs, cap * sizeof *v);
+        struct obj *v = ahl_array_grow(j->objs, &j->cap, sizeof *v, 64);
         if (!v)
             return AHL_ENOMEM;
         j->objs = v;
-        j->cap = cap;
     }
     struct obj *ob = &j->objs[j->n];
     memset(ob, 0, sizeof *ob);

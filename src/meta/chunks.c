@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/codec.h"
 #include "base/log.h"
 #include "json/json.h"
@@ -391,14 +392,12 @@ const struct ahl_chunk *ahl__batch_find(const struct ahl__batch *b, const uint8_
 static int batch_push(struct ahl__batch *b, const struct ahl_chunk *c, void *bytes)
 {
     if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 16;
-        struct ahl__newchunk *v = realloc(b->v, cap * sizeof *v);
+        struct ahl__newchunk *v = ahl_array_grow(b->v, &b->cap, sizeof *v, 16);
         if (!v) {
             free(bytes);
             return AHL_ENOMEM;
         }
         b->v = v;
-        b->cap = cap;
     }
     if ((b->n + 1) * 2 > b->icap) {
         size_t icap = b->icap ? b->icap * 2 : 64;

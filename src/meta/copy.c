@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/codec.h"
 #include "base/banned.h"
@@ -39,12 +40,10 @@ static void inst_list_free(struct inst_list *l)
 static int inst_push(struct inst_list *l, const char *key, size_t keylen, const uint8_t *h)
 {
     if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        struct inst *v = realloc(l->v, cap * sizeof *v);
+        struct inst *v = ahl_array_grow(l->v, &l->cap, sizeof *v, 64);
         if (!v)
             return AHL_ENOMEM;
         l->v = v;
-        l->cap = cap;
     }
     if (!(l->v[l->n].key = malloc(keylen + 1)))
         return AHL_ENOMEM;

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "meta/updates.h"
 #include "base/banned.h"
@@ -395,12 +396,10 @@ static int collect_set(void *ctx, const struct ahl_imageset_rec *rec)
     if (!strcmp(rec->id, s->skip))
         return 0;
     if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 4;
-        struct ahl_imageset_rec *v = realloc(s->v, cap * sizeof *v);
+        struct ahl_imageset_rec *v = ahl_array_grow(s->v, &s->cap, sizeof *v, 4);
         if (!v)
             return AHL_ENOMEM;
         s->v = v;
-        s->cap = cap;
     }
     s->v[s->n++] = *rec;
     return 0;

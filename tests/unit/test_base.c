@@ -108,6 +108,25 @@ static void test_random_id_shape(void **state)
     assert_string_not_equal(a, b);
 }
 
+static void test_array_grow(void **state)
+{
+    (void)state;
+    size_t cap = 0;
+    int *v = ahl_array_grow(NULL, &cap, sizeof *v, 4);
+    assert_non_null(v);
+    assert_int_equal(cap, 4);
+    for (int i = 0; i < 4; i++)
+        v[i] = i;
+    int *w = ahl_array_grow(v, &cap, sizeof *w, 4);
+    assert_non_null(w);
+    assert_int_equal(cap, 8);
+    assert_int_equal(w[3], 3);
+    size_t huge = ((size_t)-1) / 8;
+    assert_null(ahl_array_grow(w, &huge, 16, 4));
+    assert_int_equal(huge, ((size_t)-1) / 8);
+    free(w);
+}
+
 static void test_err_fail(void **state)
 {
     (void)state;
@@ -126,7 +145,7 @@ int main(void)
         cmocka_unit_test(test_buf_cap_keeps_contents), cmocka_unit_test(test_buf_addf_long),
         cmocka_unit_test(test_base64_table),           cmocka_unit_test(test_base64_rejects),
         cmocka_unit_test(test_sha256_and_hex),         cmocka_unit_test(test_random_id_shape),
-        cmocka_unit_test(test_err_fail),
+        cmocka_unit_test(test_err_fail),               cmocka_unit_test(test_array_grow),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }
