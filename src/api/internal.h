@@ -53,6 +53,7 @@ struct ahl_api_resp {
     int fd;                       /* >= 0: stream this file (fd_size bytes) instead of raw */
     uint64_t fd_size;
     int fd_is_pipe; /* fd is a pipe of unknown length (sent chunked) */
+    const char *accept; /* the request's Accept header, or NULL (set by the server) */
 };
 
 typedef int (*ahl_api_op_fn)(struct ahl_api_service *svc, const json_t *in,

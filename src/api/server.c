@@ -263,6 +263,7 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
     }
 
     /* 3. The operation. */
+    resp.accept = codec_header(conn, MHD_HTTP_HEADER_ACCEPT);
     resp.json = json_object();
     if (!resp.json) {
         ahl_fail(&err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
