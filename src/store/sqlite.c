@@ -17,7 +17,8 @@
  *   - commit: RELEASE its savepoint (the first one: nothing); its writes now belong to the
  *     batch.
  * Then, if another thread is waiting to begin a write transaction (and fewer than BATCH_MAX
- * transactions have ended in the batch), the open transaction is handed on: the write lock
+ * transactions have ended in the batch, and no TRUNCATE checkpoint waits for the write lock, see
+ * "Checkpoints"), the open transaction is handed on: the write lock
  * is released without COMMIT and a committing thread sleeps until the batch's COMMIT. Otherwise
  * the thread COMMITs the batch itself and wakes every member with the COMMIT's result.
  * Invariants:
@@ -35,8 +36,16 @@
  * Checkpoints: SQLite's automatic checkpoint runs inside the commit that crosses the threshold,
  * which makes that one commit ~100x slower than the others (copying pages and fsyncing). The
  * writer's automatic checkpoint is turned off; its WAL hook wakes a checkpointer thread with its
- * own connection once the WAL holds CKPT_FRAMES frames, and that thread runs PASSIVE checkpoints,
- * which never block writers or readers.
+ * own connection after every CKPT_FRAMES new frames, and that thread runs a PASSIVE checkpoint,
+ * which never blocks writers or readers. A passive checkpoint copies back only the frames that no
+ * reader still needs, and the WAL starts over from its beginning only when a writer finds every
+ * frame copied back and no reader inside the WAL; readers that keep overlapping one another never
+ * leave that moment, and the WAL then grows without end. So when a passive checkpoint leaves
+ * frames behind, or the WAL grows past WAL_MAX_FRAMES anyway, the checkpointer escalates to a
+ * TRUNCATE checkpoint: it takes the write lock (see ckpt_truncate: no write transaction of this
+ * process is open then), waits at most CKPT_WAIT_MS for the readers that began before it, copies
+ * everything back and truncates the WAL to zero bytes. Writers wait for that, readers do not.
+ * A TRUNCATE that times out is retried after CKPT_RETRY_FRAMES more frames, not at once.
  *
  * Schema: versioned with PRAGMA user_version; migrate() applies every step above the stored
  * version in one transaction. Adding a step means appending to `migrations`.
@@ -318,6 +327,20 @@ struct sq_tx {
  * update benchmark; 10,000: ~148-159 us). */
 #define CKPT_FRAMES 10000
 
+/* The WAL's size bound (~46 MB of 4 KB frames, under journal_size_limit's 64 MB): past it the
+ * checkpointer runs a TRUNCATE checkpoint. It leaves room for the frames written while a passive
+ * checkpoint started at CKPT_FRAMES runs and the writer restarts the WAL after it. */
+#define WAL_MAX_FRAMES (CKPT_FRAMES + CKPT_FRAMES / 8)
+
+/* How long a TRUNCATE checkpoint waits for readers (and another process's writer) before giving
+ * up; new writers of this process wait as long. Read transactions are short (no request keeps
+ * one open while it waits on its client), so this is rarely spent. */
+#define CKPT_WAIT_MS 500
+
+/* After a TRUNCATE checkpoint timed out, the frames written before it is tried again, so that a
+ * long reader costs writers one wait per ~4 MB of WAL, not one per commit. */
+#define CKPT_RETRY_FRAMES 1000
+
 /* Group commit bound: a batch is committed once this many write transactions have ended in it,
  * even with writers waiting, so a member waits for at most BATCH_MAX - 1 others. The environment
  * variable AHL_SQLITE_BATCH_MAX (1..BATCH_MAX, read at open) lowers it, e.g. to 1 to measure
@@ -336,7 +359,9 @@ struct sq_store {
     /* checkpointer */
     pthread_t ckpt_thread;
     bool ckpt_running, ckpt_wanted, ckpt_stop;
-    int ckpt_log; /* WAL frames when the last checkpoint ran (0 after the WAL restarted) */
+    bool truncate_wanted; /* the WAL is past WAL_MAX_FRAMES */
+    bool ckpt_pending;    /* a TRUNCATE waits for the write lock: batches are not handed on */
+    int ckpt_log;         /* WAL frames when the last checkpoint ran (0 after the WAL restarted) */
     pthread_mutex_t ckpt_lock;
     pthread_cond_t ckpt_cond;
     struct sq_conn *ckpt_conn;
@@ -513,8 +538,42 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
         q->ckpt_wanted = true;
         pthread_cond_signal(&q->ckpt_cond);
     }
+    if (frames >= WAL_MAX_FRAMES && frames - q->ckpt_log >= CKPT_RETRY_FRAMES) {
+        q->truncate_wanted = true;
+        pthread_cond_signal(&q->ckpt_cond);
+    }
     pthread_mutex_unlock(&q->ckpt_lock);
     return SQLITE_OK;
+}
+
+/* Runs a TRUNCATE checkpoint holding the write lock, so that no write transaction of this process
+ * is open meanwhile and the checkpoint waits only for readers (the batch open when it asks is
+ * committed, not handed on: see write_end). The checkpoint connection's busy timeout
+ * (CKPT_WAIT_MS) bounds the wait. Returns SQLite's result; *nlog receives the WAL frames left. */
+static int ckpt_truncate(struct sq_store *q, int *nlog)
+{
+    pthread_mutex_lock(&q->write_lock);
+    pthread_mutex_lock(&q->batch_lock);
+    q->ckpt_pending = true;
+    while (q->batch_open) {
+        /* A batch was handed to a waiting writer, who will now commit it and wake us. */
+        pthread_mutex_unlock(&q->write_lock);
+        pthread_cond_wait(&q->batch_cond, &q->batch_lock);
+        pthread_mutex_unlock(&q->batch_lock);
+        pthread_mutex_lock(&q->write_lock);
+        pthread_mutex_lock(&q->batch_lock);
+    }
+    q->ckpt_pending = false;
+    pthread_mutex_unlock(&q->batch_lock);
+    int ckpt = 0;
+    int rc =
+        sqlite3_wal_checkpoint_v2(q->ckpt_conn->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, nlog, &ckpt);
+    pthread_mutex_unlock(&q->write_lock);
+    if (rc == SQLITE_BUSY)
+        ahl_warn("sqlite: the WAL holds %d frames and readers kept it from being truncated for "
+                 "%d ms; retrying later",
+                 *nlog, CKPT_WAIT_MS);
+    return rc;
 }
 
 static void *checkpointer(void *arg)
@@ -522,19 +581,27 @@ static void *checkpointer(void *arg)
     struct sq_store *q = arg;
     pthread_mutex_lock(&q->ckpt_lock);
     while (!q->ckpt_stop) {
-        if (!q->ckpt_wanted) {
+        if (!q->ckpt_wanted && !q->truncate_wanted) {
             pthread_cond_wait(&q->ckpt_cond, &q->ckpt_lock);
             continue;
         }
-        q->ckpt_wanted = false;
+        bool truncate = q->truncate_wanted;
+        q->ckpt_wanted = q->truncate_wanted = false;
         pthread_mutex_unlock(&q->ckpt_lock);
-        int nlog = 0;
-        int rc = sqlite3_wal_checkpoint_v2(q->ckpt_conn->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog,
-                                           NULL);
+        int nlog = 0, ckpt = 0, rc = SQLITE_OK;
+        if (!truncate) {
+            rc = sqlite3_wal_checkpoint_v2(q->ckpt_conn->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog,
+                                           &ckpt);
+            /* Frames a reader still needed were left behind: the WAL cannot start over until a
+             * checkpoint waits for those readers. */
+            truncate = rc == SQLITE_OK && ckpt < nlog;
+        }
+        if (truncate)
+            rc = ckpt_truncate(q, &nlog);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             ahl_warn("sqlite: checkpoint: %s", sqlite3_errmsg(q->ckpt_conn->db));
         pthread_mutex_lock(&q->ckpt_lock);
-        if (rc == SQLITE_OK && nlog > 0)
+        if (nlog >= 0)
             q->ckpt_log = nlog;
     }
     pthread_mutex_unlock(&q->ckpt_lock);
@@ -596,7 +663,7 @@ static int write_end(struct sq_tx *tx, bool commit, int rc)
     bool ended = sqlite3_get_autocommit(db);
     pthread_mutex_lock(&q->batch_lock);
     q->batch_txs++;
-    if (!ended && q->write_waiting > 0 && q->batch_txs < q->batch_max) {
+    if (!ended && q->write_waiting > 0 && q->batch_txs < q->batch_max && !q->ckpt_pending) {
         /* Hand the open transaction to the next writer. */
         if (commit) {
             struct sq_waiter w = {q->members, 0, false};
@@ -1792,6 +1859,7 @@ int ahl_store_open_sqlite(const char *data_dir, unsigned max_readers, struct ahl
         goto out;
     if ((rc = conn_open(q->path, &q->ckpt_conn)) < 0)
         goto out;
+    sqlite3_busy_timeout(q->ckpt_conn->db, CKPT_WAIT_MS);
     if (pthread_create(&q->ckpt_thread, NULL, checkpointer, q) == 0) {
         q->ckpt_running = true;
         sqlite3_wal_autocheckpoint(q->writer->db, 0);
