@@ -38,11 +38,6 @@ struct ahl_api_service {
      * no runner is attached (the job then stays SUBMITTED). */
     void (*job_submitted)(void *ctx, const struct ahl_job_rec *job);
     void *job_ctx;
-    /* Streaming producers (GetImageSetMetadata) still running; the server waits for zero before
-     * the engine may be closed. */
-    pthread_mutex_t producers_lock;
-    pthread_cond_t producers_done;
-    unsigned producers;
 };
 
 struct ahl_api_resp {
@@ -52,7 +47,6 @@ struct ahl_api_resp {
     const char *content_encoding; /* for raw bodies, or NULL; static */
     int fd;                       /* >= 0: stream this file (fd_size bytes) instead of raw */
     uint64_t fd_size;
-    int fd_is_pipe; /* fd is a pipe of unknown length (sent chunked) */
     const char *accept; /* the request's Accept header, or NULL (set by the server) */
 };
 

@@ -30,8 +30,6 @@ int ahl_api_invoke(struct ahl_meta *meta, const char *method, const char *path, 
     svc.store = ahl_meta_store(meta);
     memcpy(svc.region, "us-east-1", sizeof "us-east-1");
     memcpy(svc.account_id, "000000000000", sizeof "000000000000");
-    pthread_mutex_init(&svc.producers_lock, NULL);
-    pthread_cond_init(&svc.producers_done, NULL);
     ahl_buf_init(&resp.raw, AHL_BUF_UNLIMITED);
     if ((rc = ahl_api_route(method, path, &op, err)) < 0 ||
         (rc = ahl_api_decode(op, &http, &in, err)) < 0)
@@ -62,13 +60,5 @@ out:
     json_decref(in);
     json_decref(resp.json);
     ahl_buf_release(&resp.raw);
-    /* A streaming producer (GetImageSetMetadata) may still run: wait for it, as the server does
-     * before the engine closes. */
-    pthread_mutex_lock(&svc.producers_lock);
-    while (svc.producers)
-        pthread_cond_wait(&svc.producers_done, &svc.producers_lock);
-    pthread_mutex_unlock(&svc.producers_lock);
-    pthread_mutex_destroy(&svc.producers_lock);
-    pthread_cond_destroy(&svc.producers_done);
     return rc;
 }

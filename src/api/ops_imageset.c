@@ -9,14 +9,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/codec.h"
+#include "base/fileio.h"
 #include "base/log.h"
 #include "base/banned.h"
 
@@ -74,101 +73,80 @@ int ahl__op_GetImageSet(struct ahl_api_service *svc, const json_t *in, struct ah
     return rc ? NOMEM(err) : 0;
 }
 
-/* GetImageSetMetadata streams: a producer thread runs the engine's gzip assembly into a pipe
- * whose read end the server hands to libmicrohttpd, so a 100 MB document never sits in memory.
- * Errors that can be answered properly (unknown set or version) are found before the pipe is made;
- * a failure mid-stream closes the pipe early and the client sees a truncated gzip member. */
-struct producer {
-    struct ahl_api_service *svc;
-    char datastore_id[AHL_ID_LEN + 1];
-    char imageset_id[AHL_ID_LEN + 1];
-    uint64_t version;
+/* GetImageSetMetadata: the engine assembles the gzip document inside one short read transaction
+ * (a consistent snapshot of the version), into a spool; the transaction ends before the first
+ * byte is sent. A client that reads slowly, or not at all, then holds only its own connection and
+ * the spool, never a database reader: sending runs on libmicrohttpd's event loop, from memory or,
+ * past SPOOL_MEMORY bytes, from an unlinked temporary file in DATA_DIR/tmp (sent with sendfile).
+ * Assembly copies stored deflate segments, so even a 100 MB document is spooled in tens of
+ * milliseconds. */
+#define SPOOL_MEMORY ((size_t)64 << 10)
+
+struct spool {
+    struct ahl_buf *mem;
+    const char *dir;
     int fd;
+    uint64_t size;
+    int write_errno; /* why the spool file could not be written, or 0 */
 };
 
-static int write_all(void *ctx, const void *p, size_t n)
+static int spool_write(void *ctx, const void *p, size_t n)
 {
-    const struct producer *pr = ctx;
+    struct spool *sp = ctx;
     const char *c = p;
-    while (n) {
-        ssize_t w = write(pr->fd, c, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return AHL_EIO; /* the client went away (EPIPE): stop quietly */
-        c += w;
-        n -= (size_t)w;
+    if (sp->fd < 0 && sp->mem->len + n <= SPOOL_MEMORY)
+        return ahl_buf_add(sp->mem, p, n);
+    if (sp->fd < 0) {
+        /* Too big to keep in memory for as long as a slow client takes: move to a file. */
+        char path[1100];
+        snprintf(path, sizeof path, "%s/ahl-meta-XXXXXX", sp->dir);
+        if ((sp->fd = mkstemp(path)) < 0)
+            goto fail;
+        unlink(path);
+        if (ahl_write_all(sp->fd, sp->mem->data, sp->mem->len) < 0)
+            goto fail;
+        sp->size = sp->mem->len;
+        ahl_buf_reset(sp->mem);
     }
+    if (ahl_write_all(sp->fd, c, n) < 0)
+        goto fail;
+    sp->size += n;
     return 0;
-}
-
-static void *produce(void *arg)
-{
-    struct producer *pr = arg;
-    struct ahl_api_service *svc = pr->svc;
-    struct ahl_err err;
-    sigset_t pipe_only;
-    /* A reader that hung up must make write() fail with EPIPE, not kill the process. */
-    sigemptyset(&pipe_only);
-    sigaddset(&pipe_only, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_only, NULL);
-    int rc = ahl_meta_metadata_gzip(svc->meta, pr->datastore_id, pr->imageset_id, pr->version,
-                                    write_all, pr, &err);
-    if (rc < 0 && rc != AHL_EIO)
-        ahl_error("GetImageSetMetadata %s: stream cut short: %s", pr->imageset_id, err.msg);
-    close(pr->fd);
-    free(pr);
-    pthread_mutex_lock(&svc->producers_lock);
-    if (--svc->producers == 0)
-        pthread_cond_broadcast(&svc->producers_done);
-    pthread_mutex_unlock(&svc->producers_lock);
-    return NULL;
+fail:
+    sp->write_errno = errno;
+    return AHL_EIO;
 }
 
 int ahl__op_GetImageSetMetadata(struct ahl_api_service *svc, const json_t *in,
                                 struct ahl_api_resp *resp, struct ahl_err *err)
 {
-    struct ahl_meta_info info;
     const char *ds = ahl_api_str(in, "datastoreId"), *id = ahl_api_str(in, "imageSetId");
+    char dir[1100];
     uint64_t version;
-    int fds[2], rc;
-    pthread_t t;
-    pthread_attr_t attr;
+    int rc;
 
     if ((rc = optional_version(in, &version, err)) < 0)
         return rc;
-    if ((rc = ahl_meta_imageset_get(svc->meta, ds, id, version, &info, err)) < 0)
+    snprintf(dir, sizeof dir, "%s/tmp", svc->data_dir[0] ? svc->data_dir : ".");
+    struct spool sp = {.mem = &resp->raw, .dir = svc->data_dir[0] ? dir : "/tmp", .fd = -1};
+    rc = ahl_meta_metadata_gzip(svc->meta, ds, id, version, spool_write, &sp, err);
+    if (rc < 0 && sp.write_errno)
+        rc = ahl_fail(err, rc, AHL_AWS_INTERNAL, "cannot spool the metadata response in %s: %s%s",
+                      sp.dir, strerror(sp.write_errno),
+                      sp.write_errno == ENOSPC ? " (the disk is full)" : "");
+    if (rc < 0) {
+        if (sp.fd >= 0)
+            close(sp.fd);
         return rc;
-    struct producer *pr = calloc(1, sizeof *pr);
-    if (!pr)
-        return NOMEM(err);
-    if (pipe(fds) < 0) {
-        free(pr);
-        return ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot make a pipe: %s", strerror(errno));
     }
-    pr->svc = svc;
-    ahl_store_strset(pr->datastore_id, sizeof pr->datastore_id, ds);
-    ahl_store_strset(pr->imageset_id, sizeof pr->imageset_id, id);
-    pr->version = info.ver.version; /* the version found now, even if a newer one lands */
-    pr->fd = fds[1];
-    pthread_mutex_lock(&svc->producers_lock);
-    svc->producers++;
-    pthread_mutex_unlock(&svc->producers_lock);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    rc = pthread_create(&t, &attr, produce, pr);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        pthread_mutex_lock(&svc->producers_lock);
-        svc->producers--;
-        pthread_mutex_unlock(&svc->producers_lock);
-        close(fds[0]);
-        close(fds[1]);
-        free(pr);
-        return ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot start the metadata stream");
+    if (sp.fd >= 0) {
+        if (lseek(sp.fd, 0, SEEK_SET) < 0) {
+            close(sp.fd);
+            return ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot rewind the metadata spool");
+        }
+        resp->fd = sp.fd;
+        resp->fd_size = sp.size;
     }
-    resp->fd = fds[0];
-    resp->fd_is_pipe = 1;
     resp->content_type = "application/json";
     resp->content_encoding = "gzip";
     return 0;

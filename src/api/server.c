@@ -14,6 +14,7 @@
 #include "api/api.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -275,9 +277,7 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
         goto out;
     }
     if (resp.content_type && resp.fd >= 0) {
-        struct MHD_Response *r = resp.fd_is_pipe
-                                     ? MHD_create_response_from_pipe(resp.fd)
-                                     : MHD_create_response_from_fd64(resp.fd_size, resp.fd);
+        struct MHD_Response *r = MHD_create_response_from_fd64(resp.fd_size, resp.fd);
         if (!r) {
             ret = MHD_NO;
             goto out;
@@ -418,8 +418,6 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
     if (!srv)
         return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
     srv->svc.meta = meta;
-    pthread_mutex_init(&srv->svc.producers_lock, NULL);
-    pthread_cond_init(&srv->svc.producers_done, NULL);
     srv->svc.store = ahl_meta_store(meta);
     if (ahl_store_strset(srv->svc.region, sizeof srv->svc.region, cfg->region) < 0 ||
         ahl_store_strset(srv->svc.account_id, sizeof srv->svc.account_id, cfg->account_id) < 0 ||
@@ -436,6 +434,12 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
         char root[1100];
         if (ahl_store_strset(srv->svc.data_dir, sizeof srv->svc.data_dir, cfg->data_dir) < 0) {
             rc = ahl_fail(err, AHL_EINVAL, NULL, "data directory path too long");
+            goto fail;
+        }
+        /* Responses spooled to disk (GetImageSetMetadata) go to DATA_DIR/tmp. */
+        snprintf(root, sizeof root, "%s/tmp", cfg->data_dir);
+        if (mkdir(root, 0700) < 0 && errno != EEXIST) {
+            rc = ahl_fail(err, AHL_EIO, NULL, "cannot create %s: %s", root, strerror(errno));
             goto fail;
         }
         snprintf(root, sizeof root, "%s/frames", cfg->data_dir);
@@ -513,14 +517,6 @@ void ahl_api_server_stop(struct ahl_api_server *srv)
         return;
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
-    /* Stopping the daemon closed every pipe's read end, so producers fail fast; they use the
-     * engine, which the caller closes next. */
-    pthread_mutex_lock(&srv->svc.producers_lock);
-    while (srv->svc.producers)
-        pthread_cond_wait(&srv->svc.producers_done, &srv->svc.producers_lock);
-    pthread_mutex_unlock(&srv->svc.producers_lock);
-    pthread_mutex_destroy(&srv->svc.producers_lock);
-    pthread_cond_destroy(&srv->svc.producers_done);
     if (srv->verifier_ready)
         ahl_sigv4_verifier_release(&srv->verifier);
     free(srv);

@@ -116,7 +116,8 @@ typedef int (*ahl_meta_write_cb)(void *ctx, const void *p, size_t n);
  * the chunks' stored deflate segments plus freshly written stored blocks for the glue between
  * them; the trailer's CRC is combined with crc32_combine. Inflated, it equals
  * ahl_meta_metadata_json() byte for byte. cb runs inside a read transaction (a consistent
- * snapshot), so a slow consumer holds one of the store's reader connections until it returns. */
+ * snapshot) and holds one of the store's reader connections until it returns, so it must not wait
+ * on anything slow (a client): the server spools the document and sends it afterwards. */
 int ahl_meta_metadata_gzip(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
                            uint64_t version, ahl_meta_write_cb cb, void *ctx, struct ahl_err *err);
 

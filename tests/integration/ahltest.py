@@ -198,3 +198,23 @@ def error_of(status_headers_body):
     except ValueError:
         msg = None
     return status, headers.get('x-amzn-errortype'), msg
+
+
+def signed_bytes(method, endpoint, path, query='', body=None, headers=None,
+                 access_key=ACCESS_KEY, secret_key=SECRET_KEY):
+    """One request signed with botocore's SigV4Auth, as the bytes to write on a socket, for tests
+    that must control the connection itself (slow readers, partial sends, pipelining)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    url = endpoint + path + ('?' + query if query else '')
+    data = body.encode() if isinstance(body, str) else body
+    req = AWSRequest(method=method, url=url, data=data, headers=dict(headers or {}))
+    SigV4Auth(Credentials(access_key, secret_key), 'medical-imaging', REGION).add_auth(req)
+    host = endpoint.split('://', 1)[1]
+    lines = ['%s %s HTTP/1.1' % (method, path + ('?' + query if query else '')),
+             'Host: %s' % host]
+    lines += ['%s: %s' % (k, v) for k, v in req.headers.items() if k.lower() != 'host']
+    if data is not None:
+        lines.append('Content-Length: %d' % len(data))
+    return ('\r\n'.join(lines) + '\r\n\r\n').encode() + (data or b'')

@@ -56,8 +56,6 @@ static int setup(void **state)
     assert_int_equal(ahl_meta_open(f->store, NULL, &f->meta), 0);
     f->svc.meta = f->meta;
     f->svc.store = f->store;
-    pthread_mutex_init(&f->svc.producers_lock, NULL);
-    pthread_cond_init(&f->svc.producers_done, NULL);
     snprintf(f->svc.region, sizeof f->svc.region, "us-east-1");
     snprintf(f->svc.account_id, sizeof f->svc.account_id, "123456789012");
     snprintf(root, sizeof root, "%s/frames", f->dir);
@@ -83,8 +81,6 @@ static int teardown(void **state)
     char cmd[128];
     ahl_meta_close(f->meta);
     ahl_store_close(f->store);
-    pthread_mutex_destroy(&f->svc.producers_lock);
-    pthread_cond_destroy(&f->svc.producers_done);
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
     assert_int_equal(system(cmd), 0);
     free(f);

@@ -119,8 +119,6 @@ static int setup(void **state)
     assert_int_equal(ahl_store_open_sqlite(f->dir, 0, &f->store), 0);
     assert_int_equal(ahl_meta_open(f->store, NULL, &f->meta), 0);
     f->svc.meta = f->meta;
-    pthread_mutex_init(&f->svc.producers_lock, NULL);
-    pthread_cond_init(&f->svc.producers_done, NULL);
     f->svc.store = f->store;
     snprintf(f->svc.region, sizeof f->svc.region, "us-east-1");
     snprintf(f->svc.account_id, sizeof f->svc.account_id, "123456789012");
@@ -136,10 +134,6 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     char cmd[128];
-    pthread_mutex_lock(&f->svc.producers_lock);
-    while (f->svc.producers)
-        pthread_cond_wait(&f->svc.producers_done, &f->svc.producers_lock);
-    pthread_mutex_unlock(&f->svc.producers_lock);
     ahl_meta_close(f->meta);
     ahl_store_close(f->store);
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);

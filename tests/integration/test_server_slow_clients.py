@@ -1,0 +1,163 @@
+"""No mix of clients can hang the server: slow and stalled readers of GetImageSetMetadata, with
+12 clients looping GetImageSetMetadata and 4 looping GetImageSet on `serve --workers 2`.
+
+One image set of 120 CT instances (about 200 KB of gzipped metadata) is imported before the
+server starts. Stalled readers send a signed GetImageSetMetadata and never read the answer (their
+receive buffer is made small, so the server cannot finish sending); slow readers read a few bytes
+a second. While they hang on, every looping client must keep completing requests, a fresh client
+must be answered, and SIGTERM must stop the server within seconds with the stalled connections
+still open."""
+import gzip
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ahltest  # noqa: E402
+
+SAMPLE = '/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm'
+N = 120
+ROOT = '1.2.826.0.1.3680043.9.7781.'
+
+# Written with the system Python, which has pydicom (the test's Python has boto3).
+GENERATE = r'''
+import sys
+import pydicom
+n, out, root = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+for i in range(n):
+    ds = pydicom.dcmread(sys.argv[4])
+    ds.StudyInstanceUID = root + '1'
+    ds.SeriesInstanceUID = root + '1.1'
+    ds.SOPInstanceUID = root + '1.1.%d' % i
+    ds.InstanceNumber = i + 1
+    ds.ImageComments = 'instance %d of a series made to have sizeable metadata' % i
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as('%s/i%03d.dcm' % (out, i))
+'''
+
+
+def import_series(server):
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run(['/usr/bin/python3', '-c', GENERATE, str(N), d, ROOT, SAMPLE],
+                       check=True, timeout=120)
+        p = subprocess.run([ahltest.server_binary(), 'import', '--data-dir', server.data_dir,
+                            '--create-datastore', 'slow', d],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+
+
+def stalled_reader(endpoint, path, rcvbuf=4096):
+    """A connection that asks for the metadata and then reads nothing."""
+    host, port = endpoint.split('://', 1)[1].split(':')
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect((host, int(port)))
+    s.sendall(ahltest.signed_bytes('GET', endpoint, path))
+    return s
+
+
+class SlowClients(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = ahltest.Server(before_start=import_series)
+        mi = ahltest.boto3_client(cls.srv)
+        ds = mi.list_datastores()['datastoreSummaries'][0]['datastoreId']
+        s = mi.search_image_sets(datastoreId=ds, searchCriteria={'filters': [{
+            'values': [{'DICOMStudyInstanceUID': ROOT + '1'}], 'operator': 'EQUAL'}]})
+        sets = s['imageSetsMetadataSummaries']
+        assert len(sets) == 1, sets
+        cls.ds, cls.set = ds, sets[0]['imageSetId']
+        cls.meta_path = '/datastore/%s/imageSet/%s/getImageSetMetadata' % (ds, cls.set)
+        cls.get_path = '/datastore/%s/imageSet/%s/getImageSet' % (ds, cls.set)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        cls.srv.cleanup()
+
+    def metadata_size(self):
+        status, _, body = ahltest.raw('POST', self.srv.endpoint, self.meta_path)
+        self.assertEqual(status, 200)
+        self.assertGreater(len(gzip.decompress(body)), 0)
+        return len(body)
+
+    def test_1_mix_with_stalled_and_slow_readers(self):
+        size = self.metadata_size()
+        self.assertGreater(size, 150_000, 'the set must have sizeable metadata')
+        ep = self.srv.endpoint
+        stalled = [stalled_reader(ep, self.meta_path) for _ in range(8)]
+        slow = [stalled_reader(ep, self.meta_path) for _ in range(8)]
+        stop = threading.Event()
+        counts, errors = {}, []
+
+        def trickle(sock):
+            sock.settimeout(30)
+            while not stop.is_set():
+                try:
+                    if not sock.recv(64):
+                        return
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+        def loop(name, method, path):
+            counts[name] = 0
+            while not stop.is_set():
+                try:
+                    status, _, body = ahltest.raw(method, ep, path)
+                except Exception as e:  # a timeout here is the hang this test looks for
+                    errors.append('%s: %r' % (name, e))
+                    return
+                if status != 200:
+                    errors.append('%s: status %d %r' % (name, status, body[:200]))
+                    return
+                counts[name] += 1
+
+        threads = [threading.Thread(target=trickle, args=(s,)) for s in slow]
+        threads += [threading.Thread(target=loop, args=('meta%d' % i, 'POST', self.meta_path))
+                    for i in range(12)]
+        threads += [threading.Thread(target=loop, args=('get%d' % i, 'POST', self.get_path))
+                    for i in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(8)
+            # A client arriving now is answered, as are the loops.
+            status, _, _ = ahltest.raw('GET', ep, '/datastore/%s' % self.ds)
+            self.assertEqual(status, 200)
+            before = dict(counts)
+            time.sleep(3)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+        self.assertEqual(errors, [])
+        for name, n in counts.items():
+            self.assertGreater(n, before.get(name, 0), '%s made no progress' % name)
+        # The stalled readers are still connected, still costing only their own connections.
+        status, _, _ = ahltest.raw('POST', ep, self.get_path)
+        self.assertEqual(status, 200)
+        for s in slow:
+            s.close()
+        for s in stalled:
+            s.close()
+
+    def test_2_sigterm_with_stalled_readers(self):
+        ep = self.srv.endpoint
+        stalled = [stalled_reader(ep, self.meta_path) for _ in range(16)]
+        time.sleep(1)
+        t0 = time.time()
+        rc = self.srv.stop()  # raises if the server is still running 15 s after SIGTERM
+        self.assertEqual(rc, 0, self.srv.log_text()[-2000:])
+        self.assertLess(time.time() - t0, 15)
+        for s in stalled:
+            s.close()
+
+
+if __name__ == '__main__':
+    unittest.main()
