@@ -67,7 +67,20 @@ struct ahl_api_config {
     void (*job_submitted)(void *ctx, const struct ahl_job_rec *job);
     void *job_ctx;
     const struct ahl_api_credentials *credentials; /* copied */
+    /* Connection limits (0 in any: its default, AHL_API_DEFAULT_*). */
+    unsigned max_connections;        /* open connections in all */
+    unsigned max_connections_per_ip; /* from one client address; see no_per_ip_limit */
+    int no_per_ip_limit;             /* 1: no per-address limit (behind a proxy) */
+    unsigned header_timeout_s; /* from a request's first line to the end of its headers */
+    unsigned idle_timeout_s;   /* a connection with nothing sent or received (keep-alive too) */
+    size_t max_body_memory;    /* bytes of request bodies held at once, all connections */
 };
+
+#define AHL_API_DEFAULT_MAX_CONNECTIONS 1024
+#define AHL_API_DEFAULT_MAX_CONNECTIONS_PER_IP 64
+#define AHL_API_DEFAULT_HEADER_TIMEOUT_S 10
+#define AHL_API_DEFAULT_IDLE_TIMEOUT_S 30
+#define AHL_API_DEFAULT_MAX_BODY_MEMORY ((size_t)256 << 20)
 
 struct ahl_api_server;
 

@@ -3,24 +3,38 @@
  * This is the only file that includes microhttpd.h. A request's life:
  *   1. the URI log callback allocates our per-request state and keeps the raw request target, so
  *      the path is routed and signed exactly as it came (an ARN label's %2F stays one segment);
- *   2. the access handler collects the body, up to AHL_API_MAX_BODY bytes (more is read and
- * dropped, then answered with a ValidationException);
- *   3. on the last call: SigV4 verification (the body's SHA-256 computed here, since botocore sends
- *      no x-amz-content-sha256), routing, decoding + validation, the operation, the response;
+ *   2. the access handler's first call sees the headers only: they are checked (one length, no
+ *      length beside chunked encoding), and the caller is authenticated as far as headers can
+ *      prove it (a known access key, right scope and time; the whole signature when the request
+ *      carries x-amz-content-sha256) before a byte of the body is read. A caller turned away
+ *      there costs no body memory: a small body is read and dropped so the client reads the
+ *      error, a large one is not read at all. Accepted bodies are reserved against a server-wide
+ *      budget (max_body_memory) and collected, up to AHL_API_MAX_BODY bytes;
+ *   3. on the last call: the signature over the body's SHA-256 (botocore sends no
+ *      x-amz-content-sha256), routing, decoding + validation, the operation, the response;
  *   4. the completion callback logs "op status duration" and frees the state.
- * The daemon runs a pool of epoll threads (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL);
- * operations run on them directly, since store calls are short.
+ * Connections are watched apart from requests (struct conn): a connection that takes longer than
+ * header_timeout from its request line to the end of its headers (slowloris), or sits idle longer
+ * than idle_timeout before its next request, is shut down by the reaper thread. The daemon runs a
+ * pool of poll() threads (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL): libmicrohttpd 0.9.75's
+ * epoll mode never noticed a client that sent part of a request and closed, and kept such
+ * connections in CLOSE-WAIT until their timeout. Operations run on the pool threads directly:
+ * store calls are short and no response waits on the database while it is sent.
  */
 #include "api/api.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,8 +49,27 @@
 #include "json/json.h"
 #include "base/banned.h"
 
-/* How much of an oversized body is read (and dropped) before the connection is closed. */
-#define MAX_DISCARD ((size_t)64 << 20)
+/* How much of an oversized body from an authenticated-looking caller is read (and dropped) so that
+ * it receives its ValidationException, before the connection is closed instead. */
+#define MAX_DISCARD ((size_t)8 << 20)
+/* A caller turned away from its headers alone: a body up to this size is read and dropped, so
+ * that the client, still sending, reads the error rather than a reset; a larger one is not read. */
+#define REJECT_DRAIN ((size_t)64 << 10)
+/* How often the reaper looks for connections past their deadlines. */
+#define REAPER_PERIOD_MS 500
+
+/* One open connection (MHD_OPTION_NOTIFY_CONNECTION). fd is a duplicate of the socket, so the
+ * reaper can shut the connection down from its own thread without racing the reuse of the
+ * descriptor number: the socket lives until both are closed. Times are ahl_mono_ns(); the fields
+ * below the list links are guarded by conns_lock. */
+struct conn {
+    struct conn *prev, *next;
+    int fd;
+    uint64_t waiting_since;   /* accepted, or its last request finished */
+    uint64_t request_line_at; /* a request line arrived; its headers are not complete (0: none) */
+    int in_request;           /* headers complete, until the request finishes */
+    int shut;                 /* the reaper has shut it down */
+};
 
 struct ahl_api_server {
     struct MHD_Daemon *daemon;
@@ -45,17 +78,40 @@ struct ahl_api_server {
     struct ahl_sigv4_verifier verifier;
     int verifier_ready;
     uint16_t port;
+    uint64_t header_timeout_ns, idle_timeout_ns;
+    size_t max_body_memory;
+    pthread_mutex_t budget_lock;
+    size_t body_memory; /* bytes reserved by request bodies now */
+    /* connections and the reaper */
+    pthread_mutex_t conns_lock;
+    pthread_cond_t reaper_wake;
+    struct conn *conns;
+    int locks_ready, reaper_running, stopping;
+    pthread_t reaper;
+};
+
+/* The answer decided before the body was read, sent once it has been read or dropped. */
+struct early_error {
+    int status;
+    const char *type;
+    char message[512];
 };
 
 struct request {
     struct ahl_api_server *srv;
+    struct conn *conn;
     char *target; /* raw request target: path?query */
     uint64_t start_ns;
-    int started; /* the access handler has seen this request */
+    int started;       /* the access handler has seen this request */
+    int authenticated; /* the whole signature is verified (only a body hash may remain) */
+    char body_hash_to_check[AHL_SHA256_HEX_LEN + 1];
     int body_too_big;
     size_t body_seen;
+    size_t reserved; /* bytes of the body budget held */
     struct ahl_buf body;
-    const char *op_name; /* for the log line */
+    struct early_error *early; /* answer without running the operation, or NULL */
+    int close_after;           /* the response closes the connection */
+    const char *op_name;       /* for the log line */
     int status;
     char request_id[37];
 };
@@ -164,6 +220,8 @@ static enum MHD_Result send_buffer(struct MHD_Connection *conn, struct request *
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, content_encoding);
     if (error_type)
         MHD_add_response_header(r, "x-amzn-ErrorType", error_type);
+    if (rq->close_after)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     rq->status = status;
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);
@@ -192,7 +250,42 @@ static enum MHD_Result send_err(struct MHD_Connection *conn, struct request *rq,
     return send_error(conn, rq, status, type, err->msg[0] ? err->msg : ahl_strerror(err->code));
 }
 
+/* ---- the body budget ----------------------------------------------------------------------- */
+
+static int budget_reserve(struct ahl_api_server *srv, size_t n)
+{
+    int ok;
+    pthread_mutex_lock(&srv->budget_lock);
+    ok = srv->body_memory + n <= srv->max_body_memory;
+    if (ok)
+        srv->body_memory += n;
+    pthread_mutex_unlock(&srv->budget_lock);
+    return ok;
+}
+
+static void budget_release(struct ahl_api_server *srv, size_t n)
+{
+    pthread_mutex_lock(&srv->budget_lock);
+    srv->body_memory -= n;
+    pthread_mutex_unlock(&srv->budget_lock);
+}
+
 /* ---- the request pipeline ------------------------------------------------------------------ */
+
+static enum MHD_Result send_early(struct MHD_Connection *conn, struct request *rq)
+{
+    return send_error(conn, rq, rq->early->status, rq->early->type, rq->early->message);
+}
+
+static int set_early(struct request *rq, int status, const char *type, const char *message)
+{
+    if (!rq->early && !(rq->early = calloc(1, sizeof *rq->early)))
+        return -1;
+    rq->early->status = status;
+    rq->early->type = type;
+    snprintf(rq->early->message, sizeof rq->early->message, "%s", message);
+    return 0;
+}
 
 static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, const char *method)
 {
@@ -220,28 +313,38 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
     if (route_rc == 0)
         rq->op_name = ahl_model_ops[op].name;
 
-    /* 1. Authentication. An oversized body cannot be hashed (it was not kept), so it is refused
-     * first, as it would be by a front-end limit. */
+    /* 1. Authentication, finished: what the headers could not prove is proved with the body. */
+    if (rq->early) {
+        ret = send_early(conn, rq);
+        goto out;
+    }
     if (rq->body_too_big) {
         ret = send_error(conn, rq, 400, AHL_AWS_VALIDATION,
                          "The request body is larger than the limit of 1048576 bytes");
         goto out;
     }
     ahl_sha256_hex(rq->body.data, rq->body.len, body_hash);
-    struct ahl_sigv4_request sreq = {
-        .method = method,
-        .path = path,
-        .path_len = path_len,
-        .query = q,
-        .query_len = q ? strlen(q) : 0,
-        .header = sigv4_header,
-        .header_ctx = conn,
-        .body_sha256_hex = body_hash,
-    };
-    struct ahl_sigv4_result sres;
-    if (ahl_sigv4_verify(&srv->verifier, &sreq, ahl_now_ms() / 1000, &sres, &err, NULL) < 0) {
-        const char *type = err.aws_type ? err.aws_type : AHL_SIGV4_AWS_INVALID;
-        ret = send_error(conn, rq, ahl_sigv4_error_status(&err), type, err.msg);
+    if (!rq->authenticated) {
+        struct ahl_sigv4_request sreq = {
+            .method = method,
+            .path = path,
+            .path_len = path_len,
+            .query = q,
+            .query_len = q ? strlen(q) : 0,
+            .header = sigv4_header,
+            .header_ctx = conn,
+            .body_sha256_hex = body_hash,
+        };
+        struct ahl_sigv4_result sres;
+        if (ahl_sigv4_verify(&srv->verifier, &sreq, ahl_now_ms() / 1000, &sres, &err, NULL) < 0) {
+            const char *type = err.aws_type ? err.aws_type : AHL_SIGV4_AWS_INVALID;
+            ret = send_error(conn, rq, ahl_sigv4_error_status(&err), type, err.msg);
+            goto out;
+        }
+    } else if (rq->body_hash_to_check[0] && strcasecmp(rq->body_hash_to_check, body_hash) != 0) {
+        ret = send_error(conn, rq, 403, AHL_SIGV4_AWS_INVALID,
+                         "The provided 'x-amz-content-sha256' header does not match what was "
+                         "computed.");
         goto out;
     }
 
@@ -262,6 +365,13 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
     if (ahl_api_decode(op, &http, &input, &err) < 0) {
         ret = send_err(conn, rq, &err);
         goto out;
+    }
+    /* The body has been decoded: its memory goes back to the budget now, not when the response
+     * has been sent to a client that may read it slowly. */
+    ahl_buf_release(&rq->body);
+    if (rq->reserved) {
+        budget_release(srv, rq->reserved);
+        rq->reserved = 0;
     }
 
     /* 3. The operation. */
@@ -315,17 +425,153 @@ out:
     return ret;
 }
 
+/* The framing of the body, from the headers: exactly one Content-Length, or chunked encoding
+ * without one (RFC 9112 6.3: both together, or two lengths, are how requests are smuggled past a
+ * proxy). 0 with *length (UINT64_MAX: chunked, unknown), or -1 with the reason in why. */
+struct framing_scan {
+    int lengths, chunked, other_coding;
+    const char *length;
+};
+
+static enum MHD_Result framing_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    struct framing_scan *f = cls;
+    (void)kind;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+        f->lengths++;
+        f->length = value;
+    } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        if (value && !strcasecmp(value, "chunked"))
+            f->chunked++;
+        else
+            f->other_coding = 1;
+    }
+    return MHD_YES;
+}
+
+static int body_framing(struct MHD_Connection *conn, uint64_t *length, const char **why)
+{
+    struct framing_scan f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_iter, &f);
+    *length = 0;
+    if (f.lengths > 1) {
+        *why = "The request has more than one Content-Length header";
+        return -1;
+    }
+    if (f.lengths && (f.chunked || f.other_coding)) {
+        *why = "The request has both Content-Length and Transfer-Encoding";
+        return -1;
+    }
+    if (f.other_coding || f.chunked > 1) {
+        *why = "The only Transfer-Encoding accepted is a single chunked";
+        return -1;
+    }
+    if (f.chunked) {
+        *length = UINT64_MAX;
+        return 0;
+    }
+    if (f.lengths) {
+        const char *v = f.length ? f.length : "";
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (!*v || *end || errno || *v == '-' || *v == '+' || *v == ' ') {
+            *why = "The request's Content-Length is not a number";
+            return -1;
+        }
+        *length = n;
+    }
+    return 0;
+}
+
+/* The first call of a request: its headers are complete, nothing of the body is read. Decides
+ * whether the body will be read at all. */
+static void admit(struct MHD_Connection *conn, struct request *rq, const char *method)
+{
+    struct ahl_api_server *srv = rq->srv;
+    const char *why;
+    uint64_t length;
+    struct ahl_err err;
+
+    if (body_framing(conn, &length, &why) < 0) {
+        rq->close_after = 1;
+        set_early(rq, 400, AHL_AWS_VALIDATION, why);
+        return;
+    }
+    const char *q = strchr(rq->target, '?');
+    size_t path_len = q ? (size_t)(q - rq->target) : strlen(rq->target);
+    const char *x = sigv4_header(conn, "x-amz-content-sha256", 0);
+    struct ahl_sigv4_request sreq = {
+        .method = method,
+        .path = rq->target,
+        .path_len = path_len,
+        .query = q ? q + 1 : NULL,
+        .query_len = q ? strlen(q + 1) : 0,
+        .header = sigv4_header,
+        .header_ctx = conn,
+    };
+    /* Without a body its hash is known now; with x-amz-content-sha256 the signature covers the
+     * hash the body must have, checked once it is in. Otherwise only the credentials can be. */
+    if (length == 0)
+        sreq.body_sha256_hex = AHL_SIGV4_EMPTY_SHA256;
+    else if (!x)
+        sreq.credentials_only = 1;
+    struct ahl_sigv4_result sres;
+    ahl_err_clear(&err);
+    if (ahl_sigv4_verify(&srv->verifier, &sreq, ahl_now_ms() / 1000, &sres, &err, NULL) < 0) {
+        set_early(rq, ahl_sigv4_error_status(&err),
+                  err.aws_type ? err.aws_type : AHL_SIGV4_AWS_INVALID, err.msg);
+        if (length > REJECT_DRAIN)
+            rq->close_after = 1;
+        return;
+    }
+    rq->authenticated = !sreq.credentials_only;
+    memcpy(rq->body_hash_to_check, sres.body_hash_to_check, sizeof rq->body_hash_to_check);
+    if (length == 0)
+        return;
+    if (length > AHL_API_MAX_BODY && length != UINT64_MAX) {
+        /* Dropped as it arrives (up to MAX_DISCARD), then answered with a ValidationException. */
+        rq->body_too_big = 1;
+        if (length > MAX_DISCARD)
+            rq->close_after = 1;
+        return;
+    }
+    size_t want = length == UINT64_MAX ? AHL_API_MAX_BODY : (size_t)length;
+    if (!budget_reserve(srv, want)) {
+        rq->close_after = 1;
+        set_early(rq, 429, AHL_AWS_THROTTLING,
+                  "The server is receiving too many request bodies at once; retry shortly");
+        return;
+    }
+    rq->reserved = want;
+    if (length != UINT64_MAX && ahl_buf_reserve(&rq->body, want) < 0)
+        rq->body_too_big = 1;
+}
+
+static struct conn *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    (void)conn;
+    struct ahl_api_server *srv = cls;
     struct request *rq = calloc(1, sizeof *rq);
     if (!rq)
         return NULL;
-    rq->srv = cls;
+    rq->srv = srv;
     rq->target = strdup(uri ? uri : "/");
     rq->start_ns = ahl_mono_ns();
     ahl_buf_init(&rq->body, AHL_API_MAX_BODY);
     make_request_id(rq->request_id);
+    if ((rq->conn = conn_of(conn))) {
+        pthread_mutex_lock(&srv->conns_lock);
+        rq->conn->request_line_at = rq->start_ns;
+        pthread_mutex_unlock(&srv->conns_lock);
+    }
     return rq;
 }
 
@@ -342,21 +588,28 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         return MHD_NO; /* out of memory in the URI logger */
     if (!rq->started) {
         rq->started = 1;
-        /* A declared length over the cap is not kept; the body is read and dropped so that the
-         * client, still sending, gets the ValidationException rather than a reset connection. */
-        const char *cl =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > AHL_API_MAX_BODY)
-            rq->body_too_big = 1;
+        if (rq->conn) {
+            pthread_mutex_lock(&rq->srv->conns_lock);
+            rq->conn->in_request = 1;
+            rq->conn->request_line_at = 0;
+            pthread_mutex_unlock(&rq->srv->conns_lock);
+        }
+        admit(conn, rq, method);
+        /* Turned away with a body too large to drain: answer now; the connection closes. */
+        if (rq->early && rq->close_after)
+            return send_early(conn, rq);
         return MHD_YES;
     }
     if (*upload_data_size) {
-        if (!rq->body_too_big && ahl_buf_add(&rq->body, upload_data, *upload_data_size) < 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        rq->body_seen += n;
+        if (rq->early)
+            return rq->body_seen > REJECT_DRAIN ? MHD_NO : MHD_YES;
+        if (!rq->body_too_big && ahl_buf_add(&rq->body, upload_data, n) < 0) {
             rq->body_too_big = 1;
             ahl_buf_release(&rq->body);
         }
-        rq->body_seen += *upload_data_size;
-        *upload_data_size = 0;
         /* Dropping bytes costs little, but not forever: past this, close the connection. */
         return rq->body_seen > MAX_DISCARD ? MHD_NO : MHD_YES;
     }
@@ -366,8 +619,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                       enum MHD_RequestTerminationCode toe)
 {
+    struct ahl_api_server *srv = cls;
     struct request *rq = *con_cls;
-    (void)cls;
     (void)conn;
     if (!rq)
         return;
@@ -378,10 +631,111 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         ahl_info("%s aborted(%d) %.2fms %s", rq->op_name ? rq->op_name : "-", (int)toe, ms,
                  rq->request_id);
+    if (rq->conn) {
+        pthread_mutex_lock(&srv->conns_lock);
+        rq->conn->in_request = 0;
+        rq->conn->request_line_at = 0;
+        rq->conn->waiting_since = ahl_mono_ns();
+        pthread_mutex_unlock(&srv->conns_lock);
+    }
+    if (rq->reserved)
+        budget_release(srv, rq->reserved);
     ahl_buf_release(&rq->body);
+    free(rq->early);
     free(rq->target);
     free(rq);
     *con_cls = NULL;
+}
+
+/* ---- connections and their deadlines -------------------------------------------------------- */
+
+static void notify_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+    struct ahl_api_server *srv = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct conn *c = calloc(1, sizeof *c);
+        if (!c)
+            return; /* not watched by the reaper; libmicrohttpd's idle timeout still applies */
+        c->fd = ci ? fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0) : -1;
+        if (c->fd < 0) {
+            free(c);
+            return;
+        }
+        c->waiting_since = ahl_mono_ns();
+        pthread_mutex_lock(&srv->conns_lock);
+        c->next = srv->conns;
+        if (srv->conns)
+            srv->conns->prev = c;
+        srv->conns = c;
+        pthread_mutex_unlock(&srv->conns_lock);
+        *socket_context = c;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        struct conn *c = *socket_context;
+        if (!c)
+            return;
+        pthread_mutex_lock(&srv->conns_lock);
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            srv->conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        pthread_mutex_unlock(&srv->conns_lock);
+        close(c->fd);
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+/* Shuts down connections past their deadline: headers still incomplete header_timeout after the
+ * request line, or nothing asked idle_timeout after the last answer (or the accept). shutdown()
+ * wakes the connection's poll() with end-of-file, and libmicrohttpd closes it as if the client
+ * had. */
+static void *reaper_main(void *arg)
+{
+    struct ahl_api_server *srv = arg;
+    uint64_t last_report = 0;
+    unsigned slow_headers = 0, idle = 0;
+    pthread_mutex_lock(&srv->conns_lock);
+    while (!srv->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += REAPER_PERIOD_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&srv->reaper_wake, &srv->conns_lock, &until);
+        uint64_t now = ahl_mono_ns();
+        for (struct conn *c = srv->conns; c && !srv->stopping; c = c->next) {
+            if (c->shut || c->in_request)
+                continue;
+            int late_headers =
+                c->request_line_at && now - c->request_line_at > srv->header_timeout_ns;
+            int late_request = !c->request_line_at && now - c->waiting_since > srv->idle_timeout_ns;
+            if (!late_headers && !late_request)
+                continue;
+            shutdown(c->fd, SHUT_RDWR);
+            c->shut = 1;
+            if (late_headers)
+                slow_headers++;
+            else
+                idle++;
+        }
+        if ((slow_headers || idle) && now - last_report > 10ull * 1000000000ull) {
+            ahl_warn("http: closed %u connection(s) whose request headers took over %llus and %u "
+                     "idle over %llus",
+                     slow_headers, (unsigned long long)(srv->header_timeout_ns / 1000000000ull),
+                     idle, (unsigned long long)(srv->idle_timeout_ns / 1000000000ull));
+            slow_headers = idle = 0;
+            last_report = now;
+        }
+    }
+    pthread_mutex_unlock(&srv->conns_lock);
+    return NULL;
 }
 
 /* Keeps paths and query values exactly as received: routing, signing and the codec decode them
@@ -405,6 +759,36 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* ---- start / stop -------------------------------------------------------------------------- */
+
+/* Each connection holds up to three descriptors (its socket, the reaper's duplicate, a file being
+ * sent), and the store, frame files and import jobs need their own: the connection limit must fit
+ * the process's descriptor limit, raised to its hard limit when that helps. */
+static int fit_connection_limit(unsigned *max_conns, struct ahl_err *err)
+{
+    struct rlimit rl;
+    const rlim_t reserve = 256;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 0;
+    rlim_t need = (rlim_t)*max_conns * 3 + reserve;
+    if (rl.rlim_cur < need && rl.rlim_cur != RLIM_INFINITY) {
+        rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+        struct rlimit raised = {want, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = want;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        if (rl.rlim_cur < reserve + 3 * 16)
+            return ahl_fail(err, AHL_EINVAL, NULL,
+                            "the open-file limit (%llu) is too low to serve; raise ulimit -n",
+                            (unsigned long long)rl.rlim_cur);
+        unsigned fit = (unsigned)((rl.rlim_cur - reserve) / 3);
+        ahl_warn("http: the open-file limit (%llu) allows %u connections, not %u; raise ulimit -n "
+                 "for more",
+                 (unsigned long long)rl.rlim_cur, fit, *max_conns);
+        *max_conns = fit;
+    }
+    return 0;
+}
 
 int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta,
                          struct ahl_api_server **out, struct ahl_err *err)
@@ -477,7 +861,35 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         workers = n > 0 ? (unsigned)n : 2;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned max_conns =
+        cfg->max_connections ? cfg->max_connections : AHL_API_DEFAULT_MAX_CONNECTIONS;
+    unsigned per_ip = cfg->no_per_ip_limit          ? 0
+                      : cfg->max_connections_per_ip ? cfg->max_connections_per_ip
+                                                    : AHL_API_DEFAULT_MAX_CONNECTIONS_PER_IP;
+    unsigned header_s =
+        cfg->header_timeout_s ? cfg->header_timeout_s : AHL_API_DEFAULT_HEADER_TIMEOUT_S;
+    unsigned idle_s = cfg->idle_timeout_s ? cfg->idle_timeout_s : AHL_API_DEFAULT_IDLE_TIMEOUT_S;
+    srv->header_timeout_ns = (uint64_t)header_s * 1000000000ull;
+    srv->idle_timeout_ns = (uint64_t)idle_s * 1000000000ull;
+    srv->max_body_memory =
+        cfg->max_body_memory ? cfg->max_body_memory : AHL_API_DEFAULT_MAX_BODY_MEMORY;
+    if ((rc = fit_connection_limit(&max_conns, err)) < 0)
+        goto fail;
+    /* Request bodies are allocated whole from their Content-Length. A fixed mmap threshold makes
+     * every allocation of 256 KiB or more its own mapping, returned to the system when freed:
+     * glibc's adaptive threshold would otherwise rise after the first free and keep later bodies
+     * in arenas that never shrink, so RSS would stay at its peak after a burst. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    pthread_mutex_init(&srv->budget_lock, NULL);
+    pthread_mutex_init(&srv->conns_lock, NULL);
+    pthread_cond_init(&srv->reaper_wake, NULL);
+    srv->locks_ready = 1;
+    if (pthread_create(&srv->reaper, NULL, reaper_main, srv) != 0) {
+        rc = ahl_fail(err, AHL_EIO, NULL, "cannot start the connection reaper thread");
+        goto fail;
+    }
+    srv->reaper_running = 1;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* The logger goes first: libmicrohttpd reports problems with the options after it through
@@ -486,14 +898,20 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
         flags, cfg->port, NULL, NULL, access_handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, workers,
         MHD_OPTION_URI_LOG_CALLBACK, uri_logger, srv, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
-        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, srv, MHD_OPTION_CONNECTION_LIMIT, 1024u,
-        MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)128 * 1024,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK,
+        no_unescape, srv, MHD_OPTION_CONNECTION_LIMIT, max_conns,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)128 * 1024, MHD_OPTION_END);
     if (!srv->daemon) {
         rc = ahl_fail(err, AHL_EIO, NULL, "cannot listen on %s:%u (address in use?)",
                       cfg->listen_host, (unsigned)cfg->port);
         goto fail;
     }
+    ahl_info("http: at most %u connections, %u per client address%s; headers within %us, idle "
+             "connections closed after %us; request bodies held at once: at most %zu MiB",
+             max_conns, per_ip, per_ip ? "" : " (no limit)", header_s, idle_s,
+             srv->max_body_memory >> 20);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : cfg->port;
     freeaddrinfo(ai);
@@ -517,6 +935,18 @@ void ahl_api_server_stop(struct ahl_api_server *srv)
         return;
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
+    if (srv->reaper_running) {
+        pthread_mutex_lock(&srv->conns_lock);
+        srv->stopping = 1;
+        pthread_cond_signal(&srv->reaper_wake);
+        pthread_mutex_unlock(&srv->conns_lock);
+        pthread_join(srv->reaper, NULL);
+    }
+    if (srv->locks_ready) {
+        pthread_mutex_destroy(&srv->budget_lock);
+        pthread_mutex_destroy(&srv->conns_lock);
+        pthread_cond_destroy(&srv->reaper_wake);
+    }
     if (srv->verifier_ready)
         ahl_sigv4_verifier_release(&srv->verifier);
     free(srv);

@@ -934,6 +934,10 @@ int ahl_sigv4_verify(struct ahl_sigv4_verifier *v, const struct ahl_sigv4_reques
         goto out;
     }
     memcpy(res->access_key, auth.access_key, sizeof res->access_key);
+    if (rq->credentials_only) {
+        rc = 0;
+        goto out;
+    }
 
     /* The canonical request, piece by piece into one buffer. */
     if ((rc = payload_hash(v, rq, auth.presigned, hash, res, err)) < 0)

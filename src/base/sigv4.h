@@ -221,6 +221,11 @@ struct ahl_sigv4_request {
      * not been read yet: then the request must carry x-amz-content-sha256 (or be pre-signed), and
      * the result tells the caller which hash the body must have (result.body_hash_to_check). */
     const char *body_sha256_hex;
+    /* 1: check only what the headers and query prove before any body is read (the form of the
+     * authorization, service and region, time, that the access key exists) and stop there; the
+     * signature itself is not checked. A server uses it to turn away unsigned or unknown callers
+     * without reading their body, then verifies the whole request once the body is in. */
+    int credentials_only;
 };
 
 struct ahl_sigv4_result {

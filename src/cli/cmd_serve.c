@@ -51,6 +51,19 @@ static void usage(FILE *f)
             "                      Patient- or Series-level updates and no forced changes on\n"
             "                      them (default: the API as first specified, any level\n"
             "                      editable and force allowed on every image set)\n"
+            "\nconnection limits (what one client, or a flood of them, may hold):\n"
+            "  --max-connections N open connections in all (default 1024; lowered to fit\n"
+            "                      the open-file limit, with a warning)\n"
+            "  --max-connections-per-ip N\n"
+            "                      open connections from one client address (default 64;\n"
+            "                      0: no limit, for use behind a proxy that has its own)\n"
+            "  --header-timeout S  seconds a client has from its request line to the end of\n"
+            "                      its headers (default 10)\n"
+            "  --idle-timeout S    seconds a connection may send and receive nothing, between\n"
+            "                      requests (keep-alive) or within one (default 30)\n"
+            "  --max-body-memory MiB\n"
+            "                      request bodies held at once, all connections together;\n"
+            "                      past it, requests get a ThrottlingException (default 256)\n"
             "  --help              this text\n");
 }
 
@@ -95,12 +108,21 @@ static int all_digits(const char *s, size_t n)
     return 1;
 }
 
+/* Whether clients can reach host only from this machine. */
+static bool is_loopback(const char *host)
+{
+    return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1");
+}
+
 int ahl_cmd_serve(int argc, char **argv)
 {
     const char *data_dir = "./ahilite-data", *listen_arg = "127.0.0.1:8080";
     const char *cred_file = NULL, *region = "us-east-1", *account = "123456789012";
     const char *s3_root = NULL, *s3_endpoint = NULL;
     unsigned workers = 0, port = 0;
+    unsigned max_conns = 0, per_ip = 0, header_s = 0, idle_s = 0;
+    unsigned long body_mib = 0;
+    int no_per_ip = 0;
     char host[256], cred_path[4096];
     static struct ahl_api_credentials creds; /* large; one per process */
     struct ahl_store *store = NULL;
@@ -121,9 +143,13 @@ int ahl_cmd_serve(int argc, char **argv)
             meta_opts.aws_primary_rules = true;
             continue;
         }
-        static const char *const with_value[] = {"--data-dir",    "--listen",     "--credentials",
-                                                 "--region",      "--account-id", "--s3-root",
-                                                 "--s3-endpoint", "--workers",    NULL};
+        static const char *const with_value[] = {"--data-dir",        "--listen",
+                                                 "--credentials",     "--region",
+                                                 "--account-id",      "--s3-root",
+                                                 "--s3-endpoint",     "--workers",
+                                                 "--max-connections", "--max-connections-per-ip",
+                                                 "--header-timeout",  "--idle-timeout",
+                                                 "--max-body-memory", NULL};
         const char *name = NULL;
         for (int k = 0; with_value[k]; k++) {
             size_t n = strlen(with_value[k]);
@@ -164,6 +190,37 @@ int ahl_cmd_serve(int argc, char **argv)
                 return 2;
             }
             workers = (unsigned)w;
+        } else {
+            /* The limits: whole numbers in a range each. */
+            static const struct {
+                const char *name;
+                unsigned long min, max;
+            } limits[] = {
+                {"--max-connections", 16, 1000000},    {"--max-connections-per-ip", 0, 1000000},
+                {"--header-timeout", 1, 3600},         {"--idle-timeout", 1, 86400},
+                {"--max-body-memory", 2, 1024 * 1024},
+            };
+            char *end;
+            unsigned long n = strtoul(v, &end, 10);
+            size_t k = 0;
+            while (strcmp(limits[k].name, name))
+                k++;
+            if (*end || *v == '-' || n < limits[k].min || n > limits[k].max) {
+                fprintf(stderr, "ahilite serve: %s takes a number from %lu to %lu\n", name,
+                        limits[k].min, limits[k].max);
+                return 2;
+            }
+            if (k == 0)
+                max_conns = (unsigned)n;
+            else if (k == 1) {
+                per_ip = (unsigned)n;
+                no_per_ip = n == 0;
+            } else if (k == 2)
+                header_s = (unsigned)n;
+            else if (k == 3)
+                idle_s = (unsigned)n;
+            else
+                body_mib = n;
         }
     }
     if (parse_listen(listen_arg, host, sizeof host, &port) < 0) {
@@ -196,8 +253,7 @@ int ahl_cmd_serve(int argc, char **argv)
     if (!s3_root && !s3_endpoint) {
         snprintf(default_root, sizeof default_root, "%s/buckets", data_dir);
         if (mkdir(default_root, 0700) < 0 && errno != EEXIST) {
-            fprintf(stderr, "ahilite serve: cannot create %s: %s\n", default_root,
-                    strerror(errno));
+            fprintf(stderr, "ahilite serve: cannot create %s: %s\n", default_root, strerror(errno));
             return 1;
         }
         s3_root = default_root;
@@ -264,6 +320,12 @@ int ahl_cmd_serve(int argc, char **argv)
         .workers = workers,
         .data_dir = data_dir,
         .credentials = &creds,
+        .max_connections = max_conns,
+        .max_connections_per_ip = per_ip,
+        .no_per_ip_limit = no_per_ip,
+        .header_timeout_s = header_s,
+        .idle_timeout_s = idle_s,
+        .max_body_memory = (size_t)body_mib << 20,
     };
     struct ahl_runner_config rcfg = {.meta = meta,
                                      .data_dir = data_dir,
@@ -283,6 +345,11 @@ int ahl_cmd_serve(int argc, char **argv)
     ahl_info("listening on http://%s%s%s:%u (region %s, account %s, data in %s)",
              strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
              (unsigned)ahl_api_server_port(srv), region, account, data_dir);
+    if (!is_loopback(host))
+        ahl_warn("listening on %s without TLS: requests, signatures' scope and patient data cross "
+                 "the network in clear; put a TLS-terminating proxy in front of ahilite, or "
+                 "listen on 127.0.0.1",
+                 host);
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
