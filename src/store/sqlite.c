@@ -362,6 +362,7 @@ struct sq_store {
     bool truncate_wanted; /* the WAL is past WAL_MAX_FRAMES */
     bool ckpt_pending;    /* a TRUNCATE waits for the write lock: batches are not handed on */
     int ckpt_log;         /* WAL frames when the last checkpoint ran (0 after the WAL restarted) */
+    int wal_frames;       /* WAL frames after the last commit */
     pthread_mutex_t ckpt_lock;
     pthread_cond_t ckpt_cond;
     struct sq_conn *ckpt_conn;
@@ -522,26 +523,30 @@ static int migrate(sqlite3 *db)
     return rc;
 }
 
+/* Decides, under ckpt_lock, which checkpoint the WAL needs now and wakes the checkpointer for it.
+ * Frames are counted since the last checkpoint, not in the WAL: while readers keep the WAL from
+ * restarting it stays over CKPT_FRAMES, and waking the checkpointer on every commit then ran
+ * back-to-back checkpoints (each with an fdatasync) for a few frames each, a third of a core
+ * under an update load. */
+static void ckpt_decide(struct sq_store *q)
+{
+    int since = q->wal_frames - q->ckpt_log;
+    q->ckpt_wanted = since >= CKPT_FRAMES;
+    q->truncate_wanted = q->wal_frames >= WAL_MAX_FRAMES && since >= CKPT_RETRY_FRAMES;
+    if (q->ckpt_wanted || q->truncate_wanted)
+        pthread_cond_signal(&q->ckpt_cond);
+}
+
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
     struct sq_store *q = arg;
     (void)db;
     (void)name;
-    /* Count frames since the last checkpoint, not in the WAL: while readers keep the WAL from
-     * restarting it stays over CKPT_FRAMES, and waking the checkpointer on every commit then
-     * ran back-to-back checkpoints (each with an fdatasync) for a few frames each, a third of a
-     * core under an update load. */
     pthread_mutex_lock(&q->ckpt_lock);
     if (frames < q->ckpt_log)
         q->ckpt_log = 0; /* the WAL restarted from its beginning */
-    if (frames - q->ckpt_log >= CKPT_FRAMES) {
-        q->ckpt_wanted = true;
-        pthread_cond_signal(&q->ckpt_cond);
-    }
-    if (frames >= WAL_MAX_FRAMES && frames - q->ckpt_log >= CKPT_RETRY_FRAMES) {
-        q->truncate_wanted = true;
-        pthread_cond_signal(&q->ckpt_cond);
-    }
+    q->wal_frames = frames;
+    ckpt_decide(q);
     pthread_mutex_unlock(&q->ckpt_lock);
     return SQLITE_OK;
 }
@@ -586,23 +591,27 @@ static void *checkpointer(void *arg)
             continue;
         }
         bool truncate = q->truncate_wanted;
-        q->ckpt_wanted = q->truncate_wanted = false;
         pthread_mutex_unlock(&q->ckpt_lock);
-        int nlog = 0, ckpt = 0, rc = SQLITE_OK;
+        int nlog = -1, ckpt = -1, rc = SQLITE_OK;
         if (!truncate) {
             rc = sqlite3_wal_checkpoint_v2(q->ckpt_conn->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog,
                                            &ckpt);
-            /* Frames a reader still needed were left behind: the WAL cannot start over until a
+            /* Frames a reader still needed were left behind (or a reader of the database file
+             * alone kept the checkpoint from starting: BUSY): the WAL cannot start over until a
              * checkpoint waits for those readers. */
-            truncate = rc == SQLITE_OK && ckpt < nlog;
+            truncate = rc == SQLITE_BUSY || (rc == SQLITE_OK && ckpt < nlog);
         }
         if (truncate)
             rc = ckpt_truncate(q, &nlog);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             ahl_warn("sqlite: checkpoint: %s", sqlite3_errmsg(q->ckpt_conn->db));
         pthread_mutex_lock(&q->ckpt_lock);
-        if (nlog >= 0)
-            q->ckpt_log = nlog;
+        /* The commits that arrived meanwhile asked for checkpoints against the old count; decide
+         * again against this one. Without a count, wait for new frames before trying again. */
+        q->ckpt_log = nlog >= 0 ? nlog : q->wal_frames;
+        if (q->wal_frames < q->ckpt_log)
+            q->wal_frames = q->ckpt_log;
+        ckpt_decide(q);
     }
     pthread_mutex_unlock(&q->ckpt_lock);
     return NULL;
@@ -1883,4 +1892,55 @@ int ahl_store_sqlite_stats(struct ahl_store *s, struct ahl_store_sqlite_stats *o
     out->write_waiting = q->write_waiting;
     pthread_mutex_unlock(&q->batch_lock);
     return 0;
+}
+
+int ahl_store_sqlite_integrity_check(struct ahl_store *s, bool quick, ahl_store_plan_cb cb,
+                                     void *ctx, unsigned *problems)
+{
+    struct ahl_store_tx *tx = NULL;
+    sqlite3_stmt *st = NULL;
+    unsigned found = 0;
+    int rc, step;
+    if (problems)
+        *problems = 0;
+    if (!s || s->ops != &sq_ops)
+        return AHL_EINVAL;
+    if ((rc = sq_begin(s, false, &tx)) < 0)
+        return rc;
+    sqlite3 *db = CONN(tx)->db;
+    if (sqlite3_prepare_v2(db, quick ? "PRAGMA quick_check(100)" : "PRAGMA integrity_check(100)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        /* A schema that cannot be read is itself damage SQLite reports here. */
+        rc = sqlite3_errcode(db) == SQLITE_CORRUPT || sqlite3_errcode(db) == SQLITE_NOTADB
+                 ? AHL_ECORRUPT
+                 : AHL_EIO;
+        found++;
+        if (cb)
+            cb(ctx, sqlite3_errmsg(db));
+        goto out;
+    }
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *line = (const char *)sqlite3_column_text(st, 0);
+        if (line && !strcmp(line, "ok"))
+            continue;
+        found++;
+        if (cb)
+            cb(ctx, line ? line : "(no text)");
+    }
+    if (step != SQLITE_DONE) {
+        /* The check itself stopped on a page it could not read: that is damage too. */
+        found++;
+        if (cb)
+            cb(ctx, sqlite3_errmsg(db));
+        if (sqlite3_errcode(db) != SQLITE_CORRUPT && sqlite3_errcode(db) != SQLITE_NOTADB)
+            rc = AHL_EIO;
+    }
+    if (rc == 0 && found)
+        rc = AHL_ECORRUPT;
+out:
+    sqlite3_finalize(st);
+    sq_rollback(tx);
+    if (problems)
+        *problems = found;
+    return rc;
 }

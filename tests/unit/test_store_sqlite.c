@@ -1,11 +1,14 @@
 /* The SQLite backend through the storage interface: records round-trip, paging, tags, the
- * image-set compare-and-set, INSERT OR IGNORE chunks, job listing newest first, and a reopened
- * database keeping its schema version and data. */
+ * image-set compare-and-set, INSERT OR IGNORE chunks, job listing newest first, a reopened
+ * database keeping its schema version and data, and a WAL that a long reader made grow being
+ * truncated once the reader is gone. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include <sys/stat.h>
 
 #define AHL_FIXTURE_STORE_ONLY 1
 #include "meta_fixture.h"
@@ -173,11 +176,67 @@ static void test_strset(void **state)
     assert_string_equal(small, "");
 }
 
+/* Writes one chunk of 100 KB of distinct bytes (25 WAL frames), named by n. */
+static void put_big_chunk(struct ahl_store *store, uint32_t n)
+{
+    static uint8_t data[100 * 1024];
+    for (size_t i = 0; i < sizeof data; i += 4) {
+        uint32_t x = (n * 2654435761u) ^ (uint32_t)(i * 40503u);
+        memcpy(data + i, &x, 4);
+    }
+    struct ahl_chunk c = {.kind = AHL_CHUNK_MAP, .data = data, .len = sizeof data};
+    memcpy(c.hash, &n, sizeof n);
+    c.hash[31] = 0xAB;
+    c.ulen = sizeof data;
+    struct ahl_store_tx *tx;
+    assert_int_equal(ahl_store_begin(store, true, &tx), 0);
+    assert_int_equal(ahl_store_chunk_put(tx, &c), 0);
+    assert_int_equal(ahl_store_commit(tx), 0);
+}
+
+static off_t wal_size(const struct fx *f)
+{
+    char path[128];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s-wal", f->dir, AHL_STORE_SQLITE_FILE);
+    return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/* A reader held open while ~48 MB are written keeps every checkpoint from finishing, so the WAL
+ * grows past its bound; once the reader is gone, the next checkpoint must truncate the WAL (a
+ * restart alone would leave the file at journal_size_limit, 64 MB). */
+static void test_wal_truncated_after_long_reader(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(NULL);
+    assert_non_null(f);
+    struct ahl_store_tx *rd;
+    struct ahl_datastore_rec d;
+    assert_int_equal(ahl_store_begin(f->store, false, &rd), 0);
+    assert_int_equal(ahl_store_datastore_get(rd, f->ds, &d), 0); /* takes the snapshot */
+    uint32_t n = 0;
+    for (; n < 480; n++)
+        put_big_chunk(f->store, n);
+    assert_true(wal_size(f) > 40 * 1024 * 1024);
+    ahl_store_rollback(rd);
+    /* Writes go on; within 40 MB more the WAL must have been truncated. */
+    off_t least = wal_size(f);
+    for (uint32_t more = 0; more < 400 && least >= 8 * 1024 * 1024; more++) {
+        put_big_chunk(f->store, n++);
+        off_t now = wal_size(f);
+        if (now < least)
+            least = now;
+    }
+    assert_true(least < 8 * 1024 * 1024);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_records),
         cmocka_unit_test(test_strset),
+        cmocka_unit_test(test_wal_truncated_after_long_reader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
