@@ -509,15 +509,24 @@ static void qstring_release(struct qstring *q)
     q->n = 0;
 }
 
-static int query_decode_failure(int rc, struct ahl_err *err)
+/* Percent-decodes one query parameter name or value into b (reset first). A NUL byte it decodes
+ * to is refused: C strings would end there and the rest be dropped silently. */
+static int query_decode_part(const char *p, size_t n, struct ahl_buf *b, struct ahl_err *err)
 {
+    ahl_buf_reset(b);
+    int rc = ahl_percent_decode(p, n, b);
     if (rc == AHL_EPARSE)
         return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
                         "The query string has a malformed percent-encoding");
     if (rc == AHL_ETOOBIG)
         return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
                         "A query parameter is longer than %d bytes", MAX_QUERY_PARAM);
-    return ahl_fail(err, rc, AHL_AWS_INTERNAL, "out of memory");
+    if (rc < 0)
+        return ahl_fail(err, rc, AHL_AWS_INTERNAL, "out of memory");
+    if (memchr(b->data, '\0', b->len))
+        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                        "The query string holds a NUL character (%%00)");
+    return 0;
 }
 
 static int qstring_parse(const char *query, struct qstring *q, struct ahl_err *err)
@@ -543,16 +552,12 @@ static int qstring_parse(const char *query, struct qstring *q, struct ahl_err *e
             }
             const char *eq = memchr(p, '=', len);
             size_t nlen = eq ? (size_t)(eq - p) : len;
-            ahl_buf_reset(&b);
-            if ((rc = ahl_percent_decode(p, nlen, &b)) < 0) {
-                rc = query_decode_failure(rc, err);
+            if ((rc = query_decode_part(p, nlen, &b, err)) < 0)
                 goto out;
-            }
             char *name = strdup(b.data);
             ahl_buf_reset(&b);
-            if (eq && (rc = ahl_percent_decode(eq + 1, len - nlen - 1, &b)) < 0) {
+            if (eq && (rc = query_decode_part(eq + 1, len - nlen - 1, &b, err)) < 0) {
                 free(name);
-                rc = query_decode_failure(rc, err);
                 goto out;
             }
             char *value = strdup(b.data);
@@ -710,6 +715,10 @@ int ahl_api_decode(enum ahl_op_id op, const struct ahl_api_http *http, json_t **
                 ahl_buf_reset(&tmp);
                 if (ahl_percent_decode(labels[k].value, labels[k].value_len, &tmp) < 0) {
                     vadd(&vs, "", 0, m->name, "Member must be correctly percent-encoded");
+                    break;
+                }
+                if (memchr(tmp.data, '\0', tmp.len)) {
+                    vadd(&vs, "", 1, m->name, "Member must not contain a NUL character (%%00)");
                     break;
                 }
                 v = text_to_json(&vs, m->shape, tmp.data, m->name);

@@ -170,6 +170,14 @@ static void test_decode_validation_messages(void **state)
         {AHL_OP_GetDatastore, "/datastore/%zz", NULL, NULL, AHL_EPARSE,
          "~Member must be correctly percent-encoded"},
         {AHL_OP_GetDatastore, "/datastore/" DS, NULL, "not json, ignored", 0, NULL},
+        /* A decoded NUL would end the C string early and the rest be ignored. */
+        {AHL_OP_GetDatastore, "/datastore/" DS "%00junk", NULL, NULL, AHL_EPARSE,
+         "1 validation error detected: Value at 'datastoreId' failed to satisfy constraint: "
+         "Member must not contain a NUL character (%00)"},
+        {AHL_OP_ListDatastores, "/datastore", "datastoreStatus=ACTIVE%00junk", NULL, AHL_EPARSE,
+         "The query string holds a NUL character (%00)"},
+        {AHL_OP_ListDatastores, "/datastore", "maxResults%00x=5", NULL, AHL_EPARSE,
+         "The query string holds a NUL character (%00)"},
         {AHL_OP_ListDatastores, "/datastore", "maxResults=51", NULL, AHL_EPARSE,
          "1 validation error detected: Value '51' at 'maxResults' failed to satisfy constraint: "
          "Member must have value less than or equal to 50"},
