@@ -16,11 +16,17 @@
 #include <unistd.h>
 
 #include "base/codec.h"
+#include "base/log.h"
 #include "base/banned.h"
 
 int ahl_api_credentials_add(struct ahl_api_credentials *creds, const char *access_key,
                             const char *secret_key)
 {
+    /* One access key, one secret: a second definition would leave which secret signs ambiguous,
+     * and is most likely a copy-paste mistake. */
+    for (size_t i = 0; i < creds->n; i++)
+        if (!strcmp(creds->keys[i].access_key, access_key))
+            return AHL_ECONFLICT;
     if (creds->n == AHL_API_MAX_CREDENTIALS)
         return AHL_ETOOBIG;
     struct ahl_api_credential *c = &creds->keys[creds->n];
@@ -53,7 +59,13 @@ static int finish_profile(struct ahl_api_credentials *creds, const char *profile
         return ahl_fail(err, AHL_EPARSE, NULL, "%s: profile [%s] has %s but not %s", path, profile,
                         *akid ? "aws_access_key_id" : "aws_secret_access_key",
                         *akid ? "aws_secret_access_key" : "aws_access_key_id");
-    if (ahl_api_credentials_add(creds, akid, secret) < 0)
+    int rc = ahl_api_credentials_add(creds, akid, secret);
+    if (rc == AHL_ECONFLICT)
+        return ahl_fail(err, rc, NULL,
+                        "%s: profile [%s]: access key %s is defined a second time; each access key "
+                        "may appear in one profile only",
+                        path, profile, akid);
+    if (rc < 0)
         return ahl_fail(err, AHL_ETOOBIG, NULL, "%s: profile [%s]: too many keys or key too long",
                         path, profile);
     return 0;
@@ -70,6 +82,13 @@ int ahl_api_credentials_load(const char *path, struct ahl_api_credentials *creds
     if (!f)
         return ahl_fail(err, AHL_EIO, NULL, "cannot open credentials file %s: %s", path,
                         strerror(errno));
+    /* Anyone who can read the secrets can sign requests as their owner. */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
+        ahl_warn("credentials file %s is readable by %s (mode %03o): anyone who can read it can "
+                 "sign requests; chmod 600 %s",
+                 path, (st.st_mode & S_IROTH) ? "every user" : "its group",
+                 (unsigned)(st.st_mode & 0777), path);
     while (fgets(line, sizeof line, f)) {
         lineno++;
         char *s = trim(line);
