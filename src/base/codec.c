@@ -131,6 +131,31 @@ void ahl_sha256(const void *p, size_t n, uint8_t out[AHL_SHA256_LEN])
     EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
 }
 
+int ahl_sha256_begin(struct ahl_sha256_ctx *c)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    c->md = md;
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+        return AHL_ENOMEM;
+    return 0;
+}
+
+void ahl_sha256_add(struct ahl_sha256_ctx *c, const void *p, size_t n)
+{
+    if (c->md)
+        EVP_DigestUpdate(c->md, p, n);
+}
+
+void ahl_sha256_end(struct ahl_sha256_ctx *c, uint8_t out[AHL_SHA256_LEN])
+{
+    unsigned int len = AHL_SHA256_LEN;
+    memset(out, 0, AHL_SHA256_LEN);
+    if (c->md)
+        EVP_DigestFinal_ex(c->md, out, &len);
+    EVP_MD_CTX_free(c->md);
+    c->md = NULL;
+}
+
 void ahl_sha256_hex(const void *p, size_t n, char out[AHL_SHA256_HEX_LEN + 1])
 {
     uint8_t d[AHL_SHA256_LEN];

@@ -25,6 +25,14 @@ int ahl_base64_decode(const char *s, size_t n, struct ahl_buf *out);
 void ahl_sha256(const void *p, size_t n, uint8_t out[AHL_SHA256_LEN]);
 /* SHA-256 as 64 lowercase hex digits plus NUL. */
 void ahl_sha256_hex(const void *p, size_t n, char out[AHL_SHA256_HEX_LEN + 1]);
+/* SHA-256 of data fed in pieces (a file read block by block): begin, add any number of times,
+ * end (which frees the state, also after a failed begin). begin: 0 or AHL_ENOMEM. */
+struct ahl_sha256_ctx {
+    void *md; /* the OpenSSL digest context */
+};
+int ahl_sha256_begin(struct ahl_sha256_ctx *c);
+void ahl_sha256_add(struct ahl_sha256_ctx *c, const void *p, size_t n);
+void ahl_sha256_end(struct ahl_sha256_ctx *c, uint8_t out[AHL_SHA256_LEN]);
 void ahl_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t n,
                      uint8_t out[AHL_SHA256_LEN]);
 

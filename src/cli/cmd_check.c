@@ -1,12 +1,21 @@
-/* ahilite check: verifies every stored chunk and every version of every image set in a data
- * directory (see ahl_meta_check) and reports each problem on its own line. Exit status 0 when
- * everything is sound, 1 when damage was found, 2 on a usage error or when the check cannot
- * run. */
+/* ahilite check: looks for damage in a data directory, reading only, and reports each problem on
+ * its own line:
+ *   1. SQLite's own check of the database file (ahl_store_sqlite_integrity_check): every page,
+ *      b-tree and index entry;
+ *   2. every stored chunk re-hashed and every version of every image set walked
+ * (ahl_meta_check_with), including the frame-index row of every frame a version lists;
+ *   3. through the frame verifier below, every frame a version lists: its file under
+ *      DATA_DIR/frames is present, a regular file reached without following a link, of its
+ *      FrameSizeInBytes, and holds the bytes its id (a content hash) names.
+ * Exit status 0 when everything is sound, 1 when damage was found, 2 on a usage error or when the
+ * check cannot run. */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "frames/frames.h"
 #include "meta/meta.h"
 #include "store/store.h"
 #include "base/banned.h"
@@ -15,6 +24,35 @@ static void print_problem(void *ctx, const char *line)
 {
     (void)ctx;
     printf("damage: %s\n", line);
+}
+
+static int print_db_problem(void *ctx, const char *line)
+{
+    (void)ctx;
+    printf("damage: database: %s\n", line);
+    return 0;
+}
+
+/* The frame verifier handed to the engine's check: the problem names the file. */
+static int verify_frame(void *ctx, const struct ahl_meta_frame_ref *ref, char *problem, size_t cap)
+{
+    struct ahl_framestore *fs = ctx;
+    struct ahl_err err;
+    char path[sizeof fs->root + 64];
+    ahl_err_clear(&err);
+    int rc = ahl_framestore_check(fs, ref->frame_id, ref->stored_transfer_syntax, ref->size, &err);
+    if (rc == AHL_EINVAL) {
+        snprintf(problem, cap, "its ID is not a frame id the frame store can hold");
+        return AHL_ECORRUPT;
+    }
+    if (rc == 0 || (rc != AHL_ENOTFOUND && rc != AHL_ECORRUPT))
+        return rc;
+    ahl_framestore_path(fs, ref->frame_id, path, sizeof path);
+    if (rc == AHL_ENOTFOUND)
+        snprintf(problem, cap, "its file %s is missing", path);
+    else
+        snprintf(problem, cap, "%s (file %s)", err.msg, path);
+    return rc;
 }
 
 int ahl_cmd_check(int argc, char **argv)
@@ -27,43 +65,63 @@ int ahl_cmd_check(int argc, char **argv)
             bool help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
             fprintf(help ? stdout : stderr,
                     "usage: ahilite check [--data-dir DIR]\n"
-                    "  re-hashes every stored chunk and walks every version of every image set\n"
-                    "  (default DIR ./ahilite-data). Exit status: 0 sound, 1 damage found (one\n"
+                    "  runs SQLite's integrity check, re-hashes every stored chunk, walks every\n"
+                    "  version of every image set, and checks every frame a version lists: its\n"
+                    "  frame-index row, and its file's size and content hash (default DIR\n"
+                    "  ./ahilite-data). Reads only. Exit status: 0 sound, 1 damage found (one\n"
                     "  'damage:' line each), 2 usage error or no database.\n");
             return help ? 0 : 2;
         }
     }
-    char db[4096];
+    char db[4096], frames_root[4200];
     struct stat st;
+    struct ahl_err err;
     snprintf(db, sizeof db, "%s/%s", dir, AHL_STORE_SQLITE_FILE);
     if (stat(db, &st) < 0) {
         fprintf(stderr, "ahilite check: no database at %s\n", db);
         return 2;
     }
+    struct ahl_framestore fs;
+    snprintf(frames_root, sizeof frames_root, "%s/frames", dir);
+    if (ahl_framestore_attach(&fs, frames_root, &err) < 0) {
+        fprintf(stderr, "ahilite check: %s\n", err.msg);
+        return 2;
+    }
     struct ahl_store *s = NULL;
     struct ahl_meta *m = NULL;
     struct ahl_meta_check_stats stats;
+    unsigned db_problems = 0;
+    memset(&stats, 0, sizeof stats);
     int rc = ahl_store_open_sqlite(dir, 1, &s);
-    if (rc == 0)
-        rc = ahl_meta_open(s, NULL, &m);
     if (rc < 0) {
         fprintf(stderr, "ahilite check: cannot open %s: %s\n", db, ahl_strerror(rc));
-        ahl_store_close(s);
+        if (rc == AHL_ECORRUPT)
+            printf("damage: database: %s cannot be opened: %s\n", db, ahl_strerror(rc));
         return rc == AHL_ECORRUPT ? 1 : 2;
     }
-    rc = ahl_meta_check(m, print_problem, NULL, &stats);
+    /* SQLite's check first: the engine's walk may stop on a damaged page it reports. */
+    int db_rc = ahl_store_sqlite_integrity_check(s, false, print_db_problem, NULL, &db_problems);
+    if (db_rc < 0 && db_rc != AHL_ECORRUPT)
+        fprintf(stderr, "ahilite check: SQLite's integrity check could not run: %s\n",
+                ahl_strerror(db_rc));
+    rc = ahl_meta_open(s, NULL, &m);
+    if (rc == 0) {
+        struct ahl_meta_check_opts opts = {.verify_frame = verify_frame, .verify_ctx = &fs};
+        rc = ahl_meta_check_with(m, &opts, print_problem, NULL, &stats);
+    }
     ahl_meta_close(m);
     ahl_store_close(s);
-    printf("checked %llu chunks and %llu versions: %llu problem%s\n",
+    uint64_t problems = stats.problems + db_problems;
+    printf("checked the database, %llu chunks, %llu versions and %llu frames: %llu problem%s\n",
            (unsigned long long)stats.chunks, (unsigned long long)stats.versions,
-           (unsigned long long)stats.problems, stats.problems == 1 ? "" : "s");
-    if (rc == 0)
-        return 0;
-    if (rc == AHL_ECORRUPT) {
-        if (!stats.problems)
+           (unsigned long long)stats.frames, (unsigned long long)problems,
+           problems == 1 ? "" : "s");
+    if (rc < 0 && rc != AHL_ECORRUPT)
+        fprintf(stderr, "ahilite check: the check could not finish: %s\n", ahl_strerror(rc));
+    if (rc == AHL_ECORRUPT || db_rc == AHL_ECORRUPT) {
+        if (!problems)
             printf("damage: the database itself reports corruption\n");
         return 1;
     }
-    fprintf(stderr, "ahilite check: the check could not finish: %s\n", ahl_strerror(rc));
-    return 2;
+    return rc == 0 && db_rc == 0 ? 0 : 2;
 }

@@ -1,7 +1,13 @@
 /* The filesystem frame store: one file per frame under root/<2 hex>/<2 hex>/<id>. Writes go to a
  * temporary file in the final directory, are fsynced, renamed into place and the directory is
  * fsynced, so a reader sees either no frame or the whole frame, and a put that returned 0
- * survives a crash (kill -9 or power loss). */
+ * survives a crash (kill -9 or power loss).
+ *
+ * What a crash cannot do, a disk, a person or a program can: a frame file may later be truncated,
+ * overwritten, deleted or replaced by a link. Readers therefore open the fan-out directories and
+ * the file without following links, accept only a regular file, and (ahl_framestore_open_verified,
+ * ahl_framestore_check) hash the bytes to compare them with the content address the file is named
+ * by, so damage is reported, never served. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +49,24 @@ static int ensure_dir(const char *path, struct ahl_err *err)
     return io_fail(err, "cannot create directory", path);
 }
 
+/* ensure_dir for a fan-out directory, which must be a directory itself, not a link to one: a
+ * frame is never written through a link planted in the store. */
+static int ensure_fanout_dir(const char *path, struct ahl_err *err)
+{
+    struct stat st;
+    int rc = ensure_dir(path, err);
+    if (rc < 0)
+        return rc;
+    if (lstat(path, &st) != 0)
+        return io_fail(err, "cannot stat directory", path);
+    if (!S_ISDIR(st.st_mode))
+        return ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
+                        "%s is not a directory (a symbolic link?); frames are not written "
+                        "through it",
+                        path);
+    return 0;
+}
+
 static int fsync_dir(const char *path, struct ahl_err *err)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -61,6 +85,148 @@ static void frame_dir(const struct ahl_framestore *fs, const char *id, char *out
 static void frame_path(const struct ahl_framestore *fs, const char *id, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/%.2s/%.2s/%s", fs->root, id, id + 2, id);
+}
+
+void ahl_framestore_path(const struct ahl_framestore *fs, const char *id, char *out, size_t cap)
+{
+    frame_path(fs, id, out, cap);
+}
+
+/* What an open of name in dir failed on with errno e, worded for a report, or NULL when e means
+ * something else (EIO, EMFILE...). Linux reports a link opened with O_NOFOLLOW as ELOOP, or as
+ * ENOTDIR when O_DIRECTORY is also given, so the entry itself is looked at. */
+static const char *found_instead(int dir, const char *name, int e, bool want_dir)
+{
+    struct stat st;
+    if (e != ELOOP && e != ENOTDIR)
+        return NULL;
+    bool link = fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+    if (want_dir)
+        return link ? "a fan-out directory is a symbolic link"
+                    : "a fan-out directory is not a directory";
+    return link ? "the file is a symbolic link" : "it is not a regular file";
+}
+
+/* Opens a frame's file for reading without following a link below the root: the two fan-out
+ * directories and the file are each opened with O_NOFOLLOW, relative to the one before, and the
+ * file must be a regular file (O_NONBLOCK keeps a planted FIFO from blocking the open; it has
+ * no effect on a regular file). *fd and *st on success; AHL_ENOTFOUND when absent; AHL_ECORRUPT
+ * when something else stands in its place; AHL_EIO. */
+static int open_regular(const struct ahl_framestore *fs, const char *id, int *fd, struct stat *st,
+                        struct ahl_err *err)
+{
+    char part[3] = {0};
+    int dir = -1, sub = -1, f = -1, rc = 0;
+    *fd = -1;
+    if (!valid_id(id))
+        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                        "frame id must be 32 lowercase hex digits");
+    if ((dir = open(fs->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        rc = io_fail(err, "cannot open frame store", fs->root);
+        goto out;
+    }
+    for (int level = 0; level < 2; level++) {
+        memcpy(part, id + 2 * level, 2);
+        sub = openat(dir, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) {
+            int e = errno;
+            const char *what = found_instead(dir, part, e, true);
+            rc = e == ENOENT ? ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND,
+                                        "image frame %s not found", id)
+                 : what      ? ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
+                                        "stored frame %s is damaged: %s", id, what)
+                             : ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL,
+                                        "cannot open the directory of frame %s: %s", id, strerror(e));
+            goto out;
+        }
+        close(dir);
+        dir = sub;
+    }
+    f = openat(dir, id, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (f < 0) {
+        int e = errno;
+        const char *what = found_instead(dir, id, e, false);
+        rc = e == ENOENT
+                 ? ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND, "image frame %s not found", id)
+             : what ? ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
+                               "stored frame %s is damaged: %s", id, what)
+                    : ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot open frame %s: %s", id,
+                               strerror(e));
+        goto out;
+    }
+    if (fstat(f, st) != 0) {
+        rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot stat frame %s: %s", id,
+                      strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        rc = ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
+                      "stored frame %s is damaged: it is not a regular file", id);
+        goto out;
+    }
+    *fd = f;
+    f = -1;
+out:
+    if (f >= 0)
+        close(f);
+    if (dir >= 0)
+        close(dir);
+    return rc;
+}
+
+/* Reads size bytes of fd from offset 0 and checks that they are the frame id names. When want
+ * is not NULL the bytes must also equal want (a put comparing a file with the frame it would
+ * write). 0, AHL_ECORRUPT (what differs in err), AHL_ENOMEM or AHL_EIO. */
+static int verify_bytes(int fd, uint64_t size, const char *id, const char *ts, const void *want,
+                        struct ahl_err *err)
+{
+    static const size_t block = 256 * 1024;
+    struct ahl_sha256_ctx sha = {NULL};
+    uint8_t digest[AHL_SHA256_LEN], *buf = malloc(block);
+    char got[33];
+    uint64_t off = 0;
+    int rc = 0;
+    if (!buf || ahl_sha256_begin(&sha) < 0) {
+        rc = ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory to check frame %s", id);
+        goto out;
+    }
+    while (off < size) {
+        size_t n = size - off < block ? (size_t)(size - off) : block;
+        ssize_t r = pread(fd, buf, n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot read frame %s: %s", id,
+                          strerror(errno));
+            goto out;
+        }
+        if (r == 0) { /* shrank since fstat */
+            rc = ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
+                          "stored frame %s is damaged: it ends after %llu of its %llu bytes", id,
+                          (unsigned long long)off, (unsigned long long)size);
+            goto out;
+        }
+        if (want && memcmp(buf, (const uint8_t *)want + off, (size_t)r) != 0) {
+            rc = ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
+                          "stored frame %s is damaged: its bytes differ", id);
+            goto out;
+        }
+        ahl_sha256_add(&sha, buf, (size_t)r);
+        off += (uint64_t)r;
+    }
+    ahl_sha256_end(&sha, digest);
+    if (ts) {
+        ahl_frame_id_of_digest(ts[0] ? ts : AHL_TS_HTJ2K_RPCL, digest, got);
+        if (strcmp(got, id) != 0)
+            rc = ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
+                          "stored frame %s is damaged: its %llu bytes are frame %s, other bytes "
+                          "than the ones its id names",
+                          id, (unsigned long long)size, got);
+    }
+out:
+    ahl_sha256_end(&sha, digest);
+    free(buf);
+    return rc;
 }
 
 /* Removes tmp.* files a crash left behind, in the two levels of fan-out directories. Only files
@@ -88,7 +254,7 @@ static void sweep_temporaries(const char *dir, int depth, time_t now)
     closedir(d);
 }
 
-int ahl_framestore_open(struct ahl_framestore *fs, const char *root, struct ahl_err *err)
+int ahl_framestore_attach(struct ahl_framestore *fs, const char *root, struct ahl_err *err)
 {
     size_t n = root ? strlen(root) : 0;
     if (n == 0 || n >= sizeof fs->root - 64)
@@ -97,20 +263,27 @@ int ahl_framestore_open(struct ahl_framestore *fs, const char *root, struct ahl_
     memcpy(fs->root, root, n + 1);
     while (n > 1 && fs->root[n - 1] == '/')
         fs->root[--n] = '\0';
+    return 0;
+}
+
+int ahl_framestore_open(struct ahl_framestore *fs, const char *root, struct ahl_err *err)
+{
+    int rc = ahl_framestore_attach(fs, root, err);
+    if (rc < 0)
+        return rc;
     /* Create the root and its parents. */
     char path[sizeof fs->root];
-    memcpy(path, fs->root, n + 1);
+    memcpy(path, fs->root, strlen(fs->root) + 1);
     for (char *p = path + 1; *p; p++) {
         if (*p == '/') {
             *p = '\0';
-            int rc = ensure_dir(path, err);
+            rc = ensure_dir(path, err);
             *p = '/';
             if (rc < 0)
                 return rc;
         }
     }
-    int rc = ensure_dir(path, err);
-    if (rc < 0)
+    if ((rc = ensure_dir(path, err)) < 0)
         return rc;
     sweep_temporaries(fs->root, 0, time(NULL));
     return 0;
@@ -123,7 +296,7 @@ int ahl_framestore_exists(struct ahl_framestore *fs, const char *id)
     char path[sizeof fs->root + 64];
     frame_path(fs, id, path, sizeof path);
     struct stat st;
-    if (stat(path, &st) == 0)
+    if (lstat(path, &st) == 0)
         return 1;
     return errno == ENOENT ? 0 : AHL_EIO;
 }
@@ -134,16 +307,29 @@ int ahl_framestore_put(struct ahl_framestore *fs, const char *id, const void *da
     if (!valid_id(id))
         return ahl_fail(err, AHL_EINVAL, NULL, "frame id must be 32 lowercase hex digits");
     char dir[sizeof fs->root + 16], path[sizeof fs->root + 64], tmp[sizeof fs->root + 80];
-    int rc = ahl_framestore_exists(fs, id);
-    if (rc == 1)
-        return 0; /* content-addressed: the same id is the same bytes */
-    if (rc < 0)
-        return ahl_fail(err, rc, NULL, "cannot check frame %s", id);
+    /* Content-addressed: a file with this id holding these bytes is this frame already. Anything
+     * else there (damage, a link) is replaced by the rename below, which swaps a link itself,
+     * never its target. */
+    int fd;
+    struct stat st;
+    int rc = open_regular(fs, id, &fd, &st, err);
+    if (rc == 0) {
+        if ((uint64_t)st.st_size == len)
+            rc = verify_bytes(fd, len, id, NULL, data, err);
+        else
+            rc = AHL_ECORRUPT;
+        close(fd);
+        if (rc == 0)
+            return 0;
+    }
+    if (rc != AHL_ENOTFOUND && rc != AHL_ECORRUPT)
+        return rc;
+    ahl_err_clear(err);
     snprintf(dir, sizeof dir, "%s/%.2s", fs->root, id);
-    if ((rc = ensure_dir(dir, err)) < 0)
+    if ((rc = ensure_fanout_dir(dir, err)) < 0)
         return rc;
     frame_dir(fs, id, dir, sizeof dir);
-    if ((rc = ensure_dir(dir, err)) < 0)
+    if ((rc = ensure_fanout_dir(dir, err)) < 0)
         return rc;
     frame_path(fs, id, path, sizeof path);
     char rnd[33];
@@ -151,7 +337,7 @@ int ahl_framestore_put(struct ahl_framestore *fs, const char *id, const void *da
         return ahl_fail(err, AHL_EIO, NULL, "no randomness for a temporary name");
     snprintf(tmp, sizeof tmp, "%s/tmp.%s", dir, rnd);
 
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0)
         return io_fail(err, "cannot create", tmp);
     const uint8_t *p = data;
@@ -192,28 +378,48 @@ fail:
 int ahl_framestore_open_frame(struct ahl_framestore *fs, const char *id, int *fd, uint64_t *size,
                               struct ahl_err *err)
 {
-    *fd = -1;
-    *size = 0;
-    if (!valid_id(id))
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                        "frame id must be 32 lowercase hex digits");
-    char path[sizeof fs->root + 64];
-    frame_path(fs, id, path, sizeof path);
-    int f = open(path, O_RDONLY | O_CLOEXEC);
-    if (f < 0) {
-        if (errno == ENOENT)
-            return ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND, "image frame %s not found", id);
-        return io_fail(err, "cannot open", path);
-    }
     struct stat st;
-    if (fstat(f, &st) != 0) {
-        int rc = io_fail(err, "cannot stat", path);
-        close(f);
+    *size = 0;
+    int rc = open_regular(fs, id, fd, &st, err);
+    if (rc == 0)
+        *size = (uint64_t)st.st_size;
+    return rc;
+}
+
+int ahl_framestore_open_verified(struct ahl_framestore *fs, const char *id,
+                                 const char *stored_transfer_syntax, int *fd, uint64_t *size,
+                                 struct ahl_err *err)
+{
+    int rc = ahl_framestore_open_frame(fs, id, fd, size, err);
+    if (rc < 0)
         return rc;
+    if ((rc = verify_bytes(*fd, *size, id, stored_transfer_syntax ? stored_transfer_syntax : "",
+                           NULL, err)) < 0) {
+        close(*fd);
+        *fd = -1;
+        *size = 0;
     }
-    *fd = f;
-    *size = (uint64_t)st.st_size;
-    return 0;
+    return rc;
+}
+
+int ahl_framestore_check(struct ahl_framestore *fs, const char *id,
+                         const char *stored_transfer_syntax, uint64_t expected_size,
+                         struct ahl_err *err)
+{
+    int fd;
+    uint64_t size;
+    int rc = ahl_framestore_open_frame(fs, id, &fd, &size, err);
+    if (rc < 0)
+        return rc;
+    if (expected_size != UINT64_MAX && size != expected_size)
+        rc = ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
+                      "stored frame %s is damaged: the file is %llu bytes, FrameSizeInBytes %llu",
+                      id, (unsigned long long)size, (unsigned long long)expected_size);
+    else
+        rc = verify_bytes(fd, size, id, stored_transfer_syntax ? stored_transfer_syntax : "", NULL,
+                          err);
+    close(fd);
+    return rc;
 }
 
 int ahl_framestore_get(struct ahl_framestore *fs, const char *id, uint8_t **data, size_t *len,

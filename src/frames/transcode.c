@@ -41,19 +41,25 @@ int ahl_htj2k_encode(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_l
     return 0;
 }
 
-void ahl_frame_id(const char *ts, const uint8_t *data, size_t len, char id[33])
+void ahl_frame_id_of_digest(const char *ts, const uint8_t digest[AHL_SHA256_LEN], char id[33])
 {
-    uint8_t inner[AHL_SHA256_LEN], outer[AHL_SHA256_LEN];
+    uint8_t outer[AHL_SHA256_LEN];
     char buf[65 + 1 + AHL_SHA256_LEN];
     size_t tl = strlen(ts);
     if (tl > 64)
         tl = 64;
-    ahl_sha256(data, len, inner);
     memcpy(buf, ts, tl);
     buf[tl] = '\0';
-    memcpy(buf + tl + 1, inner, AHL_SHA256_LEN);
+    memcpy(buf + tl + 1, digest, AHL_SHA256_LEN);
     ahl_sha256(buf, tl + 1 + AHL_SHA256_LEN, outer);
     ahl_hex_encode(outer, 16, id);
+}
+
+void ahl_frame_id(const char *ts, const uint8_t *data, size_t len, char id[33])
+{
+    uint8_t inner[AHL_SHA256_LEN];
+    ahl_sha256(data, len, inner);
+    ahl_frame_id_of_digest(ts, inner, id);
 }
 
 void ahl_stored_frame_release(struct ahl_stored_frame *f)

@@ -5,11 +5,16 @@
  * its text re-hashed; a map or root chunk is re-hashed as stored. Every hash seen goes into a set
  * of present chunks, every failure into a set of damaged ones, and is reported.
  * Pass 2 walks versions. Each version needs its root, Patient and Study chunks, every node of its
- * Series map, each series chunk, and every node and instance chunk of each Instances map. A
- * subtree already found sound is not walked again (versions share almost everything), so the
- * walk costs the distinct data, not versions x size. Reports name the image set, the version and
- * the place in the document ("Study.Series['1.2.3'].Instances['1.2.3.4']"). Pass 3 makes sure
- * every live image set's latest version has its version row.
+ * Series map, each series chunk, and every node and instance chunk of each Instances map. Each
+ * instance's ImageFrames are checked: the frame index must hold the (image set, frame) row that
+ * GetImageFrame looks up, with the instance's StoredTransferSyntaxUID, and the caller's verifier
+ * (when given) checks the frame's stored bytes, once per distinct frame found sound. A subtree
+ * already found sound in this image set is not walked again (its versions share almost
+ * everything), so the walk costs the distinct data of each set, not versions x size; versions are
+ * scanned set by set, so that memory is per set. Reports name the image set, the version and the
+ * place in the document ("Study.Series['1.2.3'].Instances['1.2.3.4'].ImageFrames[0]"); a damaged
+ * frame is reported once per image set, at the first version listing it. Pass 3 makes sure every
+ * live image set's latest version has its version row.
  */
 #include "meta/engine.h"
 
@@ -68,13 +73,28 @@ static int hset_add(struct hset *s, const uint8_t *h)
     return 0;
 }
 
+/* Forgets every member, keeping the table for the next image set. */
+static void hset_clear(struct hset *s)
+{
+    if (s->cap)
+        memset(s->v, 0, s->cap * AHL_SHA256_LEN);
+    s->n = 0;
+}
+
 struct check {
     struct ahl_meta *m;
     struct ahl_store_tx *tx;
     ahl_meta_report_cb cb;
     void *ctx;
+    struct ahl_meta_check_opts opts;
     struct ahl_meta_check_stats st;
-    struct hset present, bad, good;
+    struct hset present, bad;
+    struct hset frames_ok; /* frames (SHA-256 of the id) whose bytes the verifier found sound */
+    /* the image set being walked: its subtrees found sound, its frames already reported, and
+     * whether GetImageFrame may serve it (not DELETED), so that its frame-index rows must exist */
+    char set_id[AHL_ID_LEN + 1];
+    struct hset set_good, set_reported;
+    bool set_live;
     struct ahl_buf text;
     /* the version being walked */
     const struct ahl_version_rec *ver;
@@ -168,14 +188,101 @@ static int inst_node(void *vctx, const uint8_t *hash, bool leaf, const uint8_t *
     return 0;
 }
 
+/* A frame id the frame index can hold: 32 characters [0-9a-z] (see frameidx.c). */
+static bool indexable_id(const char *id)
+{
+    return id && strlen(id) == AHL_ID_LEN &&
+           strspn(id, "0123456789abcdefghijklmnopqrstuvwxyz") == AHL_ID_LEN;
+}
+
+/* Checks one ImageFrames entry of an instance: its frame-index row and its stored bytes. */
+static int check_frame(struct check *c, const char *inst_where, size_t i, const json_t *fr,
+                       const char *ts)
+{
+    const char *id = json_string_value(json_object_get(fr, "ID"));
+    const json_t *size = json_object_get(fr, "FrameSizeInBytes");
+    char where[800], problem[900];
+    uint8_t key[AHL_SHA256_LEN];
+    struct ahl_frame_rec row;
+    int rc;
+    if (!indexable_id(id))
+        return 0; /* not a frame GetImageFrame can be asked for (ahilite dump output, tests) */
+    ahl_sha256(id, AHL_ID_LEN, key);
+    if (hset_has(&c->set_reported, key))
+        return 0;
+    c->st.frame_refs++;
+    snprintf(where, sizeof where, "%s.ImageFrames[%zu]", inst_where, i);
+    if (c->set_live) {
+        rc = ahl_store_frame_get(c->tx, c->ver->imageset_id, id, &row);
+        if (rc == AHL_ENOTFOUND) {
+            report(c,
+                   "image set %s version %llu: %s lists frame %s, but the frame index has no row "
+                   "for it (GetImageFrame answers ResourceNotFoundException)",
+                   c->ver->imageset_id, (unsigned long long)c->ver->version, where, id);
+            return hset_add(&c->set_reported, key);
+        }
+        if (rc < 0)
+            return rc;
+        if (strcmp(row.transfer_syntax, ts) != 0) {
+            report(c,
+                   "image set %s version %llu: %s frame %s: the frame index records stored "
+                   "transfer syntax '%s', the instance says '%s'",
+                   c->ver->imageset_id, (unsigned long long)c->ver->version, where, id,
+                   row.transfer_syntax, ts);
+            return hset_add(&c->set_reported, key);
+        }
+    }
+    if (!c->opts.verify_frame || hset_has(&c->frames_ok, key))
+        return 0;
+    struct ahl_meta_frame_ref ref = {
+        .imageset_id = c->ver->imageset_id,
+        .version = c->ver->version,
+        .where = where,
+        .frame_id = id,
+        .stored_transfer_syntax = ts,
+        .size = json_is_integer(size) && json_integer_value(size) >= 0
+                    ? (uint64_t)json_integer_value(size)
+                    : UINT64_MAX,
+    };
+    problem[0] = '\0';
+    rc = c->opts.verify_frame(c->opts.verify_ctx, &ref, problem, sizeof problem);
+    if (rc == 0) {
+        c->st.frames++;
+        return hset_add(&c->frames_ok, key);
+    }
+    if (rc != AHL_ENOTFOUND && rc != AHL_ECORRUPT)
+        return rc;
+    report(c, "image set %s version %llu: %s frame %s: %s", c->ver->imageset_id,
+           (unsigned long long)c->ver->version, where, id, problem);
+    return hset_add(&c->set_reported, key);
+}
+
 static int inst_entry(void *vctx, const char *key, size_t keylen, const uint8_t *value)
 {
     struct check *c = vctx;
     char what[700];
+    json_t *inst = NULL;
     snprintf(what, sizeof what, "Study.Series['%s'].Instances['%.*s']", c->series_key,
              (int)(keylen < 256 ? keylen : 256), key);
-    need(c, value, what);
-    return 0;
+    if (!need(c, value, what) || hset_has(&c->set_good, value))
+        return 0;
+    uint64_t before = c->st.problems;
+    int rc = ahl__json_load(c->m, c->tx, NULL, value, &inst);
+    if (rc == AHL_ECORRUPT) {
+        report(c, "image set %s version %llu: %s cannot be read", c->ver->imageset_id,
+               (unsigned long long)c->ver->version, what);
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    const json_t *frames = json_object_get(inst, "ImageFrames");
+    const char *ts = json_string_value(json_object_get(inst, "StoredTransferSyntaxUID"));
+    for (size_t i = 0; rc == 0 && i < json_array_size(frames); i++)
+        rc = check_frame(c, what, i, json_array_get(frames, i), ts ? ts : "");
+    json_decref(inst);
+    if (rc == 0 && c->st.problems == before)
+        rc = hset_add(&c->set_good, value);
+    return rc;
 }
 
 struct series_walk {
@@ -190,7 +297,7 @@ static int series_entry(void *vctx, const char *key, size_t keylen, const uint8_
     snprintf(what, sizeof what, "Study.Series['%s']", skey);
     need(c, value, what);
     const uint8_t *iroot = value + AHL_SHA256_LEN;
-    if (ahl__hash_is_zero(iroot) || hset_has(&c->good, iroot))
+    if (ahl__hash_is_zero(iroot) || hset_has(&c->set_good, iroot))
         return 0;
     uint64_t before = c->st.problems;
     c->series_key = skey;
@@ -205,7 +312,7 @@ static int series_entry(void *vctx, const char *key, size_t keylen, const uint8_
     if (rc < 0)
         return rc;
     if (c->st.problems == before)
-        return hset_add(&c->good, iroot);
+        return hset_add(&c->set_good, iroot);
     return 0;
 }
 
@@ -218,6 +325,22 @@ static int series_node(void *vctx, const uint8_t *hash, bool leaf, const uint8_t
     return 0;
 }
 
+/* Versions come set by set: on a new set, forget the last one's walk and look up its state. */
+static int enter_set(struct check *c, const char *imageset_id)
+{
+    struct ahl_imageset_rec set;
+    if (!strcmp(c->set_id, imageset_id))
+        return 0;
+    memcpy(c->set_id, imageset_id, sizeof c->set_id);
+    hset_clear(&c->set_good);
+    hset_clear(&c->set_reported);
+    int rc = ahl_store_imageset_get(c->tx, NULL, imageset_id, &set);
+    if (rc < 0 && rc != AHL_ENOTFOUND)
+        return rc;
+    c->set_live = rc == 0 && strcmp(set.state, "DELETED") != 0;
+    return 0;
+}
+
 static int check_version(void *vctx, const struct ahl_version_rec *ver)
 {
     struct check *c = vctx;
@@ -225,6 +348,8 @@ static int check_version(void *vctx, const struct ahl_version_rec *ver)
     int rc;
     c->st.versions++;
     c->ver = ver;
+    if ((rc = enter_set(c, ver->imageset_id)) < 0)
+        return rc;
     if (!need(c, ver->root, "its root"))
         return 0;
     if ((rc = ahl__root_load(c->m, c->tx, NULL, ver->root, &r)) < 0) {
@@ -236,7 +361,7 @@ static int check_version(void *vctx, const struct ahl_version_rec *ver)
     }
     need(c, r.patient, "Patient");
     need(c, r.study, "Study");
-    if (ahl__hash_is_zero(r.series) || hset_has(&c->good, r.series))
+    if (ahl__hash_is_zero(r.series) || hset_has(&c->set_good, r.series))
         return 0;
     uint64_t before = c->st.problems;
     rc = ahl__map_walk_nodes(c->m, c->tx, r.series, series_node, c);
@@ -250,7 +375,7 @@ static int check_version(void *vctx, const struct ahl_version_rec *ver)
     if (rc < 0)
         return rc;
     if (c->st.problems == before)
-        return hset_add(&c->good, r.series);
+        return hset_add(&c->set_good, r.series);
     return 0;
 }
 
@@ -287,12 +412,20 @@ static int check_datastore(void *vctx, const struct ahl_datastore_rec *ds)
 int ahl_meta_check(struct ahl_meta *m, ahl_meta_report_cb cb, void *ctx,
                    struct ahl_meta_check_stats *stats)
 {
+    return ahl_meta_check_with(m, NULL, cb, ctx, stats);
+}
+
+int ahl_meta_check_with(struct ahl_meta *m, const struct ahl_meta_check_opts *opts,
+                        ahl_meta_report_cb cb, void *ctx, struct ahl_meta_check_stats *stats)
+{
     struct check c;
     int rc;
     memset(&c, 0, sizeof c);
     c.m = m;
     c.cb = cb;
     c.ctx = ctx;
+    if (opts)
+        c.opts = *opts;
     ahl_buf_init(&c.text, AHL__MAX_CHUNK);
     if ((rc = ahl_store_begin(m->store, false, &c.tx)) < 0)
         goto out;
@@ -313,7 +446,9 @@ out:
     ahl_buf_release(&c.text);
     free(c.present.v);
     free(c.bad.v);
-    free(c.good.v);
+    free(c.frames_ok.v);
+    free(c.set_good.v);
+    free(c.set_reported.v);
     if (stats)
         *stats = c.st;
     if (rc < 0)

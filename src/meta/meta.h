@@ -203,11 +203,41 @@ struct ahl_meta_check_stats {
     uint64_t chunks;
     uint64_t versions;
     uint64_t problems;
+    uint64_t frame_refs; /* ImageFrames entries examined (a frame once per image set and place) */
+    uint64_t frames;     /* distinct frames whose stored bytes were verified sound */
+};
+
+/* A frame a version lists, as the check hands it to a frame verifier. */
+struct ahl_meta_frame_ref {
+    const char *imageset_id;
+    uint64_t version;
+    const char *where;    /* "Study.Series['1.2'].Instances['1.2.3'].ImageFrames[0]" */
+    const char *frame_id; /* its ID */
+    const char *stored_transfer_syntax; /* the instance's StoredTransferSyntaxUID, or "" */
+    uint64_t size;                      /* its FrameSizeInBytes, UINT64_MAX when absent */
+};
+
+/* Checks the stored bytes of one frame (the engine does not know where frames are kept). 0 when
+ * sound; AHL_ENOTFOUND or AHL_ECORRUPT with what was found written into problem (cap bytes) for
+ * damage, which the check reports; any other error stops the check. */
+typedef int (*ahl_meta_frame_verify_cb)(void *ctx, const struct ahl_meta_frame_ref *ref,
+                                        char *problem, size_t cap);
+
+struct ahl_meta_check_opts {
+    ahl_meta_frame_verify_cb verify_frame; /* NULL: frame files are not looked at */
+    void *verify_ctx;
 };
 
 /* Re-hashes every chunk and walks every version of every image set, reporting each damaged or
- * missing chunk with the versions that need it. 0 if everything is sound, AHL_ECORRUPT if
- * anything was reported, another AHL_E* if the check itself could not run. */
+ * missing chunk with the versions that need it. For every frame an instance of a version lists
+ * under ImageFrames it also checks that the frame index has the row GetImageFrame needs (for
+ * image sets that are not deleted) with the instance's StoredTransferSyntaxUID, and hands the
+ * frame to opts->verify_frame when given (each distinct frame found sound is verified once).
+ * Reads only. 0 if everything is sound, AHL_ECORRUPT if anything was reported, another AHL_E*
+ * if the check itself could not run. opts may be NULL. */
+int ahl_meta_check_with(struct ahl_meta *m, const struct ahl_meta_check_opts *opts,
+                        ahl_meta_report_cb cb, void *ctx, struct ahl_meta_check_stats *stats);
+/* ahl_meta_check_with without a frame verifier. */
 int ahl_meta_check(struct ahl_meta *m, ahl_meta_report_cb cb, void *ctx,
                    struct ahl_meta_check_stats *stats);
 

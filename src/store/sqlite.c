@@ -1944,3 +1944,54 @@ out:
         *problems = found;
     return rc;
 }
+
+int ahl_store_sqlite_integrity_check(struct ahl_store *s, bool quick, ahl_store_plan_cb cb,
+                                     void *ctx, unsigned *problems)
+{
+    struct ahl_store_tx *tx = NULL;
+    sqlite3_stmt *st = NULL;
+    unsigned found = 0;
+    int rc, step;
+    if (problems)
+        *problems = 0;
+    if (!s || s->ops != &sq_ops)
+        return AHL_EINVAL;
+    if ((rc = sq_begin(s, false, &tx)) < 0)
+        return rc;
+    sqlite3 *db = CONN(tx)->db;
+    if (sqlite3_prepare_v2(db, quick ? "PRAGMA quick_check(100)" : "PRAGMA integrity_check(100)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        /* A schema that cannot be read is itself damage SQLite reports here. */
+        rc = sqlite3_errcode(db) == SQLITE_CORRUPT || sqlite3_errcode(db) == SQLITE_NOTADB
+                 ? AHL_ECORRUPT
+                 : AHL_EIO;
+        found++;
+        if (cb)
+            cb(ctx, sqlite3_errmsg(db));
+        goto out;
+    }
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *line = (const char *)sqlite3_column_text(st, 0);
+        if (line && !strcmp(line, "ok"))
+            continue;
+        found++;
+        if (cb)
+            cb(ctx, line ? line : "(no text)");
+    }
+    if (step != SQLITE_DONE) {
+        /* The check itself stopped on a page it could not read: that is damage too. */
+        found++;
+        if (cb)
+            cb(ctx, sqlite3_errmsg(db));
+        if (sqlite3_errcode(db) != SQLITE_CORRUPT && sqlite3_errcode(db) != SQLITE_NOTADB)
+            rc = AHL_EIO;
+    }
+    if (rc == 0 && found)
+        rc = AHL_ECORRUPT;
+out:
+    sqlite3_finalize(st);
+    sq_rollback(tx);
+    if (problems)
+        *problems = found;
+    return rc;
+}

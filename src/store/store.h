@@ -335,6 +335,14 @@ struct ahl_store_sqlite_stats {
     unsigned write_waiting;
 };
 int ahl_store_sqlite_stats(struct ahl_store *s, struct ahl_store_sqlite_stats *out);
+/* SQLite's own consistency check of the whole database file (PRAGMA integrity_check, or
+ * quick_check, which skips matching indexes against their tables), in a read transaction: every
+ * b-tree page, free-list page and index entry. cb receives each problem SQLite reports, at most
+ * 100 (e.g. "Tree 12 page 34 cell 2: invalid page number 4096", "row 7 missing from index
+ * sqlite_autoindex_chunk_1"); *problems (may be NULL) counts them. 0 when the file is sound,
+ * AHL_ECORRUPT when a problem was reported, AHL_EINVAL for another backend, AHL_EIO. Reads only. */
+int ahl_store_sqlite_integrity_check(struct ahl_store *s, bool quick, ahl_store_plan_cb cb,
+                                     void *ctx, unsigned *problems);
 /* Closes any backend. NULL is accepted. Every transaction must have ended. */
 void ahl_store_close(struct ahl_store *s);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -87,85 +88,307 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Makes a synthetic set (nseries x ninstances, one frame each); returns its id and version. */
-static uint64_t make_set(struct fixture *f, unsigned nseries, unsigned ninstances, uint32_t seed,
-                         char id[33])
+/* A real HTJ2K lossless codestream of a 4x3 8-bit grey frame whose samples depend on seed. */
+static void encode_frame(unsigned seed, struct ahl_raw_frame *raw, uint8_t **cs, size_t *len)
 {
-    json_t *doc = ahl_synth_doc(nseries, ninstances, seed);
+    struct ahl_err err;
+    memset(raw, 0, sizeof *raw);
+    raw->width = 4;
+    raw->height = 3;
+    raw->components = 1;
+    raw->bytes_per_sample = 1;
+    raw->precision = 8;
+    snprintf(raw->photometric, sizeof raw->photometric, "MONOCHROME2");
+    raw->len = 12;
+    raw->data = malloc(raw->len);
+    for (size_t i = 0; i < raw->len; i++)
+        raw->data[i] = (uint8_t)(seed * 31 + i * 17);
+    if (ahl_htj2k_encode(raw, cs, len, &err) < 0)
+        fail_msg("encode: %s", err.msg);
+}
+
+/* Makes a set of one series of n synthetic instances whose frames are real: instance i lists
+ * frame ids[i], the HTJ2K codestream of encode_frame(first + i), stored in the frame store when
+ * store_it. Returns the set id. */
+static void make_set(struct fixture *f, unsigned first, unsigned n, bool store_it, char ids[][33],
+                     char set[33])
+{
+    json_t *doc = ahl_synth_doc(1, n, 21);
     struct ahl_meta_create_opts opts = {.is_primary = true};
     struct ahl_meta_info info;
     struct ahl_err err;
+    const char *skey, *ikey;
+    json_t *series, *inst;
+    unsigned i = 0;
     assert_non_null(doc);
+    json_object_foreach(json_object_get(json_object_get(doc, "Study"), "Series"), skey, series)
+    {
+        json_object_foreach(json_object_get(series, "Instances"), ikey, inst)
+        {
+            struct ahl_raw_frame raw;
+            uint8_t *cs;
+            size_t len;
+            encode_frame(first + i, &raw, &cs, &len);
+            ahl_frame_id(AHL_TS_HTJ2K_RPCL, cs, len, ids[i]);
+            json_t *fr = json_array_get(json_object_get(inst, "ImageFrames"), 0);
+            json_object_set_new(fr, "ID", json_string(ids[i]));
+            json_object_set_new(fr, "FrameSizeInBytes", json_integer((json_int_t)len));
+            if (store_it)
+                assert_int_equal(ahl_framestore_put(&f->svc.frames, ids[i], cs, len, &err), 0);
+            free(cs);
+            ahl_raw_frame_release(&raw);
+            i++;
+        }
+    }
+    assert_int_equal(i, n);
     if (ahl_meta_imageset_create(f->meta, f->ds, doc, &opts, &info, &err) < 0)
         fail_msg("create: %s", err.msg);
     json_decref(doc);
-    snprintf(id, 33, "%s", info.set.id);
-    return info.set.latest_version;
+    snprintf(set, 33, "%s", info.set.id);
 }
 
-/* The frame id synth gives instance i of series s (see ahl_synth_instance). */
-static void frame_id(uint32_t seed, unsigned s, unsigned i, char out[33])
+/* GetImageFrame of frame_id with an Accept header: 0 with the whole body as a client receives
+ * it (raw bytes, then the streamed file) in body, or the error. */
+static int get_frame(struct fixture *f, const char *set, const char *frame_id, const char *accept,
+                     struct ahl_buf *body, const char **content_type, struct ahl_err *err)
 {
-    json_t *inst = ahl_synth_instance(seed, s, i);
-    const json_t *frames = json_object_get(inst, "ImageFrames");
-    snprintf(out, 33, "%s", json_string_value(json_object_get(json_array_get(frames, 0), "ID")));
-    json_decref(inst);
+    char path[256], req[128];
+    struct ahl_api_resp resp;
+    json_t *out;
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageFrame", f->ds, set);
+    snprintf(req, sizeof req, "{\"imageFrameId\":\"%s\"}", frame_id);
+    memset(&resp, 0, sizeof resp);
+    resp.accept = accept;
+    ahl_buf_init(body, AHL_BUF_UNLIMITED);
+    int rc = call(f, AHL_OP_GetImageFrame, path, req, &out, &resp, err);
+    json_decref(out);
+    *content_type = resp.content_type;
+    if (rc == 0) {
+        char chunk[4096];
+        ssize_t n;
+        assert_true(resp.fd >= 0);
+        ahl_buf_add(body, resp.raw.data, resp.raw.len);
+        while ((n = read(resp.fd, chunk, sizeof chunk)) > 0)
+            ahl_buf_add(body, chunk, (size_t)n);
+        assert_int_equal(body->len, resp.raw.len + resp.fd_size);
+        close(resp.fd);
+    } else {
+        assert_int_equal(resp.fd, -1);
+    }
+    ahl_buf_release(&resp.raw);
+    return rc;
+}
+
+static uint32_t be32_at(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Checks that body is a JPH file around codestream cs (len bytes) of a 4x3 grey frame, and that
+ * OpenJPEG's JP2 reader decodes it to the pixels of raw. */
+static void assert_jph(const struct ahl_buf *body, const uint8_t *cs, size_t len,
+                       const struct ahl_raw_frame *raw)
+{
+    static const uint8_t head[] = {
+        0,   0,   0,   12,  'j', 'P', ' ', ' ', 0x0d, 0x0a, 0x87, 0x0a,              /* signature */
+        0,   0,   0,   20,  'f', 't', 'y', 'p', 'j',  'p',  'h',  ' ',  0, 0, 0,  0, /* brand, minor
+                                                                                      */
+        'j', 'p', 'h', ' ',                     /* compatible */
+        0,   0,   0,   45,  'j', 'p', '2', 'h', /* header box */
+        0,   0,   0,   22,  'i', 'h', 'd', 'r', 0,    0,    0,    3,    0, 0, 0,  4, 0,
+        1,                /* 3 x 4, 1 comp */
+        7,   7,   0,   0, /* 8 bits, J2K */
+        0,   0,   0,   15,  'c', 'o', 'l', 'r', 1,    0,    0,    0,    0, 0, 17, /* greyscale */
+    };
+    const uint8_t *b = (const uint8_t *)body->data;
+    assert_int_equal(body->len, sizeof head + 8 + len);
+    assert_memory_equal(b, head, sizeof head);
+    assert_int_equal(be32_at(b + sizeof head), 8 + len);
+    assert_memory_equal(b + sizeof head + 4, "jp2c", 4);
+    assert_memory_equal(b + sizeof head + 8, cs, len);
+
+    struct ahl_pixel_desc d;
+    struct ahl_raw_frame back;
+    struct ahl_err err;
+    memset(&d, 0, sizeof d);
+    d.rows = 3;
+    d.columns = 4;
+    d.samples_per_pixel = 1;
+    d.bits_allocated = 8;
+    d.bits_stored = 8;
+    d.high_bit = 7;
+    d.number_of_frames = 1;
+    snprintf(d.photometric, sizeof d.photometric, "MONOCHROME2");
+    snprintf(d.transfer_syntax, sizeof d.transfer_syntax, "%s", AHL_TS_HTJ2K_RPCL);
+    if (ahl_decode_j2k(&d, b, body->len, 0, &back, &err) < 0)
+        fail_msg("OpenJPEG cannot decode the JPH file: %s", err.msg);
+    assert_int_equal(back.len, raw->len);
+    assert_memory_equal(back.data, raw->data, raw->len);
+    ahl_raw_frame_release(&back);
 }
 
 static void test_operation(void **state)
 {
     struct fixture *f = *state;
-    char set[33], fid[33], path[256], body[128];
-    static const char pixels[] = "not really HTJ2K, but bytes the store hands back as they are";
+    char set[33], ids[3][33];
     struct ahl_err err;
-    struct ahl_api_resp resp;
-    json_t *out;
-    make_set(f, 1, 10, 21, set);
-    frame_id(21, 0, 4, fid);
-    assert_int_equal(ahl_framestore_put(&f->svc.frames, fid, pixels, sizeof pixels, &err), 0);
-    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageFrame", f->ds, set);
+    struct ahl_buf body;
+    const char *ctype;
+    struct ahl_raw_frame raw;
+    uint8_t *cs;
+    size_t len;
+    make_set(f, 0, 3, true, ids, set);
+    encode_frame(0, &raw, &cs, &len);
 
-    snprintf(body, sizeof body, "{\"imageFrameId\":\"%s\"}", fid);
-    for (int round = 0; round < 2; round++) { /* twice: nothing is consumed by the first */
-        if (call(f, AHL_OP_GetImageFrame, path, body, &out, &resp, &err) < 0)
-            fail_msg("GetImageFrame: %s", err.msg);
-        assert_string_equal(resp.content_type, "image/jph");
-        assert_true(resp.fd >= 0);
-        assert_int_equal(resp.fd_size, sizeof pixels);
-        char got[sizeof pixels];
-        assert_int_equal(read(resp.fd, got, sizeof got), (ssize_t)sizeof got);
-        assert_memory_equal(got, pixels, sizeof pixels);
-        close(resp.fd);
-        json_decref(out);
-        ahl_buf_release(&resp.raw);
+    /* Which representation each Accept header gets: the JPH file unless image/jphc is preferred. */
+    static const struct {
+        const char *accept;
+        bool bare;
+    } cases[] = {
+        {NULL, false},
+        {"*/*", false},
+        {"application/octet-stream", false},
+        {"image/jph", false},
+        {"image/jphc", true},
+        {"IMAGE/JPHC", true},
+        {"image/jph, image/jphc", false},
+        {"image/jphc, */*", true},
+        {"image/*, image/jphc", true},
+        {"image/jphc;q=0", false},
+        {"image/jphc;q=0.5, image/jph", false},
+        {"image/jph;q=0.4, image/jphc;q=0.9", true},
+        {"text/html, image/jphc ; q=1", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (get_frame(f, set, ids[0], cases[i].accept, &body, &ctype, &err) < 0)
+            fail_msg("GetImageFrame (Accept %s): %s", cases[i].accept, err.msg);
+        if (cases[i].bare) {
+            if (strcmp(ctype, "image/jphc") != 0)
+                fail_msg("Accept %s: %s, expected image/jphc", cases[i].accept, ctype);
+            assert_int_equal(body.len, len);
+            assert_memory_equal(body.data, cs, len);
+        } else {
+            if (strcmp(ctype, "image/jph") != 0)
+                fail_msg("Accept %s: %s, expected image/jph", cases[i].accept, ctype);
+            assert_jph(&body, cs, len, &raw);
+        }
+        ahl_buf_release(&body);
     }
+    free(cs);
+    ahl_raw_frame_release(&raw);
 
     /* Listed but with no pixel data; not listed; a set that does not exist. */
-    char other[33];
-    frame_id(21, 0, 5, other);
-    snprintf(body, sizeof body, "{\"imageFrameId\":\"%s\"}", other);
-    assert_int_equal(call(f, AHL_OP_GetImageFrame, path, body, &out, &resp, &err), AHL_ENOTFOUND);
+    char missing[1][33], other[33];
+    make_set(f, 100, 1, false, missing, other);
+    assert_int_equal(get_frame(f, other, missing[0], NULL, &body, &ctype, &err), AHL_ENOTFOUND);
     assert_non_null(strstr(err.msg, "pixel data is missing"));
-    json_decref(out);
-    ahl_buf_release(&resp.raw);
-    snprintf(body, sizeof body, "{\"imageFrameId\":\"%s\"}", "0123456789abcdef0123456789abcdef");
-    assert_int_equal(call(f, AHL_OP_GetImageFrame, path, body, &out, &resp, &err), AHL_ENOTFOUND);
+    ahl_buf_release(&body);
+    assert_int_equal(
+        get_frame(f, set, "0123456789abcdef0123456789abcdef", NULL, &body, &ctype, &err),
+        AHL_ENOTFOUND);
     assert_string_equal(err.aws_type, AHL_AWS_NOT_FOUND);
     assert_non_null(strstr(err.msg, "does not exist in image set"));
-    json_decref(out);
-    ahl_buf_release(&resp.raw);
-    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageFrame", f->ds,
-             "00000000000000000000000000000000");
-    assert_int_equal(call(f, AHL_OP_GetImageFrame, path, body, &out, &resp, &err), AHL_ENOTFOUND);
+    ahl_buf_release(&body);
+    assert_int_equal(
+        get_frame(f, "00000000000000000000000000000000", ids[0], NULL, &body, &ctype, &err),
+        AHL_ENOTFOUND);
     assert_string_equal(err.aws_type, AHL_AWS_NOT_FOUND);
-    json_decref(out);
-    ahl_buf_release(&resp.raw);
+    ahl_buf_release(&body);
+}
+
+/* Writes n bytes at offset off of a file (truncating it there when n is 0). */
+static void damage_file(const char *path, long off, const void *p, size_t n)
+{
+    if (!n) {
+        assert_int_equal(truncate(path, off), 0);
+        return;
+    }
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    fseek(fp, off, SEEK_SET);
+    assert_int_equal(fwrite(p, 1, n, fp), n);
+    fclose(fp);
+}
+
+static void test_damaged_frames(void **state)
+{
+    struct fixture *f = *state;
+    char set[33], ids[6][33], path[6][4200], dir[4200], moved[4300];
+    struct ahl_err err;
+    struct ahl_buf body;
+    const char *ctype;
+    make_set(f, 0, 6, true, ids, set);
+    for (int i = 0; i < 6; i++)
+        ahl_framestore_path(&f->svc.frames, ids[i], path[i], sizeof path[i]);
+
+    damage_file(path[0], 20, "\x5a", 1); /* one byte overwritten, same size */
+    damage_file(path[1], 10, NULL, 0);   /* truncated */
+    unlink(path[2]);                     /* a link to a sound copy of itself is still refused */
+    snprintf(moved, sizeof moved, "%s.elsewhere", path[2]);
+    assert_int_equal(symlink(path[3], path[2]), 0);
+    unlink(path[4]); /* a FIFO would block a reader that followed it */
+    assert_int_equal(mkfifo(path[4], 0600), 0);
+    /* frame 5: its second-level fan-out directory replaced by a link to a copy of it */
+    snprintf(dir, sizeof dir, "%s", path[5]);
+    *strrchr(dir, '/') = '\0';
+    snprintf(moved, sizeof moved, "%s.moved", dir);
+    assert_int_equal(rename(dir, moved), 0);
+    assert_int_equal(symlink(moved, dir), 0);
+
+    static const char *const found[] = {"other bytes than the ones its id names",
+                                        "other bytes than the ones its id names",
+                                        "the file is a symbolic link",
+                                        NULL,
+                                        "not a regular file",
+                                        "a fan-out directory is a symbolic link"};
+    for (int i = 0; i < 6; i++) {
+        if (i == 3) { /* sound: served */
+            assert_int_equal(get_frame(f, set, ids[i], NULL, &body, &ctype, &err), 0);
+            ahl_buf_release(&body);
+            continue;
+        }
+        if (get_frame(f, set, ids[i], NULL, &body, &ctype, &err) != AHL_ECORRUPT)
+            fail_msg("frame %d: not refused (%s)", i, err.msg);
+        assert_string_equal(err.aws_type, AHL_AWS_INTERNAL);
+        assert_non_null(strstr(err.msg, "the stored frame is damaged"));
+        assert_int_equal(body.len, 0);
+        ahl_buf_release(&body);
+        /* The frame store says what it found. */
+        int fd;
+        uint64_t size;
+        ahl_err_clear(&err);
+        int rc = ahl_framestore_open_verified(&f->svc.frames, ids[i], AHL_TS_HTJ2K_RPCL, &fd, &size,
+                                              &err);
+        assert_int_equal(rc, AHL_ECORRUPT);
+        if (!strstr(err.msg, found[i]))
+            fail_msg("frame %d: '%s' does not say '%s'", i, err.msg, found[i]);
+    }
+    /* Storing the frame again repairs it: the damaged file, or the link, is replaced. */
+    struct ahl_raw_frame raw;
+    uint8_t *cs;
+    size_t len;
+    for (int i = 0; i < 3; i++) {
+        encode_frame((unsigned)i, &raw, &cs, &len);
+        assert_int_equal(ahl_framestore_put(&f->svc.frames, ids[i], cs, len, &err), 0);
+        assert_int_equal(get_frame(f, set, ids[i], "image/jphc", &body, &ctype, &err), 0);
+        assert_int_equal(body.len, len);
+        assert_memory_equal(body.data, cs, len);
+        ahl_buf_release(&body);
+        free(cs);
+        ahl_raw_frame_release(&raw);
+    }
+    /* Never through a linked fan-out directory. */
+    encode_frame(5, &raw, &cs, &len);
+    assert_int_equal(ahl_framestore_put(&f->svc.frames, ids[5], cs, len, &err), AHL_ECORRUPT);
+    free(cs);
+    ahl_raw_frame_release(&raw);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_operation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_frames, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -405,14 +405,21 @@ static void create_framed_set(struct fixture *f, const char *patient, const char
 static void test_frame_index(void **state)
 {
     struct fixture *f = *state;
-    const char *x = "0123456789abcdef0123456789abcdef", *y = "fedcba9876543210fedcba9876543210";
-    char a[33], b[33], path[256], body[512], froot[128];
+    /* Frames are served only when their bytes are what their ids name: x a JPEG, y an HTJ2K
+     * codestream as far as its SIZ (1x1, one 8-bit component), all its JPH header needs. */
+    static const uint8_t jpeg[6] = "\xff\xd8jpeg";
+    static const uint8_t htj2k[] = {
+        0xff, 0x4f, 0xff, 0x51, 0, 41, 0x40, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,    0,   0,
+        0,    0,    0,    1,    0, 0,  0,    1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 7, 1, 1, 0xff, 0xd9};
+    char x[33], y[33], a[33], b[33], path[256], body[512], froot[128];
     struct ahl_err err;
+    ahl_frame_id(AHL_TS_JPEG_BASELINE, jpeg, sizeof jpeg, x);
+    ahl_frame_id(AHL_TS_HTJ2K_RPCL, htj2k, sizeof htj2k, y);
     snprintf(froot, sizeof froot, "%s/frames", f->dir);
     assert_int_equal(ahl_framestore_open(&f->svc.frames, froot, &err), 0);
     f->svc.frames_ready = 1;
-    assert_int_equal(ahl_framestore_put(&f->svc.frames, x, "\xff\xd8jpeg", 6, &err), 0);
-    assert_int_equal(ahl_framestore_put(&f->svc.frames, y, "\xff\x4fhtj2k", 7, &err), 0);
+    assert_int_equal(ahl_framestore_put(&f->svc.frames, x, jpeg, sizeof jpeg, &err), 0);
+    assert_int_equal(ahl_framestore_put(&f->svc.frames, y, htj2k, sizeof htj2k, &err), 0);
     create_framed_set(f, "FA", x, y, a);
     create_set(f, "FB", "1.8.1", "1.8.1.1", "1.8.1.1.1", "20200101", b);
 
@@ -438,7 +445,10 @@ static void test_frame_index(void **state)
         assert_int_equal(call(f, AHL_OP_GetImageFrame, path, NULL, body, &out, &raw, &err), 0);
         json_decref(out);
         assert_string_equal(f->content_type, before[i].type);
-        assert_int_equal(raw.len, before[i].frame == x ? 6 : 7);
+        /* The HTJ2K frame comes as a JPH file: 85 bytes of boxes, then the codestream. */
+        assert_int_equal(raw.len, before[i].frame == x ? sizeof jpeg : 85 + sizeof htj2k);
+        if (before[i].frame == y)
+            assert_memory_equal(raw.data + 85, htj2k, sizeof htj2k);
         ahl_buf_release(&raw);
     }
 

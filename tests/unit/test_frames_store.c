@@ -65,8 +65,11 @@ static void test_put_get_delete(void **state)
     assert_memory_equal(data, payload, len);
     free(data);
 
-    /* A second put of the same id is a no-op (content-addressed). */
-    assert_int_equal(ahl_framestore_put(&fs, ID, "other", 5, &err), 0);
+    /* A second put of the same bytes is a no-op (content-addressed): the file is not rewritten. */
+    struct stat again;
+    assert_int_equal(ahl_framestore_put(&fs, ID, payload, sizeof payload, &err), 0);
+    assert_int_equal(stat(path, &again), 0);
+    assert_int_equal(again.st_ino, st.st_ino);
     int fd;
     uint64_t size;
     assert_int_equal(ahl_framestore_open_frame(&fs, ID, &fd, &size, &err), 0);
@@ -74,6 +77,11 @@ static void test_put_get_delete(void **state)
     char first[3] = {0};
     assert_int_equal(read(fd, first, 2), 2);
     assert_string_equal(first, "an");
+    close(fd);
+    /* Other bytes under that id mean the file is not what its name says: it is replaced. */
+    assert_int_equal(ahl_framestore_put(&fs, ID, "other", 5, &err), 0);
+    assert_int_equal(ahl_framestore_open_frame(&fs, ID, &fd, &size, &err), 0);
+    assert_int_equal(size, 5);
     close(fd);
 
     assert_int_equal(ahl_framestore_delete(&fs, ID, &err), 0);
@@ -83,6 +91,69 @@ static void test_put_get_delete(void **state)
     assert_int_equal(ahl_framestore_delete(&fs, ID, &err), AHL_ENOTFOUND);
     assert_int_equal(ahl_framestore_open_frame(&fs, ID, &fd, &size, &err), AHL_ENOTFOUND);
     assert_int_equal(fd, -1);
+}
+
+/* ahl_framestore_check and ahl_framestore_open_verified find each kind of damage and say what
+ * they found; the sound frame passes. Table-driven: each row damages one stored frame. */
+static void test_check_finds_damage(void **state)
+{
+    (void)state;
+    struct ahl_framestore fs;
+    struct ahl_err err = {0};
+    static const struct {
+        const char *name;
+        const char *damage; /* shell command run with $F the frame's path, $D its directory */
+        uint64_t size;      /* expected size passed to the check (UINT64_MAX: unknown) */
+        int rc;
+        const char *says;
+    } cases[] = {
+        {"sound", "true", 0, 0, NULL},
+        {"size unknown", "true", UINT64_MAX, 0, NULL},
+        {"missing", "rm \"$F\"", 0, AHL_ENOTFOUND, "not found"},
+        {"truncated", "truncate -s 10 \"$F\"", 0, AHL_ECORRUPT, "FrameSizeInBytes"},
+        {"truncated, size unknown", "truncate -s 10 \"$F\"", UINT64_MAX, AHL_ECORRUPT,
+         "other bytes than the ones its id names"},
+        {"overwritten", "printf Z | dd of=\"$F\" bs=1 seek=5 conv=notrunc 2>/dev/null", 0,
+         AHL_ECORRUPT, "other bytes than the ones its id names"},
+        {"symbolic link", "cp \"$F\" \"$F.copy\" && ln -sf \"$F.copy\" \"$F\"", 0, AHL_ECORRUPT,
+         "the file is a symbolic link"},
+        {"directory", "rm \"$F\" && mkdir \"$F\"", 0, AHL_ECORRUPT, "not a regular file"},
+        {"linked fan-out directory", "mv \"$D\" \"$D.x\" && ln -s \"$D.x\" \"$D\"", 0, AHL_ECORRUPT,
+         "a fan-out directory is a symbolic link"},
+    };
+    static const uint8_t frame[] = "an HTJ2K codestream, as far as the store is concerned";
+    char id[33], path[400], dir[400], cmd[1400];
+    ahl_frame_id(AHL_TS_HTJ2K_RPCL, frame, sizeof frame, id);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char sub[300];
+        snprintf(sub, sizeof sub, "%s/case%zu", root, i);
+        assert_int_equal(ahl_framestore_open(&fs, sub, &err), 0);
+        assert_int_equal(ahl_framestore_put(&fs, id, frame, sizeof frame, &err), 0);
+        ahl_framestore_path(&fs, id, path, sizeof path);
+        snprintf(dir, sizeof dir, "%s", path);
+        *strrchr(dir, '/') = '\0';
+        snprintf(cmd, sizeof cmd, "F='%s' D='%s'; %s", path, dir, cases[i].damage);
+        assert_int_equal(system(cmd), 0);
+        uint64_t want = cases[i].size == UINT64_MAX ? UINT64_MAX : sizeof frame;
+        ahl_err_clear(&err);
+        int rc = ahl_framestore_check(&fs, id, AHL_TS_HTJ2K_RPCL, want, &err);
+        if (rc != cases[i].rc || (cases[i].says && !strstr(err.msg, cases[i].says)))
+            fail_msg("%s: rc %d '%s', expected %d '%s'", cases[i].name, rc, err.msg, cases[i].rc,
+                     cases[i].says ? cases[i].says : "");
+        int fd;
+        uint64_t size;
+        rc = ahl_framestore_open_verified(&fs, id, AHL_TS_HTJ2K_RPCL, &fd, &size, &err);
+        assert_int_equal(rc < 0, cases[i].rc < 0);
+        if (rc == 0) {
+            assert_int_equal(size, sizeof frame);
+            close(fd);
+        } else {
+            assert_int_equal(fd, -1);
+        }
+        /* The same bytes under another transfer syntax are another frame. */
+        if (cases[i].rc == 0)
+            assert_int_equal(ahl_framestore_check(&fs, id, AHL_TS_HTJ2K, want, &err), AHL_ECORRUPT);
+    }
 }
 
 static void test_bad_ids(void **state)
@@ -197,6 +268,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_get_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_finds_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweeps_temporaries_and_empty_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stores_transcoded_frames, setup, teardown),
     };

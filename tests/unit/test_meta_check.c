@@ -1,6 +1,9 @@
-/* The integrity check finds damage: a sound database checks clean (API and `ahilite check`),
- * then one byte of one stored instance chunk is flipped in the database file and the check must
- * name that chunk and the image-set versions that need it, and `ahilite check` must exit 1. */
+/* The integrity check finds damage: a sound database checks clean (API and `ahilite check`, with
+ * a frame file for every frame listed), then one byte of one stored instance chunk is flipped in
+ * the database file and the check must name that chunk and the image-set versions that need it,
+ * and `ahilite check` must exit 1. The frames every version lists are checked: a missing
+ * frame-index row is reported, and each distinct frame goes to the verifier once, its damage
+ * reported with the set, version and place. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -64,6 +67,40 @@ static int run_cli_check(const char *dir)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -2;
 }
 
+/* Gives every instance of doc a frame file under dir/frames: its ImageFrames ID becomes the
+ * content address of a few bytes of its own (the ID a stored frame of .4.202 has) and its
+ * FrameSizeInBytes their length, so that `ahilite check` finds every frame sound. */
+static void give_real_frames(json_t *doc, const char *dir)
+{
+    const char *skey, *ikey;
+    json_t *series, *inst;
+    json_object_foreach(json_object_get(json_object_get(doc, "Study"), "Series"), skey, series)
+    {
+        json_object_foreach(json_object_get(series, "Instances"), ikey, inst)
+        {
+            static const char ts[] = "1.2.840.10008.1.2.4.202";
+            uint8_t inner[AHL_SHA256_LEN], outer[AHL_SHA256_LEN], buf[sizeof ts + AHL_SHA256_LEN];
+            char bytes[300], id[AHL_SHA256_HEX_LEN + 1], path[600];
+            int n = snprintf(bytes, sizeof bytes, "the frame of %s", ikey);
+            ahl_sha256(bytes, (size_t)n, inner);
+            memcpy(buf, ts, sizeof ts); /* with its NUL */
+            memcpy(buf + sizeof ts, inner, AHL_SHA256_LEN);
+            ahl_sha256(buf, sizeof buf, outer);
+            ahl_hex_encode(outer, 16, id);
+            json_t *fr = json_array_get(json_object_get(inst, "ImageFrames"), 0);
+            json_object_set_new(fr, "ID", json_string(id));
+            json_object_set_new(fr, "FrameSizeInBytes", json_integer(n));
+            snprintf(path, sizeof path, "mkdir -p '%s/frames/%.2s/%.2s'", dir, id, id + 2);
+            assert_int_equal(system(path), 0);
+            snprintf(path, sizeof path, "%s/frames/%.2s/%.2s/%s", dir, id, id + 2, id);
+            FILE *fp = fopen(path, "wb");
+            assert_non_null(fp);
+            assert_int_equal(fwrite(bytes, 1, (size_t)n, fp), (size_t)n);
+            fclose(fp);
+        }
+    }
+}
+
 static void test_corrupt_byte_is_found(void **state)
 {
     (void)state;
@@ -72,6 +109,7 @@ static void test_corrupt_byte_is_found(void **state)
     struct ahl_meta_info info;
     assert_non_null(f);
     json_t *doc = ahl_synth_doc(1, 40, 9);
+    give_real_frames(doc, f->dir);
     assert_int_equal(ahl_meta_imageset_create(f->m, f->ds, doc, NULL, &info, &err), 0);
     json_decref(doc);
     for (uint64_t v = 1; v <= 3; v++) {
@@ -136,8 +174,92 @@ static void test_corrupt_byte_is_found(void **state)
     cli = run_cli_check(f->dir);
     assert_true(cli == -1 || cli == 1);
     free(fd.data);
-    fx_rmdir(f->dir);
+    char rm[128];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", f->dir);
+    assert_int_equal(system(rm), 0);
     free(f);
+}
+
+/* A verifier that finds frame `bad` damaged and every other frame sound, counting its calls. */
+struct fake_frames {
+    const char *bad;
+    unsigned calls, bad_calls;
+};
+
+static int fake_verify(void *ctx, const struct ahl_meta_frame_ref *ref, char *problem, size_t cap)
+{
+    struct fake_frames *ff = ctx;
+    ff->calls++;
+    assert_string_equal(ref->stored_transfer_syntax, "1.2.840.10008.1.2.4.202");
+    assert_int_equal(ref->size, 524288);
+    if (strcmp(ref->frame_id, ff->bad) != 0)
+        return 0;
+    ff->bad_calls++;
+    snprintf(problem, cap, "its bytes are not what the id names");
+    return AHL_ECORRUPT;
+}
+
+static void test_frames_are_checked(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(NULL);
+    struct ahl_err err;
+    struct ahl_meta_info info;
+    assert_non_null(f);
+    json_t *doc = ahl_synth_doc(1, 3, 11);
+    assert_int_equal(ahl_meta_imageset_create(f->m, f->ds, doc, NULL, &info, &err), 0);
+    json_decref(doc);
+    for (uint64_t v = 1; v <= 2; v++) {
+        const char *p = "{\"Patient\":{\"DICOM\":{\"PatientName\":\"CHECK^FRAMES\"}}}";
+        struct ahl_meta_update u = {
+            .latest_version = v, .updatable = p, .updatable_len = strlen(p)};
+        assert_int_equal(ahl_meta_update(f->m, f->ds, info.set.id, &u, NULL, &err), 0);
+    }
+    json_t *inst = ahl_synth_instance(11, 0, 1);
+    char bad[33];
+    snprintf(bad, sizeof bad, "%s",
+             json_string_value(
+                 json_object_get(json_array_get(json_object_get(inst, "ImageFrames"), 0), "ID")));
+    json_decref(inst);
+
+    /* Three distinct frames over three versions: each verified once; the damaged one reported
+     * once, at the first version listing it, with where it is listed. */
+    struct fake_frames ff = {.bad = bad};
+    struct ahl_meta_check_opts opts = {.verify_frame = fake_verify, .verify_ctx = &ff};
+    struct ahl_meta_check_stats st;
+    struct lines l;
+    memset(&l, 0, sizeof l);
+    assert_int_equal(ahl_meta_check_with(f->m, &opts, collect_line, &l, &st), AHL_ECORRUPT);
+    assert_int_equal(ff.calls, 3);
+    assert_int_equal(ff.bad_calls, 1);
+    assert_int_equal(st.frames, 2);
+    assert_int_equal(st.problems, 1);
+    char want[512];
+    snprintf(want, sizeof want,
+             "image set %s version 1: Study.Series['1.2.826.0.1.3680043.10.11.2.1']"
+             ".Instances['1.2.826.0.1.3680043.10.11.3.1.2'].ImageFrames[0] frame %s: its bytes "
+             "are not what the id names",
+             info.set.id, bad);
+    if (!strstr(l.text, want))
+        fail_msg("report lacks\n%s\n:\n%s", want, l.text);
+
+    /* The frame index loses the set's rows: every frame is reported as unservable, once. */
+    struct ahl_store_tx *tx;
+    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
+    assert_int_equal(ahl_store_frame_delete_set(tx, info.set.id), 0);
+    assert_int_equal(ahl_store_commit(tx), 0);
+    memset(&l, 0, sizeof l);
+    assert_int_equal(ahl_meta_check(f->m, collect_line, &l, &st), AHL_ECORRUPT);
+    if (st.problems != 3)
+        fail_msg("%llu problems:\n%s", (unsigned long long)st.problems, l.text);
+    assert_int_equal(st.frame_refs, 3);
+    snprintf(want, sizeof want,
+             "lists frame %s, but the frame index has no row for it (GetImageFrame answers "
+             "ResourceNotFoundException)",
+             bad);
+    if (!strstr(l.text, want))
+        fail_msg("report lacks\n%s\n:\n%s", want, l.text);
+    fx_free(f);
 }
 
 /* An image-set row pointing at a version that was never written is reported too. */
@@ -170,6 +292,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_corrupt_byte_is_found),
         cmocka_unit_test(test_missing_version_row),
+        cmocka_unit_test(test_frames_are_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
