@@ -42,10 +42,12 @@ struct ahl_api_credentials {
 
 /* Reads every profile of an AWS shared-credentials file ("[name]" sections with
  * aws_access_key_id / aws_secret_access_key). A profile with only one of the two, or a file with no
- * complete pair, is AHL_EPARSE with the line in err. Appends to creds. */
+ * complete pair, is AHL_EPARSE with the line in err; an access key defined twice is AHL_ECONFLICT.
+ * Logs a warning when the file is readable by its group or by every user. Appends to creds. */
 int ahl_api_credentials_load(const char *path, struct ahl_api_credentials *creds,
                              struct ahl_err *err);
-/* Adds one pair (AHL_ETOOBIG when full or too long). */
+/* Adds one pair (AHL_ETOOBIG when full or too long, AHL_ECONFLICT when the access key is there
+ * already). */
 int ahl_api_credentials_add(struct ahl_api_credentials *creds, const char *access_key,
                             const char *secret_key);
 /* Generates a random pair (AKIA + 16 upper-case characters, 40-character secret), writes it to path
@@ -80,7 +82,7 @@ struct ahl_api_config {
 #define AHL_API_DEFAULT_MAX_CONNECTIONS_PER_IP 64
 #define AHL_API_DEFAULT_HEADER_TIMEOUT_S 10
 #define AHL_API_DEFAULT_IDLE_TIMEOUT_S 30
-#define AHL_API_DEFAULT_MAX_BODY_MEMORY ((size_t)256 << 20)
+#define AHL_API_DEFAULT_MAX_BODY_MEMORY ((size_t)128 << 20)
 
 struct ahl_api_server;
 

@@ -747,15 +747,44 @@ static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s)
     return strlen(s);
 }
 
+/* libmicrohttpd's messages, at most LOG_BURST a second: a flood of bad connections must not
+ * become a flood of log lines (disk, and the operator's attention). What is held back is
+ * counted and reported with the next line let through. */
+#define LOG_BURST 20
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static uint64_t window;
+    static unsigned in_window, held_back;
     char line[512];
     (void)cls;
+    uint64_t now_s = ahl_mono_ns() / 1000000000ull;
+    unsigned dropped = 0;
+    pthread_mutex_lock(&lock);
+    if (now_s != window) {
+        window = now_s;
+        in_window = 0;
+    }
+    int pass = in_window < LOG_BURST;
+    if (pass) {
+        in_window++;
+        dropped = held_back;
+        held_back = 0;
+    } else {
+        held_back++;
+    }
+    pthread_mutex_unlock(&lock);
+    if (!pass)
+        return;
     vsnprintf(line, sizeof line, fmt, ap);
     size_t n = strlen(line);
     while (n && line[n - 1] == '\n')
         line[--n] = '\0';
-    ahl_warn("http: %s", line);
+    if (dropped)
+        ahl_warn("http: %s (and %u more messages held back)", line, dropped);
+    else
+        ahl_warn("http: %s", line);
 }
 
 /* ---- start / stop -------------------------------------------------------------------------- */

@@ -63,7 +63,7 @@ static void usage(FILE *f)
             "                      requests (keep-alive) or within one (default 30)\n"
             "  --max-body-memory MiB\n"
             "                      request bodies held at once, all connections together;\n"
-            "                      past it, requests get a ThrottlingException (default 256)\n"
+            "                      past it, requests get a ThrottlingException (default 128)\n"
             "  --help              this text\n");
 }
 
