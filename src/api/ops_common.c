@@ -111,6 +111,11 @@ int ahl__api_store_fail(int rc, struct ahl_err *err, const char *what)
         return ahl_fail(err, rc, AHL_AWS_CONFLICT, "%s was changed concurrently; retry", what);
     case AHL_ENOMEM:
         return ahl_fail(err, rc, AHL_AWS_INTERNAL, "out of memory");
+    case AHL_ENOSPC:
+        return ahl_fail(err, rc, AHL_AWS_INTERNAL,
+                        "The disk holding the data directory is full (while handling %s); "
+                        "nothing was changed: free space on it, then retry",
+                        what);
     default:
         return ahl_fail(err, rc, AHL_AWS_INTERNAL, "storage error (%s) while handling %s",
                         ahl_strerror(rc), what);

@@ -25,7 +25,8 @@
     X(ECORRUPT, -10, "stored data is damaged")                                                    \
     X(EQUOTA, -11, "quota exceeded")                                                              \
     X(EDENIED, -12, "access denied")                                                              \
-    X(EINTERNAL, -13, "internal error")
+    X(EINTERNAL, -13, "internal error")                                                           \
+    X(ENOSPC, -14, "the disk holding the data directory is full")
 
 enum ahl_errno {
     AHL_OK = 0,

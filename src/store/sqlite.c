@@ -53,11 +53,13 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -366,7 +368,9 @@ struct sq_store {
     pthread_mutex_t ckpt_lock;
     pthread_cond_t ckpt_cond;
     struct sq_conn *ckpt_conn;
-    char *path;
+    char *path;     /* the database file, or its read-only URI (see open_read_only) */
+    int open_flags; /* SQLITE_OPEN_* of every connection */
+    bool read_only; /* opened read-only on a full disk: every write fails with AHL_ENOSPC */
     pthread_mutex_t write_lock; /* held for the whole of a write transaction */
     struct sq_conn *writer;
     /* group commit; batch_lock guards these (taken after write_lock, never before) */
@@ -384,16 +388,39 @@ struct sq_store {
     unsigned readers, max_readers;
 };
 
+/* The AHL_E* code of a failed SQLite call on db (NULL: none) with result rc. A full disk is
+ * AHL_ENOSPC, whether SQLite saw it as such (SQLITE_FULL) or as a failed write or sync whose errno
+ * was ENOSPC, so that users are told the disk is full rather than of an I/O error. */
+static int sq_code(sqlite3 *db, int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+        return AHL_ECONFLICT;
+    case SQLITE_NOMEM:
+        return AHL_ENOMEM;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return AHL_ECORRUPT;
+    case SQLITE_FULL:
+        return AHL_ENOSPC;
+    case SQLITE_IOERR:
+        return db && sqlite3_system_errno(db) == ENOSPC ? AHL_ENOSPC : AHL_EIO;
+    case SQLITE_READONLY:
+        /* Only a store opened read-only on a full disk has immutable connections. */
+        return db && sqlite3_uri_boolean(sqlite3_db_filename(db, "main"), "immutable", 0)
+                   ? AHL_ENOSPC
+                   : AHL_EIO;
+    default:
+        return AHL_EIO;
+    }
+}
+
 static int sq_err(sqlite3 *db, int rc, const char *what)
 {
-    if (rc == SQLITE_CONSTRAINT)
-        return AHL_ECONFLICT;
-    if (rc == SQLITE_NOMEM)
-        return AHL_ENOMEM;
-    if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB)
-        return AHL_ECORRUPT;
-    ahl_error("sqlite: %s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-    return AHL_EIO;
+    int code = sq_code(db, rc);
+    if (code == AHL_EIO || code == AHL_ENOSPC)
+        ahl_error("sqlite: %s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    return code;
 }
 
 static void conn_close(struct sq_conn *c)
@@ -419,7 +446,8 @@ static int exec(sqlite3 *db, const char *sql)
     if (rc != SQLITE_OK) {
         ahl_error("sqlite: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);
-        return rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB ? AHL_ECORRUPT : AHL_EIO;
+        rc = sq_code(db, rc);
+        return rc == AHL_ECORRUPT || rc == AHL_ENOSPC ? rc : AHL_EIO;
     }
     return 0;
 }
@@ -435,20 +463,21 @@ static int ctl(struct sq_conn *c, enum ctl_id id)
     sqlite3_reset(c->ctl[id]);
     if (rc != SQLITE_DONE) {
         ahl_error("sqlite: %s: %s", ctl_sql[id], sqlite3_errmsg(c->db));
-        return rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB ? AHL_ECORRUPT : AHL_EIO;
+        rc = sq_code(c->db, rc);
+        return rc == AHL_ECORRUPT || rc == AHL_ENOSPC ? rc : AHL_EIO;
     }
     return 0;
 }
 
-static int conn_open(const char *path, struct sq_conn **out)
+/* Opens a connection to q's database (q->path with q->open_flags: see ahl_store_open_sqlite). */
+static int conn_open(const struct sq_store *q, struct sq_conn **out)
 {
     struct sq_conn *c = calloc(1, sizeof *c);
     if (!c)
         return AHL_ENOMEM;
-    int rc = sqlite3_open_v2(
-        path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(q->path, &c->db, q->open_flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        rc = sq_err(c->db, rc, path);
+        rc = sq_err(c->db, rc, q->path);
         conn_close(c);
         return rc;
     }
@@ -510,6 +539,9 @@ static int migrate(sqlite3 *db)
         exec(db, "ROLLBACK");
         return AHL_EUNSUPPORTED;
     }
+    /* Nothing to migrate: end without writing, so that a database on a full disk still opens. */
+    if (have == want)
+        return exec(db, "COMMIT");
     for (int v = have; v < want; v++) {
         if ((rc = exec(db, migrations[v])) < 0) {
             exec(db, "ROLLBACK");
@@ -694,7 +726,8 @@ static int write_end(struct sq_tx *tx, bool commit, int rc)
         ctl(c, CTL_ROLLBACK);
     if (ended && (commit || q->members)) {
         ahl_error("sqlite: the write transaction was abandoned; its batch is lost");
-        crc = AHL_EIO;
+        /* Say why, when SQLite gave up for a full disk. */
+        crc = sq_code(db, sqlite3_errcode(db)) == AHL_ENOSPC ? AHL_ENOSPC : AHL_EIO;
     }
     pthread_mutex_lock(&q->batch_lock);
     uint64_t n = commit ? 1 : 0;
@@ -723,6 +756,10 @@ static int sq_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
     int rc;
     if (!tx)
         return AHL_ENOMEM;
+    /* A read-only store (open_read_only) runs write transactions as read transactions: one that
+     * finds nothing to write succeeds, the first write fails with AHL_ENOSPC (sq_code). */
+    if (q->read_only)
+        write = false;
     tx->base.store = s;
     tx->base.write = write;
     tx->owner = q;
@@ -767,7 +804,7 @@ static int sq_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
             q->readers++;
         }
         pthread_mutex_unlock(&q->pool_lock);
-        if (!tx->conn && (rc = conn_open(q->path, &tx->conn)) < 0) {
+        if (!tx->conn && (rc = conn_open(q, &tx->conn)) < 0) {
             pthread_mutex_lock(&q->pool_lock);
             q->readers--;
             pthread_cond_signal(&q->pool_cond);
@@ -1829,6 +1866,93 @@ static const struct ahl_store_ops sq_ops = {
     .job_list = sq_job_list,
 };
 
+/* Opens the writer and checkpoint connections, migrating the schema, and starts the checkpointer.
+ * SQLite would create the database with mode 0644 less the umask, and gives its -wal and -shm
+ * files the database's mode: the file is created 0600 first, so that no other user can read the
+ * data whatever the umask. */
+static int open_writable(struct sq_store *q)
+{
+    int rc, fd = open(q->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        ahl_error("cannot create %s: %s", q->path, strerror(e));
+        return e == ENOSPC ? AHL_ENOSPC : AHL_EIO;
+    }
+    close(fd);
+    q->open_flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if ((rc = conn_open(q, &q->writer)) < 0 || (rc = migrate(q->writer->db)) < 0 ||
+        (rc = conn_open(q, &q->ckpt_conn)) < 0)
+        return rc;
+    sqlite3_busy_timeout(q->ckpt_conn->db, CKPT_WAIT_MS);
+    if (pthread_create(&q->ckpt_thread, NULL, checkpointer, q) == 0) {
+        q->ckpt_running = true;
+        sqlite3_wal_autocheckpoint(q->writer->db, 0);
+        sqlite3_wal_hook(q->writer->db, wal_hook, q);
+    }
+    return 0;
+}
+
+/* On a full disk the database cannot be opened for writing, nor even read in WAL mode, which must
+ * create and size the -shm file first. It can still be read as an immutable file (no locks, no
+ * -shm), which is exact when the WAL holds nothing: the last process to close the database copied
+ * everything back. So the store is opened read-only then: every connection reads the file
+ * through its immutable URI, and every write fails with AHL_ENOSPC until the program is
+ * restarted with free space (see sq_begin). While it runs so, nothing else may write to the
+ * database (a writer would need the same free space). With writes still in the WAL (a crash),
+ * AHL_ENOSPC. */
+static int open_read_only(struct sq_store *q)
+{
+    struct stat st;
+    struct ahl_buf uri;
+    int rc = 0;
+    char wal[4096];
+    snprintf(wal, sizeof wal, "%s-wal", q->path);
+    if (stat(wal, &st) == 0 && st.st_size > 0) {
+        ahl_error("the disk holding %s is full, and its WAL holds writes not yet copied into it: "
+                  "free space on the disk, then start again",
+                  q->path);
+        return AHL_ENOSPC;
+    }
+    /* A URI path may not hold '?' or '#', and '%' starts an escape: those are escaped. */
+    ahl_buf_init(&uri, strlen(q->path) * 3 + 32);
+    rc = ahl_buf_adds(&uri, "file:");
+    for (const char *p = q->path; *p && rc == 0; p++)
+        rc = *p == '?' || *p == '#' || *p == '%' ? ahl_buf_addf(&uri, "%%%02X", (unsigned char)*p)
+                                                 : ahl_buf_add(&uri, p, 1);
+    if (rc == 0)
+        rc = ahl_buf_adds(&uri, "?immutable=1");
+    char *path = rc == 0 ? strdup(uri.data) : NULL;
+    ahl_buf_release(&uri);
+    if (!path)
+        return AHL_ENOMEM;
+    free(q->path);
+    q->path = path;
+    q->open_flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_URI;
+    q->read_only = true;
+    /* A schema that needs migrating cannot be migrated without space. */
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st_version = NULL;
+    if ((rc = conn_open(q, &c)) < 0)
+        return rc;
+    int have = -1, want = (int)(sizeof migrations / sizeof migrations[0]);
+    if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st_version, NULL) == SQLITE_OK &&
+        sqlite3_step(st_version) == SQLITE_ROW)
+        have = sqlite3_column_int(st_version, 0);
+    sqlite3_finalize(st_version);
+    if (have != want) {
+        ahl_error("the disk holding the database is full, and its schema (version %d) must be "
+                  "upgraded to version %d: free space on the disk, then start again",
+                  have, want);
+        conn_close(c);
+        return AHL_ENOSPC;
+    }
+    q->idle = c; /* the first reader */
+    q->readers = 1;
+    ahl_warn("the disk holding the database is full: serving it read-only; every write fails "
+             "until space is freed on the disk and the program is started again");
+    return 0;
+}
+
 int ahl_store_open_sqlite(const char *data_dir, unsigned max_readers, struct ahl_store **out)
 {
     struct sq_store *q = NULL;
@@ -1862,18 +1986,15 @@ int ahl_store_open_sqlite(const char *data_dir, unsigned max_readers, struct ahl
         goto out;
     }
     snprintf(q->path, n, "%s/%s", data_dir, AHL_STORE_SQLITE_FILE);
-    if ((rc = conn_open(q->path, &q->writer)) < 0)
-        goto out;
-    if ((rc = migrate(q->writer->db)) < 0)
-        goto out;
-    if ((rc = conn_open(q->path, &q->ckpt_conn)) < 0)
-        goto out;
-    sqlite3_busy_timeout(q->ckpt_conn->db, CKPT_WAIT_MS);
-    if (pthread_create(&q->ckpt_thread, NULL, checkpointer, q) == 0) {
-        q->ckpt_running = true;
-        sqlite3_wal_autocheckpoint(q->writer->db, 0);
-        sqlite3_wal_hook(q->writer->db, wal_hook, q);
+    rc = open_writable(q);
+    if (rc == AHL_ENOSPC) {
+        conn_close(q->writer);
+        conn_close(q->ckpt_conn);
+        q->writer = q->ckpt_conn = NULL;
+        rc = open_read_only(q);
     }
+    if (rc < 0)
+        goto out;
     *out = &q->base;
     return 0;
 out:
