@@ -124,6 +124,10 @@ int ahl__api_require_datastore(struct ahl_api_service *svc, const char *datastor
 int ahl__api_datastore_get(struct ahl_store_tx *tx, const char *datastore_id,
                            struct ahl_datastore_rec *rec, struct ahl_err *err);
 
+/* The limit of 50 tags a resource may carry (AWS's): ValidationException naming arn when a
+ * request would leave total tags on it (ops_tags.c; CreateDatastore checks its tags too). */
+int ahl__api_tags_check_count(size_t total, const char *arn, struct ahl_err *err);
+
 /* Maps a store error code to an AWS error with a message naming what was looked for. */
 int ahl__api_store_fail(int rc, struct ahl_err *err, const char *what);
 

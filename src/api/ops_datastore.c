@@ -72,6 +72,8 @@ int ahl__op_CreateDatastore(struct ahl_api_service *svc, const json_t *in,
     rec.created_at_ms = rec.updated_at_ms = ahl_now_ms();
     if ((rc = ahl__api_datastore_arn(svc, rec.id, arn, sizeof arn)) < 0)
         return ahl_fail(err, rc, AHL_AWS_INTERNAL, "data store ARN too long");
+    if ((rc = ahl__api_tags_check_count(json_object_size(tags), arn, err)) < 0)
+        return rc;
 
     if ((rc = ahl_store_begin(svc->store, true, &tx)) < 0)
         return ahl__api_store_fail(rc, err, "data store");

@@ -87,6 +87,15 @@ static int require_resource(struct ahl_store_tx *tx, const struct resource *r, s
     return 0;
 }
 
+int ahl__api_tags_check_count(size_t total, const char *arn, struct ahl_err *err)
+{
+    if (total <= MAX_TAGS_PER_RESOURCE)
+        return 0;
+    return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                    "A resource may carry at most %d tags; this request would leave %zu on %s",
+                    MAX_TAGS_PER_RESOURCE, total, arn);
+}
+
 static int collect_tag(void *ctx, const char *key, const char *value)
 {
     return json_object_set_new(ctx, key, json_string(value)) < 0 ? AHL_ENOMEM : 0;
@@ -124,12 +133,8 @@ int ahl__op_TagResource(struct ahl_api_service *svc, const json_t *in, struct ah
         if (!json_object_get(current, key))
             total++;
     }
-    if (total > MAX_TAGS_PER_RESOURCE) {
-        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                      "A resource may carry at most %d tags; this request would leave %zu on %s",
-                      MAX_TAGS_PER_RESOURCE, total, r.arn);
+    if ((rc = ahl__api_tags_check_count(total, r.arn, err)) < 0)
         goto out;
-    }
     json_object_foreach((json_t *)tags, key, value)
     {
         if ((rc = ahl_store_tag_put(tx, r.arn, key, json_string_value(value))) < 0) {
