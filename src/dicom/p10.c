@@ -334,26 +334,28 @@ static int src_fill(struct reader *r, size_t n)
         }
         return 0;
     }
+    /* The end of the input is not the end of the data: zlib may still hold output it could not
+     * hand over while the window was full, so it is asked again with no input. Only when it then
+     * makes no progress (Z_BUF_ERROR) before the end of the stream is the stream cut short. */
     while (s->avail < n && !s->z_done) {
-        if (s->z.avail_in == 0) {
+        if (s->z.avail_in == 0 && !s->raw_eof) {
             size_t got;
             if ((rc = raw_read(r, s->zin, ZIN_SIZE, &got)) < 0)
                 return rc;
             s->z.next_in = s->zin;
             s->z.avail_in = (uInt)got;
-            if (got == 0)
-                return failf(r, AHL_EPARSE,
-                             "deflated data ends at file offset %llu before the end of the "
-                             "compressed stream (stream offset %llu)",
-                             (unsigned long long)s->raw_pos,
-                             (unsigned long long)(s->pos + s->avail));
         }
         s->z.next_out = s->win + s->avail;
         s->z.avail_out = (uInt)(WINDOW_SIZE - s->avail);
         int zr = inflate(&s->z, Z_NO_FLUSH);
         s->avail = WINDOW_SIZE - s->z.avail_out;
         if (zr == Z_STREAM_END) {
-            s->z_done = true;
+            s->z_done = true; /* bytes after the stream's end are not part of the dataset */
+        } else if (zr == Z_BUF_ERROR && s->z.avail_in == 0 && s->raw_eof) {
+            return failf(r, AHL_EPARSE,
+                         "deflated data ends at file offset %llu before the end of the "
+                         "compressed stream (stream offset %llu)",
+                         (unsigned long long)s->raw_pos, (unsigned long long)(s->pos + s->avail));
         } else if (zr != Z_OK && zr != Z_BUF_ERROR) {
             return failf(r, AHL_EPARSE,
                          "deflated data is corrupt near file offset %llu (stream offset %llu): %s",

@@ -898,6 +898,115 @@ static void test_deflate_cut_short(void **state)
         fail_msg("got %s", err.msg);
 }
 
+/* A deflated file whose inflated body (pixels bytes of zeros) is far larger than the reader's
+ * window: zlib takes in the last input bytes while it still has kilobytes of output to hand over,
+ * so the input ends before the output does. Whether the window fills just then depends on the
+ * size, so the test tries a range of sizes. The stream ends exactly at the end of the file, is
+ * cut short, or is followed by bytes that are not part of it (a NUL pad, junk); each through
+ * memory, a file and a pipe. */
+static uint8_t *deflated_big_file(uint32_t pixels, size_t cut, const char *trailer,
+                                  size_t trailer_len, size_t *n)
+{
+    struct bytes head = {.n = 0};
+    add_meta(&head, AHL_TS_DEFLATED_LE);
+    size_t plain_len = 10 + 12 + (size_t)pixels;
+    uint8_t *plain = calloc(1, plain_len);
+    assert_non_null(plain);
+    static const uint8_t rows[] = {0x28, 0x00, 0x10, 0x00, 'U', 'S', 0x02, 0x00, 0x00, 0x02};
+    uint8_t px[] = {0xE0, 0x7F, 0x10, 0x00, 'O', 'B', 0, 0, 0, 0, 0, 0};
+    px[8] = (uint8_t)pixels;
+    px[9] = (uint8_t)(pixels >> 8);
+    px[10] = (uint8_t)(pixels >> 16);
+    memcpy(plain, rows, sizeof rows);
+    memcpy(plain + 10, px, sizeof px);
+    uLong bound = compressBound((uLong)plain_len);
+    uint8_t *out = malloc(head.n + bound + trailer_len);
+    assert_non_null(out);
+    memcpy(out, head.b, head.n);
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    z.next_in = plain;
+    z.avail_in = (uInt)plain_len;
+    z.next_out = out + head.n;
+    z.avail_out = (uInt)bound;
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    size_t len = head.n + z.total_out - cut;
+    deflateEnd(&z);
+    free(plain);
+    memcpy(out + len, trailer, trailer_len);
+    *n = len + trailer_len;
+    return out;
+}
+
+static void test_deflate_ends_at_eof(void **state)
+{
+    (void)state;
+    static const struct {
+        size_t cut;
+        const char *trailer;
+        size_t trailer_len;
+        const char *message; /* NULL: must parse; else the start of the error */
+    } rows[] = {
+        {0, "", 0, NULL},
+        {0, "\0", 1, NULL},
+        {0, "junk after the stream", 21, NULL},
+        {3, "", 0, "deflated data ends at file offset "},
+        {1, "", 0, "deflated data ends at file offset "},
+    };
+    /* With the reader's 64 KiB window and level 6, sizes just under a multiple of 64 KiB leave
+     * the end of the window inside the stream's last match. */
+    size_t n_rows = sizeof(rows) / sizeof(rows[0]);
+    for (size_t k = 0; k < 12 * n_rows; k++) {
+        size_t i = k % n_rows, size = k / n_rows;
+        uint32_t pixels = 65536u * (uint32_t)(1 + size / 6) - 12u + 2u * (uint32_t)(size % 6);
+        size_t n;
+        uint8_t *in =
+            deflated_big_file(pixels, rows[i].cut, rows[i].trailer, rows[i].trailer_len, &n);
+        for (int how = 0; how < 3; how++) { /* memory, file, pipe */
+            struct ahl_dcm_file *f = NULL;
+            struct ahl_err err;
+            ahl_err_clear(&err);
+            int rc;
+            if (how == 0) {
+                rc = ahl_p10_read_mem(in, n, NULL, &f, &err);
+            } else {
+                int fds[2];
+                char path[] = "/tmp/ahl_p10_dfl_XXXXXX";
+                if (how == 1) {
+                    fds[0] = mkstemp(path);
+                    assert_true(fds[0] >= 0);
+                    unlink(path);
+                    assert_int_equal(write(fds[0], in, n), (ssize_t)n);
+                    assert_int_equal(lseek(fds[0], 0, SEEK_SET), 0);
+                } else {
+                    assert_int_equal(pipe(fds), 0);
+                    /* A pipe holds 64 KiB; the compressed file is a few hundred bytes. */
+                    assert_true(n < 60000);
+                    assert_int_equal(write(fds[1], in, n), (ssize_t)n);
+                    close(fds[1]);
+                }
+                rc = ahl_p10_read_fd(fds[0], NULL, &f, &err);
+                close(fds[0]);
+            }
+            if (rows[i].message == NULL) {
+                if (rc != 0)
+                    fail_msg("row %zu, %u pixel bytes, input %d: %s", i, pixels, how, err.msg);
+                expect_u16(&f->ds, 0x0028, 0x0010, 512);
+                assert_true(f->pixel.present);
+                assert_int_equal(f->pixel.value_length, pixels);
+                ahl_dcm_file_free(f);
+            } else {
+                assert_int_equal(rc, AHL_EPARSE);
+                assert_null(f);
+                if (strncmp(err.msg, rows[i].message, strlen(rows[i].message)) != 0)
+                    fail_msg("row %zu, %u pixel bytes, input %d: got %s", i, pixels, how, err.msg);
+            }
+        }
+        free(in);
+    }
+}
+
 /* A pipe has no size: truncation is noticed when the bytes run out, deflate streams as usual. */
 static void test_pipe(void **state)
 {
@@ -1106,15 +1215,11 @@ static void test_dict_vm_multi(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cases_memory),
-        cmocka_unit_test(test_cases_file),
-        cmocka_unit_test(test_structure_checks),
-        cmocka_unit_test(test_deflate_cut_short),
-        cmocka_unit_test(test_pipe),
-        cmocka_unit_test(test_two_gigabytes_bounded),
-        cmocka_unit_test(test_dict_by_tag),
-        cmocka_unit_test(test_dict_by_keyword),
-        cmocka_unit_test(test_dict_vm_multi),
+        cmocka_unit_test(test_cases_memory),          cmocka_unit_test(test_cases_file),
+        cmocka_unit_test(test_structure_checks),      cmocka_unit_test(test_deflate_cut_short),
+        cmocka_unit_test(test_deflate_ends_at_eof),   cmocka_unit_test(test_pipe),
+        cmocka_unit_test(test_two_gigabytes_bounded), cmocka_unit_test(test_dict_by_tag),
+        cmocka_unit_test(test_dict_by_keyword),       cmocka_unit_test(test_dict_vm_multi),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
