@@ -12,10 +12,13 @@
  * Damaged frames are never served. The file is opened without following links and must be a
  * regular file, and its bytes are hashed and compared with the content address it is named by
  * (ahl_framestore_open_verified): a truncated, overwritten or replaced frame is an
- * InternalServerException saying the stored frame is damaged, with an error line in the log. The
- * hash costs about 0.6 ms per MB of frame (SHA-256 at ~1.7 GB/s here), a fraction of sending the
- * same bytes, and it is over the file's bytes as they are now, not as they were at some earlier
- * request: no cache of past verifications can miss a later change (docs/frames.md).
+ * InternalServerException saying the stored frame is damaged, with an error line in the log.
+ * Measured here (SHA-256 with SHA-NI, ~1.4 GB/s of CPU time): 0.03 ms of CPU for a 40 KB frame,
+ * 0.17 ms for 250 KB, 0.36 ms for 500 KB, 1.4 ms for 2 MB, beside ~0.015 ms for the opens and
+ * ~0.08 ms for the rest of the request. That is affordable for the frames HealthImaging stores
+ * (tens to hundreds of KB; sending 250 KB over 1 Gb/s takes 2 ms), so every request hashes the
+ * bytes as they are now. A cache of past verifications keyed by (inode, size, mtime, ctime)
+ * would save the hash on repeated reads but would trust file metadata instead of the bytes.
  *
  * HTJ2K lossless frames (image/jph) are answered as JPH files (ISO/IEC 15444-15): a header of
  * about 100 bytes built from the codestream's SIZ (ahl_jph_header) in resp->raw, then the stored

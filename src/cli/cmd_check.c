@@ -26,10 +26,17 @@ static void print_problem(void *ctx, const char *line)
     printf("damage: %s\n", line);
 }
 
-static int print_db_problem(void *ctx, const char *line)
+/* SQLite's report may hold several lines, under a "*** in database main ***" heading: one
+ * damage line each. */
+static int print_db_problem(void *ctx, const char *text)
 {
     (void)ctx;
-    printf("damage: database: %s\n", line);
+    while (*text) {
+        size_t n = strcspn(text, "\n");
+        if (n && strncmp(text, "*** in database ", 16) != 0)
+            printf("damage: database: %.*s\n", (int)n, text);
+        text += n + (text[n] == '\n');
+    }
     return 0;
 }
 
@@ -112,10 +119,10 @@ int ahl_cmd_check(int argc, char **argv)
     ahl_meta_close(m);
     ahl_store_close(s);
     uint64_t problems = stats.problems + db_problems;
-    printf("checked the database, %llu chunks, %llu versions and %llu frames: %llu problem%s\n",
+    printf("checked the database, %llu chunks, %llu versions and %llu frame%s: %llu problem%s\n",
            (unsigned long long)stats.chunks, (unsigned long long)stats.versions,
-           (unsigned long long)stats.frames, (unsigned long long)problems,
-           problems == 1 ? "" : "s");
+           (unsigned long long)stats.frames, stats.frames == 1 ? "" : "s",
+           (unsigned long long)problems, problems == 1 ? "" : "s");
     if (rc < 0 && rc != AHL_ECORRUPT)
         fprintf(stderr, "ahilite check: the check could not finish: %s\n", ahl_strerror(rc));
     if (rc == AHL_ECORRUPT || db_rc == AHL_ECORRUPT) {

@@ -212,26 +212,25 @@ static int check_frame(struct check *c, const char *inst_where, size_t i, const 
         return 0;
     c->st.frame_refs++;
     snprintf(where, sizeof where, "%s.ImageFrames[%zu]", inst_where, i);
+    uint64_t before = c->st.problems;
     if (c->set_live) {
         rc = ahl_store_frame_get(c->tx, c->ver->imageset_id, id, &row);
-        if (rc == AHL_ENOTFOUND) {
+        if (rc == AHL_ENOTFOUND)
             report(c,
                    "image set %s version %llu: %s lists frame %s, but the frame index has no row "
                    "for it (GetImageFrame answers ResourceNotFoundException)",
                    c->ver->imageset_id, (unsigned long long)c->ver->version, where, id);
-            return hset_add(&c->set_reported, key);
-        }
-        if (rc < 0)
+        else if (rc < 0)
             return rc;
-        if (strcmp(row.transfer_syntax, ts) != 0) {
+        else if (strcmp(row.transfer_syntax, ts) != 0)
             report(c,
                    "image set %s version %llu: %s frame %s: the frame index records stored "
                    "transfer syntax '%s', the instance says '%s'",
                    c->ver->imageset_id, (unsigned long long)c->ver->version, where, id,
                    row.transfer_syntax, ts);
-            return hset_add(&c->set_reported, key);
-        }
     }
+    if (c->st.problems != before && (rc = hset_add(&c->set_reported, key)) < 0)
+        return rc;
     if (!c->opts.verify_frame || hset_has(&c->frames_ok, key))
         return 0;
     struct ahl_meta_frame_ref ref = {
