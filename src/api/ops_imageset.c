@@ -130,10 +130,14 @@ int ahl__op_GetImageSetMetadata(struct ahl_api_service *svc, const json_t *in,
     snprintf(dir, sizeof dir, "%s/tmp", svc->data_dir[0] ? svc->data_dir : ".");
     struct spool sp = {.mem = &resp->raw, .dir = svc->data_dir[0] ? dir : "/tmp", .fd = -1};
     rc = ahl_meta_metadata_gzip(svc->meta, ds, id, version, spool_write, &sp, err);
-    if (rc < 0 && sp.write_errno)
-        rc = ahl_fail(err, rc, AHL_AWS_INTERNAL, "cannot spool the metadata response in %s: %s%s",
-                      sp.dir, strerror(sp.write_errno),
-                      sp.write_errno == ENOSPC ? " (the disk is full)" : "");
+    if (rc < 0 && sp.write_errno == ENOSPC)
+        rc = ahl_fail(err, AHL_ENOSPC, AHL_AWS_INTERNAL,
+                      "The disk holding the data directory is full: the metadata response cannot "
+                      "be spooled in %s; free space on it, then retry",
+                      sp.dir);
+    else if (rc < 0 && sp.write_errno)
+        rc = ahl_fail(err, rc, AHL_AWS_INTERNAL, "cannot spool the metadata response in %s: %s",
+                      sp.dir, strerror(sp.write_errno));
     if (rc < 0) {
         if (sp.fd >= 0)
             close(sp.fd);

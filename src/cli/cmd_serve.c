@@ -293,6 +293,15 @@ int ahl_cmd_serve(int argc, char **argv)
         }
     }
 
+    /* Blocked before any thread starts (the store's checkpointer is the first), so that every
+     * thread inherits the mask and the signals reach only sigwait below: a SIGTERM arriving
+     * before the main thread waits would otherwise kill the process from another thread. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
     if ((rc = ahl_store_open_sqlite(data_dir, 0, &store)) < 0) {
         fprintf(stderr, "ahilite serve: cannot open the store in %s: %s\n", data_dir,
                 ahl_strerror(rc));
@@ -303,12 +312,6 @@ int ahl_cmd_serve(int argc, char **argv)
         goto out;
     }
 
-    /* The daemon's threads inherit this mask, so the signals reach only sigwait below. */
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
     struct ahl_api_config cfg = {
         .listen_host = host,
