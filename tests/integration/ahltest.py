@@ -218,3 +218,37 @@ def signed_bytes(method, endpoint, path, query='', body=None, headers=None,
     if data is not None:
         lines.append('Content-Length: %d' % len(data))
     return ('\r\n'.join(lines) + '\r\n\r\n').encode() + (data or b'')
+
+
+CT_SAMPLE = '/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm'
+
+# Copies of the CT sample as one series, written with the system Python, which has pydicom (the
+# tests' Python has boto3). ImageComments differ per instance so no two metadata chunks are equal.
+_SERIES_GENERATOR = r'''
+import sys
+import pydicom
+n, out, root, sample = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+for i in range(n):
+    ds = pydicom.dcmread(sample)
+    ds.StudyInstanceUID = root + '1'
+    ds.SeriesInstanceUID = root + '1.1'
+    ds.SOPInstanceUID = root + '1.1.%d' % i
+    ds.InstanceNumber = i + 1
+    ds.ImageComments = 'instance %d of a series made to have sizeable metadata' % i
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as('%s/i%03d.dcm' % (out, i))
+'''
+
+
+def import_series(server, instances, uid_root, datastore_name):
+    """Imports `instances` copies of the CT sample as one series of study uid_root + '1' into a
+    new data store named datastore_name in server.data_dir, with `ahilite import` (before the
+    server starts: pass as Server(before_start=...)). 120 instances make ~200 KB of gzipped
+    metadata."""
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run(['/usr/bin/python3', '-c', _SERIES_GENERATOR, str(instances), d,
+                        uid_root, CT_SAMPLE], check=True, timeout=120)
+        p = subprocess.run([server_binary(), 'import', '--data-dir', server.data_dir,
+                            '--create-datastore', datastore_name, d],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr

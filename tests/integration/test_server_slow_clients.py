@@ -10,9 +10,7 @@ still open."""
 import gzip
 import os
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -20,35 +18,12 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ahltest  # noqa: E402
 
-SAMPLE = '/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm'
 N = 120
 ROOT = '1.2.826.0.1.3680043.9.7781.'
 
-# Written with the system Python, which has pydicom (the test's Python has boto3).
-GENERATE = r'''
-import sys
-import pydicom
-n, out, root = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-for i in range(n):
-    ds = pydicom.dcmread(sys.argv[4])
-    ds.StudyInstanceUID = root + '1'
-    ds.SeriesInstanceUID = root + '1.1'
-    ds.SOPInstanceUID = root + '1.1.%d' % i
-    ds.InstanceNumber = i + 1
-    ds.ImageComments = 'instance %d of a series made to have sizeable metadata' % i
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.save_as('%s/i%03d.dcm' % (out, i))
-'''
-
 
 def import_series(server):
-    with tempfile.TemporaryDirectory() as d:
-        subprocess.run(['/usr/bin/python3', '-c', GENERATE, str(N), d, ROOT, SAMPLE],
-                       check=True, timeout=120)
-        p = subprocess.run([ahltest.server_binary(), 'import', '--data-dir', server.data_dir,
-                            '--create-datastore', 'slow', d],
-                           capture_output=True, text=True, timeout=300)
-        assert p.returncode == 0, p.stdout + p.stderr
+    ahltest.import_series(server, N, ROOT, 'slow')
 
 
 def stalled_reader(endpoint, path, rcvbuf=4096):
