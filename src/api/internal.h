@@ -45,7 +45,7 @@ struct ahl_api_resp {
     struct ahl_buf raw;           /* a raw body (stream responses), initialised by the server */
     const char *content_type;     /* for raw bodies; static */
     const char *content_encoding; /* for raw bodies, or NULL; static */
-    int fd;                       /* >= 0: stream this file (fd_size bytes) instead of raw */
+    int fd; /* >= 0: stream this file (fd_size bytes), after raw's bytes when raw is not empty */
     uint64_t fd_size;
     const char *accept; /* the request's Accept header, or NULL (set by the server) */
 };

@@ -201,6 +201,59 @@ static void make_request_id(char out[37])
     snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
+/* A body of bytes in memory followed by a file: GetImageFrame's JPH boxes (resp.raw, ~100 bytes)
+ * before the stored codestream (resp.fd, fd_size bytes), streamed without copying the file. */
+struct prefixed_body {
+    char *prefix;
+    size_t prefix_len;
+    int fd;
+};
+
+static ssize_t prefixed_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct prefixed_body *b = cls;
+    if (pos < b->prefix_len) {
+        size_t n = b->prefix_len - (size_t)pos < max ? b->prefix_len - (size_t)pos : max;
+        memcpy(buf, b->prefix + pos, n);
+        return (ssize_t)n;
+    }
+    ssize_t r;
+    do
+        r = pread(b->fd, buf, max, (off_t)(pos - b->prefix_len));
+    while (r < 0 && errno == EINTR);
+    /* The file shorter than when it was checked: end the connection rather than pad. */
+    return r > 0 ? r : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void prefixed_free(void *cls)
+{
+    struct prefixed_body *b = cls;
+    close(b->fd);
+    free(b->prefix);
+    free(b);
+}
+
+/* The response of resp.raw then resp.fd; owns both (resp.fd is set to -1) on success. */
+static struct MHD_Response *prefixed_response(struct ahl_api_resp *resp)
+{
+    struct prefixed_body *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->prefix = ahl_buf_detach(&resp->raw, &b->prefix_len);
+    b->fd = resp->fd;
+    struct MHD_Response *r =
+        b->prefix ? MHD_create_response_from_callback(b->prefix_len + resp->fd_size, 64 * 1024,
+                                                      prefixed_read, b, prefixed_free)
+                  : NULL;
+    if (!r) {
+        free(b->prefix);
+        free(b);
+        return NULL;
+    }
+    resp->fd = -1;
+    return r;
+}
+
 static enum MHD_Result send_buffer(struct MHD_Connection *conn, struct request *rq, int status,
                                    struct ahl_buf *body, const char *content_type,
                                    const char *content_encoding, const char *error_type)
@@ -387,7 +440,10 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
         goto out;
     }
     if (resp.content_type && resp.fd >= 0) {
-        struct MHD_Response *r = MHD_create_response_from_fd64(resp.fd_size, resp.fd);
+        /* A file, or bytes in memory then a file (resp.raw before resp.fd). */
+        struct MHD_Response *r = resp.raw.len
+                                     ? prefixed_response(&resp)
+                                     : MHD_create_response_from_fd64(resp.fd_size, resp.fd);
         if (!r) {
             ret = MHD_NO;
             goto out;
