@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/codec.h"
+#include "base/fileio.h"
 #include "frames/frames.h"
 #include "frames/frames_internal.h"
 
@@ -37,6 +38,9 @@ static bool valid_id(const char *id)
 static int io_fail(struct ahl_err *err, const char *what, const char *path)
 {
     int e = errno;
+    if (e == ENOSPC || e == EDQUOT)
+        return ahl_fail(err, AHL_ENOSPC, AHL_AWS_INTERNAL, "%s %s: %s", what, path,
+                        ahl_strerror(AHL_ENOSPC));
     return ahl_fail(err, e == ENOENT ? AHL_ENOTFOUND : AHL_EIO, NULL, "%s %s: %s", what, path,
                     strerror(e));
 }
@@ -340,18 +344,9 @@ int ahl_framestore_put(struct ahl_framestore *fs, const char *id, const void *da
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0)
         return io_fail(err, "cannot create", tmp);
-    const uint8_t *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            rc = io_fail(err, "cannot write", tmp);
-            goto fail;
-        }
-        p += w;
-        left -= (size_t)w;
+    if (ahl_write_all(fd, data, len) < 0) {
+        rc = io_fail(err, "cannot write", tmp);
+        goto fail;
     }
     if (fsync(fd) != 0) {
         rc = io_fail(err, "cannot fsync", tmp);
