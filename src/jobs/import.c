@@ -252,8 +252,8 @@ static int scratch_fd(const struct ahl_importer *im, struct ahl_err *err)
     snprintf(path, sizeof path, "%s/ahl-import-XXXXXX", im->tmp_dir);
     int fd = mkstemp(path);
     if (fd < 0)
-        return ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot create a scratch file in %s: %s",
-                        im->tmp_dir, strerror(errno));
+        return ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot create a scratch file: %s",
+                        strerror(errno)); /* messages reach job outputs: no server paths */
     unlink(path);
     return fd;
 }
@@ -286,37 +286,51 @@ static int inflate_to_scratch(const struct ahl_importer *im, const struct ahl_dc
             rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot write a scratch file");
         pos += n;
     }
+    /* Inflate until the end of the compressed stream, not the end of the input: zlib may hold
+     * output it has yet to hand over after it took in the last input byte, so it is called again
+     * with no input until it says the stream ended, or that it cannot go on (Z_BUF_ERROR with
+     * nothing left to read: the stream was cut short). Bytes after the stream's end are not part
+     * of the dataset, as for the reader (p10.c). */
     memset(&z, 0, sizeof z);
     if (rc == 0 && inflateInit2(&z, -15) != Z_OK)
         rc = ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+    bool eof = false;
     while (rc == 0 && zr != Z_STREAM_END) {
-        ssize_t r = pread(fd, in, sizeof in, (off_t)pos);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "read error: %s", strerror(errno));
-            break;
-        }
-        if (r == 0)
-            break; /* a truncated stream: the reader already judged what it could parse */
-        pos += (uint64_t)r;
-        z.next_in = in;
-        z.avail_in = (uInt)r;
-        while (rc == 0 && z.avail_in && zr != Z_STREAM_END) {
-            z.next_out = outb;
-            z.avail_out = sizeof outb;
-            zr = inflate(&z, Z_NO_FLUSH);
-            if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
-                rc = ahl_fail(err, AHL_EPARSE, NULL, "inflating the deflated dataset failed");
+        if (z.avail_in == 0 && !eof) {
+            ssize_t r = pread(fd, in, sizeof in, (off_t)pos);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0) {
+                rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "read error: %s", strerror(errno));
                 break;
             }
-            size_t got = sizeof outb - z.avail_out;
-            total += got;
-            if (total > IMPORT_MAX_INFLATED)
-                rc = ahl_fail(err, AHL_ETOOBIG, NULL, "inflated dataset larger than 4 GB");
-            else if (write_full(sfd, outb, got) < 0)
-                rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot write a scratch file");
+            eof = r == 0;
+            pos += (uint64_t)r;
+            z.next_in = in;
+            z.avail_in = (uInt)r;
         }
+        z.next_out = outb;
+        z.avail_out = sizeof outb;
+        zr = inflate(&z, Z_NO_FLUSH);
+        if (zr == Z_BUF_ERROR && z.avail_in == 0 && eof) {
+            rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                          "deflated data ends at file offset %llu before the end of the "
+                          "compressed stream",
+                          (unsigned long long)pos);
+            break;
+        }
+        if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
+            rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                          "deflated data is corrupt near file offset %llu: %s",
+                          (unsigned long long)(pos - z.avail_in), z.msg ? z.msg : "inflate failed");
+            break;
+        }
+        size_t got = sizeof outb - z.avail_out;
+        total += got;
+        if (total > IMPORT_MAX_INFLATED)
+            rc = ahl_fail(err, AHL_ETOOBIG, NULL, "inflated dataset larger than 4 GB");
+        else if (write_full(sfd, outb, got) < 0)
+            rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot write a scratch file");
     }
     inflateEnd(&z);
     if (rc < 0) {

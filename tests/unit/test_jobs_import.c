@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zlib.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -92,11 +93,22 @@ struct inst {
     bool rle;
     unsigned frames;
     enum { BOT_EMPTY, BOT_RIGHT, BOT_OFF_BOUNDARY, BOT_TOO_FEW } bot;
+    /* Deflated Explicit VR Little Endian (native pixels only): the compressed stream loses its
+     * last deflate_cut bytes and is followed by trailer[trailer_len]. zero_pixels makes every
+     * sample 0, so the stream ends in long matches. */
+    bool deflate, zero_pixels;
+    size_t deflate_cut, trailer_len;
+    const char *trailer;
+    /* When not NULL, set to whether zlib, inflating the stream into 64 KiB buffers, takes in the
+     * last input byte while it still holds output for a later buffer. */
+    bool *output_outlasts_input;
 };
 
 /* The generated image: a wrapping ramp, 12 bits stored. */
 static uint16_t pixel_value(const struct inst *in, size_t i)
 {
+    if (in->zero_pixels)
+        return 0;
     return (uint16_t)((i * 7 + in->seed * 13u + (i / in->cols) * 3) & 0xFFF);
 }
 
@@ -171,7 +183,64 @@ static void put_rle_pixels(struct ahl_buf *b, const struct inst *in, const uint8
     free(lo);
 }
 
-static void write_instance(const char *path, const struct inst *in)
+/* Whether inflating z[0..n) into 64 KiB buffers, as the importer does, ever returns with the
+ * buffer full, all the input taken in and the stream not yet ended. */
+static bool output_outlasts_input(const uint8_t *zdata, size_t n)
+{
+    static uint8_t out[65536];
+    z_stream z;
+    bool held = false;
+    int zr = Z_OK;
+    memset(&z, 0, sizeof z);
+    assert_int_equal(inflateInit2(&z, -15), Z_OK);
+    z.next_in = (uint8_t *)zdata;
+    z.avail_in = (uInt)n;
+    while (zr == Z_OK) {
+        z.next_out = out;
+        z.avail_out = sizeof out;
+        zr = inflate(&z, Z_NO_FLUSH);
+        held = held || (zr == Z_OK && z.avail_out == 0 && z.avail_in == 0);
+    }
+    inflateEnd(&z);
+    return held;
+}
+
+/* Replaces b's bytes from offset `from` on with their raw deflate (the deflated transfer
+ * syntax's body), less the last `cut` bytes of the stream, followed by trailer[trailer_len]. */
+static void deflate_tail(struct ahl_buf *b, size_t from, size_t cut, const char *trailer,
+                         size_t trailer_len, bool *held)
+{
+    size_t plain_len = b->len - from;
+    uLong bound = compressBound((uLong)plain_len) + 64;
+    uint8_t *z_out = malloc(bound);
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    assert_non_null(z_out);
+    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    /* The last 4 KiB go in a block of their own after a full flush (what a writer streaming its
+     * output may do): that block's codes then depend on those bytes alone, not on the dataset
+     * before them, which keeps output_outlasts_input() predictable. */
+    size_t tail = plain_len > 8192 ? 4096 : 0;
+    z.next_in = (uint8_t *)b->data + from;
+    z.avail_in = (uInt)(plain_len - tail);
+    z.next_out = z_out;
+    z.avail_out = (uInt)bound;
+    assert_int_equal(deflate(&z, Z_FULL_FLUSH), Z_OK);
+    z.avail_in = (uInt)tail;
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    b->len = from;
+    assert_true(z.total_out > cut);
+    if (held)
+        *held = output_outlasts_input(z_out, z.total_out);
+    ahl_buf_add(b, z_out, z.total_out - cut);
+    ahl_buf_add(b, trailer, trailer_len);
+    deflateEnd(&z);
+    free(z_out);
+}
+
+/* Writes the instance; returns the length of its dataset (after the meta group, before any
+ * deflate). */
+static size_t write_instance(const char *path, const struct inst *in)
 {
     struct ahl_buf b, meta;
     struct el els[32];
@@ -223,7 +292,11 @@ static void write_instance(const char *path, const struct inst *in)
         {0x0002, 0x0001, "OB", "\0\1", 2},
         {0x0002, 0x0002, "UI", ct, 0},
         {0x0002, 0x0003, "UI", in->sop ? in->sop : "1.2.3", 0},
-        {0x0002, 0x0010, "UI", in->rle ? "1.2.840.10008.1.2.5" : "1.2.840.10008.1.2.1", 0},
+        {0x0002, 0x0010, "UI",
+         in->rle       ? "1.2.840.10008.1.2.5"
+         : in->deflate ? "1.2.840.10008.1.2.1.99"
+                       : "1.2.840.10008.1.2.1",
+         0},
     };
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         put_el(&meta, &m[i]);
@@ -233,10 +306,15 @@ static void write_instance(const char *path, const struct inst *in)
     uint32_t gl = (uint32_t)meta.len;
     put_el(&b, &(struct el){0x0002, 0x0000, "UL", &gl, 4});
     ahl_buf_add(&b, meta.data, meta.len);
+    size_t meta_end = b.len;
     for (size_t i = 0; i < n; i++)
         put_el(&b, &els[i]);
     if (in->rows && in->rle)
         put_rle_pixels(&b, in, pixels);
+    size_t dataset_len = b.len - meta_end;
+    if (in->deflate)
+        deflate_tail(&b, meta_end, in->deflate_cut, in->trailer, in->trailer_len,
+                     in->output_outlasts_input);
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(b.data, 1, b.len, f), b.len);
@@ -244,6 +322,7 @@ static void write_instance(const char *path, const struct inst *in)
     free(pixels);
     ahl_buf_release(&b);
     ahl_buf_release(&meta);
+    return dataset_len;
 }
 
 /* ---- fixture ------------------------------------------------------------------------------- */
@@ -626,6 +705,56 @@ static void test_failure_reasons(void **state)
     assert_int_equal(s.n, 0);
 }
 
+/* A deflated file is inflated into a scratch file before its frames are read. When zlib has
+ * taken in the whole stream while it still holds output for a later buffer, that output must
+ * reach the scratch file (it was dropped: the pixel data then ran past the scratch file's end, or
+ * worse, a file was cut short silently). One-row images of the widths that bring this about, with
+ * the stream ending at the end of the file, followed by a NUL pad or by junk, and cut short. */
+static void test_deflated_stream_end(void **state)
+{
+    struct fx *f = *state;
+    struct ahl_import_result r;
+    bool held = false;
+    struct inst a = {.study = "1.2.9",
+                     .series = "1.2.9.1",
+                     .sop = "1.2.9.1.1",
+                     .rows = 1,
+                     .deflate = true,
+                     .zero_pixels = true,
+                     .output_outlasts_input = &held};
+    unsigned found = 0;
+    for (unsigned cols = 32400; cols < 33000 && found < 4; cols++) {
+        a.cols = cols;
+        a.deflate_cut = 0;
+        a.trailer_len = 0;
+        write_instance(f->file, &a);
+        if (!held)
+            continue;
+        found++;
+        static const struct {
+            size_t cut, trailer_len;
+            const char *trailer;
+        } ends[] = {{0, 0, ""}, {0, 1, "\0"}, {0, 9, "more junk"}, {2, 0, ""}};
+        for (size_t e = 0; e < sizeof ends / sizeof ends[0]; e++) {
+            a.deflate_cut = ends[e].cut;
+            a.trailer = ends[e].trailer;
+            a.trailer_len = ends[e].trailer_len;
+            int rc = import_inst(f, &a, &r);
+            if (ends[e].cut) {
+                assert_int_equal(rc, AHL_EPARSE);
+                assert_true(r.customer_error);
+                if (!strstr(r.message, "deflated data ends"))
+                    fail_msg("%u columns, cut: %s", cols, r.message);
+                continue;
+            }
+            if (rc != 0)
+                fail_msg("%u columns, stream end %zu: %s", cols, e, r.message);
+            assert_int_equal(r.frames, 1);
+        }
+    }
+    assert_int_equal(found, 4);
+}
+
 struct batch_ctx {
     pthread_mutex_t mu;
     unsigned ok, failed;
@@ -728,6 +857,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_frames_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_offset_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_reasons, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deflated_stream_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_one_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_race_one_primary, setup, teardown),
     };
