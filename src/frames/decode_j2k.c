@@ -98,22 +98,74 @@ static uint32_t be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* OpenJPEG allocates per-tile state for the whole tile grid while reading the header, so a
- * 40-byte SIZ that declares millions of tiles costs gigabytes before any check of ours runs.
- * Read the SIZ first (the codestream starts at the first FF4F FF51, also inside a JP2 file) and
- * refuse grids and component counts no DICOM frame has. */
+/* OpenJPEG allocates per-tile, per-component state for the whole tile grid while it reads the
+ * main header (several kilobytes for each), so a 40-byte SIZ that declares millions of tiles
+ * costs gigabytes before any check of ours runs. The SIZ checked must be the one OpenJPEG will
+ * use: in a JP2 file the codestream is the content of the first top-level `jp2c` box (what
+ * OpenJPEG's JP2 reader decodes), and SIZ is the marker segment right after SOC (ISO/IEC 15444-1
+ * A.5.1); a SIZ anywhere else (in an `xml ` box, a later box, a comment) is not read. Grids and
+ * component counts no DICOM frame has are refused, and so are tile grids whose per-tile state
+ * alone would cost more than a frame: at most AHL_J2K_MAX_TILE_COMPONENTS tiles x components. */
 #define AHL_J2K_MAX_TILES 4096u
+#define AHL_J2K_MAX_TILE_COMPONENTS 4096u
+#define AHL_J2K_MAX_BOXES 64u /* top-level JP2 boxes before jp2c; real files have 3-6 */
 
-static int check_siz(const uint8_t *p, size_t n, struct ahl_err *err)
+static uint64_t be64(const uint8_t *p)
 {
+    return (uint64_t)be32(p) << 32 | be32(p + 4);
+}
+
+/* The codestream of a JP2 file (the content of its first top-level jp2c box) or of a raw
+ * codestream (all of it). */
+static int find_codestream(const uint8_t *p, size_t n, bool jp2, const uint8_t **cs, size_t *cs_len,
+                           struct ahl_err *err)
+{
+    if (!jp2) {
+        *cs = p;
+        *cs_len = n;
+        return 0;
+    }
     size_t pos = 0;
-    while (pos + 4 <= n &&
-           !(p[pos] == 0xFF && p[pos + 1] == 0x4F && p[pos + 2] == 0xFF && p[pos + 3] == 0x51))
-        pos++;
-    if (pos + 4 + 38 > n)
+    for (unsigned k = 0; k < AHL_J2K_MAX_BOXES && n - pos >= 8; k++) {
+        uint64_t len = be32(p + pos), head = 8;
+        if (len == 1) { /* XLBox: a 64-bit length follows the type */
+            if (n - pos < 16)
+                break;
+            len = be64(p + pos + 8);
+            head = 16;
+        } else if (len == 0) { /* the box runs to the end of the file */
+            len = n - pos;
+        }
+        if (len < head || len > n - pos)
+            return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                            "JP2 box at offset %zu has length %llu; %zu bytes are left", pos,
+                            (unsigned long long)len, n - pos);
+        if (memcmp(p + pos + 4, "jp2c", 4) == 0) {
+            *cs = p + pos + head;
+            *cs_len = (size_t)(len - head);
+            return 0;
+        }
+        pos += (size_t)len;
+    }
+    return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                    "JP2 file has no contiguous codestream box (jp2c) among its first %u boxes",
+                    AHL_J2K_MAX_BOXES);
+}
+
+static int check_siz(const uint8_t *p, size_t n, bool jp2, struct ahl_err *err)
+{
+    const uint8_t *cs = NULL;
+    size_t cs_len = 0;
+    int rc = find_codestream(p, n, jp2, &cs, &cs_len, err);
+    if (rc < 0)
+        return rc;
+    if (cs_len < 4 || !(cs[0] == 0xFF && cs[1] == 0x4F && cs[2] == 0xFF && cs[3] == 0x51))
+        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                        "JPEG 2000 codestream does not start with SOC and SIZ (FF 4F FF 51)");
+    if (cs_len < 4 + 38)
         return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
                         "JPEG 2000 frame has no complete SIZ marker segment");
-    const uint8_t *q = p + pos + 4; /* Lsiz Rsiz Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz */
+    const uint8_t *q = cs + 4; /* Lsiz Rsiz Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz Csiz */
     uint32_t xsiz = be32(q + 4), ysiz = be32(q + 8), xo = be32(q + 12), yo = be32(q + 16);
     uint32_t xt = be32(q + 20), yt = be32(q + 24), xto = be32(q + 28), yto = be32(q + 32);
     uint32_t csiz = (uint32_t)q[36] << 8 | q[37];
@@ -125,10 +177,12 @@ static int check_siz(const uint8_t *p, size_t n, struct ahl_err *err)
                         xo, xsiz, yo, ysiz, xt, yt, csiz);
     uint64_t tiles =
         ((uint64_t)(xsiz - xto) + xt - 1) / xt * (((uint64_t)(ysiz - yto) + yt - 1) / yt);
-    if (tiles > AHL_J2K_MAX_TILES)
+    if (tiles > AHL_J2K_MAX_TILES || tiles * csiz > AHL_J2K_MAX_TILE_COMPONENTS)
         return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
-                        "JPEG 2000 frame has %llu tiles (at most %u supported)",
-                        (unsigned long long)tiles, AHL_J2K_MAX_TILES);
+                        "JPEG 2000 frame has %llu tiles of %u components (at most %u tiles and %u "
+                        "tile-components supported)",
+                        (unsigned long long)tiles, csiz, AHL_J2K_MAX_TILES,
+                        AHL_J2K_MAX_TILE_COMPONENTS);
     return 0;
 }
 
@@ -145,7 +199,7 @@ static int session_open(struct j2k_session *s, const uint8_t *p, size_t n, struc
                         "JPEG 2000 frame starts with %02X %02X, not a codestream (FF 4F) or JP2 "
                         "signature",
                         p[0], p[1]);
-    int rc = check_siz(p, n, err);
+    int rc = check_siz(p, n, jp2, err);
     if (rc < 0)
         return rc;
     s->src.p = p;
