@@ -213,6 +213,7 @@ class Limits(unittest.TestCase):
             stop.set()
             sampler.join()
         after = rss_kb(pid)
+        print('RSS: idle %d KB, peak %d KB, after %d KB' % (idle, peak[0], after), file=sys.stderr)
         self.assertLess(peak[0], 200 * 1024, 'peak RSS %d KB (idle %d KB)' % (peak[0], idle))
         self.assertLess(after, idle + 32 * 1024, 'RSS %d KB after the load (idle %d KB)' %
                         (after, idle))
