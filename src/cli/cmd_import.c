@@ -42,6 +42,9 @@ static void usage(FILE *f)
         "  --create-datastore NAME create a data store named NAME and import into it\n"
         "                          (without either: the only ACTIVE data store)\n"
         "  --workers N             files prepared in parallel (default: number of CPUs)\n"
+        "  --memory-budget MIB     memory the frames being transcoded at once may take\n"
+        "                          together, by their estimate (default 2048: one frame of the\n"
+        "                          largest supported cost)\n"
         "  --help                  this text\n\n"
         "Exit status: 0 every file imported or skipped, 1 some file failed, 2 usage.\n");
 }
@@ -392,6 +395,7 @@ int ahl_cmd_import(int argc, char **argv)
     const char *data_dir = "./ahilite-data", *ds_id = NULL, *create_name = NULL;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned workers = ncpu > 0 ? (unsigned)ncpu : 2;
+    uint64_t memory_budget = 0;
     struct ahl_store *store = NULL;
     struct ahl_meta *meta = NULL;
     struct run r;
@@ -419,7 +423,18 @@ int ahl_cmd_import(int argc, char **argv)
             dst = &ds_id;
         else if (!strcmp(a, "--create-datastore"))
             dst = &create_name;
-        else if (!strcmp(a, "--workers")) {
+        else if (!strcmp(a, "--memory-budget")) {
+            char *end;
+            unsigned long long mib = i + 1 < argc ? strtoull(argv[++i], &end, 10) : 0;
+            if (mib == 0 || mib > (1ull << 24) || *end) {
+                fprintf(stderr, "ahilite import: --memory-budget takes a number of MiB from 1 "
+                                "to 16777216\n");
+                status = 2;
+                goto out;
+            }
+            memory_budget = (uint64_t)mib << 20;
+            continue;
+        } else if (!strcmp(a, "--workers")) {
             char *end;
             unsigned long w = i + 1 < argc ? strtoul(argv[++i], &end, 10) : 0;
             if (w == 0 || w > 256 || *end) {
@@ -479,7 +494,8 @@ int ahl_cmd_import(int argc, char **argv)
     if (pick_datastore(store, ds_id, create_name, ds) < 0)
         goto out;
     snprintf(frames, sizeof frames, "%s/frames", data_dir);
-    struct ahl_import_opts o = {.frames_root = frames, .lock_dir = data_dir};
+    struct ahl_import_opts o = {
+        .frames_root = frames, .lock_dir = data_dir, .memory_budget = memory_budget};
     if (ahl_importer_open(meta, ds, &o, &r.im, &err) < 0) {
         fprintf(stderr, "ahilite import: %s\n", err.msg);
         goto out;

@@ -232,6 +232,25 @@ int ahl_frames_gather(const struct ahl_dcm_pixel *px, const struct ahl_frame_spa
                       ahl_frames_read_fn read_fn, void *ctx, uint8_t **out, size_t *len,
                       struct ahl_err *err);
 
+/* ---- what a frame costs ---- */
+
+/* The most memory one frame may take to transcode (ahl_frame_transcode_cost): frames estimated
+ * above it are refused with AHL_ETOOBIG before anything is read or decoded. A 4096x4096 RGB
+ * 16-bit frame costs about 0.6 GiB; a 16384x16384 16-bit frame (512 MiB decoded) about 3 GiB. */
+#define AHL_FRAME_MAX_COST ((uint64_t)2 << 30)
+
+/* The peak memory, in bytes, that ahl_frame_transcode takes for one frame of d whose source
+ * bytes are src_len long: the source, the decoded frame, OpenJPEG's decode of the stored
+ * codestream (32-bit samples plus its tile and wavelet buffers, measured at about 6 bytes per
+ * sample) and the comparison copy. An estimate from the description alone, so an importer can
+ * refuse or wait for memory before it reads the frame. 0 when d is invalid. */
+uint64_t ahl_frame_transcode_cost(const struct ahl_pixel_desc *d, uint64_t src_len);
+
+/* Checks a frame's estimated cost against AHL_FRAME_MAX_COST: 0 with *cost set (when cost is not
+ * NULL), or AHL_ETOOBIG with the size and the estimate in err. */
+int ahl_frame_cost_check(const struct ahl_pixel_desc *d, uint64_t src_len, uint64_t *cost,
+                         struct ahl_err *err);
+
 /* ---- decoding ---- */
 
 /* Decodes one frame (native: the frame's bytes from ahl_native_frame_extract; encapsulated: the

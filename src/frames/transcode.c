@@ -134,6 +134,32 @@ int ahl_stored_frame_checksums(const struct ahl_pixel_desc *d, struct ahl_stored
     return wavelet_checksums(d, out, NULL, err);
 }
 
+uint64_t ahl_frame_transcode_cost(const struct ahl_pixel_desc *d, uint64_t src_len)
+{
+    uint64_t samples = (uint64_t)d->rows * d->columns * d->samples_per_pixel;
+    if (samples == 0)
+        return 0;
+    if (d->bits_allocated == 1) /* copied as they are: the source and the stored copy */
+        return src_len + ahl_native_frame_size(d);
+    uint64_t raw = samples * (d->bits_stored > 8 || d->bits_allocated > 8 ? 2 : 1);
+    return src_len + 2 * raw + 6 * samples;
+}
+
+int ahl_frame_cost_check(const struct ahl_pixel_desc *d, uint64_t src_len, uint64_t *cost,
+                         struct ahl_err *err)
+{
+    uint64_t c = ahl_frame_transcode_cost(d, src_len);
+    if (cost)
+        *cost = c;
+    if (c > AHL_FRAME_MAX_COST)
+        return ahl_fail(err, AHL_ETOOBIG, AHL_AWS_VALIDATION,
+                        "a %ux%u frame of %u samples needs an estimated %llu MiB to decode and "
+                        "verify; at most %llu MiB per frame are supported",
+                        d->columns, d->rows, d->samples_per_pixel, (unsigned long long)(c >> 20),
+                        (unsigned long long)(AHL_FRAME_MAX_COST >> 20));
+    return 0;
+}
+
 /* Source syntaxes HealthImaging keeps as they are (frames.h, storage policy). */
 static bool stored_as_is(const struct ahl_pixel_desc *d)
 {
@@ -184,6 +210,8 @@ int ahl_frame_transcode(const struct ahl_pixel_desc *d, const uint8_t *src, size
     memset(out, 0, sizeof *out);
     int rc = ahl_pixel_desc_check(d, err);
     if (rc < 0)
+        return rc;
+    if ((rc = ahl_frame_cost_check(d, n, NULL, err)) < 0)
         return rc;
 
     if (d->bits_allocated == 1) {

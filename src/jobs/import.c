@@ -47,6 +47,11 @@ struct ahl_importer {
         uint64_t used;
     } cache[IMPORT_CACHE];
     uint64_t cache_clock;
+    /* The frame memory budget (import.h, memory_budget): bytes reserved by frames being
+     * transcoded now, under mem_mu; mem_cv wakes threads waiting for their share. */
+    pthread_mutex_t mem_mu;
+    pthread_cond_t mem_cv;
+    uint64_t mem_budget, mem_used;
 };
 
 struct ahl_import_item {
@@ -103,6 +108,9 @@ int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,
         return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
     im->m = m;
     pthread_mutex_init(&im->cache_mu, NULL);
+    pthread_mutex_init(&im->mem_mu, NULL);
+    pthread_cond_init(&im->mem_cv, NULL);
+    im->mem_budget = opts->memory_budget ? opts->memory_budget : AHL_IMPORT_MEMORY_DEFAULT;
     im->batch_max = opts->batch_max ? opts->batch_max : AHL_IMPORT_BATCH_DEFAULT;
     if (ahl_store_strset(im->ds, sizeof im->ds, datastore_id) < 0) {
         rc = ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND, "data store %.40s does not exist",
@@ -162,6 +170,8 @@ void ahl_importer_close(struct ahl_importer *im)
     for (int i = 0; i < IMPORT_CACHE; i++)
         json_decref(im->cache[i].cand);
     pthread_mutex_destroy(&im->cache_mu);
+    pthread_mutex_destroy(&im->mem_mu);
+    pthread_cond_destroy(&im->mem_cv);
     free(im);
 }
 
@@ -401,6 +411,35 @@ static json_t *frame_entry(const struct ahl_stored_frame *sf)
     return o;
 }
 
+/* Reserves cost bytes of the importer's frame memory budget, waiting while other threads hold
+ * too much of it. A frame that alone exceeds the budget can never run: AHL_ETOOBIG. */
+static int budget_reserve(struct ahl_importer *im, uint64_t cost, uint32_t frame,
+                          struct ahl_err *err)
+{
+    if (cost > im->mem_budget)
+        return ahl_fail(err, AHL_ETOOBIG, AHL_AWS_VALIDATION,
+                        "frame %u needs an estimated %llu MiB to transcode, more than the "
+                        "import's memory budget of %llu MiB",
+                        frame, (unsigned long long)(cost >> 20),
+                        (unsigned long long)(im->mem_budget >> 20));
+    pthread_mutex_lock(&im->mem_mu);
+    while (im->mem_used + cost > im->mem_budget)
+        pthread_cond_wait(&im->mem_cv, &im->mem_mu);
+    im->mem_used += cost;
+    pthread_mutex_unlock(&im->mem_mu);
+    return 0;
+}
+
+static void budget_release(struct ahl_importer *im, uint64_t cost)
+{
+    if (!cost)
+        return;
+    pthread_mutex_lock(&im->mem_mu);
+    im->mem_used -= cost;
+    pthread_cond_broadcast(&im->mem_cv);
+    pthread_mutex_unlock(&im->mem_mu);
+}
+
 /* Transcodes and stores every frame of f, recording them in the instance node inst. */
 static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, int fd,
                          json_t *inst, struct ahl_import_result *res, struct ahl_err *err)
@@ -413,6 +452,7 @@ static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, 
     size_t whole_len = 0;
     json_t *frames = NULL;
     char stored_ts[65] = "", photometric[17] = "";
+    uint64_t reserved = 0; /* of the memory budget, by the frame in hand */
     int rc, sfd = -1, rfd = fd;
 
     if (px->tag != AHL_TAG_PIXEL_DATA)
@@ -455,6 +495,14 @@ static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, 
     for (uint32_t i = 0; i < d.number_of_frames; i++) {
         uint8_t *bytes = NULL;
         size_t n = 0;
+        /* The frame's cost is known from its description and source size before it is read:
+         * refuse it, or wait for its share of the budget, before spending anything on it. */
+        uint64_t src_len = px->encapsulated ? spans[i].bytes : ahl_native_frame_size(&d);
+        if ((rc = ahl_frame_cost_check(&d, src_len, &reserved, err)) < 0 ||
+            (rc = budget_reserve(im, reserved, i + 1, err)) < 0) {
+            reserved = 0;
+            goto out;
+        }
         if ((rc = frame_bytes(px, &d, rfd, spans, whole, whole_len, i, &bytes, &n, err)) < 0)
             goto out;
         rc = ahl_frame_transcode(&d, bytes, n, &sf, err);
@@ -475,6 +523,8 @@ static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, 
         set_str(stored_ts, sizeof stored_ts, sf.stored_transfer_syntax);
         set_str(photometric, sizeof photometric, sf.photometric);
         ahl_stored_frame_release(&sf);
+        budget_release(im, reserved);
+        reserved = 0;
         res->frames++;
     }
     /* Keys after DICOM/DICOMVRs in HealthImaging's order: StoredTransferSyntaxUID, ChecksumType,
@@ -499,6 +549,7 @@ static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, 
     rc = 0;
 out:
     ahl_stored_frame_release(&sf);
+    budget_release(im, reserved);
     json_decref(frames);
     free(whole);
     free(spans);

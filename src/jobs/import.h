@@ -62,6 +62,10 @@
 #include "store/store.h"
 
 #define AHL_IMPORT_BATCH_DEFAULT 512
+/* Memory that the frames being transcoded at one time may take together, by their estimate
+ * (frames.h, ahl_frame_transcode_cost): the most one frame may cost, so that any frame the
+ * frames module accepts can be imported, one at a time if need be. */
+#define AHL_IMPORT_MEMORY_DEFAULT ((uint64_t)2 << 30)
 
 struct ahl_framestore;
 
@@ -73,6 +77,12 @@ struct ahl_import_opts {
     const char *lock_dir; /* where per-stripe lock files live (DATA_DIR); NULL: in-process only */
     const char *tmp_dir;  /* scratch files (inflated deflate streams); NULL: $TMPDIR or /tmp */
     unsigned batch_max;   /* instances per committed version; 0: AHL_IMPORT_BATCH_DEFAULT */
+    /* The importer's memory budget for frames: before a thread transcodes a frame it reserves
+     * the frame's estimated cost, waiting while other threads' frames hold too much of it; a
+     * frame that costs more than the whole budget fails its instance (AHL_ETOOBIG). So any
+     * number of threads sharing the importer never decode more than this at once.
+     * 0: AHL_IMPORT_MEMORY_DEFAULT. */
+    uint64_t memory_budget;
 };
 
 /* What became of one object. */

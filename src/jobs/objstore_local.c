@@ -42,7 +42,8 @@ static int is_within(const char *path, const char *dir)
     return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/' || n == 1);
 }
 
-/* Resolves ROOT/bucket into real (inside the root) and opens it. */
+/* Resolves ROOT/bucket into real (inside the root) and opens it. Messages name s3://bucket/key
+ * only, never a server path: they reach job messages and failure.ndjson. */
 static int open_bucket(struct local_store *ls, const char *bucket, char real[PATH_MAX], int *fd,
                        struct ahl_err *err)
 {
@@ -51,18 +52,18 @@ static int open_bucket(struct local_store *ls, const char *bucket, char real[PAT
     if (!realpath(path, real)) {
         if (errno == ENOENT || errno == ENOTDIR)
             return ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_VALIDATION,
-                            "s3://%s/: NoSuchBucket: no directory %s", bucket, path);
-        return ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "s3://%s/: cannot resolve %s: %s", bucket,
-                        path, strerror(errno));
+                            "s3://%s/: NoSuchBucket: the bucket does not exist", bucket);
+        return ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "s3://%s/: cannot resolve the bucket: %s",
+                        bucket, strerror(errno));
     }
     if (!is_within(real, ls->root) || strcmp(real, ls->root) == 0)
         return ahl_fail(err, AHL_EDENIED, AHL_AWS_VALIDATION,
-                        "s3://%s/: the bucket directory resolves to %s, outside the bucket root %s",
-                        bucket, real, ls->root);
+                        "s3://%s/: refused: the bucket directory resolves outside the bucket root",
+                        bucket);
     *fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (*fd < 0)
         return ahl_fail(err, errno == ENOTDIR ? AHL_ENOTFOUND : AHL_EIO, AHL_AWS_VALIDATION,
-                        "s3://%s/: cannot open %s: %s", bucket, real, strerror(errno));
+                        "s3://%s/: cannot open the bucket: %s", bucket, strerror(errno));
     return 0;
 }
 
@@ -111,15 +112,14 @@ static int open_key(const char *bucket, const char *bucket_real, int bucket_fd, 
     if (!realpath(path, real)) {
         if (errno == ENOENT || errno == ENOTDIR)
             return ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_VALIDATION,
-                            "s3://%s/%s: NoSuchKey: no file %s", bucket, key, path);
-        return ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "s3://%s/%s: cannot resolve %s: %s", bucket,
-                        key, path, strerror(errno));
+                            "s3://%s/%s: NoSuchKey: the object does not exist", bucket, key);
+        return ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "s3://%s/%s: cannot resolve the key: %s",
+                        bucket, key, strerror(errno));
     }
     if (!is_within(real, bucket_real) || strcmp(real, bucket_real) == 0)
         return ahl_fail(err, AHL_EDENIED, AHL_AWS_VALIDATION,
-                        "s3://%s/%s: refused: a symbolic link resolves to %s, outside the bucket "
-                        "directory %s",
-                        bucket, key, real, bucket_real);
+                        "s3://%s/%s: refused: a symbolic link leads outside the bucket", bucket,
+                        key);
     *fd = open_beneath(bucket_fd, real + strlen(bucket_real) + 1, want_dir);
     if (*fd < 0) {
         int e = errno;
@@ -129,7 +129,7 @@ static int open_key(const char *bucket, const char *bucket_real, int bucket_fd, 
                             "was being opened",
                             bucket, key);
         return ahl_fail(err, e == ENOENT ? AHL_ENOTFOUND : AHL_EIO, AHL_AWS_VALIDATION,
-                        "s3://%s/%s: cannot open %s: %s", bucket, key, real, strerror(e));
+                        "s3://%s/%s: cannot open the object: %s", bucket, key, strerror(e));
     }
     return 0;
 }

@@ -755,6 +755,79 @@ static void test_deflated_stream_end(void **state)
     assert_int_equal(found, 4);
 }
 
+/* The importer's frame memory budget: a frame whose estimated cost exceeds it fails its
+ * instance with a reason; with room for one frame at a time, threads sharing the importer wait
+ * their turn and every instance is imported. */
+struct budget_thread {
+    struct fx *f;
+    struct ahl_importer *im;
+    unsigned k;
+    int rc;
+    char message[600];
+};
+
+static void *budget_import(void *arg)
+{
+    struct budget_thread *t = arg;
+    char path[200], sop[32];
+    struct ahl_import_result r;
+    snprintf(path, sizeof path, "%s/budget-%u.dcm", t->f->dir, t->k);
+    snprintf(sop, sizeof sop, "1.2.10.1.%u", t->k + 1);
+    struct inst a = {.study = "1.2.10",
+                     .series = "1.2.10.1",
+                     .sop = sop,
+                     .rows = 64,
+                     .cols = 48,
+                     .seed = (uint16_t)t->k};
+    write_instance(path, &a);
+    for (int round = 0; round < 5 && (t->rc = ahl_import_path(t->im, path, "b", &r)) == 0; round++)
+        ;
+    snprintf(t->message, sizeof t->message, "%s", r.message);
+    return NULL;
+}
+
+static void test_memory_budget(void **state)
+{
+    struct fx *f = *state;
+    struct ahl_importer *small = NULL, *one = NULL;
+    struct ahl_err err;
+    struct ahl_pixel_desc d = {.rows = 64,
+                               .columns = 48,
+                               .samples_per_pixel = 1,
+                               .bits_allocated = 16,
+                               .bits_stored = 12,
+                               .high_bit = 11,
+                               .number_of_frames = 1};
+    uint64_t cost = ahl_frame_transcode_cost(&d, 64 * 48 * 2);
+    assert_true(cost > 64 * 48 * 2);
+
+    struct ahl_import_opts o = {
+        .frames_root = f->frames, .lock_dir = f->dir, .tmp_dir = f->dir, .memory_budget = cost - 1};
+    assert_int_equal(ahl_importer_open(f->m, f->ds, &o, &small, &err), 0);
+    struct budget_thread t = {.f = f, .im = small, .k = 0};
+    budget_import(&t);
+    assert_int_equal(t.rc, AHL_ETOOBIG);
+    if (!strstr(t.message, "frame 1 needs an estimated") ||
+        !strstr(t.message, "more than the import's memory budget"))
+        fail_msg("got %s", t.message);
+    ahl_importer_close(small);
+
+    o.memory_budget = cost;
+    assert_int_equal(ahl_importer_open(f->m, f->ds, &o, &one, &err), 0);
+    struct budget_thread ts[4];
+    pthread_t th[4];
+    for (unsigned k = 0; k < 4; k++) {
+        ts[k] = (struct budget_thread){.f = f, .im = one, .k = k};
+        assert_int_equal(pthread_create(&th[k], NULL, budget_import, &ts[k]), 0);
+    }
+    for (unsigned k = 0; k < 4; k++) {
+        pthread_join(th[k], NULL);
+        if (ts[k].rc != 0)
+            fail_msg("thread %u: %s", k, ts[k].message);
+    }
+    ahl_importer_close(one);
+}
+
 struct batch_ctx {
     pthread_mutex_t mu;
     unsigned ok, failed;
@@ -858,6 +931,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_offset_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_reasons, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deflated_stream_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_one_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_race_one_primary, setup, teardown),
     };
