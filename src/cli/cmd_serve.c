@@ -51,7 +51,7 @@ static void usage(FILE *f)
             "                      Patient- or Series-level updates and no forced changes on\n"
             "                      them (default: the API as first specified, any level\n"
             "                      editable and force allowed on every image set)\n"
-            "\nconnection limits (what one client, or a flood of them, may hold):\n"
+            "\nlimits (what one client, a flood of them, or an import may hold):\n"
             "  --max-connections N open connections in all (default 1024; lowered to fit\n"
             "                      the open-file limit, with a warning)\n"
             "  --max-connections-per-ip N\n"
@@ -64,6 +64,8 @@ static void usage(FILE *f)
             "  --max-body-memory MiB\n"
             "                      request bodies held at once, all connections together;\n"
             "                      past it, requests get a ThrottlingException (default 128)\n"
+            "  --import-memory MiB memory that import jobs may spend decoding frames at once,\n"
+            "                      all jobs and workers together (default 2048)\n"
             "  --help              this text\n");
 }
 
@@ -121,7 +123,7 @@ int ahl_cmd_serve(int argc, char **argv)
     const char *s3_root = NULL, *s3_endpoint = NULL;
     unsigned workers = 0, port = 0;
     unsigned max_conns = 0, per_ip = 0, header_s = 0, idle_s = 0;
-    unsigned long body_mib = 0;
+    unsigned long body_mib = 0, import_mib = 0;
     int no_per_ip = 0;
     char host[256], cred_path[4096];
     static struct ahl_api_credentials creds; /* large; one per process */
@@ -143,13 +145,21 @@ int ahl_cmd_serve(int argc, char **argv)
             meta_opts.aws_primary_rules = true;
             continue;
         }
-        static const char *const with_value[] = {"--data-dir",        "--listen",
-                                                 "--credentials",     "--region",
-                                                 "--account-id",      "--s3-root",
-                                                 "--s3-endpoint",     "--workers",
-                                                 "--max-connections", "--max-connections-per-ip",
-                                                 "--header-timeout",  "--idle-timeout",
-                                                 "--max-body-memory", NULL};
+        static const char *const with_value[] = {"--data-dir",
+                                                 "--listen",
+                                                 "--credentials",
+                                                 "--region",
+                                                 "--account-id",
+                                                 "--s3-root",
+                                                 "--s3-endpoint",
+                                                 "--workers",
+                                                 "--max-connections",
+                                                 "--max-connections-per-ip",
+                                                 "--header-timeout",
+                                                 "--idle-timeout",
+                                                 "--max-body-memory",
+                                                 "--import-memory",
+                                                 NULL};
         const char *name = NULL;
         for (int k = 0; with_value[k]; k++) {
             size_t n = strlen(with_value[k]);
@@ -198,7 +208,7 @@ int ahl_cmd_serve(int argc, char **argv)
             } limits[] = {
                 {"--max-connections", 16, 1000000},    {"--max-connections-per-ip", 0, 1000000},
                 {"--header-timeout", 1, 3600},         {"--idle-timeout", 1, 86400},
-                {"--max-body-memory", 2, 1024 * 1024},
+                {"--max-body-memory", 2, 1024 * 1024}, {"--import-memory", 64, 1024 * 1024},
             };
             char *end;
             unsigned long n = strtoul(v, &end, 10);
@@ -219,8 +229,10 @@ int ahl_cmd_serve(int argc, char **argv)
                 header_s = (unsigned)n;
             else if (k == 3)
                 idle_s = (unsigned)n;
-            else
+            else if (k == 4)
                 body_mib = n;
+            else
+                import_mib = n;
         }
     }
     if (parse_listen(listen_arg, host, sizeof host, &port) < 0) {
@@ -312,7 +324,6 @@ int ahl_cmd_serve(int argc, char **argv)
         goto out;
     }
 
-
     struct ahl_api_config cfg = {
         .listen_host = host,
         .port = (uint16_t)port,
@@ -334,7 +345,8 @@ int ahl_cmd_serve(int argc, char **argv)
                                      .data_dir = data_dir,
                                      .s3_root = s3_root,
                                      .s3_endpoint = s3_endpoint,
-                                     .workers = workers};
+                                     .workers = workers,
+                                     .memory_budget = (uint64_t)import_mib << 20};
     if ((s3_root || s3_endpoint) && ahl_runner_start(&rcfg, &runner, &err) < 0) {
         fprintf(stderr, "ahilite serve: %s\n", err.msg);
         goto out;

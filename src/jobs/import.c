@@ -47,11 +47,8 @@ struct ahl_importer {
         uint64_t used;
     } cache[IMPORT_CACHE];
     uint64_t cache_clock;
-    /* The frame memory budget (import.h, memory_budget): bytes reserved by frames being
-     * transcoded now, under mem_mu; mem_cv wakes threads waiting for their share. */
-    pthread_mutex_t mem_mu;
-    pthread_cond_t mem_cv;
-    uint64_t mem_budget, mem_used;
+    /* The frame memory budget (import.h): the one given in the options, or own_budget. */
+    struct ahl_import_budget own_budget, *budget;
 };
 
 struct ahl_import_item {
@@ -108,9 +105,8 @@ int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,
         return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
     im->m = m;
     pthread_mutex_init(&im->cache_mu, NULL);
-    pthread_mutex_init(&im->mem_mu, NULL);
-    pthread_cond_init(&im->mem_cv, NULL);
-    im->mem_budget = opts->memory_budget ? opts->memory_budget : AHL_IMPORT_MEMORY_DEFAULT;
+    ahl_import_budget_init(&im->own_budget, opts->memory_budget);
+    im->budget = opts->budget ? opts->budget : &im->own_budget;
     im->batch_max = opts->batch_max ? opts->batch_max : AHL_IMPORT_BATCH_DEFAULT;
     if (ahl_store_strset(im->ds, sizeof im->ds, datastore_id) < 0) {
         rc = ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND, "data store %.40s does not exist",
@@ -170,8 +166,7 @@ void ahl_importer_close(struct ahl_importer *im)
     for (int i = 0; i < IMPORT_CACHE; i++)
         json_decref(im->cache[i].cand);
     pthread_mutex_destroy(&im->cache_mu);
-    pthread_mutex_destroy(&im->mem_mu);
-    pthread_cond_destroy(&im->mem_cv);
+    ahl_import_budget_release(&im->own_budget);
     free(im);
 }
 
@@ -411,22 +406,37 @@ static json_t *frame_entry(const struct ahl_stored_frame *sf)
     return o;
 }
 
+void ahl_import_budget_init(struct ahl_import_budget *b, uint64_t limit)
+{
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    b->limit = limit ? limit : AHL_IMPORT_MEMORY_DEFAULT;
+    b->used = 0;
+}
+
+void ahl_import_budget_release(struct ahl_import_budget *b)
+{
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+}
+
 /* Reserves cost bytes of the importer's frame memory budget, waiting while other threads hold
  * too much of it. A frame that alone exceeds the budget can never run: AHL_ETOOBIG. */
 static int budget_reserve(struct ahl_importer *im, uint64_t cost, uint32_t frame,
                           struct ahl_err *err)
 {
-    if (cost > im->mem_budget)
+    struct ahl_import_budget *b = im->budget;
+    if (cost > b->limit)
         return ahl_fail(err, AHL_ETOOBIG, AHL_AWS_VALIDATION,
                         "frame %u needs an estimated %llu MiB to transcode, more than the "
                         "import's memory budget of %llu MiB",
                         frame, (unsigned long long)(cost >> 20),
-                        (unsigned long long)(im->mem_budget >> 20));
-    pthread_mutex_lock(&im->mem_mu);
-    while (im->mem_used + cost > im->mem_budget)
-        pthread_cond_wait(&im->mem_cv, &im->mem_mu);
-    im->mem_used += cost;
-    pthread_mutex_unlock(&im->mem_mu);
+                        (unsigned long long)(b->limit >> 20));
+    pthread_mutex_lock(&b->mu);
+    while (b->used + cost > b->limit)
+        pthread_cond_wait(&b->cv, &b->mu);
+    b->used += cost;
+    pthread_mutex_unlock(&b->mu);
     return 0;
 }
 
@@ -434,10 +444,11 @@ static void budget_release(struct ahl_importer *im, uint64_t cost)
 {
     if (!cost)
         return;
-    pthread_mutex_lock(&im->mem_mu);
-    im->mem_used -= cost;
-    pthread_cond_broadcast(&im->mem_cv);
-    pthread_mutex_unlock(&im->mem_mu);
+    struct ahl_import_budget *b = im->budget;
+    pthread_mutex_lock(&b->mu);
+    b->used -= cost;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
 }
 
 /* Transcodes and stores every frame of f, recording them in the instance node inst. */

@@ -57,6 +57,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include "base/err.h"
 #include "meta/meta.h"
 #include "store/store.h"
@@ -68,6 +70,20 @@
 #define AHL_IMPORT_MEMORY_DEFAULT ((uint64_t)2 << 30)
 
 struct ahl_framestore;
+
+/* A memory budget for frames being transcoded, shared by every thread (and every importer) that
+ * is given it: before a thread transcodes a frame it reserves the frame's estimated cost,
+ * waiting while others hold too much of it. A server gives all its import jobs one, so that
+ * neither --workers nor the number of jobs running at once multiplies the worst case. */
+struct ahl_import_budget {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t limit, used;
+};
+
+/* limit 0: AHL_IMPORT_MEMORY_DEFAULT. */
+void ahl_import_budget_init(struct ahl_import_budget *b, uint64_t limit);
+void ahl_import_budget_release(struct ahl_import_budget *b);
 
 struct ahl_import_opts {
     /* The frame store: an open one to share (frames->root; opening sweeps temporary files, so a
@@ -81,8 +97,11 @@ struct ahl_import_opts {
      * the frame's estimated cost, waiting while other threads' frames hold too much of it; a
      * frame that costs more than the whole budget fails its instance (AHL_ETOOBIG). So any
      * number of threads sharing the importer never decode more than this at once.
-     * 0: AHL_IMPORT_MEMORY_DEFAULT. */
+     * 0: AHL_IMPORT_MEMORY_DEFAULT. Ignored when budget is given. */
     uint64_t memory_budget;
+    /* A budget shared with other importers (it must outlive this one), or NULL for the
+     * importer's own of memory_budget bytes. */
+    struct ahl_import_budget *budget;
 };
 
 /* What became of one object. */

@@ -61,7 +61,8 @@ struct ahl_runner {
     struct ahl_store *store;
     char data_dir[1024], frames[1100], tmp[1100];
     char s3_root[1024], s3_endpoint[1024];
-    struct ahl_framestore fs; /* opened (and swept) once, shared by every job's importer */
+    struct ahl_framestore fs;        /* opened (and swept) once, shared by every job's importer */
+    struct ahl_import_budget budget; /* shared by every job's importer */
     unsigned poll_ms;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -526,7 +527,8 @@ static struct job_run *job_start(struct ahl_runner *r, const struct pending *p)
         snprintf(why, sizeof why, "%s", err.msg);
         goto fail;
     }
-    struct ahl_import_opts o = {.frames = &r->fs, .lock_dir = r->data_dir, .tmp_dir = r->tmp};
+    struct ahl_import_opts o = {
+        .frames = &r->fs, .lock_dir = r->data_dir, .tmp_dir = r->tmp, .budget = &r->budget};
     if (ahl_importer_open(r->meta, j->rec.datastore_id, &o, &j->im, &err) < 0 ||
         ahl_import_batch_new(j->im, on_imported, j, &j->batch) < 0) {
         snprintf(why, sizeof why, "%s", err.msg[0] ? err.msg : "out of memory");
@@ -656,6 +658,7 @@ int ahl_runner_start(const struct ahl_runner_config *cfg, struct ahl_runner **ou
     snprintf(r->s3_endpoint, sizeof r->s3_endpoint, "%s", cfg->s3_endpoint ? cfg->s3_endpoint : "");
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
+    ahl_import_budget_init(&r->budget, cfg->memory_budget);
     if (mkdir(r->tmp, 0700) < 0 && errno != EEXIST) {
         int rc = ahl_fail(err, AHL_EIO, NULL, "cannot create %s: %s", r->tmp, strerror(errno));
         ahl_runner_stop(r);
@@ -704,6 +707,7 @@ void ahl_runner_stop(struct ahl_runner *r)
         job_free(j);
     }
     free(r->threads);
+    ahl_import_budget_release(&r->budget);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
     free(r);

@@ -43,6 +43,9 @@ struct ahl_runner_config {
     const char *s3_endpoint; /* an S3-compatible endpoint (credentials from the environment) */
     unsigned workers;        /* threads; 0: the number of CPUs */
     unsigned poll_ms;        /* how often the store is scanned for SUBMITTED jobs; 0: 2000 */
+    /* Memory that frames being transcoded may take at once, all jobs together (import.h,
+     * struct ahl_import_budget); 0: AHL_IMPORT_MEMORY_DEFAULT. */
+    uint64_t memory_budget;
 };
 
 struct ahl_runner;

@@ -4,7 +4,8 @@
   of 65,025 tiles; a half-megabyte deflated file holding a 512 MiB frame) is refused with a reason
   and a small peak RSS (both used 0.8 GB and 3.2 GB before the limits judged what the decoder
   would really allocate); a legitimate 4096x4096 RGB 16-bit frame is still transcoded.
-- An import job over those files and a symbolic link leading out of the bucket: the job
+- An import job over those files, a frame over the server's --import-memory, and a symbolic
+  link leading out of the bucket: the job
   completes, each failure says why, and no job message or output line names a server path (the
   bucket root, the data directory or its scratch directory), only s3://bucket/key.
 """
@@ -84,10 +85,14 @@ class JobMessages(unittest.TestCase):
                 f.write(decoder_attacks.j2k_decoy_dicom())
             with open(os.path.join(bucket, 'bomb.dcm'), 'wb') as f:
                 f.write(decoder_attacks.deflated_bomb_dicom())
+            # Under the cost limit of one frame, over the server's import memory of 64 MiB.
+            with open(os.path.join(bucket, 'large.dcm'), 'wb') as f:
+                f.write(decoder_attacks.deflated_bomb_dicom('1.2.826.0.1.3680043.8.498.9003',
+                                                            side=4096))
             with open(os.path.join(outside, 'secret.dcm'), 'wb') as f:
                 f.write(b'not for the job')
             os.symlink(os.path.join(outside, 'secret.dcm'), os.path.join(bucket, 'link.dcm'))
-            server = ahltest.Server(extra_args=['--s3-root', root])
+            server = ahltest.Server(extra_args=['--s3-root', root, '--import-memory', '64'])
             try:
                 client = ahltest.boto3_client(server)
                 ds = ahltest.create_active_datastore(client, 'limits')
@@ -103,7 +108,8 @@ class JobMessages(unittest.TestCase):
                     failures = {json.loads(x)['inputFile']: json.loads(x)['exception']['message']
                                 for x in f if x.strip()}
                 self.assertEqual(sorted(failures), ['attacks/bomb.dcm', 'attacks/decoy.dcm',
-                                                    'attacks/link.dcm'])
+                                                    'attacks/large.dcm', 'attacks/link.dcm'])
+                self.assertIn("import's memory budget of 64 MiB", failures['attacks/large.dcm'])
                 self.assertIn('65025 tiles', failures['attacks/decoy.dcm'])
                 self.assertIn('MiB', failures['attacks/bomb.dcm'])
                 self.assertIn('outside its bucket', failures['attacks/link.dcm'])
