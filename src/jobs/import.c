@@ -77,7 +77,7 @@ static int res_fail(struct ahl_import_result *res, int rc, const struct ahl_err 
 {
     res->rc = rc < 0 ? rc : AHL_EINTERNAL;
     bool server = res->rc == AHL_ENOMEM || res->rc == AHL_EINTERNAL || res->rc == AHL_ECORRUPT ||
-                  res->rc == AHL_EIO;
+                  res->rc == AHL_EIO || res->rc == AHL_ENOSPC;
     const char *type = err && err->aws_type ? err->aws_type : NULL;
     if (server || !type || !strcmp(type, AHL_AWS_INTERNAL))
         type = server ? AHL_AWS_INTERNAL : AHL_AWS_VALIDATION;
