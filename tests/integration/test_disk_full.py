@@ -103,6 +103,12 @@ class DiskFull(unittest.TestCase):
         # Running when the disk fills: writes refused with the reason, reads answered.
         self.assert_writes_refused(mi, ds, sid)
         self.assert_reads_answered(mi, ds, sid)
+        # An import beside it says why its file was not imported, and blames the disk.
+        mr = os.path.join(os.path.dirname(SAMPLE), 'MR_small.dcm')
+        p = subprocess.run([ahltest.server_binary(), 'import', '--data-dir', data_dir,
+                            '--datastore-id', ds, mr], capture_output=True, text=True, timeout=120)
+        self.assertNotEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn('the disk holding the data directory is full', p.stdout + p.stderr)
         self.assertEqual(first.stop(), 0, first.log_text())
 
         # Started again on the full disk, whatever the stop left behind.
