@@ -67,17 +67,8 @@ int main(int argc, char **argv)
     uint32_t w = (uint32_t)strtol(argv[2], NULL, 10), h = (uint32_t)strtol(argv[3], NULL, 10);
     if (n < 1 || w < 1 || h < 1 || w > 8192 || h > 8192)
         return 2;
-    struct ahl_pixel_desc d;
-    memset(&d, 0, sizeof d);
-    d.rows = h;
-    d.columns = w;
-    d.samples_per_pixel = 1;
-    d.bits_allocated = 16;
-    d.bits_stored = 12;
-    d.high_bit = 11;
-    d.number_of_frames = 1;
-    snprintf(d.photometric, sizeof d.photometric, "MONOCHROME2");
-    snprintf(d.transfer_syntax, sizeof d.transfer_syntax, "%s", AHL_TS_EXPLICIT_LE);
+    struct ahl_pixel_desc d =
+        ahl_pixel_desc_make(h, w, 1, 16, 12, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
 
     size_t pixels = (size_t)w * h;
     uint16_t *px = malloc(pixels * 2);

@@ -184,6 +184,14 @@ int ahl_pixel_desc_from_dataset(const struct ahl_dcm_dataset *ds, const char *tr
  * a known transfer syntax. 0, AHL_EPARSE or AHL_EUNSUPPORTED with the reason in err. */
 int ahl_pixel_desc_check(const struct ahl_pixel_desc *d, struct ahl_err *err);
 
+/* A description of single-frame pixel data made from its parts, as a tool or test that makes its
+ * own pixels needs it: HighBit is bits_stored - 1, planar configuration 0, one frame. Strings
+ * longer than their fields are cut (ahl_pixel_desc_check then refuses them). */
+struct ahl_pixel_desc ahl_pixel_desc_make(uint32_t rows, uint32_t columns,
+                                          uint16_t samples_per_pixel, uint16_t bits_allocated,
+                                          uint16_t bits_stored, uint16_t pixel_representation,
+                                          const char *photometric, const char *transfer_syntax);
+
 /* Bytes of one native frame as stored in the file (for BitsAllocated 1: the frame's bits rounded
  * up to whole bytes). 0 when d is invalid. */
 uint64_t ahl_native_frame_size(const struct ahl_pixel_desc *d);

@@ -221,6 +221,26 @@ int ahl_pixel_desc_check(const struct ahl_pixel_desc *d, struct ahl_err *err)
     return 0;
 }
 
+struct ahl_pixel_desc ahl_pixel_desc_make(uint32_t rows, uint32_t columns,
+                                          uint16_t samples_per_pixel, uint16_t bits_allocated,
+                                          uint16_t bits_stored, uint16_t pixel_representation,
+                                          const char *photometric, const char *transfer_syntax)
+{
+    struct ahl_pixel_desc d;
+    memset(&d, 0, sizeof d);
+    d.rows = rows;
+    d.columns = columns;
+    d.samples_per_pixel = samples_per_pixel;
+    d.bits_allocated = bits_allocated;
+    d.bits_stored = bits_stored;
+    d.high_bit = (uint16_t)(bits_stored - 1);
+    d.pixel_representation = pixel_representation;
+    d.number_of_frames = 1;
+    snprintf(d.photometric, sizeof d.photometric, "%s", photometric);
+    snprintf(d.transfer_syntax, sizeof d.transfer_syntax, "%s", transfer_syntax);
+    return d;
+}
+
 uint64_t ahl_native_frame_size(const struct ahl_pixel_desc *d)
 {
     uint64_t pixels = (uint64_t)d->rows * d->columns;

@@ -207,19 +207,10 @@ static void assert_jph(const struct ahl_buf *body, const uint8_t *cs, size_t len
     assert_memory_equal(b + sizeof head + 4, "jp2c", 4);
     assert_memory_equal(b + sizeof head + 8, cs, len);
 
-    struct ahl_pixel_desc d;
+    struct ahl_pixel_desc d =
+        ahl_pixel_desc_make(3, 4, 1, 8, 8, 0, "MONOCHROME2", AHL_TS_HTJ2K_RPCL);
     struct ahl_raw_frame back;
     struct ahl_err err;
-    memset(&d, 0, sizeof d);
-    d.rows = 3;
-    d.columns = 4;
-    d.samples_per_pixel = 1;
-    d.bits_allocated = 8;
-    d.bits_stored = 8;
-    d.high_bit = 7;
-    d.number_of_frames = 1;
-    snprintf(d.photometric, sizeof d.photometric, "MONOCHROME2");
-    snprintf(d.transfer_syntax, sizeof d.transfer_syntax, "%s", AHL_TS_HTJ2K_RPCL);
     if (ahl_decode_j2k(&d, b, body->len, 0, &back, &err) < 0)
         fail_msg("OpenJPEG cannot decode the JPH file: %s", err.msg);
     assert_int_equal(back.len, raw->len);

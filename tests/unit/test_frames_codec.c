@@ -19,24 +19,6 @@
 
 #include "frames/frames.h"
 
-static struct ahl_pixel_desc desc(uint32_t rows, uint32_t cols, uint16_t spp, uint16_t alloc,
-                                  uint16_t stored, uint16_t pr, const char *pi, const char *ts)
-{
-    struct ahl_pixel_desc d;
-    memset(&d, 0, sizeof d);
-    d.rows = rows;
-    d.columns = cols;
-    d.samples_per_pixel = spp;
-    d.bits_allocated = alloc;
-    d.bits_stored = stored;
-    d.high_bit = (uint16_t)(stored - 1);
-    d.pixel_representation = pr;
-    d.number_of_frames = 1;
-    snprintf(d.photometric, sizeof d.photometric, "%s", pi);
-    snprintf(d.transfer_syntax, sizeof d.transfer_syntax, "%s", ts);
-    return d;
-}
-
 /* ---- RLE ---- */
 
 /* Builds an RLE frame: the header for nseg segments, then the segments given as (len, bytes). */
@@ -142,8 +124,9 @@ static void test_rle_table(void **state)
         const struct rle_case *c = &rle_cases[i];
         uint8_t buf[256];
         size_t n = rle_frame(buf, c->nseg, c->seg, c->len);
-        struct ahl_pixel_desc d = desc(c->rows, c->cols, c->spp, c->alloc, c->alloc, 0,
-                                       c->spp == 3 ? "RGB" : "MONOCHROME2", AHL_TS_RLE);
+        struct ahl_pixel_desc d =
+            ahl_pixel_desc_make(c->rows, c->cols, c->spp, c->alloc, c->alloc, 0,
+                                c->spp == 3 ? "RGB" : "MONOCHROME2", AHL_TS_RLE);
         struct ahl_raw_frame f;
         struct ahl_err err = {0};
         int rc = ahl_frame_decode(&d, buf, n, &f, &err);
@@ -164,7 +147,7 @@ static void test_rle_table(void **state)
 static void test_rle_bad_headers(void **state)
 {
     (void)state;
-    struct ahl_pixel_desc d = desc(1, 2, 1, 8, 8, 0, "MONOCHROME2", AHL_TS_RLE);
+    struct ahl_pixel_desc d = ahl_pixel_desc_make(1, 2, 1, 8, 8, 0, "MONOCHROME2", AHL_TS_RLE);
     uint8_t buf[80];
     struct ahl_raw_frame f;
     struct ahl_err err = {0};
@@ -187,12 +170,13 @@ static void test_native_layouts(void **state)
     struct ahl_raw_frame f;
     struct ahl_err err = {0};
     /* Big endian 16-bit, 12 bits stored: the top nibble (overlay bits) is dropped. */
-    struct ahl_pixel_desc d = desc(1, 2, 1, 16, 12, 0, "MONOCHROME2", AHL_TS_EXPLICIT_BE);
+    struct ahl_pixel_desc d =
+        ahl_pixel_desc_make(1, 2, 1, 16, 12, 0, "MONOCHROME2", AHL_TS_EXPLICIT_BE);
     assert_int_equal(ahl_frame_decode(&d, S(0xF1, 0x23, 0x04, 0x56), 4, &f, &err), 0);
     assert_memory_equal(f.data, S(0x23, 0x01, 0x56, 0x04), 4);
     ahl_raw_frame_release(&f);
     /* Signed 12-bit in 16: sign-extended from bit 11. */
-    d = desc(1, 1, 1, 16, 12, 1, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    d = ahl_pixel_desc_make(1, 1, 1, 16, 12, 1, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
     assert_int_equal(ahl_frame_decode(&d, S(0x00, 0x08), 2, &f, &err), 0);
     assert_memory_equal(f.data, S(0x00, 0xF8), 2);
     int64_t mn, mx;
@@ -200,26 +184,26 @@ static void test_native_layouts(void **state)
     assert_int_equal(mn, -2048);
     ahl_raw_frame_release(&f);
     /* Planar RGB becomes interleaved. */
-    d = desc(1, 2, 3, 8, 8, 0, "RGB", AHL_TS_IMPLICIT_LE);
+    d = ahl_pixel_desc_make(1, 2, 3, 8, 8, 0, "RGB", AHL_TS_IMPLICIT_LE);
     d.planar_configuration = 1;
     assert_int_equal(ahl_frame_decode(&d, S(1, 2, 3, 4, 5, 6), 6, &f, &err), 0);
     assert_memory_equal(f.data, S(1, 3, 5, 2, 4, 6), 6);
     ahl_raw_frame_release(&f);
     /* YBR_FULL_422: Y1 Y2 Cb Cr -> Y1 Cb Cr Y2 Cb Cr, reported as YBR_FULL. */
-    d = desc(1, 2, 3, 8, 8, 0, "YBR_FULL_422", AHL_TS_EXPLICIT_LE);
+    d = ahl_pixel_desc_make(1, 2, 3, 8, 8, 0, "YBR_FULL_422", AHL_TS_EXPLICIT_LE);
     assert_int_equal(ahl_native_frame_size(&d), 4);
     assert_int_equal(ahl_frame_decode(&d, S(10, 20, 128, 129), 4, &f, &err), 0);
     assert_memory_equal(f.data, S(10, 128, 129, 20, 128, 129), 6);
     assert_string_equal(f.photometric, "YBR_FULL");
     ahl_raw_frame_release(&f);
     /* 16 allocated, 8 stored: one byte per sample in canonical form. */
-    d = desc(1, 2, 1, 16, 8, 1, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    d = ahl_pixel_desc_make(1, 2, 1, 16, 8, 1, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
     assert_int_equal(ahl_frame_decode(&d, S(0xFF, 0xFF, 0x7F, 0x00), 4, &f, &err), 0);
     assert_int_equal(f.bytes_per_sample, 1);
     assert_memory_equal(f.data, S(0xFF, 0x7F), 2);
     ahl_raw_frame_release(&f);
     /* Too short. */
-    d = desc(2, 2, 1, 16, 16, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    d = ahl_pixel_desc_make(2, 2, 1, 16, 16, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
     assert_int_equal(ahl_frame_decode(&d, S(1, 2, 3), 3, &f, &err), AHL_EPARSE);
     assert_null(f.data);
 }
@@ -228,16 +212,17 @@ static void test_desc_checks(void **state)
 {
     (void)state;
     struct ahl_err err = {0};
-    struct ahl_pixel_desc d = desc(4, 4, 1, 16, 12, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    struct ahl_pixel_desc d =
+        ahl_pixel_desc_make(4, 4, 1, 16, 12, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
     assert_int_equal(ahl_pixel_desc_check(&d, &err), 0);
     d.high_bit = 15;
     assert_int_equal(ahl_pixel_desc_check(&d, &err), AHL_EUNSUPPORTED);
-    d = desc(4, 4, 1, 32, 32, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    d = ahl_pixel_desc_make(4, 4, 1, 32, 32, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
     assert_int_equal(ahl_pixel_desc_check(&d, &err), AHL_EUNSUPPORTED);
-    d = desc(4, 4, 1, 8, 8, 0, "MONOCHROME2", "1.2.3.4");
+    d = ahl_pixel_desc_make(4, 4, 1, 8, 8, 0, "MONOCHROME2", "1.2.3.4");
     assert_int_equal(ahl_pixel_desc_check(&d, &err), AHL_EUNSUPPORTED);
     assert_non_null(strstr(err.msg, "1.2.3.4"));
-    d = desc(0, 4, 1, 8, 8, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    d = ahl_pixel_desc_make(0, 4, 1, 8, 8, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
     assert_int_equal(ahl_pixel_desc_check(&d, &err), AHL_EPARSE);
     assert_string_equal(ahl_frame_content_type(AHL_TS_HTJ2K_RPCL), "image/jph");
     assert_string_equal(ahl_frame_content_type(NULL), "image/jph");
@@ -304,8 +289,9 @@ static void test_htj2k_round_trips(void **state)
         uint8_t *src = malloc(bytes);
         int64_t mn, mx;
         fill_native(c, src, &mn, &mx);
-        struct ahl_pixel_desc d = desc(c->h, c->w, c->spp, c->alloc, c->stored, c->pr,
-                                       c->spp == 3 ? "RGB" : "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+        struct ahl_pixel_desc d =
+            ahl_pixel_desc_make(c->h, c->w, c->spp, c->alloc, c->stored, c->pr,
+                                c->spp == 3 ? "RGB" : "MONOCHROME2", AHL_TS_EXPLICIT_LE);
         struct ahl_stored_frame sf;
         struct ahl_err err = {0};
         int rc = ahl_frame_transcode(&d, src, bytes, &sf, &err);
@@ -415,8 +401,9 @@ static void test_htj2k_deterministic(void **state)
             fail_msg("case %zu (%ux%u spp %u, %u-bit): encodes differ (%zu vs %zu bytes)", k,
                      f.width, f.height, f.components, cases[k].alloc, first_len, again_len);
         /* And the codestream still decodes to exactly the source. */
-        struct ahl_pixel_desc d = desc(f.height, f.width, f.components, cases[k].alloc,
-                                       cases[k].alloc, 0, f.photometric, AHL_TS_HTJ2K_RPCL);
+        struct ahl_pixel_desc d =
+            ahl_pixel_desc_make(f.height, f.width, f.components, cases[k].alloc, cases[k].alloc, 0,
+                                f.photometric, AHL_TS_HTJ2K_RPCL);
         struct ahl_raw_frame back;
         assert_int_equal(ahl_decode_j2k(&d, first, first_len, 0, &back, &err), 0);
         assert_int_equal(back.len, f.len);
@@ -431,7 +418,8 @@ static void test_htj2k_deterministic(void **state)
 static void test_corrupt_codestreams(void **state)
 {
     (void)state;
-    struct ahl_pixel_desc d = desc(8, 8, 1, 8, 8, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    struct ahl_pixel_desc d =
+        ahl_pixel_desc_make(8, 8, 1, 8, 8, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
     uint8_t src[64];
     for (int i = 0; i < 64; i++)
         src[i] = (uint8_t)(i * 3);
@@ -454,17 +442,20 @@ static void test_corrupt_codestreams(void **state)
     assert_non_null(strstr(err.msg, "8x8"));
     ahl_stored_frame_release(&sf);
     /* JPEG and JPEG-LS garbage. */
-    struct ahl_pixel_desc dj = desc(8, 8, 1, 8, 8, 0, "MONOCHROME2", AHL_TS_JPEG_BASELINE);
+    struct ahl_pixel_desc dj =
+        ahl_pixel_desc_make(8, 8, 1, 8, 8, 0, "MONOCHROME2", AHL_TS_JPEG_BASELINE);
     assert_int_equal(ahl_frame_decode(&dj, S(0xFF, 0xD8, 0xFF, 0xD9), 4, &f, &err), AHL_EPARSE);
     assert_int_equal(ahl_frame_decode(&dj, S(0x00, 0x01), 2, &f, &err), AHL_EPARSE);
-    struct ahl_pixel_desc dl = desc(8, 8, 1, 8, 8, 0, "MONOCHROME2", AHL_TS_JPEGLS_LOSSLESS);
+    struct ahl_pixel_desc dl =
+        ahl_pixel_desc_make(8, 8, 1, 8, 8, 0, "MONOCHROME2", AHL_TS_JPEGLS_LOSSLESS);
     assert_int_equal(ahl_frame_decode(&dl, S(0xFF, 0xD8, 0xFF, 0xD9), 4, &f, &err), AHL_EPARSE);
 }
 
 static void test_one_bit_frames(void **state)
 {
     (void)state;
-    struct ahl_pixel_desc d = desc(3, 3, 1, 1, 1, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    struct ahl_pixel_desc d =
+        ahl_pixel_desc_make(3, 3, 1, 1, 1, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
     d.number_of_frames = 2;
     /* Two 9-pixel frames back to back: frame 2 starts at bit 9. */
     const uint8_t pixel[] = {0xFF, 0x03, 0x00};

@@ -38,18 +38,7 @@ static const uint8_t decoy_jp2[] = {
 
 static struct ahl_pixel_desc desc(uint32_t w, uint32_t h, uint16_t spp, const char *ts)
 {
-    struct ahl_pixel_desc d;
-    memset(&d, 0, sizeof d);
-    d.rows = h;
-    d.columns = w;
-    d.samples_per_pixel = spp;
-    d.bits_allocated = 8;
-    d.bits_stored = 8;
-    d.high_bit = 7;
-    d.number_of_frames = 1;
-    snprintf(d.photometric, sizeof d.photometric, "%s", spp == 3 ? "RGB" : "MONOCHROME2");
-    snprintf(d.transfer_syntax, sizeof d.transfer_syntax, "%s", ts);
-    return d;
+    return ahl_pixel_desc_make(h, w, spp, 8, 8, 0, spp == 3 ? "RGB" : "MONOCHROME2", ts);
 }
 
 static long max_rss_kb(void)

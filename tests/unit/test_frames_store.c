@@ -233,17 +233,8 @@ static void test_stores_transcoded_frames(void **state)
     struct ahl_framestore fs;
     struct ahl_err err = {0};
     assert_int_equal(ahl_framestore_open(&fs, root, &err), 0);
-    struct ahl_pixel_desc d;
-    memset(&d, 0, sizeof d);
-    d.rows = 16;
-    d.columns = 15;
-    d.samples_per_pixel = 1;
-    d.bits_allocated = 16;
-    d.bits_stored = 16;
-    d.high_bit = 15;
-    d.number_of_frames = 1;
-    snprintf(d.photometric, sizeof d.photometric, "MONOCHROME2");
-    snprintf(d.transfer_syntax, sizeof d.transfer_syntax, "%s", AHL_TS_EXPLICIT_LE);
+    struct ahl_pixel_desc d =
+        ahl_pixel_desc_make(16, 15, 1, 16, 16, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
     uint8_t px[16 * 15 * 2];
     for (size_t i = 0; i < sizeof px; i++)
         px[i] = (uint8_t)(i * 7);
