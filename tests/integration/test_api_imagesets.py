@@ -12,6 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ahltest  # noqa: E402
+import jph  # noqa: E402
 
 SAMPLES = '/usr/lib/python3/dist-packages/pydicom/data/test_files'
 CT = ('CT_small.dcm', '1CT1', '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322', '20040119')
@@ -105,7 +106,7 @@ class ImageSets(unittest.TestCase):
         frame = instance['ImageFrames'][0]
         r = MI.get_image_frame(datastoreId=DS, imageSetId=ct['imageSetId'],
                                imageFrameInformation={'imageFrameId': frame['ID']})
-        body = r['imageFrameBlob'].read()
+        body = jph.parse(r['imageFrameBlob'].read())[2]  # the JPH file's codestream
         self.assertEqual(r['contentType'], 'image/jph')
         self.assertEqual(len(body), frame['FrameSizeInBytes'])
         self.assertEqual(body[:4], b'\xff\x4f\xff\x51')  # a JPEG 2000 codestream (SOC, SIZ)

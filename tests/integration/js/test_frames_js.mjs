@@ -23,6 +23,7 @@ import {
   GetImageSetMetadataCommand, GetImageFrameCommand, DeleteImageSetCommand,
 } from '@aws-sdk/client-medical-imaging';
 import { startServer } from './ahlserver.mjs';
+import { jp2cOf } from './jph.mjs';
 
 const run = promisify(execFile);
 const ORACLE = join(dirname(fileURLToPath(import.meta.url)), '..', 'frames_oracle.py');
@@ -53,28 +54,6 @@ async function metadataOf(imageSetId) {
   const r = await mi.send(new GetImageSetMetadataCommand({ datastoreId: ds, imageSetId }));
   assert.equal(r.contentEncoding, 'gzip');
   return JSON.parse(gunzipSync(Buffer.from(await r.imageSetMetadataBlob.transformToByteArray())));
-}
-
-// The codestream of a JPH file (ISO/IEC 15444-15): the signature box, ftyp with brand 'jph ',
-// then boxes that tile the file, the last one jp2c.
-function jp2cOf(file) {
-  const signature = Buffer.from('0000000c6a5020200d0a870a', 'hex');
-  assert.ok(file.subarray(0, 12).equals(signature), 'image/jph answer without the JPEG 2000 signature box');
-  const kinds = [];
-  let pos = 0;
-  let payload;
-  while (pos < file.length) {
-    const len = file.readUInt32BE(pos);
-    const kind = file.toString('latin1', pos + 4, pos + 8);
-    assert.ok(len >= 8 && pos + len <= file.length, `box ${kind} at ${pos} has length ${len}`);
-    kinds.push(kind);
-    payload = file.subarray(pos + 8, pos + len);
-    if (kind === 'ftyp') assert.equal(payload.toString('latin1', 0, 4), 'jph ');
-    pos += len;
-  }
-  assert.deepEqual([kinds[1], kinds.at(-1)], ['ftyp', 'jp2c'], `boxes ${kinds}`);
-  assert.ok(kinds.includes('jp2h'), `boxes ${kinds}`);
-  return payload;
 }
 
 // A frame as served, and for image/jph (a JPH file) the stored codestream it carries.
