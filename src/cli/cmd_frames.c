@@ -106,8 +106,12 @@ static int inflate_dataset(const struct ahl_dcm_file *f, struct stream *s, struc
                 rc = ahl_fail(err, AHL_EPARSE, NULL, "inflating the dataset failed");
             else if (ahl_buf_add(&out, chunk, sizeof chunk - z.avail_out) < 0)
                 rc = ahl_fail(err, AHL_ETOOBIG, NULL, "inflated dataset too large");
+            /* The whole file is in memory: no progress means the input ran out first. */
             if (zr == Z_BUF_ERROR)
-                break;
+                rc = ahl_fail(err, AHL_EPARSE, NULL,
+                              "deflated data ends at file offset %zu before the end of the "
+                              "compressed stream",
+                              s->n);
         }
         inflateEnd(&z);
     }
