@@ -120,6 +120,13 @@ class Server:
     def cleanup(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def finish(self):
+        """stop() and cleanup(), then insist that the server exited 0 (with its log if not)."""
+        rc = self.stop()
+        log = self.log_text()
+        self.cleanup()
+        assert rc == 0, 'server exited with %r\n%s' % (rc, log)
+
 
 def boto3_client(server, access_key=ACCESS_KEY, secret_key=SECRET_KEY, region=REGION):
     _ensure_model()

@@ -27,10 +27,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    rc = SRV.stop()
-    log = SRV.log_text()
-    SRV.cleanup()
-    assert rc == 0, 'server exited with %r\n%s' % (rc, log)
+    SRV.finish()
 
 
 class Tags(unittest.TestCase):
