@@ -162,6 +162,8 @@ class Limits(unittest.TestCase):
             stop.set()
             t.join(60)
         rate = sum(results) / len(results)
+        print('slowloris: %d of %d legitimate requests answered, %d attacker connections shut down'
+              % (sum(results), len(results), shut_down[0]), file=sys.stderr)
         self.assertGreaterEqual(rate, 0.9, '%d of %d legitimate requests answered' %
                                 (sum(results), len(results)))
         # The connections the server let in (64 from one address) were shut down as late.
