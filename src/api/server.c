@@ -92,7 +92,7 @@ struct ahl_api_server {
 
 /* The answer decided before the body was read, sent once it has been read or dropped. */
 struct early_error {
-    int status;
+    int status; /* 0: none */
     const char *type;
     char message[512];
 };
@@ -109,9 +109,9 @@ struct request {
     size_t body_seen;
     size_t reserved; /* bytes of the body budget held */
     struct ahl_buf body;
-    struct early_error *early; /* answer without running the operation, or NULL */
-    int close_after;           /* the response closes the connection */
-    const char *op_name;       /* for the log line */
+    struct early_error early; /* answer without running the operation (status 0: none) */
+    int close_after;          /* the response closes the connection */
+    const char *op_name;      /* for the log line */
     int status;
     char request_id[37];
 };
@@ -254,6 +254,25 @@ static struct MHD_Response *prefixed_response(struct ahl_api_resp *resp)
     return r;
 }
 
+/* Adds our headers to r and queues it (and drops our reference to it). */
+static enum MHD_Result queue(struct MHD_Connection *conn, struct request *rq, int status,
+                             struct MHD_Response *r, const char *content_type,
+                             const char *content_encoding, const char *error_type)
+{
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(r, "x-amzn-RequestId", rq->request_id);
+    if (content_encoding)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, content_encoding);
+    if (error_type)
+        MHD_add_response_header(r, "x-amzn-ErrorType", error_type);
+    if (rq->close_after)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    rq->status = status;
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result send_buffer(struct MHD_Connection *conn, struct request *rq, int status,
                                    struct ahl_buf *body, const char *content_type,
                                    const char *content_encoding, const char *error_type)
@@ -267,18 +286,7 @@ static enum MHD_Result send_buffer(struct MHD_Connection *conn, struct request *
         free(data);
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    MHD_add_response_header(r, "x-amzn-RequestId", rq->request_id);
-    if (content_encoding)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, content_encoding);
-    if (error_type)
-        MHD_add_response_header(r, "x-amzn-ErrorType", error_type);
-    if (rq->close_after)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    rq->status = status;
-    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
-    MHD_destroy_response(r);
-    return ret;
+    return queue(conn, rq, status, r, content_type, content_encoding, error_type);
 }
 
 static enum MHD_Result send_error(struct MHD_Connection *conn, struct request *rq, int status,
@@ -327,17 +335,14 @@ static void budget_release(struct ahl_api_server *srv, size_t n)
 
 static enum MHD_Result send_early(struct MHD_Connection *conn, struct request *rq)
 {
-    return send_error(conn, rq, rq->early->status, rq->early->type, rq->early->message);
+    return send_error(conn, rq, rq->early.status, rq->early.type, rq->early.message);
 }
 
-static int set_early(struct request *rq, int status, const char *type, const char *message)
+static void set_early(struct request *rq, int status, const char *type, const char *message)
 {
-    if (!rq->early && !(rq->early = calloc(1, sizeof *rq->early)))
-        return -1;
-    rq->early->status = status;
-    rq->early->type = type;
-    snprintf(rq->early->message, sizeof rq->early->message, "%s", message);
-    return 0;
+    rq->early.status = status;
+    rq->early.type = type;
+    snprintf(rq->early.message, sizeof rq->early.message, "%s", message);
 }
 
 static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, const char *method)
@@ -367,7 +372,7 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
         rq->op_name = ahl_model_ops[op].name;
 
     /* 1. Authentication, finished: what the headers could not prove is proved with the body. */
-    if (rq->early) {
+    if (rq->early.status) {
         ret = send_early(conn, rq);
         goto out;
     }
@@ -449,13 +454,8 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
             goto out;
         }
         resp.fd = -1; /* the response owns it now */
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp.content_type);
-        MHD_add_response_header(r, "x-amzn-RequestId", rq->request_id);
-        if (resp.content_encoding)
-            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, resp.content_encoding);
-        rq->status = ahl_model_ops[op].status;
-        ret = MHD_queue_response(conn, (unsigned)rq->status, r);
-        MHD_destroy_response(r);
+        ret = queue(conn, rq, ahl_model_ops[op].status, r, resp.content_type, resp.content_encoding,
+                    NULL);
     } else if (resp.content_type) {
         ret = send_buffer(conn, rq, ahl_model_ops[op].status, &resp.raw, resp.content_type,
                           resp.content_encoding, NULL);
@@ -652,7 +652,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         }
         admit(conn, rq, method);
         /* Turned away with a body too large to drain: answer now; the connection closes. */
-        if (rq->early && rq->close_after)
+        if (rq->early.status && rq->close_after)
             return send_early(conn, rq);
         return MHD_YES;
     }
@@ -660,7 +660,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         rq->body_seen += n;
-        if (rq->early)
+        if (rq->early.status)
             return rq->body_seen > REJECT_DRAIN ? MHD_NO : MHD_YES;
         if (!rq->body_too_big && ahl_buf_add(&rq->body, upload_data, n) < 0) {
             rq->body_too_big = 1;
@@ -697,7 +697,6 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (rq->reserved)
         budget_release(srv, rq->reserved);
     ahl_buf_release(&rq->body);
-    free(rq->early);
     free(rq->target);
     free(rq);
     *con_cls = NULL;
