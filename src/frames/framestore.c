@@ -381,20 +381,33 @@ int ahl_framestore_open_frame(struct ahl_framestore *fs, const char *id, int *fd
     return rc;
 }
 
-int ahl_framestore_open_verified(struct ahl_framestore *fs, const char *id,
-                                 const char *stored_transfer_syntax, int *fd, uint64_t *size,
-                                 struct ahl_err *err)
+/* Opens a frame and checks it: expected_size bytes long (UINT64_MAX: not compared) and holding
+ * the bytes its id names. On failure nothing is left open. */
+static int open_checked(struct ahl_framestore *fs, const char *id, const char *ts,
+                        uint64_t expected_size, int *fd, uint64_t *size, struct ahl_err *err)
 {
     int rc = ahl_framestore_open_frame(fs, id, fd, size, err);
     if (rc < 0)
         return rc;
-    if ((rc = verify_bytes(*fd, *size, id, stored_transfer_syntax ? stored_transfer_syntax : "",
-                           NULL, err)) < 0) {
+    if (expected_size != UINT64_MAX && *size != expected_size)
+        rc = ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
+                      "stored frame %s is damaged: the file is %llu bytes, FrameSizeInBytes %llu",
+                      id, (unsigned long long)*size, (unsigned long long)expected_size);
+    else
+        rc = verify_bytes(*fd, *size, id, ts ? ts : "", NULL, err);
+    if (rc < 0) {
         close(*fd);
         *fd = -1;
         *size = 0;
     }
     return rc;
+}
+
+int ahl_framestore_open_verified(struct ahl_framestore *fs, const char *id,
+                                 const char *stored_transfer_syntax, int *fd, uint64_t *size,
+                                 struct ahl_err *err)
+{
+    return open_checked(fs, id, stored_transfer_syntax, UINT64_MAX, fd, size, err);
 }
 
 int ahl_framestore_check(struct ahl_framestore *fs, const char *id,
@@ -403,17 +416,9 @@ int ahl_framestore_check(struct ahl_framestore *fs, const char *id,
 {
     int fd;
     uint64_t size;
-    int rc = ahl_framestore_open_frame(fs, id, &fd, &size, err);
-    if (rc < 0)
-        return rc;
-    if (expected_size != UINT64_MAX && size != expected_size)
-        rc = ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
-                      "stored frame %s is damaged: the file is %llu bytes, FrameSizeInBytes %llu",
-                      id, (unsigned long long)size, (unsigned long long)expected_size);
-    else
-        rc = verify_bytes(fd, size, id, stored_transfer_syntax ? stored_transfer_syntax : "", NULL,
-                          err);
-    close(fd);
+    int rc = open_checked(fs, id, stored_transfer_syntax, expected_size, &fd, &size, err);
+    if (rc == 0)
+        close(fd);
     return rc;
 }
 
