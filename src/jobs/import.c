@@ -15,6 +15,7 @@
 #include <zlib.h>
 
 #include "base/codec.h"
+#include "base/fileio.h"
 #include "dicom/normalize.h"
 #include "dicom/p10.h"
 #include "frames/frames.h"
@@ -235,21 +236,6 @@ static int fd_read_fn(void *ctx, uint64_t off, void *buf, size_t n)
     return pread_full(*(int *)ctx, off, buf, n);
 }
 
-static int write_full(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return AHL_EIO;
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* An unlinked scratch file in the importer's temporary directory. */
 static int scratch_fd(const struct ahl_importer *im, struct ahl_err *err)
 {
@@ -287,7 +273,7 @@ static int inflate_to_scratch(const struct ahl_importer *im, const struct ahl_dc
         size_t n = meta_end - pos < sizeof in ? (size_t)(meta_end - pos) : sizeof in;
         if ((rc = pread_full(fd, pos, in, n)) < 0)
             rc = ahl_fail(err, AHL_EPARSE, NULL, "meta group runs past the end of the file");
-        else if (write_full(sfd, in, n) < 0)
+        else if (ahl_write_all(sfd, in, n) < 0)
             rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot write a scratch file");
         pos += n;
     }
@@ -334,7 +320,7 @@ static int inflate_to_scratch(const struct ahl_importer *im, const struct ahl_dc
         total += got;
         if (total > IMPORT_MAX_INFLATED)
             rc = ahl_fail(err, AHL_ETOOBIG, NULL, "inflated dataset larger than 4 GB");
-        else if (write_full(sfd, outb, got) < 0)
+        else if (ahl_write_all(sfd, outb, got) < 0)
             rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot write a scratch file");
     }
     inflateEnd(&z);

@@ -23,6 +23,7 @@
 
 #include "base/buf.h"
 #include "base/codec.h"
+#include "base/fileio.h"
 #include "jobs/objstore_impl.h"
 #include "base/banned.h"
 
@@ -387,20 +388,6 @@ out:
     return rc;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int local_put(struct ahl_objstore *os, const char *bucket, const char *key, const void *data,
                      size_t n, const char *content_type, struct ahl_err *err)
 {
@@ -456,7 +443,7 @@ static int local_put(struct ahl_objstore *os, const char *bucket, const char *ke
     }
     snprintf(tmp, sizeof tmp, TMP_PREFIX "%s", id);
     fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0 || write_all(fd, data, n) < 0 || fsync(fd) < 0) {
+    if (fd < 0 || ahl_write_all(fd, data, n) < 0 || fsync(fd) < 0) {
         rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "s3://%s/%s: cannot write: %s", bucket, key,
                       strerror(errno));
         goto out;
