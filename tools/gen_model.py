@@ -8,8 +8,9 @@ bytes and the committed files can be checked with `git diff --exit-code`.
 
     tools/gen_model.py [MODEL] [OUT_DIR]
 
-MODEL defaults to ../shared/reference/models/medical-imaging/2023-07-19/service-2.json next to the
-source tree; OUT_DIR to src/api. Writes model_ids.h (operation and shape ids) and model_table.c.
+MODEL defaults to models/medical-imaging/2023-07-19/service-2.json in the source tree (see
+models/README.md); OUT_DIR to src/api. Writes model_ids.h (operation and shape ids) and
+model_table.c.
 
 Patterns: the model writes Java regular expressions. We check them with POSIX extended regular
 expressions (regcomp), anchored as whole-string matches, so each pattern is translated here:
@@ -27,8 +28,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(HERE)
-DEFAULT_MODEL = os.path.join(SRC, '..', 'shared', 'reference', 'models', 'medical-imaging',
-                             '2023-07-19', 'service-2.json')
+DEFAULT_MODEL = os.path.join(SRC, 'models', 'medical-imaging', '2023-07-19', 'service-2.json')
 
 
 def c_str(s):

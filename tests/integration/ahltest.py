@@ -9,7 +9,7 @@ create_active_datastore() and wait_import_job() poll until a data store or an im
 
 Environment (set by CTest): AHILITE_BIN (the server binary), AHILITE_SRC (the source tree).
 The service model comes with botocore >= 1.31; when the Python used lacks it, the copy in
-$AHILITE_SRC/../shared/reference/models is put on AWS_DATA_PATH.
+$AHILITE_SRC/models is put on AWS_DATA_PATH.
 """
 import json
 import os
@@ -36,7 +36,7 @@ def _ensure_model():
     import botocore.session
     if 'medical-imaging' in botocore.session.get_session().get_available_services():
         return
-    models = os.path.join(SRC, '..', 'shared', 'reference', 'models')
+    models = os.path.join(SRC, 'models')
     os.environ['AWS_DATA_PATH'] = os.path.abspath(models)
 
 

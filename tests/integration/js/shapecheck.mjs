@@ -1,9 +1,9 @@
 // Checks a JS SDK result against the service model's output shape: only members the model names,
 // required body members present, strings within the model's enums, patterns and lengths, numbers
 // as numbers, timestamps as Date objects (what the SDK makes of epoch seconds). Streaming blobs
-// are checked by the tests themselves. The model is the reference copy next to the source tree
-// ($AHILITE_SRC/../shared/reference/models/...), else the one botocore ships (the same model) in the
-// Python the suites use ($AHILITE_PYTHON).
+// are checked by the tests themselves. The model is the copy in the source tree
+// ($AHILITE_SRC/models/..., see models/README.md), else the one botocore ships (the same model) in
+// the Python the suites use ($AHILITE_PYTHON).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -11,13 +11,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 
-const REL = join('shared', 'reference', 'models', 'medical-imaging', '2023-07-19', 'service-2.json');
+const REL = join('models', 'medical-imaging', '2023-07-19', 'service-2.json');
 
 function loadModel() {
   const here = dirname(fileURLToPath(import.meta.url));
   const cands = [];
-  if (process.env.AHILITE_SRC) cands.push(join(process.env.AHILITE_SRC, '..', REL));
-  cands.push(join(here, '..', '..', '..', '..', REL));
+  if (process.env.AHILITE_SRC) cands.push(join(process.env.AHILITE_SRC, REL));
+  cands.push(join(here, '..', '..', '..', REL));
   for (const c of cands) if (existsSync(c)) return JSON.parse(readFileSync(c, 'utf8'));
   for (const py of [process.env.AHILITE_PYTHON, 'python3', '/usr/bin/python3']) {
     if (!py) continue;
