@@ -60,7 +60,7 @@ fi
 [ -x "$BUILD/ahilite" ] && [ -f "$BUILD/libahl_base.a" ] || { echo "no ahilite in $BUILD" >&2; exit 2; }
 AHILITE=$BUILD/ahilite
 cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -I"$HERE/src" "$HERE/bench/http_load.c" \
-    "$BUILD/libahl_base.a" -lcurl -lcrypto -lz -lpthread -o "$TMP/http_load"
+    "$BUILD/libahl_aws.a" "$BUILD/libahl_base.a" -lcurl -lcrypto -lz -lpthread -o "$TMP/http_load"
 
 # 2. Data.
 echo "synthesizing $N + 8 + 16 instances ..." >&2

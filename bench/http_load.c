@@ -1,5 +1,5 @@
 /* A small HTTP load generator for `ahilite serve`: N connections (one thread and one keep-alive
- * libcurl handle each), every request SigV4-signed with the project's own signer (base/sigv4.h),
+ * libcurl handle each), every request SigV4-signed with the project's own signer (aws/sigv4.h),
  * for a fixed time or a fixed number of requests. It prints one JSON line: requests, errors,
  * requests/s, median and p99 latency, bytes received.
  *
@@ -35,7 +35,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/codec.h"
-#include "base/sigv4.h"
+#include "aws/sigv4.h"
 
 #include "base/banned.h"
 

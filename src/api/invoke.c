@@ -1,7 +1,7 @@
 /* ahl_api_invoke: one operation run in-process, the way server.c runs it once a request is
  * authenticated (route, decode, handler, JSON out), without HTTP or signing. Benchmarks use it to
  * time an operation's own work apart from the network stack. */
-#include "api/internal.h"
+#include "api/ops_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

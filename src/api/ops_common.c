@@ -1,6 +1,6 @@
 /* Helpers the operation files share: ARNs, opaque paging tokens, optional-member setters, store
  * error mapping, and the table from operation id to handler. */
-#include "api/internal.h"
+#include "api/ops_internal.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -11,7 +11,7 @@
  * attempt made, across restarts and server processes, without a token table. The same token with
  * other parameters is a ConflictException, as AWS does for a reused idempotency token.
  */
-#include "api/internal.h"
+#include "api/ops_internal.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -25,7 +25,7 @@
  * codestream streamed from the file, unchanged. A client that asks for the bare codestream
  * (Accept: image/jphc, preferred to image/jph) gets it labelled image/jphc.
  */
-#include "api/internal.h"
+#include "api/ops_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "blob/framestore.h"
 #include "base/banned.h"
 
 /* The q value (0..1000) an Accept header gives media type `type`, or -1 when no range covers

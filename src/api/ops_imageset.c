@@ -5,7 +5,7 @@
  * asynchronous calls report (LOCKED / UPDATING, COPYING, DELETING); the set is back to ACTIVE by
  * the time the response is read. Engine errors already carry their AWS type and message.
  */
-#include "api/internal.h"
+#include "api/ops_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -12,7 +12,7 @@
  * GetDICOMImportJob reports outputS3Uri as AWS does, expanded to the job's own output folder:
  * <outputS3Uri><datastoreId>-DicomImport-<jobId>/.
  */
-#include "api/internal.h"
+#include "api/ops_internal.h"
 
 #include <stdio.h>
 #include <string.h>

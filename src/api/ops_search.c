@@ -21,7 +21,7 @@
  * DICOMTags come from the search row the engine keeps per image set (its latest version); no
  * document is loaded.
  */
-#include "api/internal.h"
+#include "api/ops_internal.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
  * under the canonical ARN, so the partition spelling of the request does not matter. A resource
  * holds at most 50 tags (AWS's limit); a TagResource that would exceed it changes nothing.
  */
-#include "api/internal.h"
+#include "api/ops_internal.h"
 
 #include <stdio.h>
 #include <string.h>

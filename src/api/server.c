@@ -41,11 +41,12 @@
 
 #include <microhttpd.h>
 
-#include "api/internal.h"
+#include "api/ops_internal.h"
 #include "base/clock.h"
 #include "base/codec.h"
 #include "base/log.h"
-#include "base/sigv4.h"
+#include "aws/sigv4.h"
+#include "blob/framestore.h"
 #include "json/json.h"
 #include "base/banned.h"
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "blob/framestore.h"
 #include "frames/frames.h"
 #include "meta/meta.h"
 #include "store/store.h"

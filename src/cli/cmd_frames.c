@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "base/buf.h"
+#include "blob/framestore.h"
 #include "dicom/dataset.h"
 #include "dicom/p10.h"
 #include "frames/frames.h"
@@ -211,6 +212,8 @@ static int process(const char *path, struct ahl_framestore *fs, struct ahl_err *
         if ((rc = frame_bytes(f, &d, &s, spans, i, &bytes, &n, err)) < 0)
             goto out;
         rc = ahl_frame_transcode(&d, bytes, n, &sf, err);
+        if (rc == 0)
+            ahl_frame_id(sf.stored_transfer_syntax, sf.data, sf.len, sf.id);
         free(bytes);
         if (rc < 0) {
             char msg[sizeof err->msg];

@@ -1,5 +1,5 @@
 /* ahilite import: imports DICOM files and directories (recursively) into a data store of a data
- * directory, without a server, through the same pipeline as import jobs (src/jobs/import.h):
+ * directory, without a server, through the same pipeline as import jobs (src/import/import.h):
  * worker threads prepare files (read, normalize, transcode frames) and commit them in batches,
  * one version per batch of a series. Shows a progress bar on a terminal, plain progress lines
  * otherwise, and ends with a summary: imported, skipped (unchanged re-imports, non-regular files)
@@ -19,7 +19,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/codec.h"
-#include "jobs/import.h"
+#include "import/import.h"
 #include "meta/meta.h"
 #include "store/store.h"
 #include "base/banned.h"

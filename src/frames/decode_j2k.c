@@ -9,7 +9,7 @@
 #include <openjpeg.h>
 
 #include "frames/frames.h"
-#include "frames/frames_internal.h"
+#include "frames/codec_internal.h"
 
 #include "base/banned.h"
 

@@ -14,7 +14,7 @@
 #include <jpeglib.h>
 
 #include "frames/frames.h"
-#include "frames/frames_internal.h"
+#include "frames/codec_internal.h"
 
 #include "base/banned.h"
 

@@ -7,7 +7,7 @@
 #include <charls/charls.h>
 
 #include "frames/frames.h"
-#include "frames/frames_internal.h"
+#include "frames/codec_internal.h"
 
 #include "base/banned.h"
 

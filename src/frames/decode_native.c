@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "frames/frames.h"
-#include "frames/frames_internal.h"
+#include "frames/codec_internal.h"
 
 #include "base/banned.h"
 

@@ -1,7 +1,7 @@
 /* Image frames: decode the pixel data of an imported DICOM instance one frame at a time, store each
  * frame the way AWS HealthImaging does (HTJ2K lossless, or the original bytes for the lossy
- * syntaxes HealthImaging keeps), compute the per-frame metadata HealthImaging records, and keep
- * frame blobs in a crash-safe filesystem store.
+ * syntaxes HealthImaging keeps) and compute the per-frame metadata HealthImaging records. Where
+ * the stored bytes go is blob/framestore.h's business; this module does no I/O.
  *
  * Calling sequence at import, per instance:
  *
@@ -17,12 +17,13 @@
  *         -- ahl_frames_gather(&file->pixel, &spans[i], read_fn, ctx, &bytes, &n, err)
  *         struct ahl_stored_frame sf;
  *         ahl_frame_transcode(&d, bytes, n, &sf, err);       -- decode, encode, metadata
+ *         ahl_frame_id(sf.stored_transfer_syntax, sf.data, sf.len, sf.id);  -- blob/framestore.h
  *         ahl_framestore_put(&fs, sf.id, sf.data, sf.len, err);
  *         -- record sf.id, sf.min_pixel, sf.max_pixel, sf.frame_size_in_bytes, sf.levels[] and
  *         -- sf.stored_transfer_syntax in the instance's metadata
  *         ahl_stored_frame_release(&sf);
  *
- * and at GetImageFrame: ahl_framestore_open_frame() (or _get()) by id, answered with the
+ * and at GetImageFrame: ahl_framestore_open_verified() by id, answered with the
  * Content-Type ahl_frame_content_type(StoredTransferSyntaxUID).
  *
  * Storage policy (what HealthImaging's "supported transfer syntaxes" page says, followed here):
@@ -153,7 +154,8 @@ struct ahl_frame_level {
 
 /* A frame ready to store, and its ImageFrames metadata. Release with ahl_stored_frame_release(). */
 struct ahl_stored_frame {
-    char id[33];                     /* 32 lowercase hex + NUL */
+    char id[33]; /* 32 lowercase hex + NUL: left empty here; the content address ahl_frame_id
+                    (blob/framestore.h) gives */
     char stored_transfer_syntax[65]; /* StoredTransferSyntaxUID */
     char photometric[17];     /* PhotometricInterpretation of the stored frame's decode ("RGB" when
                                  the source codec converted YBR; see the top comment) */
@@ -309,11 +311,32 @@ void ahl_raw_frame_minmax(const struct ahl_raw_frame *f, int64_t *min, int64_t *
 int ahl_stored_frame_checksums(const struct ahl_pixel_desc *d, struct ahl_stored_frame *out,
                                struct ahl_err *err);
 
-/* The frame id of stored bytes (see the top comment). */
-void ahl_frame_id(const char *stored_transfer_syntax, const uint8_t *data, size_t len, char id[33]);
-/* The same from the SHA-256 of the stored bytes, for bytes hashed in pieces (a file). */
-void ahl_frame_id_of_digest(const char *stored_transfer_syntax,
-                            const uint8_t digest[AHL_SHA256_LEN], char id[33]);
+/* Frees out->data and zeroes *out. Accepts a zeroed frame. */
+void ahl_raw_frame_release(struct ahl_raw_frame *f);
+
+/* ---- encoding ---- */
+
+/* Encodes a canonical frame as an HTJ2K lossless RPCL codestream (settings in the top comment)
+ * into a new malloc'd buffer. 0, AHL_EINVAL (frame not canonical), AHL_ENOMEM or AHL_EINTERNAL
+ * (the encoder failed; message in err). */
+int ahl_htj2k_encode(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
+                     struct ahl_err *err);
+
+/* ---- import: one source frame to one stored frame ---- */
+
+/* Decodes, applies the storage policy, encodes, verifies and computes the metadata of one frame.
+ * The stored HTJ2K is decoded back (all resolution levels) and compared with the source decode
+ * before success is returned, so a stored frame is always bit-exact. */
+int ahl_frame_transcode(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
+                        struct ahl_stored_frame *out, struct ahl_err *err);
+
+/* Computes min/max over f's samples (signed-aware). f must be non-empty. */
+void ahl_raw_frame_minmax(const struct ahl_raw_frame *f, int64_t *min, int64_t *max);
+
+/* Fills out->levels / n_levels for an already stored frame (out->data, out->len,
+ * out->stored_transfer_syntax), decoding it at each resolution level. */
+int ahl_stored_frame_checksums(const struct ahl_pixel_desc *d, struct ahl_stored_frame *out,
+                               struct ahl_err *err);
 
 /* Frees out->data and zeroes *out. Accepts a zeroed struct. */
 void ahl_stored_frame_release(struct ahl_stored_frame *f);
@@ -334,69 +357,5 @@ const char *ahl_frame_content_type(const char *stored_transfer_syntax);
 #define AHL_JPH_HEADER_MAX 128
 int ahl_jph_header(const uint8_t *head, size_t head_len, uint64_t codestream_len,
                    struct ahl_buf *out, struct ahl_err *err);
-
-/* ---- the frame store ---- */
-
-/* Frame blobs as files under root: root/<id[0..2]>/<id[2..4]>/<id>. A put writes a temporary
- * file in the target directory, fsyncs it, renames it into place and fsyncs the directory, so a
- * frame is either entirely visible or not at all, and an acknowledged put survives a crash.
- * Temporary files left by a crash start with "tmp." and are removed by ahl_framestore_open()
- * once they are AHL_FRAMESTORE_TMP_MAX_AGE seconds old: younger ones may belong to a write in
- * progress in another process sharing the store (a server and `ahilite import` on one data dir).
- * Ids must be exactly 32 lowercase hex digits (anything else is AHL_EINVAL, so no path tricks).
- *
- * Damage. A frame's id is a content address (ahl_frame_id), so the bytes of a frame file can be
- * checked against its name. Readers never follow a symbolic link below the root (the two fan-out
- * directories and the file are opened with O_NOFOLLOW) and accept only regular files: anything
- * else found at a frame's place is damage, AHL_ECORRUPT with an InternalServerException and a
- * message saying what was found. The root itself may be a link (a data directory moved to
- * another disk). */
-#define AHL_FRAMESTORE_TMP_MAX_AGE 3600
-
-struct ahl_framestore {
-    char root[4096];
-};
-
-/* Creates root (and parents) if needed and sweeps stale temporary files (see above). */
-int ahl_framestore_open(struct ahl_framestore *fs, const char *root, struct ahl_err *err);
-/* Uses the store at root for reading only: nothing is created or removed (`ahilite check`). A
- * root that does not exist holds no frames. */
-int ahl_framestore_attach(struct ahl_framestore *fs, const char *root, struct ahl_err *err);
-/* Stores a frame. An existing frame file with this id and exactly these bytes is left alone (ids
- * are content addresses); one that is not (a damaged, truncated or replaced file, a planted
- * link) is replaced, so importing the source again repairs a damaged frame. 0, AHL_EINVAL,
- * AHL_EIO (with errno text in err). */
-int ahl_framestore_put(struct ahl_framestore *fs, const char *id, const void *data, size_t len,
-                       struct ahl_err *err);
-/* Reads a whole frame into a new malloc'd buffer. AHL_ENOTFOUND when absent, AHL_ECORRUPT when
- * what is there is not a regular file. The bytes are not checked against the id. */
-int ahl_framestore_get(struct ahl_framestore *fs, const char *id, uint8_t **data, size_t *len,
-                       struct ahl_err *err);
-/* Opens a frame for streaming: *fd (O_RDONLY|O_CLOEXEC, the caller closes it) and *size.
- * AHL_ENOTFOUND when absent, AHL_ECORRUPT when not a regular file. Not checked against the id:
- * ahl_framestore_open_verified is the reader's call. */
-int ahl_framestore_open_frame(struct ahl_framestore *fs, const char *id, int *fd, uint64_t *size,
-                              struct ahl_err *err);
-/* ahl_framestore_open_frame, then reads the whole file and checks that its bytes are the frame
- * the id names (ahl_frame_id with stored_transfer_syntax; NULL or "" means .4.202), so a
- * truncated, overwritten or swapped file is AHL_ECORRUPT (InternalServerException, "stored frame
- * ... is damaged: ...") instead of being served. The fd is left at offset 0. Costs one read of the
- * file and its SHA-256 (about 0.7 ms of CPU per MB here; the page cache keeps the bytes for the
- * send). */
-int ahl_framestore_open_verified(struct ahl_framestore *fs, const char *id,
-                                 const char *stored_transfer_syntax, int *fd, uint64_t *size,
-                                 struct ahl_err *err);
-/* The check of one frame for `ahilite check`: present, a regular file, expected_size bytes long
- * (UINT64_MAX: size unknown, not compared) and holding the bytes its id names. 0, AHL_ENOTFOUND,
- * AHL_ECORRUPT (what was found in err), AHL_EIO. Reads only. */
-int ahl_framestore_check(struct ahl_framestore *fs, const char *id,
-                         const char *stored_transfer_syntax, uint64_t expected_size,
-                         struct ahl_err *err);
-/* The path of a frame's file (for reports). */
-void ahl_framestore_path(const struct ahl_framestore *fs, const char *id, char *out, size_t cap);
-/* 1 when present, 0 when absent, negative AHL_E* on error. */
-int ahl_framestore_exists(struct ahl_framestore *fs, const char *id);
-/* Removes a frame (and fsyncs its directory). Deleting an absent frame is AHL_ENOTFOUND. */
-int ahl_framestore_delete(struct ahl_framestore *fs, const char *id, struct ahl_err *err);
 
 #endif /* AHL_FRAMES_FRAMES_H */

@@ -7,7 +7,7 @@
 
 #include "base/codec.h"
 #include "frames/frames.h"
-#include "frames/frames_internal.h"
+#include "frames/codec_internal.h"
 
 #include "base/banned.h"
 
@@ -39,27 +39,6 @@ int ahl_htj2k_encode(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_l
     if (rc < 0)
         return ahl_fail(err, AHL_EINTERNAL, AHL_AWS_INTERNAL, "HTJ2K encoding failed: %s", msg);
     return 0;
-}
-
-void ahl_frame_id_of_digest(const char *ts, const uint8_t digest[AHL_SHA256_LEN], char id[33])
-{
-    uint8_t outer[AHL_SHA256_LEN];
-    char buf[65 + 1 + AHL_SHA256_LEN];
-    size_t tl = strlen(ts);
-    if (tl > 64)
-        tl = 64;
-    memcpy(buf, ts, tl);
-    buf[tl] = '\0';
-    memcpy(buf + tl + 1, digest, AHL_SHA256_LEN);
-    ahl_sha256(buf, tl + 1 + AHL_SHA256_LEN, outer);
-    ahl_hex_encode(outer, 16, id);
-}
-
-void ahl_frame_id(const char *ts, const uint8_t *data, size_t len, char id[33])
-{
-    uint8_t inner[AHL_SHA256_LEN];
-    ahl_sha256(data, len, inner);
-    ahl_frame_id_of_digest(ts, inner, id);
 }
 
 void ahl_stored_frame_release(struct ahl_stored_frame *f)
@@ -278,7 +257,6 @@ finish:
         goto out;
     out->frame_size_in_bytes = out->len;
     out->content_type = ahl_frame_content_type(out->stored_transfer_syntax);
-    ahl_frame_id(out->stored_transfer_syntax, out->data, out->len, out->id);
 out:
     ahl_raw_frame_release(&raw);
     ahl_raw_frame_release(&back);

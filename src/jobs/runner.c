@@ -1,5 +1,6 @@
 /* The import-job runner (runner.h): claims SUBMITTED jobs, lists their input, imports every object
  * with the pool's workers and writes HealthImaging's output files. */
+#include "blob/framestore.h"
 #include "jobs/runner.h"
 
 #include <errno.h>
@@ -19,8 +20,8 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "frames/frames.h"
-#include "jobs/import.h"
-#include "jobs/objstore.h"
+#include "import/import.h"
+#include "blob/objstore.h"
 #include "json/json.h"
 #include "base/banned.h"
 

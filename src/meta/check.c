@@ -16,7 +16,7 @@
  * frame is reported once per image set, at the first version listing it. Pass 3 makes sure every
  * live image set's latest version has its version row.
  */
-#include "meta/engine.h"
+#include "meta/engine_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>

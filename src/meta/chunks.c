@@ -1,8 +1,8 @@
 /* Chunks: turning a node's attributes into a content-addressed chunk (canonical JSON text ->
  * SHA-256 + an independent raw-deflate segment), batching the chunks of one operation, and
  * loading chunks through a byte-budgeted LRU cache shared by every thread. Also the engine
- * handle's life cycle. Formats are described in engine.h. */
-#include "meta/engine.h"
+ * handle's life cycle. Formats are described in engine_internal.h. */
+#include "meta/engine_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -8,7 +8,7 @@
  * force the destination keeps its own and the version records overrides.forced. Instances with a
  * SOPInstanceUID the destination already holds replace it. The source never changes version.
  */
-#include "meta/engine.h"
+#include "meta/engine_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

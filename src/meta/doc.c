@@ -7,7 +7,7 @@
  * blocks, and a final stored block (BFINAL=1) holding the closing braces; the trailer's CRC is
  * crc32 over the glue combined with each segment's stored crc by crc32_combine. No chunk is
  * recompressed per request. */
-#include "meta/engine.h"
+#include "meta/engine_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

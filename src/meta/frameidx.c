@@ -12,7 +12,7 @@
  * Sets stored before the index existed are queued by the schema upgrade; ahl_meta_open indexes
  * them once, from their latest version (frames only an older version lists are not indexed).
  */
-#include "meta/engine.h"
+#include "meta/engine_internal.h"
 
 #include <string.h>
 

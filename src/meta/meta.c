@@ -1,6 +1,6 @@
 /* The engine's simple operations: creating an image set from a normalized document, importing
  * instances into an existing set, reading image sets, versions and documents, and deleting. */
-#include "meta/engine.h"
+#include "meta/engine_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

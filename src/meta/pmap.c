@@ -9,9 +9,9 @@
  * entry count). A node over AHL__MAP_MAX entries splits in two; an emptied node disappears from
  * its parent; underfull nodes are allowed (they cost space, never correctness); a root inner node
  * with one child is replaced by the child. Depth is capped by AHL__MAP_MAX_DEPTH, so the
- * recursion below is bounded even on damaged data. Format in engine.h.
+ * recursion below is bounded even on damaged data. Format in engine_internal.h.
  */
-#include "meta/engine.h"
+#include "meta/engine_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

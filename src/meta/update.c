@@ -24,14 +24,14 @@
  * and Instance parts apply where that set holds the series/instance (the addressed set must hold
  * every one it names, as always).
  */
-#include "meta/engine.h"
+#include "meta/engine_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/buf.h"
 #include "base/clock.h"
-#include "meta/updates.h"
+#include "meta/update_request.h"
 #include "base/banned.h"
 
 /* The touched part of one image set's latest version. */

@@ -104,7 +104,7 @@ enum ahl_chunk_kind {
 
 /* A chunk. hash = SHA-256 of the canonical uncompressed bytes; ulen and crc describe what data
  * expands to (for JSON chunks: the text without its final '}', which is what the segment holds, see
- * src/meta/engine.h; for the others: data itself). data/len are the bytes as stored. */
+ * src/meta/engine_internal.h; for the others: data itself). data/len are the bytes as stored. */
 struct ahl_chunk {
     uint8_t hash[AHL_SHA256_LEN];
     int kind; /* enum ahl_chunk_kind */

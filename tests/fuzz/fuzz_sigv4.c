@@ -1,4 +1,4 @@
-// module: base
+// module: aws
 /* Fuzzes the SigV4 parsers and the verifier with whole requests in a small text form:
  *
  *     METHOD PATH[?QUERY]\n
@@ -16,7 +16,7 @@
 #include <strings.h>
 
 #include "base/codec.h"
-#include "base/sigv4.h"
+#include "aws/sigv4.h"
 
 #define MAX_HEADERS 64
 

@@ -1,4 +1,4 @@
-// module: meta
+// module: import
 /* Fuzzes the DICOMUpdates path: random bytes become the two blobs, which go through the parser,
  * the structural validator and the rules walk (against a fixed current document), and whatever
  * parses also through every VR checker and the import grouping functions.
@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "meta/group.h"
-#include "meta/updates.h"
+#include "import/group.h"
+#include "meta/update_request.h"
 
 static const char *const current_text =
     "{\"SchemaVersion\":\"1.1\",\"Patient\":{\"DICOM\":{\"PatientName\":\"A^B\",\"PatientID\":"

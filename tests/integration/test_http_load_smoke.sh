@@ -32,7 +32,7 @@ fail() {
 }
 
 cc -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -I"$SRC/src" \
-    "$SRC/bench/http_load.c" "$BUILD/libahl_base.a" -lcurl -lcrypto -lz -lpthread \
+    "$SRC/bench/http_load.c" "$BUILD/libahl_aws.a" "$BUILD/libahl_base.a" -lcurl -lcrypto -lz -lpthread \
     -o "$TMP/http_load" || fail "http_load does not build"
 
 /usr/bin/python3 - "$SAMPLE" "$TMP" <<'EOF'

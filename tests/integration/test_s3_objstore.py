@@ -4,7 +4,7 @@
 Starts moto_server on a free loopback port, fills a bucket with boto3 (more than 1000 keys so that
 listings page, keys with spaces, unicode, XML-special and URL-special characters, one object of
 several megabytes), writes a manifest of what it uploaded, and runs the C side,
-$AHILITE_BUILD/tests/test_jobs_s3, which lists, downloads, compares, uploads and provokes errors
+$AHILITE_BUILD/tests/test_blob_s3, which lists, downloads, compares, uploads and provokes errors
 through ahl_objstore_* with our own SigV4 signer. Fails if the C side fails or skips.
 """
 import concurrent.futures
@@ -181,7 +181,7 @@ def main():
         src = os.environ.get("AHILITE_SRC") or os.path.dirname(os.path.dirname(
             os.path.dirname(os.path.abspath(__file__))))
         build = os.path.join(src, "build")
-    binary = os.path.join(build, "tests", "test_jobs_s3")
+    binary = os.path.join(build, "tests", "test_blob_s3")
     if not os.access(binary, os.X_OK):
         print(f"FAIL: {binary} is not built", file=sys.stderr)
         return 1

@@ -13,7 +13,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "api/internal.h"
+#include "api/ops_internal.h"
+#include "blob/framestore.h"
 #include "meta/synth.h"
 
 struct fixture {

@@ -18,9 +18,10 @@
 #include "api/api.h"
 #include "api/codec.h"
 #include "base/clock.h"
-#include "base/sigv4.h"
-#include "api/internal.h"
+#include "aws/sigv4.h"
+#include "api/ops_internal.h"
 #include "base/codec.h"
+#include "blob/framestore.h"
 #include "meta/meta.h"
 #include "store/store.h"
 

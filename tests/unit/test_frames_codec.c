@@ -301,8 +301,7 @@ static void test_htj2k_round_trips(void **state)
         assert_string_equal(sf.stored_transfer_syntax, AHL_TS_HTJ2K_RPCL);
         assert_string_equal(sf.content_type, "image/jph");
         assert_int_equal(sf.frame_size_in_bytes, sf.len);
-        assert_int_equal(strlen(sf.id), 32);
-        assert_int_equal(strspn(sf.id, "0123456789abcdef"), 32);
+        assert_string_equal(sf.id, ""); /* the content address is the blob store's to give */
         /* Min/max against the generator's own bookkeeping. */
         assert_int_equal(sf.min_pixel, mn);
         assert_int_equal(sf.max_pixel, mx);
@@ -327,10 +326,12 @@ static void test_htj2k_round_trips(void **state)
         assert_int_equal(ahl_frame_decode(&sd, sf.data, sf.len, &back, &err), 0);
         assert_int_equal(back.len, raw.len);
         assert_memory_equal(back.data, raw.data, raw.len);
-        /* The same pixels give the same id; the TLM marker is in the main header. */
+        /* The same pixels give the same bytes (so the same content address); the TLM marker is
+         * in the main header. */
         struct ahl_stored_frame again;
         assert_int_equal(ahl_frame_transcode(&d, src, bytes, &again, &err), 0);
-        assert_string_equal(again.id, sf.id);
+        assert_int_equal(again.len, sf.len);
+        assert_memory_equal(again.data, sf.data, sf.len);
         int has_tlm = 0;
         for (size_t i = 0; i + 1 < sf.len && i < 400; i++)
             if (sf.data[i] == 0xFF && sf.data[i + 1] == 0x55)

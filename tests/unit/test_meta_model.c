@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "meta_fixture.h"
-#include "meta/engine.h"
+#include "meta/engine_internal.h"
 
 #define CHECK_EVERY 5000
 

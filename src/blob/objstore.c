@@ -1,6 +1,6 @@
 /* The object store's front: s3:// URI parsing, bucket and key rules, and dispatch to the local
- * or S3 backend (objstore_local.c, s3client.c). */
-#include "jobs/objstore.h"
+ * or S3 backend (objstore_local.c, objstore_s3.c). */
+#include "blob/objstore.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "base/text.h"
-#include "jobs/objstore_impl.h"
+#include "blob/objstore_internal.h"
 #include "base/banned.h"
 
 static int is_digit(char c)

@@ -1,7 +1,8 @@
 /* The import pipeline (import.h): prepare one DICOM object into a single-instance document with
  * its frames stored, then commit instances into primary or non-primary image sets, batched per
  * series, serialized per grouping key. */
-#include "jobs/import.h"
+#include "blob/framestore.h"
+#include "import/import.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +20,7 @@
 #include "dicom/normalize.h"
 #include "dicom/p10.h"
 #include "frames/frames.h"
-#include "meta/group.h"
+#include "import/group.h"
 #include "base/banned.h"
 
 #define IMPORT_STRIPES 64
@@ -503,6 +504,8 @@ static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, 
         if ((rc = frame_bytes(px, &d, rfd, spans, whole, whole_len, i, &bytes, &n, err)) < 0)
             goto out;
         rc = ahl_frame_transcode(&d, bytes, n, &sf, err);
+        if (rc == 0)
+            ahl_frame_id(sf.stored_transfer_syntax, sf.data, sf.len, sf.id);
         free(bytes);
         if (rc < 0) {
             char msg[sizeof err->msg];

@@ -24,7 +24,7 @@
 #include "base/buf.h"
 #include "base/codec.h"
 #include "base/fileio.h"
-#include "jobs/objstore_impl.h"
+#include "blob/objstore_internal.h"
 #include "base/banned.h"
 
 #define MAX_DEPTH 128

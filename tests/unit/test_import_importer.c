@@ -1,4 +1,4 @@
-/* The import pipeline (src/jobs/import.h) on generated Part-10 files and corpus files: grouping
+/* The import pipeline (src/import/import.h) on generated Part-10 files and corpus files: grouping
  * into primary and non-primary image sets, idempotent re-import, batching into one version, frames
  * recorded, invalid offset tables flagged, failure reasons, and threads racing on one new series.
  */
@@ -25,8 +25,9 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/codec.h"
+#include "blob/framestore.h"
 #include "frames/frames.h"
-#include "jobs/import.h"
+#include "import/import.h"
 #include "meta/meta.h"
 #include "store/store.h"
 

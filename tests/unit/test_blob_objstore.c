@@ -1,7 +1,7 @@
 /* Unit tests for the object store's URI parsing, bucket and key rules, and the local-bucket
  * backend: listing order and prefixes, streaming reads, atomic writes, and every way a key could
  * try to leave its bucket (.., absolute paths, symbolic links, a linked bucket). The S3 backend
- * is tested against moto in test_jobs_s3.c. */
+ * is tested against moto in test_blob_s3.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "base/buf.h"
-#include "jobs/objstore.h"
+#include "blob/objstore.h"
 
 /* ---- URIs and names, table-driven ---- */
 

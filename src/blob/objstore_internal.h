@@ -3,7 +3,7 @@
 #ifndef AHL_JOBS_OBJSTORE_IMPL_H
 #define AHL_JOBS_OBJSTORE_IMPL_H
 
-#include "jobs/objstore.h"
+#include "blob/objstore.h"
 
 /* Every backend implements these; objstore.c validates the bucket name before calling. */
 struct ahl__objstore_ops {

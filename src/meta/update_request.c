@@ -1,8 +1,8 @@
 /* Parsing and structural validation of the DICOMUpdates blobs, and the walk that runs every
- * attribute through rules.c (see updates.h). The tree has a fixed shape (top, Patient, Study,
+ * attribute through rules.c (see update_request.h). The tree has a fixed shape (top, Patient, Study,
  * Series[uid], Instances[uid]), so the walks are plain loops; only the depth measurement of
  * attribute values recurses, bounded by AHL_UPDATES_MAX_DEPTH. */
-#include "meta/updates.h"
+#include "meta/update_request.h"
 
 #include <math.h>
 #include <stdio.h>

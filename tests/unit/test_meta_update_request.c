@@ -1,4 +1,4 @@
-/* Unit tests for src/meta/updates.c: the structure of the DICOMUpdates blobs (accepted and
+/* Unit tests for src/meta/update_request.c: the structure of the DICOMUpdates blobs (accepted and
  * rejected forms, with the path each message must name), the size quota, and the walk through
  * the attribute rules against a current document. */
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "meta/updates.h"
+#include "meta/update_request.h"
 
 #define UPD "updatableAttributes"
 #define REM "removableAttributes"

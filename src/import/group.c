@@ -1,7 +1,7 @@
 /* Import grouping decisions (see group.h): the primary-set key of an instance, the fingerprint of
  * its grouping elements, the consistency comparison with a candidate primary set, and the
  * import-time length limits. */
-#include "meta/group.h"
+#include "import/group.h"
 
 #include <stdbool.h>
 #include <stdint.h>

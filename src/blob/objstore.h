@@ -2,7 +2,7 @@
  *   (a) local buckets: a root directory (`--s3-root DIR`) in which bucket `b` is the directory
  *       `DIR/b` and a key is a relative path inside it, and
  *   (b) a real S3-compatible endpoint (`--s3-endpoint URL`), reached with libcurl, path-style
- *       addressing (`http://host:port/bucket/key`) and requests signed with base/sigv4.
+ *       addressing (`http://host:port/bucket/key`) and requests signed with aws/sigv4.
  *
  * Input and output locations arrive as `s3://bucket/prefix/` URIs (StartDICOMImportJob's
  * inputS3Uri/outputS3Uri); ahl_s3_uri_parse validates them against S3's bucket rules and the

@@ -4,7 +4,7 @@
  * (Authorization header or pre-signed query), and the S3 client signs the requests it sends.
  *
  * The rules follow what the real SDKs do (botocore SigV4Auth/S3SigV4Auth and @smithy/signature-v4),
- * checked against signatures they produced (tests/unit/test_base_sigv4.c):
+ * checked against signatures they produced (tests/unit/test_aws_sigv4.c):
  *   - canonical URI: for every service except S3 the path as received on the wire (still
  *     percent-encoded) is normalised (empty and "." segments dropped, ".." pops, a trailing "/"
  *     kept) and then percent-encoded AGAIN, so "%3A" becomes "%253A" (AHL_SIGV4_URI_DOUBLE). For S3

@@ -1,3 +1,4 @@
+/* links: frames */
 /* Unit tests of the filesystem frame store: put/get/exists/delete round trips, idempotent puts,
  * id validation (no path tricks), the fan-out layout, stale temporary files swept at open while
  * another process's recent ones are left alone, and streaming through the returned descriptor. */
@@ -15,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "blob/framestore.h"
 #include "frames/frames.h"
 
 static char root[256];
@@ -240,6 +242,7 @@ static void test_stores_transcoded_frames(void **state)
         px[i] = (uint8_t)(i * 7);
     struct ahl_stored_frame sf;
     assert_int_equal(ahl_frame_transcode(&d, px, sizeof px, &sf, &err), 0);
+    ahl_frame_id(sf.stored_transfer_syntax, sf.data, sf.len, sf.id);
     assert_int_equal(ahl_framestore_put(&fs, sf.id, sf.data, sf.len, &err), 0);
     uint8_t *data;
     size_t len;

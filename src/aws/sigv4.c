@@ -1,7 +1,7 @@
 /* AWS Signature Version 4: canonical forms, the Authorization and pre-signed parsers, request
  * verification with a signing-key cache, and the signer the S3 client uses. See sigv4.h for the
  * rules and why they are what they are. */
-#include "base/sigv4.h"
+#include "aws/sigv4.h"
 
 #include <stdio.h>
 #include <stdlib.h>

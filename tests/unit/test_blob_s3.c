@@ -22,7 +22,7 @@
 
 #include "base/buf.h"
 #include "base/codec.h"
-#include "jobs/objstore.h"
+#include "blob/objstore.h"
 
 struct entry {
     char *key;

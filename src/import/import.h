@@ -60,6 +60,7 @@
 #include <pthread.h>
 
 #include "base/err.h"
+#include "blob/framestore.h"
 #include "meta/meta.h"
 #include "store/store.h"
 

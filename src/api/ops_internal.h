@@ -19,6 +19,7 @@
 #include "api/model.h"
 #include "base/buf.h"
 #include "base/err.h"
+#include "blob/framestore.h"
 #include "frames/frames.h"
 #include "meta/meta.h"
 #include "store/store.h"

@@ -1,5 +1,5 @@
 /* The S3 backend of the object store: ListObjectsV2 (paged), GetObject (streamed) and PutObject
- * against an S3-compatible endpoint, with path-style URLs and SigV4 (base/sigv4) signing.
+ * against an S3-compatible endpoint, with path-style URLs and SigV4 (aws/sigv4) signing.
  *
  * One libcurl easy handle per store keeps connections alive between requests. Replies are read
  * with a small XML scanner that knows the few elements S3 sends (S3's replies are flat and
@@ -15,9 +15,9 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/codec.h"
-#include "base/sigv4.h"
+#include "aws/sigv4.h"
 #include "base/text.h"
-#include "jobs/objstore_impl.h"
+#include "blob/objstore_internal.h"
 #include "base/banned.h"
 
 #define MAX_LIST_REPLY (16 * 1024 * 1024)

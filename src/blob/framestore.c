@@ -9,6 +9,7 @@
  * ahl_framestore_check) hash the bytes to compare them with the content address the file is named
  * by, so damage is reported, never served. */
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -20,10 +21,30 @@
 
 #include "base/codec.h"
 #include "base/fileio.h"
-#include "frames/frames.h"
-#include "frames/frames_internal.h"
+#include "blob/framestore.h"
 
 #include "base/banned.h"
+
+void ahl_frame_id_of_digest(const char *ts, const uint8_t digest[AHL_SHA256_LEN], char id[33])
+{
+    uint8_t outer[AHL_SHA256_LEN];
+    char buf[65 + 1 + AHL_SHA256_LEN];
+    size_t tl = strlen(ts);
+    if (tl > 64)
+        tl = 64;
+    memcpy(buf, ts, tl);
+    buf[tl] = '\0';
+    memcpy(buf + tl + 1, digest, AHL_SHA256_LEN);
+    ahl_sha256(buf, tl + 1 + AHL_SHA256_LEN, outer);
+    ahl_hex_encode(outer, 16, id);
+}
+
+void ahl_frame_id(const char *ts, const uint8_t *data, size_t len, char id[33])
+{
+    uint8_t inner[AHL_SHA256_LEN];
+    ahl_sha256(data, len, inner);
+    ahl_frame_id_of_digest(ts, inner, id);
+}
 
 static bool valid_id(const char *id)
 {
@@ -220,7 +241,7 @@ static int verify_bytes(int fd, uint64_t size, const char *id, const char *ts, c
     }
     ahl_sha256_end(&sha, digest);
     if (ts) {
-        ahl_frame_id_of_digest(ts[0] ? ts : AHL_TS_HTJ2K_RPCL, digest, got);
+        ahl_frame_id_of_digest(ts[0] ? ts : "1.2.840.10008.1.2.4.202", digest, got);
         if (strcmp(got, id) != 0)
             rc = ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
                           "stored frame %s is damaged: its %llu bytes are frame %s, other bytes "
@@ -432,7 +453,7 @@ int ahl_framestore_get(struct ahl_framestore *fs, const char *id, uint8_t **data
     int rc = ahl_framestore_open_frame(fs, id, &fd, &size, err);
     if (rc < 0)
         return rc;
-    if (size > AHL_FRAME_MAX_BYTES) {
+    if (size > AHL_FRAMESTORE_MAX_BYTES) {
         close(fd);
         return ahl_fail(err, AHL_ETOOBIG, NULL, "frame %s is %llu bytes, over the limit", id,
                         (unsigned long long)size);

@@ -1,4 +1,4 @@
-/* Unit tests for src/meta/group.c: grouping keys and fingerprints, the consistency comparison
+/* Unit tests for src/import/group.c: grouping keys and fingerprints, the consistency comparison
  * with a candidate primary set (one row per grouping element and per normalization rule), and
  * the import-time length limits. */
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "meta/group.h"
+#include "import/group.h"
 
 /* A single-instance document built from the three DICOM objects (JSON object text). */
 static json_t *instance(const char *patient, const char *study, const char *series)
