@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "base/text.h"
+
 const char *ahl_strerror(int code)
 {
     switch (code) {
@@ -55,21 +57,6 @@ const char *ahl_err_default_aws_type(int code)
     }
 }
 
-/* A message cut at the size of ahl_err.msg may end inside a multi-byte UTF-8 character; the
- * message goes into JSON error bodies, which must be valid UTF-8, so the partial character goes. */
-static void drop_cut_character(char *msg, size_t len)
-{
-    size_t lead = len;
-    while (lead > 0 && len - lead < 4 && ((unsigned char)msg[lead - 1] & 0xC0) == 0x80)
-        lead--;
-    if (lead == 0)
-        return;
-    unsigned char c = (unsigned char)msg[lead - 1];
-    size_t want = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
-    if (c >= 0x80 && len - (lead - 1) < want)
-        msg[lead - 1] = '\0';
-}
-
 int ahl_fail(struct ahl_err *err, int code, const char *aws_type, const char *fmt, ...)
 {
     if (err) {
@@ -80,7 +67,7 @@ int ahl_fail(struct ahl_err *err, int code, const char *aws_type, const char *fm
         int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
         if (n >= (int)sizeof err->msg)
-            drop_cut_character(err->msg, sizeof err->msg - 1);
+            ahl_utf8_trim_cut(err->msg, sizeof err->msg - 1);
     }
     return code;
 }

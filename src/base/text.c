@@ -1,7 +1,8 @@
-/* Percent-decoding and UTF-8 validation; see text.h. */
+/* Bounded copies, percent-decoding and UTF-8 validation; see text.h. */
 #include "base/text.h"
 
 #include <stdint.h>
+#include <string.h>
 
 #include "base/codec.h"
 #include "base/err.h"
@@ -64,4 +65,37 @@ int ahl_utf8_valid(const char *s, size_t n)
         i += len;
     }
     return 1;
+}
+
+void ahl_utf8_trim_cut(char *s, size_t len)
+{
+    size_t lead = len;
+    while (lead > 0 && len - lead < 4 && ((unsigned char)s[lead - 1] & 0xC0) == 0x80)
+        lead--;
+    if (lead == 0)
+        return;
+    unsigned char c = (unsigned char)s[lead - 1];
+    size_t want = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
+    if (c >= 0x80 && len - (lead - 1) < want)
+        s[lead - 1] = '\0';
+}
+
+int ahl_str_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n < cap) {
+        memcpy(dst, src ? src : "", n + 1);
+        return 0;
+    }
+    memcpy(dst, src, cap - 1);
+    dst[cap - 1] = '\0';
+    ahl_utf8_trim_cut(dst, cap - 1);
+    return AHL_ETOOBIG;
+}
+
+void ahl_str_copy_cut(char *dst, size_t cap, const char *src)
+{
+    if (ahl_str_copy(dst, cap, src) < 0) {
+        /* the cut is what the caller asked for */
+    }
 }

@@ -85,11 +85,32 @@ static void test_utf8(void **state)
     }
 }
 
+static void test_str_copy(void **state)
+{
+    (void)state;
+    char d[6];
+    assert_int_equal(ahl_str_copy(d, sizeof d, "abcde"), 0);
+    assert_string_equal(d, "abcde");
+    assert_int_equal(ahl_str_copy(d, sizeof d, NULL), 0);
+    assert_string_equal(d, "");
+    assert_int_equal(ahl_str_copy(d, sizeof d, "abcdef"), AHL_ETOOBIG);
+    assert_string_equal(d, "abcde");
+    /* "abc" + U+00E9 (2 bytes) + "x": the cut falls inside the character, which goes whole. */
+    assert_int_equal(ahl_str_copy(d, sizeof d, "abcd\xc3\xa9"), AHL_ETOOBIG);
+    assert_string_equal(d, "abcd");
+    /* A 3-byte character ending exactly at the limit stays. */
+    assert_int_equal(ahl_str_copy(d, sizeof d, "ab\xe2\x82\xacz"), AHL_ETOOBIG);
+    assert_string_equal(d, "ab\xe2\x82\xac");
+    ahl_str_copy_cut(d, sizeof d, "0123456789");
+    assert_string_equal(d, "01234");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_percent_decode),
         cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_str_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
