@@ -1,0 +1,157 @@
+/* The SQLite backend's schema: its tables and indexes, and the queue of image sets whose frames
+ * the engine has still to index (the frame backfill).
+ *
+ * The schema is versioned with PRAGMA user_version; ahl__sq_migrate() applies every step above
+ * the stored version in one transaction. Adding a step means appending to `migrations`.
+ */
+#include "store/sqlite_internal.h"
+
+#include <stdio.h>
+
+#include "base/log.h"
+#include "base/banned.h"
+
+static const char *const migrations[] = {
+    /* 1: the first schema. */
+    "CREATE TABLE datastore(id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,"
+    " kms_key_arn TEXT NOT NULL, lambda_authorizer_arn TEXT NOT NULL,"
+    " lossless_storage_format TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL);"
+    "CREATE TABLE tag(arn TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+    " PRIMARY KEY(arn, key)) WITHOUT ROWID;"
+    "CREATE TABLE imageset(id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL, state TEXT NOT NULL,"
+    " workflow_status TEXT NOT NULL, message TEXT NOT NULL, is_primary INTEGER NOT NULL,"
+    " latest_version INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    " last_accessed_at INTEGER NOT NULL, deleted_at INTEGER NOT NULL);"
+    "CREATE INDEX imageset_datastore ON imageset(datastore_id, id);"
+    "CREATE TABLE version(imageset_id TEXT NOT NULL, version INTEGER NOT NULL,"
+    " root BLOB NOT NULL, state TEXT NOT NULL, workflow_status TEXT NOT NULL,"
+    " message TEXT NOT NULL, forced INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL, PRIMARY KEY(imageset_id, version)) WITHOUT ROWID;"
+    /* Chunks are a rowid table: rows are often larger than a WITHOUT ROWID table likes. */
+    "CREATE TABLE chunk(id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, kind INTEGER NOT NULL,"
+    " ulen INTEGER NOT NULL, crc INTEGER NOT NULL, data BLOB NOT NULL);"
+    "CREATE TABLE search(imageset_id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL,"
+    " is_primary INTEGER NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL, patient_id TEXT NOT NULL, patient_name TEXT NOT NULL,"
+    " patient_birth_date TEXT NOT NULL, patient_sex TEXT NOT NULL,"
+    " study_instance_uid TEXT NOT NULL, study_id TEXT NOT NULL, study_description TEXT NOT NULL,"
+    " accession_number TEXT NOT NULL, study_date TEXT NOT NULL, study_time TEXT NOT NULL,"
+    " series_instance_uid TEXT NOT NULL, modality TEXT NOT NULL,"
+    " body_part_examined TEXT NOT NULL, series_number INTEGER,"
+    " number_of_series INTEGER NOT NULL, number_of_instances INTEGER NOT NULL);"
+    "CREATE INDEX search_patient ON search(datastore_id, patient_id);"
+    "CREATE INDEX search_study ON search(datastore_id, study_instance_uid);"
+    "CREATE INDEX search_series ON search(datastore_id, series_instance_uid);"
+    "CREATE INDEX search_accession ON search(datastore_id, accession_number);"
+    "CREATE INDEX search_study_id ON search(datastore_id, study_id);"
+    "CREATE INDEX search_updated ON search(datastore_id, updated_at);"
+    "CREATE INDEX search_created ON search(datastore_id, created_at);"
+    "CREATE INDEX search_study_date ON search(datastore_id, study_date, study_time);"
+    "CREATE TABLE job(id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL, name TEXT NOT NULL,"
+    " status TEXT NOT NULL, role_arn TEXT NOT NULL, input_uri TEXT NOT NULL,"
+    " output_uri TEXT NOT NULL, message TEXT NOT NULL, client_token TEXT NOT NULL,"
+    " submitted_at INTEGER NOT NULL, ended_at INTEGER NOT NULL);"
+    "CREATE INDEX job_datastore ON job(datastore_id, submitted_at, id);",
+    /* 2: SearchImageSets from indexes. Each EQUAL identifier's index carries updated_at and the
+     * id, so the default order (updatedAt DESC) with a keyset cursor is a pure index range; the
+     * time sorts and ranges have (datastore_id, time, id). study_dt is the sortable study
+     * date-time key (ahl_store_study_dt_key, registered as an SQL function for this step). The
+     * frame index answers GetImageFrame without loading the document. */
+    "ALTER TABLE search ADD COLUMN study_dt TEXT NOT NULL DEFAULT '';"
+    "UPDATE search SET study_dt = ahl_study_dt_key(study_date, study_time);"
+    "DROP INDEX search_patient; DROP INDEX search_study; DROP INDEX search_series;"
+    "DROP INDEX search_accession; DROP INDEX search_study_id; DROP INDEX search_updated;"
+    "DROP INDEX search_created; DROP INDEX search_study_date;"
+    "CREATE INDEX search_patient ON search(datastore_id, patient_id, updated_at, imageset_id);"
+    "CREATE INDEX search_accession ON search(datastore_id, accession_number, updated_at,"
+    " imageset_id);"
+    "CREATE INDEX search_study_id ON search(datastore_id, study_id, updated_at, imageset_id);"
+    "CREATE INDEX search_study ON search(datastore_id, study_instance_uid, updated_at,"
+    " imageset_id);"
+    "CREATE INDEX search_series ON search(datastore_id, series_instance_uid, updated_at,"
+    " imageset_id);"
+    "CREATE INDEX search_primary ON search(datastore_id, is_primary, updated_at, imageset_id);"
+    "CREATE INDEX search_updated ON search(datastore_id, updated_at, imageset_id);"
+    "CREATE INDEX search_created ON search(datastore_id, created_at, imageset_id);"
+    "CREATE INDEX search_study_dt ON search(datastore_id, study_dt, imageset_id);"
+    "CREATE TABLE frame(imageset_id TEXT NOT NULL, frame_id TEXT NOT NULL,"
+    " transfer_syntax TEXT NOT NULL, PRIMARY KEY(imageset_id, frame_id)) WITHOUT ROWID;",
+    /* 3: the sets whose frames were never indexed (written before step 2) wait here until the
+     * engine indexes them (ahl_store_frame_backfill_next). */
+    "CREATE TABLE frame_backfill(imageset_id TEXT PRIMARY KEY) WITHOUT ROWID;"
+    "INSERT INTO frame_backfill SELECT id FROM imageset WHERE state<>'DELETED' AND NOT EXISTS"
+    " (SELECT 1 FROM frame WHERE frame.imageset_id = imageset.id);",
+};
+
+int ahl__sq_schema_version(void)
+{
+    return (int)(sizeof migrations / sizeof migrations[0]);
+}
+
+/* ahl_study_dt_key(date, time): the SQL face of ahl_store_study_dt_key, for migration 2. */
+static void sql_study_dt_key(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    char key[AHL_STUDY_DT_KEY_LEN + 1];
+    (void)argc;
+    ahl_store_study_dt_key((const char *)sqlite3_value_text(argv[0]),
+                           (const char *)sqlite3_value_text(argv[1]), key);
+    sqlite3_result_text(ctx, key, -1, SQLITE_TRANSIENT);
+}
+
+int ahl__sq_migrate(sqlite3 *db)
+{
+    if (sqlite3_create_function(db, "ahl_study_dt_key", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                sql_study_dt_key, NULL, NULL) != SQLITE_OK)
+        return ahl__sq_err(db, SQLITE_ERROR, "registering ahl_study_dt_key");
+    int rc = ahl__sq_exec(db, "PRAGMA journal_mode=WAL; BEGIN IMMEDIATE");
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int have = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        have = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    int want = ahl__sq_schema_version();
+    if (have > want) {
+        ahl_error("sqlite: database schema %d is newer than this program (%d)", have, want);
+        ahl__sq_exec(db, "ROLLBACK");
+        return AHL_EUNSUPPORTED;
+    }
+    /* Nothing to migrate: end without writing, so that a database on a full disk still opens. */
+    if (have == want)
+        return ahl__sq_exec(db, "COMMIT");
+    for (int v = have; v < want; v++) {
+        if ((rc = ahl__sq_exec(db, migrations[v])) < 0) {
+            ahl__sq_exec(db, "ROLLBACK");
+            return rc;
+        }
+    }
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version=%d; COMMIT", want);
+    if ((rc = ahl__sq_exec(db, sql)) < 0)
+        ahl__sq_exec(db, "ROLLBACK");
+    return rc;
+}
+
+/* ---- frame backfill ------------------------------------------------------------------------ */
+
+int ahl__sq_frame_backfill_next(struct ahl_store_tx *t, char id[AHL_ID_LEN + 1])
+{
+    PREP(st, CONN(t), ST_F_BACKFILL_NEXT);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        ahl__sq_col_text(st, 0, id, AHL_ID_LEN + 1);
+        sqlite3_reset(st);
+        return 0;
+    }
+    return rc == SQLITE_DONE ? AHL_ENOTFOUND : ahl__sq_err(CONN(t)->db, rc, "frame backfill");
+}
+
+int ahl__sq_frame_backfill_done(struct ahl_store_tx *t, const char *id)
+{
+    PREP(st, CONN(t), ST_F_BACKFILL_DONE);
+    ahl__sq_bind_text(st, 1, id);
+    return ahl__sq_step_done(CONN(t), st, "frame backfill done");
+}
