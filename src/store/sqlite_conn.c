@@ -18,7 +18,7 @@
  *     ROLLBACK, as the batch holds nothing else yet, and the batch is over);
  *   - commit: RELEASE its savepoint (the first one: nothing); its writes now belong to the
  *     batch.
- * Then, if another thread is waiting to begin a write transaction (and fewer than BATCH_MAX
+ * Then, if another thread is waiting to begin a write transaction (and fewer than batch_max
  * transactions have ended in the batch, and no TRUNCATE checkpoint waits for the write lock, see
  * "Checkpoints"), the open transaction is handed on: the write lock
  * is released without COMMIT and a committing thread sleeps until the batch's COMMIT. Otherwise
@@ -96,12 +96,6 @@ static const char *const ctl_sql[CTL_COUNT] = {
  * long reader costs writers one wait per ~4 MB of WAL, not one per commit. */
 #define CKPT_RETRY_FRAMES 1000
 
-/* Group commit bound: a batch is committed once this many write transactions have ended in it,
- * even with writers waiting, so a member waits for at most BATCH_MAX - 1 others. The environment
- * variable AHL_SQLITE_BATCH_MAX (1..BATCH_MAX, read at open) lowers it, e.g. to 1 to measure
- * without group commit. */
-#define BATCH_MAX 64
-
 /* A committed write transaction waiting for its batch's COMMIT (lives on its thread's stack). */
 struct sq_waiter {
     struct sq_waiter *next;
@@ -132,7 +126,10 @@ struct ahl__sq_store {
     unsigned write_waiting;    /* threads in sq_begin(write) not yet holding write_lock */
     bool batch_open;           /* the writer connection is inside BEGIN IMMEDIATE */
     unsigned batch_txs;        /* write transactions ended in the open batch */
-    unsigned batch_max;        /* BATCH_MAX or AHL_SQLITE_BATCH_MAX */
+    /* Group commit bound: a batch is committed once batch_max write transactions have ended in
+     * it, even with writers waiting, so a member waits for at most batch_max - 1 others.
+     * AHL_STORE_SQLITE_COMMIT_BATCH_MAX unless ahl_store_sqlite_set_commit_batch_max lowered it. */
+    unsigned batch_max;
     struct sq_waiter *members; /* committed members waiting for the batch's COMMIT */
     uint64_t stat_commits, stat_txs;
     pthread_mutex_t pool_lock;
@@ -714,14 +711,7 @@ int ahl_store_open_sqlite(const char *data_dir, unsigned max_readers, struct ahl
     q->max_readers = max_readers ? max_readers : 8;
     pthread_mutex_init(&q->write_lock, NULL);
     pthread_mutex_init(&q->batch_lock, NULL);
-    q->batch_max = BATCH_MAX;
-    const char *bm = getenv("AHL_SQLITE_BATCH_MAX");
-    if (bm) {
-        char *end;
-        long v = strtol(bm, &end, 10);
-        if (end != bm && !*end && v >= 1 && v <= BATCH_MAX)
-            q->batch_max = (unsigned)v;
-    }
+    q->batch_max = AHL_STORE_SQLITE_COMMIT_BATCH_MAX;
     pthread_cond_init(&q->batch_cond, NULL);
     pthread_mutex_init(&q->pool_lock, NULL);
     pthread_cond_init(&q->pool_cond, NULL);
@@ -758,6 +748,17 @@ int ahl_store_sqlite_stats(struct ahl_store *s, struct ahl_store_sqlite_stats *o
     out->commits = q->stat_commits;
     out->write_txs = q->stat_txs;
     out->write_waiting = q->write_waiting;
+    pthread_mutex_unlock(&q->batch_lock);
+    return 0;
+}
+
+int ahl_store_sqlite_set_commit_batch_max(struct ahl_store *s, unsigned max)
+{
+    if (!s || s->ops != &sq_ops || max < 1 || max > AHL_STORE_SQLITE_COMMIT_BATCH_MAX)
+        return AHL_EINVAL;
+    struct ahl__sq_store *q = (struct ahl__sq_store *)s;
+    pthread_mutex_lock(&q->batch_lock);
+    q->batch_max = max;
     pthread_mutex_unlock(&q->batch_lock);
     return 0;
 }

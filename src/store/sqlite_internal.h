@@ -106,7 +106,8 @@ struct ahl__sq_conn {
     struct ahl__sq_conn *next; /* in the idle list */
 };
 
-/* How a write transaction's own writes are undone on rollback (see "Group commit"). */
+/* How a write transaction's own writes are undone on rollback (see "Group commit" in
+ * sqlite_conn.c). */
 enum ahl__sq_undo {
     UNDO_ALL,       /* it opened the SQLite transaction: ROLLBACK (nothing else is in it yet) */
     UNDO_SAVEPOINT, /* a later member: ROLLBACK TO its savepoint */

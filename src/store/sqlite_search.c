@@ -280,11 +280,7 @@ static int query_sql(const struct ahl_search_query *q, char *sql, size_t cap)
             return AHL_ETOOBIG;                           \
         n += (size_t)w_;                                  \
     } while (0)
-    if (q->scan)
-        ADD("SELECT " S_COLS " FROM search NOT INDEXED WHERE datastore_id=?");
-    else
-        ADD("SELECT " S_COLS " FROM search INDEXED BY %s WHERE datastore_id=?",
-            search_attr[drv].index);
+    ADD("SELECT " S_COLS " FROM search INDEXED BY %s WHERE datastore_id=?", search_attr[drv].index);
     for (unsigned i = 0; i < q->nfilters; i++) {
         const struct ahl_search_filter *f = &q->filters[i];
         const char *plus = f->attr == drv ? "" : "+";

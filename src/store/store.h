@@ -1,9 +1,10 @@
 /* The storage interface: everything ahilite keeps, behind one struct of function pointers.
  *
- * The metadata engine (src/meta), the import jobs and the API layer talk to storage only through
- * this header; no SQL exists outside src/store/. A backend (SQLite here, PostgreSQL later) fills
- * in struct ahl_store_ops and embeds struct ahl_store as the first member of its handle. Both
- * backends must pass the same tests.
+ * The metadata engine (src/meta), the importer and job runner (src/import, src/jobs), the API
+ * layer and the commands talk to storage only through this header; no SQL exists outside
+ * src/store/. A backend fills in struct ahl_store_ops and embeds struct ahl_store as the first
+ * member of its handle. SQLite (src/store/sqlite_*.c) is the only backend; another would have to
+ * pass the same tests.
  *
  * What is stored:
  *   - data stores and the tags of any resource ARN;
@@ -37,7 +38,8 @@
  * Strings in records are fixed-size, NUL-terminated arrays sized to the service model's limits, so
  * records need no allocation and no release. Errors: 0 or a negative AHL_E*; AHL_ENOTFOUND for a
  * missing row, AHL_ECONFLICT for a failed compare-and-set or a duplicate id, AHL_EIO for the
- * database, AHL_ECORRUPT for stored data that cannot be what was written.
+ * database, AHL_ENOSPC when the disk holding it is full, AHL_ECORRUPT for stored data that cannot
+ * be what was written.
  */
 #ifndef AHL_STORE_STORE_H
 #define AHL_STORE_STORE_H
@@ -198,7 +200,6 @@ struct ahl_search_query {
     bool desc;
     struct ahl_search_cursor after; /* rows strictly after this one in the sort order */
     unsigned limit;                 /* 1..1000 */
-    bool scan; /* the benchmark's baseline: the same query answered by a full table scan */
 };
 
 typedef int (*ahl_store_search_cb)(void *ctx, const struct ahl_search_row *row);
@@ -321,11 +322,22 @@ struct ahl_store_tx {
 
 /* Opens (creating if needed) the SQLite database in data_dir (created with mode 0700 when
  * missing), migrating its schema to the current version. max_readers bounds the reader
- * connections kept for concurrent read transactions (0: a default of 8). */
+ * connections kept for concurrent read transactions (0: a default of 8). On a full disk the
+ * database is opened read-only when that is exact (its WAL holds nothing and its schema is
+ * current): reads work and every write fails with AHL_ENOSPC; otherwise AHL_ENOSPC. */
 int ahl_store_open_sqlite(const char *data_dir, unsigned max_readers, struct ahl_store **out);
 /* The file the SQLite backend keeps in data_dir. */
 #define AHL_STORE_SQLITE_FILE "ahilite.db"
-/* Group commit figures of the SQLite backend (see src/store/sqlite.c): SQLite COMMITs of write
+/* Group commit bound of the SQLite backend: a batch of write transactions is committed once this
+ * many have ended in it, even with writers waiting (see src/store/sqlite_conn.c). The default, and
+ * the largest bound allowed. */
+#define AHL_STORE_SQLITE_COMMIT_BATCH_MAX 64
+/* Sets that bound to max, 1..AHL_STORE_SQLITE_COMMIT_BATCH_MAX (1: every write transaction
+ * commits on its own, e.g. to measure without group commit). It may be called at any time and
+ * applies from the next write transaction that ends. AHL_EINVAL for a bound out of range or
+ * another backend. */
+int ahl_store_sqlite_set_commit_batch_max(struct ahl_store *s, unsigned max);
+/* Group commit figures of the SQLite backend (see src/store/sqlite_conn.c): SQLite COMMITs of write
  * batches holding at least one committed write transaction, the write transactions committed
  * through them (write_txs / commits = mean batch size), and threads now waiting to begin a write
  * transaction. AHL_EINVAL for another backend. */

@@ -6,7 +6,8 @@
  * neighbours' are there; the batch took one COMMIT; the first writer's commit did not return,
  * and its rows were invisible to readers, until that COMMIT; writers inside the batch saw the
  * earlier members' uncommitted rows. Also: when the batch's first writer rolls back, only its
- * rows go; a lone writer commits at once (one COMMIT each). */
+ * rows go; a lone writer commits at once (one COMMIT each); with the batch bound lowered to one,
+ * the same line-up commits each writer on its own. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -126,6 +127,30 @@ static void stats(struct ahl_store *s, struct ahl_store_sqlite_stats *out)
     assert_int_equal(ahl_store_sqlite_stats(s, out), 0);
 }
 
+/* Runs A, then B and C once both queue behind A's open transaction; returns when all three are
+ * done. */
+static void line_up(struct shared *sh)
+{
+    struct ahl_store_sqlite_stats s;
+    pthread_t ta, tb, tc;
+    assert_int_equal(pthread_create(&ta, NULL, writer_a, sh), 0);
+    while (!atomic_load(&sh->a_began))
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    assert_int_equal(pthread_create(&tb, NULL, writer_b, sh), 0);
+    assert_int_equal(pthread_create(&tc, NULL, writer_c, sh), 0);
+    for (int i = 0;; i++) {
+        stats(sh->store, &s);
+        if (s.write_waiting == 2)
+            break;
+        assert_true(i < 10000);
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    atomic_store(&sh->a_go, 1);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_join(tc, NULL);
+}
+
 static void test_batch_isolates_failure(void **state)
 {
     (void)state;
@@ -136,24 +161,7 @@ static void test_batch_isolates_failure(void **state)
     sh.store = f->store;
     struct ahl_store_sqlite_stats s0, s1;
     stats(f->store, &s0);
-    pthread_t ta, tb, tc;
-    assert_int_equal(pthread_create(&ta, NULL, writer_a, &sh), 0);
-    while (!atomic_load(&sh.a_began))
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
-    assert_int_equal(pthread_create(&tb, NULL, writer_b, &sh), 0);
-    assert_int_equal(pthread_create(&tc, NULL, writer_c, &sh), 0);
-    /* Wait until both queue behind A's open transaction. */
-    for (int i = 0;; i++) {
-        stats(f->store, &s1);
-        if (s1.write_waiting == 2)
-            break;
-        assert_true(i < 10000);
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
-    }
-    atomic_store(&sh.a_go, 1);
-    pthread_join(ta, NULL);
-    pthread_join(tb, NULL);
-    pthread_join(tc, NULL);
+    line_up(&sh);
     assert_int_equal(sh.rc[0], 0);
     assert_int_equal(sh.rc[1], AHL_ECONFLICT);
     assert_int_equal(sh.rc[2], 0);
@@ -189,23 +197,7 @@ static void test_first_rolls_back(void **state)
     sh.a_rolls_back = true;
     struct ahl_store_sqlite_stats s0, s1;
     stats(f->store, &s0);
-    pthread_t ta, tb, tc;
-    assert_int_equal(pthread_create(&ta, NULL, writer_a, &sh), 0);
-    while (!atomic_load(&sh.a_began))
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
-    assert_int_equal(pthread_create(&tb, NULL, writer_b, &sh), 0);
-    assert_int_equal(pthread_create(&tc, NULL, writer_c, &sh), 0);
-    for (int i = 0;; i++) {
-        stats(f->store, &s1);
-        if (s1.write_waiting == 2)
-            break;
-        assert_true(i < 10000);
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
-    }
-    atomic_store(&sh.a_go, 1);
-    pthread_join(ta, NULL);
-    pthread_join(tb, NULL);
-    pthread_join(tc, NULL);
+    line_up(&sh);
     assert_int_equal(sh.rc[1], AHL_ECONFLICT);
     assert_int_equal(sh.rc[2], 0);
     assert_int_equal(atomic_load(&sh.saw_a_inside), 0);
@@ -246,12 +238,44 @@ static void test_lone_writer(void **state)
     fx_free(f);
 }
 
+/* With the batch bound at one, A commits alone although two writers wait: they find its rows
+ * committed, and every commit is a COMMIT of its own. */
+static void test_batch_max_one(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(NULL);
+    assert_non_null(f);
+    assert_int_equal(ahl_store_sqlite_set_commit_batch_max(f->store, 0), AHL_EINVAL);
+    assert_int_equal(
+        ahl_store_sqlite_set_commit_batch_max(f->store, AHL_STORE_SQLITE_COMMIT_BATCH_MAX + 1),
+        AHL_EINVAL);
+    assert_int_equal(ahl_store_sqlite_set_commit_batch_max(f->store, 1), 0);
+    struct shared sh;
+    memset(&sh, 0, sizeof sh);
+    sh.store = f->store;
+    struct ahl_store_sqlite_stats s0, s1;
+    stats(f->store, &s0);
+    line_up(&sh);
+    assert_int_equal(sh.rc[0], 0);
+    assert_int_equal(sh.rc[1], AHL_ECONFLICT);
+    assert_int_equal(sh.rc[2], 0);
+    assert_true(atomic_load(&sh.a_visible_outside));
+    assert_true(committed_tag(f->store, "a"));
+    assert_false(committed_tag(f->store, "b"));
+    assert_true(committed_tag(f->store, "c"));
+    stats(f->store, &s1);
+    assert_int_equal(s1.commits - s0.commits, 2);
+    assert_int_equal(s1.write_txs - s0.write_txs, 2);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_isolates_failure),
         cmocka_unit_test(test_first_rolls_back),
         cmocka_unit_test(test_lone_writer),
+        cmocka_unit_test(test_batch_max_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -285,9 +285,6 @@ static void test_query_semantics(void **state)
                 q.nfilters = 1;
                 q.filters[0] = filters[i];
                 check_query(tx, f->ds, all, nall, &q);
-                q.scan = true; /* the bench's baseline answers the same */
-                check_query(tx, f->ds, all, nall, &q);
-                q.scan = false;
                 for (size_t j = 0; j < nf; j += 3) { /* a sample of the pairs */
                     q.nfilters = 2;
                     q.filters[1] = filters[(i + j) % nf];
@@ -390,16 +387,6 @@ static void test_plans(void **state)
                         !strstr(p.text, "(updated_at,imageset_id)"))
                         fail_msg("filter %zu: cursor not in the index range:\n%s", i, p.text);
                 }
-    /* The baseline is a table scan, and says so. */
-    struct ahl_search_query q;
-    struct plan p = {.text = ""};
-    memset(&q, 0, sizeof q);
-    q.limit = 51;
-    q.scan = true;
-    q.nfilters = 1;
-    q.filters[0] = filters[0];
-    assert_int_equal(ahl_store_search_plan(tx, f->ds, &q, plan_line, &p), 0);
-    assert_true(p.table_scan);
     ahl_store_rollback(tx);
     fx_free(f);
 }
