@@ -43,11 +43,20 @@ CORPUS = [p for p in CORPUS if os.path.isfile(p) and not p.endswith("DICOMDIR")]
 # Run under the system Python, which has pydicom: writes each frame's raw bytes of an
 # uncompressed little-endian file (or the encapsulated fragments of a compressed one) and prints
 # the Image Pixel module as JSON.
+#
+# "DatasetVRDiffers" is true when the data set is not encoded as its transfer syntax says
+# (implicit VR under an explicit VR syntax or the reverse): pydicom reads such a file anyway,
+# DCMTK does not, so oracle_pixels() has pydicom write it again first.
 ORACLE = r'''
-import json, sys, pydicom
+import json, re, sys, warnings, pydicom
 from pydicom.encaps import generate_pixel_data_frame
 path, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
-ds = pydicom.dcmread(path)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    ds = pydicom.dcmread(path)
+    ds.get("PixelData")  # pydicom reads lazily: the VR warning comes with the first element
+vr_differs = any(re.search("Expected (ex|im)plicit VR, but found (ex|im)plicit VR", str(w.message))
+                 for w in caught)
 if "PixelData" not in ds:
     print(json.dumps({"skip": "no PixelData"})); sys.exit(0)
 nf = int(ds.get("NumberOfFrames", 1) or 1)
@@ -56,6 +65,7 @@ info = {k: ds.get(k) for k in ("Rows", "Columns", "SamplesPerPixel", "BitsAlloca
 info["PhotometricInterpretation"] = str(ds.get("PhotometricInterpretation", ""))
 info["NumberOfFrames"] = nf
 info["TransferSyntaxUID"] = str(ds.file_meta.TransferSyntaxUID)
+info["DatasetVRDiffers"] = vr_differs
 for k in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"):
     info[k] = str(ds.get(k, ""))
 if mode == "fragments":
@@ -181,6 +191,19 @@ class OracleFailed(Exception):
     pass
 
 
+# Writes a file again with its data set encoded as its transfer syntax says; the pixel data (and
+# its fragments) are copied as they are.
+REENCODE = r'''
+import sys, pydicom
+ds = pydicom.dcmread(sys.argv[1])
+for _ in ds.iterall():  # elements read as implicit VR get their VR from the dictionary
+    pass
+ts = ds.file_meta.TransferSyntaxUID
+ds.is_implicit_VR, ds.is_little_endian = ts.is_implicit_VR, ts.is_little_endian
+ds.save_as(sys.argv[2], write_like_original=False)
+'''
+
+
 def oracle_pixels(path, ts, first, tmp, work):
     """The source frames in canonical form, decoded without ahilite."""
     nf = first["NumberOfFrames"]
@@ -196,6 +219,13 @@ def oracle_pixels(path, ts, first, tmp, work):
             expected_pixels.append(canonical(vals, info))
     else:
         conv = os.path.join(tmp, "native.dcm")
+        if first.get("DatasetVRDiffers"):
+            # e.g. SC_rgb_jpeg.dcm: implicit VR under JPEG baseline, which DCMTK cannot parse.
+            fixed = os.path.join(tmp, "reencoded.dcm")
+            rr = run([SYS_PY, "-c", REENCODE, path, fixed], text=True)
+            if rr.returncode != 0:
+                raise OracleFailed("pydicom rewriting the data set: " + rr.stderr.strip()[-200:])
+            path = fixed
         tool = DCMTK_FOR.get(ts, "dcmconv")
         args = [tool]
         if tool == "dcmdjpeg" and ts in ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51") \
@@ -228,12 +258,54 @@ def oracle_pixels(path, ts, first, tmp, work):
 
 
 
+# The source of the near-lossless JPEG-LS fixture, written with pydicom: 2 frames of 45x63 RGB
+# (odd rows and columns), 8 bits, a gradient per channel plus deterministic noise, so that NEAR
+# really changes samples. It is not SC_rgb_small_odd (3x3): dcmcjpls (DCMTK 3.6.7) encodes a
+# near-lossless frame into a buffer the size of the uncompressed frame, the stream of a 3x3 frame
+# (51 bytes against 27) overruns it, and the frame it wrote was corrupt (its SOF55 marker came out
+# as FF 00), so CharLS and DCMTK both rightly refused it.
+TEXTURE_RGB = "synth_rgb_odd_texture.dcm"
+TEXTURE = r'''
+import sys, pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+out, name = sys.argv[1], sys.argv[2]
+frames, rows, cols = 2, 45, 63
+meta = FileMetaDataset()
+meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[name, "sop"])
+meta.TransferSyntaxUID = ExplicitVRLittleEndian
+ds = Dataset()
+ds.file_meta = meta
+ds.is_little_endian, ds.is_implicit_VR = True, False
+ds.SOPClassUID = meta.MediaStorageSOPClassUID
+ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+ds.StudyInstanceUID = generate_uid(entropy_srcs=[name, "study"])
+ds.SeriesInstanceUID = generate_uid(entropy_srcs=[name, "series"])
+ds.PatientID, ds.PatientName, ds.Modality = "SYNTH-" + name, "Synthetic^" + name, "OT"
+ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", "1", "1"
+ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.NumberOfFrames = rows, cols, 3, frames
+ds.PhotometricInterpretation, ds.PlanarConfiguration = "RGB", 0
+ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+x, px = 4321, bytearray()
+for f in range(frames):
+    for r in range(rows):
+        for c in range(cols):
+            for k in range(3):
+                x = (x * 1103515245 + 12345) & 0x7fffffff
+                px.append(20 + (3 * c + 2 * r + 50 * k + 70 * f) % 200 + (x >> 16) % 16)
+ds.PixelData = bytes(px)
+ds["PixelData"].VR = "OB"
+ds.save_as(out, write_like_original=False)
+'''
+
+
 # Syntaxes and sample layouts the packaged corpus lacks, made with DCMTK's encoders:
-# (output name, tool and options, pydicom source file).
+# (output name, tool and options, source: a pydicom test file or TEXTURE_RGB).
 FIXTURES = [
     ("ct_jpeg_lossless_sv1_s16.dcm", ["dcmcjpeg", "+e1"], "CT_small.dcm"),
     ("ct_jpeg_lossless_p14_s16.dcm", ["dcmcjpeg", "+el"], "CT_small.dcm"),
-    ("rgb_odd_jpegls_near.dcm", ["dcmcjpls", "+en"], "SC_rgb_small_odd.dcm"),
+    ("rgb_odd_jpegls_near.dcm", ["dcmcjpls", "+en", "+md", "2"], TEXTURE_RGB),
     ("ct_jpegls_lossless_s16.dcm", ["dcmcjpls", "+el"], "CT_small.dcm"),
     ("rgb_odd_jpeg_lossless.dcm", ["dcmcjpeg", "+e1"], "SC_rgb_small_odd.dcm"),
     ("rgb_odd_jpegls.dcm", ["dcmcjpls", "+el"], "SC_rgb_small_odd.dcm"),
@@ -296,11 +368,26 @@ open(sys.argv[2], "wb").write(b)
 '''
 
 
-def make_fixtures(tmp):
+def near_of(name):
+    """NEAR of a near-lossless JPEG-LS fixture (the largest error dcmcjpls allowed itself per
+    sample), None for the others."""
+    for fname, cmd, _ in FIXTURES:
+        if fname == name and cmd[:2] == ["dcmcjpls", "+en"]:
+            return int(cmd[cmd.index("+md") + 1]) if "+md" in cmd else 2
+    return None
+
+
+def make_fixtures(tmp, sources=None):
+    """Writes the FIXTURES into tmp and returns the paths of those made. sources, a dict if
+    given, receives each fixture's name -> the uncompressed file it was made from."""
     out = []
     for name, cmd, src in FIXTURES:
         dst = os.path.join(tmp, name)
         source = os.path.join(PYD, "test_files", src)
+        if src == TEXTURE_RGB:
+            source = os.path.join(tmp, src)
+            if not os.path.exists(source):
+                run([SYS_PY, "-c", TEXTURE, source, src], check=True)
         if "rle" in src:
             plain = os.path.join(tmp, "plain_" + src)
             run(["dcmdrle", source, plain], check=True)
@@ -319,6 +406,8 @@ def make_fixtures(tmp):
             r = run(cmd + [source, dst])
         if r.returncode == 0:
             out.append(dst)
+            if sources is not None:
+                sources[name] = source
     return out
 
 

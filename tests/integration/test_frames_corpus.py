@@ -16,8 +16,12 @@ For each file of the pydicom test corpus (and the other packaged samples that ar
   4. MinPixelValue/MaxPixelValue and the per-level CRC32 checksums must match values computed
      here from those decodes.
 The oracle (steps 2-3) lives in frames_oracle.py, shared with the client suites.
-Files the oracle cannot decode either (no pixel data, float or 32-bit pixels, broken files) are
-listed as skipped. Prints "N passed, N failed".
+Files the oracle cannot decode either (no pixel data, 32-bit pixels, broken files) are skipped,
+and every skip is pinned: frames_corpus_skips.txt lists each corpus file expected to skip with
+text its skip message must contain. A skip not on that list, a skip for another reason, and a
+listed file that no longer skips all fail, as does any skip of a fixture the test makes itself.
+A near-lossless fixture's oracle pixels must also be within NEAR of the pixels it was encoded
+from. Prints "N passed, N failed".
 """
 import json
 import os
@@ -28,14 +32,67 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from frames_oracle import (  # noqa: E402
-    BIN, CORPUS, FIXTURES, KEPT, PYD, OracleFailed, canonical, make_fixtures, opj_decode,
-    oracle_info, oracle_pixels, run)
+    BIN, CORPUS, FIXTURES, KEPT, PYD, OracleFailed, canonical, make_fixtures, near_of,
+    opj_decode, oracle_info, oracle_pixels, run)
+
+SKIPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "frames_corpus_skips.txt")
 
 
-def check_file(path, store, tmp):
-    """Returns (status, message): status in pass/fail/skip."""
+def load_skips():
+    """frames_corpus_skips.txt: name -> (text the skip message must contain, why)."""
+    out = {}
+    with open(SKIPS) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            parts = [p.strip() for p in line.split("|")]
+            if len(parts) != 3 or not all(parts) or parts[0] in out:
+                raise ValueError("%s:%d: want one 'name | text | why' per file" % (SKIPS, n))
+            out[parts[0]] = (parts[1], parts[2])
+    return out
+
+
+def samples(canon, info):
+    """The sample values of canonical frame bytes."""
+    step = 1 if info["BitsStored"] <= 8 else 2
+    signed = info["PixelRepresentation"] == 1
+    return [int.from_bytes(canon[i:i + step], "little", signed=signed)
+            for i in range(0, len(canon), step)]
+
+
+def check_near(expected_pixels, source, near, tmp):
+    """A near-lossless fixture: the oracle's decode must be within NEAR of every source sample
+    (else the fixture or the oracle is wrong), and must differ somewhere (else the fixture no
+    longer tests a lossy reconstruction). Returns an error message or None."""
+    work = os.path.join(tmp, "oracle-source")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    first = oracle_info(source, work, "probe")
+    if "skip" in first:
+        return "source %s: %s" % (source, first["skip"])
+    want, info = oracle_pixels(source, first["TransferSyntaxUID"], first, tmp, work)
+    if len(want) != len(expected_pixels):
+        return "%d frames decoded from %d source frames" % (len(expected_pixels), len(want))
+    changed = 0
+    for i, (got, src) in enumerate(zip(expected_pixels, want)):
+        a, b = samples(got[0], info), samples(src[0], info)
+        worst = max(abs(x - y) for x, y in zip(a, b)) if len(a) == len(b) else None
+        if worst is None or worst > near:
+            return "frame %d decodes %s from its source, NEAR is %d" % (
+                i + 1, "to %d samples" % len(a) if worst is None else "up to %d away" % worst,
+                near)
+        changed += sum(x != y for x, y in zip(a, b))
+    if not changed:
+        return "decodes to its source exactly: it no longer tests a near-lossless decode"
+    return None
+
+
+def check_file(path, store, tmp, source=None, near=None):
+    """Returns (status, message): status in pass/fail/skip. source and near: the file a
+    near-lossless fixture was encoded from, and its NEAR."""
     r = run([BIN, "frames", path, "--out", store], text=True)
-    ours = json.loads(r.stdout.strip().splitlines()[-1]) if r.stdout.strip() else {"error": r.stderr}
+    out = r.stdout.strip()
+    ours = json.loads(out.splitlines()[-1]) if out else {"error": r.stderr}
     ts = ours.get("TransferSyntaxUID")
     # The oracle's view of the source.
     work = os.path.join(tmp, "oracle")
@@ -43,11 +100,13 @@ def check_file(path, store, tmp):
     os.makedirs(work)
     first = oracle_info(path, work, "fragments-probe-none")
     if "skip" in first:
-        return ("skip", first["skip"]) if "error" in ours else ("fail", "oracle: " + first["skip"])
+        if "error" in ours:
+            return "skip", "oracle: %s; ahilite: %s" % (first["skip"], ours["error"])
+        return "fail", "oracle: " + first["skip"]
     ts = first["TransferSyntaxUID"]
     if first["BitsAllocated"] not in (1, 8, 16) or first["SamplesPerPixel"] not in (1, 3):
         if "error" in ours:
-            return "skip", "unsupported by design: " + ours["error"]
+            return "skip", "unsupported by design: ahilite: " + ours["error"]
         return "fail", "ahilite accepted BitsAllocated %s" % first["BitsAllocated"]
     nf = first["NumberOfFrames"]
     try:
@@ -56,6 +115,10 @@ def check_file(path, store, tmp):
         if "error" in ours:
             return "skip", "neither decodes it: ahilite: %s; oracle: %s" % (ours["error"], e)
         return "skip", "ahilite decoded what the oracle cannot, unverified: %s" % e
+    if near is not None:
+        bad = check_near(expected_pixels, source, near, tmp)
+        if bad:
+            return "fail", "oracle against the fixture's source: " + bad
     if "error" in ours:
         return "fail", "ahilite: " + ours["error"]
     frames = ours["ImageFrames"]
@@ -78,7 +141,8 @@ def compare(frames, stored_ts, expected_pixels, fragments, info, store, tmp, ts,
         blob = open(os.path.join(store, fid[:2], fid[2:4], fid), "rb").read()
         where = "frame %d (%s)" % (i + 1, fid)
         if fr["FrameSizeInBytes"] != len(blob):
-            return "fail", where + ": FrameSizeInBytes %d != stored %d" % (fr["FrameSizeInBytes"], len(blob))
+            return "fail", where + ": FrameSizeInBytes %d != stored %d" % (
+                fr["FrameSizeInBytes"], len(blob))
         levels = fr["PixelDataChecksumFromBaseToFullResolution"]
         exp = expected_pixels[i]
         if exp[0] == "bits":
@@ -124,20 +188,44 @@ def main():
             print("missing tool %s (scripts/setup installs it)" % tool)
             print("0 passed, 1 failed")
             return 1
+    pinned = load_skips()
     passed = failed = skipped = 0
     with tempfile.TemporaryDirectory(prefix="ahl-frames-") as tmp:
         store = os.path.join(tmp, "store")
-        fixtures = make_fixtures(tmp)
-        if len(fixtures) < len(FIXTURES):
-            print("fail fixtures: DCMTK made only %d of %d" % (len(fixtures), len(FIXTURES)))
-            failed += 1
+        sources = {}
+        fixtures = make_fixtures(tmp, sources)
+        for name, _, _ in FIXTURES:
+            if name not in sources:
+                print("fail fixture %s: DCMTK (or pydicom) could not make it" % name)
+                failed += 1
         corpus = [] if os.environ.get("FRAMES_FIXTURES_ONLY") else CORPUS
+        seen = set()
         for path in corpus + fixtures:
+            fixture = path in fixtures
+            name = os.path.basename(path) if fixture else (
+                os.path.relpath(path, PYD) if path.startswith(PYD + "/") else path)
             try:
-                status, msg = check_file(path, store, tmp)
+                status, msg = check_file(path, store, tmp, sources.get(name) if fixture else None,
+                                         near_of(name) if fixture else None)
             except Exception as e:  # a crash of the checker is a failure of this file
                 status, msg = "fail", "checker: %r" % (e,)
-            name = os.path.relpath(path, PYD) if path.startswith(PYD) else path
+            if fixture:
+                name = "fixture " + name
+                if status == "skip":  # the test made it to be checked: it must be
+                    status, msg = "fail", "a fixture this test makes was skipped: " + msg
+            else:
+                seen.add(name)
+                if status == "skip" and name not in pinned:
+                    status, msg = "fail", "skipped, and not in %s: %s" % (
+                        os.path.basename(SKIPS), msg)
+                elif status == "skip" and pinned[name][0] not in msg:
+                    status, msg = "fail", "skipped without %r (%s): %s" % (
+                        pinned[name][0], pinned[name][1], msg)
+                elif status != "skip" and name in pinned:
+                    msg = "%s, but %s says it skips (%s): %s" % (
+                        "passes" if status == "pass" else "fails", os.path.basename(SKIPS),
+                        pinned[name][1], msg)
+                    status = "fail"
             if status == "pass":
                 passed += 1
             elif status == "skip":
@@ -145,8 +233,13 @@ def main():
             else:
                 failed += 1
             if status != "pass" or os.environ.get("VERBOSE"):
-                print("%-4s %s: %s" % (status, name, msg))
-    print("%d files skipped (no decodable pixel data for the oracle either)" % skipped)
+                print("%-4s %s: %s" % (status, name, " ".join(msg.split())))
+        if corpus:
+            for name in sorted(set(pinned) - seen):
+                print("fail %s: listed in %s as skipping, but not in the corpus" % (
+                    name, os.path.basename(SKIPS)))
+                failed += 1
+    print("%d files skipped, each as %s expects" % (skipped, os.path.basename(SKIPS)))
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
