@@ -151,16 +151,31 @@ static void line_up(struct shared *sh)
     pthread_join(tc, NULL);
 }
 
+/* A fresh store, sh cleared and pointing at it, and the store's figures before the test in s0. */
+static struct fx *start(struct shared *sh, struct ahl_store_sqlite_stats *s0)
+{
+    struct fx *f = fx_new(NULL);
+    assert_non_null(f);
+    memset(sh, 0, sizeof *sh);
+    sh->store = f->store;
+    stats(f->store, s0);
+    return f;
+}
+
+/* Which of the writers' rows are committed. */
+static void assert_committed(struct ahl_store *s, bool a, bool b, bool c)
+{
+    assert_int_equal(committed_tag(s, "a"), a);
+    assert_int_equal(committed_tag(s, "b"), b);
+    assert_int_equal(committed_tag(s, "c"), c);
+}
+
 static void test_batch_isolates_failure(void **state)
 {
     (void)state;
-    struct fx *f = fx_new(NULL);
-    assert_non_null(f);
     struct shared sh;
-    memset(&sh, 0, sizeof sh);
-    sh.store = f->store;
     struct ahl_store_sqlite_stats s0, s1;
-    stats(f->store, &s0);
+    struct fx *f = start(&sh, &s0);
     line_up(&sh);
     assert_int_equal(sh.rc[0], 0);
     assert_int_equal(sh.rc[1], AHL_ECONFLICT);
@@ -168,9 +183,7 @@ static void test_batch_isolates_failure(void **state)
     assert_int_equal(atomic_load(&sh.saw_a_inside), 2);
     assert_false(atomic_load(&sh.a_visible_outside));
     assert_false(atomic_load(&sh.a_returned_early));
-    assert_true(committed_tag(f->store, "a"));
-    assert_false(committed_tag(f->store, "b"));
-    assert_true(committed_tag(f->store, "c"));
+    assert_committed(f->store, true, false, true);
     stats(f->store, &s1);
     assert_int_equal(s1.commits - s0.commits, 1);
     assert_int_equal(s1.write_txs - s0.write_txs, 2);
@@ -178,9 +191,7 @@ static void test_batch_isolates_failure(void **state)
     /* Reopened: the batch is durable. */
     fx_close(f);
     assert_int_equal(fx_open(f, NULL), 0);
-    assert_true(committed_tag(f->store, "a"));
-    assert_false(committed_tag(f->store, "b"));
-    assert_true(committed_tag(f->store, "c"));
+    assert_committed(f->store, true, false, true);
     fx_free(f);
 }
 
@@ -189,21 +200,15 @@ static void test_batch_isolates_failure(void **state)
 static void test_first_rolls_back(void **state)
 {
     (void)state;
-    struct fx *f = fx_new(NULL);
-    assert_non_null(f);
     struct shared sh;
-    memset(&sh, 0, sizeof sh);
-    sh.store = f->store;
-    sh.a_rolls_back = true;
     struct ahl_store_sqlite_stats s0, s1;
-    stats(f->store, &s0);
+    struct fx *f = start(&sh, &s0);
+    sh.a_rolls_back = true;
     line_up(&sh);
     assert_int_equal(sh.rc[1], AHL_ECONFLICT);
     assert_int_equal(sh.rc[2], 0);
     assert_int_equal(atomic_load(&sh.saw_a_inside), 0);
-    assert_false(committed_tag(f->store, "a"));
-    assert_false(committed_tag(f->store, "b"));
-    assert_true(committed_tag(f->store, "c"));
+    assert_committed(f->store, false, false, true);
     stats(f->store, &s1);
     assert_int_equal(s1.commits - s0.commits, 1);
     assert_int_equal(s1.write_txs - s0.write_txs, 1);
@@ -243,26 +248,20 @@ static void test_lone_writer(void **state)
 static void test_batch_max_one(void **state)
 {
     (void)state;
-    struct fx *f = fx_new(NULL);
-    assert_non_null(f);
+    struct shared sh;
+    struct ahl_store_sqlite_stats s0, s1;
+    struct fx *f = start(&sh, &s0);
     assert_int_equal(ahl_store_sqlite_set_commit_batch_max(f->store, 0), AHL_EINVAL);
     assert_int_equal(
         ahl_store_sqlite_set_commit_batch_max(f->store, AHL_STORE_SQLITE_COMMIT_BATCH_MAX + 1),
         AHL_EINVAL);
     assert_int_equal(ahl_store_sqlite_set_commit_batch_max(f->store, 1), 0);
-    struct shared sh;
-    memset(&sh, 0, sizeof sh);
-    sh.store = f->store;
-    struct ahl_store_sqlite_stats s0, s1;
-    stats(f->store, &s0);
     line_up(&sh);
     assert_int_equal(sh.rc[0], 0);
     assert_int_equal(sh.rc[1], AHL_ECONFLICT);
     assert_int_equal(sh.rc[2], 0);
     assert_true(atomic_load(&sh.a_visible_outside));
-    assert_true(committed_tag(f->store, "a"));
-    assert_false(committed_tag(f->store, "b"));
-    assert_true(committed_tag(f->store, "c"));
+    assert_committed(f->store, true, false, true);
     stats(f->store, &s1);
     assert_int_equal(s1.commits - s0.commits, 2);
     assert_int_equal(s1.write_txs - s0.write_txs, 2);
