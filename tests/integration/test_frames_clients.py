@@ -76,9 +76,6 @@ CORPUS = [
     "JPEG2000.dcm",                       # JPEG 2000 (lossy allowed), kept
     "SC_rgb_gdcm_KY.dcm",                 # JPEG 2000 RGB, kept
 ]
-# frames_oracle.FIXTURES that neither ahilite nor DCMTK decodes (CharLS and DCMTK reject the
-# near-lossless RGB stream dcmcjpls writes); the frames corpus test reports it as skipped.
-UNDECODABLE_FIXTURES = {"rgb_odd_jpegls_near.dcm"}
 TWIN = "CT_small.dcm"  # also imported as another study, to share its frame between image sets
 
 UIDS = r"""
@@ -94,9 +91,8 @@ class FramesThroughBoto3(unittest.TestCase):
     def setUpClass(cls):
         t0 = time.time()
         cls.tmp = tempfile.mkdtemp(prefix='ahl-frameclients-')
-        fixtures = [p for p in fo.make_fixtures(cls.tmp)
-                    if os.path.basename(p) not in UNDECODABLE_FIXTURES]
-        assert len(fixtures) == len(fo.FIXTURES) - len(UNDECODABLE_FIXTURES), fixtures
+        fixtures = fo.make_fixtures(cls.tmp)
+        assert len(fixtures) == len(fo.FIXTURES), fixtures
         paths = [TF + n for n in CORPUS] + fixtures + fo.make_synthetic(cls.tmp)
         r = fo.run([fo.SYS_PY, '-c', UIDS] + paths, text=True)
         assert r.returncode == 0, r.stderr
