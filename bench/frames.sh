@@ -4,7 +4,11 @@
 # the figure holds on a shared machine). Also reports the full per-frame import cost (decode +
 # encode + bit-exact verification + per-level checksums).
 #
+# Our side is `ahilite-bench frames` (bench/frames.c), built with CMake in the build directory.
+#
 # Usage: bench/frames.sh            (N=16 frames of 512x512, 12 bits stored; env N, W, H, BUILD)
+# env: BUILD (or AHILITE_BUILD)=DIR  the build directory (default build/; configured with the
+#      default preset when it does not exist yet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-${AHILITE_BUILD:-build}}
@@ -12,15 +16,12 @@ N=${N:-16}
 W=${W:-512}
 H=${H:-512}
 [ -d "$BUILD" ] || cmake --preset default -B "$BUILD" >/dev/null
-ninja -C "$BUILD" -j2 ahl_frames ahl_base >/dev/null 2>&1
+cmake --build "$BUILD" -j2 --target ahilite-bench >/dev/null
 tmp=$(mktemp -d /tmp/ahl-frames-bench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Isrc bench/frames_bench.c -o "$tmp/frames_bench" \
-  "$BUILD/libahl_frames.a" "$BUILD/libahl_base.a" $(pkg-config --libs libopenjp2 charls libjpeg) \
-  -lopenjph -ldcmjpeg -loflog -lofstd -lstdc++ -lcrypto -lz -lm
 PIN=""
 command -v taskset >/dev/null && PIN="taskset -c 0"
-$PIN "$tmp/frames_bench" "$N" "$W" "$H" "$tmp" > "$tmp/ours.txt"
+$PIN "$BUILD/ahilite-bench" frames "$N" "$W" "$H" "$tmp" > "$tmp/ours.txt"
 
 python3 - "$tmp" "$N" "$W" "$H" "$PIN" <<'PY'
 import os, re, resource, subprocess, sys

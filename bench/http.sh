@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Benchmark: `ahilite serve` under load over HTTP, with SigV4 on every request.
 #
-# One command. It builds ahilite (into a temporary directory, or uses AHILITE_BUILD=DIR if given)
-# and the load generator bench/http_load.c (against that build's libahl_base.a), synthesizes DICOM
-# files with pydicom and imports them with `ahilite import` into a temporary data directory:
+# One command. It builds ahilite and ahilite-bench (into a temporary directory, or uses
+# AHILITE_BUILD=DIR if given, building ahilite-bench there), whose `http-load` is the load
+# generator (bench/http_load.c), synthesizes DICOM files with pydicom and imports them with
+# `ahilite import` into a temporary data directory:
 #   - one CT series of N instances (default 10,000) with a 16x16 frame each: GetImageSetMetadata,
 #     GetImageFrame on a large set, and an update on a large set;
 #   - 8 one-instance studies: one image set per connection for UpdateImageSetMetadata;
 #   - one series of 16 native 256x256 16-bit frames (HTJ2K after import): GetImageFrame;
-# then starts `ahilite serve` on a free loopback port and runs http_load, 8 keep-alive connections
+# then starts `ahilite serve` on a free loopback port and runs http-load, 8 keep-alive connections
 # each, for T seconds per mode:
 #   get-datastore  GetDatastore: the server's floor (auth, routing, one store read), the baseline;
 #   update         UpdateImageSetMetadata of Patient.PatientName, each a new version; and once
@@ -16,13 +17,14 @@
 #   metadata       GetImageSetMetadata of the N-instance set (gzip on the wire; the rate is
 #                  JSON-equivalent bytes per second), with 8 connections and with 1;
 #   frames         GetImageFrame: the 16 256x256 frames, then 1,000 frames of the N-instance set.
-# Each run prints http_load's JSON line plus the server's CPU seconds during the run (utime+stime
+# Each run prints http-load's JSON line plus the server's CPU seconds during the run (utime+stime
 # from /proc), so rates per server CPU-second can be read off on a shared machine; the client runs
-# on the same cores. Then the engine alone (`ahilite bench update`, in process, one thread: its
+# on the same cores. Then the engine alone (`ahilite-bench update`, in process, one thread: its
 # median update time gives the single-writer ceiling). At the end: the ratios against the baselines.
 #
 # usage: bench/http.sh [N_INSTANCES] [SECONDS]   (defaults 10000 and 5)
-# env: AHILITE_BUILD=DIR  use this build instead of building one;
+# env: AHILITE_BUILD=DIR  use this build (its ahilite as it is; ahilite-bench is brought up to
+#                         date) instead of building one;
 #      WORKERS=N          the server's --workers (default: its own, the number of CPUs);
 #      PERF_RUN=NAME      record the server with `perf record` during that run (get_datastore,
 #                         update, update_big_1, metadata_8, metadata_1, frames, frames_large_set)
@@ -44,23 +46,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in /usr/bin/python3 cmake ninja cc; do
+for tool in /usr/bin/python3 cmake ninja; do
     command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 2; }
 done
 
 # 1. Build.
 if [ -n "${AHILITE_BUILD:-}" ]; then
     BUILD=$AHILITE_BUILD
+    cmake --build "$BUILD" -j2 --target ahilite-bench >/dev/null
 else
     BUILD=$TMP/build
-    echo "building ahilite in $BUILD ..." >&2
+    echo "building ahilite and ahilite-bench in $BUILD ..." >&2
     cmake --preset default -S "$HERE" -B "$BUILD" >/dev/null
-    ninja -C "$BUILD" -j2 ahilite >/dev/null
+    cmake --build "$BUILD" -j2 --target ahilite ahilite-bench >/dev/null
 fi
-[ -x "$BUILD/ahilite" ] && [ -f "$BUILD/libahl_base.a" ] || { echo "no ahilite in $BUILD" >&2; exit 2; }
+[ -x "$BUILD/ahilite" ] && [ -x "$BUILD/ahilite-bench" ] || { echo "no ahilite in $BUILD" >&2; exit 2; }
 AHILITE=$BUILD/ahilite
-cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -I"$HERE/src" "$HERE/bench/http_load.c" \
-    "$BUILD/libahl_aws.a" "$BUILD/libahl_base.a" -lcurl -lcrypto -lz -lpthread -o "$TMP/http_load"
 
 # 2. Data.
 echo "synthesizing $N + 8 + 16 instances ..." >&2
@@ -146,7 +147,7 @@ EP=http://127.0.0.1:$PORT
 "$AHILITE" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --credentials "$TMP/creds" \
     --region us-east-1 ${WORKERS:+--workers "$WORKERS"} >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
-LOAD=("$TMP/http_load" --endpoint "$EP" --access-key "$AK" --secret-key "$SK" --datastore "$DS")
+LOAD=("$BUILD/ahilite-bench" http-load --endpoint "$EP" --access-key "$AK" --secret-key "$SK" --datastore "$DS")
 for _ in $(seq 100); do
     "${LOAD[@]}" --mode get-datastore --connections 1 --requests 1 >/dev/null 2>&1 && break
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$TMP/server.log" >&2; exit 1; }
@@ -181,7 +182,7 @@ EOF
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
 HZ=$(getconf CLK_TCK)
-# run NAME ARGS...: one http_load run; prints its JSON line with the server's CPU seconds added.
+# run NAME ARGS...: one http-load run; prints its JSON line with the server's CPU seconds added.
 run() {
     local name=$1
     shift
@@ -216,9 +217,9 @@ run metadata_1 --mode metadata --imagesets "$BIG" --connections 1 --seconds "$T"
 run frames --mode frames --frames "$FRAMES" --connections 8 --seconds "$T"
 run frames_large_set --mode frames --frames "$BIGFRAMES" --connections 8 --seconds "$T"
 
-# The engine alone, in one process without HTTP (ahilite bench update, one thread): the ceiling the
+# The engine alone, in one process without HTTP (ahilite-bench update, one thread): the ceiling the
 # HTTP figures are held against.
-"$AHILITE" bench update --instances 100 --updates 3000 --naive-updates 1 >"$TMP/engine"
+"$BUILD/ahilite-bench" update --instances 100 --updates 3000 --naive-updates 1 >"$TMP/engine"
 ENGINE_MEDIAN=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["median_ms"])' "$TMP/engine")
 echo "{\"run\": \"engine_in_process\", \"median_ms\": $ENGINE_MEDIAN}" | tee -a "$TMP/results"
 

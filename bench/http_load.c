@@ -1,7 +1,7 @@
-/* A small HTTP load generator for `ahilite serve`: N connections (one thread and one keep-alive
- * libcurl handle each), every request SigV4-signed with the project's own signer (aws/sigv4.h),
- * for a fixed time or a fixed number of requests. It prints one JSON line: requests, errors,
- * requests/s, median and p99 latency, bytes received.
+/* ahilite-bench http-load: a small HTTP load generator for `ahilite serve`: N connections (one
+ * thread and one keep-alive libcurl handle each), every request SigV4-signed with the project's own
+ * signer (aws/sigv4.h), for a fixed time or a fixed number of requests. It prints one JSON line:
+ * requests, errors, requests/s, median and p99 latency, bytes received.
  *
  * Modes (what each request is):
  *   get-datastore  GET /datastore/{id}: the server's floor (auth, routing, one store read);
@@ -15,13 +15,12 @@
  *                  figure is JSON-equivalent bytes per second;
  *   frames         GetImageFrame, cycling through --frames SET:FRAME,... .
  *
- * usage: http_load --endpoint URL --access-key K --secret-key S [--region R] --datastore ID
- *                  --mode MODE [--imagesets ID,...] [--frames SET:FRAME,...] [--connections N]
- *                  [--seconds T | --requests N] [--check] [--dump-metadata FILE]
+ * usage: ahilite-bench http-load --endpoint URL --access-key K --secret-key S [--region R]
+ *            --datastore ID --mode MODE [--imagesets ID,...] [--frames SET:FRAME,...]
+ *            [--connections N] [--seconds T | --requests N] [--check] [--dump-metadata FILE]
  * Exit status: 0, 1 when a request failed (any non-2xx other than counted 409s, or a --check
- * violation), 2 usage.
- *
- * Built by bench/http.sh against the build's libahl_base.a (cc ... -lcurl -lcrypto -lz).
+ * violation), 2 usage. bench/http.sh drives it; tests/integration/test_http_load_smoke.sh keeps
+ * it correct.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -31,6 +30,8 @@
 
 #include <curl/curl.h>
 #include <zlib.h>
+
+#include "bench.h"
 
 #include "base/buf.h"
 #include "base/clock.h"
@@ -73,7 +74,6 @@ struct worker {
     uint64_t version; /* update mode: the latest version this connection knows */
 };
 
-static const struct config *g_cfg;
 static uint64_t g_deadline_ns;
 
 static size_t on_body(char *p, size_t size, size_t n, void *ctx)
@@ -288,12 +288,6 @@ static void *run(void *arg)
     return NULL;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Fetches the metadata once and inflates it: the JSON-equivalent size of one response. */
 static int metadata_json_size(struct worker *w, size_t *gz, size_t *json)
 {
@@ -303,14 +297,14 @@ static int metadata_json_size(struct worker *w, size_t *gz, size_t *json)
     ahl_buf_init(&w->body, (size_t)1 << 30);
     long st = send_signed(w, "POST", path, NULL, NULL);
     if (st != 200) {
-        fprintf(stderr, "http_load: GetImageSetMetadata: status %ld\n", st);
+        fprintf(stderr, "ahilite-bench http-load: GetImageSetMetadata: status %ld\n", st);
         return -1;
     }
     *gz = w->body.len;
     if (w->cfg->dump_metadata) {
         FILE *f = fopen(w->cfg->dump_metadata, "wb");
         if (!f || fwrite(w->body.data, 1, w->body.len, f) != w->body.len || fclose(f) != 0) {
-            fprintf(stderr, "http_load: cannot write %s\n", w->cfg->dump_metadata);
+            fprintf(stderr, "ahilite-bench http-load: cannot write %s\n", w->cfg->dump_metadata);
             return -1;
         }
     }
@@ -332,20 +326,24 @@ static int metadata_json_size(struct worker *w, size_t *gz, size_t *json)
     inflateEnd(&z);
     ahl_buf_release(&w->body);
     if (zr != Z_STREAM_END) {
-        fprintf(stderr, "http_load: the metadata is not a whole gzip stream\n");
+        fprintf(stderr, "ahilite-bench http-load: the metadata is not a whole gzip stream\n");
         return -1;
     }
     *json = total;
     return 0;
 }
 
-static void usage(void)
+static int usage(FILE *f, int status)
 {
-    fprintf(stderr, "usage: http_load --endpoint URL --access-key K --secret-key S [--region R]\n"
-                    "                 --datastore ID --mode get-datastore|update|metadata|frames\n"
-                    "                 [--imagesets ID,...] [--frames SET:FRAME,...]\n"
-                    "                 [--connections N] [--seconds T | --requests N] [--check]\n"
-                    "                 [--dump-metadata FILE]\n");
+    fprintf(f, "usage: ahilite-bench http-load --endpoint URL --access-key K --secret-key S"
+               " [--region R]\n"
+               "           --datastore ID --mode get-datastore|update|metadata|frames\n"
+               "           [--imagesets ID,...] [--frames SET:FRAME,...]\n"
+               "           [--connections N] [--seconds T | --requests N] [--check]\n"
+               "           [--dump-metadata FILE]\n"
+               "  sends SigV4-signed requests to a running ahilite serve; prints one JSON"
+               " line.\n");
+    return status;
 }
 
 static size_t split_list(char *s, char **out, size_t cap)
@@ -361,21 +359,21 @@ static size_t split_list(char *s, char **out, size_t cap)
     return n;
 }
 
-int main(int argc, char **argv)
+int ahl__bench_http_load(int argc, char **argv)
 {
     static struct config cfg = {.region = "us-east-1", .connections = 8, .seconds = 5};
     char *frames_arg = NULL, *sets_arg = NULL;
     const char *mode = NULL;
+    if (ahl__bench_wants_help(argc, argv, 1))
+        return usage(stdout, 0);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--check")) {
             cfg.check = 1;
             continue;
         }
-        if (!v) {
-            usage();
-            return 2;
-        }
+        if (!v)
+            return usage(stderr, 2);
         i++;
         if (!strcmp(a, "--endpoint"))
             cfg.endpoint = v;
@@ -401,16 +399,12 @@ int main(int argc, char **argv)
             cfg.dump_metadata = v;
         else if (!strcmp(a, "--requests"))
             cfg.requests = strtol(v, NULL, 10);
-        else {
-            usage();
-            return 2;
-        }
+        else
+            return usage(stderr, 2);
     }
     if (!cfg.endpoint || !cfg.access_key || !cfg.secret_key || !cfg.datastore || !mode ||
-        cfg.connections < 1 || cfg.connections > MAX_CONN || strncmp(cfg.endpoint, "http://", 7)) {
-        usage();
-        return 2;
-    }
+        cfg.connections < 1 || cfg.connections > MAX_CONN || strncmp(cfg.endpoint, "http://", 7))
+        return usage(stderr, 2);
     snprintf(cfg.host, sizeof cfg.host, "%s", cfg.endpoint + 7);
     cfg.host[strcspn(cfg.host, "/")] = '\0';
     if (!strcmp(mode, "get-datastore"))
@@ -421,10 +415,8 @@ int main(int argc, char **argv)
         cfg.mode = M_METADATA;
     else if (!strcmp(mode, "frames"))
         cfg.mode = M_FRAMES;
-    else {
-        usage();
-        return 2;
-    }
+    else
+        return usage(stderr, 2);
     cfg.n_imagesets = split_list(sets_arg, cfg.imagesets, MAX_IDS);
     if (frames_arg) {
         char *pairs[MAX_IDS];
@@ -439,14 +431,13 @@ int main(int argc, char **argv)
         }
     }
     if ((cfg.mode == M_UPDATE || cfg.mode == M_METADATA) && !cfg.n_imagesets) {
-        fprintf(stderr, "http_load: --mode %s needs --imagesets\n", mode);
+        fprintf(stderr, "ahilite-bench http-load: --mode %s needs --imagesets\n", mode);
         return 2;
     }
     if (cfg.mode == M_FRAMES && !cfg.n_frames) {
-        fprintf(stderr, "http_load: --mode frames needs --frames SET:FRAME,...\n");
+        fprintf(stderr, "ahilite-bench http-load: --mode frames needs --frames SET:FRAME,...\n");
         return 2;
     }
-    g_cfg = &cfg;
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
     static struct worker workers[MAX_CONN];
@@ -499,9 +490,8 @@ int main(int argc, char **argv)
     }
     double median = 0, p99 = 0;
     if (all && n) {
-        qsort(all, n, sizeof *all, cmp_double);
-        median = all[(n - 1) / 2];
-        p99 = all[(size_t)(0.99 * (double)(n - 1) + 0.5)];
+        median = ahl__bench_pct(all, n, 0.5);
+        p99 = ahl__bench_pct(all, n, 0.99);
     }
     printf("{\"mode\":\"%s\",\"connections\":%d,\"seconds\":%.3f,\"ok\":%ld,\"conflicts\":%ld,"
            "\"failures\":%ld,\"per_s\":%.1f,\"median_ms\":%.3f,\"p99_ms\":%.3f,\"bytes\":%llu",
@@ -514,7 +504,7 @@ int main(int argc, char **argv)
         printf(",\"frame_mb_s\":%.1f", (double)bytes / elapsed / 1e6);
     printf("}\n");
     if (first_fail)
-        fprintf(stderr, "http_load: first failure: %s\n", first_fail);
+        fprintf(stderr, "ahilite-bench http-load: first failure: %s\n", first_fail);
 
     for (int i = 0; i < cfg.connections; i++) {
         curl_easy_cleanup(workers[i].curl);

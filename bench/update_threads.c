@@ -1,5 +1,6 @@
-/* Benchmark: concurrent UpdateImageSetMetadata in one process, without HTTP, to see what the
- * engine and the store's group commit cost per update when several threads write at once.
+/* ahilite-bench update-threads: concurrent UpdateImageSetMetadata in one process, without HTTP, to
+ * see what the engine and the store's group commit cost per update when several threads write at
+ * once.
  *
  * T threads (default 8), each updating Patient.PatientName of its own one-instance image set as
  * fast as it can (each call passing the version the previous one returned) for S seconds. Prints
@@ -8,19 +9,20 @@
  * transactions per COMMIT, ahl_store_sqlite_stats), and bytes written per update (wchar of
  * /proc/self/io: WAL frames plus checkpoint copies).
  *
- * usage: update_threads DATA_DIR [THREADS] [SECONDS]   (DATA_DIR must not exist yet)
- * Built and run by bench/update_threads.sh. */
+ * usage: ahilite-bench update-threads DATA_DIR [THREADS] [SECONDS]   (DATA_DIR must not exist
+ * yet; the caller removes it). bench/update_threads.sh runs it. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
+
+#include "bench.h"
 
 #include "base/clock.h"
 #include "meta/meta.h"
 #include "meta/synth.h"
 #include "store/store.h"
+#include "base/banned.h"
 
 #define MAX_THREADS 64
 
@@ -46,7 +48,7 @@ static void *run(void *arg)
         struct ahl_meta_update_result res;
         struct ahl_err err;
         if (ahl_meta_update(w->m, w->ds, w->id, &u, &res, &err) < 0) {
-            fprintf(stderr, "update_threads: %s\n", err.msg);
+            fprintf(stderr, "ahilite-bench update-threads: %s\n", err.msg);
             w->failed++;
             break;
         }
@@ -54,14 +56,6 @@ static void *run(void *arg)
         w->done++;
     }
     return NULL;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 static unsigned long long wchar(void)
@@ -77,51 +71,59 @@ static unsigned long long wchar(void)
     return v;
 }
 
-int main(int argc, char **argv)
+static int usage(FILE *f, int status)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: update_threads DATA_DIR [THREADS] [SECONDS]\n");
-        return 2;
-    }
-    int nt = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 8;
-    double secs = argc > 3 ? strtod(argv[3], NULL) : 3;
-    if (nt < 1 || nt > MAX_THREADS || secs <= 0) {
-        fprintf(stderr, "update_threads: THREADS 1..%d, SECONDS > 0\n", MAX_THREADS);
-        return 2;
-    }
+    fprintf(f,
+            "usage: ahilite-bench update-threads DATA_DIR [THREADS] [SECONDS]\n"
+            "  THREADS (1..%d, default 8) threads each update their own one-instance image"
+            " set for\n  SECONDS (default 3) in a new data directory DATA_DIR; prints one"
+            " JSON line.\n",
+            MAX_THREADS);
+    return status;
+}
+
+int ahl__bench_update_threads(int argc, char **argv)
+{
+    if (ahl__bench_wants_help(argc, argv, 1))
+        return usage(stdout, 0);
+    if (argc < 2 || argc > 4)
+        return usage(stderr, 2);
+    char *end;
+    long nt = argc > 2 ? strtol(argv[2], &end, 10) : 8;
+    if (argc > 2 && (*argv[2] == '\0' || *end))
+        return usage(stderr, 2);
+    double secs = argc > 3 ? strtod(argv[3], &end) : 3;
+    if (argc > 3 && (*argv[3] == '\0' || *end))
+        return usage(stderr, 2);
+    if (nt < 1 || nt > MAX_THREADS || secs <= 0)
+        return usage(stderr, 2);
     struct ahl_store *store;
     struct ahl_meta *m;
     struct ahl_err err;
-    if (ahl_store_open_sqlite(argv[1], 0, &store) < 0 || ahl_meta_open(store, NULL, &m) < 0)
+    char ds[AHL_ID_LEN + 1];
+    if (ahl_store_open_sqlite(argv[1], 0, &store) < 0 || ahl_meta_open(store, NULL, &m) < 0 ||
+        ahl__bench_make_datastore(store, ds) < 0) {
+        fprintf(stderr, "ahilite-bench update-threads: cannot open a store in %s\n", argv[1]);
         return 1;
-    struct ahl_datastore_rec d;
-    struct ahl_store_tx *tx;
-    memset(&d, 0, sizeof d);
-    snprintf(d.id, sizeof d.id, "%032x", 1);
-    snprintf(d.name, sizeof d.name, "bench");
-    snprintf(d.status, sizeof d.status, "ACTIVE");
-    snprintf(d.lossless_storage_format, sizeof d.lossless_storage_format, "HTJ2K");
-    d.created_at_ms = d.updated_at_ms = ahl_now_ms();
-    if (ahl_store_begin(store, true, &tx) < 0 || ahl_store_datastore_put(tx, &d, true) < 0 ||
-        ahl_store_commit(tx) < 0)
-        return 1;
+    }
     static struct worker w[MAX_THREADS];
     for (int i = 0; i < nt; i++) {
         json_t *doc = ahl_synth_doc(1, 1, (uint32_t)(100 + i));
         struct ahl_meta_info info;
-        if (!doc || ahl_meta_imageset_create(m, d.id, doc, NULL, &info, &err) < 0) {
-            fprintf(stderr, "update_threads: create: %s\n", err.msg);
+        if (!doc || ahl_meta_imageset_create(m, ds, doc, NULL, &info, &err) < 0) {
+            fprintf(stderr, "ahilite-bench update-threads: create: %s\n",
+                    doc ? err.msg : "out of memory");
             return 1;
         }
         json_decref(doc);
         w[i].m = m;
-        w[i].ds = d.id;
+        w[i].ds = ds;
         memcpy(w[i].id, info.set.id, sizeof w[i].id);
         w[i].version = info.set.latest_version;
     }
     struct ahl_store_sqlite_stats s0, s1;
     ahl_store_sqlite_stats(store, &s0);
-    double c0 = cpu_s();
+    double c0 = ahl__bench_process_cpu_s();
     unsigned long long b0 = wchar();
     uint64_t t0 = ahl_mono_ns();
     for (int i = 0; i < nt; i++) {
@@ -135,11 +137,11 @@ int main(int argc, char **argv)
         failed += w[i].failed;
     }
     double wall = (double)(ahl_mono_ns() - t0) / 1e9;
-    double cpu = cpu_s() - c0;
+    double cpu = ahl__bench_process_cpu_s() - c0;
     unsigned long long bytes = wchar() - b0;
     ahl_store_sqlite_stats(store, &s1);
     uint64_t commits = s1.commits - s0.commits, txs = s1.write_txs - s0.write_txs;
-    printf("{\"threads\":%d,\"seconds\":%.2f,\"updates\":%lu,\"failed\":%lu,\"per_s\":%.0f,"
+    printf("{\"threads\":%ld,\"seconds\":%.2f,\"updates\":%lu,\"failed\":%lu,\"per_s\":%.0f,"
            "\"cpu_s\":%.2f,\"cpu_us_per_update\":%.1f,\"commits\":%llu,\"txs_per_commit\":%.2f,"
            "\"bytes_written_per_update\":%.0f}\n",
            nt, wall, done, failed, (double)done / wall, cpu, done ? cpu * 1e6 / (double)done : 0,

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Keeps bench/http_load.c (the HTTP benchmark's load generator) building and correct: compiles it
-# against the build's libahl_base.a, imports four one-instance studies with frames into a fresh
-# data directory, starts `ahilite serve`, and sends a few hundred signed requests of every mode
-# over 4 connections. Checks correctness only, never timings: every response is 200, every update
-# advances its set's version by exactly one (http_load --check), the counts add up, and the
+# Keeps `ahilite-bench http-load` (bench/http_load.c, the HTTP benchmark's load generator)
+# correct: imports four one-instance studies with frames into a fresh data directory, starts
+# `ahilite serve`, and sends a few hundred signed requests of every mode over 4 connections with
+# the ahilite-bench built beside ahilite. Checks correctness only, never timings: every response is 200, every update
+# advances its set's version by exactly one (http-load --check), the counts add up, and the
 # server's log shows each acknowledged update once.
 #
 # Environment (set by CTest): AHILITE_BIN, AHILITE_SRC, AHILITE_BUILD.
@@ -12,8 +12,9 @@ set -euo pipefail
 SRC=${AHILITE_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 BIN=${AHILITE_BIN:-$SRC/build/ahilite}
 BUILD=${AHILITE_BUILD:-$(dirname "$BIN")}
+BENCH=$BUILD/ahilite-bench
 SAMPLE=/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm
-[ -f "$BUILD/libahl_base.a" ] || { echo "no libahl_base.a in $BUILD" >&2; exit 1; }
+[ -x "$BENCH" ] || { echo "FAIL: no ahilite-bench in $BUILD (cmake --build $BUILD)" >&2; exit 1; }
 
 TMP=$(mktemp -d /tmp/ahilite-load-smoke-XXXXXX)
 SERVER_PID=
@@ -30,10 +31,6 @@ fail() {
     [ -f "$TMP/server.log" ] && tail -20 "$TMP/server.log" >&2
     exit 1
 }
-
-cc -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -I"$SRC/src" \
-    "$SRC/bench/http_load.c" "$BUILD/libahl_aws.a" "$BUILD/libahl_base.a" -lcurl -lcrypto -lz -lpthread \
-    -o "$TMP/http_load" || fail "http_load does not build"
 
 /usr/bin/python3 - "$SAMPLE" "$TMP" <<'EOF'
 import os, sys
@@ -65,7 +62,7 @@ PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 "$BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --credentials "$TMP/creds" \
     --region us-east-1 --workers 2 >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
-LOAD=("$TMP/http_load" --endpoint "http://127.0.0.1:$PORT" --access-key "$AK" --secret-key "$SK"
+LOAD=("$BENCH" http-load --endpoint "http://127.0.0.1:$PORT" --access-key "$AK" --secret-key "$SK"
       --datastore "$DS")
 for _ in $(seq 100); do
     "${LOAD[@]}" --mode get-datastore --connections 1 --requests 1 >/dev/null 2>&1 && break
@@ -73,7 +70,7 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-# ok_count MODE-OUTPUT: the "ok" figure of an http_load JSON line.
+# ok_count MODE-OUTPUT: the "ok" figure of an http-load JSON line.
 ok_count() { sed -n 's/.*"ok":\([0-9]*\).*/\1/p' "$1"; }
 
 "${LOAD[@]}" --mode get-datastore --connections 4 --requests 200 --check >"$TMP/r1" ||
@@ -117,4 +114,4 @@ grep -oE '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' 
     >"$TMP/ids" || true
 [ "$(wc -l <"$TMP/ids")" -ge 664 ] || fail "only $(wc -l <"$TMP/ids") request ids logged"
 [ -z "$(sort "$TMP/ids" | uniq -d)" ] || fail "repeated request ids"
-echo "ok: http_load smoke (get-datastore 200, update 400+4, metadata 20, frames 40)"
+echo "ok: http-load smoke (get-datastore 200, update 400+4, metadata 20, frames 40)"

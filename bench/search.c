@@ -1,4 +1,4 @@
-/* ahilite bench search: SearchImageSets by PatientID among N image sets (design.md §7: 1,000,000
+/* ahilite-bench search: SearchImageSets by PatientID among N image sets (design.md §7: 1,000,000
  * sets, <= 1 ms median), against a full-scan baseline run in the same process. Prints one JSON
  * line.
  *
@@ -10,18 +10,23 @@
  *   handler  the whole SearchImageSets operation in-process (ahl_api_invoke): request decoding
  *            and validation, the data store check, the query, the summaries and the JSON text of
  *            the response; everything but HTTP and SigV4;
- *   scan     the same store query answered by a full table scan (the baseline).
+ *   scan     the baseline: the same query on the same database file with the index switched
+ *            off (NOT INDEXED), a full scan of the search table and a sort, through a read-only
+ *            SQLite connection of the benchmark's own and its own SQL (the product's store offers
+ *            no table scan); the table and columns are those of src/store's schema.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "bench.h"
 
 #include "api/api.h"
 #include "base/clock.h"
-#include "cli/cli.h"
 #include "meta/meta.h"
 #include "store/store.h"
 #include "base/banned.h"
@@ -71,19 +76,6 @@ static void bench_row(const char *ds, uint64_t i, uint64_t npatients, int64_t t0
     r->number_of_instances = 100;
 }
 
-/* The scratch directory holds only the database and its WAL and shared-memory files. */
-static void remove_scratch(const char *dir)
-{
-    static const char *const files[] = {"", "-wal", "-shm"};
-    char p[1200];
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        snprintf(p, sizeof p, "%s/%s%s", dir, AHL_STORE_SQLITE_FILE, files[i]);
-        unlink(p);
-    }
-    if (rmdir(dir) < 0)
-        fprintf(stderr, "ahilite bench search: could not remove %s\n", dir);
-}
-
 static int fill(struct ahl_store *s, const char *ds, uint64_t n, double *secs)
 {
     struct ahl_store_tx *tx;
@@ -102,7 +94,7 @@ static int fill(struct ahl_store *s, const char *ds, uint64_t n, double *secs)
         }
     }
     rc = ahl_store_commit(tx);
-    *secs = (double)(ahl_mono_ns() - a) / 1e9;
+    *secs = ahl__bench_ms_since(a) / 1e3;
     return rc;
 }
 
@@ -122,8 +114,7 @@ static int plan_text(void *ctx, const char *line)
 }
 
 /* One store query for a patient: returns the rows found, or a negative AHL_E*. */
-static int store_query(struct ahl_store *s, const char *ds, const char *patient, bool scan,
-                       char *plan)
+static int store_query(struct ahl_store *s, const char *ds, const char *patient, char *plan)
 {
     struct ahl_search_query q;
     struct ahl_store_tx *tx;
@@ -135,7 +126,6 @@ static int store_query(struct ahl_store *s, const char *ds, const char *patient,
     q.sort = AHL_SEARCH_SORT_UPDATED_AT;
     q.desc = true;
     q.limit = 51;
-    q.scan = scan;
     int rc = ahl_store_begin(s, false, &tx);
     if (rc < 0)
         return rc;
@@ -145,18 +135,92 @@ static int store_query(struct ahl_store *s, const char *ds, const char *patient,
     return rc < 0 ? rc : (int)got;
 }
 
-static int search_usage(void)
+/* The baseline's SQL: the store's query for PatientID EQUAL in the default order (its columns,
+ * filter, order and page), with NOT INDEXED instead of the patient index. */
+#define SCAN_SQL                                                                           \
+    "SELECT imageset_id, datastore_id, is_primary, version, created_at, updated_at,"       \
+    " patient_id, patient_name, patient_birth_date, patient_sex, study_instance_uid,"      \
+    " study_id, study_description, accession_number, study_date, study_time,"              \
+    " series_instance_uid, modality, body_part_examined, series_number, number_of_series," \
+    " number_of_instances, study_dt FROM search NOT INDEXED WHERE datastore_id=? AND"      \
+    " patient_id=? ORDER BY updated_at DESC, imageset_id DESC LIMIT ?"
+
+struct scan {
+    sqlite3 *db;
+    sqlite3_stmt *st;
+};
+
+static void scan_close(struct scan *sc)
 {
-    fprintf(stderr, "usage: ahilite bench search [--sets N] [--queries Q] [--scans S]"
-                    " [--data-dir DIR]\n"
-                    "  fills N image sets' search rows (default 1000000) in a scratch directory"
-                    " (removed\n  afterwards), times Q PatientID searches through the store and"
-                    " through the\n  SearchImageSets handler, and S full-scan baseline queries;"
-                    " prints one JSON line.\n");
-    return 2;
+    sqlite3_finalize(sc->st);
+    sqlite3_close(sc->db);
+    memset(sc, 0, sizeof *sc);
 }
 
-int ahl__cmd_bench_search(int argc, char **argv)
+/* Opens the store's database file read-only with the store's page cache (64 MB), so the scan
+ * reads the same pages the same way, and prepares the query. The store keeps the file in WAL
+ * mode and stays open beside it. 0 or -1. */
+static int scan_open(struct scan *sc, const char *path)
+{
+    memset(sc, 0, sizeof *sc);
+    if (sqlite3_open_v2(path, &sc->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_exec(sc->db, "PRAGMA cache_size=-65536", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(sc->db, SCAN_SQL, -1, &sc->st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "ahilite-bench search: the scan baseline on %s: %s\n", path,
+                sc->db ? sqlite3_errmsg(sc->db) : "out of memory");
+        scan_close(sc);
+        return -1;
+    }
+    return 0;
+}
+
+/* One full-scan query for a patient: reads every column of the rows found, as the store turns
+ * them into search rows. Returns the rows found, or -1. */
+static int scan_query(struct scan *sc, const char *ds, const char *patient)
+{
+    int rc, got = 0;
+    sqlite3_reset(sc->st);
+    sqlite3_bind_text(sc->st, 1, ds, -1, SQLITE_STATIC);
+    sqlite3_bind_text(sc->st, 2, patient, -1, SQLITE_STATIC);
+    sqlite3_bind_int(sc->st, 3, 51);
+    while ((rc = sqlite3_step(sc->st)) == SQLITE_ROW) {
+        for (int i = 0; i < sqlite3_column_count(sc->st); i++)
+            sqlite3_column_text(sc->st, i);
+        got++;
+    }
+    sqlite3_reset(sc->st);
+    if (rc != SQLITE_DONE) {
+        fprintf(stderr, "ahilite-bench search: scan: %s\n", sqlite3_errmsg(sc->db));
+        return -1;
+    }
+    return got;
+}
+
+/* The baseline's query plan, in the store plan's form ("SCAN search; ..."). 0 or -1. */
+static int scan_explain(struct scan *sc, char *plan)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if (sqlite3_prepare_v2(sc->db, "EXPLAIN QUERY PLAN " SCAN_SQL, -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        plan_text(plan, (const char *)sqlite3_column_text(st, 3));
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int usage(FILE *f, int status)
+{
+    fprintf(f, "usage: ahilite-bench search [--sets N] [--queries Q] [--scans S]"
+               " [--data-dir DIR]\n"
+               "  fills N image sets' search rows (default 1000000) in a scratch directory"
+               " (removed\n  afterwards), times Q PatientID searches (2000) through the store"
+               " and through the\n  SearchImageSets handler, and S full-scan baseline queries"
+               " (5); prints one JSON line.\n");
+    return status;
+}
+
+int ahl__bench_search(int argc, char **argv)
 {
     long n = 1000000, queries = 2000, scans = 5;
     const char *base = NULL;
@@ -165,18 +229,20 @@ int ahl__cmd_bench_search(int argc, char **argv)
         {"--queries", &queries},
         {"--scans", &scans},
     };
+    if (ahl__bench_wants_help(argc, argv, 1))
+        return usage(stdout, 0);
     if (ahl__bench_parse(argc, argv, 1, opts, sizeof opts / sizeof *opts, &base) < 0)
-        return search_usage();
+        return usage(stderr, 2);
 
-    char dir[1024], path[1200];
-    snprintf(dir, sizeof dir, "%s/bench-search-XXXXXX", base ? base : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("ahilite bench search: mkdtemp");
+    char dir[1024], db[1200], path[1300];
+    if (ahl__bench_scratch_dir(base, "bench-search", dir, sizeof dir) < 0) {
+        perror("ahilite-bench search: mkdtemp");
         return 1;
     }
     int status = 1;
     struct ahl_store *s = NULL;
     struct ahl_meta *m = NULL;
+    struct scan sc = {NULL, NULL};
     double *st = calloc((size_t)queries, sizeof *st), *ht = calloc((size_t)queries, sizeof *ht);
     double *bt = calloc((size_t)scans, sizeof *bt);
     struct ahl_buf out;
@@ -185,16 +251,16 @@ int ahl__cmd_bench_search(int argc, char **argv)
     double fill_s = 0;
     ahl_buf_init(&out, AHL_BUF_UNLIMITED);
     if (!st || !ht || !bt) {
-        fprintf(stderr, "ahilite bench search: out of memory\n");
+        fprintf(stderr, "ahilite-bench search: out of memory\n");
         goto out;
     }
     if (ahl_store_open_sqlite(dir, 0, &s) < 0 || ahl_meta_open(s, NULL, &m) < 0 ||
         ahl__bench_make_datastore(s, ds) < 0) {
-        fprintf(stderr, "ahilite bench search: cannot open a store in %s\n", dir);
+        fprintf(stderr, "ahilite-bench search: cannot open a store in %s\n", dir);
         goto out;
     }
     if (fill(s, ds, (uint64_t)n, &fill_s) < 0) {
-        fprintf(stderr, "ahilite bench search: filling %ld rows failed\n", n);
+        fprintf(stderr, "ahilite-bench search: filling %ld rows failed\n", n);
         goto out;
     }
     /* Reopen, as a restarted server would: closing checkpoints the fill's WAL into the database,
@@ -204,31 +270,32 @@ int ahl__cmd_bench_search(int argc, char **argv)
     ahl_store_close(s);
     m = NULL;
     if (ahl_store_open_sqlite(dir, 0, &s) < 0 || ahl_meta_open(s, NULL, &m) < 0) {
-        fprintf(stderr, "ahilite bench search: cannot reopen the store in %s\n", dir);
+        fprintf(stderr, "ahilite-bench search: cannot reopen the store in %s\n", dir);
         goto out;
     }
     struct stat sb;
-    snprintf(path, sizeof path, "%s/%s", dir, AHL_STORE_SQLITE_FILE);
-    double db_mb = stat(path, &sb) == 0 ? (double)sb.st_size / 1048576.0 : 0;
-    snprintf(path, sizeof path, "%s/%s-wal", dir, AHL_STORE_SQLITE_FILE);
+    snprintf(db, sizeof db, "%s/%s", dir, AHL_STORE_SQLITE_FILE);
+    double db_mb = stat(db, &sb) == 0 ? (double)sb.st_size / 1048576.0 : 0;
+    snprintf(path, sizeof path, "%s-wal", db);
     db_mb += stat(path, &sb) == 0 ? (double)sb.st_size / 1048576.0 : 0;
+    if (scan_open(&sc, db) < 0)
+        goto out;
 
     uint64_t npatients = (uint64_t)n / SETS_PER_PATIENT ? (uint64_t)n / SETS_PER_PATIENT : 1;
     char patient[32], uri[128], body[256];
     snprintf(uri, sizeof uri, "/datastore/%s/searchImageSets", ds);
     snprintf(patient, sizeof patient, "PAT%09" PRIu64, mix(0) % 1000000000);
-    if (store_query(s, ds, patient, false, plan) < 0 ||
-        store_query(s, ds, patient, true, scan_plan) < 0)
+    if (store_query(s, ds, patient, plan) < 0 || scan_explain(&sc, scan_plan) < 0)
         goto out;
     long rows = 0;
     for (long k = 0; k < queries; k++) {
         uint64_t p = mix((uint64_t)k + 12345) % npatients;
         snprintf(patient, sizeof patient, "PAT%09" PRIu64, mix(p) % 1000000000);
         uint64_t a = ahl_mono_ns();
-        int got = store_query(s, ds, patient, false, NULL);
-        st[k] = (double)(ahl_mono_ns() - a) / 1e6;
+        int got = store_query(s, ds, patient, NULL);
+        st[k] = ahl__bench_ms_since(a);
         if (got < 1) {
-            fprintf(stderr, "ahilite bench search: %s: %d rows\n", patient, got);
+            fprintf(stderr, "ahilite-bench search: %s: %d rows\n", patient, got);
             goto out;
         }
         rows += got;
@@ -243,12 +310,12 @@ int ahl__cmd_bench_search(int argc, char **argv)
         out.len = 0;
         a = ahl_mono_ns();
         if (ahl_api_invoke(m, "POST", uri, NULL, body, &out, &err) < 0) {
-            fprintf(stderr, "ahilite bench search: SearchImageSets: %s\n", err.msg);
+            fprintf(stderr, "ahilite-bench search: SearchImageSets: %s\n", err.msg);
             goto out;
         }
-        ht[k] = (double)(ahl_mono_ns() - a) / 1e6;
+        ht[k] = ahl__bench_ms_since(a);
         if (ahl_buf_add(&out, "", 1) < 0 || !strstr(out.data, patient)) {
-            fprintf(stderr, "ahilite bench search: the response lacks %s: %.300s\n", patient,
+            fprintf(stderr, "ahilite-bench search: the response lacks %s: %.300s\n", patient,
                     out.data);
             goto out;
         }
@@ -257,9 +324,12 @@ int ahl__cmd_bench_search(int argc, char **argv)
         snprintf(patient, sizeof patient, "PAT%09" PRIu64,
                  mix(mix((uint64_t)k + 777) % npatients) % 1000000000);
         uint64_t a = ahl_mono_ns();
-        if (store_query(s, ds, patient, true, NULL) < 1)
+        int got = scan_query(&sc, ds, patient);
+        bt[k] = ahl__bench_ms_since(a);
+        if (got < 1) {
+            fprintf(stderr, "ahilite-bench search: scan for %s: %d rows\n", patient, got);
             goto out;
-        bt[k] = (double)(ahl_mono_ns() - a) / 1e6;
+        }
     }
     double smed = ahl__bench_pct(st, (size_t)queries, 0.5),
            sp90 = ahl__bench_pct(st, (size_t)queries, 0.9);
@@ -283,8 +353,10 @@ out:
     free(st);
     free(ht);
     free(bt);
+    scan_close(&sc);
     ahl_meta_close(m);
     ahl_store_close(s);
-    remove_scratch(dir);
+    if (ahl__bench_remove_tree(dir) < 0)
+        fprintf(stderr, "ahilite-bench search: could not remove %s\n", dir);
     return status;
 }

@@ -1,0 +1,226 @@
+/* ahilite-bench update: measures what one UpdateImageSetMetadata costs on a synthetic CT set of
+ * N instances, against a naive baseline run in the same process, and how fast a version's
+ * GetImageSetMetadata body is assembled. Prints one JSON line.
+ *
+ *   engine  ahl_meta_update of one Patient attribute (PatientName), each a new version, in a
+ *           scratch data directory (engine/);
+ *   naive   load the latest whole document (a gzip blob), inflate, parse, change the attribute,
+ *           re-serialise, gzip (level 6) and store the whole document as the new version, one
+ *           transaction each (what a versioned JSON store without structure sharing does), in a
+ *           database of its own (naive/naive.db, naive.c);
+ *   read    ahl_meta_metadata_gzip of the latest version into a discarding sink; the figure is
+ *           the JSON-equivalent (decompressed) bytes per second.
+ * The engine's bytes_per_version is the growth of stored chunk bytes (content plus the 32-byte
+ * key) per version; each version also writes its version row and rewrites the set's search row
+ * (a few hundred bytes of row data, not counted: the database files grow by whole pages and the
+ * WAL is recycled, so file sizes do not measure a single version). The naive one is the growth of
+ * its stored gzip blobs per version.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bench.h"
+#include "naive.h"
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "meta/meta.h"
+#include "meta/synth.h"
+#include "store/store.h"
+#include "base/banned.h"
+
+static int discard(void *ctx, const void *p, size_t n)
+{
+    (void)p;
+    *(size_t *)ctx += n;
+    return 0;
+}
+
+static int usage(FILE *f, int status)
+{
+    fprintf(f, "usage: ahilite-bench update [--instances N] [--updates K] [--naive-updates K]"
+               " [--reads R]\n"
+               "                            [--data-dir DIR]\n"
+               "  builds a synthetic CT set of N instances (default 1000) in a scratch directory"
+               " (removed\n  afterwards), times K engine updates (500), K naive whole-document"
+               " updates (by N) and\n  R reads (20); prints one JSON line.\n");
+    return status;
+}
+
+/* Times the engine's updates; bytes receives the growth of the chunk table per update. */
+static int engine_updates(struct ahl_store *s, struct ahl_meta *m, const char *ds, const char *id,
+                          long updates, double *t, double *bytes)
+{
+    struct ahl_store_tx *tx;
+    struct ahl_err err;
+    uint64_t c0, b0, c1, b1;
+    if (ahl_store_begin(s, false, &tx) < 0)
+        return -1;
+    int rc = ahl_store_chunk_stats(tx, &c0, &b0);
+    ahl_store_rollback(tx);
+    if (rc < 0)
+        return -1;
+    for (long k = 0; k < updates; k++) {
+        char blob[128];
+        snprintf(blob, sizeof blob,
+                 "{\"SchemaVersion\":1.1,\"Patient\":{\"DICOM\":{\"PatientName\":\"BENCH^%ld\"}}}",
+                 k);
+        struct ahl_meta_update u = {
+            .latest_version = (uint64_t)k + 1, .updatable = blob, .updatable_len = strlen(blob)};
+        uint64_t a = ahl_mono_ns();
+        if (ahl_meta_update(m, ds, id, &u, NULL, &err) < 0) {
+            fprintf(stderr, "ahilite-bench update: update %ld: %s\n", k, err.msg);
+            return -1;
+        }
+        t[k] = ahl__bench_ms_since(a);
+    }
+    if (ahl_store_begin(s, false, &tx) < 0)
+        return -1;
+    rc = ahl_store_chunk_stats(tx, &c1, &b1);
+    ahl_store_rollback(tx);
+    *bytes = (double)(b1 - b0) / (double)updates;
+    return rc;
+}
+
+/* Times reads of the latest version; json_len and gz_len receive its sizes. */
+static int reads_of_latest(struct ahl_meta *m, const char *ds, const char *id, long reads,
+                           double *t, size_t *json_len, size_t *gz_len)
+{
+    struct ahl_err err;
+    struct ahl_buf ref;
+    ahl_buf_init(&ref, AHL_BUF_UNLIMITED);
+    int rc = ahl_meta_metadata_json(m, ds, id, 0, &ref, &err);
+    *json_len = ref.len;
+    ahl_buf_release(&ref);
+    if (rc < 0) {
+        fprintf(stderr, "ahilite-bench update: read: %s\n", err.msg);
+        return -1;
+    }
+    for (long k = 0; k < reads; k++) {
+        size_t got = 0;
+        uint64_t a = ahl_mono_ns();
+        if (ahl_meta_metadata_gzip(m, ds, id, 0, discard, &got, &err) < 0) {
+            fprintf(stderr, "ahilite-bench update: read: %s\n", err.msg);
+            return -1;
+        }
+        t[k] = ahl__bench_ms_since(a);
+        *gz_len = got;
+    }
+    return 0;
+}
+
+/* Times the naive baseline's updates of doc in DIR/naive.db; bytes receives the growth of its
+ * stored blobs per update. */
+static int naive_updates_run(const char *dir, const json_t *doc, long updates, double *t,
+                             double *bytes)
+{
+    struct ahl__naive *n = NULL;
+    uint64_t b0, b1;
+    int rc = -1;
+    if (ahl__naive_open(dir, &n) < 0 || ahl__naive_put(n, doc) < 0 || ahl__naive_bytes(n, &b0) < 0)
+        goto out;
+    for (long k = 0; k < updates; k++) {
+        uint64_t a = ahl_mono_ns();
+        if (ahl__naive_step(n, k) < 0) {
+            fprintf(stderr, "ahilite-bench update: naive update %ld failed\n", k);
+            goto out;
+        }
+        t[k] = ahl__bench_ms_since(a);
+    }
+    if (ahl__naive_bytes(n, &b1) < 0)
+        goto out;
+    *bytes = (double)(b1 - b0) / (double)updates;
+    rc = 0;
+out:
+    ahl__naive_close(n);
+    return rc;
+}
+
+int ahl__bench_update(int argc, char **argv)
+{
+    long n = 1000, updates = 500, naive_updates = 0, reads = 20;
+    const char *base = NULL;
+    if (ahl__bench_wants_help(argc, argv, 1))
+        return usage(stdout, 0);
+    const struct ahl__bench_opt opts[] = {
+        {"--instances", &n},
+        {"--updates", &updates},
+        {"--naive-updates", &naive_updates},
+        {"--reads", &reads},
+    };
+    if (ahl__bench_parse(argc, argv, 1, opts, sizeof opts / sizeof *opts, &base) < 0)
+        return usage(stderr, 2);
+    if (!naive_updates)
+        naive_updates = n >= 10000 ? 10 : n >= 1000 ? 40 : 100;
+
+    char dir[1024], sub[1100], ndir[1100];
+    if (ahl__bench_scratch_dir(base, base ? "bench" : "ahilite-bench", dir, sizeof dir) < 0) {
+        perror("ahilite-bench update: mkdtemp");
+        return 1;
+    }
+    snprintf(sub, sizeof sub, "%s/engine", dir);
+    snprintf(ndir, sizeof ndir, "%s/naive", dir);
+    int status = 1;
+    struct ahl_store *s = NULL;
+    struct ahl_meta *m = NULL;
+    struct ahl_err err;
+    json_t *doc = NULL;
+    double *t = NULL, *nt = NULL, *rt = NULL;
+    char ds[AHL_ID_LEN + 1];
+    if (ahl_store_open_sqlite(sub, 0, &s) < 0 || ahl_meta_open(s, NULL, &m) < 0 ||
+        ahl__bench_make_datastore(s, ds) < 0) {
+        fprintf(stderr, "ahilite-bench update: cannot open a store in %s\n", sub);
+        goto out;
+    }
+    if (!(doc = ahl_synth_doc(1, (unsigned)n, 1)) || !(t = calloc((size_t)updates, sizeof *t)) ||
+        !(nt = calloc((size_t)naive_updates, sizeof *nt)) ||
+        !(rt = calloc((size_t)reads, sizeof *rt))) {
+        fprintf(stderr, "ahilite-bench update: out of memory\n");
+        goto out;
+    }
+    struct ahl_meta_info info;
+    uint64_t t0 = ahl_mono_ns();
+    if (ahl_meta_imageset_create(m, ds, doc, NULL, &info, &err) < 0) {
+        fprintf(stderr, "ahilite-bench update: create: %s\n", err.msg);
+        goto out;
+    }
+    double create_ms = ahl__bench_ms_since(t0);
+    char id[AHL_ID_LEN + 1];
+    memcpy(id, info.set.id, sizeof id);
+
+    double bytes = 0, nbytes = 0;
+    size_t json_len = 0, gz_len = 0;
+    if (engine_updates(s, m, ds, id, updates, t, &bytes) < 0 ||
+        reads_of_latest(m, ds, id, reads, rt, &json_len, &gz_len) < 0)
+        goto out;
+    if (mkdir(ndir, 0700) < 0 || naive_updates_run(ndir, doc, naive_updates, nt, &nbytes) < 0) {
+        fprintf(stderr, "ahilite-bench update: the naive baseline failed in %s\n", ndir);
+        goto out;
+    }
+
+    double med = ahl__bench_pct(t, (size_t)updates, 0.5),
+           p99 = ahl__bench_pct(t, (size_t)updates, 0.99);
+    double nmed = ahl__bench_pct(nt, (size_t)naive_updates, 0.5);
+    double np99 = ahl__bench_pct(nt, (size_t)naive_updates, 0.99);
+    double rmed = ahl__bench_pct(rt, (size_t)reads, 0.5);
+    printf("{\"instances\":%ld,\"json_bytes\":%zu,\"create_ms\":%.1f,\"updates\":%ld,"
+           "\"median_ms\":%.4f,\"p99_ms\":%.4f,\"bytes_per_version\":%.0f,"
+           "\"naive\":{\"updates\":%ld,\"median_ms\":%.3f,\"p99_ms\":%.3f,"
+           "\"bytes_per_version\":%.0f},\"speedup\":%.0f,"
+           "\"read\":{\"gzip_bytes\":%zu,\"median_ms\":%.3f,\"json_gb_per_s\":%.2f}}\n",
+           n, json_len, create_ms, updates, med, p99, bytes, naive_updates, nmed, np99, nbytes,
+           nmed / med, gz_len, rmed, (double)json_len / (rmed / 1e3) / 1e9);
+    status = 0;
+out:
+    json_decref(doc);
+    free(t);
+    free(nt);
+    free(rt);
+    ahl_meta_close(m);
+    ahl_store_close(s);
+    if (ahl__bench_remove_tree(dir) < 0)
+        fprintf(stderr, "ahilite-bench update: could not remove %s\n", dir);
+    return status;
+}
