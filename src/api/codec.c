@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "aws/sigv4.h"
 #include "base/codec.h"
 #include "base/text.h"
 #include "json/json.h"
@@ -140,11 +141,11 @@ int ahl_api_route(const char *method, const char *path, enum ahl_op_id *op, stru
     char m[17], p[201];
     quote_excerpt(method, sizeof m - 1, m, sizeof m);
     if (path_matched)
-        return ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_UNKNOWN_OPERATION,
-                        "No operation matches method %s on this path", m);
+        return ahl_fail_detail(err, AHL_ENOTFOUND, AHL_API_FAIL_UNKNOWN_OPERATION,
+                               "No operation matches method %s on this path", m);
     quote_excerpt(path, sizeof p - 1, p, sizeof p);
-    return ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_UNKNOWN_OPERATION, "No operation matches %s %s", m,
-                    p);
+    return ahl_fail_detail(err, AHL_ENOTFOUND, AHL_API_FAIL_UNKNOWN_OPERATION,
+                           "No operation matches %s %s", m, p);
 }
 
 /* ---- validation ------------------------------------------------------------------------- */
@@ -461,10 +462,10 @@ static int finish_validation(struct vstate *vs, struct ahl_err *err)
 {
     int rc = 0;
     if (vs->nomem) {
-        rc = ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory while validating");
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory while validating");
     } else if (vs->count) {
-        rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "%d validation error%s detected: %s",
-                      vs->count, vs->count == 1 ? "" : "s", vs->msg.data);
+        rc = ahl_fail(err, AHL_EPARSE, "%d validation error%s detected: %s", vs->count,
+                      vs->count == 1 ? "" : "s", vs->msg.data);
     }
     ahl_buf_release(&vs->msg);
     return rc;
@@ -516,16 +517,14 @@ static int query_decode_part(const char *p, size_t n, struct ahl_buf *b, struct 
     ahl_buf_reset(b);
     int rc = ahl_percent_decode(p, n, b);
     if (rc == AHL_EPARSE)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "The query string has a malformed percent-encoding");
+        return ahl_fail(err, AHL_EPARSE, "The query string has a malformed percent-encoding");
     if (rc == AHL_ETOOBIG)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "A query parameter is longer than %d bytes", MAX_QUERY_PARAM);
+        return ahl_fail(err, AHL_EPARSE, "A query parameter is longer than %d bytes",
+                        MAX_QUERY_PARAM);
     if (rc < 0)
-        return ahl_fail(err, rc, AHL_AWS_INTERNAL, "out of memory");
+        return ahl_fail(err, rc, "out of memory");
     if (memchr(b->data, '\0', b->len))
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "The query string holds a NUL character (%%00)");
+        return ahl_fail(err, AHL_EPARSE, "The query string holds a NUL character (%%00)");
     return 0;
 }
 
@@ -540,14 +539,14 @@ static int qstring_parse(const char *query, struct qstring *q, struct ahl_err *e
         return 0;
     q->pairs = calloc(MAX_QUERY_PAIRS, sizeof *q->pairs);
     if (!q->pairs)
-        return ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     for (const char *p = query; *p;) {
         const char *amp = strchr(p, '&');
         size_t len = amp ? (size_t)(amp - p) : strlen(p);
         if (len) {
             if (q->n == MAX_QUERY_PAIRS) {
-                rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                              "The query string has more than %d parameters", MAX_QUERY_PAIRS);
+                rc = ahl_fail(err, AHL_EPARSE, "The query string has more than %d parameters",
+                              MAX_QUERY_PAIRS);
                 goto out;
             }
             const char *eq = memchr(p, '=', len);
@@ -564,7 +563,7 @@ static int qstring_parse(const char *query, struct qstring *q, struct ahl_err *e
             if (!name || !value) {
                 free(name);
                 free(value);
-                rc = ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+                rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
                 goto out;
             }
             q->pairs[q->n].name = name;
@@ -657,8 +656,8 @@ int ahl_api_decode(enum ahl_op_id op, const struct ahl_api_http *http, json_t **
 
     int nlabels = match_template(o->uri, http->path, labels);
     if (nlabels < 0) {
-        rc = ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_UNKNOWN_OPERATION,
-                      "The path does not match the operation %s", o->name);
+        rc = ahl_fail_detail(err, AHL_ENOTFOUND, AHL_API_FAIL_UNKNOWN_OPERATION,
+                             "The path does not match the operation %s", o->name);
         goto out;
     }
     if ((rc = qstring_parse(http->query, &q, err)) < 0)
@@ -666,9 +665,8 @@ int ahl_api_decode(enum ahl_op_id op, const struct ahl_api_http *http, json_t **
 
     if (member_wanted_from_body(in)) {
         if (http->body_len > AHL_API_MAX_BODY) {
-            rc =
-                ahl_fail(err, AHL_ETOOBIG, AHL_AWS_VALIDATION,
-                         "The request body is larger than the limit of %u bytes", AHL_API_MAX_BODY);
+            rc = ahl_fail(err, AHL_ETOOBIG, "The request body is larger than the limit of %u bytes",
+                          AHL_API_MAX_BODY);
             goto out;
         }
         if (http->body_len == 0) {
@@ -680,26 +678,25 @@ int ahl_api_decode(enum ahl_op_id op, const struct ahl_api_http *http, json_t **
                 /* jansson quotes the bytes near the error, which may be anything. */
                 char why[JSON_ERROR_TEXT_LENGTH];
                 quote_excerpt(jerr.text, sizeof why - 1, why, sizeof why);
-                rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                rc = ahl_fail(err, AHL_EPARSE,
                               "The request body is not valid JSON: %s (line %d, column %d)", why,
                               jerr.line, jerr.column);
                 goto out;
             }
             if (!json_is_object(body)) {
-                rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                              "The request body must be a JSON object");
+                rc = ahl_fail(err, AHL_EPARSE, "The request body must be a JSON object");
                 goto out;
             }
         }
         if (!body) {
-            rc = ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+            rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
             goto out;
         }
     }
 
     obj = json_object();
     if (!obj) {
-        rc = ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < in->n_members; i++) {
@@ -763,7 +760,7 @@ int ahl_api_decode(enum ahl_op_id op, const struct ahl_api_http *http, json_t **
             break;
         }
         if (v && json_object_set_new(obj, m->name, v) < 0) {
-            rc = ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+            rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
             goto out;
         }
     }
@@ -785,6 +782,45 @@ out:
 
 /* ---- errors and outputs ----------------------------------------------------------------- */
 
+const char *ahl_api_error_type(const struct ahl_err *err)
+{
+    switch (err->code) {
+    case AHL_EINVAL:
+    case AHL_EPARSE:
+    case AHL_ETOOBIG:
+    case AHL_EUNSUPPORTED:
+        return AHL_AWS_VALIDATION;
+    case AHL_ENOTFOUND:
+        return err->detail == AHL_API_FAIL_UNKNOWN_OPERATION ? AHL_AWS_UNKNOWN_OPERATION
+                                                             : AHL_AWS_NOT_FOUND;
+    case AHL_ECONFLICT:
+        return AHL_AWS_CONFLICT;
+    case AHL_EAUTH:
+    case AHL_EDENIED:
+        return AHL_AWS_ACCESS_DENIED;
+    case AHL_EQUOTA:
+        return AHL_AWS_QUOTA;
+    default:
+        return AHL_AWS_INTERNAL;
+    }
+}
+
+const char *ahl_api_auth_error_type(const struct ahl_err *err)
+{
+    switch (err->detail) {
+    case AHL_SIGV4_FAIL_MISSING:
+        return AHL_AWS_MISSING_TOKEN;
+    case AHL_SIGV4_FAIL_INCOMPLETE:
+        return AHL_AWS_INCOMPLETE_SIGNATURE;
+    case AHL_SIGV4_FAIL_UNRECOGNIZED:
+        return AHL_AWS_UNRECOGNIZED_CLIENT;
+    case AHL_SIGV4_FAIL_INVALID:
+        return AHL_AWS_INVALID_SIGNATURE;
+    default:
+        return AHL_AWS_INTERNAL;
+    }
+}
+
 int ahl_api_error_status(const char *aws_type)
 {
     for (const struct ahl_model_error *e = ahl_model_errors; e->name; e++)
@@ -792,10 +828,9 @@ int ahl_api_error_status(const char *aws_type)
             return e->status;
     if (!strcmp(aws_type, AHL_AWS_UNKNOWN_OPERATION))
         return 404;
-    if (!strcmp(aws_type, "InvalidSignatureException") ||
-        !strcmp(aws_type, "UnrecognizedClientException") ||
-        !strcmp(aws_type, "MissingAuthenticationTokenException") ||
-        !strcmp(aws_type, "SignatureDoesNotMatch"))
+    if (!strcmp(aws_type, AHL_AWS_INVALID_SIGNATURE) ||
+        !strcmp(aws_type, AHL_AWS_UNRECOGNIZED_CLIENT) ||
+        !strcmp(aws_type, AHL_AWS_MISSING_TOKEN) || !strcmp(aws_type, "SignatureDoesNotMatch"))
         return 403;
     return 400;
 }

@@ -40,10 +40,29 @@
 /* How many validation problems one message lists at most. */
 #define AHL_API_MAX_VALIDATION_ERRORS 10
 
-/* AWS error types used by the HTTP layer beyond those of err.h. */
+/* AWS error types, as the service model names them (and, for authentication, the AWS JSON
+ * services). Only this layer names errors: the layers below return AHL_E* codes, messages and,
+ * where a module defines one, a finer reason in struct ahl_err's detail; ahl_api_error_type()
+ * below is the one mapping from those to a type. */
+#define AHL_AWS_VALIDATION "ValidationException"
+#define AHL_AWS_NOT_FOUND "ResourceNotFoundException"
+#define AHL_AWS_CONFLICT "ConflictException"
+#define AHL_AWS_ACCESS_DENIED "AccessDeniedException"
+#define AHL_AWS_QUOTA "ServiceQuotaExceededException"
+#define AHL_AWS_THROTTLING "ThrottlingException"
+#define AHL_AWS_INTERNAL "InternalServerException"
 #define AHL_AWS_UNKNOWN_OPERATION "UnknownOperationException"
 #define AHL_AWS_BAD_REQUEST "BadRequestException"
 #define AHL_AWS_NOT_ACCEPTABLE "NotAcceptableException"
+#define AHL_AWS_MISSING_TOKEN "MissingAuthenticationTokenException" /* 403: no auth at all */
+#define AHL_AWS_INCOMPLETE_SIGNATURE "IncompleteSignatureException" /* 400: malformed auth */
+#define AHL_AWS_UNRECOGNIZED_CLIENT "UnrecognizedClientException"   /* 403: unknown key/token */
+#define AHL_AWS_INVALID_SIGNATURE "InvalidSignatureException" /* 403: mismatch, expired, scope */
+
+/* Finer reasons this layer records in struct ahl_err's detail. */
+enum ahl_api_failure {
+    AHL_API_FAIL_UNKNOWN_OPERATION = 1, /* with AHL_ENOTFOUND: no operation has this route */
+};
 
 /* What the decoder needs from an HTTP request. */
 struct ahl_api_http {
@@ -73,7 +92,17 @@ int ahl_api_decode(enum ahl_op_id op, const struct ahl_api_http *http, json_t **
 int ahl_api_validate(enum ahl_shape_id shape, const json_t *value, const char *path,
                      struct ahl_err *err);
 
-/* The HTTP status the model gives an error type (400 for types the model does not know). */
+/* The AWS error type an operation's error is reported with, from its code and (for this layer's
+ * own errors) detail: the input's faults (EINVAL, EPARSE, ETOOBIG, EUNSUPPORTED) are
+ * ValidationException, ENOTFOUND ResourceNotFoundException, ECONFLICT ConflictException, EAUTH and
+ * EDENIED AccessDeniedException, EQUOTA ServiceQuotaExceededException, and everything else (memory,
+ * I/O, damaged data, internal errors) InternalServerException. */
+const char *ahl_api_error_type(const struct ahl_err *err);
+/* The AWS error type of an authentication failure from ahl_sigv4_verify: its AHL_SIGV4_FAIL_* kind
+ * named, or InternalServerException for the server's own failures (no kind). */
+const char *ahl_api_auth_error_type(const struct ahl_err *err);
+/* The HTTP status the model gives an error type (403 for the authentication types, 404 for
+ * UnknownOperationException, 400 for types the model does not know). */
 int ahl_api_error_status(const char *aws_type);
 /* Appends the JSON body of an AWS error: {"__type":T,"message":M}. */
 int ahl_api_error_body(const char *aws_type, const char *message, struct ahl_buf *out);

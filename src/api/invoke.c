@@ -35,7 +35,7 @@ int ahl_api_invoke(struct ahl_meta *meta, const char *method, const char *path, 
         (rc = ahl_api_decode(op, &http, &in, err)) < 0)
         goto out;
     if (!(resp.json = json_object())) {
-        rc = ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
         goto out;
     }
     if ((rc = ahl__api_handlers[op](&svc, in, &resp, err)) < 0)
@@ -52,7 +52,7 @@ int ahl_api_invoke(struct ahl_meta *meta, const char *method, const char *path, 
         rc = AHL_ENOMEM;
     }
     if (rc < 0)
-        rc = ahl_fail(err, rc, AHL_AWS_INTERNAL, "cannot hold the response: %s", ahl_strerror(rc));
+        rc = ahl_fail(err, rc, "cannot hold the response: %s", ahl_strerror(rc));
 out:
     free(text);
     if (resp.fd >= 0)

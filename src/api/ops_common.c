@@ -56,8 +56,7 @@ int ahl__api_token_decode(const char *kind, const char *token, char *position, s
     if (ahl_base64_decode(token, strlen(token), &plain) < 0 || plain.len <= klen ||
         memcmp(plain.data, kind, klen) != 0 || plain.data[klen] != ':' ||
         strlen(plain.data) != plain.len || plain.len - klen - 1 >= cap) {
-        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                      "Invalid nextToken: it was not returned by this operation");
+        rc = ahl_fail(err, AHL_EINVAL, "Invalid nextToken: it was not returned by this operation");
         goto out;
     }
     memcpy(position, plain.data + klen + 1, plain.len - klen - 1);
@@ -106,19 +105,18 @@ int ahl__api_store_fail(int rc, struct ahl_err *err, const char *what)
 {
     switch (rc) {
     case AHL_ENOTFOUND:
-        return ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "%s not found", what);
+        return ahl_fail(err, rc, "%s not found", what);
     case AHL_ECONFLICT:
-        return ahl_fail(err, rc, AHL_AWS_CONFLICT, "%s was changed concurrently; retry", what);
+        return ahl_fail(err, rc, "%s was changed concurrently; retry", what);
     case AHL_ENOMEM:
-        return ahl_fail(err, rc, AHL_AWS_INTERNAL, "out of memory");
+        return ahl_fail(err, rc, "out of memory");
     case AHL_ENOSPC:
-        return ahl_fail(err, rc, AHL_AWS_INTERNAL,
+        return ahl_fail(err, rc,
                         "The disk holding the data directory is full (while handling %s); "
                         "nothing was changed: free space on it, then retry",
                         what);
     default:
-        return ahl_fail(err, rc, AHL_AWS_INTERNAL, "storage error (%s) while handling %s",
-                        ahl_strerror(rc), what);
+        return ahl_fail(err, rc, "storage error (%s) while handling %s", ahl_strerror(rc), what);
     }
 }
 
@@ -128,7 +126,7 @@ int ahl__api_datastore_get(struct ahl_store_tx *tx, const char *datastore_id,
     struct ahl_datastore_rec tmp;
     int rc = ahl_store_datastore_get(tx, datastore_id, rec ? rec : &tmp);
     if (rc == AHL_ENOTFOUND)
-        return ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "Data store %s does not exist", datastore_id);
+        return ahl_fail(err, rc, "Data store %s does not exist", datastore_id);
     if (rc < 0)
         return ahl__api_store_fail(rc, err, "data store");
     return 0;
@@ -152,8 +150,8 @@ int ahl__api_parse_version(const char *s, const char *member, uint64_t *out, str
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (*s < '0' || *s > '9' || *end || errno || v == 0)
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                        "Value '%.40s' at '%s' is not a version id (1, 2, ...)", s, member);
+        return ahl_fail(err, AHL_EINVAL, "Value '%.40s' at '%s' is not a version id (1, 2, ...)", s,
+                        member);
     *out = v;
     return 0;
 }

@@ -71,7 +71,7 @@ int ahl__op_CreateDatastore(struct ahl_api_service *svc, const json_t *in,
     ahl_store_strset(rec.status, sizeof rec.status, "ACTIVE");
     rec.created_at_ms = rec.updated_at_ms = ahl_now_ms();
     if ((rc = ahl__api_datastore_arn(svc, rec.id, arn, sizeof arn)) < 0)
-        return ahl_fail(err, rc, AHL_AWS_INTERNAL, "data store ARN too long");
+        return ahl_fail(err, rc, "data store ARN too long");
     if ((rc = ahl__api_tags_check_count(json_object_size(tags), arn, err)) < 0)
         return rc;
 
@@ -81,13 +81,13 @@ int ahl__op_CreateDatastore(struct ahl_api_service *svc, const json_t *in,
     if (rc == 0) {
         ahl_store_rollback(tx);
         if (!same_parameters(&old, &rec))
-            return ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT,
+            return ahl_fail(err, AHL_ECONFLICT,
                             "The clientToken was already used to create data store %s with "
                             "different parameters",
                             old.id);
         if (ahl__api_set(resp->json, "datastoreId", json_string(old.id)) < 0 ||
             ahl__api_set(resp->json, "datastoreStatus", json_string(old.status)) < 0)
-            return ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+            return ahl_fail(err, AHL_ENOMEM, "out of memory");
         return 0;
     }
     if (rc != AHL_ENOTFOUND)
@@ -108,7 +108,7 @@ int ahl__op_CreateDatastore(struct ahl_api_service *svc, const json_t *in,
     tx = NULL;
     if (ahl__api_set(resp->json, "datastoreId", json_string(rec.id)) < 0 ||
         ahl__api_set(resp->json, "datastoreStatus", json_string("CREATING")) < 0)
-        return ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     return 0;
 
 store_fail:
@@ -127,7 +127,7 @@ int ahl__op_GetDatastore(struct ahl_api_service *svc, const json_t *in, struct a
         return rc;
     json_t *p = json_object();
     if (!p || ahl__api_set(resp->json, "datastoreProperties", p) < 0)
-        return ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     ahl__api_datastore_arn(svc, rec.id, arn, sizeof arn);
     rc = ahl__api_set(p, "datastoreId", json_string(rec.id));
     rc |= ahl__api_set(p, "datastoreName", json_string(rec.name));
@@ -138,7 +138,7 @@ int ahl__op_GetDatastore(struct ahl_api_service *svc, const json_t *in, struct a
     rc |= ahl__api_set(p, "datastoreArn", json_string(arn));
     rc |= ahl__api_set_ts_opt(p, "createdAt", rec.created_at_ms);
     rc |= ahl__api_set_ts_opt(p, "updatedAt", rec.updated_at_ms);
-    return rc ? ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory") : 0;
+    return rc ? ahl_fail(err, AHL_ENOMEM, "out of memory") : 0;
 }
 
 struct list_ctx {
@@ -180,7 +180,7 @@ int ahl__op_ListDatastores(struct ahl_api_service *svc, const json_t *in, struct
         return rc;
     c.page.items = json_array();
     if (!c.page.items || ahl__api_set(resp->json, "datastoreSummaries", c.page.items) < 0)
-        return ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     if ((rc = ahl_store_begin(svc->store, false, &tx)) < 0)
         return ahl__api_store_fail(rc, err, "data stores");
     rc = ahl_store_datastore_list(tx, ahl_api_str(in, "datastoreStatus"), after, c.page.limit + 1,
@@ -189,7 +189,7 @@ int ahl__op_ListDatastores(struct ahl_api_service *svc, const json_t *in, struct
     if (rc < 0)
         return ahl__api_store_fail(rc, err, "data stores");
     if (c.page.more && ahl__api_token_encode("ds", c.last_id, resp->json) < 0)
-        return ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     return 0;
 }
 
@@ -213,7 +213,7 @@ int ahl__op_DeleteDatastore(struct ahl_api_service *svc, const json_t *in,
         goto store_fail;
     if (sets > 0) {
         ahl_store_rollback(tx);
-        return ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT,
+        return ahl_fail(err, AHL_ECONFLICT,
                         "Data store %s still holds %llu image set%s; delete them first", id,
                         (unsigned long long)sets, sets == 1 ? "" : "s");
     }
@@ -227,7 +227,7 @@ int ahl__op_DeleteDatastore(struct ahl_api_service *svc, const json_t *in,
         goto store_fail;
     if (ahl__api_set(resp->json, "datastoreId", json_string(id)) < 0 ||
         ahl__api_set(resp->json, "datastoreStatus", json_string("DELETING")) < 0)
-        return ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     return 0;
 
 store_fail:

@@ -119,8 +119,7 @@ int ahl__op_GetImageFrame(struct ahl_api_service *svc, const json_t *in, struct 
         return ahl__api_store_fail(rc, err, "image set");
     rc = ahl_store_imageset_get(tx, ds, id, &set);
     if (rc == AHL_ENOTFOUND || (rc == 0 && !strcmp(set.state, "DELETED"))) {
-        rc = ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND,
-                      "image set %s not found in data store %s", id, ds);
+        rc = ahl_fail(err, AHL_ENOTFOUND, "image set %s not found in data store %s", id, ds);
         goto out;
     }
     if (rc < 0) {
@@ -129,8 +128,7 @@ int ahl__op_GetImageFrame(struct ahl_api_service *svc, const json_t *in, struct 
     }
     rc = ahl_store_frame_get(tx, id, frame_id, &frame);
     if (rc == AHL_ENOTFOUND) {
-        rc = ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "Image frame %s does not exist in image set %s",
-                      frame_id, id);
+        rc = ahl_fail(err, rc, "Image frame %s does not exist in image set %s", frame_id, id);
         goto out;
     }
     if (rc < 0) {
@@ -140,21 +138,21 @@ int ahl__op_GetImageFrame(struct ahl_api_service *svc, const json_t *in, struct 
     ahl_store_rollback(tx);
     tx = NULL;
     if (!svc->frames_ready) {
-        rc = ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND,
-                      "Image frame %s: this server has no frame store", frame_id);
+        rc = ahl_fail(err, AHL_ENOTFOUND, "Image frame %s: this server has no frame store",
+                      frame_id);
         goto out;
     }
     const char *ts = frame.transfer_syntax[0] ? frame.transfer_syntax : NULL;
     rc = ahl_framestore_open_verified(&svc->frames, frame_id, ts, &resp->fd, &resp->fd_size, err);
     if (rc == AHL_ENOTFOUND) {
-        rc = ahl_fail(err, rc, AHL_AWS_NOT_FOUND,
+        rc = ahl_fail(err, rc,
                       "Image frame %s is listed in image set %s but its pixel data is missing",
                       frame_id, id);
         goto out;
     }
     if (rc == AHL_ECORRUPT) {
         ahl_error("GetImageFrame: image set %s: %s; run `ahilite check`", id, err->msg);
-        rc = ahl_fail(err, rc, AHL_AWS_INTERNAL,
+        rc = ahl_fail(err, rc,
                       "Image frame %s of image set %s cannot be served: the stored frame is "
                       "damaged",
                       frame_id, id);
@@ -174,7 +172,7 @@ int ahl__op_GetImageFrame(struct ahl_api_service *svc, const json_t *in, struct 
                 (rc = ahl_jph_header(head, (size_t)n, resp->fd_size, &resp->raw, err)) < 0) {
                 ahl_error("GetImageFrame: image set %s frame %s: cannot wrap it as JPH: %s", id,
                           frame_id, n < 0 ? "cannot read it" : err->msg);
-                rc = ahl_fail(err, rc < 0 ? rc : AHL_EIO, AHL_AWS_INTERNAL,
+                rc = ahl_fail(err, rc < 0 ? rc : AHL_EIO,
                               "Image frame %s of image set %s cannot be served as image/jph",
                               frame_id, id);
                 goto out;

@@ -20,7 +20,7 @@
 #include "base/banned.h"
 
 #define VERSIONS_DEFAULT_MAX 50
-#define NOMEM(err) ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory")
+#define NOMEM(err) ahl_fail(err, AHL_ENOMEM, "out of memory")
 
 static json_t *version_string(uint64_t v)
 {
@@ -131,13 +131,13 @@ int ahl__op_GetImageSetMetadata(struct ahl_api_service *svc, const json_t *in,
     struct spool sp = {.mem = &resp->raw, .dir = svc->data_dir[0] ? dir : "/tmp", .fd = -1};
     rc = ahl_meta_metadata_gzip(svc->meta, ds, id, version, spool_write, &sp, err);
     if (rc < 0 && sp.write_errno == ENOSPC)
-        rc = ahl_fail(err, AHL_ENOSPC, AHL_AWS_INTERNAL,
+        rc = ahl_fail(err, AHL_ENOSPC,
                       "The disk holding the data directory is full: the metadata response cannot "
                       "be spooled in %s; free space on it, then retry",
                       sp.dir);
     else if (rc < 0 && sp.write_errno)
-        rc = ahl_fail(err, rc, AHL_AWS_INTERNAL, "cannot spool the metadata response in %s: %s",
-                      sp.dir, strerror(sp.write_errno));
+        rc = ahl_fail(err, rc, "cannot spool the metadata response in %s: %s", sp.dir,
+                      strerror(sp.write_errno));
     if (rc < 0) {
         if (sp.fd >= 0)
             close(sp.fd);
@@ -146,7 +146,7 @@ int ahl__op_GetImageSetMetadata(struct ahl_api_service *svc, const json_t *in,
     if (sp.fd >= 0) {
         if (lseek(sp.fd, 0, SEEK_SET) < 0) {
             close(sp.fd);
-            return ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot rewind the metadata spool");
+            return ahl_fail(err, AHL_EIO, "cannot rewind the metadata spool");
         }
         resp->fd = sp.fd;
         resp->fd_size = sp.size;
@@ -202,7 +202,7 @@ int ahl__op_ListImageSetVersions(struct ahl_api_service *svc, const json_t *in,
     if (token) {
         if ((rc = ahl__api_token_decode("v", token, pos, sizeof pos, err)) < 0 ||
             (rc = ahl__api_parse_version(pos, "nextToken", &below, err)) < 0)
-            return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+            return ahl_fail(err, AHL_EINVAL,
                             "Invalid nextToken: it was not returned by this operation");
     }
     if ((rc = ahl_meta_imageset_get(svc->meta, ds, id, 0, &info, err)) < 0)
@@ -234,7 +234,7 @@ static int decode_blob(const json_t *updates, const char *member, struct ahl_buf
     if (!b64)
         return 0;
     if (ahl_base64_decode(b64, strlen(b64), out) < 0)
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EINVAL,
                         "updateImageSetMetadataUpdates.DICOMUpdates.%s is not valid base64",
                         member);
     return 0;
@@ -269,7 +269,7 @@ int ahl__op_UpdateImageSetMetadata(struct ahl_api_service *svc, const json_t *in
             goto out;
         if (!json_object_get(dicom, "updatableAttributes") &&
             !json_object_get(dicom, "removableAttributes")) {
-            rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+            rc = ahl_fail(err, AHL_EINVAL,
                           "DICOMUpdates needs updatableAttributes, removableAttributes or both");
             goto out;
         }
@@ -347,7 +347,7 @@ int ahl__op_CopyImageSet(struct ahl_api_service *svc, const json_t *in, struct a
                  &c.destination_latest_version, err)) < 0)
             return rc;
         if (!strcmp(c.destination_id, src))
-            return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+            return ahl_fail(err, AHL_EINVAL,
                             "The destination image set must differ from the source image set");
     }
     if (copies) {

@@ -22,7 +22,7 @@
 #include "base/banned.h"
 
 #define JOBS_DEFAULT_MAX 50
-#define NOMEM(err) ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory")
+#define NOMEM(err) ahl_fail(err, AHL_ENOMEM, "out of memory")
 
 static void job_id_from_token(const char *datastore_id, const char *token, char id[AHL_ID_LEN + 1])
 {
@@ -58,11 +58,11 @@ int ahl__op_StartDICOMImportJob(struct ahl_api_service *svc, const json_t *in,
     int rc;
 
     if (json_object_get(in, "importConfiguration"))
-        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EUNSUPPORTED,
                         "importConfiguration (DICOM JSON metadata mappings) is not supported by "
                         "this server");
     if (!svc->s3_root[0] && !svc->s3_endpoint[0])
-        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EUNSUPPORTED,
                         "This server has no S3 source configured (start it with --s3-root or "
                         "--s3-endpoint)");
     memset(&job, 0, sizeof job);
@@ -81,15 +81,14 @@ int ahl__op_StartDICOMImportJob(struct ahl_api_service *svc, const json_t *in,
     if ((rc = ahl__api_datastore_get(tx, ds, &dsr, err)) < 0)
         goto out;
     if (strcmp(dsr.status, "ACTIVE") != 0) {
-        rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT, "Data store %s is %s, not ACTIVE", ds,
-                      dsr.status);
+        rc = ahl_fail(err, AHL_ECONFLICT, "Data store %s is %s, not ACTIVE", ds, dsr.status);
         goto out;
     }
     rc = ahl_store_job_get(tx, ds, job.id, &old);
     if (rc == 0) {
         if (strcmp(old.name, job.name) || strcmp(old.role_arn, job.role_arn) ||
             strcmp(old.input_uri, job.input_uri) || strcmp(old.output_uri, job.output_uri)) {
-            rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT,
+            rc = ahl_fail(err, AHL_ECONFLICT,
                           "The clientToken was already used for import job %s with different "
                           "parameters",
                           old.id);
@@ -140,15 +139,14 @@ int ahl__op_GetDICOMImportJob(struct ahl_api_service *svc, const json_t *in,
     rc = ahl_store_job_get(tx, ds, id, &j);
     ahl_store_rollback(tx);
     if (rc == AHL_ENOTFOUND)
-        return ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "Import job %s does not exist in data store %s",
-                        id, ds);
+        return ahl_fail(err, rc, "Import job %s does not exist in data store %s", id, ds);
     if (rc < 0)
         return ahl__api_store_fail(rc, err, "import job");
     json_t *p = json_object();
     if (!p || ahl__api_set(resp->json, "jobProperties", p) < 0)
         return NOMEM(err);
     if (expanded_output(&j, out_uri, sizeof out_uri) < 0)
-        return ahl_fail(err, AHL_ETOOBIG, AHL_AWS_INTERNAL, "output URI too long");
+        return ahl_fail(err, AHL_ETOOBIG, "output URI too long");
     rc = ahl__api_set(p, "jobId", json_string(j.id));
     rc |= ahl__api_set(p, "jobName", json_string(j.name));
     rc |= ahl__api_set(p, "jobStatus", json_string(j.status));

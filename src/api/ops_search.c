@@ -33,10 +33,9 @@
 
 #define SEARCH_DEFAULT_MAX 50
 #define CHECK_HEX 16 /* hex digits of the criteria check in a token */
-#define NOMEM(err) ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory")
-#define BAD_TOKEN(err)                                  \
-    ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION, "%s", \
-             "Invalid nextToken: it was not returned by this operation")
+#define NOMEM(err) ahl_fail(err, AHL_ENOMEM, "out of memory")
+#define BAD_TOKEN(err) \
+    ahl_fail(err, AHL_EINVAL, "%s", "Invalid nextToken: it was not returned by this operation")
 
 /* Request attribute names in the order of enum ahl_search_attr. */
 static const char *const attr_names[AHL_SEARCH_ATTR_COUNT] = {
@@ -65,9 +64,8 @@ static int parse_filter(const json_t *jf, unsigned idx, struct ahl_search_filter
     memset(f, 0, sizeof *f);
     f->between = !strcmp(ahl_api_str(jf, "operator"), "BETWEEN");
     if (nv != (f->between ? 2u : 1u))
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                        "searchCriteria.filters.%u.member: %s takes exactly %s", idx + 1,
-                        f->between ? "BETWEEN" : "EQUAL",
+        return ahl_fail(err, AHL_EINVAL, "searchCriteria.filters.%u.member: %s takes exactly %s",
+                        idx + 1, f->between ? "BETWEEN" : "EQUAL",
                         f->between ? "two values (lowerBound, upperBound)" : "one value");
     for (size_t i = 0; i < nv; i++) {
         const json_t *v = json_array_get(values, i);
@@ -77,12 +75,12 @@ static int parse_filter(const json_t *jf, unsigned idx, struct ahl_search_filter
             if (!strcmp(key, attr_names[k]))
                 a = k;
         if (a < 0)
-            return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+            return ahl_fail(err, AHL_EINVAL,
                             "searchCriteria.filters.%u.member.values.%zu.member: no search "
                             "attribute given",
                             idx + 1, i + 1);
         if (attr >= 0 && a != attr)
-            return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+            return ahl_fail(err, AHL_EINVAL,
                             "searchCriteria.filters.%u.member.values: both values must name the "
                             "same attribute (%s and %s)",
                             idx + 1, attr_names[attr], key);
@@ -96,7 +94,7 @@ static int parse_filter(const json_t *jf, unsigned idx, struct ahl_search_filter
         case AHL_SEARCH_STUDY_DATE_TIME:
             if (ahl_store_study_dt_key(ahl_api_str(x, "DICOMStudyDate"),
                                        ahl_api_str(x, "DICOMStudyTime"), dt[i]) < 0)
-                return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                return ahl_fail(err, AHL_EINVAL,
                                 "searchCriteria.filters.%u.member.values.%zu.member."
                                 "DICOMStudyDateAndTime: DICOMStudyDate must be YYYYMMDD and "
                                 "DICOMStudyTime HHMMSS[.FFFFFF]",
@@ -115,14 +113,14 @@ static int parse_filter(const json_t *jf, unsigned idx, struct ahl_search_filter
     if (f->between) {
         if (attr != AHL_SEARCH_CREATED_AT && attr != AHL_SEARCH_UPDATED_AT &&
             attr != AHL_SEARCH_STUDY_DATE_TIME)
-            return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+            return ahl_fail(err, AHL_EINVAL,
                             "searchCriteria.filters.%u.member: BETWEEN applies to createdAt, "
                             "updatedAt and DICOMStudyDateAndTime, not %s",
                             idx + 1, attr_names[attr]);
         bool reversed =
             attr == AHL_SEARCH_STUDY_DATE_TIME ? strcmp(dt[0], dt[1]) > 0 : f->ms[0] > f->ms[1];
         if (reversed)
-            return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+            return ahl_fail(err, AHL_EINVAL,
                             "searchCriteria.filters.%u.member: BETWEEN values must be "
                             "(lowerBound, upperBound); %s's lowerBound is after its upperBound",
                             idx + 1, attr_names[attr]);
@@ -160,7 +158,7 @@ static int token_parse(const char *pos, const char *check, int sort, struct ahl_
     if (!p2 || (size_t)(p1 - pos) != CHECK_HEX || strlen(p2 + 1) != AHL_ID_LEN)
         return BAD_TOKEN(err);
     if (memcmp(pos, check, CHECK_HEX) != 0)
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EINVAL,
                         "Invalid nextToken: it was issued for a different data store or "
                         "searchCriteria; repeat the request that returned it");
     memset(c, 0, sizeof *c);
@@ -288,8 +286,8 @@ int ahl__op_SearchImageSets(struct ahl_api_service *svc, const json_t *in,
     }
     size_t nf = json_array_size(filters);
     if (nf > AHL_SEARCH_MAX_FILTERS)
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                        "searchCriteria.filters: at most %d filters", AHL_SEARCH_MAX_FILTERS);
+        return ahl_fail(err, AHL_EINVAL, "searchCriteria.filters: at most %d filters",
+                        AHL_SEARCH_MAX_FILTERS);
     for (size_t i = 0; i < nf; i++)
         if ((rc = parse_filter(json_array_get(filters, i), (unsigned)i, &q.filters[i], keys.dt[i],
                                err)) < 0)

@@ -57,7 +57,7 @@ static int parse_arn(struct ahl_api_service *svc, const char *arn, struct resour
         memcpy(r->imageset_id, p + 10, AHL_ID_LEN);
     }
     if (strcmp(region, svc->region) != 0 || strcmp(account, svc->account_id) != 0)
-        return ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND,
+        return ahl_fail(err, AHL_ENOTFOUND,
                         "Resource %s not found: this server serves region %s, account %s", arn,
                         svc->region, svc->account_id);
     if (r->imageset_id[0])
@@ -66,7 +66,7 @@ static int parse_arn(struct ahl_api_service *svc, const char *arn, struct resour
         ahl__api_datastore_arn(svc, r->datastore_id, r->arn, sizeof r->arn);
     return 0;
 bad:
-    return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION, "Malformed resource ARN %.300s", arn);
+    return ahl_fail(err, AHL_EINVAL, "Malformed resource ARN %.300s", arn);
 }
 
 static int require_resource(struct ahl_store_tx *tx, const struct resource *r, struct ahl_err *err)
@@ -79,9 +79,8 @@ static int require_resource(struct ahl_store_tx *tx, const struct resource *r, s
         return 0;
     rc = ahl_store_imageset_get(tx, r->datastore_id, r->imageset_id, &set);
     if (rc == AHL_ENOTFOUND || (rc == 0 && !strcmp(set.state, "DELETED")))
-        return ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND,
-                        "Image set %s does not exist in data store %s", r->imageset_id,
-                        r->datastore_id);
+        return ahl_fail(err, AHL_ENOTFOUND, "Image set %s does not exist in data store %s",
+                        r->imageset_id, r->datastore_id);
     if (rc < 0)
         return ahl__api_store_fail(rc, err, "image set");
     return 0;
@@ -91,7 +90,7 @@ int ahl__api_tags_check_count(size_t total, const char *arn, struct ahl_err *err
 {
     if (total <= MAX_TAGS_PER_RESOURCE)
         return 0;
-    return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+    return ahl_fail(err, AHL_EINVAL,
                     "A resource may carry at most %d tags; this request would leave %zu on %s",
                     MAX_TAGS_PER_RESOURCE, total, arn);
 }
@@ -112,7 +111,7 @@ int ahl__op_TagResource(struct ahl_api_service *svc, const json_t *in, struct ah
     (void)resp;
 
     if (!current)
-        return ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     if ((rc = parse_arn(svc, ahl_api_str(in, "resourceArn"), &r, err)) < 0)
         goto out;
     if ((rc = ahl_store_begin(svc->store, true, &tx)) < 0) {
@@ -194,7 +193,7 @@ int ahl__op_ListTagsForResource(struct ahl_api_service *svc, const json_t *in,
     int rc;
 
     if (!tags || ahl__api_set(resp->json, "tags", tags) < 0)
-        return ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     if ((rc = parse_arn(svc, ahl_api_str(in, "resourceArn"), &r, err)) < 0)
         return rc;
     if ((rc = ahl_store_begin(svc->store, false, &tx)) < 0)

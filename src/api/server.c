@@ -305,7 +305,7 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, struct request *r
 static enum MHD_Result send_err(struct MHD_Connection *conn, struct request *rq,
                                 const struct ahl_err *err)
 {
-    const char *type = err->aws_type ? err->aws_type : ahl_err_default_aws_type(err->code);
+    const char *type = ahl_api_error_type(err);
     int status = ahl_api_error_status(type);
     if (status >= 500)
         ahl_error("request %s: %s: %s", rq->request_id, type, err->msg);
@@ -396,12 +396,12 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
         };
         struct ahl_sigv4_result sres;
         if (ahl_sigv4_verify(&srv->verifier, &sreq, ahl_now_ms() / 1000, &sres, &err, NULL) < 0) {
-            const char *type = err.aws_type ? err.aws_type : AHL_SIGV4_AWS_INVALID;
-            ret = send_error(conn, rq, ahl_sigv4_error_status(&err), type, err.msg);
+            const char *type = ahl_api_auth_error_type(&err);
+            ret = send_error(conn, rq, ahl_api_error_status(type), type, err.msg);
             goto out;
         }
     } else if (rq->body_hash_to_check[0] && strcasecmp(rq->body_hash_to_check, body_hash) != 0) {
-        ret = send_error(conn, rq, 403, AHL_SIGV4_AWS_INVALID,
+        ret = send_error(conn, rq, 403, AHL_AWS_INVALID_SIGNATURE,
                          "The provided 'x-amz-content-sha256' header does not match what was "
                          "computed.");
         goto out;
@@ -437,7 +437,7 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
     resp.accept = codec_header(conn, MHD_HTTP_HEADER_ACCEPT);
     resp.json = json_object();
     if (!resp.json) {
-        ahl_fail(&err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory");
+        ahl_fail(&err, AHL_ENOMEM, "out of memory");
         ret = send_err(conn, rq, &err);
         goto out;
     }
@@ -465,7 +465,7 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
         ahl_buf_init(&out, AHL_BUF_UNLIMITED);
         if (ahl_json_write(resp.json, &out) < 0) {
             ahl_buf_release(&out);
-            ahl_fail(&err, AHL_ENOMEM, AHL_AWS_INTERNAL, "could not encode the response");
+            ahl_fail(&err, AHL_ENOMEM, "could not encode the response");
             ret = send_err(conn, rq, &err);
             goto out;
         }
@@ -577,8 +577,8 @@ static void admit(struct MHD_Connection *conn, struct request *rq, const char *m
     struct ahl_sigv4_result sres;
     ahl_err_clear(&err);
     if (ahl_sigv4_verify(&srv->verifier, &sreq, ahl_now_ms() / 1000, &sres, &err, NULL) < 0) {
-        set_early(rq, ahl_sigv4_error_status(&err),
-                  err.aws_type ? err.aws_type : AHL_SIGV4_AWS_INVALID, err.msg);
+        const char *type = ahl_api_auth_error_type(&err);
+        set_early(rq, ahl_api_error_status(type), type, err.msg);
         if (length > REJECT_DRAIN)
             rq->close_after = 1;
         return;
@@ -863,7 +863,7 @@ static int fit_connection_limit(unsigned *max_conns, struct ahl_err *err)
     }
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
         if (rl.rlim_cur < reserve + 3 * 16)
-            return ahl_fail(err, AHL_EINVAL, NULL,
+            return ahl_fail(err, AHL_EINVAL,
                             "the open-file limit (%llu) is too low to serve; raise ulimit -n",
                             (unsigned long long)rl.rlim_cur);
         unsigned fit = (unsigned)((rl.rlim_cur - reserve) / 3);
@@ -885,14 +885,14 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
 
     *out = NULL;
     if (!srv)
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     srv->svc.meta = meta;
     srv->svc.store = ahl_meta_store(meta);
     if (ahl_store_strset(srv->svc.region, sizeof srv->svc.region, cfg->region) < 0 ||
         ahl_store_strset(srv->svc.account_id, sizeof srv->svc.account_id, cfg->account_id) < 0 ||
         ahl_store_strset(srv->svc.s3_root, sizeof srv->svc.s3_root, cfg->s3_root) < 0 ||
         ahl_store_strset(srv->svc.s3_endpoint, sizeof srv->svc.s3_endpoint, cfg->s3_endpoint) < 0) {
-        rc = ahl_fail(err, AHL_EINVAL, NULL, "region, account id or S3 setting too long");
+        rc = ahl_fail(err, AHL_EINVAL, "region, account id or S3 setting too long");
         goto fail;
     }
     if (cfg->credentials)
@@ -902,13 +902,13 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
     if (cfg->data_dir) {
         char root[1100];
         if (ahl_store_strset(srv->svc.data_dir, sizeof srv->svc.data_dir, cfg->data_dir) < 0) {
-            rc = ahl_fail(err, AHL_EINVAL, NULL, "data directory path too long");
+            rc = ahl_fail(err, AHL_EINVAL, "data directory path too long");
             goto fail;
         }
         /* Responses spooled to disk (GetImageSetMetadata) go to DATA_DIR/tmp. */
         snprintf(root, sizeof root, "%s/tmp", cfg->data_dir);
         if (mkdir(root, 0700) < 0 && errno != EEXIST) {
-            rc = ahl_fail(err, AHL_EIO, NULL, "cannot create %s: %s", root, strerror(errno));
+            rc = ahl_fail(err, AHL_EIO, "cannot create %s: %s", root, strerror(errno));
             goto fail;
         }
         snprintf(root, sizeof root, "%s/frames", cfg->data_dir);
@@ -927,7 +927,7 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
         .secret_ctx = &srv->creds,
     };
     if ((rc = ahl_sigv4_verifier_init(&srv->verifier, &scfg)) < 0) {
-        ahl_fail(err, rc, NULL, "cannot set up SigV4 verification");
+        ahl_fail(err, rc, "cannot set up SigV4 verification");
         goto fail;
     }
     srv->verifier_ready = 1;
@@ -937,8 +937,8 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
     hints.ai_flags = AI_PASSIVE;
     snprintf(port, sizeof port, "%u", (unsigned)cfg->port);
     if ((rc = getaddrinfo(cfg->listen_host, port, &hints, &ai)) != 0) {
-        rc = ahl_fail(err, AHL_EINVAL, NULL, "cannot resolve listen address %s: %s",
-                      cfg->listen_host, gai_strerror(rc));
+        rc = ahl_fail(err, AHL_EINVAL, "cannot resolve listen address %s: %s", cfg->listen_host,
+                      gai_strerror(rc));
         goto fail;
     }
     unsigned workers = cfg->workers;
@@ -974,7 +974,7 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
     pthread_cond_init(&srv->reaper_wake, NULL);
     srv->locks_ready = 1;
     if (pthread_create(&srv->reaper, NULL, reaper_main, srv) != 0) {
-        rc = ahl_fail(err, AHL_EIO, NULL, "cannot start the connection reaper thread");
+        rc = ahl_fail(err, AHL_EIO, "cannot start the connection reaper thread");
         goto fail;
     }
     srv->reaper_running = 1;
@@ -993,8 +993,8 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)128 * 1024, MHD_OPTION_END);
     if (!srv->daemon) {
-        rc = ahl_fail(err, AHL_EIO, NULL, "cannot listen on %s:%u (address in use?)",
-                      cfg->listen_host, (unsigned)cfg->port);
+        rc = ahl_fail(err, AHL_EIO, "cannot listen on %s:%u (address in use?)", cfg->listen_host,
+                      (unsigned)cfg->port);
         goto fail;
     }
     ahl_info("http: at most %u connections, %u per client address%s; headers within %us, idle "

@@ -233,28 +233,29 @@ static int canonical_headers(const char *signed_headers, ahl_sigv4_header_fn hea
     const char *p = signed_headers;
     size_t total = strlen(signed_headers);
     if (total == 0 || total > AHL_SIGV4_MAX_SIGNED_HEADERS)
-        return ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
-                        "SignedHeaders must list between 1 and %d bytes of header names",
-                        AHL_SIGV4_MAX_SIGNED_HEADERS);
+        return ahl_fail_detail(err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE,
+                               "SignedHeaders must list between 1 and %d bytes of header names",
+                               AHL_SIGV4_MAX_SIGNED_HEADERS);
     for (;;) {
         const char *semi = strchr(p, ';');
         size_t len = semi ? (size_t)(semi - p) : strlen(p);
         for (size_t i = 0; i < len; i++) {
             if (!is_header_name_char(p[i]))
-                return ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
-                                "SignedHeaders '%s' must hold lower-case header names separated "
-                                "by ';'",
-                                signed_headers);
+                return ahl_fail_detail(
+                    err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE,
+                    "SignedHeaders '%s' must hold lower-case header names separated "
+                    "by ';'",
+                    signed_headers);
         }
         if (len == 0)
-            return ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
-                            "SignedHeaders '%s' has an empty header name", signed_headers);
+            return ahl_fail_detail(err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE,
+                                   "SignedHeaders '%s' has an empty header name", signed_headers);
         memcpy(name, p, len);
         name[len] = '\0';
         if (prev[0] && strcmp(prev, name) >= 0)
-            return ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
-                            "SignedHeaders '%s' must be sorted and without repeats",
-                            signed_headers);
+            return ahl_fail_detail(err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE,
+                                   "SignedHeaders '%s' must be sorted and without repeats",
+                                   signed_headers);
         int rc;
         if ((rc = ahl_buf_add(out, name, len)) < 0 || (rc = ahl_buf_addc(out, ':')) < 0)
             return rc;
@@ -266,8 +267,9 @@ static int canonical_headers(const char *signed_headers, ahl_sigv4_header_fn hea
             nth++;
         }
         if (nth == 0)
-            return ahl_fail(err, AHL_ENOTFOUND, AHL_SIGV4_AWS_INVALID,
-                            "SignedHeaders lists '%s' but the request has no such header", name);
+            return ahl_fail_detail(err, AHL_ENOTFOUND, AHL_SIGV4_FAIL_INVALID,
+                                   "SignedHeaders lists '%s' but the request has no such header",
+                                   name);
         if ((rc = ahl_buf_addc(out, '\n')) < 0)
             return rc;
         memcpy(prev, name, len + 1);
@@ -440,10 +442,11 @@ static int parse_credential(const char *s, size_t n, struct ahl_sigv4_auth *auth
     if (date_len != 8 || digits(date, 8, &ignored) || region_len == 0 || service_len == 0)
         goto bad;
     if (term_len != 12 || memcmp(term, "aws4_request", 12) != 0)
-        return ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
-                        "Credential should be scoped with a valid terminator: 'aws4_request', "
-                        "not '%.*s'.",
-                        (int)(term_len > 64 ? 64 : term_len), term);
+        return ahl_fail_detail(
+            err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE,
+            "Credential should be scoped with a valid terminator: 'aws4_request', "
+            "not '%.*s'.",
+            (int)(term_len > 64 ? 64 : term_len), term);
     if (copy_bounded(auth->access_key, sizeof auth->access_key, s, (size_t)(slash[3] - s)) ||
         copy_bounded(auth->scope_date, sizeof auth->scope_date, date, 8) ||
         copy_bounded(auth->region, sizeof auth->region, region, region_len) ||
@@ -451,10 +454,10 @@ static int parse_credential(const char *s, size_t n, struct ahl_sigv4_auth *auth
         goto bad;
     return 0;
 bad:
-    return ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
-                    "Credential must have exactly 5 slash-delimited elements, e.g. "
-                    "keyid/date/region/service/term, got '%.*s'",
-                    (int)(n > 200 ? 200 : n), s);
+    return ahl_fail_detail(err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE,
+                           "Credential must have exactly 5 slash-delimited elements, e.g. "
+                           "keyid/date/region/service/term, got '%.*s'",
+                           (int)(n > 200 ? 200 : n), s);
 }
 
 /* Checks that s is 64 hex digits and stores it in lower case. */
@@ -467,9 +470,9 @@ static int parse_signature(const char *s, size_t n, struct ahl_sigv4_auth *auth,
     ahl_hex_encode(raw, sizeof raw, auth->signature);
     return 0;
 bad:
-    return ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
-                    "Signature must be %d hexadecimal digits, got %zu characters",
-                    AHL_SHA256_HEX_LEN, n);
+    return ahl_fail_detail(err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE,
+                           "Signature must be %d hexadecimal digits, got %zu characters",
+                           AHL_SHA256_HEX_LEN, n);
 }
 
 static void auth_clear(struct ahl_sigv4_auth *auth)
@@ -490,10 +493,10 @@ int ahl_sigv4_parse_authorization(const char *value, struct ahl_sigv4_auth *auth
         value++;
     if (strncmp(value, AHL_SIGV4_ALGORITHM, alen) != 0 || !is_blank(value[alen])) {
         size_t w = strcspn(value, " \t");
-        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_SIGV4_AWS_INCOMPLETE,
-                        "Authorization header uses the unsupported scheme '%.*s'; only "
-                        "AWS4-HMAC-SHA256 is accepted",
-                        (int)(w > 64 ? 64 : w), value);
+        return ahl_fail_detail(err, AHL_EUNSUPPORTED, AHL_SIGV4_FAIL_INCOMPLETE,
+                               "Authorization header uses the unsupported scheme '%.*s'; only "
+                               "AWS4-HMAC-SHA256 is accepted",
+                               (int)(w > 64 ? 64 : w), value);
     }
     const char *p = value + alen;
     int have_cred = 0, have_sh = 0, have_sig = 0;
@@ -509,10 +512,10 @@ int ahl_sigv4_parse_authorization(const char *value, struct ahl_sigv4_auth *auth
             tl--;
         const char *eq = memchr(p, '=', tl);
         if (!eq)
-            return ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
-                            "'%.*s' not a valid key=value pair (missing equal-sign) in "
-                            "Authorization header",
-                            (int)(tl > 100 ? 100 : tl), p);
+            return ahl_fail_detail(err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE,
+                                   "'%.*s' not a valid key=value pair (missing equal-sign) in "
+                                   "Authorization header",
+                                   (int)(tl > 100 ? 100 : tl), p);
         size_t klen = (size_t)(eq - p), vlen = tl - klen - 1;
         const char *v = eq + 1;
         int *seen = NULL;
@@ -524,9 +527,9 @@ int ahl_sigv4_parse_authorization(const char *value, struct ahl_sigv4_auth *auth
             seen = &have_sh;
             if (!*seen &&
                 copy_bounded(auth->signed_headers, sizeof auth->signed_headers, v, vlen) < 0)
-                return ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
-                                "SignedHeaders is longer than %d bytes",
-                                AHL_SIGV4_MAX_SIGNED_HEADERS);
+                return ahl_fail_detail(err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE,
+                                       "SignedHeaders is longer than %d bytes",
+                                       AHL_SIGV4_MAX_SIGNED_HEADERS);
         } else if (klen == 9 && memcmp(p, "Signature", 9) == 0) {
             seen = &have_sig;
             if (!*seen && (rc = parse_signature(v, vlen, auth, err)) < 0)
@@ -535,17 +538,19 @@ int ahl_sigv4_parse_authorization(const char *value, struct ahl_sigv4_auth *auth
         /* Unknown keys are ignored, as AWS does. */
         if (seen) {
             if (*seen)
-                return ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
-                                "Authorization header repeats the '%.*s' parameter", (int)klen, p);
+                return ahl_fail_detail(err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE,
+                                       "Authorization header repeats the '%.*s' parameter",
+                                       (int)klen, p);
             *seen = 1;
         }
         p += len;
     }
     if (!have_cred || !have_sh || !have_sig) {
-        return ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE, "%s%s%s",
-                        have_cred ? "" : "Authorization header requires 'Credential' parameter. ",
-                        have_sig ? "" : "Authorization header requires 'Signature' parameter. ",
-                        have_sh ? "" : "Authorization header requires 'SignedHeaders' parameter. ");
+        return ahl_fail_detail(
+            err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE, "%s%s%s",
+            have_cred ? "" : "Authorization header requires 'Credential' parameter. ",
+            have_sig ? "" : "Authorization header requires 'Signature' parameter. ",
+            have_sh ? "" : "Authorization header requires 'SignedHeaders' parameter. ");
     }
     return 0;
 }
@@ -575,9 +580,9 @@ int ahl_sigv4_parse_presigned(const char *query, size_t n, struct ahl_sigv4_auth
         if (nlen >= 6 && (query[i] == 'X' || query[i] == 'x')) {
             ahl_buf_reset(&name);
             if (ahl_percent_decode(query + i, nlen, &name) < 0) {
-                rc = ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
-                              "query parameter name '%.*s' has a bad %%-escape",
-                              (int)(nlen > 64 ? 64 : nlen), query + i);
+                rc = ahl_fail_detail(err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE,
+                                     "query parameter name '%.*s' has a bad %%-escape",
+                                     (int)(nlen > 64 ? 64 : nlen), query + i);
                 goto out;
             }
             int k = 0;
@@ -587,15 +592,15 @@ int ahl_sigv4_parse_presigned(const char *query, size_t n, struct ahl_sigv4_auth
                 ahl_buf_reset(&val);
                 size_t vlen = eq ? j - (size_t)(eq + 1 - query) : 0;
                 if (seen[k]) {
-                    rc = ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
-                                  "query parameter %s appears more than once", names[k]);
+                    rc = ahl_fail_detail(err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE,
+                                         "query parameter %s appears more than once", names[k]);
                     goto out;
                 }
                 seen[k] = 1;
                 if ((rc = ahl_percent_decode(eq ? eq + 1 : "", vlen, &val)) < 0) {
-                    rc = ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
-                                  "query parameter %s is %s", names[k],
-                                  rc == AHL_EPARSE ? "not validly %-encoded" : "too long");
+                    rc = ahl_fail_detail(err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE,
+                                         "query parameter %s is %s", names[k],
+                                         rc == AHL_EPARSE ? "not validly %-encoded" : "too long");
                     goto out;
                 }
                 const char *v = val.data;
@@ -604,8 +609,8 @@ int ahl_sigv4_parse_presigned(const char *query, size_t n, struct ahl_sigv4_auth
                 switch (k) {
                 case ALG:
                     if (strcmp(v, AHL_SIGV4_ALGORITHM) != 0) {
-                        rc = ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
-                                      "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"");
+                        rc = ahl_fail_detail(err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE,
+                                             "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"");
                         goto out;
                     }
                     break;
@@ -624,9 +629,10 @@ int ahl_sigv4_parse_presigned(const char *query, size_t n, struct ahl_sigv4_auth
                         e = e * 10 + (v[q] - '0');
                     }
                     if (bad || e < 1 || e > AHL_SIGV4_MAX_EXPIRES) {
-                        rc = ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
-                                      "X-Amz-Expires must be a number of seconds from 1 to %d",
-                                      AHL_SIGV4_MAX_EXPIRES);
+                        rc = ahl_fail_detail(
+                            err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE,
+                            "X-Amz-Expires must be a number of seconds from 1 to %d",
+                            AHL_SIGV4_MAX_EXPIRES);
                         goto out;
                     }
                     auth->expires = e;
@@ -644,8 +650,8 @@ int ahl_sigv4_parse_presigned(const char *query, size_t n, struct ahl_sigv4_auth
                     break;
                 }
                 if (bad) {
-                    rc = ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
-                                  "query parameter %s is too long", names[k]);
+                    rc = ahl_fail_detail(err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE,
+                                         "query parameter %s is too long", names[k]);
                     goto out;
                 }
             }
@@ -658,10 +664,10 @@ int ahl_sigv4_parse_presigned(const char *query, size_t n, struct ahl_sigv4_auth
     }
     for (int k = CRED; k <= SIG; k++) {
         if (!seen[k] && k != EXPIRES) {
-            rc = ahl_fail(err, AHL_EPARSE, AHL_SIGV4_AWS_INCOMPLETE,
-                          "AWS query-string parameters must include '%s'. Re-examine the "
-                          "query-string parameters.",
-                          names[k]);
+            rc = ahl_fail_detail(err, AHL_EPARSE, AHL_SIGV4_FAIL_INCOMPLETE,
+                                 "AWS query-string parameters must include '%s'. Re-examine the "
+                                 "query-string parameters.",
+                                 names[k]);
             goto out;
         }
     }
@@ -669,19 +675,6 @@ out:
     ahl_buf_release(&name);
     ahl_buf_release(&val);
     return rc;
-}
-
-int ahl_sigv4_error_status(const struct ahl_err *err)
-{
-    if (!err || !err->aws_type)
-        return 500;
-    if (strcmp(err->aws_type, AHL_SIGV4_AWS_INCOMPLETE) == 0)
-        return 400;
-    if (strcmp(err->aws_type, AHL_SIGV4_AWS_MISSING) == 0 ||
-        strcmp(err->aws_type, AHL_SIGV4_AWS_UNRECOGNIZED) == 0 ||
-        strcmp(err->aws_type, AHL_SIGV4_AWS_INVALID) == 0)
-        return 403;
-    return 500;
 }
 
 int ahl_sigv4_verifier_init(struct ahl_sigv4_verifier *v, const struct ahl_sigv4_config *cfg)
@@ -758,7 +751,7 @@ static int payload_hash(const struct ahl_sigv4_verifier *v, const struct ahl_sig
                             ? AHL_SIGV4_UNSIGNED_PAYLOAD
                             : rq->body_sha256_hex;
         if (!h)
-            return ahl_fail(err, AHL_EINVAL, AHL_AWS_INTERNAL,
+            return ahl_fail(err, AHL_EINVAL,
                             "the body must be hashed before a request without "
                             "x-amz-content-sha256 can be verified");
         snprintf(out, AHL_SHA256_HEX_LEN + 40, "%s", h);
@@ -766,27 +759,28 @@ static int payload_hash(const struct ahl_sigv4_verifier *v, const struct ahl_sig
     }
     if (strcmp(x, AHL_SIGV4_UNSIGNED_PAYLOAD) == 0) {
         if (!v->cfg.allow_unsigned_payload && !presigned)
-            return ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INVALID,
-                            "x-amz-content-sha256: UNSIGNED-PAYLOAD is not accepted by this "
-                            "service; sign the payload");
+            return ahl_fail_detail(err, AHL_EAUTH, AHL_SIGV4_FAIL_INVALID,
+                                   "x-amz-content-sha256: UNSIGNED-PAYLOAD is not accepted by this "
+                                   "service; sign the payload");
     } else if (strcmp(x, AHL_SIGV4_STREAMING_PAYLOAD) == 0) {
         if (!v->cfg.allow_streaming_payload)
-            return ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INVALID,
-                            "x-amz-content-sha256: " AHL_SIGV4_STREAMING_PAYLOAD
-                            " is not accepted by this service; sign the payload");
+            return ahl_fail_detail(err, AHL_EAUTH, AHL_SIGV4_FAIL_INVALID,
+                                   "x-amz-content-sha256: " AHL_SIGV4_STREAMING_PAYLOAD
+                                   " is not accepted by this service; sign the payload");
     } else if (is_hex64(x)) {
         if (rq->body_sha256_hex) {
             if (strcasecmp(x, rq->body_sha256_hex) != 0)
-                return ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INVALID,
-                                "The provided 'x-amz-content-sha256' header does not match what "
-                                "was computed.");
+                return ahl_fail_detail(
+                    err, AHL_EAUTH, AHL_SIGV4_FAIL_INVALID,
+                    "The provided 'x-amz-content-sha256' header does not match what "
+                    "was computed.");
         } else {
             memcpy(res->body_hash_to_check, x, AHL_SHA256_HEX_LEN + 1);
         }
     } else {
-        return ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INCOMPLETE,
-                        "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, "
-                        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD, or a valid sha256 value.");
+        return ahl_fail_detail(err, AHL_EAUTH, AHL_SIGV4_FAIL_INCOMPLETE,
+                               "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, "
+                               "STREAMING-AWS4-HMAC-SHA256-PAYLOAD, or a valid sha256 value.");
     }
     snprintf(out, AHL_SHA256_HEX_LEN + 40, "%s", x);
     return 0;
@@ -798,41 +792,43 @@ static int check_time(const struct ahl_sigv4_verifier *v, const struct ahl_sigv4
 {
     int64_t t;
     if (ahl_sigv4_parse_time(amz_date, &t) < 0)
-        return ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INCOMPLETE,
-                        "Date must be in ISO-8601 'basic format'. Got '%.32s'. See "
-                        "http://en.wikipedia.org/wiki/ISO_8601",
-                        amz_date);
+        return ahl_fail_detail(err, AHL_EAUTH, AHL_SIGV4_FAIL_INCOMPLETE,
+                               "Date must be in ISO-8601 'basic format'. Got '%.32s'. See "
+                               "http://en.wikipedia.org/wiki/ISO_8601",
+                               amz_date);
     if (memcmp(auth->scope_date, amz_date, 8) != 0)
-        return ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INVALID,
-                        "Date in Credential scope does not match YYYYMMDD from ISO-8601 version "
-                        "of date from HTTP: '%s' != '%.8s', from '%s'.",
-                        auth->scope_date, amz_date, amz_date);
+        return ahl_fail_detail(
+            err, AHL_EAUTH, AHL_SIGV4_FAIL_INVALID,
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version "
+            "of date from HTTP: '%s' != '%.8s', from '%s'.",
+            auth->scope_date, amz_date, amz_date);
     int64_t skew = v->cfg.max_skew_s;
     char a[17], b[17], c[17];
     if (t > now_s + skew) {
         ahl_sigv4_format_time(now_s + skew, b);
         ahl_sigv4_format_time(now_s, c);
-        return ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INVALID,
-                        "Signature not yet current: %s is still later than %s (%s + %lld min.)",
-                        amz_date, b, c, (long long)(skew / 60));
+        return ahl_fail_detail(
+            err, AHL_EAUTH, AHL_SIGV4_FAIL_INVALID,
+            "Signature not yet current: %s is still later than %s (%s + %lld min.)", amz_date, b, c,
+            (long long)(skew / 60));
     }
     if (auth->presigned && auth->expires >= 0) {
         if (now_s > t + auth->expires) {
             ahl_sigv4_format_time(t + auth->expires, a);
             ahl_sigv4_format_time(now_s, c);
-            return ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INVALID,
-                            "Signature expired: %s is now earlier than %s (X-Amz-Date %s + "
-                            "X-Amz-Expires %lld sec.)",
-                            a, c, amz_date, (long long)auth->expires);
+            return ahl_fail_detail(err, AHL_EAUTH, AHL_SIGV4_FAIL_INVALID,
+                                   "Signature expired: %s is now earlier than %s (X-Amz-Date %s + "
+                                   "X-Amz-Expires %lld sec.)",
+                                   a, c, amz_date, (long long)auth->expires);
         }
         return 0;
     }
     if (t < now_s - skew) {
         ahl_sigv4_format_time(now_s - skew, b);
         ahl_sigv4_format_time(now_s, c);
-        return ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INVALID,
-                        "Signature expired: %s is now earlier than %s (%s - %lld min.)", amz_date,
-                        b, c, (long long)(skew / 60));
+        return ahl_fail_detail(err, AHL_EAUTH, AHL_SIGV4_FAIL_INVALID,
+                               "Signature expired: %s is now earlier than %s (%s - %lld min.)",
+                               amz_date, b, c, (long long)(skew / 60));
     }
     return 0;
 }
@@ -877,21 +873,23 @@ int ahl_sigv4_verify(struct ahl_sigv4_verifier *v, const struct ahl_sigv4_reques
         /* Header values live only until the next lookup: copy what is needed later. */
         const char *d = rq->header(rq->header_ctx, "x-amz-date", 0);
         if (!d) {
-            rc = ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INCOMPLETE,
-                          "Authorization header requires existence of a 'X-Amz-Date' header.");
+            rc = ahl_fail_detail(
+                err, AHL_EAUTH, AHL_SIGV4_FAIL_INCOMPLETE,
+                "Authorization header requires existence of a 'X-Amz-Date' header.");
             goto out;
         }
         if (copy_bounded(auth.amz_date, sizeof auth.amz_date, d, strlen(d)) < 0) {
-            rc = ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INCOMPLETE,
-                          "Date must be in ISO-8601 'basic format'. Got '%.32s'. See "
-                          "http://en.wikipedia.org/wiki/ISO_8601",
-                          d);
+            rc = ahl_fail_detail(err, AHL_EAUTH, AHL_SIGV4_FAIL_INCOMPLETE,
+                                 "Date must be in ISO-8601 'basic format'. Got '%.32s'. See "
+                                 "http://en.wikipedia.org/wiki/ISO_8601",
+                                 d);
             goto out;
         }
         const char *t = rq->header(rq->header_ctx, "x-amz-security-token", 0);
         if (t && copy_bounded(auth.security_token, sizeof auth.security_token, t, strlen(t)) < 0) {
-            rc = ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INCOMPLETE,
-                          "x-amz-security-token is longer than %d bytes", AHL_SIGV4_MAX_TOKEN);
+            rc = ahl_fail_detail(err, AHL_EAUTH, AHL_SIGV4_FAIL_INCOMPLETE,
+                                 "x-amz-security-token is longer than %d bytes",
+                                 AHL_SIGV4_MAX_TOKEN);
             goto out;
         }
         amz_date = auth.amz_date;
@@ -899,8 +897,8 @@ int ahl_sigv4_verify(struct ahl_sigv4_verifier *v, const struct ahl_sigv4_reques
     } else {
         rc = ahl_sigv4_parse_presigned(rq->query, rq->query ? rq->query_len : 0, &auth, err);
         if (rc == AHL_ENOTFOUND) {
-            rc = ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_MISSING,
-                          "Request is missing Authentication Token");
+            rc = ahl_fail_detail(err, AHL_EAUTH, AHL_SIGV4_FAIL_MISSING,
+                                 "Request is missing Authentication Token");
             goto out;
         }
         if (rc < 0)
@@ -911,13 +909,15 @@ int ahl_sigv4_verify(struct ahl_sigv4_verifier *v, const struct ahl_sigv4_reques
     res->presigned = auth.presigned;
 
     if (strcmp(auth.service, v->cfg.service) != 0) {
-        rc = ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INVALID,
-                      "Credential should be scoped to correct service: '%s'. ", v->cfg.service);
+        rc = ahl_fail_detail(err, AHL_EAUTH, AHL_SIGV4_FAIL_INVALID,
+                             "Credential should be scoped to correct service: '%s'. ",
+                             v->cfg.service);
         goto out;
     }
     if (v->cfg.region && strcmp(auth.region, v->cfg.region) != 0) {
-        rc = ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INVALID,
-                      "Credential should be scoped to a valid region, not '%s'. ", auth.region);
+        rc = ahl_fail_detail(err, AHL_EAUTH, AHL_SIGV4_FAIL_INVALID,
+                             "Credential should be scoped to a valid region, not '%s'. ",
+                             auth.region);
         goto out;
     }
     if ((rc = check_time(v, &auth, amz_date, now_s, err)) < 0)
@@ -925,12 +925,12 @@ int ahl_sigv4_verify(struct ahl_sigv4_verifier *v, const struct ahl_sigv4_reques
 
     rc = v->cfg.secret(v->cfg.secret_ctx, auth.access_key, token, secret, sizeof secret);
     if (rc == AHL_ENOTFOUND || rc == AHL_EDENIED) {
-        rc = ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_UNRECOGNIZED,
-                      "The security token included in the request is invalid.");
+        rc = ahl_fail_detail(err, AHL_EAUTH, AHL_SIGV4_FAIL_UNRECOGNIZED,
+                             "The security token included in the request is invalid.");
         goto out;
     }
     if (rc < 0) {
-        rc = ahl_fail(err, rc, AHL_AWS_INTERNAL, "credential lookup failed: %s", ahl_strerror(rc));
+        rc = ahl_fail(err, rc, "credential lookup failed: %s", ahl_strerror(rc));
         goto out;
     }
     memcpy(res->access_key, auth.access_key, sizeof res->access_key);
@@ -948,8 +948,8 @@ int ahl_sigv4_verify(struct ahl_sigv4_verifier *v, const struct ahl_sigv4_reques
         goto toobig;
     rc = ahl_sigv4_canonical_query(rq->query, rq->query ? rq->query_len : 0, auth.presigned, &cr);
     if (rc == AHL_EPARSE) {
-        rc = ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INCOMPLETE,
-                      "the query string has a bad %%-escape");
+        rc = ahl_fail_detail(err, AHL_EAUTH, AHL_SIGV4_FAIL_INCOMPLETE,
+                             "the query string has a bad %%-escape");
         goto out;
     }
     if (rc < 0 || (rc = ahl_buf_addc(&cr, '\n')) < 0)
@@ -960,8 +960,9 @@ int ahl_sigv4_verify(struct ahl_sigv4_verifier *v, const struct ahl_sigv4_reques
     if (rc < 0)
         goto toobig;
     if (!list_has(auth.signed_headers, "host")) {
-        rc = ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INVALID,
-                      "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
+        rc = ahl_fail_detail(
+            err, AHL_EAUTH, AHL_SIGV4_FAIL_INVALID,
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
         goto out;
     }
     if ((rc = ahl_buf_addf(&cr, "\n%s\n%s", auth.signed_headers, hash)) < 0)
@@ -977,18 +978,18 @@ int ahl_sigv4_verify(struct ahl_sigv4_verifier *v, const struct ahl_sigv4_reques
     cached_signing_key(v, &auth, secret, key);
     ahl_sigv4_signature(key, sts.data, sts.len, sig);
     if (ahl_memeq_ct(sig, auth.signature, AHL_SHA256_HEX_LEN) != 0) {
-        rc = ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INVALID, SIGNATURE_MISMATCH);
+        rc = ahl_fail_detail(err, AHL_EAUTH, AHL_SIGV4_FAIL_INVALID, SIGNATURE_MISMATCH);
         goto out;
     }
     rc = 0;
     goto out;
 toobig:
     if (rc == AHL_ETOOBIG)
-        rc = ahl_fail(err, AHL_EAUTH, AHL_SIGV4_AWS_INCOMPLETE,
-                      "the request's path, query and signed headers exceed %d bytes",
-                      AHL_SIGV4_MAX_CANONICAL);
+        rc = ahl_fail_detail(err, AHL_EAUTH, AHL_SIGV4_FAIL_INCOMPLETE,
+                             "the request's path, query and signed headers exceed %d bytes",
+                             AHL_SIGV4_MAX_CANONICAL);
     else
-        rc = ahl_fail(err, rc, AHL_AWS_INTERNAL, "%s", ahl_strerror(rc));
+        rc = ahl_fail(err, rc, "%s", ahl_strerror(rc));
 out : {
     volatile char *wipe = secret;
     for (size_t i = 0; i < sizeof secret; i++)

@@ -35,13 +35,15 @@
  *     struct ahl_sigv4_result res;
  *     struct ahl_err err;
  *     if (ahl_sigv4_verify(&v, &rq, now_s, &res, &err) < 0)
- *         reply(ahl_sigv4_error_status(&err), err.aws_type, err.msg);
+ *         reply(err.detail, err.msg);    // the API names the failure kind (api/codec.h)
  *     ...
  *     ahl_sigv4_verifier_release(&v);
  *
  * Errors from ahl_sigv4_verify are AHL_EAUTH (or AHL_ENOMEM/AHL_ETOOBIG/AHL_EINVAL) with
- * err->aws_type set to one of the AHL_SIGV4_AWS_* types below and a message worded as AWS words it;
- * the HTTP status to send is ahl_sigv4_error_status(). The signature compare is constant-time.
+ * err->detail set to one of the enum ahl_sigv4_failure kinds below and a message worded as AWS
+ * words it; a failure with detail 0 is the server's own (memory, credential lookup). The AWS error
+ * type and HTTP status for each kind are the API's to choose. The signature compare is
+ * constant-time.
  *
  * Invariants: nothing here keeps pointers into the caller's request after a call returns; the
  * verifier's signing-key cache is guarded by a mutex, so one verifier serves many threads. All
@@ -59,11 +61,13 @@
 #include "base/codec.h"
 #include "base/err.h"
 
-/* AWS error types for authentication failures (the JSON services' names). */
-#define AHL_SIGV4_AWS_MISSING "MissingAuthenticationTokenException" /* 403: no auth at all */
-#define AHL_SIGV4_AWS_INCOMPLETE "IncompleteSignatureException"     /* 400: malformed auth */
-#define AHL_SIGV4_AWS_UNRECOGNIZED "UnrecognizedClientException"    /* 403: unknown key/token */
-#define AHL_SIGV4_AWS_INVALID "InvalidSignatureException" /* 403: mismatch, expired, bad scope */
+/* The kinds of authentication failure, left in struct ahl_err's detail. */
+enum ahl_sigv4_failure {
+    AHL_SIGV4_FAIL_MISSING = 1,  /* no authentication at all */
+    AHL_SIGV4_FAIL_INCOMPLETE,   /* malformed authentication */
+    AHL_SIGV4_FAIL_UNRECOGNIZED, /* unknown access key or token */
+    AHL_SIGV4_FAIL_INVALID,      /* signature mismatch, expired, bad scope */
+};
 
 #define AHL_SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
 #define AHL_SIGV4_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
@@ -243,17 +247,14 @@ int ahl_sigv4_verifier_init(struct ahl_sigv4_verifier *v, const struct ahl_sigv4
 void ahl_sigv4_verifier_release(struct ahl_sigv4_verifier *v);
 
 /* Verifies one request at wall-clock time now_s (epoch seconds). 0 when the signature is good;
- * otherwise AHL_EAUTH with err set (type AHL_SIGV4_AWS_*, message as AWS words it), or AHL_ENOMEM /
- * AHL_ETOOBIG / AHL_EINVAL (caller error, e.g. no body hash and no x-amz-content-sha256).
- * debug_canonical, if not NULL, receives the canonical request the server computed, for debug logs
- * only: unlike some AWS services we never send it to a client that failed to authenticate. */
+ * otherwise AHL_EAUTH with err set (detail an AHL_SIGV4_FAIL_* kind, message as AWS words it), or
+ * AHL_ENOMEM / AHL_ETOOBIG / AHL_EINVAL (caller error, e.g. no body hash and no
+ * x-amz-content-sha256). debug_canonical, if not NULL, receives the canonical request the server
+ * computed, for debug logs only: unlike some AWS services we never send it to a client that failed
+ * to authenticate. */
 int ahl_sigv4_verify(struct ahl_sigv4_verifier *v, const struct ahl_sigv4_request *rq,
                      int64_t now_s, struct ahl_sigv4_result *res, struct ahl_err *err,
                      struct ahl_buf *debug_canonical);
-
-/* The HTTP status for an error left by ahl_sigv4_verify or the parsers: 400 for
- * IncompleteSignatureException, 500 for internal errors (ENOMEM...), 403 otherwise. */
-int ahl_sigv4_error_status(const struct ahl_err *err);
 
 /* ---- (d) signing outgoing requests ---- */
 

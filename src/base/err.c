@@ -35,39 +35,34 @@ const char *ahl_err_name(int code)
     return "EUNKNOWN";
 }
 
-const char *ahl_err_default_aws_type(int code)
+__attribute__((format(printf, 4, 0))) static void record(struct ahl_err *err, int code, int detail,
+                                                         const char *fmt, va_list ap)
 {
-    switch (code) {
-    case AHL_EINVAL:
-    case AHL_EPARSE:
-    case AHL_ETOOBIG:
-    case AHL_EUNSUPPORTED:
-        return AHL_AWS_VALIDATION;
-    case AHL_ENOTFOUND:
-        return AHL_AWS_NOT_FOUND;
-    case AHL_ECONFLICT:
-        return AHL_AWS_CONFLICT;
-    case AHL_EAUTH:
-    case AHL_EDENIED:
-        return AHL_AWS_ACCESS_DENIED;
-    case AHL_EQUOTA:
-        return AHL_AWS_QUOTA;
-    default:
-        return AHL_AWS_INTERNAL;
-    }
+    err->code = code;
+    err->detail = detail;
+    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    if (n >= (int)sizeof err->msg)
+        ahl_utf8_trim_cut(err->msg, sizeof err->msg - 1);
 }
 
-int ahl_fail(struct ahl_err *err, int code, const char *aws_type, const char *fmt, ...)
+int ahl_fail(struct ahl_err *err, int code, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
-        err->code = code;
-        err->aws_type = aws_type ? aws_type : ahl_err_default_aws_type(code);
         va_start(ap, fmt);
-        int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        record(err, code, 0, fmt, ap);
         va_end(ap);
-        if (n >= (int)sizeof err->msg)
-            ahl_utf8_trim_cut(err->msg, sizeof err->msg - 1);
+    }
+    return code;
+}
+
+int ahl_fail_detail(struct ahl_err *err, int code, int detail, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        record(err, code, detail, fmt, ap);
+        va_end(ap);
     }
     return code;
 }
@@ -76,7 +71,7 @@ void ahl_err_clear(struct ahl_err *err)
 {
     if (err) {
         err->code = 0;
-        err->aws_type = NULL;
+        err->detail = 0;
         err->msg[0] = '\0';
     }
 }

@@ -2,10 +2,12 @@
  *
  * Functions return int: 0 on success or a negative AHL_E* code from the single list below.
  * Where a caller needs detail (request validation, the DICOM reader, the update engine), it
- * passes an optional struct ahl_err that receives the code, the AWS error type to report and a
- * message a user can act on. NULL is always accepted.
+ * passes an optional struct ahl_err that receives the code and a message a user can act on, and,
+ * where a module defines finer reasons than the code (SigV4's kinds of authentication failure),
+ * that reason in `detail`. NULL is always accepted. How an error is presented (the AWS error type,
+ * the HTTP status) is the API's business (api/codec.h), not this module's.
  *
- *     return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "truncated element at offset %zu", off);
+ *     return ahl_fail(err, AHL_EPARSE, "truncated element at offset %zu", off);
  */
 #ifndef AHL_BASE_ERR_H
 #define AHL_BASE_ERR_H
@@ -35,18 +37,9 @@ enum ahl_errno {
 #undef AHL__ERRNO_ENUM
 };
 
-/* AWS error types, as the service model names them. */
-#define AHL_AWS_VALIDATION "ValidationException"
-#define AHL_AWS_NOT_FOUND "ResourceNotFoundException"
-#define AHL_AWS_CONFLICT "ConflictException"
-#define AHL_AWS_ACCESS_DENIED "AccessDeniedException"
-#define AHL_AWS_QUOTA "ServiceQuotaExceededException"
-#define AHL_AWS_THROTTLING "ThrottlingException"
-#define AHL_AWS_INTERNAL "InternalServerException"
-
 struct ahl_err {
-    int code;             /* AHL_E* */
-    const char *aws_type; /* one of the AHL_AWS_* strings; static */
+    int code;   /* AHL_E* */
+    int detail; /* a finer reason the failing module defines (its own enum); 0: none */
     char msg[512];
 };
 
@@ -54,12 +47,13 @@ struct ahl_err {
 const char *ahl_strerror(int code);
 /* The name of an AHL_E* code ("ENOMEM"). */
 const char *ahl_err_name(int code);
-/* The AWS error type a code maps to when no more specific type was recorded. */
-const char *ahl_err_default_aws_type(int code);
-
-/* Records code, AWS type (NULL: the default for the code) and message into err (if not NULL) and
- * returns code, so a caller can write `return ahl_fail(err, ...)`. */
-int ahl_fail(struct ahl_err *err, int code, const char *aws_type, const char *fmt, ...)
+/* Records code and message (detail 0) into err (if not NULL) and returns code, so a caller can
+ * write `return ahl_fail(err, ...)`. A message longer than err->msg is cut at a character
+ * boundary. */
+int ahl_fail(struct ahl_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The same with a finer reason in err->detail. */
+int ahl_fail_detail(struct ahl_err *err, int code, int detail, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* Clears err to "no error". */

@@ -60,9 +60,8 @@ static int io_fail(struct ahl_err *err, const char *what, const char *path)
 {
     int e = errno;
     if (e == ENOSPC || e == EDQUOT)
-        return ahl_fail(err, AHL_ENOSPC, AHL_AWS_INTERNAL, "%s %s: %s", what, path,
-                        ahl_strerror(AHL_ENOSPC));
-    return ahl_fail(err, e == ENOENT ? AHL_ENOTFOUND : AHL_EIO, NULL, "%s %s: %s", what, path,
+        return ahl_fail(err, AHL_ENOSPC, "%s %s: %s", what, path, ahl_strerror(AHL_ENOSPC));
+    return ahl_fail(err, e == ENOENT ? AHL_ENOTFOUND : AHL_EIO, "%s %s: %s", what, path,
                     strerror(e));
 }
 
@@ -85,7 +84,7 @@ static int ensure_fanout_dir(const char *path, struct ahl_err *err)
     if (lstat(path, &st) != 0)
         return io_fail(err, "cannot stat directory", path);
     if (!S_ISDIR(st.st_mode))
-        return ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
+        return ahl_fail(err, AHL_ECORRUPT,
                         "%s is not a directory (a symbolic link?); frames are not written "
                         "through it",
                         path);
@@ -144,8 +143,7 @@ static int open_regular(const struct ahl_framestore *fs, const char *id, int *fd
     int dir = -1, sub = -1, f = -1, rc = 0;
     *fd = -1;
     if (!valid_id(id))
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                        "frame id must be 32 lowercase hex digits");
+        return ahl_fail(err, AHL_EINVAL, "frame id must be 32 lowercase hex digits");
     if ((dir = open(fs->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         rc = io_fail(err, "cannot open frame store", fs->root);
         goto out;
@@ -156,12 +154,10 @@ static int open_regular(const struct ahl_framestore *fs, const char *id, int *fd
         if (sub < 0) {
             int e = errno;
             const char *what = found_instead(dir, part, e, true);
-            rc = e == ENOENT ? ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND,
-                                        "image frame %s not found", id)
-                 : what      ? ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
-                                        "stored frame %s is damaged: %s", id, what)
-                             : ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL,
-                                        "cannot open the directory of frame %s: %s", id, strerror(e));
+            rc = e == ENOENT ? ahl_fail(err, AHL_ENOTFOUND, "image frame %s not found", id)
+                 : what ? ahl_fail(err, AHL_ECORRUPT, "stored frame %s is damaged: %s", id, what)
+                        : ahl_fail(err, AHL_EIO, "cannot open the directory of frame %s: %s", id,
+                                   strerror(e));
             goto out;
         }
         close(dir);
@@ -171,22 +167,18 @@ static int open_regular(const struct ahl_framestore *fs, const char *id, int *fd
     if (f < 0) {
         int e = errno;
         const char *what = found_instead(dir, id, e, false);
-        rc = e == ENOENT
-                 ? ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND, "image frame %s not found", id)
-             : what ? ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
-                               "stored frame %s is damaged: %s", id, what)
-                    : ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot open frame %s: %s", id,
-                               strerror(e));
+        rc = e == ENOENT ? ahl_fail(err, AHL_ENOTFOUND, "image frame %s not found", id)
+             : what      ? ahl_fail(err, AHL_ECORRUPT, "stored frame %s is damaged: %s", id, what)
+                         : ahl_fail(err, AHL_EIO, "cannot open frame %s: %s", id, strerror(e));
         goto out;
     }
     if (fstat(f, st) != 0) {
-        rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot stat frame %s: %s", id,
-                      strerror(errno));
+        rc = ahl_fail(err, AHL_EIO, "cannot stat frame %s: %s", id, strerror(errno));
         goto out;
     }
     if (!S_ISREG(st->st_mode)) {
-        rc = ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
-                      "stored frame %s is damaged: it is not a regular file", id);
+        rc =
+            ahl_fail(err, AHL_ECORRUPT, "stored frame %s is damaged: it is not a regular file", id);
         goto out;
     }
     *fd = f;
@@ -212,7 +204,7 @@ static int verify_bytes(int fd, uint64_t size, const char *id, const char *ts, c
     uint64_t off = 0;
     int rc = 0;
     if (!buf || ahl_sha256_begin(&sha) < 0) {
-        rc = ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory to check frame %s", id);
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory to check frame %s", id);
         goto out;
     }
     while (off < size) {
@@ -221,19 +213,17 @@ static int verify_bytes(int fd, uint64_t size, const char *id, const char *ts, c
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot read frame %s: %s", id,
-                          strerror(errno));
+            rc = ahl_fail(err, AHL_EIO, "cannot read frame %s: %s", id, strerror(errno));
             goto out;
         }
         if (r == 0) { /* shrank since fstat */
-            rc = ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
+            rc = ahl_fail(err, AHL_ECORRUPT,
                           "stored frame %s is damaged: it ends after %llu of its %llu bytes", id,
                           (unsigned long long)off, (unsigned long long)size);
             goto out;
         }
         if (want && memcmp(buf, (const uint8_t *)want + off, (size_t)r) != 0) {
-            rc = ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
-                          "stored frame %s is damaged: its bytes differ", id);
+            rc = ahl_fail(err, AHL_ECORRUPT, "stored frame %s is damaged: its bytes differ", id);
             goto out;
         }
         ahl_sha256_add(&sha, buf, (size_t)r);
@@ -243,7 +233,7 @@ static int verify_bytes(int fd, uint64_t size, const char *id, const char *ts, c
     if (ts) {
         ahl_frame_id_of_digest(ts[0] ? ts : "1.2.840.10008.1.2.4.202", digest, got);
         if (strcmp(got, id) != 0)
-            rc = ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
+            rc = ahl_fail(err, AHL_ECORRUPT,
                           "stored frame %s is damaged: its %llu bytes are frame %s, other bytes "
                           "than the ones its id names",
                           id, (unsigned long long)size, got);
@@ -283,7 +273,7 @@ int ahl_framestore_attach(struct ahl_framestore *fs, const char *root, struct ah
 {
     size_t n = root ? strlen(root) : 0;
     if (n == 0 || n >= sizeof fs->root - 64)
-        return ahl_fail(err, AHL_EINVAL, NULL, "frame store root must be 1..%zu characters",
+        return ahl_fail(err, AHL_EINVAL, "frame store root must be 1..%zu characters",
                         sizeof fs->root - 65);
     memcpy(fs->root, root, n + 1);
     while (n > 1 && fs->root[n - 1] == '/')
@@ -330,7 +320,7 @@ int ahl_framestore_put(struct ahl_framestore *fs, const char *id, const void *da
                        struct ahl_err *err)
 {
     if (!valid_id(id))
-        return ahl_fail(err, AHL_EINVAL, NULL, "frame id must be 32 lowercase hex digits");
+        return ahl_fail(err, AHL_EINVAL, "frame id must be 32 lowercase hex digits");
     char dir[sizeof fs->root + 16], path[sizeof fs->root + 64], tmp[sizeof fs->root + 80];
     /* Content-addressed: a file with this id holding these bytes is this frame already. Anything
      * else there (damage, a link) is replaced by the rename below, which swaps a link itself,
@@ -359,7 +349,7 @@ int ahl_framestore_put(struct ahl_framestore *fs, const char *id, const void *da
     frame_path(fs, id, path, sizeof path);
     char rnd[33];
     if (ahl_random_id(rnd) < 0)
-        return ahl_fail(err, AHL_EIO, NULL, "no randomness for a temporary name");
+        return ahl_fail(err, AHL_EIO, "no randomness for a temporary name");
     snprintf(tmp, sizeof tmp, "%s/tmp.%s", dir, rnd);
 
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -411,7 +401,7 @@ static int open_checked(struct ahl_framestore *fs, const char *id, const char *t
     if (rc < 0)
         return rc;
     if (expected_size != UINT64_MAX && *size != expected_size)
-        rc = ahl_fail(err, AHL_ECORRUPT, AHL_AWS_INTERNAL,
+        rc = ahl_fail(err, AHL_ECORRUPT,
                       "stored frame %s is damaged: the file is %llu bytes, FrameSizeInBytes %llu",
                       id, (unsigned long long)*size, (unsigned long long)expected_size);
     else
@@ -455,13 +445,13 @@ int ahl_framestore_get(struct ahl_framestore *fs, const char *id, uint8_t **data
         return rc;
     if (size > AHL_FRAMESTORE_MAX_BYTES) {
         close(fd);
-        return ahl_fail(err, AHL_ETOOBIG, NULL, "frame %s is %llu bytes, over the limit", id,
+        return ahl_fail(err, AHL_ETOOBIG, "frame %s is %llu bytes, over the limit", id,
                         (unsigned long long)size);
     }
     uint8_t *buf = malloc(size ? size : 1);
     if (!buf) {
         close(fd);
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory for frame %s", id);
+        return ahl_fail(err, AHL_ENOMEM, "out of memory for frame %s", id);
     }
     size_t got = 0;
     while (got < size) {
@@ -469,9 +459,8 @@ int ahl_framestore_get(struct ahl_framestore *fs, const char *id, uint8_t **data
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            rc = r == 0 ? ahl_fail(err, AHL_ECORRUPT, NULL, "frame %s is shorter than its size", id)
-                        : ahl_fail(err, AHL_EIO, NULL, "cannot read frame %s: %s", id,
-                                   strerror(errno));
+            rc = r == 0 ? ahl_fail(err, AHL_ECORRUPT, "frame %s is shorter than its size", id)
+                        : ahl_fail(err, AHL_EIO, "cannot read frame %s: %s", id, strerror(errno));
             free(buf);
             close(fd);
             return rc;
@@ -487,13 +476,13 @@ int ahl_framestore_get(struct ahl_framestore *fs, const char *id, uint8_t **data
 int ahl_framestore_delete(struct ahl_framestore *fs, const char *id, struct ahl_err *err)
 {
     if (!valid_id(id))
-        return ahl_fail(err, AHL_EINVAL, NULL, "frame id must be 32 lowercase hex digits");
+        return ahl_fail(err, AHL_EINVAL, "frame id must be 32 lowercase hex digits");
     char dir[sizeof fs->root + 16], path[sizeof fs->root + 64];
     frame_dir(fs, id, dir, sizeof dir);
     frame_path(fs, id, path, sizeof path);
     if (unlink(path) != 0) {
         if (errno == ENOENT)
-            return ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND, "image frame %s not found", id);
+            return ahl_fail(err, AHL_ENOTFOUND, "image frame %s not found", id);
         return io_fail(err, "cannot delete", path);
     }
     return fsync_dir(dir, err);

@@ -60,7 +60,7 @@ int ahl_s3_bucket_check(const char *b, struct ahl_err *err)
             why = "may hold only lower-case letters, digits, '.' and '-'";
     }
     if (why)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "bucket name '%.80s' %s", b, why);
+        return ahl_fail(err, AHL_EPARSE, "bucket name '%.80s' %s", b, why);
     return 0;
 }
 
@@ -69,31 +69,30 @@ int ahl_s3_uri_parse(const char *uri, struct ahl_s3_uri *out, struct ahl_err *er
     out->bucket[0] = out->prefix[0] = '\0';
     size_t n = strlen(uri);
     if (n > AHL_S3_MAX_KEY)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "S3 URI is %zu characters long; at most 1024 are allowed", n);
+        return ahl_fail(err, AHL_EPARSE, "S3 URI is %zu characters long; at most 1024 are allowed",
+                        n);
     if (strncmp(uri, "s3://", 5) != 0)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "'%.100s' is not an S3 URI: it must start with s3://", uri);
+        return ahl_fail(err, AHL_EPARSE, "'%.100s' is not an S3 URI: it must start with s3://",
+                        uri);
     const char *b = uri + 5;
     const char *slash = strchr(b, '/');
     size_t blen = slash ? (size_t)(slash - b) : strlen(b);
     if (blen > AHL_S3_MAX_BUCKET)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EPARSE,
                         "S3 URI '%.100s': bucket name must be 3 to 63 characters long", uri);
     memcpy(out->bucket, b, blen);
     out->bucket[blen] = '\0';
     struct ahl_err local;
     if (ahl_s3_bucket_check(out->bucket, &local) < 0)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "S3 URI '%.100s': %s", uri, local.msg);
+        return ahl_fail(err, AHL_EPARSE, "S3 URI '%.100s': %s", uri, local.msg);
     const char *prefix = slash ? slash + 1 : "";
     size_t plen = strlen(prefix);
     if (!ahl_utf8_valid(prefix, plen))
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "S3 URI '%.100s': the key prefix is not valid UTF-8", uri);
+        return ahl_fail(err, AHL_EPARSE, "S3 URI '%.100s': the key prefix is not valid UTF-8", uri);
     for (size_t i = 0; i < plen; i++) {
         unsigned char c = (unsigned char)prefix[i];
         if (c < 0x20 || c == 0x7f)
-            return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+            return ahl_fail(err, AHL_EPARSE,
                             "S3 URI '%.100s': the key prefix holds a control character (0x%02x) "
                             "at byte %zu",
                             uri, c, i);
@@ -106,22 +105,20 @@ int ahl_objstore_local_key_check(const char *key, int is_prefix, struct ahl_err 
 {
     size_t n = strlen(key);
     if (n == 0 && !is_prefix)
-        return ahl_fail(err, AHL_EDENIED, AHL_AWS_VALIDATION, "an object key must not be empty");
+        return ahl_fail(err, AHL_EDENIED, "an object key must not be empty");
     if (n > AHL_S3_MAX_KEY)
-        return ahl_fail(err, AHL_EDENIED, AHL_AWS_VALIDATION,
-                        "key '%.60s...' is longer than 1024 bytes", key);
+        return ahl_fail(err, AHL_EDENIED, "key '%.60s...' is longer than 1024 bytes", key);
     if (key[0] == '/')
-        return ahl_fail(err, AHL_EDENIED, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EDENIED,
                         "key '%.200s' is absolute; keys are paths inside their bucket", key);
     const char *p = key;
     while (*p) {
         const char *slash = strchr(p, '/');
         size_t len = slash ? (size_t)(slash - p) : strlen(p);
         if (len == 0)
-            return ahl_fail(err, AHL_EDENIED, AHL_AWS_VALIDATION,
-                            "key '%.200s' has an empty path segment ('//')", key);
+            return ahl_fail(err, AHL_EDENIED, "key '%.200s' has an empty path segment ('//')", key);
         if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
-            return ahl_fail(err, AHL_EDENIED, AHL_AWS_VALIDATION,
+            return ahl_fail(err, AHL_EDENIED,
                             "key '%.200s' has a '%.*s' segment, which would leave its place in "
                             "the bucket",
                             key, (int)len, p);
@@ -129,7 +126,7 @@ int ahl_objstore_local_key_check(const char *key, int is_prefix, struct ahl_err 
             break;
         p = slash + 1;
         if (!*p && !is_prefix)
-            return ahl_fail(err, AHL_EDENIED, AHL_AWS_VALIDATION,
+            return ahl_fail(err, AHL_EDENIED,
                             "key '%.200s' ends in '/': that names a directory, not an object", key);
     }
     return 0;
@@ -169,8 +166,7 @@ static int check_location(const char *bucket, const char *key, struct ahl_err *e
     if (rc < 0)
         return rc;
     if (!key[0] || strlen(key) > AHL_S3_MAX_KEY)
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                        "an object key must be 1 to 1024 bytes long");
+        return ahl_fail(err, AHL_EINVAL, "an object key must be 1 to 1024 bytes long");
     return 0;
 }
 

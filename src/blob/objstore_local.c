@@ -52,18 +52,18 @@ static int open_bucket(struct local_store *ls, const char *bucket, char real[PAT
     snprintf(path, sizeof path, "%s/%s", ls->root, bucket);
     if (!realpath(path, real)) {
         if (errno == ENOENT || errno == ENOTDIR)
-            return ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_VALIDATION,
-                            "s3://%s/: NoSuchBucket: the bucket does not exist", bucket);
-        return ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "s3://%s/: cannot resolve the bucket: %s",
-                        bucket, strerror(errno));
+            return ahl_fail(err, AHL_ENOTFOUND, "s3://%s/: NoSuchBucket: the bucket does not exist",
+                            bucket);
+        return ahl_fail(err, AHL_EIO, "s3://%s/: cannot resolve the bucket: %s", bucket,
+                        strerror(errno));
     }
     if (!is_within(real, ls->root) || strcmp(real, ls->root) == 0)
-        return ahl_fail(err, AHL_EDENIED, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EDENIED,
                         "s3://%s/: refused: the bucket directory resolves outside the bucket root",
                         bucket);
     *fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (*fd < 0)
-        return ahl_fail(err, errno == ENOTDIR ? AHL_ENOTFOUND : AHL_EIO, AHL_AWS_VALIDATION,
+        return ahl_fail(err, errno == ENOTDIR ? AHL_ENOTFOUND : AHL_EIO,
                         "s3://%s/: cannot open the bucket: %s", bucket, strerror(errno));
     return 0;
 }
@@ -112,24 +112,24 @@ static int open_key(const char *bucket, const char *bucket_real, int bucket_fd, 
     snprintf(path, sizeof path, "%s/%s", bucket_real, key);
     if (!realpath(path, real)) {
         if (errno == ENOENT || errno == ENOTDIR)
-            return ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_VALIDATION,
-                            "s3://%s/%s: NoSuchKey: the object does not exist", bucket, key);
-        return ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "s3://%s/%s: cannot resolve the key: %s",
-                        bucket, key, strerror(errno));
+            return ahl_fail(err, AHL_ENOTFOUND, "s3://%s/%s: NoSuchKey: the object does not exist",
+                            bucket, key);
+        return ahl_fail(err, AHL_EIO, "s3://%s/%s: cannot resolve the key: %s", bucket, key,
+                        strerror(errno));
     }
     if (!is_within(real, bucket_real) || strcmp(real, bucket_real) == 0)
-        return ahl_fail(err, AHL_EDENIED, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EDENIED,
                         "s3://%s/%s: refused: a symbolic link leads outside the bucket", bucket,
                         key);
     *fd = open_beneath(bucket_fd, real + strlen(bucket_real) + 1, want_dir);
     if (*fd < 0) {
         int e = errno;
         if (e == ELOOP || e == ENOTDIR)
-            return ahl_fail(err, AHL_EDENIED, AHL_AWS_VALIDATION,
+            return ahl_fail(err, AHL_EDENIED,
                             "s3://%s/%s: refused: the path changed into a symbolic link while it "
                             "was being opened",
                             bucket, key);
-        return ahl_fail(err, e == ENOENT ? AHL_ENOTFOUND : AHL_EIO, AHL_AWS_VALIDATION,
+        return ahl_fail(err, e == ENOENT ? AHL_ENOTFOUND : AHL_EIO,
                         "s3://%s/%s: cannot open the object: %s", bucket, key, strerror(e));
     }
     return 0;
@@ -170,15 +170,14 @@ static int walk_dir(struct walk *w, int dirfd, int depth)
 {
     if (depth > MAX_DEPTH) {
         close(dirfd);
-        return ahl_fail(w->err, AHL_ETOOBIG, AHL_AWS_VALIDATION,
-                        "s3://%s/%s: directories nest deeper than %d levels", w->bucket,
-                        w->key.data, MAX_DEPTH);
+        return ahl_fail(w->err, AHL_ETOOBIG, "s3://%s/%s: directories nest deeper than %d levels",
+                        w->bucket, w->key.data, MAX_DEPTH);
     }
     DIR *d = fdopendir(dirfd);
     if (!d) {
         close(dirfd);
-        return ahl_fail(w->err, AHL_EIO, AHL_AWS_INTERNAL, "s3://%s/%s: cannot read: %s", w->bucket,
-                        w->key.data, strerror(errno));
+        return ahl_fail(w->err, AHL_EIO, "s3://%s/%s: cannot read: %s", w->bucket, w->key.data,
+                        strerror(errno));
     }
     /* Names of directories get a trailing '/' so that sorting them gives S3's key order. */
     char **names = NULL;
@@ -196,7 +195,7 @@ static int walk_dir(struct walk *w, int dirfd, int depth)
             continue; /* vanished meanwhile */
         if (n == cap) {
             if (cap >= MAX_DIR_ENTRIES) {
-                rc = ahl_fail(w->err, AHL_ETOOBIG, AHL_AWS_VALIDATION,
+                rc = ahl_fail(w->err, AHL_ETOOBIG,
                               "s3://%s/%s: more than %d entries in one directory", w->bucket,
                               w->key.data, MAX_DIR_ENTRIES);
                 goto out;
@@ -204,7 +203,7 @@ static int walk_dir(struct walk *w, int dirfd, int depth)
             size_t ncap = cap ? cap * 2 : 64;
             char **p = realloc(names, ncap * sizeof *p);
             if (!p) {
-                rc = ahl_fail(w->err, AHL_ENOMEM, NULL, "out of memory listing a directory");
+                rc = ahl_fail(w->err, AHL_ENOMEM, "out of memory listing a directory");
                 goto out;
             }
             names = p, cap = ncap;
@@ -212,7 +211,7 @@ static int walk_dir(struct walk *w, int dirfd, int depth)
         size_t len = strlen(nm);
         char *copy = malloc(len + 2);
         if (!copy) {
-            rc = ahl_fail(w->err, AHL_ENOMEM, NULL, "out of memory listing a directory");
+            rc = ahl_fail(w->err, AHL_ENOMEM, "out of memory listing a directory");
             goto out;
         }
         memcpy(copy, nm, len);
@@ -222,8 +221,8 @@ static int walk_dir(struct walk *w, int dirfd, int depth)
         errno = 0;
     }
     if (errno) {
-        rc = ahl_fail(w->err, AHL_EIO, AHL_AWS_INTERNAL, "s3://%s/%s: cannot read: %s", w->bucket,
-                      w->key.data, strerror(errno));
+        rc = ahl_fail(w->err, AHL_EIO, "s3://%s/%s: cannot read: %s", w->bucket, w->key.data,
+                      strerror(errno));
         goto out;
     }
     qsort(names, n, sizeof *names, name_cmp);
@@ -235,8 +234,7 @@ static int walk_dir(struct walk *w, int dirfd, int depth)
         int is_dir = nm[len - 1] == '/';
         ahl_buf_truncate(&w->key, base);
         if ((rc = ahl_buf_add(&w->key, nm, len)) < 0) {
-            rc = ahl_fail(w->err, rc, AHL_AWS_VALIDATION, "s3://%s/%s%s: key is too long",
-                          w->bucket, w->key.data, nm);
+            rc = ahl_fail(w->err, rc, "s3://%s/%s%s: key is too long", w->bucket, w->key.data, nm);
             break;
         }
         if (is_dir) {
@@ -322,7 +320,7 @@ static int local_list(struct ahl_objstore *os, const char *bucket, const char *p
     } else {
         dfd = dup(bfd);
         if (dfd < 0) {
-            rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "dup: %s", strerror(errno));
+            rc = ahl_fail(err, AHL_EIO, "dup: %s", strerror(errno));
             goto out;
         }
     }
@@ -350,13 +348,12 @@ static int local_get(struct ahl_objstore *os, const char *bucket, const char *ke
         goto out;
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        rc = ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_VALIDATION,
-                      "s3://%s/%s: NoSuchKey: not a regular file", bucket, key);
+        rc = ahl_fail(err, AHL_ENOTFOUND, "s3://%s/%s: NoSuchKey: not a regular file", bucket, key);
         goto out;
     }
     chunk = malloc(AHL__OBJSTORE_CHUNK);
     if (!chunk) {
-        rc = ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
         goto out;
     }
     for (;;) {
@@ -364,15 +361,15 @@ static int local_get(struct ahl_objstore *os, const char *bucket, const char *ke
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "s3://%s/%s: read failed: %s", bucket,
-                          key, strerror(errno));
+            rc =
+                ahl_fail(err, AHL_EIO, "s3://%s/%s: read failed: %s", bucket, key, strerror(errno));
             goto out;
         }
         if (r == 0)
             break;
         int frc = fn(ctx, chunk, (size_t)r);
         if (frc != 0) {
-            rc = ahl_fail(err, frc < 0 ? frc : AHL_EIO, AHL_AWS_INTERNAL,
+            rc = ahl_fail(err, frc < 0 ? frc : AHL_EIO,
                           "s3://%s/%s: the receiver of the object stopped the transfer (%s)",
                           bucket, key, ahl_strerror(frc < 0 ? frc : AHL_EIO));
             goto out;
@@ -401,7 +398,7 @@ static int local_put(struct ahl_objstore *os, const char *bucket, const char *ke
         goto out;
     /* Walk (creating) the directories of the key without following any link. */
     if ((dfd = dup(bfd)) < 0) {
-        rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "dup: %s", strerror(errno));
+        rc = ahl_fail(err, AHL_EIO, "dup: %s", strerror(errno));
         goto out;
     }
     const char *p = key;
@@ -409,9 +406,8 @@ static int local_put(struct ahl_objstore *os, const char *bucket, const char *ke
         const char *slash = strchr(p, '/');
         size_t len = slash ? (size_t)(slash - p) : strlen(p);
         if (len > NAME_MAX) {
-            rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                          "s3://%s/%s: a path segment is longer than %d bytes", bucket, key,
-                          NAME_MAX);
+            rc = ahl_fail(err, AHL_EINVAL, "s3://%s/%s: a path segment is longer than %d bytes",
+                          bucket, key, NAME_MAX);
             goto out;
         }
         memcpy(comp, p, len);
@@ -419,17 +415,17 @@ static int local_put(struct ahl_objstore *os, const char *bucket, const char *ke
         if (!slash)
             break;
         if (mkdirat(dfd, comp, 0755) < 0 && errno != EEXIST) {
-            rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "s3://%s/%s: cannot create %s: %s",
-                          bucket, key, comp, strerror(errno));
+            rc = ahl_fail(err, AHL_EIO, "s3://%s/%s: cannot create %s: %s", bucket, key, comp,
+                          strerror(errno));
             goto out;
         }
         int next = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (next < 0) {
             int e = errno;
-            rc = ahl_fail(
-                err, e == ELOOP || e == ENOTDIR ? AHL_EDENIED : AHL_EIO, AHL_AWS_VALIDATION,
-                "s3://%s/%s: '%s' is %s; objects are never written through links", bucket, key,
-                comp, e == ELOOP || e == ENOTDIR ? "a symbolic link or a file" : strerror(e));
+            rc = ahl_fail(err, e == ELOOP || e == ENOTDIR ? AHL_EDENIED : AHL_EIO,
+                          "s3://%s/%s: '%s' is %s; objects are never written through links", bucket,
+                          key, comp,
+                          e == ELOOP || e == ENOTDIR ? "a symbolic link or a file" : strerror(e));
             goto out;
         }
         close(dfd);
@@ -438,22 +434,21 @@ static int local_put(struct ahl_objstore *os, const char *bucket, const char *ke
     }
     char id[33];
     if (ahl_random_id(id) < 0) {
-        rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "no random bytes for a temporary name");
+        rc = ahl_fail(err, AHL_EIO, "no random bytes for a temporary name");
         goto out;
     }
     snprintf(tmp, sizeof tmp, TMP_PREFIX "%s", id);
     fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0 || ahl_write_all(fd, data, n) < 0 || fsync(fd) < 0) {
-        rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "s3://%s/%s: cannot write: %s", bucket, key,
-                      strerror(errno));
+        rc = ahl_fail(err, AHL_EIO, "s3://%s/%s: cannot write: %s", bucket, key, strerror(errno));
         goto out;
     }
     close(fd);
     fd = -1;
     /* rename replaces a link at the final name itself, never its target. */
     if (renameat(dfd, tmp, dfd, comp) < 0) {
-        rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "s3://%s/%s: cannot rename into place: %s",
-                      bucket, key, strerror(errno));
+        rc = ahl_fail(err, AHL_EIO, "s3://%s/%s: cannot rename into place: %s", bucket, key,
+                      strerror(errno));
         goto out;
     }
     tmp[0] = '\0';
@@ -489,14 +484,14 @@ int ahl__objstore_local_new(const char *root, struct ahl_objstore **out, struct 
     *out = NULL;
     struct local_store *ls = calloc(1, sizeof *ls);
     if (!ls)
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     struct stat st;
     errno = 0;
     if (!realpath(root, ls->root) || stat(ls->root, &st) < 0 || !S_ISDIR(st.st_mode)) {
         int e = errno ? errno : ENOTDIR;
         free(ls);
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                        "the S3 root '%s' is not a directory: %s", root, strerror(e));
+        return ahl_fail(err, AHL_EINVAL, "the S3 root '%s' is not a directory: %s", root,
+                        strerror(e));
     }
     ls->base.ops = &local_ops;
     *out = &ls->base;

@@ -228,11 +228,10 @@ static int status_error(const struct call *c, struct ahl_err *err)
              : c->status == 400 ? AHL_EINVAL
                                 : AHL_EIO;
     if (code.len)
-        ahl_fail(err, rc, AHL_AWS_VALIDATION, "%.300s: HTTP %ld %s: %s", w, c->status, code.data,
+        ahl_fail(err, rc, "%.300s: HTTP %ld %s: %s", w, c->status, code.data,
                  msg.len ? msg.data : "(no message)");
     else
-        ahl_fail(err, rc, AHL_AWS_VALIDATION, "%.300s: HTTP %ld from the S3 endpoint", w,
-                 c->status);
+        ahl_fail(err, rc, "%.300s: HTTP %ld from the S3 endpoint", w, c->status);
     ahl_buf_release(&code);
     ahl_buf_release(&msg);
     return rc;
@@ -280,8 +279,7 @@ static int perform(struct s3_store *s, struct call *c, struct ahl_err *err)
     };
     struct ahl_sigv4_credentials cred = {s->access_key, s->secret_key, s->token};
     if ((rc = ahl_sigv4_sign(&in, &cred, &sig)) < 0) {
-        rc = ahl_fail(err, rc, AHL_AWS_INTERNAL, "%.300s: cannot sign the request: %s", w,
-                      ahl_strerror(rc));
+        rc = ahl_fail(err, rc, "%.300s: cannot sign the request: %s", w, ahl_strerror(rc));
         goto out;
     }
 
@@ -341,17 +339,15 @@ static int perform(struct s3_store *s, struct call *c, struct ahl_err *err)
     if (c->sink_rc) {
         rc = c->sink_rc;
         if (rc == AHL_ETOOBIG)
-            rc = ahl_fail(err, rc, AHL_AWS_INTERNAL, "%.300s: the reply is larger than %d bytes", w,
-                          MAX_LIST_REPLY);
+            rc = ahl_fail(err, rc, "%.300s: the reply is larger than %d bytes", w, MAX_LIST_REPLY);
         else
-            rc = ahl_fail(err, rc, AHL_AWS_INTERNAL,
-                          "%.300s: the receiver of the object stopped the transfer (%s)", w,
-                          ahl_strerror(rc));
+            rc = ahl_fail(err, rc, "%.300s: the receiver of the object stopped the transfer (%s)",
+                          w, ahl_strerror(rc));
         goto out;
     }
     if (cc != CURLE_OK) {
-        rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "%.300s: request to %s failed: %s", w,
-                      s->base_url, curl_easy_strerror(cc));
+        rc = ahl_fail(err, AHL_EIO, "%.300s: request to %s failed: %s", w, s->base_url,
+                      curl_easy_strerror(cc));
         goto out;
     }
     if (c->status < 200 || c->status >= 300) {
@@ -361,9 +357,8 @@ static int perform(struct s3_store *s, struct call *c, struct ahl_err *err)
     rc = 0;
     goto out;
 nomem:
-    rc =
-        ahl_fail(err, rc < 0 ? rc : AHL_ENOMEM, AHL_AWS_INTERNAL,
-                 "%.300s: cannot build the request: %s", w, ahl_strerror(rc < 0 ? rc : AHL_ENOMEM));
+    rc = ahl_fail(err, rc < 0 ? rc : AHL_ENOMEM, "%.300s: cannot build the request: %s", w,
+                  ahl_strerror(rc < 0 ? rc : AHL_ENOMEM));
 out:
     curl_slist_free_all(headers);
     ahl_buf_release(&sig.authorization);
@@ -389,8 +384,8 @@ static int s3_list(struct ahl_objstore *os, const char *bucket, const char *pref
     int rc = 0;
     for (long page = 0;; page++) {
         if (page == MAX_PAGES) {
-            rc = ahl_fail(err, AHL_ETOOBIG, AHL_AWS_VALIDATION,
-                          "s3://%s/%s: more than %d pages of keys", bucket, prefix, MAX_PAGES);
+            rc = ahl_fail(err, AHL_ETOOBIG, "s3://%s/%s: more than %d pages of keys", bucket,
+                          prefix, MAX_PAGES);
             goto out;
         }
         ahl_buf_reset(&query);
@@ -409,7 +404,7 @@ static int s3_list(struct ahl_objstore *os, const char *bucket, const char *pref
 
         const char *p = reply.data, *end = reply.data + reply.len, *vs, *ve;
         if (!strstr(p, "<ListBucketResult")) {
-            rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_INTERNAL,
+            rc = ahl_fail(err, AHL_EPARSE,
                           "s3://%s/%s: the endpoint's reply is not a ListBucketResult", bucket,
                           prefix);
             goto out;
@@ -424,7 +419,7 @@ static int s3_list(struct ahl_objstore *os, const char *bucket, const char *pref
             if (xml_find(cs, ce, "Key", &ks, &ke) < 0 || xml_text(ks, ke, &key) < 0 ||
                 (url_encoded && url_decode_plus(&key) < 0) || key.len == 0 ||
                 key.len > AHL_S3_MAX_KEY || memchr(key.data, '\0', key.len)) {
-                rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_INTERNAL,
+                rc = ahl_fail(err, AHL_EPARSE,
                               "s3://%s/%s: the listing holds an unreadable or bad Key", bucket,
                               prefix);
                 goto out;
@@ -433,9 +428,8 @@ static int s3_list(struct ahl_objstore *os, const char *bucket, const char *pref
             if (xml_find(cs, ce, "Size", &ss, &se) == 0) {
                 for (const char *q = ss; q < se; q++) {
                     if (*q < '0' || *q > '9' || size > UINT64_MAX / 10 - 1) {
-                        rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_INTERNAL,
-                                      "s3://%s/%s: bad Size for key '%.200s'", bucket, key.data,
-                                      key.data);
+                        rc = ahl_fail(err, AHL_EPARSE, "s3://%s/%s: bad Size for key '%.200s'",
+                                      bucket, key.data, key.data);
                         goto out;
                     }
                     size = size * 10 + (uint64_t)(*q - '0');
@@ -456,7 +450,7 @@ static int s3_list(struct ahl_objstore *os, const char *bucket, const char *pref
         if (xml_find(p, end, "NextContinuationToken", &vs, &ve) < 0 ||
             xml_text(vs, ve, &token) < 0 || token.len == 0 ||
             (prev.len == token.len && memcmp(prev.data, token.data, token.len) == 0)) {
-            rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_INTERNAL,
+            rc = ahl_fail(err, AHL_EPARSE,
                           "s3://%s/%s: a truncated listing without a new NextContinuationToken",
                           bucket, prefix);
             goto out;
@@ -465,8 +459,8 @@ static int s3_list(struct ahl_objstore *os, const char *bucket, const char *pref
     rc = 0;
     goto out;
 nomem:
-    rc = ahl_fail(err, rc, AHL_AWS_INTERNAL, "s3://%s/%s: cannot build the listing request: %s",
-                  bucket, prefix, ahl_strerror(rc));
+    rc = ahl_fail(err, rc, "s3://%s/%s: cannot build the listing request: %s", bucket, prefix,
+                  ahl_strerror(rc));
 out:
     ahl_buf_release(&reply);
     ahl_buf_release(&query);
@@ -548,7 +542,7 @@ int ahl__objstore_s3_new(const struct ahl_s3_config *cfg, struct ahl_objstore **
     *out = NULL;
     pthread_once(&curl_once, curl_init);
     if (curl_init_rc < 0)
-        return ahl_fail(err, curl_init_rc, AHL_AWS_INTERNAL, "libcurl could not be initialised");
+        return ahl_fail(err, curl_init_rc, "libcurl could not be initialised");
     const char *ep = cfg->endpoint ? cfg->endpoint : "";
     const char *auth = NULL;
     if (strncmp(ep, "http://", 7) == 0)
@@ -558,7 +552,7 @@ int ahl__objstore_s3_new(const struct ahl_s3_config *cfg, struct ahl_objstore **
     size_t alen = auth ? strcspn(auth, "/?#") : 0;
     if (!auth || alen == 0 || (auth[alen] && strcmp(auth + alen, "/") != 0) ||
         memchr(auth, '@', alen) || alen > 255)
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EINVAL,
                         "S3 endpoint '%.200s' must look like http://host:port or https://host "
                         "(path-style addressing, no path, no user information)",
                         ep);
@@ -567,17 +561,17 @@ int ahl__objstore_s3_new(const struct ahl_s3_config *cfg, struct ahl_objstore **
     const char *tok = pick(cfg->session_token, "AWS_SESSION_TOKEN", NULL);
     const char *region = pick(cfg->region, "AWS_REGION", "AWS_DEFAULT_REGION");
     if (!ak || !sk)
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EINVAL,
                         "S3 endpoint %.200s: no credentials (set AWS_ACCESS_KEY_ID and "
                         "AWS_SECRET_ACCESS_KEY)",
                         ep);
     if (strlen(sk) > AHL_SIGV4_MAX_SECRET)
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                        "the S3 secret key is longer than %d characters", AHL_SIGV4_MAX_SECRET);
+        return ahl_fail(err, AHL_EINVAL, "the S3 secret key is longer than %d characters",
+                        AHL_SIGV4_MAX_SECRET);
 
     struct s3_store *s = calloc(1, sizeof *s);
     if (!s)
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     s->base.ops = &s3_ops;
     int failed = 0;
     size_t blen = (size_t)(auth - ep) + alen;
@@ -599,7 +593,7 @@ int ahl__objstore_s3_new(const struct ahl_s3_config *cfg, struct ahl_objstore **
     s->curl = curl_easy_init();
     if (failed || !s->curl) {
         s3_close(&s->base);
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory setting up the S3 client");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory setting up the S3 client");
     }
     *out = &s->base;
     return 0;

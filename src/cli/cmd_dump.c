@@ -51,14 +51,14 @@ static int ahl__dump_one(const char *path, bool pretty, struct ahl_buf *out, str
     if (!full || json_object_set_new(full, "SchemaVersion", json_string("1.1")) < 0 ||
         json_object_set(full, "Patient", json_object_get(doc, "Patient")) < 0 ||
         json_object_set(full, "Study", json_object_get(doc, "Study")) < 0) {
-        rc = ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
         goto out;
     }
     rc = pretty ? ahl_json_write_pretty(full, 2, out) : ahl_json_write(full, out);
     if (rc == 0)
         rc = ahl_buf_addc(out, '\n');
     if (rc < 0)
-        ahl_fail(err, rc, NULL, "cannot write the document: %s", ahl_strerror(rc));
+        ahl_fail(err, rc, "cannot write the document: %s", ahl_strerror(rc));
 out:
     json_decref(full);
     json_decref(doc);

@@ -51,16 +51,16 @@ static int load_file(const char *path, struct stream *s, struct ahl_err *err)
     s->n = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return ahl_fail(err, AHL_EIO, NULL, "cannot open %s: %s", path, strerror(errno));
+        return ahl_fail(err, AHL_EIO, "cannot open %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || (uint64_t)st.st_size > FRAMES_MAX_FILE) {
         close(fd);
-        return ahl_fail(err, AHL_ETOOBIG, NULL, "%s: cannot stat or larger than 4 GB", path);
+        return ahl_fail(err, AHL_ETOOBIG, "%s: cannot stat or larger than 4 GB", path);
     }
     s->p = malloc(st.st_size ? (size_t)st.st_size : 1);
     if (!s->p) {
         close(fd);
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory reading %s", path);
+        return ahl_fail(err, AHL_ENOMEM, "out of memory reading %s", path);
     }
     while (s->n < (size_t)st.st_size) {
         ssize_t r = read(fd, s->p + s->n, (size_t)st.st_size - s->n);
@@ -72,7 +72,7 @@ static int load_file(const char *path, struct stream *s, struct ahl_err *err)
     }
     close(fd);
     if (s->n != (size_t)st.st_size)
-        return ahl_fail(err, AHL_EIO, NULL, "short read of %s", path);
+        return ahl_fail(err, AHL_EIO, "short read of %s", path);
     return 0;
 }
 
@@ -80,13 +80,12 @@ static int inflate_dataset(const struct ahl_dcm_file *f, struct stream *s, struc
 {
     const struct ahl_dcm_elem *gl = ahl_dcm_find(&f->meta, AHL_DCM_TAG(0x0002, 0x0000));
     if (!gl || !gl->value || gl->value_len != 4)
-        return ahl_fail(err, AHL_EPARSE, NULL,
-                        "deflated file without FileMetaInformationGroupLength");
+        return ahl_fail(err, AHL_EPARSE, "deflated file without FileMetaInformationGroupLength");
     uint32_t glen = (uint32_t)gl->value[0] | (uint32_t)gl->value[1] << 8 |
                     (uint32_t)gl->value[2] << 16 | (uint32_t)gl->value[3] << 24;
     size_t meta_end = (f->has_preamble ? 132u : 0u) + 12u + glen;
     if (meta_end > s->n)
-        return ahl_fail(err, AHL_EPARSE, NULL, "meta group runs past the end of the file");
+        return ahl_fail(err, AHL_EPARSE, "meta group runs past the end of the file");
     struct ahl_buf out;
     ahl_buf_init(&out, FRAMES_MAX_FILE);
     int rc = ahl_buf_add(&out, s->p, meta_end);
@@ -104,12 +103,12 @@ static int inflate_dataset(const struct ahl_dcm_file *f, struct stream *s, struc
             z.avail_out = sizeof chunk;
             zr = inflate(&z, Z_NO_FLUSH);
             if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
-                rc = ahl_fail(err, AHL_EPARSE, NULL, "inflating the dataset failed");
+                rc = ahl_fail(err, AHL_EPARSE, "inflating the dataset failed");
             else if (ahl_buf_add(&out, chunk, sizeof chunk - z.avail_out) < 0)
-                rc = ahl_fail(err, AHL_ETOOBIG, NULL, "inflated dataset too large");
+                rc = ahl_fail(err, AHL_ETOOBIG, "inflated dataset too large");
             /* The whole file is in memory: no progress means the input ran out first. */
             if (zr == Z_BUF_ERROR)
-                rc = ahl_fail(err, AHL_EPARSE, NULL,
+                rc = ahl_fail(err, AHL_EPARSE,
                               "deflated data ends at file offset %zu before the end of the "
                               "compressed stream",
                               s->n);
@@ -142,7 +141,7 @@ static int frame_bytes(const struct ahl_dcm_file *f, const struct ahl_pixel_desc
     const struct ahl_dcm_pixel *px = &f->pixel;
     if (!px->encapsulated) {
         if (px->value_offset > s->n || px->value_length > s->n - px->value_offset)
-            return ahl_fail(err, AHL_EPARSE, NULL, "pixel data runs past the end of the file");
+            return ahl_fail(err, AHL_EPARSE, "pixel data runs past the end of the file");
         return ahl_native_frame_extract(d, s->p + px->value_offset, (size_t)px->value_length, i,
                                         out, len, err);
     }
@@ -175,11 +174,11 @@ static int process(const char *path, struct ahl_framestore *fs, struct ahl_err *
     if (rc < 0)
         goto out;
     if (!f->pixel.present) {
-        rc = ahl_fail(err, AHL_EUNSUPPORTED, NULL, "no pixel data");
+        rc = ahl_fail(err, AHL_EUNSUPPORTED, "no pixel data");
         goto out;
     }
     if (f->pixel.tag != AHL_TAG_PIXEL_DATA) {
-        rc = ahl_fail(err, AHL_EUNSUPPORTED, NULL, "float pixel data is not supported");
+        rc = ahl_fail(err, AHL_EUNSUPPORTED, "float pixel data is not supported");
         goto out;
     }
     if ((rc = ahl_pixel_desc_from_dataset(&f->ds, f->transfer_syntax, &d, err)) < 0)
@@ -195,7 +194,7 @@ static int process(const char *path, struct ahl_framestore *fs, struct ahl_err *
     if (f->pixel.encapsulated) {
         spans = calloc(d.number_of_frames, sizeof *spans);
         if (!spans) {
-            rc = ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+            rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
             goto out;
         }
         if ((rc = ahl_frames_map_fragments(&f->pixel, d.number_of_frames, stream_read, &s, spans,
@@ -218,7 +217,7 @@ static int process(const char *path, struct ahl_framestore *fs, struct ahl_err *
         if (rc < 0) {
             char msg[sizeof err->msg];
             snprintf(msg, sizeof msg, "frame %u: %.480s", i + 1, err->msg);
-            ahl_fail(err, rc, err->aws_type, "%s", msg);
+            ahl_fail_detail(err, rc, err->detail, "%s", msg);
             goto out;
         }
         if (fs && (rc = ahl_framestore_put(fs, sf.id, sf.data, sf.len, err)) < 0)

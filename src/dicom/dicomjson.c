@@ -136,7 +136,7 @@ static int binary_values(const struct ahl_dcm_elem *e, json_t *arr, struct ahl_e
     else
         unit = 8; /* FD UV SV */
     if (e->value_len % unit != 0)
-        return ahl_fail(err, AHL_EPARSE, NULL,
+        return ahl_fail(err, AHL_EPARSE,
                         "element " TAGF ": %zu bytes is not a whole number of %s values",
                         TAGA(e->tag), e->value_len, e->vr);
     for (size_t i = 0; i < e->value_len; i += unit) {
@@ -264,10 +264,10 @@ static int convert(const struct ahl_dcm_dataset *ds, const struct ahl_dicomjson_
         json_t *attr = json_object();
         if (attr == NULL || json_object_set_new(obj, key, attr) < 0 ||
             json_object_set_new(attr, "vr", json_string(vr)) < 0)
-            return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+            return ahl_fail(err, AHL_ENOMEM, "out of memory");
         if ((rc = element(e, o, attr, err)) < 0) {
             if (rc == AHL_ENOMEM)
-                return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+                return ahl_fail(err, AHL_ENOMEM, "out of memory");
             return rc;
         }
     }
@@ -282,7 +282,7 @@ int ahl_dicomjson_from_dataset(const struct ahl_dcm_dataset *ds, const struct ah
 
     *out = NULL;
     if (obj == NULL)
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     rc = convert(ds, o, obj, err);
     if (rc < 0) {
         json_decref(obj);

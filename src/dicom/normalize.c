@@ -88,8 +88,7 @@ static int ahl__fail(struct ahl__norm *n, int code, uint32_t tag, const char *fm
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return ahl_fail(n->err, code, AHL_AWS_VALIDATION, "%s%s%s: %s", where, de ? " " : "",
-                    de ? de->keyword : "", msg);
+    return ahl_fail(n->err, code, "%s%s%s: %s", where, de ? " " : "", de ? de->keyword : "", msg);
 }
 
 static enum ahl__vclass ahl__classify(const char *vr)
@@ -783,7 +782,7 @@ int ahl_hi_normalize(const struct ahl_dcm_file *f, json_t **out, struct ahl_err 
     if (rc == 0)
         rc = ahl__move(doc, "Study", &study);
     if (rc < 0) {
-        rc = ahl_fail(err, AHL_ENOMEM, AHL_AWS_INTERNAL, "out of memory building the document");
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory building the document");
         goto out;
     }
     *out = doc;

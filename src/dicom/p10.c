@@ -269,7 +269,7 @@ static int failf(struct reader *r, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return ahl_fail(r->err, code, AHL_AWS_VALIDATION, "%s", msg);
+    return ahl_fail(r->err, code, "%s", msg);
 }
 
 /* Bytes from the logical position to the end of the input, when that is known. */
@@ -1317,7 +1317,7 @@ int ahl_p10_read_fd(int fd, const struct ahl_p10_limits *lim, struct ahl_dcm_fil
     r.s.win = malloc(WINDOW_SIZE);
     if (r.s.win == NULL) {
         *out = NULL;
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     }
     r.s.p = r.s.win;
     return read_any(&r, lim, out);
@@ -1329,8 +1329,7 @@ int ahl_p10_read_path(const char *path, const struct ahl_p10_limits *lim, struct
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         *out = NULL;
-        return ahl_fail(err, AHL_EIO, AHL_AWS_VALIDATION, "%s: cannot open: %s", path,
-                        strerror(errno));
+        return ahl_fail(err, AHL_EIO, "%s: cannot open: %s", path, strerror(errno));
     }
     int rc = ahl_p10_read_fd(fd, lim, out, err);
     close(fd);

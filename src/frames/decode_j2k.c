@@ -137,7 +137,7 @@ static int find_codestream(const uint8_t *p, size_t n, bool jp2, const uint8_t *
             len = n - pos;
         }
         if (len < head || len > n - pos)
-            return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+            return ahl_fail(err, AHL_EPARSE,
                             "JP2 box at offset %zu has length %llu; %zu bytes are left", pos,
                             (unsigned long long)len, n - pos);
         if (memcmp(p + pos + 4, "jp2c", 4) == 0) {
@@ -147,7 +147,7 @@ static int find_codestream(const uint8_t *p, size_t n, bool jp2, const uint8_t *
         }
         pos += (size_t)len;
     }
-    return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+    return ahl_fail(err, AHL_EPARSE,
                     "JP2 file has no contiguous codestream box (jp2c) among its first %u boxes",
                     AHL_J2K_MAX_BOXES);
 }
@@ -160,25 +160,24 @@ static int check_siz(const uint8_t *p, size_t n, bool jp2, struct ahl_err *err)
     if (rc < 0)
         return rc;
     if (cs_len < 4 || !(cs[0] == 0xFF && cs[1] == 0x4F && cs[2] == 0xFF && cs[3] == 0x51))
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EPARSE,
                         "JPEG 2000 codestream does not start with SOC and SIZ (FF 4F FF 51)");
     if (cs_len < 4 + 38)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "JPEG 2000 frame has no complete SIZ marker segment");
+        return ahl_fail(err, AHL_EPARSE, "JPEG 2000 frame has no complete SIZ marker segment");
     const uint8_t *q = cs + 4; /* Lsiz Rsiz Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz Csiz */
     uint32_t xsiz = be32(q + 4), ysiz = be32(q + 8), xo = be32(q + 12), yo = be32(q + 16);
     uint32_t xt = be32(q + 20), yt = be32(q + 24), xto = be32(q + 28), yto = be32(q + 32);
     uint32_t csiz = (uint32_t)q[36] << 8 | q[37];
     if (xsiz <= xo || ysiz <= yo || xt == 0 || yt == 0 || xto > xo || yto > yo ||
         xsiz - xo > AHL_FRAME_MAX_DIM || ysiz - yo > AHL_FRAME_MAX_DIM || csiz == 0 || csiz > 4)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EPARSE,
                         "JPEG 2000 SIZ is not a usable frame: image %u..%u x %u..%u, tiles %ux%u, "
                         "%u components",
                         xo, xsiz, yo, ysiz, xt, yt, csiz);
     uint64_t tiles =
         ((uint64_t)(xsiz - xto) + xt - 1) / xt * (((uint64_t)(ysiz - yto) + yt - 1) / yt);
     if (tiles > AHL_J2K_MAX_TILES || tiles * csiz > AHL_J2K_MAX_TILE_COMPONENTS)
-        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EUNSUPPORTED,
                         "JPEG 2000 frame has %llu tiles of %u components (at most %u tiles and %u "
                         "tile-components supported)",
                         (unsigned long long)tiles, csiz, AHL_J2K_MAX_TILES,
@@ -191,11 +190,10 @@ static int session_open(struct j2k_session *s, const uint8_t *p, size_t n, struc
     static const uint8_t jp2_sig[] = {0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20};
     memset(s, 0, sizeof *s);
     if (n < 4)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "JPEG 2000 frame of %zu bytes is too short", n);
+        return ahl_fail(err, AHL_EPARSE, "JPEG 2000 frame of %zu bytes is too short", n);
     bool jp2 = n >= 8 && memcmp(p, jp2_sig, 8) == 0;
     if (!jp2 && !(p[0] == 0xFF && p[1] == 0x4F))
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EPARSE,
                         "JPEG 2000 frame starts with %02X %02X, not a codestream (FF 4F) or JP2 "
                         "signature",
                         p[0], p[1]);
@@ -208,7 +206,7 @@ static int session_open(struct j2k_session *s, const uint8_t *p, size_t n, struc
     s->stream = opj_stream_create(1 << 16, OPJ_TRUE);
     if (!s->codec || !s->stream) {
         session_close(s);
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory for the JPEG 2000 decoder");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory for the JPEG 2000 decoder");
     }
     opj_set_error_handler(s->codec, on_error, &s->msgs);
     opj_set_warning_handler(s->codec, on_quiet, NULL);
@@ -222,9 +220,8 @@ static int session_open(struct j2k_session *s, const uint8_t *p, size_t n, struc
     opj_set_default_decoder_parameters(&params);
     if (!opj_setup_decoder(s->codec, &params) || !opj_read_header(s->stream, s->codec, &s->image) ||
         !s->image) {
-        int rc =
-            ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "JPEG 2000 header could not be read: %s",
-                     s->msgs.first[0] ? s->msgs.first : "malformed codestream");
+        int rc = ahl_fail(err, AHL_EPARSE, "JPEG 2000 header could not be read: %s",
+                          s->msgs.first[0] ? s->msgs.first : "malformed codestream");
         session_close(s);
         return rc;
     }
@@ -239,8 +236,7 @@ int ahl__j2k_resolutions(const uint8_t *src, size_t n, uint32_t *levels, struct 
         return rc;
     opj_codestream_info_v2_t *info = opj_get_cstr_info(s.codec);
     if (!info || !info->m_default_tile_info.tccp_info) {
-        rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                      "JPEG 2000 codestream has no coding style");
+        rc = ahl_fail(err, AHL_EPARSE, "JPEG 2000 codestream has no coding style");
     } else {
         *levels = info->m_default_tile_info.tccp_info[0].numresolutions;
         for (OPJ_UINT32 c = 1; c < info->nbcomps; c++)
@@ -263,7 +259,7 @@ int ahl_decode_j2k(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
         return rc;
     opj_image_t *im = s.image;
     if (im->numcomps < 1 || !im->comps) {
-        rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "JPEG 2000 image has no components");
+        rc = ahl_fail(err, AHL_EPARSE, "JPEG 2000 image has no components");
         goto out;
     }
     uint32_t full_w = im->x1 - im->x0, full_h = im->y1 - im->y0;
@@ -273,12 +269,12 @@ int ahl_decode_j2k(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
     uint32_t prec = im->comps[0].prec;
     for (uint32_t c = 0; c < im->numcomps; c++) {
         if (im->comps[c].dx != 1 || im->comps[c].dy != 1) {
-            rc = ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+            rc = ahl_fail(err, AHL_EUNSUPPORTED,
                           "JPEG 2000 component %u is subsampled; not supported", c);
             goto out;
         }
         if (im->comps[c].prec != prec || prec < 1 || prec > 16) {
-            rc = ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+            rc = ahl_fail(err, AHL_EUNSUPPORTED,
                           "JPEG 2000 component precision %u is not supported (1..16, equal for "
                           "all components)",
                           im->comps[c].prec);
@@ -286,20 +282,19 @@ int ahl_decode_j2k(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
         }
     }
     if (reduce > 0 && !opj_set_decoded_resolution_factor(s.codec, reduce)) {
-        rc = ahl_fail(err, AHL_EINVAL, NULL, "cannot decode JPEG 2000 at resolution factor %u: %s",
+        rc = ahl_fail(err, AHL_EINVAL, "cannot decode JPEG 2000 at resolution factor %u: %s",
                       reduce, s.msgs.first);
         goto out;
     }
     if (!opj_decode(s.codec, s.stream, im) || !opj_end_decompress(s.codec, s.stream)) {
-        rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "JPEG 2000 decoding failed: %s",
+        rc = ahl_fail(err, AHL_EPARSE, "JPEG 2000 decoding failed: %s",
                       s.msgs.first[0] ? s.msgs.first : "malformed codestream");
         goto out;
     }
     uint32_t w = im->comps[0].w, h = im->comps[0].h;
     for (uint32_t c = 0; c < im->numcomps; c++)
         if (!im->comps[c].data || im->comps[c].w != w || im->comps[c].h != h) {
-            rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                          "JPEG 2000 decode gave components of different sizes");
+            rc = ahl_fail(err, AHL_EPARSE, "JPEG 2000 decode gave components of different sizes");
             goto out;
         }
     /* The dataset decides signedness and precision (toolkits trust PixelRepresentation when the

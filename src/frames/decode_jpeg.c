@@ -29,12 +29,11 @@ struct sof_info {
 static int read_sof(const uint8_t *p, size_t n, struct sof_info *s, struct ahl_err *err)
 {
     if (n < 4 || p[0] != 0xFF || p[1] != 0xD8)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "JPEG frame does not start with SOI (FF D8)");
+        return ahl_fail(err, AHL_EPARSE, "JPEG frame does not start with SOI (FF D8)");
     size_t pos = 2;
     while (pos + 4 <= n) {
         if (p[pos] != 0xFF)
-            return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+            return ahl_fail(err, AHL_EPARSE,
                             "JPEG frame: expected a marker at byte %zu, found %02X", pos, p[pos]);
         uint8_t m = p[pos + 1];
         if (m == 0xFF) {
@@ -43,13 +42,12 @@ static int read_sof(const uint8_t *p, size_t n, struct sof_info *s, struct ahl_e
         }
         size_t len = (size_t)p[pos + 2] << 8 | p[pos + 3];
         if (len < 2 || pos + 2 + len > n)
-            return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+            return ahl_fail(err, AHL_EPARSE,
                             "JPEG frame: marker FF%02X at byte %zu has a bad length %zu", m, pos,
                             len);
         if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
             if (len < 8)
-                return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                                "JPEG frame: SOF segment too short");
+                return ahl_fail(err, AHL_EPARSE, "JPEG frame: SOF segment too short");
             const uint8_t *q = p + pos + 4;
             s->process = m & 0x0F;
             s->precision = q[0];
@@ -57,7 +55,7 @@ static int read_sof(const uint8_t *p, size_t n, struct sof_info *s, struct ahl_e
             s->width = (uint32_t)q[3] << 8 | q[4];
             s->components = q[5];
             if (m >= 0xC5)
-                return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+                return ahl_fail(err, AHL_EUNSUPPORTED,
                                 "JPEG frame uses hierarchical or arithmetic coding (SOF%d)",
                                 m - 0xC0);
             return 0;
@@ -66,7 +64,7 @@ static int read_sof(const uint8_t *p, size_t n, struct sof_info *s, struct ahl_e
             break;
         pos += 2 + len;
     }
-    return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "JPEG frame has no frame header (SOF)");
+    return ahl_fail(err, AHL_EPARSE, "JPEG frame has no frame header (SOF)");
 }
 
 struct turbo_err {
@@ -105,7 +103,7 @@ static int decode_turbo(const struct ahl_pixel_desc *d, const uint8_t *src, size
     jerr.pub.error_exit = turbo_error_exit;
     jerr.pub.emit_message = turbo_quiet;
     if (setjmp(jerr.jump)) {
-        rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "JPEG decoding failed: %s", jerr.msg);
+        rc = ahl_fail(err, AHL_EPARSE, "JPEG decoding failed: %s", jerr.msg);
         goto out;
     }
     jpeg_create_decompress(&cinfo);
@@ -118,9 +116,8 @@ static int decode_turbo(const struct ahl_pixel_desc *d, const uint8_t *src, size
     bool converted = cinfo.num_components == 3 && cinfo.jpeg_color_space == JCS_YCbCr;
     const char *pi = converted ? "RGB" : d->photometric;
     if ((uint32_t)cinfo.output_components != d->samples_per_pixel) {
-        rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                      "JPEG decodes to %d components; the dataset says %u", cinfo.output_components,
-                      d->samples_per_pixel);
+        rc = ahl_fail(err, AHL_EPARSE, "JPEG decodes to %d components; the dataset says %u",
+                      cinfo.output_components, d->samples_per_pixel);
         jpeg_abort_decompress(&cinfo);
         goto out;
     }
@@ -157,9 +154,8 @@ int ahl_decode_jpeg(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n
         return rc;
     if (sof.precision < 2 || sof.precision > 16 ||
         (sof.process != 3 && sof.precision != 8 && sof.precision != 12))
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "JPEG precision %d is not valid for process SOF%d", sof.precision,
-                        sof.process);
+        return ahl_fail(err, AHL_EPARSE, "JPEG precision %d is not valid for process SOF%d",
+                        sof.precision, sof.process);
     if (sof.process != 3 && sof.precision == 8)
         return decode_turbo(d, src, n, out, err);
 
@@ -188,7 +184,7 @@ int ahl_decode_jpeg(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n
     bool converted = false;
     if (ahl__ijg_decode(src, n, bits, ybr, d->pixel_representation == 1, dst,
                         pixels * sof.components * bps, &converted, msg, sizeof msg) < 0) {
-        rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "JPEG decoding failed: %s", msg);
+        rc = ahl_fail(err, AHL_EPARSE, "JPEG decoding failed: %s", msg);
         goto out;
     }
     if (converted)

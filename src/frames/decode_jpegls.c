@@ -19,7 +19,7 @@ int ahl_decode_jpegls(const struct ahl_pixel_desc *d, const uint8_t *src, size_t
     uint8_t *planar = NULL;
     charls_jpegls_decoder *dec = charls_jpegls_decoder_create();
     if (!dec)
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory for the JPEG-LS decoder");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory for the JPEG-LS decoder");
     /* CharLS 2.4 spends seconds per kilopixel decoding a scan that runs off the end of its
      * buffer (found by fuzz_frames_jpegls: 115 bytes, 9 s). A complete frame ends with EOI,
      * possibly followed by padding to an even fragment length; require it, which also turns a
@@ -29,7 +29,7 @@ int ahl_decode_jpegls(const struct ahl_pixel_desc *d, const uint8_t *src, size_t
         end--;
     if (end < 4 || src[end - 2] != 0xFF || src[end - 1] != 0xD9) {
         charls_jpegls_decoder_destroy(dec);
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EPARSE,
                         "JPEG-LS frame does not end with an EOI marker (FF D9): truncated?");
     }
     charls_frame_info fi;
@@ -42,23 +42,22 @@ int ahl_decode_jpegls(const struct ahl_pixel_desc *d, const uint8_t *src, size_t
     if (!ec)
         ec = charls_jpegls_decoder_get_interleave_mode(dec, &im);
     if (ec) {
-        rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "JPEG-LS header: %s",
-                      charls_get_error_message(ec));
+        rc = ahl_fail(err, AHL_EPARSE, "JPEG-LS header: %s", charls_get_error_message(ec));
         goto out;
     }
     rc = ahl__check_geometry(d, "JPEG-LS", fi.width, fi.height, (uint32_t)fi.component_count, err);
     if (rc < 0)
         goto out;
     if (fi.bits_per_sample < 2 || fi.bits_per_sample > 16) {
-        rc = ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
-                      "JPEG-LS with %d bits per sample is not supported", fi.bits_per_sample);
+        rc = ahl_fail(err, AHL_EUNSUPPORTED, "JPEG-LS with %d bits per sample is not supported",
+                      fi.bits_per_sample);
         goto out;
     }
     uint16_t precision =
         d->bits_stored >= fi.bits_per_sample ? d->bits_stored : (uint16_t)fi.bits_per_sample;
     size_t bps = fi.bits_per_sample <= 8 ? 1 : 2;
     if ((bps == 1) != (precision <= 8)) {
-        rc = ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+        rc = ahl_fail(err, AHL_EUNSUPPORTED,
                       "JPEG-LS of %d bits in a %u-bit container is not supported",
                       fi.bits_per_sample, d->bits_stored);
         goto out;
@@ -73,15 +72,14 @@ int ahl_decode_jpegls(const struct ahl_pixel_desc *d, const uint8_t *src, size_t
     if (deplanar) {
         planar = malloc(out->len);
         if (!planar) {
-            rc = ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+            rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
             goto out;
         }
         dst = planar;
     }
     ec = charls_jpegls_decoder_decode_to_buffer(dec, dst, out->len, 0);
     if (ec) {
-        rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "JPEG-LS decoding failed: %s",
-                      charls_get_error_message(ec));
+        rc = ahl_fail(err, AHL_EPARSE, "JPEG-LS decoding failed: %s", charls_get_error_message(ec));
         goto out;
     }
     if (deplanar)

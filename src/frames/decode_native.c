@@ -31,11 +31,10 @@ int ahl_decode_native(const struct ahl_pixel_desc *d, const uint8_t *src, size_t
 {
     memset(out, 0, sizeof *out);
     if (d->bits_allocated == 1)
-        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
-                        "1-bit data is stored as-is, not decoded");
+        return ahl_fail(err, AHL_EUNSUPPORTED, "1-bit data is stored as-is, not decoded");
     uint64_t need = ahl_native_frame_size(d);
     if (need == 0 || n < need)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EPARSE,
                         "native frame holds %zu bytes; %ux%u x %u samples of %u bits need %llu", n,
                         d->columns, d->rows, d->samples_per_pixel, d->bits_allocated,
                         (unsigned long long)need);

@@ -22,13 +22,13 @@ static int unpack_segment(const uint8_t *src, size_t n, uint8_t *dst, size_t wan
     size_t in = 0, outn = 0;
     while (outn < want) {
         if (in >= n)
-            return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                            "RLE segment %zu ends after %zu of %zu bytes", seg + 1, outn, want);
+            return ahl_fail(err, AHL_EPARSE, "RLE segment %zu ends after %zu of %zu bytes", seg + 1,
+                            outn, want);
         int8_t c = (int8_t)src[in++];
         if (c >= 0) {
             size_t len = (size_t)c + 1;
             if (in + len > n)
-                return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                return ahl_fail(err, AHL_EPARSE,
                                 "RLE segment %zu: literal run of %zu bytes at byte %zu passes "
                                 "the end of the segment",
                                 seg + 1, len, in - 1);
@@ -41,7 +41,7 @@ static int unpack_segment(const uint8_t *src, size_t n, uint8_t *dst, size_t wan
         } else if (c != -128) {
             size_t len = (size_t)(1 - c);
             if (in >= n)
-                return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                return ahl_fail(err, AHL_EPARSE,
                                 "RLE segment %zu: repeat run at byte %zu has no value", seg + 1,
                                 in - 1);
             uint8_t v = src[in++];
@@ -60,22 +60,22 @@ int ahl_decode_rle(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
 {
     memset(out, 0, sizeof *out);
     if (d->bits_allocated != 8 && d->bits_allocated != 16)
-        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
-                        "RLE with BitsAllocated %u is not supported", d->bits_allocated);
+        return ahl_fail(err, AHL_EUNSUPPORTED, "RLE with BitsAllocated %u is not supported",
+                        d->bits_allocated);
     if (n < 64)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EPARSE,
                         "RLE frame of %zu bytes is shorter than its 64-byte header", n);
     size_t bytes = d->bits_allocated / 8, spp = d->samples_per_pixel;
     size_t nseg = le32(src);
     if (nseg != bytes * spp)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EPARSE,
                         "RLE header has %zu segments; %zu samples of %zu bytes need %zu", nseg, spp,
                         bytes, bytes * spp);
     uint32_t offs[16];
     for (size_t i = 0; i < nseg; i++) {
         offs[i] = le32(src + 4 + 4 * i);
         if (offs[i] < 64 || offs[i] > n || (i > 0 && offs[i] < offs[i - 1]))
-            return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+            return ahl_fail(err, AHL_EPARSE,
                             "RLE segment %zu offset %u is outside the frame (64..%zu, ascending)",
                             i + 1, offs[i], n);
     }

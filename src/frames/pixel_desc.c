@@ -83,13 +83,12 @@ static int get_us(const struct ahl_dcm_dataset *ds, uint32_t tag, const char *na
     const struct ahl_dcm_elem *e = ahl_dcm_find(ds, tag);
     if (!e || !e->value || e->value_len == 0) {
         if (required)
-            return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                            "DICOM attribute %s is missing or empty", name);
+            return ahl_fail(err, AHL_EPARSE, "DICOM attribute %s is missing or empty", name);
         *out = dflt;
         return 0;
     }
     if (e->value_len < 2)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EPARSE,
                         "DICOM attribute %s: expected a 2-byte US value, found %zu bytes", name,
                         e->value_len);
     *out = (uint16_t)(e->value[0] | (e->value[1] << 8));
@@ -142,7 +141,7 @@ int ahl_pixel_desc_from_dataset(const struct ahl_dcm_dataset *ds, const char *tr
     const struct ahl_dcm_elem *pi = ahl_dcm_find(ds, AHL_DCM_TAG(0x0028, 0x0004));
     get_text(pi, d->photometric, sizeof d->photometric);
     if (!d->photometric[0])
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EPARSE,
                         "DICOM attribute PhotometricInterpretation is missing or empty");
 
     d->number_of_frames = 1;
@@ -154,7 +153,7 @@ int ahl_pixel_desc_from_dataset(const struct ahl_dcm_dataset *ds, const char *tr
         errno = 0;
         long v = strtol(text, &end, 10);
         if (text[0] == '\0' || *end != '\0' || errno || v < 1 || v > 1000000)
-            return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+            return ahl_fail(err, AHL_EPARSE,
                             "DICOM attribute NumberOfFrames: '%s' is not a frame count", text);
         d->number_of_frames = (uint32_t)v;
     }
@@ -175,49 +174,45 @@ int ahl_pixel_desc_check(const struct ahl_pixel_desc *d, struct ahl_err *err)
 {
     enum ahl_frame_codec codec = ahl_frame_codec_of(d->transfer_syntax);
     if (codec == AHL_CODEC_UNSUPPORTED)
-        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
-                        "transfer syntax %s is not supported for pixel data",
+        return ahl_fail(err, AHL_EUNSUPPORTED, "transfer syntax %s is not supported for pixel data",
                         d->transfer_syntax[0] ? d->transfer_syntax : "(none)");
     if (d->rows == 0 || d->columns == 0 || d->rows > AHL_FRAME_MAX_DIM ||
         d->columns > AHL_FRAME_MAX_DIM)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "image size %ux%u: Rows and Columns must be 1..%u", d->columns, d->rows,
-                        AHL_FRAME_MAX_DIM);
+        return ahl_fail(err, AHL_EPARSE, "image size %ux%u: Rows and Columns must be 1..%u",
+                        d->columns, d->rows, AHL_FRAME_MAX_DIM);
     if (d->samples_per_pixel != 1 && d->samples_per_pixel != 3)
-        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
-                        "SamplesPerPixel %u is not supported (1 or 3)", d->samples_per_pixel);
+        return ahl_fail(err, AHL_EUNSUPPORTED, "SamplesPerPixel %u is not supported (1 or 3)",
+                        d->samples_per_pixel);
     if (d->bits_allocated != 1 && d->bits_allocated != 8 && d->bits_allocated != 16)
-        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
-                        "BitsAllocated %u is not supported (1, 8 or 16)", d->bits_allocated);
-    if (d->bits_stored < 1 || d->bits_stored > d->bits_allocated)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "BitsStored %u must be 1..BitsAllocated (%u)", d->bits_stored,
+        return ahl_fail(err, AHL_EUNSUPPORTED, "BitsAllocated %u is not supported (1, 8 or 16)",
                         d->bits_allocated);
+    if (d->bits_stored < 1 || d->bits_stored > d->bits_allocated)
+        return ahl_fail(err, AHL_EPARSE, "BitsStored %u must be 1..BitsAllocated (%u)",
+                        d->bits_stored, d->bits_allocated);
     if (d->high_bit != d->bits_stored - 1)
-        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
-                        "HighBit %u is not BitsStored - 1 (%u)", d->high_bit, d->bits_stored - 1);
+        return ahl_fail(err, AHL_EUNSUPPORTED, "HighBit %u is not BitsStored - 1 (%u)", d->high_bit,
+                        d->bits_stored - 1);
     if (d->pixel_representation > 1)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "PixelRepresentation %u must be 0 or 1", d->pixel_representation);
+        return ahl_fail(err, AHL_EPARSE, "PixelRepresentation %u must be 0 or 1",
+                        d->pixel_representation);
     if (d->planar_configuration > 1)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "PlanarConfiguration %u must be 0 or 1", d->planar_configuration);
+        return ahl_fail(err, AHL_EPARSE, "PlanarConfiguration %u must be 0 or 1",
+                        d->planar_configuration);
     if (d->number_of_frames < 1)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION, "NumberOfFrames must be >= 1");
+        return ahl_fail(err, AHL_EPARSE, "NumberOfFrames must be >= 1");
     if (d->bits_allocated == 1 && (codec != AHL_CODEC_NATIVE || d->samples_per_pixel != 1))
-        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EUNSUPPORTED,
                         "BitsAllocated 1 is supported for native single-sample data only");
     if (codec == AHL_CODEC_NATIVE && is_ybr422(d) &&
         (d->samples_per_pixel != 3 || d->columns % 2 != 0 || d->planar_configuration != 0))
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EPARSE,
                         "%s native data needs 3 samples, even Columns (%u) and "
                         "PlanarConfiguration 0",
                         d->photometric, d->columns);
     uint64_t raw = (uint64_t)d->rows * d->columns * d->samples_per_pixel * 2;
     if (raw > AHL_FRAME_MAX_BYTES)
-        return ahl_fail(err, AHL_ETOOBIG, AHL_AWS_VALIDATION,
-                        "a %ux%u frame exceeds the %zu-byte frame limit", d->columns, d->rows,
-                        AHL_FRAME_MAX_BYTES);
+        return ahl_fail(err, AHL_ETOOBIG, "a %ux%u frame exceeds the %zu-byte frame limit",
+                        d->columns, d->rows, AHL_FRAME_MAX_BYTES);
     return 0;
 }
 
@@ -259,11 +254,11 @@ int ahl_native_frame_extract(const struct ahl_pixel_desc *d, const uint8_t *pixe
     *out_len = 0;
     uint64_t size = ahl_native_frame_size(d);
     if (size == 0 || index >= d->number_of_frames)
-        return ahl_fail(err, AHL_EINVAL, NULL, "frame %u of %u: invalid frame", index + 1,
+        return ahl_fail(err, AHL_EINVAL, "frame %u of %u: invalid frame", index + 1,
                         d->number_of_frames);
     uint8_t *buf = malloc(size);
     if (!buf)
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory for a %llu-byte frame",
+        return ahl_fail(err, AHL_ENOMEM, "out of memory for a %llu-byte frame",
                         (unsigned long long)size);
     if (d->bits_allocated == 1) {
         /* Frames of 1-bit data follow each other bit by bit, so frame i starts at bit i*pixels. */
@@ -271,9 +266,8 @@ int ahl_native_frame_extract(const struct ahl_pixel_desc *d, const uint8_t *pixe
         uint64_t first = pixels * index, last_byte = (first + pixels + 7) / 8;
         if (last_byte > pixel_len) {
             free(buf);
-            return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                            "pixel data holds %zu bytes; frame %u needs %llu", pixel_len, index + 1,
-                            (unsigned long long)last_byte);
+            return ahl_fail(err, AHL_EPARSE, "pixel data holds %zu bytes; frame %u needs %llu",
+                            pixel_len, index + 1, (unsigned long long)last_byte);
         }
         memset(buf, 0, size);
         for (uint64_t i = 0; i < pixels; i++) {
@@ -285,10 +279,9 @@ int ahl_native_frame_extract(const struct ahl_pixel_desc *d, const uint8_t *pixe
         uint64_t off = size * index;
         if (off + size > pixel_len) {
             free(buf);
-            return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                            "pixel data holds %zu bytes; frame %u needs bytes %llu..%llu",
-                            pixel_len, index + 1, (unsigned long long)off,
-                            (unsigned long long)(off + size));
+            return ahl_fail(
+                err, AHL_EPARSE, "pixel data holds %zu bytes; frame %u needs bytes %llu..%llu",
+                pixel_len, index + 1, (unsigned long long)off, (unsigned long long)(off + size));
         }
         memcpy(buf, pixel + off, size);
     }
@@ -319,12 +312,12 @@ int ahl_frames_map_fragments(const struct ahl_dcm_pixel *px, uint32_t nframes,
         invalid_offset_table = &unused_flag;
     *invalid_offset_table = false;
     if (!px->encapsulated)
-        return ahl_fail(err, AHL_EINVAL, NULL, "pixel data is not encapsulated");
+        return ahl_fail(err, AHL_EINVAL, "pixel data is not encapsulated");
     if (nframes == 0 || nf == 0)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "encapsulated pixel data has %zu fragments for %u frames", nf, nframes);
+        return ahl_fail(err, AHL_EPARSE, "encapsulated pixel data has %zu fragments for %u frames",
+                        nf, nframes);
     if (nf < nframes)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EPARSE,
                         "encapsulated pixel data has %zu fragments, fewer than its %u frames", nf,
                         nframes);
     memset(spans, 0, sizeof *spans * nframes);
@@ -375,19 +368,19 @@ int ahl_frames_map_fragments(const struct ahl_dcm_pixel *px, uint32_t nframes,
 
     /* 3. Scan each fragment's first bytes for the start of a codestream. */
     if (!read_fn)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "%zu fragments for %u frames and no usable offset table", nf, nframes);
+        return ahl_fail(err, AHL_EPARSE, "%zu fragments for %u frames and no usable offset table",
+                        nf, nframes);
     size_t frame = 0;
     for (size_t f = 0; f < nf; f++) {
         uint8_t head[8] = {0};
         size_t n = px->fragments[f].length < 8 ? px->fragments[f].length : 8;
         int rc = n ? read_fn(ctx, px->fragments[f].offset, head, n) : 0;
         if (rc < 0)
-            return ahl_fail(err, rc, NULL, "reading fragment %zu at offset %llu failed", f + 1,
+            return ahl_fail(err, rc, "reading fragment %zu at offset %llu failed", f + 1,
                             (unsigned long long)px->fragments[f].offset);
         if (starts_frame(head, n) || f == 0) {
             if (frame == nframes)
-                return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+                return ahl_fail(err, AHL_EPARSE,
                                 "fragment %zu starts a codestream beyond the %u frames", f + 1,
                                 nframes);
             spans[frame].first = f;
@@ -397,8 +390,8 @@ int ahl_frames_map_fragments(const struct ahl_dcm_pixel *px, uint32_t nframes,
         spans[frame - 1].bytes += px->fragments[f].length;
     }
     if (frame != nframes)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "found %zu codestreams in %zu fragments for %u frames", frame, nf, nframes);
+        return ahl_fail(err, AHL_EPARSE, "found %zu codestreams in %zu fragments for %u frames",
+                        frame, nf, nframes);
     return 0;
 }
 
@@ -409,18 +402,18 @@ int ahl_frames_gather(const struct ahl_dcm_pixel *px, const struct ahl_frame_spa
     *out = NULL;
     *len = 0;
     if (span->first > px->n_fragments || span->count > px->n_fragments - span->first)
-        return ahl_fail(err, AHL_EINVAL, NULL, "fragment span %zu+%zu outside %zu fragments",
-                        span->first, span->count, px->n_fragments);
+        return ahl_fail(err, AHL_EINVAL, "fragment span %zu+%zu outside %zu fragments", span->first,
+                        span->count, px->n_fragments);
     uint64_t total = 0;
     for (size_t k = 0; k < span->count; k++)
         total += px->fragments[span->first + k].length;
     if (total > AHL_FRAME_MAX_BYTES)
-        return ahl_fail(err, AHL_ETOOBIG, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_ETOOBIG,
                         "a frame of %llu encoded bytes exceeds the frame size limit",
                         (unsigned long long)total);
     uint8_t *buf = malloc(total ? (size_t)total : 1);
     if (!buf)
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory for a %llu-byte frame",
+        return ahl_fail(err, AHL_ENOMEM, "out of memory for a %llu-byte frame",
                         (unsigned long long)total);
     size_t pos = 0;
     for (size_t k = 0; k < span->count; k++) {
@@ -429,11 +422,11 @@ int ahl_frames_gather(const struct ahl_dcm_pixel *px, const struct ahl_frame_spa
         if (rc < 0) {
             free(buf);
             if (rc == AHL_EPARSE) /* a short read: the fragment runs past the end of the input */
-                return ahl_fail(err, rc, NULL,
+                return ahl_fail(err, rc,
                                 "pixel data fragment %zu (%u bytes at offset %llu) runs past the "
                                 "end of the file",
                                 span->first + k + 1, fr->length, (unsigned long long)fr->offset);
-            return ahl_fail(err, rc, NULL,
+            return ahl_fail(err, rc,
                             "reading pixel data fragment %zu (%u bytes at offset %llu) failed",
                             span->first + k + 1, fr->length, (unsigned long long)fr->offset);
         }

@@ -15,17 +15,17 @@ int ahl__raw_frame_alloc(struct ahl_raw_frame *out, uint32_t width, uint32_t hei
     memset(out, 0, sizeof *out);
     if (width == 0 || height == 0 || width > AHL_FRAME_MAX_DIM || height > AHL_FRAME_MAX_DIM ||
         (components != 1 && components != 3) || precision < 1 || precision > 16)
-        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EUNSUPPORTED,
                         "unsupported frame shape %ux%u, %u samples of %u bits", width, height,
                         components, precision);
     uint16_t bps = precision <= 8 ? 1 : 2;
     uint64_t len = (uint64_t)width * height * components * bps;
     if (len > AHL_FRAME_MAX_BYTES)
-        return ahl_fail(err, AHL_ETOOBIG, AHL_AWS_VALIDATION,
-                        "a %ux%u frame exceeds the frame size limit", width, height);
+        return ahl_fail(err, AHL_ETOOBIG, "a %ux%u frame exceeds the frame size limit", width,
+                        height);
     out->data = calloc(1, (size_t)len);
     if (!out->data)
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory for a %llu-byte frame",
+        return ahl_fail(err, AHL_ENOMEM, "out of memory for a %llu-byte frame",
                         (unsigned long long)len);
     out->len = (size_t)len;
     out->width = width;
@@ -75,7 +75,7 @@ int ahl__check_geometry(const struct ahl_pixel_desc *d, const char *codec, uint3
                         uint32_t height, uint32_t components, struct ahl_err *err)
 {
     if (width != d->columns || height != d->rows || components != d->samples_per_pixel)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EPARSE,
                         "%s codestream is %ux%u with %u components; the dataset says %ux%u with "
                         "%u samples per pixel",
                         codec, width, height, components, d->columns, d->rows,
@@ -127,6 +127,5 @@ int ahl_frame_decode(const struct ahl_pixel_desc *d, const uint8_t *src, size_t 
     case AHL_CODEC_UNSUPPORTED:
         break;
     }
-    return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION, "transfer syntax %s not supported",
-                    d->transfer_syntax);
+    return ahl_fail(err, AHL_EUNSUPPORTED, "transfer syntax %s not supported", d->transfer_syntax);
 }

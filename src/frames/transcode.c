@@ -29,15 +29,15 @@ int ahl_htj2k_encode(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_l
         f->precision < 1 || f->precision > 16 ||
         f->bytes_per_sample != (f->precision <= 8 ? 1 : 2) ||
         f->len != (size_t)f->width * f->height * f->components * f->bytes_per_sample)
-        return ahl_fail(err, AHL_EINVAL, NULL, "frame is not in canonical form");
+        return ahl_fail(err, AHL_EINVAL, "frame is not in canonical form");
     char msg[300] = "";
     int rc = ahl__ojph_encode(f->data, f->width, f->height, f->components, f->bytes_per_sample,
                               f->precision, f->is_signed, decompositions_for(f->width, f->height),
                               true, out, out_len, msg, sizeof msg);
     if (rc == -2)
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory in the HTJ2K encoder");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory in the HTJ2K encoder");
     if (rc < 0)
-        return ahl_fail(err, AHL_EINTERNAL, AHL_AWS_INTERNAL, "HTJ2K encoding failed: %s", msg);
+        return ahl_fail(err, AHL_EINTERNAL, "HTJ2K encoding failed: %s", msg);
     return 0;
 }
 
@@ -65,7 +65,7 @@ static int wavelet_checksums(const struct ahl_pixel_desc *d, struct ahl_stored_f
     if (rc < 0)
         return rc;
     if (nres < 1 || nres > AHL_FRAME_MAX_LEVELS)
-        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EUNSUPPORTED,
                         "stored codestream has %u resolution levels (1..%d supported)", nres,
                         AHL_FRAME_MAX_LEVELS);
     for (uint32_t i = 0; i < nres; i++) {
@@ -131,7 +131,7 @@ int ahl_frame_cost_check(const struct ahl_pixel_desc *d, uint64_t src_len, uint6
     if (cost)
         *cost = c;
     if (c > AHL_FRAME_MAX_COST)
-        return ahl_fail(err, AHL_ETOOBIG, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_ETOOBIG,
                         "a %ux%u frame of %u samples needs an estimated %llu MiB to decode and "
                         "verify; at most %llu MiB per frame are supported",
                         d->columns, d->rows, d->samples_per_pixel, (unsigned long long)(c >> 20),
@@ -152,12 +152,11 @@ static int transcode_1bit(const struct ahl_pixel_desc *d, const uint8_t *src, si
 {
     uint64_t pixels = (uint64_t)d->rows * d->columns, size = ahl_native_frame_size(d);
     if (n < size)
-        return ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                        "1-bit frame holds %zu bytes; %ux%u needs %llu", n, d->columns, d->rows,
-                        (unsigned long long)size);
+        return ahl_fail(err, AHL_EPARSE, "1-bit frame holds %zu bytes; %ux%u needs %llu", n,
+                        d->columns, d->rows, (unsigned long long)size);
     out->data = malloc(size ? size : 1);
     if (!out->data)
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     memcpy(out->data, src, size);
     /* Bits past the last pixel belong to no pixel; clear them so equal frames are equal bytes. */
     if (pixels % 8)
@@ -207,7 +206,7 @@ int ahl_frame_transcode(const struct ahl_pixel_desc *d, const uint8_t *src, size
     if (stored_as_is(d)) {
         out->data = malloc(n ? n : 1);
         if (!out->data) {
-            rc = ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+            rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
             goto out;
         }
         memcpy(out->data, src, n);
@@ -244,7 +243,7 @@ int ahl_frame_transcode(const struct ahl_pixel_desc *d, const uint8_t *src, size
         if (rc < 0)
             goto out;
         if (back.len != raw.len || memcmp(back.data, raw.data, raw.len) != 0) {
-            rc = ahl_fail(err, AHL_EINTERNAL, AHL_AWS_INTERNAL,
+            rc = ahl_fail(err, AHL_EINTERNAL,
                           "HTJ2K round trip is not bit-exact (%ux%u, %u samples of %u bits)",
                           raw.width, raw.height, raw.components, raw.precision);
             goto out;

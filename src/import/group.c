@@ -56,18 +56,17 @@ static int single_instance(const json_t *doc, struct levels *lv, struct ahl_err 
 {
     memset(lv, 0, sizeof *lv);
     if (!json_is_object(doc))
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                        "instance document: must be a JSON object");
+        return ahl_fail(err, AHL_EINVAL, "instance document: must be a JSON object");
     const json_t *study = json_object_get(doc, "Study");
     const json_t *series = json_is_object(study) ? json_object_get(study, "Series") : NULL;
     if (!json_is_object(series) || json_object_size(series) != 1)
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EINVAL,
                         "instance document: Study.Series must hold exactly one series");
     void *it = json_object_iter((json_t *)series);
     const json_t *snode = json_object_iter_value(it);
     const json_t *insts = json_is_object(snode) ? json_object_get(snode, "Instances") : NULL;
     if (!json_is_object(insts) || json_object_size(insts) != 1)
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EINVAL,
                         "instance document: the series must hold exactly one instance");
     lv->patient = dicom_of(json_object_get(doc, "Patient"));
     lv->study = dicom_of(study);
@@ -163,8 +162,7 @@ static int require_uid(const struct levels *lv, enum ahl_level level, const char
     const json_t *d = at_level(lv, level);
     const json_t *v = d ? json_object_get(d, kw) : NULL;
     if (!json_is_string(v) || is_empty(v))
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION, "DICOM attribute %s does not exist",
-                        kw);
+        return ahl_fail(err, AHL_EINVAL, "DICOM attribute %s does not exist", kw);
     return 0;
 }
 
@@ -189,7 +187,7 @@ static int hash_fields(const struct levels *lv, bool all, char out[AHL_GROUP_KEY
 out:
     ahl_buf_release(&b);
     if (rc < 0)
-        return ahl_fail(err, rc, NULL, "grouping elements: %s", ahl_strerror(rc));
+        return ahl_fail(err, rc, "grouping elements: %s", ahl_strerror(rc));
     return 0;
 }
 
@@ -279,13 +277,11 @@ int ahl_group_compare(const json_t *candidate_doc, const json_t *instance_doc,
     if (diff)
         memset(diff, 0, sizeof *diff);
     if (!json_is_object(candidate_doc))
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                        "candidate image set: must be a JSON object");
+        return ahl_fail(err, AHL_EINVAL, "candidate image set: must be a JSON object");
     const json_t *cstudy = json_object_get(candidate_doc, "Study");
     const json_t *cseries_map = json_is_object(cstudy) ? json_object_get(cstudy, "Series") : NULL;
     if (cseries_map && !json_is_object(cseries_map))
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                        "candidate image set: Study.Series must be a JSON object");
+        return ahl_fail(err, AHL_EINVAL, "candidate image set: Study.Series must be a JSON object");
     const json_t *cseries_node = cseries_map ? json_object_get(cseries_map, in.series_uid) : NULL;
     struct levels cand = {
         .patient = dicom_of(json_object_get(candidate_doc, "Patient")),
@@ -385,7 +381,7 @@ static int check_dicom_limits(const json_t *dicom, struct ahl_err *err)
         const json_t *v = json_object_get(dicom, length_limits[i].keyword);
         size_t n = v ? value_bytes(v) : 0;
         if (n > length_limits[i].max)
-            return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+            return ahl_fail(err, AHL_EINVAL,
                             "DICOM attribute %s is %zu bytes long; the maximum is %zu",
                             length_limits[i].keyword, n, length_limits[i].max);
     }
@@ -395,9 +391,8 @@ static int check_dicom_limits(const json_t *dicom, struct ahl_err *err)
         const json_t *v = json_object_get(dicom, counts[i]);
         long long n = v ? count_of(v) : -1;
         if (n > MAX_STUDY_RELATED)
-            return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                            "DICOM attribute %s is %lld; the maximum is %d", counts[i], n,
-                            MAX_STUDY_RELATED);
+            return ahl_fail(err, AHL_EINVAL, "DICOM attribute %s is %lld; the maximum is %d",
+                            counts[i], n, MAX_STUDY_RELATED);
     }
     return 0;
 }
@@ -406,7 +401,7 @@ int ahl_group_check_limits(const json_t *doc, struct ahl_err *err)
 {
     int rc;
     if (!json_is_object(doc))
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION, "document: must be a JSON object");
+        return ahl_fail(err, AHL_EINVAL, "document: must be a JSON object");
     const json_t *study = json_object_get(doc, "Study");
     if ((rc = check_dicom_limits(dicom_of(json_object_get(doc, "Patient")), err)) < 0 ||
         (rc = check_dicom_limits(dicom_of(study), err)) < 0)

@@ -72,19 +72,23 @@ static void set_str(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
+/* The failure's exceptionType as HealthImaging's job output format has it (failure.ndjson): the
+ * format names two, the input's fault and the server's. */
+static void res_blame(struct ahl_import_result *res, bool customer)
+{
+    res->customer_error = customer;
+    set_str(res->exception_type, sizeof res->exception_type,
+            customer ? "ValidationException" : "InternalServerException");
+}
+
 /* Records a failure. The input is at fault unless the failure is the server's own (memory, I/O on
- * our side, internal errors); the AWS type follows. */
+ * our side, damaged stored data, internal errors). */
 static int res_fail(struct ahl_import_result *res, int rc, const struct ahl_err *err,
                     const char *prefix)
 {
     res->rc = rc < 0 ? rc : AHL_EINTERNAL;
-    bool server = res->rc == AHL_ENOMEM || res->rc == AHL_EINTERNAL || res->rc == AHL_ECORRUPT ||
-                  res->rc == AHL_EIO || res->rc == AHL_ENOSPC;
-    const char *type = err && err->aws_type ? err->aws_type : NULL;
-    if (server || !type || !strcmp(type, AHL_AWS_INTERNAL))
-        type = server ? AHL_AWS_INTERNAL : AHL_AWS_VALIDATION;
-    res->customer_error = !server;
-    set_str(res->exception_type, sizeof res->exception_type, type);
+    res_blame(res, !(res->rc == AHL_ENOMEM || res->rc == AHL_EINTERNAL || res->rc == AHL_ECORRUPT ||
+                     res->rc == AHL_EIO || res->rc == AHL_ENOSPC));
     const char *msg = err && err->msg[0] ? err->msg : ahl_strerror(res->rc);
     snprintf(res->message, sizeof res->message, "%s%s", prefix ? prefix : "", msg);
     return res->rc;
@@ -102,37 +106,35 @@ int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,
     int rc;
     *out = NULL;
     if (!opts || (!opts->frames && !opts->frames_root) || !datastore_id)
-        return ahl_fail(err, AHL_EINVAL, NULL, "an importer needs a data store and a frame store");
+        return ahl_fail(err, AHL_EINVAL, "an importer needs a data store and a frame store");
     if (!(im = calloc(1, sizeof *im)))
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     im->m = m;
     pthread_mutex_init(&im->cache_mu, NULL);
     ahl_import_budget_init(&im->own_budget, opts->memory_budget);
     im->budget = opts->budget ? opts->budget : &im->own_budget;
     im->batch_max = opts->batch_max ? opts->batch_max : AHL_IMPORT_BATCH_DEFAULT;
     if (ahl_store_strset(im->ds, sizeof im->ds, datastore_id) < 0) {
-        rc = ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND, "data store %.40s does not exist",
-                      datastore_id);
+        rc = ahl_fail(err, AHL_ENOTFOUND, "data store %.40s does not exist", datastore_id);
         goto out;
     }
     if ((rc = ahl_store_begin(ahl_meta_store(m), false, &tx)) < 0) {
-        rc = ahl_fail(err, rc, AHL_AWS_INTERNAL, "cannot read the store: %s", ahl_strerror(rc));
+        rc = ahl_fail(err, rc, "cannot read the store: %s", ahl_strerror(rc));
         goto out;
     }
     rc = ahl_store_datastore_get(tx, datastore_id, &d);
     ahl_store_rollback(tx);
     if (rc == AHL_ENOTFOUND) {
-        rc = ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "data store %s does not exist", datastore_id);
+        rc = ahl_fail(err, rc, "data store %s does not exist", datastore_id);
         goto out;
     }
     if (rc < 0) {
-        rc = ahl_fail(err, rc, AHL_AWS_INTERNAL, "cannot read data store %s: %s", datastore_id,
-                      ahl_strerror(rc));
+        rc = ahl_fail(err, rc, "cannot read data store %s: %s", datastore_id, ahl_strerror(rc));
         goto out;
     }
     if (strcmp(d.status, "ACTIVE") != 0) {
-        rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT, "data store %s is %s, not ACTIVE",
-                      datastore_id, d.status);
+        rc =
+            ahl_fail(err, AHL_ECONFLICT, "data store %s is %s, not ACTIVE", datastore_id, d.status);
         goto out;
     }
     if (opts->frames)
@@ -142,12 +144,11 @@ int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,
     if (opts->lock_dir) {
         int w = snprintf(im->lock_dir, sizeof im->lock_dir, "%s/import-locks", opts->lock_dir);
         if (w < 0 || (size_t)w >= sizeof im->lock_dir) {
-            rc = ahl_fail(err, AHL_ETOOBIG, NULL, "lock directory path too long");
+            rc = ahl_fail(err, AHL_ETOOBIG, "lock directory path too long");
             goto out;
         }
         if (mkdir(im->lock_dir, 0700) < 0 && errno != EEXIST) {
-            rc =
-                ahl_fail(err, AHL_EIO, NULL, "cannot create %s: %s", im->lock_dir, strerror(errno));
+            rc = ahl_fail(err, AHL_EIO, "cannot create %s: %s", im->lock_dir, strerror(errno));
             goto out;
         }
     }
@@ -244,7 +245,7 @@ static int scratch_fd(const struct ahl_importer *im, struct ahl_err *err)
     snprintf(path, sizeof path, "%s/ahl-import-XXXXXX", im->tmp_dir);
     int fd = mkstemp(path);
     if (fd < 0)
-        return ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot create a scratch file: %s",
+        return ahl_fail(err, AHL_EIO, "cannot create a scratch file: %s",
                         strerror(errno)); /* messages reach job outputs: no server paths */
     unlink(path);
     return fd;
@@ -263,8 +264,7 @@ static int inflate_to_scratch(const struct ahl_importer *im, const struct ahl_dc
     uint64_t total = 0, pos;
     *out_fd = -1;
     if (!gl || !gl->value || gl->value_len != 4)
-        return ahl_fail(err, AHL_EPARSE, NULL,
-                        "deflated file without FileMetaInformationGroupLength");
+        return ahl_fail(err, AHL_EPARSE, "deflated file without FileMetaInformationGroupLength");
     uint32_t glen = (uint32_t)gl->value[0] | (uint32_t)gl->value[1] << 8 |
                     (uint32_t)gl->value[2] << 16 | (uint32_t)gl->value[3] << 24;
     uint64_t meta_end = (f->has_preamble ? 132u : 0u) + 12u + (uint64_t)glen;
@@ -273,9 +273,9 @@ static int inflate_to_scratch(const struct ahl_importer *im, const struct ahl_dc
     for (pos = 0; pos < meta_end && rc == 0;) {
         size_t n = meta_end - pos < sizeof in ? (size_t)(meta_end - pos) : sizeof in;
         if ((rc = pread_full(fd, pos, in, n)) < 0)
-            rc = ahl_fail(err, AHL_EPARSE, NULL, "meta group runs past the end of the file");
+            rc = ahl_fail(err, AHL_EPARSE, "meta group runs past the end of the file");
         else if (ahl_write_all(sfd, in, n) < 0)
-            rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot write a scratch file");
+            rc = ahl_fail(err, AHL_EIO, "cannot write a scratch file");
         pos += n;
     }
     /* Inflate until the end of the compressed stream, not the end of the input: zlib may hold
@@ -285,7 +285,7 @@ static int inflate_to_scratch(const struct ahl_importer *im, const struct ahl_dc
      * of the dataset, as for the reader (p10.c). */
     memset(&z, 0, sizeof z);
     if (rc == 0 && inflateInit2(&z, -15) != Z_OK)
-        rc = ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
     bool eof = false;
     while (rc == 0 && zr != Z_STREAM_END) {
         if (z.avail_in == 0 && !eof) {
@@ -293,7 +293,7 @@ static int inflate_to_scratch(const struct ahl_importer *im, const struct ahl_dc
             if (r < 0 && errno == EINTR)
                 continue;
             if (r < 0) {
-                rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "read error: %s", strerror(errno));
+                rc = ahl_fail(err, AHL_EIO, "read error: %s", strerror(errno));
                 break;
             }
             eof = r == 0;
@@ -305,24 +305,23 @@ static int inflate_to_scratch(const struct ahl_importer *im, const struct ahl_dc
         z.avail_out = sizeof outb;
         zr = inflate(&z, Z_NO_FLUSH);
         if (zr == Z_BUF_ERROR && z.avail_in == 0 && eof) {
-            rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
+            rc = ahl_fail(err, AHL_EPARSE,
                           "deflated data ends at file offset %llu before the end of the "
                           "compressed stream",
                           (unsigned long long)pos);
             break;
         }
         if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
-            rc = ahl_fail(err, AHL_EPARSE, AHL_AWS_VALIDATION,
-                          "deflated data is corrupt near file offset %llu: %s",
+            rc = ahl_fail(err, AHL_EPARSE, "deflated data is corrupt near file offset %llu: %s",
                           (unsigned long long)(pos - z.avail_in), z.msg ? z.msg : "inflate failed");
             break;
         }
         size_t got = sizeof outb - z.avail_out;
         total += got;
         if (total > IMPORT_MAX_INFLATED)
-            rc = ahl_fail(err, AHL_ETOOBIG, NULL, "inflated dataset larger than 4 GB");
+            rc = ahl_fail(err, AHL_ETOOBIG, "inflated dataset larger than 4 GB");
         else if (ahl_write_all(sfd, outb, got) < 0)
-            rc = ahl_fail(err, AHL_EIO, AHL_AWS_INTERNAL, "cannot write a scratch file");
+            rc = ahl_fail(err, AHL_EIO, "cannot write a scratch file");
     }
     inflateEnd(&z);
     if (rc < 0) {
@@ -347,18 +346,17 @@ static int frame_bytes(const struct ahl_dcm_pixel *px, const struct ahl_pixel_de
             return ahl_native_frame_extract(d, whole, whole_len, i, out, len, err);
         uint64_t fsz = ahl_native_frame_size(d);
         if (fsz == 0 || fsz > AHL_FRAME_MAX_BYTES)
-            return ahl_fail(err, AHL_EPARSE, NULL, "pixel data: bad frame size");
+            return ahl_fail(err, AHL_EPARSE, "pixel data: bad frame size");
         if ((uint64_t)(i + 1) * fsz > px->value_length)
-            return ahl_fail(err, AHL_EPARSE, NULL,
+            return ahl_fail(err, AHL_EPARSE,
                             "pixel data holds %llu bytes, too few for frame %u of %llu bytes",
                             (unsigned long long)px->value_length, i + 1, (unsigned long long)fsz);
         uint8_t *buf = malloc((size_t)fsz);
         if (!buf)
-            return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory for frame %u", i + 1);
+            return ahl_fail(err, AHL_ENOMEM, "out of memory for frame %u", i + 1);
         if ((rc = pread_full(fd, px->value_offset + (uint64_t)i * fsz, buf, (size_t)fsz)) < 0) {
             free(buf);
-            return ahl_fail(err, rc, NULL, "pixel data of frame %u runs past the end of the file",
-                            i + 1);
+            return ahl_fail(err, rc, "pixel data of frame %u runs past the end of the file", i + 1);
         }
         rc = ahl_native_frame_extract(d, buf, (size_t)fsz, 0, out, len, err);
         free(buf);
@@ -414,7 +412,7 @@ static int budget_reserve(struct ahl_importer *im, uint64_t cost, uint32_t frame
 {
     struct ahl_import_budget *b = im->budget;
     if (cost > b->limit)
-        return ahl_fail(err, AHL_ETOOBIG, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_ETOOBIG,
                         "frame %u needs an estimated %llu MiB to transcode, more than the "
                         "import's memory budget of %llu MiB",
                         frame, (unsigned long long)(cost >> 20),
@@ -454,8 +452,8 @@ static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, 
     int rc, sfd = -1, rfd = fd;
 
     if (px->tag != AHL_TAG_PIXEL_DATA)
-        return ahl_fail(err, AHL_EUNSUPPORTED, AHL_AWS_VALIDATION,
-                        "float pixel data (7FE0,%04X) is not supported", px->tag & 0xFFFF);
+        return ahl_fail(err, AHL_EUNSUPPORTED, "float pixel data (7FE0,%04X) is not supported",
+                        px->tag & 0xFFFF);
     if ((rc = ahl_pixel_desc_from_dataset(&f->ds, f->transfer_syntax, &d, err)) < 0)
         return rc;
     if (f->deflated) {
@@ -465,7 +463,7 @@ static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, 
     }
     if (px->encapsulated) {
         if (!(spans = calloc(d.number_of_frames, sizeof *spans))) {
-            rc = ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+            rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
             goto out;
         }
         if ((rc = ahl_frames_map_fragments(px, d.number_of_frames, fd_read_fn, &rfd, spans,
@@ -473,21 +471,21 @@ static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, 
             goto out;
     } else if (d.bits_allocated == 1) {
         if (px->value_length > AHL_FRAME_MAX_BYTES) {
-            rc = ahl_fail(err, AHL_ETOOBIG, NULL, "1-bit pixel data larger than 1 GiB");
+            rc = ahl_fail(err, AHL_ETOOBIG, "1-bit pixel data larger than 1 GiB");
             goto out;
         }
         whole_len = (size_t)px->value_length;
         if (!(whole = malloc(whole_len ? whole_len : 1))) {
-            rc = ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+            rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
             goto out;
         }
         if ((rc = pread_full(rfd, px->value_offset, whole, whole_len)) < 0) {
-            rc = ahl_fail(err, rc, NULL, "pixel data runs past the end of the file");
+            rc = ahl_fail(err, rc, "pixel data runs past the end of the file");
             goto out;
         }
     }
     if (!(frames = json_array())) {
-        rc = ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
         goto out;
     }
     for (uint32_t i = 0; i < d.number_of_frames; i++) {
@@ -510,14 +508,14 @@ static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, 
         if (rc < 0) {
             char msg[sizeof err->msg];
             snprintf(msg, sizeof msg, "frame %u: %.480s", i + 1, err ? err->msg : "");
-            rc = ahl_fail(err, rc, err ? err->aws_type : NULL, "%s", msg);
+            rc = ahl_fail_detail(err, rc, err ? err->detail : 0, "%s", msg);
             goto out;
         }
         if ((rc = ahl_framestore_put(&im->fs, sf.id, sf.data, sf.len, err)) < 0)
             goto out;
         json_t *e = frame_entry(&sf);
         if (!e || json_array_append_new(frames, e) < 0) {
-            rc = ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+            rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
             goto out;
         }
         set_str(stored_ts, sizeof stored_ts, sf.stored_transfer_syntax);
@@ -534,7 +532,7 @@ static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, 
          json_object_set_new(inst, "StoredTransferSyntaxUID", json_string(stored_ts)) < 0) ||
         json_object_set_new(inst, "ChecksumType", json_string("DECOMPRESSED")) < 0 ||
         json_object_set(inst, "ImageFrames", frames) < 0) {
-        rc = ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
         goto out;
     }
     /* A decoder that converted YBR to RGB (as the codestream asked) stores RGB samples: the
@@ -543,7 +541,7 @@ static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, 
     const char *pi = json_string_value(json_object_get(dicom, "PhotometricInterpretation"));
     if (photometric[0] && pi && strcmp(pi, photometric) != 0 &&
         json_object_set_new(dicom, "PhotometricInterpretation", json_string(photometric)) < 0) {
-        rc = ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
         goto out;
     }
     rc = 0;
@@ -596,11 +594,11 @@ int ahl_import_prepare_fd(struct ahl_importer *im, int fd, const char *name,
     if (fstat(fd, &st) == 0)
         res->bytes = (uint64_t)st.st_size;
     if (lseek(fd, 0, SEEK_SET) < 0) {
-        rc = ahl_fail(&err, AHL_EIO, AHL_AWS_INTERNAL, "cannot seek: %s", strerror(errno));
+        rc = ahl_fail(&err, AHL_EIO, "cannot seek: %s", strerror(errno));
         return res_fail(res, rc, &err, NULL);
     }
     if (!(it = calloc(1, sizeof *it))) {
-        rc = ahl_fail(&err, AHL_ENOMEM, NULL, "out of memory");
+        rc = ahl_fail(&err, AHL_ENOMEM, "out of memory");
         return res_fail(res, rc, &err, NULL);
     }
     if ((rc = ahl_p10_read_fd(fd, NULL, &f, &err)) < 0) {
@@ -617,7 +615,7 @@ int ahl_import_prepare_fd(struct ahl_importer *im, int fd, const char *name,
         goto out;
     }
     if (doc_parts(it->doc, &it->study_uid, &it->series_uid, &inst, &it->sop_uid) < 0) {
-        rc = ahl_fail(&err, AHL_EINVAL, NULL, "the normalized document is not a single instance");
+        rc = ahl_fail(&err, AHL_EINVAL, "the normalized document is not a single instance");
         res_fail(res, rc, &err, NULL);
         goto out;
     }
@@ -644,11 +642,9 @@ int ahl_import_prepare_path(struct ahl_importer *im, const char *path, const cha
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         res_init(res);
-        int rc = ahl_fail(&err, AHL_EIO, AHL_AWS_VALIDATION, "cannot open %s: %s", path,
-                          strerror(errno));
+        int rc = ahl_fail(&err, AHL_EIO, "cannot open %s: %s", path, strerror(errno));
         res_fail(res, rc, &err, NULL);
-        res->customer_error = true;
-        set_str(res->exception_type, sizeof res->exception_type, AHL_AWS_VALIDATION);
+        res_blame(res, true); /* the caller's path, not our disk */
         return rc;
     }
     int rc = ahl_import_prepare_fd(im, fd, name, out, res);
@@ -755,11 +751,10 @@ static int find_sets(struct ahl_importer *im, const char *study_uid, const char 
     int rc;
     out->n = 0;
     if ((rc = ahl_store_begin(ahl_meta_store(im->m), false, &tx)) < 0)
-        return ahl_fail(err, rc, AHL_AWS_INTERNAL, "cannot read the store: %s", ahl_strerror(rc));
+        return ahl_fail(err, rc, "cannot read the store: %s", ahl_strerror(rc));
     rc = ahl_store_imageset_by_study(tx, im->ds, study_uid, want_primary, collect_set, out);
     if (rc < 0) {
-        rc = ahl_fail(err, rc, AHL_AWS_INTERNAL, "cannot list the study's image sets: %s",
-                      ahl_strerror(rc));
+        rc = ahl_fail(err, rc, "cannot list the study's image sets: %s", ahl_strerror(rc));
         goto out;
     }
     size_t k = 0;
@@ -770,8 +765,7 @@ static int find_sets(struct ahl_importer *im, const char *study_uid, const char 
         if (rc == AHL_ENOTFOUND)
             continue;
         if (rc < 0) {
-            rc = ahl_fail(err, rc, AHL_AWS_INTERNAL, "cannot read the search index: %s",
-                          ahl_strerror(rc));
+            rc = ahl_fail(err, rc, "cannot read the search index: %s", ahl_strerror(rc));
             goto out;
         }
         if (strcmp(row.series_instance_uid, series_uid) != 0)
@@ -888,7 +882,7 @@ static int write_items(struct ahl_importer *im, struct ahl_import_item **items, 
     json_t *doc = put_document(items, n);
     int rc;
     if (!doc)
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     memset(&info, 0, sizeof info);
     if (c) {
         rc = ahl_meta_imageset_put_instances(im->m, im->ds, c->id, doc, c->version, &info, err);
@@ -915,7 +909,7 @@ static int place_nonprimary(struct ahl_importer *im, struct ahl_import_item *it,
     struct cand_list *l = malloc(sizeof *l);
     int rc = 0;
     if (!l)
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     for (int attempt = 0; attempt < IMPORT_CAS_RETRIES; attempt++) {
         const struct cand_set *chosen = NULL;
         if ((rc = find_sets(im, it->study_uid, it->series_uid, false, l, err)) < 0)
@@ -967,7 +961,7 @@ static void commit_group(struct ahl_importer *im, struct ahl_import_item **items
 
     ahl_err_clear(&err);
     if (!ok || !bad || !l) {
-        rc = ahl_fail(&err, AHL_ENOMEM, NULL, "out of memory");
+        rc = ahl_fail(&err, AHL_ENOMEM, "out of memory");
         fail_items(items, n, rc, &err);
         goto out_nolock;
     }
@@ -987,7 +981,7 @@ static void commit_group(struct ahl_importer *im, struct ahl_import_item **items
         for (size_t i = 0; i < n && rc == 0; i++) {
             if (!cand) {
                 if (!(cand = candidate_from(items[i])))
-                    rc = ahl_fail(&err, AHL_ENOMEM, NULL, "out of memory");
+                    rc = ahl_fail(&err, AHL_ENOMEM, "out of memory");
                 ok[nok++] = items[i];
                 continue;
             }
@@ -995,7 +989,7 @@ static void commit_group(struct ahl_importer *im, struct ahl_import_item **items
             if (c == AHL_GROUP_CONSISTENT) {
                 ok[nok++] = items[i];
                 if (absorb(cand, items[i]->doc, items[i]->series_uid, false) < 0)
-                    rc = ahl_fail(&err, AHL_ENOMEM, NULL, "out of memory");
+                    rc = ahl_fail(&err, AHL_ENOMEM, "out of memory");
             } else if (c == AHL_GROUP_CONFLICT) {
                 bad[nbad++] = items[i];
                 items[i]->res.n_warnings = 1;
@@ -1137,7 +1131,7 @@ static void group_commit(struct ahl_import_batch *b, struct group *g)
         commit_group(b->im, items, g->n);
     } else {
         struct ahl_err e;
-        int rc = ahl_fail(&e, AHL_ENOMEM, NULL, "out of memory");
+        int rc = ahl_fail(&e, AHL_ENOMEM, "out of memory");
         for (size_t i = 0; i < g->n; i++)
             res_fail(&g->v[i].it->res, rc, &e, NULL);
     }
@@ -1186,7 +1180,7 @@ void ahl_import_batch_add(struct ahl_import_batch *b, struct ahl_import_item *it
                 group_commit(b, &one);
             } else {
                 struct ahl_err e;
-                res_fail(&it->res, ahl_fail(&e, AHL_ENOMEM, NULL, "out of memory"), &e, NULL);
+                res_fail(&it->res, ahl_fail(&e, AHL_ENOMEM, "out of memory"), &e, NULL);
                 if (b->done)
                     b->done(b->ctx, tag, &it->res);
                 ahl_import_item_free(it);

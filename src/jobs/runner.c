@@ -273,14 +273,21 @@ static void on_imported(void *ctx, void *tag, const struct ahl_import_result *re
     record(ctx, (size_t)(uintptr_t)tag, res);
 }
 
+/* A failure's exceptionType as HealthImaging's job output format has it (failure.ndjson): the
+ * format names two, the input's fault and the server's. The importer names its own failures the
+ * same way (import.c). */
+static const char *job_exception_type(bool customer)
+{
+    return customer ? "ValidationException" : "InternalServerException";
+}
+
 static void fail_object(struct job_run *j, size_t i, bool customer, const char *fmt, const char *a)
 {
     struct ahl_import_result res;
     memset(&res, 0, sizeof res);
     res.rc = customer ? AHL_EINVAL : AHL_EIO;
     res.customer_error = customer;
-    snprintf(res.exception_type, sizeof res.exception_type, "%s",
-             customer ? AHL_AWS_VALIDATION : AHL_AWS_INTERNAL);
+    snprintf(res.exception_type, sizeof res.exception_type, "%s", job_exception_type(customer));
     snprintf(res.message, sizeof res.message, fmt, a);
     record(j, i, &res);
 }
@@ -369,7 +376,7 @@ static int finish_outputs(struct ahl_runner *r, struct job_run *j, char *why, si
         if (!res || ob->state == O_PENDING) {
             server++;
             rc = add_line(&bad, json_pack("{s:s,s:{s:s,s:s}}", "inputFile", ob->key, "exception",
-                                          "exceptionType", AHL_AWS_INTERNAL, "message",
+                                          "exceptionType", job_exception_type(false), "message",
                                           "the object was not processed"));
             continue;
         }
@@ -644,11 +651,11 @@ int ahl_runner_start(const struct ahl_runner_config *cfg, struct ahl_runner **ou
     struct ahl_runner *r;
     *out = NULL;
     if (!cfg->meta || !cfg->data_dir || (!cfg->s3_root == !cfg->s3_endpoint))
-        return ahl_fail(err, AHL_EINVAL, NULL,
+        return ahl_fail(err, AHL_EINVAL,
                         "the import runner needs a data directory and one of --s3-root or "
                         "--s3-endpoint");
     if (!(r = calloc(1, sizeof *r)))
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     r->meta = cfg->meta;
     r->store = ahl_meta_store(cfg->meta);
     r->poll_ms = cfg->poll_ms ? cfg->poll_ms : 2000;
@@ -661,7 +668,7 @@ int ahl_runner_start(const struct ahl_runner_config *cfg, struct ahl_runner **ou
     pthread_cond_init(&r->cv, NULL);
     ahl_import_budget_init(&r->budget, cfg->memory_budget);
     if (mkdir(r->tmp, 0700) < 0 && errno != EEXIST) {
-        int rc = ahl_fail(err, AHL_EIO, NULL, "cannot create %s: %s", r->tmp, strerror(errno));
+        int rc = ahl_fail(err, AHL_EIO, "cannot create %s: %s", r->tmp, strerror(errno));
         ahl_runner_stop(r);
         return rc;
     }
@@ -675,14 +682,14 @@ int ahl_runner_start(const struct ahl_runner_config *cfg, struct ahl_runner **ou
     unsigned n = cfg->workers ? cfg->workers : (ncpu > 0 ? (unsigned)ncpu : 2);
     if (!(r->threads = calloc(n, sizeof *r->threads))) {
         ahl_runner_stop(r);
-        return ahl_fail(err, AHL_ENOMEM, NULL, "out of memory");
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     }
     for (; r->nthreads < n; r->nthreads++)
         if (pthread_create(&r->threads[r->nthreads], NULL, worker, r) != 0)
             break;
     if (!r->nthreads) {
         ahl_runner_stop(r);
-        return ahl_fail(err, AHL_EINTERNAL, NULL, "cannot start import workers");
+        return ahl_fail(err, AHL_EINTERNAL, "cannot start import workers");
     }
     /* No scan here: the workers' first one comes poll_ms later, after the caller has finished
      * starting up (the API server opens the frame store, which sweeps temporary files). */

@@ -126,7 +126,7 @@ static int choose(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl_
     const json_t *series = json_object_get(json_object_get(sel, "Study"), "Series");
     if (!json_is_object(sel) || (series && !json_is_object(series))) {
         json_decref(sel);
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EINVAL,
                         "copiableAttributes: expected {\"SchemaVersion\":\"1.1\",\"Study\":"
                         "{\"Series\":{uid:{\"Instances\":{uid:{}}}}}}");
     }
@@ -149,7 +149,7 @@ static int choose(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl_
         if (i == p->n && p->n == 1 && p->v[0].uid)
             i = 0;
         if (i == p->n) {
-            rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+            rc = ahl_fail(err, AHL_EINVAL,
                           "copiableAttributes.Study.Series['%s']: no such series in the source",
                           suid);
             break;
@@ -170,7 +170,7 @@ static int choose(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl_
             while (j < k->inst.n && strcmp(k->inst.v[j].key, iuid))
                 j++;
             if (j == k->inst.n) {
-                rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                rc = ahl_fail(err, AHL_EINVAL,
                               "copiableAttributes.Study.Series['%s'].Instances['%s']: no such "
                               "instance in the source",
                               suid, iuid);
@@ -229,7 +229,7 @@ static int merge_into(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__b
             if ((rc = dicom_equal(m, tx, dval, k->val, &eq)) < 0)
                 return ahl__store_fail(err, rc, "reading the destination");
             if (!eq && !force)
-                return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                return ahl_fail(err, AHL_EINVAL,
                                 "INVALID_REQUEST: Series of SourceImageSet and "
                                 "DestinationImageSet don't match (Study.Series['%s']); use "
                                 "force to copy anyway",
@@ -303,8 +303,7 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
     ahl__batch_init(&b, m);
     memset(&dst, 0, sizeof dst);
     if (c->copiable_attributes && c->copiable_len > 260000) {
-        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                      "copiableAttributes: longer than 260000 characters");
+        rc = ahl_fail(err, AHL_EINVAL, "copiableAttributes: longer than 260000 characters");
         goto out;
     }
     if ((rc = ahl_store_begin(m->store, true, &tx)) < 0) {
@@ -314,12 +313,11 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
     if ((rc = ahl__set_find(tx, datastore_id, source_id, &src, err)) < 0)
         goto out;
     if (!strcmp(src.state, "LOCKED")) {
-        rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT, "source image set %s is LOCKED",
-                      source_id);
+        rc = ahl_fail(err, AHL_ECONFLICT, "source image set %s is LOCKED", source_id);
         goto out;
     }
     if (c->source_latest_version != src.latest_version) {
-        rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT,
+        rc = ahl_fail(err, AHL_ECONFLICT,
                       "source image set %s: latestVersionId %llu is not the latest version",
                       source_id, (unsigned long long)c->source_latest_version);
         goto out;
@@ -364,17 +362,15 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
         if ((rc = ahl__set_find(tx, datastore_id, c->destination_id, &dst, err)) < 0)
             goto out;
         if (!strcmp(dst.id, src.id)) {
-            rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                          "the destination image set must differ from the source");
+            rc = ahl_fail(err, AHL_EINVAL, "the destination image set must differ from the source");
             goto out;
         }
         if (!strcmp(dst.state, "LOCKED")) {
-            rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT,
-                          "destination image set %s is LOCKED", dst.id);
+            rc = ahl_fail(err, AHL_ECONFLICT, "destination image set %s is LOCKED", dst.id);
             goto out;
         }
         if (c->destination_latest_version != dst.latest_version) {
-            rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT,
+            rc = ahl_fail(err, AHL_ECONFLICT,
                           "destination image set %s: latestVersionId %llu is not the latest "
                           "version",
                           dst.id, (unsigned long long)c->destination_latest_version);
@@ -392,7 +388,7 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
             goto out;
         }
         if ((!eq_p || !eq_s) && !c->force) {
-            rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+            rc = ahl_fail(err, AHL_EINVAL,
                           "INVALID_REQUEST: %s of SourceImageSet and DestinationImageSet don't "
                           "match; use force to copy anyway",
                           !eq_p ? "Patient" : "Study");

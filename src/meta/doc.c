@@ -99,7 +99,7 @@ static int check_uid(const json_t *node, const char *attr, const char *key, cons
     const json_t *d = json_object_get(node, "DICOM");
     const json_t *u = d ? json_object_get(d, attr) : NULL;
     if (u && json_is_string(u) && strcmp(json_string_value(u), key) != 0)
-        return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+        return ahl_fail(err, AHL_EINVAL,
                         "%s['%s'].DICOM.%s is '%s', not the key it is stored under", what, key,
                         attr, json_string_value(u));
     return 0;
@@ -131,14 +131,13 @@ int ahl__doc_store(struct ahl__batch *b, const json_t *doc, uint8_t root[AHL_SHA
     if (!empty)
         return AHL_ENOMEM;
     if (!json_is_object(doc)) {
-        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION, "document: expected a JSON object");
+        rc = ahl_fail(err, AHL_EINVAL, "document: expected a JSON object");
         goto out;
     }
     const json_t *patient = json_object_get(doc, "Patient");
     const json_t *study = json_object_get(doc, "Study");
     if ((patient && !json_is_object(patient)) || (study && !json_is_object(study))) {
-        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                      "document: Patient and Study must be objects");
+        rc = ahl_fail(err, AHL_EINVAL, "document: Patient and Study must be objects");
         goto out;
     }
     if ((rc = ahl__store_obj(b, patient ? patient : empty, NULL, r.patient)) < 0 ||
@@ -146,7 +145,7 @@ int ahl__doc_store(struct ahl__batch *b, const json_t *doc, uint8_t root[AHL_SHA
         goto out;
     const json_t *series = study ? json_object_get(study, "Series") : NULL;
     if (series && !json_is_object(series)) {
-        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION, "Study.Series: expected an object");
+        rc = ahl_fail(err, AHL_EINVAL, "Study.Series: expected an object");
         goto out;
     }
     if (series && json_object_size(series)) {
@@ -158,8 +157,7 @@ int ahl__doc_store(struct ahl__batch *b, const json_t *doc, uint8_t root[AHL_SHA
         for (size_t i = 0; i < ns; i++) {
             const json_t *s = json_object_get(series, skeys[i]);
             if (!json_is_object(s)) {
-                rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                              "Study.Series['%s']: expected an object", skeys[i]);
+                rc = ahl_fail(err, AHL_EINVAL, "Study.Series['%s']: expected an object", skeys[i]);
                 goto out;
             }
             if ((rc = check_uid(s, "SeriesInstanceUID", skeys[i], "Study.Series", err)) < 0 ||
@@ -167,8 +165,8 @@ int ahl__doc_store(struct ahl__batch *b, const json_t *doc, uint8_t root[AHL_SHA
                 goto out;
             const json_t *inst = json_object_get(s, "Instances");
             if (inst && !json_is_object(inst)) {
-                rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                              "Study.Series['%s'].Instances: expected an object", skeys[i]);
+                rc = ahl_fail(err, AHL_EINVAL, "Study.Series['%s'].Instances: expected an object",
+                              skeys[i]);
                 goto out;
             }
             ni = 0;
@@ -181,7 +179,7 @@ int ahl__doc_store(struct ahl__batch *b, const json_t *doc, uint8_t root[AHL_SHA
                 for (size_t j = 0; j < ni; j++) {
                     const json_t *o = json_object_get(inst, ikeys[j]);
                     if (!json_is_object(o)) {
-                        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                        rc = ahl_fail(err, AHL_EINVAL,
                                       "Study.Series['%s'].Instances['%s']: expected an object",
                                       skeys[i], ikeys[j]);
                         goto out;
@@ -611,10 +609,10 @@ int ahl__search_row_from(struct ahl_meta *m, struct ahl_store_tx *tx, const stru
 int ahl__store_fail(struct ahl_err *err, int rc, const char *what)
 {
     if (rc == AHL_ECORRUPT)
-        return ahl_fail(err, rc, AHL_AWS_INTERNAL, "%s: stored metadata is damaged", what);
+        return ahl_fail(err, rc, "%s: stored metadata is damaged", what);
     if (rc == AHL_ENOMEM)
-        return ahl_fail(err, rc, AHL_AWS_INTERNAL, "%s: out of memory", what);
-    return ahl_fail(err, rc, NULL, "%s: %s", what, ahl_strerror(rc));
+        return ahl_fail(err, rc, "%s: out of memory", what);
+    return ahl_fail(err, rc, "%s: %s", what, ahl_strerror(rc));
 }
 
 int ahl__commit_publish(struct ahl_store_tx **tx, struct ahl__batch *b, struct ahl_err *err)
@@ -632,8 +630,8 @@ int ahl__set_find(struct ahl_store_tx *tx, const char *datastore_id, const char 
 {
     int rc = ahl_store_imageset_get(tx, datastore_id, id, out);
     if (rc == AHL_ENOTFOUND || (rc == 0 && !strcmp(out->state, "DELETED")))
-        return ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND,
-                        "image set %s not found in data store %s", id, datastore_id);
+        return ahl_fail(err, AHL_ENOTFOUND, "image set %s not found in data store %s", id,
+                        datastore_id);
     if (rc < 0)
         return ahl__store_fail(err, rc, "reading the image set");
     return 0;
@@ -670,16 +668,15 @@ int ahl__version_commit_row(struct ahl_meta *m, struct ahl_store_tx *tx, struct 
         return ahl__store_fail(err, rc, "writing chunks");
     if ((rc = ahl_store_version_put(tx, &v)) < 0) {
         if (rc == AHL_ECONFLICT)
-            return ahl_fail(err, rc, AHL_AWS_CONFLICT, "image set %s: version %llu exists", set->id,
+            return ahl_fail(err, rc, "image set %s: version %llu exists", set->id,
                             (unsigned long long)v.version);
         return ahl__store_fail(err, rc, "writing the version");
     }
     rc = expected ? ahl_store_imageset_advance(tx, set, expected)
                   : ahl_store_imageset_put(tx, set, true);
     if (rc == AHL_ECONFLICT)
-        return ahl_fail(err, rc, AHL_AWS_CONFLICT,
-                        "image set %s: latestVersionId %llu is not the latest version", set->id,
-                        (unsigned long long)expected);
+        return ahl_fail(err, rc, "image set %s: latestVersionId %llu is not the latest version",
+                        set->id, (unsigned long long)expected);
     if (rc < 0)
         return ahl__store_fail(err, rc, "writing the image set");
     if (pre) {

@@ -35,12 +35,11 @@ static int datastore_active(struct ahl_store_tx *tx, const char *ds, struct ahl_
     struct ahl_datastore_rec d;
     int rc = ahl_store_datastore_get(tx, ds, &d);
     if (rc == AHL_ENOTFOUND)
-        return ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "data store %s not found", ds);
+        return ahl_fail(err, rc, "data store %s not found", ds);
     if (rc < 0)
         return ahl__store_fail(err, rc, "reading the data store");
     if (strcmp(d.status, "ACTIVE") != 0)
-        return ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT, "data store %s is %s, not ACTIVE", ds,
-                        d.status);
+        return ahl_fail(err, AHL_ECONFLICT, "data store %s is %s, not ACTIVE", ds, d.status);
     return 0;
 }
 
@@ -99,7 +98,7 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
         goto out;
     if (opts && opts->imageset_id) {
         if (ahl_store_strset(set.id, sizeof set.id, opts->imageset_id) < 0) {
-            rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION, "image set id too long");
+            rc = ahl_fail(err, AHL_EINVAL, "image set id too long");
             goto out;
         }
     } else if ((rc = ahl_random_id(set.id)) < 0) {
@@ -107,7 +106,7 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
         goto out;
     }
     if (ahl_store_strset(set.datastore_id, sizeof set.datastore_id, datastore_id) < 0) {
-        rc = ahl_fail(err, AHL_ENOTFOUND, AHL_AWS_NOT_FOUND, "data store not found");
+        rc = ahl_fail(err, AHL_ENOTFOUND, "data store not found");
         goto out;
     }
     set.is_primary = opts ? opts->is_primary : false;
@@ -155,7 +154,7 @@ static int import_series(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl
     const json_t *sd = json_object_get(src, "DICOM");
     const json_t *su = sd ? json_object_get(sd, "SeriesInstanceUID") : NULL;
     if (su && (!json_is_string(su) || strcmp(json_string_value(su), uid))) {
-        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+        rc = ahl_fail(err, AHL_EINVAL,
                       "Study.Series['%s'].DICOM.SeriesInstanceUID differs from its key", uid);
         goto out;
     }
@@ -165,8 +164,7 @@ static int import_series(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl
     const char *k;
     json_t *v;
     if (inst && !json_is_object(inst)) {
-        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                      "Study.Series['%s'].Instances: expected an object", uid);
+        rc = ahl_fail(err, AHL_EINVAL, "Study.Series['%s'].Instances: expected an object", uid);
         goto out;
     }
     json_object_foreach((json_t *)inst, k, v)
@@ -175,7 +173,7 @@ static int import_series(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl
         const json_t *d = json_is_object(v) ? json_object_get(v, "DICOM") : NULL;
         const json_t *u = d ? json_object_get(d, "SOPInstanceUID") : NULL;
         if (!json_is_object(v) || (u && (!json_is_string(u) || strcmp(json_string_value(u), k)))) {
-            rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+            rc = ahl_fail(err, AHL_EINVAL,
                           "Study.Series['%s'].Instances['%s']: expected an object whose "
                           "SOPInstanceUID is its key",
                           uid, k);
@@ -213,7 +211,7 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
     ahl_err_clear(err);
     ahl__batch_init(&b, m);
     if (!json_is_object(doc)) {
-        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION, "document: expected a JSON object");
+        rc = ahl_fail(err, AHL_EINVAL, "document: expected a JSON object");
         goto out;
     }
     if ((rc = ahl_store_begin(m->store, true, &tx)) < 0) {
@@ -223,13 +221,12 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
     if ((rc = ahl__set_find(tx, datastore_id, imageset_id, &set, err)) < 0)
         goto out;
     if (!strcmp(set.state, "LOCKED")) {
-        rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT, "image set %s is LOCKED", imageset_id);
+        rc = ahl_fail(err, AHL_ECONFLICT, "image set %s is LOCKED", imageset_id);
         goto out;
     }
     if (expected_latest && expected_latest != set.latest_version) {
-        rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT,
-                      "image set %s: version %llu is not the latest", imageset_id,
-                      (unsigned long long)expected_latest);
+        rc = ahl_fail(err, AHL_ECONFLICT, "image set %s: version %llu is not the latest",
+                      imageset_id, (unsigned long long)expected_latest);
         goto out;
     }
     if ((rc = ahl_store_version_get(tx, set.id, set.latest_version, &cur)) < 0 ||
@@ -242,8 +239,7 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
     const json_t *p = json_object_get(doc, "Patient");
     const json_t *s = json_object_get(doc, "Study");
     if ((p && !json_is_object(p)) || (s && !json_is_object(s))) {
-        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                      "document: Patient and Study must be objects");
+        rc = ahl_fail(err, AHL_EINVAL, "document: Patient and Study must be objects");
         goto out;
     }
     if ((p && (rc = ahl__merge_own(patient, p, NULL)) < 0) ||
@@ -256,14 +252,13 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
     const char *k;
     json_t *v;
     if (series && !json_is_object(series)) {
-        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION, "Study.Series: expected an object");
+        rc = ahl_fail(err, AHL_EINVAL, "Study.Series: expected an object");
         goto out;
     }
     json_object_foreach((json_t *)series, k, v)
     {
         if (!json_is_object(v)) {
-            rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
-                          "Study.Series['%s']: expected an object", k);
+            rc = ahl_fail(err, AHL_EINVAL, "Study.Series['%s']: expected an object", k);
             goto out;
         }
         if ((rc = import_series(m, tx, &b, r.series, k, v, err)) < 0)
@@ -305,8 +300,7 @@ static int read_begin(struct ahl_meta *m, const char *ds, const char *id, uint64
     uint64_t v = version ? version : set->latest_version;
     rc = ahl_store_version_get(*tx, id, v, ver);
     if (rc == AHL_ENOTFOUND) {
-        rc = ahl_fail(err, rc, AHL_AWS_NOT_FOUND, "image set %s has no version %llu", id,
-                      (unsigned long long)v);
+        rc = ahl_fail(err, rc, "image set %s has no version %llu", id, (unsigned long long)v);
         goto fail;
     }
     if (rc < 0) {
@@ -405,7 +399,7 @@ int ahl_meta_imageset_delete(struct ahl_meta *m, const char *datastore_id, const
     if ((rc = ahl__set_find(tx, datastore_id, imageset_id, &set, err)) < 0)
         goto out;
     if (!strcmp(set.state, "LOCKED")) {
-        rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT, "image set %s is LOCKED", imageset_id);
+        rc = ahl_fail(err, AHL_ECONFLICT, "image set %s is LOCKED", imageset_id);
         goto out;
     }
     set.updated_at_ms = set.deleted_at_ms = ahl_now_ms();

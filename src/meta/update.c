@@ -229,7 +229,7 @@ static int apply_blob(struct work *w, const json_t *blob, bool removing, bool le
         if (!s) {
             if (lenient && !json_object_get(w->gone, suid))
                 continue;
-            return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+            return ahl_fail(err, AHL_EINVAL,
                             "%s.Study.Series['%s']: no such series in the image set", which, suid);
         }
         if (removing && json_object_size(snode) == 0) {
@@ -249,7 +249,7 @@ static int apply_blob(struct work *w, const json_t *blob, bool removing, bool le
             if (!o) {
                 if (lenient)
                     continue;
-                return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                return ahl_fail(err, AHL_EINVAL,
                                 "%s.Study.Series['%s'].Instances['%s']: no such instance in the "
                                 "image set",
                                 which, suid, iuid);
@@ -319,7 +319,7 @@ static int work_store(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__b
                 if ((rc = ahl__map_set(b, tx, iroot, iuid, strlen(iuid), NULL, 0, iroot)) < 0)
                     return rc;
                 if (ahl__map_get(m, tx, b, iroot, key, strlen(key), h, sizeof h) == 0)
-                    return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                    return ahl_fail(err, AHL_EINVAL,
                                     "Study.Series['%s'].Instances['%s']: SOPInstanceUID '%s' "
                                     "is already an instance of the series",
                                     suid, iuid, key);
@@ -336,7 +336,7 @@ static int work_store(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__b
             if ((rc = ahl__map_set(b, tx, r.series, suid, strlen(suid), NULL, 0, r.series)) < 0)
                 return rc;
             if (ahl__map_get(m, tx, b, r.series, key, strlen(key), probe, sizeof probe) == 0)
-                return ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+                return ahl_fail(err, AHL_EINVAL,
                                 "Study.Series['%s']: SeriesInstanceUID '%s' is already a series "
                                 "of the image set",
                                 suid, key);
@@ -471,17 +471,17 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
     ahl_err_clear(err);
     ahl__batch_init(&b, m);
     if (u->revert_to_version && have_blobs) {
-        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+        rc = ahl_fail(err, AHL_EINVAL,
                       "revertToVersionId and DICOMUpdates cannot be given together");
         goto out;
     }
     if (u->revert_to_version && u->include_study_image_sets) {
-        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+        rc = ahl_fail(err, AHL_EINVAL,
                       "includeStudyImageSets cannot be used with revertToVersionId");
         goto out;
     }
     if (!u->revert_to_version && !have_blobs) {
-        rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+        rc = ahl_fail(err, AHL_EINVAL,
                       "updateImageSetMetadataUpdates: give DICOMUpdates or revertToVersionId");
         goto out;
     }
@@ -502,12 +502,12 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
     if ((rc = ahl__set_find(tx, datastore_id, imageset_id, &set, err)) < 0)
         goto out;
     if (!strcmp(set.state, "LOCKED")) {
-        rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT,
-                      "image set %s is LOCKED by another operation", imageset_id);
+        rc = ahl_fail(err, AHL_ECONFLICT, "image set %s is LOCKED by another operation",
+                      imageset_id);
         goto out;
     }
     if (u->latest_version != set.latest_version) {
-        rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT,
+        rc = ahl_fail(err, AHL_ECONFLICT,
                       "image set %s: latestVersionId %llu is not the latest version (%llu)",
                       imageset_id, (unsigned long long)u->latest_version,
                       (unsigned long long)set.latest_version);
@@ -518,7 +518,7 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
         struct ahl_version_rec target;
         rc = ahl_store_version_get(tx, set.id, u->revert_to_version, &target);
         if (rc == AHL_ENOTFOUND) {
-            rc = ahl_fail(err, AHL_EINVAL, AHL_AWS_VALIDATION,
+            rc = ahl_fail(err, AHL_EINVAL,
                           "revertToVersionId %llu: image set %s has no such version",
                           (unsigned long long)u->revert_to_version, imageset_id);
             goto out;
@@ -566,8 +566,7 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
         struct ahl_imageset_rec *o = &others.v[i];
         uint8_t oroot[AHL_SHA256_LEN];
         if (!strcmp(o->state, "LOCKED")) {
-            rc = ahl_fail(err, AHL_ECONFLICT, AHL_AWS_CONFLICT,
-                          "image set %s of the same study is LOCKED", o->id);
+            rc = ahl_fail(err, AHL_ECONFLICT, "image set %s of the same study is LOCKED", o->id);
             goto out;
         }
         if ((rc = apply_to_set(m, tx, &b, o, &upd, u->force, true, oroot, err)) < 0)

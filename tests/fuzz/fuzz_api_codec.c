@@ -61,14 +61,15 @@ static void check_failure(int rc, const struct ahl_err *err)
 {
     if (rc >= 0)
         abort();
-    if (!err->aws_type || !err->msg[0])
+    if (err->code != rc || !err->msg[0])
         abort();
+    const char *type = ahl_api_error_type(err);
     size_t n = strnlen(err->msg, sizeof err->msg);
     if (n == sizeof err->msg || !ahl_utf8_valid(err->msg, n))
         abort();
     struct ahl_buf b;
     ahl_buf_init(&b, 1 << 16);
-    if (ahl_api_error_body(err->aws_type, err->msg, &b) < 0)
+    if (ahl_api_error_body(type, err->msg, &b) < 0)
         abort();
     json_error_t jerr;
     json_t *doc = json_loadb(b.data, b.len, 0, &jerr);
@@ -77,7 +78,7 @@ static void check_failure(int rc, const struct ahl_err *err)
         abort();
     json_decref(doc);
     ahl_buf_release(&b);
-    int status = ahl_api_error_status(err->aws_type);
+    int status = ahl_api_error_status(type);
     if (status < 400 || status > 599)
         abort();
 }

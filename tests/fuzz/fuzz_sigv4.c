@@ -149,7 +149,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         };
         struct ahl_sigv4_result res;
         int rc = ahl_sigv4_verify(&v, &rq, 1795523696, &res, &err, NULL);
-        if (rc < 0 && (!err.aws_type || !err.msg[0]))
+        if (rc < 0 && (err.code != rc || !err.msg[0] || (rc == AHL_EAUTH && !err.detail)))
             abort();
         if (rc < 0 && rc != AHL_EAUTH && rc != AHL_EINVAL && rc != AHL_ENOMEM)
             abort();

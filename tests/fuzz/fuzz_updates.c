@@ -26,10 +26,10 @@ static const char *const vrs[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD"
                                   "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC",
                                   "UI", "UL", "UN", "UR", "US", "UT", "UV"};
 
-/* Every error must come with a code, a type and a message. */
+/* Every error must come with its code and a message. */
 static void check_err(int rc, const struct ahl_err *err)
 {
-    if (rc < 0 && (err->code != rc || !err->aws_type || err->msg[0] == '\0'))
+    if (rc < 0 && (err->code != rc || err->msg[0] == '\0'))
         abort();
 }
 

@@ -71,7 +71,7 @@ static void test_route_misses(void **state)
         enum ahl_op_id op;
         struct ahl_err err;
         assert_int_equal(ahl_api_route(rows[i][0], rows[i][1], &op, &err), AHL_ENOTFOUND);
-        assert_string_equal(err.aws_type, AHL_AWS_UNKNOWN_OPERATION);
+        assert_string_equal(ahl_api_error_type(&err), AHL_AWS_UNKNOWN_OPERATION);
     }
 }
 
@@ -112,7 +112,7 @@ static void run_decode_rows(const struct decode_row *rows, size_t n)
             assert_non_null(in);
         } else {
             assert_null(in);
-            assert_string_equal(err.aws_type, AHL_AWS_VALIDATION);
+            assert_string_equal(ahl_api_error_type(&err), AHL_AWS_VALIDATION);
         }
         if (rows[i].expect && rows[i].expect[0] == '~') {
             if (!strstr(err.msg, rows[i].expect + 1))
@@ -298,7 +298,7 @@ static void test_body_cap(void **state)
     json_t *in = NULL;
     struct ahl_err err;
     assert_int_equal(ahl_api_decode(AHL_OP_CreateDatastore, &http, &in, &err), AHL_ETOOBIG);
-    assert_string_equal(err.aws_type, AHL_AWS_VALIDATION);
+    assert_string_equal(ahl_api_error_type(&err), AHL_AWS_VALIDATION);
     free(big);
 }
 
@@ -474,7 +474,7 @@ static void test_messages_are_utf8(void **state)
         for (size_t k = shift; k + 3 < sizeof msg; k += 3)
             memcpy(msg + k, "\xe2\x82\xac", 3);
         msg[sizeof msg - 1 - (sizeof msg - 1 - shift) % 3] = '\0';
-        ahl_fail(&err, AHL_EPARSE, AHL_AWS_VALIDATION, "%s", msg);
+        ahl_fail(&err, AHL_EPARSE, "%s", msg);
         size_t n = strlen(err.msg);
         assert_true(n >= sizeof err.msg - 4 && n < sizeof err.msg);
         if (!ahl_utf8_valid(err.msg, n))

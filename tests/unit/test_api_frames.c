@@ -278,13 +278,13 @@ static void test_operation(void **state)
     assert_int_equal(
         get_frame(f, set, "0123456789abcdef0123456789abcdef", NULL, &body, &ctype, &err),
         AHL_ENOTFOUND);
-    assert_string_equal(err.aws_type, AHL_AWS_NOT_FOUND);
+    assert_string_equal(ahl_api_error_type(&err), AHL_AWS_NOT_FOUND);
     assert_non_null(strstr(err.msg, "does not exist in image set"));
     ahl_buf_release(&body);
     assert_int_equal(
         get_frame(f, "00000000000000000000000000000000", ids[0], NULL, &body, &ctype, &err),
         AHL_ENOTFOUND);
-    assert_string_equal(err.aws_type, AHL_AWS_NOT_FOUND);
+    assert_string_equal(ahl_api_error_type(&err), AHL_AWS_NOT_FOUND);
     ahl_buf_release(&body);
 }
 
@@ -341,7 +341,7 @@ static void test_damaged_frames(void **state)
         }
         if (get_frame(f, set, ids[i], NULL, &body, &ctype, &err) != AHL_ECORRUPT)
             fail_msg("frame %d: not refused (%s)", i, err.msg);
-        assert_string_equal(err.aws_type, AHL_AWS_INTERNAL);
+        assert_string_equal(ahl_api_error_type(&err), AHL_AWS_INTERNAL);
         assert_non_null(strstr(err.msg, "the stored frame is damaged"));
         assert_int_equal(body.len, 0);
         ahl_buf_release(&body);

@@ -84,7 +84,7 @@ static json_t *ok(struct fixture *f, enum ahl_op_id op, const char *path, const 
     int rc = call(f, op, path, query, body, &out, NULL, &err);
     if (rc < 0)
         fail_msg("%s %s?%s: %d %s: %s", ahl_model_ops[op].name, path, query ? query : "", rc,
-                 err.aws_type, err.msg);
+                 ahl_api_error_type(&err), err.msg);
     return out;
 }
 
@@ -94,9 +94,9 @@ static void fails(struct fixture *f, enum ahl_op_id op, const char *path, const 
     json_t *out;
     struct ahl_err err;
     int rc = call(f, op, path, query, body, &out, NULL, &err);
-    if (rc == 0 || strcmp(err.aws_type, aws_type) != 0)
+    if (rc == 0 || strcmp(ahl_api_error_type(&err), aws_type) != 0)
         fail_msg("%s %s: rc %d %s (%s), want %s", ahl_model_ops[op].name, path, rc,
-                 rc ? err.aws_type : "-", rc ? err.msg : "", aws_type);
+                 rc ? ahl_api_error_type(&err) : "-", rc ? err.msg : "", aws_type);
 }
 
 static json_t *make_doc(const char *patient_id, const char *study_uid, const char *series_uid,

@@ -132,11 +132,12 @@ static void test_err_fail(void **state)
     (void)state;
     struct ahl_err e;
     ahl_err_clear(&e);
-    assert_int_equal(ahl_fail(&e, AHL_ENOTFOUND, NULL, "image set %s", "x"), AHL_ENOTFOUND);
-    assert_string_equal(e.aws_type, "ResourceNotFoundException");
+    assert_int_equal(ahl_fail(&e, AHL_ENOTFOUND, "image set %s", "x"), AHL_ENOTFOUND);
+    assert_int_equal(e.code, AHL_ENOTFOUND);
+    assert_int_equal(e.detail, 0);
     assert_string_equal(e.msg, "image set x");
     assert_string_equal(ahl_err_name(AHL_ECONFLICT), "ECONFLICT");
-    assert_int_equal(ahl_fail(NULL, AHL_EINVAL, NULL, "ignored"), AHL_EINVAL);
+    assert_int_equal(ahl_fail(NULL, AHL_EINVAL, "ignored"), AHL_EINVAL);
 }
 
 int main(void)

@@ -89,7 +89,7 @@ static void test_put_get_delete(void **state)
     assert_int_equal(ahl_framestore_delete(&fs, ID, &err), 0);
     assert_int_equal(ahl_framestore_exists(&fs, ID), 0);
     assert_int_equal(ahl_framestore_get(&fs, ID, &data, &len, &err), AHL_ENOTFOUND);
-    assert_string_equal(err.aws_type, AHL_AWS_NOT_FOUND);
+    assert_int_equal(err.code, AHL_ENOTFOUND);
     assert_int_equal(ahl_framestore_delete(&fs, ID, &err), AHL_ENOTFOUND);
     assert_int_equal(ahl_framestore_open_frame(&fs, ID, &fd, &size, &err), AHL_ENOTFOUND);
     assert_int_equal(fd, -1);

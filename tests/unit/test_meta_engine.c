@@ -249,7 +249,7 @@ static void test_quota(void **state)
     struct ahl_meta_update u = {
         .latest_version = 1, .updatable = big.data, .updatable_len = big.len};
     assert_int_equal(ahl_meta_update(f->m, f->ds, id, &u, NULL, &err), AHL_EQUOTA);
-    assert_string_equal(err.aws_type, AHL_AWS_QUOTA);
+    assert_int_equal(err.code, AHL_EQUOTA);
     ahl_buf_release(&big);
 }
 
@@ -340,7 +340,7 @@ static void test_locked_and_deleted(void **state)
     const char *p = PATIENT("{\"PatientName\":\"X\"}");
     struct ahl_meta_update u = {.latest_version = 1, .updatable = p, .updatable_len = strlen(p)};
     assert_int_equal(ahl_meta_update(f->m, f->ds, id, &u, NULL, &err), AHL_ECONFLICT);
-    assert_string_equal(err.aws_type, AHL_AWS_CONFLICT);
+    assert_int_equal(err.code, AHL_ECONFLICT);
     assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, id, NULL, &err), AHL_ECONFLICT);
     /* Unlock, delete, and the set is gone for every operation. */
     assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
@@ -353,7 +353,7 @@ static void test_locked_and_deleted(void **state)
     assert_string_equal(out.workflow_status, "DELETING");
     struct ahl_meta_info info;
     assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, id, 0, &info, &err), AHL_ENOTFOUND);
-    assert_string_equal(err.aws_type, AHL_AWS_NOT_FOUND);
+    assert_int_equal(err.code, AHL_ENOTFOUND);
     assert_int_equal(ahl_meta_update(f->m, f->ds, id, &u, NULL, &err), AHL_ENOTFOUND);
     /* Wrong data store. */
     char other[AHL_ID_LEN + 1];

@@ -59,7 +59,7 @@ static void *round_thread(void *p)
         pthread_mutex_lock(&r->lock);
         if (rc == 0)
             r->winners[round] = r->winners[round] == -1 ? a->t : -2; /* -2: two winners */
-        else if (rc == AHL_ECONFLICT && !strcmp(err.aws_type, AHL_AWS_CONFLICT))
+        else if (rc == AHL_ECONFLICT && err.code == AHL_ECONFLICT)
             r->conflicts++;
         else
             r->others++;

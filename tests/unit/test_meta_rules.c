@@ -454,7 +454,7 @@ static void test_rule_table(void **state)
         if (rc != AHL_EINVAL)
             fail_msg("row %zu (%s %s): expected rejection containing '%s', got %d", i, c->path,
                      c->key, c->reject, rc);
-        assert_string_equal(err.aws_type, AHL_AWS_VALIDATION);
+        assert_int_equal(err.code, AHL_EINVAL);
         char prefix[300];
         snprintf(prefix, sizeof prefix, "%s.%s", c->path, c->key);
         if (strncmp(err.msg, prefix, strlen(prefix)) != 0)

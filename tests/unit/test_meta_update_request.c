@@ -116,7 +116,7 @@ static void test_shape_table(void **state)
             continue;
         }
         assert_null(doc);
-        assert_string_equal(err.aws_type, AHL_AWS_VALIDATION);
+        assert_int_equal(err.code, rc);
         if (!strstr(err.msg, c->msg))
             fail_msg("row %zu: message lacks '%s': %s", i, c->msg, err.msg);
         if (strncmp(err.msg, c->which, strlen(c->which)) != 0)
@@ -141,7 +141,7 @@ static void test_quota(void **state)
     assert_int_equal(ahl_updates_parse_blob(UPD, blob, 10000, 0, &doc, &err), 0);
     json_decref(doc);
     assert_int_equal(ahl_updates_parse_blob(UPD, blob, 10001, 0, &doc, &err), AHL_EQUOTA);
-    assert_string_equal(err.aws_type, AHL_AWS_QUOTA);
+    assert_int_equal(err.code, AHL_EQUOTA);
     assert_string_equal(err.msg, "updatableAttributes: 10001 bytes exceeds the "
                                  "UpdateImageSetMetadata payload limit of 10000 bytes");
     /* the limit is configurable */
