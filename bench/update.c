@@ -44,8 +44,9 @@ static int usage(FILE *f, int status)
                " [--reads R]\n"
                "                            [--data-dir DIR]\n"
                "  builds a synthetic CT set of N instances (default 1000) in a scratch directory"
-               " (removed\n  afterwards), times K engine updates (500), K naive whole-document"
-               " updates (by N) and\n  R reads (20); prints one JSON line.\n");
+               " (removed\n  afterwards), times K engine updates (500), naive whole-document"
+               " updates (100; 40 from\n  1000 instances, 10 from 10000) and R reads (20);"
+               " prints one JSON line.\n");
     return status;
 }
 
