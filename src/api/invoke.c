@@ -52,7 +52,8 @@ int ahl_api_invoke(struct ahl_meta *meta, const char *method, const char *path, 
         rc = AHL_ENOMEM;
     }
     if (rc < 0)
-        rc = ahl_fail(err, rc, "cannot hold the response: %s", ahl_strerror(rc));
+        rc = ahl_fail(err, rc == AHL_ENOMEM ? rc : AHL_EINTERNAL, "cannot hold the response: %s",
+                      ahl_strerror(rc));
 out:
     free(text);
     if (resp.fd >= 0)

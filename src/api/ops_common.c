@@ -101,25 +101,6 @@ int ahl__api_set_ts_opt(json_t *obj, const char *key, int64_t ms)
     return ahl__api_set(obj, key, ahl_api_timestamp(ms));
 }
 
-int ahl__api_store_fail(int rc, struct ahl_err *err, const char *what)
-{
-    switch (rc) {
-    case AHL_ENOTFOUND:
-        return ahl_fail(err, rc, "%s not found", what);
-    case AHL_ECONFLICT:
-        return ahl_fail(err, rc, "%s was changed concurrently; retry", what);
-    case AHL_ENOMEM:
-        return ahl_fail(err, rc, "out of memory");
-    case AHL_ENOSPC:
-        return ahl_fail(err, rc,
-                        "The disk holding the data directory is full (while handling %s); "
-                        "nothing was changed: free space on it, then retry",
-                        what);
-    default:
-        return ahl_fail(err, rc, "storage error (%s) while handling %s", ahl_strerror(rc), what);
-    }
-}
-
 int ahl__api_datastore_get(struct ahl_store_tx *tx, const char *datastore_id,
                            struct ahl_datastore_rec *rec, struct ahl_err *err)
 {
@@ -128,7 +109,7 @@ int ahl__api_datastore_get(struct ahl_store_tx *tx, const char *datastore_id,
     if (rc == AHL_ENOTFOUND)
         return ahl_fail(err, rc, "Data store %s does not exist", datastore_id);
     if (rc < 0)
-        return ahl__api_store_fail(rc, err, "data store");
+        return ahl_meta_store_fail(err, rc, "handling data store");
     return 0;
 }
 
@@ -138,7 +119,7 @@ int ahl__api_require_datastore(struct ahl_api_service *svc, const char *datastor
     struct ahl_store_tx *tx = NULL;
     int rc = ahl_store_begin(svc->store, false, &tx);
     if (rc < 0)
-        return ahl__api_store_fail(rc, err, "data store");
+        return ahl_meta_store_fail(err, rc, "handling data store");
     rc = ahl__api_datastore_get(tx, datastore_id, rec, err);
     ahl_store_rollback(tx);
     return rc;

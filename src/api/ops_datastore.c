@@ -71,12 +71,12 @@ int ahl__op_CreateDatastore(struct ahl_api_service *svc, const json_t *in,
     ahl_store_strset(rec.status, sizeof rec.status, "ACTIVE");
     rec.created_at_ms = rec.updated_at_ms = ahl_now_ms();
     if ((rc = ahl__api_datastore_arn(svc, rec.id, arn, sizeof arn)) < 0)
-        return ahl_fail(err, rc, "data store ARN too long");
+        return ahl_fail(err, AHL_EINTERNAL, "data store ARN too long");
     if ((rc = ahl__api_tags_check_count(json_object_size(tags), arn, err)) < 0)
         return rc;
 
     if ((rc = ahl_store_begin(svc->store, true, &tx)) < 0)
-        return ahl__api_store_fail(rc, err, "data store");
+        return ahl_meta_store_fail(err, rc, "handling data store");
     rc = ahl_store_datastore_get(tx, rec.id, &old);
     if (rc == 0) {
         ahl_store_rollback(tx);
@@ -113,7 +113,7 @@ int ahl__op_CreateDatastore(struct ahl_api_service *svc, const json_t *in,
 
 store_fail:
     ahl_store_rollback(tx);
-    return ahl__api_store_fail(rc, err, "data store");
+    return ahl_meta_store_fail(err, rc, "handling data store");
 }
 
 int ahl__op_GetDatastore(struct ahl_api_service *svc, const json_t *in, struct ahl_api_resp *resp,
@@ -182,12 +182,12 @@ int ahl__op_ListDatastores(struct ahl_api_service *svc, const json_t *in, struct
     if (!c.page.items || ahl__api_set(resp->json, "datastoreSummaries", c.page.items) < 0)
         return ahl_fail(err, AHL_ENOMEM, "out of memory");
     if ((rc = ahl_store_begin(svc->store, false, &tx)) < 0)
-        return ahl__api_store_fail(rc, err, "data stores");
+        return ahl_meta_store_fail(err, rc, "handling data stores");
     rc = ahl_store_datastore_list(tx, ahl_api_str(in, "datastoreStatus"), after, c.page.limit + 1,
                                   list_one, &c);
     ahl_store_rollback(tx);
     if (rc < 0)
-        return ahl__api_store_fail(rc, err, "data stores");
+        return ahl_meta_store_fail(err, rc, "handling data stores");
     if (c.page.more && ahl__api_token_encode("ds", c.last_id, resp->json) < 0)
         return ahl_fail(err, AHL_ENOMEM, "out of memory");
     return 0;
@@ -204,7 +204,7 @@ int ahl__op_DeleteDatastore(struct ahl_api_service *svc, const json_t *in,
     int rc;
 
     if ((rc = ahl_store_begin(svc->store, true, &tx)) < 0)
-        return ahl__api_store_fail(rc, err, "data store");
+        return ahl_meta_store_fail(err, rc, "handling data store");
     if ((rc = ahl__api_datastore_get(tx, id, &rec, err)) < 0) {
         ahl_store_rollback(tx);
         return rc;
@@ -232,5 +232,5 @@ int ahl__op_DeleteDatastore(struct ahl_api_service *svc, const json_t *in,
 
 store_fail:
     ahl_store_rollback(tx);
-    return ahl__api_store_fail(rc, err, "data store");
+    return ahl_meta_store_fail(err, rc, "handling data store");
 }

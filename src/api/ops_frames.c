@@ -116,14 +116,14 @@ int ahl__op_GetImageFrame(struct ahl_api_service *svc, const json_t *in, struct 
     int rc;
 
     if ((rc = ahl_store_begin(svc->store, false, &tx)) < 0)
-        return ahl__api_store_fail(rc, err, "image set");
+        return ahl_meta_store_fail(err, rc, "handling image set");
     rc = ahl_store_imageset_get(tx, ds, id, &set);
     if (rc == AHL_ENOTFOUND || (rc == 0 && !strcmp(set.state, "DELETED"))) {
         rc = ahl_fail(err, AHL_ENOTFOUND, "image set %s not found in data store %s", id, ds);
         goto out;
     }
     if (rc < 0) {
-        rc = ahl__api_store_fail(rc, err, "image set");
+        rc = ahl_meta_store_fail(err, rc, "handling image set");
         goto out;
     }
     rc = ahl_store_frame_get(tx, id, frame_id, &frame);
@@ -132,7 +132,7 @@ int ahl__op_GetImageFrame(struct ahl_api_service *svc, const json_t *in, struct 
         goto out;
     }
     if (rc < 0) {
-        rc = ahl__api_store_fail(rc, err, "image frame");
+        rc = ahl_meta_store_fail(err, rc, "handling image frame");
         goto out;
     }
     ahl_store_rollback(tx);
@@ -172,7 +172,12 @@ int ahl__op_GetImageFrame(struct ahl_api_service *svc, const json_t *in, struct 
                 (rc = ahl_jph_header(head, (size_t)n, resp->fd_size, &resp->raw, err)) < 0) {
                 ahl_error("GetImageFrame: image set %s frame %s: cannot wrap it as JPH: %s", id,
                           frame_id, n < 0 ? "cannot read it" : err->msg);
-                rc = ahl_fail(err, rc < 0 ? rc : AHL_EIO,
+                /* Whatever the reason (damage, a codestream JPH cannot describe), it is the
+                 * server's: the client asked for a frame that exists. */
+                rc = ahl_fail(err,
+                              n < 0              ? AHL_EIO
+                              : rc == AHL_ENOMEM ? rc
+                                                 : AHL_EINTERNAL,
                               "Image frame %s of image set %s cannot be served as image/jph",
                               frame_id, id);
                 goto out;

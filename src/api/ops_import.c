@@ -77,7 +77,7 @@ int ahl__op_StartDICOMImportJob(struct ahl_api_service *svc, const json_t *in,
     job.submitted_at_ms = ahl_now_ms();
 
     if ((rc = ahl_store_begin(svc->store, true, &tx)) < 0)
-        return ahl__api_store_fail(rc, err, "import job");
+        return ahl_meta_store_fail(err, rc, "handling import job");
     if ((rc = ahl__api_datastore_get(tx, ds, &dsr, err)) < 0)
         goto out;
     if (strcmp(dsr.status, "ACTIVE") != 0) {
@@ -99,19 +99,19 @@ int ahl__op_StartDICOMImportJob(struct ahl_api_service *svc, const json_t *in,
         tx = NULL;
     } else if (rc == AHL_ENOTFOUND) {
         if ((rc = ahl_store_job_put(tx, &job, true)) < 0) {
-            rc = ahl__api_store_fail(rc, err, "import job");
+            rc = ahl_meta_store_fail(err, rc, "handling import job");
             goto out;
         }
         rc = ahl_store_commit(tx); /* ends tx whatever the outcome */
         tx = NULL;
         if (rc < 0) {
-            rc = ahl__api_store_fail(rc, err, "import job");
+            rc = ahl_meta_store_fail(err, rc, "handling import job");
             goto out;
         }
         if (svc->job_submitted)
             svc->job_submitted(svc->job_ctx, &job);
     } else {
-        rc = ahl__api_store_fail(rc, err, "import job");
+        rc = ahl_meta_store_fail(err, rc, "handling import job");
         goto out;
     }
     rc = ahl__api_set(resp->json, "datastoreId", json_string(ds));
@@ -135,18 +135,18 @@ int ahl__op_GetDICOMImportJob(struct ahl_api_service *svc, const json_t *in,
     int rc;
 
     if ((rc = ahl_store_begin(svc->store, false, &tx)) < 0)
-        return ahl__api_store_fail(rc, err, "import job");
+        return ahl_meta_store_fail(err, rc, "handling import job");
     rc = ahl_store_job_get(tx, ds, id, &j);
     ahl_store_rollback(tx);
     if (rc == AHL_ENOTFOUND)
         return ahl_fail(err, rc, "Import job %s does not exist in data store %s", id, ds);
     if (rc < 0)
-        return ahl__api_store_fail(rc, err, "import job");
+        return ahl_meta_store_fail(err, rc, "handling import job");
     json_t *p = json_object();
     if (!p || ahl__api_set(resp->json, "jobProperties", p) < 0)
         return NOMEM(err);
     if (expanded_output(&j, out_uri, sizeof out_uri) < 0)
-        return ahl_fail(err, AHL_ETOOBIG, "output URI too long");
+        return ahl_fail(err, AHL_EINTERNAL, "the stored output URI is too long to expand");
     rc = ahl__api_set(p, "jobId", json_string(j.id));
     rc |= ahl__api_set(p, "jobName", json_string(j.name));
     rc |= ahl__api_set(p, "jobStatus", json_string(j.status));
@@ -203,12 +203,12 @@ int ahl__op_ListDICOMImportJobs(struct ahl_api_service *svc, const json_t *in,
     if (!c.page.items || ahl__api_set(resp->json, "jobSummaries", c.page.items) < 0)
         return NOMEM(err);
     if ((rc = ahl_store_begin(svc->store, false, &tx)) < 0)
-        return ahl__api_store_fail(rc, err, "import jobs");
+        return ahl_meta_store_fail(err, rc, "handling import jobs");
     rc = ahl_store_job_list(tx, ds, ahl_api_str(in, "jobStatus"), after, c.page.limit + 1, job_item,
                             &c);
     ahl_store_rollback(tx);
     if (rc < 0)
-        return ahl__api_store_fail(rc, err, "import jobs");
+        return ahl_meta_store_fail(err, rc, "handling import jobs");
     if (c.page.more && ahl__api_token_encode("j", c.last_id, resp->json) < 0)
         return NOMEM(err);
     return 0;

@@ -129,9 +129,6 @@ int ahl__api_datastore_get(struct ahl_store_tx *tx, const char *datastore_id,
  * request would leave total tags on it (ops_tags.c; CreateDatastore checks its tags too). */
 int ahl__api_tags_check_count(size_t total, const char *arn, struct ahl_err *err);
 
-/* Maps a store error code to an AWS error with a message naming what was looked for. */
-int ahl__api_store_fail(int rc, struct ahl_err *err, const char *what);
-
 /* Parses an ImageSetExternalVersionId ("1", "2", ...; validated by the model as \d+) into a
  * positive integer; ValidationException for 0 or an overflow. */
 int ahl__api_parse_version(const char *s, const char *member, uint64_t *out, struct ahl_err *err);

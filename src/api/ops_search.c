@@ -303,7 +303,7 @@ int ahl__op_SearchImageSets(struct ahl_api_service *svc, const json_t *in,
     q.limit = page.limit + 1;
 
     if ((rc = ahl_store_begin(svc->store, false, &tx)) < 0)
-        return ahl__api_store_fail(rc, err, "image sets");
+        return ahl_meta_store_fail(err, rc, "handling image sets");
     if ((rc = ahl__api_datastore_get(tx, ds, NULL, err)) < 0)
         goto out;
     page.items = json_array();
@@ -313,7 +313,7 @@ int ahl__op_SearchImageSets(struct ahl_api_service *svc, const json_t *in,
     }
     rc = ahl_store_search_query(tx, ds, &q, add_row, &page);
     if (rc < 0) {
-        rc = rc == AHL_ENOMEM ? NOMEM(err) : ahl__api_store_fail(rc, err, "image sets");
+        rc = rc == AHL_ENOMEM ? NOMEM(err) : ahl_meta_store_fail(err, rc, "handling image sets");
         goto out;
     }
     rc = 0;

@@ -82,7 +82,7 @@ static int require_resource(struct ahl_store_tx *tx, const struct resource *r, s
         return ahl_fail(err, AHL_ENOTFOUND, "Image set %s does not exist in data store %s",
                         r->imageset_id, r->datastore_id);
     if (rc < 0)
-        return ahl__api_store_fail(rc, err, "image set");
+        return ahl_meta_store_fail(err, rc, "handling image set");
     return 0;
 }
 
@@ -115,13 +115,13 @@ int ahl__op_TagResource(struct ahl_api_service *svc, const json_t *in, struct ah
     if ((rc = parse_arn(svc, ahl_api_str(in, "resourceArn"), &r, err)) < 0)
         goto out;
     if ((rc = ahl_store_begin(svc->store, true, &tx)) < 0) {
-        rc = ahl__api_store_fail(rc, err, "tags");
+        rc = ahl_meta_store_fail(err, rc, "handling tags");
         goto out;
     }
     if ((rc = require_resource(tx, &r, err)) < 0)
         goto out;
     if ((rc = ahl_store_tag_list(tx, r.arn, collect_tag, current)) < 0) {
-        rc = ahl__api_store_fail(rc, err, "tags");
+        rc = ahl_meta_store_fail(err, rc, "handling tags");
         goto out;
     }
     size_t total = json_object_size(current);
@@ -137,14 +137,14 @@ int ahl__op_TagResource(struct ahl_api_service *svc, const json_t *in, struct ah
     json_object_foreach((json_t *)tags, key, value)
     {
         if ((rc = ahl_store_tag_put(tx, r.arn, key, json_string_value(value))) < 0) {
-            rc = ahl__api_store_fail(rc, err, "tags");
+            rc = ahl_meta_store_fail(err, rc, "handling tags");
             goto out;
         }
     }
     rc = ahl_store_commit(tx);
     tx = NULL;
     if (rc < 0)
-        rc = ahl__api_store_fail(rc, err, "tags");
+        rc = ahl_meta_store_fail(err, rc, "handling tags");
 out:
     ahl_store_rollback(tx);
     json_decref(current);
@@ -163,7 +163,7 @@ int ahl__op_UntagResource(struct ahl_api_service *svc, const json_t *in, struct 
     if ((rc = parse_arn(svc, ahl_api_str(in, "resourceArn"), &r, err)) < 0)
         return rc;
     if ((rc = ahl_store_begin(svc->store, true, &tx)) < 0)
-        return ahl__api_store_fail(rc, err, "tags");
+        return ahl_meta_store_fail(err, rc, "handling tags");
     if ((rc = require_resource(tx, &r, err)) < 0)
         goto out;
     for (size_t i = 0; i < json_array_size(keys); i++) {
@@ -171,14 +171,14 @@ int ahl__op_UntagResource(struct ahl_api_service *svc, const json_t *in, struct 
         if (rc == AHL_ENOTFOUND)
             rc = 0; /* removing a tag that is not there is not an error */
         if (rc < 0) {
-            rc = ahl__api_store_fail(rc, err, "tags");
+            rc = ahl_meta_store_fail(err, rc, "handling tags");
             goto out;
         }
     }
     rc = ahl_store_commit(tx);
     tx = NULL;
     if (rc < 0)
-        rc = ahl__api_store_fail(rc, err, "tags");
+        rc = ahl_meta_store_fail(err, rc, "handling tags");
 out:
     ahl_store_rollback(tx);
     return rc;
@@ -197,10 +197,10 @@ int ahl__op_ListTagsForResource(struct ahl_api_service *svc, const json_t *in,
     if ((rc = parse_arn(svc, ahl_api_str(in, "resourceArn"), &r, err)) < 0)
         return rc;
     if ((rc = ahl_store_begin(svc->store, false, &tx)) < 0)
-        return ahl__api_store_fail(rc, err, "tags");
+        return ahl_meta_store_fail(err, rc, "handling tags");
     if ((rc = require_resource(tx, &r, err)) == 0 &&
         (rc = ahl_store_tag_list(tx, r.arn, collect_tag, tags)) < 0)
-        rc = ahl__api_store_fail(rc, err, "tags");
+        rc = ahl_meta_store_fail(err, rc, "handling tags");
     ahl_store_rollback(tx);
     return rc;
 }

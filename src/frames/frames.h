@@ -352,8 +352,9 @@ const char *ahl_frame_content_type(const char *stored_transfer_syntax);
  * signature, ftyp (brand 'jph '), jp2h (ihdr, colr; bpcc when component depths differ) and the
  * jp2c box header; the codestream's codestream_len bytes follow them unchanged. head holds the
  * codestream's first head_len bytes, at least through its SIZ marker segment (SIZ is 41 + 3 bytes
- * per component, right after SOC). At most AHL_JPH_HEADER_MAX bytes are appended. 0, AHL_EPARSE
- * (no SIZ where it must be), AHL_EUNSUPPORTED (not 1 or 3 components), AHL_ENOMEM. */
+ * per component, right after SOC). At most AHL_JPH_HEADER_MAX bytes are appended. 0, AHL_ECORRUPT
+ * (no SIZ where it must be: the stored codestream is damaged), AHL_EUNSUPPORTED (not 1 or 3
+ * components), AHL_ENOMEM. */
 #define AHL_JPH_HEADER_MAX 128
 int ahl_jph_header(const uint8_t *head, size_t head_len, uint64_t codestream_len,
                    struct ahl_buf *out, struct ahl_err *err);

@@ -55,15 +55,15 @@ int ahl_jph_header(const uint8_t *head, size_t head_len, uint64_t codestream_len
     /* SOC, then SIZ: marker, Lsiz, Rsiz, Xsiz, Ysiz, XOsiz, YOsiz, XTsiz, YTsiz, XTOsiz, YTOsiz,
      * Csiz, then Ssiz XRsiz YRsiz per component. */
     if (head_len < 4 + 38 || be16(head) != 0xFF4F || be16(head + 2) != 0xFF51)
-        return ahl_fail(err, AHL_EPARSE, "the stored codestream does not start with SOC and SIZ");
+        return ahl_fail(err, AHL_ECORRUPT, "the stored codestream does not start with SOC and SIZ");
     const uint8_t *siz = head + 4;
     uint16_t lsiz = be16(siz), csiz = be16(siz + 36);
     if (csiz == 0 || lsiz != 38 + 3u * csiz || head_len < 4 + (size_t)lsiz)
-        return ahl_fail(err, AHL_EPARSE,
+        return ahl_fail(err, AHL_ECORRUPT,
                         "the stored codestream's SIZ marker segment is malformed or too long");
     uint32_t xsiz = be32(siz + 4), ysiz = be32(siz + 8), xo = be32(siz + 12), yo = be32(siz + 16);
     if (xsiz <= xo || ysiz <= yo)
-        return ahl_fail(err, AHL_EPARSE, "the stored codestream's SIZ gives an empty image");
+        return ahl_fail(err, AHL_ECORRUPT, "the stored codestream's SIZ gives an empty image");
     if (csiz != 1 && csiz != 3)
         return ahl_fail(err, AHL_EUNSUPPORTED,
                         "a JPH colour specification needs 1 or 3 components, not %u", csiz);

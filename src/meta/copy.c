@@ -113,11 +113,11 @@ static int choose(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl_
 {
     int rc = ahl__map_walk(m, tx, NULL, src->series, pick_all, p);
     if (rc < 0)
-        return ahl__store_fail(err, rc, "reading the source");
+        return ahl_meta_store_fail(err, rc, "reading the source");
     for (size_t i = 0; i < p->n; i++)
         if ((rc = ahl__map_walk(m, tx, NULL, p->v[i].val + AHL_SHA256_LEN, collect_inst,
                                 &p->v[i].inst)) < 0)
-            return ahl__store_fail(err, rc, "reading the source");
+            return ahl_meta_store_fail(err, rc, "reading the source");
     if (!c->copiable_attributes)
         return 0;
     json_error_t jerr;
@@ -223,11 +223,11 @@ static int merge_into(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__b
         rc = ahl__map_get(m, tx, b, r->series, k->uid, strlen(k->uid), dval, sizeof dval);
         bool exists = rc == 0;
         if (rc < 0 && rc != AHL_ENOTFOUND)
-            return ahl__store_fail(err, rc, "reading the destination");
+            return ahl_meta_store_fail(err, rc, "reading the destination");
         if (exists) {
             bool eq;
             if ((rc = dicom_equal(m, tx, dval, k->val, &eq)) < 0)
-                return ahl__store_fail(err, rc, "reading the destination");
+                return ahl_meta_store_fail(err, rc, "reading the destination");
             if (!eq && !force)
                 return ahl_fail(err, AHL_EINVAL,
                                 "INVALID_REQUEST: Series of SourceImageSet and "
@@ -280,7 +280,7 @@ static int index_picks(struct ahl_meta *m, struct ahl_store_tx *tx, const struct
                 rc = ahl__frames_index_instance(tx, dst_id, inst);
             json_decref(inst);
         }
-    return rc < 0 ? ahl__store_fail(err, rc, "indexing the copied frames") : 0;
+    return rc < 0 ? ahl_meta_store_fail(err, rc, "indexing the copied frames") : 0;
 }
 
 int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *source_id,
@@ -307,7 +307,7 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
         goto out;
     }
     if ((rc = ahl_store_begin(m->store, true, &tx)) < 0) {
-        rc = ahl__store_fail(err, rc, "starting a transaction");
+        rc = ahl_meta_store_fail(err, rc, "starting a transaction");
         goto out;
     }
     if ((rc = ahl__set_find(tx, datastore_id, source_id, &src, err)) < 0)
@@ -324,7 +324,7 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
     }
     if ((rc = ahl_store_version_get(tx, src.id, src.latest_version, &sv)) < 0 ||
         (rc = ahl__root_load(m, tx, NULL, sv.root, &sr)) < 0) {
-        rc = ahl__store_fail(err, rc, "reading the source");
+        rc = ahl_meta_store_fail(err, rc, "reading the source");
         goto out;
     }
     int64_t now = ahl_now_ms();
@@ -352,7 +352,7 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
          * in one statement (the copy stays O(1) in the set's size). */
         if (!c->copiable_attributes) {
             if ((rc = ahl_store_frame_copy(tx, src.id, dst.id)) < 0) {
-                rc = ahl__store_fail(err, rc, "indexing the copied frames");
+                rc = ahl_meta_store_fail(err, rc, "indexing the copied frames");
                 goto out;
             }
         } else if ((rc = index_picks(m, tx, &p, dst.id, err)) < 0) {
@@ -378,13 +378,13 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
         }
         if ((rc = ahl_store_version_get(tx, dst.id, dst.latest_version, &dv)) < 0 ||
             (rc = ahl__root_load(m, tx, NULL, dv.root, &dr)) < 0) {
-            rc = ahl__store_fail(err, rc, "reading the destination");
+            rc = ahl_meta_store_fail(err, rc, "reading the destination");
             goto out;
         }
         bool eq_p, eq_s;
         if ((rc = dicom_equal(m, tx, sr.patient, dr.patient, &eq_p)) < 0 ||
             (rc = dicom_equal(m, tx, sr.study, dr.study, &eq_s)) < 0) {
-            rc = ahl__store_fail(err, rc, "comparing source and destination");
+            rc = ahl_meta_store_fail(err, rc, "comparing source and destination");
             goto out;
         }
         if ((!eq_p || !eq_s) && !c->force) {
@@ -427,7 +427,7 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
     }
 out:
     if (rc < 0 && !err->code)
-        ahl__store_fail(err, rc, "copying");
+        ahl_meta_store_fail(err, rc, "copying");
     picks_free(&p);
     ahl_store_rollback(tx);
     ahl__batch_release(&b);

@@ -606,13 +606,28 @@ int ahl__search_row_from(struct ahl_meta *m, struct ahl_store_tx *tx, const stru
 
 /* ---- shared helpers for writers ------------------------------------------------------------- */
 
-int ahl__store_fail(struct ahl_err *err, int rc, const char *what)
+int ahl_meta_store_fail(struct ahl_err *err, int rc, const char *what)
 {
-    if (rc == AHL_ECORRUPT)
-        return ahl_fail(err, rc, "%s: stored metadata is damaged", what);
-    if (rc == AHL_ENOMEM)
-        return ahl_fail(err, rc, "%s: out of memory", what);
-    return ahl_fail(err, rc, "%s: %s", what, ahl_strerror(rc));
+    switch (rc) {
+    case AHL_ENOTFOUND:
+        return ahl_fail(err, rc, "%s: not found", what);
+    case AHL_ECONFLICT:
+        return ahl_fail(err, rc, "%s: changed concurrently; retry", what);
+    case AHL_ENOSPC:
+        return ahl_fail(err, rc,
+                        "The disk holding the data directory is full (while %s); nothing was "
+                        "changed: free space on it, then retry",
+                        what);
+    case AHL_ENOMEM:
+    case AHL_ECORRUPT:
+    case AHL_EIO:
+    case AHL_ETOOBIG:
+    case AHL_EQUOTA:
+    case AHL_EINTERNAL:
+        return ahl_fail(err, rc, "%s: %s", what, ahl_strerror(rc));
+    default:
+        return ahl_fail(err, AHL_EINTERNAL, "%s: internal error (%s)", what, ahl_strerror(rc));
+    }
 }
 
 int ahl__commit_publish(struct ahl_store_tx **tx, struct ahl__batch *b, struct ahl_err *err)
@@ -620,7 +635,7 @@ int ahl__commit_publish(struct ahl_store_tx **tx, struct ahl__batch *b, struct a
     int rc = ahl_store_commit(*tx);
     *tx = NULL;
     if (rc < 0)
-        return ahl__store_fail(err, rc, "committing");
+        return ahl_meta_store_fail(err, rc, "committing");
     ahl__batch_publish(b);
     return 0;
 }
@@ -633,7 +648,7 @@ int ahl__set_find(struct ahl_store_tx *tx, const char *datastore_id, const char 
         return ahl_fail(err, AHL_ENOTFOUND, "image set %s not found in data store %s", id,
                         datastore_id);
     if (rc < 0)
-        return ahl__store_fail(err, rc, "reading the image set");
+        return ahl_meta_store_fail(err, rc, "reading the image set");
     return 0;
 }
 
@@ -665,12 +680,12 @@ int ahl__version_commit_row(struct ahl_meta *m, struct ahl_store_tx *tx, struct 
     ahl_store_strset(set->workflow_status, sizeof set->workflow_status, workflow);
     set->message[0] = '\0';
     if ((rc = ahl__batch_write_reachable(b, tx, root)) < 0)
-        return ahl__store_fail(err, rc, "writing chunks");
+        return ahl_meta_store_fail(err, rc, "writing chunks");
     if ((rc = ahl_store_version_put(tx, &v)) < 0) {
         if (rc == AHL_ECONFLICT)
             return ahl_fail(err, rc, "image set %s: version %llu exists", set->id,
                             (unsigned long long)v.version);
-        return ahl__store_fail(err, rc, "writing the version");
+        return ahl_meta_store_fail(err, rc, "writing the version");
     }
     rc = expected ? ahl_store_imageset_advance(tx, set, expected)
                   : ahl_store_imageset_put(tx, set, true);
@@ -678,14 +693,14 @@ int ahl__version_commit_row(struct ahl_meta *m, struct ahl_store_tx *tx, struct 
         return ahl_fail(err, rc, "image set %s: latestVersionId %llu is not the latest version",
                         set->id, (unsigned long long)expected);
     if (rc < 0)
-        return ahl__store_fail(err, rc, "writing the image set");
+        return ahl_meta_store_fail(err, rc, "writing the image set");
     if (pre) {
         row = *pre;
         ahl__search_row_stamp(&row, set);
     } else if ((rc = ahl__search_row(m, tx, b, root, set, &row)) < 0) {
-        return ahl__store_fail(err, rc, "writing the search row");
+        return ahl_meta_store_fail(err, rc, "writing the search row");
     }
     if ((rc = ahl_store_search_put(tx, &row)) < 0)
-        return ahl__store_fail(err, rc, "writing the search row");
+        return ahl_meta_store_fail(err, rc, "writing the search row");
     return 0;
 }

@@ -215,7 +215,4 @@ int ahl__frames_index_doc(struct ahl_store_tx *tx, const char *imageset_id, cons
  * transaction per set; called by ahl_meta_open. */
 int ahl__frames_backfill(struct ahl_meta *m);
 
-/* Maps a store error to an ahl_err. */
-int ahl__store_fail(struct ahl_err *err, int rc, const char *what);
-
 #endif /* AHL_META_ENGINE_H */

@@ -37,7 +37,7 @@ static int datastore_active(struct ahl_store_tx *tx, const char *ds, struct ahl_
     if (rc == AHL_ENOTFOUND)
         return ahl_fail(err, rc, "data store %s not found", ds);
     if (rc < 0)
-        return ahl__store_fail(err, rc, "reading the data store");
+        return ahl_meta_store_fail(err, rc, "reading the data store");
     if (strcmp(d.status, "ACTIVE") != 0)
         return ahl_fail(err, AHL_ECONFLICT, "data store %s is %s, not ACTIVE", ds, d.status);
     return 0;
@@ -78,7 +78,7 @@ static int commit_imported(struct ahl_meta *m, struct ahl_store_tx **tx, struct 
     if (rc < 0)
         return rc;
     if ((rc = ahl__frames_index_doc(*tx, set->id, doc)) < 0)
-        return ahl__store_fail(err, rc, "indexing frames");
+        return ahl_meta_store_fail(err, rc, "indexing frames");
     return ahl__commit_publish(tx, b, err);
 }
 
@@ -102,7 +102,7 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
             goto out;
         }
     } else if ((rc = ahl_random_id(set.id)) < 0) {
-        rc = ahl__store_fail(err, rc, "making an id");
+        rc = ahl_meta_store_fail(err, rc, "making an id");
         goto out;
     }
     if (ahl_store_strset(set.datastore_id, sizeof set.datastore_id, datastore_id) < 0) {
@@ -113,7 +113,7 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
     set.latest_version = 1;
     set.created_at_ms = set.updated_at_ms = ahl_now_ms();
     if ((rc = ahl_store_begin(m->store, true, &tx)) < 0) {
-        rc = ahl__store_fail(err, rc, "starting a transaction");
+        rc = ahl_meta_store_fail(err, rc, "starting a transaction");
         goto out;
     }
     if ((rc = datastore_active(tx, datastore_id, err)) < 0)
@@ -125,7 +125,7 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
 out:
     /* Failures below the engine (a key too long for a map node, memory) still get a message. */
     if (rc < 0 && err && !err->code)
-        ahl__store_fail(err, rc, "storing the document");
+        ahl_meta_store_fail(err, rc, "storing the document");
     ahl_store_rollback(tx);
     ahl__batch_release(&b);
     return rc;
@@ -142,14 +142,14 @@ static int import_series(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl
     int rc = ahl__map_get(m, tx, b, series_root, uid, strlen(uid), val, sizeof val);
     if (rc == 0) {
         if ((rc = ahl__json_load(m, tx, b, val, &own)) < 0)
-            return ahl__store_fail(err, rc, "reading a series");
+            return ahl_meta_store_fail(err, rc, "reading a series");
         memcpy(inst_root, val + AHL_SHA256_LEN, AHL_SHA256_LEN);
     } else if (rc == AHL_ENOTFOUND) {
         if (!(own = json_object()))
             return AHL_ENOMEM;
         memset(inst_root, 0, sizeof inst_root);
     } else {
-        return ahl__store_fail(err, rc, "reading the series map");
+        return ahl_meta_store_fail(err, rc, "reading the series map");
     }
     const json_t *sd = json_object_get(src, "DICOM");
     const json_t *su = sd ? json_object_get(sd, "SeriesInstanceUID") : NULL;
@@ -181,7 +181,7 @@ static int import_series(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl
         }
         if ((rc = ahl__store_obj(b, v, NULL, h)) < 0 ||
             (rc = ahl__map_set(b, tx, inst_root, k, strlen(k), h, AHL_SHA256_LEN, inst_root)) < 0) {
-            rc = ahl__store_fail(err, rc, "writing an instance");
+            rc = ahl_meta_store_fail(err, rc, "writing an instance");
             goto out;
         }
     }
@@ -189,7 +189,7 @@ static int import_series(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl
         goto out;
     memcpy(val + AHL_SHA256_LEN, inst_root, AHL_SHA256_LEN);
     if ((rc = ahl__map_set(b, tx, series_root, uid, strlen(uid), val, sizeof val, series_root)) < 0)
-        rc = ahl__store_fail(err, rc, "writing the series map");
+        rc = ahl_meta_store_fail(err, rc, "writing the series map");
 out:
     json_decref(own);
     return rc;
@@ -215,7 +215,7 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
         goto out;
     }
     if ((rc = ahl_store_begin(m->store, true, &tx)) < 0) {
-        rc = ahl__store_fail(err, rc, "starting a transaction");
+        rc = ahl_meta_store_fail(err, rc, "starting a transaction");
         goto out;
     }
     if ((rc = ahl__set_find(tx, datastore_id, imageset_id, &set, err)) < 0)
@@ -233,7 +233,7 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
         (rc = ahl__root_load(m, tx, NULL, cur.root, &r)) < 0 ||
         (rc = ahl__json_load(m, tx, NULL, r.patient, &patient)) < 0 ||
         (rc = ahl__json_load(m, tx, NULL, r.study, &study)) < 0) {
-        rc = ahl__store_fail(err, rc, "reading the latest version");
+        rc = ahl_meta_store_fail(err, rc, "reading the latest version");
         goto out;
     }
     const json_t *p = json_object_get(doc, "Patient");
@@ -279,7 +279,7 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
     info_new(out, &set, root);
 out:
     if (rc < 0 && err && !err->code)
-        ahl__store_fail(err, rc, "importing instances");
+        ahl_meta_store_fail(err, rc, "importing instances");
     json_decref(patient);
     json_decref(study);
     ahl_store_rollback(tx);
@@ -294,7 +294,7 @@ static int read_begin(struct ahl_meta *m, const char *ds, const char *id, uint64
 {
     int rc = ahl_store_begin(m->store, false, tx);
     if (rc < 0)
-        return ahl__store_fail(err, rc, "starting a transaction");
+        return ahl_meta_store_fail(err, rc, "starting a transaction");
     if ((rc = ahl__set_find(*tx, ds, id, set, err)) < 0)
         goto fail;
     uint64_t v = version ? version : set->latest_version;
@@ -304,7 +304,7 @@ static int read_begin(struct ahl_meta *m, const char *ds, const char *id, uint64
         goto fail;
     }
     if (rc < 0) {
-        rc = ahl__store_fail(err, rc, "reading the version");
+        rc = ahl_meta_store_fail(err, rc, "reading the version");
         goto fail;
     }
     return 0;
@@ -332,11 +332,11 @@ int ahl_meta_versions_list(struct ahl_meta *m, const char *datastore_id, const c
     struct ahl_imageset_rec set;
     int rc = ahl_store_begin(m->store, false, &tx);
     if (rc < 0)
-        return ahl__store_fail(err, rc, "starting a transaction");
+        return ahl_meta_store_fail(err, rc, "starting a transaction");
     if ((rc = ahl__set_find(tx, datastore_id, imageset_id, &set, err)) == 0) {
         rc = ahl_store_version_list(tx, imageset_id, below, limit ? limit : 50, cb, ctx);
         if (rc < 0)
-            rc = ahl__store_fail(err, rc, "listing versions");
+            rc = ahl_meta_store_fail(err, rc, "listing versions");
     }
     ahl_store_rollback(tx);
     return rc;
@@ -353,7 +353,7 @@ int ahl_meta_metadata_gzip(struct ahl_meta *m, const char *datastore_id, const c
         return rc;
     rc = ahl__doc_gzip(m, tx, datastore_id, imageset_id, ver.root, cb, ctx);
     if (rc < 0)
-        rc = ahl__store_fail(err, rc, "reading metadata");
+        rc = ahl_meta_store_fail(err, rc, "reading metadata");
     ahl_store_rollback(tx);
     return rc;
 }
@@ -369,7 +369,7 @@ int ahl_meta_document(struct ahl_meta *m, const char *datastore_id, const char *
         return rc;
     rc = ahl__doc_load(m, tx, datastore_id, imageset_id, ver.root, out);
     if (rc < 0)
-        rc = ahl__store_fail(err, rc, "reading metadata");
+        rc = ahl_meta_store_fail(err, rc, "reading metadata");
     ahl_store_rollback(tx);
     return rc;
 }
@@ -384,7 +384,7 @@ int ahl_meta_metadata_json(struct ahl_meta *m, const char *datastore_id, const c
     rc = ahl_json_write(doc, out);
     json_decref(doc);
     if (rc < 0)
-        return ahl__store_fail(err, rc, "serialising metadata");
+        return ahl_meta_store_fail(err, rc, "serialising metadata");
     return 0;
 }
 
@@ -395,7 +395,7 @@ int ahl_meta_imageset_delete(struct ahl_meta *m, const char *datastore_id, const
     struct ahl_imageset_rec set;
     int rc = ahl_store_begin(m->store, true, &tx);
     if (rc < 0)
-        return ahl__store_fail(err, rc, "starting a transaction");
+        return ahl_meta_store_fail(err, rc, "starting a transaction");
     if ((rc = ahl__set_find(tx, datastore_id, imageset_id, &set, err)) < 0)
         goto out;
     if (!strcmp(set.state, "LOCKED")) {
@@ -408,13 +408,13 @@ int ahl_meta_imageset_delete(struct ahl_meta *m, const char *datastore_id, const
     if ((rc = ahl_store_imageset_put(tx, &set, false)) < 0 ||
         (rc = ahl_store_search_delete(tx, set.id)) < 0 ||
         (rc = ahl_store_frame_delete_set(tx, set.id)) < 0) {
-        rc = ahl__store_fail(err, rc, "deleting the image set");
+        rc = ahl_meta_store_fail(err, rc, "deleting the image set");
         goto out;
     }
     rc = ahl_store_commit(tx);
     tx = NULL;
     if (rc < 0) {
-        rc = ahl__store_fail(err, rc, "committing");
+        rc = ahl_meta_store_fail(err, rc, "committing");
         goto out;
     }
     if (out) {

@@ -63,6 +63,14 @@ struct ahl_meta_info {
     struct ahl_version_rec ver;  /* the version asked for */
 };
 
+/* Records the failure of a call below the caller's own checks (the store, chunk encoding,
+ * memory) made while `what` ("reading the image set"), and returns the code to pass on:
+ * AHL_ENOTFOUND, AHL_ECONFLICT, AHL_ENOMEM, AHL_ENOSPC, AHL_ECORRUPT, AHL_EIO, AHL_ETOOBIG,
+ * AHL_EQUOTA and AHL_EINTERNAL as they are; any other code (AHL_EINVAL, AHL_EPARSE...), which would
+ * blame the request for what a call of ours rejected, becomes AHL_EINTERNAL. Used by the engine
+ * and by the API for every store failure. */
+int ahl_meta_store_fail(struct ahl_err *err, int rc, const char *what);
+
 /* Opens the engine over an open store (which must outlive it). opts may be NULL. */
 int ahl_meta_open(struct ahl_store *store, const struct ahl_meta_opts *opts, struct ahl_meta **out);
 /* NULL is accepted. */

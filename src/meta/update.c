@@ -357,7 +357,7 @@ static int apply_to_root(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl
     struct work w;
     int rc;
     if ((rc = work_load(m, tx, from, u, &w)) < 0)
-        return ahl__store_fail(err, rc, "reading the latest version");
+        return ahl_meta_store_fail(err, rc, "reading the latest version");
     struct ahl_rules_opts ro = {force, m->opts.aws_primary_rules, set->is_primary};
     /* Other sets of the study are checked against what they hold, without existence checks. */
     if ((rc = ahl_updates_check(u, lenient ? NULL : w.cur, &ro, err)) < 0)
@@ -366,7 +366,7 @@ static int apply_to_root(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl
         (u->updatable && (rc = apply_blob(&w, u->updatable, false, lenient, err)) < 0))
         goto out;
     if ((rc = work_store(m, tx, b, &w, newroot, err)) < 0 && !err->msg[0])
-        rc = ahl__store_fail(err, rc, "writing the new version");
+        rc = ahl_meta_store_fail(err, rc, "writing the new version");
 out:
     work_release(&w);
     return rc;
@@ -380,7 +380,7 @@ static int apply_to_set(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl_
     struct ahl_version_rec cur;
     int rc = ahl_store_version_get(tx, set->id, set->latest_version, &cur);
     if (rc < 0)
-        return ahl__store_fail(err, rc, "reading the latest version");
+        return ahl_meta_store_fail(err, rc, "reading the latest version");
     return apply_to_root(m, tx, b, set, cur.root, u, force, lenient, newroot, err);
 }
 
@@ -496,7 +496,7 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
     if (have_blobs && !u->include_study_image_sets)
         prepare(m, datastore_id, imageset_id, u, &upd, &b, &pre);
     if ((rc = ahl_store_begin(m->store, true, &tx)) < 0) {
-        rc = ahl__store_fail(err, rc, "starting a transaction");
+        rc = ahl_meta_store_fail(err, rc, "starting a transaction");
         goto out;
     }
     if ((rc = ahl__set_find(tx, datastore_id, imageset_id, &set, err)) < 0)
@@ -524,7 +524,7 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
             goto out;
         }
         if (rc < 0) {
-            rc = ahl__store_fail(err, rc, "reading the version to revert to");
+            rc = ahl_meta_store_fail(err, rc, "reading the version to revert to");
             goto out;
         }
         memcpy(root, target.root, AHL_SHA256_LEN);
@@ -546,13 +546,13 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
     if (u->include_study_image_sets) {
         struct ahl_search_row row;
         if ((rc = ahl_store_search_get(tx, set.id, &row)) < 0) {
-            rc = ahl__store_fail(err, rc, "reading the search index");
+            rc = ahl_meta_store_fail(err, rc, "reading the search index");
             goto out;
         }
         if (row.study_instance_uid[0] &&
             (rc = ahl_store_imageset_by_study(tx, datastore_id, row.study_instance_uid, true,
                                               collect_set, &others)) < 0) {
-            rc = ahl__store_fail(err, rc, "finding the study's image sets");
+            rc = ahl_meta_store_fail(err, rc, "finding the study's image sets");
             goto out;
         }
     }
@@ -591,7 +591,7 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
     }
 out:
     if (rc < 0 && !err->code)
-        ahl__store_fail(err, rc, "updating");
+        ahl_meta_store_fail(err, rc, "updating");
     free(others.v);
     ahl_store_rollback(tx);
     ahl__batch_release(&b);
