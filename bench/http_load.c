@@ -359,65 +359,64 @@ static size_t split_list(char *s, char **out, size_t cap)
     return n;
 }
 
-int ahl__bench_http_load(int argc, char **argv)
+/* Reads the options into cfg and *mode. The id lists are split in place, in argv's own strings.
+ * 0, or -1 after printing why (a usage error). */
+static int parse_args(int argc, char **argv, struct config *cfg, const char **mode)
 {
-    static struct config cfg = {.region = "us-east-1", .connections = 8, .seconds = 5};
     char *frames_arg = NULL, *sets_arg = NULL;
-    const char *mode = NULL;
-    if (ahl__bench_wants_help(argc, argv, 1))
-        return usage(stdout, 0);
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *a = argv[i];
+        char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--check")) {
-            cfg.check = 1;
+            cfg->check = 1;
             continue;
         }
         if (!v)
-            return usage(stderr, 2);
+            return usage(stderr, -1);
         i++;
         if (!strcmp(a, "--endpoint"))
-            cfg.endpoint = v;
+            cfg->endpoint = v;
         else if (!strcmp(a, "--access-key"))
-            cfg.access_key = v;
+            cfg->access_key = v;
         else if (!strcmp(a, "--secret-key"))
-            cfg.secret_key = v;
+            cfg->secret_key = v;
         else if (!strcmp(a, "--region"))
-            cfg.region = v;
+            cfg->region = v;
         else if (!strcmp(a, "--datastore"))
-            cfg.datastore = v;
+            cfg->datastore = v;
         else if (!strcmp(a, "--mode"))
-            mode = v;
+            *mode = v;
         else if (!strcmp(a, "--imagesets"))
-            sets_arg = strdup(v);
+            sets_arg = v;
         else if (!strcmp(a, "--frames"))
-            frames_arg = strdup(v);
+            frames_arg = v;
         else if (!strcmp(a, "--connections"))
-            cfg.connections = (int)strtol(v, NULL, 10);
+            cfg->connections = (int)strtol(v, NULL, 10);
         else if (!strcmp(a, "--seconds"))
-            cfg.seconds = strtod(v, NULL);
+            cfg->seconds = strtod(v, NULL);
         else if (!strcmp(a, "--dump-metadata"))
-            cfg.dump_metadata = v;
+            cfg->dump_metadata = v;
         else if (!strcmp(a, "--requests"))
-            cfg.requests = strtol(v, NULL, 10);
+            cfg->requests = strtol(v, NULL, 10);
         else
-            return usage(stderr, 2);
+            return usage(stderr, -1);
     }
-    if (!cfg.endpoint || !cfg.access_key || !cfg.secret_key || !cfg.datastore || !mode ||
-        cfg.connections < 1 || cfg.connections > MAX_CONN || strncmp(cfg.endpoint, "http://", 7))
-        return usage(stderr, 2);
-    snprintf(cfg.host, sizeof cfg.host, "%s", cfg.endpoint + 7);
-    cfg.host[strcspn(cfg.host, "/")] = '\0';
-    if (!strcmp(mode, "get-datastore"))
-        cfg.mode = M_GET_DATASTORE;
-    else if (!strcmp(mode, "update"))
-        cfg.mode = M_UPDATE;
-    else if (!strcmp(mode, "metadata"))
-        cfg.mode = M_METADATA;
-    else if (!strcmp(mode, "frames"))
-        cfg.mode = M_FRAMES;
+    if (!cfg->endpoint || !cfg->access_key || !cfg->secret_key || !cfg->datastore || !*mode ||
+        cfg->connections < 1 || cfg->connections > MAX_CONN || strncmp(cfg->endpoint, "http://", 7))
+        return usage(stderr, -1);
+    snprintf(cfg->host, sizeof cfg->host, "%s", cfg->endpoint + 7);
+    cfg->host[strcspn(cfg->host, "/")] = '\0';
+    if (!strcmp(*mode, "get-datastore"))
+        cfg->mode = M_GET_DATASTORE;
+    else if (!strcmp(*mode, "update"))
+        cfg->mode = M_UPDATE;
+    else if (!strcmp(*mode, "metadata"))
+        cfg->mode = M_METADATA;
+    else if (!strcmp(*mode, "frames"))
+        cfg->mode = M_FRAMES;
     else
-        return usage(stderr, 2);
-    cfg.n_imagesets = split_list(sets_arg, cfg.imagesets, MAX_IDS);
+        return usage(stderr, -1);
+    cfg->n_imagesets = split_list(sets_arg, cfg->imagesets, MAX_IDS);
     if (frames_arg) {
         char *pairs[MAX_IDS];
         size_t n = split_list(frames_arg, pairs, MAX_IDS);
@@ -426,18 +425,29 @@ int ahl__bench_http_load(int argc, char **argv)
             if (!colon)
                 continue;
             *colon = '\0';
-            cfg.frame_sets[cfg.n_frames] = pairs[i];
-            cfg.frame_ids[cfg.n_frames++] = colon + 1;
+            cfg->frame_sets[cfg->n_frames] = pairs[i];
+            cfg->frame_ids[cfg->n_frames++] = colon + 1;
         }
     }
-    if ((cfg.mode == M_UPDATE || cfg.mode == M_METADATA) && !cfg.n_imagesets) {
-        fprintf(stderr, "ahilite-bench http-load: --mode %s needs --imagesets\n", mode);
-        return 2;
+    if ((cfg->mode == M_UPDATE || cfg->mode == M_METADATA) && !cfg->n_imagesets) {
+        fprintf(stderr, "ahilite-bench http-load: --mode %s needs --imagesets\n", *mode);
+        return -1;
     }
-    if (cfg.mode == M_FRAMES && !cfg.n_frames) {
+    if (cfg->mode == M_FRAMES && !cfg->n_frames) {
         fprintf(stderr, "ahilite-bench http-load: --mode frames needs --frames SET:FRAME,...\n");
-        return 2;
+        return -1;
     }
+    return 0;
+}
+
+int ahl__bench_http_load(int argc, char **argv)
+{
+    static struct config cfg = {.region = "us-east-1", .connections = 8, .seconds = 5};
+    const char *mode = NULL;
+    if (ahl__bench_wants_help(argc, argv, 1))
+        return usage(stdout, 0);
+    if (parse_args(argc, argv, &cfg, &mode) < 0)
+        return 2;
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
     static struct worker workers[MAX_CONN];
@@ -455,8 +465,10 @@ int ahl__bench_http_load(int argc, char **argv)
     }
 
     size_t gz = 0, json = 0;
+    int status = 1;
+    double *all = NULL;
     if (cfg.mode == M_METADATA && metadata_json_size(&workers[0], &gz, &json) < 0)
-        return 1;
+        goto out;
     if (cfg.mode == M_METADATA)
         ahl_buf_init(&workers[0].body, 64 * 1024);
 
@@ -482,7 +494,7 @@ int ahl__bench_http_load(int argc, char **argv)
         if (!first_fail && workers[i].fail_msg[0])
             first_fail = workers[i].fail_msg;
     }
-    double *all = malloc((n ? n : 1) * sizeof *all);
+    all = malloc((n ? n : 1) * sizeof *all);
     size_t o = 0;
     for (int i = 0; i < cfg.connections && all; i++) {
         memcpy(all + o, workers[i].lat_ms, workers[i].n_lat * sizeof *all);
@@ -505,15 +517,14 @@ int ahl__bench_http_load(int argc, char **argv)
     printf("}\n");
     if (first_fail)
         fprintf(stderr, "ahilite-bench http-load: first failure: %s\n", first_fail);
-
+    status = failures ? 1 : 0;
+out:
     for (int i = 0; i < cfg.connections; i++) {
         curl_easy_cleanup(workers[i].curl);
         ahl_buf_release(&workers[i].body);
         free(workers[i].lat_ms);
     }
     free(all);
-    free(sets_arg);
-    free(frames_arg);
     curl_global_cleanup();
-    return failures ? 1 : 0;
+    return status;
 }

@@ -82,56 +82,20 @@ static int usage(FILE *f, int status)
     return status;
 }
 
-int ahl__bench_update_threads(int argc, char **argv)
+/* Runs the nt workers for secs seconds and prints the JSON line. 0, or 1 when an update failed. */
+static int measure(struct ahl_store *store, struct worker *w, long nt, double secs)
 {
-    if (ahl__bench_wants_help(argc, argv, 1))
-        return usage(stdout, 0);
-    if (argc < 2 || argc > 4)
-        return usage(stderr, 2);
-    char *end;
-    long nt = argc > 2 ? strtol(argv[2], &end, 10) : 8;
-    if (argc > 2 && (*argv[2] == '\0' || *end))
-        return usage(stderr, 2);
-    double secs = argc > 3 ? strtod(argv[3], &end) : 3;
-    if (argc > 3 && (*argv[3] == '\0' || *end))
-        return usage(stderr, 2);
-    if (nt < 1 || nt > MAX_THREADS || secs <= 0)
-        return usage(stderr, 2);
-    struct ahl_store *store;
-    struct ahl_meta *m;
-    struct ahl_err err;
-    char ds[AHL_ID_LEN + 1];
-    if (ahl_store_open_sqlite(argv[1], 0, &store) < 0 || ahl_meta_open(store, NULL, &m) < 0 ||
-        ahl__bench_make_datastore(store, ds) < 0) {
-        fprintf(stderr, "ahilite-bench update-threads: cannot open a store in %s\n", argv[1]);
-        return 1;
-    }
-    static struct worker w[MAX_THREADS];
-    for (int i = 0; i < nt; i++) {
-        json_t *doc = ahl_synth_doc(1, 1, (uint32_t)(100 + i));
-        struct ahl_meta_info info;
-        if (!doc || ahl_meta_imageset_create(m, ds, doc, NULL, &info, &err) < 0) {
-            fprintf(stderr, "ahilite-bench update-threads: create: %s\n",
-                    doc ? err.msg : "out of memory");
-            return 1;
-        }
-        json_decref(doc);
-        w[i].m = m;
-        w[i].ds = ds;
-        memcpy(w[i].id, info.set.id, sizeof w[i].id);
-        w[i].version = info.set.latest_version;
-    }
     struct ahl_store_sqlite_stats s0, s1;
     ahl_store_sqlite_stats(store, &s0);
     double c0 = ahl__bench_process_cpu_s();
     unsigned long long b0 = wchar();
     uint64_t t0 = ahl_mono_ns();
-    for (int i = 0; i < nt; i++) {
+    for (long i = 0; i < nt; i++) {
         w[i].deadline_ns = t0 + (uint64_t)(secs * 1e9);
         pthread_create(&w[i].th, NULL, run, &w[i]);
     }
     unsigned long done = 0, failed = 0;
-    for (int i = 0; i < nt; i++) {
+    for (long i = 0; i < nt; i++) {
         pthread_join(w[i].th, NULL);
         done += w[i].done;
         failed += w[i].failed;
@@ -147,7 +111,53 @@ int ahl__bench_update_threads(int argc, char **argv)
            nt, wall, done, failed, (double)done / wall, cpu, done ? cpu * 1e6 / (double)done : 0,
            (unsigned long long)commits, commits ? (double)txs / (double)commits : 0,
            done ? (double)bytes / (double)done : 0);
+    return failed ? 1 : 0;
+}
+
+int ahl__bench_update_threads(int argc, char **argv)
+{
+    if (ahl__bench_wants_help(argc, argv, 1))
+        return usage(stdout, 0);
+    if (argc < 2 || argc > 4)
+        return usage(stderr, 2);
+    char *end;
+    long nt = argc > 2 ? strtol(argv[2], &end, 10) : 8;
+    if (argc > 2 && (*argv[2] == '\0' || *end))
+        return usage(stderr, 2);
+    double secs = argc > 3 ? strtod(argv[3], &end) : 3;
+    if (argc > 3 && (*argv[3] == '\0' || *end))
+        return usage(stderr, 2);
+    if (nt < 1 || nt > MAX_THREADS || secs <= 0)
+        return usage(stderr, 2);
+    struct ahl_store *store = NULL;
+    struct ahl_meta *m = NULL;
+    struct ahl_err err;
+    char ds[AHL_ID_LEN + 1];
+    static struct worker w[MAX_THREADS];
+    int status = 1;
+    if (ahl_store_open_sqlite(argv[1], 0, &store) < 0 || ahl_meta_open(store, NULL, &m) < 0 ||
+        ahl__bench_make_datastore(store, ds) < 0) {
+        fprintf(stderr, "ahilite-bench update-threads: cannot open a store in %s\n", argv[1]);
+        goto out;
+    }
+    for (long i = 0; i < nt; i++) {
+        json_t *doc = ahl_synth_doc(1, 1, (uint32_t)(100 + i));
+        struct ahl_meta_info info;
+        int rc = doc ? ahl_meta_imageset_create(m, ds, doc, NULL, &info, &err) : -1;
+        json_decref(doc);
+        if (rc < 0) {
+            fprintf(stderr, "ahilite-bench update-threads: create: %s\n",
+                    doc ? err.msg : "out of memory");
+            goto out;
+        }
+        w[i].m = m;
+        w[i].ds = ds;
+        memcpy(w[i].id, info.set.id, sizeof w[i].id);
+        w[i].version = info.set.latest_version;
+    }
+    status = measure(store, w, nt, secs);
+out:
     ahl_meta_close(m);
     ahl_store_close(store);
-    return failed ? 1 : 0;
+    return status;
 }
