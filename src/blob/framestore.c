@@ -1,7 +1,7 @@
 /* The filesystem frame store: one file per frame under root/<2 hex>/<2 hex>/<id>. Writes go to a
  * temporary file in the final directory, are fsynced, renamed into place and the directory is
- * fsynced, so a reader sees either no frame or the whole frame, and a put that returned 0
- * survives a crash (kill -9 or power loss).
+ * fsynced (ahl_write_file_atomic of base/fileio.h), so a reader sees either no frame or the whole
+ * frame, and a put that returned 0 survives a crash (kill -9 or power loss).
  *
  * What a crash cannot do, a disk, a person or a program can: a frame file may later be truncated,
  * overwritten, deleted or replaced by a link. Readers therefore open the fan-out directories and
@@ -24,6 +24,9 @@
 #include "blob/framestore.h"
 
 #include "base/banned.h"
+
+/* The names of temporary files, which ahl_framestore_open sweeps. */
+#define TMP_PREFIX "tmp."
 
 void ahl_frame_id_of_digest(const char *ts, const uint8_t digest[AHL_SHA256_LEN], char id[33])
 {
@@ -262,8 +265,9 @@ static void sweep_temporaries(const char *dir, int depth, time_t now)
         struct stat st;
         if (depth < 2 && strlen(e->d_name) == 2)
             sweep_temporaries(path, depth + 1, now);
-        else if (depth == 2 && strncmp(e->d_name, "tmp.", 4) == 0 && lstat(path, &st) == 0 &&
-                 S_ISREG(st.st_mode) && now - st.st_mtime >= AHL_FRAMESTORE_TMP_MAX_AGE)
+        else if (depth == 2 && strncmp(e->d_name, TMP_PREFIX, sizeof TMP_PREFIX - 1) == 0 &&
+                 lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+                 now - st.st_mtime >= AHL_FRAMESTORE_TMP_MAX_AGE)
             unlink(path);
     }
     closedir(d);
@@ -321,10 +325,10 @@ int ahl_framestore_put(struct ahl_framestore *fs, const char *id, const void *da
 {
     if (!valid_id(id))
         return ahl_fail(err, AHL_EINVAL, "frame id must be 32 lowercase hex digits");
-    char dir[sizeof fs->root + 16], path[sizeof fs->root + 64], tmp[sizeof fs->root + 80];
+    char dir[sizeof fs->root + 16];
     /* Content-addressed: a file with this id holding these bytes is this frame already. Anything
-     * else there (damage, a link) is replaced by the rename below, which swaps a link itself,
-     * never its target. */
+     * else there (damage, a link) is replaced by the rename in ahl_write_file_atomic, which swaps
+     * a link itself, never its target. */
     int fd;
     struct stat st;
     int rc = open_regular(fs, id, &fd, &st, err);
@@ -346,39 +350,22 @@ int ahl_framestore_put(struct ahl_framestore *fs, const char *id, const void *da
     frame_dir(fs, id, dir, sizeof dir);
     if ((rc = ensure_fanout_dir(dir, err)) < 0)
         return rc;
-    frame_path(fs, id, path, sizeof path);
-    char rnd[33];
-    if (ahl_random_id(rnd) < 0)
-        return ahl_fail(err, AHL_EIO, "no randomness for a temporary name");
-    snprintf(tmp, sizeof tmp, "%s/tmp.%s", dir, rnd);
-
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return io_fail(err, "cannot create", tmp);
-    if (ahl_write_all(fd, data, len) < 0) {
-        rc = io_fail(err, "cannot write", tmp);
-        goto fail;
+    /* The leaf fan-out directory is checked above and opened without following a link, so the
+     * frame lands where its id says. */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return io_fail(err, "cannot open directory", dir);
+    struct ahl_write_failure why;
+    rc = ahl_write_file_atomic(dfd, id, TMP_PREFIX, 0644, data, len, &why);
+    close(dfd);
+    if (rc < 0) {
+        char what[64], where[sizeof dir + sizeof why.entry + 1];
+        snprintf(what, sizeof what, "cannot %s", why.step);
+        snprintf(where, sizeof where, "%s%s%s", dir, why.entry[0] ? "/" : "", why.entry);
+        errno = why.errnum;
+        return io_fail(err, what, where);
     }
-    if (fsync(fd) != 0) {
-        rc = io_fail(err, "cannot fsync", tmp);
-        goto fail;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        rc = io_fail(err, "cannot close", tmp);
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        rc = io_fail(err, "cannot rename into place", path);
-        goto fail;
-    }
-    return fsync_dir(dir, err);
-fail:
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    return rc;
+    return 0;
 }
 
 int ahl_framestore_open_frame(struct ahl_framestore *fs, const char *id, int *fd, uint64_t *size,

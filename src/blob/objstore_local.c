@@ -6,8 +6,9 @@
  * path one component at a time from the bucket's directory with O_NOFOLLOW, so a link that
  * appears between the check and the open makes the open fail instead of escaping. Listings do
  * not descend into linked directories (no cycles) and report links that leave the bucket as
- * entries with a problem, so a job can record them as failures. Writes go to a temporary file,
- * fsync, rename. */
+ * entries with a problem, so a job can record them as failures. Writes go through
+ * ahl_write_file_atomic (base/fileio.h) into the key's directory, opened without following links;
+ * its temporary files (TMP_PREFIX) are left out of listings. */
 /* realpath() is an X/Open function, outside plain POSIX.1-2008. */
 #define _XOPEN_SOURCE 700
 
@@ -22,7 +23,6 @@
 #include <unistd.h>
 
 #include "base/buf.h"
-#include "base/codec.h"
 #include "base/fileio.h"
 #include "blob/objstore_internal.h"
 #include "base/banned.h"
@@ -390,9 +390,8 @@ static int local_put(struct ahl_objstore *os, const char *bucket, const char *ke
 {
     (void)content_type;
     struct local_store *ls = (struct local_store *)os;
-    char real[PATH_MAX], comp[NAME_MAX + 1], tmp[sizeof TMP_PREFIX + 33];
-    int bfd = -1, dfd = -1, fd = -1, rc;
-    tmp[0] = '\0';
+    char real[PATH_MAX], comp[NAME_MAX + 1];
+    int bfd = -1, dfd = -1, rc;
     if ((rc = ahl_objstore_local_key_check(key, 0, err)) < 0 ||
         (rc = open_bucket(ls, bucket, real, &bfd, err)) < 0)
         goto out;
@@ -432,33 +431,15 @@ static int local_put(struct ahl_objstore *os, const char *bucket, const char *ke
         dfd = next;
         p = slash + 1;
     }
-    char id[33];
-    if (ahl_random_id(id) < 0) {
-        rc = ahl_fail(err, AHL_EIO, "no random bytes for a temporary name");
-        goto out;
-    }
-    snprintf(tmp, sizeof tmp, TMP_PREFIX "%s", id);
-    fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0 || ahl_write_all(fd, data, n) < 0 || fsync(fd) < 0) {
-        rc = ahl_fail(err, AHL_EIO, "s3://%s/%s: cannot write: %s", bucket, key, strerror(errno));
-        goto out;
-    }
-    close(fd);
-    fd = -1;
     /* rename replaces a link at the final name itself, never its target. */
-    if (renameat(dfd, tmp, dfd, comp) < 0) {
-        rc = ahl_fail(err, AHL_EIO, "s3://%s/%s: cannot rename into place: %s", bucket, key,
-                      strerror(errno));
+    struct ahl_write_failure why;
+    if ((rc = ahl_write_file_atomic(dfd, comp, TMP_PREFIX, 0644, data, n, &why)) < 0) {
+        rc = ahl_fail(err, rc, "s3://%s/%s: cannot %s: %s", bucket, key, why.step,
+                      strerror(why.errnum));
         goto out;
     }
-    tmp[0] = '\0';
-    fsync(dfd);
     rc = 0;
 out:
-    if (fd >= 0)
-        close(fd);
-    if (tmp[0] && dfd >= 0)
-        unlinkat(dfd, tmp, 0);
     if (dfd >= 0)
         close(dfd);
     if (bfd >= 0)

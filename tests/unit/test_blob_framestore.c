@@ -1,7 +1,9 @@
 /* links: frames */
 /* Unit tests of the filesystem frame store: put/get/exists/delete round trips, idempotent puts,
  * id validation (no path tricks), the fan-out layout, stale temporary files swept at open while
- * another process's recent ones are left alone, and streaming through the returned descriptor. */
+ * another process's recent ones are left alone, streaming through the returned descriptor, and
+ * the atomic write of base/fileio.h that puts go through. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "base/fileio.h"
 #include "blob/framestore.h"
 #include "frames/frames.h"
 
@@ -229,6 +232,82 @@ static void test_sweeps_temporaries_and_empty_frames(void **state)
     free(data);
 }
 
+/* Entries of dir, not counting "." and "..". */
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+/* The atomic write both stores use (base/fileio.h): the file appears whole, nothing temporary is
+ * left, a link at the name is replaced rather than written through, and a failure names its step
+ * and leaves no temporary file. */
+static void test_atomic_write(void **state)
+{
+    (void)state;
+    char dir[300], path[400], outside[400];
+    snprintf(dir, sizeof dir, "%s/w", root);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    assert_true(dfd >= 0);
+    struct ahl_write_failure why;
+    assert_int_equal(ahl_write_file_atomic(dfd, "f", "tmp.", 0640, "hello", 5, &why), 0);
+    snprintf(path, sizeof path, "%s/f", dir);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 5);
+    assert_int_equal(st.st_mode & 0777, 0640);
+    assert_int_equal(count_entries(dir), 1);
+
+    /* A link at the name: the link is replaced, its target keeps its bytes. */
+    snprintf(outside, sizeof outside, "%s/outside", root);
+    FILE *f = fopen(outside, "w");
+    assert_non_null(f);
+    fputs("SECRET", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/link", dir);
+    assert_int_equal(symlink(outside, path), 0);
+    assert_int_equal(ahl_write_file_atomic(dfd, "link", "tmp.", 0644, "new", 3, &why), 0);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(stat(outside, &st), 0);
+    assert_int_equal(st.st_size, 6);
+
+    /* A directory at the name cannot be replaced: the rename fails, and says so. */
+    snprintf(path, sizeof path, "%s/d", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/d/x", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    assert_int_equal(ahl_write_file_atomic(dfd, "d", "tmp.", 0644, "x", 1, &why), AHL_EIO);
+    assert_string_equal(why.step, "rename into place");
+    assert_string_equal(why.entry, "d");
+    assert_true(why.errnum != 0);
+    assert_int_equal(count_entries(dir), 3); /* f, link, d: no temporary file */
+    /* Without a place to report to, the same failure is just the code. */
+    assert_int_equal(ahl_write_file_atomic(dfd, "d", "tmp.", 0644, "x", 1, NULL), AHL_EIO);
+    close(dfd);
+
+    /* A put's failure names the file as the store sees it. */
+    struct ahl_framestore fs;
+    struct ahl_err err = {0};
+    assert_int_equal(ahl_framestore_open(&fs, root, &err), 0);
+    snprintf(path, sizeof path, "%s/01/23/%s/x", root, ID);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", path);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(ahl_framestore_put(&fs, ID, "x", 1, &err), AHL_EIO);
+    snprintf(path, sizeof path, "cannot rename into place %s/01/23/%s:", root, ID);
+    if (!strstr(err.msg, path))
+        fail_msg("message '%s' lacks '%s'", err.msg, path);
+    snprintf(path, sizeof path, "%s/01/23", root);
+    assert_int_equal(count_entries(path), 1);
+}
+
 static void test_stores_transcoded_frames(void **state)
 {
     (void)state;
@@ -265,6 +344,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_check_finds_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweeps_temporaries_and_empty_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stores_transcoded_frames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_atomic_write, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
