@@ -1,105 +1,12 @@
-/* The object store's front: s3:// URI parsing, bucket and key rules, and dispatch to the local
- * or S3 backend (objstore_local.c, objstore_s3.c). */
+/* The object store's front: the key rules of local buckets, the checks every call makes, and
+ * dispatch to the local or S3 backend (objstore_local.c, objstore_s3.c). */
 #include "blob/objstore.h"
 
-#include <errno.h>
-#include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "base/text.h"
+#include "base/fileio.h"
 #include "blob/objstore_internal.h"
 #include "base/banned.h"
-
-static int is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static int is_lower_alnum(char c)
-{
-    return (c >= 'a' && c <= 'z') || is_digit(c);
-}
-
-/* Whether s looks like a dotted IPv4 address ("192.168.5.4"), which S3 forbids as a bucket. */
-static int looks_like_ipv4(const char *s)
-{
-    int groups = 0;
-    while (*s) {
-        int digits = 0;
-        while (is_digit(*s))
-            s++, digits++;
-        if (digits == 0 || digits > 3)
-            return 0;
-        groups++;
-        if (*s == '.')
-            s++;
-        else if (*s)
-            return 0;
-    }
-    return groups == 4;
-}
-
-int ahl_s3_bucket_check(const char *b, struct ahl_err *err)
-{
-    size_t n = strlen(b);
-    const char *why = NULL;
-    if (n < 3 || n > AHL_S3_MAX_BUCKET)
-        why = "must be 3 to 63 characters long";
-    else if (!is_lower_alnum(b[0]) || !is_lower_alnum(b[n - 1]))
-        why = "must begin and end with a lower-case letter or a digit";
-    else if (strstr(b, ".."))
-        why = "must not contain two adjacent periods";
-    else if (looks_like_ipv4(b))
-        why = "must not be formatted as an IP address";
-    else if (strncmp(b, "xn--", 4) == 0 || (n > 8 && strcmp(b + n - 8, "-s3alias") == 0) ||
-             (n > 7 && strcmp(b + n - 7, "--ol-s3") == 0))
-        why = "uses a prefix or suffix S3 reserves";
-    for (size_t i = 0; !why && i < n; i++) {
-        if (!is_lower_alnum(b[i]) && b[i] != '.' && b[i] != '-')
-            why = "may hold only lower-case letters, digits, '.' and '-'";
-    }
-    if (why)
-        return ahl_fail(err, AHL_EPARSE, "bucket name '%.80s' %s", b, why);
-    return 0;
-}
-
-int ahl_s3_uri_parse(const char *uri, struct ahl_s3_uri *out, struct ahl_err *err)
-{
-    out->bucket[0] = out->prefix[0] = '\0';
-    size_t n = strlen(uri);
-    if (n > AHL_S3_MAX_KEY)
-        return ahl_fail(err, AHL_EPARSE, "S3 URI is %zu characters long; at most 1024 are allowed",
-                        n);
-    if (strncmp(uri, "s3://", 5) != 0)
-        return ahl_fail(err, AHL_EPARSE, "'%.100s' is not an S3 URI: it must start with s3://",
-                        uri);
-    const char *b = uri + 5;
-    const char *slash = strchr(b, '/');
-    size_t blen = slash ? (size_t)(slash - b) : strlen(b);
-    if (blen > AHL_S3_MAX_BUCKET)
-        return ahl_fail(err, AHL_EPARSE,
-                        "S3 URI '%.100s': bucket name must be 3 to 63 characters long", uri);
-    memcpy(out->bucket, b, blen);
-    out->bucket[blen] = '\0';
-    struct ahl_err local;
-    if (ahl_s3_bucket_check(out->bucket, &local) < 0)
-        return ahl_fail(err, AHL_EPARSE, "S3 URI '%.100s': %s", uri, local.msg);
-    const char *prefix = slash ? slash + 1 : "";
-    size_t plen = strlen(prefix);
-    if (!ahl_utf8_valid(prefix, plen))
-        return ahl_fail(err, AHL_EPARSE, "S3 URI '%.100s': the key prefix is not valid UTF-8", uri);
-    for (size_t i = 0; i < plen; i++) {
-        unsigned char c = (unsigned char)prefix[i];
-        if (c < 0x20 || c == 0x7f)
-            return ahl_fail(err, AHL_EPARSE,
-                            "S3 URI '%.100s': the key prefix holds a control character (0x%02x) "
-                            "at byte %zu",
-                            uri, c, i);
-    }
-    memcpy(out->prefix, prefix, plen + 1);
-    return 0;
-}
 
 int ahl_objstore_local_key_check(const char *key, int is_prefix, struct ahl_err *err)
 {
@@ -152,28 +59,16 @@ void ahl_objstore_close(struct ahl_objstore *os)
 int ahl_objstore_list(struct ahl_objstore *os, const char *bucket, const char *prefix,
                       ahl_objstore_list_fn fn, void *ctx, struct ahl_err *err)
 {
-    int rc = ahl_s3_bucket_check(bucket, err);
+    int rc = ahl_s3_location_check(bucket, NULL, err);
     if (rc < 0)
         return rc;
     return os->ops->list(os, bucket, prefix ? prefix : "", fn, ctx, err);
 }
 
-/* The checks every single-object call makes before reaching a backend: a valid bucket name and a
- * key of 1 to AHL_S3_MAX_KEY bytes. */
-static int check_location(const char *bucket, const char *key, struct ahl_err *err)
-{
-    int rc = ahl_s3_bucket_check(bucket, err);
-    if (rc < 0)
-        return rc;
-    if (!key[0] || strlen(key) > AHL_S3_MAX_KEY)
-        return ahl_fail(err, AHL_EINVAL, "an object key must be 1 to 1024 bytes long");
-    return 0;
-}
-
 int ahl_objstore_get(struct ahl_objstore *os, const char *bucket, const char *key,
                      ahl_objstore_write_fn fn, void *ctx, struct ahl_err *err)
 {
-    int rc = check_location(bucket, key, err);
+    int rc = ahl_s3_location_check(bucket, key, err);
     if (rc < 0)
         return rc;
     return os->ops->get(os, bucket, key, fn, ctx, err);
@@ -181,19 +76,7 @@ int ahl_objstore_get(struct ahl_objstore *os, const char *bucket, const char *ke
 
 static int write_to_fd(void *ctx, const void *p, size_t n)
 {
-    int fd = *(int *)ctx;
-    const char *c = p;
-    while (n > 0) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return AHL_EIO;
-        }
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    return ahl_write_all(*(int *)ctx, p, n);
 }
 
 int ahl_objstore_get_fd(struct ahl_objstore *os, const char *bucket, const char *key, int fd,
@@ -205,7 +88,7 @@ int ahl_objstore_get_fd(struct ahl_objstore *os, const char *bucket, const char 
 int ahl_objstore_put(struct ahl_objstore *os, const char *bucket, const char *key, const void *data,
                      size_t n, const char *content_type, struct ahl_err *err)
 {
-    int rc = check_location(bucket, key, err);
+    int rc = ahl_s3_location_check(bucket, key, err);
     if (rc < 0)
         return rc;
     return os->ops->put(os, bucket, key, data, n, content_type, err);

@@ -1,12 +1,16 @@
 /* Where import jobs read their input objects and write their outputs: one interface over
  *   (a) local buckets: a root directory (`--s3-root DIR`) in which bucket `b` is the directory
- *       `DIR/b` and a key is a relative path inside it, and
- *   (b) a real S3-compatible endpoint (`--s3-endpoint URL`), reached with libcurl, path-style
- *       addressing (`http://host:port/bucket/key`) and requests signed with aws/sigv4.
+ *       `DIR/b` and a key is a relative path inside it (objstore_local.c), and
+ *   (b) a real S3-compatible endpoint (`--s3-endpoint URL`) through the S3 client of aws/s3.h
+ *       (objstore_s3.c adapts it; requests, signing and the reading of S3's XML are aws/'s).
+ * objstore.c is the front: the checks every call makes, then dispatch to the backend
+ * (objstore_internal.h). Input and output locations arrive as `s3://bucket/prefix/` URIs
+ * (StartDICOMImportJob's inputS3Uri/outputS3Uri), parsed by ahl_s3_uri_parse of aws/s3.h, which
+ * this header includes along with struct ahl_s3_config.
  *
- * Input and output locations arrive as `s3://bucket/prefix/` URIs (StartDICOMImportJob's
- * inputS3Uri/outputS3Uri); ahl_s3_uri_parse validates them against S3's bucket rules and the
- * service model's pattern.
+ * The rest of src/blob: framestore.h, frame files named by content address. Both stores write a
+ * file with base/fileio.h's ahl_write_file_atomic (temporary name, fsync, rename, fsync of the
+ * directory).
  *
  * Local buckets never let a key or prefix escape its bucket: absolute keys, empty, "." and ".."
  * segments and NUL bytes are refused before any file system access, and symbolic links are
@@ -26,35 +30,17 @@
  * A handle is used by one thread at a time (each import job opens its own). Errors are negative
  * AHL_E* codes with err telling what failed and where: AHL_ENOTFOUND for a missing bucket or key,
  * AHL_EDENIED for a refused key (escape attempt) or an HTTP 403, AHL_EIO for transport and file
- * system failures, AHL_EPARSE for a malformed reply. S3 errors carry the HTTP status and S3's
- * error Code and Message ("s3://bkt/: HTTP 404 NoSuchBucket: The specified bucket does not
- * exist"). */
-#ifndef AHL_JOBS_OBJSTORE_H
-#define AHL_JOBS_OBJSTORE_H
+ * system failures, AHL_ENOSPC for a full disk under a local bucket, AHL_EPARSE for a malformed
+ * reply. S3 errors carry the HTTP status and S3's error Code and Message ("s3://bkt/: HTTP 404
+ * NoSuchBucket: The specified bucket does not exist"). */
+#ifndef AHL_BLOB_OBJSTORE_H
+#define AHL_BLOB_OBJSTORE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aws/s3.h"
 #include "base/err.h"
-
-#define AHL_S3_MAX_BUCKET 63
-#define AHL_S3_MAX_KEY 1024
-
-/* ---- s3://bucket/prefix URIs ---- */
-
-struct ahl_s3_uri {
-    char bucket[AHL_S3_MAX_BUCKET + 1];
-    char prefix[AHL_S3_MAX_KEY + 1]; /* "" for the whole bucket; as written, e.g. "in/" */
-};
-
-/* Parses "s3://bucket[/prefix]". The bucket must follow S3's naming rules (3-63 characters of
- * a-z 0-9 . -, starting and ending with a letter or digit, no "..", not an IP address); the prefix
- * is at most 1024 bytes of valid UTF-8 without control characters. AHL_EPARSE with err
- * (ValidationException) saying what is wrong. */
-int ahl_s3_uri_parse(const char *uri, struct ahl_s3_uri *out, struct ahl_err *err);
-
-/* Checks a bucket name against S3's rules. 0 or AHL_EPARSE (err says why). */
-int ahl_s3_bucket_check(const char *bucket, struct ahl_err *err);
 
 /* Checks that a key (or, with is_prefix, a listing prefix, which may be empty and end in '/')
  * stays inside its bucket on a file system: relative, no empty, "." or ".." segment, at most
@@ -65,19 +51,11 @@ int ahl_objstore_local_key_check(const char *key, int is_prefix, struct ahl_err 
 
 struct ahl_objstore;
 
-struct ahl_s3_config {
-    const char *endpoint;      /* "http://127.0.0.1:9000" (path-style; a trailing '/' is fine) */
-    const char *region;        /* NULL: $AWS_REGION, $AWS_DEFAULT_REGION, else "us-east-1" */
-    const char *access_key;    /* NULL: $AWS_ACCESS_KEY_ID */
-    const char *secret_key;    /* NULL: $AWS_SECRET_ACCESS_KEY */
-    const char *session_token; /* NULL: $AWS_SESSION_TOKEN (may be unset) */
-    long timeout_s;            /* a request that moves no data this long fails; 0 means 60 */
-};
-
 /* Opens the local bucket root dir (which must exist and be a directory). */
 int ahl_objstore_open_local(const char *root, struct ahl_objstore **out, struct ahl_err *err);
-/* Opens an S3 endpoint. Fails (AHL_EINVAL) on a URL that is not http(s)://host[:port][/] or when
- * no credentials are given or found in the environment. Nothing is sent until the first call. */
+/* Opens an S3 endpoint with ahl_s3_open: fails (AHL_EINVAL) on a URL that is not
+ * http(s)://host[:port][/] or when no credentials are given or found in the environment. Nothing
+ * is sent until the first call. */
 int ahl_objstore_open_s3(const struct ahl_s3_config *cfg, struct ahl_objstore **out,
                          struct ahl_err *err);
 /* Frees the handle; NULL is fine. */
@@ -120,4 +98,4 @@ int ahl_objstore_get_fd(struct ahl_objstore *os, const char *bucket, const char 
 int ahl_objstore_put(struct ahl_objstore *os, const char *bucket, const char *key, const void *data,
                      size_t n, const char *content_type, struct ahl_err *err);
 
-#endif /* AHL_JOBS_OBJSTORE_H */
+#endif /* AHL_BLOB_OBJSTORE_H */

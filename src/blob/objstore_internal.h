@@ -1,7 +1,7 @@
 /* Internal to the object store: the backend interface behind objstore.h and the constructors
- * of the two backends (objstore_local.c, s3client.c). Not for use outside src/jobs. */
-#ifndef AHL_JOBS_OBJSTORE_IMPL_H
-#define AHL_JOBS_OBJSTORE_IMPL_H
+ * of the two backends (objstore_local.c, objstore_s3.c). Not for use outside src/blob. */
+#ifndef AHL_BLOB_OBJSTORE_INTERNAL_H
+#define AHL_BLOB_OBJSTORE_INTERNAL_H
 
 #include "blob/objstore.h"
 
@@ -29,4 +29,4 @@ int ahl__objstore_local_new(const char *root, struct ahl_objstore **out, struct 
 int ahl__objstore_s3_new(const struct ahl_s3_config *cfg, struct ahl_objstore **out,
                          struct ahl_err *err);
 
-#endif /* AHL_JOBS_OBJSTORE_IMPL_H */
+#endif /* AHL_BLOB_OBJSTORE_INTERNAL_H */

@@ -1,7 +1,7 @@
-/* Unit tests for the object store's URI parsing, bucket and key rules, and the local-bucket
- * backend: listing order and prefixes, streaming reads, atomic writes, and every way a key could
- * try to leave its bucket (.., absolute paths, symbolic links, a linked bucket). The S3 backend
- * is tested against moto in test_blob_s3.c. */
+/* Unit tests for the object store's key rules and the local-bucket backend: listing order and
+ * prefixes, streaming reads, atomic writes, and every way a key could try to leave its bucket
+ * (.., absolute paths, symbolic links, a linked bucket). s3:// URIs and bucket names are tested
+ * in test_aws_s3uri.c, the S3 backend against moto in test_blob_s3.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,70 +16,7 @@
 #include "base/buf.h"
 #include "blob/objstore.h"
 
-/* ---- URIs and names, table-driven ---- */
-
-struct uri_case {
-    const char *uri;
-    int rc;
-    const char *bucket, *prefix; /* on success */
-    const char *msg_part;        /* on failure */
-};
-
-static const struct uri_case uri_cases[] = {
-    {"s3://bkt/in/", 0, "bkt", "in/", NULL},
-    {"s3://bkt", 0, "bkt", "", NULL},
-    {"s3://bkt/", 0, "bkt", "", NULL},
-    {"s3://my.bucket-1/a b/c\xc3\xa9/", 0, "my.bucket-1", "a b/c\xc3\xa9/", NULL},
-    {"s3://bkt/../x", 0, "bkt", "../x", NULL}, /* S3 allows it; local buckets refuse it later */
-    {"http://bkt/in/", AHL_EPARSE, NULL, NULL, "must start with s3://"},
-    {"s3:/bkt/in/", AHL_EPARSE, NULL, NULL, "must start with s3://"},
-    {"s3://", AHL_EPARSE, NULL, NULL, "3 to 63"},
-    {"s3://ab/", AHL_EPARSE, NULL, NULL, "3 to 63"},
-    {"s3://Bucket/", AHL_EPARSE, NULL, NULL, "lower-case"},
-    {"s3://bk_t/", AHL_EPARSE, NULL, NULL, "lower-case letters, digits"},
-    {"s3://-bkt/", AHL_EPARSE, NULL, NULL, "begin and end"},
-    {"s3://bkt./", AHL_EPARSE, NULL, NULL, "begin and end"},
-    {"s3://b..t/", AHL_EPARSE, NULL, NULL, "adjacent periods"},
-    {"s3://192.168.5.4/", AHL_EPARSE, NULL, NULL, "IP address"},
-    {"s3://xn--bkt/", AHL_EPARSE, NULL, NULL, "reserves"},
-    {"s3://bkt/a\x01"
-     "b",
-     AHL_EPARSE, NULL, NULL, "control character (0x01) at byte 1"},
-    {"s3://bkt/\xc3(", AHL_EPARSE, NULL, NULL, "not valid UTF-8"},
-    {"s3://bkt/\xed\xa0\x80", AHL_EPARSE, NULL, NULL, "not valid UTF-8"},
-    {"s3://bkt/\xc0\xaf", AHL_EPARSE, NULL, NULL, "not valid UTF-8"},
-    {"s3://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/", AHL_EPARSE, NULL,
-     NULL, "3 to 63"},
-};
-
-static void test_uri_table(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof uri_cases / sizeof uri_cases[0]; i++) {
-        const struct uri_case *c = &uri_cases[i];
-        struct ahl_s3_uri u;
-        struct ahl_err err;
-        ahl_err_clear(&err);
-        int rc = ahl_s3_uri_parse(c->uri, &u, &err);
-        if (rc != c->rc)
-            fail_msg("'%s': rc %d, want %d (%s)", c->uri, rc, c->rc, err.msg);
-        if (rc == 0) {
-            assert_string_equal(u.bucket, c->bucket);
-            assert_string_equal(u.prefix, c->prefix);
-        } else {
-            assert_int_equal(err.code, rc);
-            if (!strstr(err.msg, c->msg_part))
-                fail_msg("'%s': message '%s' lacks '%s'", c->uri, err.msg, c->msg_part);
-        }
-    }
-    /* Longer than the model's 1024 characters. */
-    char longuri[1100];
-    memset(longuri, 'a', sizeof longuri - 1);
-    memcpy(longuri, "s3://bkt/", 9);
-    longuri[sizeof longuri - 1] = '\0';
-    struct ahl_s3_uri u;
-    assert_int_equal(ahl_s3_uri_parse(longuri, &u, NULL), AHL_EPARSE);
-}
+/* ---- key rules, table-driven ---- */
 
 struct key_case {
     const char *key;
@@ -441,7 +378,6 @@ static void test_open_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uri_table),
         cmocka_unit_test(test_local_key_table),
         cmocka_unit_test_setup_teardown(test_local_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_get, setup, teardown),
