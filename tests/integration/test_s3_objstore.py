@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
-"""The object store's S3 client against a real S3-compatible endpoint.
+"""The S3 client (aws/s3.h) and the object store's S3 backend against a real S3-compatible endpoint.
 
 Starts moto_server on a free loopback port, fills a bucket with boto3 (more than 1000 keys so that
 listings page, keys with spaces, unicode, XML-special and URL-special characters, one object of
-several megabytes), writes a manifest of what it uploaded, and runs the C side,
-$AHILITE_BUILD/tests/test_blob_s3, which lists, downloads, compares, uploads and provokes errors
-through ahl_objstore_* with our own SigV4 signer. Fails if the C side fails or skips.
+several megabytes), writes a manifest of what it uploaded, and runs the C side:
+$AHILITE_BUILD/tests/test_aws_s3, which lists, downloads, compares, uploads and provokes errors
+through ahl_s3_* with our own SigV4 signer, and $AHILITE_BUILD/tests/test_blob_s3, which does the
+same through ahl_objstore_*. Fails if the C side fails or skips.
+
+With --with-moto COMMAND..., it instead starts and fills one moto_server (the full feature set),
+runs COMMAND with the AHL_TEST_S3_* and AWS_* variables the C tests read, stops moto and exits
+with COMMAND's status: tests/unit/with_moto.sh runs the unit tests that way (also in the
+sanitizer build).
 """
 import concurrent.futures
+import contextlib
+import ctypes
 import hashlib
 import os
 import shutil
@@ -32,6 +40,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+def own_session_dying_with_parent():
+    """In the child before exec: a session of its own (so that it can be stopped as a group), and
+    SIGTERM when this process dies, however it dies (a test runner's kill on timeout included)."""
+    os.setsid()
+    try:
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 def start_moto(port, logf, verify_signatures=False):
     """moto_server on port. With verify_signatures, moto checks SigV4 on every request after the
     first three (which create the IAM user, its key and its policy): a request not signed
@@ -41,7 +60,7 @@ def start_moto(port, logf, verify_signatures=False):
     if verify_signatures:
         env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
     proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=logf, stderr=logf,
-                            start_new_session=True, env=env)
+                            preexec_fn=own_session_dying_with_parent, env=env)
     deadline = time.time() + 30
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -96,8 +115,10 @@ def run_c_side(binary, env):
     return res.returncode, res.stdout + res.stderr
 
 
-def phase(work, binary, verify_signatures):
-    """One moto_server, filled and driven. Returns an error text or None."""
+@contextlib.contextmanager
+def moto_fixture(work, verify_signatures):
+    """One moto_server, filled. Yields (env for the C side, boto3 client, moto's log path);
+    stops moto on the way out."""
     port = free_port()
     logpath = os.path.join(work, f"moto-{port}.log")
     logf = open(logpath, "wb")
@@ -137,17 +158,36 @@ def phase(work, binary, verify_signatures):
             "AWS_SECRET_ACCESS_KEY": secret_key,
             "AWS_REGION": REGION,
         })
-        t0 = time.time()
-        rc, out = run_c_side(binary, env)
-        print(out)
-        print(f"C side took {time.time() - t0:.1f}s")
-        if rc != 0 or "SKIPPED" in out or "PASSED  ] 4 test(s)" not in out:
-            return "the C side failed or skipped"
+        logf.flush()
+        yield env, s3, logpath, logf
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        logf.close()
+
+
+# The C programs the phases run, with how many tests each must pass.
+C_SIDE = (("test_aws_s3", 4), ("test_blob_s3", 3))
+
+
+def phase(work, build, verify_signatures):
+    """One moto_server, filled and driven. Returns an error text or None."""
+    with moto_fixture(work, verify_signatures) as (env, s3, logpath, logf):
+        for name, count in C_SIDE:
+            t0 = time.time()
+            rc, out = run_c_side(os.path.join(build, "tests", name), env)
+            print(out)
+            print(f"{name} took {time.time() - t0:.1f}s")
+            if rc != 0 or "SKIPPED" in out or f"PASSED  ] {count} test(s)" not in out:
+                return f"{name} failed or skipped"
 
         if verify_signatures:
             # The check is live: the same run with a wrong secret is refused by the endpoint.
-            env["AWS_SECRET_ACCESS_KEY"] = "wrong" + secret_key[5:]
-            rc, out = run_c_side(binary, env)
+            bad = dict(env, AWS_SECRET_ACCESS_KEY="wrong" + env["AWS_SECRET_ACCESS_KEY"][5:])
+            rc, out = run_c_side(os.path.join(build, "tests", "test_aws_s3"), bad)
             if rc == 0 or "SignatureDoesNotMatch" not in out:
                 print(out)
                 return "a request signed with a wrong secret was not refused"
@@ -166,31 +206,45 @@ def phase(work, binary, verify_signatures):
         if len(body) != 3000 or body[:3] != b"abc":
             return "the object the C side put reads back wrong"
         return None
+
+
+def with_moto(command):
+    """Runs command against a filled moto_server; its exit status."""
+    # A runner's SIGTERM still stops moto and removes the work directory.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    work = tempfile.mkdtemp(prefix="ahl-s3-moto-")
+    try:
+        with moto_fixture(work, False) as (env, _s3, _logpath, _logf):
+            return subprocess.run(command, env=env).returncode
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        logf.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--with-moto":
+        command = sys.argv[2:]
+        if command[:1] == ["--"]:
+            command = command[1:]
+        if not command:
+            print("usage: test_s3_objstore.py --with-moto [--] COMMAND [ARG...]", file=sys.stderr)
+            return 2
+        return with_moto(command)
     build = os.environ.get("AHILITE_BUILD")
     if not build:
         src = os.environ.get("AHILITE_SRC") or os.path.dirname(os.path.dirname(
             os.path.dirname(os.path.abspath(__file__))))
         build = os.path.join(src, "build")
-    binary = os.path.join(build, "tests", "test_blob_s3")
-    if not os.access(binary, os.X_OK):
-        print(f"FAIL: {binary} is not built", file=sys.stderr)
-        return 1
+    for name, _count in C_SIDE:
+        binary = os.path.join(build, "tests", name)
+        if not os.access(binary, os.X_OK):
+            print(f"FAIL: {binary} is not built", file=sys.stderr)
+            return 1
     work = tempfile.mkdtemp(prefix="ahl-s3-test-")
     try:
         for verify in (False, True):
             name = "signature-verifying endpoint" if verify else "full feature set"
             print(f"--- moto_server: {name}")
-            problem = phase(work, binary, verify)
+            problem = phase(work, build, verify)
             if problem:
                 print(f"FAIL ({name}): {problem}", file=sys.stderr)
                 return 1
