@@ -815,12 +815,20 @@ static int absorb(json_t *cand, const json_t *inst_doc, const char *series_uid, 
         json_object_get(ist, "DICOM"),
         json_object_get(json_object_get(json_object_get(ist, "Series"), series_uid), "DICOM"),
     };
+    /* Values are copied, not shared: a candidate outlives this item in the cache and is read by
+     * other threads while the item's owner frees its document, and jansson's reference counts
+     * are no synchronisation between threads. */
     for (int i = 0; i < 3; i++) {
         if (!dst[i] || !src[i])
             continue;
-        if ((overwrite ? json_object_update(dst[i], src[i])
-                       : json_object_update_missing(dst[i], src[i])) < 0)
-            return AHL_ENOMEM;
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)src[i], key, v) {
+            if (!overwrite && json_object_get(dst[i], key))
+                continue;
+            if (json_object_set_new(dst[i], key, json_deep_copy(v)) < 0)
+                return AHL_ENOMEM;
+        }
     }
     return 0;
 }
