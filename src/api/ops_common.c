@@ -101,6 +101,27 @@ int ahl__api_set_ts_opt(json_t *obj, const char *key, int64_t ms)
     return ahl__api_set(obj, key, ahl_api_timestamp(ms));
 }
 
+int ahl__api_id_from_token(const char *const *parts, size_t n, char id[AHL_ID_LEN + 1])
+{
+    struct ahl_sha256_ctx c;
+    uint8_t digest[AHL_SHA256_LEN];
+    char hex[AHL_SHA256_HEX_LEN + 1];
+    if (ahl_sha256_begin(&c) < 0) {
+        ahl_sha256_end(&c, digest);
+        return AHL_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            ahl_sha256_add(&c, "", 1);
+        ahl_sha256_add(&c, parts[i], strlen(parts[i]));
+    }
+    ahl_sha256_end(&c, digest);
+    ahl_hex_encode(digest, AHL_ID_LEN / 2, hex);
+    memcpy(id, hex, AHL_ID_LEN);
+    id[AHL_ID_LEN] = '\0';
+    return 0;
+}
+
 int ahl__api_datastore_get(struct ahl_store_tx *tx, const char *datastore_id,
                            struct ahl_datastore_rec *rec, struct ahl_err *err)
 {

@@ -22,24 +22,6 @@
 
 #define LIST_DEFAULT_MAX 50
 
-static void datastore_id_from_token(const char *token, char id[AHL_ID_LEN + 1])
-{
-    struct ahl_buf b;
-    uint8_t digest[AHL_SHA256_LEN];
-    char hex[AHL_SHA256_HEX_LEN + 1];
-    static const char prefix[] = "datastore";
-    ahl_buf_init(&b, 256);
-    /* prefix, NUL, token: the NUL keeps "datastore" + "x" apart from any other use of the hash. */
-    if (ahl_buf_add(&b, prefix, sizeof prefix) == 0 && ahl_buf_adds(&b, token) == 0)
-        ahl_sha256(b.data, b.len, digest);
-    else
-        ahl_sha256(token, strlen(token), digest);
-    ahl_buf_release(&b);
-    ahl_hex_encode(digest, AHL_ID_LEN / 2, hex);
-    memcpy(id, hex, AHL_ID_LEN);
-    id[AHL_ID_LEN] = '\0';
-}
-
 static int same_parameters(const struct ahl_datastore_rec *a, const struct ahl_datastore_rec *b)
 {
     return !strcmp(a->name, b->name) && !strcmp(a->kms_key_arn, b->kms_key_arn) &&
@@ -59,7 +41,9 @@ int ahl__op_CreateDatastore(struct ahl_api_service *svc, const json_t *in,
     int rc;
 
     memset(&rec, 0, sizeof rec);
-    datastore_id_from_token(token, rec.id);
+    const char *id_parts[] = {"datastore", token};
+    if (ahl__api_id_from_token(id_parts, 2, rec.id) < 0)
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
     /* The model's limits are below the record sizes, so these copies cannot fail. */
     ahl_store_strset(rec.name, sizeof rec.name, name ? name : rec.id);
     ahl_store_strset(rec.kms_key_arn, sizeof rec.kms_key_arn, ahl_api_str(in, "kmsKeyArn"));

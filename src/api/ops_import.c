@@ -24,22 +24,6 @@
 #define JOBS_DEFAULT_MAX 50
 #define NOMEM(err) ahl_fail(err, AHL_ENOMEM, "out of memory")
 
-static void job_id_from_token(const char *datastore_id, const char *token, char id[AHL_ID_LEN + 1])
-{
-    struct ahl_buf b;
-    uint8_t digest[AHL_SHA256_LEN];
-    char hex[AHL_SHA256_HEX_LEN + 1];
-    ahl_buf_init(&b, 512);
-    if (ahl_buf_addf(&b, "job%c%s%c%s", 0, datastore_id, 0, token) == 0)
-        ahl_sha256(b.data, b.len, digest);
-    else
-        ahl_sha256(token, strlen(token), digest);
-    ahl_buf_release(&b);
-    ahl_hex_encode(digest, AHL_ID_LEN / 2, hex);
-    memcpy(id, hex, AHL_ID_LEN);
-    id[AHL_ID_LEN] = '\0';
-}
-
 static int expanded_output(const struct ahl_job_rec *j, char *out, size_t cap)
 {
     size_t n = strlen(j->output_uri);
@@ -66,7 +50,9 @@ int ahl__op_StartDICOMImportJob(struct ahl_api_service *svc, const json_t *in,
                         "This server has no S3 source configured (start it with --s3-root or "
                         "--s3-endpoint)");
     memset(&job, 0, sizeof job);
-    job_id_from_token(ds, ahl_api_str(in, "clientToken"), job.id);
+    const char *job_id_parts[] = {"job", ds, ahl_api_str(in, "clientToken")};
+    if (ahl__api_id_from_token(job_id_parts, 3, job.id) < 0)
+        return NOMEM(err);
     ahl_store_strset(job.datastore_id, sizeof job.datastore_id, ds);
     ahl_store_strset(job.name, sizeof job.name, ahl_api_str(in, "jobName"));
     ahl_store_strset(job.status, sizeof job.status, "SUBMITTED");

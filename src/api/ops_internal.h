@@ -129,6 +129,15 @@ int ahl__api_datastore_get(struct ahl_store_tx *tx, const char *datastore_id,
  * request would leave total tags on it (ops_tags.c; CreateDatastore checks its tags too). */
 int ahl__api_tags_check_count(size_t total, const char *arn, struct ahl_err *err);
 
+/* The id of a resource a request with an idempotency token creates, so a retry names the same
+ * one: the first AHL_ID_LEN hex digits of SHA-256 over the n parts joined by NUL bytes. The first
+ * part names the kind of resource and the rest scope the token:
+ *     {"datastore", clientToken}            CreateDatastore
+ *     {"job", datastoreId, clientToken}     StartDICOMImportJob
+ * so ids of different kinds, or of one token in different data stores, never coincide. Stored
+ * data depends on these values: never change the scheme or a kind's parts. 0 or AHL_ENOMEM. */
+int ahl__api_id_from_token(const char *const *parts, size_t n, char id[AHL_ID_LEN + 1]);
+
 /* Parses an ImageSetExternalVersionId ("1", "2", ...; validated by the model as \d+) into a
  * positive integer; ValidationException for 0 or an overflow. */
 int ahl__api_parse_version(const char *s, const char *member, uint64_t *out, struct ahl_err *err);

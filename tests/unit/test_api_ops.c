@@ -773,6 +773,30 @@ static void test_http_streams(void **state)
     ahl_api_server_stop(srv);
 }
 
+/* Ids derived from idempotency tokens are stored: these values were made by the first releases
+ * and must never change, or a retried request would create a second resource. */
+static void test_ids_from_tokens(void **state)
+{
+    struct fixture *f = *state;
+    char id[33];
+    const char *ds_parts[] = {"datastore", "my-token-1"};
+    assert_int_equal(ahl__api_id_from_token(ds_parts, 2, id), 0);
+    assert_string_equal(id, "593d3844b1bbf9b2e7c4a72f0da5076a");
+    const char *job_parts[] = {"job", "0123456789abcdef0123456789abcdef", "my-token-1"};
+    assert_int_equal(ahl__api_id_from_token(job_parts, 3, id), 0);
+    assert_string_equal(id, "b82bb8addbb30a37f52d901d361a5cc9");
+
+    /* The same token names the same data store, and CreateDatastore returns that id. */
+    json_t *r = ok(f, AHL_OP_CreateDatastore, "/datastore", NULL,
+                   "{\"clientToken\":\"my-token-1\",\"datastoreName\":\"tokens\"}");
+    assert_string_equal(ahl_api_str(r, "datastoreId"), "593d3844b1bbf9b2e7c4a72f0da5076a");
+    json_decref(r);
+    r = ok(f, AHL_OP_CreateDatastore, "/datastore", NULL,
+           "{\"clientToken\":\"my-token-1\",\"datastoreName\":\"tokens\"}");
+    assert_string_equal(ahl_api_str(r, "datastoreId"), "593d3844b1bbf9b2e7c4a72f0da5076a");
+    json_decref(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -781,6 +805,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_frame_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_streams, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ids_from_tokens, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
