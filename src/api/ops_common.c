@@ -101,6 +101,15 @@ int ahl__api_set_ts_opt(json_t *obj, const char *key, int64_t ms)
     return ahl__api_set(obj, key, ahl_api_timestamp(ms));
 }
 
+int ahl__api_set_in_flight(json_t *o, enum ahl_workflow_status workflow)
+{
+    int rc =
+        ahl__api_set(o, "imageSetState", json_string(ahl_imageset_state_name(AHL_IMAGESET_LOCKED)));
+    rc |=
+        ahl__api_set(o, "imageSetWorkflowStatus", json_string(ahl_workflow_status_name(workflow)));
+    return rc ? AHL_ENOMEM : 0;
+}
+
 int ahl__api_id_from_token(const char *const *parts, size_t n, char id[AHL_ID_LEN + 1])
 {
     struct ahl_sha256_ctx c;

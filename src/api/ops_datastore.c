@@ -52,7 +52,7 @@ int ahl__op_CreateDatastore(struct ahl_api_service *svc, const json_t *in,
     const char *fmt = ahl_api_str(in, "losslessStorageFormat");
     ahl_store_strset(rec.lossless_storage_format, sizeof rec.lossless_storage_format,
                      fmt ? fmt : "HTJ2K");
-    ahl_store_strset(rec.status, sizeof rec.status, "ACTIVE");
+    ahl_datastore_rec_set_status(&rec, AHL_DATASTORE_ACTIVE);
     rec.created_at_ms = rec.updated_at_ms = ahl_now_ms();
     if ((rc = ahl__api_datastore_arn(svc, rec.id, arn, sizeof arn)) < 0)
         return ahl_fail(err, AHL_EINTERNAL, "data store ARN too long");
@@ -90,8 +90,10 @@ int ahl__op_CreateDatastore(struct ahl_api_service *svc, const json_t *in,
         goto store_fail;
     }
     tx = NULL;
+    /* The data store is ACTIVE already; the response says what AWS's asynchronous call does. */
     if (ahl__api_set(resp->json, "datastoreId", json_string(rec.id)) < 0 ||
-        ahl__api_set(resp->json, "datastoreStatus", json_string("CREATING")) < 0)
+        ahl__api_set(resp->json, "datastoreStatus",
+                     json_string(ahl_datastore_status_name(AHL_DATASTORE_CREATING))) < 0)
         return ahl_fail(err, AHL_ENOMEM, "out of memory");
     return 0;
 
@@ -209,8 +211,10 @@ int ahl__op_DeleteDatastore(struct ahl_api_service *svc, const json_t *in,
     tx = NULL;
     if (rc < 0)
         goto store_fail;
+    /* The data store is gone already; the response says what AWS's asynchronous call does. */
     if (ahl__api_set(resp->json, "datastoreId", json_string(id)) < 0 ||
-        ahl__api_set(resp->json, "datastoreStatus", json_string("DELETING")) < 0)
+        ahl__api_set(resp->json, "datastoreStatus",
+                     json_string(ahl_datastore_status_name(AHL_DATASTORE_DELETING))) < 0)
         return ahl_fail(err, AHL_ENOMEM, "out of memory");
     return 0;
 

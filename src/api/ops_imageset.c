@@ -288,8 +288,7 @@ int ahl__op_UpdateImageSetMetadata(struct ahl_api_service *svc, const json_t *in
     rc = ahl__api_set(o, "datastoreId", json_string(ds));
     rc |= ahl__api_set(o, "imageSetId", json_string(id));
     rc |= ahl__api_set(o, "latestVersionId", version_string(res.latest_version));
-    rc |= ahl__api_set(o, "imageSetState", json_string(res.state));
-    rc |= ahl__api_set_str_opt(o, "imageSetWorkflowStatus", res.workflow_status);
+    rc |= ahl__api_set_in_flight(o, AHL_WORKFLOW_UPDATING);
     rc |= ahl__api_set_ts_opt(o, "createdAt", res.created_at_ms);
     rc |= ahl__api_set_ts_opt(o, "updatedAt", res.updated_at_ms);
     if (rc)
@@ -301,7 +300,7 @@ out:
 }
 
 static json_t *copy_properties(struct ahl_api_service *svc, const char *ds,
-                               const struct ahl_imageset_rec *r)
+                               const struct ahl_imageset_rec *r, enum ahl_workflow_status workflow)
 {
     char arn[256];
     json_t *o = json_object();
@@ -310,8 +309,7 @@ static json_t *copy_properties(struct ahl_api_service *svc, const char *ds,
     ahl__api_imageset_arn(svc, ds, r->id, arn, sizeof arn);
     int rc = ahl__api_set(o, "imageSetId", json_string(r->id));
     rc |= ahl__api_set(o, "latestVersionId", version_string(r->latest_version));
-    rc |= ahl__api_set_str_opt(o, "imageSetState", r->state);
-    rc |= ahl__api_set_str_opt(o, "imageSetWorkflowStatus", r->workflow_status);
+    rc |= ahl__api_set_in_flight(o, workflow);
     rc |= ahl__api_set_ts_opt(o, "createdAt", r->created_at_ms);
     rc |= ahl__api_set_ts_opt(o, "updatedAt", r->updated_at_ms);
     rc |= ahl__api_set(o, "imageSetArn", json_string(arn));
@@ -359,10 +357,11 @@ int ahl__op_CopyImageSet(struct ahl_api_service *svc, const json_t *in, struct a
     if ((rc = ahl_meta_copy(svc->meta, ds, src, &c, &res, err)) < 0)
         return rc;
     rc = ahl__api_set(resp->json, "datastoreId", json_string(ds));
-    rc |=
-        ahl__api_set(resp->json, "sourceImageSetProperties", copy_properties(svc, ds, &res.source));
+    rc |= ahl__api_set(
+        resp->json, "sourceImageSetProperties",
+        copy_properties(svc, ds, &res.source, AHL_WORKFLOW_COPYING_WITH_READ_ONLY_ACCESS));
     rc |= ahl__api_set(resp->json, "destinationImageSetProperties",
-                       copy_properties(svc, ds, &res.destination));
+                       copy_properties(svc, ds, &res.destination, AHL_WORKFLOW_COPYING));
     return rc ? NOMEM(err) : 0;
 }
 
@@ -376,7 +375,6 @@ int ahl__op_DeleteImageSet(struct ahl_api_service *svc, const json_t *in, struct
         return rc;
     rc = ahl__api_set(resp->json, "datastoreId", json_string(ds));
     rc |= ahl__api_set(resp->json, "imageSetId", json_string(id));
-    rc |= ahl__api_set(resp->json, "imageSetState", json_string(r.state));
-    rc |= ahl__api_set(resp->json, "imageSetWorkflowStatus", json_string(r.workflow_status));
+    rc |= ahl__api_set_in_flight(resp->json, AHL_WORKFLOW_DELETING);
     return rc ? NOMEM(err) : 0;
 }

@@ -55,7 +55,7 @@ int ahl__op_StartDICOMImportJob(struct ahl_api_service *svc, const json_t *in,
         return NOMEM(err);
     ahl_store_strset(job.datastore_id, sizeof job.datastore_id, ds);
     ahl_store_strset(job.name, sizeof job.name, ahl_api_str(in, "jobName"));
-    ahl_store_strset(job.status, sizeof job.status, "SUBMITTED");
+    ahl_job_rec_set_status(&job, AHL_JOB_SUBMITTED);
     ahl_store_strset(job.role_arn, sizeof job.role_arn, ahl_api_str(in, "dataAccessRoleArn"));
     ahl_store_strset(job.input_uri, sizeof job.input_uri, ahl_api_str(in, "inputS3Uri"));
     ahl_store_strset(job.output_uri, sizeof job.output_uri, ahl_api_str(in, "outputS3Uri"));
@@ -66,8 +66,9 @@ int ahl__op_StartDICOMImportJob(struct ahl_api_service *svc, const json_t *in,
         return ahl_meta_store_fail(err, rc, "handling import job");
     if ((rc = ahl__api_datastore_get(tx, ds, &dsr, err)) < 0)
         goto out;
-    if (strcmp(dsr.status, "ACTIVE") != 0) {
-        rc = ahl_fail(err, AHL_ECONFLICT, "Data store %s is %s, not ACTIVE", ds, dsr.status);
+    if (ahl_datastore_status_parse(dsr.status) != AHL_DATASTORE_ACTIVE) {
+        rc = ahl_fail(err, AHL_ECONFLICT, "Data store %s is %s, not %s", ds, dsr.status,
+                      ahl_datastore_status_name(AHL_DATASTORE_ACTIVE));
         goto out;
     }
     rc = ahl_store_job_get(tx, ds, job.id, &old);

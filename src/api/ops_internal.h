@@ -129,6 +129,12 @@ int ahl__api_datastore_get(struct ahl_store_tx *tx, const char *datastore_id,
  * request would leave total tags on it (ops_tags.c; CreateDatastore checks its tags too). */
 int ahl__api_tags_check_count(size_t total, const char *arn, struct ahl_err *err);
 
+/* Sets imageSetState and imageSetWorkflowStatus of o as AWS answers a call it runs
+ * asynchronously (UpdateImageSetMetadata, CopyImageSet, DeleteImageSet): LOCKED and the
+ * operation's in-flight workflow status. The engine has finished the work by then (the stored set
+ * is ACTIVE or DELETED), but clients read the response as AWS's. 0 or AHL_ENOMEM. */
+int ahl__api_set_in_flight(json_t *o, enum ahl_workflow_status workflow);
+
 /* The id of a resource a request with an idempotency token creates, so a retry names the same
  * one: the first AHL_ID_LEN hex digits of SHA-256 over the n parts joined by NUL bytes. The first
  * part names the kind of resource and the rest scope the token:

@@ -78,7 +78,8 @@ static int require_resource(struct ahl_store_tx *tx, const struct resource *r, s
     if (!r->imageset_id[0])
         return 0;
     rc = ahl_store_imageset_get(tx, r->datastore_id, r->imageset_id, &set);
-    if (rc == AHL_ENOTFOUND || (rc == 0 && !strcmp(set.state, "DELETED")))
+    if (rc == AHL_ENOTFOUND ||
+        (rc == 0 && ahl_imageset_state_parse(set.state) == AHL_IMAGESET_DELETED))
         return ahl_fail(err, AHL_ENOTFOUND, "Image set %s does not exist in data store %s",
                         r->imageset_id, r->datastore_id);
     if (rc < 0)

@@ -336,7 +336,7 @@ static int enter_set(struct check *c, const char *imageset_id)
     int rc = ahl_store_imageset_get(c->tx, NULL, imageset_id, &set);
     if (rc < 0 && rc != AHL_ENOTFOUND)
         return rc;
-    c->set_live = rc == 0 && strcmp(set.state, "DELETED") != 0;
+    c->set_live = rc == 0 && ahl_imageset_state_parse(set.state) != AHL_IMAGESET_DELETED;
     return 0;
 }
 

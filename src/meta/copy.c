@@ -312,10 +312,6 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
     }
     if ((rc = ahl__set_find(tx, datastore_id, source_id, &src, err)) < 0)
         goto out;
-    if (!strcmp(src.state, "LOCKED")) {
-        rc = ahl_fail(err, AHL_ECONFLICT, "source image set %s is LOCKED", source_id);
-        goto out;
-    }
     if (c->source_latest_version != src.latest_version) {
         rc = ahl_fail(err, AHL_ECONFLICT,
                       "source image set %s: latestVersionId %llu is not the latest version",
@@ -346,7 +342,8 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
         dst.is_primary = c->promote_to_primary;
         dst.latest_version = 1;
         dst.created_at_ms = dst.updated_at_ms = now;
-        if ((rc = ahl__version_commit(m, tx, &b, &dst, 0, root, c->force, "COPIED", err)) < 0)
+        if ((rc = ahl__version_commit(m, tx, &b, &dst, 0, root, c->force, AHL_WORKFLOW_COPIED,
+                                      err)) < 0)
             goto out;
         /* A whole copy shares the source's document, so it takes over the source's frame rows
          * in one statement (the copy stays O(1) in the set's size). */
@@ -363,10 +360,6 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
             goto out;
         if (!strcmp(dst.id, src.id)) {
             rc = ahl_fail(err, AHL_EINVAL, "the destination image set must differ from the source");
-            goto out;
-        }
-        if (!strcmp(dst.state, "LOCKED")) {
-            rc = ahl_fail(err, AHL_ECONFLICT, "destination image set %s is LOCKED", dst.id);
             goto out;
         }
         if (c->destination_latest_version != dst.latest_version) {
@@ -407,8 +400,8 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
         dst.updated_at_ms = now;
         if (c->promote_to_primary)
             dst.is_primary = true;
-        if ((rc = ahl__version_commit(m, tx, &b, &dst, expected, root, c->force || forced, "COPIED",
-                                      err)) < 0 ||
+        if ((rc = ahl__version_commit(m, tx, &b, &dst, expected, root, c->force || forced,
+                                      AHL_WORKFLOW_COPIED, err)) < 0 ||
             (rc = index_picks(m, tx, &p, dst.id, err)) < 0)
             goto out;
     }
@@ -417,13 +410,7 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
         goto out;
     if (res) {
         res->source = src;
-        ahl_store_strset(res->source.state, sizeof res->source.state, "LOCKED");
-        ahl_store_strset(res->source.workflow_status, sizeof res->source.workflow_status,
-                         "COPYING_WITH_READ_ONLY_ACCESS");
         res->destination = dst;
-        ahl_store_strset(res->destination.state, sizeof res->destination.state, "LOCKED");
-        ahl_store_strset(res->destination.workflow_status, sizeof res->destination.workflow_status,
-                         "COPYING");
     }
 out:
     if (rc < 0 && !err->code)

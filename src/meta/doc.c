@@ -644,7 +644,8 @@ int ahl__set_find(struct ahl_store_tx *tx, const char *datastore_id, const char 
                   struct ahl_imageset_rec *out, struct ahl_err *err)
 {
     int rc = ahl_store_imageset_get(tx, datastore_id, id, out);
-    if (rc == AHL_ENOTFOUND || (rc == 0 && !strcmp(out->state, "DELETED")))
+    if (rc == AHL_ENOTFOUND ||
+        (rc == 0 && ahl_imageset_state_parse(out->state) == AHL_IMAGESET_DELETED))
         return ahl_fail(err, AHL_ENOTFOUND, "image set %s not found in data store %s", id,
                         datastore_id);
     if (rc < 0)
@@ -654,15 +655,15 @@ int ahl__set_find(struct ahl_store_tx *tx, const char *datastore_id, const char 
 
 int ahl__version_commit(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__batch *b,
                         struct ahl_imageset_rec *set, uint64_t expected, const uint8_t *root,
-                        bool forced, const char *workflow, struct ahl_err *err)
+                        bool forced, enum ahl_workflow_status workflow, struct ahl_err *err)
 {
     return ahl__version_commit_row(m, tx, b, set, expected, root, forced, workflow, NULL, err);
 }
 
 int ahl__version_commit_row(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__batch *b,
                             struct ahl_imageset_rec *set, uint64_t expected, const uint8_t *root,
-                            bool forced, const char *workflow, const struct ahl_search_row *pre,
-                            struct ahl_err *err)
+                            bool forced, enum ahl_workflow_status workflow,
+                            const struct ahl_search_row *pre, struct ahl_err *err)
 {
     struct ahl_version_rec v;
     struct ahl_search_row row;
@@ -671,13 +672,11 @@ int ahl__version_commit_row(struct ahl_meta *m, struct ahl_store_tx *tx, struct 
     memcpy(v.imageset_id, set->id, sizeof v.imageset_id);
     v.version = set->latest_version;
     memcpy(v.root, root, AHL_SHA256_LEN);
-    ahl_store_strset(v.state, sizeof v.state, "ACTIVE");
-    ahl_store_strset(v.workflow_status, sizeof v.workflow_status, workflow);
+    ahl_version_rec_set_state(&v, AHL_IMAGESET_ACTIVE, workflow);
     v.forced = forced;
     v.created_at_ms = set->updated_at_ms;
     v.updated_at_ms = set->updated_at_ms;
-    ahl_store_strset(set->state, sizeof set->state, "ACTIVE");
-    ahl_store_strset(set->workflow_status, sizeof set->workflow_status, workflow);
+    ahl_imageset_rec_set_state(set, AHL_IMAGESET_ACTIVE, workflow);
     set->message[0] = '\0';
     if ((rc = ahl__batch_write_reachable(b, tx, root)) < 0)
         return ahl_meta_store_fail(err, rc, "writing chunks");

@@ -193,13 +193,13 @@ int ahl__set_find(struct ahl_store_tx *tx, const char *datastore_id, const char 
  * latest_version and timestamps) with CAS on expected, plus its search row. */
 int ahl__version_commit(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__batch *b,
                         struct ahl_imageset_rec *set, uint64_t expected, const uint8_t *root,
-                        bool forced, const char *workflow, struct ahl_err *err);
+                        bool forced, enum ahl_workflow_status workflow, struct ahl_err *err);
 /* The same with the search row's document fields computed beforehand (pre: a row of the same
  * root from ahl__search_row, stamped here with *set's fields); pre NULL computes it. */
 int ahl__version_commit_row(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__batch *b,
                             struct ahl_imageset_rec *set, uint64_t expected, const uint8_t *root,
-                            bool forced, const char *workflow, const struct ahl_search_row *pre,
-                            struct ahl_err *err);
+                            bool forced, enum ahl_workflow_status workflow,
+                            const struct ahl_search_row *pre, struct ahl_err *err);
 /* Commits *tx (which is then ended and set to NULL) and, on success, publishes b's written
  * chunks to the cache. */
 int ahl__commit_publish(struct ahl_store_tx **tx, struct ahl__batch *b, struct ahl_err *err);

@@ -112,7 +112,8 @@ static int backfill_one(struct ahl_meta *m, bool *more)
     }
     *more = true;
     rc = ahl_store_imageset_get(tx, NULL, id, &set);
-    if (rc == 0 && strcmp(set.state, "DELETED") != 0 && set.latest_version) {
+    if (rc == 0 && ahl_imageset_state_parse(set.state) != AHL_IMAGESET_DELETED &&
+        set.latest_version) {
         struct backfill c = {m, tx, id};
         if ((rc = ahl_store_version_get(tx, id, set.latest_version, &ver)) == 0 &&
             (rc = ahl__root_load(m, tx, NULL, ver.root, &root)) == 0)

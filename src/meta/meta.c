@@ -38,8 +38,9 @@ static int datastore_active(struct ahl_store_tx *tx, const char *ds, struct ahl_
         return ahl_fail(err, rc, "data store %s not found", ds);
     if (rc < 0)
         return ahl_meta_store_fail(err, rc, "reading the data store");
-    if (strcmp(d.status, "ACTIVE") != 0)
-        return ahl_fail(err, AHL_ECONFLICT, "data store %s is %s, not ACTIVE", ds, d.status);
+    if (ahl_datastore_status_parse(d.status) != AHL_DATASTORE_ACTIVE)
+        return ahl_fail(err, AHL_ECONFLICT, "data store %s is %s, not %s", ds, d.status,
+                        ahl_datastore_status_name(AHL_DATASTORE_ACTIVE));
     return 0;
 }
 
@@ -72,7 +73,8 @@ static void info_new(struct ahl_meta_info *out, const struct ahl_imageset_rec *s
  * doc's frames and commits: the common end of creating a set and importing into one. */
 static int commit_imported(struct ahl_meta *m, struct ahl_store_tx **tx, struct ahl__batch *b,
                            struct ahl_imageset_rec *set, uint64_t expected, const uint8_t *root,
-                           const char *workflow, const json_t *doc, struct ahl_err *err)
+                           enum ahl_workflow_status workflow, const json_t *doc,
+                           struct ahl_err *err)
 {
     int rc = ahl__version_commit(m, *tx, b, set, expected, root, false, workflow, err);
     if (rc < 0)
@@ -94,6 +96,12 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
     ahl_err_clear(err);
     ahl__batch_init(&b, m);
     memset(&set, 0, sizeof set);
+    int wf = opts && opts->workflow_status ? ahl_workflow_status_parse(opts->workflow_status)
+                                           : AHL_WORKFLOW_CREATED;
+    if (wf < 0) {
+        rc = ahl_fail(err, AHL_EINVAL, "unknown workflow status %s", opts->workflow_status);
+        goto out;
+    }
     if ((rc = ahl__doc_store(&b, doc, root, err)) < 0)
         goto out;
     if (opts && opts->imageset_id) {
@@ -118,8 +126,8 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
     }
     if ((rc = datastore_active(tx, datastore_id, err)) < 0)
         goto out;
-    const char *wf = opts && opts->workflow_status ? opts->workflow_status : "CREATED";
-    if ((rc = commit_imported(m, &tx, &b, &set, 0, root, wf, doc, err)) < 0)
+    if ((rc = commit_imported(m, &tx, &b, &set, 0, root, (enum ahl_workflow_status)wf, doc, err)) <
+        0)
         goto out;
     info_new(out, &set, root);
 out:
@@ -220,10 +228,6 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
     }
     if ((rc = ahl__set_find(tx, datastore_id, imageset_id, &set, err)) < 0)
         goto out;
-    if (!strcmp(set.state, "LOCKED")) {
-        rc = ahl_fail(err, AHL_ECONFLICT, "image set %s is LOCKED", imageset_id);
-        goto out;
-    }
     if (expected_latest && expected_latest != set.latest_version) {
         rc = ahl_fail(err, AHL_ECONFLICT, "image set %s: version %llu is not the latest",
                       imageset_id, (unsigned long long)expected_latest);
@@ -274,7 +278,8 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
     uint64_t expected = set.latest_version;
     set.latest_version++;
     set.updated_at_ms = ahl_now_ms();
-    if ((rc = commit_imported(m, &tx, &b, &set, expected, root, "IMPORTED", doc, err)) < 0)
+    if ((rc = commit_imported(m, &tx, &b, &set, expected, root, AHL_WORKFLOW_IMPORTED, doc, err)) <
+        0)
         goto out;
     info_new(out, &set, root);
 out:
@@ -398,13 +403,8 @@ int ahl_meta_imageset_delete(struct ahl_meta *m, const char *datastore_id, const
         return ahl_meta_store_fail(err, rc, "starting a transaction");
     if ((rc = ahl__set_find(tx, datastore_id, imageset_id, &set, err)) < 0)
         goto out;
-    if (!strcmp(set.state, "LOCKED")) {
-        rc = ahl_fail(err, AHL_ECONFLICT, "image set %s is LOCKED", imageset_id);
-        goto out;
-    }
     set.updated_at_ms = set.deleted_at_ms = ahl_now_ms();
-    ahl_store_strset(set.state, sizeof set.state, "DELETED");
-    ahl_store_strset(set.workflow_status, sizeof set.workflow_status, "DELETED");
+    ahl_imageset_rec_set_state(&set, AHL_IMAGESET_DELETED, AHL_WORKFLOW_DELETED);
     if ((rc = ahl_store_imageset_put(tx, &set, false)) < 0 ||
         (rc = ahl_store_search_delete(tx, set.id)) < 0 ||
         (rc = ahl_store_frame_delete_set(tx, set.id)) < 0) {
@@ -417,11 +417,8 @@ int ahl_meta_imageset_delete(struct ahl_meta *m, const char *datastore_id, const
         rc = ahl_meta_store_fail(err, rc, "committing");
         goto out;
     }
-    if (out) {
+    if (out)
         *out = set;
-        ahl_store_strset(out->state, sizeof out->state, "LOCKED");
-        ahl_store_strset(out->workflow_status, sizeof out->workflow_status, "DELETING");
-    }
 out:
     ahl_store_rollback(tx);
     return rc;

@@ -31,10 +31,15 @@
  * An ahl_meta is safe to use from several threads at once (the store serialises writers; the
  * chunk cache has its own lock).
  *
- * Errors: 0 or a negative AHL_E* with err (optional) carrying the AWS error type and a message:
- * AHL_ENOTFOUND (ResourceNotFoundException), AHL_EINVAL (ValidationException), AHL_ECONFLICT
- * (ConflictException: stale latestVersionId, LOCKED set), AHL_EQUOTA (ServiceQuotaExceeded:
- * update blob over the limit), AHL_ECORRUPT / AHL_EIO (InternalServerException).
+ * Errors: 0 or a negative AHL_E* with err (optional) carrying the code and a message:
+ * AHL_ENOTFOUND (no such set or version), AHL_EINVAL (the request breaks a rule), AHL_ECONFLICT
+ * (stale latestVersionId, data store not ACTIVE), AHL_EQUOTA (update blob over the limit),
+ * AHL_ECORRUPT / AHL_EIO (the server's own failures). The API names them (api/codec.h).
+ *
+ * Every operation completes in one store transaction, so the stored state of a set is only ever
+ * ACTIVE or DELETED: no set is left LOCKED by an operation in flight. Where AWS's asynchronous
+ * calls answer with an in-flight state (LOCKED / UPDATING...), the API reports it (states.h
+ * holds the names).
  */
 #ifndef AHL_META_META_H
 #define AHL_META_META_H
@@ -46,6 +51,7 @@
 #include <jansson.h>
 
 #include "base/err.h"
+#include "meta/states.h"
 #include "store/store.h"
 
 struct ahl_meta;
@@ -82,7 +88,8 @@ struct ahl_store *ahl_meta_store(struct ahl_meta *m);
 
 struct ahl_meta_create_opts {
     bool is_primary;
-    const char *workflow_status; /* NULL: "CREATED"; the importer passes "IMPORTED" */
+    const char *workflow_status; /* an ImageSetWorkflowStatus (states.h); NULL: CREATED. The
+                                  * importer passes IMPORTED */
     const char *imageset_id;     /* NULL: a fresh random id */
 };
 
@@ -154,8 +161,6 @@ struct ahl_meta_update {
 
 struct ahl_meta_update_result {
     uint64_t latest_version;     /* the new version */
-    char state[16];              /* as the call reports it: "LOCKED" */
-    char workflow_status[40];    /* "UPDATING" */
     int64_t created_at_ms;       /* the image set's */
     int64_t updated_at_ms;       /* the new version's */
     unsigned study_sets_updated; /* with include_study_image_sets: other sets given a version */
@@ -163,8 +168,7 @@ struct ahl_meta_update_result {
 
 /* Applies an update (or a revert) as one new version. Every attribute is checked with
  * ahl_rules_check_set / ahl_rules_check_remove before anything is written. On success the set
- * is ACTIVE / UPDATED at the new version (the work is done synchronously in one transaction);
- * the result reports LOCKED / UPDATING as AWS's asynchronous call does. */
+ * is ACTIVE / UPDATED at the new version (the work is done synchronously in one transaction). */
 int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
                     const struct ahl_meta_update *u, struct ahl_meta_update_result *res,
                     struct ahl_err *err);
@@ -182,8 +186,9 @@ struct ahl_meta_copy {
 };
 
 struct ahl_meta_copy_result {
-    struct ahl_imageset_rec source;      /* as reported: LOCKED / COPYING_WITH_READ_ONLY_ACCESS */
-    struct ahl_imageset_rec destination; /* as reported: LOCKED / COPYING, the new version */
+    struct ahl_imageset_rec source; /* the source's row (ACTIVE) */
+    struct ahl_imageset_rec
+        destination; /* the destination's row: ACTIVE / COPIED, the new version */
 };
 
 /* Copies the source set's latest version (or the subset named by copiable_attributes) into a new
@@ -198,7 +203,7 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
                   struct ahl_err *err);
 
 /* DeleteImageSet: marks the set DELETED (it disappears from lists and reads; chunks stay, shared
- * with other sets). out (may be NULL) reports the state as the call does: LOCKED / DELETING. */
+ * with other sets). out (may be NULL) receives the set's row as written: DELETED / DELETED. */
 int ahl_meta_imageset_delete(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
                              struct ahl_imageset_rec *out, struct ahl_err *err);
 

@@ -14,10 +14,10 @@
  * transaction, from a read snapshot (prepare()); the write transaction then re-reads the set and,
  * if it is still at the version the work started from (same root, same primary flag: the only
  * inputs besides the request), writes the prepared chunks, version and search row; otherwise it
- * recomputes everything inside the transaction as before. So the compare-and-set, the LOCKED
- * check and every error are decided inside the write transaction exactly as without the
- * preparation, while concurrent updates prepare in parallel and hold the write lock only to
- * write (and share a group commit, see src/store/sqlite.c).
+ * recomputes everything inside the transaction as before. So the compare-and-set and every
+ * error are decided inside the write transaction exactly as without the preparation, while
+ * concurrent updates prepare in parallel and hold the write lock only to write (and share a group
+ * commit, see src/store/sqlite.c).
  *
  * includeStudyImageSets: the other primary image sets whose StudyInstanceUID equals the addressed
  * set's get the same update in the same transaction. Patient and Study parts apply to each; Series
@@ -417,7 +417,7 @@ struct prepared {
 
 /* Computes a DICOMUpdates update of one set from a read snapshot, without the write lock: loads
  * the touched nodes, applies and checks the blobs, builds the new chunks into b and the search
- * row. Anything unusual (set missing, LOCKED, stale version, a rule failing, a store error)
+ * row. Anything unusual (set missing, stale version, a rule failing, a store error)
  * leaves p->ok false and b empty: the write transaction then does the whole update itself and
  * reports the error as it always has. */
 static void prepare(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
@@ -433,7 +433,7 @@ static void prepare(struct ahl_meta *m, const char *datastore_id, const char *im
     if (ahl_store_begin(m->store, false, &tx) < 0)
         return;
     if (ahl__set_find(tx, datastore_id, imageset_id, &set, &err) == 0 &&
-        strcmp(set.state, "LOCKED") != 0 && u->latest_version == set.latest_version &&
+        u->latest_version == set.latest_version &&
         ahl_store_version_get(tx, set.id, set.latest_version, &cur) == 0 &&
         apply_to_root(m, tx, b, &set, cur.root, upd, u->force, false, p->root, &err) == 0 &&
         /* The stored search row describes the latest version when it says so: then only
@@ -501,11 +501,6 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
     }
     if ((rc = ahl__set_find(tx, datastore_id, imageset_id, &set, err)) < 0)
         goto out;
-    if (!strcmp(set.state, "LOCKED")) {
-        rc = ahl_fail(err, AHL_ECONFLICT, "image set %s is LOCKED by another operation",
-                      imageset_id);
-        goto out;
-    }
     if (u->latest_version != set.latest_version) {
         rc = ahl_fail(err, AHL_ECONFLICT,
                       "image set %s: latestVersionId %llu is not the latest version (%llu)",
@@ -559,22 +554,19 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
     int64_t now = ahl_now_ms();
     set.latest_version++;
     set.updated_at_ms = now;
-    if ((rc = ahl__version_commit_row(m, tx, &b, &set, u->latest_version, root, forced, "UPDATED",
-                                      pre.ok ? &pre.row : NULL, err)) < 0)
+    if ((rc = ahl__version_commit_row(m, tx, &b, &set, u->latest_version, root, forced,
+                                      AHL_WORKFLOW_UPDATED, pre.ok ? &pre.row : NULL, err)) < 0)
         goto out;
     for (size_t i = 0; i < others.n; i++) {
         struct ahl_imageset_rec *o = &others.v[i];
         uint8_t oroot[AHL_SHA256_LEN];
-        if (!strcmp(o->state, "LOCKED")) {
-            rc = ahl_fail(err, AHL_ECONFLICT, "image set %s of the same study is LOCKED", o->id);
-            goto out;
-        }
         if ((rc = apply_to_set(m, tx, &b, o, &upd, u->force, true, oroot, err)) < 0)
             goto out;
         uint64_t expected = o->latest_version;
         o->latest_version++;
         o->updated_at_ms = now;
-        if ((rc = ahl__version_commit(m, tx, &b, o, expected, oroot, u->force, "UPDATED", err)) < 0)
+        if ((rc = ahl__version_commit(m, tx, &b, o, expected, oroot, u->force, AHL_WORKFLOW_UPDATED,
+                                      err)) < 0)
             goto out;
     }
     rc = ahl__commit_publish(&tx, &b, err);
@@ -583,8 +575,6 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
     if (res) {
         memset(res, 0, sizeof *res);
         res->latest_version = set.latest_version;
-        ahl_store_strset(res->state, sizeof res->state, "LOCKED");
-        ahl_store_strset(res->workflow_status, sizeof res->workflow_status, "UPDATING");
         res->created_at_ms = set.created_at_ms;
         res->updated_at_ms = now;
         res->study_sets_updated = (unsigned)others.n;

@@ -4,7 +4,8 @@
  * many writers wait), then commits. In the batch: two valid updates of their own sets, a stale
  * latestVersionId (ConflictException) and an update naming a series the set lacks
  * (ValidationException) on a third set, two updates racing on one set with the same latestVersionId
- * (exactly one winner), and an update of a LOCKED set (ConflictException). Afterwards: one COMMIT
+ * (exactly one winner), and an update of a deleted set (ResourceNotFoundException). Afterwards:
+ * one COMMIT
  * carried the batch, the winners' versions hold their changes, the failures changed nothing,
  * every error message is the one a lone update gets, and the check finds no damage. */
 #include <pthread.h>
@@ -70,14 +71,10 @@ static void test_batch(void **state)
         json_decref(doc);
         memcpy(ids[i], info.set.id, sizeof ids[i]);
     }
-    /* Set 4 is LOCKED (as an operation in flight leaves it). */
+    /* Set 4 is deleted. */
     struct ahl_store_tx *tx;
-    struct ahl_imageset_rec rec;
-    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
-    assert_int_equal(ahl_store_imageset_get(tx, f->ds, ids[4], &rec), 0);
-    snprintf(rec.state, sizeof rec.state, "LOCKED");
-    assert_int_equal(ahl_store_imageset_put(tx, &rec, false), 0);
-    assert_int_equal(ahl_store_commit(tx), 0);
+    struct ahl_err derr;
+    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, ids[4], NULL, &derr), 0);
 
     static struct job j[JOBS];
     memset(j, 0, sizeof j);
@@ -95,7 +92,7 @@ static void test_batch(void **state)
     j[3].id = ids[3], snprintf(j[3].blob, sizeof j[3].blob, name, "Race^A");
     j[4].id = ids[3], snprintf(j[4].blob, sizeof j[4].blob, name, "Race^B");
     j[5].id = ids[2], snprintf(j[5].blob, sizeof j[5].blob, name, "Ok^Two");
-    j[6].id = ids[4], snprintf(j[6].blob, sizeof j[6].blob, name, "Locked^Four");
+    j[6].id = ids[4], snprintf(j[6].blob, sizeof j[6].blob, name, "Deleted^Four");
 
     struct ahl_store_sqlite_stats s0, s1;
     assert_int_equal(ahl_store_sqlite_stats(f->store, &s0), 0);
@@ -147,10 +144,9 @@ static void test_batch(void **state)
     assert_true(holds(f, ids[3], win == &j[3] ? "Race^A" : "Race^B"));
     assert_false(holds(f, ids[3], win == &j[3] ? "Race^B" : "Race^A"));
 
-    assert_int_equal(j[6].rc, AHL_ECONFLICT);
-    snprintf(want, sizeof want, "image set %s is LOCKED by another operation", ids[4]);
+    assert_int_equal(j[6].rc, AHL_ENOTFOUND);
+    snprintf(want, sizeof want, "image set %s not found in data store %s", ids[4], f->ds);
     assert_string_equal(j[6].err.msg, want);
-    assert_int_equal(latest(f, ids[4]), 1);
 
     struct ahl_meta_check_stats cs;
     assert_int_equal(ahl_meta_check(f->m, NULL, NULL, &cs), 0);

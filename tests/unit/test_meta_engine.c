@@ -1,5 +1,5 @@
 /* The metadata engine end to end through a real SQLite store: UpdateImageSetMetadata semantics
- * as a table of accepted and rejected requests, revert, includeStudyImageSets, LOCKED sets,
+ * as a table of accepted and rejected requests, revert, includeStudyImageSets, deleted sets,
  * import into an existing set, deletion, version listing, and GetImageSetMetadata's gzip stream
  * checked by inflating it with zlib and comparing with the reference serialisation. */
 #include <setjmp.h>
@@ -203,8 +203,6 @@ static void test_update_table(void **state)
             assert_string_equal(before.data, after.data);
         } else {
             assert_int_equal(res.latest_version, 2);
-            assert_string_equal(res.state, "LOCKED");
-            assert_string_equal(res.workflow_status, "UPDATING");
             assert_int_equal(info.set.latest_version, 2);
             assert_string_equal(info.set.state, "ACTIVE");
             assert_string_equal(info.ver.workflow_status, "UPDATED");
@@ -324,7 +322,7 @@ static void test_include_study(void **state)
     assert_string_equal(row.study_instance_uid, "1.2.826.0.1.3680043.10.21.1");
 }
 
-static void test_locked_and_deleted(void **state)
+static void test_deleted(void **state)
 {
     struct fx *f = *state;
     char id[AHL_ID_LEN + 1];
@@ -332,25 +330,20 @@ static void test_locked_and_deleted(void **state)
     struct ahl_store_tx *tx;
     struct ahl_imageset_rec set;
     create_set(f, 1, 1, 31, false, id);
-    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
-    assert_int_equal(ahl_store_imageset_get(tx, f->ds, id, &set), 0);
-    snprintf(set.state, sizeof set.state, "LOCKED");
-    assert_int_equal(ahl_store_imageset_put(tx, &set, false), 0);
-    assert_int_equal(ahl_store_commit(tx), 0);
     const char *p = PATIENT("{\"PatientName\":\"X\"}");
     struct ahl_meta_update u = {.latest_version = 1, .updatable = p, .updatable_len = strlen(p)};
-    assert_int_equal(ahl_meta_update(f->m, f->ds, id, &u, NULL, &err), AHL_ECONFLICT);
-    assert_int_equal(err.code, AHL_ECONFLICT);
-    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, id, NULL, &err), AHL_ECONFLICT);
-    /* Unlock, delete, and the set is gone for every operation. */
-    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
-    snprintf(set.state, sizeof set.state, "ACTIVE");
-    assert_int_equal(ahl_store_imageset_put(tx, &set, false), 0);
-    assert_int_equal(ahl_store_commit(tx), 0);
+    /* Delete: the row is written DELETED / DELETED (no operation leaves a set LOCKED), and the
+     * set is gone for every operation. */
     struct ahl_imageset_rec out;
     assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, id, &out, &err), 0);
-    assert_string_equal(out.state, "LOCKED");
-    assert_string_equal(out.workflow_status, "DELETING");
+    assert_int_equal(ahl_imageset_state_parse(out.state), AHL_IMAGESET_DELETED);
+    assert_int_equal(ahl_workflow_status_parse(out.workflow_status), AHL_WORKFLOW_DELETED);
+    assert_int_equal(ahl_store_begin(f->store, false, &tx), 0);
+    assert_int_equal(ahl_store_imageset_get(tx, f->ds, id, &set), 0);
+    ahl_store_rollback(tx);
+    assert_string_equal(set.state, "DELETED");
+    assert_string_equal(set.workflow_status, "DELETED");
+    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, id, NULL, &err), AHL_ENOTFOUND);
     struct ahl_meta_info info;
     assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, id, 0, &info, &err), AHL_ENOTFOUND);
     assert_int_equal(err.code, AHL_ENOTFOUND);
@@ -503,8 +496,8 @@ static void test_copy(void **state)
     /* Whole copy into a new set: the same document under a new id, the source untouched. */
     struct ahl_meta_copy c = {.source_latest_version = 1};
     assert_int_equal(ahl_meta_copy(f->m, f->ds, src, &c, &res, &err), 0);
-    assert_string_equal(res.source.workflow_status, "COPYING_WITH_READ_ONLY_ACCESS");
-    assert_string_equal(res.destination.workflow_status, "COPYING");
+    assert_string_equal(res.source.workflow_status, "CREATED");
+    assert_string_equal(res.destination.workflow_status, "COPIED");
     assert_int_equal(res.destination.latest_version, 1);
     struct ahl_meta_info info;
     assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, res.destination.id, 0, &info, &err), 0);
@@ -661,7 +654,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_include_study, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_locked_and_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_versions_list_and_import, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gzip_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_commits, setup, teardown),
