@@ -386,7 +386,7 @@ static void validate_value(struct vstate *vs, enum ahl_shape_id id, const json_t
             if (path[0])
                 snprintf(child, sizeof child, "%s.%s", path, m->name);
             else
-                snprintf(child, sizeof child, "%s", m->name);
+                ahl_str_copy_cut(child, sizeof child, m->name);
             if (!mv || json_is_null(mv)) {
                 if (m->flags & AHL_MEMBER_REQUIRED)
                     vadd(vs, NULL, 0, child, "Member must not be null");

@@ -17,6 +17,7 @@
 
 #include "base/codec.h"
 #include "base/log.h"
+#include "base/text.h"
 #include "base/banned.h"
 
 int ahl_api_credentials_add(struct ahl_api_credentials *creds, const char *access_key,
@@ -102,7 +103,11 @@ int ahl_api_credentials_load(const char *path, struct ahl_api_credentials *creds
             if ((rc = finish_profile(creds, profile, akid, secret, path, err)) < 0)
                 goto out;
             *e = '\0';
-            snprintf(profile, sizeof profile, "%s", trim(s + 1));
+            if (ahl_str_copy(profile, sizeof profile, trim(s + 1)) < 0) {
+                rc = ahl_fail(err, AHL_EPARSE, "%s:%d: the profile name is longer than %zu bytes",
+                              path, lineno, sizeof profile - 1);
+                goto out;
+            }
             akid[0] = secret[0] = '\0';
             continue;
         }

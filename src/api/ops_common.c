@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/codec.h"
+#include "base/text.h"
 #include "base/banned.h"
 
 #define AHL__API_OP_ENTRY(name) [AHL_OP_##name] = ahl__op_##name,
@@ -99,6 +100,15 @@ int ahl__api_set_ts_opt(json_t *obj, const char *key, int64_t ms)
     if (ms == 0)
         return 0;
     return ahl__api_set(obj, key, ahl_api_timestamp(ms));
+}
+
+int ahl__api_copy_member(char *dst, size_t cap, const char *value, const char *member,
+                         struct ahl_err *err)
+{
+    if (ahl_str_copy(dst, cap, value) < 0)
+        return ahl_fail(err, AHL_EINVAL, "%s: longer than the %zu bytes this server keeps", member,
+                        cap - 1);
+    return 0;
 }
 
 int ahl__api_set_in_flight(json_t *o, enum ahl_workflow_status workflow)

@@ -44,14 +44,17 @@ int ahl__op_CreateDatastore(struct ahl_api_service *svc, const json_t *in,
     const char *id_parts[] = {"datastore", token};
     if (ahl__api_id_from_token(id_parts, 2, rec.id) < 0)
         return ahl_fail(err, AHL_ENOMEM, "out of memory");
-    /* The model's limits are below the record sizes, so these copies cannot fail. */
-    ahl_store_strset(rec.name, sizeof rec.name, name ? name : rec.id);
-    ahl_store_strset(rec.kms_key_arn, sizeof rec.kms_key_arn, ahl_api_str(in, "kmsKeyArn"));
-    ahl_store_strset(rec.lambda_authorizer_arn, sizeof rec.lambda_authorizer_arn,
-                     ahl_api_str(in, "lambdaAuthorizerArn"));
     const char *fmt = ahl_api_str(in, "losslessStorageFormat");
-    ahl_store_strset(rec.lossless_storage_format, sizeof rec.lossless_storage_format,
-                     fmt ? fmt : "HTJ2K");
+    if ((rc = ahl__api_copy_member(rec.name, sizeof rec.name, name ? name : rec.id, "datastoreName",
+                                   err)) < 0 ||
+        (rc = ahl__api_copy_member(rec.kms_key_arn, sizeof rec.kms_key_arn,
+                                   ahl_api_str(in, "kmsKeyArn"), "kmsKeyArn", err)) < 0 ||
+        (rc = ahl__api_copy_member(rec.lambda_authorizer_arn, sizeof rec.lambda_authorizer_arn,
+                                   ahl_api_str(in, "lambdaAuthorizerArn"), "lambdaAuthorizerArn",
+                                   err)) < 0 ||
+        (rc = ahl__api_copy_member(rec.lossless_storage_format, sizeof rec.lossless_storage_format,
+                                   fmt ? fmt : "HTJ2K", "losslessStorageFormat", err)) < 0)
+        return rc;
     ahl_datastore_rec_set_status(&rec, AHL_DATASTORE_ACTIVE);
     rec.created_at_ms = rec.updated_at_ms = ahl_now_ms();
     if ((rc = ahl__api_datastore_arn(svc, rec.id, arn, sizeof arn)) < 0)

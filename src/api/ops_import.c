@@ -53,13 +53,21 @@ int ahl__op_StartDICOMImportJob(struct ahl_api_service *svc, const json_t *in,
     const char *job_id_parts[] = {"job", ds, ahl_api_str(in, "clientToken")};
     if (ahl__api_id_from_token(job_id_parts, 3, job.id) < 0)
         return NOMEM(err);
-    ahl_store_strset(job.datastore_id, sizeof job.datastore_id, ds);
-    ahl_store_strset(job.name, sizeof job.name, ahl_api_str(in, "jobName"));
     ahl_job_rec_set_status(&job, AHL_JOB_SUBMITTED);
-    ahl_store_strset(job.role_arn, sizeof job.role_arn, ahl_api_str(in, "dataAccessRoleArn"));
-    ahl_store_strset(job.input_uri, sizeof job.input_uri, ahl_api_str(in, "inputS3Uri"));
-    ahl_store_strset(job.output_uri, sizeof job.output_uri, ahl_api_str(in, "outputS3Uri"));
-    ahl_store_strset(job.client_token, sizeof job.client_token, ahl_api_str(in, "clientToken"));
+    if ((rc = ahl__api_copy_member(job.datastore_id, sizeof job.datastore_id, ds, "datastoreId",
+                                   err)) < 0 ||
+        (rc = ahl__api_copy_member(job.name, sizeof job.name, ahl_api_str(in, "jobName"), "jobName",
+                                   err)) < 0 ||
+        (rc = ahl__api_copy_member(job.role_arn, sizeof job.role_arn,
+                                   ahl_api_str(in, "dataAccessRoleArn"), "dataAccessRoleArn",
+                                   err)) < 0 ||
+        (rc = ahl__api_copy_member(job.input_uri, sizeof job.input_uri,
+                                   ahl_api_str(in, "inputS3Uri"), "inputS3Uri", err)) < 0 ||
+        (rc = ahl__api_copy_member(job.output_uri, sizeof job.output_uri,
+                                   ahl_api_str(in, "outputS3Uri"), "outputS3Uri", err)) < 0 ||
+        (rc = ahl__api_copy_member(job.client_token, sizeof job.client_token,
+                                   ahl_api_str(in, "clientToken"), "clientToken", err)) < 0)
+        return rc;
     job.submitted_at_ms = ahl_now_ms();
 
     if ((rc = ahl_store_begin(svc->store, true, &tx)) < 0)

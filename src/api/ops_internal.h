@@ -129,6 +129,12 @@ int ahl__api_datastore_get(struct ahl_store_tx *tx, const char *datastore_id,
  * request would leave total tags on it (ops_tags.c; CreateDatastore checks its tags too). */
 int ahl__api_tags_check_count(size_t total, const char *arn, struct ahl_err *err);
 
+/* Copies a request member's value (NULL: "") into a record field: 0, or AHL_EINVAL naming the
+ * member when the value is longer than the field holds (the model limits characters; a field
+ * holds bytes). */
+int ahl__api_copy_member(char *dst, size_t cap, const char *value, const char *member,
+                         struct ahl_err *err);
+
 /* Sets imageSetState and imageSetWorkflowStatus of o as AWS answers a call it runs
  * asynchronously (UpdateImageSetMetadata, CopyImageSet, DeleteImageSet): LOCKED and the
  * operation's in-flight workflow status. The engine has finished the work by then (the stored set

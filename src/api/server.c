@@ -48,6 +48,7 @@
 #include "aws/sigv4.h"
 #include "blob/framestore.h"
 #include "json/json.h"
+#include "base/text.h"
 #include "base/banned.h"
 
 /* How much of an oversized body from an authenticated-looking caller is read (and dropped) so that
@@ -162,7 +163,7 @@ static int lookup_secret(void *ctx, const char *access_key, const char *token, c
         return AHL_EDENIED; /* no session tokens are issued by this server */
     for (size_t i = 0; i < creds->n; i++) {
         if (strcmp(creds->keys[i].access_key, access_key) == 0)
-            return ahl_store_strset(secret, cap, creds->keys[i].secret_key);
+            return ahl_str_copy(secret, cap, creds->keys[i].secret_key);
     }
     return AHL_ENOTFOUND;
 }
@@ -343,7 +344,7 @@ static void set_early(struct request *rq, int status, const char *type, const ch
 {
     rq->early.status = status;
     rq->early.type = type;
-    snprintf(rq->early.message, sizeof rq->early.message, "%s", message);
+    ahl_str_copy_cut(rq->early.message, sizeof rq->early.message, message);
 }
 
 static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, const char *method)
@@ -888,10 +889,10 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
         return ahl_fail(err, AHL_ENOMEM, "out of memory");
     srv->svc.meta = meta;
     srv->svc.store = ahl_meta_store(meta);
-    if (ahl_store_strset(srv->svc.region, sizeof srv->svc.region, cfg->region) < 0 ||
-        ahl_store_strset(srv->svc.account_id, sizeof srv->svc.account_id, cfg->account_id) < 0 ||
-        ahl_store_strset(srv->svc.s3_root, sizeof srv->svc.s3_root, cfg->s3_root) < 0 ||
-        ahl_store_strset(srv->svc.s3_endpoint, sizeof srv->svc.s3_endpoint, cfg->s3_endpoint) < 0) {
+    if (ahl_str_copy(srv->svc.region, sizeof srv->svc.region, cfg->region) < 0 ||
+        ahl_str_copy(srv->svc.account_id, sizeof srv->svc.account_id, cfg->account_id) < 0 ||
+        ahl_str_copy(srv->svc.s3_root, sizeof srv->svc.s3_root, cfg->s3_root) < 0 ||
+        ahl_str_copy(srv->svc.s3_endpoint, sizeof srv->svc.s3_endpoint, cfg->s3_endpoint) < 0) {
         rc = ahl_fail(err, AHL_EINVAL, "region, account id or S3 setting too long");
         goto fail;
     }
@@ -901,7 +902,7 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
     srv->svc.job_ctx = cfg->job_ctx;
     if (cfg->data_dir) {
         char root[1100];
-        if (ahl_store_strset(srv->svc.data_dir, sizeof srv->svc.data_dir, cfg->data_dir) < 0) {
+        if (ahl_str_copy(srv->svc.data_dir, sizeof srv->svc.data_dir, cfg->data_dir) < 0) {
             rc = ahl_fail(err, AHL_EINVAL, "data directory path too long");
             goto fail;
         }

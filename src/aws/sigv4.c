@@ -723,10 +723,15 @@ static void cached_signing_key(struct ahl_sigv4_verifier *v, const struct ahl_si
     /* Derive outside the lock; two threads missing at once both derive the same key, harmlessly. */
     ahl_sigv4_signing_key(secret, auth->scope_date, auth->region, v->cfg.service, key);
     pthread_mutex_lock(&v->lock);
+    /* A secret the entry cannot hold whole is not cached (a cut one could match another). */
+    if (ahl_str_copy(victim->secret, sizeof victim->secret, secret) < 0) {
+        memset(victim, 0, sizeof *victim);
+        pthread_mutex_unlock(&v->lock);
+        return;
+    }
     memcpy(victim->access_key, auth->access_key, sizeof victim->access_key);
     memcpy(victim->date8, auth->scope_date, sizeof victim->date8);
     memcpy(victim->region, auth->region, sizeof victim->region);
-    snprintf(victim->secret, sizeof victim->secret, "%s", secret);
     memcpy(victim->key, key, AHL_SHA256_LEN);
     victim->used = ++v->tick;
     pthread_mutex_unlock(&v->lock);
@@ -754,7 +759,8 @@ static int payload_hash(const struct ahl_sigv4_verifier *v, const struct ahl_sig
             return ahl_fail(err, AHL_EINVAL,
                             "the body must be hashed before a request without "
                             "x-amz-content-sha256 can be verified");
-        snprintf(out, AHL_SHA256_HEX_LEN + 40, "%s", h);
+        if (ahl_str_copy(out, AHL_SHA256_HEX_LEN + 40, h) < 0)
+            return ahl_fail(err, AHL_EINVAL, "the body hash given is not a SHA-256 hex digest");
         return 0;
     }
     if (strcmp(x, AHL_SIGV4_UNSIGNED_PAYLOAD) == 0) {
@@ -782,7 +788,9 @@ static int payload_hash(const struct ahl_sigv4_verifier *v, const struct ahl_sig
                                "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, "
                                "STREAMING-AWS4-HMAC-SHA256-PAYLOAD, or a valid sha256 value.");
     }
-    snprintf(out, AHL_SHA256_HEX_LEN + 40, "%s", x);
+    /* x is one of the values accepted above, all shorter than out. */
+    if (ahl_str_copy(out, AHL_SHA256_HEX_LEN + 40, x) < 0)
+        return ahl_fail(err, AHL_EINTERNAL, "x-amz-content-sha256 does not fit");
     return 0;
 }
 
@@ -1044,7 +1052,8 @@ int ahl_sigv4_sign(const struct ahl_sigv4_sign_input *in, const struct ahl_sigv4
         goto out;
 
     ahl_sigv4_format_time(in->now_s, out->amz_date);
-    snprintf(out->content_sha256, sizeof out->content_sha256, "%s", in->payload_hash);
+    if (ahl_str_copy(out->content_sha256, sizeof out->content_sha256, in->payload_hash) < 0)
+        goto out;
     size_t n = 0;
     int have_host = 0;
     for (size_t i = 0; i < in->n_headers; i++) {

@@ -20,6 +20,7 @@
 #include "dicom/charset.h"
 #include "dicom/dict.h"
 
+#include "base/text.h"
 #include "base/banned.h"
 
 #define WINDOW_SIZE (64u * 1024u)
@@ -1115,8 +1116,7 @@ static int infer_encoding(struct reader *r, bool committed, struct enc *enc, cha
     if (known_vr(p + 4)) {
         enc->explicit_vr = true;
         enc->big = big;
-        snprintf(ts, 65, "%s", big ? AHL_TS_EXPLICIT_BE : AHL_TS_EXPLICIT_LE);
-        return 0;
+        return ahl_str_copy(ts, 65, big ? AHL_TS_EXPLICIT_BE : AHL_TS_EXPLICIT_LE);
     }
     uint32_t len = rd32(p + 4, false);
     uint64_t left = src_left(&r->s);
@@ -1130,8 +1130,7 @@ static int infer_encoding(struct reader *r, bool committed, struct enc *enc, cha
                      OFF(r->s.pos), g_le, rd16(p + 2, false), len);
     enc->explicit_vr = false;
     enc->big = false;
-    snprintf(ts, 65, "%s", AHL_TS_IMPLICIT_LE);
-    return 0;
+    return ahl_str_copy(ts, 65, AHL_TS_IMPLICIT_LE);
 }
 
 static int read_file(struct reader *r)
@@ -1200,7 +1199,9 @@ static int read_file(struct reader *r)
         if ((rc = src_fill(r, 8)) < 0)
             return rc;
         if (r->s.avail == 0 && f->meta.n > 0) {
-            snprintf(f->transfer_syntax, sizeof(f->transfer_syntax), "%s", AHL_TS_IMPLICIT_LE);
+            if ((rc = ahl_str_copy(f->transfer_syntax, sizeof f->transfer_syntax,
+                                   AHL_TS_IMPLICIT_LE)) < 0)
+                return rc;
             enc.explicit_vr = false;
             enc.big = false;
         } else if ((rc = infer_encoding(r, f->has_preamble || f->meta.n > 0, &enc,

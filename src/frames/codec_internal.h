@@ -24,8 +24,10 @@ void ahl__raw_frame_normalize(struct ahl_raw_frame *f);
 int ahl__check_geometry(const struct ahl_pixel_desc *d, const char *codec, uint32_t width,
                         uint32_t height, uint32_t components, struct ahl_err *err);
 
-/* Copies a NUL-terminated string into a fixed array, truncating. */
-void ahl__copy_str(char *dst, size_t cap, const char *src);
+/* Copies a UID or code string into a field meant to hold it (one of the same size, or a constant
+ * that fits): ahl_str_copy, with a value that does not fit reported as the internal error it is
+ * (AHL_EINTERNAL), never cut. */
+int ahl__copy_field(char *dst, size_t cap, const char *src, struct ahl_err *err);
 
 /* Compares a transfer syntax UID (which may carry a trailing NUL or space) with a constant. */
 bool ahl__ts_is(const char *ts, const char *uid);

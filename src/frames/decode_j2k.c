@@ -10,6 +10,7 @@
 
 #include "frames/frames.h"
 #include "frames/codec_internal.h"
+#include "base/text.h"
 
 #include "base/banned.h"
 
@@ -61,7 +62,7 @@ static void on_error(const char *msg, void *user)
 {
     struct opj_msgs *m = user;
     if (!m->first[0]) {
-        ahl__copy_str(m->first, sizeof m->first, msg);
+        ahl_str_copy_cut(m->first, sizeof m->first, msg);
         size_t k = strlen(m->first);
         while (k > 0 && (m->first[k - 1] == '\n' || m->first[k - 1] == ' '))
             m->first[--k] = '\0';

@@ -187,8 +187,9 @@ int ahl_decode_jpeg(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n
         rc = ahl_fail(err, AHL_EPARSE, "JPEG decoding failed: %s", msg);
         goto out;
     }
-    if (converted)
-        ahl__copy_str(out->photometric, sizeof out->photometric, "RGB");
+    if (converted &&
+        (rc = ahl__copy_field(out->photometric, sizeof out->photometric, "RGB", err)) < 0)
+        goto out;
     if (tmp.data) {
         for (size_t i = 0; i < pixels * sof.components; i++) {
             uint16_t v =

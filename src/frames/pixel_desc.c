@@ -8,17 +8,15 @@
 
 #include "frames/frames.h"
 #include "frames/codec_internal.h"
+#include "base/text.h"
 
 #include "base/banned.h"
 
-void ahl__copy_str(char *dst, size_t cap, const char *src)
+int ahl__copy_field(char *dst, size_t cap, const char *src, struct ahl_err *err)
 {
-    size_t n = src ? strlen(src) : 0;
-    if (n >= cap)
-        n = cap - 1;
-    if (n)
-        memcpy(dst, src, n);
-    dst[n] = '\0';
+    if (ahl_str_copy(dst, cap, src) < 0)
+        return ahl_fail(err, AHL_EINTERNAL, "'%.64s' does not fit a %zu-byte field", src, cap);
+    return 0;
 }
 
 bool ahl__ts_is(const char *ts, const char *uid)
@@ -157,7 +155,9 @@ int ahl_pixel_desc_from_dataset(const struct ahl_dcm_dataset *ds, const char *tr
                             "DICOM attribute NumberOfFrames: '%s' is not a frame count", text);
         d->number_of_frames = (uint32_t)v;
     }
-    ahl__copy_str(d->transfer_syntax, sizeof d->transfer_syntax, transfer_syntax);
+    if (ahl_str_copy(d->transfer_syntax, sizeof d->transfer_syntax, transfer_syntax) < 0)
+        return ahl_fail(err, AHL_EPARSE, "the transfer syntax UID is longer than %zu characters",
+                        sizeof d->transfer_syntax - 1);
     /* A UID may be padded with a NUL or a space; keep the bare UID. */
     for (size_t i = strlen(d->transfer_syntax); i > 0 && d->transfer_syntax[i - 1] == ' '; i--)
         d->transfer_syntax[i - 1] = '\0';
@@ -231,8 +231,11 @@ struct ahl_pixel_desc ahl_pixel_desc_make(uint32_t rows, uint32_t columns,
     d.high_bit = (uint16_t)(bits_stored - 1);
     d.pixel_representation = pixel_representation;
     d.number_of_frames = 1;
-    snprintf(d.photometric, sizeof d.photometric, "%s", photometric);
-    snprintf(d.transfer_syntax, sizeof d.transfer_syntax, "%s", transfer_syntax);
+    /* A value that does not fit leaves the field empty, which ahl_pixel_desc_check rejects. */
+    if (ahl_str_copy(d.photometric, sizeof d.photometric, photometric) < 0)
+        d.photometric[0] = '\0';
+    if (ahl_str_copy(d.transfer_syntax, sizeof d.transfer_syntax, transfer_syntax) < 0)
+        d.transfer_syntax[0] = '\0';
     return d;
 }
 

@@ -34,8 +34,7 @@ int ahl__raw_frame_alloc(struct ahl_raw_frame *out, uint32_t width, uint32_t hei
     out->bytes_per_sample = bps;
     out->precision = precision;
     out->is_signed = is_signed;
-    ahl__copy_str(out->photometric, sizeof out->photometric, photometric);
-    return 0;
+    return ahl__copy_field(out->photometric, sizeof out->photometric, photometric, err);
 }
 
 void ahl_raw_frame_release(struct ahl_raw_frame *f)

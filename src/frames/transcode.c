@@ -99,8 +99,10 @@ int ahl_stored_frame_checksums(const struct ahl_pixel_desc *d, struct ahl_stored
         /* Not a wavelet codestream: one level, the full-size decode. */
         struct ahl_pixel_desc sd = *d;
         struct ahl_raw_frame raw;
-        ahl__copy_str(sd.transfer_syntax, sizeof sd.transfer_syntax, out->stored_transfer_syntax);
-        int rc = ahl_frame_decode(&sd, out->data, out->len, &raw, err);
+        int rc = ahl__copy_field(sd.transfer_syntax, sizeof sd.transfer_syntax,
+                                 out->stored_transfer_syntax, err);
+        if (rc == 0)
+            rc = ahl_frame_decode(&sd, out->data, out->len, &raw, err);
         if (rc < 0)
             return rc;
         out->levels[0].width = raw.width;
@@ -162,9 +164,12 @@ static int transcode_1bit(const struct ahl_pixel_desc *d, const uint8_t *src, si
     if (pixels % 8)
         out->data[size - 1] &= (uint8_t)((1u << (pixels % 8)) - 1);
     out->len = size;
-    ahl__copy_str(out->stored_transfer_syntax, sizeof out->stored_transfer_syntax,
-                  AHL_TS_EXPLICIT_LE);
-    ahl__copy_str(out->photometric, sizeof out->photometric, d->photometric);
+    int rc = ahl__copy_field(out->stored_transfer_syntax, sizeof out->stored_transfer_syntax,
+                             AHL_TS_EXPLICIT_LE, err);
+    if (rc == 0)
+        rc = ahl__copy_field(out->photometric, sizeof out->photometric, d->photometric, err);
+    if (rc < 0)
+        return rc;
     bool any0 = false, any1 = false;
     for (uint64_t i = 0; i < pixels; i++) {
         if (out->data[i / 8] & (1u << (i % 8)))
@@ -201,7 +206,8 @@ int ahl_frame_transcode(const struct ahl_pixel_desc *d, const uint8_t *src, size
     if (rc < 0)
         goto out;
     ahl_raw_frame_minmax(&raw, &out->min_pixel, &out->max_pixel);
-    ahl__copy_str(out->photometric, sizeof out->photometric, raw.photometric);
+    if ((rc = ahl__copy_field(out->photometric, sizeof out->photometric, raw.photometric, err)) < 0)
+        goto out;
 
     if (stored_as_is(d)) {
         out->data = malloc(n ? n : 1);
@@ -211,8 +217,9 @@ int ahl_frame_transcode(const struct ahl_pixel_desc *d, const uint8_t *src, size
         }
         memcpy(out->data, src, n);
         out->len = n;
-        ahl__copy_str(out->stored_transfer_syntax, sizeof out->stored_transfer_syntax,
-                      d->transfer_syntax);
+        if ((rc = ahl__copy_field(out->stored_transfer_syntax, sizeof out->stored_transfer_syntax,
+                                  d->transfer_syntax, err)) < 0)
+            goto out;
         if (ahl__ts_is(d->transfer_syntax, AHL_TS_JPEG_BASELINE)) {
             out->levels[0].width = raw.width;
             out->levels[0].height = raw.height;
@@ -227,18 +234,21 @@ int ahl_frame_transcode(const struct ahl_pixel_desc *d, const uint8_t *src, size
     rc = ahl_htj2k_encode(&raw, &out->data, &out->len, err);
     if (rc < 0)
         goto out;
-    ahl__copy_str(out->stored_transfer_syntax, sizeof out->stored_transfer_syntax,
-                  AHL_TS_HTJ2K_RPCL);
+    if ((rc = ahl__copy_field(out->stored_transfer_syntax, sizeof out->stored_transfer_syntax,
+                              AHL_TS_HTJ2K_RPCL, err)) < 0)
+        goto out;
 
     /* Verify before anything is stored: the full-resolution decode of what we are about to store
      * must be the source pixels, bit for bit. */
     {
         struct ahl_pixel_desc sd = *d;
-        ahl__copy_str(sd.transfer_syntax, sizeof sd.transfer_syntax, AHL_TS_HTJ2K_RPCL);
         sd.bits_stored = raw.precision;
         sd.high_bit = (uint16_t)(raw.precision - 1);
         sd.bits_allocated = raw.bytes_per_sample == 1 ? 8 : 16;
-        ahl__copy_str(sd.photometric, sizeof sd.photometric, raw.photometric);
+        if ((rc = ahl__copy_field(sd.transfer_syntax, sizeof sd.transfer_syntax, AHL_TS_HTJ2K_RPCL,
+                                  err)) < 0 ||
+            (rc = ahl__copy_field(sd.photometric, sizeof sd.photometric, raw.photometric, err)) < 0)
+            goto out;
         rc = ahl_decode_j2k(&sd, out->data, out->len, 0, &back, err);
         if (rc < 0)
             goto out;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/text.h"
 #include "base/banned.h"
 
 int ahl__frames_index_instance(struct ahl_store_tx *tx, const char *imageset_id,
@@ -29,10 +30,10 @@ int ahl__frames_index_instance(struct ahl_store_tx *tx, const char *imageset_id,
     if (!json_is_array(frames) || !json_array_size(frames))
         return 0;
     memset(&rec, 0, sizeof rec);
-    if ((rc = ahl_store_strset(rec.imageset_id, sizeof rec.imageset_id, imageset_id)) < 0)
+    if ((rc = ahl_str_copy(rec.imageset_id, sizeof rec.imageset_id, imageset_id)) < 0)
         return rc;
     /* A syntax too long to be a UID cannot name a Content-Type: stored as absent (image/jph). */
-    if (ts && ahl_store_strset(rec.transfer_syntax, sizeof rec.transfer_syntax, ts) < 0)
+    if (ts && ahl_str_copy(rec.transfer_syntax, sizeof rec.transfer_syntax, ts) < 0)
         rec.transfer_syntax[0] = '\0';
     for (size_t i = 0; i < json_array_size(frames); i++) {
         const char *id = json_string_value(json_object_get(json_array_get(frames, i), "ID"));

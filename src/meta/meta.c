@@ -8,6 +8,7 @@
 #include "base/clock.h"
 #include "base/codec.h"
 #include "json/json.h"
+#include "base/text.h"
 #include "base/banned.h"
 
 int ahl__merge_own(json_t *node, const json_t *src, const char *child_key)
@@ -105,7 +106,7 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
     if ((rc = ahl__doc_store(&b, doc, root, err)) < 0)
         goto out;
     if (opts && opts->imageset_id) {
-        if (ahl_store_strset(set.id, sizeof set.id, opts->imageset_id) < 0) {
+        if (ahl_str_copy(set.id, sizeof set.id, opts->imageset_id) < 0) {
             rc = ahl_fail(err, AHL_EINVAL, "image set id too long");
             goto out;
         }
@@ -113,7 +114,7 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
         rc = ahl_meta_store_fail(err, rc, "making an id");
         goto out;
     }
-    if (ahl_store_strset(set.datastore_id, sizeof set.datastore_id, datastore_id) < 0) {
+    if (ahl_str_copy(set.datastore_id, sizeof set.datastore_id, datastore_id) < 0) {
         rc = ahl_fail(err, AHL_ENOTFOUND, "data store not found");
         goto out;
     }
