@@ -163,14 +163,14 @@ struct ahl_sigv4_auth {
 
 /* Parses "AWS4-HMAC-SHA256 Credential=AKID/20261124/us-east-1/medical-imaging/aws4_request,
  * SignedHeaders=host;x-amz-date, Signature=<64 hex>" (components in any order, blanks after
- * commas allowed, each exactly once). AHL_EPARSE (err: IncompleteSignatureException, saying what is
+ * commas allowed, each exactly once). AHL_EPARSE (err: AHL_SIGV4_FAIL_INCOMPLETE, saying what is
  * missing or wrong) or AHL_EUNSUPPORTED for another algorithm. */
 int ahl_sigv4_parse_authorization(const char *value, struct ahl_sigv4_auth *auth,
                                   struct ahl_err *err);
 
 /* Parses the pre-signed query form from a raw query string (percent-decoding the values).
  * AHL_ENOTFOUND when the query has no X-Amz-Algorithm (not a pre-signed request); AHL_EPARSE
- * (IncompleteSignatureException) when it is pre-signed but a parameter is missing or bad. */
+ * (AHL_SIGV4_FAIL_INCOMPLETE) when it is pre-signed but a parameter is missing or bad. */
 int ahl_sigv4_parse_presigned(const char *query, size_t n, struct ahl_sigv4_auth *auth,
                               struct ahl_err *err);
 

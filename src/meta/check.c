@@ -218,7 +218,7 @@ static int check_frame(struct check *c, const char *inst_where, size_t i, const 
         if (rc == AHL_ENOTFOUND)
             report(c,
                    "image set %s version %llu: %s lists frame %s, but the frame index has no row "
-                   "for it (GetImageFrame answers ResourceNotFoundException)",
+                   "for it (GetImageFrame answers that it does not exist)",
                    c->ver->imageset_id, (unsigned long long)c->ver->version, where, id);
         else if (rc < 0)
             return rc;

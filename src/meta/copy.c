@@ -4,7 +4,7 @@
  * A whole copy into a new set costs O(1): the new set's version 1 names the source's root, every
  * chunk is shared. A subset or a merge rewrites only map paths. Into an existing destination,
  * without force the source's Patient and Study DICOM, and the DICOM of every copied series the
- * destination already holds, must equal the destination's (ValidationException otherwise); with
+ * destination already holds, must equal the destination's (AHL_EINVAL otherwise); with
  * force the destination keeps its own and the version records overrides.forced. Instances with a
  * SOPInstanceUID the destination already holds replace it. The source never changes version.
  */

@@ -194,7 +194,7 @@ struct ahl_meta_copy_result {
 /* Copies the source set's latest version (or the subset named by copiable_attributes) into a new
  * set, or merges it into an existing destination as a new version. Instances whose SOPInstanceUID
  * already exists in the destination are replaced. Without force, the source's Patient, Study and
- * Series attributes must agree with the destination's (ValidationException otherwise); with force
+ * Series attributes must agree with the destination's (AHL_EINVAL otherwise); with force
  * the destination's keep theirs and the version records overrides.forced. promote_to_primary
  * makes the new destination primary. Completed synchronously: afterwards both are ACTIVE, the
  * destination COPIED. */

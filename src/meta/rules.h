@@ -87,7 +87,7 @@ struct ahl_rules_opts {
 /* May key be set to value at level? path is the JSON path of the DICOM object for messages
  * ("Patient.DICOM"); vrs is the DICOMVRs object given beside it (may be NULL); current is the
  * attribute's current value (NULL when absent), used to allow a "change" to the same value of a
- * UID. 0, or AHL_EINVAL with err set (type ValidationException). */
+ * UID. 0, or AHL_EINVAL with err set (a message naming the attribute). */
 int ahl_rules_check_set(enum ahl_level level, const char *path, const char *key,
                         const json_t *value, const json_t *vrs, const json_t *current,
                         const struct ahl_rules_opts *opts, struct ahl_err *err);

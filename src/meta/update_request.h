@@ -19,7 +19,7 @@
  * decision 4). Duplicate keys are rejected, so what the client meant is never a guess.
  *
  * Limits: each blob must be 1..max_bytes bytes (0 selects AHL_UPDATES_DEFAULT_MAX_BYTES, AWS's
- * default quota of 10,000): larger is AHL_EQUOTA (ServiceQuotaExceededException) with a message
+ * default quota of 10,000): larger is AHL_EQUOTA (a quota, not a malformed request) with a message
  * naming the limit; nesting deeper than AHL_UPDATES_MAX_DEPTH is refused before the rules see it.
  *
  * Calling sequence (the engine, per request):

@@ -255,7 +255,7 @@ static void test_frames_are_checked(void **state)
     assert_int_equal(st.frame_refs, 3);
     snprintf(want, sizeof want,
              "lists frame %s, but the frame index has no row for it (GetImageFrame answers "
-             "ResourceNotFoundException)",
+             "that it does not exist)",
              bad);
     if (!strstr(l.text, want))
         fail_msg("report lacks\n%s\n:\n%s", want, l.text);
