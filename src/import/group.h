@@ -31,8 +31,8 @@
  *   4. ahl_group_check_limits() enforces the per-element maximum lengths HealthImaging applies at
  *      import (PatientName 256, ..., NumberOfStudyRelatedInstances <= 1,000,000).
  */
-#ifndef AHL_META_GROUP_H
-#define AHL_META_GROUP_H
+#ifndef AHL_IMPORT_GROUP_H
+#define AHL_IMPORT_GROUP_H
 
 #include <jansson.h>
 
@@ -83,4 +83,4 @@ int ahl_group_compare(const json_t *candidate_doc, const json_t *instance_doc,
  * 0, or AHL_EINVAL (ValidationException) naming the attribute, its length and the limit. */
 int ahl_group_check_limits(const json_t *doc, struct ahl_err *err);
 
-#endif /* AHL_META_GROUP_H */
+#endif /* AHL_IMPORT_GROUP_H */

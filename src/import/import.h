@@ -50,8 +50,8 @@
  *
  * An importer may be shared by threads; an ahl_import_batch too.
  */
-#ifndef AHL_JOBS_IMPORT_H
-#define AHL_JOBS_IMPORT_H
+#ifndef AHL_IMPORT_IMPORT_H
+#define AHL_IMPORT_IMPORT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -182,4 +182,4 @@ void ahl_import_batch_flush(struct ahl_import_batch *b);
 /* Flushes, then frees. NULL is accepted. */
 void ahl_import_batch_free(struct ahl_import_batch *b);
 
-#endif /* AHL_JOBS_IMPORT_H */
+#endif /* AHL_IMPORT_IMPORT_H */
