@@ -9,6 +9,8 @@
  *      FrameSizeInBytes, and holds the bytes its id (a content hash) names.
  * Exit status 0 when everything is sound, 1 when damage was found, 2 on a usage error or when the
  * check cannot run. */
+#include "cli/cli.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -1,6 +1,8 @@
 /* ahilite dump: reads DICOM Part-10 files and prints, for each, the single-instance image-set
  * metadata document HealthImaging would return for it (GetImageSetMetadata after gunzip).
  * Files are independent: a file that fails is reported on stderr and the others still print. */
+#include "cli/cli.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,6 +2,8 @@
  * policy, HTJ2K encode, verification, metadata), optionally writes the stored frames into a frame
  * store directory, and prints one JSON line per file with the instance's StoredTransferSyntaxUID
  * and its ImageFrames entries. For checking the pixel pipeline on real files without a server. */
+#include "cli/cli.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

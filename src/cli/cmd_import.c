@@ -4,6 +4,8 @@
  * one version per batch of a series. Shows a progress bar on a terminal, plain progress lines
  * otherwise, and ends with a summary: imported, skipped (unchanged re-imports, non-regular files)
  * and failed files with their reasons, and the image sets created. */
+#include "cli/cli.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>

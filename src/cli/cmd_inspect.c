@@ -1,6 +1,8 @@
 /* ahilite inspect: shows what the Part-10 reader makes of DICOM files, one line per element, or
  * as the DICOM JSON model (PS3.18 Annex F) with --json. It is the reader's user-facing view and
  * what the corpus test compares against DCMTK's dcm2json. */
+#include "cli/cli.h"
+
 #include <stdio.h>
 #include <string.h>
 

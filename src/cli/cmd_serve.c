@@ -4,6 +4,8 @@
  * AHILITE_ACCESS_KEY_ID / AHILITE_SECRET_ACCESS_KEY; otherwise DATA_DIR/credentials, generated
  * (mode 0600) on first start and reused afterwards. The server says on stderr which one it uses.
  */
+#include "cli/cli.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>

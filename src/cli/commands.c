@@ -10,13 +10,6 @@
 
 #include "base/banned.h"
 
-int ahl_cmd_check(int argc, char **argv);
-int ahl_cmd_dump(int argc, char **argv);
-int ahl_cmd_frames(int argc, char **argv);
-int ahl_cmd_import(int argc, char **argv);
-int ahl_cmd_inspect(int argc, char **argv);
-int ahl_cmd_serve(int argc, char **argv);
-
 /* `ahilite bench ...`: the benchmarks are a program of their own (bench/, built as ahilite-bench
  * beside ahilite), so the server carries none of their code. This runs ahilite-bench from the
  * directory of the running ahilite with the same arguments. */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "dicom/dataset.h"
+#include "dicom/levels_internal.h"
 #include "base/banned.h"
 
 struct ahl__level_row {
@@ -287,8 +288,8 @@ const char *ahl_level_name(enum ahl_level level)
     return "Instance";
 }
 
-/* For the unit tests: the module a row came from (NULL for Instance-level tags), and the rows in
- * tag order so a test can check there are no duplicates. */
+/* For the unit tests (levels_internal.h): the module a row came from, and the rows in tag order
+ * so a test can check there are no duplicates. */
 const char *ahl__level_module_of_tag(uint32_t tag)
 {
     const struct ahl__level_row *row = ahl__level_row_of(tag);

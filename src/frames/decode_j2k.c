@@ -221,8 +221,8 @@ static int session_open(struct j2k_session *s, const uint8_t *p, size_t n, struc
     opj_set_default_decoder_parameters(&params);
     if (!opj_setup_decoder(s->codec, &params) || !opj_read_header(s->stream, s->codec, &s->image) ||
         !s->image) {
-        int rc = ahl_fail(err, AHL_EPARSE, "JPEG 2000 header could not be read: %s",
-                          s->msgs.first[0] ? s->msgs.first : "malformed codestream");
+        rc = ahl_fail(err, AHL_EPARSE, "JPEG 2000 header could not be read: %s",
+                      s->msgs.first[0] ? s->msgs.first : "malformed codestream");
         session_close(s);
         return rc;
     }

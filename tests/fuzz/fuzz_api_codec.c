@@ -16,6 +16,8 @@
  *     message (it goes into a JSON error body that clients parse), and no decoded input;
  *   - a decoded input is a JSON object that validates again against the operation's input shape;
  *   - the error body of any failure is valid JSON with __type and message. */
+#include "fuzz.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -6,6 +6,8 @@
  * stream the fragments lie in one after another (a fragment past its end reads short).
  * On success the spans must cover every fragment once, in order, each frame at least one, with
  * the byte counts the fragment lengths give; an empty table is never called invalid. */
+#include "fuzz.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

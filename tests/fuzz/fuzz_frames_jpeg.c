@@ -1,6 +1,8 @@
 // module: frames
 /* Fuzzes the JPEG decoders (libjpeg-turbo for 8-bit lossy, DCMTK IJG for 12-bit and lossless) with
  * an arbitrary pixel description (fuzz_frames_common.h). */
+#include "fuzz.h"
+
 #include <stddef.h>
 #include <stdint.h>
 

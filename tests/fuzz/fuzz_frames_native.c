@@ -1,6 +1,8 @@
 // module: frames
 /* Fuzzes the native decoder (byte order, planar, masking) with an arbitrary pixel description
  * (fuzz_frames_common.h). */
+#include "fuzz.h"
+
 #include <stddef.h>
 #include <stdint.h>
 

@@ -5,6 +5,8 @@
  * without value bytes, pixel data never inline), and on failure the error must say something.
  * Each input is read twice: with the default limits, and with small limits so that the inline,
  * depth, element and fragment caps are reached often. */
+#include "fuzz.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,7 @@
 // module: frames
 /* Fuzzes the RLE Lossless decoder with an arbitrary pixel description (fuzz_frames_common.h). */
+#include "fuzz.h"
+
 #include <stddef.h>
 #include <stdint.h>
 

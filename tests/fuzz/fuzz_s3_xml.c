@@ -5,6 +5,8 @@
  * sees any read past the end. Nothing may crash, leak or read out of bounds, and what comes out
  * keeps the parser's promises: every key is 1 to AHL_S3_MAX_KEY bytes without NUL, an error leaves
  * a message, a receiver's value comes back as it is. */
+#include "fuzz.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

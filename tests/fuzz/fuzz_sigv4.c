@@ -10,6 +10,8 @@
  * parser and both canonical-query forms, the path through both canonical-URI forms, and the whole
  * request through ahl_sigv4_verify with a fixed key and clock. Nothing may crash, leak or read out
  * of bounds; the results are checked for their invariants only. */
+#include "fuzz.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -7,6 +7,8 @@
  * bit 3 check against the current document, bit 4 omit updatableAttributes, bit 5 omit
  * removableAttributes); the rest is split at its first NUL byte into updatableAttributes (before)
  * and removableAttributes (after; absent when there is no NUL). */
+#include "fuzz.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,7 @@
 /* Replays a fuzz target's seed corpus outside libFuzzer, so that every build (including the
  * sanitizer build) runs each parser over its seeds. Arguments are files or directories. */
+#include "fuzz.h"
+
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -7,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int replay_file(const char *path)
 {

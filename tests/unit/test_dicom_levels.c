@@ -9,10 +9,7 @@
 
 #include "dicom/dataset.h"
 #include "dicom/levels.h"
-
-/* Internal accessors of levels.c, for tests only. */
-const char *ahl__level_module_of_tag(uint32_t tag);
-size_t ahl__level_rows_sorted(uint32_t *tags, size_t max);
+#include "dicom/levels_internal.h"
 
 struct placement {
     uint16_t group, element;
