@@ -11,6 +11,7 @@
 
 #include "api/codec.h"
 #include "api/model.h"
+#include "aws/sigv4.h"
 #include "base/text.h"
 #include "json/json.h"
 
@@ -395,6 +396,58 @@ static void test_error_encoding(void **state)
     json_decref(t);
 }
 
+/* The one mapping from what a layer reports (code, and for this layer and SigV4 a detail) to the
+ * AWS type and status the response carries. */
+static void test_error_types(void **state)
+{
+    (void)state;
+    static const struct {
+        int code, detail;
+        const char *type;
+        int status;
+    } rows[] = {
+        {AHL_EINVAL, 0, "ValidationException", 400},
+        {AHL_EPARSE, 0, "ValidationException", 400},
+        {AHL_ETOOBIG, 0, "ValidationException", 400},
+        {AHL_EUNSUPPORTED, 0, "ValidationException", 400},
+        {AHL_ENOTFOUND, 0, "ResourceNotFoundException", 404},
+        {AHL_ENOTFOUND, AHL_API_FAIL_UNKNOWN_OPERATION, "UnknownOperationException", 404},
+        {AHL_ECONFLICT, 0, "ConflictException", 409},
+        {AHL_EAUTH, 0, "AccessDeniedException", 403},
+        {AHL_EDENIED, 0, "AccessDeniedException", 403},
+        {AHL_EQUOTA, 0, "ServiceQuotaExceededException", 402},
+        {AHL_ENOMEM, 0, "InternalServerException", 500},
+        {AHL_EIO, 0, "InternalServerException", 500},
+        {AHL_ECORRUPT, 0, "InternalServerException", 500},
+        {AHL_EINTERNAL, 0, "InternalServerException", 500},
+        {AHL_ENOSPC, 0, "InternalServerException", 500},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        struct ahl_err e;
+        ahl_fail_detail(&e, rows[i].code, rows[i].detail, "row %zu", i);
+        assert_string_equal(ahl_api_error_type(&e), rows[i].type);
+        assert_int_equal(ahl_api_error_status(ahl_api_error_type(&e)), rows[i].status);
+    }
+    static const struct {
+        int code, detail;
+        const char *type;
+        int status;
+    } auth[] = {
+        {AHL_EAUTH, AHL_SIGV4_FAIL_MISSING, "MissingAuthenticationTokenException", 403},
+        {AHL_EAUTH, AHL_SIGV4_FAIL_INCOMPLETE, "IncompleteSignatureException", 400},
+        {AHL_EAUTH, AHL_SIGV4_FAIL_UNRECOGNIZED, "UnrecognizedClientException", 403},
+        {AHL_EAUTH, AHL_SIGV4_FAIL_INVALID, "InvalidSignatureException", 403},
+        {AHL_ENOMEM, 0, "InternalServerException", 500}, /* the server's own failure */
+        {AHL_EINVAL, 0, "InternalServerException", 500}, /* a caller's misuse of the verifier */
+    };
+    for (size_t i = 0; i < sizeof auth / sizeof auth[0]; i++) {
+        struct ahl_err e;
+        ahl_fail_detail(&e, auth[i].code, auth[i].detail, "auth row %zu", i);
+        assert_string_equal(ahl_api_auth_error_type(&e), auth[i].type);
+        assert_int_equal(ahl_api_error_status(ahl_api_auth_error_type(&e)), auth[i].status);
+    }
+}
+
 /* Error messages travel in JSON bodies that SDKs parse, so they must be valid UTF-8 whatever the
  * request held: values quoted from it are cut between characters, bytes that are not UTF-8 are
  * shown as '?', and a message cut at the size of ahl_err.msg loses a partial last character.
@@ -492,6 +545,7 @@ int main(void)
         cmocka_unit_test(test_body_cap),
         cmocka_unit_test(test_patterns),
         cmocka_unit_test(test_error_encoding),
+        cmocka_unit_test(test_error_types),
         cmocka_unit_test(test_messages_are_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
