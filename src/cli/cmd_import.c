@@ -21,8 +21,10 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/codec.h"
+#include "base/text.h"
 #include "import/import.h"
 #include "meta/meta.h"
+#include "meta/states.h"
 #include "store/store.h"
 #include "base/banned.h"
 
@@ -296,12 +298,12 @@ static int pick_datastore(struct ahl_store *store, const char *id, const char *c
     int rc;
     if (create_name) {
         memset(&d, 0, sizeof d);
-        if (ahl_random_id(d.id) < 0 || ahl_store_strset(d.name, sizeof d.name, create_name) < 0) {
+        if (ahl_random_id(d.id) < 0 || ahl_str_copy(d.name, sizeof d.name, create_name) < 0) {
             fprintf(stderr, "ahilite import: bad data store name '%s'\n", create_name);
             return -1;
         }
-        ahl_store_strset(d.status, sizeof d.status, "ACTIVE");
-        ahl_store_strset(d.lossless_storage_format, sizeof d.lossless_storage_format, "HTJ2K");
+        ahl_datastore_rec_set_status(&d, AHL_DATASTORE_ACTIVE);
+        ahl_str_copy_cut(d.lossless_storage_format, sizeof d.lossless_storage_format, "HTJ2K");
         d.created_at_ms = d.updated_at_ms = ahl_now_ms();
         if ((rc = ahl_store_begin(store, true, &tx)) < 0 ||
             (rc = ahl_store_datastore_put(tx, &d, true)) < 0 || (rc = ahl_store_commit(tx)) < 0) {
@@ -315,7 +317,7 @@ static int pick_datastore(struct ahl_store *store, const char *id, const char *c
         return 0;
     }
     if (id) {
-        if (ahl_store_strset(out, AHL_ID_LEN + 1, id) < 0) {
+        if (ahl_str_copy(out, AHL_ID_LEN + 1, id) < 0) {
             fprintf(stderr, "ahilite import: data store %s does not exist\n", id);
             return -1;
         }
@@ -325,7 +327,8 @@ static int pick_datastore(struct ahl_store *store, const char *id, const char *c
     struct ds_pick found = {0};
     if ((rc = ahl_store_begin(store, false, &tx)) < 0)
         return -1;
-    rc = ahl_store_datastore_list(tx, "ACTIVE", NULL, 2, on_ds, &found);
+    rc = ahl_store_datastore_list(tx, ahl_datastore_status_name(AHL_DATASTORE_ACTIVE), NULL, 2, on_ds,
+                                  &found);
     ahl_store_rollback(tx);
     if (rc < 0 || found.n != 1) {
         fprintf(stderr,

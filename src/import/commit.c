@@ -250,7 +250,7 @@ static int write_items(struct ahl_importer *im, struct ahl_import_item **items, 
     if (c) {
         rc = ahl_meta_imageset_put_instances(im->m, im->ds, c->id, doc, c->version, &info, err);
     } else {
-        struct ahl_meta_create_opts o = {.is_primary = primary, .workflow_status = "IMPORTED"};
+        struct ahl_meta_create_opts o = {.is_primary = primary, .workflow_status = AHL_WORKFLOW_IMPORTED};
         rc = ahl_meta_imageset_create(im->m, im->ds, doc, &o, &info, err);
     }
     json_decref(doc);

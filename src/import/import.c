@@ -13,6 +13,7 @@
 
 #include "base/text.h"
 #include "frames/frames.h"
+#include "meta/states.h"
 #include "base/banned.h"
 
 /* ---- results ------------------------------------------------------------------------------ */
@@ -24,11 +25,16 @@ void ahl__import_res_init(struct ahl_import_result *res)
 
 /* The failure's exceptionType as HealthImaging's job output format has it (failure.ndjson): the
  * format names two, the input's fault and the server's. */
-void ahl__import_res_blame(struct ahl_import_result *res, bool customer)
+const char *ahl_import_exception_type(bool customer_error)
 {
-    res->customer_error = customer;
+    return customer_error ? "ValidationException" : "InternalServerException";
+}
+
+void ahl_import_result_blame(struct ahl_import_result *res, bool customer_error)
+{
+    res->customer_error = customer_error;
     ahl_str_copy_cut(res->exception_type, sizeof res->exception_type,
-            customer ? "ValidationException" : "InternalServerException");
+                     ahl_import_exception_type(customer_error));
 }
 
 /* Records a failure. The input is at fault unless the failure is the server's own (memory, I/O on
@@ -37,8 +43,9 @@ int ahl__import_res_fail(struct ahl_import_result *res, int rc, const struct ahl
                     const char *prefix)
 {
     res->rc = rc < 0 ? rc : AHL_EINTERNAL;
-    ahl__import_res_blame(res, !(res->rc == AHL_ENOMEM || res->rc == AHL_EINTERNAL || res->rc == AHL_ECORRUPT ||
-                     res->rc == AHL_EIO || res->rc == AHL_ENOSPC));
+    ahl_import_result_blame(res, !(res->rc == AHL_ENOMEM || res->rc == AHL_EINTERNAL ||
+                                   res->rc == AHL_ECORRUPT || res->rc == AHL_EIO ||
+                                   res->rc == AHL_ENOSPC));
     const char *msg = err && err->msg[0] ? err->msg : ahl_strerror(res->rc);
     snprintf(res->message, sizeof res->message, "%s%s", prefix ? prefix : "", msg);
     return res->rc;
@@ -64,7 +71,7 @@ int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,
     ahl_import_budget_init(&im->own_budget, opts->memory_budget);
     im->budget = opts->budget ? opts->budget : &im->own_budget;
     im->batch_max = opts->batch_max ? opts->batch_max : AHL_IMPORT_BATCH_DEFAULT;
-    if (ahl_store_strset(im->ds, sizeof im->ds, datastore_id) < 0) {
+    if (ahl_str_copy(im->ds, sizeof im->ds, datastore_id) < 0) {
         rc = ahl_fail(err, AHL_ENOTFOUND, "data store %.40s does not exist", datastore_id);
         goto out;
     }
@@ -82,7 +89,7 @@ int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,
         rc = ahl_fail(err, rc, "cannot read data store %s: %s", datastore_id, ahl_strerror(rc));
         goto out;
     }
-    if (strcmp(d.status, "ACTIVE") != 0) {
+    if (ahl_datastore_status_parse(d.status) != AHL_DATASTORE_ACTIVE) {
         rc =
             ahl_fail(err, AHL_ECONFLICT, "data store %s is %s, not ACTIVE", datastore_id, d.status);
         goto out;

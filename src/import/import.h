@@ -116,7 +116,7 @@ struct ahl_import_result {
     uint32_t frames;                  /* frames stored */
     uint64_t bytes;                   /* size of the object read */
     char sop_instance_uid[65];        /* when known */
-    char exception_type[40];          /* on failure: ValidationException, InternalServerException */
+    char exception_type[40];          /* on failure: ahl_import_exception_type(customer_error) */
     bool customer_error;              /* on failure: the input is at fault (not the server) */
     char message[600];                /* on failure: the reason; else "" */
     unsigned n_warnings;              /* 0 or 1 */
@@ -181,5 +181,11 @@ void ahl_import_batch_add(struct ahl_import_batch *b, struct ahl_import_item *it
 void ahl_import_batch_flush(struct ahl_import_batch *b);
 /* Flushes, then frees. NULL is accepted. */
 void ahl_import_batch_free(struct ahl_import_batch *b);
+
+/* The exceptionType HealthImaging's job output format (failure.ndjson) gives a failure: it names
+ * two, ValidationException for the input's fault and InternalServerException for the server's. */
+const char *ahl_import_exception_type(bool customer_error);
+/* Records in res whose fault its failure is, and the exceptionType that follows. */
+void ahl_import_result_blame(struct ahl_import_result *res, bool customer_error);
 
 #endif /* AHL_IMPORT_IMPORT_H */

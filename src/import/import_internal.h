@@ -61,8 +61,6 @@ struct ahl_import_item {
 
 /* Resets a result to "nothing yet". */
 void ahl__import_res_init(struct ahl_import_result *res);
-/* Records whose fault a failure is, and the exceptionType the job output format gives it. */
-void ahl__import_res_blame(struct ahl_import_result *res, bool customer);
 /* Records a failure (rc, err's message after prefix) and returns rc. */
 int ahl__import_res_fail(struct ahl_import_result *res, int rc, const struct ahl_err *err,
                          const char *prefix);

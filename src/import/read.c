@@ -449,7 +449,7 @@ int ahl_import_prepare_path(struct ahl_importer *im, const char *path, const cha
         ahl__import_res_init(res);
         int rc = ahl_fail(&err, AHL_EIO, "cannot open %s: %s", path, strerror(errno));
         ahl__import_res_fail(res, rc, &err, NULL);
-        ahl__import_res_blame(res, true); /* the caller's path, not our disk */
+        ahl_import_result_blame(res, true); /* the caller's path, not our disk */
         return rc;
     }
     int rc = ahl_import_prepare_fd(im, fd, name, out, res);

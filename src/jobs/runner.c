@@ -19,10 +19,12 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/text.h"
+#include "blob/objstore.h"
 #include "frames/frames.h"
 #include "import/import.h"
-#include "blob/objstore.h"
 #include "json/json.h"
+#include "meta/states.h"
 #include "base/banned.h"
 
 #define RUNNER_MAX_OBJECTS 1000000u           /* keys listed per job */
@@ -78,13 +80,13 @@ struct ahl_runner {
 /* ---- store helpers ------------------------------------------------------------------------ */
 
 /* Writes the job row: status, message, end time. */
-static int job_set_status(struct ahl_runner *r, struct ahl_job_rec *rec, const char *status,
+static int job_set_status(struct ahl_runner *r, struct ahl_job_rec *rec, enum ahl_job_status status,
                           const char *message)
 {
     struct ahl_store_tx *tx = NULL;
-    ahl_store_strset(rec->status, sizeof rec->status, status);
-    snprintf(rec->message, sizeof rec->message, "%s", message ? message : "");
-    if (!strcmp(status, "COMPLETED") || !strcmp(status, "FAILED"))
+    ahl_job_rec_set_status(rec, status);
+    ahl_str_copy_cut(rec->message, sizeof rec->message, message);
+    if (status == AHL_JOB_COMPLETED || status == AHL_JOB_FAILED)
         rec->ended_at_ms = ahl_now_ms();
     int rc = ahl_store_begin(r->store, true, &tx);
     if (rc == 0)
@@ -95,7 +97,8 @@ static int job_set_status(struct ahl_runner *r, struct ahl_job_rec *rec, const c
     }
     ahl_store_rollback(tx);
     if (rc < 0)
-        ahl_error("import job %s: cannot record status %s: %s", rec->id, status, ahl_strerror(rc));
+        ahl_error("import job %s: cannot record status %s: %s", rec->id, ahl_job_status_name(status),
+                  ahl_strerror(rc));
     return rc;
 }
 
@@ -108,12 +111,12 @@ static int job_claim(struct ahl_runner *r, const struct pending *p, struct ahl_j
     if (rc < 0)
         return rc;
     rc = ahl_store_job_get(tx, p->ds, p->id, rec);
-    if (rc == AHL_ENOTFOUND || (rc == 0 && strcmp(rec->status, "SUBMITTED") != 0)) {
+    if (rc == AHL_ENOTFOUND || (rc == 0 && ahl_job_status_parse(rec->status) != AHL_JOB_SUBMITTED)) {
         ahl_store_rollback(tx);
         return 0;
     }
     if (rc == 0) {
-        ahl_store_strset(rec->status, sizeof rec->status, "IN_PROGRESS");
+        ahl_job_rec_set_status(rec, AHL_JOB_IN_PROGRESS);
         rc = ahl_store_job_put(tx, rec, false);
     }
     if (rc == 0) {
@@ -164,7 +167,7 @@ static int collect_ds(void *ctx, const struct ahl_datastore_rec *rec)
 }
 
 /* Every job with this status in any data store (at most RUNNER_MAX_PENDING per data store). */
-static int scan_jobs(struct ahl_runner *r, const char *status, struct job_scan *out)
+static int scan_jobs(struct ahl_runner *r, enum ahl_job_status status, struct job_scan *out)
 {
     struct ds_scan d = {0};
     struct ahl_store_tx *tx = NULL;
@@ -173,7 +176,7 @@ static int scan_jobs(struct ahl_runner *r, const char *status, struct job_scan *
         return rc;
     rc = ahl_store_datastore_list(tx, NULL, NULL, 100000, collect_ds, &d);
     for (size_t i = 0; rc >= 0 && i < d.n; i++)
-        rc = ahl_store_job_list(tx, d.ids[i], status, NULL, RUNNER_MAX_PENDING, collect_job, out);
+        rc = ahl_store_job_list(tx, d.ids[i], ahl_job_status_name(status), NULL, RUNNER_MAX_PENDING, collect_job, out);
     ahl_store_rollback(tx);
     free(d.ids);
     return rc < 0 ? rc : 0;
@@ -192,8 +195,9 @@ static void enqueue_locked(struct ahl_runner *r, const char *ds, const char *id)
             return;
     if (r->npend == RUNNER_MAX_PENDING)
         return; /* found again by the next scan */
-    ahl_store_strset(r->pend[r->npend].ds, sizeof r->pend[0].ds, ds);
-    ahl_store_strset(r->pend[r->npend].id, sizeof r->pend[0].id, id);
+    if (ahl_str_copy(r->pend[r->npend].ds, sizeof r->pend[0].ds, ds) < 0 ||
+        ahl_str_copy(r->pend[r->npend].id, sizeof r->pend[0].id, id) < 0)
+        return; /* not an id this runner wrote; never queued */
     r->npend++;
     pthread_cond_signal(&r->cv);
 }
@@ -209,7 +213,7 @@ void ahl_runner_job_submitted(void *ctx, const struct ahl_job_rec *job)
 static void scan_submitted(struct ahl_runner *r)
 {
     struct job_scan s = {.r = r};
-    if (scan_jobs(r, "SUBMITTED", &s) == 0) {
+    if (scan_jobs(r, AHL_JOB_SUBMITTED, &s) == 0) {
         pthread_mutex_lock(&r->mu);
         for (size_t i = 0; i < s.n; i++)
             enqueue_locked(r, s.v[i].datastore_id, s.v[i].id);
@@ -276,18 +280,12 @@ static void on_imported(void *ctx, void *tag, const struct ahl_import_result *re
 /* A failure's exceptionType as HealthImaging's job output format has it (failure.ndjson): the
  * format names two, the input's fault and the server's. The importer names its own failures the
  * same way (import.c). */
-static const char *job_exception_type(bool customer)
-{
-    return customer ? "ValidationException" : "InternalServerException";
-}
-
 static void fail_object(struct job_run *j, size_t i, bool customer, const char *fmt, const char *a)
 {
     struct ahl_import_result res;
     memset(&res, 0, sizeof res);
     res.rc = customer ? AHL_EINVAL : AHL_EIO;
-    res.customer_error = customer;
-    snprintf(res.exception_type, sizeof res.exception_type, "%s", job_exception_type(customer));
+    ahl_import_result_blame(&res, customer);
     snprintf(res.message, sizeof res.message, fmt, a);
     record(j, i, &res);
 }
@@ -376,7 +374,7 @@ static int finish_outputs(struct ahl_runner *r, struct job_run *j, char *why, si
         if (!res || ob->state == O_PENDING) {
             server++;
             rc = add_line(&bad, json_pack("{s:s,s:{s:s,s:s}}", "inputFile", ob->key, "exception",
-                                          "exceptionType", job_exception_type(false), "message",
+                                          "exceptionType", ahl_import_exception_type(false), "message",
                                           "the object was not processed"));
             continue;
         }
@@ -504,9 +502,9 @@ static void job_finish(struct ahl_runner *r, struct job_run *j)
     char why[600] = "";
     ahl_import_batch_flush(j->batch);
     if (finish_outputs(r, j, why, sizeof why) < 0)
-        job_set_status(r, &j->rec, "FAILED", why);
+        job_set_status(r, &j->rec, AHL_JOB_FAILED, why);
     else
-        job_set_status(r, &j->rec, "COMPLETED", NULL);
+        job_set_status(r, &j->rec, AHL_JOB_COMPLETED, NULL);
     job_free(j);
 }
 
@@ -553,7 +551,7 @@ static struct job_run *job_start(struct ahl_runner *r, const struct pending *p)
 fail:
     ahl_objstore_close(os);
     ahl_warn("import job %s: failed: %s", j->rec.id, why);
-    job_set_status(r, &j->rec, "FAILED", why);
+    job_set_status(r, &j->rec, AHL_JOB_FAILED, why);
     job_free(j);
     return NULL;
 }
@@ -633,14 +631,14 @@ static void *worker(void *arg)
 static void recover(struct ahl_runner *r)
 {
     struct job_scan s = {.r = r};
-    if (scan_jobs(r, "IN_PROGRESS", &s) < 0) {
+    if (scan_jobs(r, AHL_JOB_IN_PROGRESS, &s) < 0) {
         ahl_error("import jobs: cannot look for interrupted jobs");
         free(s.v);
         return;
     }
     for (size_t i = 0; i < s.n; i++) {
         ahl_info("import job %s was interrupted; it will run again", s.v[i].id);
-        job_set_status(r, &s.v[i], "SUBMITTED", NULL);
+        job_set_status(r, &s.v[i], AHL_JOB_SUBMITTED, NULL);
     }
     free(s.v);
 }

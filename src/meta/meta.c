@@ -97,12 +97,7 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
     ahl_err_clear(err);
     ahl__batch_init(&b, m);
     memset(&set, 0, sizeof set);
-    int wf = opts && opts->workflow_status ? ahl_workflow_status_parse(opts->workflow_status)
-                                           : AHL_WORKFLOW_CREATED;
-    if (wf < 0) {
-        rc = ahl_fail(err, AHL_EINVAL, "unknown workflow status %s", opts->workflow_status);
-        goto out;
-    }
+    enum ahl_workflow_status wf = opts ? opts->workflow_status : AHL_WORKFLOW_CREATED;
     if ((rc = ahl__doc_store(&b, doc, root, err)) < 0)
         goto out;
     if (opts && opts->imageset_id) {
@@ -127,7 +122,7 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
     }
     if ((rc = datastore_active(tx, datastore_id, err)) < 0)
         goto out;
-    if ((rc = commit_imported(m, &tx, &b, &set, 0, root, (enum ahl_workflow_status)wf, doc, err)) <
+    if ((rc = commit_imported(m, &tx, &b, &set, 0, root, wf, doc, err)) <
         0)
         goto out;
     info_new(out, &set, root);

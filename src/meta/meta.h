@@ -88,8 +88,7 @@ struct ahl_store *ahl_meta_store(struct ahl_meta *m);
 
 struct ahl_meta_create_opts {
     bool is_primary;
-    const char *workflow_status; /* an ImageSetWorkflowStatus (states.h); NULL: CREATED. The
-                                  * importer passes IMPORTED */
+    enum ahl_workflow_status workflow_status; /* 0: CREATED. The importer passes IMPORTED */
     const char *imageset_id;     /* NULL: a fresh random id */
 };
 

@@ -129,16 +129,6 @@ AHL__FWD(job_list,
           const char *after_id, unsigned limit, ahl_store_job_cb cb, void *ctx),
          (tx, datastore_id, status, after_id, limit, cb, ctx))
 
-int ahl_store_strset(char *dst, size_t cap, const char *src)
-{
-    size_t n = src ? strlen(src) : 0;
-    if (n >= cap)
-        return AHL_ETOOBIG;
-    memcpy(dst, src ? src : "", n);
-    dst[n] = '\0';
-    return 0;
-}
-
 int ahl_store_study_dt_key(const char *date, const char *time, char out[AHL_STUDY_DT_KEY_LEN + 1])
 {
     char key[AHL_STUDY_DT_KEY_LEN + 1] = "00000000000000000000";

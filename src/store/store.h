@@ -469,7 +469,4 @@ int ahl_store_job_get(struct ahl_store_tx *tx, const char *datastore_id, const c
 int ahl_store_job_list(struct ahl_store_tx *tx, const char *datastore_id, const char *status,
                        const char *after_id, unsigned limit, ahl_store_job_cb cb, void *ctx);
 
-/* Copies src into a fixed-size record field of size cap: AHL_ETOOBIG if it does not fit. */
-int ahl_store_strset(char *dst, size_t cap, const char *src);
-
 #endif /* AHL_STORE_STORE_H */

@@ -165,17 +165,6 @@ static void test_records(void **state)
     fx_free(f);
 }
 
-static void test_strset(void **state)
-{
-    (void)state;
-    char small[4];
-    assert_int_equal(ahl_store_strset(small, sizeof small, "abc"), 0);
-    assert_string_equal(small, "abc");
-    assert_int_equal(ahl_store_strset(small, sizeof small, "abcd"), AHL_ETOOBIG);
-    assert_int_equal(ahl_store_strset(small, sizeof small, NULL), 0);
-    assert_string_equal(small, "");
-}
-
 /* Writes one chunk of 100 KB of distinct bytes (25 WAL frames), named by n. */
 static void put_big_chunk(struct ahl_store *store, uint32_t n)
 {
@@ -235,7 +224,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_records),
-        cmocka_unit_test(test_strset),
         cmocka_unit_test(test_wal_truncated_after_long_reader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
