@@ -27,7 +27,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "meta/meta.h"
-#include "meta/synth.h"
+#include "synth/synth.h"
 #include "store/store.h"
 #include "base/banned.h"
 

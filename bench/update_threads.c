@@ -20,7 +20,7 @@
 
 #include "base/clock.h"
 #include "meta/meta.h"
-#include "meta/synth.h"
+#include "synth/synth.h"
 #include "store/store.h"
 #include "base/banned.h"
 

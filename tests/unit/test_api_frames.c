@@ -1,3 +1,4 @@
+/* links: synth */
 /* Unit tests for GetImageFrame over the real engine, SQLite store and frame store, on sets the
  * engine makes (their frames indexed as the engine writes them): the bytes and Content-Type of a
  * listed frame, a listed frame whose pixel data is missing, an id the set does not list, and a set
@@ -15,7 +16,7 @@
 
 #include "api/ops_internal.h"
 #include "blob/framestore.h"
-#include "meta/synth.h"
+#include "synth/synth.h"
 
 struct fixture {
     char dir[64];

@@ -1,3 +1,4 @@
+/* links: synth */
 /* UpdateImageSetMetadata under group commit: updates that queue behind one open write
  * transaction run as one batch (one SQLite COMMIT), each still all-or-nothing on its own. The
  * test holds a write transaction open, lines up seven updates behind it (the store reports how
@@ -16,7 +17,7 @@
 #include <cmocka.h>
 
 #include "meta_fixture.h"
-#include "meta/synth.h"
+#include "synth/synth.h"
 
 #define SETS 5
 #define JOBS 7

@@ -1,3 +1,4 @@
+/* links: synth */
 /* The integrity check finds damage: a sound database checks clean (API and `ahilite check`, with
  * a frame file for every frame listed), then one byte of one stored instance chunk is flipped in
  * the database file and the check must name that chunk and the image-set versions that need it,
@@ -13,7 +14,7 @@
 
 #include "meta_fixture.h"
 #include "base/codec.h"
-#include "meta/synth.h"
+#include "synth/synth.h"
 
 struct found {
     uint8_t hash[AHL_SHA256_LEN];

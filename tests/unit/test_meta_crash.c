@@ -1,3 +1,4 @@
+/* links: synth */
 /* Crash safety: a child process applies updates as fast as it can and reports each acknowledged
  * version through a pipe; the parent kills it with SIGKILL at a random moment, reopens the data
  * directory and checks that every acknowledged version is there, the latest version is readable
@@ -17,7 +18,7 @@
 #include <time.h>
 
 #include "meta_fixture.h"
-#include "meta/synth.h"
+#include "synth/synth.h"
 
 static int atoi_r(const char *s)
 {

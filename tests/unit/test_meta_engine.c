@@ -1,3 +1,4 @@
+/* links: synth */
 /* The metadata engine end to end through a real SQLite store: UpdateImageSetMetadata semantics
  * as a table of accepted and rejected requests, revert, includeStudyImageSets, deleted sets,
  * import into an existing set, deletion, version listing, and GetImageSetMetadata's gzip stream
@@ -9,7 +10,7 @@
 #include <cmocka.h>
 
 #include "meta_fixture.h"
-#include "meta/synth.h"
+#include "synth/synth.h"
 
 #define SEED 5
 #define STUDY "1.2.826.0.1.3680043.10.5.1"

@@ -1,3 +1,4 @@
+/* links: synth */
 /* Concurrency: threads racing UpdateImageSetMetadata on one image set.
  *   - rounds: every thread sends an update with the same latestVersionId at the same moment;
  *     exactly one wins each round, every other gets ConflictException, and each version holds
@@ -13,7 +14,7 @@
 #include <cmocka.h>
 
 #include "meta_fixture.h"
-#include "meta/synth.h"
+#include "synth/synth.h"
 
 #define THREADS 4
 #define ROUNDS 40

@@ -1,8 +1,8 @@
 /* Synthetic image-set documents: CT-like series whose instances carry the attributes a real
- * scanner writes (~1.5 KB of JSON each), for the update benchmark and the engine's tests.
- * Deterministic for a given seed, so two runs build the same document. */
-#ifndef AHL_META_SYNTH_H
-#define AHL_META_SYNTH_H
+ * scanner writes (~1.5 KB of JSON each), for the benchmarks and the engine's unit tests; not part
+ * of the product (the library ahl_synth, bench/CMakeLists.txt). Deterministic for a given seed, so two runs build the same document. */
+#ifndef AHL_BENCH_SYNTH_H
+#define AHL_BENCH_SYNTH_H
 
 #include <stdint.h>
 
@@ -21,4 +21,4 @@ void ahl_synth_study_uid(uint32_t seed, char out[64]);
 void ahl_synth_series_uid(uint32_t seed, unsigned s, char out[64]);
 void ahl_synth_instance_uid(uint32_t seed, unsigned s, unsigned i, char out[64]);
 
-#endif /* AHL_META_SYNTH_H */
+#endif /* AHL_BENCH_SYNTH_H */

@@ -1,7 +1,7 @@
 /* Synthetic CT-like documents; see synth.h. The attribute set follows a typical CT image:
  * file meta, SOP common, image plane, image pixel, CT image and VOI LUT modules, plus
  * HealthImaging's ImageFrames entry. */
-#include "meta/synth.h"
+#include "synth/synth.h"
 
 #include <stdio.h>
 
