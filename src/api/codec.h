@@ -35,7 +35,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 
-/* The largest JSON request body accepted (design.md §6). */
+/* The largest JSON request body accepted (docs/decisions.md#request-limits). */
 #define AHL_API_MAX_BODY (1u << 20)
 /* How many validation problems one message lists at most. */
 #define AHL_API_MAX_VALIDATION_ERRORS 10

@@ -6,8 +6,8 @@
  * and encoding. On failure it returns a negative AHL_E* with err set; the server turns err into an
  * AWS error response (status from the model, x-amzn-ErrorType, {"__type","message"}).
  */
-#ifndef AHL_API_INTERNAL_H
-#define AHL_API_INTERNAL_H
+#ifndef AHL_API_OPS_INTERNAL_H
+#define AHL_API_OPS_INTERNAL_H
 
 #include <jansson.h>
 #include <pthread.h>
@@ -154,4 +154,4 @@ int ahl__api_id_from_token(const char *const *parts, size_t n, char id[AHL_ID_LE
  * positive integer; ValidationException for 0 or an overflow. */
 int ahl__api_parse_version(const char *s, const char *member, uint64_t *out, struct ahl_err *err);
 
-#endif /* AHL_API_INTERNAL_H */
+#endif /* AHL_API_OPS_INTERNAL_H */

@@ -50,8 +50,8 @@
  * lengths are capped (AHL_SIGV4_MAX_*) so hostile input cannot make the module allocate without
  * bound; oversize input is an error, never a truncation.
  */
-#ifndef AHL_BASE_SIGV4_H
-#define AHL_BASE_SIGV4_H
+#ifndef AHL_AWS_SIGV4_H
+#define AHL_AWS_SIGV4_H
 
 #include <pthread.h>
 #include <stddef.h>
@@ -297,4 +297,4 @@ struct ahl_sigv4_signed {
 int ahl_sigv4_sign(const struct ahl_sigv4_sign_input *in, const struct ahl_sigv4_credentials *cred,
                    struct ahl_sigv4_signed *out);
 
-#endif /* AHL_BASE_SIGV4_H */
+#endif /* AHL_AWS_SIGV4_H */

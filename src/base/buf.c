@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/banned.h"
 
 static char ahl__buf_empty[1];
 

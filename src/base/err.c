@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "base/text.h"
+#include "base/banned.h"
 
 const char *ahl_strerror(int code)
 {

@@ -3,7 +3,8 @@
  * Issuer of Patient ID and Patient Group macros and Clinical Trial Subject -> Patient; General
  * Study, Patient Study and Clinical Trial Study -> Study; General Series, Clinical Trial Series,
  * General Equipment and Frame of Reference -> Series; everything else (file meta, SOP Common,
- * image pixel, private tags, ...) -> Instance. See reference/healthimaging-api.md §4. */
+ * image pixel, private tags, ...) -> Instance: the placement HealthImaging documents for its
+ * metadata normalization (docs/import.md). */
 #ifndef AHL_DICOM_LEVELS_H
 #define AHL_DICOM_LEVELS_H
 

@@ -1,8 +1,8 @@
 /* Helpers shared by the files of the frames module (not part of its interface): the canonical
- * frame allocator and sample fix-ups, the C++ shims' C entry points, and the few DICOM element
- * lookups the module needs without linking the DICOM library. */
-#ifndef AHL_FRAMES_INTERNAL_H
-#define AHL_FRAMES_INTERNAL_H
+ * frame allocator and sample fix-ups, geometry checks, transfer syntax comparison, and the C++
+ * shims' C entry points (shim.h). */
+#ifndef AHL_FRAMES_CODEC_INTERNAL_H
+#define AHL_FRAMES_CODEC_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,4 +38,4 @@ bool ahl__ts_is(const char *ts, const char *uid);
  * over its components. */
 int ahl__j2k_resolutions(const uint8_t *src, size_t n, uint32_t *levels, struct ahl_err *err);
 
-#endif /* AHL_FRAMES_INTERNAL_H */
+#endif /* AHL_FRAMES_CODEC_INTERNAL_H */

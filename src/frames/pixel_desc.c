@@ -61,7 +61,8 @@ enum ahl_frame_codec ahl_frame_codec_of(const char *ts)
 
 const char *ahl_frame_content_type(const char *ts)
 {
-    /* HealthImaging's GetImageFrame table (see healthimaging-api.md, GetImageFrame). */
+    /* HealthImaging's GetImageFrame table (docs/frames.md#transfer-syntaxes,
+     * docs/decisions.md#stored-syntaxes). */
     if (!ts || !*ts || ahl__ts_is(ts, AHL_TS_HTJ2K_RPCL))
         return "image/jph";
     if (ahl__ts_is(ts, AHL_TS_JPEG_BASELINE))

@@ -1,6 +1,6 @@
 /* Import grouping: which image set an imported instance belongs to, decided the way HealthImaging
- * does (healthimaging-api.md §6). Pure functions over normalized documents; the importer looks
- * up candidates in the store and calls these to decide.
+ * does (docs/import.md#grouping-primary-and-non-primary-image-sets). Pure functions over normalized
+ * documents; the importer looks up candidates in the store and calls these to decide.
  *
  * A normalized single-instance document (what the normalizer produces) is
  *   {"Patient":{"DICOM":{..}},
@@ -18,10 +18,12 @@
  *      Consistent means:
  *        - the grouping elements agree: Study level StudyDate, AccessionNumber, PatientID,
  *          StudyInstanceUID, StudyID; Series level SeriesInstanceUID, SeriesNumber. An absent
- *          element counts as empty, so absent vs "A1" is a conflict; [decision]
+ *          element counts as empty, so absent vs "A1" is a conflict
+ *          (docs/decisions.md#absent-grouping-element);
  *        - every other Patient-, Study- and Series-level attribute present on both sides has the
  *          same value ("the normalization is consistent"). An attribute present on one side only
- *          is not a conflict: the import merges it in; [decision]
+ *          is not a conflict: the import merges it in
+ *          (docs/decisions.md#one-sided-attributes-merge);
  *        - the candidate holds the instance's series (an image set is one series).
  *      Values compare as JSON, except that trailing spaces (and NULs) of strings are padding, so
  *      "1 " equals "1", and null equals "" (both are the empty value). Instance-level attributes

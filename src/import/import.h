@@ -1,5 +1,5 @@
 /* Importing DICOM Part-10 objects into a data store: the pipeline behind `ahilite import` and the
- * import jobs (healthimaging-api.md §6, design.md §5).
+ * import jobs (docs/import.md).
  *
  * One object goes through two stages:
  *   1. prepare (any thread, no lock): read the file (p10.h) -> normalize it into the

@@ -1,5 +1,5 @@
 /* The import-job runner: a pool of worker threads that runs the import jobs recorded by
- * StartDICOMImportJob (healthimaging-api.md §6).
+ * StartDICOMImportJob (docs/import.md).
  *
  * Life of a job: a worker claims a SUBMITTED job (one write transaction moves it to IN_PROGRESS,
  * so two runners on one data directory never run the same job), lists every object under

@@ -1,5 +1,6 @@
-/* CopyImageSet (healthimaging-api.md §8): copy a source set's latest version, or the subset named
- * by copiableAttributes, into a new image set or into an existing destination as a new version.
+/* CopyImageSet (docs/metadata.md#copying, docs/decisions.md#copy-consistency): copy a source set's
+ * latest version, or the subset named by copiableAttributes, into a new image set or into an
+ * existing destination as a new version.
  *
  * A whole copy into a new set costs O(1): the new set's version 1 names the source's root, every
  * chunk is shared. A subset or a merge rewrites only map paths. Into an existing destination,

@@ -3,8 +3,13 @@
  * chunks.c  the chunk codec (canonical JSON text -> hash + raw-deflate segment), loading chunks
  *           through the byte-budgeted cache, and the engine handle itself;
  * pmap.c    persistent B+tree maps of UID -> fixed-size value, stored as map chunks;
- * doc.c     version roots, assembling documents (jansson and gzip), the search row;
- * update.c  UpdateImageSetMetadata and revert; copy.c CopyImageSet and delete; check.c the check.
+ * doc.c     version roots, assembling documents (jansson and gzip), the search row, the version
+ *           commit;
+ * meta.c    creating, importing, reading and deleting image sets;
+ * update.c  UpdateImageSetMetadata and revert, over update_request.c (parsing and checking the
+ *           DICOMUpdates blobs) and rules.c (the per-attribute rules);
+ * copy.c    CopyImageSet; frameidx.c the frame index; check.c the check;
+ * states.c  the one table of states and statuses (states.h).
  *
  * Chunk formats (all integers little-endian):
  *   JSON  stored data = raw deflate (Z_FULL_FLUSH) of the text without its final '}', so the
@@ -16,8 +21,8 @@
  *   ROOT  'R', 1, 0, 0, patient hash 32, study hash 32, series-map root 32 (zero: empty map).
  * hash = SHA-256 of the stored bytes for MAP and ROOT.
  */
-#ifndef AHL_META_ENGINE_H
-#define AHL_META_ENGINE_H
+#ifndef AHL_META_ENGINE_INTERNAL_H
+#define AHL_META_ENGINE_INTERNAL_H
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -215,4 +220,4 @@ int ahl__frames_index_doc(struct ahl_store_tx *tx, const char *imageset_id, cons
  * transaction per set; called by ahl_meta_open. */
 int ahl__frames_backfill(struct ahl_meta *m);
 
-#endif /* AHL_META_ENGINE_H */
+#endif /* AHL_META_ENGINE_INTERNAL_H */

@@ -1,7 +1,7 @@
 /* The versioned image-set metadata engine: create, read, update, revert, copy and delete image
  * sets whose every version stays readable and whose updates cost what they change.
  *
- * Model (design.md §3). An image set's document is
+ * Model (docs/metadata.md#storage-cost). An image set's document is
  *   {"SchemaVersion":"1.1","DatastoreID":..,"ImageSetID":..,"Patient":{..},
  *    "Study":{..own keys..,"Series":{uid:{..own keys..,"Instances":{uid:{..}}}}}}
  * Each node's own attributes (the Patient object; the Study object without "Series"; each Series
@@ -178,7 +178,8 @@ struct ahl_meta_copy {
     uint64_t source_latest_version;
     const char *destination_id; /* NULL: copy into a new image set */
     uint64_t destination_latest_version;
-    const char *copiable_attributes; /* NULL: everything; else the JSON string of §8 */
+    /* NULL: everything; else the copiableAttributes JSON string (docs/metadata.md#copying) */
+    const char *copiable_attributes;
     size_t copiable_len;
     bool force;
     bool promote_to_primary;

@@ -11,36 +11,39 @@
  * from the DICOMVRs object beside DICOM; without force a private tag needs one).
  *
  * The rules, in the order they are checked (AWS's "DICOM metadata constraints" page, with the
- * ahilite decisions where it is silent or ambiguous marked [decision]):
+ * ahilite choices where it is silent or ambiguous named by their docs/decisions.md entries):
  *
  *  1. Never, even with force: the generated keys of ahl_rules_is_generated() (SchemaVersion,
  *     DatastoreID, ImageSetID, PixelData and its float variants, ImageFrames, Checksum,
  *     ChecksumType, Width, Height, Min/MaxPixelValue, FrameSizeInBytes, StoredTransferSyntaxUID).
- *     [decision] PixelData is here although AWS lists it under force too: ahilite keeps pixel data
- *     only as frames, so there is nothing a forced PixelData value could change.
+ *     (docs/decisions.md#generated-keys-and-pixel-data) PixelData is here although AWS lists it
+ *     under force too: ahilite keeps pixel data only as frames, so there is nothing a forced
+ *     PixelData value could change.
  *  2. Never: a key that is neither a dictionary keyword nor 8 upper-case hex digits ("unknown
  *     attribute"); a public attribute written in hex instead of its keyword (it would be a second
  *     key for the same attribute; members of repeating groups other than the first, e.g. 6002xxxx,
  *     have no keyword and stay hex); the keyword "PrivateCreator" (a range, not an attribute);
  *     group lengths (gggg,0000), item and delimiter tags.
  *  3. Never: an attribute at a level other than its own (ahl_level_of_tag; private and unknown
- *     tags belong to the Instance level). [decision] So private tags at Patient, Study or Series
- *     level can be neither set nor removed, with or without force: import never puts them there,
- *     and the doc's wording about them ("unless the update constraint applies to both ...") is
- *     unclear; force is documented only for instance-level private tags.
- *  4. With aws_primary_rules && is_primary (ahilite decision 1): no Patient- or Series-level set
- *     or remove at all, and force has no effect ("force is meant for non-primary sets"), which
- *     also rules out forced UID changes. Messages then say that force does not apply.
+ *     tags belong to the Instance level). So (docs/decisions.md#private-tags-above-instance)
+ *     private tags at Patient, Study or Series level can be neither set nor removed, with or
+ *     without force: import never puts them there, and the doc's wording about them ("unless the
+ *     update constraint applies to both ...") is unclear; force is documented only for
+ *     instance-level private tags.
+ *  4. With aws_primary_rules && is_primary (docs/decisions.md#primary-rules): no Patient- or
+ *     Series-level set or remove at all, and force has no effect ("force is meant for non-primary
+ *     sets"), which also rules out forced UID changes. Messages then say that force does not apply.
  *  5. Only with force: instance-level private tags (set or remove); unknown public tags (even
- *     group, not in the dictionary: "not valid per the DICOM standard"); [decision] the File Meta
- *     group 0002 (TransferSyntaxUID, MediaStorageSOPInstanceUID...): it describes how the original
- *     file was encoded, so changing it is a deliberate act.
+ *     group, not in the dictionary: "not valid per the DICOM standard"); the File Meta
+ *     (docs/decisions.md#file-meta-needs-force) group 0002 (TransferSyntaxUID,
+ *     MediaStorageSOPInstanceUID...): it describes how the original file was encoded, so changing
+ *     it is a deliberate act.
  *  6. StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID, StudyID: setting the current value
  *     (trailing padding ignored) is always allowed (a no-op); a change needs force.
- *     [decision] A forced change of one of the three UIDs must still be a valid UID string, since
- *     the engine re-keys the node by it; a forced StudyID may be any value. The three UIDs can
- *     never be removed (they identify the node; remove the series or instance instead); removing
- *     StudyID needs force.
+ *     (docs/decisions.md#uid-changes) A forced change of one of the three UIDs must still be a
+ *     valid UID string, since the engine re-keys the node by it; a forced StudyID may be any value.
+ *     The three UIDs can never be removed (they identify the node; remove the series or instance
+ *     instead); removing StudyID needs force.
  *  7. Values (set only). JSON null is the empty value and fits every VR. Booleans and bare
  *     objects are never DICOM values. The VR is the dictionary's; DICOMVRs may pick one of the
  *     alternatives the dictionary allows ("US or SS"), and a contradicting DICOMVRs entry is
@@ -49,13 +52,14 @@
  *     required for them anyway).
  *     - Sequences (VR SQ, or an array holding objects) need force; forced sequences must still be
  *       arrays of item objects, nested at most AHL_RULES_MAX_SQ_DEPTH deep. Removing an SQ
- *       attribute also needs force. [decision]
- *     - Multi-valued [decision]: an array of more than one value, or a string holding a backslash
- *       for a VR in which the backslash separates values (AE AS CS DA DS DT IS LO PN SH TM UC UI),
- *       needs force. A one-element array is the document's normal form for an attribute whose
- *       dictionary VM is not 1 ("SoftwareVersions":["3.1"]) and is accepted there; for a VM 1
- *       attribute it is a VR mismatch. A scalar for a VM 1-n attribute is accepted and stored as
- *       given. Removing a multi-valued attribute needs no force (removal matches on the key).
+ *       attribute also needs force (docs/decisions.md#sequences-need-force).
+ *     - Multi-valued (docs/decisions.md#multi-valued): an array of more than one value, or a string
+ *       holding a backslash for a VR in which the backslash separates values (AE AS CS DA DS DT IS
+ *       LO PN SH TM UC UI), needs force. A one-element array is the document's normal form for an
+ *       attribute whose dictionary VM is not 1 ("SoftwareVersions":["3.1"]) and is accepted there;
+ *       for a VM 1 attribute it is a VR mismatch. A scalar for a VM 1-n attribute is accepted and
+ *       stored as given. Removing a multi-valued attribute needs no force (removal matches on the
+ *       key).
  *     - VR fit (needs force to bypass): text VRs are JSON strings (trailing spaces, and NULs for
  *       UI, are padding); DA YYYYMMDD and a real date; TM HH[MM[SS[.F{1-6}]]]; DT
  *       YYYY[MM[DD[HH[MM[SS[.F]]]]]][&ZZXX] (<= 26); IS integer string <= 12 chars in int32 range;

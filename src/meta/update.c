@@ -17,7 +17,7 @@
  * recomputes everything inside the transaction as before. So the compare-and-set and every
  * error are decided inside the write transaction exactly as without the preparation, while
  * concurrent updates prepare in parallel and hold the write lock only to write (and share a group
- * commit, see src/store/sqlite.c).
+ * commit, see src/store/sqlite_conn.c).
  *
  * includeStudyImageSets: the other primary image sets whose StudyInstanceUID equals the addressed
  * set's get the same update in the same transaction. Patient and Study parts apply to each; Series

@@ -2,7 +2,7 @@
  * removableAttributes blobs, validating their structure, and walking them through the attribute
  * rules of rules.h against the image set's current document.
  *
- * A blob is a JSON object shaped like the metadata document (healthimaging-api.md §4-§5),
+ * A blob is a JSON object shaped like the metadata document (docs/metadata.md#the-blobs),
  * holding only what changes:
  *   {"SchemaVersion":1.1,                         number 1.1 or string "1.1", optional
  *    "Patient":{"DICOM":{..},"DICOMVRs":{..}},
@@ -15,8 +15,9 @@
  * and, in updatableAttributes, name attributes given in the DICOM object beside them. Series and
  * Instances keys are UIDs: 1..256 printable ASCII characters without quotes or backslashes (they
  * appear in messages as Series['<uid>']). In removableAttributes a Series or Instance given as
- * {} removes that node; attribute values there are ignored (removal matches on keys, ahilite
- * decision 4). Duplicate keys are rejected, so what the client meant is never a guess.
+ * {} removes that node; attribute values there are ignored (removal matches on keys,
+ * docs/decisions.md#removal-by-key). Duplicate keys are rejected
+ * (docs/decisions.md#duplicate-json-keys), so what the client meant is never a guess.
  *
  * Limits: each blob must be 1..max_bytes bytes (0 selects AHL_UPDATES_DEFAULT_MAX_BYTES, AWS's
  * default quota of 10,000): larger is AHL_EQUOTA (a quota, not a malformed request) with a message
@@ -29,8 +30,8 @@
  *     ... apply u.updatable / u.removable ...
  *     ahl_updates_release(&u);
  */
-#ifndef AHL_META_UPDATES_H
-#define AHL_META_UPDATES_H
+#ifndef AHL_META_UPDATE_REQUEST_H
+#define AHL_META_UPDATE_REQUEST_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -77,4 +78,4 @@ int ahl_updates_check(const struct ahl_updates *u, const json_t *current,
 /* Drops both documents; u may be used again. */
 void ahl_updates_release(struct ahl_updates *u);
 
-#endif /* AHL_META_UPDATES_H */
+#endif /* AHL_META_UPDATE_REQUEST_H */

@@ -418,7 +418,7 @@ EXPLICIT_LE = "1.2.840.10008.1.2.1"
 DEFLATED_LE = "1.2.840.10008.1.2.1.99"
 HTJ2K_RPCL = "1.2.840.10008.1.2.4.202"
 # HealthImaging's GetImageFrame Content-Type per stored transfer syntax
-# (shared/reference/healthimaging-api.md, GetImageFrame).
+# (docs/frames.md#transfer-syntaxes).
 CONTENT_TYPE = {
     EXPLICIT_LE: "application/octet-stream",
     "1.2.840.10008.1.2.4.50": "image/jpeg",

@@ -2,7 +2,7 @@
  * instances, series), forced re-keys, reverts, imports and rejected requests are applied both to
  * the engine and to a naive reference that keeps every version as a whole jansson document.
  * After every step the new version's GetImageSetMetadata stream must inflate to exactly the
- * reference's serialisation; every AHL_MODEL_CHECK_EVERY steps and at the end, every version is
+ * reference's serialisation; every CHECK_EVERY steps and at the end, every version is
  * compared. After every step the stored search row (kept up to date incrementally by updates)
  * must equal the row computed afresh from the latest version. AHL_MODEL_STEPS (default 10000)
  * and AHL_MODEL_SEED change the run. */
