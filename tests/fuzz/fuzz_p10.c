@@ -1,4 +1,4 @@
-// module: dicom
+// module: dicom json
 /* Fuzzes the Part-10 reader (ahl_p10_read_mem) and the DICOM JSON conversion of what it reads.
  * Nothing may crash, leak or read out of bounds; on success the dataset.h invariants are checked
  * (tags ascending and unique, VRs two upper-case letters, text values valid UTF-8, sequences

@@ -1,3 +1,4 @@
+/* links: json */
 /* Unit tests for the HealthImaging normalizer (src/dicom/normalize.c) on datasets built by hand:
  * placement by level, keys, value typing per VR, arrays by VM, private tags and DICOMVRs,
  * sequences, nulls, ImageFrames, and the errors. */
