@@ -18,6 +18,7 @@
 #include "dicom/dataset.h"
 #include "dicom/p10.h"
 #include "frames/frames.h"
+#include "import/import.h"
 #include "json/json.h"
 
 #include "base/banned.h"
@@ -212,16 +213,10 @@ static int process(const char *path, struct ahl_framestore *fs, struct ahl_err *
         size_t n = 0;
         if ((rc = frame_bytes(f, &d, &s, spans, i, &bytes, &n, err)) < 0)
             goto out;
-        rc = ahl_frame_transcode(&d, bytes, n, &sf, err);
-        if (rc == 0)
-            ahl_frame_id(sf.stored_transfer_syntax, sf.data, sf.len, sf.id);
+        rc = ahl_import_transcode_frame(&d, bytes, n, i + 1, &sf, err);
         free(bytes);
-        if (rc < 0) {
-            char msg[sizeof err->msg];
-            snprintf(msg, sizeof msg, "frame %u: %.480s", i + 1, err->msg);
-            ahl_fail_detail(err, rc, err->detail, "%s", msg);
+        if (rc < 0)
             goto out;
-        }
         if (fs && (rc = ahl_framestore_put(fs, sf.id, sf.data, sf.len, err)) < 0)
             goto out;
         ahl_buf_addf(&b,

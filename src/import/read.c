@@ -306,16 +306,10 @@ static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, 
         }
         if ((rc = frame_bytes(px, &d, rfd, spans, whole, whole_len, i, &bytes, &n, err)) < 0)
             goto out;
-        rc = ahl_frame_transcode(&d, bytes, n, &sf, err);
-        if (rc == 0)
-            ahl_frame_id(sf.stored_transfer_syntax, sf.data, sf.len, sf.id);
+        rc = ahl_import_transcode_frame(&d, bytes, n, i + 1, &sf, err);
         free(bytes);
-        if (rc < 0) {
-            char msg[sizeof err->msg];
-            snprintf(msg, sizeof msg, "frame %u: %.480s", i + 1, err ? err->msg : "");
-            rc = ahl_fail_detail(err, rc, err ? err->detail : 0, "%s", msg);
+        if (rc < 0)
             goto out;
-        }
         if ((rc = ahl_framestore_put(&im->fs, sf.id, sf.data, sf.len, err)) < 0)
             goto out;
         json_t *e = frame_entry(&sf);
@@ -359,6 +353,19 @@ out:
     if (sfd >= 0)
         close(sfd);
     return rc;
+}
+
+int ahl_import_transcode_frame(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
+                               uint32_t frame, struct ahl_stored_frame *sf, struct ahl_err *err)
+{
+    int rc = ahl_frame_transcode(d, src, n, sf, err);
+    if (rc == 0) {
+        ahl_frame_id(sf->stored_transfer_syntax, sf->data, sf->len, sf->id);
+        return 0;
+    }
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "frame %u: %.480s", frame, err ? err->msg : "");
+    return ahl_fail_detail(err, rc, err ? err->detail : 0, "%s", msg);
 }
 
 /* ---- stage 1 ------------------------------------------------------------------------------ */

@@ -258,19 +258,9 @@ def oracle_pixels(path, ts, first, tmp, work):
 
 
 
-# The source of the near-lossless JPEG-LS fixture, written with pydicom: 2 frames of 45x63 RGB
-# (odd rows and columns), 8 bits, a gradient per channel plus deterministic noise, so that NEAR
-# really changes samples. It is not SC_rgb_small_odd (3x3): dcmcjpls (DCMTK 3.6.7) encodes a
-# near-lossless frame into a buffer the size of the uncompressed frame, the stream of a 3x3 frame
-# (51 bytes against 27) overruns it, and the frame it wrote was corrupt (its SOF55 marker came out
-# as FF 00), so CharLS and DCMTK both rightly refused it.
-TEXTURE_RGB = "synth_rgb_odd_texture.dcm"
-TEXTURE = r'''
-import sys, pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-out, name = sys.argv[1], sys.argv[2]
-frames, rows, cols = 2, 45, 63
+# The part of the generator scripts below that makes a Secondary Capture dataset named after
+# the fixture (file meta, UIDs derived from the name, patient and study identity).
+SYNTH_DATASET = r'''
 meta = FileMetaDataset()
 meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
 meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[name, "sop"])
@@ -284,7 +274,22 @@ ds.StudyInstanceUID = generate_uid(entropy_srcs=[name, "study"])
 ds.SeriesInstanceUID = generate_uid(entropy_srcs=[name, "series"])
 ds.PatientID, ds.PatientName, ds.Modality = "SYNTH-" + name, "Synthetic^" + name, "OT"
 ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", "1", "1"
-ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.NumberOfFrames = rows, cols, 3, frames
+'''
+
+# The source of the near-lossless JPEG-LS fixture, written with pydicom: 2 frames of 45x63 RGB
+# (odd rows and columns), 8 bits, a gradient per channel plus deterministic noise, so that NEAR
+# really changes samples. It is not SC_rgb_small_odd (3x3): dcmcjpls (DCMTK 3.6.7) encodes a
+# near-lossless frame into a buffer the size of the uncompressed frame, the stream of a 3x3 frame
+# (51 bytes against 27) overruns it, and the frame it wrote was corrupt (its SOF55 marker came out
+# as FF 00), so CharLS and DCMTK both rightly refused it.
+TEXTURE_RGB = "synth_rgb_odd_texture.dcm"
+TEXTURE = r'''
+import sys, pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+out, name = sys.argv[1], sys.argv[2]
+frames, rows, cols = 2, 45, 63
+{DATASET}ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.NumberOfFrames = rows, cols, 3, frames
 ds.PhotometricInterpretation, ds.PlanarConfiguration = "RGB", 0
 ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
 x, px = 4321, bytearray()
@@ -297,7 +302,7 @@ for f in range(frames):
 ds.PixelData = bytes(px)
 ds["PixelData"].VR = "OB"
 ds.save_as(out, write_like_original=False)
-'''
+'''.replace("{DATASET}", SYNTH_DATASET)
 
 
 # Syntaxes and sample layouts the packaged corpus lacks, made with DCMTK's encoders:
@@ -586,20 +591,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 out, name = sys.argv[1], sys.argv[2]
 ba, bs, pr, frames, rows, cols = map(int, sys.argv[3:])
-meta = FileMetaDataset()
-meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[name, "sop"])
-meta.TransferSyntaxUID = ExplicitVRLittleEndian
-ds = Dataset()
-ds.file_meta = meta
-ds.is_little_endian, ds.is_implicit_VR = True, False
-ds.SOPClassUID = meta.MediaStorageSOPClassUID
-ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-ds.StudyInstanceUID = generate_uid(entropy_srcs=[name, "study"])
-ds.SeriesInstanceUID = generate_uid(entropy_srcs=[name, "series"])
-ds.PatientID, ds.PatientName, ds.Modality = "SYNTH-" + name, "Synthetic^" + name, "OT"
-ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", "1", "1"
-ds.Rows, ds.Columns, ds.SamplesPerPixel = rows, cols, 1
+{DATASET}ds.Rows, ds.Columns, ds.SamplesPerPixel = rows, cols, 1
 ds.PhotometricInterpretation = "MONOCHROME2"
 ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = ba, bs, bs - 1, pr
 if frames > 1:
@@ -611,7 +603,7 @@ for _ in range(frames * rows * cols):
 ds.PixelData = bytes(px)
 ds["PixelData"].VR = "OB" if ba == 8 else "OW"
 ds.save_as(out, write_like_original=False)
-"""
+""".replace("{DATASET}", SYNTH_DATASET)
 
 SYNTHETIC = [  # name, BitsAllocated, BitsStored, PixelRepresentation, frames, rows, columns
     ("synth_s8_3frame.dcm", 8, 8, 1, 3, 23, 37),
