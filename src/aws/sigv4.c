@@ -1008,6 +1008,8 @@ out : {
     if (rc < 0) {
         res->access_key[0] = '\0';
         rc = as_auth_error(rc);
+        if (err)
+            err->code = rc; /* the record says what the caller is told */
     }
     return rc;
 }
