@@ -32,7 +32,7 @@ void ahl_frame_id_of_digest(const char *stored_transfer_syntax,
  * Damage. A frame's id is a content address (ahl_frame_id), so the bytes of a frame file can be
  * checked against its name. Readers never follow a symbolic link below the root (the two fan-out
  * directories and the file are opened with O_NOFOLLOW) and accept only regular files: anything
- * else found at a frame's place is damage, AHL_ECORRUPT with an InternalServerException and a
+ * else found at a frame's place is damage, AHL_ECORRUPT (a server-side error) with a
  * message saying what was found. The root itself may be a link (a data directory moved to
  * another disk). */
 #define AHL_FRAMESTORE_TMP_MAX_AGE 3600
@@ -66,7 +66,7 @@ int ahl_framestore_open_frame(struct ahl_framestore *fs, const char *id, int *fd
                               struct ahl_err *err);
 /* ahl_framestore_open_frame, then reads the whole file and checks that its bytes are the frame
  * the id names (ahl_frame_id with stored_transfer_syntax; NULL or "" means .4.202), so a
- * truncated, overwritten or swapped file is AHL_ECORRUPT (InternalServerException, "stored frame
+ * truncated, overwritten or swapped file is AHL_ECORRUPT (a server-side error, "stored frame
  * ... is damaged: ...") instead of being served. The fd is left at offset 0. Costs one read of the
  * file and its SHA-256 (about 0.7 ms of CPU per MB here; the page cache keeps the bytes for the
  * send). */

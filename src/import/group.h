@@ -59,7 +59,7 @@ struct ahl_group_diff {
 };
 
 /* Writes the grouping key of a single-instance document: 64 lowercase hex digits and a NUL.
- * AHL_EINVAL (ValidationException) when the document is not a single-instance document or
+ * AHL_EINVAL (the input's fault) when the document is not a single-instance document or
  * lacks StudyInstanceUID / SeriesInstanceUID ("DICOM attribute StudyInstanceUID does not
  * exist"). */
 int ahl_group_key(const json_t *instance_doc, char out[AHL_GROUP_KEY_LEN + 1], struct ahl_err *err);
@@ -82,7 +82,7 @@ int ahl_group_compare(const json_t *candidate_doc, const json_t *instance_doc,
  * SOPInstanceUID, SeriesInstanceUID 256; PatientBirthDate 18, StudyDate 18, PatientSex 16,
  * StudyTime 28 (bytes of the value; an array's values count with one separator between them);
  * NumberOfStudyRelatedSeries and NumberOfStudyRelatedInstances at most 1,000,000.
- * 0, or AHL_EINVAL (ValidationException) naming the attribute, its length and the limit. */
+ * 0, or AHL_EINVAL naming the attribute, its length and the limit. */
 int ahl_group_check_limits(const json_t *doc, struct ahl_err *err);
 
 #endif /* AHL_IMPORT_GROUP_H */
