@@ -311,33 +311,6 @@ void ahl_raw_frame_minmax(const struct ahl_raw_frame *f, int64_t *min, int64_t *
 int ahl_stored_frame_checksums(const struct ahl_pixel_desc *d, struct ahl_stored_frame *out,
                                struct ahl_err *err);
 
-/* Frees out->data and zeroes *out. Accepts a zeroed frame. */
-void ahl_raw_frame_release(struct ahl_raw_frame *f);
-
-/* ---- encoding ---- */
-
-/* Encodes a canonical frame as an HTJ2K lossless RPCL codestream (settings in the top comment)
- * into a new malloc'd buffer. 0, AHL_EINVAL (frame not canonical), AHL_ENOMEM or AHL_EINTERNAL
- * (the encoder failed; message in err). */
-int ahl_htj2k_encode(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
-                     struct ahl_err *err);
-
-/* ---- import: one source frame to one stored frame ---- */
-
-/* Decodes, applies the storage policy, encodes, verifies and computes the metadata of one frame.
- * The stored HTJ2K is decoded back (all resolution levels) and compared with the source decode
- * before success is returned, so a stored frame is always bit-exact. */
-int ahl_frame_transcode(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
-                        struct ahl_stored_frame *out, struct ahl_err *err);
-
-/* Computes min/max over f's samples (signed-aware). f must be non-empty. */
-void ahl_raw_frame_minmax(const struct ahl_raw_frame *f, int64_t *min, int64_t *max);
-
-/* Fills out->levels / n_levels for an already stored frame (out->data, out->len,
- * out->stored_transfer_syntax), decoding it at each resolution level. */
-int ahl_stored_frame_checksums(const struct ahl_pixel_desc *d, struct ahl_stored_frame *out,
-                               struct ahl_err *err);
-
 /* Frees out->data and zeroes *out. Accepts a zeroed struct. */
 void ahl_stored_frame_release(struct ahl_stored_frame *f);
 
