@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -153,5 +154,24 @@ int ahl__api_id_from_token(const char *const *parts, size_t n, char id[AHL_ID_LE
 /* Parses an ImageSetExternalVersionId ("1", "2", ...; validated by the model as \d+) into a
  * positive integer; ValidationException for 0 or an overflow. */
 int ahl__api_parse_version(const char *s, const char *member, uint64_t *out, struct ahl_err *err);
+
+/* ---- DICOMweb (dicomweb.c, docs/dicomweb.md) ---- */
+
+/* A DICOMweb request as the server hands it on once it is authenticated. */
+struct ahl__dicomweb_request {
+    const char *method;
+    const char *path;  /* raw path, without the query */
+    const char *query; /* raw query after '?', or NULL */
+    const char *host;  /* the Host header (for BulkDataURIs), or NULL */
+};
+
+/* Whether a request path belongs to DICOMweb (/datastore/{id}/studies... or /series...) rather
+ * than to the service model's operations. */
+bool ahl__dicomweb_path(const char *path);
+/* Answers one DICOMweb request: 0 with resp->raw and resp->content_type set (status 200), or a
+ * negative AHL_E* with err (ENOTFOUND, EINVAL, or the server's own failures), which the server
+ * presents as it presents an operation's errors. */
+int ahl__dicomweb_serve(struct ahl_api_service *svc, const struct ahl__dicomweb_request *rq,
+                        struct ahl_api_resp *resp, struct ahl_err *err);
 
 #endif /* AHL_API_OPS_INTERNAL_H */

@@ -369,8 +369,11 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
 
     /* The operation is known before authentication only so that the log line can name it. */
     struct ahl_err route_err;
-    int route_rc = ahl_api_route(method, path, &op, &route_err);
-    if (route_rc == 0)
+    bool dicomweb = ahl__dicomweb_path(path);
+    int route_rc = dicomweb ? 0 : ahl_api_route(method, path, &op, &route_err);
+    if (dicomweb)
+        rq->op_name = "DICOMweb";
+    else if (route_rc == 0)
         rq->op_name = ahl_model_ops[op].name;
 
     /* 1. Authentication, finished: what the headers could not prove is proved with the body. */
@@ -405,6 +408,15 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
         ret = send_error(conn, rq, 403, AHL_AWS_INVALID_SIGNATURE,
                          "The provided 'x-amz-content-sha256' header does not match what was "
                          "computed.");
+        goto out;
+    }
+
+    if (dicomweb) { /* DICOMweb is not in the service model: its own handler (dicomweb.c) */
+        struct ahl__dicomweb_request dw = {method, path, q, codec_header(conn, "Host")};
+        if (ahl__dicomweb_serve(&srv->svc, &dw, &resp, &err) < 0)
+            ret = send_err(conn, rq, &err);
+        else
+            ret = send_buffer(conn, rq, 200, &resp.raw, resp.content_type, NULL, NULL);
         goto out;
     }
 

@@ -1,0 +1,414 @@
+/* DICOMweb (WADO-RS) metadata below /datastore/{datastoreId}, on the API's own listener, as AWS
+ * HealthImaging serves it on dicom-medical-imaging.<region>.amazonaws.com (docs/dicomweb.md).
+ *
+ * The server authenticates the request exactly as it does an API call, then hands it here instead
+ * of to the model's router (server.c, ahl__dicomweb_path). A resource is answered from image sets:
+ * the primary sets holding the study (and series), or with ?imageSetId= one set (with ?versionId=
+ * one of its versions). Each instance's DICOM JSON is built from the set's stored document by
+ * dicom/hidoc.h; nothing is read from the original files, so updates show at once.
+ *
+ * Errors are the API's: ResourceNotFoundException (404) for an unknown data store, set, study,
+ * series or instance, ValidationException (400) for a malformed path or parameter.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/ops_internal.h"
+#include "dicom/hidoc.h"
+#include "json/json.h"
+#include "base/text.h"
+#include "base/banned.h"
+
+/* How many primary image sets of one study are read at most for one request. */
+#define DW_MAX_SETS 1000
+#define DW_UID_MAX 64
+
+enum dw_resource {
+    DW_STUDY_METADATA,
+    DW_SERIES_METADATA,
+    DW_INSTANCE_METADATA,
+};
+
+struct dw_target {
+    enum dw_resource what;
+    char ds[AHL_ID_LEN + 1];
+    char study[DW_UID_MAX + 1];
+    char series[DW_UID_MAX + 1];
+    char sop[DW_UID_MAX + 1];
+    char imageset[AHL_ID_LEN + 1]; /* ?imageSetId=, or "" */
+    uint64_t version;              /* ?versionId=, 0 when absent */
+};
+
+/* One path segment of the raw target: [*p, next '/' or end). */
+static size_t seg_len(const char *p)
+{
+    size_t n = 0;
+    while (p[n] && p[n] != '/')
+        n++;
+    return n;
+}
+
+static bool seg_is(const char *p, size_t n, const char *word)
+{
+    return n == strlen(word) && memcmp(p, word, n) == 0;
+}
+
+bool ahl__dicomweb_path(const char *path)
+{
+    static const char prefix[] = "/datastore/";
+    if (strncmp(path, prefix, sizeof prefix - 1) != 0)
+        return false;
+    const char *p = path + sizeof prefix - 1;
+    size_t n = seg_len(p);
+    if (n == 0 || p[n] != '/')
+        return false;
+    p += n + 1;
+    n = seg_len(p);
+    return seg_is(p, n, "studies") || seg_is(p, n, "series");
+}
+
+/* A UID from the path: 1 to 64 digits and dots (PS3.5 9.1). */
+static int copy_uid(char out[DW_UID_MAX + 1], const char *p, size_t n, const char *what,
+                    struct ahl_err *err)
+{
+    if (n == 0 || n > DW_UID_MAX || strspn(p, "0123456789.") < n)
+        return ahl_fail(err, AHL_EINVAL,
+                        "The %s in the path is not a UID (1 to 64 digits and dots)", what);
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static bool is_id(const char *p, size_t n)
+{
+    return n == AHL_ID_LEN && strspn(p, "0123456789abcdefghijklmnopqrstuvwxyz") >= n;
+}
+
+static int not_served(const char *path, struct ahl_err *err)
+{
+    return ahl_fail(err, AHL_ENOTFOUND,
+                    "No DICOMweb resource at %.200s: this server answers only "
+                    "the metadata resources (docs/dicomweb.md)",
+                    path);
+}
+
+/* /datastore/{ds}/studies/{study}[/series/{series}[/instances/{sop}]]/metadata */
+static int parse_path(const char *path, struct dw_target *t, struct ahl_err *err)
+{
+    const char *p = path + strlen("/datastore/");
+    size_t n = seg_len(p);
+    if (!is_id(p, n))
+        return ahl_fail(err, AHL_EINVAL,
+                        "The data store id in the path is not 32 characters "
+                        "of [0-9a-z]");
+    memcpy(t->ds, p, n);
+    t->ds[n] = '\0';
+    p += n + 1;
+
+    static const char *const level_names[] = {"studies", "series", "instances"};
+    static const char *const uid_names[] = {"StudyInstanceUID", "SeriesInstanceUID",
+                                            "SOPInstanceUID"};
+    char *uids[] = {t->study, t->series, t->sop};
+    int depth = 0;
+    for (;;) {
+        n = seg_len(p);
+        if (depth < 3 && seg_is(p, n, level_names[depth]) && p[n] == '/') {
+            p += n + 1;
+            n = seg_len(p);
+            int rc = copy_uid(uids[depth], p, n, uid_names[depth], err);
+            if (rc < 0)
+                return rc;
+            depth++;
+            p += n;
+            if (*p != '/')
+                return not_served(path, err);
+            p++;
+            continue;
+        }
+        if (depth > 0 && seg_is(p, n, "metadata") && p[n] == '\0') {
+            t->what = depth == 1   ? DW_STUDY_METADATA
+                      : depth == 2 ? DW_SERIES_METADATA
+                                   : DW_INSTANCE_METADATA;
+            return 0;
+        }
+        return not_served(path, err);
+    }
+}
+
+/* ?imageSetId=<id>&versionId=<n>; other parameters are ignored, as DICOMweb servers ignore
+ * parameters they do not support. */
+static int parse_query(const char *q, struct dw_target *t, struct ahl_err *err)
+{
+    bool have_set = false, have_version = false;
+    while (q && *q) {
+        size_t n = strcspn(q, "&");
+        const char *eq = memchr(q, '=', n);
+        size_t kn = eq ? (size_t)(eq - q) : n;
+        const char *v = eq ? eq + 1 : q + n;
+        size_t vn = (size_t)(q + n - v);
+        if (seg_is(q, kn, "imageSetId")) {
+            if (have_set || !is_id(v, vn))
+                return ahl_fail(err, AHL_EINVAL,
+                                "imageSetId must be given once, as 32 "
+                                "characters of [0-9a-z]");
+            memcpy(t->imageset, v, vn);
+            t->imageset[vn] = '\0';
+            have_set = true;
+        } else if (seg_is(q, kn, "versionId")) {
+            char tmp[24];
+            if (have_version || vn == 0 || vn >= sizeof tmp)
+                return ahl_fail(err, AHL_EINVAL, "versionId must be given once, as 1, 2, ...");
+            memcpy(tmp, v, vn);
+            tmp[vn] = '\0';
+            int rc = ahl__api_parse_version(tmp, "versionId", &t->version, err);
+            if (rc < 0)
+                return rc;
+            have_version = true;
+        }
+        q += n;
+        if (*q == '&')
+            q++;
+    }
+    if (have_version && !have_set)
+        return ahl_fail(err, AHL_EINVAL, "versionId requires imageSetId");
+    return 0;
+}
+
+/* ---- choosing image sets --------------------------------------------------------------------- */
+
+struct set_list {
+    char (*ids)[AHL_ID_LEN + 1];
+    size_t n, cap;
+};
+
+static int collect_primary(void *ctx, const struct ahl_imageset_rec *rec)
+{
+    struct set_list *l = ctx;
+    if (!rec->is_primary)
+        return 0;
+    if (l->n == l->cap)
+        return 1; /* stop: DW_MAX_SETS is documented */
+    memcpy(l->ids[l->n++], rec->id, AHL_ID_LEN + 1);
+    return 0;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The documents to answer from, appended to docs (a JSON array): the one set asked for, or every
+ * primary set of the study in id order. A set whose study is another is not found. */
+static int load_documents(struct ahl_api_service *svc, const struct dw_target *t, json_t *docs,
+                          struct ahl_err *err)
+{
+    int rc;
+    if (t->imageset[0]) {
+        json_t *doc = NULL;
+        rc = ahl_meta_document(svc->meta, t->ds, t->imageset, t->version, &doc, err);
+        if (rc < 0)
+            return rc;
+        const char *study = json_string_value(json_object_get(
+            json_object_get(json_object_get(doc, "Study"), "DICOM"), "StudyInstanceUID"));
+        if (!study || strcmp(study, t->study) != 0) {
+            json_decref(doc);
+            return ahl_fail(err, AHL_ENOTFOUND, "Image set %s does not hold study %s", t->imageset,
+                            t->study);
+        }
+        return json_array_append_new(docs, doc) < 0 ? ahl_fail(err, AHL_ENOMEM, "out of memory")
+                                                    : 0;
+    }
+
+    struct set_list l = {.cap = DW_MAX_SETS};
+    l.ids = calloc(l.cap, sizeof *l.ids);
+    if (!l.ids)
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
+    struct ahl_store_tx *tx = NULL;
+    rc = ahl_store_begin(svc->store, false, &tx);
+    if (rc < 0) {
+        free(l.ids);
+        return ahl_meta_store_fail(err, rc, "listing the study's image sets");
+    }
+    rc = ahl_store_imageset_by_study(tx, t->ds, t->study, true, collect_primary, &l);
+    ahl_store_rollback(tx);
+    if (rc < 0) {
+        free(l.ids);
+        return ahl_meta_store_fail(err, rc, "listing the study's image sets");
+    }
+    qsort(l.ids, l.n, sizeof *l.ids, id_cmp);
+    for (size_t i = 0; i < l.n; i++) {
+        json_t *doc = NULL;
+        rc = ahl_meta_document(svc->meta, t->ds, l.ids[i], 0, &doc, err);
+        if (rc == AHL_ENOTFOUND)
+            continue; /* deleted since it was listed */
+        if (rc < 0)
+            break;
+        if (json_array_append_new(docs, doc) < 0) {
+            rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
+            break;
+        }
+    }
+    free(l.ids);
+    if (rc < 0 && rc != AHL_ENOTFOUND)
+        return rc;
+    if (json_array_size(docs) == 0)
+        return ahl_fail(err, AHL_ENOTFOUND, "Study %s is not in data store %s", t->study, t->ds);
+    return 0;
+}
+
+/* ---- building the answer --------------------------------------------------------------------- */
+
+struct dw_ctx {
+    struct ahl_api_service *svc;
+    const struct dw_target *t;
+    const char *base; /* "http://host/datastore/<ds>" */
+    json_t *out;      /* the response array */
+};
+
+/* The pixel data's BulkDataURI: the instance's frames resource listing every frame, with the
+ * selection parameters of the request, so that it names the frames of the set that was read. */
+static int pixel_uri(const struct dw_ctx *c, const char *series, const char *sop,
+                     const json_t *instance, struct ahl_buf *b)
+{
+    size_t frames = json_array_size(json_object_get(instance, "ImageFrames"));
+    int rc = ahl_buf_addf(b, "%s/studies/%s/series/%s/instances/%s/frames/1", c->base, c->t->study,
+                          series, sop);
+    for (size_t i = 2; rc == 0 && i <= frames; i++)
+        rc = ahl_buf_addf(b, ",%zu", i);
+    if (rc == 0 && c->t->imageset[0])
+        rc = ahl_buf_addf(b, "?imageSetId=%s", c->t->imageset);
+    if (rc == 0 && c->t->version)
+        rc = ahl_buf_addf(b, "&versionId=%llu", (unsigned long long)c->t->version);
+    return rc;
+}
+
+static int add_instance(struct dw_ctx *c, const json_t *doc, const char *series_uid,
+                        const json_t *series, const char *sop, const json_t *instance,
+                        struct ahl_err *err)
+{
+    struct ahl_buf uri;
+    json_t *obj = NULL;
+    const json_t *study = json_object_get(doc, "Study");
+    ahl_buf_init(&uri, AHL_BUF_UNLIMITED);
+    int rc = pixel_uri(c, series_uid, sop, instance, &uri);
+    if (rc < 0 || ahl_buf_add(&uri, "", 1) < 0) {
+        ahl_buf_release(&uri);
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
+    }
+    bool has_pixels = json_array_size(json_object_get(instance, "ImageFrames")) > 0;
+    struct ahl_hidoc_opts o = {.pixel_bulk_uri = has_pixels ? uri.data : NULL};
+    rc =
+        ahl_hidoc_instance(json_object_get(doc, "Patient"), study, series, instance, &o, &obj, err);
+    ahl_buf_release(&uri);
+    if (rc < 0 && rc != AHL_ENOMEM && err) {
+        /* The stored document is ours: a value the conversion cannot read is our fault. */
+        char msg[sizeof err->msg];
+        ahl_str_copy_cut(msg, sizeof msg, err->msg);
+        return ahl_fail(err, AHL_EINTERNAL, "instance %s: %s", sop, msg);
+    }
+    if (rc < 0)
+        return rc;
+    if (json_array_append_new(c->out, obj) < 0)
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int add_series(struct dw_ctx *c, const json_t *doc, const char *series_uid,
+                      const json_t *series, struct ahl_err *err)
+{
+    const json_t *instances = json_object_get(series, "Instances");
+    const char *sop;
+    json_t *inst;
+    json_object_foreach((json_t *)instances, sop, inst)
+    {
+        if (c->t->what == DW_INSTANCE_METADATA && strcmp(sop, c->t->sop) != 0)
+            continue;
+        int rc = add_instance(c, doc, series_uid, series, sop, inst, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int build(struct dw_ctx *c, const json_t *docs, struct ahl_err *err)
+{
+    size_t i;
+    const json_t *doc;
+    json_array_foreach(docs, i, doc)
+    {
+        const json_t *series_map = json_object_get(json_object_get(doc, "Study"), "Series");
+        const char *uid;
+        json_t *series;
+        json_object_foreach((json_t *)series_map, uid, series)
+        {
+            if (c->t->what != DW_STUDY_METADATA && strcmp(uid, c->t->series) != 0)
+                continue;
+            int rc = add_series(c, doc, uid, series, err);
+            if (rc < 0)
+                return rc;
+        }
+        /* A series lives in one primary set: the first that holds it answers. */
+        if (c->t->what != DW_STUDY_METADATA && json_array_size(c->out) > 0)
+            break;
+    }
+    if (json_array_size(c->out) > 0)
+        return 0;
+    if (c->t->what == DW_STUDY_METADATA)
+        return ahl_fail(err, AHL_ENOTFOUND, "Study %s has no instances", c->t->study);
+    if (c->t->what == DW_SERIES_METADATA)
+        return ahl_fail(err, AHL_ENOTFOUND, "Series %s is not in study %s%s%s", c->t->series,
+                        c->t->study, c->t->imageset[0] ? " of image set " : "", c->t->imageset);
+    return ahl_fail(err, AHL_ENOTFOUND, "Instance %s is not in series %s of study %s%s%s",
+                    c->t->sop, c->t->series, c->t->study, c->t->imageset[0] ? " of image set " : "",
+                    c->t->imageset);
+}
+
+/* The Host header when it is a plain host[:port] (no scheme, path or space), else "localhost". */
+static const char *safe_host(const char *host)
+{
+    if (!host || !*host || strlen(host) > 255 ||
+        strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") !=
+            strlen(host))
+        return "localhost";
+    return host;
+}
+
+int ahl__dicomweb_serve(struct ahl_api_service *svc, const struct ahl__dicomweb_request *rq,
+                        struct ahl_api_resp *resp, struct ahl_err *err)
+{
+    struct dw_target t;
+    char base[512];
+    json_t *docs = NULL;
+    struct dw_ctx c = {.svc = svc, .t = &t, .base = base};
+    int rc;
+
+    memset(&t, 0, sizeof t);
+    if (strcmp(rq->method, "GET") != 0)
+        return ahl_fail(err, AHL_ENOTFOUND,
+                        "DICOMweb: %s is not served here; only GET of the "
+                        "metadata resources (docs/dicomweb.md)",
+                        rq->method);
+    if ((rc = parse_path(rq->path, &t, err)) < 0 || (rc = parse_query(rq->query, &t, err)) < 0)
+        return rc;
+    if ((rc = ahl__api_require_datastore(svc, t.ds, NULL, err)) < 0)
+        return rc;
+    snprintf(base, sizeof base, "http://%s/datastore/%s", safe_host(rq->host), t.ds);
+    if (!(docs = json_array()) || !(c.out = json_array())) {
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = load_documents(svc, &t, docs, err)) < 0 || (rc = build(&c, docs, err)) < 0)
+        goto out;
+    if (ahl_json_write(c.out, &resp->raw) < 0) {
+        rc = ahl_fail(err, AHL_ENOMEM, "could not encode the response");
+        goto out;
+    }
+    resp->content_type = "application/dicom+json";
+    rc = 0;
+out:
+    json_decref(c.out);
+    json_decref(docs);
+    return rc;
+}
