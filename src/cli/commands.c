@@ -42,6 +42,7 @@ const struct ahl_cli_command ahl_cli_commands[] = {
     {"frames", "transcode DICOM frames as import would; print their metadata", ahl_cmd_frames},
     {"import", "import DICOM files and directories into a data store", ahl_cmd_import},
     {"serve", "run the HealthImaging API server (AWS CLI and SDKs work against it)", ahl_cmd_serve},
+    {"export", "write the instances of an image set as DICOM Part-10 files", ahl_cmd_export},
     {"check", "verify every stored chunk and every version of every image set", ahl_cmd_check},
     {"bench", "run the benchmarks (ahilite-bench, built beside ahilite)", cmd_bench},
     {NULL, NULL, NULL},
