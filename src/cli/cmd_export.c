@@ -10,8 +10,10 @@
  * in p10write.c; it lives here rather than in import/ because it reads what import wrote and shares
  * nothing with it. For lossless sources the samples are the source's, bit for bit.
  *
- * Not done yet: compressed output transfer syntaxes (lossy frames are written decoded), YBR 4:2:2
- * native data, float pixel data, and the Original Attributes Sequence recording edits. */
+ * Not done yet: compressed output transfer syntaxes (lossy frames are written decoded), 4:2:2
+ * native data (import stores 4:2:2 sources at full resolution and records YBR_FULL, so only an
+ * edited PhotometricInterpretation asks for it), float pixel data, and the Original Attributes
+ * Sequence recording edits. */
 #include "cli/cli.h"
 
 #include <errno.h>
