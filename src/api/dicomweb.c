@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/ops_internal.h"
+#include "api/dicomweb_internal.h"
 #include "dicom/hidoc.h"
 #include "json/json.h"
 #include "base/text.h"
@@ -29,6 +29,7 @@ enum dw_resource {
     DW_STUDY_METADATA,
     DW_SERIES_METADATA,
     DW_INSTANCE_METADATA,
+    DW_FRAMES,
 };
 
 struct dw_target {
@@ -39,6 +40,7 @@ struct dw_target {
     char sop[DW_UID_MAX + 1];
     char imageset[AHL_ID_LEN + 1]; /* ?imageSetId=, or "" */
     uint64_t version;              /* ?versionId=, 0 when absent */
+    const char *frames;            /* the frame list of DW_FRAMES, in the path */
 };
 
 /* One path segment of the raw target: [*p, next '/' or end). */
@@ -90,11 +92,12 @@ static int not_served(const char *path, struct ahl_err *err)
 {
     return ahl_fail(err, AHL_ENOTFOUND,
                     "No DICOMweb resource at %.200s: this server answers only "
-                    "the metadata resources (docs/dicomweb.md)",
+                    "the metadata and frames resources (docs/dicomweb.md)",
                     path);
 }
 
-/* /datastore/{ds}/studies/{study}[/series/{series}[/instances/{sop}]]/metadata */
+/* /datastore/{ds}/studies/{study}[/series/{series}[/instances/{sop}]]/metadata, and
+ * /datastore/{ds}/studies/{study}/series/{series}/instances/{sop}/frames/{list} */
 static int parse_path(const char *path, struct dw_target *t, struct ahl_err *err)
 {
     const char *p = path + strlen("/datastore/");
@@ -126,6 +129,11 @@ static int parse_path(const char *path, struct dw_target *t, struct ahl_err *err
                 return not_served(path, err);
             p++;
             continue;
+        }
+        if (depth == 3 && seg_is(p, n, "frames") && p[n] == '/' && p[n + 1]) {
+            t->what = DW_FRAMES;
+            t->frames = p + n + 1;
+            return 0;
         }
         if (depth > 0 && seg_is(p, n, "metadata") && p[n] == '\0') {
             t->what = depth == 1   ? DW_STUDY_METADATA
@@ -263,8 +271,9 @@ static int load_documents(struct ahl_api_service *svc, const struct dw_target *t
 struct dw_ctx {
     struct ahl_api_service *svc;
     const struct dw_target *t;
-    const char *base; /* "http://host/datastore/<ds>" */
-    json_t *out;      /* the response array */
+    const char *base;       /* "http://host/datastore/<ds>" */
+    json_t *out;            /* the response array */
+    const json_t *instance; /* DW_FRAMES: the instance found */
 };
 
 /* The pixel data's BulkDataURI: the instance's frames resource listing every frame, with the
@@ -323,8 +332,13 @@ static int add_series(struct dw_ctx *c, const json_t *doc, const char *series_ui
     json_t *inst;
     json_object_foreach((json_t *)instances, sop, inst)
     {
-        if (c->t->what == DW_INSTANCE_METADATA && strcmp(sop, c->t->sop) != 0)
+        if ((c->t->what == DW_INSTANCE_METADATA || c->t->what == DW_FRAMES) &&
+            strcmp(sop, c->t->sop) != 0)
             continue;
+        if (c->t->what == DW_FRAMES) {
+            c->instance = inst;
+            return 0;
+        }
         int rc = add_instance(c, doc, series_uid, series, sop, inst, err);
         if (rc < 0)
             return rc;
@@ -350,10 +364,10 @@ static int build(struct dw_ctx *c, const json_t *docs, struct ahl_err *err)
                 return rc;
         }
         /* A series lives in one primary set: the first that holds it answers. */
-        if (c->t->what != DW_STUDY_METADATA && json_array_size(c->out) > 0)
+        if (c->t->what != DW_STUDY_METADATA && (json_array_size(c->out) > 0 || c->instance))
             break;
     }
-    if (json_array_size(c->out) > 0)
+    if (json_array_size(c->out) > 0 || c->instance)
         return 0;
     if (c->t->what == DW_STUDY_METADATA)
         return ahl_fail(err, AHL_ENOTFOUND, "Study %s has no instances", c->t->study);
@@ -375,7 +389,7 @@ static const char *safe_host(const char *host)
     return host;
 }
 
-int ahl__dicomweb_serve(struct ahl_api_service *svc, const struct ahl__dicomweb_request *rq,
+int ahl__dicomweb_serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
                         struct ahl_api_resp *resp, struct ahl_err *err)
 {
     struct dw_target t;
@@ -388,7 +402,7 @@ int ahl__dicomweb_serve(struct ahl_api_service *svc, const struct ahl__dicomweb_
     if (strcmp(rq->method, "GET") != 0)
         return ahl_fail(err, AHL_ENOTFOUND,
                         "DICOMweb: %s is not served here; only GET of the "
-                        "metadata resources (docs/dicomweb.md)",
+                        "metadata and frames resources (docs/dicomweb.md)",
                         rq->method);
     if ((rc = parse_path(rq->path, &t, err)) < 0 || (rc = parse_query(rq->query, &t, err)) < 0)
         return rc;
@@ -401,11 +415,16 @@ int ahl__dicomweb_serve(struct ahl_api_service *svc, const struct ahl__dicomweb_
     }
     if ((rc = load_documents(svc, &t, docs, err)) < 0 || (rc = build(&c, docs, err)) < 0)
         goto out;
+    if (t.what == DW_FRAMES) {
+        rc = ahl__dicomweb_frames(svc, rq, c.instance, t.frames, resp, err);
+        goto out;
+    }
     if (ahl_json_write(c.out, &resp->raw) < 0) {
         rc = ahl_fail(err, AHL_ENOMEM, "could not encode the response");
         goto out;
     }
     resp->content_type = "application/dicom+json";
+    rq->status = 200;
     rc = 0;
 out:
     json_decref(c.out);

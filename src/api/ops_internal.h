@@ -157,21 +157,25 @@ int ahl__api_parse_version(const char *s, const char *member, uint64_t *out, str
 
 /* ---- DICOMweb (dicomweb.c, docs/dicomweb.md) ---- */
 
-/* A DICOMweb request as the server hands it on once it is authenticated. */
+/* A DICOMweb request as the server hands it on once it is authenticated, and the two things of
+ * its answer an operation's response does not carry. */
 struct ahl__dicomweb_request {
     const char *method;
-    const char *path;  /* raw path, without the query */
-    const char *query; /* raw query after '?', or NULL */
-    const char *host;  /* the Host header (for BulkDataURIs), or NULL */
+    const char *path;       /* raw path, without the query */
+    const char *query;      /* raw query after '?', or NULL */
+    const char *host;       /* the Host header (for BulkDataURIs), or NULL */
+    const char *accept;     /* the Accept header, or NULL */
+    int status;             /* set by ahl__dicomweb_serve: 200, or 406 */
+    char content_type[160]; /* resp->content_type points here when it has a parameter */
 };
 
 /* Whether a request path belongs to DICOMweb (/datastore/{id}/studies... or /series...) rather
  * than to the service model's operations. */
 bool ahl__dicomweb_path(const char *path);
-/* Answers one DICOMweb request: 0 with resp->raw and resp->content_type set (status 200), or a
+/* Answers one DICOMweb request: 0 with resp->raw, resp->content_type and rq->status set, or a
  * negative AHL_E* with err (ENOTFOUND, EINVAL, or the server's own failures), which the server
  * presents as it presents an operation's errors. */
-int ahl__dicomweb_serve(struct ahl_api_service *svc, const struct ahl__dicomweb_request *rq,
+int ahl__dicomweb_serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
                         struct ahl_api_resp *resp, struct ahl_err *err);
 
 #endif /* AHL_API_OPS_INTERNAL_H */

@@ -412,11 +412,15 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
     }
 
     if (dicomweb) { /* DICOMweb is not in the service model: its own handler (dicomweb.c) */
-        struct ahl__dicomweb_request dw = {method, path, q, codec_header(conn, "Host")};
+        struct ahl__dicomweb_request dw = {.method = method,
+                                           .path = path,
+                                           .query = q,
+                                           .host = codec_header(conn, "Host"),
+                                           .accept = codec_header(conn, MHD_HTTP_HEADER_ACCEPT)};
         if (ahl__dicomweb_serve(&srv->svc, &dw, &resp, &err) < 0)
             ret = send_err(conn, rq, &err);
         else
-            ret = send_buffer(conn, rq, 200, &resp.raw, resp.content_type, NULL, NULL);
+            ret = send_buffer(conn, rq, dw.status, &resp.raw, resp.content_type, NULL, NULL);
         goto out;
     }
 

@@ -1,11 +1,14 @@
-"""DICOMweb metadata (WADO-RS) end to end: pydicom's CT, MR and a two-frame sample imported with
-`ahilite import`, then the series, instance and study metadata resources below
+"""DICOMweb (WADO-RS) end to end: pydicom's CT, MR and a two-frame RGB sample, and a native
+two-frame file made from the CT, imported with `ahilite import`; then the series, instance and
+study metadata resources and the frames resource below
 /datastore/{id}, signed with botocore's SigV4Auth (service medical-imaging) and once with curl's
 --aws-sigv4. The JSON is read back with pydicom (Dataset.from_json, with the system Python, which
 has pydicom) and compared, attribute by attribute, with pydicom reading the source file. An
 UpdateImageSetMetadata through boto3 shows in the default answer, the older version with
 ?imageSetId=&versionId=; errors are 404 and 400 with the API's error shapes, and an unsigned
-request is refused."""
+request is refused. Frames come back decoded to Explicit VR Little Endian by default (equal to
+the source's native pixel data), as stored with transfer-syntax=* (equal to GetImageFrame's
+bytes), and 406 for a syntax that is not stored."""
 import json
 import os
 import subprocess
@@ -75,10 +78,31 @@ print(json.dumps(problems))
 '''
 
 
+# A native two-frame 16-bit file made from the CT sample (the system Python has pydicom but not
+# NumPy, so frames are compared as the bytes of native pixel data): argv[1] the output path.
+_TWO_FRAMES = r'''
+import sys
+import pydicom
+ds = pydicom.dcmread(sys.argv[2])
+ds.StudyInstanceUID = '1.2.826.0.1.3680043.8.498.4242.1'
+ds.SeriesInstanceUID = '1.2.826.0.1.3680043.8.498.4242.1.1'
+ds.SOPInstanceUID = '1.2.826.0.1.3680043.8.498.4242.1.1.1'
+ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+ds.NumberOfFrames = 2
+ds.PixelData = ds.PixelData + bytes(reversed(ds.PixelData))
+ds.save_as(sys.argv[1])
+'''
+NATIVE2 = None  # path of the two-frame file, set on import
+
+
 def import_samples(server):
+    global NATIVE2
+    NATIVE2 = os.path.join(server.tmp, 'ct_two_frames.dcm')
+    subprocess.run(['/usr/bin/python3', '-c', _TWO_FRAMES, NATIVE2, os.path.join(SAMPLES, CT)],
+                   check=True, timeout=60)
     p = subprocess.run([ahltest.server_binary(), 'import', '--data-dir', server.data_dir,
                         '--create-datastore', 'dicomweb'] +
-                       [os.path.join(SAMPLES, f) for f in (CT, MR, MULTI)],
+                       [os.path.join(SAMPLES, f) for f in (CT, MR, MULTI)] + [NATIVE2],
                        capture_output=True, text=True, timeout=180)
     assert p.returncode == 0, p.stdout + p.stderr
 
@@ -242,6 +266,112 @@ class DICOMwebMetadata(unittest.TestCase):
         # The API beside it is unchanged.
         self.assertEqual(MI.get_datastore(datastoreId=DS)['datastoreProperties']['datastoreId'],
                          DS)
+
+
+def parts_of(headers, body):
+    """The parts of a multipart/related body: [(content-type, bytes)]."""
+    ctype = headers['content-type']
+    assert ctype.startswith('multipart/related;'), ctype
+    boundary = ctype.split('boundary=', 1)[1].split(';')[0].strip('"').encode()
+    assert body.endswith(b'--' + boundary + b'--\r\n'), body[-80:]
+    out = []
+    for chunk in body.split(b'--' + boundary)[1:-1]:
+        head, data = chunk[2:].split(b'\r\n\r\n', 1)
+        assert data.endswith(b'\r\n')
+        fields = dict(line.split(': ', 1) for line in head.decode().split('\r\n'))
+        out.append((fields['Content-Type'], data[:-2]))
+    return out
+
+
+# System Python: argv[1] a native file, argv[2] a 0-based frame; prints the SHA-256 of that
+# frame's bytes in the file's pixel data (native little endian, as Explicit VR Little Endian).
+_FRAME_HASH = r'''
+import hashlib, sys
+import pydicom
+ds = pydicom.dcmread(sys.argv[1])
+n = ds.Rows * ds.Columns * ds.SamplesPerPixel * ds.BitsAllocated // 8
+i = int(sys.argv[2])
+print(hashlib.sha256(ds.PixelData[i * n:(i + 1) * n]).hexdigest())
+'''
+
+
+def frame_hash(path, index):
+    p = subprocess.run(['/usr/bin/python3', '-c', _FRAME_HASH, path, str(index)],
+                       capture_output=True, text=True, check=True, timeout=60)
+    return p.stdout.strip()
+
+
+class DICOMwebFrames(unittest.TestCase):
+    def frames(self, name, frames, accept=None):
+        study, series, sop = uids(name)
+        return get('/studies/%s/series/%s/instances/%s/frames/%s' % (study, series, sop, frames),
+                   headers={'Accept': accept} if accept else None)
+
+    def test_1_default_is_explicit_little_endian(self):
+        import hashlib
+        for name, frames in ((CT, '1'), (NATIVE2, '2,1')):
+            status, headers, body = self.frames(name, frames)
+            self.assertEqual(status, 200, body[:300])
+            self.assertIn('type="application/octet-stream"', headers['content-type'])
+            self.assertIn('transfer-syntax=1.2.840.10008.1.2.1;', headers['content-type'])
+            parts = parts_of(headers, body)
+            numbers = [int(f) for f in frames.split(',')]
+            self.assertEqual(len(parts), len(numbers))
+            for (ctype, data), n in zip(parts, numbers):
+                self.assertEqual(ctype, 'application/octet-stream; '
+                                        'transfer-syntax=1.2.840.10008.1.2.1')
+                self.assertEqual(hashlib.sha256(data).hexdigest(),
+                                 frame_hash(os.path.join(SAMPLES, name), n - 1), (name, n))
+        # The pixel data's BulkDataURI in the metadata names this resource.
+        study, series, sop = uids(NATIVE2)
+        meta = get_json('/studies/%s/series/%s/instances/%s/metadata' % (study, series, sop))
+        uri = meta[0]['7FE00010']['BulkDataURI']
+        self.assertTrue(uri.startswith(SRV.endpoint), uri)
+        status, headers, body = ahltest.raw('GET', SRV.endpoint, uri[len(SRV.endpoint):])
+        self.assertEqual(status, 200)
+        self.assertEqual(len(parts_of(headers, body)), 2)
+        # 8-bit RGB (RLE at the source): interleaved samples, one byte each.
+        status, headers, body = self.frames(MULTI, '1,2')
+        self.assertEqual(status, 200, body[:300])
+        parts = parts_of(headers, body)
+        self.assertEqual([len(d) for _, d in parts], [100 * 100 * 3] * 2)
+        self.assertNotEqual(parts[0][1], parts[1][1])
+
+    def test_2_stored_syntax_with_star(self):
+        import gzip
+        study, _, sop = uids(MULTI)
+        set_id = image_set_of(study)
+        doc = json.loads(gzip.decompress(MI.get_image_set_metadata(
+            datastoreId=DS, imageSetId=set_id)['imageSetMetadataBlob'].read()))
+        inst = [i for s in doc['Study']['Series'].values() for k, i in s['Instances'].items()
+                if k == sop][0]
+        stored = inst['StoredTransferSyntaxUID']
+        status, headers, body = self.frames(
+            MULTI, '1,2', 'multipart/related; type="application/octet-stream"; transfer-syntax=*')
+        self.assertEqual(status, 200, body[:300])
+        parts = parts_of(headers, body)
+        self.assertEqual(len(parts), 2)
+        for (ctype, data), f in zip(parts, inst['ImageFrames']):
+            self.assertTrue(ctype.endswith('; transfer-syntax=' + stored), ctype)
+            frame = MI.get_image_frame(datastoreId=DS, imageSetId=set_id,
+                                       imageFrameInformation={'imageFrameId': f['ID']})
+            raw_frame = frame['imageFrameBlob'].read()
+            self.assertIn(data, raw_frame)  # GetImageFrame may wrap HTJ2K in a JPH file
+        # The stored syntax named explicitly is the same.
+        status, headers, _ = self.frames(
+            MULTI, '1', 'multipart/related; type="application/octet-stream"; '
+                        'transfer-syntax=%s' % stored)
+        self.assertEqual(status, 200)
+
+    def test_3_errors(self):
+        status, _, body = self.frames(
+            MULTI, '1', 'multipart/related; type="image/jpeg"; '
+                        'transfer-syntax=1.2.840.10008.1.2.4.50')
+        self.assertEqual(status, 406, body)
+        self.assertIn('transfer-syntax=*', json.loads(body)['message'])
+        for frames, want in (('3', 404), ('1,1', 400), ('0', 400), ('1;2', 400), ('a', 400)):
+            status, _, body = self.frames(MULTI, frames)
+            self.assertEqual(status, want, (frames, body))
 
 
 if __name__ == '__main__':

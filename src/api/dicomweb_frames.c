@@ -1,0 +1,253 @@
+/* GetDICOMInstanceFrames: frames of one instance as multipart/related, in the transfer syntax the
+ * Accept header names (docs/dicomweb.md#frames):
+ *   - transfer-syntax=* : each frame's stored bytes, labelled with the stored syntax;
+ *   - none, or 1.2.840.10008.1.2.1 (Explicit VR Little Endian, DICOMweb's default): the stored
+ *     frame decoded by the frames module into native little-endian samples, interleaved;
+ *   - the stored syntax itself: the stored bytes;
+ *   - anything else: 406, which tells clients to retry with '*', as AWS answers.
+ * Frames are read with ahl_framestore_open_verified, so a damaged frame is never served. The
+ * frames asked for are held in memory together, up to AHL__DW_MAX_FRAMES_BYTES.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/dicomweb_internal.h"
+#include "base/codec.h"
+#include "base/log.h"
+#include "base/text.h"
+#include "base/banned.h"
+
+#define MAX_LISTED 4096
+
+/* The transfer syntax the Accept header asks for: the first transfer-syntax parameter, quotes
+ * removed, into out; AHL__DW_DEFAULT_TS when there is none. */
+static void wanted_syntax(const char *accept, char *out, size_t cap)
+{
+    const char *p = accept ? strstr(accept, "transfer-syntax=") : NULL;
+    if (!p) {
+        snprintf(out, cap, "%s", AHL__DW_DEFAULT_TS);
+        return;
+    }
+    p += strlen("transfer-syntax=");
+    if (*p == '"')
+        p++;
+    size_t n = strcspn(p, "\";, \t");
+    snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
+}
+
+/* The media type of a frame's stored bytes as DICOMweb labels them: the store keeps HTJ2K as a
+ * bare codestream, which is image/jphc (GetImageFrame's image/jph wraps it in a JPH file). */
+static const char *stored_media_type(const char *ts)
+{
+    const char *t = ahl_frame_content_type(ts);
+    if (!strcmp(t, "image/jph") || !strcmp(ts, AHL_TS_HTJ2K_LOSSLESS))
+        return "image/jphc";
+    return t;
+}
+
+/* "1,3,2": numbers 1..n_frames, distinct, into idx (0-based). */
+static int parse_list(const char *list, size_t n_frames, uint32_t *idx, size_t *count,
+                      struct ahl_err *err)
+{
+    size_t k = 0;
+    const char *p = list;
+    for (;;) {
+        char *end;
+        if (*p < '0' || *p > '9')
+            return ahl_fail(err, AHL_EINVAL,
+                            "The frame list '%.80s' is not comma-separated "
+                            "frame numbers (1, 2, ...)",
+                            list);
+        unsigned long v = strtoul(p, &end, 10);
+        if (v == 0 || end - p > 9)
+            return ahl_fail(err, AHL_EINVAL, "Frame numbers start at 1 ('%.80s')", list);
+        if (v > n_frames)
+            return ahl_fail(err, AHL_ENOTFOUND, "Frame %lu is not in the instance (it has %zu)", v,
+                            n_frames);
+        for (size_t i = 0; i < k; i++)
+            if (idx[i] == v - 1)
+                return ahl_fail(err, AHL_EINVAL, "Frame %lu is listed twice", v);
+        if (k == MAX_LISTED)
+            return ahl_fail(err, AHL_EINVAL, "More than %d frames in one request", MAX_LISTED);
+        idx[k++] = (uint32_t)(v - 1);
+        p = end;
+        if (*p == '\0')
+            break;
+        if (*p != ',')
+            return ahl_fail(err, AHL_EINVAL,
+                            "The frame list '%.80s' is not comma-separated "
+                            "frame numbers (1, 2, ...)",
+                            list);
+        p++;
+    }
+    *count = k;
+    return 0;
+}
+
+/* The stored bytes of one frame, checked against its content address, into a new buffer. */
+static int read_stored(struct ahl_api_service *svc, const char *id, const char *ts, uint8_t **data,
+                       size_t *len, struct ahl_err *err)
+{
+    int fd = -1;
+    uint64_t size = 0;
+    if (!svc->frames_ready)
+        return ahl_fail(err, AHL_ENOTFOUND, "Frame %s: this server has no frame store", id);
+    int rc = ahl_framestore_open_verified(&svc->frames, id, ts, &fd, &size, err);
+    if (rc == AHL_ECORRUPT)
+        ahl_error("DICOMweb frames: %s; run `ahilite check`", err->msg);
+    if (rc < 0)
+        return rc;
+    if (size > AHL_FRAME_MAX_BYTES) {
+        close(fd);
+        return ahl_fail(err, AHL_ETOOBIG, "Frame %s is larger than %zu bytes", id,
+                        (size_t)AHL_FRAME_MAX_BYTES);
+    }
+    uint8_t *b = malloc(size ? (size_t)size : 1);
+    size_t got = 0;
+    while (b && got < size) {
+        ssize_t r = pread(fd, b + got, (size_t)size - got, (off_t)got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (!b)
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
+    if (got < size) {
+        free(b);
+        return ahl_fail(err, AHL_EIO, "Frame %s could not be read", id);
+    }
+    *data = b;
+    *len = (size_t)size;
+    return 0;
+}
+
+static long attr_int(const json_t *dicom, const char *keyword, long dflt)
+{
+    const json_t *v = json_object_get(dicom, keyword);
+    if (json_is_array(v))
+        v = json_array_get(v, 0);
+    if (json_is_integer(v))
+        return (long)json_integer_value(v);
+    if (json_is_string(v)) /* IS values keep their text */
+        return strtol(json_string_value(v), NULL, 10);
+    return dflt;
+}
+
+/* The stored frame decoded into native little-endian samples (Explicit VR Little Endian). */
+static int decode_frame(const json_t *dicom, const char *ts, const uint8_t *src, size_t n,
+                        struct ahl_raw_frame *out, struct ahl_err *err)
+{
+    const char *photometric =
+        json_string_value(json_object_get(dicom, "PhotometricInterpretation"));
+    long bits = attr_int(dicom, "BitsAllocated", 0);
+    struct ahl_pixel_desc d = ahl_pixel_desc_make(
+        (uint32_t)attr_int(dicom, "Rows", 0), (uint32_t)attr_int(dicom, "Columns", 0),
+        (uint16_t)attr_int(dicom, "SamplesPerPixel", 1), (uint16_t)bits,
+        (uint16_t)attr_int(dicom, "BitsStored", bits),
+        (uint16_t)attr_int(dicom, "PixelRepresentation", 0),
+        photometric ? photometric : "MONOCHROME2", ts);
+    int rc = ahl_pixel_desc_check(&d, err);
+    if (rc == 0 && bits != 8 && bits != 16)
+        rc = ahl_fail(err, AHL_EUNSUPPORTED, "BitsAllocated %ld", bits);
+    if (rc == 0)
+        rc = ahl_frame_decode(&d, src, n, out, err);
+    return rc;
+}
+
+int ahl__dicomweb_frames(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
+                         const json_t *instance, const char *list, struct ahl_api_resp *resp,
+                         struct ahl_err *err)
+{
+    const json_t *frames = json_object_get(instance, "ImageFrames");
+    const json_t *dicom = json_object_get(instance, "DICOM");
+    const char *stored_ts = json_string_value(json_object_get(instance, "StoredTransferSyntaxUID"));
+    char want[72], boundary[33];
+    uint32_t *idx = NULL;
+    size_t count = 0;
+    int rc;
+
+    if (!stored_ts || !*stored_ts)
+        stored_ts = AHL_TS_HTJ2K_RPCL;
+    if (!(idx = calloc(MAX_LISTED, sizeof *idx)))
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
+    if ((rc = parse_list(list, json_array_size(frames), idx, &count, err)) < 0)
+        goto out;
+
+    wanted_syntax(rq->accept, want, sizeof want);
+    bool stored = !strcmp(want, "*") || !strcmp(want, stored_ts);
+    if (!stored && strcmp(want, AHL__DW_DEFAULT_TS) != 0) {
+        rq->status = 406;
+        resp->content_type = "application/json";
+        char msg[300];
+        snprintf(msg, sizeof msg,
+                 "Transfer syntax %.70s is not available for this instance: it is stored as %s; "
+                 "ask for transfer-syntax=* or %s",
+                 want, stored_ts, AHL__DW_DEFAULT_TS);
+        rc = ahl_api_error_body("NotAcceptableException", msg, &resp->raw);
+        goto out;
+    }
+    const char *part_type = stored ? stored_media_type(stored_ts) : "application/octet-stream";
+    const char *part_ts = stored ? stored_ts : AHL__DW_DEFAULT_TS;
+    if ((rc = ahl_random_id(boundary)) < 0) {
+        rc = ahl_fail(err, rc, "cannot make a multipart boundary");
+        goto out;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const char *id = json_string_value(json_object_get(json_array_get(frames, idx[i]), "ID"));
+        uint8_t *bytes = NULL;
+        size_t len = 0;
+        struct ahl_raw_frame raw = {0};
+        if (!id) {
+            rc = ahl_fail(err, AHL_EINTERNAL, "Frame %u of the instance has no ID", idx[i] + 1);
+            goto out;
+        }
+        if ((rc = read_stored(svc, id, stored_ts, &bytes, &len, err)) < 0)
+            goto out;
+        if (!stored) {
+            rc = decode_frame(dicom, stored_ts, bytes, len, &raw, err);
+            free(bytes);
+            if (rc < 0) {
+                /* A stored frame the frames module cannot decode is the server's failure. */
+                char why[sizeof err->msg];
+                ahl_str_copy_cut(why, sizeof why, err ? err->msg : "");
+                rc = ahl_fail(err, rc == AHL_ENOMEM ? rc : AHL_EINTERNAL,
+                              "Frame %u cannot be decoded to %s: %.300s", idx[i] + 1,
+                              AHL__DW_DEFAULT_TS, why);
+                goto out;
+            }
+            bytes = raw.data;
+            len = raw.len;
+        }
+        if (resp->raw.len + len > AHL__DW_MAX_FRAMES_BYTES)
+            rc = ahl_fail(err, AHL_ETOOBIG,
+                          "The frames asked for exceed %zu bytes: ask for fewer at a time",
+                          AHL__DW_MAX_FRAMES_BYTES);
+        else if (ahl_buf_addf(&resp->raw, "--%s\r\nContent-Type: %s; transfer-syntax=%s\r\n\r\n",
+                              boundary, part_type, part_ts) < 0 ||
+                 ahl_buf_add(&resp->raw, bytes, len) < 0 || ahl_buf_add(&resp->raw, "\r\n", 2) < 0)
+            rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
+        if (stored)
+            free(bytes);
+        else
+            ahl_raw_frame_release(&raw);
+        if (rc < 0)
+            goto out;
+    }
+    if (ahl_buf_addf(&resp->raw, "--%s--\r\n", boundary) < 0) {
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
+        goto out;
+    }
+    snprintf(rq->content_type, sizeof rq->content_type,
+             "multipart/related; type=\"%s\"; transfer-syntax=%s; boundary=%s", part_type, part_ts,
+             boundary);
+    resp->content_type = rq->content_type;
+    rq->status = 200;
+    rc = 0;
+out:
+    free(idx);
+    return rc;
+}
