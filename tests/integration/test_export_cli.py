@@ -1,5 +1,6 @@
 """`ahilite export` end to end: pydicom's CT and MR samples, a multi-frame MR and a two-frame
-planar RGB file made from them, and MR_small compressed as RLE and JPEG-LS, are imported with
+planar RGB file made from them, MR_small compressed as RLE and JPEG-LS, and the corpus's two-frame
+RLE RGB files (checked against DCMTK's decompression), are imported with
 `ahilite import`, exported, and checked with pydicom (the system Python has it; no numpy, so
 pixels are compared as raw bytes) and with DCMTK's dcmdump: every file parses, the SOP Class and
 Instance UIDs match, every attribute of the source that the metadata holds has the source's value,
@@ -164,6 +165,18 @@ class ExportCli(unittest.TestCase):
             ds, s = import_file(data, CORPUS + name, datastore_name='c')
             exported = self.export(data, ds, s, os.path.join(self.tmp, 'out-' + name))
             self.compare(CORPUS + name, exported, pixels_from=CORPUS + 'MR_small.dcm')
+
+    def test_multiframe_rle(self):
+        # The corpus's own multi-frame files (RLE, RGB, 8 and 16 bits), checked against DCMTK's
+        # decompression of the source (pydicom needs numpy to decode RLE).
+        for name in ('SC_rgb_rle_2frame.dcm', 'SC_rgb_rle_16bit_2frame.dcm'):
+            data = os.path.join(self.tmp, 'm-' + name)
+            ds, s = import_file(data, CORPUS + name, datastore_name='m')
+            exported = self.export(data, ds, s, os.path.join(self.tmp, 'out-' + name))
+            native = os.path.join(self.tmp, 'native-' + name)
+            subprocess.run(['dcmdrle', CORPUS + name, native], check=True, timeout=60,
+                           capture_output=True)
+            self.compare(CORPUS + name, exported, pixels_from=native)
 
     def test_versions(self):
         ids = {}
