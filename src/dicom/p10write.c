@@ -345,9 +345,33 @@ static int put_number(struct writer *w, const json_t *v, const struct wel *e, co
         return put64(&w->out, bits);
     }
     /* Integers; UV above 2^63-1 arrives as a real (normalize.h). */
-    uint64_t u =
-        json_is_real(v) ? (uint64_t)json_real_value(v) : (uint64_t)(int64_t)json_integer_value(v);
-    switch (number_size(vr)) {
+    size_t size = number_size(vr);
+    bool is_signed = vr[0] == 'S';
+    int64_t i;
+    uint64_t u;
+    if (json_is_real(v)) {
+        double r = json_real_value(v);
+        bool in_range = r >= -9.2e18 && r <= 1.8e19; /* false for NaN too */
+        u = !in_range ? 0 : r < 0 ? (uint64_t)(int64_t)r : (uint64_t)r;
+        if (!in_range || (r < 0 ? (double)(int64_t)u : (double)u) != r)
+            return ahl_fail(w->err, AHL_EINVAL, "%s: %g is not an integer VR %s can hold", e->key,
+                            r, vr);
+        i = (int64_t)u;
+    } else {
+        i = json_is_null(v) ? 0 : (int64_t)json_integer_value(v);
+        u = (uint64_t)i;
+    }
+    if (size < 8) {
+        int64_t lo = is_signed ? -((int64_t)1 << (size * 8 - 1)) : 0;
+        int64_t hi =
+            is_signed ? ((int64_t)1 << (size * 8 - 1)) - 1 : ((int64_t)1 << (size * 8)) - 1;
+        if (i < lo || i > hi)
+            return ahl_fail(w->err, AHL_EINVAL, "%s: %" PRId64 " does not fit VR %s", e->key, i,
+                            vr);
+    } else if (!is_signed && i < 0 && !json_is_real(v)) {
+        return ahl_fail(w->err, AHL_EINVAL, "%s: %" PRId64 " does not fit VR %s", e->key, i, vr);
+    }
+    switch (size) {
     case 2:
         return put16(&w->out, (uint16_t)u);
     case 4:

@@ -282,6 +282,13 @@ static void test_values(void **state)
     json_object_set_new(d, "Rows", json_string("many"));
     assert_int_equal(ahl_p10_write(doc, "1.2.3.4", NULL, buf_sink, &out, &err), AHL_EINVAL);
     assert_non_null(strstr(err.msg, "Rows"));
+    json_object_set_new(d, "Rows", json_integer(65536));
+    assert_int_equal(ahl_p10_write(doc, "1.2.3.4", NULL, buf_sink, &out, &err), AHL_EINVAL);
+    assert_non_null(strstr(err.msg, "does not fit VR US"));
+    json_object_set_new(d, "Rows", json_real(1.5));
+    assert_int_equal(ahl_p10_write(doc, "1.2.3.4", NULL, buf_sink, &out, &err), AHL_EINVAL);
+    json_object_set_new(d, "Rows", json_real(-1e300));
+    assert_int_equal(ahl_p10_write(doc, "1.2.3.4", NULL, buf_sink, &out, &err), AHL_EINVAL);
     json_object_del(d, "Rows");
     json_object_set_new(d, "NoSuchKeyword", json_string("x"));
     assert_int_equal(ahl_p10_write(doc, "1.2.3.4", NULL, buf_sink, &out, &err), AHL_EINVAL);
