@@ -1,5 +1,7 @@
-/* DICOMweb (WADO-RS) metadata below /datastore/{datastoreId}, on the API's own listener, as AWS
- * HealthImaging serves it on dicom-medical-imaging.<region>.amazonaws.com (docs/dicomweb.md).
+/* DICOMweb (WADO-RS) below /datastore/{datastoreId}, on the API's own listener, as AWS
+ * HealthImaging serves it on dicom-medical-imaging.<region>.amazonaws.com (docs/dicomweb.md):
+ * the study, series and instance metadata resources, and the frames resource, whose answer
+ * dicomweb_frames.c builds once the instance is found here.
  *
  * The server authenticates the request exactly as it does an API call, then hands it here instead
  * of to the model's router (server.c, ahl__dicomweb_path). A resource is answered from image sets:
@@ -8,7 +10,9 @@
  * dicom/hidoc.h; nothing is read from the original files, so updates show at once.
  *
  * Errors are the API's: ResourceNotFoundException (404) for an unknown data store, set, study,
- * series or instance, ValidationException (400) for a malformed path or parameter.
+ * series or instance, ValidationException (400) for a malformed path or parameter. Without
+ * imageSetId every primary set of the study is read (in id order, until one holds the series):
+ * the importer keeps one primary set per study and series, so that is one document per series.
  */
 #include <stdbool.h>
 #include <stdio.h>
