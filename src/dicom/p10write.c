@@ -163,12 +163,13 @@ static const json_t *first_scalar(const json_t *v)
     return NULL;
 }
 
-static bool any_negative(const json_t *v)
+/* true when an integer of v (a value or an array of them) is below lo or above hi. */
+static bool any_outside(const json_t *v, json_int_t lo, json_int_t hi)
 {
     if (json_is_integer(v))
-        return json_integer_value(v) < 0;
+        return json_integer_value(v) < lo || json_integer_value(v) > hi;
     for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++)
-        if (any_negative(json_array_get(v, i)))
+        if (any_outside(json_array_get(v, i), lo, hi))
             return true;
     return false;
 }
@@ -216,8 +217,14 @@ static void pick_vr(struct writer *w, const struct wel *e, char vr[3])
             break;
         }
     }
+    /* Signed when a value is negative, or when PixelRepresentation says so and every value fits. */
     if (want_number && has_us && has_ss)
-        memcpy(vr, any_negative(e->value) || w->signed_pixels ? "SS" : "US", 3);
+        memcpy(vr,
+               any_outside(e->value, 0, INT64_MAX) ||
+                       (w->signed_pixels && !any_outside(e->value, INT64_MIN, 32767))
+                   ? "SS"
+                   : "US",
+               3);
 }
 
 static int put16(struct ahl_buf *b, uint16_t v)

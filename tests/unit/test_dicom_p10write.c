@@ -246,7 +246,8 @@ static void test_values(void **state)
         "\"DICOM\":{\"SeriesInstanceUID\":\"1.2.3.5\",\"PixelPaddingValue\":-5},"
         "\"Instances\":{\"1.2.3.4\":{\"DICOM\":{\"SOPClassUID\":\"1.2.840.10008.5.1.4.1.1.7\","
         "\"SOPInstanceUID\":\"1.2.3.4\",\"ImageType\":[\"ORIGINAL\",null,\"AXIAL\"],"
-        "\"SmallestImagePixelValue\":3,\"00091001\":\"abc\",\"00090010\":\"ME\","
+        "\"SmallestImagePixelValue\":3,\"LargestImagePixelValue\":40000,\"PixelRepresentation\":1,"
+        "\"00091001\":\"abc\",\"00090010\":\"ME\","
         "\"FrameIncrementPointer\":[\"00181063\"],\"ImagePositionPatient\":[\"1\",\"2\",\"3\"],"
         "\"OtherPatientIDsSequence\":[{\"PatientID\":\"X\"}]},"
         "\"DICOMVRs\":{\"00091001\":\"LO\",\"00090010\":\"LO\"},\"ImageFrames\":[]}}}}}}",
@@ -257,7 +258,9 @@ static void test_values(void **state)
     const struct ahl_dcm_elem *e = ahl_dcm_find(&g->ds, AHL_DCM_TAG(0x0028, 0x0120));
     assert_non_null(e);
     assert_string_equal(e->vr, "SS");
-    e = ahl_dcm_find(&g->ds, AHL_DCM_TAG(0x0028, 0x0106));
+    e = ahl_dcm_find(&g->ds, AHL_DCM_TAG(0x0028, 0x0106)); /* signed pixels, and it fits */
+    assert_string_equal(e->vr, "SS");
+    e = ahl_dcm_find(&g->ds, AHL_DCM_TAG(0x0028, 0x0107)); /* too large for SS */
     assert_string_equal(e->vr, "US");
     e = ahl_dcm_find(&g->ds, AHL_DCM_TAG(0x0008, 0x0008));
     assert_int_equal(e->value_len, 16);
