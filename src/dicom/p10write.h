@@ -18,7 +18,8 @@
  * 8 hex digits; the VR of a hex key is its "DICOMVRs" entry (the dictionary's when there is none,
  * else UN); the VR of a keyword is the dictionary's, and where the dictionary allows several
  * ("US or SS", "OB or OW") the one that fits the value: a sequence for an array of objects, a
- * byte VR for a base64 string, SS for integers when one is negative or PixelRepresentation is 1.
+ * byte VR for a base64 string, SS for integers when one is negative, or when PixelRepresentation
+ * is 1 and all fit SS (else US). Integers that do not fit their VR are refused, not truncated.
  * An attribute present at two levels is written once, from the lowest level. Group lengths
  * (gggg,0000), item and delimiter tags and pixel data tags in the document are left out.
  * Values: text joined with '\' (null components empty), padded to even length with a space (UI:
