@@ -41,7 +41,7 @@ static void trim(const struct ahl_dcm_elem *e, const char **s, size_t *n)
     }
 }
 
-static json_t *number_from_text(const struct ahl_dcm_elem *e, const char *s, size_t n)
+json_t *ahl_dicomjson_number(bool is_integer, const char *s, size_t n)
 {
     char tmp[64];
     char *end;
@@ -51,7 +51,7 @@ static json_t *number_from_text(const struct ahl_dcm_elem *e, const char *s, siz
     memcpy(tmp, s, n);
     tmp[n] = 0;
     errno = 0;
-    if (vr_is(e, "IS")) {
+    if (is_integer) {
         long long v = strtoll(tmp, &end, 10);
         if (*end == '\0' && errno == 0)
             return json_integer(v);
@@ -63,7 +63,7 @@ static json_t *number_from_text(const struct ahl_dcm_elem *e, const char *s, siz
     return json_real(d);
 }
 
-static json_t *pn_object(const char *s, size_t n)
+json_t *ahl_dicomjson_pn(const char *s, size_t n)
 {
     static const char *const groups[] = {"Alphabetic", "Ideographic", "Phonetic"};
     json_t *o = json_object();
@@ -104,9 +104,9 @@ static int text_values(const struct ahl_dcm_elem *e, json_t *arr)
         json_t *v;
         trim(e, &p, &len);
         if (vr_is(e, "PN"))
-            v = len > 0 ? pn_object(p, len) : json_null();
+            v = len > 0 ? ahl_dicomjson_pn(p, len) : json_null();
         else if (vr_is(e, "DS") || vr_is(e, "IS"))
-            v = len > 0 ? number_from_text(e, p, len) : json_null();
+            v = len > 0 ? ahl_dicomjson_number(vr_is(e, "IS"), p, len) : json_null();
         else
             v = len > 0 ? json_stringn(p, len) : json_null();
         if (v == NULL && (vr_is(e, "DS") || vr_is(e, "IS")))

@@ -18,6 +18,9 @@
 #ifndef AHL_DICOM_DICOMJSON_H
 #define AHL_DICOM_DICOMJSON_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <jansson.h>
 
 #include "base/err.h"
@@ -31,5 +34,14 @@ struct ahl_dicomjson_opts {
  * 0, AHL_ENOMEM, AHL_EPARSE (a value whose length does not fit its VR, e.g. 3 bytes of US). */
 int ahl_dicomjson_from_dataset(const struct ahl_dcm_dataset *ds, const struct ahl_dicomjson_opts *o,
                                json_t **out, struct ahl_err *err);
+
+/* A PN value as DICOM JSON's object: component groups split at '=' into "Alphabetic",
+ * "Ideographic" and "Phonetic", trailing spaces and NULs trimmed, empty groups left out. NULL when
+ * out of memory. */
+json_t *ahl_dicomjson_pn(const char *s, size_t n);
+
+/* A DS (is_integer false) or IS (true) value's text as a JSON number; NULL when the text is not
+ * one (the caller then keeps it as a string) or is longer than 63 bytes. */
+json_t *ahl_dicomjson_number(bool is_integer, const char *s, size_t n);
 
 #endif /* AHL_DICOM_DICOMJSON_H */

@@ -5,16 +5,15 @@
  * dictionary. Recursion follows sequence items, bounded by AHL_HIDOC_MAX_DEPTH. */
 #include "dicom/hidoc.h"
 
-#include <errno.h>
-#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dicom/dataset.h"
 #include "base/text.h"
+#include "dicom/dataset.h"
+#include "dicom/dicomjson.h"
 #include "dicom/dict.h"
 #include "base/banned.h"
 
@@ -109,51 +108,6 @@ static void choose_vr(const struct hctx *c, const struct ahl_dict_entry *de, con
         memcpy(out, "SS", 3);
 }
 
-static json_t *number_from_text(const char *vr, const char *s, size_t n)
-{
-    char tmp[64];
-    char *end;
-
-    if (n == 0 || n >= sizeof tmp)
-        return NULL;
-    memcpy(tmp, s, n);
-    tmp[n] = 0;
-    errno = 0;
-    if (vr[0] == 'I') {
-        long long v = strtoll(tmp, &end, 10);
-        return *end == '\0' && errno == 0 ? json_integer(v) : NULL;
-    }
-    double d = strtod(tmp, &end);
-    if (*end != '\0' || errno != 0 || !isfinite(d))
-        return NULL;
-    return json_real(d);
-}
-
-static json_t *pn_object(const char *s, size_t n)
-{
-    static const char *const groups[] = {"Alphabetic", "Ideographic", "Phonetic"};
-    json_t *o = json_object();
-    size_t start = 0;
-    int g = 0;
-
-    if (!o)
-        return NULL;
-    for (size_t i = 0; i <= n && g < 3; i++) {
-        if (i < n && s[i] != '=')
-            continue;
-        size_t len = i - start;
-        while (len > 0 && s[start + len - 1] == ' ')
-            len--;
-        if (len > 0 && json_object_set_new(o, groups[g], json_stringn(s + start, len)) < 0) {
-            json_decref(o);
-            return NULL;
-        }
-        g++;
-        start = i + 1;
-    }
-    return o;
-}
-
 /* One text value (a piece between backslashes) as DICOM JSON types it. */
 static json_t *text_piece(const char *vr, const char *s, size_t n)
 {
@@ -167,9 +121,9 @@ static json_t *text_piece(const char *vr, const char *s, size_t n)
     if (n == 0)
         return json_null();
     if (vr_in(vr, "PN"))
-        return pn_object(s, n);
+        return ahl_dicomjson_pn(s, n);
     if (vr_in(vr, "ISDS")) {
-        json_t *num = number_from_text(vr, s, n);
+        json_t *num = ahl_dicomjson_number(vr[0] == 'I', s, n);
         return num ? num : json_stringn(s, n);
     }
     return json_stringn(s, n);
