@@ -18,6 +18,7 @@
 #include "base/codec.h"
 #include "base/log.h"
 #include "base/text.h"
+#include "dicom/hidoc.h"
 #include "base/banned.h"
 
 #define MAX_LISTED 4096
@@ -91,70 +92,48 @@ static int parse_list(const char *list, size_t n_frames, uint32_t *idx, size_t *
 static int read_stored(struct ahl_api_service *svc, const char *id, const char *ts, uint8_t **data,
                        size_t *len, struct ahl_err *err)
 {
-    int fd = -1;
-    uint64_t size = 0;
     if (!svc->frames_ready)
         return ahl_fail(err, AHL_ENOTFOUND, "Frame %s: this server has no frame store", id);
-    int rc = ahl_framestore_open_verified(&svc->frames, id, ts, &fd, &size, err);
+    int rc = ahl_framestore_read_verified(&svc->frames, id, ts, data, len, err);
     if (rc == AHL_ECORRUPT)
         ahl_error("DICOMweb frames: %s; run `ahilite check`", err->msg);
-    if (rc < 0)
-        return rc;
-    if (size > AHL_FRAME_MAX_BYTES) {
-        close(fd);
-        return ahl_fail(err, AHL_ETOOBIG, "Frame %s is larger than %zu bytes", id,
-                        (size_t)AHL_FRAME_MAX_BYTES);
-    }
-    uint8_t *b = malloc(size ? (size_t)size : 1);
-    size_t got = 0;
-    while (b && got < size) {
-        ssize_t r = pread(fd, b + got, (size_t)size - got, (off_t)got);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    if (!b)
-        return ahl_fail(err, AHL_ENOMEM, "out of memory");
-    if (got < size) {
-        free(b);
-        return ahl_fail(err, AHL_EIO, "Frame %s could not be read", id);
-    }
-    *data = b;
-    *len = (size_t)size;
-    return 0;
+    return rc;
 }
 
-static long attr_int(const json_t *dicom, const char *keyword, long dflt)
-{
-    const json_t *v = json_object_get(dicom, keyword);
-    if (json_is_array(v))
-        v = json_array_get(v, 0);
-    if (json_is_integer(v))
-        return (long)json_integer_value(v);
-    if (json_is_string(v)) /* IS values keep their text */
-        return strtol(json_string_value(v), NULL, 10);
-    return dflt;
-}
-
-/* The stored frame decoded into native little-endian samples (Explicit VR Little Endian). */
+/* The stored frame decoded and laid out as native pixel data (Explicit VR Little Endian) in a new
+ * buffer of *len bytes. */
 static int decode_frame(const json_t *dicom, const char *ts, const uint8_t *src, size_t n,
-                        struct ahl_raw_frame *out, struct ahl_err *err)
+                        uint8_t **out, size_t *len, struct ahl_err *err)
 {
     const char *photometric =
         json_string_value(json_object_get(dicom, "PhotometricInterpretation"));
-    long bits = attr_int(dicom, "BitsAllocated", 0);
+    long bits = ahl_hidoc_int(dicom, "BitsAllocated", 0);
+    long stored_bits = ahl_hidoc_int(dicom, "BitsStored", bits);
     struct ahl_pixel_desc d = ahl_pixel_desc_make(
-        (uint32_t)attr_int(dicom, "Rows", 0), (uint32_t)attr_int(dicom, "Columns", 0),
-        (uint16_t)attr_int(dicom, "SamplesPerPixel", 1), (uint16_t)bits,
-        (uint16_t)attr_int(dicom, "BitsStored", bits),
-        (uint16_t)attr_int(dicom, "PixelRepresentation", 0),
+        (uint32_t)ahl_hidoc_int(dicom, "Rows", 0), (uint32_t)ahl_hidoc_int(dicom, "Columns", 0),
+        (uint16_t)ahl_hidoc_int(dicom, "SamplesPerPixel", 1), (uint16_t)bits,
+        (uint16_t)stored_bits, (uint16_t)ahl_hidoc_int(dicom, "PixelRepresentation", 0),
         photometric ? photometric : "MONOCHROME2", ts);
+    struct ahl_raw_frame raw = {0};
     int rc = ahl_pixel_desc_check(&d, err);
-    if (rc == 0 && bits != 8 && bits != 16)
-        rc = ahl_fail(err, AHL_EUNSUPPORTED, "BitsAllocated %ld", bits);
     if (rc == 0)
-        rc = ahl_frame_decode(&d, src, n, out, err);
+        rc = ahl_frame_decode(&d, src, n, &raw, err);
+    struct ahl_pixel_desc native = d; /* the layout to answer: the instance's, uncompressed */
+    native.high_bit = (uint16_t)ahl_hidoc_int(dicom, "HighBit", stored_bits - 1);
+    native.planar_configuration = (uint16_t)ahl_hidoc_int(dicom, "PlanarConfiguration", 0);
+    snprintf(native.transfer_syntax, sizeof native.transfer_syntax, "%s", AHL__DW_DEFAULT_TS);
+    uint64_t size = rc == 0 ? ahl_native_frame_size(&native) : 0;
+    if (rc == 0 && !size)
+        rc = ahl_fail(err, AHL_EINVAL, "the Image Pixel attributes are not valid");
+    if (rc == 0 && !(*out = malloc((size_t)size)))
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
+    if (rc == 0 && (rc = ahl_raw_frame_to_native(&native, &raw, *out, err)) < 0) {
+        free(*out);
+        *out = NULL;
+    }
+    if (rc == 0)
+        *len = (size_t)size;
+    ahl_raw_frame_release(&raw);
     return rc;
 }
 
@@ -200,7 +179,6 @@ int ahl__dicomweb_frames(struct ahl_api_service *svc, struct ahl__dicomweb_reque
         const char *id = json_string_value(json_object_get(json_array_get(frames, idx[i]), "ID"));
         uint8_t *bytes = NULL;
         size_t len = 0;
-        struct ahl_raw_frame raw = {0};
         if (!id) {
             rc = ahl_fail(err, AHL_EINTERNAL, "Frame %u of the instance has no ID", idx[i] + 1);
             goto out;
@@ -208,8 +186,10 @@ int ahl__dicomweb_frames(struct ahl_api_service *svc, struct ahl__dicomweb_reque
         if ((rc = read_stored(svc, id, stored_ts, &bytes, &len, err)) < 0)
             goto out;
         if (!stored) {
-            rc = decode_frame(dicom, stored_ts, bytes, len, &raw, err);
+            uint8_t *native = NULL;
+            rc = decode_frame(dicom, stored_ts, bytes, len, &native, &len, err);
             free(bytes);
+            bytes = native;
             if (rc < 0) {
                 /* A stored frame the frames module cannot decode is the server's failure. */
                 char why[sizeof err->msg];
@@ -219,8 +199,6 @@ int ahl__dicomweb_frames(struct ahl_api_service *svc, struct ahl__dicomweb_reque
                               AHL__DW_DEFAULT_TS, why);
                 goto out;
             }
-            bytes = raw.data;
-            len = raw.len;
         }
         if (resp->raw.len + len > AHL__DW_MAX_FRAMES_BYTES)
             rc = ahl_fail(err, AHL_ETOOBIG,
@@ -230,10 +208,7 @@ int ahl__dicomweb_frames(struct ahl_api_service *svc, struct ahl__dicomweb_reque
                               boundary, part_type, part_ts) < 0 ||
                  ahl_buf_add(&resp->raw, bytes, len) < 0 || ahl_buf_add(&resp->raw, "\r\n", 2) < 0)
             rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
-        if (stored)
-            free(bytes);
-        else
-            ahl_raw_frame_release(&raw);
+        free(bytes);
         if (rc < 0)
             goto out;
     }

@@ -420,16 +420,11 @@ int ahl_framestore_check(struct ahl_framestore *fs, const char *id,
     return rc;
 }
 
-int ahl_framestore_get(struct ahl_framestore *fs, const char *id, uint8_t **data, size_t *len,
-                       struct ahl_err *err)
+/* Reads the size bytes of an open frame file into a new buffer and closes fd. */
+static int read_whole(int fd, uint64_t size, const char *id, uint8_t **data, size_t *len,
+                      struct ahl_err *err)
 {
-    *data = NULL;
-    *len = 0;
-    int fd;
-    uint64_t size;
-    int rc = ahl_framestore_open_frame(fs, id, &fd, &size, err);
-    if (rc < 0)
-        return rc;
+    int rc;
     if (size > AHL_FRAMESTORE_MAX_BYTES) {
         close(fd);
         return ahl_fail(err, AHL_ETOOBIG, "frame %s is %llu bytes, over the limit", id,
@@ -458,6 +453,29 @@ int ahl_framestore_get(struct ahl_framestore *fs, const char *id, uint8_t **data
     *data = buf;
     *len = size;
     return 0;
+}
+
+int ahl_framestore_get(struct ahl_framestore *fs, const char *id, uint8_t **data, size_t *len,
+                       struct ahl_err *err)
+{
+    int fd;
+    uint64_t size;
+    *data = NULL;
+    *len = 0;
+    int rc = ahl_framestore_open_frame(fs, id, &fd, &size, err);
+    return rc < 0 ? rc : read_whole(fd, size, id, data, len, err);
+}
+
+int ahl_framestore_read_verified(struct ahl_framestore *fs, const char *id,
+                                 const char *stored_transfer_syntax, uint8_t **data, size_t *len,
+                                 struct ahl_err *err)
+{
+    int fd;
+    uint64_t size;
+    *data = NULL;
+    *len = 0;
+    int rc = ahl_framestore_open_verified(fs, id, stored_transfer_syntax, &fd, &size, err);
+    return rc < 0 ? rc : read_whole(fd, size, id, data, len, err);
 }
 
 int ahl_framestore_delete(struct ahl_framestore *fs, const char *id, struct ahl_err *err)

@@ -59,6 +59,11 @@ int ahl_framestore_put(struct ahl_framestore *fs, const char *id, const void *da
  * what is there is not a regular file. The bytes are not checked against the id. */
 int ahl_framestore_get(struct ahl_framestore *fs, const char *id, uint8_t **data, size_t *len,
                        struct ahl_err *err);
+/* ahl_framestore_open_verified, then the whole frame into a new malloc'd buffer (at most
+ * AHL_FRAMESTORE_MAX_BYTES, else AHL_ETOOBIG): what a reader that needs the bytes calls. */
+int ahl_framestore_read_verified(struct ahl_framestore *fs, const char *id,
+                                 const char *stored_transfer_syntax, uint8_t **data, size_t *len,
+                                 struct ahl_err *err);
 /* Opens a frame for streaming: *fd (O_RDONLY|O_CLOEXEC, the caller closes it) and *size.
  * AHL_ENOTFOUND when absent, AHL_ECORRUPT when not a regular file. Not checked against the id:
  * ahl_framestore_open_verified is the reader's call. */

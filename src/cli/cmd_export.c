@@ -29,6 +29,7 @@
 
 #include "blob/framestore.h"
 #include "dicom/dataset.h"
+#include "dicom/hidoc.h"
 #include "dicom/p10write.h"
 #include "frames/frames.h"
 #include "meta/meta.h"
@@ -62,28 +63,16 @@ struct pixels {
     uint64_t frame_size;     /* native bytes per frame */
 };
 
-static long dicom_int(const json_t *dicom, const char *key, long dflt)
-{
-    const json_t *v = json_object_get(dicom, key);
-    if (json_is_array(v))
-        v = json_array_get(v, 0);
-    if (json_is_integer(v))
-        return (long)json_integer_value(v);
-    if (json_is_string(v)) /* IS, e.g. NumberOfFrames "2 " */
-        return strtol(json_string_value(v), NULL, 10);
-    return dflt;
-}
-
 /* Fills px from the instance's Image Pixel attributes; 0, or AHL_EUNSUPPORTED / AHL_EINVAL with
  * the reason in err. */
 static int describe(const json_t *inst, struct pixels *px, struct ahl_err *err)
 {
     const json_t *dicom = json_object_get(inst, "DICOM");
     const char *pi = json_string_value(json_object_get(dicom, "PhotometricInterpretation"));
-    long rows = dicom_int(dicom, "Rows", 0), cols = dicom_int(dicom, "Columns", 0);
-    long spp = dicom_int(dicom, "SamplesPerPixel", 1), ba = dicom_int(dicom, "BitsAllocated", 0);
-    long bs = dicom_int(dicom, "BitsStored", ba), pr = dicom_int(dicom, "PixelRepresentation", 0);
-    long nf = dicom_int(dicom, "NumberOfFrames", 1);
+    long rows = ahl_hidoc_int(dicom, "Rows", 0), cols = ahl_hidoc_int(dicom, "Columns", 0);
+    long spp = ahl_hidoc_int(dicom, "SamplesPerPixel", 1), ba = ahl_hidoc_int(dicom, "BitsAllocated", 0);
+    long bs = ahl_hidoc_int(dicom, "BitsStored", ba), pr = ahl_hidoc_int(dicom, "PixelRepresentation", 0);
+    long nf = ahl_hidoc_int(dicom, "NumberOfFrames", 1);
     size_t n = json_array_size(px->frames);
     if (rows <= 0 || rows > 65535 || cols <= 0 || cols > 65535 || spp < 1 || spp > 3 ||
         (ba != 1 && ba != 8 && ba != 16) || bs < 1 || bs > ba || pr < 0 || pr > 1 || !pi)
@@ -97,8 +86,8 @@ static int describe(const json_t *inst, struct pixels *px, struct ahl_err *err)
         return ahl_fail(err, AHL_EUNSUPPORTED, "%s native pixel data is not written yet", pi);
     px->d = ahl_pixel_desc_make((uint32_t)rows, (uint32_t)cols, (uint16_t)spp, (uint16_t)ba,
                                 (uint16_t)bs, (uint16_t)pr, pi, AHL_TS_EXPLICIT_LE);
-    px->d.high_bit = (uint16_t)dicom_int(dicom, "HighBit", bs - 1);
-    px->d.planar_configuration = (uint16_t)dicom_int(dicom, "PlanarConfiguration", 0);
+    px->d.high_bit = (uint16_t)ahl_hidoc_int(dicom, "HighBit", bs - 1);
+    px->d.planar_configuration = (uint16_t)ahl_hidoc_int(dicom, "PlanarConfiguration", 0);
     px->frame_size = ahl_native_frame_size(&px->d);
     if (!px->frame_size)
         return ahl_fail(err, AHL_EINVAL, "the Image Pixel attributes are not valid");
@@ -113,77 +102,10 @@ static int describe(const json_t *inst, struct pixels *px, struct ahl_err *err)
 static int read_frame(struct pixels *px, size_t i, uint8_t **data, size_t *len, struct ahl_err *err)
 {
     const char *id = json_string_value(json_object_get(json_array_get(px->frames, i), "ID"));
-    int fd = -1, rc;
-    uint64_t size;
     *data = NULL;
     if (!id)
         return ahl_fail(err, AHL_ECORRUPT, "frame %zu has no ID", i + 1);
-    if ((rc = ahl_framestore_open_verified(px->fs, id, px->stored_ts, &fd, &size, err)) < 0)
-        return rc;
-    if (size > AHL_FRAMESTORE_MAX_BYTES || !(*data = malloc(size ? (size_t)size : 1))) {
-        close(fd);
-        return ahl_fail(err, AHL_ENOMEM, "frame %s: %" PRIu64 " bytes do not fit in memory", id,
-                        size);
-    }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, *data + got, (size_t)size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            rc = ahl_fail(err, AHL_EIO, "frame %s: cannot read: %s", id,
-                          r < 0 ? strerror(errno) : "file shrank");
-            break;
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    if (rc < 0) {
-        free(*data);
-        *data = NULL;
-        return rc;
-    }
-    *len = (size_t)size;
-    return 0;
-}
-
-/* Lays out a decoded frame as native pixel data of px->d into out (px->frame_size bytes):
- * BitsAllocated bytes per sample, planar or interleaved as PlanarConfiguration says. */
-static int to_native(const struct pixels *px, const struct ahl_raw_frame *raw, uint8_t *out,
-                     struct ahl_err *err)
-{
-    const struct ahl_pixel_desc *d = &px->d;
-    size_t pixels = (size_t)d->rows * d->columns, spp = d->samples_per_pixel;
-    size_t in_b = raw->bytes_per_sample, out_b = d->bits_allocated / 8;
-    if (raw->width != d->columns || raw->height != d->rows || raw->components != spp ||
-        in_b > out_b || raw->len != pixels * spp * in_b)
-        return ahl_fail(err, AHL_ECORRUPT,
-                        "a stored frame decodes to %ux%u with %u samples of %u bytes, not the "
-                        "%ux%u with %zu samples the instance describes",
-                        raw->width, raw->height, raw->components, raw->bytes_per_sample, d->columns,
-                        d->rows, spp);
-    if (strcmp(raw->photometric, d->photometric) != 0)
-        return ahl_fail(err, AHL_EUNSUPPORTED,
-                        "a stored frame decodes to %s samples but the instance says %s",
-                        raw->photometric, d->photometric);
-    bool planar = spp > 1 && d->planar_configuration == 1;
-    if (!planar && in_b == out_b) {
-        memcpy(out, raw->data, raw->len);
-        return 0;
-    }
-    for (size_t p = 0; p < pixels; p++) {
-        for (size_t c = 0; c < spp; c++) {
-            const uint8_t *s = raw->data + (p * spp + c) * in_b;
-            uint16_t v = in_b == 2        ? (uint16_t)(s[0] | s[1] << 8)
-                         : raw->is_signed ? (uint16_t)(int16_t)(int8_t)s[0]
-                                          : s[0];
-            uint8_t *o = out + (planar ? c * pixels + p : p * spp + c) * out_b;
-            o[0] = (uint8_t)v;
-            if (out_b == 2)
-                o[1] = (uint8_t)(v >> 8);
-        }
-    }
-    return 0;
+    return ahl_framestore_read_verified(px->fs, id, px->stored_ts, data, len, err);
 }
 
 /* The pixel callback: one frame at a time, read, decoded, laid out and handed to the sink. */
@@ -211,7 +133,7 @@ static int write_frames(void *ctx, ahl_p10_sink_fn sink, void *sink_ctx, struct 
             snprintf(sd.transfer_syntax, sizeof sd.transfer_syntax, "%s", px->stored_ts);
             sd.planar_configuration = 0;
             rc = ahl_frame_decode(&sd, data, len, &raw, err);
-            rc = rc ? rc : to_native(px, &raw, native, err);
+            rc = rc ? rc : ahl_raw_frame_to_native(&px->d, &raw, native, err);
             rc = rc ? rc : sink(sink_ctx, native, (size_t)px->frame_size);
             ahl_raw_frame_release(&raw);
         }

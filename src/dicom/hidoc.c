@@ -352,3 +352,18 @@ int ahl_hidoc_instance(const json_t *patient, const json_t *study, const json_t 
     *out = obj;
     return 0;
 }
+
+long ahl_hidoc_int(const json_t *dicom, const char *keyword, long dflt)
+{
+    const json_t *v = json_object_get(dicom, keyword);
+    if (json_is_array(v))
+        v = json_array_get(v, 0);
+    if (json_is_integer(v))
+        return (long)json_integer_value(v);
+    if (json_is_string(v)) { /* IS values keep their text, e.g. NumberOfFrames "2 " */
+        char *end;
+        long n = strtol(json_string_value(v), &end, 10);
+        return end != json_string_value(v) ? n : dflt;
+    }
+    return dflt;
+}

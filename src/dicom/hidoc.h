@@ -47,4 +47,8 @@ int ahl_hidoc_instance(const json_t *patient, const json_t *study, const json_t 
                        const json_t *instance, const struct ahl_hidoc_opts *opts, json_t **out,
                        struct ahl_err *err);
 
+/* The first value of an integer attribute of a metadata document's DICOM object (keyed by
+ * keyword): a JSON integer, or the text of an IS value; dflt when absent or not a number. */
+long ahl_hidoc_int(const json_t *dicom, const char *keyword, long dflt);
+
 #endif /* AHL_DICOM_HIDOC_H */

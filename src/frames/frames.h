@@ -287,6 +287,14 @@ int ahl_decode_j2k(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
 /* Frees out->data and zeroes *out. Accepts a zeroed frame. */
 void ahl_raw_frame_release(struct ahl_raw_frame *f);
 
+/* Lays out a decoded (canonical) frame as native pixel data of d (Explicit VR Little Endian):
+ * BitsAllocated/8 bytes per sample (8 or 16), planar or interleaved as d->planar_configuration
+ * says, into out, which holds ahl_native_frame_size(d) bytes. AHL_ECORRUPT when the frame's
+ * geometry is not d's, AHL_EUNSUPPORTED when it decoded to another photometric interpretation or
+ * d's BitsAllocated is neither 8 nor 16. */
+int ahl_raw_frame_to_native(const struct ahl_pixel_desc *d, const struct ahl_raw_frame *raw,
+                            uint8_t *out, struct ahl_err *err);
+
 /* ---- encoding ---- */
 
 /* Encodes a canonical frame as an HTJ2K lossless RPCL codestream (settings in the top comment)

@@ -1,5 +1,6 @@
 /* The canonical raw frame: allocation, the sample fix-ups every decoder ends with, geometry
  * checks, min/max, and the decoder dispatch by transfer syntax. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,4 +128,43 @@ int ahl_frame_decode(const struct ahl_pixel_desc *d, const uint8_t *src, size_t 
         break;
     }
     return ahl_fail(err, AHL_EUNSUPPORTED, "transfer syntax %s not supported", d->transfer_syntax);
+}
+
+int ahl_raw_frame_to_native(const struct ahl_pixel_desc *d, const struct ahl_raw_frame *raw,
+                            uint8_t *out, struct ahl_err *err)
+{
+    if (d->bits_allocated != 8 && d->bits_allocated != 16)
+        return ahl_fail(err, AHL_EUNSUPPORTED, "native pixel data with BitsAllocated %u",
+                        d->bits_allocated);
+    size_t pixels = (size_t)d->rows * d->columns, spp = d->samples_per_pixel;
+    size_t in_b = raw->bytes_per_sample, out_b = d->bits_allocated / 8;
+    if (raw->width != d->columns || raw->height != d->rows || raw->components != spp ||
+        in_b > out_b || raw->len != pixels * spp * in_b)
+        return ahl_fail(err, AHL_ECORRUPT,
+                        "a stored frame decodes to %ux%u with %u samples of %u bytes, not the "
+                        "%ux%u with %zu samples the instance describes",
+                        raw->width, raw->height, raw->components, raw->bytes_per_sample, d->columns,
+                        d->rows, spp);
+    if (strcmp(raw->photometric, d->photometric) != 0)
+        return ahl_fail(err, AHL_EUNSUPPORTED,
+                        "a stored frame decodes to %s samples but the instance says %s",
+                        raw->photometric, d->photometric);
+    bool planar = spp > 1 && d->planar_configuration == 1;
+    if (!planar && in_b == out_b) {
+        memcpy(out, raw->data, raw->len);
+        return 0;
+    }
+    for (size_t p = 0; p < pixels; p++) {
+        for (size_t c = 0; c < spp; c++) {
+            const uint8_t *s = raw->data + (p * spp + c) * in_b;
+            uint16_t v = in_b == 2        ? (uint16_t)(s[0] | s[1] << 8)
+                         : raw->is_signed ? (uint16_t)(int16_t)(int8_t)s[0]
+                                          : s[0];
+            uint8_t *o = out + (planar ? c * pixels + p : p * spp + c) * out_b;
+            o[0] = (uint8_t)v;
+            if (out_b == 2)
+                o[1] = (uint8_t)(v >> 8);
+        }
+    }
+    return 0;
 }

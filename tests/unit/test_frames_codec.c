@@ -608,6 +608,30 @@ static void test_fragment_scan(void **state)
     assert_null(buf);
 }
 
+/* A canonical frame laid out as native pixel data: 8-bit samples widened into 16 bits allocated,
+ * colour made planar, and a frame that is not the described geometry refused. */
+static void test_raw_to_native(void **state)
+{
+    (void)state;
+    struct ahl_err err;
+    uint8_t rgb[2 * 1 * 3] = {1, 2, 3, 4, 5, 6}; /* two RGB pixels, interleaved */
+    struct ahl_raw_frame raw = {.data = rgb, .len = sizeof rgb, .width = 2, .height = 1,
+                                .components = 3, .bytes_per_sample = 1, .precision = 8};
+    snprintf(raw.photometric, sizeof raw.photometric, "RGB");
+    struct ahl_pixel_desc d =
+        ahl_pixel_desc_make(1, 2, 3, 16, 8, 0, "RGB", "1.2.840.10008.1.2.1");
+    d.planar_configuration = 1;
+    uint8_t out[12];
+    assert_int_equal(ahl_native_frame_size(&d), sizeof out);
+    assert_int_equal(ahl_raw_frame_to_native(&d, &raw, out, &err), 0);
+    static const uint8_t want[12] = {1, 0, 4, 0, 2, 0, 5, 0, 3, 0, 6, 0};
+    assert_memory_equal(out, want, sizeof want);
+    d.columns = 3;
+    assert_int_equal(ahl_raw_frame_to_native(&d, &raw, out, &err), AHL_ECORRUPT);
+    d = ahl_pixel_desc_make(1, 2, 3, 16, 8, 0, "YBR_FULL", "1.2.840.10008.1.2.1");
+    assert_int_equal(ahl_raw_frame_to_native(&d, &raw, out, &err), AHL_EUNSUPPORTED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -616,7 +640,7 @@ int main(void)
         cmocka_unit_test(test_htj2k_round_trips),   cmocka_unit_test(test_htj2k_deterministic),
         cmocka_unit_test(test_corrupt_codestreams), cmocka_unit_test(test_one_bit_frames),
         cmocka_unit_test(test_fragment_mapping),    cmocka_unit_test(test_offset_table_validity),
-        cmocka_unit_test(test_fragment_scan),
+        cmocka_unit_test(test_fragment_scan),       cmocka_unit_test(test_raw_to_native),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
