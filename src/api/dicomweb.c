@@ -393,8 +393,8 @@ static const char *safe_host(const char *host)
     return host;
 }
 
-int ahl__dicomweb_serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
-                        struct ahl_api_resp *resp, struct ahl_err *err)
+static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
+                 struct ahl_api_resp *resp, struct ahl_err *err)
 {
     struct dw_target t;
     char base[512];
@@ -433,5 +433,20 @@ int ahl__dicomweb_serve(struct ahl_api_service *svc, struct ahl__dicomweb_reques
 out:
     json_decref(c.out);
     json_decref(docs);
+    return rc;
+}
+
+int ahl__dicomweb_serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
+                        struct ahl_api_resp *resp, struct ahl_err *err)
+{
+    int rc = serve(svc, rq, resp, err);
+    /* Messages quote the method, the path or the frame list, which may hold any bytes (or be cut
+     * inside a character): keep them valid UTF-8, as the API's own messages are, for the error
+     * body and the log. Bytes above 0x7F become '?': a well-formed request target is ASCII. */
+    size_t n = rc < 0 && err ? strnlen(err->msg, sizeof err->msg) : 0;
+    if (n && !ahl_utf8_valid(err->msg, n))
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)err->msg[i] >= 0x80)
+                err->msg[i] = '?';
     return rc;
 }
