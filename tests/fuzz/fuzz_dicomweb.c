@@ -248,18 +248,22 @@ static void setup(void)
     fx.ready = true;
 }
 
-/* The next line of [*p, end) as a new NUL-terminated string (a NUL inside ends it early, as it
- * would in a C string handed over by the HTTP library); advances *p past the '\n'. */
-static char *take_line(const uint8_t **p, const uint8_t *end)
+/* The lines of a request (see the top comment). */
+enum { L_METHOD, L_PATH, L_QUERY, L_ACCEPT, L_HOST, L_COUNT };
+
+/* Splits the input into L_COUNT NUL-terminated lines, each in an allocation of its own so that a
+ * read past a line's end is caught; a NUL inside a line ends it early (as it would in a C string
+ * from the HTTP library), and lines the input lacks are empty. */
+static void split_lines(const uint8_t *data, size_t size, char *lines[L_COUNT])
 {
-    const uint8_t *s = *p;
-    const uint8_t *nl = memchr(s, '\n', (size_t)(end - s));
-    size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
-    char *line = strndup((const char *)s, n);
-    if (!line)
-        abort();
-    *p = nl ? nl + 1 : end;
-    return line;
+    for (size_t i = 0; i < L_COUNT; i++) {
+        const uint8_t *nl = memchr(data, '\n', size);
+        size_t len = nl ? (size_t)(nl - data) : size;
+        if (!(lines[i] = strndup((const char *)data, len)))
+            abort();
+        data += len + (nl != NULL);
+        size -= len + (nl != NULL);
+    }
 }
 
 static void check_failure(int rc, const struct ahl_err *err)
@@ -353,20 +357,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!fx.ready)
         setup();
-    const uint8_t *p = data, *end = data + size;
-    char *method = take_line(&p, end);
-    char *path = take_line(&p, end);
-    char *query = take_line(&p, end);
-    char *accept = take_line(&p, end);
-    char *host = take_line(&p, end);
+    char *line[L_COUNT];
+    split_lines(data, size, line);
+    const char *path = line[L_PATH];
 
     if (ahl__dicomweb_path(path)) {
         struct ahl__dicomweb_request rq = {
-            .method = method,
+            .method = line[L_METHOD],
             .path = path,
-            .query = query[0] ? query : NULL,
-            .host = host[0] ? host : NULL,
-            .accept = accept[0] ? accept : NULL,
+            .query = line[L_QUERY][0] ? line[L_QUERY] : NULL,
+            .host = line[L_HOST][0] ? line[L_HOST] : NULL,
+            .accept = line[L_ACCEPT][0] ? line[L_ACCEPT] : NULL,
         };
         struct ahl_api_resp resp = {.fd = -1, .accept = rq.accept};
         struct ahl_err err;
@@ -384,10 +385,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ahl_buf_release(&resp.raw);
     }
 
-    free(method);
-    free(path);
-    free(query);
-    free(accept);
-    free(host);
+    for (size_t i = 0; i < L_COUNT; i++)
+        free(line[i]);
     return 0;
 }
