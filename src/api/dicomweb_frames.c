@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "api/dicomweb_internal.h"
@@ -23,20 +24,51 @@
 
 #define MAX_LISTED 4096
 
-/* The transfer syntax the Accept header asks for: the first transfer-syntax parameter, quotes
- * removed, into out; AHL__DW_DEFAULT_TS when there is none. */
-static void wanted_syntax(const char *accept, char *out, size_t cap)
+/* The transfer syntax one media range of an Accept header asks for (range[0..n)): its
+ * transfer-syntax parameter (name in any case, quotes removed) into out, or AHL__DW_DEFAULT_TS
+ * when it has none. */
+static void range_syntax(const char *range, size_t n, char *out, size_t cap)
 {
-    const char *p = accept ? strstr(accept, "transfer-syntax=") : NULL;
-    if (!p) {
-        snprintf(out, cap, "%s", AHL__DW_DEFAULT_TS);
+    static const char name[] = "transfer-syntax=";
+    snprintf(out, cap, "%s", AHL__DW_DEFAULT_TS);
+    for (size_t i = 0; i + sizeof name - 1 <= n; i++) {
+        if (strncasecmp(range + i, name, sizeof name - 1) != 0)
+            continue;
+        const char *p = range + i + sizeof name - 1;
+        size_t left = n - (i + sizeof name - 1);
+        if (left && *p == '"') {
+            p++;
+            left--;
+        }
+        size_t len = 0;
+        while (len < left && !strchr("\";, \t", p[len]))
+            len++;
+        snprintf(out, cap, "%.*s", (int)(len < cap ? len : cap - 1), p);
         return;
     }
-    p += strlen("transfer-syntax=");
-    if (*p == '"')
-        p++;
-    size_t n = strcspn(p, "\";, \t");
-    snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
+}
+
+/* The transfer syntax to answer in: the first media range of the Accept header (comma-separated)
+ * whose syntax can be given ("*", the stored syntax, or the default), into out; true then. When
+ * none can, false with the first range's syntax in out (for the 406 message). */
+static bool choose_syntax(const char *accept, const char *stored_ts, char *out, size_t cap)
+{
+    const char *p = accept ? accept : "";
+    bool first = true;
+    char ts[72];
+    do {
+        size_t n = strcspn(p, ",");
+        range_syntax(p, n, ts, sizeof ts);
+        if (!strcmp(ts, "*") || !strcmp(ts, stored_ts) || !strcmp(ts, AHL__DW_DEFAULT_TS)) {
+            snprintf(out, cap, "%s", ts);
+            return true;
+        }
+        if (first)
+            snprintf(out, cap, "%s", ts);
+        first = false;
+        p += n;
+    } while (*p++ == ',');
+    return false;
 }
 
 /* The media type of a frame's stored bytes as DICOMweb labels them: the store keeps HTJ2K as a
@@ -156,9 +188,9 @@ int ahl__dicomweb_frames(struct ahl_api_service *svc, struct ahl__dicomweb_reque
     if ((rc = parse_list(list, json_array_size(frames), idx, &count, err)) < 0)
         goto out;
 
-    wanted_syntax(rq->accept, want, sizeof want);
+    bool servable = choose_syntax(rq->accept, stored_ts, want, sizeof want);
     bool stored = !strcmp(want, "*") || !strcmp(want, stored_ts);
-    if (!stored && strcmp(want, AHL__DW_DEFAULT_TS) != 0) {
+    if (!servable) {
         rq->status = 406;
         resp->content_type = "application/json";
         char msg[300];

@@ -369,6 +369,18 @@ class DICOMwebFrames(unittest.TestCase):
                         'transfer-syntax=1.2.840.10008.1.2.4.50')
         self.assertEqual(status, 406, body)
         self.assertIn('transfer-syntax=*', json.loads(body)['message'])
+        # The parameter's name is matched in any case.
+        status, _, body = self.frames(
+            MULTI, '1', 'multipart/related; type="image/jpeg"; '
+                        'Transfer-Syntax=1.2.840.10008.1.2.4.50')
+        self.assertEqual(status, 406, body)
+        # Media ranges are tried in order: the first that can be given is answered.
+        status, headers, body = self.frames(
+            MULTI, '1', 'multipart/related; type="image/jpeg"; '
+                        'transfer-syntax=1.2.840.10008.1.2.4.50, '
+                        'multipart/related; type="application/octet-stream"; transfer-syntax=*')
+        self.assertEqual(status, 200, body[:300])
+        self.assertNotIn('transfer-syntax=1.2.840.10008.1.2.4.50', headers['content-type'])
         for frames, want in (('3', 404), ('1,1', 400), ('0', 400), ('1;2', 400), ('a', 400)):
             status, _, body = self.frames(MULTI, frames)
             self.assertEqual(status, want, (frames, body))
