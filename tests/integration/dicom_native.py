@@ -1,0 +1,59 @@
+"""The source side of a DICOMweb frames check: what a file's frames are as native pixel data
+(Explicit VR Little Endian, DICOMweb's default frame syntax), decoded without ahilite.
+
+DCMTK rewrites the file uncompressed little endian (dcmdrle for RLE, dcmdjpls for JPEG-LS,
+dcmconv +te for native files of any byte order; the tools frames_oracle.py names), and pydicom
+under the system Python hands out each frame's bytes. Planar configuration is kept as the file
+has it. Used by test_dicomweb_orthanc.py and, as a command, by js/test_dicomweb_client_js.mjs:
+
+    dicom_native.py FILE...   prints {"FILE": {"study", "series", "sop", "frames": [sha256...]}}
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from frames_oracle import DCMTK_FOR  # noqa: E402
+
+SYS_PY = '/usr/bin/python3'
+
+# System Python: argv[1] a file, argv[2] its native rewrite (or the file itself); prints the UIDs
+# and each frame's SHA-256.
+_FRAMES = r'''
+import hashlib, json, sys
+import pydicom
+src, native = pydicom.dcmread(sys.argv[1]), pydicom.dcmread(sys.argv[2])
+n = native.Rows * native.Columns * native.SamplesPerPixel * native.BitsAllocated // 8
+count = int(native.get('NumberOfFrames') or 1)
+pixels = native.PixelData
+print(json.dumps({'study': src.StudyInstanceUID, 'series': src.SeriesInstanceUID,
+                  'sop': src.SOPInstanceUID, 'transferSyntax': str(src.file_meta.TransferSyntaxUID),
+                  'frames': [hashlib.sha256(pixels[i * n:(i + 1) * n]).hexdigest()
+                             for i in range(count)]}))
+'''
+
+
+def describe(path):
+    """The file's UIDs and the SHA-256 of each of its frames as native little-endian bytes."""
+    with tempfile.TemporaryDirectory(prefix='ahl-native-') as tmp:
+        ts = subprocess.run([SYS_PY, '-c', 'import sys, pydicom; print(pydicom.dcmread('
+                             'sys.argv[1], stop_before_pixels=True).file_meta.TransferSyntaxUID)',
+                             path], capture_output=True, text=True, check=True).stdout.strip()
+        native = path
+        if ts != '1.2.840.10008.1.2.1':
+            native = os.path.join(tmp, 'native.dcm')
+            tool = DCMTK_FOR.get(ts, 'dcmconv')
+            args = [tool] + (['+te'] if tool == 'dcmconv' else []) + [path, native]
+            r = subprocess.run(args, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError('%s: %s' % (' '.join(args), r.stderr.strip()))
+        r = subprocess.run([SYS_PY, '-c', _FRAMES, path, native], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError('pydicom on %s: %s' % (path, r.stderr.strip()[-300:]))
+        return json.loads(r.stdout)
+
+
+if __name__ == '__main__':
+    print(json.dumps({p: describe(p) for p in sys.argv[1:]}))
