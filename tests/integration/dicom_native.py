@@ -7,6 +7,10 @@ under the system Python hands out each frame's bytes. Planar configuration is ke
 has it. Used by test_dicomweb_orthanc.py and, as a command, by js/test_dicomweb_client_js.mjs:
 
     dicom_native.py FILE...   prints {"FILE": {"study", "series", "sop", "frames": [sha256...]}}
+    dicom_native.py compare FILE < instances.json
+                              prints the differences (a JSON list) between pydicom's reading of
+                              FILE and of the DICOM JSON instance with its SOPInstanceUID, by the
+                              comparison test_dicomweb_wado.py makes
 """
 import json
 import os
@@ -56,4 +60,7 @@ def describe(path):
 
 
 if __name__ == '__main__':
+    if sys.argv[1:2] == ['compare']:
+        from test_dicomweb_wado import _COMPARE
+        sys.exit(subprocess.run([SYS_PY, '-c', _COMPARE, sys.argv[2]]).returncode)
     print(json.dumps({p: describe(p) for p in sys.argv[1:]}))

@@ -1,0 +1,202 @@
+// DICOMweb through dicomweb-client (the npm DICOMweb client the OHIF viewer uses), a client
+// written without ahilite in mind. It is a browser library built on XMLHttpRequest: in node the
+// xhr2 package provides XMLHttpRequest, and since the library cannot sign requests itself, a
+// request hook (its `requestHooks` option) signs each one with SigV4 (@smithy/signature-v4 with
+// @aws-crypto/sha256-js, service medical-imaging) just before it is sent.
+//
+// pydicom's CT, an RLE MR, a planar big-endian RGB and a two-frame RLE RGB are imported with
+// `ahilite import`; then retrieveSeriesMetadata, retrieveInstanceMetadata and
+// retrieveStudyMetadata must give what pydicom reads from the source files (compared by
+// ../dicom_native.py compare, under the system Python), retrieveInstanceFrames the source's pixels
+// bit for bit (../dicom_native.py decodes them with DCMTK and pydicom), frames asked for with
+// transfer-syntax=* the stored HTJ2K codestream GetImageFrame serves, and errors the client's own
+// rejection with the HTTP status (403 unsigned, 404 unknown series).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import XHR from 'xhr2';
+import dicomweb from 'dicomweb-client';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { Sha256 } from '@aws-crypto/sha256-js';
+import {
+  ListDatastoresCommand, SearchImageSetsCommand, GetImageSetMetadataCommand, GetImageFrameCommand,
+} from '@aws-sdk/client-medical-imaging';
+import { startServer, ACCESS_KEY, SECRET_KEY, REGION } from './ahlserver.mjs';
+import { jp2cOf } from './jph.mjs';
+
+globalThis.XMLHttpRequest = XHR;
+const { DICOMwebClient } = dicomweb.api;
+const run = promisify(execFile);
+const NATIVE = join(dirname(fileURLToPath(import.meta.url)), '..', 'dicom_native.py');
+const SYS_PY = '/usr/bin/python3';
+const TF = '/usr/lib/python3/dist-packages/pydicom/data/test_files/';
+const FILES = ['CT_small.dcm', 'MR_small_RLE.dcm', 'ExplVR_BigEnd.dcm', 'SC_rgb_rle_2frame.dcm']
+  .map((n) => TF + n);
+// ExplVR_BigEnd.dcm's dates are in the old ACR-NEMA form (1997.04.24), which ahilite (like
+// Orthanc) passes on as stored and pydicom's JSON reader refuses: its metadata is not compared.
+const META_FILES = FILES.filter((f) => !f.endsWith('ExplVR_BigEnd.dcm'));
+
+let srv;
+let ds;
+let source; // path -> { study, series, sop, transferSyntax, frames: [sha256 of native bytes] }
+
+// A dicomweb-client request hook: signs the XMLHttpRequest with SigV4 when it is sent. Signing
+// is asynchronous and hooks are not, so the hook wraps send().
+function sigv4Hook(credentials) {
+  const signer = new SignatureV4({
+    service: 'medical-imaging', region: REGION, credentials, sha256: Sha256,
+  });
+  return function hook(xhr, metadata) {
+    const send = xhr.send.bind(xhr);
+    xhr.send = (body) => {
+      const url = new URL(metadata.url);
+      const query = {};
+      for (const [k, v] of url.searchParams) query[k] = v;
+      signer.sign({
+        method: metadata.method.toUpperCase(),
+        protocol: url.protocol,
+        hostname: url.hostname,
+        port: Number(url.port),
+        path: url.pathname,
+        query,
+        headers: { host: url.host },
+        body: body === undefined ? undefined : new Uint8Array(body),
+      }).then((signed) => {
+        for (const [k, v] of Object.entries(signed.headers)) {
+          if (k !== 'host') xhr.setRequestHeader(k, v);
+        }
+        send(body);
+      });
+    };
+    return xhr;
+  };
+}
+
+function client({ signed = true } = {}) {
+  return new DICOMwebClient({
+    url: `${srv.endpoint}/datastore/${ds}`,
+    requestHooks: signed ? [sigv4Hook({ accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY })] : [],
+    verbose: false,
+  });
+}
+
+async function differencesFromSource(path, instances) {
+  const child = execFile(SYS_PY, [NATIVE, 'compare', path], { maxBuffer: 64 << 20 });
+  const out = new Promise((resolve, reject) => {
+    let text = '';
+    let err = '';
+    child.stdout.on('data', (d) => { text += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(text))
+      : reject(new Error(`dicom_native.py compare ${path} exited ${code}: ${err}`))));
+  });
+  child.stdin.end(JSON.stringify(instances));
+  return out;
+}
+
+const sha256 = (buf) => createHash('sha256').update(Buffer.from(buf)).digest('hex');
+
+before(async () => {
+  srv = await startServer({
+    beforeStart: ({ bin, dataDir }) => execFileSync(bin, ['import', '--data-dir', dataDir,
+      '--create-datastore', 'dicomweb-client', ...FILES], { stdio: 'pipe' }),
+  });
+  const list = await srv.client.send(new ListDatastoresCommand({}));
+  ds = list.datastoreSummaries[0].datastoreId;
+  source = JSON.parse((await run(SYS_PY, [NATIVE, ...FILES], { maxBuffer: 64 << 20 })).stdout);
+});
+
+after(async () => {
+  if (srv) assert.equal(await srv.stop(), 0);
+});
+
+test('retrieveSeriesMetadata, retrieveInstanceMetadata and retrieveStudyMetadata give the source attributes', async () => {
+  const dw = client();
+  for (const path of META_FILES) {
+    const s = source[path];
+    const series = await dw.retrieveSeriesMetadata({
+      studyInstanceUID: s.study, seriesInstanceUID: s.series,
+    });
+    assert.ok(Array.isArray(series) && series.length >= 1, path);
+    assert.deepEqual(await differencesFromSource(path, series), [], path);
+    const instance = await dw.retrieveInstanceMetadata({
+      studyInstanceUID: s.study, seriesInstanceUID: s.series, sopInstanceUID: s.sop,
+    });
+    assert.equal(instance.length, 1);
+    assert.deepEqual(await differencesFromSource(path, instance), [], path);
+    const study = await dw.retrieveStudyMetadata({ studyInstanceUID: s.study });
+    assert.ok(study.some((i) => i['00080018'].Value[0] === s.sop), path);
+  }
+});
+
+test('retrieveInstanceFrames gives the source pixels as native little endian', async () => {
+  const dw = client();
+  for (const path of FILES) {
+    const s = source[path];
+    const frameNumbers = s.frames.map((_, k) => k + 1).reverse();
+    const parts = await dw.retrieveInstanceFrames({
+      studyInstanceUID: s.study, seriesInstanceUID: s.series, sopInstanceUID: s.sop, frameNumbers,
+    });
+    assert.equal(parts.length, frameNumbers.length, path);
+    parts.forEach((part, k) => {
+      assert.equal(sha256(part), s.frames[frameNumbers[k] - 1], `${path} frame ${frameNumbers[k]}`);
+    });
+    // The same, naming the syntax.
+    const named = await dw.retrieveInstanceFrames({
+      studyInstanceUID: s.study, seriesInstanceUID: s.series, sopInstanceUID: s.sop,
+      frameNumbers: [1],
+      mediaTypes: [{ mediaType: 'application/octet-stream', transferSyntaxUID: '1.2.840.10008.1.2.1' }],
+    });
+    assert.equal(sha256(named[0]), s.frames[0], path);
+  }
+});
+
+test('retrieveInstanceFrames with transfer-syntax=* gives the stored codestream', async () => {
+  const dw = client();
+  const path = TF + 'SC_rgb_rle_2frame.dcm';
+  const s = source[path];
+  const found = await srv.client.send(new SearchImageSetsCommand({
+    datastoreId: ds,
+    searchCriteria: { filters: [{ operator: 'EQUAL', values: [{ DICOMStudyInstanceUID: s.study }] }] },
+  }));
+  const imageSetId = found.imageSetsMetadataSummaries[0].imageSetId;
+  const meta = await srv.client.send(new GetImageSetMetadataCommand({ datastoreId: ds, imageSetId }));
+  const doc = JSON.parse(gunzipSync(Buffer.from(await meta.imageSetMetadataBlob.transformToByteArray())));
+  const inst = doc.Study.Series[s.series].Instances[s.sop];
+  const parts = await dw.retrieveInstanceFrames({
+    studyInstanceUID: s.study, seriesInstanceUID: s.series, sopInstanceUID: s.sop, frameNumbers: [1, 2],
+    mediaTypes: [{ mediaType: 'application/octet-stream', transferSyntaxUID: '*' }],
+  });
+  assert.equal(parts.length, 2);
+  for (const [k, part] of parts.entries()) {
+    const r = await srv.client.send(new GetImageFrameCommand({
+      datastoreId: ds, imageSetId, imageFrameInformation: { imageFrameId: inst.ImageFrames[k].ID },
+    }));
+    const served = Buffer.from(await r.imageFrameBlob.transformToByteArray());
+    const stored = r.contentType === 'image/jph' ? jp2cOf(served) : served;
+    assert.ok(Buffer.from(part).equals(stored), `frame ${k + 1}`);
+  }
+});
+
+test('errors reach the client with their status', async () => {
+  const s = source[FILES[0]];
+  await assert.rejects(
+    client({ signed: false }).retrieveSeriesMetadata({ studyInstanceUID: s.study, seriesInstanceUID: s.series }),
+    (e) => e.status === 403,
+  );
+  await assert.rejects(
+    client().retrieveSeriesMetadata({ studyInstanceUID: s.study, seriesInstanceUID: '1.2.3.4' }),
+    (e) => e.status === 404,
+  );
+  await assert.rejects(
+    client().retrieveInstanceFrames({
+      studyInstanceUID: s.study, seriesInstanceUID: s.series, sopInstanceUID: s.sop, frameNumbers: [2],
+    }),
+    (e) => e.status === 404,
+  );
+});
