@@ -13,7 +13,8 @@
  *     ... wait for SIGTERM / SIGINT ...
  *     ahl_api_server_stop(srv);       // finishes requests in flight, then frees everything
  *
- * Credentials: every access key / secret pair in cfg.credentials may sign requests.
+ * Credentials: every access key / secret pair in cfg.credentials may sign requests; with
+ * cfg.oidc_*, DICOMweb requests may instead carry an OIDC bearer token (oidc/oidc.h).
  * ahl_api_credentials_load() reads an AWS shared-credentials file (every profile's
  * aws_access_key_id / aws_secret_access_key pair); ahl_api_credentials_generate() makes a fresh
  * pair and writes it as such a file, mode 0600.
@@ -76,6 +77,11 @@ struct ahl_api_config {
     unsigned header_timeout_s; /* from a request's first line to the end of its headers */
     unsigned idle_timeout_s;   /* a connection with nothing sent or received (keep-alive too) */
     size_t max_body_memory;    /* bytes of request bodies held at once, all connections */
+    /* Bearer tokens on DICOMweb resources (docs/dicomweb.md#bearer-tokens): all three, or none
+     * (bearer tokens refused). The JWKS file is re-read when it changes. */
+    const char *oidc_jwks;
+    const char *oidc_issuer;
+    const char *oidc_audience;
 };
 
 #define AHL_API_DEFAULT_MAX_CONNECTIONS 1024

@@ -828,6 +828,8 @@ int ahl_api_error_status(const char *aws_type)
             return e->status;
     if (!strcmp(aws_type, AHL_AWS_UNKNOWN_OPERATION))
         return 404;
+    if (!strcmp(aws_type, AHL_AWS_UNAUTHORIZED))
+        return 401;
     if (!strcmp(aws_type, AHL_AWS_INVALID_SIGNATURE) ||
         !strcmp(aws_type, AHL_AWS_UNRECOGNIZED_CLIENT) ||
         !strcmp(aws_type, AHL_AWS_MISSING_TOKEN) || !strcmp(aws_type, "SignatureDoesNotMatch"))

@@ -58,6 +58,7 @@
 #define AHL_AWS_INCOMPLETE_SIGNATURE "IncompleteSignatureException" /* 400: malformed auth */
 #define AHL_AWS_UNRECOGNIZED_CLIENT "UnrecognizedClientException"   /* 403: unknown key/token */
 #define AHL_AWS_INVALID_SIGNATURE "InvalidSignatureException" /* 403: mismatch, expired, scope */
+#define AHL_AWS_UNAUTHORIZED "UnauthorizedException"          /* 401: a bearer token refused */
 
 /* Finer reasons this layer records in struct ahl_err's detail. */
 enum ahl_api_failure {

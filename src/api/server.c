@@ -48,6 +48,7 @@
 #include "aws/sigv4.h"
 #include "blob/framestore.h"
 #include "json/json.h"
+#include "oidc/oidc.h"
 #include "base/text.h"
 #include "base/banned.h"
 
@@ -79,6 +80,7 @@ struct ahl_api_server {
     struct ahl_api_credentials creds;
     struct ahl_sigv4_verifier verifier;
     int verifier_ready;
+    struct ahl_oidc *oidc; /* bearer tokens on DICOMweb resources; NULL: refused */
     uint16_t port;
     uint64_t header_timeout_ns, idle_timeout_ns;
     size_t max_body_memory;
@@ -97,6 +99,7 @@ struct early_error {
     int status; /* 0: none */
     const char *type;
     char message[512];
+    char challenge[640]; /* a WWW-Authenticate header to send with it, or "" */
 };
 
 struct request {
@@ -267,6 +270,8 @@ static enum MHD_Result queue(struct MHD_Connection *conn, struct request *rq, in
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, content_encoding);
     if (error_type)
         MHD_add_response_header(r, "x-amzn-ErrorType", error_type);
+    if (rq->early.challenge[0])
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, rq->early.challenge);
     if (rq->close_after)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     rq->status = status;
@@ -559,6 +564,95 @@ static int body_framing(struct MHD_Connection *conn, uint64_t *length, const cha
     return 0;
 }
 
+/* The token of an Authorization header in the Bearer scheme (RFC 6750 2.1; the scheme's name in
+ * any case), or NULL. */
+static const char *bearer_token(const char *authz)
+{
+    if (!authz || strncasecmp(authz, "Bearer", 6) != 0 || (authz[6] != ' ' && authz[6] != '\t'))
+        return NULL;
+    authz += 6;
+    while (*authz == ' ' || *authz == '\t')
+        authz++;
+    return authz;
+}
+
+/* The refusal of a bearer token, with RFC 6750's challenge; the description is cut to the
+ * characters the header's quoted string allows. */
+static void set_bearer_early(struct request *rq, int status, const char *type, const char *error,
+                             const char *message)
+{
+    char desc[400];
+    size_t i = 0;
+    for (; message[i] && i + 1 < sizeof desc; i++) {
+        unsigned char c = (unsigned char)message[i];
+        desc[i] = c < 0x20 || c > 0x7e || c == '\\' ? '?' : c == '"' ? '\'' : (char)c;
+    }
+    desc[i] = '\0';
+    set_early(rq, status, type, message);
+    snprintf(rq->early.challenge, sizeof rq->early.challenge,
+             "Bearer realm=\"ahilite\", error=\"%s\", error_description=\"%s\"", error, desc);
+}
+
+/* Authentication by an OIDC bearer token (docs/dicomweb.md#bearer-tokens): DICOMweb resources
+ * only, and the token's scope decides the methods. 0 when admitted, or -1 with rq->early set.
+ * The token itself is never logged nor quoted. */
+static int admit_bearer(struct MHD_Connection *conn, struct request *rq, const char *method,
+                        const char *token)
+{
+    struct ahl_api_server *srv = rq->srv;
+    struct ahl_oidc_claims claims;
+    struct ahl_err err;
+    char *path = strndup(rq->target, strcspn(rq->target, "?"));
+    bool dicomweb = path && ahl__dicomweb_path(path);
+    free(path);
+
+    if (!dicomweb) {
+        /* What AWS answers: the API takes SigV4 alone, and a Bearer header is not SigV4. */
+        set_early(rq, ahl_api_error_status(AHL_AWS_INCOMPLETE_SIGNATURE),
+                  AHL_AWS_INCOMPLETE_SIGNATURE,
+                  "Authorization header uses the Bearer scheme, which is accepted on DICOMweb "
+                  "resources only (/datastore/{id}/studies..., /datastore/{id}/series...); "
+                  "HealthImaging API operations are signed with AWS4-HMAC-SHA256");
+        return -1;
+    }
+    if (sigv4_header(conn, "authorization", 1)) {
+        set_early(rq, 400, AHL_AWS_VALIDATION,
+                  "The request has more than one Authorization header");
+        return -1;
+    }
+    if (!srv->oidc) {
+        set_early(rq, 403, AHL_AWS_ACCESS_DENIED,
+                  "Bearer tokens are not accepted: the server was started without --oidc-jwks, "
+                  "--oidc-issuer and --oidc-audience; sign the request with AWS Signature "
+                  "Version 4");
+        return -1;
+    }
+    ahl_err_clear(&err);
+    if (ahl_oidc_verify(srv->oidc, token, strlen(token), ahl_now_ms() / 1000, &claims, &err) < 0) {
+        if (err.code != AHL_EAUTH)
+            set_early(rq, 500, AHL_AWS_INTERNAL, err.msg);
+        else
+            set_bearer_early(rq, 401, AHL_AWS_UNAUTHORIZED, "invalid_token", err.msg);
+        return -1;
+    }
+    if (claims.access == AHL_OIDC_ACCESS_NONE) {
+        set_bearer_early(rq, 403, AHL_AWS_ACCESS_DENIED, "insufficient_scope",
+                         "The token's scope holds neither " AHL_OIDC_SCOPE_READ
+                         " nor " AHL_OIDC_SCOPE_WRITE);
+        return -1;
+    }
+    if (claims.access == AHL_OIDC_ACCESS_READ && strcmp(method, "GET") && strcmp(method, "HEAD")) {
+        char why[200];
+        snprintf(why, sizeof why,
+                 "The token's scope " AHL_OIDC_SCOPE_READ
+                 " allows GET and HEAD only; %.16s needs " AHL_OIDC_SCOPE_WRITE,
+                 method);
+        set_bearer_early(rq, 403, AHL_AWS_ACCESS_DENIED, "insufficient_scope", why);
+        return -1;
+    }
+    return 0;
+}
+
 /* The first call of a request: its headers are complete, nothing of the body is read. Decides
  * whether the body will be read at all. */
 static void admit(struct MHD_Connection *conn, struct request *rq, const char *method)
@@ -572,6 +666,17 @@ static void admit(struct MHD_Connection *conn, struct request *rq, const char *m
         rq->close_after = 1;
         set_early(rq, 400, AHL_AWS_VALIDATION, why);
         return;
+    }
+    /* A bearer token proves everything from the headers; the body is only read (below). */
+    const char *token = bearer_token(sigv4_header(conn, "authorization", 0));
+    if (token) {
+        if (admit_bearer(conn, rq, method, token) < 0) {
+            if (length > REJECT_DRAIN)
+                rq->close_after = 1;
+            return;
+        }
+        rq->authenticated = 1;
+        goto body;
     }
     const char *q = strchr(rq->target, '?');
     size_t path_len = q ? (size_t)(q - rq->target) : strlen(rq->target);
@@ -602,6 +707,7 @@ static void admit(struct MHD_Connection *conn, struct request *rq, const char *m
     }
     rq->authenticated = !sreq.credentials_only;
     memcpy(rq->body_hash_to_check, sres.body_hash_to_check, sizeof rq->body_hash_to_check);
+body:
     if (length == 0)
         return;
     if (length > AHL_API_MAX_BODY && length != UINT64_MAX) {
@@ -948,6 +1054,13 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
         goto fail;
     }
     srv->verifier_ready = 1;
+    if (cfg->oidc_jwks) {
+        struct ahl_oidc_config ocfg = {.jwks_path = cfg->oidc_jwks,
+                                       .issuer = cfg->oidc_issuer,
+                                       .audience = cfg->oidc_audience};
+        if ((rc = ahl_oidc_open(&ocfg, &srv->oidc, err)) < 0)
+            goto fail;
+    }
 
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -1055,5 +1168,6 @@ void ahl_api_server_stop(struct ahl_api_server *srv)
     }
     if (srv->verifier_ready)
         ahl_sigv4_verifier_release(&srv->verifier);
+    ahl_oidc_close(srv->oidc);
     free(srv);
 }

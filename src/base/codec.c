@@ -75,7 +75,9 @@ int ahl_base64_encode(const uint8_t *p, size_t n, struct ahl_buf *out)
     return 0;
 }
 
-static int b64val(char c)
+/* The value of one base64 digit: the standard alphabet ('+', '/') or, with url, the URL-safe one
+ * ('-', '_'); -1 for anything else. */
+static int b64val(char c, int url)
 {
     if (c >= 'A' && c <= 'Z')
         return c - 'A';
@@ -83,9 +85,9 @@ static int b64val(char c)
         return c - 'a' + 26;
     if (c >= '0' && c <= '9')
         return c - '0' + 52;
-    if (c == '+')
+    if (c == (url ? '-' : '+'))
         return 62;
-    if (c == '/')
+    if (c == (url ? '_' : '/'))
         return 63;
     return -1;
 }
@@ -106,7 +108,7 @@ int ahl_base64_decode(const char *s, size_t n, struct ahl_buf *out)
             } else {
                 if (pad)
                     goto bad;
-                v[k] = b64val(c);
+                v[k] = b64val(c, 0);
                 if (v[k] < 0)
                     goto bad;
             }
@@ -119,6 +121,38 @@ int ahl_base64_decode(const char *s, size_t n, struct ahl_buf *out)
             return rc;
         }
     }
+    return 0;
+bad:
+    ahl_buf_truncate(out, start);
+    return AHL_EPARSE;
+}
+
+int ahl_base64url_decode(const char *s, size_t n, struct ahl_buf *out)
+{
+    /* A last group of one digit carries no whole byte: no encoder writes it. */
+    if (n % 4 == 1)
+        return AHL_EPARSE;
+    size_t start = out->len;
+    int rc = ahl_buf_reserve(out, n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0));
+    if (rc < 0)
+        return rc;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64val(s[i], 1);
+        if (v < 0)
+            goto bad;
+        acc = (acc << 6 | (uint32_t)v) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out->data[out->len++] = (char)(uint8_t)(acc >> bits);
+        }
+    }
+    /* The bits left over must be zero, so that every byte string has exactly one encoding. */
+    if (acc & ((1u << bits) - 1))
+        goto bad;
+    out->data[out->len] = '\0';
     return 0;
 bad:
     ahl_buf_truncate(out, start);

@@ -1,5 +1,6 @@
-/* Small byte codecs used across modules: hex, base64 (standard alphabet, padded), SHA-256,
- * HMAC-SHA-256, CRC32, and random identifiers. None of them allocate except into an ahl_buf. */
+/* Small byte codecs used across modules: hex, base64 (standard alphabet, padded; base64url for
+ * decoding), SHA-256, HMAC-SHA-256, CRC32, and random identifiers. None of them allocate except
+ * into an ahl_buf. */
 #ifndef AHL_BASE_CODEC_H
 #define AHL_BASE_CODEC_H
 
@@ -21,6 +22,10 @@ int ahl_base64_encode(const uint8_t *p, size_t n, struct ahl_buf *out);
 /* Appends the bytes of base64 text s (length n) to out. Strict: standard alphabet, padding
  * required, no white space. 0, AHL_EPARSE, AHL_ENOMEM or AHL_ETOOBIG (out's max). */
 int ahl_base64_decode(const char *s, size_t n, struct ahl_buf *out);
+/* Appends the bytes of base64url text s (length n; RFC 4648 section 5, as JOSE uses it) to out.
+ * Strict: URL-safe alphabet, no padding, no white space, and the unused bits of the last digit
+ * zero, so that each byte string has one encoding. 0, AHL_EPARSE, AHL_ENOMEM or AHL_ETOOBIG. */
+int ahl_base64url_decode(const char *s, size_t n, struct ahl_buf *out);
 
 void ahl_sha256(const void *p, size_t n, uint8_t out[AHL_SHA256_LEN]);
 /* SHA-256 as 64 lowercase hex digits plus NUL. */

@@ -49,6 +49,15 @@ static void usage(FILE *f)
             "                      endpoint instead\n"
             "  --workers N         HTTP and import-job worker threads (default: the number of\n"
             "                      CPUs)\n"
+            "  --oidc-jwks FILE    accept OIDC bearer tokens (Authorization: Bearer <JWT>) on\n"
+            "                      DICOMweb resources, signed by a key in this JWKS file (RSA\n"
+            "                      and EC P-256; re-read when it changes). Give all three:\n"
+            "  --oidc-issuer ISS   the issuer: the tokens' 'iss' claim, exactly\n"
+            "  --oidc-audience AUD the audience: the tokens' 'aud' claim must be or hold it\n"
+            "                      Tokens are RS256 or ES256 with exp and iat (at most 12\n"
+            "                      hours old); scope 'ahilite:read' allows GET, 'ahilite:write'\n"
+            "                      also POST. API operations take SigV4 only. Without these\n"
+            "                      options bearer tokens are refused (docs/dicomweb.md)\n"
             "  --aws-primary-rules apply today's AWS restrictions to primary image sets: no\n"
             "                      Patient- or Series-level updates and no forced changes on\n"
             "                      them (default: the API as first specified, any level\n"
@@ -123,6 +132,7 @@ int ahl_cmd_serve(int argc, char **argv)
     const char *data_dir = "./ahilite-data", *listen_arg = "127.0.0.1:8080";
     const char *cred_file = NULL, *region = "us-east-1", *account = "123456789012";
     const char *s3_root = NULL, *s3_endpoint = NULL;
+    const char *oidc_jwks = NULL, *oidc_issuer = NULL, *oidc_audience = NULL;
     unsigned workers = 0, port = 0;
     unsigned max_conns = 0, per_ip = 0, header_s = 0, idle_s = 0;
     unsigned long body_mib = 0, import_mib = 0;
@@ -147,21 +157,17 @@ int ahl_cmd_serve(int argc, char **argv)
             meta_opts.aws_primary_rules = true;
             continue;
         }
-        static const char *const with_value[] = {"--data-dir",
-                                                 "--listen",
-                                                 "--credentials",
-                                                 "--region",
-                                                 "--account-id",
-                                                 "--s3-root",
-                                                 "--s3-endpoint",
-                                                 "--workers",
-                                                 "--max-connections",
-                                                 "--max-connections-per-ip",
-                                                 "--header-timeout",
-                                                 "--idle-timeout",
-                                                 "--max-body-memory",
-                                                 "--import-memory",
-                                                 NULL};
+        static const char *const with_value[] = {
+            "--data-dir",        "--listen",
+            "--credentials",     "--region",
+            "--account-id",      "--s3-root",
+            "--s3-endpoint",     "--workers",
+            "--max-connections", "--max-connections-per-ip",
+            "--header-timeout",  "--idle-timeout",
+            "--max-body-memory", "--import-memory",
+            "--oidc-jwks",       "--oidc-issuer",
+            "--oidc-audience",   NULL,
+        };
         const char *name = NULL;
         for (int k = 0; with_value[k]; k++) {
             size_t n = strlen(with_value[k]);
@@ -194,6 +200,12 @@ int ahl_cmd_serve(int argc, char **argv)
             s3_root = v;
         else if (!strcmp(name, "--s3-endpoint"))
             s3_endpoint = v;
+        else if (!strcmp(name, "--oidc-jwks"))
+            oidc_jwks = v;
+        else if (!strcmp(name, "--oidc-issuer"))
+            oidc_issuer = v;
+        else if (!strcmp(name, "--oidc-audience"))
+            oidc_audience = v;
         else if (!strcmp(name, "--workers")) {
             char *end;
             unsigned long w = strtoul(v, &end, 10);
@@ -251,6 +263,13 @@ int ahl_cmd_serve(int argc, char **argv)
             fprintf(stderr, "ahilite serve: --region '%s' is not a region name\n", region);
             return 2;
         }
+    }
+    if ((oidc_jwks || oidc_issuer || oidc_audience) &&
+        !(oidc_jwks && oidc_issuer && oidc_audience)) {
+        fprintf(stderr,
+                "ahilite serve: --oidc-jwks, --oidc-issuer and --oidc-audience go together; "
+                "give all three to accept bearer tokens\n");
+        return 2;
     }
     if (s3_root && s3_endpoint) {
         fprintf(stderr, "ahilite serve: give --s3-root or --s3-endpoint, not both\n");
@@ -342,6 +361,9 @@ int ahl_cmd_serve(int argc, char **argv)
         .header_timeout_s = header_s,
         .idle_timeout_s = idle_s,
         .max_body_memory = (size_t)body_mib << 20,
+        .oidc_jwks = oidc_jwks,
+        .oidc_issuer = oidc_issuer,
+        .oidc_audience = oidc_audience,
     };
     struct ahl_runner_config rcfg = {.meta = meta,
                                      .data_dir = data_dir,
@@ -362,6 +384,9 @@ int ahl_cmd_serve(int argc, char **argv)
     ahl_info("listening on http://%s%s%s:%u (region %s, account %s, data in %s)",
              strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
              (unsigned)ahl_api_server_port(srv), region, account, data_dir);
+    if (oidc_jwks)
+        ahl_info("accepting bearer tokens on DICOMweb resources from issuer %s for audience %s",
+                 oidc_issuer, oidc_audience);
     if (!is_loopback(host))
         ahl_warn("listening on %s without TLS: requests, signatures' scope and patient data cross "
                  "the network in clear; put a TLS-terminating proxy in front of ahilite, or "

@@ -84,6 +84,41 @@ static void test_base64_rejects(void **state)
     }
 }
 
+/* base64url as JOSE uses it: URL-safe alphabet, no padding, unused bits zero. */
+static void test_base64url(void **state)
+{
+    (void)state;
+    static const struct b64_case good[] = {
+        {"", ""}, {"f", "Zg"}, {"fo", "Zm8"}, {"foo", "Zm9v"}, {"\xfb\xff", "-_8"}, {"?>", "Pz4"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        struct ahl_buf b;
+        ahl_buf_init(&b, 1024);
+        assert_int_equal(ahl_base64url_decode(good[i].enc, strlen(good[i].enc), &b), 0);
+        assert_int_equal(b.len, strlen(good[i].raw));
+        assert_memory_equal(b.data, good[i].raw, b.len);
+        ahl_buf_release(&b);
+    }
+    /* Padding, the standard alphabet, a lone digit, blanks, non-zero unused bits ("Zh" would
+     * also decode to "f"). */
+    static const char *bad[] = {"Zg==", "Zg=", "+/8", "Z", "Zm9vY", "Zm 9", "Zh", "Zm9", "Pz5"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct ahl_buf b;
+        ahl_buf_init(&b, 1024);
+        assert_int_equal(ahl_buf_adds(&b, "kept"), 0);
+        assert_int_equal(ahl_base64url_decode(bad[i], strlen(bad[i]), &b), AHL_EPARSE);
+        assert_string_equal(b.data, "kept");
+        ahl_buf_release(&b);
+    }
+    /* The cap is exact: three bytes fit a buffer of three. */
+    struct ahl_buf b;
+    ahl_buf_init(&b, 3);
+    assert_int_equal(ahl_base64url_decode("Zm9v", 4, &b), 0);
+    assert_int_equal(ahl_base64url_decode("Zg", 2, &b), AHL_ETOOBIG);
+    assert_int_equal(b.len, 3);
+    ahl_buf_release(&b);
+}
+
 static void test_sha256_and_hex(void **state)
 {
     (void)state;
@@ -147,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_base64_table),           cmocka_unit_test(test_base64_rejects),
         cmocka_unit_test(test_sha256_and_hex),         cmocka_unit_test(test_random_id_shape),
         cmocka_unit_test(test_err_fail),               cmocka_unit_test(test_array_grow),
+        cmocka_unit_test(test_base64url),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }
