@@ -13,10 +13,15 @@
  *   metadata       GetImageSetMetadata of --imagesets' first set; the body is counted as it comes
  *                  (gzip, not decoded), the first one is inflated to learn the JSON size, and the
  *                  figure is JSON-equivalent bytes per second;
- *   frames         GetImageFrame, cycling through --frames SET:FRAME,... .
+ *   frames         GetImageFrame, cycling through --frames SET:FRAME,... ;
+ *   get            GET of each path (with its query) in --paths FILE, one a line, in turn, with
+ *                  --accept's Accept header: DICOMweb resources of ahilite (signed) or of another
+ *                  server (--unsigned, where --access-key, --secret-key and --datastore are not
+ *                  needed); the figure is body bytes per second.
  *
  * usage: ahilite-bench http-load --endpoint URL --access-key K --secret-key S [--region R]
  *            --datastore ID --mode MODE [--imagesets ID,...] [--frames SET:FRAME,...]
+ *            [--paths FILE] [--accept TYPE] [--unsigned]
  *            [--connections N] [--seconds T | --requests N] [--check] [--dump-metadata FILE]
  * Exit status: 0, 1 when a request failed (any non-2xx other than counted 409s, or a --check
  * violation), 2 usage. bench/http.sh drives it; tests/integration/test_http_load_smoke.sh keeps
@@ -43,7 +48,7 @@
 #define MAX_CONN 64
 #define MAX_IDS 4096
 
-enum mode { M_GET_DATASTORE, M_UPDATE, M_METADATA, M_FRAMES };
+enum mode { M_GET_DATASTORE, M_UPDATE, M_METADATA, M_FRAMES, M_GET };
 
 struct config {
     const char *endpoint, *access_key, *secret_key, *region, *datastore;
@@ -58,6 +63,10 @@ struct config {
     long requests; /* total, split over connections; 0: run for seconds */
     int check;
     const char *dump_metadata; /* metadata mode: write the first response (gzip) here */
+    char *paths[MAX_IDS];      /* get mode: the lines of --paths */
+    size_t n_paths;
+    const char *accept; /* get mode: the Accept header, or NULL */
+    int unsigned_requests;
 };
 
 struct worker {
@@ -95,14 +104,13 @@ static void failf(struct worker *w, const char *fmt, const char *a, long b)
         snprintf(w->fail_msg, sizeof w->fail_msg, fmt, a, b);
 }
 
-/* Sends one signed request; returns the HTTP status, or -1 on a transport error. */
-static long send_signed(struct worker *w, const char *method, const char *path, const char *query,
-                        const char *body)
+/* Appends the SigV4 headers of one request (x-amz-date, x-amz-content-sha256, Authorization) to
+ * *list; the strings are copied by curl. 0, or -1 when signing failed. */
+static int add_signature(const struct config *c, const char *method, const char *path,
+                         const char *query, const char *body, struct curl_slist **list)
 {
-    const struct config *c = w->cfg;
-    char url[2048], hash[AHL_SHA256_HEX_LEN + 1];
-    size_t body_len = body ? strlen(body) : 0;
-    ahl_sha256_hex(body ? body : "", body_len, hash);
+    char hash[AHL_SHA256_HEX_LEN + 1], h_date[64], h_sha[128], h_auth[1024];
+    ahl_sha256_hex(body ? body : "", body ? strlen(body) : 0, hash);
     struct ahl_sigv4_header hdrs[] = {{"host", c->host}};
     struct ahl_sigv4_sign_input in = {
         .method = method,
@@ -120,16 +128,33 @@ static long send_signed(struct worker *w, const char *method, const char *path, 
     struct ahl_sigv4_signed sig;
     if (ahl_sigv4_sign(&in, &cred, &sig) < 0)
         return -1;
-    char h_date[64], h_sha[128], h_auth[1024];
     snprintf(h_date, sizeof h_date, "x-amz-date: %s", sig.amz_date);
     snprintf(h_sha, sizeof h_sha, "x-amz-content-sha256: %s", sig.content_sha256);
     snprintf(h_auth, sizeof h_auth, "Authorization: %s", sig.authorization.data);
     ahl_buf_release(&sig.authorization);
+    *list = curl_slist_append(*list, h_date);
+    *list = curl_slist_append(*list, h_sha);
+    *list = curl_slist_append(*list, h_auth);
+    return 0;
+}
+
+/* Sends one request, signed unless --unsigned; returns the HTTP status, or -1 on a transport
+ * error. */
+static long send_signed(struct worker *w, const char *method, const char *path, const char *query,
+                        const char *body)
+{
+    const struct config *c = w->cfg;
+    char url[2048], h_accept[512];
+    size_t body_len = body ? strlen(body) : 0;
     struct curl_slist *list = NULL;
-    list = curl_slist_append(list, h_date);
-    list = curl_slist_append(list, h_sha);
-    list = curl_slist_append(list, h_auth);
-    list = curl_slist_append(list, "Content-Type: application/json");
+    if (!c->unsigned_requests && add_signature(c, method, path, query, body, &list) < 0)
+        return -1;
+    if (c->mode != M_GET)
+        list = curl_slist_append(list, "Content-Type: application/json");
+    if (c->accept) {
+        snprintf(h_accept, sizeof h_accept, "Accept: %s", c->accept);
+        list = curl_slist_append(list, h_accept);
+    }
     list = curl_slist_append(list, "Expect:");
     snprintf(url, sizeof url, "%s%s%s%s", c->endpoint, path, query ? "?" : "", query ? query : "");
 
@@ -249,6 +274,15 @@ static int one_request(struct worker *w, long k)
                  c->imagesets[0]);
         st = send_signed(w, "POST", path, NULL, NULL);
         break;
+    case M_GET: {
+        size_t i = ((size_t)k * (size_t)c->connections + (size_t)w->index) % c->n_paths;
+        snprintf(path, sizeof path, "%s", c->paths[i]);
+        char *q = strchr(path, '?');
+        if (q)
+            *q++ = '\0';
+        st = send_signed(w, "GET", path, q, NULL);
+        break;
+    }
     case M_FRAMES: {
         size_t i = ((size_t)k * (size_t)c->connections + (size_t)w->index) % c->n_frames;
         snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageFrame", c->datastore,
@@ -337,13 +371,41 @@ static int usage(FILE *f, int status)
 {
     fprintf(f, "usage: ahilite-bench http-load --endpoint URL --access-key K --secret-key S"
                " [--region R]\n"
-               "           --datastore ID --mode get-datastore|update|metadata|frames\n"
+               "           --datastore ID --mode get-datastore|update|metadata|frames|get\n"
                "           [--imagesets ID,...] [--frames SET:FRAME,...]\n"
+               "           [--paths FILE] [--accept TYPE] [--unsigned]\n"
                "           [--connections N] [--seconds T | --requests N] [--check]\n"
                "           [--dump-metadata FILE]\n"
                "  sends SigV4-signed requests to a running ahilite serve; prints one JSON"
                " line.\n");
     return status;
+}
+
+/* get mode: the lines of --paths FILE that start with '/', kept for the whole run. 0, or -1 after
+ * saying why. */
+static int read_paths(const char *file, struct config *cfg)
+{
+    if (!file) {
+        fprintf(stderr, "ahilite-bench http-load: --mode get needs --paths FILE\n");
+        return -1;
+    }
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        fprintf(stderr, "ahilite-bench http-load: cannot open %s\n", file);
+        return -1;
+    }
+    char line[1024];
+    while (cfg->n_paths < MAX_IDS && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '/' && !(cfg->paths[cfg->n_paths++] = strdup(line)))
+            break;
+    }
+    fclose(f);
+    if (!cfg->n_paths || !cfg->paths[cfg->n_paths - 1]) {
+        fprintf(stderr, "ahilite-bench http-load: no paths (lines starting with /) in %s\n", file);
+        return -1;
+    }
+    return 0;
 }
 
 static size_t split_list(char *s, char **out, size_t cap)
@@ -364,11 +426,16 @@ static size_t split_list(char *s, char **out, size_t cap)
 static int parse_args(int argc, char **argv, struct config *cfg, const char **mode)
 {
     char *frames_arg = NULL, *sets_arg = NULL;
+    const char *paths_arg = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--check")) {
             cfg->check = 1;
+            continue;
+        }
+        if (!strcmp(a, "--unsigned")) {
+            cfg->unsigned_requests = 1;
             continue;
         }
         if (!v)
@@ -398,11 +465,16 @@ static int parse_args(int argc, char **argv, struct config *cfg, const char **mo
             cfg->dump_metadata = v;
         else if (!strcmp(a, "--requests"))
             cfg->requests = strtol(v, NULL, 10);
+        else if (!strcmp(a, "--paths"))
+            paths_arg = v;
+        else if (!strcmp(a, "--accept"))
+            cfg->accept = v;
         else
             return usage(stderr, -1);
     }
-    if (!cfg->endpoint || !cfg->access_key || !cfg->secret_key || !cfg->datastore || !*mode ||
-        cfg->connections < 1 || cfg->connections > MAX_CONN || strncmp(cfg->endpoint, "http://", 7))
+    int need_keys = !cfg->unsigned_requests, need_store = !*mode || strcmp(*mode, "get");
+    if (!cfg->endpoint || (need_keys && (!cfg->access_key || !cfg->secret_key)) ||
+        (need_store && !cfg->datastore) || !*mode || cfg->connections < 1 || cfg->connections > MAX_CONN || strncmp(cfg->endpoint, "http://", 7))
         return usage(stderr, -1);
     snprintf(cfg->host, sizeof cfg->host, "%s", cfg->endpoint + 7);
     cfg->host[strcspn(cfg->host, "/")] = '\0';
@@ -414,8 +486,12 @@ static int parse_args(int argc, char **argv, struct config *cfg, const char **mo
         cfg->mode = M_METADATA;
     else if (!strcmp(*mode, "frames"))
         cfg->mode = M_FRAMES;
+    else if (!strcmp(*mode, "get"))
+        cfg->mode = M_GET;
     else
         return usage(stderr, -1);
+    if (cfg->mode == M_GET && read_paths(paths_arg, cfg) < 0)
+        return -1;
     cfg->n_imagesets = split_list(sets_arg, cfg->imagesets, MAX_IDS);
     if (frames_arg) {
         char *pairs[MAX_IDS];
@@ -514,6 +590,8 @@ int ahl__bench_http_load(int argc, char **argv)
                json, (double)ok * (double)json / elapsed / 1e6, (double)bytes / elapsed / 1e6);
     if (cfg.mode == M_FRAMES)
         printf(",\"frame_mb_s\":%.1f", (double)bytes / elapsed / 1e6);
+    if (cfg.mode == M_GET)
+        printf(",\"body_mb_s\":%.1f", (double)bytes / elapsed / 1e6);
     printf("}\n");
     if (first_fail)
         fprintf(stderr, "ahilite-bench http-load: first failure: %s\n", first_fail);
@@ -525,6 +603,8 @@ out:
         free(workers[i].lat_ms);
     }
     free(all);
+    for (size_t i = 0; i < cfg.n_paths; i++)
+        free(cfg.paths[i]);
     curl_global_cleanup();
     return status;
 }
