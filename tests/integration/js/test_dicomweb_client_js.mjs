@@ -10,11 +10,16 @@
 // ../dicom_native.py compare, under the system Python), retrieveInstanceFrames the source's pixels
 // bit for bit (../dicom_native.py decodes them with DCMTK and pydicom), frames asked for with
 // transfer-syntax=* the stored HTJ2K codestream GetImageFrame serves, and errors the client's own
-// rejection with the HTTP status (403 unsigned, 404 unknown series).
+// rejection with the HTTP status (403 unsigned, 404 unknown series). The same client with an OIDC
+// bearer token instead (its `headers` option; the server started with --oidc-jwks, the RS256 key
+// and the token made here with node's crypto) reads the same, and a token that has expired or was
+// signed by another key is a 401.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -43,6 +48,22 @@ const META_FILES = FILES.filter((f) => !f.endsWith('ExplVR_BigEnd.dcm'));
 
 let srv;
 let ds;
+let keyDir;
+const ISSUER = 'https://idp.example.org/realms/imaging';
+const AUDIENCE = 'ahilite-js';
+const keyPair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+const b64url = (buf) => Buffer.from(buf).toString('base64url');
+
+// An RS256 JWT with the claims a provider's access token has, signed with privateKey.
+function token({ scope = 'ahilite:read', expiresIn = 3600, privateKey = keyPair.privateKey } = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  const head = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', kid: 'js-key-1' }));
+  const body = b64url(JSON.stringify({
+    iss: ISSUER, aud: AUDIENCE, iat: now - 60, exp: now + expiresIn, sub: 'viewer-user', scope,
+  }));
+  return `${head}.${body}.${b64url(sign('sha256', Buffer.from(`${head}.${body}`), privateKey))}`;
+}
 let source; // path -> { study, series, sop, transferSyntax, frames: [sha256 of native bytes] }
 
 // A dicomweb-client request hook: signs the XMLHttpRequest with SigV4 when it is sent. Signing
@@ -77,10 +98,11 @@ function sigv4Hook(credentials) {
   };
 }
 
-function client({ signed = true } = {}) {
+function client({ signed = true, bearer } = {}) {
   return new DICOMwebClient({
     url: `${srv.endpoint}/datastore/${ds}`,
-    requestHooks: signed ? [sigv4Hook({ accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY })] : [],
+    requestHooks: signed && !bearer ? [sigv4Hook({ accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY })] : [],
+    headers: bearer ? { Authorization: `Bearer ${bearer}` } : {},
     verbose: false,
   });
 }
@@ -102,7 +124,12 @@ async function differencesFromSource(path, instances) {
 const sha256 = (buf) => createHash('sha256').update(Buffer.from(buf)).digest('hex');
 
 before(async () => {
+  keyDir = mkdtempSync(join(tmpdir(), 'ahl-jwks-'));
+  const jwk = { ...keyPair.publicKey.export({ format: 'jwk' }), kid: 'js-key-1', alg: 'RS256', use: 'sig' };
+  writeFileSync(join(keyDir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
   srv = await startServer({
+    extraArgs: ['--oidc-jwks', join(keyDir, 'jwks.json'), '--oidc-issuer', ISSUER,
+      '--oidc-audience', AUDIENCE],
     beforeStart: ({ bin, dataDir }) => execFileSync(bin, ['import', '--data-dir', dataDir,
       '--create-datastore', 'dicomweb-client', ...FILES], { stdio: 'pipe' }),
   });
@@ -113,6 +140,7 @@ before(async () => {
 
 after(async () => {
   if (srv) assert.equal(await srv.stop(), 0);
+  if (keyDir) rmSync(keyDir, { recursive: true, force: true });
 });
 
 test('retrieveSeriesMetadata, retrieveInstanceMetadata and retrieveStudyMetadata give the source attributes', async () => {
@@ -199,4 +227,22 @@ test('errors reach the client with their status', async () => {
     }),
     (e) => e.status === 404,
   );
+});
+
+test('a bearer token in the client\'s headers reads metadata and frames', async () => {
+  const dw = client({ bearer: token() });
+  const path = TF + 'SC_rgb_rle_2frame.dcm';
+  const s = source[path];
+  const series = await dw.retrieveSeriesMetadata({ studyInstanceUID: s.study, seriesInstanceUID: s.series });
+  assert.deepEqual(await differencesFromSource(path, series), []);
+  const parts = await dw.retrieveInstanceFrames({
+    studyInstanceUID: s.study, seriesInstanceUID: s.series, sopInstanceUID: s.sop, frameNumbers: [1, 2],
+  });
+  assert.deepEqual(parts.map(sha256), s.frames);
+  for (const bad of [token({ expiresIn: -120 }), token({ privateKey: otherKey })]) {
+    await assert.rejects(
+      client({ bearer: bad }).retrieveSeriesMetadata({ studyInstanceUID: s.study, seriesInstanceUID: s.series }),
+      (e) => e.status === 401,
+    );
+  }
 });
