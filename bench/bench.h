@@ -15,6 +15,7 @@ int ahl__bench_search(int argc, char **argv);         /* search.c */
 int ahl__bench_http_load(int argc, char **argv);      /* http_load.c */
 int ahl__bench_update_threads(int argc, char **argv); /* update_threads.c */
 int ahl__bench_frames(int argc, char **argv);         /* frames.c */
+int ahl__bench_auth(int argc, char **argv);           /* auth.c */
 
 /* True when argv[first..] asks for help (--help or -h anywhere). */
 int ahl__bench_wants_help(int argc, char **argv, int first);

@@ -22,6 +22,7 @@ static const struct {
      ahl__bench_update_threads},
     {"frames", "HTJ2K lossless encoding of synthesized frames (bench/frames.sh)",
      ahl__bench_frames},
+    {"auth", "verifying a request's SigV4 signature or OIDC bearer token", ahl__bench_auth},
 };
 
 static int usage(FILE *f, int status)

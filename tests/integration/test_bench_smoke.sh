@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Keeps ahilite-bench (bench/) running and its figures sane, at sizes that take seconds: `update`
 # and `search` print their JSON line with every key bench/RESULTS.md reads and plausible values,
-# `update-threads` and `frames` run, `ahilite bench ...` reaches ahilite-bench through the alias,
-# and an ahilite without ahilite-bench beside it says so. Never judges timings beyond "> 0".
+# `update-threads`, `frames` and `auth` run, `ahilite bench ...` reaches ahilite-bench through
+# the alias, and an ahilite without ahilite-bench beside it says so. Never judges timings beyond
+# "> 0".
 #
 # Environment (set by CTest): AHILITE_BIN, AHILITE_BUILD.
 set -euo pipefail
@@ -84,6 +85,16 @@ mkdir "$TMP/pgm"
 grep -q '^frames 1$' "$TMP/frames" && grep -q '^encode_mpix_per_s [0-9.]*$' "$TMP/frames" &&
     [ -s "$TMP/pgm/frame000.pgm" ] || fail "bench frames output: $(cat "$TMP/frames")"
 
+"$BENCH" auth --iterations 20 >"$TMP/auth" || fail "bench auth: $(cat "$TMP/auth")"
+"$PY" - "$TMP/auth" <<'EOF' || fail "bench auth output: $(cat "$TMP/auth")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r['iterations'] == 20 and r['rounds'] == 5, r
+for key in ('us_sigv4', 'us_jwt_rs256', 'us_jwt_es256', 'us_oidc_rs256_with_stat',
+            'rs256_over_sigv4', 'es256_over_sigv4'):
+    assert r[key] > 0, (key, r)
+EOF
+
 # ahilite bench: the same program, found beside ahilite.
 "$BIN" bench update --instances 20 --updates 10 --naive-updates 5 --reads 3 >"$TMP/alias" ||
     fail "ahilite bench update: $(cat "$TMP/alias")"
@@ -100,4 +111,4 @@ status=0
 "$TMP/alone/ahilite" bench update >"$TMP/alone/out" 2>&1 || status=$?
 [ "$status" = 1 ] && grep -q "ahilite-bench" "$TMP/alone/out" ||
     fail "ahilite bench without ahilite-bench: status $status: $(cat "$TMP/alone/out")"
-echo "ok: ahilite-bench smoke (update, search, update-threads, frames, the ahilite bench alias)"
+echo "ok: ahilite-bench smoke (update, search, update-threads, frames, auth, the ahilite bench alias)"
