@@ -164,11 +164,7 @@ def main():
 
         def load(server):
             t0 = time.monotonic()
-            r = subprocess.run([ahltest.server_binary(), 'import', '--data-dir', server.data_dir,
-                                '--create-datastore', 'bench'] + [d for d, _, _, _ in series.values()],
-                               capture_output=True, text=True, timeout=3600)
-            if r.returncode != 0:
-                raise SystemExit(r.stdout + r.stderr)
+            ahltest.import_files(server, 'bench', [d for d, _, _, _ in series.values()])
             print(json.dumps({'run': 'ahilite-import', 'instances': len(files),
                               'seconds': round(time.monotonic() - t0, 3)}))
         srv = ahltest.Server(before_start=load)

@@ -247,6 +247,16 @@ for i in range(n):
 '''
 
 
+def import_files(server, datastore_name, paths):
+    """Imports DICOM files (or directories) into a new data store named datastore_name in
+    server.data_dir with `ahilite import`, before the server starts (call it from
+    Server(before_start=...))."""
+    p = subprocess.run([server_binary(), 'import', '--data-dir', server.data_dir,
+                        '--create-datastore', datastore_name] + list(paths),
+                       capture_output=True, text=True, timeout=3600)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
 def import_series(server, instances, uid_root, datastore_name):
     """Imports `instances` copies of the CT sample as one series of study uid_root + '1' into a
     new data store named datastore_name in server.data_dir, with `ahilite import` (before the

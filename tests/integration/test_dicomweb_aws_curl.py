@@ -36,32 +36,27 @@ SRV = DS = WORK = None
 SRC = {}
 SET_OF = {}  # study -> image set id
 
-# The guide's examples, with ${ENDPOINT} where the guide has https://dicom-medical-imaging...
-SERIES_METADATA = '''curl --request GET \\
-  "${ENDPOINT}/datastore/${DATASTORE}/studies/${STUDY}/series/${SERIES}/metadata${QUERY}" \\
+# The guide's examples share one shape: GET of a resource below the data store, curl's SigV4, the
+# session-token header, an Accept header and an output file. ${ENDPOINT} stands where the guide has
+# https://dicom-medical-imaging.us-east-1.amazonaws.com.
+def example(resource, accept, output, extra=''):
+    return ('''curl --request GET \\
+  "${ENDPOINT}/datastore/${DATASTORE}/studies/${STUDY}/series/${SERIES}%s${QUERY}" \\
   --aws-sigv4 'aws:amz:us-east-1:medical-imaging' \\
   --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \\
   --header "x-amz-security-token:$AWS_SESSION_TOKEN" \\
-  --header 'Accept: application/dicom+json' \\
-  --output 'series-metadata.json'
-'''
-INSTANCE_METADATA = '''curl --request GET \\
-  "${ENDPOINT}/datastore/${DATASTORE}/studies/${STUDY}/series/${SERIES}/instances/${SOP}/metadata${QUERY}" \\
-  --aws-sigv4 'aws:amz:us-east-1:medical-imaging' \\
-  --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \\
-  --header "x-amz-security-token:$AWS_SESSION_TOKEN" \\
-  --header 'Accept: application/dicom+json' \\
-  --output 'instance-metadata.json'
-'''
-INSTANCE_FRAMES = '''curl --request GET \\
-  "${ENDPOINT}/datastore/${DATASTORE}/studies/${STUDY}/series/${SERIES}/instances/${SOP}/frames/${FRAMES}${QUERY}" \\
-  --aws-sigv4 'aws:amz:us-east-1:medical-imaging' \\
-  --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \\
-  --header "x-amz-security-token:$AWS_SESSION_TOKEN" \\
-  --header 'Accept: multipart/related; type=application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1' \\
-  --dump-header frames-headers.txt \\
-  --output 'frames.bin'
-'''
+  --header 'Accept: %s' \\
+%s  --output '%s'
+''' % (resource, accept, extra, output))
+
+
+SERIES_METADATA = example('/metadata', 'application/dicom+json', 'series-metadata.json')
+INSTANCE_METADATA = example('/instances/${SOP}/metadata', 'application/dicom+json',
+                            'instance-metadata.json')
+INSTANCE_FRAMES = example('/instances/${SOP}/frames/${FRAMES}',
+                          'multipart/related; type=application/octet-stream; '
+                          'transfer-syntax=1.2.840.10008.1.2.1', 'frames.bin',
+                          '  --dump-header frames-headers.txt \\\n')
 
 
 def setUpModule():
@@ -69,12 +64,7 @@ def setUpModule():
     for p in FILES:
         SRC[p] = dicom_native.describe(p)
 
-    def load(server):
-        r = subprocess.run([ahltest.server_binary(), 'import', '--data-dir', server.data_dir,
-                            '--create-datastore', 'curl-examples'] + FILES,
-                           capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, r.stdout + r.stderr
-    SRV = ahltest.Server(before_start=load)
+    SRV = ahltest.Server(before_start=lambda server: ahltest.import_files(server, 'curl-examples', FILES))
     mi = ahltest.boto3_client(SRV)
     DS = mi.list_datastores()['datastoreSummaries'][0]['datastoreId']
     for s in SRC.values():

@@ -58,12 +58,7 @@ def setUpModule():
     for p in PATHS:
         SOURCE[p] = dicom_native.describe(p)
 
-    def load(server):
-        r = subprocess.run([ahltest.server_binary(), 'import', '--data-dir', server.data_dir,
-                            '--create-datastore', 'peer'] + PATHS,
-                           capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, r.stdout + r.stderr
-    SRV = ahltest.Server(before_start=load)
+    SRV = ahltest.Server(before_start=lambda server: ahltest.import_files(server, 'peer', PATHS))
     DS = ahltest.boto3_client(SRV).list_datastores()['datastoreSummaries'][0]['datastoreId']
     ORTH = orthanc.Orthanc()
     for p in PATHS:
