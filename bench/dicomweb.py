@@ -160,7 +160,8 @@ def main():
     srv = orth = None
     try:
         series = make_series(tmp, sizes)
-        files = [os.path.join(d, f) for d, _, _, _ in series.values() for f in sorted(os.listdir(d))]
+        files = [os.path.join(d, f) for d, _, _, _ in series.values()
+                 for f in sorted(os.listdir(d))]
 
         def load(server):
             t0 = time.monotonic()

@@ -474,7 +474,8 @@ static int parse_args(int argc, char **argv, struct config *cfg, const char **mo
     }
     int need_keys = !cfg->unsigned_requests, need_store = !*mode || strcmp(*mode, "get");
     if (!cfg->endpoint || (need_keys && (!cfg->access_key || !cfg->secret_key)) ||
-        (need_store && !cfg->datastore) || !*mode || cfg->connections < 1 || cfg->connections > MAX_CONN || strncmp(cfg->endpoint, "http://", 7))
+        (need_store && !cfg->datastore) || !*mode || cfg->connections < 1 ||
+        cfg->connections > MAX_CONN || strncmp(cfg->endpoint, "http://", 7))
         return usage(stderr, -1);
     snprintf(cfg->host, sizeof cfg->host, "%s", cfg->endpoint + 7);
     cfg->host[strcspn(cfg->host, "/")] = '\0';

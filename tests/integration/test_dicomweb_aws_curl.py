@@ -3,17 +3,17 @@ against `ahilite serve`: only the host (the guide's dicom-medical-imaging.us-eas
 becomes the test server) and the ids (the test's data store and files) differ. The commands are
 curl's own SigV4 signing (--aws-sigv4 "aws:amz:us-east-1:medical-imaging", --user
 "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"), its Accept headers and --output files; the written
-files are then checked: GetDICOMSeriesMetadata and GetDICOMInstanceMetadata (with and without ?imageSetId=) are
-DICOM JSON of the right instances, GetDICOMInstanceFrames a multipart body whose frames are the
+files are then checked: GetDICOMSeriesMetadata and GetDICOMInstanceMetadata (with and without
+?imageSetId=) are DICOM JSON of the right instances, GetDICOMInstanceFrames a multipart body whose frames are the
 source's pixels (dicom_native.py), one frame a request (see test_3).
 
 The guide's --header "x-amz-security-token:$AWS_SESSION_TOKEN" is for temporary credentials;
 ahilite has long-term keys only, so the token is empty, and an empty `--header "name:"` tells curl
-to send no such header. curl before 8.3 (Debian 12 has 7.88) still lists the removed header in
-SignedHeaders (curl issue 11664), which AWS refuses ("'x-amz-security-token' is named as a
+to send no such header. Debian 12's curl (7.88) still lists the removed header in SignedHeaders,
+which AWS refuses ("'x-amz-security-token' is named as a
 SignedHeader, but it does not exist in the HTTP request"), and so does ahilite: test_0 runs the
-example exactly as written and accepts either that refusal or, with a newer curl, the answer; the
-others leave the token line out, which is what a fixed curl sends.
+example exactly as written and accepts either that refusal or, with a curl that signs only what it
+sends, the answer; the others leave the token line out, which is what such a curl sends.
 
 The examples' text is ours; their shape (method, flags, headers, output) is the guide's."""
 import email
@@ -64,7 +64,8 @@ def setUpModule():
     for p in FILES:
         SRC[p] = dicom_native.describe(p)
 
-    SRV = ahltest.Server(before_start=lambda server: ahltest.import_files(server, 'curl-examples', FILES))
+    SRV = ahltest.Server(
+        before_start=lambda server: ahltest.import_files(server, 'curl-examples', FILES))
     mi = ahltest.boto3_client(SRV)
     DS = mi.list_datastores()['datastoreSummaries'][0]['datastoreId']
     for s in SRC.values():
@@ -126,9 +127,9 @@ class CurlExamples(unittest.TestCase):
                 self.assertIn('BulkDataURI', got[0]['7FE00010'])
 
     def test_3_instance_frames(self):
-        # One frame a request, as the guide's /frames/1: curl before 8.x signs the path as
+        # One frame a request, as the guide's /frames/1: Debian 12's curl signs the path as
         # written, and a frame list's commas are percent-encoded in SigV4's canonical URI, so a
-        # list like 1,2 signed by those curls fails on AWS and here alike.
+        # list like 1,2 signed by this curl does not match SigV4's canonical request.
         for s in SRC.values():
             for query in ('', '?imageSetId=' + SET_OF[s['study']]):
                 got = []
