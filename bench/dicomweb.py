@@ -18,6 +18,15 @@ Orthanc, keep-alive connections; bench/http_load.c), for T seconds a run:
               transfer-syntax=1.2.840.10008.1.2.1 (both decode to native: ahilite from the HTJ2K it
               stored, Orthanc from the file): frames/s.
 
+  store-1     storing instances one a request: ahilite's STOW-RS (POST .../studies,
+              Content-Type application/dicom) against Orthanc's REST import (POST /instances):
+              instances/s;
+  store-B     storing B instances a request (--stow-batch, default 50) as multipart/related:
+              ahilite's STOW-RS against Orthanc's (POST /dicom-web/studies).
+              Each store run gets instances never stored before (new UIDs), sent by one Python
+              keep-alive connection (signed with botocore for ahilite), so the client's cost is
+              the same for both sides; skipped when the ahilite build does not serve STOW-RS.
+
 Each measurement runs in rounds A B B A (ahilite, Orthanc, Orthanc, ahilite); the figure is the
 mean of a side's two runs, and each run also records its server's CPU seconds (utime+stime from
 /proc), so rates per server CPU-second can be read on a shared machine (the client shares the
@@ -25,9 +34,11 @@ cores). Every answer must be 200, and before timing, the first answer of each si
 (the same instances; the same frame bytes). At the end: one JSON line per run and a table of
 ratios.
 
-usage: bench/dicomweb.py [--instances 100,1000] [--seconds 5] [--frame-connections 8] [--smoke]
+usage: bench/dicomweb.py [--instances 100,1000] [--seconds 5] [--frame-connections 8]
+                        [--stow-instances 200] [--stow-batch 50] [--smoke]
 env:   AHILITE_BIN (default build/ahilite), AHILITE_BUILD (where ahilite-bench is; default the
-       directory of AHILITE_BIN). --smoke: 5- and 20-instance series, 0.5 s runs, for the test suite
+       directory of AHILITE_BIN). --smoke: 5- and 20-instance series, 0.5 s runs, 6 instances a
+       store run in batches of 3, for the test suite
        (tests/integration/test_dicomweb_bench_smoke.py); its figures mean nothing.
 """
 import argparse
@@ -124,6 +135,78 @@ def first_answers_agree(sides, path, accept):
         raise SystemExit('the servers answer %s differently' % path)
 
 
+class Poster:
+    """One keep-alive connection storing DICOM files into a side: run(files) stores them, one a
+    request or `batch` a multipart request, and returns {instances, seconds, server_cpu_s}."""
+
+    def __init__(self, side, batch):
+        import http.client
+        self.side, self.batch = side, batch
+        host = side.endpoint.split('://', 1)[1]
+        self.conn = http.client.HTTPConnection(host, timeout=300)
+
+    def post(self, path, body, ctype):
+        headers = {'Content-Type': ctype, 'Accept': 'application/dicom+json'}
+        if self.side.signed:
+            from botocore.auth import SigV4Auth
+            from botocore.awsrequest import AWSRequest
+            from botocore.credentials import Credentials
+            req = AWSRequest(method='POST', url=self.side.endpoint + path, data=body,
+                             headers=headers)
+            SigV4Auth(Credentials(ahltest.ACCESS_KEY, ahltest.SECRET_KEY), 'medical-imaging',
+                      ahltest.REGION).add_auth(req)
+            headers = dict(req.headers.items())
+        self.conn.request('POST', path, body, headers)
+        resp = self.conn.getresponse()
+        data = resp.read()
+        return resp.status, data
+
+    def store(self, blobs):
+        """Stores blobs (file contents) in one request; raises unless every one was stored."""
+        s = self.side
+        if len(blobs) == 1 and not s.signed:
+            status, data = self.post('/instances', blobs[0], 'application/dicom')  # REST
+        elif len(blobs) == 1:
+            status, data = self.post(s.prefix + '/studies', blobs[0], 'application/dicom')
+        else:
+            boundary = 'dicomweb-bench-boundary-7f3a'
+            body = b''.join(b'--%s\r\nContent-Type: application/dicom\r\n\r\n%s\r\n' %
+                            (boundary.encode(), b) for b in blobs) + b'--%s--\r\n' % \
+                boundary.encode()
+            status, data = self.post(s.prefix + '/studies', body,
+                                     'multipart/related; type="application/dicom"; '
+                                     'boundary=%s' % boundary)
+        if status != 200:
+            raise SystemExit('%s store: %d %s' % (s.name, status, data[:300]))
+        if len(blobs) > 1 or s.signed:
+            answer = json.loads(data)
+            stored = len(answer.get('00081199', {}).get('Value', []))
+            failed = len(answer.get('00081198', {}).get('Value', []))  # Orthanc: an empty one
+            if stored != len(blobs) or failed:
+                raise SystemExit('%s stored %d of %d: %s' % (s.name, stored, len(blobs),
+                                                             data[:300]))
+
+    def run(self, files):
+        blobs = []
+        for f in files:
+            with open(f, 'rb') as fh:
+                blobs.append(fh.read())
+        cpu0, t0 = cpu_seconds(self.side.pid), time.monotonic()
+        for i in range(0, len(blobs), self.batch):
+            self.store(blobs[i:i + self.batch])
+        wall = time.monotonic() - t0
+        return {'instances': len(blobs), 'seconds': round(wall, 3),
+                'per_s': round(len(blobs) / wall, 1),
+                'server_cpu_s': round(cpu_seconds(self.side.pid) - cpu0, 3)}
+
+
+def serves_stow(side):
+    """Whether ahilite answers POST .../studies (a build before STOW-RS says it is not served)."""
+    status, _, body = ahltest.raw('POST', side.endpoint, side.prefix + '/studies', body=b'',
+                                  headers={'Content-Type': 'application/dicom'})
+    return not (status == 404 and b'not served' in body)
+
+
 def abba(sides, run):
     """Runs run(side) in rounds A B B A; returns {side name: [result, result]}."""
     a, b = sides
@@ -137,15 +220,45 @@ def mean(results, key):
     return sum(r[key] for r in results) / len(results)
 
 
+def store_runs(sides, tmp, opt):
+    """The store measures, each A B B A on its own fresh instances; rows for the table."""
+    rows = []
+    for batch in (1, opt.stow_batch):
+        name = 'store-%d' % batch
+        fresh = iter(range(4))
+
+        def run(side):
+            k = next(fresh)
+            d = os.path.join(tmp, '%s-%d' % (name, k))
+            os.makedirs(d)
+            subprocess.run(['/usr/bin/python3', '-c', ahltest._SERIES_GENERATOR,
+                            str(opt.stow_instances), d, UID_ROOT % (100 + 10 * batch + k),
+                            ahltest.CT_SAMPLE], check=True, timeout=600)
+            return Poster(side, batch).run([os.path.join(d, f) for f in sorted(os.listdir(d))])
+        res = abba(sides, run)
+        for side_name, runs in res.items():
+            for r in runs:
+                print(json.dumps(dict(r, run=name, server=side_name)))
+        rate = {k: mean(v, 'per_s') for k, v in res.items()}
+        per_cpu = {k: sum(r['instances'] for r in v) / max(sum(r['server_cpu_s'] for r in v), 1e-9)
+                   for k, v in res.items()}
+        what = ('instances stored/s, one a request (Orthanc: REST POST /instances)' if batch == 1
+                else 'instances stored/s, %d a request (both STOW-RS)' % batch)
+        rows.append((what, rate, per_cpu))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--instances', default='100,1000')
     ap.add_argument('--seconds', type=float, default=5)
     ap.add_argument('--frame-connections', type=int, default=8)
+    ap.add_argument('--stow-instances', type=int, default=200)
+    ap.add_argument('--stow-batch', type=int, default=50)
     ap.add_argument('--smoke', action='store_true')
     opt = ap.parse_args()
     if opt.smoke:
-        opt.instances, opt.seconds = '5,20', 0.5
+        opt.instances, opt.seconds, opt.stow_instances, opt.stow_batch = '5,20', 0.5, 6, 3
     sizes = sorted(int(x) for x in opt.instances.split(','))
     if not orthanc.available():
         print('Orthanc or its DICOMweb plugin is not installed (apt-get install orthanc '
@@ -209,6 +322,11 @@ def main():
         per_cpu = {k: sum(r['ok'] for r in v) / max(sum(r['server_cpu_s'] for r in v), 1e-9)
                    for k, v in res.items()}
         table.append(('frames/s, %d connections' % opt.frame_connections, fps, per_cpu))
+
+        if serves_stow(sides[0]):
+            table += store_runs(sides, tmp, opt)
+        else:
+            print(json.dumps({'run': 'store', 'skipped': 'this ahilite does not serve STOW-RS'}))
 
         print('\n| measure | ahilite | Orthanc | ratio | ahilite per server CPU-s | '
               'Orthanc per server CPU-s | ratio per CPU-s |')
