@@ -109,6 +109,12 @@ static int date_claim(json_t *claims, const char *name, double *v, struct ahl_er
     return 0;
 }
 
+/* A time as whole seconds, held within what int64_t and the checks above can meet. */
+static int64_t seconds(double t)
+{
+    return t >= 4e18 ? (int64_t)4e18 : t <= -4e18 ? -(int64_t)4e18 : (int64_t)t;
+}
+
 static int check_times(json_t *claims, int64_t now_s, struct ahl_oidc_claims *out,
                        struct ahl_err *err)
 {
@@ -120,7 +126,8 @@ static int check_times(json_t *claims, int64_t now_s, struct ahl_oidc_claims *ou
         return fail(err, "The token has expired (exp %.0f, %.0f seconds ago)", exp, now - exp);
     if ((rc = date_claim(claims, "nbf", &nbf, err)) < 0)
         return rc;
-    if (rc == 0 && nbf > now + AHL_OIDC_SKEW_S)
+    int has_nbf = rc == 0;
+    if (has_nbf && nbf > now + AHL_OIDC_SKEW_S)
         return fail(err, "The token is not valid yet (nbf %.0f, %.0f seconds from now)", nbf,
                     nbf - now);
     if ((rc = date_claim(claims, "iat", &iat, err)) != 0)
@@ -131,7 +138,15 @@ static int check_times(json_t *claims, int64_t now_s, struct ahl_oidc_claims *ou
     if (iat < now - AHL_OIDC_MAX_AGE_S - AHL_OIDC_SKEW_S)
         return fail(
             err, "The token was issued more than 12 hours ago (iat %.0f); ask for a new one", iat);
-    out->exp = exp >= 9e18 ? INT64_MAX : (int64_t)exp;
+    /* The same conditions as a window of whole seconds, for a verifier that remembers tokens. */
+    double from = ceil(iat - AHL_OIDC_SKEW_S), until = ceil(exp + AHL_OIDC_SKEW_S);
+    if (has_nbf && ceil(nbf - AHL_OIDC_SKEW_S) > from)
+        from = ceil(nbf - AHL_OIDC_SKEW_S);
+    if (floor(iat + AHL_OIDC_MAX_AGE_S + AHL_OIDC_SKEW_S) + 1 < until)
+        until = floor(iat + AHL_OIDC_MAX_AGE_S + AHL_OIDC_SKEW_S) + 1;
+    out->exp = seconds(exp);
+    out->valid_from = seconds(from);
+    out->valid_until = seconds(until);
     return 0;
 }
 

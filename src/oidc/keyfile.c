@@ -6,6 +6,14 @@
  * file replaced by rename and one rewritten in place are both noticed. Reading and parsing
  * happen outside the lock; the new set is swapped in under it. Verifications in flight keep the
  * set they started with: each holds a reference, and the last holder frees a replaced set.
+ *
+ * Verified tokens are remembered in a direct-mapped table keyed by the SHA-256 of the token's
+ * bytes, so that a viewer's hundreds of requests with one token pay for one signature check (an
+ * RS256 check costs ~25 us, ES256 ~60 us, a hit ~3 us: bench/RESULTS.md). An entry holds the
+ * claims and the generation of the key set that verified them; a new key set starts a new
+ * generation, so a key taken out of the file stops its tokens at once. The times are checked on
+ * every hit against the window the full check computed. A token that fails is not remembered:
+ * its next attempt is verified again, and says why again.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -13,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/codec.h"
 #include "base/log.h"
 #include "oidc/oidc_internal.h"
 #include "base/banned.h"
@@ -26,11 +35,20 @@ struct file_sig {
     int errnum;
 };
 
+struct cached_token {
+    uint8_t digest[AHL_SHA256_LEN];
+    uint64_t generation; /* of the key set that verified it; 0: an empty slot */
+    struct ahl_oidc_claims claims;
+};
+
 struct ahl_oidc {
     char *path, *issuer, *audience;
     pthread_mutex_t lock;
-    struct ahl_jwks *keys; /* the current set (one reference held by this struct) */
-    struct file_sig seen;  /* the file version last read, valid or not */
+    struct ahl_jwks *keys;      /* the current set (one reference held by this struct) */
+    uint64_t generation;        /* of keys: 1, 2, ... */
+    struct file_sig seen;       /* the file version last read, valid or not */
+    struct cached_token *cache; /* AHL_OIDC_CACHE_SLOTS */
+    uint64_t hits;
 };
 
 static struct file_sig file_sig(const char *path)
@@ -85,6 +103,7 @@ static void refresh(struct ahl_oidc *o)
             fresh->refs = 1;
             old = o->keys;
             o->keys = fresh;
+            o->generation++;
             fresh = NULL;
             ahl_info("oidc: read %zu key(s) from %s", o->keys->n, o->path);
         } else {
@@ -105,7 +124,8 @@ int ahl_oidc_open(const struct ahl_oidc_config *cfg, struct ahl_oidc **out, stru
     if (!o)
         return ahl_fail(err, AHL_ENOMEM, "out of memory");
     if (!(o->path = strdup(cfg->jwks_path)) || !(o->issuer = strdup(cfg->issuer)) ||
-        !(o->audience = strdup(cfg->audience))) {
+        !(o->audience = strdup(cfg->audience)) ||
+        !(o->cache = calloc(AHL_OIDC_CACHE_SLOTS, sizeof *o->cache))) {
         rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
         goto fail;
     }
@@ -116,9 +136,11 @@ int ahl_oidc_open(const struct ahl_oidc_config *cfg, struct ahl_oidc **out, stru
         goto fail;
     }
     o->keys->refs = 1;
+    o->generation = 1;
     *out = o;
     return 0;
 fail:
+    free(o->cache);
     free(o->path);
     free(o->issuer);
     free(o->audience);
@@ -129,15 +151,46 @@ fail:
 int ahl_oidc_verify(struct ahl_oidc *o, const char *token, size_t n, int64_t now_s,
                     struct ahl_oidc_claims *out, struct ahl_err *err)
 {
+    uint8_t digest[AHL_SHA256_LEN];
     refresh(o);
+    ahl_sha256(token, n, digest);
+    struct cached_token *slot =
+        &o->cache[(digest[0] | (size_t)digest[1] << 8) % AHL_OIDC_CACHE_SLOTS];
     pthread_mutex_lock(&o->lock);
+    if (slot->generation == o->generation &&
+        ahl_memeq_ct(slot->digest, digest, sizeof digest) == 0 &&
+        now_s >= slot->claims.valid_from && now_s < slot->claims.valid_until) {
+        *out = slot->claims;
+        o->hits++;
+        pthread_mutex_unlock(&o->lock);
+        return 0;
+    }
     struct ahl_jwks *keys = o->keys;
+    uint64_t generation = o->generation;
     keys->refs++;
     pthread_mutex_unlock(&o->lock);
+
     struct ahl_jwt_policy pol = {.issuer = o->issuer, .audience = o->audience, .now_s = now_s};
     int rc = ahl_jwt_verify(keys, token, n, &pol, out, err);
-    release_keys(o, keys);
+    pthread_mutex_lock(&o->lock);
+    if (rc == 0) {
+        memcpy(slot->digest, digest, sizeof digest);
+        slot->generation = generation;
+        slot->claims = *out;
+    }
+    int last = --keys->refs == 0;
+    pthread_mutex_unlock(&o->lock);
+    if (last)
+        ahl_jwks_free(keys);
     return rc;
+}
+
+uint64_t ahl_oidc_cache_hits(struct ahl_oidc *o)
+{
+    pthread_mutex_lock(&o->lock);
+    uint64_t n = o->hits;
+    pthread_mutex_unlock(&o->lock);
+    return n;
 }
 
 void ahl_oidc_close(struct ahl_oidc *o)
@@ -146,6 +199,7 @@ void ahl_oidc_close(struct ahl_oidc *o)
         return;
     ahl_jwks_free(o->keys);
     pthread_mutex_destroy(&o->lock);
+    free(o->cache);
     free(o->path);
     free(o->issuer);
     free(o->audience);

@@ -31,7 +31,10 @@
  *     ahl_oidc_close(o);
  * ahl_oidc_verify stats the file on every call and, when its identity, size or modification time
  * has changed, reads it again: a valid new set replaces the keys, an invalid or unreadable one
- * keeps the old keys and is logged (once per change of the file).
+ * keeps the old keys and is logged (once per change of the file). It remembers the tokens it has
+ * verified (AHL_OIDC_CACHE_SLOTS of them, by SHA-256 of the whole token): a token seen before is
+ * accepted again without its signature check while its times still pass and the key set is the
+ * one that verified it; anything else is verified in full.
  */
 #ifndef AHL_OIDC_OIDC_H
 #define AHL_OIDC_OIDC_H
@@ -46,6 +49,7 @@
 #define AHL_OIDC_MAX_KEYS 100           /* usable keys in one set */
 #define AHL_OIDC_SKEW_S 60              /* clock skew allowed on exp, nbf and iat */
 #define AHL_OIDC_MAX_AGE_S (12 * 3600)  /* how old iat may be */
+#define AHL_OIDC_CACHE_SLOTS 1024       /* verified tokens remembered by a server */
 #define AHL_OIDC_SCOPE_READ "ahilite:read"
 #define AHL_OIDC_SCOPE_WRITE "ahilite:write"
 
@@ -65,6 +69,8 @@ struct ahl_oidc_claims {
     enum ahl_oidc_access access;
     char sub[128]; /* the subject, cut to fit; "" without one */
     int64_t exp;   /* seconds since the epoch */
+    /* The seconds in which exp, nbf and iat all pass, skew included: [valid_from, valid_until). */
+    int64_t valid_from, valid_until;
 };
 
 /* ---- a key set ------------------------------------------------------------------------------ */
@@ -112,6 +118,8 @@ int ahl_oidc_open(const struct ahl_oidc_config *cfg, struct ahl_oidc **out, stru
  * As ahl_jwt_verify. */
 int ahl_oidc_verify(struct ahl_oidc *o, const char *token, size_t n, int64_t now_s,
                     struct ahl_oidc_claims *out, struct ahl_err *err);
+/* How many verifications were answered from the remembered tokens (for tests and benchmarks). */
+uint64_t ahl_oidc_cache_hits(struct ahl_oidc *o);
 /* NULL is accepted. */
 void ahl_oidc_close(struct ahl_oidc *o);
 

@@ -90,8 +90,8 @@ grep -q '^frames 1$' "$TMP/frames" && grep -q '^encode_mpix_per_s [0-9.]*$' "$TM
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r['iterations'] == 20 and r['rounds'] == 5, r
-for key in ('us_sigv4', 'us_jwt_rs256', 'us_jwt_es256', 'us_oidc_rs256_with_stat',
-            'rs256_over_sigv4', 'es256_over_sigv4'):
+for key in ('us_sigv4', 'us_jwt_rs256', 'us_jwt_es256', 'us_oidc_seen_rs256',
+            'us_oidc_seen_es256', 'rs256_over_sigv4', 'es256_over_sigv4', 'seen_over_sigv4'):
     assert r[key] > 0, (key, r)
 EOF
 

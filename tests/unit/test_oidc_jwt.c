@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -97,6 +100,8 @@ static char *payload(const char *iss, const char *aud, const char *exp, const ch
 #define STD_EXP ",\"exp\":1800003600"
 #define STD_IAT ",\"iat\":1799999990"
 #define READ ",\"scope\":\"openid ahilite:read\""
+#define RS "{\"alg\":\"RS256\",\"kid\":\"r1\"}"
+#define ES "{\"alg\":\"ES256\",\"kid\":\"e1\"}"
 
 static void test_good_tokens(void **state)
 {
@@ -168,6 +173,37 @@ static void test_clock_skew_edges(void **state)
     }
 }
 
+/* The window a verification reports is exactly the times at which a full check accepts. */
+static void test_validity_window(void **state)
+{
+    (void)state;
+    static const char *const times[] = {
+        ",\"exp\":1800000100.5,\"iat\":1799999990,\"nbf\":1800000003.2",
+        ",\"exp\":1800090000,\"iat\":1799999990.7",
+        ",\"exp\":1800001000,\"iat\":1799956840.5,\"nbf\":1799000000",
+    };
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        struct ahl_buf t;
+        ahl_buf_init(&t, AHL_BUF_UNLIMITED);
+        char *p = payload(STD_ISS, STD_AUD, times[i], "", READ);
+        fx_token(ec1, FX_SIGN_KEY, ES, p, &t);
+        free(p);
+        struct ahl_oidc_claims c, w;
+        struct ahl_err err;
+        struct ahl_jwt_policy pol = {.issuer = ISS, .audience = AUD, .now_s = NOW + 30};
+        assert_int_equal(ahl_jwt_verify(keys, t.data, t.len, &pol, &w, &err), 0);
+        assert_true(w.valid_from <= NOW + 30 && NOW + 30 < w.valid_until);
+        for (int64_t at = NOW - 200; at < NOW + 200; at++) {
+            pol.now_s = at;
+            int ok = ahl_jwt_verify(keys, t.data, t.len, &pol, &c, &err) == 0;
+            if (ok != (at >= w.valid_from && at < w.valid_until))
+                fail_msg("case %zu at %lld: %d, window [%lld, %lld)", i, (long long)at, ok,
+                         (long long)w.valid_from, (long long)w.valid_until);
+        }
+        ahl_buf_release(&t);
+    }
+}
+
 struct bad_case {
     const char *name;
     int ec; /* signed by ec1 rather than rsa1 */
@@ -176,9 +212,6 @@ struct bad_case {
     const char *iss, *aud, *exp, *iat, *extra;
     const char *words; /* in the message */
 };
-
-#define RS "{\"alg\":\"RS256\",\"kid\":\"r1\"}"
-#define ES "{\"alg\":\"ES256\",\"kid\":\"e1\"}"
 
 static const struct bad_case bad_cases[] = {
     {"expired", 0, FX_SIGN_KEY, RS, STD_ISS, STD_AUD, ",\"exp\":1799990000", STD_IAT, "",
@@ -470,6 +503,25 @@ static void test_key_file_rotation(void **state)
     assert_int_equal(ahl_oidc_verify(o, t1.data, t1.len, NOW, &c, &err), 0);
     assert_int_equal(ahl_oidc_verify(o, t2.data, t2.len, NOW, &c, &err), AHL_EAUTH);
 
+    /* Remembered: the second verification is a hit with the same claims; a failure is not
+     * remembered; a remembered token past its times is refused, and says why. */
+    assert_int_equal(ahl_oidc_cache_hits(o), 0);
+    assert_int_equal(ahl_oidc_verify(o, t1.data, t1.len, NOW + 1, &c, &err), 0);
+    assert_int_equal(ahl_oidc_cache_hits(o), 1);
+    assert_int_equal(c.access, AHL_OIDC_ACCESS_READ);
+    assert_string_equal(c.sub, "u1");
+    assert_int_equal(ahl_oidc_verify(o, t2.data, t2.len, NOW, &c, &err), AHL_EAUTH);
+    assert_int_equal(ahl_oidc_cache_hits(o), 1);
+    assert_int_equal(ahl_oidc_verify(o, t1.data, t1.len, 1799999990 + 43200 + 61, &c, &err),
+                     AHL_EAUTH);
+    assert_non_null(strstr(err.msg, "12 hours"));
+    assert_int_equal(ahl_oidc_verify(o, t1.data, t1.len, 1799999990 - 61, &c, &err), AHL_EAUTH);
+    assert_non_null(strstr(err.msg, "future"));
+    assert_int_equal(ahl_oidc_cache_hits(o), 1);
+    /* One byte more or less is another token: verified in full (and refused). */
+    assert_int_equal(ahl_oidc_verify(o, t1.data, t1.len - 1, NOW, &c, &err), AHL_EAUTH);
+    assert_int_equal(ahl_oidc_cache_hits(o), 1);
+
     /* Rotated: r2 in, r1 out. */
     ahl_buf_reset(&m);
     fx_jwk(rsa_other, "r2", NULL, &m);
@@ -477,8 +529,11 @@ static void test_key_file_rotation(void **state)
     write_file(path, text);
     free(text);
     assert_int_equal(ahl_oidc_verify(o, t2.data, t2.len, NOW, &c, &err), 0);
+    /* t1 was remembered under the old key set: refused now that r1 is gone. */
+    uint64_t hits = ahl_oidc_cache_hits(o);
     assert_int_equal(ahl_oidc_verify(o, t1.data, t1.len, NOW, &c, &err), AHL_EAUTH);
     assert_non_null(strstr(err.msg, "names no key"));
+    assert_int_equal(ahl_oidc_cache_hits(o), hits);
 
     /* Broken, then gone: the keys read before stay. */
     write_file(path, "{\"keys\": [");
@@ -503,16 +558,95 @@ static void test_key_file_rotation(void **state)
     ahl_buf_release(&t2);
 }
 
+/* Threads verifying while the key file is replaced under them: the token of the key that stays is
+ * always accepted, the other's comes and goes, and no set is freed while in use (ASan, TSan). */
+struct hammer {
+    struct ahl_oidc *o;
+    const struct ahl_buf *stay, *comes_and_goes;
+    atomic_int *stop;
+    int failures, rounds;
+};
+
+static void *hammer_main(void *arg)
+{
+    struct hammer *h = arg;
+    for (; !atomic_load(h->stop); h->rounds++) {
+        struct ahl_oidc_claims c;
+        struct ahl_err err;
+        if (ahl_oidc_verify(h->o, h->stay->data, h->stay->len, NOW, &c, &err) != 0)
+            h->failures++;
+        int rc =
+            ahl_oidc_verify(h->o, h->comes_and_goes->data, h->comes_and_goes->len, NOW, &c, &err);
+        if (rc != 0 && rc != AHL_EAUTH)
+            h->failures++;
+    }
+    return NULL;
+}
+
+static void test_key_file_replaced_under_load(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ahl-oidc-XXXXXX", path[512];
+    FX_CHECK(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/jwks.json", dir);
+    struct ahl_buf one, two, t1, t2;
+    ahl_buf_init(&one, AHL_BUF_UNLIMITED);
+    ahl_buf_init(&two, AHL_BUF_UNLIMITED);
+    ahl_buf_init(&t1, AHL_BUF_UNLIMITED);
+    ahl_buf_init(&t2, AHL_BUF_UNLIMITED);
+    fx_jwk(rsa1, "r1", NULL, &one);
+    fx_jwk(rsa1, "r1", NULL, &two);
+    ahl_buf_addc(&two, ',');
+    fx_jwk(ec1, "e1", NULL, &two);
+    char *text_one = jwks_text(one.data), *text_two = jwks_text(two.data);
+    char *p = payload(STD_ISS, STD_AUD, STD_EXP, STD_IAT, READ);
+    fx_token(rsa1, FX_SIGN_KEY, RS, p, &t1);
+    fx_token(ec1, FX_SIGN_KEY, ES, p, &t2);
+    free(p);
+    write_file(path, text_two);
+    struct ahl_oidc_config cfg = {.jwks_path = path, .issuer = ISS, .audience = AUD};
+    struct ahl_oidc *o;
+    assert_int_equal(ahl_oidc_open(&cfg, &o, NULL), 0);
+    struct hammer h[4];
+    pthread_t th[4];
+    atomic_int stop = 0;
+    for (int i = 0; i < 4; i++) {
+        h[i] = (struct hammer){o, &t1, &t2, &stop, 0, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, hammer_main, &h[i]), 0);
+    }
+    for (int i = 0; i < 40; i++) {
+        write_file(path, i % 2 ? text_two : text_one);
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(h[i].failures, 0);
+        assert_true(h[i].rounds > 0);
+    }
+    ahl_oidc_close(o);
+    unlink(path);
+    rmdir(dir);
+    free(text_one);
+    free(text_two);
+    ahl_buf_release(&one);
+    ahl_buf_release(&two);
+    ahl_buf_release(&t1);
+    ahl_buf_release(&t2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_tokens),
         cmocka_unit_test(test_clock_skew_edges),
+        cmocka_unit_test(test_validity_window),
         cmocka_unit_test(test_bad_tokens),
         cmocka_unit_test(test_malformed_and_tampered),
         cmocka_unit_test(test_single_key_without_kid),
         cmocka_unit_test(test_jwks_errors),
         cmocka_unit_test(test_key_file_rotation),
+        cmocka_unit_test(test_key_file_replaced_under_load),
     };
     return cmocka_run_group_tests_name("oidc", tests, setup, teardown);
 }
