@@ -95,10 +95,14 @@ static void refresh(struct ahl_oidc *o)
     struct ahl_err err;
     struct ahl_jwks *fresh = NULL;
     int rc = ahl_jwks_load(o->path, &fresh, &err);
+    /* Replaced while being read: what was read may be newer than `now` says, so the version is
+     * not recorded and the next request reads the file again. */
+    struct file_sig after = file_sig(o->path);
     struct ahl_jwks *old = NULL;
     pthread_mutex_lock(&o->lock);
     if (!sig_eq(&now, &o->seen)) { /* not already done by another thread */
-        o->seen = now;
+        if (sig_eq(&now, &after))
+            o->seen = now;
         if (rc == 0) {
             fresh->refs = 1;
             old = o->keys;

@@ -212,6 +212,21 @@ class Bearer(unittest.TestCase):
             'Authorization': 'bEARER ' + token()})
         self.assertEqual(status, 200, body[:300])
 
+    def test_a_second_authorization_header_is_refused(self):
+        import http.client
+        t = token()
+        TOKENS.append(t)
+        conn = http.client.HTTPConnection('127.0.0.1', SRV.port, timeout=30)
+        conn.putrequest('GET', series_path())
+        conn.putheader('Authorization', 'Bearer ' + t)
+        conn.putheader('Authorization', 'Bearer ' + t)
+        conn.endheaders()
+        r = conn.getresponse()
+        body = r.read()
+        conn.close()
+        self.assertEqual(r.status, 400, body)
+        self.assertIn('more than one Authorization', json.loads(body)['message'])
+
     def test_api_operations_take_sigv4_only(self):
         for method, path in (('GET', '/datastore'), ('GET', '/datastore/' + DS),
                              ('POST', '/datastore/%s/searchImageSets' % DS)):
