@@ -4,7 +4,7 @@ planar big-endian RGB, a two-frame RLE RGB, an odd-sized RGB and a made six-inst
 imported into ahilite with `ahilite import` and stored into Orthanc with its REST `POST /instances`;
 then the same DICOMweb requests go to both:
 
-- series and instance metadata: the same instances; every attribute both return has the same VR
+- series, instance and study metadata: the same instances; every attribute both return has the same VR
   (binary ones too; Pixel Data's as docs/dicomweb.md says) and value (FL compared as the 32-bit
   float it is: ahilite writes its shortest decimal, Orthanc the double's); a binary value
   ahilite inlines (InlineBinary) is byte for byte what Orthanc's BulkDataURI answers; attributes
@@ -187,6 +187,18 @@ class Metadata(unittest.TestCase):
             self.assertEqual(set(theirs), expected, path)
             problems = []
             for sop in sorted(expected):
+                problems += differences(mine[sop], theirs[sop], sop)
+            self.assertEqual(problems, [], path)
+
+    def test_3_study_metadata(self):  # beyond AWS; both serve it
+        for study in sorted({s['study'] for s in SOURCE.values()}):
+            path = '/studies/%s/metadata' % study
+            mine = by_sop(json_of(ahilite_get(path, 'application/dicom+json'), 'ahilite'))
+            theirs = by_sop(json_of(orthanc_get(path, 'application/dicom+json'), 'Orthanc'))
+            self.assertEqual(set(mine), {s['sop'] for s in SOURCE.values() if s['study'] == study})
+            self.assertEqual(set(mine), set(theirs), path)
+            problems = []
+            for sop in sorted(mine):
                 problems += differences(mine[sop], theirs[sop], sop)
             self.assertEqual(problems, [], path)
 
