@@ -383,8 +383,17 @@ static int build(struct dw_ctx *c, const json_t *docs, struct ahl_err *err)
                     c->t->imageset);
 }
 
-/* The Host header when it is a plain host[:port] (no scheme, path or space), else "localhost". */
-static const char *safe_host(const char *host)
+int ahl__dicomweb_answer_json(const json_t *answer, struct ahl__dicomweb_request *rq,
+                              struct ahl_api_resp *resp, struct ahl_err *err)
+{
+    if (ahl_json_write(answer, &resp->raw) < 0)
+        return ahl_fail(err, AHL_ENOMEM, "could not encode the response");
+    resp->content_type = "application/dicom+json";
+    rq->status = 200;
+    return 0;
+}
+
+const char *ahl__dicomweb_host(const char *host)
 {
     if (!host || !*host || strlen(host) > 255 ||
         strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") !=
@@ -403,6 +412,8 @@ static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
     int rc;
 
     memset(&t, 0, sizeof t);
+    if (strcmp(rq->method, "GET") == 0 && ahl__qido_path(rq->path))
+        return ahl__dicomweb_qido(svc, rq, resp, err);
     if (strcmp(rq->method, "GET") != 0)
         return ahl_fail(err, AHL_ENOTFOUND,
                         "DICOMweb: %s is not served here; only GET of the "
@@ -412,7 +423,7 @@ static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
         return rc;
     if ((rc = ahl__api_require_datastore(svc, t.ds, NULL, err)) < 0)
         return rc;
-    snprintf(base, sizeof base, "http://%s/datastore/%s", safe_host(rq->host), t.ds);
+    snprintf(base, sizeof base, "http://%s/datastore/%s", ahl__dicomweb_host(rq->host), t.ds);
     if (!(docs = json_array()) || !(c.out = json_array())) {
         rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
         goto out;
@@ -423,13 +434,7 @@ static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
         rc = ahl__dicomweb_frames(svc, rq, c.instance, t.frames, resp, err);
         goto out;
     }
-    if (ahl_json_write(c.out, &resp->raw) < 0) {
-        rc = ahl_fail(err, AHL_ENOMEM, "could not encode the response");
-        goto out;
-    }
-    resp->content_type = "application/dicom+json";
-    rq->status = 200;
-    rc = 0;
+    rc = ahl__dicomweb_answer_json(c.out, rq, resp, err);
 out:
     json_decref(c.out);
     json_decref(docs);

@@ -66,10 +66,15 @@ int ahl_meta_open(struct ahl_store *store, const struct ahl_meta_opts *opts, str
     }
     pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->zlock, NULL);
-    /* Sets stored before the frame index existed get their rows now, once. */
+    /* Sets stored before the frame index or the QIDO-RS index existed get their rows now, once. */
     int rc = ahl__frames_backfill(m);
     if (rc < 0) {
         ahl_error("frame index: cannot index older image sets: %s", ahl_strerror(rc));
+        ahl_meta_close(m);
+        return rc;
+    }
+    if ((rc = ahl__qido_backfill(m)) < 0) {
+        ahl_error("QIDO index: cannot index older image sets: %s", ahl_strerror(rc));
         ahl_meta_close(m);
         return rc;
     }

@@ -461,7 +461,7 @@ out:
 
 /* ---- search row ------------------------------------------------------------------------------ */
 
-static void str_field(const json_t *dicom, const char *key, char *dst, size_t cap)
+void ahl__str_field(const json_t *dicom, const char *key, char *dst, size_t cap)
 {
     const json_t *v = dicom ? json_object_get(dicom, key) : NULL;
     dst[0] = '\0';
@@ -535,21 +535,24 @@ static int search_row(struct ahl_meta *m, struct ahl_store_tx *tx, const struct 
         if ((rc = ahl__json_load(m, tx, b, r.patient, &patient)) < 0)
             goto out;
         const json_t *pd = json_object_get(patient, "DICOM");
-        str_field(pd, "PatientID", row->patient_id, sizeof row->patient_id);
-        str_field(pd, "PatientName", row->patient_name, sizeof row->patient_name);
-        str_field(pd, "PatientBirthDate", row->patient_birth_date, sizeof row->patient_birth_date);
-        str_field(pd, "PatientSex", row->patient_sex, sizeof row->patient_sex);
+        ahl__str_field(pd, "PatientID", row->patient_id, sizeof row->patient_id);
+        ahl__str_field(pd, "PatientName", row->patient_name, sizeof row->patient_name);
+        ahl__str_field(pd, "PatientBirthDate", row->patient_birth_date,
+                       sizeof row->patient_birth_date);
+        ahl__str_field(pd, "PatientSex", row->patient_sex, sizeof row->patient_sex);
     }
     if (!same_study) {
         if ((rc = ahl__json_load(m, tx, b, r.study, &study)) < 0)
             goto out;
         const json_t *sd = json_object_get(study, "DICOM");
-        str_field(sd, "StudyInstanceUID", row->study_instance_uid, sizeof row->study_instance_uid);
-        str_field(sd, "StudyID", row->study_id, sizeof row->study_id);
-        str_field(sd, "StudyDescription", row->study_description, sizeof row->study_description);
-        str_field(sd, "AccessionNumber", row->accession_number, sizeof row->accession_number);
-        str_field(sd, "StudyDate", row->study_date, sizeof row->study_date);
-        str_field(sd, "StudyTime", row->study_time, sizeof row->study_time);
+        ahl__str_field(sd, "StudyInstanceUID", row->study_instance_uid,
+                       sizeof row->study_instance_uid);
+        ahl__str_field(sd, "StudyID", row->study_id, sizeof row->study_id);
+        ahl__str_field(sd, "StudyDescription", row->study_description,
+                       sizeof row->study_description);
+        ahl__str_field(sd, "AccessionNumber", row->accession_number, sizeof row->accession_number);
+        ahl__str_field(sd, "StudyDate", row->study_date, sizeof row->study_date);
+        ahl__str_field(sd, "StudyTime", row->study_time, sizeof row->study_time);
     }
     if (!same_series) {
         uint64_t nseries = 0;
@@ -560,12 +563,13 @@ static int search_row(struct ahl_meta *m, struct ahl_store_tx *tx, const struct 
         if (c.have_first && (rc = ahl__json_load(m, tx, b, c.first, &series)) < 0)
             goto out;
         const json_t *ed = series ? json_object_get(series, "DICOM") : NULL;
-        str_field(ed, "SeriesInstanceUID", row->series_instance_uid,
-                  sizeof row->series_instance_uid);
-        str_field(ed, "Modality", row->modality, sizeof row->modality);
-        str_field(ed, "BodyPartExamined", row->body_part_examined, sizeof row->body_part_examined);
+        ahl__str_field(ed, "SeriesInstanceUID", row->series_instance_uid,
+                       sizeof row->series_instance_uid);
+        ahl__str_field(ed, "Modality", row->modality, sizeof row->modality);
+        ahl__str_field(ed, "BodyPartExamined", row->body_part_examined,
+                       sizeof row->body_part_examined);
         char num[32];
-        str_field(ed, "SeriesNumber", num, sizeof num);
+        ahl__str_field(ed, "SeriesNumber", num, sizeof num);
         row->has_series_number = false;
         row->series_number = 0;
         if (num[0]) {
@@ -701,5 +705,7 @@ int ahl__version_commit_row(struct ahl_meta *m, struct ahl_store_tx *tx, struct 
     }
     if ((rc = ahl_store_search_put(tx, &row)) < 0)
         return ahl_meta_store_fail(err, rc, "writing the search row");
+    if ((rc = ahl__qido_sync(m, tx, b, set, root)) < 0)
+        return ahl_meta_store_fail(err, rc, "writing the QIDO-RS index");
     return 0;
 }

@@ -8,7 +8,8 @@
  * meta.c    creating, importing, reading and deleting image sets;
  * update.c  UpdateImageSetMetadata and revert, over update_request.c (parsing and checking the
  *           DICOMUpdates blobs) and rules.c (the per-attribute rules);
- * copy.c    CopyImageSet; frameidx.c the frame index; check.c the check;
+ * copy.c    CopyImageSet; frameidx.c the frame index; qidoidx.c the QIDO-RS index; check.c the
+ *           check;
  * states.c  the one table of states and statuses (states.h).
  *
  * Chunk formats (all integers little-endian):
@@ -175,6 +176,9 @@ int ahl__store_obj(struct ahl__batch *b, const json_t *node, const char *child,
 /* Merges the own attributes of src into node: DICOM and DICOMVRs objects key by key, other
  * keys replaced; child_key (Series/Instances) skipped. */
 int ahl__merge_own(json_t *node, const json_t *src, const char *child_key);
+/* Copies the string value of dicom[key] into dst ("" when absent, not a string or longer than
+ * dst holds). */
+void ahl__str_field(const json_t *dicom, const char *key, char *dst, size_t cap);
 /* The search row of a version. */
 int ahl__search_row(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
                     const uint8_t *root, const struct ahl_imageset_rec *set,
@@ -216,8 +220,32 @@ int ahl__frames_index_instance(struct ahl_store_tx *tx, const char *imageset_id,
                                const json_t *instance);
 /* The same for every instance of a normalized document {"Study":{"Series":{..{"Instances"..}}}}. */
 int ahl__frames_index_doc(struct ahl_store_tx *tx, const char *imageset_id, const json_t *doc);
+/* An index the store queued sets for when its schema was upgraded (frameidx.c runs them): what
+ * it is called in the log, its queue, and what indexes one set at its latest version (root). */
+struct ahl__backfill {
+    const char *what;
+    int (*next)(struct ahl_store_tx *tx, char imageset_id[AHL_ID_LEN + 1]);
+    int (*done)(struct ahl_store_tx *tx, const char *imageset_id);
+    int (*index)(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl_imageset_rec *set,
+                 const uint8_t *root);
+};
+/* Indexes every queued set, one write transaction per set; a set that is gone or damaged is
+ * logged and dequeued. */
+int ahl__backfill(struct ahl_meta *m, const struct ahl__backfill *bf);
 /* Indexes every set the store queued for it (ahl_store_frame_backfill_next), one write
  * transaction per set; called by ahl_meta_open. */
 int ahl__frames_backfill(struct ahl_meta *m);
+
+/* ---- the QIDO-RS index (qidoidx.c) ---- */
+
+/* Brings the QIDO-RS rows of set (its row as just written) to the version whose root is root,
+ * in the caller's write transaction: rows removed for a set that is not primary, is DELETED or
+ * has no root (NULL); otherwise only the rows of the parts whose chunks differ from the root the
+ * rows describe are rewritten, and the study rows of the studies touched are refreshed. */
+int ahl__qido_sync(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                   const struct ahl_imageset_rec *set, const uint8_t *root);
+/* Indexes every set queued by the schema upgrade (ahl_store_qido_backfill_next), one write
+ * transaction per set; called by ahl_meta_open. */
+int ahl__qido_backfill(struct ahl_meta *m);
 
 #endif /* AHL_META_ENGINE_INTERNAL_H */

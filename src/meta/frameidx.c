@@ -95,37 +95,50 @@ static int backfill_series(void *vctx, const char *key, size_t keylen, const uin
     return ahl__map_walk(c->m, c->tx, NULL, value + AHL_SHA256_LEN, backfill_instance, c);
 }
 
+/* The frame rows of a set stored before the frame index existed. */
+static int backfill_frames(struct ahl_meta *m, struct ahl_store_tx *tx,
+                           const struct ahl_imageset_rec *set, const uint8_t *root_hash)
+{
+    struct ahl__root root;
+    struct backfill c = {m, tx, set->id};
+    int rc;
+    if (ahl_imageset_state_parse(set->state) == AHL_IMAGESET_DELETED)
+        return 0;
+    if ((rc = ahl__root_load(m, tx, NULL, root_hash, &root)) < 0)
+        return rc;
+    return ahl__map_walk(m, tx, NULL, root.series, backfill_series, &c);
+}
+
 /* Indexes one queued set from its latest version, in its own write transaction. */
-static int backfill_one(struct ahl_meta *m, bool *more)
+static int backfill_one(struct ahl_meta *m, const struct ahl__backfill *bf, bool *more)
 {
     struct ahl_store_tx *tx = NULL;
     struct ahl_imageset_rec set;
     struct ahl_version_rec ver;
-    struct ahl__root root;
     char id[AHL_ID_LEN + 1];
     int rc = ahl_store_begin(m->store, true, &tx);
     *more = false;
     if (rc < 0)
         return rc;
-    if ((rc = ahl_store_frame_backfill_next(tx, id)) < 0) {
+    if ((rc = bf->next(tx, id)) < 0) {
         rc = rc == AHL_ENOTFOUND ? 0 : rc;
         goto out;
     }
     *more = true;
     rc = ahl_store_imageset_get(tx, NULL, id, &set);
-    if (rc == 0 && ahl_imageset_state_parse(set.state) != AHL_IMAGESET_DELETED &&
-        set.latest_version) {
-        struct backfill c = {m, tx, id};
-        if ((rc = ahl_store_version_get(tx, id, set.latest_version, &ver)) == 0 &&
-            (rc = ahl__root_load(m, tx, NULL, ver.root, &root)) == 0)
-            rc = ahl__map_walk(m, tx, NULL, root.series, backfill_series, &c);
-    }
+    if (rc == 0 && set.latest_version &&
+        (rc = ahl_store_version_get(tx, id, set.latest_version, &ver)) == 0)
+        rc = bf->index(m, tx, &set, ver.root);
     if (rc == AHL_ENOTFOUND || rc == AHL_ECORRUPT) {
-        /* Gone, or damaged (ahilite check reports which chunk): nothing more to index. */
-        ahl_warn("frame index: image set %s: %s; its frames are not indexed", id, ahl_strerror(rc));
+        /* Gone, or damaged (ahilite check reports which chunk): nothing more to index. The rows
+         * written before the damage was met are rolled back. */
+        ahl_warn("%s: image set %s: %s; it is not indexed", bf->what, id, ahl_strerror(rc));
+        ahl_store_rollback(tx);
+        if ((rc = ahl_store_begin(m->store, true, &tx)) < 0)
+            return rc;
         rc = 0;
     }
-    if (rc == 0 && (rc = ahl_store_frame_backfill_done(tx, id)) == 0) {
+    if (rc == 0 && (rc = bf->done(tx, id)) == 0) {
         rc = ahl_store_commit(tx);
         tx = NULL;
     }
@@ -134,14 +147,21 @@ out:
     return rc;
 }
 
-int ahl__frames_backfill(struct ahl_meta *m)
+int ahl__backfill(struct ahl_meta *m, const struct ahl__backfill *bf)
 {
     bool more = true;
     unsigned long n = 0;
     int rc = 0;
-    while (more && (rc = backfill_one(m, &more)) == 0)
+    while (more && (rc = backfill_one(m, bf, &more)) == 0)
         n += more;
     if (n)
-        ahl_info("frame index: indexed the frames of %lu image sets stored before it existed", n);
+        ahl_info("%s: indexed %lu image sets stored before it existed", bf->what, n);
     return rc;
+}
+
+int ahl__frames_backfill(struct ahl_meta *m)
+{
+    static const struct ahl__backfill bf = {"frame index", ahl_store_frame_backfill_next,
+                                            ahl_store_frame_backfill_done, backfill_frames};
+    return ahl__backfill(m, &bf);
 }

@@ -122,8 +122,7 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
     }
     if ((rc = datastore_active(tx, datastore_id, err)) < 0)
         goto out;
-    if ((rc = commit_imported(m, &tx, &b, &set, 0, root, wf, doc, err)) <
-        0)
+    if ((rc = commit_imported(m, &tx, &b, &set, 0, root, wf, doc, err)) < 0)
         goto out;
     info_new(out, &set, root);
 out:
@@ -403,7 +402,8 @@ int ahl_meta_imageset_delete(struct ahl_meta *m, const char *datastore_id, const
     ahl_imageset_rec_set_state(&set, AHL_IMAGESET_DELETED, AHL_WORKFLOW_DELETED);
     if ((rc = ahl_store_imageset_put(tx, &set, false)) < 0 ||
         (rc = ahl_store_search_delete(tx, set.id)) < 0 ||
-        (rc = ahl_store_frame_delete_set(tx, set.id)) < 0) {
+        (rc = ahl_store_frame_delete_set(tx, set.id)) < 0 ||
+        (rc = ahl__qido_sync(m, tx, NULL, &set, NULL)) < 0) {
         rc = ahl_meta_store_fail(err, rc, "deleting the image set");
         goto out;
     }

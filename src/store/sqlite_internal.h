@@ -6,7 +6,8 @@
  * sqlite_schema.c  the schema and its migrations, the frame backfill queue;
  * sqlite_rows.c    the prepared statements and the rows of data stores, tags, image sets,
  *                  versions, chunks, the frame index and import jobs;
- * sqlite_search.c  search index rows and search queries (SQL per query shape, plans).
+ * sqlite_search.c  search index rows and search queries (SQL per query shape, plans);
+ * sqlite_qido.c    the QIDO-RS index: set, series, instance and study rows, and its queries.
  *
  * Every connection caches its prepared statements, indexed by enum ahl__sq_stmt (their SQL is in
  * sqlite_rows.c). The ops reach a transaction's connection with CONN(tx).
@@ -77,7 +78,7 @@ enum ahl__sq_stmt {
 
 /* Search statements differ by query shape (which filters, which sort, a cursor or not); each
  * connection keeps the last few it prepared, keyed by their SQL text. */
-#define SEARCH_CACHE 24
+#define SEARCH_CACHE 64
 
 struct ahl__sq_cached {
     char *sql;
@@ -276,5 +277,27 @@ int ahl__sq_search_plan(struct ahl_store_tx *t, const char *ds, const struct ahl
 /* sqlite_schema.c */
 int ahl__sq_frame_backfill_next(struct ahl_store_tx *t, char id[AHL_ID_LEN + 1]);
 int ahl__sq_frame_backfill_done(struct ahl_store_tx *t, const char *id);
+
+/* sqlite_qido.c */
+int ahl__sq_qido_set_get(struct ahl_store_tx *t, const char *set, struct ahl_qido_set *out);
+int ahl__sq_qido_set_put(struct ahl_store_tx *t, const struct ahl_qido_set *r);
+int ahl__sq_qido_set_delete(struct ahl_store_tx *t, const char *set);
+int ahl__sq_qido_series_put(struct ahl_store_tx *t, const struct ahl_qido_series *r);
+int ahl__sq_qido_series_delete(struct ahl_store_tx *t, const char *set, const char *series);
+int ahl__sq_qido_series_touch(struct ahl_store_tx *t, const char *set, int64_t updated_at_ms);
+int ahl__sq_qido_instance_put(struct ahl_store_tx *t, const struct ahl_qido_instance *r);
+int ahl__sq_qido_instance_delete(struct ahl_store_tx *t, const char *set, const char *series,
+                                 const char *sop);
+int ahl__sq_qido_study_refresh(struct ahl_store_tx *t, const char *ds, const char *study);
+int ahl__sq_qido_query(struct ahl_store_tx *t, const char *ds, const struct ahl_qido_query *q,
+                       ahl_store_qido_cb cb, void *ctx);
+int ahl__sq_qido_plan(struct ahl_store_tx *t, const char *ds, const struct ahl_qido_query *q,
+                      ahl_store_plan_cb cb, void *ctx);
+int ahl__sq_qido_backfill_next(struct ahl_store_tx *t, char id[AHL_ID_LEN + 1]);
+int ahl__sq_qido_backfill_done(struct ahl_store_tx *t, const char *id);
+/* sqlite_search.c: the connection's prepared statement for sql, from its cache of statements
+ * built at run time (search and QIDO queries), or prepared and cached; reset, bindings cleared.
+ * NULL (logged) when sql does not prepare. */
+sqlite3_stmt *ahl__sq_runtime_stmt(struct ahl__sq_conn *c, const char *sql);
 
 #endif /* AHL_STORE_SQLITE_INTERNAL_H */

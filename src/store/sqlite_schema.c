@@ -1,5 +1,5 @@
-/* The SQLite backend's schema: its tables and indexes, and the queue of image sets whose frames
- * the engine has still to index (the frame backfill).
+/* The SQLite backend's schema: its tables and indexes, and the queues of image sets whose frames
+ * and QIDO-RS rows the engine has still to index (the backfills).
  *
  * The schema is versioned with PRAGMA user_version; ahl__sq_migrate() applies every step above
  * the stored version in one transaction. Adding a step means appending to `migrations`.
@@ -82,6 +82,70 @@ static const char *const migrations[] = {
     "CREATE TABLE frame_backfill(imageset_id TEXT PRIMARY KEY) WITHOUT ROWID;"
     "INSERT INTO frame_backfill SELECT id FROM imageset WHERE state<>'DELETED' AND NOT EXISTS"
     " (SELECT 1 FROM frame WHERE frame.imageset_id = imageset.id);",
+    /* 4: the QIDO-RS index (sqlite_qido.c). Sets, series and instances of the latest version of
+     * every primary set; one study row per (data store, study) built from them; the modalities
+     * of each study for ModalitiesInStudy. Instance rows hang off their series row's id, so
+     * Patient and Study attributes are in no instance row. Every search key has an index led by
+     * the data store (instance keys: by series, since an instance search names its study).
+     * Existing primary sets wait in qido_backfill for the engine to index them. */
+    "CREATE TABLE qido_set(imageset_id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL,"
+    " root BLOB NOT NULL, updated_at INTEGER NOT NULL, study_uid TEXT NOT NULL,"
+    " patient_name TEXT NOT NULL, patient_id TEXT NOT NULL, patient_birth_date TEXT NOT NULL,"
+    " patient_birth_time TEXT NOT NULL, birth_tm TEXT NOT NULL, patient_sex TEXT NOT NULL,"
+    " study_date TEXT NOT NULL, study_time TEXT NOT NULL, study_tm TEXT NOT NULL,"
+    " accession_number TEXT NOT NULL, referring_physician_name TEXT NOT NULL,"
+    " study_description TEXT NOT NULL, study_id TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX qido_set_study ON qido_set(datastore_id, study_uid, updated_at);"
+    "CREATE TABLE qido_study(id INTEGER PRIMARY KEY, datastore_id TEXT NOT NULL,"
+    " study_uid TEXT NOT NULL, imageset_id TEXT NOT NULL, updated_at INTEGER NOT NULL,"
+    " patient_name TEXT NOT NULL, pn_norm TEXT NOT NULL, patient_id TEXT NOT NULL,"
+    " patient_birth_date TEXT NOT NULL, patient_birth_time TEXT NOT NULL, birth_tm TEXT NOT NULL,"
+    " patient_sex TEXT NOT NULL, study_date TEXT NOT NULL, study_time TEXT NOT NULL,"
+    " study_tm TEXT NOT NULL, accession_number TEXT NOT NULL,"
+    " referring_physician_name TEXT NOT NULL, ref_norm TEXT NOT NULL,"
+    " study_description TEXT NOT NULL, study_id TEXT NOT NULL, modalities TEXT NOT NULL,"
+    " series_count INTEGER NOT NULL, instance_count INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX qido_study_uid ON qido_study(datastore_id, study_uid);"
+    "CREATE INDEX qido_study_updated ON qido_study(datastore_id, updated_at, study_uid);"
+    "CREATE INDEX qido_study_pn ON qido_study(datastore_id, pn_norm);"
+    "CREATE INDEX qido_study_patient ON qido_study(datastore_id, patient_id);"
+    "CREATE INDEX qido_study_birth ON qido_study(datastore_id, patient_birth_date, birth_tm);"
+    "CREATE INDEX qido_study_date ON qido_study(datastore_id, study_date, study_tm);"
+    "CREATE INDEX qido_study_accession ON qido_study(datastore_id, accession_number);"
+    "CREATE INDEX qido_study_ref ON qido_study(datastore_id, ref_norm);"
+    "CREATE INDEX qido_study_desc ON qido_study(datastore_id, study_description);"
+    "CREATE INDEX qido_study_id ON qido_study(datastore_id, study_id);"
+    "CREATE TABLE qido_study_modality(datastore_id TEXT NOT NULL, study_uid TEXT NOT NULL,"
+    " modality TEXT NOT NULL, updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY(datastore_id, study_uid, modality)) WITHOUT ROWID;"
+    "CREATE INDEX qido_modality ON qido_study_modality(datastore_id, modality, updated_at,"
+    " study_uid);"
+    "CREATE TABLE qido_series(id INTEGER PRIMARY KEY, imageset_id TEXT NOT NULL,"
+    " datastore_id TEXT NOT NULL, study_uid TEXT NOT NULL, series_uid TEXT NOT NULL,"
+    " updated_at INTEGER NOT NULL, modality TEXT NOT NULL, series_number INTEGER,"
+    " series_description TEXT NOT NULL, series_date TEXT NOT NULL, series_time TEXT NOT NULL,"
+    " series_tm TEXT NOT NULL, body_part TEXT NOT NULL, instances INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX qido_series_key ON qido_series(imageset_id, series_uid);"
+    "CREATE INDEX qido_series_study ON qido_series(datastore_id, study_uid, updated_at);"
+    "CREATE INDEX qido_series_uid ON qido_series(datastore_id, series_uid);"
+    "CREATE INDEX qido_series_updated ON qido_series(datastore_id, updated_at, series_uid);"
+    "CREATE INDEX qido_series_modality ON qido_series(datastore_id, modality, updated_at);"
+    "CREATE INDEX qido_series_number ON qido_series(datastore_id, series_number);"
+    "CREATE INDEX qido_series_desc ON qido_series(datastore_id, series_description);"
+    "CREATE INDEX qido_series_date ON qido_series(datastore_id, series_date, series_tm);"
+    "CREATE INDEX qido_series_body ON qido_series(datastore_id, body_part);"
+    "CREATE TABLE qido_instance(id INTEGER PRIMARY KEY, series_id INTEGER NOT NULL,"
+    " sop_uid TEXT NOT NULL, sop_class TEXT NOT NULL, instance_number INTEGER,"
+    " rows_ INTEGER NOT NULL, columns_ INTEGER NOT NULL, frames INTEGER NOT NULL,"
+    " warning INTEGER);"
+    "CREATE UNIQUE INDEX qido_instance_key ON qido_instance(series_id, sop_uid);"
+    "CREATE INDEX qido_instance_number ON qido_instance(series_id, instance_number, sop_uid);"
+    "CREATE INDEX qido_instance_class ON qido_instance(series_id, sop_class);"
+    "CREATE INDEX qido_instance_warning ON qido_instance(series_id, warning)"
+    " WHERE warning IS NOT NULL;"
+    "CREATE TABLE qido_backfill(imageset_id TEXT PRIMARY KEY) WITHOUT ROWID;"
+    "INSERT INTO qido_backfill SELECT id FROM imageset WHERE state<>'DELETED' AND is_primary<>0"
+    " AND latest_version>0;",
 };
 
 int ahl__sq_schema_version(void)

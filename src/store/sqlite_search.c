@@ -41,8 +41,6 @@ static void s_row(sqlite3_stmt *st, struct ahl_search_row *r)
     ahl__sq_col_text(st, 22, r->study_dt, sizeof r->study_dt);
 }
 
-static sqlite3_stmt *search_stmt(struct ahl__sq_conn *c, const char *sql);
-
 /* Binds a whole search row to a statement numbered like ST_S_PUT (?1..?23, S_COLS order). A
  * narrower UPDATE (search_update) names only some of the numbers; binding the others fails with
  * SQLITE_RANGE, which is harmless and ignored. */
@@ -144,7 +142,7 @@ static int search_update(struct ahl__sq_conn *c, const struct ahl_search_row *ol
     if (!any)
         return 0; /* the same row: nothing to write */
     snprintf(sql + n, sizeof sql - n, " WHERE imageset_id=?1");
-    sqlite3_stmt *st = search_stmt(c, sql);
+    sqlite3_stmt *st = ahl__sq_runtime_stmt(c, sql);
     if (!st)
         return AHL_EIO;
     s_bind(st, r, study_dt);
@@ -331,8 +329,7 @@ static void query_bind(sqlite3_stmt *st, const char *ds, const struct ahl_search
     sqlite3_bind_int64(st, k, q->limit);
 }
 
-/* The connection's prepared statement for sql (from its cache, or prepared and cached). */
-static sqlite3_stmt *search_stmt(struct ahl__sq_conn *c, const char *sql)
+sqlite3_stmt *ahl__sq_runtime_stmt(struct ahl__sq_conn *c, const char *sql)
 {
     for (int i = 0; i < SEARCH_CACHE; i++)
         if (c->search[i].sql && !strcmp(c->search[i].sql, sql)) {
@@ -349,7 +346,7 @@ static sqlite3_stmt *search_stmt(struct ahl__sq_conn *c, const char *sql)
         return NULL;
     if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &slot->st, NULL) !=
         SQLITE_OK) {
-        ahl_error("sqlite: prepare search: %s: %s", sqlite3_errmsg(c->db), sql);
+        ahl_error("sqlite: prepare: %s: %s", sqlite3_errmsg(c->db), sql);
         sqlite3_finalize(slot->st);
         slot->st = NULL;
         free(slot->sql);
@@ -366,7 +363,7 @@ int ahl__sq_search_query(struct ahl_store_tx *t, const char *ds, const struct ah
     int rc;
     if ((rc = query_check(q)) < 0 || (rc = query_sql(q, sql, sizeof sql)) < 0)
         return rc;
-    sqlite3_stmt *st = search_stmt(CONN(t), sql);
+    sqlite3_stmt *st = ahl__sq_runtime_stmt(CONN(t), sql);
     if (!st)
         return AHL_EIO;
     query_bind(st, ds, q);

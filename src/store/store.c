@@ -118,6 +118,38 @@ AHL__FWD(frame_backfill_next, (struct ahl_store_tx * tx, char imageset_id[AHL_ID
          (tx, imageset_id))
 AHL__FWD(frame_backfill_done, (struct ahl_store_tx * tx, const char *imageset_id),
          (tx, imageset_id))
+AHL__FWD(qido_set_get,
+         (struct ahl_store_tx * tx, const char *imageset_id, struct ahl_qido_set *out),
+         (tx, imageset_id, out))
+AHL__FWD(qido_set_put, (struct ahl_store_tx * tx, const struct ahl_qido_set *rec), (tx, rec))
+AHL__FWD(qido_set_delete, (struct ahl_store_tx * tx, const char *imageset_id), (tx, imageset_id))
+AHL__FWD(qido_series_put, (struct ahl_store_tx * tx, const struct ahl_qido_series *rec), (tx, rec))
+AHL__FWD(qido_series_delete,
+         (struct ahl_store_tx * tx, const char *imageset_id, const char *series_uid),
+         (tx, imageset_id, series_uid))
+AHL__FWD(qido_series_touch,
+         (struct ahl_store_tx * tx, const char *imageset_id, int64_t updated_at_ms),
+         (tx, imageset_id, updated_at_ms))
+AHL__FWD(qido_instance_put, (struct ahl_store_tx * tx, const struct ahl_qido_instance *rec),
+         (tx, rec))
+AHL__FWD(qido_instance_delete,
+         (struct ahl_store_tx * tx, const char *imageset_id, const char *series_uid,
+          const char *sop_uid),
+         (tx, imageset_id, series_uid, sop_uid))
+AHL__FWD(qido_study_refresh,
+         (struct ahl_store_tx * tx, const char *datastore_id, const char *study_uid),
+         (tx, datastore_id, study_uid))
+AHL__FWD(qido_query,
+         (struct ahl_store_tx * tx, const char *datastore_id, const struct ahl_qido_query *q,
+          ahl_store_qido_cb cb, void *ctx),
+         (tx, datastore_id, q, cb, ctx))
+AHL__FWD(qido_plan,
+         (struct ahl_store_tx * tx, const char *datastore_id, const struct ahl_qido_query *q,
+          ahl_store_plan_cb cb, void *ctx),
+         (tx, datastore_id, q, cb, ctx))
+AHL__FWD(qido_backfill_next, (struct ahl_store_tx * tx, char imageset_id[AHL_ID_LEN + 1]),
+         (tx, imageset_id))
+AHL__FWD(qido_backfill_done, (struct ahl_store_tx * tx, const char *imageset_id), (tx, imageset_id))
 AHL__FWD(job_put, (struct ahl_store_tx * tx, const struct ahl_job_rec *rec, bool create),
          (tx, rec, create))
 AHL__FWD(job_get,

@@ -206,6 +206,148 @@ typedef int (*ahl_store_search_cb)(void *ctx, const struct ahl_search_row *row);
 /* Receives one line of a query plan. */
 typedef int (*ahl_store_plan_cb)(void *ctx, const char *line);
 
+/* ---- the QIDO-RS index ---------------------------------------------------------------------
+ *
+ * DICOMweb search (docs/dicomweb.md#search-qido-rs) reads rows describing the latest version of
+ * every primary image set that is not DELETED; the engine keeps them in the transaction that
+ * commits each version (ahl_store_qido_*_put / _delete), and they hold nothing a search does not
+ * match or answer. Per image set: one set row (the Patient and Study attributes as that set
+ * holds them, and the root the rows describe), one series row per series, one instance row per
+ * instance (keyed by its series row, so a Patient or Study edit touches no instance row). Per
+ * (data store, StudyInstanceUID) the store keeps a study row built from the set and series rows
+ * of the study by ahl_store_qido_study_refresh: the newest set's Patient and Study attributes,
+ * the newest update, the modalities and the counts. Strings are as the document holds them ("" =
+ * absent); matching is the store's (PN case-insensitive, dates and times as ranges, see
+ * struct ahl_qido_filter). */
+
+#define AHL_QIDO_UID_LEN 65 /* a UID: 64 characters and the NUL */
+#define AHL_QIDO_TEXT_LEN 257
+
+struct ahl_qido_set {
+    char imageset_id[AHL_ID_LEN + 1];
+    char datastore_id[AHL_ID_LEN + 1];
+    uint8_t root[AHL_SHA256_LEN]; /* the version root the set's rows describe */
+    int64_t updated_at_ms;
+    char study_uid[AHL_QIDO_UID_LEN];
+    char patient_name[AHL_QIDO_TEXT_LEN];
+    char patient_id[AHL_QIDO_TEXT_LEN];
+    char patient_birth_date[37];
+    char patient_birth_time[57];
+    char patient_sex[17];
+    char study_date[37];
+    char study_time[57];
+    char accession_number[AHL_QIDO_TEXT_LEN];
+    char referring_physician_name[AHL_QIDO_TEXT_LEN];
+    char study_description[AHL_QIDO_TEXT_LEN];
+    char study_id[AHL_QIDO_TEXT_LEN];
+};
+
+struct ahl_qido_series {
+    char imageset_id[AHL_ID_LEN + 1];
+    char datastore_id[AHL_ID_LEN + 1];
+    char study_uid[AHL_QIDO_UID_LEN];
+    char series_uid[AHL_QIDO_UID_LEN];
+    int64_t updated_at_ms;
+    char modality[33];
+    bool has_series_number;
+    int32_t series_number;
+    char series_description[AHL_QIDO_TEXT_LEN];
+    char series_date[37];
+    char series_time[57];
+    char body_part_examined[129];
+    uint32_t number_of_instances;
+};
+
+struct ahl_qido_instance {
+    char imageset_id[AHL_ID_LEN + 1]; /* with series_uid: the series row it belongs to */
+    char series_uid[AHL_QIDO_UID_LEN];
+    char sop_uid[AHL_QIDO_UID_LEN];
+    char sop_class_uid[AHL_QIDO_UID_LEN];
+    bool has_instance_number;
+    int32_t instance_number;
+    uint32_t rows, columns, number_of_frames; /* 0: absent */
+    bool has_warning_reason;
+    uint32_t warning_reason; /* WarningReason (0008,1196) */
+};
+
+/* A search answer: study level fills study (its root zero) and the study_* counts; series level
+ * fills series and study.study_uid; instance level fills instance, series and study.study_uid. */
+struct ahl_qido_row {
+    struct ahl_qido_set study;
+    char modalities_in_study[AHL_QIDO_TEXT_LEN]; /* distinct, '\'-separated, sorted */
+    uint32_t study_series, study_instances;
+    struct ahl_qido_series series;
+    struct ahl_qido_instance instance;
+};
+
+enum ahl_qido_level { AHL_QIDO_STUDY, AHL_QIDO_SERIES, AHL_QIDO_INSTANCE };
+
+/* Search keys, and the levels whose queries accept them (ahl_qido_key_levels). */
+enum ahl_qido_key {
+    AHL_QK_STUDY_UID,       /* UI: every level */
+    AHL_QK_PATIENT_NAME,    /* PN: study */
+    AHL_QK_PATIENT_ID,      /* LO */
+    AHL_QK_BIRTH_DATE,      /* DA */
+    AHL_QK_BIRTH_TIME,      /* TM */
+    AHL_QK_STUDY_DATE,      /* DA */
+    AHL_QK_STUDY_TIME,      /* TM */
+    AHL_QK_ACCESSION,       /* SH */
+    AHL_QK_MODALITIES,      /* CS, any of the study's series' modalities */
+    AHL_QK_REFERRING,       /* PN */
+    AHL_QK_STUDY_DESC,      /* LO */
+    AHL_QK_STUDY_ID,        /* SH */
+    AHL_QK_SERIES_UID,      /* UI: series and instance */
+    AHL_QK_MODALITY,        /* CS: series */
+    AHL_QK_SERIES_NUMBER,   /* IS */
+    AHL_QK_SERIES_DESC,     /* LO */
+    AHL_QK_SERIES_DATE,     /* DA */
+    AHL_QK_SERIES_TIME,     /* TM */
+    AHL_QK_BODY_PART,       /* CS */
+    AHL_QK_SOP_UID,         /* UI: instance */
+    AHL_QK_SOP_CLASS,       /* UI */
+    AHL_QK_INSTANCE_NUMBER, /* IS */
+    AHL_QK_WARNING_REASON,  /* US */
+    AHL_QK_COUNT
+};
+
+/* How a filter matches (PS3.4 C.2.2.2):
+ *   SINGLE  the value exactly (PN keys: case-insensitively; IS and US keys: as integers);
+ *   WILD    value with '*' (any run) and '?' (one character) (text keys);
+ *   RANGE   lo..hi inclusive, either "" for an open end (DA and TM keys; TM compared as
+ *           HHMMSS.FFFFFF with missing parts zero);
+ *   LIST    any of list[0..nlist) exactly (UI, Modality and ModalitiesInStudy keys).
+ * fuzzy (on the query) makes PN SINGLE and WILD match when any word of the name (separated by
+ * '^', ' ', ',' or '=') begins with the value. */
+enum ahl_qido_match { AHL_QM_SINGLE, AHL_QM_WILD, AHL_QM_RANGE, AHL_QM_LIST };
+
+struct ahl_qido_filter {
+    int key;   /* enum ahl_qido_key */
+    int match; /* enum ahl_qido_match */
+    const char *value;
+    const char *lo, *hi;
+    const char *const *list;
+    unsigned nlist;
+};
+
+#define AHL_QIDO_MAX_FILTERS 32
+#define AHL_QIDO_MAX_LIST 256
+#define AHL_QIDO_MAX_LIMIT 1000
+#define AHL_QIDO_MAX_OFFSET 9000
+
+/* Order: studies by newest update first (then StudyInstanceUID descending); series likewise
+ * (then SeriesInstanceUID); instances by series, then InstanceNumber (absent last), then
+ * SOPInstanceUID. */
+struct ahl_qido_query {
+    int level; /* enum ahl_qido_level */
+    struct ahl_qido_filter f[AHL_QIDO_MAX_FILTERS];
+    unsigned nf;
+    bool fuzzy;
+    unsigned limit;  /* 1..AHL_QIDO_MAX_LIMIT */
+    unsigned offset; /* 0..AHL_QIDO_MAX_OFFSET */
+};
+
+typedef int (*ahl_store_qido_cb)(void *ctx, const struct ahl_qido_row *row);
+
 /* The frame index: one row per (image set, frame id) the set's versions have listed under some
  * instance's ImageFrames, with that instance's StoredTransferSyntaxUID. Frame ids are content
  * addresses shared by every set holding the same pixels, hence the set in the key. */
@@ -305,6 +447,26 @@ struct ahl_store_ops {
                    struct ahl_job_rec *out);
     int (*job_list)(struct ahl_store_tx *tx, const char *datastore_id, const char *status,
                     const char *after_id, unsigned limit, ahl_store_job_cb cb, void *ctx);
+
+    int (*qido_set_get)(struct ahl_store_tx *tx, const char *imageset_id, struct ahl_qido_set *out);
+    int (*qido_set_put)(struct ahl_store_tx *tx, const struct ahl_qido_set *rec);
+    int (*qido_set_delete)(struct ahl_store_tx *tx, const char *imageset_id);
+    int (*qido_series_put)(struct ahl_store_tx *tx, const struct ahl_qido_series *rec);
+    int (*qido_series_delete)(struct ahl_store_tx *tx, const char *imageset_id,
+                              const char *series_uid);
+    int (*qido_series_touch)(struct ahl_store_tx *tx, const char *imageset_id,
+                             int64_t updated_at_ms);
+    int (*qido_instance_put)(struct ahl_store_tx *tx, const struct ahl_qido_instance *rec);
+    int (*qido_instance_delete)(struct ahl_store_tx *tx, const char *imageset_id,
+                                const char *series_uid, const char *sop_uid);
+    int (*qido_study_refresh)(struct ahl_store_tx *tx, const char *datastore_id,
+                              const char *study_uid);
+    int (*qido_query)(struct ahl_store_tx *tx, const char *datastore_id,
+                      const struct ahl_qido_query *q, ahl_store_qido_cb cb, void *ctx);
+    int (*qido_plan)(struct ahl_store_tx *tx, const char *datastore_id,
+                     const struct ahl_qido_query *q, ahl_store_plan_cb cb, void *ctx);
+    int (*qido_backfill_next)(struct ahl_store_tx *tx, char imageset_id[AHL_ID_LEN + 1]);
+    int (*qido_backfill_done)(struct ahl_store_tx *tx, const char *imageset_id);
 };
 
 /* The handle every backend embeds first. */
@@ -460,6 +622,45 @@ int ahl_store_frame_delete_set(struct ahl_store_tx *tx, const char *imageset_id)
  * it off the queue. */
 int ahl_store_frame_backfill_next(struct ahl_store_tx *tx, char imageset_id[AHL_ID_LEN + 1]);
 int ahl_store_frame_backfill_done(struct ahl_store_tx *tx, const char *imageset_id);
+
+/* The QIDO-RS index (struct ahl_qido_set and the rows beside it). set_get: AHL_ENOTFOUND when the
+ * set has no rows. set_put inserts or replaces the set row; set_delete removes the set's rows of
+ * every kind. series_put inserts or updates a series row (its instance rows stay); series_delete
+ * removes a series row and its instance rows; series_touch sets updated_at of every series row of
+ * a set. instance_put inserts or replaces an instance row (its series row must exist:
+ * AHL_ENOTFOUND otherwise); instance_delete removes one. study_refresh rebuilds the study row of
+ * (datastore_id, study_uid) from the set and series rows (removing it when none is left); call it
+ * after changing a study's rows, for every study changed. */
+int ahl_store_qido_set_get(struct ahl_store_tx *tx, const char *imageset_id,
+                           struct ahl_qido_set *out);
+int ahl_store_qido_set_put(struct ahl_store_tx *tx, const struct ahl_qido_set *rec);
+int ahl_store_qido_set_delete(struct ahl_store_tx *tx, const char *imageset_id);
+int ahl_store_qido_series_put(struct ahl_store_tx *tx, const struct ahl_qido_series *rec);
+int ahl_store_qido_series_delete(struct ahl_store_tx *tx, const char *imageset_id,
+                                 const char *series_uid);
+int ahl_store_qido_series_touch(struct ahl_store_tx *tx, const char *imageset_id,
+                                int64_t updated_at_ms);
+int ahl_store_qido_instance_put(struct ahl_store_tx *tx, const struct ahl_qido_instance *rec);
+int ahl_store_qido_instance_delete(struct ahl_store_tx *tx, const char *imageset_id,
+                                   const char *series_uid, const char *sop_uid);
+int ahl_store_qido_study_refresh(struct ahl_store_tx *tx, const char *datastore_id,
+                                 const char *study_uid);
+/* Runs a search of the data store: cb receives each row of the page (q->offset rows skipped, at
+ * most q->limit), in the level's order. Every query is driven by an index over its most selective
+ * filter (ahl_store_qido_plan shows which). AHL_EINVAL for a query the interface does not allow:
+ * a key the level does not take, a match the key does not take (e.g. WILD on a UI or DA key), a
+ * SINGLE on an IS or US key that is not an integer, more than AHL_QIDO_MAX_FILTERS filters, a
+ * list longer than AHL_QIDO_MAX_LIST, a limit or offset out of range. */
+int ahl_store_qido_query(struct ahl_store_tx *tx, const char *datastore_id,
+                         const struct ahl_qido_query *q, ahl_store_qido_cb cb, void *ctx);
+int ahl_store_qido_plan(struct ahl_store_tx *tx, const char *datastore_id,
+                        const struct ahl_qido_query *q, ahl_store_plan_cb cb, void *ctx);
+/* The levels whose queries take key: a bit (1 << level) per level. */
+unsigned ahl_qido_key_levels(int key);
+/* The primary image sets stored before the QIDO index existed wait, after the schema upgrade, for
+ * the engine to index them: next gives one (AHL_ENOTFOUND when none is left), done dequeues it. */
+int ahl_store_qido_backfill_next(struct ahl_store_tx *tx, char imageset_id[AHL_ID_LEN + 1]);
+int ahl_store_qido_backfill_done(struct ahl_store_tx *tx, const char *imageset_id);
 
 /* Import jobs. put with create=true inserts, otherwise overwrites. list: newest submission
  * first, optionally one status, ids after after_id in that order, at most limit. */

@@ -241,7 +241,7 @@ class DICOMwebMetadata(unittest.TestCase):
             ('/studies/%s/series/%s/metadata' % (study, series),
              'imageSetId=%s&versionId=0' % mr_set, 400),
             ('/studies/not-a-uid/metadata', '', 400),
-            ('/studies', '', 404),  # search (QIDO-RS) is not served
+            ('/series/%s' % series, '', 404),
             ('/studies/%s/series/%s/instances/%s' % (study, series, sop), '', 404),
         ]
         for path, query, want in cases:
