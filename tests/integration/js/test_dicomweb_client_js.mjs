@@ -10,7 +10,8 @@
 // ../dicom_native.py compare, under the system Python), retrieveInstanceFrames the source's pixels
 // bit for bit (../dicom_native.py decodes them with DCMTK and pydicom), frames asked for with
 // transfer-syntax=* the stored HTJ2K codestream GetImageFrame serves, and errors the client's own
-// rejection with the HTTP status (403 unsigned, 404 unknown series). The same client with an OIDC
+// rejection with the HTTP status (403 unsigned, 404 unknown series). searchForStudies,
+// searchForSeries and searchForInstances (QIDO-RS) find the imported studies, series and instances. The same client with an OIDC
 // bearer token instead (its `headers` option; the server started with --oidc-jwks, the RS256 key
 // and the token made here with node's crypto) reads the same, and a token that has expired or was
 // signed by another key is a 401.
@@ -245,4 +246,27 @@ test('a bearer token in the client\'s headers reads metadata and frames', async 
       (e) => e.status === 401,
     );
   }
+});
+
+test('searchForStudies, searchForSeries and searchForInstances find the imported instances', async () => {
+  const dw = client();
+  const studies = await dw.searchForStudies();
+  const want = [...new Set(FILES.map((f) => source[f].study))].sort();
+  assert.deepEqual(studies.map((s) => s['0020000D'].Value[0]).sort(), want);
+  const s = source[TF + 'CT_small.dcm'];
+  const ct = await dw.searchForStudies({ queryParams: { StudyInstanceUID: s.study, ModalitiesInStudy: 'CT' } });
+  assert.equal(ct.length, 1);
+  assert.equal(ct[0]['00201208'].Value[0], 1);
+  const paged = await dw.searchForStudies({ queryParams: { limit: 1, offset: 1 } });
+  assert.equal(paged.length, 1);
+  const series = await dw.searchForSeries({ studyInstanceUID: s.study });
+  assert.deepEqual(series.map((e) => e['0020000E'].Value[0]), [s.series]);
+  const all = await dw.searchForSeries({ queryParams: { Modality: 'CT' } });
+  assert.ok(all.some((e) => e['0020000E'].Value[0] === s.series));
+  const instances = await dw.searchForInstances({
+    studyInstanceUID: s.study, seriesInstanceUID: s.series,
+  });
+  assert.deepEqual(instances.map((i) => i['00080018'].Value[0]), [s.sop]);
+  assert.equal(instances[0]['00280010'].Value[0], 128);
+  assert.deepEqual(await dw.searchForStudies({ queryParams: { PatientID: 'nobody' } }), []);
 });
