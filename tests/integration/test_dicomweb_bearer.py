@@ -6,7 +6,8 @@ for everything; expired, foreign, unsigned and tampered tokens get 401 with RFC 
 and a JSON body; an API operation refuses a bearer token (SigV4 only); the JWKS file is re-read
 when it changes (a new key works, a removed one stops working, a broken file keeps the old keys);
 a server started without the options refuses bearer tokens with a 403 saying why; the options
-must come together and a bad key file stops the start. No token ever reaches the log."""
+must come together and a bad key file stops the start; RS256 and ES256 tokens and JWKs made by
+PyJWT are accepted, its HS256 tokens refused. No token ever reaches the log."""
 import json
 import os
 import shutil
@@ -258,6 +259,59 @@ class Bearer(unittest.TestCase):
         jwtmint.write_jwks(jwks_path(), [RSA.jwk(), EC.jwk()])
         status, _, body = bearer('GET', series_path(), token(RSA))
         self.assertEqual(status, 200, body[:300])
+
+
+# Run with the system Python (Debian's python3-jwt and python3-cryptography): argv[1] the issuer,
+# argv[2] the audience; prints {"jwks": [...], "tokens": [[alg, token], ...], "forged": [...]}:
+# an RSA-3072 and a P-256 key made and published by PyJWT, a token signed by each, and for each
+# kid an HS256 token, the confusion a JWKS verifier must refuse.
+_PYJWT = r'''
+import json, sys, time
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+iss, aud = sys.argv[1], sys.argv[2]
+now = int(time.time())
+keys = {'pyjwt-rsa': ('RS256', rsa.generate_private_key(public_exponent=65537, key_size=3072)),
+        'pyjwt-ec': ('ES256', ec.generate_private_key(ec.SECP256R1()))}
+out = {'jwks': [], 'tokens': [], 'forged': []}
+for kid, (alg, priv) in keys.items():
+    algo = jwt.algorithms.RSAAlgorithm if alg == 'RS256' else jwt.algorithms.ECAlgorithm
+    k = json.loads(algo.to_jwk(priv.public_key()))
+    k.update(kid=kid, use='sig', alg=alg)
+    out['jwks'].append(k)
+    claims = {'iss': iss, 'aud': [aud, 'other'], 'iat': now, 'nbf': now - 10, 'exp': now + 300,
+              'sub': 'pyjwt-user', 'scope': 'openid ahilite:read'}
+    out['tokens'].append([alg, jwt.encode(claims, priv, algorithm=alg, headers={'kid': kid})])
+    out['forged'].append(jwt.encode(dict(claims, scope='ahilite:write'), 'not-the-key',
+                                    algorithm='HS256', headers={'kid': kid}))
+print(json.dumps(out))
+'''
+
+
+class PyJWT(unittest.TestCase):
+    """Tokens and JWKs made by PyJWT, an implementation nobody here wrote."""
+
+    def test_pyjwt_tokens(self):
+        p = subprocess.run(['/usr/bin/python3', '-c', _PYJWT, ISSUER, AUDIENCE],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        made = json.loads(p.stdout)
+        jwtmint.write_jwks(jwks_path(), [RSA.jwk(), EC.jwk()] + made['jwks'])
+        try:
+            for alg, t in made['tokens']:
+                with self.subTest(alg=alg):
+                    status, _, body = bearer('GET', series_path(), t)
+                    self.assertEqual(status, 200, body[:300])
+                    self.assertEqual(json.loads(body)[0]['00080018']['Value'], [SOP])
+            for t in made['forged']:
+                self.assert_refused(bearer('GET', series_path(), t))
+        finally:
+            jwtmint.write_jwks(jwks_path(), [RSA.jwk(), EC.jwk()])
+
+    def assert_refused(self, answer):
+        status, headers, body = answer
+        self.assertEqual(status, 401, body)
+        self.assertIn("alg 'HS256' is not accepted", json.loads(body)['message'])
 
 
 class WithoutOidc(unittest.TestCase):
