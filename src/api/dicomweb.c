@@ -216,10 +216,14 @@ static int id_cmp(const void *a, const void *b)
 static int load_documents(struct ahl_api_service *svc, const struct dw_target *t, json_t *docs,
                           struct ahl_err *err)
 {
+    /* Only the series (and instance) asked for is read: a frame costs one instance, not the set. */
+    const char *series = t->what == DW_STUDY_METADATA ? NULL : t->series;
+    const char *sop = t->what == DW_INSTANCE_METADATA || t->what == DW_FRAMES ? t->sop : NULL;
     int rc;
     if (t->imageset[0]) {
         json_t *doc = NULL;
-        rc = ahl_meta_document(svc->meta, t->ds, t->imageset, t->version, &doc, err);
+        rc = ahl_meta_document_part(svc->meta, t->ds, t->imageset, t->version, series, sop, &doc,
+                                    err);
         if (rc < 0)
             return rc;
         const char *study = json_string_value(json_object_get(
@@ -252,7 +256,7 @@ static int load_documents(struct ahl_api_service *svc, const struct dw_target *t
     qsort(l.ids, l.n, sizeof *l.ids, id_cmp);
     for (size_t i = 0; i < l.n; i++) {
         json_t *doc = NULL;
-        rc = ahl_meta_document(svc->meta, t->ds, l.ids[i], 0, &doc, err);
+        rc = ahl_meta_document_part(svc->meta, t->ds, l.ids[i], 0, series, sop, &doc, err);
         if (rc == AHL_ENOTFOUND)
             continue; /* deleted since it was listed */
         if (rc < 0)

@@ -258,8 +258,46 @@ static int load_series(void *vctx, const char *key, size_t keylen, const uint8_t
     return 0;
 }
 
+/* The one series of a part load: its node with an Instances map of every instance, or of the one
+ * named sop_uid (none when the series does not hold it). */
+static int load_one_series(struct ahl_meta *m, struct ahl_store_tx *tx, const uint8_t *series_root,
+                           const char *series_uid, const char *sop_uid, json_t *series_map)
+{
+    uint8_t v[2 * AHL_SHA256_LEN], inst_hash[AHL_SHA256_LEN];
+    int rc = ahl__map_get(m, tx, NULL, series_root, series_uid, strlen(series_uid), v, sizeof v);
+    if (rc == AHL_ENOTFOUND)
+        return 0;
+    if (rc < 0)
+        return rc;
+    if (!sop_uid) {
+        struct load_ctx c = {m, tx, series_map};
+        return load_series(&c, series_uid, strlen(series_uid), v);
+    }
+    json_t *s = NULL, *inst = json_object(), *o = NULL;
+    if (!inst)
+        return AHL_ENOMEM;
+    if ((rc = ahl__json_load(m, tx, NULL, v, &s)) < 0)
+        goto out;
+    rc = ahl__map_get(m, tx, NULL, v + AHL_SHA256_LEN, sop_uid, strlen(sop_uid), inst_hash,
+                      sizeof inst_hash);
+    if (rc == 0 && (rc = ahl__json_load(m, tx, NULL, inst_hash, &o)) == 0 &&
+        json_object_set_new(inst, sop_uid, o) < 0)
+        rc = AHL_ENOMEM;
+    if (rc < 0 && rc != AHL_ENOTFOUND)
+        goto out;
+    if (json_object_set(s, "Instances", inst) < 0 || json_object_set(series_map, series_uid, s) < 0)
+        rc = AHL_ENOMEM;
+    else
+        rc = 0;
+out:
+    json_decref(inst);
+    json_decref(s);
+    return rc;
+}
+
 int ahl__doc_load(struct ahl_meta *m, struct ahl_store_tx *tx, const char *datastore_id,
-                  const char *imageset_id, const uint8_t *root, json_t **out)
+                  const char *imageset_id, const uint8_t *root, const char *series_uid,
+                  const char *sop_uid, json_t **out)
 {
     struct ahl__root r;
     json_t *doc = NULL, *patient = NULL, *study = NULL, *series = NULL;
@@ -274,7 +312,13 @@ int ahl__doc_load(struct ahl_meta *m, struct ahl_store_tx *tx, const char *datas
         goto out;
     }
     struct load_ctx c = {m, tx, series};
-    if ((rc = ahl__map_walk(m, tx, NULL, r.series, load_series, &c)) < 0)
+    if (series_uid)
+        rc = ahl__hash_is_zero(r.series)
+                 ? 0
+                 : load_one_series(m, tx, r.series, series_uid, sop_uid, series);
+    else
+        rc = ahl__map_walk(m, tx, NULL, r.series, load_series, &c);
+    if (rc < 0)
         goto out;
     if (json_object_set_new(study, "Series", series) < 0 ||
         json_object_set_new(doc, "SchemaVersion", json_string("1.1")) < 0 ||

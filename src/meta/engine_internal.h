@@ -164,9 +164,13 @@ int ahl__root_store(struct ahl__batch *b, const struct ahl__root *r, uint8_t has
  * objects belong; Series/Instances keys equal to the node's UID when the node carries one). */
 int ahl__doc_store(struct ahl__batch *b, const json_t *doc, uint8_t root[AHL_SHA256_LEN],
                    struct ahl_err *err);
-/* The whole document of a root (SchemaVersion, DatastoreID, ImageSetID first). */
+/* The document of a root (SchemaVersion, DatastoreID, ImageSetID first): whole when series_uid
+ * is NULL; else only that series (none when the root lacks it), and of it only the instance
+ * sop_uid when that is not NULL (none when the series lacks it). A part costs the nodes it holds
+ * and one map path each, not the size of the set. */
 int ahl__doc_load(struct ahl_meta *m, struct ahl_store_tx *tx, const char *datastore_id,
-                  const char *imageset_id, const uint8_t *root, json_t **out);
+                  const char *imageset_id, const uint8_t *root, const char *series_uid,
+                  const char *sop_uid, json_t **out);
 /* Streams the gzip member of a root's document (see doc.c). */
 int ahl__doc_gzip(struct ahl_meta *m, struct ahl_store_tx *tx, const char *datastore_id,
                   const char *imageset_id, const uint8_t *root, ahl_meta_write_cb cb, void *ctx);

@@ -361,13 +361,20 @@ int ahl_meta_metadata_gzip(struct ahl_meta *m, const char *datastore_id, const c
 int ahl_meta_document(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
                       uint64_t version, json_t **out, struct ahl_err *err)
 {
+    return ahl_meta_document_part(m, datastore_id, imageset_id, version, NULL, NULL, out, err);
+}
+
+int ahl_meta_document_part(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
+                           uint64_t version, const char *series_uid, const char *sop_uid,
+                           json_t **out, struct ahl_err *err)
+{
     struct ahl_store_tx *tx;
     struct ahl_imageset_rec set;
     struct ahl_version_rec ver;
     int rc = read_begin(m, datastore_id, imageset_id, version, &tx, &set, &ver, err);
     if (rc < 0)
         return rc;
-    rc = ahl__doc_load(m, tx, datastore_id, imageset_id, ver.root, out);
+    rc = ahl__doc_load(m, tx, datastore_id, imageset_id, ver.root, series_uid, sop_uid, out);
     if (rc < 0)
         rc = ahl_meta_store_fail(err, rc, "reading metadata");
     ahl_store_rollback(tx);

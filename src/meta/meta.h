@@ -138,6 +138,14 @@ int ahl_meta_metadata_gzip(struct ahl_meta *m, const char *datastore_id, const c
 /* The document of a version as a jansson object (caller json_decref's it). */
 int ahl_meta_document(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
                       uint64_t version, json_t **out, struct ahl_err *err);
+/* Part of that document, shaped like the whole: only the series series_uid (an empty Series
+ * object when the version has no such series), and of it only the instance sop_uid when that is
+ * not NULL (an empty Instances object when the series has none). series_uid NULL: the whole
+ * document. Costs what the part holds, not the size of the set (DICOMweb reads one series or one
+ * instance this way). */
+int ahl_meta_document_part(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
+                           uint64_t version, const char *series_uid, const char *sop_uid,
+                           json_t **out, struct ahl_err *err);
 
 /* The reference serialisation: ahl_json_write of ahl_meta_document(). Appends to out. */
 int ahl_meta_metadata_json(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,

@@ -443,6 +443,67 @@ static void test_gzip_large(void **state)
     json_decref(src);
 }
 
+/* A part of a document is exactly the whole document's series (or instance), and nothing else. */
+static void test_document_part(void **state)
+{
+    struct fx *f = *state;
+    char id[AHL_ID_LEN + 1];
+    struct ahl_err err;
+    create_set(f, 3, 70, 53, false, id);
+    json_t *whole = NULL, *part = NULL;
+    assert_int_equal(ahl_meta_document(f->m, f->ds, id, 1, &whole, &err), 0);
+    json_t *series_map = at(whole, "Study/Series");
+    assert_int_equal(json_object_size(series_map), 3);
+    const char *suid;
+    json_t *series;
+    json_object_foreach(series_map, suid, series)
+    {
+        assert_int_equal(ahl_meta_document_part(f->m, f->ds, id, 1, suid, NULL, &part, &err), 0);
+        json_t *ps = at(part, "Study/Series");
+        assert_int_equal(json_object_size(ps), 1);
+        assert_true(json_equal(json_object_get(ps, suid), series));
+        assert_true(
+            json_equal(json_object_get(part, "Patient"), json_object_get(whole, "Patient")));
+        json_decref(part);
+        /* The last instance of the series, alone. */
+        const char *sop = NULL, *k;
+        json_t *inst = NULL, *v;
+        json_object_foreach(json_object_get(series, "Instances"), k, v)
+        {
+            sop = k;
+            inst = v;
+        }
+        assert_non_null(sop);
+        assert_int_equal(ahl_meta_document_part(f->m, f->ds, id, 1, suid, sop, &part, &err), 0);
+        json_t *pi = json_object_get(json_object_get(at(part, "Study/Series"), suid), "Instances");
+        assert_int_equal(json_object_size(pi), 1);
+        assert_true(json_equal(json_object_get(pi, sop), inst));
+        json_t *own = json_deep_copy(series),
+               *pown = json_deep_copy(json_object_get(at(part, "Study/Series"), suid));
+        json_object_del(own, "Instances");
+        json_object_del(pown, "Instances");
+        assert_true(json_equal(own, pown));
+        json_decref(own);
+        json_decref(pown);
+        json_decref(part);
+        /* An instance the series does not hold: the series with no instances. */
+        assert_int_equal(ahl_meta_document_part(f->m, f->ds, id, 1, suid, "1.2.3.4", &part, &err),
+                         0);
+        pi = json_object_get(json_object_get(at(part, "Study/Series"), suid), "Instances");
+        assert_int_equal(json_object_size(pi), 0);
+        json_decref(part);
+    }
+    /* A series the set does not hold: no series. */
+    assert_int_equal(ahl_meta_document_part(f->m, f->ds, id, 1, "1.2.3", NULL, &part, &err), 0);
+    assert_int_equal(json_object_size(at(part, "Study/Series")), 0);
+    assert_true(json_equal(at(part, "Study/DICOM"), at(whole, "Study/DICOM")));
+    json_decref(part);
+    /* Unknown version: not found, as for the whole document. */
+    assert_int_equal(ahl_meta_document_part(f->m, f->ds, id, 9, "1.2.3", NULL, &part, &err),
+                     AHL_ENOTFOUND);
+    json_decref(whole);
+}
+
 static void test_reopen_keeps_commits(void **state)
 {
     struct fx *f = *state;
@@ -658,6 +719,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_versions_list_and_import, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gzip_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_document_part, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
         cmocka_unit_test(test_aws_primary_rules),
