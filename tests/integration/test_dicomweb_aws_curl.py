@@ -4,8 +4,10 @@ becomes the test server) and the ids (the test's data store and files) differ. T
 curl's own SigV4 signing (--aws-sigv4 "aws:amz:us-east-1:medical-imaging", --user
 "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"), its Accept headers and --output files; the written
 files are then checked: GetDICOMSeriesMetadata and GetDICOMInstanceMetadata (with and without
-?imageSetId=) are DICOM JSON of the right instances, GetDICOMInstanceFrames a multipart body whose frames are the
-source's pixels (dicom_native.py), one frame a request (see test_3).
+?imageSetId=) are DICOM JSON of the right instances, GetDICOMInstanceFrames a multipart body
+whose frames are the source's pixels (dicom_native.py), one frame a request (see test_3), and
+SearchDICOMStudies, SearchDICOMSeries and SearchDICOMInstances find the right studies, series
+and instances.
 
 The guide's --header "x-amz-security-token:$AWS_SESSION_TOKEN" is for temporary credentials;
 ahilite has long-term keys only, so the token is empty, and an empty `--header "name:"` tells curl
@@ -41,7 +43,7 @@ SET_OF = {}  # study -> image set id
 # https://dicom-medical-imaging.us-east-1.amazonaws.com.
 def example(resource, accept, output, extra=''):
     return ('''curl --request GET \\
-  "${ENDPOINT}/datastore/${DATASTORE}/studies/${STUDY}/series/${SERIES}%s${QUERY}" \\
+  "${ENDPOINT}/datastore/${DATASTORE}%s${QUERY}" \\
   --aws-sigv4 'aws:amz:us-east-1:medical-imaging' \\
   --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \\
   --header "x-amz-security-token:$AWS_SESSION_TOKEN" \\
@@ -50,13 +52,17 @@ def example(resource, accept, output, extra=''):
 ''' % (resource, accept, extra, output))
 
 
-SERIES_METADATA = example('/metadata', 'application/dicom+json', 'series-metadata.json')
-INSTANCE_METADATA = example('/instances/${SOP}/metadata', 'application/dicom+json',
+SERIES = '/studies/${STUDY}/series/${SERIES}'
+SERIES_METADATA = example(SERIES + '/metadata', 'application/dicom+json', 'series-metadata.json')
+INSTANCE_METADATA = example(SERIES + '/instances/${SOP}/metadata', 'application/dicom+json',
                             'instance-metadata.json')
-INSTANCE_FRAMES = example('/instances/${SOP}/frames/${FRAMES}',
+INSTANCE_FRAMES = example(SERIES + '/instances/${SOP}/frames/${FRAMES}',
                           'multipart/related; type=application/octet-stream; '
                           'transfer-syntax=1.2.840.10008.1.2.1', 'frames.bin',
                           '  --dump-header frames-headers.txt \\\n')
+SEARCH_STUDIES = example('/studies', 'application/dicom+json', 'studies.json')
+SEARCH_SERIES = example('/studies/${STUDY}/series', 'application/dicom+json', 'series.json')
+SEARCH_INSTANCES = example(SERIES + '/instances', 'application/dicom+json', 'instances.json')
 
 
 def setUpModule():
@@ -145,7 +151,18 @@ class CurlExamples(unittest.TestCase):
                     got.append(hashlib.sha256(parts[0]).hexdigest())
                 self.assertEqual(got, s['frames'], query)
 
-    def test_4_wrong_key_is_refused(self):
+    def test_4_search(self):
+        for s in SRC.values():
+            got = json.loads(run_example(SEARCH_STUDIES, s, '?StudyInstanceUID=' + s['study']))
+            self.assertEqual([i['0020000D']['Value'][0] for i in got], [s['study']])
+            got = json.loads(run_example(SEARCH_STUDIES, s, ''))
+            self.assertIn(s['study'], [i['0020000D']['Value'][0] for i in got])
+            got = json.loads(run_example(SEARCH_SERIES, s))
+            self.assertEqual([i['0020000E']['Value'][0] for i in got], [s['series']])
+            got = json.loads(run_example(SEARCH_INSTANCES, s))
+            self.assertEqual([i['00080018']['Value'][0] for i in got], [s['sop']])
+
+    def test_5_wrong_key_is_refused(self):
         s = next(iter(SRC.values()))
         script = SERIES_METADATA.replace('$AWS_SECRET_ACCESS_KEY', 'not-the-secret')
         got = json.loads(run_example(script, s))

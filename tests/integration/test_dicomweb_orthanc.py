@@ -218,6 +218,72 @@ class Metadata(unittest.TestCase):
                              s['transferSyntax'] != '1.2.840.10008.1.2.5', path)
 
 
+def by_uid(answer, tag):
+    out = {}
+    for item in answer:
+        uid = item[tag]['Value'][0]
+        assert uid not in out, 'two results for %s' % uid
+        out[uid] = item
+    return out
+
+
+# Attributes left out of the QIDO comparison: each server's own URL.
+QIDO_OWN = {'00081190'}
+
+
+class Search(unittest.TestCase):
+    """The same QIDO-RS queries to both: the same studies, series or instances, and the same
+    value for every attribute both return."""
+
+    def compare(self, path, level_tag, expected):
+        mine = json_of(ahilite_get(path, 'application/dicom+json'), 'ahilite ' + path)
+        theirs = json_of(orthanc_get(path, 'application/dicom+json'), 'Orthanc ' + path)
+        mine, theirs = by_uid(mine, level_tag), by_uid(theirs, level_tag)
+        self.assertEqual(set(mine), expected, 'ahilite ' + path)
+        self.assertEqual(set(theirs), expected, 'Orthanc ' + path)
+        problems = []
+        for uid in sorted(expected):
+            a = {k: v for k, v in mine[uid].items() if k in theirs[uid] and k not in QIDO_OWN}
+            b = {k: v for k, v in theirs[uid].items() if k in mine[uid] and k not in QIDO_OWN}
+            problems += differences(a, b, path + ' ' + uid)
+        self.assertEqual(problems, [], path)
+        return mine, theirs
+
+    def test_1_studies(self):
+        studies = {s['study'] for s in SOURCE.values()}
+        mine, _ = self.compare('/studies', '0020000D', studies)
+        # Each study's patient, date and modality keys, each alone, find what they find in both.
+        for study, item in sorted(mine.items()):
+            for tag, key in (('00100020', 'PatientID'), ('00080020', 'StudyDate'),
+                             ('00080050', 'AccessionNumber')):
+                value = item.get(tag, {}).get('Value', [None])[0]
+                if value and (key != 'StudyDate' or value.isdigit()):  # not 1997.04.24
+                    self.compare('/studies?%s=%s' % (key, value), '0020000D',
+                                 {u for u, i in mine.items()
+                                  if i.get(tag, {}).get('Value', [None])[0] == value})
+        self.compare('/studies?ModalitiesInStudy=MR', '0020000D',
+                     {u for u, i in mine.items() if 'MR' in i['00080061']['Value']})
+        self.compare('/studies?StudyDate=19000101-20031231', '0020000D',
+                     {u for u, i in mine.items()
+                      if i.get('00080020', {}).get('Value', ['99999999'])[0] <= '20031231'})
+
+    def test_2_series(self):
+        for study in sorted({s['study'] for s in SOURCE.values()}):
+            self.compare('/studies/%s/series' % study, '0020000E',
+                         {s['series'] for s in SOURCE.values() if s['study'] == study})
+        mine, _ = self.compare('/series', '0020000E', {s['series'] for s in SOURCE.values()})
+        self.compare('/series?Modality=CT', '0020000E',
+                     {u for u, i in mine.items() if i['00080060']['Value'] == ['CT']})
+
+    def test_3_instances(self):
+        for study, series in sorted({(s['study'], s['series']) for s in SOURCE.values()}):
+            self.compare('/studies/%s/series/%s/instances' % (study, series), '00080018',
+                         {s['sop'] for s in SOURCE.values() if s['series'] == series})
+        for study in sorted({s['study'] for s in SOURCE.values()}):
+            self.compare('/studies/%s/instances' % study, '00080018',
+                         {s['sop'] for s in SOURCE.values() if s['study'] == study})
+
+
 class Frames(unittest.TestCase):
     def test_1_native_frames_are_the_same_bytes(self):
         for p, s in SOURCE.items():
