@@ -1,7 +1,7 @@
 /* DICOMweb (WADO-RS) below /datastore/{datastoreId}, on the API's own listener, as AWS
  * HealthImaging serves it on dicom-medical-imaging.<region>.amazonaws.com (docs/dicomweb.md):
- * the study, series and instance metadata resources, and the frames resource, whose answer
- * dicomweb_frames.c builds once the instance is found here.
+ * the study, series and instance metadata resources, and the frames and retrieve resources,
+ * whose answers dicomweb_frames.c and dicomweb_retrieve.c build from what is chosen here.
  *
  * The server authenticates the request exactly as it does an API call, then hands it here instead
  * of to the model's router (server.c, ahl__dicomweb_path). A resource is answered from image sets:
@@ -34,6 +34,9 @@ enum dw_resource {
     DW_SERIES_METADATA,
     DW_INSTANCE_METADATA,
     DW_FRAMES,
+    DW_STUDY, /* retrieve (dicomweb_retrieve.c) */
+    DW_SERIES,
+    DW_INSTANCE,
 };
 
 struct dw_target {
@@ -96,11 +99,11 @@ static int not_served(const char *path, struct ahl_err *err)
 {
     return ahl_fail(err, AHL_ENOTFOUND,
                     "No DICOMweb resource at %.200s: this server answers only "
-                    "the metadata and frames resources (docs/dicomweb.md)",
+                    "the retrieve, metadata and frames resources (docs/dicomweb.md)",
                     path);
 }
 
-/* /datastore/{ds}/studies/{study}[/series/{series}[/instances/{sop}]]/metadata, and
+/* /datastore/{ds}/studies/{study}[/series/{series}[/instances/{sop}]][/metadata], and
  * /datastore/{ds}/studies/{study}/series/{series}/instances/{sop}/frames/{list} */
 static int parse_path(const char *path, struct dw_target *t, struct ahl_err *err)
 {
@@ -129,6 +132,10 @@ static int parse_path(const char *path, struct dw_target *t, struct ahl_err *err
                 return rc;
             depth++;
             p += n;
+            if (*p == '\0') {
+                t->what = depth == 1 ? DW_STUDY : depth == 2 ? DW_SERIES : DW_INSTANCE;
+                return 0;
+            }
             if (*p != '/')
                 return not_served(path, err);
             p++;
@@ -421,7 +428,7 @@ static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
     if (strcmp(rq->method, "GET") != 0)
         return ahl_fail(err, AHL_ENOTFOUND,
                         "DICOMweb: %s is not served here; only GET of the "
-                        "metadata and frames resources (docs/dicomweb.md)",
+                        "retrieve, metadata and frames resources (docs/dicomweb.md)",
                         rq->method);
     if ((rc = parse_path(rq->path, &t, err)) < 0 || (rc = parse_query(rq->query, &t, err)) < 0)
         return rc;
@@ -432,7 +439,18 @@ static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
         rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = load_documents(svc, &t, docs, err)) < 0 || (rc = build(&c, docs, err)) < 0)
+    if ((rc = load_documents(svc, &t, docs, err)) < 0)
+        goto out;
+    if (t.what >= DW_STUDY) {
+        struct ahl__dw_retrieve sel = {.datastore_id = t.ds,
+                                       .study = t.study,
+                                       .series = t.what >= DW_SERIES ? t.series : NULL,
+                                       .sop = t.what == DW_INSTANCE ? t.sop : NULL,
+                                       .version = t.version};
+        rc = ahl__dicomweb_retrieve(svc, rq, docs, &sel, resp, err);
+        goto out;
+    }
+    if ((rc = build(&c, docs, err)) < 0)
         goto out;
     if (t.what == DW_FRAMES) {
         rc = ahl__dicomweb_frames(svc, rq, c.instance, t.frames, resp, err);

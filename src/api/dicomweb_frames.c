@@ -2,11 +2,12 @@
  * Accept header names (docs/dicomweb.md#frames):
  *   - transfer-syntax=* : each frame's stored bytes, labelled with the stored syntax;
  *   - none, or 1.2.840.10008.1.2.1 (Explicit VR Little Endian, DICOMweb's default): the stored
- *     frame decoded by the frames module into native little-endian samples, interleaved;
+ *     frame decoded by the frames module into native little-endian samples (export.h);
  *   - the stored syntax itself: the stored bytes;
  *   - anything else: 406, which tells clients to retry with '*', as AWS answers.
- * Frames are read with ahl_framestore_open_verified, so a damaged frame is never served. The
- * frames asked for are held in memory together, up to AHL__DW_MAX_FRAMES_BYTES.
+ * The Accept negotiation lives here and is shared with the retrieve resources. Frames are read
+ * with ahl_framestore_read_verified, so a damaged frame is never served. The answer is spooled
+ * (spool.c): memory holds one frame at a time, whatever the number of frames asked for.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,7 +20,7 @@
 #include "base/codec.h"
 #include "base/log.h"
 #include "base/text.h"
-#include "dicom/hidoc.h"
+#include "export/export.h"
 #include "base/banned.h"
 
 #define MAX_LISTED 4096
@@ -48,19 +49,31 @@ static void range_syntax(const char *range, size_t n, char *out, size_t cap)
     }
 }
 
-/* The transfer syntax to answer in: the first media range of the Accept header (comma-separated)
- * whose syntax can be given ("*", the stored syntax, or the default), into out; true then. When
- * none can, false with the first range's syntax in out (for the 406 message). */
-static bool choose_syntax(const char *accept, const char *stored_ts, char *out, size_t cap)
+/* true when a media range's type is multipart/related. */
+static bool range_multipart(const char *range, size_t n)
+{
+    static const char type[] = "multipart/related";
+    while (n && (*range == ' ' || *range == '\t')) {
+        range++;
+        n--;
+    }
+    return n >= sizeof type - 1 && strncasecmp(range, type, sizeof type - 1) == 0;
+}
+
+bool ahl__dicomweb_choose_syntax(const char *accept, const char *stored_ts, char *out, size_t cap,
+                                 bool *multipart)
 {
     const char *p = accept ? accept : "";
     bool first = true;
     char ts[72];
+    *multipart = false;
     do {
         size_t n = strcspn(p, ",");
         range_syntax(p, n, ts, sizeof ts);
-        if (!strcmp(ts, "*") || !strcmp(ts, stored_ts) || !strcmp(ts, AHL__DW_DEFAULT_TS)) {
+        if (!strcmp(ts, "*") || (stored_ts[0] && !strcmp(ts, stored_ts)) ||
+            !strcmp(ts, AHL__DW_DEFAULT_TS)) {
             snprintf(out, cap, "%s", ts);
+            *multipart = range_multipart(p, n);
             return true;
         }
         if (first)
@@ -69,6 +82,22 @@ static bool choose_syntax(const char *accept, const char *stored_ts, char *out, 
         p += n;
     } while (*p++ == ',');
     return false;
+}
+
+int ahl__dicomweb_not_acceptable(struct ahl__dicomweb_request *rq, const char *want,
+                                 const char *stored_ts, struct ahl_api_resp *resp)
+{
+    char msg[300];
+    rq->status = 406;
+    resp->content_type = "application/json";
+    ahl_buf_reset(&resp->raw);
+    snprintf(msg, sizeof msg,
+             "Transfer syntax %.70s is not available for this %s: %s%.64s; ask for "
+             "transfer-syntax=* or %s",
+             want, stored_ts[0] ? "instance" : "request",
+             stored_ts[0] ? "it is stored as " : "its instances are stored in several syntaxes",
+             stored_ts, AHL__DW_DEFAULT_TS);
+    return ahl_api_error_body("NotAcceptableException", msg, &resp->raw);
 }
 
 /* The media type of a frame's stored bytes as DICOMweb labels them: the store keeps HTJ2K as a
@@ -132,129 +161,86 @@ static int read_stored(struct ahl_api_service *svc, const char *id, const char *
     return rc;
 }
 
-/* The stored frame decoded and laid out as native pixel data (Explicit VR Little Endian) in a new
- * buffer of *len bytes. */
-static int decode_frame(const json_t *dicom, const char *ts, const uint8_t *src, size_t n,
-                        uint8_t **out, size_t *len, struct ahl_err *err)
-{
-    const char *photometric =
-        json_string_value(json_object_get(dicom, "PhotometricInterpretation"));
-    long bits = ahl_hidoc_int(dicom, "BitsAllocated", 0);
-    long stored_bits = ahl_hidoc_int(dicom, "BitsStored", bits);
-    struct ahl_pixel_desc d = ahl_pixel_desc_make(
-        (uint32_t)ahl_hidoc_int(dicom, "Rows", 0), (uint32_t)ahl_hidoc_int(dicom, "Columns", 0),
-        (uint16_t)ahl_hidoc_int(dicom, "SamplesPerPixel", 1), (uint16_t)bits,
-        (uint16_t)stored_bits, (uint16_t)ahl_hidoc_int(dicom, "PixelRepresentation", 0),
-        photometric ? photometric : "MONOCHROME2", ts);
-    struct ahl_raw_frame raw = {0};
-    int rc = ahl_pixel_desc_check(&d, err);
-    if (rc == 0)
-        rc = ahl_frame_decode(&d, src, n, &raw, err);
-    struct ahl_pixel_desc native = d; /* the layout to answer: the instance's, uncompressed */
-    native.high_bit = (uint16_t)ahl_hidoc_int(dicom, "HighBit", stored_bits - 1);
-    native.planar_configuration = (uint16_t)ahl_hidoc_int(dicom, "PlanarConfiguration", 0);
-    snprintf(native.transfer_syntax, sizeof native.transfer_syntax, "%s", AHL__DW_DEFAULT_TS);
-    uint64_t size = rc == 0 ? ahl_native_frame_size(&native) : 0;
-    if (rc == 0 && !size)
-        rc = ahl_fail(err, AHL_EINVAL, "the Image Pixel attributes are not valid");
-    if (rc == 0 && !(*out = malloc((size_t)size)))
-        rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
-    if (rc == 0 && (rc = ahl_raw_frame_to_native(&native, &raw, *out, err)) < 0) {
-        free(*out);
-        *out = NULL;
-    }
-    if (rc == 0)
-        *len = (size_t)size;
-    ahl_raw_frame_release(&raw);
-    return rc;
-}
-
 int ahl__dicomweb_frames(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
                          const json_t *instance, const char *list, struct ahl_api_resp *resp,
                          struct ahl_err *err)
 {
     const json_t *frames = json_object_get(instance, "ImageFrames");
-    const json_t *dicom = json_object_get(instance, "DICOM");
-    const char *stored_ts = json_string_value(json_object_get(instance, "StoredTransferSyntaxUID"));
+    const char *stored_ts = ahl_export_transfer_syntax(instance, true);
     char want[72], boundary[33];
     uint32_t *idx = NULL;
     size_t count = 0;
+    bool multipart;
+    struct ahl__api_spool sp;
     int rc;
 
-    if (!stored_ts || !*stored_ts)
-        stored_ts = AHL_TS_HTJ2K_RPCL;
+    ahl__api_spool_init(&sp, svc, resp);
     if (!(idx = calloc(MAX_LISTED, sizeof *idx)))
         return ahl_fail(err, AHL_ENOMEM, "out of memory");
     if ((rc = parse_list(list, json_array_size(frames), idx, &count, err)) < 0)
         goto out;
-
-    bool servable = choose_syntax(rq->accept, stored_ts, want, sizeof want);
-    bool stored = !strcmp(want, "*") || !strcmp(want, stored_ts);
-    if (!servable) {
-        rq->status = 406;
-        resp->content_type = "application/json";
-        char msg[300];
-        snprintf(msg, sizeof msg,
-                 "Transfer syntax %.70s is not available for this instance: it is stored as %s; "
-                 "ask for transfer-syntax=* or %s",
-                 want, stored_ts, AHL__DW_DEFAULT_TS);
-        rc = ahl_api_error_body("NotAcceptableException", msg, &resp->raw);
+    if (!ahl__dicomweb_choose_syntax(rq->accept, stored_ts, want, sizeof want, &multipart)) {
+        rc = ahl__dicomweb_not_acceptable(rq, want, stored_ts, resp);
         goto out;
     }
+    bool stored = !strcmp(want, "*") || !strcmp(want, stored_ts);
     const char *part_type = stored ? stored_media_type(stored_ts) : "application/octet-stream";
     const char *part_ts = stored ? stored_ts : AHL__DW_DEFAULT_TS;
     if ((rc = ahl_random_id(boundary)) < 0) {
         rc = ahl_fail(err, rc, "cannot make a multipart boundary");
         goto out;
     }
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; rc == 0 && i < count; i++) {
         const char *id = json_string_value(json_object_get(json_array_get(frames, idx[i]), "ID"));
         uint8_t *bytes = NULL;
         size_t len = 0;
         if (!id) {
             rc = ahl_fail(err, AHL_EINTERNAL, "Frame %u of the instance has no ID", idx[i] + 1);
-            goto out;
+            break;
         }
         if ((rc = read_stored(svc, id, stored_ts, &bytes, &len, err)) < 0)
-            goto out;
+            break;
         if (!stored) {
             uint8_t *native = NULL;
-            rc = decode_frame(dicom, stored_ts, bytes, len, &native, &len, err);
+            rc = ahl_export_frame_native(instance, bytes, len, &native, &len, err);
             free(bytes);
             bytes = native;
             if (rc < 0) {
-                /* A stored frame the frames module cannot decode is the server's failure. */
+                /* A stored frame that cannot be decoded is the server's failure. */
                 char why[sizeof err->msg];
                 ahl_str_copy_cut(why, sizeof why, err ? err->msg : "");
                 rc = ahl_fail(err, rc == AHL_ENOMEM ? rc : AHL_EINTERNAL,
                               "Frame %u cannot be decoded to %s: %.300s", idx[i] + 1,
                               AHL__DW_DEFAULT_TS, why);
-                goto out;
+                break;
             }
         }
-        if (resp->raw.len + len > AHL__DW_MAX_FRAMES_BYTES)
-            rc = ahl_fail(err, AHL_ETOOBIG,
-                          "The frames asked for exceed %zu bytes: ask for fewer at a time",
-                          AHL__DW_MAX_FRAMES_BYTES);
-        else if (ahl_buf_addf(&resp->raw, "--%s\r\nContent-Type: %s; transfer-syntax=%s\r\n\r\n",
-                              boundary, part_type, part_ts) < 0 ||
-                 ahl_buf_add(&resp->raw, bytes, len) < 0 || ahl_buf_add(&resp->raw, "\r\n", 2) < 0)
-            rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
-        free(bytes);
+        char head[200];
+        int hn = snprintf(head, sizeof head, "--%s\r\nContent-Type: %s; transfer-syntax=%s\r\n\r\n",
+                          boundary, part_type, part_ts);
+        rc = ahl__api_spool_write(&sp, head, (size_t)hn);
+        rc = rc ? rc : ahl__api_spool_write(&sp, bytes, len);
+        rc = rc ? rc : ahl__api_spool_write(&sp, "\r\n", 2);
         if (rc < 0)
-            goto out;
+            rc = ahl_fail(err, rc, "cannot spool the frames: %s", ahl_strerror(rc));
+        free(bytes);
     }
-    if (ahl_buf_addf(&resp->raw, "--%s--\r\n", boundary) < 0) {
-        rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
+    if (rc == 0) {
+        char tail[40];
+        int tn = snprintf(tail, sizeof tail, "--%s--\r\n", boundary);
+        if ((rc = ahl__api_spool_write(&sp, tail, (size_t)tn)) < 0)
+            rc = ahl_fail(err, rc, "cannot spool the frames: %s", ahl_strerror(rc));
+    }
+    if ((rc = ahl__api_spool_finish(&sp, rc, "frames", resp, err)) < 0)
         goto out;
-    }
     snprintf(rq->content_type, sizeof rq->content_type,
              "multipart/related; type=\"%s\"; transfer-syntax=%s; boundary=%s", part_type, part_ts,
              boundary);
     resp->content_type = rq->content_type;
     rq->status = 200;
-    rc = 0;
 out:
     free(idx);
+    if (sp.fd >= 0)
+        close(sp.fd);
     return rc;
 }

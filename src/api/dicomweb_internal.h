@@ -1,5 +1,6 @@
 /* Shared between the DICOMweb files of src/api: the resource code (dicomweb.c), the frames
- * resource (dicomweb_frames.c) and search (dicomweb_qido.c). Not included outside src/api. */
+ * resource and the Accept negotiation (dicomweb_frames.c), the retrieve resources
+ * (dicomweb_retrieve.c) and search (dicomweb_qido.c). Not included outside src/api. */
 #ifndef AHL_API_DICOMWEB_INTERNAL_H
 #define AHL_API_DICOMWEB_INTERNAL_H
 
@@ -9,8 +10,19 @@
 
 /* The DICOMweb transfer syntax answered when the request names none: Explicit VR Little Endian. */
 #define AHL__DW_DEFAULT_TS "1.2.840.10008.1.2.1"
-/* The most bytes of frames one response holds in memory. */
-#define AHL__DW_MAX_FRAMES_BYTES ((size_t)256 << 20)
+
+/* The transfer syntax to answer in: the first media range of the Accept header (comma-separated)
+ * whose transfer-syntax parameter (or, without one, AHL__DW_DEFAULT_TS) can be given: "*", the
+ * default, or stored_ts ("" when the instances asked for are stored in several syntaxes). true
+ * with it in out and *multipart telling whether that range's type is multipart/related; when none
+ * can, false with the first range's syntax in out (for the 406). */
+bool ahl__dicomweb_choose_syntax(const char *accept, const char *stored_ts, char *out, size_t cap,
+                                 bool *multipart);
+
+/* The 406 answer (NotAcceptableException) for a syntax that cannot be given, into rq and resp
+ * (resp->raw is replaced). 0, or AHL_ENOMEM. */
+int ahl__dicomweb_not_acceptable(struct ahl__dicomweb_request *rq, const char *want,
+                                 const char *stored_ts, struct ahl_api_resp *resp);
 
 /* GetDICOMInstanceFrames for one instance node of a document ({"DICOM":..,"ImageFrames":..,
  * "StoredTransferSyntaxUID":..}): the frames numbered in list ("1,3", 1-based, distinct) as a
@@ -59,5 +71,22 @@ void ahl__qido_request_release(struct ahl__qido_request *r);
 /* Answers a GET of a search resource: a DICOM JSON array in resp->raw, rq->status 200. */
 int ahl__dicomweb_qido(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
                        struct ahl_api_resp *resp, struct ahl_err *err);
+
+/* What a retrieve resource asks for: the instances of the study (series NULL), of one series
+ * (sop NULL) or one instance, read from docs (the documents dicomweb.c chose, a JSON array), and
+ * for the Original Attributes Sequence the version they are: the set's latest, or `version`. */
+struct ahl__dw_retrieve {
+    const char *datastore_id;
+    const char *study, *series, *sop;
+    uint64_t version; /* ?versionId=, or 0 */
+};
+
+/* GetDICOMInstance, and the series and study retrieve (docs/dicomweb.md#retrieve): Part-10 files
+ * as application/dicom or multipart/related, in the transfer syntax rq->accept asks for, spooled
+ * into resp. 0 with rq->status 200 or 406 (JSON body); or a negative AHL_E* as
+ * ahl__dicomweb_frames (AHL_ENOTFOUND: no instance matches). */
+int ahl__dicomweb_retrieve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
+                           const json_t *docs, const struct ahl__dw_retrieve *sel,
+                           struct ahl_api_resp *resp, struct ahl_err *err);
 
 #endif /* AHL_API_DICOMWEB_INTERNAL_H */

@@ -74,83 +74,24 @@ int ahl__op_GetImageSet(struct ahl_api_service *svc, const json_t *in, struct ah
 }
 
 /* GetImageSetMetadata: the engine assembles the gzip document inside one short read transaction
- * (a consistent snapshot of the version), into a spool; the transaction ends before the first
- * byte is sent. A client that reads slowly, or not at all, then holds only its own connection and
- * the spool, never a database reader: sending runs on libmicrohttpd's event loop, from memory or,
- * past SPOOL_MEMORY bytes, from an unlinked temporary file in DATA_DIR/tmp (sent with sendfile).
- * Assembly copies stored deflate segments, so even a 100 MB document is spooled in tens of
- * milliseconds. */
-#define SPOOL_MEMORY ((size_t)64 << 10)
-
-struct spool {
-    struct ahl_buf *mem;
-    const char *dir;
-    int fd;
-    uint64_t size;
-    int write_errno; /* why the spool file could not be written, or 0 */
-};
-
-static int spool_write(void *ctx, const void *p, size_t n)
-{
-    struct spool *sp = ctx;
-    const char *c = p;
-    if (sp->fd < 0 && sp->mem->len + n <= SPOOL_MEMORY)
-        return ahl_buf_add(sp->mem, p, n);
-    if (sp->fd < 0) {
-        /* Too big to keep in memory for as long as a slow client takes: move to a file. */
-        char path[1100];
-        snprintf(path, sizeof path, "%s/ahl-meta-XXXXXX", sp->dir);
-        if ((sp->fd = mkstemp(path)) < 0)
-            goto fail;
-        unlink(path);
-        if (ahl_write_all(sp->fd, sp->mem->data, sp->mem->len) < 0)
-            goto fail;
-        sp->size = sp->mem->len;
-        ahl_buf_reset(sp->mem);
-    }
-    if (ahl_write_all(sp->fd, c, n) < 0)
-        goto fail;
-    sp->size += n;
-    return 0;
-fail:
-    sp->write_errno = errno;
-    return AHL_EIO;
-}
-
+ * (a consistent snapshot of the version), into a spool (spool.c); the transaction ends before the
+ * first byte is sent. A client that reads slowly, or not at all, then holds only its own
+ * connection and the spool, never a database reader. Assembly copies stored deflate segments, so
+ * even a 100 MB document is spooled in tens of milliseconds. */
 int ahl__op_GetImageSetMetadata(struct ahl_api_service *svc, const json_t *in,
                                 struct ahl_api_resp *resp, struct ahl_err *err)
 {
     const char *ds = ahl_api_str(in, "datastoreId"), *id = ahl_api_str(in, "imageSetId");
-    char dir[1100];
+    struct ahl__api_spool sp;
     uint64_t version;
     int rc;
 
     if ((rc = optional_version(in, &version, err)) < 0)
         return rc;
-    snprintf(dir, sizeof dir, "%s/tmp", svc->data_dir[0] ? svc->data_dir : ".");
-    struct spool sp = {.mem = &resp->raw, .dir = svc->data_dir[0] ? dir : "/tmp", .fd = -1};
-    rc = ahl_meta_metadata_gzip(svc->meta, ds, id, version, spool_write, &sp, err);
-    if (rc < 0 && sp.write_errno == ENOSPC)
-        rc = ahl_fail(err, AHL_ENOSPC,
-                      "The disk holding the data directory is full: the metadata response cannot "
-                      "be spooled in %s; free space on it, then retry",
-                      sp.dir);
-    else if (rc < 0 && sp.write_errno)
-        rc = ahl_fail(err, rc, "cannot spool the metadata response in %s: %s", sp.dir,
-                      strerror(sp.write_errno));
-    if (rc < 0) {
-        if (sp.fd >= 0)
-            close(sp.fd);
+    ahl__api_spool_init(&sp, svc, resp);
+    rc = ahl_meta_metadata_gzip(svc->meta, ds, id, version, ahl__api_spool_write, &sp, err);
+    if ((rc = ahl__api_spool_finish(&sp, rc, "metadata", resp, err)) < 0)
         return rc;
-    }
-    if (sp.fd >= 0) {
-        if (lseek(sp.fd, 0, SEEK_SET) < 0) {
-            close(sp.fd);
-            return ahl_fail(err, AHL_EIO, "cannot rewind the metadata spool");
-        }
-        resp->fd = sp.fd;
-        resp->fd_size = sp.size;
-    }
     resp->content_type = "application/json";
     resp->content_encoding = "gzip";
     return 0;

@@ -166,8 +166,29 @@ struct ahl__dicomweb_request {
     const char *host;       /* the Host header (for BulkDataURIs), or NULL */
     const char *accept;     /* the Accept header, or NULL */
     int status;             /* set by ahl__dicomweb_serve: 200, or 406 */
-    char content_type[160]; /* resp->content_type points here when it has a parameter */
+    char content_type[256]; /* resp->content_type points here when it has a parameter */
 };
+
+/* A response made whole before it is sent (spool.c): in resp->raw up to 64 KiB, past that in an
+ * unlinked temporary file in DATA_DIR/tmp that becomes resp->fd. */
+struct ahl__api_spool {
+    struct ahl_buf *mem;
+    char dir[1100];
+    int fd;
+    uint64_t size;
+    int write_errno; /* why the spool file could not be written, or 0 */
+};
+
+void ahl__api_spool_init(struct ahl__api_spool *sp, const struct ahl_api_service *svc,
+                         struct ahl_api_resp *resp);
+/* A sink (ahl_p10_sink_fn, ahl_meta_write_cb): 0, AHL_ENOMEM or AHL_EIO. */
+int ahl__api_spool_write(void *ctx, const void *p, size_t n);
+/* Ends a spool after the answer was made with result rc: on success resp->fd (rewound) and
+ * resp->fd_size are set when the spool moved to a file; on failure the spool is dropped and a
+ * write failure is reworded (AHL_ENOSPC for a full disk) naming `what` ("metadata"). Returns the
+ * code to pass on. */
+int ahl__api_spool_finish(struct ahl__api_spool *sp, int rc, const char *what,
+                          struct ahl_api_resp *resp, struct ahl_err *err);
 
 /* Whether a request path belongs to DICOMweb (/datastore/{id}/studies... or /series...) rather
  * than to the service model's operations. */

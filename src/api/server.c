@@ -318,6 +318,22 @@ static enum MHD_Result send_err(struct MHD_Connection *conn, struct request *rq,
     return send_error(conn, rq, status, type, err->msg[0] ? err->msg : ahl_strerror(err->code));
 }
 
+/* A raw response: resp->raw, or a file (resp->fd), or bytes in memory then a file. Takes
+ * resp->fd (set to -1) when it queues it. */
+static enum MHD_Result send_resp(struct MHD_Connection *conn, struct request *rq, int status,
+                                 struct ahl_api_resp *resp)
+{
+    if (resp->fd < 0)
+        return send_buffer(conn, rq, status, &resp->raw, resp->content_type,
+                           resp->content_encoding, NULL);
+    struct MHD_Response *r = resp->raw.len ? prefixed_response(resp)
+                                           : MHD_create_response_from_fd64(resp->fd_size, resp->fd);
+    if (!r)
+        return MHD_NO;
+    resp->fd = -1; /* the response owns it now */
+    return queue(conn, rq, status, r, resp->content_type, resp->content_encoding, NULL);
+}
+
 /* ---- the body budget ----------------------------------------------------------------------- */
 
 static int budget_reserve(struct ahl_api_server *srv, size_t n)
@@ -425,7 +441,7 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
         if (ahl__dicomweb_serve(&srv->svc, &dw, &resp, &err) < 0)
             ret = send_err(conn, rq, &err);
         else
-            ret = send_buffer(conn, rq, dw.status, &resp.raw, resp.content_type, NULL, NULL);
+            ret = send_resp(conn, rq, dw.status, &resp);
         goto out;
     }
 
@@ -467,21 +483,8 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
         ret = send_err(conn, rq, &err);
         goto out;
     }
-    if (resp.content_type && resp.fd >= 0) {
-        /* A file, or bytes in memory then a file (resp.raw before resp.fd). */
-        struct MHD_Response *r = resp.raw.len
-                                     ? prefixed_response(&resp)
-                                     : MHD_create_response_from_fd64(resp.fd_size, resp.fd);
-        if (!r) {
-            ret = MHD_NO;
-            goto out;
-        }
-        resp.fd = -1; /* the response owns it now */
-        ret = queue(conn, rq, ahl_model_ops[op].status, r, resp.content_type, resp.content_encoding,
-                    NULL);
-    } else if (resp.content_type) {
-        ret = send_buffer(conn, rq, ahl_model_ops[op].status, &resp.raw, resp.content_type,
-                          resp.content_encoding, NULL);
+    if (resp.content_type) {
+        ret = send_resp(conn, rq, ahl_model_ops[op].status, &resp);
     } else {
         struct ahl_buf out;
         ahl_buf_init(&out, AHL_BUF_UNLIMITED);
@@ -1028,7 +1031,7 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
             rc = ahl_fail(err, AHL_EINVAL, "data directory path too long");
             goto fail;
         }
-        /* Responses spooled to disk (GetImageSetMetadata) go to DATA_DIR/tmp. */
+        /* Responses spooled to disk (spool.c: metadata, DICOMweb retrieve) go to DATA_DIR/tmp. */
         snprintf(root, sizeof root, "%s/tmp", cfg->data_dir);
         if (mkdir(root, 0700) < 0 && errno != EEXIST) {
             rc = ahl_fail(err, AHL_EIO, "cannot create %s: %s", root, strerror(errno));

@@ -15,6 +15,7 @@
 #include "dicom/dataset.h"
 #include "dicom/dicomjson.h"
 #include "dicom/dict.h"
+#include "dicom/docvr.h"
 #include "base/banned.h"
 
 struct hctx {
@@ -33,79 +34,6 @@ static bool vr_in(const char *vr, const char *list)
 static bool byte_vr(const char *vr)
 {
     return vr_in(vr, "OBODOFOLOVOWUN");
-}
-
-/* 8 upper-case hex digits, as the normalizer writes tags it cannot name. */
-static bool hex_tag(const char *key, uint32_t *tag)
-{
-    uint32_t t = 0;
-    for (int i = 0; i < 8; i++) {
-        char c = key[i];
-        unsigned d;
-        if (c >= '0' && c <= '9')
-            d = (unsigned)(c - '0');
-        else if (c >= 'A' && c <= 'F')
-            d = (unsigned)(c - 'A' + 10);
-        else
-            return false;
-        t = (t << 4) | d;
-    }
-    if (key[8] != '\0')
-        return false;
-    *tag = t;
-    return true;
-}
-
-static bool any_negative(const json_t *v)
-{
-    if (json_is_array(v)) {
-        size_t i;
-        const json_t *x;
-        json_array_foreach(v, i, x) if (json_is_number(x) && json_number_value(x) < 0) return true;
-        return false;
-    }
-    return json_is_number(v) && json_number_value(v) < 0;
-}
-
-static bool holds_string(const json_t *v)
-{
-    if (json_is_array(v)) {
-        size_t i;
-        const json_t *x;
-        json_array_foreach(v, i, x) if (!json_is_null(x)) return json_is_string(x);
-        return false;
-    }
-    return json_is_string(v);
-}
-
-/* The VR of an attribute the dictionary allows several for, chosen from its value v and the
- * other attributes of its map (hidoc.h). */
-static void choose_vr(const struct hctx *c, const struct ahl_dict_entry *de, const json_t *map,
-                      const json_t *v, char out[3])
-{
-    memcpy(out, de->vr[0] ? de->vr : "UN", 3);
-    if (!de->vr_alt[0])
-        return;
-    char all[16];
-    snprintf(all, sizeof all, "%s%s", de->vr, de->vr_alt);
-    if (holds_string(v)) {
-        /* "OB or OW" (waveform, overlay and LUT data) is OW unless the item says its samples are
-         * bytes, as explicit-VR writers record it. */
-        if (vr_in("OB", all) && vr_in("OW", all)) {
-            const json_t *bits = json_object_get(map, "WaveformBitsAllocated");
-            memcpy(out, json_is_integer(bits) && json_integer_value(bits) <= 8 ? "OB" : "OW", 3);
-            return;
-        }
-        for (const char *p = all; p[0] && p[1]; p += 2)
-            if (byte_vr(p)) {
-                out[0] = p[0];
-                out[1] = p[1];
-                return;
-            }
-        return;
-    }
-    if (vr_in("SS", all) && (any_negative(v) || c->pixel_rep == 1))
-        memcpy(out, "SS", 3);
 }
 
 /* One text value (a piece between backslashes) as DICOM JSON types it. */
@@ -254,20 +182,14 @@ static int convert_map(struct hctx *c, const json_t *dicom, const json_t *vrs, b
         char vr[3] = "UN";
         if (!top && strcmp(key, "DICOMVRs") == 0)
             continue;
-        if (hex_tag(key, &tag)) {
-            const char *given = json_string_value(json_object_get(vrs, key));
-            const struct ahl_dict_entry *de = ahl_dict_by_tag(tag);
-            if (given && strlen(given) == 2)
-                memcpy(vr, given, 3);
-            else if (de)
-                choose_vr(c, de, dicom, v, vr);
-        } else {
+        if (!ahl_dicom_hex_key(key, &tag)) {
             const struct ahl_dict_entry *de = ahl_dict_by_keyword(key);
             if (!de)
                 continue; /* not an attribute: nothing DICOM can carry */
             tag = de->tag;
-            choose_vr(c, de, dicom, v, vr);
         }
+        ahl_dicom_value_vr(tag, json_string_value(json_object_get(vrs, key)), dicom, v,
+                           c->pixel_rep == 1, vr);
         if (AHL_DCM_ELEMENT(tag) == 0 || (top && AHL_DCM_GROUP(tag) == 0x0002))
             continue;
         char tkey[9];

@@ -4,7 +4,6 @@
  * data goes straight from the caller's callback to the sink. */
 #include "dicom/p10write.h"
 
-#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
@@ -17,6 +16,7 @@
 #include "base/fileio.h"
 #include "dicom/dataset.h"
 #include "dicom/dict.h"
+#include "dicom/docvr.h"
 #include "dicom/normalize.h"
 #include "dicom/p10.h"
 #include "base/banned.h"
@@ -32,6 +32,7 @@ struct wel {
     const char *key;
     const json_t *value;
     const json_t *vrs; /* the DICOMVRs map beside the key, or NULL */
+    const json_t *map; /* the map holding it */
 };
 
 struct wlist {
@@ -49,21 +50,11 @@ struct writer {
     struct ahl_buf scratch;
 };
 
-static bool is_hex_key(const char *k)
-{
-    for (int i = 0; i < 8; i++)
-        if (!isxdigit((unsigned char)k[i]))
-            return false;
-    return k[8] == '\0';
-}
-
 /* The tag of a key: a keyword (dictionary) or 8 hex digits. */
 static int key_tag(struct writer *w, const char *key, uint32_t *tag)
 {
-    if (is_hex_key(key)) {
-        *tag = (uint32_t)strtoul(key, NULL, 16);
+    if (ahl_dicom_hex_key(key, tag))
         return 0;
-    }
     const struct ahl_dict_entry *de = ahl_dict_by_keyword(key);
     if (!de)
         return ahl_fail(w->err, AHL_EINVAL, "%s: neither a DICOM keyword nor an 8-digit hex tag",
@@ -100,7 +91,7 @@ static int collect(struct writer *w, struct wlist *l, const json_t *map, const j
                 return ahl_fail(w->err, AHL_ENOMEM, "out of memory");
             l->v = v;
         }
-        l->v[l->n++] = (struct wel){tag, level, key, value, vrs};
+        l->v[l->n++] = (struct wel){tag, level, key, value, vrs, map};
     }
     return 0;
 }
@@ -152,79 +143,11 @@ static size_t number_size(const char *vr)
     return 0;
 }
 
-/* The first non-null scalar of a value (the value itself or an array member), or NULL. */
-static const json_t *first_scalar(const json_t *v)
-{
-    if (!json_is_array(v))
-        return json_is_null(v) ? NULL : v;
-    for (size_t i = 0; i < json_array_size(v); i++)
-        if (!json_is_null(json_array_get(v, i)))
-            return json_array_get(v, i);
-    return NULL;
-}
-
-/* true when an integer of v (a value or an array of them) is below lo or above hi. */
-static bool any_outside(const json_t *v, json_int_t lo, json_int_t hi)
-{
-    if (json_is_integer(v))
-        return json_integer_value(v) < lo || json_integer_value(v) > hi;
-    for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++)
-        if (any_outside(json_array_get(v, i), lo, hi))
-            return true;
-    return false;
-}
-
-/* The VR of an attribute: DICOMVRs, else the dictionary's (the one that fits the value when the
- * dictionary allows several), else UN. */
+/* The VR of an attribute (docvr.h). */
 static void pick_vr(struct writer *w, const struct wel *e, char vr[3])
 {
-    const char *rec = json_string_value(json_object_get(e->vrs, e->key));
-    if (rec && strlen(rec) == 2) {
-        memcpy(vr, rec, 3);
-        return;
-    }
-    const struct ahl_dict_entry *de = (AHL_DCM_GROUP(e->tag) & 1) && AHL_DCM_ELEMENT(e->tag) > 0xFF
-                                          ? NULL
-                                          : ahl_dict_by_tag(e->tag);
-    if (!de || !de->vr[0]) {
-        memcpy(vr, "UN", 3);
-        return;
-    }
-    memcpy(vr, de->vr, 3);
-    if (!de->vr_alt[0])
-        return;
-    const json_t *s = first_scalar(e->value);
-    bool want_bytes = json_is_string(s), want_number = json_is_number(s);
-    bool want_sq = json_is_object(s);
-    bool has_us = false, has_ss = false;
-    char cand[8][3];
-    size_t nc = 0;
-    memcpy(cand[nc++], de->vr, 3);
-    for (const char *a = de->vr_alt; a[0] && a[1] && nc < 8; a += 2) {
-        cand[nc][0] = a[0];
-        cand[nc][1] = a[1];
-        cand[nc++][2] = '\0';
-    }
-    for (size_t i = 0; i < nc; i++) {
-        has_us = has_us || vr_is(cand[i], "US");
-        has_ss = has_ss || vr_is(cand[i], "SS");
-    }
-    for (size_t i = 0; i < nc; i++) {
-        bool bytes = cand[i][0] == 'O' || vr_is(cand[i], "UN");
-        if ((want_bytes && bytes) || (want_sq && vr_is(cand[i], "SQ")) ||
-            (want_number && number_size(cand[i]))) {
-            memcpy(vr, cand[i], 3);
-            break;
-        }
-    }
-    /* Signed when a value is negative, or when PixelRepresentation says so and every value fits. */
-    if (want_number && has_us && has_ss)
-        memcpy(vr,
-               any_outside(e->value, 0, INT64_MAX) ||
-                       (w->signed_pixels && !any_outside(e->value, INT64_MIN, 32767))
-                   ? "SS"
-                   : "US",
-               3);
+    ahl_dicom_value_vr(e->tag, json_string_value(json_object_get(e->vrs, e->key)), e->map, e->value,
+                       w->signed_pixels, vr);
 }
 
 static int put16(struct ahl_buf *b, uint16_t v)
@@ -331,9 +254,9 @@ static int put_number(struct writer *w, const json_t *v, const struct wel *e, co
 {
     if (vr_is(vr, "AT")) {
         const char *s = json_string_value(v);
-        if (!s || !is_hex_key(s))
+        uint32_t t;
+        if (!s || !ahl_dicom_hex_key(s, &t))
             return ahl_fail(w->err, AHL_EINVAL, "%s: VR AT expects \"GGGGEEEE\" hex tags", e->key);
-        uint32_t t = (uint32_t)strtoul(s, NULL, 16);
         int rc = put16(&w->out, AHL_DCM_GROUP(t));
         return rc < 0 ? rc : put16(&w->out, AHL_DCM_ELEMENT(t));
     }
@@ -450,7 +373,7 @@ static int put_element(struct writer *w, const struct wel *e, unsigned depth)
     if (rc < 0)
         return ahl_fail(w->err, rc, "%s: the encoded attributes exceed %zu MiB or memory", e->key,
                         AHL_P10_MAX_HEADER >> 20);
-    if (vr_is(vr, "SQ") || json_is_object(first_scalar(e->value))) {
+    if (vr_is(vr, "SQ") || json_is_object(ahl_dicom_first_value(e->value))) {
         if (!vr_is(vr, "SQ"))
             return ahl_fail(w->err, AHL_EINVAL, "%s: an array of items needs VR SQ, not %s", e->key,
                             vr);
@@ -562,9 +485,51 @@ static int count_sink(void *ctx, const void *p, size_t n)
     return c->sink(c->ctx, p, n);
 }
 
+int ahl_p10_fragment(ahl_p10_sink_fn sink, void *sink_ctx, const void *p, size_t n)
+{
+    uint64_t padded = (uint64_t)n + (n & 1);
+    if (padded >= AHL_DCM_UNDEFINED_LENGTH)
+        return AHL_ETOOBIG;
+    uint8_t h[8] = {0xFE,
+                    0xFF,
+                    0x00,
+                    0xE0,
+                    (uint8_t)padded,
+                    (uint8_t)(padded >> 8),
+                    (uint8_t)(padded >> 16),
+                    (uint8_t)(padded >> 24)};
+    int rc = sink(sink_ctx, h, sizeof h);
+    rc = rc ? rc : sink(sink_ctx, p, n);
+    return rc || !(n & 1) ? rc : sink(sink_ctx, "", 1);
+}
+
+/* Encapsulated pixel data: OB of undefined length, an empty Basic Offset Table, the caller's
+ * fragments, the sequence delimiter. */
+static int put_encapsulated(struct writer *w, const struct ahl_p10_pixels *px)
+{
+    size_t len_at;
+    int rc = put_header(&w->out, px->tag ? px->tag : AHL_TAG_PIXEL_DATA, "OB", &len_at);
+    if (rc == 0) {
+        patch32(&w->out, len_at, AHL_DCM_UNDEFINED_LENGTH);
+        rc = put16(&w->out, 0xFFFE);
+        rc = rc ? rc : put16(&w->out, 0xE000);
+        rc = rc ? rc : put32(&w->out, 0);
+    }
+    if (rc < 0)
+        return ahl_fail(w->err, rc, "out of memory");
+    if ((rc = flush(w)) < 0 || (rc = px->write(px->ctx, w->sink, w->sink_ctx, w->err)) < 0)
+        return rc;
+    static const uint8_t end[8] = {0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0};
+    if ((rc = w->sink(w->sink_ctx, end, sizeof end)) < 0)
+        return ahl_fail(w->err, rc, "cannot write the file: %s", ahl_strerror(rc));
+    return 0;
+}
+
 static int put_pixels(struct writer *w, const struct ahl_p10_pixels *px)
 {
     size_t len_at;
+    if (px->encapsulated)
+        return put_encapsulated(w, px);
     const char *vr = px->vr[0] ? px->vr : "OW";
     uint64_t padded = px->length + (px->length & 1);
     if (padded >= AHL_DCM_UNDEFINED_LENGTH)
@@ -592,7 +557,8 @@ static int put_pixels(struct writer *w, const struct ahl_p10_pixels *px)
 }
 
 /* The file meta group into w->out, preamble first. */
-static int put_meta(struct writer *w, const struct wlist *all, const char *sop_instance_uid)
+static int put_meta(struct writer *w, const struct wlist *all, const char *sop_instance_uid,
+                    const char *ts)
 {
     const char *sop_class = NULL;
     for (size_t i = 0; i < all->n; i++)
@@ -600,12 +566,11 @@ static int put_meta(struct writer *w, const struct wlist *all, const char *sop_i
             sop_class = json_string_value(all->v[i].value);
     if (!sop_class)
         return ahl_fail(w->err, AHL_EINVAL, "instance %s has no SOPClassUID", sop_instance_uid);
-    json_t *fixed =
-        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "FileMetaInformationVersion",
-                  "AAE=", "MediaStorageSOPClassUID", sop_class, "MediaStorageSOPInstanceUID",
-                  sop_instance_uid, "TransferSyntaxUID", AHL_TS_EXPLICIT_LE,
-                  "ImplementationClassUID", AHL_P10_IMPLEMENTATION_CLASS_UID,
-                  "ImplementationVersionName", AHL_P10_IMPLEMENTATION_VERSION_NAME);
+    json_t *fixed = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "FileMetaInformationVersion",
+                              "AAE=", "MediaStorageSOPClassUID", sop_class,
+                              "MediaStorageSOPInstanceUID", sop_instance_uid, "TransferSyntaxUID",
+                              ts, "ImplementationClassUID", AHL_P10_IMPLEMENTATION_CLASS_UID,
+                              "ImplementationVersionName", AHL_P10_IMPLEMENTATION_VERSION_NAME);
     struct wlist l = {0};
     int rc = fixed ? collect(w, &l, fixed, NULL, 1) : ahl_fail(w->err, AHL_ENOMEM, "out of memory");
     /* The document's other meta attributes (level 0: the fixed ones win). */
@@ -650,10 +615,19 @@ static int put_meta(struct writer *w, const struct wlist *all, const char *sop_i
 int ahl_p10_write(const json_t *doc, const char *sop_instance_uid, const struct ahl_p10_pixels *px,
                   ahl_p10_sink_fn sink, void *sink_ctx, struct ahl_err *err)
 {
+    return ahl_p10_write_with(doc, sop_instance_uid, NULL, px, sink, sink_ctx, err);
+}
+
+int ahl_p10_write_with(const json_t *doc, const char *sop_instance_uid,
+                       const struct ahl_p10_opts *opts, const struct ahl_p10_pixels *px,
+                       ahl_p10_sink_fn sink, void *sink_ctx, struct ahl_err *err)
+{
+    const json_t *extra = opts ? opts->extra : NULL;
+    const char *ts = opts && opts->transfer_syntax ? opts->transfer_syntax : AHL_TS_EXPLICIT_LE;
     struct writer w = {.sink = sink, .sink_ctx = sink_ctx, .err = err};
     struct wlist l = {0};
     json_t *series = NULL, *inst = NULL;
-    const json_t *maps[4];
+    const json_t *maps[5];
     int rc;
 
     ahl_buf_init(&w.out, AHL_P10_MAX_HEADER);
@@ -666,9 +640,12 @@ int ahl_p10_write(const json_t *doc, const char *sop_instance_uid, const struct 
     maps[1] = json_object_get(json_object_get(doc, "Study"), "DICOM");
     maps[2] = json_object_get(series, "DICOM");
     maps[3] = json_object_get(inst, "DICOM");
-    for (unsigned i = 0; i < 4; i++) {
-        if ((rc = collect(&w, &l, maps[i], i == 3 ? json_object_get(inst, "DICOMVRs") : NULL, i)) <
-            0)
+    maps[4] = extra;
+    for (unsigned i = 0; i < 5; i++) {
+        const json_t *vrs = i == 3   ? json_object_get(inst, "DICOMVRs")
+                            : i == 4 ? json_object_get(extra, "DICOMVRs")
+                                     : NULL;
+        if ((rc = collect(&w, &l, maps[i], vrs, i)) < 0)
             goto out;
         w.utf8 = w.utf8 || has_non_ascii(maps[i]);
     }
@@ -676,7 +653,7 @@ int ahl_p10_write(const json_t *doc, const char *sop_instance_uid, const struct 
     for (size_t i = 0; i < l.n; i++)
         if (l.v[i].tag == TAG_PIXEL_REPRESENTATION)
             w.signed_pixels = json_integer_value(l.v[i].value) == 1;
-    if ((rc = put_meta(&w, &l, sop_instance_uid)) < 0)
+    if ((rc = put_meta(&w, &l, sop_instance_uid, ts)) < 0)
         goto out;
     uint32_t px_tag = px ? (px->tag ? px->tag : AHL_TAG_PIXEL_DATA) : 0;
     bool px_done = !px;

@@ -45,6 +45,7 @@
 #ifndef AHL_DICOM_P10WRITE_H
 #define AHL_DICOM_P10WRITE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,14 +64,29 @@
  * returned. */
 typedef int (*ahl_p10_sink_fn)(void *ctx, const void *p, size_t n);
 
-/* The pixel data element. write() must hand sink exactly `length` bytes in all (the writer
- * checks, AHL_EINTERNAL otherwise); it may call sink any number of times (once a frame). */
+/* The pixel data element. Native: write() must hand sink exactly `length` bytes in all (the
+ * writer checks, AHL_EINTERNAL otherwise); it may call sink any number of times (once a frame).
+ * Encapsulated: the writer writes the element's header (OB, undefined length) and an empty Basic
+ * Offset Table item, write() hands each frame to ahl_p10_fragment, and the writer ends the
+ * sequence; `length` and `vr` are ignored. */
 struct ahl_p10_pixels {
-    uint32_t tag;    /* AHL_TAG_PIXEL_DATA (dataset.h); 0 means the same */
-    char vr[3];      /* "OB" or "OW" */
-    uint64_t length; /* < 0xFFFFFFFF */
+    uint32_t tag;      /* AHL_TAG_PIXEL_DATA (dataset.h); 0 means the same */
+    char vr[3];        /* "OB" or "OW" */
+    uint64_t length;   /* < 0xFFFFFFFF */
+    bool encapsulated; /* one fragment a frame, for a compressed transfer syntax */
     int (*write)(void *ctx, ahl_p10_sink_fn sink, void *sink_ctx, struct ahl_err *err);
     void *ctx;
+};
+
+/* What a file may differ in from the plain copy of the document. */
+struct ahl_p10_opts {
+    /* (0002,0010) TransferSyntaxUID; NULL: Explicit VR Little Endian. The dataset is written in
+     * Explicit VR Little Endian either way: only the pixel data of a compressed syntax differs,
+     * and the caller hands it in encapsulated. */
+    const char *transfer_syntax;
+    /* Attributes added to the instance's (keyword or hex keys, as the document's DICOM maps),
+     * replacing any of the same tag: e.g. an OriginalAttributesSequence the caller made. */
+    const json_t *extra;
 };
 
 /* Finds the series and instance objects of sop_instance_uid in doc (borrowed references).
@@ -82,6 +98,15 @@ int ahl_p10_find_instance(const json_t *doc, const char *sop_instance_uid, json_
  * data. On failure the sink may have received part of the file. */
 int ahl_p10_write(const json_t *doc, const char *sop_instance_uid, const struct ahl_p10_pixels *px,
                   ahl_p10_sink_fn sink, void *sink_ctx, struct ahl_err *err);
+
+/* ahl_p10_write with options (NULL: the same as ahl_p10_write). */
+int ahl_p10_write_with(const json_t *doc, const char *sop_instance_uid,
+                       const struct ahl_p10_opts *opts, const struct ahl_p10_pixels *px,
+                       ahl_p10_sink_fn sink, void *sink_ctx, struct ahl_err *err);
+
+/* Hands one frame of encapsulated pixel data to sink as an item (FFFE,E000), padded to even
+ * length with a zero byte. AHL_ETOOBIG for a frame of 4 GiB or more; else what sink returns. */
+int ahl_p10_fragment(ahl_p10_sink_fn sink, void *sink_ctx, const void *p, size_t n);
 
 /* A sink writing to the descriptor *(int *)ctx; AHL_EIO on a write error. */
 int ahl_p10_sink_fd(void *ctx, const void *p, size_t n);

@@ -1,6 +1,7 @@
 // module: api
-/* Fuzzes DICOMweb request handling (src/api/dicomweb.c, dicomweb_frames.c, dicomweb_qido.c) over
- * the real engine, SQLite store and frame store, without HTTP, with requests in a small text form:
+/* Fuzzes DICOMweb request handling (src/api/dicomweb.c, dicomweb_frames.c, dicomweb_qido.c,
+ * dicomweb_retrieve.c, and through it export/ and the Part-10 writer) over the real engine,
+ * SQLite store and frame store, without HTTP, with requests in a small text form:
  *
  *     METHOD\n
  *     raw path (still percent-encoded)\n
@@ -26,8 +27,9 @@
  *     carries the code and a non-empty, NUL-terminated, valid UTF-8 message;
  *   - a success has a body and a content type, and status 200 or 406: 200 with
  *     application/dicom+json is a JSON array of objects (non-empty but for a search); 200 with
- * multipart/related holds one part per listed frame between its boundaries; 406 is a JSON error
- * body. */
+ *     multipart/related holds one part per listed frame (frames) or at least one Part-10 file
+ *     (retrieve) between its boundaries; 200 with application/dicom is a Part-10 file our reader
+ *     reads back; 406 is a JSON error body. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "fuzz.h"
 
@@ -45,6 +47,7 @@
 #include "api/dicomweb_internal.h"
 #include "base/text.h"
 #include "blob/framestore.h"
+#include "dicom/p10.h"
 #include "frames/frames.h"
 #include "meta/meta.h"
 #include "store/store.h"
@@ -143,6 +146,7 @@ static json_t *instance(const char *sop, int number, const char *ts, const char 
         if (json_array_append_new(frames, need(json_pack("{s:s}", "ID", ids[i]))) < 0)
             die("out of memory", NULL);
     if (json_object_update(dicom, pixels) < 0 ||
+        json_object_set_new(dicom, "NumberOfFrames", json_integer((json_int_t)n)) < 0 ||
         json_object_set_new(node, "ImageFrames", frames) < 0 ||
         json_object_set_new(node, "StoredTransferSyntaxUID", need(json_string(ts))) < 0)
         die("out of memory", NULL);
@@ -281,13 +285,13 @@ static void check_failure(int rc, const struct ahl_err *err)
         abort();
 }
 
-/* The number of frames a path's frame list names (1 + its commas). */
+/* The number of frames a path's frame list names (1 + its commas); 0 for a retrieve path. */
 static size_t listed_frames(const char *path)
 {
     const char *l = strstr(path, "/frames/");
     size_t n = 1;
     if (!l)
-        abort();
+        return 0;
     for (l += strlen("/frames/"); *l; l++)
         n += *l == ',';
     return n;
@@ -314,8 +318,25 @@ static void check_multipart(const char *path, const char *content_type, const st
     for (size_t i = 0; i + (size_t)dn <= b->len; i++)
         if (d[i] == '\r' && memcmp(d + i, delim, (size_t)dn) == 0)
             parts++;
-    if (parts != listed_frames(path))
+    size_t listed = listed_frames(path);
+    if (listed ? parts != listed
+               : strstr(b->data, "\r\n\r\n") == NULL ||
+                     memcmp(strstr(b->data, "\r\n\r\n") + 4 + 128, "DICM", 4))
         abort();
+}
+
+/* A Part-10 file our reader reads back whole. */
+static void check_p10(const struct ahl_buf *b)
+{
+    struct ahl_dcm_file *f = NULL;
+    struct ahl_err err;
+    if (b->len < 132 || memcmp(b->data + 128, "DICM", 4) != 0)
+        abort();
+    if (ahl_p10_read_mem(b->data, b->len, NULL, &f, &err) < 0) {
+        fprintf(stderr, "a retrieved file does not read back: %s\n", err.msg);
+        abort();
+    }
+    ahl_dcm_file_free(f);
 }
 
 static void check_success(const char *path, const struct ahl__dicomweb_request *rq,
@@ -347,6 +368,11 @@ static void check_success(const char *path, const struct ahl__dicomweb_request *
                 abort();
         }
         json_decref(doc);
+        return;
+    }
+    if (strncmp(resp->content_type, "application/dicom; transfer-syntax=", 35) == 0 &&
+        resp->content_type == rq->content_type) {
+        check_p10(&resp->raw);
         return;
     }
     if (strncmp(resp->content_type, "multipart/related; type=\"", 25) != 0 ||

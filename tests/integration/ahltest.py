@@ -269,3 +269,81 @@ def import_series(server, instances, uid_root, datastore_name):
                             '--create-datastore', datastore_name, d],
                            capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stdout + p.stderr
+
+
+def parts_of(headers, body):
+    """The parts of a multipart/related body (a DICOMweb answer): [(content-type, bytes)]."""
+    ctype = headers['content-type']
+    assert ctype.startswith('multipart/related;'), ctype
+    boundary = ctype.split('boundary=', 1)[1].split(';')[0].strip('"').encode()
+    assert body.endswith(b'--' + boundary + b'--\r\n'), body[-80:]
+    out = []
+    for chunk in body.split(b'--' + boundary)[1:-1]:
+        head, data = chunk[2:].split(b'\r\n\r\n', 1)
+        assert data.endswith(b'\r\n')
+        fields = dict(line.split(': ', 1) for line in head.decode().split('\r\n'))
+        out.append((fields['Content-Type'], data[:-2]))
+    return out
+
+
+def stalled_reader(endpoint, method, path, headers=None, rcvbuf=4096):
+    """A connection that sends one signed request and then reads nothing (its receive buffer
+    small, so the server cannot finish sending): a stalled client, or with trickle() a slow one."""
+    host, port = endpoint.split('://', 1)[1].split(':')
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect((host, int(port)))
+    s.sendall(signed_bytes(method, endpoint, path, headers=headers))
+    return s
+
+
+def trickle(sock, stop, size=64, pause=0.2):
+    """Reads size bytes every pause seconds from sock until stop is set or the answer ends."""
+    sock.settimeout(30)
+    while not stop.is_set():
+        try:
+            if not sock.recv(size):
+                return
+        except OSError:
+            return
+        time.sleep(pause)
+
+
+def request_loop(name, method, endpoint, path, stop, counts, errors, check=None):
+    """Sends signed requests until stop is set, counting answers with status 200 (and for which
+    check(body) holds) in counts[name]; the first failure or exception goes to errors and ends
+    the loop (a timeout is the hang the slow-client tests look for)."""
+    counts[name] = 0
+    while not stop.is_set():
+        try:
+            status, _, body = raw(method, endpoint, path)
+        except Exception as e:
+            errors.append('%s: %r' % (name, e))
+            return
+        if status != 200 or (check and not check(body)):
+            errors.append('%s: status %d, %d bytes %r' % (name, status, len(body), body[:200]))
+            return
+        counts[name] += 1
+
+
+# A native two-frame 16-bit file made from the CT sample, with the system Python (pydicom, no
+# NumPy: frames are compared as the bytes of native pixel data). argv: output, sample, UID root.
+_TWO_FRAMES = r'''
+import sys
+import pydicom
+ds = pydicom.dcmread(sys.argv[2])
+ds.StudyInstanceUID = sys.argv[3] + '1'
+ds.SeriesInstanceUID = sys.argv[3] + '1.1'
+ds.SOPInstanceUID = sys.argv[3] + '1.1.1'
+ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+ds.NumberOfFrames = 2
+ds.PixelData = ds.PixelData + bytes(reversed(ds.PixelData))
+ds.save_as(sys.argv[1])
+'''
+
+
+def two_frame_ct(path, uid_root):
+    """Writes at path a native two-frame copy of the CT sample (the second frame the first's
+    bytes reversed) as study uid_root + '1', series + '1.1', instance + '1.1.1'."""
+    subprocess.run(['/usr/bin/python3', '-c', _TWO_FRAMES, path, CT_SAMPLE, uid_root],
+                   check=True, timeout=60)

@@ -78,28 +78,13 @@ print(json.dumps(problems))
 '''
 
 
-# A native two-frame 16-bit file made from the CT sample (the system Python has pydicom but not
-# NumPy, so frames are compared as the bytes of native pixel data): argv[1] the output path.
-_TWO_FRAMES = r'''
-import sys
-import pydicom
-ds = pydicom.dcmread(sys.argv[2])
-ds.StudyInstanceUID = '1.2.826.0.1.3680043.8.498.4242.1'
-ds.SeriesInstanceUID = '1.2.826.0.1.3680043.8.498.4242.1.1'
-ds.SOPInstanceUID = '1.2.826.0.1.3680043.8.498.4242.1.1.1'
-ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-ds.NumberOfFrames = 2
-ds.PixelData = ds.PixelData + bytes(reversed(ds.PixelData))
-ds.save_as(sys.argv[1])
-'''
 NATIVE2 = None  # path of the two-frame file, set on import
 
 
 def import_samples(server):
     global NATIVE2
     NATIVE2 = os.path.join(server.tmp, 'ct_two_frames.dcm')
-    subprocess.run(['/usr/bin/python3', '-c', _TWO_FRAMES, NATIVE2, os.path.join(SAMPLES, CT)],
-                   check=True, timeout=60)
+    ahltest.two_frame_ct(NATIVE2, '1.2.826.0.1.3680043.8.498.4242.')
     p = subprocess.run([ahltest.server_binary(), 'import', '--data-dir', server.data_dir,
                         '--create-datastore', 'dicomweb'] +
                        [os.path.join(SAMPLES, f) for f in (CT, MR, MULTI)] + [NATIVE2],
@@ -242,7 +227,7 @@ class DICOMwebMetadata(unittest.TestCase):
              'imageSetId=%s&versionId=0' % mr_set, 400),
             ('/studies/not-a-uid/metadata', '', 400),
             ('/series/%s' % series, '', 404),
-            ('/studies/%s/series/%s/instances/%s' % (study, series, sop), '', 404),
+            ('/studies/%s/series/%s/instances/%s/rendered' % (study, series, sop), '', 404),
         ]
         for path, query, want in cases:
             status, headers, body = get(path, query)
@@ -266,21 +251,6 @@ class DICOMwebMetadata(unittest.TestCase):
         # The API beside it is unchanged.
         self.assertEqual(MI.get_datastore(datastoreId=DS)['datastoreProperties']['datastoreId'],
                          DS)
-
-
-def parts_of(headers, body):
-    """The parts of a multipart/related body: [(content-type, bytes)]."""
-    ctype = headers['content-type']
-    assert ctype.startswith('multipart/related;'), ctype
-    boundary = ctype.split('boundary=', 1)[1].split(';')[0].strip('"').encode()
-    assert body.endswith(b'--' + boundary + b'--\r\n'), body[-80:]
-    out = []
-    for chunk in body.split(b'--' + boundary)[1:-1]:
-        head, data = chunk[2:].split(b'\r\n\r\n', 1)
-        assert data.endswith(b'\r\n')
-        fields = dict(line.split(': ', 1) for line in head.decode().split('\r\n'))
-        out.append((fields['Content-Type'], data[:-2]))
-    return out
 
 
 # System Python: argv[1] a native file, argv[2] a 0-based frame; prints the SHA-256 of that
@@ -314,7 +284,7 @@ class DICOMwebFrames(unittest.TestCase):
             self.assertEqual(status, 200, body[:300])
             self.assertIn('type="application/octet-stream"', headers['content-type'])
             self.assertIn('transfer-syntax=1.2.840.10008.1.2.1;', headers['content-type'])
-            parts = parts_of(headers, body)
+            parts = ahltest.parts_of(headers, body)
             numbers = [int(f) for f in frames.split(',')]
             self.assertEqual(len(parts), len(numbers))
             for (ctype, data), n in zip(parts, numbers):
@@ -329,11 +299,11 @@ class DICOMwebFrames(unittest.TestCase):
         self.assertTrue(uri.startswith(SRV.endpoint), uri)
         status, headers, body = ahltest.raw('GET', SRV.endpoint, uri[len(SRV.endpoint):])
         self.assertEqual(status, 200)
-        self.assertEqual(len(parts_of(headers, body)), 2)
+        self.assertEqual(len(ahltest.parts_of(headers, body)), 2)
         # 8-bit RGB (RLE at the source): interleaved samples, one byte each.
         status, headers, body = self.frames(MULTI, '1,2')
         self.assertEqual(status, 200, body[:300])
-        parts = parts_of(headers, body)
+        parts = ahltest.parts_of(headers, body)
         self.assertEqual([len(d) for _, d in parts], [100 * 100 * 3] * 2)
         self.assertNotEqual(parts[0][1], parts[1][1])
 
@@ -349,7 +319,7 @@ class DICOMwebFrames(unittest.TestCase):
         status, headers, body = self.frames(
             MULTI, '1,2', 'multipart/related; type="application/octet-stream"; transfer-syntax=*')
         self.assertEqual(status, 200, body[:300])
-        parts = parts_of(headers, body)
+        parts = ahltest.parts_of(headers, body)
         self.assertEqual(len(parts), 2)
         for (ctype, data), f in zip(parts, inst['ImageFrames']):
             self.assertTrue(ctype.endswith('; transfer-syntax=' + stored), ctype)

@@ -9,7 +9,6 @@ must be answered, and SIGTERM must stop the server within seconds with the stall
 still open."""
 import gzip
 import os
-import socket
 import sys
 import threading
 import time
@@ -24,16 +23,6 @@ ROOT = '1.2.826.0.1.3680043.9.7781.'
 
 def import_series(server):
     ahltest.import_series(server, N, ROOT, 'slow')
-
-
-def stalled_reader(endpoint, path, rcvbuf=4096):
-    """A connection that asks for the metadata and then reads nothing."""
-    host, port = endpoint.split('://', 1)[1].split(':')
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.connect((host, int(port)))
-    s.sendall(ahltest.signed_bytes('GET', endpoint, path))
-    return s
 
 
 class SlowClients(unittest.TestCase):
@@ -65,39 +54,16 @@ class SlowClients(unittest.TestCase):
         size = self.metadata_size()
         self.assertGreater(size, 150_000, 'the set must have sizeable metadata')
         ep = self.srv.endpoint
-        stalled = [stalled_reader(ep, self.meta_path) for _ in range(8)]
-        slow = [stalled_reader(ep, self.meta_path) for _ in range(8)]
+        stalled = [ahltest.stalled_reader(ep, 'POST', self.meta_path) for _ in range(8)]
+        slow = [ahltest.stalled_reader(ep, 'POST', self.meta_path) for _ in range(8)]
         stop = threading.Event()
         counts, errors = {}, []
 
-        def trickle(sock):
-            sock.settimeout(30)
-            while not stop.is_set():
-                try:
-                    if not sock.recv(64):
-                        return
-                except OSError:
-                    return
-                time.sleep(0.2)
-
-        def loop(name, method, path):
-            counts[name] = 0
-            while not stop.is_set():
-                try:
-                    status, _, body = ahltest.raw(method, ep, path)
-                except Exception as e:  # a timeout here is the hang this test looks for
-                    errors.append('%s: %r' % (name, e))
-                    return
-                if status != 200:
-                    errors.append('%s: status %d %r' % (name, status, body[:200]))
-                    return
-                counts[name] += 1
-
-        threads = [threading.Thread(target=trickle, args=(s,)) for s in slow]
-        threads += [threading.Thread(target=loop, args=('meta%d' % i, 'POST', self.meta_path))
-                    for i in range(12)]
-        threads += [threading.Thread(target=loop, args=('get%d' % i, 'POST', self.get_path))
-                    for i in range(4)]
+        threads = [threading.Thread(target=ahltest.trickle, args=(s, stop)) for s in slow]
+        threads += [threading.Thread(target=ahltest.request_loop, args=(
+            'meta%d' % i, 'POST', ep, self.meta_path, stop, counts, errors)) for i in range(12)]
+        threads += [threading.Thread(target=ahltest.request_loop, args=(
+            'get%d' % i, 'POST', ep, self.get_path, stop, counts, errors)) for i in range(4)]
         for t in threads:
             t.start()
         try:
@@ -124,7 +90,7 @@ class SlowClients(unittest.TestCase):
 
     def test_2_sigterm_with_stalled_readers(self):
         ep = self.srv.endpoint
-        stalled = [stalled_reader(ep, self.meta_path) for _ in range(16)]
+        stalled = [ahltest.stalled_reader(ep, 'POST', self.meta_path) for _ in range(16)]
         time.sleep(1)
         t0 = time.time()
         rc = self.srv.stop()  # raises if the server is still running 15 s after SIGTERM

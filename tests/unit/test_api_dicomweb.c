@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "api/codec.h"
+#include "api/dicomweb_internal.h"
 #include "api/ops_internal.h"
 #include "meta/meta.h"
 #include "store/store.h"
@@ -137,6 +138,49 @@ static void test_paths(void **state)
             fail_msg("%s: expected %d", cases[i].path, cases[i].dicomweb);
 }
 
+/* The Accept header's negotiation, shared by frames and retrieve: the first range that can be
+ * given wins, and its type says whether an instance is answered as multipart/related. */
+static void test_accept(void **state)
+{
+    (void)state;
+    static const char stored[] = "1.2.840.10008.1.2.4.202";
+    static const struct {
+        const char *accept, *stored;
+        bool ok;
+        const char *ts;
+        bool multipart;
+    } cases[] = {
+        {NULL, stored, true, "1.2.840.10008.1.2.1", false},
+        {"application/dicom", stored, true, "1.2.840.10008.1.2.1", false},
+        {"application/dicom; transfer-syntax=*", stored, true, "*", false},
+        {"Multipart/Related; type=\"application/dicom\"; transfer-syntax=*", stored, true, "*",
+         true},
+        {" multipart/related; type=\"application/dicom\"", stored, true, "1.2.840.10008.1.2.1",
+         true},
+        {"application/dicom; Transfer-Syntax=\"1.2.840.10008.1.2.4.202\"", stored, true, stored,
+         false},
+        {"application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50", stored, false,
+         "1.2.840.10008.1.2.4.50", false},
+        {"application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50, multipart/related; "
+         "type=\"application/dicom\"; transfer-syntax=*",
+         stored, true, "*", true},
+        /* Instances in several syntaxes: only '*' and the default can be given. */
+        {"application/dicom; transfer-syntax=1.2.840.10008.1.2.4.202", "", false, stored, false},
+        {"application/dicom; transfer-syntax=", "", false, "", false},
+        {"application/dicom; transfer-syntax=", stored, false, "", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char ts[72];
+        bool multipart = !cases[i].multipart;
+        bool ok = ahl__dicomweb_choose_syntax(cases[i].accept, cases[i].stored, ts, sizeof ts,
+                                              &multipart);
+        if (ok != cases[i].ok || strcmp(ts, cases[i].ts) != 0 ||
+            (ok && multipart != cases[i].multipart))
+            fail_msg("case %zu (%s): %d %s %d", i, cases[i].accept ? cases[i].accept : "(none)", ok,
+                     ts, multipart);
+    }
+}
+
 static void test_selection(void **state)
 {
     struct fixture *f = *state;
@@ -209,7 +253,11 @@ static void test_errors(void **state)
         {"/studies/" STUDY "/metadata", "versionId=1", AHL_EINVAL, 400},
         {"/studies/" STUDY "/metadata", "imageSetId=ABC", AHL_EINVAL, 400},
         {"/studies/1.2%2E3/metadata", NULL, AHL_EINVAL, 400},
-        {"/studies/" STUDY, NULL, AHL_ENOTFOUND, 404},
+        {"/studies/9.9", NULL, AHL_ENOTFOUND, 404},
+        {"/studies/" STUDY "/series/9.9", NULL, AHL_ENOTFOUND, 404},
+        {"/studies/" STUDY "/series/" SERIES "/instances/9.9", NULL, AHL_ENOTFOUND, 404},
+        {"/studies/" STUDY "/series/" SERIES "/instances/" SOP "/rendered", NULL, AHL_ENOTFOUND,
+         404},
         {"/series/" SERIES, NULL, AHL_ENOTFOUND, 404},
         {"/studies/" STUDY "/metadata/x", NULL, AHL_ENOTFOUND, 404},
         {"/studies/" STUDY "/series/" SERIES "/instances/" SOP "/frames/", NULL, AHL_ENOTFOUND,
@@ -241,6 +289,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_accept),
         cmocka_unit_test_setup_teardown(test_selection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
     };
