@@ -82,6 +82,11 @@ struct ahl_api_config {
     const char *oidc_jwks;
     const char *oidc_issuer;
     const char *oidc_audience;
+    /* The viewer (docs/dicomweb.md#viewer): a build's directory served at /viewer/ without
+     * authentication (NULL: no viewer), and the data store its configuration makes the default
+     * (NULL: the first ACTIVE one). */
+    const char *viewer_dir;
+    const char *viewer_datastore;
 };
 
 #define AHL_API_DEFAULT_MAX_CONNECTIONS 1024

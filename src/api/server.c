@@ -42,6 +42,7 @@
 #include <microhttpd.h>
 
 #include "api/ops_internal.h"
+#include "api/viewer_internal.h"
 #include "base/clock.h"
 #include "base/codec.h"
 #include "base/log.h"
@@ -80,7 +81,8 @@ struct ahl_api_server {
     struct ahl_api_credentials creds;
     struct ahl_sigv4_verifier verifier;
     int verifier_ready;
-    struct ahl_oidc *oidc; /* bearer tokens on DICOMweb resources; NULL: refused */
+    struct ahl_oidc *oidc;     /* bearer tokens on DICOMweb resources; NULL: refused */
+    struct ahl__viewer viewer; /* viewer.root >= 0: the viewer is served at /viewer/ */
     uint16_t port;
     uint64_t header_timeout_ns, idle_timeout_ns;
     size_t max_body_memory;
@@ -109,6 +111,7 @@ struct request {
     uint64_t start_ns;
     int started;       /* the access handler has seen this request */
     int authenticated; /* the whole signature is verified (only a body hash may remain) */
+    int viewer;        /* a file of the viewer: public, no authentication */
     char body_hash_to_check[AHL_SHA256_HEX_LEN + 1];
     int body_too_big;
     size_t body_seen;
@@ -264,7 +267,8 @@ static enum MHD_Result queue(struct MHD_Connection *conn, struct request *rq, in
                              struct MHD_Response *r, const char *content_type,
                              const char *content_encoding, const char *error_type)
 {
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(r, "x-amzn-RequestId", rq->request_id);
     if (content_encoding)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, content_encoding);
@@ -334,6 +338,52 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct request *rq
     return queue(conn, rq, status, r, resp->content_type, resp->content_encoding, NULL);
 }
 
+/* A viewer answer (viewer.c): a file streamed from its descriptor, or a body in memory. */
+static enum MHD_Result send_viewer(struct MHD_Connection *conn, struct request *rq,
+                                   const char *method, const char *path)
+{
+    struct ahl__viewer_answer a;
+    struct ahl__viewer_request vr = {
+        .method = method,
+        .path = path,
+        .if_none_match = codec_header(conn, MHD_HTTP_HEADER_IF_NONE_MATCH),
+        .accept_encoding = codec_header(conn, MHD_HTTP_HEADER_ACCEPT_ENCODING),
+    };
+    struct MHD_Response *r = NULL;
+    enum MHD_Result ret = MHD_NO;
+
+    ahl__viewer_answer_init(&a);
+    if (ahl__viewer_serve(&rq->srv->viewer, &rq->srv->svc, &vr, &a) < 0)
+        goto out;
+    if (a.fd >= 0) {
+        if ((r = MHD_create_response_from_fd64(a.size, a.fd)))
+            a.fd = -1; /* the response owns it now */
+    } else {
+        size_t len;
+        char *data = ahl_buf_detach(&a.body, &len);
+        if (data && !(r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE)))
+            free(data);
+    }
+    if (!r)
+        goto out;
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (a.cache_control)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, a.cache_control);
+    if (a.etag[0])
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, a.etag);
+    if (a.vary_encoding)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+    if (a.location[0])
+        MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, a.location);
+    if (a.allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, a.allow);
+    ret = queue(conn, rq, a.status, r, a.status == 304 ? NULL : a.content_type, a.content_encoding,
+                NULL);
+out:
+    ahl__viewer_answer_release(&a);
+    return ret;
+}
+
 /* ---- the body budget ----------------------------------------------------------------------- */
 
 static int budget_reserve(struct ahl_api_server *srv, size_t n)
@@ -387,6 +437,12 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
         return MHD_NO;
     if (q)
         q++;
+
+    if (rq->viewer) { /* public files: no authentication (admit decided) */
+        rq->op_name = "Viewer";
+        ret = rq->early.status ? send_early(conn, rq) : send_viewer(conn, rq, method, path);
+        goto out;
+    }
 
     /* The operation is known before authentication only so that the log line can name it. */
     struct ahl_err route_err;
@@ -668,6 +724,14 @@ static void admit(struct MHD_Connection *conn, struct request *rq, const char *m
     if (body_framing(conn, &length, &why) < 0) {
         rq->close_after = 1;
         set_early(rq, 400, AHL_AWS_VALIDATION, why);
+        return;
+    }
+    if (srv->viewer.root >= 0 && ahl__viewer_path(rq->target)) {
+        rq->viewer = 1;
+        if (length) {
+            set_early(rq, 400, AHL_AWS_VALIDATION, "The viewer's files take no request body");
+            rq->close_after = length > REJECT_DRAIN;
+        }
         return;
     }
     /* A bearer token proves everything from the headers; the body is only read (below). */
@@ -1001,6 +1065,27 @@ static int fit_connection_limit(unsigned *max_conns, struct ahl_err *err)
     return 0;
 }
 
+/* Opens the viewer's directory, which must hold an index.html (a build of the viewer). */
+static int open_viewer(struct ahl__viewer *v, const struct ahl_api_config *cfg, struct ahl_err *err)
+{
+    struct stat st;
+    int fd;
+    if (ahl_str_copy(v->datastore, sizeof v->datastore,
+                     cfg->viewer_datastore ? cfg->viewer_datastore : "") < 0)
+        return ahl_fail(err, AHL_EINVAL, "the viewer's data store id is too long");
+    v->root = open(cfg->viewer_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (v->root < 0)
+        return ahl_fail(err, AHL_EINVAL, "cannot open the viewer's directory %s: %s",
+                        cfg->viewer_dir, strerror(errno));
+    if (ahl__static_open(v->root, "index.html", &fd, &st) < 0)
+        return ahl_fail(err, AHL_EINVAL,
+                        "%s has no index.html (a regular file, not a link): it is not a build of "
+                        "the viewer",
+                        cfg->viewer_dir);
+    close(fd);
+    return 0;
+}
+
 int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta,
                          struct ahl_api_server **out, struct ahl_err *err)
 {
@@ -1012,6 +1097,7 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
     *out = NULL;
     if (!srv)
         return ahl_fail(err, AHL_ENOMEM, "out of memory");
+    srv->viewer.root = -1;
     srv->svc.meta = meta;
     srv->svc.store = ahl_meta_store(meta);
     if (ahl_str_copy(srv->svc.region, sizeof srv->svc.region, cfg->region) < 0 ||
@@ -1023,6 +1109,8 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
     }
     if (cfg->credentials)
         srv->creds = *cfg->credentials;
+    if (cfg->viewer_dir && (rc = open_viewer(&srv->viewer, cfg, err)) < 0)
+        goto fail;
     srv->svc.job_submitted = cfg->job_submitted;
     srv->svc.job_ctx = cfg->job_ctx;
     if (cfg->data_dir) {
@@ -1172,5 +1260,7 @@ void ahl_api_server_stop(struct ahl_api_server *srv)
     if (srv->verifier_ready)
         ahl_sigv4_verifier_release(&srv->verifier);
     ahl_oidc_close(srv->oidc);
+    if (srv->viewer.root >= 0)
+        close(srv->viewer.root);
     free(srv);
 }

@@ -58,6 +58,14 @@ static void usage(FILE *f)
             "                      hours old); scope 'ahilite:read' allows GET, 'ahilite:write'\n"
             "                      also POST. API operations take SigV4 only. Without these\n"
             "                      options bearer tokens are refused (docs/dicomweb.md)\n"
+            "  --viewer DIR        serve the web viewer built in DIR at /viewer/, without\n"
+            "                      authentication: the viewer reads the data through DICOMweb\n"
+            "                      with a bearer token (docs/dicomweb.md#viewer); 'none': no\n"
+            "                      viewer. Default, when it is there, the build scripts/setup\n"
+            "                      installs: " AHL_VIEWER_DEFAULT_DIR "\n"
+            "  --viewer-datastore ID\n"
+            "                      the data store the viewer opens first (default: the first\n"
+            "                      ACTIVE one by id; every ACTIVE one is offered)\n"
             "  --aws-primary-rules apply today's AWS restrictions to primary image sets: no\n"
             "                      Patient- or Series-level updates and no forced changes on\n"
             "                      them (default: the API as first specified, any level\n"
@@ -133,6 +141,7 @@ int ahl_cmd_serve(int argc, char **argv)
     const char *cred_file = NULL, *region = "us-east-1", *account = "123456789012";
     const char *s3_root = NULL, *s3_endpoint = NULL;
     const char *oidc_jwks = NULL, *oidc_issuer = NULL, *oidc_audience = NULL;
+    const char *viewer = NULL, *viewer_ds = NULL;
     unsigned workers = 0, port = 0;
     unsigned max_conns = 0, per_ip = 0, header_s = 0, idle_s = 0;
     unsigned long body_mib = 0, import_mib = 0;
@@ -158,15 +167,16 @@ int ahl_cmd_serve(int argc, char **argv)
             continue;
         }
         static const char *const with_value[] = {
-            "--data-dir",        "--listen",
-            "--credentials",     "--region",
-            "--account-id",      "--s3-root",
-            "--s3-endpoint",     "--workers",
-            "--max-connections", "--max-connections-per-ip",
-            "--header-timeout",  "--idle-timeout",
-            "--max-body-memory", "--import-memory",
-            "--oidc-jwks",       "--oidc-issuer",
-            "--oidc-audience",   NULL,
+            "--data-dir",         "--listen",
+            "--credentials",      "--region",
+            "--account-id",       "--s3-root",
+            "--s3-endpoint",      "--workers",
+            "--max-connections",  "--max-connections-per-ip",
+            "--header-timeout",   "--idle-timeout",
+            "--max-body-memory",  "--import-memory",
+            "--oidc-jwks",        "--oidc-issuer",
+            "--oidc-audience",    "--viewer",
+            "--viewer-datastore", NULL,
         };
         const char *name = NULL;
         for (int k = 0; with_value[k]; k++) {
@@ -206,6 +216,10 @@ int ahl_cmd_serve(int argc, char **argv)
             oidc_issuer = v;
         else if (!strcmp(name, "--oidc-audience"))
             oidc_audience = v;
+        else if (!strcmp(name, "--viewer"))
+            viewer = v;
+        else if (!strcmp(name, "--viewer-datastore"))
+            viewer_ds = v;
         else if (!strcmp(name, "--workers")) {
             char *end;
             unsigned long w = strtoul(v, &end, 10);
@@ -271,6 +285,20 @@ int ahl_cmd_serve(int argc, char **argv)
                 "give all three to accept bearer tokens\n");
         return 2;
     }
+    if (viewer_ds && (strlen(viewer_ds) != 32 ||
+                      strspn(viewer_ds, "0123456789abcdefghijklmnopqrstuvwxyz") != 32)) {
+        fprintf(stderr,
+                "ahilite serve: --viewer-datastore takes a data store id (32 characters "
+                "of 0-9 and a-z), not '%s'\n",
+                viewer_ds);
+        return 2;
+    }
+    /* The viewer: the one given, else setup's install when it is there (a build of the viewer
+     * has an index.html), else none. */
+    if (viewer && !strcmp(viewer, "none"))
+        viewer = NULL;
+    else if (!viewer && access(AHL_VIEWER_DEFAULT_DIR "/index.html", R_OK) == 0)
+        viewer = AHL_VIEWER_DEFAULT_DIR;
     if (s3_root && s3_endpoint) {
         fprintf(stderr, "ahilite serve: give --s3-root or --s3-endpoint, not both\n");
         return 2;
@@ -364,6 +392,8 @@ int ahl_cmd_serve(int argc, char **argv)
         .oidc_jwks = oidc_jwks,
         .oidc_issuer = oidc_issuer,
         .oidc_audience = oidc_audience,
+        .viewer_dir = viewer,
+        .viewer_datastore = viewer_ds,
     };
     struct ahl_runner_config rcfg = {.meta = meta,
                                      .data_dir = data_dir,
@@ -387,6 +417,11 @@ int ahl_cmd_serve(int argc, char **argv)
     if (oidc_jwks)
         ahl_info("accepting bearer tokens on DICOMweb resources from issuer %s for audience %s",
                  oidc_issuer, oidc_audience);
+    if (viewer)
+        ahl_info("viewer at http://%s%s%s:%u/viewer/ (from %s)", strchr(host, ':') ? "[" : "", host,
+                 strchr(host, ':') ? "]" : "", (unsigned)ahl_api_server_port(srv), viewer);
+    else
+        ahl_info("no viewer (--viewer DIR serves one at /viewer/)");
     if (!is_loopback(host))
         ahl_warn("listening on %s without TLS: requests, signatures' scope and patient data cross "
                  "the network in clear; put a TLS-terminating proxy in front of ahilite, or "

@@ -1,0 +1,396 @@
+// The OHIF viewer that `ahilite serve` offers at /viewer/, driven in headless Chromium
+// (puppeteer-core, the system's chromium): a study of a three-slice CT series and a four-frame
+// instance is imported; the viewer opens the study list, the CT series and the multi-frame
+// series, and each image must render (the viewport's screenshot is not blank: its pixels vary).
+// PatientName is then changed with the AWS CLI (UpdateImageSetMetadata), and after a reload the
+// viewer shows the new name. The browser reaches DICOMweb with a bearer token minted here (an
+// RSA key, its JWKS given to the server), as OHIF sends the token of its OIDC login.
+//
+// Run by tests/integration/test_viewer_ohif.sh (which skips, 77, without chromium or
+// viewer/node_modules). Screenshots: $AHILITE_BUILD/test-artifacts/viewer/ (docs/dicomweb.md#viewer).
+import { spawn, spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const SRC = process.env.AHILITE_SRC || path.resolve(here, '../..');
+const BUILD = process.env.AHILITE_BUILD || path.join(SRC, 'build');
+const BIN = process.env.AHILITE_BIN || path.join(BUILD, 'ahilite');
+const CHROMIUM = process.env.AHILITE_CHROMIUM || '/usr/bin/chromium';
+const ARTIFACTS = path.join(BUILD, 'test-artifacts', 'viewer');
+const SAMPLES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
+const ISSUER = 'https://issuer.ahilite.test';
+const AUDIENCE = 'ahilite-viewer';
+const ACCESS_KEY = 'AKIAAHILITEVIEWER001';
+const SECRET_KEY = 'viewer/test/secret/key/0000000000000000000';
+const STUDY = '1.2.826.0.1.3680043.8.498.777.1';
+const CT_SERIES = `${STUDY}.1`;
+const MF_SERIES = `${STUDY}.2`;
+const puppeteer = createRequire(path.join(SRC, 'viewer', 'package.json'))('puppeteer-core');
+
+let failures = 0;
+let passes = 0;
+function check(ok, what) {
+  console.log(`${ok ? 'ok' : 'FAIL'}: ${what}`);
+  if (ok) passes++;
+  else failures++;
+  return ok;
+}
+
+// A CT series of three slices made from pydicom's CT sample, and a four-frame 16-bit instance
+// (Multi-frame Grayscale Word Secondary Capture) in a second series of the same study.
+const MAKE_SAMPLES = String.raw`
+import sys, pydicom
+src = sys.argv[1]
+out = sys.argv[2]
+for i in range(3):
+    ds = pydicom.dcmread(src)
+    ds.PatientName = 'Viewer^Before'
+    ds.StudyInstanceUID = '${STUDY}'
+    ds.SeriesInstanceUID = '${CT_SERIES}'
+    ds.SOPInstanceUID = '${CT_SERIES}.%d' % (i + 1)
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.InstanceNumber = i + 1
+    ds.SeriesNumber = 1
+    ds.SeriesDescription = 'CT three slices'
+    x, y, z = ds.ImagePositionPatient
+    ds.ImagePositionPatient = [x, y, float(z) + 5 * i]
+    ds.SliceLocation = float(z) + 5 * i
+    px = bytearray(ds.PixelData)
+    if i:  # each slice its own pixels: the sample's, shifted by rows
+        shift = 2 * ds.Columns * 8 * i
+        px = px[shift:] + px[:shift]
+    ds.PixelData = bytes(px)
+    ds.save_as('%s/ct_%d.dcm' % (out, i + 1))
+ds = pydicom.dcmread(src)
+ds.PatientName = 'Viewer^Before'
+ds.StudyInstanceUID = '${STUDY}'
+ds.SeriesInstanceUID = '${MF_SERIES}'
+ds.SOPInstanceUID = '${MF_SERIES}.1'
+ds.SOPClassUID = '1.2.840.10008.5.1.4.1.1.7.3'
+ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+ds.Modality = 'OT'
+ds.SeriesNumber = 2
+ds.SeriesDescription = 'Four frames'
+ds.InstanceNumber = 1
+ds.NumberOfFrames = 4
+frame = bytes(ds.PixelData)
+ds.PixelData = frame + bytes(reversed(frame)) + frame[::-1][::2] + frame[::2] + frame
+ds.PixelData = ds.PixelData[:4 * len(frame)]
+ds.save_as('%s/multiframe.dcm' % out)
+`;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const b64url = (buf) => Buffer.from(buf).toString('base64url');
+
+// An RS256 JWT as an OIDC provider issues it, and the JWKS that verifies it.
+function mintToken(dir) {
+  const { publicKey, privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = publicKey.export({ format: 'jwk' });
+  const kid = 'viewer-test-key';
+  const jwksPath = path.join(dir, 'jwks.json');
+  fs.writeFileSync(jwksPath, JSON.stringify({
+    keys: [{ kty: 'RSA', kid, use: 'sig', alg: 'RS256', n: jwk.n, e: jwk.e }],
+  }));
+  const now = Math.floor(Date.now() / 1000);
+  const header = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', kid }));
+  const claims = b64url(JSON.stringify({
+    iss: ISSUER, aud: AUDIENCE, sub: 'viewer-test', iat: now, exp: now + 3600,
+    scope: 'openid ahilite:read',
+  }));
+  const sig = crypto.sign('sha256', Buffer.from(`${header}.${claims}`), privateKey);
+  return { jwksPath, token: `${header}.${claims}.${b64url(sig)}` };
+}
+
+function awsBinary() {
+  const py = process.env.AHILITE_PYTHON;
+  const beside = py ? path.join(path.dirname(py), 'aws') : '';
+  return beside && fs.existsSync(beside) ? beside : 'aws';
+}
+
+function aws(endpoint, credFile, ...args) {
+  const env = {
+    ...process.env,
+    AWS_SHARED_CREDENTIALS_FILE: credFile,
+    AWS_CONFIG_FILE: os.devnull,
+    AWS_DEFAULT_REGION: 'us-east-1',
+    AWS_DISABLE_HOST_PREFIX_INJECTION: 'true',
+    AWS_MAX_ATTEMPTS: '1',
+  };
+  delete env.AWS_ACCESS_KEY_ID;
+  delete env.AWS_SECRET_ACCESS_KEY;
+  delete env.AWS_SESSION_TOKEN;
+  delete env.AWS_PROFILE;
+  const p = spawnSync(awsBinary(), ['medical-imaging', ...args, '--endpoint-url', endpoint,
+    '--output', 'json'], { env, encoding: 'utf8', timeout: 120000 });
+  if (p.status !== 0) throw new Error(`aws ${args.join(' ')}: ${p.stderr || p.error}`);
+  return p.stdout.trim() ? JSON.parse(p.stdout) : {};
+}
+
+// QIDO-RS study search, which OHIF needs for its study list and to check a study exists
+// before it opens it. When the server does not answer it yet (404 for /studies), the test
+// answers those searches itself from the study's WADO-RS metadata, and says so.
+async function serverHasQido(endpoint, ds, token) {
+  const r = await fetch(`${endpoint}/datastore/${ds}/studies?limit=1`,
+    { headers: { authorization: `Bearer ${token}`, accept: 'application/dicom+json' } });
+  return r.status !== 404;
+}
+
+const STUDY_TAGS = ['00080020', '00080030', '00080050', '00080090', '00081030', '00100010',
+  '00100020', '00100030', '00100040', '0020000D', '00200010'];
+
+async function studyFromMetadata(endpoint, ds, token, study) {
+  const r = await fetch(`${endpoint}/datastore/${ds}/studies/${study}/metadata`,
+    { headers: { authorization: `Bearer ${token}` } });
+  const instances = await r.json();
+  const out = {};
+  for (const t of STUDY_TAGS) if (instances[0][t]) out[t] = instances[0][t];
+  const modalities = [...new Set(instances.map((i) => i['00080060']?.Value?.[0]).filter(Boolean))];
+  out['00080061'] = { vr: 'CS', Value: modalities };
+  out['00201206'] = { vr: 'IS', Value: [new Set(instances.map((i) => i['0020000E'].Value[0])).size] };
+  out['00201208'] = { vr: 'IS', Value: [instances.length] };
+  return out;
+}
+
+async function startServer(dir, jwksPath) {
+  const dataDir = path.join(dir, 'data');
+  const samples = path.join(dir, 'samples');
+  fs.mkdirSync(samples);
+  let p = spawnSync('/usr/bin/python3', ['-c', MAKE_SAMPLES, path.join(SAMPLES, 'CT_small.dcm'),
+    samples], { encoding: 'utf8' });
+  if (p.status !== 0) throw new Error(`making the samples: ${p.stderr}`);
+  p = spawnSync(BIN, ['import', '--data-dir', dataDir, '--create-datastore', 'viewer-test',
+    ...fs.readdirSync(samples).sort().map((f) => path.join(samples, f))], { encoding: 'utf8' });
+  if (p.status !== 0) throw new Error(`ahilite import: ${p.stdout}${p.stderr}`);
+  const credFile = path.join(dir, 'credentials');
+  fs.writeFileSync(credFile,
+    `[default]\naws_access_key_id = ${ACCESS_KEY}\naws_secret_access_key = ${SECRET_KEY}\n`);
+  const port = await freePort();
+  const logPath = path.join(dir, 'server.log');
+  const log = fs.openSync(logPath, 'w');
+  const args = ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`,
+    '--credentials', credFile, '--workers', '2',
+    '--viewer', path.join(SRC, 'viewer', 'dist'),
+    '--oidc-jwks', jwksPath, '--oidc-issuer', ISSUER, '--oidc-audience', AUDIENCE];
+  const proc = spawn(BIN, args, { stdio: ['ignore', log, log] });
+  let exited = null;
+  proc.on('exit', (code) => { exited = code; });
+  const endpoint = `http://127.0.0.1:${port}`;
+  for (const deadline = Date.now() + 20000; ;) {
+    if (exited !== null) throw new Error(`ahilite serve exited ${exited}:\n${fs.readFileSync(logPath, 'utf8')}`);
+    try {
+      if ((await fetch(`${endpoint}/viewer/app-config.js`)).ok) break;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error('ahilite serve did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    endpoint, credFile, logPath,
+    async stop() {
+      if (exited !== null) return exited;
+      const done = new Promise((r) => proc.once('exit', (code) => r(code)));
+      proc.kill('SIGTERM');
+      return done;
+    },
+  };
+}
+
+// The pixel variance of a PNG screenshot, decoded by the browser itself.
+async function variance(page, png) {
+  return page.evaluate(async (b64) => {
+    const img = new Image();
+    img.src = `data:image/png;base64,${b64}`;
+    await img.decode();
+    const c = document.createElement('canvas');
+    c.width = img.width;
+    c.height = img.height;
+    const g = c.getContext('2d');
+    g.drawImage(img, 0, 0);
+    const d = g.getImageData(0, 0, c.width, c.height).data;
+    let sum = 0; let sq = 0; const n = d.length / 4;
+    for (let i = 0; i < d.length; i += 4) {
+      const v = (d[i] + d[i + 1] + d[i + 2]) / 3;
+      sum += v;
+      sq += v * v;
+    }
+    const mean = sum / n;
+    return sq / n - mean * mean;
+  }, Buffer.from(png).toString('base64'));
+}
+
+// Waits until the active viewport's canvas shows an image (variance above a blank canvas's),
+// saves the screenshot as name.png, and returns the variance.
+async function waitForImage(page, name, timeoutMs = 45000) {
+  const deadline = Date.now() + timeoutMs;
+  let v = 0;
+  let shot = null;
+  for (;;) {
+    const canvas = await page.$('.cornerstone-canvas, [data-viewport-uid] canvas');
+    if (canvas) {
+      const box = await canvas.boundingBox();
+      if (box && box.width > 50 && box.height > 50) {
+        shot = await page.screenshot({ clip: box });
+        v = await variance(page, shot);
+        if (v > 50) break;
+      }
+    }
+    if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
+  if (shot) fs.writeFileSync(path.join(ARTIFACTS, `${name}-viewport.png`), shot);
+  return v;
+}
+
+// Closes OHIF's first-visit tour when it shows, so that it covers nothing in the screenshots.
+async function skipTour(page) {
+  await page.evaluate(() => {
+    for (const b of document.querySelectorAll('button, a, span')) {
+      if (b.textContent.trim() === 'Skip all') b.click();
+    }
+  });
+}
+
+// Opens the patient details in the viewer's header (its "Patient" toggle) and waits for name.
+async function patientDetails(page, name, timeoutMs = 20000) {
+  const toggle = await page.$('::-p-text(Patient)');
+  if (toggle) await toggle.click();
+  return waitForText(page, name, timeoutMs);
+}
+
+async function bodyText(page) {
+  return page.evaluate(() => document.body.innerText);
+}
+
+async function waitForText(page, text, timeoutMs = 30000) {
+  try {
+    await page.waitForFunction((t) => document.body.innerText.includes(t), { timeout: timeoutMs },
+      text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function main() {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ahilite-viewer-'));
+  const { jwksPath, token } = mintToken(dir);
+  const srv = await startServer(dir, jwksPath);
+  const ds = aws(srv.endpoint, srv.credFile, 'list-datastores').datastoreSummaries[0].datastoreId;
+  const browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--enable-unsafe-swiftshader', '--use-angle=swiftshader',
+      '--ignore-gpu-blocklist', '--window-size=1400,900'],
+    defaultViewport: { width: 1400, height: 900 },
+  });
+  const consoleLines = [];
+  const dicomweb = [];
+  try {
+    const page = await browser.newPage();
+    page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+    page.on('response', (r) => {
+      if (r.url().includes('/datastore/')) dicomweb.push(`${r.status()} ${r.url()}`);
+    });
+    // The bearer token on DICOMweb requests only, as OHIF's user authentication service adds it
+    // after its OIDC login.
+    await page.setRequestInterception(true);
+    const qido = await serverHasQido(srv.endpoint, ds, token);
+    check(true, `QIDO-RS study search: ${qido ? 'answered by the server' :
+      'NOT answered by the server (404); answered by this test from WADO-RS metadata'}`);
+    page.on('request', async (req) => {
+      const url = new URL(req.url());
+      if (!url.pathname.startsWith('/datastore/')) {
+        req.continue();
+        return;
+      }
+      if (!qido && url.pathname === `/datastore/${ds}/studies`) {
+        const wanted = url.searchParams.get('StudyInstanceUID');
+        const body = !wanted || wanted === STUDY
+          ? [await studyFromMetadata(srv.endpoint, ds, token, STUDY)] : [];
+        req.respond({ status: 200, contentType: 'application/dicom+json', body: JSON.stringify(body) });
+        return;
+      }
+      req.continue({ headers: { ...req.headers(), authorization: `Bearer ${token}` } });
+    });
+
+    // The study list (QIDO-RS /studies).
+    await page.goto(`${srv.endpoint}/viewer/`, { waitUntil: 'networkidle2', timeout: 60000 });
+    const listed = await waitForText(page, 'Viewer', 20000);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'study-list.png') });
+    check(listed && (await bodyText(page)).includes('Before'), 'the study list shows the study');
+
+    // The CT series, then the multi-frame series.
+    for (const [name, series] of [['ct', CT_SERIES], ['multiframe', MF_SERIES]]) {
+      await page.goto(`${srv.endpoint}/viewer/viewer?StudyInstanceUIDs=${STUDY}` +
+        `&SeriesInstanceUIDs=${series}`, { waitUntil: 'networkidle2', timeout: 60000 });
+      await skipTour(page);
+      const v = await waitForImage(page, name);
+      check(v > 50, `the ${name} series renders (viewport pixel variance ${v.toFixed(1)})`);
+    }
+
+    // A new PatientName through the AWS CLI shows after a reload.
+    const sets = aws(srv.endpoint, srv.credFile, 'search-image-sets', '--datastore-id', ds,
+      '--search-criteria', JSON.stringify({
+        filters: [{ values: [{ DICOMStudyInstanceUID: STUDY }], operator: 'EQUAL' }],
+      })).imageSetsMetadataSummaries;
+    for (const s of sets) {
+      aws(srv.endpoint, srv.credFile, 'update-image-set-metadata', '--datastore-id', ds,
+        '--image-set-id', s.imageSetId, '--latest-version-id', String(s.version),
+        '--update-image-set-metadata-updates', JSON.stringify({
+          DICOMUpdates: {
+            updatableAttributes: JSON.stringify({
+              SchemaVersion: 1.1, Patient: { DICOM: { PatientName: 'Viewer^After' } },
+            }),
+          },
+        }));
+    }
+    await page.reload({ waitUntil: 'networkidle2', timeout: 60000 });
+    await skipTour(page);
+    check(await waitForImage(page, 'after-update') > 50, 'the image renders after the update');
+    const inViewer = await patientDetails(page, 'After');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'after-update-patient.png') });
+    check(inViewer && !(await bodyText(page)).includes('Before'),
+      'the viewer\'s patient details show the PatientName set with the AWS CLI');
+    await page.goto(`${srv.endpoint}/viewer/`, { waitUntil: 'networkidle2', timeout: 60000 });
+    const listed2 = await waitForText(page, 'After', 20000);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'study-list-after-update.png') });
+    check(listed2 && !(await bodyText(page)).includes('Before'),
+      'the study list shows the PatientName set with the AWS CLI');
+  } finally {
+    await browser.close();
+    fs.writeFileSync(path.join(ARTIFACTS, 'browser-console.txt'), consoleLines.join('\n'));
+    fs.writeFileSync(path.join(ARTIFACTS, 'dicomweb-requests.txt'), dicomweb.join('\n'));
+    const rc = await srv.stop();
+    fs.copyFileSync(srv.logPath, path.join(ARTIFACTS, 'server.log'));
+    check(rc === 0, 'the server exits 0 on SIGTERM');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+try {
+  await main();
+} catch (e) {
+  console.log(`FAIL: ${e.stack || e}`);
+  failures++;
+}
+console.log(`${passes} passed, ${failures} failed`);
+process.exit(failures ? 1 : 0);
