@@ -143,31 +143,6 @@ function aws(endpoint, credFile, ...args) {
   return p.stdout.trim() ? JSON.parse(p.stdout) : {};
 }
 
-// QIDO-RS study search, which OHIF needs for its study list and to check a study exists
-// before it opens it. When the server does not answer it yet (404 for /studies), the test
-// answers those searches itself from the study's WADO-RS metadata, and says so.
-async function serverHasQido(endpoint, ds, token) {
-  const r = await fetch(`${endpoint}/datastore/${ds}/studies?limit=1`,
-    { headers: { authorization: `Bearer ${token}`, accept: 'application/dicom+json' } });
-  return r.status !== 404;
-}
-
-const STUDY_TAGS = ['00080020', '00080030', '00080050', '00080090', '00081030', '00100010',
-  '00100020', '00100030', '00100040', '0020000D', '00200010'];
-
-async function studyFromMetadata(endpoint, ds, token, study) {
-  const r = await fetch(`${endpoint}/datastore/${ds}/studies/${study}/metadata`,
-    { headers: { authorization: `Bearer ${token}` } });
-  const instances = await r.json();
-  const out = {};
-  for (const t of STUDY_TAGS) if (instances[0][t]) out[t] = instances[0][t];
-  const modalities = [...new Set(instances.map((i) => i['00080060']?.Value?.[0]).filter(Boolean))];
-  out['00080061'] = { vr: 'CS', Value: modalities };
-  out['00201206'] = { vr: 'IS', Value: [new Set(instances.map((i) => i['0020000E'].Value[0])).size] };
-  out['00201208'] = { vr: 'IS', Value: [instances.length] };
-  return out;
-}
-
 async function startServer(dir, jwksPath) {
   const dataDir = path.join(dir, 'data');
   const samples = path.join(dir, 'samples');
@@ -313,26 +288,23 @@ async function main() {
     // The bearer token on DICOMweb requests only, as OHIF's user authentication service adds it
     // after its OIDC login.
     await page.setRequestInterception(true);
-    const qido = await serverHasQido(srv.endpoint, ds, token);
-    check(true, `QIDO-RS study search: ${qido ? 'answered by the server' :
-      'NOT answered by the server (404); answered by this test from WADO-RS metadata'}`);
-    page.on('request', async (req) => {
-      const url = new URL(req.url());
-      if (!url.pathname.startsWith('/datastore/')) {
+    page.on('request', (req) => {
+      if (!new URL(req.url()).pathname.startsWith('/datastore/')) {
         req.continue();
-        return;
-      }
-      if (!qido && url.pathname === `/datastore/${ds}/studies`) {
-        const wanted = url.searchParams.get('StudyInstanceUID');
-        const body = !wanted || wanted === STUDY
-          ? [await studyFromMetadata(srv.endpoint, ds, token, STUDY)] : [];
-        req.respond({ status: 200, contentType: 'application/dicom+json', body: JSON.stringify(body) });
         return;
       }
       req.continue({ headers: { ...req.headers(), authorization: `Bearer ${token}` } });
     });
 
-    // The study list (QIDO-RS /studies).
+    // The viewer's files are public; the data behind DICOMweb is not.
+    const config = await fetch(`${srv.endpoint}/viewer/app-config.js`);
+    const configText = await config.text();
+    check(config.status === 200 && configText.includes(`"${ds}","viewer-test"`),
+      'app-config.js is served without credentials and names the data store');
+    const bare = await fetch(`${srv.endpoint}/datastore/${ds}/studies`);
+    check(bare.status === 403, `DICOMweb without a token is refused (${bare.status})`);
+
+    // The study list (QIDO-RS /studies; OHIF also searches a study before it opens it).
     await page.goto(`${srv.endpoint}/viewer/`, { waitUntil: 'networkidle2', timeout: 60000 });
     const listed = await waitForText(page, 'Viewer', 20000);
     await page.screenshot({ path: path.join(ARTIFACTS, 'study-list.png') });
@@ -375,6 +347,9 @@ async function main() {
     await page.screenshot({ path: path.join(ARTIFACTS, 'study-list-after-update.png') });
     check(listed2 && !(await bodyText(page)).includes('Before'),
       'the study list shows the PatientName set with the AWS CLI');
+    const failed = dicomweb.filter((line) => !line.startsWith('2'));
+    check(dicomweb.length > 0 && failed.length === 0,
+      `the viewer's ${dicomweb.length} DICOMweb requests succeeded${failed.length ? `; not: ${failed.slice(0, 3).join(', ')}` : ''}`);
   } finally {
     await browser.close();
     fs.writeFileSync(path.join(ARTIFACTS, 'browser-console.txt'), consoleLines.join('\n'));
