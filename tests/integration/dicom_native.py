@@ -39,6 +39,40 @@ print(json.dumps({'study': src.StudyInstanceUID, 'series': src.SeriesInstanceUID
 '''
 
 
+# System Python: argv[1], argv[2] two Part-10 files; prints what differs between their data sets
+# (the file meta group left out): tags only in one, tags whose value differs, and tags whose VR
+# differs.
+_DIFF = r'''
+import json, sys
+import pydicom
+a, b = pydicom.dcmread(sys.argv[1]), pydicom.dcmread(sys.argv[2])
+def items(ds):
+    return {'%08X' % int(e.tag): e for e in ds if e.tag.group != 0x0002}
+def value(e):
+    if e.VR == 'SQ':
+        return [sorted((k, value(v)) for k, v in items(i).items()) for i in e.value]
+    if isinstance(e.value, bytes):
+        return e.value.hex()
+    return repr(e.value)
+ia, ib = items(a), items(b)
+both = sorted(set(ia) & set(ib))
+print(json.dumps({'only_first': sorted(set(ia) - set(ib)), 'only_second': sorted(set(ib) - set(ia)),
+                  'differ': ['%s: %.80s / %.80s' % (k, value(ia[k]), value(ib[k]))
+                             for k in both if value(ia[k]) != value(ib[k])],
+                  'vr_differ': {k: [ia[k].VR, ib[k].VR] for k in both if ia[k].VR != ib[k].VR}}))
+'''
+
+
+def diff(first, second):
+    """What differs between two Part-10 files' data sets (pydicom): {only_first, only_second,
+    differ, vr_differ}."""
+    r = subprocess.run([SYS_PY, '-c', _DIFF, first, second], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError('pydicom comparing %s and %s: %s' % (first, second,
+                                                                r.stderr.strip()[-300:]))
+    return json.loads(r.stdout)
+
+
 def describe(path):
     """The file's UIDs and the SHA-256 of each of its frames as native little-endian bytes."""
     with tempfile.TemporaryDirectory(prefix='ahl-native-') as tmp:

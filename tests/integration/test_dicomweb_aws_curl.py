@@ -7,7 +7,7 @@ files are then checked: GetDICOMSeriesMetadata and GetDICOMInstanceMetadata (wit
 ?imageSetId=) are DICOM JSON of the right instances, GetDICOMInstanceFrames a multipart body
 whose frames are the source's pixels (dicom_native.py), one frame a request (see test_3), and
 SearchDICOMStudies, SearchDICOMSeries and SearchDICOMInstances find the right studies, series
-and instances.
+and instances, and GetDICOMInstance writes a Part-10 file of the source's pixels.
 
 The guide's --header "x-amz-security-token:$AWS_SESSION_TOKEN" is for temporary credentials;
 ahilite has long-term keys only, so the token is empty, and an empty `--header "name:"` tells curl
@@ -60,6 +60,8 @@ INSTANCE_FRAMES = example(SERIES + '/instances/${SOP}/frames/${FRAMES}',
                           'multipart/related; type=application/octet-stream; '
                           'transfer-syntax=1.2.840.10008.1.2.1', 'frames.bin',
                           '  --dump-header frames-headers.txt \\\n')
+GET_INSTANCE = example(SERIES + '/instances/${SOP}',
+                       'application/dicom; transfer-syntax=1.2.840.10008.1.2.1', 'instance.dcm')
 SEARCH_STUDIES = example('/studies', 'application/dicom+json', 'studies.json')
 SEARCH_SERIES = example('/studies/${STUDY}/series', 'application/dicom+json', 'series.json')
 SEARCH_INSTANCES = example(SERIES + '/instances', 'application/dicom+json', 'instances.json')
@@ -162,7 +164,16 @@ class CurlExamples(unittest.TestCase):
             got = json.loads(run_example(SEARCH_INSTANCES, s))
             self.assertEqual([i['00080018']['Value'][0] for i in got], [s['sop']])
 
-    def test_5_wrong_key_is_refused(self):
+    def test_5_instance(self):
+        for s in SRC.values():
+            for query in ('', '?imageSetId=' + SET_OF[s['study']]):
+                run_example(GET_INSTANCE, s, query)
+                got = dicom_native.describe(os.path.join(WORK, 'instance.dcm'))
+                self.assertEqual((got['sop'], got['transferSyntax']),
+                                 (s['sop'], '1.2.840.10008.1.2.1'))
+                self.assertEqual(got['frames'], s['frames'])
+
+    def test_6_wrong_key_is_refused(self):
         s = next(iter(SRC.values()))
         script = SERIES_METADATA.replace('$AWS_SECRET_ACCESS_KEY', 'not-the-secret')
         got = json.loads(run_example(script, s))

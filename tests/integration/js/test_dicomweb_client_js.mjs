@@ -15,6 +15,8 @@
 // bearer token instead (its `headers` option; the server started with --oidc-jwks, the RS256 key
 // and the token made here with node's crypto) reads the same, and a token that has expired or was
 // signed by another key is a 401.
+// retrieveInstance (GetDICOMInstance, asked for as multipart/related; type="application/dicom")
+// gives a Part-10 file in Explicit VR Little Endian whose frames are the source's pixels.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
@@ -269,4 +271,25 @@ test('searchForStudies, searchForSeries and searchForInstances find the imported
   assert.deepEqual(instances.map((i) => i['00080018'].Value[0]), [s.sop]);
   assert.equal(instances[0]['00280010'].Value[0], 128);
   assert.deepEqual(await dw.searchForStudies({ queryParams: { PatientID: 'nobody' } }), []);
+});
+
+test('retrieveInstance gives a Part-10 file of the source pixels', async () => {
+  const dw = client();
+  const dir = mkdtempSync(join(tmpdir(), 'ahl-retrieve-js-'));
+  try {
+    for (const path of FILES) {
+      const s = source[path];
+      const file = await dw.retrieveInstance({
+        studyInstanceUID: s.study, seriesInstanceUID: s.series, sopInstanceUID: s.sop,
+      });
+      const out = join(dir, `${s.sop}.dcm`);
+      writeFileSync(out, Buffer.from(file));
+      const got = JSON.parse((await run(SYS_PY, [NATIVE, out], { maxBuffer: 64 << 20 })).stdout)[out];
+      assert.equal(got.sop, s.sop, path);
+      assert.equal(got.transferSyntax, '1.2.840.10008.1.2.1', path);
+      assert.deepEqual(got.frames, s.frames, path);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
