@@ -224,8 +224,10 @@ static int load_documents(struct ahl_api_service *svc, const struct dw_target *t
                           struct ahl_err *err)
 {
     /* Only the series (and instance) asked for is read: a frame costs one instance, not the set. */
-    const char *series = t->what == DW_STUDY_METADATA ? NULL : t->series;
-    const char *sop = t->what == DW_INSTANCE_METADATA || t->what == DW_FRAMES ? t->sop : NULL;
+    const char *series = t->what == DW_STUDY_METADATA || t->what == DW_STUDY ? NULL : t->series;
+    const char *sop =
+        t->what == DW_INSTANCE_METADATA || t->what == DW_FRAMES || t->what == DW_INSTANCE ? t->sop
+                                                                                          : NULL;
     int rc;
     if (t->imageset[0]) {
         json_t *doc = NULL;

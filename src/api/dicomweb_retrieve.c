@@ -141,7 +141,8 @@ static int history_of(struct ahl_api_service *svc, const struct ahl__dw_retrieve
     const char *set = json_string_value(json_object_get(doc, "ImageSetID"));
     if (!set)
         return ahl_fail(err, AHL_EINTERNAL, "a stored document has no ImageSetID");
-    return ahl_export_history(svc->meta, sel->datastore_id, set, sel->version, sel->sop, hist, err);
+    return ahl_export_history(svc->meta, sel->datastore_id, set, sel->version, sel->series,
+                              sel->sop, hist, err);
 }
 
 int ahl__dicomweb_retrieve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,

@@ -153,7 +153,7 @@ int ahl_cmd_export(int argc, char **argv)
         fprintf(stderr, "ahilite export: %s\n", err.msg);
         goto out;
     }
-    if (ahl_export_history(m, ds, set, version, NULL, &history, &err) < 0) {
+    if (ahl_export_history(m, ds, set, version, NULL, NULL, &history, &err) < 0) {
         fprintf(stderr, "ahilite export: reading the versions before: %s\n", err.msg);
         goto out;
     }

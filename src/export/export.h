@@ -68,10 +68,12 @@ int ahl_export_frame_native(const json_t *instance, const uint8_t *stored, size_
 
 /* The Original Attributes Sequence items of version `version` (0: the latest) of a set, per
  * instance: *out is a new object {SOPInstanceUID: [item, ...]} holding only instances some later
- * version changed (document form: keyword keys, DICOMVRs beside hex keys). sop: only that
- * instance, or NULL for all. The documents are read two at a time. 0, or the engine's errors
- * (AHL_ENOTFOUND...). */
+ * version changed (document form: keyword keys, DICOMVRs beside hex keys). series (and sop):
+ * only that series (and instance), read as a part of each version's document; NULL for all.
+ * The documents are read two at a time, none when the version is the set's first. 0, or the
+ * engine's errors (AHL_ENOTFOUND...). */
 int ahl_export_history(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
-                       uint64_t version, const char *sop, json_t **out, struct ahl_err *err);
+                       uint64_t version, const char *series, const char *sop, json_t **out,
+                       struct ahl_err *err);
 
 #endif /* AHL_EXPORT_EXPORT_H */

@@ -140,7 +140,8 @@ static int compare_versions(const json_t *prev, const json_t *doc, const char *w
 }
 
 int ahl_export_history(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
-                       uint64_t version, const char *sop, json_t **out, struct ahl_err *err)
+                       uint64_t version, const char *series, const char *sop, json_t **out,
+                       struct ahl_err *err)
 {
     struct ahl_meta_info info;
     json_t *prev = NULL, *doc = NULL;
@@ -150,11 +151,14 @@ int ahl_export_history(struct ahl_meta *m, const char *datastore_id, const char 
     if (!(*out = json_object()))
         return ahl_fail(err, AHL_ENOMEM, "out of memory");
     uint64_t last = info.ver.version;
+    if (last < 2)
+        return 0; /* the first version changed nothing */
     uint64_t first = last > AHL_EXPORT_MAX_HISTORY ? last - AHL_EXPORT_MAX_HISTORY + 1 : 1;
     for (uint64_t v = first; v <= last; v++) {
         char when[64];
         if ((rc = ahl_meta_imageset_get(m, datastore_id, imageset_id, v, &info, err)) < 0 ||
-            (rc = ahl_meta_document(m, datastore_id, imageset_id, v, &doc, err)) < 0)
+            (rc = ahl_meta_document_part(m, datastore_id, imageset_id, v, series,
+                                         series ? sop : NULL, &doc, err)) < 0)
             break;
         dicom_datetime(info.ver.created_at_ms, when);
         if (prev && (rc = compare_versions(prev, doc, when, sop, *out)) < 0) {

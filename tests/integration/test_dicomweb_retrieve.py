@@ -1,6 +1,6 @@
 """DICOMweb retrieve (WADO-RS GetDICOMInstance, and the series and study resources) end to end:
-pydicom's CT (with private attributes), MR and a two-frame RLE RGB sample, and a native
-two-frame 16-bit file made from the CT, imported with `ahilite import`, then retrieved through
+pydicom's CT (with private attributes), MR, a two-frame RLE RGB sample and a 1-bit segmentation,
+and a native two-frame 16-bit file made from the CT, imported with `ahilite import`, then retrieved through
 botocore-signed requests and curl --aws-sigv4 (the shape of AWS's GetDICOMInstance example).
 Every file that comes back is read by dcmdump and by pydicom: its attributes (private ones and
 VRs included) equal the source's; its pixel data equals the source's native pixel data (default
@@ -10,6 +10,7 @@ series and study are multipart; a syntax that is not stored is 406. After two
 UpdateImageSetMetadata calls through boto3, a retrieved instance (and `ahilite export`) carries
 an Original Attributes Sequence with one item per update holding the replaced PatientName; an
 instance of another, unchanged set has none, and version 1 selected explicitly has none."""
+import hashlib
 import json
 import os
 import subprocess
@@ -24,6 +25,7 @@ SAMPLES = '/usr/lib/python3/dist-packages/pydicom/data/test_files'
 CT = os.path.join(SAMPLES, 'CT_small.dcm')
 MR = os.path.join(SAMPLES, 'MR_small.dcm')
 MULTI = os.path.join(SAMPLES, 'SC_rgb_rle_2frame.dcm')
+BITS1 = os.path.join(SAMPLES, 'liver_1frame.dcm')  # a segmentation: BitsAllocated 1
 EXPLICIT_LE = '1.2.840.10008.1.2.1'
 SRV = MI = DS = NATIVE2 = None
 
@@ -92,7 +94,7 @@ def import_samples(server):
     NATIVE2 = os.path.join(server.tmp, 'ct_two_frames.dcm')
     ahltest.two_frame_ct(NATIVE2, '1.2.826.0.1.3680043.8.498.4243.')
     p = subprocess.run([ahltest.server_binary(), 'import', '--data-dir', server.data_dir,
-                        '--create-datastore', 'retrieve', CT, MR, MULTI, NATIVE2],
+                        '--create-datastore', 'retrieve', CT, MR, MULTI, NATIVE2, BITS1],
                        capture_output=True, text=True, timeout=180)
     assert p.returncode == 0, p.stdout + p.stderr
 
@@ -169,7 +171,7 @@ def stored_frames(path):
 
 class Retrieve(unittest.TestCase):
     def test_1_instance_default_is_explicit_le_equal_to_source(self):
-        for src in (CT, MR, NATIVE2):
+        for src in (CT, MR, NATIVE2, BITS1):
             status, headers, body = get(instance_path(src))
             self.assertEqual(status, 200, body[:300])
             self.assertEqual(headers['content-type'],
@@ -179,17 +181,26 @@ class Retrieve(unittest.TestCase):
             self.assertEqual(got['problems'], [], src)
             self.assertEqual(got['pixels'], native_pixels_sha(src), src)
             self.assertIsNone(got['original'])
+        # 1-bit frames are kept as they came: the frames resource answers them too, and '*' gives
+        # the same native file.
+        status, _, body = get(instance_path(BITS1) + '/frames/1')
+        self.assertEqual(status, 200, body[:300])
+        frame = ahltest.parts_of(*get(instance_path(BITS1) + '/frames/1')[1:])[0][1]
+        self.assertEqual(hashlib.sha256(frame).hexdigest(), native_pixels_sha(BITS1))
+        status, headers, body = get(instance_path(BITS1),
+                                    accept='application/dicom; transfer-syntax=*')
+        self.assertEqual(headers['content-type'],
+                         'application/dicom; transfer-syntax=' + EXPLICIT_LE)
+        self.assertEqual(inspect(body, BITS1)['pixels'], native_pixels_sha(BITS1))
         # The RLE source: its frames decoded, equal to what the frames resource answers.
         status, headers, body = get(instance_path(MULTI), accept='application/dicom')
         self.assertEqual(status, 200, body[:300])
         got = inspect(body, MULTI)
         self.assertEqual(got['problems'], [])
-        import hashlib
         pixels = b''.join(d for _, d in ahltest.parts_of(*get(instance_path(MULTI) + '/frames/1,2')[1:]))
         self.assertEqual(got['pixels'], hashlib.sha256(pixels).hexdigest())
 
     def test_2_stored_syntax_encapsulated(self):
-        import hashlib
         for src in (CT, MULTI):
             frames, stored = stored_frames(src)
             for accept in ('application/dicom; transfer-syntax=*',

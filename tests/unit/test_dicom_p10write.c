@@ -301,11 +301,75 @@ static void test_values(void **state)
     ahl_buf_release(&out);
 }
 
+/* Two frames of odd and even length as fragments. */
+static int write_fragments(void *ctx, ahl_p10_sink_fn sink, void *sink_ctx, struct ahl_err *err)
+{
+    (void)ctx;
+    (void)err;
+    int rc = ahl_p10_fragment(sink, sink_ctx, "\xff\x4f\xff\x51\x01", 5);
+    return rc < 0 ? rc : ahl_p10_fragment(sink, sink_ctx, "\xff\x4f\xff\x51", 4);
+}
+
+/* The options: a compressed syntax in the meta group with encapsulated pixel data, one fragment
+ * a frame (odd ones padded), and extra attributes that replace the document's. */
+static void test_encapsulated_and_extra(void **state)
+{
+    (void)state;
+    struct ahl_err err;
+    struct ahl_buf out;
+    struct ahl_dcm_file *g = NULL;
+    json_error_t je;
+    ahl_buf_init(&out, AHL_BUF_UNLIMITED);
+    json_t *doc = json_loads(
+        "{\"Patient\":{\"DICOM\":{\"PatientName\":\"NEW^NAME\"}},\"Study\":{\"DICOM\":{},"
+        "\"Series\":{\"1.2.5\":{\"DICOM\":{},\"Instances\":{\"1.2.3.4\":{\"DICOM\":{"
+        "\"SOPClassUID\":\"1.2.840.10008.5.1.4.1.1.7\",\"SOPInstanceUID\":\"1.2.3.4\","
+        "\"WaveformSequence\":[{\"WaveformBitsAllocated\":8,\"WaveformData\":\"AAE=\"},"
+        "{\"WaveformBitsAllocated\":16,\"WaveformData\":\"AAE=\"}],"
+        "\"OriginalAttributesSequence\":[{\"ModifyingSystem\":\"OLD\"}]}}}}}}}",
+        0, &je);
+    json_t *extra = json_loads(
+        "{\"OriginalAttributesSequence\":[{\"ModifyingSystem\":\"OLD\"},"
+        "{\"ModifiedAttributesSequence\":[{\"PatientName\":\"OLD^NAME\",\"00091001\":\"x\","
+        "\"DICOMVRs\":{\"00091001\":\"LO\"}}],\"ModifyingSystem\":\"ahilite\","
+        "\"SourceOfPreviousValues\":null}]}",
+        0, &je);
+    assert_non_null(doc);
+    assert_non_null(extra);
+    struct ahl_p10_pixels px = {.encapsulated = true, .write = write_fragments};
+    struct ahl_p10_opts o = {.transfer_syntax = "1.2.840.10008.1.2.4.202", .extra = extra};
+    assert_int_equal(ahl_p10_write_with(doc, "1.2.3.4", &o, &px, buf_sink, &out, &err), 0);
+    assert_int_equal(ahl_p10_read_mem(out.data, out.len, NULL, &g, &err), 0);
+    assert_string_equal(g->transfer_syntax, "1.2.840.10008.1.2.4.202");
+    assert_true(g->pixel.present && g->pixel.encapsulated);
+    assert_int_equal(g->pixel.n_fragments, 2);
+    assert_int_equal(g->pixel.fragments[0].length, 6);
+    assert_memory_equal(out.data + g->pixel.fragments[0].offset, "\xff\x4f\xff\x51\x01\x00", 6);
+    assert_int_equal(g->pixel.fragments[1].length, 4);
+    /* The extra sequence replaced the document's, and its items keep their own VRs. */
+    const struct ahl_dcm_elem *e = ahl_dcm_find(&g->ds, AHL_DCM_TAG(0x0400, 0x0561));
+    assert_non_null(e);
+    assert_int_equal(e->n_items, 2);
+    /* WaveformData: OB when the item says its samples are bytes, else OW. */
+    e = ahl_dcm_find(&g->ds, AHL_DCM_TAG(0x5400, 0x0100));
+    assert_non_null(e);
+    assert_int_equal(e->n_items, 2);
+    assert_string_equal(ahl_dcm_find(&e->items[0], AHL_DCM_TAG(0x5400, 0x1010))->vr, "OB");
+    assert_string_equal(ahl_dcm_find(&e->items[1], AHL_DCM_TAG(0x5400, 0x1010))->vr, "OW");
+    ahl_dcm_file_free(g);
+    /* A fragment of 4 GiB or more cannot be written. */
+    assert_int_equal(ahl_p10_fragment(buf_sink, &out, "", (size_t)0xFFFFFFFFu), AHL_ETOOBIG);
+    json_decref(extra);
+    json_decref(doc);
+    ahl_buf_release(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_encapsulated_and_extra),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
