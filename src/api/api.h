@@ -87,6 +87,7 @@ struct ahl_api_config {
      * (NULL: the first ACTIVE one). */
     const char *viewer_dir;
     const char *viewer_datastore;
+    uint64_t max_stow_spool;   /* bytes of STOW-RS bodies spooled to disk at once */
 };
 
 #define AHL_API_DEFAULT_MAX_CONNECTIONS 1024
@@ -94,6 +95,7 @@ struct ahl_api_config {
 #define AHL_API_DEFAULT_HEADER_TIMEOUT_S 10
 #define AHL_API_DEFAULT_IDLE_TIMEOUT_S 30
 #define AHL_API_DEFAULT_MAX_BODY_MEMORY ((size_t)128 << 20)
+#define AHL_API_DEFAULT_MAX_STOW_SPOOL ((uint64_t)4 << 30)
 
 struct ahl_api_server;
 

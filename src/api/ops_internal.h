@@ -18,10 +18,12 @@
 #include "api/api.h"
 #include "api/codec.h"
 #include "api/model.h"
+#include "aws/sigv4.h"
 #include "base/buf.h"
 #include "base/err.h"
 #include "blob/framestore.h"
 #include "frames/frames.h"
+#include "import/import.h"
 #include "meta/meta.h"
 #include "store/store.h"
 
@@ -40,6 +42,8 @@ struct ahl_api_service {
      * no runner is attached (the job then stays SUBMITTED). */
     void (*job_submitted)(void *ctx, const struct ahl_job_rec *job);
     void *job_ctx;
+    /* Frame memory of STOW-RS imports, all requests together; valid when frames_ready. */
+    struct ahl_import_budget stow_budget;
 };
 
 struct ahl_api_resp {
@@ -198,5 +202,56 @@ bool ahl__dicomweb_path(const char *path);
  * presents as it presents an operation's errors. */
 int ahl__dicomweb_serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
                         struct ahl_api_resp *resp, struct ahl_err *err);
+
+/* ---- STOW-RS (dicomweb_stow.c, docs/dicomweb.md#store-stow-rs) ---- */
+
+/* The most payload one STOW-RS request may carry (after aws-chunked decoding), and parts. */
+#define AHL__STOW_MAX_BODY ((uint64_t)1 << 30)
+#define AHL__STOW_MAX_PARTS 10000
+
+/* The failures of a STOW-RS body that are neither authentication nor a malformed body, in
+ * struct ahl_err's detail: the server answers them with their own status. */
+enum ahl__stow_failure {
+    AHL__STOW_FAIL_MEDIA_TYPE = 415, /* not application/dicom or multipart/related of it */
+    AHL__STOW_FAIL_TOO_LARGE = 413,  /* more than AHL__STOW_MAX_BODY bytes */
+};
+
+struct ahl__stow;
+
+/* Whether the request is StoreDICOM or StoreDICOMStudy: POST /datastore/{id}/studies[/{uid}]. */
+bool ahl__stow_request(const char *method, const char *path, size_t path_len);
+
+struct ahl__stow_args {
+    const char *path;         /* raw path, without the query */
+    const char *content_type; /* the request's Content-Type, or NULL */
+    /* The body is aws-chunked: its chunks are verified against this (the verified request's
+     * result, streaming set) and must decode to decoded_length bytes. NULL: a plain body. */
+    const struct ahl_sigv4_result *chunked;
+    uint64_t decoded_length;
+    int hash_body; /* compute the SHA-256 of the body as received (ahl__stow_end gives it) */
+};
+
+/* Starts spooling a STOW-RS body under DATA_DIR/tmp. AHL_EUNSUPPORTED with detail
+ * AHL__STOW_FAIL_MEDIA_TYPE for a content type STOW-RS does not take, AHL_EINVAL for a
+ * malformed path or boundary, AHL_EIO when the spool cannot be made. */
+int ahl__stow_begin(struct ahl_api_service *svc, const struct ahl__stow_args *a,
+                    struct ahl__stow **out, struct ahl_err *err);
+/* Takes the next bytes of the body as received. AHL_EPARSE (framing), AHL_EAUTH (a chunk's
+ * signature), AHL_ETOOBIG (detail AHL__STOW_FAIL_TOO_LARGE), AHL_EIO / AHL_ENOSPC (the spool). */
+int ahl__stow_feed(struct ahl__stow *st, const void *p, size_t n, struct ahl_err *err);
+/* The body is complete: checks that it ended where its framing says, and gives the SHA-256 of
+ * the body as received when hash_body was set. Same errors as feed. */
+int ahl__stow_end(struct ahl__stow *st, char body_sha256[AHL_SHA256_HEX_LEN + 1],
+                  struct ahl_err *err);
+/* Imports every spooled part (only after the request is authenticated in full) and answers
+ * with the PS3.18 store response: rq->status 200, 202 or 409 and resp->raw holding the DICOM
+ * JSON. A negative AHL_E* only when nothing could be tried (unknown data store, ...). */
+int ahl__stow_store(struct ahl_api_service *svc, struct ahl__stow *st,
+                    struct ahl__dicomweb_request *rq, struct ahl_api_resp *resp,
+                    struct ahl_err *err);
+/* Removes the spool (every path, also an aborted upload). NULL is accepted. */
+void ahl__stow_free(struct ahl__stow *st);
+/* Removes spools a previous process left (DATA_DIR/tmp/stow-*) at start. */
+void ahl__stow_sweep(const char *data_dir);
 
 #endif /* AHL_API_OPS_INTERNAL_H */

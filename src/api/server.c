@@ -46,6 +46,7 @@
 #include "base/clock.h"
 #include "base/codec.h"
 #include "base/log.h"
+#include "aws/chunked.h"
 #include "aws/sigv4.h"
 #include "blob/framestore.h"
 #include "json/json.h"
@@ -88,6 +89,7 @@ struct ahl_api_server {
     size_t max_body_memory;
     pthread_mutex_t budget_lock;
     size_t body_memory; /* bytes reserved by request bodies now */
+    uint64_t max_stow_spool, stow_spool; /* STOW-RS bodies on disk: the limit, reserved now */
     /* connections and the reaper */
     pthread_mutex_t conns_lock;
     pthread_cond_t reaper_wake;
@@ -117,6 +119,10 @@ struct request {
     size_t body_seen;
     size_t reserved; /* bytes of the body budget held */
     struct ahl_buf body;
+    int is_stow;              /* StoreDICOM or StoreDICOMStudy */
+    struct ahl__stow *stow;   /* a STOW-RS body being spooled (dicomweb_stow.c), or NULL */
+    uint64_t spool_reserved;  /* bytes of the STOW-RS spool budget held */
+    uint64_t dropped;         /* bytes dropped since the body was refused */
     struct early_error early; /* answer without running the operation (status 0: none) */
     int close_after;          /* the response closes the connection */
     const char *op_name;      /* for the log line */
@@ -404,6 +410,28 @@ static void budget_release(struct ahl_api_server *srv, size_t n)
     pthread_mutex_unlock(&srv->budget_lock);
 }
 
+/* The STOW-RS spool budget, in bytes of disk, reserved as a body grows. */
+static int spool_reserve(struct ahl_api_server *srv, struct request *rq, uint64_t n)
+{
+    int ok;
+    pthread_mutex_lock(&srv->budget_lock);
+    ok = srv->stow_spool + n <= srv->max_stow_spool;
+    if (ok)
+        srv->stow_spool += n;
+    pthread_mutex_unlock(&srv->budget_lock);
+    if (ok)
+        rq->spool_reserved += n;
+    return ok;
+}
+
+static void spool_release(struct ahl_api_server *srv, struct request *rq)
+{
+    pthread_mutex_lock(&srv->budget_lock);
+    srv->stow_spool -= rq->spool_reserved;
+    pthread_mutex_unlock(&srv->budget_lock);
+    rq->spool_reserved = 0;
+}
+
 /* ---- the request pipeline ------------------------------------------------------------------ */
 
 static enum MHD_Result send_early(struct MHD_Connection *conn, struct request *rq)
@@ -416,6 +444,212 @@ static void set_early(struct request *rq, int status, const char *type, const ch
     rq->early.status = status;
     rq->early.type = type;
     ahl_str_copy_cut(rq->early.message, sizeof rq->early.message, message);
+}
+
+/* ---- STOW-RS bodies, spooled to disk as they arrive (dicomweb_stow.c) ------------------------ */
+
+/* STOW-RS bodies are dropped at most this far past the point they were refused, so that a client
+ * still sending reads the answer; then the connection is closed. */
+#define STOW_DRAIN ((uint64_t)8 << 20)
+/* The spool budget is reserved in steps of this many bytes as a body of unknown length grows. */
+#define STOW_RESERVE_STEP ((uint64_t)16 << 20)
+#define AHL_AWS_UNSUPPORTED_MEDIA "UnsupportedMediaTypeException"
+
+/* A STOW-RS failure becomes the answer decided before the rest of the body is read. */
+static void stow_refuse(struct request *rq, const struct ahl_err *err)
+{
+    const char *type;
+    int status;
+    if (err->code == AHL_EAUTH) {
+        type = ahl_api_auth_error_type(err);
+        status = ahl_api_error_status(type);
+    } else if (err->code == AHL_EUNSUPPORTED && err->detail == AHL__STOW_FAIL_MEDIA_TYPE) {
+        type = AHL_AWS_UNSUPPORTED_MEDIA;
+        status = 415;
+    } else if (err->code == AHL_ETOOBIG && err->detail == AHL__STOW_FAIL_TOO_LARGE) {
+        type = AHL_AWS_VALIDATION;
+        status = 413;
+    } else {
+        type = ahl_api_error_type(err);
+        status = ahl_api_error_status(type);
+    }
+    if (status >= 500)
+        ahl_error("request %s: STOW-RS: %s", rq->request_id, err->msg);
+    set_early(rq, status, type, err->msg[0] ? err->msg : ahl_strerror(err->code));
+    /* The spool goes at once: nothing of a refused body is kept. */
+    ahl__stow_free(rq->stow);
+    rq->stow = NULL;
+}
+
+/* Whether the request's Content-Encoding names aws-chunked (alone or in a list). */
+static int aws_chunked(struct MHD_Connection *conn)
+{
+    const char *ce = sigv4_header(conn, "content-encoding", 0);
+    return ce && strstr(ce, "aws-chunked") != NULL;
+}
+
+/* admit() for StoreDICOM / StoreDICOMStudy: authenticates what the headers prove (unless a
+ * bearer token has proved it all), decides how the body is verified
+ * (docs/dicomweb.md#authentication-of-the-body) and starts the spool. */
+static void admit_stow(struct MHD_Connection *conn, struct request *rq, const char *method,
+                       size_t path_len, uint64_t length, int bearer)
+{
+    struct ahl_api_server *srv = rq->srv;
+    const char *q = strchr(rq->target, '?');
+    const char *x = sigv4_header(conn, "x-amz-content-sha256", 0);
+    struct ahl_sigv4_request sreq = {
+        .method = method,
+        .path = rq->target,
+        .path_len = path_len,
+        .query = q ? q + 1 : NULL,
+        .query_len = q ? strlen(q + 1) : 0,
+        .header = sigv4_header,
+        .header_ctx = conn,
+        .credentials_only = !x, /* botocore's: the body's hash is signed, known at the end */
+        .allow_streaming = 1,
+    };
+    struct ahl_sigv4_result sres = {.streaming = 0};
+    struct ahl_err err;
+    ahl_err_clear(&err);
+    rq->close_after = length > REJECT_DRAIN;
+    if (bearer) {
+        x = NULL; /* nothing of SigV4 applies */
+    } else if (ahl_sigv4_verify(&srv->verifier, &sreq, ahl_now_ms() / 1000, &sres, &err, NULL) <
+               0) {
+        const char *type = ahl_api_auth_error_type(&err);
+        set_early(rq, ahl_api_error_status(type), type, err.msg);
+        return;
+    }
+    rq->authenticated = bearer || !sreq.credentials_only;
+    memcpy(rq->body_hash_to_check, sres.body_hash_to_check, sizeof rq->body_hash_to_check);
+
+    char path[256]; /* ahl__stow_request took only shorter paths */
+    snprintf(path, sizeof path, "%.*s", (int)path_len, rq->target);
+    struct ahl__stow_args a = {
+        .path = path,
+        .content_type = sigv4_header(conn, "content-type", 0),
+        .hash_body = !rq->authenticated || rq->body_hash_to_check[0],
+    };
+    /* The payload's length: x-amz-decoded-content-length under aws-chunked, else the body's. */
+    uint64_t payload = length;
+    const char *dl = sigv4_header(conn, "x-amz-decoded-content-length", 0);
+    char *end = NULL;
+    unsigned long long decoded = dl && *dl >= '0' && *dl <= '9' ? strtoull(dl, &end, 10) : 0;
+    int chunked = aws_chunked(conn);
+    if (chunked && !sres.streaming) {
+        set_early(rq, 400, AHL_AWS_VALIDATION,
+                  "Content-Encoding: aws-chunked needs x-amz-content-sha256: "
+                  "STREAMING-AWS4-HMAC-SHA256-PAYLOAD");
+        return;
+    }
+    if ((chunked || (dl && length != UINT64_MAX)) && (!end || *end)) {
+        set_early(rq, 400, AHL_AWS_VALIDATION,
+                  "x-amz-decoded-content-length must be the payload's length in bytes");
+        return;
+    }
+    if (chunked) {
+        a.chunked = &sres;
+        a.decoded_length = decoded;
+        payload = decoded;
+    } else if (dl && length != UINT64_MAX && decoded != length) {
+        /* A plain body with the streaming header (the AWS documentation's curl example): its
+         * declared length must still be what came. */
+        set_early(rq, 400, AHL_AWS_VALIDATION,
+                  "x-amz-decoded-content-length differs from Content-Length on a body that is "
+                  "not aws-chunked");
+        return;
+    }
+    if (payload != UINT64_MAX && payload > AHL__STOW_MAX_BODY) {
+        rq->close_after = 1;
+        ahl_fail_detail(&err, AHL_ETOOBIG, AHL__STOW_FAIL_TOO_LARGE,
+                        "The request body (%llu bytes) is larger than the STOW-RS limit of %llu "
+                        "bytes; send fewer instances per request",
+                        (unsigned long long)payload, (unsigned long long)AHL__STOW_MAX_BODY);
+        stow_refuse(rq, &err);
+        return;
+    }
+    if (length != UINT64_MAX && !spool_reserve(srv, rq, length)) {
+        rq->close_after = 1;
+        set_early(rq, 429, AHL_AWS_THROTTLING,
+                  "The server is receiving too many STOW-RS bodies at once; retry shortly");
+        return;
+    }
+    if (ahl__stow_begin(&srv->svc, &a, &rq->stow, &err) < 0)
+        stow_refuse(rq, &err);
+    /* The decoder has its own copy of the signing key. */
+    volatile uint8_t *wipe = sres.signing_key;
+    for (size_t i = 0; i < sizeof sres.signing_key; i++)
+        wipe[i] = 0;
+}
+
+/* The next bytes of a STOW-RS body. */
+static enum MHD_Result stow_data(struct request *rq, const char *data, size_t n)
+{
+    struct ahl_err err;
+    if (rq->early.status) {
+        rq->dropped += n;
+        return rq->dropped > STOW_DRAIN ? MHD_NO : MHD_YES;
+    }
+    if (rq->body_seen > rq->spool_reserved &&
+        !spool_reserve(rq->srv, rq, rq->body_seen - rq->spool_reserved + STOW_RESERVE_STEP)) {
+        ahl_fail(&err, AHL_EQUOTA, "The server is receiving too many STOW-RS bodies at once");
+        stow_refuse(rq, &err);
+        rq->early.status = 429;
+        rq->early.type = AHL_AWS_THROTTLING;
+        return MHD_YES;
+    }
+    ahl_err_clear(&err);
+    if (ahl__stow_feed(rq->stow, data, n, &err) < 0)
+        stow_refuse(rq, &err);
+    return MHD_YES;
+}
+
+/* The whole STOW-RS body is in: the rest of the authentication, then the store. */
+static enum MHD_Result finish_stow(struct MHD_Connection *conn, struct request *rq,
+                                   const char *method, const char *path, const char *q,
+                                   struct ahl_api_resp *resp)
+{
+    struct ahl_api_server *srv = rq->srv;
+    struct ahl_err err;
+    char hash[AHL_SHA256_HEX_LEN + 1];
+    ahl_err_clear(&err);
+    if (ahl__stow_end(rq->stow, hash, &err) < 0) {
+        stow_refuse(rq, &err);
+        return send_early(conn, rq);
+    }
+    if (!rq->authenticated) {
+        struct ahl_sigv4_request sreq = {
+            .method = method,
+            .path = path,
+            .path_len = strlen(path),
+            .query = q,
+            .query_len = q ? strlen(q) : 0,
+            .header = sigv4_header,
+            .header_ctx = conn,
+            .body_sha256_hex = hash,
+        };
+        struct ahl_sigv4_result sres;
+        if (ahl_sigv4_verify(&srv->verifier, &sreq, ahl_now_ms() / 1000, &sres, &err, NULL) < 0) {
+            stow_refuse(rq, &err);
+            return send_early(conn, rq);
+        }
+    } else if (rq->body_hash_to_check[0] && strcasecmp(rq->body_hash_to_check, hash) != 0) {
+        return send_error(conn, rq, 403, AHL_AWS_INVALID_SIGNATURE,
+                          "The provided 'x-amz-content-sha256' header does not match what was "
+                          "computed.");
+    }
+    struct ahl__dicomweb_request dw = {.method = method,
+                                       .path = path,
+                                       .query = q,
+                                       .host = codec_header(conn, "Host"),
+                                       .accept = codec_header(conn, MHD_HTTP_HEADER_ACCEPT)};
+    int rc = ahl__stow_store(&srv->svc, rq->stow, &dw, resp, &err);
+    /* The spool is gone before the client hears the answer. */
+    ahl__stow_free(rq->stow);
+    rq->stow = NULL;
+    if (rc < 0)
+        return send_err(conn, rq, &err);
+    return send_buffer(conn, rq, dw.status, &resp->raw, resp->content_type, NULL, NULL);
 }
 
 static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, const char *method)
@@ -456,6 +690,10 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
     /* 1. Authentication, finished: what the headers could not prove is proved with the body. */
     if (rq->early.status) {
         ret = send_early(conn, rq);
+        goto out;
+    }
+    if (rq->stow) {
+        ret = finish_stow(conn, rq, method, path, q, &resp);
         goto out;
     }
     if (rq->body_too_big) {
@@ -734,6 +972,10 @@ static void admit(struct MHD_Connection *conn, struct request *rq, const char *m
         }
         return;
     }
+    const char *q = strchr(rq->target, '?');
+    size_t path_len = q ? (size_t)(q - rq->target) : strlen(rq->target);
+    bool stow = ahl__stow_request(method, rq->target, path_len);
+    rq->is_stow = stow;
     /* A bearer token proves everything from the headers; the body is only read (below). */
     const char *token = bearer_token(sigv4_header(conn, "authorization", 0));
     if (token) {
@@ -743,10 +985,16 @@ static void admit(struct MHD_Connection *conn, struct request *rq, const char *m
             return;
         }
         rq->authenticated = 1;
+        if (stow) {
+            admit_stow(conn, rq, method, path_len, length, 1);
+            return;
+        }
         goto body;
     }
-    const char *q = strchr(rq->target, '?');
-    size_t path_len = q ? (size_t)(q - rq->target) : strlen(rq->target);
+    if (stow) {
+        admit_stow(conn, rq, method, path_len, length, 0);
+        return;
+    }
     const char *x = sigv4_header(conn, "x-amz-content-sha256", 0);
     struct ahl_sigv4_request sreq = {
         .method = method,
@@ -851,6 +1099,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         rq->body_seen += n;
+        if (rq->is_stow)
+            return stow_data(rq, upload_data, n);
         if (rq->early.status)
             return rq->body_seen > REJECT_DRAIN ? MHD_NO : MHD_YES;
         if (!rq->body_too_big && ahl_buf_add(&rq->body, upload_data, n) < 0) {
@@ -887,6 +1137,9 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     if (rq->reserved)
         budget_release(srv, rq->reserved);
+    ahl__stow_free(rq->stow);
+    if (rq->spool_reserved)
+        spool_release(srv, rq);
     ahl_buf_release(&rq->body);
     free(rq->target);
     free(rq);
@@ -1125,9 +1378,11 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
             rc = ahl_fail(err, AHL_EIO, "cannot create %s: %s", root, strerror(errno));
             goto fail;
         }
+        ahl__stow_sweep(cfg->data_dir);
         snprintf(root, sizeof root, "%s/frames", cfg->data_dir);
         if ((rc = ahl_framestore_open(&srv->svc.frames, root, err)) < 0)
             goto fail;
+        ahl_import_budget_init(&srv->svc.stow_budget, 0);
         srv->svc.frames_ready = 1;
     }
     struct ahl_sigv4_config scfg = {
@@ -1179,6 +1434,8 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
     srv->idle_timeout_ns = (uint64_t)idle_s * 1000000000ull;
     srv->max_body_memory =
         cfg->max_body_memory ? cfg->max_body_memory : AHL_API_DEFAULT_MAX_BODY_MEMORY;
+    srv->max_stow_spool =
+        cfg->max_stow_spool ? cfg->max_stow_spool : AHL_API_DEFAULT_MAX_STOW_SPOOL;
     if ((rc = fit_connection_limit(&max_conns, err)) < 0)
         goto fail;
     /* Request bodies are allocated whole from their Content-Length. A fixed mmap threshold makes
@@ -1262,5 +1519,7 @@ void ahl_api_server_stop(struct ahl_api_server *srv)
     ahl_oidc_close(srv->oidc);
     if (srv->viewer.root >= 0)
         close(srv->viewer.root);
+    if (srv->svc.frames_ready)
+        ahl_import_budget_release(&srv->svc.stow_budget);
     free(srv);
 }

@@ -769,7 +769,7 @@ static int payload_hash(const struct ahl_sigv4_verifier *v, const struct ahl_sig
                                    "x-amz-content-sha256: UNSIGNED-PAYLOAD is not accepted by this "
                                    "service; sign the payload");
     } else if (strcmp(x, AHL_SIGV4_STREAMING_PAYLOAD) == 0) {
-        if (!v->cfg.allow_streaming_payload)
+        if (!v->cfg.allow_streaming_payload && !rq->allow_streaming)
             return ahl_fail_detail(err, AHL_EAUTH, AHL_SIGV4_FAIL_INVALID,
                                    "x-amz-content-sha256: " AHL_SIGV4_STREAMING_PAYLOAD
                                    " is not accepted by this service; sign the payload");
@@ -872,6 +872,7 @@ int ahl_sigv4_verify(struct ahl_sigv4_verifier *v, const struct ahl_sigv4_reques
     res->access_key[0] = '\0';
     res->presigned = 0;
     res->body_hash_to_check[0] = '\0';
+    res->streaming = 0;
 
     const char *authz = rq->header(rq->header_ctx, "authorization", 0);
     const char *amz_date, *token;
@@ -989,6 +990,14 @@ int ahl_sigv4_verify(struct ahl_sigv4_verifier *v, const struct ahl_sigv4_reques
         rc = ahl_fail_detail(err, AHL_EAUTH, AHL_SIGV4_FAIL_INVALID, SIGNATURE_MISMATCH);
         goto out;
     }
+    if (strcmp(hash, AHL_SIGV4_STREAMING_PAYLOAD) == 0) {
+        res->streaming = 1;
+        memcpy(res->signing_key, key, sizeof key);
+        memcpy(res->amz_date, amz_date, sizeof res->amz_date);
+        snprintf(res->scope, sizeof res->scope, "%s/%s/%s/aws4_request", auth.scope_date,
+                 auth.region, auth.service);
+        memcpy(res->seed_signature, sig, sizeof sig);
+    }
     rc = 0;
     goto out;
 toobig:
@@ -1007,6 +1016,7 @@ out : {
     ahl_buf_release(&sts);
     if (rc < 0) {
         res->access_key[0] = '\0';
+        res->streaming = 0;
         rc = as_auth_error(rc);
         if (err)
             err->code = rc; /* the record says what the caller is told */

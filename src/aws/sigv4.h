@@ -188,8 +188,10 @@ struct ahl_sigv4_config {
     enum ahl_sigv4_uri_mode uri_mode;
     int64_t max_skew_s;          /* allowed |request time - now|; 0 means 900 (15 minutes) */
     int allow_unsigned_payload;  /* accept x-amz-content-sha256: UNSIGNED-PAYLOAD */
-    int allow_streaming_payload; /* accept STREAMING-AWS4-HMAC-SHA256-PAYLOAD (not chunk-verified)
-                                  */
+    /* Accept STREAMING-AWS4-HMAC-SHA256-PAYLOAD on every request, leaving the chunks unchecked;
+     * a caller that decodes and verifies the chunks (chunked.h) sets allow_streaming on the
+     * requests it can do so for instead. */
+    int allow_streaming_payload;
     ahl_sigv4_secret_fn secret;
     void *secret_ctx;
 };
@@ -230,6 +232,9 @@ struct ahl_sigv4_request {
      * signature itself is not checked. A server uses it to turn away unsigned or unknown callers
      * without reading their body, then verifies the whole request once the body is in. */
     int credentials_only;
+    /* 1: accept STREAMING-AWS4-HMAC-SHA256-PAYLOAD on this request; the caller verifies the
+     * chunks with what the result's streaming members give it (chunked.h). */
+    int allow_streaming;
 };
 
 struct ahl_sigv4_result {
@@ -239,6 +244,14 @@ struct ahl_sigv4_result {
      * compare the body's SHA-256 with this before acting (constant time not needed; it is public).
      * "" when there is nothing left to check. */
     char body_hash_to_check[AHL_SHA256_HEX_LEN + 1];
+    /* The payload hash signed was STREAMING-AWS4-HMAC-SHA256-PAYLOAD: what verifying its chunks
+     * needs. signing_key is a secret: wipe it (ahl_sigv4_chunked_release does) once done. */
+    int streaming;
+    uint8_t signing_key[AHL_SHA256_LEN];
+    char amz_date[17];
+    char scope[9 + 2 * (AHL_SIGV4_MAX_SCOPE_PART + 1) + 12 +
+               1]; /* date8/region/service/aws4_request */
+    char seed_signature[AHL_SHA256_HEX_LEN + 1];
 };
 
 /* Copies cfg (the strings must outlive the verifier). 0 or AHL_EINVAL (no service or secret

@@ -85,6 +85,10 @@ static void usage(FILE *f)
             "                      past it, requests get a ThrottlingException (default 128)\n"
             "  --import-memory MiB memory that import jobs may spend decoding frames at once,\n"
             "                      all jobs and workers together (default 2048)\n"
+            "  --max-stow-spool MiB\n"
+            "                      disk that STOW-RS request bodies being received may take\n"
+            "                      at once, in DIR/tmp; past it, requests get a\n"
+            "                      ThrottlingException (default 4096)\n"
             "  --help              this text\n");
 }
 
@@ -144,7 +148,7 @@ int ahl_cmd_serve(int argc, char **argv)
     const char *viewer = NULL, *viewer_ds = NULL;
     unsigned workers = 0, port = 0;
     unsigned max_conns = 0, per_ip = 0, header_s = 0, idle_s = 0;
-    unsigned long body_mib = 0, import_mib = 0;
+    unsigned long body_mib = 0, import_mib = 0, spool_mib = 0;
     int no_per_ip = 0;
     char host[256], cred_path[4096];
     static struct ahl_api_credentials creds; /* large; one per process */
@@ -167,16 +171,27 @@ int ahl_cmd_serve(int argc, char **argv)
             continue;
         }
         static const char *const with_value[] = {
-            "--data-dir",         "--listen",
-            "--credentials",      "--region",
-            "--account-id",       "--s3-root",
-            "--s3-endpoint",      "--workers",
-            "--max-connections",  "--max-connections-per-ip",
-            "--header-timeout",   "--idle-timeout",
-            "--max-body-memory",  "--import-memory",
-            "--oidc-jwks",        "--oidc-issuer",
-            "--oidc-audience",    "--viewer",
-            "--viewer-datastore", NULL,
+            "--data-dir",
+            "--listen",
+            "--credentials",
+            "--region",
+            "--account-id",
+            "--s3-root",
+            "--s3-endpoint",
+            "--workers",
+            "--max-connections",
+            "--max-connections-per-ip",
+            "--header-timeout",
+            "--idle-timeout",
+            "--max-body-memory",
+            "--import-memory",
+            "--oidc-jwks",
+            "--oidc-issuer",
+            "--oidc-audience",
+            "--viewer",
+            "--viewer-datastore",
+            "--max-stow-spool",
+            NULL,
         };
         const char *name = NULL;
         for (int k = 0; with_value[k]; k++) {
@@ -234,9 +249,13 @@ int ahl_cmd_serve(int argc, char **argv)
                 const char *name;
                 unsigned long min, max;
             } limits[] = {
-                {"--max-connections", 16, 1000000},    {"--max-connections-per-ip", 0, 1000000},
-                {"--header-timeout", 1, 3600},         {"--idle-timeout", 1, 86400},
-                {"--max-body-memory", 2, 1024 * 1024}, {"--import-memory", 64, 1024 * 1024},
+                {"--max-connections", 16, 1000000},
+                {"--max-connections-per-ip", 0, 1000000},
+                {"--header-timeout", 1, 3600},
+                {"--idle-timeout", 1, 86400},
+                {"--max-body-memory", 2, 1024 * 1024},
+                {"--import-memory", 64, 1024 * 1024},
+                {"--max-stow-spool", 1, 1024 * 1024 * 1024},
             };
             char *end;
             unsigned long n = strtoul(v, &end, 10);
@@ -259,8 +278,10 @@ int ahl_cmd_serve(int argc, char **argv)
                 idle_s = (unsigned)n;
             else if (k == 4)
                 body_mib = n;
-            else
+            else if (k == 5)
                 import_mib = n;
+            else
+                spool_mib = n;
         }
     }
     if (parse_listen(listen_arg, host, sizeof host, &port) < 0) {
@@ -394,6 +415,7 @@ int ahl_cmd_serve(int argc, char **argv)
         .oidc_audience = oidc_audience,
         .viewer_dir = viewer,
         .viewer_datastore = viewer_ds,
+        .max_stow_spool = (uint64_t)spool_mib << 20,
     };
     struct ahl_runner_config rcfg = {.meta = meta,
                                      .data_dir = data_dir,

@@ -104,6 +104,10 @@ struct ahl_import_opts {
     /* A budget shared with other importers (it must outlive this one), or NULL for the
      * importer's own of memory_budget bytes. */
     struct ahl_import_budget *budget;
+    /* When set, only instances of this StudyInstanceUID are prepared: another study's instance
+     * fails with AHL_ECONFLICT (the input's fault) before any of its frames is stored. STOW-RS
+     * to one study (POST /studies/{study}) uses it. */
+    const char *study_uid;
 };
 
 /* What became of one object. */
@@ -117,6 +121,9 @@ struct ahl_import_result {
     uint32_t frames;                  /* frames stored */
     uint64_t bytes;                   /* size of the object read */
     char sop_instance_uid[65];        /* when known */
+    char sop_class_uid[65];           /* when known */
+    char study_instance_uid[65];      /* when known */
+    char series_instance_uid[65];     /* when known */
     char exception_type[40];          /* on failure: ahl_import_exception_type(customer_error) */
     bool customer_error;              /* on failure: the input is at fault (not the server) */
     char message[600];                /* on failure: the reason; else "" */

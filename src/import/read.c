@@ -432,6 +432,19 @@ int ahl_import_prepare_fd(struct ahl_importer *im, int fd, const char *name,
         goto out;
     }
     ahl_str_copy_cut(res->sop_instance_uid, sizeof res->sop_instance_uid, it->sop_uid);
+    ahl_str_copy_cut(res->study_instance_uid, sizeof res->study_instance_uid, it->study_uid);
+    ahl_str_copy_cut(res->series_instance_uid, sizeof res->series_instance_uid, it->series_uid);
+    const char *sop_class =
+        json_string_value(json_object_get(json_object_get(inst, "DICOM"), "SOPClassUID"));
+    ahl_str_copy_cut(res->sop_class_uid, sizeof res->sop_class_uid, sop_class ? sop_class : "");
+    if (im->study[0] && strcmp(im->study, it->study_uid) != 0) {
+        rc = ahl_fail(&err, AHL_ECONFLICT,
+                      "the instance belongs to study %.64s, not to study %s that the request "
+                      "names",
+                      it->study_uid, im->study);
+        ahl__import_res_fail(res, rc, &err, NULL);
+        goto out;
+    }
     if (f->pixel.present && (rc = import_frames(im, f, fd, inst, res, &err)) < 0) {
         ahl__import_res_fail(res, rc, &err, "pixel data: ");
         goto out;
