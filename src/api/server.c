@@ -165,6 +165,22 @@ static const char *codec_header(void *ctx, const char *name)
     return sigv4_header(ctx, name, 0);
 }
 
+/* The request as SigV4 reads it: the method, the raw target's path and query, the headers. */
+static struct ahl_sigv4_request sigv4_request(struct MHD_Connection *conn, const char *method,
+                                              const char *target)
+{
+    const char *q = strchr(target, '?');
+    return (struct ahl_sigv4_request){
+        .method = method,
+        .path = target,
+        .path_len = q ? (size_t)(q - target) : strlen(target),
+        .query = q ? q + 1 : NULL,
+        .query_len = q ? strlen(q + 1) : 0,
+        .header = sigv4_header,
+        .header_ctx = conn,
+    };
+}
+
 /* ---- credentials --------------------------------------------------------------------------- */
 
 static int lookup_secret(void *ctx, const char *access_key, const char *token, char *secret,
@@ -495,19 +511,10 @@ static void admit_stow(struct MHD_Connection *conn, struct request *rq, const ch
                        size_t path_len, uint64_t length, int bearer)
 {
     struct ahl_api_server *srv = rq->srv;
-    const char *q = strchr(rq->target, '?');
     const char *x = sigv4_header(conn, "x-amz-content-sha256", 0);
-    struct ahl_sigv4_request sreq = {
-        .method = method,
-        .path = rq->target,
-        .path_len = path_len,
-        .query = q ? q + 1 : NULL,
-        .query_len = q ? strlen(q + 1) : 0,
-        .header = sigv4_header,
-        .header_ctx = conn,
-        .credentials_only = !x, /* botocore's: the body's hash is signed, known at the end */
-        .allow_streaming = 1,
-    };
+    struct ahl_sigv4_request sreq = sigv4_request(conn, method, rq->target);
+    sreq.credentials_only = !x; /* botocore's: the body's hash is signed, known at the end */
+    sreq.allow_streaming = 1;
     struct ahl_sigv4_result sres = {.streaming = 0};
     struct ahl_err err;
     ahl_err_clear(&err);
@@ -618,16 +625,8 @@ static enum MHD_Result finish_stow(struct MHD_Connection *conn, struct request *
         return send_early(conn, rq);
     }
     if (!rq->authenticated) {
-        struct ahl_sigv4_request sreq = {
-            .method = method,
-            .path = path,
-            .path_len = strlen(path),
-            .query = q,
-            .query_len = q ? strlen(q) : 0,
-            .header = sigv4_header,
-            .header_ctx = conn,
-            .body_sha256_hex = hash,
-        };
+        struct ahl_sigv4_request sreq = sigv4_request(conn, method, rq->target);
+        sreq.body_sha256_hex = hash;
         struct ahl_sigv4_result sres;
         if (ahl_sigv4_verify(&srv->verifier, &sreq, ahl_now_ms() / 1000, &sres, &err, NULL) < 0) {
             stow_refuse(rq, &err);
@@ -703,16 +702,8 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
     }
     ahl_sha256_hex(rq->body.data, rq->body.len, body_hash);
     if (!rq->authenticated) {
-        struct ahl_sigv4_request sreq = {
-            .method = method,
-            .path = path,
-            .path_len = path_len,
-            .query = q,
-            .query_len = q ? strlen(q) : 0,
-            .header = sigv4_header,
-            .header_ctx = conn,
-            .body_sha256_hex = body_hash,
-        };
+        struct ahl_sigv4_request sreq = sigv4_request(conn, method, rq->target);
+        sreq.body_sha256_hex = body_hash;
         struct ahl_sigv4_result sres;
         if (ahl_sigv4_verify(&srv->verifier, &sreq, ahl_now_ms() / 1000, &sres, &err, NULL) < 0) {
             const char *type = ahl_api_auth_error_type(&err);
@@ -996,15 +987,7 @@ static void admit(struct MHD_Connection *conn, struct request *rq, const char *m
         return;
     }
     const char *x = sigv4_header(conn, "x-amz-content-sha256", 0);
-    struct ahl_sigv4_request sreq = {
-        .method = method,
-        .path = rq->target,
-        .path_len = path_len,
-        .query = q ? q + 1 : NULL,
-        .query_len = q ? strlen(q + 1) : 0,
-        .header = sigv4_header,
-        .header_ctx = conn,
-    };
+    struct ahl_sigv4_request sreq = sigv4_request(conn, method, rq->target);
     /* Without a body its hash is known now; with x-amz-content-sha256 the signature covers the
      * hash the body must have, checked once it is in. Otherwise only the credentials can be. */
     if (length == 0)
