@@ -454,6 +454,76 @@ out:
     return rc < 0 ? ahl_fail(err, AHL_ENOMEM, "could not encode the store response") : 0;
 }
 
+/* The kept importer of data store ds (opened when there is none), marked in use; when every
+ * slot is in use, an importer of the request's own (*own set: close it after). */
+static int importer_get(struct ahl_api_service *svc, const char *ds, struct ahl_importer **out,
+                        bool *own, struct ahl_err *err)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s/tmp", svc->data_dir);
+    struct ahl_import_opts opts = {.frames = &svc->frames,
+                                   .lock_dir = svc->data_dir,
+                                   .tmp_dir = tmp,
+                                   .budget = &svc->stow_budget};
+    struct ahl__stow_importer *slot = NULL;
+    *own = false;
+    pthread_mutex_lock(&svc->stow_mu);
+    for (size_t i = 0; i < AHL__STOW_IMPORTERS; i++) {
+        struct ahl__stow_importer *e = &svc->stow_importers[i];
+        if (e->im && !strcmp(e->ds, ds)) {
+            e->users++;
+            e->used = ++svc->stow_clock;
+            *out = e->im;
+            pthread_mutex_unlock(&svc->stow_mu);
+            return 0;
+        }
+        if (!e->users && (!slot || !e->im || (slot->im && e->used < slot->used)))
+            slot = e;
+    }
+    /* The slot is claimed before the importer is opened outside the lock. */
+    struct ahl_importer *old = NULL;
+    if (slot) {
+        old = slot->im;
+        slot->im = NULL;
+        slot->users = 1;
+    }
+    pthread_mutex_unlock(&svc->stow_mu);
+    ahl_importer_close(old);
+    int rc = ahl_importer_open(svc->meta, ds, &opts, out, err);
+    pthread_mutex_lock(&svc->stow_mu);
+    if (slot && rc == 0) {
+        memcpy(slot->ds, ds, sizeof slot->ds);
+        slot->im = *out;
+        slot->used = ++svc->stow_clock;
+    } else if (slot) {
+        slot->users = 0;
+    }
+    pthread_mutex_unlock(&svc->stow_mu);
+    *own = rc == 0 && !slot;
+    return rc;
+}
+
+static void importer_put(struct ahl_api_service *svc, struct ahl_importer *im, bool own)
+{
+    if (own) {
+        ahl_importer_close(im);
+        return;
+    }
+    pthread_mutex_lock(&svc->stow_mu);
+    for (size_t i = 0; i < AHL__STOW_IMPORTERS; i++)
+        if (svc->stow_importers[i].im == im)
+            svc->stow_importers[i].users--;
+    pthread_mutex_unlock(&svc->stow_mu);
+}
+
+void ahl__stow_close_importers(struct ahl_api_service *svc)
+{
+    for (size_t i = 0; i < AHL__STOW_IMPORTERS; i++) {
+        ahl_importer_close(svc->stow_importers[i].im);
+        svc->stow_importers[i].im = NULL;
+    }
+}
+
 int ahl__stow_store(struct ahl_api_service *svc, struct ahl__stow *st,
                     struct ahl__dicomweb_request *rq, struct ahl_api_resp *resp,
                     struct ahl_err *err)
@@ -461,21 +531,18 @@ int ahl__stow_store(struct ahl_api_service *svc, struct ahl__stow *st,
     struct ahl_importer *im = NULL;
     struct ahl_import_batch *b = NULL;
     struct outcome *o = calloc(st->nparts, sizeof *o);
-    char tmp[1100], base[400], path[1300];
+    char base[400], path[1300];
+    bool own = false;
     int rc;
     if (!o)
         return ahl_fail(err, AHL_ENOMEM, "out of memory");
-    snprintf(tmp, sizeof tmp, "%s/tmp", svc->data_dir);
-    struct ahl_import_opts opts = {.frames = &svc->frames,
-                                   .lock_dir = svc->data_dir,
-                                   .tmp_dir = tmp,
-                                   .budget = &svc->stow_budget,
-                                   .study_uid = st->study[0] ? st->study : NULL};
     if (!svc->frames_ready) {
         rc = ahl_fail(err, AHL_EINTERNAL, "the server has no data directory to store into");
         goto out;
     }
-    if ((rc = ahl_importer_open(svc->meta, st->ds, &opts, &im, err)) < 0)
+    /* Checked again: the data store may have been deleted while the body was received. */
+    if ((rc = ahl__api_require_datastore(svc, st->ds, NULL, err)) < 0 ||
+        (rc = importer_get(svc, st->ds, &im, &own, err)) < 0)
         goto out;
     if ((rc = ahl_import_batch_new(im, on_done, o, &b)) < 0) {
         rc = ahl_fail(err, rc, "out of memory");
@@ -495,7 +562,8 @@ int ahl__stow_store(struct ahl_api_service *svc, struct ahl__stow *st,
         }
         struct ahl_import_item *it;
         struct ahl_import_result res;
-        if (ahl_import_prepare_fd(im, fd, path, &it, &res) < 0) {
+        if (ahl_import_prepare_fd_of_study(im, fd, path, st->study[0] ? st->study : NULL, &it,
+                                           &res) < 0) {
             o[i].res = res;
             o[i].done = true;
         } else {
@@ -513,7 +581,8 @@ int ahl__stow_store(struct ahl_api_service *svc, struct ahl__stow *st,
     rc = respond(st, base, o, rq, resp, err);
 out:
     ahl_import_batch_free(b);
-    ahl_importer_close(im);
+    if (im)
+        importer_put(svc, im, own);
     free(o);
     return rc;
 }

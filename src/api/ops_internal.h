@@ -27,7 +27,9 @@
 #include "meta/meta.h"
 #include "store/store.h"
 
-/* What an operation runs against. Read-only after start. */
+#define AHL__STOW_IMPORTERS 8
+
+/* What an operation runs against. Read-only after start, but for the STOW-RS importers. */
 struct ahl_api_service {
     struct ahl_meta *meta;
     struct ahl_store *store;
@@ -44,6 +46,17 @@ struct ahl_api_service {
     void *job_ctx;
     /* Frame memory of STOW-RS imports, all requests together; valid when frames_ready. */
     struct ahl_import_budget stow_budget;
+    /* STOW-RS importers of the data stores stored into lately, kept across requests so that
+     * their candidate caches spare each request re-reading its series' image set (import.h).
+     * Guarded by stow_mu; an entry in use (users > 0) is never closed. */
+    pthread_mutex_t stow_mu;
+    struct ahl__stow_importer {
+        char ds[AHL_ID_LEN + 1];
+        struct ahl_importer *im;
+        unsigned users;
+        uint64_t used;
+    } stow_importers[AHL__STOW_IMPORTERS];
+    uint64_t stow_clock;
 };
 
 struct ahl_api_resp {
@@ -253,5 +266,7 @@ int ahl__stow_store(struct ahl_api_service *svc, struct ahl__stow *st,
 void ahl__stow_free(struct ahl__stow *st);
 /* Removes spools a previous process left (DATA_DIR/tmp/stow-*) at start. */
 void ahl__stow_sweep(const char *data_dir);
+/* Closes the kept importers (at server stop, when no request runs). */
+void ahl__stow_close_importers(struct ahl_api_service *svc);
 
 #endif /* AHL_API_OPS_INTERNAL_H */

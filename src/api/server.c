@@ -1366,6 +1366,7 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
         if ((rc = ahl_framestore_open(&srv->svc.frames, root, err)) < 0)
             goto fail;
         ahl_import_budget_init(&srv->svc.stow_budget, 0);
+        pthread_mutex_init(&srv->svc.stow_mu, NULL);
         srv->svc.frames_ready = 1;
     }
     struct ahl_sigv4_config scfg = {
@@ -1502,7 +1503,10 @@ void ahl_api_server_stop(struct ahl_api_server *srv)
     ahl_oidc_close(srv->oidc);
     if (srv->viewer.root >= 0)
         close(srv->viewer.root);
-    if (srv->svc.frames_ready)
+    if (srv->svc.frames_ready) {
+        ahl__stow_close_importers(&srv->svc);
+        pthread_mutex_destroy(&srv->svc.stow_mu);
         ahl_import_budget_release(&srv->svc.stow_budget);
+    }
     free(srv);
 }

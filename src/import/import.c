@@ -71,10 +71,6 @@ int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,
     ahl_import_budget_init(&im->own_budget, opts->memory_budget);
     im->budget = opts->budget ? opts->budget : &im->own_budget;
     im->batch_max = opts->batch_max ? opts->batch_max : AHL_IMPORT_BATCH_DEFAULT;
-    if (opts->study_uid && ahl_str_copy(im->study, sizeof im->study, opts->study_uid) < 0) {
-        rc = ahl_fail(err, AHL_EINVAL, "the study to import into is not a UID");
-        goto out;
-    }
     if (ahl_str_copy(im->ds, sizeof im->ds, datastore_id) < 0) {
         rc = ahl_fail(err, AHL_ENOTFOUND, "data store %.40s does not exist", datastore_id);
         goto out;

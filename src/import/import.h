@@ -104,10 +104,6 @@ struct ahl_import_opts {
     /* A budget shared with other importers (it must outlive this one), or NULL for the
      * importer's own of memory_budget bytes. */
     struct ahl_import_budget *budget;
-    /* When set, only instances of this StudyInstanceUID are prepared: another study's instance
-     * fails with AHL_ECONFLICT (the input's fault) before any of its frames is stored. STOW-RS
-     * to one study (POST /studies/{study}) uses it. */
-    const char *study_uid;
 };
 
 /* What became of one object. */
@@ -163,6 +159,12 @@ int ahl_import_prepare_fd(struct ahl_importer *im, int fd, const char *name,
                           struct ahl_import_item **out, struct ahl_import_result *res);
 int ahl_import_prepare_path(struct ahl_importer *im, const char *path, const char *name,
                             struct ahl_import_item **out, struct ahl_import_result *res);
+/* As ahl_import_prepare_fd, for an object that must belong to study (STOW-RS to one study, POST
+ * /studies/{study}): an instance of another study fails with AHL_ECONFLICT (the input's fault)
+ * before any of its frames is stored. study NULL: any. */
+int ahl_import_prepare_fd_of_study(struct ahl_importer *im, int fd, const char *name,
+                                   const char *study, struct ahl_import_item **out,
+                                   struct ahl_import_result *res);
 void ahl_import_item_free(struct ahl_import_item *it);
 
 /* Both stages for one object, committed on its own. Returns res->rc. */

@@ -36,7 +36,6 @@ struct ahl_importer {
     struct ahl_framestore fs;
     char lock_dir[1024]; /* "" when only in-process locking applies */
     char tmp_dir[1024];
-    char study[65]; /* only this study's instances are prepared ("": any) */
     unsigned batch_max;
     /* Candidates of recently written primary sets (their documents without Instances), so a
      * series committed in several batches is not re-read, whole, before each batch. An entry

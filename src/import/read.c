@@ -390,8 +390,9 @@ int ahl__import_doc_parts(json_t *doc, const char **study, const char **series, 
     return json_is_object(*inst) ? 0 : AHL_EINVAL;
 }
 
-int ahl_import_prepare_fd(struct ahl_importer *im, int fd, const char *name,
-                          struct ahl_import_item **out, struct ahl_import_result *res)
+int ahl_import_prepare_fd_of_study(struct ahl_importer *im, int fd, const char *name,
+                                   const char *study, struct ahl_import_item **out,
+                                   struct ahl_import_result *res)
 {
     struct ahl_dcm_file *f = NULL;
     struct ahl_import_item *it = NULL;
@@ -437,11 +438,11 @@ int ahl_import_prepare_fd(struct ahl_importer *im, int fd, const char *name,
     const char *sop_class =
         json_string_value(json_object_get(json_object_get(inst, "DICOM"), "SOPClassUID"));
     ahl_str_copy_cut(res->sop_class_uid, sizeof res->sop_class_uid, sop_class ? sop_class : "");
-    if (im->study[0] && strcmp(im->study, it->study_uid) != 0) {
+    if (study && strcmp(study, it->study_uid) != 0) {
         rc = ahl_fail(&err, AHL_ECONFLICT,
-                      "the instance belongs to study %.64s, not to study %s that the request "
+                      "the instance belongs to study %.64s, not to study %.64s that the request "
                       "names",
-                      it->study_uid, im->study);
+                      it->study_uid, study);
         ahl__import_res_fail(res, rc, &err, NULL);
         goto out;
     }
@@ -457,6 +458,12 @@ out:
     ahl_dcm_file_free(f);
     ahl_import_item_free(it);
     return rc;
+}
+
+int ahl_import_prepare_fd(struct ahl_importer *im, int fd, const char *name,
+                          struct ahl_import_item **out, struct ahl_import_result *res)
+{
+    return ahl_import_prepare_fd_of_study(im, fd, name, NULL, out, res);
 }
 
 int ahl_import_prepare_path(struct ahl_importer *im, const char *path, const char *name,

@@ -41,7 +41,8 @@ FILES = {}  # name -> path of the generated inputs
 
 # System Python (pydicom): argv[1] the output directory. Writes ct_conflict.dcm (the CT with
 # another PatientID and SOPInstanceUID: same study and series, inconsistent) and
-# ct_other_study.dcm (the CT moved to another study).
+# ct_other_study.dcm (the CT moved to another study); ct_second.dcm (another instance of the CT's
+# series, consistent with it).
 _MAKE = r'''
 import sys, os
 import pydicom
@@ -51,6 +52,10 @@ ds.PatientID = 'STOW-CONFLICT'
 ds.SOPInstanceUID = ds.SOPInstanceUID + '.7'
 ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
 ds.save_as(os.path.join(sys.argv[1], 'ct_conflict.dcm'))
+ds = pydicom.dcmread(src)
+ds.SOPInstanceUID = ds.SOPInstanceUID + '.8'
+ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+ds.save_as(os.path.join(sys.argv[1], 'ct_second.dcm'))
 ds = pydicom.dcmread(src)
 ds.StudyInstanceUID = '1.2.826.0.1.3680043.8.498.777'
 ds.SeriesInstanceUID = '1.2.826.0.1.3680043.8.498.777.1'
@@ -71,7 +76,7 @@ def setUpModule():
                        timeout=60)
     assert p.returncode == 0, p.stderr
     FILES['ct_study'] = p.stdout.strip()
-    for name in ('ct_conflict.dcm', 'ct_other_study.dcm'):
+    for name in ('ct_conflict.dcm', 'ct_other_study.dcm', 'ct_second.dcm'):
         FILES[name] = os.path.join(out, name)
     with open(CT, 'rb') as f:
         ct = f.read()
@@ -382,6 +387,26 @@ class StoreDICOM(unittest.TestCase):
         self.assertEqual(props['jobStatus'], 'COMPLETED', props.get('message'))
         self.assertEqual(sorted(image_sets(stow_ds).values()),
                          sorted(image_sets(job_ds).values()))
+
+    def test_7_concurrent_requests_make_one_primary_set(self):
+        import threading
+        ds = new_datastore('stow-concurrent')
+        results = []
+
+        def one(path):
+            body, ctype = multipart([('application/dicom', read(path))])
+            results.append(store(ds, body, ctype)[0])
+        threads = [threading.Thread(target=one, args=(p,))
+                   for p in (CT, FILES['ct_second.dcm']) * 3]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(results, [200] * 6)
+        sets = list(image_sets(ds).values())
+        self.assertEqual(len(sets), 1, sets)
+        self.assertEqual(len(sets[0][2]), 2)
+        self.assertTrue(sets[0][3])
 
 
 class Limits(unittest.TestCase):
