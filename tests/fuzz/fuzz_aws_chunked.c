@@ -53,13 +53,7 @@ static int decode(const uint8_t *p, size_t n, uint64_t declared, unsigned seed,
     ahl_sigv4_chunked_init(&d, &res, declared);
     size_t off = 0;
     while (rc == 0 && off < n) {
-        size_t piece = n - off;
-        if (seed) {
-            seed = seed * 1103515245u + 12345u;
-            piece = 1 + (seed >> 16) % 97;
-            if (piece > n - off)
-                piece = n - off;
-        }
+        size_t piece = fuzz_piece(&seed, n - off);
         rc = ahl_sigv4_chunked_feed(&d, p + off, piece, sink, &o, &err);
         off += piece;
     }

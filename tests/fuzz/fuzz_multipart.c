@@ -65,13 +65,7 @@ static int parse(const char *boundary, const uint8_t *p, size_t n, unsigned seed
         rc = ahl_multipart_init(&mp, boundary, &cbs, &s, &err);
     size_t off = 0;
     while (rc == 0 && off < n) {
-        size_t piece = n - off;
-        if (seed) {
-            seed = seed * 1103515245u + 12345u;
-            piece = 1 + (seed >> 16) % 83;
-            if (piece > n - off)
-                piece = n - off;
-        }
+        size_t piece = fuzz_piece(&seed, n - off);
         rc = ahl_multipart_feed(&mp, p + off, piece, &err);
         off += piece;
     }
