@@ -29,7 +29,8 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ahltest  # noqa: E402
-from test_dicomweb_wado import parts_of, frame_hash  # noqa: E402
+from test_dicomweb_wado import frame_hash  # noqa: E402
+from ahltest import parts_of  # noqa: E402
 
 SAMPLES = '/usr/lib/python3/dist-packages/pydicom/data/test_files'
 CT = os.path.join(SAMPLES, 'CT_small.dcm')
