@@ -1,5 +1,5 @@
 """A full disk: writes are refused with an InternalServerException saying the disk is full (not
-an I/O error), reads go on, and the server starts on the full disk, both with the WAL of a server
+an I/O error), reads go on (DICOMweb retrieve of a small instance too), and the server starts on the full disk, both with the WAL of a server
 stopped on it and after a clean stop (then read-only).
 
 The data directory is a 16 MB tmpfs mounted in a private mount namespace: the test re-runs itself
@@ -13,6 +13,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ahltest  # noqa: E402
 
 SAMPLE = '/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm'
+CT_STUDY = '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322'
+CT_SERIES = '1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322'
+CT_SOP = '1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322'
 
 if os.environ.get('AHL_DISK_FULL_NS') != '1':
     # A private mount namespace, so that the tmpfs is seen by this test and its server only.
@@ -91,6 +94,12 @@ class DiskFull(unittest.TestCase):
         self.assertEqual(mi.get_image_set(datastoreId=ds, imageSetId=sid)['versionId'], '1')
         blob = mi.get_image_set_metadata(datastoreId=ds, imageSetId=sid)['imageSetMetadataBlob']
         self.assertGreater(len(blob.read()), 100)
+        # A DICOMweb retrieve of the CT (39 KB, spooled in memory) is answered too.
+        status, headers, body = ahltest.raw(
+            'GET', mi.meta.endpoint_url, '/datastore/%s/studies/%s/series/%s/instances/%s' % (
+                ds, CT_STUDY, CT_SERIES, CT_SOP))
+        self.assertEqual(status, 200, body[:300])
+        self.assertEqual(body[128:132], b'DICM')
 
     def test_full_disk(self):
         first = self.start()
