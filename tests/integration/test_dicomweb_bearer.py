@@ -164,7 +164,13 @@ class Bearer(unittest.TestCase):
         # With ahilite:write the request gets past authentication to the resource itself.
         status, _, body = bearer('POST', stow, token(RSA, 'ahilite:write'), body=b'x' * 100,
                                  headers={'Content-Type': 'application/dicom'})
-        self.assertNotIn(status, (401, 403), body)
+        self.assertEqual(status, 409, body)  # stored nothing: the body is not DICOM
+        self.assertEqual(json.loads(body)['00081198']['Value'][0]['00081197']['Value'], [0xC000])
+        with open(os.path.join(SAMPLES, CT), 'rb') as f:
+            status, _, body = bearer('POST', stow, token(RSA, 'ahilite:write'), body=f.read(),
+                                     headers={'Content-Type': 'application/dicom'})
+        self.assertEqual(status, 200, body)  # STOW-RS with a token (an unchanged re-store)
+        self.assertEqual(json.loads(body)['00081199']['Value'][0]['00081155']['Value'], [SOP])
         for scope in (None, '', 'openid profile', 'ahilite:reader', 'AHILITE:READ'):
             with self.subTest(scope=scope):
                 status, headers, body = bearer('GET', series_path(), token(RSA, scope))

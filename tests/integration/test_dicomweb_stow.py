@@ -7,7 +7,7 @@ raw body); as multipart/related bodies signed by botocore's SigV4Auth (the body'
 signature, or in x-amz-content-sha256); and aws-chunked, signed chunk by chunk by the signer
 below, written from the S3 SigV4 streaming specification (botocore has none for this service).
 Stored instances are read back through GetImageSetMetadata and DICOMweb (metadata, and frames
-compared byte for byte with the source's pixel data); the grouping into primary and non-primary
+compared byte for byte with the source's pixel data) and DICOMweb search; the grouping into primary and non-primary
 image sets is compared with an import job of the same files. Bad parts (not DICOM, truncated,
 another study, not application/dicom) fail alone with PS3.18 reasons; a tampered chunk or body
 is 403 and stores nothing; a truncated or mis-sized chunked stream is 400; wrong content types
@@ -250,6 +250,11 @@ class StoreDICOM(unittest.TestCase):
         self.assertEqual(st, 200, b)
         [(_, frame)] = parts_of(h, b)
         self.assertEqual(hashlib.sha256(frame).hexdigest(), frame_hash(CT, 0))
+        # And found by DICOMweb search (QIDO-RS) at once.
+        st, h, b = ahltest.raw('GET', SRV.endpoint, '/datastore/%s/studies' % ds,
+                               'StudyInstanceUID=' + FILES['ct_study'])
+        self.assertEqual(st, 200, b)
+        self.assertEqual([s['0020000D']['Value'][0] for s in json.loads(b)], [FILES['ct_study']])
 
         # The documentation's header for a raw body: STREAMING-... with the decoded length.
         p = subprocess.run(base + ['-H', 'x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
