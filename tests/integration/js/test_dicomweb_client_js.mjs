@@ -14,14 +14,16 @@
 // searchForSeries and searchForInstances (QIDO-RS) find the imported studies, series and instances. The same client with an OIDC
 // bearer token instead (its `headers` option; the server started with --oidc-jwks, the RS256 key
 // and the token made here with node's crypto) reads the same, and a token that has expired or was
-// signed by another key is a 401.
+// signed by another key is a 401. storeInstances (STOW-RS, a multipart/related body) stores new
+// instances, signed by the hook (the body's hash in the signature) or with a bearer token of
+// scope ahilite:write (one of ahilite:read is refused), and the calls above read them back.
 // retrieveInstance (GetDICOMInstance, asked for as multipart/related; type="application/dicom")
 // gives a Part-10 file in Explicit VR Little Endian whose frames are the source's pixels.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -271,6 +273,57 @@ test('searchForStudies, searchForSeries and searchForInstances find the imported
   assert.deepEqual(instances.map((i) => i['00080018'].Value[0]), [s.sop]);
   assert.equal(instances[0]['00280010'].Value[0], 128);
   assert.deepEqual(await dw.searchForStudies({ queryParams: { PatientID: 'nobody' } }), []);
+});
+
+// Copies of sample files with new UIDs, written by the system Python into dir.
+const COPY_WITH_NEW_UIDS = `
+import sys, pydicom
+from pydicom.uid import generate_uid
+out = sys.argv[1]
+study = generate_uid(prefix=None)  # 2.25.<uuid>: room for the suffixes below
+for k, path in enumerate(sys.argv[2:]):
+    ds = pydicom.dcmread(path)
+    ds.StudyInstanceUID = study
+    ds.SeriesInstanceUID = study + '.%d' % (k + 1)
+    ds.SOPInstanceUID = ds.SeriesInstanceUID + '.1'
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as('%s/%d.dcm' % (out, k))
+`;
+
+test('storeInstances stores what the retrieve calls then read', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ahl-stow-js-'));
+  try {
+    await run(SYS_PY, ['-c', COPY_WITH_NEW_UIDS, dir, TF + 'MR_small.dcm', TF + 'SC_rgb_rle_2frame.dcm']);
+    const files = readdirSync(dir).sort().map((f) => join(dir, f));
+    const made = JSON.parse((await run(SYS_PY, [NATIVE, ...files], { maxBuffer: 64 << 20 })).stdout);
+    const bytes = (f) => { const b = readFileSync(f); return b.buffer.slice(b.byteOffset, b.byteOffset + b.length); };
+    await assert.rejects(client({ bearer: token() }).storeInstances({ datasets: [bytes(files[0])] }),
+      (e) => e.status === 403);
+    const stored = [
+      await client().storeInstances({ datasets: [bytes(files[0])] }),
+      await client({ bearer: token({ scope: 'ahilite:write' }) }).storeInstances({ datasets: [bytes(files[1])] }),
+    ];
+    for (const [k, answer] of stored.entries()) {
+      const json = typeof answer === 'string' ? JSON.parse(answer) : answer;
+      const refs = json['00081199'].Value;
+      assert.equal(refs.length, 1);
+      assert.equal(refs[0]['00081155'].Value[0], made[files[k]].sop);
+      assert.ok(!json['00081198'] || !json['00081198'].Value, JSON.stringify(json));
+    }
+    const dw = client();
+    for (const f of files) {
+      const s = made[f];
+      const series = await dw.retrieveSeriesMetadata({ studyInstanceUID: s.study, seriesInstanceUID: s.series });
+      assert.deepEqual(await differencesFromSource(f, series), [], f);
+      const parts = await dw.retrieveInstanceFrames({
+        studyInstanceUID: s.study, seriesInstanceUID: s.series, sopInstanceUID: s.sop,
+        frameNumbers: s.frames.map((_, i) => i + 1),
+      });
+      assert.deepEqual(parts.map(sha256), s.frames, f);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('retrieveInstance gives a Part-10 file of the source pixels', async () => {
