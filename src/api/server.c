@@ -518,6 +518,7 @@ static void admit_stow(struct MHD_Connection *conn, struct request *rq, const ch
     struct ahl_sigv4_result sres = {.streaming = 0};
     struct ahl_err err;
     ahl_err_clear(&err);
+    /* Refused from its headers, a body too large to drain is not read: the connection closes. */
     rq->close_after = length > REJECT_DRAIN;
     if (bearer) {
         x = NULL; /* nothing of SigV4 applies */
@@ -583,6 +584,8 @@ static void admit_stow(struct MHD_Connection *conn, struct request *rq, const ch
     }
     if (ahl__stow_begin(&srv->svc, &a, &rq->stow, &err) < 0)
         stow_refuse(rq, &err);
+    else
+        rq->close_after = 0; /* accepted: the connection is kept for the next request */
     /* The decoder has its own copy of the signing key. */
     volatile uint8_t *wipe = sres.signing_key;
     for (size_t i = 0; i < sizeof sres.signing_key; i++)

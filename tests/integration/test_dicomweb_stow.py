@@ -478,6 +478,21 @@ class Limits(unittest.TestCase):
         self.assertEqual(spool_entries(), [])
         self.assertEqual(image_sets(ds), {})
 
+    def test_5_connection_kept_after_large_bodies(self):
+        ds = new_datastore('stow-keepalive')
+        payload, ctype = multipart([('application/dicom', read(CT)),
+                                    ('application/dicom', b'\0' * (200 << 10))])
+        c = http.client.HTTPConnection(urllib.parse.urlparse(SRV.endpoint).netloc, timeout=60)
+        for _ in range(2):
+            path, headers, body = chunked_request(ds, payload, ctype)
+            headers.pop('host')
+            c.request('POST', path, body=body, headers=headers)
+            r = c.getresponse()
+            self.assertEqual(r.status, 202, r.read())
+            self.assertNotEqual((r.getheader('Connection') or '').lower(), 'close')
+            r.read()
+        c.close()
+
     def test_4_large_body_bounded_memory(self):
         """A 300 MB aws-chunked body (one CT and a 300 MB part that is not DICOM) is spooled
         to disk: the server's peak RSS grows by far less than the body."""
