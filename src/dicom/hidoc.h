@@ -15,10 +15,11 @@
  *   "Phonetic"} objects for PN, "GGGGEEEE" strings for AT, item objects for SQ.
  * - "InlineBinary": the stored base64 for OB OD OF OL OV OW UN.
  * - only "vr" for an empty (null) value or a sequence without items.
- * The VR is DICOMVRs' for a hex key, else the dictionary's; where the dictionary allows several
- * it is chosen from the value: a base64 string takes the first byte VR offered, except that
- * "OB or OW" is OW unless WaveformBitsAllocated in the same map is 8 or less; and "US or SS"
- * (and the like) is SS when a value is negative or PixelRepresentation is 1. A keyword
+ * The VR is chosen by docvr.h, as the Part-10 writer chooses it: DICOMVRs' for a hex key, else
+ * the dictionary's; where the dictionary allows several, from the value (a base64 string: the
+ * first byte VR offered, "OB or OW" being OW unless WaveformBitsAllocated in the same map is 8
+ * or less; "US or SS": SS when a value is negative, or PixelRepresentation is 1 and every value
+ * fits). A keyword
  * the dictionary does not know, and the file meta group (0002), are left out: DICOMweb metadata
  * describes the dataset, not the file it came in.
  * Pixel data is not in the document: with opts->pixel_bulk_uri, (7FE0,0010) is added as

@@ -1,6 +1,7 @@
 /* The DICOM Part-10 writer: the inverse of the normalizer (normalize.h). From an image set's
  * HealthImaging metadata document and one SOPInstanceUID it writes that instance as a Part-10 file
- * in Explicit VR Little Endian:
+ * whose dataset is in Explicit VR Little Endian (the pixel data native, or encapsulated for a
+ * compressed transfer syntax the caller names):
  *
  *   128-byte zero preamble, "DICM", the file meta group (0002), then the attributes of the
  *   Patient, Study, Series and Instance levels merged and in ascending tag order, with the pixel
@@ -8,18 +9,21 @@
  *
  * File meta group. (0002,0000) group length, (0002,0001) version 00 01, (0002,0002)
  * MediaStorageSOPClassUID = the instance's SOPClassUID, (0002,0003) MediaStorageSOPInstanceUID =
- * the SOPInstanceUID, (0002,0010) TransferSyntaxUID = Explicit VR Little Endian, (0002,0012)
+ * the SOPInstanceUID, (0002,0010) TransferSyntaxUID = Explicit VR Little Endian or
+ * opts->transfer_syntax, (0002,0012)
  * ImplementationClassUID = AHL_P10_IMPLEMENTATION_CLASS_UID and (0002,0013)
  * ImplementationVersionName = AHL_P10_IMPLEMENTATION_VERSION_NAME. Other group-0002 attributes
  * the document holds (SourceApplicationEntityTitle, ...) are written as they are.
  *
  * Attributes. Only the "DICOM" maps are read, so HealthImaging's generated keys (ImageFrames,
  * StoredTransferSyntaxUID, ChecksumType, ...) never reach the file. A key is a PS3.6 keyword or
- * 8 hex digits; the VR of a hex key is its "DICOMVRs" entry (the dictionary's when there is none,
- * else UN); the VR of a keyword is the dictionary's, and where the dictionary allows several
- * ("US or SS", "OB or OW") the one that fits the value: a sequence for an array of objects, a
- * byte VR for a base64 string, SS for integers when one is negative, or when PixelRepresentation
- * is 1 and all fit SS (else US). Integers that do not fit their VR are refused, not truncated.
+ * 8 hex digits; the VR is chosen by docvr.h, as the DICOM JSON of DICOMweb chooses it: the hex
+ * key's "DICOMVRs" entry, else the dictionary's (UN for an unknown tag), and where the dictionary
+ * allows several ("US or SS", "OB or OW") the one that fits the value: a sequence for an array
+ * of objects, a byte VR for a base64 string (OW for "OB or OW" unless the item's
+ * WaveformBitsAllocated is 8 or less), SS for integers when one is negative, or when
+ * PixelRepresentation is 1 and all fit SS (else US). Integers that do not fit their VR are
+ * refused, not truncated.
  * An attribute present at two levels is written once, from the lowest level. Group lengths
  * (gggg,0000), item and delimiter tags and pixel data tags in the document are left out.
  * Values: text joined with '\' (null components empty), padded to even length with a space (UI:
@@ -30,7 +34,9 @@
  *
  * Pixel data. This module decodes nothing (dicom/ sits below frames/ and blob/): the caller says
  * how long the value is and writes it through a callback, one frame at a time, so the file is
- * never held in memory whole. A value of odd length gets a zero pad byte.
+ * never held in memory whole. A value of odd length gets a zero pad byte. Encapsulated pixel data
+ * is written as an undefined-length OB with an empty Basic Offset Table and one fragment per call
+ * of ahl_p10_fragment.
  *
  * Output goes to a sink callback (ahl_p10_sink_fd writes to a descriptor). Memory: the non-pixel
  * attributes are encoded into one buffer (at most AHL_P10_MAX_HEADER bytes) before they are
