@@ -344,6 +344,10 @@ class StoreDICOM(unittest.TestCase):
         st, _, b = send(*chunked_request(ds, payload, ctype, chunk=4096))
         self.assertEqual(st, 200, b)
         self.assertEqual(len(seq(json.loads(b), '00081199')), 2)
+        # The same as HTTP/1.1 chunked transfer coding (no Content-Length): a generator body.
+        path, headers, body = chunked_request(ds, payload, ctype, chunk=4096)
+        st, _, b = send(path, headers, (body[i:i + 1000] for i in range(0, len(body), 1000)))
+        self.assertEqual(st, 200, b)
         # aws-chunked without the streaming payload hash is refused.
         _, _, body = chunked_request(ds, payload, ctype)
         st, _, b = store(ds, body, ctype, headers={'Content-Encoding': 'aws-chunked'})
@@ -477,6 +481,24 @@ class Limits(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(spool_entries(), [])
         self.assertEqual(image_sets(ds), {})
+
+    def test_6_spool_budget(self):
+        """--max-stow-spool 1: a 2 MiB body is 429 before it is read, a small one passes."""
+        srv = ahltest.Server(extra_args=['--max-stow-spool', '1'])
+        try:
+            ds = ahltest.create_active_datastore(ahltest.boto3_client(srv), 'stow-budget')
+            path = '/datastore/%s/studies' % ds
+            big, ctype = multipart([('application/dicom', b'\0' * (2 << 20))])
+            st, h, b = ahltest.raw('POST', srv.endpoint, path, body=big,
+                                   headers={'Content-Type': ctype})
+            self.assertEqual(st, 429, b[:300])
+            self.assertEqual(h['x-amzn-errortype'], 'ThrottlingException')
+            small, ctype = multipart([('application/dicom', read(CT))])
+            st, h, b = ahltest.raw('POST', srv.endpoint, path, body=small,
+                                   headers={'Content-Type': ctype})
+            self.assertEqual(st, 200, b[:300])
+        finally:
+            srv.finish()
 
     def test_5_connection_kept_after_large_bodies(self):
         ds = new_datastore('stow-keepalive')
