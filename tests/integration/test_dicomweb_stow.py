@@ -43,7 +43,7 @@ FILES = {}  # name -> path of the generated inputs
 # System Python (pydicom): argv[1] the output directory. Writes ct_conflict.dcm (the CT with
 # another PatientID and SOPInstanceUID: same study and series, inconsistent) and
 # ct_other_study.dcm (the CT moved to another study); ct_second.dcm (another instance of the CT's
-# series, consistent with it).
+# series, consistent with it); ct_unique.dcm (pixels no other input has, stored by no test).
 _MAKE = r'''
 import sys, os
 import pydicom
@@ -63,6 +63,11 @@ ds.SeriesInstanceUID = '1.2.826.0.1.3680043.8.498.777.1'
 ds.SOPInstanceUID = '1.2.826.0.1.3680043.8.498.777.1.1'
 ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
 ds.save_as(os.path.join(sys.argv[1], 'ct_other_study.dcm'))
+ds = pydicom.dcmread(src)
+ds.SOPInstanceUID = ds.SOPInstanceUID + '.9'
+ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+ds.PixelData = bytes(reversed(ds.PixelData))
+ds.save_as(os.path.join(sys.argv[1], 'ct_unique.dcm'))
 print(pydicom.dcmread(src).StudyInstanceUID)
 '''
 
@@ -77,7 +82,7 @@ def setUpModule():
                        timeout=60)
     assert p.returncode == 0, p.stderr
     FILES['ct_study'] = p.stdout.strip()
-    for name in ('ct_conflict.dcm', 'ct_other_study.dcm', 'ct_second.dcm'):
+    for name in ('ct_conflict.dcm', 'ct_other_study.dcm', 'ct_second.dcm', 'ct_unique.dcm'):
         FILES[name] = os.path.join(out, name)
     with open(CT, 'rb') as f:
         ct = f.read()
@@ -132,6 +137,13 @@ def seq(resp, tag):
 
 def val(item, tag):
     return item[tag]['Value'][0]
+
+
+def frame_files():
+    n = 0
+    for _, _, files in os.walk(os.path.join(SRV.data_dir, 'frames')):
+        n += len(files)
+    return n
 
 
 def spool_entries():
@@ -334,13 +346,17 @@ class StoreDICOM(unittest.TestCase):
         ds = new_datastore('stow-chunked')
         payload, ctype = multipart([('application/dicom', read(CT)),
                                     ('application/dicom', read(RLE))])
-        # Tampered chunk, truncated stream, wrong decoded length: refused, nothing stored.
+        # Tampered chunk, truncated stream, wrong decoded length: refused, nothing stored (not
+        # an image set, not a frame file).
+        frames_before = frame_files()
+        unique, _ = multipart([('application/dicom', read(FILES['ct_unique.dcm']))])
         for kw, status in (({'tamper_chunk': 1}, 403), ({'drop_final': True}, 400),
-                           ({'declared': len(payload) + 1}, 400),
-                           ({'declared': len(payload) - 1}, 400)):
-            st, _, b = send(*chunked_request(ds, payload, ctype, chunk=4096, **kw))
+                           ({'declared': len(unique) + 1}, 400),
+                           ({'declared': len(unique) - 1}, 400)):
+            st, _, b = send(*chunked_request(ds, unique, ctype, chunk=4096, **kw))
             self.assertEqual(st, status, (kw, b))
             self.assertEqual(image_sets(ds), {})
+            self.assertEqual(frame_files(), frames_before)
         st, _, b = send(*chunked_request(ds, payload, ctype, chunk=4096))
         self.assertEqual(st, 200, b)
         self.assertEqual(len(seq(json.loads(b), '00081199')), 2)
