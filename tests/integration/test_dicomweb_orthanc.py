@@ -1,8 +1,8 @@
 """ahilite's DICOMweb beside Orthanc's (Debian's orthanc with the orthanc-dicomweb plugin, started
 here on a loopback port; see orthanc.py). The same files (pydicom's 16-bit CT, an RLE MR, a
 planar big-endian RGB, a two-frame RLE RGB, an odd-sized RGB and a made three-instance series)
-are imported into ahilite with `ahilite import` and stored into Orthanc with its REST `POST /instances`;
-then the same DICOMweb requests go to both:
+are imported into ahilite with `ahilite import` and stored into Orthanc with its REST
+`POST /instances`; then the same DICOMweb requests go to both:
 
 - series, instance and study metadata: the same instances; every attribute both return has the
   same VR (binary ones too; Pixel Data's as docs/dicomweb.md says) and value (FL compared as the
