@@ -76,16 +76,21 @@ class Orthanc:
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.time() + 30
         while True:
+            why = None
             if self.proc.poll() is not None:
-                raise RuntimeError('Orthanc exited with %d:\n%s' % (self.proc.returncode,
-                                                                    self.log_text()))
-            try:
-                if self.get('/system')[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError('Orthanc did not start:\n' + self.log_text())
+                why = 'Orthanc exited with %d' % self.proc.returncode
+            else:
+                try:
+                    if self.get('/system')[0] == 200:
+                        break
+                except OSError:
+                    pass
+                if time.time() > deadline:
+                    why = 'Orthanc did not start'
+            if why:
+                log = self.log_text()
+                self.stop()
+                raise RuntimeError('%s:\n%s' % (why, log))
             time.sleep(0.1)
 
     def log_text(self):

@@ -27,6 +27,7 @@ import email.policy
 import hashlib
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -56,8 +57,11 @@ TMP = None
 
 
 def setUpModule():
+    # Module cleanups run after tearDownModule, and also when setUpModule fails part way, so
+    # neither server outlives a failed start.
     global SRV, ORTH, DS, TMP
     TMP = tempfile.mkdtemp(prefix='ahilite-peer-files-')
+    unittest.addModuleCleanup(shutil.rmtree, TMP, ignore_errors=True)
     subprocess.run(['/usr/bin/python3', '-c', ahltest._SERIES_GENERATOR, '3', TMP, SERIES_ROOT,
                     ahltest.CT_SAMPLE], check=True, timeout=120)
     PATHS.extend([os.path.join(SAMPLES, f) for f in FILES] +
@@ -66,20 +70,12 @@ def setUpModule():
         SOURCE[p] = dicom_native.describe(p)
 
     SRV = ahltest.Server(before_start=lambda server: ahltest.import_files(server, 'peer', PATHS))
+    unittest.addModuleCleanup(SRV.finish)
     DS = ahltest.boto3_client(SRV).list_datastores()['datastoreSummaries'][0]['datastoreId']
     ORTH = orthanc.Orthanc()
+    unittest.addModuleCleanup(ORTH.stop)
     for p in PATHS:
         ORTH.upload(p)
-
-
-def tearDownModule():
-    if ORTH:
-        ORTH.stop()
-    if SRV:
-        SRV.finish()
-    if TMP:
-        import shutil
-        shutil.rmtree(TMP, ignore_errors=True)
 
 
 def ahilite_get(path, accept):
