@@ -58,7 +58,7 @@ function copyTree(src, dst, rel = '') {
     if (COMPRESS.has(ext) && data.length >= 1024) {
       fs.writeFileSync(`${d}.gz`, zlib.gzipSync(data, { level: 9 }));
       fs.writeFileSync(`${d}.br`, zlib.brotliCompressSync(data, {
-        params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 9,
+        params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 6,
           [zlib.constants.BROTLI_PARAM_SIZE_HINT]: data.length },
       }));
     }

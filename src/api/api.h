@@ -88,6 +88,9 @@ struct ahl_api_config {
     const char *viewer_dir;
     const char *viewer_datastore;
     uint64_t max_stow_spool;   /* bytes of STOW-RS bodies spooled to disk at once */
+    /* The viewer's OpenID client id at oidc_issuer: OHIF signs its users in there (NULL: the
+     * viewer has no sign-in of its own). */
+    const char *viewer_oidc_client_id;
 };
 
 #define AHL_API_DEFAULT_MAX_CONNECTIONS 1024

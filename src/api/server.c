@@ -350,8 +350,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct request *rq
                                  struct ahl_api_resp *resp)
 {
     if (resp->fd < 0)
-        return send_buffer(conn, rq, status, &resp->raw, resp->content_type,
-                           resp->content_encoding, NULL);
+        return send_buffer(conn, rq, status, &resp->raw, resp->content_type, resp->content_encoding,
+                           NULL);
     struct MHD_Response *r = resp->raw.len ? prefixed_response(resp)
                                            : MHD_create_response_from_fd64(resp->fd_size, resp->fd);
     if (!r)
@@ -1312,6 +1312,13 @@ static int open_viewer(struct ahl__viewer *v, const struct ahl_api_config *cfg, 
     if (ahl_str_copy(v->datastore, sizeof v->datastore,
                      cfg->viewer_datastore ? cfg->viewer_datastore : "") < 0)
         return ahl_fail(err, AHL_EINVAL, "the viewer's data store id is too long");
+    if (cfg->viewer_oidc_client_id && !cfg->oidc_issuer)
+        return ahl_fail(err, AHL_EINVAL, "the viewer's sign-in needs the OpenID issuer");
+    if (ahl_str_copy(v->oidc_client_id, sizeof v->oidc_client_id,
+                     cfg->viewer_oidc_client_id ? cfg->viewer_oidc_client_id : "") < 0 ||
+        ahl_str_copy(v->oidc_issuer, sizeof v->oidc_issuer,
+                     cfg->viewer_oidc_client_id ? cfg->oidc_issuer : "") < 0)
+        return ahl_fail(err, AHL_EINVAL, "the viewer's OpenID issuer or client id is too long");
     v->root = open(cfg->viewer_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (v->root < 0)
         return ahl_fail(err, AHL_EINVAL, "cannot open the viewer's directory %s: %s",

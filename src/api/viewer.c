@@ -87,6 +87,7 @@ static const char config_tail[] =
     "    showLoadingIndicator: true,\n"
     "    strictZSpacingForVolumeViewport: true,\n"
     "    investigationalUseDialog: { option: 'never' },\n"
+    "    oidc: oidc,\n"
     "    defaultDataSourceName: stores.length ? stores[def][0] : undefined,\n"
     "    dataSources: stores.map(function (s) {\n"
     "      var root = origin + '/datastore/' + s[0];\n"
@@ -113,28 +114,41 @@ static const char config_tail[] =
     "  };\n"
     "})();\n";
 
-int ahl__viewer_config(const char *const *ids, const char *const *names, size_t n, size_t def,
-                       struct ahl_buf *out)
+int ahl__viewer_config(const struct ahl__viewer *v, const char *const *ids,
+                       const char *const *names, size_t n, size_t def, struct ahl_buf *out)
 {
-    json_t *list = json_array();
-    char *text = NULL;
+    json_t *list = json_array(), *oidc = NULL;
+    char *text = NULL, *oidc_text = NULL;
     int rc = AHL_ENOMEM;
     if (!list)
         return AHL_ENOMEM;
     for (size_t i = 0; i < n; i++)
         if (json_array_append_new(list, json_pack("[ss]", ids[i], names[i])) < 0)
             goto out;
+    /* OHIF's sign-in (authorization code with PKCE): its redirect URIs are relative to
+     * routerBasename, so /viewer/callback and /viewer/silent-refresh.html. The access token it
+     * gets is sent to DICOMweb as a bearer token (docs/dicomweb.md#viewer). */
+    oidc = v && v->oidc_client_id[0]
+               ? json_pack("[{s:s,s:s,s:s,s:s,s:s,s:s,s:b,s:b}]", "authority", v->oidc_issuer,
+                           "client_id", v->oidc_client_id, "redirect_uri", "/callback",
+                           "response_type", "code", "scope", "openid ahilite:read",
+                           "post_logout_redirect_uri", "/", "automaticSilentRenew", 1,
+                           "revokeAccessTokenOnSignout", 1)
+               : json_null();
     /* ASCII only: the names are the users', and \u escapes keep U+2028 and the like inert. */
     text = json_dumps(list, JSON_COMPACT | JSON_ENSURE_ASCII);
-    if (!text)
+    oidc_text = oidc ? json_dumps(oidc, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY) : NULL;
+    if (!text || !oidc_text)
         goto out;
     if (ahl_buf_adds(out, config_head) < 0 || ahl_buf_adds(out, text) < 0 ||
-        ahl_buf_addf(out, ";\n  var def = %zu", n ? def : 0) < 0 ||
+        ahl_buf_addf(out, ";\n  var def = %zu;\n  var oidc = %s", n ? def : 0, oidc_text) < 0 ||
         ahl_buf_adds(out, config_tail) < 0)
         goto out;
     rc = 0;
 out:
     free(text);
+    free(oidc_text);
+    json_decref(oidc);
     json_decref(list);
     return rc;
 }
@@ -184,7 +198,7 @@ static int serve_config(const struct ahl__viewer *v, struct ahl_api_service *svc
     a->status = 200;
     a->content_type = "text/javascript; charset=utf-8";
     a->cache_control = "no-cache";
-    rc = ahl__viewer_config(ids, names, s->n, def, &a->body);
+    rc = ahl__viewer_config(v, ids, names, s->n, def, &a->body);
     free(s);
     return rc;
 }

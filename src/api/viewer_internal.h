@@ -86,11 +86,14 @@ struct ahl__viewer_answer {
     bool vary_encoding;
 };
 
-/* The viewer's settings: the directory's descriptor and the data store that app-config.js
- * makes the default ("" for the first ACTIVE one). */
+/* The viewer's settings: the directory's descriptor, the data store that app-config.js makes
+ * the default ("" for the first ACTIVE one), and OHIF's sign-in: the OpenID provider (the
+ * issuer) and the viewer's client id there ("" for none). */
 struct ahl__viewer {
     int root;
     char datastore[33];
+    char oidc_issuer[512];
+    char oidc_client_id[256];
 };
 
 void ahl__viewer_answer_init(struct ahl__viewer_answer *a);
@@ -103,8 +106,9 @@ int ahl__viewer_serve(const struct ahl__viewer *v, struct ahl_api_service *svc,
                       const struct ahl__viewer_request *rq, struct ahl__viewer_answer *a);
 
 /* Appends app-config.js for the data stores to out: ids[i] and names[i] for i < n, the default
- * being ids[def]. 0 or AHL_ENOMEM / AHL_ETOOBIG. */
-int ahl__viewer_config(const char *const *ids, const char *const *names, size_t n, size_t def,
-                       struct ahl_buf *out);
+ * being ids[def]; with v->oidc_client_id, an `oidc` entry that has OHIF sign its users in with
+ * that provider. 0 or AHL_ENOMEM / AHL_ETOOBIG. */
+int ahl__viewer_config(const struct ahl__viewer *v, const char *const *ids,
+                       const char *const *names, size_t n, size_t def, struct ahl_buf *out);
 
 #endif /* AHL_API_VIEWER_INTERNAL_H */

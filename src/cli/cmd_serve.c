@@ -66,6 +66,11 @@ static void usage(FILE *f)
             "  --viewer-datastore ID\n"
             "                      the data store the viewer opens first (default: the first\n"
             "                      ACTIVE one by id; every ACTIVE one is offered)\n"
+            "  --viewer-oidc-client-id ID\n"
+            "                      the viewer signs its users in at --oidc-issuer as this\n"
+            "                      OpenID client (authorization code with PKCE, scope 'openid\n"
+            "                      ahilite:read', redirect URI http(s)://HOST/viewer/callback)\n"
+            "                      and sends their access token to DICOMweb\n"
             "  --aws-primary-rules apply today's AWS restrictions to primary image sets: no\n"
             "                      Patient- or Series-level updates and no forced changes on\n"
             "                      them (default: the API as first specified, any level\n"
@@ -145,7 +150,7 @@ int ahl_cmd_serve(int argc, char **argv)
     const char *cred_file = NULL, *region = "us-east-1", *account = "123456789012";
     const char *s3_root = NULL, *s3_endpoint = NULL;
     const char *oidc_jwks = NULL, *oidc_issuer = NULL, *oidc_audience = NULL;
-    const char *viewer = NULL, *viewer_ds = NULL;
+    const char *viewer = NULL, *viewer_ds = NULL, *viewer_client = NULL;
     unsigned workers = 0, port = 0;
     unsigned max_conns = 0, per_ip = 0, header_s = 0, idle_s = 0;
     unsigned long body_mib = 0, import_mib = 0, spool_mib = 0;
@@ -191,6 +196,7 @@ int ahl_cmd_serve(int argc, char **argv)
             "--viewer",
             "--viewer-datastore",
             "--max-stow-spool",
+            "--viewer-oidc-client-id",
             NULL,
         };
         const char *name = NULL;
@@ -235,6 +241,8 @@ int ahl_cmd_serve(int argc, char **argv)
             viewer = v;
         else if (!strcmp(name, "--viewer-datastore"))
             viewer_ds = v;
+        else if (!strcmp(name, "--viewer-oidc-client-id"))
+            viewer_client = v;
         else if (!strcmp(name, "--workers")) {
             char *end;
             unsigned long w = strtoul(v, &end, 10);
@@ -312,6 +320,11 @@ int ahl_cmd_serve(int argc, char **argv)
                 "ahilite serve: --viewer-datastore takes a data store id (32 characters "
                 "of 0-9 and a-z), not '%s'\n",
                 viewer_ds);
+        return 2;
+    }
+    if (viewer_client && !oidc_issuer) {
+        fprintf(stderr, "ahilite serve: --viewer-oidc-client-id needs --oidc-jwks, --oidc-issuer "
+                        "and --oidc-audience: the viewer's tokens are verified with them\n");
         return 2;
     }
     /* The viewer: the one given, else setup's install when it is there (a build of the viewer
@@ -416,6 +429,7 @@ int ahl_cmd_serve(int argc, char **argv)
         .viewer_dir = viewer,
         .viewer_datastore = viewer_ds,
         .max_stow_spool = (uint64_t)spool_mib << 20,
+        .viewer_oidc_client_id = viewer_client,
     };
     struct ahl_runner_config rcfg = {.meta = meta,
                                      .data_dir = data_dir,

@@ -3,8 +3,8 @@
 // instance is imported; the viewer opens the study list, the CT series and the multi-frame
 // series, and each image must render (the viewport's screenshot is not blank: its pixels vary).
 // PatientName is then changed with the AWS CLI (UpdateImageSetMetadata), and after a reload the
-// viewer shows the new name. The browser reaches DICOMweb with a bearer token minted here (an
-// RSA key, its JWKS given to the server), as OHIF sends the token of its OIDC login.
+// viewer shows the new name. The viewer signs in at a small OpenID provider run here (its RSA
+// key's JWKS given to the server) and reaches DICOMweb with the access token it gets.
 //
 // Run by tests/integration/test_viewer_ohif.sh (which skips, 77, without chromium or
 // viewer/node_modules). Screenshots: $AHILITE_BUILD/test-artifacts/viewer/ (docs/dicomweb.md#viewer).
@@ -12,6 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,8 +25,8 @@ const BIN = process.env.AHILITE_BIN || path.join(BUILD, 'ahilite');
 const CHROMIUM = process.env.AHILITE_CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = path.join(BUILD, 'test-artifacts', 'viewer');
 const SAMPLES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
-const ISSUER = 'https://issuer.ahilite.test';
-const AUDIENCE = 'ahilite-viewer';
+const AUDIENCE = 'ahilite';
+const CLIENT_ID = 'ahilite-viewer';
 const ACCESS_KEY = 'AKIAAHILITEVIEWER001';
 const SECRET_KEY = 'viewer/test/secret/key/0000000000000000000';
 const STUDY = '1.2.826.0.1.3680043.8.498.777.1';
@@ -99,23 +100,100 @@ function freePort() {
 
 const b64url = (buf) => Buffer.from(buf).toString('base64url');
 
-// An RS256 JWT as an OIDC provider issues it, and the JWKS that verifies it.
-function mintToken(dir) {
+// A small OpenID provider on a loopback port, as the viewer's sign-in meets one: discovery, an
+// authorization endpoint that signs the user in at once (no login form) and redirects back with
+// a code, a token endpoint that trades the code (checking the redirect URI and the PKCE
+// verifier) for an RS256 access token (aud AUDIENCE, scope ahilite:read) and an ID token (aud the
+// viewer's client id), and the JWKS, which is also written to a file for `--oidc-jwks`. CORS is
+// open, as a provider's token endpoint is for browser clients.
+async function startProvider(dir) {
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
   const { publicKey, privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwk = publicKey.export({ format: 'jwk' });
   const kid = 'viewer-test-key';
+  const jwks = { keys: [{ kty: 'RSA', kid, use: 'sig', alg: 'RS256', n: jwk.n, e: jwk.e }] };
   const jwksPath = path.join(dir, 'jwks.json');
-  fs.writeFileSync(jwksPath, JSON.stringify({
-    keys: [{ kty: 'RSA', kid, use: 'sig', alg: 'RS256', n: jwk.n, e: jwk.e }],
-  }));
-  const now = Math.floor(Date.now() / 1000);
-  const header = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', kid }));
-  const claims = b64url(JSON.stringify({
-    iss: ISSUER, aud: AUDIENCE, sub: 'viewer-test', iat: now, exp: now + 3600,
-    scope: 'openid ahilite:read',
-  }));
-  const sig = crypto.sign('sha256', Buffer.from(`${header}.${claims}`), privateKey);
-  return { jwksPath, token: `${header}.${claims}.${b64url(sig)}` };
+  fs.writeFileSync(jwksPath, JSON.stringify(jwks));
+  const sign = (claims) => {
+    const head = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', kid }));
+    const body = b64url(JSON.stringify(claims));
+    return `${head}.${body}.${b64url(crypto.sign('sha256', Buffer.from(`${head}.${body}`), privateKey))}`;
+  };
+  const codes = new Map();
+  const calls = [];
+  const tokens = [];
+  const server = http.createServer((req, res) => {
+    const u = new URL(req.url, issuer);
+    const json = (status, obj) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(obj));
+    };
+    res.setHeader('access-control-allow-origin', '*');
+    res.setHeader('access-control-allow-headers', '*');
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    calls.push(`${req.method} ${u.pathname}`);
+    if (u.pathname === '/.well-known/openid-configuration') {
+      json(200, {
+        issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`,
+        jwks_uri: `${issuer}/jwks`, userinfo_endpoint: `${issuer}/userinfo`,
+        end_session_endpoint: `${issuer}/logout`, response_types_supported: ['code'],
+        subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256'],
+        code_challenge_methods_supported: ['S256'], scopes_supported: ['openid', 'ahilite:read'],
+      });
+    } else if (u.pathname === '/jwks') {
+      json(200, jwks);
+    } else if (u.pathname === '/authorize') {
+      const q = u.searchParams;
+      if (q.get('client_id') !== CLIENT_ID || q.get('response_type') !== 'code' ||
+          q.get('code_challenge_method') !== 'S256' || !q.get('code_challenge')) {
+        json(400, { error: 'invalid_request', error_description: u.search });
+        return;
+      }
+      const code = crypto.randomBytes(16).toString('hex');
+      codes.set(code, { challenge: q.get('code_challenge'), nonce: q.get('nonce'),
+        redirect: q.get('redirect_uri'), scope: q.get('scope') });
+      const back = new URL(q.get('redirect_uri'));
+      back.searchParams.set('code', code);
+      back.searchParams.set('state', q.get('state'));
+      res.writeHead(302, { location: back.toString() });
+      res.end();
+    } else if (u.pathname === '/token' && req.method === 'POST') {
+      let body = '';
+      req.on('data', (c) => { body += c; });
+      req.on('end', () => {
+        const f = new URLSearchParams(body);
+        const c = codes.get(f.get('code'));
+        codes.delete(f.get('code'));
+        const verifier = f.get('code_verifier') || '';
+        if (!c || f.get('grant_type') !== 'authorization_code' ||
+            f.get('redirect_uri') !== c.redirect ||
+            b64url(crypto.createHash('sha256').update(verifier).digest()) !== c.challenge) {
+          json(400, { error: 'invalid_grant' });
+          return;
+        }
+        const now = Math.floor(Date.now() / 1000);
+        const access = sign({ iss: issuer, aud: AUDIENCE, sub: 'viewer-test', iat: now,
+          exp: now + 3600, scope: c.scope, client_id: CLIENT_ID });
+        tokens.push(access);
+        json(200, {
+          access_token: access, token_type: 'Bearer', expires_in: 3600, scope: c.scope,
+          id_token: sign({ iss: issuer, aud: CLIENT_ID, sub: 'viewer-test', iat: now,
+            exp: now + 3600, name: 'Viewer Test', ...(c.nonce ? { nonce: c.nonce } : {}) }),
+        });
+      });
+    } else if (u.pathname === '/userinfo') {
+      json(200, { sub: 'viewer-test', name: 'Viewer Test' });
+    } else {
+      json(404, { error: 'not_found' });
+    }
+  });
+  await new Promise((r) => server.listen(port, '127.0.0.1', r));
+  return { issuer, jwksPath, calls, tokens, close: () => new Promise((r) => server.close(r)) };
 }
 
 function awsBinary() {
@@ -143,7 +221,7 @@ function aws(endpoint, credFile, ...args) {
   return p.stdout.trim() ? JSON.parse(p.stdout) : {};
 }
 
-async function startServer(dir, jwksPath) {
+async function startServer(dir, idp) {
   const dataDir = path.join(dir, 'data');
   const samples = path.join(dir, 'samples');
   fs.mkdirSync(samples);
@@ -162,7 +240,8 @@ async function startServer(dir, jwksPath) {
   const args = ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`,
     '--credentials', credFile, '--workers', '2',
     '--viewer', path.join(SRC, 'viewer', 'dist'),
-    '--oidc-jwks', jwksPath, '--oidc-issuer', ISSUER, '--oidc-audience', AUDIENCE];
+    '--oidc-jwks', idp.jwksPath, '--oidc-issuer', idp.issuer, '--oidc-audience', AUDIENCE,
+    '--viewer-oidc-client-id', CLIENT_ID];
   const proc = spawn(BIN, args, { stdio: ['ignore', log, log] });
   let exited = null;
   proc.on('exit', (code) => { exited = code; });
@@ -249,6 +328,22 @@ async function patientDetails(page, name, timeoutMs = 20000) {
   return waitForText(page, name, timeoutMs);
 }
 
+// Goes to a route of the viewer inside the running app, as a link does: a full page load of a
+// route with a query sends OHIF through its sign-in again. OHIF 3.13, signed in with OIDC,
+// doubles the '?' of the first route it is sent to after a sign-in (`viewer??StudyInstanceUIDs`,
+// which opens nothing); the route is then given again.
+async function openInApp(page, route) {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    await page.evaluate((r) => {
+      window.history.pushState({}, '', r);
+      window.dispatchEvent(new PopStateEvent('popstate', { state: {} }));
+    }, route);
+    await new Promise((r) => setTimeout(r, 3000));
+    if (!page.url().includes('??')) return;
+    console.log(`note: OHIF went to ${page.url()}; going to ${route} again`);
+  }
+}
+
 async function bodyText(page) {
   return page.evaluate(() => document.body.innerText);
 }
@@ -266,8 +361,8 @@ async function waitForText(page, text, timeoutMs = 30000) {
 async function main() {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ahilite-viewer-'));
-  const { jwksPath, token } = mintToken(dir);
-  const srv = await startServer(dir, jwksPath);
+  const idp = await startProvider(dir);
+  const srv = await startServer(dir, idp);
   const ds = aws(srv.endpoint, srv.credFile, 'list-datastores').datastoreSummaries[0].datastoreId;
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM,
@@ -285,15 +380,10 @@ async function main() {
     page.on('response', (r) => {
       if (r.url().includes('/datastore/')) dicomweb.push(`${r.status()} ${r.url()}`);
     });
-    // The bearer token on DICOMweb requests only, as OHIF's user authentication service adds it
-    // after its OIDC login.
-    await page.setRequestInterception(true);
+    const bearers = new Set();
     page.on('request', (req) => {
-      if (!new URL(req.url()).pathname.startsWith('/datastore/')) {
-        req.continue();
-        return;
-      }
-      req.continue({ headers: { ...req.headers(), authorization: `Bearer ${token}` } });
+      const auth = req.headers().authorization || '';
+      if (req.url().includes('/datastore/') && auth.startsWith('Bearer ')) bearers.add(auth.slice(7));
     });
 
     // The viewer's files are public; the data behind DICOMweb is not.
@@ -304,19 +394,24 @@ async function main() {
     const bare = await fetch(`${srv.endpoint}/datastore/${ds}/studies`);
     check(bare.status === 403, `DICOMweb without a token is refused (${bare.status})`);
 
+    // Signing in: OHIF goes to the provider and comes back to /viewer/callback with a code,
+    // trades it for tokens, and sends the access token to DICOMweb.
     // The study list (QIDO-RS /studies; OHIF also searches a study before it opens it).
     await page.goto(`${srv.endpoint}/viewer/`, { waitUntil: 'networkidle2', timeout: 60000 });
+    await waitForText(page, 'Study List', 30000);
+    check(idp.calls.includes('GET /authorize') && idp.calls.includes('POST /token'),
+      `the viewer signed in at the provider (${idp.calls.join(', ')})`);
     const listed = await waitForText(page, 'Viewer', 20000);
     await page.screenshot({ path: path.join(ARTIFACTS, 'study-list.png') });
     check(listed && (await bodyText(page)).includes('Before'), 'the study list shows the study');
 
     // The CT series, then the multi-frame series.
     for (const [name, series] of [['ct', CT_SERIES], ['multiframe', MF_SERIES]]) {
-      await page.goto(`${srv.endpoint}/viewer/viewer?StudyInstanceUIDs=${STUDY}` +
-        `&SeriesInstanceUIDs=${series}`, { waitUntil: 'networkidle2', timeout: 60000 });
+      await openInApp(page, `/viewer/viewer?StudyInstanceUIDs=${STUDY}&SeriesInstanceUIDs=${series}`);
       await skipTour(page);
       const v = await waitForImage(page, name);
-      check(v > 50, `the ${name} series renders (viewport pixel variance ${v.toFixed(1)})`);
+      check(v > 50, `the ${name} series renders (viewport pixel variance ${v.toFixed(1)}` +
+        `${v > 50 ? '' : `; at ${page.url()}: ${(await bodyText(page)).slice(0, 200)}`})`);
     }
 
     // A new PatientName through the AWS CLI shows after a reload.
@@ -335,18 +430,21 @@ async function main() {
           },
         }));
     }
-    await page.reload({ waitUntil: 'networkidle2', timeout: 60000 });
+    // Reloaded: the study list (a new page, signed in again), then the multi-frame series.
+    await page.goto(`${srv.endpoint}/viewer/`, { waitUntil: 'networkidle2', timeout: 60000 });
+    const listed2 = await waitForText(page, 'After', 30000);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'study-list-after-update.png') });
+    check(listed2 && !(await bodyText(page)).includes('Before'),
+      'the study list shows the PatientName set with the AWS CLI');
+    await openInApp(page, `/viewer/viewer?StudyInstanceUIDs=${STUDY}&SeriesInstanceUIDs=${MF_SERIES}`);
     await skipTour(page);
     check(await waitForImage(page, 'after-update') > 50, 'the image renders after the update');
     const inViewer = await patientDetails(page, 'After');
     await page.screenshot({ path: path.join(ARTIFACTS, 'after-update-patient.png') });
     check(inViewer && !(await bodyText(page)).includes('Before'),
       'the viewer\'s patient details show the PatientName set with the AWS CLI');
-    await page.goto(`${srv.endpoint}/viewer/`, { waitUntil: 'networkidle2', timeout: 60000 });
-    const listed2 = await waitForText(page, 'After', 20000);
-    await page.screenshot({ path: path.join(ARTIFACTS, 'study-list-after-update.png') });
-    check(listed2 && !(await bodyText(page)).includes('Before'),
-      'the study list shows the PatientName set with the AWS CLI');
+    check(bearers.size > 0 && [...bearers].every((t) => idp.tokens.includes(t)),
+      'the viewer sent the access token from its sign-in to DICOMweb');
     const failed = dicomweb.filter((line) => !line.startsWith('2'));
     check(dicomweb.length > 0 && failed.length === 0,
       `the viewer's ${dicomweb.length} DICOMweb requests succeeded${failed.length ? `; not: ${failed.slice(0, 3).join(', ')}` : ''}`);
@@ -355,6 +453,7 @@ async function main() {
     fs.writeFileSync(path.join(ARTIFACTS, 'browser-console.txt'), consoleLines.join('\n'));
     fs.writeFileSync(path.join(ARTIFACTS, 'dicomweb-requests.txt'), dicomweb.join('\n'));
     const rc = await srv.stop();
+    await idp.close();
     fs.copyFileSync(srv.logPath, path.join(ARTIFACTS, 'server.log'));
     check(rc === 0, 'the server exits 0 on SIGTERM');
     fs.rmSync(dir, { recursive: true, force: true });

@@ -358,16 +358,31 @@ static void test_config(void **state)
     const char *names[] = {"plain", "</script><script>alert(1)</script>\"'\xe2\x80\xa8"};
     struct ahl_buf b;
     ahl_buf_init(&b, AHL_BUF_UNLIMITED);
-    assert_int_equal(ahl__viewer_config(ids, names, 2, 1, &b), 0);
+    assert_int_equal(ahl__viewer_config(NULL, ids, names, 2, 1, &b), 0);
     assert_non_null(strstr(b.data, "var stores = [[\"0123456789abcdef0123456789abcdef\",\"plain\"],"
                                    "[\"fedcba9876543210fedcba9876543210\",\"</script><script>"
                                    "alert(1)</script>\\\"'\\u2028\"]];"));
     assert_non_null(strstr(b.data, "var def = 1;"));
     assert_non_null(strstr(b.data, "routerBasename: '/viewer'"));
     assert_non_null(strstr(b.data, "origin + '/datastore/' + s[0]"));
+    assert_non_null(strstr(b.data, "var oidc = null;"));
     ahl_buf_reset(&b);
-    assert_int_equal(ahl__viewer_config(ids, names, 0, 0, &b), 0);
+    assert_int_equal(ahl__viewer_config(NULL, ids, names, 0, 0, &b), 0);
     assert_non_null(strstr(b.data, "var stores = [];"));
+
+    /* With a client id: OHIF's sign-in at the issuer, by code flow, asking for read access. */
+    struct ahl__viewer v = {.root = -1,
+                            .oidc_issuer = "https://idp.example.org/realms/x\"'",
+                            .oidc_client_id = "ohif-viewer"};
+    ahl_buf_reset(&b);
+    assert_int_equal(ahl__viewer_config(&v, ids, names, 1, 0, &b), 0);
+    assert_non_null(strstr(b.data, "var oidc = [{"));
+    assert_non_null(strstr(b.data, "\"authority\":\"https://idp.example.org/realms/x\\\"'\""));
+    assert_non_null(strstr(b.data, "\"client_id\":\"ohif-viewer\""));
+    assert_non_null(strstr(b.data, "\"response_type\":\"code\""));
+    assert_non_null(strstr(b.data, "\"scope\":\"openid ahilite:read\""));
+    assert_non_null(strstr(b.data, "\"redirect_uri\":\"/callback\""));
+    assert_non_null(strstr(b.data, "    oidc: oidc,"));
     ahl_buf_release(&b);
 }
 
