@@ -453,16 +453,16 @@ int ahl_cmd_serve(int argc, char **argv)
     if (oidc_jwks)
         ahl_info("accepting bearer tokens on DICOMweb resources from issuer %s for audience %s",
                  oidc_issuer, oidc_audience);
-    if (viewer)
-        ahl_info("viewer at http://%s%s%s:%u/viewer/ (from %s)", strchr(host, ':') ? "[" : "", host,
-                 strchr(host, ':') ? "]" : "", (unsigned)ahl_api_server_port(srv), viewer);
-    else
-        ahl_info("no viewer (--viewer DIR serves one at /viewer/)");
     if (!is_loopback(host))
         ahl_warn("listening on %s without TLS: requests, signatures' scope and patient data cross "
                  "the network in clear; put a TLS-terminating proxy in front of ahilite, or "
                  "listen on 127.0.0.1",
                  host);
+    if (viewer)
+        ahl_info("viewer at http://%s%s%s:%u/viewer/ (from %s)", strchr(host, ':') ? "[" : "", host,
+                 strchr(host, ':') ? "]" : "", (unsigned)ahl_api_server_port(srv), viewer);
+    else
+        ahl_info("no viewer (--viewer DIR serves one at /viewer/)");
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
