@@ -16,6 +16,7 @@ int ahl__bench_http_load(int argc, char **argv);      /* http_load.c */
 int ahl__bench_update_threads(int argc, char **argv); /* update_threads.c */
 int ahl__bench_frames(int argc, char **argv);         /* frames.c */
 int ahl__bench_auth(int argc, char **argv);           /* auth.c */
+int ahl__bench_qido(int argc, char **argv);           /* qido.c */
 
 /* True when argv[first..] asks for help (--help or -h anywhere). */
 int ahl__bench_wants_help(int argc, char **argv, int first);
@@ -45,6 +46,15 @@ int ahl__bench_scratch_dir(const char *base, const char *prefix, char *dir, size
 /* Removes dir and everything under it (the benchmarks' own scratch trees: files and
  * directories only). 0, or -1 when something could not be removed. */
 int ahl__bench_remove_tree(const char *dir);
+
+/* splitmix64: reproducible scattering of ids and values. */
+uint64_t ahl__bench_mix(uint64_t x);
+
+/* The size of a query plan's text (AHL__BENCH_PLAN_MAX bytes, NUL included). */
+#define AHL__BENCH_PLAN_MAX 512
+/* A store plan callback: appends line to the text ctx (a char[AHL__BENCH_PLAN_MAX]), lines
+ * separated by "; ". Returns 0. */
+int ahl__bench_plan_line(void *ctx, const char *line);
 
 struct ahl_store;
 /* Creates an ACTIVE data store with a random id in s; id receives it (33 bytes). 0 or -1. */

@@ -58,6 +58,22 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+uint64_t ahl__bench_mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+int ahl__bench_plan_line(void *ctx, const char *line)
+{
+    char *p = ctx;
+    size_t n = strlen(p);
+    snprintf(p + n, AHL__BENCH_PLAN_MAX - n, "%s%s", n ? "; " : "", line);
+    return 0;
+}
+
 double ahl__bench_pct(double *v, size_t n, double p)
 {
     if (!n)

@@ -23,6 +23,7 @@ static const struct {
     {"frames", "HTJ2K lossless encoding of synthesized frames (bench/frames.sh)",
      ahl__bench_frames},
     {"auth", "verifying a request's SigV4 signature or OIDC bearer token", ahl__bench_auth},
+    {"qido", "DICOMweb search (QIDO-RS) among N instances, against a scan", ahl__bench_qido},
 };
 
 static int usage(FILE *f, int status)

@@ -33,27 +33,20 @@
 
 #define SETS_PER_PATIENT 5
 
-/* splitmix64: reproducible scattering of ids and patients. */
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static void bench_row(const char *ds, uint64_t i, uint64_t npatients, int64_t t0,
                       struct ahl_search_row *r)
 {
     memset(r, 0, sizeof *r);
-    uint64_t h = mix(i);
-    snprintf(r->imageset_id, sizeof r->imageset_id, "%016" PRIx64 "%016" PRIx64, h, mix(h));
+    uint64_t h = ahl__bench_mix(i);
+    snprintf(r->imageset_id, sizeof r->imageset_id, "%016" PRIx64 "%016" PRIx64, h,
+             ahl__bench_mix(h));
     memcpy(r->datastore_id, ds, AHL_ID_LEN + 1);
     r->is_primary = i % 10 != 0;
     r->version = 1 + i % 3;
     r->created_at_ms = t0 + (int64_t)i;
     r->updated_at_ms = t0 + (int64_t)i + (int64_t)(h % 1000);
-    snprintf(r->patient_id, sizeof r->patient_id, "PAT%09" PRIu64, mix(i % npatients) % 1000000000);
+    snprintf(r->patient_id, sizeof r->patient_id, "PAT%09" PRIu64,
+             ahl__bench_mix(i % npatients) % 1000000000);
     snprintf(r->patient_name, sizeof r->patient_name, "BENCH^%" PRIu64, i % npatients);
     snprintf(r->patient_birth_date, sizeof r->patient_birth_date, "19%02u0101",
              (unsigned)(h % 100));
@@ -105,14 +98,6 @@ static int count_row(void *ctx, const struct ahl_search_row *row)
     return 0;
 }
 
-static int plan_text(void *ctx, const char *line)
-{
-    char *p = ctx;
-    size_t n = strlen(p);
-    snprintf(p + n, 512 - n, "%s%s", n ? "; " : "", line);
-    return 0;
-}
-
 /* One store query for a patient: returns the rows found, or a negative AHL_E*. */
 static int store_query(struct ahl_store *s, const char *ds, const char *patient, char *plan)
 {
@@ -129,7 +114,7 @@ static int store_query(struct ahl_store *s, const char *ds, const char *patient,
     int rc = ahl_store_begin(s, false, &tx);
     if (rc < 0)
         return rc;
-    rc = plan ? ahl_store_search_plan(tx, ds, &q, plan_text, plan)
+    rc = plan ? ahl_store_search_plan(tx, ds, &q, ahl__bench_plan_line, plan)
               : ahl_store_search_query(tx, ds, &q, count_row, &got);
     ahl_store_rollback(tx);
     return rc < 0 ? rc : (int)got;
@@ -204,7 +189,7 @@ static int scan_explain(struct scan *sc, char *plan)
     if (sqlite3_prepare_v2(sc->db, "EXPLAIN QUERY PLAN " SCAN_SQL, -1, &st, NULL) != SQLITE_OK)
         return -1;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        plan_text(plan, (const char *)sqlite3_column_text(st, 3));
+        ahl__bench_plan_line(plan, (const char *)sqlite3_column_text(st, 3));
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : -1;
 }
@@ -247,7 +232,7 @@ int ahl__bench_search(int argc, char **argv)
     double *bt = calloc((size_t)scans, sizeof *bt);
     struct ahl_buf out;
     struct ahl_err err;
-    char ds[AHL_ID_LEN + 1], plan[512] = "", scan_plan[512] = "";
+    char ds[AHL_ID_LEN + 1], plan[AHL__BENCH_PLAN_MAX] = "", scan_plan[AHL__BENCH_PLAN_MAX] = "";
     double fill_s = 0;
     ahl_buf_init(&out, AHL_BUF_UNLIMITED);
     if (!st || !ht || !bt) {
@@ -284,13 +269,13 @@ int ahl__bench_search(int argc, char **argv)
     uint64_t npatients = (uint64_t)n / SETS_PER_PATIENT ? (uint64_t)n / SETS_PER_PATIENT : 1;
     char patient[32], uri[128], body[256];
     snprintf(uri, sizeof uri, "/datastore/%s/searchImageSets", ds);
-    snprintf(patient, sizeof patient, "PAT%09" PRIu64, mix(0) % 1000000000);
+    snprintf(patient, sizeof patient, "PAT%09" PRIu64, ahl__bench_mix(0) % 1000000000);
     if (store_query(s, ds, patient, plan) < 0 || scan_explain(&sc, scan_plan) < 0)
         goto out;
     long rows = 0;
     for (long k = 0; k < queries; k++) {
-        uint64_t p = mix((uint64_t)k + 12345) % npatients;
-        snprintf(patient, sizeof patient, "PAT%09" PRIu64, mix(p) % 1000000000);
+        uint64_t p = ahl__bench_mix((uint64_t)k + 12345) % npatients;
+        snprintf(patient, sizeof patient, "PAT%09" PRIu64, ahl__bench_mix(p) % 1000000000);
         uint64_t a = ahl_mono_ns();
         int got = store_query(s, ds, patient, NULL);
         st[k] = ahl__bench_ms_since(a);
@@ -301,8 +286,8 @@ int ahl__bench_search(int argc, char **argv)
         rows += got;
         /* Another patient for the handler, so it does not find the store query's pages
          * warm. searchCriteria is the operation's HTTP payload: the body is the criteria. */
-        p = mix((uint64_t)k + 999999) % npatients;
-        snprintf(patient, sizeof patient, "PAT%09" PRIu64, mix(p) % 1000000000);
+        p = ahl__bench_mix((uint64_t)k + 999999) % npatients;
+        snprintf(patient, sizeof patient, "PAT%09" PRIu64, ahl__bench_mix(p) % 1000000000);
         snprintf(body, sizeof body,
                  "{\"filters\":[{\"values\":[{\"DICOMPatientId\":\"%s\"}],"
                  "\"operator\":\"EQUAL\"}]}",
@@ -322,7 +307,7 @@ int ahl__bench_search(int argc, char **argv)
     }
     for (long k = 0; k < scans; k++) {
         snprintf(patient, sizeof patient, "PAT%09" PRIu64,
-                 mix(mix((uint64_t)k + 777) % npatients) % 1000000000);
+                 ahl__bench_mix(ahl__bench_mix((uint64_t)k + 777) % npatients) % 1000000000);
         uint64_t a = ahl_mono_ns();
         int got = scan_query(&sc, ds, patient);
         bt[k] = ahl__bench_ms_since(a);

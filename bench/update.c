@@ -3,7 +3,8 @@
  * GetImageSetMetadata body is assembled. Prints one JSON line.
  *
  *   engine  ahl_meta_update of one Patient attribute (PatientName), each a new version, in a
- *           scratch data directory (engine/);
+ *           scratch data directory (engine/), on a primary set (as imports make them), so each
+ *           version also brings the set's DICOMweb search rows up to date;
  *   naive   load the latest whole document (a gzip blob), inflate, parse, change the attribute,
  *           re-serialise, gzip (level 6) and store the whole document as the new version, one
  *           transaction each (what a versioned JSON store without structure sharing does), in a
@@ -183,7 +184,9 @@ int ahl__bench_update(int argc, char **argv)
     }
     struct ahl_meta_info info;
     uint64_t t0 = ahl_mono_ns();
-    if (ahl_meta_imageset_create(m, ds, doc, NULL, &info, &err) < 0) {
+    /* Primary, as an import makes it: every version then also keeps its QIDO-RS rows. */
+    const struct ahl_meta_create_opts primary = {.is_primary = true};
+    if (ahl_meta_imageset_create(m, ds, doc, &primary, &info, &err) < 0) {
         fprintf(stderr, "ahilite-bench update: create: %s\n", err.msg);
         goto out;
     }

@@ -46,6 +46,9 @@ int ahl__dicomweb_answer_json(const json_t *answer, struct ahl__dicomweb_request
 
 /* ---- search (QIDO-RS, dicomweb_qido.c) ---- */
 
+/* The most query parameters a search takes. */
+#define AHL__QIDO_MAX_PARAMS 64
+
 /* A search request: the data store, the UIDs of the path, the store query, and which of the
  * answerable attributes are asked for (includefield, or matched). Strings the query points at
  * are owned by the request (ahl__qido_request_release). */
@@ -55,7 +58,7 @@ struct ahl__qido_request {
     struct ahl_qido_query q;
     bool include_all;
     bool include[40]; /* by position in dicomweb_qido.c's attribute table */
-    void *owned[2 * AHL_QIDO_MAX_FILTERS + 64];
+    void *owned[2 * AHL__QIDO_MAX_PARAMS + AHL_QIDO_MAX_FILTERS]; /* names, values, lists */
     unsigned nowned;
 };
 

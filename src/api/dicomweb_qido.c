@@ -231,8 +231,8 @@ static const struct qattr *attr_of(const char *name, bool *known)
 }
 
 /* The decoded text of s[0..n), kept with the request. */
-static char *decode(struct ahl__qido_request *r, const char *s, size_t n, const char *what,
-                    struct ahl_err *err)
+static int decode(struct ahl__qido_request *r, const char *s, size_t n, const char *what,
+                  char **out, struct ahl_err *err)
 {
     struct ahl_buf b;
     ahl_buf_init(&b, QIDO_VALUE_MAX + 1);
@@ -241,21 +241,19 @@ static char *decode(struct ahl__qido_request *r, const char *s, size_t n, const 
         rc = ahl_buf_add(&b, "", 1);
     if (rc == 0 && strlen(b.data) + 1 != b.len)
         rc = AHL_EPARSE; /* a %00 */
-    if (rc < 0 || !keep(r, b.data)) {
-        if (rc == 0) {
-            ahl_buf_release(&b);
-            ahl_fail(err, AHL_ENOMEM, "out of memory");
-            return NULL;
-        }
+    if (rc < 0) {
         ahl_buf_release(&b);
-        ahl_fail(err, AHL_EINVAL,
-                 rc == AHL_ETOOBIG ? "The query parameter %s is longer than 1024 bytes"
-                                   : "The query parameter %s is not well percent-encoded "
-                                     "(every %% followed by two hex digits, no %%00)",
-                 what);
-        return NULL;
+        if (rc == AHL_ENOMEM)
+            return ahl_fail(err, rc, "out of memory");
+        return ahl_fail(err, AHL_EINVAL,
+                        rc == AHL_ETOOBIG ? "The query parameter %s is longer than 1024 bytes"
+                                          : "The query parameter %s is not well percent-encoded "
+                                            "(every %% followed by two hex digits, no %%00)",
+                        what);
     }
-    return b.data;
+    if (!(*out = keep(r, b.data))) /* keep has freed it */
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
+    return 0;
 }
 
 static int parse_uint(const char *v, unsigned max, const char *name, unsigned *out,
@@ -399,19 +397,24 @@ static int add_filter(struct ahl__qido_request *r, const struct qattr *a, char *
 static int parse_query(const char *query, struct ahl__qido_request *r, struct ahl_err *err)
 {
     bool seen[NATTRS] = {false}, have_limit = false, have_offset = false, have_fuzzy = false;
+    unsigned params = 0;
     for (const char *q = query; q && *q;) {
         size_t n = strcspn(q, "&");
+        if (n == 0) { /* an empty pair ("a=1&&b=2") */
+            q++;
+            continue;
+        }
+        if (++params > AHL__QIDO_MAX_PARAMS)
+            return bad(err, "A search takes at most 64 query parameters%s%s", "", "");
         const char *eq = memchr(q, '=', n);
         size_t kn = eq ? (size_t)(eq - q) : n;
         int rc;
-        char *name = decode(r, q, kn, "name", err);
-        if (!name)
-            return err ? err->code : AHL_EINVAL;
-        char *v = eq ? decode(r, eq + 1, n - kn - 1, name, err) : keep(r, strdup(""));
-        if (!v)
-            return err && err->code ? err->code : AHL_ENOMEM;
+        char *name, *v = "";
+        if ((rc = decode(r, q, kn, "name", &name, err)) < 0 ||
+            (eq && (rc = decode(r, eq + 1, n - kn - 1, name, &v, err)) < 0))
+            return rc;
         if (!*name) {
-            /* an empty pair ("a=1&&b=2") */
+            /* "=value": no parameter */
         } else if (!strcmp(name, "limit") || !strcmp(name, "offset")) {
             bool lim = name[0] == 'l';
             if (lim ? have_limit : have_offset)

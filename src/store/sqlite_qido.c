@@ -551,7 +551,8 @@ static int add_filter(const struct ahl_qido_query *q, const struct ahl_qido_filt
 {
     int type = keys[f->key].type;
     const char *col = key_col(f->key, q->level);
-    const char *plus = drv ? "" : "+";
+    /* SOPInstanceUID is in the index the instances are read by (query_sql). */
+    const char *plus = drv || f->key == AHL_QK_SOP_UID ? "" : "+";
     if (type == K_MODS) {
         if (drv) {
             add(s, " AND m.modality=?");
@@ -656,6 +657,16 @@ static int add_filter(const struct ahl_qido_query *q, const struct ahl_qido_filt
     SERIES_SEL ", i.sop_uid, i.sop_class, i.instance_number, i.rows_, i.columns_, i.frames," \
                " i.warning"
 
+/* Does an instance search name its SOPInstanceUIDs (then the instances' key index drives)? */
+static bool has_sop(const struct ahl_qido_query *q)
+{
+    for (unsigned i = 0; i < q->nf; i++)
+        if (q->f[i].key == AHL_QK_SOP_UID &&
+            (q->f[i].match == AHL_QM_SINGLE || q->f[i].match == AHL_QM_LIST))
+            return true;
+    return false;
+}
+
 static int query_sql(const struct ahl_qido_query *q, struct sql *s, struct binds *b)
 {
     int rc;
@@ -688,8 +699,8 @@ static int query_sql(const struct ahl_qido_query *q, struct sql *s, struct binds
     else
         add(s,
             "SELECT " INSTANCE_SEL " FROM qido_series e INDEXED BY %s CROSS JOIN"
-            " qido_instance i ON i.series_id=e.id WHERE e.datastore_id=?1",
-            index);
+            " qido_instance i INDEXED BY %s ON i.series_id=e.id WHERE e.datastore_id=?1",
+            index, has_sop(q) ? "qido_instance_key" : "qido_instance_number");
     for (unsigned i = 0; i < q->nf; i++)
         if ((rc = add_filter(q, &q->f[i], (int)i == drv, s, b)) < 0)
             return rc;
@@ -699,7 +710,7 @@ static int query_sql(const struct ahl_qido_query *q, struct sql *s, struct binds
     else if (q->level == AHL_QIDO_SERIES)
         add(s, " ORDER BY e.updated_at DESC, e.series_uid DESC");
     else
-        add(s, " ORDER BY e.updated_at DESC, e.series_uid DESC, i.instance_number, i.sop_uid");
+        add(s, " ORDER BY e.series_uid, e.id, i.instance_number, i.sop_uid");
     add(s, " LIMIT ? OFFSET ?");
     bind_int(b, q->limit);
     bind_int(b, q->offset);

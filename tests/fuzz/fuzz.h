@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -18,6 +20,17 @@ static inline size_t fuzz_piece(unsigned *seed, size_t left)
     *seed = *seed * 1103515245u + 12345u;
     size_t piece = 1 + (*seed >> 16) % 97;
     return piece < left ? piece : left;
+}
+
+/* The input as a NUL-terminated string the caller frees (NULL when out of memory). */
+static inline char *ahl__fuzz_text(const uint8_t *data, size_t size)
+{
+    char *text = malloc(size + 1);
+    if (text) {
+        memcpy(text, data, size);
+        text[size] = '\0';
+    }
+    return text;
 }
 
 #endif /* AHL_TESTS_FUZZ_H */

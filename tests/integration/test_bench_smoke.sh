@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Keeps ahilite-bench (bench/) running and its figures sane, at sizes that take seconds: `update`
-# and `search` print their JSON line with every key bench/RESULTS.md reads and plausible values,
-# `update-threads`, `frames` and `auth` run, `ahilite bench ...` reaches ahilite-bench through
-# the alias, and an ahilite without ahilite-bench beside it says so. Never judges timings beyond
-# "> 0".
+# Keeps ahilite-bench (bench/) running and its figures sane, at sizes that take seconds: `update`,
+# `search` and `qido` print their JSON line with every key bench/RESULTS.md reads and plausible
+# values, `update-threads`, `frames` and `auth` run, `ahilite bench ...` reaches ahilite-bench
+# through the alias, and an ahilite without ahilite-bench beside it says so. Never judges timings
+# beyond "> 0".
 #
 # Environment (set by CTest): AHILITE_BIN, AHILITE_BUILD.
 set -euo pipefail
@@ -71,6 +71,26 @@ EOF
 [ -z "$(find "$TMP" -mindepth 1 -maxdepth 1 -name 'bench-search-*')" ] ||
     fail "bench search left its scratch directory: $(ls "$TMP")"
 
+"$BENCH" qido --instances 800 --studies 40 --queries 20 --scans 1 --data-dir "$TMP" >"$TMP/qido" ||
+    fail "bench qido: $(cat "$TMP/qido")"
+"$PY" - "$TMP/qido" <<'EOF' || fail "bench qido output: $(cat "$TMP/qido")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r['instances'] == 800 and r['studies'] == 40 and r['series'] == 160, r
+assert r['fill_s'] >= 0 and r['db_mb'] >= 0 and r['queries'] == 20, r
+kinds = ('patient_name_wildcard', 'study_date_range', 'modalities_in_study', 'all_studies',
+         'series_of_study', 'instances_of_series')
+for k in kinds:
+    q = r[k]
+    assert q['rows_per_query'] > 0 and 0 < q['p50_ms'] <= q['p95_ms'], (k, q)
+    assert q['scan_p50_ms'] >= 0 and 'USING' in q['plan'], (k, q)
+    assert 'SCAN' not in q['plan'], (k, q)  # every search is driven by an index
+assert r['series_of_study']['rows_per_query'] == 4, r
+assert r['instances_of_series']['rows_per_query'] == 5, r
+EOF
+[ -z "$(find "$TMP" -mindepth 1 -maxdepth 1 -name 'bench-qido-*')" ] ||
+    fail "bench qido left its scratch directory: $(ls "$TMP")"
+
 "$BENCH" update-threads "$TMP/threads" 2 0.3 >"$TMP/threads.json" ||
     fail "bench update-threads: $(cat "$TMP/threads.json")"
 "$PY" - "$TMP/threads.json" <<'EOF' || fail "bench update-threads output: $(cat "$TMP/threads.json")"
@@ -111,4 +131,4 @@ status=0
 "$TMP/alone/ahilite" bench update >"$TMP/alone/out" 2>&1 || status=$?
 [ "$status" = 1 ] && grep -q "ahilite-bench" "$TMP/alone/out" ||
     fail "ahilite bench without ahilite-bench: status $status: $(cat "$TMP/alone/out")"
-echo "ok: ahilite-bench smoke (update, search, update-threads, frames, auth, the ahilite bench alias)"
+echo "ok: ahilite-bench smoke (update, search, qido, update-threads, frames, auth, the ahilite bench alias)"
