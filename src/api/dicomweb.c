@@ -19,9 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/dicomweb_cache.h"
 #include "api/dicomweb_internal.h"
 #include "dicom/hidoc.h"
+#include "base/codec.h"
 #include "json/json.h"
+#include "meta/states.h"
 #include "base/text.h"
 #include "base/banned.h"
 
@@ -199,6 +202,7 @@ static int parse_query(const char *q, struct dw_target *t, struct ahl_err *err)
 
 struct set_list {
     char (*ids)[AHL_ID_LEN + 1];
+    uint64_t *versions; /* the version each set is read at; 0: unresolved (read the latest) */
     size_t n, cap;
 };
 
@@ -218,21 +222,82 @@ static int id_cmp(const void *a, const void *b)
     return strcmp(a, b);
 }
 
-/* The documents to answer from, appended to docs (a JSON array): the one set asked for, or every
- * primary set of the study in id order. A set whose study is another is not found. */
-static int load_documents(struct ahl_api_service *svc, const struct dw_target *t, json_t *docs,
-                          struct ahl_err *err)
+/* The sets to answer from, each with the version it is read at: the one set asked for, or every
+ * primary set of the study in id order, at its latest version. When key is not NULL, appends to
+ * it what the answer is built from (each live set's id, version and document root), the rendered
+ * answer cache's key (dicomweb_cache.h); a set that cannot be resolved (unknown, deleted, no such
+ * version) leaves the key empty, and is then read as the request says so that it fails as usual. */
+static int resolve_sets(struct ahl_api_service *svc, const struct dw_target *t, struct set_list *l,
+                        struct ahl_buf *key, struct ahl_err *err)
+{
+    struct ahl_store_tx *tx = NULL;
+    l->cap = t->imageset[0] ? 1 : DW_MAX_SETS;
+    l->ids = calloc(l->cap, sizeof *l->ids);
+    l->versions = calloc(l->cap, sizeof *l->versions);
+    if (!l->ids || !l->versions)
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
+    int rc = ahl_store_begin(svc->store, false, &tx);
+    if (rc < 0)
+        return ahl_meta_store_fail(err, rc, "listing the study's image sets");
+    if (t->imageset[0]) {
+        memcpy(l->ids[0], t->imageset, AHL_ID_LEN + 1);
+        l->versions[0] = t->version;
+        l->n = 1;
+    } else {
+        rc = ahl_store_imageset_by_study(tx, t->ds, t->study, true, collect_primary, l);
+        if (rc < 0) {
+            rc = ahl_meta_store_fail(err, rc, "listing the study's image sets");
+            goto out;
+        }
+        qsort(l->ids, l->n, sizeof *l->ids, id_cmp);
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        struct ahl_imageset_rec set;
+        struct ahl_version_rec ver;
+        if (ahl_store_imageset_get(tx, t->ds, l->ids[i], &set) < 0 ||
+            ahl_imageset_state_parse(set.state) == AHL_IMAGESET_DELETED ||
+            ahl_store_version_get(tx, l->ids[i],
+                                  l->versions[i] ? l->versions[i] : set.latest_version, &ver) < 0) {
+            if (key)
+                ahl_buf_reset(key);
+            key = NULL;
+            continue;
+        }
+        l->versions[i] = ver.version;
+        char root[2 * AHL_SHA256_LEN + 1];
+        ahl_hex_encode(ver.root, AHL_SHA256_LEN, root);
+        if (key && ahl_buf_addf(key, "|%s:%llu:%s", l->ids[i], (unsigned long long)ver.version,
+                                root) < 0) {
+            rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+out:
+    ahl_store_rollback(tx);
+    return rc;
+}
+
+static void set_list_release(struct set_list *l)
+{
+    free(l->ids);
+    free(l->versions);
+}
+
+/* The documents of the sets l names, appended to docs (a JSON array). A set whose study is
+ * another is not found. */
+static int load_documents(struct ahl_api_service *svc, const struct dw_target *t,
+                          const struct set_list *l, json_t *docs, struct ahl_err *err)
 {
     /* Only the series (and instance) asked for is read: a frame costs one instance, not the set. */
     const char *series = t->what == DW_STUDY_METADATA || t->what == DW_STUDY ? NULL : t->series;
     const char *sop =
         t->what == DW_INSTANCE_METADATA || t->what == DW_FRAMES || t->what == DW_INSTANCE ? t->sop
                                                                                           : NULL;
-    int rc;
+    int rc = 0;
     if (t->imageset[0]) {
         json_t *doc = NULL;
-        rc = ahl_meta_document_part(svc->meta, t->ds, t->imageset, t->version, series, sop, &doc,
-                                    err);
+        rc = ahl_meta_document_part(svc->meta, t->ds, t->imageset, l->versions[0], series, sop,
+                                    &doc, err);
         if (rc < 0)
             return rc;
         const char *study = json_string_value(json_object_get(
@@ -246,26 +311,10 @@ static int load_documents(struct ahl_api_service *svc, const struct dw_target *t
                                                     : 0;
     }
 
-    struct set_list l = {.cap = DW_MAX_SETS};
-    l.ids = calloc(l.cap, sizeof *l.ids);
-    if (!l.ids)
-        return ahl_fail(err, AHL_ENOMEM, "out of memory");
-    struct ahl_store_tx *tx = NULL;
-    rc = ahl_store_begin(svc->store, false, &tx);
-    if (rc < 0) {
-        free(l.ids);
-        return ahl_meta_store_fail(err, rc, "listing the study's image sets");
-    }
-    rc = ahl_store_imageset_by_study(tx, t->ds, t->study, true, collect_primary, &l);
-    ahl_store_rollback(tx);
-    if (rc < 0) {
-        free(l.ids);
-        return ahl_meta_store_fail(err, rc, "listing the study's image sets");
-    }
-    qsort(l.ids, l.n, sizeof *l.ids, id_cmp);
-    for (size_t i = 0; i < l.n; i++) {
+    for (size_t i = 0; i < l->n; i++) {
         json_t *doc = NULL;
-        rc = ahl_meta_document_part(svc->meta, t->ds, l.ids[i], 0, series, sop, &doc, err);
+        rc = ahl_meta_document_part(svc->meta, t->ds, l->ids[i], l->versions[i], series, sop, &doc,
+                                    err);
         if (rc == AHL_ENOTFOUND)
             continue; /* deleted since it was listed */
         if (rc < 0)
@@ -275,7 +324,6 @@ static int load_documents(struct ahl_api_service *svc, const struct dw_target *t
             break;
         }
     }
-    free(l.ids);
     if (rc < 0 && rc != AHL_ENOTFOUND)
         return rc;
     if (json_array_size(docs) == 0)
@@ -415,6 +463,38 @@ const char *ahl__dicomweb_host(const char *host)
     return host;
 }
 
+/* The cache key of a metadata answer: the resource and the parts of the request that change its
+ * bytes (the UIDs, the BulkDataURI base from Host, the selection parameters); resolve_sets adds
+ * the versions read. */
+static int cache_key(const struct dw_target *t, const char *base, struct ahl_buf *key)
+{
+    return ahl_buf_addf(key, "%d|%s|%s|%s|%s|%s|%llu", (int)t->what, base, t->study, t->series,
+                        t->sop, t->imageset, (unsigned long long)t->version);
+}
+
+/* Stores a rendered metadata answer in the cache and, when the client accepts gzip, answers the
+ * gzip'd form instead. Compression costs once per answer that is cached. */
+static int finish_metadata(struct ahl_api_service *svc, const struct ahl_buf *key, bool gzip,
+                           struct ahl_api_resp *resp, struct ahl_err *err)
+{
+    struct ahl_buf gz;
+    ahl_buf_init(&gz, AHL_BUF_UNLIMITED);
+    if (!gzip && !key->len)
+        return 0;
+    int rc = ahl__gzip(resp->raw.data, resp->raw.len, &gz);
+    if (rc == 0 && key->len)
+        rc = ahl__dwcache_put(svc->dw_cache, key->data, resp->raw.data, resp->raw.len, gz.data,
+                              gz.len);
+    if (rc == 0 && gzip) {
+        struct ahl_buf plain = resp->raw;
+        resp->raw = gz;
+        gz = plain;
+        resp->content_encoding = "gzip";
+    }
+    ahl_buf_release(&gz);
+    return rc < 0 ? ahl_fail(err, AHL_ENOMEM, "out of memory") : 0;
+}
+
 static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
                  struct ahl_api_resp *resp, struct ahl_err *err)
 {
@@ -422,9 +502,12 @@ static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
     char base[512];
     json_t *docs = NULL;
     struct dw_ctx c = {.svc = svc, .t = &t, .base = base};
+    struct set_list sets = {0};
+    struct ahl_buf key;
     int rc;
 
     memset(&t, 0, sizeof t);
+    ahl_buf_init(&key, AHL_BUF_UNLIMITED);
     if (strcmp(rq->method, "GET") == 0 && ahl__qido_path(rq->path))
         return ahl__dicomweb_qido(svc, rq, resp, err);
     if (strcmp(rq->method, "GET") != 0)
@@ -437,11 +520,31 @@ static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
     if ((rc = ahl__api_require_datastore(svc, t.ds, NULL, err)) < 0)
         return rc;
     snprintf(base, sizeof base, "http://%s/datastore/%s", ahl__dicomweb_host(rq->host), t.ds);
+    bool metadata = t.what <= DW_INSTANCE_METADATA; /* the resources cached and gzip'd */
+    bool cached = metadata && svc->dw_cache;
+    bool gzip = metadata && ahl__accepts_gzip(rq->accept_encoding);
+    if (cached && cache_key(&t, base, &key) < 0) {
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = resolve_sets(svc, &t, &sets, cached ? &key : NULL, err)) < 0)
+        goto out;
+    if (key.len && (rc = ahl__dwcache_get(svc->dw_cache, key.data, gzip, &resp->raw)) != 0) {
+        if (rc < 0) {
+            rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
+            goto out;
+        }
+        resp->content_type = "application/dicom+json";
+        resp->content_encoding = gzip ? "gzip" : NULL;
+        rq->status = 200;
+        rc = 0;
+        goto out;
+    }
     if (!(docs = json_array()) || !(c.out = json_array())) {
         rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = load_documents(svc, &t, docs, err)) < 0)
+    if ((rc = load_documents(svc, &t, &sets, docs, err)) < 0)
         goto out;
     if (t.what >= DW_STUDY) {
         struct ahl__dw_retrieve sel = {.datastore_id = t.ds,
@@ -458,10 +561,13 @@ static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
         rc = ahl__dicomweb_frames(svc, rq, c.instance, t.frames, resp, err);
         goto out;
     }
-    rc = ahl__dicomweb_answer_json(c.out, rq, resp, err);
+    if ((rc = ahl__dicomweb_answer_json(c.out, rq, resp, err)) == 0)
+        rc = finish_metadata(svc, &key, gzip, resp, err);
 out:
     json_decref(c.out);
     json_decref(docs);
+    set_list_release(&sets);
+    ahl_buf_release(&key);
     return rc;
 }
 

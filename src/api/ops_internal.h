@@ -57,6 +57,8 @@ struct ahl_api_service {
         uint64_t used;
     } stow_importers[AHL__STOW_IMPORTERS];
     uint64_t stow_clock;
+    /* Rendered DICOMweb metadata answers (dicomweb_cache.h), or NULL: no cache. */
+    struct ahl__dwcache *dw_cache;
 };
 
 struct ahl_api_resp {
@@ -178,12 +180,13 @@ int ahl__api_parse_version(const char *s, const char *member, uint64_t *out, str
  * its answer an operation's response does not carry. */
 struct ahl__dicomweb_request {
     const char *method;
-    const char *path;       /* raw path, without the query */
-    const char *query;      /* raw query after '?', or NULL */
-    const char *host;       /* the Host header (for BulkDataURIs), or NULL */
-    const char *accept;     /* the Accept header, or NULL */
-    int status;             /* set by ahl__dicomweb_serve: 200, or 406 */
-    char content_type[256]; /* resp->content_type points here when it has a parameter */
+    const char *path;            /* raw path, without the query */
+    const char *query;           /* raw query after '?', or NULL */
+    const char *host;            /* the Host header (for BulkDataURIs), or NULL */
+    const char *accept;          /* the Accept header, or NULL */
+    const char *accept_encoding; /* the Accept-Encoding header, or NULL */
+    int status;                  /* set by ahl__dicomweb_serve: 200, or 406 */
+    char content_type[256];      /* resp->content_type points here when it has a parameter */
 };
 
 /* A response made whole before it is sent (spool.c): in resp->raw up to 64 KiB, past that in an

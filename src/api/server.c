@@ -41,6 +41,7 @@
 
 #include <microhttpd.h>
 
+#include "api/dicomweb_cache.h"
 #include "api/ops_internal.h"
 #include "api/viewer_internal.h"
 #include "base/clock.h"
@@ -725,7 +726,9 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
                                            .path = path,
                                            .query = q,
                                            .host = codec_header(conn, "Host"),
-                                           .accept = codec_header(conn, MHD_HTTP_HEADER_ACCEPT)};
+                                           .accept = codec_header(conn, MHD_HTTP_HEADER_ACCEPT),
+                                           .accept_encoding =
+                                               codec_header(conn, MHD_HTTP_HEADER_ACCEPT_ENCODING)};
         if (ahl__dicomweb_serve(&srv->svc, &dw, &resp, &err) < 0)
             ret = send_err(conn, rq, &err);
         else
@@ -1359,6 +1362,12 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
         goto fail;
     srv->svc.job_submitted = cfg->job_submitted;
     srv->svc.job_ctx = cfg->job_ctx;
+    if (cfg->dicomweb_cache != AHL_API_NO_DICOMWEB_CACHE &&
+        ahl__dwcache_new(cfg->dicomweb_cache ? cfg->dicomweb_cache : AHL_API_DEFAULT_DICOMWEB_CACHE,
+                         &srv->svc.dw_cache) < 0) {
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
+        goto fail;
+    }
     if (cfg->data_dir) {
         char root[1100];
         if (ahl_str_copy(srv->svc.data_dir, sizeof srv->svc.data_dir, cfg->data_dir) < 0) {
@@ -1518,5 +1527,6 @@ void ahl_api_server_stop(struct ahl_api_server *srv)
         pthread_mutex_destroy(&srv->svc.stow_mu);
         ahl_import_budget_release(&srv->svc.stow_budget);
     }
+    ahl__dwcache_free(srv->svc.dw_cache);
     free(srv);
 }

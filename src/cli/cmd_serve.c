@@ -94,6 +94,9 @@ static void usage(FILE *f)
             "                      disk that STOW-RS request bodies being received may take\n"
             "                      at once, in DIR/tmp; past it, requests get a\n"
             "                      ThrottlingException (default 4096)\n"
+            "  --dicomweb-cache MiB\n"
+            "                      DICOMweb metadata answers kept rendered (plain and gzip),\n"
+            "                      least recently used dropped first; 0: none (default 256)\n"
             "  --help              this text\n");
 }
 
@@ -154,6 +157,7 @@ int ahl_cmd_serve(int argc, char **argv)
     unsigned workers = 0, port = 0;
     unsigned max_conns = 0, per_ip = 0, header_s = 0, idle_s = 0;
     unsigned long body_mib = 0, import_mib = 0, spool_mib = 0;
+    long cache_mib = -1; /* -1: the default */
     int no_per_ip = 0;
     char host[256], cred_path[4096];
     static struct ahl_api_credentials creds; /* large; one per process */
@@ -197,6 +201,7 @@ int ahl_cmd_serve(int argc, char **argv)
             "--viewer-datastore",
             "--max-stow-spool",
             "--viewer-oidc-client-id",
+            "--dicomweb-cache",
             NULL,
         };
         const char *name = NULL;
@@ -264,6 +269,7 @@ int ahl_cmd_serve(int argc, char **argv)
                 {"--max-body-memory", 2, 1024 * 1024},
                 {"--import-memory", 64, 1024 * 1024},
                 {"--max-stow-spool", 1, 1024 * 1024 * 1024},
+                {"--dicomweb-cache", 0, 1024 * 1024},
             };
             char *end;
             unsigned long n = strtoul(v, &end, 10);
@@ -288,8 +294,10 @@ int ahl_cmd_serve(int argc, char **argv)
                 body_mib = n;
             else if (k == 5)
                 import_mib = n;
-            else
+            else if (k == 6)
                 spool_mib = n;
+            else
+                cache_mib = (long)n;
         }
     }
     if (parse_listen(listen_arg, host, sizeof host, &port) < 0) {
@@ -423,6 +431,9 @@ int ahl_cmd_serve(int argc, char **argv)
         .header_timeout_s = header_s,
         .idle_timeout_s = idle_s,
         .max_body_memory = (size_t)body_mib << 20,
+        .dicomweb_cache = cache_mib < 0    ? 0
+                          : cache_mib == 0 ? AHL_API_NO_DICOMWEB_CACHE
+                                           : (size_t)cache_mib << 20,
         .oidc_jwks = oidc_jwks,
         .oidc_issuer = oidc_issuer,
         .oidc_audience = oidc_audience,

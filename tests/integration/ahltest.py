@@ -162,7 +162,7 @@ def wait_import_job(client, ds, job_id, timeout):
 
 
 def raw(method, endpoint, path, query='', body=None, headers=None, access_key=ACCESS_KEY,
-        secret_key=SECRET_KEY, sign=True, region=REGION, timestamp=None, tamper=None):
+        secret_key=SECRET_KEY, sign=True, region=REGION, timestamp=None, tamper=None, timeout=30):
     """Sends one request signed with botocore's SigV4Auth (unless sign=False) and returns
     (status, headers dict with lower-case names, body bytes). tamper(headers) may alter the signed
     headers before sending."""
@@ -191,7 +191,7 @@ def raw(method, endpoint, path, query='', body=None, headers=None, access_key=AC
         tamper(prepared)
     r = urllib.request.Request(url, data=data, method=method, headers=prepared)
     try:
-        with urllib.request.urlopen(r, timeout=30) as resp:
+        with urllib.request.urlopen(r, timeout=timeout) as resp:
             return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
     except urllib.error.HTTPError as e:
         return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
