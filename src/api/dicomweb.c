@@ -495,6 +495,42 @@ static int finish_metadata(struct ahl_api_service *svc, const struct ahl_buf *ke
     return rc < 0 ? ahl_fail(err, AHL_ENOMEM, "out of memory") : 0;
 }
 
+/* Frames: the instance's node of the document ({"DICOM", "ImageFrames", ...}), kept as JSON text
+ * under the request's key, which names the version read: the frame list and pixel description of
+ * an instance never change in a version. Each frame is still read and verified against its
+ * content address on every request (ahl__dicomweb_frames), so a damaged frame is never served. */
+static int keep_instance(struct ahl_api_service *svc, const struct ahl_buf *key,
+                         const json_t *instance, struct ahl_err *err)
+{
+    struct ahl_buf text;
+    ahl_buf_init(&text, AHL_BUF_UNLIMITED);
+    int rc = ahl_json_write(instance, &text);
+    if (rc == 0)
+        rc = ahl__dwcache_put(svc->dw_cache, key->data, text.data, text.len, "", 0);
+    ahl_buf_release(&text);
+    return rc < 0 ? ahl_fail(err, AHL_ENOMEM, "out of memory") : 0;
+}
+
+/* Answers a frames request from a kept instance node: *answered tells whether there was one. */
+static int frames_from_cache(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
+                             const struct dw_target *t, const struct ahl_buf *key,
+                             struct ahl_api_resp *resp, bool *answered, struct ahl_err *err)
+{
+    struct ahl_buf text;
+    ahl_buf_init(&text, AHL_BUF_UNLIMITED);
+    int rc = ahl__dwcache_get(svc->dw_cache, key->data, false, &text);
+    json_t *instance = rc == 1 ? json_loadb(text.data, text.len, 0, NULL) : NULL;
+    ahl_buf_release(&text);
+    if (rc < 0 || (rc == 1 && !instance))
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
+    if (!instance)
+        return 0;
+    *answered = true;
+    rc = ahl__dicomweb_frames(svc, rq, instance, t->frames, resp, err);
+    json_decref(instance);
+    return rc;
+}
+
 static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
                  struct ahl_api_resp *resp, struct ahl_err *err)
 {
@@ -521,7 +557,8 @@ static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
         return rc;
     snprintf(base, sizeof base, "http://%s/datastore/%s", ahl__dicomweb_host(rq->host), t.ds);
     bool metadata = t.what <= DW_INSTANCE_METADATA; /* the resources cached and gzip'd */
-    bool cached = metadata && svc->dw_cache;
+    /* Frames keep the instance's node (its frame list and pixel description), not the answer. */
+    bool cached = (metadata || t.what == DW_FRAMES) && svc->dw_cache;
     bool gzip = metadata && ahl__accepts_gzip(rq->accept_encoding);
     if (cached && cache_key(&t, base, &key) < 0) {
         rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
@@ -529,7 +566,13 @@ static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
     }
     if ((rc = resolve_sets(svc, &t, &sets, cached ? &key : NULL, err)) < 0)
         goto out;
-    if (key.len && (rc = ahl__dwcache_get(svc->dw_cache, key.data, gzip, &resp->raw)) != 0) {
+    if (t.what == DW_FRAMES && key.len) {
+        bool answered = false;
+        if ((rc = frames_from_cache(svc, rq, &t, &key, resp, &answered, err)) < 0 || answered)
+            goto out;
+    }
+    if (metadata && key.len &&
+        (rc = ahl__dwcache_get(svc->dw_cache, key.data, gzip, &resp->raw)) != 0) {
         if (rc < 0) {
             rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
             goto out;
@@ -558,6 +601,8 @@ static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
     if ((rc = build(&c, docs, err)) < 0)
         goto out;
     if (t.what == DW_FRAMES) {
+        if (key.len && (rc = keep_instance(svc, &key, c.instance, err)) < 0)
+            goto out;
         rc = ahl__dicomweb_frames(svc, rq, c.instance, t.frames, resp, err);
         goto out;
     }

@@ -1,4 +1,5 @@
-/* A byte-budgeted LRU cache of rendered DICOMweb metadata answers (docs/dicomweb.md#performance).
+/* A byte-budgeted LRU cache of rendered DICOMweb metadata answers, and of the instance nodes that
+ * frames requests read (docs/dicomweb.md#performance).
  *
  * An answer is a function of the stored versions it was built from and of the parts of the
  * request that change its bytes (the resource, the UIDs, the BulkDataURI base from Host, the

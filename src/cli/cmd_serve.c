@@ -95,8 +95,9 @@ static void usage(FILE *f)
             "                      at once, in DIR/tmp; past it, requests get a\n"
             "                      ThrottlingException (default 4096)\n"
             "  --dicomweb-cache MiB\n"
-            "                      DICOMweb metadata answers kept rendered (plain and gzip),\n"
-            "                      least recently used dropped first; 0: none (default 256)\n"
+            "                      DICOMweb metadata answers kept rendered (plain and gzip)\n"
+            "                      and instances' frame lists, least recently used dropped\n"
+            "                      first; 0: none (default 256)\n"
             "  --help              this text\n");
 }
 

@@ -4,7 +4,8 @@ signed with botocore. A repeated answer is the same bytes; an UpdateImageSetMeta
 shows in the very next series, instance and study answer; an older version chosen with versionId
 is still answered; answers for two Host headers name their own host; gzip answers decode to the
 same JSON, a client that does not accept gzip gets plain JSON; a deleted set is not answered from
-the cache; and a server started with --dicomweb-cache 0 answers the same."""
+the cache, frames included; a frame damaged on disk after its instance was kept is refused (500),
+not served; and a server started with --dicomweb-cache 0 answers the same."""
 import gzip
 import json
 import os
@@ -135,6 +136,7 @@ class Cache(unittest.TestCase):
         study, series, sop = uids(MR)
         set_id = self.set_of(study)
         paths = [('/studies/%s/series/%s/metadata' % (study, series), ''),
+                 ('/studies/%s/series/%s/instances/%s/frames/1' % (study, series, sop), ''),
                  ('/studies/%s/series/%s/metadata' % (study, series), 'imageSetId=' + set_id),
                  ('/studies/%s/series/%s/instances/%s/metadata' % (study, series, sop), ''),
                  ('/studies/%s/metadata' % study, '')]
@@ -149,6 +151,41 @@ class Cache(unittest.TestCase):
                                                  headers={'Accept-Encoding': ae} if ae else None)
                 self.assertEqual(status, 404, (p, q, body[:200]))
                 self.assertEqual(json.loads(body)['__type'], 'ResourceNotFoundException')
+
+
+    def test_5_damaged_frame_is_never_served(self):
+        study, series, sop = uids(CT)
+        path = '/studies/%s/series/%s/instances/%s/frames/1' % (study, series, sop)
+        for accept in (None, 'multipart/related; type="application/octet-stream"; '
+                             'transfer-syntax=*'):
+            h = {'Accept': accept} if accept else None
+            for _ in range(2):  # the instance is kept after the first
+                status, _, body = self.get(path, headers=h)
+                self.assertEqual(status, 200, body[:300])
+        damaged = []
+        for d, _, files in os.walk(os.path.join(self.srv.data_dir, 'frames')):
+            for f in files:
+                p = os.path.join(d, f)
+                os.chmod(p, 0o644)
+                with open(p, 'r+b') as fh:
+                    b = fh.read(1)
+                    fh.seek(0)
+                    fh.write(bytes([b[0] ^ 0xFF]))
+                damaged.append(p)
+        self.assertTrue(damaged)
+        try:
+            for accept in (None, 'multipart/related; type="application/octet-stream"; '
+                                 'transfer-syntax=*'):
+                h = {'Accept': accept} if accept else None
+                status, _, body = self.get(path, headers=h)
+                self.assertEqual(status, 500, body[:300])
+        finally:
+            for p in damaged:
+                with open(p, 'r+b') as fh:
+                    b = fh.read(1)
+                    fh.seek(0)
+                    fh.write(bytes([b[0] ^ 0xFF]))
+        self.assertEqual(self.get(path)[0], 200)
 
 
 class NoCache(Cache):
