@@ -74,9 +74,9 @@ struct ahl_api_config {
     unsigned max_connections;        /* open connections in all */
     unsigned max_connections_per_ip; /* from one client address; see no_per_ip_limit */
     int no_per_ip_limit;             /* 1: no per-address limit (behind a proxy) */
-    unsigned header_timeout_s;       /* from a request's first line to the end of its headers */
-    unsigned idle_timeout_s; /* a connection with nothing sent or received (keep-alive too) */
-    size_t max_body_memory;  /* bytes of request bodies held at once, all connections */
+    unsigned header_timeout_s; /* from a request's first line to the end of its headers */
+    unsigned idle_timeout_s;   /* a connection with nothing sent or received (keep-alive too) */
+    size_t max_body_memory;    /* bytes of request bodies held at once, all connections */
     /* Bearer tokens on DICOMweb resources (docs/dicomweb.md#bearer-tokens): all three, or none
      * (bearer tokens refused). The JWKS file is re-read when it changes. */
     const char *oidc_jwks;
@@ -87,7 +87,7 @@ struct ahl_api_config {
      * (NULL: the first ACTIVE one). */
     const char *viewer_dir;
     const char *viewer_datastore;
-    uint64_t max_stow_spool; /* bytes of STOW-RS bodies spooled to disk at once */
+    uint64_t max_stow_spool;   /* bytes of STOW-RS bodies spooled to disk at once */
     /* The viewer's OpenID client id at oidc_issuer: OHIF signs its users in there (NULL: the
      * viewer has no sign-in of its own). */
     const char *viewer_oidc_client_id;

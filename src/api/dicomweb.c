@@ -21,6 +21,7 @@
 
 #include "api/dicomweb_cache.h"
 #include "api/dicomweb_internal.h"
+#include "api/viewer_internal.h"
 #include "dicom/hidoc.h"
 #include "base/codec.h"
 #include "json/json.h"
@@ -559,7 +560,7 @@ static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
     bool metadata = t.what <= DW_INSTANCE_METADATA; /* the resources cached and gzip'd */
     /* Frames keep the instance's node (its frame list and pixel description), not the answer. */
     bool cached = (metadata || t.what == DW_FRAMES) && svc->dw_cache;
-    bool gzip = metadata && ahl__accepts_gzip(rq->accept_encoding);
+    bool gzip = metadata && (ahl__accept_encodings(rq->accept_encoding) & AHL__ENC_GZIP);
     if (cached && cache_key(&t, base, &key) < 0) {
         rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
         goto out;

@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <zlib.h>
 
 #include "api/dicomweb_cache.h"
@@ -240,46 +239,4 @@ int ahl__gzip(const void *p, size_t n, struct ahl_buf *out)
     }
     deflateEnd(&z);
     return rc;
-}
-
-/* The q of one coding's parameters (";q=0.5"): 0 when it is zero, 1 otherwise. */
-static bool q_nonzero(const char *params, size_t n)
-{
-    const char *q = params;
-    while ((q = memchr(q, ';', (size_t)(params + n - q))) != NULL) {
-        q++;
-        while (q < params + n && *q == ' ')
-            q++;
-        if (params + n - q >= 2 && (*q == 'q' || *q == 'Q') && q[1] == '=') {
-            for (const char *d = q + 2; d < params + n && *d != ';'; d++)
-                if (*d >= '1' && *d <= '9')
-                    return true;
-            return false;
-        }
-    }
-    return true;
-}
-
-bool ahl__accepts_gzip(const char *ae)
-{
-    bool star = false;
-    while (ae && *ae) {
-        size_t n = strcspn(ae, ",");
-        const char *t = ae;
-        while (t < ae + n && (*t == ' ' || *t == '\t'))
-            t++;
-        size_t tn = strcspn(t, ";, \t");
-        if (tn > (size_t)(ae + n - t))
-            tn = (size_t)(ae + n - t);
-        bool nonzero = q_nonzero(t + tn, (size_t)(ae + n - t - tn));
-        if ((tn == 4 && strncasecmp(t, "gzip", 4) == 0) ||
-            (tn == 6 && strncasecmp(t, "x-gzip", 6) == 0))
-            return nonzero;
-        if (tn == 1 && *t == '*')
-            star = nonzero;
-        ae += n;
-        if (*ae == ',')
-            ae++;
-    }
-    return star;
 }

@@ -51,8 +51,4 @@ size_t ahl__dwcache_count(struct ahl__dwcache *c);
 /* Compresses p as one gzip member (RFC 1952) into out. 0, AHL_ENOMEM. */
 int ahl__gzip(const void *p, size_t n, struct ahl_buf *out);
 
-/* Whether an Accept-Encoding header value (NULL: none) accepts gzip: a gzip, x-gzip or * coding
- * whose q is not 0, with no gzip;q=0 before it. */
-bool ahl__accepts_gzip(const char *accept_encoding);
-
 #endif /* AHL_API_DICOMWEB_CACHE_H */

@@ -1,5 +1,5 @@
 /* Unit tests for src/api/dicomweb_cache.c: hits and misses, keys that differ in one part, the
- * byte budget and least-recently-used eviction, replacement, the gzip form, Accept-Encoding, and
+ * byte budget and least-recently-used eviction, replacement, the gzip form, and
  * concurrent use (run under ThreadSanitizer in the tsan build). */
 #include <pthread.h>
 #include <setjmp.h>
@@ -160,37 +160,6 @@ static void test_gzip_round_trip(void **state)
     ahl_buf_release(&gz);
 }
 
-static void test_accept_encoding(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *header;
-        bool gzip;
-    } rows[] = {
-        {NULL, false},
-        {"", false},
-        {"identity", false},
-        {"gzip", true},
-        {"GZip", true},
-        {"x-gzip", true},
-        {"gzip, deflate, br", true},
-        {"deflate, gzip;q=0.5", true},
-        {"br;q=1.0, gzip; q=0.8, *;q=0.1", true},
-        {"gzip;q=0", false},
-        {"gzip;q=0.000", false},
-        {"*", true},
-        {"*;q=0", false},
-        {"gzip;q=0, *", false},
-        {"deflate", false},
-        {"gzipx", false},
-    };
-    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
-        if (ahl__accepts_gzip(rows[i].header) != rows[i].gzip)
-            fail_msg("Accept-Encoding '%s': expected %d",
-                     rows[i].header ? rows[i].header : "(null)", rows[i].gzip);
-    }
-}
-
 struct worker_arg {
     struct ahl__dwcache *c;
     int id;
@@ -245,7 +214,6 @@ int main(void)
         cmocka_unit_test(test_budget_evicts_least_recently_used),
         cmocka_unit_test(test_many_entries_grow_the_table),
         cmocka_unit_test(test_gzip_round_trip),
-        cmocka_unit_test(test_accept_encoding),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
