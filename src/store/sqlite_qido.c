@@ -234,15 +234,18 @@ int ahl__sq_qido_study_refresh(struct ahl_store_tx *t, const char *ds, const cha
         " patient_sex, study_date, study_time, study_tm, accession_number,"
         " referring_physician_name, upper(referring_physician_name), study_description, study_id,"
         " (SELECT ifnull(group_concat(m, '\\'), '') FROM (SELECT DISTINCT modality AS m FROM"
-        " qido_series WHERE datastore_id=?1 AND study_uid=?2 AND modality<>'' ORDER BY 1)),"
-        " (SELECT count(*) FROM qido_series WHERE datastore_id=?1 AND study_uid=?2),"
-        " (SELECT ifnull(sum(instances), 0) FROM qido_series WHERE datastore_id=?1 AND"
-        " study_uid=?2)"
+        " qido_series INDEXED BY qido_series_study WHERE datastore_id=?1 AND study_uid=?2 AND"
+        " modality<>'' ORDER BY 1)),"
+        " (SELECT count(*) FROM qido_series INDEXED BY qido_series_study WHERE datastore_id=?1"
+        " AND study_uid=?2),"
+        " (SELECT ifnull(sum(instances), 0) FROM qido_series INDEXED BY qido_series_study"
+        " WHERE datastore_id=?1 AND study_uid=?2)"
         " FROM qido_set INDEXED BY qido_set_study WHERE datastore_id=?1 AND study_uid=?2"
         " ORDER BY updated_at DESC, imageset_id DESC LIMIT 1",
         "INSERT INTO qido_study_modality(datastore_id, study_uid, modality, updated_at)"
         " SELECT DISTINCT e.datastore_id, e.study_uid, e.modality, s.updated_at FROM qido_series e"
-        " JOIN qido_study s ON s.datastore_id=e.datastore_id AND s.study_uid=e.study_uid"
+        " INDEXED BY qido_series_study JOIN qido_study s ON s.datastore_id=e.datastore_id AND "
+        "s.study_uid=e.study_uid"
         " WHERE e.datastore_id=?1 AND e.study_uid=?2 AND e.modality<>''",
     };
     for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
@@ -685,11 +688,21 @@ static int query_sql(const struct ahl_qido_query *q, struct sql *s, struct binds
     const char *index = dkey < 0                   ? order_index[q->level]
                         : dkey == AHL_QK_STUDY_UID ? study_index[q->level]
                                                    : keys[dkey].index;
+    /* A study search driven by a key that does not give the order (a date range may match
+     * thousands) picks the page's ids first, from the index where it covers the order (StudyDate's
+     * holds updated_at and the UID), so that only the page's rows are read whole. */
+    bool two_stage = q->level == AHL_QIDO_STUDY && dkey >= 0 && dkey != AHL_QK_MODALITIES &&
+                     dkey != AHL_QK_STUDY_UID;
     bind_text(b, NULL); /* ?1: the data store, bound by bind_all */
     if (q->level == AHL_QIDO_STUDY && dkey == AHL_QK_MODALITIES)
         add(s, "SELECT " STUDY_SEL " FROM qido_study_modality m INDEXED BY qido_modality CROSS JOIN"
                " qido_study s ON s.datastore_id=m.datastore_id AND s.study_uid=m.study_uid"
                " WHERE m.datastore_id=?1");
+    else if (q->level == AHL_QIDO_STUDY && two_stage)
+        add(s,
+            "SELECT " STUDY_SEL " FROM qido_study s WHERE s.id IN (SELECT s.id FROM qido_study s"
+            " INDEXED BY %s WHERE s.datastore_id=?1",
+            index);
     else if (q->level == AHL_QIDO_STUDY)
         add(s, "SELECT " STUDY_SEL " FROM qido_study s INDEXED BY %s WHERE s.datastore_id=?1",
             index);
@@ -714,6 +727,8 @@ static int query_sql(const struct ahl_qido_query *q, struct sql *s, struct binds
     add(s, " LIMIT ? OFFSET ?");
     bind_int(b, q->limit);
     bind_int(b, q->offset);
+    if (two_stage)
+        add(s, ") ORDER BY s.updated_at DESC, s.study_uid DESC");
     return s->fail ? AHL_ETOOBIG : 0;
 }
 

@@ -146,6 +146,11 @@ static const char *const migrations[] = {
     "CREATE TABLE qido_backfill(imageset_id TEXT PRIMARY KEY) WITHOUT ROWID;"
     "INSERT INTO qido_backfill SELECT id FROM imageset WHERE state<>'DELETED' AND is_primary<>0"
     " AND latest_version>0;",
+    /* 5: StudyDate's index covers the study order, so that a date range matching thousands of
+     * studies sorts index entries, not rows (sqlite_qido.c, query_sql). */
+    "DROP INDEX qido_study_date;"
+    "CREATE INDEX qido_study_date ON qido_study(datastore_id, study_date, study_tm, updated_at,"
+    " study_uid);",
 };
 
 int ahl__sq_schema_version(void)
