@@ -38,6 +38,7 @@ enum dw_resource {
     DW_SERIES_METADATA,
     DW_INSTANCE_METADATA,
     DW_FRAMES,
+    DW_BULKDATA,
     DW_STUDY, /* retrieve (dicomweb_retrieve.c) */
     DW_SERIES,
     DW_INSTANCE,
@@ -52,6 +53,7 @@ struct dw_target {
     char imageset[AHL_ID_LEN + 1]; /* ?imageSetId=, or "" */
     uint64_t version;              /* ?versionId=, 0 when absent */
     const char *frames;            /* the frame list of DW_FRAMES, in the path */
+    const char *bulk_id;           /* the id of DW_BULKDATA, in the path */
 };
 
 /* One path segment of the raw target: [*p, next '/' or end). */
@@ -103,7 +105,7 @@ static int not_served(const char *path, struct ahl_err *err)
 {
     return ahl_fail(err, AHL_ENOTFOUND,
                     "No DICOMweb resource at %.200s: this server answers only "
-                    "the retrieve, metadata and frames resources (docs/dicomweb.md)",
+                    "the retrieve, metadata, frames and bulkdata resources (docs/dicomweb.md)",
                     path);
 }
 
@@ -148,6 +150,12 @@ static int parse_path(const char *path, struct dw_target *t, struct ahl_err *err
         if (depth == 3 && seg_is(p, n, "frames") && p[n] == '/' && p[n + 1]) {
             t->what = DW_FRAMES;
             t->frames = p + n + 1;
+            return 0;
+        }
+        if (depth == 3 && seg_is(p, n, "bulkdata") && p[n] == '/' && p[n + 1] &&
+            !strchr(p + n + 1, '/')) {
+            t->what = DW_BULKDATA;
+            t->bulk_id = p + n + 1;
             return 0;
         }
         if (depth > 0 && seg_is(p, n, "metadata") && p[n] == '\0') {
@@ -291,9 +299,10 @@ static int load_documents(struct ahl_api_service *svc, const struct dw_target *t
 {
     /* Only the series (and instance) asked for is read: a frame costs one instance, not the set. */
     const char *series = t->what == DW_STUDY_METADATA || t->what == DW_STUDY ? NULL : t->series;
-    const char *sop =
-        t->what == DW_INSTANCE_METADATA || t->what == DW_FRAMES || t->what == DW_INSTANCE ? t->sop
-                                                                                          : NULL;
+    const char *sop = t->what == DW_INSTANCE_METADATA || t->what == DW_FRAMES ||
+                              t->what == DW_BULKDATA || t->what == DW_INSTANCE
+                          ? t->sop
+                          : NULL;
     int rc = 0;
     if (t->imageset[0]) {
         json_t *doc = NULL;
@@ -372,8 +381,21 @@ static int add_instance(struct dw_ctx *c, const json_t *doc, const char *series_
         ahl_buf_release(&uri);
         return ahl_fail(err, AHL_ENOMEM, "out of memory");
     }
+    /* Bulk data values: <instance>/bulkdata/<id> with the same selection parameters. */
+    size_t px_len = uri.len;
+    char sel[160];
+    ahl_str_copy_cut(sel, sizeof sel, uri.data + strcspn(uri.data, "?"));
+    if (ahl_buf_addf(&uri, "%s/studies/%s/series/%s/instances/%s/bulkdata/", c->base, c->t->study,
+                     series_uid, sop) < 0 ||
+        ahl_buf_add(&uri, "", 1) < 0 || ahl_buf_add(&uri, sel, strlen(sel) + 1) < 0) {
+        ahl_buf_release(&uri);
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
+    }
     bool has_pixels = json_array_size(json_object_get(instance, "ImageFrames")) > 0;
-    struct ahl_hidoc_opts o = {.pixel_bulk_uri = has_pixels ? uri.data : NULL};
+    struct ahl_hidoc_opts o = {.pixel_bulk_uri = has_pixels ? uri.data : NULL,
+                               .bulk_uri_prefix = uri.data + px_len,
+                               .bulk_uri_suffix =
+                                   uri.data + px_len + strlen(uri.data + px_len) + 1};
     rc =
         ahl_hidoc_instance(json_object_get(doc, "Patient"), study, series, instance, &o, &obj, err);
     ahl_buf_release(&uri);
@@ -398,10 +420,11 @@ static int add_series(struct dw_ctx *c, const json_t *doc, const char *series_ui
     json_t *inst;
     json_object_foreach((json_t *)instances, sop, inst)
     {
-        if ((c->t->what == DW_INSTANCE_METADATA || c->t->what == DW_FRAMES) &&
+        if ((c->t->what == DW_INSTANCE_METADATA || c->t->what == DW_FRAMES ||
+             c->t->what == DW_BULKDATA) &&
             strcmp(sop, c->t->sop) != 0)
             continue;
-        if (c->t->what == DW_FRAMES) {
+        if (c->t->what == DW_FRAMES || c->t->what == DW_BULKDATA) {
             c->instance = inst;
             return 0;
         }
@@ -550,7 +573,7 @@ static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
     if (strcmp(rq->method, "GET") != 0)
         return ahl_fail(err, AHL_ENOTFOUND,
                         "DICOMweb: %s is not served here; only GET of the "
-                        "retrieve, metadata and frames resources (docs/dicomweb.md)",
+                        "retrieve, metadata, frames and bulkdata resources (docs/dicomweb.md)",
                         rq->method);
     if ((rc = parse_path(rq->path, &t, err)) < 0 || (rc = parse_query(rq->query, &t, err)) < 0)
         return rc;
@@ -605,6 +628,10 @@ static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
         if (key.len && (rc = keep_instance(svc, &key, c.instance, err)) < 0)
             goto out;
         rc = ahl__dicomweb_frames(svc, rq, c.instance, t.frames, resp, err);
+        goto out;
+    }
+    if (t.what == DW_BULKDATA) {
+        rc = ahl__dicomweb_bulkdata(svc, rq, c.instance, t.bulk_id, resp, err);
         goto out;
     }
     if ((rc = ahl__dicomweb_answer_json(c.out, rq, resp, err)) == 0)

@@ -35,6 +35,13 @@ int ahl__dicomweb_frames(struct ahl_api_service *svc, struct ahl__dicomweb_reque
                          const json_t *instance, const char *list, struct ahl_api_resp *resp,
                          struct ahl_err *err);
 
+/* GetDICOMBulkdata (dicomweb_bulk.c): the value of instance's "BulkData" map whose content id is
+ * id, as multipart/related (or application/octet-stream when Accept asks for it first), spooled.
+ * AHL_ENOTFOUND for an id the instance does not list, AHL_ECORRUPT for a damaged object. */
+int ahl__dicomweb_bulkdata(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
+                           const json_t *instance, const char *id, struct ahl_api_resp *resp,
+                           struct ahl_err *err);
+
 /* The Host header when it is a plain host[:port] (no scheme, path or space), else "localhost":
  * what URIs in answers name (dicomweb.c). */
 const char *ahl__dicomweb_host(const char *host);

@@ -77,7 +77,8 @@ int ahl_cmd_check(int argc, char **argv)
                     "usage: ahilite check [--data-dir DIR]\n"
                     "  runs SQLite's integrity check, re-hashes every stored chunk, walks every\n"
                     "  version of every image set, and checks every frame a version lists: its\n"
-                    "  frame-index row, and its file's size and content hash (default DIR\n"
+                    "  frame-index row, and its file's size and content hash (bulk data\n"
+                    "  objects: size and hash) (default DIR\n"
                     "  ./ahilite-data). Reads only. Exit status: 0 sound, 1 damage found (one\n"
                     "  'damage:' line each), 2 usage error or no database.\n");
             return help ? 0 : 2;

@@ -265,6 +265,23 @@ int ahl_hidoc_instance(const json_t *patient, const json_t *study, const json_t 
         if (!px || json_object_set_new(obj, "7FE00010", px) < 0)
             rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
     }
+    const char *tag;
+    const json_t *b;
+    json_object_foreach((json_t *)json_object_get(instance, "BulkData"), tag, b)
+    {
+        const char *id = json_string_value(json_object_get(b, "ID"));
+        const char *vr = json_string_value(json_object_get(b, "VR"));
+        if (rc < 0 || !opts || !opts->bulk_uri_prefix)
+            break;
+        if (!id || !vr || strlen(tag) != 8) {
+            rc = ahl_fail(err, AHL_EPARSE, "Instance.BulkData.%s: no ID or VR", tag);
+            break;
+        }
+        json_t *v = json_pack("{s:s,s:s++}", "vr", vr, "BulkDataURI", opts->bulk_uri_prefix, id,
+                              opts->bulk_uri_suffix ? opts->bulk_uri_suffix : "");
+        if (!v || json_object_set_new(obj, tag, v) < 0)
+            rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
+    }
     if (rc == 0 && sort_keys(obj) < 0)
         rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
     if (rc < 0) {

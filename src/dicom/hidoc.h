@@ -25,6 +25,9 @@
  * Pixel data is not in the document: with opts->pixel_bulk_uri, (7FE0,0010) is added as
  * {"vr": "OW" when BitsAllocated > 8 else "OB", "BulkDataURI": pixel_bulk_uri}.
  *
+ * Values kept as bulk data (the instance's "BulkData" map) are added the same way with
+ * opts->bulk_uri_prefix.
+ *
  * Nesting deeper than AHL_HIDOC_MAX_DEPTH is AHL_ETOOBIG (the document's own parsers cap it lower).
  */
 #ifndef AHL_DICOM_HIDOC_H
@@ -38,6 +41,9 @@
 
 struct ahl_hidoc_opts {
     const char *pixel_bulk_uri; /* NULL: no (7FE0,0010) element */
+    /* Each entry {"ID", "VR"} of an instance's "BulkData" map (keyed "GGGGEEEE") becomes
+     * {"vr": VR, "BulkDataURI": bulk_uri_prefix ID bulk_uri_suffix}; NULL prefix: left out. */
+    const char *bulk_uri_prefix, *bulk_uri_suffix;
 };
 
 /* Builds the DICOM JSON object of one instance into *out (a new reference the caller decrefs).

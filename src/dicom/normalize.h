@@ -48,7 +48,8 @@
  *   VR UN. Private tags other than creators have no dictionary VR: an implicit-VR or UN private
  *   value stays UN bytes (HealthImaging keeps no private dictionary).
  * - Left out: pixel data (7FE0,0010/0008/0009) at any depth, and values the reader left in the
- *   file because they exceeded its inline limit.
+ *   file because they exceeded its inline limit (the importer keeps the top-level binary ones as
+ *   bulk data objects, listed under the instance's "BulkData": import/read.c).
  *
  * ImageFrames: one object per frame with "FrameSizeInBytes": for native pixel data
  * Rows x Columns x SamplesPerPixel x BitsAllocated / 8 (rounded up for 1-bit data; two

@@ -152,22 +152,69 @@ static bool native_syntax(const char *ts)
            !strcmp(ts, AHL_TS_EXPLICIT_BE) || !strcmp(ts, AHL_TS_DEFLATED_LE);
 }
 
-/* The instance's DICOM attributes to add: the Original Attributes Sequence, its document's items
- * first. A new object, or NULL (with *rc) when there is nothing to add. */
-static json_t *extra_attributes(const json_t *inst, const json_t *originals, int *rc)
+/* The instance's values kept as bulk data objects (its "BulkData" map), read from the frame store
+ * (checked against their content ids) into extra as base64, with their VRs in extra's
+ * "DICOMVRs". */
+static int add_bulk(struct ahl_framestore *fs, const json_t *inst, json_t *extra,
+                    struct ahl_err *err)
+{
+    const json_t *bulk = json_object_get(inst, "BulkData");
+    const char *tag;
+    json_t *e, *vrs = json_object();
+    int rc = vrs && json_object_set_new(extra, "DICOMVRs", vrs) == 0
+                 ? 0
+                 : ahl_fail(err, AHL_ENOMEM, "out of memory");
+    json_object_foreach((json_t *)bulk, tag, e)
+    {
+        const char *id = json_string_value(json_object_get(e, "ID"));
+        const char *vr = json_string_value(json_object_get(e, "VR"));
+        uint8_t *data = NULL;
+        size_t len = 0;
+        struct ahl_buf b;
+        if (rc < 0)
+            break;
+        if (!id || !vr)
+            return ahl_fail(err, AHL_ECORRUPT, "bulk data %s has no ID or VR", tag);
+        if (!fs)
+            return ahl_fail(err, AHL_ENOTFOUND, "no frame store holds bulk data %s", tag);
+        if ((rc = ahl_framestore_read_verified(fs, id, AHL_TS_EXPLICIT_LE, &data, &len, err)) < 0)
+            return rc;
+        ahl_buf_init(&b, AHL_P10_MAX_HEADER);
+        if (ahl_base64_encode(data, len, &b) < 0 || ahl_buf_add(&b, "", 1) < 0 ||
+            json_object_set_new(extra, tag, json_string(b.data)) < 0 ||
+            json_object_set_new(vrs, tag, json_string(vr)) < 0)
+            rc = ahl_fail(err, AHL_ETOOBIG, "bulk data %s does not fit the file's header", tag);
+        ahl_buf_release(&b);
+        free(data);
+    }
+    return rc;
+}
+
+/* The instance's DICOM attributes to add: its bulk data values and the Original Attributes
+ * Sequence, its document's items first. A new object, or NULL (with *rc) when there is nothing
+ * to add. */
+static json_t *extra_attributes(struct ahl_framestore *fs, const json_t *inst,
+                                const json_t *originals, int *rc, struct ahl_err *err)
 {
     *rc = 0;
-    if (json_array_size(originals) == 0)
+    if (json_array_size(originals) == 0 && json_object_size(json_object_get(inst, "BulkData")) == 0)
         return NULL;
+    json_t *extra = json_object();
+    if (!extra || (*rc = add_bulk(fs, inst, extra, err)) < 0) {
+        json_decref(extra);
+        *rc = *rc ? *rc : ahl_fail(err, AHL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (json_array_size(originals) == 0)
+        return extra;
     const json_t *had =
         json_object_get(json_object_get(inst, "DICOM"), "OriginalAttributesSequence");
     json_t *items = json_is_array(had) ? json_copy((json_t *)had) : json_array();
-    json_t *extra = json_object();
-    if (!items || !extra || json_array_extend(items, (json_t *)originals) < 0 ||
+    if (!items || json_array_extend(items, (json_t *)originals) < 0 ||
         json_object_set(extra, "OriginalAttributesSequence", items) < 0) {
         json_decref(extra);
         extra = NULL;
-        *rc = AHL_ENOMEM;
+        *rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
     }
     json_decref(items);
     return extra;
@@ -203,8 +250,8 @@ int ahl_export_instance(struct ahl_framestore *fs, const json_t *doc, const char
         p10px.length = total;
         memcpy(p10px.vr, px.d.bits_allocated > 8 ? "OW" : "OB", 3);
     }
-    if (!(o.extra = extra_attributes(inst, opts ? opts->originals : NULL, &rc)) && rc < 0)
-        return ahl_fail(err, rc, "out of memory");
+    if (!(o.extra = extra_attributes(fs, inst, opts ? opts->originals : NULL, &rc, err)) && rc < 0)
+        return rc;
     rc = ahl_p10_write_with(doc, sop, &o, has_pixels ? &p10px : NULL, sink, sink_ctx, err);
     json_decref((json_t *)o.extra);
     return rc;

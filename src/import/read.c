@@ -368,6 +368,79 @@ int ahl_import_transcode_frame(const struct ahl_pixel_desc *d, const uint8_t *sr
     return ahl_fail_detail(err, rc, err ? err->detail : 0, "%s", msg);
 }
 
+/* ---- bulk data ---------------------------------------------------------------------------- */
+
+/* The binary VRs whose large top-level values are kept as bulk data objects, and their value
+ * sizes (for byte-swapping a big-endian file's bytes). */
+static unsigned bulk_vr_size(const char *vr)
+{
+    static const struct {
+        const char *vr;
+        unsigned size;
+    } vrs[] = {{"OB", 1}, {"UN", 1}, {"OW", 2}, {"OF", 4}, {"OL", 4}, {"OD", 8}, {"OV", 8}};
+    for (size_t i = 0; i < sizeof vrs / sizeof vrs[0]; i++)
+        if (!strcmp(vr, vrs[i].vr))
+            return vrs[i].size;
+    return 0;
+}
+
+/* Stores each top-level binary value the reader left in the file (larger than its inline
+ * limit; pixel data excepted) in the frame store under its content id, and lists it in the
+ * instance node's "BulkData" map: {"GGGGEEEE": {"ID", "VR", "Length"}}. Values inside sequences
+ * and values over AHL_FRAMESTORE_MAX_BYTES stay left out, as the normalizer leaves them. Each
+ * value is read whole within the importer's memory budget. */
+static int import_bulk(struct ahl_importer *im, const struct ahl_dcm_file *f, int fd, json_t *inst,
+                       struct ahl_err *err)
+{
+    json_t *bulk = NULL;
+    int rc = 0, sfd = -1, rfd = fd;
+    for (size_t i = 0; rc == 0 && i < f->ds.n; i++) {
+        const struct ahl_dcm_elem *e = &f->ds.elems[i];
+        unsigned size = bulk_vr_size(e->vr);
+        if (e->value || e->items || !size || e->length == AHL_DCM_UNDEFINED_LENGTH ||
+            e->length == 0 || e->length > AHL_FRAMESTORE_MAX_BYTES ||
+            e->length > im->budget->limit || e->length % size || e->tag == AHL_TAG_PIXEL_DATA ||
+            e->tag == AHL_TAG_FLOAT_PIXEL_DATA || e->tag == AHL_TAG_DOUBLE_FLOAT_PIXEL_DATA)
+            continue;
+        if (f->deflated && sfd < 0) {
+            if ((rc = inflate_to_scratch(im, f, fd, &sfd, err)) < 0)
+                break;
+            rfd = sfd;
+        }
+        if ((rc = budget_reserve(im, e->length, 0, err)) < 0)
+            break;
+        uint8_t *v = malloc(e->length);
+        char id[33], key[9];
+        if (!v)
+            rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
+        else if ((rc = pread_full(rfd, e->value_offset, v, e->length)) < 0)
+            rc = ahl_fail(err, rc, "value of (%04X,%04X) runs past the end of the file",
+                          AHL_DCM_GROUP(e->tag), AHL_DCM_ELEMENT(e->tag));
+        for (size_t k = 0; rc == 0 && f->big_endian && size > 1 && k < e->length; k += size)
+            for (unsigned a = 0, b = size - 1; a < b; a++, b--) {
+                uint8_t t = v[k + a];
+                v[k + a] = v[k + b];
+                v[k + b] = t;
+            }
+        if (rc == 0) {
+            ahl_frame_id(AHL_TS_EXPLICIT_LE, v, e->length, id);
+            rc = ahl_framestore_put(&im->fs, id, v, e->length, err);
+        }
+        free(v);
+        budget_release(im, e->length);
+        snprintf(key, sizeof key, "%08X", e->tag);
+        if (rc == 0 && ((!bulk && (!(bulk = json_object()) ||
+                                   json_object_set_new(inst, "BulkData", bulk) < 0)) ||
+                        json_object_set_new(bulk, key,
+                                            json_pack("{s:s,s:s,s:I}", "ID", id, "VR", e->vr,
+                                                      "Length", (json_int_t)e->length)) < 0))
+            rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
+    }
+    if (sfd >= 0)
+        close(sfd);
+    return rc;
+}
+
 /* ---- stage 1 ------------------------------------------------------------------------------ */
 
 /* The one series and one instance of a normalized single-instance document. */
@@ -448,6 +521,10 @@ int ahl_import_prepare_fd_of_study(struct ahl_importer *im, int fd, const char *
     }
     if (f->pixel.present && (rc = import_frames(im, f, fd, inst, res, &err)) < 0) {
         ahl__import_res_fail(res, rc, &err, "pixel data: ");
+        goto out;
+    }
+    if ((rc = import_bulk(im, f, fd, inst, &err)) < 0) {
+        ahl__import_res_fail(res, rc, &err, NULL);
         goto out;
     }
     it->res = *res;

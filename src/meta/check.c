@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "base/codec.h"
+#include "dicom/p10.h"
 #include "base/banned.h"
 
 /* An open-addressing set of SHA-256 hashes. */
@@ -195,13 +196,12 @@ static bool indexable_id(const char *id)
            strspn(id, "0123456789abcdefghijklmnopqrstuvwxyz") == AHL_ID_LEN;
 }
 
-/* Checks one ImageFrames entry of an instance: its frame-index row and its stored bytes. */
-static int check_frame(struct check *c, const char *inst_where, size_t i, const json_t *fr,
-                       const char *ts)
+/* Checks one ImageFrames entry of an instance (its frame-index row and its stored bytes), or with
+ * bulk set one "BulkData" entry (its stored bytes: bulk data objects have no index rows). */
+static int check_object(struct check *c, const char *where, const char *id, const json_t *size,
+                        const char *ts, bool bulk)
 {
-    const char *id = json_string_value(json_object_get(fr, "ID"));
-    const json_t *size = json_object_get(fr, "FrameSizeInBytes");
-    char where[800], problem[900];
+    char problem[900];
     uint8_t key[AHL_SHA256_LEN];
     struct ahl_frame_rec row;
     int rc;
@@ -211,9 +211,8 @@ static int check_frame(struct check *c, const char *inst_where, size_t i, const 
     if (hset_has(&c->set_reported, key))
         return 0;
     c->st.frame_refs++;
-    snprintf(where, sizeof where, "%s.ImageFrames[%zu]", inst_where, i);
     uint64_t before = c->st.problems;
-    if (c->set_live) {
+    if (c->set_live && !bulk) {
         rc = ahl_store_frame_get(c->tx, c->ver->imageset_id, id, &row);
         if (rc == AHL_ENOTFOUND)
             report(c,
@@ -276,8 +275,23 @@ static int inst_entry(void *vctx, const char *key, size_t keylen, const uint8_t 
         return rc;
     const json_t *frames = json_object_get(inst, "ImageFrames");
     const char *ts = json_string_value(json_object_get(inst, "StoredTransferSyntaxUID"));
-    for (size_t i = 0; rc == 0 && i < json_array_size(frames); i++)
-        rc = check_frame(c, what, i, json_array_get(frames, i), ts ? ts : "");
+    char where[800];
+    for (size_t i = 0; rc == 0 && i < json_array_size(frames); i++) {
+        const json_t *fr = json_array_get(frames, i);
+        snprintf(where, sizeof where, "%s.ImageFrames[%zu]", what, i);
+        rc = check_object(c, where, json_string_value(json_object_get(fr, "ID")),
+                          json_object_get(fr, "FrameSizeInBytes"), ts ? ts : "", false);
+    }
+    const char *tag;
+    json_t *b;
+    json_object_foreach(json_object_get(inst, "BulkData"), tag, b)
+    {
+        if (rc < 0)
+            break;
+        snprintf(where, sizeof where, "%s.BulkData['%.8s']", what, tag);
+        rc = check_object(c, where, json_string_value(json_object_get(b, "ID")),
+                          json_object_get(b, "Length"), AHL_TS_EXPLICIT_LE, true);
+    }
     json_decref(inst);
     if (rc == 0 && c->st.problems == before)
         rc = hset_add(&c->set_good, value);

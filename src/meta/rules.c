@@ -37,6 +37,7 @@ static const char *const generated_keys[] = {
     "FloatPixelData",
     "DoubleFloatPixelData",
     "ImageFrames",
+    "BulkData",
     "Checksum",
     "ChecksumType",
     "PixelDataChecksumFromBaseToFullResolution",

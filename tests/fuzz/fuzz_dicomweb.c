@@ -1,7 +1,7 @@
 // module: api
-/* Fuzzes DICOMweb request handling (src/api/dicomweb.c, dicomweb_frames.c, dicomweb_qido.c,
- * dicomweb_retrieve.c, and through it export/ and the Part-10 writer) over the real engine,
- * SQLite store and frame store, without HTTP, with requests in a small text form:
+/* Fuzzes DICOMweb request handling (src/api/dicomweb.c, dicomweb_frames.c, dicomweb_bulk.c,
+ * dicomweb_qido.c, dicomweb_retrieve.c, and through it export/ and the Part-10 writer) over the
+ * real engine, SQLite store and frame store, without HTTP, with requests in a small text form:
  *
  *     METHOD\n
  *     raw path (still percent-encoded)\n
@@ -15,7 +15,7 @@
  *   set SET_P1 (primary): series SERIES_1 with
  *       SOP_1  3 HTJ2K frames (1.2.840.10008.1.2.4.202): 1 and 2 stored, 3 listed but absent;
  *       SOP_2  1 frame stored as Explicit VR Little Endian (1.2.840.10008.1.2.1);
- *       SOP_3  no pixel data;
+ *       SOP_3  no pixel data; one bulk data value (0042,0011) OB, stored (BULK_ID in seeds);
  *   set SET_P2 (primary): series SERIES_2 with SOP_4, 1 HTJ2K frame (the same bytes as SOP_1's
  *       first, so the same file);
  *   set SET_OTHER (not primary): series SERIES_1 with SOP_1, versions 1 and 2 (PatientName
@@ -229,14 +229,25 @@ static void setup(void)
     make_pixels(px, 7);
     put_frame(AHL_TS_EXPLICIT_LE, px, sizeof px, native);
 
+    /* A bulk data object of SOP_3 (its id, 8c8fbdef…, is in the seeds). */
+    uint8_t bulk[1000];
+    char bulk_id[33];
+    for (size_t i = 0; i < sizeof bulk; i++)
+        bulk[i] = (uint8_t)(i * 7);
+    put_frame(AHL_TS_EXPLICIT_LE, bulk, sizeof bulk, bulk_id);
+    json_t *sop3 = instance(SOP_3, 3, NULL, NULL, 0);
+    if (json_object_set_new(sop3, "BulkData",
+                            need(json_pack("{s:{s:s,s:s,s:i}}", "00420011", "ID", bulk_id, "VR",
+                                           "OB", "Length", (int)sizeof bulk))) < 0)
+        die("out of memory", NULL);
+
     const char *sop1_frames[] = {htj2k[0], htj2k[1], MISSING_FRAME};
     const char *sop2_frames[] = {native};
     const char *other_frames[] = {htj2k[1], htj2k[0]};
     create_set(SET_P1, true, "Fuzz^Primary", SERIES_1, 1,
-               need(json_pack("{s:o,s:o,s:o}", SOP_1,
-                              instance(SOP_1, 1, AHL_TS_HTJ2K_RPCL, sop1_frames, 3), SOP_2,
-                              instance(SOP_2, 2, AHL_TS_EXPLICIT_LE, sop2_frames, 1), SOP_3,
-                              instance(SOP_3, 3, NULL, NULL, 0))));
+               need(json_pack(
+                   "{s:o,s:o,s:o}", SOP_1, instance(SOP_1, 1, AHL_TS_HTJ2K_RPCL, sop1_frames, 3),
+                   SOP_2, instance(SOP_2, 2, AHL_TS_EXPLICIT_LE, sop2_frames, 1), SOP_3, sop3)));
     create_set(
         SET_P2, true, "Fuzz^Primary", SERIES_2, 2,
         need(json_pack("{s:o}", SOP_4, instance(SOP_4, 1, AHL_TS_HTJ2K_RPCL, sop1_frames, 1))));
@@ -318,7 +329,7 @@ static void check_multipart(const char *path, const char *content_type, const st
     for (size_t i = 0; i + (size_t)dn <= b->len; i++)
         if (d[i] == '\r' && memcmp(d + i, delim, (size_t)dn) == 0)
             parts++;
-    size_t listed = listed_frames(path);
+    size_t listed = strstr(path, "/bulkdata/") ? 1 : listed_frames(path);
     if (listed ? parts != listed
                : strstr(b->data, "\r\n\r\n") == NULL ||
                      memcmp(strstr(b->data, "\r\n\r\n") + 4 + 128, "DICM", 4))
@@ -375,6 +386,9 @@ static void check_success(const char *path, const struct ahl__dicomweb_request *
         check_p10(&resp->raw);
         return;
     }
+    if (strcmp(resp->content_type, "application/octet-stream") == 0 && strstr(path, "/bulkdata/") &&
+        resp->raw.len == 1000)
+        return;
     if (strncmp(resp->content_type, "multipart/related; type=\"", 25) != 0 ||
         resp->content_type != rq->content_type)
         abort();

@@ -268,10 +268,49 @@ static void test_errors(void **state)
     assert_null(convert_levels(NULL, NULL, NULL, deep, NULL, AHL_ETOOBIG));
 }
 
+/* An instance's "BulkData" entries become BulkDataURIs, in tag order among the attributes, and
+ * are left out without a prefix; an entry without ID or VR is a parse error. */
+static void test_bulk_data_uris(void **state)
+{
+    (void)state;
+    static const char inst[] =
+        "{\"DICOM\":{\"Rows\":2,\"MIMETypeOfEncapsulatedDocument\":\"application/pdf\"},"
+        "\"DICOMVRs\":{},\"BulkData\":{\"00420011\":{\"ID\":\"abc\",\"VR\":\"OB\","
+        "\"Length\":4000000},\"00991010\":{\"ID\":\"def\",\"VR\":\"OW\",\"Length\":2}}}";
+    json_t *in = parse(inst), *out = NULL;
+    struct ahl_hidoc_opts o = {.bulk_uri_prefix = "http://h/x/bulkdata/",
+                               .bulk_uri_suffix = "?imageSetId=s"};
+    struct ahl_err err;
+    assert_int_equal(ahl_hidoc_instance(NULL, NULL, NULL, in, &o, &out, &err), 0);
+    expect(
+        out,
+        "{\"00280010\":{\"vr\":\"US\",\"Value\":[2]},"
+        "\"00420011\":{\"vr\":\"OB\",\"BulkDataURI\":\"http://h/x/bulkdata/abc?imageSetId=s\"},"
+        "\"00420012\":{\"vr\":\"LO\",\"Value\":[\"application/pdf\"]},"
+        "\"00991010\":{\"vr\":\"OW\",\"BulkDataURI\":\"http://h/x/bulkdata/def?imageSetId=s\"}}");
+    const char *prev = "";
+    const char *key;
+    json_t *v;
+    json_object_foreach(out, key, v)
+    {
+        assert_true(strcmp(prev, key) < 0);
+        prev = key;
+    }
+    json_decref(out);
+    out = convert_levels(NULL, NULL, NULL, inst, NULL, 0);
+    assert_null(json_object_get(out, "00420011"));
+    json_decref(out);
+    json_decref(in);
+    in = parse("{\"DICOM\":{},\"BulkData\":{\"00420011\":{\"VR\":\"OB\"}}}");
+    assert_int_equal(ahl_hidoc_instance(NULL, NULL, NULL, in, &o, &out, &err), AHL_EPARSE);
+    json_decref(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_files),
+        cmocka_unit_test(test_bulk_data_uris),
         cmocka_unit_test(test_values_by_vr),
         cmocka_unit_test(test_errors),
     };
