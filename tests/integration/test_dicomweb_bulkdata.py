@@ -1,12 +1,14 @@
 """GetDICOMBulkdata end to end. pydicom (the system Python) writes a CT with a 2 MB
 EncapsulatedDocument (0042,0011) OB and a 300 KB private OW value, both larger than the Part-10
-reader's inline limit, plus a big-endian copy of it; `ahilite import` stores them. Instance, series
+reader's inline limit, plus a big-endian and a deflated copy of it; `ahilite import` stores them. Instance, series
 and study metadata give each value as a BulkDataURI below the instance's bulkdata resource (with
 ?imageSetId=&versionId= when the request selects a set); the resource answers the value's bytes,
 identical to the source, as multipart/related (botocore-signed) or as application/octet-stream;
 the retrieved instance (GetDICOMInstance) and `ahilite export` hold the values again, byte for
-byte, read by pydicom. An id the instance does not list is 404; a stored object damaged on disk is
+byte, read by pydicom. UpdateImageSetMetadata cannot set BulkData, even with force. An id the
+instance does not list is 404; a stored object damaged on disk is
 a 500 and never served, and `ahilite check` reports it."""
+import gzip
 import json
 import os
 import subprocess
@@ -23,26 +25,28 @@ DS = None
 ROOT = '1.2.826.0.1.3680043.8.498.4711.'
 SRC = None     # the little-endian file
 SRC_BE = None  # its explicit VR big endian copy (another SOP instance, same series)
+SRC_DF = None  # its deflated copy (a third one)
 
 _MAKE = r'''
 import sys, os
 import pydicom
-from pydicom.uid import ExplicitVRBigEndian
+from pydicom.uid import ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian
 out, root, sample = sys.argv[1], sys.argv[2], sys.argv[3]
 doc = bytes((i * 7 + 3) % 251 for i in range(2 * 1024 * 1024))
 priv = bytes((i * 13 + 1) % 256 for i in range(300 * 1024))
-for name, be in (('le.dcm', False), ('be.dcm', True)):
+for name, sop, ts in (('le.dcm', '1.1.1', None), ('be.dcm', '1.1.2', ExplicitVRBigEndian),
+                      ('df.dcm', '1.1.3', DeflatedExplicitVRLittleEndian)):
     ds = pydicom.dcmread(sample)
     ds.StudyInstanceUID = root + '1'
     ds.SeriesInstanceUID = root + '1.1'
-    ds.SOPInstanceUID = root + ('1.1.2' if be else '1.1.1')
+    ds.SOPInstanceUID = root + sop
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.add_new(0x00420011, 'OB', doc)
     blk = ds.private_block(0x0099, 'AHL TEST', create=True)
     blk.add_new(0x10, 'OW', priv)
-    if be:
-        ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
-        ds.is_little_endian = False
+    if ts:
+        ds.file_meta.TransferSyntaxUID = ts
+        ds.is_little_endian = ts != ExplicitVRBigEndian
         ds.is_implicit_VR = False
     ds.save_as(os.path.join(out, name))
 '''
@@ -68,11 +72,11 @@ print(json.dumps({'doc': a[0x00420011].value == b[0x00420011].value,
 
 
 def make_and_import(server):
-    global SRC, SRC_BE
+    global SRC, SRC_BE, SRC_DF
     subprocess.run(['/usr/bin/python3', '-c', _MAKE, server.tmp, ROOT, ahltest.CT_SAMPLE],
                    check=True, timeout=120)
-    SRC, SRC_BE = os.path.join(server.tmp, 'le.dcm'), os.path.join(server.tmp, 'be.dcm')
-    ahltest.import_files(server, 'bulk', [SRC, SRC_BE])
+    SRC, SRC_BE, SRC_DF = (os.path.join(server.tmp, n) for n in ('le.dcm', 'be.dcm', 'df.dcm'))
+    ahltest.import_files(server, 'bulk', [SRC, SRC_BE, SRC_DF])
 
 
 def setUpModule():
@@ -110,6 +114,14 @@ def check_file(data, source):
     return json.loads(p.stdout)
 
 
+def source_of(text):
+    """The source file of the instance whose SOPInstanceUID text holds."""
+    for sop, src in (('1.1.1', SRC), ('1.1.2', SRC_BE), ('1.1.3', SRC_DF)):
+        if ROOT + sop in text:
+            return src
+    raise AssertionError('no known SOPInstanceUID')
+
+
 def set_of_study():
     return MI.search_image_sets(datastoreId=DS, searchCriteria={'filters': [
         {'values': [{'DICOMStudyInstanceUID': ROOT + '1'}], 'operator': 'EQUAL'}]}
@@ -136,7 +148,7 @@ class Bulkdata(unittest.TestCase):
         self.assertTrue(priv['BulkDataURI'].startswith(prefix), priv)
         self.assertNotIn('InlineBinary', doc)
         series = self.metadata('/studies/%s1/series/%s1.1/metadata' % (ROOT, ROOT))
-        self.assertEqual(len(series), 2)
+        self.assertEqual(len(series), 3)
         for inst in series:
             self.assertIn('BulkDataURI', inst['00420011'])
         study = self.metadata('/studies/%s1/metadata' % ROOT)
@@ -154,7 +166,7 @@ class Bulkdata(unittest.TestCase):
         return get(path, query, accept)
 
     def test_2_bulkdata_returns_the_bytes(self):
-        for src, sop in ((SRC, '1.1.1'), (SRC_BE, '1.1.2')):
+        for src, sop in ((SRC, '1.1.1'), (SRC_BE, '1.1.2'), (SRC_DF, '1.1.3')):
             want_doc, want_priv = source_values(src)
             if src == SRC_BE:  # OW words of a big-endian file are answered little endian
                 want_priv = b''.join(want_priv[i + 1:i + 2] + want_priv[i:i + 1]
@@ -186,23 +198,23 @@ class Bulkdata(unittest.TestCase):
                                     accept='multipart/related; type="application/dicom"')
         self.assertEqual(status, 200)
         parts = ahltest.parts_of(headers, body)
-        self.assertEqual(len(parts), 2)
+        self.assertEqual(len(parts), 3)
         sops = []
         for _, data in parts:
-            got = check_file(data, SRC if ROOT + '1.1.1' in data.decode('latin-1') else SRC_BE)
+            got = check_file(data, source_of(data.decode('latin-1')))
             self.assertEqual((got['doc'], got['priv']), (True, True), got['sop'])
             sops.append(got['sop'])
-        self.assertEqual(sorted(sops), [ROOT + '1.1.1', ROOT + '1.1.2'])
+        self.assertEqual(sorted(sops), [ROOT + '1.1.1', ROOT + '1.1.2', ROOT + '1.1.3'])
         with tempfile.TemporaryDirectory() as out:
             p = subprocess.run([ahltest.server_binary(), 'export', '--data-dir', SRV.data_dir,
                                 '--datastore-id', DS, '--image-set-id', set_of_study(), out],
                                capture_output=True, text=True, timeout=120)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             files = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs]
-            self.assertEqual(len(files), 2, files)
+            self.assertEqual(len(files), 3, files)
             for f in files:
                 with open(f, 'rb') as fh:
-                    got = check_file(fh.read(), SRC if ROOT + '1.1.1' in f else SRC_BE)
+                    got = check_file(fh.read(), source_of(f))
                 self.assertTrue(got['doc'] and got['priv'], (f, got))
 
     def test_4_unknown_id_is_not_found(self):
@@ -213,6 +225,27 @@ class Bulkdata(unittest.TestCase):
         status, headers, body = get(
             '/studies/%s1/series/%s1.1/instances/%s9.9/bulkdata/%s' % (ROOT, ROOT, ROOT, '0' * 32))
         self.assertEqual(status, 404, body[:300])
+
+    def test_4b_updates_cannot_touch_bulk_data(self):
+        set_id = set_of_study()
+        latest = MI.get_image_set(datastoreId=DS, imageSetId=set_id)['versionId']
+        forged = {'ID': '0' * 32, 'VR': 'OB', 'Length': 1}
+        for where in ({'BulkData': {'00420011': forged}},
+                      {'DICOM': {'BulkData': {'00420011': forged}}}):
+            change = {'SchemaVersion': 1.1, 'Study': {'Series': {ROOT + '1.1': {
+                'Instances': {ROOT + '1.1.1': where}}}}}
+            for force in (False, True):
+                with self.assertRaises(MI.exceptions.ValidationException):
+                    MI.update_image_set_metadata(
+                        datastoreId=DS, imageSetId=set_id, latestVersionId=latest, force=force,
+                        updateImageSetMetadataUpdates={'DICOMUpdates': {
+                            'updatableAttributes': json.dumps(change).encode()}})
+        blob = MI.get_image_set_metadata(datastoreId=DS, imageSetId=set_id)['imageSetMetadataBlob']
+        meta = json.loads(gzip.decompress(blob.read()))
+        inst = meta['Study']['Series'][ROOT + '1.1']['Instances'][ROOT + '1.1.1']
+        self.assertEqual(sorted(inst['BulkData']), ['00420011', '00991010'])
+        self.assertEqual(inst['BulkData']['00420011']['Length'], 2 * 1024 * 1024)
+        self.assertEqual(inst['BulkData']['00420011']['VR'], 'OB')
 
     def test_5_damaged_object_is_never_served(self):
         inst = self.metadata(INST + '/metadata')[0]
