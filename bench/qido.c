@@ -117,7 +117,7 @@ static int fill_study(struct ahl_store_tx *tx, const char *ds, uint64_t s, unsig
                 return rc;
         }
     }
-    return ahl_store_qido_study_refresh(tx, ds, set.study_uid);
+    return ahl_store_qido_study_refresh(tx, ds, set.study_uid, false);
 }
 
 static int fill(struct ahl_store *s, const char *ds, uint64_t studies, unsigned per_series,

@@ -28,6 +28,7 @@ struct sync {
     uint8_t old_series[AHL_SHA256_LEN]; /* the old series map root (zero: none) */
     const uint8_t *other_map;           /* the map the walk compares against */
     const char *series_uid;             /* the series whose instances are walked */
+    bool series_written;                /* a series row was put or deleted */
 };
 
 static void set_attrs(struct ahl_qido_set *r, const json_t *patient, const json_t *study)
@@ -152,6 +153,7 @@ static int series_row(void *vctx, const char *key, size_t keylen, const uint8_t 
     if ((r.has_series_number = int_attr(d, "SeriesNumber", INT32_MIN, INT32_MAX, &v)))
         r.series_number = (int32_t)v;
     r.number_of_instances = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    c->series_written = true;
     if ((rc = ahl_store_qido_series_put(c->tx, &r)) < 0)
         goto out;
     /* The instances: all of them for a new series, the changed ones for a changed map. */
@@ -186,18 +188,24 @@ static int series_gone(void *vctx, const char *key, size_t keylen, const uint8_t
         return rc < 0 && rc != AHL_ENOTFOUND ? rc : 0;
     memcpy(uid, key, keylen);
     uid[keylen] = '\0';
+    c->series_written = true;
     return ahl_store_qido_series_delete(c->tx, c->set->imageset_id, uid);
 }
 
+/* Rebuilds the study rows the set was and is in; when it stays in one study and none of its
+ * series rows changed (a Patient or Study edit), the study's aggregates (modalities, counts)
+ * cannot have changed, and only its attributes and time are copied. */
 static int refresh(struct ahl_store_tx *tx, const struct ahl_qido_set *old,
-                   const struct ahl_qido_set *now)
+                   const struct ahl_qido_set *now, bool series_written)
 {
     int rc = 0;
-    if (old && (!now || strcmp(old->study_uid, now->study_uid) != 0 ||
-                strcmp(old->datastore_id, now->datastore_id) != 0))
-        rc = ahl_store_qido_study_refresh(tx, old->datastore_id, old->study_uid);
+    bool moved = old && (!now || strcmp(old->study_uid, now->study_uid) != 0 ||
+                         strcmp(old->datastore_id, now->datastore_id) != 0);
+    if (moved)
+        rc = ahl_store_qido_study_refresh(tx, old->datastore_id, old->study_uid, false);
     if (rc == 0 && now)
-        rc = ahl_store_qido_study_refresh(tx, now->datastore_id, now->study_uid);
+        rc = ahl_store_qido_study_refresh(tx, now->datastore_id, now->study_uid,
+                                          old && !moved && !series_written);
     return rc;
 }
 
@@ -216,7 +224,7 @@ int ahl__qido_sync(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl
             return 0;
         if ((rc = ahl_store_qido_set_delete(tx, set->id)) < 0)
             return rc;
-        return refresh(tx, &old, NULL);
+        return refresh(tx, &old, NULL, true);
     }
     if ((rc = ahl__root_load(m, tx, b, root, &r)) < 0)
         return rc;
@@ -257,7 +265,7 @@ int ahl__qido_sync(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl
     }
     if ((rc = ahl_store_qido_series_touch(tx, set->id, set->updated_at_ms)) < 0)
         goto out;
-    rc = refresh(tx, have_old ? &old : NULL, &now);
+    rc = refresh(tx, have_old ? &old : NULL, &now, c.series_written);
 out:
     json_decref(patient);
     json_decref(study);

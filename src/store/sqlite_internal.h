@@ -288,7 +288,8 @@ int ahl__sq_qido_series_touch(struct ahl_store_tx *t, const char *set, int64_t u
 int ahl__sq_qido_instance_put(struct ahl_store_tx *t, const struct ahl_qido_instance *r);
 int ahl__sq_qido_instance_delete(struct ahl_store_tx *t, const char *set, const char *series,
                                  const char *sop);
-int ahl__sq_qido_study_refresh(struct ahl_store_tx *t, const char *ds, const char *study);
+int ahl__sq_qido_study_refresh(struct ahl_store_tx *t, const char *ds, const char *study,
+                               bool attrs_only);
 int ahl__sq_qido_query(struct ahl_store_tx *t, const char *ds, const struct ahl_qido_query *q,
                        ahl_store_qido_cb cb, void *ctx);
 int ahl__sq_qido_plan(struct ahl_store_tx *t, const char *ds, const struct ahl_qido_query *q,

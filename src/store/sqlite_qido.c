@@ -219,8 +219,32 @@ int ahl__sq_qido_instance_delete(struct ahl_store_tx *t, const char *set, const 
                  set, series, sop, "qido delete instance");
 }
 
-int ahl__sq_qido_study_refresh(struct ahl_store_tx *t, const char *ds, const char *study)
+int ahl__sq_qido_study_refresh(struct ahl_store_tx *t, const char *ds, const char *study,
+                               bool attrs_only)
 {
+    /* The newest set's attributes into the study row, its time into the modality rows. */
+    static const char *const attrs_sql[] = {
+        "UPDATE qido_study SET (imageset_id, updated_at, patient_name, pn_norm, patient_id,"
+        " patient_birth_date, patient_birth_time, birth_tm, patient_sex, study_date, study_time,"
+        " study_tm, accession_number, referring_physician_name, ref_norm, study_description,"
+        " study_id) = (SELECT imageset_id, updated_at, patient_name, upper(patient_name),"
+        " patient_id, patient_birth_date, patient_birth_time, birth_tm, patient_sex, study_date,"
+        " study_time, study_tm, accession_number, referring_physician_name,"
+        " upper(referring_physician_name), study_description, study_id"
+        " FROM qido_set INDEXED BY qido_set_study WHERE datastore_id=?1 AND study_uid=?2"
+        " ORDER BY updated_at DESC, imageset_id DESC LIMIT 1)"
+        " WHERE datastore_id=?1 AND study_uid=?2",
+        "UPDATE qido_study_modality SET updated_at=(SELECT updated_at FROM qido_study WHERE"
+        " datastore_id=?1 AND study_uid=?2) WHERE datastore_id=?1 AND study_uid=?2",
+    };
+    if (attrs_only) {
+        int rc = exec3(t, attrs_sql[0], ds, study, NULL, "qido study attributes");
+        if (rc < 0)
+            return rc;
+        if (sqlite3_changes(CONN(t)->db) == 1)
+            return exec3(t, attrs_sql[1], ds, study, NULL, "qido study modality time");
+        /* No study row (or, impossibly, several): rebuild it. */
+    }
     static const char *const sql[] = {
         "DELETE FROM qido_study WHERE datastore_id=?1 AND study_uid=?2",
         "DELETE FROM qido_study_modality WHERE datastore_id=?1 AND study_uid=?2",

@@ -137,8 +137,9 @@ AHL__FWD(qido_instance_delete,
           const char *sop_uid),
          (tx, imageset_id, series_uid, sop_uid))
 AHL__FWD(qido_study_refresh,
-         (struct ahl_store_tx * tx, const char *datastore_id, const char *study_uid),
-         (tx, datastore_id, study_uid))
+         (struct ahl_store_tx * tx, const char *datastore_id, const char *study_uid,
+          bool attrs_only),
+         (tx, datastore_id, study_uid, attrs_only))
 AHL__FWD(qido_query,
          (struct ahl_store_tx * tx, const char *datastore_id, const struct ahl_qido_query *q,
           ahl_store_qido_cb cb, void *ctx),

@@ -460,7 +460,7 @@ struct ahl_store_ops {
     int (*qido_instance_delete)(struct ahl_store_tx *tx, const char *imageset_id,
                                 const char *series_uid, const char *sop_uid);
     int (*qido_study_refresh)(struct ahl_store_tx *tx, const char *datastore_id,
-                              const char *study_uid);
+                              const char *study_uid, bool attrs_only);
     int (*qido_query)(struct ahl_store_tx *tx, const char *datastore_id,
                       const struct ahl_qido_query *q, ahl_store_qido_cb cb, void *ctx);
     int (*qido_plan)(struct ahl_store_tx *tx, const char *datastore_id,
@@ -630,7 +630,10 @@ int ahl_store_frame_backfill_done(struct ahl_store_tx *tx, const char *imageset_
  * a set. instance_put inserts or replaces an instance row (its series row must exist:
  * AHL_ENOTFOUND otherwise); instance_delete removes one. study_refresh rebuilds the study row of
  * (datastore_id, study_uid) from the set and series rows (removing it when none is left); call it
- * after changing a study's rows, for every study changed. */
+ * after changing a study's rows, for every study changed. With attrs_only it only copies the
+ * newest set's Patient and Study attributes and update time into the existing study row (and the
+ * time into its modality rows): what a full rebuild gives when no series row of the study was
+ * added, removed or changed, at a fraction of its cost; without a study row it rebuilds. */
 int ahl_store_qido_set_get(struct ahl_store_tx *tx, const char *imageset_id,
                            struct ahl_qido_set *out);
 int ahl_store_qido_set_put(struct ahl_store_tx *tx, const struct ahl_qido_set *rec);
@@ -644,7 +647,7 @@ int ahl_store_qido_instance_put(struct ahl_store_tx *tx, const struct ahl_qido_i
 int ahl_store_qido_instance_delete(struct ahl_store_tx *tx, const char *imageset_id,
                                    const char *series_uid, const char *sop_uid);
 int ahl_store_qido_study_refresh(struct ahl_store_tx *tx, const char *datastore_id,
-                                 const char *study_uid);
+                                 const char *study_uid, bool attrs_only);
 /* Runs a search of the data store: cb receives each row of the page (q->offset rows skipped, at
  * most q->limit), in the level's order. Every query is driven by an index over its most selective
  * filter (ahl_store_qido_plan shows which). AHL_EINVAL for a query the interface does not allow:

@@ -297,6 +297,31 @@ static int instance_writes(struct fixture *f)
     return n;
 }
 
+/* The study and modality rows as one string (what a search at study level answers from). */
+static void study_rows(struct fixture *f, char *out, size_t cap)
+{
+    char path[128];
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    snprintf(path, sizeof path, "%s/%s", f->dir, AHL_STORE_SQLITE_FILE);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(
+            db,
+            "SELECT ifnull(group_concat(x, '|'), '') FROM (SELECT quote(datastore_id)||quote("
+            "study_uid)||quote(imageset_id)||quote(updated_at)||quote(patient_name)||quote(pn_norm)"
+            "||quote(patient_id)||quote(study_date)||quote(study_tm)||quote(modalities)||quote("
+            "series_count)||quote(instance_count)||quote(study_description) AS x FROM qido_study"
+            " UNION ALL SELECT quote(study_uid)||quote(modality)||quote(updated_at) FROM"
+            " qido_study_modality ORDER BY 1)",
+            -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 static void update(struct fixture *f, const char *id, const char *json)
 {
     struct ahl_meta_info info;
@@ -341,6 +366,17 @@ static void test_engine_keeps_the_index(void **state)
            "\"Roe^Jane\"}}}");
     assert_int_equal(instance_writes(f), 0);
     assert_int_equal(find(f, AHL_QIDO_STUDY, AHL_QK_PATIENT_NAME, "ROE^JANE").n, 1);
+    /* That edit only copied the set's attributes into the study row: the same rows as a full
+     * rebuild gives. */
+    char quick[2048], full[2048];
+    study_rows(f, quick, sizeof quick);
+    assert_non_null(strstr(quick, "'Roe^Jane''ROE^JANE'"));
+    struct ahl_store_tx *wtx;
+    assert_int_equal(ahl_store_begin(f->store, true, &wtx), 0);
+    assert_int_equal(ahl_store_qido_study_refresh(wtx, DS, STUDY, false), 0);
+    assert_int_equal(ahl_store_commit(wtx), 0);
+    study_rows(f, full, sizeof full);
+    assert_string_equal(quick, full);
     assert_int_equal(find(f, AHL_QIDO_STUDY, AHL_QK_PATIENT_NAME, "doe*").n, 0);
 
     /* An instance edit writes that instance's row alone. */
