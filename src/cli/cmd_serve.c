@@ -98,6 +98,11 @@ static void usage(FILE *f)
             "                      DICOMweb metadata answers kept rendered (plain and gzip)\n"
             "                      and instances' frame lists, least recently used dropped\n"
             "                      first; 0: none (default 256)\n"
+            "  --metadata-cache MiB\n"
+            "                      GetImageSetMetadata's compressed groups of instances,\n"
+            "                      least recently used dropped first; 0: none, bodies are\n"
+            "                      spliced from each instance's own segment, about ten\n"
+            "                      times larger (default 128)\n"
             "  --help              this text\n");
 }
 
@@ -203,6 +208,7 @@ int ahl_cmd_serve(int argc, char **argv)
             "--max-stow-spool",
             "--viewer-oidc-client-id",
             "--dicomweb-cache",
+            "--metadata-cache",
             NULL,
         };
         const char *name = NULL;
@@ -271,6 +277,7 @@ int ahl_cmd_serve(int argc, char **argv)
                 {"--import-memory", 64, 1024 * 1024},
                 {"--max-stow-spool", 1, 1024 * 1024 * 1024},
                 {"--dicomweb-cache", 0, 1024 * 1024},
+                {"--metadata-cache", 0, 1024 * 1024},
             };
             char *end;
             unsigned long n = strtoul(v, &end, 10);
@@ -297,8 +304,10 @@ int ahl_cmd_serve(int argc, char **argv)
                 import_mib = n;
             else if (k == 6)
                 spool_mib = n;
-            else
+            else if (k == 7)
                 cache_mib = (long)n;
+            else
+                meta_opts.gzip_cache_bytes = n ? (size_t)n << 20 : AHL_META_NO_GZIP_CACHE;
         }
     }
     if (parse_listen(listen_arg, host, sizeof host, &port) < 0) {

@@ -20,6 +20,7 @@ struct ahl__cache_entry {
     uint32_t comb_op; /* crc32_combine_gen(ulen), so a read combines in one step */
     size_t len;
     unsigned refs;                 /* holders outside the cache, plus one while in the table */
+    struct ahl__cache *owner;      /* whose lock guards refs; NULL: a private copy */
     struct ahl__cache_entry *next; /* bucket chain */
     struct ahl__cache_entry *lru_prev, *lru_next;
     uint8_t data[];
@@ -35,11 +36,39 @@ bool ahl__hash_is_zero(const uint8_t *h)
     return true;
 }
 
-static size_t bucket_of(const struct ahl_meta *m, const uint8_t *h)
+static size_t bucket_of(const struct ahl__cache *c, const uint8_t *h)
 {
     uint64_t x;
     memcpy(&x, h, sizeof x);
-    return (size_t)(x & (m->nbuckets - 1));
+    return (size_t)(x & (c->nbuckets - 1));
+}
+
+static int cache_init(struct ahl__cache *c, size_t budget)
+{
+    memset(c, 0, sizeof *c);
+    c->budget = budget;
+    c->nbuckets = 1024;
+    if (!(c->buckets = calloc(c->nbuckets, sizeof *c->buckets)))
+        return AHL_ENOMEM;
+    pthread_mutex_init(&c->lock, NULL);
+    return 0;
+}
+
+static void cache_destroy(struct ahl__cache *c)
+{
+    if (!c->buckets)
+        return;
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        struct ahl__cache_entry *e = c->buckets[i];
+        while (e) {
+            struct ahl__cache_entry *n = e->next;
+            free(e);
+            e = n;
+        }
+    }
+    free(c->buckets);
+    c->buckets = NULL;
+    pthread_mutex_destroy(&c->lock);
 }
 
 /* ---- engine handle ---------------------------------------------------------------------- */
@@ -54,17 +83,20 @@ int ahl_meta_open(struct ahl_store *store, const struct ahl_meta_opts *opts, str
         m->opts = *opts;
     if (!m->opts.cache_bytes)
         m->opts.cache_bytes = (size_t)256 << 20;
+    if (!m->opts.gzip_cache_bytes)
+        m->opts.gzip_cache_bytes = (size_t)128 << 20;
+    else if (m->opts.gzip_cache_bytes == AHL_META_NO_GZIP_CACHE)
+        m->opts.gzip_cache_bytes = 0;
     if (!m->opts.max_update_bytes)
         m->opts.max_update_bytes = 10000;
     if (m->opts.deflate_level <= 0 || m->opts.deflate_level > 9)
         m->opts.deflate_level = 6;
-    m->nbuckets = 1024;
-    m->buckets = calloc(m->nbuckets, sizeof *m->buckets);
-    if (!m->buckets) {
+    if (cache_init(&m->chunks, m->opts.cache_bytes) < 0 ||
+        cache_init(&m->groups, m->opts.gzip_cache_bytes) < 0) {
+        cache_destroy(&m->chunks);
         free(m);
         return AHL_ENOMEM;
     }
-    pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->zlock, NULL);
     /* Sets stored before the frame index or the QIDO-RS index existed get their rows now, once. */
     int rc = ahl__frames_backfill(m);
@@ -86,20 +118,12 @@ void ahl_meta_close(struct ahl_meta *m)
 {
     if (!m)
         return;
-    for (size_t i = 0; i < m->nbuckets; i++) {
-        struct ahl__cache_entry *e = m->buckets[i];
-        while (e) {
-            struct ahl__cache_entry *n = e->next;
-            free(e);
-            e = n;
-        }
-    }
+    cache_destroy(&m->chunks);
+    cache_destroy(&m->groups);
     for (int i = 0; i < m->nzfree; i++) {
         deflateEnd(m->zfree[i]);
         free(m->zfree[i]);
     }
-    free(m->buckets);
-    pthread_mutex_destroy(&m->lock);
     pthread_mutex_destroy(&m->zlock);
     free(m);
 }
@@ -111,36 +135,46 @@ struct ahl_store *ahl_meta_store(struct ahl_meta *m)
 
 size_t ahl_meta_cache_bytes(struct ahl_meta *m)
 {
-    pthread_mutex_lock(&m->lock);
-    size_t n = m->bytes;
-    pthread_mutex_unlock(&m->lock);
+    pthread_mutex_lock(&m->chunks.lock);
+    size_t n = m->chunks.bytes;
+    pthread_mutex_unlock(&m->chunks.lock);
     return n;
 }
 
-/* ---- cache (all under m->lock) ------------------------------------------------------------ */
+void ahl_meta_gzip_stats(struct ahl_meta *m, struct ahl_meta_gzip_stats *out)
+{
+    pthread_mutex_lock(&m->groups.lock);
+    out->cache_bytes = m->groups.bytes;
+    out->cache_entries = m->groups.count;
+    out->groups_built = m->groups_built;
+    out->groups_reused = m->groups_reused;
+    pthread_mutex_unlock(&m->groups.lock);
+}
 
-static void lru_unlink(struct ahl_meta *m, struct ahl__cache_entry *e)
+/* ---- caches (each under its own lock) ------------------------------------------------------ */
+
+static void lru_unlink(struct ahl__cache *c, struct ahl__cache_entry *e)
 {
     if (e->lru_prev)
         e->lru_prev->lru_next = e->lru_next;
     else
-        m->lru_head = e->lru_next;
+        c->lru_head = e->lru_next;
     if (e->lru_next)
         e->lru_next->lru_prev = e->lru_prev;
     else
-        m->lru_tail = e->lru_prev;
+        c->lru_tail = e->lru_prev;
     e->lru_prev = e->lru_next = NULL;
 }
 
-static void lru_push_front(struct ahl_meta *m, struct ahl__cache_entry *e)
+static void lru_push_front(struct ahl__cache *c, struct ahl__cache_entry *e)
 {
     e->lru_prev = NULL;
-    e->lru_next = m->lru_head;
-    if (m->lru_head)
-        m->lru_head->lru_prev = e;
-    m->lru_head = e;
-    if (!m->lru_tail)
-        m->lru_tail = e;
+    e->lru_next = c->lru_head;
+    if (c->lru_head)
+        c->lru_head->lru_prev = e;
+    c->lru_head = e;
+    if (!c->lru_tail)
+        c->lru_tail = e;
 }
 
 static void entry_unref(struct ahl__cache_entry *e)
@@ -149,34 +183,34 @@ static void entry_unref(struct ahl__cache_entry *e)
         free(e);
 }
 
-static struct ahl__cache_entry *cache_find(struct ahl_meta *m, const uint8_t *h)
+static struct ahl__cache_entry *cache_find(struct ahl__cache *c, const uint8_t *h)
 {
-    for (struct ahl__cache_entry *e = m->buckets[bucket_of(m, h)]; e; e = e->next)
+    for (struct ahl__cache_entry *e = c->buckets[bucket_of(c, h)]; e; e = e->next)
         if (!memcmp(e->hash, h, AHL_SHA256_LEN))
             return e;
     return NULL;
 }
 
-static void cache_remove(struct ahl_meta *m, struct ahl__cache_entry *e)
+static void cache_remove(struct ahl__cache *c, struct ahl__cache_entry *e)
 {
-    struct ahl__cache_entry **pp = &m->buckets[bucket_of(m, e->hash)];
+    struct ahl__cache_entry **pp = &c->buckets[bucket_of(c, e->hash)];
     while (*pp != e)
         pp = &(*pp)->next;
     *pp = e->next;
-    lru_unlink(m, e);
-    m->count--;
-    m->bytes -= e->len + ENTRY_OVERHEAD;
+    lru_unlink(c, e);
+    c->count--;
+    c->bytes -= e->len + ENTRY_OVERHEAD;
     entry_unref(e);
 }
 
-static void cache_grow(struct ahl_meta *m)
+static void cache_grow(struct ahl__cache *c)
 {
-    size_t nb = m->nbuckets * 2;
+    size_t nb = c->nbuckets * 2;
     struct ahl__cache_entry **b = calloc(nb, sizeof *b);
     if (!b)
         return; /* a longer chain is slower, not wrong */
-    for (size_t i = 0; i < m->nbuckets; i++) {
-        struct ahl__cache_entry *e = m->buckets[i];
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        struct ahl__cache_entry *e = c->buckets[i];
         while (e) {
             struct ahl__cache_entry *n = e->next;
             uint64_t x;
@@ -187,54 +221,93 @@ static void cache_grow(struct ahl_meta *m)
             e = n;
         }
     }
-    free(m->buckets);
-    m->buckets = b;
-    m->nbuckets = nb;
+    free(c->buckets);
+    c->buckets = b;
+    c->nbuckets = nb;
 }
 
-/* Inserts a copy of c; returns the entry with one extra reference for the caller (or NULL when
- * out of memory or larger than the budget: the caller then keeps its own copy). */
-static struct ahl__cache_entry *cache_insert(struct ahl_meta *m, const struct ahl_chunk *c,
-                                             bool want_ref)
+/* A private copy of ch, outside any cache (one reference, freed by its release). */
+static struct ahl__cache_entry *entry_new(const struct ahl_chunk *ch)
 {
-    if (c->len + ENTRY_OVERHEAD > m->opts.cache_bytes / 4)
-        return NULL;
-    struct ahl__cache_entry *e = malloc(sizeof *e + c->len);
+    struct ahl__cache_entry *e = malloc(sizeof *e + ch->len);
     if (!e)
         return NULL;
-    memcpy(e->hash, c->hash, AHL_SHA256_LEN);
-    e->kind = c->kind;
-    e->ulen = c->ulen;
-    e->crc = c->crc;
-    e->comb_op = (uint32_t)crc32_combine_gen((z_off_t)c->ulen);
-    e->len = c->len;
-    memcpy(e->data, c->data, c->len);
+    memcpy(e->hash, ch->hash, AHL_SHA256_LEN);
+    e->kind = ch->kind;
+    e->ulen = ch->ulen;
+    e->crc = ch->crc;
+    e->comb_op = (uint32_t)crc32_combine_gen((z_off_t)ch->ulen);
+    e->len = ch->len;
+    memcpy(e->data, ch->data, ch->len);
+    e->refs = 1;
+    e->owner = NULL;
+    e->next = e->lru_prev = e->lru_next = NULL;
+    return e;
+}
+
+/* Inserts a copy of ch into c; returns the entry with one extra reference for the caller (or NULL
+ * when out of memory or larger than a quarter of the budget: the caller then keeps its own
+ * copy). */
+static struct ahl__cache_entry *cache_insert(struct ahl__cache *c, const struct ahl_chunk *ch,
+                                             bool want_ref)
+{
+    if (ch->len + ENTRY_OVERHEAD > c->budget / 4)
+        return NULL;
+    struct ahl__cache_entry *e = entry_new(ch);
+    if (!e)
+        return NULL;
     e->refs = 1 + (want_ref ? 1 : 0);
-    e->lru_prev = e->lru_next = NULL;
-    pthread_mutex_lock(&m->lock);
-    struct ahl__cache_entry *old = cache_find(m, c->hash);
+    e->owner = c;
+    pthread_mutex_lock(&c->lock);
+    struct ahl__cache_entry *old = cache_find(c, ch->hash);
     if (old) {
         /* Another thread loaded it first: use that one. */
         if (want_ref)
             old->refs++;
-        lru_unlink(m, old);
-        lru_push_front(m, old);
-        pthread_mutex_unlock(&m->lock);
+        lru_unlink(c, old);
+        lru_push_front(c, old);
+        pthread_mutex_unlock(&c->lock);
         free(e);
         return want_ref ? old : NULL;
     }
-    size_t k = bucket_of(m, e->hash);
-    e->next = m->buckets[k];
-    m->buckets[k] = e;
-    lru_push_front(m, e);
-    m->count++;
-    m->bytes += e->len + ENTRY_OVERHEAD;
-    while (m->bytes > m->opts.cache_bytes && m->lru_tail && m->lru_tail != e)
-        cache_remove(m, m->lru_tail);
-    if (m->count > m->nbuckets)
-        cache_grow(m);
-    pthread_mutex_unlock(&m->lock);
+    size_t k = bucket_of(c, e->hash);
+    e->next = c->buckets[k];
+    c->buckets[k] = e;
+    lru_push_front(c, e);
+    c->count++;
+    c->bytes += e->len + ENTRY_OVERHEAD;
+    while (c->bytes > c->budget && c->lru_tail && c->lru_tail != e)
+        cache_remove(c, c->lru_tail);
+    if (c->count > c->nbuckets)
+        cache_grow(c);
+    pthread_mutex_unlock(&c->lock);
     return want_ref ? e : NULL;
+}
+
+/* Finds hash in c and takes a reference; NULL when absent. */
+static struct ahl__cache_entry *cache_get(struct ahl__cache *c, const uint8_t *hash)
+{
+    pthread_mutex_lock(&c->lock);
+    struct ahl__cache_entry *e = cache_find(c, hash);
+    if (e) {
+        e->refs++;
+        lru_unlink(c, e);
+        lru_push_front(c, e);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return e;
+}
+
+static void ref_fill(struct ahl__chunk_ref *out, struct ahl__cache_entry *e)
+{
+    memcpy(out->c.hash, e->hash, AHL_SHA256_LEN);
+    out->c.kind = e->kind;
+    out->c.ulen = e->ulen;
+    out->c.crc = e->crc;
+    out->c.data = e->data;
+    out->c.len = e->len;
+    out->comb_op = e->comb_op;
+    out->ref = e;
 }
 
 int ahl__chunk_load(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
@@ -249,14 +322,7 @@ int ahl__chunk_load(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ah
             return 0;
         }
     }
-    pthread_mutex_lock(&m->lock);
-    struct ahl__cache_entry *e = cache_find(m, hash);
-    if (e) {
-        e->refs++;
-        lru_unlink(m, e);
-        lru_push_front(m, e);
-    }
-    pthread_mutex_unlock(&m->lock);
+    struct ahl__cache_entry *e = cache_get(&m->chunks, hash);
     if (!e) {
         struct ahl_buf data;
         struct ahl_chunk c;
@@ -266,49 +332,58 @@ int ahl__chunk_load(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ah
             ahl_buf_release(&data);
             return rc;
         }
-        e = cache_insert(m, &c, true);
-        if (!e) {
-            /* Not cacheable: hand out a private entry the release frees. */
-            e = malloc(sizeof *e + c.len);
-            if (!e) {
-                ahl_buf_release(&data);
-                return AHL_ENOMEM;
-            }
-            memcpy(e->hash, hash, AHL_SHA256_LEN);
-            e->kind = c.kind;
-            e->ulen = c.ulen;
-            e->crc = c.crc;
-            e->comb_op = (uint32_t)crc32_combine_gen((z_off_t)c.ulen);
-            e->len = c.len;
-            memcpy(e->data, c.data, c.len);
-            e->refs = 1;
+        /* Not cacheable: hand out a private entry the release frees. */
+        if (!(e = cache_insert(&m->chunks, &c, true)) && !(e = entry_new(&c))) {
+            ahl_buf_release(&data);
+            return AHL_ENOMEM;
         }
         ahl_buf_release(&data);
     }
-    memcpy(out->c.hash, e->hash, AHL_SHA256_LEN);
-    out->c.kind = e->kind;
-    out->c.ulen = e->ulen;
-    out->c.crc = e->crc;
-    out->c.data = e->data;
-    out->c.len = e->len;
-    out->comb_op = e->comb_op;
-    out->ref = e;
+    ref_fill(out, e);
     return 0;
 }
 
 void ahl__chunk_release(struct ahl_meta *m, struct ahl__chunk_ref *r)
 {
-    if (!r->ref)
+    struct ahl__cache_entry *e = r->ref;
+    (void)m;
+    if (!e)
         return;
-    pthread_mutex_lock(&m->lock);
-    entry_unref(r->ref);
-    pthread_mutex_unlock(&m->lock);
     r->ref = NULL;
+    if (!e->owner) {
+        free(e);
+        return;
+    }
+    struct ahl__cache *c = e->owner;
+    pthread_mutex_lock(&c->lock);
+    entry_unref(e);
+    pthread_mutex_unlock(&c->lock);
+}
+
+int ahl__group_get(struct ahl_meta *m, const uint8_t *key, struct ahl__chunk_ref *out)
+{
+    memset(out, 0, sizeof *out);
+    struct ahl__cache_entry *e = cache_get(&m->groups, key);
+    if (!e)
+        return AHL_ENOTFOUND;
+    ref_fill(out, e);
+    pthread_mutex_lock(&m->groups.lock);
+    m->groups_reused++;
+    pthread_mutex_unlock(&m->groups.lock);
+    return 0;
+}
+
+void ahl__group_put(struct ahl_meta *m, const struct ahl_chunk *seg)
+{
+    cache_insert(&m->groups, seg, false);
+    pthread_mutex_lock(&m->groups.lock);
+    m->groups_built++;
+    pthread_mutex_unlock(&m->groups.lock);
 }
 
 /* ---- codec ---------------------------------------------------------------------------------- */
 
-static z_stream *z_get(struct ahl_meta *m)
+z_stream *ahl__z_get(struct ahl_meta *m)
 {
     z_stream *z = NULL;
     pthread_mutex_lock(&m->zlock);
@@ -329,7 +404,7 @@ static z_stream *z_get(struct ahl_meta *m)
     return z;
 }
 
-static void z_put(struct ahl_meta *m, z_stream *z)
+void ahl__z_put(struct ahl_meta *m, z_stream *z)
 {
     if (!z)
         return;
@@ -358,7 +433,7 @@ void ahl__batch_release(struct ahl__batch *b)
     free(b->v);
     free(b->idx);
     if (b->z)
-        z_put(b->m, b->z);
+        ahl__z_put(b->m, b->z);
     memset(b, 0, sizeof *b);
 }
 
@@ -443,7 +518,7 @@ int ahl__batch_add_json(struct ahl__batch *b, const json_t *obj, uint8_t hash[AH
         rc = 0;
         goto out;
     }
-    if (!b->z && !(b->z = z_get(b->m))) {
+    if (!b->z && !(b->z = ahl__z_get(b->m))) {
         rc = AHL_ENOMEM;
         goto out;
     }
@@ -542,7 +617,7 @@ void ahl__batch_publish(struct ahl__batch *b)
 {
     for (size_t i = 0; i < b->n; i++)
         if (b->v[i].written)
-            cache_insert(b->m, &b->v[i].c, false);
+            cache_insert(&b->m->chunks, &b->v[i].c, false);
 }
 
 int ahl__json_text(const struct ahl_chunk *c, struct ahl_buf *out)

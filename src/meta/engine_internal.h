@@ -3,8 +3,8 @@
  * chunks.c  the chunk codec (canonical JSON text -> hash + raw-deflate segment), loading chunks
  *           through the byte-budgeted cache, and the engine handle itself;
  * pmap.c    persistent B+tree maps of UID -> fixed-size value, stored as map chunks;
- * doc.c     version roots, assembling documents (jansson and gzip), the search row, the version
- *           commit;
+ * doc.c     version roots, assembling documents as jansson, the search row, the version commit;
+ * gzdoc.c   GetImageSetMetadata's gzip body, spliced from chunk and group segments;
  * meta.c    creating, importing, reading and deleting image sets;
  * update.c  UpdateImageSetMetadata and revert, over update_request.c (parsing and checking the
  *           DICOMUpdates blobs) and rules.c (the per-attribute rules);
@@ -45,14 +45,23 @@
 
 struct ahl__cache_entry;
 
+/* A byte-budgeted cache of immutable byte strings keyed by a SHA-256: chained hash table + LRU
+ * list, everything guarded by lock. */
+struct ahl__cache {
+    pthread_mutex_t lock;
+    struct ahl__cache_entry **buckets;
+    size_t nbuckets, count, bytes, budget;
+    struct ahl__cache_entry *lru_head, *lru_tail; /* head = most recently used */
+};
+
 struct ahl_meta {
     struct ahl_store *store;
     struct ahl_meta_opts opts;
-    /* cache: chained hash table + LRU list, guarded by lock */
-    pthread_mutex_t lock;
-    struct ahl__cache_entry **buckets;
-    size_t nbuckets, count, bytes;
-    struct ahl__cache_entry *lru_head, *lru_tail; /* head = most recently used */
+    struct ahl__cache chunks; /* stored chunks by hash (opts.cache_bytes) */
+    /* GetImageSetMetadata's group segments by group key (opts.gzip_cache_bytes; budget 0: none,
+     * the document is spliced from the chunks' own segments); the counters under groups.lock */
+    struct ahl__cache groups;
+    uint64_t groups_built, groups_reused;
     /* idle deflate streams, reused to avoid deflateInit2 per chunk */
     pthread_mutex_t zlock;
     z_stream *zfree[8];
@@ -110,6 +119,19 @@ int ahl__json_load(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl
                    const uint8_t *hash, json_t **out);
 /* Inflates a JSON chunk's stored segment into text, appending the final '}'. */
 int ahl__json_text(const struct ahl_chunk *c, struct ahl_buf *out);
+/* A deflate stream (raw, opts.deflate_level) from the engine's idle ones, reset; NULL: no
+ * memory. ahl__z_put gives it back (NULL is accepted). */
+z_stream *ahl__z_get(struct ahl_meta *m);
+void ahl__z_put(struct ahl_meta *m, z_stream *z);
+
+/* ---- GetImageSetMetadata's group segments (gzdoc.c; cached in chunks.c) ---- */
+
+/* Looks a group segment up by its key (0 with a reference in out, released with
+ * ahl__chunk_release; AHL_ENOTFOUND). c.ulen/c.crc describe the text, c.data/c.len the deflate
+ * bytes. */
+int ahl__group_get(struct ahl_meta *m, const uint8_t *key, struct ahl__chunk_ref *out);
+/* Caches a copy of a group segment just built (seg->hash is its key); counts the build. */
+void ahl__group_put(struct ahl_meta *m, const struct ahl_chunk *seg);
 
 /* ---- persistent maps (pmap.c) ---- */
 
@@ -136,6 +158,11 @@ typedef int (*ahl__map_cb)(void *ctx, const char *key, size_t keylen, const uint
 /* Visits every entry in key order. */
 int ahl__map_walk(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
                   const uint8_t *root, ahl__map_cb cb, void *ctx);
+/* Visits every leaf in key order: its hash and its n entries. */
+typedef int (*ahl__map_leaf_cb)(void *ctx, const uint8_t *hash, const struct ahl__map_entry *e,
+                                size_t n);
+int ahl__map_walk_leaves(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                         const uint8_t *root, ahl__map_leaf_cb cb, void *ctx);
 /* Visits every map chunk hash of the tree (for the check), including inner nodes. */
 int ahl__map_walk_nodes(struct ahl_meta *m, struct ahl_store_tx *tx, const uint8_t *root,
                         int (*cb)(void *ctx, const uint8_t *hash, bool leaf, const uint8_t *v,

@@ -60,8 +60,14 @@ struct ahl_meta_opts {
     size_t cache_bytes;      /* chunk cache budget; 0: 256 MiB */
     size_t max_update_bytes; /* per update blob; 0: 10,000 (AWS's default quota) */
     bool aws_primary_rules;  /* today's AWS restrictions on primary sets (see rules.h) */
-    int deflate_level;       /* for chunk segments; 0: 6 */
+    int deflate_level;       /* for chunk and group segments; 0: 6 */
+    /* GetImageSetMetadata's group segments kept in memory (docs/architecture.md#metadata-gzip);
+     * 0: 128 MiB; AHL_META_NO_GZIP_CACHE: none, the document is spliced from the chunks' own
+     * segments (no compression per read, about ten times larger) */
+    size_t gzip_cache_bytes;
 };
+
+#define AHL_META_NO_GZIP_CACHE ((size_t)-1)
 
 /* The state of an image set at one version, as GetImageSet reports it. */
 struct ahl_meta_info {
@@ -89,7 +95,7 @@ struct ahl_store *ahl_meta_store(struct ahl_meta *m);
 struct ahl_meta_create_opts {
     bool is_primary;
     enum ahl_workflow_status workflow_status; /* 0: CREATED. The importer passes IMPORTED */
-    const char *imageset_id;     /* NULL: a fresh random id */
+    const char *imageset_id;                  /* NULL: a fresh random id */
 };
 
 /* Creates an image set, version 1, from a normalized document
@@ -126,9 +132,11 @@ int ahl_meta_versions_list(struct ahl_meta *m, const char *datastore_id, const c
 /* Receives the response body piece by piece; non-zero stops the stream (returned as is). */
 typedef int (*ahl_meta_write_cb)(void *ctx, const void *p, size_t n);
 
-/* GetImageSetMetadata: the document of a version (0: latest) as one gzip member, assembled from
- * the chunks' stored deflate segments plus freshly written stored blocks for the glue between
- * them; the trailer's CRC is combined with crc32_combine. Inflated, it equals
+/* GetImageSetMetadata: the document of a version (0: latest) as one gzip member, spliced from
+ * deflate segments (each Instances-map leaf's instances compressed together once, on first read,
+ * and cached; the Patient, Study and Series chunks' stored segments) plus freshly written stored
+ * blocks for the glue between them; the trailer's CRC is combined with crc32_combine (gzdoc.c,
+ * docs/architecture.md#metadata-gzip). Inflated, it equals
  * ahl_meta_metadata_json() byte for byte. cb runs inside a read transaction (a consistent
  * snapshot) and holds one of the store's reader connections until it returns, so it must not wait
  * on anything slow (a client): the server spools the document and sends it afterwards. */
@@ -264,5 +272,14 @@ int ahl_meta_check(struct ahl_meta *m, ahl_meta_report_cb cb, void *ctx,
 
 /* Bytes held by the chunk cache (for tests and the bench). */
 size_t ahl_meta_cache_bytes(struct ahl_meta *m);
+
+/* What GetImageSetMetadata's group-segment cache holds and has done since ahl_meta_open. */
+struct ahl_meta_gzip_stats {
+    size_t cache_bytes;     /* held, entry overhead included; at most opts.gzip_cache_bytes */
+    size_t cache_entries;   /* segments held */
+    uint64_t groups_built;  /* segments compressed (a miss) */
+    uint64_t groups_reused; /* segments served from the cache (a hit) */
+};
+void ahl_meta_gzip_stats(struct ahl_meta *m, struct ahl_meta_gzip_stats *out);
 
 #endif /* AHL_META_META_H */

@@ -464,8 +464,8 @@ int ahl__map_count(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl
     return 0;
 }
 
-static int walk_rec(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
-                    const uint8_t *hash, int depth, ahl__map_cb cb, void *ctx)
+static int leaves_rec(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                      const uint8_t *hash, int depth, ahl__map_leaf_cb cb, void *ctx)
 {
     struct ahl__chunk_ref r;
     struct node nd;
@@ -474,22 +474,46 @@ static int walk_rec(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ah
     int rc = node_load(m, tx, b, hash, &r, &nd);
     if (rc < 0)
         return rc;
-    for (uint32_t i = 0; i < nd.n && rc == 0; i++) {
-        if (nd.level == 0)
-            rc = cb(ctx, nd.e[i].key, nd.e[i].keylen, nd.e[i].val);
-        else
-            rc = walk_rec(m, tx, b, nd.e[i].val, depth + 1, cb, ctx);
+    if (nd.level == 0) {
+        struct ahl__map_entry e[AHL__MAP_MAX + 1];
+        for (uint32_t i = 0; i < nd.n; i++)
+            e[i] = (struct ahl__map_entry){nd.e[i].key, nd.e[i].keylen, nd.e[i].val};
+        rc = cb(ctx, hash, e, nd.n);
     }
+    for (uint32_t i = 0; nd.level > 0 && i < nd.n && rc == 0; i++)
+        rc = leaves_rec(m, tx, b, nd.e[i].val, depth + 1, cb, ctx);
     node_drop(m, &r, &nd);
+    return rc;
+}
+
+int ahl__map_walk_leaves(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
+                         const uint8_t *root, ahl__map_leaf_cb cb, void *ctx)
+{
+    if (ahl__hash_is_zero(root))
+        return 0;
+    return leaves_rec(m, tx, b, root, 0, cb, ctx);
+}
+
+struct entry_walk {
+    ahl__map_cb cb;
+    void *ctx;
+};
+
+static int walk_entries(void *vctx, const uint8_t *hash, const struct ahl__map_entry *e, size_t n)
+{
+    struct entry_walk *w = vctx;
+    int rc = 0;
+    (void)hash;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = w->cb(w->ctx, e[i].key, e[i].keylen, e[i].value);
     return rc;
 }
 
 int ahl__map_walk(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
                   const uint8_t *root, ahl__map_cb cb, void *ctx)
 {
-    if (ahl__hash_is_zero(root))
-        return 0;
-    return walk_rec(m, tx, b, root, 0, cb, ctx);
+    struct entry_walk w = {cb, ctx};
+    return ahl__map_walk_leaves(m, tx, b, root, walk_entries, &w);
 }
 
 static int nodes_rec(struct ahl_meta *m, struct ahl_store_tx *tx, const uint8_t *hash, int depth,
