@@ -7,13 +7,15 @@
 # `ahilite import` into a temporary data directory:
 #   - one CT series of N instances (default 10,000) with a 16x16 frame each: GetImageSetMetadata,
 #     GetImageFrame on a large set, and an update on a large set;
-#   - 8 one-instance studies: one image set per connection for UpdateImageSetMetadata;
+#   - 16 one-instance studies: one image set per connection for UpdateImageSetMetadata;
 #   - one series of 16 native 256x256 16-bit frames (HTJ2K after import): GetImageFrame;
 # then starts `ahilite serve` on a free loopback port and runs http-load, 8 keep-alive connections
 # each, for T seconds per mode:
 #   get-datastore  GetDatastore: the server's floor (auth, routing, one store read), the baseline;
-#   update         UpdateImageSetMetadata of Patient.PatientName, each a new version; and once
-#                  more with 1 connection on the N-instance set (cost independent of set size);
+#   update         UpdateImageSetMetadata of Patient.PatientName, each a new version, over 8
+#                  connections (run "update"), then over 1, 2, 4 and 16 (runs update_c1 ...
+#                  update_c16, each connection on its own set: the curve); and once more with 1
+#                  connection on the N-instance set (cost independent of set size);
 #   metadata       GetImageSetMetadata of the N-instance set (gzip on the wire; the rate is
 #                  JSON-equivalent bytes per second), with 8 connections and with 1;
 #   frames         GetImageFrame: the 16 256x256 frames, then 1,000 frames of the N-instance set.
@@ -25,9 +27,12 @@
 # usage: bench/http.sh [N_INSTANCES] [SECONDS]   (defaults 10000 and 5)
 # env: AHILITE_BUILD=DIR  use this build (its ahilite as it is; ahilite-bench is brought up to
 #                         date) instead of building one;
-#      WORKERS=N          the server's --workers (default: its own, the number of CPUs);
+#      HTTP_THREADS=N     the server's --http-threads (default: its own, 4 per CPU, at least 8);
+#      RUNS="NAME ..."    only these runs (names as for PERF_RUN; default all), e.g. RUNS="get_datastore
+#                         update update_c1 update_c16" for the update curve alone;
 #      PERF_RUN=NAME      record the server with `perf record` during that run (get_datastore,
-#                         update, update_big_1, metadata_8, metadata_1, frames, frames_large_set)
+#                         update, update_c1, update_c2, update_c4, update_c16, update_big_1,
+#                         metadata_8, metadata_1, frames, frames_large_set)
 #                         into PERF_OUT (default perf-NAME.data); PERF_CALLGRAPH=fp|dwarf,SIZE
 #                         picks the unwinder (dwarf works without frame pointers).
 set -euo pipefail
@@ -41,6 +46,8 @@ cleanup() {
     if [ -n "$SERVER_PID" ]; then
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
+        # The store's group commit figures over the whole run, logged as the server stops.
+        grep -o 'store: [0-9]* commits of .*' "$TMP/server.log" >&2 || true
     fi
     rm -rf "$TMP"
 }
@@ -64,7 +71,7 @@ fi
 AHILITE=$BUILD/ahilite
 
 # 2. Data.
-echo "synthesizing $N + 8 + 16 instances ..." >&2
+echo "synthesizing $N + 16 + 16 instances ..." >&2
 mkdir -p "$TMP/big" "$TMP/frames"
 /usr/bin/python3 - "$TMP" "$N" <<'EOF'
 import math, os, sys
@@ -89,15 +96,15 @@ for i in range(n):
     ds.save_as("%s/big/%05d.dcm" % (out, i), write_like_original=False)
 
 del ds.PixelData
-for k in range(8):  # a study each: one image set per connection
-    os.makedirs("%s/upd%d" % (out, k))
+for k in range(16):  # a study each: one image set per connection
+    os.makedirs("%s/upd%02d" % (out, k))
     ds.PatientID = "HTTPBENCH%d" % k
     ds.StudyInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     uid = generate_uid()
     ds.SOPInstanceUID = uid
     ds.file_meta.MediaStorageSOPInstanceUID = uid
-    ds.save_as("%s/upd%d/0.dcm" % (out, k), write_like_original=True)
+    ds.save_as("%s/upd%02d/0.dcm" % (out, k), write_like_original=True)
 
 ds = pydicom.dcmread(src)
 ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -128,11 +135,11 @@ echo "importing ..." >&2
 "$AHILITE" import --data-dir "$DATA" --create-datastore httpbench "$TMP/big" >"$TMP/imp-big"
 DS=$(sed -n 's/^created data store \([0-9a-z]*\).*/\1/p' "$TMP/imp-big")
 BIG=$(sed -n 's/^created image set \([0-9a-z]*\).*/\1/p' "$TMP/imp-big")
-"$AHILITE" import --data-dir "$DATA" --datastore-id "$DS" "$TMP"/upd? >"$TMP/imp-upd"
+"$AHILITE" import --data-dir "$DATA" --datastore-id "$DS" "$TMP"/upd?? >"$TMP/imp-upd"
 UPD=$(sed -n 's/^created image set \([0-9a-z]*\).*/\1/p' "$TMP/imp-upd" | paste -sd, -)
 "$AHILITE" import --data-dir "$DATA" --datastore-id "$DS" "$TMP/frames" >"$TMP/imp-frames"
 FRS=$(sed -n 's/^created image set \([0-9a-z]*\).*/\1/p' "$TMP/imp-frames")
-[ -n "$DS" ] && [ -n "$BIG" ] && [ -n "$FRS" ] && [ "$(echo "$UPD" | tr , '\n' | wc -l)" = 8 ] || {
+[ -n "$DS" ] && [ -n "$BIG" ] && [ -n "$FRS" ] && [ "$(echo "$UPD" | tr , '\n' | wc -l)" = 16 ] || {
     cat "$TMP"/imp-* >&2
     echo "import did not make the expected image sets" >&2
     exit 1
@@ -145,7 +152,7 @@ printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$AK" "
 PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 EP=http://127.0.0.1:$PORT
 "$AHILITE" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --credentials "$TMP/creds" \
-    --region us-east-1 ${WORKERS:+--workers "$WORKERS"} >"$TMP/server.log" 2>&1 &
+    --region us-east-1 ${HTTP_THREADS:+--http-threads "$HTTP_THREADS"} >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
 LOAD=("$BUILD/ahilite-bench" http-load --endpoint "$EP" --access-key "$AK" --secret-key "$SK" --datastore "$DS")
 for _ in $(seq 100); do
@@ -186,6 +193,7 @@ HZ=$(getconf CLK_TCK)
 run() {
     local name=$1
     shift
+    case " ${RUNS:-$name} " in *" $name "*) ;; *) return 0 ;; esac
     local t0 t1 perf_pid=
     if [ "${PERF_RUN:-}" = "$name" ]; then
         perf record -q -F 499 --call-graph ${PERF_CALLGRAPH:-fp} -p "$SERVER_PID" -o "${PERF_OUT:-perf-$name.data}" 2>/dev/null &
@@ -211,12 +219,18 @@ print(json.dumps(r))" | tee -a "$TMP/results"
 echo "running: $T s per mode, 8 connections (nproc $(nproc)) ..." >&2
 run get_datastore --mode get-datastore --connections 8 --seconds "$T"
 run update --mode update --imagesets "$UPD" --connections 8 --seconds "$T"
+for c in 1 2 4 16; do
+    run update_c$c --mode update --imagesets "$UPD" --connections $c --seconds "$T"
+done
 run update_big_1 --mode update --imagesets "$BIG" --connections 1 --seconds "$T"
 run metadata_8 --mode metadata --imagesets "$BIG" --connections 8 --seconds "$T"
 run metadata_1 --mode metadata --imagesets "$BIG" --connections 1 --seconds "$T"
 run frames --mode frames --frames "$FRAMES" --connections 8 --seconds "$T"
 run frames_large_set --mode frames --frames "$BIGFRAMES" --connections 8 --seconds "$T"
 
+if [ -n "${RUNS:-}" ]; then
+    exit 0 # a partial run: no summary
+fi
 # The engine alone, in one process without HTTP (ahilite-bench update, one thread): the ceiling the
 # HTTP figures are held against.
 "$BUILD/ahilite-bench" update --instances 100 --updates 3000 --naive-updates 1 >"$TMP/engine"
@@ -238,6 +252,8 @@ print(json.dumps({
     'engine_in_process_median_ms': runs['engine_in_process']['median_ms'],
     'update_over_engine_one_thread': round(
         upd['per_s'] * runs['engine_in_process']['median_ms'] / 1000, 3),
+    'updates_per_s_by_connections': {c: runs['update_c%d' % c if c != 8 else 'update']['per_s']
+                                     for c in (1, 2, 4, 8, 16)},
     'update_large_set_1conn_median_ms': runs['update_big_1']['median_ms'],
     'update_large_set_1conn_per_s': runs['update_big_1']['per_s'],
     'metadata_json_mb_s_8conn': runs['metadata_8']['json_mb_s'],

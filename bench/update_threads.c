@@ -6,8 +6,8 @@
  * fast as it can (each call passing the version the previous one returned) for S seconds. Prints
  * one JSON line: updates per second, the process's CPU seconds (all threads, including the WAL
  * checkpointer), CPU microseconds per update, SQLite COMMITs and the mean batch size (write
- * transactions per COMMIT, ahl_store_sqlite_stats), and bytes written per update (wchar of
- * /proc/self/io: WAL frames plus checkpoint copies).
+ * transactions per COMMIT, ahl_store_sqlite_stats), WAL frames (database pages) per update, and
+ * bytes written per update (wchar of /proc/self/io: WAL frames plus checkpoint copies).
  *
  * usage: ahilite-bench update-threads DATA_DIR [THREADS] [SECONDS]   (DATA_DIR must not exist
  * yet; the caller removes it). bench/update_threads.sh runs it. */
@@ -107,9 +107,10 @@ static int measure(struct ahl_store *store, struct worker *w, long nt, double se
     uint64_t commits = s1.commits - s0.commits, txs = s1.write_txs - s0.write_txs;
     printf("{\"threads\":%ld,\"seconds\":%.2f,\"updates\":%lu,\"failed\":%lu,\"per_s\":%.0f,"
            "\"cpu_s\":%.2f,\"cpu_us_per_update\":%.1f,\"commits\":%llu,\"txs_per_commit\":%.2f,"
-           "\"bytes_written_per_update\":%.0f}\n",
+           "\"wal_frames_per_update\":%.2f,\"bytes_written_per_update\":%.0f}\n",
            nt, wall, done, failed, (double)done / wall, cpu, done ? cpu * 1e6 / (double)done : 0,
            (unsigned long long)commits, commits ? (double)txs / (double)commits : 0,
+           done ? (double)(s1.wal_frames - s0.wal_frames) / (double)done : 0,
            done ? (double)bytes / (double)done : 0);
     return failed ? 1 : 0;
 }

@@ -57,6 +57,12 @@ int ahl_api_credentials_add(struct ahl_api_credentials *creds, const char *acces
 int ahl_api_credentials_generate(const char *path, struct ahl_api_credentials *creds,
                                  struct ahl_err *err);
 
+/* The default number of HTTP threads: a thread runs one request at a time, and the store's group
+ * commit shares a commit only among updates in flight at once, so there are more threads than
+ * CPUs (see docs/commands.md, --http-threads). */
+#define AHL_API_THREADS_PER_CPU 4
+#define AHL_API_MIN_THREADS 8
+
 struct ahl_api_config {
     const char *listen_host; /* numeric IPv4 or IPv6 address, or "localhost" */
     uint16_t port;           /* 0: any free port (see ahl_api_server_port) */
@@ -64,7 +70,8 @@ struct ahl_api_config {
     const char *account_id;  /* 12 digits, for ARNs */
     const char *s3_root;     /* local buckets for import jobs, or NULL */
     const char *s3_endpoint; /* S3-compatible endpoint for import jobs, or NULL */
-    unsigned workers;        /* polling threads; 0: the number of CPUs */
+    unsigned workers;        /* polling threads; 0: AHL_API_THREADS_PER_CPU per CPU, at least
+                              * AHL_API_MIN_THREADS */
     const char *data_dir;    /* the data directory (frames live in DATA_DIR/frames) */
     /* Import-job runner hook (see ahl_api_service); NULL: jobs are recorded but not run. */
     void (*job_submitted)(void *ctx, const struct ahl_job_rec *job);

@@ -1423,7 +1423,9 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
     unsigned workers = cfg->workers;
     if (workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        workers = n > 0 ? (unsigned)n : 2;
+        workers = n > 0 ? (unsigned)n * AHL_API_THREADS_PER_CPU : AHL_API_MIN_THREADS;
+        if (workers < AHL_API_MIN_THREADS)
+            workers = AHL_API_MIN_THREADS;
     }
     unsigned max_conns =
         cfg->max_connections ? cfg->max_connections : AHL_API_DEFAULT_MAX_CONNECTIONS;

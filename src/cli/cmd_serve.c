@@ -47,8 +47,9 @@ static void usage(FILE *f)
             "                      (default: DATA_DIR/buckets, unless --s3-endpoint is given)\n"
             "  --s3-endpoint URL   import jobs read from and write to this S3-compatible\n"
             "                      endpoint instead\n"
-            "  --workers N         HTTP and import-job worker threads (default: the number of\n"
-            "                      CPUs)\n"
+            "  --http-threads N    threads answering HTTP requests, each one request at a\n"
+            "                      time (default: 4 per CPU, at least 8)\n"
+            "  --workers N         import-job worker threads (default: the number of CPUs)\n"
             "  --oidc-jwks FILE    accept OIDC bearer tokens (Authorization: Bearer <JWT>) on\n"
             "                      DICOMweb resources, signed by a key in this JWKS file (RSA\n"
             "                      and EC P-256; re-read when it changes). Give all three:\n"
@@ -160,7 +161,7 @@ int ahl_cmd_serve(int argc, char **argv)
     const char *s3_root = NULL, *s3_endpoint = NULL;
     const char *oidc_jwks = NULL, *oidc_issuer = NULL, *oidc_audience = NULL;
     const char *viewer = NULL, *viewer_ds = NULL, *viewer_client = NULL;
-    unsigned workers = 0, port = 0;
+    unsigned workers = 0, http_threads = 0, port = 0;
     unsigned max_conns = 0, per_ip = 0, header_s = 0, idle_s = 0;
     unsigned long body_mib = 0, import_mib = 0, spool_mib = 0;
     long cache_mib = -1; /* -1: the default */
@@ -194,6 +195,7 @@ int ahl_cmd_serve(int argc, char **argv)
             "--s3-root",
             "--s3-endpoint",
             "--workers",
+            "--http-threads",
             "--max-connections",
             "--max-connections-per-ip",
             "--header-timeout",
@@ -255,14 +257,14 @@ int ahl_cmd_serve(int argc, char **argv)
             viewer_ds = v;
         else if (!strcmp(name, "--viewer-oidc-client-id"))
             viewer_client = v;
-        else if (!strcmp(name, "--workers")) {
+        else if (!strcmp(name, "--workers") || !strcmp(name, "--http-threads")) {
             char *end;
             unsigned long w = strtoul(v, &end, 10);
             if (*end || w == 0 || w > 1024) {
-                fprintf(stderr, "ahilite serve: --workers takes a number from 1 to 1024\n");
+                fprintf(stderr, "ahilite serve: %s takes a number from 1 to 1024\n", name);
                 return 2;
             }
-            workers = (unsigned)w;
+            *(name[2] == 'w' ? &workers : &http_threads) = (unsigned)w;
         } else {
             /* The limits: whole numbers in a range each. */
             static const struct {
@@ -432,7 +434,7 @@ int ahl_cmd_serve(int argc, char **argv)
         .account_id = account,
         .s3_root = s3_root,
         .s3_endpoint = s3_endpoint,
-        .workers = workers,
+        .workers = http_threads,
         .data_dir = data_dir,
         .credentials = &creds,
         .max_connections = max_conns,
@@ -492,6 +494,11 @@ int ahl_cmd_serve(int argc, char **argv)
 out:
     ahl_api_server_stop(srv);
     ahl_runner_stop(runner);
+    struct ahl_store_sqlite_stats st;
+    if (store && ahl_store_sqlite_stats(store, &st) == 0 && st.commits)
+        ahl_info("store: %llu commits of %llu write transactions wrote %llu database pages",
+                 (unsigned long long)st.commits, (unsigned long long)st.write_txs,
+                 (unsigned long long)st.wal_frames);
     ahl_meta_close(meta);
     ahl_store_close(store);
     return status;

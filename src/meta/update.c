@@ -493,9 +493,16 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
      * concurrent updates do that work in parallel and the write transaction (one at a time)
      * only checks that the set is still at the version the work started from and writes. */
     struct prepared pre = {0};
-    if (have_blobs && !u->include_study_image_sets)
+    bool announced = have_blobs && !u->include_study_image_sets;
+    if (announced) {
+        /* Concurrent committers wait a little for this one to share their commit (store.h). */
+        ahl_store_write_intent(m->store, +1);
         prepare(m, datastore_id, imageset_id, u, &upd, &b, &pre);
-    if ((rc = ahl_store_begin(m->store, true, &tx)) < 0) {
+    }
+    rc = ahl_store_begin(m->store, true, &tx);
+    if (announced)
+        ahl_store_write_intent(m->store, -1);
+    if (rc < 0) {
         rc = ahl_meta_store_fail(err, rc, "starting a transaction");
         goto out;
     }

@@ -18,6 +18,11 @@
  *     ROLLBACK, as the batch holds nothing else yet, and the batch is over);
  *   - commit: RELEASE its savepoint (the first one: nothing); its writes now belong to the
  *     batch.
+ * A committing one that finds no thread waiting to begin a write transaction but writers
+ * announced (ahl_store_write_intent: threads computing their update before they begin) first
+ * waits, at most AHL_STORE_COMMIT_DELAY_US, for one of them to begin or for all to withdraw: on
+ * two cores, threads preparing updates otherwise rarely reach the write lock while a commit is in
+ * progress, and every update paid for a commit of its own (the pages of some thirty B-trees).
  * Then, if another thread is waiting to begin a write transaction (and fewer than batch_max
  * transactions have ended in the batch, and no TRUNCATE checkpoint waits for the write lock, see
  * "Checkpoints"), the open transaction is handed on: the write lock
@@ -58,6 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -112,6 +118,7 @@ struct ahl__sq_store {
     bool ckpt_pending;    /* a TRUNCATE waits for the write lock: batches are not handed on */
     int ckpt_log;         /* WAL frames when the last checkpoint ran (0 after the WAL restarted) */
     int wal_frames;       /* WAL frames after the last commit */
+    uint64_t stat_frames; /* WAL frames appended by every commit so far */
     pthread_mutex_t ckpt_lock;
     pthread_cond_t ckpt_cond;
     struct ahl__sq_conn *ckpt_conn;
@@ -124,6 +131,10 @@ struct ahl__sq_store {
     pthread_mutex_t batch_lock;
     pthread_cond_t batch_cond; /* members' done flags */
     unsigned write_waiting;    /* threads in sq_begin(write) not yet holding write_lock */
+    unsigned write_intent;     /* writers announced by ahl_store_write_intent, not yet begun */
+    unsigned delay_us;         /* the longest wait for an announced writer (set_commit_delay_us) */
+    bool delaying;             /* a committer waits for an announced writer */
+    pthread_cond_t arrive_cond; /* write_waiting rose or write_intent fell (CLOCK_MONOTONIC) */
     bool batch_open;           /* the writer connection is inside BEGIN IMMEDIATE */
     unsigned batch_txs;        /* write transactions ended in the open batch */
     /* Group commit bound: a batch is committed once batch_max write transactions have ended in
@@ -265,6 +276,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     pthread_mutex_lock(&q->ckpt_lock);
     if (frames < q->ckpt_log)
         q->ckpt_log = 0; /* the WAL restarted from its beginning */
+    q->stat_frames += (uint64_t)(frames >= q->wal_frames ? frames - q->wal_frames : frames);
     q->wal_frames = frames;
     ckpt_decide(q);
     pthread_mutex_unlock(&q->ckpt_lock);
@@ -359,6 +371,7 @@ static void sq_close(struct ahl_store *s)
     pthread_mutex_destroy(&q->write_lock);
     pthread_mutex_destroy(&q->batch_lock);
     pthread_cond_destroy(&q->batch_cond);
+    pthread_cond_destroy(&q->arrive_cond);
     pthread_mutex_destroy(&q->pool_lock);
     pthread_cond_destroy(&q->pool_cond);
     free(q->path);
@@ -392,6 +405,22 @@ static int write_end(struct ahl__sq_tx *tx, bool commit, int rc)
     bool ended = sqlite3_get_autocommit(db);
     pthread_mutex_lock(&q->batch_lock);
     q->batch_txs++;
+    if (commit && !ended && !q->write_waiting && q->write_intent && q->delay_us &&
+        q->batch_txs < q->batch_max && !q->ckpt_pending) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += q->delay_us / 1000000;
+        until.tv_nsec += (long)(q->delay_us % 1000000) * 1000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        q->delaying = true;
+        while (!q->write_waiting && q->write_intent && !q->ckpt_pending)
+            if (pthread_cond_timedwait(&q->arrive_cond, &q->batch_lock, &until) == ETIMEDOUT)
+                break;
+        q->delaying = false;
+    }
     if (!ended && q->write_waiting > 0 && q->batch_txs < q->batch_max && !q->ckpt_pending) {
         /* Hand the open transaction to the next writer. */
         if (commit) {
@@ -454,6 +483,7 @@ static int sq_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
     if (write) {
         pthread_mutex_lock(&q->batch_lock);
         q->write_waiting++;
+        pthread_cond_signal(&q->arrive_cond);
         pthread_mutex_unlock(&q->batch_lock);
         pthread_mutex_lock(&q->write_lock);
         pthread_mutex_lock(&q->batch_lock);
@@ -514,6 +544,16 @@ static int sq_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
     return 0;
 }
 
+static void sq_write_intent(struct ahl_store *s, int delta)
+{
+    struct ahl__sq_store *q = (struct ahl__sq_store *)s;
+    pthread_mutex_lock(&q->batch_lock);
+    q->write_intent = (unsigned)((int)q->write_intent + delta);
+    if (!q->write_intent)
+        pthread_cond_signal(&q->arrive_cond);
+    pthread_mutex_unlock(&q->batch_lock);
+}
+
 /* Ends tx after COMMIT or ROLLBACK: gives the connection back. */
 static void tx_end(struct ahl__sq_tx *tx)
 {
@@ -571,6 +611,7 @@ static const struct ahl_store_ops sq_ops = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .write_intent = sq_write_intent,
     .datastore_put = ahl__sq_datastore_put,
     .datastore_get = ahl__sq_datastore_get,
     .datastore_list = ahl__sq_datastore_list,
@@ -639,6 +680,11 @@ static int open_writable(struct ahl__sq_store *q)
     q->open_flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     if ((rc = conn_open(q, &q->writer)) < 0 || (rc = ahl__sq_migrate(q->writer->db)) < 0 ||
         (rc = conn_open(q, &q->ckpt_conn)) < 0)
+        return rc;
+    /* A batch's later members are savepoints, whose statement journals (the pages they change,
+     * some thirty each) spilled to a temporary file past 64 KiB: two writes a page. In memory they
+     * take at most batch_max members' pages. */
+    if ((rc = ahl__sq_exec(q->writer->db, "PRAGMA temp_store=MEMORY")) < 0)
         return rc;
     sqlite3_busy_timeout(q->ckpt_conn->db, CKPT_WAIT_MS);
     if (pthread_create(&q->ckpt_thread, NULL, checkpointer, q) == 0) {
@@ -725,7 +771,13 @@ int ahl_store_open_sqlite(const char *data_dir, unsigned max_readers, struct ahl
     pthread_mutex_init(&q->write_lock, NULL);
     pthread_mutex_init(&q->batch_lock, NULL);
     q->batch_max = AHL_STORE_SQLITE_COMMIT_BATCH_MAX;
+    q->delay_us = AHL_STORE_COMMIT_DELAY_US;
     pthread_cond_init(&q->batch_cond, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->arrive_cond, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_mutex_init(&q->pool_lock, NULL);
     pthread_cond_init(&q->pool_cond, NULL);
     pthread_mutex_init(&q->ckpt_lock, NULL);
@@ -761,7 +813,11 @@ int ahl_store_sqlite_stats(struct ahl_store *s, struct ahl_store_sqlite_stats *o
     out->commits = q->stat_commits;
     out->write_txs = q->stat_txs;
     out->write_waiting = q->write_waiting;
+    out->delaying = q->delaying;
     pthread_mutex_unlock(&q->batch_lock);
+    pthread_mutex_lock(&q->ckpt_lock);
+    out->wal_frames = q->stat_frames;
+    pthread_mutex_unlock(&q->ckpt_lock);
     return 0;
 }
 
@@ -772,6 +828,17 @@ int ahl_store_sqlite_set_commit_batch_max(struct ahl_store *s, unsigned max)
     struct ahl__sq_store *q = (struct ahl__sq_store *)s;
     pthread_mutex_lock(&q->batch_lock);
     q->batch_max = max;
+    pthread_mutex_unlock(&q->batch_lock);
+    return 0;
+}
+
+int ahl_store_sqlite_set_commit_delay_us(struct ahl_store *s, unsigned us)
+{
+    if (!s || s->ops != &sq_ops || us > 60000000)
+        return AHL_EINVAL;
+    struct ahl__sq_store *q = (struct ahl__sq_store *)s;
+    pthread_mutex_lock(&q->batch_lock);
+    q->delay_us = us;
     pthread_mutex_unlock(&q->batch_lock);
     return 0;
 }

@@ -30,6 +30,12 @@ void ahl_store_rollback(struct ahl_store_tx *tx)
         tx->store->ops->rollback(tx);
 }
 
+void ahl_store_write_intent(struct ahl_store *s, int delta)
+{
+    if (s->ops->write_intent)
+        s->ops->write_intent(s, delta);
+}
+
 /* Every remaining wrapper only forwards its arguments; a macro keeps them from drifting apart. */
 #define AHL__FWD(name, params, args)      \
     int ahl_store_##name params           \

@@ -28,6 +28,14 @@
  * committing thread may wait for the writers queued behind it. Hence no thread may hold a lock
  * while committing that a thread inside a write transaction could wait for.
  *
+ * Write intents. A thread that does the work of its write outside any transaction (reading and
+ * computing first, then a short write transaction that checks nothing moved and writes) may say
+ * so with ahl_store_write_intent(s, +1) before that work and ahl_store_write_intent(s, -1) once
+ * its write transaction has begun, or once it gave up. A committing write transaction that finds
+ * nobody waiting to write but writers announced waits for one of them a little (at most
+ * AHL_STORE_COMMIT_DELAY_US by default), so that concurrent writers share one commit instead of
+ * each paying for their own; a lone writer, with no one announced, commits at once.
+ *
  *     struct ahl_store_tx *tx;
  *     if ((rc = ahl_store_begin(store, true, &tx)) < 0) return rc;
  *     rc = ahl_store_chunk_put(tx, &chunk);
@@ -387,6 +395,7 @@ struct ahl_store_ops {
     int (*begin)(struct ahl_store *s, bool write, struct ahl_store_tx **out);
     int (*commit)(struct ahl_store_tx *tx);
     void (*rollback)(struct ahl_store_tx *tx);
+    void (*write_intent)(struct ahl_store *s, int delta); /* optional */
 
     int (*datastore_put)(struct ahl_store_tx *tx, const struct ahl_datastore_rec *rec, bool create);
     int (*datastore_get)(struct ahl_store_tx *tx, const char *id, struct ahl_datastore_rec *out);
@@ -474,6 +483,13 @@ struct ahl_store {
     const struct ahl_store_ops *ops;
 };
 
+/* How long a committing write transaction waits at most, by default, for an announced writer to
+ * join its commit (see "Write intents" above). */
+#define AHL_STORE_COMMIT_DELAY_US 1000
+/* Announces (+1) or withdraws (-1) a write transaction this thread will begin soon (see "Write
+ * intents" above). Every +1 must be matched by one -1. */
+void ahl_store_write_intent(struct ahl_store *s, int delta);
+
 /* The part of a transaction the wrappers need; backends embed it first. */
 struct ahl_store_tx {
     struct ahl_store *store;
@@ -499,14 +515,20 @@ int ahl_store_open_sqlite(const char *data_dir, unsigned max_readers, struct ahl
  * applies from the next write transaction that ends. AHL_EINVAL for a bound out of range or
  * another backend. */
 int ahl_store_sqlite_set_commit_batch_max(struct ahl_store *s, unsigned max);
+/* Sets how long a committing write transaction of the SQLite backend waits at most for an
+ * announced writer (see "Write intents" above), 0..60,000,000 microseconds; 0 never waits.
+ * Default AHL_STORE_COMMIT_DELAY_US. AHL_EINVAL out of range or for another backend. */
+int ahl_store_sqlite_set_commit_delay_us(struct ahl_store *s, unsigned us);
 /* Group commit figures of the SQLite backend (see src/store/sqlite_conn.c): SQLite COMMITs of write
  * batches holding at least one committed write transaction, the write transactions committed
- * through them (write_txs / commits = mean batch size), and threads now waiting to begin a write
- * transaction. AHL_EINVAL for another backend. */
+ * through them (write_txs / commits = mean batch size), threads now waiting to begin a write
+ * transaction, and the WAL frames (database pages) those commits wrote. AHL_EINVAL for another backend. */
 struct ahl_store_sqlite_stats {
     uint64_t commits;
     uint64_t write_txs;
     unsigned write_waiting;
+    uint64_t wal_frames; /* WAL frames (pages) the commits appended */
+    bool delaying;       /* a committing transaction now waits for an announced writer */
 };
 int ahl_store_sqlite_stats(struct ahl_store *s, struct ahl_store_sqlite_stats *out);
 /* SQLite's own consistency check of the whole database file (PRAGMA integrity_check, or

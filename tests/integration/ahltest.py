@@ -76,7 +76,8 @@ class Server:
         self.log = open(self.log_path, 'w')
         args = [server_binary(), 'serve', '--data-dir', self.data_dir,
                 '--listen', '127.0.0.1:%d' % self.port, '--credentials', self.cred_file,
-                '--region', REGION, '--account-id', ACCOUNT, '--workers', '2']
+                '--region', REGION, '--account-id', ACCOUNT, '--workers', '2',
+                '--http-threads', '2']
         args += list(extra_args)
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=env or os.environ.copy())

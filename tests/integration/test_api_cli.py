@@ -233,10 +233,11 @@ class ServeOptions(unittest.TestCase):
         p = self.run_serve('--help')
         self.assertEqual(p.returncode, 0)
         for opt in ('--data-dir', '--listen', '--credentials', '--region', '--account-id',
-                    '--s3-root', '--s3-endpoint', '--workers', 'AWS_DISABLE_HOST_PREFIX_INJECTION'):
+                    '--s3-root', '--s3-endpoint', '--workers', '--http-threads',
+                    'AWS_DISABLE_HOST_PREFIX_INJECTION'):
             self.assertIn(opt, p.stdout)
         for bad in (['--listen', 'nowhere'], ['--account-id', '123'], ['--workers', '0'],
-                    ['--bogus'], ['--region']):
+                    ['--http-threads', '0'], ['--http-threads', '1025'], ['--bogus'], ['--region']):
             p = self.run_serve(*bad)
             self.assertEqual(p.returncode, 2, (bad, p.stderr))
             self.assertTrue(p.stderr.strip())

@@ -98,6 +98,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 assert r['threads'] == 2 and r['updates'] > 0 and r['failed'] == 0, r
 assert r['per_s'] > 0 and r['commits'] > 0 and r['txs_per_commit'] >= 1, r
+assert r['wal_frames_per_update'] > 0, r
 EOF
 
 mkdir "$TMP/pgm"

@@ -1,6 +1,6 @@
 """Large DICOMweb retrieves cannot hang the server or fill its memory: a native 16-bit
 512x512 instance of 24 frames (12 MiB of pixel data, stored as HTJ2K) is imported before the
-server starts (`serve --workers 2`). 16 clients ask for the whole instance (decoded, Explicit VR
+server starts (`serve --http-threads 2`). 16 clients ask for the whole instance (decoded, Explicit VR
 Little Endian) and for all its frames, then read nothing (small receive buffers, so the server
 cannot finish sending); 4 more read a few bytes at a time. While they hang on, looping clients
 must keep completing retrieves, frames and metadata requests, a fresh client must be answered,

@@ -60,7 +60,7 @@ SK=load/smoke/secret/key/00000000000000000
 printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$AK" "$SK" >"$TMP/creds"
 PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --credentials "$TMP/creds" \
-    --region us-east-1 --workers 2 >"$TMP/server.log" 2>&1 &
+    --region us-east-1 --workers 2 --http-threads 2 >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
 LOAD=("$BENCH" http-load --endpoint "http://127.0.0.1:$PORT" --access-key "$AK" --secret-key "$SK"
       --datastore "$DS")

@@ -1,5 +1,5 @@
 """No mix of clients can hang the server: slow and stalled readers of GetImageSetMetadata, with
-12 clients looping GetImageSetMetadata and 4 looping GetImageSet on `serve --workers 2`.
+12 clients looping GetImageSetMetadata and 4 looping GetImageSet on `serve --http-threads 2`.
 
 One image set of 120 CT instances (about 200 KB of gzipped metadata) is imported before the
 server starts. Stalled readers send a signed GetImageSetMetadata and never read the answer (their

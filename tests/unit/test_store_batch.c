@@ -7,7 +7,10 @@
  * and its rows were invisible to readers, until that COMMIT; writers inside the batch saw the
  * earlier members' uncommitted rows. Also: when the batch's first writer rolls back, only its
  * rows go; a lone writer commits at once (one COMMIT each); with the batch bound lowered to one,
- * the same line-up commits each writer on its own. */
+ * the same line-up commits each writer on its own. Write intents: a committer with nobody waiting
+ * but a writer announced waits for it and they share one COMMIT; it stops waiting as soon as the
+ * announced writer withdraws, and after the delay when it never comes; with no delay it does not
+ * wait at all. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -268,6 +271,123 @@ static void test_batch_max_one(void **state)
     fx_free(f);
 }
 
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* A committing thread: begins, writes tag "a", commits; a_returned once its commit returned. */
+static void *committer(void *arg)
+{
+    struct shared *sh = arg;
+    struct ahl_store_tx *tx;
+    if ((sh->rc[0] = ahl_store_begin(sh->store, true, &tx)) < 0)
+        return NULL;
+    ahl_store_tag_put(tx, ARN, "a", "1");
+    sh->rc[0] = ahl_store_commit(tx);
+    atomic_store(&sh->a_returned, 1);
+    return NULL;
+}
+
+/* Waits until the committer waits for an announced writer. */
+static void wait_delaying(struct ahl_store *s)
+{
+    struct ahl_store_sqlite_stats st;
+    for (int i = 0;; i++) {
+        stats(s, &st);
+        if (st.delaying)
+            return;
+        assert_true(i < 10000);
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+}
+
+/* Announced before the committer commits, this thread's write joins its batch: one COMMIT for
+ * both, and the committer's commit returns only with it. */
+static void test_intent_joins_commit(void **state)
+{
+    (void)state;
+    struct shared sh;
+    struct ahl_store_sqlite_stats s0, s1;
+    struct fx *f = start(&sh, &s0);
+    assert_int_equal(ahl_store_sqlite_set_commit_delay_us(f->store, 60000001), AHL_EINVAL);
+    assert_int_equal(ahl_store_sqlite_set_commit_delay_us(f->store, 30000000), 0);
+    ahl_store_write_intent(f->store, +1);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, committer, &sh), 0);
+    wait_delaying(f->store);
+    assert_false(atomic_load(&sh.a_returned));
+    struct ahl_store_tx *tx;
+    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
+    ahl_store_write_intent(f->store, -1);
+    assert_true(has_tag(tx, "a")); /* the committer's write, in the batch */
+    assert_false(committed_tag(f->store, "a"));
+    assert_false(atomic_load(&sh.a_returned));
+    assert_int_equal(ahl_store_tag_put(tx, ARN, "c", "1"), 0);
+    assert_int_equal(ahl_store_commit(tx), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(sh.rc[0], 0);
+    assert_committed(f->store, true, false, true);
+    stats(f->store, &s1);
+    assert_int_equal(s1.commits - s0.commits, 1);
+    assert_int_equal(s1.write_txs - s0.write_txs, 2);
+    fx_free(f);
+}
+
+/* The announced writer withdraws (it found nothing to write): the committer commits at once,
+ * long before its delay. */
+static void test_intent_withdrawn(void **state)
+{
+    (void)state;
+    struct shared sh;
+    struct ahl_store_sqlite_stats s0, s1;
+    struct fx *f = start(&sh, &s0);
+    assert_int_equal(ahl_store_sqlite_set_commit_delay_us(f->store, 30000000), 0);
+    ahl_store_write_intent(f->store, +1);
+    pthread_t t;
+    double t0 = now_s();
+    assert_int_equal(pthread_create(&t, NULL, committer, &sh), 0);
+    wait_delaying(f->store);
+    ahl_store_write_intent(f->store, -1);
+    pthread_join(t, NULL);
+    assert_true(now_s() - t0 < 15);
+    assert_int_equal(sh.rc[0], 0);
+    assert_committed(f->store, true, false, false);
+    stats(f->store, &s1);
+    assert_int_equal(s1.commits - s0.commits, 1);
+    fx_free(f);
+}
+
+/* The announced writer never comes: the committer gives up after the delay and commits alone;
+ * with the delay at 0 it does not wait at all. */
+static void test_intent_never_comes(void **state)
+{
+    (void)state;
+    struct shared sh;
+    struct ahl_store_sqlite_stats s0, s1;
+    struct fx *f = start(&sh, &s0);
+    assert_int_equal(ahl_store_sqlite_set_commit_delay_us(f->store, 200000), 0);
+    ahl_store_write_intent(f->store, +1);
+    double t0 = now_s();
+    committer(&sh);
+    assert_true(now_s() - t0 >= 0.19);
+    assert_int_equal(sh.rc[0], 0);
+    assert_true(committed_tag(f->store, "a"));
+    assert_int_equal(ahl_store_sqlite_set_commit_delay_us(f->store, 0), 0);
+    struct ahl_store_tx *tx;
+    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
+    assert_int_equal(ahl_store_tag_put(tx, ARN, "c", "1"), 0);
+    assert_int_equal(ahl_store_commit(tx), 0);
+    assert_true(committed_tag(f->store, "c"));
+    ahl_store_write_intent(f->store, -1);
+    stats(f->store, &s1);
+    assert_int_equal(s1.commits - s0.commits, 2);
+    assert_int_equal(s1.write_txs - s0.write_txs, 2);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -275,6 +395,9 @@ int main(void)
         cmocka_unit_test(test_first_rolls_back),
         cmocka_unit_test(test_lone_writer),
         cmocka_unit_test(test_batch_max_one),
+        cmocka_unit_test(test_intent_joins_commit),
+        cmocka_unit_test(test_intent_withdrawn),
+        cmocka_unit_test(test_intent_never_comes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
