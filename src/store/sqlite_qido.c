@@ -219,31 +219,103 @@ int ahl__sq_qido_instance_delete(struct ahl_store_tx *t, const char *set, const 
                  set, series, sop, "qido delete instance");
 }
 
+/* The study row's columns that come from the study's newest set, and what each is made of. */
+static const char *const study_attr_col[] = {
+    "imageset_id", "updated_at", "patient_name", "pn_norm", "patient_id", "patient_birth_date",
+    "patient_birth_time", "birth_tm", "patient_sex", "study_date", "study_time", "study_tm",
+    "accession_number", "referring_physician_name", "ref_norm", "study_description", "study_id",
+};
+#define STUDY_ATTRS (sizeof study_attr_col / sizeof study_attr_col[0])
+
+/* Copies the newest set's attributes into the study row, setting only the columns whose values
+ * differ: SQLite rewrites the entry of every index on a column an UPDATE sets, changed or not,
+ * and the study row has ten indexes, so a PatientName edit rewrote ten pages instead of three.
+ * Then the study's time into its modality rows, when it moved. *found: the study row exists. */
+static int study_attrs(struct ahl_store_tx *t, const char *ds, const char *study, bool *found)
+{
+    sqlite3_stmt *st = stmt(
+        t, "SELECT s.id, n.imageset_id, n.updated_at, n.patient_name, upper(n.patient_name),"
+           " n.patient_id, n.patient_birth_date, n.patient_birth_time, n.birth_tm, n.patient_sex,"
+           " n.study_date, n.study_time, n.study_tm, n.accession_number,"
+           " n.referring_physician_name, upper(n.referring_physician_name), n.study_description,"
+           " n.study_id, s.imageset_id, s.updated_at, s.patient_name, s.pn_norm, s.patient_id,"
+           " s.patient_birth_date, s.patient_birth_time, s.birth_tm, s.patient_sex, s.study_date,"
+           " s.study_time, s.study_tm, s.accession_number, s.referring_physician_name,"
+           " s.ref_norm, s.study_description, s.study_id FROM qido_study s, (SELECT * FROM"
+           " qido_set INDEXED BY qido_set_study WHERE datastore_id=?1 AND study_uid=?2 ORDER BY"
+           " updated_at DESC, imageset_id DESC LIMIT 1) n WHERE s.datastore_id=?1 AND"
+           " s.study_uid=?2");
+    if (!st)
+        return AHL_EIO;
+    ahl__sq_bind_text(st, 1, ds);
+    ahl__sq_bind_text(st, 2, study);
+    int rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? 0 : ahl__sq_err(CONN(t)->db, rc, "qido study attributes");
+    }
+    /* The values to set, copied: preparing the UPDATE may evict this statement. */
+    sqlite3_value *v[STUDY_ATTRS];
+    size_t n = 0;
+    sqlite3_int64 id = sqlite3_column_int64(st, 0);
+    bool moved = false;
+    char sql[1024];
+    size_t len = (size_t)snprintf(sql, sizeof sql, "UPDATE qido_study SET");
+    rc = 0;
+    for (size_t i = 0; i < STUDY_ATTRS; i++) {
+        int a = (int)i + 1, b = (int)(i + 1 + STUDY_ATTRS);
+        int ta = sqlite3_column_type(st, a), tb = sqlite3_column_type(st, b);
+        bool same = ta == tb && (ta == SQLITE_INTEGER
+                                     ? sqlite3_column_int64(st, a) == sqlite3_column_int64(st, b)
+                                     : sqlite3_column_bytes(st, a) == sqlite3_column_bytes(st, b) &&
+                                           !memcmp(sqlite3_column_blob(st, a),
+                                                   sqlite3_column_blob(st, b),
+                                                   (size_t)sqlite3_column_bytes(st, a)));
+        if (same)
+            continue;
+        if (!(v[n] = sqlite3_value_dup(sqlite3_column_value(st, a)))) {
+            rc = AHL_ENOMEM;
+            break;
+        }
+        moved |= i == 1;
+        len += (size_t)snprintf(sql + len, sizeof sql - len, "%s %s=?%zu", n ? "," : "",
+                                study_attr_col[i], n + 2);
+        n++;
+    }
+    sqlite3_reset(st);
+    if (rc == 0 && n) {
+        snprintf(sql + len, sizeof sql - len, " WHERE id=?1");
+        sqlite3_stmt *up = stmt(t, sql);
+        if (!up) {
+            rc = AHL_EIO;
+        } else {
+            sqlite3_bind_int64(up, 1, id);
+            for (size_t k = 0; k < n; k++)
+                sqlite3_bind_value(up, (int)k + 2, v[k]);
+            rc = ahl__sq_step_done(CONN(t), up, "qido study attributes");
+        }
+    }
+    for (size_t k = 0; k < n; k++)
+        sqlite3_value_free(v[k]);
+    if (rc == 0 && moved)
+        rc = exec3(t,
+                   "UPDATE qido_study_modality SET updated_at=(SELECT updated_at FROM qido_study"
+                   " WHERE datastore_id=?1 AND study_uid=?2) WHERE datastore_id=?1 AND"
+                   " study_uid=?2",
+                   ds, study, NULL, "qido study modality time");
+    return rc;
+}
+
 int ahl__sq_qido_study_refresh(struct ahl_store_tx *t, const char *ds, const char *study,
                                bool attrs_only)
 {
-    /* The newest set's attributes into the study row, its time into the modality rows. */
-    static const char *const attrs_sql[] = {
-        "UPDATE qido_study SET (imageset_id, updated_at, patient_name, pn_norm, patient_id,"
-        " patient_birth_date, patient_birth_time, birth_tm, patient_sex, study_date, study_time,"
-        " study_tm, accession_number, referring_physician_name, ref_norm, study_description,"
-        " study_id) = (SELECT imageset_id, updated_at, patient_name, upper(patient_name),"
-        " patient_id, patient_birth_date, patient_birth_time, birth_tm, patient_sex, study_date,"
-        " study_time, study_tm, accession_number, referring_physician_name,"
-        " upper(referring_physician_name), study_description, study_id"
-        " FROM qido_set INDEXED BY qido_set_study WHERE datastore_id=?1 AND study_uid=?2"
-        " ORDER BY updated_at DESC, imageset_id DESC LIMIT 1)"
-        " WHERE datastore_id=?1 AND study_uid=?2",
-        "UPDATE qido_study_modality SET updated_at=(SELECT updated_at FROM qido_study WHERE"
-        " datastore_id=?1 AND study_uid=?2) WHERE datastore_id=?1 AND study_uid=?2",
-    };
     if (attrs_only) {
-        int rc = exec3(t, attrs_sql[0], ds, study, NULL, "qido study attributes");
-        if (rc < 0)
+        bool found;
+        int rc = study_attrs(t, ds, study, &found);
+        if (rc < 0 || found)
             return rc;
-        if (sqlite3_changes(CONN(t)->db) == 1)
-            return exec3(t, attrs_sql[1], ds, study, NULL, "qido study modality time");
-        /* No study row (or, impossibly, several): rebuild it. */
+        /* No study row: build it. */
     }
     static const char *const sql[] = {
         "DELETE FROM qido_study WHERE datastore_id=?1 AND study_uid=?2",

@@ -268,7 +268,6 @@ static struct found find(struct fixture *f, int level, int key, const char *valu
     return c;
 }
 
-/* A count of the writes to qido_instance, kept by triggers in the database file. */
 static void db_exec(struct fixture *f, const char *sql)
 {
     char path[128];
@@ -282,19 +281,26 @@ static void db_exec(struct fixture *f, const char *sql)
     sqlite3_close(db);
 }
 
-static int instance_writes(struct fixture *f)
+/* The integer a query answers in the database file. */
+static int db_int(struct fixture *f, const char *sql)
 {
     char path[128];
     sqlite3 *db;
     sqlite3_stmt *st;
     snprintf(path, sizeof path, "%s/%s", f->dir, AHL_STORE_SQLITE_FILE);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT n FROM writes", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     int n = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     sqlite3_close(db);
     return n;
+}
+
+/* A count of the writes to qido_instance, kept by triggers in the database file. */
+static int instance_writes(struct fixture *f)
+{
+    return db_int(f, "SELECT n FROM writes");
 }
 
 /* The study and modality rows as one string (what a search at study level answers from). */
@@ -360,11 +366,23 @@ static void test_engine_keeps_the_index(void **state)
             "CREATE TABLE writes(n INTEGER); INSERT INTO writes VALUES(0);"
             "CREATE TRIGGER w1 AFTER INSERT ON qido_instance BEGIN UPDATE writes SET n=n+1; END;"
             "CREATE TRIGGER w2 AFTER UPDATE ON qido_instance BEGIN UPDATE writes SET n=n+1; END;"
-            "CREATE TRIGGER w3 AFTER DELETE ON qido_instance BEGIN UPDATE writes SET n=n+1; END;");
+            "CREATE TRIGGER w3 AFTER DELETE ON qido_instance BEGIN UPDATE writes SET n=n+1; END;"
+            /* Statements that set a study column other than the name and the time: SQLite
+             * rewrites the index entries of every column an UPDATE sets, changed or not. */
+            "CREATE TABLE study_sets(pn INTEGER, other INTEGER); INSERT INTO study_sets"
+            " VALUES(0, 0);"
+            "CREATE TRIGGER s1 AFTER UPDATE OF patient_name, pn_norm ON qido_study BEGIN"
+            " UPDATE study_sets SET pn=pn+1; END;"
+            "CREATE TRIGGER s2 AFTER UPDATE OF patient_id, patient_birth_date, patient_birth_time,"
+            " birth_tm, patient_sex, study_date, study_time, study_tm, accession_number,"
+            " referring_physician_name, ref_norm, study_description, study_id ON qido_study"
+            " BEGIN UPDATE study_sets SET other=other+1; END;");
     update(f, primary,
            "{\"SchemaVersion\":1.1,\"Patient\":{\"DICOM\":{\"PatientName\":"
            "\"Roe^Jane\"}}}");
     assert_int_equal(instance_writes(f), 0);
+    assert_int_equal(db_int(f, "SELECT pn FROM study_sets"), 1);
+    assert_int_equal(db_int(f, "SELECT other FROM study_sets"), 0);
     assert_int_equal(find(f, AHL_QIDO_STUDY, AHL_QK_PATIENT_NAME, "ROE^JANE").n, 1);
     /* That edit only copied the set's attributes into the study row: the same rows as a full
      * rebuild gives. */
