@@ -101,10 +101,15 @@ struct ahl_api_config {
     /* Bytes of rendered DICOMweb metadata answers kept (docs/dicomweb.md#performance);
      * 0: AHL_API_DEFAULT_DICOMWEB_CACHE, AHL_API_NO_DICOMWEB_CACHE: none. */
     size_t dicomweb_cache;
+    /* Bytes of verified frames kept in memory for GetImageFrame (docs/frames.md#getimageframe);
+     * 0: AHL_API_DEFAULT_FRAME_CACHE, AHL_API_NO_FRAME_CACHE: none. */
+    size_t frame_cache;
 };
 
 #define AHL_API_DEFAULT_DICOMWEB_CACHE ((size_t)256 << 20)
 #define AHL_API_NO_DICOMWEB_CACHE ((size_t)-1)
+#define AHL_API_DEFAULT_FRAME_CACHE ((size_t)256 << 20)
+#define AHL_API_NO_FRAME_CACHE ((size_t)-1)
 #define AHL_API_DEFAULT_MAX_CONNECTIONS 1024
 #define AHL_API_DEFAULT_MAX_CONNECTIONS_PER_IP 64
 #define AHL_API_DEFAULT_HEADER_TIMEOUT_S 10

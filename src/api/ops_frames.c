@@ -27,6 +27,7 @@
  */
 #include "api/ops_internal.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -104,6 +105,28 @@ static bool wants_bare_codestream(const char *accept)
     return jphc > 0 && (jphc > jph || (jphc == jph && jphc_spec > jph_spec));
 }
 
+/* The JPH boxes before an HTJ2K codestream (ahl_frame_wrap_fn): built once, when the frame is
+ * read into memory. A codestream JPH cannot describe is AHL_EUNSUPPORTED (the server's failure,
+ * reported as such), never damage: the bytes were checked against their id. */
+static int jph_wrap(const uint8_t *data, size_t len, struct ahl_buf *prefix, struct ahl_err *err)
+{
+    int rc = ahl_jph_header(data, len, len, prefix, err);
+    return rc == AHL_ENOMEM || rc == 0 ? rc : ahl_fail(err, AHL_EUNSUPPORTED, "%s", err->msg);
+}
+
+/* The JPH boxes of a frame streamed from resp->fd, into resp->raw: 0, AHL_EUNSUPPORTED (unreadable,
+ * or a codestream JPH cannot describe) or AHL_ENOMEM. */
+static int stream_jph_header(struct ahl_api_resp *resp, struct ahl_err *err)
+{
+    /* SOC and a SIZ of up to three components fit in 64 bytes. */
+    uint8_t head[64];
+    ssize_t n = pread(resp->fd, head, sizeof head, 0);
+    if (n < 0)
+        return ahl_fail(err, AHL_EUNSUPPORTED, "cannot read it: %s", strerror(errno));
+    int rc = ahl_jph_header(head, (size_t)n, resp->fd_size, &resp->raw, err);
+    return rc == AHL_ENOMEM || rc == 0 ? rc : ahl_fail(err, AHL_EUNSUPPORTED, "%s", err->msg);
+}
+
 int ahl__op_GetImageFrame(struct ahl_api_service *svc, const json_t *in, struct ahl_api_resp *resp,
                           struct ahl_err *err)
 {
@@ -144,46 +167,41 @@ int ahl__op_GetImageFrame(struct ahl_api_service *svc, const json_t *in, struct 
         goto out;
     }
     const char *ts = frame.transfer_syntax[0] ? frame.transfer_syntax : NULL;
-    rc = ahl_framestore_open_verified(&svc->frames, frame_id, ts, &resp->fd, &resp->fd_size, err);
+    resp->content_type = ahl_frame_content_type(ts);
+    bool jph = !strcmp(resp->content_type, "image/jph");
+    if (jph && wants_bare_codestream(resp->accept))
+        resp->content_type = "image/jphc";
+    bool wrapped = !strcmp(resp->content_type, "image/jph");
+    rc = ahl_framestore_hold(&svc->frames, frame_id, ts, jph ? jph_wrap : NULL, &resp->hold, err);
+    if (rc == 0) {
+        resp->body = wrapped ? resp->hold->prefix : resp->hold->data;
+        resp->body_len = resp->hold->len + (wrapped ? resp->hold->prefix_len : 0);
+        goto out;
+    }
+    if (rc == AHL_ETOOBIG) { /* no cache, or a frame too large for it: streamed from its file */
+        ahl_err_clear(err);
+        rc = ahl_framestore_open_verified(&svc->frames, frame_id, ts, &resp->fd, &resp->fd_size,
+                                          err);
+        if (rc == 0 && wrapped)
+            rc = stream_jph_header(resp, err);
+    }
     if (rc == AHL_ENOTFOUND) {
         rc = ahl_fail(err, rc,
                       "Image frame %s is listed in image set %s but its pixel data is missing",
                       frame_id, id);
-        goto out;
-    }
-    if (rc == AHL_ECORRUPT) {
+    } else if (rc == AHL_ECORRUPT) {
         ahl_error("GetImageFrame: image set %s: %s; run `ahilite check`", id, err->msg);
         rc = ahl_fail(err, rc,
                       "Image frame %s of image set %s cannot be served: the stored frame is "
                       "damaged",
                       frame_id, id);
-        goto out;
-    }
-    if (rc < 0)
-        goto out;
-    resp->content_type = ahl_frame_content_type(ts);
-    if (!strcmp(resp->content_type, "image/jph")) {
-        if (wants_bare_codestream(resp->accept)) {
-            resp->content_type = "image/jphc";
-        } else {
-            /* SOC and a SIZ of up to three components fit in 64 bytes. */
-            uint8_t head[64];
-            ssize_t n = pread(resp->fd, head, sizeof head, 0);
-            if (n < 0 ||
-                (rc = ahl_jph_header(head, (size_t)n, resp->fd_size, &resp->raw, err)) < 0) {
-                ahl_error("GetImageFrame: image set %s frame %s: cannot wrap it as JPH: %s", id,
-                          frame_id, n < 0 ? "cannot read it" : err->msg);
-                /* Whatever the reason (damage, a codestream JPH cannot describe), it is the
-                 * server's: the client asked for a frame that exists. */
-                rc = ahl_fail(err,
-                              n < 0              ? AHL_EIO
-                              : rc == AHL_ENOMEM ? rc
-                                                 : AHL_EINTERNAL,
-                              "Image frame %s of image set %s cannot be served as image/jph",
-                              frame_id, id);
-                goto out;
-            }
-        }
+    } else if (rc == AHL_EUNSUPPORTED) {
+        ahl_error("GetImageFrame: image set %s frame %s: cannot wrap it as JPH: %s", id, frame_id,
+                  err->msg);
+        /* Whatever the reason (damage, a codestream JPH cannot describe), it is the server's:
+         * the client asked for a frame that exists. */
+        rc = ahl_fail(err, AHL_EINTERNAL,
+                      "Image frame %s of image set %s cannot be served as image/jph", frame_id, id);
     }
 out:
     ahl_store_rollback(tx);

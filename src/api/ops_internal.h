@@ -68,6 +68,11 @@ struct ahl_api_resp {
     const char *content_encoding; /* for raw bodies, or NULL; static */
     int fd; /* >= 0: stream this file (fd_size bytes), after raw's bytes when raw is not empty */
     uint64_t fd_size;
+    /* A frame held in memory (not NULL): send its body_len bytes from body, then release it; the
+     * server owns it once the operation returns, whatever it returned. */
+    const struct ahl_frame_hold *hold;
+    const void *body;
+    size_t body_len;
     const char *accept; /* the request's Accept header, or NULL (set by the server) */
 };
 

@@ -347,9 +347,22 @@ static enum MHD_Result send_err(struct MHD_Connection *conn, struct request *rq,
 
 /* A raw response: resp->raw, or a file (resp->fd), or bytes in memory then a file. Takes
  * resp->fd (set to -1) when it queues it. */
+static void hold_release(void *cls)
+{
+    ahl_frame_hold_release(cls);
+}
+
 static enum MHD_Result send_resp(struct MHD_Connection *conn, struct request *rq, int status,
                                  struct ahl_api_resp *resp)
 {
+    if (resp->hold) { /* sent from the held frame's memory, released when the send is done */
+        struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+            resp->body_len, (void *)(uintptr_t)resp->body, hold_release, (void *)resp->hold);
+        if (!r)
+            return MHD_NO;
+        resp->hold = NULL;
+        return queue(conn, rq, status, r, resp->content_type, resp->content_encoding, NULL);
+    }
     if (resp->fd < 0)
         return send_buffer(conn, rq, status, &resp->raw, resp->content_type, resp->content_encoding,
                            NULL);
@@ -791,6 +804,7 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
 out:
     if (resp.fd >= 0)
         close(resp.fd);
+    ahl_frame_hold_release(resp.hold);
     json_decref(resp.json);
     ahl_buf_release(&resp.raw);
     json_decref(input);
@@ -1384,6 +1398,13 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
         snprintf(root, sizeof root, "%s/frames", cfg->data_dir);
         if ((rc = ahl_framestore_open(&srv->svc.frames, root, err)) < 0)
             goto fail;
+        if (cfg->frame_cache != AHL_API_NO_FRAME_CACHE &&
+            (rc = ahl_framestore_cache_open(&srv->svc.frames,
+                                            cfg->frame_cache ? cfg->frame_cache
+                                                             : AHL_API_DEFAULT_FRAME_CACHE)) < 0) {
+            ahl_fail(err, rc, "cannot keep frames in memory for %s: %s", root, ahl_strerror(rc));
+            goto fail;
+        }
         ahl_import_budget_init(&srv->svc.stow_budget, 0);
         pthread_mutex_init(&srv->svc.stow_mu, NULL);
         srv->svc.frames_ready = 1;
@@ -1529,6 +1550,7 @@ void ahl_api_server_stop(struct ahl_api_server *srv)
         pthread_mutex_destroy(&srv->svc.stow_mu);
         ahl_import_budget_release(&srv->svc.stow_budget);
     }
+    ahl_framestore_cache_close(&srv->svc.frames);
     ahl__dwcache_free(srv->svc.dw_cache);
     free(srv);
 }

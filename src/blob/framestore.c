@@ -22,6 +22,7 @@
 #include "base/codec.h"
 #include "base/fileio.h"
 #include "blob/framestore.h"
+#include "blob/framestore_internal.h"
 
 #include "base/banned.h"
 
@@ -139,8 +140,8 @@ static const char *found_instead(int dir, const char *name, int e, bool want_dir
  * file must be a regular file (O_NONBLOCK keeps a planted FIFO from blocking the open; it has
  * no effect on a regular file). *fd and *st on success; AHL_ENOTFOUND when absent; AHL_ECORRUPT
  * when something else stands in its place; AHL_EIO. */
-static int open_regular(const struct ahl_framestore *fs, const char *id, int *fd, struct stat *st,
-                        struct ahl_err *err)
+int ahl__framestore_open_regular(const struct ahl_framestore *fs, const char *id, int *fd,
+                                 struct stat *st, struct ahl_err *err)
 {
     char part[3] = {0};
     int dir = -1, sub = -1, f = -1, rc = 0;
@@ -194,6 +195,19 @@ out:
     return rc;
 }
 
+int ahl__frame_digest_check(const char *id, const char *ts, const uint8_t digest[AHL_SHA256_LEN],
+                            uint64_t size, struct ahl_err *err)
+{
+    char got[33];
+    ahl_frame_id_of_digest(ts && ts[0] ? ts : "1.2.840.10008.1.2.4.202", digest, got);
+    if (strcmp(got, id) == 0)
+        return 0;
+    return ahl_fail(err, AHL_ECORRUPT,
+                    "stored frame %s is damaged: its %llu bytes are frame %s, other bytes than the "
+                    "ones its id names",
+                    id, (unsigned long long)size, got);
+}
+
 /* Reads size bytes of fd from offset 0 and checks that they are the frame id names. When want
  * is not NULL the bytes must also equal want (a put comparing a file with the frame it would
  * write). 0, AHL_ECORRUPT (what differs in err), AHL_ENOMEM or AHL_EIO. */
@@ -203,7 +217,6 @@ static int verify_bytes(int fd, uint64_t size, const char *id, const char *ts, c
     static const size_t block = 64 * 1024; /* under malloc's mmap threshold: no page faults */
     struct ahl_sha256_ctx sha = {NULL};
     uint8_t digest[AHL_SHA256_LEN], *buf = malloc(block);
-    char got[33];
     uint64_t off = 0;
     int rc = 0;
     if (!buf || ahl_sha256_begin(&sha) < 0) {
@@ -233,14 +246,8 @@ static int verify_bytes(int fd, uint64_t size, const char *id, const char *ts, c
         off += (uint64_t)r;
     }
     ahl_sha256_end(&sha, digest);
-    if (ts) {
-        ahl_frame_id_of_digest(ts[0] ? ts : "1.2.840.10008.1.2.4.202", digest, got);
-        if (strcmp(got, id) != 0)
-            rc = ahl_fail(err, AHL_ECORRUPT,
-                          "stored frame %s is damaged: its %llu bytes are frame %s, other bytes "
-                          "than the ones its id names",
-                          id, (unsigned long long)size, got);
-    }
+    if (ts)
+        rc = ahl__frame_digest_check(id, ts, digest, size, err);
 out:
     ahl_sha256_end(&sha, digest);
     free(buf);
@@ -280,6 +287,7 @@ int ahl_framestore_attach(struct ahl_framestore *fs, const char *root, struct ah
         return ahl_fail(err, AHL_EINVAL, "frame store root must be 1..%zu characters",
                         sizeof fs->root - 65);
     memcpy(fs->root, root, n + 1);
+    fs->cache = NULL;
     while (n > 1 && fs->root[n - 1] == '/')
         fs->root[--n] = '\0';
     return 0;
@@ -331,7 +339,7 @@ int ahl_framestore_put(struct ahl_framestore *fs, const char *id, const void *da
      * a link itself, never its target. */
     int fd;
     struct stat st;
-    int rc = open_regular(fs, id, &fd, &st, err);
+    int rc = ahl__framestore_open_regular(fs, id, &fd, &st, err);
     if (rc == 0) {
         if ((uint64_t)st.st_size == len)
             rc = verify_bytes(fd, len, id, NULL, data, err);
@@ -373,7 +381,7 @@ int ahl_framestore_open_frame(struct ahl_framestore *fs, const char *id, int *fd
 {
     struct stat st;
     *size = 0;
-    int rc = open_regular(fs, id, fd, &st, err);
+    int rc = ahl__framestore_open_regular(fs, id, fd, &st, err);
     if (rc == 0)
         *size = (uint64_t)st.st_size;
     return rc;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/codec.h"
 #include "base/err.h"
 
@@ -40,8 +41,12 @@ void ahl_frame_id_of_digest(const char *stored_transfer_syntax,
 /* The largest frame file ahl_framestore_get reads into memory (AHL_FRAME_MAX_BYTES of frames.h). */
 #define AHL_FRAMESTORE_MAX_BYTES ((size_t)1 << 30)
 
+struct ahl__framecache;
+
 struct ahl_framestore {
     char root[4096];
+    struct ahl__framecache
+        *cache; /* verified frames kept in memory (ahl_framestore_hold), or NULL */
 };
 
 /* Creates root (and parents) if needed and sweeps stale temporary files (see above). */
@@ -84,6 +89,49 @@ int ahl_framestore_open_verified(struct ahl_framestore *fs, const char *id,
 int ahl_framestore_check(struct ahl_framestore *fs, const char *id,
                          const char *stored_transfer_syntax, uint64_t expected_size,
                          struct ahl_err *err);
+/* ---- verified frames held in memory ---- */
+
+/* A frame read whole and checked against its id (as ahl_framestore_open_verified checks it), held
+ * in memory for a reader that sends it: prefix_len bytes of the caller's wrap (below) lie right
+ * before data, so prefix..data+len is one contiguous answer. Read-only; released with
+ * ahl_frame_hold_release from any thread. */
+struct ahl_frame_hold {
+    const uint8_t *prefix;
+    size_t prefix_len;
+    const uint8_t *data;
+    size_t len;
+};
+
+/* Builds the bytes sent before a frame (at most AHL_FRAME_PREFIX_MAX) from its data: called once
+ * when a frame is read into memory. 0, or a negative AHL_E* with err (the hold fails with it). */
+typedef int (*ahl_frame_wrap_fn)(const uint8_t *data, size_t len, struct ahl_buf *prefix,
+                                 struct ahl_err *err);
+#define AHL_FRAME_PREFIX_MAX 256
+
+/* Keeps up to budget bytes of verified frames in memory (0 turns the cache off), the least
+ * recently used dropped first; a frame over budget / 8 bytes is not held (ahl_framestore_hold
+ * answers AHL_ETOOBIG and the caller streams it from its file). 0, AHL_ENOMEM, or AHL_EIO when
+ * the root cannot be opened (it is opened once, here). Call once, after ahl_framestore_open and
+ * before any reader; ahl_framestore_cache_close frees what is not held by a reader. */
+int ahl_framestore_cache_open(struct ahl_framestore *fs, size_t budget);
+void ahl_framestore_cache_close(struct ahl_framestore *fs);
+/* Frames and bytes in the cache now (tests, the log). */
+void ahl_framestore_cache_stats(struct ahl_framestore *fs, size_t *frames, size_t *bytes);
+
+/* A verified frame in memory: from the cache when its file has not changed since it was read, or
+ * else read whole, checked against the id (ahl_frame_id with stored_transfer_syntax), wrapped
+ * with wrap (NULL: no prefix) and kept. A file has not changed while lstat gives the same device,
+ * inode, size, modification and change times, so a frame file rewritten, truncated, removed or
+ * replaced (by another file or a link) since is read and checked again, and its damage reported
+ * as by ahl_framestore_open_verified; the bytes held were checked when they were read, so what is
+ * served always hashes to its id. 0 with *out (release it), AHL_ENOTFOUND, AHL_ECORRUPT, AHL_EIO,
+ * AHL_ENOMEM, the wrap's error, or AHL_ETOOBIG when the cache is off or the frame too large for
+ * it (the caller streams it with ahl_framestore_open_verified). */
+int ahl_framestore_hold(struct ahl_framestore *fs, const char *id,
+                        const char *stored_transfer_syntax, ahl_frame_wrap_fn wrap,
+                        const struct ahl_frame_hold **out, struct ahl_err *err);
+void ahl_frame_hold_release(const struct ahl_frame_hold *h);
+
 /* The path of a frame's file (for reports). */
 void ahl_framestore_path(const struct ahl_framestore *fs, const char *id, char *out, size_t cap);
 /* 1 when present, 0 when absent, negative AHL_E* on error. */

@@ -104,6 +104,9 @@ static void usage(FILE *f)
             "                      least recently used dropped first; 0: none, bodies are\n"
             "                      spliced from each instance's own segment, about ten\n"
             "                      times larger (default 128)\n"
+            "  --frame-cache MiB   frames kept in memory for GetImageFrame once read and\n"
+            "                      checked, least recently used dropped first; 0: none, every\n"
+            "                      request reads and hashes its frame file (default 256)\n"
             "  --help              this text\n");
 }
 
@@ -164,7 +167,7 @@ int ahl_cmd_serve(int argc, char **argv)
     unsigned workers = 0, http_threads = 0, port = 0;
     unsigned max_conns = 0, per_ip = 0, header_s = 0, idle_s = 0;
     unsigned long body_mib = 0, import_mib = 0, spool_mib = 0;
-    long cache_mib = -1; /* -1: the default */
+    long cache_mib = -1, frame_cache_mib = -1; /* -1: the default */
     int no_per_ip = 0;
     char host[256], cred_path[4096];
     static struct ahl_api_credentials creds; /* large; one per process */
@@ -211,6 +214,7 @@ int ahl_cmd_serve(int argc, char **argv)
             "--viewer-oidc-client-id",
             "--dicomweb-cache",
             "--metadata-cache",
+            "--frame-cache",
             NULL,
         };
         const char *name = NULL;
@@ -280,6 +284,7 @@ int ahl_cmd_serve(int argc, char **argv)
                 {"--max-stow-spool", 1, 1024 * 1024 * 1024},
                 {"--dicomweb-cache", 0, 1024 * 1024},
                 {"--metadata-cache", 0, 1024 * 1024},
+                {"--frame-cache", 0, 1024 * 1024},
             };
             char *end;
             unsigned long n = strtoul(v, &end, 10);
@@ -308,8 +313,10 @@ int ahl_cmd_serve(int argc, char **argv)
                 spool_mib = n;
             else if (k == 7)
                 cache_mib = (long)n;
-            else
+            else if (k == 8)
                 meta_opts.gzip_cache_bytes = n ? (size_t)n << 20 : AHL_META_NO_GZIP_CACHE;
+            else
+                frame_cache_mib = (long)n;
         }
     }
     if (parse_listen(listen_arg, host, sizeof host, &port) < 0) {
@@ -446,6 +453,9 @@ int ahl_cmd_serve(int argc, char **argv)
         .dicomweb_cache = cache_mib < 0    ? 0
                           : cache_mib == 0 ? AHL_API_NO_DICOMWEB_CACHE
                                            : (size_t)cache_mib << 20,
+        .frame_cache = frame_cache_mib < 0    ? 0
+                       : frame_cache_mib == 0 ? AHL_API_NO_FRAME_CACHE
+                                              : (size_t)frame_cache_mib << 20,
         .oidc_jwks = oidc_jwks,
         .oidc_issuer = oidc_issuer,
         .oidc_audience = oidc_audience,

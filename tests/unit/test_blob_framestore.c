@@ -2,7 +2,8 @@
 /* Unit tests of the filesystem frame store: put/get/exists/delete round trips, idempotent puts,
  * id validation (no path tricks), the fan-out layout, stale temporary files swept at open while
  * another process's recent ones are left alone, streaming through the returned descriptor, and
- * the atomic write of base/fileio.h that puts go through. */
+ * the atomic write of base/fileio.h that puts go through, and frames held in memory (the cache of
+ * verified frames: hits, changed files read again, the budget). */
 #include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -159,6 +160,173 @@ static void test_check_finds_damage(void **state)
         if (cases[i].rc == 0)
             assert_int_equal(ahl_framestore_check(&fs, id, AHL_TS_HTJ2K, want, &err), AHL_ECORRUPT);
     }
+}
+
+/* A wrap that puts "HEAD:" and the frame's length before it. */
+static int test_wrap(const uint8_t *data, size_t len, struct ahl_buf *prefix, struct ahl_err *err)
+{
+    (void)data;
+    (void)err;
+    char head[32];
+    int n = snprintf(head, sizeof head, "HEAD%zu:", len);
+    return ahl_buf_add(prefix, head, (size_t)n);
+}
+
+static int refuse_wrap(const uint8_t *data, size_t len, struct ahl_buf *prefix, struct ahl_err *err)
+{
+    (void)data;
+    (void)len;
+    (void)prefix;
+    return ahl_fail(err, AHL_EUNSUPPORTED, "cannot wrap this");
+}
+
+/* Frames held in memory: read and checked once, then served from memory while the file is the
+ * one that was read; a file damaged, removed or replaced since is read again and refused as
+ * without the cache, and the bytes held by a reader outlive their entry. */
+static void test_hold(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        const char *damage; /* as in test_check_finds_damage */
+        int rc;
+        const char *says;
+    } cases[] = {
+        {"unchanged", "true", 0, NULL},
+        {"missing", "rm \"$F\"", AHL_ENOTFOUND, "not found"},
+        {"truncated", "truncate -s 10 \"$F\"", AHL_ECORRUPT, "other bytes than the ones"},
+        /* Later than the read: a write within the clock tick of the read leaves the times as they
+         * were, and the bytes read then are served (they were checked). */
+        {"overwritten",
+         "printf Z | dd of=\"$F\" bs=1 seek=5 conv=notrunc 2>/dev/null && "
+         "touch -m -d @2000000000 \"$F\"",
+         AHL_ECORRUPT, "other bytes than the ones"},
+        {"replaced",
+         "cp \"$F\" \"$F.new\" && printf Z | dd of=\"$F.new\" bs=1 seek=5 "
+         "conv=notrunc 2>/dev/null && mv \"$F.new\" \"$F\"",
+         AHL_ECORRUPT, "other bytes than the ones"},
+        {"symbolic link", "cp \"$F\" \"$F.copy\" && ln -sf \"$F.copy\" \"$F\"", AHL_ECORRUPT,
+         "the file is a symbolic link"},
+        {"directory", "rm \"$F\" && mkdir \"$F\"", AHL_ECORRUPT, "not a regular file"},
+        /* The file itself is unchanged (same inode and times): its checked bytes are served;
+         * `ahilite check` reports the link. */
+        {"linked fan-out directory", "mv \"$D\" \"$D.x\" && ln -s \"$D.x\" \"$D\"", 0, NULL},
+    };
+    static const uint8_t frame[] = "an HTJ2K codestream, held in memory";
+    char id[33], path[400], dir[400], cmd[1400];
+    struct ahl_err err = {0};
+    ahl_frame_id(AHL_TS_HTJ2K_RPCL, frame, sizeof frame, id);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct ahl_framestore fs;
+        char sub[300];
+        const struct ahl_frame_hold *h, *again;
+        snprintf(sub, sizeof sub, "%s/hold%zu", root, i);
+        assert_int_equal(ahl_framestore_open(&fs, sub, &err), 0);
+        assert_int_equal(ahl_framestore_put(&fs, id, frame, sizeof frame, &err), 0);
+        /* No cache: the caller streams the file. */
+        assert_int_equal(ahl_framestore_hold(&fs, id, AHL_TS_HTJ2K_RPCL, NULL, &h, &err),
+                         AHL_ETOOBIG);
+        assert_int_equal(ahl_framestore_cache_open(&fs, 1 << 20), 0);
+        assert_int_equal(ahl_framestore_hold(&fs, id, AHL_TS_HTJ2K_RPCL, test_wrap, &h, &err), 0);
+        assert_int_equal(h->len, sizeof frame);
+        assert_memory_equal(h->data, frame, sizeof frame);
+        assert_int_equal(h->prefix_len, strlen("HEAD36:"));
+        assert_memory_equal(h->prefix, "HEAD36:", h->prefix_len);
+        assert_ptr_equal(h->prefix + h->prefix_len, h->data);
+        /* A hit: the same bytes, not read again. */
+        assert_int_equal(ahl_framestore_hold(&fs, id, AHL_TS_HTJ2K_RPCL, test_wrap, &again, &err),
+                         0);
+        assert_ptr_equal(again, h);
+        ahl_frame_hold_release(again);
+
+        ahl_framestore_path(&fs, id, path, sizeof path);
+        snprintf(dir, sizeof dir, "%s", path);
+        *strrchr(dir, '/') = '\0';
+        snprintf(cmd, sizeof cmd, "F='%s' D='%s'; %s", path, dir, cases[i].damage);
+        assert_int_equal(system(cmd), 0);
+        ahl_err_clear(&err);
+        int rc = ahl_framestore_hold(&fs, id, AHL_TS_HTJ2K_RPCL, test_wrap, &again, &err);
+        if (rc != cases[i].rc || (cases[i].says && !strstr(err.msg, cases[i].says)))
+            fail_msg("%s: rc %d '%s', expected %d '%s'", cases[i].name, rc, err.msg, cases[i].rc,
+                     cases[i].says ? cases[i].says : "");
+        size_t frames, bytes;
+        ahl_framestore_cache_stats(&fs, &frames, &bytes);
+        assert_int_equal(frames, rc == 0 ? 1 : 0); /* a changed file's entry is dropped */
+        if (rc == 0) {
+            assert_ptr_equal(again, h);
+            ahl_frame_hold_release(again);
+        }
+        /* The first reader's bytes are intact after the entry left the cache, and after the
+         * cache is closed. */
+        ahl_framestore_cache_close(&fs);
+        assert_memory_equal(h->data, frame, sizeof frame);
+        ahl_frame_hold_release(h);
+    }
+}
+
+/* The budget: least recently used frames leave first, a frame over an eighth of it is not held,
+ * and a wrap's failure fails the hold and keeps nothing. */
+static void test_hold_budget(void **state)
+{
+    (void)state;
+    struct ahl_framestore fs;
+    struct ahl_err err = {0};
+    char ids[40][33];
+    uint8_t frame[2000];
+    const struct ahl_frame_hold *h;
+    assert_int_equal(ahl_framestore_open(&fs, root, &err), 0);
+    assert_int_equal(ahl_framestore_cache_open(&fs, 64 * 1024), 0);
+    for (int i = 0; i < 40; i++) {
+        memset(frame, i, sizeof frame);
+        ahl_frame_id(AHL_TS_HTJ2K_RPCL, frame, sizeof frame, ids[i]);
+        assert_int_equal(ahl_framestore_put(&fs, ids[i], frame, sizeof frame, &err), 0);
+        assert_int_equal(ahl_framestore_hold(&fs, ids[i], AHL_TS_HTJ2K_RPCL, NULL, &h, &err), 0);
+        assert_int_equal(h->data[0], i);
+        assert_int_equal(h->prefix_len, 0);
+        ahl_frame_hold_release(h);
+        size_t frames, bytes;
+        ahl_framestore_cache_stats(&fs, &frames, &bytes);
+        assert_true(bytes <= 64 * 1024);
+        assert_true(frames >= (i < 20 ? (size_t)i + 1 : 20)); /* ~2.5 KB each */
+    }
+    size_t frames, bytes;
+    ahl_framestore_cache_stats(&fs, &frames, &bytes);
+    assert_true(frames >= 20 && frames < 40);
+    /* The newest are the ones kept: the last frame is a hit (the entry itself), the first was
+     * dropped (read again into a new entry). */
+    const struct ahl_frame_hold *h2;
+    assert_int_equal(ahl_framestore_hold(&fs, ids[39], AHL_TS_HTJ2K_RPCL, NULL, &h, &err), 0);
+    assert_int_equal(ahl_framestore_hold(&fs, ids[39], AHL_TS_HTJ2K_RPCL, NULL, &h2, &err), 0);
+    assert_ptr_equal(h, h2);
+    ahl_frame_hold_release(h);
+    ahl_frame_hold_release(h2);
+    assert_int_equal(ahl_framestore_hold(&fs, ids[0], AHL_TS_HTJ2K_RPCL, NULL, &h, &err), 0);
+    assert_int_equal(h->data[0], 0);
+    ahl_frame_hold_release(h);
+    /* Too large for the budget: streamed by the caller instead. */
+    uint8_t big[9 * 1024];
+    char big_id[33];
+    memset(big, 7, sizeof big);
+    ahl_frame_id(AHL_TS_HTJ2K_RPCL, big, sizeof big, big_id);
+    assert_int_equal(ahl_framestore_put(&fs, big_id, big, sizeof big, &err), 0);
+    assert_int_equal(ahl_framestore_hold(&fs, big_id, AHL_TS_HTJ2K_RPCL, NULL, &h, &err),
+                     AHL_ETOOBIG);
+    /* A failing wrap: the error, and nothing kept. */
+    memset(frame, 99, sizeof frame);
+    char id[33];
+    ahl_frame_id(AHL_TS_HTJ2K_RPCL, frame, sizeof frame, id);
+    assert_int_equal(ahl_framestore_put(&fs, id, frame, sizeof frame, &err), 0);
+    size_t before;
+    ahl_framestore_cache_stats(&fs, &before, &bytes);
+    assert_int_equal(ahl_framestore_hold(&fs, id, AHL_TS_HTJ2K_RPCL, refuse_wrap, &h, &err),
+                     AHL_EUNSUPPORTED);
+    assert_null(h);
+    ahl_framestore_cache_stats(&fs, &frames, &bytes);
+    assert_int_equal(frames, before);
+    /* A malformed id is refused before any file is looked at. */
+    assert_int_equal(ahl_framestore_hold(&fs, "../../etc/passwd", NULL, NULL, &h, &err),
+                     AHL_EINVAL);
+    ahl_framestore_cache_close(&fs);
 }
 
 static void test_bad_ids(void **state)
@@ -345,6 +513,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sweeps_temporaries_and_empty_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stores_transcoded_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_atomic_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_budget, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,345 @@
+/* Verified frames held in memory (ahl_framestore_hold in framestore.h): a chained hash table of
+ * entries keyed by frame id on a recency list, under one mutex, within a byte budget.
+ *
+ * An entry holds a frame's bytes, read whole and hashed against the frame's content address when
+ * it was read, after AHL_FRAME_PREFIX_MAX bytes of room where the caller's wrap (GetImageFrame's
+ * JPH boxes) is written once, so an answer is one contiguous buffer sent without a copy. Entries
+ * are reference-counted: the cache holds one reference and every reader one, so an entry dropped
+ * from the cache (budget, or its file changed) is freed when the last response that sends it is
+ * done.
+ *
+ * What is checked on a hit is that the file is still the one that was read: lstat of its path
+ * must give the same device, inode, size and modification and change times. A file rewritten,
+ * truncated, removed or replaced since is read and hashed again, and its damage reported, as
+ * without the cache. A change lstat cannot see (a disk returning other bytes for an unchanged
+ * file) is not seen until the entry leaves the cache, but nothing damaged is served either way:
+ * the bytes sent are those that were hashed (docs/frames.md#damaged-frames-are-never-served). */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "blob/framestore.h"
+#include "blob/framestore_internal.h"
+
+#include "base/banned.h"
+
+struct entry {
+    struct ahl_frame_hold pub; /* first: a hold is its entry */
+    atomic_uint refs;
+    struct entry *next_in_bucket, *newer, *older;
+    int in_cache;
+    uint64_t hash;
+    size_t cost;
+    /* the file as it was when read */
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+    char id[33];
+    uint8_t bytes[]; /* AHL_FRAME_PREFIX_MAX bytes of room, then the frame */
+};
+
+struct ahl__framecache {
+    int root; /* the store's root, opened once: a hit's lstat resolves two names below it */
+    pthread_mutex_t lock;
+    size_t budget, bytes, count;
+    struct entry **buckets;
+    size_t nbuckets; /* a power of two */
+    struct entry *newest, *oldest;
+};
+
+static uint64_t id_hash(const char *id)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 1099511628211ull;
+    return h;
+}
+
+int ahl_framestore_cache_open(struct ahl_framestore *fs, size_t budget)
+{
+    if (!budget)
+        return 0;
+    struct ahl__framecache *c = calloc(1, sizeof *c);
+    if (!c)
+        return AHL_ENOMEM;
+    c->budget = budget;
+    c->nbuckets = 1024;
+    c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
+    c->root = open(fs->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (!c->buckets || c->root < 0) {
+        int rc = c->buckets ? AHL_EIO : AHL_ENOMEM;
+        if (c->root >= 0)
+            close(c->root);
+        free(c->buckets);
+        free(c);
+        return rc;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    fs->cache = c;
+    return 0;
+}
+
+static void entry_unref(struct entry *e)
+{
+    if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
+        free(e);
+}
+
+void ahl_frame_hold_release(const struct ahl_frame_hold *h)
+{
+    if (h)
+        entry_unref((struct entry *)h);
+}
+
+static void list_unlink(struct ahl__framecache *c, struct entry *e)
+{
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        c->newest = e->older;
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        c->oldest = e->newer;
+    e->newer = e->older = NULL;
+}
+
+static void list_push_newest(struct ahl__framecache *c, struct entry *e)
+{
+    e->older = c->newest;
+    e->newer = NULL;
+    if (c->newest)
+        c->newest->newer = e;
+    c->newest = e;
+    if (!c->oldest)
+        c->oldest = e;
+}
+
+static struct entry **bucket_of(struct ahl__framecache *c, uint64_t hash)
+{
+    return &c->buckets[hash & (c->nbuckets - 1)];
+}
+
+/* Takes e out of the cache (under the lock) and drops the cache's reference. */
+static void remove_entry(struct ahl__framecache *c, struct entry *e)
+{
+    for (struct entry **p = bucket_of(c, e->hash); *p; p = &(*p)->next_in_bucket) {
+        if (*p == e) {
+            *p = e->next_in_bucket;
+            break;
+        }
+    }
+    list_unlink(c, e);
+    e->in_cache = 0;
+    c->bytes -= e->cost;
+    c->count--;
+    entry_unref(e);
+}
+
+/* Doubles the bucket array when the entries outnumber it (under the lock); stays as it is when
+ * memory is short. */
+static void grow(struct ahl__framecache *c)
+{
+    size_t n = c->nbuckets * 2;
+    struct entry **b = calloc(n, sizeof *b);
+    if (!b)
+        return;
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        for (struct entry *e = c->buckets[i], *next; e; e = next) {
+            next = e->next_in_bucket;
+            e->next_in_bucket = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+        }
+    }
+    free(c->buckets);
+    c->buckets = b;
+    c->nbuckets = n;
+}
+
+void ahl_framestore_cache_close(struct ahl_framestore *fs)
+{
+    struct ahl__framecache *c = fs->cache;
+    if (!c)
+        return;
+    while (c->oldest)
+        remove_entry(c, c->oldest);
+    pthread_mutex_destroy(&c->lock);
+    close(c->root);
+    free(c->buckets);
+    free(c);
+    fs->cache = NULL;
+}
+
+void ahl_framestore_cache_stats(struct ahl_framestore *fs, size_t *frames, size_t *bytes)
+{
+    struct ahl__framecache *c = fs->cache;
+    *frames = *bytes = 0;
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->lock);
+    *frames = c->count;
+    *bytes = c->bytes;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static bool same_file(const struct entry *e, const struct stat *st)
+{
+    return S_ISREG(st->st_mode) && st->st_dev == e->dev && st->st_ino == e->ino &&
+           st->st_size == e->size && st->st_mtim.tv_sec == e->mtime.tv_sec &&
+           st->st_mtim.tv_nsec == e->mtime.tv_nsec && st->st_ctim.tv_sec == e->ctime.tv_sec &&
+           st->st_ctim.tv_nsec == e->ctime.tv_nsec;
+}
+
+/* The cached entry of id whose file is unchanged, with a reference for the caller, or NULL. An
+ * entry whose file changed is dropped. */
+static struct entry *lookup(struct ahl_framestore *fs, const char *id, uint64_t hash)
+{
+    struct ahl__framecache *c = fs->cache;
+    struct entry *e;
+    pthread_mutex_lock(&c->lock);
+    for (e = *bucket_of(c, hash); e; e = e->next_in_bucket)
+        if (e->hash == hash && !strcmp(e->id, id))
+            break;
+    if (e) {
+        atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+        list_unlink(c, e);
+        list_push_newest(c, e);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!e)
+        return NULL;
+    char path[2 + 1 + 2 + 1 + 33];
+    struct stat st;
+    snprintf(path, sizeof path, "%.2s/%.2s/%s", id, id + 2, id);
+    if (fstatat(c->root, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && same_file(e, &st))
+        return e;
+    pthread_mutex_lock(&c->lock);
+    if (e->in_cache)
+        remove_entry(c, e);
+    pthread_mutex_unlock(&c->lock);
+    entry_unref(e);
+    return NULL;
+}
+
+/* Puts e in the cache (replacing an entry of the same id) and drops the least recently used
+ * entries to stay within the budget. */
+static void insert(struct ahl__framecache *c, struct entry *e)
+{
+    pthread_mutex_lock(&c->lock);
+    for (struct entry *o = *bucket_of(c, e->hash); o; o = o->next_in_bucket) {
+        if (o->hash == e->hash && !strcmp(o->id, e->id)) {
+            remove_entry(c, o);
+            break;
+        }
+    }
+    while (c->oldest && c->bytes + e->cost > c->budget)
+        remove_entry(c, c->oldest);
+    if (c->count >= c->nbuckets)
+        grow(c);
+    atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+    e->in_cache = 1;
+    e->next_in_bucket = *bucket_of(c, e->hash);
+    *bucket_of(c, e->hash) = e;
+    list_push_newest(c, e);
+    c->bytes += e->cost;
+    c->count++;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Reads the frame's file whole into a new entry and checks it against id. */
+static int read_entry(struct ahl_framestore *fs, const char *id, const char *ts,
+                      ahl_frame_wrap_fn wrap, uint64_t hash, struct entry **out,
+                      struct ahl_err *err)
+{
+    struct stat st;
+    int fd = -1, rc;
+    struct entry *e = NULL;
+    struct ahl_buf prefix;
+    uint8_t digest[AHL_SHA256_LEN];
+
+    ahl_buf_init(&prefix, AHL_FRAME_PREFIX_MAX);
+    if ((rc = ahl__framestore_open_regular(fs, id, &fd, &st, err)) < 0)
+        goto out;
+    size_t size = (size_t)st.st_size;
+    size_t cost = sizeof *e + AHL_FRAME_PREFIX_MAX + size;
+    if ((uint64_t)st.st_size > fs->cache->budget / 8 || cost > fs->cache->budget / 8) {
+        rc = AHL_ETOOBIG; /* streamed from the file instead */
+        goto out;
+    }
+    if (!(e = malloc(cost))) {
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory to read frame %s", id);
+        goto out;
+    }
+    memset(e, 0, sizeof *e);
+    uint8_t *data = e->bytes + AHL_FRAME_PREFIX_MAX;
+    for (size_t got = 0; got < size;) {
+        ssize_t r = pread(fd, data + got, size - got, (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = ahl_fail(err, AHL_EIO, "cannot read frame %s: %s", id, strerror(errno));
+            goto out;
+        }
+        if (r == 0) {
+            rc = ahl_fail(err, AHL_ECORRUPT,
+                          "stored frame %s is damaged: it ends after %zu of its %zu bytes", id, got,
+                          size);
+            goto out;
+        }
+        got += (size_t)r;
+    }
+    ahl_sha256(data, size, digest);
+    if ((rc = ahl__frame_digest_check(id, ts, digest, size, err)) < 0)
+        goto out;
+    if (wrap && (rc = wrap(data, size, &prefix, err)) < 0)
+        goto out;
+    memcpy(data - prefix.len, prefix.data, prefix.len);
+    e->pub = (struct ahl_frame_hold){
+        .prefix = data - prefix.len, .prefix_len = prefix.len, .data = data, .len = size};
+    atomic_init(&e->refs, 1);
+    e->hash = hash;
+    e->cost = cost;
+    e->dev = st.st_dev;
+    e->ino = st.st_ino;
+    e->size = st.st_size;
+    e->mtime = st.st_mtim;
+    e->ctime = st.st_ctim;
+    memcpy(e->id, id, 33);
+    *out = e;
+    e = NULL;
+out:
+    free(e);
+    ahl_buf_release(&prefix);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+int ahl_framestore_hold(struct ahl_framestore *fs, const char *id,
+                        const char *stored_transfer_syntax, ahl_frame_wrap_fn wrap,
+                        const struct ahl_frame_hold **out, struct ahl_err *err)
+{
+    struct entry *e;
+    *out = NULL;
+    if (!fs->cache)
+        return AHL_ETOOBIG;
+    if (!id || strlen(id) != 32)
+        return ahl_fail(err, AHL_EINVAL, "frame id must be 32 lowercase hex digits");
+    uint64_t hash = id_hash(id);
+    if (!(e = lookup(fs, id, hash))) {
+        int rc = read_entry(fs, id, stored_transfer_syntax, wrap, hash, &e, err);
+        if (rc < 0)
+            return rc;
+        insert(fs->cache, e);
+    }
+    *out = &e->pub;
+    return 0;
+}
