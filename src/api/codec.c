@@ -24,15 +24,66 @@
 /* ---- compiled pattern cache ------------------------------------------------------------- */
 
 /* Every pattern of the model is compiled once, on first use; regexec on a shared regex_t is
- * thread-safe in glibc. */
+ * thread-safe in glibc. Most patterns are one bracket expression repeated, ^([0-9a-z]{32})$ for
+ * every id: those are matched with a table of the bytes the bracket admits instead, since
+ * glibc's regexec costs about a microsecond a call and a request checks several ids. */
 static regex_t g_regex[AHL_SHAPE__COUNT];
+static struct ahl__api_simple_pattern g_simple[AHL_SHAPE__COUNT];
 static pthread_once_t g_regex_once = PTHREAD_ONCE_INIT;
+
+bool ahl__api_simple_pattern(const char *re, struct ahl__api_simple_pattern *out)
+{
+    memset(out, 0, sizeof *out);
+    if (strncmp(re, "^([", 3) != 0)
+        return false;
+    const char *p = re + 3;
+    if (*p == '^' || *p == ']') /* a negation, or ']' as its first member: left to regexec */
+        return false;
+    for (; *p && *p != ']';) {
+        unsigned char a = (unsigned char)*p, b = a;
+        if (a == '[' || a == '\\' || a >= 0x80) /* classes, escapes, bytes of a locale */
+            return false;
+        if (p[1] == '-' && p[2] && p[2] != ']') { /* a range a-b; a '-' before ']' is itself */
+            b = (unsigned char)p[2];
+            if (b < a || b == '[' || b == '\\' || b >= 0x80)
+                return false;
+            p += 3;
+        } else {
+            p++;
+        }
+        for (unsigned c = a; c <= b; c++)
+            out->admits[c] = true;
+    }
+    if (*p++ != ']')
+        return false;
+    if (!strcmp(p, "+)$")) {
+        out->exact = 0;
+    } else if (*p == '{' && p[1] >= '1' && p[1] <= '9') {
+        char *end;
+        out->exact = strtoul(p + 1, &end, 10);
+        if (strcmp(end, "})$") != 0)
+            return false;
+    } else {
+        return false;
+    }
+    out->usable = true;
+    return true;
+}
+
+bool ahl__api_simple_match(const struct ahl__api_simple_pattern *sp, const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!sp->admits[(unsigned char)s[n]])
+            return false;
+    return sp->exact ? n == sp->exact : n > 0;
+}
 
 static void compile_patterns(void)
 {
     for (int i = 0; i < AHL_SHAPE__COUNT; i++) {
         const struct ahl_model_shape *s = &ahl_model_shapes[i];
-        if (!s->regex)
+        if (!s->regex || ahl__api_simple_pattern(s->regex, &g_simple[i]))
             continue;
         int rc = regcomp(&g_regex[i], s->regex, REG_EXTENDED | REG_NOSUB);
         if (rc != 0)
@@ -282,7 +333,8 @@ static int check_string(const struct ahl_model_shape *s, int shape_id, const cha
         }
         if (ok && s->regex) {
             pthread_once(&g_regex_once, compile_patterns);
-            ok = regexec(&g_regex[shape_id], str, 0, NULL, 0) == 0;
+            ok = g_simple[shape_id].usable ? ahl__api_simple_match(&g_simple[shape_id], str)
+                                           : regexec(&g_regex[shape_id], str, 0, NULL, 0) == 0;
         }
         if (!ok) {
             snprintf(why, whylen, "Member must satisfy regular expression pattern: %s", s->pattern);

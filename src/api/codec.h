@@ -28,6 +28,7 @@
 #define AHL_API_CODEC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -117,5 +118,19 @@ int64_t ahl_api_timestamp_ms(const json_t *v);
 const char *ahl_api_str(const json_t *input, const char *member);
 int ahl_api_bool(const json_t *input, const char *member, int dflt);
 int64_t ahl_api_int(const json_t *input, const char *member, int64_t dflt);
+
+/* ---- within src/api (and its tests) ---- */
+
+/* A model pattern matched without regexec: ^([SET]+)$ or ^([SET]{N})$ where SET is a bracket
+ * expression of ASCII characters and ranges (no negation, classes or escapes). */
+struct ahl__api_simple_pattern {
+    bool usable;
+    bool admits[256]; /* the bytes SET admits */
+    size_t exact;     /* {N}: exactly N of them; 0: one or more */
+};
+/* Whether the POSIX extended regular expression re has that form; *out describes it. */
+bool ahl__api_simple_pattern(const char *re, struct ahl__api_simple_pattern *out);
+/* Whether the NUL-terminated s matches it, as regexec(re, s) would. */
+bool ahl__api_simple_match(const struct ahl__api_simple_pattern *sp, const char *s);
 
 #endif /* AHL_API_CODEC_H */

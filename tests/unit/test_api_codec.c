@@ -1,6 +1,8 @@
 /* Unit tests for src/api/codec.c and the generated model tables: routing, decoding, validation
  * messages, error bodies. Table-driven: each row is a request and what must come out. */
+#include <regex.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -305,6 +307,61 @@ static void test_body_cap(void **state)
 
 /* Every pattern of the model compiles (a bad translation aborts) and behaves like the model's
  * Java pattern on a few probes. */
+/* Every model pattern the table matcher takes agrees with regexec on strings built from every
+ * byte, near the lengths that matter; and the patterns it must leave to regexec are left. */
+static void test_simple_patterns_match_as_regexec(void **state)
+{
+    (void)state;
+    size_t taken = 0;
+    for (int i = 0; i < AHL_SHAPE__COUNT; i++) {
+        const char *re = ahl_model_shapes[i].regex;
+        struct ahl__api_simple_pattern sp;
+        if (!re || !ahl__api_simple_pattern(re, &sp))
+            continue;
+        taken++;
+        regex_t rx;
+        assert_int_equal(regcomp(&rx, re, REG_EXTENDED | REG_NOSUB), 0);
+        char s[40];
+        for (unsigned b = 1; b < 256; b++) {
+            for (size_t len = 1; len < sizeof s - 1; len += 15) {
+                /* all b; b after valid bytes; valid bytes with b last */
+                for (int form = 0; form < 3; form++) {
+                    for (size_t k = 0; k < len; k++)
+                        s[k] = (char)(form == 0                   ? b
+                                      : form == 1 && k + 1 == len ? b
+                                      : form == 2 && k == len / 2 ? b
+                                                                  : '1');
+                    s[len] = '\0';
+                    bool want = regexec(&rx, s, 0, NULL, 0) == 0;
+                    if (ahl__api_simple_match(&sp, s) != want)
+                        fail_msg("%s on \"%s\" (byte %u): regexec says %d", re, s, b, want);
+                }
+            }
+        }
+        /* the exact length and one either side */
+        for (size_t len = 1; len <= 34 && len < sizeof s; len++) {
+            memset(s, 'a', len);
+            s[len] = '\0';
+            assert_int_equal(ahl__api_simple_match(&sp, s), regexec(&rx, s, 0, NULL, 0) == 0);
+        }
+        regfree(&rx);
+    }
+    assert_true(taken >= 8); /* the ids, names, UIDs and tokens */
+    static const char *left[] = {
+        "^([^a])$",   "^([[:alpha:]]+)$", "^([a\\]]+)$", "^(a[0-9]+)$",
+        "^([0-9]*)$", "^([0-9]{2,3})$",   "^([0-9]+)?$", "^(arn:aws:x)$",
+    };
+    for (size_t i = 0; i < sizeof left / sizeof *left; i++) {
+        struct ahl__api_simple_pattern sp;
+        assert_false(ahl__api_simple_pattern(left[i], &sp));
+    }
+    /* '+-=' is the range from '+' to '=', as in POSIX, and a '-' before ']' is itself */
+    struct ahl__api_simple_pattern sp;
+    assert_true(ahl__api_simple_pattern("^([a+-=_-]+)$", &sp));
+    assert_true(ahl__api_simple_match(&sp, "a,9=-_"));
+    assert_false(ahl__api_simple_match(&sp, "a>"));
+}
+
 static void test_patterns(void **state)
 {
     (void)state;
@@ -544,6 +601,7 @@ int main(void)
         cmocka_unit_test(test_decode_types_and_bindings),
         cmocka_unit_test(test_body_cap),
         cmocka_unit_test(test_patterns),
+        cmocka_unit_test(test_simple_patterns_match_as_regexec),
         cmocka_unit_test(test_error_encoding),
         cmocka_unit_test(test_error_types),
         cmocka_unit_test(test_messages_are_utf8),
