@@ -1,5 +1,5 @@
 /* GetImageFrame: the stored bytes of one frame, with the Content-Type of its stored transfer
- * syntax, streamed from the frame store (DATA_DIR/frames) by file descriptor.
+ * syntax, from the frame store (DATA_DIR/frames): held in memory, or streamed from its file.
  *
  * A frame is served only if the image set lists it: the store's frame index (kept by the engine
  * with each version, src/meta/frameidx.c) holds a row per (image set, frame id) that some
@@ -9,20 +9,19 @@
  * frames of a deleted set are gone with it. The request costs two row lookups and an open(),
  * whatever the size of the set, plus the check below.
  *
- * Damaged frames are never served. The file is opened without following links and must be a
- * regular file, and its bytes are hashed and compared with the content address it is named by
- * (ahl_framestore_open_verified): a truncated, overwritten or replaced frame is an
- * InternalServerException saying the stored frame is damaged, with an error line in the log.
- * Measured here (SHA-256 with SHA-NI, ~1.4 GB/s of CPU time): 0.03 ms of CPU for a 40 KB frame,
- * 0.17 ms for 250 KB, 0.36 ms for 500 KB, 1.4 ms for 2 MB, beside ~0.015 ms for the opens and
- * ~0.08 ms for the rest of the request. That is affordable for the frames HealthImaging stores
- * (tens to hundreds of KB; sending 250 KB over 1 Gb/s takes 2 ms), so every request hashes the
- * bytes as they are now. A cache of past verifications keyed by (inode, size, mtime, ctime)
- * would save the hash on repeated reads but would trust file metadata instead of the bytes.
+ * Damaged frames are never served. A frame is read whole and its bytes hashed and compared with
+ * the content address it is named by, its file opened without following links, then kept in
+ * memory with its JPH boxes in front (ahl_framestore_hold: serve --frame-cache), so that later
+ * requests cost one lstat proving the file unchanged and are sent from those checked bytes in one
+ * write; a file changed since is read and checked again. A damaged frame is an
+ * InternalServerException saying the stored frame is damaged, with an error line in the log
+ * (docs/frames.md#damaged-frames-are-never-served). Without the cache, or for a frame too large
+ * for it, the file is checked at every request (ahl_framestore_open_verified) and streamed from
+ * its descriptor.
  *
  * HTJ2K lossless frames (image/jph) are answered as JPH files (ISO/IEC 15444-15): a header of
- * about 100 bytes built from the codestream's SIZ (ahl_jph_header) in resp->raw, then the stored
- * codestream streamed from the file, unchanged. A client that asks for the bare codestream
+ * about 100 bytes built from the codestream's SIZ (ahl_jph_header), then the stored codestream,
+ * unchanged. A client that asks for the bare codestream
  * (Accept: image/jphc, preferred to image/jph) gets it labelled image/jphc.
  */
 #include "api/ops_internal.h"
