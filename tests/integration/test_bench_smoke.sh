@@ -32,7 +32,9 @@ for key in ('instances', 'json_bytes', 'create_ms', 'updates', 'median_ms', 'p99
             'bytes_per_version', 'naive', 'speedup', 'read'):
     assert key in r, key
 assert set(r['naive']) == {'updates', 'median_ms', 'p99_ms', 'bytes_per_version'}, r['naive']
-assert set(r['read']) == {'gzip_bytes', 'median_ms', 'json_gb_per_s'}, r['read']
+assert set(r['read']) == {'gzip_bytes', 'median_ms', 'json_gb_per_s', 'gzip6_bytes', 'vs_gzip6',
+                          'first_ms', 'first_json_gb_per_s', 'after_update_ms',
+                          'after_update_json_gb_per_s'}, r['read']
 assert r['instances'] == n and r['updates'] == k, r
 assert r['json_bytes'] > 1000 * n, r  # ~1.75 KB of JSON per synthetic instance
 assert 0 < r['median_ms'] <= r['p99_ms'], r
@@ -45,6 +47,11 @@ assert r['speedup'] > 0, r
 rd = r['read']
 assert 0 < rd['gzip_bytes'] < r['json_bytes'] and rd['median_ms'] > 0, rd
 assert rd['json_gb_per_s'] > 0, rd
+assert 0 < rd['gzip6_bytes'] < r['json_bytes'], rd
+# The body is within 1.5 times gzip -6 of its JSON (group segments, src/meta/gzdoc.c).
+assert abs(rd['vs_gzip6'] - rd['gzip_bytes'] / rd['gzip6_bytes']) < 0.01 and rd['vs_gzip6'] <= 1.5, rd
+assert rd['first_ms'] > 0 and rd['first_json_gb_per_s'] > 0, rd
+assert rd['after_update_ms'] > 0 and rd['after_update_json_gb_per_s'] > 0, rd
 EOF
 }
 
