@@ -13,13 +13,20 @@
 #   2. over HTTP, on a CT series of N instances with CT_small.dcm's header (~11.6 KB of JSON an
 #      instance, what DICOM files bring; pydicom writes them, the current `ahilite import` imports
 #      them once), `ahilite serve` of the base build and then of the current one on the same data
-#      directory: the first GetImageSetMetadata after start and 10 more on one connection
-#      (`ahilite-bench http-load --mode metadata`), the body's size against `gzip -6` of its JSON.
-# Then one table with the ratios. Wall-clock rates move with the machine's load (printed).
+#      directory: the first GetImageSetMetadata after start (curl --aws-sigv4) and 10 more on one
+#      connection (`ahilite-bench http-load --mode metadata`), the body's size against `gzip -6`
+#      of its JSON; the bodies of both builds must inflate to the same JSON.
+#   3. the alternatives, on the same CT body (bench/metadata_gzip_alternatives.py): its size
+#      and compression rate as each instance alone, as leaves without a dictionary, as instances
+#      primed with the previous one, as leaves primed with the previous leaf (what is served),
+#      and as a whole document.
+# Then one JSON line per figure, with the ratios. Wall-clock rates move with the machine's load
+# (printed).
 #
 # usage: bench/metadata_gzip.sh [N...]          (default: 1000 10000)
 # env: AHILITE_BUILD=DIR  the current build (default: a temporary one);
 #      BASE=COMMIT        the build to compare with;
+#      BASE_BUILD=DIR     a build of BASE made beforehand (its ahilite and ahilite-bench);
 #      UPDATES=K          engine updates timed in step 1 (default 1000);
 #      NO_HTTP=1          skip step 2 (no pydicom needed).
 set -euo pipefail
@@ -38,7 +45,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in /usr/bin/python3 cmake ninja git gzip; do
+for tool in /usr/bin/python3 cmake ninja git gzip curl; do
     command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 2; }
 done
 
@@ -57,18 +64,21 @@ if [ -z "${BASE:-}" ]; then
     BASE=$ADDED^
 fi
 BASE_REV=$(git -C "$HERE" rev-parse --short "$BASE")
-echo "building the base $BASE_REV in $TMP/base ..." >&2
-mkdir -p "$TMP/base-src"
-git -C "$HERE" archive "$BASE_REV" | tar -x -C "$TMP/base-src"
-cmake -S "$TMP/base-src" -B "$TMP/base" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DAHL_WERROR=OFF >/dev/null
-cmake --build "$TMP/base" -j2 --target ahilite ahilite-bench >/dev/null
+OLD=${BASE_BUILD:-$TMP/base}
+if [ -z "${BASE_BUILD:-}" ]; then
+    echo "building the base $BASE_REV in $OLD ..." >&2
+    mkdir -p "$TMP/base-src"
+    git -C "$HERE" archive "$BASE_REV" | tar -x -C "$TMP/base-src"
+    cmake -S "$TMP/base-src" -B "$OLD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DAHL_WERROR=OFF >/dev/null
+    cmake --build "$OLD" -j2 --target ahilite ahilite-bench >/dev/null
+fi
 NEW_REV=$(git -C "$HERE" rev-parse --short HEAD)$(git -C "$HERE" diff --quiet HEAD -- src bench || echo +)
 
 # 2. In process.
 for n in $SIZES; do
     echo "in process, $n instances: base, then current ..." >&2
-    "$TMP/base/ahilite-bench" update --instances "$n" --updates "$UPDATES" >"$TMP/engine-base-$n"
+    "$OLD/ahilite-bench" update --instances "$n" --updates "$UPDATES" >"$TMP/engine-base-$n"
     "$NEW/ahilite-bench" update --instances "$n" --updates "$UPDATES" >"$TMP/engine-new-$n"
 done
 
@@ -125,20 +135,25 @@ EOF
         SET=$(sed -n 's/^created image set \([0-9a-z]*\).*/\1/p' "$TMP/imp")
         [ -n "$DS" ] && [ -n "$SET" ] || { cat "$TMP/imp" >&2; exit 1; }
         for which in base new; do
-            build=$TMP/base
+            build=$OLD
             [ "$which" = new ] && build=$NEW
             serve "$build" "$TMP/data"
             LOAD=("$NEW/ahilite-bench" http-load --endpoint "$EP" --access-key "$AK"
                 --secret-key "$SK" --datastore "$DS" --mode metadata --imagesets "$SET"
                 --connections 1)
-            "${LOAD[@]}" --requests 1 --dump-metadata "$TMP/body-$which-$n.gz" \
-                >"$TMP/http-first-$which-$n"
+            # The first read after start, with curl (http-load reads the body once untimed first).
+            curl -sS -o "$TMP/body-$which-$n.gz" -w '%{http_code} %{time_total}\n' -X POST \
+                --aws-sigv4 "aws:amz:us-east-1:medical-imaging" --user "$AK:$SK" \
+                "$EP/datastore/$DS/imageSet/$SET/getImageSetMetadata" >"$TMP/http-first-$which-$n"
+            grep -q '^200 ' "$TMP/http-first-$which-$n" || { cat "$TMP/http-first-$which-$n" >&2; exit 1; }
             "${LOAD[@]}" --requests 10 >"$TMP/http-warm-$which-$n"
             stop
         done
         gzip -t "$TMP/body-new-$n.gz"
         zcat "$TMP/body-new-$n.gz" | cmp - <(zcat "$TMP/body-base-$n.gz")
         zcat "$TMP/body-new-$n.gz" | gzip -6 | wc -c >"$TMP/gzip6-$n"
+        /usr/bin/python3 "$HERE/bench/metadata_gzip_alternatives.py" "$TMP/body-new-$n.gz" \
+            >"$TMP/alternatives-$n"
     done
 fi
 
@@ -173,13 +188,16 @@ for n in sizes:
     g6 = int(open(os.path.join(tmp, 'gzip6-%s' % n)).read())
     row = {'instances': int(n), 'where': 'HTTP, CT headers', 'gzip6_bytes': g6}
     for which in ('base', 'new'):
-        f, w = j('http-first-%s-%s' % (which, n)), j('http-warm-%s-%s' % (which, n))
-        row['json_bytes'] = f['json_bytes']
-        row[which + '_bytes'] = f['gzip_bytes']
-        row[which + '_vs_gzip6'] = round(f['gzip_bytes'] / g6, 3)
-        row[which + '_first_ms'] = f['median_ms']
-        row[which + '_first_json_gb_s'] = round(f['json_bytes'] / f['median_ms'] / 1e6, 3)
+        w = j('http-warm-%s-%s' % (which, n))
+        first_ms = float(open(os.path.join(tmp, 'http-first-%s-%s' % (which, n))).read().split()[1]) * 1e3
+        row['json_bytes'] = w['json_bytes']
+        row[which + '_bytes'] = w['gzip_bytes']
+        row[which + '_vs_gzip6'] = round(w['gzip_bytes'] / g6, 3)
+        row[which + '_first_ms'] = round(first_ms, 2)
+        row[which + '_first_json_gb_s'] = round(w['json_bytes'] / first_ms / 1e6, 3)
         row[which + '_warm_median_ms'] = w['median_ms']
         row[which + '_warm_json_gb_s'] = round(w['json_bytes'] / w['median_ms'] / 1e6, 3)
     print(json.dumps(row))
+    for line in open(os.path.join(tmp, 'alternatives-%s' % n)):
+        print(line.rstrip())
 EOF

@@ -17,7 +17,8 @@ class ServeOptions(unittest.TestCase):
     def test_limits_out_of_range(self):
         cases = [('--max-connections', '3'), ('--max-connections-per-ip', '-1'),
                  ('--header-timeout', '0'), ('--idle-timeout', 'soon'),
-                 ('--max-body-memory', '1')]
+                 ('--max-body-memory', '1'), ('--metadata-cache', '-1'),
+                 ('--metadata-cache', '2000000')]
         for name, value in cases:
             p = subprocess.run([ahltest.server_binary(), 'serve', name, value],
                                capture_output=True, text=True, timeout=30)
