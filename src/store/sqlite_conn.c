@@ -236,7 +236,7 @@ static int conn_open(const struct ahl__sq_store *q, struct ahl__sq_conn **out)
     struct ahl__sq_conn *c = calloc(1, sizeof *c);
     if (!c)
         return AHL_ENOMEM;
-    int rc = sqlite3_open_v2(q->path, &c->db, q->open_flags | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(q->path, &c->db, q->open_flags | SQLITE_OPEN_NOMUTEX, ahl__sq_vfs());
     if (rc != SQLITE_OK) {
         rc = ahl__sq_err(c->db, rc, q->path);
         conn_close(c);

@@ -7,7 +7,8 @@
  * sqlite_rows.c    the prepared statements and the rows of data stores, tags, image sets,
  *                  versions, chunks, the frame index and import jobs;
  * sqlite_search.c  search index rows and search queries (SQL per query shape, plans);
- * sqlite_qido.c    the QIDO-RS index: set, series, instance and study rows, and its queries.
+ * sqlite_qido.c    the QIDO-RS index: set, series, instance and study rows, and its queries;
+ * sqlite_vfs.c     the VFS every connection opens the database through (one write per commit).
  *
  * Every connection caches its prepared statements, indexed by enum ahl__sq_stmt (their SQL is in
  * sqlite_rows.c). The ops reach a transaction's connection with CONN(tx).
@@ -25,6 +26,11 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "store/store.h"
+
+/* The name of the VFS of sqlite_vfs.c, and that VFS, registered on the first call: NULL (the
+ * default VFS) if it could not be. */
+#define AHL__SQ_VFS "ahilite"
+const char *ahl__sq_vfs(void);
 
 enum ahl__sq_stmt {
     ST_DS_INSERT,

@@ -266,12 +266,13 @@ static int study_attrs(struct ahl_store_tx *t, const char *ds, const char *study
     for (size_t i = 0; i < STUDY_ATTRS; i++) {
         int a = (int)i + 1, b = (int)(i + 1 + STUDY_ATTRS);
         int ta = sqlite3_column_type(st, a), tb = sqlite3_column_type(st, b);
+        int na = sqlite3_column_bytes(st, a);
         bool same = ta == tb && (ta == SQLITE_INTEGER
                                      ? sqlite3_column_int64(st, a) == sqlite3_column_int64(st, b)
-                                     : sqlite3_column_bytes(st, a) == sqlite3_column_bytes(st, b) &&
-                                           !memcmp(sqlite3_column_blob(st, a),
-                                                   sqlite3_column_blob(st, b),
-                                                   (size_t)sqlite3_column_bytes(st, a)));
+                                     : na == sqlite3_column_bytes(st, b) &&
+                                           (!na || !memcmp(sqlite3_column_blob(st, a),
+                                                           sqlite3_column_blob(st, b),
+                                                           (size_t)na)));
         if (same)
             continue;
         if (!(v[n] = sqlite3_value_dup(sqlite3_column_value(st, a)))) {
