@@ -98,6 +98,7 @@ int ahl_meta_open(struct ahl_store *store, const struct ahl_meta_opts *opts, str
         return AHL_ENOMEM;
     }
     pthread_mutex_init(&m->zlock, NULL);
+    pthread_cond_init(&m->groups_cond, NULL);
     /* Sets stored before the frame index or the QIDO-RS index existed get their rows now, once. */
     int rc = ahl__frames_backfill(m);
     if (rc < 0) {
@@ -125,6 +126,7 @@ void ahl_meta_close(struct ahl_meta *m)
         free(m->zfree[i]);
     }
     pthread_mutex_destroy(&m->zlock);
+    pthread_cond_destroy(&m->groups_cond);
     free(m);
 }
 
@@ -148,6 +150,7 @@ void ahl_meta_gzip_stats(struct ahl_meta *m, struct ahl_meta_gzip_stats *out)
     out->cache_entries = m->groups.count;
     out->groups_built = m->groups_built;
     out->groups_reused = m->groups_reused;
+    out->groups_waited = m->groups_waited;
     pthread_mutex_unlock(&m->groups.lock);
 }
 
@@ -360,16 +363,39 @@ void ahl__chunk_release(struct ahl_meta *m, struct ahl__chunk_ref *r)
     pthread_mutex_unlock(&c->lock);
 }
 
-int ahl__group_get(struct ahl_meta *m, const uint8_t *key, struct ahl__chunk_ref *out)
+static int claim_find(const struct ahl_meta *m, const uint8_t *key)
 {
+    for (int i = 0; i < m->ngroup_claims; i++)
+        if (!memcmp(m->group_claims[i], key, AHL_SHA256_LEN))
+            return i;
+    return -1;
+}
+
+int ahl__group_get(struct ahl_meta *m, const uint8_t *key, struct ahl__chunk_ref *out,
+                   bool *claimed)
+{
+    struct ahl__cache *c = &m->groups;
+    struct ahl__cache_entry *e;
     memset(out, 0, sizeof *out);
-    struct ahl__cache_entry *e = cache_get(&m->groups, key);
+    *claimed = false;
+    pthread_mutex_lock(&c->lock);
+    while (!(e = cache_find(c, key)) && claim_find(m, key) >= 0) {
+        m->groups_waited++;
+        pthread_cond_wait(&m->groups_cond, &c->lock);
+    }
+    if (e) {
+        e->refs++;
+        lru_unlink(c, e);
+        lru_push_front(c, e);
+        m->groups_reused++;
+    } else if (m->ngroup_claims < AHL__GROUP_CLAIMS) {
+        memcpy(m->group_claims[m->ngroup_claims++], key, AHL_SHA256_LEN);
+        *claimed = true;
+    }
+    pthread_mutex_unlock(&c->lock);
     if (!e)
         return AHL_ENOTFOUND;
     ref_fill(out, e);
-    pthread_mutex_lock(&m->groups.lock);
-    m->groups_reused++;
-    pthread_mutex_unlock(&m->groups.lock);
     return 0;
 }
 
@@ -378,6 +404,18 @@ void ahl__group_put(struct ahl_meta *m, const struct ahl_chunk *seg)
     cache_insert(&m->groups, seg, false);
     pthread_mutex_lock(&m->groups.lock);
     m->groups_built++;
+    pthread_mutex_unlock(&m->groups.lock);
+}
+
+void ahl__group_unclaim(struct ahl_meta *m, const uint8_t *key)
+{
+    pthread_mutex_lock(&m->groups.lock);
+    int i = claim_find(m, key);
+    if (i >= 0) {
+        memmove(m->group_claims[i], m->group_claims[m->ngroup_claims - 1], AHL_SHA256_LEN);
+        m->ngroup_claims--;
+        pthread_cond_broadcast(&m->groups_cond);
+    }
     pthread_mutex_unlock(&m->groups.lock);
 }
 

@@ -42,6 +42,7 @@
 #define AHL__MAP_MAX_DEPTH 12 /* deeper than this is damage, not data */
 #define AHL__ROOT_LEN (4 + 3 * AHL_SHA256_LEN)
 #define AHL__MAX_CHUNK (64u << 20) /* no stored chunk is larger */
+#define AHL__GROUP_CLAIMS 64       /* groups built at once; past it, builds are not shared */
 
 struct ahl__cache_entry;
 
@@ -61,7 +62,12 @@ struct ahl_meta {
     /* GetImageSetMetadata's group segments by group key (opts.gzip_cache_bytes; budget 0: none,
      * the document is spliced from the chunks' own segments); the counters under groups.lock */
     struct ahl__cache groups;
-    uint64_t groups_built, groups_reused;
+    uint64_t groups_built, groups_reused, groups_waited;
+    /* Keys of groups being built, so that concurrent first reads build each group once: a
+     * reader missing a claimed group waits on groups_cond for its builder (under groups.lock). */
+    uint8_t group_claims[AHL__GROUP_CLAIMS][AHL_SHA256_LEN];
+    int ngroup_claims;
+    pthread_cond_t groups_cond;
     /* idle deflate streams, reused to avoid deflateInit2 per chunk */
     pthread_mutex_t zlock;
     z_stream *zfree[8];
@@ -126,12 +132,17 @@ void ahl__z_put(struct ahl_meta *m, z_stream *z);
 
 /* ---- GetImageSetMetadata's group segments (gzdoc.c; cached in chunks.c) ---- */
 
-/* Looks a group segment up by its key (0 with a reference in out, released with
- * ahl__chunk_release; AHL_ENOTFOUND). c.ulen/c.crc describe the text, c.data/c.len the deflate
- * bytes. */
-int ahl__group_get(struct ahl_meta *m, const uint8_t *key, struct ahl__chunk_ref *out);
+/* Looks a group segment up by its key: 0 with a reference in out (released with
+ * ahl__chunk_release; c.ulen/c.crc describe the text, c.data/c.len the deflate bytes), or
+ * AHL_ENOTFOUND with the group claimed for the caller to build (*claimed true; false when too
+ * many are being built). When another thread is building it, waits for that thread first. */
+int ahl__group_get(struct ahl_meta *m, const uint8_t *key, struct ahl__chunk_ref *out,
+                   bool *claimed);
 /* Caches a copy of a group segment just built (seg->hash is its key); counts the build. */
 void ahl__group_put(struct ahl_meta *m, const struct ahl_chunk *seg);
+/* Ends a claim of ahl__group_get (after ahl__group_put, or when the group was not built),
+ * waking the readers waiting for it. */
+void ahl__group_unclaim(struct ahl_meta *m, const uint8_t *key);
 
 /* ---- persistent maps (pmap.c) ---- */
 

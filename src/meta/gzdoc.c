@@ -314,13 +314,16 @@ static int gz_leaf(void *vctx, const uint8_t *hash, const struct ahl__map_entry 
     struct gz *g = w->g;
     struct ahl__chunk_ref r;
     uint8_t key[AHL_SHA256_LEN];
+    bool claimed;
     int rc;
     group_key(hash, w->first ? NULL : w->prev, g->m->opts.deflate_level, key);
-    if (ahl__group_get(g->m, key, &r) == 0) {
+    if (ahl__group_get(g->m, key, &r, &claimed) == 0) {
         rc = gz_emit_segment(g, &r);
         ahl__chunk_release(g->m, &r);
     } else {
         rc = group_build(w, hash, e, n, key);
+        if (claimed)
+            ahl__group_unclaim(g->m, key);
     }
     w->first = false;
     memcpy(w->prev, hash, AHL_SHA256_LEN);

@@ -279,6 +279,7 @@ struct ahl_meta_gzip_stats {
     size_t cache_entries;   /* segments held */
     uint64_t groups_built;  /* segments compressed (a miss) */
     uint64_t groups_reused; /* segments served from the cache (a hit) */
+    uint64_t groups_waited; /* waits for another reader building the same segment */
 };
 void ahl_meta_gzip_stats(struct ahl_meta *m, struct ahl_meta_gzip_stats *out);
 

@@ -8,7 +8,8 @@
  *     versions are still served from the cache;
  *   - the cache stays within its budget;
  *   - readers of several versions racing updates and each other each get their version's
- *     document (run under ThreadSanitizer with the threaded tests). */
+ *     document, and readers of one uncached version build each group once between them (run
+ *     under ThreadSanitizer with the threaded tests). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -279,13 +280,66 @@ static void test_readers_race(void **state)
     fx_free(r.f);
 }
 
+struct together {
+    struct fx *f;
+    const char *id;
+    pthread_barrier_t start;
+    const char *ref;
+    int failures;
+    pthread_mutex_t lock;
+};
+
+static void *read_together(void *p)
+{
+    struct together *t = p;
+    pthread_barrier_wait(&t->start);
+    char *got = fx_metadata(t->f, t->id, 1);
+    int bad = !got || strcmp(got, t->ref) != 0;
+    free(got);
+    pthread_mutex_lock(&t->lock);
+    t->failures += bad;
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
+static void test_first_reads_share_builds(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(NULL);
+    char id[AHL_ID_LEN + 1];
+    struct ahl_buf ref;
+    struct ahl_err err;
+    struct together t = {.f = f, .id = id};
+    pthread_t th[4];
+    assert_non_null(f);
+    create_set(f, 1, 320, id); /* 10 leaves */
+    ahl_buf_init(&ref, AHL_BUF_UNLIMITED);
+    assert_int_equal(ahl_meta_metadata_json(f->m, f->ds, id, 1, &ref, &err), 0);
+    t.ref = ref.data;
+    pthread_mutex_init(&t.lock, NULL);
+    pthread_barrier_init(&t.start, NULL, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, read_together, &t), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(t.failures, 0);
+    struct ahl_meta_gzip_stats s;
+    ahl_meta_gzip_stats(f->m, &s);
+    assert_int_equal(s.groups_built, 10);
+    assert_int_equal(s.groups_reused, 30);
+    print_message("waits for another reader's build: %llu\n", (unsigned long long)s.groups_waited);
+    pthread_barrier_destroy(&t.start);
+    pthread_mutex_destroy(&t.lock);
+    ahl_buf_release(&ref);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_versions_and_reuse),
-        cmocka_unit_test(test_size_within_gzip6),
-        cmocka_unit_test(test_cache_off_and_small),
-        cmocka_unit_test(test_readers_race),
+        cmocka_unit_test(test_versions_and_reuse),       cmocka_unit_test(test_size_within_gzip6),
+        cmocka_unit_test(test_cache_off_and_small),      cmocka_unit_test(test_readers_race),
+        cmocka_unit_test(test_first_reads_share_builds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
