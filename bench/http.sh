@@ -34,7 +34,8 @@
 #                         update, update_c1, update_c2, update_c4, update_c16, update_big_1,
 #                         metadata_8, metadata_1, frames, frames_large_set)
 #                         into PERF_OUT (default perf-NAME.data); PERF_CALLGRAPH=fp|dwarf,SIZE
-#                         picks the unwinder (dwarf works without frame pointers).
+#                         picks the unwinder (dwarf works without frame pointers); then
+#                         bench/perf_split.py PERF_OUT [CPU_US] splits it into request stages.
 set -euo pipefail
 
 N=${1:-10000}
