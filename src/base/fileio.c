@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -40,8 +41,9 @@ static int failed(struct ahl_write_failure *why, const char *step, const char *e
     return e == ENOSPC || e == EDQUOT ? AHL_ENOSPC : AHL_EIO;
 }
 
-int ahl_write_file_atomic(int dirfd, const char *name, const char *tmp_prefix, mode_t mode,
-                          const void *data, size_t n, struct ahl_write_failure *why)
+/* ahl_write_file_atomic, with the two fsyncs only when durable. */
+static int write_file(int dirfd, const char *name, const char *tmp_prefix, mode_t mode,
+                      const void *data, size_t n, bool durable, struct ahl_write_failure *why)
 {
     char rnd[33], tmp[256];
     if (ahl_random_id(rnd) < 0)
@@ -54,7 +56,7 @@ int ahl_write_file_atomic(int dirfd, const char *name, const char *tmp_prefix, m
     const char *step = NULL;
     if (ahl_write_all(fd, data, n) < 0)
         step = "write";
-    else if (fsync(fd) != 0)
+    else if (durable && fsync(fd) != 0)
         step = "fsync";
     int e = errno;
     if (close(fd) != 0 && !step) {
@@ -70,7 +72,19 @@ int ahl_write_file_atomic(int dirfd, const char *name, const char *tmp_prefix, m
         unlinkat(dirfd, tmp, 0);
         return failed(why, step, tmp, e);
     }
-    if (fsync(dirfd) != 0)
+    if (durable && fsync(dirfd) != 0)
         return failed(why, "fsync directory", "", errno);
     return 0;
+}
+
+int ahl_write_file_atomic(int dirfd, const char *name, const char *tmp_prefix, mode_t mode,
+                          const void *data, size_t n, struct ahl_write_failure *why)
+{
+    return write_file(dirfd, name, tmp_prefix, mode, data, n, true, why);
+}
+
+int ahl_write_file_replace(int dirfd, const char *name, const char *tmp_prefix, mode_t mode,
+                           const void *data, size_t n, struct ahl_write_failure *why)
+{
+    return write_file(dirfd, name, tmp_prefix, mode, data, n, false, why);
 }

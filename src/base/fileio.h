@@ -1,5 +1,6 @@
 /* Small file-descriptor helpers shared by the modules that write files and sockets, and the one
- * way files are written atomically (the frame store and local buckets both use it). */
+ * way files are written atomically (the frame store and local buckets both use it), durable at
+ * once or later. */
 #ifndef AHL_BASE_FILEIO_H
 #define AHL_BASE_FILEIO_H
 
@@ -31,5 +32,11 @@ struct ahl_write_failure {
  * AHL_EIO otherwise. */
 int ahl_write_file_atomic(int dirfd, const char *name, const char *tmp_prefix, mode_t mode,
                           const void *data, size_t n, struct ahl_write_failure *why);
+
+/* ahl_write_file_atomic without its two fsyncs: readers still see the old file or all n bytes,
+ * but the new file is durable only once the caller has synced it (the frame store syncs a group
+ * of them with one syncfs before it lets anything name them). */
+int ahl_write_file_replace(int dirfd, const char *name, const char *tmp_prefix, mode_t mode,
+                           const void *data, size_t n, struct ahl_write_failure *why);
 
 #endif

@@ -7,6 +7,8 @@
 #ifndef AHL_BLOB_FRAMESTORE_H
 #define AHL_BLOB_FRAMESTORE_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -138,5 +140,55 @@ void ahl_framestore_path(const struct ahl_framestore *fs, const char *id, char *
 int ahl_framestore_exists(struct ahl_framestore *fs, const char *id);
 /* Removes a frame (and fsyncs its directory). Deleting an absent frame is AHL_ENOTFOUND. */
 int ahl_framestore_delete(struct ahl_framestore *fs, const char *id, struct ahl_err *err);
+
+/* ---- writing frames durable in groups ----
+ *
+ * ahl_framestore_put makes each frame durable on its own, with two fsyncs (the file, then its
+ * directory). An importer writes many frames and commits the metadata that names them only
+ * afterwards, so it writes them without syncing and makes them durable together, with one
+ * syncfs(2) of the frame store's file system, just before that commit (docs/frames.md#durability):
+ *
+ *     struct ahl_framestore_sync s;
+ *     ahl_framestore_sync_open(fs, &s, err);                 -- before the writes it will cover
+ *     uint64_t ticket;
+ *     ahl_framestore_write(fs, &s, id, data, len, &ticket, err);   -- any thread, any number
+ *     ...
+ *     ahl_framestore_sync(&s, ticket, err);  -- 0: every write up to that ticket is durable
+ *     -- now commit what names those frames
+ *     ahl_framestore_sync_close(&s);
+ *
+ * Tickets grow with each write. A sync covers every write that returned before it started, so
+ * threads syncing at once share one syncfs: a caller whose ticket an earlier or running syncfs
+ * covers waits for it instead of starting another. syncfs flushes the whole file system the
+ * frame store is on (other files there too); the descriptor it is called on is the store's root,
+ * opened before the writes, so the write-back errors that syncfs reports (Linux 5.8 and later)
+ * are those of the writes it covers. After a failed syncfs the frames written before it may not
+ * be on disk although the page cache still holds them: the tickets it was to cover never become
+ * durable (AHL_EIO for them ever after); later writes get later tickets and a later sync. */
+struct ahl_framestore_sync {
+    int fd; /* the frame store's root */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t written;         /* the last ticket handed out */
+    uint64_t synced;          /* every ticket up to this is durable */
+    uint64_t failed;          /* no ticket up to this ever will be */
+    bool syncing;             /* a syncfs is running */
+    int (*syncfs_fn)(int fd); /* syncfs(2); a test may put another here */
+};
+
+/* Opens the root for syncing. 0 or AHL_EIO. */
+int ahl_framestore_sync_open(const struct ahl_framestore *fs, struct ahl_framestore_sync *s,
+                             struct ahl_err *err);
+/* NULL and a zeroed struct are accepted. */
+void ahl_framestore_sync_close(struct ahl_framestore_sync *s);
+/* ahl_framestore_put without its fsyncs: readers see the whole frame or none, and *ticket is what
+ * to pass to ahl_framestore_sync to make it durable. A frame already present with these bytes is
+ * left alone, and still gets a ticket: it may have been written, not yet synced, by another
+ * thread. Errors as ahl_framestore_put. */
+int ahl_framestore_write(struct ahl_framestore *fs, struct ahl_framestore_sync *s, const char *id,
+                         const void *data, size_t len, uint64_t *ticket, struct ahl_err *err);
+/* Makes every write up to ticket durable (ticket 0: nothing to do). 0, or AHL_EIO when a syncfs
+ * that was to cover it failed (err says so; see above). */
+int ahl_framestore_sync(struct ahl_framestore_sync *s, uint64_t ticket, struct ahl_err *err);
 
 #endif /* AHL_BLOB_FRAMESTORE_H */

@@ -38,4 +38,20 @@ bool ahl__ts_is(const char *ts, const char *uid);
  * over its components. */
 int ahl__j2k_resolutions(const uint8_t *src, size_t n, uint32_t *levels, struct ahl_err *err);
 
+/* Fills out->levels / n_levels (decompositions + 1 levels, lowest first) for a frame encoded by
+ * ahl_htj2k_encode with that many decomposition levels, from f, the frame's verified
+ * full-resolution decode: the checksums a decode at each reduced resolution gives
+ * (level_checksums.c says why), without decoding. 0, AHL_EINVAL (f not canonical, too many levels),
+ * AHL_ENOMEM. */
+int ahl__htj2k_level_checksums(const struct ahl_raw_frame *f, uint32_t decompositions,
+                               struct ahl_stored_frame *out, struct ahl_err *err);
+
+/* ahl_frame_transcode with the HTJ2K encoder given (ahl_htj2k_encode in production), so that a
+ * test can hand the verification a wrong codestream and see the frame refused. */
+typedef int (*ahl__htj2k_encode_fn)(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
+                                    struct ahl_err *err);
+int ahl__frame_transcode_with(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
+                              ahl__htj2k_encode_fn encode, struct ahl_stored_frame *out,
+                              struct ahl_err *err);
+
 #endif /* AHL_FRAMES_CODEC_INTERNAL_H */

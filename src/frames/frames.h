@@ -71,8 +71,11 @@
  * - PixelDataChecksumFromBaseToFullResolution: one {Width, Height, Checksum} per resolution level
  *   of the stored frame, lowest first, full size last; Checksum = CRC32 (zlib) of the canonical raw
  *   buffer of the stored frame decoded at that level (OpenJPEG, opj_set_decoded_resolution_factor).
- *   Frames stored as-is in a non-wavelet syntax (JPEG baseline, native) have one entry, full size;
- *   for 1-bit frames its checksum is over the stored (packed) bytes and min/max are 0 or 1.
+ *   For the frames this module encodes they are computed from the one verification decode by the
+ *   forward wavelet transform, which gives the same numbers without a decode per level
+ * (level_checksums.c). Frames stored as-is in a non-wavelet syntax (JPEG baseline, native) have one
+ * entry, full size; for 1-bit frames its checksum is over the stored (packed) bytes and min/max are
+ * 0 or 1.
  *
  * Limits: rows and columns <= 65535, samples per pixel 1 or 3, a decoded frame <= 1 GiB.
  * Thread safety: every function may be called from several threads at once on different objects.
@@ -306,8 +309,9 @@ int ahl_htj2k_encode(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_l
 /* ---- import: one source frame to one stored frame ---- */
 
 /* Decodes, applies the storage policy, encodes, verifies and computes the metadata of one frame.
- * The stored HTJ2K is decoded back (all resolution levels) and compared with the source decode
- * before success is returned, so a stored frame is always bit-exact. */
+ * The stored HTJ2K is decoded back at full resolution (OpenJPH) and compared with the source
+ * decode before success is returned, so a stored frame is always bit-exact; a mismatch, or a
+ * codestream the decoder refuses, is AHL_EINTERNAL and nothing is returned to store. */
 int ahl_frame_transcode(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
                         struct ahl_stored_frame *out, struct ahl_err *err);
 

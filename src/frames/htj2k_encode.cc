@@ -1,7 +1,7 @@
 // HTJ2K lossless encoding through OpenJPH (C++), exposed to the C code of the frames module as
 // ahl__ojph_encode(). Exceptions never cross this boundary: OpenJPH reports errors by calling its
-// configured error handler, which we replace with one that throws, and every call is wrapped in a
-// try/catch that turns the message into text for the C caller.
+// configured error handler, which ojph_messages.cc replaces with one that throws, and every call
+// is wrapped in a try/catch that turns the message into text for the C caller.
 //
 // Determinism. Frame IDs are content addresses of the encoded bytes, so the same pixels must
 // always encode to the same bytes (re-importing a file must not make a new version). OpenJPH
@@ -24,71 +24,21 @@
 #include <openjph/ojph_codestream.h>
 #include <openjph/ojph_file.h>
 #include <openjph/ojph_mem.h>
-#include <openjph/ojph_message.h>
 #include <openjph/ojph_params.h>
 
-#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <new>
 #include <stdexcept>
 
 extern "C" {
 #include "frames/shim.h"
 }
+#include "frames/ojph_messages.h"
 
 namespace
 {
-
-// OpenJPH's default handlers print to stderr; ours keep the message in the exception instead and
-// drop informational output.
-class throwing_error : public ojph::message_error
-{
-  public:
-    void operator()(int code, const char *file, int line, const char *fmt, ...) override
-    {
-        char msg[256];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        char full[320];
-        snprintf(full, sizeof full, "OpenJPH error 0x%x (%s:%d): %s", code, file, line, msg);
-        throw std::runtime_error(full);
-    }
-};
-
-class quiet_warning : public ojph::message_warning
-{
-  public:
-    void operator()(int, const char *, int, const char *, ...) override
-    {
-    }
-};
-
-class quiet_info : public ojph::message_info
-{
-  public:
-    void operator()(int, const char *, int, const char *, ...) override
-    {
-    }
-};
-
-throwing_error g_error;
-quiet_warning g_warning;
-quiet_info g_info;
-std::once_flag g_configured;
-
-void configure_messages()
-{
-    std::call_once(g_configured, [] {
-        ojph::configure_error(&g_error);
-        ojph::configure_warning(&g_warning);
-        ojph::configure_info(&g_info);
-    });
-}
 
 uint32_t be32(const uint8_t *p)
 {
@@ -222,7 +172,7 @@ extern "C" int ahl__ojph_encode(const uint8_t *samples, uint32_t width, uint32_t
 {
     *out = nullptr;
     *out_len = 0;
-    configure_messages();
+    ahl_ojph::configure_messages();
     try {
         ojph::codestream cs;
         ojph::param_siz siz = cs.access_siz();

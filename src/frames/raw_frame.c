@@ -46,27 +46,24 @@ void ahl_raw_frame_release(struct ahl_raw_frame *f)
     memset(f, 0, sizeof *f);
 }
 
+/* One loop per container and signedness, without a branch per sample: this runs on every
+ * decoded frame. (v ^ sign) - sign sign-extends v from the precision's top bit. */
 void ahl__raw_frame_normalize(struct ahl_raw_frame *f)
 {
     unsigned bits = f->bytes_per_sample * 8u;
     if (f->precision >= bits)
         return;
-    uint32_t mask = (1u << f->precision) - 1, sign = 1u << (f->precision - 1);
+    uint32_t mask = (1u << f->precision) - 1, sign = f->is_signed ? 1u << (f->precision - 1) : 0;
     size_t n = f->len / f->bytes_per_sample;
+    uint8_t *p = f->data;
     if (f->bytes_per_sample == 1) {
-        for (size_t i = 0; i < n; i++) {
-            uint32_t v = f->data[i] & mask;
-            if (f->is_signed && (v & sign))
-                v |= ~mask;
-            f->data[i] = (uint8_t)v;
-        }
+        for (size_t i = 0; i < n; i++)
+            p[i] = (uint8_t)(((p[i] & mask) ^ sign) - sign);
     } else {
         for (size_t i = 0; i < n; i++) {
-            uint32_t v = (f->data[2 * i] | (f->data[2 * i + 1] << 8)) & mask;
-            if (f->is_signed && (v & sign))
-                v |= ~mask;
-            f->data[2 * i] = (uint8_t)v;
-            f->data[2 * i + 1] = (uint8_t)(v >> 8);
+            uint32_t v = (((uint32_t)(p[2 * i] | p[2 * i + 1] << 8) & mask) ^ sign) - sign;
+            p[2 * i] = (uint8_t)v;
+            p[2 * i + 1] = (uint8_t)(v >> 8);
         }
     }
 }
@@ -86,19 +83,33 @@ int ahl__check_geometry(const struct ahl_pixel_desc *d, const char *codec, uint3
 void ahl_raw_frame_minmax(const struct ahl_raw_frame *f, int64_t *min, int64_t *max)
 {
     size_t n = f->len / f->bytes_per_sample;
-    int64_t lo = INT64_MAX, hi = INT64_MIN;
-    for (size_t i = 0; i < n; i++) {
-        int64_t v;
-        if (f->bytes_per_sample == 1)
-            v = f->is_signed ? (int8_t)f->data[i] : f->data[i];
-        else {
-            uint16_t u = (uint16_t)(f->data[2 * i] | (f->data[2 * i + 1] << 8));
-            v = f->is_signed ? (int16_t)u : u;
+    const uint8_t *p = f->data;
+    int32_t lo = INT32_MAX, hi = INT32_MIN;
+    /* One loop per container and signedness, so that each vectorizes. */
+    if (f->bytes_per_sample == 1 && f->is_signed) {
+        for (size_t i = 0; i < n; i++) {
+            int32_t v = (int8_t)p[i];
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
         }
-        if (v < lo)
-            lo = v;
-        if (v > hi)
-            hi = v;
+    } else if (f->bytes_per_sample == 1) {
+        for (size_t i = 0; i < n; i++) {
+            int32_t v = p[i];
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+    } else if (f->is_signed) {
+        for (size_t i = 0; i < n; i++) {
+            int32_t v = (int16_t)(uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            int32_t v = p[2 * i] | p[2 * i + 1] << 8;
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
     }
     if (n == 0)
         lo = hi = 0;

@@ -1,7 +1,13 @@
 /* Import of one frame: decode the source, apply HealthImaging's storage policy (HTJ2K lossless, or
  * the original bytes for the syntaxes it keeps), prove the stored frame decodes to exactly the
  * source pixels, and compute the ImageFrames metadata (id, size, min/max, per-level checksums).
- * The policy itself is written down in frames.h. */
+ * The policy itself is written down in frames.h.
+ *
+ * An HTJ2K encode is verified by ONE full-resolution decode (OpenJPH, htj2k_decode.cc) compared
+ * with the source bit for bit; the checksums of the lower resolution levels are computed from
+ * the pixels that decode proved (level_checksums.c) instead of decoding the codestream once more
+ * per level. Frames kept as they are (lossy J2K and HTJ2K) come from elsewhere and are decoded at
+ * each level with OpenJPEG. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,9 +60,8 @@ static uint32_t raw_crc(const struct ahl_raw_frame *f)
     return ahl_crc32(0, f->data, f->len);
 }
 
-/* The per-level checksums of a stored J2K/HTJ2K frame. full, when given, is the full-resolution
- * decode already in hand (the verification decode), so the most expensive level is not decoded
- * twice. */
+/* The per-level checksums of a stored J2K/HTJ2K frame, decoded at each level. full, when given, is
+ * the full-resolution decode already in hand, so the most expensive level is not decoded twice. */
 static int wavelet_checksums(const struct ahl_pixel_desc *d, struct ahl_stored_frame *out,
                              const struct ahl_raw_frame *full, struct ahl_err *err)
 {
@@ -186,10 +191,39 @@ static int transcode_1bit(const struct ahl_pixel_desc *d, const uint8_t *src, si
     return 0;
 }
 
+/* Verifies an HTJ2K encode of raw (out->data) before anything is stored, and fills out's levels:
+ * the full-resolution decode of what is about to be stored must be the source pixels, bit for
+ * bit, and then the checksum of every level follows from those pixels. */
+static int verify_htj2k(const struct ahl_raw_frame *raw, struct ahl_stored_frame *out,
+                        struct ahl_err *err)
+{
+    uint32_t decompositions = 0;
+    char msg[300] = "";
+    int r = ahl__ojph_verify(out->data, out->len, raw->data, raw->len, raw->width, raw->height,
+                             raw->components, raw->precision, raw->is_signed, &decompositions, msg,
+                             sizeof msg);
+    if (r == -2)
+        return ahl_fail(err, AHL_ENOMEM, "out of memory in the HTJ2K decoder");
+    if (r == -5)
+        return ahl_fail(err, AHL_EINTERNAL,
+                        "HTJ2K round trip is not bit-exact (%ux%u, %u samples of %u bits): %s",
+                        raw->width, raw->height, raw->components, raw->precision, msg);
+    if (r < 0)
+        return ahl_fail(err, AHL_EINTERNAL, "HTJ2K verification decode failed: %s", msg);
+    return ahl__htj2k_level_checksums(raw, decompositions, out, err);
+}
+
 int ahl_frame_transcode(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
                         struct ahl_stored_frame *out, struct ahl_err *err)
 {
-    struct ahl_raw_frame raw = {0}, back = {0};
+    return ahl__frame_transcode_with(d, src, n, ahl_htj2k_encode, out, err);
+}
+
+int ahl__frame_transcode_with(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
+                              ahl__htj2k_encode_fn encode, struct ahl_stored_frame *out,
+                              struct ahl_err *err)
+{
+    struct ahl_raw_frame raw = {0};
     memset(out, 0, sizeof *out);
     int rc = ahl_pixel_desc_check(d, err);
     if (rc < 0)
@@ -226,40 +260,19 @@ int ahl_frame_transcode(const struct ahl_pixel_desc *d, const uint8_t *src, size
             out->levels[0].checksum = raw_crc(&raw);
             out->n_levels = 1;
         } else {
-            rc = ahl_stored_frame_checksums(d, out, err);
+            rc = wavelet_checksums(d, out, &raw, err); /* raw: the stored bytes' own decode */
         }
         goto finish;
     }
 
-    rc = ahl_htj2k_encode(&raw, &out->data, &out->len, err);
+    rc = encode(&raw, &out->data, &out->len, err);
     if (rc < 0)
         goto out;
     if ((rc = ahl__copy_field(out->stored_transfer_syntax, sizeof out->stored_transfer_syntax,
                               AHL_TS_HTJ2K_RPCL, err)) < 0)
         goto out;
 
-    /* Verify before anything is stored: the full-resolution decode of what we are about to store
-     * must be the source pixels, bit for bit. */
-    {
-        struct ahl_pixel_desc sd = *d;
-        sd.bits_stored = raw.precision;
-        sd.high_bit = (uint16_t)(raw.precision - 1);
-        sd.bits_allocated = raw.bytes_per_sample == 1 ? 8 : 16;
-        if ((rc = ahl__copy_field(sd.transfer_syntax, sizeof sd.transfer_syntax, AHL_TS_HTJ2K_RPCL,
-                                  err)) < 0 ||
-            (rc = ahl__copy_field(sd.photometric, sizeof sd.photometric, raw.photometric, err)) < 0)
-            goto out;
-        rc = ahl_decode_j2k(&sd, out->data, out->len, 0, &back, err);
-        if (rc < 0)
-            goto out;
-        if (back.len != raw.len || memcmp(back.data, raw.data, raw.len) != 0) {
-            rc = ahl_fail(err, AHL_EINTERNAL,
-                          "HTJ2K round trip is not bit-exact (%ux%u, %u samples of %u bits)",
-                          raw.width, raw.height, raw.components, raw.precision);
-            goto out;
-        }
-        rc = wavelet_checksums(&sd, out, &back, err);
-    }
+    rc = verify_htj2k(&raw, out, err);
 
 finish:
     if (rc < 0)
@@ -268,7 +281,6 @@ finish:
     out->content_type = ahl_frame_content_type(out->stored_transfer_syntax);
 out:
     ahl_raw_frame_release(&raw);
-    ahl_raw_frame_release(&back);
     if (rc < 0)
         ahl_stored_frame_release(out);
     return rc;

@@ -178,7 +178,8 @@ static int absorb(json_t *cand, const json_t *inst_doc, const char *series_uid, 
             continue;
         const char *key;
         json_t *v;
-        json_object_foreach((json_t *)src[i], key, v) {
+        json_object_foreach((json_t *)src[i], key, v)
+        {
             if (!overwrite && json_object_get(dst[i], key))
                 continue;
             if (json_object_set_new(dst[i], key, json_deep_copy(v)) < 0)
@@ -250,7 +251,8 @@ static int write_items(struct ahl_importer *im, struct ahl_import_item **items, 
     if (c) {
         rc = ahl_meta_imageset_put_instances(im->m, im->ds, c->id, doc, c->version, &info, err);
     } else {
-        struct ahl_meta_create_opts o = {.is_primary = primary, .workflow_status = AHL_WORKFLOW_IMPORTED};
+        struct ahl_meta_create_opts o = {.is_primary = primary,
+                                         .workflow_status = AHL_WORKFLOW_IMPORTED};
         rc = ahl_meta_imageset_create(im->m, im->ds, doc, &o, &info, err);
     }
     json_decref(doc);
@@ -328,6 +330,16 @@ void ahl__import_commit(struct ahl_importer *im, struct ahl_import_item **items,
         fail_items(items, n, rc, &err);
         goto out_nolock;
     }
+    /* No version may name a frame before the frame is durable: one sync for the frames of every
+     * item, before the stripe is taken (a sync waits for the disk). */
+    uint64_t ticket = 0;
+    for (size_t i = 0; i < n; i++)
+        if (items[i]->ticket > ticket)
+            ticket = items[i]->ticket;
+    if ((rc = ahl_framestore_sync(&im->sync, ticket, &err)) < 0) {
+        fail_items(items, n, rc, &err);
+        goto out_nolock;
+    }
     stripe_lock(im, items[0]->key, &lk);
     for (int attempt = 0; attempt < IMPORT_CAS_RETRIES; attempt++) {
         json_t *cand = NULL;
@@ -357,7 +369,7 @@ void ahl__import_commit(struct ahl_importer *im, struct ahl_import_item **items,
                 bad[nbad++] = items[i];
                 items[i]->res.n_warnings = 1;
                 ahl_str_copy_cut(items[i]->res.warning_type, sizeof items[i]->res.warning_type,
-                        "InconsistentWithPrimaryImageSet");
+                                 "InconsistentWithPrimaryImageSet");
                 snprintf(items[i]->res.warning, sizeof items[i]->res.warning,
                          "%s; the instance was put in a non-primary image set", diff.message);
             } else {

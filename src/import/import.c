@@ -40,7 +40,7 @@ void ahl_import_result_blame(struct ahl_import_result *res, bool customer_error)
 /* Records a failure. The input is at fault unless the failure is the server's own (memory, I/O on
  * our side, damaged stored data, internal errors). */
 int ahl__import_res_fail(struct ahl_import_result *res, int rc, const struct ahl_err *err,
-                    const char *prefix)
+                         const char *prefix)
 {
     res->rc = rc < 0 ? rc : AHL_EINTERNAL;
     ahl_import_result_blame(res, !(res->rc == AHL_ENOMEM || res->rc == AHL_EINTERNAL ||
@@ -98,6 +98,8 @@ int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,
         im->fs = *opts->frames;
     else if ((rc = ahl_framestore_open(&im->fs, opts->frames_root, err)) < 0)
         goto out;
+    if ((rc = ahl_framestore_sync_open(&im->fs, &im->sync, err)) < 0)
+        goto out;
     if (opts->lock_dir) {
         int w = snprintf(im->lock_dir, sizeof im->lock_dir, "%s/import-locks", opts->lock_dir);
         if (w < 0 || (size_t)w >= sizeof im->lock_dir) {
@@ -115,6 +117,11 @@ int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,
     im = NULL;
     rc = 0;
 out:
+    if (im) {
+        ahl_framestore_sync_close(&im->sync);
+        pthread_mutex_destroy(&im->cache_mu);
+        ahl_import_budget_release(&im->own_budget);
+    }
     free(im);
     return rc;
 }
@@ -127,6 +134,7 @@ void ahl_importer_close(struct ahl_importer *im)
         json_decref(im->cache[i].cand);
     pthread_mutex_destroy(&im->cache_mu);
     ahl_import_budget_release(&im->own_budget);
+    ahl_framestore_sync_close(&im->sync);
     free(im);
 }
 

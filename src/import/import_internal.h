@@ -1,10 +1,11 @@
 /* Internals of the importer shared by its files (not a public header: src/import only).
  *
  * import.c  the importer handle (open/close), failure results, the candidate cache;
- * read.c    stage 1: one DICOM object read, normalized, its frames transcoded and stored, under
- *           the frame memory budget;
- * commit.c  stage 2: instances of one grouping key committed into primary or non-primary image
- *           sets, serialized per key (stripe locks), with compare-and-set retries;
+ * read.c    stage 1: one DICOM object read, normalized, its frames transcoded and written (not yet
+ *           durable), under the frame memory budget;
+ * commit.c  stage 2: the frames of the instances made durable (one sync), then instances of one
+ *           grouping key committed into primary or non-primary image sets, serialized per key
+ *           (stripe locks), with compare-and-set retries;
  * batch.c   batches: instances gathered per grouping key and committed together.
  */
 #ifndef AHL_IMPORT_IMPORT_INTERNAL_H
@@ -50,6 +51,9 @@ struct ahl_importer {
     uint64_t cache_clock;
     /* The frame memory budget (import.h): the one given in the options, or own_budget. */
     struct ahl_import_budget own_budget, *budget;
+    /* Frames and bulk data are written without syncing and made durable together before the
+     * commit that names them (blob/framestore.h, docs/frames.md#durability). */
+    struct ahl_framestore_sync sync;
 };
 
 struct ahl_import_item {
@@ -57,6 +61,7 @@ struct ahl_import_item {
     char key[AHL_GROUP_KEY_LEN + 1];
     const char *study_uid, *series_uid, *sop_uid; /* borrowed from doc */
     struct ahl_import_result res;                 /* bytes, frames, SOP UID so far */
+    uint64_t ticket; /* of its last frame or bulk data write: synced before it is committed */
 };
 
 /* Resets a result to "nothing yet". */

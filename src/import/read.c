@@ -163,9 +163,9 @@ static int frame_bytes(const struct ahl_dcm_pixel *px, const struct ahl_pixel_de
             free(buf);
             return ahl_fail(err, rc, "pixel data of frame %u runs past the end of the file", i + 1);
         }
-        rc = ahl_native_frame_extract(d, buf, (size_t)fsz, 0, out, len, err);
-        free(buf);
-        return rc;
+        *out = buf; /* frames of 8 or more bits start on a byte: the slice is the frame */
+        *len = (size_t)fsz;
+        return 0;
     }
     return ahl_frames_gather(px, &spans[i], fd_read_fn, &fd, out, len, err);
 }
@@ -241,9 +241,11 @@ static void budget_release(struct ahl_importer *im, uint64_t cost)
     pthread_mutex_unlock(&b->mu);
 }
 
-/* Transcodes and stores every frame of f, recording them in the instance node inst. */
+/* Transcodes and writes every frame of f, recording them in the instance node inst and the
+ * ticket of the last write in *ticket. */
 static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, int fd,
-                         json_t *inst, struct ahl_import_result *res, struct ahl_err *err)
+                         json_t *inst, struct ahl_import_result *res, uint64_t *ticket,
+                         struct ahl_err *err)
 {
     const struct ahl_dcm_pixel *px = &f->pixel;
     struct ahl_pixel_desc d;
@@ -310,7 +312,8 @@ static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, 
         free(bytes);
         if (rc < 0)
             goto out;
-        if ((rc = ahl_framestore_put(&im->fs, sf.id, sf.data, sf.len, err)) < 0)
+        if ((rc = ahl_framestore_write(&im->fs, &im->sync, sf.id, sf.data, sf.len, ticket, err)) <
+            0)
             goto out;
         json_t *e = frame_entry(&sf);
         if (!e || json_array_append_new(frames, e) < 0) {
@@ -390,7 +393,7 @@ static unsigned bulk_vr_size(const char *vr)
  * and values over AHL_FRAMESTORE_MAX_BYTES stay left out, as the normalizer leaves them. Each
  * value is read whole within the importer's memory budget. */
 static int import_bulk(struct ahl_importer *im, const struct ahl_dcm_file *f, int fd, json_t *inst,
-                       struct ahl_err *err)
+                       uint64_t *ticket, struct ahl_err *err)
 {
     json_t *bulk = NULL;
     int rc = 0, sfd = -1, rfd = fd;
@@ -424,7 +427,7 @@ static int import_bulk(struct ahl_importer *im, const struct ahl_dcm_file *f, in
             }
         if (rc == 0) {
             ahl_frame_id(AHL_TS_EXPLICIT_LE, v, e->length, id);
-            rc = ahl_framestore_put(&im->fs, id, v, e->length, err);
+            rc = ahl_framestore_write(&im->fs, &im->sync, id, v, e->length, ticket, err);
         }
         free(v);
         budget_release(im, e->length);
@@ -445,7 +448,7 @@ static int import_bulk(struct ahl_importer *im, const struct ahl_dcm_file *f, in
 
 /* The one series and one instance of a normalized single-instance document. */
 int ahl__import_doc_parts(json_t *doc, const char **study, const char **series, json_t **inst,
-                            const char **sop)
+                          const char **sop)
 {
     json_t *st = json_object_get(doc, "Study");
     json_t *ser = json_object_get(st, "Series");
@@ -519,11 +522,11 @@ int ahl_import_prepare_fd_of_study(struct ahl_importer *im, int fd, const char *
         ahl__import_res_fail(res, rc, &err, NULL);
         goto out;
     }
-    if (f->pixel.present && (rc = import_frames(im, f, fd, inst, res, &err)) < 0) {
+    if (f->pixel.present && (rc = import_frames(im, f, fd, inst, res, &it->ticket, &err)) < 0) {
         ahl__import_res_fail(res, rc, &err, "pixel data: ");
         goto out;
     }
-    if ((rc = import_bulk(im, f, fd, inst, &err)) < 0) {
+    if ((rc = import_bulk(im, f, fd, inst, &it->ticket, &err)) < 0) {
         ahl__import_res_fail(res, rc, &err, NULL);
         goto out;
     }

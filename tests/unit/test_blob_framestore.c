@@ -1,10 +1,12 @@
 /* links: frames */
 /* Unit tests of the filesystem frame store: put/get/exists/delete round trips, idempotent puts,
  * id validation (no path tricks), the fan-out layout, stale temporary files swept at open while
- * another process's recent ones are left alone, streaming through the returned descriptor, and
- * the atomic write of base/fileio.h that puts go through, and frames held in memory (the cache of
- * verified frames: hits, changed files read again, the budget). */
+ * another process's recent ones are left alone, streaming through the returned descriptor, the
+ * atomic write of base/fileio.h that puts go through, frames held in memory (the cache of
+ * verified frames: hits, changed files read again, the budget), and writes made durable in groups
+ * (tickets, one syncfs shared by the writes before it, a failed sync never counted as durable). */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -504,6 +506,71 @@ static void test_stores_transcoded_frames(void **state)
     ahl_stored_frame_release(&sf);
 }
 
+static unsigned syncs;
+static bool sync_fails;
+static int (*real_syncfs)(int fd);
+
+static int counting_syncfs(int fd)
+{
+    syncs++;
+    if (sync_fails) {
+        errno = EIO;
+        return -1;
+    }
+    return real_syncfs(fd);
+}
+
+static void test_write_and_sync(void **state)
+{
+    (void)state;
+    struct ahl_framestore fs;
+    struct ahl_framestore_sync s;
+    struct ahl_err err = {0};
+    static const char *ids[] = {"00112233445566778899aabbccddeeff",
+                                "ffeeddccbbaa99887766554433221100",
+                                "0f1e2d3c4b5a69788796a5b4c3d2e1f0"};
+    uint64_t t[4];
+    syncs = 0;
+    sync_fails = false;
+    assert_int_equal(ahl_framestore_open(&fs, root, &err), 0);
+    assert_int_equal(ahl_framestore_sync_open(&fs, &s, &err), 0);
+    real_syncfs = s.syncfs_fn;
+    s.syncfs_fn = counting_syncfs;
+    assert_int_equal(ahl_framestore_sync(&s, 0, &err), 0); /* nothing written: nothing to do */
+    assert_int_equal(syncs, 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(ahl_framestore_write(&fs, &s, ids[i], ids[i], 32, &t[i], &err), 0);
+    assert_true(t[0] > 0 && t[1] > t[0]);
+    /* Written frames are there to read at once, whole. */
+    uint8_t *data;
+    size_t len;
+    assert_int_equal(ahl_framestore_get(&fs, ids[1], &data, &len, &err), 0);
+    assert_int_equal(len, 32);
+    assert_memory_equal(data, ids[1], 32);
+    free(data);
+    /* One sync covers every write before it; a ticket it covered needs no other. */
+    assert_int_equal(ahl_framestore_sync(&s, t[1], &err), 0);
+    assert_int_equal(syncs, 1);
+    assert_int_equal(ahl_framestore_sync(&s, t[0], &err), 0);
+    assert_int_equal(syncs, 1);
+    /* The same frame again: the file is left alone, and gets a new ticket to sync. */
+    assert_int_equal(ahl_framestore_write(&fs, &s, ids[0], ids[0], 32, &t[2], &err), 0);
+    assert_true(t[2] > t[1]);
+    /* A failed sync: its tickets never count as durable, whatever later syncs do. */
+    sync_fails = true;
+    assert_int_equal(ahl_framestore_sync(&s, t[2], &err), AHL_EIO);
+    assert_non_null(strstr(err.msg, "sync"));
+    sync_fails = false;
+    assert_int_equal(ahl_framestore_sync(&s, t[2], &err), AHL_EIO);
+    assert_int_equal(syncs, 2); /* refused without trying again */
+    /* Writes after it are synced by the next sync. */
+    assert_int_equal(ahl_framestore_write(&fs, &s, ids[2], ids[2], 32, &t[3], &err), 0);
+    assert_int_equal(ahl_framestore_sync(&s, t[3], &err), 0);
+    assert_int_equal(syncs, 3);
+    ahl_framestore_sync_close(&s);
+    ahl_framestore_sync_close(&s); /* closing twice is harmless */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -515,6 +582,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_atomic_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_and_sync, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,9 @@
 /* Unit tests of the frames codecs: the RLE decoder (table-driven, well-formed and malformed),
  * native decoding (byte order, planar, YBR 4:2:2, masking), HTJ2K encode -> OpenJPEG decode round
  * trips (8/16-bit, signed/unsigned, 1 and 3 samples, odd sizes), byte-identical encodes whatever
- * the heap held before (frame ids are content addresses), and the import transcode's metadata
- * against values computed here independently. */
+ * the heap held before (frame ids are content addresses), the import transcode's metadata
+ * against values computed here independently, its level checksums against OpenJPEG's decodes at
+ * every reduced resolution, and its refusal of an encode that does not decode to the source. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #endif
 
 #include "frames/frames.h"
+#include "frames/codec_internal.h"
 
 /* ---- RLE ---- */
 
@@ -416,6 +418,163 @@ static void test_htj2k_deterministic(void **state)
     }
 }
 
+/* The level checksums import computes from the verification decode (level_checksums.c) must be the
+ * ones OpenJPEG's decode at each reduced resolution gives, as they were when every level was
+ * decoded: odd and even sizes down to 1 pixel, every depth and signedness, 1 and 3 samples (RCT),
+ * and contents that make the reduced levels leave the sample range (so clamping is exercised). */
+static void test_levels_match_reduced_decodes(void **state)
+{
+    (void)state;
+    static const uint32_t sizes[][2] = {{1, 1},  {2, 1},   {1, 5},   {2, 2},    {3, 3},
+                                        {5, 4},  {7, 9},   {16, 16}, {17, 33},  {32, 1},
+                                        {1, 40}, {63, 65}, {64, 2},  {100, 37}, {129, 130}};
+    static const struct {
+        uint16_t spp, alloc, stored, pr;
+    } kinds[] = {{1, 8, 8, 0},   {1, 8, 8, 1},   {1, 8, 1, 0},   {1, 16, 12, 0},
+                 {1, 16, 12, 1}, {1, 16, 16, 0}, {1, 16, 16, 1}, {3, 8, 8, 0},
+                 {3, 16, 16, 0}, {3, 16, 10, 1}, {3, 8, 5, 1}};
+    size_t checked = 0;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+        for (size_t ki = 0; ki < sizeof kinds / sizeof kinds[0]; ki++)
+            for (int content = 0; content < 3; content++) {
+                uint32_t w = sizes[si][0], h = sizes[si][1];
+                uint16_t spp = kinds[ki].spp, alloc = kinds[ki].alloc, stored = kinds[ki].stored;
+                bool sgn = kinds[ki].pr == 1;
+                size_t n = (size_t)w * h * spp, bytes = n * (alloc / 8);
+                uint8_t *src = malloc(bytes);
+                assert_non_null(src);
+                int64_t lo = sgn ? -(1ll << (stored - 1)) : 0;
+                int64_t hi = sgn ? (1ll << (stored - 1)) - 1 : (1ll << stored) - 1;
+                for (size_t i = 0; i < n; i++) {
+                    size_t px = i / spp, x = px % w, y = px / w;
+                    int64_t v;
+                    if (content == 0) /* noise over the whole range */
+                        v = lo + (int64_t)(rnd() % (uint32_t)(hi - lo + 1));
+                    else if (content == 1) /* extremes side by side: overshoot when reduced */
+                        v = ((x + y + i % spp) % 2) ? hi : lo;
+                    else /* a ramp per sample */
+                        v = lo +
+                            (int64_t)((x * 7 + y * 3 + i % spp * 11) % (uint64_t)(hi - lo + 1));
+                    if (alloc == 8)
+                        src[i] = (uint8_t)v;
+                    else {
+                        src[2 * i] = (uint8_t)v;
+                        src[2 * i + 1] = (uint8_t)((uint64_t)v >> 8);
+                    }
+                }
+                struct ahl_pixel_desc d =
+                    ahl_pixel_desc_make(h, w, spp, alloc, stored, kinds[ki].pr,
+                                        spp == 3 ? "RGB" : "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+                struct ahl_stored_frame sf;
+                struct ahl_err err = {0};
+                if (ahl_frame_transcode(&d, src, bytes, &sf, &err) != 0)
+                    fail_msg("%ux%u spp %u %u/%u pr %u: %s", w, h, spp, alloc, stored, kinds[ki].pr,
+                             err.msg);
+                uint32_t nres = 0;
+                assert_int_equal(ahl__j2k_resolutions(sf.data, sf.len, &nres, &err), 0);
+                assert_int_equal(sf.n_levels, nres);
+                struct ahl_pixel_desc sd = d;
+                snprintf(sd.transfer_syntax, sizeof sd.transfer_syntax, "%s", AHL_TS_HTJ2K_RPCL);
+                for (size_t l = 0; l < sf.n_levels; l++) {
+                    struct ahl_raw_frame dec;
+                    uint32_t reduce = (uint32_t)(sf.n_levels - 1 - l);
+                    assert_int_equal(ahl_decode_j2k(&sd, sf.data, sf.len, reduce, &dec, &err), 0);
+                    if (dec.width != sf.levels[l].width || dec.height != sf.levels[l].height ||
+                        (uint32_t)crc32(0, dec.data, (uInt)dec.len) != sf.levels[l].checksum)
+                        fail_msg("%ux%u spp %u %u/%u pr %u content %d: level %zu (reduce %u) is "
+                                 "%ux%u crc %u, OpenJPEG %ux%u crc %u",
+                                 w, h, spp, alloc, stored, kinds[ki].pr, content, l, reduce,
+                                 sf.levels[l].width, sf.levels[l].height, sf.levels[l].checksum,
+                                 dec.width, dec.height,
+                                 (uint32_t)crc32(0, dec.data, (uInt)dec.len));
+                    ahl_raw_frame_release(&dec);
+                    checked++;
+                }
+                ahl_stored_frame_release(&sf);
+                free(src);
+            }
+    assert_true(checked > 1000);
+}
+
+/* Encoders that hand the verification something other than the source's encode. */
+static int encode_other_pixels(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
+                               struct ahl_err *err)
+{
+    struct ahl_raw_frame g = *f;
+    g.data = malloc(f->len);
+    assert_non_null(g.data);
+    memcpy(g.data, f->data, f->len);
+    g.data[f->len / 2] ^= 1; /* one sample off by one: a valid codestream of another frame */
+    int rc = ahl_htj2k_encode(&g, out, out_len, err);
+    free(g.data);
+    return rc;
+}
+
+static int encode_damaged(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
+                          struct ahl_err *err)
+{
+    int rc = ahl_htj2k_encode(f, out, out_len, err);
+    for (size_t i = *out_len / 2; rc == 0 && i < *out_len / 2 + 16; i++)
+        (*out)[i] ^= 0x5A; /* coded data overwritten */
+    return rc;
+}
+
+static int encode_truncated(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
+                            struct ahl_err *err)
+{
+    int rc = ahl_htj2k_encode(f, out, out_len, err);
+    *out_len = *out_len * 2 / 3;
+    return rc;
+}
+
+static int encode_other_size(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
+                             struct ahl_err *err)
+{
+    struct ahl_raw_frame g = *f;
+    g.height = f->height - 1; /* the frame less its last row */
+    g.len = (size_t)g.width * g.height * g.components * g.bytes_per_sample;
+    return ahl_htj2k_encode(&g, out, out_len, err);
+}
+
+/* No frame leaves ahl_frame_transcode unless its one verification decode gave the source: an
+ * encoder that gets it wrong in any of these ways fails the frame with AHL_EINTERNAL and leaves
+ * nothing to store. With the verification skipped, every case here would succeed. */
+static void test_wrong_encode_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        ahl__htj2k_encode_fn encode;
+        const char *says;
+    } cases[] = {{"other pixels", encode_other_pixels, "not bit-exact"},
+                 {"damaged", encode_damaged, ""},
+                 {"truncated", encode_truncated, ""},
+                 {"other size", encode_other_size, "not the frame it was made from"}};
+    const struct rt_case c = {64, 48, 1, 16, 12, 0};
+    size_t bytes = (size_t)c.w * c.h * 2;
+    uint8_t *src = malloc(bytes);
+    int64_t mn, mx;
+    fill_native(&c, src, &mn, &mx);
+    struct ahl_pixel_desc d =
+        ahl_pixel_desc_make(c.h, c.w, 1, 16, 12, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    struct ahl_stored_frame sf;
+    struct ahl_err err = {0};
+    assert_int_equal(ahl__frame_transcode_with(&d, src, bytes, ahl_htj2k_encode, &sf, &err), 0);
+    ahl_stored_frame_release(&sf);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        memset(&err, 0, sizeof err);
+        int rc = ahl__frame_transcode_with(&d, src, bytes, cases[k].encode, &sf, &err);
+        if (rc != AHL_EINTERNAL)
+            fail_msg("%s: rc %d (%s)", cases[k].name, rc, err.msg);
+        assert_null(sf.data);
+        assert_int_equal(sf.len, 0);
+        assert_int_equal(sf.n_levels, 0);
+        if (!strstr(err.msg, cases[k].says))
+            fail_msg("%s: message '%s' does not say '%s'", cases[k].name, err.msg, cases[k].says);
+    }
+    free(src);
+}
+
 static void test_corrupt_codestreams(void **state)
 {
     (void)state;
@@ -615,11 +774,15 @@ static void test_raw_to_native(void **state)
     (void)state;
     struct ahl_err err;
     uint8_t rgb[2 * 1 * 3] = {1, 2, 3, 4, 5, 6}; /* two RGB pixels, interleaved */
-    struct ahl_raw_frame raw = {.data = rgb, .len = sizeof rgb, .width = 2, .height = 1,
-                                .components = 3, .bytes_per_sample = 1, .precision = 8};
+    struct ahl_raw_frame raw = {.data = rgb,
+                                .len = sizeof rgb,
+                                .width = 2,
+                                .height = 1,
+                                .components = 3,
+                                .bytes_per_sample = 1,
+                                .precision = 8};
     snprintf(raw.photometric, sizeof raw.photometric, "RGB");
-    struct ahl_pixel_desc d =
-        ahl_pixel_desc_make(1, 2, 3, 16, 8, 0, "RGB", "1.2.840.10008.1.2.1");
+    struct ahl_pixel_desc d = ahl_pixel_desc_make(1, 2, 3, 16, 8, 0, "RGB", "1.2.840.10008.1.2.1");
     d.planar_configuration = 1;
     uint8_t out[12];
     assert_int_equal(ahl_native_frame_size(&d), sizeof out);
@@ -635,12 +798,20 @@ static void test_raw_to_native(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rle_table),           cmocka_unit_test(test_rle_bad_headers),
-        cmocka_unit_test(test_native_layouts),      cmocka_unit_test(test_desc_checks),
-        cmocka_unit_test(test_htj2k_round_trips),   cmocka_unit_test(test_htj2k_deterministic),
-        cmocka_unit_test(test_corrupt_codestreams), cmocka_unit_test(test_one_bit_frames),
-        cmocka_unit_test(test_fragment_mapping),    cmocka_unit_test(test_offset_table_validity),
-        cmocka_unit_test(test_fragment_scan),       cmocka_unit_test(test_raw_to_native),
+        cmocka_unit_test(test_rle_table),
+        cmocka_unit_test(test_rle_bad_headers),
+        cmocka_unit_test(test_native_layouts),
+        cmocka_unit_test(test_desc_checks),
+        cmocka_unit_test(test_htj2k_round_trips),
+        cmocka_unit_test(test_htj2k_deterministic),
+        cmocka_unit_test(test_corrupt_codestreams),
+        cmocka_unit_test(test_one_bit_frames),
+        cmocka_unit_test(test_fragment_mapping),
+        cmocka_unit_test(test_offset_table_validity),
+        cmocka_unit_test(test_fragment_scan),
+        cmocka_unit_test(test_raw_to_native),
+        cmocka_unit_test(test_levels_match_reduced_decodes),
+        cmocka_unit_test(test_wrong_encode_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,10 @@
 /* The import pipeline (src/import/import.h) on generated Part-10 files and corpus files: grouping
  * into primary and non-primary image sets, idempotent re-import, batching into one version, frames
- * recorded, invalid offset tables flagged, failure reasons, and threads racing on one new series.
+ * recorded, invalid offset tables flagged, failure reasons, threads racing on one new series, and
+ * frames made durable (one sync) before the version that names them is committed.
  */
 #define _XOPEN_SOURCE 700
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -28,6 +30,7 @@
 #include "blob/framestore.h"
 #include "frames/frames.h"
 #include "import/import.h"
+#include "import/import_internal.h"
 #include "meta/meta.h"
 #include "store/store.h"
 
@@ -877,6 +880,121 @@ static void test_batch_one_version(void **state)
     assert_int_equal(instance_count(f, c.ids[0]), 40);
 }
 
+/* The frame store's sync, watched: what the store held when it ran, and whether it fails. */
+static struct {
+    struct fx *f;
+    const char *study;
+    unsigned calls;
+    size_t sets_seen; /* image sets of the study committed when the sync ran */
+    bool fail;
+} watch;
+
+static int watching_syncfs(int fd)
+{
+    (void)fd;
+    struct sets s;
+    watch.calls++;
+    study_sets(watch.f, watch.study, &s);
+    watch.sets_seen += s.n;
+    if (watch.fail) {
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+/* Frames are written without syncing and made durable with one sync for a batch, which runs
+ * before the version naming them is committed: when it runs, no image set of the series exists
+ * yet; afterwards the set holds every instance. One sync covers the whole batch. */
+static void test_frames_durable_before_commit(void **state)
+{
+    struct fx *f = *state;
+    struct ahl_import_batch *b;
+    struct batch_ctx c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    memset(&watch, 0, sizeof watch);
+    watch.f = f;
+    watch.study = "1.2.9";
+    f->im->sync.syncfs_fn = watching_syncfs;
+    assert_int_equal(ahl_import_batch_new(f->im, on_done, &c, &b), 0);
+    for (unsigned i = 0; i < 6; i++) {
+        char sop[64], path[200];
+        struct ahl_import_item *it;
+        struct ahl_import_result r;
+        snprintf(sop, sizeof sop, "1.2.9.1.%u", i + 1);
+        snprintf(path, sizeof path, "%s/d%u.dcm", f->dir, i);
+        struct inst in = {.study = "1.2.9",
+                          .series = "1.2.9.1",
+                          .sop = sop,
+                          .rows = 20,
+                          .cols = 24,
+                          .seed = (uint16_t)i};
+        write_instance(path, &in);
+        assert_int_equal(ahl_import_prepare_path(f->im, path, path, &it, &r), 0);
+        ahl_import_batch_add(b, it, (void *)(uintptr_t)i);
+    }
+    assert_int_equal(watch.calls, 0); /* nothing synced, nothing committed yet */
+    ahl_import_batch_free(b);
+    assert_int_equal(c.ok, 6);
+    assert_int_equal(watch.calls, 1);
+    assert_int_equal(watch.sets_seen, 0);
+    assert_int_equal(instance_count(f, c.ids[0]), 6);
+    /* Re-importing the same instance writes nothing new; its frame still gets synced (another
+     * writer may have written it without syncing), and the commit changes nothing. */
+    struct ahl_import_result r;
+    struct inst again = {.study = "1.2.9",
+                         .series = "1.2.9.1",
+                         .sop = "1.2.9.1.1",
+                         .rows = 20,
+                         .cols = 24,
+                         .seed = 0};
+    assert_int_equal(import_inst(f, &again, &r), 0);
+    assert_true(r.unchanged);
+    assert_int_equal(watch.calls, 2);
+}
+
+/* A sync that fails fails every instance waiting on it (the server's fault, nothing committed),
+ * and the tickets it was to cover never count as durable, even once syncs work again: importing
+ * the instance again writes its frame anew and commits it then. */
+static void test_sync_failure_fails_commit(void **state)
+{
+    struct fx *f = *state;
+    struct ahl_import_result r;
+    memset(&watch, 0, sizeof watch);
+    watch.f = f;
+    watch.study = "1.2.10";
+    watch.fail = true;
+    f->im->sync.syncfs_fn = watching_syncfs;
+    struct inst a = {.study = "1.2.10",
+                     .series = "1.2.10.1",
+                     .sop = "1.2.10.1.1",
+                     .rows = 16,
+                     .cols = 16,
+                     .seed = 5};
+    write_instance(f->file, &a);
+    struct ahl_import_item *it;
+    assert_int_equal(ahl_import_prepare_path(f->im, f->file, "in.dcm", &it, &r), 0);
+    uint64_t ticket = it->ticket;
+    assert_true(ticket > 0);
+    ahl__import_commit(f->im, &it, 1);
+    r = it->res;
+    ahl_import_item_free(it);
+    assert_int_equal(r.rc, AHL_EIO);
+    assert_false(r.customer_error);
+    assert_string_equal(r.exception_type, "InternalServerException");
+    assert_non_null(strstr(r.message, "sync"));
+    struct sets s;
+    study_sets(f, "1.2.10", &s);
+    assert_int_equal(s.n, 0);
+
+    watch.fail = false;
+    struct ahl_err err;
+    assert_int_equal(ahl_framestore_sync(&f->im->sync, ticket, &err), AHL_EIO);
+    assert_int_equal(import_inst(f, &a, &r), 0);
+    assert_true(r.created);
+    study_sets(f, "1.2.10", &s);
+    assert_int_equal(s.n, 1);
+}
+
 struct racer {
     struct fx *f;
     unsigned idx;
@@ -935,6 +1053,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_memory_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_one_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_race_one_primary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_frames_durable_before_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_failure_fails_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
