@@ -123,6 +123,26 @@ for key in ('us_sigv4', 'us_jwt_rs256', 'us_jwt_es256', 'us_oidc_seen_rs256',
     assert r[key] > 0, (key, r)
 EOF
 
+# bench/metadata_gzip.sh, with this build as its own base (no second build): every row it prints,
+# and the served body within 1.5 times gzip -6 over HTTP too.
+AHILITE_BUILD=$BUILD BASE_BUILD=$BUILD UPDATES=10 "$SRC/bench/metadata_gzip.sh" 40 \
+    >"$TMP/gzip-bench" 2>"$TMP/gzip-bench.err" ||
+    fail "bench/metadata_gzip.sh: $(cat "$TMP/gzip-bench.err")"
+"$PY" - "$TMP/gzip-bench" <<'EOF' || fail "bench/metadata_gzip.sh output: $(cat "$TMP/gzip-bench")"
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert lines[0].startswith('base '), lines[0]
+rows = [json.loads(line) for line in lines[1:]]
+where = {r.get('where') for r in rows}
+assert where == {'in process, synthetic', 'HTTP, CT headers', None}, where
+alts = {r['alternative'] for r in rows if 'alternative' in r}
+assert len(alts) == 6 and 'leaf 32 + dictionary' in alts, alts
+for r in rows:
+    if r.get('where'):
+        assert r['instances'] == 40 and 0 < r['new_vs_gzip6'] <= 1.5, r
+        assert r['base_bytes'] == r['new_bytes'], r  # the same build on both sides
+EOF
+
 # ahilite bench: the same program, found beside ahilite.
 "$BIN" bench update --instances 20 --updates 10 --naive-updates 5 --reads 3 >"$TMP/alias" ||
     fail "ahilite bench update: $(cat "$TMP/alias")"
