@@ -8,6 +8,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -515,6 +518,18 @@ int ahl_cmd_import(int argc, char **argv)
 
     bool tty = isatty(STDERR_FILENO);
     uint64_t t0 = ahl_mono_ns();
+#ifdef __GLIBC__
+    /* Each frame is transcoded in buffers of a few hundred KiB to a few MiB (its source, its
+     * decode, the encoder's lines and output, the level checksums' bands), allocated and freed
+     * per frame. With glibc's defaults each such buffer became its own mapping or was returned
+     * to the system when freed, so every frame faulted its pages in again: a third of the CPU of
+     * a 512x512 import. They now stay in the arenas, and there are at most as many arenas as
+     * CPUs, so what the arenas keep grows with the frames being transcoded at once (held by the
+     * memory budget), not with --workers (docs/commands.md#ahilite-import). */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_ARENA_MAX, ncpu > 0 ? (int)ncpu : 2);
+#endif
     if (workers > r.n)
         workers = r.n ? (unsigned)r.n : 1;
     if (!(threads = calloc(workers, sizeof *threads)))

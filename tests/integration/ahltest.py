@@ -232,10 +232,14 @@ CT_SAMPLE = '/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm
 
 # Copies of the CT sample as one series, written with the system Python, which has pydicom (the
 # tests' Python has boto3). ImageComments differ per instance so no two metadata chunks are equal.
+# With a fifth argument 'unique-pixels' four pixels differ too (the first two hold the instance's
+# index, two more sit at places that move with it), so no two frames are equal and storing them
+# cannot be saved by the frame store's content addressing.
 _SERIES_GENERATOR = r'''
 import sys
 import pydicom
 n, out, root, sample = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+unique = len(sys.argv) > 5 and sys.argv[5] == 'unique-pixels'
 for i in range(n):
     ds = pydicom.dcmread(sample)
     ds.StudyInstanceUID = root + '1'
@@ -244,8 +248,24 @@ for i in range(n):
     ds.InstanceNumber = i + 1
     ds.ImageComments = 'instance %d of a series made to have sizeable metadata' % i
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.save_as('%s/i%03d.dcm' % (out, i))
+    if unique:
+        px = bytearray(ds.PixelData)
+        npix = len(px) // 2
+        for k, (at, v) in enumerate([(0, i & 0xFFFF), (1, i >> 16),
+                                     (2 + (i * 37) % (npix - 2), (i * 7919) & 0x7FFF),
+                                     (2 + (i * 4099 + 1) % (npix - 2), (i * 104729) & 0x7FFF)]):
+            px[2 * at:2 * at + 2] = v.to_bytes(2, 'little')
+        ds.PixelData = bytes(px)
+    ds.save_as('%s/i%05d.dcm' % (out, i))
 '''
+
+
+def write_series(instances, directory, uid_root, unique_pixels=False):
+    """Writes `instances` copies of the CT sample as one series of study uid_root + '1' into
+    directory (i00000.dcm, ...); with unique_pixels, no two of them have the same frame."""
+    subprocess.run(['/usr/bin/python3', '-c', _SERIES_GENERATOR, str(instances), directory,
+                    uid_root, CT_SAMPLE] + (['unique-pixels'] if unique_pixels else []),
+                   check=True, timeout=3600)
 
 
 def import_files(server, datastore_name, paths):

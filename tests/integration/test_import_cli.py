@@ -1,7 +1,8 @@
 """`ahilite import` of the whole pydicom corpus into a temporary data directory: the exact set of
 files that must fail (with reasons), everything else imported, exit status 1 because some failed,
 a second run (one worker, other heap contents) that finds every file unchanged, then `ahilite
-check` passes. Also the usage errors.
+check` passes. Also the usage errors, and that memory does not grow with --workers beyond the
+memory budget (docs/commands.md#ahilite-import).
 """
 import os
 import re
@@ -134,6 +135,45 @@ class ImportCli(unittest.TestCase):
         self.assertEqual(rc, 0, out + err)
         self.assertRegex(out, r'imported 2 files')
         self.assertEqual(len(re.findall(r'^created image set', out, re.M)), 2)
+
+    def test_memory_does_not_grow_with_workers(self):
+        """40 files of 512x512 16-bit frames (each estimated at 3 MiB to transcode) imported with
+        --memory-budget 8 by 1 worker and by 16: the 16 workers' peak RSS stays within the
+        1-worker peak plus the budget and 1 MiB a worker (its stack and small buffers), where 16
+        frames transcoded at once would take about 48 MiB more."""
+        src = os.path.join(self.tmp, 'big')
+        os.makedirs(src)
+        subprocess.run(['/usr/bin/python3', '-c', '''
+import sys, pydicom
+from pydicom.uid import ExplicitVRLittleEndian
+ds = pydicom.dcmread(sys.argv[1])
+ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+ds.Rows = ds.Columns = 512
+ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+base = bytes((k * 7919) % 251 for k in range(512 * 512 * 2))
+for i in range(40):
+    ds.SOPInstanceUID = '1.2.826.0.1.3680043.8.498.9294.1.1.%d' % i
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    px = bytearray(base)
+    px[1::2] = bytes(b & 0x0F for b in px[1::2])
+    px[0] = i
+    ds.PixelData = bytes(px)
+    ds.save_as('%s/b%02d.dcm' % (sys.argv[2], i), write_like_original=False)
+''', os.path.join(CORPUS, 'CT_small.dcm'), src], check=True, timeout=300)
+        peak = {}
+        for workers in (1, 16):
+            data = os.path.join(self.tmp, 'data-%d' % workers)
+            timing = os.path.join(self.tmp, 'time-%d' % workers)
+            p = subprocess.run(['/usr/bin/time', '-o', timing, '-f', '%M',
+                                ahltest.server_binary(), 'import', '--data-dir', data,
+                                '--create-datastore', 'x', '--workers', str(workers),
+                                '--memory-budget', '8', src], capture_output=True, text=True,
+                               timeout=600)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertRegex(p.stdout, r'imported 40 files \(40 frames\)')
+            with open(timing) as f:
+                peak[workers] = int(f.read().split()[-1]) / 1024  # MiB
+        self.assertLessEqual(peak[16], peak[1] + 8 + 16, peak)
 
     def test_usage(self):
         rc, out, _ = run('import', '--help')
