@@ -1486,7 +1486,9 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* The logger goes first: libmicrohttpd reports problems with the options after it through
-     * it, and warns on stderr when it comes later. */
+     * it, and warns on stderr when it comes later. A connection's memory (its headers, and the
+     * buffer bodies are read through) is 32 KiB: libmicrohttpd zeroes all of it after every
+     * request, which at 128 KiB cost ~3 µs, 5% of a small request's server time. */
     srv->daemon = MHD_start_daemon(
         flags, cfg->port, NULL, NULL, access_handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, workers,
@@ -1495,7 +1497,7 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
         no_unescape, srv, MHD_OPTION_CONNECTION_LIMIT, max_conns,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)128 * 1024, MHD_OPTION_END);
+        (size_t)32 * 1024, MHD_OPTION_END);
     if (!srv->daemon) {
         rc = ahl_fail(err, AHL_EIO, "cannot listen on %s:%u (address in use?)", cfg->listen_host,
                       (unsigned)cfg->port);

@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <string.h>
@@ -214,11 +215,37 @@ void ahl_sha256_hex(const void *p, size_t n, char out[AHL_SHA256_HEX_LEN + 1])
     ahl_hex_encode(d, sizeof d, out);
 }
 
+/* HMAC-SHA256 set up once and copied for each use: HMAC() fetches the MAC and then the digest by
+ * name on every call, which cost more than the hashing for SigV4's short messages. */
+static EVP_MAC_CTX *g_hmac;
+static pthread_once_t g_hmac_once = PTHREAD_ONCE_INIT;
+
+static void fetch_hmac(void)
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *c = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    EVP_MAC_free(mac); /* the context keeps its own reference */
+    if (c && EVP_MAC_CTX_set_params(c, params) == 1)
+        g_hmac = c;
+    else
+        EVP_MAC_CTX_free(c);
+}
+
 void ahl_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t n,
                      uint8_t out[AHL_SHA256_LEN])
 {
-    unsigned int len = AHL_SHA256_LEN;
-    HMAC(EVP_sha256(), key, (int)keylen, msg, n, out, &len);
+    pthread_once(&g_hmac_once, fetch_hmac);
+    EVP_MAC_CTX *c = g_hmac ? EVP_MAC_CTX_dup(g_hmac) : NULL;
+    size_t got = 0;
+    int ok = c && EVP_MAC_init(c, key, keylen, NULL) == 1 && EVP_MAC_update(c, msg, n) == 1 &&
+             EVP_MAC_final(c, out, &got, AHL_SHA256_LEN) == 1 && got == AHL_SHA256_LEN;
+    EVP_MAC_CTX_free(c);
+    if (!ok) {
+        unsigned int len = AHL_SHA256_LEN;
+        HMAC(EVP_sha256(), key, (int)keylen, msg, n, out, &len);
+    }
 }
 
 uint32_t ahl_crc32(uint32_t crc, const void *p, size_t n)

@@ -248,6 +248,19 @@ class Limits(unittest.TestCase):
         names = [d['datastoreName'] for d in mi.list_datastores()['datastoreSummaries']]
         self.assertNotIn('framing', names)
 
+    def test_header_size_limit(self):
+        """Headers up to the connection's 32 KiB are read (a signed request with 20 KB of an extra
+        header is answered); past it the answer is 431 and the connection is closed."""
+        ep = self.srv.endpoint
+        for size, status in ((20_000, b'200'), (40_000, b'431')):
+            signed = ahltest.signed_bytes('GET', ep, '/datastore',
+                                          headers={'X-Padding': 'p' * size})
+            with socket.create_connection(('127.0.0.1', self.port), timeout=5) as s:
+                s.sendall(signed)
+                reply = s.recv(65536)
+            self.assertTrue(reply.startswith(b'HTTP/1.1 ' + status), (size, reply[:200]))
+        self.assertTrue(ask(ep))
+
 
 if __name__ == '__main__':
     unittest.main()
