@@ -1106,7 +1106,10 @@ int ahl_sigv4_sign(const struct ahl_sigv4_sign_input *in, const struct ahl_sigv4
     char date8[9];
     memcpy(date8, out->amz_date, 8);
     date8[8] = '\0';
-    ahl_sigv4_signing_key(cred->secret_key, date8, in->region, in->service, key);
+    if (in->signing_key)
+        memcpy(key, in->signing_key, sizeof key);
+    else
+        ahl_sigv4_signing_key(cred->secret_key, date8, in->region, in->service, key);
     ahl_sigv4_signature(key, sts.data, sts.len, sig);
     rc = ahl_buf_addf(&out->authorization,
                       AHL_SIGV4_ALGORITHM " Credential=%s/%.8s/%s/%s/aws4_request, "

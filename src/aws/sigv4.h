@@ -294,6 +294,9 @@ struct ahl_sigv4_sign_input {
     const char *service; /* "s3" */
     enum ahl_sigv4_uri_mode uri_mode;
     int64_t now_s;
+    /* kSigning of the secret for now_s's date, region and service (ahl_sigv4_signing_key), when
+     * the caller keeps it from one request to the next as AWS's SDKs do; NULL: derived here. */
+    const uint8_t *signing_key;
 };
 
 /* What the caller must add to the request: x-amz-date, x-amz-content-sha256 (always, S3 requires

@@ -424,6 +424,21 @@ static void test_sign_then_verify(void **state)
     assert_non_null(strstr(out.authorization.data,
                            "SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date;"
                            "x-amz-security-token,"));
+    /* A signing key the caller keeps gives the same signature; another key another one. */
+    uint8_t key[AHL_SHA256_LEN];
+    char date8[9];
+    snprintf(date8, sizeof date8, "%.8s", out.amz_date);
+    ahl_sigv4_signing_key(BOTO_SECRET, date8, "us-east-1", "s3", key);
+    struct ahl_sigv4_signed kept;
+    in.signing_key = key;
+    assert_int_equal(ahl_sigv4_sign(&in, &cred, &kept), 0);
+    assert_string_equal(kept.authorization.data, out.authorization.data);
+    ahl_buf_release(&kept.authorization);
+    key[0] ^= 1;
+    assert_int_equal(ahl_sigv4_sign(&in, &cred, &kept), 0);
+    assert_string_not_equal(kept.authorization.data, out.authorization.data);
+    ahl_buf_release(&kept.authorization);
+    in.signing_key = NULL;
     struct boto_vector r = {.method = "PUT", .path = in.path, .query = in.query};
     struct ahl_sigv4_verifier v;
     struct ahl_sigv4_config cfg = {.service = "s3",
