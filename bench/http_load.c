@@ -13,7 +13,8 @@
  *   metadata       GetImageSetMetadata of --imagesets' first set; the body is counted as it comes
  *                  (gzip, not decoded), the first one is inflated to learn the JSON size, and the
  *                  figure is JSON-equivalent bytes per second;
- *   frames         GetImageFrame, cycling through --frames SET:FRAME,... ;
+ *   frames         GetImageFrame, cycling through --frames SET:FRAME,... or the SET:FRAME lines
+ *                  of --frames-file FILE (any number: a run over 100,000 frames);
  *   get            GET of each path (with its query) in --paths FILE, one a line, in turn, with
  *                  --accept's Accept header: DICOMweb resources of ahilite (signed) or of another
  *                  server (--unsigned, where --access-key, --secret-key and --datastore are not
@@ -21,6 +22,7 @@
  *
  * usage: ahilite-bench http-load --endpoint URL --access-key K --secret-key S [--region R]
  *            --datastore ID --mode MODE [--imagesets ID,...] [--frames SET:FRAME,...]
+ *            [--frames-file FILE]
  *            [--paths FILE] [--accept TYPE] [--unsigned]
  *            [--connections N] [--seconds T | --requests N] [--check] [--dump-metadata FILE]
  * Exit status: 0, 1 when a request failed (any non-2xx other than counted 409s, or a --check
@@ -56,8 +58,9 @@ struct config {
     enum mode mode;
     char *imagesets[MAX_IDS];
     size_t n_imagesets;
-    char *frame_sets[MAX_IDS], *frame_ids[MAX_IDS];
+    char **frame_sets, **frame_ids; /* n_frames of each (--frames, or --frames-file's lines) */
     size_t n_frames;
+    char *frames_text; /* --frames-file's contents, which frame_sets and frame_ids point into */
     int connections;
     double seconds;
     long requests; /* total, split over connections; 0: run for seconds */
@@ -81,6 +84,8 @@ struct worker {
     long ok, conflicts, failures;
     char fail_msg[256];
     uint64_t version; /* update mode: the latest version this connection knows */
+    char key_date[9]; /* the day signing_key is for, as AWS's SDKs keep it ("" before the first) */
+    uint8_t signing_key[AHL_SHA256_LEN];
 };
 
 static uint64_t g_deadline_ns;
@@ -105,11 +110,14 @@ static void failf(struct worker *w, const char *fmt, const char *a, long b)
 }
 
 /* Appends the SigV4 headers of one request (x-amz-date, x-amz-content-sha256, Authorization) to
- * *list; the strings are copied by curl. 0, or -1 when signing failed. */
-static int add_signature(const struct config *c, const char *method, const char *path,
-                         const char *query, const char *body, struct curl_slist **list)
+ * *list; the strings are copied by curl. The signing key is derived once a day per connection, as
+ * AWS's SDKs keep it, so that the client spends on each request what theirs do. 0, or -1 when
+ * signing failed. */
+static int add_signature(struct worker *w, const char *method, const char *path, const char *query,
+                         const char *body, struct curl_slist **list)
 {
-    char hash[AHL_SHA256_HEX_LEN + 1], h_date[64], h_sha[128], h_auth[1024];
+    const struct config *c = w->cfg;
+    char hash[AHL_SHA256_HEX_LEN + 1], h_date[64], h_sha[128], h_auth[1024], now[17];
     ahl_sha256_hex(body ? body : "", body ? strlen(body) : 0, hash);
     struct ahl_sigv4_header hdrs[] = {{"host", c->host}};
     struct ahl_sigv4_sign_input in = {
@@ -123,7 +131,13 @@ static int add_signature(const struct config *c, const char *method, const char 
         .service = "medical-imaging",
         .uri_mode = AHL_SIGV4_URI_DOUBLE,
         .now_s = ahl_now_ms() / 1000,
+        .signing_key = w->signing_key,
     };
+    ahl_sigv4_format_time(in.now_s, now);
+    if (memcmp(w->key_date, now, 8) != 0) {
+        memcpy(w->key_date, now, 8);
+        ahl_sigv4_signing_key(c->secret_key, w->key_date, c->region, in.service, w->signing_key);
+    }
     struct ahl_sigv4_credentials cred = {c->access_key, c->secret_key, NULL};
     struct ahl_sigv4_signed sig;
     if (ahl_sigv4_sign(&in, &cred, &sig) < 0)
@@ -147,7 +161,7 @@ static long send_signed(struct worker *w, const char *method, const char *path, 
     char url[2048], h_accept[512];
     size_t body_len = body ? strlen(body) : 0;
     struct curl_slist *list = NULL;
-    if (!c->unsigned_requests && add_signature(c, method, path, query, body, &list) < 0)
+    if (!c->unsigned_requests && add_signature(w, method, path, query, body, &list) < 0)
         return -1;
     if (c->mode != M_GET)
         list = curl_slist_append(list, "Content-Type: application/json");
@@ -372,7 +386,7 @@ static int usage(FILE *f, int status)
     fprintf(f, "usage: ahilite-bench http-load --endpoint URL --access-key K --secret-key S"
                " [--region R]\n"
                "           --datastore ID --mode get-datastore|update|metadata|frames|get\n"
-               "           [--imagesets ID,...] [--frames SET:FRAME,...]\n"
+               "           [--imagesets ID,...] [--frames SET:FRAME,... | --frames-file FILE]\n"
                "           [--paths FILE] [--accept TYPE] [--unsigned]\n"
                "           [--connections N] [--seconds T | --requests N] [--check]\n"
                "           [--dump-metadata FILE]\n"
@@ -408,6 +422,49 @@ static int read_paths(const char *file, struct config *cfg)
     return 0;
 }
 
+/* The whole of a file as a string, or NULL. */
+static char *read_text(const char *file)
+{
+    FILE *f = fopen(file, "rb");
+    char *s = NULL;
+    long n;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (s = malloc((size_t)n + 1)) && fread(s, 1, (size_t)n, f) == (size_t)n) {
+        s[n] = '\0';
+    } else {
+        free(s);
+        s = NULL;
+    }
+    if (f)
+        fclose(f);
+    return s;
+}
+
+/* Splits s, SET:FRAME pairs separated by commas, spaces or line ends, in place into
+ * cfg->frame_sets and cfg->frame_ids. 0, or -1 out of memory. */
+static int add_frames(char *s, struct config *cfg)
+{
+    size_t cap = 1;
+    for (const char *p = s; *p; p++)
+        cap += *p == ':';
+    cfg->frame_sets = malloc(cap * sizeof *cfg->frame_sets);
+    cfg->frame_ids = malloc(cap * sizeof *cfg->frame_ids);
+    if (!cfg->frame_sets || !cfg->frame_ids)
+        return -1;
+    for (char *tok = s; *tok;) {
+        size_t n = strcspn(tok, ", \r\n");
+        char *next = tok + n + (tok[n] ? 1 : 0), *colon = memchr(tok, ':', n);
+        tok[n] = '\0';
+        if (colon) {
+            *colon = '\0';
+            cfg->frame_sets[cfg->n_frames] = tok;
+            cfg->frame_ids[cfg->n_frames++] = colon + 1;
+        }
+        tok = next;
+    }
+    return 0;
+}
+
 static size_t split_list(char *s, char **out, size_t cap)
 {
     size_t n = 0;
@@ -426,7 +483,7 @@ static size_t split_list(char *s, char **out, size_t cap)
 static int parse_args(int argc, char **argv, struct config *cfg, const char **mode)
 {
     char *frames_arg = NULL, *sets_arg = NULL;
-    const char *paths_arg = NULL;
+    const char *paths_arg = NULL, *frames_file = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -457,6 +514,8 @@ static int parse_args(int argc, char **argv, struct config *cfg, const char **mo
             sets_arg = v;
         else if (!strcmp(a, "--frames"))
             frames_arg = v;
+        else if (!strcmp(a, "--frames-file"))
+            frames_file = v;
         else if (!strcmp(a, "--connections"))
             cfg->connections = (int)strtol(v, NULL, 10);
         else if (!strcmp(a, "--seconds"))
@@ -494,24 +553,21 @@ static int parse_args(int argc, char **argv, struct config *cfg, const char **mo
     if (cfg->mode == M_GET && read_paths(paths_arg, cfg) < 0)
         return -1;
     cfg->n_imagesets = split_list(sets_arg, cfg->imagesets, MAX_IDS);
-    if (frames_arg) {
-        char *pairs[MAX_IDS];
-        size_t n = split_list(frames_arg, pairs, MAX_IDS);
-        for (size_t i = 0; i < n; i++) {
-            char *colon = strchr(pairs[i], ':');
-            if (!colon)
-                continue;
-            *colon = '\0';
-            cfg->frame_sets[cfg->n_frames] = pairs[i];
-            cfg->frame_ids[cfg->n_frames++] = colon + 1;
-        }
+    if (frames_file && !(frames_arg = cfg->frames_text = read_text(frames_file))) {
+        fprintf(stderr, "ahilite-bench http-load: cannot read %s\n", frames_file);
+        return -1;
+    }
+    if (frames_arg && add_frames(frames_arg, cfg) < 0) {
+        fprintf(stderr, "ahilite-bench http-load: out of memory for the frames\n");
+        return -1;
     }
     if ((cfg->mode == M_UPDATE || cfg->mode == M_METADATA) && !cfg->n_imagesets) {
         fprintf(stderr, "ahilite-bench http-load: --mode %s needs --imagesets\n", *mode);
         return -1;
     }
     if (cfg->mode == M_FRAMES && !cfg->n_frames) {
-        fprintf(stderr, "ahilite-bench http-load: --mode frames needs --frames SET:FRAME,...\n");
+        fprintf(stderr, "ahilite-bench http-load: --mode frames needs --frames SET:FRAME,... or "
+                        "--frames-file FILE\n");
         return -1;
     }
     return 0;
@@ -606,6 +662,9 @@ out:
     free(all);
     for (size_t i = 0; i < cfg.n_paths; i++)
         free(cfg.paths[i]);
+    free(cfg.frame_sets);
+    free(cfg.frame_ids);
+    free(cfg.frames_text);
     curl_global_cleanup();
     return status;
 }

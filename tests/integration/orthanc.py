@@ -43,15 +43,16 @@ def _free_port():
 
 
 class Orthanc:
-    """A running Orthanc with the DICOMweb plugin; dicomweb is its DICOMweb root URL."""
+    """A running Orthanc with the DICOMweb plugin; dicomweb is its DICOMweb root URL. config adds
+    to or overrides its configuration (e.g. {'MaximumStorageCacheSize': 0})."""
 
-    def __init__(self, threads=None):
+    def __init__(self, threads=None, config=None):
         self.tmp = tempfile.mkdtemp(prefix='ahilite-orthanc-')
         self.port = _free_port()
         self.endpoint = 'http://127.0.0.1:%d' % self.port
         self.dicomweb = self.endpoint + '/dicom-web'
         storage = os.path.join(self.tmp, 'storage')
-        config = {
+        settings = {
             'Name': 'ahilite-peer',
             'StorageDirectory': storage,
             'IndexDirectory': storage,
@@ -66,10 +67,11 @@ class Orthanc:
                          'Host': '127.0.0.1:%d' % self.port, 'Ssl': False},
         }
         if threads:
-            config['HttpThreadsCount'] = threads
+            settings['HttpThreadsCount'] = threads
+        settings.update(config or {})
         self.config_path = os.path.join(self.tmp, 'orthanc.json')
         with open(self.config_path, 'w') as f:
-            json.dump(config, f, indent=1)
+            json.dump(settings, f, indent=1)
         self.log_path = os.path.join(self.tmp, 'orthanc.log')
         self.log = open(self.log_path, 'w')
         self.proc = subprocess.Popen([BINARY, self.config_path], cwd=self.tmp, stdout=self.log,
