@@ -12,13 +12,15 @@
  *
  * Why groups: instances of a series repeat most of their text, but a chunk's own segment is
  * deflated alone and cannot refer to its neighbours (15 times the size of gzip -6 on CT headers).
- * A group segment is compressed with, as its preset dictionary, the last 32 KiB of the previous
- * leaf's text, which is exactly the text a reader has just inflated before it: deflate's back
- * references then reach across the group boundary, and the whole document comes within a few
- * percent of gzip -6 (bench/RESULTS.md). A group's text is named by its leaf's hash (a leaf
- * holds its instances' chunk hashes), so its key is SHA-256 of the leaf's hash and the previous
- * leaf's hash: a version shares every group whose leaf and predecessor it shares, and an update
- * makes the next read compress only the leaf it touched and the one after it.
+ * A group segment is compressed with, as its preset dictionary, the last 32 KiB of the text
+ * before it: the previous leaf's text, and for a series' first leaf that series' header after it.
+ * That is exactly the text a reader has just inflated, so deflate's back references reach across
+ * the group boundary and the whole document comes within a few percent of gzip -6
+ * (bench/RESULTS.md). A group's text is named by its leaf's hash (a leaf holds its instances'
+ * chunk hashes), so its key is SHA-256 of the leaf's hash, the previous leaf's hash and, for a
+ * series' first leaf, the series' UID and chunk hash: a version shares every group whose leaf and
+ * context it shares, and an update makes the next read compress only the leaf it touched and the
+ * one after it.
  *
  * Groups are built on first read (inflating the instances' chunks, then one deflate) and kept
  * in the engine's group cache (chunks.c, opts.gzip_cache_bytes, least recently used dropped
@@ -52,6 +54,10 @@ struct gz {
     struct ahl_buf tail;
     uint8_t tail_leaf[AHL_SHA256_LEN];
     bool tail_valid;
+    /* The last leaf emitted, and whether the series just walked ended with it (the next series'
+     * first leaf then follows it with only that series' header between). */
+    uint8_t last_leaf[AHL_SHA256_LEN];
+    bool ended_on_leaf;
 };
 
 static int gz_flush_out(struct gz *g, bool force)
@@ -202,13 +208,25 @@ static int tail_cb(void *vctx, const uint8_t *hash, const struct ahl__map_entry 
     return rc;
 }
 
-/* The cache key of a leaf's group: its text and its dictionary are named by the two hashes. */
-static void group_key(const uint8_t *leaf, const uint8_t *prev, int level,
+struct gz_map {
+    struct gz *g;
+    bool first;
+    /* The first leaf of this map follows the previous series' last leaf (prev), with only this
+     * series' header between: "}}," "suid": series text, "Instances":{ */
+    bool chain;
+    uint8_t prev[AHL_SHA256_LEN]; /* the previous leaf, when !first or chain */
+    const uint8_t *series;        /* this series' map value: its JSON chunk hash first */
+    const char *suid;
+    size_t suidlen;
+};
+
+/* The cache key of a leaf's group: its text and its dictionary are named by the leaf's hash,
+ * the previous leaf's, and for a series' first leaf the series' key and chunk between them. */
+static void group_key(const struct gz_map *w, const uint8_t *leaf, int level,
                       uint8_t key[AHL_SHA256_LEN])
 {
-    static const uint8_t zero[AHL_SHA256_LEN];
-    static const char tag[] = "ahilite gzip group 1";
-    uint8_t lv = (uint8_t)level;
+    static const char tag[] = "ahilite gzip group 2";
+    uint8_t hdr[2] = {(uint8_t)level, (uint8_t)(w->first ? (w->chain ? 2 : 0) : 1)};
     struct ahl_sha256_ctx c;
     if (ahl_sha256_begin(&c) < 0) {
         /* Cannot happen once OpenSSL is loaded; a key no group matches keeps reads correct. */
@@ -216,20 +234,49 @@ static void group_key(const uint8_t *leaf, const uint8_t *prev, int level,
         return;
     }
     ahl_sha256_add(&c, tag, sizeof tag);
-    ahl_sha256_add(&c, &lv, 1);
+    ahl_sha256_add(&c, hdr, sizeof hdr);
     ahl_sha256_add(&c, leaf, AHL_SHA256_LEN);
-    ahl_sha256_add(&c, prev ? prev : zero, AHL_SHA256_LEN);
+    if (hdr[1])
+        ahl_sha256_add(&c, w->prev, AHL_SHA256_LEN);
+    if (hdr[1] == 2) {
+        ahl_sha256_add(&c, w->series, AHL_SHA256_LEN);
+        ahl_sha256_add(&c, w->suid, w->suidlen);
+    }
     ahl_sha256_end(&c, key);
 }
 
-/* Compresses text (with the tail as dictionary when dict) into seg->data (malloc'd). */
-static int group_deflate(struct gz *g, const struct ahl_buf *text, bool dict, struct ahl_chunk *seg)
+/* Appends the text between the previous series' last leaf and this series' first one. */
+static int series_between(struct gz *g, const struct gz_map *w, struct ahl_buf *out)
+{
+    struct ahl__chunk_ref r;
+    int rc;
+    if ((rc = ahl_buf_adds(out, "}},")) < 0 ||
+        (rc = ahl_json_write_string(w->suid, w->suidlen, out)) < 0 ||
+        (rc = ahl_buf_addc(out, ':')) < 0)
+        return rc;
+    if ((rc = ahl__chunk_load(g->m, g->tx, NULL, w->series, &r)) < 0)
+        return rc == AHL_ENOTFOUND ? AHL_ECORRUPT : rc;
+    uint32_t ulen = r.c.ulen;
+    rc = ahl__json_text(&r.c, out);
+    ahl__chunk_release(g->m, &r);
+    if (rc < 0)
+        return rc;
+    ahl_buf_truncate(out, out->len - 1); /* the segment stops before the final brace */
+    return ahl_buf_adds(out, ulen > 1 ? ",\"Instances\":{" : "\"Instances\":{");
+}
+
+/* Compresses text, primed with dict (the text just before it, at most GZ_WINDOW bytes of it
+ * used), into seg->data (malloc'd). */
+static int group_deflate(struct gz *g, const struct ahl_buf *text, const struct ahl_buf *dict,
+                         struct ahl_chunk *seg)
 {
     z_stream *z = ahl__z_get(g->m);
+    size_t skip = dict->len > GZ_WINDOW ? dict->len - GZ_WINDOW : 0;
     int rc = 0;
     if (!z)
         return AHL_ENOMEM;
-    if (dict && deflateSetDictionary(z, (const Bytef *)g->tail.data, (uInt)g->tail.len) != Z_OK) {
+    if (dict->len && deflateSetDictionary(z, (const Bytef *)dict->data + skip,
+                                          (uInt)(dict->len - skip)) != Z_OK) {
         rc = AHL_EINTERNAL;
         goto out;
     }
@@ -258,32 +305,36 @@ out:
     return rc;
 }
 
-struct gz_map {
-    struct gz *g;
-    bool first;
-    uint8_t prev[AHL_SHA256_LEN]; /* the previous leaf of this map, when !first */
-};
-
 /* Builds, caches and emits the group of a leaf; the instances' own segments when its text is
  * too large to cache. */
 static int group_build(struct gz_map *w, const uint8_t *leaf, const struct ahl__map_entry *e,
                        size_t n, const uint8_t *key)
 {
     struct gz *g = w->g;
-    struct ahl_buf text;
+    struct ahl_buf text, dict;
     struct ahl_chunk seg = {0};
+    bool has_prev = !w->first || w->chain;
     int rc;
-    /* The dictionary: the previous leaf's tail (none for a map's first leaf, or when the tail is
-     * too large to build: the group is then compressed on its own, still valid). */
-    if (!w->first && !(g->tail_valid && !memcmp(g->tail_leaf, w->prev, AHL_SHA256_LEN)) &&
+    /* The dictionary: the end of the text just before the group, which is the previous leaf's
+     * text, then for a series' first leaf that series' header (none for the document's first
+     * leaf). Any end of it is valid: when the previous leaf's tail is too large to build, the
+     * header alone, or nothing. */
+    if (has_prev && !(g->tail_valid && !memcmp(g->tail_leaf, w->prev, AHL_SHA256_LEN)) &&
         (rc = ahl__map_walk_leaves(g->m, g->tx, NULL, w->prev, tail_cb, g)) < 0 &&
         rc != AHL_ETOOBIG)
         return rc;
-    bool dict = !w->first && g->tail_valid && !memcmp(g->tail_leaf, w->prev, AHL_SHA256_LEN);
+    ahl_buf_init(&dict, AHL_BUF_UNLIMITED);
+    if ((has_prev && g->tail_valid && !memcmp(g->tail_leaf, w->prev, AHL_SHA256_LEN) &&
+         (rc = ahl_buf_add(&dict, g->tail.data, g->tail.len)) < 0) ||
+        (w->first && w->chain && (rc = series_between(g, w, &dict)) < 0)) {
+        ahl_buf_release(&dict);
+        return rc;
+    }
     ahl_buf_init(&text, g->group_max);
     if ((!w->first && (rc = ahl_buf_addc(&text, ',')) < 0) ||
         (rc = leaf_text(g, e, n, &text)) < 0) {
         ahl_buf_release(&text);
+        ahl_buf_release(&dict);
         if (rc != AHL_ETOOBIG)
             return rc;
         g->tail_valid = false;
@@ -292,7 +343,9 @@ static int group_build(struct gz_map *w, const uint8_t *leaf, const struct ahl__
                 return rc;
         return 0;
     }
-    if ((rc = group_deflate(g, &text, dict, &seg)) == 0) {
+    rc = group_deflate(g, &text, &dict, &seg);
+    ahl_buf_release(&dict);
+    if (rc == 0) {
         memcpy(seg.hash, key, AHL_SHA256_LEN);
         ahl__group_put(g->m, &seg);
         struct ahl__chunk_ref r = {.c = seg};
@@ -316,7 +369,7 @@ static int gz_leaf(void *vctx, const uint8_t *hash, const struct ahl__map_entry 
     uint8_t key[AHL_SHA256_LEN];
     bool claimed;
     int rc;
-    group_key(hash, w->first ? NULL : w->prev, g->m->opts.deflate_level, key);
+    group_key(w, hash, g->m->opts.deflate_level, key);
     if (ahl__group_get(g->m, key, &r, &claimed) == 0) {
         rc = gz_emit_segment(g, &r);
         ahl__chunk_release(g->m, &r);
@@ -327,6 +380,8 @@ static int gz_leaf(void *vctx, const uint8_t *hash, const struct ahl__map_entry 
     }
     w->first = false;
     memcpy(w->prev, hash, AHL_SHA256_LEN);
+    memcpy(g->last_leaf, hash, AHL_SHA256_LEN);
+    g->ended_on_leaf = true;
     return rc;
 }
 
@@ -360,7 +415,14 @@ static int gz_series(void *vctx, const char *key, size_t keylen, const uint8_t *
         return rc;
     const uint8_t *inst = value + AHL_SHA256_LEN;
     if (g->group_max) {
-        struct gz_map sub = {.g = g, .first = true};
+        struct gz_map sub = {.g = g,
+                             .first = true,
+                             .chain = g->ended_on_leaf,
+                             .series = value,
+                             .suid = key,
+                             .suidlen = keylen};
+        memcpy(sub.prev, g->last_leaf, AHL_SHA256_LEN);
+        g->ended_on_leaf = false;
         rc = ahl__map_walk_leaves(g->m, g->tx, NULL, inst, gz_leaf, &sub);
     } else {
         struct gz_walk sub = {g, true};

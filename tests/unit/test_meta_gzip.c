@@ -2,7 +2,8 @@
 /* GetImageSetMetadata's gzip body from group segments (src/meta/gzdoc.c):
  *   - every version's body inflates to exactly its reference serialisation, with the group cache
  *     on, off, and too small to hold a group;
- *   - the body is within 1.5 times gzip -6 of the same JSON on a synthetic series;
+ *   - the body is within 1.5 times gzip -6 of the same JSON on synthetic sets of one series and
+ *     of several; a series' first group is primed across the series boundary;
  *   - a second read compresses nothing; after an update of one instance only its leaf's group
  *     and the next one are compressed again, and a Patient update compresses none; older
  *     versions are still served from the cache;
@@ -133,25 +134,65 @@ static void test_versions_and_reuse(void **state)
 static void test_size_within_gzip6(void **state)
 {
     (void)state;
+    /* One series (what an import makes), and several of tens of instances (copies merged). */
+    static const unsigned shapes[][2] = {{2, 500}, {20, 40}, {5, 200}};
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        struct fx *f = fx_new(NULL);
+        char id[AHL_ID_LEN + 1];
+        struct ahl_buf ref;
+        struct ahl_err err;
+        size_t gz, json;
+        assert_non_null(f);
+        create_set(f, shapes[k][0], shapes[k][1], id);
+        check_version(f, id, 1, &gz, &json);
+        ahl_buf_init(&ref, AHL_BUF_UNLIMITED);
+        assert_int_equal(ahl_meta_metadata_json(f->m, f->ds, id, 1, &ref, &err), 0);
+        size_t g6 = gzip6_len(&ref);
+        ahl_buf_release(&ref);
+        print_message("%u series x %u: json %zu, served %zu, gzip -6 %zu (%.2fx)\n", shapes[k][0],
+                      shapes[k][1], json, gz, g6, (double)gz / (double)g6);
+        assert_true(gz * 2 <= g6 * 3);
+        /* The warm read is the same size: it splices the same segments. */
+        size_t again;
+        check_version(f, id, 1, &again, NULL);
+        assert_int_equal(again, gz);
+        fx_free(f);
+    }
+}
+
+/* A series' first leaf is primed with the previous series' last leaf and its own header: a
+ * change of a series' attributes rebuilds that one group, the first series' none. */
+static void test_series_chain(void **state)
+{
+    (void)state;
     struct fx *f = fx_new(NULL);
-    char id[AHL_ID_LEN + 1];
-    struct ahl_buf ref;
-    struct ahl_err err;
-    size_t gz, json;
+    struct ahl_meta_gzip_stats s0, s1, s2;
+    char id[AHL_ID_LEN + 1], series[64], blob[512];
     assert_non_null(f);
-    create_set(f, 2, 500, id);
-    check_version(f, id, 1, &gz, &json);
-    ahl_buf_init(&ref, AHL_BUF_UNLIMITED);
-    assert_int_equal(ahl_meta_metadata_json(f->m, f->ds, id, 1, &ref, &err), 0);
-    size_t g6 = gzip6_len(&ref);
-    ahl_buf_release(&ref);
-    print_message("json %zu, served %zu, gzip -6 %zu (%.2fx)\n", json, gz, g6,
-                  (double)gz / (double)g6);
-    assert_true(gz * 2 <= g6 * 3);
-    /* The warm read is the same size: it splices the same segments. */
-    size_t again;
-    check_version(f, id, 1, &again, NULL);
-    assert_int_equal(again, gz);
+    create_set(f, 3, 40, id); /* two leaves a series */
+    check_version(f, id, 1, NULL, NULL);
+    ahl_meta_gzip_stats(f->m, &s0);
+    assert_int_equal(s0.groups_built, 6);
+    ahl_synth_series_uid(SEED, 1, series);
+    snprintf(blob, sizeof blob,
+             "{\"SchemaVersion\":1.1,\"Study\":{\"Series\":{\"%s\":{\"DICOM\":"
+             "{\"SeriesDescription\":\"CHAINED\"}}}}}",
+             series);
+    update(f, id, 1, blob);
+    check_version(f, id, 2, NULL, NULL);
+    ahl_meta_gzip_stats(f->m, &s1);
+    assert_int_equal(s1.groups_built - s0.groups_built, 1);
+    ahl_synth_series_uid(SEED, 0, series);
+    snprintf(blob, sizeof blob,
+             "{\"SchemaVersion\":1.1,\"Study\":{\"Series\":{\"%s\":{\"DICOM\":"
+             "{\"SeriesDescription\":\"FIRST\"}}}}}",
+             series);
+    update(f, id, 2, blob);
+    check_version(f, id, 3, NULL, NULL);
+    ahl_meta_gzip_stats(f->m, &s2);
+    assert_int_equal(s2.groups_built, s1.groups_built);
+    for (uint64_t v = 1; v <= 3; v++)
+        check_version(f, id, v, NULL, NULL);
     fx_free(f);
 }
 
@@ -337,9 +378,9 @@ static void test_first_reads_share_builds(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_versions_and_reuse),       cmocka_unit_test(test_size_within_gzip6),
-        cmocka_unit_test(test_cache_off_and_small),      cmocka_unit_test(test_readers_race),
-        cmocka_unit_test(test_first_reads_share_builds),
+        cmocka_unit_test(test_versions_and_reuse), cmocka_unit_test(test_size_within_gzip6),
+        cmocka_unit_test(test_series_chain),       cmocka_unit_test(test_cache_off_and_small),
+        cmocka_unit_test(test_readers_race),       cmocka_unit_test(test_first_reads_share_builds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
