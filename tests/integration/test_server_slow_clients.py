@@ -1,8 +1,8 @@
 """No mix of clients can hang the server: slow and stalled readers of GetImageSetMetadata, with
 12 clients looping GetImageSetMetadata and 4 looping GetImageSet on `serve --http-threads 2`.
 
-One image set of 120 CT instances (about 200 KB of gzipped metadata) is imported before the
-server starts. Stalled readers send a signed GetImageSetMetadata and never read the answer (their
+One image set of 1,800 CT instances (about 170 KB of gzipped metadata, more than the socket
+buffers hold) is imported before the server starts. Stalled readers send a signed GetImageSetMetadata and never read the answer (their
 receive buffer is made small, so the server cannot finish sending); slow readers read a few bytes
 a second. While they hang on, every looping client must keep completing requests, a fresh client
 must be answered, and SIGTERM must stop the server within seconds with the stalled connections
@@ -17,7 +17,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ahltest  # noqa: E402
 
-N = 120
+N = 1800
 ROOT = '1.2.826.0.1.3680043.9.7781.'
 
 
