@@ -229,8 +229,17 @@ def main():
         uncached = orthanc_target('orthanc-uncached', orthancs[1], paths['orthanc-uncached'])
         before_many = None
         if opt.before:
+            # A build from before --http-threads (its --workers, 2 here as well, was the HTTP
+            # threads then) gets the options it knows.
+            wrapper = os.path.join(tmp, 'before.sh')
+            with open(wrapper, 'w') as f:
+                f.write('#!/bin/bash\nif ! "%s" serve --help | grep -q -- --http-threads; then\n'
+                        '  a=(); while [ $# -gt 0 ]; do [ "$1" = --http-threads ] && shift 2 '
+                        '&& continue; a+=("$1"); shift; done; set -- "${a[@]}"\nfi\n'
+                        'exec "%s" "$@"\n' % (opt.before, opt.before))
+            os.chmod(wrapper, 0o755)
             saved = ahltest.server_binary()
-            os.environ['AHILITE_BIN'] = opt.before
+            os.environ['AHILITE_BIN'] = wrapper
             try:
                 before = ahltest.Server(
                     before_start=lambda s: setattr(s, 'data_dir', srv.data_dir))

@@ -11,12 +11,11 @@
 
 #include "api/dicomweb_cache.h"
 #include "base/err.h"
+#include "base/lru.h"
 #include "base/banned.h"
 
 struct entry {
-    struct entry *next_in_bucket;
-    struct entry *newer, *older; /* recency list */
-    uint64_t hash;
+    struct ahl_lru_link link; /* table and recency list */
     size_t cost;
     size_t plain_len, gz_len;
     char *plain, *gz;
@@ -25,18 +24,13 @@ struct entry {
 
 struct ahl__dwcache {
     pthread_mutex_t lock;
-    size_t budget, bytes, count;
-    struct entry **buckets;
-    size_t nbuckets; /* a power of two */
-    struct entry *newest, *oldest;
+    size_t budget, bytes;
+    struct ahl_lru lru;
 };
 
-static uint64_t key_hash(const char *s)
+static struct entry *entry_of(struct ahl_lru_link *l)
 {
-    uint64_t h = 14695981039346656037ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
+    return AHL_LRU_ENTRY(l, struct entry, link);
 }
 
 int ahl__dwcache_new(size_t budget, struct ahl__dwcache **out)
@@ -45,9 +39,7 @@ int ahl__dwcache_new(size_t budget, struct ahl__dwcache **out)
     if (!c)
         return AHL_ENOMEM;
     c->budget = budget;
-    c->nbuckets = 256;
-    c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
-    if (!c->buckets) {
+    if (ahl_lru_init(&c->lru, 256) < 0) {
         free(c);
         return AHL_ENOMEM;
     }
@@ -67,87 +59,39 @@ void ahl__dwcache_free(struct ahl__dwcache *c)
 {
     if (!c)
         return;
-    for (struct entry *e = c->newest, *next; e; e = next) {
-        next = e->older;
+    for (struct ahl_lru_link *l = c->lru.newest, *next; l; l = next) {
+        struct entry *e = entry_of(l);
+        next = l->older;
         entry_free(e);
     }
     pthread_mutex_destroy(&c->lock);
-    free(c->buckets);
+    ahl_lru_release(&c->lru);
     free(c);
 }
 
-static void list_unlink(struct ahl__dwcache *c, struct entry *e)
+static struct entry *find(struct ahl__dwcache *c, const char *key, uint64_t h)
 {
-    if (e->newer)
-        e->newer->older = e->older;
-    else
-        c->newest = e->older;
-    if (e->older)
-        e->older->newer = e->newer;
-    else
-        c->oldest = e->newer;
-    e->newer = e->older = NULL;
+    for (struct ahl_lru_link *l = *ahl_lru_bucket(&c->lru, h); l; l = l->next_in_bucket)
+        if (l->hash == h && strcmp(entry_of(l)->key, key) == 0)
+            return entry_of(l);
+    return NULL;
 }
 
-static void list_push(struct ahl__dwcache *c, struct entry *e)
+static void drop(struct ahl__dwcache *c, struct entry *e)
 {
-    e->older = c->newest;
-    e->newer = NULL;
-    if (c->newest)
-        c->newest->newer = e;
-    c->newest = e;
-    if (!c->oldest)
-        c->oldest = e;
-}
-
-static struct entry **find(struct ahl__dwcache *c, const char *key, uint64_t h)
-{
-    struct entry **p = &c->buckets[h & (c->nbuckets - 1)];
-    while (*p && ((*p)->hash != h || strcmp((*p)->key, key) != 0))
-        p = &(*p)->next_in_bucket;
-    return p;
-}
-
-static void drop(struct ahl__dwcache *c, struct entry **slot)
-{
-    struct entry *e = *slot;
-    *slot = e->next_in_bucket;
-    list_unlink(c, e);
+    ahl_lru_remove(&c->lru, &e->link);
     c->bytes -= e->cost;
-    c->count--;
     entry_free(e);
-}
-
-/* Doubles the table when it holds more entries than buckets; a failed allocation keeps the
- * table as it is (longer chains, still correct). */
-static void maybe_grow(struct ahl__dwcache *c)
-{
-    if (c->count <= c->nbuckets)
-        return;
-    size_t n = c->nbuckets * 2;
-    struct entry **b = calloc(n, sizeof *b);
-    if (!b)
-        return;
-    for (size_t i = 0; i < c->nbuckets; i++)
-        for (struct entry *e = c->buckets[i], *next; e; e = next) {
-            next = e->next_in_bucket;
-            e->next_in_bucket = b[e->hash & (n - 1)];
-            b[e->hash & (n - 1)] = e;
-        }
-    free(c->buckets);
-    c->buckets = b;
-    c->nbuckets = n;
 }
 
 int ahl__dwcache_get(struct ahl__dwcache *c, const char *key, bool gzip, struct ahl_buf *out)
 {
-    uint64_t h = key_hash(key);
+    uint64_t h = ahl_lru_hash(key);
     int rc = 0;
     pthread_mutex_lock(&c->lock);
-    struct entry *e = *find(c, key, h);
+    struct entry *e = find(c, key, h);
     if (e) {
-        list_unlink(c, e);
-        list_push(c, e);
+        ahl_lru_touch(&c->lru, &e->link);
         rc = ahl_buf_add(out, gzip ? e->gz : e->plain, gzip ? e->gz_len : e->plain_len) < 0
                  ? AHL_ENOMEM
                  : 1;
@@ -175,7 +119,6 @@ int ahl__dwcache_put(struct ahl__dwcache *c, const char *key, const void *plain,
     if (!e)
         return AHL_ENOMEM;
     memcpy(e->key, key, klen + 1);
-    e->hash = key_hash(key);
     e->cost = cost;
     e->plain_len = plain_len;
     e->gz_len = gz_len;
@@ -185,19 +128,15 @@ int ahl__dwcache_put(struct ahl__dwcache *c, const char *key, const void *plain,
         entry_free(e);
         return AHL_ENOMEM;
     }
+    uint64_t h = ahl_lru_hash(key);
     pthread_mutex_lock(&c->lock);
-    struct entry **slot = find(c, key, e->hash);
-    if (*slot)
-        drop(c, slot);
-    while (c->oldest && c->bytes + cost > c->budget)
-        drop(c, find(c, c->oldest->key, c->oldest->hash));
-    slot = &c->buckets[e->hash & (c->nbuckets - 1)];
-    e->next_in_bucket = *slot;
-    *slot = e;
-    list_push(c, e);
+    struct entry *old = find(c, key, h);
+    if (old)
+        drop(c, old);
+    while (c->lru.oldest && c->bytes + cost > c->budget)
+        drop(c, entry_of(c->lru.oldest));
+    ahl_lru_insert(&c->lru, &e->link, h);
     c->bytes += cost;
-    c->count++;
-    maybe_grow(c);
     pthread_mutex_unlock(&c->lock);
     return 0;
 }
@@ -213,7 +152,7 @@ size_t ahl__dwcache_bytes(struct ahl__dwcache *c)
 size_t ahl__dwcache_count(struct ahl__dwcache *c)
 {
     pthread_mutex_lock(&c->lock);
-    size_t n = c->count;
+    size_t n = c->lru.count;
     pthread_mutex_unlock(&c->lock);
     return n;
 }

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/lru.h"
 #include "blob/framestore.h"
 #include "blob/framestore_internal.h"
 
@@ -33,9 +34,8 @@
 struct entry {
     struct ahl_frame_hold pub; /* first: a hold is its entry */
     atomic_uint refs;
-    struct entry *next_in_bucket, *newer, *older;
+    struct ahl_lru_link link; /* table and recency list */
     int in_cache;
-    uint64_t hash;
     size_t cost;
     /* the file as it was when read */
     dev_t dev;
@@ -49,19 +49,9 @@ struct entry {
 struct ahl__framecache {
     int root; /* the store's root, opened once: a hit's lstat resolves two names below it */
     pthread_mutex_t lock;
-    size_t budget, bytes, count;
-    struct entry **buckets;
-    size_t nbuckets; /* a power of two */
-    struct entry *newest, *oldest;
+    size_t budget, bytes;
+    struct ahl_lru lru;
 };
-
-static uint64_t id_hash(const char *id)
-{
-    uint64_t h = 14695981039346656037ull; /* FNV-1a */
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 1099511628211ull;
-    return h;
-}
 
 int ahl_framestore_cache_open(struct ahl_framestore *fs, size_t budget)
 {
@@ -71,16 +61,14 @@ int ahl_framestore_cache_open(struct ahl_framestore *fs, size_t budget)
     if (!c)
         return AHL_ENOMEM;
     c->budget = budget;
-    c->nbuckets = 1024;
-    c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
+    int rc = ahl_lru_init(&c->lru, 1024);
     c->root = open(fs->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (!c->buckets || c->root < 0) {
-        int rc = c->buckets ? AHL_EIO : AHL_ENOMEM;
+    if (rc < 0 || c->root < 0) {
         if (c->root >= 0)
             close(c->root);
-        free(c->buckets);
+        ahl_lru_release(&c->lru);
         free(c);
-        return rc;
+        return rc < 0 ? rc : AHL_EIO;
     }
     pthread_mutex_init(&c->lock, NULL);
     fs->cache = c;
@@ -99,69 +87,27 @@ void ahl_frame_hold_release(const struct ahl_frame_hold *h)
         entry_unref((struct entry *)h);
 }
 
-static void list_unlink(struct ahl__framecache *c, struct entry *e)
+static struct entry *entry_of(struct ahl_lru_link *l)
 {
-    if (e->newer)
-        e->newer->older = e->older;
-    else
-        c->newest = e->older;
-    if (e->older)
-        e->older->newer = e->newer;
-    else
-        c->oldest = e->newer;
-    e->newer = e->older = NULL;
-}
-
-static void list_push_newest(struct ahl__framecache *c, struct entry *e)
-{
-    e->older = c->newest;
-    e->newer = NULL;
-    if (c->newest)
-        c->newest->newer = e;
-    c->newest = e;
-    if (!c->oldest)
-        c->oldest = e;
-}
-
-static struct entry **bucket_of(struct ahl__framecache *c, uint64_t hash)
-{
-    return &c->buckets[hash & (c->nbuckets - 1)];
+    return AHL_LRU_ENTRY(l, struct entry, link);
 }
 
 /* Takes e out of the cache (under the lock) and drops the cache's reference. */
 static void remove_entry(struct ahl__framecache *c, struct entry *e)
 {
-    for (struct entry **p = bucket_of(c, e->hash); *p; p = &(*p)->next_in_bucket) {
-        if (*p == e) {
-            *p = e->next_in_bucket;
-            break;
-        }
-    }
-    list_unlink(c, e);
+    ahl_lru_remove(&c->lru, &e->link);
     e->in_cache = 0;
     c->bytes -= e->cost;
-    c->count--;
     entry_unref(e);
 }
 
-/* Doubles the bucket array when the entries outnumber it (under the lock); stays as it is when
- * memory is short. */
-static void grow(struct ahl__framecache *c)
+/* The cached entry of id (under the lock), or NULL. */
+static struct entry *find(struct ahl__framecache *c, const char *id, uint64_t hash)
 {
-    size_t n = c->nbuckets * 2;
-    struct entry **b = calloc(n, sizeof *b);
-    if (!b)
-        return;
-    for (size_t i = 0; i < c->nbuckets; i++) {
-        for (struct entry *e = c->buckets[i], *next; e; e = next) {
-            next = e->next_in_bucket;
-            e->next_in_bucket = b[e->hash & (n - 1)];
-            b[e->hash & (n - 1)] = e;
-        }
-    }
-    free(c->buckets);
-    c->buckets = b;
-    c->nbuckets = n;
+    for (struct ahl_lru_link *l = *ahl_lru_bucket(&c->lru, hash); l; l = l->next_in_bucket)
+        if (l->hash == hash && !strcmp(entry_of(l)->id, id))
+            return entry_of(l);
+    return NULL;
 }
 
 void ahl_framestore_cache_close(struct ahl_framestore *fs)
@@ -169,11 +115,11 @@ void ahl_framestore_cache_close(struct ahl_framestore *fs)
     struct ahl__framecache *c = fs->cache;
     if (!c)
         return;
-    while (c->oldest)
-        remove_entry(c, c->oldest);
+    while (c->lru.oldest)
+        remove_entry(c, entry_of(c->lru.oldest));
     pthread_mutex_destroy(&c->lock);
     close(c->root);
-    free(c->buckets);
+    ahl_lru_release(&c->lru);
     free(c);
     fs->cache = NULL;
 }
@@ -185,7 +131,7 @@ void ahl_framestore_cache_stats(struct ahl_framestore *fs, size_t *frames, size_
     if (!c)
         return;
     pthread_mutex_lock(&c->lock);
-    *frames = c->count;
+    *frames = c->lru.count;
     *bytes = c->bytes;
     pthread_mutex_unlock(&c->lock);
 }
@@ -203,15 +149,11 @@ static bool same_file(const struct entry *e, const struct stat *st)
 static struct entry *lookup(struct ahl_framestore *fs, const char *id, uint64_t hash)
 {
     struct ahl__framecache *c = fs->cache;
-    struct entry *e;
     pthread_mutex_lock(&c->lock);
-    for (e = *bucket_of(c, hash); e; e = e->next_in_bucket)
-        if (e->hash == hash && !strcmp(e->id, id))
-            break;
+    struct entry *e = find(c, id, hash);
     if (e) {
         atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
-        list_unlink(c, e);
-        list_push_newest(c, e);
+        ahl_lru_touch(&c->lru, &e->link);
     }
     pthread_mutex_unlock(&c->lock);
     if (!e)
@@ -231,33 +173,24 @@ static struct entry *lookup(struct ahl_framestore *fs, const char *id, uint64_t 
 
 /* Puts e in the cache (replacing an entry of the same id) and drops the least recently used
  * entries to stay within the budget. */
-static void insert(struct ahl__framecache *c, struct entry *e)
+static void insert(struct ahl__framecache *c, struct entry *e, uint64_t hash)
 {
     pthread_mutex_lock(&c->lock);
-    for (struct entry *o = *bucket_of(c, e->hash); o; o = o->next_in_bucket) {
-        if (o->hash == e->hash && !strcmp(o->id, e->id)) {
-            remove_entry(c, o);
-            break;
-        }
-    }
-    while (c->oldest && c->bytes + e->cost > c->budget)
-        remove_entry(c, c->oldest);
-    if (c->count >= c->nbuckets)
-        grow(c);
+    struct entry *old = find(c, e->id, hash);
+    if (old)
+        remove_entry(c, old);
+    while (c->lru.oldest && c->bytes + e->cost > c->budget)
+        remove_entry(c, entry_of(c->lru.oldest));
     atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
     e->in_cache = 1;
-    e->next_in_bucket = *bucket_of(c, e->hash);
-    *bucket_of(c, e->hash) = e;
-    list_push_newest(c, e);
+    ahl_lru_insert(&c->lru, &e->link, hash);
     c->bytes += e->cost;
-    c->count++;
     pthread_mutex_unlock(&c->lock);
 }
 
 /* Reads the frame's file whole into a new entry and checks it against id. */
 static int read_entry(struct ahl_framestore *fs, const char *id, const char *ts,
-                      ahl_frame_wrap_fn wrap, uint64_t hash, struct entry **out,
-                      struct ahl_err *err)
+                      ahl_frame_wrap_fn wrap, struct entry **out, struct ahl_err *err)
 {
     struct stat st;
     int fd = -1, rc;
@@ -305,7 +238,6 @@ static int read_entry(struct ahl_framestore *fs, const char *id, const char *ts,
     e->pub = (struct ahl_frame_hold){
         .prefix = data - prefix.len, .prefix_len = prefix.len, .data = data, .len = size};
     atomic_init(&e->refs, 1);
-    e->hash = hash;
     e->cost = cost;
     e->dev = st.st_dev;
     e->ino = st.st_ino;
@@ -333,12 +265,12 @@ int ahl_framestore_hold(struct ahl_framestore *fs, const char *id,
         return AHL_ETOOBIG;
     if (!id || strlen(id) != 32)
         return ahl_fail(err, AHL_EINVAL, "frame id must be 32 lowercase hex digits");
-    uint64_t hash = id_hash(id);
+    uint64_t hash = ahl_lru_hash(id);
     if (!(e = lookup(fs, id, hash))) {
-        int rc = read_entry(fs, id, stored_transfer_syntax, wrap, hash, &e, err);
+        int rc = read_entry(fs, id, stored_transfer_syntax, wrap, &e, err);
         if (rc < 0)
             return rc;
-        insert(fs->cache, e);
+        insert(fs->cache, e, hash);
     }
     *out = &e->pub;
     return 0;
