@@ -2,14 +2,16 @@
  * see what the engine and the store's group commit cost per update when several threads write at
  * once.
  *
- * T threads (default 8), each updating Patient.PatientName of its own one-instance image set as
+ * T threads (default 8), each updating Patient.PatientName of its own one-instance primary image
+ * set (a study of its own, as an import makes it, so the DICOMweb search index is kept too) as
  * fast as it can (each call passing the version the previous one returned) for S seconds. Prints
  * one JSON line: updates per second, the process's CPU seconds (all threads, including the WAL
  * checkpointer), CPU microseconds per update, SQLite COMMITs and the mean batch size (write
  * transactions per COMMIT, ahl_store_sqlite_stats), WAL frames (database pages) per update, and
  * bytes written per update (wchar of /proc/self/io: WAL frames plus checkpoint copies).
  *
- * usage: ahilite-bench update-threads DATA_DIR [THREADS] [SECONDS]   (DATA_DIR must not exist
+ * usage: ahilite-bench update-threads DATA_DIR [THREADS] [SECONDS] [COMMIT_DELAY_US]
+ * (COMMIT_DELAY_US: ahl_store_sqlite_set_commit_delay_us, 0 to compare without; DATA_DIR must not exist
  * yet; the caller removes it). bench/update_threads.sh runs it. */
 #include <pthread.h>
 #include <stdio.h>
@@ -74,11 +76,12 @@ static unsigned long long wchar(void)
 static int usage(FILE *f, int status)
 {
     fprintf(f,
-            "usage: ahilite-bench update-threads DATA_DIR [THREADS] [SECONDS]\n"
+            "usage: ahilite-bench update-threads DATA_DIR [THREADS] [SECONDS] [COMMIT_DELAY_US]\n"
             "  THREADS (1..%d, default 8) threads each update their own one-instance image"
             " set for\n  SECONDS (default 3) in a new data directory DATA_DIR; prints one"
-            " JSON line.\n",
-            MAX_THREADS);
+            " JSON line.\n  COMMIT_DELAY_US: how long a commit waits for announced updates"
+            " (default %u; 0: never)\n",
+            MAX_THREADS, (unsigned)AHL_STORE_COMMIT_DELAY_US);
     return status;
 }
 
@@ -119,7 +122,7 @@ int ahl__bench_update_threads(int argc, char **argv)
 {
     if (ahl__bench_wants_help(argc, argv, 1))
         return usage(stdout, 0);
-    if (argc < 2 || argc > 4)
+    if (argc < 2 || argc > 5)
         return usage(stderr, 2);
     char *end;
     long nt = argc > 2 ? strtol(argv[2], &end, 10) : 8;
@@ -127,6 +130,9 @@ int ahl__bench_update_threads(int argc, char **argv)
         return usage(stderr, 2);
     double secs = argc > 3 ? strtod(argv[3], &end) : 3;
     if (argc > 3 && (*argv[3] == '\0' || *end))
+        return usage(stderr, 2);
+    long delay = argc > 4 ? strtol(argv[4], &end, 10) : -1;
+    if (argc > 4 && (*argv[4] == '\0' || *end || delay < 0 || delay > 60000000))
         return usage(stderr, 2);
     if (nt < 1 || nt > MAX_THREADS || secs <= 0)
         return usage(stderr, 2);
@@ -137,14 +143,17 @@ int ahl__bench_update_threads(int argc, char **argv)
     static struct worker w[MAX_THREADS];
     int status = 1;
     if (ahl_store_open_sqlite(argv[1], 0, &store) < 0 || ahl_meta_open(store, NULL, &m) < 0 ||
-        ahl__bench_make_datastore(store, ds) < 0) {
+        ahl__bench_make_datastore(store, ds) < 0 ||
+        (delay >= 0 && ahl_store_sqlite_set_commit_delay_us(store, (unsigned)delay) < 0)) {
         fprintf(stderr, "ahilite-bench update-threads: cannot open a store in %s\n", argv[1]);
         goto out;
     }
     for (long i = 0; i < nt; i++) {
         json_t *doc = ahl_synth_doc(1, 1, (uint32_t)(100 + i));
         struct ahl_meta_info info;
-        int rc = doc ? ahl_meta_imageset_create(m, ds, doc, NULL, &info, &err) : -1;
+        /* Primary, as imports make them: the DICOMweb search index covers them. */
+        const struct ahl_meta_create_opts primary = {.is_primary = true};
+        int rc = doc ? ahl_meta_imageset_create(m, ds, doc, &primary, &info, &err) : -1;
         json_decref(doc);
         if (rc < 0) {
             fprintf(stderr, "ahilite-bench update-threads: create: %s\n",

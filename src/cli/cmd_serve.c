@@ -107,6 +107,9 @@ static void usage(FILE *f)
             "  --frame-cache MiB   frames kept in memory for GetImageFrame once read and\n"
             "                      checked, least recently used dropped first; 0: none, every\n"
             "                      request reads and hashes its frame file (default 256)\n"
+            "  --commit-delay-us N how long a committing metadata update waits for updates\n"
+            "                      still being computed to share its commit, in\n"
+            "                      microseconds; 0: never waits (default 1000)\n"
             "  --help              this text\n");
 }
 
@@ -167,7 +170,7 @@ int ahl_cmd_serve(int argc, char **argv)
     unsigned workers = 0, http_threads = 0, port = 0;
     unsigned max_conns = 0, per_ip = 0, header_s = 0, idle_s = 0;
     unsigned long body_mib = 0, import_mib = 0, spool_mib = 0;
-    long cache_mib = -1, frame_cache_mib = -1; /* -1: the default */
+    long cache_mib = -1, frame_cache_mib = -1, commit_delay_us = -1; /* -1: the default */
     int no_per_ip = 0;
     char host[256], cred_path[4096];
     static struct ahl_api_credentials creds; /* large; one per process */
@@ -214,6 +217,7 @@ int ahl_cmd_serve(int argc, char **argv)
             "--viewer-oidc-client-id",
             "--dicomweb-cache",
             "--metadata-cache",
+            "--commit-delay-us",
             "--frame-cache",
             NULL,
         };
@@ -285,6 +289,7 @@ int ahl_cmd_serve(int argc, char **argv)
                 {"--dicomweb-cache", 0, 1024 * 1024},
                 {"--metadata-cache", 0, 1024 * 1024},
                 {"--frame-cache", 0, 1024 * 1024},
+                {"--commit-delay-us", 0, 1000000},
             };
             char *end;
             unsigned long n = strtoul(v, &end, 10);
@@ -315,8 +320,10 @@ int ahl_cmd_serve(int argc, char **argv)
                 cache_mib = (long)n;
             else if (k == 8)
                 meta_opts.gzip_cache_bytes = n ? (size_t)n << 20 : AHL_META_NO_GZIP_CACHE;
-            else
+            else if (k == 9)
                 frame_cache_mib = (long)n;
+            else
+                commit_delay_us = (long)n;
         }
     }
     if (parse_listen(listen_arg, host, sizeof host, &port) < 0) {
@@ -429,6 +436,8 @@ int ahl_cmd_serve(int argc, char **argv)
                 ahl_strerror(rc));
         goto out;
     }
+    if (commit_delay_us >= 0)
+        ahl_store_sqlite_set_commit_delay_us(store, (unsigned)commit_delay_us);
     if ((rc = ahl_meta_open(store, &meta_opts, &meta)) < 0) {
         fprintf(stderr, "ahilite serve: cannot open the metadata engine: %s\n", ahl_strerror(rc));
         goto out;

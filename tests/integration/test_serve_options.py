@@ -18,7 +18,8 @@ class ServeOptions(unittest.TestCase):
         cases = [('--max-connections', '3'), ('--max-connections-per-ip', '-1'),
                  ('--header-timeout', '0'), ('--idle-timeout', 'soon'),
                  ('--max-body-memory', '1'), ('--metadata-cache', '-1'),
-                 ('--metadata-cache', '2000000')]
+                 ('--metadata-cache', '2000000'), ('--commit-delay-us', '1000001'),
+                 ('--commit-delay-us', '-5')]
         for name, value in cases:
             p = subprocess.run([ahltest.server_binary(), 'serve', name, value],
                                capture_output=True, text=True, timeout=30)
