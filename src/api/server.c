@@ -1203,13 +1203,7 @@ static void *reaper_main(void *arg)
     unsigned slow_headers = 0, idle = 0;
     pthread_mutex_lock(&srv->conns_lock);
     while (!srv->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += REAPER_PERIOD_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = ahl_deadline(CLOCK_REALTIME, REAPER_PERIOD_MS * 1000);
         pthread_cond_timedwait(&srv->reaper_wake, &srv->conns_lock, &until);
         uint64_t now = ahl_mono_ns();
         for (struct conn *c = srv->conns; c && !srv->stopping; c = c->next) {

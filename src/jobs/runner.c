@@ -607,14 +607,7 @@ static void *worker(void *arg)
         }
         /* Idle: wait for a submission, or scan the store now and then (jobs submitted by another
          * process on the same data directory). */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += r->poll_ms / 1000;
-        ts.tv_nsec += (long)(r->poll_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = ahl_deadline(CLOCK_REALTIME, (uint64_t)r->poll_ms * 1000);
         if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT && !r->stop && !r->npend) {
             pthread_mutex_unlock(&r->mu);
             scan_submitted(r);

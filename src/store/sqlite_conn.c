@@ -68,6 +68,7 @@
 
 #include <sqlite3.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/banned.h"
@@ -407,14 +408,7 @@ static int write_end(struct ahl__sq_tx *tx, bool commit, int rc)
     q->batch_txs++;
     if (commit && !ended && !q->write_waiting && q->write_intent && q->delay_us &&
         q->batch_txs < q->batch_max && !q->ckpt_pending) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += q->delay_us / 1000000;
-        until.tv_nsec += (long)(q->delay_us % 1000000) * 1000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = ahl_deadline(CLOCK_MONOTONIC, q->delay_us);
         q->delaying = true;
         while (!q->write_waiting && q->write_intent && !q->ckpt_pending)
             if (pthread_cond_timedwait(&q->arrive_cond, &q->batch_lock, &until) == ETIMEDOUT)
