@@ -409,8 +409,9 @@ static int write_end(struct ahl__sq_tx *tx, bool commit, int rc)
     if (commit && !ended && !q->write_waiting && q->write_intent && q->delay_us &&
         q->batch_txs < q->batch_max && !q->ckpt_pending) {
         struct timespec until = ahl_deadline(CLOCK_MONOTONIC, q->delay_us);
+        /* This thread holds write_lock, so no TRUNCATE checkpoint can start meanwhile. */
         q->delaying = true;
-        while (!q->write_waiting && q->write_intent && !q->ckpt_pending)
+        while (!q->write_waiting && q->write_intent)
             if (pthread_cond_timedwait(&q->arrive_cond, &q->batch_lock, &until) == ETIMEDOUT)
                 break;
         q->delaying = false;

@@ -279,7 +279,7 @@ static int study_attrs(struct ahl_store_tx *t, const char *ds, const char *study
             rc = AHL_ENOMEM;
             break;
         }
-        moved |= i == 1;
+        moved |= !strcmp(study_attr_col[i], "updated_at");
         len += (size_t)snprintf(sql + len, sizeof sql - len, "%s %s=?%zu", n ? "," : "",
                                 study_attr_col[i], n + 2);
         n++;

@@ -13,7 +13,7 @@
  *     returns the commit's write error, if any, to SQLite, which then fails the commit;
  *   - a write does not follow on (the WAL header at offset 0 when the WAL restarts, a frame
  *     rewritten in place), or would overflow the buffer;
- *   - before any read, size query, truncation, sync, memory map or close of that file.
+ *   - before any read, size query, truncation, sync, file control or close of that file.
  * SQLite publishes a commit to other connections (the wal-index header in shared memory) only
  * after sqlite3WalFrames has written every frame, that is after the last frame's write returned,
  * so no reader can look for a frame that is not yet in the file; a crash before the flush loses
@@ -41,7 +41,6 @@ struct wal_file {
 };
 
 static sqlite3_vfs vfs;
-static sqlite3_io_methods wal_io;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static struct wal_file *W(sqlite3_file *f)
@@ -126,16 +125,6 @@ static int wal_size(sqlite3_file *f, sqlite3_int64 *size)
     FLUSHED(w->real->pMethods->xFileSize(w->real, size));
 }
 
-/* SQLite maps only database files; a WAL file says it cannot be mapped. */
-static int wal_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **pp)
-{
-    (void)f;
-    (void)off;
-    (void)n;
-    *pp = NULL;
-    return SQLITE_OK;
-}
-
 static int wal_lock(sqlite3_file *f, int lock)
 {
     return W(f)->real->pMethods->xLock(W(f)->real, lock);
@@ -166,33 +155,23 @@ static int wal_device(sqlite3_file *f)
     return W(f)->real->pMethods->xDeviceCharacteristics(W(f)->real);
 }
 
-static int wal_shm_map(sqlite3_file *f, int page, int size, int extend, void volatile **pp)
-{
-    return W(f)->real->pMethods->xShmMap(W(f)->real, page, size, extend, pp);
-}
-
-static int wal_shm_lock(sqlite3_file *f, int offset, int n, int flags)
-{
-    return W(f)->real->pMethods->xShmLock(W(f)->real, offset, n, flags);
-}
-
-static void wal_shm_barrier(sqlite3_file *f)
-{
-    W(f)->real->pMethods->xShmBarrier(W(f)->real);
-}
-
-static int wal_shm_unmap(sqlite3_file *f, int del)
-{
-    return W(f)->real->pMethods->xShmUnmap(W(f)->real, del);
-}
-
-static int wal_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
-{
-    (void)f;
-    (void)off;
-    (void)p;
-    return SQLITE_OK;
-}
+/* Version 1: SQLite maps and shares memory through the database file's methods only, never a
+ * WAL file's. */
+static const sqlite3_io_methods wal_io = {
+    .iVersion = 1,
+    .xClose = wal_close,
+    .xRead = wal_read,
+    .xWrite = wal_write,
+    .xTruncate = wal_truncate,
+    .xSync = wal_sync,
+    .xFileSize = wal_size,
+    .xLock = wal_lock,
+    .xUnlock = wal_unlock,
+    .xCheckReservedLock = wal_reserved,
+    .xFileControl = wal_fcntl,
+    .xSectorSize = wal_sector,
+    .xDeviceCharacteristics = wal_device,
+};
 
 static int vfs_open(sqlite3_vfs *v, sqlite3_filename name, sqlite3_file *f, int flags, int *out)
 {
@@ -263,27 +242,6 @@ static void do_register(void)
     sqlite3_vfs *real = sqlite3_vfs_find(NULL);
     if (!real || real->iVersion < 2)
         return;
-    wal_io = (sqlite3_io_methods){
-        .iVersion = 3,
-        .xClose = wal_close,
-        .xRead = wal_read,
-        .xWrite = wal_write,
-        .xTruncate = wal_truncate,
-        .xSync = wal_sync,
-        .xFileSize = wal_size,
-        .xLock = wal_lock,
-        .xUnlock = wal_unlock,
-        .xCheckReservedLock = wal_reserved,
-        .xFileControl = wal_fcntl,
-        .xSectorSize = wal_sector,
-        .xDeviceCharacteristics = wal_device,
-        .xShmMap = wal_shm_map,
-        .xShmLock = wal_shm_lock,
-        .xShmBarrier = wal_shm_barrier,
-        .xShmUnmap = wal_shm_unmap,
-        .xFetch = wal_fetch,
-        .xUnfetch = wal_unfetch,
-    };
     vfs = (sqlite3_vfs){
         .iVersion = 2,
         .szOsFile = (int)sizeof(struct wal_file) + real->szOsFile,
