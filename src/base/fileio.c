@@ -11,6 +11,26 @@
 #include "base/err.h"
 #include "base/banned.h"
 
+int ahl_pread_all(int fd, void *p, size_t n, off_t off, size_t *got)
+{
+    char *c = p;
+    size_t done = 0;
+    int rc = 0;
+    while (done < n) {
+        ssize_t r = pread(fd, c + done, n - done, off + (off_t)done);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = r < 0 ? AHL_EIO : AHL_EPARSE;
+            break;
+        }
+        done += (size_t)r;
+    }
+    if (got)
+        *got = done;
+    return rc;
+}
+
 int ahl_write_all(int fd, const void *p, size_t n)
 {
     const char *c = p;

@@ -11,6 +11,11 @@
  * set it (ENOSPC, EPIPE...), so the caller can say why. */
 int ahl_write_all(int fd, const void *p, size_t n);
 
+/* Reads n bytes at offset off, retrying short reads and EINTR; *got (when not NULL) receives the
+ * bytes read. 0 when all n were read; AHL_EPARSE when the file ended first; AHL_EIO with errno
+ * left as pread() set it. */
+int ahl_pread_all(int fd, void *p, size_t n, off_t off, size_t *got);
+
 /* Why ahl_write_file_atomic failed, for the caller to word in its own terms: the step, as it
  * reads after "cannot " ("pick a temporary name", "create", "write", "fsync", "close",
  * "rename into place", "fsync directory"); the entry of the directory it concerns (the temporary

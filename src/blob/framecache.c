@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
 #include "base/lru.h"
 #include "blob/framestore.h"
 #include "blob/framestore_internal.h"
@@ -213,21 +214,14 @@ static int read_entry(struct ahl_framestore *fs, const char *id, const char *ts,
     }
     memset(e, 0, sizeof *e);
     uint8_t *data = e->bytes + AHL_FRAME_PREFIX_MAX;
-    for (size_t got = 0; got < size;) {
-        ssize_t r = pread(fd, data + got, size - got, (off_t)got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = ahl_fail(err, AHL_EIO, "cannot read frame %s: %s", id, strerror(errno));
-            goto out;
-        }
-        if (r == 0) {
-            rc = ahl_fail(err, AHL_ECORRUPT,
-                          "stored frame %s is damaged: it ends after %zu of its %zu bytes", id, got,
-                          size);
-            goto out;
-        }
-        got += (size_t)r;
+    size_t got;
+    if ((rc = ahl_pread_all(fd, data, size, 0, &got)) < 0) {
+        rc = rc == AHL_EIO
+                 ? ahl_fail(err, AHL_EIO, "cannot read frame %s: %s", id, strerror(errno))
+                 : ahl_fail(err, AHL_ECORRUPT,
+                            "stored frame %s is damaged: it ends after %zu of its %zu bytes", id,
+                            got, size);
+        goto out;
     }
     ahl_sha256(data, size, digest);
     if ((rc = ahl__frame_digest_check(id, ts, digest, size, err)) < 0)

@@ -539,19 +539,13 @@ static int read_whole(int fd, uint64_t size, const char *id, uint8_t **data, siz
         close(fd);
         return ahl_fail(err, AHL_ENOMEM, "out of memory for frame %s", id);
     }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            rc = r == 0 ? ahl_fail(err, AHL_ECORRUPT, "frame %s is shorter than its size", id)
-                        : ahl_fail(err, AHL_EIO, "cannot read frame %s: %s", id, strerror(errno));
-            free(buf);
-            close(fd);
-            return rc;
-        }
-        got += (size_t)r;
+    if ((rc = ahl_pread_all(fd, buf, size, 0, NULL)) < 0) {
+        rc = rc == AHL_EPARSE
+                 ? ahl_fail(err, AHL_ECORRUPT, "frame %s is shorter than its size", id)
+                 : ahl_fail(err, AHL_EIO, "cannot read frame %s: %s", id, strerror(errno));
+        free(buf);
+        close(fd);
+        return rc;
     }
     close(fd);
     *data = buf;

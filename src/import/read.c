@@ -22,25 +22,9 @@
 
 /* ---- reading frames ----------------------------------------------------------------------- */
 
-static int pread_full(int fd, uint64_t off, void *buf, size_t n)
-{
-    uint8_t *p = buf;
-    while (n) {
-        ssize_t r = pread(fd, p, n, (off_t)off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r < 0 ? AHL_EIO : AHL_EPARSE;
-        p += r;
-        n -= (size_t)r;
-        off += (uint64_t)r;
-    }
-    return 0;
-}
-
 static int fd_read_fn(void *ctx, uint64_t off, void *buf, size_t n)
 {
-    return pread_full(*(int *)ctx, off, buf, n);
+    return ahl_pread_all(*(int *)ctx, buf, n, (off_t)off, NULL);
 }
 
 /* An unlinked scratch file in the importer's temporary directory. */
@@ -77,7 +61,7 @@ static int inflate_to_scratch(const struct ahl_importer *im, const struct ahl_dc
         return sfd;
     for (pos = 0; pos < meta_end && rc == 0;) {
         size_t n = meta_end - pos < sizeof in ? (size_t)(meta_end - pos) : sizeof in;
-        if ((rc = pread_full(fd, pos, in, n)) < 0)
+        if ((rc = ahl_pread_all(fd, in, n, (off_t)pos, NULL)) < 0)
             rc = ahl_fail(err, AHL_EPARSE, "meta group runs past the end of the file");
         else if (ahl_write_all(sfd, in, n) < 0)
             rc = ahl_fail(err, AHL_EIO, "cannot write a scratch file");
@@ -159,7 +143,8 @@ static int frame_bytes(const struct ahl_dcm_pixel *px, const struct ahl_pixel_de
         uint8_t *buf = malloc((size_t)fsz);
         if (!buf)
             return ahl_fail(err, AHL_ENOMEM, "out of memory for frame %u", i + 1);
-        if ((rc = pread_full(fd, px->value_offset + (uint64_t)i * fsz, buf, (size_t)fsz)) < 0) {
+        if ((rc = ahl_pread_all(fd, buf, (size_t)fsz, (off_t)(px->value_offset + (uint64_t)i * fsz),
+                                NULL)) < 0) {
             free(buf);
             return ahl_fail(err, rc, "pixel data of frame %u runs past the end of the file", i + 1);
         }
@@ -286,7 +271,7 @@ static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, 
             rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
             goto out;
         }
-        if ((rc = pread_full(rfd, px->value_offset, whole, whole_len)) < 0) {
+        if ((rc = ahl_pread_all(rfd, whole, whole_len, (off_t)px->value_offset, NULL)) < 0) {
             rc = ahl_fail(err, rc, "pixel data runs past the end of the file");
             goto out;
         }
@@ -416,7 +401,7 @@ static int import_bulk(struct ahl_importer *im, const struct ahl_dcm_file *f, in
         char id[33], key[9];
         if (!v)
             rc = ahl_fail(err, AHL_ENOMEM, "out of memory");
-        else if ((rc = pread_full(rfd, e->value_offset, v, e->length)) < 0)
+        else if ((rc = ahl_pread_all(rfd, v, e->length, (off_t)e->value_offset, NULL)) < 0)
             rc = ahl_fail(err, rc, "value of (%04X,%04X) runs past the end of the file",
                           AHL_DCM_GROUP(e->tag), AHL_DCM_ELEMENT(e->tag));
         for (size_t k = 0; rc == 0 && f->big_endian && size > 1 && k < e->length; k += size)

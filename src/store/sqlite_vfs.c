@@ -98,10 +98,10 @@ static int wal_close(sqlite3_file *f)
 
 /* Every other method: the gathered bytes first where the call could see the file's contents or
  * size, then the default VFS's method. */
-#define FLUSHED(call)                      \
-    do {                                   \
-        struct wal_file *w = W(f);         \
-        int rc = flush(w);                 \
+#define FLUSHED(call)                       \
+    do {                                    \
+        struct wal_file *w = W(f);          \
+        int rc = flush(w);                  \
         return rc != SQLITE_OK ? rc : call; \
     } while (0)
 
@@ -191,11 +191,11 @@ static int vfs_open(sqlite3_vfs *v, sqlite3_filename name, sqlite3_file *f, int 
 }
 
 /* The rest of the VFS is the default one's. */
-#define FWD(name, params, args)                               \
-    static int vfs_##name params                              \
-    {                                                         \
-        sqlite3_vfs *real = v->pAppData;                      \
-        return real->x##name args;                            \
+#define FWD(name, params, args)          \
+    static int vfs_##name params         \
+    {                                    \
+        sqlite3_vfs *real = v->pAppData; \
+        return real->x##name args;       \
     }
 FWD(Delete, (sqlite3_vfs * v, const char *name, int sync), (real, name, sync))
 FWD(Access, (sqlite3_vfs * v, const char *name, int flags, int *out), (real, name, flags, out))

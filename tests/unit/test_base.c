@@ -1,4 +1,4 @@
-/* Unit tests for src/base: buffers, errors, codecs. */
+/* Unit tests for src/base: buffers, errors, codecs, whole reads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,10 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/codec.h"
 #include "base/err.h"
+#include "base/fileio.h"
 
 static void test_buf_cap_keeps_contents(void **state)
 {
@@ -51,7 +55,7 @@ struct b64_case {
 };
 
 static const struct b64_case b64_cases[] = {
-    {"", ""},       {"f", "Zg=="},         {"fo", "Zm8="},
+    {"", ""},        {"f", "Zg=="},        {"fo", "Zm8="},
     {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"{\"a\":1}", "eyJhIjoxfQ=="},
 };
 
@@ -175,14 +179,42 @@ static void test_err_fail(void **state)
     assert_int_equal(ahl_fail(NULL, AHL_EINVAL, "ignored"), AHL_EINVAL);
 }
 
+/* ahl_pread_all: all bytes at an offset; a file ending first; a bad descriptor. */
+static void test_pread_all(void **state)
+{
+    (void)state;
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    int fd = fileno(f);
+    assert_int_equal(ahl_write_all(fd, "0123456789", 10), 0);
+    char buf[16] = {0};
+    size_t got = 99;
+    assert_int_equal(ahl_pread_all(fd, buf, 4, 3, &got), 0);
+    assert_int_equal(got, 4);
+    assert_memory_equal(buf, "3456", 4);
+    assert_int_equal(ahl_pread_all(fd, buf, 8, 6, &got), AHL_EPARSE);
+    assert_int_equal(got, 4);
+    assert_memory_equal(buf, "6789", 4);
+    assert_int_equal(ahl_pread_all(fd, buf, 0, 0, NULL), 0);
+    fclose(f);
+    assert_int_equal(ahl_pread_all(-1, buf, 1, 0, &got), AHL_EIO);
+    assert_int_equal(errno, EBADF);
+    assert_int_equal(got, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_cap_keeps_contents), cmocka_unit_test(test_buf_addf_long),
-        cmocka_unit_test(test_base64_table),           cmocka_unit_test(test_base64_rejects),
-        cmocka_unit_test(test_sha256_and_hex),         cmocka_unit_test(test_random_id_shape),
-        cmocka_unit_test(test_err_fail),               cmocka_unit_test(test_array_grow),
+        cmocka_unit_test(test_buf_cap_keeps_contents),
+        cmocka_unit_test(test_buf_addf_long),
+        cmocka_unit_test(test_base64_table),
+        cmocka_unit_test(test_base64_rejects),
+        cmocka_unit_test(test_sha256_and_hex),
+        cmocka_unit_test(test_random_id_shape),
+        cmocka_unit_test(test_err_fail),
+        cmocka_unit_test(test_array_grow),
         cmocka_unit_test(test_base64url),
+        cmocka_unit_test(test_pread_all),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }
