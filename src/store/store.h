@@ -498,6 +498,23 @@ struct ahl_store_tx {
 
 /* ---- opening ----------------------------------------------------------------------------- */
 
+/* Opens the backend that database names: NULL or "" for the embedded default, SQLite in data_dir
+ * (ahl_store_open_sqlite); a libpq connection URI ("postgresql://..." or "postgres://...") for
+ * PostgreSQL (ahl_store_open_postgres; data_dir unused). max_conns bounds the reader connections
+ * (SQLite) or the whole pool (PostgreSQL); 0 for the backend's default. AHL_EINVAL for a database
+ * string that is neither. */
+int ahl_store_open(const char *database, const char *data_dir, unsigned max_conns,
+                   struct ahl_store **out);
+/* True when database names PostgreSQL (starts with "postgresql://" or "postgres://"). */
+bool ahl_store_is_postgres(const char *database);
+/* Opens the PostgreSQL database of a libpq connection URI, creating or migrating the schema (under
+ * an advisory lock, so several nodes may start at once). Tables live in the schema of the
+ * connection's search_path (a URI may carry options=-csearch_path%3DNAME; the tests give each case
+ * a schema of its own). max_conns bounds the pool of connections (0: a default of 16). Several
+ * processes may open the same database: each is one node, none special. AHL_EIO when the server
+ * cannot be reached (the message logged names it, never the password). */
+int ahl_store_open_postgres(const char *uri, unsigned max_conns, struct ahl_store **out);
+
 /* Opens (creating if needed) the SQLite database in data_dir (created with mode 0700 when
  * missing), migrating its schema to the current version. max_readers bounds the reader
  * connections kept for concurrent read transactions (0: a default of 8). On a full disk the
