@@ -252,7 +252,8 @@ static int write_items(struct ahl_importer *im, struct ahl_import_item **items, 
         rc = ahl_meta_imageset_put_instances(im->m, im->ds, c->id, doc, c->version, &info, err);
     } else {
         struct ahl_meta_create_opts o = {.is_primary = primary,
-                                         .workflow_status = AHL_WORKFLOW_IMPORTED};
+                                         .workflow_status = AHL_WORKFLOW_IMPORTED,
+                                         .sole_primary = primary};
         rc = ahl_meta_imageset_create(im->m, im->ds, doc, &o, &info, err);
     }
     json_decref(doc);
@@ -395,8 +396,10 @@ void ahl__import_commit(struct ahl_importer *im, struct ahl_import_item **items,
             cand = NULL;
         }
         json_decref(cand);
-        if (rc == AHL_ECONFLICT && primary) {
-            sleep_ms(attempt < 4 ? 1 : 20); /* another writer advanced the set: look again */
+        if (rc == AHL_ECONFLICT) {
+            /* Another writer advanced the set, or (another process) created the series' primary
+             * set first: look again. */
+            sleep_ms(attempt < 4 ? 1 : 20);
             continue;
         }
         break;

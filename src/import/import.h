@@ -20,11 +20,14 @@
  *        no primary -> a new primary set.
  *
  * Invariants:
- *   - at most one primary image set per (data store, study, series) is created by importers:
- * commits for one grouping key are serialized by a process-wide striped mutex table and, when a
- * lock directory is given, by flock(2) on a per-stripe lock file (other processes on the same data
- *     directory); joining an existing set goes through the engine's compare-and-set on its latest
- *     version, retried when another writer advanced it in between;
+ *   - at most one primary image set per (data store, study, series) is created by importers: the
+ *     engine creates a primary set only if none of the series exists, checked inside its write
+ *     transaction (sole_primary in meta.h), which holds across processes and nodes sharing one
+ *     database; a loser retries and joins the winner's set. Commits for one grouping key are also
+ *     serialized by a process-wide striped mutex table and, when a lock directory is given, by
+ *     flock(2) on a per-stripe lock file (other processes on the same data directory), so that
+ *     they rarely race at all; joining an existing set goes through the engine's compare-and-set
+ *     on its latest version, retried when another writer advanced it in between;
  *   - a failed object never changes an image set; its result names the AWS exception type and a
  *     reason ("not DICOM", truncation with the offset, missing UIDs, limits, undecodable pixels);
  *   - a batch of instances of one set is committed as ONE version (ahl_import_batch), so a

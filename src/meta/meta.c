@@ -54,6 +54,52 @@ static void info_from(struct ahl_meta_info *out, const struct ahl_imageset_rec *
     out->ver = *v;
 }
 
+struct primary_probe {
+    struct ahl_store_tx *tx;
+    const char *series_uid;
+    int found; /* 1 found, 0 not, negative AHL_E* */
+};
+
+static int probe_primary(void *ctx, const struct ahl_imageset_rec *rec)
+{
+    struct primary_probe *p = ctx;
+    struct ahl_search_row row;
+    if (!rec->is_primary)
+        return 0;
+    int rc = ahl_store_search_get(p->tx, rec->id, &row);
+    if (rc == AHL_ENOTFOUND)
+        return 0;
+    if (rc < 0 || !strcmp(row.series_instance_uid, p->series_uid)) {
+        p->found = rc < 0 ? rc : 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* AHL_ECONFLICT when the data store holds a primary image set of doc's study and series (see
+ * sole_primary in meta.h); 0 when it does not or doc does not name exactly one series. */
+static int primary_absent(struct ahl_store_tx *tx, const char *ds, const json_t *doc,
+                          struct ahl_err *err)
+{
+    const json_t *study = json_object_get(doc, "Study");
+    const json_t *sd = json_object_get(study, "DICOM");
+    const char *study_uid = json_string_value(json_object_get(sd, "StudyInstanceUID"));
+    const json_t *series = json_object_get(study, "Series");
+    if (!study_uid || !json_is_object(series) || json_object_size(series) != 1)
+        return 0;
+    struct primary_probe p = {.tx = tx};
+    p.series_uid = json_object_iter_key(json_object_iter((json_t *)series));
+    int rc = ahl_store_imageset_by_study(tx, ds, study_uid, true, probe_primary, &p);
+    if (rc < 0)
+        return ahl_meta_store_fail(err, rc, "listing the study's image sets");
+    if (p.found < 0)
+        return ahl_meta_store_fail(err, p.found, "reading the search index");
+    if (p.found)
+        return ahl_fail(err, AHL_ECONFLICT, "series %s already has a primary image set",
+                        p.series_uid);
+    return 0;
+}
+
 /* Reports a version just committed: the set row and the version row it wrote. */
 static void info_new(struct ahl_meta_info *out, const struct ahl_imageset_rec *set,
                      const uint8_t *root)
@@ -121,6 +167,9 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
         goto out;
     }
     if ((rc = datastore_active(tx, datastore_id, err)) < 0)
+        goto out;
+    if (set.is_primary && opts->sole_primary &&
+        (rc = primary_absent(tx, datastore_id, doc, err)) < 0)
         goto out;
     if ((rc = commit_imported(m, &tx, &b, &set, 0, root, wf, doc, err)) < 0)
         goto out;

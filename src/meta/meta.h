@@ -96,6 +96,11 @@ struct ahl_meta_create_opts {
     bool is_primary;
     enum ahl_workflow_status workflow_status; /* 0: CREATED. The importer passes IMPORTED */
     const char *imageset_id;                  /* NULL: a fresh random id */
+    /* With is_primary: AHL_ECONFLICT, creating nothing, when the data store already holds a
+     * primary image set of the document's study and (only) series. Checked inside the write
+     * transaction, which is exclusive on every backend, so two processes (two nodes) creating the
+     * primary set of one series at once make one set and one conflict, never two primaries. */
+    bool sole_primary;
 };
 
 /* Creates an image set, version 1, from a normalized document

@@ -48,6 +48,28 @@ static void create_set(struct fx *f, unsigned nseries, unsigned ninst, uint32_t 
     memcpy(id, info.set.id, AHL_ID_LEN + 1);
 }
 
+/* sole_primary: a second primary set of the same series is refused inside the write transaction
+ * (what keeps two nodes importing one series from making two primaries); another series, or a
+ * non-primary set of the same series, is not. */
+static void test_sole_primary(void **state)
+{
+    struct fx *f = *state;
+    struct ahl_meta_info info;
+    struct ahl_err err;
+    struct ahl_meta_create_opts o = {.is_primary = true, .sole_primary = true};
+    json_t *a = ahl_synth_doc(1, 2, SEED), *b = ahl_synth_doc(1, 2, SEED + 1);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(ahl_meta_imageset_create(f->m, f->ds, a, &o, &info, &err), 0);
+    assert_int_equal(ahl_meta_imageset_create(f->m, f->ds, a, &o, &info, &err), AHL_ECONFLICT);
+    assert_non_null(strstr(err.msg, "already has a primary image set"));
+    assert_int_equal(ahl_meta_imageset_create(f->m, f->ds, b, &o, &info, &err), 0);
+    o.is_primary = false;
+    assert_int_equal(ahl_meta_imageset_create(f->m, f->ds, a, &o, &info, &err), 0);
+    json_decref(a);
+    json_decref(b);
+}
+
 /* Asserts that the gzip stream of a version inflates to exactly the reference serialisation. */
 static void assert_gzip_matches(struct fx *f, const char *id, uint64_t v)
 {
@@ -722,6 +744,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_document_part, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sole_primary, setup, teardown),
         cmocka_unit_test(test_aws_primary_rules),
         cmocka_unit_test_setup_teardown(test_no_garbage_chunks, setup, teardown),
     };
