@@ -8,6 +8,9 @@ SigV4 signer, so error paths the SDK would refuse to send can be exercised.
 create_active_datastore() and wait_import_job() poll until a data store or an import job is done.
 
 Environment (set by CTest): AHILITE_BIN (the server binary), AHILITE_SRC (the source tree).
+With AHL_TEST_BLOB_STORE (s3://bucket/prefix) and AHL_TEST_S3_ENDPOINT set, servers and the
+`ahilite import` helpers keep frames in that bucket (blob_store_args(); the AWS_* variables give
+the endpoint's credentials).
 The service model comes with botocore >= 1.31; when the Python used lacks it, the copy in
 $AHILITE_SRC/models is put on AWS_DATA_PATH.
 """
@@ -57,6 +60,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def blob_store_args(extra_args=()):
+    """['--blob-store', $AHL_TEST_BLOB_STORE, '--s3-endpoint', $AHL_TEST_S3_ENDPOINT] when both
+    are set and extra_args does not choose a blob store itself, else []: frames on S3 for every
+    server and `ahilite import|check|export` a suite starts (docs/frames.md#frames-on-s3)."""
+    uri = os.environ.get('AHL_TEST_BLOB_STORE')
+    endpoint = os.environ.get('AHL_TEST_S3_ENDPOINT')
+    if not uri or not endpoint or '--blob-store' in extra_args:
+        return []
+    args = ['--blob-store', uri]
+    if '--s3-endpoint' not in extra_args:
+        args += ['--s3-endpoint', endpoint]
+    return args
+
+
 class Server:
     """A running `ahilite serve` on a temporary data directory."""
 
@@ -78,7 +95,7 @@ class Server:
                 '--listen', '127.0.0.1:%d' % self.port, '--credentials', self.cred_file,
                 '--region', REGION, '--account-id', ACCOUNT, '--workers', '2',
                 '--http-threads', '2']
-        args += list(extra_args)
+        args += list(extra_args) + blob_store_args(extra_args)
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=env or os.environ.copy())
         self._wait_ready()
@@ -273,7 +290,7 @@ def import_files(server, datastore_name, paths):
     server.data_dir with `ahilite import`, before the server starts (call it from
     Server(before_start=...))."""
     p = subprocess.run([server_binary(), 'import', '--data-dir', server.data_dir,
-                        '--create-datastore', datastore_name] + list(paths),
+                        '--create-datastore', datastore_name] + blob_store_args() + list(paths),
                        capture_output=True, text=True, timeout=3600)
     assert p.returncode == 0, p.stdout + p.stderr
 
@@ -287,7 +304,7 @@ def import_series(server, instances, uid_root, datastore_name):
         subprocess.run(['/usr/bin/python3', '-c', _SERIES_GENERATOR, str(instances), d,
                         uid_root, CT_SAMPLE], check=True, timeout=120)
         p = subprocess.run([server_binary(), 'import', '--data-dir', server.data_dir,
-                            '--create-datastore', datastore_name, d],
+                            '--create-datastore', datastore_name] + blob_store_args() + [d],
                            capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stdout + p.stderr
 
