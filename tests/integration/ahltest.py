@@ -13,6 +13,15 @@ With AHL_TEST_BLOB_STORE (s3://bucket/prefix) and AHL_TEST_S3_ENDPOINT set, serv
 the endpoint's credentials).
 The service model comes with botocore >= 1.31; when the Python used lacks it, the copy in
 $AHILITE_SRC/models is put on AWS_DATA_PATH.
+
+AHL_TEST_DATABASE (a libpq URL, e.g. what tests/pg/cluster.sh start prints) runs the suite on
+PostgreSQL: server_binary() then names ahilite_storage.py, which runs the real binary with
+`--database` added to every storage command (serve, import, check, export). Each data
+directory gets a schema of its own (database_for), so the servers and commands of one test share
+their data exactly as they share a data directory, and tests stay independent of each other.
+AHL_TEST_BLOB_STORE (s3://BUCKET[/PREFIX]) with AHL_TEST_S3_ENDPOINT puts frames in a bucket the
+same way, under a prefix per data directory. A suite that only makes sense on SQLite calls
+skip_on_postgres(reason).
 """
 import json
 import os
@@ -43,15 +52,99 @@ def _ensure_model():
     os.environ['AWS_DATA_PATH'] = os.path.abspath(models)
 
 
-def server_binary():
-    b = os.environ.get('AHILITE_BIN')
-    if b:
+def real_binary():
+    """The ahilite binary itself (never the storage wrapper)."""
+    b = os.environ.get('AHL_TEST_REAL_BIN') or os.environ.get('AHILITE_BIN')
+    if b and os.path.basename(b) != 'ahilite_storage.py':
         return b
     for cand in (os.environ.get('AHILITE_BUILD', ''), os.path.join(SRC, 'build')):
         p = os.path.join(cand, 'ahilite')
         if cand and os.path.exists(p):
             return p
     raise SystemExit('set AHILITE_BIN to the ahilite binary')
+
+
+def server_binary():
+    """The command a test runs as `ahilite`: the binary, or on PostgreSQL (AHL_TEST_DATABASE)
+    the wrapper that adds the storage options (see the module's description)."""
+    real = real_binary()
+    if not os.environ.get('AHL_TEST_DATABASE'):
+        return real
+    os.environ['AHL_TEST_REAL_BIN'] = real
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'ahilite_storage.py')
+
+
+def on_postgres():
+    return bool(os.environ.get('AHL_TEST_DATABASE'))
+
+
+def skip_on_postgres(reason):
+    """Exits 77 (a skip to CTest) with the reason when the suite runs on PostgreSQL."""
+    if on_postgres():
+        print('skipped on PostgreSQL: ' + reason, flush=True)
+        raise SystemExit(77)
+
+
+# The commands that open the store, and so take --database and --blob-store.
+STORAGE_COMMANDS = ('serve', 'import', 'check', 'export')
+
+
+def _schema_of(data_dir):
+    import hashlib
+    path = os.path.realpath(os.path.abspath(data_dir))
+    return 't_' + hashlib.sha1(path.encode()).hexdigest()[:24]
+
+
+def _url_with(url, param):
+    return url + ('&' if '?' in url else '?') + param
+
+
+def database_for(data_dir, base=None):
+    """The libpq URL of the schema that stands for data_dir on the PostgreSQL of
+    AHL_TEST_DATABASE (or base): made on first use with psql (postgresql-client), selected through
+    options=-csearch_path, the same for every process that names the same directory."""
+    base = base or os.environ['AHL_TEST_DATABASE']
+    schema = _schema_of(data_dir)
+    for attempt in range(3):
+        p = subprocess.run(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', base, '-c',
+                            'CREATE SCHEMA IF NOT EXISTS %s' % schema],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode == 0:
+            break
+        # Two processes creating the same schema at once: one of them sees a unique violation.
+        if attempt == 2 or 'already exists' not in p.stderr + p.stdout and \
+                'duplicate key' not in p.stderr:
+            raise RuntimeError('psql could not make schema %s: %s' % (schema, p.stderr))
+    return _url_with(base, 'options=-csearch_path%%3D%s' % schema)
+
+
+def blob_store_for(data_dir):
+    """--blob-store and --s3-endpoint for data_dir when AHL_TEST_BLOB_STORE names a bucket: a
+    prefix of its own under it, like its schema; [] otherwise."""
+    store = os.environ.get('AHL_TEST_BLOB_STORE')
+    if not store:
+        return []
+    args = ['--blob-store', store.rstrip('/') + '/' + _schema_of(data_dir)]
+    if os.environ.get('AHL_TEST_S3_ENDPOINT'):
+        args += ['--s3-endpoint', os.environ['AHL_TEST_S3_ENDPOINT']]
+    return args
+
+
+def storage_args(argv):
+    """The options the wrapper adds to `ahilite ARGV...` on PostgreSQL: --database (and the blob
+    store) for a storage command that names none itself; [] for anything else (help, dump, ...)."""
+    if not argv or argv[0] not in STORAGE_COMMANDS or not on_postgres():
+        return []
+    if '--help' in argv or '-h' in argv or '--database' in argv:
+        return []
+    data_dir = 'ahilite-data'  # the commands' default
+    for i, a in enumerate(argv[:-1]):
+        if a == '--data-dir':
+            data_dir = argv[i + 1]
+    args = ['--database', database_for(data_dir)]
+    if '--blob-store' not in argv:
+        args += blob_store_for(data_dir)
+    return args
 
 
 def free_port():

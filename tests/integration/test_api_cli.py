@@ -1,6 +1,7 @@
 """Drives `ahilite serve` with the AWS CLI (`aws medical-imaging ...`), as a user would: the
 credentials file the server trusts, --endpoint-url, and AWS_DISABLE_HOST_PREFIX_INJECTION=true for
 the data-plane commands. Checks outputs and the errors the CLI prints."""
+# pg: no (the AWS CLI starting once per call is its cost, 120 s; test_api_boto3.py covers the same operations on PostgreSQL)
 import json
 import os
 import shutil

@@ -5,6 +5,7 @@ start-dicom-import-job from the server's default local buckets (DATA_DIR/buckets
 import jobs, get-image-frame, copy-image-set (new and existing destination), delete-image-set,
 and the error paths of create-datastore, list-datastores, tag/untag/list-tags, search-image-sets,
 update-image-set-metadata and delete-datastore."""
+# pg: no (the AWS CLI starting once per call is its cost, 230 s; every operation runs on PostgreSQL through boto3 in test_api_boto3_shapes.py and the JS SDK)
 import json
 import os
 import shutil

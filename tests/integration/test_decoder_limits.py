@@ -9,6 +9,7 @@
   completes, each failure says why, and no job message or output line names a server path (the
   bucket root, the data directory or its scratch directory), only s3://bucket/key.
 """
+# pg: no (the decoders' limits: no storage in question)
 import json
 import os
 import resource

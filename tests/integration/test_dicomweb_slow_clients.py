@@ -7,6 +7,7 @@ must keep completing retrieves, frames and metadata requests, a fresh client mus
 every answer must be whole, the server's resident memory must stay far below what the stalled
 answers would take in memory (they wait in unlinked spool files in DATA_DIR/tmp, which leave no
 name behind), and SIGTERM must still stop the server with the stalled connections open."""
+# pg: no (slow HTTP clients: no storage in question)
 import hashlib
 import os
 import subprocess

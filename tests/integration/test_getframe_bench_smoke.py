@@ -7,6 +7,7 @@ with 200 and moved bytes, the cold pass over the small frames asked for each exa
 the table has its rows. This also drives `ahilite-bench http-load --mode frames --frames-file`.
 
 Exits 77 (skipped) when Orthanc is not installed."""
+# pg: no (a benchmark script's smoke run against Orthanc)
 import json
 import os
 import subprocess

@@ -7,6 +7,7 @@ its ratios, and the table. Also checks that the files it imports have pairwise d
 (what makes them "unique-pixel").
 
 Exits 77 (skipped) when Orthanc or its DICOMweb plugin is not installed."""
+# pg: no (a benchmark script's smoke run against Orthanc)
 import json
 import os
 import subprocess

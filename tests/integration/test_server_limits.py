@@ -13,6 +13,7 @@
 
 The attackers use the loopback address 127.0.0.2, the legitimate clients 127.0.0.1, as two
 machines would."""
+# pg: no (the HTTP server's connection limits: no storage in question)
 import os
 import selectors
 import socket

@@ -7,6 +7,7 @@ receive buffer is made small, so the server cannot finish sending); slow readers
 a second. While they hang on, every looping client must keep completing requests, a fresh client
 must be answered, and SIGTERM must stop the server within seconds with the stalled connections
 still open."""
+# pg: no (slow HTTP clients: no storage in question)
 import gzip
 import os
 import sys
