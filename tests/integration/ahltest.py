@@ -159,6 +159,10 @@ def blob_store_args(extra_args=()):
     server and `ahilite import|check|export` a suite starts (docs/frames.md#frames-on-s3)."""
     uri = os.environ.get('AHL_TEST_BLOB_STORE')
     endpoint = os.environ.get('AHL_TEST_S3_ENDPOINT')
+    # On PostgreSQL the wrapper (ahilite_storage.py) gives every command the blob store of its
+    # data directory instead (blob_store_for), so that tests never share frames.
+    if on_postgres():
+        return []
     if not uri or not endpoint or '--blob-store' in extra_args:
         return []
     args = ['--blob-store', uri]
