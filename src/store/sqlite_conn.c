@@ -125,19 +125,20 @@ struct ahl__sq_store {
     struct ahl__sq_conn *ckpt_conn;
     char *path;     /* the database file, or its read-only URI (see open_read_only) */
     int open_flags; /* SQLITE_OPEN_* of every connection */
-    bool read_only; /* opened read-only on a full disk: every write fails with AHL_ENOSPC */
+    bool read_only; /* opened read-only (on a full disk, or on purpose): every write fails with
+                       AHL_ENOSPC */
     pthread_mutex_t write_lock; /* held for the whole of a write transaction */
     struct ahl__sq_conn *writer;
     /* group commit; batch_lock guards these (taken after write_lock, never before) */
     pthread_mutex_t batch_lock;
-    pthread_cond_t batch_cond; /* members' done flags */
-    unsigned write_waiting;    /* threads in sq_begin(write) not yet holding write_lock */
-    unsigned write_intent;     /* writers announced by ahl_store_write_intent, not yet begun */
-    unsigned delay_us;         /* the longest wait for an announced writer (set_commit_delay_us) */
-    bool delaying;             /* a committer waits for an announced writer */
+    pthread_cond_t batch_cond;  /* members' done flags */
+    unsigned write_waiting;     /* threads in sq_begin(write) not yet holding write_lock */
+    unsigned write_intent;      /* writers announced by ahl_store_write_intent, not yet begun */
+    unsigned delay_us;          /* the longest wait for an announced writer (set_commit_delay_us) */
+    bool delaying;              /* a committer waits for an announced writer */
     pthread_cond_t arrive_cond; /* write_waiting rose or write_intent fell (CLOCK_MONOTONIC) */
-    bool batch_open;           /* the writer connection is inside BEGIN IMMEDIATE */
-    unsigned batch_txs;        /* write transactions ended in the open batch */
+    bool batch_open;            /* the writer connection is inside BEGIN IMMEDIATE */
+    unsigned batch_txs;         /* write transactions ended in the open batch */
     /* Group commit bound: a batch is committed once batch_max write transactions have ended in
      * it, even with writers waiting, so a member waits for at most batch_max - 1 others.
      * AHL_STORE_SQLITE_COMMIT_BATCH_MAX unless ahl_store_sqlite_set_commit_batch_max lowered it. */
@@ -616,6 +617,7 @@ static const struct ahl_store_ops sq_ops = {
     .tag_delete = ahl__sq_tag_delete,
     .tag_list = ahl__sq_tag_list,
     .tag_delete_all = ahl__sq_tag_delete_all,
+    .tag_scan = ahl__sq_tag_scan,
     .imageset_put = ahl__sq_imageset_put,
     .imageset_advance = ahl__sq_imageset_advance,
     .imageset_get = ahl__sq_imageset_get,
@@ -639,6 +641,7 @@ static const struct ahl_store_ops sq_ops = {
     .frame_get = ahl__sq_frame_get,
     .frame_copy = ahl__sq_frame_copy,
     .frame_delete_set = ahl__sq_frame_delete_set,
+    .frame_list = ahl__sq_frame_list,
     .frame_backfill_next = ahl__sq_frame_backfill_next,
     .frame_backfill_done = ahl__sq_frame_backfill_done,
     .qido_set_get = ahl__sq_qido_set_get,
@@ -698,7 +701,7 @@ static int open_writable(struct ahl__sq_store *q)
  * restarted with free space (see sq_begin). While it runs so, nothing else may write to the
  * database (a writer would need the same free space). With writes still in the WAL (a crash),
  * AHL_ENOSPC. */
-static int open_read_only(struct ahl__sq_store *q)
+static int open_read_only(struct ahl__sq_store *q, bool deliberate)
 {
     struct stat st;
     struct ahl_buf uri;
@@ -706,6 +709,13 @@ static int open_read_only(struct ahl__sq_store *q)
     char wal[4096];
     snprintf(wal, sizeof wal, "%s-wal", q->path);
     if (stat(wal, &st) == 0 && st.st_size > 0) {
+        if (deliberate) {
+            ahl_error("%s-wal holds writes not yet copied into the database (a server stopped "
+                      "without closing it): start and stop `ahilite serve` on it once, or run "
+                      "`ahilite check` on it, then try again",
+                      q->path);
+            return AHL_ECONFLICT;
+        }
         ahl_error("the disk holding %s is full, and its WAL holds writes not yet copied into it: "
                   "free space on the disk, then start again",
                   q->path);
@@ -738,27 +748,29 @@ static int open_read_only(struct ahl__sq_store *q)
         have = sqlite3_column_int(st_version, 0);
     sqlite3_finalize(st_version);
     if (have != want) {
-        ahl_error("the disk holding the database is full, and its schema (version %d) must be "
-                  "upgraded to version %d: free space on the disk, then start again",
-                  have, want);
+        if (deliberate)
+            ahl_error("the database's schema (version %d) must be upgraded to version %d before "
+                      "it can be read without writing: start and stop `ahilite serve` on it once",
+                      have, want);
+        else
+            ahl_error("the disk holding the database is full, and its schema (version %d) must "
+                      "be upgraded to version %d: free space on the disk, then start again",
+                      have, want);
         conn_close(c);
-        return AHL_ENOSPC;
+        return deliberate ? AHL_EUNSUPPORTED : AHL_ENOSPC;
     }
     q->idle = c; /* the first reader */
     q->readers = 1;
-    ahl_warn("the disk holding the database is full: serving it read-only; every write fails "
-             "until space is freed on the disk and the program is started again");
+    if (!deliberate)
+        ahl_warn("the disk holding the database is full: serving it read-only; every write fails "
+                 "until space is freed on the disk and the program is started again");
     return 0;
 }
 
-int ahl_store_open_sqlite(const char *data_dir, unsigned max_readers, struct ahl_store **out)
+/* A new store handle for the database file in data_dir, not yet opened. */
+static int store_new(const char *data_dir, unsigned max_readers, struct ahl__sq_store **out)
 {
     struct ahl__sq_store *q = NULL;
-    int rc;
-    if (mkdir(data_dir, 0700) < 0 && errno != EEXIST) {
-        ahl_error("cannot create data directory %s: %s", data_dir, strerror(errno));
-        return AHL_EIO;
-    }
     if (!(q = calloc(1, sizeof *q)))
         return AHL_ENOMEM;
     q->base.ops = &sq_ops;
@@ -779,18 +791,81 @@ int ahl_store_open_sqlite(const char *data_dir, unsigned max_readers, struct ahl
     pthread_cond_init(&q->ckpt_cond, NULL);
     size_t n = strlen(data_dir) + sizeof AHL_STORE_SQLITE_FILE + 2;
     if (!(q->path = malloc(n))) {
-        rc = AHL_ENOMEM;
-        goto out;
+        sq_close(&q->base);
+        return AHL_ENOMEM;
     }
     snprintf(q->path, n, "%s/%s", data_dir, AHL_STORE_SQLITE_FILE);
+    *out = q;
+    return 0;
+}
+
+int ahl_store_open_sqlite(const char *data_dir, unsigned max_readers, struct ahl_store **out)
+{
+    struct ahl__sq_store *q = NULL;
+    int rc;
+    if (mkdir(data_dir, 0700) < 0 && errno != EEXIST) {
+        ahl_error("cannot create data directory %s: %s", data_dir, strerror(errno));
+        return AHL_EIO;
+    }
+    if ((rc = store_new(data_dir, max_readers, &q)) < 0)
+        return rc;
     rc = open_writable(q);
     if (rc == AHL_ENOSPC) {
         conn_close(q->writer);
         conn_close(q->ckpt_conn);
         q->writer = q->ckpt_conn = NULL;
-        rc = open_read_only(q);
+        rc = open_read_only(q, false);
     }
     if (rc < 0)
+        goto out;
+    *out = &q->base;
+    return 0;
+out:
+    sq_close(&q->base);
+    return rc;
+}
+
+/* Whether another process has the database open: every SQLite connection in WAL mode holds a
+ * shared lock in the -shm file for as long as it is open (its "dead man switch"), so a lock
+ * there that fcntl reports (it reports only other processes' locks) means a connection of
+ * another process, such as a running server. */
+static int check_not_open(const char *db_path)
+{
+    char shm[4096];
+    snprintf(shm, sizeof shm, "%s-shm", db_path);
+    int fd = open(shm, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0; /* no -shm file: nobody has the database open in WAL mode */
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    int rc = fcntl(fd, F_GETLK, &fl);
+    close(fd);
+    if (rc < 0) {
+        ahl_error("cannot test the locks of %s: %s", shm, strerror(errno));
+        return AHL_EIO;
+    }
+    if (fl.l_type != F_UNLCK) {
+        ahl_error("%s is open in another process (pid %ld, e.g. a running `ahilite serve`): "
+                  "stop it first",
+                  db_path, (long)fl.l_pid);
+        return AHL_ECONFLICT;
+    }
+    return 0;
+}
+
+int ahl_store_open_sqlite_read_only(const char *data_dir, unsigned max_readers,
+                                    struct ahl_store **out)
+{
+    struct ahl__sq_store *q = NULL;
+    struct stat st;
+    int rc;
+    if ((rc = store_new(data_dir, max_readers, &q)) < 0)
+        return rc;
+    if (stat(q->path, &st) < 0) {
+        ahl_error("no database at %s", q->path);
+        rc = AHL_ENOTFOUND;
+        goto out;
+    }
+    if ((rc = check_not_open(q->path)) < 0 || (rc = open_read_only(q, true)) < 0)
         goto out;
     *out = &q->base;
     return 0;

@@ -43,6 +43,7 @@ enum ahl__sq_stmt {
     ST_TAG_DELETE,
     ST_TAG_LIST,
     ST_TAG_DELETE_ALL,
+    ST_TAG_SCAN,
     ST_IS_INSERT,
     ST_IS_UPDATE,
     ST_IS_ADVANCE,
@@ -65,6 +66,7 @@ enum ahl__sq_stmt {
     ST_F_GET,
     ST_F_COPY,
     ST_F_DELETE_SET,
+    ST_F_LIST,
     ST_F_BACKFILL_NEXT,
     ST_F_BACKFILL_DONE,
     ST_J_INSERT,
@@ -239,6 +241,7 @@ int ahl__sq_tag_put(struct ahl_store_tx *t, const char *arn, const char *key, co
 int ahl__sq_tag_delete(struct ahl_store_tx *t, const char *arn, const char *key);
 int ahl__sq_tag_list(struct ahl_store_tx *t, const char *arn, ahl_store_tag_cb cb, void *ctx);
 int ahl__sq_tag_delete_all(struct ahl_store_tx *t, const char *arn);
+int ahl__sq_tag_scan(struct ahl_store_tx *t, ahl_store_tag_scan_cb cb, void *ctx);
 int ahl__sq_imageset_put(struct ahl_store_tx *t, const struct ahl_imageset_rec *r, bool create);
 int ahl__sq_imageset_advance(struct ahl_store_tx *t, const struct ahl_imageset_rec *r,
                              uint64_t expected);
@@ -265,6 +268,7 @@ int ahl__sq_frame_get(struct ahl_store_tx *t, const char *set, const char *frame
                       struct ahl_frame_rec *out);
 int ahl__sq_frame_copy(struct ahl_store_tx *t, const char *from, const char *to);
 int ahl__sq_frame_delete_set(struct ahl_store_tx *t, const char *set);
+int ahl__sq_frame_list(struct ahl_store_tx *t, const char *set, ahl_store_frame_cb cb, void *ctx);
 int ahl__sq_job_put(struct ahl_store_tx *t, const struct ahl_job_rec *r, bool create);
 int ahl__sq_job_get(struct ahl_store_tx *t, const char *ds, const char *id,
                     struct ahl_job_rec *out);

@@ -33,6 +33,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_TAG_DELETE] = "DELETE FROM tag WHERE arn=?1 AND key=?2",
     [ST_TAG_LIST] = "SELECT key, value FROM tag WHERE arn=?1 ORDER BY key",
     [ST_TAG_DELETE_ALL] = "DELETE FROM tag WHERE arn=?1",
+    [ST_TAG_SCAN] = "SELECT arn, key, value FROM tag ORDER BY arn, key",
     [ST_IS_INSERT] = "INSERT INTO imageset(" IS_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
     [ST_IS_UPDATE] = "UPDATE imageset SET datastore_id=?2, state=?3, workflow_status=?4,"
                      " message=?5, is_primary=?6, latest_version=?7, created_at=?8,"
@@ -75,6 +76,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_F_COPY] = "INSERT OR IGNORE INTO frame(imageset_id, frame_id, transfer_syntax)"
                   " SELECT ?2, frame_id, transfer_syntax FROM frame WHERE imageset_id=?1",
     [ST_F_DELETE_SET] = "DELETE FROM frame WHERE imageset_id=?1",
+    [ST_F_LIST] = "SELECT imageset_id, frame_id, transfer_syntax FROM frame WHERE imageset_id=?1"
+                  " ORDER BY frame_id",
     [ST_F_BACKFILL_NEXT] = "SELECT imageset_id FROM frame_backfill ORDER BY imageset_id LIMIT 1",
     [ST_F_BACKFILL_DONE] = "DELETE FROM frame_backfill WHERE imageset_id=?1",
     [ST_J_INSERT] = "INSERT INTO job(" J_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
@@ -211,6 +214,22 @@ int ahl__sq_tag_delete_all(struct ahl_store_tx *t, const char *arn)
     PREP(st, CONN(t), ST_TAG_DELETE_ALL);
     ahl__sq_bind_text(st, 1, arn);
     return ahl__sq_step_done(CONN(t), st, "tag delete all");
+}
+
+int ahl__sq_tag_scan(struct ahl_store_tx *t, ahl_store_tag_scan_cb cb, void *ctx)
+{
+    PREP(st, CONN(t), ST_TAG_SCAN);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int u =
+            cb(ctx, (const char *)sqlite3_column_text(st, 0),
+               (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2));
+        if (u) {
+            sqlite3_reset(st);
+            return u;
+        }
+    }
+    return rc == SQLITE_DONE ? 0 : ahl__sq_err(CONN(t)->db, rc, "tag scan");
 }
 
 /* ---- image sets --------------------------------------------------------------------------- */
@@ -484,6 +503,23 @@ int ahl__sq_frame_delete_set(struct ahl_store_tx *t, const char *set)
     PREP(st, CONN(t), ST_F_DELETE_SET);
     ahl__sq_bind_text(st, 1, set);
     return ahl__sq_step_done(CONN(t), st, "frame delete");
+}
+
+int ahl__sq_frame_list(struct ahl_store_tx *t, const char *set, ahl_store_frame_cb cb, void *ctx)
+{
+    PREP(st, CONN(t), ST_F_LIST);
+    ahl__sq_bind_text(st, 1, set);
+    struct ahl_frame_rec r;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        f_row(st, &r);
+        int u = cb(ctx, &r);
+        if (u) {
+            sqlite3_reset(st);
+            return u;
+        }
+    }
+    return rc == SQLITE_DONE ? 0 : ahl__sq_err(CONN(t)->db, rc, "frame list");
 }
 
 /* ---- import jobs -------------------------------------------------------------------------- */

@@ -61,6 +61,7 @@ AHL__FWD(tag_delete, (struct ahl_store_tx * tx, const char *arn, const char *key
 AHL__FWD(tag_list, (struct ahl_store_tx * tx, const char *arn, ahl_store_tag_cb cb, void *ctx),
          (tx, arn, cb, ctx))
 AHL__FWD(tag_delete_all, (struct ahl_store_tx * tx, const char *arn), (tx, arn))
+AHL__FWD(tag_scan, (struct ahl_store_tx * tx, ahl_store_tag_scan_cb cb, void *ctx), (tx, cb, ctx))
 AHL__FWD(imageset_put, (struct ahl_store_tx * tx, const struct ahl_imageset_rec *rec, bool create),
          (tx, rec, create))
 AHL__FWD(imageset_advance,
@@ -120,6 +121,9 @@ AHL__FWD(frame_copy,
          (struct ahl_store_tx * tx, const char *from_imageset_id, const char *to_imageset_id),
          (tx, from_imageset_id, to_imageset_id))
 AHL__FWD(frame_delete_set, (struct ahl_store_tx * tx, const char *imageset_id), (tx, imageset_id))
+AHL__FWD(frame_list,
+         (struct ahl_store_tx * tx, const char *imageset_id, ahl_store_frame_cb cb, void *ctx),
+         (tx, imageset_id, cb, ctx))
 AHL__FWD(frame_backfill_next, (struct ahl_store_tx * tx, char imageset_id[AHL_ID_LEN + 1]),
          (tx, imageset_id))
 AHL__FWD(frame_backfill_done, (struct ahl_store_tx * tx, const char *imageset_id),

@@ -386,6 +386,9 @@ typedef int (*ahl_store_version_cb)(void *ctx, const struct ahl_version_rec *rec
 typedef int (*ahl_store_tag_cb)(void *ctx, const char *key, const char *value);
 typedef int (*ahl_store_job_cb)(void *ctx, const struct ahl_job_rec *rec);
 typedef int (*ahl_store_chunk_cb)(void *ctx, const struct ahl_chunk *chunk);
+typedef int (*ahl_store_tag_scan_cb)(void *ctx, const char *arn, const char *key,
+                                     const char *value);
+typedef int (*ahl_store_frame_cb)(void *ctx, const struct ahl_frame_rec *rec);
 
 /* ---- the backend interface ---------------------------------------------------------------- */
 
@@ -408,6 +411,7 @@ struct ahl_store_ops {
     int (*tag_delete)(struct ahl_store_tx *tx, const char *arn, const char *key);
     int (*tag_list)(struct ahl_store_tx *tx, const char *arn, ahl_store_tag_cb cb, void *ctx);
     int (*tag_delete_all)(struct ahl_store_tx *tx, const char *arn);
+    int (*tag_scan)(struct ahl_store_tx *tx, ahl_store_tag_scan_cb cb, void *ctx);
 
     int (*imageset_put)(struct ahl_store_tx *tx, const struct ahl_imageset_rec *rec, bool create);
     int (*imageset_advance)(struct ahl_store_tx *tx, const struct ahl_imageset_rec *rec,
@@ -448,6 +452,8 @@ struct ahl_store_ops {
     int (*frame_copy)(struct ahl_store_tx *tx, const char *from_imageset_id,
                       const char *to_imageset_id);
     int (*frame_delete_set)(struct ahl_store_tx *tx, const char *imageset_id);
+    int (*frame_list)(struct ahl_store_tx *tx, const char *imageset_id, ahl_store_frame_cb cb,
+                      void *ctx);
     int (*frame_backfill_next)(struct ahl_store_tx *tx, char imageset_id[AHL_ID_LEN + 1]);
     int (*frame_backfill_done)(struct ahl_store_tx *tx, const char *imageset_id);
 
@@ -521,6 +527,15 @@ int ahl_store_open_postgres(const char *uri, unsigned max_conns, struct ahl_stor
  * database is opened read-only when that is exact (its WAL holds nothing and its schema is
  * current): reads work and every write fails with AHL_ENOSPC; otherwise AHL_ENOSPC. */
 int ahl_store_open_sqlite(const char *data_dir, unsigned max_readers, struct ahl_store **out);
+/* Opens the SQLite database in data_dir for reading only, writing nothing at all, not even the
+ * -shm file (`ahilite migrate` reads its source so): every write transaction fails at its first
+ * write with AHL_ENOSPC. AHL_ENOTFOUND when there is no database, AHL_ECONFLICT when another
+ * process has it open (a running server: the file is read as it is, so nothing may write to it
+ * meanwhile) or when its WAL still holds writes (a server stopped without closing it: starting
+ * and stopping a server once copies them in), AHL_EUNSUPPORTED when its schema is older than
+ * this build's (a server upgrades it). */
+int ahl_store_open_sqlite_read_only(const char *data_dir, unsigned max_readers,
+                                    struct ahl_store **out);
 /* The file the SQLite backend keeps in data_dir. */
 #define AHL_STORE_SQLITE_FILE "ahilite.db"
 /* Group commit bound of the SQLite backend: a batch of write transactions is committed once this
@@ -539,7 +554,8 @@ int ahl_store_sqlite_set_commit_delay_us(struct ahl_store *s, unsigned us);
 /* Group commit figures of the SQLite backend (see src/store/sqlite_conn.c): SQLite COMMITs of write
  * batches holding at least one committed write transaction, the write transactions committed
  * through them (write_txs / commits = mean batch size), threads now waiting to begin a write
- * transaction, and the WAL frames (database pages) those commits wrote. AHL_EINVAL for another backend. */
+ * transaction, and the WAL frames (database pages) those commits wrote. AHL_EINVAL for another
+ * backend. */
 struct ahl_store_sqlite_stats {
     uint64_t commits;
     uint64_t write_txs;
@@ -581,11 +597,14 @@ int ahl_store_datastore_delete(struct ahl_store_tx *tx, const char *id);
 /* Image sets of the data store that are not DELETED. */
 int ahl_store_datastore_count_imagesets(struct ahl_store_tx *tx, const char *id, uint64_t *out);
 
-/* Tags of any resource ARN. put replaces the value of an existing key. list is ordered by key. */
+/* Tags of any resource ARN. put replaces the value of an existing key. list is ordered by key.
+ * scan visits every tag of every ARN, ordered by ARN then key (`ahilite migrate` copies them
+ * without knowing which ARNs exist). */
 int ahl_store_tag_put(struct ahl_store_tx *tx, const char *arn, const char *key, const char *value);
 int ahl_store_tag_delete(struct ahl_store_tx *tx, const char *arn, const char *key);
 int ahl_store_tag_list(struct ahl_store_tx *tx, const char *arn, ahl_store_tag_cb cb, void *ctx);
 int ahl_store_tag_delete_all(struct ahl_store_tx *tx, const char *arn);
+int ahl_store_tag_scan(struct ahl_store_tx *tx, ahl_store_tag_scan_cb cb, void *ctx);
 
 /* Image sets. put with create=true inserts, otherwise overwrites every column of the row.
  * advance is the compare-and-set every new version goes through: it overwrites the row only if
@@ -656,6 +675,10 @@ int ahl_store_frame_get(struct ahl_store_tx *tx, const char *imageset_id, const 
 int ahl_store_frame_copy(struct ahl_store_tx *tx, const char *from_imageset_id,
                          const char *to_imageset_id);
 int ahl_store_frame_delete_set(struct ahl_store_tx *tx, const char *imageset_id);
+/* Every frame row of a set, ordered by frame id (`ahilite migrate` copies them as they are: a
+ * whole-set copy's rows come from the source set, not from the copy's own versions). */
+int ahl_store_frame_list(struct ahl_store_tx *tx, const char *imageset_id, ahl_store_frame_cb cb,
+                         void *ctx);
 /* Image sets stored before the frame index existed are queued, when the schema is upgraded, for
  * the engine to index: next gives one queued set (AHL_ENOTFOUND when none is left), done takes
  * it off the queue. */

@@ -1,14 +1,16 @@
-/* The SQLite backend through the storage interface: records round-trip, paging, tags, the
- * image-set compare-and-set, INSERT OR IGNORE chunks, job listing newest first, a reopened
- * database keeping its schema version and data, and a WAL that a long reader made grow being
- * truncated once the reader is gone. */
+/* The SQLite backend through the storage interface: records round-trip, paging, tags and the scan
+ * of every tag, the image-set compare-and-set, INSERT OR IGNORE chunks, listing a set's frame
+ * rows, job listing newest first, a reopened database keeping its schema version and data, and a
+ * WAL that a long reader made grow being truncated once the reader is gone. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #define AHL_FIXTURE_STORE_ONLY 1
 #include "meta_fixture.h"
@@ -31,6 +33,22 @@ static int tag_concat(void *ctx, const char *k, const char *v)
     char *s = ctx;
     size_t n = strlen(s);
     snprintf(s + n, 256 - n, "%s=%s;", k, v);
+    return 0;
+}
+
+static int tag_scan_concat(void *ctx, const char *arn, const char *k, const char *v)
+{
+    char *s = ctx;
+    size_t n = strlen(s);
+    snprintf(s + n, 256 - n, "%s:%s=%s;", arn, k, v);
+    return 0;
+}
+
+static int frame_concat(void *ctx, const struct ahl_frame_rec *r)
+{
+    char *s = ctx;
+    size_t n = strlen(s);
+    snprintf(s + n, 256 - n, "%.2s/%s;", r->frame_id, r->transfer_syntax);
     return 0;
 }
 
@@ -88,6 +106,11 @@ static void test_records(void **state)
     tags[0] = '\0';
     assert_int_equal(ahl_store_tag_list(tx, "arn:y", tag_concat, tags), 0);
     assert_string_equal(tags, "");
+    /* The scan sees every ARN's tags, ordered by ARN then key. */
+    assert_int_equal(ahl_store_tag_put(tx, "arn:w", "z", "9"), 0);
+    assert_int_equal(ahl_store_tag_scan(tx, tag_scan_concat, tags), 0);
+    assert_string_equal(tags, "arn:w:z=9;arn:x:b=3;");
+    assert_int_equal(ahl_store_tag_delete_all(tx, "arn:w"), 0);
 
     /* Image sets: compare-and-set on the latest version. */
     struct ahl_imageset_rec s;
@@ -124,6 +147,23 @@ static void test_records(void **state)
     assert_memory_equal(out.data, "abc", 3);
     assert_int_equal(out.crc, 7);
     ahl_buf_release(&data);
+
+    /* The frame index: a set's rows listed by frame id, another set's left out. */
+    struct ahl_frame_rec fr;
+    memset(&fr, 0, sizeof fr);
+    memcpy(fr.imageset_id, s.id, sizeof fr.imageset_id);
+    snprintf(fr.frame_id, sizeof fr.frame_id, "%s", "bb000000000000000000000000000000");
+    snprintf(fr.transfer_syntax, sizeof fr.transfer_syntax, "1.2.840.10008.1.2.1");
+    assert_int_equal(ahl_store_frame_put(tx, &fr), 0);
+    fr.frame_id[0] = fr.frame_id[1] = 'a';
+    fr.transfer_syntax[0] = '\0';
+    assert_int_equal(ahl_store_frame_put(tx, &fr), 0);
+    snprintf(fr.imageset_id, sizeof fr.imageset_id, "%032x", 10);
+    fr.frame_id[0] = fr.frame_id[1] = 'c';
+    assert_int_equal(ahl_store_frame_put(tx, &fr), 0);
+    char frames[256] = "";
+    assert_int_equal(ahl_store_frame_list(tx, s.id, frame_concat, frames), 0);
+    assert_string_equal(frames, "aa/;bb/1.2.840.10008.1.2.1;");
 
     /* Jobs, newest first, paged by id. */
     for (int i = 0; i < 3; i++) {
@@ -220,11 +260,87 @@ static void test_wal_truncated_after_long_reader(void **state)
     fx_free(f);
 }
 
+static int has_file(const struct fx *f, const char *suffix)
+{
+    char path[128];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s%s", f->dir, AHL_STORE_SQLITE_FILE, suffix);
+    return stat(path, &st) == 0;
+}
+
+/* The read-only open (what `ahilite migrate` reads its source with) refuses a database another
+ * process has open, and one whose WAL holds writes of a process killed before closing it; once
+ * a writable open has copied those in, it reads everything, writes nothing (no -wal or -shm
+ * file appears) and fails every write with AHL_ENOSPC. */
+static void test_read_only_open(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(NULL);
+    assert_non_null(f);
+    fx_close(f);
+    struct ahl_store *ro = NULL;
+    struct ahl_store_tx *tx;
+    assert_int_equal(ahl_store_open_sqlite_read_only("/nonexistent-ahl-dir", 1, &ro),
+                     AHL_ENOTFOUND);
+
+    int to_child[2], to_parent[2];
+    assert_int_equal(pipe(to_child), 0);
+    assert_int_equal(pipe(to_parent), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* A writer that is killed while it has the database open. */
+        struct ahl_store *w = NULL;
+        char c = 'x';
+        if (ahl_store_open_sqlite(f->dir, 1, &w) < 0 || ahl_store_begin(w, true, &tx) < 0 ||
+            ahl_store_tag_put(tx, "arn:k", "killed", "yes") < 0 || ahl_store_commit(tx) < 0)
+            _exit(1);
+        if (write(to_parent[1], &c, 1) != 1 || read(to_child[0], &c, 1) != 1)
+            _exit(1);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    char c;
+    assert_int_equal(read(to_parent[0], &c, 1), 1);
+    assert_int_equal(ahl_store_open_sqlite_read_only(f->dir, 1, &ro), AHL_ECONFLICT);
+    assert_int_equal(write(to_child[1], "k", 1), 1);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    close(to_child[0]);
+    close(to_child[1]);
+    close(to_parent[0]);
+    close(to_parent[1]);
+    assert_true(has_file(f, "-wal"));
+    assert_int_equal(ahl_store_open_sqlite_read_only(f->dir, 1, &ro), AHL_ECONFLICT);
+
+    /* A writable open and close copies the WAL in and removes it. */
+    assert_int_equal(fx_open(f, NULL), 0);
+    fx_close(f);
+    assert_false(has_file(f, "-wal"));
+    assert_int_equal(ahl_store_open_sqlite_read_only(f->dir, 2, &ro), 0);
+    char tags[256] = "";
+    struct ahl_datastore_rec d;
+    assert_int_equal(ahl_store_begin(ro, false, &tx), 0);
+    assert_int_equal(ahl_store_datastore_get(tx, f->ds, &d), 0);
+    assert_int_equal(ahl_store_tag_list(tx, "arn:k", tag_concat, tags), 0);
+    assert_string_equal(tags, "killed=yes;");
+    ahl_store_rollback(tx);
+    assert_int_equal(ahl_store_begin(ro, true, &tx), 0);
+    assert_int_equal(ahl_store_tag_put(tx, "arn:k", "more", "no"), AHL_ENOSPC);
+    ahl_store_rollback(tx);
+    assert_false(has_file(f, "-wal"));
+    assert_false(has_file(f, "-shm"));
+    ahl_store_close(ro);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_records),
         cmocka_unit_test(test_wal_truncated_after_long_reader),
+        cmocka_unit_test(test_read_only_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
