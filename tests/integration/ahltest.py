@@ -172,9 +172,10 @@ def blob_store_args(extra_args=()):
 
 
 class Server:
-    """A running `ahilite serve` on a temporary data directory."""
+    """A running `ahilite serve` on a temporary data directory (on a free port unless port is
+    given: a node started again on its own)."""
 
-    def __init__(self, extra_args=(), env=None, before_start=None):
+    def __init__(self, extra_args=(), env=None, before_start=None, port=None):
         self.tmp = tempfile.mkdtemp(prefix='ahilite-test-')
         self.data_dir = os.path.join(self.tmp, 'data')
         self.cred_file = os.path.join(self.tmp, 'credentials')
@@ -184,7 +185,7 @@ class Server:
                     (ACCESS_KEY, SECRET_KEY, SECOND_ACCESS_KEY, SECOND_SECRET_KEY))
         if before_start:
             before_start(self)  # e.g. `ahilite import` into self.data_dir
-        self.port = free_port()
+        self.port = port or free_port()
         self.endpoint = 'http://127.0.0.1:%d' % self.port
         self.log_path = os.path.join(self.tmp, 'server.log')
         self.log = open(self.log_path, 'w')
