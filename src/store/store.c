@@ -6,7 +6,25 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/log.h"
 #include "base/banned.h"
+
+bool ahl_store_is_postgres(const char *database)
+{
+    return database && (!strncmp(database, "postgresql://", 13) || !strncmp(database, "postgres://", 11));
+}
+
+int ahl_store_open(const char *database, const char *data_dir, unsigned max_conns,
+                   struct ahl_store **out)
+{
+    if (!database || !*database)
+        return ahl_store_open_sqlite(data_dir, max_conns, out);
+    if (ahl_store_is_postgres(database))
+        return ahl_store_open_postgres(database, max_conns, out);
+    /* Not echoed: it may hold a password. */
+    ahl_error("the database is not a PostgreSQL connection URI (postgresql://...)");
+    return AHL_EINVAL;
+}
 
 void ahl_store_close(struct ahl_store *s)
 {

@@ -12,6 +12,7 @@
 #include "base/clock.h"
 #include "meta/meta.h"
 #include "store/store.h"
+#include "store_fixture.h"
 
 static int jobs_fx_rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -27,14 +28,14 @@ static void jobs_fx_rmtree(const char *dir)
     nftw(dir, jobs_fx_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Opens a SQLite store and the engine in data_dir and creates the ACTIVE data store whose id is
+/* Opens the test store (store_fixture.h) and the engine in data_dir and creates the ACTIVE data store whose id is
  * ds_number as 32 hex digits; its id is copied to ds. */
 static void jobs_fx_open(const char *data_dir, unsigned ds_number, struct ahl_store **store,
                          struct ahl_meta **m, char ds[AHL_ID_LEN + 1])
 {
     struct ahl_store_tx *tx;
     struct ahl_datastore_rec d;
-    assert_int_equal(ahl_store_open_sqlite(data_dir, 4, store), 0);
+    assert_int_equal(ahl_test_store_open(data_dir, 4, store), 0);
     assert_int_equal(ahl_meta_open(*store, NULL, m), 0);
     memset(&d, 0, sizeof d);
     snprintf(d.id, sizeof d.id, "%032x", ds_number);

@@ -19,6 +19,7 @@
 #include "json/json.h"
 #include "meta/meta.h"
 #include "store/store.h"
+#include "store_fixture.h"
 
 struct fx {
     char dir[64];
@@ -46,7 +47,7 @@ static __attribute__((unused)) void fx_rmdir(const char *dir)
 
 static __attribute__((unused)) int fx_open(struct fx *f, const struct ahl_meta_opts *opts)
 {
-    if (ahl_store_open_sqlite(f->dir, 4, &f->store) < 0)
+    if (ahl_test_store_open(f->dir, 4, &f->store) < 0)
         return -1;
 #ifdef AHL_FIXTURE_STORE_ONLY
     (void)opts;

@@ -17,6 +17,7 @@
 #include "api/ops_internal.h"
 #include "meta/meta.h"
 #include "store/store.h"
+#include "store_fixture.h"
 
 #define STUDY "1.2.3"
 #define SERIES "1.2.3.4"
@@ -55,7 +56,7 @@ static int setup(void **state)
     struct ahl_datastore_rec ds = {.created_at_ms = 1, .updated_at_ms = 1};
     snprintf(f->dir, sizeof f->dir, "/tmp/ahl-api-dicomweb-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    assert_int_equal(ahl_store_open_sqlite(f->dir, 0, &f->store), 0);
+    assert_int_equal(ahl_test_store_open(f->dir, 0, &f->store), 0);
     assert_int_equal(ahl_meta_open(f->store, NULL, &f->meta), 0);
     f->svc.meta = f->meta;
     f->svc.store = f->store;

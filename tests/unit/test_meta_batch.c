@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#define AHL_TEST_SQLITE_ONLY 1 /* counts the SQLite backend's batches */
 #include "meta_fixture.h"
 #include "synth/synth.h"
 

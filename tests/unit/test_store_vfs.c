@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #define AHL_FIXTURE_STORE_ONLY 1
+#define AHL_TEST_SQLITE_ONLY 1 /* the SQLite backend's own machinery */
 #include "meta_fixture.h"
 
 #define ARN "arn:aws:medical-imaging:us-east-1:123456789012:datastore/vfs"

@@ -1,0 +1,552 @@
+/* The PostgreSQL backend of the storage interface: its pool of connections, transactions, running
+ * named statements, error mapping, the ops table, opening and closing. The other files of the
+ * backend are listed in pg_internal.h.
+ *
+ * Connections: a pool of at most max_conns libpq connections, opened on demand; a transaction
+ * takes an idle one (or waits for one) and gives it back when it ends. A connection that broke
+ * (the server restarted, the network failed) is closed when its transaction ends and a new one
+ * is opened for a later transaction. Every connection remembers which named statements it has
+ * prepared (ahl__pg_run) and keeps the last RT_CACHE statements built at run time prepared
+ * (ahl__pg_run_sql with cache).
+ *
+ * Transactions: a read transaction is BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY, one
+ * snapshot for all its statements. A write transaction is BEGIN followed by a transaction-level
+ * advisory lock on one key of the schema, sent as one query: write transactions of every node
+ * using the schema run one at a time, which is what store.h promises ("a write transaction is
+ * exclusive") and what the engine's compare-and-set of latest versions, primary-set grouping and
+ * study rows rely on. Within one node a mutex is taken first, so that at most one connection of
+ * the pool waits for the advisory lock while the others stay free for readers (a thread inside a
+ * write transaction may begin a read transaction: with every connection waiting for the lock it
+ * held, it would wait forever). The lock's key is (AHL_PG_LOCK_CLASS, OID of the schema tables
+ * live in), so that stores in different schemas of one database (the tests' stores) do not
+ * exclude one another.
+ *
+ * Durability: COMMIT returns once the server made the transaction durable (synchronous_commit
+ * as the server is configured, on by default). A COMMIT of a transaction the server had aborted
+ * answers ROLLBACK, which is reported as AHL_EIO.
+ */
+#include "store/pg_internal.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/banned.h"
+
+/* Statements built at run time kept prepared per connection (search and QIDO query shapes). */
+#define RT_CACHE 64
+/* Named statements a connection can remember (every part's together). */
+#define PREP_SLOTS 512
+/* The first key of the writers' advisory lock. */
+#define AHL_PG_LOCK_WRITE 0x61686c57 /* "ahlW" (pg_schema.c locks with "ahlS") */
+
+struct pg_rt {
+    char *sql;
+    char name[24];
+};
+
+struct pg_conn {
+    PGconn *c;
+    /* The named statements prepared on this connection: an open-addressing set of pointers. */
+    const struct ahl__pg_stmt *prep[PREP_SLOTS];
+    unsigned nprep;
+    struct pg_rt rt[RT_CACHE];
+    unsigned rt_next; /* the slot replaced next when the cache is full */
+    unsigned rt_seq;  /* numbers the run-time statements' names */
+    struct pg_conn *next; /* in the idle list */
+};
+
+struct pg_store {
+    struct ahl_store base;
+    char *uri;
+    char where[256];  /* host and database, for messages (never the password) */
+    char lock_sql[96]; /* BEGIN and the writers' advisory lock */
+    pthread_mutex_t write_lock; /* held for the whole of a write transaction of this node */
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_cond;
+    struct pg_conn *idle;
+    unsigned conns, max_conns;
+};
+
+struct pg_tx {
+    struct ahl_store_tx base;
+    struct pg_store *owner;
+    struct pg_conn *conn;
+};
+
+/* ---- results and parameters ---------------------------------------------------------------- */
+
+int ahl__pg_result_rc(const PGresult *r)
+{
+    if (!r)
+        return AHL_EIO;
+    switch (PQresultStatus(r)) {
+    case PGRES_COMMAND_OK:
+    case PGRES_TUPLES_OK:
+    case PGRES_SINGLE_TUPLE:
+    case PGRES_PIPELINE_SYNC:
+        return 0;
+    default:
+        break;
+    }
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (state && !strcmp(state, "23505"))
+        return AHL_ECONFLICT;
+    if (state && !strcmp(state, "53100"))
+        return AHL_ENOSPC;
+    return AHL_EIO;
+}
+
+void ahl__pg_text(const PGresult *r, int row, int col, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (!PQgetisnull(r, row, col)) {
+        n = (size_t)PQgetlength(r, row, col);
+        if (n >= cap)
+            n = cap - 1;
+        memcpy(out, PQgetvalue(r, row, col), n);
+    }
+    out[n] = '\0';
+}
+
+int64_t ahl__pg_int(const PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return 0;
+    return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+bool ahl__pg_bool(const PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return false;
+    const char *v = PQgetvalue(r, row, col);
+    if (v[0] == 't')
+        return true;
+    return strtoll(v, NULL, 10) != 0;
+}
+
+const char *ahl__pg_i64(struct ahl__pg_num *n, int64_t v)
+{
+    snprintf(n->s, sizeof n->s, "%" PRId64, v);
+    return n->s;
+}
+
+/* ---- connections --------------------------------------------------------------------------- */
+
+/* Server notices ("relation ... already exists, skipping") are not worth a line of the log. */
+static void quiet_notices(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
+static void conn_close(struct pg_conn *pc)
+{
+    if (!pc)
+        return;
+    for (int i = 0; i < RT_CACHE; i++)
+        free(pc->rt[i].sql);
+    PQfinish(pc->c);
+    free(pc);
+}
+
+static int conn_open(struct pg_store *p, struct pg_conn **out)
+{
+    struct pg_conn *pc = calloc(1, sizeof *pc);
+    if (!pc)
+        return AHL_ENOMEM;
+    pc->c = PQconnectdb(p->uri);
+    if (!pc->c || PQstatus(pc->c) != CONNECTION_OK) {
+        const char *msg = pc->c ? PQerrorMessage(pc->c) : "out of memory\n";
+        size_t n = strlen(msg);
+        while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+            n--;
+        ahl_error("cannot connect to PostgreSQL (%s): %.*s", p->where, (int)n, msg);
+        conn_close(pc);
+        return AHL_EIO;
+    }
+    PQsetNoticeProcessor(pc->c, quiet_notices, NULL);
+    *out = pc;
+    return 0;
+}
+
+/* The error message of a result or, without one, of the connection, without its final newline. */
+static void log_failure(PGconn *c, const PGresult *r, const char *what)
+{
+    const char *msg = r ? PQresultErrorMessage(r) : "";
+    if (!*msg)
+        msg = PQerrorMessage(c);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        n--;
+    ahl_error("postgres: %s: %.*s", what, (int)n, msg);
+}
+
+/* The store error of r, logged (with what) when it is not one the caller expects of a statement
+ * (a duplicate). Clears r unless the caller keeps it (out). */
+static int finish(PGconn *c, PGresult *r, const char *what, PGresult **out)
+{
+    int rc = ahl__pg_result_rc(r);
+    if (rc < 0) {
+        if (rc != AHL_ECONFLICT)
+            log_failure(c, r, what);
+        PQclear(r);
+        return rc;
+    }
+    if (out)
+        *out = r;
+    else
+        PQclear(r);
+    return 0;
+}
+
+/* Runs sql (no parameters, possibly several statements) on c. */
+static int exec(PGconn *c, const char *sql)
+{
+    return finish(c, PQexec(c, sql), sql, NULL);
+}
+
+/* ---- named statements ---------------------------------------------------------------------- */
+
+static unsigned prep_slot(const struct ahl__pg_stmt *st)
+{
+    uintptr_t h = (uintptr_t)st;
+    h ^= h >> 17;
+    h *= 0x9e3779b1u;
+    return (unsigned)(h >> 7) % PREP_SLOTS;
+}
+
+/* Prepares st on pc unless it was already. */
+static int prepare(struct pg_conn *pc, const struct ahl__pg_stmt *st)
+{
+    unsigned i = prep_slot(st);
+    while (pc->prep[i]) {
+        if (pc->prep[i] == st)
+            return 0;
+        i = (i + 1) % PREP_SLOTS;
+    }
+    if (pc->nprep >= PREP_SLOTS - 1)
+        AHL_BUG("more than %d named PostgreSQL statements", PREP_SLOTS - 1);
+    int rc = finish(pc->c, PQprepare(pc->c, st->name, st->sql, 0, NULL), st->name, NULL);
+    if (rc < 0)
+        return rc == AHL_ECONFLICT ? AHL_EIO : rc;
+    pc->prep[i] = st;
+    pc->nprep++;
+    return 0;
+}
+
+PGconn *ahl__pg_conn(struct ahl_store_tx *tx)
+{
+    return ((struct pg_tx *)tx)->conn->c;
+}
+
+int ahl__pg_run(struct ahl_store_tx *tx, const struct ahl__pg_stmt *st, int n,
+                const char *const *vals, const int *lens, const int *fmts, bool result_binary,
+                PGresult **out)
+{
+    struct pg_conn *pc = ((struct pg_tx *)tx)->conn;
+    int rc = prepare(pc, st);
+    if (rc < 0)
+        return rc;
+    return finish(pc->c,
+                  PQexecPrepared(pc->c, st->name, n, vals, lens, fmts, result_binary ? 1 : 0),
+                  st->name, out);
+}
+
+int ahl__pg_run_sql(struct ahl_store_tx *tx, const char *sql, bool cache, int n,
+                    const char *const *vals, const int *lens, const int *fmts, bool result_binary,
+                    PGresult **out)
+{
+    struct pg_conn *pc = ((struct pg_tx *)tx)->conn;
+    int fmt = result_binary ? 1 : 0;
+    if (!cache)
+        return finish(pc->c, PQexecParams(pc->c, sql, n, NULL, vals, lens, fmts, fmt), sql, out);
+    struct pg_rt *slot = NULL;
+    for (int i = 0; i < RT_CACHE && pc->rt[i].sql; i++)
+        if (!strcmp(pc->rt[i].sql, sql)) {
+            slot = &pc->rt[i];
+            break;
+        }
+    if (!slot) {
+        slot = &pc->rt[pc->rt_next];
+        pc->rt_next = (pc->rt_next + 1) % RT_CACHE;
+        if (slot->sql) {
+            char dealloc[48];
+            snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", slot->name);
+            free(slot->sql);
+            slot->sql = NULL;
+            int rc = exec(pc->c, dealloc);
+            if (rc < 0)
+                return rc;
+        }
+        snprintf(slot->name, sizeof slot->name, "ahl_rt_%u", pc->rt_seq++);
+        int rc = finish(pc->c, PQprepare(pc->c, slot->name, sql, 0, NULL), sql, NULL);
+        if (rc < 0)
+            return rc == AHL_ECONFLICT ? AHL_EIO : rc;
+        if (!(slot->sql = strdup(sql))) {
+            char dealloc[48];
+            snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", slot->name);
+            exec(pc->c, dealloc);
+            return AHL_ENOMEM;
+        }
+    }
+    return finish(pc->c, PQexecPrepared(pc->c, slot->name, n, vals, lens, fmts, fmt), sql, out);
+}
+
+/* ---- transactions -------------------------------------------------------------------------- */
+
+/* Takes an idle connection of p's pool, or opens one, or waits for one. */
+static int pool_take(struct pg_store *p, struct pg_conn **out)
+{
+    struct pg_conn *pc = NULL;
+    pthread_mutex_lock(&p->pool_lock);
+    while (!p->idle && p->conns >= p->max_conns)
+        pthread_cond_wait(&p->pool_cond, &p->pool_lock);
+    if (p->idle) {
+        pc = p->idle;
+        p->idle = pc->next;
+    } else {
+        p->conns++;
+    }
+    pthread_mutex_unlock(&p->pool_lock);
+    if (pc && PQstatus(pc->c) != CONNECTION_OK) {
+        conn_close(pc); /* broken while idle: replaced below */
+        pc = NULL;
+    }
+    if (!pc) {
+        int rc = conn_open(p, &pc);
+        if (rc < 0) {
+            pthread_mutex_lock(&p->pool_lock);
+            p->conns--;
+            pthread_cond_signal(&p->pool_cond);
+            pthread_mutex_unlock(&p->pool_lock);
+            return rc;
+        }
+    }
+    *out = pc;
+    return 0;
+}
+
+/* Gives pc back to the pool; a connection that broke, or is still inside a transaction it could
+ * not end, is closed instead. */
+static void pool_give(struct pg_store *p, struct pg_conn *pc)
+{
+    bool keep = PQstatus(pc->c) == CONNECTION_OK && PQtransactionStatus(pc->c) == PQTRANS_IDLE;
+    if (!keep)
+        conn_close(pc);
+    pthread_mutex_lock(&p->pool_lock);
+    if (keep) {
+        pc->next = p->idle;
+        p->idle = pc;
+    } else {
+        p->conns--;
+    }
+    pthread_cond_signal(&p->pool_cond);
+    pthread_mutex_unlock(&p->pool_lock);
+}
+
+static int pg_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
+{
+    struct pg_store *p = (struct pg_store *)s;
+    struct pg_tx *tx = calloc(1, sizeof *tx);
+    int rc;
+    if (!tx)
+        return AHL_ENOMEM;
+    tx->base.store = s;
+    tx->base.write = write;
+    tx->owner = p;
+    if (write)
+        pthread_mutex_lock(&p->write_lock);
+    if ((rc = pool_take(p, &tx->conn)) < 0)
+        goto fail;
+    rc = exec(tx->conn->c, write ? p->lock_sql : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    if (rc < 0) {
+        if (PQtransactionStatus(tx->conn->c) != PQTRANS_IDLE)
+            PQclear(PQexec(tx->conn->c, "ROLLBACK"));
+        pool_give(p, tx->conn);
+        goto fail;
+    }
+    *out = &tx->base;
+    return 0;
+fail:
+    if (write)
+        pthread_mutex_unlock(&p->write_lock);
+    free(tx);
+    return rc == AHL_ECONFLICT ? AHL_EIO : rc;
+}
+
+static void tx_end(struct pg_tx *tx)
+{
+    struct pg_store *p = tx->owner;
+    pool_give(p, tx->conn);
+    if (tx->base.write)
+        pthread_mutex_unlock(&p->write_lock);
+    free(tx);
+}
+
+static void pg_rollback(struct ahl_store_tx *t)
+{
+    struct pg_tx *tx = (struct pg_tx *)t;
+    if (PQtransactionStatus(tx->conn->c) != PQTRANS_IDLE)
+        exec(tx->conn->c, "ROLLBACK");
+    tx_end(tx);
+}
+
+static int pg_commit(struct ahl_store_tx *t)
+{
+    struct pg_tx *tx = (struct pg_tx *)t;
+    PGconn *c = tx->conn->c;
+    PGresult *r = PQexec(c, "COMMIT");
+    int rc = ahl__pg_result_rc(r);
+    if (rc == 0 && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+        /* The server had aborted the transaction (a statement of it failed): nothing was kept. */
+        ahl_error("postgres: COMMIT of a failed transaction rolled it back");
+        rc = AHL_EIO;
+    } else if (rc < 0) {
+        log_failure(c, r, "COMMIT");
+        if (rc == AHL_ECONFLICT)
+            rc = AHL_EIO;
+    }
+    PQclear(r);
+    if (rc < 0) {
+        pg_rollback(t);
+        return rc;
+    }
+    tx_end(tx);
+    return 0;
+}
+
+static void pg_close(struct ahl_store *s)
+{
+    struct pg_store *p = (struct pg_store *)s;
+    while (p->idle) {
+        struct pg_conn *pc = p->idle;
+        p->idle = pc->next;
+        conn_close(pc);
+    }
+    pthread_mutex_destroy(&p->write_lock);
+    pthread_mutex_destroy(&p->pool_lock);
+    pthread_cond_destroy(&p->pool_cond);
+    free(p->uri);
+    free(p);
+}
+
+/* ---- the ops table and opening ------------------------------------------------------------- */
+
+static struct ahl_store_ops pg_ops;
+static pthread_once_t pg_ops_once = PTHREAD_ONCE_INIT;
+
+static void pg_ops_fill(void)
+{
+    pg_ops.name = "postgres";
+    pg_ops.close = pg_close;
+    pg_ops.begin = pg_begin;
+    pg_ops.commit = pg_commit;
+    pg_ops.rollback = pg_rollback;
+    ahl__pg_rows_ops(&pg_ops);
+    ahl__pg_search_ops(&pg_ops);
+    ahl__pg_qido_ops(&pg_ops);
+    ahl__pg_jobs_ops(&pg_ops);
+}
+
+/* Every op the backend must have (write_intent is optional). */
+#define PG_REQUIRED_OPS(X)                                                                        \
+    X(datastore_put) X(datastore_get) X(datastore_list) X(datastore_delete)                       \
+    X(datastore_count_imagesets) X(tag_put) X(tag_delete) X(tag_list) X(tag_delete_all)           \
+    X(imageset_put) X(imageset_advance) X(imageset_get) X(imageset_list) X(imageset_by_study)     \
+    X(version_put) X(version_update) X(version_get) X(version_list) X(version_scan)               \
+    X(chunk_put) X(chunk_get) X(chunk_scan) X(chunk_stats) X(search_put) X(search_get)            \
+    X(search_delete) X(search_query) X(search_plan) X(frame_put) X(frame_get) X(frame_copy)       \
+    X(frame_delete_set) X(frame_backfill_next) X(frame_backfill_done) X(job_put) X(job_get)      \
+    X(job_list) X(qido_set_get) X(qido_set_put) X(qido_set_delete) X(qido_series_put)            \
+    X(qido_series_delete) X(qido_series_touch) X(qido_instance_put) X(qido_instance_delete)      \
+    X(qido_study_refresh) X(qido_query) X(qido_plan) X(qido_backfill_next)                       \
+    X(qido_backfill_done)
+
+/* The first op the backend lacks, or NULL when it has them all. */
+static const char *pg_ops_missing(const struct ahl_store_ops *ops)
+{
+#define PG_CHECK_OP(m)                                                                            \
+    if (!ops->m)                                                                                  \
+        return #m;
+    PG_REQUIRED_OPS(PG_CHECK_OP)
+#undef PG_CHECK_OP
+    return NULL;
+}
+
+/* Host (or socket directory) and database of a connection URI, for messages: libpq parses it, so
+ * that a password in it is never copied. */
+static void describe(const char *uri, char *out, size_t cap)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(uri, &err);
+    const char *host = NULL, *db = NULL;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (!strcmp(o->keyword, "host") && o->val)
+            host = o->val;
+        else if (!strcmp(o->keyword, "dbname") && o->val)
+            db = o->val;
+    }
+    snprintf(out, cap, "host %s, database %s", host ? host : "(default)", db ? db : "(default)");
+    PQconninfoFree(opts);
+    PQfreemem(err);
+}
+
+int ahl_store_open_postgres(const char *uri, unsigned max_conns, struct ahl_store **out)
+{
+    struct pg_store *p;
+    struct pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    int rc;
+    pthread_once(&pg_ops_once, pg_ops_fill);
+    const char *missing = pg_ops_missing(&pg_ops);
+    if (missing) {
+        ahl_error("PostgreSQL backend incomplete: %s missing", missing);
+        return AHL_EINVAL;
+    }
+    if (!uri || !ahl_store_is_postgres(uri))
+        return AHL_EINVAL;
+    if (!(p = calloc(1, sizeof *p)))
+        return AHL_ENOMEM;
+    p->base.ops = &pg_ops;
+    p->max_conns = max_conns ? max_conns : 16;
+    pthread_mutex_init(&p->write_lock, NULL);
+    pthread_mutex_init(&p->pool_lock, NULL);
+    pthread_cond_init(&p->pool_cond, NULL);
+    describe(uri, p->where, sizeof p->where);
+    if (!(p->uri = strdup(uri))) {
+        rc = AHL_ENOMEM;
+        goto fail;
+    }
+    if ((rc = conn_open(p, &pc)) < 0)
+        goto fail;
+    p->conns = 1;
+    r = PQexec(pc->c, "SELECT oid FROM pg_namespace WHERE nspname = current_schema()");
+    if ((rc = ahl__pg_result_rc(r)) < 0 || PQntuples(r) != 1) {
+        if (rc == 0)
+            ahl_error("postgres (%s): no schema of the search path exists to keep tables in",
+                      p->where);
+        else
+            log_failure(pc->c, r, "current schema");
+        rc = AHL_EIO;
+        goto fail;
+    }
+    int64_t schema = ahl__pg_int(r, 0, 0);
+    snprintf(p->lock_sql, sizeof p->lock_sql, "BEGIN; SELECT pg_advisory_xact_lock(%d, %" PRId64 ")",
+             AHL_PG_LOCK_WRITE, (int64_t)(int32_t)(uint32_t)schema);
+    if ((rc = ahl__pg_schema_migrate(pc->c)) < 0)
+        goto fail;
+    PQclear(r);
+    p->idle = pc;
+    *out = &p->base;
+    return 0;
+fail:
+    PQclear(r);
+    conn_close(pc);
+    pg_close(&p->base);
+    return rc;
+}

@@ -1,0 +1,101 @@
+/* The store of a unit test: SQLite in a scratch directory, or, when the environment names a
+ * PostgreSQL database (AHL_TEST_DATABASE, a libpq URI; CTest sets it for the unit_pg_* runs of
+ * these tests, on the cluster tests/pg/cluster.sh starts), a schema of that database of the
+ * directory's own. The schema is made on the directory's first open and its name kept in the
+ * directory (file "pgschema"), so that reopening the directory reopens the same data, as it does
+ * with SQLite, and every new directory starts empty.
+ *
+ * A test of what only SQLite does defines AHL_TEST_SQLITE_ONLY before including this header: it
+ * then always opens SQLite, and CMake does not run it against PostgreSQL. A case of such a kind
+ * inside a test that otherwise runs on both skips itself on PostgreSQL (ahl_test_store_is_pg). */
+#ifndef AHL_TESTS_STORE_FIXTURE_H
+#define AHL_TESTS_STORE_FIXTURE_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "base/err.h"
+#include "store/store.h"
+
+/* True when the tests run against PostgreSQL. */
+static __attribute__((unused)) bool ahl_test_store_is_pg(void)
+{
+#ifdef AHL_TEST_SQLITE_ONLY
+    return false;
+#else
+    const char *db = getenv("AHL_TEST_DATABASE");
+    return db && *db;
+#endif
+}
+
+/* Makes schema name on database db: 0, or -1 (printed). */
+static __attribute__((unused)) int ahl_test_pg_schema(const char *db, const char *name)
+{
+    char sql[128];
+    PGconn *c = PQconnectdb(db);
+    int rc = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        snprintf(sql, sizeof sql, "CREATE SCHEMA %s", name);
+        PGresult *r = PQexec(c, sql);
+        rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+        if (rc < 0)
+            fprintf(stderr, "store fixture: %s: %s", sql, PQresultErrorMessage(r));
+        PQclear(r);
+    } else {
+        fprintf(stderr, "store fixture: cannot connect to AHL_TEST_DATABASE: %s",
+                PQerrorMessage(c));
+    }
+    PQfinish(c);
+    return rc;
+}
+
+/* Opens the test store of dir (made if missing). max_conns as ahl_store_open_sqlite's
+ * max_readers; on PostgreSQL the pool holds one more, the writer's. */
+static __attribute__((unused)) int ahl_test_store_open(const char *dir, unsigned max_conns,
+                                                       struct ahl_store **out)
+{
+    if (!ahl_test_store_is_pg())
+        return ahl_store_open_sqlite(dir, max_conns, out);
+    const char *db = getenv("AHL_TEST_DATABASE");
+    char mark[512], schema[64] = "", uri[2048];
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return AHL_EIO;
+    snprintf(mark, sizeof mark, "%s/pgschema", dir);
+    FILE *f = fopen(mark, "r");
+    if (f) {
+        if (!fgets(schema, sizeof schema, f))
+            schema[0] = '\0';
+        schema[strcspn(schema, "\n")] = '\0';
+        fclose(f);
+    }
+    if (!schema[0]) {
+        static unsigned seq;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(schema, sizeof schema, "t%ld_%ld_%u", (long)getpid(), (long)ts.tv_nsec,
+                 __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED));
+        if (ahl_test_pg_schema(db, schema) < 0 || !(f = fopen(mark, "w")))
+            return AHL_EIO;
+        fprintf(f, "%s\n", schema);
+        fclose(f);
+    }
+    snprintf(uri, sizeof uri, "%s%soptions=-csearch_path%%3D%s", db, strchr(db, '?') ? "&" : "?",
+             schema);
+    int rc = ahl_store_open_postgres(uri, max_conns ? max_conns + 1 : 0, out);
+    if (rc == AHL_EINVAL) {
+        /* The URI is well formed: a build whose backend lacks a part (logged) cannot run. */
+        fprintf(stderr, "store fixture: this build's PostgreSQL backend is incomplete: skipped\n");
+        exit(77);
+    }
+    return rc;
+}
+
+#endif /* AHL_TESTS_STORE_FIXTURE_H */
