@@ -28,6 +28,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ahltest  # noqa: E402
 
 PG = os.path.join(ahltest.SRC, 'tests', 'pg')
+# serve's options for a short import-job lease, so that a dead node's job is taken over within
+# seconds (docs/commands.md#ahilite-serve).
+JOB_ARGS = os.environ.get('AHL_MULTINODE_JOB_ARGS', '').split()
 
 
 class Cluster:
