@@ -456,16 +456,24 @@ static void pg_ops_fill(void)
 /* Every op the backend must have (write_intent is optional). */
 #define PG_REQUIRED_OPS(X)                                                                        \
     X(datastore_put) X(datastore_get) X(datastore_list) X(datastore_delete)                       \
-    X(datastore_count_imagesets) X(tag_put) X(tag_delete) X(tag_list) X(tag_delete_all)           \
+    X(datastore_count_imagesets) X(tag_put) X(tag_delete) X(tag_list) X(tag_delete_all) X(tag_scan)           \
     X(imageset_put) X(imageset_advance) X(imageset_get) X(imageset_list) X(imageset_by_study)     \
     X(version_put) X(version_update) X(version_get) X(version_list) X(version_scan)               \
     X(chunk_put) X(chunk_get) X(chunk_scan) X(chunk_stats) X(search_put) X(search_get)            \
     X(search_delete) X(search_query) X(search_plan) X(frame_put) X(frame_get) X(frame_copy)       \
-    X(frame_delete_set) X(frame_backfill_next) X(frame_backfill_done) X(job_put) X(job_get)      \
+    X(frame_delete_set) X(frame_list) X(frame_backfill_next) X(frame_backfill_done) X(job_put) X(job_get)      \
     X(job_list) X(qido_set_get) X(qido_set_put) X(qido_set_delete) X(qido_series_put)            \
     X(qido_series_delete) X(qido_series_touch) X(qido_instance_put) X(qido_instance_delete)      \
     X(qido_study_refresh) X(qido_query) X(qido_plan) X(qido_backfill_next)                       \
     X(qido_backfill_done)
+
+/* An op added to store.h must be added to the list above too (close, begin, commit, rollback and
+ * write_intent are the others). */
+#define PG_COUNT_OP(m) +1
+_Static_assert(sizeof(struct ahl_store_ops) ==
+                   sizeof(const char *) + (5 PG_REQUIRED_OPS(PG_COUNT_OP)) * sizeof(void (*)(void)),
+               "an op of struct ahl_store_ops is missing from PG_REQUIRED_OPS");
+#undef PG_COUNT_OP
 
 /* The first op the backend lacks, or NULL when it has them all. */
 static const char *pg_ops_missing(const struct ahl_store_ops *ops)

@@ -86,6 +86,8 @@ static const struct ahl__pg_stmt tag_list = {"r_tag_list",
                                              "SELECT key, value FROM tag WHERE arn=$1 ORDER BY key"};
 static const struct ahl__pg_stmt tag_delete_all = {"r_tag_delete_all",
                                                    "DELETE FROM tag WHERE arn=$1"};
+static const struct ahl__pg_stmt tag_scan = {"r_tag_scan",
+                                             "SELECT arn, key, value FROM tag ORDER BY arn, key"};
 static const struct ahl__pg_stmt is_insert = {
     "r_is_insert", "INSERT INTO imageset(" IS_COLS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
                    " ON CONFLICT DO NOTHING"};
@@ -150,6 +152,9 @@ static const struct ahl__pg_stmt f_copy = {
                 " ON CONFLICT DO NOTHING"};
 static const struct ahl__pg_stmt f_delete_set = {"r_f_delete_set",
                                                  "DELETE FROM frame WHERE imageset_id=$1"};
+static const struct ahl__pg_stmt f_list = {
+    "r_f_list", "SELECT imageset_id, frame_id, transfer_syntax FROM frame WHERE imageset_id=$1"
+                " ORDER BY frame_id"};
 static const struct ahl__pg_stmt f_backfill_next = {
     "r_f_backfill_next", "SELECT imageset_id FROM frame_backfill ORDER BY imageset_id LIMIT 1"};
 static const struct ahl__pg_stmt f_backfill_done = {
@@ -360,6 +365,18 @@ static int tag_delete_all_(struct ahl_store_tx *t, const char *arn)
 {
     const char *v[] = {arn};
     return run_text(t, &tag_delete_all, NPARAMS(v), v);
+}
+
+static int tag_scan_(struct ahl_store_tx *t, ahl_store_tag_scan_cb cb, void *ctx)
+{
+    PGresult *r = NULL;
+    int rc = query(t, &tag_scan, 0, NULL, &r);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++)
+        rc = cb(ctx, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+    PQclear(r);
+    return rc;
 }
 
 /* ---- image sets ---------------------------------------------------------------------------- */
@@ -675,6 +692,13 @@ static int frame_delete_set(struct ahl_store_tx *t, const char *set)
     return run_text(t, &f_delete_set, NPARAMS(v), v);
 }
 
+static int frame_list(struct ahl_store_tx *t, const char *set, ahl_store_frame_cb cb, void *ctx)
+{
+    struct ahl_frame_rec rec;
+    const char *v[] = {set};
+    FOR_ROWS(t, &f_list, v, rec, f_row, cb, ctx);
+}
+
 static int frame_backfill_next(struct ahl_store_tx *t, char id[AHL_ID_LEN + 1])
 {
     PGresult *r = NULL;
@@ -705,6 +729,7 @@ void ahl__pg_rows_ops(struct ahl_store_ops *ops)
     ops->tag_delete = tag_delete_;
     ops->tag_list = tag_list_;
     ops->tag_delete_all = tag_delete_all_;
+    ops->tag_scan = tag_scan_;
     ops->imageset_put = imageset_put;
     ops->imageset_advance = imageset_advance;
     ops->imageset_get = imageset_get;
@@ -723,6 +748,7 @@ void ahl__pg_rows_ops(struct ahl_store_ops *ops)
     ops->frame_get = frame_get;
     ops->frame_copy = frame_copy;
     ops->frame_delete_set = frame_delete_set;
+    ops->frame_list = frame_list;
     ops->frame_backfill_next = frame_backfill_next;
     ops->frame_backfill_done = frame_backfill_done;
 }
