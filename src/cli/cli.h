@@ -22,6 +22,7 @@ int ahl_cmd_export(int argc, char **argv);
 int ahl_cmd_frames(int argc, char **argv);
 int ahl_cmd_import(int argc, char **argv);
 int ahl_cmd_inspect(int argc, char **argv);
+int ahl_cmd_migrate(int argc, char **argv);
 int ahl_cmd_serve(int argc, char **argv);
 
 #endif /* AHL_CLI_CLI_H */

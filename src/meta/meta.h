@@ -228,6 +228,17 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
 int ahl_meta_imageset_delete(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
                              struct ahl_imageset_rec *out, struct ahl_err *err);
 
+/* ---- copying a store ------------------------------------------------------------------------ */
+
+/* Writes the QIDO-RS rows of set (docs/dicomweb.md#search-qido-rs) from its latest version, whose
+ * version row and chunks must already be in the store, inside the caller's write transaction:
+ * exactly the rows the commit of that version wrote, set->updated_at_ms their time, and the
+ * study rows of its study rebuilt. A set that is not primary, or DELETED, gets no rows (any it
+ * had are removed). `ahilite migrate` copies image sets row by row and indexes each so, since
+ * the store offers no way to list a set's QIDO rows. 0 or the store's error. */
+int ahl_meta_qido_index(struct ahl_meta *m, struct ahl_store_tx *tx,
+                        const struct ahl_imageset_rec *set);
+
 /* ---- integrity ---------------------------------------------------------------------------- */
 
 /* Receives one line per problem found, e.g. "chunk 3fa2..: stored bytes hash to 91c0..". */

@@ -286,3 +286,17 @@ int ahl__qido_backfill(struct ahl_meta *m)
                                             ahl_store_qido_backfill_done, backfill_set};
     return ahl__backfill(m, &bf);
 }
+
+/* ---- indexing a set copied from another store ---- */
+
+int ahl_meta_qido_index(struct ahl_meta *m, struct ahl_store_tx *tx,
+                        const struct ahl_imageset_rec *set)
+{
+    struct ahl_version_rec ver;
+    int rc = 0;
+    if (set->latest_version)
+        rc = ahl_store_version_get(tx, set->id, set->latest_version, &ver);
+    if (rc < 0 && rc != AHL_ENOTFOUND)
+        return rc;
+    return ahl__qido_sync(m, tx, NULL, set, set->latest_version && rc == 0 ? ver.root : NULL);
+}
