@@ -916,7 +916,7 @@ int ahl_cmd_migrate(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    bool to_postgres = !strncmp(to, "postgresql://", 13) || !strncmp(to, "postgres://", 11);
+    bool to_postgres = ahl_store_is_postgres(to);
     if (!to_data_dir && !to_postgres)
         to_data_dir = to;
     if (!to_data_dir && !(blob_store && *blob_store)) {
@@ -975,10 +975,7 @@ int ahl_cmd_migrate(int argc, char **argv)
                 ahl_strerror(rc));
         goto out;
     }
-    if (to_postgres)
-        rc = AHL_EUNSUPPORTED; /* until this build has the PostgreSQL backend */
-    else
-        rc = ahl_store_open_sqlite(to, 0, &g.dst);
+    rc = ahl_store_open(to_postgres ? to : NULL, to_postgres ? to_data_dir : to, 0, &g.dst);
     if (rc < 0) {
         fprintf(stderr, "ahilite migrate: cannot open the target: %s\n", ahl_strerror(rc));
         goto out;
