@@ -660,6 +660,9 @@ static const struct ahl_store_ops sq_ops = {
     .job_put = ahl__sq_job_put,
     .job_get = ahl__sq_job_get,
     .job_list = ahl__sq_job_list,
+    .job_claim = ahl__sq_job_claim,
+    .job_renew = ahl__sq_job_renew,
+    .job_release = ahl__sq_job_release,
 };
 
 /* Opens the writer and checkpoint connections, migrating the schema, and starts the checkpointer.

@@ -73,6 +73,9 @@ enum ahl__sq_stmt {
     ST_J_UPDATE,
     ST_J_GET,
     ST_J_LIST,
+    ST_J_CLAIM,
+    ST_J_RENEW,
+    ST_J_RELEASE,
     ST_COUNT
 };
 
@@ -274,6 +277,10 @@ int ahl__sq_job_get(struct ahl_store_tx *t, const char *ds, const char *id,
                     struct ahl_job_rec *out);
 int ahl__sq_job_list(struct ahl_store_tx *t, const char *ds, const char *status,
                      const char *after_id, unsigned limit, ahl_store_job_cb cb, void *ctx);
+int ahl__sq_job_claim(struct ahl_store_tx *t, const char *node, uint32_t lease_ms,
+                      struct ahl_job_rec *out);
+int ahl__sq_job_renew(struct ahl_store_tx *t, const char *id, const char *node, uint32_t lease_ms);
+int ahl__sq_job_release(struct ahl_store_tx *t, const struct ahl_job_rec *r, const char *node);
 
 /* sqlite_search.c */
 int ahl__sq_search_put(struct ahl_store_tx *t, const struct ahl_search_row *r);

@@ -4,6 +4,7 @@
  */
 #include "store/sqlite_internal.h"
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/banned.h"
 
@@ -17,7 +18,7 @@
     " updated_at"
 #define J_COLS                                                                                \
     "id, datastore_id, name, status, role_arn, input_uri, output_uri, message, client_token," \
-    " submitted_at, ended_at"
+    " submitted_at, ended_at, claimed_by, lease_until, attempts"
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_DS_INSERT] = "INSERT INTO datastore(" DS_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
@@ -80,15 +81,29 @@ static const char *const stmt_sql[ST_COUNT] = {
                   " ORDER BY frame_id",
     [ST_F_BACKFILL_NEXT] = "SELECT imageset_id FROM frame_backfill ORDER BY imageset_id LIMIT 1",
     [ST_F_BACKFILL_DONE] = "DELETE FROM frame_backfill WHERE imageset_id=?1",
-    [ST_J_INSERT] = "INSERT INTO job(" J_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+    [ST_J_INSERT] = "INSERT INTO job(" J_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,"
+                    "?13,?14)",
     [ST_J_UPDATE] = "UPDATE job SET datastore_id=?2, name=?3, status=?4, role_arn=?5,"
                     " input_uri=?6, output_uri=?7, message=?8, client_token=?9,"
-                    " submitted_at=?10, ended_at=?11 WHERE id=?1",
+                    " submitted_at=?10, ended_at=?11, claimed_by=?12, lease_until=?13,"
+                    " attempts=?14 WHERE id=?1",
     [ST_J_GET] = "SELECT " J_COLS " FROM job WHERE id=?1",
     /* Newest first; the cursor is the (submitted_at, id) of the last row returned. */
     [ST_J_LIST] = "SELECT " J_COLS " FROM job WHERE datastore_id=?1 AND (?2 IS NULL OR status=?2)"
                   " AND (?3 IS NULL OR (submitted_at, id) < (SELECT submitted_at, id FROM job"
                   " WHERE id=?3)) ORDER BY submitted_at DESC, id DESC LIMIT ?4",
+    /* ?1 node, ?2 now, ?3 lease (ms). The status terms match the partial index job_open. */
+    [ST_J_CLAIM] = "UPDATE job SET status='IN_PROGRESS', claimed_by=?1, lease_until=?2 + ?3,"
+                   " attempts=attempts + 1 WHERE id=(SELECT id FROM job"
+                   " WHERE status IN ('SUBMITTED', 'IN_PROGRESS')"
+                   " AND (status='SUBMITTED' OR lease_until < ?2)"
+                   " ORDER BY submitted_at, id LIMIT 1) RETURNING " J_COLS,
+    [ST_J_RENEW] = "UPDATE job SET lease_until=?3 + ?4 WHERE id=?1 AND claimed_by=?2"
+                   " AND status='IN_PROGRESS'",
+    /* ?2 status, ?3 message, ?4 ended_at, ?5 node. */
+    [ST_J_RELEASE] = "UPDATE job SET status=?2, message=?3, ended_at=?4, claimed_by='',"
+                     " lease_until=0, attempts=attempts - (?2='SUBMITTED')"
+                     " WHERE id=?1 AND claimed_by=?5 AND status='IN_PROGRESS'",
 };
 
 /* The cached statement id of conn, reset and with its bindings cleared. */
@@ -538,6 +553,9 @@ static void j_row(sqlite3_stmt *st, struct ahl_job_rec *r)
     ahl__sq_col_text(st, 8, r->client_token, sizeof r->client_token);
     r->submitted_at_ms = sqlite3_column_int64(st, 9);
     r->ended_at_ms = sqlite3_column_int64(st, 10);
+    ahl__sq_col_text(st, 11, r->claimed_by, sizeof r->claimed_by);
+    r->lease_until_ms = sqlite3_column_int64(st, 12);
+    r->attempts = (uint32_t)sqlite3_column_int64(st, 13);
 }
 
 int ahl__sq_job_put(struct ahl_store_tx *t, const struct ahl_job_rec *r, bool create)
@@ -554,6 +572,9 @@ int ahl__sq_job_put(struct ahl_store_tx *t, const struct ahl_job_rec *r, bool cr
     ahl__sq_bind_text(st, 9, r->client_token);
     sqlite3_bind_int64(st, 10, r->submitted_at_ms);
     sqlite3_bind_int64(st, 11, r->ended_at_ms);
+    ahl__sq_bind_text(st, 12, r->claimed_by);
+    sqlite3_bind_int64(st, 13, r->lease_until_ms);
+    sqlite3_bind_int64(st, 14, r->attempts);
     return create ? ahl__sq_step_done(CONN(t), st, "job insert")
                   : ahl__sq_step_one_change(CONN(t), st, "job update");
 }
@@ -581,4 +602,46 @@ int ahl__sq_job_list(struct ahl_store_tx *t, const char *ds, const char *status,
     ahl__sq_bind_opt_text(st, 3, after_id);
     sqlite3_bind_int64(st, 4, limit);
     FOR_ROWS(CONN(t), st, rec, j_row, cb, ctx, "job list");
+}
+
+/* The lease calls run with SQLite's one writer: no other transaction can claim at the same time,
+ * so the claim needs no row locking. "now" is this machine's clock. */
+int ahl__sq_job_claim(struct ahl_store_tx *t, const char *node, uint32_t lease_ms,
+                      struct ahl_job_rec *out)
+{
+    PREP(st, CONN(t), ST_J_CLAIM);
+    ahl__sq_bind_text(st, 1, node);
+    sqlite3_bind_int64(st, 2, ahl_now_ms());
+    sqlite3_bind_int64(st, 3, lease_ms);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        j_row(st, out);
+        rc = sqlite3_step(st); /* ends the statement: RETURNING rows are written at its end */
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? 0 : ahl__sq_err(CONN(t)->db, rc, "job claim");
+    }
+    return rc == SQLITE_DONE ? AHL_ENOTFOUND : ahl__sq_err(CONN(t)->db, rc, "job claim");
+}
+
+int ahl__sq_job_renew(struct ahl_store_tx *t, const char *id, const char *node, uint32_t lease_ms)
+{
+    PREP(st, CONN(t), ST_J_RENEW);
+    ahl__sq_bind_text(st, 1, id);
+    ahl__sq_bind_text(st, 2, node);
+    sqlite3_bind_int64(st, 3, ahl_now_ms());
+    sqlite3_bind_int64(st, 4, lease_ms);
+    int rc = ahl__sq_step_one_change(CONN(t), st, "job renew");
+    return rc == AHL_ENOTFOUND ? AHL_ECONFLICT : rc;
+}
+
+int ahl__sq_job_release(struct ahl_store_tx *t, const struct ahl_job_rec *r, const char *node)
+{
+    PREP(st, CONN(t), ST_J_RELEASE);
+    ahl__sq_bind_text(st, 1, r->id);
+    ahl__sq_bind_text(st, 2, r->status);
+    ahl__sq_bind_text(st, 3, r->message);
+    sqlite3_bind_int64(st, 4, r->ended_at_ms);
+    ahl__sq_bind_text(st, 5, node);
+    int rc = ahl__sq_step_one_change(CONN(t), st, "job release");
+    return rc == AHL_ENOTFOUND ? AHL_ECONFLICT : rc;
 }

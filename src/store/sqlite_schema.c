@@ -151,6 +151,14 @@ static const char *const migrations[] = {
     "DROP INDEX qido_study_date;"
     "CREATE INDEX qido_study_date ON qido_study(datastore_id, study_date, study_tm, updated_at,"
     " study_uid);",
+    /* 6: import-job leases (store.h, "Import-job leases"): the node running a job, until when,
+     * and how many times it was claimed. A job left IN_PROGRESS by an earlier version has no
+     * lease (0), so the first claim takes it over. The partial index holds the jobs not ended,
+     * the only ones a claim looks at, in claim order. */
+    "ALTER TABLE job ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE job ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE job ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX job_open ON job(submitted_at, id) WHERE status IN ('SUBMITTED', 'IN_PROGRESS');",
 };
 
 int ahl__sq_schema_version(void)

@@ -189,6 +189,14 @@ AHL__FWD(job_list,
          (struct ahl_store_tx * tx, const char *datastore_id, const char *status,
           const char *after_id, unsigned limit, ahl_store_job_cb cb, void *ctx),
          (tx, datastore_id, status, after_id, limit, cb, ctx))
+AHL__FWD(job_claim,
+         (struct ahl_store_tx * tx, const char *node, uint32_t lease_ms, struct ahl_job_rec *out),
+         (tx, node, lease_ms, out))
+AHL__FWD(job_renew,
+         (struct ahl_store_tx * tx, const char *id, const char *node, uint32_t lease_ms),
+         (tx, id, node, lease_ms))
+AHL__FWD(job_release, (struct ahl_store_tx * tx, const struct ahl_job_rec *rec, const char *node),
+         (tx, rec, node))
 
 int ahl_store_study_dt_key(const char *date, const char *time, char out[AHL_STUDY_DT_KEY_LEN + 1])
 {

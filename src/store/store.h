@@ -62,6 +62,7 @@
 #define AHL_ID_LEN 32 /* data store, image set and job ids: 32 lowercase hex characters */
 #define AHL_MESSAGE_MAX 2048
 #define AHL_STUDY_DT_KEY_LEN 20 /* YYYYMMDDHHMMSSFFFFFF */
+#define AHL_NODE_ID_MAX 128     /* the id of a node running import jobs (struct ahl_job_rec) */
 
 struct ahl_store;
 struct ahl_store_tx;
@@ -377,6 +378,12 @@ struct ahl_job_rec {
     char client_token[65];
     int64_t submitted_at_ms;
     int64_t ended_at_ms; /* 0 while running */
+    /* The lease (see "Import-job leases" below): the node running the job ("" when none), until
+     * when it holds the job unless it renews (ms, the database's clock; 0 when none), and how many
+     * times a node has claimed it. */
+    char claimed_by[AHL_NODE_ID_MAX + 1];
+    int64_t lease_until_ms;
+    uint32_t attempts;
 };
 
 /* Listing callbacks: return 0 to go on, anything else to stop (the list call then returns it). */
@@ -462,6 +469,10 @@ struct ahl_store_ops {
                    struct ahl_job_rec *out);
     int (*job_list)(struct ahl_store_tx *tx, const char *datastore_id, const char *status,
                     const char *after_id, unsigned limit, ahl_store_job_cb cb, void *ctx);
+    int (*job_claim)(struct ahl_store_tx *tx, const char *node, uint32_t lease_ms,
+                     struct ahl_job_rec *out);
+    int (*job_renew)(struct ahl_store_tx *tx, const char *id, const char *node, uint32_t lease_ms);
+    int (*job_release)(struct ahl_store_tx *tx, const struct ahl_job_rec *rec, const char *node);
 
     int (*qido_set_get)(struct ahl_store_tx *tx, const char *imageset_id, struct ahl_qido_set *out);
     int (*qido_set_put)(struct ahl_store_tx *tx, const struct ahl_qido_set *rec);
@@ -727,12 +738,36 @@ unsigned ahl_qido_key_levels(int key);
 int ahl_store_qido_backfill_next(struct ahl_store_tx *tx, char imageset_id[AHL_ID_LEN + 1]);
 int ahl_store_qido_backfill_done(struct ahl_store_tx *tx, const char *imageset_id);
 
-/* Import jobs. put with create=true inserts, otherwise overwrites. list: newest submission
- * first, optionally one status, ids after after_id in that order, at most limit. */
+/* Import jobs. put with create=true inserts, otherwise overwrites (every column, the lease's too:
+ * the runner changes a job only through the lease calls below). list: newest submission first,
+ * optionally one status, ids after after_id in that order, at most limit. */
 int ahl_store_job_put(struct ahl_store_tx *tx, const struct ahl_job_rec *rec, bool create);
 int ahl_store_job_get(struct ahl_store_tx *tx, const char *datastore_id, const char *id,
                       struct ahl_job_rec *out);
 int ahl_store_job_list(struct ahl_store_tx *tx, const char *datastore_id, const char *status,
                        const char *after_id, unsigned limit, ahl_store_job_cb cb, void *ctx);
+
+/* Import-job leases. Several nodes (processes on one machine or many) may share one store; a job
+ * is run by the node holding its lease, and a node that stops renewing it loses it to the next.
+ * Each call runs in a write transaction; "now" is the database's clock (PostgreSQL's
+ * clock_timestamp(), so the nodes' clocks need not agree; SQLite: this machine's).
+ *   claim    takes for node the job submitted first among those SUBMITTED or IN_PROGRESS with
+ *            lease_until_ms < now (their node stopped renewing: died, hung or cut off), in any
+ *            data store, and makes it IN_PROGRESS with claimed_by = node, lease_until_ms = now +
+ *            lease_ms and attempts + 1; out receives the row as written. AHL_ENOTFOUND when no
+ *            job is claimable. On PostgreSQL the candidate is read with FOR UPDATE SKIP LOCKED.
+ *   renew    extends node's lease of job id to now + lease_ms. AHL_ECONFLICT when node no longer
+ *            holds it (it expired and another node claimed the job, or the job is gone or
+ *            ended): node must stop writing anything of that job.
+ *   release  ends node's hold of rec->id, writing rec's status, message and ended_at_ms and
+ *            clearing claimed_by and lease_until_ms, only if node still holds it (AHL_ECONFLICT
+ *            otherwise, nothing written). COMPLETED and FAILED end the job; SUBMITTED hands it
+ *            back (a node stopping before the job is done) without counting the attempt. */
+int ahl_store_job_claim(struct ahl_store_tx *tx, const char *node, uint32_t lease_ms,
+                        struct ahl_job_rec *out);
+int ahl_store_job_renew(struct ahl_store_tx *tx, const char *id, const char *node,
+                        uint32_t lease_ms);
+int ahl_store_job_release(struct ahl_store_tx *tx, const struct ahl_job_rec *rec,
+                          const char *node);
 
 #endif /* AHL_STORE_STORE_H */
