@@ -18,6 +18,7 @@
 
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/codec.h"
 #include "base/log.h"
 #include "base/text.h"
 #include "blob/objstore.h"
@@ -29,7 +30,6 @@
 
 #define RUNNER_MAX_OBJECTS 1000000u           /* keys listed per job */
 #define RUNNER_MAX_OBJECT ((uint64_t)4 << 30) /* HealthImaging's per-file quota */
-#define RUNNER_MAX_PENDING 1024               /* job ids waiting to be claimed */
 
 enum obj_state { O_PENDING, O_DONE, O_FAILED };
 
@@ -48,15 +48,15 @@ struct job_run {
     size_t n, cap;
     size_t next;    /* next object to take (runner lock) */
     size_t helpers; /* workers importing one of its objects (runner lock) */
+    bool listing;   /* claimed, its input being listed: no object to take yet (runner lock) */
+    bool lost;      /* the lease is lost: take no more objects, write nothing (runner lock) */
+    bool renewing;  /* the heartbeat is renewing its lease (runner lock) */
+    uint64_t held_until_ns; /* monotonic: the lease surely holds until then (runner lock) */
+    uint64_t renew_at_ns;   /* monotonic: when the heartbeat renews it next (runner lock) */
     struct ahl_importer *im;
     struct ahl_import_batch *batch;
     pthread_mutex_t mu; /* guards objs[].state/res from the batch callbacks */
     struct job_run *next_run;
-};
-
-struct pending {
-    char ds[AHL_ID_LEN + 1];
-    char id[AHL_ID_LEN + 1];
 };
 
 struct ahl_runner {
@@ -64,162 +64,111 @@ struct ahl_runner {
     struct ahl_store *store;
     char data_dir[1024], frames[1100], tmp[1100];
     char s3_root[1024], s3_endpoint[1024];
+    char node[AHL_NODE_ID_MAX + 1];  /* this process's id in the jobs' leases */
     struct ahl_framestore fs;        /* opened (and swept) once, shared by every job's importer */
     struct ahl_import_budget budget; /* shared by every job's importer */
-    unsigned poll_ms;
+    unsigned poll_ms, lease_ms, renew_ms, max_attempts;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;    /* workers: a job or objects to take, stop, thaw */
+    pthread_cond_t hb_cv; /* the heartbeat: stop, thaw */
     bool stop;
-    struct pending pend[RUNNER_MAX_PENDING];
-    size_t npend;
-    struct job_run *running; /* jobs whose objects are being imported */
+    bool frozen;             /* ahl_runner_freeze */
+    unsigned claims_wanted;  /* submissions announced by the hook, not yet tried */
+    uint64_t last_claim_ns;  /* when a worker last looked for a job (monotonic) */
+    struct job_run *running; /* jobs this node holds: being listed, or their objects imported */
     pthread_t *threads;
     unsigned nthreads;
+    pthread_t heartbeat;
+    bool heartbeat_started;
 };
 
 /* ---- store helpers ------------------------------------------------------------------------ */
 
-/* Writes the job row: status, message, end time. */
-static int job_set_status(struct ahl_runner *r, struct ahl_job_rec *rec, enum ahl_job_status status,
-                          const char *message)
+/* Runs one lease call in its own write transaction. */
+static int lease_tx(struct ahl_runner *r, int (*call)(struct ahl_store_tx *, struct ahl_runner *,
+                                                      struct ahl_job_rec *),
+                    struct ahl_job_rec *rec)
 {
     struct ahl_store_tx *tx = NULL;
-    ahl_job_rec_set_status(rec, status);
-    ahl_str_copy_cut(rec->message, sizeof rec->message, message);
-    if (status == AHL_JOB_COMPLETED || status == AHL_JOB_FAILED)
-        rec->ended_at_ms = ahl_now_ms();
     int rc = ahl_store_begin(r->store, true, &tx);
-    if (rc == 0)
-        rc = ahl_store_job_put(tx, rec, false);
-    if (rc == 0) {
-        rc = ahl_store_commit(tx);
-        tx = NULL;
-    }
-    ahl_store_rollback(tx);
     if (rc < 0)
-        ahl_error("import job %s: cannot record status %s: %s", rec->id, ahl_job_status_name(status),
-                  ahl_strerror(rc));
+        return rc;
+    rc = call(tx, r, rec);
+    if (rc == 0)
+        return ahl_store_commit(tx);
+    ahl_store_rollback(tx);
     return rc;
 }
 
-/* Claims a SUBMITTED job: moves it to IN_PROGRESS in one write transaction. 1 claimed, 0 not
- * (gone, or another runner has it), negative on store errors. */
-static int job_claim(struct ahl_runner *r, const struct pending *p, struct ahl_job_rec *rec)
+static int call_claim(struct ahl_store_tx *tx, struct ahl_runner *r, struct ahl_job_rec *rec)
 {
-    struct ahl_store_tx *tx = NULL;
-    int rc = ahl_store_begin(r->store, true, &tx);
-    if (rc < 0)
-        return rc;
-    rc = ahl_store_job_get(tx, p->ds, p->id, rec);
-    if (rc == AHL_ENOTFOUND || (rc == 0 && ahl_job_status_parse(rec->status) != AHL_JOB_SUBMITTED)) {
-        ahl_store_rollback(tx);
-        return 0;
-    }
+    return ahl_store_job_claim(tx, r->node, r->lease_ms, rec);
+}
+
+static int call_renew(struct ahl_store_tx *tx, struct ahl_runner *r, struct ahl_job_rec *rec)
+{
+    return ahl_store_job_renew(tx, rec->id, r->node, r->lease_ms);
+}
+
+static int call_release(struct ahl_store_tx *tx, struct ahl_runner *r, struct ahl_job_rec *rec)
+{
+    return ahl_store_job_release(tx, rec, r->node);
+}
+
+/* Ends this node's hold of the job with status (and message): COMPLETED or FAILED end the job,
+ * SUBMITTED hands it back. AHL_ECONFLICT when another node has taken it over meanwhile. */
+static int job_release(struct ahl_runner *r, struct ahl_job_rec *rec, enum ahl_job_status status,
+                       const char *message)
+{
+    ahl_job_rec_set_status(rec, status);
+    ahl_str_copy_cut(rec->message, sizeof rec->message, message);
+    rec->ended_at_ms = status == AHL_JOB_COMPLETED || status == AHL_JOB_FAILED ? ahl_now_ms() : 0;
+    int rc = lease_tx(r, call_release, rec);
+    if (rc == AHL_ECONFLICT)
+        ahl_warn("import job %s: another node took it over; its status is that node's", rec->id);
+    else if (rc < 0)
+        ahl_error("import job %s: cannot record status %s: %s", rec->id,
+                  ahl_job_status_name(status), ahl_strerror(rc));
+    return rc;
+}
+
+/* Renews the lease of j (the heartbeat, and once more before the outputs are written). 0 while
+ * this node holds it; AHL_ECONFLICT once it is lost, which is recorded in j. */
+static int job_renew(struct ahl_runner *r, struct job_run *j)
+{
+    uint64_t t0 = ahl_mono_ns();
+    int rc = lease_tx(r, call_renew, &j->rec);
+    pthread_mutex_lock(&r->mu);
     if (rc == 0) {
-        ahl_job_rec_set_status(rec, AHL_JOB_IN_PROGRESS);
-        rc = ahl_store_job_put(tx, rec, false);
+        j->held_until_ns = t0 + (uint64_t)r->lease_ms * 1000000u;
+    } else if (rc == AHL_ECONFLICT || ahl_mono_ns() >= j->held_until_ns) {
+        /* Taken over, or not renewed in time: another node may be running it now. */
+        if (!j->lost)
+            ahl_warn("import job %s: this node (%s) lost its lease (%s); it stops the job here",
+                     j->rec.id, r->node, rc == AHL_ECONFLICT ? "another node took the job over"
+                                                            : ahl_strerror(rc));
+        j->lost = true;
+        j->next = j->n; /* no more objects */
+        rc = AHL_ECONFLICT;
+    } else {
+        ahl_warn("import job %s: cannot renew its lease: %s; trying again", j->rec.id,
+                 ahl_strerror(rc));
     }
-    if (rc == 0) {
-        rc = ahl_store_commit(tx);
-        tx = NULL;
-    }
-    ahl_store_rollback(tx);
-    return rc < 0 ? rc : 1;
-}
-
-struct job_scan {
-    struct ahl_runner *r;
-    struct ahl_job_rec *v;
-    size_t n, cap;
-};
-
-static int collect_job(void *ctx, const struct ahl_job_rec *rec)
-{
-    struct job_scan *s = ctx;
-    if (s->n == s->cap) {
-        if ((s->cap ? s->cap * 2 : 16) > RUNNER_MAX_PENDING)
-            return 1;
-        struct ahl_job_rec *v = ahl_array_grow(s->v, &s->cap, sizeof *v, 16);
-        if (!v)
-            return AHL_ENOMEM;
-        s->v = v;
-    }
-    s->v[s->n++] = *rec;
-    return 0;
-}
-
-struct ds_scan {
-    char (*ids)[AHL_ID_LEN + 1];
-    size_t n, cap;
-};
-
-static int collect_ds(void *ctx, const struct ahl_datastore_rec *rec)
-{
-    struct ds_scan *s = ctx;
-    if (s->n == s->cap) {
-        char(*v)[AHL_ID_LEN + 1] = ahl_array_grow(s->ids, &s->cap, sizeof *v, 16);
-        if (!v)
-            return AHL_ENOMEM;
-        s->ids = v;
-    }
-    memcpy(s->ids[s->n++], rec->id, AHL_ID_LEN + 1);
-    return 0;
-}
-
-/* Every job with this status in any data store (at most RUNNER_MAX_PENDING per data store). */
-static int scan_jobs(struct ahl_runner *r, enum ahl_job_status status, struct job_scan *out)
-{
-    struct ds_scan d = {0};
-    struct ahl_store_tx *tx = NULL;
-    int rc = ahl_store_begin(r->store, false, &tx);
-    if (rc < 0)
-        return rc;
-    rc = ahl_store_datastore_list(tx, NULL, NULL, 100000, collect_ds, &d);
-    for (size_t i = 0; rc >= 0 && i < d.n; i++)
-        rc = ahl_store_job_list(tx, d.ids[i], ahl_job_status_name(status), NULL, RUNNER_MAX_PENDING, collect_job, out);
-    ahl_store_rollback(tx);
-    free(d.ids);
-    return rc < 0 ? rc : 0;
+    pthread_mutex_unlock(&r->mu);
+    return rc;
 }
 
 /* ---- the queue ---------------------------------------------------------------------------- */
 
-/* Adds a job id to the queue unless it is queued or running already. Runner lock held. */
-static void enqueue_locked(struct ahl_runner *r, const char *ds, const char *id)
-{
-    for (size_t i = 0; i < r->npend; i++)
-        if (!strcmp(r->pend[i].id, id))
-            return;
-    for (struct job_run *j = r->running; j; j = j->next_run)
-        if (!strcmp(j->rec.id, id))
-            return;
-    if (r->npend == RUNNER_MAX_PENDING)
-        return; /* found again by the next scan */
-    if (ahl_str_copy(r->pend[r->npend].ds, sizeof r->pend[0].ds, ds) < 0 ||
-        ahl_str_copy(r->pend[r->npend].id, sizeof r->pend[0].id, id) < 0)
-        return; /* not an id this runner wrote; never queued */
-    r->npend++;
-    pthread_cond_signal(&r->cv);
-}
-
 void ahl_runner_job_submitted(void *ctx, const struct ahl_job_rec *job)
 {
     struct ahl_runner *r = ctx;
+    (void)job; /* claimed in submission order with the others, by whichever node is idle */
     pthread_mutex_lock(&r->mu);
-    enqueue_locked(r, job->datastore_id, job->id);
+    if (r->claims_wanted < r->nthreads)
+        r->claims_wanted++;
+    pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);
-}
-
-static void scan_submitted(struct ahl_runner *r)
-{
-    struct job_scan s = {.r = r};
-    if (scan_jobs(r, AHL_JOB_SUBMITTED, &s) == 0) {
-        pthread_mutex_lock(&r->mu);
-        for (size_t i = 0; i < s.n; i++)
-            enqueue_locked(r, s.v[i].datastore_id, s.v[i].id);
-        pthread_mutex_unlock(&r->mu);
-    }
-    free(s.v);
 }
 
 /* ---- objects ------------------------------------------------------------------------------ */
@@ -496,21 +445,43 @@ static void job_free(struct job_run *j)
     free(j);
 }
 
-/* Commits what is pending, writes the outputs, marks the job COMPLETED (or FAILED). */
+/* Removes j from the running jobs and waits until the heartbeat is done with it. Runner lock
+ * held. */
+static void unlink_job(struct ahl_runner *r, struct job_run *j)
+{
+    struct job_run **pp = &r->running;
+    while (*pp && *pp != j)
+        pp = &(*pp)->next_run;
+    if (*pp)
+        *pp = j->next_run;
+    while (j->renewing)
+        pthread_cond_wait(&r->cv, &r->mu);
+}
+
+/* Commits what is pending, writes the outputs, marks the job COMPLETED (or FAILED); a job whose
+ * lease was lost is dropped without a write. j is no longer among the running jobs. */
 static void job_finish(struct ahl_runner *r, struct job_run *j)
 {
     char why[600] = "";
     ahl_import_batch_flush(j->batch);
-    if (finish_outputs(r, j, why, sizeof why) < 0)
-        job_set_status(r, &j->rec, AHL_JOB_FAILED, why);
+    pthread_mutex_lock(&r->mu);
+    bool lost = j->lost;
+    pthread_mutex_unlock(&r->mu);
+    /* Proof that this node still runs the job, and a whole lease for writing its outputs. */
+    if (!lost && job_renew(r, j) == AHL_ECONFLICT)
+        lost = true;
+    if (lost)
+        ahl_info("import job %s: left to the node that took it over", j->rec.id);
+    else if (finish_outputs(r, j, why, sizeof why) < 0)
+        job_release(r, &j->rec, AHL_JOB_FAILED, why);
     else
-        job_set_status(r, &j->rec, AHL_JOB_COMPLETED, NULL);
+        job_release(r, &j->rec, AHL_JOB_COMPLETED, NULL);
     job_free(j);
 }
 
-/* Claims a queued job and lists its input. NULL when there is nothing to run (not claimable,
- * or it failed at once and was recorded as FAILED). */
-static struct job_run *job_start(struct ahl_runner *r, const struct pending *p)
+/* Claims a job for this node and lists its input; the job is then among the running jobs, its
+ * objects for any idle worker. false when no job was claimable. */
+static bool job_start(struct ahl_runner *r)
 {
     struct job_run *j = calloc(1, sizeof *j);
     struct ahl_objstore *os = NULL;
@@ -518,54 +489,105 @@ static struct job_run *job_start(struct ahl_runner *r, const struct pending *p)
     char why[700];
     ahl_err_clear(&err);
     if (!j)
-        return NULL;
+        return false;
     pthread_mutex_init(&j->mu, NULL);
-    int rc = job_claim(r, p, &j->rec);
-    if (rc <= 0) {
-        if (rc < 0)
-            ahl_error("import job %s: cannot claim it: %s", p->id, ahl_strerror(rc));
+    int rc = lease_tx(r, call_claim, &j->rec);
+    if (rc < 0) {
+        if (rc != AHL_ENOTFOUND)
+            ahl_error("import jobs: cannot claim a job: %s", ahl_strerror(rc));
         job_free(j);
-        return NULL;
+        return false;
     }
-    ahl_info("import job %s: started (%s -> %s)", j->rec.id, j->rec.input_uri, j->rec.output_uri);
+    if (j->rec.attempts > r->max_attempts) {
+        snprintf(why, sizeof why,
+                 "the job was started %u times and each time the node running it stopped before "
+                 "it ended; it is not started again",
+                 j->rec.attempts - 1);
+        ahl_warn("import job %s: failed: %s", j->rec.id, why);
+        job_release(r, &j->rec, AHL_JOB_FAILED, why);
+        job_free(j);
+        return true;
+    }
+    ahl_info("import job %s: started on node %s, attempt %u (%s -> %s)", j->rec.id, r->node,
+             j->rec.attempts, j->rec.input_uri, j->rec.output_uri);
+    pthread_mutex_lock(&r->mu);
+    j->listing = true;
+    j->held_until_ns = ahl_mono_ns() + (uint64_t)r->lease_ms * 1000000u;
+    j->renew_at_ns = ahl_mono_ns() + (uint64_t)r->renew_ms * 1000000u;
+    j->next_run = r->running;
+    r->running = j; /* from now on the heartbeat renews its lease */
+    pthread_cond_broadcast(&r->hb_cv);
+    pthread_mutex_unlock(&r->mu);
+
+    why[0] = '\0';
     if (ahl_s3_uri_parse(j->rec.input_uri, &j->in, &err) < 0 ||
         ahl_s3_uri_parse(j->rec.output_uri, &j->out, &err) < 0) {
         snprintf(why, sizeof why, "%s", err.msg);
-        goto fail;
+        goto out;
     }
     struct ahl_import_opts o = {
         .frames = &r->fs, .lock_dir = r->data_dir, .tmp_dir = r->tmp, .budget = &r->budget};
     if (ahl_importer_open(r->meta, j->rec.datastore_id, &o, &j->im, &err) < 0 ||
         ahl_import_batch_new(j->im, on_imported, j, &j->batch) < 0) {
         snprintf(why, sizeof why, "%s", err.msg[0] ? err.msg : "out of memory");
-        goto fail;
+        goto out;
     }
     if (open_objstore(r, &os, &err) < 0 ||
-        ahl_objstore_list(os, j->in.bucket, j->in.prefix, on_object, j, &err) < 0) {
+        ahl_objstore_list(os, j->in.bucket, j->in.prefix, on_object, j, &err) < 0)
         snprintf(why, sizeof why, "cannot list %.200s: %.400s", j->rec.input_uri,
                  err.msg[0] ? err.msg : "too many objects");
-        goto fail;
+out:
+    ahl_objstore_close(os);
+    pthread_mutex_lock(&r->mu);
+    bool lost = j->lost;
+    if (why[0] || lost) {
+        unlink_job(r, j);
+        pthread_mutex_unlock(&r->mu);
+        if (!lost) {
+            ahl_warn("import job %s: failed: %s", j->rec.id, why);
+            job_release(r, &j->rec, AHL_JOB_FAILED, why);
+        }
+        job_free(j);
+        return true;
     }
-    ahl_objstore_close(os);
-    return j;
-fail:
-    ahl_objstore_close(os);
-    ahl_warn("import job %s: failed: %s", j->rec.id, why);
-    job_set_status(r, &j->rec, AHL_JOB_FAILED, why);
-    job_free(j);
-    return NULL;
+    j->listing = false; /* its objects are for any idle worker; none: it is finished at once */
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    return true;
 }
 
-/* ---- workers ------------------------------------------------------------------------------ */
+/* ---- workers and heartbeat ---------------------------------------------------------------- */
+
+/* Whether the runner acts as if suspended (ahl_runner_freeze): asked to, and holding a job. Runner
+ * lock held. */
+static bool frozen(const struct ahl_runner *r)
+{
+    return r->frozen && r->running;
+}
 
 static void *worker(void *arg)
 {
     struct ahl_runner *r = arg;
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
-        /* Help a running job with its next object. */
+        if (frozen(r)) {
+            pthread_cond_wait(&r->cv, &r->mu);
+            continue;
+        }
+        /* A job whose objects are all done (or that was lost): this worker finishes it. */
         struct job_run *j = r->running;
-        while (j && j->next >= j->n)
+        while (j && (j->listing || j->next < j->n || j->helpers))
+            j = j->next_run;
+        if (j) {
+            unlink_job(r, j);
+            pthread_mutex_unlock(&r->mu);
+            job_finish(r, j);
+            pthread_mutex_lock(&r->mu);
+            continue;
+        }
+        /* Help a running job with its next object. */
+        j = r->running;
+        while (j && (j->listing || j->next >= j->n))
             j = j->next_run;
         if (j) {
             size_t i = j->next++;
@@ -574,45 +596,61 @@ static void *worker(void *arg)
             import_object(r, j, i);
             pthread_mutex_lock(&r->mu);
             j->helpers--;
-            if (j->next >= j->n && j->helpers == 0) {
-                /* The last object is done: this worker finishes the job. */
-                struct job_run **pp = &r->running;
-                while (*pp != j)
-                    pp = &(*pp)->next_run;
-                *pp = j->next_run;
-                pthread_mutex_unlock(&r->mu);
-                job_finish(r, j);
-                pthread_mutex_lock(&r->mu);
-            }
             continue;
         }
-        /* Claim a queued job. */
-        if (r->npend) {
-            struct pending p = r->pend[0];
-            memmove(r->pend, r->pend + 1, (r->npend - 1) * sizeof r->pend[0]);
-            r->npend--;
+        /* Idle: claim a job when one was submitted here, and every poll_ms anyway (jobs
+         * submitted to other nodes, jobs whose node died). One worker looks at a time. */
+        uint64_t now = ahl_mono_ns(), poll_ns = (uint64_t)r->poll_ms * 1000000u;
+        if (r->claims_wanted || now - r->last_claim_ns >= poll_ns) {
+            if (r->claims_wanted)
+                r->claims_wanted--;
+            r->last_claim_ns = now;
             pthread_mutex_unlock(&r->mu);
-            struct job_run *nj = job_start(r, &p);
-            if (nj && nj->n == 0) {
-                job_finish(r, nj); /* an empty input: a completed job with empty outputs */
-                nj = NULL;
-            }
+            bool claimed = job_start(r);
             pthread_mutex_lock(&r->mu);
-            if (nj) {
-                nj->next_run = r->running;
-                r->running = nj;
-                pthread_cond_broadcast(&r->cv); /* the other workers can help */
-            }
+            if (claimed && r->claims_wanted < r->nthreads)
+                r->claims_wanted++; /* there may be more */
             continue;
         }
-        /* Idle: wait for a submission, or scan the store now and then (jobs submitted by another
-         * process on the same data directory). */
-        struct timespec ts = ahl_deadline(CLOCK_REALTIME, (uint64_t)r->poll_ms * 1000);
-        if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT && !r->stop && !r->npend) {
+        struct timespec ts =
+            ahl_deadline(CLOCK_REALTIME, (r->last_claim_ns + poll_ns - now) / 1000 + 1);
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* Renews the lease of every job this node holds every renew_ms (a failed renewal is tried again
+ * after a quarter of that). */
+static void *heartbeat(void *arg)
+{
+    struct ahl_runner *r = arg;
+    uint64_t renew_ns = (uint64_t)r->renew_ms * 1000000u;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
+        uint64_t now = ahl_mono_ns(), due = renew_ns;
+        struct job_run *j = NULL;
+        if (!frozen(r))
+            for (struct job_run *k = r->running; k && !j; k = k->next_run) {
+                if (k->lost || k->renewing)
+                    continue;
+                if (k->renew_at_ns <= now)
+                    j = k;
+                else if (k->renew_at_ns - now < due)
+                    due = k->renew_at_ns - now;
+            }
+        if (j) {
+            j->renewing = true;
             pthread_mutex_unlock(&r->mu);
-            scan_submitted(r);
+            int rc = job_renew(r, j);
             pthread_mutex_lock(&r->mu);
+            j->renewing = false;
+            j->renew_at_ns = ahl_mono_ns() + (rc == 0 ? renew_ns : renew_ns / 4);
+            pthread_cond_broadcast(&r->cv);
+            continue;
         }
+        struct timespec ts = ahl_deadline(CLOCK_REALTIME, due / 1000 + 1);
+        pthread_cond_timedwait(&r->hb_cv, &r->mu, &ts);
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -620,20 +658,17 @@ static void *worker(void *arg)
 
 /* ---- start and stop ----------------------------------------------------------------------- */
 
-/* Jobs left IN_PROGRESS by a previous run were interrupted: run them again from the start. */
-static void recover(struct ahl_runner *r)
+/* This process's node id: host name, process id and 32 random bits, e.g. "db7.example-4182-9c0e51a2". */
+static void make_node_id(char *out, size_t cap)
 {
-    struct job_scan s = {.r = r};
-    if (scan_jobs(r, AHL_JOB_IN_PROGRESS, &s) < 0) {
-        ahl_error("import jobs: cannot look for interrupted jobs");
-        free(s.v);
-        return;
-    }
-    for (size_t i = 0; i < s.n; i++) {
-        ahl_info("import job %s was interrupted; it will run again", s.v[i].id);
-        job_set_status(r, &s.v[i], AHL_JOB_SUBMITTED, NULL);
-    }
-    free(s.v);
+    char host[256] = "";
+    uint32_t rnd = 0;
+    if (gethostname(host, sizeof host) < 0 || !host[0])
+        snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    if (ahl_random_bytes(&rnd, sizeof rnd) < 0)
+        rnd = (uint32_t)ahl_mono_ns();
+    snprintf(out, cap, "%.64s-%ld-%08x", host, (long)getpid(), (unsigned)rnd);
 }
 
 int ahl_runner_start(const struct ahl_runner_config *cfg, struct ahl_runner **out,
@@ -645,11 +680,20 @@ int ahl_runner_start(const struct ahl_runner_config *cfg, struct ahl_runner **ou
         return ahl_fail(err, AHL_EINVAL,
                         "the import runner needs a data directory and one of --s3-root or "
                         "--s3-endpoint");
+    if (cfg->node_id && (!cfg->node_id[0] || strlen(cfg->node_id) > AHL_NODE_ID_MAX))
+        return ahl_fail(err, AHL_EINVAL, "a node id has 1 to %d characters", AHL_NODE_ID_MAX);
     if (!(r = calloc(1, sizeof *r)))
         return ahl_fail(err, AHL_ENOMEM, "out of memory");
     r->meta = cfg->meta;
     r->store = ahl_meta_store(cfg->meta);
     r->poll_ms = cfg->poll_ms ? cfg->poll_ms : 2000;
+    r->lease_ms = cfg->lease_ms ? cfg->lease_ms : AHL_RUNNER_LEASE_MS;
+    r->renew_ms = cfg->renew_ms ? cfg->renew_ms : (r->lease_ms / 3 ? r->lease_ms / 3 : 1);
+    r->max_attempts = cfg->max_attempts ? cfg->max_attempts : AHL_RUNNER_MAX_ATTEMPTS;
+    if (cfg->node_id)
+        snprintf(r->node, sizeof r->node, "%s", cfg->node_id);
+    else
+        make_node_id(r->node, sizeof r->node);
     snprintf(r->data_dir, sizeof r->data_dir, "%s", cfg->data_dir);
     snprintf(r->frames, sizeof r->frames, "%s/frames", cfg->data_dir);
     snprintf(r->tmp, sizeof r->tmp, "%s/tmp", cfg->data_dir);
@@ -657,7 +701,14 @@ int ahl_runner_start(const struct ahl_runner_config *cfg, struct ahl_runner **ou
     snprintf(r->s3_endpoint, sizeof r->s3_endpoint, "%s", cfg->s3_endpoint ? cfg->s3_endpoint : "");
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
+    pthread_cond_init(&r->hb_cv, NULL);
     ahl_import_budget_init(&r->budget, cfg->memory_budget);
+    if (r->renew_ms >= r->lease_ms) {
+        int rc = ahl_fail(err, AHL_EINVAL, "the lease renewal period (%u ms) must be shorter than "
+                          "the lease (%u ms)", r->renew_ms, r->lease_ms);
+        ahl_runner_stop(r);
+        return rc;
+    }
     if (mkdir(r->tmp, 0700) < 0 && errno != EEXIST) {
         int rc = ahl_fail(err, AHL_EIO, "cannot create %s: %s", r->tmp, strerror(errno));
         ahl_runner_stop(r);
@@ -668,13 +719,20 @@ int ahl_runner_start(const struct ahl_runner_config *cfg, struct ahl_runner **ou
         ahl_runner_stop(r);
         return rc;
     }
-    recover(r);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned n = cfg->workers ? cfg->workers : (ncpu > 0 ? (unsigned)ncpu : 2);
     if (!(r->threads = calloc(n, sizeof *r->threads))) {
         ahl_runner_stop(r);
         return ahl_fail(err, AHL_ENOMEM, "out of memory");
     }
+    /* The first claim comes poll_ms after start, once the caller has finished starting up (the
+     * API server opens the frame store, which sweeps temporary files). */
+    r->last_claim_ns = ahl_mono_ns();
+    if (pthread_create(&r->heartbeat, NULL, heartbeat, r) != 0) {
+        ahl_runner_stop(r);
+        return ahl_fail(err, AHL_EINTERNAL, "cannot start the import jobs' heartbeat");
+    }
+    r->heartbeat_started = true;
     for (; r->nthreads < n; r->nthreads++)
         if (pthread_create(&r->threads[r->nthreads], NULL, worker, r) != 0)
             break;
@@ -682,10 +740,24 @@ int ahl_runner_start(const struct ahl_runner_config *cfg, struct ahl_runner **ou
         ahl_runner_stop(r);
         return ahl_fail(err, AHL_EINTERNAL, "cannot start import workers");
     }
-    /* No scan here: the workers' first one comes poll_ms later, after the caller has finished
-     * starting up (the API server opens the frame store, which sweeps temporary files). */
+    ahl_info("import jobs: node %s, %u workers, lease %u ms renewed every %u ms, at most %u "
+             "attempts", r->node, r->nthreads, r->lease_ms, r->renew_ms, r->max_attempts);
     *out = r;
     return 0;
+}
+
+const char *ahl_runner_node(const struct ahl_runner *r)
+{
+    return r->node;
+}
+
+void ahl_runner_freeze(struct ahl_runner *r, bool freeze)
+{
+    pthread_mutex_lock(&r->mu);
+    r->frozen = freeze;
+    pthread_cond_broadcast(&r->cv);
+    pthread_cond_broadcast(&r->hb_cv);
+    pthread_mutex_unlock(&r->mu);
 }
 
 void ahl_runner_stop(struct ahl_runner *r)
@@ -695,18 +767,28 @@ void ahl_runner_stop(struct ahl_runner *r)
     pthread_mutex_lock(&r->mu);
     r->stop = true;
     pthread_cond_broadcast(&r->cv);
+    pthread_cond_broadcast(&r->hb_cv);
     pthread_mutex_unlock(&r->mu);
     for (unsigned i = 0; i < r->nthreads; i++)
         pthread_join(r->threads[i], NULL);
-    /* Jobs not finished stay IN_PROGRESS in the store and run again at the next start; what their
-     * batches hold is committed (flushed by job_free) so the work done is kept. */
+    if (r->heartbeat_started)
+        pthread_join(r->heartbeat, NULL);
+    /* Jobs not finished: what their batches hold is committed, so the work done is kept, and each
+     * is handed back (SUBMITTED, the attempt not counted) for the next node to run from the
+     * start. */
     while (r->running) {
         struct job_run *j = r->running;
         r->running = j->next_run;
+        if (j->batch)
+            ahl_import_batch_flush(j->batch);
+        if (!j->lost && job_release(r, &j->rec, AHL_JOB_SUBMITTED, NULL) == 0)
+            ahl_info("import job %s: handed back unfinished; it runs again from the start",
+                     j->rec.id);
         job_free(j);
     }
     free(r->threads);
     ahl_import_budget_release(&r->budget);
+    pthread_cond_destroy(&r->hb_cv);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
     free(r);

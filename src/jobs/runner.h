@@ -1,25 +1,34 @@
 /* The import-job runner: a pool of worker threads that runs the import jobs recorded by
- * StartDICOMImportJob (docs/import.md).
+ * StartDICOMImportJob (docs/import.md), on any number of nodes (processes sharing one store).
  *
- * Life of a job: a worker claims a SUBMITTED job (one write transaction moves it to IN_PROGRESS,
- * so two runners on one data directory never run the same job), lists every object under
- * inputS3Uri through the object store (objstore.h: local buckets under --s3-root or an S3
- * endpoint), and the objects are then imported by every idle worker, each object streamed to an
- * unlinked scratch file under DATA_DIR/tmp (memory does not grow with object or job size) and
- * prepared and committed with the import pipeline (import.h; instances of one series are committed
- * in batches, one version per batch). When the last object is done the job's outputs are written in
- * HealthImaging's layout,
+ * Life of a job: an idle worker claims the job submitted first among those waiting, in any data
+ * store (ahl_store_job_claim: the job becomes IN_PROGRESS under a lease held by this node, for
+ * lease_ms), lists every object under inputS3Uri through the object store (objstore.h: local
+ * buckets under --s3-root or an S3 endpoint), and the objects are then imported by every idle
+ * worker of this node, each object streamed to an unlinked scratch file under DATA_DIR/tmp
+ * (memory does not grow with object or job size) and prepared and committed with the import
+ * pipeline (import.h; instances of one series are committed in batches, one version per batch).
+ * When the last object is done the lease is renewed once more (proof that this node still runs
+ * the job), the job's outputs are written in HealthImaging's layout,
  *     <outputS3Uri><datastoreId>-DicomImport-<jobId>/job-output-manifest.json
  *                                                   /SUCCESS/success.ndjson
  *                                                   /FAILURE/failure.ndjson
  *                                                   /WARNING/warning.ndjson
- * and the job becomes COMPLETED. A file that is not DICOM, is truncated, lacks UIDs or breaks an
- * import limit is a failure line, not a failed job; the job is FAILED only when it cannot run at
- * all (input not listable, data store gone, outputs not writable), with the reason in its message.
+ * each file whole, in one put, and the job becomes COMPLETED. A file that is not DICOM, is
+ * truncated, lacks UIDs or breaks an import limit is a failure line, not a failed job; the job is
+ * FAILED only when it cannot run at all (input not listable, data store gone, outputs not
+ * writable), with the reason in its message.
  *
- * Crash safety: a job found IN_PROGRESS when a runner starts was interrupted; it is put back to
- * SUBMITTED and run again from the start, which is safe because importing is idempotent
- * (unchanged instances make no new version).
+ * Leases. A heartbeat thread renews the lease of every job the node holds every renew_ms. A node
+ * that dies, hangs or loses the database stops renewing; once its lease has expired, the next
+ * claim of any node (idle workers look every poll_ms) takes the job over and runs it again from
+ * the start, which is safe because importing is idempotent (unchanged instances make no new
+ * version, frames are content-addressed) and the outputs are written only at the end. A node that
+ * finds its lease taken over (a renewal answers AHL_ECONFLICT, or none succeeded for a whole
+ * lease) stops the job: its workers take no more of its objects and it writes no output and no
+ * status. A job claimed more than max_attempts times (each earlier node stopped before the end,
+ * e.g. a file that crashes the process) is FAILED with a message saying so instead of run again.
+ * Stopping a runner hands its unfinished jobs back (SUBMITTED) without counting the attempt.
  *
  * Calling sequence (what `ahilite serve` does):
  *     struct ahl_runner *r;
@@ -42,24 +51,45 @@ struct ahl_runner_config {
     const char *s3_root;     /* local buckets, or NULL */
     const char *s3_endpoint; /* an S3-compatible endpoint (credentials from the environment) */
     unsigned workers;        /* threads; 0: the number of CPUs */
-    unsigned poll_ms;        /* how often the store is scanned for SUBMITTED jobs; 0: 2000 */
+    unsigned poll_ms;        /* how often an idle node looks for a claimable job; 0: 2000 */
+    /* Leases (see above): how long a claim or renewal holds a job (0: AHL_RUNNER_LEASE_MS), how
+     * often the heartbeat renews (0: lease_ms / 3; must be shorter than lease_ms), how many
+     * claims of one job are run before it is FAILED instead (0: AHL_RUNNER_MAX_ATTEMPTS). */
+    unsigned lease_ms, renew_ms, max_attempts;
+    /* This node's id in the leases (1..AHL_NODE_ID_MAX characters, unique among the nodes);
+     * NULL: host name, process id and 32 random bits. Logged at start. */
+    const char *node_id;
     /* Memory that frames being transcoded may take at once, all jobs together (import.h,
      * struct ahl_import_budget); 0: AHL_IMPORT_MEMORY_DEFAULT. */
     uint64_t memory_budget;
 };
 
+#define AHL_RUNNER_LEASE_MS 30000
+#define AHL_RUNNER_MAX_ATTEMPTS 3
+
 struct ahl_runner;
 
-/* Resets interrupted (IN_PROGRESS) jobs to SUBMITTED and starts the workers, which pick up every
- * SUBMITTED job of every data store. Exactly one of s3_root / s3_endpoint must be given. */
+/* Starts the workers and the heartbeat; the workers claim jobs of every data store, the first
+ * poll_ms after start. Exactly one of s3_root / s3_endpoint must be given. */
 int ahl_runner_start(const struct ahl_runner_config *cfg, struct ahl_runner **out,
                      struct ahl_err *err);
 
 /* The API's job_submitted hook: wakes a worker for the new job (ctx is the runner). */
 void ahl_runner_job_submitted(void *ctx, const struct ahl_job_rec *job);
 
-/* Stops the workers after the objects they are importing; a job not finished stays IN_PROGRESS
- * and is run again by the next runner. Frees the runner. NULL is accepted. */
+/* Stops the workers after the objects they are importing; a job not finished is handed back
+ * (SUBMITTED) and run again from the start by the next node to claim it. Frees the runner. NULL is
+ * accepted. */
 void ahl_runner_stop(struct ahl_runner *r);
+
+/* This node's id, as the leases of its jobs name it. */
+const char *ahl_runner_node(const struct ahl_runner *r);
+
+/* For tests of takeover: with freeze true, once the runner holds a job (at once, or after its
+ * next claim and listing), it behaves as if its process were suspended: its workers take no more
+ * objects and claim nothing, its heartbeat renews nothing, so another node takes its jobs over
+ * when their leases expire. With false it resumes, and finds out, as a suspended process would,
+ * which jobs it lost. */
+void ahl_runner_freeze(struct ahl_runner *r, bool freeze);
 
 #endif /* AHL_JOBS_RUNNER_H */
