@@ -50,6 +50,17 @@ static void usage(FILE *f)
             "  --http-threads N    threads answering HTTP requests, each one request at a\n"
             "                      time (default: 4 per CPU, at least 8)\n"
             "  --workers N         import-job worker threads (default: the number of CPUs)\n"
+            "  --job-lease-ms MS   how long this node holds an import job without renewing its\n"
+            "                      lease; a node that stops renewing (dead, hung, cut off from\n"
+            "                      the database) loses its jobs to the others after this long\n"
+            "                      (default 30000)\n"
+            "  --job-renew-ms MS   how often the lease of each job held is renewed; shorter\n"
+            "                      than --job-lease-ms (default: a third of it)\n"
+            "  --job-poll-ms MS    how often an idle node looks for jobs submitted to other\n"
+            "                      nodes or whose lease expired (default 2000)\n"
+            "  --job-max-attempts N\n"
+            "                      a job whose node stopped before its end this many times is\n"
+            "                      FAILED instead of started again (default 3)\n"
             "  --oidc-jwks FILE    accept OIDC bearer tokens (Authorization: Bearer <JWT>) on\n"
             "                      DICOMweb resources, signed by a key in this JWKS file (RSA\n"
             "                      and EC P-256; re-read when it changes). Give all three:\n"
@@ -169,6 +180,7 @@ int ahl_cmd_serve(int argc, char **argv)
     const char *viewer = NULL, *viewer_ds = NULL, *viewer_client = NULL;
     unsigned workers = 0, http_threads = 0, port = 0;
     unsigned max_conns = 0, per_ip = 0, header_s = 0, idle_s = 0;
+    unsigned job_lease_ms = 0, job_renew_ms = 0, job_poll_ms = 0, job_max_attempts = 0;
     unsigned long body_mib = 0, import_mib = 0, spool_mib = 0;
     long cache_mib = -1, frame_cache_mib = -1, commit_delay_us = -1; /* -1: the default */
     int no_per_ip = 0;
@@ -219,6 +231,10 @@ int ahl_cmd_serve(int argc, char **argv)
             "--metadata-cache",
             "--commit-delay-us",
             "--frame-cache",
+            "--job-lease-ms",
+            "--job-renew-ms",
+            "--job-poll-ms",
+            "--job-max-attempts",
             NULL,
         };
         const char *name = NULL;
@@ -290,6 +306,10 @@ int ahl_cmd_serve(int argc, char **argv)
                 {"--metadata-cache", 0, 1024 * 1024},
                 {"--frame-cache", 0, 1024 * 1024},
                 {"--commit-delay-us", 0, 1000000},
+                {"--job-lease-ms", 100, 86400000},
+                {"--job-renew-ms", 10, 86400000},
+                {"--job-poll-ms", 10, 3600000},
+                {"--job-max-attempts", 1, 1000},
             };
             char *end;
             unsigned long n = strtoul(v, &end, 10);
@@ -322,8 +342,16 @@ int ahl_cmd_serve(int argc, char **argv)
                 meta_opts.gzip_cache_bytes = n ? (size_t)n << 20 : AHL_META_NO_GZIP_CACHE;
             else if (k == 9)
                 frame_cache_mib = (long)n;
-            else
+            else if (k == 10)
                 commit_delay_us = (long)n;
+            else if (k == 11)
+                job_lease_ms = (unsigned)n;
+            else if (k == 12)
+                job_renew_ms = (unsigned)n;
+            else if (k == 13)
+                job_poll_ms = (unsigned)n;
+            else
+                job_max_attempts = (unsigned)n;
         }
     }
     if (parse_listen(listen_arg, host, sizeof host, &port) < 0) {
@@ -478,6 +506,10 @@ int ahl_cmd_serve(int argc, char **argv)
                                      .s3_root = s3_root,
                                      .s3_endpoint = s3_endpoint,
                                      .workers = workers,
+                                     .poll_ms = job_poll_ms,
+                                     .lease_ms = job_lease_ms,
+                                     .renew_ms = job_renew_ms,
+                                     .max_attempts = job_max_attempts,
                                      .memory_budget = (uint64_t)import_mib << 20};
     if ((s3_root || s3_endpoint) && ahl_runner_start(&rcfg, &runner, &err) < 0) {
         fprintf(stderr, "ahilite serve: %s\n", err.msg);

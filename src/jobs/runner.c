@@ -1,5 +1,5 @@
-/* The import-job runner (runner.h): claims SUBMITTED jobs, lists their input, imports every object
- * with the pool's workers and writes HealthImaging's output files. */
+/* The import-job runner (runner.h): claims jobs under a lease that a heartbeat renews, lists their
+ * input, imports every object with the pool's workers and writes HealthImaging's output files. */
 #include "blob/framestore.h"
 #include "jobs/runner.h"
 
@@ -74,6 +74,7 @@ struct ahl_runner {
     bool stop;
     bool frozen;             /* ahl_runner_freeze */
     unsigned claims_wanted;  /* submissions announced by the hook, not yet tried */
+    unsigned claims_max;     /* bound of claims_wanted: the workers asked for */
     uint64_t last_claim_ns;  /* when a worker last looked for a job (monotonic) */
     struct job_run *running; /* jobs this node holds: being listed, or their objects imported */
     pthread_t *threads;
@@ -165,7 +166,7 @@ void ahl_runner_job_submitted(void *ctx, const struct ahl_job_rec *job)
     struct ahl_runner *r = ctx;
     (void)job; /* claimed in submission order with the others, by whichever node is idle */
     pthread_mutex_lock(&r->mu);
-    if (r->claims_wanted < r->nthreads)
+    if (r->claims_wanted < r->claims_max)
         r->claims_wanted++;
     pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);
@@ -608,7 +609,7 @@ static void *worker(void *arg)
             pthread_mutex_unlock(&r->mu);
             bool claimed = job_start(r);
             pthread_mutex_lock(&r->mu);
-            if (claimed && r->claims_wanted < r->nthreads)
+            if (claimed && r->claims_wanted < r->claims_max)
                 r->claims_wanted++; /* there may be more */
             continue;
         }
@@ -728,6 +729,7 @@ int ahl_runner_start(const struct ahl_runner_config *cfg, struct ahl_runner **ou
     /* The first claim comes poll_ms after start, once the caller has finished starting up (the
      * API server opens the frame store, which sweeps temporary files). */
     r->last_claim_ns = ahl_mono_ns();
+    r->claims_max = n;
     if (pthread_create(&r->heartbeat, NULL, heartbeat, r) != 0) {
         ahl_runner_stop(r);
         return ahl_fail(err, AHL_EINTERNAL, "cannot start the import jobs' heartbeat");

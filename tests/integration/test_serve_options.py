@@ -1,5 +1,6 @@
 """`ahilite serve`'s connection-limit options and its start-up warnings: out-of-range limits are
-refused with exit status 2 and a message naming the option; the limits in force are logged; a
+refused with exit status 2 and a message naming the option; the limits in force are logged, the
+import jobs' node id and leases too, and a renewal period not shorter than the lease is refused; a
 server listening beyond loopback without TLS says so, one on loopback does not."""
 import os
 import subprocess
@@ -19,7 +20,9 @@ class ServeOptions(unittest.TestCase):
                  ('--header-timeout', '0'), ('--idle-timeout', 'soon'),
                  ('--max-body-memory', '1'), ('--metadata-cache', '-1'),
                  ('--metadata-cache', '2000000'), ('--commit-delay-us', '1000001'),
-                 ('--commit-delay-us', '-5')]
+                 ('--commit-delay-us', '-5'), ('--job-lease-ms', '99'),
+                 ('--job-renew-ms', '5'), ('--job-poll-ms', 'often'),
+                 ('--job-max-attempts', '0')]
         for name, value in cases:
             p = subprocess.run([ahltest.server_binary(), 'serve', name, value],
                                capture_output=True, text=True, timeout=30)
@@ -40,6 +43,27 @@ class ServeOptions(unittest.TestCase):
                       'within 3s, idle connections closed after 7s; request bodies held at '
                       'once: at most 16 MiB', log)
         self.assertNotIn(TLS_WARNING, log)
+
+    def test_job_leases(self):
+        srv = ahltest.Server(extra_args=['--job-lease-ms', '2000', '--job-poll-ms', '100',
+                                         '--job-max-attempts', '5'])
+        try:
+            log = srv.log_text()
+        finally:
+            srv.stop()
+            srv.cleanup()
+        self.assertRegex(log, r'import jobs: node [^ ]+-[0-9]+-[0-9a-f]{8}, [0-9]+ workers, '
+                              r'lease 2000 ms renewed every 666 ms, at most 5 attempts')
+        tmp = ahltest.tempfile.mkdtemp(prefix='ahilite-test-')
+        try:
+            p = subprocess.run([ahltest.server_binary(), 'serve', '--data-dir', tmp + '/data',
+                                '--listen', '127.0.0.1:%d' % ahltest.free_port(),
+                                '--job-lease-ms', '1000', '--job-renew-ms', '1000'],
+                               capture_output=True, text=True, timeout=30)
+        finally:
+            ahltest.shutil.rmtree(tmp, ignore_errors=True)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn('must be shorter than the lease', p.stderr)
 
     def test_tls_warning_beyond_loopback(self):
         tmp = ahltest.tempfile.mkdtemp(prefix='ahilite-test-')

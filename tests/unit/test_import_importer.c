@@ -481,6 +481,22 @@ static void test_conflict_goes_non_primary(void **state)
     assert_string_not_equal(r4.imageset_id, r2.imageset_id);
     assert_non_null(strstr(r4.warning, "PatientID"));
 
+    /* Imported again (a job run again after its node died): each instance lands where it is,
+     * unchanged, and no set or version is made. */
+    struct ahl_import_result again;
+    assert_int_equal(import_inst(f, &b, &again), 0);
+    assert_string_equal(again.imageset_id, r2.imageset_id);
+    assert_true(again.unchanged);
+    assert_int_equal(again.version, 2);
+    assert_int_equal(import_inst(f, &d, &again), 0);
+    assert_string_equal(again.imageset_id, r4.imageset_id);
+    assert_true(again.unchanged);
+    assert_int_equal(again.version, 1);
+    assert_int_equal(import_inst(f, &a, &again), 0);
+    assert_string_equal(again.imageset_id, r1.imageset_id);
+    assert_true(again.unchanged);
+    assert_int_equal(again.version, 1);
+
     /* The primary set kept its one instance. */
     assert_int_equal(instance_count(f, r1.imageset_id), 1);
     struct sets s;
