@@ -1,7 +1,8 @@
 /* Import-job leases through the storage interface (store.h, "Import-job leases"): claims take the
  * oldest claimable job and count attempts, a live lease is never taken, an expired one is taken
  * over, renew and release work only for the holder, a hand-back does not count the attempt, and
- * threads claiming at once never get the same job. */
+ * threads claiming at once never get the same job. On SQLite, and on PostgreSQL when
+ * AHL_TEST_DATABASE names one (store_fixture.h). */
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
 #include <pthread.h>
@@ -21,6 +22,7 @@
 #include "base/err.h"
 #include "store/store.h"
 
+#include "store_fixture.h"
 
 #define DS "0000000000000000000000000000000d"
 
@@ -35,7 +37,7 @@ static int setup(void **state)
     assert_non_null(f);
     snprintf(f->dir, sizeof f->dir, "/tmp/ahl-store-jobs-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    assert_int_equal(ahl_store_open_sqlite(f->dir, 4, &f->store), 0);
+    assert_int_equal(ahl_test_store_open(f->dir, 4, &f->store), 0);
     *state = f;
     return 0;
 }
