@@ -77,6 +77,15 @@ extern const char *const ahl__pg_search_ddl[];
 extern const char *const ahl__pg_qido_ddl[];
 extern const char *const ahl__pg_jobs_ddl[];
 
+/* Search and QIDO-RS queries (pg_search.c). no_seqscan turns sequential scans off for the rest of
+ * the transaction (SET LOCAL), so that every query shape is answered from an index as store.h
+ * promises, whatever the planner estimates; run it before each query (a plan the connection
+ * keeps prepared was made under it). explain runs EXPLAIN of sql under the same setting and hands
+ * each line of the plan to cb. */
+int ahl__pg_no_seqscan(struct ahl_store_tx *tx);
+int ahl__pg_explain(struct ahl_store_tx *tx, const char *sql, int n, const char *const *vals,
+                    ahl_store_plan_cb cb, void *ctx);
+
 /* Creates or migrates the schema (pg_schema.c): under pg_advisory_lock, runs every part's DDL and
  * records the schema version. 0 or AHL_EIO. */
 int ahl__pg_schema_migrate(PGconn *c);
