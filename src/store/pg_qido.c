@@ -75,8 +75,8 @@ const char *const ahl__pg_qido_ddl[] = {
     "CREATE TABLE IF NOT EXISTS qido_series(id bigint GENERATED ALWAYS AS IDENTITY,"
     " imageset_id text" C ", datastore_id text" C ", study_uid text" C ", series_uid text" C
     ", updated_at bigint NOT NULL, modality text" C ", series_number integer,"
-    " series_description text" C ", series_date text" C ", series_time text" C
-    ", series_tm text" C ", body_part text" C ", instances bigint NOT NULL)",
+    " series_description text" C ", series_date text" C ", series_time text" C ", series_tm text" C
+    ", body_part text" C ", instances bigint NOT NULL)",
     "CREATE UNIQUE INDEX IF NOT EXISTS qido_series_key ON qido_series(imageset_id, series_uid)",
     "CREATE INDEX IF NOT EXISTS qido_series_study ON qido_series(datastore_id, study_uid,"
     " updated_at)",
@@ -116,17 +116,11 @@ static void tm_key(const char *tm, char out[13])
 
 /* ---- rows ------------------------------------------------------------------------------------ */
 
-#define SET_COLS                                                                          \
-    "imageset_id, datastore_id, root, updated_at, study_uid, patient_name, patient_id,"   \
-    " patient_birth_date, patient_birth_time, patient_sex, study_date, study_time,"       \
-    " accession_number, referring_physician_name, study_description, study_id, birth_tm," \
-    " study_tm"
-/* The set row's columns but the key, for the upsert. */
-#define SET_UPD(p)                                                                               \
-    p "datastore_id, " p "root, " p "updated_at, " p "study_uid, " p "patient_name, " p          \
-      "patient_id, " p "patient_birth_date, " p "patient_birth_time, " p "patient_sex, " p       \
-      "study_date, " p "study_time, " p "accession_number, " p "referring_physician_name, " p    \
-      "study_description, " p "study_id, " p "birth_tm, " p "study_tm"
+/* The set row's columns in the table's order, which ROW(EXCLUDED.*) follows. */
+#define SET_COLS                                                                              \
+    "imageset_id, datastore_id, root, updated_at, study_uid, patient_name, patient_id,"       \
+    " patient_birth_date, patient_birth_time, birth_tm, patient_sex, study_date, study_time," \
+    " study_tm, accession_number, referring_physician_name, study_description, study_id"
 
 static const struct ahl__pg_stmt st_set_get = {
     "qido_set_get",
@@ -136,11 +130,12 @@ static const struct ahl__pg_stmt st_set_get = {
     " WHERE imageset_id=$1",
 };
 
+/* Written only when it changed. */
 static const struct ahl__pg_stmt st_set_put = {
     "qido_set_put",
     "INSERT INTO qido_set(" SET_COLS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,"
-    "$16,$17,$18) ON CONFLICT(imageset_id) DO UPDATE SET (" SET_UPD("") ") = (" SET_UPD(
-        "EXCLUDED.") ") WHERE (" SET_UPD("qido_set.") ") IS DISTINCT FROM (" SET_UPD("EXCLUDED.") ")",
+    "$16,$17,$18) ON CONFLICT(imageset_id) DO UPDATE SET (" SET_COLS ") = ROW(EXCLUDED.*)"
+    " WHERE ROW(qido_set.*) IS DISTINCT FROM ROW(EXCLUDED.*)",
 };
 
 /* A set's rows of every kind, its instance rows through its series rows. */
@@ -151,20 +146,28 @@ static const struct ahl__pg_stmt st_set_delete = {
     " DELETE FROM qido_set WHERE imageset_id=$1",
 };
 
-#define SERIES_UPD(p)                                                                           \
-    p "datastore_id, " p "study_uid, " p "updated_at, " p "modality, " p "series_number, " p    \
-      "series_description, " p "series_date, " p "series_time, " p "series_tm, " p "body_part, " \
-      p "instances"
+/* Updated in place, so that its id, which its instance rows carry, stays; not at all when the
+ * same. */
+#define SERIES_SET                                                                      \
+    "datastore_id, study_uid, updated_at, modality, series_number, series_description," \
+    " series_date, series_time, series_tm, body_part, instances"
+#define SERIES_NEW                                                                       \
+    "EXCLUDED.datastore_id, EXCLUDED.study_uid, EXCLUDED.updated_at, EXCLUDED.modality," \
+    " EXCLUDED.series_number, EXCLUDED.series_description, EXCLUDED.series_date,"        \
+    " EXCLUDED.series_time, EXCLUDED.series_tm, EXCLUDED.body_part, EXCLUDED.instances"
+#define SERIES_OLD                                                                      \
+    "qido_series.datastore_id, qido_series.study_uid, qido_series.updated_at,"          \
+    " qido_series.modality, qido_series.series_number, qido_series.series_description," \
+    " qido_series.series_date, qido_series.series_time, qido_series.series_tm,"         \
+    " qido_series.body_part, qido_series.instances"
 
-/* Updated in place, so that its id, which its instance rows carry, stays. */
 static const struct ahl__pg_stmt st_series_put = {
     "qido_series_put",
     "INSERT INTO qido_series(imageset_id, datastore_id, study_uid, series_uid, updated_at,"
     " modality, series_number, series_description, series_date, series_time, series_tm,"
     " body_part, instances) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
-    " ON CONFLICT(imageset_id, series_uid) DO UPDATE SET (" SERIES_UPD("") ") = (" SERIES_UPD(
-        "EXCLUDED.") ") WHERE (" SERIES_UPD("qido_series.") ") IS DISTINCT FROM"
-                                                            " (" SERIES_UPD("EXCLUDED.") ")",
+    " ON CONFLICT(imageset_id, series_uid) DO UPDATE SET (" SERIES_SET ") = (" SERIES_NEW ")"
+    " WHERE (" SERIES_OLD ") IS DISTINCT FROM (" SERIES_NEW ")",
 };
 
 static const struct ahl__pg_stmt st_series_delete = {
@@ -197,25 +200,23 @@ static const struct ahl__pg_stmt st_instance_delete = {
 };
 
 /* The newest set of a study, whose Patient and Study attributes the study row shows. */
-#define NEWEST_SET                                                                              \
+#define NEWEST_SET                                                                            \
     "n AS (SELECT * FROM qido_set WHERE datastore_id=$1 AND study_uid=$2 ORDER BY updated_at" \
     " DESC, imageset_id DESC LIMIT 1)"
 
 /* The study row's columns that come from the newest set, and what each is made of. */
-#define STUDY_ATTRS                                                                              \
-    "imageset_id, updated_at, patient_name, pn_norm, patient_id, patient_birth_date,"            \
-    " patient_birth_time, birth_tm, patient_sex, study_date, study_time, study_tm,"              \
+#define STUDY_ATTRS                                                                   \
+    "imageset_id, updated_at, patient_name, pn_norm, patient_id, patient_birth_date," \
+    " patient_birth_time, birth_tm, patient_sex, study_date, study_time, study_tm,"   \
     " accession_number, referring_physician_name, ref_norm, study_description, study_id"
-#define STUDY_ATTRS_OF_N                                                                         \
-    "n.imageset_id, n.updated_at, n.patient_name, upper(n.patient_name COLLATE \"C\"),"          \
-    " n.patient_id, n.patient_birth_date, n.patient_birth_time, n.birth_tm, n.patient_sex,"      \
-    " n.study_date, n.study_time, n.study_tm, n.accession_number, n.referring_physician_name,"   \
+#define STUDY_ATTRS_OF_N                                                                       \
+    "n.imageset_id, n.updated_at, n.patient_name, upper(n.patient_name COLLATE \"C\"),"        \
+    " n.patient_id, n.patient_birth_date, n.patient_birth_time, n.birth_tm, n.patient_sex,"    \
+    " n.study_date, n.study_time, n.study_tm, n.accession_number, n.referring_physician_name," \
     " upper(n.referring_physician_name COLLATE \"C\"), n.study_description, n.study_id"
-#define STUDY_ATTRS_OF(p)                                                                        \
-    p "imageset_id, " p "updated_at, " p "patient_name, " p "pn_norm, " p "patient_id, " p       \
-      "patient_birth_date, " p "patient_birth_time, " p "birth_tm, " p "patient_sex, " p         \
-      "study_date, " p "study_time, " p "study_tm, " p "accession_number, " p                    \
-      "referring_physician_name, " p "ref_norm, " p "study_description, " p "study_id"
+/* Every column of the study row, in the table's order (which ROW(EXCLUDED.*) follows). */
+#define STUDY_COLS \
+    "datastore_id, study_uid, " STUDY_ATTRS ", modalities, series_count, instance_count"
 
 /* Rebuilds the study row of ($1, $2) from its set and series rows (removing it when no set row
  * is left), and its modality rows: those of modalities no series has any more are removed, the
@@ -227,25 +228,16 @@ static const struct ahl__pg_stmt st_study_refresh = {
     " FILTER (WHERE modality<>''), '') AS modalities, count(*) AS series_count,"
     " coalesce(sum(instances), 0) AS instance_count FROM qido_series WHERE datastore_id=$1"
     " AND study_uid=$2),"
-    " up AS (INSERT INTO qido_study(datastore_id, study_uid, " STUDY_ATTRS ", modalities,"
-    " series_count, instance_count) SELECT $1, $2, " STUDY_ATTRS_OF_N ", a.modalities,"
-    " a.series_count, a.instance_count FROM n, a ON CONFLICT(datastore_id, study_uid) DO UPDATE"
-    " SET (" STUDY_ATTRS ", modalities, series_count, instance_count) = (" STUDY_ATTRS_OF(
-        "EXCLUDED.") ", EXCLUDED.modalities, EXCLUDED.series_count, EXCLUDED.instance_count)"
-                     " WHERE (" STUDY_ATTRS_OF("qido_study.") ", qido_study.modalities,"
-                                                              " qido_study.series_count,"
-                                                              " qido_study.instance_count) IS"
-                                                              " DISTINCT FROM (" STUDY_ATTRS_OF(
-                                                                  "EXCLUDED.") ","
-                                                                               " EXCLUDED.modalities,"
-                                                                               " EXCLUDED.series_count,"
-                                                                               " EXCLUDED.instance_count)),"
+    " up AS (INSERT INTO qido_study(" STUDY_COLS ") SELECT $1, $2, " STUDY_ATTRS_OF_N ","
+    " a.modalities, a.series_count, a.instance_count FROM n, a"
+    " ON CONFLICT(datastore_id, study_uid) DO UPDATE SET (" STUDY_COLS ") = ROW(EXCLUDED.*)"
+    " WHERE ROW(qido_study.*) IS DISTINCT FROM ROW(EXCLUDED.*)),"
     " gone AS (DELETE FROM qido_study WHERE datastore_id=$1 AND study_uid=$2 AND NOT EXISTS"
     " (SELECT 1 FROM n)),"
     " m AS (SELECT DISTINCT e.modality FROM qido_series e, n WHERE e.datastore_id=$1 AND"
     " e.study_uid=$2 AND e.modality<>''),"
-    " mgone AS (DELETE FROM qido_study_modality x WHERE x.datastore_id=$1 AND x.study_uid=$2 AND"
-    " x.modality NOT IN (SELECT modality FROM m))"
+    " mgone AS (DELETE FROM qido_study_modality x WHERE x.datastore_id=$1 AND x.study_uid=$2"
+    " AND x.modality NOT IN (SELECT modality FROM m))"
     " INSERT INTO qido_study_modality(datastore_id, study_uid, modality, updated_at)"
     " SELECT $1, $2, m.modality, n.updated_at FROM m, n"
     " ON CONFLICT(datastore_id, study_uid, modality) DO UPDATE SET updated_at=EXCLUDED.updated_at"
@@ -259,8 +251,8 @@ static const struct ahl__pg_stmt st_study_attrs = {
     "qido_study_attrs",
     "WITH " NEWEST_SET ","
     " up AS (UPDATE qido_study s SET (" STUDY_ATTRS ") = (" STUDY_ATTRS_OF_N ") FROM n WHERE"
-    " s.datastore_id=$1 AND s.study_uid=$2 AND (" STUDY_ATTRS_OF("s.") ") IS DISTINCT FROM"
-    " (" STUDY_ATTRS_OF_N ")),"
+    " s.datastore_id=$1 AND s.study_uid=$2 AND ROW(s.*) IS DISTINCT FROM ROW(s.datastore_id,"
+    " s.study_uid, " STUDY_ATTRS_OF_N ", s.modalities, s.series_count, s.instance_count)),"
     " m AS (UPDATE qido_study_modality x SET updated_at=n.updated_at FROM n WHERE"
     " x.datastore_id=$1 AND x.study_uid=$2 AND x.updated_at<>n.updated_at)"
     " SELECT EXISTS (SELECT 1 FROM qido_study WHERE datastore_id=$1 AND study_uid=$2) AND"
@@ -316,30 +308,21 @@ static int qido_set_put(struct ahl_store_tx *t, const struct ahl_qido_set *r)
     struct ahl__pg_num num;
     tm_key(r->patient_birth_time, birth_tm);
     tm_key(r->study_time, study_tm);
-    const char *v[18] = {r->imageset_id,
-                         r->datastore_id,
-                         (const char *)r->root,
-                         ahl__pg_i64(&num, r->updated_at_ms),
-                         r->study_uid,
-                         r->patient_name,
-                         r->patient_id,
-                         r->patient_birth_date,
-                         r->patient_birth_time,
-                         r->patient_sex,
-                         r->study_date,
-                         r->study_time,
-                         r->accession_number,
-                         r->referring_physician_name,
-                         r->study_description,
-                         r->study_id,
-                         birth_tm,
-                         study_tm};
+    const char *v[18] = {r->imageset_id,        r->datastore_id,
+                         (const char *)r->root, ahl__pg_i64(&num, r->updated_at_ms),
+                         r->study_uid,          r->patient_name,
+                         r->patient_id,         r->patient_birth_date,
+                         r->patient_birth_time, birth_tm,
+                         r->patient_sex,        r->study_date,
+                         r->study_time,         study_tm,
+                         r->accession_number,   r->referring_physician_name,
+                         r->study_description,  r->study_id};
     int lens[18] = {[2] = AHL_SHA256_LEN}, fmts[18] = {[2] = 1};
     return ahl__pg_run(t, &st_set_put, 18, v, lens, fmts, false, NULL);
 }
 
-static int run1(struct ahl_store_tx *t, const struct ahl__pg_stmt *st, const char *a,
-                const char *b, const char *c)
+static int run1(struct ahl_store_tx *t, const struct ahl__pg_stmt *st, const char *a, const char *b,
+                const char *c)
 {
     const char *v[3] = {a, b, c};
     return ahl__pg_run(t, st, c ? 3 : b ? 2 : 1, v, NULL, NULL, false, NULL);
@@ -720,12 +703,13 @@ static char *prefix_end(const char *prefix)
         while (start > 0 && ((unsigned char)e[start] & 0xC0) == 0x80)
             start--;
         const unsigned char *u = (const unsigned char *)e + start;
-        uint32_t cp = u[0] < 0x80   ? u[0]
-                      : u[0] < 0xE0 ? (uint32_t)(u[0] & 0x1F) << 6 | (u[1] & 0x3F)
-                      : u[0] < 0xF0 ? (uint32_t)(u[0] & 0x0F) << 12 | (uint32_t)(u[1] & 0x3F) << 6 |
-                                          (u[2] & 0x3F)
-                                    : (uint32_t)(u[0] & 0x07) << 18 | (uint32_t)(u[1] & 0x3F) << 12 |
-                                          (uint32_t)(u[2] & 0x3F) << 6 | (u[3] & 0x3F);
+        uint32_t cp =
+            u[0] < 0x80   ? u[0]
+            : u[0] < 0xE0 ? (uint32_t)(u[0] & 0x1F) << 6 | (u[1] & 0x3F)
+            : u[0] < 0xF0
+                ? (uint32_t)(u[0] & 0x0F) << 12 | (uint32_t)(u[1] & 0x3F) << 6 | (u[2] & 0x3F)
+                : (uint32_t)(u[0] & 0x07) << 18 | (uint32_t)(u[1] & 0x3F) << 12 |
+                      (uint32_t)(u[2] & 0x3F) << 6 | (u[3] & 0x3F);
         n = start;
         if (cp == 0x10FFFF)
             continue;
@@ -880,8 +864,7 @@ static int query_sql(const char *ds, const struct ahl_qido_query *q, struct sql 
             (drv < 0 || keys[q->f[i].key].rank < keys[q->f[drv].key].rank))
             drv = (int)i;
     }
-    bool by_modality = q->level == AHL_QIDO_STUDY && drv >= 0 &&
-                       q->f[drv].key == AHL_QK_MODALITIES;
+    bool by_modality = q->level == AHL_QIDO_STUDY && drv >= 0 && q->f[drv].key == AHL_QK_MODALITIES;
     param(s, ds);
     if (by_modality)
         add(s, "SELECT " STUDY_SEL " FROM qido_study_modality m JOIN qido_study s ON"

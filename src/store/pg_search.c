@@ -67,24 +67,13 @@ const char *const ahl__pg_search_ddl[] = {
     " study_dt"
 #define S_NCOLS 23
 
-/* Every column but the key, for the upsert: set from the new row, and compared with it so that
- * an unchanged row is not written again (a new tuple and, for an indexed column, new index
- * entries). */
-#define S_EXCLUDED(p)                                                                            \
-    p "datastore_id, " p "is_primary, " p "version, " p "created_at, " p "updated_at, " p        \
-      "patient_id, " p "patient_name, " p "patient_birth_date, " p "patient_sex, " p             \
-      "study_instance_uid, " p "study_id, " p "study_description, " p "accession_number, " p     \
-      "study_date, " p "study_time, " p "series_instance_uid, " p "modality, " p                 \
-      "body_part_examined, " p "series_number, " p "number_of_series, " p "number_of_instances, " \
-      p "study_dt"
-
+/* The upsert sets every column (S_COLS is the table's order, which ROW(EXCLUDED.*) follows) and
+ * writes nothing when the row is the same (no new tuple, no index entries). */
 static const struct ahl__pg_stmt st_put = {
     "search_put",
     "INSERT INTO search(" S_COLS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,"
-    "$16,$17,$18,$19,$20,$21,$22,$23) ON CONFLICT(imageset_id) DO UPDATE SET (" S_EXCLUDED(
-        "") ") = (" S_EXCLUDED("EXCLUDED.") ") WHERE (" S_EXCLUDED("search.") ") IS DISTINCT"
-                                                                               " FROM (" S_EXCLUDED(
-                                                                                   "EXCLUDED.") ")",
+    "$16,$17,$18,$19,$20,$21,$22,$23) ON CONFLICT(imageset_id) DO UPDATE SET (" S_COLS
+    ") = ROW(EXCLUDED.*) WHERE ROW(search.*) IS DISTINCT FROM ROW(EXCLUDED.*)",
 };
 static const struct ahl__pg_stmt st_get = {"search_get",
                                            "SELECT " S_COLS " FROM search WHERE imageset_id=$1"};
@@ -325,9 +314,8 @@ static int query_sql(const char *ds, const struct ahl_search_query *q, struct qu
     }
     const char *dir = q->desc ? "DESC" : "ASC";
     if (q->after.set) {
-        const char *v = sa == AHL_SEARCH_STUDY_DATE_TIME
-                            ? dt_bound(s, q->after.dt)
-                            : num(s, q->after.ms);
+        const char *v =
+            sa == AHL_SEARCH_STUDY_DATE_TIME ? dt_bound(s, q->after.dt) : num(s, q->after.ms);
         int a = param(s, v);
         const char *id = q->after.imageset_id;
         if (!ahl_utf8_valid(id, strlen(id)))

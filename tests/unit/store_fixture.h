@@ -98,4 +98,46 @@ static __attribute__((unused)) int ahl_test_store_open(const char *dir, unsigned
     return rc;
 }
 
+/* Runs sql (several statements may be given) in the PostgreSQL schema of the test store of dir,
+ * e.g. ANALYZE, so that plans are the planner's choice on data with statistics, or a look at the
+ * rows behind the backend's back. If out is not NULL, it receives the first column of the first
+ * row of the last statement's result (cap bytes, "" when none). 0, or -1 (printed). */
+static __attribute__((unused)) int ahl_test_pg_exec(const char *dir, const char *sql, char *out,
+                                                    size_t cap)
+{
+    char mark[512], schema[64] = "", conninfo[2048];
+    snprintf(mark, sizeof mark, "%s/pgschema", dir);
+    FILE *f = fopen(mark, "r");
+    if (!f || !fgets(schema, sizeof schema, f)) {
+        if (f)
+            fclose(f);
+        fprintf(stderr, "store fixture: %s has no PostgreSQL schema\n", dir);
+        return -1;
+    }
+    fclose(f);
+    schema[strcspn(schema, "\n")] = '\0';
+    const char *db = getenv("AHL_TEST_DATABASE");
+    snprintf(conninfo, sizeof conninfo, "%s%soptions=-csearch_path%%3D%s", db ? db : "",
+             db && strchr(db, '?') ? "&" : "?", schema);
+    PGconn *c = PQconnectdb(conninfo);
+    int rc = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, sql);
+        ExecStatusType st = PQresultStatus(r);
+        rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
+        if (rc < 0)
+            fprintf(stderr, "store fixture: %s: %s", sql, PQresultErrorMessage(r));
+        if (out && cap) {
+            const char *v = rc == 0 && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
+            snprintf(out, cap, "%s", v);
+        }
+        PQclear(r);
+    } else {
+        fprintf(stderr, "store fixture: cannot connect to AHL_TEST_DATABASE: %s",
+                PQerrorMessage(c));
+    }
+    PQfinish(c);
+    return rc;
+}
+
 #endif /* AHL_TESTS_STORE_FIXTURE_H */
