@@ -586,10 +586,18 @@ static void *worker(void *arg)
             pthread_mutex_lock(&r->mu);
             continue;
         }
-        /* Help a running job with its next object. */
+        /* Help a running job with its next object, while its lease surely holds: past that
+         * (the process was suspended, the database slow to answer) the heartbeat is asked to
+         * renew first, and finds out whether the job is still this node's. */
+        uint64_t now = ahl_mono_ns();
         j = r->running;
-        while (j && (j->listing || j->next >= j->n))
+        while (j && (j->listing || j->next >= j->n || j->held_until_ns <= now)) {
+            if (!j->listing && j->next < j->n && j->renew_at_ns > now) {
+                j->renew_at_ns = now;
+                pthread_cond_broadcast(&r->hb_cv);
+            }
             j = j->next_run;
+        }
         if (j) {
             size_t i = j->next++;
             j->helpers++;
@@ -601,7 +609,7 @@ static void *worker(void *arg)
         }
         /* Idle: claim a job when one was submitted here, and every poll_ms anyway (jobs
          * submitted to other nodes, jobs whose node died). One worker looks at a time. */
-        uint64_t now = ahl_mono_ns(), poll_ns = (uint64_t)r->poll_ms * 1000000u;
+        uint64_t poll_ns = (uint64_t)r->poll_ms * 1000000u;
         if (r->claims_wanted || now - r->last_claim_ns >= poll_ns) {
             if (r->claims_wanted)
                 r->claims_wanted--;

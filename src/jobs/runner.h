@@ -26,7 +26,8 @@
  * version, frames are content-addressed) and the outputs are written only at the end. A node that
  * finds its lease taken over (a renewal answers AHL_ECONFLICT, or none succeeded for a whole
  * lease) stops the job: its workers take no more of its objects and it writes no output and no
- * status. A job claimed more than max_attempts times (each earlier node stopped before the end,
+ * status. Workers take an object only while the lease surely holds (less than lease_ms since the
+ * start of the last renewal that succeeded); past that they wait for the heartbeat's answer. A job claimed more than max_attempts times (each earlier node stopped before the end,
  * e.g. a file that crashes the process) is FAILED with a message saying so instead of run again.
  * Stopping a runner hands its unfinished jobs back (SUBMITTED) without counting the attempt.
  *
