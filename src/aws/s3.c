@@ -1,5 +1,5 @@
-/* The S3 client (s3.h): ListObjectsV2 (paged), GetObject (streamed) and PutObject against an
- * S3-compatible endpoint, with path-style URLs and SigV4 (sigv4.h) signing.
+/* The S3 client (s3.h): ListObjectsV2 (paged), GetObject (streamed), HeadObject, PutObject and
+ * DeleteObject against an S3-compatible endpoint, with path-style URLs and SigV4 (sigv4.h) signing.
  *
  * One libcurl easy handle per client keeps connections alive between requests. Replies are read
  * with s3xml.h. Listings ask for encoding-type=url, which s3xml undoes. */
@@ -49,7 +49,9 @@ struct call {
     const void *body;
     size_t body_len;
     const char *content_type;
-    /* Where a 2xx body goes: streamed to sink, else collected into collect (capped). */
+    /* Where a 2xx body goes: streamed to sink, else collected into collect (capped). sized, when
+     * not NULL, gets the body's Content-Length before the first byte reaches sink. */
+    ahl_s3_size_fn sized;
     ahl_s3_write_fn sink;
     void *sink_ctx;
     struct ahl_buf *collect;
@@ -57,8 +59,28 @@ struct call {
     CURL *curl;
     long status;
     int sink_rc;
+    int sized_done;
     struct ahl_buf errbody;
 };
+
+/* The reply's Content-Length, UINT64_MAX when it has none. */
+static uint64_t content_length(CURL *k)
+{
+    curl_off_t n = -1;
+    if (curl_easy_getinfo(k, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &n) != CURLE_OK || n < 0)
+        return UINT64_MAX;
+    return (uint64_t)n;
+}
+
+/* Hands the size to c->sized once; 0, or what it returned (negative, or AHL_EIO). */
+static int tell_size(struct call *c)
+{
+    if (!c->sized || c->sized_done)
+        return 0;
+    c->sized_done = 1;
+    int rc = c->sized(c->sink_ctx, content_length(c->curl));
+    return rc == 0 ? 0 : rc < 0 ? rc : AHL_EIO;
+}
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *userdata)
 {
@@ -67,10 +89,10 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *userdata)
     if (c->status == 0) /* the headers are complete once the body starts */
         curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &c->status);
     if (c->status >= 200 && c->status < 300) {
-        int rc = 0;
-        if (c->sink)
+        int rc = tell_size(c);
+        if (rc == 0 && c->sink)
             rc = c->sink(c->sink_ctx, p, n);
-        else if (c->collect)
+        else if (rc == 0 && c->collect)
             rc = ahl_buf_add(c->collect, p, n);
         if (rc != 0) {
             c->sink_rc = rc < 0 ? rc : AHL_EIO;
@@ -160,6 +182,7 @@ static int perform(struct ahl_s3 *s, struct call *c, struct ahl_err *err)
     c->curl = s->curl;
     c->status = 0;
     c->sink_rc = 0;
+    c->sized_done = 0;
     int rc;
 
     if ((rc = ahl_buf_addc(&path, '/')) < 0 || (rc = ahl_buf_adds(&path, c->bucket)) < 0 ||
@@ -208,6 +231,9 @@ static int perform(struct ahl_s3 *s, struct call *c, struct ahl_err *err)
     curl_easy_setopt(k, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(k, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(k, CURLOPT_WRITEDATA, c);
+    /* A HEAD reply announces a body it does not send: curl must not wait for it. */
+    if (!strcmp(c->method, "HEAD"))
+        curl_easy_setopt(k, CURLOPT_NOBODY, 1L);
     if (c->body) {
         curl_easy_setopt(k, CURLOPT_POSTFIELDS, c->body);
         curl_easy_setopt(k, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
@@ -231,6 +257,12 @@ static int perform(struct ahl_s3 *s, struct call *c, struct ahl_err *err)
     }
     if (c->status < 200 || c->status >= 300) {
         rc = status_error(c, err);
+        goto out;
+    }
+    /* An empty object has no body for on_body to see: its size is told here. */
+    if ((rc = tell_size(c)) != 0) {
+        rc = ahl_fail(err, rc, "%.300s: the receiver of the object stopped the transfer (%s)", w,
+                      ahl_strerror(rc));
         goto out;
     }
     rc = 0;
@@ -319,13 +351,51 @@ out:
     return rc;
 }
 
-int ahl_s3_get(struct ahl_s3 *s, const char *bucket, const char *key, ahl_s3_write_fn fn, void *ctx,
-               struct ahl_err *err)
+int ahl_s3_get_sized(struct ahl_s3 *s, const char *bucket, const char *key, ahl_s3_size_fn size_fn,
+                     ahl_s3_write_fn fn, void *ctx, struct ahl_err *err)
 {
     int rc = ahl_s3_location_check(bucket, key, err);
     if (rc < 0)
         return rc;
-    struct call c = {.method = "GET", .bucket = bucket, .key = key, .sink = fn, .sink_ctx = ctx};
+    struct call c = {.method = "GET",
+                     .bucket = bucket,
+                     .key = key,
+                     .sized = size_fn,
+                     .sink = fn,
+                     .sink_ctx = ctx};
+    return perform(s, &c, err);
+}
+
+int ahl_s3_get(struct ahl_s3 *s, const char *bucket, const char *key, ahl_s3_write_fn fn, void *ctx,
+               struct ahl_err *err)
+{
+    return ahl_s3_get_sized(s, bucket, key, NULL, fn, ctx, err);
+}
+
+int ahl_s3_head(struct ahl_s3 *s, const char *bucket, const char *key, uint64_t *size,
+                struct ahl_err *err)
+{
+    *size = 0;
+    int rc = ahl_s3_location_check(bucket, key, err);
+    if (rc < 0)
+        return rc;
+    struct call c = {.method = "HEAD", .bucket = bucket, .key = key};
+    if ((rc = perform(s, &c, err)) < 0)
+        return rc;
+    uint64_t n = content_length(s->curl);
+    if (n == UINT64_MAX)
+        return ahl_fail(err, AHL_EPARSE, "s3://%.63s/%.300s: HEAD reply without Content-Length",
+                        bucket, key);
+    *size = n;
+    return 0;
+}
+
+int ahl_s3_delete(struct ahl_s3 *s, const char *bucket, const char *key, struct ahl_err *err)
+{
+    int rc = ahl_s3_location_check(bucket, key, err);
+    if (rc < 0)
+        return rc;
+    struct call c = {.method = "DELETE", .bucket = bucket, .key = key};
     return perform(s, &c, err);
 }
 

@@ -1,9 +1,9 @@
 /* An S3 client, and s3:// URIs.
  *
  * What is where in src/aws:
- *   s3.h / s3.c   this client: ListObjectsV2 (paged), GetObject (streamed) and PutObject against
- *                 an S3-compatible endpoint, path-style URLs (`http://host:port/bucket/key`), one
- *                 libcurl handle per client, requests signed with sigv4.h;
+ *   s3.h / s3.c   this client: ListObjectsV2 (paged), GetObject (streamed), HeadObject, PutObject
+ *                 and DeleteObject against an S3-compatible endpoint, path-style URLs
+ * (`http://host:port/bucket/key`), one libcurl handle per client, requests signed with sigv4.h;
  *   s3uri.c       s3://bucket/prefix URIs and S3's bucket naming rules (declared below);
  *   s3xml.h/.c    the reader of S3's XML replies (error bodies, ListObjectsV2 pages), pure
  *                 functions over bytes;
@@ -98,6 +98,23 @@ typedef int (*ahl_s3_write_fn)(void *ctx, const void *p, size_t n);
  * reply's body is never handed to fn. */
 int ahl_s3_get(struct ahl_s3 *s3, const char *bucket, const char *key, ahl_s3_write_fn fn,
                void *ctx, struct ahl_err *err);
+
+/* Receives an object's size (its Content-Length; UINT64_MAX when the reply has none) before its
+ * first byte. Return 0 to go on; anything else aborts as an ahl_s3_write_fn's would. */
+typedef int (*ahl_s3_size_fn)(void *ctx, uint64_t size);
+
+/* ahl_s3_get, telling size_fn (may be NULL) the object's size first, also for an empty object:
+ * a receiver can refuse an object too large before any of it arrives, or size a buffer. */
+int ahl_s3_get_sized(struct ahl_s3 *s3, const char *bucket, const char *key, ahl_s3_size_fn size_fn,
+                     ahl_s3_write_fn fn, void *ctx, struct ahl_err *err);
+
+/* HeadObject: 0 with *size when the object exists, AHL_ENOTFOUND when not (a HEAD reply has no
+ * body, so no S3 Code in err), other errors as above. */
+int ahl_s3_head(struct ahl_s3 *s3, const char *bucket, const char *key, uint64_t *size,
+                struct ahl_err *err);
+
+/* DeleteObject. S3 answers success whether or not the object existed. */
+int ahl_s3_delete(struct ahl_s3 *s3, const char *bucket, const char *key, struct ahl_err *err);
 
 /* Stores n bytes as the object bucket/key, replacing any. content_type NULL means
  * application/octet-stream. */

@@ -13,12 +13,18 @@
  * truncated, removed or replaced since is read and hashed again, and its damage reported, as
  * without the cache. A change lstat cannot see (a disk returning other bytes for an unchanged
  * file) is not seen until the entry leaves the cache, but nothing damaged is served either way:
- * the bytes sent are those that were hashed (docs/frames.md#damaged-frames-are-never-served). */
+ * the bytes sent are those that were hashed (docs/frames.md#damaged-frames-are-never-served).
+ *
+ * On S3 a hit looks at nothing: an object is an immutable content address, so the bytes held are
+ * the frame whatever happens to the bucket later, and there is no cheap equivalent of lstat to ask
+ * (a HeadObject per request would cost a round trip, the very thing the cache saves). A miss is
+ * one GetObject into the entry, sized from the reply's Content-Length (framestore_s3.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,8 +69,8 @@ int ahl_framestore_cache_open(struct ahl_framestore *fs, size_t budget)
         return AHL_ENOMEM;
     c->budget = budget;
     int rc = ahl_lru_init(&c->lru, 1024);
-    c->root = open(fs->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (rc < 0 || c->root < 0) {
+    c->root = fs->s3 ? AT_FDCWD : open(fs->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rc < 0 || (c->root < 0 && !fs->s3)) {
         if (c->root >= 0)
             close(c->root);
         ahl_lru_release(&c->lru);
@@ -119,7 +125,8 @@ void ahl_framestore_cache_close(struct ahl_framestore *fs)
     while (c->lru.oldest)
         remove_entry(c, entry_of(c->lru.oldest));
     pthread_mutex_destroy(&c->lock);
-    close(c->root);
+    if (c->root >= 0)
+        close(c->root);
     ahl_lru_release(&c->lru);
     free(c);
     fs->cache = NULL;
@@ -157,8 +164,8 @@ static struct entry *lookup(struct ahl_framestore *fs, const char *id, uint64_t 
         ahl_lru_touch(&c->lru, &e->link);
     }
     pthread_mutex_unlock(&c->lock);
-    if (!e)
-        return NULL;
+    if (!e || fs->s3)
+        return e;
     char path[2 + 1 + 2 + 1 + 33];
     struct stat st;
     snprintf(path, sizeof path, "%.2s/%.2s/%s", id, id + 2, id);
@@ -189,6 +196,55 @@ static void insert(struct ahl__framecache *c, struct entry *e, uint64_t hash)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* Wraps the frame of a new entry and fills in the rest of it. */
+static int finish_entry(struct entry *e, size_t size, size_t cost, const char *id,
+                        ahl_frame_wrap_fn wrap, struct ahl_err *err)
+{
+    struct ahl_buf prefix;
+    uint8_t *data = e->bytes + AHL_FRAME_PREFIX_MAX;
+    int rc = 0;
+    ahl_buf_init(&prefix, AHL_FRAME_PREFIX_MAX);
+    if (wrap && (rc = wrap(data, size, &prefix, err)) < 0)
+        goto out;
+    memcpy(data - prefix.len, prefix.data, prefix.len);
+    e->pub = (struct ahl_frame_hold){
+        .prefix = data - prefix.len, .prefix_len = prefix.len, .data = data, .len = size};
+    atomic_init(&e->refs, 1);
+    e->cost = cost;
+    memcpy(e->id, id, 33);
+out:
+    ahl_buf_release(&prefix);
+    return rc;
+}
+
+/* On S3: the object straight into a new entry, checked against id on the way. */
+static int read_entry_s3(struct ahl_framestore *fs, const char *id, const char *ts,
+                         ahl_frame_wrap_fn wrap, struct entry **out, struct ahl_err *err)
+{
+    size_t room = offsetof(struct entry, bytes) + AHL_FRAME_PREFIX_MAX, size;
+    size_t most = fs->cache->budget / 8;
+    uint8_t *block;
+    if (strspn(id, "0123456789abcdef") != 32)
+        return ahl_fail(err, AHL_EINVAL, "frame id must be 32 lowercase hex digits");
+    if (most <= room)
+        return AHL_ETOOBIG;
+    int rc = ahl__frames3_read(fs, id, ts ? ts : "", room, most - room, &block, &size, err);
+    if (rc == AHL_ETOOBIG) {
+        ahl_err_clear(err);
+        return rc; /* streamed from a temporary file instead */
+    }
+    if (rc < 0)
+        return rc;
+    struct entry *e = (struct entry *)block;
+    memset(e, 0, sizeof *e);
+    if ((rc = finish_entry(e, size, room + size, id, wrap, err)) < 0) {
+        free(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
 /* Reads the frame's file whole into a new entry and checks it against id. */
 static int read_entry(struct ahl_framestore *fs, const char *id, const char *ts,
                       ahl_frame_wrap_fn wrap, struct entry **out, struct ahl_err *err)
@@ -196,10 +252,8 @@ static int read_entry(struct ahl_framestore *fs, const char *id, const char *ts,
     struct stat st;
     int fd = -1, rc;
     struct entry *e = NULL;
-    struct ahl_buf prefix;
     uint8_t digest[AHL_SHA256_LEN];
 
-    ahl_buf_init(&prefix, AHL_FRAME_PREFIX_MAX);
     if ((rc = ahl__framestore_open_regular(fs, id, &fd, &st, err)) < 0)
         goto out;
     size_t size = (size_t)st.st_size;
@@ -224,26 +278,18 @@ static int read_entry(struct ahl_framestore *fs, const char *id, const char *ts,
         goto out;
     }
     ahl_sha256(data, size, digest);
-    if ((rc = ahl__frame_digest_check(id, ts, digest, size, err)) < 0)
+    if ((rc = ahl__frame_digest_check(id, ts, digest, size, err)) < 0 ||
+        (rc = finish_entry(e, size, cost, id, wrap, err)) < 0)
         goto out;
-    if (wrap && (rc = wrap(data, size, &prefix, err)) < 0)
-        goto out;
-    memcpy(data - prefix.len, prefix.data, prefix.len);
-    e->pub = (struct ahl_frame_hold){
-        .prefix = data - prefix.len, .prefix_len = prefix.len, .data = data, .len = size};
-    atomic_init(&e->refs, 1);
-    e->cost = cost;
     e->dev = st.st_dev;
     e->ino = st.st_ino;
     e->size = st.st_size;
     e->mtime = st.st_mtim;
     e->ctime = st.st_ctim;
-    memcpy(e->id, id, 33);
     *out = e;
     e = NULL;
 out:
     free(e);
-    ahl_buf_release(&prefix);
     if (fd >= 0)
         close(fd);
     return rc;
@@ -261,7 +307,8 @@ int ahl_framestore_hold(struct ahl_framestore *fs, const char *id,
         return ahl_fail(err, AHL_EINVAL, "frame id must be 32 lowercase hex digits");
     uint64_t hash = ahl_lru_hash(id);
     if (!(e = lookup(fs, id, hash))) {
-        int rc = read_entry(fs, id, stored_transfer_syntax, wrap, &e, err);
+        int rc = fs->s3 ? read_entry_s3(fs, id, stored_transfer_syntax, wrap, &e, err)
+                        : read_entry(fs, id, stored_transfer_syntax, wrap, &e, err);
         if (rc < 0)
             return rc;
         insert(fs->cache, e, hash);

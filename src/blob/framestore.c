@@ -1,7 +1,7 @@
-/* The filesystem frame store: one file per frame under root/<2 hex>/<2 hex>/<id>. Writes go to a
- * temporary file in the final directory, are fsynced, renamed into place and the directory is
- * fsynced (ahl_write_file_atomic of base/fileio.h), so a reader sees either no frame or the whole
- * frame, and a put that returned 0 survives a crash (kill -9 or power loss).
+/* The frame store's front, and its file backend: one file per frame under root/<2 hex>/<2
+ * hex>/<id>. Writes go to a temporary file in the final directory, are fsynced, renamed into place
+ * and the directory is fsynced (ahl_write_file_atomic of base/fileio.h), so a reader sees either no
+ * frame or the whole frame, and a put that returned 0 survives a crash (kill -9 or power loss).
  *
  * What a crash cannot do, a disk, a person or a program can: a frame file may later be truncated,
  * overwritten, deleted or replaced by a link. Readers therefore open the fan-out directories and
@@ -11,7 +11,10 @@
  *
  * An importer writes frames with ahl_framestore_write instead: the same file, without the fsyncs,
  * and makes a group of them durable with one syncfs before the commit that names them
- * (ahl_framestore_sync); syncfs costs about as much as one fsync, not one per frame. */
+ * (ahl_framestore_sync); syncfs costs about as much as one fsync, not one per frame.
+ *
+ * A store opened on S3 (fs->s3 set) hands each call to framestore_s3.c after the same checks of
+ * the id; the functions below say where. */
 #define _GNU_SOURCE /* syncfs */
 #include <dirent.h>
 #include <stdbool.h>
@@ -122,6 +125,16 @@ static void frame_path(const struct ahl_framestore *fs, const char *id, char *ou
 
 void ahl_framestore_path(const struct ahl_framestore *fs, const char *id, char *out, size_t cap)
 {
+    if (fs->s3) {
+        char key[AHL_S3_MAX_KEY + 1];
+        struct ahl_s3_uri u;
+        ahl__frames3_key(fs, id, key, sizeof key);
+        if (ahl_s3_uri_parse(fs->root, &u, NULL) == 0)
+            snprintf(out, cap, "s3://%s/%s", u.bucket, key);
+        else
+            snprintf(out, cap, "%s", key);
+        return;
+    }
     frame_path(fs, id, out, cap);
 }
 
@@ -293,6 +306,7 @@ int ahl_framestore_attach(struct ahl_framestore *fs, const char *root, struct ah
                         sizeof fs->root - 65);
     memcpy(fs->root, root, n + 1);
     fs->cache = NULL;
+    fs->s3 = NULL;
     while (n > 1 && fs->root[n - 1] == '/')
         fs->root[--n] = '\0';
     return 0;
@@ -321,10 +335,49 @@ int ahl_framestore_open(struct ahl_framestore *fs, const char *root, struct ahl_
     return 0;
 }
 
+int ahl_framestore_open_dir(struct ahl_framestore *fs, const char *data_dir, const char *blob_store,
+                            const char *s3_endpoint, bool read_only, struct ahl_err *err)
+{
+    char path[4096];
+    memset(fs, 0, sizeof *fs);
+    if (!blob_store || !*blob_store) {
+        if (snprintf(path, sizeof path, "%s/frames", data_dir) >= (int)sizeof path)
+            return ahl_fail(err, AHL_EINVAL, "data directory path too long");
+        return read_only ? ahl_framestore_attach(fs, path, err)
+                         : ahl_framestore_open(fs, path, err);
+    }
+    if (strncmp(blob_store, "s3://", 5) != 0)
+        return ahl_fail(err, AHL_EINVAL, "--blob-store takes s3://bucket/prefix, not '%.200s'",
+                        blob_store);
+    if (!s3_endpoint || !*s3_endpoint)
+        return ahl_fail(err, AHL_EINVAL,
+                        "--blob-store %.200s needs --s3-endpoint URL (the S3 endpoint holding "
+                        "the bucket)",
+                        blob_store);
+    if (snprintf(path, sizeof path, "%s/tmp", data_dir) >= (int)sizeof path)
+        return ahl_fail(err, AHL_EINVAL, "data directory path too long");
+    if (!read_only && mkdir(path, 0700) < 0 && errno != EEXIST)
+        return io_fail(err, "cannot create directory", path);
+    struct ahl_s3_config cfg = {.endpoint = s3_endpoint};
+    return ahl_framestore_open_s3(fs, blob_store, &cfg, path, err);
+}
+
+void ahl_framestore_close(struct ahl_framestore *fs)
+{
+    ahl_framestore_cache_close(fs);
+    ahl__frames3_free(fs->s3);
+    fs->s3 = NULL;
+}
+
 int ahl_framestore_exists(struct ahl_framestore *fs, const char *id)
 {
     if (!valid_id(id))
         return AHL_EINVAL;
+    if (fs->s3) {
+        uint64_t size;
+        int rc = ahl__frames3_exists(fs, id, &size, NULL);
+        return rc == 0 ? 1 : rc == AHL_ENOTFOUND ? 0 : rc;
+    }
     char path[sizeof fs->root + 64];
     frame_path(fs, id, path, sizeof path);
     struct stat st;
@@ -339,6 +392,8 @@ static int put(struct ahl_framestore *fs, const char *id, const void *data, size
 {
     if (!valid_id(id))
         return ahl_fail(err, AHL_EINVAL, "frame id must be 32 lowercase hex digits");
+    if (fs->s3)
+        return ahl__frames3_put(fs, id, data, len, err);
     char dir[sizeof fs->root + 16];
     /* Content-addressed: a file with this id holding these bytes is this frame already. Anything
      * else there (damage, a link) is replaced by the rename in ahl_write_file_atomic, which swaps
@@ -400,6 +455,9 @@ int ahl_framestore_sync_open(const struct ahl_framestore *fs, struct ahl_framest
                              struct ahl_err *err)
 {
     memset(s, 0, sizeof *s);
+    s->fd = -1;
+    if (fs->s3)
+        return 0; /* nothing to sync: writes return once S3 has them (syncfs_fn stays NULL) */
     s->fd = open(fs->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->fd < 0)
         return io_fail(err, "cannot open frame store", fs->root);
@@ -424,8 +482,8 @@ int ahl_framestore_write(struct ahl_framestore *fs, struct ahl_framestore_sync *
 {
     *ticket = 0;
     int rc = put(fs, id, data, len, false, err);
-    if (rc < 0)
-        return rc;
+    if (rc < 0 || fs->s3)
+        return rc; /* on S3 durable already: ticket 0 */
     /* The ticket is taken after the frame is in place, so a syncfs started after this returns
      * covers it, whoever wrote the file. */
     pthread_mutex_lock(&s->mu);
@@ -477,6 +535,12 @@ int ahl_framestore_open_frame(struct ahl_framestore *fs, const char *id, int *fd
 {
     struct stat st;
     *size = 0;
+    if (fs->s3) {
+        *fd = -1;
+        if (!valid_id(id))
+            return ahl_fail(err, AHL_EINVAL, "frame id must be 32 lowercase hex digits");
+        return ahl__frames3_open(fs, id, NULL, fd, size, err);
+    }
     int rc = ahl__framestore_open_regular(fs, id, fd, &st, err);
     if (rc == 0)
         *size = (uint64_t)st.st_size;
@@ -488,6 +552,13 @@ int ahl_framestore_open_frame(struct ahl_framestore *fs, const char *id, int *fd
 static int open_checked(struct ahl_framestore *fs, const char *id, const char *ts,
                         uint64_t expected_size, int *fd, uint64_t *size, struct ahl_err *err)
 {
+    if (fs->s3) {
+        *fd = -1;
+        *size = 0;
+        if (!valid_id(id))
+            return ahl_fail(err, AHL_EINVAL, "frame id must be 32 lowercase hex digits");
+        return ahl__frames3_open(fs, id, ts ? ts : "", fd, size, err);
+    }
     int rc = ahl_framestore_open_frame(fs, id, fd, size, err);
     if (rc < 0)
         return rc;
@@ -516,6 +587,11 @@ int ahl_framestore_check(struct ahl_framestore *fs, const char *id,
                          const char *stored_transfer_syntax, uint64_t expected_size,
                          struct ahl_err *err)
 {
+    if (fs->s3) {
+        if (!valid_id(id))
+            return ahl_fail(err, AHL_EINVAL, "frame id must be 32 lowercase hex digits");
+        return ahl__frames3_check(fs, id, stored_transfer_syntax, expected_size, err);
+    }
     int fd;
     uint64_t size;
     int rc = open_checked(fs, id, stored_transfer_syntax, expected_size, &fd, &size, err);
@@ -553,6 +629,15 @@ static int read_whole(int fd, uint64_t size, const char *id, uint8_t **data, siz
     return 0;
 }
 
+/* On S3: the object straight into a buffer (no temporary file), checked when ts is not NULL. */
+static int read_s3(struct ahl_framestore *fs, const char *id, const char *ts, uint8_t **data,
+                   size_t *len, struct ahl_err *err)
+{
+    if (!valid_id(id))
+        return ahl_fail(err, AHL_EINVAL, "frame id must be 32 lowercase hex digits");
+    return ahl__frames3_read(fs, id, ts, 0, AHL_FRAMESTORE_MAX_BYTES, data, len, err);
+}
+
 int ahl_framestore_get(struct ahl_framestore *fs, const char *id, uint8_t **data, size_t *len,
                        struct ahl_err *err)
 {
@@ -560,6 +645,8 @@ int ahl_framestore_get(struct ahl_framestore *fs, const char *id, uint8_t **data
     uint64_t size;
     *data = NULL;
     *len = 0;
+    if (fs->s3)
+        return read_s3(fs, id, NULL, data, len, err);
     int rc = ahl_framestore_open_frame(fs, id, &fd, &size, err);
     return rc < 0 ? rc : read_whole(fd, size, id, data, len, err);
 }
@@ -572,6 +659,9 @@ int ahl_framestore_read_verified(struct ahl_framestore *fs, const char *id,
     uint64_t size;
     *data = NULL;
     *len = 0;
+    if (fs->s3)
+        return read_s3(fs, id, stored_transfer_syntax ? stored_transfer_syntax : "", data, len,
+                       err);
     int rc = ahl_framestore_open_verified(fs, id, stored_transfer_syntax, &fd, &size, err);
     return rc < 0 ? rc : read_whole(fd, size, id, data, len, err);
 }
@@ -580,6 +670,8 @@ int ahl_framestore_delete(struct ahl_framestore *fs, const char *id, struct ahl_
 {
     if (!valid_id(id))
         return ahl_fail(err, AHL_EINVAL, "frame id must be 32 lowercase hex digits");
+    if (fs->s3)
+        return ahl__frames3_delete(fs, id, err);
     char dir[sizeof fs->root + 16], path[sizeof fs->root + 64];
     frame_dir(fs, id, dir, sizeof dir);
     frame_path(fs, id, path, sizeof path);

@@ -1,8 +1,13 @@
-/* Frame blobs on the local file system, named by content address.
+/* Frame blobs named by content address: files on the local file system, or objects in an S3
+ * bucket.
  *
  * A frame's id is 32 lowercase hex digits derived from its stored transfer syntax and its stored
  * bytes (ahl_frame_id): the first 16 bytes of SHA-256(syntax NUL SHA-256(bytes)). Two frames with
- * the same bytes and syntax are one file however many image sets hold them.
+ * the same bytes and syntax are one file (or object) however many image sets hold them.
+ *
+ * One interface, two backends: a store opened with ahl_framestore_open / _attach holds files
+ * (below), one opened with ahl_framestore_open_s3 holds objects ("Frames in an S3 bucket"
+ * further down); callers do not care which, and every function says where the two differ.
  */
 #ifndef AHL_BLOB_FRAMESTORE_H
 #define AHL_BLOB_FRAMESTORE_H
@@ -12,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aws/s3.h"
 #include "base/buf.h"
 #include "base/codec.h"
 #include "base/err.h"
@@ -44,12 +50,64 @@ void ahl_frame_id_of_digest(const char *stored_transfer_syntax,
 #define AHL_FRAMESTORE_MAX_BYTES ((size_t)1 << 30)
 
 struct ahl__framecache;
+struct ahl__frames3;
 
+/* A plain value: an importer may copy it (the copy shares the cache and the S3 clients, and is
+ * never closed). */
 struct ahl_framestore {
-    char root[4096];
+    char root[4096]; /* the directory, or "s3://bucket/prefix" */
     struct ahl__framecache
-        *cache; /* verified frames kept in memory (ahl_framestore_hold), or NULL */
+        *cache;              /* verified frames kept in memory (ahl_framestore_hold), or NULL */
+    struct ahl__frames3 *s3; /* frames in an S3 bucket, or NULL: files under root */
 };
+
+/* ---- frames in an S3 bucket ----
+ *
+ * Frame id X of the store s3://bucket/prefix is the object prefix/X[0..2]/X (docs/frames.md,
+ * "Frames on S3"), written with one PutObject whose x-amz-content-sha256 S3 checks on receipt.
+ * Keys are content addresses: nodes writing the same frame at once write the same bytes, and
+ * nothing is locked. A put always sends the frame, with no HeadObject first: against moto_server
+ * a HEAD took 4.4 ms and the PUT of a 40 KB frame 5.6 ms, so asking first would nearly double the
+ * cost of every new frame to save a little on frames stored already (docs/frames.md#frames-on-s3);
+ * and a PUT also replaces a damaged object, as a put over a damaged file does.
+ *
+ * Durability: a frame is durable once S3 acknowledged its PUT, so ahl_framestore_write is that
+ * PUT and hands out ticket 0, and ahl_framestore_sync has nothing to wait for: the importer's
+ * contract (no version names a frame before it is durable) holds as written.
+ *
+ * Reading: every read that checks (open_verified, read_verified, hold, check) hashes the bytes
+ * as they arrive and compares them with the id: an object replaced by other bytes, cut short or
+ * swapped is AHL_ECORRUPT as for a file, never served; an absent object is AHL_ENOTFOUND; other
+ * failures of the endpoint are AHL_EIO with S3's words. ahl_framestore_open_frame and
+ * _open_verified download into an unlinked temporary file of tmp_dir and hand back its
+ * descriptor, so a large frame is streamed from disk and never held whole in memory;
+ * ahl_framestore_get and _read_verified download into one buffer sized from the reply's
+ * Content-Length. ahl_framestore_path gives "s3://bucket/key".
+ *
+ * The verified-frame cache (ahl_framestore_hold) keeps frames across requests as for files, but
+ * with no lstat on a hit: objects are immutable content addresses, so a held frame is never
+ * stale, whatever another node writes (the same bytes) or a person damages later (what is held
+ * was checked when it was read; `ahilite check` finds the damage).
+ *
+ * Region and credentials come from cfg or the usual AWS_* environment variables (aws/s3.h). The
+ * bucket must exist. 0, AHL_EPARSE (the URI), AHL_EINVAL (endpoint, credentials), AHL_ENOMEM.
+ * Nothing is sent until the first frame. */
+int ahl_framestore_open_s3(struct ahl_framestore *fs, const char *uri,
+                           const struct ahl_s3_config *cfg, const char *tmp_dir,
+                           struct ahl_err *err);
+
+/* The frame store of a data directory as `ahilite serve|import|check|export` choose it: with
+ * blob_store NULL or "", files under DATA_DIR/frames (ahl_framestore_open, or with read_only
+ * ahl_framestore_attach); with "s3://bucket/prefix", objects there on the endpoint s3_endpoint
+ * (which must then be given), temporary files in DATA_DIR/tmp (created unless read_only). */
+int ahl_framestore_open_dir(struct ahl_framestore *fs, const char *data_dir, const char *blob_store,
+                            const char *s3_endpoint, bool read_only, struct ahl_err *err);
+
+/* Frees what the store holds: its cache (ahl_framestore_cache_close) and its S3 clients. A
+ * zeroed store is fine; a copy must not be closed. */
+void ahl_framestore_close(struct ahl_framestore *fs);
+
+/* ---- frames as files ---- */
 
 /* Creates root (and parents) if needed and sweeps stale temporary files (see above). */
 int ahl_framestore_open(struct ahl_framestore *fs, const char *root, struct ahl_err *err);
@@ -58,8 +116,8 @@ int ahl_framestore_open(struct ahl_framestore *fs, const char *root, struct ahl_
 int ahl_framestore_attach(struct ahl_framestore *fs, const char *root, struct ahl_err *err);
 /* Stores a frame. An existing frame file with this id and exactly these bytes is left alone (ids
  * are content addresses); one that is not (a damaged, truncated or replaced file, a planted
- * link) is replaced, so importing the source again repairs a damaged frame. 0, AHL_EINVAL,
- * AHL_EIO (with errno text in err). */
+ * link) is replaced, so importing the source again repairs a damaged frame. On S3: one PutObject.
+ * 0, AHL_EINVAL, AHL_EIO (with errno text, or S3's, in err). */
 int ahl_framestore_put(struct ahl_framestore *fs, const char *id, const void *data, size_t len,
                        struct ahl_err *err);
 /* Reads a whole frame into a new malloc'd buffer. AHL_ENOTFOUND when absent, AHL_ECORRUPT when
@@ -113,14 +171,18 @@ typedef int (*ahl_frame_wrap_fn)(const uint8_t *data, size_t len, struct ahl_buf
 /* Keeps up to budget bytes of verified frames in memory (0 turns the cache off), the least
  * recently used dropped first; a frame over budget / 8 bytes is not held (ahl_framestore_hold
  * answers AHL_ETOOBIG and the caller streams it from its file). 0, AHL_ENOMEM, or AHL_EIO when
- * the root cannot be opened (it is opened once, here). Call once, after ahl_framestore_open and
- * before any reader; ahl_framestore_cache_close frees what is not held by a reader. */
+ * the root cannot be opened (it is opened once, here; on S3 there is none). Call once, after
+ * ahl_framestore_open and before any reader; ahl_framestore_cache_close frees what is not held by a
+ * reader. */
 int ahl_framestore_cache_open(struct ahl_framestore *fs, size_t budget);
 void ahl_framestore_cache_close(struct ahl_framestore *fs);
 /* Frames and bytes in the cache now (tests, the log). */
 void ahl_framestore_cache_stats(struct ahl_framestore *fs, size_t *frames, size_t *bytes);
 
-/* A verified frame in memory: from the cache when its file has not changed since it was read, or
+/* On S3 a hit is served without looking at the object (see "Frames in an S3 bucket"), and a miss
+ * is one GetObject, refused from its Content-Length when over budget / 8.
+ *
+ * A verified frame in memory: from the cache when its file has not changed since it was read, or
  * else read whole, checked against the id (ahl_frame_id with stored_transfer_syntax), wrapped
  * with wrap (NULL: no prefix) and kept. A file has not changed while lstat gives the same device,
  * inode, size, modification and change times, so a frame file rewritten, truncated, removed or
@@ -134,9 +196,9 @@ int ahl_framestore_hold(struct ahl_framestore *fs, const char *id,
                         const struct ahl_frame_hold **out, struct ahl_err *err);
 void ahl_frame_hold_release(const struct ahl_frame_hold *h);
 
-/* The path of a frame's file (for reports). */
+/* The path of a frame's file, or on S3 "s3://bucket/key" (for reports). */
 void ahl_framestore_path(const struct ahl_framestore *fs, const char *id, char *out, size_t cap);
-/* 1 when present, 0 when absent, negative AHL_E* on error. */
+/* 1 when present, 0 when absent, negative AHL_E* on error (on S3: HeadObject). */
 int ahl_framestore_exists(struct ahl_framestore *fs, const char *id);
 /* Removes a frame (and fsyncs its directory). Deleting an absent frame is AHL_ENOTFOUND. */
 int ahl_framestore_delete(struct ahl_framestore *fs, const char *id, struct ahl_err *err);
@@ -176,7 +238,8 @@ struct ahl_framestore_sync {
     int (*syncfs_fn)(int fd); /* syncfs(2); a test may put another here */
 };
 
-/* Opens the root for syncing. 0 or AHL_EIO. */
+/* Opens the root for syncing. 0 or AHL_EIO. On S3 there is nothing to open: writes are durable
+ * when they return, with ticket 0. */
 int ahl_framestore_sync_open(const struct ahl_framestore *fs, struct ahl_framestore_sync *s,
                              struct ahl_err *err);
 /* NULL and a zeroed struct are accepted. */

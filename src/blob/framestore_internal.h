@@ -17,4 +17,32 @@ int ahl__framestore_open_regular(const struct ahl_framestore *fs, const char *id
 int ahl__frame_digest_check(const char *id, const char *ts, const uint8_t digest[AHL_SHA256_LEN],
                             uint64_t size, struct ahl_err *err);
 
+/* ---- the S3 backend (framestore_s3.c), what the front calls when fs->s3 is set ---- */
+
+void ahl__frames3_free(struct ahl__frames3 *b);
+/* The object key of a frame: <prefix><id[0..2]>/<id>. */
+void ahl__frames3_key(const struct ahl_framestore *fs, const char *id, char *out, size_t cap);
+/* PutObject of the frame. 0, AHL_ENOMEM, AHL_EIO (S3's words in err). */
+int ahl__frames3_put(struct ahl_framestore *fs, const char *id, const void *data, size_t len,
+                     struct ahl_err *err);
+/* HeadObject: 0 with *size, AHL_ENOTFOUND, AHL_EIO. */
+int ahl__frames3_exists(struct ahl_framestore *fs, const char *id, uint64_t *size,
+                        struct ahl_err *err);
+/* AHL_ENOTFOUND when absent, else DeleteObject. */
+int ahl__frames3_delete(struct ahl_framestore *fs, const char *id, struct ahl_err *err);
+/* GetObject into an unlinked temporary file of the store's temporary directory, read back from
+ * offset 0 through *fd: never whole in memory. With ts not NULL the bytes are checked against the
+ * id while they arrive (ts "" is .4.202), AHL_ECORRUPT when they are not the frame. Also
+ * AHL_ENOTFOUND, AHL_EIO, AHL_ENOSPC (the temporary directory's disk), AHL_ENOMEM. */
+int ahl__frames3_open(struct ahl_framestore *fs, const char *id, const char *ts, int *fd,
+                      uint64_t *size, struct ahl_err *err);
+/* GetObject into a new malloc'd block: room bytes, then the frame's *len bytes (the caller frees
+ * *block). An object over limit bytes is AHL_ETOOBIG before any of it is read (its
+ * Content-Length). ts and the other errors as ahl__frames3_open. */
+int ahl__frames3_read(struct ahl_framestore *fs, const char *id, const char *ts, size_t room,
+                      uint64_t limit, uint8_t **block, size_t *len, struct ahl_err *err);
+/* GetObject, hashed and dropped: ahl_framestore_check on S3. */
+int ahl__frames3_check(struct ahl_framestore *fs, const char *id, const char *ts,
+                       uint64_t expected_size, struct ahl_err *err);
+
 #endif /* AHL_BLOB_FRAMESTORE_INTERNAL_H */
