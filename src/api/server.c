@@ -1389,14 +1389,15 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
             goto fail;
         }
         ahl__stow_sweep(cfg->data_dir);
-        snprintf(root, sizeof root, "%s/frames", cfg->data_dir);
-        if ((rc = ahl_framestore_open(&srv->svc.frames, root, err)) < 0)
+        if ((rc = ahl_framestore_open_dir(&srv->svc.frames, cfg->data_dir, cfg->blob_store,
+                                          cfg->s3_endpoint, false, err)) < 0)
             goto fail;
         if (cfg->frame_cache != AHL_API_NO_FRAME_CACHE &&
             (rc = ahl_framestore_cache_open(&srv->svc.frames,
                                             cfg->frame_cache ? cfg->frame_cache
                                                              : AHL_API_DEFAULT_FRAME_CACHE)) < 0) {
-            ahl_fail(err, rc, "cannot keep frames in memory for %s: %s", root, ahl_strerror(rc));
+            ahl_fail(err, rc, "cannot keep frames in memory for %s: %s", srv->svc.frames.root,
+                     ahl_strerror(rc));
             goto fail;
         }
         ahl_import_budget_init(&srv->svc.stow_budget, 0);
@@ -1548,7 +1549,7 @@ void ahl_api_server_stop(struct ahl_api_server *srv)
         pthread_mutex_destroy(&srv->svc.stow_mu);
         ahl_import_budget_release(&srv->svc.stow_budget);
     }
-    ahl_framestore_cache_close(&srv->svc.frames);
+    ahl_framestore_close(&srv->svc.frames);
     ahl__dwcache_free(srv->svc.dw_cache);
     free(srv);
 }

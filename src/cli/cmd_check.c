@@ -6,7 +6,9 @@
  * (ahl_meta_check_with), including the frame-index row of every frame a version lists;
  *   3. through the frame verifier below, every frame a version lists: its file under
  *      DATA_DIR/frames is present, a regular file reached without following a link, of its
- *      FrameSizeInBytes, and holds the bytes its id (a content hash) names.
+ *      FrameSizeInBytes, and holds the bytes its id (a content hash) names; with --blob-store,
+ *      its object in the bucket is present, of that size, and holds those bytes (one GetObject,
+ *      hashed as it arrives).
  * Exit status 0 when everything is sound, 1 when damage was found, 2 on a usage error or when the
  * check cannot run. */
 #include "cli/cli.h"
@@ -58,23 +60,29 @@ static int verify_frame(void *ctx, const struct ahl_meta_frame_ref *ref, char *p
     if (rc == 0 || (rc != AHL_ENOTFOUND && rc != AHL_ECORRUPT))
         return rc;
     ahl_framestore_path(fs, ref->frame_id, path, sizeof path);
+    const char *what = fs->s3 ? "object" : "file";
     if (rc == AHL_ENOTFOUND)
-        snprintf(problem, cap, "its file %s is missing", path);
+        snprintf(problem, cap, "its %s %s is missing", what, path);
     else
-        snprintf(problem, cap, "%s (file %s)", err.msg, path);
+        snprintf(problem, cap, "%s (%s %s)", err.msg, what, path);
     return rc;
 }
 
 int ahl_cmd_check(int argc, char **argv)
 {
-    const char *dir = "./ahilite-data";
+    const char *dir = "./ahilite-data", *blob_store = NULL, *s3_endpoint = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--data-dir") && i + 1 < argc) {
             dir = argv[++i];
+        } else if (!strcmp(argv[i], "--blob-store") && i + 1 < argc) {
+            blob_store = argv[++i];
+        } else if (!strcmp(argv[i], "--s3-endpoint") && i + 1 < argc) {
+            s3_endpoint = argv[++i];
         } else {
             bool help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
             fprintf(help ? stdout : stderr,
-                    "usage: ahilite check [--data-dir DIR]\n"
+                    "usage: ahilite check [--data-dir DIR] [--blob-store s3://BUCKET/PREFIX\n"
+                    "                     --s3-endpoint URL]\n"
                     "  runs SQLite's integrity check, re-hashes every stored chunk, walks every\n"
                     "  version of every image set, and checks every frame a version lists: its\n"
                     "  frame-index row, and its file's size and content hash (bulk data\n"
@@ -84,7 +92,7 @@ int ahl_cmd_check(int argc, char **argv)
             return help ? 0 : 2;
         }
     }
-    char db[4096], frames_root[4200];
+    char db[4096];
     struct stat st;
     struct ahl_err err;
     snprintf(db, sizeof db, "%s/%s", dir, AHL_STORE_SQLITE_FILE);
@@ -93,8 +101,7 @@ int ahl_cmd_check(int argc, char **argv)
         return 2;
     }
     struct ahl_framestore fs;
-    snprintf(frames_root, sizeof frames_root, "%s/frames", dir);
-    if (ahl_framestore_attach(&fs, frames_root, &err) < 0) {
+    if (ahl_framestore_open_dir(&fs, dir, blob_store, s3_endpoint, true, &err) < 0) {
         fprintf(stderr, "ahilite check: %s\n", err.msg);
         return 2;
     }
@@ -108,6 +115,7 @@ int ahl_cmd_check(int argc, char **argv)
         fprintf(stderr, "ahilite check: cannot open %s: %s\n", db, ahl_strerror(rc));
         if (rc == AHL_ECORRUPT)
             printf("damage: database: %s cannot be opened: %s\n", db, ahl_strerror(rc));
+        ahl_framestore_close(&fs);
         return rc == AHL_ECORRUPT ? 1 : 2;
     }
     /* SQLite's check first: the engine's walk may stop on a damaged page it reports. */
@@ -122,6 +130,7 @@ int ahl_cmd_check(int argc, char **argv)
     }
     ahl_meta_close(m);
     ahl_store_close(s);
+    ahl_framestore_close(&fs);
     uint64_t problems = stats.problems + db_problems;
     printf("checked the database, %llu chunks, %llu versions and %llu frame%s: %llu problem%s\n",
            (unsigned long long)stats.chunks, (unsigned long long)stats.versions,

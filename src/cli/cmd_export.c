@@ -42,6 +42,9 @@ static void usage(FILE *f)
                "  --datastore-id ID     the data store (required)\n"
                "  --image-set-id ID     the image set (required)\n"
                "  --version-id N        the version (default: the latest)\n"
+               "  --blob-store s3://BUCKET/PREFIX, --s3-endpoint URL\n"
+               "                        the frames are in this bucket (as `ahilite serve` was\n"
+               "                        given them)\n"
                "  --help                this text\n\n"
                "Exit status: 0 every instance written, 1 some instance or the image set could not\n"
                "be exported, 2 usage error or no database.\n");
@@ -82,6 +85,7 @@ static int export_instance(const json_t *doc, const char *sop, const json_t *ori
 int ahl_cmd_export(int argc, char **argv)
 {
     const char *dir = "./ahilite-data", *ds = NULL, *set = NULL, *out_dir = NULL;
+    const char *blob_store = NULL, *s3_endpoint = NULL;
     uint64_t version = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -95,6 +99,10 @@ int ahl_cmd_export(int argc, char **argv)
             ds = argv[++i];
         } else if (!strcmp(a, "--image-set-id") && has_value) {
             set = argv[++i];
+        } else if (!strcmp(a, "--blob-store") && has_value) {
+            blob_store = argv[++i];
+        } else if (!strcmp(a, "--s3-endpoint") && has_value) {
+            s3_endpoint = argv[++i];
         } else if (!strcmp(a, "--version-id") && has_value) {
             char *end;
             const char *v = argv[++i];
@@ -120,7 +128,7 @@ int ahl_cmd_export(int argc, char **argv)
         return 2;
     }
 
-    char db[4096], frames_root[4200];
+    char db[4096];
     struct stat st;
     struct ahl_err err;
     struct ahl_framestore fs;
@@ -136,13 +144,13 @@ int ahl_cmd_export(int argc, char **argv)
         fprintf(stderr, "ahilite export: no database at %s\n", db);
         return 2;
     }
-    snprintf(frames_root, sizeof frames_root, "%s/frames", dir);
-    if (ahl_framestore_attach(&fs, frames_root, &err) < 0) {
+    if (ahl_framestore_open_dir(&fs, dir, blob_store, s3_endpoint, true, &err) < 0) {
         fprintf(stderr, "ahilite export: %s\n", err.msg);
         return 2;
     }
     if ((rc = ahl_store_open_sqlite(dir, 1, &s)) < 0) {
         fprintf(stderr, "ahilite export: cannot open %s: %s\n", db, ahl_strerror(rc));
+        ahl_framestore_close(&fs);
         return 2;
     }
     if ((rc = ahl_meta_open(s, NULL, &m)) < 0) {
@@ -187,5 +195,6 @@ out:
     json_decref(doc);
     ahl_meta_close(m);
     ahl_store_close(s);
+    ahl_framestore_close(&fs);
     return status;
 }

@@ -45,6 +45,11 @@ static void usage(FILE *f)
         "Directories are read recursively. Re-importing an unchanged instance changes nothing.\n\n"
         "options:\n"
         "  --data-dir DIR          the data directory (default ./ahilite-data)\n"
+        "  --blob-store s3://BUCKET/PREFIX\n"
+        "                          store frames in this bucket of --s3-endpoint, as a\n"
+        "                          server given the same options reads them\n"
+        "  --s3-endpoint URL       the S3-compatible endpoint of --blob-store (region and\n"
+        "                          keys: AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)\n"
         "  --datastore-id ID       import into this data store\n"
         "  --create-datastore NAME create a data store named NAME and import into it\n"
         "                          (without either: the only ACTIVE data store)\n"
@@ -401,6 +406,8 @@ static void summary(struct run *r, double elapsed)
 int ahl_cmd_import(int argc, char **argv)
 {
     const char *data_dir = "./ahilite-data", *ds_id = NULL, *create_name = NULL;
+    const char *blob_store = NULL, *s3_endpoint = NULL;
+    struct ahl_framestore fs;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned workers = ncpu > 0 ? (unsigned)ncpu : 2;
     uint64_t memory_budget = 0;
@@ -408,12 +415,13 @@ int ahl_cmd_import(int argc, char **argv)
     struct ahl_meta *meta = NULL;
     struct run r;
     struct ahl_err err;
-    char ds[AHL_ID_LEN + 1], frames[4200];
+    char ds[AHL_ID_LEN + 1];
     pthread_t *threads = NULL;
     int status = 1, npaths = 0;
     char **paths = calloc((size_t)argc + 1, sizeof *paths);
 
     memset(&r, 0, sizeof r);
+    memset(&fs, 0, sizeof fs);
     pthread_mutex_init(&r.mu, NULL);
     if (!paths)
         return 1;
@@ -431,6 +439,10 @@ int ahl_cmd_import(int argc, char **argv)
             dst = &ds_id;
         else if (!strcmp(a, "--create-datastore"))
             dst = &create_name;
+        else if (!strcmp(a, "--blob-store"))
+            dst = &blob_store;
+        else if (!strcmp(a, "--s3-endpoint"))
+            dst = &s3_endpoint;
         else if (!strcmp(a, "--memory-budget")) {
             char *end;
             unsigned long long mib = i + 1 < argc ? strtoull(argv[++i], &end, 10) : 0;
@@ -501,9 +513,12 @@ int ahl_cmd_import(int argc, char **argv)
     }
     if (pick_datastore(store, ds_id, create_name, ds) < 0)
         goto out;
-    snprintf(frames, sizeof frames, "%s/frames", data_dir);
+    if (ahl_framestore_open_dir(&fs, data_dir, blob_store, s3_endpoint, false, &err) < 0) {
+        fprintf(stderr, "ahilite import: %s\n", err.msg);
+        goto out;
+    }
     struct ahl_import_opts o = {
-        .frames_root = frames, .lock_dir = data_dir, .memory_budget = memory_budget};
+        .frames = &fs, .lock_dir = data_dir, .memory_budget = memory_budget};
     if (ahl_importer_open(meta, ds, &o, &r.im, &err) < 0) {
         fprintf(stderr, "ahilite import: %s\n", err.msg);
         goto out;
@@ -566,6 +581,7 @@ int ahl_cmd_import(int argc, char **argv)
 out:
     ahl_import_batch_free(r.batch);
     ahl_importer_close(r.im);
+    ahl_framestore_close(&fs);
     ahl_meta_close(meta);
     ahl_store_close(store);
     for (size_t i = 0; i < r.n; i++) {

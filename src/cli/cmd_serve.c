@@ -46,7 +46,11 @@ static void usage(FILE *f)
             "  --s3-root DIR       import jobs read s3://BUCKET/KEY from DIR/BUCKET/KEY\n"
             "                      (default: DATA_DIR/buckets, unless --s3-endpoint is given)\n"
             "  --s3-endpoint URL   import jobs read from and write to this S3-compatible\n"
-            "                      endpoint instead\n"
+            "                      endpoint instead (region and keys: AWS_REGION,\n"
+            "                      AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)\n"
+            "  --blob-store s3://BUCKET/PREFIX\n"
+            "                      keep frames in this bucket of --s3-endpoint instead of\n"
+            "                      DATA_DIR/frames (docs/frames.md#frames-on-s3)\n"
             "  --http-threads N    threads answering HTTP requests, each one request at a\n"
             "                      time (default: 4 per CPU, at least 8)\n"
             "  --workers N         import-job worker threads (default: the number of CPUs)\n"
@@ -175,7 +179,7 @@ int ahl_cmd_serve(int argc, char **argv)
 {
     const char *data_dir = "./ahilite-data", *listen_arg = "127.0.0.1:8080";
     const char *cred_file = NULL, *region = "us-east-1", *account = "123456789012";
-    const char *s3_root = NULL, *s3_endpoint = NULL;
+    const char *s3_root = NULL, *s3_endpoint = NULL, *blob_store = NULL;
     const char *oidc_jwks = NULL, *oidc_issuer = NULL, *oidc_audience = NULL;
     const char *viewer = NULL, *viewer_ds = NULL, *viewer_client = NULL;
     unsigned workers = 0, http_threads = 0, port = 0;
@@ -212,6 +216,7 @@ int ahl_cmd_serve(int argc, char **argv)
             "--account-id",
             "--s3-root",
             "--s3-endpoint",
+            "--blob-store",
             "--workers",
             "--http-threads",
             "--max-connections",
@@ -269,6 +274,8 @@ int ahl_cmd_serve(int argc, char **argv)
             s3_root = v;
         else if (!strcmp(name, "--s3-endpoint"))
             s3_endpoint = v;
+        else if (!strcmp(name, "--blob-store"))
+            blob_store = v;
         else if (!strcmp(name, "--oidc-jwks"))
             oidc_jwks = v;
         else if (!strcmp(name, "--oidc-issuer"))
@@ -399,6 +406,11 @@ int ahl_cmd_serve(int argc, char **argv)
         fprintf(stderr, "ahilite serve: give --s3-root or --s3-endpoint, not both\n");
         return 2;
     }
+    if (blob_store && !s3_endpoint) {
+        fprintf(stderr, "ahilite serve: --blob-store needs --s3-endpoint URL (the endpoint "
+                        "holding the bucket)\n");
+        return 2;
+    }
     if (mkdir(data_dir, 0700) < 0 && errno != EEXIST) {
         fprintf(stderr, "ahilite serve: cannot create %s: %s\n", data_dir, strerror(errno));
         return 1;
@@ -480,6 +492,7 @@ int ahl_cmd_serve(int argc, char **argv)
         .s3_endpoint = s3_endpoint,
         .workers = http_threads,
         .data_dir = data_dir,
+        .blob_store = blob_store,
         .credentials = &creds,
         .max_connections = max_conns,
         .max_connections_per_ip = per_ip,
@@ -505,6 +518,7 @@ int ahl_cmd_serve(int argc, char **argv)
                                      .data_dir = data_dir,
                                      .s3_root = s3_root,
                                      .s3_endpoint = s3_endpoint,
+                                     .blob_store = blob_store,
                                      .workers = workers,
                                      .poll_ms = job_poll_ms,
                                      .lease_ms = job_lease_ms,
@@ -524,6 +538,8 @@ int ahl_cmd_serve(int argc, char **argv)
     ahl_info("listening on http://%s%s%s:%u (region %s, account %s, data in %s)",
              strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
              (unsigned)ahl_api_server_port(srv), region, account, data_dir);
+    if (blob_store)
+        ahl_info("frames in %s on %s", blob_store, s3_endpoint);
     if (oidc_jwks)
         ahl_info("accepting bearer tokens on DICOMweb resources from issuer %s for audience %s",
                  oidc_issuer, oidc_audience);

@@ -62,7 +62,7 @@ struct job_run {
 struct ahl_runner {
     struct ahl_meta *meta;
     struct ahl_store *store;
-    char data_dir[1024], frames[1100], tmp[1100];
+    char data_dir[1024], tmp[1100];
     char s3_root[1024], s3_endpoint[1024];
     char node[AHL_NODE_ID_MAX + 1];  /* this process's id in the jobs' leases */
     struct ahl_framestore fs;        /* opened (and swept) once, shared by every job's importer */
@@ -704,7 +704,6 @@ int ahl_runner_start(const struct ahl_runner_config *cfg, struct ahl_runner **ou
     else
         make_node_id(r->node, sizeof r->node);
     snprintf(r->data_dir, sizeof r->data_dir, "%s", cfg->data_dir);
-    snprintf(r->frames, sizeof r->frames, "%s/frames", cfg->data_dir);
     snprintf(r->tmp, sizeof r->tmp, "%s/tmp", cfg->data_dir);
     snprintf(r->s3_root, sizeof r->s3_root, "%s", cfg->s3_root ? cfg->s3_root : "");
     snprintf(r->s3_endpoint, sizeof r->s3_endpoint, "%s", cfg->s3_endpoint ? cfg->s3_endpoint : "");
@@ -723,7 +722,8 @@ int ahl_runner_start(const struct ahl_runner_config *cfg, struct ahl_runner **ou
         ahl_runner_stop(r);
         return rc;
     }
-    int rc = ahl_framestore_open(&r->fs, r->frames, err);
+    int rc = ahl_framestore_open_dir(&r->fs, r->data_dir, cfg->blob_store, cfg->s3_endpoint,
+                                     false, err);
     if (rc < 0) {
         ahl_runner_stop(r);
         return rc;
@@ -797,6 +797,7 @@ void ahl_runner_stop(struct ahl_runner *r)
         job_free(j);
     }
     free(r->threads);
+    ahl_framestore_close(&r->fs);
     ahl_import_budget_release(&r->budget);
     pthread_cond_destroy(&r->hb_cv);
     pthread_cond_destroy(&r->cv);
