@@ -39,6 +39,8 @@ static void usage(FILE *f)
                "replaced.\n\n"
                "options:\n"
                "  --data-dir DIR        the data directory (default ./ahilite-data)\n"
+               "  --database URI        the PostgreSQL database the server keeps its metadata\n"
+               "                        in (postgresql://...; default: SQLite in DIR)\n"
                "  --datastore-id ID     the data store (required)\n"
                "  --image-set-id ID     the image set (required)\n"
                "  --version-id N        the version (default: the latest)\n"
@@ -85,7 +87,7 @@ static int export_instance(const json_t *doc, const char *sop, const json_t *ori
 int ahl_cmd_export(int argc, char **argv)
 {
     const char *dir = "./ahilite-data", *ds = NULL, *set = NULL, *out_dir = NULL;
-    const char *blob_store = NULL, *s3_endpoint = NULL;
+    const char *blob_store = NULL, *s3_endpoint = NULL, *database = NULL;
     uint64_t version = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -95,6 +97,8 @@ int ahl_cmd_export(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--data-dir") && has_value) {
             dir = argv[++i];
+        } else if (!strcmp(a, "--database") && has_value) {
+            database = argv[++i];
         } else if (!strcmp(a, "--datastore-id") && has_value) {
             ds = argv[++i];
         } else if (!strcmp(a, "--image-set-id") && has_value) {
@@ -140,7 +144,9 @@ int ahl_cmd_export(int argc, char **argv)
 
     ahl_err_clear(&err);
     snprintf(db, sizeof db, "%s/%s", dir, AHL_STORE_SQLITE_FILE);
-    if (stat(db, &st) < 0) {
+    if (database && *database) {
+        snprintf(db, sizeof db, "the PostgreSQL database");
+    } else if (stat(db, &st) < 0) {
         fprintf(stderr, "ahilite export: no database at %s\n", db);
         return 2;
     }
@@ -148,7 +154,7 @@ int ahl_cmd_export(int argc, char **argv)
         fprintf(stderr, "ahilite export: %s\n", err.msg);
         return 2;
     }
-    if ((rc = ahl_store_open_sqlite(dir, 1, &s)) < 0) {
+    if ((rc = ahl_store_open(database, dir, 1, &s)) < 0) {
         fprintf(stderr, "ahilite export: cannot open %s: %s\n", db, ahl_strerror(rc));
         ahl_framestore_close(&fs);
         return 2;

@@ -45,6 +45,8 @@ static void usage(FILE *f)
         "Directories are read recursively. Re-importing an unchanged instance changes nothing.\n\n"
         "options:\n"
         "  --data-dir DIR          the data directory (default ./ahilite-data)\n"
+        "  --database URI          the PostgreSQL database the server keeps its metadata in\n"
+        "                          (postgresql://...; default: SQLite in the data directory)\n"
         "  --blob-store s3://BUCKET/PREFIX\n"
         "                          store frames in this bucket of --s3-endpoint, as a\n"
         "                          server given the same options reads them\n"
@@ -406,7 +408,7 @@ static void summary(struct run *r, double elapsed)
 int ahl_cmd_import(int argc, char **argv)
 {
     const char *data_dir = "./ahilite-data", *ds_id = NULL, *create_name = NULL;
-    const char *blob_store = NULL, *s3_endpoint = NULL;
+    const char *blob_store = NULL, *s3_endpoint = NULL, *database = NULL;
     struct ahl_framestore fs;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned workers = ncpu > 0 ? (unsigned)ncpu : 2;
@@ -435,6 +437,8 @@ int ahl_cmd_import(int argc, char **argv)
         }
         if (!strcmp(a, "--data-dir"))
             dst = &data_dir;
+        else if (!strcmp(a, "--database"))
+            dst = &database;
         else if (!strcmp(a, "--datastore-id"))
             dst = &ds_id;
         else if (!strcmp(a, "--create-datastore"))
@@ -500,9 +504,9 @@ int ahl_cmd_import(int argc, char **argv)
         goto out;
     }
     int rc;
-    if ((rc = ahl_store_open_sqlite(data_dir, 0, &store)) < 0) {
-        fprintf(stderr, "ahilite import: cannot open the store in %s: %s\n", data_dir,
-                ahl_strerror(rc));
+    if ((rc = ahl_store_open(database, data_dir, 0, &store)) < 0) {
+        fprintf(stderr, "ahilite import: cannot open the store %s%s: %s\n",
+                database ? "on " : "in ", database ? "PostgreSQL" : data_dir, ahl_strerror(rc));
         goto out;
     }
     /* A small chunk cache: an import writes far more than it reads back. */

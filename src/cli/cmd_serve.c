@@ -33,6 +33,11 @@ static void usage(FILE *f)
             "options:\n"
             "  --data-dir DIR      where data stores, image sets and jobs are kept\n"
             "                      (default ./ahilite-data; created if missing)\n"
+            "  --database URI      keep data stores, image sets and jobs in this PostgreSQL\n"
+            "                      database (postgresql://[USER@]HOST[:PORT]/DB[?...]; a\n"
+            "                      password is best left to PGPASSWORD or ~/.pgpass) instead\n"
+            "                      of SQLite in the data directory. Several servers may share\n"
+            "                      one database (docs/deploy.md)\n"
             "  --listen HOST:PORT  address to listen on (default 127.0.0.1:8080; [::1]:8080\n"
             "                      for IPv6)\n"
             "  --credentials FILE  AWS shared-credentials file; the key pair of every profile\n"
@@ -177,7 +182,7 @@ static bool is_loopback(const char *host)
 
 int ahl_cmd_serve(int argc, char **argv)
 {
-    const char *data_dir = "./ahilite-data", *listen_arg = "127.0.0.1:8080";
+    const char *data_dir = "./ahilite-data", *listen_arg = "127.0.0.1:8080", *database = NULL;
     const char *cred_file = NULL, *region = "us-east-1", *account = "123456789012";
     const char *s3_root = NULL, *s3_endpoint = NULL, *blob_store = NULL;
     const char *oidc_jwks = NULL, *oidc_issuer = NULL, *oidc_audience = NULL;
@@ -210,6 +215,7 @@ int ahl_cmd_serve(int argc, char **argv)
         }
         static const char *const with_value[] = {
             "--data-dir",
+            "--database",
             "--listen",
             "--credentials",
             "--region",
@@ -262,6 +268,8 @@ int ahl_cmd_serve(int argc, char **argv)
         }
         if (!strcmp(name, "--data-dir"))
             data_dir = v;
+        else if (!strcmp(name, "--database"))
+            database = v;
         else if (!strcmp(name, "--listen"))
             listen_arg = v;
         else if (!strcmp(name, "--credentials"))
@@ -471,9 +479,9 @@ int ahl_cmd_serve(int argc, char **argv)
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
-    if ((rc = ahl_store_open_sqlite(data_dir, 0, &store)) < 0) {
-        fprintf(stderr, "ahilite serve: cannot open the store in %s: %s\n", data_dir,
-                ahl_strerror(rc));
+    if ((rc = ahl_store_open(database, data_dir, 0, &store)) < 0) {
+        fprintf(stderr, "ahilite serve: cannot open the store %s%s: %s\n",
+                database ? "on " : "in ", database ? "PostgreSQL" : data_dir, ahl_strerror(rc));
         goto out;
     }
     if (commit_delay_us >= 0)
