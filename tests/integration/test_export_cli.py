@@ -221,6 +221,8 @@ class ExportCli(unittest.TestCase):
         rc, _, err = run('export', '--datastore-id', 'a', '--image-set-id', 'b',
                          '--version-id', 'x', 'out')
         self.assertEqual(rc, 2)
+        if os.environ.get('AHL_TEST_DATABASE'):
+            return  # the database is PostgreSQL's, not a file the data directory may lack
         rc, _, err = run('export', '--data-dir', os.path.join(self.tmp, 'none'),
                          '--datastore-id', 'a', '--image-set-id', 'b', 'out')
         self.assertEqual(rc, 2)

@@ -22,7 +22,10 @@ if [ "${AHL_TEST_NO_BLOB_STORE:-0}" != 1 ] && [ -f "$build/s3test/endpoint" ]; t
   export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-testing} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-testing}
 fi
 export AHL_TEST_REAL_BIN=${AHL_TEST_REAL_BIN:-${AHILITE_BIN:-$build/ahilite}}
-if ! "$AHL_TEST_REAL_BIN" serve --help 2>&1 | grep -q -- '--database'; then
+# The help is read whole first: grep -q stopping early would kill serve with SIGPIPE, which
+# pipefail reports as a failed pipeline.
+help=$("$AHL_TEST_REAL_BIN" serve --help 2>&1 || true)
+if ! grep -q -- '--database' <<<"$help"; then
   echo "on_storage.sh: $AHL_TEST_REAL_BIN has no --database (built without PostgreSQL)" >&2
   exit 77
 fi
