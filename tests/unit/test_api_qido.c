@@ -2,7 +2,9 @@
  * parameter form, and each refusal with the message a user sees), and the QIDO-RS index the
  * engine keeps over a real store (SQLite, or PostgreSQL in the unit_pg_ run): rows for primary sets
  * only, updates shown at once, a PatientName edit writing no instance row and an instance edit
- * writing one, deletes, and the backfill of sets stored before the index existed. */
+ * writing one, deletes, the backfill of sets stored before the index existed, and the rows of a
+ * set written again from nothing (ahl_meta_qido_index, what `ahilite migrate` does) equal to those
+ * its commits wrote. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -470,6 +472,79 @@ static void test_engine_keeps_the_index(void **state)
     assert_int_equal(find(f, AHL_QIDO_INSTANCE, AHL_QK_SERIES_UID, SERIES).n, 0);
 }
 
+/* Every row a search at each level answers, as text. */
+struct rendered {
+    char s[16384];
+};
+
+static int render_row(void *ctx, const struct ahl_qido_row *r)
+{
+    struct rendered *out = ctx;
+    size_t n = strlen(out->s);
+    snprintf(out->s + n, sizeof out->s - n,
+             "[%s %s %s %s %lld %s %u %u | %s %s %d %lld %u | %s %s %d %u %u]", r->study.study_uid,
+             r->study.patient_name, r->study.patient_id, r->study.study_date,
+             (long long)r->study.updated_at_ms, r->modalities_in_study, r->study_series,
+             r->study_instances, r->series.series_uid, r->series.modality, r->series.series_number,
+             (long long)r->series.updated_at_ms, r->series.number_of_instances, r->instance.sop_uid,
+             r->instance.sop_class_uid, r->instance.instance_number, r->instance.rows,
+             r->instance.columns);
+    return 0;
+}
+
+static void render_all(struct fixture *f, struct rendered *out)
+{
+    struct ahl_store_tx *tx;
+    out->s[0] = '\0';
+    assert_int_equal(ahl_store_begin(f->store, false, &tx), 0);
+    for (int level = AHL_QIDO_STUDY; level <= AHL_QIDO_INSTANCE; level++) {
+        struct ahl_qido_query q = {.level = level, .limit = 1000};
+        if (level == AHL_QIDO_INSTANCE) {
+            q.nf = 1;
+            q.f[0] = (struct ahl_qido_filter){.key = AHL_QK_STUDY_UID, .value = STUDY};
+        }
+        assert_int_equal(ahl_store_qido_query(tx, DS, &q, render_row, out), 0);
+    }
+    ahl_store_rollback(tx);
+}
+
+static void test_index_from_nothing(void **state)
+{
+    struct fixture *f = *state;
+    char primary[AHL_ID_LEN + 1], other[AHL_ID_LEN + 1];
+    create_set(f, "Doe^John", true, primary);
+    create_set(f, "Other^Person", false, other);
+    update(f, primary,
+           "{\"SchemaVersion\":1.1,\"Patient\":{\"DICOM\":{\"PatientName\":"
+           "\"Roe^Jane\"}}}");
+    update(f, primary,
+           "{\"SchemaVersion\":1.1,\"Study\":{\"Series\":{\"" SERIES "\":{\"Instances\":{\"" SERIES
+           ".7\":{\"DICOM\":{\"InstanceNumber\":\"700\"}}}}}}}");
+    static struct rendered before, after;
+    render_all(f, &before);
+    assert_non_null(strstr(before.s, "Roe^Jane"));
+    assert_non_null(strstr(before.s, SERIES ".7 1.2.840.10008.5.1.4.1.1.2 700"));
+
+    /* The set's rows and its study's removed, then written from its latest version. */
+    struct ahl_store_tx *tx;
+    struct ahl_imageset_rec set;
+    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
+    assert_int_equal(ahl_store_qido_set_delete(tx, primary), 0);
+    assert_int_equal(ahl_store_qido_study_refresh(tx, DS, STUDY, false), 0);
+    assert_int_equal(ahl_store_commit(tx), 0);
+    render_all(f, &after);
+    assert_string_equal(after.s, "");
+    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
+    assert_int_equal(ahl_store_imageset_get(tx, DS, primary, &set), 0);
+    assert_int_equal(ahl_meta_qido_index(f->meta, tx, &set), 0);
+    /* A set that is not primary gets no rows. */
+    assert_int_equal(ahl_store_imageset_get(tx, DS, other, &set), 0);
+    assert_int_equal(ahl_meta_qido_index(f->meta, tx, &set), 0);
+    assert_int_equal(ahl_store_commit(tx), 0);
+    render_all(f, &after);
+    assert_string_equal(after.s, before.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_query_forms),
         cmocka_unit_test(test_query_errors),
         cmocka_unit_test_setup_teardown(test_engine_keeps_the_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_from_nothing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
