@@ -77,7 +77,6 @@ struct mig {
     struct ahl_store *src, *dst;
     struct ahl_meta *srcm, *dstm;
     struct ahl_framestore sfs, tfs;
-    bool tfs_open;
     struct ahl_framestore_sync sync;
     bool sync_open;
     uint64_t ticket; /* the last frame write to make durable */
@@ -878,18 +877,6 @@ static void usage(FILE *f)
             "or a failure, 2 usage or a store that cannot be opened.\n");
 }
 
-static int open_target_frames(struct mig *g, const char *to_data_dir, const char *blob_store,
-                              const char *s3_endpoint)
-{
-    char root[4200];
-    (void)s3_endpoint;
-    if (blob_store && *blob_store)
-        return ahl_fail(&g->err, AHL_EUNSUPPORTED,
-                        "--blob-store: this build keeps frames in files only");
-    snprintf(root, sizeof root, "%s/frames", to_data_dir);
-    return ahl_framestore_open(&g->tfs, root, &g->err);
-}
-
 int ahl_cmd_migrate(int argc, char **argv)
 {
     const char *from = NULL, *to = NULL, *to_data_dir = NULL, *blob_store = NULL,
@@ -930,6 +917,7 @@ int ahl_cmd_migrate(int argc, char **argv)
     }
 
     struct mig g;
+    char scratch[4096] = "";
     memset(&g, 0, sizeof g);
     ahl_err_clear(&g.err);
     g.t0 = ahl_mono_ns();
@@ -985,11 +973,22 @@ int ahl_cmd_migrate(int argc, char **argv)
                 ahl_strerror(rc));
         goto out;
     }
-    if ((rc = open_target_frames(&g, to_data_dir, blob_store, s3_endpoint)) < 0) {
+    /* Frames in a bucket need a directory only for temporary files: a private one when the
+     * target has no data directory. */
+    if (!to_data_dir) {
+        const char *t = getenv("TMPDIR");
+        snprintf(scratch, sizeof scratch, "%s/ahilite-migrate-XXXXXX", t && *t ? t : "/tmp");
+        if (!mkdtemp(scratch)) {
+            fprintf(stderr, "ahilite migrate: cannot make a temporary directory in %s: %s\n",
+                    t && *t ? t : "/tmp", strerror(errno));
+            goto out;
+        }
+        to_data_dir = scratch;
+    }
+    if (ahl_framestore_open_dir(&g.tfs, to_data_dir, blob_store, s3_endpoint, false, &g.err) < 0) {
         fprintf(stderr, "ahilite migrate: the target's frames: %s\n", g.err.msg);
         goto out;
     }
-    g.tfs_open = true;
     if ((rc = ahl_framestore_sync_open(&g.tfs, &g.sync, &g.err)) < 0) {
         fprintf(stderr, "ahilite migrate: the target's frames: %s\n", g.err.msg);
         goto out;
@@ -1030,6 +1029,13 @@ out:
     ahl_store_close(g.dst);
     ahl_meta_close(g.srcm);
     ahl_store_close(g.src);
+    ahl_framestore_close(&g.tfs);
+    ahl_framestore_close(&g.sfs);
+    if (*scratch) {
+        snprintf(path, sizeof path, "%s/tmp", scratch);
+        rmdir(path);
+        rmdir(scratch);
+    }
     free(g.sets);
     return status;
 }

@@ -753,7 +753,9 @@ static int open_read_only(struct ahl__sq_store *q, bool deliberate)
     if (have != want) {
         if (deliberate)
             ahl_error("the database's schema (version %d) must be upgraded to version %d before "
-                      "it can be read without writing: start and stop `ahilite serve` on it once",
+                      "it can be read without writing: run `ahilite check` on it (or start and "
+                      "stop `ahilite "
+                      "serve` on it) once",
                       have, want);
         else
             ahl_error("the disk holding the database is full, and its schema (version %d) must "

@@ -158,10 +158,8 @@ def migrate_args(source, target_dir):
     args = [ahltest.real_binary(), 'migrate', '--from', source]
     if ahltest.on_postgres():
         args += ['--to', ahltest.database_for(target_dir), '--to-data-dir', target_dir]
-        args += ahltest.blob_store_for(target_dir)
-    else:
-        args += ['--to', target_dir]
-    return args
+        return args + ahltest.blob_store_for(target_dir)
+    return args + ['--to', target_dir] + ahltest.blob_store_args()
 
 
 def tree_digest(directory):
@@ -345,8 +343,8 @@ class Migrate(unittest.TestCase):
                                     '/studies'][1])
         self.assertGreaterEqual(len(studies), 2)
         # The target is sound, and the source was not written.
-        p = subprocess.run([ahltest.server_binary(), 'check', '--data-dir', dst.data_dir],
-                           capture_output=True, text=True, timeout=300)
+        p = subprocess.run([ahltest.server_binary(), 'check', '--data-dir', dst.data_dir] +
+                           ahltest.blob_store_args(), capture_output=True, text=True, timeout=300)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertEqual(tree_digest(src.data_dir), source_files)
         # Run again on a complete target: nothing is copied, everything verified.
