@@ -320,8 +320,12 @@ static int copy_datastore(void *ctx, const struct ahl_datastore_rec *d)
     w->ds[w->nds++] = *d;
     if (!w->dtx)
         return 0;
-    int rc = ahl_store_datastore_put(w->dtx, d, true);
-    return rc == AHL_ECONFLICT ? ahl_store_datastore_put(w->dtx, d, false) : rc;
+    /* Looked up first: on PostgreSQL a failed insert would abort the whole transaction. */
+    struct ahl_datastore_rec have;
+    int rc = ahl_store_datastore_get(w->dtx, d->id, &have);
+    if (rc < 0 && rc != AHL_ENOTFOUND)
+        return rc;
+    return ahl_store_datastore_put(w->dtx, d, rc == AHL_ENOTFOUND);
 }
 
 static int copy_tag(void *ctx, const char *arn, const char *key, const char *value)
@@ -339,8 +343,11 @@ static int copy_job(void *ctx, const struct ahl_job_rec *j)
     w->n->jobs++;
     if (!w->dtx)
         return 0;
-    int rc = ahl_store_job_put(w->dtx, j, true);
-    return rc == AHL_ECONFLICT ? ahl_store_job_put(w->dtx, j, false) : rc;
+    struct ahl_job_rec have;
+    int rc = ahl_store_job_get(w->dtx, j->datastore_id, j->id, &have);
+    if (rc < 0 && rc != AHL_ENOTFOUND)
+        return rc;
+    return ahl_store_job_put(w->dtx, j, rc == AHL_ENOTFOUND);
 }
 
 /* Walks the data stores, tags and jobs of s, counting them into n and, with dst, upserting them
@@ -656,9 +663,12 @@ static int copy_set(struct mig *g, const char *id)
     if ((rc = ahl_store_imageset_put(tx, &r.set, rc == AHL_ENOTFOUND)) < 0)
         goto out;
     for (size_t i = r.nver; i-- > 0;) {
-        rc = ahl_store_version_put(tx, &r.ver[i]);
-        if (rc == AHL_ECONFLICT)
-            rc = ahl_store_version_update(tx, &r.ver[i]);
+        struct ahl_version_rec v;
+        rc = ahl_store_version_get(tx, id, r.ver[i].version, &v);
+        if (rc == 0)
+            rc = version_equal(&v, &r.ver[i]) ? 0 : ahl_store_version_update(tx, &r.ver[i]);
+        else if (rc == AHL_ENOTFOUND)
+            rc = ahl_store_version_put(tx, &r.ver[i]);
         if (rc < 0)
             goto out;
     }
@@ -984,6 +994,9 @@ int ahl_cmd_migrate(int argc, char **argv)
             goto out;
         }
         to_data_dir = scratch;
+    } else if (mkdir(to_data_dir, 0700) < 0 && errno != EEXIST) {
+        fprintf(stderr, "ahilite migrate: cannot create %s: %s\n", to_data_dir, strerror(errno));
+        goto out;
     }
     if (ahl_framestore_open_dir(&g.tfs, to_data_dir, blob_store, s3_endpoint, false, &g.err) < 0) {
         fprintf(stderr, "ahilite migrate: the target's frames: %s\n", g.err.msg);
