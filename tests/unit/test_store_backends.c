@@ -296,10 +296,13 @@ struct qset {
     int nseries;
 };
 
+/* The first store written: 0 for both, 1 for PostgreSQL alone (the plans' larger data). */
+static int k0;
+
 static void put_all(struct both *b, struct ahl_store_tx *tx[2], int which,
                     const void *rec) /* which: 0 set, 1 series, 2 instance */
 {
-    for (int k = 0; k < 2; k++) {
+    for (int k = k0; k < 2; k++) {
         int rc = which == 0   ? ahl_store_qido_set_put(tx[k], rec)
                  : which == 1 ? ahl_store_qido_series_put(tx[k], rec)
                               : ahl_store_qido_instance_put(tx[k], rec);
@@ -310,7 +313,7 @@ static void put_all(struct both *b, struct ahl_store_tx *tx[2], int which,
 
 static void refresh_all(struct ahl_store_tx *tx[2], const char *ds, const char *study, bool attrs)
 {
-    for (int k = 0; k < 2; k++)
+    for (int k = k0; k < 2; k++)
         assert_int_equal(ahl_store_qido_study_refresh(tx[k], ds, study, attrs), 0);
 }
 
@@ -378,21 +381,22 @@ static unsigned compare_qido(struct both *b, const struct ahl_qido_query *q, con
 
 /* Fills the stores: sets of studies (some studies with two sets), their series and instances,
  * then edits as the engine makes them: names (attributes only), series removed, sets removed. */
-static void fill_qido(struct both *b)
+static void fill_qido(struct both *b, int nsets)
 {
-    enum { NSETS = 90 };
-    static struct qset sets[NSETS];
+    struct qset *sets = calloc((size_t)nsets, sizeof *sets);
+    assert_non_null(sets);
     struct ahl_store_tx *tx[2];
-    for (int k = 0; k < 2; k++)
+    for (int k = k0; k < 2; k++)
         assert_int_equal(ahl_store_begin(b->s[k], true, &tx[k]), 0);
-    for (int n = 0; n < NSETS; n++) {
+    for (int n = 0; n < nsets; n++) {
         struct ahl_qido_set *s = &sets[n].set;
         memset(s, 0, sizeof *s);
         snprintf(s->imageset_id, sizeof s->imageset_id, "%032x", (unsigned)(n * 40503u % 65521));
         snprintf(s->datastore_id, sizeof s->datastore_id, "%s", n % 7 == 6 ? DS2 : DS);
         s->root[0] = (uint8_t)n;
-        s->updated_at_ms = 10000 + rnd(25) * 100;                      /* ties between studies */
-        snprintf(s->study_uid, sizeof s->study_uid, "1.3.%d", n % 60); /* 30 with two sets */
+        s->updated_at_ms = 10000 + rnd(25) * 100; /* ties between studies */
+        snprintf(s->study_uid, sizeof s->study_uid, "1.3.%d",
+                 n % (nsets * 2 / 3)); /* 30 with two sets */
         snprintf(s->patient_name, sizeof s->patient_name, "%s", PICK(pnames));
         snprintf(s->patient_id, sizeof s->patient_id, "%s", PICK(pids));
         snprintf(s->patient_birth_date, sizeof s->patient_birth_date, "%s", PICK(qdates));
@@ -430,43 +434,40 @@ static void fill_qido(struct both *b)
         refresh_all(tx, s->datastore_id, s->study_uid, false);
     }
     /* A name edit of a third of the sets: the set row, its series' time, the study's attributes. */
-    for (int n = 0; n < NSETS; n += 3) {
+    for (int n = 0; n < nsets; n += 3) {
         struct ahl_qido_set *s = &sets[n].set;
         snprintf(s->patient_name, sizeof s->patient_name, "%s", PICK(pnames));
         s->updated_at_ms += 50 + rnd(3) * 100;
         put_all(b, tx, 0, s);
-        for (int k = 0; k < 2; k++)
+        for (int k = k0; k < 2; k++)
             assert_int_equal(ahl_store_qido_series_touch(tx[k], s->imageset_id, s->updated_at_ms),
                              0);
         refresh_all(tx, s->datastore_id, s->study_uid, true);
     }
     /* A series removed from some sets, and some sets removed. */
-    for (int n = 1; n < NSETS; n += 5) {
+    for (int n = 1; n < nsets; n += 5) {
         struct ahl_qido_set *s = &sets[n].set;
         char series[AHL_QIDO_UID_LEN];
         snprintf(series, sizeof series, "%s.%s.0", s->study_uid, s->imageset_id + 24);
-        for (int k = 0; k < 2; k++) {
+        for (int k = k0; k < 2; k++) {
             assert_int_equal(ahl_store_qido_series_delete(tx[k], s->imageset_id, series), 0);
             if (n % 2)
                 assert_int_equal(ahl_store_qido_set_delete(tx[k], s->imageset_id), 0);
         }
         refresh_all(tx, s->datastore_id, s->study_uid, false);
     }
-    for (int k = 0; k < 2; k++)
+    for (int k = k0; k < 2; k++)
         assert_int_equal(ahl_store_commit(tx[k]), 0);
+    free(sets);
 }
 
-static void test_qido(void **state)
-{
-    (void)state;
-    struct both b;
-    both_open(&b);
-    fill_qido(&b);
+static const char *const uid_list[] = {"1.3.4", "1.3.7", "1.3.7", "nope", "\xff", "1.3.11"};
+static const char *const mod_list[] = {"MR", "SR", "\xc3("};
 
-    static const char *const uid_list[] = {"1.3.4", "1.3.7", "1.3.7", "nope", "\xff", "1.3.11"};
-    static const char *const mod_list[] = {"MR", "SR", "\xc3("};
-    struct ahl_qido_filter f[80];
-    unsigned nf = 0, levels[80];
+/* Filters of every key and match, with the levels taking each (bit 1 << level). */
+static unsigned qido_filters(struct ahl_qido_filter *f, unsigned *levels)
+{
+    unsigned nf = 0;
 #define F(lv, ...) (levels[nf] = (lv), f[nf++] = (struct ahl_qido_filter){__VA_ARGS__})
     const unsigned S = 1u << AHL_QIDO_STUDY, E = 1u << AHL_QIDO_SERIES, I = 1u << AHL_QIDO_INSTANCE;
     F(S | E | I, .key = AHL_QK_STUDY_UID, .match = AHL_QM_SINGLE, .value = "1.3.7");
@@ -511,6 +512,18 @@ static void test_qido(void **state)
     F(I, .key = AHL_QK_INSTANCE_NUMBER, .match = AHL_QM_SINGLE, .value = "1");
     F(I, .key = AHL_QK_WARNING_REASON, .match = AHL_QM_SINGLE, .value = "45057");
 #undef F
+    return nf;
+}
+
+static void test_qido(void **state)
+{
+    (void)state;
+    struct both b;
+    both_open(&b);
+    fill_qido(&b, 90);
+
+    struct ahl_qido_filter f[80];
+    unsigned levels[80], nf = qido_filters(f, levels);
     unsigned shapes = 0, rows = 0;
     for (int level = AHL_QIDO_STUDY; level <= AHL_QIDO_INSTANCE; level++)
         for (int fuzzy = 0; fuzzy < 2; fuzzy++)
@@ -582,6 +595,76 @@ static void test_qido(void **state)
     both_close(&b);
 }
 
+/* Whether a PostgreSQL plan reads only indexes: no sequential scan, and every index condition
+ * names the data store or, for instance rows, their series row (or it reads nothing at all). */
+static bool plan_indexed(const char *plan)
+{
+    int conds = 0;
+    if (strstr(plan, "Seq Scan"))
+        return false;
+    if (strstr(plan, "One-Time Filter: false")) /* a value no row holds: nothing is read */
+        return true;
+    for (const char *l = plan; (l = strstr(l, "Index Cond: ")); l++) {
+        const char *end = strchr(l, '\n');
+        size_t n = end ? (size_t)(end - l) : strlen(l);
+        char line[1024];
+        snprintf(line, sizeof line, "%.*s", (int)n, l);
+        if (!strstr(line, "datastore_id = ") && !strstr(line, "series_id = "))
+            return false;
+        conds++;
+    }
+    return conds > 0;
+}
+
+static int plan_line(void *ctx, const char *line)
+{
+    struct answer *a = ctx;
+    answer_add(a, "%s\n", line);
+    return 0;
+}
+
+/* Every QIDO-RS query shape on a few thousand analysed sets is answered from indexes. */
+static void test_qido_plans(void **state)
+{
+    (void)state;
+    struct both b;
+    both_open(&b);
+    k0 = 1;
+    fill_qido(&b, 1500);
+    k0 = 0;
+    assert_int_equal(ahl_test_pg_exec(b.dir[1], "ANALYZE", NULL, 0), 0);
+    struct ahl_qido_filter f[80];
+    unsigned levels[80], nf = qido_filters(f, levels), shapes = 0;
+    struct ahl_store_tx *tx;
+    struct answer plan = {0};
+    assert_int_equal(ahl_store_begin(b.s[1], false, &tx), 0);
+    for (int level = AHL_QIDO_STUDY; level <= AHL_QIDO_INSTANCE; level++)
+        for (int fuzzy = 0; fuzzy < 2; fuzzy++)
+            for (unsigned i = 0; i <= nf; i++) {
+                if (i < nf && !(levels[i] & (1u << level)))
+                    continue;
+                for (unsigned j = i; j <= nf; j += (i == nf ? 1 : 7)) {
+                    if (j < nf && j != i && !(levels[j] & (1u << level)))
+                        continue;
+                    struct ahl_qido_query q = {.level = level, .fuzzy = fuzzy, .limit = 100};
+                    if (i < nf)
+                        q.f[q.nf++] = f[i];
+                    if (j < nf && j != i)
+                        q.f[q.nf++] = f[j];
+                    answer_reset(&plan);
+                    assert_int_equal(ahl_store_qido_plan(tx, DS, &q, plan_line, &plan), 0);
+                    if (!plan_indexed(plan.text))
+                        fail_msg("level %d fuzzy %d filters %u %u: not from indexes:\n%s", level,
+                                 fuzzy, i, j, plan.text);
+                    shapes++;
+                }
+            }
+    ahl_store_rollback(tx);
+    free(plan.text);
+    print_message("%u QIDO-RS plans from indexes\n", shapes);
+    both_close(&b);
+}
+
 int main(void)
 {
     if (!ahl_test_store_is_pg()) {
@@ -591,6 +674,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_search),
         cmocka_unit_test(test_qido),
+        cmocka_unit_test(test_qido_plans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
