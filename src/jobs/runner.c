@@ -148,8 +148,7 @@ static int job_renew(struct ahl_runner *r, struct job_run *j)
             ahl_warn("import job %s: this node (%s) lost its lease (%s); it stops the job here",
                      j->rec.id, r->node, rc == AHL_ECONFLICT ? "another node took the job over"
                                                             : ahl_strerror(rc));
-        j->lost = true;
-        j->next = j->n; /* no more objects */
+        j->lost = true; /* its workers take no more objects */
         rc = AHL_ECONFLICT;
     } else {
         ahl_warn("import job %s: cannot renew its lease: %s; trying again", j->rec.id,
@@ -577,7 +576,7 @@ static void *worker(void *arg)
         }
         /* A job whose objects are all done (or that was lost): this worker finishes it. */
         struct job_run *j = r->running;
-        while (j && (j->listing || j->next < j->n || j->helpers))
+        while (j && (j->listing || j->helpers || (!j->lost && j->next < j->n)))
             j = j->next_run;
         if (j) {
             unlink_job(r, j);
@@ -591,8 +590,8 @@ static void *worker(void *arg)
          * renew first, and finds out whether the job is still this node's. */
         uint64_t now = ahl_mono_ns();
         j = r->running;
-        while (j && (j->listing || j->next >= j->n || j->held_until_ns <= now)) {
-            if (!j->listing && j->next < j->n && j->renew_at_ns > now) {
+        while (j && (j->listing || j->lost || j->next >= j->n || j->held_until_ns <= now)) {
+            if (!j->listing && !j->lost && j->next < j->n && j->renew_at_ns > now) {
                 j->renew_at_ns = now;
                 pthread_cond_broadcast(&r->hb_cv);
             }
