@@ -29,8 +29,10 @@ import ahltest  # noqa: E402
 
 PG = os.path.join(ahltest.SRC, 'tests', 'pg')
 # serve's options for a short import-job lease, so that a dead node's job is taken over within
-# seconds (docs/commands.md#ahilite-serve).
-JOB_ARGS = os.environ.get('AHL_MULTINODE_JOB_ARGS', '').split()
+# seconds, and enough attempts for a job whose nodes are killed again and again
+# (docs/commands.md#ahilite-serve, docs/import.md#several-nodes).
+JOB_ARGS = os.environ.get('AHL_MULTINODE_JOB_ARGS', '--job-lease-ms 3000 --job-poll-ms 250 '
+                          '--job-max-attempts 50').split()
 
 
 class Cluster:
