@@ -89,10 +89,28 @@ def skip_on_postgres(reason):
 STORAGE_COMMANDS = ('serve', 'import', 'check', 'export')
 
 
+# A data directory names its schema in this file once it exists, so that a copy of the directory
+# (a test's stand-in for the disk after a crash) goes on with the same store.
+STORE_MARK = 'ahl-test-store'
+
+
 def _schema_of(data_dir):
     import hashlib
+    mark = os.path.join(data_dir, STORE_MARK)
+    try:
+        with open(mark) as f:
+            return f.read().strip()
+    except OSError:
+        pass
     path = os.path.realpath(os.path.abspath(data_dir))
-    return 't_' + hashlib.sha1(path.encode()).hexdigest()[:24]
+    name = 't_' + hashlib.sha1(path.encode()).hexdigest()[:24]
+    if os.path.isdir(data_dir):
+        try:
+            with open(mark, 'w') as f:
+                f.write(name + '\n')
+        except OSError:
+            pass
+    return name
 
 
 def _url_with(url, param):
