@@ -361,14 +361,29 @@ static int pg_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
     tx->owner = p;
     if (write)
         pthread_mutex_lock(&p->write_lock);
-    if ((rc = pool_take(p, &tx->conn)) < 0)
-        goto fail;
-    rc = exec(tx->conn->c, write ? p->lock_sql : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    if (rc < 0) {
-        if (PQtransactionStatus(tx->conn->c) != PQTRANS_IDLE)
-            PQclear(PQexec(tx->conn->c, "ROLLBACK"));
+    /* An idle connection whose server went away (a restart, a terminated backend) is found out
+     * only by using it: such a one is dropped and the transaction begun on another, as nothing
+     * was done yet. Every pooled connection may have gone, and one more is opened fresh. */
+    for (unsigned attempt = 0;; attempt++) {
+        if ((rc = pool_take(p, &tx->conn)) < 0)
+            goto fail;
+        PGconn *c = tx->conn->c;
+        PGresult *r =
+            PQexec(c, write ? p->lock_sql : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        rc = ahl__pg_result_rc(r);
+        if (rc == 0) {
+            PQclear(r);
+            break;
+        }
+        bool lost = PQstatus(c) == CONNECTION_BAD;
+        if (!lost || attempt >= p->max_conns)
+            log_failure(c, r, "BEGIN");
+        PQclear(r);
+        if (!lost && PQtransactionStatus(c) != PQTRANS_IDLE)
+            PQclear(PQexec(c, "ROLLBACK"));
         pool_give(p, tx->conn);
-        goto fail;
+        if (!lost || attempt >= p->max_conns)
+            goto fail;
     }
     *out = &tx->base;
     return 0;

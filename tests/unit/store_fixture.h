@@ -57,6 +57,30 @@ static __attribute__((unused)) int ahl_test_pg_schema(const char *db, const char
     return rc;
 }
 
+/* The URI of schema on database db: its tables first in the search path, and the schema's name
+ * as the connections' application_name (a test can find its store's connections by it). */
+static __attribute__((unused)) void ahl_test_store_uri(const char *db, const char *schema,
+                                                       char *out, size_t cap)
+{
+    snprintf(out, cap, "%s%soptions=-csearch_path%%3D%s&application_name=%s", db,
+             strchr(db, '?') ? "&" : "?", schema, schema);
+}
+
+/* The schema of dir's store ("" when it has none yet). */
+static __attribute__((unused)) void ahl_test_store_schema(const char *dir, char *out, size_t cap)
+{
+    char mark[512];
+    snprintf(mark, sizeof mark, "%s/pgschema", dir);
+    out[0] = '\0';
+    FILE *f = fopen(mark, "r");
+    if (f) {
+        if (!fgets(out, (int)cap, f))
+            out[0] = '\0';
+        out[strcspn(out, "\n")] = '\0';
+        fclose(f);
+    }
+}
+
 /* Opens the test store of dir (made if missing). max_conns as ahl_store_open_sqlite's
  * max_readers; on PostgreSQL the pool holds one more, the writer's. */
 static __attribute__((unused)) int ahl_test_store_open(const char *dir, unsigned max_conns,
@@ -69,26 +93,20 @@ static __attribute__((unused)) int ahl_test_store_open(const char *dir, unsigned
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         return AHL_EIO;
     snprintf(mark, sizeof mark, "%s/pgschema", dir);
-    FILE *f = fopen(mark, "r");
-    if (f) {
-        if (!fgets(schema, sizeof schema, f))
-            schema[0] = '\0';
-        schema[strcspn(schema, "\n")] = '\0';
-        fclose(f);
-    }
+    ahl_test_store_schema(dir, schema, sizeof schema);
     if (!schema[0]) {
         static unsigned seq;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         snprintf(schema, sizeof schema, "t%ld_%ld_%u", (long)getpid(), (long)ts.tv_nsec,
                  __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED));
+        FILE *f;
         if (ahl_test_pg_schema(db, schema) < 0 || !(f = fopen(mark, "w")))
             return AHL_EIO;
         fprintf(f, "%s\n", schema);
         fclose(f);
     }
-    snprintf(uri, sizeof uri, "%s%soptions=-csearch_path%%3D%s", db, strchr(db, '?') ? "&" : "?",
-             schema);
+    ahl_test_store_uri(db, schema, uri, sizeof uri);
     return ahl_store_open_postgres(uri, max_conns ? max_conns + 1 : 0, out);
 }
 

@@ -1,0 +1,375 @@
+/* The PostgreSQL backend's own promises, beside the storage interface's semantics that every
+ * store test checks on it: opening dispatches on the database string and never logs a
+ * password; the SQLite-only calls refuse it; write transactions of two stores on one schema (two
+ * nodes) run one at a time; a read transaction keeps its snapshot while another node commits; a
+ * duplicate insert fails alone, the transaction goes on (as on SQLite); the pool bounds
+ * connections and a thread waits for one; connections the server dropped are replaced; several
+ * nodes may create the schema at once; a schema newer than the program is refused.
+ * Cases that need a server run when AHL_TEST_DATABASE names one (unit_pg_test_store_pg). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#define AHL_FIXTURE_STORE_ONLY 1
+#include "meta_fixture.h"
+
+static void need_pg(void)
+{
+    if (!ahl_test_store_is_pg()) {
+        print_message("needs PostgreSQL (AHL_TEST_DATABASE)\n");
+        skip();
+    }
+}
+
+static void make_ds(struct ahl_datastore_rec *d, unsigned n)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->id, sizeof d->id, "%032x", n);
+    snprintf(d->name, sizeof d->name, "ds%u", n);
+    snprintf(d->status, sizeof d->status, "ACTIVE");
+}
+
+static int put_ds(struct ahl_store *s, unsigned n)
+{
+    struct ahl_store_tx *tx;
+    struct ahl_datastore_rec d;
+    make_ds(&d, n);
+    int rc = ahl_store_begin(s, true, &tx);
+    if (rc == 0 && (rc = ahl_store_datastore_put(tx, &d, true)) == 0)
+        return ahl_store_commit(tx);
+    ahl_store_rollback(tx);
+    return rc;
+}
+
+static int get_ds(struct ahl_store_tx *tx, unsigned n)
+{
+    char id[AHL_ID_LEN + 1];
+    struct ahl_datastore_rec d;
+    snprintf(id, sizeof id, "%032x", n);
+    return ahl_store_datastore_get(tx, id, &d);
+}
+
+static void sleep_ms(long ms)
+{
+    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000}, NULL);
+}
+
+/* ---- opening ---- */
+
+static void test_open_dispatch(void **state)
+{
+    (void)state;
+    struct ahl_store *s = NULL;
+    assert_true(ahl_store_is_postgres("postgresql://h/db"));
+    assert_true(ahl_store_is_postgres("postgres:///db?host=/tmp"));
+    assert_false(ahl_store_is_postgres("mysql://h/db"));
+    assert_false(ahl_store_is_postgres("/var/lib/ahilite"));
+    assert_false(ahl_store_is_postgres(NULL));
+    assert_int_equal(ahl_store_open("mysql://u:sekrit@h/db", "/nonexistent", 0, &s), AHL_EINVAL);
+    assert_null(s);
+
+    /* A server that cannot be reached: AHL_EIO, and the message names where, not the password. */
+    char log[] = "/tmp/ahl-test-pglog-XXXXXX";
+    int fd = mkstemp(log), saved = dup(2);
+    assert_true(fd >= 0 && saved >= 0);
+    dup2(fd, 2);
+    int rc = ahl_store_open("postgresql://ahl:sekrit@/db?host=/nonexistent-ahl-socket", NULL, 0,
+                            &s);
+    dup2(saved, 2);
+    close(saved);
+    char text[4096];
+    ssize_t n = pread(fd, text, sizeof text - 1, 0);
+    close(fd);
+    unlink(log);
+    assert_int_equal(rc, AHL_EIO);
+    assert_true(n > 0);
+    text[n] = '\0';
+    print_message("logged: %s", text);
+    assert_non_null(strstr(text, "cannot connect to PostgreSQL"));
+    assert_non_null(strstr(text, "/nonexistent-ahl-socket"));
+    assert_null(strstr(text, "sekrit"));
+}
+
+static void test_sqlite_calls_refused(void **state)
+{
+    (void)state;
+    need_pg();
+    struct fx *f = fx_new(NULL);
+    assert_non_null(f);
+    struct ahl_store_sqlite_stats st;
+    unsigned problems = 7;
+    assert_int_equal(ahl_store_sqlite_stats(f->store, &st), AHL_EINVAL);
+    assert_int_equal(ahl_store_sqlite_set_commit_batch_max(f->store, 4), AHL_EINVAL);
+    assert_int_equal(ahl_store_sqlite_set_commit_delay_us(f->store, 10), AHL_EINVAL);
+    assert_int_equal(ahl_store_sqlite_integrity_check(f->store, true, NULL, NULL, &problems),
+                     AHL_EINVAL);
+    assert_int_equal(problems, 0);
+    fx_free(f);
+}
+
+/* ---- transactions across nodes ---- */
+
+struct writer {
+    struct ahl_store *s;
+    atomic_bool began;
+    int saw; /* the first node's row, as this writer found it */
+    int rc;
+};
+
+static void *second_writer(void *arg)
+{
+    struct writer *w = arg;
+    struct ahl_store_tx *tx;
+    w->rc = ahl_store_begin(w->s, true, &tx);
+    atomic_store(&w->began, true);
+    if (w->rc < 0)
+        return NULL;
+    w->saw = get_ds(tx, 1);
+    w->rc = ahl_store_commit(tx);
+    return NULL;
+}
+
+static void test_writers_exclusive_across_nodes(void **state)
+{
+    (void)state;
+    need_pg();
+    struct fx *f = fx_new(NULL);
+    assert_non_null(f);
+    struct writer w = {.saw = 1};
+    assert_int_equal(ahl_test_store_open(f->dir, 4, &w.s), 0); /* a second node, same schema */
+    struct ahl_store_tx *tx;
+    struct ahl_datastore_rec d;
+    make_ds(&d, 1);
+    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
+    assert_int_equal(ahl_store_datastore_put(tx, &d, true), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, second_writer, &w), 0);
+    sleep_ms(300);
+    assert_false(atomic_load(&w.began)); /* waits for the first node's transaction */
+    assert_int_equal(ahl_store_commit(tx), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(w.rc, 0);
+    assert_int_equal(w.saw, 0); /* and then sees its row */
+    ahl_store_close(w.s);
+    fx_free(f);
+}
+
+static void test_read_keeps_its_snapshot(void **state)
+{
+    (void)state;
+    need_pg();
+    struct fx *f = fx_new(NULL);
+    assert_non_null(f);
+    struct ahl_store *other;
+    assert_int_equal(ahl_test_store_open(f->dir, 4, &other), 0);
+    struct ahl_store_tx *rd;
+    assert_int_equal(ahl_store_begin(f->store, false, &rd), 0);
+    assert_int_equal(get_ds(rd, 2), AHL_ENOTFOUND);
+    assert_int_equal(put_ds(other, 2), 0);
+    assert_int_equal(get_ds(rd, 2), AHL_ENOTFOUND); /* the snapshot it began with */
+    struct ahl_datastore_rec d;
+    make_ds(&d, 3);
+    assert_int_equal(ahl_store_datastore_put(rd, &d, true), AHL_EIO); /* read only */
+    ahl_store_rollback(rd);
+    assert_int_equal(ahl_store_begin(f->store, false, &rd), 0);
+    assert_int_equal(get_ds(rd, 2), 0);
+    assert_int_equal(ahl_store_commit(rd), 0);
+    ahl_store_close(other);
+    fx_free(f);
+}
+
+/* On either backend: a duplicate id fails that call only. */
+static void test_duplicate_fails_alone(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(NULL);
+    assert_non_null(f);
+    struct ahl_store_tx *tx;
+    struct ahl_datastore_rec d;
+    struct ahl_imageset_rec set;
+    struct ahl_version_rec v;
+    make_ds(&d, 4);
+    memset(&set, 0, sizeof set);
+    snprintf(set.id, sizeof set.id, "%032x", 40u);
+    memcpy(set.datastore_id, d.id, sizeof set.datastore_id);
+    snprintf(set.state, sizeof set.state, "ACTIVE");
+    set.latest_version = 1;
+    memset(&v, 0, sizeof v);
+    memcpy(v.imageset_id, set.id, sizeof v.imageset_id);
+    v.version = 1;
+    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
+    assert_int_equal(ahl_store_datastore_put(tx, &d, true), 0);
+    assert_int_equal(ahl_store_datastore_put(tx, &d, true), AHL_ECONFLICT);
+    assert_int_equal(ahl_store_imageset_put(tx, &set, true), 0);
+    assert_int_equal(ahl_store_imageset_put(tx, &set, true), AHL_ECONFLICT);
+    assert_int_equal(ahl_store_version_put(tx, &v), 0);
+    assert_int_equal(ahl_store_version_put(tx, &v), AHL_ECONFLICT);
+    assert_int_equal(ahl_store_imageset_advance(tx, &set, 7), AHL_ECONFLICT);
+    set.latest_version = 2;
+    assert_int_equal(ahl_store_imageset_advance(tx, &set, 1), 0);
+    assert_int_equal(ahl_store_commit(tx), 0);
+    assert_int_equal(ahl_store_begin(f->store, false, &tx), 0);
+    struct ahl_imageset_rec got;
+    assert_int_equal(ahl_store_imageset_get(tx, d.id, set.id, &got), 0);
+    assert_int_equal(got.latest_version, 2);
+    assert_int_equal(ahl_store_version_get(tx, set.id, 1, &v), 0);
+    assert_int_equal(ahl_store_commit(tx), 0);
+    fx_free(f);
+}
+
+/* ---- the pool ---- */
+
+struct reader {
+    struct ahl_store *s;
+    atomic_bool began;
+    int rc;
+};
+
+static void *third_reader(void *arg)
+{
+    struct reader *r = arg;
+    struct ahl_store_tx *tx;
+    r->rc = ahl_store_begin(r->s, false, &tx);
+    atomic_store(&r->began, true);
+    if (r->rc == 0)
+        r->rc = ahl_store_commit(tx);
+    return NULL;
+}
+
+static void test_pool_bound(void **state)
+{
+    (void)state;
+    need_pg();
+    struct fx *f = fx_new(NULL);
+    assert_non_null(f);
+    struct reader r = {0};
+    assert_int_equal(ahl_test_store_open(f->dir, 1, &r.s), 0); /* two connections */
+    struct ahl_store_tx *a, *b;
+    assert_int_equal(ahl_store_begin(r.s, false, &a), 0);
+    assert_int_equal(ahl_store_begin(r.s, false, &b), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, third_reader, &r), 0);
+    sleep_ms(200);
+    assert_false(atomic_load(&r.began));
+    assert_int_equal(ahl_store_commit(a), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(r.rc, 0);
+    ahl_store_rollback(b);
+    /* Only two connections were ever opened. */
+    char n[32];
+    char sql[256];
+    char schema[64];
+    ahl_test_store_schema(f->dir, schema, sizeof schema);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'", schema);
+    ahl_store_close(f->store);
+    f->store = NULL;
+    assert_int_equal(ahl_test_pg_exec(f->dir, sql, n, sizeof n), 0);
+    assert_string_equal(n, "2");
+    ahl_store_close(r.s);
+    fx_free(f);
+}
+
+static void test_dropped_connections_replaced(void **state)
+{
+    (void)state;
+    need_pg();
+    struct fx *f = fx_new(NULL);
+    assert_non_null(f);
+    assert_int_equal(put_ds(f->store, 5), 0);
+    /* The server drops every connection of the store (as a restart would). */
+    char sql[256], schema[64], n[32];
+    ahl_test_store_schema(f->dir, schema, sizeof schema);
+    snprintf(sql, sizeof sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+             " WHERE application_name = '%s' AND pid <> pg_backend_pid()",
+             schema);
+    assert_int_equal(ahl_test_pg_exec(f->dir, sql, n, sizeof n), 0);
+    assert_string_not_equal(n, "0");
+    sleep_ms(100);
+    struct ahl_store_tx *tx;
+    assert_int_equal(ahl_store_begin(f->store, false, &tx), 0);
+    assert_int_equal(get_ds(tx, 5), 0);
+    assert_int_equal(ahl_store_commit(tx), 0);
+    assert_int_equal(put_ds(f->store, 6), 0);
+    fx_free(f);
+}
+
+/* ---- the schema ---- */
+
+struct opener {
+    const char *dir;
+    struct ahl_store *s;
+    int rc;
+};
+
+static void *open_store(void *arg)
+{
+    struct opener *o = arg;
+    o->rc = ahl_test_store_open(o->dir, 2, &o->s);
+    return NULL;
+}
+
+static void test_schema_made_once(void **state)
+{
+    (void)state;
+    need_pg();
+    char dir[] = "/tmp/ahl-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    /* Make the schema (empty), then let four nodes create its tables at once. */
+    struct ahl_store *s;
+    assert_int_equal(ahl_test_store_open(dir, 1, &s), 0);
+    ahl_store_close(s);
+    assert_int_equal(ahl_test_pg_exec(dir, "DROP TABLE datastore, imageset, version, chunk,"
+                                           " tag, frame, frame_backfill, ahl_schema CASCADE",
+                                      NULL, 0),
+                     0);
+    struct opener o[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        o[i] = (struct opener){.dir = dir};
+        assert_int_equal(pthread_create(&th[i], NULL, open_store, &o[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(o[i].rc, 0);
+    }
+    assert_int_equal(put_ds(o[0].s, 8), 0);
+    struct ahl_store_tx *tx;
+    assert_int_equal(ahl_store_begin(o[3].s, false, &tx), 0);
+    assert_int_equal(get_ds(tx, 8), 0);
+    ahl_store_rollback(tx);
+    for (int i = 0; i < 4; i++)
+        ahl_store_close(o[i].s);
+    char n[16];
+    assert_int_equal(ahl_test_pg_exec(dir, "SELECT count(*) FROM ahl_schema", n, sizeof n), 0);
+    assert_string_equal(n, "1");
+
+    /* A schema a newer program wrote is refused. */
+    assert_int_equal(ahl_test_pg_exec(dir, "UPDATE ahl_schema SET version = version + 1", NULL, 0),
+                     0);
+    assert_int_equal(ahl_test_store_open(dir, 1, &s), AHL_EUNSUPPORTED);
+    fx_rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_dispatch),
+        cmocka_unit_test(test_sqlite_calls_refused),
+        cmocka_unit_test(test_writers_exclusive_across_nodes),
+        cmocka_unit_test(test_read_keeps_its_snapshot),
+        cmocka_unit_test(test_duplicate_fails_alone),
+        cmocka_unit_test(test_pool_bound),
+        cmocka_unit_test(test_dropped_connections_replaced),
+        cmocka_unit_test(test_schema_made_once),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
