@@ -323,7 +323,8 @@ static void make_series(const struct ahl_qido_set *s, int j, int64_t t, struct a
     memcpy(e->imageset_id, s->imageset_id, sizeof e->imageset_id);
     memcpy(e->datastore_id, s->datastore_id, sizeof e->datastore_id);
     memcpy(e->study_uid, s->study_uid, sizeof e->study_uid);
-    snprintf(e->series_uid, sizeof e->series_uid, "%s.%s.%d", s->study_uid, s->imageset_id + 24, j);
+    snprintf(e->series_uid, sizeof e->series_uid, "%.40s.%.8s.%d", s->study_uid,
+             s->imageset_id + 24, j);
     e->updated_at_ms = t;
     snprintf(e->modality, sizeof e->modality, "%s", PICK(mods));
     e->has_series_number = rnd(5) != 0;
@@ -448,7 +449,7 @@ static void fill_qido(struct both *b, int nsets)
     for (int n = 1; n < nsets; n += 5) {
         struct ahl_qido_set *s = &sets[n].set;
         char series[AHL_QIDO_UID_LEN];
-        snprintf(series, sizeof series, "%s.%s.0", s->study_uid, s->imageset_id + 24);
+        snprintf(series, sizeof series, "%.40s.%.8s.0", s->study_uid, s->imageset_id + 24);
         for (int k = k0; k < 2; k++) {
             assert_int_equal(ahl_store_qido_series_delete(tx[k], s->imageset_id, series), 0);
             if (n % 2)
