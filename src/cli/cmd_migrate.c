@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -94,6 +95,9 @@ struct mig {
         sets_skipped;
     struct counts src_n, dst_n;
     uint64_t src_problems, dst_problems, differences;
+    unsigned threads;   /* frames copied or verified at once */
+    bool fresh;         /* the target held no data store when this run began */
+    pthread_mutex_t mu; /* the counters above and err, while frame workers run */
 };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -412,6 +416,7 @@ static int target_fits(struct mig *g)
         if ((rc = ahl_store_datastore_list(dtx, NULL, after, 100, copy_datastore, &w)) < 0)
             goto out;
     } while (w.seen == 100);
+    g->fresh = w.nds == 0;
     for (size_t i = 0; i < w.nds; i++) {
         struct ahl_datastore_rec d;
         if ((rc = ahl_store_datastore_get(stx, w.ds[i].id, &d)) == AHL_ENOTFOUND) {
@@ -459,23 +464,42 @@ static int frame_damage(const struct ahl_framestore *fs, const char *id, int rc,
     return rc;
 }
 
-/* The check's frame verifier on the source: copies each distinct frame the source lists and the
- * target lacks, read whole and checked against its id first. */
-static int copy_frame(void *ctx, const struct ahl_meta_frame_ref *ref, char *problem, size_t cap)
+/* A failure that stops the work (not damage): recorded once, for the final message. */
+static int hard_fail(struct mig *g, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int hard_fail(struct mig *g, int rc, const char *fmt, ...)
 {
-    struct mig *g = ctx;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&g->mu);
+    if (!g->err.code)
+        ahl_fail(&g->err, rc, "%s", msg);
+    pthread_mutex_unlock(&g->mu);
+    return rc;
+}
+
+/* Copies one frame the source lists, unless the target holds it already: read whole and checked
+ * against its id first. Damage is AHL_ENOTFOUND or AHL_ECORRUPT with problem filled. */
+static int copy_one(struct mig *g, const struct ahl_meta_frame_ref *ref, char *problem, size_t cap)
+{
     uint8_t *data = NULL;
     size_t len = 0;
     uint64_t ticket = 0;
     struct ahl_err err;
-    int rc = ahl_framestore_exists(&g->tfs, ref->frame_id);
+    /* Into a store that held nothing when this run began no earlier run copied anything: each
+     * frame is written without asking first (on S3 a question costs about what the write does). */
+    int rc = g->fresh ? 0 : ahl_framestore_exists(&g->tfs, ref->frame_id);
     if (rc == AHL_EINVAL) {
         snprintf(problem, cap, "its ID is not a frame id the frame store can hold");
         return AHL_ECORRUPT;
     }
     if (rc < 0)
-        return ahl_fail(&g->err, rc, "frame %s: cannot look for it on the target: %s",
-                        ref->frame_id, ahl_strerror(rc));
+        return hard_fail(g, rc, "frame %s: cannot look for it on the target: %s", ref->frame_id,
+                         ahl_strerror(rc));
     if (rc == 1) {
         /* Copied by an earlier run: only its size is wanted, for the count. */
         int fd;
@@ -484,12 +508,14 @@ static int copy_frame(void *ctx, const struct ahl_meta_frame_ref *ref, char *pro
         if ((rc = ahl_framestore_open_frame(&g->sfs, ref->frame_id, &fd, &size, &err)) < 0) {
             if (rc == AHL_ENOTFOUND || rc == AHL_ECORRUPT)
                 return frame_damage(&g->sfs, ref->frame_id, rc, &err, problem, cap);
-            return ahl_fail(&g->err, rc, "%s", err.msg);
+            return hard_fail(g, rc, "%s", err.msg);
         }
         close(fd);
+        pthread_mutex_lock(&g->mu);
         g->frames_present++;
         g->src_n.frame_bytes += size;
         frames_progress(g, false);
+        pthread_mutex_unlock(&g->mu);
         return 0;
     }
     ahl_err_clear(&err);
@@ -498,7 +524,7 @@ static int copy_frame(void *ctx, const struct ahl_meta_frame_ref *ref, char *pro
     if (rc == AHL_ENOTFOUND || rc == AHL_ECORRUPT)
         return frame_damage(&g->sfs, ref->frame_id, rc, &err, problem, cap);
     if (rc < 0)
-        return ahl_fail(&g->err, rc, "%s", err.msg);
+        return hard_fail(g, rc, "%s", err.msg);
     if (ref->size != UINT64_MAX && ref->size != len) {
         free(data);
         snprintf(problem, cap, "its FrameSizeInBytes is %" PRIu64 ", the stored frame has %zu",
@@ -509,24 +535,219 @@ static int copy_frame(void *ctx, const struct ahl_meta_frame_ref *ref, char *pro
     rc = ahl_framestore_write(&g->tfs, &g->sync, ref->frame_id, data, len, &ticket, &err);
     free(data);
     if (rc < 0)
-        return ahl_fail(&g->err, rc, "writing frame %s to the target: %s", ref->frame_id, err.msg);
+        return hard_fail(g, rc, "writing frame %s to the target: %s", ref->frame_id, err.msg);
+    pthread_mutex_lock(&g->mu);
     if (ticket > g->ticket)
         g->ticket = ticket;
     g->frames_copied++;
     g->frame_bytes_copied += len;
     g->src_n.frame_bytes += len;
     frames_progress(g, false);
+    pthread_mutex_unlock(&g->mu);
     return 0;
+}
+
+/* Reads one frame of the target whole, checked against its id, and counts its bytes. */
+static int verify_one(struct mig *g, const struct ahl_meta_frame_ref *ref, char *problem,
+                      size_t cap)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    struct ahl_err err;
+    ahl_err_clear(&err);
+    int rc = ahl_framestore_read_verified(&g->tfs, ref->frame_id, ref->stored_transfer_syntax,
+                                          &data, &len, &err);
+    if (rc == AHL_EINVAL) {
+        snprintf(problem, cap, "its ID is not a frame id the frame store can hold");
+        return AHL_ECORRUPT;
+    }
+    if (rc == AHL_ENOTFOUND || rc == AHL_ECORRUPT)
+        return frame_damage(&g->tfs, ref->frame_id, rc, &err, problem, cap);
+    if (rc < 0)
+        return hard_fail(g, rc, "%s", err.msg);
+    free(data);
+    if (ref->size != UINT64_MAX && ref->size != len) {
+        snprintf(problem, cap, "its FrameSizeInBytes is %" PRIu64 ", the stored frame has %zu",
+                 ref->size, len);
+        return AHL_ECORRUPT;
+    }
+    pthread_mutex_lock(&g->mu);
+    g->dst_n.frame_bytes += len;
+    pthread_mutex_unlock(&g->mu);
+    return 0;
+}
+
+/* ---- frames copied and verified by several threads ----
+ *
+ * The check walks the versions in one thread and hands each distinct frame to its verifier; here
+ * the verifier only queues the frame, and g->threads workers copy (or verify) the queued frames
+ * at once, since against S3 each frame costs a round trip or two. A damaged frame a worker finds
+ * is reported as the check reports damage, and counted; a failure stops the queue, and the
+ * verifier then fails the check with it. */
+
+#define QUEUE_CAP 64
+#define MAX_THREADS 64
+
+struct frame_job {
+    char imageset_id[AHL_ID_LEN + 1];
+    uint64_t version;
+    char where[512];
+    char frame_id[AHL_ID_LEN + 1];
+    char ts[65];
+    uint64_t size;
+};
+
+struct pool {
+    struct mig *g;
+    int (*work)(struct mig *g, const struct ahl_meta_frame_ref *ref, char *problem, size_t cap);
+    const char *side; /* "source" or "target", for damage lines */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_item, cv_space, cv_done;
+    struct frame_job q[QUEUE_CAP];
+    size_t head, n;
+    unsigned busy;
+    bool closing;
+    int rc;       /* the first failure */
+    uint64_t bad; /* damaged frames found */
+    pthread_t th[MAX_THREADS];
+    unsigned nth;
+};
+
+static void *pool_worker(void *arg)
+{
+    struct pool *p = arg;
+    char problem[900];
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->n && !p->closing)
+            pthread_cond_wait(&p->cv_item, &p->mu);
+        if (!p->n)
+            break;
+        struct frame_job j = p->q[p->head];
+        p->head = (p->head + 1) % QUEUE_CAP;
+        p->n--;
+        p->busy++;
+        pthread_cond_signal(&p->cv_space);
+        pthread_mutex_unlock(&p->mu);
+        struct ahl_meta_frame_ref ref = {.imageset_id = j.imageset_id,
+                                         .version = j.version,
+                                         .where = j.where,
+                                         .frame_id = j.frame_id,
+                                         .stored_transfer_syntax = j.ts,
+                                         .size = j.size};
+        problem[0] = '\0';
+        int rc = p->work(p->g, &ref, problem, sizeof problem);
+        pthread_mutex_lock(&p->mu);
+        p->busy--;
+        if (rc == AHL_ENOTFOUND || rc == AHL_ECORRUPT) {
+            printf("%s damage: image set %s version %" PRIu64 ": %s frame %s: %s\n", p->side,
+                   j.imageset_id, j.version, j.where, j.frame_id, problem);
+            p->bad++;
+        } else if (rc < 0 && !p->rc) {
+            p->rc = rc;
+        }
+        if (!p->n && !p->busy)
+            pthread_cond_broadcast(&p->cv_done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* The check's frame verifier: queues the frame for the workers. */
+static int pool_queue(void *ctx, const struct ahl_meta_frame_ref *ref, char *problem, size_t cap)
+{
+    struct pool *p = ctx;
+    (void)problem;
+    (void)cap;
+    pthread_mutex_lock(&p->mu);
+    while (p->n == QUEUE_CAP && !p->rc)
+        pthread_cond_wait(&p->cv_space, &p->mu);
+    int rc = p->rc;
+    if (!rc) {
+        struct frame_job *j = &p->q[(p->head + p->n) % QUEUE_CAP];
+        snprintf(j->imageset_id, sizeof j->imageset_id, "%s", ref->imageset_id);
+        j->version = ref->version;
+        snprintf(j->where, sizeof j->where, "%s", ref->where);
+        snprintf(j->frame_id, sizeof j->frame_id, "%s", ref->frame_id);
+        snprintf(j->ts, sizeof j->ts, "%s", ref->stored_transfer_syntax);
+        j->size = ref->size;
+        p->n++;
+        pthread_cond_signal(&p->cv_item);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+static int pool_start(struct pool *p, struct mig *g,
+                      int (*work)(struct mig *, const struct ahl_meta_frame_ref *, char *, size_t),
+                      const char *side)
+{
+    memset(p, 0, sizeof *p);
+    p->g = g;
+    p->work = work;
+    p->side = side;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv_item, NULL);
+    pthread_cond_init(&p->cv_space, NULL);
+    pthread_cond_init(&p->cv_done, NULL);
+    for (; p->nth < g->threads; p->nth++)
+        if (pthread_create(&p->th[p->nth], NULL, pool_worker, p) != 0)
+            break;
+    return p->nth ? 0 : AHL_ENOMEM;
+}
+
+/* Waits until every queued frame is done, stops the workers, and returns the first failure. */
+static int pool_finish(struct pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    while (p->n || p->busy)
+        pthread_cond_wait(&p->cv_done, &p->mu);
+    p->closing = true;
+    pthread_cond_broadcast(&p->cv_item);
+    pthread_mutex_unlock(&p->mu);
+    for (unsigned i = 0; i < p->nth; i++)
+        pthread_join(p->th[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv_item);
+    pthread_cond_destroy(&p->cv_space);
+    pthread_cond_destroy(&p->cv_done);
+    return p->rc;
+}
+
+/* Runs the check of m with its frames handed to work by the pool's threads. */
+static int check_with_pool(struct mig *g, struct ahl_meta *m,
+                           int (*work)(struct mig *, const struct ahl_meta_frame_ref *, char *,
+                                       size_t),
+                           const char *side, ahl_meta_report_cb report,
+                           struct ahl_meta_check_stats *st, uint64_t *bad)
+{
+    struct pool p;
+    int rc = pool_start(&p, g, work, side);
+    if (rc < 0)
+        return rc;
+    struct ahl_meta_check_opts opts = {.verify_frame = pool_queue, .verify_ctx = &p};
+    rc = ahl_meta_check_with(m, &opts, report, NULL, st);
+    /* A worker's failure stops the check through the verifier: its code is the one to report. */
+    int prc = pool_finish(&p);
+    *bad = p.bad;
+    if (prc < 0)
+        return prc;
+    /* Frames found damaged by a worker were counted sound when queued. */
+    st->frames -= p.bad < st->frames ? p.bad : st->frames;
+    st->problems += p.bad;
+    return rc == 0 && p.bad ? AHL_ECORRUPT : rc;
 }
 
 static int copy_frames(struct mig *g)
 {
     struct ahl_meta_check_stats st;
-    struct ahl_meta_check_opts opts = {.verify_frame = copy_frame, .verify_ctx = g};
+    uint64_t bad = 0;
     memset(&st, 0, sizeof st);
     g->step_t0 = ahl_mono_ns();
-    say("copying frames (the source's check walks every version of every image set)");
-    int rc = ahl_meta_check_with(g->srcm, &opts, source_problem, NULL, &st);
+    say("copying frames (the source's check walks every version of every image set; %u "
+        "thread%s copy)",
+        g->threads, g->threads == 1 ? "" : "s");
+    int rc = check_with_pool(g, g->srcm, copy_one, "source", source_problem, &st, &bad);
     frames_progress(g, true);
     g->src_problems = st.problems;
     g->src_n.chunks = st.chunks;
@@ -715,35 +936,6 @@ static int copy_sets(struct mig *g)
 /* ---- verifying ---------------------------------------------------------------------------------
  */
 
-/* The target's frame verifier: reads each frame whole, checked against its id, and counts it. */
-static int verify_target_frame(void *ctx, const struct ahl_meta_frame_ref *ref, char *problem,
-                               size_t cap)
-{
-    struct mig *g = ctx;
-    uint8_t *data = NULL;
-    size_t len = 0;
-    struct ahl_err err;
-    ahl_err_clear(&err);
-    int rc = ahl_framestore_read_verified(&g->tfs, ref->frame_id, ref->stored_transfer_syntax,
-                                          &data, &len, &err);
-    if (rc == AHL_EINVAL) {
-        snprintf(problem, cap, "its ID is not a frame id the frame store can hold");
-        return AHL_ECORRUPT;
-    }
-    if (rc == AHL_ENOTFOUND || rc == AHL_ECORRUPT)
-        return frame_damage(&g->tfs, ref->frame_id, rc, &err, problem, cap);
-    if (rc < 0)
-        return ahl_fail(&g->err, rc, "%s", err.msg);
-    free(data);
-    if (ref->size != UINT64_MAX && ref->size != len) {
-        snprintf(problem, cap, "its FrameSizeInBytes is %" PRIu64 ", the stored frame has %zu",
-                 ref->size, len);
-        return AHL_ECORRUPT;
-    }
-    g->dst_n.frame_bytes += len;
-    return 0;
-}
-
 static int print_db_problem(void *ctx, const char *text)
 {
     struct mig *g = ctx;
@@ -811,13 +1003,13 @@ static int verify(struct mig *g)
     }
     say("verifying: checking the target as `ahilite check` does (every chunk, version, frame)");
     struct ahl_meta_check_stats st;
-    struct ahl_meta_check_opts opts = {.verify_frame = verify_target_frame, .verify_ctx = g};
+    uint64_t bad = 0;
     memset(&st, 0, sizeof st);
     unsigned db_problems = 0;
     rc = ahl_store_sqlite_integrity_check(g->dst, false, print_db_problem, g, &db_problems);
     if (rc < 0 && rc != AHL_ECORRUPT && rc != AHL_EINVAL)
         return rc;
-    rc = ahl_meta_check_with(g->dstm, &opts, target_problem, NULL, &st);
+    rc = check_with_pool(g, g->dstm, verify_one, "target", target_problem, &st, &bad);
     if (rc < 0 && rc != AHL_ECORRUPT)
         return rc;
     g->dst_problems += st.problems;
@@ -881,16 +1073,19 @@ static void usage(FILE *f)
             "                      directory; required with a PostgreSQL TARGET and no\n"
             "                      --blob-store)\n"
             "  --blob-store URI    put the frames in this S3 bucket (s3://BUCKET/PREFIX)\n"
-            "  --s3-endpoint URL   the S3-compatible endpoint of --blob-store\n\n"
+            "  --s3-endpoint URL   the S3-compatible endpoint of --blob-store\n"
+            "  --threads N         frames copied, and verified, at once (default 8, at most\n"
+            "                      %d)\n\n"
             "Progress goes to stderr; the counts of both sides and any difference or damage\n"
             "to stdout. Exit status: 0 the copy is complete and sound, 1 a difference, damage\n"
-            "or a failure, 2 usage or a store that cannot be opened.\n");
+            "or a failure, 2 usage or a store that cannot be opened.\n",
+            MAX_THREADS);
 }
 
 int ahl_cmd_migrate(int argc, char **argv)
 {
     const char *from = NULL, *to = NULL, *to_data_dir = NULL, *blob_store = NULL,
-               *s3_endpoint = NULL;
+               *s3_endpoint = NULL, *threads = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **opt = !strcmp(a, "--from")          ? &from
@@ -898,6 +1093,7 @@ int ahl_cmd_migrate(int argc, char **argv)
                            : !strcmp(a, "--to-data-dir") ? &to_data_dir
                            : !strcmp(a, "--blob-store")  ? &blob_store
                            : !strcmp(a, "--s3-endpoint") ? &s3_endpoint
+                           : !strcmp(a, "--threads")     ? &threads
                                                          : NULL;
         if (opt && i + 1 < argc) {
             *opt = argv[++i];
@@ -929,6 +1125,17 @@ int ahl_cmd_migrate(int argc, char **argv)
     struct mig g;
     char scratch[4096] = "";
     memset(&g, 0, sizeof g);
+    g.threads = 8;
+    if (threads) {
+        char *end;
+        unsigned long n = strtoul(threads, &end, 10);
+        if (*end || !*threads || n < 1 || n > MAX_THREADS) {
+            fprintf(stderr, "ahilite migrate: --threads takes 1..%d\n", MAX_THREADS);
+            return 2;
+        }
+        g.threads = (unsigned)n;
+    }
+    pthread_mutex_init(&g.mu, NULL);
     ahl_err_clear(&g.err);
     g.t0 = ahl_mono_ns();
     int status = 2, rc;
@@ -1050,5 +1257,6 @@ out:
         rmdir(scratch);
     }
     free(g.sets);
+    pthread_mutex_destroy(&g.mu);
     return status;
 }

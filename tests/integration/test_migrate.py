@@ -356,6 +356,30 @@ class Migrate(unittest.TestCase):
         dst.cleanup()
         src.cleanup()
 
+    def test_damaged_source_frame(self):
+        """A source frame whose bytes are not the ones its id names is reported, not copied, and
+        the run exits 1, the target's check naming the frame as missing."""
+        src = os.path.join(self.tmp, 'src')
+        files = [os.path.join(self.dicom, f) for f in ('f000.dcm', 'f001.dcm')]
+        p = subprocess.run([ahltest.real_binary(), 'import', '--data-dir', src,
+                            '--create-datastore', 'small'] + files,
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        frames = sorted(os.path.join(d, f) for d, _, fs in os.walk(os.path.join(src, 'frames'))
+                        for f in fs)
+        self.assertEqual(len(frames), 2)
+        with open(frames[0], 'ab') as f:
+            f.write(b'xx')
+        bad = os.path.basename(frames[0])
+        with embedded():
+            code, out, err = self.run_migrate(src, os.path.join(self.tmp, 'dst'))
+        self.assertEqual(code, 1, out + err)
+        self.assertRegex(out, r'source damage: image set [0-9a-f]{32} version 1: .*ImageFrames\[0\] '
+                              r'frame %s: stored frame %s is damaged' % (bad, bad))
+        self.assertRegex(out, r'target damage: .* frame %s: .* is missing' % bad)
+        self.assertRegex(out, r'frames +1 +1\n')
+        self.assertIn('0 differences, 1 problem on the target, 1 on the source', out)
+
 
 if __name__ == '__main__':
     unittest.main()
