@@ -847,9 +847,8 @@ static void add_filter(const struct ahl_qido_query *q, const struct ahl_qido_fil
     SERIES_SEL ", i.sop_uid, i.sop_class, i.instance_number, i.rows_, i.columns_, i.frames," \
                " i.warning"
 
-/* Writes q's SQL and parameters ($1 is the data store). The orders are sqlite_qido.c's; series
- * whose update time and UID tie (one series in two primary sets) come newest row first, as
- * SQLite's scan of its order index gives them. */
+/* Writes q's SQL and parameters ($1 is the data store). The orders are sqlite_qido.c's (series
+ * whose update time and UID tie, one series in two primary sets, newest row first). */
 static int query_sql(const char *ds, const struct ahl_qido_query *q, struct sql *s)
 {
     int rc;

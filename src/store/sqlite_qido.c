@@ -818,7 +818,7 @@ static int query_sql(const struct ahl_qido_query *q, struct sql *s, struct binds
         add(s, dkey == AHL_QK_MODALITIES ? " ORDER BY m.updated_at DESC, m.study_uid DESC"
                                          : " ORDER BY s.updated_at DESC, s.study_uid DESC");
     else if (q->level == AHL_QIDO_SERIES)
-        add(s, " ORDER BY e.updated_at DESC, e.series_uid DESC");
+        add(s, " ORDER BY e.updated_at DESC, e.series_uid DESC, e.id DESC");
     else
         add(s, " ORDER BY e.series_uid, e.id, i.instance_number, i.sop_uid");
     add(s, " LIMIT ? OFFSET ?");

@@ -344,8 +344,8 @@ struct ahl_qido_filter {
 #define AHL_QIDO_MAX_OFFSET 9000
 
 /* Order: studies by newest update first (then StudyInstanceUID descending); series likewise
- * (then SeriesInstanceUID descending); instances by SeriesInstanceUID, then InstanceNumber (absent
- * first), then SOPInstanceUID. */
+ * (then SeriesInstanceUID descending, then the newest row first); instances by SeriesInstanceUID,
+ * then InstanceNumber (absent first), then SOPInstanceUID. */
 struct ahl_qido_query {
     int level; /* enum ahl_qido_level */
     struct ahl_qido_filter f[AHL_QIDO_MAX_FILTERS];

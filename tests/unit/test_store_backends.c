@@ -434,6 +434,26 @@ static void fill_qido(struct both *b, int nsets)
         }
         refresh_all(tx, s->datastore_id, s->study_uid, false);
     }
+    /* One series in two primary sets of a study, updated at the same time: the series rows tie
+     * on the whole order but for their row. */
+    for (int n = 0; n < 3; n++) {
+        struct ahl_qido_set s = sets[0].set;
+        struct ahl_qido_series e;
+        snprintf(s.imageset_id, sizeof s.imageset_id, "%032x", 0xabc0u + (unsigned)n);
+        snprintf(s.datastore_id, sizeof s.datastore_id, "%s", DS);
+        snprintf(s.study_uid, sizeof s.study_uid, "1.3.999");
+        s.updated_at_ms = 10150;
+        put_all(b, tx, 0, &s);
+        make_series(&s, 0, s.updated_at_ms, &e);
+        snprintf(e.series_uid, sizeof e.series_uid, "1.3.999.1");
+        put_all(b, tx, 1, &e);
+        struct ahl_qido_instance in = {0};
+        memcpy(in.imageset_id, e.imageset_id, sizeof in.imageset_id);
+        memcpy(in.series_uid, e.series_uid, sizeof in.series_uid);
+        snprintf(in.sop_uid, sizeof in.sop_uid, "1.3.999.1.1");
+        put_all(b, tx, 2, &in);
+        refresh_all(tx, s.datastore_id, s.study_uid, false);
+    }
     /* A name edit of a third of the sets: the set row, its series' time, the study's attributes. */
     for (int n = 0; n < nsets; n += 3) {
         struct ahl_qido_set *s = &sets[n].set;
@@ -472,6 +492,8 @@ static unsigned qido_filters(struct ahl_qido_filter *f, unsigned *levels)
 #define F(lv, ...) (levels[nf] = (lv), f[nf++] = (struct ahl_qido_filter){__VA_ARGS__})
     const unsigned S = 1u << AHL_QIDO_STUDY, E = 1u << AHL_QIDO_SERIES, I = 1u << AHL_QIDO_INSTANCE;
     F(S | E | I, .key = AHL_QK_STUDY_UID, .match = AHL_QM_SINGLE, .value = "1.3.7");
+    F(S | E | I, .key = AHL_QK_STUDY_UID, .match = AHL_QM_SINGLE, .value = "1.3.999");
+    F(E | I, .key = AHL_QK_SERIES_UID, .match = AHL_QM_SINGLE, .value = "1.3.999.1");
     F(S | E | I, .key = AHL_QK_STUDY_UID, .match = AHL_QM_LIST, .list = uid_list, .nlist = 6);
     static const char *const pn_values[] = {
         "doe^john",    "DOE*",  "*doe*",   "d?e^j*",   "j*",      "*",           "müller*",
