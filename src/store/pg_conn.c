@@ -21,6 +21,21 @@
  * live in), so that stores in different schemas of one database (the tests' stores) do not
  * exclude one another.
  *
+ * Group commit: as on SQLite (sqlite_conn.c), write transactions of this node's threads that
+ * queue behind one another share one PostgreSQL transaction, and so one COMMIT: with writers
+ * serialised, every COMMIT's WAL flush would otherwise bound the node's writes to one per flush.
+ * The first write transaction of a batch begins it (BEGIN and the advisory lock); each later one
+ * is a SAVEPOINT in it. When one ends, its own part ends first: commit RELEASEs its savepoint,
+ * rollback goes back to it (the first one, rolling back, rolls the whole transaction back: it
+ * holds nothing else). Then, if another thread waits to begin a write transaction (and fewer than
+ * PG_BATCH_MAX have ended in the batch), the transaction is handed on with the write mutex, and
+ * a committed member sleeps until the batch's COMMIT; otherwise this thread COMMITs and wakes
+ * every member with the result. So write transactions still run one at a time, each seeing the
+ * earlier ones' writes; ahl_store_commit() returns 0 only after the COMMIT that made its writes
+ * durable, and a failed COMMIT fails every member; a lone writer commits at once. Other
+ * connections and nodes see a batch's writes after its COMMIT; the advisory lock is held from
+ * the batch's first BEGIN to its COMMIT.
+ *
  * Durability: COMMIT returns once the server made the transaction durable (synchronous_commit
  * as the server is configured, on by default). A COMMIT of a transaction the server had aborted
  * answers ROLLBACK, which is reported as AHL_EIO.
@@ -38,6 +53,9 @@
 
 /* Statements built at run time kept prepared per connection (search and QIDO query shapes). */
 #define RT_CACHE 64
+/* Group commit bound: a batch is committed once this many write transactions ended in it, even
+ * with writers waiting (as AHL_STORE_SQLITE_COMMIT_BATCH_MAX bounds SQLite's). */
+#define PG_BATCH_MAX 64
 /* Named statements a connection can remember (every part's together). */
 #define PREP_SLOTS 512
 /* The first key of the writers' advisory lock. */
@@ -65,17 +83,42 @@ struct pg_store {
     char where[256];  /* host and database, for messages (never the password) */
     char lock_sql[96]; /* BEGIN and the writers' advisory lock */
     pthread_mutex_t write_lock; /* held for the whole of a write transaction of this node */
+    /* group commit; batch_lock guards these (taken after write_lock, never before) */
+    pthread_mutex_t batch_lock;
+    pthread_cond_t batch_cond;   /* members' done flags */
+    unsigned write_waiting;      /* threads in pg_begin(write) not yet holding write_lock */
+    bool batch_open;             /* batch_conn is inside the writers' transaction */
+    struct pg_conn *batch_conn;  /* out of the pool while the batch is open */
+    unsigned batch_txs;          /* write transactions ended in the open batch */
+    struct pg_waiter *members;   /* committed members waiting for the batch's COMMIT */
     pthread_mutex_t pool_lock;
     pthread_cond_t pool_cond;
     struct pg_conn *idle;
     unsigned conns, max_conns;
 };
 
+/* How a write transaction's own writes are undone (see "Group commit" above). */
+enum pg_undo {
+    UNDO_ALL,       /* it began the PostgreSQL transaction: ROLLBACK (nothing else is in it yet) */
+    UNDO_SAVEPOINT, /* a later member: ROLLBACK TO its savepoint */
+    UNDO_NOTHING,   /* its savepoint could not be made: it wrote nothing */
+};
+
 struct pg_tx {
     struct ahl_store_tx base;
     struct pg_store *owner;
     struct pg_conn *conn;
+    enum pg_undo undo; /* write transactions */
 };
+
+/* A committed member of a batch waiting for the batch's COMMIT (on its thread's stack). */
+struct pg_waiter {
+    struct pg_waiter *next;
+    int rc;
+    bool done;
+};
+
+static int write_end(struct pg_tx *tx, bool commit);
 
 /* ---- results and parameters ---------------------------------------------------------------- */
 
@@ -349,6 +392,55 @@ static void pool_give(struct pg_store *p, struct pg_conn *pc)
     pthread_mutex_unlock(&p->pool_lock);
 }
 
+#define READ_BEGIN "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+/* Takes a connection and runs sql, which begins a transaction, on it. An idle connection whose
+ * server went away (a restart, a terminated backend) is found out only by using it: such a one
+ * is dropped and the transaction begun on another, as nothing was done yet. Every pooled
+ * connection may have gone, and one more is opened fresh. */
+static int pool_begin(struct pg_store *p, const char *sql, struct pg_conn **out)
+{
+    for (unsigned attempt = 0;; attempt++) {
+        struct pg_conn *pc;
+        int rc = pool_take(p, &pc);
+        if (rc < 0)
+            return rc;
+        PGresult *r = PQexec(pc->c, sql);
+        if ((rc = ahl__pg_result_rc(r)) == 0) {
+            PQclear(r);
+            *out = pc;
+            return 0;
+        }
+        bool lost = PQstatus(pc->c) == CONNECTION_BAD;
+        if (!lost || attempt >= p->max_conns)
+            log_failure(pc->c, r, "BEGIN");
+        PQclear(r);
+        if (!lost && PQtransactionStatus(pc->c) != PQTRANS_IDLE)
+            PQclear(PQexec(pc->c, "ROLLBACK"));
+        pool_give(p, pc);
+        if (!lost || attempt >= p->max_conns)
+            return rc == AHL_ECONFLICT ? AHL_EIO : rc;
+    }
+}
+
+/* COMMIT on c: 0, or AHL_EIO (logged), also when the server had aborted the transaction (a
+ * statement of it failed) and answered ROLLBACK. */
+static int commit_sql(PGconn *c)
+{
+    PGresult *r = PQexec(c, "COMMIT");
+    int rc = ahl__pg_result_rc(r);
+    if (rc == 0 && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+        ahl_error("postgres: COMMIT of a failed transaction rolled it back");
+        rc = AHL_EIO;
+    } else if (rc < 0) {
+        log_failure(c, r, "COMMIT");
+        if (rc == AHL_ECONFLICT)
+            rc = AHL_EIO;
+    }
+    PQclear(r);
+    return rc;
+}
+
 static int pg_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
 {
     struct pg_store *p = (struct pg_store *)s;
@@ -359,79 +451,151 @@ static int pg_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
     tx->base.store = s;
     tx->base.write = write;
     tx->owner = p;
-    if (write)
-        pthread_mutex_lock(&p->write_lock);
-    /* An idle connection whose server went away (a restart, a terminated backend) is found out
-     * only by using it: such a one is dropped and the transaction begun on another, as nothing
-     * was done yet. Every pooled connection may have gone, and one more is opened fresh. */
-    for (unsigned attempt = 0;; attempt++) {
-        if ((rc = pool_take(p, &tx->conn)) < 0)
-            goto fail;
-        PGconn *c = tx->conn->c;
-        PGresult *r =
-            PQexec(c, write ? p->lock_sql : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        rc = ahl__pg_result_rc(r);
-        if (rc == 0) {
-            PQclear(r);
-            break;
+    if (!write) {
+        if ((rc = pool_begin(p, READ_BEGIN, &tx->conn)) < 0) {
+            free(tx);
+            return rc;
         }
-        bool lost = PQstatus(c) == CONNECTION_BAD;
-        if (!lost || attempt >= p->max_conns)
-            log_failure(c, r, "BEGIN");
-        PQclear(r);
-        if (!lost && PQtransactionStatus(c) != PQTRANS_IDLE)
-            PQclear(PQexec(c, "ROLLBACK"));
-        pool_give(p, tx->conn);
-        if (!lost || attempt >= p->max_conns)
-            goto fail;
+        *out = &tx->base;
+        return 0;
+    }
+    pthread_mutex_lock(&p->batch_lock);
+    p->write_waiting++;
+    pthread_mutex_unlock(&p->batch_lock);
+    pthread_mutex_lock(&p->write_lock);
+    pthread_mutex_lock(&p->batch_lock);
+    p->write_waiting--;
+    bool open = p->batch_open;
+    pthread_mutex_unlock(&p->batch_lock);
+    if (open) {
+        /* A later member of the open batch: its own writes are a savepoint's. */
+        tx->conn = p->batch_conn;
+        tx->undo = UNDO_SAVEPOINT;
+        if ((rc = exec(tx->conn->c, "SAVEPOINT ahl_tx")) < 0) {
+            tx->undo = UNDO_NOTHING;
+            write_end(tx, false);
+            return rc == AHL_ECONFLICT ? AHL_EIO : rc;
+        }
+    } else {
+        if ((rc = pool_begin(p, p->lock_sql, &tx->conn)) < 0) {
+            pthread_mutex_unlock(&p->write_lock);
+            free(tx);
+            return rc;
+        }
+        pthread_mutex_lock(&p->batch_lock);
+        p->batch_open = true;
+        p->batch_conn = tx->conn;
+        p->batch_txs = 0;
+        pthread_mutex_unlock(&p->batch_lock);
+        /* The batch's first transaction needs no savepoint: undoing it is ROLLBACK. */
+        tx->undo = UNDO_ALL;
     }
     *out = &tx->base;
     return 0;
-fail:
-    if (write)
-        pthread_mutex_unlock(&p->write_lock);
-    free(tx);
-    return rc == AHL_ECONFLICT ? AHL_EIO : rc;
 }
 
-static void tx_end(struct pg_tx *tx)
+/* Ends a write transaction (see "Group commit" above): its own part first (RELEASE or ROLLBACK
+ * TO its savepoint; the batch's first one, rolling back, rolls the whole PostgreSQL transaction
+ * back, as it holds nothing else), then the batch: handed on to a waiting writer, or committed,
+ * every committed member woken with the COMMIT's result. Returns what ahl_store_commit returns
+ * for tx. */
+static int write_end(struct pg_tx *tx, bool commit)
 {
     struct pg_store *p = tx->owner;
-    pool_give(p, tx->conn);
-    if (tx->base.write)
+    PGconn *c = tx->conn->c;
+    int rc = 0;
+    bool failed = PQtransactionStatus(c) == PQTRANS_INERROR;
+    if (commit && failed) {
+        /* A statement of it failed: the caller should have rolled back. */
+        ahl_error("postgres: a write transaction with a failed statement was committed: "
+                  "rolled back");
+        commit = false;
+        rc = AHL_EIO;
+    }
+    if (tx->undo == UNDO_ALL && !commit) {
+        if (PQtransactionStatus(c) != PQTRANS_IDLE)
+            exec(c, "ROLLBACK");
+        pthread_mutex_lock(&p->batch_lock);
+        p->batch_open = false;
+        p->batch_conn = NULL;
+        pthread_mutex_unlock(&p->batch_lock);
+        pool_give(p, tx->conn);
         pthread_mutex_unlock(&p->write_lock);
+        free(tx);
+        return rc;
+    }
+    if (tx->undo == UNDO_SAVEPOINT) {
+        if (commit && (rc = exec(c, "RELEASE SAVEPOINT ahl_tx")) < 0) {
+            commit = false;
+            rc = rc == AHL_ECONFLICT ? AHL_EIO : rc;
+        }
+        if (!commit)
+            exec(c, "ROLLBACK TO SAVEPOINT ahl_tx; RELEASE SAVEPOINT ahl_tx");
+    }
+    pthread_mutex_lock(&p->batch_lock);
+    p->batch_txs++;
+    bool hand_on = p->write_waiting > 0 && p->batch_txs < PG_BATCH_MAX &&
+                   PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_INTRANS;
+    if (hand_on) {
+        /* The next writer goes on in this PostgreSQL transaction; a committed member waits for
+         * the COMMIT that makes it durable. */
+        struct pg_waiter w = {.next = NULL, .rc = 0, .done = !commit};
+        if (commit) {
+            w.next = p->members;
+            p->members = &w;
+        }
+        pthread_mutex_unlock(&p->write_lock);
+        while (!w.done)
+            pthread_cond_wait(&p->batch_cond, &p->batch_lock);
+        pthread_mutex_unlock(&p->batch_lock);
+        free(tx);
+        return commit ? w.rc : rc;
+    }
+    pthread_mutex_unlock(&p->batch_lock);
+    int brc = commit_sql(c);
+    if (brc < 0 && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE)
+        PQclear(PQexec(c, "ROLLBACK"));
+    pthread_mutex_lock(&p->batch_lock);
+    for (struct pg_waiter *w = p->members; w; w = w->next) {
+        w->rc = brc;
+        w->done = true;
+    }
+    p->members = NULL;
+    p->batch_open = false;
+    p->batch_conn = NULL;
+    pthread_cond_broadcast(&p->batch_cond);
+    pthread_mutex_unlock(&p->batch_lock);
+    pool_give(p, tx->conn);
+    pthread_mutex_unlock(&p->write_lock);
     free(tx);
+    return commit ? brc : rc;
 }
 
 static void pg_rollback(struct ahl_store_tx *t)
 {
     struct pg_tx *tx = (struct pg_tx *)t;
+    if (tx->base.write) {
+        write_end(tx, false);
+        return;
+    }
     if (PQtransactionStatus(tx->conn->c) != PQTRANS_IDLE)
         exec(tx->conn->c, "ROLLBACK");
-    tx_end(tx);
+    pool_give(tx->owner, tx->conn);
+    free(tx);
 }
 
 static int pg_commit(struct ahl_store_tx *t)
 {
     struct pg_tx *tx = (struct pg_tx *)t;
-    PGconn *c = tx->conn->c;
-    PGresult *r = PQexec(c, "COMMIT");
-    int rc = ahl__pg_result_rc(r);
-    if (rc == 0 && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
-        /* The server had aborted the transaction (a statement of it failed): nothing was kept. */
-        ahl_error("postgres: COMMIT of a failed transaction rolled it back");
-        rc = AHL_EIO;
-    } else if (rc < 0) {
-        log_failure(c, r, "COMMIT");
-        if (rc == AHL_ECONFLICT)
-            rc = AHL_EIO;
-    }
-    PQclear(r);
+    if (tx->base.write)
+        return write_end(tx, true);
+    int rc = commit_sql(tx->conn->c);
     if (rc < 0) {
         pg_rollback(t);
         return rc;
     }
-    tx_end(tx);
+    pool_give(tx->owner, tx->conn);
+    free(tx);
     return 0;
 }
 
@@ -444,6 +608,8 @@ static void pg_close(struct ahl_store *s)
         conn_close(pc);
     }
     pthread_mutex_destroy(&p->write_lock);
+    pthread_mutex_destroy(&p->batch_lock);
+    pthread_cond_destroy(&p->batch_cond);
     pthread_mutex_destroy(&p->pool_lock);
     pthread_cond_destroy(&p->pool_cond);
     free(p->uri);
@@ -539,6 +705,8 @@ int ahl_store_open_postgres(const char *uri, unsigned max_conns, struct ahl_stor
     p->base.ops = &pg_ops;
     p->max_conns = max_conns ? max_conns : 16;
     pthread_mutex_init(&p->write_lock, NULL);
+    pthread_mutex_init(&p->batch_lock, NULL);
+    pthread_cond_init(&p->batch_cond, NULL);
     pthread_mutex_init(&p->pool_lock, NULL);
     pthread_cond_init(&p->pool_cond, NULL);
     describe(uri, p->where, sizeof p->where);

@@ -2,7 +2,10 @@
  * store test checks on it: opening dispatches on the database string and never logs a
  * password; the SQLite-only calls refuse it; write transactions of two stores on one schema (two
  * nodes) run one at a time; a read transaction keeps its snapshot while another node commits; a
- * duplicate insert fails alone, the transaction goes on (as on SQLite); the pool bounds
+ * duplicate insert fails alone, the transaction goes on (as on SQLite); write transactions
+ * queued behind one another share one COMMIT, each still committing or rolling back on its own
+ * (group commit: the first one's rows stay invisible to other nodes until the batch commits, a
+ * member whose statement failed rolls back to its savepoint alone); the pool bounds
  * connections and a thread waits for one; connections the server dropped are replaced; several
  * nodes may create the schema at once; a schema newer than the program is refused.
  * Cases that need a server run when AHL_TEST_DATABASE names one (unit_pg_test_store_pg). */
@@ -224,6 +227,102 @@ static void test_duplicate_fails_alone(void **state)
     fx_free(f);
 }
 
+/* ---- group commit ---- */
+
+struct member {
+    struct ahl_store *s;
+    unsigned ds;
+    bool fail;          /* a statement of it fails, and it rolls back */
+    atomic_bool *inside; /* set once it began (the committing one only) */
+    atomic_bool *go;     /* it commits once this is set (the committing one only) */
+    int rc;
+};
+
+static void *member_run(void *arg)
+{
+    struct member *m = arg;
+    struct ahl_store_tx *tx;
+    struct ahl_datastore_rec d;
+    if ((m->rc = ahl_store_begin(m->s, true, &tx)) < 0)
+        return NULL;
+    make_ds(&d, m->ds);
+    m->rc = ahl_store_datastore_put(tx, &d, true);
+    if (m->fail) {
+        /* Not UTF-8: the server fails the statement (and would abort a whole transaction). */
+        make_ds(&d, m->ds + 100);
+        snprintf(d.name, sizeof d.name, "bad \xff name");
+        m->rc = ahl_store_datastore_put(tx, &d, true);
+        ahl_store_rollback(tx);
+        return NULL;
+    }
+    atomic_store(m->inside, true);
+    while (!atomic_load(m->go))
+        sleep_ms(5);
+    m->rc = m->rc < 0 ? m->rc : ahl_store_commit(tx);
+    return NULL;
+}
+
+struct committer {
+    struct ahl_store_tx *tx;
+    int rc;
+};
+
+static void *commit_run(void *arg)
+{
+    struct committer *c = arg;
+    c->rc = ahl_store_commit(c->tx);
+    return NULL;
+}
+
+static void test_group_commit(void **state)
+{
+    (void)state;
+    need_pg();
+    struct fx *f = fx_new(NULL);
+    assert_non_null(f);
+    struct ahl_store *other; /* another node, to look from */
+    assert_int_equal(ahl_test_store_open(f->dir, 2, &other), 0);
+    atomic_bool inside = false, go = false;
+    struct member ok = {.s = f->store, .ds = 11, .inside = &inside, .go = &go};
+    struct member bad = {.s = f->store, .ds = 12, .fail = true};
+    struct committer first = {0};
+    struct ahl_datastore_rec d;
+    make_ds(&d, 10);
+    assert_int_equal(ahl_store_begin(f->store, true, &first.tx), 0);
+    assert_int_equal(ahl_store_datastore_put(first.tx, &d, true), 0);
+    pthread_t t_ok, t_bad, t_first;
+    assert_int_equal(pthread_create(&t_ok, NULL, member_run, &ok), 0);
+    assert_int_equal(pthread_create(&t_bad, NULL, member_run, &bad), 0);
+    sleep_ms(300); /* both wait to begin */
+    assert_int_equal(pthread_create(&t_first, NULL, commit_run, &first), 0);
+    while (!atomic_load(&inside))
+        sleep_ms(5);
+    /* The first transaction ended, but its batch goes on in the next one: not committed yet. */
+    struct ahl_store_tx *rd;
+    assert_int_equal(ahl_store_begin(other, false, &rd), 0);
+    assert_int_equal(get_ds(rd, 10), AHL_ENOTFOUND);
+    ahl_store_rollback(rd);
+    atomic_store(&go, true);
+    pthread_join(t_first, NULL);
+    pthread_join(t_ok, NULL);
+    pthread_join(t_bad, NULL);
+    assert_int_equal(first.rc, 0);
+    assert_int_equal(ok.rc, 0);
+    assert_int_equal(bad.rc, AHL_EIO);
+    assert_int_equal(ahl_store_begin(other, false, &rd), 0);
+    assert_int_equal(get_ds(rd, 10), 0);
+    assert_int_equal(get_ds(rd, 11), 0);
+    assert_int_equal(get_ds(rd, 12), AHL_ENOTFOUND); /* the failed member's own row is gone */
+    assert_int_equal(ahl_store_commit(rd), 0);
+    /* A lone writer commits at once, and the store goes on after the batch. */
+    assert_int_equal(put_ds(f->store, 13), 0);
+    assert_int_equal(ahl_store_begin(other, false, &rd), 0);
+    assert_int_equal(get_ds(rd, 13), 0);
+    assert_int_equal(ahl_store_commit(rd), 0);
+    ahl_store_close(other);
+    fx_free(f);
+}
+
 /* ---- the pool ---- */
 
 struct reader {
@@ -367,6 +466,7 @@ int main(void)
         cmocka_unit_test(test_writers_exclusive_across_nodes),
         cmocka_unit_test(test_read_keeps_its_snapshot),
         cmocka_unit_test(test_duplicate_fails_alone),
+        cmocka_unit_test(test_group_commit),
         cmocka_unit_test(test_pool_bound),
         cmocka_unit_test(test_dropped_connections_replaced),
         cmocka_unit_test(test_schema_made_once),
