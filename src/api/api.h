@@ -73,7 +73,8 @@ struct ahl_api_config {
     unsigned workers;        /* polling threads; 0: AHL_API_THREADS_PER_CPU per CPU, at least
                               * AHL_API_MIN_THREADS */
     const char *data_dir;    /* the data directory (frames live in DATA_DIR/frames) */
-    const char *blob_store;  /* s3://bucket/prefix: frames there, on s3_endpoint; NULL: files */
+    const char *blob_store;  /* s3://bucket/prefix: frames there, on blob_endpoint; NULL: files */
+    const char *blob_endpoint; /* the S3 endpoint of blob_store */
     /* Import-job runner hook (see ahl_api_service); NULL: jobs are recorded but not run. */
     void (*job_submitted)(void *ctx, const struct ahl_job_rec *job);
     void *job_ctx;

@@ -1390,7 +1390,7 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
         }
         ahl__stow_sweep(cfg->data_dir);
         if ((rc = ahl_framestore_open_dir(&srv->svc.frames, cfg->data_dir, cfg->blob_store,
-                                          cfg->s3_endpoint, false, err)) < 0)
+                                          cfg->blob_endpoint, false, err)) < 0)
             goto fail;
         if (cfg->frame_cache != AHL_API_NO_FRAME_CACHE &&
             (rc = ahl_framestore_cache_open(&srv->svc.frames,

@@ -11,7 +11,12 @@
  * from the reply's Content-Length.
  *
  * A client is used by one thread at a time (aws/s3.h), and a frame store by many: requests take
- * an idle client from a small pool, or open one, and give it back after. */
+ * an idle client from a small pool, or open one, and give it back after.
+ *
+ * S3 asks clients to retry a request that failed on the server's side (HTTP 500, 503) or on the
+ * way (a dropped connection): every request here is idempotent (a PUT of a content address, a
+ * GET, a HEAD), so one that fails with AHL_EIO is sent again, up to ATTEMPTS times, after a
+ * short pause. moto_server, for one, answers 500 now and then when two PUTs of one key meet. */
 #define _GNU_SOURCE /* O_TMPFILE */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "aws/s3.h"
@@ -33,6 +39,18 @@
 
 /* Idle clients kept for reuse (each keeps its connection alive). */
 #define POOL_MAX 32
+/* Tries of a request failing with AHL_EIO, 100 ms and then 200 ms apart. */
+#define ATTEMPTS 3
+
+/* Whether a request that failed with rc is worth sending again, after the pause that says so. */
+static bool again(int rc, int *attempt)
+{
+    if (rc != AHL_EIO || ++*attempt >= ATTEMPTS)
+        return false;
+    struct timespec t = {0, 100000000L * *attempt};
+    nanosleep(&t, NULL);
+    return true;
+}
 
 struct ahl__frames3 {
     char bucket[AHL_S3_MAX_BUCKET + 1];
@@ -179,7 +197,10 @@ int ahl__frames3_put(struct ahl_framestore *fs, const char *id, const void *data
     if (rc < 0)
         return rc;
     ahl__frames3_key(fs, id, key, sizeof key);
-    rc = ahl_s3_put(s3, b->bucket, key, data, len, "application/octet-stream", &e);
+    int attempt = 0;
+    do
+        rc = ahl_s3_put(s3, b->bucket, key, data, len, "application/octet-stream", &e);
+    while (again(rc, &attempt));
     give(b, s3);
     return rc < 0 ? ahl_fail(err, rc == AHL_ENOMEM ? rc : AHL_EIO, "cannot store frame %s: %s", id,
                              e.msg)
@@ -198,7 +219,10 @@ int ahl__frames3_exists(struct ahl_framestore *fs, const char *id, uint64_t *siz
     if (rc < 0)
         return rc;
     ahl__frames3_key(fs, id, key, sizeof key);
-    rc = ahl_s3_head(s3, b->bucket, key, size, &e);
+    int attempt = 0;
+    do
+        rc = ahl_s3_head(s3, b->bucket, key, size, &e);
+    while (again(rc, &attempt));
     give(b, s3);
     return rc < 0 ? s3_fail(rc, id, &e, err) : 0;
 }
@@ -300,7 +324,23 @@ static int fetch(struct ahl_framestore *fs, struct fetch *f, const char *ts, str
     if ((rc = take(b, &s3, err)) < 0)
         goto out;
     ahl__frames3_key(fs, f->id, key, sizeof key);
-    rc = ahl_s3_get_sized(s3, b->bucket, key, on_size, on_bytes, f, &e);
+    for (int attempt = 0;;) {
+        rc = ahl_s3_get_sized(s3, b->bucket, key, on_size, on_bytes, f, &e);
+        /* A failure the receiver chose (damage, a limit, a full disk) is not the endpoint's. */
+        if (f->why.code || !again(rc, &attempt))
+            break;
+        /* Start over: what arrived of the failed try is dropped. */
+        ahl_sha256_end(&f->sha, digest);
+        free(f->block);
+        f->block = NULL;
+        f->size = UINT64_MAX;
+        f->got = 0;
+        if (ahl_sha256_begin(&f->sha) < 0 ||
+            (f->fd >= 0 && (ftruncate(f->fd, 0) != 0 || lseek(f->fd, 0, SEEK_SET) != 0))) {
+            rc = ahl_fail(&f->why, AHL_EIO, "cannot start frame %s over", f->id);
+            break;
+        }
+    }
     give(b, s3);
     if (rc < 0) {
         rc = f->why.code ? ahl_fail(err, f->why.code, "%s", f->why.msg)

@@ -55,7 +55,8 @@ static void usage(FILE *f)
             "                      AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)\n"
             "  --blob-store s3://BUCKET/PREFIX\n"
             "                      keep frames in this bucket of --s3-endpoint instead of\n"
-            "                      DATA_DIR/frames (docs/frames.md#frames-on-s3)\n"
+            "                      DATA_DIR/frames (docs/frames.md#frames-on-s3); with\n"
+            "                      --s3-root too, import jobs still use local buckets\n"
             "  --http-threads N    threads answering HTTP requests, each one request at a\n"
             "                      time (default: 4 per CPU, at least 8)\n"
             "  --workers N         import-job worker threads (default: the number of CPUs)\n"
@@ -410,7 +411,7 @@ int ahl_cmd_serve(int argc, char **argv)
         viewer = NULL;
     else if (!viewer && access(AHL_VIEWER_DEFAULT_DIR "/index.html", R_OK) == 0)
         viewer = AHL_VIEWER_DEFAULT_DIR;
-    if (s3_root && s3_endpoint) {
+    if (s3_root && s3_endpoint && !blob_store) {
         fprintf(stderr, "ahilite serve: give --s3-root or --s3-endpoint, not both\n");
         return 2;
     }
@@ -435,6 +436,9 @@ int ahl_cmd_serve(int argc, char **argv)
         }
         s3_root = default_root;
     }
+    /* With --blob-store, --s3-endpoint is where the frames are; import jobs still read local
+     * buckets when --s3-root is given too. */
+    const char *jobs_endpoint = s3_root ? NULL : s3_endpoint;
 
     /* Credentials. */
     const char *env_key = getenv("AHILITE_ACCESS_KEY_ID");
@@ -497,10 +501,11 @@ int ahl_cmd_serve(int argc, char **argv)
         .region = region,
         .account_id = account,
         .s3_root = s3_root,
-        .s3_endpoint = s3_endpoint,
+        .s3_endpoint = jobs_endpoint,
         .workers = http_threads,
         .data_dir = data_dir,
         .blob_store = blob_store,
+        .blob_endpoint = s3_endpoint,
         .credentials = &creds,
         .max_connections = max_conns,
         .max_connections_per_ip = per_ip,
@@ -525,15 +530,16 @@ int ahl_cmd_serve(int argc, char **argv)
     struct ahl_runner_config rcfg = {.meta = meta,
                                      .data_dir = data_dir,
                                      .s3_root = s3_root,
-                                     .s3_endpoint = s3_endpoint,
+                                     .s3_endpoint = jobs_endpoint,
                                      .blob_store = blob_store,
+                                     .blob_endpoint = s3_endpoint,
                                      .workers = workers,
                                      .poll_ms = job_poll_ms,
                                      .lease_ms = job_lease_ms,
                                      .renew_ms = job_renew_ms,
                                      .max_attempts = job_max_attempts,
                                      .memory_budget = (uint64_t)import_mib << 20};
-    if ((s3_root || s3_endpoint) && ahl_runner_start(&rcfg, &runner, &err) < 0) {
+    if ((s3_root || jobs_endpoint) && ahl_runner_start(&rcfg, &runner, &err) < 0) {
         fprintf(stderr, "ahilite serve: %s\n", err.msg);
         goto out;
     }

@@ -721,7 +721,7 @@ int ahl_runner_start(const struct ahl_runner_config *cfg, struct ahl_runner **ou
         ahl_runner_stop(r);
         return rc;
     }
-    int rc = ahl_framestore_open_dir(&r->fs, r->data_dir, cfg->blob_store, cfg->s3_endpoint,
+    int rc = ahl_framestore_open_dir(&r->fs, r->data_dir, cfg->blob_store, cfg->blob_endpoint,
                                      false, err);
     if (rc < 0) {
         ahl_runner_stop(r);

@@ -51,7 +51,8 @@ struct ahl_runner_config {
     const char *data_dir;    /* frames in DATA_DIR/frames, scratch files in DATA_DIR/tmp */
     const char *s3_root;     /* local buckets, or NULL */
     const char *s3_endpoint; /* an S3-compatible endpoint (credentials from the environment) */
-    const char *blob_store;  /* s3://bucket/prefix: frames there, on s3_endpoint; NULL: files */
+    const char *blob_store;  /* s3://bucket/prefix: frames there, on blob_endpoint; NULL: files */
+    const char *blob_endpoint; /* the S3 endpoint of blob_store */
     unsigned workers;        /* threads; 0: the number of CPUs */
     unsigned poll_ms;        /* how often an idle node looks for a claimable job; 0: 2000 */
     /* Leases (see above): how long a claim or renewal holds a job (0: AHL_RUNNER_LEASE_MS), how

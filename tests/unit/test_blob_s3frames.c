@@ -5,11 +5,14 @@
  * overwritten with other bytes is AHL_ECORRUPT, an absent one AHL_ENOTFOUND), writes durable with
  * ticket 0, the verified-frame cache without a look at the object on a hit, many threads sharing
  * one store, and a 64 MB frame streamed through an unlinked temporary file without the process's
- * peak memory growing by the frame. The raw S3 client is the oracle and the vandal.
+ * peak memory growing by the frame, and requests the endpoint failed sent again (against a
+ * scripted endpoint of a few lines). The raw S3 client is the oracle and the vandal.
  * Each run writes below a prefix of its own. Without AHL_TEST_S3_ENDPOINT it exits with 77, which
  * CTest reports as a skip. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -505,6 +509,158 @@ static void test_large_frame_streamed(void **state)
     ahl_framestore_close(&fs);
 }
 
+/* ---- failures of the endpoint: a scripted one ---- */
+
+struct reply {
+    int status; /* 0: close the connection without answering */
+    const void *body;
+    size_t len;
+};
+
+struct script {
+    int listener;
+    const struct reply *replies;
+    int n, served;
+};
+
+/* Answers one request per connection with the next reply of the script, then closes it. */
+static void *scripted_endpoint(void *arg)
+{
+    struct script *sc = arg;
+    for (; sc->served < sc->n; sc->served++) {
+        int c = accept(sc->listener, NULL, NULL);
+        if (c < 0)
+            break;
+        char req[8192];
+        size_t got = 0;
+        while (got < sizeof req - 1) { /* the request's head (GET and HEAD have no body) */
+            ssize_t r = read(c, req + got, sizeof req - 1 - got);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+            req[got] = '\0';
+            if (strstr(req, "\r\n\r\n"))
+                break;
+        }
+        const struct reply *rp = &sc->replies[sc->served];
+        if (rp->status) {
+            char head[256];
+            int n = snprintf(head, sizeof head,
+                             "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                             rp->status, rp->len);
+            if (write(c, head, (size_t)n) != n || (rp->len && write(c, rp->body, rp->len) < 0))
+                break;
+        }
+        close(c);
+    }
+    return NULL;
+}
+
+/* Runs fn against an endpoint answering with replies, and returns how many requests it saw. */
+static int with_script(const struct reply *replies, int n, int (*fn)(struct ahl_framestore *))
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    struct script sc = {.listener = socket(AF_INET, SOCK_STREAM, 0), .replies = replies, .n = n};
+    assert_true(sc.listener >= 0);
+    assert_int_equal(bind(sc.listener, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(sc.listener, 8), 0);
+    assert_int_equal(getsockname(sc.listener, (struct sockaddr *)&a, &al), 0);
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    struct ahl_s3_config cfg = {.endpoint = endpoint, .timeout_s = 5};
+    struct ahl_framestore fs;
+    struct ahl_err err;
+    pthread_t t;
+    assert_int_equal(ahl_framestore_open_s3(&fs, "s3://scripted/frames", &cfg, tmp_dir, &err), 0);
+    assert_int_equal(pthread_create(&t, NULL, scripted_endpoint, &sc), 0);
+    int rc = fn(&fs);
+    shutdown(sc.listener, SHUT_RDWR); /* ends an accept still waiting */
+    pthread_join(t, NULL);
+    close(sc.listener);
+    ahl_framestore_close(&fs);
+    assert_int_equal(rc, 0);
+    return sc.served;
+}
+
+static uint8_t retry_frame[3000];
+static char retry_id[33];
+
+static int read_intact(struct ahl_framestore *fs)
+{
+    struct ahl_err err;
+    int fd;
+    uint64_t size;
+    uint8_t *data;
+    size_t len;
+    if (ahl_framestore_open_verified(fs, retry_id, "", &fd, &size, &err) < 0)
+        fail_msg("open_verified: %s", err.msg);
+    uint8_t back[sizeof retry_frame];
+    assert_int_equal(size, sizeof retry_frame);
+    assert_int_equal(read(fd, back, sizeof back), (ssize_t)sizeof back);
+    assert_memory_equal(back, retry_frame, sizeof back);
+    close(fd);
+    if (ahl_framestore_read_verified(fs, retry_id, "", &data, &len, &err) < 0)
+        fail_msg("read_verified: %s", err.msg);
+    assert_memory_equal(data, retry_frame, len);
+    free(data);
+    return 0;
+}
+
+static int read_fails(struct ahl_framestore *fs, int want)
+{
+    struct ahl_err err;
+    int fd;
+    uint64_t size;
+    assert_int_equal(ahl_framestore_open_verified(fs, retry_id, "", &fd, &size, &err), want);
+    return 0;
+}
+static int read_corrupt(struct ahl_framestore *fs)
+{
+    return read_fails(fs, AHL_ECORRUPT);
+}
+static int read_missing(struct ahl_framestore *fs)
+{
+    return read_fails(fs, AHL_ENOTFOUND);
+}
+static int read_broken(struct ahl_framestore *fs)
+{
+    return read_fails(fs, AHL_EIO);
+}
+static int put_frame(struct ahl_framestore *fs)
+{
+    struct ahl_err err;
+    if (ahl_framestore_put(fs, retry_id, retry_frame, sizeof retry_frame, &err) < 0)
+        fail_msg("put: %s", err.msg);
+    return 0;
+}
+
+static void test_endpoint_failures_retried(void **state)
+{
+    (void)state;
+    uint8_t *p = make_frame(sizeof retry_frame, 20, retry_id);
+    memcpy(retry_frame, p, sizeof retry_frame);
+    free(p);
+    const struct reply ok = {200, retry_frame, sizeof retry_frame};
+    const struct reply fail500 = {500, "", 0}, fail503 = {503, "", 0}, dropped = {0, NULL, 0};
+    /* A 500, a dropped connection: sent again, and the frame arrives whole (twice: into a
+     * temporary file, then into memory). */
+    const struct reply a[] = {fail500, ok, dropped, ok};
+    assert_int_equal(with_script(a, 4, read_intact), 4);
+    /* Three failures in a row are the end of it. */
+    const struct reply b[] = {fail503, fail500, fail503};
+    assert_int_equal(with_script(b, 3, read_broken), 3);
+    /* Other bytes are damage, not a failure of the endpoint: not asked again. A 404 neither. */
+    const struct reply c[] = {{200, retry_frame, sizeof retry_frame - 1}, ok};
+    assert_int_equal(with_script(c, 1, read_corrupt), 1);
+    const struct reply d[] = {{404, "", 0}};
+    assert_int_equal(with_script(d, 1, read_missing), 1);
+    /* A PUT is sent again too. The scripted endpoint reads no request body: it answers once it has
+     * the head (curl sends no Expect: 100-continue, the head comes first). */
+    const struct reply e[] = {fail503, {200, "", 0}};
+    assert_int_equal(with_script(e, 2, put_frame), 2);
+}
+
 int main(void)
 {
     bucket = getenv("AHL_TEST_S3_BUCKET");
@@ -517,6 +673,7 @@ int main(void)
         cmocka_unit_test(test_layout_round_trip), cmocka_unit_test(test_absent_and_bad_ids),
         cmocka_unit_test(test_damaged_objects),   cmocka_unit_test(test_hold_and_durable_writes),
         cmocka_unit_test(test_threads),           cmocka_unit_test(test_large_frame_streamed),
+        cmocka_unit_test(test_endpoint_failures_retried),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
