@@ -160,7 +160,9 @@ def storage_args(argv):
         if a == '--data-dir':
             data_dir = argv[i + 1]
     args = ['--database', database_for(data_dir)]
-    if '--blob-store' not in argv:
+    # A command given an S3 endpoint of the test's own (its import jobs' input) keeps its frames in
+    # files: the blob store's bucket is on the other endpoint, and --s3-endpoint names one.
+    if '--blob-store' not in argv and '--s3-endpoint' not in argv:
         args += blob_store_for(data_dir)
     return args
 
