@@ -1135,7 +1135,6 @@ int ahl_cmd_migrate(int argc, char **argv)
         }
         g.threads = (unsigned)n;
     }
-    pthread_mutex_init(&g.mu, NULL);
     ahl_err_clear(&g.err);
     g.t0 = ahl_mono_ns();
     int status = 2, rc;
@@ -1146,6 +1145,7 @@ int ahl_cmd_migrate(int argc, char **argv)
         fprintf(stderr, "ahilite migrate: --from and --to name the same directory\n");
         return 2;
     }
+    pthread_mutex_init(&g.mu, NULL);
     if ((rc = ahl_store_open_sqlite_read_only(from, 2, &g.src)) < 0) {
         fprintf(stderr, "ahilite migrate: cannot open the source in %s: %s\n", from,
                 ahl_strerror(rc));
