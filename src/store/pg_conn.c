@@ -58,6 +58,8 @@
 #define PG_BATCH_MAX 64
 /* Named statements a connection can remember (every part's together). */
 #define PREP_SLOTS 512
+/* Statements sent ahead (ahl__pg_send) before their results are read. */
+#define PIPE_MAX 256
 /* The first key of the writers' advisory lock. */
 #define AHL_PG_LOCK_WRITE 0x61686c57 /* "ahlW" (pg_schema.c locks with "ahlS") */
 
@@ -74,6 +76,8 @@ struct pg_conn {
     struct pg_rt rt[RT_CACHE];
     unsigned rt_next; /* the slot replaced next when the cache is full */
     unsigned rt_seq;  /* numbers the run-time statements' names */
+    bool piped;       /* in pipeline mode, with statements sent whose results are unread */
+    unsigned pending; /* those statements (ahl__pg_send) */
     struct pg_conn *next; /* in the idle list */
 };
 
@@ -263,6 +267,15 @@ static unsigned prep_slot(const struct ahl__pg_stmt *st)
     return (unsigned)(h >> 7) % PREP_SLOTS;
 }
 
+/* Whether st is prepared on pc. */
+static bool prep_known(const struct pg_conn *pc, const struct ahl__pg_stmt *st)
+{
+    for (unsigned i = prep_slot(st); pc->prep[i]; i = (i + 1) % PREP_SLOTS)
+        if (pc->prep[i] == st)
+            return true;
+    return false;
+}
+
 /* Prepares st on pc unless it was already. */
 static int prepare(struct pg_conn *pc, const struct ahl__pg_stmt *st)
 {
@@ -282,9 +295,99 @@ static int prepare(struct pg_conn *pc, const struct ahl__pg_stmt *st)
     return 0;
 }
 
+/* Reads the results of the statements sent on pc in pipeline mode and leaves it: 0, or the first
+ * one's failure (logged; the transaction is then aborted). With last, the last statement's
+ * result is not judged but handed over in *last (NULL after an earlier failure). */
+static int drain_last(struct pg_conn *pc, PGresult **last)
+{
+    if (last)
+        *last = NULL;
+    if (!pc->piped)
+        return 0;
+    PGconn *c = pc->c;
+    int rc = 0;
+    if (PQpipelineSync(c) != 1)
+        rc = AHL_EIO;
+    for (unsigned i = 0; i < pc->pending && rc == 0; i++) {
+        PGresult *r = PQgetResult(c);
+        if (last && i + 1 == pc->pending && r) {
+            *last = r;
+            PQclear(PQgetResult(c));
+            break;
+        }
+        int e = r && PQresultStatus(r) != PGRES_PIPELINE_ABORTED ? ahl__pg_result_rc(r) : AHL_EIO;
+        if (e < 0) {
+            log_failure(c, r, "a statement sent ahead");
+            rc = e == AHL_ECONFLICT ? AHL_EIO : e;
+        }
+        PQclear(r);
+        if (r)
+            PQclear(PQgetResult(c)); /* the NULL ending each statement's results */
+    }
+    /* After a failure, the rest of the pipeline up to the sync answers PIPELINE_ABORTED. */
+    for (int guard = 0; guard < 2 * (int)pc->pending + 2; guard++) {
+        PGresult *r = PQgetResult(c);
+        if (!r) {
+            if (PQstatus(c) == CONNECTION_BAD)
+                break;
+            continue;
+        }
+        bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+        PQclear(r);
+        if (sync)
+            break;
+    }
+    if (PQexitPipelineMode(c) != 1 && rc == 0) {
+        log_failure(c, NULL, "leaving pipeline mode");
+        rc = AHL_EIO;
+    }
+    pc->piped = false;
+    pc->pending = 0;
+    return rc;
+}
+
+static int drain(struct pg_conn *pc)
+{
+    return drain_last(pc, NULL);
+}
+
 PGconn *ahl__pg_conn(struct ahl_store_tx *tx)
 {
-    return ((struct pg_tx *)tx)->conn->c;
+    struct pg_conn *pc = ((struct pg_tx *)tx)->conn;
+    drain(pc); /* a failure aborted the transaction: its next statement or COMMIT fails */
+    return pc->c;
+}
+
+int ahl__pg_send(struct ahl_store_tx *tx, const struct ahl__pg_stmt *st, int n,
+                 const char *const *vals, const int *lens, const int *fmts)
+{
+    struct pg_conn *pc = ((struct pg_tx *)tx)->conn;
+    int rc;
+    /* Prepared in its own round trip the first time, so that the set of prepared statements
+     * only ever holds ones the server accepted. */
+    if (!pc->piped && (rc = prepare(pc, st)) < 0)
+        return rc;
+    if (pc->piped && !prep_known(pc, st)) {
+        if ((rc = drain(pc)) < 0 || (rc = prepare(pc, st)) < 0)
+            return rc;
+    }
+    if (!pc->piped) {
+        if (PQenterPipelineMode(pc->c) != 1) {
+            log_failure(pc->c, NULL, "entering pipeline mode");
+            return AHL_EIO;
+        }
+        pc->piped = true;
+    }
+    if (PQsendQueryPrepared(pc->c, st->name, n, vals, lens, fmts, 0) != 1) {
+        log_failure(pc->c, NULL, st->name);
+        drain(pc);
+        return AHL_EIO;
+    }
+    pc->pending++;
+    /* Sent in batches, so that a long run of statements never fills both sockets' buffers. */
+    if (pc->pending >= PIPE_MAX)
+        return drain(pc);
+    return 0;
 }
 
 int ahl__pg_run(struct ahl_store_tx *tx, const struct ahl__pg_stmt *st, int n,
@@ -292,8 +395,24 @@ int ahl__pg_run(struct ahl_store_tx *tx, const struct ahl__pg_stmt *st, int n,
                 PGresult **out)
 {
     struct pg_conn *pc = ((struct pg_tx *)tx)->conn;
-    int rc = prepare(pc, st);
-    if (rc < 0)
+    int rc;
+    if (pc->piped && prep_known(pc, st)) {
+        /* After statements sent ahead: in the same pipeline, one round trip for all. */
+        PGresult *last = NULL;
+        if (PQsendQueryPrepared(pc->c, st->name, n, vals, lens, fmts, result_binary ? 1 : 0) !=
+            1) {
+            log_failure(pc->c, NULL, st->name);
+            drain(pc);
+            return AHL_EIO;
+        }
+        pc->pending++;
+        if ((rc = drain_last(pc, &last)) < 0) {
+            PQclear(last);
+            return rc;
+        }
+        return finish(pc->c, last, st->name, out);
+    }
+    if ((rc = drain(pc)) < 0 || (rc = prepare(pc, st)) < 0)
         return rc;
     return finish(pc->c,
                   PQexecPrepared(pc->c, st->name, n, vals, lens, fmts, result_binary ? 1 : 0),
@@ -306,6 +425,9 @@ int ahl__pg_run_sql(struct ahl_store_tx *tx, const char *sql, bool cache, int n,
 {
     struct pg_conn *pc = ((struct pg_tx *)tx)->conn;
     int fmt = result_binary ? 1 : 0;
+    int rc = drain(pc);
+    if (rc < 0)
+        return rc;
     if (!cache)
         return finish(pc->c, PQexecParams(pc->c, sql, n, NULL, vals, lens, fmts, fmt), sql, out);
     struct pg_rt *slot = NULL;
@@ -322,12 +444,11 @@ int ahl__pg_run_sql(struct ahl_store_tx *tx, const char *sql, bool cache, int n,
             snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", slot->name);
             free(slot->sql);
             slot->sql = NULL;
-            int rc = exec(pc->c, dealloc);
-            if (rc < 0)
+            if ((rc = exec(pc->c, dealloc)) < 0)
                 return rc;
         }
         snprintf(slot->name, sizeof slot->name, "ahl_rt_%u", pc->rt_seq++);
-        int rc = finish(pc->c, PQprepare(pc->c, slot->name, sql, 0, NULL), sql, NULL);
+        rc = finish(pc->c, PQprepare(pc->c, slot->name, sql, 0, NULL), sql, NULL);
         if (rc < 0)
             return rc == AHL_ECONFLICT ? AHL_EIO : rc;
         if (!(slot->sql = strdup(sql))) {
@@ -378,6 +499,7 @@ static int pool_take(struct pg_store *p, struct pg_conn **out)
  * not end, is closed instead. */
 static void pool_give(struct pg_store *p, struct pg_conn *pc)
 {
+    drain(pc);
     bool keep = PQstatus(pc->c) == CONNECTION_OK && PQtransactionStatus(pc->c) == PQTRANS_IDLE;
     if (!keep)
         conn_close(pc);
@@ -503,14 +625,18 @@ static int write_end(struct pg_tx *tx, bool commit)
 {
     struct pg_store *p = tx->owner;
     PGconn *c = tx->conn->c;
-    int rc = 0;
+    int rc = drain(tx->conn); /* a failure there aborted the transaction */
     bool failed = PQtransactionStatus(c) == PQTRANS_INERROR;
     if (commit && failed) {
-        /* A statement of it failed: the caller should have rolled back. */
-        ahl_error("postgres: a write transaction with a failed statement was committed: "
-                  "rolled back");
+        /* A statement of it failed: the caller should have rolled back (unless it was one sent
+         * ahead, whose failure shows only now). */
+        if (rc == 0)
+            ahl_error("postgres: a write transaction with a failed statement was committed: "
+                      "rolled back");
         commit = false;
-        rc = AHL_EIO;
+        rc = rc < 0 ? rc : AHL_EIO;
+    } else if (!commit) {
+        rc = 0;
     }
     if (tx->undo == UNDO_ALL && !commit) {
         if (PQtransactionStatus(c) != PQTRANS_IDLE)
@@ -578,6 +704,7 @@ static void pg_rollback(struct ahl_store_tx *t)
         write_end(tx, false);
         return;
     }
+    drain(tx->conn);
     if (PQtransactionStatus(tx->conn->c) != PQTRANS_IDLE)
         exec(tx->conn->c, "ROLLBACK");
     pool_give(tx->owner, tx->conn);
@@ -589,7 +716,9 @@ static int pg_commit(struct ahl_store_tx *t)
     struct pg_tx *tx = (struct pg_tx *)t;
     if (tx->base.write)
         return write_end(tx, true);
-    int rc = commit_sql(tx->conn->c);
+    int rc = drain(tx->conn);
+    if (rc == 0)
+        rc = commit_sql(tx->conn->c);
     if (rc < 0) {
         pg_rollback(t);
         return rc;

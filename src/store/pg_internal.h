@@ -35,7 +35,8 @@ struct ahl__pg_stmt {
     const char *sql;
 };
 
-/* The connection of a transaction. */
+/* The connection of a transaction, with the results of statements sent ahead read (ready for a
+ * synchronous call). */
 PGconn *ahl__pg_conn(struct ahl_store_tx *tx);
 
 /* Runs st with n parameters: vals[i] (NULL is SQL NULL), lens[i] and fmts[i] (1: binary, then
@@ -46,6 +47,13 @@ PGconn *ahl__pg_conn(struct ahl_store_tx *tx);
 int ahl__pg_run(struct ahl_store_tx *tx, const struct ahl__pg_stmt *st, int n,
                 const char *const *vals, const int *lens, const int *fmts, bool result_binary,
                 PGresult **out);
+/* Sends st like ahl__pg_run but does not wait for its result (libpq's pipeline mode): for writes
+ * whose result the caller does not need (no rows, no count), several in a row sharing one round
+ * trip. Their results are read before the transaction's next statement, COMMIT or ROLLBACK; a
+ * failure among them is returned by that next call (and fails the transaction, as any failed
+ * statement does). 0, or the failure to send. */
+int ahl__pg_send(struct ahl_store_tx *tx, const struct ahl__pg_stmt *st, int n,
+                 const char *const *vals, const int *lens, const int *fmts);
 /* The same for SQL built at run time (search and QIDO query shapes): not prepared unless cache is
  * true, in which case the connection keeps it prepared, keyed by its text, among its last few. */
 int ahl__pg_run_sql(struct ahl_store_tx *tx, const char *sql, bool cache, int n,

@@ -5,7 +5,9 @@
  * duplicate insert fails alone, the transaction goes on (as on SQLite); write transactions
  * queued behind one another share one COMMIT, each still committing or rolling back on its own
  * (group commit: the first one's rows stay invisible to other nodes until the batch commits, a
- * member whose statement failed rolls back to its savepoint alone); the pool bounds
+ * member whose statement failed rolls back to its savepoint alone); chunk and frame puts sent
+ * ahead of their results (pipelined) land in order, and one that fails fails the transaction's
+ * next call; the pool bounds
  * connections and a thread waits for one; connections the server dropped are replaced; several
  * nodes may create the schema at once; a schema newer than the program is refused.
  * Cases that need a server run when AHL_TEST_DATABASE names one (unit_pg_test_store_pg). */
@@ -323,6 +325,70 @@ static void test_group_commit(void **state)
     fx_free(f);
 }
 
+/* ---- statements sent ahead ---- */
+
+static int count_frame(void *ctx, const struct ahl_frame_rec *r)
+{
+    (void)r;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static void test_sent_ahead(void **state)
+{
+    (void)state;
+    need_pg();
+    struct fx *f = fx_new(NULL);
+    assert_non_null(f);
+    const char *set = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    struct ahl_store_tx *tx;
+    struct ahl_frame_rec r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.imageset_id, sizeof r.imageset_id, "%s", set);
+    snprintf(r.transfer_syntax, sizeof r.transfer_syntax, "1.2.840.10008.1.2.4.202");
+    /* More than one pipeline's worth, then a chunk, then a read that must see them all. */
+    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
+    for (unsigned i = 0; i < 700; i++) {
+        snprintf(r.frame_id, sizeof r.frame_id, "%032x", i);
+        assert_int_equal(ahl_store_frame_put(tx, &r), 0);
+    }
+    struct ahl_chunk c = {.kind = AHL_CHUNK_MAP, .ulen = 3, .crc = 9, .data = "abc", .len = 3};
+    c.hash[0] = 1;
+    assert_int_equal(ahl_store_chunk_put(tx, &c), 0);
+    assert_int_equal(ahl_store_chunk_put(tx, &c), 0);
+    int n = 0;
+    assert_int_equal(ahl_store_frame_list(tx, set, count_frame, &n), 0);
+    assert_int_equal(n, 700);
+    assert_int_equal(ahl_store_commit(tx), 0);
+
+    /* A put the server refuses (not UTF-8) fails the next call, and the transaction. */
+    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
+    snprintf(r.frame_id, sizeof r.frame_id, "%032x", 1000u);
+    assert_int_equal(ahl_store_frame_put(tx, &r), 0);
+    snprintf(r.frame_id, sizeof r.frame_id, "%032x", 1001u);
+    snprintf(r.transfer_syntax, sizeof r.transfer_syntax, "bad \xff");
+    assert_int_equal(ahl_store_frame_put(tx, &r), 0); /* sent, not answered yet */
+    assert_int_equal(ahl_store_frame_get(tx, set, r.frame_id, &r), AHL_EIO);
+    assert_int_equal(ahl_store_commit(tx), AHL_EIO);
+    /* The same when the failure is found only at COMMIT. */
+    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
+    assert_int_equal(ahl_store_frame_put(tx, &r), 0);
+    assert_int_equal(ahl_store_commit(tx), AHL_EIO);
+    assert_int_equal(ahl_store_begin(f->store, false, &tx), 0);
+    n = 0;
+    assert_int_equal(ahl_store_frame_list(tx, set, count_frame, &n), 0);
+    assert_int_equal(n, 700);
+    struct ahl_chunk got;
+    struct ahl_buf data;
+    ahl_buf_init(&data, 16);
+    assert_int_equal(ahl_store_chunk_get(tx, c.hash, &got, &data), 0);
+    assert_int_equal(got.len, 3);
+    assert_memory_equal(got.data, "abc", 3);
+    ahl_buf_release(&data);
+    assert_int_equal(ahl_store_commit(tx), 0);
+    fx_free(f);
+}
+
 /* ---- the pool ---- */
 
 struct reader {
@@ -467,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_read_keeps_its_snapshot),
         cmocka_unit_test(test_duplicate_fails_alone),
         cmocka_unit_test(test_group_commit),
+        cmocka_unit_test(test_sent_ahead),
         cmocka_unit_test(test_pool_bound),
         cmocka_unit_test(test_dropped_connections_replaced),
         cmocka_unit_test(test_schema_made_once),
