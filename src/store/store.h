@@ -3,8 +3,9 @@
  * The metadata engine (src/meta), the importer and job runner (src/import, src/jobs), the API
  * layer and the commands talk to storage only through this header; no SQL exists outside
  * src/store/. A backend fills in struct ahl_store_ops and embeds struct ahl_store as the first
- * member of its handle. SQLite (src/store/sqlite_*.c) is the only backend; another would have to
- * pass the same tests.
+ * member of its handle. SQLite (src/store/sqlite_*.c) is the embedded default; PostgreSQL
+ * (src/store/pg_*.c, pg_internal.h) passes the same tests, for several nodes on one database;
+ * another would have to pass the same tests.
  *
  * What is stored:
  *   - data stores and the tags of any resource ARN;
