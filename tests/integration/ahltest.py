@@ -78,6 +78,12 @@ def on_postgres():
     return bool(os.environ.get('AHL_TEST_DATABASE'))
 
 
+def frames_in_bucket():
+    """Whether the servers and commands of this run keep frames in a bucket (then no frame is a
+    file under DATA_DIR/frames for a test to damage)."""
+    return bool(os.environ.get('AHL_TEST_BLOB_STORE'))
+
+
 def skip_on_postgres(reason):
     """Exits 77 (a skip to CTest) with the reason when the suite runs on PostgreSQL."""
     if on_postgres():
@@ -160,10 +166,14 @@ def storage_args(argv):
         if a == '--data-dir':
             data_dir = argv[i + 1]
     args = ['--database', database_for(data_dir)]
-    # A command given an S3 endpoint of the test's own (its import jobs' input) keeps its frames in
-    # files: the blob store's bucket is on the other endpoint, and --s3-endpoint names one.
+    # A suite that names an S3 endpoint of its own for import jobs keeps frames in the data
+    # directory; otherwise frames go to the bucket, and import jobs keep reading the local buckets
+    # (--s3-root, DATA_DIR/buckets unless the suite names a directory) as they would without it.
     if '--blob-store' not in argv and '--s3-endpoint' not in argv:
-        args += blob_store_for(data_dir)
+        blob = blob_store_for(data_dir)
+        args += blob
+        if blob and argv[0] == 'serve' and '--s3-root' not in argv:
+            args += ['--s3-root', os.path.join(data_dir, 'buckets')]
     return args
 
 

@@ -63,6 +63,7 @@ class Nul(unittest.TestCase):
 
 
 class Permissions(unittest.TestCase):
+    @unittest.skipIf(ahltest.on_postgres(), 'SQLite database files; on PostgreSQL there are none')
     def test_data_directory_and_database_are_private(self):
         MI.create_datastore(datastoreName='perm', clientToken='perm')  # the WAL holds a write
         modes = {}

@@ -18,6 +18,7 @@ example exactly as written and accepts either that refusal or, with a curl that 
 sends, the answer; the others leave the token line out, which is what such a curl sends.
 
 The examples' text is ours; their shape (method, flags, headers, output) is the guide's."""
+# pg: full (curl's SigV4 and the guide's commands: no storage in question)
 import email
 import email.policy
 import hashlib

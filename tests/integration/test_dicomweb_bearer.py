@@ -8,6 +8,7 @@ when it changes (a new key works, a removed one stops working, a broken file kee
 a server started without the options refuses bearer tokens with a 403 saying why; the options
 must come together and a bad key file stops the start; RS256 and ES256 tokens and JWKs made by
 PyJWT are accepted, its HS256 tokens refused. No token ever reaches the log."""
+# pg: full (bearer-token authentication: no storage in question)
 import json
 import os
 import shutil

@@ -21,6 +21,7 @@ are imported into ahilite with `ahilite import` and stored into Orthanc with its
   values for every attribute both return (docs/dicomweb.md lists what only one returns).
 
 Exits 77 (skipped) when Orthanc or its DICOMweb plugin is not installed."""
+# pg: full (long: a comparison with Orthanc's answers; nothing of it depends on the store)
 import base64
 import email
 import email.policy

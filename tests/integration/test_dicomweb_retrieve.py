@@ -10,6 +10,7 @@ series and study are multipart; a syntax that is not stored is 406. After two
 UpdateImageSetMetadata calls through boto3, a retrieved instance (and `ahilite export`) carries
 an Original Attributes Sequence with one item per update holding the replaced PatientName; an
 instance of another, unchanged set has none, and version 1 selected explicitly has none."""
+# pg: full (long: renders instances; its reads are those test_dicomweb_qido.py and test_dicomweb_stow.py make)
 import hashlib
 import json
 import os

@@ -9,6 +9,7 @@ UpdateImageSetMetadata through boto3 shows in the default answer, the older vers
 request is refused. Frames come back decoded to Explicit VR Little Endian by default (equal to
 the source's native pixel data), as stored with transfer-syntax=* (equal to GetImageFrame's
 bytes), and 406 for a syntax that is not stored."""
+# pg: full (long: renders metadata and frames; its reads are those of the API suites)
 import json
 import os
 import subprocess

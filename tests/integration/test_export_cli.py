@@ -8,6 +8,7 @@ and the pixel data is the source's byte for byte (for the compressed sources: MR
 bytes). Then PatientName is updated through the server (boto3), and the latest version and version
 1 are exported, each with its own name. Also the usage errors.
 """
+# pg: full (long: Part-10 writing, checked with DCMTK and pydicom; its reads are those of the API suites)
 import json
 import os
 import re

@@ -10,6 +10,7 @@ set is deleted: its GetImageFrame is a ResourceNotFoundException on the very nex
 the other set, which still lists the frame, keeps being served. Damage after a frame was served
 from memory is test_frames_damage.py's: it serves every frame before it damages the files.
 """
+# pg: full (the frame cache; test_frames_s3.py checks frames on S3 with it)
 import gzip
 import hashlib
 import json

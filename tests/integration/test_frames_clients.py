@@ -26,6 +26,7 @@ ojph_expand as a second decoder of the HTJ2K ones):
 Each corpus file is uploaded with a SOPInstanceUID of its own (same length, patched in place), so
 files that are variants of one instance (MR_small in five syntaxes) stay distinct instances.
 """
+# pg: full (long: frame decoding by every client against an oracle)
 import concurrent.futures
 import gzip
 import json

@@ -7,6 +7,7 @@ JP2 reader, the one AWS's samples use) to the same samples as the bare codestrea
 OpenJPH's ojph_expand decodes the codestream. A client sending `Accept: image/jphc` (added to the
 signed request with a botocore event hook) gets the bare codestream labelled image/jphc.
 """
+# pg: full (the JPH wrapping of a frame: no storage in question)
 import gzip
 import hashlib
 import json

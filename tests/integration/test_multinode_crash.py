@@ -2,7 +2,7 @@
 """SIGKILL of random nodes during imports and updates loses nothing acknowledged.
 
 Three nodes on one PostgreSQL database and one bucket (multinode.py). For AHL_MULTINODE_SECONDS
-(default 20): one client thread per image set loops UpdateImageSetMetadata through a random live
+(default 15): one client thread per image set loops UpdateImageSetMetadata through a random live
 node, and another thread starts an import job every second or so, each of its own batch of
 unique-pixel instances (a study of its own) in an S3 input bucket; meanwhile a node chosen at
 random is killed with SIGKILL every 1.5-3 s and started again a moment later. A request cut by a
@@ -31,9 +31,9 @@ import multinode  # noqa: E402
 
 NODES = 3
 SETS = 6
-SECONDS = float(os.environ.get('AHL_MULTINODE_SECONDS', '20'))
+SECONDS = float(os.environ.get('AHL_MULTINODE_SECONDS', '15'))
 BATCH = 8            # instances per import job
-BATCHES = 24         # batches made ready (more than the run starts at one a second)
+BATCHES = 16         # batches made ready (more than the run starts at one a second)
 UID_SETS = '1.2.826.0.1.3680043.8.498.7312.%d.'
 UID_JOBS = '1.2.826.0.1.3680043.8.498.7313.%d.'
 

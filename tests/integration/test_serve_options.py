@@ -2,6 +2,7 @@
 refused with exit status 2 and a message naming the option; the limits in force are logged, the
 import jobs' node id and leases too, and a renewal period not shorter than the lease is refused; a
 server listening beyond loopback without TLS says so, one on loopback does not."""
+# pg: full (option parsing; its one store is opened as in every other suite)
 import os
 import subprocess
 import sys

@@ -1,5 +1,6 @@
 // Drives `ahilite serve` with @aws-sdk/client-medical-imaging (pinned in package-lock.json):
 // data stores, tags, paging, data-plane calls and their errors as the JS SDK surfaces them.
+// pg: full (the JS SDK sends what boto3 sends; test_api_boto3*.py run on PostgreSQL in CI)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {

@@ -1,6 +1,7 @@
 // Image-set operations through the JavaScript SDK on pydicom samples imported with
 // `ahilite import` before the server starts: search, metadata stream (gzip), frame, update,
 // versions, revert.
+// pg: full (the JS SDK sends what boto3 sends; test_api_boto3*.py run on PostgreSQL in CI)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -4,6 +4,7 @@
 // error changed nothing: import jobs from the server's default local buckets (DATA_DIR/buckets),
 // copy into a new and an existing image set, delete, data stores that hold image sets, tag errors,
 // and the validation errors of create, list, search and update.
+// pg: full (the JS SDK sends what boto3 sends; test_api_boto3*.py run on PostgreSQL in CI)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';

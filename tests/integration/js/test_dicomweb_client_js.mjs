@@ -19,6 +19,7 @@
 // scope ahilite:write (one of ahilite:read is refused), and the calls above read them back.
 // retrieveInstance (GetDICOMInstance, asked for as multipart/related; type="application/dicom")
 // gives a Part-10 file in Explicit VR Little Endian whose frames are the source's pixels.
+// pg: full (the JS SDK sends what boto3 sends; test_api_boto3*.py run on PostgreSQL in CI)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';

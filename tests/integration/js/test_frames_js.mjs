@@ -8,6 +8,7 @@
 // syntax, byte count, decoded pixels' CRC32 against the oracle's and against the metadata's
 // full-resolution checksum, min/max, kept frames byte for byte (SHA-256 of the source fragments);
 // unknown frame ids and a deleted image set's frames are ResourceNotFoundException.
+// pg: full (the JS SDK sends what boto3 sends; test_api_boto3*.py run on PostgreSQL in CI)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
