@@ -34,7 +34,9 @@
  * earlier ones' writes; ahl_store_commit() returns 0 only after the COMMIT that made its writes
  * durable, and a failed COMMIT fails every member; a lone writer commits at once. Other
  * connections and nodes see a batch's writes after its COMMIT; the advisory lock is held from
- * the batch's first BEGIN to its COMMIT.
+ * the batch's first BEGIN to its COMMIT. Write intents (store.h) work as on SQLite: a committing
+ * transaction with nobody waiting but writers announced waits at most AHL_STORE_COMMIT_DELAY_US
+ * for one of them.
  *
  * Durability: COMMIT returns once the server made the transaction durable (synchronous_commit
  * as the server is configured, on by default). A COMMIT of a transaction the server had aborted
@@ -42,12 +44,14 @@
  */
 #include "store/pg_internal.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/banned.h"
 
@@ -91,6 +95,8 @@ struct pg_store {
     pthread_mutex_t batch_lock;
     pthread_cond_t batch_cond;   /* members' done flags */
     unsigned write_waiting;      /* threads in pg_begin(write) not yet holding write_lock */
+    unsigned write_intent;       /* writers announced by ahl_store_write_intent, not yet begun */
+    pthread_cond_t arrive_cond;  /* write_waiting rose or write_intent fell (CLOCK_MONOTONIC) */
     bool batch_open;             /* batch_conn is inside the writers' transaction */
     struct pg_conn *batch_conn;  /* out of the pool while the batch is open */
     unsigned batch_txs;          /* write transactions ended in the open batch */
@@ -583,6 +589,7 @@ static int pg_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
     }
     pthread_mutex_lock(&p->batch_lock);
     p->write_waiting++;
+    pthread_cond_signal(&p->arrive_cond);
     pthread_mutex_unlock(&p->batch_lock);
     pthread_mutex_lock(&p->write_lock);
     pthread_mutex_lock(&p->batch_lock);
@@ -660,6 +667,14 @@ static int write_end(struct pg_tx *tx, bool commit)
     }
     pthread_mutex_lock(&p->batch_lock);
     p->batch_txs++;
+    if (commit && !p->write_waiting && p->write_intent && p->batch_txs < PG_BATCH_MAX &&
+        PQtransactionStatus(c) == PQTRANS_INTRANS) {
+        /* Writers are computing their updates: wait a little for one to join this COMMIT. */
+        struct timespec until = ahl_deadline(CLOCK_MONOTONIC, AHL_STORE_COMMIT_DELAY_US);
+        while (!p->write_waiting && p->write_intent)
+            if (pthread_cond_timedwait(&p->arrive_cond, &p->batch_lock, &until) == ETIMEDOUT)
+                break;
+    }
     bool hand_on = p->write_waiting > 0 && p->batch_txs < PG_BATCH_MAX &&
                    PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_INTRANS;
     if (hand_on) {
@@ -695,6 +710,16 @@ static int write_end(struct pg_tx *tx, bool commit)
     pthread_mutex_unlock(&p->write_lock);
     free(tx);
     return commit ? brc : rc;
+}
+
+static void pg_write_intent(struct ahl_store *s, int delta)
+{
+    struct pg_store *p = (struct pg_store *)s;
+    pthread_mutex_lock(&p->batch_lock);
+    p->write_intent = (unsigned)((int)p->write_intent + delta);
+    if (!p->write_intent)
+        pthread_cond_signal(&p->arrive_cond);
+    pthread_mutex_unlock(&p->batch_lock);
 }
 
 static void pg_rollback(struct ahl_store_tx *t)
@@ -739,6 +764,7 @@ static void pg_close(struct ahl_store *s)
     pthread_mutex_destroy(&p->write_lock);
     pthread_mutex_destroy(&p->batch_lock);
     pthread_cond_destroy(&p->batch_cond);
+    pthread_cond_destroy(&p->arrive_cond);
     pthread_mutex_destroy(&p->pool_lock);
     pthread_cond_destroy(&p->pool_cond);
     free(p->uri);
@@ -757,6 +783,7 @@ static void pg_ops_fill(void)
     pg_ops.begin = pg_begin;
     pg_ops.commit = pg_commit;
     pg_ops.rollback = pg_rollback;
+    pg_ops.write_intent = pg_write_intent;
     ahl__pg_rows_ops(&pg_ops);
     ahl__pg_search_ops(&pg_ops);
     ahl__pg_qido_ops(&pg_ops);
@@ -836,6 +863,11 @@ int ahl_store_open_postgres(const char *uri, unsigned max_conns, struct ahl_stor
     pthread_mutex_init(&p->write_lock, NULL);
     pthread_mutex_init(&p->batch_lock, NULL);
     pthread_cond_init(&p->batch_cond, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->arrive_cond, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_mutex_init(&p->pool_lock, NULL);
     pthread_cond_init(&p->pool_cond, NULL);
     describe(uri, p->where, sizeof p->where);

@@ -5,7 +5,8 @@
  * duplicate insert fails alone, the transaction goes on (as on SQLite); write transactions
  * queued behind one another share one COMMIT, each still committing or rolling back on its own
  * (group commit: the first one's rows stay invisible to other nodes until the batch commits, a
- * member whose statement failed rolls back to its savepoint alone); chunk and frame puts sent
+ * member whose statement failed rolls back to its savepoint alone), and a commit waits a little
+ * for a writer announced (ahl_store_write_intent); chunk and frame puts sent
  * ahead of their results (pipelined) land in order, and one that fails fails the transaction's
  * next call; the pool bounds
  * connections and a thread waits for one; connections the server dropped are replaced; several
@@ -325,6 +326,29 @@ static void test_group_commit(void **state)
     fx_free(f);
 }
 
+/* A writer announced but never beginning delays a commit a little, never for long. */
+static void test_intent_never_comes(void **state)
+{
+    (void)state;
+    need_pg();
+    struct fx *f = fx_new(NULL);
+    assert_non_null(f);
+    ahl_store_write_intent(f->store, +1);
+    uint64_t t0 = ahl_mono_ns();
+    assert_int_equal(put_ds(f->store, 20), 0);
+    uint64_t waited_us = (ahl_mono_ns() - t0) / 1000;
+    ahl_store_write_intent(f->store, -1);
+    print_message("commit with an announced writer that never came: %llu us\n",
+                  (unsigned long long)waited_us);
+    assert_true(waited_us >= AHL_STORE_COMMIT_DELAY_US);
+    assert_true(waited_us < 5000000);
+    struct ahl_store_tx *tx;
+    assert_int_equal(ahl_store_begin(f->store, false, &tx), 0);
+    assert_int_equal(get_ds(tx, 20), 0);
+    assert_int_equal(ahl_store_commit(tx), 0);
+    fx_free(f);
+}
+
 /* ---- statements sent ahead ---- */
 
 static int count_frame(void *ctx, const struct ahl_frame_rec *r)
@@ -533,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_read_keeps_its_snapshot),
         cmocka_unit_test(test_duplicate_fails_alone),
         cmocka_unit_test(test_group_commit),
+        cmocka_unit_test(test_intent_never_comes),
         cmocka_unit_test(test_sent_ahead),
         cmocka_unit_test(test_pool_bound),
         cmocka_unit_test(test_dropped_connections_replaced),
