@@ -265,15 +265,29 @@ static void *member_run(void *arg)
     return NULL;
 }
 
+/* The batch's first transaction: begins, writes, and commits once told (a transaction belongs
+ * to one thread). */
 struct committer {
-    struct ahl_store_tx *tx;
+    struct ahl_store *s;
+    atomic_bool began, commit;
     int rc;
 };
 
 static void *commit_run(void *arg)
 {
     struct committer *c = arg;
-    c->rc = ahl_store_commit(c->tx);
+    struct ahl_store_tx *tx;
+    struct ahl_datastore_rec d;
+    make_ds(&d, 10);
+    if ((c->rc = ahl_store_begin(c->s, true, &tx)) < 0 ||
+        (c->rc = ahl_store_datastore_put(tx, &d, true)) < 0) {
+        atomic_store(&c->began, true);
+        return NULL;
+    }
+    atomic_store(&c->began, true);
+    while (!atomic_load(&c->commit))
+        sleep_ms(5);
+    c->rc = ahl_store_commit(tx);
     return NULL;
 }
 
@@ -288,16 +302,16 @@ static void test_group_commit(void **state)
     atomic_bool inside = false, go = false;
     struct member ok = {.s = f->store, .ds = 11, .inside = &inside, .go = &go};
     struct member bad = {.s = f->store, .ds = 12, .fail = true};
-    struct committer first = {0};
-    struct ahl_datastore_rec d;
-    make_ds(&d, 10);
-    assert_int_equal(ahl_store_begin(f->store, true, &first.tx), 0);
-    assert_int_equal(ahl_store_datastore_put(first.tx, &d, true), 0);
+    struct committer first = {.s = f->store};
     pthread_t t_ok, t_bad, t_first;
+    assert_int_equal(pthread_create(&t_first, NULL, commit_run, &first), 0);
+    while (!atomic_load(&first.began))
+        sleep_ms(5);
+    assert_int_equal(first.rc, 0);
     assert_int_equal(pthread_create(&t_ok, NULL, member_run, &ok), 0);
     assert_int_equal(pthread_create(&t_bad, NULL, member_run, &bad), 0);
     sleep_ms(300); /* both wait to begin */
-    assert_int_equal(pthread_create(&t_first, NULL, commit_run, &first), 0);
+    atomic_store(&first.commit, true);
     while (!atomic_load(&inside))
         sleep_ms(5);
     /* The first transaction ended, but its batch goes on in the next one: not committed yet. */
