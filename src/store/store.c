@@ -20,7 +20,7 @@ int ahl_store_open(const char *database, const char *data_dir, unsigned max_conn
     if (!database || !*database)
         return ahl_store_open_sqlite(data_dir, max_conns, out);
     if (ahl_store_is_postgres(database))
-        return ahl_store_open_postgres(database, max_conns, out);
+        return ahl_store_open_postgres(database, max_conns ? max_conns + 1 : 0, out);
     /* Not echoed: it may hold a password. */
     ahl_error("the database is not a PostgreSQL connection URI (postgresql://...)");
     return AHL_EINVAL;

@@ -518,9 +518,10 @@ struct ahl_store_tx {
 
 /* Opens the backend that database names: NULL or "" for the embedded default, SQLite in data_dir
  * (ahl_store_open_sqlite); a libpq connection URI ("postgresql://..." or "postgres://...") for
- * PostgreSQL (ahl_store_open_postgres; data_dir unused). max_conns bounds the reader connections
- * (SQLite) or the whole pool (PostgreSQL); 0 for the backend's default. AHL_EINVAL for a database
- * string that is neither. */
+ * PostgreSQL (ahl_store_open_postgres; data_dir unused). max_conns bounds the reader connections:
+ * SQLite keeps a writer connection beside them, PostgreSQL a pool of max_conns + 1 (so that a
+ * thread inside a write transaction always finds a connection for a read transaction); 0 for the
+ * backend's default. AHL_EINVAL for a database string that is neither. */
 int ahl_store_open(const char *database, const char *data_dir, unsigned max_conns,
                    struct ahl_store **out);
 /* True when database names PostgreSQL (starts with "postgresql://" or "postgres://"). */
