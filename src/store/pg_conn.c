@@ -483,7 +483,9 @@ static int pool_take(struct pg_store *p, struct pg_conn **out)
         p->conns++;
     }
     pthread_mutex_unlock(&p->pool_lock);
-    if (pc && PQstatus(pc->c) != CONNECTION_OK) {
+    /* A server that dropped the connection while it was idle (a terminated backend, a restart)
+     * has said so on its socket: reading what arrived finds it without a round trip. */
+    if (pc && (!PQconsumeInput(pc->c) || PQstatus(pc->c) != CONNECTION_OK)) {
         conn_close(pc); /* broken while idle: replaced below */
         pc = NULL;
     }
