@@ -81,7 +81,8 @@ struct pg_conn {
     unsigned rt_next; /* the slot replaced next when the cache is full */
     unsigned rt_seq;  /* numbers the run-time statements' names */
     bool piped;       /* in pipeline mode, with statements sent whose results are unread */
-    unsigned pending; /* those statements (ahl__pg_send) */
+    bool synced;      /* ... and their sync sent too (a read transaction's end, see pool_give) */
+    unsigned pending; /* those statements (ahl__pg_send, send_sql) */
     struct pg_conn *next; /* in the idle list */
 };
 
@@ -89,7 +90,7 @@ struct pg_store {
     struct ahl_store base;
     char *uri;
     char where[256];  /* host and database, for messages (never the password) */
-    char lock_sql[96]; /* BEGIN and the writers' advisory lock */
+    char lock_sql[96]; /* the writers' advisory lock */
     pthread_mutex_t write_lock; /* held for the whole of a write transaction of this node */
     /* group commit; batch_lock guards these (taken after write_lock, never before) */
     pthread_mutex_t batch_lock;
@@ -312,7 +313,7 @@ static int drain_last(struct pg_conn *pc, PGresult **last)
         return 0;
     PGconn *c = pc->c;
     int rc = 0;
-    if (PQpipelineSync(c) != 1)
+    if (!pc->synced && PQpipelineSync(c) != 1)
         rc = AHL_EIO;
     for (unsigned i = 0; i < pc->pending && rc == 0; i++) {
         PGresult *r = PQgetResult(c);
@@ -348,6 +349,7 @@ static int drain_last(struct pg_conn *pc, PGresult **last)
         rc = AHL_EIO;
     }
     pc->piped = false;
+    pc->synced = false;
     pc->pending = 0;
     return rc;
 }
@@ -355,6 +357,35 @@ static int drain_last(struct pg_conn *pc, PGresult **last)
 static int drain(struct pg_conn *pc)
 {
     return drain_last(pc, NULL);
+}
+
+/* Enters pipeline mode on pc unless it is in it already. */
+static int pipe_enter(struct pg_conn *pc)
+{
+    if (pc->piped)
+        return 0;
+    if (PQenterPipelineMode(pc->c) != 1) {
+        log_failure(pc->c, NULL, "entering pipeline mode");
+        return AHL_EIO;
+    }
+    pc->piped = true;
+    return 0;
+}
+
+/* Sends sql (one statement without parameters: BEGIN, SAVEPOINT, COMMIT...) ahead on pc like
+ * ahl__pg_send: its result is read with the next statement's. 0, or the failure to send. */
+static int send_sql(struct pg_conn *pc, const char *sql)
+{
+    int rc = pipe_enter(pc);
+    if (rc < 0)
+        return rc;
+    if (PQsendQueryParams(pc->c, sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {
+        log_failure(pc->c, NULL, sql);
+        drain(pc);
+        return AHL_EIO;
+    }
+    pc->pending++;
+    return 0;
 }
 
 PGconn *ahl__pg_conn(struct ahl_store_tx *tx)
@@ -377,13 +408,8 @@ int ahl__pg_send(struct ahl_store_tx *tx, const struct ahl__pg_stmt *st, int n,
         if ((rc = drain(pc)) < 0 || (rc = prepare(pc, st)) < 0)
             return rc;
     }
-    if (!pc->piped) {
-        if (PQenterPipelineMode(pc->c) != 1) {
-            log_failure(pc->c, NULL, "entering pipeline mode");
-            return AHL_EIO;
-        }
-        pc->piped = true;
-    }
+    if ((rc = pipe_enter(pc)) < 0)
+        return rc;
     if (PQsendQueryPrepared(pc->c, st->name, n, vals, lens, fmts, 0) != 1) {
         log_failure(pc->c, NULL, st->name);
         drain(pc);
@@ -484,9 +510,19 @@ static int pool_take(struct pg_store *p, struct pg_conn **out)
     }
     pthread_mutex_unlock(&p->pool_lock);
     /* A server that dropped the connection while it was idle (a terminated backend, a restart)
-     * has said so on its socket: reading what arrived finds it without a round trip. */
-    if (pc && (!PQconsumeInput(pc->c) || PQstatus(pc->c) != CONNECTION_OK)) {
+     * has said so on its socket: reading what arrived finds it without a round trip (its last
+     * message first, then the end of the stream: read twice). BEGIN is sent ahead of the first
+     * statement, so that this is the only chance to use another connection instead. */
+    if (pc && (!PQconsumeInput(pc->c) || !PQconsumeInput(pc->c) ||
+               PQstatus(pc->c) != CONNECTION_OK)) {
         conn_close(pc); /* broken while idle: replaced below */
+        pc = NULL;
+    }
+    /* The end of the read transaction it served last: read now (the answers have long arrived,
+     * usually); one that left it inside a transaction is replaced. */
+    if (pc && pc->piped &&
+        (drain(pc) < 0 || PQtransactionStatus(pc->c) != PQTRANS_IDLE)) {
+        conn_close(pc);
         pc = NULL;
     }
     if (!pc) {
@@ -504,11 +540,14 @@ static int pool_take(struct pg_store *p, struct pg_conn **out)
 }
 
 /* Gives pc back to the pool; a connection that broke, or is still inside a transaction it could
- * not end, is closed instead. */
+ * not end, is closed instead. One whose last statements were sent and synced (a read
+ * transaction's end, read_end) goes back unread: pool_take reads their results. */
 static void pool_give(struct pg_store *p, struct pg_conn *pc)
 {
-    drain(pc);
-    bool keep = PQstatus(pc->c) == CONNECTION_OK && PQtransactionStatus(pc->c) == PQTRANS_IDLE;
+    if (!pc->synced)
+        drain(pc);
+    bool keep = PQstatus(pc->c) == CONNECTION_OK &&
+                (pc->synced || PQtransactionStatus(pc->c) == PQTRANS_IDLE);
     if (!keep)
         conn_close(pc);
     pthread_mutex_lock(&p->pool_lock);
@@ -524,32 +563,28 @@ static void pool_give(struct pg_store *p, struct pg_conn *pc)
 
 #define READ_BEGIN "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
-/* Takes a connection and runs sql, which begins a transaction, on it. An idle connection whose
- * server went away (a restart, a terminated backend) is found out only by using it: such a one
- * is dropped and the transaction begun on another, as nothing was done yet. Every pooled
- * connection may have gone, and one more is opened fresh. */
-static int pool_begin(struct pg_store *p, const char *sql, struct pg_conn **out)
+/* Takes a connection and sends BEGIN (and then, unless NULL, then: the writers' lock) ahead on
+ * it: their results are read with the transaction's first statement, which fails if they did.
+ * An idle connection whose server went away (a restart, a terminated backend) is found out by
+ * pool_take, or here when sending fails: such a one is dropped and the transaction begun on
+ * another, as nothing was done yet. Every pooled connection may have gone, and one more is
+ * opened fresh. */
+static int pool_begin(struct pg_store *p, const char *begin, const char *then,
+                      struct pg_conn **out)
 {
     for (unsigned attempt = 0;; attempt++) {
         struct pg_conn *pc;
         int rc = pool_take(p, &pc);
         if (rc < 0)
             return rc;
-        PGresult *r = PQexec(pc->c, sql);
-        if ((rc = ahl__pg_result_rc(r)) == 0) {
-            PQclear(r);
+        if ((rc = send_sql(pc, begin)) == 0 && (!then || (rc = send_sql(pc, then)) == 0)) {
             *out = pc;
             return 0;
         }
         bool lost = PQstatus(pc->c) == CONNECTION_BAD;
-        if (!lost || attempt >= p->max_conns)
-            log_failure(pc->c, r, "BEGIN");
-        PQclear(r);
-        if (!lost && PQtransactionStatus(pc->c) != PQTRANS_IDLE)
-            PQclear(PQexec(pc->c, "ROLLBACK"));
         pool_give(p, pc);
         if (!lost || attempt >= p->max_conns)
-            return rc == AHL_ECONFLICT ? AHL_EIO : rc;
+            return rc;
     }
 }
 
@@ -582,7 +617,7 @@ static int pg_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
     tx->base.write = write;
     tx->owner = p;
     if (!write) {
-        if ((rc = pool_begin(p, READ_BEGIN, &tx->conn)) < 0) {
+        if ((rc = pool_begin(p, READ_BEGIN, NULL, &tx->conn)) < 0) {
             free(tx);
             return rc;
         }
@@ -602,13 +637,15 @@ static int pg_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
         /* A later member of the open batch: its own writes are a savepoint's. */
         tx->conn = p->batch_conn;
         tx->undo = UNDO_SAVEPOINT;
-        if ((rc = exec(tx->conn->c, "SAVEPOINT ahl_tx")) < 0) {
+        /* Sent ahead: a failure fails the transaction's first statement, and leaves the batch's
+         * PostgreSQL transaction aborted, so that its COMMIT fails every member. */
+        if ((rc = send_sql(tx->conn, "SAVEPOINT ahl_tx")) < 0) {
             tx->undo = UNDO_NOTHING;
             write_end(tx, false);
-            return rc == AHL_ECONFLICT ? AHL_EIO : rc;
+            return rc;
         }
     } else {
-        if ((rc = pool_begin(p, p->lock_sql, &tx->conn)) < 0) {
+        if ((rc = pool_begin(p, "BEGIN", p->lock_sql, &tx->conn)) < 0) {
             pthread_mutex_unlock(&p->write_lock);
             free(tx);
             return rc;
@@ -634,8 +671,15 @@ static int write_end(struct pg_tx *tx, bool commit)
 {
     struct pg_store *p = tx->owner;
     PGconn *c = tx->conn->c;
-    int rc = drain(tx->conn); /* a failure there aborted the transaction */
-    bool failed = PQtransactionStatus(c) == PQTRANS_INERROR;
+    int rc = 0;
+    /* A later member committing releases its savepoint in the same round trip as the results of
+     * its statements sent ahead (after a failure among them, RELEASE is not run). */
+    if (commit && tx->undo == UNDO_SAVEPOINT)
+        rc = send_sql(tx->conn, "RELEASE SAVEPOINT ahl_tx");
+    int drc = drain(tx->conn); /* a failure there aborted the transaction */
+    if (rc == 0)
+        rc = drc;
+    bool failed = rc < 0 || PQtransactionStatus(c) == PQTRANS_INERROR;
     if (commit && failed) {
         /* A statement of it failed: the caller should have rolled back (unless it was one sent
          * ahead, whose failure shows only now). */
@@ -659,14 +703,8 @@ static int write_end(struct pg_tx *tx, bool commit)
         free(tx);
         return rc;
     }
-    if (tx->undo == UNDO_SAVEPOINT) {
-        if (commit && (rc = exec(c, "RELEASE SAVEPOINT ahl_tx")) < 0) {
-            commit = false;
-            rc = rc == AHL_ECONFLICT ? AHL_EIO : rc;
-        }
-        if (!commit)
-            exec(c, "ROLLBACK TO SAVEPOINT ahl_tx; RELEASE SAVEPOINT ahl_tx");
-    }
+    if (tx->undo == UNDO_SAVEPOINT && !commit)
+        exec(c, "ROLLBACK TO SAVEPOINT ahl_tx; RELEASE SAVEPOINT ahl_tx");
     pthread_mutex_lock(&p->batch_lock);
     p->batch_txs++;
     if (commit && !p->write_waiting && p->write_intent && p->batch_txs < PG_BATCH_MAX &&
@@ -724,6 +762,22 @@ static void pg_write_intent(struct ahl_store *s, int delta)
     pthread_mutex_unlock(&p->batch_lock);
 }
 
+/* Ends a read transaction with sql (ROLLBACK, or COMMIT of one whose statements all succeeded:
+ * neither can fail then, and nothing was written) without waiting for the answer: it is sent,
+ * with a sync, and read when the connection is next taken (pool_take). */
+static void read_end(struct pg_tx *tx, const char *sql)
+{
+    struct pg_conn *pc = tx->conn;
+    if (send_sql(pc, sql) == 0) {
+        if (PQpipelineSync(pc->c) == 1)
+            pc->synced = true;
+        else
+            drain(pc);
+    }
+    pool_give(tx->owner, pc);
+    free(tx);
+}
+
 static void pg_rollback(struct ahl_store_tx *t)
 {
     struct pg_tx *tx = (struct pg_tx *)t;
@@ -731,11 +785,7 @@ static void pg_rollback(struct ahl_store_tx *t)
         write_end(tx, false);
         return;
     }
-    drain(tx->conn);
-    if (PQtransactionStatus(tx->conn->c) != PQTRANS_IDLE)
-        exec(tx->conn->c, "ROLLBACK");
-    pool_give(tx->owner, tx->conn);
-    free(tx);
+    read_end(tx, "ROLLBACK");
 }
 
 static int pg_commit(struct ahl_store_tx *t)
@@ -743,16 +793,15 @@ static int pg_commit(struct ahl_store_tx *t)
     struct pg_tx *tx = (struct pg_tx *)t;
     if (tx->base.write)
         return write_end(tx, true);
+    /* Statements sent ahead (BEGIN, if nothing else) are read first: a failure among them fails
+     * the commit, as a COMMIT the server answered with ROLLBACK would. */
     int rc = drain(tx->conn);
-    if (rc == 0)
-        rc = commit_sql(tx->conn->c);
-    if (rc < 0) {
-        pg_rollback(t);
-        return rc;
+    if (rc == 0 && PQtransactionStatus(tx->conn->c) != PQTRANS_INTRANS) {
+        ahl_error("postgres: COMMIT of a failed transaction rolled it back");
+        rc = AHL_EIO;
     }
-    pool_give(tx->owner, tx->conn);
-    free(tx);
-    return 0;
+    read_end(tx, rc == 0 ? "COMMIT" : "ROLLBACK");
+    return rc;
 }
 
 static void pg_close(struct ahl_store *s)
@@ -891,7 +940,7 @@ int ahl_store_open_postgres(const char *uri, unsigned max_conns, struct ahl_stor
         goto fail;
     }
     int64_t schema = ahl__pg_int(r, 0, 0);
-    snprintf(p->lock_sql, sizeof p->lock_sql, "BEGIN; SELECT pg_advisory_xact_lock(%d, %" PRId64 ")",
+    snprintf(p->lock_sql, sizeof p->lock_sql, "SELECT pg_advisory_xact_lock(%d, %" PRId64 ")",
              AHL_PG_LOCK_WRITE, (int64_t)(int32_t)(uint32_t)schema);
     if ((rc = ahl__pg_schema_migrate(pc->c)) < 0)
         goto fail;

@@ -318,7 +318,7 @@ static int qido_set_put(struct ahl_store_tx *t, const struct ahl_qido_set *r)
                          r->accession_number,   r->referring_physician_name,
                          r->study_description,  r->study_id};
     int lens[18] = {[2] = AHL_SHA256_LEN}, fmts[18] = {[2] = 1};
-    return ahl__pg_run(t, &st_set_put, 18, v, lens, fmts, false, NULL);
+    return ahl__pg_send(t, &st_set_put, 18, v, lens, fmts);
 }
 
 static int run1(struct ahl_store_tx *t, const struct ahl__pg_stmt *st, const char *a, const char *b,
@@ -353,7 +353,7 @@ static int qido_series_put(struct ahl_store_tx *t, const struct ahl_qido_series 
         r->body_part_examined,
         ahl__pg_i64(&num[2], r->number_of_instances),
     };
-    return ahl__pg_run(t, &st_series_put, 13, v, NULL, NULL, false, NULL);
+    return ahl__pg_send(t, &st_series_put, 13, v, NULL, NULL);
 }
 
 static int qido_series_delete(struct ahl_store_tx *t, const char *set, const char *series)
@@ -364,7 +364,8 @@ static int qido_series_delete(struct ahl_store_tx *t, const char *set, const cha
 static int qido_series_touch(struct ahl_store_tx *t, const char *set, int64_t updated_at_ms)
 {
     struct ahl__pg_num num;
-    return run1(t, &st_series_touch, set, ahl__pg_i64(&num, updated_at_ms), NULL);
+    const char *v[2] = {set, ahl__pg_i64(&num, updated_at_ms)};
+    return ahl__pg_send(t, &st_series_touch, 2, v, NULL, NULL);
 }
 
 static int qido_instance_put(struct ahl_store_tx *t, const struct ahl_qido_instance *r)
@@ -412,7 +413,7 @@ static int qido_study_refresh(struct ahl_store_tx *t, const char *ds, const char
             return 0;
         /* No study row (or no set row left): rebuild it. */
     }
-    return ahl__pg_run(t, &st_study_refresh, 2, v, NULL, NULL, false, NULL);
+    return ahl__pg_send(t, &st_study_refresh, 2, v, NULL, NULL);
 }
 
 static int qido_backfill_next(struct ahl_store_tx *t, char id[AHL_ID_LEN + 1])

@@ -139,7 +139,7 @@ static int search_put(struct ahl_store_tx *t, const struct ahl_search_row *r)
         ahl__pg_i64(&num[5], r->number_of_instances),
         key,
     };
-    return ahl__pg_run(t, &st_put, S_NCOLS, v, NULL, NULL, false, NULL);
+    return ahl__pg_send(t, &st_put, S_NCOLS, v, NULL, NULL);
 }
 
 static int search_get(struct ahl_store_tx *t, const char *id, struct ahl_search_row *out)

@@ -134,10 +134,13 @@ static void *second_writer(void *arg)
     struct writer *w = arg;
     struct ahl_store_tx *tx;
     w->rc = ahl_store_begin(w->s, true, &tx);
-    atomic_store(&w->began, true);
-    if (w->rc < 0)
+    if (w->rc < 0) {
+        atomic_store(&w->began, true);
         return NULL;
+    }
+    /* The writers' lock is taken with the transaction's first statement (sent with BEGIN). */
     w->saw = get_ds(tx, 1);
+    atomic_store(&w->began, true);
     w->rc = ahl_store_commit(tx);
     return NULL;
 }
