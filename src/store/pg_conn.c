@@ -120,6 +120,8 @@ struct pg_tx {
     struct pg_store *owner;
     struct pg_conn *conn;
     enum pg_undo undo; /* write transactions */
+    bool kept;         /* kept_version is valid (ahl__pg_keep_version) */
+    struct ahl_version_rec kept_version;
 };
 
 /* A committed member of a batch waiting for the batch's COMMIT (on its thread's stack). */
@@ -388,8 +390,23 @@ static int send_sql(struct pg_conn *pc, const char *sql)
     return 0;
 }
 
+void ahl__pg_keep_version(struct ahl_store_tx *tx, const struct ahl_version_rec *v)
+{
+    struct pg_tx *t = (struct pg_tx *)tx;
+    t->kept = v != NULL;
+    if (v)
+        t->kept_version = *v;
+}
+
+const struct ahl_version_rec *ahl__pg_kept_version(struct ahl_store_tx *tx)
+{
+    struct pg_tx *t = (struct pg_tx *)tx;
+    return t->kept ? &t->kept_version : NULL;
+}
+
 PGconn *ahl__pg_conn(struct ahl_store_tx *tx)
 {
+    ((struct pg_tx *)tx)->kept = false;
     struct pg_conn *pc = ((struct pg_tx *)tx)->conn;
     drain(pc); /* a failure aborted the transaction: its next statement or COMMIT fails */
     return pc->c;
@@ -398,6 +415,7 @@ PGconn *ahl__pg_conn(struct ahl_store_tx *tx)
 int ahl__pg_send(struct ahl_store_tx *tx, const struct ahl__pg_stmt *st, int n,
                  const char *const *vals, const int *lens, const int *fmts)
 {
+    ((struct pg_tx *)tx)->kept = false;
     struct pg_conn *pc = ((struct pg_tx *)tx)->conn;
     int rc;
     /* Prepared in its own round trip the first time, so that the set of prepared statements
@@ -426,6 +444,7 @@ int ahl__pg_run(struct ahl_store_tx *tx, const struct ahl__pg_stmt *st, int n,
                 const char *const *vals, const int *lens, const int *fmts, bool result_binary,
                 PGresult **out)
 {
+    ((struct pg_tx *)tx)->kept = false;
     struct pg_conn *pc = ((struct pg_tx *)tx)->conn;
     int rc;
     if (pc->piped && prep_known(pc, st)) {
@@ -455,6 +474,7 @@ int ahl__pg_run_sql(struct ahl_store_tx *tx, const char *sql, bool cache, int n,
                     const char *const *vals, const int *lens, const int *fmts, bool result_binary,
                     PGresult **out)
 {
+    ((struct pg_tx *)tx)->kept = false;
     struct pg_conn *pc = ((struct pg_tx *)tx)->conn;
     int fmt = result_binary ? 1 : 0;
     int rc = drain(pc);

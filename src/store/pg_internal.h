@@ -54,6 +54,13 @@ int ahl__pg_run(struct ahl_store_tx *tx, const struct ahl__pg_stmt *st, int n,
  * statement does). 0, or the failure to send. */
 int ahl__pg_send(struct ahl_store_tx *tx, const struct ahl__pg_stmt *st, int n,
                  const char *const *vals, const int *lens, const int *fmts);
+/* A version row read together with its image set's row (pg_rows.c reads a set's latest version
+ * with it, in the same query), kept until the transaction's next statement: a version_get for it
+ * that follows at once is answered from it, as the same query at the same point of the
+ * transaction would be. ahl__pg_keep_version keeps v (NULL: none); ahl__pg_kept_version returns
+ * it while no statement ran since, else NULL. */
+void ahl__pg_keep_version(struct ahl_store_tx *tx, const struct ahl_version_rec *v);
+const struct ahl_version_rec *ahl__pg_kept_version(struct ahl_store_tx *tx);
 /* The same for SQL built at run time (search and QIDO query shapes): not prepared unless cache is
  * true, in which case the connection keeps it prepared, keyed by its text, among its last few. */
 int ahl__pg_run_sql(struct ahl_store_tx *tx, const char *sql, bool cache, int n,

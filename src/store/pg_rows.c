@@ -101,8 +101,14 @@ static const struct ahl__pg_stmt is_advance = {
                     " message=$5, is_primary=$6, latest_version=$7, created_at=$8,"
                     " updated_at=$9, last_accessed_at=$10, deleted_at=$11"
                     " WHERE id=$1 AND datastore_id=$2 AND latest_version=$12"};
-static const struct ahl__pg_stmt is_get = {"r_is_get",
-                                           "SELECT " IS_COLS " FROM imageset WHERE id=$1"};
+/* With the row of its latest version (NULLs when there is none), kept for the version_get that
+ * usually follows (ahl__pg_keep_version). */
+static const struct ahl__pg_stmt is_get = {
+    "r_is_get", "SELECT s.id, s.datastore_id, s.state, s.workflow_status, s.message, s.is_primary,"
+                " s.latest_version, s.created_at, s.updated_at, s.last_accessed_at, s.deleted_at,"
+                " v.imageset_id, v.version, v.root, v.state, v.workflow_status, v.message,"
+                " v.forced, v.created_at, v.updated_at FROM imageset s LEFT JOIN version v ON"
+                " v.imageset_id=s.id AND v.version=s.latest_version WHERE s.id=$1"};
 static const struct ahl__pg_stmt is_list = {
     "r_is_list", "SELECT " IS_COLS " FROM imageset WHERE datastore_id=$1 AND id > $2"
                  " AND state<>'DELETED' ORDER BY id LIMIT $3"};
@@ -381,6 +387,21 @@ static int tag_scan_(struct ahl_store_tx *t, ahl_store_tag_scan_cb cb, void *ctx
 
 /* ---- image sets ---------------------------------------------------------------------------- */
 
+/* A version row (V_COLS) from column c of row i. */
+static void v_cols(const PGresult *r, int i, int c, struct ahl_version_rec *v)
+{
+    memset(v, 0, sizeof *v);
+    ahl__pg_text(r, i, c, v->imageset_id, sizeof v->imageset_id);
+    v->version = (uint64_t)ahl__pg_int(r, i, c + 1);
+    col_bytes(r, i, c + 2, v->root, AHL_SHA256_LEN);
+    ahl__pg_text(r, i, c + 3, v->state, sizeof v->state);
+    ahl__pg_text(r, i, c + 4, v->workflow_status, sizeof v->workflow_status);
+    ahl__pg_text(r, i, c + 5, v->message, sizeof v->message);
+    v->forced = ahl__pg_bool(r, i, c + 6);
+    v->created_at_ms = ahl__pg_int(r, i, c + 7);
+    v->updated_at_ms = ahl__pg_int(r, i, c + 8);
+}
+
 static void is_row(const PGresult *r, int i, struct ahl_imageset_rec *s)
 {
     memset(s, 0, sizeof *s);
@@ -444,8 +465,14 @@ static int imageset_get(struct ahl_store_tx *t, const char *ds, const char *id,
     if (rc < 0)
         return rc;
     rc = PQntuples(r) > 0 ? 0 : AHL_ENOTFOUND;
-    if (rc == 0)
+    if (rc == 0) {
         is_row(r, 0, out);
+        if (!PQgetisnull(r, 0, 11)) {
+            struct ahl_version_rec ver;
+            v_cols(r, 0, 11, &ver);
+            ahl__pg_keep_version(t, &ver);
+        }
+    }
     PQclear(r);
     return rc == 0 && ds && strcmp(ds, out->datastore_id) != 0 ? AHL_ENOTFOUND : rc;
 }
@@ -471,16 +498,7 @@ static int imageset_by_study(struct ahl_store_tx *t, const char *ds, const char 
 
 static void v_row(const PGresult *r, int i, struct ahl_version_rec *v)
 {
-    memset(v, 0, sizeof *v);
-    ahl__pg_text(r, i, 0, v->imageset_id, sizeof v->imageset_id);
-    v->version = (uint64_t)ahl__pg_int(r, i, 1);
-    col_bytes(r, i, 2, v->root, AHL_SHA256_LEN);
-    ahl__pg_text(r, i, 3, v->state, sizeof v->state);
-    ahl__pg_text(r, i, 4, v->workflow_status, sizeof v->workflow_status);
-    ahl__pg_text(r, i, 5, v->message, sizeof v->message);
-    v->forced = ahl__pg_bool(r, i, 6);
-    v->created_at_ms = ahl__pg_int(r, i, 7);
-    v->updated_at_ms = ahl__pg_int(r, i, 8);
+    v_cols(r, i, 0, v);
 }
 
 struct v_params {
@@ -526,6 +544,11 @@ static int version_update(struct ahl_store_tx *t, const struct ahl_version_rec *
 static int version_get(struct ahl_store_tx *t, const char *id, uint64_t version,
                        struct ahl_version_rec *out)
 {
+    const struct ahl_version_rec *kept = ahl__pg_kept_version(t);
+    if (kept && kept->version == version && !strcmp(kept->imageset_id, id)) {
+        *out = *kept;
+        return 0;
+    }
     struct ahl__pg_num n;
     const char *v[] = {id, ahl__pg_i64(&n, (int64_t)version)};
     ONE_ROW(t, &v_get, v, v_row, out);
