@@ -11,7 +11,7 @@
  *
  * Transactions: a read transaction is BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY, one
  * snapshot for all its statements. A write transaction is BEGIN followed by a transaction-level
- * advisory lock on one key of the schema, sent as one query: write transactions of every node
+ * advisory lock on one key of the schema: write transactions of every node
  * using the schema run one at a time, which is what store.h promises ("a write transaction is
  * exclusive") and what the engine's compare-and-set of latest versions, primary-set grouping and
  * study rows rely on. Within one node a mutex is taken first, so that at most one connection of
@@ -19,7 +19,11 @@
  * write transaction may begin a read transaction: with every connection waiting for the lock it
  * held, it would wait forever). The lock's key is (AHL_PG_LOCK_CLASS, OID of the schema tables
  * live in), so that stores in different schemas of one database (the tests' stores) do not
- * exclude one another.
+ * exclude one another. BEGIN (and the lock, or a later member's SAVEPOINT) is sent ahead in
+ * pipeline mode with the transaction's first statement, which fails if they did; a read
+ * transaction's ROLLBACK, or COMMIT once all its statements succeeded, is sent with a sync and
+ * not waited for: the connection goes back to the pool with it, and pool_take reads its answer
+ * (a connection left inside a transaction is replaced).
  *
  * Group commit: as on SQLite (sqlite_conn.c), write transactions of this node's threads that
  * queue behind one another share one PostgreSQL transaction, and so one COMMIT: with writers
