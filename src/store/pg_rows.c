@@ -102,13 +102,14 @@ static const struct ahl__pg_stmt is_advance = {
                     " updated_at=$9, last_accessed_at=$10, deleted_at=$11"
                     " WHERE id=$1 AND datastore_id=$2 AND latest_version=$12"};
 /* With the row of its latest version (NULLs when there is none), kept for the version_get that
- * usually follows (ahl__pg_keep_version). */
+ * usually follows (ahl__pg_keep_version). The version is a subquery that is not flattened
+ * (OFFSET 0), so that it is always looked up by its whole key: as a plain join, a plan made
+ * while the tables were small (the connection keeps it) scanned every version of the set. */
 static const struct ahl__pg_stmt is_get = {
     "r_is_get", "SELECT s.id, s.datastore_id, s.state, s.workflow_status, s.message, s.is_primary,"
                 " s.latest_version, s.created_at, s.updated_at, s.last_accessed_at, s.deleted_at,"
-                " v.imageset_id, v.version, v.root, v.state, v.workflow_status, v.message,"
-                " v.forced, v.created_at, v.updated_at FROM imageset s LEFT JOIN version v ON"
-                " v.imageset_id=s.id AND v.version=s.latest_version WHERE s.id=$1"};
+                " v.* FROM imageset s LEFT JOIN LATERAL (SELECT " V_COLS " FROM version WHERE"
+                " imageset_id=s.id AND version=s.latest_version OFFSET 0) v ON true WHERE s.id=$1"};
 static const struct ahl__pg_stmt is_list = {
     "r_is_list", "SELECT " IS_COLS " FROM imageset WHERE datastore_id=$1 AND id > $2"
                  " AND state<>'DELETED' ORDER BY id LIMIT $3"};
