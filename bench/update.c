@@ -230,7 +230,9 @@ int ahl__bench_update(int argc, char **argv)
     json_t *doc = NULL;
     double *t = NULL, *nt = NULL, *rt = NULL;
     char ds[AHL_ID_LEN + 1];
-    if (ahl_store_open_sqlite(sub, 0, &s) < 0 || ahl_meta_open(s, NULL, &m) < 0 ||
+    /* AHL_BENCH_DATABASE: the engine's store on that database (a PostgreSQL URI) instead. */
+    const char *database = getenv("AHL_BENCH_DATABASE");
+    if (ahl_store_open(database, sub, 0, &s) < 0 || ahl_meta_open(s, NULL, &m) < 0 ||
         ahl__bench_make_datastore(s, ds) < 0) {
         fprintf(stderr, "ahilite-bench update: cannot open a store in %s\n", sub);
         goto out;
