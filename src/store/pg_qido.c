@@ -21,6 +21,7 @@
  * with a literal prefix is also written as a range of its column, which its index answers.
  */
 #include "store/pg_internal.h"
+#include "store/query_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -104,15 +105,6 @@ const char *const ahl__pg_qido_ddl[] = {
 };
 
 #undef C
-
-/* The 12-digit key of a TM value ("" when it is not one). */
-static void tm_key(const char *tm, char out[13])
-{
-    char key[AHL_STUDY_DT_KEY_LEN + 1];
-    out[0] = '\0';
-    if (tm && *tm && ahl_store_study_dt_key("19700101", tm, key) == 0)
-        memcpy(out, key + 8, 13);
-}
 
 /* ---- rows ------------------------------------------------------------------------------------ */
 
@@ -306,8 +298,8 @@ static int qido_set_put(struct ahl_store_tx *t, const struct ahl_qido_set *r)
 {
     char birth_tm[13], study_tm[13];
     struct ahl__pg_num num;
-    tm_key(r->patient_birth_time, birth_tm);
-    tm_key(r->study_time, study_tm);
+    ahl__qido_tm_key(r->patient_birth_time, birth_tm);
+    ahl__qido_tm_key(r->study_time, study_tm);
     const char *v[18] = {r->imageset_id,        r->datastore_id,
                          (const char *)r->root, ahl__pg_i64(&num, r->updated_at_ms),
                          r->study_uid,          r->patient_name,
@@ -337,7 +329,7 @@ static int qido_series_put(struct ahl_store_tx *t, const struct ahl_qido_series 
 {
     char series_tm[13];
     struct ahl__pg_num num[3];
-    tm_key(r->series_time, series_tm);
+    ahl__qido_tm_key(r->series_time, series_tm);
     const char *v[13] = {
         r->imageset_id,
         r->datastore_id,
@@ -436,148 +428,6 @@ static int qido_backfill_done(struct ahl_store_tx *t, const char *id)
 }
 
 /* ---- searches -------------------------------------------------------------------------------- */
-
-enum key_type {
-    K_UID,  /* exact, lists */
-    K_PN,   /* case-insensitive via a normalized column, wildcards, fuzzy */
-    K_TEXT, /* exact, wildcards */
-    K_CS,   /* exact, wildcards, lists */
-    K_DATE, /* exact, ranges */
-    K_TIME, /* exact, ranges, on the TM key column */
-    K_INT,  /* integer */
-    K_MODS, /* ModalitiesInStudy: exact or list, over qido_study_modality */
-};
-
-#define L_STUDY (1u << AHL_QIDO_STUDY)
-#define L_SERIES (1u << AHL_QIDO_SERIES)
-#define L_INSTANCE (1u << AHL_QIDO_INSTANCE)
-
-/* Each key: its type, the column (with its table's alias: s study, e series, i instance), the
- * levels taking it, whether an index of its own answers it, and its rank as the most selective
- * filter (lower is more selective), as in sqlite_qido.c: a study search whose most selective
- * filter is ModalitiesInStudy is read through the modality rows. */
-static const struct {
-    int type;
-    const char *col;
-    unsigned levels;
-    bool indexed;
-    int rank;
-} keys[AHL_QK_COUNT] = {
-    [AHL_QK_STUDY_UID] = {K_UID, NULL, L_STUDY | L_SERIES | L_INSTANCE, true, 1},
-    [AHL_QK_PATIENT_NAME] = {K_PN, "s.pn_norm", L_STUDY, true, 4},
-    [AHL_QK_PATIENT_ID] = {K_TEXT, "s.patient_id", L_STUDY, true, 2},
-    [AHL_QK_BIRTH_DATE] = {K_DATE, "s.patient_birth_date", L_STUDY, true, 6},
-    [AHL_QK_BIRTH_TIME] = {K_TIME, "s.birth_tm", L_STUDY, false, 0},
-    [AHL_QK_STUDY_DATE] = {K_DATE, "s.study_date", L_STUDY, true, 6},
-    [AHL_QK_STUDY_TIME] = {K_TIME, "s.study_tm", L_STUDY, false, 0},
-    [AHL_QK_ACCESSION] = {K_TEXT, "s.accession_number", L_STUDY, true, 2},
-    [AHL_QK_MODALITIES] = {K_MODS, NULL, L_STUDY, true, 8},
-    [AHL_QK_REFERRING] = {K_PN, "s.ref_norm", L_STUDY, true, 5},
-    [AHL_QK_STUDY_DESC] = {K_TEXT, "s.study_description", L_STUDY, true, 5},
-    [AHL_QK_STUDY_ID] = {K_TEXT, "s.study_id", L_STUDY, true, 3},
-    [AHL_QK_SERIES_UID] = {K_UID, "e.series_uid", L_SERIES | L_INSTANCE, true, 0},
-    [AHL_QK_MODALITY] = {K_CS, "e.modality", L_SERIES, true, 7},
-    [AHL_QK_SERIES_NUMBER] = {K_INT, "e.series_number", L_SERIES, true, 5},
-    [AHL_QK_SERIES_DESC] = {K_TEXT, "e.series_description", L_SERIES, true, 5},
-    [AHL_QK_SERIES_DATE] = {K_DATE, "e.series_date", L_SERIES, true, 6},
-    [AHL_QK_SERIES_TIME] = {K_TIME, "e.series_tm", L_SERIES, false, 0},
-    [AHL_QK_BODY_PART] = {K_CS, "e.body_part", L_SERIES, true, 7},
-    [AHL_QK_SOP_UID] = {K_UID, "i.sop_uid", L_INSTANCE, false, 0},
-    [AHL_QK_SOP_CLASS] = {K_UID, "i.sop_class", L_INSTANCE, false, 0},
-    [AHL_QK_INSTANCE_NUMBER] = {K_INT, "i.instance_number", L_INSTANCE, false, 0},
-    [AHL_QK_WARNING_REASON] = {K_INT, "i.warning", L_INSTANCE, false, 0},
-};
-
-/* The column of a key at a level (StudyInstanceUID is the study's or the series row's). */
-static const char *key_col(int key, int level)
-{
-    if (key == AHL_QK_STUDY_UID)
-        return level == AHL_QIDO_STUDY ? "s.study_uid" : "e.study_uid";
-    return keys[key].col;
-}
-
-/* ---- the refusals: the same as sqlite_qido.c's ---- */
-
-static bool parse_int(const char *s, long long *out)
-{
-    char *end;
-    if (!s || !*s)
-        return false;
-    long long v = strtoll(s, &end, 10);
-    while (*end == ' ')
-        end++;
-    if (*end || v < INT32_MIN || v > (long long)UINT32_MAX)
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool is_date(const char *s)
-{
-    return strlen(s) == 8 && strspn(s, "0123456789") == 8;
-}
-
-static int check_filter(const struct ahl_qido_query *q, const struct ahl_qido_filter *f)
-{
-    if (f->key < 0 || f->key >= AHL_QK_COUNT || !(keys[f->key].levels & (1u << q->level)))
-        return AHL_EINVAL;
-    int type = keys[f->key].type;
-    long long v;
-    switch (f->match) {
-    case AHL_QM_SINGLE:
-        if (!f->value || (type == K_INT && !parse_int(f->value, &v)) ||
-            (type == K_DATE && !is_date(f->value)))
-            return AHL_EINVAL;
-        if (type == K_TIME) {
-            char k[13];
-            tm_key(f->value, k);
-            if (!k[0])
-                return AHL_EINVAL;
-        }
-        return 0;
-    case AHL_QM_WILD:
-        return f->value && (type == K_PN || type == K_TEXT || type == K_CS) ? 0 : AHL_EINVAL;
-    case AHL_QM_RANGE:
-        if ((type != K_DATE && type != K_TIME) || !f->lo || !f->hi || (!*f->lo && !*f->hi))
-            return AHL_EINVAL;
-        for (int i = 0; i < 2; i++) {
-            const char *b = i ? f->hi : f->lo;
-            char k[13];
-            tm_key(b, k);
-            if (*b && (type == K_DATE ? !is_date(b) : !k[0]))
-                return AHL_EINVAL;
-        }
-        return 0;
-    case AHL_QM_LIST:
-        if ((type != K_UID && type != K_CS && type != K_MODS) || !f->list || f->nlist < 1 ||
-            f->nlist > AHL_QIDO_MAX_LIST)
-            return AHL_EINVAL;
-        for (unsigned i = 0; i < f->nlist; i++)
-            if (!f->list[i])
-                return AHL_EINVAL;
-        return 0;
-    default:
-        return AHL_EINVAL;
-    }
-}
-
-/* Could the filter select through its key's index (sqlite_qido.c's can_drive)? */
-static bool can_drive(const struct ahl_qido_query *q, const struct ahl_qido_filter *f)
-{
-    if (f->key == AHL_QK_STUDY_UID)
-        return f->match == AHL_QM_SINGLE || f->match == AHL_QM_LIST;
-    if (!keys[f->key].indexed)
-        return false;
-    if (keys[f->key].type == K_PN && q->fuzzy)
-        return false;
-    if (f->match == AHL_QM_WILD)
-        return strcspn(f->value, "*?") > 0;
-    if (keys[f->key].type == K_MODS)
-        return f->match == AHL_QM_SINGLE;
-    if (f->match == AHL_QM_RANGE)
-        return keys[f->key].type == K_DATE;
-    return true;
-}
 
 /* ---- the SQL of a search ---- */
 
@@ -744,8 +594,8 @@ static char *prefix_end(const char *prefix)
 static void add_filter(const struct ahl_qido_query *q, const struct ahl_qido_filter *f, bool drv,
                        struct sql *s)
 {
-    int type = keys[f->key].type;
-    const char *col = key_col(f->key, q->level);
+    int type = ahl__qido_keys[f->key].type;
+    const char *col = ahl__qido_key_col(f->key, q->level);
     bool list = f->match == AHL_QM_LIST;
     unsigned nv = list ? f->nlist : 1, added = 0;
     if (type == K_MODS) {
@@ -770,11 +620,11 @@ static void add_filter(const struct ahl_qido_query *q, const struct ahl_qido_fil
     case AHL_QM_SINGLE:
         if (type == K_INT) {
             long long v = 0;
-            parse_int(f->value, &v);
+            ahl__qido_parse_int(f->value, &v);
             add(s, " AND %s=$%d::bigint", col, param(s, num(s, v)));
         } else if (type == K_TIME) {
             char k[13];
-            tm_key(f->value, k);
+            ahl__qido_tm_key(f->value, k);
             add(s, " AND %s=$%d", col, param(s, own(s, strdup(k))));
         } else if (!utf8(f->value)) {
             add(s, " AND false");
@@ -802,7 +652,7 @@ static void add_filter(const struct ahl_qido_query *q, const struct ahl_qido_fil
                 col, p, col, p, col, p, col, p, col, p);
             return;
         }
-        if (strcspn(f->value, "*?") > 0 && keys[f->key].indexed) {
+        if (strcspn(f->value, "*?") > 0 && ahl__qido_keys[f->key].indexed) {
             const char *pre = own(s, prefix_of(f->value, pn));
             add(s, " AND %s>=$%d", col, param(s, pre));
             char *end = pre ? prefix_end(pre) : NULL;
@@ -819,7 +669,7 @@ static void add_filter(const struct ahl_qido_query *q, const struct ahl_qido_fil
                 continue;
             if (type == K_TIME) {
                 char k[13];
-                tm_key(v, k);
+                ahl__qido_tm_key(v, k);
                 v = own(s, strdup(k));
             }
             add(s, " AND %s%s$%d", col, i ? "<=" : ">=", param(s, v));
@@ -858,10 +708,10 @@ static int query_sql(const char *ds, const struct ahl_qido_query *q, struct sql 
         return AHL_EINVAL;
     int drv = -1;
     for (unsigned i = 0; i < q->nf; i++) {
-        if ((rc = check_filter(q, &q->f[i])) < 0)
+        if ((rc = ahl__qido_check_filter(q, &q->f[i])) < 0)
             return rc;
-        if (can_drive(q, &q->f[i]) &&
-            (drv < 0 || keys[q->f[i].key].rank < keys[q->f[drv].key].rank))
+        if (ahl__qido_can_drive(q, &q->f[i]) &&
+            (drv < 0 || ahl__qido_keys[q->f[i].key].rank < ahl__qido_keys[q->f[drv].key].rank))
             drv = (int)i;
     }
     bool by_modality = q->level == AHL_QIDO_STUDY && drv >= 0 && q->f[drv].key == AHL_QK_MODALITIES;

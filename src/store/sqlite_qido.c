@@ -13,6 +13,7 @@
  * searches are driven through the series rows of their study or series.
  */
 #include "store/sqlite_internal.h"
+#include "store/query_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,15 +21,6 @@
 
 #include "base/log.h"
 #include "base/banned.h"
-
-/* The 12-digit key of a TM value ("" when it is not one). */
-static void tm_key(const char *tm, char out[13])
-{
-    char key[AHL_STUDY_DT_KEY_LEN + 1];
-    out[0] = '\0';
-    if (tm && *tm && ahl_store_study_dt_key("19700101", tm, key) == 0)
-        memcpy(out, key + 8, 13);
-}
 
 /* ---- rows ------------------------------------------------------------------------------------ */
 
@@ -81,8 +73,8 @@ int ahl__sq_qido_set_put(struct ahl_store_tx *t, const struct ahl_qido_set *r)
                                "?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)");
     if (!st)
         return AHL_EIO;
-    tm_key(r->patient_birth_time, birth_tm);
-    tm_key(r->study_time, study_tm);
+    ahl__qido_tm_key(r->patient_birth_time, birth_tm);
+    ahl__qido_tm_key(r->study_time, study_tm);
     ahl__sq_bind_text(st, 1, r->imageset_id);
     ahl__sq_bind_text(st, 2, r->datastore_id);
     sqlite3_bind_blob(st, 3, r->root, AHL_SHA256_LEN, SQLITE_STATIC);
@@ -145,7 +137,7 @@ int ahl__sq_qido_series_put(struct ahl_store_tx *t, const struct ahl_qido_series
            " series_date=?9, series_time=?10, series_tm=?11, body_part=?12, instances=?13");
     if (!st)
         return AHL_EIO;
-    tm_key(r->series_time, series_tm);
+    ahl__qido_tm_key(r->series_time, series_tm);
     ahl__sq_bind_text(st, 1, r->imageset_id);
     ahl__sq_bind_text(st, 2, r->datastore_id);
     ahl__sq_bind_text(st, 3, r->study_uid);
@@ -377,131 +369,25 @@ int ahl__sq_qido_backfill_done(struct ahl_store_tx *t, const char *id)
 
 /* ---- searches -------------------------------------------------------------------------------- */
 
-enum key_type {
-    K_UID,  /* exact, lists */
-    K_PN,   /* case-insensitive via a normalized column, wildcards, fuzzy */
-    K_TEXT, /* exact, wildcards */
-    K_CS,   /* exact, wildcards, lists */
-    K_DATE, /* exact, ranges */
-    K_TIME, /* exact, ranges, on the TM key column */
-    K_INT,  /* integer */
-    K_MODS, /* ModalitiesInStudy: exact or list, over qido_study_modality */
+/* The index each key drives a search with (INDEXED BY; NULL: never drives, or, for
+ * StudyInstanceUID, the level's study_index; instance keys are filtered within their series). */
+static const char *const key_index[AHL_QK_COUNT] = {
+    [AHL_QK_PATIENT_NAME] = "qido_study_pn",
+    [AHL_QK_PATIENT_ID] = "qido_study_patient",
+    [AHL_QK_BIRTH_DATE] = "qido_study_birth",
+    [AHL_QK_STUDY_DATE] = "qido_study_date",
+    [AHL_QK_ACCESSION] = "qido_study_accession",
+    [AHL_QK_MODALITIES] = "qido_modality",
+    [AHL_QK_REFERRING] = "qido_study_ref",
+    [AHL_QK_STUDY_DESC] = "qido_study_desc",
+    [AHL_QK_STUDY_ID] = "qido_study_id",
+    [AHL_QK_SERIES_UID] = "qido_series_uid",
+    [AHL_QK_MODALITY] = "qido_series_modality",
+    [AHL_QK_SERIES_NUMBER] = "qido_series_number",
+    [AHL_QK_SERIES_DESC] = "qido_series_desc",
+    [AHL_QK_SERIES_DATE] = "qido_series_date",
+    [AHL_QK_BODY_PART] = "qido_series_body",
 };
-
-#define L_STUDY (1u << AHL_QIDO_STUDY)
-#define L_SERIES (1u << AHL_QIDO_SERIES)
-#define L_INSTANCE (1u << AHL_QIDO_INSTANCE)
-
-/* Each key: its type, the column (with its table's alias: s study, e series, i instance), the
- * levels taking it, the index it drives with (NULL: never drives; instance keys are filtered
- * within their series), and its rank as a driver (lower is more selective). */
-static const struct {
-    int type;
-    const char *col;
-    unsigned levels;
-    const char *index;
-    int rank;
-} keys[AHL_QK_COUNT] = {
-    [AHL_QK_STUDY_UID] = {K_UID, NULL, L_STUDY | L_SERIES | L_INSTANCE, NULL, 1},
-    [AHL_QK_PATIENT_NAME] = {K_PN, "s.pn_norm", L_STUDY, "qido_study_pn", 4},
-    [AHL_QK_PATIENT_ID] = {K_TEXT, "s.patient_id", L_STUDY, "qido_study_patient", 2},
-    [AHL_QK_BIRTH_DATE] = {K_DATE, "s.patient_birth_date", L_STUDY, "qido_study_birth", 6},
-    [AHL_QK_BIRTH_TIME] = {K_TIME, "s.birth_tm", L_STUDY, NULL, 0},
-    [AHL_QK_STUDY_DATE] = {K_DATE, "s.study_date", L_STUDY, "qido_study_date", 6},
-    [AHL_QK_STUDY_TIME] = {K_TIME, "s.study_tm", L_STUDY, NULL, 0},
-    [AHL_QK_ACCESSION] = {K_TEXT, "s.accession_number", L_STUDY, "qido_study_accession", 2},
-    [AHL_QK_MODALITIES] = {K_MODS, NULL, L_STUDY, "qido_modality", 8},
-    [AHL_QK_REFERRING] = {K_PN, "s.ref_norm", L_STUDY, "qido_study_ref", 5},
-    [AHL_QK_STUDY_DESC] = {K_TEXT, "s.study_description", L_STUDY, "qido_study_desc", 5},
-    [AHL_QK_STUDY_ID] = {K_TEXT, "s.study_id", L_STUDY, "qido_study_id", 3},
-    [AHL_QK_SERIES_UID] = {K_UID, "e.series_uid", L_SERIES | L_INSTANCE, "qido_series_uid", 0},
-    [AHL_QK_MODALITY] = {K_CS, "e.modality", L_SERIES, "qido_series_modality", 7},
-    [AHL_QK_SERIES_NUMBER] = {K_INT, "e.series_number", L_SERIES, "qido_series_number", 5},
-    [AHL_QK_SERIES_DESC] = {K_TEXT, "e.series_description", L_SERIES, "qido_series_desc", 5},
-    [AHL_QK_SERIES_DATE] = {K_DATE, "e.series_date", L_SERIES, "qido_series_date", 6},
-    [AHL_QK_SERIES_TIME] = {K_TIME, "e.series_tm", L_SERIES, NULL, 0},
-    [AHL_QK_BODY_PART] = {K_CS, "e.body_part", L_SERIES, "qido_series_body", 7},
-    [AHL_QK_SOP_UID] = {K_UID, "i.sop_uid", L_INSTANCE, NULL, 0},
-    [AHL_QK_SOP_CLASS] = {K_UID, "i.sop_class", L_INSTANCE, NULL, 0},
-    [AHL_QK_INSTANCE_NUMBER] = {K_INT, "i.instance_number", L_INSTANCE, NULL, 0},
-    [AHL_QK_WARNING_REASON] = {K_INT, "i.warning", L_INSTANCE, NULL, 0},
-};
-
-unsigned ahl_qido_key_levels(int key)
-{
-    return key >= 0 && key < AHL_QK_COUNT ? keys[key].levels : 0;
-}
-
-/* The column of a key at a level (StudyInstanceUID is the study's or the series row's). */
-static const char *key_col(int key, int level)
-{
-    if (key == AHL_QK_STUDY_UID)
-        return level == AHL_QIDO_STUDY ? "s.study_uid" : "e.study_uid";
-    return keys[key].col;
-}
-
-static bool parse_int(const char *s, long long *out)
-{
-    char *end;
-    if (!s || !*s)
-        return false;
-    long long v = strtoll(s, &end, 10);
-    while (*end == ' ')
-        end++;
-    if (*end || v < INT32_MIN || v > (long long)UINT32_MAX)
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool is_date(const char *s)
-{
-    return strlen(s) == 8 && strspn(s, "0123456789") == 8;
-}
-
-static int check_filter(const struct ahl_qido_query *q, const struct ahl_qido_filter *f)
-{
-    if (f->key < 0 || f->key >= AHL_QK_COUNT || !(keys[f->key].levels & (1u << q->level)))
-        return AHL_EINVAL;
-    int type = keys[f->key].type;
-    long long v;
-    switch (f->match) {
-    case AHL_QM_SINGLE:
-        if (!f->value || (type == K_INT && !parse_int(f->value, &v)) ||
-            (type == K_DATE && !is_date(f->value)))
-            return AHL_EINVAL;
-        if (type == K_TIME) {
-            char k[13];
-            tm_key(f->value, k);
-            if (!k[0])
-                return AHL_EINVAL;
-        }
-        return 0;
-    case AHL_QM_WILD:
-        return f->value && (type == K_PN || type == K_TEXT || type == K_CS) ? 0 : AHL_EINVAL;
-    case AHL_QM_RANGE:
-        if ((type != K_DATE && type != K_TIME) || !f->lo || !f->hi || (!*f->lo && !*f->hi))
-            return AHL_EINVAL;
-        for (int i = 0; i < 2; i++) {
-            const char *b = i ? f->hi : f->lo;
-            char k[13];
-            tm_key(b, k);
-            if (*b && (type == K_DATE ? !is_date(b) : !k[0]))
-                return AHL_EINVAL;
-        }
-        return 0;
-    case AHL_QM_LIST:
-        if ((type != K_UID && type != K_CS && type != K_MODS) || !f->list || f->nlist < 1 ||
-            f->nlist > AHL_QIDO_MAX_LIST)
-            return AHL_EINVAL;
-        for (unsigned i = 0; i < f->nlist; i++)
-            if (!f->list[i])
-                return AHL_EINVAL;
-        return 0;
-    default:
-        return AHL_EINVAL;
-    }
-}
 
 /* What query_sql binds, in placeholder order. */
 struct binds {
@@ -620,25 +506,6 @@ static void bind_int(struct binds *b, long long i)
     b->v[b->n++].i = i;
 }
 
-/* Can the filter drive through its key's index? (A wildcard only with a literal prefix; fuzzy PN
- * matching never, since it matches inside the value.) */
-static bool can_drive(const struct ahl_qido_query *q, const struct ahl_qido_filter *f)
-{
-    if (f->key == AHL_QK_STUDY_UID)
-        return f->match == AHL_QM_SINGLE || f->match == AHL_QM_LIST;
-    if (!keys[f->key].index)
-        return false;
-    if (keys[f->key].type == K_PN && q->fuzzy)
-        return false;
-    if (f->match == AHL_QM_WILD)
-        return strcspn(f->value, "*?") > 0;
-    if (keys[f->key].type == K_MODS)
-        return f->match == AHL_QM_SINGLE;
-    if (f->match == AHL_QM_RANGE)
-        return keys[f->key].type == K_DATE;
-    return true;
-}
-
 /* The index of the level's default order, and the study UID index of each level. */
 static const char *const order_index[] = {"qido_study_updated", "qido_series_updated",
                                           "qido_series_updated"};
@@ -649,8 +516,8 @@ static const char *const study_index[] = {"qido_study_uid", "qido_series_study",
 static int add_filter(const struct ahl_qido_query *q, const struct ahl_qido_filter *f, bool drv,
                       struct sql *s, struct binds *b)
 {
-    int type = keys[f->key].type;
-    const char *col = key_col(f->key, q->level);
+    int type = ahl__qido_keys[f->key].type;
+    const char *col = ahl__qido_key_col(f->key, q->level);
     /* SOPInstanceUID is in the index the instances are read by (query_sql). */
     const char *plus = drv || f->key == AHL_QK_SOP_UID ? "" : "+";
     if (type == K_MODS) {
@@ -673,12 +540,12 @@ static int add_filter(const struct ahl_qido_query *q, const struct ahl_qido_filt
     case AHL_QM_SINGLE:
         if (type == K_INT) {
             long long v = 0;
-            parse_int(f->value, &v);
+            ahl__qido_parse_int(f->value, &v);
             add(s, " AND %s%s=?", plus, col);
             bind_int(b, v);
         } else if (type == K_TIME) {
             char k[13];
-            tm_key(f->value, k);
+            ahl__qido_tm_key(f->value, k);
             add(s, " AND %s%s=?", plus, col);
             bind_text(b, own(b, strdup(k)));
         } else if (type == K_PN && q->fuzzy) {
@@ -725,7 +592,7 @@ static int add_filter(const struct ahl_qido_query *q, const struct ahl_qido_filt
             add(s, " AND %s%s%s?", plus, col, i ? "<=" : ">=");
             if (type == K_TIME) {
                 char k[13];
-                tm_key(v, k);
+                ahl__qido_tm_key(v, k);
                 bind_text(b, own(b, strdup(k)));
             } else {
                 bind_text(b, v);
@@ -775,16 +642,16 @@ static int query_sql(const struct ahl_qido_query *q, struct sql *s, struct binds
         return AHL_EINVAL;
     int drv = -1;
     for (unsigned i = 0; i < q->nf; i++) {
-        if ((rc = check_filter(q, &q->f[i])) < 0)
+        if ((rc = ahl__qido_check_filter(q, &q->f[i])) < 0)
             return rc;
-        if (can_drive(q, &q->f[i]) &&
-            (drv < 0 || keys[q->f[i].key].rank < keys[q->f[drv].key].rank))
+        if (ahl__qido_can_drive(q, &q->f[i]) &&
+            (drv < 0 || ahl__qido_keys[q->f[i].key].rank < ahl__qido_keys[q->f[drv].key].rank))
             drv = (int)i;
     }
     int dkey = drv >= 0 ? q->f[drv].key : -1;
     const char *index = dkey < 0                   ? order_index[q->level]
                         : dkey == AHL_QK_STUDY_UID ? study_index[q->level]
-                                                   : keys[dkey].index;
+                                                   : key_index[dkey];
     /* A study search driven by a key that does not give the order (a date range may match
      * thousands) picks the page's ids first, from the index where it covers the order (StudyDate's
      * holds updated_at and the UID), so that only the page's rows are read whole. */

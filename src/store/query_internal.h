@@ -1,0 +1,54 @@
+/* What both database backends share of a QIDO-RS search (not a public header: src/store only):
+ * the search keys (their types, columns, levels, ranks), the checks that refuse a filter, and
+ * which filters may select through an index of their own. Each backend writes its own SQL
+ * (sqlite_qido.c, pg_qido.c) from these, so that both refuse and answer the same.
+ */
+#ifndef AHL_STORE_QUERY_INTERNAL_H
+#define AHL_STORE_QUERY_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "store/store.h"
+
+enum ahl__qido_key_type {
+    K_UID,  /* exact, lists */
+    K_PN,   /* case-insensitive via a normalized column, wildcards, fuzzy */
+    K_TEXT, /* exact, wildcards */
+    K_CS,   /* exact, wildcards, lists */
+    K_DATE, /* exact, ranges */
+    K_TIME, /* exact, ranges, on the TM key column */
+    K_INT,  /* integer */
+    K_MODS, /* ModalitiesInStudy: exact or list, over qido_study_modality */
+};
+
+/* Each key: its type, the column (with its table's alias: s study, e series, i instance; NULL for
+ * StudyInstanceUID, whose column depends on the level, and ModalitiesInStudy), the levels taking
+ * it, whether an index of its own answers it, and its rank as the most selective filter (lower is
+ * more selective). */
+struct ahl__qido_key {
+    int type;
+    const char *col;
+    unsigned levels;
+    bool indexed;
+    int rank;
+};
+
+extern const struct ahl__qido_key ahl__qido_keys[AHL_QK_COUNT];
+
+/* The column of a key at a level (StudyInstanceUID is the study's or the series row's). */
+const char *ahl__qido_key_col(int key, int level);
+
+/* An integer value of a K_INT key (trailing spaces allowed), in INT32_MIN..UINT32_MAX. */
+bool ahl__qido_parse_int(const char *s, long long *out);
+
+/* The 12-digit key of a TM value ("" when it is not one). */
+void ahl__qido_tm_key(const char *tm, char out[13]);
+
+/* 0, or AHL_EINVAL for a filter the query's level does not take or whose value is not one. */
+int ahl__qido_check_filter(const struct ahl_qido_query *q, const struct ahl_qido_filter *f);
+
+/* Can the filter select through its key's index? (A wildcard only with a literal prefix; fuzzy
+ * PN matching never, since it matches inside the value.) */
+bool ahl__qido_can_drive(const struct ahl_qido_query *q, const struct ahl_qido_filter *f);
+
+#endif
