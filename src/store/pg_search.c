@@ -14,6 +14,7 @@
  * always comes from an index, as store.h promises; ahl_store_search_plan shows which (EXPLAIN).
  */
 #include "store/pg_internal.h"
+#include "store/query_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -186,43 +187,6 @@ static const struct {
     [AHL_SEARCH_STUDY_DATE_TIME] = {"study_dt", "text"},
 };
 
-static bool attr_is_ident(int a)
-{
-    return a >= AHL_SEARCH_PATIENT_ID && a <= AHL_SEARCH_SERIES_UID;
-}
-
-static bool attr_is_range(int a)
-{
-    return a == AHL_SEARCH_CREATED_AT || a == AHL_SEARCH_UPDATED_AT ||
-           a == AHL_SEARCH_STUDY_DATE_TIME;
-}
-
-static int sort_attr(int sort)
-{
-    return sort == AHL_SEARCH_SORT_CREATED_AT        ? AHL_SEARCH_CREATED_AT
-           : sort == AHL_SEARCH_SORT_STUDY_DATE_TIME ? AHL_SEARCH_STUDY_DATE_TIME
-                                                     : AHL_SEARCH_UPDATED_AT;
-}
-
-/* The same refusals as the SQLite backend (sqlite_search.c, query_check). */
-static int query_check(const struct ahl_search_query *q)
-{
-    if (q->nfilters > AHL_SEARCH_MAX_FILTERS || q->limit < 1 || q->limit > 1000 ||
-        q->sort < AHL_SEARCH_SORT_UPDATED_AT || q->sort > AHL_SEARCH_SORT_STUDY_DATE_TIME)
-        return AHL_EINVAL;
-    for (unsigned i = 0; i < q->nfilters; i++) {
-        const struct ahl_search_filter *f = &q->filters[i];
-        if (f->attr < 0 || f->attr >= AHL_SEARCH_ATTR_COUNT)
-            return AHL_EINVAL;
-        if (f->between && !attr_is_range(f->attr))
-            return AHL_EINVAL;
-        bool text = attr_is_ident(f->attr) || f->attr == AHL_SEARCH_STUDY_DATE_TIME;
-        if (text && (!f->text[0] || (f->between && !f->text[1])))
-            return AHL_EINVAL;
-    }
-    return 0;
-}
-
 /* A query's SQL and its parameters (text), numbered in order. */
 struct query {
     char sql[2048];
@@ -283,7 +247,7 @@ static const char *dt_bound(struct query *s, const char *v)
  * nothing (every stored value is UTF-8); PostgreSQL would refuse the parameter. */
 static int query_sql(const char *ds, const struct ahl_search_query *q, struct query *s)
 {
-    int sa = sort_attr(q->sort);
+    int sa = ahl__search_sort_attr(q->sort);
     memset(s, 0, sizeof *s);
     add(s, "SELECT " S_COLS " FROM search WHERE datastore_id=$%d", param(s, ds));
     for (unsigned i = 0; i < q->nfilters; i++) {
@@ -300,7 +264,8 @@ static int query_sql(const char *ds, const struct ahl_search_query *q, struct qu
             else
                 val[k] = f->text[k];
         }
-        if (!f->between && (attr_is_ident(f->attr) || f->attr == AHL_SEARCH_STUDY_DATE_TIME) &&
+        if (!f->between &&
+            (ahl__search_attr_is_ident(f->attr) || f->attr == AHL_SEARCH_STUDY_DATE_TIME) &&
             !ahl_utf8_valid(val[0], strlen(val[0]))) {
             add(s, " AND false");
             continue;
@@ -337,7 +302,7 @@ static int search_query(struct ahl_store_tx *t, const char *ds, const struct ahl
     int rc;
     if (!s)
         return AHL_ENOMEM;
-    if ((rc = query_check(q)) < 0 || (rc = query_sql(ds, q, s)) < 0 ||
+    if ((rc = ahl__search_query_check(q)) < 0 || (rc = query_sql(ds, q, s)) < 0 ||
         (rc = ahl__pg_no_seqscan(t)) < 0 ||
         (rc = ahl__pg_run_sql(t, s->sql, true, s->nv, s->v, NULL, NULL, false, &res)) < 0)
         goto out;
@@ -379,7 +344,7 @@ static int search_plan(struct ahl_store_tx *t, const char *ds, const struct ahl_
     int rc;
     if (!s)
         return AHL_ENOMEM;
-    if ((rc = query_check(q)) == 0 && (rc = query_sql(ds, q, s)) == 0)
+    if ((rc = ahl__search_query_check(q)) == 0 && (rc = query_sql(ds, q, s)) == 0)
         rc = ahl__pg_explain(t, s->sql, s->nv, s->v, cb, ctx);
     free(s);
     return rc;

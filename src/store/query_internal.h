@@ -1,7 +1,8 @@
-/* What both database backends share of a QIDO-RS search (not a public header: src/store only):
- * the search keys (their types, columns, levels, ranks), the checks that refuse a filter, and
- * which filters may select through an index of their own. Each backend writes its own SQL
- * (sqlite_qido.c, pg_qido.c) from these, so that both refuse and answer the same.
+/* What both database backends share of a search (not a public header: src/store only): for
+ * SearchImageSets, the refusals of a query (search_check.c); for QIDO-RS (qido_keys.c), the keys
+ * (their types, columns, levels, ranks), the checks that refuse a filter, and which filters may
+ * select through an index of their own. Each backend writes its own SQL (sqlite_qido.c, pg_qido.c)
+ * from these, so that both refuse and answer the same.
  */
 #ifndef AHL_STORE_QUERY_INTERNAL_H
 #define AHL_STORE_QUERY_INTERNAL_H
@@ -50,5 +51,13 @@ int ahl__qido_check_filter(const struct ahl_qido_query *q, const struct ahl_qido
 /* Can the filter select through its key's index? (A wildcard only with a literal prefix; fuzzy
  * PN matching never, since it matches inside the value.) */
 bool ahl__qido_can_drive(const struct ahl_qido_query *q, const struct ahl_qido_filter *f);
+
+/* SearchImageSets: the attributes that are identifiers (EQUAL text), the time attributes that
+ * take BETWEEN, the attribute a sort order sorts by, and 0 or AHL_EINVAL for a query either
+ * backend refuses. */
+bool ahl__search_attr_is_ident(int a);
+bool ahl__search_attr_is_range(int a);
+int ahl__search_sort_attr(int sort);
+int ahl__search_query_check(const struct ahl_search_query *q);
 
 #endif

@@ -3,6 +3,7 @@
  * from the index chosen here (query_driver), never from a table scan.
  */
 #include "store/sqlite_internal.h"
+#include "store/query_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,53 +204,17 @@ static const struct {
     [AHL_SEARCH_STUDY_DATE_TIME] = {"study_dt", "search_study_dt"},
 };
 
-static bool attr_is_ident(int a)
-{
-    return a >= AHL_SEARCH_PATIENT_ID && a <= AHL_SEARCH_SERIES_UID;
-}
-
-static bool attr_is_range(int a)
-{
-    return a == AHL_SEARCH_CREATED_AT || a == AHL_SEARCH_UPDATED_AT ||
-           a == AHL_SEARCH_STUDY_DATE_TIME;
-}
-
-static int sort_attr(int sort)
-{
-    return sort == AHL_SEARCH_SORT_CREATED_AT        ? AHL_SEARCH_CREATED_AT
-           : sort == AHL_SEARCH_SORT_STUDY_DATE_TIME ? AHL_SEARCH_STUDY_DATE_TIME
-                                                     : AHL_SEARCH_UPDATED_AT;
-}
-
-static int query_check(const struct ahl_search_query *q)
-{
-    if (q->nfilters > AHL_SEARCH_MAX_FILTERS || q->limit < 1 || q->limit > 1000 ||
-        q->sort < AHL_SEARCH_SORT_UPDATED_AT || q->sort > AHL_SEARCH_SORT_STUDY_DATE_TIME)
-        return AHL_EINVAL;
-    for (unsigned i = 0; i < q->nfilters; i++) {
-        const struct ahl_search_filter *f = &q->filters[i];
-        if (f->attr < 0 || f->attr >= AHL_SEARCH_ATTR_COUNT)
-            return AHL_EINVAL;
-        if (f->between && !attr_is_range(f->attr))
-            return AHL_EINVAL;
-        bool text = attr_is_ident(f->attr) || f->attr == AHL_SEARCH_STUDY_DATE_TIME;
-        if (text && (!f->text[0] || (f->between && !f->text[1])))
-            return AHL_EINVAL;
-    }
-    return 0;
-}
-
 /* The index that drives a query: an identifier EQUAL (selective), else a filtered time range,
  * else isPrimary when the order is its index's (updatedAt), else the sort order's index. */
 static int query_driver(const struct ahl_search_query *q)
 {
-    int sa = sort_attr(q->sort), range = -1;
+    int sa = ahl__search_sort_attr(q->sort), range = -1;
     bool primary = false;
     for (unsigned i = 0; i < q->nfilters; i++) {
         int a = q->filters[i].attr;
-        if (attr_is_ident(a))
+        if (ahl__search_attr_is_ident(a))
             return a;
-        if (attr_is_range(a) && (range < 0 || a == sa))
+        if (ahl__search_attr_is_range(a) && (range < 0 || a == sa))
             range = a;
         primary |= a == AHL_SEARCH_IS_PRIMARY;
     }
@@ -266,10 +231,10 @@ static int query_driver(const struct ahl_search_query *q)
  * query_bind() binds them. */
 static int query_sql(const struct ahl_search_query *q, char *sql, size_t cap)
 {
-    int drv = query_driver(q), sa = sort_attr(q->sort);
+    int drv = query_driver(q), sa = ahl__search_sort_attr(q->sort);
     /* Does the driving index deliver rows in the sort order (so the cursor is an index range)? */
     bool ordered = drv == sa || (sa == AHL_SEARCH_UPDATED_AT &&
-                                 (attr_is_ident(drv) || drv == AHL_SEARCH_IS_PRIMARY));
+                                 (ahl__search_attr_is_ident(drv) || drv == AHL_SEARCH_IS_PRIMARY));
     size_t n = 0;
 #define ADD(...)                                          \
     do {                                                  \
@@ -361,7 +326,7 @@ int ahl__sq_search_query(struct ahl_store_tx *t, const char *ds, const struct ah
 {
     char sql[2048];
     int rc;
-    if ((rc = query_check(q)) < 0 || (rc = query_sql(q, sql, sizeof sql)) < 0)
+    if ((rc = ahl__search_query_check(q)) < 0 || (rc = query_sql(q, sql, sizeof sql)) < 0)
         return rc;
     sqlite3_stmt *st = ahl__sq_runtime_stmt(CONN(t), sql);
     if (!st)
@@ -387,7 +352,7 @@ int ahl__sq_search_plan(struct ahl_store_tx *t, const char *ds, const struct ahl
     sqlite3_stmt *st = NULL;
     int rc;
     memcpy(sql, "EXPLAIN QUERY PLAN ", 19);
-    if ((rc = query_check(q)) < 0 || (rc = query_sql(q, sql + 19, sizeof sql - 19)) < 0)
+    if ((rc = ahl__search_query_check(q)) < 0 || (rc = query_sql(q, sql + 19, sizeof sql - 19)) < 0)
         return rc;
     if (sqlite3_prepare_v2(CONN(t)->db, sql, -1, &st, NULL) != SQLITE_OK)
         return ahl__sq_err(CONN(t)->db, SQLITE_ERROR, "search plan");
