@@ -28,6 +28,7 @@
 
 #include "base/err.h"
 #include "store/store.h"
+#include "store/query_internal.h"
 
 /* A named statement. name is unique within the backend (it is the server-side prepared name). */
 struct ahl__pg_stmt {

@@ -29,9 +29,6 @@ const char *const ahl__pg_jobs_ddl[] = {
     NULL,
 };
 
-#define J_COLS                                                                                \
-    "id, datastore_id, name, status, role_arn, input_uri, output_uri, message, client_token," \
-    " submitted_at, ended_at, claimed_by, lease_until, attempts"
 #define J_NCOLS 14
 /* The server's clock in ms since the epoch. */
 #define PG_NOW_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"

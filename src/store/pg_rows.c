@@ -50,15 +50,6 @@ const char *const ahl__pg_rows_ddl[] = {
     NULL,
 };
 
-#define IS_COLS                                                                                  \
-    "id, datastore_id, state, workflow_status, message, is_primary, latest_version, created_at," \
-    " updated_at, last_accessed_at, deleted_at"
-#define V_COLS \
-    "imageset_id, version, root, state, workflow_status, message, forced, created_at, updated_at"
-#define DS_COLS                                                                                  \
-    "id, name, status, kms_key_arn, lambda_authorizer_arn, lossless_storage_format, created_at," \
-    " updated_at"
-
 /* Rows a scan fetches per statement (version and chunk scans page by key). */
 #define SCAN_PAGE 256
 

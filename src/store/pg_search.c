@@ -60,12 +60,6 @@ const char *const ahl__pg_search_ddl[] = {
 
 /* ---- search index ------------------------------------------------------------------------- */
 
-#define S_COLS                                                                             \
-    "imageset_id, datastore_id, is_primary, version, created_at, updated_at, patient_id,"  \
-    " patient_name, patient_birth_date, patient_sex, study_instance_uid, study_id,"        \
-    " study_description, accession_number, study_date, study_time, series_instance_uid,"   \
-    " modality, body_part_examined, series_number, number_of_series, number_of_instances," \
-    " study_dt"
 #define S_NCOLS 23
 
 /* The upsert sets every column (S_COLS is the table's order, which ROW(EXCLUDED.*) follows) and

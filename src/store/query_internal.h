@@ -1,8 +1,9 @@
-/* What both database backends share of a search (not a public header: src/store only): for
- * SearchImageSets, the refusals of a query (search_check.c); for QIDO-RS (qido_keys.c), the keys
- * (their types, columns, levels, ranks), the checks that refuse a filter, and which filters may
- * select through an index of their own. Each backend writes its own SQL (sqlite_qido.c, pg_qido.c)
- * from these, so that both refuse and answer the same.
+/* What both database backends share of their queries (not a public header: src/store only): the
+ * column lists of the tables they keep alike; for SearchImageSets, the refusals of a query
+ * (search_check.c); for QIDO-RS (qido_keys.c), the keys (their types, columns, levels, ranks), the
+ * checks that refuse a filter, and which filters may select through an index of their own. Each
+ * backend writes its own SQL (sqlite_qido.c, pg_qido.c) from these, so that both refuse and answer
+ * the same.
  */
 #ifndef AHL_STORE_QUERY_INTERNAL_H
 #define AHL_STORE_QUERY_INTERNAL_H
@@ -10,6 +11,26 @@
 #include <stdbool.h>
 
 #include "store/store.h"
+
+/* The columns of the tables both backends keep alike, in the order their row readers take them:
+ * data stores, image sets, versions, import jobs and the search index. */
+#define DS_COLS                                                                                  \
+    "id, name, status, kms_key_arn, lambda_authorizer_arn, lossless_storage_format, created_at," \
+    " updated_at"
+#define IS_COLS                                                                                  \
+    "id, datastore_id, state, workflow_status, message, is_primary, latest_version, created_at," \
+    " updated_at, last_accessed_at, deleted_at"
+#define V_COLS \
+    "imageset_id, version, root, state, workflow_status, message, forced, created_at, updated_at"
+#define J_COLS                                                                                \
+    "id, datastore_id, name, status, role_arn, input_uri, output_uri, message, client_token," \
+    " submitted_at, ended_at, claimed_by, lease_until, attempts"
+#define S_COLS                                                                             \
+    "imageset_id, datastore_id, is_primary, version, created_at, updated_at, patient_id,"  \
+    " patient_name, patient_birth_date, patient_sex, study_instance_uid, study_id,"        \
+    " study_description, accession_number, study_date, study_time, series_instance_uid,"   \
+    " modality, body_part_examined, series_number, number_of_series, number_of_instances," \
+    " study_dt"
 
 enum ahl__qido_key_type {
     K_UID,  /* exact, lists */

@@ -26,6 +26,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "store/store.h"
+#include "store/query_internal.h"
 
 /* The name of the VFS of sqlite_vfs.c, and that VFS, registered on the first call: NULL (the
  * default VFS) if it could not be. */
@@ -78,14 +79,6 @@ enum ahl__sq_stmt {
     ST_J_RELEASE,
     ST_COUNT
 };
-
-/* The columns of the search table, in the order of s_row and s_bind (sqlite_search.c). */
-#define S_COLS                                                                             \
-    "imageset_id, datastore_id, is_primary, version, created_at, updated_at, patient_id,"  \
-    " patient_name, patient_birth_date, patient_sex, study_instance_uid, study_id,"        \
-    " study_description, accession_number, study_date, study_time, series_instance_uid,"   \
-    " modality, body_part_examined, series_number, number_of_series, number_of_instances," \
-    " study_dt"
 
 /* Search statements differ by query shape (which filters, which sort, a cursor or not); each
  * connection keeps the last few it prepared, keyed by their SQL text. */

@@ -8,18 +8,6 @@
 #include "base/log.h"
 #include "base/banned.h"
 
-#define IS_COLS                                                                                  \
-    "id, datastore_id, state, workflow_status, message, is_primary, latest_version, created_at," \
-    " updated_at, last_accessed_at, deleted_at"
-#define V_COLS \
-    "imageset_id, version, root, state, workflow_status, message, forced, created_at, updated_at"
-#define DS_COLS                                                                                  \
-    "id, name, status, kms_key_arn, lambda_authorizer_arn, lossless_storage_format, created_at," \
-    " updated_at"
-#define J_COLS                                                                                \
-    "id, datastore_id, name, status, role_arn, input_uri, output_uri, message, client_token," \
-    " submitted_at, ended_at, claimed_by, lease_until, attempts"
-
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_DS_INSERT] = "INSERT INTO datastore(" DS_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
     [ST_DS_UPDATE] = "UPDATE datastore SET name=?2, status=?3, kms_key_arn=?4,"
