@@ -518,27 +518,6 @@ static char *like_of(const char *v, bool upper)
     return p;
 }
 
-static char *upper_of(const char *v)
-{
-    char *u = strdup(v);
-    for (char *p = u; p && *p; p++)
-        *p = upper_ascii(*p, true);
-    return u;
-}
-
-/* The literal prefix of a wildcard value (upper-cased for PN). */
-static char *prefix_of(const char *v, bool upper)
-{
-    size_t n = strcspn(v, "*?");
-    char *p = malloc(n + 1);
-    if (!p)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        p[i] = upper_ascii(v[i], upper);
-    p[n] = '\0';
-    return p;
-}
-
 /* The smallest UTF-8 string above every string starting with prefix (itself UTF-8, not empty):
  * its last character replaced by the next one (U+10FFFF dropped and the one before advanced),
  * since UTF-8's byte order is the order of the characters. NULL when there is none. */
@@ -632,7 +611,7 @@ static void add_filter(const struct ahl_qido_query *q, const struct ahl_qido_fil
             goto wild;
         } else {
             add(s, " AND %s=$%d", col,
-                param(s, type == K_PN ? own(s, upper_of(f->value)) : f->value));
+                param(s, type == K_PN ? own(s, ahl__qido_upper_of(f->value)) : f->value));
         }
         return;
     case AHL_QM_WILD:
@@ -653,7 +632,7 @@ static void add_filter(const struct ahl_qido_query *q, const struct ahl_qido_fil
             return;
         }
         if (strcspn(f->value, "*?") > 0 && ahl__qido_keys[f->key].indexed) {
-            const char *pre = own(s, prefix_of(f->value, pn));
+            const char *pre = own(s, ahl__qido_prefix_of(f->value, pn));
             add(s, " AND %s>=$%d", col, param(s, pre));
             char *end = pre ? prefix_end(pre) : NULL;
             if (end)

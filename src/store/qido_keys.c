@@ -138,3 +138,24 @@ bool ahl__qido_can_drive(const struct ahl_qido_query *q, const struct ahl_qido_f
         return ahl__qido_keys[f->key].type == K_DATE;
     return true;
 }
+
+char *ahl__qido_upper_of(const char *v)
+{
+    char *u = strdup(v);
+    for (char *p = u; p && *p; p++)
+        if (*p >= 'a' && *p <= 'z')
+            *p = (char)(*p - 'a' + 'A');
+    return u;
+}
+
+char *ahl__qido_prefix_of(const char *v, bool upper)
+{
+    size_t n = strcspn(v, "*?");
+    char *p = malloc(n + 1);
+    if (!p)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        p[i] = upper && v[i] >= 'a' && v[i] <= 'z' ? (char)(v[i] - 'a' + 'A') : v[i];
+    p[n] = '\0';
+    return p;
+}

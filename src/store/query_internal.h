@@ -81,4 +81,12 @@ bool ahl__search_attr_is_range(int a);
 int ahl__search_sort_attr(int sort);
 int ahl__search_query_check(const struct ahl_search_query *q);
 
+/* A copy of a value with its ASCII letters upper-cased (PN keys are matched on such copies);
+ * NULL when out of memory. */
+char *ahl__qido_upper_of(const char *v);
+
+/* The literal prefix of a wildcard value (upper-cased for PN), "" when it starts with one; NULL
+ * when out of memory. */
+char *ahl__qido_prefix_of(const char *v, bool upper);
+
 #endif

@@ -435,28 +435,6 @@ static char *glob_of(const char *v, bool upper)
     return g;
 }
 
-static char *upper_of(const char *v)
-{
-    char *u = strdup(v);
-    for (char *p = u; p && *p; p++)
-        if (*p >= 'a' && *p <= 'z')
-            *p = (char)(*p - 'a' + 'A');
-    return u;
-}
-
-/* The literal prefix of a wildcard value (upper-cased for PN), "" when it starts with one. */
-static char *prefix_of(const char *v, bool upper)
-{
-    size_t n = strcspn(v, "*?");
-    char *p = malloc(n + 1);
-    if (!p)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        p[i] = upper && v[i] >= 'a' && v[i] <= 'z' ? (char)(v[i] - 'a' + 'A') : v[i];
-    p[n] = '\0';
-    return p;
-}
-
 /* The smallest string above every string starting with prefix (its last byte below 0xFF
  * incremented), or NULL when there is none (out of memory is reported as NULL too: the caller
  * then writes no upper bound, which is still correct). */
@@ -552,7 +530,7 @@ static int add_filter(const struct ahl_qido_query *q, const struct ahl_qido_filt
             goto wild;
         } else {
             add(s, " AND %s%s=?", plus, col);
-            bind_text(b, type == K_PN ? own(b, upper_of(f->value)) : f->value);
+            bind_text(b, type == K_PN ? own(b, ahl__qido_upper_of(f->value)) : f->value);
         }
         return 0;
     case AHL_QM_WILD:
@@ -569,7 +547,7 @@ static int add_filter(const struct ahl_qido_query *q, const struct ahl_qido_filt
             return 0;
         }
         if (drv) {
-            const char *pre = own(b, prefix_of(f->value, pn));
+            const char *pre = own(b, ahl__qido_prefix_of(f->value, pn));
             if (!pre)
                 return AHL_ENOMEM;
             add(s, " AND %s>=?", col);
