@@ -34,7 +34,6 @@ env:   AHILITE_BIN (default build/ahilite). --smoke: 20 instances, one round (A 
        suite (tests/integration/test_import_bench_smoke.py); its figures mean nothing.
 """
 import argparse
-import http.client
 import json
 import os
 import resource
@@ -42,7 +41,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 
@@ -125,37 +123,8 @@ def run_orthanc(files, n, clients):
             blobs.append(fh.read())
     orth = orthanc.Orthanc()
     try:
-        host = orth.endpoint.split('://', 1)[1]
-        lock, nxt, errors = threading.Lock(), [0], []
-
-        def client():
-            conn = http.client.HTTPConnection(host, timeout=300)
-            while not errors:
-                with lock:
-                    i = nxt[0]
-                    nxt[0] += 1
-                if i >= len(blobs):
-                    break
-                conn.request('POST', '/instances', blobs[i],
-                             {'Content-Type': 'application/dicom'})
-                resp = conn.getresponse()
-                body = resp.read()
-                if resp.status != 200:
-                    errors.append('%d %s' % (resp.status, body[:200]))
-            conn.close()
-        threads = [threading.Thread(target=client) for _ in range(clients)]
-        own0, cpu0, t0 = own_cpu(), cpu_seconds(orth.proc.pid), time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall, cpu = time.monotonic() - t0, cpu_seconds(orth.proc.pid) - cpu0
-        if errors:
-            raise SystemExit('Orthanc refused an instance: %s' % errors[0])
-        status, _, body = orth.get('/statistics')
-        stored = json.loads(body)['CountInstances'] if status == 200 else -1
-        if stored != n:
-            raise SystemExit('Orthanc holds %d instances, not %d' % (stored, n))
+        own0 = own_cpu()
+        wall, cpu, _ = orth.post_instances(blobs, clients)
         return result('orthanc', n, wall, cpu, how='REST POST /instances, %d clients' % clients,
                       client_cpu_s=round(own_cpu() - own0, 3))
     finally:

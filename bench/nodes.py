@@ -38,7 +38,6 @@ env:   AHILITE_BIN (default build/ahilite; ahilite-bench is taken from beside it
        --smoke: tiny sizes, one-second runs, for a quick check that the script works.
 """
 import argparse
-import http.client
 import json
 import os
 import shutil
@@ -341,44 +340,7 @@ def run_import_orthanc(env, postgres, files, n, clients):
             blobs.append(fh.read())
     orth = orthanc.Orthanc(config=config)
     try:
-        host = orth.endpoint.split('://', 1)[1]
-        lock, nxt, errors, retries = threading.Lock(), [0], [], [0]
-
-        def client():
-            conn = http.client.HTTPConnection(host, timeout=300)
-            while not errors:
-                with lock:
-                    i = nxt[0]
-                    nxt[0] += 1
-                if i >= len(blobs):
-                    break
-                for _ in range(20):
-                    conn.request('POST', '/instances', blobs[i],
-                                 {'Content-Type': 'application/dicom'})
-                    resp = conn.getresponse()
-                    body = resp.read()
-                    # Orthanc's PostgreSQL index answers 503 when two of its connections' write
-                    # transactions collide, and asks that the request be sent again.
-                    if resp.status != 503:
-                        break
-                    with lock:
-                        retries[0] += 1
-                if resp.status != 200:
-                    errors.append('%d %s' % (resp.status, body[:200]))
-            conn.close()
-        threads = [threading.Thread(target=client) for _ in range(clients)]
-        cpu0, t0 = cpu_seconds(orth.proc.pid), time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall, cpu = time.monotonic() - t0, cpu_seconds(orth.proc.pid) - cpu0
-        if errors:
-            raise SystemExit('Orthanc refused an instance: %s' % errors[0])
-        status, _, body = orth.get('/statistics')
-        stored = json.loads(body)['CountInstances'] if status == 200 else -1
-        if stored != n:
-            raise SystemExit('Orthanc holds %d instances, not %d' % (stored, n))
+        wall, cpu, retried = orth.post_instances(blobs, clients)
         if postgres and 'PostgreSQL' not in orth.log_text() and \
                 'postgresql' not in orth.log_text().lower():
             raise SystemExit('Orthanc did not load its PostgreSQL index plugin')
@@ -387,7 +349,7 @@ def run_import_orthanc(env, postgres, files, n, clients):
     return emit(dict(run='import', side='orthanc-%s' % ('pg' if postgres else 'sqlite'),
                      instances=n, wall_s=round(wall, 2), per_s=round(n / wall, 1),
                      server_cpu_s=round(cpu, 2), per_cpu_s=round(n / cpu, 1) if cpu else None,
-                     retried_503=retries[0]))
+                     retried_503=retried))
 
 
 def run_ceiling(env, seconds):
