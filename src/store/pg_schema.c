@@ -86,13 +86,14 @@ int ahl__pg_schema_migrate(PGconn *c)
         rc = AHL_EUNSUPPORTED;
         goto fail;
     }
-    /* Every part's DDL is idempotent and runs on every open, so that a part's table added
-     * without a version step is still made. */
-    if ((rc = run_all(c, ahl__pg_rows_ddl)) < 0 || (rc = run_all(c, ahl__pg_search_ddl)) < 0 ||
-        (rc = run_all(c, ahl__pg_qido_ddl)) < 0 || (rc = run_all(c, ahl__pg_jobs_ddl)) < 0)
-        goto fail;
+    /* A current schema needs nothing: no DDL runs on an ordinary open, so a node starting
+     * beside busy ones takes no table lock. A table added later comes with a version step. */
     if (have != PG_SCHEMA_VERSION) {
         char sql[96];
+        if ((rc = run_all(c, ahl__pg_rows_ddl)) < 0 ||
+            (rc = run_all(c, ahl__pg_search_ddl)) < 0 ||
+            (rc = run_all(c, ahl__pg_qido_ddl)) < 0 || (rc = run_all(c, ahl__pg_jobs_ddl)) < 0)
+            goto fail;
         snprintf(sql, sizeof sql, "DELETE FROM ahl_schema; INSERT INTO ahl_schema VALUES(%d)",
                  PG_SCHEMA_VERSION);
         if ((rc = run(c, sql)) < 0)
