@@ -536,7 +536,7 @@ static void admit_stow(struct MHD_Connection *conn, struct request *rq, const ch
     rq->close_after = length > REJECT_DRAIN;
     if (bearer) {
         x = NULL; /* nothing of SigV4 applies */
-    } else if (ahl_sigv4_verify(&srv->verifier, &sreq, ahl_now_ms() / 1000, &sres, &err, NULL) <
+    } else if (ahl_sigv4_verify(&srv->verifier, &sreq, ahl_wall_ms() / 1000, &sres, &err, NULL) <
                0) {
         const char *type = ahl_api_auth_error_type(&err);
         set_early(rq, ahl_api_error_status(type), type, err.msg);
@@ -645,7 +645,7 @@ static enum MHD_Result finish_stow(struct MHD_Connection *conn, struct request *
         struct ahl_sigv4_request sreq = sigv4_request(conn, method, rq->target);
         sreq.body_sha256_hex = hash;
         struct ahl_sigv4_result sres;
-        if (ahl_sigv4_verify(&srv->verifier, &sreq, ahl_now_ms() / 1000, &sres, &err, NULL) < 0) {
+        if (ahl_sigv4_verify(&srv->verifier, &sreq, ahl_wall_ms() / 1000, &sres, &err, NULL) < 0) {
             stow_refuse(rq, &err);
             return send_early(conn, rq);
         }
@@ -722,7 +722,7 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
         struct ahl_sigv4_request sreq = sigv4_request(conn, method, rq->target);
         sreq.body_sha256_hex = body_hash;
         struct ahl_sigv4_result sres;
-        if (ahl_sigv4_verify(&srv->verifier, &sreq, ahl_now_ms() / 1000, &sres, &err, NULL) < 0) {
+        if (ahl_sigv4_verify(&srv->verifier, &sreq, ahl_wall_ms() / 1000, &sres, &err, NULL) < 0) {
             const char *type = ahl_api_auth_error_type(&err);
             ret = send_error(conn, rq, ahl_api_error_status(type), type, err.msg);
             goto out;
@@ -936,7 +936,7 @@ static int admit_bearer(struct MHD_Connection *conn, struct request *rq, const c
         return -1;
     }
     ahl_err_clear(&err);
-    if (ahl_oidc_verify(srv->oidc, token, strlen(token), ahl_now_ms() / 1000, &claims, &err) < 0) {
+    if (ahl_oidc_verify(srv->oidc, token, strlen(token), ahl_wall_ms() / 1000, &claims, &err) < 0) {
         if (err.code != AHL_EAUTH)
             set_early(rq, 500, AHL_AWS_INTERNAL, err.msg);
         else
@@ -1016,7 +1016,7 @@ static void admit(struct MHD_Connection *conn, struct request *rq, const char *m
         sreq.credentials_only = 1;
     struct ahl_sigv4_result sres;
     ahl_err_clear(&err);
-    if (ahl_sigv4_verify(&srv->verifier, &sreq, ahl_now_ms() / 1000, &sres, &err, NULL) < 0) {
+    if (ahl_sigv4_verify(&srv->verifier, &sreq, ahl_wall_ms() / 1000, &sres, &err, NULL) < 0) {
         const char *type = ahl_api_auth_error_type(&err);
         set_early(rq, ahl_api_error_status(type), type, err.msg);
         if (length > REJECT_DRAIN)

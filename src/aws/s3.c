@@ -206,7 +206,7 @@ static int perform(struct ahl_s3 *s, struct call *c, struct ahl_err *err)
         .region = s->region,
         .service = "s3",
         .uri_mode = AHL_SIGV4_URI_S3,
-        .now_s = ahl_now_ms() / 1000,
+        .now_s = ahl_wall_ms() / 1000,
     };
     struct ahl_sigv4_credentials cred = {s->access_key, s->secret_key, s->token};
     if ((rc = ahl_sigv4_sign(&in, &cred, &sig)) < 0) {

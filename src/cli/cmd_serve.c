@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "jobs/runner.h"
 #include "meta/meta.h"
@@ -554,6 +555,9 @@ int ahl_cmd_serve(int argc, char **argv)
              (unsigned)ahl_api_server_port(srv), region, account, data_dir);
     if (blob_store)
         ahl_info("frames in %s on %s", blob_store, s3_endpoint);
+    if (ahl_clock_offset_ms())
+        ahl_warn("the server's clock is moved by %lld s (AHILITE_CLOCK_OFFSET)",
+                 (long long)(ahl_clock_offset_ms() / 1000));
     if (oidc_jwks)
         ahl_info("accepting bearer tokens on DICOMweb resources from issuer %s for audience %s",
                  oidc_issuer, oidc_audience);
