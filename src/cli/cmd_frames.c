@@ -29,7 +29,7 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: ahilite frames FILE... [--out DIR]\n\n"
+        "usage: ahilite frames FILE... [--out DIR] [--lossless-storage-format FORMAT]\n\n"
         "Transcodes every frame of each DICOM file as import would and prints, per file, a\n"
         "JSON line: {\"file\", \"TransferSyntaxUID\", \"NumberOfFrames\", \"ImageFrames\":\n"
         "[{\"ID\", \"FrameSizeInBytes\",\n"
@@ -37,7 +37,11 @@ static void usage(FILE *f)
         "\"StoredTransferSyntaxUID\", \"ContentType\", \"PhotometricInterpretation\"}\n"
         "or {\"file\", \"error\"}.\n\n"
         "  --out DIR   also store the frames in a frame store rooted at DIR\n"
-        "              (DIR/<id[0:2]>/<id[2:4]>/<id>)\n\n"
+        "              (DIR/<id[0:2]>/<id[2:4]>/<id>)\n"
+        "  --lossless-storage-format FORMAT\n"
+        "              encode as a data store created with this losslessStorageFormat\n"
+        "              would: HTJ2K (the default; 1.2.840.10008.1.2.4.202) or\n"
+        "              JPEG_2000_LOSSLESS (1.2.840.10008.1.2.4.90)\n\n"
         "Exit status: 0 all frames stored, 1 some file failed, 2 usage.\n");
 }
 
@@ -164,7 +168,8 @@ static void print_error(const char *path, const struct ahl_err *err)
     ahl_buf_release(&b);
 }
 
-static int process(const char *path, struct ahl_framestore *fs, struct ahl_err *err)
+static int process(const char *path, struct ahl_framestore *fs, enum ahl_lossless_format fmt,
+                   struct ahl_err *err)
 {
     struct ahl_dcm_file *f = NULL;
     struct stream s = {0};
@@ -213,7 +218,7 @@ static int process(const char *path, struct ahl_framestore *fs, struct ahl_err *
         size_t n = 0;
         if ((rc = frame_bytes(f, &d, &s, spans, i, &bytes, &n, err)) < 0)
             goto out;
-        rc = ahl_import_transcode_frame(&d, bytes, n, i + 1, &sf, err);
+        rc = ahl_import_transcode_frame(&d, bytes, n, fmt, i + 1, &sf, err);
         free(bytes);
         if (rc < 0)
             goto out;
@@ -248,18 +253,25 @@ out:
 int ahl_cmd_frames(int argc, char **argv)
 {
     const char *out_dir = NULL;
+    enum ahl_lossless_format fmt = AHL_LOSSLESS_HTJ2K;
+    struct ahl_err err = {0};
     int nfiles = 0, failed = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
         }
-        if (!strcmp(argv[i], "--out")) {
+        if (!strcmp(argv[i], "--out") || !strcmp(argv[i], "--lossless-storage-format")) {
             if (i + 1 >= argc) {
                 usage(stderr);
                 return 2;
             }
-            out_dir = argv[++i];
+            if (!strcmp(argv[i], "--out")) {
+                out_dir = argv[++i];
+            } else if (ahl_lossless_format_parse(argv[++i], &fmt, &err) < 0) {
+                fprintf(stderr, "ahilite frames: %s\n", err.msg);
+                return 2;
+            }
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "ahilite frames: unknown option %s\n", argv[i]);
             usage(stderr);
@@ -273,18 +285,17 @@ int ahl_cmd_frames(int argc, char **argv)
         return 2;
     }
     struct ahl_framestore fs;
-    struct ahl_err err = {0};
     if (out_dir && ahl_framestore_open(&fs, out_dir, &err) < 0) {
         fprintf(stderr, "ahilite frames: %s\n", err.msg);
         return 1;
     }
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--out")) {
+        if (!strcmp(argv[i], "--out") || !strcmp(argv[i], "--lossless-storage-format")) {
             i++;
             continue;
         }
         ahl_err_clear(&err);
-        if (process(argv[i], out_dir ? &fs : NULL, &err) < 0) {
+        if (process(argv[i], out_dir ? &fs : NULL, fmt, &err) < 0) {
             print_error(argv[i], &err);
             failed++;
         }

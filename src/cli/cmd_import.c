@@ -41,7 +41,8 @@ static void usage(FILE *f)
         "usage: ahilite import [OPTIONS] PATH...\n\n"
         "Imports DICOM Part-10 files into a data store, as an import job would: instances are\n"
         "grouped into image sets by study and series (primary sets; instances that conflict\n"
-        "with a primary set go to non-primary sets), frames are stored as HTJ2K lossless.\n"
+        "with a primary set go to non-primary sets), lossless frames are stored as the data\n"
+        "store's losslessStorageFormat says (HTJ2K or JPEG 2000 lossless).\n"
         "Directories are read recursively. Re-importing an unchanged instance changes nothing.\n\n"
         "options:\n"
         "  --data-dir DIR          the data directory (default ./ahilite-data)\n"
@@ -55,6 +56,9 @@ static void usage(FILE *f)
         "  --datastore-id ID       import into this data store\n"
         "  --create-datastore NAME create a data store named NAME and import into it\n"
         "                          (without either: the only ACTIVE data store)\n"
+        "  --lossless-storage-format FORMAT\n"
+        "                          with --create-datastore: HTJ2K (default) or\n"
+        "                          JPEG_2000_LOSSLESS, as CreateDatastore takes it\n"
         "  --workers N             files prepared in parallel (default: number of CPUs)\n"
         "  --memory-budget MIB     memory the frames being transcoded at once may take\n"
         "                          together, by their estimate (default 2048: one frame of the\n"
@@ -301,7 +305,7 @@ static int on_ds(void *ctx, const struct ahl_datastore_rec *r)
 }
 
 static int pick_datastore(struct ahl_store *store, const char *id, const char *create_name,
-                          char out[AHL_ID_LEN + 1])
+                          const char *format, char out[AHL_ID_LEN + 1])
 {
     struct ahl_store_tx *tx = NULL;
     struct ahl_datastore_rec d;
@@ -313,7 +317,8 @@ static int pick_datastore(struct ahl_store *store, const char *id, const char *c
             return -1;
         }
         ahl_datastore_rec_set_status(&d, AHL_DATASTORE_ACTIVE);
-        ahl_str_copy_cut(d.lossless_storage_format, sizeof d.lossless_storage_format, "HTJ2K");
+        ahl_str_copy_cut(d.lossless_storage_format, sizeof d.lossless_storage_format,
+                         format ? format : "HTJ2K");
         d.created_at_ms = d.updated_at_ms = ahl_now_ms();
         if ((rc = ahl_store_begin(store, true, &tx)) < 0 ||
             (rc = ahl_store_datastore_put(tx, &d, true)) < 0 || (rc = ahl_store_commit(tx)) < 0) {
@@ -337,8 +342,8 @@ static int pick_datastore(struct ahl_store *store, const char *id, const char *c
     struct ds_pick found = {0};
     if ((rc = ahl_store_begin(store, false, &tx)) < 0)
         return -1;
-    rc = ahl_store_datastore_list(tx, ahl_datastore_status_name(AHL_DATASTORE_ACTIVE), NULL, 2, on_ds,
-                                  &found);
+    rc = ahl_store_datastore_list(tx, ahl_datastore_status_name(AHL_DATASTORE_ACTIVE), NULL, 2,
+                                  on_ds, &found);
     ahl_store_rollback(tx);
     if (rc < 0 || found.n != 1) {
         fprintf(stderr,
@@ -407,7 +412,7 @@ static void summary(struct run *r, double elapsed)
 
 int ahl_cmd_import(int argc, char **argv)
 {
-    const char *data_dir = "./ahilite-data", *ds_id = NULL, *create_name = NULL;
+    const char *data_dir = "./ahilite-data", *ds_id = NULL, *create_name = NULL, *format = NULL;
     const char *blob_store = NULL, *s3_endpoint = NULL, *database = NULL;
     struct ahl_framestore fs;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -443,6 +448,8 @@ int ahl_cmd_import(int argc, char **argv)
             dst = &ds_id;
         else if (!strcmp(a, "--create-datastore"))
             dst = &create_name;
+        else if (!strcmp(a, "--lossless-storage-format"))
+            dst = &format;
         else if (!strcmp(a, "--blob-store"))
             dst = &blob_store;
         else if (!strcmp(a, "--s3-endpoint"))
@@ -499,6 +506,15 @@ int ahl_cmd_import(int argc, char **argv)
         status = 2;
         goto out;
     }
+    enum ahl_lossless_format fmt;
+    if (format && (!create_name || ahl_lossless_format_parse(format, &fmt, &err) < 0)) {
+        fprintf(stderr, "ahilite import: %s\n",
+                create_name ? err.msg
+                            : "--lossless-storage-format is chosen when the data store is "
+                              "created: give it with --create-datastore");
+        status = 2;
+        goto out;
+    }
     if (mkdir(data_dir, 0700) < 0 && errno != EEXIST) {
         fprintf(stderr, "ahilite import: cannot create %s: %s\n", data_dir, strerror(errno));
         goto out;
@@ -515,7 +531,7 @@ int ahl_cmd_import(int argc, char **argv)
         fprintf(stderr, "ahilite import: cannot open the metadata engine: %s\n", ahl_strerror(rc));
         goto out;
     }
-    if (pick_datastore(store, ds_id, create_name, ds) < 0)
+    if (pick_datastore(store, ds_id, create_name, format, ds) < 0)
         goto out;
     if (ahl_framestore_open_dir(&fs, data_dir, blob_store, s3_endpoint, false, &err) < 0) {
         fprintf(stderr, "ahilite import: %s\n", err.msg);

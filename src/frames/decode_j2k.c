@@ -1,7 +1,9 @@
 /* JPEG 2000 (Part 1 and HTJ2K Part 15, raw codestream or JP2 file) through OpenJPEG, from memory.
  * Also decodes at reduced resolution (opj_set_decoded_resolution_factor), which is how the
  * per-level checksums of a stored frame are computed, and reports how many resolution levels a
- * codestream has. */
+ * codestream has. The JPEG 2000 lossless encoder of data stores created with
+ * losslessStorageFormat JPEG_2000_LOSSLESS (ahl_j2k_encode) and its verification decode
+ * (ahl__j2k_verify) are here too: this file is the one that includes openjpeg.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,6 +329,229 @@ int ahl_decode_j2k(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
 out:
     if (rc < 0)
         ahl_raw_frame_release(out);
+    session_close(&s);
+    return rc;
+}
+
+/* ---- encoding: JPEG 2000 lossless (docs/frames.md#jpeg-2000-lossless-data-stores) ---- */
+
+/* The encoder's output: a buffer that grows as OpenJPEG writes, seeks and skips. */
+struct mem_dst {
+    uint8_t *p;
+    size_t len, cap, pos;
+    bool failed; /* out of memory, or past AHL_FRAME_MAX_BYTES */
+};
+
+static bool dst_reserve(struct mem_dst *m, size_t end)
+{
+    if (end > AHL_FRAME_MAX_BYTES) {
+        m->failed = true;
+        return false;
+    }
+    if (end <= m->cap)
+        return true;
+    size_t cap = m->cap ? m->cap : 1 << 16;
+    while (cap < end)
+        cap *= 2;
+    uint8_t *p = realloc(m->p, cap);
+    if (!p) {
+        m->failed = true;
+        return false;
+    }
+    m->p = p;
+    m->cap = cap;
+    return true;
+}
+
+static OPJ_SIZE_T dst_write(void *buf, OPJ_SIZE_T n, void *user)
+{
+    struct mem_dst *m = user;
+    if (n > AHL_FRAME_MAX_BYTES || !dst_reserve(m, m->pos + n))
+        return (OPJ_SIZE_T)-1;
+    if (m->pos > m->len) /* a skip past the end leaves zeros */
+        memset(m->p + m->len, 0, m->pos - m->len);
+    memcpy(m->p + m->pos, buf, n);
+    m->pos += n;
+    if (m->pos > m->len)
+        m->len = m->pos;
+    return n;
+}
+
+static OPJ_OFF_T dst_skip(OPJ_OFF_T n, void *user)
+{
+    struct mem_dst *m = user;
+    if (n < 0 ? (size_t)-n > m->pos : !dst_reserve(m, m->pos + (size_t)n))
+        return -1;
+    m->pos = n < 0 ? m->pos - (size_t)-n : m->pos + (size_t)n;
+    return n;
+}
+
+static OPJ_BOOL dst_seek(OPJ_OFF_T n, void *user)
+{
+    struct mem_dst *m = user;
+    if (n < 0 || !dst_reserve(m, (size_t)n))
+        return OPJ_FALSE;
+    m->pos = (size_t)n;
+    return OPJ_TRUE;
+}
+
+/* The sample at index i of a canonical frame (frames.h) as a signed value. */
+static int32_t raw_sample(const struct ahl_raw_frame *f, size_t i)
+{
+    if (f->bytes_per_sample == 1)
+        return f->is_signed ? (int32_t)(int8_t)f->data[i] : (int32_t)f->data[i];
+    uint16_t v = (uint16_t)(f->data[2 * i] | f->data[2 * i + 1] << 8);
+    return f->is_signed ? (int32_t)(int16_t)v : (int32_t)v;
+}
+
+int ahl__j2k_encode(const struct ahl_raw_frame *f, uint32_t decompositions, uint8_t **out,
+                    size_t *out_len, struct ahl_err *err)
+{
+    opj_image_cmptparm_t cp[3];
+    opj_image_t *im = NULL;
+    opj_codec_t *codec = NULL;
+    opj_stream_t *stream = NULL;
+    struct mem_dst dst = {0};
+    struct opj_msgs msgs = {{0}};
+    size_t pixels = (size_t)f->width * f->height, nc = f->components;
+    int rc = 0;
+    *out = NULL;
+    *out_len = 0;
+    memset(cp, 0, sizeof cp);
+    for (size_t c = 0; c < nc; c++) {
+        cp[c].dx = cp[c].dy = 1;
+        cp[c].w = f->width;
+        cp[c].h = f->height;
+        cp[c].prec = f->precision;
+        cp[c].sgnd = f->is_signed;
+    }
+    im = opj_image_create((OPJ_UINT32)nc, cp, nc == 3 ? OPJ_CLRSPC_SRGB : OPJ_CLRSPC_GRAY);
+    if (!im) {
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory in the JPEG 2000 encoder");
+        goto out;
+    }
+    im->x0 = im->y0 = 0;
+    im->x1 = f->width;
+    im->y1 = f->height;
+    for (size_t c = 0; c < nc; c++)
+        for (size_t i = 0; i < pixels; i++)
+            im->comps[c].data[i] = raw_sample(f, i * nc + c);
+
+    opj_cparameters_t p;
+    opj_set_default_encoder_parameters(&p);
+    p.tcp_numlayers = 1;
+    p.tcp_rates[0] = 0; /* one layer holding everything: lossless */
+    p.cp_disto_alloc = 1;
+    p.irreversible = 0; /* the reversible 5/3 wavelet */
+    p.numresolution = (int)decompositions + 1;
+    p.cblockw_init = p.cblockh_init = 64;
+    p.prog_order = OPJ_RPCL;
+    p.tcp_mct = nc == 3 ? 1 : 0; /* the reversible colour transform */
+    codec = opj_create_compress(OPJ_CODEC_J2K);
+    stream = opj_stream_create(1 << 16, OPJ_FALSE);
+    if (!codec || !stream) {
+        rc = ahl_fail(err, AHL_ENOMEM, "out of memory in the JPEG 2000 encoder");
+        goto out;
+    }
+    opj_set_error_handler(codec, on_error, &msgs);
+    opj_set_warning_handler(codec, on_quiet, NULL);
+    opj_set_info_handler(codec, on_quiet, NULL);
+    opj_stream_set_user_data(stream, &dst, NULL);
+    opj_stream_set_write_function(stream, dst_write);
+    opj_stream_set_skip_function(stream, dst_skip);
+    opj_stream_set_seek_function(stream, dst_seek);
+    if (!opj_setup_encoder(codec, &p, im) || !opj_start_compress(codec, im, stream) ||
+        !opj_encode(codec, stream) || !opj_end_compress(codec, stream) || dst.failed) {
+        rc = dst.failed ? ahl_fail(err, AHL_ENOMEM,
+                                   "out of memory for the JPEG 2000 codestream (%zu bytes so far)",
+                                   dst.len)
+                        : ahl_fail(err, AHL_EINTERNAL, "JPEG 2000 encoding failed: %s",
+                                   msgs.first[0] ? msgs.first : "no reason given");
+        goto out;
+    }
+    *out = dst.p;
+    *out_len = dst.len;
+    dst.p = NULL;
+out:
+    if (stream)
+        opj_stream_destroy(stream);
+    if (codec)
+        opj_destroy_codec(codec);
+    if (im)
+        opj_image_destroy(im);
+    free(dst.p);
+    return rc;
+}
+
+int ahl__j2k_verify(const uint8_t *cs, size_t n, const struct ahl_raw_frame *f,
+                    uint32_t *decompositions, struct ahl_err *err)
+{
+    struct j2k_session s;
+    opj_codestream_info_v2_t *info = NULL;
+    char what[200] = "";
+    int rc = session_open(&s, cs, n, err);
+    if (rc < 0)
+        return ahl_fail(err, AHL_EINTERNAL, "JPEG 2000 verification decode failed: %s", err->msg);
+    opj_image_t *im = s.image;
+    size_t nc = f->components, pixels = (size_t)f->width * f->height;
+    info = opj_get_cstr_info(s.codec);
+    /* The codestream must be one ahl__j2k_encode writes for f: the level checksums
+     * (level_checksums.c) are computed on that assumption. */
+    if (!info || !info->m_default_tile_info.tccp_info || info->nbcomps != nc ||
+        im->numcomps != nc || im->x0 != 0 || im->y0 != 0 || im->x1 != f->width ||
+        im->y1 != f->height || info->tw != 1 || info->th != 1)
+        snprintf(what, sizeof what, "it is not one tile of %ux%u with %zu components", f->width,
+                 f->height, nc);
+    for (size_t c = 0; !what[0] && c < nc; c++) {
+        const opj_tccp_info_t *t = &info->m_default_tile_info.tccp_info[c];
+        if (im->comps[c].dx != 1 || im->comps[c].dy != 1 || im->comps[c].prec != f->precision ||
+            (im->comps[c].sgnd != 0) != f->is_signed)
+            snprintf(what, sizeof what, "component %zu is not %u-bit %s without subsampling", c,
+                     f->precision, f->is_signed ? "signed" : "unsigned");
+        else if (t->qmfbid != 1 ||
+                 t->numresolutions != info->m_default_tile_info.tccp_info[0].numresolutions ||
+                 t->numresolutions < 1)
+            snprintf(what, sizeof what, "component %zu is not reversible 5/3 like the others", c);
+    }
+    if (!what[0] && (info->m_default_tile_info.mct != 0) != (nc == 3))
+        snprintf(what, sizeof what, "the colour transform is %s",
+                 info->m_default_tile_info.mct ? "on for one component" : "off for three");
+    if (!what[0] && (info->m_default_tile_info.tccp_info[0].cblksty & 0x40))
+        snprintf(what, sizeof what, "it is HTJ2K (Part 15), not JPEG 2000 Part 1");
+    if (what[0]) {
+        rc = ahl_fail(err, AHL_EINTERNAL,
+                      "JPEG 2000 verification decode failed: the codestream is not the frame it "
+                      "was made from: %s",
+                      what);
+        goto out;
+    }
+    *decompositions = info->m_default_tile_info.tccp_info[0].numresolutions - 1;
+    if (!opj_decode(s.codec, s.stream, im) || !opj_end_decompress(s.codec, s.stream)) {
+        rc = ahl_fail(err, AHL_EINTERNAL, "JPEG 2000 verification decode failed: %s",
+                      s.msgs.first[0] ? s.msgs.first : "malformed codestream");
+        goto out;
+    }
+    for (size_t c = 0; c < nc; c++) {
+        const OPJ_INT32 *cd = im->comps[c].data;
+        if (!cd || im->comps[c].w != f->width || im->comps[c].h != f->height) {
+            rc = ahl_fail(err, AHL_EINTERNAL,
+                          "JPEG 2000 verification decode failed: component %zu is not %ux%u", c,
+                          f->width, f->height);
+            goto out;
+        }
+        for (size_t i = 0; i < pixels; i++)
+            if (cd[i] != raw_sample(f, i * nc + c)) {
+                rc = ahl_fail(err, AHL_EINTERNAL,
+                              "JPEG 2000 round trip is not bit-exact (%ux%u, %zu samples of %u "
+                              "bits): component %zu at (%zu, %zu) is %d, not %d",
+                              f->width, f->height, nc, f->precision, c, i % f->width, i / f->width,
+                              cd[i], raw_sample(f, i * nc + c));
+                goto out;
+            }
+    }
+out:
+    if (info)
+        opj_destroy_cstr_info(&info);
     session_close(&s);
     return rc;
 }

@@ -306,12 +306,43 @@ int ahl_raw_frame_to_native(const struct ahl_pixel_desc *d, const struct ahl_raw
 int ahl_htj2k_encode(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
                      struct ahl_err *err);
 
+/* Encodes a canonical frame as a JPEG 2000 lossless codestream (1.2.840.10008.1.2.4.90) with
+ * OpenJPEG: a raw codestream (no JP2 boxes), reversible 5/3 wavelet, the same decomposition
+ * levels as ahl_htj2k_encode, 64x64 code blocks, RPCL, one tile, one quality layer, the
+ * reversible colour transform for 3 samples, signed components with the precision of BitsStored.
+ * Errors as ahl_htj2k_encode. */
+int ahl_j2k_encode(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
+                   struct ahl_err *err);
+
 /* ---- import: one source frame to one stored frame ---- */
 
-/* Decodes, applies the storage policy, encodes, verifies and computes the metadata of one frame.
- * The stored HTJ2K is decoded back at full resolution (OpenJPH) and compared with the source
- * decode before success is returned, so a stored frame is always bit-exact; a mismatch, or a
- * codestream the decoder refuses, is AHL_EINTERNAL and nothing is returned to store. */
+/* How a data store stores the frames it encodes (its losslessStorageFormat). */
+enum ahl_lossless_format {
+    AHL_LOSSLESS_HTJ2K = 0, /* HTJ2K lossless RPCL, 1.2.840.10008.1.2.4.202 (the default) */
+    AHL_LOSSLESS_J2K,       /* JPEG 2000 lossless, 1.2.840.10008.1.2.4.90 */
+};
+
+/* "HTJ2K" (or "" or NULL, a data store recorded before the format was) and
+ * "JPEG_2000_LOSSLESS": 0 with *out set; anything else AHL_EINVAL naming it. */
+int ahl_lossless_format_parse(const char *name, enum ahl_lossless_format *out, struct ahl_err *err);
+
+/* The StoredTransferSyntaxUID of frames encoded in a format. */
+const char *ahl_lossless_format_syntax(enum ahl_lossless_format fmt);
+
+/* ahl_frame_transcode for a data store whose lossless frames are stored in fmt: the same policy
+ * (the syntaxes kept as they are stay so), with frames to encode encoded by ahl_j2k_encode for
+ * AHL_LOSSLESS_J2K and verified by a full decode with OpenJPEG. A JPEG 2000 lossless source is
+ * decoded and encoded again like any other lossless source (docs/decisions.md#j2k-source-frames).
+ */
+int ahl_frame_transcode_as(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
+                           enum ahl_lossless_format fmt, struct ahl_stored_frame *out,
+                           struct ahl_err *err);
+
+/* Decodes, applies the storage policy, encodes, verifies and computes the metadata of one frame
+ * for a data store of the default format (HTJ2K). The stored HTJ2K is decoded back at full
+ * resolution (OpenJPH) and compared with the source decode before success is returned, so a stored
+ * frame is always bit-exact; a mismatch, or a codestream the decoder refuses, is AHL_EINTERNAL and
+ * nothing is returned to store. */
 int ahl_frame_transcode(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
                         struct ahl_stored_frame *out, struct ahl_err *err);
 

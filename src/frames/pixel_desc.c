@@ -67,8 +67,8 @@ const char *ahl_frame_content_type(const char *ts)
         return "image/jph";
     if (ahl__ts_is(ts, AHL_TS_JPEG_BASELINE))
         return "image/jpeg";
-    if (ahl__ts_is(ts, AHL_TS_J2K))
-        return "image/j2c";
+    if (ahl__ts_is(ts, AHL_TS_J2K) || ahl__ts_is(ts, AHL_TS_J2K_LOSSLESS))
+        return "image/j2c"; /* .4.90: docs/decisions.md#j2k-content-type */
     if (ahl__ts_is(ts, AHL_TS_HTJ2K))
         return "image/jphc";
     if (ahl__ts_is(ts, "1.2.840.10008.1.2.4.112"))

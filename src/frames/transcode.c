@@ -1,13 +1,14 @@
 /* Import of one frame: decode the source, apply HealthImaging's storage policy (HTJ2K lossless, or
- * the original bytes for the syntaxes it keeps), prove the stored frame decodes to exactly the
+ * JPEG 2000 lossless in a data store created with that format, or the original bytes for the
+ * syntaxes it keeps), prove the stored frame decodes to exactly the
  * source pixels, and compute the ImageFrames metadata (id, size, min/max, per-level checksums).
  * The policy itself is written down in frames.h.
  *
- * An HTJ2K encode is verified by ONE full-resolution decode (OpenJPH, htj2k_decode.cc) compared
- * with the source bit for bit; the checksums of the lower resolution levels are computed from
- * the pixels that decode proved (level_checksums.c) instead of decoding the codestream once more
- * per level. Frames kept as they are (lossy J2K and HTJ2K) come from elsewhere and are decoded at
- * each level with OpenJPEG. */
+ * An HTJ2K encode is verified by ONE full-resolution decode (OpenJPH, htj2k_decode.cc), a JPEG 2000
+ * encode by one with OpenJPEG (decode_j2k.c), compared with the source bit for bit; the checksums
+ * of the lower resolution levels are computed from the pixels that decode proved
+ * (level_checksums.c) instead of decoding the codestream once more per level. Frames kept as they
+ * are (lossy J2K and HTJ2K) come from elsewhere and are decoded at each level with OpenJPEG. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,8 +18,9 @@
 
 #include "base/banned.h"
 
-/* HTJ2K wants the lowest resolution level to keep at least one pixel per side. */
-static uint32_t decompositions_for(uint32_t w, uint32_t h)
+/* HTJ2K wants the lowest resolution level to keep at least one pixel per side, and OpenJPEG
+ * refuses more levels than that. */
+uint32_t ahl__decompositions_for(uint32_t w, uint32_t h)
 {
     uint32_t m = w < h ? w : h, d = 5;
     while (d > 0 && (m >> d) < 1)
@@ -26,25 +28,60 @@ static uint32_t decompositions_for(uint32_t w, uint32_t h)
     return d;
 }
 
+/* What the encoders take: frames.h's canonical form. */
+static bool canonical(const struct ahl_raw_frame *f)
+{
+    return f->data && f->width != 0 && f->height != 0 &&
+           (f->components == 1 || f->components == 3) && f->precision >= 1 && f->precision <= 16 &&
+           f->bytes_per_sample == (f->precision <= 8 ? 1 : 2) &&
+           f->len == (size_t)f->width * f->height * f->components * f->bytes_per_sample;
+}
+
 int ahl_htj2k_encode(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
                      struct ahl_err *err)
 {
     *out = NULL;
     *out_len = 0;
-    if (!f->data || f->width == 0 || f->height == 0 || (f->components != 1 && f->components != 3) ||
-        f->precision < 1 || f->precision > 16 ||
-        f->bytes_per_sample != (f->precision <= 8 ? 1 : 2) ||
-        f->len != (size_t)f->width * f->height * f->components * f->bytes_per_sample)
+    if (!canonical(f))
         return ahl_fail(err, AHL_EINVAL, "frame is not in canonical form");
     char msg[300] = "";
-    int rc = ahl__ojph_encode(f->data, f->width, f->height, f->components, f->bytes_per_sample,
-                              f->precision, f->is_signed, decompositions_for(f->width, f->height),
-                              true, out, out_len, msg, sizeof msg);
+    int rc =
+        ahl__ojph_encode(f->data, f->width, f->height, f->components, f->bytes_per_sample,
+                         f->precision, f->is_signed, ahl__decompositions_for(f->width, f->height),
+                         true, out, out_len, msg, sizeof msg);
     if (rc == -2)
         return ahl_fail(err, AHL_ENOMEM, "out of memory in the HTJ2K encoder");
     if (rc < 0)
         return ahl_fail(err, AHL_EINTERNAL, "HTJ2K encoding failed: %s", msg);
     return 0;
+}
+
+int ahl_j2k_encode(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
+                   struct ahl_err *err)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (!canonical(f))
+        return ahl_fail(err, AHL_EINVAL, "frame is not in canonical form");
+    return ahl__j2k_encode(f, ahl__decompositions_for(f->width, f->height), out, out_len, err);
+}
+
+int ahl_lossless_format_parse(const char *name, enum ahl_lossless_format *out, struct ahl_err *err)
+{
+    if (!name || !*name || !strcmp(name, "HTJ2K"))
+        *out = AHL_LOSSLESS_HTJ2K;
+    else if (!strcmp(name, "JPEG_2000_LOSSLESS"))
+        *out = AHL_LOSSLESS_J2K;
+    else
+        return ahl_fail(err, AHL_EINVAL,
+                        "lossless storage format '%.40s' is neither HTJ2K nor JPEG_2000_LOSSLESS",
+                        name);
+    return 0;
+}
+
+const char *ahl_lossless_format_syntax(enum ahl_lossless_format fmt)
+{
+    return fmt == AHL_LOSSLESS_J2K ? AHL_TS_J2K_LOSSLESS : AHL_TS_HTJ2K_RPCL;
 }
 
 void ahl_stored_frame_release(struct ahl_stored_frame *f)
@@ -99,6 +136,7 @@ int ahl_stored_frame_checksums(const struct ahl_pixel_desc *d, struct ahl_stored
 {
     out->n_levels = 0;
     if (!ahl__ts_is(out->stored_transfer_syntax, AHL_TS_HTJ2K_RPCL) &&
+        !ahl__ts_is(out->stored_transfer_syntax, AHL_TS_J2K_LOSSLESS) &&
         !ahl__ts_is(out->stored_transfer_syntax, AHL_TS_J2K) &&
         !ahl__ts_is(out->stored_transfer_syntax, AHL_TS_HTJ2K)) {
         /* Not a wavelet codestream: one level, the full-size decode. */
@@ -213,16 +251,35 @@ static int verify_htj2k(const struct ahl_raw_frame *raw, struct ahl_stored_frame
     return ahl__htj2k_level_checksums(raw, decompositions, out, err);
 }
 
+/* The same for a JPEG 2000 encode (ahl_j2k_encode), with OpenJPEG. */
+static int verify_j2k(const struct ahl_raw_frame *raw, struct ahl_stored_frame *out,
+                      struct ahl_err *err)
+{
+    uint32_t decompositions = 0;
+    int rc = ahl__j2k_verify(out->data, out->len, raw, &decompositions, err);
+    return rc < 0 ? rc : ahl__htj2k_level_checksums(raw, decompositions, out, err);
+}
+
 int ahl_frame_transcode(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
                         struct ahl_stored_frame *out, struct ahl_err *err)
 {
-    return ahl__frame_transcode_with(d, src, n, ahl_htj2k_encode, out, err);
+    return ahl__frame_transcode_with(d, src, n, AHL_LOSSLESS_HTJ2K, NULL, out, err);
+}
+
+int ahl_frame_transcode_as(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
+                           enum ahl_lossless_format fmt, struct ahl_stored_frame *out,
+                           struct ahl_err *err)
+{
+    return ahl__frame_transcode_with(d, src, n, fmt, NULL, out, err);
 }
 
 int ahl__frame_transcode_with(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
-                              ahl__htj2k_encode_fn encode, struct ahl_stored_frame *out,
-                              struct ahl_err *err)
+                              enum ahl_lossless_format fmt, ahl__lossless_encode_fn encode,
+                              struct ahl_stored_frame *out, struct ahl_err *err)
 {
+    bool j2k = fmt == AHL_LOSSLESS_J2K;
+    if (!encode)
+        encode = j2k ? ahl_j2k_encode : ahl_htj2k_encode;
     struct ahl_raw_frame raw = {0};
     memset(out, 0, sizeof *out);
     int rc = ahl_pixel_desc_check(d, err);
@@ -269,10 +326,10 @@ int ahl__frame_transcode_with(const struct ahl_pixel_desc *d, const uint8_t *src
     if (rc < 0)
         goto out;
     if ((rc = ahl__copy_field(out->stored_transfer_syntax, sizeof out->stored_transfer_syntax,
-                              AHL_TS_HTJ2K_RPCL, err)) < 0)
+                              ahl_lossless_format_syntax(fmt), err)) < 0)
         goto out;
 
-    rc = verify_htj2k(&raw, out, err);
+    rc = j2k ? verify_j2k(&raw, out, err) : verify_htj2k(&raw, out, err);
 
 finish:
     if (rc < 0)

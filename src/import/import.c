@@ -94,6 +94,12 @@ int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,
             ahl_fail(err, AHL_ECONFLICT, "data store %s is %s, not ACTIVE", datastore_id, d.status);
         goto out;
     }
+    /* Every frame the importer encodes is encoded as the data store says
+     * (docs/frames.md#jpeg-2000-lossless-data-stores). */
+    if ((rc = ahl_lossless_format_parse(d.lossless_storage_format, &im->format, err)) < 0) {
+        rc = ahl_fail(err, AHL_EINTERNAL, "data store %s: %s", datastore_id, err->msg);
+        goto out;
+    }
     if (opts->frames)
         im->fs = *opts->frames;
     else if ((rc = ahl_framestore_open(&im->fs, opts->frames_root, err)) < 0)

@@ -195,10 +195,12 @@ void ahl_import_batch_flush(struct ahl_import_batch *b);
 /* Flushes, then frees. NULL is accepted. */
 void ahl_import_batch_free(struct ahl_import_batch *b);
 
-/* Transcodes one frame as import stores it (ahl_frame_transcode) and names it by its content
- * address (ahl_frame_id); on failure err's message is prefixed "frame <frame>: ". */
+/* Transcodes one frame as import stores it in a data store whose lossless frames are stored in
+ * fmt (ahl_frame_transcode_as) and names it by its content address (ahl_frame_id); on failure
+ * err's message is prefixed "frame <frame>: ". */
 int ahl_import_transcode_frame(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
-                               uint32_t frame, struct ahl_stored_frame *sf, struct ahl_err *err);
+                               enum ahl_lossless_format fmt, uint32_t frame,
+                               struct ahl_stored_frame *sf, struct ahl_err *err);
 
 /* The exceptionType HealthImaging's job output format (failure.ndjson) gives a failure: it names
  * two, ValidationException for the input's fault and InternalServerException for the server's. */

@@ -34,6 +34,7 @@
 struct ahl_importer {
     struct ahl_meta *m;
     char ds[AHL_ID_LEN + 1];
+    enum ahl_lossless_format format; /* the data store's losslessStorageFormat */
     struct ahl_framestore fs;
     char lock_dir[1024]; /* "" when only in-process locking applies */
     char tmp_dir[1024];

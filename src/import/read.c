@@ -293,7 +293,7 @@ static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, 
         }
         if ((rc = frame_bytes(px, &d, rfd, spans, whole, whole_len, i, &bytes, &n, err)) < 0)
             goto out;
-        rc = ahl_import_transcode_frame(&d, bytes, n, i + 1, &sf, err);
+        rc = ahl_import_transcode_frame(&d, bytes, n, im->format, i + 1, &sf, err);
         free(bytes);
         if (rc < 0)
             goto out;
@@ -344,9 +344,10 @@ out:
 }
 
 int ahl_import_transcode_frame(const struct ahl_pixel_desc *d, const uint8_t *src, size_t n,
-                               uint32_t frame, struct ahl_stored_frame *sf, struct ahl_err *err)
+                               enum ahl_lossless_format fmt, uint32_t frame,
+                               struct ahl_stored_frame *sf, struct ahl_err *err)
 {
-    int rc = ahl_frame_transcode(d, src, n, sf, err);
+    int rc = ahl_frame_transcode_as(d, src, n, fmt, sf, err);
     if (rc == 0) {
         ahl_frame_id(sf->stored_transfer_syntax, sf->data, sf->len, sf->id);
         return 0;

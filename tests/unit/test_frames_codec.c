@@ -282,9 +282,12 @@ static void fill_native(const struct rt_case *c, uint8_t *buf, int64_t *mn, int6
     }
 }
 
-static void test_htj2k_round_trips(void **state)
+/* Every frame of rt_cases through the import path of a data store of format fmt: stored in
+ * fmt's syntax, decoding (independently of the transcode) to the source bit for bit. */
+static void round_trips(enum ahl_lossless_format fmt)
 {
-    (void)state;
+    bool j2k = fmt == AHL_LOSSLESS_J2K;
+    const char *ts = ahl_lossless_format_syntax(fmt);
     for (size_t k = 0; k < sizeof rt_cases / sizeof rt_cases[0]; k++) {
         const struct rt_case *c = &rt_cases[k];
         size_t bytes = (size_t)c->w * c->h * c->spp * (c->alloc / 8);
@@ -296,12 +299,12 @@ static void test_htj2k_round_trips(void **state)
                                 c->spp == 3 ? "RGB" : "MONOCHROME2", AHL_TS_EXPLICIT_LE);
         struct ahl_stored_frame sf;
         struct ahl_err err = {0};
-        int rc = ahl_frame_transcode(&d, src, bytes, &sf, &err);
+        int rc = ahl_frame_transcode_as(&d, src, bytes, fmt, &sf, &err);
         if (rc != 0)
             fail_msg("case %zu (%ux%u spp %u %u/%u pr %u): %s", k, c->w, c->h, c->spp, c->alloc,
                      c->stored, c->pr, err.msg);
-        assert_string_equal(sf.stored_transfer_syntax, AHL_TS_HTJ2K_RPCL);
-        assert_string_equal(sf.content_type, "image/jph");
+        assert_string_equal(sf.stored_transfer_syntax, ts);
+        assert_string_equal(sf.content_type, j2k ? "image/j2c" : "image/jph");
         assert_int_equal(sf.frame_size_in_bytes, sf.len);
         assert_string_equal(sf.id, ""); /* the content address is the blob store's to give */
         /* Min/max against the generator's own bookkeeping. */
@@ -323,28 +326,56 @@ static void test_htj2k_round_trips(void **state)
         }
         /* Decoding the stored codestream independently of the transcode gives the source. */
         struct ahl_pixel_desc sd = d;
-        snprintf(sd.transfer_syntax, sizeof sd.transfer_syntax, "%s", AHL_TS_HTJ2K_RPCL);
+        snprintf(sd.transfer_syntax, sizeof sd.transfer_syntax, "%s", ts);
         struct ahl_raw_frame back;
         assert_int_equal(ahl_frame_decode(&sd, sf.data, sf.len, &back, &err), 0);
         assert_int_equal(back.len, raw.len);
         assert_memory_equal(back.data, raw.data, raw.len);
-        /* The same pixels give the same bytes (so the same content address); the TLM marker is
-         * in the main header. */
+        /* The same pixels give the same bytes (so the same content address); HTJ2K has the TLM
+         * marker in the main header. */
         struct ahl_stored_frame again;
-        assert_int_equal(ahl_frame_transcode(&d, src, bytes, &again, &err), 0);
+        assert_int_equal(ahl_frame_transcode_as(&d, src, bytes, fmt, &again, &err), 0);
         assert_int_equal(again.len, sf.len);
         assert_memory_equal(again.data, sf.data, sf.len);
         int has_tlm = 0;
         for (size_t i = 0; i + 1 < sf.len && i < 400; i++)
             if (sf.data[i] == 0xFF && sf.data[i + 1] == 0x55)
                 has_tlm = 1;
-        assert_true(has_tlm);
+        assert_true(has_tlm || j2k);
+        if (j2k) {
+            /* A bare Part 1 codestream (SOC SIZ, Rsiz without the Part 15 bit), RPCL, reversible
+             * 5/3: COD follows SIZ (38 + 3 per component bytes after its marker). */
+            assert_true(sf.len > 60 && sf.data[0] == 0xFF && sf.data[1] == 0x4F &&
+                        sf.data[2] == 0xFF && sf.data[3] == 0x51);
+            assert_int_equal(sf.data[6] & 0x40, 0);
+            const uint8_t *cod = sf.data + 4 + 38 + 3 * c->spp;
+            assert_true(cod[0] == 0xFF && cod[1] == 0x52);
+            assert_int_equal(cod[5], 2);                   /* progression: RPCL */
+            assert_int_equal(cod[8], c->spp == 3 ? 1 : 0); /* the colour transform */
+            assert_int_equal(cod[13], 1);                  /* reversible 5/3 */
+            assert_int_equal(cod[12] & 0x40, 0);           /* not HT code blocks */
+        }
         ahl_stored_frame_release(&again);
         ahl_raw_frame_release(&back);
         ahl_raw_frame_release(&raw);
         ahl_stored_frame_release(&sf);
         free(src);
     }
+}
+
+static void test_htj2k_round_trips(void **state)
+{
+    (void)state;
+    round_trips(AHL_LOSSLESS_HTJ2K);
+}
+
+/* A data store created with losslessStorageFormat JPEG_2000_LOSSLESS: the same frames as JPEG
+ * 2000 lossless (OpenJPEG), 8, 10, 12 and 16 bits, signed and unsigned, 1 and 3 samples, odd
+ * sizes down to 1x1. */
+static void test_j2k_round_trips(void **state)
+{
+    (void)state;
+    round_trips(AHL_LOSSLESS_J2K);
 }
 
 /* Frame ids are content addresses, so encoding must not depend on memory the encoder never
@@ -422,9 +453,8 @@ static void test_htj2k_deterministic(void **state)
  * ones OpenJPEG's decode at each reduced resolution gives, as they were when every level was
  * decoded: odd and even sizes down to 1 pixel, every depth and signedness, 1 and 3 samples (RCT),
  * and contents that make the reduced levels leave the sample range (so clamping is exercised). */
-static void test_levels_match_reduced_decodes(void **state)
+static void levels_match_reduced_decodes(enum ahl_lossless_format fmt)
 {
-    (void)state;
     static const uint32_t sizes[][2] = {{1, 1},  {2, 1},   {1, 5},   {2, 2},    {3, 3},
                                         {5, 4},  {7, 9},   {16, 16}, {17, 33},  {32, 1},
                                         {1, 40}, {63, 65}, {64, 2},  {100, 37}, {129, 130}};
@@ -467,14 +497,15 @@ static void test_levels_match_reduced_decodes(void **state)
                                         spp == 3 ? "RGB" : "MONOCHROME2", AHL_TS_EXPLICIT_LE);
                 struct ahl_stored_frame sf;
                 struct ahl_err err = {0};
-                if (ahl_frame_transcode(&d, src, bytes, &sf, &err) != 0)
+                if (ahl_frame_transcode_as(&d, src, bytes, fmt, &sf, &err) != 0)
                     fail_msg("%ux%u spp %u %u/%u pr %u: %s", w, h, spp, alloc, stored, kinds[ki].pr,
                              err.msg);
                 uint32_t nres = 0;
                 assert_int_equal(ahl__j2k_resolutions(sf.data, sf.len, &nres, &err), 0);
                 assert_int_equal(sf.n_levels, nres);
                 struct ahl_pixel_desc sd = d;
-                snprintf(sd.transfer_syntax, sizeof sd.transfer_syntax, "%s", AHL_TS_HTJ2K_RPCL);
+                snprintf(sd.transfer_syntax, sizeof sd.transfer_syntax, "%s",
+                         ahl_lossless_format_syntax(fmt));
                 for (size_t l = 0; l < sf.n_levels; l++) {
                     struct ahl_raw_frame dec;
                     uint32_t reduce = (uint32_t)(sf.n_levels - 1 - l);
@@ -496,7 +527,38 @@ static void test_levels_match_reduced_decodes(void **state)
     assert_true(checked > 1000);
 }
 
-/* Encoders that hand the verification something other than the source's encode. */
+static void test_levels_match_reduced_decodes(void **state)
+{
+    (void)state;
+    levels_match_reduced_decodes(AHL_LOSSLESS_HTJ2K);
+}
+
+/* The same for JPEG 2000 lossless frames, whose checksums come from the same computation. */
+static void test_j2k_levels_match_reduced_decodes(void **state)
+{
+    (void)state;
+    levels_match_reduced_decodes(AHL_LOSSLESS_J2K);
+}
+
+/* Encoders that hand the verification something other than the source's encode, in the format
+ * under test. */
+static enum ahl_lossless_format wrong_fmt;
+
+static int encode_right(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
+                        struct ahl_err *err)
+{
+    return wrong_fmt == AHL_LOSSLESS_J2K ? ahl_j2k_encode(f, out, out_len, err)
+                                         : ahl_htj2k_encode(f, out, out_len, err);
+}
+
+/* The other format's codestream of the right pixels: OpenJPEG decodes both to the source. */
+static int encode_other_format(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
+                               struct ahl_err *err)
+{
+    return wrong_fmt == AHL_LOSSLESS_J2K ? ahl_htj2k_encode(f, out, out_len, err)
+                                         : ahl_j2k_encode(f, out, out_len, err);
+}
+
 static int encode_other_pixels(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
                                struct ahl_err *err)
 {
@@ -505,7 +567,7 @@ static int encode_other_pixels(const struct ahl_raw_frame *f, uint8_t **out, siz
     assert_non_null(g.data);
     memcpy(g.data, f->data, f->len);
     g.data[f->len / 2] ^= 1; /* one sample off by one: a valid codestream of another frame */
-    int rc = ahl_htj2k_encode(&g, out, out_len, err);
+    int rc = encode_right(&g, out, out_len, err);
     free(g.data);
     return rc;
 }
@@ -513,7 +575,7 @@ static int encode_other_pixels(const struct ahl_raw_frame *f, uint8_t **out, siz
 static int encode_damaged(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
                           struct ahl_err *err)
 {
-    int rc = ahl_htj2k_encode(f, out, out_len, err);
+    int rc = encode_right(f, out, out_len, err);
     for (size_t i = *out_len / 2; rc == 0 && i < *out_len / 2 + 16; i++)
         (*out)[i] ^= 0x5A; /* coded data overwritten */
     return rc;
@@ -522,7 +584,7 @@ static int encode_damaged(const struct ahl_raw_frame *f, uint8_t **out, size_t *
 static int encode_truncated(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len,
                             struct ahl_err *err)
 {
-    int rc = ahl_htj2k_encode(f, out, out_len, err);
+    int rc = encode_right(f, out, out_len, err);
     *out_len = *out_len * 2 / 3;
     return rc;
 }
@@ -533,23 +595,24 @@ static int encode_other_size(const struct ahl_raw_frame *f, uint8_t **out, size_
     struct ahl_raw_frame g = *f;
     g.height = f->height - 1; /* the frame less its last row */
     g.len = (size_t)g.width * g.height * g.components * g.bytes_per_sample;
-    return ahl_htj2k_encode(&g, out, out_len, err);
+    return encode_right(&g, out, out_len, err);
 }
 
 /* No frame leaves ahl_frame_transcode unless its one verification decode gave the source: an
  * encoder that gets it wrong in any of these ways fails the frame with AHL_EINTERNAL and leaves
  * nothing to store. With the verification skipped, every case here would succeed. */
-static void test_wrong_encode_refused(void **state)
+static void wrong_encode_refused(enum ahl_lossless_format fmt)
 {
-    (void)state;
     static const struct {
         const char *name;
-        ahl__htj2k_encode_fn encode;
+        ahl__lossless_encode_fn encode;
         const char *says;
     } cases[] = {{"other pixels", encode_other_pixels, "not bit-exact"},
                  {"damaged", encode_damaged, ""},
                  {"truncated", encode_truncated, ""},
-                 {"other size", encode_other_size, "not the frame it was made from"}};
+                 {"other size", encode_other_size, "not the frame it was made from"},
+                 {"other format", encode_other_format, ""}};
+    wrong_fmt = fmt;
     const struct rt_case c = {64, 48, 1, 16, 12, 0};
     size_t bytes = (size_t)c.w * c.h * 2;
     uint8_t *src = malloc(bytes);
@@ -559,11 +622,11 @@ static void test_wrong_encode_refused(void **state)
         ahl_pixel_desc_make(c.h, c.w, 1, 16, 12, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
     struct ahl_stored_frame sf;
     struct ahl_err err = {0};
-    assert_int_equal(ahl__frame_transcode_with(&d, src, bytes, ahl_htj2k_encode, &sf, &err), 0);
+    assert_int_equal(ahl__frame_transcode_with(&d, src, bytes, fmt, encode_right, &sf, &err), 0);
     ahl_stored_frame_release(&sf);
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         memset(&err, 0, sizeof err);
-        int rc = ahl__frame_transcode_with(&d, src, bytes, cases[k].encode, &sf, &err);
+        int rc = ahl__frame_transcode_with(&d, src, bytes, fmt, cases[k].encode, &sf, &err);
         if (rc != AHL_EINTERNAL)
             fail_msg("%s: rc %d (%s)", cases[k].name, rc, err.msg);
         assert_null(sf.data);
@@ -573,6 +636,20 @@ static void test_wrong_encode_refused(void **state)
             fail_msg("%s: message '%s' does not say '%s'", cases[k].name, err.msg, cases[k].says);
     }
     free(src);
+}
+
+static void test_wrong_encode_refused(void **state)
+{
+    (void)state;
+    wrong_encode_refused(AHL_LOSSLESS_HTJ2K);
+}
+
+/* The JPEG 2000 lossless verification (OpenJPEG) refuses the same wrong codestreams, and an HTJ2K
+ * codestream of the right pixels, which a Part 1 decoder might not read. */
+static void test_j2k_wrong_encode_refused(void **state)
+{
+    (void)state;
+    wrong_encode_refused(AHL_LOSSLESS_J2K);
 }
 
 static void test_corrupt_codestreams(void **state)
@@ -812,6 +889,9 @@ int main(void)
         cmocka_unit_test(test_raw_to_native),
         cmocka_unit_test(test_levels_match_reduced_decodes),
         cmocka_unit_test(test_wrong_encode_refused),
+        cmocka_unit_test(test_j2k_round_trips),
+        cmocka_unit_test(test_j2k_levels_match_reduced_decodes),
+        cmocka_unit_test(test_j2k_wrong_encode_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
