@@ -422,6 +422,7 @@ def make_fixtures(tmp, sources=None):
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 DEFLATED_LE = "1.2.840.10008.1.2.1.99"
 HTJ2K_RPCL = "1.2.840.10008.1.2.4.202"
+J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"  # data stores created with JPEG_2000_LOSSLESS
 # HealthImaging's GetImageFrame Content-Type per stored transfer syntax
 # (docs/frames.md#transfer-syntaxes).
 CONTENT_TYPE = {
@@ -430,17 +431,19 @@ CONTENT_TYPE = {
     "1.2.840.10008.1.2.4.91": "image/j2c",
     HTJ2K_RPCL: "image/jph",
     "1.2.840.10008.1.2.4.203": "image/jphc",
+    J2K_LOSSLESS: "image/j2c",
 }
 
 
-def stored_syntax_for(source_ts, bits_allocated):
+def stored_syntax_for(source_ts, bits_allocated, lossless=HTJ2K_RPCL):
     """StoredTransferSyntaxUID under frames.h's policy: lossy JPEG baseline / JPEG 2000 / HTJ2K
-    kept as they are, 1-bit frames as explicit little endian, everything else HTJ2K lossless."""
+    kept as they are, 1-bit frames as explicit little endian, everything else as the data store's
+    lossless format says (lossless: HTJ2K_RPCL, or J2K_LOSSLESS for a JPEG_2000_LOSSLESS store)."""
     if bits_allocated == 1:
         return EXPLICIT_LE
     if source_ts in KEPT:
         return source_ts
-    return HTJ2K_RPCL
+    return lossless
 
 
 def expected_frames(path, tmp):
@@ -630,8 +633,10 @@ def make_synthetic(tmp, names=None):
 def cli(argv):
     """For suites in other languages (the JS SDK test); runs under any Python 3 and prints JSON:
       frames_oracle.py synth DIR NAME...     writes those SYNTHETIC files into DIR
-      frames_oracle.py expect FILE...        per file: transfer syntax, SOPInstanceUID, the
-                                             expected stored syntax, and per frame the oracle's
+      frames_oracle.py expect [--lossless UID] FILE...
+                                             per file: transfer syntax, SOPInstanceUID, the
+                                             expected stored syntax (lossless frames in UID,
+                                             default HTJ2K RPCL), and per frame the oracle's
                                              crc32/min/max and the SHA-256 of a kept fragment
       frames_oracle.py decode [--ojph] LIKE BLOB...
                                              each stored J2K/HTJ2K blob decoded by opj_decompress:
@@ -646,6 +651,9 @@ def cli(argv):
             res = make_synthetic(argv[1], set(argv[2:]))
         elif argv[:1] == ["expect"]:
             res = {}
+            lossless = HTJ2K_RPCL
+            if argv[1:2] == ["--lossless"]:
+                lossless, argv = argv[2], argv[2:]
             for k, path in enumerate(argv[1:]):
                 t = os.path.join(tmp, str(k))
                 os.makedirs(t)
@@ -655,7 +663,7 @@ def cli(argv):
                     "TransferSyntaxUID": src["TransferSyntaxUID"],
                     "SOPInstanceUID": src["SOPInstanceUID"],
                     "StoredTransferSyntaxUID": stored_syntax_for(src["TransferSyntaxUID"],
-                                                                 src["BitsAllocated"]),
+                                                                 src["BitsAllocated"], lossless),
                     "Rows": info["Rows"], "Columns": info["Columns"],
                     "frames": [{"crc32": f["crc32"], "min": f["min"], "max": f["max"],
                                 "fragmentSha256": hashlib.sha256(f["fragment"]).hexdigest()
