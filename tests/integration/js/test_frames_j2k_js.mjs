@@ -1,0 +1,166 @@
+// A data store created with losslessStorageFormat JPEG_2000_LOSSLESS, through the JavaScript SDK:
+// CreateDatastoreCommand takes the format and GetDatastoreCommand reports it; a few corpus files
+// (16-bit signed CT, multi-frame RLE RGB, a JPEG 2000 lossless source, JPEG 2000 kept as-is, a
+// synthetic 3-frame 8-bit signed file) imported with StartDICOMImportJob are stored as JPEG 2000
+// lossless (1.2.840.10008.1.2.4.90) where lossless; GetImageFrameCommand answers them image/j2c,
+// FrameSizeInBytes long, and opj_decompress decodes them to the oracle's source pixels
+// (../frames_oracle.py under the system Python), whose CRC32 is the metadata's full-resolution
+// checksum. The same files in an HTJ2K data store of the same server are HTJ2K (image/jph).
+// pg: full (the JS SDK sends what boto3 sends; test_frames_j2k.py checks the same frames)
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import {
+  CreateDatastoreCommand, GetDatastoreCommand, StartDICOMImportJobCommand, GetDICOMImportJobCommand,
+  SearchImageSetsCommand, GetImageSetMetadataCommand, GetImageFrameCommand,
+} from '@aws-sdk/client-medical-imaging';
+import { startServer } from './ahlserver.mjs';
+
+const run = promisify(execFile);
+const ORACLE = join(dirname(fileURLToPath(import.meta.url)), '..', 'frames_oracle.py');
+const SYS_PY = '/usr/bin/python3';
+const TF = '/usr/lib/python3/dist-packages/pydicom/data/test_files/';
+const FILES = ['CT_small.dcm', 'SC_rgb_rle_2frame.dcm', 'MR_small_jp2klossless.dcm',
+  'JPEG2000.dcm'].map((n) => TF + n);
+const SYNTH = 'synth_s8_3frame.dcm';
+const J2K = '1.2.840.10008.1.2.4.90';
+const HTJ2K = '1.2.840.10008.1.2.4.202';
+const CONTENT_TYPE = { [J2K]: 'image/j2c', '1.2.840.10008.1.2.4.91': 'image/j2c', [HTJ2K]: 'image/jph' };
+
+let tmp;
+let srv;
+let mi;
+let files;
+const stores = {}; // name -> { ds, bySop: SOPInstanceUID -> { setId, inst } }
+
+async function oracle(...args) {
+  const r = await run(SYS_PY, [ORACLE, ...args], { maxBuffer: 64 << 20 });
+  return JSON.parse(r.stdout);
+}
+
+async function importInto(name, format) {
+  const input = format ? { losslessStorageFormat: format } : {};
+  const { datastoreId: ds } = await mi.send(new CreateDatastoreCommand({ datastoreName: name, ...input }));
+  let p;
+  while ((p = (await mi.send(new GetDatastoreCommand({ datastoreId: ds }))).datastoreProperties).datastoreStatus !== 'ACTIVE') {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(p.losslessStorageFormat, format || 'HTJ2K');
+  const job = await mi.send(new StartDICOMImportJobCommand({
+    jobName: name, datastoreId: ds, clientToken: name,
+    dataAccessRoleArn: 'arn:aws:iam::123456789012:role/ImportRole',
+    inputS3Uri: 's3://in-bucket/js/', outputS3Uri: `s3://out-bucket/${name}/`,
+  }));
+  const deadline = Date.now() + 120000;
+  let props;
+  for (;;) {
+    props = (await mi.send(new GetDICOMImportJobCommand({ datastoreId: ds, jobId: job.jobId }))).jobProperties;
+    if (props.jobStatus === 'COMPLETED' || props.jobStatus === 'FAILED') break;
+    assert.ok(Date.now() < deadline, 'import job did not finish');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.equal(props.jobStatus, 'COMPLETED', props.message);
+  const bySop = new Map();
+  const sets = await mi.send(new SearchImageSetsCommand({ datastoreId: ds }));
+  for (const s of sets.imageSetsMetadataSummaries) {
+    const r = await mi.send(new GetImageSetMetadataCommand({ datastoreId: ds, imageSetId: s.imageSetId }));
+    const doc = JSON.parse(gunzipSync(Buffer.from(await r.imageSetMetadataBlob.transformToByteArray())));
+    for (const series of Object.values(doc.Study.Series)) {
+      for (const [sop, inst] of Object.entries(series.Instances)) bySop.set(sop, { setId: s.imageSetId, inst });
+    }
+  }
+  stores[name] = { ds, bySop };
+}
+
+async function frame(ds, imageSetId, imageFrameId) {
+  const r = await mi.send(new GetImageFrameCommand({
+    datastoreId: ds, imageSetId, imageFrameInformation: { imageFrameId },
+  }));
+  return { contentType: r.contentType, bytes: Buffer.from(await r.imageFrameBlob.transformToByteArray()) };
+}
+
+before(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'ahl-frames-j2k-js-'));
+  const root = join(tmp, 's3');
+  mkdirSync(join(root, 'in-bucket', 'js'), { recursive: true });
+  mkdirSync(join(root, 'out-bucket'), { recursive: true });
+  const [synth] = await oracle('synth', tmp, SYNTH);
+  files = [...FILES, synth];
+  for (const f of files) copyFileSync(f, join(root, 'in-bucket', 'js', basename(f)));
+  srv = await startServer({ extraArgs: ['--s3-root', root] });
+  mi = srv.client;
+  await importInto('j2k', 'JPEG_2000_LOSSLESS');
+  await importInto('htj2k', undefined);
+});
+
+after(async () => {
+  if (srv) assert.equal(await srv.stop(), 0);
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+test('a JPEG_2000_LOSSLESS store serves .4.90 frames that decode to the source pixels', async () => {
+  const expected = await oracle('expect', '--lossless', J2K, ...files);
+  const { ds, bySop } = stores.j2k;
+  const blobDir = join(tmp, 'blobs');
+  mkdirSync(blobDir);
+  let n = 0;
+  let j2k = 0;
+  for (const [path, want] of Object.entries(expected)) {
+    const where = basename(path);
+    const { setId, inst } = bySop.get(want.SOPInstanceUID);
+    assert.equal(inst.StoredTransferSyntaxUID, want.StoredTransferSyntaxUID, where);
+    assert.equal(inst.ImageFrames.length, want.frames.length, `${where}: frame count`);
+    const toDecode = [];
+    for (const [i, fr] of inst.ImageFrames.entries()) {
+      const w = want.frames[i];
+      const at = `${where} frame ${i + 1}`;
+      const { contentType, bytes } = await frame(ds, setId, fr.ID);
+      assert.equal(contentType, CONTENT_TYPE[want.StoredTransferSyntaxUID], at);
+      assert.equal(bytes.length, fr.FrameSizeInBytes, at);
+      assert.deepEqual([fr.MinPixelValue, fr.MaxPixelValue], [w.min, w.max], `${at}: min/max`);
+      const full = fr.PixelDataChecksumFromBaseToFullResolution.at(-1);
+      assert.equal(full.Checksum, w.crc32, `${at}: checksum against the oracle's pixels`);
+      if (w.fragmentSha256) {
+        assert.equal(createHash('sha256').update(bytes).digest('hex'), w.fragmentSha256, at);
+      } else {
+        // A bare JPEG 2000 Part 1 codestream, its content address the frame's ID.
+        assert.deepEqual([...bytes.subarray(0, 4)], [0xff, 0x4f, 0xff, 0x51], at);
+        const inner = createHash('sha256').update(bytes).digest();
+        assert.equal(createHash('sha256').update(Buffer.concat([Buffer.from(`${J2K}\0`), inner]))
+          .digest('hex').slice(0, 32), fr.ID, at);
+        j2k++;
+      }
+      const file = join(blobDir, `${n++}`);
+      writeFileSync(file, bytes);
+      toDecode.push({ file, at, w });
+    }
+    const decoded = await oracle('decode', path, ...toDecode.map((d) => d.file));
+    for (const [k, d] of toDecode.entries()) {
+      assert.deepEqual([decoded[k].width, decoded[k].height], [want.Columns, want.Rows], d.at);
+      assert.equal(decoded[k].crc32, d.w.crc32, `${d.at}: opj_decompress differs from the source pixels`);
+    }
+  }
+  assert.equal(j2k, 7); // CT 1, RLE 2, JPEG 2000 lossless 1, synthetic 3 (JPEG2000.dcm is kept)
+});
+
+test('an HTJ2K store of the same server still stores HTJ2K', async () => {
+  const expected = await oracle('expect', ...files);
+  const { ds, bySop } = stores.htj2k;
+  for (const want of Object.values(expected)) {
+    const { setId, inst } = bySop.get(want.SOPInstanceUID);
+    assert.equal(inst.StoredTransferSyntaxUID, want.StoredTransferSyntaxUID);
+    const { contentType } = await frame(ds, setId, inst.ImageFrames[0].ID);
+    assert.equal(contentType, CONTENT_TYPE[want.StoredTransferSyntaxUID]);
+  }
+  const ct = expected[TF + 'CT_small.dcm'];
+  assert.equal(bySop.get(ct.SOPInstanceUID).inst.StoredTransferSyntaxUID, HTJ2K);
+  assert.notEqual(bySop.get(ct.SOPInstanceUID).inst.ImageFrames[0].ID,
+    stores.j2k.bySop.get(ct.SOPInstanceUID).inst.ImageFrames[0].ID);
+});
