@@ -1,10 +1,13 @@
-/* ahilite-bench frames: HTJ2K encode throughput of the frames module, measured in CPU time of the
- * calling thread so the figure is per core even on a shared machine. Synthesizes CT-like frames
- * (smooth anatomy, noise, 12 bits stored in 16), writes each as a 16-bit PGM for ojph_compress
- * (bench/frames.sh runs it on the same frames), then times, for each frame:
+/* ahilite-bench frames: HTJ2K and JPEG 2000 lossless encode throughput of the frames module,
+ * measured in CPU time of the calling thread so the figure is per core even on a shared machine.
+ * Synthesizes CT-like frames (smooth anatomy, noise, 12 bits stored in 16), writes each as a 16-bit
+ * PGM for ojph_compress (bench/frames.sh runs it on the same frames), then times, for each frame:
  *   encode   ahl_htj2k_encode (OpenJPH, lossless RPCL, 64x64 blocks, TLM) alone;
  *   import   ahl_frame_transcode (native decode, encode, bit-exact verification decode,
- *            per-level checksums, min/max, id): what import pays per frame.
+ *            per-level checksums, min/max, id): what import pays per frame;
+ *   j2k_*    the same two for a JPEG_2000_LOSSLESS data store: ahl_j2k_encode (OpenJPEG,
+ *            reversible 5/3, RPCL) and ahl_frame_transcode_as(AHL_LOSSLESS_J2K), whose
+ *            verification decode is OpenJPEG's.
  * Usage: ahilite-bench frames N WIDTH HEIGHT PGM_DIR. Prints "key value" lines for frames.sh. */
 #include <math.h>
 #include <stdint.h>
@@ -53,9 +56,9 @@ static void synth(uint16_t *px, uint32_t w, uint32_t h, int k)
 static int usage(FILE *f, int status)
 {
     fprintf(f, "usage: ahilite-bench frames N WIDTH HEIGHT PGM_DIR\n"
-               "  encodes N synthesized WIDTHxHEIGHT 12-bit frames to HTJ2K, alone and as import"
-               " does,\n  writing each as a PGM into PGM_DIR; prints \"key value\" lines"
-               " (bench/frames.sh).\n");
+               "  encodes N synthesized WIDTHxHEIGHT 12-bit frames to HTJ2K and to JPEG 2000\n"
+               "  lossless, alone and as import does, writing each as a PGM into PGM_DIR;\n"
+               "  prints \"key value\" lines (bench/frames.sh).\n");
     return status;
 }
 
@@ -81,10 +84,17 @@ static int write_pgm(const char *dir, int k, const uint16_t *px, uint32_t w, uin
     return 0;
 }
 
-/* Encodes one frame alone and transcodes it as import does, adding the CPU seconds of each to
- * *t_encode and *t_import and the encoded size to *bytes_out. 0 or -1. */
+/* The CPU seconds and bytes of one storage format. */
+struct timing {
+    enum ahl_lossless_format fmt;
+    double encode, import;
+    size_t bytes;
+};
+
+/* Encodes one frame alone and transcodes it as import does in a data store of t's format, adding
+ * the CPU seconds of each and the encoded size to t. 0 or -1. */
 static int time_frame(const struct ahl_pixel_desc *d, const uint16_t *px, size_t pixels,
-                      double *t_encode, double *t_import, size_t *bytes_out)
+                      struct timing *t)
 {
     struct ahl_raw_frame raw;
     struct ahl_err err = {0};
@@ -95,23 +105,24 @@ static int time_frame(const struct ahl_pixel_desc *d, const uint16_t *px, size_t
     uint8_t *out;
     size_t len;
     double t0 = ahl__bench_thread_cpu_s();
-    int rc = ahl_htj2k_encode(&raw, &out, &len, &err);
-    *t_encode += ahl__bench_thread_cpu_s() - t0;
+    int rc = t->fmt == AHL_LOSSLESS_J2K ? ahl_j2k_encode(&raw, &out, &len, &err)
+                                        : ahl_htj2k_encode(&raw, &out, &len, &err);
+    t->encode += ahl__bench_thread_cpu_s() - t0;
     ahl_raw_frame_release(&raw);
     if (rc < 0) {
         fprintf(stderr, "ahilite-bench frames: encode: %s\n", err.msg);
         return -1;
     }
-    *bytes_out += len;
+    t->bytes += len;
     free(out);
 
     struct ahl_stored_frame sf;
     t0 = ahl__bench_thread_cpu_s();
-    if (ahl_frame_transcode(d, (const uint8_t *)px, pixels * 2, &sf, &err) < 0) {
+    if (ahl_frame_transcode_as(d, (const uint8_t *)px, pixels * 2, t->fmt, &sf, &err) < 0) {
         fprintf(stderr, "ahilite-bench frames: transcode: %s\n", err.msg);
         return -1;
     }
-    *t_import += ahl__bench_thread_cpu_s() - t0;
+    t->import += ahl__bench_thread_cpu_s() - t0;
     ahl_stored_frame_release(&sf);
     return 0;
 }
@@ -131,26 +142,31 @@ int ahl__bench_frames(int argc, char **argv)
 
     size_t pixels = (size_t)w * h;
     uint16_t *px = malloc(pixels * 2);
-    double t_encode = 0, t_import = 0;
-    size_t bytes_out = 0;
+    struct timing ht = {.fmt = AHL_LOSSLESS_HTJ2K}, jt = {.fmt = AHL_LOSSLESS_J2K};
     if (!px) {
         fprintf(stderr, "ahilite-bench frames: out of memory\n");
         return 1;
     }
     for (int k = 0; k < n; k++) {
         synth(px, w, h, k);
-        if (write_pgm(argv[4], k, px, w, h) < 0 ||
-            time_frame(&d, px, pixels, &t_encode, &t_import, &bytes_out) < 0) {
+        if (write_pgm(argv[4], k, px, w, h) < 0 || time_frame(&d, px, pixels, &ht) < 0 ||
+            time_frame(&d, px, pixels, &jt) < 0) {
             free(px);
             return 1;
         }
     }
     double mpix = (double)pixels * n / 1e6;
     printf("frames %d\nwidth %u\nheight %u\n", n, w, h);
-    printf("encode_cpu_s %.6f\nencode_mpix_per_s %.2f\n", t_encode, mpix / t_encode);
-    printf("import_cpu_s %.6f\nimport_mpix_per_s %.2f\n", t_import, mpix / t_import);
-    printf("bytes_per_frame %.0f\nratio %.3f\n", (double)bytes_out / n,
-           (double)pixels * 2 * n / (double)bytes_out);
+    for (int k = 0; k < 2; k++) {
+        const struct timing *t = k ? &jt : &ht;
+        const char *p = k ? "j2k_" : "";
+        printf("%sencode_cpu_s %.6f\n%sencode_mpix_per_s %.2f\n", p, t->encode, p,
+               mpix / t->encode);
+        printf("%simport_cpu_s %.6f\n%simport_mpix_per_s %.2f\n", p, t->import, p,
+               mpix / t->import);
+        printf("%sbytes_per_frame %.0f\n%sratio %.3f\n", p, (double)t->bytes / n, p,
+               (double)pixels * 2 * n / (double)t->bytes);
+    }
     free(px);
     return 0;
 }

@@ -2,7 +2,10 @@
 # HTJ2K lossless encode throughput: ahilite's frames module (OpenJPH through our shim) against
 # ojph_compress on the same synthesized frames in the same run, in MPixel/s per core (CPU time, so
 # the figure holds on a shared machine). Also reports the full per-frame import cost (decode +
-# encode + bit-exact verification + per-level checksums).
+# encode + bit-exact verification + per-level checksums), and the same two for JPEG 2000 lossless
+# (OpenJPEG), what a data store created with losslessStorageFormat JPEG_2000_LOSSLESS pays. Then
+# both formats on the pydicom sample files through `ahilite frames --lossless-storage-format`
+# (whole pipeline per file, in CPU time of the process, and the stored bytes).
 #
 # Our side is `ahilite-bench frames` (bench/frames.c), built with CMake in the build directory.
 #
@@ -69,4 +72,56 @@ print("  ojph_compress start-up per run      %8.1f ms CPU" % (startup * 1000))
 print("  ratio ahilite / ojph_compress (CPU) %8.2f" % (ours_rate / (mpix / ojph_cpu)))
 print("  ahilite full import per frame       %8.1f MPixel/s per core (decode, encode, verify, checksums at %s)" % (
     float(ours["import_mpix_per_s"]), "all levels"))
+print("JPEG 2000 lossless (OpenJPEG), the same frames")
+print("  ahilite encode (ahl_j2k_encode)     %8.1f MPixel/s per core  (%.0f bytes/frame, %.2fx HTJ2K's)" % (
+    float(ours["j2k_encode_mpix_per_s"]), float(ours["j2k_bytes_per_frame"]),
+    float(ours["j2k_bytes_per_frame"]) / float(ours["bytes_per_frame"])))
+print("  ahilite full import per frame       %8.1f MPixel/s per core (decode, encode, OpenJPEG verify, checksums)" % (
+    float(ours["j2k_import_mpix_per_s"])))
+print("  ratio JPEG 2000 / HTJ2K encode      %8.2f (speed)" % (
+    float(ours["j2k_encode_mpix_per_s"]) / ours_rate))
 PY
+
+# The sample files: every pixel-bearing file of pydicom's test data that ahilite stores losslessly,
+# through `ahilite frames` in each format (the files whose frames are kept as they are in both
+# formats are left out: they cost the same).
+SAMPLES=${SAMPLES:-/usr/lib/python3/dist-packages/pydicom/data/test_files}
+if [ -d "$SAMPLES" ]; then
+  python3 - "$BUILD/ahilite" "$SAMPLES" "$PIN" <<'PY'
+import glob, json, os, resource, subprocess, sys
+ahilite, samples, pin = sys.argv[1], sys.argv[2], sys.argv[3]
+pre = pin.split() if pin else []
+files = []
+for p in sorted(glob.glob(samples + "/*.dcm")):
+    r = subprocess.run([ahilite, "frames", p], capture_output=True, text=True)
+    for line in r.stdout.splitlines():
+        d = json.loads(line)
+        if d.get("StoredTransferSyntaxUID") == "1.2.840.10008.1.2.4.202":
+            files.append(p)
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+res = {}
+for fmt in ("HTJ2K", "JPEG_2000_LOSSLESS"):
+    t0, size, frames, pixels = cpu(), 0, 0, 0
+    for rep in range(3):
+        for p in files:
+            r = subprocess.run(pre + [ahilite, "frames", "--lossless-storage-format", fmt, p],
+                               capture_output=True, text=True, check=True)
+            if rep == 0:
+                for line in r.stdout.splitlines():
+                    for f in json.loads(line).get("ImageFrames", []):
+                        size += f["FrameSizeInBytes"]
+                        lv = f["PixelDataChecksumFromBaseToFullResolution"][-1]
+                        frames += 1
+                        pixels += lv["Width"] * lv["Height"]
+    res[fmt] = ((cpu() - t0) / 3, size, frames, pixels)
+h, j = res["HTJ2K"], res["JPEG_2000_LOSSLESS"]
+print("pydicom sample files stored losslessly: %d files, %d frames, %.1f MPixel" % (
+    len(files), h[2], h[3] / 1e6))
+for name, (t, size, _, _) in (("HTJ2K", h), ("JPEG 2000 lossless", j)):
+    print("  %-20s %7.2f s CPU for all (ahilite frames, per-process start-up included)  %9d bytes stored" % (
+        name, t, size))
+print("  JPEG 2000 / HTJ2K   %7.2fx CPU  %9.3fx bytes" % (j[0] / h[0], j[1] / h[1]))
+PY
+fi

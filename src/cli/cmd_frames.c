@@ -193,8 +193,8 @@ static int process(const char *path, struct ahl_framestore *fs, enum ahl_lossles
         goto out;
     /* Refuse a frame too costly to transcode before the file is loaded and inflated: the
      * transcode would refuse it anyway, after this command had spent its size in memory. */
-    if ((rc = ahl_frame_cost_check(&d, f->pixel.encapsulated ? 0 : ahl_native_frame_size(&d), NULL,
-                                   err)) < 0)
+    if ((rc = ahl_frame_cost_check_as(&d, f->pixel.encapsulated ? 0 : ahl_native_frame_size(&d),
+                                      fmt, NULL, err)) < 0)
         goto out;
     if ((rc = load_file(path, &s, err)) < 0 ||
         (f->deflated && (rc = inflate_dataset(f, &s, err)) < 0))

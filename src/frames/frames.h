@@ -171,6 +171,19 @@ struct ahl_stored_frame {
     size_t n_levels;
 };
 
+/* How a data store stores the frames it encodes (its losslessStorageFormat). */
+enum ahl_lossless_format {
+    AHL_LOSSLESS_HTJ2K = 0, /* HTJ2K lossless RPCL, 1.2.840.10008.1.2.4.202 (the default) */
+    AHL_LOSSLESS_J2K,       /* JPEG 2000 lossless, 1.2.840.10008.1.2.4.90 */
+};
+
+/* "HTJ2K" (or "" or NULL, a data store recorded before the format was) and
+ * "JPEG_2000_LOSSLESS": 0 with *out set; anything else AHL_EINVAL naming it. */
+int ahl_lossless_format_parse(const char *name, enum ahl_lossless_format *out, struct ahl_err *err);
+
+/* The StoredTransferSyntaxUID of frames encoded in a format. */
+const char *ahl_lossless_format_syntax(enum ahl_lossless_format fmt);
+
 /* ---- describing the input ---- */
 
 /* The codec of a transfer syntax UID (trailing NUL/space padding tolerated). */
@@ -247,7 +260,7 @@ int ahl_frames_gather(const struct ahl_dcm_pixel *px, const struct ahl_frame_spa
 
 /* ---- what a frame costs ---- */
 
-/* The most memory one frame may take to transcode (ahl_frame_transcode_cost): frames estimated
+/* The most memory one frame may take to transcode (ahl_frame_transcode_cost_as): frames estimated
  * above it are refused with AHL_ETOOBIG before anything is read or decoded. A 4096x4096 RGB
  * 16-bit frame costs about 0.6 GiB; a 16384x16384 16-bit frame (512 MiB decoded) about 3 GiB. */
 #define AHL_FRAME_MAX_COST ((uint64_t)2 << 30)
@@ -259,10 +272,17 @@ int ahl_frames_gather(const struct ahl_dcm_pixel *px, const struct ahl_frame_spa
  * refuse or wait for memory before it reads the frame. 0 when d is invalid. */
 uint64_t ahl_frame_transcode_cost(const struct ahl_pixel_desc *d, uint64_t src_len);
 
-/* Checks a frame's estimated cost against AHL_FRAME_MAX_COST: 0 with *cost set (when cost is not
- * NULL), or AHL_ETOOBIG with the size and the estimate in err. */
-int ahl_frame_cost_check(const struct ahl_pixel_desc *d, uint64_t src_len, uint64_t *cost,
-                         struct ahl_err *err);
+/* The same for a data store whose lossless frames are stored in fmt: JPEG 2000 lossless costs
+ * more, OpenJPEG's encoder holding the image and its tile as 32-bit samples and a buffer for the
+ * coded tile (measured at about 11 bytes per sample over the source and the decoded frame, on a
+ * 2048x2048 16-bit frame of noise; 12 are counted). */
+uint64_t ahl_frame_transcode_cost_as(const struct ahl_pixel_desc *d, uint64_t src_len,
+                                     enum ahl_lossless_format fmt);
+
+/* Checks a frame's estimated cost (for a data store of format fmt) against AHL_FRAME_MAX_COST: 0
+ * with *cost set (when cost is not NULL), or AHL_ETOOBIG with the size and the estimate in err. */
+int ahl_frame_cost_check_as(const struct ahl_pixel_desc *d, uint64_t src_len,
+                            enum ahl_lossless_format fmt, uint64_t *cost, struct ahl_err *err);
 
 /* ---- decoding ---- */
 
@@ -315,19 +335,6 @@ int ahl_j2k_encode(const struct ahl_raw_frame *f, uint8_t **out, size_t *out_len
                    struct ahl_err *err);
 
 /* ---- import: one source frame to one stored frame ---- */
-
-/* How a data store stores the frames it encodes (its losslessStorageFormat). */
-enum ahl_lossless_format {
-    AHL_LOSSLESS_HTJ2K = 0, /* HTJ2K lossless RPCL, 1.2.840.10008.1.2.4.202 (the default) */
-    AHL_LOSSLESS_J2K,       /* JPEG 2000 lossless, 1.2.840.10008.1.2.4.90 */
-};
-
-/* "HTJ2K" (or "" or NULL, a data store recorded before the format was) and
- * "JPEG_2000_LOSSLESS": 0 with *out set; anything else AHL_EINVAL naming it. */
-int ahl_lossless_format_parse(const char *name, enum ahl_lossless_format *out, struct ahl_err *err);
-
-/* The StoredTransferSyntaxUID of frames encoded in a format. */
-const char *ahl_lossless_format_syntax(enum ahl_lossless_format fmt);
 
 /* ahl_frame_transcode for a data store whose lossless frames are stored in fmt: the same policy
  * (the syntaxes kept as they are stay so), with frames to encode encoded by ahl_j2k_encode for

@@ -158,7 +158,8 @@ int ahl_stored_frame_checksums(const struct ahl_pixel_desc *d, struct ahl_stored
     return wavelet_checksums(d, out, NULL, err);
 }
 
-uint64_t ahl_frame_transcode_cost(const struct ahl_pixel_desc *d, uint64_t src_len)
+uint64_t ahl_frame_transcode_cost_as(const struct ahl_pixel_desc *d, uint64_t src_len,
+                                     enum ahl_lossless_format fmt)
 {
     uint64_t samples = (uint64_t)d->rows * d->columns * d->samples_per_pixel;
     if (samples == 0)
@@ -166,13 +167,18 @@ uint64_t ahl_frame_transcode_cost(const struct ahl_pixel_desc *d, uint64_t src_l
     if (d->bits_allocated == 1) /* copied as they are: the source and the stored copy */
         return src_len + ahl_native_frame_size(d);
     uint64_t raw = samples * (d->bits_stored > 8 || d->bits_allocated > 8 ? 2 : 1);
-    return src_len + 2 * raw + 6 * samples;
+    return src_len + 2 * raw + (fmt == AHL_LOSSLESS_J2K ? 12 : 6) * samples;
 }
 
-int ahl_frame_cost_check(const struct ahl_pixel_desc *d, uint64_t src_len, uint64_t *cost,
-                         struct ahl_err *err)
+uint64_t ahl_frame_transcode_cost(const struct ahl_pixel_desc *d, uint64_t src_len)
 {
-    uint64_t c = ahl_frame_transcode_cost(d, src_len);
+    return ahl_frame_transcode_cost_as(d, src_len, AHL_LOSSLESS_HTJ2K);
+}
+
+int ahl_frame_cost_check_as(const struct ahl_pixel_desc *d, uint64_t src_len,
+                            enum ahl_lossless_format fmt, uint64_t *cost, struct ahl_err *err)
+{
+    uint64_t c = ahl_frame_transcode_cost_as(d, src_len, fmt);
     if (cost)
         *cost = c;
     if (c > AHL_FRAME_MAX_COST)
@@ -285,7 +291,7 @@ int ahl__frame_transcode_with(const struct ahl_pixel_desc *d, const uint8_t *src
     int rc = ahl_pixel_desc_check(d, err);
     if (rc < 0)
         return rc;
-    if ((rc = ahl_frame_cost_check(d, n, NULL, err)) < 0)
+    if ((rc = ahl_frame_cost_check_as(d, n, fmt, NULL, err)) < 0)
         return rc;
 
     if (d->bits_allocated == 1) {

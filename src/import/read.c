@@ -286,7 +286,7 @@ static int import_frames(struct ahl_importer *im, const struct ahl_dcm_file *f, 
         /* The frame's cost is known from its description and source size before it is read:
          * refuse it, or wait for its share of the budget, before spending anything on it. */
         uint64_t src_len = px->encapsulated ? spans[i].bytes : ahl_native_frame_size(&d);
-        if ((rc = ahl_frame_cost_check(&d, src_len, &reserved, err)) < 0 ||
+        if ((rc = ahl_frame_cost_check_as(&d, src_len, im->format, &reserved, err)) < 0 ||
             (rc = budget_reserve(im, reserved, i + 1, err)) < 0) {
             reserved = 0;
             goto out;

@@ -646,6 +646,23 @@ static void test_wrong_encode_refused(void **state)
 
 /* The JPEG 2000 lossless verification (OpenJPEG) refuses the same wrong codestreams, and an HTJ2K
  * codestream of the right pixels, which a Part 1 decoder might not read. */
+/* JPEG 2000 lossless costs more memory to encode than HTJ2K (frames.h): a frame the HTJ2K budget
+ * admits can be too costly for a JPEG_2000_LOSSLESS store, and is then refused before anything
+ * is decoded. */
+static void test_j2k_cost(void **state)
+{
+    (void)state;
+    struct ahl_pixel_desc d =
+        ahl_pixel_desc_make(12000, 12000, 1, 16, 16, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    uint64_t src = ahl_native_frame_size(&d), samples = 12000ull * 12000, h, j;
+    struct ahl_err err = {0};
+    assert_int_equal(ahl_frame_transcode_cost(&d, src), src + 4 * samples + 6 * samples);
+    assert_int_equal(ahl_frame_cost_check_as(&d, src, AHL_LOSSLESS_HTJ2K, &h, &err), 0);
+    assert_int_equal(ahl_frame_cost_check_as(&d, src, AHL_LOSSLESS_J2K, &j, &err), AHL_ETOOBIG);
+    assert_int_equal(j - h, 6 * samples);
+    assert_non_null(strstr(err.msg, "12000x12000"));
+}
+
 static void test_j2k_wrong_encode_refused(void **state)
 {
     (void)state;
@@ -892,6 +909,7 @@ int main(void)
         cmocka_unit_test(test_j2k_round_trips),
         cmocka_unit_test(test_j2k_levels_match_reduced_decodes),
         cmocka_unit_test(test_j2k_wrong_encode_refused),
+        cmocka_unit_test(test_j2k_cost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
