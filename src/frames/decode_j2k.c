@@ -487,11 +487,12 @@ int ahl__j2k_verify(const uint8_t *cs, size_t n, const struct ahl_raw_frame *f,
                     uint32_t *decompositions, struct ahl_err *err)
 {
     struct j2k_session s;
+    struct ahl_err why = {0};
     opj_codestream_info_v2_t *info = NULL;
     char what[200] = "";
-    int rc = session_open(&s, cs, n, err);
+    int rc = session_open(&s, cs, n, &why);
     if (rc < 0)
-        return ahl_fail(err, AHL_EINTERNAL, "JPEG 2000 verification decode failed: %s", err->msg);
+        return ahl_fail(err, AHL_EINTERNAL, "JPEG 2000 verification decode failed: %s", why.msg);
     opj_image_t *im = s.image;
     size_t nc = f->components, pixels = (size_t)f->width * f->height;
     info = opj_get_cstr_info(s.codec);

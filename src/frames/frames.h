@@ -1,7 +1,8 @@
 /* Image frames: decode the pixel data of an imported DICOM instance one frame at a time, store each
- * frame the way AWS HealthImaging does (HTJ2K lossless, or the original bytes for the lossy
- * syntaxes HealthImaging keeps) and compute the per-frame metadata HealthImaging records. Where
- * the stored bytes go is blob/framestore.h's business; this module does no I/O.
+ * frame the way AWS HealthImaging does (HTJ2K lossless, JPEG 2000 lossless for data stores created
+ * with that format, or the original bytes for the lossy syntaxes HealthImaging keeps) and compute
+ * the per-frame metadata HealthImaging records. Where the stored bytes go is blob/framestore.h's
+ * business; this module does no I/O.
  *
  * Calling sequence at import, per instance:
  *
@@ -34,12 +35,15 @@
  *   Binary segmentations (BitsAllocated 1) are stored as-is in Explicit VR Little Endian form
  *   (1.2.840.10008.1.2.1, the frame's bits packed from the frame's first pixel, LSB first).
  * - Everything else (native LE/BE/deflated, RLE, JPEG extended/lossless, JPEG-LS, JPEG 2000
- *   lossless, HTJ2K lossless) is decoded and re-encoded as HTJ2K lossless with RPCL progression
- *   (StoredTransferSyntaxUID 1.2.840.10008.1.2.4.202): reversible 5/3 wavelet, 64x64 code blocks,
- *   RPCL, up to 5 decomposition levels (fewer for images under 32 pixels on a side, so the lowest
- *   level is at least 1 pixel), the reversible colour transform for 3-sample images, one tile,
- *   and a TLM marker segment. Signed data is encoded as signed components with the precision of
- *   BitsStored, so the stored frame decodes to exactly the source samples.
+ *   lossless, HTJ2K lossless) is decoded and re-encoded, in a data store created with
+ *   losslessStorageFormat JPEG_2000_LOSSLESS as JPEG 2000 lossless (1.2.840.10008.1.2.4.90,
+ *   ahl_j2k_encode, verified by an OpenJPEG decode, the settings below less TLM), otherwise as
+ *   HTJ2K lossless with RPCL progression (StoredTransferSyntaxUID 1.2.840.10008.1.2.4.202):
+ *   reversible 5/3 wavelet, 64x64 code blocks, RPCL, up to 5 decomposition levels (fewer for
+ *   images under 32 pixels on a side, so the lowest level is at least 1 pixel), the reversible
+ *   colour transform for 3-sample images, one tile, and a TLM marker segment. Signed data is
+ *   encoded as signed components with the precision of BitsStored, so the stored frame decodes
+ *   to exactly the source samples.
  *   JPEG extended (.4.51) and JPEG-LS near-lossless (.4.81) are lossy at the source; they are
  *   transcoded as HealthImaging does, losslessly with respect to their decoded pixels.
  *

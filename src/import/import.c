@@ -96,8 +96,9 @@ int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,
     }
     /* Every frame the importer encodes is encoded as the data store says
      * (docs/frames.md#jpeg-2000-lossless-data-stores). */
-    if ((rc = ahl_lossless_format_parse(d.lossless_storage_format, &im->format, err)) < 0) {
-        rc = ahl_fail(err, AHL_EINTERNAL, "data store %s: %s", datastore_id, err->msg);
+    struct ahl_err why = {0};
+    if ((rc = ahl_lossless_format_parse(d.lossless_storage_format, &im->format, &why)) < 0) {
+        rc = ahl_fail(err, AHL_EINTERNAL, "data store %s: %s", datastore_id, why.msg);
         goto out;
     }
     if (opts->frames)

@@ -4,6 +4,7 @@ a second run (one worker, other heap contents) that finds every file unchanged, 
 check` passes. Also the usage errors, and that memory does not grow with --workers beyond the
 memory budget (docs/commands.md#ahilite-import).
 """
+import json
 import os
 import re
 import shutil
@@ -193,6 +194,38 @@ for i in range(40):
                          '0' * 32, os.path.join(CORPUS, 'CT_small.dcm'))
         self.assertEqual(rc, 1)
         self.assertIn('does not exist', err)
+
+    def test_lossless_storage_format_usage(self):
+        rc, out, _ = run('import', '--help')
+        self.assertIn('--lossless-storage-format', out)
+        rc, out, _ = run('frames', '--help')
+        self.assertIn('JPEG_2000_LOSSLESS', out)
+        ct = os.path.join(CORPUS, 'CT_small.dcm')
+        data = self.data
+        # The format is chosen when a data store is created, and must be one CreateDatastore
+        # takes; a refused command creates nothing.
+        rc, _, err = run('import', '--data-dir', data, '--lossless-storage-format',
+                         'JPEG_2000_LOSSLESS', ct)
+        self.assertEqual(rc, 2)
+        self.assertIn('--create-datastore', err)
+        rc, _, err = run('import', '--data-dir', data, '--create-datastore', 'x',
+                         '--lossless-storage-format', 'JPEG2000', ct)
+        self.assertEqual(rc, 2)
+        self.assertIn("'JPEG2000' is neither HTJ2K nor JPEG_2000_LOSSLESS", err)
+        if not ahltest.on_postgres():
+            self.assertFalse(os.path.exists(data))
+        rc, _, err = run('frames', '--lossless-storage-format', 'j2k', ct)
+        self.assertEqual(rc, 2)
+        self.assertIn("'j2k' is neither", err)
+        # Into a new JPEG 2000 data store, then into it again by id: .4.90 frames both times.
+        rc, out, err = run('import', '--data-dir', data, '--create-datastore', 'j2k',
+                           '--lossless-storage-format', 'JPEG_2000_LOSSLESS', ct)
+        self.assertEqual(rc, 0, out + err)
+        rc, out, _ = run('frames', '--lossless-storage-format', 'JPEG_2000_LOSSLESS', ct)
+        self.assertEqual(rc, 0)
+        frame = json.loads(out)
+        self.assertEqual((frame['StoredTransferSyntaxUID'], frame['ContentType']),
+                         ('1.2.840.10008.1.2.4.90', 'image/j2c'))
 
 
 if __name__ == '__main__':

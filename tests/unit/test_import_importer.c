@@ -848,6 +848,99 @@ static void test_memory_budget(void **state)
     ahl_importer_close(one);
 }
 
+/* A data store created with losslessStorageFormat JPEG_2000_LOSSLESS: the importer stores its
+ * frames as JPEG 2000 lossless (decoding to the instance's pixels), counts them at their own memory
+ * cost, and refuses to open on a data store whose format it does not know. */
+static void put_datastore(struct fx *f, const char *id, const char *format)
+{
+    struct ahl_store_tx *tx;
+    struct ahl_datastore_rec d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.id, sizeof d.id, "%s", id);
+    snprintf(d.name, sizeof d.name, "%s", format);
+    snprintf(d.status, sizeof d.status, "ACTIVE");
+    snprintf(d.lossless_storage_format, sizeof d.lossless_storage_format, "%s", format);
+    d.created_at_ms = d.updated_at_ms = ahl_now_ms();
+    assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
+    assert_int_equal(ahl_store_datastore_put(tx, &d, true), 0);
+    assert_int_equal(ahl_store_commit(tx), 0);
+}
+
+static void test_jpeg_2000_lossless_store(void **state)
+{
+    struct fx *f = *state;
+    struct ahl_importer *im = NULL;
+    struct ahl_import_result r;
+    struct ahl_err err;
+    char ds[AHL_ID_LEN + 1];
+    snprintf(ds, sizeof ds, "%032x", 0x2000);
+    put_datastore(f, ds, "JPEG_2000_LOSSLESS");
+    struct ahl_import_opts o = {.frames_root = f->frames, .lock_dir = f->dir, .tmp_dir = f->dir};
+    assert_int_equal(ahl_importer_open(f->m, ds, &o, &im, &err), 0);
+    struct inst a = {.study = "1.2.20",
+                     .series = "1.2.20.1",
+                     .sop = "1.2.20.1.1",
+                     .rows = 33,
+                     .cols = 17,
+                     .seed = 5};
+    write_instance(f->file, &a);
+    assert_int_equal(ahl_import_path(im, f->file, "in.dcm", &r), 0);
+    json_t *doc;
+    assert_int_equal(ahl_meta_document(f->m, ds, r.imageset_id, 0, &doc, &err), 0);
+    json_t *inst = json_object_get(
+        json_object_get(
+            json_object_get(json_object_get(json_object_get(doc, "Study"), "Series"), "1.2.20.1"),
+            "Instances"),
+        "1.2.20.1.1");
+    assert_string_equal(json_string_value(json_object_get(inst, "StoredTransferSyntaxUID")),
+                        AHL_TS_J2K_LOSSLESS);
+    json_t *fr = json_array_get(json_object_get(inst, "ImageFrames"), 0);
+    const char *id = json_string_value(json_object_get(fr, "ID"));
+    struct ahl_framestore fs;
+    uint8_t *data;
+    size_t len;
+    char want[33];
+    assert_int_equal(ahl_framestore_open(&fs, f->frames, &err), 0);
+    assert_int_equal(ahl_framestore_get(&fs, id, &data, &len, &err), 0);
+    ahl_frame_id(AHL_TS_J2K_LOSSLESS, data, len, want);
+    assert_string_equal(id, want);
+    struct ahl_pixel_desc d =
+        ahl_pixel_desc_make(33, 17, 1, 16, 16, 0, "MONOCHROME2", AHL_TS_J2K_LOSSLESS);
+    struct ahl_raw_frame raw;
+    assert_int_equal(ahl_frame_decode(&d, data, len, &raw, &err), 0);
+    for (size_t i = 0; i < 33 * 17; i++)
+        assert_int_equal(raw.data[2 * i] | raw.data[2 * i + 1] << 8, pixel_value(&a, i));
+    ahl_raw_frame_release(&raw);
+    free(data);
+    json_decref(doc);
+    ahl_importer_close(im);
+
+    /* A budget that holds the frame at HTJ2K's cost is too small at JPEG 2000's. */
+    struct ahl_pixel_desc c =
+        ahl_pixel_desc_make(64, 48, 1, 16, 12, 0, "MONOCHROME2", AHL_TS_EXPLICIT_LE);
+    o.memory_budget = ahl_frame_transcode_cost_as(&c, 64 * 48 * 2, AHL_LOSSLESS_HTJ2K);
+    assert_true(ahl_frame_transcode_cost_as(&c, 64 * 48 * 2, AHL_LOSSLESS_J2K) > o.memory_budget);
+    assert_int_equal(ahl_importer_open(f->m, ds, &o, &im, &err), 0);
+    struct budget_thread t = {.f = f, .im = im, .k = 0};
+    budget_import(&t);
+    assert_int_equal(t.rc, AHL_ETOOBIG);
+    ahl_importer_close(im);
+    struct ahl_importer *htj2k = NULL;
+    assert_int_equal(ahl_importer_open(f->m, f->ds, &o, &htj2k, &err), 0);
+    t = (struct budget_thread){.f = f, .im = htj2k, .k = 1};
+    budget_import(&t);
+    assert_int_equal(t.rc, 0);
+    ahl_importer_close(htj2k);
+
+    /* A format no version of ahilite writes: the importer refuses the data store. */
+    snprintf(ds, sizeof ds, "%032x", 0x2001);
+    put_datastore(f, ds, "JPEG_XL");
+    im = NULL;
+    assert_int_equal(ahl_importer_open(f->m, ds, &o, &im, &err), AHL_EINTERNAL);
+    assert_null(im);
+    assert_non_null(strstr(err.msg, "'JPEG_XL' is neither HTJ2K nor JPEG_2000_LOSSLESS"));
+}
+
 struct batch_ctx {
     pthread_mutex_t mu;
     unsigned ok, failed;
@@ -1067,6 +1160,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failure_reasons, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deflated_stream_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jpeg_2000_lossless_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_one_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_race_one_primary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frames_durable_before_commit, setup, teardown),
