@@ -176,6 +176,8 @@ class J2kStores(unittest.TestCase):
             self.assertEqual(self.jobs[name]['jobStatus'], 'COMPLETED', self.jobs[name])
 
     def check_store(self, store, lossless):
+        """Every frame of every instance of store against the oracle; the source syntaxes whose
+        frames were stored in the lossless format."""
         dec = os.path.join(self.tmp, 'decode-' + store)
         os.makedirs(dec, exist_ok=True)
         problems, seen, pairs = [], set(), set()
@@ -225,10 +227,23 @@ class J2kStores(unittest.TestCase):
         self.assertNotIn(b'\xff\x50', blob[:200])
 
     def test_3_htj2k_store_still_stores_htj2k(self):
-        seen = self.check_store('htj2k', fo.HTJ2K_RPCL)
-        self.assertIn(J2K, seen)  # a JPEG 2000 lossless source became HTJ2K there
-        set_id, inst = self.frames_of('htj2k', 'j2k/CT_small.dcm')
-        self.assertEqual(self.get_frame(set_id, inst['ImageFrames'][0]['ID'])[0], 'image/jph')
+        # The syntax and the Content-Type of every instance; what HTJ2K frames hold is
+        # test_frames_clients.py's subject.
+        for key, (path, sop) in sorted(self.inputs.items()):
+            src = self.oracle[path][0]['source']
+            stored = fo.stored_syntax_for(src['TransferSyntaxUID'], src['BitsAllocated'])
+            set_id, inst = self.instances['htj2k'][sop]
+            self.assertEqual(inst['StoredTransferSyntaxUID'], stored, key)
+            for fr in inst['ImageFrames']:
+                ctype, blob = self.get_frame(set_id, fr['ID'])
+                self.assertEqual(ctype, fo.CONTENT_TYPE[stored], key)
+                self.assertEqual(len(self.stored_bytes(ctype, blob)), fr['FrameSizeInBytes'])
+        # A JPEG 2000 lossless source became HTJ2K there, and its pixels have other frame IDs.
+        key = 'j2k/MR_small_jp2klossless.dcm'
+        self.assertEqual(self.frames_of('htj2k', key)[1]['StoredTransferSyntaxUID'],
+                         fo.HTJ2K_RPCL)
+        self.assertNotEqual(self.frames_of('htj2k', key)[1]['ImageFrames'][0]['ID'],
+                            self.frames_of('j2k', key)[1]['ImageFrames'][0]['ID'])
 
     def test_4_stow_and_cli_store_the_same_frames(self):
         expect = {n: [f['ID'] for f in self.frames_of('j2k', 'j2k/' + n)[1]['ImageFrames']]
