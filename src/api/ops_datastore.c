@@ -18,6 +18,7 @@
 
 #include "base/clock.h"
 #include "base/codec.h"
+#include "meta/events.h"
 #include "base/banned.h"
 
 #define LIST_DEFAULT_MAX 50
@@ -79,7 +80,9 @@ int ahl__op_CreateDatastore(struct ahl_api_service *svc, const json_t *in,
     }
     if (rc != AHL_ENOTFOUND)
         goto store_fail;
-    if ((rc = ahl_store_datastore_put(tx, &rec, true)) < 0)
+    if ((rc = ahl_store_datastore_put(tx, &rec, true)) < 0 ||
+        (rc = ahl_event_datastore(tx, AHL_EVENT_DATASTORE_CREATING, &rec)) < 0 ||
+        (rc = ahl_event_datastore(tx, AHL_EVENT_DATASTORE_CREATED, &rec)) < 0)
         goto store_fail;
     const char *key;
     const json_t *value;
@@ -208,7 +211,9 @@ int ahl__op_DeleteDatastore(struct ahl_api_service *svc, const json_t *in,
     }
     ahl__api_datastore_arn(svc, id, arn, sizeof arn);
     if ((rc = ahl_store_datastore_delete(tx, id)) < 0 ||
-        (rc = ahl_store_tag_delete_all(tx, arn)) < 0)
+        (rc = ahl_store_tag_delete_all(tx, arn)) < 0 ||
+        (rc = ahl_event_datastore(tx, AHL_EVENT_DATASTORE_DELETING, &rec)) < 0 ||
+        (rc = ahl_event_datastore(tx, AHL_EVENT_DATASTORE_DELETED, &rec)) < 0)
         goto store_fail;
     rc = ahl_store_commit(tx);
     tx = NULL;

@@ -19,6 +19,7 @@
 
 #include "base/clock.h"
 #include "base/codec.h"
+#include "meta/events.h"
 #include "base/banned.h"
 
 #define JOBS_DEFAULT_MAX 50
@@ -93,7 +94,8 @@ int ahl__op_StartDICOMImportJob(struct ahl_api_service *svc, const json_t *in,
         ahl_store_rollback(tx);
         tx = NULL;
     } else if (rc == AHL_ENOTFOUND) {
-        if ((rc = ahl_store_job_put(tx, &job, true)) < 0) {
+        if ((rc = ahl_store_job_put(tx, &job, true)) < 0 ||
+            (rc = ahl_event_job(tx, AHL_EVENT_IMPORT_JOB_SUBMITTED, &job)) < 0) {
             rc = ahl_meta_store_fail(err, rc, "handling import job");
             goto out;
         }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/aws_internal.h"
 #include "aws/s3xml.h"
 #include "aws/sigv4.h"
 #include "base/buf.h"
@@ -30,14 +31,6 @@ struct ahl_s3 {
     char *region, *access_key, *secret_key, *token;
     long timeout_s;
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static int curl_init_rc;
-
-static void curl_init(void)
-{
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : AHL_EINTERNAL;
-}
 
 /* ---- one signed request ---- */
 
@@ -460,9 +453,9 @@ static char *dup_or_null(const char *s, int *failed)
 int ahl_s3_open(const struct ahl_s3_config *cfg, struct ahl_s3 **out, struct ahl_err *err)
 {
     *out = NULL;
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc < 0)
-        return ahl_fail(err, curl_init_rc, "libcurl could not be initialised");
+    int init_rc = ahl__aws_curl_init();
+    if (init_rc < 0)
+        return ahl_fail(err, init_rc, "libcurl could not be initialised");
     const char *ep = cfg->endpoint ? cfg->endpoint : "";
     const char *auth = NULL;
     if (strncmp(ep, "http://", 7) == 0)

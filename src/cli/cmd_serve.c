@@ -18,6 +18,7 @@
 #include "api/api.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "events/events.h"
 #include "jobs/runner.h"
 #include "meta/meta.h"
 #include "store/store.h"
@@ -72,6 +73,18 @@ static void usage(FILE *f)
             "  --job-max-attempts N\n"
             "                      a job whose node stopped before its end this many times is\n"
             "                      FAILED instead of started again (default 3)\n"
+            "  --events-webhook URL\n"
+            "                      POST each HealthImaging event (EventBridge's JSON) to this\n"
+            "                      http(s) URL, in commit order, at least once, retrying with\n"
+            "                      backoff while it fails (docs/events.md)\n"
+            "  --events-file PATH  append each event to this file as one JSON line, fsync'd;\n"
+            "                      with neither option no event is recorded\n"
+            "  --events-max-backlog N\n"
+            "                      events kept undelivered at most; beyond, the oldest are\n"
+            "                      dropped and counted in the log (default 1000000)\n"
+            "  --events-retry-max-ms MS\n"
+            "                      the longest wait between retries of a failing sink\n"
+            "                      (default 60000)\n"
             "  --oidc-jwks FILE    accept OIDC bearer tokens (Authorization: Bearer <JWT>) on\n"
             "                      DICOMweb resources, signed by a key in this JWKS file (RSA\n"
             "                      and EC P-256; re-read when it changes). Give all three:\n"
@@ -202,6 +215,8 @@ int ahl_cmd_serve(int argc, char **argv)
     struct ahl_meta_opts meta_opts = {0};
     struct ahl_api_server *srv = NULL;
     struct ahl_runner *runner = NULL;
+    struct ahl_events *events = NULL;
+    struct ahl_events_opts ev_opts = {0};
     struct ahl_err err;
     int status = 1, rc;
 
@@ -248,6 +263,10 @@ int ahl_cmd_serve(int argc, char **argv)
             "--job-renew-ms",
             "--job-poll-ms",
             "--job-max-attempts",
+            "--events-webhook",
+            "--events-file",
+            "--events-max-backlog",
+            "--events-retry-max-ms",
             NULL,
         };
         const char *name = NULL;
@@ -298,6 +317,10 @@ int ahl_cmd_serve(int argc, char **argv)
             viewer_ds = v;
         else if (!strcmp(name, "--viewer-oidc-client-id"))
             viewer_client = v;
+        else if (!strcmp(name, "--events-webhook"))
+            ev_opts.webhook_url = v;
+        else if (!strcmp(name, "--events-file"))
+            ev_opts.file_path = v;
         else if (!strcmp(name, "--workers") || !strcmp(name, "--http-threads")) {
             char *end;
             unsigned long w = strtoul(v, &end, 10);
@@ -327,6 +350,8 @@ int ahl_cmd_serve(int argc, char **argv)
                 {"--job-renew-ms", 10, 86400000},
                 {"--job-poll-ms", 10, 3600000},
                 {"--job-max-attempts", 1, 1000},
+                {"--events-max-backlog", 1, 1000000000},
+                {"--events-retry-max-ms", 100, 86400000},
             };
             char *end;
             unsigned long n = strtoul(v, &end, 10);
@@ -367,8 +392,12 @@ int ahl_cmd_serve(int argc, char **argv)
                 job_renew_ms = (unsigned)n;
             else if (k == 13)
                 job_poll_ms = (unsigned)n;
-            else
+            else if (k == 14)
                 job_max_attempts = (unsigned)n;
+            else if (k == 15)
+                ev_opts.max_backlog = n;
+            else
+                ev_opts.retry_max_ms = (unsigned)n;
         }
     }
     if (parse_listen(listen_arg, host, sizeof host, &port) < 0) {
@@ -495,6 +524,21 @@ int ahl_cmd_serve(int argc, char **argv)
         fprintf(stderr, "ahilite serve: cannot open the metadata engine: %s\n", ahl_strerror(rc));
         goto out;
     }
+    /* Events are written from the first change on, and only with a sink to deliver them
+     * (docs/events.md). */
+    if (ev_opts.webhook_url || ev_opts.file_path) {
+        ev_opts.account_id = account;
+        ev_opts.region = region;
+        ahl_store_outbox_enable(store, true);
+        if (ahl_events_start(store, &ev_opts, &events, &err) < 0) {
+            fprintf(stderr, "ahilite serve: %s\n", err.msg);
+            goto out;
+        }
+        ahl_info("events to%s%s%s%s", ev_opts.webhook_url ? " " : "",
+                 ev_opts.webhook_url ? ev_opts.webhook_url : "",
+                 ev_opts.file_path ? (ev_opts.webhook_url ? " and " : " ") : "",
+                 ev_opts.file_path ? ev_opts.file_path : "");
+    }
 
     struct ahl_api_config cfg = {
         .listen_host = host,
@@ -579,6 +623,7 @@ int ahl_cmd_serve(int argc, char **argv)
 out:
     ahl_api_server_stop(srv);
     ahl_runner_stop(runner);
+    ahl_events_stop(events);
     struct ahl_store_sqlite_stats st;
     if (store && ahl_store_sqlite_stats(store, &st) == 0 && st.commits)
         ahl_info("store: %llu commits of %llu write transactions wrote %llu database pages",

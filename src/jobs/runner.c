@@ -25,6 +25,7 @@
 #include "frames/frames.h"
 #include "import/import.h"
 #include "json/json.h"
+#include "meta/events.h"
 #include "meta/states.h"
 #include "base/banned.h"
 
@@ -103,7 +104,8 @@ static int lease_tx(struct ahl_runner *r, int (*call)(struct ahl_store_tx *, str
 
 static int call_claim(struct ahl_store_tx *tx, struct ahl_runner *r, struct ahl_job_rec *rec)
 {
-    return ahl_store_job_claim(tx, r->node, r->lease_ms, rec);
+    int rc = ahl_store_job_claim(tx, r->node, r->lease_ms, rec);
+    return rc < 0 ? rc : ahl_event_job(tx, AHL_EVENT_IMPORT_JOB_IN_PROGRESS, rec);
 }
 
 static int call_renew(struct ahl_store_tx *tx, struct ahl_runner *r, struct ahl_job_rec *rec)
@@ -113,7 +115,18 @@ static int call_renew(struct ahl_store_tx *tx, struct ahl_runner *r, struct ahl_
 
 static int call_release(struct ahl_store_tx *tx, struct ahl_runner *r, struct ahl_job_rec *rec)
 {
-    return ahl_store_job_release(tx, rec, r->node);
+    int rc = ahl_store_job_release(tx, rec, r->node);
+    if (rc < 0)
+        return rc;
+    /* A job handed back (SUBMITTED, its node stopping) makes no event: it is still to run. */
+    switch (ahl_job_status_parse(rec->status)) {
+    case AHL_JOB_COMPLETED:
+        return ahl_event_job(tx, AHL_EVENT_IMPORT_JOB_COMPLETED, rec);
+    case AHL_JOB_FAILED:
+        return ahl_event_job(tx, AHL_EVENT_IMPORT_JOB_FAILED, rec);
+    default:
+        return 0;
+    }
 }
 
 /* Ends this node's hold of the job with status (and message): COMPLETED or FAILED end the job,

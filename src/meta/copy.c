@@ -406,6 +406,15 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
             (rc = index_picks(m, tx, &p, dst.id, err)) < 0)
             goto out;
     }
+    /* The copy's events in AWS's order: the source locked for reading, the destination copying,
+     * the destination copied, the source released (docs/events.md#which-events). */
+    if ((rc = ahl__events_imageset(tx, AHL_EVENT_TYPE_COUNT,
+                                   AHL_EVENT_IMAGE_SET_COPYING_READ_ONLY, &src, err)) < 0 ||
+        (rc = ahl__events_imageset(tx, AHL_EVENT_IMAGE_SET_COPYING, AHL_EVENT_IMAGE_SET_COPIED,
+                                   &dst, err)) < 0 ||
+        (rc = ahl__events_imageset(tx, AHL_EVENT_TYPE_COUNT, AHL_EVENT_IMAGE_SET_COPIED, &src,
+                                   err)) < 0)
+        goto out;
     rc = ahl__commit_publish(&tx, &b, err);
     if (rc < 0)
         goto out;

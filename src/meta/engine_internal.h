@@ -34,6 +34,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "meta/events.h"
 #include "meta/meta.h"
 #include "store/store.h"
 
@@ -254,6 +255,11 @@ int ahl__version_commit_row(struct ahl_meta *m, struct ahl_store_tx *tx, struct 
 /* Commits *tx (which is then ended and set to NULL) and, on success, publishes b's written
  * chunks to the cache. */
 int ahl__commit_publish(struct ahl_store_tx **tx, struct ahl__batch *b, struct ahl_err *err);
+/* Writes the events of set's change in tx (events.h): first (a transient state, or none when
+ * AHL_EVENT_TYPE_COUNT), then last. 0, or the store's failure recorded in err. */
+int ahl__events_imageset(struct ahl_store_tx *tx, enum ahl_event_type first,
+                         enum ahl_event_type last, const struct ahl_imageset_rec *set,
+                         struct ahl_err *err);
 /* ---- the frame index (frameidx.c) ---- */
 
 /* Adds the frame-index rows of one instance object (its ImageFrames ids, its stored transfer

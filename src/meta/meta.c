@@ -128,6 +128,12 @@ static int commit_imported(struct ahl_meta *m, struct ahl_store_tx **tx, struct 
         return rc;
     if ((rc = ahl__frames_index_doc(*tx, set->id, doc)) < 0)
         return ahl_meta_store_fail(err, rc, "indexing frames");
+    /* A new set is created; instances imported into an existing one update it
+     * (docs/events.md#which-events). */
+    if ((rc = ahl__events_imageset(
+             *tx, AHL_EVENT_TYPE_COUNT,
+             expected ? AHL_EVENT_IMAGE_SET_UPDATED : AHL_EVENT_IMAGE_SET_CREATED, set, err)) < 0)
+        return rc;
     return ahl__commit_publish(tx, b, err);
 }
 
@@ -463,6 +469,9 @@ int ahl_meta_imageset_delete(struct ahl_meta *m, const char *datastore_id, const
         rc = ahl_meta_store_fail(err, rc, "deleting the image set");
         goto out;
     }
+    if ((rc = ahl__events_imageset(tx, AHL_EVENT_IMAGE_SET_DELETING, AHL_EVENT_IMAGE_SET_DELETED,
+                                   &set, err)) < 0)
+        goto out;
     rc = ahl_store_commit(tx);
     tx = NULL;
     if (rc < 0) {

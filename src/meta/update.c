@@ -562,7 +562,9 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
     set.latest_version++;
     set.updated_at_ms = now;
     if ((rc = ahl__version_commit_row(m, tx, &b, &set, u->latest_version, root, forced,
-                                      AHL_WORKFLOW_UPDATED, pre.ok ? &pre.row : NULL, err)) < 0)
+                                      AHL_WORKFLOW_UPDATED, pre.ok ? &pre.row : NULL, err)) < 0 ||
+        (rc = ahl__events_imageset(tx, AHL_EVENT_IMAGE_SET_UPDATING, AHL_EVENT_IMAGE_SET_UPDATED,
+                                   &set, err)) < 0)
         goto out;
     for (size_t i = 0; i < others.n; i++) {
         struct ahl_imageset_rec *o = &others.v[i];
@@ -573,7 +575,9 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
         o->latest_version++;
         o->updated_at_ms = now;
         if ((rc = ahl__version_commit(m, tx, &b, o, expected, oroot, u->force, AHL_WORKFLOW_UPDATED,
-                                      err)) < 0)
+                                      err)) < 0 ||
+            (rc = ahl__events_imageset(tx, AHL_EVENT_IMAGE_SET_UPDATING,
+                                       AHL_EVENT_IMAGE_SET_UPDATED, o, err)) < 0)
             goto out;
     }
     rc = ahl__commit_publish(&tx, &b, err);

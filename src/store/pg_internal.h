@@ -9,7 +9,8 @@
  * pg_rows.c    data stores, tags, image sets, versions, chunks, the frame index;
  * pg_search.c  search index rows and search queries;
  * pg_qido.c    the QIDO-RS index and its queries;
- * pg_jobs.c    import jobs.
+ * pg_jobs.c    import jobs;
+ * pg_events.c  the event outbox and the dispatcher's lease.
  *
  * Each file but pg_conn.c fills its part of the ops table (ahl__pg_*_ops) and gives its tables'
  * DDL (ahl__pg_*_ddl), which pg_schema.c runs in order. Statements are named: a struct
@@ -88,10 +89,12 @@ void ahl__pg_rows_ops(struct ahl_store_ops *ops);
 void ahl__pg_search_ops(struct ahl_store_ops *ops);
 void ahl__pg_qido_ops(struct ahl_store_ops *ops);
 void ahl__pg_jobs_ops(struct ahl_store_ops *ops);
+void ahl__pg_events_ops(struct ahl_store_ops *ops);
 extern const char *const ahl__pg_rows_ddl[];
 extern const char *const ahl__pg_search_ddl[];
 extern const char *const ahl__pg_qido_ddl[];
 extern const char *const ahl__pg_jobs_ddl[];
+extern const char *const ahl__pg_events_ddl[];
 
 /* Search and QIDO-RS queries (pg_search.c). no_seqscan turns sequential scans off for the rest of
  * the transaction (SET LOCAL), so that every query shape is answered from an index as store.h

@@ -1,5 +1,5 @@
 /* The PostgreSQL backend's schema: every part's tables (their DDL, CREATE ... IF NOT EXISTS, in
- * the order rows, search, QIDO, jobs), created or completed in one transaction, and the schema
+ * the order rows, search, QIDO, jobs, events), created or completed in one transaction, and the schema
  * version this program writes, recorded in table ahl_schema.
  *
  * Nodes starting at once migrate one after another: the migration holds a session advisory lock
@@ -17,7 +17,9 @@
 #include "base/log.h"
 #include "base/banned.h"
 
-#define PG_SCHEMA_VERSION 1
+/* 1: the first schema; 2: the event outbox (pg_events.c), whose tables a database of version 1
+ * gets from the same idempotent DDL. */
+#define PG_SCHEMA_VERSION 2
 #define AHL_PG_LOCK_SCHEMA 0x61686c53 /* "ahlS" */
 
 /* Runs sql on c; logs a failure. */
@@ -92,7 +94,8 @@ int ahl__pg_schema_migrate(PGconn *c)
         char sql[96];
         if ((rc = run_all(c, ahl__pg_rows_ddl)) < 0 ||
             (rc = run_all(c, ahl__pg_search_ddl)) < 0 ||
-            (rc = run_all(c, ahl__pg_qido_ddl)) < 0 || (rc = run_all(c, ahl__pg_jobs_ddl)) < 0)
+            (rc = run_all(c, ahl__pg_qido_ddl)) < 0 || (rc = run_all(c, ahl__pg_jobs_ddl)) < 0 ||
+            (rc = run_all(c, ahl__pg_events_ddl)) < 0)
             goto fail;
         snprintf(sql, sizeof sql, "DELETE FROM ahl_schema; INSERT INTO ahl_schema VALUES(%d)",
                  PG_SCHEMA_VERSION);

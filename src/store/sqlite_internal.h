@@ -8,6 +8,7 @@
  *                  versions, chunks, the frame index and import jobs;
  * sqlite_search.c  search index rows and search queries (SQL per query shape, plans);
  * sqlite_qido.c    the QIDO-RS index: set, series, instance and study rows, and its queries;
+ * sqlite_events.c  the event outbox and the dispatcher's lease;
  * sqlite_vfs.c     the VFS every connection opens the database through (one write per commit).
  *
  * Every connection caches its prepared statements, indexed by enum ahl__sq_stmt (their SQL is in
@@ -306,6 +307,13 @@ int ahl__sq_qido_plan(struct ahl_store_tx *t, const char *ds, const struct ahl_q
                       ahl_store_plan_cb cb, void *ctx);
 int ahl__sq_qido_backfill_next(struct ahl_store_tx *t, char id[AHL_ID_LEN + 1]);
 int ahl__sq_qido_backfill_done(struct ahl_store_tx *t, const char *id);
+/* sqlite_events.c */
+int ahl__sq_event_put(struct ahl_store_tx *t, const struct ahl_event_rec *r);
+int ahl__sq_event_list(struct ahl_store_tx *t, uint64_t after_seq, unsigned limit,
+                       ahl_store_event_cb cb, void *ctx);
+int ahl__sq_event_delete(struct ahl_store_tx *t, uint64_t upto_seq);
+int ahl__sq_event_trim(struct ahl_store_tx *t, uint64_t keep, uint64_t *dropped);
+int ahl__sq_event_lease(struct ahl_store_tx *t, const char *node, uint32_t lease_ms);
 /* sqlite_search.c: the connection's prepared statement for sql, from its cache of statements
  * built at run time (search and QIDO queries), or prepared and cached; reset, bindings cleared.
  * NULL (logged) when sql does not prepare. */

@@ -159,6 +159,13 @@ static const char *const migrations[] = {
     "ALTER TABLE job ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE job ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX job_open ON job(submitted_at, id) WHERE status IN ('SUBMITTED', 'IN_PROGRESS');",
+    /* 7: the event outbox (docs/events.md): events written with the changes they describe, in
+     * commit order, until the dispatcher has delivered them; and the dispatcher's lease. */
+    "CREATE TABLE event_outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL,"
+    " time_ms INTEGER NOT NULL, detail_type TEXT NOT NULL, resource TEXT NOT NULL,"
+    " detail TEXT NOT NULL);"
+    "CREATE TABLE event_lease(k INTEGER PRIMARY KEY CHECK (k = 1), node TEXT NOT NULL,"
+    " until_ms INTEGER NOT NULL);",
 };
 
 int ahl__sq_schema_version(void)

@@ -198,6 +198,33 @@ AHL__FWD(job_renew,
 AHL__FWD(job_release, (struct ahl_store_tx * tx, const struct ahl_job_rec *rec, const char *node),
          (tx, rec, node))
 
+AHL__FWD(event_list,
+         (struct ahl_store_tx * tx, uint64_t after_seq, unsigned limit, ahl_store_event_cb cb,
+          void *ctx),
+         (tx, after_seq, limit, cb, ctx))
+AHL__FWD(event_delete, (struct ahl_store_tx * tx, uint64_t upto_seq), (tx, upto_seq))
+AHL__FWD(event_trim, (struct ahl_store_tx * tx, uint64_t keep, uint64_t *dropped),
+         (tx, keep, dropped))
+AHL__FWD(event_lease, (struct ahl_store_tx * tx, const char *node, uint32_t lease_ms),
+         (tx, node, lease_ms))
+
+void ahl_store_outbox_enable(struct ahl_store *s, bool on)
+{
+    s->outbox = on;
+}
+
+bool ahl_store_outbox_on(const struct ahl_store *s)
+{
+    return s->outbox;
+}
+
+int ahl_store_event_put(struct ahl_store_tx *tx, const struct ahl_event_rec *rec)
+{
+    if (!tx->store->outbox)
+        return 0;
+    return tx->store->ops->event_put(tx, rec);
+}
+
 int ahl_store_study_dt_key(const char *date, const char *time, char out[AHL_STUDY_DT_KEY_LEN + 1])
 {
     char key[AHL_STUDY_DT_KEY_LEN + 1] = "00000000000000000000";

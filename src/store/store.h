@@ -387,6 +387,19 @@ struct ahl_job_rec {
     uint32_t attempts;
 };
 
+/* An event of the outbox (docs/events.md): written in the write transaction whose change it
+ * describes, read and removed by the dispatcher once delivered. seq is given by put: increasing in
+ * commit order (write transactions are exclusive on every backend), never reused. */
+#define AHL_EVENT_DETAIL_MAX 4095
+struct ahl_event_rec {
+    uint64_t seq;
+    char id[37]; /* the event's id, a UUID: the same at every delivery of the event */
+    int64_t time_ms;
+    char detail_type[48];
+    char resource[160]; /* the resource's ARN after "arn:aws:medical-imaging:REGION:ACCOUNT:" */
+    char detail[AHL_EVENT_DETAIL_MAX + 1]; /* a JSON object */
+};
+
 /* Listing callbacks: return 0 to go on, anything else to stop (the list call then returns it). */
 typedef int (*ahl_store_datastore_cb)(void *ctx, const struct ahl_datastore_rec *rec);
 typedef int (*ahl_store_imageset_cb)(void *ctx, const struct ahl_imageset_rec *rec);
@@ -397,6 +410,7 @@ typedef int (*ahl_store_chunk_cb)(void *ctx, const struct ahl_chunk *chunk);
 typedef int (*ahl_store_tag_scan_cb)(void *ctx, const char *arn, const char *key,
                                      const char *value);
 typedef int (*ahl_store_frame_cb)(void *ctx, const struct ahl_frame_rec *rec);
+typedef int (*ahl_store_event_cb)(void *ctx, const struct ahl_event_rec *rec);
 
 /* ---- the backend interface ---------------------------------------------------------------- */
 
@@ -494,11 +508,20 @@ struct ahl_store_ops {
                      const struct ahl_qido_query *q, ahl_store_plan_cb cb, void *ctx);
     int (*qido_backfill_next)(struct ahl_store_tx *tx, char imageset_id[AHL_ID_LEN + 1]);
     int (*qido_backfill_done)(struct ahl_store_tx *tx, const char *imageset_id);
+
+    int (*event_put)(struct ahl_store_tx *tx, const struct ahl_event_rec *rec);
+    int (*event_list)(struct ahl_store_tx *tx, uint64_t after_seq, unsigned limit,
+                      ahl_store_event_cb cb, void *ctx);
+    int (*event_delete)(struct ahl_store_tx *tx, uint64_t upto_seq);
+    int (*event_trim)(struct ahl_store_tx *tx, uint64_t keep, uint64_t *dropped);
+    int (*event_lease)(struct ahl_store_tx *tx, const char *node, uint32_t lease_ms);
 };
 
-/* The handle every backend embeds first. */
+/* The handle every backend embeds first. outbox: whether event rows are written (set by
+ * ahl_store_outbox_enable; false, the default, makes ahl_store_event_put write nothing). */
 struct ahl_store {
     const struct ahl_store_ops *ops;
+    bool outbox;
 };
 
 /* How long a committing write transaction waits at most, by default, for an announced writer to
@@ -771,5 +794,26 @@ int ahl_store_job_renew(struct ahl_store_tx *tx, const char *id, const char *nod
                         uint32_t lease_ms);
 int ahl_store_job_release(struct ahl_store_tx *tx, const struct ahl_job_rec *rec,
                           const char *node);
+
+/* The event outbox (docs/events.md). Events are written only while the outbox is enabled (a
+ * server with an event sink enables it before it serves anything; off, put writes nothing and
+ * costs nothing). Each call runs inside the caller's transaction.
+ *   put     appends rec (its seq is ignored) in the caller's write transaction, so that the event
+ *           exists exactly when the change it describes does; 0 without writing when disabled.
+ *   list    the events with seq > after_seq in seq order, at most limit.
+ *   delete  removes the events with seq <= upto_seq (delivered).
+ *   trim    removes the oldest events while more than keep remain (seq more than keep below the
+ *           newest); *dropped (may be NULL) receives how many.
+ *   lease   takes or renews for node the one dispatcher lease, until now + lease_ms (the
+ *           database's clock, as for job leases): 0 when node holds it, AHL_ECONFLICT when another
+ *           node holds an unexpired lease. A write transaction. */
+void ahl_store_outbox_enable(struct ahl_store *s, bool on);
+bool ahl_store_outbox_on(const struct ahl_store *s);
+int ahl_store_event_put(struct ahl_store_tx *tx, const struct ahl_event_rec *rec);
+int ahl_store_event_list(struct ahl_store_tx *tx, uint64_t after_seq, unsigned limit,
+                         ahl_store_event_cb cb, void *ctx);
+int ahl_store_event_delete(struct ahl_store_tx *tx, uint64_t upto_seq);
+int ahl_store_event_trim(struct ahl_store_tx *tx, uint64_t keep, uint64_t *dropped);
+int ahl_store_event_lease(struct ahl_store_tx *tx, const char *node, uint32_t lease_ms);
 
 #endif /* AHL_STORE_STORE_H */

@@ -1,0 +1,221 @@
+/* The outbox rows of HealthImaging's events (events.h, docs/events.md): the detail of each kind
+ * of resource, as JSON text written by ahl_json_write_string for every value, and the state each
+ * detail type names, taken from the one table of states (states.h). */
+#include "meta/events.h"
+#include "meta/engine_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/codec.h"
+#include "base/text.h"
+#include "json/json.h"
+#include "meta/states.h"
+#include "base/banned.h"
+
+static const char *const type_names[] = {
+#define AHL__EVENT_NAME(name, text) text,
+    AHL_EVENT_TYPE_MAP(AHL__EVENT_NAME)
+#undef AHL__EVENT_NAME
+};
+
+const char *ahl_event_type_name(enum ahl_event_type t)
+{
+    return (int)t >= 0 && t < AHL_EVENT_TYPE_COUNT ? type_names[t] : NULL;
+}
+
+/* The image-set state and workflow status each image-set detail type names. */
+static const struct {
+    enum ahl_event_type type;
+    enum ahl_imageset_state state;
+    enum ahl_workflow_status status;
+} set_states[] = {
+    {AHL_EVENT_IMAGE_SET_CREATED, AHL_IMAGESET_ACTIVE, AHL_WORKFLOW_CREATED},
+    {AHL_EVENT_IMAGE_SET_COPYING, AHL_IMAGESET_LOCKED, AHL_WORKFLOW_COPYING},
+    {AHL_EVENT_IMAGE_SET_COPYING_READ_ONLY, AHL_IMAGESET_LOCKED,
+     AHL_WORKFLOW_COPYING_WITH_READ_ONLY_ACCESS},
+    {AHL_EVENT_IMAGE_SET_COPIED, AHL_IMAGESET_ACTIVE, AHL_WORKFLOW_COPIED},
+    {AHL_EVENT_IMAGE_SET_COPY_FAILED, AHL_IMAGESET_ACTIVE, AHL_WORKFLOW_COPY_FAILED},
+    {AHL_EVENT_IMAGE_SET_UPDATING, AHL_IMAGESET_LOCKED, AHL_WORKFLOW_UPDATING},
+    {AHL_EVENT_IMAGE_SET_UPDATED, AHL_IMAGESET_ACTIVE, AHL_WORKFLOW_UPDATED},
+    {AHL_EVENT_IMAGE_SET_UPDATE_FAILED, AHL_IMAGESET_ACTIVE, AHL_WORKFLOW_UPDATE_FAILED},
+    {AHL_EVENT_IMAGE_SET_DELETING, AHL_IMAGESET_LOCKED, AHL_WORKFLOW_DELETING},
+    {AHL_EVENT_IMAGE_SET_DELETED, AHL_IMAGESET_DELETED, AHL_WORKFLOW_DELETED},
+};
+
+static const struct {
+    enum ahl_event_type type;
+    enum ahl_datastore_status status;
+} ds_states[] = {
+    {AHL_EVENT_DATASTORE_CREATING, AHL_DATASTORE_CREATING},
+    {AHL_EVENT_DATASTORE_CREATED, AHL_DATASTORE_ACTIVE},
+    {AHL_EVENT_DATASTORE_CREATION_FAILED, AHL_DATASTORE_CREATE_FAILED},
+    {AHL_EVENT_DATASTORE_DELETING, AHL_DATASTORE_DELETING},
+    {AHL_EVENT_DATASTORE_DELETED, AHL_DATASTORE_DELETED},
+};
+
+static const struct {
+    enum ahl_event_type type;
+    enum ahl_job_status status;
+} job_states[] = {
+    {AHL_EVENT_IMPORT_JOB_SUBMITTED, AHL_JOB_SUBMITTED},
+    {AHL_EVENT_IMPORT_JOB_IN_PROGRESS, AHL_JOB_IN_PROGRESS},
+    {AHL_EVENT_IMPORT_JOB_COMPLETED, AHL_JOB_COMPLETED},
+    {AHL_EVENT_IMPORT_JOB_FAILED, AHL_JOB_FAILED},
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Appends ,"key":"value" (the first member without the comma). */
+static int member(struct ahl_buf *b, const char *key, const char *value)
+{
+    int rc = ahl_buf_adds(b, b->len > 1 ? ",\"" : "\"");
+    if (rc == 0)
+        rc = ahl_buf_adds(b, key);
+    if (rc == 0)
+        rc = ahl_buf_adds(b, "\":");
+    if (rc == 0)
+        rc = ahl_json_write_string(value, strlen(value), b);
+    return rc;
+}
+
+/* A UUID (version 4, RFC 9562) from 16 random bytes. */
+static int make_uuid(char out[37])
+{
+    uint8_t r[16];
+    char hex[33];
+    int rc = ahl_random_bytes(r, sizeof r);
+    if (rc < 0)
+        return rc;
+    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
+    r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
+    ahl_hex_encode(r, sizeof r, hex);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+    return 0;
+}
+
+/* Writes the row: the detail b holds (an open object, closed here) about resource. */
+static int put(struct ahl_store_tx *tx, enum ahl_event_type t, struct ahl_buf *b,
+               const char *resource)
+{
+    static __thread struct ahl_event_rec rec; /* 4 KiB: kept off the callers' stacks */
+    int rc = ahl_buf_addc(b, '}');
+    if (rc < 0)
+        return rc;
+    memset(&rec, 0, sizeof rec);
+    if ((rc = make_uuid(rec.id)) < 0)
+        return rc;
+    rec.time_ms = ahl_now_ms();
+    if (ahl_str_copy(rec.detail_type, sizeof rec.detail_type, ahl_event_type_name(t)) < 0 ||
+        ahl_str_copy(rec.resource, sizeof rec.resource, resource) < 0 ||
+        ahl_str_copy(rec.detail, sizeof rec.detail, b->data) < 0)
+        return AHL_EINTERNAL;
+    return ahl_store_event_put(tx, &rec);
+}
+
+/* Opens the detail: {"imagingVersion":"1.0","datastoreId":... */
+static int open_detail(struct ahl_buf *b, const char *datastore_id)
+{
+    int rc = ahl_buf_addc(b, '{');
+    if (rc == 0)
+        rc = member(b, "imagingVersion", AHL_EVENT_IMAGING_VERSION);
+    if (rc == 0)
+        rc = member(b, "datastoreId", datastore_id);
+    return rc;
+}
+
+int ahl_event_datastore(struct ahl_store_tx *tx, enum ahl_event_type t,
+                        const struct ahl_datastore_rec *ds)
+{
+    if (!ahl_store_outbox_on(tx->store))
+        return 0;
+    size_t i = 0;
+    while (i < COUNT(ds_states) && ds_states[i].type != t)
+        i++;
+    if (i == COUNT(ds_states))
+        return AHL_EINVAL;
+    char resource[64];
+    struct ahl_buf b;
+    ahl_buf_init(&b, AHL_EVENT_DETAIL_MAX);
+    snprintf(resource, sizeof resource, "datastore/%s", ds->id);
+    int rc = open_detail(&b, ds->id);
+    if (rc == 0)
+        rc = member(&b, "datastoreName", ds->name);
+    if (rc == 0)
+        rc = member(&b, "datastoreStatus", ahl_datastore_status_name(ds_states[i].status));
+    if (rc == 0)
+        rc = put(tx, t, &b, resource);
+    ahl_buf_release(&b);
+    return rc;
+}
+
+int ahl_event_job(struct ahl_store_tx *tx, enum ahl_event_type t, const struct ahl_job_rec *job)
+{
+    if (!ahl_store_outbox_on(tx->store))
+        return 0;
+    size_t i = 0;
+    while (i < COUNT(job_states) && job_states[i].type != t)
+        i++;
+    if (i == COUNT(job_states))
+        return AHL_EINVAL;
+    char resource[64];
+    struct ahl_buf b;
+    ahl_buf_init(&b, AHL_EVENT_DETAIL_MAX);
+    snprintf(resource, sizeof resource, "datastore/%s", job->datastore_id);
+    int rc = open_detail(&b, job->datastore_id);
+    if (rc == 0)
+        rc = member(&b, "jobId", job->id);
+    if (rc == 0)
+        rc = member(&b, "jobName", job->name);
+    if (rc == 0)
+        rc = member(&b, "jobStatus", ahl_job_status_name(job_states[i].status));
+    if (rc == 0)
+        rc = member(&b, "inputS3Uri", job->input_uri);
+    if (rc == 0)
+        rc = member(&b, "outputS3Uri", job->output_uri);
+    if (rc == 0)
+        rc = put(tx, t, &b, resource);
+    ahl_buf_release(&b);
+    return rc;
+}
+
+int ahl_event_imageset(struct ahl_store_tx *tx, enum ahl_event_type t, const char *datastore_id,
+                       const char *imageset_id)
+{
+    if (!ahl_store_outbox_on(tx->store))
+        return 0;
+    size_t i = 0;
+    while (i < COUNT(set_states) && set_states[i].type != t)
+        i++;
+    if (i == COUNT(set_states))
+        return AHL_EINVAL;
+    char resource[128];
+    struct ahl_buf b;
+    ahl_buf_init(&b, AHL_EVENT_DETAIL_MAX);
+    snprintf(resource, sizeof resource, "datastore/%s/imageset/%s", datastore_id, imageset_id);
+    int rc = open_detail(&b, datastore_id);
+    if (rc == 0)
+        rc = member(&b, "imageSetId", imageset_id);
+    if (rc == 0)
+        rc = member(&b, "imageSetState", ahl_imageset_state_name(set_states[i].state));
+    if (rc == 0)
+        rc = member(&b, "imageSetWorkflowStatus", ahl_workflow_status_name(set_states[i].status));
+    if (rc == 0)
+        rc = put(tx, t, &b, resource);
+    ahl_buf_release(&b);
+    return rc;
+}
+
+int ahl__events_imageset(struct ahl_store_tx *tx, enum ahl_event_type first,
+                         enum ahl_event_type last, const struct ahl_imageset_rec *set,
+                         struct ahl_err *err)
+{
+    int rc = 0;
+    if (first != AHL_EVENT_TYPE_COUNT)
+        rc = ahl_event_imageset(tx, first, set->datastore_id, set->id);
+    if (rc == 0)
+        rc = ahl_event_imageset(tx, last, set->datastore_id, set->id);
+    return rc < 0 ? ahl_meta_store_fail(err, rc, "writing the event") : 0;
+}
