@@ -238,6 +238,13 @@ static int delete_delivered(struct ahl_events *d, struct ahl_store_tx *tx)
     return ahl_store_event_delete(tx, d->delete_upto);
 }
 
+/* Gives the lease up (it expires at once), so that a node started next dispatches without
+ * waiting for it. */
+static int release_lease(struct ahl_events *d, struct ahl_store_tx *tx)
+{
+    return ahl_store_event_lease(tx, d->node, 0);
+}
+
 static void *dispatcher(void *arg)
 {
     struct ahl_events *d = arg;
@@ -310,6 +317,8 @@ static void *dispatcher(void *arg)
         if (stop)
             break;
     }
+    if (holding)
+        in_write_tx(d, release_lease);
     ahl_buf_release(&buf);
     return NULL;
 }

@@ -39,7 +39,7 @@ static const struct ahl__pg_stmt st_lease = {
     "event_lease",
     "INSERT INTO event_lease(k, node, until_ms) VALUES(1, $1, " PG_NOW_MS " + $2::bigint)"
     " ON CONFLICT(k) DO UPDATE SET node = excluded.node, until_ms = excluded.until_ms"
-    " WHERE event_lease.node = excluded.node OR event_lease.until_ms < " PG_NOW_MS};
+    " WHERE event_lease.node = excluded.node OR event_lease.until_ms <= " PG_NOW_MS};
 
 static long changed(const PGresult *r)
 {

@@ -86,7 +86,7 @@ int ahl__sq_event_lease(struct ahl_store_tx *t, const char *node, uint32_t lease
     RUNTIME(st, t,
             "INSERT INTO event_lease(k, node, until_ms) VALUES(1, ?1, ?2 + ?3)"
             " ON CONFLICT(k) DO UPDATE SET node = excluded.node, until_ms = excluded.until_ms"
-            " WHERE event_lease.node = excluded.node OR event_lease.until_ms < ?2");
+            " WHERE event_lease.node = excluded.node OR event_lease.until_ms <= ?2");
     ahl__sq_bind_text(st, 1, node);
     sqlite3_bind_int64(st, 2, ahl_now_ms());
     sqlite3_bind_int64(st, 3, lease_ms);

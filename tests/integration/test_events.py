@@ -313,6 +313,8 @@ class Events(unittest.TestCase):
                 jobName='kill', datastoreId=ds, dataAccessRoleArn=ROLE, clientToken='k1',
                 inputS3Uri='s3://in-bucket/in/', outputS3Uri='s3://out-bucket/out/')['jobId']
             ahltest.wait_import_job(mi, ds, job, 120)
+            if ahltest.on_postgres():
+                ahltest._schema_of(srv.data_dir)  # the copy below names the same schema
             srv.proc.kill()  # SIGKILL, with every event of the job undelivered
             srv.proc.wait()
             srv.log.close()
@@ -324,8 +326,9 @@ class Events(unittest.TestCase):
         again = events_server(rx, self.root, ev_file, data_from=srv.data_dir)
         srv.cleanup()
         try:
+            # The killed server's lease (15 s) expires first.
             evs = rx.wait_for(lambda evs: 'Import Job Completed' in
-                              [e['detail-type'] for e in evs])
+                              [e['detail-type'] for e in evs], timeout=60)
             j = [e['detail-type'] for e in evs if e['detail'].get('jobId') == job]
             self.assertEqual(j, ['Import Job Submitted', 'Import Job In Progress',
                                  'Import Job Completed'])
