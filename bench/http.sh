@@ -29,6 +29,8 @@
 #                         date) instead of building one;
 #      HTTP_THREADS=N     the server's --http-threads (default: its own, 4 per CPU, at least 8);
 #      COMMIT_DELAY_US=N  the server's --commit-delay-us (default: its own, 1000; 0 to compare);
+#      SERVE_ARGS="..."   more options for `ahilite serve` (e.g. --events-file PATH, to measure
+#                         what delivering events costs: bench/RESULTS.md);
 #      RUNS="NAME ..."    only these runs (names as for PERF_RUN; default all), e.g. RUNS="get_datastore
 #                         update update_c1 update_c16" for the update curve alone;
 #      PERF_RUN=NAME      record the server with `perf record` during that run (get_datastore,
@@ -155,7 +157,7 @@ PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 EP=http://127.0.0.1:$PORT
 "$AHILITE" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --credentials "$TMP/creds" \
     --region us-east-1 ${HTTP_THREADS:+--http-threads "$HTTP_THREADS"} \
-    ${COMMIT_DELAY_US:+--commit-delay-us "$COMMIT_DELAY_US"} >"$TMP/server.log" 2>&1 &
+    ${COMMIT_DELAY_US:+--commit-delay-us "$COMMIT_DELAY_US"} ${SERVE_ARGS:-} >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
 LOAD=("$BUILD/ahilite-bench" http-load --endpoint "$EP" --access-key "$AK" --secret-key "$SK" --datastore "$DS")
 for _ in $(seq 100); do
