@@ -49,11 +49,12 @@ static int usage(FILE *f, int status)
 {
     fprintf(f, "usage: ahilite-bench update [--instances N] [--updates K] [--naive-updates K]"
                " [--reads R]\n"
-               "                            [--data-dir DIR]\n"
+               "                            [--outbox 1] [--data-dir DIR]\n"
                "  builds a synthetic CT set of N instances (default 1000) in a scratch directory"
                " (removed\n  afterwards), times K engine updates (500), naive whole-document"
                " updates (100; 40 from\n  1000 instances, 10 from 10000) and R reads (20);"
-               " prints one JSON line.\n");
+               " prints one JSON line.\n  --outbox 1: each update also writes its events to the"
+               " outbox (docs/events.md),\n  as a server with an event sink does.\n");
     return status;
 }
 
@@ -201,7 +202,7 @@ out:
 
 int ahl__bench_update(int argc, char **argv)
 {
-    long n = 1000, updates = 500, naive_updates = 0, reads = 20;
+    long n = 1000, updates = 500, naive_updates = 0, reads = 20, outbox = 0;
     const char *base = NULL;
     if (ahl__bench_wants_help(argc, argv, 1))
         return usage(stdout, 0);
@@ -210,6 +211,7 @@ int ahl__bench_update(int argc, char **argv)
         {"--updates", &updates},
         {"--naive-updates", &naive_updates},
         {"--reads", &reads},
+        {"--outbox", &outbox},
     };
     if (ahl__bench_parse(argc, argv, 1, opts, sizeof opts / sizeof *opts, &base) < 0)
         return usage(stderr, 2);
@@ -237,6 +239,7 @@ int ahl__bench_update(int argc, char **argv)
         fprintf(stderr, "ahilite-bench update: cannot open a store in %s\n", sub);
         goto out;
     }
+    ahl_store_outbox_enable(s, outbox != 0);
     if (!(doc = ahl_synth_doc(1, (unsigned)n, 1)) || !(t = calloc((size_t)updates, sizeof *t)) ||
         !(nt = calloc((size_t)naive_updates, sizeof *nt)) ||
         !(rt = calloc((size_t)reads, sizeof *rt))) {
@@ -271,7 +274,7 @@ int ahl__bench_update(int argc, char **argv)
     double np99 = ahl__bench_pct(nt, (size_t)naive_updates, 0.99);
     double rmed = ahl__bench_pct(rt, (size_t)reads, 0.5);
     double gb = (double)rd.json_len / 1e9;
-    printf("{\"instances\":%ld,\"json_bytes\":%zu,\"create_ms\":%.1f,\"updates\":%ld,"
+    printf("{\"instances\":%ld,\"outbox\":%s,\"json_bytes\":%zu,\"create_ms\":%.1f,\"updates\":%ld,"
            "\"median_ms\":%.4f,\"p99_ms\":%.4f,\"bytes_per_version\":%.0f,"
            "\"naive\":{\"updates\":%ld,\"median_ms\":%.3f,\"p99_ms\":%.3f,"
            "\"bytes_per_version\":%.0f},\"speedup\":%.0f,"
@@ -279,7 +282,7 @@ int ahl__bench_update(int argc, char **argv)
            "\"gzip6_bytes\":%zu,\"vs_gzip6\":%.3f,\"first_ms\":%.3f,"
            "\"first_json_gb_per_s\":%.3f,\"after_update_ms\":%.3f,"
            "\"after_update_json_gb_per_s\":%.3f}}\n",
-           n, rd.json_len, create_ms, updates, med, p99, bytes, naive_updates, nmed, np99, nbytes,
+           n, outbox ? "true" : "false", rd.json_len, create_ms, updates, med, p99, bytes, naive_updates, nmed, np99, nbytes,
            nmed / med, rd.gz_len, rmed, gb / (rmed / 1e3), rd.gzip6_len,
            rd.gzip6_len ? (double)rd.gz_len / (double)rd.gzip6_len : 0.0, rd.first_ms,
            gb / (rd.first_ms / 1e3), rd.after_update_ms, gb / (rd.after_update_ms / 1e3));

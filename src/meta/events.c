@@ -96,116 +96,96 @@ static int make_uuid(char out[37])
     return 0;
 }
 
-/* Writes the row: the detail b holds (an open object, closed here) about resource. */
-static int put(struct ahl_store_tx *tx, enum ahl_event_type t, struct ahl_buf *b,
-               const char *resource)
+/* Writes the row of an event about resource: its detail is imagingVersion, datastoreId, then the
+ * n (key, value) pairs of kv, in that order. */
+static int put(struct ahl_store_tx *tx, enum ahl_event_type t, const char *resource,
+               const char *datastore_id, const char *const kv[][2], size_t n)
 {
     static __thread struct ahl_event_rec rec; /* 4 KiB: kept off the callers' stacks */
-    int rc = ahl_buf_addc(b, '}');
-    if (rc < 0)
-        return rc;
+    struct ahl_buf b;
+    ahl_buf_init(&b, AHL_EVENT_DETAIL_MAX);
+    int rc = ahl_buf_addc(&b, '{');
+    if (rc == 0)
+        rc = member(&b, "imagingVersion", AHL_EVENT_IMAGING_VERSION);
+    if (rc == 0)
+        rc = member(&b, "datastoreId", datastore_id);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = member(&b, kv[i][0], kv[i][1]);
+    if (rc == 0)
+        rc = ahl_buf_addc(&b, '}');
     memset(&rec, 0, sizeof rec);
-    if ((rc = make_uuid(rec.id)) < 0)
-        return rc;
+    if (rc == 0)
+        rc = make_uuid(rec.id);
     rec.time_ms = ahl_now_ms();
-    if (ahl_str_copy(rec.detail_type, sizeof rec.detail_type, ahl_event_type_name(t)) < 0 ||
-        ahl_str_copy(rec.resource, sizeof rec.resource, resource) < 0 ||
-        ahl_str_copy(rec.detail, sizeof rec.detail, b->data) < 0)
-        return AHL_EINTERNAL;
-    return ahl_store_event_put(tx, &rec);
-}
-
-/* Opens the detail: {"imagingVersion":"1.0","datastoreId":... */
-static int open_detail(struct ahl_buf *b, const char *datastore_id)
-{
-    int rc = ahl_buf_addc(b, '{');
+    if (rc == 0 &&
+        (ahl_str_copy(rec.detail_type, sizeof rec.detail_type, ahl_event_type_name(t)) < 0 ||
+         ahl_str_copy(rec.resource, sizeof rec.resource, resource) < 0 ||
+         ahl_str_copy(rec.detail, sizeof rec.detail, b.data) < 0))
+        rc = AHL_EINTERNAL;
     if (rc == 0)
-        rc = member(b, "imagingVersion", AHL_EVENT_IMAGING_VERSION);
-    if (rc == 0)
-        rc = member(b, "datastoreId", datastore_id);
+        rc = ahl_store_event_put(tx, &rec);
+    ahl_buf_release(&b);
     return rc;
 }
 
 int ahl_event_datastore(struct ahl_store_tx *tx, enum ahl_event_type t,
                         const struct ahl_datastore_rec *ds)
 {
-    if (!ahl_store_outbox_on(tx->store))
-        return 0;
     size_t i = 0;
     while (i < COUNT(ds_states) && ds_states[i].type != t)
         i++;
     if (i == COUNT(ds_states))
         return AHL_EINVAL;
+    if (!ahl_store_outbox_on(tx->store))
+        return 0;
     char resource[64];
-    struct ahl_buf b;
-    ahl_buf_init(&b, AHL_EVENT_DETAIL_MAX);
     snprintf(resource, sizeof resource, "datastore/%s", ds->id);
-    int rc = open_detail(&b, ds->id);
-    if (rc == 0)
-        rc = member(&b, "datastoreName", ds->name);
-    if (rc == 0)
-        rc = member(&b, "datastoreStatus", ahl_datastore_status_name(ds_states[i].status));
-    if (rc == 0)
-        rc = put(tx, t, &b, resource);
-    ahl_buf_release(&b);
-    return rc;
+    const char *const kv[][2] = {
+        {"datastoreName", ds->name},
+        {"datastoreStatus", ahl_datastore_status_name(ds_states[i].status)},
+    };
+    return put(tx, t, resource, ds->id, kv, COUNT(kv));
 }
 
 int ahl_event_job(struct ahl_store_tx *tx, enum ahl_event_type t, const struct ahl_job_rec *job)
 {
-    if (!ahl_store_outbox_on(tx->store))
-        return 0;
     size_t i = 0;
     while (i < COUNT(job_states) && job_states[i].type != t)
         i++;
     if (i == COUNT(job_states))
         return AHL_EINVAL;
+    if (!ahl_store_outbox_on(tx->store))
+        return 0;
     char resource[64];
-    struct ahl_buf b;
-    ahl_buf_init(&b, AHL_EVENT_DETAIL_MAX);
     snprintf(resource, sizeof resource, "datastore/%s", job->datastore_id);
-    int rc = open_detail(&b, job->datastore_id);
-    if (rc == 0)
-        rc = member(&b, "jobId", job->id);
-    if (rc == 0)
-        rc = member(&b, "jobName", job->name);
-    if (rc == 0)
-        rc = member(&b, "jobStatus", ahl_job_status_name(job_states[i].status));
-    if (rc == 0)
-        rc = member(&b, "inputS3Uri", job->input_uri);
-    if (rc == 0)
-        rc = member(&b, "outputS3Uri", job->output_uri);
-    if (rc == 0)
-        rc = put(tx, t, &b, resource);
-    ahl_buf_release(&b);
-    return rc;
+    const char *const kv[][2] = {
+        {"jobId", job->id},
+        {"jobName", job->name},
+        {"jobStatus", ahl_job_status_name(job_states[i].status)},
+        {"inputS3Uri", job->input_uri},
+        {"outputS3Uri", job->output_uri},
+    };
+    return put(tx, t, resource, job->datastore_id, kv, COUNT(kv));
 }
 
 int ahl_event_imageset(struct ahl_store_tx *tx, enum ahl_event_type t, const char *datastore_id,
                        const char *imageset_id)
 {
-    if (!ahl_store_outbox_on(tx->store))
-        return 0;
     size_t i = 0;
     while (i < COUNT(set_states) && set_states[i].type != t)
         i++;
     if (i == COUNT(set_states))
         return AHL_EINVAL;
+    if (!ahl_store_outbox_on(tx->store))
+        return 0;
     char resource[128];
-    struct ahl_buf b;
-    ahl_buf_init(&b, AHL_EVENT_DETAIL_MAX);
     snprintf(resource, sizeof resource, "datastore/%s/imageset/%s", datastore_id, imageset_id);
-    int rc = open_detail(&b, datastore_id);
-    if (rc == 0)
-        rc = member(&b, "imageSetId", imageset_id);
-    if (rc == 0)
-        rc = member(&b, "imageSetState", ahl_imageset_state_name(set_states[i].state));
-    if (rc == 0)
-        rc = member(&b, "imageSetWorkflowStatus", ahl_workflow_status_name(set_states[i].status));
-    if (rc == 0)
-        rc = put(tx, t, &b, resource);
-    ahl_buf_release(&b);
-    return rc;
+    const char *const kv[][2] = {
+        {"imageSetId", imageset_id},
+        {"imageSetState", ahl_imageset_state_name(set_states[i].state)},
+        {"imageSetWorkflowStatus", ahl_workflow_status_name(set_states[i].status)},
+    };
+    return put(tx, t, resource, datastore_id, kv, COUNT(kv));
 }
 
 int ahl__events_imageset(struct ahl_store_tx *tx, enum ahl_event_type first,

@@ -10,25 +10,14 @@
 #include "base/clock.h"
 #include "base/banned.h"
 
-static void copy_col(sqlite3_stmt *st, int col, char *out, size_t cap)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
-    if (n >= cap)
-        n = cap - 1;
-    if (n)
-        memcpy(out, t, n);
-    out[n] = '\0';
-}
-
 static void ev_row(sqlite3_stmt *st, struct ahl_event_rec *o)
 {
     o->seq = (uint64_t)sqlite3_column_int64(st, 0);
-    copy_col(st, 1, o->id, sizeof o->id);
+    ahl__sq_col_text(st, 1, o->id, sizeof o->id);
     o->time_ms = sqlite3_column_int64(st, 2);
-    copy_col(st, 3, o->detail_type, sizeof o->detail_type);
-    copy_col(st, 4, o->resource, sizeof o->resource);
-    copy_col(st, 5, o->detail, sizeof o->detail);
+    ahl__sq_col_text(st, 3, o->detail_type, sizeof o->detail_type);
+    ahl__sq_col_text(st, 4, o->resource, sizeof o->resource);
+    ahl__sq_col_text(st, 5, o->detail, sizeof o->detail);
 }
 
 #define RUNTIME(st, t, sql)                                \

@@ -111,6 +111,14 @@ def update(mi, ds, sid, version, name):
             'updatableAttributes': json.dumps(doc).encode()}})
 
 
+def import_job(mi, ds, name, bucket='in-bucket'):
+    """Starts an import job of the corpus files and waits for its end; its id and status."""
+    job = mi.start_dicom_import_job(
+        jobName=name, datastoreId=ds, dataAccessRoleArn=ROLE, clientToken=name,
+        inputS3Uri='s3://%s/in/' % bucket, outputS3Uri='s3://out-bucket/out/')['jobId']
+    return job, ahltest.wait_import_job(mi, ds, job, 120)['jobStatus']
+
+
 def of_set(events, sid):
     return [e['detail-type'] for e in events if e['detail'].get('imageSetId') == sid]
 
@@ -172,14 +180,10 @@ class Events(unittest.TestCase):
         try:
             mi = ahltest.boto3_client(srv)
             ds = ahltest.create_active_datastore(mi, 'events-ds')
-            ok = mi.start_dicom_import_job(
-                jobName='events-ok', datastoreId=ds, dataAccessRoleArn=ROLE, clientToken='e1',
-                inputS3Uri='s3://in-bucket/in/', outputS3Uri='s3://out-bucket/out/')['jobId']
-            self.assertEqual(ahltest.wait_import_job(mi, ds, ok, 120)['jobStatus'], 'COMPLETED')
-            bad = mi.start_dicom_import_job(
-                jobName='events-bad', datastoreId=ds, dataAccessRoleArn=ROLE, clientToken='e2',
-                inputS3Uri='s3://no-such-bucket/in/', outputS3Uri='s3://out-bucket/out/')['jobId']
-            self.assertEqual(ahltest.wait_import_job(mi, ds, bad, 120)['jobStatus'], 'FAILED')
+            ok, status = import_job(mi, ds, 'events-ok')
+            self.assertEqual(status, 'COMPLETED')
+            bad, status = import_job(mi, ds, 'events-bad', bucket='no-such-bucket')
+            self.assertEqual(status, 'FAILED')
             sets = sorted(s['imageSetId'] for s in
                           mi.search_image_sets(datastoreId=ds)['imageSetsMetadataSummaries'])
             self.assertEqual(len(sets), 2)
@@ -270,10 +274,7 @@ class Events(unittest.TestCase):
         try:
             mi = ahltest.boto3_client(srv)
             ds = ahltest.create_active_datastore(mi, 'events-down')
-            job = mi.start_dicom_import_job(
-                jobName='down', datastoreId=ds, dataAccessRoleArn=ROLE, clientToken='d1',
-                inputS3Uri='s3://in-bucket/in/', outputS3Uri='s3://out-bucket/out/')['jobId']
-            ahltest.wait_import_job(mi, ds, job, 120)
+            import_job(mi, ds, 'down')
             sid = mi.search_image_sets(datastoreId=ds)['imageSetsMetadataSummaries'][0][
                 'imageSetId']
             rx.wait_for(lambda evs: 'Import Job Completed' in [e['detail-type'] for e in evs])
@@ -309,10 +310,7 @@ class Events(unittest.TestCase):
             ds = ahltest.create_active_datastore(mi, 'events-kill')
             rx.wait_for(lambda evs: len(evs) >= 2)
             rx.failing.set()
-            job = mi.start_dicom_import_job(
-                jobName='kill', datastoreId=ds, dataAccessRoleArn=ROLE, clientToken='k1',
-                inputS3Uri='s3://in-bucket/in/', outputS3Uri='s3://out-bucket/out/')['jobId']
-            ahltest.wait_import_job(mi, ds, job, 120)
+            job, _ = import_job(mi, ds, 'kill')
             if ahltest.on_postgres():
                 ahltest._schema_of(srv.data_dir)  # the copy below names the same schema
             srv.proc.kill()  # SIGKILL, with every event of the job undelivered
