@@ -339,6 +339,30 @@ static void test_dispatcher_file(void **state)
     unlink(path);
 }
 
+/* A PostgreSQL schema of version 1 (before the outbox) gets the outbox's tables when opened. */
+static void test_pg_schema_upgrade(void **state)
+{
+    struct fx *f = *state;
+    struct got g;
+    if (!ahl_test_store_is_pg())
+        skip(); /* SQLite's migration steps are run by every test opening an older file */
+    fx_close(f);
+    assert_int_equal(ahl_test_pg_exec(f->dir,
+                                      "DROP TABLE event_outbox, event_lease;"
+                                      " UPDATE ahl_schema SET version = 1",
+                                      NULL, 0),
+                     0);
+    assert_int_equal(fx_open(f, NULL), 0);
+    ahl_store_outbox_enable(f->store, true);
+    put_ds_event(f, AHL_EVENT_DATASTORE_CREATED, true);
+    list_all(f, &g);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(lease(f, "a", 1000), 0);
+    char v[16];
+    assert_int_equal(ahl_test_pg_exec(f->dir, "SELECT version FROM ahl_schema", v, sizeof v), 0);
+    assert_string_equal(v, "2");
+}
+
 static void test_start_refuses(void **state)
 {
     struct fx *f = *state;
@@ -364,6 +388,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_job_detail, setup, teardown),
         cmocka_unit_test(test_envelope),
         cmocka_unit_test_setup_teardown(test_dispatcher_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_schema_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_refuses, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
