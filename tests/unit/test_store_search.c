@@ -572,7 +572,8 @@ static void test_migration(void **state)
     /* Take the database back to schema 1 as that version left it. */
     char path[128];
     snprintf(path, sizeof path, "%s/%s", f->dir, AHL_STORE_SQLITE_FILE);
-    db_exec(path, "DROP INDEX job_open; ALTER TABLE job DROP COLUMN claimed_by;"
+    db_exec(path, "DROP TABLE event_outbox; DROP TABLE event_lease;"
+                  "DROP INDEX job_open; ALTER TABLE job DROP COLUMN claimed_by;"
                   "ALTER TABLE job DROP COLUMN lease_until; ALTER TABLE job DROP COLUMN attempts;"
                   "DROP TABLE qido_backfill; DROP TABLE qido_instance; DROP TABLE qido_series;"
                   "DROP TABLE qido_study_modality; DROP TABLE qido_study; DROP TABLE qido_set;"
