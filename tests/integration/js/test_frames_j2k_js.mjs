@@ -9,24 +9,17 @@
 // pg: full (the JS SDK sends what boto3 sends; test_frames_j2k.py checks the same frames)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { basename, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import {
-  CreateDatastoreCommand, GetDatastoreCommand, StartDICOMImportJobCommand, GetDICOMImportJobCommand,
   SearchImageSetsCommand, GetImageSetMetadataCommand, GetImageFrameCommand,
 } from '@aws-sdk/client-medical-imaging';
 import { startServer } from './ahlserver.mjs';
+import { TF, oracle, inputBucket, activeDatastore, importJob } from './frames_common.mjs';
 
-const run = promisify(execFile);
-const ORACLE = join(dirname(fileURLToPath(import.meta.url)), '..', 'frames_oracle.py');
-const SYS_PY = '/usr/bin/python3';
-const TF = '/usr/lib/python3/dist-packages/pydicom/data/test_files/';
 const FILES = ['CT_small.dcm', 'SC_rgb_rle_2frame.dcm', 'MR_small_jp2klossless.dcm',
   'JPEG2000.dcm'].map((n) => TF + n);
 const SYNTH = 'synth_s8_3frame.dcm';
@@ -40,33 +33,12 @@ let mi;
 let files;
 const stores = {}; // name -> { ds, bySop: SOPInstanceUID -> { setId, inst } }
 
-async function oracle(...args) {
-  const r = await run(SYS_PY, [ORACLE, ...args], { maxBuffer: 64 << 20 });
-  return JSON.parse(r.stdout);
-}
-
 async function importInto(name, format) {
   const input = format ? { losslessStorageFormat: format } : {};
-  const { datastoreId: ds } = await mi.send(new CreateDatastoreCommand({ datastoreName: name, ...input }));
-  let p;
-  while ((p = (await mi.send(new GetDatastoreCommand({ datastoreId: ds }))).datastoreProperties).datastoreStatus !== 'ACTIVE') {
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const p = await activeDatastore(mi, { datastoreName: name, ...input });
+  const ds = p.datastoreId;
   assert.equal(p.losslessStorageFormat, format || 'HTJ2K');
-  const job = await mi.send(new StartDICOMImportJobCommand({
-    jobName: name, datastoreId: ds, clientToken: name,
-    dataAccessRoleArn: 'arn:aws:iam::123456789012:role/ImportRole',
-    inputS3Uri: 's3://in-bucket/js/', outputS3Uri: `s3://out-bucket/${name}/`,
-  }));
-  const deadline = Date.now() + 120000;
-  let props;
-  for (;;) {
-    props = (await mi.send(new GetDICOMImportJobCommand({ datastoreId: ds, jobId: job.jobId }))).jobProperties;
-    if (props.jobStatus === 'COMPLETED' || props.jobStatus === 'FAILED') break;
-    assert.ok(Date.now() < deadline, 'import job did not finish');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.equal(props.jobStatus, 'COMPLETED', props.message);
+  await importJob(mi, ds, name, 's3://in-bucket/js/', `s3://out-bucket/${name}/`);
   const bySop = new Map();
   const sets = await mi.send(new SearchImageSetsCommand({ datastoreId: ds }));
   for (const s of sets.imageSetsMetadataSummaries) {
@@ -88,12 +60,8 @@ async function frame(ds, imageSetId, imageFrameId) {
 
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'ahl-frames-j2k-js-'));
-  const root = join(tmp, 's3');
-  mkdirSync(join(root, 'in-bucket', 'js'), { recursive: true });
-  mkdirSync(join(root, 'out-bucket'), { recursive: true });
-  const [synth] = await oracle('synth', tmp, SYNTH);
-  files = [...FILES, synth];
-  for (const f of files) copyFileSync(f, join(root, 'in-bucket', 'js', basename(f)));
+  let root;
+  ({ root, files } = await inputBucket(tmp, FILES, [SYNTH]));
   srv = await startServer({ extraArgs: ['--s3-root', root] });
   mi = srv.client;
   await importInto('j2k', 'JPEG_2000_LOSSLESS');

@@ -11,25 +11,18 @@
 // pg: full (the JS SDK sends what boto3 sends; test_api_boto3*.py run on PostgreSQL in CI)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { basename, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import {
-  CreateDatastoreCommand, GetDatastoreCommand, StartDICOMImportJobCommand, GetDICOMImportJobCommand,
   GetImageSetMetadataCommand, GetImageFrameCommand, DeleteImageSetCommand,
 } from '@aws-sdk/client-medical-imaging';
 import { startServer } from './ahlserver.mjs';
+import { TF, oracle, inputBucket, activeDatastore, importJob } from './frames_common.mjs';
 import { jp2cOf } from './jph.mjs';
 
-const run = promisify(execFile);
-const ORACLE = join(dirname(fileURLToPath(import.meta.url)), '..', 'frames_oracle.py');
-const SYS_PY = '/usr/bin/python3';
-const TF = '/usr/lib/python3/dist-packages/pydicom/data/test_files/';
 const FILES = ['CT_small.dcm', 'ExplVR_BigEnd.dcm', 'SC_rgb_rle_2frame.dcm', 'JPEG2000.dcm',
   'SC_rgb_jpeg_dcmtk.dcm'].map((n) => TF + n);
 const SYNTH = 'synth_s8_3frame.dcm';
@@ -45,11 +38,6 @@ let mi;
 let ds;
 let expected; // source path -> the oracle's expectations (frames_oracle.py expect)
 const bySop = new Map(); // SOPInstanceUID -> { setId, inst }
-
-async function oracle(...args) {
-  const r = await run(SYS_PY, [ORACLE, ...args], { maxBuffer: 64 << 20 });
-  return JSON.parse(r.stdout);
-}
 
 async function metadataOf(imageSetId) {
   const r = await mi.send(new GetImageSetMetadataCommand({ datastoreId: ds, imageSetId }));
@@ -73,35 +61,14 @@ function isNotFound(e) {
 
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'ahl-frames-js-'));
-  const root = join(tmp, 's3');
-  mkdirSync(join(root, 'in-bucket', 'js'), { recursive: true });
-  mkdirSync(join(root, 'out-bucket'), { recursive: true });
-  const [synth] = await oracle('synth', tmp, SYNTH);
-  const files = [...FILES, synth];
-  for (const f of files) copyFileSync(f, join(root, 'in-bucket', 'js', basename(f)));
+  const { root, files } = await inputBucket(tmp, FILES, [SYNTH]);
   const expecting = oracle('expect', ...files); // runs while the server imports
 
   srv = await startServer({ extraArgs: ['--s3-root', root] });
   mi = srv.client;
-  ds = (await mi.send(new CreateDatastoreCommand({ datastoreName: 'frames-js' }))).datastoreId;
-  while ((await mi.send(new GetDatastoreCommand({ datastoreId: ds }))).datastoreProperties.datastoreStatus !== 'ACTIVE') {
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const job = await mi.send(new StartDICOMImportJobCommand({
-    jobName: 'frames-js', datastoreId: ds, clientToken: 'frames-js',
-    dataAccessRoleArn: 'arn:aws:iam::123456789012:role/ImportRole',
-    inputS3Uri: 's3://in-bucket/js/', outputS3Uri: 's3://out-bucket/out/',
-  }));
-  const deadline = Date.now() + 120000;
-  let props;
-  for (;;) {
-    props = (await mi.send(new GetDICOMImportJobCommand({ datastoreId: ds, jobId: job.jobId }))).jobProperties;
-    if (props.jobStatus === 'COMPLETED' || props.jobStatus === 'FAILED') break;
-    assert.ok(Date.now() < deadline, 'import job did not finish');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.equal(props.jobStatus, 'COMPLETED', props.message);
-  const out = join(root, 'out-bucket', 'out', `${ds}-DicomImport-${job.jobId}`);
+  ds = (await activeDatastore(mi, { datastoreName: 'frames-js' })).datastoreId;
+  const jobId = await importJob(mi, ds, 'frames-js', 's3://in-bucket/js/', 's3://out-bucket/out/');
+  const out = join(root, 'out-bucket', 'out', `${ds}-DicomImport-${jobId}`);
   const lines = (name) => readFileSync(join(out, name), 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
   assert.deepEqual(lines('FAILURE/failure.ndjson'), []);
   const ok = lines('SUCCESS/success.ndjson');
