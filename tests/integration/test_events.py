@@ -4,7 +4,7 @@
 A local HTTP receiver (http.server in a thread) records every POST. The suite makes every detail
 type that ahilite emits happen (data store created and deleted, import jobs that complete and
 fail, image sets created by import, updated, reverted, copied into a new and an existing set,
-deleted) and checks each event's envelope, its detail's fields and the order of the events of each
+deleted, and sets made and added to by STOW-RS) and checks each event's envelope, its detail's fields and the order of the events of each
 image set; the file sink must hold the same events, in the same order. Requests that fail (a stale
 latestVersionId, a copy onto itself) must write no event: the failure detail types never occur.
 Then the receiver answers 503 for a while: the events arrive once it answers 200 again, none lost
@@ -39,6 +39,7 @@ IMAGE_SET_STATES = {
     'Image Set Deleting': ('LOCKED', 'DELETING'),
     'Image Set Deleted': ('DELETED', 'DELETED'),
 }
+CT_SOP = b'1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322'
 NEVER = {'Data Store Creation Failed', 'Image Set Copy Failed', 'Image Set Update Failed'}
 
 
@@ -339,6 +340,36 @@ class Events(unittest.TestCase):
             self.assertEqual([e['id'] for e in evs[:2]], in_file[:2])
         finally:
             again.finish()
+            rx.close()
+
+    def test_stow_rs(self):
+        rx = Receiver()
+        srv = events_server(rx, self.root, os.path.join(self.tmp, 'stow.ndjson'))
+        try:
+            mi = ahltest.boto3_client(srv)
+            ds = ahltest.create_active_datastore(mi, 'events-stow')
+            with open(CORPUS + 'CT_small.dcm', 'rb') as f:
+                first = f.read()
+            # Another instance of the same series: its SOP Instance UID's last digit changed, in
+            # the file meta and the dataset.
+            assert first.count(CT_SOP) == 2
+            second = first.replace(CT_SOP, CT_SOP[:-1] + b'9')
+            for dicom in (first, second):
+                boundary = 'events-stow'
+                body = b'--%s\r\nContent-Type: application/dicom\r\n\r\n%s\r\n--%s--\r\n' % (
+                    boundary.encode(), dicom, boundary.encode())
+                status, _, answer = ahltest.raw(
+                    'POST', srv.endpoint, '/datastore/%s/studies' % ds, body=body,
+                    headers={'Content-Type': 'multipart/related; type="application/dicom"; '
+                                             'boundary=%s' % boundary,
+                             'Accept': 'application/dicom+json'})
+                self.assertEqual(status, 200, answer)
+            sid = mi.search_image_sets(datastoreId=ds)['imageSetsMetadataSummaries'][0][
+                'imageSetId']
+            evs = rx.wait_for(lambda evs: len(of_set(evs, sid)) >= 2)
+            self.assertEqual(of_set(evs, sid), ['Image Set Created', 'Image Set Updated'])
+        finally:
+            srv.finish()
             rx.close()
 
     @unittest.skipIf(ahltest.on_postgres(), 'reads the SQLite file')
