@@ -212,6 +212,7 @@ static int parse_query(const char *q, struct dw_target *t, struct ahl_err *err)
 struct set_list {
     char (*ids)[AHL_ID_LEN + 1];
     uint64_t *versions; /* the version each set is read at; 0: unresolved (read the latest) */
+    int64_t *accessed;  /* each set's stored last access; -1: unresolved (not read) */
     size_t n, cap;
 };
 
@@ -243,7 +244,8 @@ static int resolve_sets(struct ahl_api_service *svc, const struct dw_target *t, 
     l->cap = t->imageset[0] ? 1 : DW_MAX_SETS;
     l->ids = calloc(l->cap, sizeof *l->ids);
     l->versions = calloc(l->cap, sizeof *l->versions);
-    if (!l->ids || !l->versions)
+    l->accessed = calloc(l->cap, sizeof *l->accessed);
+    if (!l->ids || !l->versions || !l->accessed)
         return ahl_fail(err, AHL_ENOMEM, "out of memory");
     int rc = ahl_store_begin(svc->store, false, &tx);
     if (rc < 0)
@@ -263,6 +265,7 @@ static int resolve_sets(struct ahl_api_service *svc, const struct dw_target *t, 
     for (size_t i = 0; i < l->n; i++) {
         struct ahl_imageset_rec set;
         struct ahl_version_rec ver;
+        l->accessed[i] = -1;
         if (ahl_store_imageset_get(tx, t->ds, l->ids[i], &set) < 0 ||
             ahl_imageset_state_parse(set.state) == AHL_IMAGESET_DELETED ||
             ahl_store_version_get(tx, l->ids[i],
@@ -273,6 +276,7 @@ static int resolve_sets(struct ahl_api_service *svc, const struct dw_target *t, 
             continue;
         }
         l->versions[i] = ver.version;
+        l->accessed[i] = set.last_accessed_at_ms;
         char root[2 * AHL_SHA256_LEN + 1];
         ahl_hex_encode(ver.root, AHL_SHA256_LEN, root);
         if (key && ahl_buf_addf(key, "|%s:%llu:%s", l->ids[i], (unsigned long long)ver.version,
@@ -290,6 +294,16 @@ static void set_list_release(struct set_list *l)
 {
     free(l->ids);
     free(l->versions);
+    free(l->accessed);
+}
+
+/* A retrieve answered from the sets of l is an access of each (docs/decisions.md#storage-tier-
+ * and-last-access): recorded in memory, written later in one batch (meta/access.h). */
+static void touch_sets(struct ahl_api_service *svc, const struct set_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->accessed[i] >= 0)
+            ahl_meta_touch(svc->meta, l->ids[i], l->accessed[i]);
 }
 
 /* The documents of the sets l names, appended to docs (a JSON array). A set whose study is
@@ -637,6 +651,8 @@ static int serve(struct ahl_api_service *svc, struct ahl__dicomweb_request *rq,
     if ((rc = ahl__dicomweb_answer_json(c.out, rq, resp, err)) == 0)
         rc = finish_metadata(svc, &key, gzip, resp, err);
 out:
+    if (rc == 0 && sets.accessed)
+        touch_sets(svc, &sets);
     json_decref(c.out);
     json_decref(docs);
     set_list_release(&sets);

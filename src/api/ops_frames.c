@@ -160,6 +160,9 @@ int ahl__op_GetImageFrame(struct ahl_api_service *svc, const json_t *in, struct 
     }
     ahl_store_rollback(tx);
     tx = NULL;
+    /* An access (docs/decisions.md#storage-tier-and-last-access), recorded in memory: a read
+     * never becomes a write transaction (meta/access.h). */
+    ahl_meta_touch(svc->meta, id, set.last_accessed_at_ms);
     if (!svc->frames_ready) {
         rc = ahl_fail(err, AHL_ENOTFOUND, "Image frame %s: this server has no frame store",
                       frame_id);

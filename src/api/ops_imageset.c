@@ -68,8 +68,11 @@ int ahl__op_GetImageSet(struct ahl_api_service *svc, const json_t *in, struct ah
     if (info.ver.forced)
         rc |= ahl__api_set(o, "overrides", json_pack("{s:b}", "forced", 1));
     rc |= ahl__api_set(o, "isPrimary", json_boolean(info.set.is_primary));
-    rc |= ahl__api_set_ts_opt(o, "lastAccessedAt", info.set.last_accessed_at_ms);
-    rc |= ahl__api_set(o, "storageTier", json_string("FREQUENT_ACCESS"));
+    /* GetImageSet is no access itself; one this node has not written yet counts. */
+    int64_t last = ahl_meta_last_access(svc->meta, id, info.set.last_accessed_at_ms);
+    rc |= ahl__api_set_ts_opt(o, "lastAccessedAt", last);
+    rc |= ahl__api_set(o, "storageTier",
+                       json_string(ahl_storage_tier_name(ahl_meta_storage_tier(svc->meta, last))));
     return rc ? NOMEM(err) : 0;
 }
 
@@ -92,6 +95,7 @@ int ahl__op_GetImageSetMetadata(struct ahl_api_service *svc, const json_t *in,
     rc = ahl_meta_metadata_gzip(svc->meta, ds, id, version, ahl__api_spool_write, &sp, err);
     if ((rc = ahl__api_spool_finish(&sp, rc, "metadata", resp, err)) < 0)
         return rc;
+    ahl_meta_touch(svc->meta, id, -1);
     resp->content_type = "application/json";
     resp->content_encoding = "gzip";
     return 0;

@@ -24,6 +24,7 @@
 #include "blob/framestore.h"
 #include "frames/frames.h"
 #include "import/import.h"
+#include "meta/access.h"
 #include "meta/meta.h"
 #include "store/store.h"
 

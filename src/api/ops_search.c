@@ -214,8 +214,11 @@ static int summary_tags(json_t *tags, const struct ahl_search_row *r)
     return rc;
 }
 
-static json_t *summary(const struct ahl_search_row *r)
+/* The search row carries its set's stored last access; an access this node has recorded and not
+ * written yet counts too (meta/access.h). Searching is no access. */
+static json_t *summary(struct ahl_meta *m, const struct ahl_search_row *r)
 {
+    int64_t last = ahl_meta_last_access(m, r->imageset_id, r->last_accessed_at_ms);
     json_t *o = json_object(), *tags = json_object();
     int rc = (!o || !tags) ? AHL_ENOMEM : 0;
     if (rc == 0) {
@@ -223,7 +226,9 @@ static json_t *summary(const struct ahl_search_row *r)
         rc |= ahl__api_set(o, "version", json_integer((json_int_t)r->version));
         rc |= ahl__api_set_ts_opt(o, "createdAt", r->created_at_ms);
         rc |= ahl__api_set_ts_opt(o, "updatedAt", r->updated_at_ms);
-        rc |= ahl__api_set(o, "storageTier", json_string("FREQUENT_ACCESS"));
+        rc |= ahl__api_set_ts_opt(o, "lastAccessedAt", last);
+        rc |= ahl__api_set(o, "storageTier",
+                           json_string(ahl_storage_tier_name(ahl_meta_storage_tier(m, last))));
         rc |= summary_tags(tags, r);
         rc |= ahl__api_set(o, "DICOMTags", tags);
         tags = NULL;
@@ -238,6 +243,7 @@ static json_t *summary(const struct ahl_search_row *r)
 }
 
 struct page {
+    struct ahl_meta *meta;
     json_t *items;
     unsigned limit, n;
     struct ahl_search_row last; /* the limit-th row, where the next page starts */
@@ -251,7 +257,7 @@ static int add_row(void *ctx, const struct ahl_search_row *row)
         p->more = true; /* the extra row asked for only says that another page exists */
         return 1;
     }
-    json_t *it = summary(row);
+    json_t *it = summary(p->meta, row);
     if (!it || json_array_append_new(p->items, it) < 0)
         return AHL_ENOMEM;
     p->last = *row;
@@ -269,7 +275,8 @@ int ahl__op_SearchImageSets(struct ahl_api_service *svc, const json_t *in,
     const char *token = ahl_api_str(in, "nextToken");
     struct ahl_search_query q;
     struct keys keys;
-    struct page page = {.limit = (unsigned)ahl_api_int(in, "maxResults", SEARCH_DEFAULT_MAX)};
+    struct page page = {.meta = svc->meta,
+                        .limit = (unsigned)ahl_api_int(in, "maxResults", SEARCH_DEFAULT_MAX)};
     struct ahl_store_tx *tx = NULL;
     char check[CHECK_HEX + 1], pos[256];
     int rc;

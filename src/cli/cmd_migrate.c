@@ -256,7 +256,7 @@ static bool search_equal(const struct ahl_search_row *a, const struct ahl_search
            SAME_S(a, b, body_part_examined) && SAME_N(a, b, has_series_number) &&
            (!a->has_series_number || SAME_N(a, b, series_number)) &&
            SAME_N(a, b, number_of_series) && SAME_N(a, b, number_of_instances) &&
-           SAME_S(a, b, study_dt);
+           SAME_S(a, b, study_dt) && SAME_N(a, b, last_accessed_at_ms);
 }
 
 static bool qido_equal(const struct ahl_qido_set *a, const struct ahl_qido_set *b)

@@ -145,6 +145,13 @@ static void usage(FILE *f)
             "  --commit-delay-us N how long a committing metadata update waits for updates\n"
             "                      still being computed to share its commit, in\n"
             "                      microseconds; 0: never waits (default 1000)\n"
+            "\nstorage tiers (GetImageSet and SearchImageSets report storageTier):\n"
+            "  --access-flush-s S  how often the reads recorded as accesses (GetImageFrame,\n"
+            "                      GetImageSetMetadata, DICOMweb retrieve; held in memory, a\n"
+            "                      day's resolution) are written, in one transaction; also\n"
+            "                      at shutdown (default 60)\n"
+            "  --archive-days N    days without an access after which an image set is in\n"
+            "                      ARCHIVE_INSTANT_ACCESS (default 30)\n"
             "  --help              this text\n");
 }
 
@@ -212,7 +219,7 @@ int ahl_cmd_serve(int argc, char **argv)
     static struct ahl_api_credentials creds; /* large; one per process */
     struct ahl_store *store = NULL;
     struct ahl_meta *meta = NULL;
-    struct ahl_meta_opts meta_opts = {0};
+    struct ahl_meta_opts meta_opts = {.access_flush_ms = 60 * 1000};
     struct ahl_api_server *srv = NULL;
     struct ahl_runner *runner = NULL;
     struct ahl_events *events = NULL;
@@ -267,6 +274,8 @@ int ahl_cmd_serve(int argc, char **argv)
             "--events-file",
             "--events-max-backlog",
             "--events-retry-max-ms",
+            "--access-flush-s",
+            "--archive-days",
             NULL,
         };
         const char *name = NULL;
@@ -352,6 +361,8 @@ int ahl_cmd_serve(int argc, char **argv)
                 {"--job-max-attempts", 1, 1000},
                 {"--events-max-backlog", 1, 1000000000},
                 {"--events-retry-max-ms", 100, 86400000},
+                {"--access-flush-s", 1, 86400},
+                {"--archive-days", 1, 36500},
             };
             char *end;
             unsigned long n = strtoul(v, &end, 10);
@@ -396,8 +407,12 @@ int ahl_cmd_serve(int argc, char **argv)
                 job_max_attempts = (unsigned)n;
             else if (k == 15)
                 ev_opts.max_backlog = n;
-            else
+            else if (k == 16)
                 ev_opts.retry_max_ms = (unsigned)n;
+            else if (k == 17)
+                meta_opts.access_flush_ms = (unsigned)n * 1000;
+            else
+                meta_opts.archive_days = (unsigned)n;
         }
     }
     if (parse_listen(listen_arg, host, sizeof host, &port) < 0) {

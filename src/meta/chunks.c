@@ -99,6 +99,14 @@ int ahl_meta_open(struct ahl_store *store, const struct ahl_meta_opts *opts, str
     }
     pthread_mutex_init(&m->zlock, NULL);
     pthread_cond_init(&m->groups_cond, NULL);
+    if (ahl__access_init(m) < 0) {
+        cache_destroy(&m->chunks);
+        cache_destroy(&m->groups);
+        pthread_mutex_destroy(&m->zlock);
+        pthread_cond_destroy(&m->groups_cond);
+        free(m);
+        return AHL_ENOMEM;
+    }
     /* Sets stored before the frame index or the QIDO-RS index existed get their rows now, once. */
     int rc = ahl__frames_backfill(m);
     if (rc < 0) {
@@ -119,6 +127,7 @@ void ahl_meta_close(struct ahl_meta *m)
 {
     if (!m)
         return;
+    ahl__access_release(m);
     cache_destroy(&m->chunks);
     cache_destroy(&m->groups);
     for (int i = 0; i < m->nzfree; i++) {

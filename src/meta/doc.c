@@ -382,6 +382,7 @@ void ahl__search_row_stamp(struct ahl_search_row *row, const struct ahl_imageset
     row->version = set->latest_version;
     row->created_at_ms = set->created_at_ms;
     row->updated_at_ms = set->updated_at_ms;
+    row->last_accessed_at_ms = set->last_accessed_at_ms;
 }
 
 /* The search row of root. With old_root and old (the row of old_root), only the parts whose
@@ -558,6 +559,9 @@ int ahl__version_commit_row(struct ahl_meta *m, struct ahl_store_tx *tx, struct 
     v.updated_at_ms = set->updated_at_ms;
     ahl_imageset_rec_set_state(set, AHL_IMAGESET_ACTIVE, workflow);
     set->message[0] = '\0';
+    /* A new version is an access (docs/decisions.md#storage-tier-and-last-access), recorded
+     * here in the transaction that writes the set's row anyway. */
+    set->last_accessed_at_ms = set->updated_at_ms;
     if ((rc = ahl__batch_write_reachable(b, tx, root)) < 0)
         return ahl_meta_store_fail(err, rc, "writing chunks");
     if ((rc = ahl_store_version_put(tx, &v)) < 0) {

@@ -34,6 +34,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/lru.h"
 #include "meta/events.h"
 #include "meta/meta.h"
 #include "store/store.h"
@@ -56,6 +57,30 @@ struct ahl__cache {
     struct ahl__cache_entry *lru_head, *lru_tail; /* head = most recently used */
 };
 
+/* One set's last read access held in memory (access.c); dirty until a flush has written it. */
+struct ahl__access_entry {
+    struct ahl_lru_link link;
+    char id[AHL_ID_LEN + 1];
+    int64_t ms;
+    bool dirty;
+};
+
+/* The accesses recorded by reads (access.h). Entries come from pool (allocated at the first
+ * touch, cap of them, never freed before close); the table and the counters are under mu, a
+ * leaf lock; flush_mu lets one flush run at a time (held while it commits, by a thread in no
+ * transaction). The flusher thread waits on cv. */
+struct ahl__access {
+    pthread_mutex_t mu;
+    pthread_mutex_t flush_mu;
+    pthread_cond_t cv;
+    struct ahl_lru lru;
+    struct ahl__access_entry *pool;
+    size_t cap, used, pending;
+    uint64_t recorded, flushes, sets_written, flush_failures, dropped;
+    pthread_t thread;
+    bool thread_running, stop;
+};
+
 struct ahl_meta {
     struct ahl_store *store;
     struct ahl_meta_opts opts;
@@ -73,7 +98,13 @@ struct ahl_meta {
     pthread_mutex_t zlock;
     z_stream *zfree[8];
     int nzfree;
+    struct ahl__access access;
 };
+
+/* The access table's life (access.c): init at open (starting the flusher when
+ * opts.access_flush_ms is set), release at close (stopping it and flushing last). */
+int ahl__access_init(struct ahl_meta *m);
+void ahl__access_release(struct ahl_meta *m);
 
 /* A loaded chunk: meta.data points at bytes kept alive by ref until ahl__chunk_release. */
 struct ahl__chunk_ref {

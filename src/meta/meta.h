@@ -65,6 +65,13 @@ struct ahl_meta_opts {
      * 0: 128 MiB; AHL_META_NO_GZIP_CACHE: none, the document is spliced from the chunks' own
      * segments (no compression per read, about ten times larger) */
     size_t gzip_cache_bytes;
+    /* Storage tiers (access.h): a thread writes the reads recorded by ahl_meta_touch every
+     * access_flush_ms (0: no thread; ahl_meta_access_flush and ahl_meta_close still write them);
+     * sets held in memory (0: AHL_META_ACCESS_TABLE_DEFAULT); days without an access before a
+     * set is in ARCHIVE_INSTANT_ACCESS (0: 30). */
+    unsigned access_flush_ms;
+    unsigned access_table_max;
+    unsigned archive_days;
 };
 
 #define AHL_META_NO_GZIP_CACHE ((size_t)-1)

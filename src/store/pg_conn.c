@@ -871,6 +871,7 @@ static void pg_ops_fill(void)
     X(datastore_put) X(datastore_get) X(datastore_list) X(datastore_delete)                       \
     X(datastore_count_imagesets) X(tag_put) X(tag_delete) X(tag_list) X(tag_delete_all) X(tag_scan)           \
     X(imageset_put) X(imageset_advance) X(imageset_get) X(imageset_list) X(imageset_by_study)     \
+    X(imageset_touch)                                                                             \
     X(version_put) X(version_update) X(version_get) X(version_list) X(version_scan)               \
     X(chunk_put) X(chunk_get) X(chunk_scan) X(chunk_stats) X(search_put) X(search_get)            \
     X(search_delete) X(search_query) X(search_plan) X(frame_put) X(frame_get) X(frame_copy)       \

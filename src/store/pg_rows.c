@@ -90,8 +90,8 @@ static const struct ahl__pg_stmt is_update = {
 static const struct ahl__pg_stmt is_advance = {
     "r_is_advance", "UPDATE imageset SET state=$3, workflow_status=$4,"
                     " message=$5, is_primary=$6, latest_version=$7, created_at=$8,"
-                    " updated_at=$9, last_accessed_at=$10, deleted_at=$11"
-                    " WHERE id=$1 AND datastore_id=$2 AND latest_version=$12"};
+                    " updated_at=$9, last_accessed_at=GREATEST(last_accessed_at, $10),"
+                    " deleted_at=$11 WHERE id=$1 AND datastore_id=$2 AND latest_version=$12"};
 /* With the row of its latest version (NULLs when there is none), kept for the version_get that
  * usually follows (ahl__pg_keep_version). The version is a subquery that is not flattened
  * (OFFSET 0), so that it is always looked up by its whole key: as a plain join, a plan made
@@ -113,6 +113,12 @@ static const struct ahl__pg_stmt is_by_study = {
                      " WHERE s.datastore_id=$1 AND s.study_instance_uid=$2"
                      " AND i.state<>'DELETED' AND (NOT $3::boolean OR i.is_primary)"
                      " ORDER BY i.id"};
+/* An access recorded by a node's flush: only ever forward, whatever order nodes flush in; the
+ * set's search row (pg_search.c's table) carries the same value. */
+static const struct ahl__pg_stmt is_touch = {
+    "r_is_touch", "WITH s AS (UPDATE search SET last_accessed_at=$2 WHERE imageset_id=$1"
+                  " AND last_accessed_at < $2) UPDATE imageset SET last_accessed_at=$2"
+                  " WHERE id=$1 AND last_accessed_at < $2 AND state<>'DELETED'"};
 static const struct ahl__pg_stmt v_insert = {
     "r_v_insert", "INSERT INTO version(" V_COLS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)"
                   " ON CONFLICT DO NOTHING"};
@@ -486,6 +492,13 @@ static int imageset_by_study(struct ahl_store_tx *t, const char *ds, const char 
     FOR_ROWS(t, &is_by_study, v, rec, is_row, cb, ctx);
 }
 
+static int imageset_touch(struct ahl_store_tx *t, const char *id, int64_t at_ms)
+{
+    struct ahl__pg_num n;
+    const char *v[] = {id, ahl__pg_i64(&n, at_ms)};
+    return ahl__pg_send(t, &is_touch, NPARAMS(v), v, NULL, NULL);
+}
+
 /* ---- versions ------------------------------------------------------------------------------ */
 
 static void v_row(const PGresult *r, int i, struct ahl_version_rec *v)
@@ -752,6 +765,7 @@ void ahl__pg_rows_ops(struct ahl_store_ops *ops)
     ops->imageset_get = imageset_get;
     ops->imageset_list = imageset_list;
     ops->imageset_by_study = imageset_by_study;
+    ops->imageset_touch = imageset_touch;
     ops->version_put = version_put;
     ops->version_update = version_update;
     ops->version_get = version_get;

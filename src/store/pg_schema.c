@@ -18,8 +18,8 @@
 #include "base/banned.h"
 
 /* 1: the first schema; 2: the event outbox (pg_events.c), whose tables a database of version 1
- * gets from the same idempotent DDL. */
-#define PG_SCHEMA_VERSION 2
+ * gets from the same idempotent DDL; 3: storage tiers (step3 below). */
+#define PG_SCHEMA_VERSION 3
 #define AHL_PG_LOCK_SCHEMA 0x61686c53 /* "ahlS" */
 
 /* Runs sql on c; logs a failure. */
@@ -64,6 +64,23 @@ static int stored_version(PGconn *c, int *out)
     return rc;
 }
 
+/* The steps that bring a schema recorded at version N-1 to N, run after the tables' DDL (which
+ * makes fresh tables in their newest form, so each step must also hold on those). */
+static const char *const step3[] = {
+    /* Storage tiers (docs/decisions.md#storage-tier-and-last-access): the search row carries its
+     * set's last access; sets written before had none recorded, their last write stands for it. */
+    "ALTER TABLE search ADD COLUMN IF NOT EXISTS last_accessed_at bigint NOT NULL DEFAULT 0",
+    "UPDATE imageset SET last_accessed_at = GREATEST(created_at, updated_at)"
+    " WHERE last_accessed_at = 0",
+    "UPDATE search s SET last_accessed_at = i.last_accessed_at FROM imageset i"
+    " WHERE i.id = s.imageset_id AND s.last_accessed_at <> i.last_accessed_at",
+    NULL,
+};
+
+static const char *const *const steps[PG_SCHEMA_VERSION + 1] = {
+    [3] = step3,
+};
+
 static int run_all(PGconn *c, const char *const *ddl)
 {
     int rc = 0;
@@ -97,6 +114,9 @@ int ahl__pg_schema_migrate(PGconn *c)
             (rc = run_all(c, ahl__pg_qido_ddl)) < 0 || (rc = run_all(c, ahl__pg_jobs_ddl)) < 0 ||
             (rc = run_all(c, ahl__pg_events_ddl)) < 0)
             goto fail;
+        for (int v = have + 1; v <= PG_SCHEMA_VERSION; v++)
+            if (steps[v] && (rc = run_all(c, steps[v])) < 0)
+                goto fail;
         snprintf(sql, sizeof sql, "DELETE FROM ahl_schema; INSERT INTO ahl_schema VALUES(%d)",
                  PG_SCHEMA_VERSION);
         if ((rc = run(c, sql)) < 0)

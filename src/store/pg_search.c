@@ -39,7 +39,8 @@ const char *const ahl__pg_search_ddl[] = {
     " study_time text COLLATE \"C\" NOT NULL, series_instance_uid text COLLATE \"C\" NOT NULL,"
     " modality text COLLATE \"C\" NOT NULL, body_part_examined text COLLATE \"C\" NOT NULL,"
     " series_number integer, number_of_series bigint NOT NULL,"
-    " number_of_instances bigint NOT NULL, study_dt text COLLATE \"C\" NOT NULL)",
+    " number_of_instances bigint NOT NULL, study_dt text COLLATE \"C\" NOT NULL,"
+    " last_accessed_at bigint NOT NULL DEFAULT 0)",
     "CREATE INDEX IF NOT EXISTS search_patient ON search(datastore_id, patient_id, updated_at,"
     " imageset_id)",
     "CREATE INDEX IF NOT EXISTS search_accession ON search(datastore_id, accession_number,"
@@ -60,14 +61,14 @@ const char *const ahl__pg_search_ddl[] = {
 
 /* ---- search index ------------------------------------------------------------------------- */
 
-#define S_NCOLS 23
+#define S_NCOLS 24
 
 /* The upsert sets every column (S_COLS is the table's order, which ROW(EXCLUDED.*) follows) and
  * writes nothing when the row is the same (no new tuple, no index entries). */
 static const struct ahl__pg_stmt st_put = {
     "search_put",
     "INSERT INTO search(" S_COLS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,"
-    "$16,$17,$18,$19,$20,$21,$22,$23) ON CONFLICT(imageset_id) DO UPDATE SET (" S_COLS
+    "$16,$17,$18,$19,$20,$21,$22,$23,$24) ON CONFLICT(imageset_id) DO UPDATE SET (" S_COLS
     ") = ROW(EXCLUDED.*) WHERE ROW(search.*) IS DISTINCT FROM ROW(EXCLUDED.*)",
 };
 static const struct ahl__pg_stmt st_get = {"search_get",
@@ -102,12 +103,13 @@ static void s_row(const PGresult *res, int i, struct ahl_search_row *r)
     r->number_of_series = (uint32_t)ahl__pg_int(res, i, 20);
     r->number_of_instances = (uint32_t)ahl__pg_int(res, i, 21);
     ahl__pg_text(res, i, 22, r->study_dt, sizeof r->study_dt);
+    r->last_accessed_at_ms = ahl__pg_int(res, i, 23);
 }
 
 static int search_put(struct ahl_store_tx *t, const struct ahl_search_row *r)
 {
     char key[AHL_STUDY_DT_KEY_LEN + 1];
-    struct ahl__pg_num num[6];
+    struct ahl__pg_num num[7];
     ahl_store_study_dt_key(r->study_date, r->study_time, key);
     const char *v[S_NCOLS] = {
         r->imageset_id,
@@ -133,6 +135,7 @@ static int search_put(struct ahl_store_tx *t, const struct ahl_search_row *r)
         ahl__pg_i64(&num[4], r->number_of_series),
         ahl__pg_i64(&num[5], r->number_of_instances),
         key,
+        ahl__pg_i64(&num[6], r->last_accessed_at_ms),
     };
     return ahl__pg_send(t, &st_put, S_NCOLS, v, NULL, NULL);
 }

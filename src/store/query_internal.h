@@ -30,7 +30,7 @@
     " patient_name, patient_birth_date, patient_sex, study_instance_uid, study_id,"        \
     " study_description, accession_number, study_date, study_time, series_instance_uid,"   \
     " modality, body_part_examined, series_number, number_of_series, number_of_instances," \
-    " study_dt"
+    " study_dt, last_accessed_at"
 
 enum ahl__qido_key_type {
     K_UID,  /* exact, lists */

@@ -623,6 +623,7 @@ static const struct ahl_store_ops sq_ops = {
     .imageset_get = ahl__sq_imageset_get,
     .imageset_list = ahl__sq_imageset_list,
     .imageset_by_study = ahl__sq_imageset_by_study,
+    .imageset_touch = ahl__sq_imageset_touch,
     .version_put = ahl__sq_version_put,
     .version_update = ahl__sq_version_update,
     .version_get = ahl__sq_version_get,

@@ -52,6 +52,8 @@ enum ahl__sq_stmt {
     ST_IS_GET,
     ST_IS_LIST,
     ST_IS_BY_STUDY,
+    ST_IS_TOUCH,
+    ST_S_TOUCH,
     ST_V_INSERT,
     ST_V_UPDATE,
     ST_V_GET,
@@ -240,6 +242,7 @@ int ahl__sq_tag_list(struct ahl_store_tx *t, const char *arn, ahl_store_tag_cb c
 int ahl__sq_tag_delete_all(struct ahl_store_tx *t, const char *arn);
 int ahl__sq_tag_scan(struct ahl_store_tx *t, ahl_store_tag_scan_cb cb, void *ctx);
 int ahl__sq_imageset_put(struct ahl_store_tx *t, const struct ahl_imageset_rec *r, bool create);
+int ahl__sq_imageset_touch(struct ahl_store_tx *t, const char *id, int64_t at_ms);
 int ahl__sq_imageset_advance(struct ahl_store_tx *t, const struct ahl_imageset_rec *r,
                              uint64_t expected);
 int ahl__sq_imageset_get(struct ahl_store_tx *t, const char *ds, const char *id,

@@ -32,7 +32,7 @@ static const char *const stmt_sql[ST_COUNT] = {
      * the compare-and-set instead. */
     [ST_IS_ADVANCE] = "UPDATE imageset SET state=?3, workflow_status=?4,"
                       " message=?5, is_primary=?6, latest_version=?7, created_at=?8,"
-                      " updated_at=?9, last_accessed_at=?10, deleted_at=?11"
+                      " updated_at=?9, last_accessed_at=max(last_accessed_at, ?10), deleted_at=?11"
                       " WHERE id=?1 AND datastore_id=?2 AND latest_version=?12",
     [ST_IS_GET] = "SELECT " IS_COLS " FROM imageset WHERE id=?1",
     [ST_IS_LIST] = "SELECT " IS_COLS " FROM imageset WHERE datastore_id=?1 AND id > ?2"
@@ -43,6 +43,11 @@ static const char *const stmt_sql[ST_COUNT] = {
                        " JOIN imageset i ON i.id = s.imageset_id"
                        " WHERE s.datastore_id=?1 AND s.study_instance_uid=?2"
                        " AND i.state<>'DELETED' AND (?3 = 0 OR i.is_primary = 1) ORDER BY i.id",
+    /* An access recorded by a node's flush (ahl_store_imageset_touch): only ever forward. */
+    [ST_IS_TOUCH] = "UPDATE imageset SET last_accessed_at=?2 WHERE id=?1 AND last_accessed_at<?2"
+                    " AND state<>'DELETED'",
+    [ST_S_TOUCH] = "UPDATE search SET last_accessed_at=?2 WHERE imageset_id=?1"
+                   " AND last_accessed_at<?2",
     [ST_V_INSERT] = "INSERT INTO version(" V_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
     [ST_V_UPDATE] = "UPDATE version SET state=?4, workflow_status=?5, message=?6, forced=?7,"
                     " updated_at=?9 WHERE imageset_id=?1 AND version=?2",
@@ -55,7 +60,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_C_SCAN] = "SELECT hash, kind, ulen, crc, data FROM chunk ORDER BY hash",
     [ST_C_STATS] = "SELECT count(*), coalesce(sum(length(data)) + 32 * count(*), 0) FROM chunk",
     [ST_S_PUT] = "INSERT OR REPLACE INTO search(" S_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"
-                 "?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)",
+                 "?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)",
     [ST_S_GET] = "SELECT " S_COLS " FROM search WHERE imageset_id=?1",
     [ST_S_DELETE] = "DELETE FROM search WHERE imageset_id=?1",
     [ST_F_PUT] = "INSERT OR REPLACE INTO frame(imageset_id, frame_id, transfer_syntax)"
@@ -320,6 +325,20 @@ int ahl__sq_imageset_by_study(struct ahl_store_tx *t, const char *ds, const char
     ahl__sq_bind_text(st, 2, study);
     sqlite3_bind_int(st, 3, primary_only);
     FOR_ROWS(CONN(t), st, rec, is_row, cb, ctx, "imageset by study");
+}
+
+int ahl__sq_imageset_touch(struct ahl_store_tx *t, const char *id, int64_t at_ms)
+{
+    int rc;
+    PREP(st, CONN(t), ST_IS_TOUCH);
+    ahl__sq_bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, at_ms);
+    if ((rc = ahl__sq_step_done(CONN(t), st, "imageset touch")) < 0)
+        return rc;
+    PREP(ss, CONN(t), ST_S_TOUCH);
+    ahl__sq_bind_text(ss, 1, id);
+    sqlite3_bind_int64(ss, 2, at_ms);
+    return ahl__sq_step_done(CONN(t), ss, "search touch");
 }
 
 /* ---- versions ----------------------------------------------------------------------------- */

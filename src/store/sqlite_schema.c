@@ -166,6 +166,15 @@ static const char *const migrations[] = {
     " detail TEXT NOT NULL);"
     "CREATE TABLE event_lease(k INTEGER PRIMARY KEY CHECK (k = 1), node TEXT NOT NULL,"
     " until_ms INTEGER NOT NULL);",
+    /* 8: storage tiers (docs/decisions.md#storage-tier-and-last-access). The search row carries
+     * its set's last access, so that SearchImageSets answers lastAccessedAt and storageTier from
+     * its rows. Sets written before had none recorded: their last write (creation or the
+     * latest version) is their last access known. */
+    "ALTER TABLE search ADD COLUMN last_accessed_at INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE imageset SET last_accessed_at = max(created_at, updated_at)"
+    " WHERE last_accessed_at = 0;"
+    "UPDATE search SET last_accessed_at = coalesce((SELECT last_accessed_at FROM imageset"
+    " WHERE imageset.id = search.imageset_id), 0);",
 };
 
 int ahl__sq_schema_version(void)

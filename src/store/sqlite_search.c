@@ -40,9 +40,10 @@ static void s_row(sqlite3_stmt *st, struct ahl_search_row *r)
     r->number_of_series = (uint32_t)sqlite3_column_int64(st, 20);
     r->number_of_instances = (uint32_t)sqlite3_column_int64(st, 21);
     ahl__sq_col_text(st, 22, r->study_dt, sizeof r->study_dt);
+    r->last_accessed_at_ms = sqlite3_column_int64(st, 23);
 }
 
-/* Binds a whole search row to a statement numbered like ST_S_PUT (?1..?23, S_COLS order). A
+/* Binds a whole search row to a statement numbered like ST_S_PUT (?1..?24, S_COLS order). A
  * narrower UPDATE (search_update) names only some of the numbers; binding the others fails with
  * SQLITE_RANGE, which is harmless and ignored. */
 static void s_bind(sqlite3_stmt *st, const struct ahl_search_row *r, const char *study_dt)
@@ -73,6 +74,7 @@ static void s_bind(sqlite3_stmt *st, const struct ahl_search_row *r, const char 
     sqlite3_bind_int64(st, 21, r->number_of_series);
     sqlite3_bind_int64(st, 22, r->number_of_instances);
     sqlite3_bind_text(st, 23, study_dt, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 24, r->last_accessed_at_ms);
 }
 
 /* Rewrites only the columns of an existing search row that differ from *old: SQLite then
@@ -106,8 +108,9 @@ static int search_update(struct ahl__sq_conn *c, const struct ahl_search_row *ol
                                       "series_number",
                                       "number_of_series",
                                       "number_of_instances",
-                                      "study_dt"};
-    bool diff[24] = {false};
+                                      "study_dt",
+                                      "last_accessed_at"};
+    bool diff[25] = {false};
     diff[2] = strcmp(old->datastore_id, r->datastore_id) != 0;
     diff[3] = old->is_primary != r->is_primary;
     diff[4] = old->version != r->version;
@@ -131,10 +134,11 @@ static int search_update(struct ahl__sq_conn *c, const struct ahl_search_row *ol
     diff[21] = old->number_of_series != r->number_of_series;
     diff[22] = old->number_of_instances != r->number_of_instances;
     diff[23] = strcmp(old->study_dt, study_dt) != 0;
+    diff[24] = old->last_accessed_at_ms != r->last_accessed_at_ms;
     char sql[1024];
     size_t n = (size_t)snprintf(sql, sizeof sql, "UPDATE search SET ");
     bool any = false;
-    for (int i = 2; i < 24; i++) {
+    for (int i = 2; i < 25; i++) {
         if (!diff[i])
             continue;
         n += (size_t)snprintf(sql + n, sizeof sql - n, "%s%s=?%d", any ? ", " : "", col[i], i);

@@ -97,6 +97,8 @@ AHL__FWD(imageset_by_study,
          (struct ahl_store_tx * tx, const char *datastore_id, const char *study_uid,
           bool primary_only, ahl_store_imageset_cb cb, void *ctx),
          (tx, datastore_id, study_uid, primary_only, cb, ctx))
+AHL__FWD(imageset_touch, (struct ahl_store_tx * tx, const char *id, int64_t at_ms),
+         (tx, id, at_ms))
 AHL__FWD(version_put, (struct ahl_store_tx * tx, const struct ahl_version_rec *rec), (tx, rec))
 AHL__FWD(version_update, (struct ahl_store_tx * tx, const struct ahl_version_rec *rec), (tx, rec))
 AHL__FWD(version_get,

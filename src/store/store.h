@@ -155,6 +155,9 @@ struct ahl_search_row {
     /* Output only: the sortable study date-time key the store derives from study_date and
      * study_time on put (ahl_store_study_dt_key; "" when study_date is not a DICOM date). */
     char study_dt[AHL_STUDY_DT_KEY_LEN + 1];
+    /* The image set's last access as stored (struct ahl_imageset_rec's), so that a search
+     * answers lastAccessedAt and storageTier from its rows alone. */
+    int64_t last_accessed_at_ms;
 };
 
 /* ---- search queries ------------------------------------------------------------------------
@@ -445,6 +448,7 @@ struct ahl_store_ops {
     int (*imageset_by_study)(struct ahl_store_tx *tx, const char *datastore_id,
                              const char *study_uid, bool primary_only, ahl_store_imageset_cb cb,
                              void *ctx);
+    int (*imageset_touch)(struct ahl_store_tx *tx, const char *id, int64_t at_ms);
 
     int (*version_put)(struct ahl_store_tx *tx, const struct ahl_version_rec *rec);
     int (*version_update)(struct ahl_store_tx *tx, const struct ahl_version_rec *rec);
@@ -659,6 +663,11 @@ int ahl_store_imageset_list(struct ahl_store_tx *tx, const char *datastore_id, c
 int ahl_store_imageset_by_study(struct ahl_store_tx *tx, const char *datastore_id,
                                 const char *study_uid, bool primary_only, ahl_store_imageset_cb cb,
                                 void *ctx);
+/* Records an access of set id at at_ms (docs/decisions.md#storage-tier-and-last-access): its
+ * last_accessed_at, and its search row's, become at_ms where they are older; a later stored
+ * value stays (several nodes record accesses of one set in any order). A missing or DELETED set
+ * is no error: nothing is written. */
+int ahl_store_imageset_touch(struct ahl_store_tx *tx, const char *id, int64_t at_ms);
 
 /* Versions. put inserts (AHL_ECONFLICT if (imageset, version) exists); update overwrites state,
  * workflow status, message, forced and updated_at of an existing row. list: newest first,

@@ -565,6 +565,57 @@ static void test_schema_made_once(void **state)
     fx_rmdir(dir);
 }
 
+/* A schema recorded at version 1 (before storage tiers) is brought to the current one: the search
+ * row gains its set's last access, and a set that had none recorded gets its last write. */
+static void test_schema_upgrade_from_1(void **state)
+{
+    (void)state;
+    need_pg();
+    char dir[] = "/tmp/ahl-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct ahl_store *s;
+    assert_int_equal(ahl_test_store_open(dir, 1, &s), 0);
+    ahl_store_close(s);
+    assert_int_equal(
+        ahl_test_pg_exec(dir,
+                         "ALTER TABLE search DROP COLUMN last_accessed_at;"
+                         "UPDATE ahl_schema SET version = 1;"
+                         "INSERT INTO imageset VALUES('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',"
+                         " 'dddddddddddddddddddddddddddddddd', 'ACTIVE', 'CREATED', '', true, 1,"
+                         " 1000, 5000, 0, 0);"
+                         "INSERT INTO search VALUES('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',"
+                         " 'dddddddddddddddddddddddddddddddd', true, 1, 1000, 5000, '', '', '',"
+                         " '', '', '', '', '', '', '', '', '', '', NULL, 1, 1, '')",
+                         NULL, 0),
+        0);
+    assert_int_equal(ahl_test_store_open(dir, 1, &s), 0);
+    struct ahl_store_tx *tx;
+    struct ahl_imageset_rec set;
+    struct ahl_search_row row;
+    assert_int_equal(ahl_store_begin(s, false, &tx), 0);
+    assert_int_equal(ahl_store_imageset_get(tx, NULL, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &set), 0);
+    assert_int_equal(set.last_accessed_at_ms, 5000);
+    assert_int_equal(ahl_store_search_get(tx, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &row), 0);
+    assert_int_equal(row.last_accessed_at_ms, 5000);
+    ahl_store_rollback(tx);
+    /* The upsert still writes every column in the table's order. */
+    row.last_accessed_at_ms = 7000;
+    row.updated_at_ms = 6000;
+    assert_int_equal(ahl_store_begin(s, true, &tx), 0);
+    assert_int_equal(ahl_store_search_put(tx, &row), 0);
+    assert_int_equal(ahl_store_commit(tx), 0);
+    assert_int_equal(ahl_store_begin(s, false, &tx), 0);
+    assert_int_equal(ahl_store_search_get(tx, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &row), 0);
+    assert_int_equal(row.last_accessed_at_ms, 7000);
+    assert_int_equal(row.updated_at_ms, 6000);
+    ahl_store_rollback(tx);
+    ahl_store_close(s);
+    char n[16];
+    assert_int_equal(ahl_test_pg_exec(dir, "SELECT max(version) FROM ahl_schema", n, sizeof n), 0);
+    assert_string_equal(n, "2");
+    fx_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -579,6 +630,7 @@ int main(void)
         cmocka_unit_test(test_pool_bound),
         cmocka_unit_test(test_dropped_connections_replaced),
         cmocka_unit_test(test_schema_made_once),
+        cmocka_unit_test(test_schema_upgrade_from_1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -560,7 +560,12 @@ static void test_migration(void **state)
         snprintf(sets[i].datastore_id, sizeof sets[i].datastore_id, "%s", f->ds);
         snprintf(sets[i].state, sizeof sets[i].state, i == 2 ? "DELETED" : "ACTIVE");
         sets[i].latest_version = 1;
+        sets[i].created_at_ms = 1000;
+        sets[i].updated_at_ms = 5000 + i;
+        sets[i].last_accessed_at_ms = 9999; /* gone below: schema 1 never wrote it */
     }
+    memcpy(r.imageset_id, sets[0].id, sizeof r.imageset_id);
+    r.last_accessed_at_ms = 9999;
     assert_int_equal(ahl_store_begin(f->store, true, &tx), 0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(ahl_store_imageset_put(tx, &sets[i], true), 0);
@@ -572,7 +577,9 @@ static void test_migration(void **state)
     /* Take the database back to schema 1 as that version left it. */
     char path[128];
     snprintf(path, sizeof path, "%s/%s", f->dir, AHL_STORE_SQLITE_FILE);
-    db_exec(path, "DROP TABLE event_outbox; DROP TABLE event_lease;"
+    db_exec(path, "ALTER TABLE search DROP COLUMN last_accessed_at;"
+                  "UPDATE imageset SET last_accessed_at = 0;"
+                  "DROP TABLE event_outbox; DROP TABLE event_lease;"
                   "DROP INDEX job_open; ALTER TABLE job DROP COLUMN claimed_by;"
                   "ALTER TABLE job DROP COLUMN lease_until; ALTER TABLE job DROP COLUMN attempts;"
                   "DROP TABLE qido_backfill; DROP TABLE qido_instance; DROP TABLE qido_series;"
@@ -596,6 +603,11 @@ static void test_migration(void **state)
     struct ahl_search_row got;
     assert_int_equal(ahl_store_search_get(tx, r.imageset_id, &got), 0);
     assert_string_equal(got.study_dt, "20200102101500000000");
+    /* Step 7: a set's last write stands for its last access, on its row and its search row. */
+    assert_int_equal(got.last_accessed_at_ms, 5000);
+    struct ahl_imageset_rec set1;
+    assert_int_equal(ahl_store_imageset_get(tx, NULL, sets[1].id, &set1), 0);
+    assert_int_equal(set1.last_accessed_at_ms, 5001);
     struct ahl_search_query q;
     memset(&q, 0, sizeof q);
     q.limit = 5;
