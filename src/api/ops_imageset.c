@@ -86,16 +86,19 @@ int ahl__op_GetImageSetMetadata(struct ahl_api_service *svc, const json_t *in,
 {
     const char *ds = ahl_api_str(in, "datastoreId"), *id = ahl_api_str(in, "imageSetId");
     struct ahl__api_spool sp;
+    struct ahl_imageset_rec set;
     uint64_t version;
     int rc;
 
     if ((rc = optional_version(in, &version, err)) < 0)
         return rc;
     ahl__api_spool_init(&sp, svc, resp);
-    rc = ahl_meta_metadata_gzip(svc->meta, ds, id, version, ahl__api_spool_write, &sp, err);
+    rc = ahl_meta_metadata_gzip_row(svc->meta, ds, id, version, ahl__api_spool_write, &sp, &set,
+                                    err);
     if ((rc = ahl__api_spool_finish(&sp, rc, "metadata", resp, err)) < 0)
         return rc;
-    ahl_meta_touch(svc->meta, id, -1);
+    /* An access, recorded in memory: a read never becomes a write transaction (access.h). */
+    ahl_meta_touch(svc->meta, id, set.last_accessed_at_ms);
     resp->content_type = "application/json";
     resp->content_encoding = "gzip";
     return 0;

@@ -400,12 +400,21 @@ int ahl_meta_versions_list(struct ahl_meta *m, const char *datastore_id, const c
 int ahl_meta_metadata_gzip(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
                            uint64_t version, ahl_meta_write_cb cb, void *ctx, struct ahl_err *err)
 {
+    return ahl_meta_metadata_gzip_row(m, datastore_id, imageset_id, version, cb, ctx, NULL, err);
+}
+
+int ahl_meta_metadata_gzip_row(struct ahl_meta *m, const char *datastore_id,
+                               const char *imageset_id, uint64_t version, ahl_meta_write_cb cb,
+                               void *ctx, struct ahl_imageset_rec *row, struct ahl_err *err)
+{
     struct ahl_store_tx *tx;
     struct ahl_imageset_rec set;
     struct ahl_version_rec ver;
     int rc = read_begin(m, datastore_id, imageset_id, version, &tx, &set, &ver, err);
     if (rc < 0)
         return rc;
+    if (row)
+        *row = set;
     rc = ahl__doc_gzip(m, tx, datastore_id, imageset_id, ver.root, cb, ctx);
     if (rc < 0)
         rc = ahl_meta_store_fail(err, rc, "reading metadata");

@@ -154,6 +154,11 @@ typedef int (*ahl_meta_write_cb)(void *ctx, const void *p, size_t n);
  * on anything slow (a client): the server spools the document and sends it afterwards. */
 int ahl_meta_metadata_gzip(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
                            uint64_t version, ahl_meta_write_cb cb, void *ctx, struct ahl_err *err);
+/* The same, also giving the image set's row as read in the same snapshot (row may be NULL): the
+ * server records the read as an access against its stored last access (access.h). */
+int ahl_meta_metadata_gzip_row(struct ahl_meta *m, const char *datastore_id,
+                               const char *imageset_id, uint64_t version, ahl_meta_write_cb cb,
+                               void *ctx, struct ahl_imageset_rec *row, struct ahl_err *err);
 
 /* The document of a version as a jansson object (caller json_decref's it). */
 int ahl_meta_document(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
