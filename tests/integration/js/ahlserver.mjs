@@ -34,20 +34,22 @@ export function client(endpoint, accessKeyId = ACCESS_KEY, secretAccessKey = SEC
   });
 }
 
-export async function startServer({ beforeStart, extraArgs = [] } = {}) {
+// dir: start again on the data directory of a server stopped with stop({ keep: true }); env: more
+// environment for the server (e.g. AHILITE_CLOCK_OFFSET).
+export async function startServer({ beforeStart, extraArgs = [], dir: again, env = {} } = {}) {
   const bin = process.env.AHILITE_BIN;
   if (!bin) throw new Error('set AHILITE_BIN to the ahilite binary');
-  const dir = mkdtempSync(join(tmpdir(), 'ahilite-js-'));
+  const dir = again || mkdtempSync(join(tmpdir(), 'ahilite-js-'));
   const creds = join(dir, 'credentials');
   writeFileSync(creds, `[default]\naws_access_key_id = ${ACCESS_KEY}\naws_secret_access_key = ${SECRET_KEY}\n`);
   if (beforeStart) beforeStart({ bin, dataDir: join(dir, 'data') });
   const port = await freePort();
   const logPath = join(dir, 'server.log');
-  const log = openSync(logPath, 'w');
+  const log = openSync(logPath, again ? 'a' : 'w');
   const proc = spawn(bin, ['serve', '--data-dir', join(dir, 'data'), '--listen', `127.0.0.1:${port}`,
     '--credentials', creds, '--region', REGION, '--account-id', '123456789012', '--workers', '2',
     ...extraArgs],
-  { stdio: ['ignore', log, log] });
+  { stdio: ['ignore', log, log], env: { ...process.env, ...env } });
   let exited = null;
   proc.on('exit', (code) => { exited = code; });
   const endpoint = `http://127.0.0.1:${port}`;
@@ -69,13 +71,13 @@ export async function startServer({ beforeStart, extraArgs = [] } = {}) {
     dir,
     client: mi,
     log: () => readFileSync(logPath, 'utf8'),
-    async stop() {
+    async stop({ keep = false } = {}) {
       if (exited === null) {
         const done = new Promise((r) => proc.once('exit', (code) => r(code)));
         proc.kill('SIGTERM');
         exited = await done;
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (!keep) rmSync(dir, { recursive: true, force: true });
       return exited;
     },
   };
