@@ -236,14 +236,8 @@ static void *flusher(void *arg)
     struct ahl__access *a = &m->access;
     pthread_mutex_lock(&a->mu);
     while (!a->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += m->opts.access_flush_ms / 1000;
-        until.tv_nsec += (long)(m->opts.access_flush_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until =
+            ahl_deadline(CLOCK_MONOTONIC, (uint64_t)m->opts.access_flush_ms * 1000);
         int w = 0;
         while (!a->stop && w != ETIMEDOUT)
             w = pthread_cond_timedwait(&a->cv, &a->mu, &until);
