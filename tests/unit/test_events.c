@@ -360,7 +360,7 @@ static void test_pg_schema_upgrade(void **state)
     assert_int_equal(lease(f, "a", 1000), 0);
     char v[16];
     assert_int_equal(ahl_test_pg_exec(f->dir, "SELECT version FROM ahl_schema", v, sizeof v), 0);
-    assert_string_equal(v, "2");
+    assert_string_equal(v, "3"); /* the current version: the storage tiers' step followed */
 }
 
 static void test_start_refuses(void **state)

@@ -612,7 +612,7 @@ static void test_schema_upgrade_from_1(void **state)
     ahl_store_close(s);
     char n[16];
     assert_int_equal(ahl_test_pg_exec(dir, "SELECT max(version) FROM ahl_schema", n, sizeof n), 0);
-    assert_string_equal(n, "2");
+    assert_string_equal(n, "3");
     fx_rmdir(dir);
 }
 
