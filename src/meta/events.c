@@ -26,45 +26,43 @@ const char *ahl_event_type_name(enum ahl_event_type t)
     return (int)t >= 0 && t < AHL_EVENT_TYPE_COUNT ? type_names[t] : NULL;
 }
 
-/* The image-set state and workflow status each image-set detail type names. */
+/* What each detail type is about and the state it names, indexed by type: the data store's
+ * status, the job's status, or the image set's state and workflow status (the text of states.h). */
+enum kind { K_DATASTORE, K_JOB, K_SET };
 static const struct {
-    enum ahl_event_type type;
+    enum kind kind;
+    int status; /* enum ahl_datastore_status, ahl_job_status or ahl_workflow_status */
     enum ahl_imageset_state state;
-    enum ahl_workflow_status status;
-} set_states[] = {
-    {AHL_EVENT_IMAGE_SET_CREATED, AHL_IMAGESET_ACTIVE, AHL_WORKFLOW_CREATED},
-    {AHL_EVENT_IMAGE_SET_COPYING, AHL_IMAGESET_LOCKED, AHL_WORKFLOW_COPYING},
-    {AHL_EVENT_IMAGE_SET_COPYING_READ_ONLY, AHL_IMAGESET_LOCKED,
-     AHL_WORKFLOW_COPYING_WITH_READ_ONLY_ACCESS},
-    {AHL_EVENT_IMAGE_SET_COPIED, AHL_IMAGESET_ACTIVE, AHL_WORKFLOW_COPIED},
-    {AHL_EVENT_IMAGE_SET_COPY_FAILED, AHL_IMAGESET_ACTIVE, AHL_WORKFLOW_COPY_FAILED},
-    {AHL_EVENT_IMAGE_SET_UPDATING, AHL_IMAGESET_LOCKED, AHL_WORKFLOW_UPDATING},
-    {AHL_EVENT_IMAGE_SET_UPDATED, AHL_IMAGESET_ACTIVE, AHL_WORKFLOW_UPDATED},
-    {AHL_EVENT_IMAGE_SET_UPDATE_FAILED, AHL_IMAGESET_ACTIVE, AHL_WORKFLOW_UPDATE_FAILED},
-    {AHL_EVENT_IMAGE_SET_DELETING, AHL_IMAGESET_LOCKED, AHL_WORKFLOW_DELETING},
-    {AHL_EVENT_IMAGE_SET_DELETED, AHL_IMAGESET_DELETED, AHL_WORKFLOW_DELETED},
+} kinds[AHL_EVENT_TYPE_COUNT] = {
+    [AHL_EVENT_DATASTORE_CREATING] = {K_DATASTORE, AHL_DATASTORE_CREATING, 0},
+    [AHL_EVENT_DATASTORE_CREATED] = {K_DATASTORE, AHL_DATASTORE_ACTIVE, 0},
+    [AHL_EVENT_DATASTORE_CREATION_FAILED] = {K_DATASTORE, AHL_DATASTORE_CREATE_FAILED, 0},
+    [AHL_EVENT_DATASTORE_DELETING] = {K_DATASTORE, AHL_DATASTORE_DELETING, 0},
+    [AHL_EVENT_DATASTORE_DELETED] = {K_DATASTORE, AHL_DATASTORE_DELETED, 0},
+    [AHL_EVENT_IMPORT_JOB_SUBMITTED] = {K_JOB, AHL_JOB_SUBMITTED, 0},
+    [AHL_EVENT_IMPORT_JOB_IN_PROGRESS] = {K_JOB, AHL_JOB_IN_PROGRESS, 0},
+    [AHL_EVENT_IMPORT_JOB_COMPLETED] = {K_JOB, AHL_JOB_COMPLETED, 0},
+    [AHL_EVENT_IMPORT_JOB_FAILED] = {K_JOB, AHL_JOB_FAILED, 0},
+    [AHL_EVENT_IMAGE_SET_CREATED] = {K_SET, AHL_WORKFLOW_CREATED, AHL_IMAGESET_ACTIVE},
+    [AHL_EVENT_IMAGE_SET_COPYING] = {K_SET, AHL_WORKFLOW_COPYING, AHL_IMAGESET_LOCKED},
+    [AHL_EVENT_IMAGE_SET_COPYING_READ_ONLY] = {K_SET, AHL_WORKFLOW_COPYING_WITH_READ_ONLY_ACCESS,
+                                               AHL_IMAGESET_LOCKED},
+    [AHL_EVENT_IMAGE_SET_COPIED] = {K_SET, AHL_WORKFLOW_COPIED, AHL_IMAGESET_ACTIVE},
+    [AHL_EVENT_IMAGE_SET_COPY_FAILED] = {K_SET, AHL_WORKFLOW_COPY_FAILED, AHL_IMAGESET_ACTIVE},
+    [AHL_EVENT_IMAGE_SET_UPDATING] = {K_SET, AHL_WORKFLOW_UPDATING, AHL_IMAGESET_LOCKED},
+    [AHL_EVENT_IMAGE_SET_UPDATED] = {K_SET, AHL_WORKFLOW_UPDATED, AHL_IMAGESET_ACTIVE},
+    [AHL_EVENT_IMAGE_SET_UPDATE_FAILED] = {K_SET, AHL_WORKFLOW_UPDATE_FAILED, AHL_IMAGESET_ACTIVE},
+    [AHL_EVENT_IMAGE_SET_DELETING] = {K_SET, AHL_WORKFLOW_DELETING, AHL_IMAGESET_LOCKED},
+    [AHL_EVENT_IMAGE_SET_DELETED] = {K_SET, AHL_WORKFLOW_DELETED, AHL_IMAGESET_DELETED},
 };
 
-static const struct {
-    enum ahl_event_type type;
-    enum ahl_datastore_status status;
-} ds_states[] = {
-    {AHL_EVENT_DATASTORE_CREATING, AHL_DATASTORE_CREATING},
-    {AHL_EVENT_DATASTORE_CREATED, AHL_DATASTORE_ACTIVE},
-    {AHL_EVENT_DATASTORE_CREATION_FAILED, AHL_DATASTORE_CREATE_FAILED},
-    {AHL_EVENT_DATASTORE_DELETING, AHL_DATASTORE_DELETING},
-    {AHL_EVENT_DATASTORE_DELETED, AHL_DATASTORE_DELETED},
-};
-
-static const struct {
-    enum ahl_event_type type;
-    enum ahl_job_status status;
-} job_states[] = {
-    {AHL_EVENT_IMPORT_JOB_SUBMITTED, AHL_JOB_SUBMITTED},
-    {AHL_EVENT_IMPORT_JOB_IN_PROGRESS, AHL_JOB_IN_PROGRESS},
-    {AHL_EVENT_IMPORT_JOB_COMPLETED, AHL_JOB_COMPLETED},
-    {AHL_EVENT_IMPORT_JOB_FAILED, AHL_JOB_FAILED},
-};
+/* AHL_EINVAL when t is not an event of kind k; 1 when the outbox is off (nothing to write). */
+static int check(struct ahl_store_tx *tx, enum ahl_event_type t, enum kind k)
+{
+    if ((int)t < 0 || t >= AHL_EVENT_TYPE_COUNT || kinds[t].kind != k)
+        return AHL_EINVAL;
+    return ahl_store_outbox_on(tx->store) ? 0 : 1;
+}
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -131,37 +129,29 @@ static int put(struct ahl_store_tx *tx, enum ahl_event_type t, const char *resou
 int ahl_event_datastore(struct ahl_store_tx *tx, enum ahl_event_type t,
                         const struct ahl_datastore_rec *ds)
 {
-    size_t i = 0;
-    while (i < COUNT(ds_states) && ds_states[i].type != t)
-        i++;
-    if (i == COUNT(ds_states))
-        return AHL_EINVAL;
-    if (!ahl_store_outbox_on(tx->store))
-        return 0;
+    int rc = check(tx, t, K_DATASTORE);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
     char resource[64];
     snprintf(resource, sizeof resource, "datastore/%s", ds->id);
     const char *const kv[][2] = {
         {"datastoreName", ds->name},
-        {"datastoreStatus", ahl_datastore_status_name(ds_states[i].status)},
+        {"datastoreStatus", ahl_datastore_status_name(kinds[t].status)},
     };
     return put(tx, t, resource, ds->id, kv, COUNT(kv));
 }
 
 int ahl_event_job(struct ahl_store_tx *tx, enum ahl_event_type t, const struct ahl_job_rec *job)
 {
-    size_t i = 0;
-    while (i < COUNT(job_states) && job_states[i].type != t)
-        i++;
-    if (i == COUNT(job_states))
-        return AHL_EINVAL;
-    if (!ahl_store_outbox_on(tx->store))
-        return 0;
+    int rc = check(tx, t, K_JOB);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
     char resource[64];
     snprintf(resource, sizeof resource, "datastore/%s", job->datastore_id);
     const char *const kv[][2] = {
         {"jobId", job->id},
         {"jobName", job->name},
-        {"jobStatus", ahl_job_status_name(job_states[i].status)},
+        {"jobStatus", ahl_job_status_name(kinds[t].status)},
         {"inputS3Uri", job->input_uri},
         {"outputS3Uri", job->output_uri},
     };
@@ -171,19 +161,15 @@ int ahl_event_job(struct ahl_store_tx *tx, enum ahl_event_type t, const struct a
 int ahl_event_imageset(struct ahl_store_tx *tx, enum ahl_event_type t, const char *datastore_id,
                        const char *imageset_id)
 {
-    size_t i = 0;
-    while (i < COUNT(set_states) && set_states[i].type != t)
-        i++;
-    if (i == COUNT(set_states))
-        return AHL_EINVAL;
-    if (!ahl_store_outbox_on(tx->store))
-        return 0;
+    int rc = check(tx, t, K_SET);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
     char resource[128];
     snprintf(resource, sizeof resource, "datastore/%s/imageset/%s", datastore_id, imageset_id);
     const char *const kv[][2] = {
         {"imageSetId", imageset_id},
-        {"imageSetState", ahl_imageset_state_name(set_states[i].state)},
-        {"imageSetWorkflowStatus", ahl_workflow_status_name(set_states[i].status)},
+        {"imageSetState", ahl_imageset_state_name(kinds[t].state)},
+        {"imageSetWorkflowStatus", ahl_workflow_status_name(kinds[t].status)},
     };
     return put(tx, t, resource, datastore_id, kv, COUNT(kv));
 }
