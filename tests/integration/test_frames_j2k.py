@@ -18,7 +18,9 @@ that writes frames into a store, while an HTJ2K store of the same server keeps s
 - DICOMweb retrieve of an instance stored as .4.90: Explicit VR Little Endian by default (the
   source's pixels), the stored JPEG 2000 fragments with transfer-syntax=* or =.4.90, 406 for a
   syntax not stored (.4.202); the frames resource the same way; the HTJ2K store's copy is 406 for
-  .4.90.
+  .4.90;
+- CopyImageSet in a JPEG 2000 store lists and serves the same frames (they are shared, never
+  encoded again).
 """
 # pg: full (frame encoding and decoding: its storage calls are those of the import suites)
 import concurrent.futures
@@ -338,6 +340,28 @@ print(json.dumps({'ts': ts, 'native': hashlib.sha256(d.PixelData).hexdigest(), '
         self.assertEqual(status, 200, body[:300])
         parts = ahltest.parts_of(headers, body)
         self.assertEqual(parts, [('image/j2c; transfer-syntax=' + J2K, stored)])
+
+    def test_6_copy_shares_the_stored_frames(self):
+        # CopyImageSet copies within the data store: the copy lists the same .4.90 frames, which
+        # it serves byte for byte; nothing is encoded again.
+        c = self.client
+        ds = self.ds['j2k']
+        set_id, inst = self.frames_of('j2k', 'j2k/SC_rgb_rle_2frame.dcm')
+        version = c.get_image_set(datastoreId=ds, imageSetId=set_id)['versionId']
+        copy = c.copy_image_set(datastoreId=ds, sourceImageSetId=set_id, copyImageSetInformation={
+            'sourceImageSet': {'latestVersionId': version}})[
+            'destinationImageSetProperties']['imageSetId']
+        doc = json.loads(gzip.decompress(c.get_image_set_metadata(
+            datastoreId=ds, imageSetId=copy)['imageSetMetadataBlob'].read()))
+        sop = self.inputs['j2k/SC_rgb_rle_2frame.dcm'][1]
+        got = [i for s in doc['Study']['Series'].values() for k, i in s['Instances'].items()
+               if k == sop]
+        self.assertEqual(len(got), 1)
+        self.assertEqual(got[0]['StoredTransferSyntaxUID'], J2K)
+        self.assertEqual(got[0]['ImageFrames'], inst['ImageFrames'])
+        self.set_ds[copy] = ds
+        for fr in inst['ImageFrames']:
+            self.assertEqual(self.get_frame(copy, fr['ID']), self.get_frame(set_id, fr['ID']))
 
 
 if __name__ == '__main__':
