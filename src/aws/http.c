@@ -29,6 +29,7 @@ int ahl__aws_curl_init(void)
 struct ahl_http {
     CURL *curl;
     char *url;
+    int shown; /* the bytes of url messages show: its query may hold a secret */
     long timeout_ms;
 };
 
@@ -47,6 +48,8 @@ int ahl_http_open(const char *url, unsigned timeout_ms, struct ahl_http **out, s
         return ahl_fail(err, AHL_ENOMEM, "out of memory");
     }
     h->timeout_ms = timeout_ms ? (long)timeout_ms : 10000;
+    size_t shown = strcspn(url, "?#");
+    h->shown = shown > 200 ? 200 : (int)shown;
     *out = h;
     return 0;
 }
@@ -92,10 +95,10 @@ int ahl_http_post(struct ahl_http *h, const char *content_type, const void *body
     CURLcode cc = curl_easy_perform(c);
     curl_slist_free_all(hdrs);
     if (cc != CURLE_OK)
-        return ahl_fail(err, AHL_EIO, "POST %.200s: %s", h->url, curl_easy_strerror(cc));
+        return ahl_fail(err, AHL_EIO, "POST %.*s: %s", h->shown, h->url, curl_easy_strerror(cc));
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     if (*status < 200 || *status > 299)
-        return ahl_fail(err, AHL_EIO, "POST %.200s: HTTP %ld", h->url, *status);
+        return ahl_fail(err, AHL_EIO, "POST %.*s: HTTP %ld", h->shown, h->url, *status);
     return 0;
 }
 

@@ -2,7 +2,8 @@
  *
  * One libcurl easy handle per client keeps the connection alive between posts; a client is used
  * by one thread at a time. Only http:// and https:// URLs are accepted; redirects are not
- * followed; the reply's body is read and dropped (at most 64 KiB of it).
+ * followed; the reply's body is read and dropped (at most 64 KiB of it). Messages show the URL
+ * without its query, which may hold a secret.
  *
  *     struct ahl_http *h;
  *     if (ahl_http_open(url, 10000, &h, &err) < 0) ...

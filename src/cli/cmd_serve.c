@@ -549,9 +549,10 @@ int ahl_cmd_serve(int argc, char **argv)
             fprintf(stderr, "ahilite serve: %s\n", err.msg);
             goto out;
         }
-        ahl_info("events to%s%s%s%s", ev_opts.webhook_url ? " " : "",
-                 ev_opts.webhook_url ? ev_opts.webhook_url : "",
-                 ev_opts.file_path ? (ev_opts.webhook_url ? " and " : " ") : "",
+        /* The webhook's query may hold a secret: not logged. */
+        const char *hook = ev_opts.webhook_url ? ev_opts.webhook_url : "";
+        ahl_info("events to%s%.*s%s%s", ev_opts.webhook_url ? " " : "", (int)strcspn(hook, "?#"),
+                 hook, ev_opts.file_path ? (ev_opts.webhook_url ? " and " : " ") : "",
                  ev_opts.file_path ? ev_opts.file_path : "");
     }
 

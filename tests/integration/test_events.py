@@ -270,6 +270,7 @@ class Events(unittest.TestCase):
 
     def test_webhook_down_then_back(self):
         rx = Receiver()
+        rx.url += '?key=do-not-log-me'
         ev_file = os.path.join(self.tmp, 'down.ndjson')
         srv = events_server(rx, self.root, ev_file)
         try:
@@ -296,6 +297,8 @@ class Events(unittest.TestCase):
                              ['Image Set Updating', 'Image Set Updated'] * 20)
             ids = [e['id'] for e in evs]
             self.assertEqual(len(ids), len(set(ids)), 'a 503 is retried, a 200 is not')
+            self.assertIn('HTTP 503', srv.log_text())
+            self.assertNotIn('do-not-log-me', srv.log_text(), 'the query may hold a secret')
             self.assertEqual([e['id'] for e in in_file if e['detail'].get('imageSetId') == sid],
                              [e['id'] for e in evs if e['detail'].get('imageSetId') == sid])
         finally:
