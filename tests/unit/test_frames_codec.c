@@ -386,9 +386,8 @@ static void test_j2k_round_trips(void **state)
  * zero and the last block of each subband row is narrow: the case in which OpenJPH 0.9.0's SIMD
  * row kernels read unwritten line padding (see htj2k_encode.cc). Without glibc (or under ASan,
  * whose allocator ignores mallopt) the encodes still must agree, the test then just proves less. */
-static void test_htj2k_deterministic(void **state)
+static void deterministic(enum ahl_lossless_format fmt)
 {
-    (void)state;
     static const struct {
         uint32_t w, h;
         uint16_t spp, alloc;
@@ -421,11 +420,13 @@ static void test_htj2k_deterministic(void **state)
 #ifdef M_PERTURB
         mallopt(M_PERTURB, 0xFF);
 #endif
-        int rc1 = ahl_htj2k_encode(&f, &first, &first_len, &err);
+        int rc1 = fmt == AHL_LOSSLESS_J2K ? ahl_j2k_encode(&f, &first, &first_len, &err)
+                                          : ahl_htj2k_encode(&f, &first, &first_len, &err);
 #ifdef M_PERTURB
         mallopt(M_PERTURB, 0x5A);
 #endif
-        int rc2 = ahl_htj2k_encode(&f, &again, &again_len, &err);
+        int rc2 = fmt == AHL_LOSSLESS_J2K ? ahl_j2k_encode(&f, &again, &again_len, &err)
+                                          : ahl_htj2k_encode(&f, &again, &again_len, &err);
 #ifdef M_PERTURB
         mallopt(M_PERTURB, 0);
 #endif
@@ -437,7 +438,7 @@ static void test_htj2k_deterministic(void **state)
         /* And the codestream still decodes to exactly the source. */
         struct ahl_pixel_desc d =
             ahl_pixel_desc_make(f.height, f.width, f.components, cases[k].alloc, cases[k].alloc, 0,
-                                f.photometric, AHL_TS_HTJ2K_RPCL);
+                                f.photometric, ahl_lossless_format_syntax(fmt));
         struct ahl_raw_frame back;
         assert_int_equal(ahl_decode_j2k(&d, first, first_len, 0, &back, &err), 0);
         assert_int_equal(back.len, f.len);
@@ -447,6 +448,20 @@ static void test_htj2k_deterministic(void **state)
         free(again);
         ahl_raw_frame_release(&f);
     }
+}
+
+static void test_htj2k_deterministic(void **state)
+{
+    (void)state;
+    deterministic(AHL_LOSSLESS_HTJ2K);
+}
+
+/* The same for OpenJPEG's JPEG 2000 lossless encoder: frame IDs of JPEG_2000_LOSSLESS data stores
+ * are content addresses too. */
+static void test_j2k_deterministic(void **state)
+{
+    (void)state;
+    deterministic(AHL_LOSSLESS_J2K);
 }
 
 /* The level checksums import computes from the verification decode (level_checksums.c) must be the
@@ -910,6 +925,7 @@ int main(void)
         cmocka_unit_test(test_j2k_levels_match_reduced_decodes),
         cmocka_unit_test(test_j2k_wrong_encode_refused),
         cmocka_unit_test(test_j2k_cost),
+        cmocka_unit_test(test_j2k_deterministic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
