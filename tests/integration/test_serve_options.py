@@ -23,7 +23,9 @@ class ServeOptions(unittest.TestCase):
                  ('--metadata-cache', '2000000'), ('--commit-delay-us', '1000001'),
                  ('--commit-delay-us', '-5'), ('--job-lease-ms', '99'),
                  ('--job-renew-ms', '5'), ('--job-poll-ms', 'often'),
-                 ('--job-max-attempts', '0')]
+                 ('--job-max-attempts', '0'), ('--access-flush-s', '0'),
+                 ('--access-flush-s', '86401'), ('--archive-days', '0'),
+                 ('--archive-days', 'month')]
         for name, value in cases:
             p = subprocess.run([ahltest.server_binary(), 'serve', name, value],
                                capture_output=True, text=True, timeout=30)
