@@ -274,6 +274,34 @@ static void test_flusher_and_close(void **state)
     fx_free(f);
 }
 
+/* Two nodes (two engines on one store, as two servers on one database) record reads of one set;
+ * the later read is written first: the earlier one, written after, leaves it. */
+static void test_two_nodes(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(NULL);
+    struct ahl_meta *other = NULL;
+    char id[AHL_ID_LEN + 1];
+    struct ahl_err err;
+    int64_t old = ahl_now_ms() - 40 * DAY;
+    assert_int_equal(ahl_meta_open(f->store, NULL, &other), 0);
+    create_set(f, 30, id);
+    age_set(f, id, old);
+    ahl_meta_touch(f->m, id, old);
+    int64_t first = ahl_meta_last_access(f->m, id, old);
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    ahl_meta_touch(other, id, old);
+    int64_t second = ahl_meta_last_access(other, id, old);
+    assert_true(second > first);
+    assert_int_equal(ahl_meta_access_flush(other, &err), 0);
+    assert_int_equal(ahl_meta_access_flush(f->m, &err), 0);
+    assert_int_equal(stored_set(f, id).last_accessed_at_ms, second);
+    assert_int_equal(stored_search_access(f, id), second);
+    ahl_meta_close(other);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_only_forward),
         cmocka_unit_test(test_full_table),
         cmocka_unit_test(test_flusher_and_close),
+        cmocka_unit_test(test_two_nodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
