@@ -407,8 +407,19 @@ static int put(struct ahl_framestore *fs, const char *id, const void *data, size
         else
             rc = AHL_ECORRUPT;
         close(fd);
-        if (rc == 0)
-            return 0;
+        /* Present already: its time is made now, so that the collector, which removes only
+         * unlisted frames older than its grace, leaves it to the version about to list it. By
+         * path, after the check: a collector that moved it aside meanwhile makes this ENOENT,
+         * and the frame is written again below (docs/decisions.md#gc-grace). */
+        if (rc == 0) {
+            char path[sizeof fs->root + 64];
+            frame_path(fs, id, path, sizeof path);
+            if (utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW) == 0)
+                return 0;
+            if (errno != ENOENT)
+                return io_fail(err, "cannot touch", path);
+            rc = AHL_ENOTFOUND;
+        }
     }
     if (rc != AHL_ENOTFOUND && rc != AHL_ECORRUPT)
         return rc;

@@ -203,6 +203,31 @@ int ahl_framestore_exists(struct ahl_framestore *fs, const char *id);
 /* Removes a frame (and fsyncs its directory). Deleting an absent frame is AHL_ENOTFOUND. */
 int ahl_framestore_delete(struct ahl_framestore *fs, const char *id, struct ahl_err *err);
 
+/* ---- collecting frames no version lists (framestore_gc.c) ----
+ *
+ * The collector (src/meta/gc.c, docs/decisions.md#gc-grace) removes the frames that no live
+ * version lists and that were last written more than a grace period ago, since a frame is
+ * written before the version that lists it commits. A put of a frame already present makes its
+ * time now (utimensat by path: a collector that moved the file aside meanwhile turns that into
+ * a fresh write). A removal moves the file aside to "gc.<id>" in its directory first, looks at
+ * its time again and moves it back when it was written meanwhile, so that no put that returned
+ * is undone; a "gc.<id>" left by a crash is moved back by the next listing. Only files under the
+ * store's root: AHL_EUNSUPPORTED on S3. */
+struct ahl_framestore_entry {
+    char id[33];
+    uint64_t size;
+    int64_t mtime_ms; /* last written (the wall clock, not AHILITE_CLOCK_OFFSET's) */
+};
+typedef int (*ahl_framestore_list_cb)(void *ctx, const struct ahl_framestore_entry *e);
+/* Every frame file (bulk data objects too: they are stored as frames), in no order. cb's
+ * non-zero result stops the listing and is returned. AHL_EIO. */
+int ahl_framestore_list(struct ahl_framestore *fs, ahl_framestore_list_cb cb, void *ctx,
+                        struct ahl_err *err);
+/* Removes frame id when it was last written before before_ms: 1 removed (*freed its size), 0
+ * left (younger, or absent), or AHL_EINVAL, AHL_EIO. */
+int ahl_framestore_reclaim(struct ahl_framestore *fs, const char *id, int64_t before_ms,
+                           uint64_t *freed, struct ahl_err *err);
+
 /* ---- writing frames durable in groups ----
  *
  * ahl_framestore_put makes each frame durable on its own, with two fsyncs (the file, then its

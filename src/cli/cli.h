@@ -4,7 +4,9 @@
 #ifndef AHL_CLI_CLI_H
 #define AHL_CLI_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct ahl_cli_command {
     const char *name;
@@ -24,5 +26,43 @@ int ahl_cmd_import(int argc, char **argv);
 int ahl_cmd_inspect(int argc, char **argv);
 int ahl_cmd_migrate(int argc, char **argv);
 int ahl_cmd_serve(int argc, char **argv);
+int ahl_cmd_gc(int argc, char **argv);
+
+/* ---- one collection (gc_pass.c), shared by `ahilite gc` and serve's background pass ---- */
+
+struct ahl_meta;
+struct ahl_store;
+struct ahl_framestore;
+struct ahl_err;
+
+/* The default grace (docs/decisions.md#gc-grace): an unlisted frame younger than this may
+ * belong to an import or STOW-RS whose version has not committed yet, and is kept. */
+#define AHL_GC_GRACE_S (24 * 3600)
+
+struct ahl_gc_opts {
+    bool dry_run;      /* count, change nothing */
+    int64_t grace_ms;  /* frames written less than this ago are kept */
+    unsigned batch;    /* deletions per write transaction; 0: 512 */
+    unsigned pause_ms; /* sleep between transactions (the background pass) */
+    bool vacuum;       /* SQLite: VACUUM (converts an old database); PostgreSQL: VACUUM FULL */
+    /* polled between transactions: true stops the pass early (serve stopping); may be NULL */
+    bool (*stop)(void *ctx);
+    void *stop_ctx;
+};
+
+struct ahl_gc_report {
+    uint64_t dead_sets, dead_versions, chunks, chunk_bytes;
+    uint64_t frames, frame_bytes;   /* unlisted frames older than the grace */
+    uint64_t young_frames;          /* unlisted frames within the grace: kept */
+    bool frames_skipped;            /* frames on S3: not collected */
+    uint64_t versions_swept, chunks_swept, chunk_bytes_swept, frames_swept, frame_bytes_swept;
+    uint64_t rescued;               /* candidates a concurrent writer made reachable again */
+};
+
+/* Marks, then (unless dry_run) sweeps versions and chunks, then frames, then gives the space back
+ * (ahl_store_compact). 0, or a negative AHL_E* with err saying why (AHL_ECORRUPT: a live version
+ * needs a missing chunk, nothing collected). */
+int ahl_gc_pass(struct ahl_meta *m, struct ahl_store *s, struct ahl_framestore *fs,
+                const struct ahl_gc_opts *o, struct ahl_gc_report *r, struct ahl_err *err);
 
 #endif /* AHL_CLI_CLI_H */

@@ -44,6 +44,7 @@ const struct ahl_cli_command ahl_cli_commands[] = {
     {"serve", "run the HealthImaging API server (AWS CLI and SDKs work against it)", ahl_cmd_serve},
     {"export", "write the instances of an image set as DICOM Part-10 files", ahl_cmd_export},
     {"check", "verify every stored chunk and every version of every image set", ahl_cmd_check},
+    {"gc", "remove the versions, chunks and frames of deleted image sets", ahl_cmd_gc},
     {"migrate", "copy a data directory onto another store (PostgreSQL + S3) and verify it",
      ahl_cmd_migrate},
     {"bench", "run the benchmarks (ahilite-bench, built beside ahilite)", cmd_bench},

@@ -27,61 +27,6 @@
 #include "dicom/p10.h"
 #include "base/banned.h"
 
-/* An open-addressing set of SHA-256 hashes. */
-struct hset {
-    uint8_t (*v)[AHL_SHA256_LEN];
-    size_t cap, n;
-};
-
-static size_t hslot(const uint8_t *h, size_t cap)
-{
-    uint64_t x;
-    memcpy(&x, h, sizeof x);
-    return (size_t)(x & (cap - 1));
-}
-
-static bool hset_has(const struct hset *s, const uint8_t *h)
-{
-    if (!s->cap)
-        return false;
-    for (size_t i = hslot(h, s->cap);; i = (i + 1) & (s->cap - 1)) {
-        if (ahl__hash_is_zero(s->v[i]))
-            return false;
-        if (!memcmp(s->v[i], h, AHL_SHA256_LEN))
-            return true;
-    }
-}
-
-static int hset_add(struct hset *s, const uint8_t *h)
-{
-    if (ahl__hash_is_zero(h) || hset_has(s, h))
-        return 0;
-    if ((s->n + 1) * 2 > s->cap) {
-        struct hset g = {NULL, s->cap ? s->cap * 2 : 1024, 0};
-        if (!(g.v = calloc(g.cap, AHL_SHA256_LEN)))
-            return AHL_ENOMEM;
-        for (size_t i = 0; i < s->cap; i++)
-            if (!ahl__hash_is_zero(s->v[i]))
-                hset_add(&g, s->v[i]);
-        free(s->v);
-        *s = g;
-    }
-    size_t i = hslot(h, s->cap);
-    while (!ahl__hash_is_zero(s->v[i]))
-        i = (i + 1) & (s->cap - 1);
-    memcpy(s->v[i], h, AHL_SHA256_LEN);
-    s->n++;
-    return 0;
-}
-
-/* Forgets every member, keeping the table for the next image set. */
-static void hset_clear(struct hset *s)
-{
-    if (s->cap)
-        memset(s->v, 0, s->cap * AHL_SHA256_LEN);
-    s->n = 0;
-}
-
 struct check {
     struct ahl_meta *m;
     struct ahl_store_tx *tx;
@@ -89,12 +34,12 @@ struct check {
     void *ctx;
     struct ahl_meta_check_opts opts;
     struct ahl_meta_check_stats st;
-    struct hset present, bad;
-    struct hset frames_ok; /* frames (SHA-256 of the id) whose bytes the verifier found sound */
+    struct ahl__hset present, bad;
+    struct ahl__hset frames_ok; /* frames (SHA-256 of the id) whose bytes the verifier found sound */
     /* the image set being walked: its subtrees found sound, its frames already reported, and
      * whether GetImageFrame may serve it (not DELETED), so that its frame-index rows must exist */
     char set_id[AHL_ID_LEN + 1];
-    struct hset set_good, set_reported;
+    struct ahl__hset set_good, set_reported;
     bool set_live;
     struct ahl_buf text;
     /* the version being walked */
@@ -126,7 +71,7 @@ static int scan_chunk(void *vctx, const struct ahl_chunk *ch)
     int rc;
     c->st.chunks++;
     ahl_hex_encode(ch->hash, AHL_SHA256_LEN, hex);
-    if ((rc = hset_add(&c->present, ch->hash)) < 0)
+    if ((rc = ahl__hset_add(&c->present, ch->hash)) < 0)
         return rc;
     const char *problem = NULL;
     if (ch->kind == AHL_CHUNK_JSON) {
@@ -149,11 +94,11 @@ static int scan_chunk(void *vctx, const struct ahl_chunk *ch)
                : ch->kind == AHL_CHUNK_MAP ? "map"
                                            : "root",
                got);
-        return hset_add(&c->bad, ch->hash);
+        return ahl__hset_add(&c->bad, ch->hash);
     }
     if (problem) {
         report(c, "chunk %s: %s", hex, problem);
-        return hset_add(&c->bad, ch->hash);
+        return ahl__hset_add(&c->bad, ch->hash);
     }
     return 0;
 }
@@ -162,12 +107,12 @@ static int scan_chunk(void *vctx, const struct ahl_chunk *ch)
 static bool need(struct check *c, const uint8_t *h, const char *what)
 {
     char hex[AHL_SHA256_HEX_LEN + 1];
-    if (hset_has(&c->present, h) && !hset_has(&c->bad, h))
+    if (ahl__hset_has(&c->present, h) && !ahl__hset_has(&c->bad, h))
         return true;
     ahl_hex_encode(h, AHL_SHA256_LEN, hex);
     report(c, "image set %s version %llu: %s needs chunk %s, which is %s", c->ver->imageset_id,
            (unsigned long long)c->ver->version, what, hex,
-           hset_has(&c->present, h) ? "damaged" : "missing");
+           ahl__hset_has(&c->present, h) ? "damaged" : "missing");
     return false;
 }
 
@@ -208,7 +153,7 @@ static int check_object(struct check *c, const char *where, const char *id, cons
     if (!indexable_id(id))
         return 0; /* not a frame GetImageFrame can be asked for (ahilite dump output, tests) */
     ahl_sha256(id, AHL_ID_LEN, key);
-    if (hset_has(&c->set_reported, key))
+    if (ahl__hset_has(&c->set_reported, key))
         return 0;
     c->st.frame_refs++;
     uint64_t before = c->st.problems;
@@ -228,9 +173,9 @@ static int check_object(struct check *c, const char *where, const char *id, cons
                    c->ver->imageset_id, (unsigned long long)c->ver->version, where, id,
                    row.transfer_syntax, ts);
     }
-    if (c->st.problems != before && (rc = hset_add(&c->set_reported, key)) < 0)
+    if (c->st.problems != before && (rc = ahl__hset_add(&c->set_reported, key)) < 0)
         return rc;
-    if (!c->opts.verify_frame || hset_has(&c->frames_ok, key))
+    if (!c->opts.verify_frame || ahl__hset_has(&c->frames_ok, key))
         return 0;
     struct ahl_meta_frame_ref ref = {
         .imageset_id = c->ver->imageset_id,
@@ -246,13 +191,13 @@ static int check_object(struct check *c, const char *where, const char *id, cons
     rc = c->opts.verify_frame(c->opts.verify_ctx, &ref, problem, sizeof problem);
     if (rc == 0) {
         c->st.frames++;
-        return hset_add(&c->frames_ok, key);
+        return ahl__hset_add(&c->frames_ok, key);
     }
     if (rc != AHL_ENOTFOUND && rc != AHL_ECORRUPT)
         return rc;
     report(c, "image set %s version %llu: %s frame %s: %s", c->ver->imageset_id,
            (unsigned long long)c->ver->version, where, id, problem);
-    return hset_add(&c->set_reported, key);
+    return ahl__hset_add(&c->set_reported, key);
 }
 
 static int inst_entry(void *vctx, const char *key, size_t keylen, const uint8_t *value)
@@ -262,7 +207,7 @@ static int inst_entry(void *vctx, const char *key, size_t keylen, const uint8_t 
     json_t *inst = NULL;
     snprintf(what, sizeof what, "Study.Series['%s'].Instances['%.*s']", c->series_key,
              (int)(keylen < 256 ? keylen : 256), key);
-    if (!need(c, value, what) || hset_has(&c->set_good, value))
+    if (!need(c, value, what) || ahl__hset_has(&c->set_good, value))
         return 0;
     uint64_t before = c->st.problems;
     int rc = ahl__json_load(c->m, c->tx, NULL, value, &inst);
@@ -294,7 +239,7 @@ static int inst_entry(void *vctx, const char *key, size_t keylen, const uint8_t 
     }
     json_decref(inst);
     if (rc == 0 && c->st.problems == before)
-        rc = hset_add(&c->set_good, value);
+        rc = ahl__hset_add(&c->set_good, value);
     return rc;
 }
 
@@ -310,7 +255,7 @@ static int series_entry(void *vctx, const char *key, size_t keylen, const uint8_
     snprintf(what, sizeof what, "Study.Series['%s']", skey);
     need(c, value, what);
     const uint8_t *iroot = value + AHL_SHA256_LEN;
-    if (ahl__hash_is_zero(iroot) || hset_has(&c->set_good, iroot))
+    if (ahl__hash_is_zero(iroot) || ahl__hset_has(&c->set_good, iroot))
         return 0;
     uint64_t before = c->st.problems;
     c->series_key = skey;
@@ -325,7 +270,7 @@ static int series_entry(void *vctx, const char *key, size_t keylen, const uint8_
     if (rc < 0)
         return rc;
     if (c->st.problems == before)
-        return hset_add(&c->set_good, iroot);
+        return ahl__hset_add(&c->set_good, iroot);
     return 0;
 }
 
@@ -345,8 +290,8 @@ static int enter_set(struct check *c, const char *imageset_id)
     if (!strcmp(c->set_id, imageset_id))
         return 0;
     memcpy(c->set_id, imageset_id, sizeof c->set_id);
-    hset_clear(&c->set_good);
-    hset_clear(&c->set_reported);
+    ahl__hset_clear(&c->set_good);
+    ahl__hset_clear(&c->set_reported);
     int rc = ahl_store_imageset_get(c->tx, NULL, imageset_id, &set);
     if (rc < 0 && rc != AHL_ENOTFOUND)
         return rc;
@@ -374,7 +319,7 @@ static int check_version(void *vctx, const struct ahl_version_rec *ver)
     }
     need(c, r.patient, "Patient");
     need(c, r.study, "Study");
-    if (ahl__hash_is_zero(r.series) || hset_has(&c->set_good, r.series))
+    if (ahl__hash_is_zero(r.series) || ahl__hset_has(&c->set_good, r.series))
         return 0;
     uint64_t before = c->st.problems;
     rc = ahl__map_walk_nodes(c->m, c->tx, r.series, series_node, c);
@@ -388,7 +333,7 @@ static int check_version(void *vctx, const struct ahl_version_rec *ver)
     if (rc < 0)
         return rc;
     if (c->st.problems == before)
-        return hset_add(&c->set_good, r.series);
+        return ahl__hset_add(&c->set_good, r.series);
     return 0;
 }
 

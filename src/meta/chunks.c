@@ -215,6 +215,15 @@ static void cache_remove(struct ahl__cache *c, struct ahl__cache_entry *e)
     entry_unref(e);
 }
 
+void ahl__chunk_forget(struct ahl_meta *m, const uint8_t *hash)
+{
+    pthread_mutex_lock(&m->chunks.lock);
+    struct ahl__cache_entry *e = cache_find(&m->chunks, hash);
+    if (e)
+        cache_remove(&m->chunks, e);
+    pthread_mutex_unlock(&m->chunks.lock);
+}
+
 static void cache_grow(struct ahl__cache *c)
 {
     size_t nb = c->nbuckets * 2;

@@ -152,6 +152,21 @@ int ahl__batch_add_raw(struct ahl__batch *b, int kind, const void *p, size_t n,
 int ahl__chunk_load(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
                     const uint8_t *hash, struct ahl__chunk_ref *out);
 void ahl__chunk_release(struct ahl_meta *m, struct ahl__chunk_ref *r);
+/* Drops a chunk from the cache (the collector deleted it); held references stay valid. */
+void ahl__chunk_forget(struct ahl_meta *m, const uint8_t *hash);
+
+/* An open-addressing set of SHA-256 hashes (hset.c); the zero hash is never a member. Zeroed is
+ * empty. */
+struct ahl__hset {
+    uint8_t (*v)[AHL_SHA256_LEN];
+    size_t cap, n;
+};
+bool ahl__hset_has(const struct ahl__hset *s, const uint8_t *h);
+/* 0, or AHL_ENOMEM (the set unchanged). */
+int ahl__hset_add(struct ahl__hset *s, const uint8_t *h);
+/* Forgets every member, keeping the table. */
+void ahl__hset_clear(struct ahl__hset *s);
+void ahl__hset_release(struct ahl__hset *s);
 /* Loads a JSON chunk and parses it (new reference in *out). */
 int ahl__json_load(struct ahl_meta *m, struct ahl_store_tx *tx, const struct ahl__batch *b,
                    const uint8_t *hash, json_t **out);

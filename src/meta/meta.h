@@ -235,8 +235,10 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
                   const struct ahl_meta_copy *c, struct ahl_meta_copy_result *res,
                   struct ahl_err *err);
 
-/* DeleteImageSet: marks the set DELETED (it disappears from lists and reads; chunks stay, shared
- * with other sets). out (may be NULL) receives the set's row as written: DELETED / DELETED. */
+/* DeleteImageSet: marks the set DELETED (it disappears from lists and reads) and removes its
+ * search, frame-index and QIDO-RS rows. Its versions, and the chunks and frames no other set
+ * holds, are garbage from then on: the collector (ahl_meta_gc_*) removes them. out (may be
+ * NULL) receives the set's row as written: DELETED / DELETED. */
 int ahl_meta_imageset_delete(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
                              struct ahl_imageset_rec *out, struct ahl_err *err);
 
@@ -250,6 +252,67 @@ int ahl_meta_imageset_delete(struct ahl_meta *m, const char *datastore_id, const
  * the store offers no way to list a set's QIDO rows. 0 or the store's error. */
 int ahl_meta_qido_index(struct ahl_meta *m, struct ahl_store_tx *tx,
                         const struct ahl_imageset_rec *set);
+
+/* ---- garbage collection (gc.c, docs/architecture.md#garbage-collection) ----------------------
+ *
+ * Removes the versions of DELETED image sets and every chunk that no version of a live set
+ * reaches, and tells the caller which frames (and bulk data objects) live versions list, so that
+ * it can remove the others from the frame store. Safe while any number of writers (imports,
+ * copies, updates, STOW-RS) run, in this process or others sharing the store:
+ *
+ *   mark    one read transaction (a snapshot S): the roots of every version of every live set
+ *           are walked, each chunk once; the chunks reached are marked, the frame ids their
+ *           instances list are recorded; every stored chunk not marked is a candidate.
+ *   sweep   bounded write transactions. Each first walks the roots of the live versions not yet
+ *           walked (committed after S, or in an earlier sweep), descending only into chunks not
+ *           yet marked (a marked chunk's subtree is marked whole): a candidate they reach is
+ *           rescued. Then it deletes versions of DELETED sets, or up to `batch` candidates not
+ *           rescued. Write transactions are exclusive on every backend, so nothing commits
+ *           between the walk and the deletes.
+ * A chunk deleted is thus reachable from no live version at its deletion; a writer that commits
+ * afterwards and names it either wrote it in its own transaction (every chunk a batch builds is
+ * written, INSERT OR IGNORE: ahl__batch_write_reachable), or took it from a version of a set it
+ * found live inside its write transaction (updates, reverts, imports into a set, copies all
+ * re-read the set there, ahl__set_find), whose chunks are never candidates. Collectors running
+ * at once (several nodes) are as safe as one; they only repeat work.
+ *
+ *     struct ahl_meta_gc *g;
+ *     ahl_meta_gc_mark(m, &g, err);
+ *     while ((rc = ahl_meta_gc_sweep(g, 512, err)) == 1) ;   // 0 when done
+ *     ahl_meta_gc_locked(g, sweep_frames, ctx, err);            // frames, see below
+ *     ahl_meta_gc_free(g);
+ */
+struct ahl_meta_gc;
+
+struct ahl_meta_gc_stats {
+    uint64_t live_versions; /* versions of live sets walked */
+    uint64_t live_chunks;   /* chunks they reach */
+    uint64_t live_frames;   /* distinct frame and bulk data ids they list */
+    uint64_t dead_sets;     /* DELETED sets that still had versions at the mark */
+    uint64_t dead_versions; /* their versions */
+    uint64_t chunks;        /* chunks no live version reached at the mark (candidates) */
+    uint64_t chunk_bytes;   /* their stored bytes */
+    uint64_t rescued;       /* candidates a version committed since the mark reached */
+    uint64_t versions_swept, chunks_swept, chunk_bytes_swept;
+};
+
+/* The mark. *out is freed with ahl_meta_gc_free. AHL_ECORRUPT when a live version needs a chunk
+ * that is missing or does not parse (`ahilite check` says which): nothing is collected then. */
+int ahl_meta_gc_mark(struct ahl_meta *m, struct ahl_meta_gc **out, struct ahl_err *err);
+/* One sweep transaction of at most batch deletions (versions of deleted sets first, then
+ * chunks). 1 when there is more to sweep, 0 when done, or a negative AHL_E*. */
+int ahl_meta_gc_sweep(struct ahl_meta_gc *g, unsigned batch, struct ahl_err *err);
+/* Runs fn inside a write transaction (nothing commits meanwhile), after walking the live
+ * versions committed since the mark: what ahl_meta_gc_frame_live says inside fn holds until the
+ * transaction ends. The frame sweep removes unlisted frames so (docs/decisions.md#gc-grace).
+ * Writes nothing; fn's result is returned. */
+typedef int (*ahl_meta_gc_fn)(void *ctx, struct ahl_meta_gc *g);
+int ahl_meta_gc_locked(struct ahl_meta_gc *g, ahl_meta_gc_fn fn, void *ctx, struct ahl_err *err);
+/* Whether a live version walked so far lists frame (or bulk data object) id. */
+bool ahl_meta_gc_frame_live(const struct ahl_meta_gc *g, const char *id);
+void ahl_meta_gc_stats(const struct ahl_meta_gc *g, struct ahl_meta_gc_stats *out);
+/* NULL is accepted. */
+void ahl_meta_gc_free(struct ahl_meta_gc *g);
 
 /* ---- integrity ---------------------------------------------------------------------------- */
 

@@ -848,6 +848,21 @@ static void pg_close(struct ahl_store *s)
 
 /* ---- the ops table and opening ------------------------------------------------------------- */
 
+/* ahl_store_compact: VACUUM runs outside any transaction, so on a connection of its own rather
+ * than one of the pool's (which are in pipeline mode). */
+static int pg_compact(struct ahl_store *s, bool full)
+{
+    struct pg_store *p = (struct pg_store *)s;
+    struct pg_conn *pc = NULL;
+    int rc = conn_open(p, &pc);
+    if (rc < 0)
+        return rc;
+    rc = exec(pc->c, full ? "VACUUM FULL chunk, version, imageset, frame, search"
+                          : "VACUUM chunk, version, imageset, frame, search");
+    conn_close(pc);
+    return rc;
+}
+
 static struct ahl_store_ops pg_ops;
 static pthread_once_t pg_ops_once = PTHREAD_ONCE_INIT;
 
@@ -859,6 +874,7 @@ static void pg_ops_fill(void)
     pg_ops.commit = pg_commit;
     pg_ops.rollback = pg_rollback;
     pg_ops.write_intent = pg_write_intent;
+    pg_ops.compact = pg_compact;
     ahl__pg_rows_ops(&pg_ops);
     ahl__pg_search_ops(&pg_ops);
     ahl__pg_qido_ops(&pg_ops);
@@ -874,6 +890,7 @@ static void pg_ops_fill(void)
     X(imageset_touch)                                                                             \
     X(version_put) X(version_update) X(version_get) X(version_list) X(version_scan)               \
     X(chunk_put) X(chunk_get) X(chunk_scan) X(chunk_stats) X(search_put) X(search_get)            \
+    X(chunk_list) X(chunk_delete) X(gc_roots) X(gc_versions) X(compact)                           \
     X(search_delete) X(search_query) X(search_plan) X(frame_put) X(frame_get) X(frame_copy)       \
     X(frame_delete_set) X(frame_list) X(frame_backfill_next) X(frame_backfill_done) X(job_put)   \
     X(job_get) X(job_list) X(job_claim) X(job_renew) X(job_release) X(qido_set_get)              \

@@ -143,6 +143,21 @@ static const struct ahl__pg_stmt c_scan = {
                 " LIMIT 256"};
 static const struct ahl__pg_stmt c_stats = {
     "r_c_stats", "SELECT count(*), coalesce(sum(length(data)) + 32 * count(*), 0) FROM chunk"};
+static const struct ahl__pg_stmt c_list = {
+    "r_c_list", "SELECT hash, kind, octet_length(data)::bigint FROM chunk WHERE hash > $1"
+                " ORDER BY hash LIMIT 256"};
+static const struct ahl__pg_stmt c_delete = {"r_c_delete", "DELETE FROM chunk WHERE hash=$1"};
+static const struct ahl__pg_stmt gc_roots_page = {
+    "r_gc_roots", "SELECT " V_COLS " FROM version WHERE (imageset_id, version) > ($1, $2)"
+                  " AND imageset_id IN (SELECT id FROM imageset WHERE state<>'DELETED')"
+                  " ORDER BY imageset_id, version LIMIT 256"};
+static const struct ahl__pg_stmt gc_v_count = {
+    "r_gc_v_count", "SELECT count(*), count(DISTINCT imageset_id) FROM version"
+                    " WHERE imageset_id NOT IN (SELECT id FROM imageset WHERE state<>'DELETED')"};
+static const struct ahl__pg_stmt gc_v_delete = {
+    "r_gc_v_delete", "DELETE FROM version WHERE (imageset_id, version) IN"
+                     " (SELECT imageset_id, version FROM version WHERE imageset_id NOT IN"
+                     " (SELECT id FROM imageset WHERE state<>'DELETED') LIMIT $1)"};
 static const struct ahl__pg_stmt f_put = {
     "r_f_put", "INSERT INTO frame(imageset_id, frame_id, transfer_syntax) VALUES($1,$2,$3)"
                " ON CONFLICT (imageset_id, frame_id)"
@@ -687,6 +702,98 @@ static int chunk_stats(struct ahl_store_tx *t, uint64_t *count, uint64_t *bytes)
     return 0;
 }
 
+/* ---- garbage collection -------------------------------------------------------------------- */
+
+/* Every chunk's hash, kind and length in hash order, a page at a time (one snapshot: the read
+ * transaction is REPEATABLE READ). */
+static int chunk_list(struct ahl_store_tx *t, ahl_store_chunk_cb cb, void *ctx)
+{
+    uint8_t last[AHL_SHA256_LEN];
+    int last_len = 0;
+    for (;;) {
+        PGresult *r = NULL;
+        const char *v[] = {(const char *)last};
+        int len[] = {last_len};
+        int fmt[] = {1};
+        int rc = ahl__pg_run(t, &c_list, 1, v, len, fmt, true, &r);
+        if (rc < 0)
+            return rc;
+        int rows = PQntuples(r);
+        for (int i = 0; i < rows && rc == 0; i++) {
+            struct ahl_chunk c;
+            memset(&c, 0, sizeof c);
+            if (PQgetlength(r, i, 0) == AHL_SHA256_LEN)
+                memcpy(c.hash, PQgetvalue(r, i, 0), AHL_SHA256_LEN);
+            c.kind = (int)bin_int(r, i, 1);
+            c.len = (size_t)bin_int(r, i, 2);
+            memcpy(last, c.hash, AHL_SHA256_LEN);
+            last_len = AHL_SHA256_LEN;
+            rc = cb(ctx, &c);
+        }
+        PQclear(r);
+        if (rc || rows < SCAN_PAGE)
+            return rc;
+    }
+}
+
+static int chunk_delete(struct ahl_store_tx *t, const uint8_t hash[AHL_SHA256_LEN])
+{
+    const char *v[] = {(const char *)hash};
+    int len[] = {AHL_SHA256_LEN};
+    int fmt[] = {1};
+    return ahl__pg_send(t, &c_delete, 1, v, len, fmt);
+}
+
+static int gc_roots(struct ahl_store_tx *t, ahl_store_version_cb cb, void *ctx)
+{
+    struct ahl_version_rec rec;
+    char last_id[AHL_ID_LEN + 1] = "";
+    int64_t last_version = -1;
+    for (;;) {
+        struct ahl__pg_num n;
+        PGresult *r = NULL;
+        const char *v[] = {last_id, ahl__pg_i64(&n, last_version)};
+        int rc = query(t, &gc_roots_page, NPARAMS(v), v, &r);
+        if (rc < 0)
+            return rc;
+        int rows = PQntuples(r);
+        for (int i = 0; i < rows && rc == 0; i++) {
+            v_row(r, i, &rec);
+            memcpy(last_id, rec.imageset_id, sizeof last_id);
+            last_version = (int64_t)rec.version;
+            rc = cb(ctx, &rec);
+        }
+        PQclear(r);
+        if (rc || rows < SCAN_PAGE)
+            return rc;
+    }
+}
+
+static int gc_versions(struct ahl_store_tx *t, unsigned limit, uint64_t *versions,
+                       uint64_t *sets)
+{
+    PGresult *r = NULL;
+    int rc;
+    *versions = *sets = 0;
+    if (!limit) {
+        if ((rc = query(t, &gc_v_count, 0, NULL, &r)) < 0)
+            return rc;
+        if (PQntuples(r) == 1) {
+            *versions = (uint64_t)ahl__pg_int(r, 0, 0);
+            *sets = (uint64_t)ahl__pg_int(r, 0, 1);
+        }
+        PQclear(r);
+        return 0;
+    }
+    struct ahl__pg_num n;
+    const char *v[] = {ahl__pg_i64(&n, limit)};
+    if ((rc = query(t, &gc_v_delete, 1, v, &r)) < 0)
+        return rc;
+    *versions = strtoull(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
 /* ---- frame index --------------------------------------------------------------------------- */
 
 static void f_row(const PGresult *r, int i, struct ahl_frame_rec *f)
@@ -775,6 +882,10 @@ void ahl__pg_rows_ops(struct ahl_store_ops *ops)
     ops->chunk_get = chunk_get;
     ops->chunk_scan = chunk_scan;
     ops->chunk_stats = chunk_stats;
+    ops->chunk_list = chunk_list;
+    ops->chunk_delete = chunk_delete;
+    ops->gc_roots = gc_roots;
+    ops->gc_versions = gc_versions;
     ops->frame_put = frame_put;
     ops->frame_get = frame_get;
     ops->frame_copy = frame_copy;

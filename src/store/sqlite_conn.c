@@ -246,7 +246,7 @@ static int conn_open(const struct ahl__sq_store *q, struct ahl__sq_conn **out)
     }
     sqlite3_busy_timeout(c->db, 10000);
     rc = ahl__sq_exec(c->db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
-                             " PRAGMA secure_delete=OFF; PRAGMA journal_size_limit=67108864;"
+                             " PRAGMA secure_delete=ON; PRAGMA journal_size_limit=67108864;"
                              " PRAGMA cache_size=-65536;");
     if (rc < 0) {
         conn_close(c);
@@ -289,7 +289,10 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
  * is open meanwhile and the checkpoint waits only for readers (the batch open when it asks is
  * committed, not handed on: see write_end). The checkpoint connection's busy timeout
  * (CKPT_WAIT_MS) bounds the wait. Returns SQLite's result; *nlog receives the WAL frames left. */
-static int ckpt_truncate(struct ahl__sq_store *q, int *nlog)
+/* Takes the write lock with no batch open, so that no write transaction of this process is open
+ * until writer_idle_unlock: a batch handed to a waiting writer is committed first (see
+ * write_end, which commits rather than hands on while ckpt_pending is set). */
+static void writer_idle_lock(struct ahl__sq_store *q)
 {
     pthread_mutex_lock(&q->write_lock);
     pthread_mutex_lock(&q->batch_lock);
@@ -304,6 +307,11 @@ static int ckpt_truncate(struct ahl__sq_store *q, int *nlog)
     }
     q->ckpt_pending = false;
     pthread_mutex_unlock(&q->batch_lock);
+}
+
+static int ckpt_truncate(struct ahl__sq_store *q, int *nlog)
+{
+    writer_idle_lock(q);
     int ckpt = 0;
     int rc =
         sqlite3_wal_checkpoint_v2(q->ckpt_conn->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, nlog, &ckpt);
@@ -312,6 +320,31 @@ static int ckpt_truncate(struct ahl__sq_store *q, int *nlog)
         ahl_warn("sqlite: the WAL holds %d frames and readers kept it from being truncated for "
                  "%d ms; retrying later",
                  *nlog, CKPT_WAIT_MS);
+    return rc;
+}
+
+/* ahl_store_compact: the free pages are cut off the end of the file (incremental_vacuum needs
+ * auto_vacuum=INCREMENTAL, which new databases have and VACUUM gives an old one), and the WAL,
+ * which still holds copies of the pages that were freed, is checkpointed and truncated. */
+static int sq_compact(struct ahl_store *s, bool full)
+{
+    struct ahl__sq_store *q = (struct ahl__sq_store *)s;
+    if (!q->writer || !q->ckpt_conn)
+        return AHL_ENOSPC;
+    writer_idle_lock(q);
+    int nlog = 0, ckpt = 0;
+    int rc = ahl__sq_exec(q->writer->db, full ? "PRAGMA auto_vacuum=INCREMENTAL; VACUUM"
+                                              : "PRAGMA incremental_vacuum");
+    if (rc == 0) {
+        int r = sqlite3_wal_checkpoint_v2(q->ckpt_conn->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+                                          &nlog, &ckpt);
+        if (r == SQLITE_BUSY)
+            ahl_warn("sqlite: readers kept the WAL from being truncated; it shrinks at the next "
+                     "checkpoint");
+        else if (r != SQLITE_OK)
+            rc = ahl__sq_err(q->ckpt_conn->db, r, "checkpoint");
+    }
+    pthread_mutex_unlock(&q->write_lock);
     return rc;
 }
 
@@ -633,6 +666,11 @@ static const struct ahl_store_ops sq_ops = {
     .chunk_get = ahl__sq_chunk_get,
     .chunk_scan = ahl__sq_chunk_scan,
     .chunk_stats = ahl__sq_chunk_stats,
+    .chunk_list = ahl__sq_chunk_list,
+    .chunk_delete = ahl__sq_chunk_delete,
+    .gc_roots = ahl__sq_gc_roots,
+    .gc_versions = ahl__sq_gc_versions,
+    .compact = sq_compact,
     .search_put = ahl__sq_search_put,
     .search_get = ahl__sq_search_get,
     .search_delete = ahl__sq_search_delete,

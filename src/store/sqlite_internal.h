@@ -63,6 +63,11 @@ enum ahl__sq_stmt {
     ST_C_GET,
     ST_C_SCAN,
     ST_C_STATS,
+    ST_C_LIST,
+    ST_C_DELETE,
+    ST_GC_ROOTS,
+    ST_GC_V_COUNT,
+    ST_GC_V_DELETE,
     ST_S_PUT,
     ST_S_GET,
     ST_S_DELETE,
@@ -263,6 +268,11 @@ int ahl__sq_chunk_get(struct ahl_store_tx *t, const uint8_t hash[AHL_SHA256_LEN]
                       struct ahl_chunk *meta, struct ahl_buf *data);
 int ahl__sq_chunk_scan(struct ahl_store_tx *t, ahl_store_chunk_cb cb, void *ctx);
 int ahl__sq_chunk_stats(struct ahl_store_tx *t, uint64_t *count, uint64_t *bytes);
+int ahl__sq_chunk_list(struct ahl_store_tx *t, ahl_store_chunk_cb cb, void *ctx);
+int ahl__sq_chunk_delete(struct ahl_store_tx *t, const uint8_t hash[AHL_SHA256_LEN]);
+int ahl__sq_gc_roots(struct ahl_store_tx *t, ahl_store_version_cb cb, void *ctx);
+int ahl__sq_gc_versions(struct ahl_store_tx *t, unsigned limit, uint64_t *versions,
+                        uint64_t *sets);
 int ahl__sq_frame_put(struct ahl_store_tx *t, const struct ahl_frame_rec *r);
 int ahl__sq_frame_get(struct ahl_store_tx *t, const char *set, const char *frame,
                       struct ahl_frame_rec *out);

@@ -59,6 +59,15 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_C_GET] = "SELECT kind, ulen, crc, data FROM chunk WHERE hash=?1",
     [ST_C_SCAN] = "SELECT hash, kind, ulen, crc, data FROM chunk ORDER BY hash",
     [ST_C_STATS] = "SELECT count(*), coalesce(sum(length(data)) + 32 * count(*), 0) FROM chunk",
+    [ST_C_LIST] = "SELECT hash, kind, length(data) FROM chunk",
+    [ST_C_DELETE] = "DELETE FROM chunk WHERE hash=?1",
+    [ST_GC_ROOTS] = "SELECT " V_COLS " FROM version WHERE imageset_id IN"
+                    " (SELECT id FROM imageset WHERE state<>'DELETED')",
+    [ST_GC_V_COUNT] = "SELECT count(*), count(DISTINCT imageset_id) FROM version"
+                      " WHERE imageset_id NOT IN (SELECT id FROM imageset WHERE state<>'DELETED')",
+    [ST_GC_V_DELETE] = "DELETE FROM version WHERE (imageset_id, version) IN"
+                       " (SELECT imageset_id, version FROM version WHERE imageset_id NOT IN"
+                       " (SELECT id FROM imageset WHERE state<>'DELETED') LIMIT ?1)",
     [ST_S_PUT] = "INSERT OR REPLACE INTO search(" S_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"
                  "?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)",
     [ST_S_GET] = "SELECT " S_COLS " FROM search WHERE imageset_id=?1",
@@ -482,6 +491,64 @@ int ahl__sq_chunk_stats(struct ahl_store_tx *t, uint64_t *count, uint64_t *bytes
     *bytes = (uint64_t)sqlite3_column_int64(st, 1);
     sqlite3_reset(st);
     return 0;
+}
+
+/* ---- garbage collection ------------------------------------------------------------------ */
+
+int ahl__sq_chunk_list(struct ahl_store_tx *t, ahl_store_chunk_cb cb, void *ctx)
+{
+    PREP(st, CONN(t), ST_C_LIST);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct ahl_chunk c;
+        memset(&c, 0, sizeof c);
+        if (sqlite3_column_bytes(st, 0) == AHL_SHA256_LEN)
+            memcpy(c.hash, sqlite3_column_blob(st, 0), AHL_SHA256_LEN);
+        c.kind = sqlite3_column_int(st, 1);
+        c.len = (size_t)sqlite3_column_int64(st, 2);
+        int u = cb(ctx, &c);
+        if (u) {
+            sqlite3_reset(st);
+            return u;
+        }
+    }
+    return rc == SQLITE_DONE ? 0 : ahl__sq_err(CONN(t)->db, rc, "chunk list");
+}
+
+int ahl__sq_chunk_delete(struct ahl_store_tx *t, const uint8_t hash[AHL_SHA256_LEN])
+{
+    PREP(st, CONN(t), ST_C_DELETE);
+    sqlite3_bind_blob(st, 1, hash, AHL_SHA256_LEN, SQLITE_STATIC);
+    return ahl__sq_step_done(CONN(t), st, "chunk delete");
+}
+
+int ahl__sq_gc_roots(struct ahl_store_tx *t, ahl_store_version_cb cb, void *ctx)
+{
+    PREP(st, CONN(t), ST_GC_ROOTS);
+    struct ahl_version_rec rec;
+    FOR_ROWS(CONN(t), st, rec, v_row, cb, ctx, "live versions");
+}
+
+int ahl__sq_gc_versions(struct ahl_store_tx *t, unsigned limit, uint64_t *versions,
+                        uint64_t *sets)
+{
+    *versions = *sets = 0;
+    if (!limit) {
+        PREP(st, CONN(t), ST_GC_V_COUNT);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            return ahl__sq_err(CONN(t)->db, rc, "counting dead versions");
+        *versions = (uint64_t)sqlite3_column_int64(st, 0);
+        *sets = (uint64_t)sqlite3_column_int64(st, 1);
+        sqlite3_reset(st);
+        return 0;
+    }
+    PREP(st, CONN(t), ST_GC_V_DELETE);
+    sqlite3_bind_int64(st, 1, limit);
+    int rc = ahl__sq_step_done(CONN(t), st, "deleting dead versions");
+    if (rc == 0)
+        *versions = (uint64_t)sqlite3_changes(CONN(t)->db);
+    return rc;
 }
 
 /* ---- frame index -------------------------------------------------------------------------- */

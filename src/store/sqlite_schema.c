@@ -197,7 +197,11 @@ int ahl__sq_migrate(sqlite3 *db)
     if (sqlite3_create_function(db, "ahl_study_dt_key", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
                                 sql_study_dt_key, NULL, NULL) != SQLITE_OK)
         return ahl__sq_err(db, SQLITE_ERROR, "registering ahl_study_dt_key");
-    int rc = ahl__sq_exec(db, "PRAGMA journal_mode=WAL; BEGIN IMMEDIATE");
+    /* A new database gives the pages of deleted rows back to the file system when the collector
+     * asks (incremental_vacuum, ahl_store_compact); on an existing one this changes nothing until
+     * `ahilite gc --vacuum` rebuilds it. Only an empty database takes it, before its first table. */
+    int rc = ahl__sq_exec(db, "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL;"
+                              " BEGIN IMMEDIATE");
     if (rc < 0)
         return rc;
     sqlite3_stmt *st = NULL;

@@ -32,6 +32,11 @@ void ahl_store_close(struct ahl_store *s)
         s->ops->close(s);
 }
 
+int ahl_store_compact(struct ahl_store *s, bool full)
+{
+    return s->ops->compact(s, full);
+}
+
 int ahl_store_begin(struct ahl_store *s, bool write, struct ahl_store_tx **out)
 {
     return s->ops->begin(s, write, out);
@@ -119,6 +124,12 @@ AHL__FWD(chunk_get,
 AHL__FWD(chunk_scan, (struct ahl_store_tx * tx, ahl_store_chunk_cb cb, void *ctx), (tx, cb, ctx))
 AHL__FWD(chunk_stats, (struct ahl_store_tx * tx, uint64_t *count, uint64_t *bytes),
          (tx, count, bytes))
+AHL__FWD(chunk_list, (struct ahl_store_tx * tx, ahl_store_chunk_cb cb, void *ctx), (tx, cb, ctx))
+AHL__FWD(chunk_delete, (struct ahl_store_tx * tx, const uint8_t hash[AHL_SHA256_LEN]), (tx, hash))
+AHL__FWD(gc_roots, (struct ahl_store_tx * tx, ahl_store_version_cb cb, void *ctx), (tx, cb, ctx))
+AHL__FWD(gc_versions,
+         (struct ahl_store_tx * tx, unsigned limit, uint64_t *versions, uint64_t *sets),
+         (tx, limit, versions, sets))
 AHL__FWD(search_put, (struct ahl_store_tx * tx, const struct ahl_search_row *row), (tx, row))
 AHL__FWD(search_get,
          (struct ahl_store_tx * tx, const char *imageset_id, struct ahl_search_row *out),

@@ -463,6 +463,12 @@ struct ahl_store_ops {
                      struct ahl_chunk *meta, struct ahl_buf *data);
     int (*chunk_scan)(struct ahl_store_tx *tx, ahl_store_chunk_cb cb, void *ctx);
     int (*chunk_stats)(struct ahl_store_tx *tx, uint64_t *count, uint64_t *bytes);
+    int (*chunk_list)(struct ahl_store_tx *tx, ahl_store_chunk_cb cb, void *ctx);
+    int (*chunk_delete)(struct ahl_store_tx *tx, const uint8_t hash[AHL_SHA256_LEN]);
+    int (*gc_roots)(struct ahl_store_tx *tx, ahl_store_version_cb cb, void *ctx);
+    int (*gc_versions)(struct ahl_store_tx *tx, unsigned limit, uint64_t *versions,
+                       uint64_t *sets);
+    int (*compact)(struct ahl_store *s, bool full);
 
     int (*search_put)(struct ahl_store_tx *tx, const struct ahl_search_row *row);
     int (*search_get)(struct ahl_store_tx *tx, const char *imageset_id, struct ahl_search_row *out);
@@ -688,6 +694,27 @@ int ahl_store_chunk_get(struct ahl_store_tx *tx, const uint8_t hash[AHL_SHA256_L
                         struct ahl_chunk *meta, struct ahl_buf *data);
 int ahl_store_chunk_scan(struct ahl_store_tx *tx, ahl_store_chunk_cb cb, void *ctx);
 int ahl_store_chunk_stats(struct ahl_store_tx *tx, uint64_t *count, uint64_t *bytes);
+
+/* Garbage collection (src/meta/gc.c, docs/architecture.md#garbage-collection).
+ *   chunk_list   visits every chunk: hash, kind and len (the stored bytes' length); data is NULL.
+ *   chunk_delete removes a chunk (0 also when it was absent).
+ *   gc_roots     visits every version of every image set that exists and is not DELETED: the
+ *                versions whose roots keep chunks alive.
+ *   gc_versions  the versions of image sets that are DELETED or gone (DeleteImageSet keeps a
+ *                tombstone row; its versions are garbage). limit 0 counts them (*versions, and
+ *                the distinct sets in *sets) and deletes nothing; otherwise deletes at most limit
+ *                of them, *versions receiving how many (*sets is then 0).
+ *   compact      gives the space of deleted rows back: SQLite runs incremental_vacuum and a
+ *                TRUNCATE checkpoint (full: VACUUM, which also converts a database made without
+ *                auto_vacuum=INCREMENTAL); PostgreSQL runs VACUUM on the tables the collector
+ *                empties (full: VACUUM FULL, which returns space to the operating system and
+ *                locks the tables meanwhile). Outside any transaction. */
+int ahl_store_chunk_list(struct ahl_store_tx *tx, ahl_store_chunk_cb cb, void *ctx);
+int ahl_store_chunk_delete(struct ahl_store_tx *tx, const uint8_t hash[AHL_SHA256_LEN]);
+int ahl_store_gc_roots(struct ahl_store_tx *tx, ahl_store_version_cb cb, void *ctx);
+int ahl_store_gc_versions(struct ahl_store_tx *tx, unsigned limit, uint64_t *versions,
+                          uint64_t *sets);
+int ahl_store_compact(struct ahl_store *s, bool full);
 
 /* The search index row of an image set (insert or replace; get; delete). */
 int ahl_store_search_put(struct ahl_store_tx *tx, const struct ahl_search_row *row);

@@ -1,0 +1,146 @@
+/* ahilite gc: reports what deleted image sets still hold (their versions, the chunks and frames
+ * no live version reaches) and removes it (gc_pass.c), then gives the space back. Safe beside a
+ * running server and imports on the same store (meta.h, "garbage collection"). Exit status 0
+ * done (or, with --dry-run, counted), 1 the collection failed, 2 usage error or no database. */
+#include "cli/cli.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/err.h"
+#include "blob/framestore.h"
+#include "meta/meta.h"
+#include "store/store.h"
+#include "base/banned.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ahilite gc [--dry-run] [--data-dir DIR] [--database URI]\n"
+            "                  [--blob-store s3://BUCKET/PREFIX --s3-endpoint URL]\n"
+            "                  [--grace SECONDS] [--vacuum]\n"
+            "  removes the versions of deleted image sets, every metadata chunk no version of\n"
+            "  a live image set reaches, and every frame file no live version lists that was\n"
+            "  written more than the grace ago; chunks and frames other sets share stay. Then\n"
+            "  gives the space back (SQLite: incremental vacuum and a WAL truncation;\n"
+            "  PostgreSQL: VACUUM). Safe while a server and imports use the store. Prints what\n"
+            "  was reclaimable and what was reclaimed (default DIR ./ahilite-data).\n"
+            "  --dry-run        count only; change nothing\n"
+            "  --grace SECONDS  keep unlisted frames written less than this ago: they may\n"
+            "                   belong to an import not yet committed (default %d, a day)\n"
+            "  --vacuum         rebuild the database (SQLite: VACUUM, which also turns on\n"
+            "                   incremental vacuum for a database made before it; PostgreSQL:\n"
+            "                   VACUUM FULL, which returns space to the operating system but\n"
+            "                   locks the tables while it runs)\n"
+            "  Exit status: 0 done, 1 the collection failed, 2 usage error or no database.\n",
+            AHL_GC_GRACE_S);
+}
+
+int ahl_cmd_gc(int argc, char **argv)
+{
+    const char *dir = "./ahilite-data", *blob_store = NULL, *s3_endpoint = NULL, *database = NULL;
+    struct ahl_gc_opts o = {.grace_ms = (int64_t)AHL_GC_GRACE_S * 1000};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--dry-run")) {
+            o.dry_run = true;
+        } else if (!strcmp(a, "--vacuum")) {
+            o.vacuum = true;
+        } else if (!strcmp(a, "--data-dir") && i + 1 < argc) {
+            dir = argv[++i];
+        } else if (!strcmp(a, "--blob-store") && i + 1 < argc) {
+            blob_store = argv[++i];
+        } else if (!strcmp(a, "--s3-endpoint") && i + 1 < argc) {
+            s3_endpoint = argv[++i];
+        } else if (!strcmp(a, "--database") && i + 1 < argc) {
+            database = argv[++i];
+        } else if (!strncmp(a, "--database=", 11)) {
+            database = a + 11;
+        } else if (!strcmp(a, "--grace") && i + 1 < argc) {
+            char *end;
+            const char *v = argv[++i];
+            unsigned long long n = strtoull(v, &end, 10);
+            if (*end || !*v || *v == '-' || n > 100ULL * 365 * 24 * 3600) {
+                fprintf(stderr, "ahilite gc: --grace takes a number of seconds, not '%s'\n", v);
+                return 2;
+            }
+            o.grace_ms = (int64_t)n * 1000;
+        } else {
+            fprintf(stderr, "ahilite gc: unknown option '%s'\n\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    bool pg = database && *database;
+    if (pg && !ahl_store_is_postgres(database)) {
+        fprintf(stderr, "ahilite gc: --database takes a PostgreSQL URI (postgresql://...)\n");
+        return 2;
+    }
+    if (blob_store && !s3_endpoint) {
+        fprintf(stderr, "ahilite gc: --blob-store needs --s3-endpoint URL\n");
+        return 2;
+    }
+    char db[4096];
+    struct stat st;
+    snprintf(db, sizeof db, "%s/%s", dir, AHL_STORE_SQLITE_FILE);
+    if (!pg && stat(db, &st) < 0) {
+        fprintf(stderr, "ahilite gc: no database at %s\n", db);
+        return 2;
+    }
+    struct ahl_err err;
+    struct ahl_framestore fs;
+    if (ahl_framestore_open_dir(&fs, dir, blob_store, s3_endpoint, false, &err) < 0) {
+        fprintf(stderr, "ahilite gc: %s\n", err.msg);
+        return 2;
+    }
+    struct ahl_store *s = NULL;
+    struct ahl_meta *m = NULL;
+    struct ahl_gc_report r;
+    memset(&r, 0, sizeof r);
+    int rc = ahl_store_open(database, dir, 1, &s);
+    if (rc < 0) {
+        fprintf(stderr, "ahilite gc: cannot open %s: %s\n", pg ? "the PostgreSQL database" : db,
+                ahl_strerror(rc));
+        ahl_framestore_close(&fs);
+        return 2;
+    }
+    ahl_err_clear(&err);
+    if ((rc = ahl_meta_open(s, NULL, &m)) == 0)
+        rc = ahl_gc_pass(m, s, &fs, &o, &r, &err);
+    else
+        ahl_fail(&err, rc, "cannot open the metadata engine: %s", ahl_strerror(rc));
+    if (rc == 0 || r.chunks || r.dead_versions || r.frames) {
+        printf("reclaimable: %llu deleted image set%s (%llu version%s), %llu chunk%s (%llu "
+               "bytes), %llu frame%s (%llu bytes)\n",
+               (unsigned long long)r.dead_sets, r.dead_sets == 1 ? "" : "s",
+               (unsigned long long)r.dead_versions, r.dead_versions == 1 ? "" : "s",
+               (unsigned long long)r.chunks, r.chunks == 1 ? "" : "s",
+               (unsigned long long)r.chunk_bytes, (unsigned long long)r.frames,
+               r.frames == 1 ? "" : "s", (unsigned long long)r.frame_bytes);
+        if (r.young_frames)
+            printf("kept: %llu unlisted frame%s written within the grace\n",
+                   (unsigned long long)r.young_frames, r.young_frames == 1 ? "" : "s");
+        if (r.frames_skipped)
+            printf("skipped: frames on S3 are not collected\n");
+    }
+    if (!o.dry_run && rc == 0)
+        printf("reclaimed: %llu version%s, %llu chunk%s (%llu bytes), %llu frame%s (%llu "
+               "bytes)\n",
+               (unsigned long long)r.versions_swept, r.versions_swept == 1 ? "" : "s",
+               (unsigned long long)r.chunks_swept, r.chunks_swept == 1 ? "" : "s",
+               (unsigned long long)r.chunk_bytes_swept, (unsigned long long)r.frames_swept,
+               r.frames_swept == 1 ? "" : "s", (unsigned long long)r.frame_bytes_swept);
+    if (rc < 0)
+        fprintf(stderr, "ahilite gc: %s\n", err.msg[0] ? err.msg : ahl_strerror(rc));
+    ahl_meta_close(m);
+    ahl_store_close(s);
+    ahl_framestore_close(&fs);
+    return rc < 0 ? 1 : 0;
+}

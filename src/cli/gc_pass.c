@@ -1,0 +1,138 @@
+/* One collection over a store and its frame store: the engine's mark and sweep of versions and
+ * chunks (meta.h, "garbage collection"), then the frames no live version lists and that are
+ * older than the grace, each removed inside a write transaction so that no version listing it
+ * can commit meanwhile (docs/decisions.md#gc-grace), then the space given back. */
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "blob/framestore.h"
+#include "meta/meta.h"
+#include "store/store.h"
+#include "base/banned.h"
+
+#define FRAME_BATCH 256
+
+struct frame_cands {
+    struct ahl_meta_gc *g;
+    struct ahl_framestore *fs;
+    int64_t before_ms;
+    struct ahl_framestore_entry *v;
+    size_t n, cap, next;
+    struct ahl_gc_report *r;
+    struct ahl_err *err;
+};
+
+static int collect_frame(void *ctx, const struct ahl_framestore_entry *e)
+{
+    struct frame_cands *c = ctx;
+    if (ahl_meta_gc_frame_live(c->g, e->id))
+        return 0;
+    if (e->mtime_ms >= c->before_ms) {
+        c->r->young_frames++;
+        return 0;
+    }
+    if (c->n == c->cap) {
+        void *v = ahl_array_grow(c->v, &c->cap, sizeof *c->v, 256);
+        if (!v)
+            return AHL_ENOMEM;
+        c->v = v;
+    }
+    c->v[c->n++] = *e;
+    c->r->frames++;
+    c->r->frame_bytes += e->size;
+    return 0;
+}
+
+/* Inside the write transaction of ahl_meta_gc_locked: the next batch of frames. */
+static int reclaim_batch(void *ctx, struct ahl_meta_gc *g)
+{
+    struct frame_cands *c = ctx;
+    for (size_t k = 0; c->next < c->n && k < FRAME_BATCH; c->next++, k++) {
+        const char *id = c->v[c->next].id;
+        uint64_t freed = 0;
+        if (ahl_meta_gc_frame_live(g, id))
+            continue;
+        int rc = ahl_framestore_reclaim(c->fs, id, c->before_ms, &freed, c->err);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) {
+            c->r->frames_swept++;
+            c->r->frame_bytes_swept += freed;
+        }
+    }
+    return 0;
+}
+
+static void pause_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    if (ms)
+        nanosleep(&ts, NULL);
+}
+
+static bool stopping(const struct ahl_gc_opts *o)
+{
+    return o->stop && o->stop(o->stop_ctx);
+}
+
+int ahl_gc_pass(struct ahl_meta *m, struct ahl_store *s, struct ahl_framestore *fs,
+                const struct ahl_gc_opts *o, struct ahl_gc_report *r, struct ahl_err *err)
+{
+    struct ahl_meta_gc *g = NULL;
+    struct ahl_meta_gc_stats st;
+    struct frame_cands fc;
+    int rc;
+    memset(r, 0, sizeof *r);
+    memset(&fc, 0, sizeof fc);
+    if ((rc = ahl_meta_gc_mark(m, &g, err)) < 0)
+        return rc;
+    fc.g = g;
+    fc.fs = fs;
+    fc.r = r;
+    fc.err = err;
+    fc.before_ms = ahl_wall_ms() - o->grace_ms;
+    if (fs && fs->s3) {
+        r->frames_skipped = true;
+    } else if (fs && (rc = ahl_framestore_list(fs, collect_frame, &fc, err)) < 0) {
+        goto out;
+    }
+    ahl_meta_gc_stats(g, &st);
+    r->dead_sets = st.dead_sets;
+    r->dead_versions = st.dead_versions;
+    r->chunks = st.chunks;
+    r->chunk_bytes = st.chunk_bytes;
+    if (o->dry_run)
+        goto out;
+    unsigned batch = o->batch ? o->batch : 512;
+    while (!stopping(o) && (rc = ahl_meta_gc_sweep(g, batch, err)) == 1)
+        pause_ms(o->pause_ms);
+    if (rc < 0)
+        goto out;
+    while (!stopping(o) && fc.next < fc.n) {
+        if ((rc = ahl_meta_gc_locked(g, reclaim_batch, &fc, err)) < 0)
+            goto out;
+        pause_ms(o->pause_ms);
+    }
+    if (!stopping(o) && (rc = ahl_store_compact(s, o->vacuum)) < 0) {
+        rc = ahl_fail(err, rc, "giving the space back: %s", ahl_strerror(rc));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (g) {
+        ahl_meta_gc_stats(g, &st);
+        r->versions_swept = st.versions_swept;
+        r->chunks_swept = st.chunks_swept;
+        r->chunk_bytes_swept = st.chunk_bytes_swept;
+        r->rescued = st.rescued;
+    }
+    free(fc.v);
+    ahl_meta_gc_free(g);
+    return rc;
+}
