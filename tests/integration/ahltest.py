@@ -92,7 +92,7 @@ def skip_on_postgres(reason):
 
 
 # The commands that open the store, and so take --database and --blob-store.
-STORAGE_COMMANDS = ('serve', 'import', 'check', 'export')
+STORAGE_COMMANDS = ('serve', 'import', 'check', 'export', 'gc')
 
 
 # A data directory names its schema in this file once it exists, so that a copy of the directory
