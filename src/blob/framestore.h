@@ -228,6 +228,11 @@ int ahl_framestore_list(struct ahl_framestore *fs, ahl_framestore_list_cb cb, vo
 int ahl_framestore_reclaim(struct ahl_framestore *fs, const char *id, int64_t before_ms,
                            uint64_t *freed, struct ahl_err *err);
 
+/* Makes a stored frame's time now, as a put of it would (an import whose frames have waited
+ * long for their commit, docs/decisions.md#gc-grace). 0, AHL_ENOTFOUND when the frame is gone
+ * (the collector took it), AHL_EINVAL, AHL_EIO. On S3, where frames are not collected, 0. */
+int ahl_framestore_refresh(struct ahl_framestore *fs, const char *id, struct ahl_err *err);
+
 /* ---- writing frames durable in groups ----
  *
  * ahl_framestore_put makes each frame durable on its own, with two fsyncs (the file, then its

@@ -151,3 +151,21 @@ out:
     close(dfd);
     return rc;
 }
+
+int ahl_framestore_refresh(struct ahl_framestore *fs, const char *id, struct ahl_err *err)
+{
+    char path[sizeof fs->root + 64];
+    if (fs->s3)
+        return 0;
+    if (!hex_name(id, 32))
+        return ahl_fail(err, AHL_EINVAL, "frame id must be 32 lowercase hex digits");
+    snprintf(path, sizeof path, "%s/%.2s/%.2s/%s", fs->root, id, id + 2, id);
+    if (utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW) == 0)
+        return 0;
+    if (errno == ENOENT)
+        return ahl_fail(err, AHL_ENOTFOUND,
+                        "frame %s was removed by the collector while the import waited to "
+                        "commit; import the file again",
+                        id);
+    return dir_fail(err, "cannot touch", path);
+}

@@ -65,4 +65,17 @@ struct ahl_gc_report {
 int ahl_gc_pass(struct ahl_meta *m, struct ahl_store *s, struct ahl_framestore *fs,
                 const struct ahl_gc_opts *o, struct ahl_gc_report *r, struct ahl_err *err);
 
+/* serve's background collection: a thread running ahl_gc_pass every interval_s seconds (the
+ * first one interval_s after the start) at a low rate (small transactions with pauses between
+ * them), over its own frame store of the data directory or blob store. A failed pass is logged
+ * and tried again at the next interval. */
+#define AHL_GC_INTERVAL_S 3600
+struct ahl_gc_background;
+int ahl_gc_background_start(struct ahl_meta *m, struct ahl_store *s, const char *data_dir,
+                            const char *blob_store, const char *s3_endpoint, unsigned interval_s,
+                            int64_t grace_ms, struct ahl_gc_background **out,
+                            struct ahl_err *err);
+/* Stops it, waiting for a pass under way to end its transaction. NULL is accepted. */
+void ahl_gc_background_stop(struct ahl_gc_background *b);
+
 #endif /* AHL_CLI_CLI_H */

@@ -4,6 +4,7 @@
  * can commit meanwhile (docs/decisions.md#gc-grace), then the space given back. */
 #include "cli/cli.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -135,4 +136,110 @@ out:
     free(fc.v);
     ahl_meta_gc_free(g);
     return rc;
+}
+
+/* ---- the background pass of serve ---- */
+
+struct ahl_gc_background {
+    struct ahl_meta *m;
+    struct ahl_store *s;
+    struct ahl_framestore fs;
+    unsigned interval_s;
+    int64_t grace_ms;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+};
+
+static bool bg_stopping(void *ctx)
+{
+    struct ahl_gc_background *b = ctx;
+    pthread_mutex_lock(&b->mu);
+    bool stop = b->stop;
+    pthread_mutex_unlock(&b->mu);
+    return stop;
+}
+
+static void *bg_main(void *arg)
+{
+    struct ahl_gc_background *b = arg;
+    for (;;) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += b->interval_s;
+        pthread_mutex_lock(&b->mu);
+        while (!b->stop && pthread_cond_timedwait(&b->cv, &b->mu, &until) == 0)
+            ;
+        bool stop = b->stop;
+        pthread_mutex_unlock(&b->mu);
+        if (stop)
+            break;
+        struct ahl_gc_opts o = {.grace_ms = b->grace_ms,
+                                .batch = 128,
+                                .pause_ms = 20,
+                                .stop = bg_stopping,
+                                .stop_ctx = b};
+        struct ahl_gc_report r;
+        struct ahl_err err;
+        ahl_err_clear(&err);
+        if (ahl_gc_pass(b->m, b->s, &b->fs, &o, &r, &err) < 0)
+            ahl_warn("gc: %s", err.msg);
+        else if (r.versions_swept || r.chunks_swept || r.frames_swept)
+            ahl_info("gc: removed %llu versions of deleted image sets, %llu chunks (%llu bytes) "
+                     "and %llu frames (%llu bytes)",
+                     (unsigned long long)r.versions_swept, (unsigned long long)r.chunks_swept,
+                     (unsigned long long)r.chunk_bytes_swept, (unsigned long long)r.frames_swept,
+                     (unsigned long long)r.frame_bytes_swept);
+    }
+    return NULL;
+}
+
+int ahl_gc_background_start(struct ahl_meta *m, struct ahl_store *s, const char *data_dir,
+                            const char *blob_store, const char *s3_endpoint, unsigned interval_s,
+                            int64_t grace_ms, struct ahl_gc_background **out, struct ahl_err *err)
+{
+    struct ahl_gc_background *b = calloc(1, sizeof *b);
+    pthread_condattr_t ca;
+    *out = NULL;
+    if (!b)
+        return ahl_fail(err, AHL_ENOMEM, "out of memory");
+    int rc = ahl_framestore_open_dir(&b->fs, data_dir, blob_store, s3_endpoint, false, err);
+    if (rc < 0) {
+        free(b);
+        return rc;
+    }
+    b->m = m;
+    b->s = s;
+    b->interval_s = interval_s;
+    b->grace_ms = grace_ms;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&b->thread, NULL, bg_main, b) != 0) {
+        ahl_framestore_close(&b->fs);
+        pthread_cond_destroy(&b->cv);
+        pthread_mutex_destroy(&b->mu);
+        free(b);
+        return ahl_fail(err, AHL_ENOMEM, "cannot start the collector's thread");
+    }
+    *out = b;
+    return 0;
+}
+
+void ahl_gc_background_stop(struct ahl_gc_background *b)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->mu);
+    b->stop = true;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    pthread_join(b->thread, NULL);
+    ahl_framestore_close(&b->fs);
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
 }

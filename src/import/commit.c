@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/codec.h"
 #include "base/text.h"
 #include "base/banned.h"
@@ -314,6 +315,45 @@ static void fail_items(struct ahl_import_item **items, size_t n, int rc, const s
         ahl__import_res_fail(&items[i]->res, rc, e, NULL);
 }
 
+static _Atomic int64_t frame_refresh_ms = AHL_IMPORT_FRAME_REFRESH_MS;
+
+void ahl_import_set_frame_refresh_ms(int64_t ms)
+{
+    frame_refresh_ms = ms < 0 ? 0 : ms;
+}
+
+static int refresh_id(struct ahl_importer *im, const json_t *entry, struct ahl_err *err)
+{
+    const char *id = json_string_value(json_object_get(entry, "ID"));
+    return id ? ahl_framestore_refresh(&im->fs, id, err) : 0;
+}
+
+/* An item whose frames were written more than half the collector's grace ago makes their times
+ * now, so that none becomes old enough to collect before its version commits (the collector
+ * takes only unlisted frames older than the grace; docs/decisions.md#gc-grace). */
+static int refresh_frames(struct ahl_importer *im, struct ahl_import_item *it, int64_t now,
+                          struct ahl_err *err)
+{
+    const char *a, *b, *c;
+    json_t *inst, *v;
+    const char *k;
+    int rc = 0;
+    if (now - it->written_ms < frame_refresh_ms ||
+        ahl__import_doc_parts(it->doc, &a, &b, &inst, &c) < 0)
+        return 0;
+    const json_t *frames = json_object_get(inst, "ImageFrames");
+    for (size_t i = 0; rc == 0 && i < json_array_size(frames); i++)
+        rc = refresh_id(im, json_array_get(frames, i), err);
+    json_object_foreach(json_object_get(inst, "BulkData"), k, v)
+    {
+        if (rc == 0)
+            rc = refresh_id(im, v, err);
+    }
+    if (rc == 0)
+        it->written_ms = now;
+    return rc;
+}
+
 /* Commits items of ONE grouping key with its stripe held. Fills each item's res. */
 void ahl__import_commit(struct ahl_importer *im, struct ahl_import_item **items, size_t n)
 {
@@ -338,6 +378,13 @@ void ahl__import_commit(struct ahl_importer *im, struct ahl_import_item **items,
         if (items[i]->ticket > ticket)
             ticket = items[i]->ticket;
     if ((rc = ahl_framestore_sync(&im->sync, ticket, &err)) < 0) {
+        fail_items(items, n, rc, &err);
+        goto out_nolock;
+    }
+    int64_t now = ahl_wall_ms();
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = refresh_frames(im, items[i], now, &err);
+    if (rc < 0) {
         fail_items(items, n, rc, &err);
         goto out_nolock;
     }

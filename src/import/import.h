@@ -145,6 +145,13 @@ struct ahl_import_result {
 struct ahl_importer;
 struct ahl_import_item;
 
+/* The collector removes unlisted frames written more than a grace ago (docs/decisions.md#gc-grace).
+ * A group whose items wrote their frames more than refresh_ms ago (half the grace) makes their
+ * times now before committing, and fails when one is gone. Default AHL_IMPORT_FRAME_REFRESH_MS;
+ * the server sets half its --gc-grace. Process-wide; any time. */
+#define AHL_IMPORT_FRAME_REFRESH_MS (12LL * 3600 * 1000)
+void ahl_import_set_frame_refresh_ms(int64_t ms);
+
 /* Opens an importer writing into data store datastore_id through the engine m (which must outlive
  * it). The data store must exist and be ACTIVE (AHL_ENOTFOUND / AHL_ECONFLICT otherwise). */
 int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,

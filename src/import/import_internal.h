@@ -63,6 +63,7 @@ struct ahl_import_item {
     const char *study_uid, *series_uid, *sop_uid; /* borrowed from doc */
     struct ahl_import_result res;                 /* bytes, frames, SOP UID so far */
     uint64_t ticket; /* of its last frame or bulk data write: synced before it is committed */
+    int64_t written_ms; /* wall clock before its first frame write (docs/decisions.md#gc-grace) */
 };
 
 /* Resets a result to "nothing yet". */

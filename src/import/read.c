@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "base/clock.h"
 #include "base/codec.h"
 #include "base/fileio.h"
 #include "base/text.h"
@@ -508,6 +509,7 @@ int ahl_import_prepare_fd_of_study(struct ahl_importer *im, int fd, const char *
         ahl__import_res_fail(res, rc, &err, NULL);
         goto out;
     }
+    it->written_ms = ahl_wall_ms();
     if (f->pixel.present && (rc = import_frames(im, f, fd, inst, res, &it->ticket, &err)) < 0) {
         ahl__import_res_fail(res, rc, &err, "pixel data: ");
         goto out;
