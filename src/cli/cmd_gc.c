@@ -22,7 +22,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: ahilite gc [--dry-run] [--data-dir DIR] [--database URI]\n"
             "                  [--blob-store s3://BUCKET/PREFIX --s3-endpoint URL]\n"
-            "                  [--grace SECONDS] [--vacuum]\n"
+            "                  [--grace SECONDS] [--batch N] [--pause MS] [--vacuum]\n"
             "  removes the versions of deleted image sets, every metadata chunk no version of\n"
             "  a live image set reaches, and every frame file no live version lists that was\n"
             "  written more than the grace ago; chunks and frames other sets share stay. Then\n"
@@ -32,6 +32,10 @@ static void usage(FILE *f)
             "  --dry-run        count only; change nothing\n"
             "  --grace SECONDS  keep unlisted frames written less than this ago: they may\n"
             "                   belong to an import not yet committed (default %d, a day)\n"
+            "  --batch N        deletions per write transaction (default 512): the write\n"
+            "                   lock is held for one batch at a time\n"
+            "  --pause MS       sleep this long after the mark and between transactions,\n"
+            "                   to spread the work (default 0)\n"
             "  --vacuum         rebuild the database (SQLite: VACUUM, which also turns on\n"
             "                   incremental vacuum for a database made before it; PostgreSQL:\n"
             "                   VACUUM FULL, which returns space to the operating system but\n"
@@ -63,6 +67,24 @@ int ahl_cmd_gc(int argc, char **argv)
             database = argv[++i];
         } else if (!strncmp(a, "--database=", 11)) {
             database = a + 11;
+        } else if (!strcmp(a, "--batch") && i + 1 < argc) {
+            char *end;
+            const char *v = argv[++i];
+            unsigned long n = strtoul(v, &end, 10);
+            if (*end || !*v || *v == '-' || n < 1 || n > 100000) {
+                fprintf(stderr, "ahilite gc: --batch takes a number from 1 to 100000\n");
+                return 2;
+            }
+            o.batch = (unsigned)n;
+        } else if (!strcmp(a, "--pause") && i + 1 < argc) {
+            char *end;
+            const char *v = argv[++i];
+            unsigned long n = strtoul(v, &end, 10);
+            if (*end || !*v || *v == '-' || n > 60000) {
+                fprintf(stderr, "ahilite gc: --pause takes milliseconds from 0 to 60000\n");
+                return 2;
+            }
+            o.pause_ms = (unsigned)n;
         } else if (!strcmp(a, "--grace") && i + 1 < argc) {
             char *end;
             const char *v = argv[++i];

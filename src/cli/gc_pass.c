@@ -111,6 +111,7 @@ int ahl_gc_pass(struct ahl_meta *m, struct ahl_store *s, struct ahl_framestore *
     if (o->dry_run)
         goto out;
     unsigned batch = o->batch ? o->batch : 512;
+    pause_ms(o->pause_ms);
     while (!stopping(o) && (rc = ahl_meta_gc_sweep(g, batch, err)) == 1)
         pause_ms(o->pause_ms);
     if (rc < 0)
