@@ -9,7 +9,8 @@ database file or its WAL; no frame file of the deleted set is left and a run of 
 its stored frames is in no file of the data directory; the data directory's files take within a
 few percent of what they took before the import; the second set still serves the shared frame
 bit for bit; `ahilite check` is clean. A whole copy of a set keeps everything when its source is
-deleted. --dry-run counts and changes nothing.
+deleted. --dry-run counts and changes nothing, and `ahilite check` counts the same as
+reclaimable, exiting 0.
 """
 import gzip
 import json
@@ -246,7 +247,11 @@ class Gc(unittest.TestCase):
                                                                      'frames'))), listing)
         again = self.gc('--dry-run', '--grace', '0')
         self.assertEqual(out.splitlines()[0], again.splitlines()[0])
+        # `ahilite check` counts it as reclaimable, not as damage.
+        self.assertRegex(self.check(), r'reclaimable \(not damage.*\): 1 version of 1 deleted '
+                                       r'image set, [1-9]\d* chunks')
         self.gc('--grace', '0')
+        self.assertNotIn('reclaimable', self.check())
 
 
 if __name__ == '__main__':

@@ -2,7 +2,7 @@
 
 A server collects in the background every second (--gc-interval 1, --gc-grace 5) while
 `ahilite gc --grace 5 --batch 4 --pause 50` runs in a loop beside it (its pauses hold the
-window between its mark and its deletes open for seconds), and for AHL_GC_RACE_SECONDS (20)
+window between its mark and its deletes open for seconds), and for AHL_GC_RACE_SECONDS (12)
 threads through boto3: import studies with StartDICOMImportJob (the same few studies again and
 again, their frames and Patient chunks equal to those of sets deleted a moment before), delete
 image sets, update PatientName among the names those studies carry (so that an update names a
@@ -28,7 +28,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ahltest  # noqa: E402
 
-SECONDS = float(os.environ.get('AHL_GC_RACE_SECONDS', '20'))
+SECONDS = float(os.environ.get('AHL_GC_RACE_SECONDS', '12'))
 NAMES = ['RACE^ALPHA', 'RACE^BRAVO', 'RACE^CHARLIE', 'RACE^DELTA', 'RACE^ECHO', 'RACE^FOXTROT']
 STUDIES = 6
 _GEN = r'''
