@@ -91,7 +91,7 @@ int ahl_framestore_list(struct ahl_framestore *fs, ahl_framestore_list_cb cb, vo
         if (!hex_name(a->d_name, 2))
             continue;
         char mid[sizeof fs->root + 8];
-        snprintf(mid, sizeof mid, "%s/%s", fs->root, a->d_name);
+        snprintf(mid, sizeof mid, "%s/%.2s", fs->root, a->d_name);
         DIR *md = opendir(mid);
         if (!md)
             continue;
@@ -100,8 +100,8 @@ int ahl_framestore_list(struct ahl_framestore *fs, ahl_framestore_list_cb cb, vo
             if (!hex_name(b->d_name, 2))
                 continue;
             char leaf[sizeof mid + 8], ab[5];
-            snprintf(leaf, sizeof leaf, "%s/%s", mid, b->d_name);
-            snprintf(ab, sizeof ab, "%s%s", a->d_name, b->d_name);
+            snprintf(leaf, sizeof leaf, "%s/%.2s", mid, b->d_name);
+            snprintf(ab, sizeof ab, "%.2s%.2s", a->d_name, b->d_name);
             rc = list_leaf(leaf, ab, cb, ctx, err);
         }
         closedir(md);
