@@ -65,6 +65,10 @@ struct ahl_gc_report {
 int ahl_gc_pass(struct ahl_meta *m, struct ahl_store *s, struct ahl_framestore *fs,
                 const struct ahl_gc_opts *o, struct ahl_gc_report *r, struct ahl_err *err);
 
+/* Prints "LABEL: V versions of S deleted image sets, C chunks (B bytes), F frames (B bytes)"
+ * with what a pass found reclaimable (swept false) or removed (swept true). */
+void ahl_gc_report_print(const char *label, const struct ahl_gc_report *r, bool swept);
+
 /* serve's background collection: a thread running ahl_gc_pass every interval_s seconds (the
  * first one interval_s after the start) at a low rate (small transactions with pauses between
  * them), over its own frame store of the data directory or blob store. A failed pass is logged

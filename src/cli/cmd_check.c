@@ -83,13 +83,7 @@ static void print_reclaimable(struct ahl_meta *m, struct ahl_store *s, struct ah
         return;
     }
     if (r.dead_versions || r.chunks || r.frames)
-        printf("reclaimable (not damage; `ahilite gc` removes it): %llu version%s of %llu deleted "
-               "image set%s, %llu chunk%s (%llu bytes), %llu frame%s (%llu bytes)\n",
-               (unsigned long long)r.dead_versions, r.dead_versions == 1 ? "" : "s",
-               (unsigned long long)r.dead_sets, r.dead_sets == 1 ? "" : "s",
-               (unsigned long long)r.chunks, r.chunks == 1 ? "" : "s",
-               (unsigned long long)r.chunk_bytes, (unsigned long long)r.frames,
-               r.frames == 1 ? "" : "s", (unsigned long long)r.frame_bytes);
+        ahl_gc_report_print("reclaimable (not damage; `ahilite gc` removes it)", &r, false);
 }
 
 int ahl_cmd_check(int argc, char **argv)

@@ -139,13 +139,7 @@ int ahl_cmd_gc(int argc, char **argv)
     else
         ahl_fail(&err, rc, "cannot open the metadata engine: %s", ahl_strerror(rc));
     if (rc == 0 || r.chunks || r.dead_versions || r.frames) {
-        printf("reclaimable: %llu deleted image set%s (%llu version%s), %llu chunk%s (%llu "
-               "bytes), %llu frame%s (%llu bytes)\n",
-               (unsigned long long)r.dead_sets, r.dead_sets == 1 ? "" : "s",
-               (unsigned long long)r.dead_versions, r.dead_versions == 1 ? "" : "s",
-               (unsigned long long)r.chunks, r.chunks == 1 ? "" : "s",
-               (unsigned long long)r.chunk_bytes, (unsigned long long)r.frames,
-               r.frames == 1 ? "" : "s", (unsigned long long)r.frame_bytes);
+        ahl_gc_report_print("reclaimable", &r, false);
         if (r.young_frames)
             printf("kept: %llu unlisted frame%s written within the grace\n",
                    (unsigned long long)r.young_frames, r.young_frames == 1 ? "" : "s");
@@ -153,12 +147,7 @@ int ahl_cmd_gc(int argc, char **argv)
             printf("skipped: frames on S3 are not collected\n");
     }
     if (!o.dry_run && rc == 0)
-        printf("reclaimed: %llu version%s, %llu chunk%s (%llu bytes), %llu frame%s (%llu "
-               "bytes)\n",
-               (unsigned long long)r.versions_swept, r.versions_swept == 1 ? "" : "s",
-               (unsigned long long)r.chunks_swept, r.chunks_swept == 1 ? "" : "s",
-               (unsigned long long)r.chunk_bytes_swept, (unsigned long long)r.frames_swept,
-               r.frames_swept == 1 ? "" : "s", (unsigned long long)r.frame_bytes_swept);
+        ahl_gc_report_print("reclaimed", &r, true);
     if (rc < 0)
         fprintf(stderr, "ahilite gc: %s\n", err.msg[0] ? err.msg : ahl_strerror(rc));
     ahl_meta_close(m);

@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -137,6 +138,27 @@ out:
     free(fc.v);
     ahl_meta_gc_free(g);
     return rc;
+}
+
+static const char *plural(uint64_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
+void ahl_gc_report_print(const char *label, const struct ahl_gc_report *r, bool swept)
+{
+    uint64_t v = swept ? r->versions_swept : r->dead_versions;
+    uint64_t c = swept ? r->chunks_swept : r->chunks;
+    uint64_t cb = swept ? r->chunk_bytes_swept : r->chunk_bytes;
+    uint64_t f = swept ? r->frames_swept : r->frames;
+    uint64_t fb = swept ? r->frame_bytes_swept : r->frame_bytes;
+    printf("%s: %llu version%s", label, (unsigned long long)v, plural(v));
+    if (!swept)
+        printf(" of %llu deleted image set%s", (unsigned long long)r->dead_sets,
+               plural(r->dead_sets));
+    printf(", %llu chunk%s (%llu bytes), %llu frame%s (%llu bytes)\n", (unsigned long long)c,
+           plural(c), (unsigned long long)cb, (unsigned long long)f, plural(f),
+           (unsigned long long)fb);
 }
 
 /* ---- the background pass of serve ---- */

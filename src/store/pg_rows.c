@@ -584,8 +584,10 @@ static int version_list(struct ahl_store_tx *t, const char *id, uint64_t below, 
     FOR_ROWS(t, &v_list, v, rec, v_row, cb, ctx);
 }
 
-/* Every version, a page at a time from the last one seen, so that memory stays bounded. */
-static int version_scan(struct ahl_store_tx *t, ahl_store_version_cb cb, void *ctx)
+/* The versions a paged statement gives ($1, $2: the last imageset_id and version seen), a page at
+ * a time, so that memory stays bounded. */
+static int versions_paged(struct ahl_store_tx *t, const struct ahl__pg_stmt *st,
+                          ahl_store_version_cb cb, void *ctx)
 {
     struct ahl_version_rec rec;
     char last_id[AHL_ID_LEN + 1] = "";
@@ -594,7 +596,7 @@ static int version_scan(struct ahl_store_tx *t, ahl_store_version_cb cb, void *c
         struct ahl__pg_num n;
         PGresult *r = NULL;
         const char *v[] = {last_id, ahl__pg_i64(&n, last_version)};
-        int rc = query(t, &v_scan, NPARAMS(v), v, &r);
+        int rc = query(t, st, NPARAMS(v), v, &r);
         if (rc < 0)
             return rc;
         int rows = PQntuples(r);
@@ -608,6 +610,11 @@ static int version_scan(struct ahl_store_tx *t, ahl_store_version_cb cb, void *c
         if (rc || rows < SCAN_PAGE)
             return rc;
     }
+}
+
+static int version_scan(struct ahl_store_tx *t, ahl_store_version_cb cb, void *ctx)
+{
+    return versions_paged(t, &v_scan, cb, ctx);
 }
 
 /* ---- chunks -------------------------------------------------------------------------------- */
@@ -746,27 +753,7 @@ static int chunk_delete(struct ahl_store_tx *t, const uint8_t hash[AHL_SHA256_LE
 
 static int gc_roots(struct ahl_store_tx *t, ahl_store_version_cb cb, void *ctx)
 {
-    struct ahl_version_rec rec;
-    char last_id[AHL_ID_LEN + 1] = "";
-    int64_t last_version = -1;
-    for (;;) {
-        struct ahl__pg_num n;
-        PGresult *r = NULL;
-        const char *v[] = {last_id, ahl__pg_i64(&n, last_version)};
-        int rc = query(t, &gc_roots_page, NPARAMS(v), v, &r);
-        if (rc < 0)
-            return rc;
-        int rows = PQntuples(r);
-        for (int i = 0; i < rows && rc == 0; i++) {
-            v_row(r, i, &rec);
-            memcpy(last_id, rec.imageset_id, sizeof last_id);
-            last_version = (int64_t)rec.version;
-            rc = cb(ctx, &rec);
-        }
-        PQclear(r);
-        if (rc || rows < SCAN_PAGE)
-            return rc;
-    }
+    return versions_paged(t, &gc_roots_page, cb, ctx);
 }
 
 static int gc_versions(struct ahl_store_tx *t, unsigned limit, uint64_t *versions,

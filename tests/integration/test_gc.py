@@ -240,7 +240,7 @@ class Gc(unittest.TestCase):
         self.c.delete_image_set(datastoreId=ds, imageSetId=s)
         listing = sorted(p for p, _ in all_bytes(os.path.join(self.srv.data_dir, 'frames')))
         out = self.gc('--dry-run', '--grace', '0')
-        self.assertRegex(out, r'reclaimable: \d+ deleted image sets? \(\d+ versions?\), [1-9]\d* '
+        self.assertRegex(out, r'reclaimable: \d+ versions? of \d+ deleted image sets?, [1-9]\d* '
                               r'chunks?')
         self.assertNotIn('reclaimed', out)
         self.assertEqual(sorted(p for p, _ in all_bytes(os.path.join(self.srv.data_dir,
