@@ -62,6 +62,8 @@ int ahl_api_credentials_generate(const char *path, struct ahl_api_credentials *c
  * CPUs (see docs/commands.md, --http-threads). */
 #define AHL_API_THREADS_PER_CPU 4
 #define AHL_API_MIN_THREADS 8
+/* HealthImaging's default quota of concurrent import jobs per data store. */
+#define AHL_API_JOB_MAX_CONCURRENT 100
 
 struct ahl_api_config {
     const char *listen_host; /* numeric IPv4 or IPv6 address, or "localhost" */
@@ -78,6 +80,9 @@ struct ahl_api_config {
     /* Import-job runner hook (see ahl_api_service); NULL: jobs are recorded but not run. */
     void (*job_submitted)(void *ctx, const struct ahl_job_rec *job);
     void *job_ctx;
+    /* StartDICOMImportJob refuses a job (ServiceQuotaExceededException) while its data store has
+     * this many SUBMITTED or IN_PROGRESS; 0: AHL_API_JOB_MAX_CONCURRENT. */
+    unsigned job_max_concurrent;
     const struct ahl_api_credentials *credentials; /* copied */
     /* Connection limits (0 in any: its default, AHL_API_DEFAULT_*). */
     unsigned max_connections;        /* open connections in all */

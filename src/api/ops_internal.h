@@ -45,6 +45,7 @@ struct ahl_api_service {
      * no runner is attached (the job then stays SUBMITTED). */
     void (*job_submitted)(void *ctx, const struct ahl_job_rec *job);
     void *job_ctx;
+    unsigned job_max_concurrent; /* api.h, ahl_api_config */
     /* Frame memory of STOW-RS imports, all requests together; valid when frames_ready. */
     struct ahl_import_budget stow_budget;
     /* STOW-RS importers of the data stores stored into lately, kept across requests so that

@@ -1370,6 +1370,8 @@ int ahl_api_server_start(const struct ahl_api_config *cfg, struct ahl_meta *meta
         goto fail;
     srv->svc.job_submitted = cfg->job_submitted;
     srv->svc.job_ctx = cfg->job_ctx;
+    srv->svc.job_max_concurrent =
+        cfg->job_max_concurrent ? cfg->job_max_concurrent : AHL_API_JOB_MAX_CONCURRENT;
     if (cfg->dicomweb_cache != AHL_API_NO_DICOMWEB_CACHE &&
         ahl__dwcache_new(cfg->dicomweb_cache ? cfg->dicomweb_cache : AHL_API_DEFAULT_DICOMWEB_CACHE,
                          &srv->svc.dw_cache) < 0) {

@@ -17,6 +17,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/codec.h"
+#include "base/text.h"
 #include "base/banned.h"
 
 #define MAX_LIST_REPLY (16 * 1024 * 1024)
@@ -30,6 +31,7 @@ struct ahl_s3 {
     char *host;     /* "host:port", the Host header we send and sign */
     char *region, *access_key, *secret_key, *token;
     long timeout_s;
+    char expected_owner[16]; /* x-amz-expected-bucket-owner, "" when not sent */
 };
 
 /* ---- one signed request ---- */
@@ -133,7 +135,7 @@ static int build_headers(const struct ahl_s3 *s, const struct call *c,
                          const struct ahl_sigv4_signed *sig, struct ahl_buf *h,
                          struct curl_slist **out)
 {
-    size_t offs[6], nl = 0;
+    size_t offs[8], nl = 0;
     int rc = 0;
 #define LINE(...)                                                                        \
     do {                                                                                 \
@@ -147,6 +149,8 @@ static int build_headers(const struct ahl_s3 *s, const struct call *c,
     LINE("Authorization: %s", sig->authorization.data);
     if (s->token)
         LINE("x-amz-security-token: %s", s->token);
+    if (s->expected_owner[0])
+        LINE("x-amz-expected-bucket-owner: %s", s->expected_owner);
     LINE("Content-Type: %s", c->content_type ? c->content_type : "");
 #undef LINE
     /* The lines point into h, which no longer grows. "Expect:" saves uploads the
@@ -188,13 +192,14 @@ static int perform(struct ahl_s3 *s, struct call *c, struct ahl_err *err)
 
     char payload_hash[AHL_SHA256_HEX_LEN + 1];
     ahl_sha256_hex(c->body ? c->body : "", c->body ? c->body_len : 0, payload_hash);
-    struct ahl_sigv4_header signed_headers[] = {{"host", s->host}};
+    struct ahl_sigv4_header signed_headers[] = {
+        {"host", s->host}, {"x-amz-expected-bucket-owner", s->expected_owner}};
     struct ahl_sigv4_sign_input in = {
         .method = c->method,
         .path = path.data,
         .query = c->query,
         .headers = signed_headers,
-        .n_headers = 1,
+        .n_headers = s->expected_owner[0] ? 2 : 1,
         .payload_hash = payload_hash,
         .region = s->region,
         .service = "s3",
@@ -502,6 +507,9 @@ int ahl_s3_open(const struct ahl_s3_config *cfg, struct ahl_s3 **out, struct ahl
     s->secret_key = dup_or_null(sk, &failed);
     s->token = dup_or_null(tok, &failed);
     s->timeout_s = cfg->timeout_s > 0 ? cfg->timeout_s : 60;
+    if (cfg->expected_owner && ahl_str_copy(s->expected_owner, sizeof s->expected_owner,
+                                            cfg->expected_owner) < 0)
+        failed = 1;
     s->curl = curl_easy_init();
     if (failed || !s->curl) {
         ahl_s3_close(s);

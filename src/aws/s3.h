@@ -70,6 +70,10 @@ struct ahl_s3_config {
     const char *secret_key;    /* NULL: $AWS_SECRET_ACCESS_KEY */
     const char *session_token; /* NULL: $AWS_SESSION_TOKEN (may be unset) */
     long timeout_s;            /* a request that moves no data this long fails; 0 means 60 */
+    /* An account id (12 digits) sent, signed, as x-amz-expected-bucket-owner on every request,
+     * so that S3 refuses (HTTP 403) a bucket another account owns; NULL or "": not sent. Endpoints
+     * that ignore the header (moto) then check nothing. */
+    const char *expected_owner;
 };
 
 /* Opens a client. Fails (AHL_EINVAL) on a URL that is not http(s)://host[:port][/] or when no

@@ -92,6 +92,14 @@ static void usage(FILE *f)
             "  --gc-grace S        the collector keeps frames no version lists that were\n"
             "                      written less than S seconds ago, for imports not yet\n"
             "                      committed (default 86400)\n"
+            "  --job-max-files N   an import job whose input holds more objects is FAILED\n"
+            "                      (HealthImaging's quota; default 5000)\n"
+            "  --job-max-mib N     an import job whose input holds more than N MiB is FAILED\n"
+            "                      (HealthImaging's quota of 10 GB; default 10240)\n"
+            "  --job-max-concurrent N\n"
+            "                      StartDICOMImportJob answers ServiceQuotaExceededException\n"
+            "                      while a data store has N jobs SUBMITTED or IN_PROGRESS\n"
+            "                      (HealthImaging's quota; default 100)\n"
             "  --oidc-jwks FILE    accept OIDC bearer tokens (Authorization: Bearer <JWT>) on\n"
             "                      DICOMweb resources, signed by a key in this JWKS file (RSA\n"
             "                      and EC P-256; re-read when it changes). Give all three:\n"
@@ -221,6 +229,7 @@ int ahl_cmd_serve(int argc, char **argv)
     unsigned job_lease_ms = 0, job_renew_ms = 0, job_poll_ms = 0, job_max_attempts = 0;
     unsigned gc_interval_s = AHL_GC_INTERVAL_S, gc_grace_s = AHL_GC_GRACE_S;
     struct ahl_gc_background *gc = NULL;
+    unsigned job_max_files = 0, job_max_mib = 0, job_max_concurrent = 0;
     unsigned long body_mib = 0, import_mib = 0, spool_mib = 0;
     long cache_mib = -1, frame_cache_mib = -1, commit_delay_us = -1; /* -1: the default */
     int no_per_ip = 0;
@@ -287,6 +296,9 @@ int ahl_cmd_serve(int argc, char **argv)
             "--archive-days",
             "--gc-interval",
             "--gc-grace",
+            "--job-max-files",
+            "--job-max-mib",
+            "--job-max-concurrent",
             NULL,
         };
         const char *name = NULL;
@@ -376,6 +388,9 @@ int ahl_cmd_serve(int argc, char **argv)
                 {"--archive-days", 1, 36500},
                 {"--gc-interval", 0, 30 * 86400},
                 {"--gc-grace", 0, 365 * 86400},
+                {"--job-max-files", 1, 1000000},
+                {"--job-max-mib", 1, 1024 * 1024},
+                {"--job-max-concurrent", 1, 1000000},
             };
             char *end;
             unsigned long n = strtoul(v, &end, 10);
@@ -428,8 +443,14 @@ int ahl_cmd_serve(int argc, char **argv)
                 meta_opts.archive_days = (unsigned)n;
             else if (!strcmp(name, "--gc-interval"))
                 gc_interval_s = (unsigned)n;
-            else
+            else if (!strcmp(name, "--gc-grace"))
                 gc_grace_s = (unsigned)n;
+            else if (!strcmp(name, "--job-max-files"))
+                job_max_files = (unsigned)n;
+            else if (!strcmp(name, "--job-max-mib"))
+                job_max_mib = (unsigned)n;
+            else
+                job_max_concurrent = (unsigned)n;
         }
     }
     if (parse_listen(listen_arg, host, sizeof host, &port) < 0) {
@@ -604,6 +625,7 @@ int ahl_cmd_serve(int argc, char **argv)
         .viewer_datastore = viewer_ds,
         .max_stow_spool = (uint64_t)spool_mib << 20,
         .viewer_oidc_client_id = viewer_client,
+        .job_max_concurrent = job_max_concurrent,
     };
     struct ahl_runner_config rcfg = {.meta = meta,
                                      .data_dir = data_dir,
@@ -616,7 +638,10 @@ int ahl_cmd_serve(int argc, char **argv)
                                      .lease_ms = job_lease_ms,
                                      .renew_ms = job_renew_ms,
                                      .max_attempts = job_max_attempts,
-                                     .memory_budget = (uint64_t)import_mib << 20};
+                                     .memory_budget = (uint64_t)import_mib << 20,
+                                     .max_files = job_max_files,
+                                     .max_bytes = (uint64_t)job_max_mib << 20,
+                                     .account_id = account};
     if ((s3_root || jobs_endpoint) && ahl_runner_start(&rcfg, &runner, &err) < 0) {
         fprintf(stderr, "ahilite serve: %s\n", err.msg);
         goto out;

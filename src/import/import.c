@@ -70,6 +70,7 @@ int ahl_importer_open(struct ahl_meta *m, const char *datastore_id,
     pthread_mutex_init(&im->cache_mu, NULL);
     ahl_import_budget_init(&im->own_budget, opts->memory_budget);
     im->budget = opts->budget ? opts->budget : &im->own_budget;
+    im->mappings = opts->mappings;
     im->batch_max = opts->batch_max ? opts->batch_max : AHL_IMPORT_BATCH_DEFAULT;
     if (ahl_str_copy(im->ds, sizeof im->ds, datastore_id) < 0) {
         rc = ahl_fail(err, AHL_ENOTFOUND, "data store %.40s does not exist", datastore_id);

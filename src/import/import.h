@@ -75,6 +75,7 @@
 #define AHL_IMPORT_MEMORY_DEFAULT ((uint64_t)2 << 30)
 
 struct ahl_framestore;
+struct ahl_mapping_set;
 
 /* A memory budget for frames being transcoded, shared by every thread (and every importer) that
  * is given it: before a thread transcodes a frame it reserves the frame's estimated cost,
@@ -107,6 +108,9 @@ struct ahl_import_opts {
     /* A budget shared with other importers (it must outlive this one), or NULL for the
      * importer's own of memory_budget bytes. */
     struct ahl_import_budget *budget;
+    /* DICOM JSON metadata mappings (mapping.h) overlaid on each instance after normalization,
+     * before the import limits and grouping; it must outlive the importer. NULL: none. */
+    const struct ahl_mapping_set *mappings;
 };
 
 /* What became of one object. */

@@ -55,6 +55,7 @@ struct ahl_importer {
     /* Frames and bulk data are written without syncing and made durable together before the
      * commit that names them (blob/framestore.h, docs/frames.md#durability). */
     struct ahl_framestore_sync sync;
+    const struct ahl_mapping_set *mappings; /* import.h, opts->mappings */
 };
 
 struct ahl_import_item {

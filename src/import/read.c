@@ -19,6 +19,7 @@
 #include "dicom/normalize.h"
 #include "dicom/p10.h"
 #include "frames/frames.h"
+#include "import/mapping.h"
 #include "base/banned.h"
 
 /* ---- reading frames ----------------------------------------------------------------------- */
@@ -482,6 +483,10 @@ int ahl_import_prepare_fd_of_study(struct ahl_importer *im, int fd, const char *
         goto out;
     }
     if ((rc = ahl_hi_normalize(f, &it->doc, &err)) < 0) {
+        ahl__import_res_fail(res, rc, &err, NULL);
+        goto out;
+    }
+    if ((rc = ahl_mapping_set_apply(im->mappings, it->doc, &err)) < 0) {
         ahl__import_res_fail(res, rc, &err, NULL);
         goto out;
     }

@@ -24,6 +24,7 @@
 #include "blob/objstore.h"
 #include "frames/frames.h"
 #include "import/import.h"
+#include "import/mapping.h"
 #include "json/json.h"
 #include "meta/events.h"
 #include "meta/states.h"
@@ -38,6 +39,7 @@ struct obj {
     char *key;
     uint64_t size;
     char *problem; /* from the listing: cannot be imported */
+    bool metadata; /* a metadata file of the job's mappings: read, not imported */
     enum obj_state state;
     struct ahl_import_result *res; /* once done */
 };
@@ -56,6 +58,8 @@ struct job_run {
     uint64_t renew_at_ns;   /* monotonic: when the heartbeat renews it next (runner lock) */
     struct ahl_importer *im;
     struct ahl_import_batch *batch;
+    char owner[16];                   /* inputOwnerAccountId, "" when none */
+    struct ahl_mapping_set *mappings; /* importConfiguration's, NULL when none */
     pthread_mutex_t mu; /* guards objs[].state/res from the batch callbacks */
     struct job_run *next_run;
 };
@@ -65,6 +69,9 @@ struct ahl_runner {
     struct ahl_store *store;
     char data_dir[1024], tmp[1100];
     char s3_root[1024], s3_endpoint[1024];
+    char account[16]; /* the owner of local buckets */
+    unsigned max_files;
+    uint64_t max_bytes;
     char node[AHL_NODE_ID_MAX + 1];  /* this process's id in the jobs' leases */
     struct ahl_framestore fs;        /* opened (and swept) once, shared by every job's importer */
     struct ahl_import_budget budget; /* shared by every job's importer */
@@ -186,11 +193,14 @@ void ahl_runner_job_submitted(void *ctx, const struct ahl_job_rec *job)
 
 /* ---- objects ------------------------------------------------------------------------------ */
 
-static int open_objstore(struct ahl_runner *r, struct ahl_objstore **os, struct ahl_err *err)
+/* owner: the account that must own the bucket (S3 checks it, x-amz-expected-bucket-owner), or
+ * NULL. Local buckets are the server's account's, checked once in job_start. */
+static int open_objstore(struct ahl_runner *r, const char *owner, struct ahl_objstore **os,
+                         struct ahl_err *err)
 {
     if (r->s3_root[0])
         return ahl_objstore_open_local(r->s3_root, os, err);
-    struct ahl_s3_config c = {.endpoint = r->s3_endpoint};
+    struct ahl_s3_config c = {.endpoint = r->s3_endpoint, .expected_owner = owner};
     return ahl_objstore_open_s3(&c, os, err);
 }
 
@@ -278,7 +288,7 @@ static void import_object(struct ahl_runner *r, struct job_run *j, size_t i)
     }
     unlink(path);
     ahl_err_clear(&err);
-    if (open_objstore(r, &os, &err) < 0 ||
+    if (open_objstore(r, j->owner, &os, &err) < 0 ||
         ahl_objstore_get_fd(os, j->in.bucket, ob->key, fd, &err) < 0) {
         bool customer = err.code == AHL_ENOTFOUND || err.code == AHL_EDENIED;
         fail_object(j, i, customer, "cannot read the object: %s", err.msg);
@@ -413,7 +423,7 @@ static int finish_outputs(struct ahl_runner *r, struct job_run *j, char *why, si
         rc = AHL_ENOMEM;
         goto out;
     }
-    if ((rc = open_objstore(r, &os, &err)) < 0) {
+    if ((rc = open_objstore(r, NULL, &os, &err)) < 0) {
         snprintf(why, why_cap, "cannot open the output location: %s", err.msg);
         goto out;
     }
@@ -454,6 +464,7 @@ static void job_free(struct job_run *j)
         free(j->objs[i].res);
     }
     free(j->objs);
+    ahl_mapping_set_free(j->mappings);
     pthread_mutex_destroy(&j->mu);
     free(j);
 }
@@ -492,6 +503,145 @@ static void job_finish(struct ahl_runner *r, struct job_run *j)
     job_free(j);
 }
 
+/* ---- options, quotas and metadata mappings ------------------------------------------------- */
+
+/* Reads the job's options (store.h, ahl_store_job_options_get): inputOwnerAccountId into j->owner,
+ * importConfiguration's mappings into *maps (a new reference, NULL when none). */
+static int job_options(struct ahl_runner *r, struct job_run *j, json_t **maps, char *why,
+                       size_t cap)
+{
+    struct ahl_store_tx *tx = NULL;
+    char *text = NULL;
+    int rc = ahl_store_begin(r->store, false, &tx);
+    if (rc == 0) {
+        rc = ahl_store_job_options_get(tx, j->rec.id, &text);
+        ahl_store_rollback(tx);
+    }
+    json_t *o = rc == 0 && text[0] ? json_loads(text, 0, NULL) : NULL;
+    if (rc == 0 && text[0] && !json_is_object(o))
+        rc = AHL_ECORRUPT;
+    free(text);
+    if (rc < 0) {
+        json_decref(o);
+        snprintf(why, cap, "cannot read the job's options: %s", ahl_strerror(rc));
+        return rc;
+    }
+    const char *owner = json_string_value(json_object_get(o, "inputOwnerAccountId"));
+    snprintf(j->owner, sizeof j->owner, "%s", owner ? owner : "");
+    json_t *m = json_object_get(json_object_get(json_object_get(o, "importConfiguration"),
+                                                "dicomJsonMetadataImportConfiguration"),
+                                "dicomMetadataMappings");
+    *maps = json_is_array(m) ? json_incref(m) : NULL;
+    json_decref(o);
+    return 0;
+}
+
+/* HealthImaging's per-job quotas, on what the listing found (metadata files included). */
+static int job_quotas(struct ahl_runner *r, struct job_run *j, char *why, size_t cap)
+{
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < j->n; i++)
+        bytes += j->objs[i].size;
+    if (j->n > r->max_files) {
+        snprintf(why, cap, "the input holds %zu files; the quota is %u files per import job "
+                 "(--job-max-files)", j->n, r->max_files);
+        return AHL_EQUOTA;
+    }
+    if (bytes > r->max_bytes) {
+        snprintf(why, cap, "the input holds %llu bytes; the quota is %llu MiB per import job "
+                 "(--job-max-mib)", (unsigned long long)bytes,
+                 (unsigned long long)(r->max_bytes >> 20));
+        return AHL_EQUOTA;
+    }
+    return 0;
+}
+
+static int add_bytes(void *ctx, const void *p, size_t n)
+{
+    return ahl_buf_add(ctx, p, n) < 0 ? AHL_ETOOBIG : 0;
+}
+
+/* The object of key among the job's, appended (with no size) when the listing did not find it. */
+static struct obj *object_of(struct job_run *j, const char *key)
+{
+    for (size_t i = 0; i < j->n; i++)
+        if (strcmp(j->objs[i].key, key) == 0)
+            return &j->objs[i];
+    struct ahl_object_info oi = {.key = key};
+    return on_object(j, &oi) == 0 ? &j->objs[j->n - 1] : NULL;
+}
+
+/* Reads and parses the metadata file of every mapping into j->mappings. A file that cannot be
+ * used stays among the job's objects with the reason as its problem (a failure line), and the
+ * instances of its study or series then fail (mapping.h); the others are taken out, as they are
+ * not DICOM to import. Fails the job only when out of memory. */
+static int load_mappings(struct ahl_runner *r, struct job_run *j, struct ahl_objstore *os,
+                         const json_t *maps, char *why, size_t cap)
+{
+    struct ahl_buf b;
+    size_t i;
+    const json_t *m;
+    int rc = 0;
+    (void)r;
+    ahl_buf_init(&b, AHL_MAPPING_MAX_BYTES + 1);
+    if (!(j->mappings = ahl_mapping_set_new()))
+        goto nomem;
+    json_array_foreach(maps, i, m)
+    {
+        const char *study = json_string_value(json_object_get(m, "studyInstanceUID"));
+        const char *series = json_string_value(json_object_get(m, "seriesInstanceUID"));
+        const char *path = json_string_value(json_object_get(m, "metadataFilePath"));
+        char key[AHL_S3_MAX_KEY + 1], problem[700] = "";
+        struct ahl_err err;
+        json_t *levels = NULL;
+        ahl_err_clear(&err);
+        if (!study || !path)
+            continue; /* checked by StartDICOMImportJob */
+        ahl_buf_reset(&b);
+        if (ahl_mapping_object_key(j->in.prefix, path, key, sizeof key) < 0)
+            snprintf(key, sizeof key, "%.900s", path);
+        if (strlen(key) > AHL_S3_MAX_KEY - 1)
+            snprintf(problem, sizeof problem, "the key is longer than %d bytes", AHL_S3_MAX_KEY);
+        else if ((rc = ahl_objstore_get(os, j->in.bucket, key, add_bytes, &b, &err)) < 0)
+            snprintf(problem, sizeof problem, "%s",
+                     rc == AHL_ETOOBIG ? "the metadata file is larger than 1 MiB"
+                                       : err.msg[0] ? err.msg : ahl_strerror(rc));
+        else if (ahl_mapping_parse(b.data ? b.data : "", b.len, study, series, &levels, &err) < 0)
+            snprintf(problem, sizeof problem, "%s", err.msg);
+        rc = 0;
+        struct obj *ob = object_of(j, key);
+        if (!ob)
+            goto nomem;
+        ob->metadata = true;
+        if (problem[0] && !ob->problem) {
+            char msg[1000];
+            snprintf(msg, sizeof msg, "metadata file for study %.64s%s%.64s: %s", study,
+                     series ? " series " : "", series ? series : "", problem);
+            if (!(ob->problem = strdup(msg)))
+                goto nomem;
+        }
+        if (ahl_mapping_set_add(j->mappings, study, series, key, levels,
+                                problem[0] ? problem : NULL) < 0)
+            goto nomem;
+    }
+    /* The metadata files that were used are not objects to import. */
+    size_t k = 0;
+    for (i = 0; i < j->n; i++) {
+        if (j->objs[i].metadata && !j->objs[i].problem) {
+            free(j->objs[i].key);
+            continue;
+        }
+        j->objs[k++] = j->objs[i];
+    }
+    j->n = k;
+    ahl_buf_release(&b);
+    return 0;
+nomem:
+    ahl_buf_release(&b);
+    snprintf(why, cap, "out of memory reading the metadata files");
+    return AHL_ENOMEM;
+}
+
 /* Claims a job for this node and lists its input; the job is then among the running jobs, its
  * objects for any idle worker. false when no job was claimable. */
 static bool job_start(struct ahl_runner *r)
@@ -499,6 +649,7 @@ static bool job_start(struct ahl_runner *r)
     struct job_run *j = calloc(1, sizeof *j);
     struct ahl_objstore *os = NULL;
     struct ahl_err err;
+    json_t *maps = NULL;
     char why[700];
     ahl_err_clear(&err);
     if (!j)
@@ -538,18 +689,39 @@ static bool job_start(struct ahl_runner *r)
         snprintf(why, sizeof why, "%s", err.msg);
         goto out;
     }
-    struct ahl_import_opts o = {
-        .frames = &r->fs, .lock_dir = r->data_dir, .tmp_dir = r->tmp, .budget = &r->budget};
+    if (job_options(r, j, &maps, why, sizeof why) < 0)
+        goto out;
+    if (j->owner[0] && r->s3_root[0] && strcmp(j->owner, r->account) != 0) {
+        snprintf(why, sizeof why, "the input bucket %.100s is owned by account %s, not by the "
+                 "inputOwnerAccountId %s", j->in.bucket, r->account, j->owner);
+        goto out;
+    }
+    if (open_objstore(r, j->owner, &os, &err) < 0 ||
+        ahl_objstore_list(os, j->in.bucket, j->in.prefix, on_object, j, &err) < 0) {
+        if (err.code == AHL_EDENIED && j->owner[0])
+            snprintf(why, sizeof why, "cannot list %.200s: the bucket is not owned by the "
+                     "inputOwnerAccountId %s, or access to it is denied: %.300s",
+                     j->rec.input_uri, j->owner, err.msg);
+        else
+            snprintf(why, sizeof why, "cannot list %.200s: %.400s", j->rec.input_uri,
+                     err.msg[0] ? err.msg : "too many objects");
+        goto out;
+    }
+    if (job_quotas(r, j, why, sizeof why) < 0 ||
+        (maps && load_mappings(r, j, os, maps, why, sizeof why) < 0))
+        goto out;
+    struct ahl_import_opts o = {.frames = &r->fs,
+                                .lock_dir = r->data_dir,
+                                .tmp_dir = r->tmp,
+                                .budget = &r->budget,
+                                .mappings = j->mappings};
     if (ahl_importer_open(r->meta, j->rec.datastore_id, &o, &j->im, &err) < 0 ||
         ahl_import_batch_new(j->im, on_imported, j, &j->batch) < 0) {
         snprintf(why, sizeof why, "%s", err.msg[0] ? err.msg : "out of memory");
         goto out;
     }
-    if (open_objstore(r, &os, &err) < 0 ||
-        ahl_objstore_list(os, j->in.bucket, j->in.prefix, on_object, j, &err) < 0)
-        snprintf(why, sizeof why, "cannot list %.200s: %.400s", j->rec.input_uri,
-                 err.msg[0] ? err.msg : "too many objects");
 out:
+    json_decref(maps);
     ahl_objstore_close(os);
     pthread_mutex_lock(&r->mu);
     bool lost = j->lost;
@@ -719,6 +891,10 @@ int ahl_runner_start(const struct ahl_runner_config *cfg, struct ahl_runner **ou
     snprintf(r->tmp, sizeof r->tmp, "%s/tmp", cfg->data_dir);
     snprintf(r->s3_root, sizeof r->s3_root, "%s", cfg->s3_root ? cfg->s3_root : "");
     snprintf(r->s3_endpoint, sizeof r->s3_endpoint, "%s", cfg->s3_endpoint ? cfg->s3_endpoint : "");
+    snprintf(r->account, sizeof r->account, "%s",
+             cfg->account_id ? cfg->account_id : AHL_RUNNER_ACCOUNT_ID);
+    r->max_files = cfg->max_files ? cfg->max_files : AHL_RUNNER_MAX_FILES;
+    r->max_bytes = cfg->max_bytes ? cfg->max_bytes : AHL_RUNNER_MAX_BYTES;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     pthread_cond_init(&r->hb_cv, NULL);

@@ -65,10 +65,20 @@ struct ahl_runner_config {
     /* Memory that frames being transcoded may take at once, all jobs together (import.h,
      * struct ahl_import_budget); 0: AHL_IMPORT_MEMORY_DEFAULT. */
     uint64_t memory_budget;
+    /* HealthImaging's per-job quotas: a job whose input lists more objects, or more bytes in all,
+     * is FAILED with a message naming the quota (0: AHL_RUNNER_MAX_FILES, AHL_RUNNER_MAX_BYTES). */
+    unsigned max_files;
+    uint64_t max_bytes;
+    /* The server's account id (12 digits): the owner of every local bucket, which a job's
+     * inputOwnerAccountId must name. NULL: AHL_RUNNER_ACCOUNT_ID. */
+    const char *account_id;
 };
 
 #define AHL_RUNNER_LEASE_MS 30000
 #define AHL_RUNNER_MAX_ATTEMPTS 3
+#define AHL_RUNNER_MAX_FILES 5000
+#define AHL_RUNNER_MAX_BYTES ((uint64_t)10 << 30)
+#define AHL_RUNNER_ACCOUNT_ID "123456789012"
 
 struct ahl_runner;
 

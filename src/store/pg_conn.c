@@ -894,6 +894,7 @@ static void pg_ops_fill(void)
     X(search_delete) X(search_query) X(search_plan) X(frame_put) X(frame_get) X(frame_copy)       \
     X(frame_delete_set) X(frame_list) X(frame_backfill_next) X(frame_backfill_done) X(job_put)   \
     X(job_get) X(job_list) X(job_claim) X(job_renew) X(job_release) X(qido_set_get)              \
+    X(job_options_put) X(job_options_get)                                                        \
     X(qido_set_put) X(qido_set_delete) X(qido_series_put)                                        \
     X(qido_series_delete) X(qido_series_touch) X(qido_instance_put) X(qido_instance_delete)      \
     X(qido_study_refresh) X(qido_query) X(qido_plan) X(qido_backfill_next)                       \

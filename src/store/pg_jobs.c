@@ -22,7 +22,7 @@ const char *const ahl__pg_jobs_ddl[] = {
     " output_uri text NOT NULL, message text NOT NULL, client_token text NOT NULL,"
     " submitted_at bigint NOT NULL, ended_at bigint NOT NULL,"
     " claimed_by text NOT NULL DEFAULT '', lease_until bigint NOT NULL DEFAULT 0,"
-    " attempts integer NOT NULL DEFAULT 0)",
+    " attempts integer NOT NULL DEFAULT 0, options text NOT NULL DEFAULT '')",
     "CREATE INDEX IF NOT EXISTS job_datastore ON job(datastore_id, submitted_at, id)",
     "CREATE INDEX IF NOT EXISTS job_open ON job(submitted_at, id)"
     " WHERE status IN ('SUBMITTED', 'IN_PROGRESS')",
@@ -185,8 +185,40 @@ static int job_release(struct ahl_store_tx *tx, const struct ahl_job_rec *j, con
     return rc;
 }
 
+static const struct ahl__pg_stmt st_options_put = {"job_options_put",
+                                                   "UPDATE job SET options=$2 WHERE id=$1"};
+static const struct ahl__pg_stmt st_options_get = {"job_options_get",
+                                                   "SELECT options FROM job WHERE id=$1"};
+
+static int job_options_put(struct ahl_store_tx *tx, const char *id, const char *options)
+{
+    const char *v[2] = {id, options};
+    PGresult *r = NULL;
+    int rc = ahl__pg_run(tx, &st_options_put, 2, v, NULL, NULL, false, &r);
+    if (rc == 0 && changed(r) != 1)
+        rc = AHL_ENOTFOUND;
+    PQclear(r);
+    return rc;
+}
+
+static int job_options_get(struct ahl_store_tx *tx, const char *id, char **out)
+{
+    const char *v[1] = {id};
+    PGresult *r = NULL;
+    *out = NULL;
+    int rc = ahl__pg_run(tx, &st_options_get, 1, v, NULL, NULL, false, &r);
+    if (rc == 0 && PQntuples(r) != 1)
+        rc = AHL_ENOTFOUND;
+    if (rc == 0 && !(*out = strdup(PQgetvalue(r, 0, 0))))
+        rc = AHL_ENOMEM;
+    PQclear(r);
+    return rc;
+}
+
 void ahl__pg_jobs_ops(struct ahl_store_ops *ops)
 {
+    ops->job_options_put = job_options_put;
+    ops->job_options_get = job_options_get;
     ops->job_put = job_put;
     ops->job_get = job_get;
     ops->job_list = job_list;

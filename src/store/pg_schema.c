@@ -18,8 +18,8 @@
 #include "base/banned.h"
 
 /* 1: the first schema; 2: the event outbox (pg_events.c), whose tables a database of version 1
- * gets from the same idempotent DDL; 3: storage tiers (step3 below). */
-#define PG_SCHEMA_VERSION 3
+ * gets from the same idempotent DDL; 3: storage tiers (step3 below); 4: a job's options (step4). */
+#define PG_SCHEMA_VERSION 4
 #define AHL_PG_LOCK_SCHEMA 0x61686c53 /* "ahlS" */
 
 /* Runs sql on c; logs a failure. */
@@ -77,8 +77,16 @@ static const char *const step3[] = {
     NULL,
 };
 
+static const char *const step4[] = {
+    /* A job's options (store.h, ahl_store_job_options_put): importConfiguration and
+     * inputOwnerAccountId as one JSON object, '' for a job started without them. */
+    "ALTER TABLE job ADD COLUMN IF NOT EXISTS options text NOT NULL DEFAULT ''",
+    NULL,
+};
+
 static const char *const *const steps[PG_SCHEMA_VERSION + 1] = {
     [3] = step3,
+    [4] = step4,
 };
 
 static int run_all(PGconn *c, const char *const *ddl)

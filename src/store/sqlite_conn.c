@@ -707,6 +707,8 @@ static const struct ahl_store_ops sq_ops = {
     .job_claim = ahl__sq_job_claim,
     .job_renew = ahl__sq_job_renew,
     .job_release = ahl__sq_job_release,
+    .job_options_put = ahl__sq_job_options_put,
+    .job_options_get = ahl__sq_job_options_get,
 };
 
 /* Opens the writer and checkpoint connections, migrating the schema, and starts the checkpointer.

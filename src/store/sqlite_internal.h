@@ -85,6 +85,8 @@ enum ahl__sq_stmt {
     ST_J_CLAIM,
     ST_J_RENEW,
     ST_J_RELEASE,
+    ST_J_OPTIONS_PUT,
+    ST_J_OPTIONS_GET,
     ST_COUNT
 };
 
@@ -288,6 +290,8 @@ int ahl__sq_job_claim(struct ahl_store_tx *t, const char *node, uint32_t lease_m
                       struct ahl_job_rec *out);
 int ahl__sq_job_renew(struct ahl_store_tx *t, const char *id, const char *node, uint32_t lease_ms);
 int ahl__sq_job_release(struct ahl_store_tx *t, const struct ahl_job_rec *r, const char *node);
+int ahl__sq_job_options_put(struct ahl_store_tx *t, const char *id, const char *options);
+int ahl__sq_job_options_get(struct ahl_store_tx *t, const char *id, char **out);
 
 /* sqlite_search.c */
 int ahl__sq_search_put(struct ahl_store_tx *t, const struct ahl_search_row *r);

@@ -106,6 +106,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_J_RELEASE] = "UPDATE job SET status=?2, message=?3, ended_at=?4, claimed_by='',"
                      " lease_until=0, attempts=attempts - (?2='SUBMITTED')"
                      " WHERE id=?1 AND claimed_by=?5 AND status='IN_PROGRESS'",
+    [ST_J_OPTIONS_PUT] = "UPDATE job SET options=?2 WHERE id=?1",
+    [ST_J_OPTIONS_GET] = "SELECT options FROM job WHERE id=?1",
 };
 
 /* The cached statement id of conn, reset and with its bindings cleared. */
@@ -718,4 +720,27 @@ int ahl__sq_job_release(struct ahl_store_tx *t, const struct ahl_job_rec *r, con
     ahl__sq_bind_text(st, 5, node);
     int rc = ahl__sq_step_one_change(CONN(t), st, "job release");
     return rc == AHL_ENOTFOUND ? AHL_ECONFLICT : rc;
+}
+
+int ahl__sq_job_options_put(struct ahl_store_tx *t, const char *id, const char *options)
+{
+    PREP(st, CONN(t), ST_J_OPTIONS_PUT);
+    ahl__sq_bind_text(st, 1, id);
+    ahl__sq_bind_text(st, 2, options);
+    return ahl__sq_step_one_change(CONN(t), st, "job options put");
+}
+
+int ahl__sq_job_options_get(struct ahl_store_tx *t, const char *id, char **out)
+{
+    PREP(st, CONN(t), ST_J_OPTIONS_GET);
+    *out = NULL;
+    ahl__sq_bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        *out = strdup(v ? v : "");
+        sqlite3_reset(st);
+        return *out ? 0 : AHL_ENOMEM;
+    }
+    return rc == SQLITE_DONE ? AHL_ENOTFOUND : ahl__sq_err(CONN(t)->db, rc, "job options get");
 }

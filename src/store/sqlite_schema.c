@@ -175,6 +175,9 @@ static const char *const migrations[] = {
     " WHERE last_accessed_at = 0;"
     "UPDATE search SET last_accessed_at = coalesce((SELECT last_accessed_at FROM imageset"
     " WHERE imageset.id = search.imageset_id), 0);",
+    /* 9: a job's options (store.h, ahl_store_job_options_put): importConfiguration and
+     * inputOwnerAccountId as one JSON object, "" for a job started without them. */
+    "ALTER TABLE job ADD COLUMN options TEXT NOT NULL DEFAULT '';",
 };
 
 int ahl__sq_schema_version(void)

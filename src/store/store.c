@@ -210,6 +210,9 @@ AHL__FWD(job_renew,
          (tx, id, node, lease_ms))
 AHL__FWD(job_release, (struct ahl_store_tx * tx, const struct ahl_job_rec *rec, const char *node),
          (tx, rec, node))
+AHL__FWD(job_options_put, (struct ahl_store_tx * tx, const char *id, const char *options),
+         (tx, id, options))
+AHL__FWD(job_options_get, (struct ahl_store_tx * tx, const char *id, char **out), (tx, id, out))
 
 AHL__FWD(event_list,
          (struct ahl_store_tx * tx, uint64_t after_seq, unsigned limit, ahl_store_event_cb cb,

@@ -498,6 +498,8 @@ struct ahl_store_ops {
                      struct ahl_job_rec *out);
     int (*job_renew)(struct ahl_store_tx *tx, const char *id, const char *node, uint32_t lease_ms);
     int (*job_release)(struct ahl_store_tx *tx, const struct ahl_job_rec *rec, const char *node);
+    int (*job_options_put)(struct ahl_store_tx *tx, const char *id, const char *options);
+    int (*job_options_get)(struct ahl_store_tx *tx, const char *id, char **out);
 
     int (*qido_set_get)(struct ahl_store_tx *tx, const char *imageset_id, struct ahl_qido_set *out);
     int (*qido_set_put)(struct ahl_store_tx *tx, const struct ahl_qido_set *rec);
@@ -851,5 +853,13 @@ int ahl_store_event_list(struct ahl_store_tx *tx, uint64_t after_seq, unsigned l
 int ahl_store_event_delete(struct ahl_store_tx *tx, uint64_t upto_seq);
 int ahl_store_event_trim(struct ahl_store_tx *tx, uint64_t keep, uint64_t *dropped);
 int ahl_store_event_lease(struct ahl_store_tx *tx, const char *node, uint32_t lease_ms);
+
+/* A job's options: the request's optional members the job runs with (importConfiguration,
+ * inputOwnerAccountId), one JSON object as text, "" for none; kept beside the job's row because
+ * they may be larger than a row's fixed fields (1,000 metadata mappings). put sets them on job id
+ * (AHL_ENOTFOUND when there is no such job); get returns them in *out (a malloc'd string the
+ * caller frees, "" when none were set). */
+int ahl_store_job_options_put(struct ahl_store_tx *tx, const char *id, const char *options);
+int ahl_store_job_options_get(struct ahl_store_tx *tx, const char *id, char **out);
 
 #endif /* AHL_STORE_STORE_H */
