@@ -234,7 +234,8 @@ static void test_apply(void **state)
     struct ahl_mapping_set *s = ahl_mapping_set_new();
     struct ahl_err err;
     assert_non_null(s);
-    /* The series mapping is added first: it must still win over the study mapping. */
+    /* The series mapping is added first: it must still win over the study mapping. The study
+     * mapping restates StudyInstanceUID, replacing the string the matching started from. */
     assert_int_equal(ahl_mapping_set_add(s, ST, SE, "in/series.json",
                                          levels("{\"Study\":{\"StudyDescription\":\"series\"},"
                                                 "\"Series\":{\"SeriesDescription\":\"S\"}}"),
@@ -242,7 +243,8 @@ static void test_apply(void **state)
                      0);
     assert_int_equal(ahl_mapping_set_add(s, ST, NULL, "in/study.json",
                                          levels("{\"Patient\":{\"PatientName\":\"Mapped\"},"
-                                                "\"Study\":{\"StudyDescription\":\"study\"}}"),
+                                                "\"Study\":{\"StudyDescription\":\"study\","
+                                                "\"StudyInstanceUID\":\"" ST "\"}}"),
                                          NULL),
                      0);
     assert_int_equal(ahl_mapping_set_add(s, "1.2.3", NULL, "in/bad.json", NULL, "not JSON"), 0);

@@ -581,6 +581,7 @@ static void test_migration(void **state)
                   "UPDATE imageset SET last_accessed_at = 0;"
                   "DROP TABLE event_outbox; DROP TABLE event_lease;"
                   "DROP INDEX job_open; ALTER TABLE job DROP COLUMN claimed_by;"
+                  "ALTER TABLE job DROP COLUMN options;"
                   "ALTER TABLE job DROP COLUMN lease_until; ALTER TABLE job DROP COLUMN attempts;"
                   "DROP TABLE qido_backfill; DROP TABLE qido_instance; DROP TABLE qido_series;"
                   "DROP TABLE qido_study_modality; DROP TABLE qido_study; DROP TABLE qido_set;"
