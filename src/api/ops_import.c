@@ -41,11 +41,10 @@ static int job_options_text(const json_t *in, char **out, struct ahl_err *err)
     const char *owner = ahl_api_str(in, "inputOwnerAccountId");
     int rc;
     *out = NULL;
-    if (cfg &&
-        (rc = ahl_mapping_check_config(
-             json_object_get(json_object_get(cfg, "dicomJsonMetadataImportConfiguration"),
-                             "dicomMetadataMappings"),
-             err)) < 0)
+    if (cfg && (rc = ahl_mapping_check_config(
+                    json_object_get(json_object_get(cfg, "dicomJsonMetadataImportConfiguration"),
+                                    "dicomMetadataMappings"),
+                    err)) < 0)
         return rc;
     json_t *o = json_object();
     if (!o || (cfg && json_object_set(o, "importConfiguration", (json_t *)cfg) < 0) ||

@@ -192,8 +192,8 @@ static int perform(struct ahl_s3 *s, struct call *c, struct ahl_err *err)
 
     char payload_hash[AHL_SHA256_HEX_LEN + 1];
     ahl_sha256_hex(c->body ? c->body : "", c->body ? c->body_len : 0, payload_hash);
-    struct ahl_sigv4_header signed_headers[] = {
-        {"host", s->host}, {"x-amz-expected-bucket-owner", s->expected_owner}};
+    struct ahl_sigv4_header signed_headers[] = {{"host", s->host},
+                                                {"x-amz-expected-bucket-owner", s->expected_owner}};
     struct ahl_sigv4_sign_input in = {
         .method = c->method,
         .path = path.data,
@@ -507,8 +507,8 @@ int ahl_s3_open(const struct ahl_s3_config *cfg, struct ahl_s3 **out, struct ahl
     s->secret_key = dup_or_null(sk, &failed);
     s->token = dup_or_null(tok, &failed);
     s->timeout_s = cfg->timeout_s > 0 ? cfg->timeout_s : 60;
-    if (cfg->expected_owner && ahl_str_copy(s->expected_owner, sizeof s->expected_owner,
-                                            cfg->expected_owner) < 0)
+    if (cfg->expected_owner &&
+        ahl_str_copy(s->expected_owner, sizeof s->expected_owner, cfg->expected_owner) < 0)
         failed = 1;
     s->curl = curl_easy_init();
     if (failed || !s->curl) {

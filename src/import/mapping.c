@@ -63,15 +63,18 @@ int ahl_mapping_check_config(const json_t *mappings, struct ahl_err *err)
         const char *se = json_string_value(jse);
         const char *path = json_string_value(json_object_get(m, "metadataFilePath"));
         if (!st || bad_uid(st))
-            return ahl_fail(err, AHL_EINVAL, "%s[%zu].studyInstanceUID: \"%.80s\" is not a valid "
+            return ahl_fail(err, AHL_EINVAL,
+                            "%s[%zu].studyInstanceUID: \"%.80s\" is not a valid "
                             "UID (1 to 64 digits and dots, no empty or zero-led component)",
                             base, i, st ? st : "");
         if (jse && (!se || bad_uid(se)))
-            return ahl_fail(err, AHL_EINVAL, "%s[%zu].seriesInstanceUID: \"%.80s\" is not a valid "
+            return ahl_fail(err, AHL_EINVAL,
+                            "%s[%zu].seriesInstanceUID: \"%.80s\" is not a valid "
                             "UID (1 to 64 digits and dots, no empty or zero-led component)",
                             base, i, se ? se : "");
         if (!path || bad_path(path))
-            return ahl_fail(err, AHL_EINVAL, "%s[%zu].metadataFilePath: \"%.200s\" must be a path "
+            return ahl_fail(err, AHL_EINVAL,
+                            "%s[%zu].metadataFilePath: \"%.200s\" must be a path "
                             "relative to inputS3Uri, without empty, \".\" or \"..\" segments",
                             base, i, path ? path : "");
         for (size_t k = 0; k < i; k++) {
@@ -80,10 +83,14 @@ int ahl_mapping_check_config(const json_t *mappings, struct ahl_err *err)
             const char *ose = json_string_value(json_object_get(o, "seriesInstanceUID"));
             if (ost && strcmp(ost, st) == 0 && (se ? ose && strcmp(ose, se) == 0 : !ose)) {
                 if (se)
-                    return ahl_fail(err, AHL_EINVAL, "%s[%zu]: study %.64s series %.64s is "
-                                    "already mapped by entry %zu", base, i, st, se, k);
-                return ahl_fail(err, AHL_EINVAL, "%s[%zu]: study %.64s is already mapped by entry "
-                                "%zu", base, i, st, k);
+                    return ahl_fail(err, AHL_EINVAL,
+                                    "%s[%zu]: study %.64s series %.64s is "
+                                    "already mapped by entry %zu",
+                                    base, i, st, se, k);
+                return ahl_fail(err, AHL_EINVAL,
+                                "%s[%zu]: study %.64s is already mapped by entry "
+                                "%zu",
+                                base, i, st, k);
             }
         }
     }
@@ -108,8 +115,10 @@ static json_t *pn_string(const char *where, const json_t *o, struct ahl_err *err
     char buf[3 * 200 + 3];
     size_t len = 0, keep = 0;
     if (!json_is_object(o)) {
-        ahl_fail(err, AHL_EINVAL, "%s: a PN value is an object with Alphabetic, Ideographic "
-                 "and Phonetic", where);
+        ahl_fail(err, AHL_EINVAL,
+                 "%s: a PN value is an object with Alphabetic, Ideographic "
+                 "and Phonetic",
+                 where);
         return NULL;
     }
     const char *k;
@@ -120,8 +129,10 @@ static json_t *pn_string(const char *where, const json_t *o, struct ahl_err *err
         for (int g = 0; g < 3; g++)
             known |= strcmp(k, groups[g]) == 0;
         if (!known || !json_is_string(v)) {
-            ahl_fail(err, AHL_EINVAL, "%s: PN member \"%.40s\" is not one of Alphabetic, "
-                     "Ideographic, Phonetic with a string value", where, k);
+            ahl_fail(err, AHL_EINVAL,
+                     "%s: PN member \"%.40s\" is not one of Alphabetic, "
+                     "Ideographic, Phonetic with a string value",
+                     where, k);
             return NULL;
         }
     }
@@ -177,7 +188,9 @@ static json_t *one_value(const char *where, const char *vr, const json_t *x, str
         return json_deep_copy(x);
     }
     ahl_fail(err, AHL_EINVAL, "%s: a JSON %s is not a value of VR %s", where,
-             json_is_string(x) ? "string" : json_is_number(x) ? "number" : "value of this type",
+             json_is_string(x)   ? "string"
+             : json_is_number(x) ? "number"
+                                 : "value of this type",
              vr);
     return NULL;
 }
@@ -200,14 +213,18 @@ static int element_value(const char *where, const struct ahl_dict_entry *e, cons
                                 : "an element has only vr, Value or InlineBinary");
     }
     if (strcmp(vr, "SQ") == 0)
-        return ahl_fail(err, AHL_EINVAL, "%s: sequence (SQ) attributes cannot be set by a "
-                        "metadata mapping", where);
+        return ahl_fail(err, AHL_EINVAL,
+                        "%s: sequence (SQ) attributes cannot be set by a "
+                        "metadata mapping",
+                        where);
     if (val && bin)
         return ahl_fail(err, AHL_EINVAL, "%s: both Value and InlineBinary", where);
     if (bin) {
         if (!json_is_string(bin) || !vr_is(vr, "OBODOFOLOVOWUN"))
-            return ahl_fail(err, AHL_EINVAL, "%s: InlineBinary is a base64 string, for VRs OB OD "
-                            "OF OL OV OW UN", where);
+            return ahl_fail(err, AHL_EINVAL,
+                            "%s: InlineBinary is a base64 string, for VRs OB OD "
+                            "OF OL OV OW UN",
+                            where);
         *out = json_deep_copy(bin);
         return *out ? 0 : AHL_ENOMEM;
     }
@@ -250,22 +267,27 @@ int ahl_mapping_parse(const char *text, size_t len, const char *study_uid, const
     int rc = 0;
     *out = NULL;
     if (len > AHL_MAPPING_MAX_BYTES)
-        return ahl_fail(err, AHL_ETOOBIG, "the metadata file is %zu bytes; at most %zu are "
-                        "allowed", len, AHL_MAPPING_MAX_BYTES);
+        return ahl_fail(err, AHL_ETOOBIG,
+                        "the metadata file is %zu bytes; at most %zu are "
+                        "allowed",
+                        len, AHL_MAPPING_MAX_BYTES);
     if (!(root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je)))
-        return ahl_fail(err, AHL_EPARSE, "not JSON: %.200s (line %d, column %d)", je.text,
-                        je.line, je.column);
+        return ahl_fail(err, AHL_EPARSE, "not JSON: %.200s (line %d, column %d)", je.text, je.line,
+                        je.column);
     const json_t *ds = root;
     if (json_is_array(root)) {
         if (json_array_size(root) != 1) {
-            rc = ahl_fail(err, AHL_EINVAL, "a DICOM JSON metadata file holds one dataset; this "
-                          "array holds %zu", json_array_size(root));
+            rc = ahl_fail(err, AHL_EINVAL,
+                          "a DICOM JSON metadata file holds one dataset; this "
+                          "array holds %zu",
+                          json_array_size(root));
             goto out;
         }
         ds = json_array_get(root, 0);
     }
     if (!json_is_object(ds)) {
-        rc = ahl_fail(err, AHL_EINVAL, "not DICOM JSON: a dataset is a JSON object keyed by tags "
+        rc = ahl_fail(err, AHL_EINVAL,
+                      "not DICOM JSON: a dataset is a JSON object keyed by tags "
                       "(\"00100010\")");
         goto out;
     }
@@ -282,8 +304,10 @@ int ahl_mapping_parse(const char *text, size_t len, const char *study_uid, const
         char where[160];
         snprintf(where, sizeof where, "element %.40s", key);
         if (!ahl_dicom_hex_key(key, &tag)) {
-            rc = ahl_fail(err, AHL_EINVAL, "not DICOM JSON: key \"%.40s\" is not a tag of 8 hex "
-                          "digits", key);
+            rc = ahl_fail(err, AHL_EINVAL,
+                          "not DICOM JSON: key \"%.40s\" is not a tag of 8 hex "
+                          "digits",
+                          key);
             goto out;
         }
         const char *vr = json_string_value(json_object_get(el, "vr"));
@@ -293,20 +317,26 @@ int ahl_mapping_parse(const char *text, size_t len, const char *study_uid, const
         }
         const struct ahl_dict_entry *e = ahl_dict_by_tag(tag);
         if ((tag >> 16) & 1 || !e || e->mask == 0) {
-            rc = ahl_fail(err, AHL_EINVAL, "%s: private and unknown tags cannot be set by a "
-                          "metadata mapping", where);
+            rc = ahl_fail(err, AHL_EINVAL,
+                          "%s: private and unknown tags cannot be set by a "
+                          "metadata mapping",
+                          where);
             goto out;
         }
         snprintf(where, sizeof where, "element %.8s (%s)", key, e->keyword);
         enum ahl_level lv = ahl_level_of_tag(tag);
         if (lv == AHL_LEVEL_INSTANCE) {
-            rc = ahl_fail(err, AHL_EINVAL, "%s: instance-level attributes cannot be set by a "
-                          "metadata mapping (only Patient, Study and Series ones)", where);
+            rc = ahl_fail(err, AHL_EINVAL,
+                          "%s: instance-level attributes cannot be set by a "
+                          "metadata mapping (only Patient, Study and Series ones)",
+                          where);
             goto out;
         }
         if (lv == AHL_LEVEL_SERIES && !series_uid) {
-            rc = ahl_fail(err, AHL_EINVAL, "%s: a series-level attribute needs a mapping with a "
-                          "seriesInstanceUID", where);
+            rc = ahl_fail(err, AHL_EINVAL,
+                          "%s: a series-level attribute needs a mapping with a "
+                          "seriesInstanceUID",
+                          where);
             goto out;
         }
         json_t *value = NULL;
@@ -447,8 +477,8 @@ int ahl_mapping_set_apply(const struct ahl_mapping_set *s, json_t *doc, struct a
         return 0;
     /* Copies: a mapping may restate StudyInstanceUID, which replaces the string in doc. */
     json_t *st = json_object_get(doc, "Study");
-    const char *uid = json_string_value(json_object_get(json_object_get(st, "DICOM"),
-                                                        "StudyInstanceUID"));
+    const char *uid =
+        json_string_value(json_object_get(json_object_get(st, "DICOM"), "StudyInstanceUID"));
     void *it = json_object_iter(json_object_get(st, "Series"));
     char study[AHL_MAPPING_UID_MAX + 1], series_buf[AHL_MAPPING_UID_MAX + 1];
     const char *series = NULL;
@@ -464,13 +494,16 @@ int ahl_mapping_set_apply(const struct ahl_mapping_set *s, json_t *doc, struct a
                 (e->series && (!series || strcmp(e->series, series) != 0)))
                 continue;
             if (!e->levels)
-                return ahl_fail(err, AHL_EINVAL, "the metadata file %.300s mapped to this %s "
-                                "could not be used: %.300s", e->file,
-                                e->series ? "series" : "study", e->problem ? e->problem : "?");
+                return ahl_fail(err, AHL_EINVAL,
+                                "the metadata file %.300s mapped to this %s "
+                                "could not be used: %.300s",
+                                e->file, e->series ? "series" : "study",
+                                e->problem ? e->problem : "?");
             int rc = overlay(doc, e->levels);
             if (rc < 0)
                 return rc == AHL_ENOMEM ? ahl_fail(err, rc, "out of memory")
-                                        : ahl_fail(err, rc, "the document has no %s level to "
+                                        : ahl_fail(err, rc,
+                                                   "the document has no %s level to "
                                                    "map the metadata file %.300s onto",
                                                    e->series ? "series" : "study", e->file);
         }

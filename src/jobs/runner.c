@@ -543,14 +543,17 @@ static int job_quotas(struct ahl_runner *r, struct job_run *j, char *why, size_t
     for (size_t i = 0; i < j->n; i++)
         bytes += j->objs[i].size;
     if (j->n > r->max_files) {
-        snprintf(why, cap, "the input holds %zu files; the quota is %u files per import job "
-                 "(--job-max-files)", j->n, r->max_files);
+        snprintf(why, cap,
+                 "the input holds %zu files; the quota is %u files per import job "
+                 "(--job-max-files)",
+                 j->n, r->max_files);
         return AHL_EQUOTA;
     }
     if (bytes > r->max_bytes) {
-        snprintf(why, cap, "the input holds %llu bytes; the quota is %llu MiB per import job "
-                 "(--job-max-mib)", (unsigned long long)bytes,
-                 (unsigned long long)(r->max_bytes >> 20));
+        snprintf(why, cap,
+                 "the input holds %llu bytes; the quota is %llu MiB per import job "
+                 "(--job-max-mib)",
+                 (unsigned long long)bytes, (unsigned long long)(r->max_bytes >> 20));
         return AHL_EQUOTA;
     }
     return 0;
@@ -605,7 +608,8 @@ static int load_mappings(struct ahl_runner *r, struct job_run *j, struct ahl_obj
         else if ((rc = ahl_objstore_get(os, j->in.bucket, key, add_bytes, &b, &err)) < 0)
             snprintf(problem, sizeof problem, "%s",
                      rc == AHL_ETOOBIG ? "the metadata file is larger than 1 MiB"
-                                       : err.msg[0] ? err.msg : ahl_strerror(rc));
+                     : err.msg[0]      ? err.msg
+                                       : ahl_strerror(rc));
         else if (ahl_mapping_parse(b.data ? b.data : "", b.len, study, series, &levels, &err) < 0)
             snprintf(problem, sizeof problem, "%s", err.msg);
         rc = 0;
@@ -692,14 +696,17 @@ static bool job_start(struct ahl_runner *r)
     if (job_options(r, j, &maps, why, sizeof why) < 0)
         goto out;
     if (j->owner[0] && r->s3_root[0] && strcmp(j->owner, r->account) != 0) {
-        snprintf(why, sizeof why, "the input bucket %.100s is owned by account %s, not by the "
-                 "inputOwnerAccountId %s", j->in.bucket, r->account, j->owner);
+        snprintf(why, sizeof why,
+                 "the input bucket %.100s is owned by account %s, not by the "
+                 "inputOwnerAccountId %s",
+                 j->in.bucket, r->account, j->owner);
         goto out;
     }
     if (open_objstore(r, j->owner, &os, &err) < 0 ||
         ahl_objstore_list(os, j->in.bucket, j->in.prefix, on_object, j, &err) < 0) {
         if (err.code == AHL_EDENIED && j->owner[0])
-            snprintf(why, sizeof why, "cannot list %.200s: the bucket is not owned by the "
+            snprintf(why, sizeof why,
+                     "cannot list %.200s: the bucket is not owned by the "
                      "inputOwnerAccountId %s, or access to it is denied: %.300s",
                      j->rec.input_uri, j->owner, err.msg);
         else

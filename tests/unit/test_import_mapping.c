@@ -19,7 +19,7 @@
 /* ---- the request ---------------------------------------------------------------------------- */
 
 struct config_case {
-    const char *json; /* the dicomMetadataMappings array */
+    const char *json;   /* the dicomMetadataMappings array */
     const char *phrase; /* NULL: accepted */
 };
 
@@ -76,8 +76,8 @@ static void test_too_many(void **state)
     char uid[32];
     for (int i = 0; i <= AHL_MAPPING_MAX; i++) {
         snprintf(uid, sizeof uid, "1.2.%d", i + 1);
-        json_array_append_new(m, json_pack("{s:s,s:s}", "studyInstanceUID", uid,
-                                           "metadataFilePath", "a.json"));
+        json_array_append_new(
+            m, json_pack("{s:s,s:s}", "studyInstanceUID", uid, "metadataFilePath", "a.json"));
     }
     struct ahl_err err;
     assert_int_equal(ahl_mapping_check_config(m, &err), AHL_EINVAL);
@@ -97,9 +97,9 @@ static void test_object_key(void **state)
     assert_string_equal(k, "in/m.json");
     assert_int_equal(ahl_mapping_object_key("", "m.json", k, sizeof k), 0);
     assert_string_equal(k, "m.json");
-    assert_int_equal(ahl_mapping_object_key("in/", "a-much-longer-name-than-fits.json", k,
-                                            sizeof k),
-                     AHL_ETOOBIG);
+    assert_int_equal(
+        ahl_mapping_object_key("in/", "a-much-longer-name-than-fits.json", k, sizeof k),
+        AHL_ETOOBIG);
 }
 
 /* ---- the metadata file ---------------------------------------------------------------------- */
@@ -114,22 +114,25 @@ struct parse_case {
 static const struct parse_case parse_cases[] = {
     {"{\"00100010\":{\"vr\":\"PN\",\"Value\":[{\"Alphabetic\":\"Doe^Jane\","
      "\"Ideographic\":\"X\"}]},\"00081030\":{\"vr\":\"LO\",\"Value\":[\"CT head\"]}}",
-     false, "{\"Patient\":{\"PatientName\":\"Doe^Jane=X\"},\"Study\":{\"StudyDescription\":"
-            "\"CT head\"}}",
+     false,
+     "{\"Patient\":{\"PatientName\":\"Doe^Jane=X\"},\"Study\":{\"StudyDescription\":"
+     "\"CT head\"}}",
      NULL},
     /* An array of one dataset; IS from a number; an empty value; a restated UID. */
     {"[{\"00200011\":{\"vr\":\"IS\",\"Value\":[12]},\"00080050\":{\"vr\":\"SH\"},"
      "\"0020000E\":{\"vr\":\"UI\",\"Value\":[\"" SE "\"]},"
      "\"0020000D\":{\"vr\":\"UI\",\"Value\":[\"" ST "\"]}}]",
-     true, "{\"Series\":{\"SeriesInstanceUID\":\"" SE "\",\"SeriesNumber\":\"12\"},"
-           "\"Study\":{\"AccessionNumber\":null,\"StudyInstanceUID\":\"" ST "\"}}",
+     true,
+     "{\"Series\":{\"SeriesInstanceUID\":\"" SE "\",\"SeriesNumber\":\"12\"},"
+     "\"Study\":{\"AccessionNumber\":null,\"StudyInstanceUID\":\"" ST "\"}}",
      NULL},
     /* Lower-case hex keys, a DS from a real, a VM 1-n attribute as an array. */
     {"{\"00101030\":{\"vr\":\"DS\",\"Value\":[71.5]},"
      "\"00100030\":{\"vr\":\"DA\",\"Value\":[\"19700101\"]},"
      "\"00081060\":{\"vr\":\"PN\",\"Value\":[{\"Alphabetic\":\"Reader^A\"}]}}",
-     false, "{\"Patient\":{\"PatientBirthDate\":\"19700101\"},\"Study\":{\"NameOfPhysiciansReadingStudy\":"
-            "[\"Reader^A\"],\"PatientWeight\":\"71.5\"}}",
+     false,
+     "{\"Patient\":{\"PatientBirthDate\":\"19700101\"},\"Study\":{\"NameOfPhysiciansReadingStudy\":"
+     "[\"Reader^A\"],\"PatientWeight\":\"71.5\"}}",
      NULL},
     {"{}", false, "{}", NULL},
     {"[", false, NULL, "not JSON"},
@@ -157,8 +160,7 @@ static const struct parse_case parse_cases[] = {
     {"{\"00100030\":{\"vr\":\"DA\",\"Value\":[\"2024-01-01\"]}}", false, NULL, "VR DA"},
     {"{\"00100030\":{\"vr\":\"DA\",\"Value\":[20240101]}}", false, NULL, "number"},
     {"{\"00101010\":{\"vr\":\"AS\",\"Value\":\"040Y\"}}", false, NULL, "Value is an array"},
-    {"{\"00100010\":{\"vr\":\"PN\",\"Value\":[],\"InlineBinary\":\"AA==\"}}", false, NULL,
-     "both"},
+    {"{\"00100010\":{\"vr\":\"PN\",\"Value\":[],\"InlineBinary\":\"AA==\"}}", false, NULL, "both"},
     {"{\"00100010\":{\"vr\":\"PN\",\"InlineBinary\":\"AA==\"}}", false, NULL, "InlineBinary"},
     {"{\"00100010\":{\"vr\":\"PN\",\"Value\":[{\"Alphabetic\":\"x\"}],\"extra\":1}}", false, NULL,
      "only vr, Value or InlineBinary"},
@@ -172,8 +174,7 @@ static void test_parse(void **state)
         json_t *out = NULL;
         struct ahl_err err;
         ahl_err_clear(&err);
-        int rc = ahl_mapping_parse(c->json, strlen(c->json), ST, c->series ? SE : NULL, &out,
-                                   &err);
+        int rc = ahl_mapping_parse(c->json, strlen(c->json), ST, c->series ? SE : NULL, &out, &err);
         if (c->expect) {
             if (rc != 0)
                 fail_msg("case %zu refused: %s", i, err.msg);
@@ -252,10 +253,10 @@ static void test_apply(void **state)
     json_t *doc = instance_doc(ST, SE);
     assert_int_equal(ahl_mapping_set_apply(s, doc, &err), 0);
     json_t *st = json_object_get(doc, "Study");
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(json_object_get(doc, "Patient"), "DICOM"),
-                            "PatientName")),
-                        "Mapped");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(json_object_get(doc, "Patient"), "DICOM"),
+                                          "PatientName")),
+        "Mapped");
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(st, "DICOM"), "StudyDescription")),
         "series");
@@ -263,9 +264,8 @@ static void test_apply(void **state)
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(ser, "DICOM"), "SeriesDescription")),
         "S");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(ser, "DICOM"),
-                                                          "Modality")),
-                        "CT");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(ser, "DICOM"), "Modality")), "CT");
     json_decref(doc);
 
     /* Another series of the study: the study mapping only. */
@@ -303,8 +303,8 @@ static void test_apply(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_check_config), cmocka_unit_test(test_too_many),
-        cmocka_unit_test(test_object_key),   cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_check_config),   cmocka_unit_test(test_too_many),
+        cmocka_unit_test(test_object_key),     cmocka_unit_test(test_parse),
         cmocka_unit_test(test_parse_size_cap), cmocka_unit_test(test_apply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
