@@ -524,3 +524,40 @@ def two_frame_ct(path, uid_root):
     bytes reversed) as study uid_root + '1', series + '1.1', instance + '1.1.1'."""
     subprocess.run(['/usr/bin/python3', '-c', _TWO_FRAMES, path, CT_SAMPLE, uid_root],
                    check=True, timeout=60)
+
+
+class Moto:
+    """moto_server on a free loopback port as an S3 endpoint for import jobs, with the buckets
+    given, and a boto3 S3 client of it (keys 'testing'); env is the environment a server using
+    it as --s3-endpoint needs."""
+
+    def __init__(self, buckets=()):
+        import sys
+        import boto3
+        self.log = tempfile.TemporaryFile()
+        port = free_port()
+        self.proc = subprocess.Popen([sys.executable, '-m', 'moto.server', '-H', '127.0.0.1',
+                                      '-p', str(port)], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.url = 'http://127.0.0.1:%d' % port
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(self.url + '/', timeout=1).read()
+                break
+            except OSError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError('moto_server did not start')
+                time.sleep(0.2)
+        self.env = dict(os.environ, AWS_ACCESS_KEY_ID='testing',
+                        AWS_SECRET_ACCESS_KEY='testing', AWS_REGION='us-east-1')
+        self.s3 = boto3.client('s3', endpoint_url=self.url, region_name='us-east-1',
+                               aws_access_key_id='testing', aws_secret_access_key='testing')
+        for b in buckets:
+            self.s3.create_bucket(Bucket=b)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.log.close()

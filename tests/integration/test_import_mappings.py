@@ -14,12 +14,9 @@ runs the mapping and owner cases against moto_server, which ignores x-amz-expect
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 import unittest
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ahltest  # noqa: E402
@@ -300,31 +297,11 @@ class LocalBuckets(Checks, unittest.TestCase):
 class S3Endpoint(Checks, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        import boto3
-        cls.moto_port = ahltest.free_port()
-        cls.moto_log = tempfile.TemporaryFile()
-        cls.moto = subprocess.Popen([sys.executable, '-m', 'moto.server', '-H', '127.0.0.1',
-                                     '-p', str(cls.moto_port)], stdout=cls.moto_log,
-                                    stderr=subprocess.STDOUT)
-        url = 'http://127.0.0.1:%d' % cls.moto_port
-        deadline = time.time() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + '/', timeout=1).read()
-                break
-            except OSError:
-                if time.time() > deadline or cls.moto.poll() is not None:
-                    raise RuntimeError('moto_server did not start')
-                time.sleep(0.2)
-        env = dict(os.environ, AWS_ACCESS_KEY_ID='testing', AWS_SECRET_ACCESS_KEY='testing',
-                   AWS_REGION='us-east-1')
-        cls.s3 = boto3.client('s3', endpoint_url=url, region_name='us-east-1',
-                              aws_access_key_id='testing', aws_secret_access_key='testing')
-        cls.s3.create_bucket(Bucket='in-bucket')
-        cls.s3.create_bucket(Bucket='out-bucket')
+        cls.moto = ahltest.Moto(buckets=('in-bucket', 'out-bucket'))
+        cls.s3 = cls.moto.s3
         for key, data in INPUT.items():
             cls.s3.put_object(Bucket='in-bucket', Key=key, Body=data)
-        cls.server = ahltest.Server(extra_args=['--s3-endpoint', url], env=env)
+        cls.server = ahltest.Server(extra_args=['--s3-endpoint', cls.moto.url], env=cls.moto.env)
         cls.client = ahltest.boto3_client(cls.server)
         cls.ds = ahltest.create_active_datastore(cls.client, 'mappings')
 
@@ -332,8 +309,7 @@ class S3Endpoint(Checks, unittest.TestCase):
     def tearDownClass(cls):
         rc = cls.server.stop()
         cls.server.cleanup()
-        cls.moto.terminate()
-        cls.moto.wait(timeout=10)
+        cls.moto.stop()
         assert rc == 0, 'server exit status %r' % rc
 
     def read_output(self, key):

@@ -339,7 +339,8 @@ static void test_dispatcher_file(void **state)
     unlink(path);
 }
 
-/* A PostgreSQL schema of version 1 (before the outbox) gets the outbox's tables when opened. */
+/* A PostgreSQL schema of version 1 (before the outbox) gets the outbox's tables, and the job
+ * options column of version 3, when opened. */
 static void test_pg_schema_upgrade(void **state)
 {
     struct fx *f = *state;
@@ -349,6 +350,7 @@ static void test_pg_schema_upgrade(void **state)
     fx_close(f);
     assert_int_equal(ahl_test_pg_exec(f->dir,
                                       "DROP TABLE event_outbox, event_lease;"
+                                      " ALTER TABLE job DROP COLUMN options;"
                                       " UPDATE ahl_schema SET version = 1",
                                       NULL, 0),
                      0);
@@ -360,7 +362,9 @@ static void test_pg_schema_upgrade(void **state)
     assert_int_equal(lease(f, "a", 1000), 0);
     char v[16];
     assert_int_equal(ahl_test_pg_exec(f->dir, "SELECT version FROM ahl_schema", v, sizeof v), 0);
-    assert_string_equal(v, "3"); /* the current version: the storage tiers' step followed */
+    assert_string_equal(v, "4"); /* the current version: the later steps followed */
+    /* Version 4's job options column came with them. */
+    assert_int_equal(ahl_test_pg_exec(f->dir, "SELECT count(options) FROM job", v, sizeof v), 0);
 }
 
 static void test_start_refuses(void **state)
