@@ -579,6 +579,7 @@ static void test_schema_upgrade_from_1(void **state)
     assert_int_equal(
         ahl_test_pg_exec(dir,
                          "ALTER TABLE search DROP COLUMN last_accessed_at;"
+                         "ALTER TABLE job DROP COLUMN options;"
                          "UPDATE ahl_schema SET version = 1;"
                          "INSERT INTO imageset VALUES('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',"
                          " 'dddddddddddddddddddddddddddddddd', 'ACTIVE', 'CREATED', '', true, 1,"
@@ -612,7 +613,9 @@ static void test_schema_upgrade_from_1(void **state)
     ahl_store_close(s);
     char n[16];
     assert_int_equal(ahl_test_pg_exec(dir, "SELECT max(version) FROM ahl_schema", n, sizeof n), 0);
-    assert_string_equal(n, "3");
+    assert_string_equal(n, "4");
+    /* Step 4: the job options column is back. */
+    assert_int_equal(ahl_test_pg_exec(dir, "SELECT count(options) FROM job", n, sizeof n), 0);
     fx_rmdir(dir);
 }
 
