@@ -74,6 +74,9 @@ void ahl_gc_report_print(const char *label, const struct ahl_gc_report *r, bool 
  * them), over its own frame store of the data directory or blob store. A failed pass is logged
  * and tried again at the next interval. */
 #define AHL_GC_INTERVAL_S 3600
+/* An interval with no version of a deleted set waiting skips the collection, but one runs at
+ * least this often whatever the count. */
+#define AHL_GC_FULL_EVERY_S (24 * 3600)
 struct ahl_gc_background;
 int ahl_gc_background_start(struct ahl_meta *m, struct ahl_store *s, const char *data_dir,
                             const char *blob_store, const char *s3_endpoint, unsigned interval_s,

@@ -18,7 +18,7 @@
 #include "store/store.h"
 #include "base/banned.h"
 
-#define FRAME_BATCH 256
+#define FRAME_BATCH 64
 
 struct frame_cands {
     struct ahl_meta_gc *g;
@@ -169,6 +169,7 @@ struct ahl_gc_background {
     struct ahl_framestore fs;
     unsigned interval_s;
     int64_t grace_ms;
+    uint64_t idle_passes; /* intervals since the last whole collection */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -198,6 +199,15 @@ static void *bg_main(void *arg)
         pthread_mutex_unlock(&b->mu);
         if (stop)
             break;
+        /* A whole collection reads every live chunk: only when a set was deleted since, or once
+         * a day for what nothing counts (frames of imports that failed, chunks left by a
+         * collection that stopped part way). */
+        uint64_t pending = 0;
+        struct ahl_err perr;
+        bool full_due = ++b->idle_passes * (uint64_t)b->interval_s >= AHL_GC_FULL_EVERY_S;
+        if (!full_due && ahl_meta_gc_pending(b->m, &pending, &perr) == 0 && !pending)
+            continue;
+        b->idle_passes = 0;
         struct ahl_gc_opts o = {.grace_ms = b->grace_ms,
                                 .batch = 128,
                                 .pause_ms = 20,

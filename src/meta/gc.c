@@ -325,3 +325,17 @@ void ahl_meta_gc_stats(const struct ahl_meta_gc *g, struct ahl_meta_gc_stats *ou
 {
     *out = g->st;
 }
+
+int ahl_meta_gc_pending(struct ahl_meta *m, uint64_t *versions, struct ahl_err *err)
+{
+    struct ahl_store_tx *tx = NULL;
+    uint64_t sets = 0;
+    int rc = ahl_store_begin(m->store, false, &tx);
+    *versions = 0;
+    if (rc < 0)
+        return ahl_meta_store_fail(err, rc, "starting a transaction");
+    if ((rc = ahl_store_gc_versions(tx, 0, versions, &sets)) < 0)
+        rc = ahl_meta_store_fail(err, rc, "counting versions of deleted image sets");
+    ahl_store_rollback(tx);
+    return rc;
+}

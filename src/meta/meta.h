@@ -308,6 +308,9 @@ int ahl_meta_gc_sweep(struct ahl_meta_gc *g, unsigned batch, struct ahl_err *err
  * Writes nothing; fn's result is returned. */
 typedef int (*ahl_meta_gc_fn)(void *ctx, struct ahl_meta_gc *g);
 int ahl_meta_gc_locked(struct ahl_meta_gc *g, ahl_meta_gc_fn fn, void *ctx, struct ahl_err *err);
+/* The versions of deleted image sets waiting for a collection, in one read transaction: a cheap
+ * look (no walk) for a background pass deciding whether to run. */
+int ahl_meta_gc_pending(struct ahl_meta *m, uint64_t *versions, struct ahl_err *err);
 /* Whether a live version walked so far lists frame (or bulk data object) id. */
 bool ahl_meta_gc_frame_live(const struct ahl_meta_gc *g, const char *id);
 void ahl_meta_gc_stats(const struct ahl_meta_gc *g, struct ahl_meta_gc_stats *out);

@@ -10,7 +10,7 @@ its stored frames is in no file of the data directory; the data directory's file
 few percent of what they took before the import; the second set still serves the shared frame
 bit for bit; `ahilite check` is clean. A whole copy of a set keeps everything when its source is
 deleted. --dry-run counts and changes nothing, and `ahilite check` counts the same as
-reclaimable, exiting 0.
+reclaimable, exiting 0. A server with --gc-interval 1 collects a deleted set by itself.
 """
 import gzip
 import json
@@ -21,6 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -252,6 +253,45 @@ class Gc(unittest.TestCase):
                                        r'image set, [1-9]\d* chunks')
         self.gc('--grace', '0')
         self.assertNotIn('reclaimable', self.check())
+
+
+class BackgroundGc(unittest.TestCase):
+    """serve --gc-interval 1 --gc-grace 0 collects a deleted set by itself."""
+
+    def test_background_pass(self):
+        inputs = tempfile.mkdtemp(prefix='ahl-gcbg-in-')
+        os.makedirs(os.path.join(inputs, 'gcout'))
+        generate(os.path.join(inputs, 'gcin', 'bg'), 3, '1.2.826.0.1.3680043.8.498.35.',
+                 'GCBACKGROUND^PATIENT', 35)
+        srv = ahltest.Server(extra_args=['--s3-root', inputs, '--gc-interval', '1',
+                                         '--gc-grace', '0'])
+        try:
+            c = ahltest.boto3_client(srv)
+            ds = ahltest.create_active_datastore(c, 'gc-bg')
+            r = c.start_dicom_import_job(
+                jobName='bg', datastoreId=ds, clientToken='bg',
+                dataAccessRoleArn='arn:aws:iam::123456789012:role/ImportRole',
+                inputS3Uri='s3://gcin/bg/', outputS3Uri='s3://gcout/bg/')
+            self.assertEqual(ahltest.wait_import_job(c, ds, r['jobId'], 120)['jobStatus'],
+                             'COMPLETED')
+            [sid] = [x['imageSetId'] for x in
+                     c.search_image_sets(datastoreId=ds)['imageSetsMetadataSummaries']]
+            c.delete_image_set(datastoreId=ds, imageSetId=sid)
+            deadline = time.time() + 30
+            while 'gc: removed' not in srv.log_text():
+                self.assertLess(time.time(), deadline, srv.log_text())
+                time.sleep(0.2)
+            p = subprocess.run([ahltest.server_binary(), 'gc', '--dry-run', '--data-dir',
+                                srv.data_dir, '--grace', '0'],
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn('reclaimable: 0 versions of 0 deleted image sets, 0 chunks (0 bytes)',
+                          p.stdout)
+            if not ahltest.frames_in_bucket():
+                self.assertIn(', 0 frames (0 bytes)', p.stdout)
+        finally:
+            srv.finish()
+            shutil.rmtree(inputs, ignore_errors=True)
 
 
 if __name__ == '__main__':
