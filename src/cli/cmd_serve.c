@@ -167,6 +167,7 @@ static void usage(FILE *f)
             "                      at shutdown (default 60)\n"
             "  --archive-days N    days without an access after which an image set is in\n"
             "                      ARCHIVE_INSTANT_ACCESS (default 30)\n"
+            "\n"
             "  --help              this text\n");
 }
 

@@ -235,7 +235,7 @@ class ServeOptions(unittest.TestCase):
         self.assertEqual(p.returncode, 0)
         for opt in ('--data-dir', '--listen', '--credentials', '--region', '--account-id',
                     '--s3-root', '--s3-endpoint', '--workers', '--http-threads',
-                    'AWS_DISABLE_HOST_PREFIX_INJECTION'):
+                    '--access-flush-s', '--archive-days', 'AWS_DISABLE_HOST_PREFIX_INJECTION'):
             self.assertIn(opt, p.stdout)
         for bad in (['--listen', 'nowhere'], ['--account-id', '123'], ['--workers', '0'],
                     ['--http-threads', '0'], ['--http-threads', '1025'], ['--bogus'], ['--region']):
