@@ -2,9 +2,11 @@
  *
  * Lifecycle: a data store is usable as soon as CreateDatastore returns. The call answers CREATING
  * as AWS's asynchronous call does, and the row is written ACTIVE in the same transaction, so a
- * client polling GetDatastore until ACTIVE sees it at once. DeleteDatastore answers DELETING and
- * removes the row and its tags; it is refused (ConflictException) while the store holds image sets
- * that are not deleted.
+ * client polling GetDatastore until ACTIVE sees it at once. DeleteDatastore answers DELETING,
+ * writes the row DELETED (a tombstone GetDatastore and ListDatastores show until it expires,
+ * docs/decisions.md#tombstones) and removes its tags; it is refused (ConflictException) while
+ * the store holds image sets that are not deleted, and deleting a DELETED store again answers
+ * DELETED.
  *
  * Idempotency: the data store id is derived from the clientToken (the first 128 bits of
  * SHA-256("datastore\0" + token), as hex), so a retried CreateDatastore finds the store its first
@@ -201,6 +203,14 @@ int ahl__op_DeleteDatastore(struct ahl_api_service *svc, const json_t *in,
         ahl_store_rollback(tx);
         return rc;
     }
+    if (ahl_datastore_status_parse(rec.status) == AHL_DATASTORE_DELETED) {
+        /* Deleting again (the operation is idempotent) reports the tombstone as it is. */
+        ahl_store_rollback(tx);
+        if (ahl__api_set(resp->json, "datastoreId", json_string(id)) < 0 ||
+            ahl__api_set(resp->json, "datastoreStatus", json_string(rec.status)) < 0)
+            return ahl_fail(err, AHL_ENOMEM, "out of memory");
+        return 0;
+    }
     if ((rc = ahl_store_datastore_count_imagesets(tx, id, &sets)) < 0)
         goto store_fail;
     if (sets > 0) {
@@ -209,8 +219,12 @@ int ahl__op_DeleteDatastore(struct ahl_api_service *svc, const json_t *in,
                         "Data store %s still holds %llu image set%s; delete them first", id,
                         (unsigned long long)sets, sets == 1 ? "" : "s");
     }
+    /* The row stays as a tombstone, DELETED since updated_at, until
+     * ahl_meta_tombstones_expire removes it; its tags go now (docs/decisions.md#tombstones). */
     ahl__api_datastore_arn(svc, id, arn, sizeof arn);
-    if ((rc = ahl_store_datastore_delete(tx, id)) < 0 ||
+    ahl_datastore_rec_set_status(&rec, AHL_DATASTORE_DELETED);
+    rec.updated_at_ms = ahl_now_ms();
+    if ((rc = ahl_store_datastore_put(tx, &rec, false)) < 0 ||
         (rc = ahl_store_tag_delete_all(tx, arn)) < 0 ||
         (rc = ahl_event_datastore(tx, AHL_EVENT_DATASTORE_DELETING, &rec)) < 0 ||
         (rc = ahl_event_datastore(tx, AHL_EVENT_DATASTORE_DELETED, &rec)) < 0)
@@ -219,7 +233,7 @@ int ahl__op_DeleteDatastore(struct ahl_api_service *svc, const json_t *in,
     tx = NULL;
     if (rc < 0)
         goto store_fail;
-    /* The data store is gone already; the response says what AWS's asynchronous call does. */
+    /* The data store is DELETED already; the response says what AWS's asynchronous call does. */
     if (ahl__api_set(resp->json, "datastoreId", json_string(id)) < 0 ||
         ahl__api_set(resp->json, "datastoreStatus",
                      json_string(ahl_datastore_status_name(AHL_DATASTORE_DELETING))) < 0)

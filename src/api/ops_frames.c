@@ -140,9 +140,12 @@ int ahl__op_GetImageFrame(struct ahl_api_service *svc, const json_t *in, struct 
     if ((rc = ahl_store_begin(svc->store, false, &tx)) < 0)
         return ahl_meta_store_fail(err, rc, "handling image set");
     rc = ahl_store_imageset_get(tx, ds, id, &set);
-    if (rc == AHL_ENOTFOUND ||
-        (rc == 0 && ahl_imageset_state_parse(set.state) == AHL_IMAGESET_DELETED)) {
+    if (rc == AHL_ENOTFOUND) {
         rc = ahl_fail(err, AHL_ENOTFOUND, "image set %s not found in data store %s", id, ds);
+        goto out;
+    }
+    if (rc == 0 && ahl_imageset_state_parse(set.state) == AHL_IMAGESET_DELETED) {
+        rc = ahl_fail(err, AHL_ENOTFOUND, "image set %s of data store %s was deleted", id, ds);
         goto out;
     }
     if (rc < 0) {

@@ -313,16 +313,44 @@ int ahl__op_CopyImageSet(struct ahl_api_service *svc, const json_t *in, struct a
     return rc ? NOMEM(err) : 0;
 }
 
+/* A deleted set's tags go with it: a tombstone keeps ids, states and times only
+ * (docs/decisions.md#tombstones). The set is deleted already, so a failure here is logged, not
+ * answered; TagResource and ListTagsForResource refuse a deleted set anyway. */
+static void drop_tags(struct ahl_api_service *svc, const char *ds, const char *id)
+{
+    struct ahl_store_tx *tx = NULL;
+    char arn[256];
+    ahl__api_imageset_arn(svc, ds, id, arn, sizeof arn);
+    int rc = ahl_store_begin(svc->store, true, &tx);
+    if (rc == 0 && (rc = ahl_store_tag_delete_all(tx, arn)) == 0) {
+        rc = ahl_store_commit(tx);
+        tx = NULL;
+    }
+    ahl_store_rollback(tx);
+    if (rc < 0)
+        ahl_warn("image set %s was deleted but its tags could not be removed: %s", id,
+                 ahl_strerror(rc));
+}
+
 int ahl__op_DeleteImageSet(struct ahl_api_service *svc, const json_t *in, struct ahl_api_resp *resp,
                            struct ahl_err *err)
 {
     const char *ds = ahl_api_str(in, "datastoreId"), *id = ahl_api_str(in, "imageSetId");
     struct ahl_imageset_rec r;
-    int rc = ahl_meta_imageset_delete(svc->meta, ds, id, &r, err);
+    bool was_deleted;
+    int rc = ahl_meta_imageset_delete(svc->meta, ds, id, &r, &was_deleted, err);
     if (rc < 0)
         return rc;
+    if (!was_deleted)
+        drop_tags(svc, ds, id);
     rc = ahl__api_set(resp->json, "datastoreId", json_string(ds));
     rc |= ahl__api_set(resp->json, "imageSetId", json_string(id));
-    rc |= ahl__api_set_in_flight(resp->json, AHL_WORKFLOW_DELETING);
+    if (was_deleted) {
+        /* Deleting again (the operation is idempotent) reports the tombstone as it is. */
+        rc |= ahl__api_set(resp->json, "imageSetState", json_string(r.state));
+        rc |= ahl__api_set(resp->json, "imageSetWorkflowStatus", json_string(r.workflow_status));
+    } else {
+        rc |= ahl__api_set_in_flight(resp->json, AHL_WORKFLOW_DELETING);
+    }
     return rc ? NOMEM(err) : 0;
 }

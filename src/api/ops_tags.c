@@ -69,21 +69,30 @@ bad:
     return ahl_fail(err, AHL_EINVAL, "Malformed resource ARN %.300s", arn);
 }
 
-static int require_resource(struct ahl_store_tx *tx, const struct resource *r, struct ahl_err *err)
+/* The resource must exist. A tombstone (docs/decisions.md#tombstones) has no tags (they went
+ * with it): ListTagsForResource answers none, and writing tags to it is a ConflictException,
+ * as any write to a deleted resource is. */
+static int require_resource(struct ahl_store_tx *tx, const struct resource *r, bool write,
+                            struct ahl_err *err)
 {
     struct ahl_imageset_rec set;
-    int rc = ahl__api_datastore_get(tx, r->datastore_id, NULL, err);
+    struct ahl_datastore_rec ds;
+    int rc = ahl__api_datastore_get(tx, r->datastore_id, &ds, err);
     if (rc < 0)
         return rc;
-    if (!r->imageset_id[0])
-        return 0;
-    rc = ahl_store_imageset_get(tx, r->datastore_id, r->imageset_id, &set);
-    if (rc == AHL_ENOTFOUND ||
-        (rc == 0 && ahl_imageset_state_parse(set.state) == AHL_IMAGESET_DELETED))
-        return ahl_fail(err, AHL_ENOTFOUND, "Image set %s does not exist in data store %s",
-                        r->imageset_id, r->datastore_id);
-    if (rc < 0)
-        return ahl_meta_store_fail(err, rc, "handling image set");
+    bool deleted = ahl_datastore_status_parse(ds.status) == AHL_DATASTORE_DELETED;
+    if (r->imageset_id[0]) {
+        rc = ahl_store_imageset_get(tx, r->datastore_id, r->imageset_id, &set);
+        if (rc == AHL_ENOTFOUND)
+            return ahl_fail(err, AHL_ENOTFOUND, "Image set %s does not exist in data store %s",
+                            r->imageset_id, r->datastore_id);
+        if (rc < 0)
+            return ahl_meta_store_fail(err, rc, "handling image set");
+        deleted = ahl_imageset_state_parse(set.state) == AHL_IMAGESET_DELETED;
+    }
+    if (deleted && write)
+        return ahl_fail(err, AHL_ECONFLICT, "%s is DELETED: its tags can no longer be changed",
+                        r->arn);
     return 0;
 }
 
@@ -119,7 +128,7 @@ int ahl__op_TagResource(struct ahl_api_service *svc, const json_t *in, struct ah
         rc = ahl_meta_store_fail(err, rc, "handling tags");
         goto out;
     }
-    if ((rc = require_resource(tx, &r, err)) < 0)
+    if ((rc = require_resource(tx, &r, true, err)) < 0)
         goto out;
     if ((rc = ahl_store_tag_list(tx, r.arn, collect_tag, current)) < 0) {
         rc = ahl_meta_store_fail(err, rc, "handling tags");
@@ -165,7 +174,7 @@ int ahl__op_UntagResource(struct ahl_api_service *svc, const json_t *in, struct 
         return rc;
     if ((rc = ahl_store_begin(svc->store, true, &tx)) < 0)
         return ahl_meta_store_fail(err, rc, "handling tags");
-    if ((rc = require_resource(tx, &r, err)) < 0)
+    if ((rc = require_resource(tx, &r, true, err)) < 0)
         goto out;
     for (size_t i = 0; i < json_array_size(keys); i++) {
         rc = ahl_store_tag_delete(tx, r.arn, json_string_value(json_array_get(keys, i)));
@@ -199,7 +208,7 @@ int ahl__op_ListTagsForResource(struct ahl_api_service *svc, const json_t *in,
         return rc;
     if ((rc = ahl_store_begin(svc->store, false, &tx)) < 0)
         return ahl_meta_store_fail(err, rc, "handling tags");
-    if ((rc = require_resource(tx, &r, err)) == 0 &&
+    if ((rc = require_resource(tx, &r, false, err)) == 0 &&
         (rc = ahl_store_tag_list(tx, r.arn, collect_tag, tags)) < 0)
         rc = ahl_meta_store_fail(err, rc, "handling tags");
     ahl_store_rollback(tx);

@@ -39,12 +39,19 @@ struct ahl_err;
  * belong to an import or STOW-RS whose version has not committed yet, and is kept. */
 #define AHL_GC_GRACE_S (24 * 3600)
 
+/* How long a deleted image set or data store stays visible as DELETED by default
+ * (docs/decisions.md#tombstones); `serve --deleted-retention`, `gc --deleted-retention`. */
+#define AHL_DELETED_RETENTION_DAYS 30
+
 struct ahl_gc_opts {
     bool dry_run;      /* count, change nothing */
     int64_t grace_ms;  /* frames written less than this ago are kept */
     unsigned batch;    /* deletions per write transaction; 0: 512 */
     unsigned pause_ms; /* sleep between transactions (the background pass) */
     bool vacuum;       /* SQLite: VACUUM (converts an old database); PostgreSQL: VACUUM FULL */
+    /* > 0: first remove the tombstones of resources deleted longer ago than this
+     * (ahl_meta_tombstones_expire, docs/decisions.md#tombstones); 0: leave them */
+    int64_t tombstone_retention_ms;
     /* polled between transactions: true stops the pass early (serve stopping); may be NULL */
     bool (*stop)(void *ctx);
     void *stop_ctx;
@@ -57,6 +64,7 @@ struct ahl_gc_report {
     bool frames_skipped;            /* frames on S3: not collected */
     uint64_t versions_swept, chunks_swept, chunk_bytes_swept, frames_swept, frame_bytes_swept;
     uint64_t rescued;               /* candidates a concurrent writer made reachable again */
+    uint64_t tombstone_sets, tombstone_stores; /* expired tombstones removed */
 };
 
 /* Marks, then (unless dry_run) sweeps versions and chunks, then frames, then gives the space back
@@ -80,8 +88,8 @@ void ahl_gc_report_print(const char *label, const struct ahl_gc_report *r, bool 
 struct ahl_gc_background;
 int ahl_gc_background_start(struct ahl_meta *m, struct ahl_store *s, const char *data_dir,
                             const char *blob_store, const char *s3_endpoint, unsigned interval_s,
-                            int64_t grace_ms, struct ahl_gc_background **out,
-                            struct ahl_err *err);
+                            int64_t grace_ms, int64_t tombstone_retention_ms,
+                            struct ahl_gc_background **out, struct ahl_err *err);
 /* Stops it, waiting for a pass under way to end its transaction. NULL is accepted. */
 void ahl_gc_background_stop(struct ahl_gc_background *b);
 

@@ -23,7 +23,9 @@ static void usage(FILE *f)
             "usage: ahilite gc [--dry-run] [--data-dir DIR] [--database URI]\n"
             "                  [--blob-store s3://BUCKET/PREFIX --s3-endpoint URL]\n"
             "                  [--grace SECONDS] [--batch N] [--pause MS] [--vacuum]\n"
-            "  removes the versions of deleted image sets, every metadata chunk no version of\n"
+            "                  [--deleted-retention DAYS]\n"
+            "  removes the image sets and data stores deleted more than the retention ago\n"
+            "  (until then they show as DELETED), the versions of deleted image sets, every metadata chunk no version of\n"
             "  a live image set reaches, and every frame file no live version lists that was\n"
             "  written more than the grace ago; chunks and frames other sets share stay. Then\n"
             "  gives the space back (SQLite: incremental vacuum and a WAL truncation;\n"
@@ -32,6 +34,9 @@ static void usage(FILE *f)
             "  --dry-run        count only; change nothing\n"
             "  --grace SECONDS  keep unlisted frames written less than this ago: they may\n"
             "                   belong to an import not yet committed (default %d, a day)\n"
+            "  --deleted-retention DAYS\n"
+            "                   how long deleted image sets and data stores stay visible\n"
+            "                   as DELETED; 0: remove them all now (default %d, as serve)\n"
             "  --batch N        deletions per write transaction (default 512): the write\n"
             "                   lock is held for one batch at a time\n"
             "  --pause MS       sleep this long after the mark and between transactions,\n"
@@ -41,13 +46,14 @@ static void usage(FILE *f)
             "                   VACUUM FULL, which returns space to the operating system but\n"
             "                   locks the tables while it runs)\n"
             "  Exit status: 0 done, 1 the collection failed, 2 usage error or no database.\n",
-            AHL_GC_GRACE_S);
+            AHL_GC_GRACE_S, AHL_DELETED_RETENTION_DAYS);
 }
 
 int ahl_cmd_gc(int argc, char **argv)
 {
     const char *dir = "./ahilite-data", *blob_store = NULL, *s3_endpoint = NULL, *database = NULL;
-    struct ahl_gc_opts o = {.grace_ms = (int64_t)AHL_GC_GRACE_S * 1000};
+    struct ahl_gc_opts o = {.grace_ms = (int64_t)AHL_GC_GRACE_S * 1000,
+                            .tombstone_retention_ms = (int64_t)AHL_DELETED_RETENTION_DAYS * 86400000};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -94,6 +100,18 @@ int ahl_cmd_gc(int argc, char **argv)
                 return 2;
             }
             o.grace_ms = (int64_t)n * 1000;
+        } else if (!strcmp(a, "--deleted-retention") && i + 1 < argc) {
+            char *end;
+            const char *v = argv[++i];
+            unsigned long n = strtoul(v, &end, 10);
+            if (*end || !*v || *v == '-' || n > 36500) {
+                fprintf(stderr, "ahilite gc: --deleted-retention takes days from 0 to 36500, not "
+                                "'%s'\n",
+                        v);
+                return 2;
+            }
+            /* 0 days: everything deleted before now (the expiry keeps only what is younger). */
+            o.tombstone_retention_ms = n ? (int64_t)n * 86400000 : 1;
         } else {
             fprintf(stderr, "ahilite gc: unknown option '%s'\n\n", a);
             usage(stderr);
@@ -146,8 +164,13 @@ int ahl_cmd_gc(int argc, char **argv)
         if (r.frames_skipped)
             printf("skipped: frames on S3 are not collected\n");
     }
-    if (!o.dry_run && rc == 0)
+    if (!o.dry_run && rc == 0) {
+        printf("expired: %llu deleted image set%s and %llu deleted data store%s past the "
+               "retention\n",
+               (unsigned long long)r.tombstone_sets, r.tombstone_sets == 1 ? "" : "s",
+               (unsigned long long)r.tombstone_stores, r.tombstone_stores == 1 ? "" : "s");
         ahl_gc_report_print("reclaimed", &r, true);
+    }
     if (rc < 0)
         fprintf(stderr, "ahilite gc: %s\n", err.msg[0] ? err.msg : ahl_strerror(rc));
     ahl_meta_close(m);

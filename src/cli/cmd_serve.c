@@ -25,6 +25,19 @@
 #include "store/store.h"
 #include "base/banned.h"
 
+static void expire_tombstones(struct ahl_meta *meta, int64_t retention_ms)
+{
+    struct ahl_meta_expire_stats st;
+    struct ahl_err err;
+    if (ahl_meta_tombstones_expire(meta, ahl_now_ms(), retention_ms, &st, &err) < 0)
+        ahl_warn("removing expired tombstones: %s", err.msg);
+    else if (st.imagesets || st.datastores)
+        ahl_info("removed %llu deleted image set%s and %llu deleted data store%s past their "
+                 "retention",
+                 (unsigned long long)st.imagesets, st.imagesets == 1 ? "" : "s",
+                 (unsigned long long)st.datastores, st.datastores == 1 ? "" : "s");
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -122,6 +135,12 @@ static void usage(FILE *f)
             "                      OpenID client (authorization code with PKCE, scope 'openid\n"
             "                      ahilite:read', redirect URI http(s)://HOST/viewer/callback)\n"
             "                      and sends their access token to DICOMweb\n"
+            "  --deleted-retention DAYS\n"
+            "                      how long a deleted image set or data store stays visible\n"
+            "                      as DELETED (GetImageSet, GetDatastore, ListDatastores)\n"
+            "                      before it is gone; checked at start and by every\n"
+            "                      background collection; 0: gone at the next check\n"
+            "                      (default 30)\n"
             "  --aws-primary-rules apply today's AWS restrictions to primary image sets: no\n"
             "                      Patient- or Series-level updates and no forced changes on\n"
             "                      them (default: the API as first specified, any level\n"
@@ -231,6 +250,7 @@ int ahl_cmd_serve(int argc, char **argv)
     unsigned gc_interval_s = AHL_GC_INTERVAL_S, gc_grace_s = AHL_GC_GRACE_S;
     struct ahl_gc_background *gc = NULL;
     unsigned job_max_files = 0, job_max_mib = 0, job_max_concurrent = 0;
+    unsigned deleted_days = AHL_DELETED_RETENTION_DAYS;
     unsigned long body_mib = 0, import_mib = 0, spool_mib = 0;
     long cache_mib = -1, frame_cache_mib = -1, commit_delay_us = -1; /* -1: the default */
     int no_per_ip = 0;
@@ -300,6 +320,7 @@ int ahl_cmd_serve(int argc, char **argv)
             "--job-max-files",
             "--job-max-mib",
             "--job-max-concurrent",
+            "--deleted-retention",
             NULL,
         };
         const char *name = NULL;
@@ -392,6 +413,7 @@ int ahl_cmd_serve(int argc, char **argv)
                 {"--job-max-files", 1, 1000000},
                 {"--job-max-mib", 1, 1024 * 1024},
                 {"--job-max-concurrent", 1, 1000000},
+                {"--deleted-retention", 0, 36500},
             };
             char *end;
             unsigned long n = strtoul(v, &end, 10);
@@ -450,8 +472,10 @@ int ahl_cmd_serve(int argc, char **argv)
                 job_max_files = (unsigned)n;
             else if (!strcmp(name, "--job-max-mib"))
                 job_max_mib = (unsigned)n;
-            else
+            else if (!strcmp(name, "--job-max-concurrent"))
                 job_max_concurrent = (unsigned)n;
+            else
+                deleted_days = (unsigned)n;
         }
     }
     if (parse_listen(listen_arg, host, sizeof host, &port) < 0) {
@@ -651,9 +675,13 @@ int ahl_cmd_serve(int argc, char **argv)
     cfg.job_ctx = runner;
     /* Imports commit well within the collector's grace (docs/decisions.md#gc-grace). */
     ahl_import_set_frame_refresh_ms((int64_t)gc_grace_s * 500);
+    /* The tombstones past their retention go at start, then with every background collection
+     * (docs/decisions.md#tombstones). */
+    int64_t retention_ms = deleted_days ? (int64_t)deleted_days * 86400000 : 1;
+    expire_tombstones(meta, retention_ms);
     if (gc_interval_s &&
         ahl_gc_background_start(meta, store, data_dir, blob_store, s3_endpoint, gc_interval_s,
-                                (int64_t)gc_grace_s * 1000, &gc, &err) < 0) {
+                                (int64_t)gc_grace_s * 1000, retention_ms, &gc, &err) < 0) {
         fprintf(stderr, "ahilite serve: %s\n", err.msg);
         goto out;
     }

@@ -92,6 +92,14 @@ int ahl_gc_pass(struct ahl_meta *m, struct ahl_store *s, struct ahl_framestore *
     int rc;
     memset(r, 0, sizeof *r);
     memset(&fc, 0, sizeof fc);
+    if (!o->dry_run && o->tombstone_retention_ms > 0) {
+        struct ahl_meta_expire_stats ex;
+        if ((rc = ahl_meta_tombstones_expire(m, ahl_now_ms(), o->tombstone_retention_ms, &ex,
+                                             err)) < 0)
+            return rc;
+        r->tombstone_sets = ex.imagesets;
+        r->tombstone_stores = ex.datastores;
+    }
     if ((rc = ahl_meta_gc_mark(m, &g, err)) < 0)
         return rc;
     fc.g = g;
@@ -170,6 +178,7 @@ struct ahl_gc_background {
     unsigned interval_s;
     int64_t grace_ms;
     uint64_t idle_passes; /* intervals since the last whole collection */
+    int64_t tombstone_retention_ms;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -209,6 +218,7 @@ static void *bg_main(void *arg)
             continue;
         b->idle_passes = 0;
         struct ahl_gc_opts o = {.grace_ms = b->grace_ms,
+                                .tombstone_retention_ms = b->tombstone_retention_ms,
                                 .batch = 128,
                                 .pause_ms = 20,
                                 .stop = bg_stopping,
@@ -218,6 +228,10 @@ static void *bg_main(void *arg)
         ahl_err_clear(&err);
         if (ahl_gc_pass(b->m, b->s, &b->fs, &o, &r, &err) < 0)
             ahl_warn("gc: %s", err.msg);
+        if (r.tombstone_sets || r.tombstone_stores)
+            ahl_info("gc: removed %llu deleted image sets and %llu deleted data stores past their "
+                     "retention",
+                     (unsigned long long)r.tombstone_sets, (unsigned long long)r.tombstone_stores);
         else if (r.versions_swept || r.chunks_swept || r.frames_swept)
             ahl_info("gc: removed %llu versions of deleted image sets, %llu chunks (%llu bytes) "
                      "and %llu frames (%llu bytes)",
@@ -230,7 +244,8 @@ static void *bg_main(void *arg)
 
 int ahl_gc_background_start(struct ahl_meta *m, struct ahl_store *s, const char *data_dir,
                             const char *blob_store, const char *s3_endpoint, unsigned interval_s,
-                            int64_t grace_ms, struct ahl_gc_background **out, struct ahl_err *err)
+                            int64_t grace_ms, int64_t tombstone_retention_ms,
+                            struct ahl_gc_background **out, struct ahl_err *err)
 {
     struct ahl_gc_background *b = calloc(1, sizeof *b);
     pthread_condattr_t ca;
@@ -246,6 +261,7 @@ int ahl_gc_background_start(struct ahl_meta *m, struct ahl_store *s, const char 
     b->s = s;
     b->interval_s = interval_s;
     b->grace_ms = grace_ms;
+    b->tombstone_retention_ms = tombstone_retention_ms;
     pthread_mutex_init(&b->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

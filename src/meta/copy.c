@@ -311,7 +311,7 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
         rc = ahl_meta_store_fail(err, rc, "starting a transaction");
         goto out;
     }
-    if ((rc = ahl__set_find(tx, datastore_id, source_id, &src, err)) < 0)
+    if ((rc = ahl__set_find_writable(tx, datastore_id, source_id, &src, err)) < 0)
         goto out;
     if (c->source_latest_version != src.latest_version) {
         rc = ahl_fail(err, AHL_ECONFLICT,
@@ -357,7 +357,7 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
             goto out;
         }
     } else {
-        if ((rc = ahl__set_find(tx, datastore_id, c->destination_id, &dst, err)) < 0)
+        if ((rc = ahl__set_find_writable(tx, datastore_id, c->destination_id, &dst, err)) < 0)
             goto out;
         if (!strcmp(dst.id, src.id)) {
             rc = ahl_fail(err, AHL_EINVAL, "the destination image set must differ from the source");

@@ -525,13 +525,25 @@ int ahl__set_find(struct ahl_store_tx *tx, const char *datastore_id, const char 
                   struct ahl_imageset_rec *out, struct ahl_err *err)
 {
     int rc = ahl_store_imageset_get(tx, datastore_id, id, out);
-    if (rc == AHL_ENOTFOUND ||
-        (rc == 0 && ahl_imageset_state_parse(out->state) == AHL_IMAGESET_DELETED))
+    if (rc == AHL_ENOTFOUND)
         return ahl_fail(err, AHL_ENOTFOUND, "image set %s not found in data store %s", id,
+                        datastore_id);
+    if (rc == 0 && ahl_imageset_state_parse(out->state) == AHL_IMAGESET_DELETED)
+        return ahl_fail(err, AHL_ENOTFOUND, "image set %s of data store %s was deleted", id,
                         datastore_id);
     if (rc < 0)
         return ahl_meta_store_fail(err, rc, "reading the image set");
     return 0;
+}
+
+int ahl__set_find_writable(struct ahl_store_tx *tx, const char *datastore_id, const char *id,
+                           struct ahl_imageset_rec *out, struct ahl_err *err)
+{
+    int rc = ahl_store_imageset_get(tx, datastore_id, id, out);
+    if (rc == 0 && ahl_imageset_state_parse(out->state) == AHL_IMAGESET_DELETED)
+        return ahl_fail(err, AHL_ECONFLICT, "image set %s is DELETED: it can no longer be written",
+                        id);
+    return ahl__set_find(tx, datastore_id, id, out, err);
 }
 
 int ahl__version_commit(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__batch *b,

@@ -287,6 +287,11 @@ json_t *ahl__own(const json_t *node, const char *child_key);
 /* Common: finds a non-deleted image set, with the error AWS gives. */
 int ahl__set_find(struct ahl_store_tx *tx, const char *datastore_id, const char *id,
                   struct ahl_imageset_rec *out, struct ahl_err *err);
+/* The same for a set about to be written (updated, copied from or into): a DELETED set, whose
+ * tombstone GetImageSet still shows, is AHL_ECONFLICT rather than missing
+ * (docs/decisions.md#tombstones). */
+int ahl__set_find_writable(struct ahl_store_tx *tx, const char *datastore_id, const char *id,
+                           struct ahl_imageset_rec *out, struct ahl_err *err);
 /* Writes a new version of set (whose row is *set, already updated in memory with the new
  * latest_version and timestamps) with CAS on expected, plus its search row. */
 int ahl__version_commit(struct ahl_meta *m, struct ahl_store_tx *tx, struct ahl__batch *b,

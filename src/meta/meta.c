@@ -369,11 +369,52 @@ fail:
     return rc;
 }
 
+/* The one version record a deleted set still shows (docs/decisions.md#tombstones): its last
+ * version, DELETED / DELETED since the deletion. It names no root: the data is not readable. */
+static void tombstone_version(const struct ahl_imageset_rec *set, struct ahl_version_rec *out)
+{
+    memset(out, 0, sizeof *out);
+    memcpy(out->imageset_id, set->id, sizeof out->imageset_id);
+    out->version = set->latest_version;
+    ahl_version_rec_set_state(out, AHL_IMAGESET_DELETED, AHL_WORKFLOW_DELETED);
+    out->created_at_ms = set->created_at_ms;
+    out->updated_at_ms = set->deleted_at_ms;
+}
+
+/* Reads the row of a set that may be a tombstone: 1 (and *set) when it is DELETED, 0 when it is
+ * not (the caller reads it the ordinary way), or the failure. */
+static int find_tombstone(struct ahl_meta *m, const char *ds, const char *id,
+                          struct ahl_imageset_rec *set, struct ahl_err *err)
+{
+    struct ahl_store_tx *tx;
+    int rc = ahl_store_begin(m->store, false, &tx);
+    if (rc < 0)
+        return ahl_meta_store_fail(err, rc, "starting a transaction");
+    rc = ahl_store_imageset_get(tx, ds, id, set);
+    ahl_store_rollback(tx);
+    if (rc == AHL_ENOTFOUND)
+        return 0; /* the ordinary read reports it */
+    if (rc < 0)
+        return ahl_meta_store_fail(err, rc, "reading the image set");
+    return ahl_imageset_state_parse(set->state) == AHL_IMAGESET_DELETED;
+}
+
 int ahl_meta_imageset_get(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
                           uint64_t version, struct ahl_meta_info *out, struct ahl_err *err)
 {
     struct ahl_store_tx *tx;
-    int rc = read_begin(m, datastore_id, imageset_id, version, &tx, &out->set, &out->ver, err);
+    int rc = find_tombstone(m, datastore_id, imageset_id, &out->set, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        if (version && version != out->set.latest_version)
+            return ahl_fail(err, AHL_ENOTFOUND,
+                            "image set %s was deleted; only its last version, %llu, is shown",
+                            imageset_id, (unsigned long long)out->set.latest_version);
+        tombstone_version(&out->set, &out->ver);
+        return 0;
+    }
+    rc = read_begin(m, datastore_id, imageset_id, version, &tx, &out->set, &out->ver, err);
     if (rc == 0)
         ahl_store_rollback(tx);
     return rc;
@@ -385,8 +426,15 @@ int ahl_meta_versions_list(struct ahl_meta *m, const char *datastore_id, const c
 {
     struct ahl_store_tx *tx;
     struct ahl_imageset_rec set;
-    int rc = ahl_store_begin(m->store, false, &tx);
+    int rc = find_tombstone(m, datastore_id, imageset_id, &set, err);
     if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        struct ahl_version_rec v;
+        tombstone_version(&set, &v);
+        return below && below <= v.version ? 0 : cb(ctx, &v);
+    }
+    if ((rc = ahl_store_begin(m->store, false, &tx)) < 0)
         return ahl_meta_store_fail(err, rc, "starting a transaction");
     if ((rc = ahl__set_find(tx, datastore_id, imageset_id, &set, err)) == 0) {
         rc = ahl_store_version_list(tx, imageset_id, below, limit ? limit : 50, cb, ctx);
@@ -460,16 +508,29 @@ int ahl_meta_metadata_json(struct ahl_meta *m, const char *datastore_id, const c
 }
 
 int ahl_meta_imageset_delete(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
-                             struct ahl_imageset_rec *out, struct ahl_err *err)
+                             struct ahl_imageset_rec *out, bool *was_deleted, struct ahl_err *err)
 {
     struct ahl_store_tx *tx = NULL;
     struct ahl_imageset_rec set;
+    if (was_deleted)
+        *was_deleted = false;
     int rc = ahl_store_begin(m->store, true, &tx);
     if (rc < 0)
         return ahl_meta_store_fail(err, rc, "starting a transaction");
+    rc = ahl_store_imageset_get(tx, datastore_id, imageset_id, &set);
+    if (rc == 0 && ahl_imageset_state_parse(set.state) == AHL_IMAGESET_DELETED) {
+        /* DeleteImageSet is idempotent: deleting a tombstone changes nothing. */
+        if (was_deleted)
+            *was_deleted = true;
+        if (out)
+            *out = set;
+        goto out;
+    }
     if ((rc = ahl__set_find(tx, datastore_id, imageset_id, &set, err)) < 0)
         goto out;
+    /* The row becomes a tombstone: ids, states and times only (docs/decisions.md#tombstones). */
     set.updated_at_ms = set.deleted_at_ms = ahl_now_ms();
+    set.message[0] = '\0';
     ahl_imageset_rec_set_state(&set, AHL_IMAGESET_DELETED, AHL_WORKFLOW_DELETED);
     if ((rc = ahl_store_imageset_put(tx, &set, false)) < 0 ||
         (rc = ahl_store_search_delete(tx, set.id)) < 0 ||
@@ -491,5 +552,38 @@ int ahl_meta_imageset_delete(struct ahl_meta *m, const char *datastore_id, const
         *out = set;
 out:
     ahl_store_rollback(tx);
+    return rc;
+}
+
+int ahl_meta_tombstones_expire(struct ahl_meta *m, int64_t now_ms, int64_t retention_ms,
+                               struct ahl_meta_expire_stats *stats, struct ahl_err *err)
+{
+    enum { BATCH = 500 };
+    struct ahl_meta_expire_stats total = {0};
+    int rc = 0;
+    for (;;) {
+        struct ahl_store_tx *tx;
+        uint64_t sets = 0, stores = 0;
+        if ((rc = ahl_store_begin(m->store, true, &tx)) < 0) {
+            rc = ahl_meta_store_fail(err, rc, "starting a transaction");
+            break;
+        }
+        rc = ahl_store_tombstones_expire(tx, now_ms - retention_ms, BATCH, &sets, &stores);
+        if (rc < 0) {
+            ahl_store_rollback(tx);
+            rc = ahl_meta_store_fail(err, rc, "removing expired tombstones");
+            break;
+        }
+        if ((rc = ahl_store_commit(tx)) < 0) {
+            rc = ahl_meta_store_fail(err, rc, "committing");
+            break;
+        }
+        total.imagesets += sets;
+        total.datastores += stores;
+        if (sets < BATCH)
+            break;
+    }
+    if (stats)
+        *stats = total;
     return rc;
 }

@@ -131,12 +131,15 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
 
 /* ---- reading -------------------------------------------------------------------------------- */
 
-/* The image set and one of its versions (0: the latest). AHL_ENOTFOUND for a DELETED set or a
- * version that does not exist. */
+/* The image set and one of its versions (0: the latest). AHL_ENOTFOUND for a version that does
+ * not exist. A DELETED set that has not expired (a tombstone, docs/decisions.md#tombstones)
+ * answers for its last version (or 0) only, with ver DELETED / DELETED, updated at its deletion,
+ * and a zero root: nothing of it is readable. */
 int ahl_meta_imageset_get(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
                           uint64_t version, struct ahl_meta_info *out, struct ahl_err *err);
 
-/* Versions newest first, below `below` (0: from the newest), at most limit (1..50). */
+/* Versions newest first, below `below` (0: from the newest), at most limit (1..50). A tombstone
+ * lists one: its last version as ahl_meta_imageset_get shows it. */
 int ahl_meta_versions_list(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
                            uint64_t below, unsigned limit, ahl_store_version_cb cb, void *ctx,
                            struct ahl_err *err);
@@ -235,12 +238,26 @@ int ahl_meta_copy(struct ahl_meta *m, const char *datastore_id, const char *sour
                   const struct ahl_meta_copy *c, struct ahl_meta_copy_result *res,
                   struct ahl_err *err);
 
-/* DeleteImageSet: marks the set DELETED (it disappears from lists and reads) and removes its
- * search, frame-index and QIDO-RS rows. Its versions, and the chunks and frames no other set
- * holds, are garbage from then on: the collector (ahl_meta_gc_*) removes them. out (may be
- * NULL) receives the set's row as written: DELETED / DELETED. */
+/* DeleteImageSet: makes the set a tombstone, DELETED / DELETED with deleted_at_ms (its search,
+ * QIDO and frame rows go; GetImageSet still shows it until ahl_meta_tombstones_expire removes
+ * it; its data is reclaimed by the collector). Deleting a tombstone again succeeds and changes
+ * nothing (*was_deleted, may be NULL, then says so). out (may be NULL) receives the set's row.
+ * Updates and copies of a tombstone are AHL_ECONFLICT; its metadata and frames AHL_ENOTFOUND. */
 int ahl_meta_imageset_delete(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
-                             struct ahl_imageset_rec *out, struct ahl_err *err);
+                             struct ahl_imageset_rec *out, bool *was_deleted, struct ahl_err *err);
+
+struct ahl_meta_expire_stats {
+    uint64_t imagesets;  /* image-set tombstones removed */
+    uint64_t datastores; /* data-store tombstones removed */
+};
+
+/* Removes the tombstones older than retention_ms at now_ms: the rows of image sets deleted at or
+ * before now_ms - retention_ms (with any version and frame rows left of them), then the rows of
+ * data stores deleted by then that hold no image set any more (with their import jobs); after
+ * it they are ResourceNotFoundException. Runs in write transactions of at most 500 sets each,
+ * so that other writers are not held up. stats may be NULL. 0 or the store's error. */
+int ahl_meta_tombstones_expire(struct ahl_meta *m, int64_t now_ms, int64_t retention_ms,
+                               struct ahl_meta_expire_stats *stats, struct ahl_err *err);
 
 /* ---- copying a store ------------------------------------------------------------------------ */
 

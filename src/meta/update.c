@@ -506,7 +506,7 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
         rc = ahl_meta_store_fail(err, rc, "starting a transaction");
         goto out;
     }
-    if ((rc = ahl__set_find(tx, datastore_id, imageset_id, &set, err)) < 0)
+    if ((rc = ahl__set_find_writable(tx, datastore_id, imageset_id, &set, err)) < 0)
         goto out;
     if (u->latest_version != set.latest_version) {
         rc = ahl_fail(err, AHL_ECONFLICT,
@@ -574,8 +574,9 @@ int ahl_meta_update(struct ahl_meta *m, const char *datastore_id, const char *im
         uint64_t expected = o->latest_version;
         o->latest_version++;
         o->updated_at_ms = now;
-        if ((rc = ahl__version_commit(m, tx, &b, o, expected, oroot, u->force, AHL_WORKFLOW_UPDATED,
-                                      err)) < 0 ||
+        /* Their versions say why they were made (docs/decisions.md#include-study-image-sets). */
+        if ((rc = ahl__version_commit(m, tx, &b, o, expected, oroot, u->force,
+                                      AHL_WORKFLOW_UPDATING_FOR_STUDY_CONSISTENCY, err)) < 0 ||
             (rc = ahl__events_imageset(tx, AHL_EVENT_IMAGE_SET_UPDATING,
                                        AHL_EVENT_IMAGE_SET_UPDATED, o, err)) < 0)
             goto out;

@@ -898,7 +898,8 @@ static void pg_ops_fill(void)
     X(qido_set_put) X(qido_set_delete) X(qido_series_put)                                        \
     X(qido_series_delete) X(qido_series_touch) X(qido_instance_put) X(qido_instance_delete)      \
     X(qido_study_refresh) X(qido_query) X(qido_plan) X(qido_backfill_next)                       \
-    X(qido_backfill_done) X(event_put) X(event_list) X(event_delete) X(event_trim) X(event_lease)
+    X(qido_backfill_done) X(event_put) X(event_list) X(event_delete) X(event_trim) X(event_lease)  \
+    X(tombstones_expire)
 
 /* An op added to store.h must be added to the list above too (close, begin, commit, rollback and
  * write_intent are the others). */

@@ -47,6 +47,9 @@ const char *const ahl__pg_rows_ddl[] = {
     /* Image sets whose frames were never indexed. A PostgreSQL store had the frame index from its
      * first version, so nothing is queued here unless a migration of older data queues it. */
     "CREATE TABLE IF NOT EXISTS frame_backfill(imageset_id text COLLATE \"C\" PRIMARY KEY)",
+    /* Schema version 2: the deleted image sets in the order they expire (tombstones). */
+    "CREATE INDEX IF NOT EXISTS imageset_deleted ON imageset(deleted_at, id)"
+    " WHERE state = 'DELETED'",
     NULL,
 };
 
@@ -171,6 +174,21 @@ static const struct ahl__pg_stmt f_copy = {
                 " ON CONFLICT DO NOTHING"};
 static const struct ahl__pg_stmt f_delete_set = {"r_f_delete_set",
                                                  "DELETE FROM frame WHERE imageset_id=$1"};
+/* Tombstones: the oldest `limit` deleted sets with their versions and frame rows, then the
+ * deleted data stores due that hold no set any more, with their jobs (sqlite_rows.c does the
+ * same in five statements). */
+static const struct ahl__pg_stmt x_sets = {
+    "r_x_sets", "WITH due AS (SELECT id FROM imageset WHERE state = 'DELETED' AND deleted_at <= $1"
+                " ORDER BY deleted_at, id LIMIT $2 FOR UPDATE),"
+                " v AS (DELETE FROM version WHERE imageset_id IN (SELECT id FROM due)),"
+                " f AS (DELETE FROM frame WHERE imageset_id IN (SELECT id FROM due))"
+                " DELETE FROM imageset WHERE id IN (SELECT id FROM due)"};
+static const struct ahl__pg_stmt x_stores = {
+    "r_x_stores", "WITH due AS (SELECT id FROM datastore WHERE status = 'DELETED'"
+                  " AND updated_at <= $1 AND NOT EXISTS (SELECT 1 FROM imageset"
+                  " WHERE imageset.datastore_id = datastore.id) FOR UPDATE),"
+                  " j AS (DELETE FROM job WHERE datastore_id IN (SELECT id FROM due))"
+                  " DELETE FROM datastore WHERE id IN (SELECT id FROM due)"};
 static const struct ahl__pg_stmt f_list = {
     "r_f_list", "SELECT imageset_id, frame_id, transfer_syntax FROM frame WHERE imageset_id=$1"
                 " ORDER BY frame_id"};
@@ -816,6 +834,25 @@ static int frame_delete_set(struct ahl_store_tx *t, const char *set)
     return run_text(t, &f_delete_set, NPARAMS(v), v);
 }
 
+static int tombstones_expire(struct ahl_store_tx *t, int64_t before_ms, unsigned limit,
+                             uint64_t *imagesets, uint64_t *datastores)
+{
+    struct ahl__pg_num n1, n2;
+    const char *v[] = {ahl__pg_i64(&n1, before_ms), ahl__pg_i64(&n2, limit)};
+    PGresult *r = NULL;
+    int rc = ahl__pg_run(t, &x_sets, 2, v, NULL, NULL, false, &r);
+    if (rc < 0)
+        return rc;
+    *imagesets = (uint64_t)changed(r);
+    PQclear(r);
+    r = NULL;
+    if ((rc = ahl__pg_run(t, &x_stores, 1, v, NULL, NULL, false, &r)) < 0)
+        return rc;
+    *datastores = (uint64_t)changed(r);
+    PQclear(r);
+    return 0;
+}
+
 static int frame_list(struct ahl_store_tx *t, const char *set, ahl_store_frame_cb cb, void *ctx)
 {
     struct ahl_frame_rec rec;
@@ -877,6 +914,7 @@ void ahl__pg_rows_ops(struct ahl_store_ops *ops)
     ops->frame_get = frame_get;
     ops->frame_copy = frame_copy;
     ops->frame_delete_set = frame_delete_set;
+    ops->tombstones_expire = tombstones_expire;
     ops->frame_list = frame_list;
     ops->frame_backfill_next = frame_backfill_next;
     ops->frame_backfill_done = frame_backfill_done;

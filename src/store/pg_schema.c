@@ -18,8 +18,9 @@
 #include "base/banned.h"
 
 /* 1: the first schema; 2: the event outbox (pg_events.c), whose tables a database of version 1
- * gets from the same idempotent DDL; 3: storage tiers (step3 below); 4: a job's options (step4). */
-#define PG_SCHEMA_VERSION 4
+ * gets from the same idempotent DDL; 3: storage tiers (step3 below); 4: a job's options (step4);
+ * 5: the tombstones' index (pg_rows.c's DDL, run on every upgrade). */
+#define PG_SCHEMA_VERSION 5
 #define AHL_PG_LOCK_SCHEMA 0x61686c53 /* "ahlS" */
 
 /* Runs sql on c; logs a failure. */

@@ -646,6 +646,7 @@ static const struct ahl_store_ops sq_ops = {
     .datastore_list = ahl__sq_datastore_list,
     .datastore_delete = ahl__sq_datastore_delete,
     .datastore_count_imagesets = ahl__sq_datastore_count_imagesets,
+    .tombstones_expire = ahl__sq_tombstones_expire,
     .tag_put = ahl__sq_tag_put,
     .tag_delete = ahl__sq_tag_delete,
     .tag_list = ahl__sq_tag_list,

@@ -87,6 +87,11 @@ enum ahl__sq_stmt {
     ST_J_RELEASE,
     ST_J_OPTIONS_PUT,
     ST_J_OPTIONS_GET,
+    ST_X_VERSIONS,
+    ST_X_FRAMES,
+    ST_X_SETS,
+    ST_X_JOBS,
+    ST_X_DATASTORES,
     ST_COUNT
 };
 
@@ -243,6 +248,8 @@ int ahl__sq_datastore_list(struct ahl_store_tx *t, const char *status, const cha
                            unsigned limit, ahl_store_datastore_cb cb, void *ctx);
 int ahl__sq_datastore_delete(struct ahl_store_tx *t, const char *id);
 int ahl__sq_datastore_count_imagesets(struct ahl_store_tx *t, const char *id, uint64_t *out);
+int ahl__sq_tombstones_expire(struct ahl_store_tx *t, int64_t before_ms, unsigned limit,
+                              uint64_t *imagesets, uint64_t *datastores);
 int ahl__sq_tag_put(struct ahl_store_tx *t, const char *arn, const char *key, const char *value);
 int ahl__sq_tag_delete(struct ahl_store_tx *t, const char *arn, const char *key);
 int ahl__sq_tag_list(struct ahl_store_tx *t, const char *arn, ahl_store_tag_cb cb, void *ctx);

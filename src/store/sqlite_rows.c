@@ -108,6 +108,21 @@ static const char *const stmt_sql[ST_COUNT] = {
                      " WHERE id=?1 AND claimed_by=?5 AND status='IN_PROGRESS'",
     [ST_J_OPTIONS_PUT] = "UPDATE job SET options=?2 WHERE id=?1",
     [ST_J_OPTIONS_GET] = "SELECT options FROM job WHERE id=?1",
+/* Tombstones: the same oldest `limit` deleted sets (?1 time, ?2 limit) are named by the first
+ * three statements of one transaction, through the partial index imageset_deleted. */
+#define X_DUE                                                           \
+    "(SELECT id FROM imageset WHERE state='DELETED' AND deleted_at<=?1" \
+    " ORDER BY deleted_at, id LIMIT ?2)"
+    [ST_X_VERSIONS] = "DELETE FROM version WHERE imageset_id IN " X_DUE,
+    [ST_X_FRAMES] = "DELETE FROM frame WHERE imageset_id IN " X_DUE,
+    [ST_X_SETS] = "DELETE FROM imageset WHERE id IN " X_DUE,
+#undef X_DUE
+#define X_STORES                                                          \
+    "(SELECT id FROM datastore WHERE status='DELETED' AND updated_at<=?1" \
+    " AND NOT EXISTS (SELECT 1 FROM imageset WHERE imageset.datastore_id = datastore.id))"
+    [ST_X_JOBS] = "DELETE FROM job WHERE datastore_id IN " X_STORES,
+    [ST_X_DATASTORES] = "DELETE FROM datastore WHERE id IN " X_STORES,
+#undef X_STORES
 };
 
 /* The cached statement id of conn, reset and with its bindings cleared. */
@@ -190,6 +205,27 @@ int ahl__sq_datastore_count_imagesets(struct ahl_store_tx *t, const char *id, ui
         return ahl__sq_err(CONN(t)->db, rc, "datastore count");
     *out = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
+    return 0;
+}
+
+int ahl__sq_tombstones_expire(struct ahl_store_tx *t, int64_t before_ms, unsigned limit,
+                              uint64_t *imagesets, uint64_t *datastores)
+{
+    static const enum ahl__sq_stmt steps[] = {ST_X_VERSIONS, ST_X_FRAMES, ST_X_SETS, ST_X_JOBS,
+                                              ST_X_DATASTORES};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        PREP(st, CONN(t), steps[i]);
+        sqlite3_bind_int64(st, 1, before_ms);
+        if (steps[i] <= ST_X_SETS)
+            sqlite3_bind_int64(st, 2, limit);
+        int rc = ahl__sq_step_done(CONN(t), st, "tombstone expiry");
+        if (rc < 0)
+            return rc;
+        if (steps[i] == ST_X_SETS)
+            *imagesets = (uint64_t)sqlite3_changes(CONN(t)->db);
+        else if (steps[i] == ST_X_DATASTORES)
+            *datastores = (uint64_t)sqlite3_changes(CONN(t)->db);
+    }
     return 0;
 }
 

@@ -178,6 +178,9 @@ static const char *const migrations[] = {
     /* 9: a job's options (store.h, ahl_store_job_options_put): importConfiguration and
      * inputOwnerAccountId as one JSON object, "" for a job started without them. */
     "ALTER TABLE job ADD COLUMN options TEXT NOT NULL DEFAULT '';",
+    /* 10: tombstones (docs/decisions.md#tombstones): the deleted image sets in the order they
+     * expire, so that expiry reads only them. */
+    "CREATE INDEX imageset_deleted ON imageset(deleted_at, id) WHERE state='DELETED';",
 };
 
 int ahl__sq_schema_version(void)

@@ -241,6 +241,18 @@ int ahl_store_event_put(struct ahl_store_tx *tx, const struct ahl_event_rec *rec
     return tx->store->ops->event_put(tx, rec);
 }
 
+int ahl_store_tombstones_expire(struct ahl_store_tx *tx, int64_t before_ms, unsigned limit,
+                                uint64_t *imagesets, uint64_t *datastores)
+{
+    uint64_t sets = 0, stores = 0;
+    int rc = tx->store->ops->tombstones_expire(tx, before_ms, limit, &sets, &stores);
+    if (imagesets)
+        *imagesets = sets;
+    if (datastores)
+        *datastores = stores;
+    return rc;
+}
+
 int ahl_store_study_dt_key(const char *date, const char *time, char out[AHL_STUDY_DT_KEY_LEN + 1])
 {
     char key[AHL_STUDY_DT_KEY_LEN + 1] = "00000000000000000000";

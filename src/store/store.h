@@ -527,6 +527,8 @@ struct ahl_store_ops {
     int (*event_delete)(struct ahl_store_tx *tx, uint64_t upto_seq);
     int (*event_trim)(struct ahl_store_tx *tx, uint64_t keep, uint64_t *dropped);
     int (*event_lease)(struct ahl_store_tx *tx, const char *node, uint32_t lease_ms);
+    int (*tombstones_expire)(struct ahl_store_tx *tx, int64_t before_ms, unsigned limit,
+                             uint64_t *imagesets, uint64_t *datastores);
 };
 
 /* The handle every backend embeds first. outbox: whether event rows are written (set by
@@ -830,8 +832,16 @@ int ahl_store_job_claim(struct ahl_store_tx *tx, const char *node, uint32_t leas
                         struct ahl_job_rec *out);
 int ahl_store_job_renew(struct ahl_store_tx *tx, const char *id, const char *node,
                         uint32_t lease_ms);
-int ahl_store_job_release(struct ahl_store_tx *tx, const struct ahl_job_rec *rec,
-                          const char *node);
+int ahl_store_job_release(struct ahl_store_tx *tx, const struct ahl_job_rec *rec, const char *node);
+
+/* Tombstones (docs/decisions.md#tombstones). Removes at most limit image-set rows that are
+ * DELETED with deleted_at_ms <= before_ms (oldest first), with any version and frame rows left of
+ * them, then every data-store row that is DELETED with updated_at_ms (its deletion time) <=
+ * before_ms and holds no image-set row any more, with its import jobs. *imagesets and
+ * *datastores (may be NULL) receive the numbers of rows removed. Call it until *imagesets is
+ * below limit to remove everything due. */
+int ahl_store_tombstones_expire(struct ahl_store_tx *tx, int64_t before_ms, unsigned limit,
+                                uint64_t *imagesets, uint64_t *datastores);
 
 /* The event outbox (docs/events.md). Events are written only while the outbox is enabled (a
  * server with an event sink enables it before it serves anything; off, put writes nothing and

@@ -86,13 +86,22 @@ class Datastores(unittest.TestCase):
 
         d = MI.delete_datastore(datastoreId=ds)
         self.assertEqual((d['datastoreId'], d['datastoreStatus']), (ds, 'DELETING'))
-        with self.assertRaises(MI.exceptions.ResourceNotFoundException):
-            MI.get_datastore(datastoreId=ds)
-        with self.assertRaises(MI.exceptions.ResourceNotFoundException):
-            MI.delete_datastore(datastoreId=ds)
+        # A tombstone: DELETED until it expires (docs/decisions.md#tombstones), without tags.
+        p = MI.get_datastore(datastoreId=ds)['datastoreProperties']
+        self.assertEqual(p['datastoreStatus'], 'DELETED')
+        self.assertEqual(MI.delete_datastore(datastoreId=ds)['datastoreStatus'], 'DELETED')
+        self.assertEqual([s['datastoreId'] for s in MI.list_datastores(
+            datastoreStatus='DELETED')['datastoreSummaries']], [ds])
+        self.assertNotIn(ds, [s['datastoreId'] for s in MI.list_datastores(
+            datastoreStatus='ACTIVE')['datastoreSummaries']])
         arn = 'arn:aws:medical-imaging:us-east-1:123456789012:datastore/' + ds
-        with self.assertRaises(MI.exceptions.ResourceNotFoundException):
-            MI.list_tags_for_resource(resourceArn=arn)
+        self.assertEqual(MI.list_tags_for_resource(resourceArn=arn)['tags'], {})
+        with self.assertRaises(MI.exceptions.ConflictException):
+            MI.tag_resource(resourceArn=arn, tags={'a': 'b'})
+        # Its token still names it.
+        self.assertEqual(MI.create_datastore(datastoreName='lifecycle', clientToken=token,
+                                             tags={'team': 'imaging'})['datastoreStatus'],
+                         'DELETED')
 
     def test_create_options(self):
         kms = 'arn:aws:kms:us-east-1:123456789012:alias/my-key'

@@ -240,10 +240,14 @@ class CliOps(unittest.TestCase):
         self.assertShape('DeleteImageSet', d)
         self.assertEqual((d['datastoreId'], d['imageSetId'], d['imageSetState'],
                           d['imageSetWorkflowStatus']), (DS, dest, 'LOCKED', 'DELETING'))
-        self.assertCliError(aws('get-image-set', '--datastore-id', DS, '--image-set-id', dest,
-                                ok=False), 'ResourceNotFoundException')
-        self.assertCliError(aws('delete-image-set', '--datastore-id', DS, '--image-set-id', dest,
-                                ok=False), 'ResourceNotFoundException')
+        g = aws('get-image-set', '--datastore-id', DS, '--image-set-id', dest)
+        self.assertShape('GetImageSet', g)
+        self.assertEqual((g['imageSetState'], g['imageSetWorkflowStatus']), ('DELETED', 'DELETED'))
+        self.assertIn('deletedAt', g)
+        d = aws('delete-image-set', '--datastore-id', DS, '--image-set-id', dest)
+        self.assertEqual((d['imageSetState'], d['imageSetWorkflowStatus']), ('DELETED', 'DELETED'))
+        self.assertCliError(aws('get-image-set-metadata', '--datastore-id', DS, '--image-set-id',
+                                dest, os.devnull, ok=False), 'ResourceNotFoundException')
         self.assertCliError(aws('delete-image-set', '--datastore-id', DS, '--image-set-id',
                                 'not-an-id', ok=False), 'ValidationException')
         self.assertEqual(state(), [x for x in before if x[0] != dest])

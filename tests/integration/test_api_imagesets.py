@@ -175,8 +175,9 @@ class ImageSets(unittest.TestCase):
             MI.delete_datastore(datastoreId=DS)
         d = MI.delete_image_set(datastoreId=DS, imageSetId=dest)
         self.assertEqual((d['imageSetState'], d['imageSetWorkflowStatus']), ('LOCKED', 'DELETING'))
-        with self.assertRaises(MI.exceptions.ResourceNotFoundException):
-            MI.get_image_set(datastoreId=DS, imageSetId=dest)
+        g = MI.get_image_set(datastoreId=DS, imageSetId=dest)
+        self.assertEqual((g['imageSetState'], g['imageSetWorkflowStatus']), ('DELETED', 'DELETED'))
+        self.assertIn('deletedAt', g)
         with self.assertRaises(MI.exceptions.ResourceNotFoundException):
             MI.get_image_set_metadata(datastoreId=DS, imageSetId=dest)
         self.assertEqual(len(MI.search_image_sets(datastoreId=DS)['imageSetsMetadataSummaries']),

@@ -117,7 +117,12 @@ def answers(server, known_sets):
         for s in sorted({s['imageSetId'] for s in found} | set(known_sets.get(ds, ()))):
             latest = error_code(lambda: mi.get_image_set(datastoreId=ds, imageSetId=s))
             if latest:
-                out['gone', s] = latest  # deleted
+                out['gone', s] = latest  # expired
+                continue
+            info = mi.get_image_set(datastoreId=ds, imageSetId=s)
+            if info['imageSetState'] == 'DELETED':
+                info.pop('ResponseMetadata')
+                out['deleted', s] = info  # a tombstone: nothing else of it is readable
                 continue
             out['tags', s] = mi.list_tags_for_resource(resourceArn=arn(ds, s))['tags']
             versions = mi.list_image_set_versions(datastoreId=ds, imageSetId=s,

@@ -366,14 +366,24 @@ static void test_search_tags_copy_delete(void **state)
     fails(f, AHL_OP_GetImageFrame, path, NULL,
           "{\"imageFrameId\":\"0123456789abcdef0123456789abcdef\"}", AHL_AWS_NOT_FOUND);
 
-    /* Delete: reported LOCKED/DELETING, then gone. */
+    /* Delete: reported LOCKED/DELETING, then a DELETED tombstone; deleting again reports it. */
     snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/deleteImageSet", f->ds, b);
     r = ok(f, AHL_OP_DeleteImageSet, path, NULL, NULL);
     assert_string_equal(ahl_api_str(r, "imageSetState"), "LOCKED");
     assert_string_equal(ahl_api_str(r, "imageSetWorkflowStatus"), "DELETING");
     json_decref(r);
+    r = ok(f, AHL_OP_DeleteImageSet, path, NULL, NULL);
+    assert_string_equal(ahl_api_str(r, "imageSetState"), "DELETED");
+    assert_string_equal(ahl_api_str(r, "imageSetWorkflowStatus"), "DELETED");
+    json_decref(r);
     snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageSet", f->ds, b);
-    fails(f, AHL_OP_GetImageSet, path, NULL, NULL, AHL_AWS_NOT_FOUND);
+    r = ok(f, AHL_OP_GetImageSet, path, NULL, NULL);
+    assert_string_equal(ahl_api_str(r, "imageSetState"), "DELETED");
+    assert_string_equal(ahl_api_str(r, "imageSetWorkflowStatus"), "DELETED");
+    assert_non_null(json_object_get(r, "deletedAt"));
+    json_decref(r);
+    snprintf(path, sizeof path, "/datastore/%s/imageSet/%s/getImageSetMetadata", f->ds, b);
+    fails(f, AHL_OP_GetImageSetMetadata, path, NULL, NULL, AHL_AWS_NOT_FOUND);
     snprintf(path, sizeof path, "/datastore/%s/searchImageSets", f->ds);
     r = ok(f, AHL_OP_SearchImageSets, path, NULL,
            "{\"filters\":[{\"values\":[{\"DICOMPatientId\":\"PB\"}],\"operator\":\"EQUAL\"}]}");

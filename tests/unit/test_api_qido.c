@@ -466,7 +466,7 @@ static void test_engine_keeps_the_index(void **state)
 
     /* A deleted set leaves no rows. */
     struct ahl_err err;
-    assert_int_equal(ahl_meta_imageset_delete(f->meta, DS, primary, NULL, &err), 0);
+    assert_int_equal(ahl_meta_imageset_delete(f->meta, DS, primary, NULL, NULL, &err), 0);
     assert_int_equal(find(f, AHL_QIDO_STUDY, -1, NULL).n, 0);
     assert_int_equal(find(f, AHL_QIDO_SERIES, -1, NULL).n, 0);
     assert_int_equal(find(f, AHL_QIDO_INSTANCE, AHL_QK_SERIES_UID, SERIES).n, 0);

@@ -76,7 +76,7 @@ static void test_batch(void **state)
     /* Set 4 is deleted. */
     struct ahl_store_tx *tx;
     struct ahl_err derr;
-    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, ids[4], NULL, &derr), 0);
+    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, ids[4], NULL, NULL, &derr), 0);
 
     static struct job j[JOBS];
     memset(j, 0, sizeof j);
@@ -146,8 +146,8 @@ static void test_batch(void **state)
     assert_true(holds(f, ids[3], win == &j[3] ? "Race^A" : "Race^B"));
     assert_false(holds(f, ids[3], win == &j[3] ? "Race^B" : "Race^A"));
 
-    assert_int_equal(j[6].rc, AHL_ENOTFOUND);
-    snprintf(want, sizeof want, "image set %s not found in data store %s", ids[4], f->ds);
+    assert_int_equal(j[6].rc, AHL_ECONFLICT);
+    snprintf(want, sizeof want, "image set %s is DELETED: it can no longer be written", ids[4]);
     assert_string_equal(j[6].err.msg, want);
 
     struct ahl_meta_check_stats cs;

@@ -328,6 +328,13 @@ static void test_include_study(void **state)
     struct ahl_meta_info ib, ic;
     assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, b, 0, &ib, &err), 0);
     assert_int_equal(ib.set.latest_version, 2);
+    /* The other set's version says why it was made; the addressed set's is UPDATED. */
+    assert_string_equal(ib.set.state, "ACTIVE");
+    assert_string_equal(ib.set.workflow_status, "UPDATING_FOR_STUDY_CONSISTENCY");
+    assert_string_equal(ib.ver.workflow_status, "UPDATING_FOR_STUDY_CONSISTENCY");
+    struct ahl_meta_info ia;
+    assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, a, 0, &ia, &err), 0);
+    assert_string_equal(ia.set.workflow_status, "UPDATED");
     assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, c, 0, &ic, &err), 0);
     assert_int_equal(ic.set.latest_version, 1);
     char *doc = fx_metadata(f, b, 2);
@@ -345,6 +352,13 @@ static void test_include_study(void **state)
     assert_string_equal(row.study_instance_uid, "1.2.826.0.1.3680043.10.21.1");
 }
 
+static int collect_version(void *ctx, const struct ahl_version_rec *v)
+{
+    struct ahl_version_rec *out = ctx;
+    out[out[0].version ? 1 : 0] = *v;
+    return 0;
+}
+
 static void test_deleted(void **state)
 {
     struct fx *f = *state;
@@ -355,28 +369,86 @@ static void test_deleted(void **state)
     create_set(f, 1, 1, 31, false, id);
     const char *p = PATIENT("{\"PatientName\":\"X\"}");
     struct ahl_meta_update u = {.latest_version = 1, .updatable = p, .updatable_len = strlen(p)};
-    /* Delete: the row is written DELETED / DELETED (no operation leaves a set LOCKED), and the
-     * set is gone for every operation. */
+    assert_int_equal(ahl_meta_update(f->m, f->ds, id, &u, NULL, &err), 0);
+    u.latest_version = 2;
+    /* Delete: the row becomes a tombstone, DELETED / DELETED (no operation leaves a set LOCKED). */
     struct ahl_imageset_rec out;
-    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, id, &out, &err), 0);
+    bool again = true;
+    int64_t before = ahl_now_ms();
+    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, id, &out, &again, &err), 0);
+    assert_false(again);
     assert_int_equal(ahl_imageset_state_parse(out.state), AHL_IMAGESET_DELETED);
     assert_int_equal(ahl_workflow_status_parse(out.workflow_status), AHL_WORKFLOW_DELETED);
+    assert_true(out.deleted_at_ms >= before);
     assert_int_equal(ahl_store_begin(f->store, false, &tx), 0);
     assert_int_equal(ahl_store_imageset_get(tx, f->ds, id, &set), 0);
     ahl_store_rollback(tx);
     assert_string_equal(set.state, "DELETED");
     assert_string_equal(set.workflow_status, "DELETED");
-    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, id, NULL, &err), AHL_ENOTFOUND);
+    assert_string_equal(set.message, "");
+    /* Deleting again succeeds and changes nothing. */
+    struct ahl_imageset_rec out2;
+    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, id, &out2, &again, &err), 0);
+    assert_true(again);
+    assert_int_equal(out2.deleted_at_ms, out.deleted_at_ms);
+    /* GetImageSet shows the tombstone at its last version, and only that version. */
     struct ahl_meta_info info;
-    assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, id, 0, &info, &err), AHL_ENOTFOUND);
-    assert_int_equal(err.code, AHL_ENOTFOUND);
-    assert_int_equal(ahl_meta_update(f->m, f->ds, id, &u, NULL, &err), AHL_ENOTFOUND);
+    assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, id, 0, &info, &err), 0);
+    assert_int_equal(info.ver.version, 2);
+    assert_string_equal(info.set.state, "DELETED");
+    assert_string_equal(info.ver.state, "DELETED");
+    assert_string_equal(info.ver.workflow_status, "DELETED");
+    assert_int_equal(info.set.deleted_at_ms, out.deleted_at_ms);
+    assert_int_equal(info.ver.updated_at_ms, out.deleted_at_ms);
+    assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, id, 2, &info, &err), 0);
+    assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, id, 1, &info, &err), AHL_ENOTFOUND);
+    /* The version list is the tombstone alone. */
+    struct ahl_version_rec vs[2];
+    memset(vs, 0, sizeof vs);
+    assert_int_equal(ahl_meta_versions_list(f->m, f->ds, id, 0, 50, collect_version, vs, &err), 0);
+    assert_int_equal(vs[0].version, 2);
+    assert_string_equal(vs[0].state, "DELETED");
+    assert_int_equal(vs[1].version, 0);
+    memset(vs, 0, sizeof vs);
+    assert_int_equal(ahl_meta_versions_list(f->m, f->ds, id, 2, 50, collect_version, vs, &err), 0);
+    assert_int_equal(vs[0].version, 0);
+    /* Its data is not readable; it can no longer be written. */
+    struct ahl_buf b;
+    ahl_buf_init(&b, 1 << 20);
+    assert_int_equal(ahl_meta_metadata_json(f->m, f->ds, id, 0, &b, &err), AHL_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "was deleted"));
+    ahl_buf_release(&b);
+    assert_int_equal(ahl_meta_update(f->m, f->ds, id, &u, NULL, &err), AHL_ECONFLICT);
+    struct ahl_meta_copy c = {.source_latest_version = 2};
+    assert_int_equal(ahl_meta_copy(f->m, f->ds, id, &c, NULL, &err), AHL_ECONFLICT);
+    char live[AHL_ID_LEN + 1];
+    create_set(f, 1, 1, 33, false, live);
+    struct ahl_meta_copy into = {
+        .source_latest_version = 1, .destination_id = id, .destination_latest_version = 2};
+    assert_int_equal(ahl_meta_copy(f->m, f->ds, live, &into, NULL, &err), AHL_ECONFLICT);
     /* Wrong data store. */
     char other[AHL_ID_LEN + 1];
     create_set(f, 1, 1, 32, false, other);
     assert_int_equal(
         ahl_meta_imageset_get(f->m, "0000000000000000000000000000ffff", other, 0, &info, &err),
         AHL_ENOTFOUND);
+    /* Expiry: nothing before the retention has passed, then the tombstone and its versions. */
+    struct ahl_meta_expire_stats st;
+    int64_t day = 86400000;
+    assert_int_equal(ahl_meta_tombstones_expire(f->m, out.deleted_at_ms + day - 1, day, &st, &err),
+                     0);
+    assert_int_equal(st.imagesets, 0);
+    assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, id, 0, &info, &err), 0);
+    assert_int_equal(ahl_meta_tombstones_expire(f->m, out.deleted_at_ms + day, day, &st, &err), 0);
+    assert_int_equal(st.imagesets, 1);
+    assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, id, 0, &info, &err), AHL_ENOTFOUND);
+    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, id, NULL, NULL, &err), AHL_ENOTFOUND);
+    struct ahl_version_rec v;
+    assert_int_equal(ahl_store_begin(f->store, false, &tx), 0);
+    assert_int_equal(ahl_store_version_get(tx, id, 1, &v), AHL_ENOTFOUND);
+    assert_int_equal(ahl_store_imageset_get(tx, f->ds, live, &set), 0);
+    ahl_store_rollback(tx);
+    assert_int_equal(ahl_meta_imageset_get(f->m, f->ds, live, 0, &info, &err), 0);
 }
 
 static int count_version(void *ctx, const struct ahl_version_rec *v)

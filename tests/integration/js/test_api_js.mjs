@@ -74,7 +74,17 @@ test('data store lifecycle with tags', async () => {
 
   const del = await mi.send(new DeleteDatastoreCommand({ datastoreId: ds }));
   assert.equal(del.datastoreStatus, 'DELETING');
-  await rejectsWith(mi.send(new GetDatastoreCommand({ datastoreId: ds })), 'ResourceNotFoundException', 404);
+  // The deleted data store stays visible as DELETED (docs/decisions.md#tombstones).
+  const { datastoreProperties: gone } = await mi.send(new GetDatastoreCommand({ datastoreId: ds }));
+  assert.equal(gone.datastoreStatus, 'DELETED');
+  assert.ok(gone.updatedAt.getTime() >= p.updatedAt.getTime());
+  const listed = await mi.send(new ListDatastoresCommand({ datastoreStatus: 'DELETED' }));
+  assert.ok(listed.datastoreSummaries.some((s) => s.datastoreId === ds && s.datastoreStatus === 'DELETED'));
+  const active = await mi.send(new ListDatastoresCommand({ datastoreStatus: 'ACTIVE' }));
+  assert.ok(!active.datastoreSummaries.some((s) => s.datastoreId === ds));
+  assert.equal((await mi.send(new DeleteDatastoreCommand({ datastoreId: ds }))).datastoreStatus, 'DELETED');
+  assert.deepEqual((await mi.send(new ListTagsForResourceCommand({ resourceArn: arn }))).tags, {});
+  await rejectsWith(mi.send(new TagResourceCommand({ resourceArn: arn, tags: { a: '1' } })), 'ConflictException', 409);
 });
 
 test('list paging and the paginator', async () => {

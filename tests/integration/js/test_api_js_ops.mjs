@@ -221,8 +221,18 @@ test('copy to a new and an existing image set, delete, and their errors', async 
 
   const d = await ok('DeleteImageSet', new DeleteImageSetCommand({ datastoreId: ds, imageSetId: dest }));
   assert.deepEqual([d.datastoreId, d.imageSetId, d.imageSetState, d.imageSetWorkflowStatus], [ds, dest, 'LOCKED', 'DELETING']);
-  await rejectsWith(mi.send(new GetImageSetCommand({ datastoreId: ds, imageSetId: dest })), 'ResourceNotFoundException', 404);
-  await rejectsWith(mi.send(new DeleteImageSetCommand({ datastoreId: ds, imageSetId: dest })), 'ResourceNotFoundException', 404);
+  // A deleted set stays visible as DELETED, at its last version (docs/decisions.md#tombstones).
+  const t = await ok('GetImageSet', new GetImageSetCommand({ datastoreId: ds, imageSetId: dest }));
+  assert.deepEqual([t.imageSetState, t.imageSetWorkflowStatus, t.versionId], ['DELETED', 'DELETED', '2']);
+  assert.ok(t.deletedAt instanceof Date && Math.abs(t.deletedAt.getTime() - Date.now()) < 60000);
+  const tv = await ok('ListImageSetVersions', new ListImageSetVersionsCommand({ datastoreId: ds, imageSetId: dest }));
+  assert.deepEqual(tv.imageSetPropertiesList.map((v) => [v.versionId, v.imageSetState, v.ImageSetWorkflowStatus]),
+    [['2', 'DELETED', 'DELETED']]);
+  assert.equal(tv.imageSetPropertiesList[0].deletedAt.getTime(), t.deletedAt.getTime());
+  const again = await ok('DeleteImageSet', new DeleteImageSetCommand({ datastoreId: ds, imageSetId: dest }));
+  assert.deepEqual([again.imageSetState, again.imageSetWorkflowStatus], ['DELETED', 'DELETED']);
+  await rejectsWith(mi.send(new GetImageSetMetadataCommand({ datastoreId: ds, imageSetId: dest })), 'ResourceNotFoundException', 404);
+  await rejectsWith(mi.send(new CopyImageSetCommand({ datastoreId: ds, sourceImageSetId: dest, copyImageSetInformation: { sourceImageSet: { latestVersionId: '2' } } })), 'ConflictException', 409);
   await rejectsWith(mi.send(new DeleteImageSetCommand({ datastoreId: ds, imageSetId: 'not-an-id' })), 'ValidationException', 400);
   assert.deepEqual(await sets(), before.filter((x) => !x.startsWith(dest)));
   assert.equal((await mi.send(new GetImageSetCommand({ datastoreId: ds, imageSetId: src }))).versionId, '1', 'the source is untouched');
