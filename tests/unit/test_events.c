@@ -186,7 +186,7 @@ static void test_engine_events(void **state)
     struct ahl_meta_copy c = {.source_latest_version = 1};
     struct ahl_meta_copy_result cr;
     assert_int_equal(ahl_meta_copy(f->m, f->ds, b.set.id, &c, &cr, &err), 0);
-    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, a.set.id, NULL, &err), 0);
+    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, a.set.id, NULL, NULL, &err), 0);
     list_all(f, &g);
     const struct {
         const char *type, *set, *state, *status;
