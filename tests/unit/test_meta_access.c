@@ -198,7 +198,7 @@ static void test_only_forward(void **state)
     /* A read recorded before the set was deleted: the flush skips it and succeeds. */
     age_set(f, gone, ahl_now_ms() - 3 * DAY);
     ahl_meta_touch(f->m, gone, -1);
-    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, gone, NULL, &err), 0);
+    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, gone, NULL, NULL, &err), 0);
     assert_int_equal(ahl_meta_access_flush(f->m, &err), 0);
     assert_int_equal(stats(f).pending, 0);
     fx_free(f);
