@@ -580,6 +580,7 @@ static void test_schema_upgrade_from_1(void **state)
         ahl_test_pg_exec(dir,
                          "ALTER TABLE search DROP COLUMN last_accessed_at;"
                          "ALTER TABLE job DROP COLUMN options;"
+                         "DROP INDEX imageset_deleted;"
                          "UPDATE ahl_schema SET version = 1;"
                          "INSERT INTO imageset VALUES('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',"
                          " 'dddddddddddddddddddddddddddddddd', 'ACTIVE', 'CREATED', '', true, 1,"
@@ -613,9 +614,16 @@ static void test_schema_upgrade_from_1(void **state)
     ahl_store_close(s);
     char n[16];
     assert_int_equal(ahl_test_pg_exec(dir, "SELECT max(version) FROM ahl_schema", n, sizeof n), 0);
-    assert_string_equal(n, "4");
+    assert_string_equal(n, "5");
     /* Step 4: the job options column is back. */
     assert_int_equal(ahl_test_pg_exec(dir, "SELECT count(options) FROM job", n, sizeof n), 0);
+    /* Step 5: the tombstones' index is there. */
+    assert_int_equal(ahl_test_pg_exec(dir,
+                                      "SELECT count(*) FROM pg_indexes WHERE indexname ="
+                                      " 'imageset_deleted' AND schemaname = current_schema()",
+                                      n, sizeof n),
+                     0);
+    assert_string_equal(n, "1");
     fx_rmdir(dir);
 }
 
