@@ -168,8 +168,8 @@ class Tombstones(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
     def test_retention_option(self):
-        """--deleted-retention 0 removes a tombstone at the next check (here: the restart);
-        a bad value is refused."""
+        """serve --deleted-retention 0 removes a tombstone at the next check (here: the restart),
+        `ahilite gc --deleted-retention 0` at once; a bad value is refused."""
         srv = ahltest.Server(before_start=import_samples, extra_args=['--deleted-retention', '0'])
         servers = [srv]
         try:
@@ -183,9 +183,24 @@ class Tombstones(unittest.TestCase):
             srv.stop()
             again = restarted(srv, 1, ['--deleted-retention', '0'])
             servers.append(again)
-            with self.assertRaises(ahltest.boto3_client(again).exceptions.
-                                   ResourceNotFoundException):
-                ahltest.boto3_client(again).get_image_set(datastoreId=ds, imageSetId=sid)
+            mi = ahltest.boto3_client(again)
+            with self.assertRaises(mi.exceptions.ResourceNotFoundException):
+                mi.get_image_set(datastoreId=ds, imageSetId=sid)
+            empty = ahltest.create_active_datastore(mi, 'tombstone-gc')
+            mi.delete_datastore(datastoreId=empty)
+            self.assertEqual(mi.get_datastore(datastoreId=empty)['datastoreProperties'][
+                'datastoreStatus'], 'DELETED')
+            again.stop()
+            p = subprocess.run([ahltest.server_binary(), 'gc', '--data-dir', again.data_dir,
+                                '--deleted-retention', '0'],
+                               env=dict(os.environ, AHILITE_CLOCK_OFFSET='2'),  # as `again`'s
+                               capture_output=True, text=True, timeout=300)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn('expired: 0 deleted image sets and 1 deleted data store', p.stdout)
+            third = restarted(again, 2)
+            servers.append(third)
+            with self.assertRaises(mi.exceptions.ResourceNotFoundException):
+                ahltest.boto3_client(third).get_datastore(datastoreId=empty)
         finally:
             for s in servers:
                 s.stop()

@@ -120,7 +120,7 @@ static void test_delete_then_collect(void **state)
     assert_true(ahl_meta_gc_frame_live(g, BULK_B));
     ahl_meta_gc_free(g);
 
-    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, gone, NULL, &err), 0);
+    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, gone, NULL, NULL, &err), 0);
     assert_int_equal(ahl_meta_gc_mark(f->m, &g, &err), 0);
     ahl_meta_gc_stats(g, &st);
     assert_int_equal(st.dead_sets, 1);
@@ -165,7 +165,7 @@ static void test_rescue(void **state)
     assert_non_null(f);
     make_set(f, "ALIVE^ONE", "1.2.5", FRAME_A, NULL, live);
     make_set(f, "ONLY^DELETED", "1.2.6", FRAME_B, NULL, gone);
-    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, gone, NULL, &err), 0);
+    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, gone, NULL, NULL, &err), 0);
     assert_int_equal(ahl_meta_gc_mark(f->m, &g, &err), 0);
     ahl_meta_gc_stats(g, &st);
     uint64_t cands = st.chunks;
@@ -196,7 +196,7 @@ static void test_copy_keeps_shared(void **state)
     struct ahl_meta_copy c = {.source_latest_version = 1};
     struct ahl_meta_copy_result res;
     assert_int_equal(ahl_meta_copy(f->m, f->ds, src, &c, &res, &err), 0);
-    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, src, NULL, &err), 0);
+    assert_int_equal(ahl_meta_imageset_delete(f->m, f->ds, src, NULL, NULL, &err), 0);
     assert_int_equal(ahl_meta_gc_mark(f->m, &g, &err), 0);
     ahl_meta_gc_stats(g, &st);
     assert_int_equal(st.dead_versions, 1);
