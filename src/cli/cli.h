@@ -80,7 +80,8 @@ void ahl_gc_report_print(const char *label, const struct ahl_gc_report *r, bool 
 /* serve's background collection: a thread running ahl_gc_pass every interval_s seconds (the
  * first one interval_s after the start) at a low rate (small transactions with pauses between
  * them), over its own frame store of the data directory or blob store. A failed pass is logged
- * and tried again at the next interval. */
+ * and tried again at the next interval. At every interval it first removes the tombstones older
+ * than tombstone_retention_ms (ahl_meta_tombstones_expire). */
 #define AHL_GC_INTERVAL_S 3600
 /* An interval with no version of a deleted set waiting skips the collection, but one runs at
  * least this often whatever the count. */

@@ -208,6 +208,17 @@ static void *bg_main(void *arg)
         pthread_mutex_unlock(&b->mu);
         if (stop)
             break;
+        /* Tombstones past their retention go at every interval: an index finds them, and a
+         * whole collection may not be due. */
+        struct ahl_meta_expire_stats ex;
+        struct ahl_err xerr;
+        if (ahl_meta_tombstones_expire(b->m, ahl_now_ms(), b->tombstone_retention_ms, &ex,
+                                       &xerr) < 0)
+            ahl_warn("gc: removing expired tombstones: %s", xerr.msg);
+        else if (ex.imagesets || ex.datastores)
+            ahl_info("gc: removed %llu deleted image sets and %llu deleted data stores past their "
+                     "retention",
+                     (unsigned long long)ex.imagesets, (unsigned long long)ex.datastores);
         /* A whole collection reads every live chunk: only when a set was deleted since, or once
          * a day for what nothing counts (frames of imports that failed, chunks left by a
          * collection that stopped part way). */
@@ -218,7 +229,6 @@ static void *bg_main(void *arg)
             continue;
         b->idle_passes = 0;
         struct ahl_gc_opts o = {.grace_ms = b->grace_ms,
-                                .tombstone_retention_ms = b->tombstone_retention_ms,
                                 .batch = 128,
                                 .pause_ms = 20,
                                 .stop = bg_stopping,
@@ -228,10 +238,6 @@ static void *bg_main(void *arg)
         ahl_err_clear(&err);
         if (ahl_gc_pass(b->m, b->s, &b->fs, &o, &r, &err) < 0)
             ahl_warn("gc: %s", err.msg);
-        if (r.tombstone_sets || r.tombstone_stores)
-            ahl_info("gc: removed %llu deleted image sets and %llu deleted data stores past their "
-                     "retention",
-                     (unsigned long long)r.tombstone_sets, (unsigned long long)r.tombstone_stores);
         else if (r.versions_swept || r.chunks_swept || r.frames_swept)
             ahl_info("gc: removed %llu versions of deleted image sets, %llu chunks (%llu bytes) "
                      "and %llu frames (%llu bytes)",

@@ -189,11 +189,17 @@ class ModelCoverage(unittest.TestCase):
             f.write(test_import_jobs.bad_offset_table_file())
         with open(os.path.join(job_in, 'notes.txt'), 'w') as f:
             f.write('not a DICOM file\n')
+        with open(os.path.join(self.bucket('cov-in', 'job', 'meta'), 'series.json'), 'w') as f:
+            json.dump({'00081030': {'vr': 'LO', 'Value': ['CT, mapped']}}, f)
         ahltest.write_series(JOB_INSTANCES, self.bucket('cov-in', 'job', 'series'),
                              '1.2.826.0.1.3680043.8.498.77.')
         job = c('StartDICOMImportJob', datastoreId=ds, jobName='coverage',
                 dataAccessRoleArn=ROLE, inputS3Uri='s3://cov-in/job/',
-                outputS3Uri='s3://cov-out/o/')['jobId']
+                outputS3Uri='s3://cov-out/o/', importConfiguration={
+                    'dicomJsonMetadataImportConfiguration': {'dicomMetadataMappings': [{
+                        'studyInstanceUID': '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322',
+                        'seriesInstanceUID': '1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322',
+                        'metadataFilePath': 'meta/series.json'}]}})['jobId']
         props, statuses = self.wait_job(ds, job)
         self.assertEqual(props['jobStatus'], 'COMPLETED', props.get('message'))
         self.assertIn('IN_PROGRESS', statuses)
