@@ -235,10 +235,12 @@ class ServeOptions(unittest.TestCase):
         self.assertEqual(p.returncode, 0)
         for opt in ('--data-dir', '--listen', '--credentials', '--region', '--account-id',
                     '--s3-root', '--s3-endpoint', '--workers', '--http-threads',
-                    '--access-flush-s', '--archive-days', 'AWS_DISABLE_HOST_PREFIX_INJECTION'):
+                    '--access-flush-s', '--archive-days', '--job-max-files', '--job-max-mib',
+                    '--job-max-concurrent', 'AWS_DISABLE_HOST_PREFIX_INJECTION'):
             self.assertIn(opt, p.stdout)
         for bad in (['--listen', 'nowhere'], ['--account-id', '123'], ['--workers', '0'],
-                    ['--http-threads', '0'], ['--http-threads', '1025'], ['--bogus'], ['--region']):
+                    ['--http-threads', '0'], ['--http-threads', '1025'], ['--bogus'], ['--region'],
+                    ['--job-max-files', '0'], ['--job-max-concurrent', '-1']):
             p = self.run_serve(*bad)
             self.assertEqual(p.returncode, 2, (bad, p.stderr))
             self.assertTrue(p.stderr.strip())
