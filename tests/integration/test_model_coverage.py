@@ -104,7 +104,9 @@ def read_allow_list():
 class ModelCoverage(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.srv = ahltest.Server()
+        # The data directory exists before the start, so that on PostgreSQL it records its schema
+        # and the copy the restart below runs on names the same one.
+        cls.srv = ahltest.Server(before_start=lambda s: os.makedirs(s.data_dir))
         cls.mi = ahltest.boto3_client(cls.srv)
         cls.model = model()
         cls.seen = set()
