@@ -681,8 +681,11 @@ static int chunk_get(struct ahl_store_tx *t, const uint8_t hash[AHL_SHA256_LEN],
     return 0;
 }
 
-/* Every chunk in hash order, a page at a time from the last hash seen. */
-static int chunk_scan(struct ahl_store_tx *t, ahl_store_chunk_cb cb, void *ctx)
+/* Every chunk in hash order, a page at a time from the last hash seen, by statement q (hash,
+ * kind, then ulen, crc and data when with_data, else the data's length): the chunk scan and the
+ * collector's listing. */
+static int chunk_rows(struct ahl_store_tx *t, const struct ahl__pg_stmt *q, bool with_data,
+                      ahl_store_chunk_cb cb, void *ctx)
 {
     uint8_t last[AHL_SHA256_LEN];
     int last_len = 0; /* the empty bytea sorts before every hash */
@@ -691,7 +694,7 @@ static int chunk_scan(struct ahl_store_tx *t, ahl_store_chunk_cb cb, void *ctx)
         const char *v[] = {(const char *)last};
         int len[] = {last_len};
         int fmt[] = {1};
-        int rc = ahl__pg_run(t, &c_scan, 1, v, len, fmt, true, &r);
+        int rc = ahl__pg_run(t, q, 1, v, len, fmt, true, &r);
         if (rc < 0)
             return rc;
         int rows = PQntuples(r);
@@ -701,10 +704,14 @@ static int chunk_scan(struct ahl_store_tx *t, ahl_store_chunk_cb cb, void *ctx)
             if (PQgetlength(r, i, 0) == AHL_SHA256_LEN)
                 memcpy(c.hash, PQgetvalue(r, i, 0), AHL_SHA256_LEN);
             c.kind = (int)bin_int(r, i, 1);
-            c.ulen = (uint32_t)bin_int(r, i, 2);
-            c.crc = (uint32_t)bin_int(r, i, 3);
-            c.data = PQgetvalue(r, i, 4);
-            c.len = (size_t)PQgetlength(r, i, 4);
+            if (with_data) {
+                c.ulen = (uint32_t)bin_int(r, i, 2);
+                c.crc = (uint32_t)bin_int(r, i, 3);
+                c.data = PQgetvalue(r, i, 4);
+                c.len = (size_t)PQgetlength(r, i, 4);
+            } else {
+                c.len = (size_t)bin_int(r, i, 2);
+            }
             memcpy(last, c.hash, AHL_SHA256_LEN);
             last_len = AHL_SHA256_LEN;
             rc = cb(ctx, &c);
@@ -713,6 +720,11 @@ static int chunk_scan(struct ahl_store_tx *t, ahl_store_chunk_cb cb, void *ctx)
         if (rc || rows < SCAN_PAGE)
             return rc;
     }
+}
+
+static int chunk_scan(struct ahl_store_tx *t, ahl_store_chunk_cb cb, void *ctx)
+{
+    return chunk_rows(t, &c_scan, true, cb, ctx);
 }
 
 static int chunk_stats(struct ahl_store_tx *t, uint64_t *count, uint64_t *bytes)
@@ -733,32 +745,7 @@ static int chunk_stats(struct ahl_store_tx *t, uint64_t *count, uint64_t *bytes)
  * transaction is REPEATABLE READ). */
 static int chunk_list(struct ahl_store_tx *t, ahl_store_chunk_cb cb, void *ctx)
 {
-    uint8_t last[AHL_SHA256_LEN];
-    int last_len = 0;
-    for (;;) {
-        PGresult *r = NULL;
-        const char *v[] = {(const char *)last};
-        int len[] = {last_len};
-        int fmt[] = {1};
-        int rc = ahl__pg_run(t, &c_list, 1, v, len, fmt, true, &r);
-        if (rc < 0)
-            return rc;
-        int rows = PQntuples(r);
-        for (int i = 0; i < rows && rc == 0; i++) {
-            struct ahl_chunk c;
-            memset(&c, 0, sizeof c);
-            if (PQgetlength(r, i, 0) == AHL_SHA256_LEN)
-                memcpy(c.hash, PQgetvalue(r, i, 0), AHL_SHA256_LEN);
-            c.kind = (int)bin_int(r, i, 1);
-            c.len = (size_t)bin_int(r, i, 2);
-            memcpy(last, c.hash, AHL_SHA256_LEN);
-            last_len = AHL_SHA256_LEN;
-            rc = cb(ctx, &c);
-        }
-        PQclear(r);
-        if (rc || rows < SCAN_PAGE)
-            return rc;
-    }
+    return chunk_rows(t, &c_list, false, cb, ctx);
 }
 
 static int chunk_delete(struct ahl_store_tx *t, const uint8_t hash[AHL_SHA256_LEN])

@@ -496,9 +496,12 @@ int ahl__sq_chunk_get(struct ahl_store_tx *t, const uint8_t hash[AHL_SHA256_LEN]
     return 0;
 }
 
-int ahl__sq_chunk_scan(struct ahl_store_tx *t, ahl_store_chunk_cb cb, void *ctx)
+/* The chunk rows of statement id (hash, kind, then ulen, crc and data when with_data, else the
+ * data's length) handed to cb in turn: the chunk scan and the collector's listing. */
+static int chunk_rows(struct ahl_store_tx *t, int id, bool with_data, ahl_store_chunk_cb cb,
+                      void *ctx)
 {
-    PREP(st, CONN(t), ST_C_SCAN);
+    PREP(st, CONN(t), id);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct ahl_chunk c;
@@ -506,17 +509,28 @@ int ahl__sq_chunk_scan(struct ahl_store_tx *t, ahl_store_chunk_cb cb, void *ctx)
         if (sqlite3_column_bytes(st, 0) == AHL_SHA256_LEN)
             memcpy(c.hash, sqlite3_column_blob(st, 0), AHL_SHA256_LEN);
         c.kind = sqlite3_column_int(st, 1);
-        c.ulen = (uint32_t)sqlite3_column_int64(st, 2);
-        c.crc = (uint32_t)sqlite3_column_int64(st, 3);
-        c.data = sqlite3_column_blob(st, 4);
-        c.len = (size_t)sqlite3_column_bytes(st, 4);
+        if (with_data) {
+            c.ulen = (uint32_t)sqlite3_column_int64(st, 2);
+            c.crc = (uint32_t)sqlite3_column_int64(st, 3);
+            c.data = sqlite3_column_blob(st, 4);
+            c.len = (size_t)sqlite3_column_bytes(st, 4);
+        } else {
+            c.len = (size_t)sqlite3_column_int64(st, 2);
+        }
         int u = cb(ctx, &c);
         if (u) {
             sqlite3_reset(st);
             return u;
         }
     }
-    return rc == SQLITE_DONE ? 0 : ahl__sq_err(CONN(t)->db, rc, "chunk scan");
+    return rc == SQLITE_DONE
+               ? 0
+               : ahl__sq_err(CONN(t)->db, rc, with_data ? "chunk scan" : "chunk list");
+}
+
+int ahl__sq_chunk_scan(struct ahl_store_tx *t, ahl_store_chunk_cb cb, void *ctx)
+{
+    return chunk_rows(t, ST_C_SCAN, true, cb, ctx);
 }
 
 int ahl__sq_chunk_stats(struct ahl_store_tx *t, uint64_t *count, uint64_t *bytes)
@@ -535,22 +549,7 @@ int ahl__sq_chunk_stats(struct ahl_store_tx *t, uint64_t *count, uint64_t *bytes
 
 int ahl__sq_chunk_list(struct ahl_store_tx *t, ahl_store_chunk_cb cb, void *ctx)
 {
-    PREP(st, CONN(t), ST_C_LIST);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct ahl_chunk c;
-        memset(&c, 0, sizeof c);
-        if (sqlite3_column_bytes(st, 0) == AHL_SHA256_LEN)
-            memcpy(c.hash, sqlite3_column_blob(st, 0), AHL_SHA256_LEN);
-        c.kind = sqlite3_column_int(st, 1);
-        c.len = (size_t)sqlite3_column_int64(st, 2);
-        int u = cb(ctx, &c);
-        if (u) {
-            sqlite3_reset(st);
-            return u;
-        }
-    }
-    return rc == SQLITE_DONE ? 0 : ahl__sq_err(CONN(t)->db, rc, "chunk list");
+    return chunk_rows(t, ST_C_LIST, false, cb, ctx);
 }
 
 int ahl__sq_chunk_delete(struct ahl_store_tx *t, const uint8_t hash[AHL_SHA256_LEN])
@@ -567,8 +566,7 @@ int ahl__sq_gc_roots(struct ahl_store_tx *t, ahl_store_version_cb cb, void *ctx)
     FOR_ROWS(CONN(t), st, rec, v_row, cb, ctx, "live versions");
 }
 
-int ahl__sq_gc_versions(struct ahl_store_tx *t, unsigned limit, uint64_t *versions,
-                        uint64_t *sets)
+int ahl__sq_gc_versions(struct ahl_store_tx *t, unsigned limit, uint64_t *versions, uint64_t *sets)
 {
     *versions = *sets = 0;
     if (!limit) {
