@@ -143,6 +143,9 @@ static int load_candidate(struct ahl_importer *im, const struct cand_set *c, jso
 {
     json_t *doc = NULL;
     int rc = ahl_meta_document(im->m, im->ds, c->id, c->version, &doc, err);
+    /* Deleted since find_sets saw it: a conflict, so that the caller looks again. */
+    if (rc == AHL_ENOTFOUND)
+        return ahl_fail(err, AHL_ECONFLICT, "image set %s was deleted meanwhile", c->id);
     if (rc < 0)
         return rc;
     const char *k;
@@ -283,7 +286,11 @@ static int place_nonprimary(struct ahl_importer *im, struct ahl_import_item *it,
             break;
         for (size_t i = 0; i < l->n && !chosen; i++) {
             json_t *cand = NULL;
-            if ((rc = load_candidate(im, &l->v[i], &cand, err)) < 0)
+            if ((rc = load_candidate(im, &l->v[i], &cand, err)) == AHL_ECONFLICT) {
+                rc = 0; /* deleted meanwhile: not a candidate */
+                continue;
+            }
+            if (rc < 0)
                 break;
             rc = ahl_group_compare(cand, it->doc, NULL, err);
             json_decref(cand);
@@ -398,7 +405,11 @@ void ahl__import_commit(struct ahl_importer *im, struct ahl_import_item **items,
         if (l->n) {
             primary = &l->v[0];
             cand = ahl__import_cache_take(im, primary->id, primary->version);
-            if (!cand && (rc = load_candidate(im, primary, &cand, &err)) < 0)
+            if (!cand && (rc = load_candidate(im, primary, &cand, &err)) == AHL_ECONFLICT) {
+                ahl_err_clear(&err);
+                continue; /* deleted meanwhile: look again */
+            }
+            if (rc < 0)
                 break;
         }
         for (size_t i = 0; i < n && rc == 0; i++) {

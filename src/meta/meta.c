@@ -276,7 +276,9 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
         rc = ahl_meta_store_fail(err, rc, "starting a transaction");
         goto out;
     }
-    if ((rc = ahl__set_find(tx, datastore_id, imageset_id, &set, err)) < 0)
+    /* A set deleted since the caller chose it is a conflict, not a missing set: the importer
+     * looks again and starts a new set, as it would have had the delete come first. */
+    if ((rc = ahl__set_find_writable(tx, datastore_id, imageset_id, &set, err)) < 0)
         goto out;
     if (expected_latest && expected_latest != set.latest_version) {
         rc = ahl_fail(err, AHL_ECONFLICT, "image set %s: version %llu is not the latest",

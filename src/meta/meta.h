@@ -123,7 +123,8 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
  * attributes in doc are merged into the stored ones; each given instance replaces the stored one
  * with the same SOPInstanceUID. Re-importing identical content still makes a version, as AWS does,
  * unless expected_latest is given and the content is unchanged (then no version; out reports the
- * current one). expected_latest: 0 = whatever is latest, else compare-and-set. */
+ * current one). expected_latest: 0 = whatever is latest, else compare-and-set. AHL_ECONFLICT
+ * also when the set is DELETED (the caller chose it before the delete). */
 int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id,
                                     const char *imageset_id, const json_t *doc,
                                     uint64_t expected_latest, struct ahl_meta_info *out,
