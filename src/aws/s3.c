@@ -232,6 +232,8 @@ static int perform(struct ahl_s3 *s, struct call *c, struct ahl_err *err)
     /* A HEAD reply announces a body it does not send: curl must not wait for it. */
     if (!strcmp(c->method, "HEAD"))
         curl_easy_setopt(k, CURLOPT_NOBODY, 1L);
+    /* Last-Modified, for ahl_s3_head_timed. */
+    curl_easy_setopt(k, CURLOPT_FILETIME, strcmp(c->method, "HEAD") ? 0L : 1L);
     if (c->body) {
         curl_easy_setopt(k, CURLOPT_POSTFIELDS, c->body);
         curl_easy_setopt(k, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
@@ -280,8 +282,27 @@ out:
 
 /* ---- operations ---- */
 
+struct untimed {
+    ahl_s3_key_fn fn;
+    void *ctx;
+};
+
+static int drop_time(void *ctx, const char *key, uint64_t size, int64_t mtime_ms)
+{
+    struct untimed *u = ctx;
+    (void)mtime_ms;
+    return u->fn(u->ctx, key, size);
+}
+
 int ahl_s3_list(struct ahl_s3 *s, const char *bucket, const char *prefix, ahl_s3_key_fn fn,
                 void *ctx, struct ahl_err *err)
+{
+    struct untimed u = {fn, ctx};
+    return ahl_s3_list_timed(s, bucket, prefix, drop_time, &u, err);
+}
+
+int ahl_s3_list_timed(struct ahl_s3 *s, const char *bucket, const char *prefix,
+                      ahl_s3_entry_fn fn, void *ctx, struct ahl_err *err)
 {
     int rc = ahl_s3_location_check(bucket, NULL, err);
     if (rc < 0)
@@ -320,7 +341,7 @@ int ahl_s3_list(struct ahl_s3 *s, const char *bucket, const char *prefix, ahl_s3
         int truncated = 0;
         struct ahl_err perr;
         ahl_err_clear(&perr);
-        rc = ahl_s3xml_list_page(reply.data, reply.len, fn, ctx, &truncated, &token, &perr);
+        rc = ahl_s3xml_list_page_timed(reply.data, reply.len, fn, ctx, &truncated, &token, &perr);
         if (rc != 0) {
             if (perr.code) /* the page, not fn, stopped it */
                 rc = ahl_fail(err, rc, "s3://%s/%s: %s", bucket, prefix, perr.msg);
@@ -373,7 +394,15 @@ int ahl_s3_get(struct ahl_s3 *s, const char *bucket, const char *key, ahl_s3_wri
 int ahl_s3_head(struct ahl_s3 *s, const char *bucket, const char *key, uint64_t *size,
                 struct ahl_err *err)
 {
+    int64_t mtime;
+    return ahl_s3_head_timed(s, bucket, key, size, &mtime, err);
+}
+
+int ahl_s3_head_timed(struct ahl_s3 *s, const char *bucket, const char *key, uint64_t *size,
+                      int64_t *mtime_ms, struct ahl_err *err)
+{
     *size = 0;
+    *mtime_ms = -1;
     int rc = ahl_s3_location_check(bucket, key, err);
     if (rc < 0)
         return rc;
@@ -385,6 +414,9 @@ int ahl_s3_head(struct ahl_s3 *s, const char *bucket, const char *key, uint64_t 
         return ahl_fail(err, AHL_EPARSE, "s3://%.63s/%.300s: HEAD reply without Content-Length",
                         bucket, key);
     *size = n;
+    curl_off_t t = -1;
+    if (curl_easy_getinfo(s->curl, CURLINFO_FILETIME_T, &t) == CURLE_OK && t >= 0)
+        *mtime_ms = (int64_t)t * 1000;
     return 0;
 }
 

@@ -92,6 +92,11 @@ typedef int (*ahl_s3_key_fn)(void *ctx, const char *key, uint64_t size);
  * without a new NextContinuationToken is AHL_EPARSE rather than a loop. */
 int ahl_s3_list(struct ahl_s3 *s3, const char *bucket, const char *prefix, ahl_s3_key_fn fn,
                 void *ctx, struct ahl_err *err);
+/* A listed key, its size and its LastModified in ms since 1970 (-1 when the listing has none). */
+typedef int (*ahl_s3_entry_fn)(void *ctx, const char *key, uint64_t size, int64_t mtime_ms);
+/* ahl_s3_list with each key's LastModified. */
+int ahl_s3_list_timed(struct ahl_s3 *s3, const char *bucket, const char *prefix,
+                      ahl_s3_entry_fn fn, void *ctx, struct ahl_err *err);
 
 /* Receives the next bytes of an object. Return 0 to go on; anything else aborts the transfer and
  * ahl_s3_get returns that value (if negative) or AHL_EIO. */
@@ -116,6 +121,10 @@ int ahl_s3_get_sized(struct ahl_s3 *s3, const char *bucket, const char *key, ahl
  * body, so no S3 Code in err), other errors as above. */
 int ahl_s3_head(struct ahl_s3 *s3, const char *bucket, const char *key, uint64_t *size,
                 struct ahl_err *err);
+/* ahl_s3_head, also giving the reply's Last-Modified in ms since 1970 (whole seconds, as HTTP
+ * dates are; -1 when the reply has none). */
+int ahl_s3_head_timed(struct ahl_s3 *s3, const char *bucket, const char *key, uint64_t *size,
+                      int64_t *mtime_ms, struct ahl_err *err);
 
 /* DeleteObject. S3 answers success whether or not the object existed. */
 int ahl_s3_delete(struct ahl_s3 *s3, const char *bucket, const char *key, struct ahl_err *err);

@@ -191,8 +191,79 @@ static int is_word(const char *vs, const char *ve, const char *word)
     return (size_t)(ve - vs) == n && memcmp(vs, word, n) == 0;
 }
 
+/* Days from 1970-01-01 to the civil date y-m-d (proleptic Gregorian). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* n decimal digits at p, or -1. */
+static int64_t digits(const char *p, int n)
+{
+    int64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        int d = digit_value(p[i], 10);
+        if (d < 0)
+            return -1;
+        v = v * 10 + d;
+    }
+    return v;
+}
+
+int ahl_s3xml_time(const char *s, const char *e, int64_t *ms)
+{
+    /* YYYY-MM-DDTHH:MM:SS, then optionally .fraction, then Z */
+    if (e - s < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+        s[16] != ':')
+        return AHL_EPARSE;
+    int64_t y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2), h = digits(s + 11, 2),
+            mi = digits(s + 14, 2), sec = digits(s + 17, 2), frac = 0;
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
+        mi > 59 || sec < 0 || sec > 60)
+        return AHL_EPARSE;
+    const char *p = s + 19;
+    if (p < e && *p == '.') {
+        int n = 0;
+        for (p++; p < e && digit_value(*p, 10) >= 0; p++, n++)
+            if (n < 3)
+                frac = frac * 10 + digit_value(*p, 10);
+        if (n == 0)
+            return AHL_EPARSE;
+        for (; n < 3; n++)
+            frac *= 10;
+    }
+    if (p + 1 != e || *p != 'Z')
+        return AHL_EPARSE;
+    *ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + sec * 1000 + frac;
+    return 0;
+}
+
+struct untimed {
+    ahl_s3_key_fn fn;
+    void *ctx;
+};
+
+static int drop_time(void *ctx, const char *key, uint64_t size, int64_t mtime_ms)
+{
+    struct untimed *u = ctx;
+    (void)mtime_ms;
+    return u->fn(u->ctx, key, size);
+}
+
 int ahl_s3xml_list_page(const char *xml, size_t n, ahl_s3_key_fn fn, void *ctx, int *truncated,
                         struct ahl_buf *next_token, struct ahl_err *err)
+{
+    struct untimed u = {fn, ctx};
+    return ahl_s3xml_list_page_timed(xml, n, drop_time, &u, truncated, next_token, err);
+}
+
+int ahl_s3xml_list_page_timed(const char *xml, size_t n, ahl_s3_entry_fn fn, void *ctx,
+                              int *truncated, struct ahl_buf *next_token, struct ahl_err *err)
 {
     const char *end = xml + n, *vs, *ve;
     *truncated = 0;
@@ -223,7 +294,13 @@ int ahl_s3xml_list_page(const char *xml, size_t n, ahl_s3_key_fn fn, void *ctx, 
                 size = size * 10 + (uint64_t)d;
             }
         }
-        if ((rc = fn(ctx, key.data, size)) != 0)
+        int64_t mtime = -1;
+        if (ahl_s3xml_find(cs, ce, "LastModified", &ss, &se) == 0 &&
+            ahl_s3xml_time(ss, se, &mtime) < 0) {
+            rc = ahl_fail(err, AHL_EPARSE, "bad LastModified for key '%.200s'", key.data);
+            goto out;
+        }
+        if ((rc = fn(ctx, key.data, size, mtime)) != 0)
             goto out;
     }
     *truncated = ahl_s3xml_find(xml, end, "IsTruncated", &vs, &ve) == 0 && is_word(vs, ve, "true");

@@ -45,5 +45,12 @@ void ahl_s3xml_error(const char *xml, size_t n, struct ahl_buf *code, struct ahl
  * AHL_ENOMEM/AHL_ETOOBIG. */
 int ahl_s3xml_list_page(const char *xml, size_t n, ahl_s3_key_fn fn, void *ctx, int *truncated,
                         struct ahl_buf *next_token, struct ahl_err *err);
+/* ahl_s3xml_list_page, also handing fn each key's LastModified (ms since 1970, UTC; -1 when
+ * absent). A LastModified that is not YYYY-MM-DDTHH:MM:SS[.fraction]Z is AHL_EPARSE. */
+int ahl_s3xml_list_page_timed(const char *xml, size_t n, ahl_s3_entry_fn fn, void *ctx,
+                              int *truncated, struct ahl_buf *next_token, struct ahl_err *err);
+/* An ISO 8601 UTC time as S3 writes it (2026-12-08T02:49:05.123Z, the fraction optional) between
+ * s and e, in ms since 1970. 0 or AHL_EPARSE. */
+int ahl_s3xml_time(const char *s, const char *e, int64_t *ms);
 
 #endif /* AHL_AWS_S3XML_H */

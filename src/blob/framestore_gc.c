@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "blob/framestore.h"
+#include "blob/framestore_internal.h"
 #include "base/banned.h"
 
 #define GC_PREFIX "gc."
@@ -83,7 +84,7 @@ int ahl_framestore_list(struct ahl_framestore *fs, ahl_framestore_list_cb cb, vo
                         struct ahl_err *err)
 {
     if (fs->s3)
-        return ahl_fail(err, AHL_EUNSUPPORTED, "frames on S3 are not collected");
+        return ahl__frames3_list(fs, cb, ctx, err);
     DIR *top = opendir(fs->root);
     if (!top)
         return errno == ENOENT ? 0 : dir_fail(err, "cannot read", fs->root);
@@ -118,10 +119,10 @@ int ahl_framestore_reclaim(struct ahl_framestore *fs, const char *id, int64_t be
     char dir[sizeof fs->root + 16], aside[40];
     struct stat st;
     *freed = 0;
-    if (fs->s3)
-        return ahl_fail(err, AHL_EUNSUPPORTED, "frames on S3 are not collected");
     if (!hex_name(id, 32))
         return ahl_fail(err, AHL_EINVAL, "frame id must be 32 lowercase hex digits");
+    if (fs->s3)
+        return ahl__frames3_reclaim(fs, id, before_ms, freed, err);
     snprintf(dir, sizeof dir, "%s/%.2s/%.2s", fs->root, id, id + 2);
     snprintf(aside, sizeof aside, GC_PREFIX "%s", id);
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

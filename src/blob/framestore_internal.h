@@ -44,5 +44,11 @@ int ahl__frames3_read(struct ahl_framestore *fs, const char *id, const char *ts,
 /* GetObject, hashed and dropped: ahl_framestore_check on S3. */
 int ahl__frames3_check(struct ahl_framestore *fs, const char *id, const char *ts,
                        uint64_t expected_size, struct ahl_err *err);
+/* ahl_framestore_list and _reclaim on S3: ListObjectsV2 under the prefix; HeadObject (its
+ * Last-Modified) then DeleteObject. */
+int ahl__frames3_list(struct ahl_framestore *fs, ahl_framestore_list_cb cb, void *ctx,
+                      struct ahl_err *err);
+int ahl__frames3_reclaim(struct ahl_framestore *fs, const char *id, int64_t before_ms,
+                         uint64_t *freed, struct ahl_err *err);
 
 #endif /* AHL_BLOB_FRAMESTORE_INTERNAL_H */

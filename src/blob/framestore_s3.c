@@ -247,6 +247,80 @@ int ahl__frames3_delete(struct ahl_framestore *fs, const char *id, struct ahl_er
     return rc < 0 ? s3_fail(rc, id, &e, err) : 0;
 }
 
+/* ---- collecting (framestore.h, "collecting frames") ---- */
+
+struct listing {
+    const struct ahl__frames3 *b;
+    ahl_framestore_list_cb cb;
+    void *ctx;
+};
+
+static int on_object(void *ctx, const char *key, uint64_t size, int64_t mtime_ms)
+{
+    struct listing *l = ctx;
+    size_t np = strlen(l->b->prefix);
+    /* prefix + "ab/" + 32 hex digits starting with ab; anything else is not a frame. */
+    if (strlen(key) != np + 35 || key[np + 2] != '/')
+        return 0;
+    const char *id = key + np + 3;
+    if (strspn(id, "0123456789abcdef") != 32 || memcmp(id, key + np, 2) != 0)
+        return 0;
+    struct ahl_framestore_entry fe;
+    memcpy(fe.id, id, 33);
+    fe.size = size;
+    /* An object the listing gives no time for is never old enough to collect. */
+    fe.mtime_ms = mtime_ms < 0 ? INT64_MAX : mtime_ms;
+    return l->cb(l->ctx, &fe);
+}
+
+int ahl__frames3_list(struct ahl_framestore *fs, ahl_framestore_list_cb cb, void *ctx,
+                      struct ahl_err *err)
+{
+    struct ahl__frames3 *b = fs->s3;
+    struct ahl_s3 *s3;
+    struct listing l = {b, cb, ctx};
+    int rc = take(b, &s3, err);
+    if (rc < 0)
+        return rc;
+    rc = ahl_s3_list_timed(s3, b->bucket, b->prefix, on_object, &l, err);
+    give(b, s3);
+    return rc;
+}
+
+int ahl__frames3_reclaim(struct ahl_framestore *fs, const char *id, int64_t before_ms,
+                         uint64_t *freed, struct ahl_err *err)
+{
+    struct ahl__frames3 *b = fs->s3;
+    struct ahl_s3 *s3;
+    struct ahl_err e;
+    char key[AHL_S3_MAX_KEY + 1];
+    uint64_t size = 0;
+    int64_t mtime = -1;
+    *freed = 0;
+    ahl_err_clear(&e);
+    int rc = take(b, &s3, err);
+    if (rc < 0)
+        return rc;
+    ahl__frames3_key(fs, id, key, sizeof key);
+    int attempt = 0;
+    do
+        rc = ahl_s3_head_timed(s3, b->bucket, key, &size, &mtime, &e);
+    while (again(rc, &attempt));
+    /* Written again since the listing (or no time to judge by): kept. Last-Modified has whole
+     * seconds, so "before" is rounded down to one. */
+    if (rc == 0 && (mtime < 0 || mtime >= before_ms - before_ms % 1000))
+        rc = 1;
+    else if (rc == 0)
+        rc = ahl_s3_delete(s3, b->bucket, key, &e);
+    give(b, s3);
+    if (rc == AHL_ENOTFOUND || rc == 1)
+        return 0;
+    if (rc < 0)
+        return s3_fail(rc, id, &e, err);
+    *freed = size;
+    return 1;
+}
+
 /* ---- reading ---- */
 
 /* One GetObject of a frame, hashed as it arrives and kept in one of three places. */

@@ -61,7 +61,6 @@ struct ahl_gc_report {
     uint64_t dead_sets, dead_versions, chunks, chunk_bytes;
     uint64_t frames, frame_bytes;   /* unlisted frames older than the grace */
     uint64_t young_frames;          /* unlisted frames within the grace: kept */
-    bool frames_skipped;            /* frames on S3: not collected */
     uint64_t versions_swept, chunks_swept, chunk_bytes_swept, frames_swept, frame_bytes_swept;
     uint64_t rescued;               /* candidates a concurrent writer made reachable again */
     uint64_t tombstone_sets, tombstone_stores; /* expired tombstones removed */

@@ -26,8 +26,9 @@ static void usage(FILE *f)
             "                  [--deleted-retention DAYS]\n"
             "  removes the image sets and data stores deleted more than the retention ago\n"
             "  (until then they show as DELETED), the versions of deleted image sets, every\n"
-            "  metadata chunk no version of a live image set reaches, and every frame file no\n"
-            "  live version lists that was written more than the grace ago; chunks and frames\n"
+            "  metadata chunk no version of a live image set reaches, and every frame (file, or\n"
+            "  object of the --blob-store bucket) no live version lists that was written more\n"
+            "  than the grace ago; chunks and frames\n"
             "  other sets share stay. Then gives the space back (SQLite: incremental vacuum\n"
             "  and a WAL truncation; PostgreSQL: VACUUM). Safe while a server and imports use\n"
             "  the store. Prints what was reclaimable and what was reclaimed (default DIR\n"
@@ -162,8 +163,6 @@ int ahl_cmd_gc(int argc, char **argv)
         if (r.young_frames)
             printf("kept: %llu unlisted frame%s written within the grace\n",
                    (unsigned long long)r.young_frames, r.young_frames == 1 ? "" : "s");
-        if (r.frames_skipped)
-            printf("skipped: frames on S3 are not collected\n");
     }
     if (!o.dry_run && rc == 0) {
         printf("expired: %llu deleted image set%s and %llu deleted data store%s past the "

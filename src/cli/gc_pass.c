@@ -19,6 +19,11 @@
 #include "base/banned.h"
 
 #define FRAME_BATCH 64
+/* On S3, each batch's deletions happen within this long after the frame fence recorded them
+ * (docs/architecture.md#garbage-collection), and stop this much before its end, for a DELETE
+ * still on its way. */
+#define FENCE_WINDOW_MS 60000
+#define FENCE_MARGIN_MS 10000
 
 struct frame_cands {
     struct ahl_meta_gc *g;
@@ -28,6 +33,7 @@ struct frame_cands {
     size_t n, cap, next;
     struct ahl_gc_report *r;
     struct ahl_err *err;
+    int64_t deadline_ms; /* S3: no deletion from this time on (wall clock); else INT64_MAX */
 };
 
 static int collect_frame(void *ctx, const struct ahl_framestore_entry *e)
@@ -57,6 +63,8 @@ static int reclaim_batch(void *ctx, struct ahl_meta_gc *g)
     struct frame_cands *c = ctx;
     for (size_t k = 0; c->next < c->n && k < FRAME_BATCH; c->next++, k++) {
         const char *id = c->v[c->next].id;
+        if (ahl_wall_ms() >= c->deadline_ms)
+            break; /* the rest in the next batch, under a new fence */
         uint64_t freed = 0;
         if (ahl_meta_gc_frame_live(g, id))
             continue;
@@ -107,11 +115,8 @@ int ahl_gc_pass(struct ahl_meta *m, struct ahl_store *s, struct ahl_framestore *
     fc.r = r;
     fc.err = err;
     fc.before_ms = ahl_wall_ms() - o->grace_ms;
-    if (fs && fs->s3) {
-        r->frames_skipped = true;
-    } else if (fs && (rc = ahl_framestore_list(fs, collect_frame, &fc, err)) < 0) {
+    if (fs && (rc = ahl_framestore_list(fs, collect_frame, &fc, err)) < 0)
         goto out;
-    }
     ahl_meta_gc_stats(g, &st);
     r->dead_sets = st.dead_sets;
     r->dead_versions = st.dead_versions;
@@ -126,6 +131,15 @@ int ahl_gc_pass(struct ahl_meta *m, struct ahl_store *s, struct ahl_framestore *
     if (rc < 0)
         goto out;
     while (!stopping(o) && fc.next < fc.n) {
+        fc.deadline_ms = INT64_MAX;
+        if (fs->s3) {
+            /* S3 has no rename to move an object aside: importers learn from the fence that
+             * objects may have been deleted under them (ahl_meta_frame_fence_bump). */
+            int64_t until = ahl_wall_ms() + FENCE_WINDOW_MS;
+            if ((rc = ahl_meta_frame_fence_bump(m, until, err)) < 0)
+                goto out;
+            fc.deadline_ms = until - FENCE_MARGIN_MS;
+        }
         if ((rc = ahl_meta_gc_locked(g, reclaim_batch, &fc, err)) < 0)
             goto out;
         pause_ms(o->pause_ms);

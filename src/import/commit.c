@@ -242,10 +242,80 @@ static void res_success(struct ahl_import_item *it, const struct ahl_meta_info *
 }
 
 /* Puts items into set c (compare-and-set on c->version) or, with c NULL, creates a set. */
+struct fence_ctx {
+    struct ahl_importer *im;
+    struct ahl_import_item **items;
+    size_t n;
+};
+
+static int frame_present(struct ahl_importer *im, const json_t *entry, struct ahl_err *err)
+{
+    const char *id = json_string_value(json_object_get(entry, "ID"));
+    if (!id)
+        return 0;
+    int rc = ahl_framestore_exists(&im->fs, id);
+    if (rc == 1)
+        return 0;
+    if (rc == 0)
+        return ahl_fail(err, AHL_EIO,
+                        "frame %s was removed by the collector while the import waited to "
+                        "commit; import the file again",
+                        id);
+    return ahl_fail(err, AHL_EIO, "cannot look for frame %s in the blob store: %s", id,
+                    ahl_strerror(rc));
+}
+
+/* The frame fence's check (meta.h): every frame and bulk data object of the items is still in
+ * the bucket. Runs inside the commit's write transaction, where no collector deletes. */
+static int frames_present(void *ctx, struct ahl_err *err)
+{
+    struct fence_ctx *f = ctx;
+    int rc = 0;
+    for (size_t i = 0; i < f->n && rc == 0; i++) {
+        const char *a, *b, *c;
+        json_t *inst, *v;
+        const char *k;
+        if (ahl__import_doc_parts(f->items[i]->doc, &a, &b, &inst, &c) < 0)
+            continue;
+        const json_t *frames = json_object_get(inst, "ImageFrames");
+        for (size_t j = 0; rc == 0 && j < json_array_size(frames); j++)
+            rc = frame_present(f->im, json_array_get(frames, j), err);
+        json_object_foreach(json_object_get(inst, "BulkData"), k, v)
+        {
+            if (rc == 0)
+                rc = frame_present(f->im, v, err);
+        }
+    }
+    return rc;
+}
+
+/* The fence of items: the earliest they read (epochs only grow). NULL when none wrote to S3. */
+static const struct ahl_meta_frame_fence *items_fence(struct ahl_import_item **items, size_t n,
+                                                      struct fence_ctx *fc,
+                                                      struct ahl_meta_frame_fence *f)
+{
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i]->fenced)
+            continue;
+        if (!any || items[i]->fence_epoch < f->epoch)
+            f->epoch = items[i]->fence_epoch;
+        if (!any || items[i]->fence_ms < f->read_ms)
+            f->read_ms = items[i]->fence_ms;
+        any = true;
+    }
+    f->check = frames_present;
+    f->ctx = fc;
+    return any ? f : NULL;
+}
+
 static int write_items(struct ahl_importer *im, struct ahl_import_item **items, size_t n,
                        const struct cand_set *c, bool primary, struct ahl_meta_info *out,
                        struct ahl_err *err)
 {
+    struct fence_ctx fc = {im, items, n};
+    struct ahl_meta_frame_fence fence;
+    const struct ahl_meta_frame_fence *fp = items_fence(items, n, &fc, &fence);
     struct ahl_meta_info info;
     json_t *doc = put_document(items, n);
     int rc;
@@ -253,11 +323,12 @@ static int write_items(struct ahl_importer *im, struct ahl_import_item **items, 
         return ahl_fail(err, AHL_ENOMEM, "out of memory");
     memset(&info, 0, sizeof info);
     if (c) {
-        rc = ahl_meta_imageset_put_instances(im->m, im->ds, c->id, doc, c->version, &info, err);
+        rc = ahl_meta_imageset_put_fenced(im->m, im->ds, c->id, doc, c->version, fp, &info, err);
     } else {
         struct ahl_meta_create_opts o = {.is_primary = primary,
                                          .workflow_status = AHL_WORKFLOW_IMPORTED,
-                                         .sole_primary = primary};
+                                         .sole_primary = primary,
+                                         .fence = fp};
         rc = ahl_meta_imageset_create(im->m, im->ds, doc, &o, &info, err);
     }
     json_decref(doc);

@@ -65,6 +65,11 @@ struct ahl_import_item {
     struct ahl_import_result res;                 /* bytes, frames, SOP UID so far */
     uint64_t ticket; /* of its last frame or bulk data write: synced before it is committed */
     int64_t written_ms; /* wall clock before its first frame write (docs/decisions.md#gc-grace) */
+    /* Frames in an S3 bucket: the frame fence read before the first write (meta.h,
+     * ahl_meta_frame_fence). */
+    bool fenced;
+    uint64_t fence_epoch;
+    int64_t fence_ms;
 };
 
 /* Resets a result to "nothing yet". */

@@ -515,6 +515,13 @@ int ahl_import_prepare_fd_of_study(struct ahl_importer *im, int fd, const char *
         goto out;
     }
     it->written_ms = ahl_wall_ms();
+    if (im->fs.s3) {
+        if ((rc = ahl_meta_frame_fence_read(im->m, &it->fence_epoch, &it->fence_ms, &err)) < 0) {
+            ahl__import_res_fail(res, rc, &err, NULL);
+            goto out;
+        }
+        it->fenced = true;
+    }
     if (f->pixel.present && (rc = import_frames(im, f, fd, inst, res, &it->ticket, &err)) < 0) {
         ahl__import_res_fail(res, rc, &err, "pixel data: ");
         goto out;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/codec.h"
 #include "base/banned.h"
 
@@ -324,6 +325,36 @@ bool ahl_meta_gc_frame_live(const struct ahl_meta_gc *g, const char *id)
 void ahl_meta_gc_stats(const struct ahl_meta_gc *g, struct ahl_meta_gc_stats *out)
 {
     *out = g->st;
+}
+
+int ahl_meta_frame_fence_read(struct ahl_meta *m, uint64_t *epoch, int64_t *read_ms,
+                              struct ahl_err *err)
+{
+    struct ahl_store_tx *tx = NULL;
+    int64_t until_ms;
+    *read_ms = ahl_wall_ms();
+    int rc = ahl_store_begin(m->store, false, &tx);
+    if (rc < 0)
+        return ahl_meta_store_fail(err, rc, "starting a transaction");
+    if ((rc = ahl_store_frame_fence_get(tx, epoch, &until_ms)) < 0)
+        rc = ahl_meta_store_fail(err, rc, "reading the frame fence");
+    ahl_store_rollback(tx);
+    return rc;
+}
+
+int ahl_meta_frame_fence_bump(struct ahl_meta *m, int64_t until_ms, struct ahl_err *err)
+{
+    struct ahl_store_tx *tx = NULL;
+    int rc = ahl_store_begin(m->store, true, &tx);
+    if (rc < 0)
+        return ahl_meta_store_fail(err, rc, "starting a transaction");
+    if ((rc = ahl_store_frame_fence_bump(tx, until_ms)) < 0) {
+        ahl_store_rollback(tx);
+        return ahl_meta_store_fail(err, rc, "moving the frame fence");
+    }
+    if ((rc = ahl_store_commit(tx)) < 0)
+        return ahl_meta_store_fail(err, rc, "moving the frame fence");
+    return 0;
 }
 
 int ahl_meta_gc_pending(struct ahl_meta *m, uint64_t *versions, struct ahl_err *err)

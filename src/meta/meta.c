@@ -118,12 +118,32 @@ static void info_new(struct ahl_meta_info *out, const struct ahl_imageset_rec *s
 
 /* Writes a new version of set from the imported document doc (root already built in b), indexes
  * doc's frames and commits: the common end of creating a set and importing into one. */
+/* Inside the commit's write transaction, which no collector's deletions overlap: when a collector
+ * may have deleted objects since the importer read the fence, the importer checks its frames. */
+static int fence_check(struct ahl_store_tx *tx, const struct ahl_meta_frame_fence *f,
+                       struct ahl_err *err)
+{
+    uint64_t epoch;
+    int64_t until_ms;
+    if (!f)
+        return 0;
+    int rc = ahl_store_frame_fence_get(tx, &epoch, &until_ms);
+    if (rc < 0)
+        return ahl_meta_store_fail(err, rc, "reading the frame fence");
+    if (epoch == f->epoch && until_ms + AHL_META_FENCE_SKEW_MS < f->read_ms)
+        return 0;
+    return f->check(f->ctx, err);
+}
+
 static int commit_imported(struct ahl_meta *m, struct ahl_store_tx **tx, struct ahl__batch *b,
                            struct ahl_imageset_rec *set, uint64_t expected, const uint8_t *root,
                            enum ahl_workflow_status workflow, const json_t *doc,
-                           struct ahl_err *err)
+                           const struct ahl_meta_frame_fence *fence, struct ahl_err *err)
 {
-    int rc = ahl__version_commit(m, *tx, b, set, expected, root, false, workflow, err);
+    int rc = fence_check(*tx, fence, err);
+    if (rc < 0)
+        return rc;
+    rc = ahl__version_commit(m, *tx, b, set, expected, root, false, workflow, err);
     if (rc < 0)
         return rc;
     if ((rc = ahl__frames_index_doc(*tx, set->id, doc)) < 0)
@@ -177,7 +197,8 @@ int ahl_meta_imageset_create(struct ahl_meta *m, const char *datastore_id, const
     if (set.is_primary && opts->sole_primary &&
         (rc = primary_absent(tx, datastore_id, doc, err)) < 0)
         goto out;
-    if ((rc = commit_imported(m, &tx, &b, &set, 0, root, wf, doc, err)) < 0)
+    if ((rc = commit_imported(m, &tx, &b, &set, 0, root, wf, doc, opts ? opts->fence : NULL,
+                              err)) < 0)
         goto out;
     info_new(out, &set, root);
 out:
@@ -258,6 +279,16 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
                                     uint64_t expected_latest, struct ahl_meta_info *out,
                                     struct ahl_err *err)
 {
+    return ahl_meta_imageset_put_fenced(m, datastore_id, imageset_id, doc, expected_latest, NULL,
+                                        out, err);
+}
+
+int ahl_meta_imageset_put_fenced(struct ahl_meta *m, const char *datastore_id,
+                                 const char *imageset_id, const json_t *doc,
+                                 uint64_t expected_latest,
+                                 const struct ahl_meta_frame_fence *fence,
+                                 struct ahl_meta_info *out, struct ahl_err *err)
+{
     struct ahl__batch b;
     struct ahl_store_tx *tx = NULL;
     struct ahl_imageset_rec set;
@@ -330,8 +361,8 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
     uint64_t expected = set.latest_version;
     set.latest_version++;
     set.updated_at_ms = ahl_now_ms();
-    if ((rc = commit_imported(m, &tx, &b, &set, expected, root, AHL_WORKFLOW_IMPORTED, doc, err)) <
-        0)
+    if ((rc = commit_imported(m, &tx, &b, &set, expected, root, AHL_WORKFLOW_IMPORTED, doc, fence,
+                              err)) < 0)
         goto out;
     info_new(out, &set, root);
 out:

@@ -99,6 +99,29 @@ struct ahl_store *ahl_meta_store(struct ahl_meta *m);
 
 /* ---- creating and importing ---------------------------------------------------------------- */
 
+/* The frame fence (docs/architecture.md#garbage-collection): what an importer writing frames to
+ * an S3 bucket read before its first frame (ahl_meta_frame_fence_read), and how it checks its
+ * frames. Inside the write transaction that commits the version, when a collector may have
+ * deleted objects since (the epoch moved, or a collector's deletion window reaches back to
+ * read_ms), check is called: 0 lets the commit go on, anything negative fails it (nothing is
+ * committed) with that code and err. */
+struct ahl_meta_frame_fence {
+    uint64_t epoch;
+    int64_t read_ms; /* the wall clock when the epoch was read */
+    int (*check)(void *ctx, struct ahl_err *err);
+    void *ctx;
+};
+
+/* How far apart the clocks of nodes sharing a store may be, for the frame fence. */
+#define AHL_META_FENCE_SKEW_MS 30000
+
+/* The frame fence's epoch now, in one read transaction; *read_ms the wall clock before it. */
+int ahl_meta_frame_fence_read(struct ahl_meta *m, uint64_t *epoch, int64_t *read_ms,
+                              struct ahl_err *err);
+/* A collector about to delete frames from an S3 bucket until until_ms (wall clock): moves the
+ * epoch and records until_ms, committed before the first deletion. */
+int ahl_meta_frame_fence_bump(struct ahl_meta *m, int64_t until_ms, struct ahl_err *err);
+
 struct ahl_meta_create_opts {
     bool is_primary;
     enum ahl_workflow_status workflow_status; /* 0: CREATED. The importer passes IMPORTED */
@@ -108,6 +131,8 @@ struct ahl_meta_create_opts {
      * transaction, which is exclusive on every backend, so two processes (two nodes) creating the
      * primary set of one series at once make one set and one conflict, never two primaries. */
     bool sole_primary;
+    /* NULL, or the frame fence of the frames doc lists (above). */
+    const struct ahl_meta_frame_fence *fence;
 };
 
 /* Creates an image set, version 1, from a normalized document
@@ -129,6 +154,12 @@ int ahl_meta_imageset_put_instances(struct ahl_meta *m, const char *datastore_id
                                     const char *imageset_id, const json_t *doc,
                                     uint64_t expected_latest, struct ahl_meta_info *out,
                                     struct ahl_err *err);
+/* The same with the frame fence of the frames doc lists (NULL: none). */
+int ahl_meta_imageset_put_fenced(struct ahl_meta *m, const char *datastore_id,
+                                 const char *imageset_id, const json_t *doc,
+                                 uint64_t expected_latest,
+                                 const struct ahl_meta_frame_fence *fence,
+                                 struct ahl_meta_info *out, struct ahl_err *err);
 
 /* ---- reading -------------------------------------------------------------------------------- */
 

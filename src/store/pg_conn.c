@@ -890,7 +890,7 @@ static void pg_ops_fill(void)
     X(imageset_touch)                                                                             \
     X(version_put) X(version_update) X(version_get) X(version_list) X(version_scan)               \
     X(chunk_put) X(chunk_get) X(chunk_scan) X(chunk_stats) X(search_put) X(search_get)            \
-    X(chunk_list) X(chunk_delete) X(gc_roots) X(gc_versions) X(compact)                           \
+    X(chunk_list) X(chunk_delete) X(gc_roots) X(gc_versions) X(frame_fence_get) X(frame_fence_bump) X(compact)                           \
     X(search_delete) X(search_query) X(search_plan) X(frame_put) X(frame_get) X(frame_copy)       \
     X(frame_delete_set) X(frame_list) X(frame_backfill_next) X(frame_backfill_done) X(job_put)   \
     X(job_get) X(job_list) X(job_claim) X(job_renew) X(job_release) X(qido_set_get)              \

@@ -19,6 +19,10 @@
 #include "base/banned.h"
 
 const char *const ahl__pg_rows_ddl[] = {
+    /* The frame fence of frames in an S3 bucket (store.h, ahl_store_frame_fence_get). */
+    "CREATE TABLE IF NOT EXISTS frame_fence(id integer PRIMARY KEY CHECK(id=1),"
+    " epoch bigint NOT NULL, until_ms bigint NOT NULL)",
+    "INSERT INTO frame_fence VALUES(1, 0, 0) ON CONFLICT DO NOTHING",
     "CREATE TABLE IF NOT EXISTS datastore(id text COLLATE \"C\" PRIMARY KEY, name text NOT NULL,"
     " status text NOT NULL, kms_key_arn text NOT NULL, lambda_authorizer_arn text NOT NULL,"
     " lossless_storage_format text NOT NULL, created_at bigint NOT NULL,"
@@ -756,6 +760,35 @@ static int chunk_delete(struct ahl_store_tx *t, const uint8_t hash[AHL_SHA256_LE
     return ahl__pg_send(t, &c_delete, 1, v, len, fmt);
 }
 
+static const struct ahl__pg_stmt fence_get = {
+    "r_fence_get", "SELECT epoch, until_ms FROM frame_fence WHERE id=1"};
+static const struct ahl__pg_stmt fence_bump = {
+    "r_fence_bump",
+    "UPDATE frame_fence SET epoch=epoch+1, until_ms=GREATEST(until_ms, $1) WHERE id=1"};
+
+static int frame_fence_get(struct ahl_store_tx *t, uint64_t *epoch, int64_t *until_ms)
+{
+    PGresult *r = NULL;
+    int rc = query(t, &fence_get, 0, NULL, &r);
+    *epoch = 0;
+    *until_ms = 0;
+    if (rc < 0)
+        return rc;
+    if (PQntuples(r) == 1) {
+        *epoch = (uint64_t)ahl__pg_int(r, 0, 0);
+        *until_ms = ahl__pg_int(r, 0, 1);
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int frame_fence_bump(struct ahl_store_tx *t, int64_t until_ms)
+{
+    struct ahl__pg_num n;
+    const char *v[] = {ahl__pg_i64(&n, until_ms)};
+    return ahl__pg_send(t, &fence_bump, 1, v, NULL, NULL);
+}
+
 static int gc_roots(struct ahl_store_tx *t, ahl_store_version_cb cb, void *ctx)
 {
     return versions_paged(t, &gc_roots_page, cb, ctx);
@@ -897,6 +930,8 @@ void ahl__pg_rows_ops(struct ahl_store_ops *ops)
     ops->chunk_delete = chunk_delete;
     ops->gc_roots = gc_roots;
     ops->gc_versions = gc_versions;
+    ops->frame_fence_get = frame_fence_get;
+    ops->frame_fence_bump = frame_fence_bump;
     ops->frame_put = frame_put;
     ops->frame_get = frame_get;
     ops->frame_copy = frame_copy;

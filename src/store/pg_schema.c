@@ -19,8 +19,9 @@
 
 /* 1: the first schema; 2: the event outbox (pg_events.c), whose tables a database of version 1
  * gets from the same idempotent DDL; 3: storage tiers (step3 below); 4: a job's options (step4);
- * 5: the tombstones' index (pg_rows.c's DDL, run on every upgrade). */
-#define PG_SCHEMA_VERSION 5
+ * 5: the tombstones' index (pg_rows.c's DDL, run on every upgrade); 6: the frame fence (also
+ * pg_rows.c's DDL). */
+#define PG_SCHEMA_VERSION 6
 #define AHL_PG_LOCK_SCHEMA 0x61686c53 /* "ahlS" */
 
 /* Runs sql on c; logs a failure. */

@@ -68,6 +68,8 @@ enum ahl__sq_stmt {
     ST_GC_ROOTS,
     ST_GC_V_COUNT,
     ST_GC_V_DELETE,
+    ST_FENCE_GET,
+    ST_FENCE_BUMP,
     ST_S_PUT,
     ST_S_GET,
     ST_S_DELETE,
@@ -279,6 +281,8 @@ int ahl__sq_chunk_scan(struct ahl_store_tx *t, ahl_store_chunk_cb cb, void *ctx)
 int ahl__sq_chunk_stats(struct ahl_store_tx *t, uint64_t *count, uint64_t *bytes);
 int ahl__sq_chunk_list(struct ahl_store_tx *t, ahl_store_chunk_cb cb, void *ctx);
 int ahl__sq_chunk_delete(struct ahl_store_tx *t, const uint8_t hash[AHL_SHA256_LEN]);
+int ahl__sq_frame_fence_get(struct ahl_store_tx *t, uint64_t *epoch, int64_t *until_ms);
+int ahl__sq_frame_fence_bump(struct ahl_store_tx *t, int64_t until_ms);
 int ahl__sq_gc_roots(struct ahl_store_tx *t, ahl_store_version_cb cb, void *ctx);
 int ahl__sq_gc_versions(struct ahl_store_tx *t, unsigned limit, uint64_t *versions,
                         uint64_t *sets);

@@ -68,6 +68,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_GC_V_DELETE] = "DELETE FROM version WHERE (imageset_id, version) IN"
                        " (SELECT imageset_id, version FROM version WHERE imageset_id NOT IN"
                        " (SELECT id FROM imageset WHERE state<>'DELETED') LIMIT ?1)",
+    [ST_FENCE_GET] = "SELECT epoch, until_ms FROM frame_fence WHERE id=1",
+    [ST_FENCE_BUMP] = "UPDATE frame_fence SET epoch=epoch+1, until_ms=max(until_ms, ?1) WHERE id=1",
     [ST_S_PUT] = "INSERT OR REPLACE INTO search(" S_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"
                  "?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)",
     [ST_S_GET] = "SELECT " S_COLS " FROM search WHERE imageset_id=?1",
@@ -585,6 +587,29 @@ int ahl__sq_gc_versions(struct ahl_store_tx *t, unsigned limit, uint64_t *versio
     if (rc == 0)
         *versions = (uint64_t)sqlite3_changes(CONN(t)->db);
     return rc;
+}
+
+int ahl__sq_frame_fence_get(struct ahl_store_tx *t, uint64_t *epoch, int64_t *until_ms)
+{
+    PREP(st, CONN(t), ST_FENCE_GET);
+    int rc = sqlite3_step(st);
+    *epoch = 0;
+    *until_ms = 0;
+    if (rc == SQLITE_ROW) {
+        *epoch = (uint64_t)sqlite3_column_int64(st, 0);
+        *until_ms = sqlite3_column_int64(st, 1);
+    } else if (rc != SQLITE_DONE) {
+        return ahl__sq_err(CONN(t)->db, rc, "reading the frame fence");
+    }
+    sqlite3_reset(st);
+    return 0;
+}
+
+int ahl__sq_frame_fence_bump(struct ahl_store_tx *t, int64_t until_ms)
+{
+    PREP(st, CONN(t), ST_FENCE_BUMP);
+    sqlite3_bind_int64(st, 1, until_ms);
+    return ahl__sq_step_done(CONN(t), st, "moving the frame fence");
 }
 
 /* ---- frame index -------------------------------------------------------------------------- */

@@ -181,6 +181,10 @@ static const char *const migrations[] = {
     /* 10: tombstones (docs/decisions.md#tombstones): the deleted image sets in the order they
      * expire, so that expiry reads only them. */
     "CREATE INDEX imageset_deleted ON imageset(deleted_at, id) WHERE state='DELETED';",
+    /* 11: the frame fence of frames in an S3 bucket (docs/architecture.md#garbage-collection). */
+    "CREATE TABLE frame_fence(id INTEGER PRIMARY KEY CHECK(id=1), epoch INTEGER NOT NULL,"
+    " until_ms INTEGER NOT NULL);"
+    "INSERT INTO frame_fence VALUES(1, 0, 0);",
 };
 
 int ahl__sq_schema_version(void)

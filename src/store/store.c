@@ -130,6 +130,9 @@ AHL__FWD(gc_roots, (struct ahl_store_tx * tx, ahl_store_version_cb cb, void *ctx
 AHL__FWD(gc_versions,
          (struct ahl_store_tx * tx, unsigned limit, uint64_t *versions, uint64_t *sets),
          (tx, limit, versions, sets))
+AHL__FWD(frame_fence_get, (struct ahl_store_tx * tx, uint64_t *epoch, int64_t *until_ms),
+         (tx, epoch, until_ms))
+AHL__FWD(frame_fence_bump, (struct ahl_store_tx * tx, int64_t until_ms), (tx, until_ms))
 AHL__FWD(search_put, (struct ahl_store_tx * tx, const struct ahl_search_row *row), (tx, row))
 AHL__FWD(search_get,
          (struct ahl_store_tx * tx, const char *imageset_id, struct ahl_search_row *out),

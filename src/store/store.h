@@ -469,6 +469,8 @@ struct ahl_store_ops {
     int (*gc_versions)(struct ahl_store_tx *tx, unsigned limit, uint64_t *versions,
                        uint64_t *sets);
     int (*compact)(struct ahl_store *s, bool full);
+    int (*frame_fence_get)(struct ahl_store_tx *tx, uint64_t *epoch, int64_t *until_ms);
+    int (*frame_fence_bump)(struct ahl_store_tx *tx, int64_t until_ms);
 
     int (*search_put)(struct ahl_store_tx *tx, const struct ahl_search_row *row);
     int (*search_get)(struct ahl_store_tx *tx, const char *imageset_id, struct ahl_search_row *out);
@@ -719,6 +721,13 @@ int ahl_store_gc_roots(struct ahl_store_tx *tx, ahl_store_version_cb cb, void *c
 int ahl_store_gc_versions(struct ahl_store_tx *tx, unsigned limit, uint64_t *versions,
                           uint64_t *sets);
 int ahl_store_compact(struct ahl_store *s, bool full);
+
+/* The frame fence of a frame store in an S3 bucket (docs/architecture.md#garbage-collection): one
+ * row, an epoch and a time until which a collector may be deleting objects.
+ *   frame_fence_get   the epoch (0 at first) and that time (ms since 1970, wall clock).
+ *   frame_fence_bump  epoch + 1, and the time raised to until_ms when that is later. */
+int ahl_store_frame_fence_get(struct ahl_store_tx *tx, uint64_t *epoch, int64_t *until_ms);
+int ahl_store_frame_fence_bump(struct ahl_store_tx *tx, int64_t until_ms);
 
 /* The search index row of an image set (insert or replace; get; delete). */
 int ahl_store_search_put(struct ahl_store_tx *tx, const struct ahl_search_row *row);

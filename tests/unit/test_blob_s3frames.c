@@ -30,6 +30,7 @@
 
 #include "aws/s3.h"
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/codec.h"
 #include "blob/framestore.h"
 #include "frames/frames.h"
@@ -661,6 +662,76 @@ static void test_endpoint_failures_retried(void **state)
     assert_int_equal(with_script(e, 2, put_frame), 2);
 }
 
+struct listed {
+    struct ahl_framestore_entry v[8];
+    size_t n;
+};
+
+static int on_frame(void *ctx, const struct ahl_framestore_entry *e)
+{
+    struct listed *l = ctx;
+    if (l->n < 8)
+        l->v[l->n++] = *e;
+    return 0;
+}
+
+/* The collector's view of the bucket (framestore.h, "collecting frames"): every frame object under
+ * the store's prefix with its size and LastModified, nothing else; a removal takes only an object
+ * last written before the time given, as its HeadObject says. */
+static void test_list_and_reclaim(void **state)
+{
+    (void)state;
+    struct ahl_framestore fs;
+    struct ahl_err err;
+    char uri2[600], id1[33], id2[33], key[700];
+    uint64_t freed = 0;
+    snprintf(uri2, sizeof uri2, "%s-gc", uri);
+    struct ahl_s3_config cfg = {.endpoint = getenv("AHL_TEST_S3_ENDPOINT")};
+    assert_int_equal(ahl_framestore_open_s3(&fs, uri2, &cfg, tmp_dir, &err), 0);
+    int64_t before = ahl_wall_ms();
+    uint8_t *p1 = make_frame(3000, 21, id1), *p2 = make_frame(5000, 22, id2);
+    assert_int_equal(ahl_framestore_put(&fs, id1, p1, 3000, &err), 0);
+    assert_int_equal(ahl_framestore_put(&fs, id2, p2, 5000, &err), 0);
+    /* Objects under the prefix that are not frames are not listed, nor removed. */
+    struct ahl_s3 *s3 = raw_client();
+    snprintf(key, sizeof key, "%s-gc/%.2s/not-a-frame", key_prefix, id1);
+    assert_int_equal(ahl_s3_put(s3, bucket, key, "x", 1, NULL, &err), 0);
+    snprintf(key, sizeof key, "%s-gc/zz/%s", key_prefix, id1);
+    assert_int_equal(ahl_s3_put(s3, bucket, key, "x", 1, NULL, &err), 0);
+
+    struct listed l = {.n = 0};
+    assert_int_equal(ahl_framestore_list(&fs, on_frame, &l, &err), 0);
+    assert_int_equal(l.n, 2);
+    for (size_t i = 0; i < l.n; i++) {
+        bool one = !strcmp(l.v[i].id, id1);
+        assert_true(one || !strcmp(l.v[i].id, id2));
+        assert_int_equal(l.v[i].size, one ? 3000 : 5000);
+        /* LastModified: whole seconds on moto, within a few seconds of the put. */
+        assert_true(l.v[i].mtime_ms >= before - 2000 && l.v[i].mtime_ms <= ahl_wall_ms() + 2000);
+    }
+    /* Written after the time given: kept. */
+    assert_int_equal(ahl_framestore_reclaim(&fs, id1, before - 5000, &freed, &err), 0);
+    assert_int_equal(freed, 0);
+    assert_int_equal(ahl_framestore_exists(&fs, id1), 1);
+    /* Written before it: removed, its size reported; a second removal finds nothing. */
+    sleep(1); /* Last-Modified has whole seconds */
+    int64_t later = ahl_wall_ms() + 1000;
+    assert_int_equal(ahl_framestore_reclaim(&fs, id1, later, &freed, &err), 1);
+    assert_int_equal(freed, 3000);
+    assert_int_equal(ahl_framestore_exists(&fs, id1), 0);
+    assert_int_equal(ahl_framestore_reclaim(&fs, id1, later, &freed, &err), 0);
+    assert_int_equal(ahl_framestore_reclaim(&fs, "nothex", later, &freed, &err), AHL_EINVAL);
+    l.n = 0;
+    assert_int_equal(ahl_framestore_list(&fs, on_frame, &l, &err), 0);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0].id, id2);
+    assert_int_equal(ahl_s3_head(s3, bucket, key, &freed, &err), 0); /* the stray object stays */
+    ahl_s3_close(s3);
+    free(p1);
+    free(p2);
+    ahl_framestore_close(&fs);
+}
+
 int main(void)
 {
     bucket = getenv("AHL_TEST_S3_BUCKET");
@@ -674,6 +745,7 @@ int main(void)
         cmocka_unit_test(test_damaged_objects),   cmocka_unit_test(test_hold_and_durable_writes),
         cmocka_unit_test(test_threads),           cmocka_unit_test(test_large_frame_streamed),
         cmocka_unit_test(test_endpoint_failures_retried),
+        cmocka_unit_test(test_list_and_reclaim),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

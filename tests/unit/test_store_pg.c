@@ -614,7 +614,10 @@ static void test_schema_upgrade_from_1(void **state)
     ahl_store_close(s);
     char n[16];
     assert_int_equal(ahl_test_pg_exec(dir, "SELECT max(version) FROM ahl_schema", n, sizeof n), 0);
-    assert_string_equal(n, "5");
+    assert_string_equal(n, "6");
+    /* Step 6: the frame fence's one row. */
+    assert_int_equal(ahl_test_pg_exec(dir, "SELECT epoch FROM frame_fence", n, sizeof n), 0);
+    assert_string_equal(n, "0");
     /* Step 4: the job options column is back. */
     assert_int_equal(ahl_test_pg_exec(dir, "SELECT count(options) FROM job", n, sizeof n), 0);
     /* Step 5: the tombstones' index is there. */
