@@ -11,6 +11,11 @@ few percent of what they took before the import; the second set still serves the
 bit for bit; `ahilite check` is clean. A whole copy of a set keeps everything when its source is
 deleted. --dry-run counts and changes nothing, and `ahilite check` counts the same as
 reclaimable, exiting 0. A server with --gc-interval 1 collects a deleted set by itself.
+
+With frames in an S3 bucket (the pg label: AHL_TEST_BLOB_STORE) the frame checks run on the
+bucket, listed with boto3 directly: after the deletion and gc no object of the deleted set's own
+frames is left under the store's prefix, and no object there holds a run of one of its bytes; the
+shared frame's object stays.
 """
 import gzip
 import json
@@ -130,6 +135,37 @@ class Gc(unittest.TestCase):
     def frame_path(self, frame_id):
         return os.path.join(self.srv.data_dir, 'frames', frame_id[:2], frame_id[2:4], frame_id)
 
+    def bucket(self):
+        """(boto3 client, bucket, prefix) of the server's blob store."""
+        import boto3
+        args = (ahltest.blob_store_for(self.srv.data_dir) if ahltest.on_postgres()
+                else ahltest.blob_store_args())
+        uri = args[args.index('--blob-store') + 1]
+        bucket, _, prefix = uri[len('s3://'):].partition('/')
+        s3 = boto3.client('s3', endpoint_url=os.environ['AHL_TEST_S3_ENDPOINT'],
+                          region_name='us-east-1',
+                          aws_access_key_id=os.environ.get('AWS_ACCESS_KEY_ID', 'testing'),
+                          aws_secret_access_key=os.environ.get('AWS_SECRET_ACCESS_KEY', 'testing'))
+        return s3, bucket, prefix.strip('/') + '/' if prefix.strip('/') else ''
+
+    def stored_frames(self):
+        """{frame id: where} of every frame stored: files, or objects of the bucket."""
+        if not ahltest.frames_in_bucket():
+            return {os.path.basename(p): p for p, _ in
+                    all_bytes(os.path.join(self.srv.data_dir, 'frames'))}
+        s3, bucket, prefix = self.bucket()
+        return {o['Key'].rsplit('/', 1)[1]: o['Key']
+                for page in s3.get_paginator('list_objects_v2').paginate(Bucket=bucket,
+                                                                         Prefix=prefix)
+                for o in page.get('Contents', [])}
+
+    def stored_bytes(self, frame_id):
+        if not ahltest.frames_in_bucket():
+            with open(self.frame_path(frame_id), 'rb') as f:
+                return f.read()
+        s3, bucket, _ = self.bucket()
+        return s3.get_object(Bucket=bucket, Key=self.stored_frames()[frame_id])['Body'].read()
+
     def chunks(self):
         db = sqlite3.connect('file:%s/ahilite.db?mode=ro' % self.srv.data_dir, uri=True)
         try:
@@ -170,22 +206,22 @@ class Gc(unittest.TestCase):
         self.assertIn(shared, gone_frames)
         shared_bytes = self.frame(ds_b, kept, shared)
         own = [f for f in gone_frames if f != shared]
-        if local:
-            with open(self.frame_path(own[0]), 'rb') as f:
-                stored = f.read()
-            run = stored[len(stored) // 2:len(stored) // 2 + 64]
+        stored = self.stored_bytes(own[0])
+        run = stored[len(stored) // 2:len(stored) // 2 + 64]
+        self.assertLessEqual(set(gone_frames), set(self.stored_frames()))
         if sqlite:
             chunks_before = self.chunks()
             self.assertIn(NAME.encode(), self.db_bytes())
 
         self.c.delete_image_set(datastoreId=ds_a, imageSetId=gone)
+        if not local:
+            time.sleep(1.1)  # an object's LastModified has whole seconds
         out = self.gc('--grace', '0')
         m = re.search(r'reclaimed: (\d+) versions?, (\d+) chunks? \((\d+) bytes\), (\d+) frame', out)
         self.assertIsNotNone(m, out)
         self.assertGreaterEqual(int(m.group(1)), 1, out)
         self.assertGreater(int(m.group(2)), 0, out)
-        if local:
-            self.assertEqual(int(m.group(4)), len(own), out)
+        self.assertEqual(int(m.group(4)), len(own), out)
 
         # The set sharing one frame still serves it bit for bit; the check is clean.
         self.assertEqual(self.frame(ds_b, kept, shared), shared_bytes)
@@ -196,6 +232,14 @@ class Gc(unittest.TestCase):
             self.assertTrue(os.path.exists(self.frame_path(shared)))
             for path, data in all_bytes(self.srv.data_dir):
                 self.assertNotIn(run, data, path)
+        else:
+            left = self.stored_frames()
+            for f in own:
+                self.assertNotIn(f, left)
+            self.assertIn(shared, left)
+            s3, bucket, _ = self.bucket()
+            for key in left.values():
+                self.assertNotIn(run, s3.get_object(Bucket=bucket, Key=key)['Body'].read(), key)
         if sqlite:
             after = self.chunks()
             removed = set(chunks_before) - set(after)
@@ -239,13 +283,12 @@ class Gc(unittest.TestCase):
         self.import_dir(ds, 'dry')
         [s] = self.sets(ds)
         self.c.delete_image_set(datastoreId=ds, imageSetId=s)
-        listing = sorted(p for p, _ in all_bytes(os.path.join(self.srv.data_dir, 'frames')))
+        listing = sorted(self.stored_frames())
         out = self.gc('--dry-run', '--grace', '0')
         self.assertRegex(out, r'reclaimable: \d+ versions? of \d+ deleted image sets?, [1-9]\d* '
                               r'chunks?')
         self.assertNotIn('reclaimed', out)
-        self.assertEqual(sorted(p for p, _ in all_bytes(os.path.join(self.srv.data_dir,
-                                                                     'frames'))), listing)
+        self.assertEqual(sorted(self.stored_frames()), listing)
         again = self.gc('--dry-run', '--grace', '0')
         self.assertEqual(out.splitlines()[0], again.splitlines()[0])
         # `ahilite check` counts it as reclaimable, not as damage.
