@@ -28,6 +28,14 @@ static int on_key(void *ctx, const char *key, uint64_t size)
     return ++s->keys == 300 ? 42 : 0;
 }
 
+static int on_timed(void *ctx, const char *key, uint64_t size, int64_t mtime_ms)
+{
+    /* A time read is 1970 or later; -1 only when absent. */
+    if (mtime_ms < -1)
+        abort();
+    return on_key(ctx, key, size);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *xml = malloc(size ? size : 1);
@@ -41,6 +49,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int truncated = -1;
     ahl_buf_init(&token, 4 * 1024);
     int rc = ahl_s3xml_list_page(xml, size, on_key, &s, &truncated, &token, &err);
+    /* The same page with LastModified read (the collector's listing). */
+    struct ahl_buf token2;
+    struct ahl_err err2 = {0};
+    int truncated2 = -1;
+    ahl_buf_init(&token2, 4 * 1024);
+    int rc2 = ahl_s3xml_list_page_timed(xml, size, on_timed, &s, &truncated2, &token2, &err2);
+    if (rc2 != 0 && rc2 != 42 && rc2 != AHL_EPARSE && rc2 != AHL_ENOMEM)
+        abort();
+    if ((rc2 == AHL_EPARSE) != (err2.msg[0] != '\0'))
+        abort();
+    ahl_buf_release(&token2);
     if (rc != 0 && rc != 42 && rc != AHL_EPARSE && rc != AHL_ENOMEM)
         abort();
     if ((rc == AHL_EPARSE) != (err.msg[0] != '\0'))

@@ -319,12 +319,73 @@ static void test_page_malformed(void **state)
     }
 }
 
+struct timed {
+    int64_t t[4];
+    size_t n;
+};
+
+static int on_timed(void *ctx, const char *key, uint64_t size, int64_t mtime_ms)
+{
+    struct timed *t = ctx;
+    (void)key;
+    (void)size;
+    if (t->n < 4)
+        t->t[t->n++] = mtime_ms;
+    return 0;
+}
+
+static int64_t time_of(const char *s)
+{
+    int64_t ms = 0;
+    return ahl_s3xml_time(s, s + strlen(s), &ms) == 0 ? ms : -2;
+}
+
+/* LastModified, as the collector reads it: ISO 8601 UTC with or without a fraction; absent is
+ * -1; anything else refuses the page. */
+static void test_last_modified(void **state)
+{
+    (void)state;
+    assert_int_equal(time_of("1970-01-01T00:00:00.000Z"), 0);
+    assert_int_equal(time_of("2026-12-08T02:49:05.123Z"), 1796698145123LL);
+    assert_int_equal(time_of("2026-12-08T02:49:05Z"), 1796698145000LL);
+    assert_int_equal(time_of("2024-02-29T23:59:59.5Z"), 1709251199500LL);
+    assert_int_equal(time_of("2024-02-29T23:59:59.123456Z"), 1709251199123LL);
+    const char *bad[] = {"", "2026-12-08", "2026-12-08T02:49:05", "2026-12-08T02:49:05.Z",
+                         "2026-13-08T02:49:05Z", "2026-12-08 02:49:05Z", "1969-12-31T23:59:59Z",
+                         "2026-12-08T24:00:00Z", "2026-12-08T02:49:05+01:00", "x026-12-08T02:49:05Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(time_of(bad[i]), -2);
+    const char *xml = HEAD "<Contents><Key>a</Key><LastModified>2026-12-08T02:49:05.123Z"
+                           "</LastModified><Size>1</Size></Contents>"
+                           "<Contents><Key>b</Key><Size>2</Size></Contents></ListBucketResult>";
+    struct timed t = {.n = 0};
+    struct ahl_buf token;
+    struct ahl_err err = {0};
+    int truncated;
+    ahl_buf_init(&token, 4096);
+    assert_int_equal(ahl_s3xml_list_page_timed(xml, strlen(xml), on_timed, &t, &truncated, &token,
+                                               &err),
+                     0);
+    assert_int_equal(t.n, 2);
+    assert_int_equal(t.t[0], 1796698145123LL);
+    assert_int_equal(t.t[1], -1);
+    const char *bad_xml = HEAD "<Contents><Key>a</Key><LastModified>yesterday</LastModified>"
+                               "</Contents></ListBucketResult>";
+    t.n = 0;
+    assert_int_equal(ahl_s3xml_list_page_timed(bad_xml, strlen(bad_xml), on_timed, &t, &truncated,
+                                               &token, &err),
+                     AHL_EPARSE);
+    assert_non_null(strstr(err.msg, "LastModified"));
+    assert_int_equal(t.n, 0);
+    ahl_buf_release(&token);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text),           cmocka_unit_test(test_find),
         cmocka_unit_test(test_error_body),     cmocka_unit_test(test_page),
-        cmocka_unit_test(test_page_malformed),
+        cmocka_unit_test(test_page_malformed), cmocka_unit_test(test_last_modified),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
