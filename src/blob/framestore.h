@@ -211,8 +211,11 @@ int ahl_framestore_delete(struct ahl_framestore *fs, const char *id, struct ahl_
  * time now (utimensat by path: a collector that moved the file aside meanwhile turns that into
  * a fresh write). A removal moves the file aside to "gc.<id>" in its directory first, looks at
  * its time again and moves it back when it was written meanwhile, so that no put that returned
- * is undone; a "gc.<id>" left by a crash is moved back by the next listing. Only files under the
- * store's root: AHL_EUNSUPPORTED on S3. */
+ * is undone; a "gc.<id>" left by a crash is moved back by the next listing. On S3 the listing is
+ * ListObjectsV2 under the prefix (LastModified for the time; keys not of a frame's form are left
+ * out) and a removal is HeadObject (Last-Modified still before before_ms, whole seconds) then
+ * DeleteObject: nothing stops a put landing between the two, so the caller holds the frame
+ * fence (docs/architecture.md#garbage-collection). */
 struct ahl_framestore_entry {
     char id[33];
     uint64_t size;
@@ -230,7 +233,8 @@ int ahl_framestore_reclaim(struct ahl_framestore *fs, const char *id, int64_t be
 
 /* Makes a stored frame's time now, as a put of it would (an import whose frames have waited
  * long for their commit, docs/decisions.md#gc-grace). 0, AHL_ENOTFOUND when the frame is gone
- * (the collector took it), AHL_EINVAL, AHL_EIO. On S3, where frames are not collected, 0. */
+ * (the collector took it), AHL_EINVAL, AHL_EIO. On S3 0: a put always rewrites the object, and
+ * the frame fence protects a waiting import there. */
 int ahl_framestore_refresh(struct ahl_framestore *fs, const char *id, struct ahl_err *err);
 
 /* ---- writing frames durable in groups ----
