@@ -362,7 +362,7 @@ static void test_pg_schema_upgrade(void **state)
     assert_int_equal(lease(f, "a", 1000), 0);
     char v[16];
     assert_int_equal(ahl_test_pg_exec(f->dir, "SELECT version FROM ahl_schema", v, sizeof v), 0);
-    assert_string_equal(v, "4"); /* the current version: the later steps followed */
+    assert_string_equal(v, "6"); /* the current version: the later steps followed */
     /* Version 4's job options column came with them. */
     assert_int_equal(ahl_test_pg_exec(f->dir, "SELECT count(options) FROM job", v, sizeof v), 0);
 }
