@@ -282,23 +282,11 @@ out:
 
 /* ---- operations ---- */
 
-struct untimed {
-    ahl_s3_key_fn fn;
-    void *ctx;
-};
-
-static int drop_time(void *ctx, const char *key, uint64_t size, int64_t mtime_ms)
-{
-    struct untimed *u = ctx;
-    (void)mtime_ms;
-    return u->fn(u->ctx, key, size);
-}
-
 int ahl_s3_list(struct ahl_s3 *s, const char *bucket, const char *prefix, ahl_s3_key_fn fn,
                 void *ctx, struct ahl_err *err)
 {
-    struct untimed u = {fn, ctx};
-    return ahl_s3_list_timed(s, bucket, prefix, drop_time, &u, err);
+    struct ahl__s3_untimed u = {fn, ctx};
+    return ahl_s3_list_timed(s, bucket, prefix, ahl__s3_drop_time, &u, err);
 }
 
 int ahl_s3_list_timed(struct ahl_s3 *s, const char *bucket, const char *prefix,

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "aws/aws_internal.h"
 #include "base/text.h"
 #include "base/banned.h"
 
@@ -191,17 +192,6 @@ static int is_word(const char *vs, const char *ve, const char *word)
     return (size_t)(ve - vs) == n && memcmp(vs, word, n) == 0;
 }
 
-/* Days from 1970-01-01 to the civil date y-m-d (proleptic Gregorian). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 /* n decimal digits at p, or -1. */
 static int64_t digits(const char *p, int n)
 {
@@ -239,18 +229,13 @@ int ahl_s3xml_time(const char *s, const char *e, int64_t *ms)
     }
     if (p + 1 != e || *p != 'Z')
         return AHL_EPARSE;
-    *ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + sec * 1000 + frac;
+    *ms = ((ahl__days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + sec * 1000 + frac;
     return 0;
 }
 
-struct untimed {
-    ahl_s3_key_fn fn;
-    void *ctx;
-};
-
-static int drop_time(void *ctx, const char *key, uint64_t size, int64_t mtime_ms)
+int ahl__s3_drop_time(void *ctx, const char *key, uint64_t size, int64_t mtime_ms)
 {
-    struct untimed *u = ctx;
+    struct ahl__s3_untimed *u = ctx;
     (void)mtime_ms;
     return u->fn(u->ctx, key, size);
 }
@@ -258,8 +243,8 @@ static int drop_time(void *ctx, const char *key, uint64_t size, int64_t mtime_ms
 int ahl_s3xml_list_page(const char *xml, size_t n, ahl_s3_key_fn fn, void *ctx, int *truncated,
                         struct ahl_buf *next_token, struct ahl_err *err)
 {
-    struct untimed u = {fn, ctx};
-    return ahl_s3xml_list_page_timed(xml, n, drop_time, &u, truncated, next_token, err);
+    struct ahl__s3_untimed u = {fn, ctx};
+    return ahl_s3xml_list_page_timed(xml, n, ahl__s3_drop_time, &u, truncated, next_token, err);
 }
 
 int ahl_s3xml_list_page_timed(const char *xml, size_t n, ahl_s3_entry_fn fn, void *ctx,

@@ -2,6 +2,7 @@
  * verification with a signing-key cache, and the signer the S3 client uses. See sigv4.h for the
  * rules and why they are what they are. */
 #include "aws/sigv4.h"
+#include "aws/aws_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,7 +338,7 @@ void ahl_sigv4_signature(const uint8_t key[AHL_SHA256_LEN], const char *string_t
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+int64_t ahl__days_from_civil(int64_t y, int64_t m, int64_t d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -407,7 +408,7 @@ int ahl_sigv4_parse_time(const char *s, int64_t *epoch_s)
     if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) ||
         h > 23 || mi > 59 || se > 59)
         return AHL_EPARSE;
-    *epoch_s = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+    *epoch_s = ahl__days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
     return 0;
 }
 

@@ -207,8 +207,9 @@ int ahl__frames3_put(struct ahl_framestore *fs, const char *id, const void *data
                   : 0;
 }
 
-int ahl__frames3_exists(struct ahl_framestore *fs, const char *id, uint64_t *size,
-                        struct ahl_err *err)
+/* HeadObject of a frame: its size and Last-Modified (ms, -1 when the reply has none). */
+static int head(struct ahl_framestore *fs, const char *id, uint64_t *size, int64_t *mtime_ms,
+                struct ahl_err *err)
 {
     struct ahl__frames3 *b = fs->s3;
     struct ahl_s3 *s3;
@@ -221,30 +222,44 @@ int ahl__frames3_exists(struct ahl_framestore *fs, const char *id, uint64_t *siz
     ahl__frames3_key(fs, id, key, sizeof key);
     int attempt = 0;
     do
-        rc = ahl_s3_head(s3, b->bucket, key, size, &e);
+        rc = ahl_s3_head_timed(s3, b->bucket, key, size, mtime_ms, &e);
     while (again(rc, &attempt));
+    give(b, s3);
+    return rc < 0 ? s3_fail(rc, id, &e, err) : 0;
+}
+
+int ahl__frames3_exists(struct ahl_framestore *fs, const char *id, uint64_t *size,
+                        struct ahl_err *err)
+{
+    int64_t mtime_ms;
+    return head(fs, id, size, &mtime_ms, err);
+}
+
+/* DeleteObject of a frame (S3 answers 204 whether or not it was there). */
+static int delete_object(struct ahl_framestore *fs, const char *id, struct ahl_err *err)
+{
+    struct ahl__frames3 *b = fs->s3;
+    struct ahl_s3 *s3;
+    struct ahl_err e;
+    char key[AHL_S3_MAX_KEY + 1];
+    ahl_err_clear(&e);
+    int rc = take(b, &s3, err);
+    if (rc < 0)
+        return rc;
+    ahl__frames3_key(fs, id, key, sizeof key);
+    rc = ahl_s3_delete(s3, b->bucket, key, &e);
     give(b, s3);
     return rc < 0 ? s3_fail(rc, id, &e, err) : 0;
 }
 
 int ahl__frames3_delete(struct ahl_framestore *fs, const char *id, struct ahl_err *err)
 {
-    struct ahl__frames3 *b = fs->s3;
-    struct ahl_s3 *s3;
-    struct ahl_err e;
-    char key[AHL_S3_MAX_KEY + 1];
     uint64_t size;
-    ahl_err_clear(&e);
     /* S3 deletes absent objects without complaint; the frame store's contract says. */
     int rc = ahl__frames3_exists(fs, id, &size, err);
     if (rc < 0)
         return rc;
-    if ((rc = take(b, &s3, err)) < 0)
-        return rc;
-    ahl__frames3_key(fs, id, key, sizeof key);
-    rc = ahl_s3_delete(s3, b->bucket, key, &e);
-    give(b, s3);
-    return rc < 0 ? s3_fail(rc, id, &e, err) : 0;
+    return delete_object(fs, id, err);
 }
 
 /* ---- collecting (framestore.h, "collecting frames") ---- */
@@ -290,33 +305,20 @@ int ahl__frames3_list(struct ahl_framestore *fs, ahl_framestore_list_cb cb, void
 int ahl__frames3_reclaim(struct ahl_framestore *fs, const char *id, int64_t before_ms,
                          uint64_t *freed, struct ahl_err *err)
 {
-    struct ahl__frames3 *b = fs->s3;
-    struct ahl_s3 *s3;
-    struct ahl_err e;
-    char key[AHL_S3_MAX_KEY + 1];
     uint64_t size = 0;
     int64_t mtime = -1;
     *freed = 0;
-    ahl_err_clear(&e);
-    int rc = take(b, &s3, err);
-    if (rc < 0)
-        return rc;
-    ahl__frames3_key(fs, id, key, sizeof key);
-    int attempt = 0;
-    do
-        rc = ahl_s3_head_timed(s3, b->bucket, key, &size, &mtime, &e);
-    while (again(rc, &attempt));
-    /* Written again since the listing (or no time to judge by): kept. Last-Modified has whole
-     * seconds, so "before" is rounded down to one. */
-    if (rc == 0 && (mtime < 0 || mtime >= before_ms - before_ms % 1000))
-        rc = 1;
-    else if (rc == 0)
-        rc = ahl_s3_delete(s3, b->bucket, key, &e);
-    give(b, s3);
-    if (rc == AHL_ENOTFOUND || rc == 1)
+    int rc = head(fs, id, &size, &mtime, err);
+    if (rc == AHL_ENOTFOUND)
         return 0;
     if (rc < 0)
-        return s3_fail(rc, id, &e, err);
+        return rc;
+    /* Written again since the listing (or no time to judge by): kept. Last-Modified has whole
+     * seconds, so "before" is rounded down to one. */
+    if (mtime < 0 || mtime >= before_ms - before_ms % 1000)
+        return 0;
+    if ((rc = delete_object(fs, id, err)) < 0)
+        return rc;
     *freed = size;
     return 1;
 }

@@ -217,7 +217,8 @@ static void test_deletion_inside_window(void **state)
 int main(void)
 {
     if (!getenv("AHL_TEST_S3_ENDPOINT") || !getenv("AHL_TEST_S3_BUCKET")) {
-        fprintf(stderr, "no S3 endpoint (AHL_TEST_S3_ENDPOINT): run under tests/unit/with_moto.sh\n");
+        fprintf(stderr,
+                "no S3 endpoint (AHL_TEST_S3_ENDPOINT): run under tests/unit/with_moto.sh\n");
         return 77;
     }
     if (access(MR, R_OK) != 0) {
