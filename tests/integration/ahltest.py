@@ -561,3 +561,35 @@ class Moto:
         self.proc.terminate()
         self.proc.wait(timeout=10)
         self.log.close()
+
+
+class S3JobServer:
+    """A unittest.TestCase mixin: a server importing from moto, whose 'in-bucket' holds
+    input_objects() (key -> bytes) and whose job outputs go to 'out-bucket', with one ACTIVE data
+    store named DATASTORE_NAME. Sets cls.moto, cls.s3, cls.server, cls.client, cls.ds."""
+
+    DATASTORE_NAME = 'imports'
+
+    @classmethod
+    def input_objects(cls):
+        raise NotImplementedError
+
+    @classmethod
+    def setUpClass(cls):
+        cls.moto = Moto(buckets=('in-bucket', 'out-bucket'))
+        cls.s3 = cls.moto.s3
+        for key, data in cls.input_objects().items():
+            cls.s3.put_object(Bucket='in-bucket', Key=key, Body=data)
+        cls.server = Server(extra_args=['--s3-endpoint', cls.moto.url], env=cls.moto.env)
+        cls.client = boto3_client(cls.server)
+        cls.ds = create_active_datastore(cls.client, cls.DATASTORE_NAME)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.server.stop()
+        cls.server.cleanup()
+        cls.moto.stop()
+        assert rc == 0, 'server exit status %r' % rc
+
+    def read_output(self, key):
+        return self.s3.get_object(Bucket='out-bucket', Key=key)['Body'].read().decode()

@@ -222,26 +222,12 @@ class LocalBuckets(ImportJobChecks, unittest.TestCase):
         self.assertIn('no-such-bucket', props['message'])
 
 
-class S3Endpoint(ImportJobChecks, unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.moto = ahltest.Moto(buckets=('in-bucket', 'out-bucket'))
-        cls.s3 = cls.moto.s3
-        for key, data in input_objects().items():
-            cls.s3.put_object(Bucket='in-bucket', Key=key, Body=data)
-        cls.server = ahltest.Server(extra_args=['--s3-endpoint', cls.moto.url], env=cls.moto.env)
-        cls.client = ahltest.boto3_client(cls.server)
-        cls.ds = ahltest.create_active_datastore(cls.client, 'imports')
+class S3Endpoint(ahltest.S3JobServer, ImportJobChecks, unittest.TestCase):
+    DATASTORE_NAME = 'imports'
 
     @classmethod
-    def tearDownClass(cls):
-        rc = cls.server.stop()
-        cls.server.cleanup()
-        cls.moto.stop()
-        assert rc == 0, 'server exit status %r' % rc
-
-    def read_output(self, key):
-        return self.s3.get_object(Bucket='out-bucket', Key=key)['Body'].read().decode()
+    def input_objects(cls):
+        return input_objects()
 
 
 if __name__ == '__main__':

@@ -294,26 +294,12 @@ class LocalBuckets(Checks, unittest.TestCase):
             self.assertEqual(rc, 0)
 
 
-class S3Endpoint(Checks, unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.moto = ahltest.Moto(buckets=('in-bucket', 'out-bucket'))
-        cls.s3 = cls.moto.s3
-        for key, data in INPUT.items():
-            cls.s3.put_object(Bucket='in-bucket', Key=key, Body=data)
-        cls.server = ahltest.Server(extra_args=['--s3-endpoint', cls.moto.url], env=cls.moto.env)
-        cls.client = ahltest.boto3_client(cls.server)
-        cls.ds = ahltest.create_active_datastore(cls.client, 'mappings')
+class S3Endpoint(ahltest.S3JobServer, Checks, unittest.TestCase):
+    DATASTORE_NAME = 'mappings'
 
     @classmethod
-    def tearDownClass(cls):
-        rc = cls.server.stop()
-        cls.server.cleanup()
-        cls.moto.stop()
-        assert rc == 0, 'server exit status %r' % rc
-
-    def read_output(self, key):
-        return self.s3.get_object(Bucket='out-bucket', Key=key)['Body'].read().decode()
+    def input_objects(cls):
+        return INPUT
 
 
 if __name__ == '__main__':
