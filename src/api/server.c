@@ -99,6 +99,8 @@ struct ahl_api_server {
     pthread_t reaper;
 };
 
+#define HEALTH_PATH "/health"
+
 /* The answer decided before the body was read, sent once it has been read or dropped. */
 struct early_error {
     int status; /* 0: none */
@@ -115,6 +117,7 @@ struct request {
     int started;       /* the access handler has seen this request */
     int authenticated; /* the whole signature is verified (only a body hash may remain) */
     int viewer;        /* a file of the viewer: public, no authentication */
+    int health;        /* GET /health: public, no authentication, no data */
     char body_hash_to_check[AHL_SHA256_HEX_LEN + 1];
     int body_too_big;
     size_t body_seen;
@@ -668,6 +671,51 @@ static enum MHD_Result finish_stow(struct MHD_Connection *conn, struct request *
     return send_buffer(conn, rq, dw.status, &resp->raw, resp->content_type, NULL, NULL);
 }
 
+/* GET or HEAD /health: whether the store can be read, in a read transaction listing at most one
+ * data store. The answer names no resource, count or version: it is public. */
+static int health_seen(void *ctx, const struct ahl_datastore_rec *rec)
+{
+    (void)ctx;
+    (void)rec;
+    return 0;
+}
+
+static enum MHD_Result send_health(struct MHD_Connection *conn, struct request *rq,
+                                   const char *method)
+{
+    struct ahl_buf b;
+    struct ahl_store_tx *tx = NULL;
+    int rc, status = 200;
+
+    if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+        return send_error(conn, rq, 405, AHL_AWS_VALIDATION, "/health answers GET and HEAD only");
+    }
+    ahl_buf_init(&b, 256);
+    rc = ahl_store_begin(rq->srv->svc.store, false, &tx);
+    if (rc == 0)
+        rc = ahl_store_datastore_list(tx, NULL, NULL, 1, health_seen, NULL);
+    ahl_store_rollback(tx);
+    if (rc < 0) {
+        ahl_error("request %s: health: the store cannot be read: %s", rq->request_id,
+                  ahl_strerror(rc));
+        status = 503;
+        ahl_buf_adds(&b, "{\"status\":\"unavailable\",\"reason\":\"the store cannot be read\"}");
+    } else {
+        ahl_buf_adds(&b, "{\"status\":\"ok\"}");
+    }
+    struct MHD_Response *r;
+    size_t len;
+    char *data = ahl_buf_detach(&b, &len);
+    if (!data)
+        return MHD_NO;
+    if (!(r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE))) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    return queue(conn, rq, status, r, "application/json", NULL, NULL);
+}
+
 static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, const char *method)
 {
     struct ahl_api_server *srv = rq->srv;
@@ -691,6 +739,11 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
     if (rq->viewer) { /* public files: no authentication (admit decided) */
         rq->op_name = "Viewer";
         ret = rq->early.status ? send_early(conn, rq) : send_viewer(conn, rq, method, path);
+        goto out;
+    }
+    if (rq->health) { /* public, no data (admit decided) */
+        rq->op_name = "Health";
+        ret = rq->early.status ? send_early(conn, rq) : send_health(conn, rq, method);
         goto out;
     }
 
@@ -985,6 +1038,14 @@ static void admit(struct MHD_Connection *conn, struct request *rq, const char *m
     }
     const char *q = strchr(rq->target, '?');
     size_t path_len = q ? (size_t)(q - rq->target) : strlen(rq->target);
+    if (path_len == strlen(HEALTH_PATH) && !memcmp(rq->target, HEALTH_PATH, path_len)) {
+        rq->health = 1; /* no HealthImaging or DICOMweb path is /health */
+        if (length) {
+            set_early(rq, 400, AHL_AWS_VALIDATION, "/health takes no request body");
+            rq->close_after = length > REJECT_DRAIN;
+        }
+        return;
+    }
     bool stow = ahl__stow_request(method, rq->target, path_len);
     rq->is_stow = stow;
     /* A bearer token proves everything from the headers; the body is only read (below). */
