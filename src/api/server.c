@@ -131,6 +131,10 @@ struct request {
     int close_after;          /* the response closes the connection */
     const char *op_name;      /* for the log line */
     int status;
+    /* Why a 4xx or 5xx was sent, for the log line: the error type and its message (never a
+     * secret: messages quote no signature, key or body), control bytes shown as '?'. */
+    const char *err_type;
+    char err_msg[320];
     char request_id[37];
 };
 
@@ -326,9 +330,22 @@ static enum MHD_Result send_buffer(struct MHD_Connection *conn, struct request *
     return queue(conn, rq, status, r, content_type, content_encoding, error_type);
 }
 
+/* Keeps why the request failed for its log line, on one line. */
+static void note_error(struct request *rq, const char *type, const char *message)
+{
+    size_t i = 0;
+    rq->err_type = type;
+    for (; message && message[i] && i + 1 < sizeof rq->err_msg; i++)
+        rq->err_msg[i] = (unsigned char)message[i] < 0x20 || message[i] == 0x7f ? '?' : message[i];
+    while (message && i > 0 && ((unsigned char)message[i] & 0xC0) == 0x80)
+        i--; /* cut before a character, not inside it */
+    rq->err_msg[i] = '\0';
+}
+
 static enum MHD_Result send_error(struct MHD_Connection *conn, struct request *rq, int status,
                                   const char *type, const char *message)
 {
+    note_error(rq, type, message);
     struct ahl_buf b;
     ahl_buf_init(&b, 8192);
     if (ahl_api_error_body(type, message, &b) < 0) {
@@ -699,6 +716,7 @@ static enum MHD_Result send_health(struct MHD_Connection *conn, struct request *
         ahl_error("request %s: health: the store cannot be read: %s", rq->request_id,
                   ahl_strerror(rc));
         status = 503;
+        note_error(rq, "Unavailable", "the store cannot be read");
         ahl_buf_adds(&b, "{\"status\":\"unavailable\",\"reason\":\"the store cannot be read\"}");
     } else {
         ahl_buf_adds(&b, "{\"status\":\"ok\"}");
@@ -1177,21 +1195,40 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
     return handle(conn, rq, method);
 }
 
+/* The client's numeric address ("-" when unknown). */
+static void client_address(struct MHD_Connection *conn, char *out, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        conn ? MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    socklen_t len =
+        sa && sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (!sa || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
+        getnameinfo(sa, len, out, (socklen_t)cap, NULL, 0, NI_NUMERICHOST) != 0)
+        snprintf(out, cap, "-");
+}
+
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                       enum MHD_RequestTerminationCode toe)
 {
     struct ahl_api_server *srv = cls;
     struct request *rq = *con_cls;
-    (void)conn;
     if (!rq)
         return;
     double ms = (double)(ahl_mono_ns() - rq->start_ns) / 1e6;
-    if (rq->status)
-        ahl_info("%s %d %.2fms %s", rq->op_name ? rq->op_name : "-", rq->status, ms,
-                 rq->request_id);
+    char client[INET6_ADDRSTRLEN + 8];
+    client_address(conn, client, sizeof client);
+    if (rq->status >= 400)
+        ahl_log(rq->status >= 500 ? AHL_LOG_ERROR : AHL_LOG_WARN, "%s %d %.2fms %s %s%s%s%s%s",
+                rq->op_name ? rq->op_name : "-", rq->status, ms, rq->request_id, client,
+                rq->err_type ? " " : "", rq->err_type ? rq->err_type : "", rq->err_type ? ": " : "",
+                rq->err_type ? rq->err_msg : "");
+    else if (rq->status)
+        ahl_info("%s %d %.2fms %s %s", rq->op_name ? rq->op_name : "-", rq->status, ms,
+                 rq->request_id, client);
     else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        ahl_info("%s aborted(%d) %.2fms %s", rq->op_name ? rq->op_name : "-", (int)toe, ms,
-                 rq->request_id);
+        ahl_info("%s aborted(%d) %.2fms %s %s", rq->op_name ? rq->op_name : "-", (int)toe, ms,
+                 rq->request_id, client);
     if (rq->conn) {
         pthread_mutex_lock(&srv->conns_lock);
         rq->conn->in_request = 0;

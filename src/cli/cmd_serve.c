@@ -186,6 +186,10 @@ static void usage(FILE *f)
             "                      at shutdown (default 60)\n"
             "  --archive-days N    days without an access after which an image set is in\n"
             "                      ARCHIVE_INSTANT_ACCESS (default 30)\n"
+            "\nlogging (to stderr, one line per request; errors with their type and message):\n"
+            "  --log-level L       debug, info, warn or error: lines below it are dropped\n"
+            "                      (default info; warn keeps the failed requests' lines,\n"
+            "                      4xx and 5xx, and drops the others)\n"
             "\n"
             "  --help              this text\n");
 }
@@ -321,6 +325,7 @@ int ahl_cmd_serve(int argc, char **argv)
             "--job-max-mib",
             "--job-max-concurrent",
             "--deleted-retention",
+            "--log-level",
             NULL,
         };
         const char *name = NULL;
@@ -375,7 +380,22 @@ int ahl_cmd_serve(int argc, char **argv)
             ev_opts.webhook_url = v;
         else if (!strcmp(name, "--events-file"))
             ev_opts.file_path = v;
-        else if (!strcmp(name, "--workers") || !strcmp(name, "--http-threads")) {
+        else if (!strcmp(name, "--log-level")) {
+            static const char *const levels[] = {"debug", "info", "warn", "error"};
+            static const enum ahl_log_level as[] = {AHL_LOG_DEBUG, AHL_LOG_INFO, AHL_LOG_WARN,
+                                                    AHL_LOG_ERROR};
+            size_t k = 0;
+            while (k < 4 && strcmp(v, levels[k]))
+                k++;
+            if (k == 4) {
+                fprintf(stderr,
+                        "ahilite serve: --log-level takes debug, info, warn or error, "
+                        "not '%.32s'\n",
+                        v);
+                return 2;
+            }
+            ahl_log_set_level(as[k]);
+        } else if (!strcmp(name, "--workers") || !strcmp(name, "--http-threads")) {
             char *end;
             unsigned long w = strtoul(v, &end, 10);
             if (*end || w == 0 || w > 1024) {
