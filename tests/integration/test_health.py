@@ -1,10 +1,13 @@
 """GET /health on `ahilite serve`: answered without credentials, it says only whether the store
 can be read ({"status":"ok"}), never which data stores, image sets, counts or versions exist; it
 takes GET and HEAD only and no body, and paths beside it are not public."""
-# pg: full (one read transaction, as every suite's requests make)
+# pg: full (one read transaction, as every suite's requests make; the 503 renames a table on either)
 import json
 import os
+import sqlite3
+import subprocess
 import sys
+import time
 import unittest
 import urllib.error
 import urllib.request
@@ -20,6 +23,20 @@ def request(srv, path, method='GET', data=None):
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read()
+
+
+def rename(srv, table, to):
+    sql = 'ALTER TABLE %s RENAME TO %s' % (table, to)
+    if ahltest.on_postgres():
+        subprocess.run(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d',
+                        ahltest.database_for(srv.data_dir), '-c', sql], check=True, timeout=60)
+        return
+    db = sqlite3.connect(os.path.join(srv.data_dir, 'ahilite.db'), timeout=30)
+    try:
+        db.execute(sql)
+        db.commit()
+    finally:
+        db.close()
 
 
 class Health(unittest.TestCase):
@@ -67,6 +84,25 @@ class Health(unittest.TestCase):
         status, _, body = request(self.srv, '/health', method='GET', data=b'{"a":1}')
         self.assertEqual(status, 400, body)
         self.assertIn('no request body', json.loads(body)['message'])
+
+    def test_unreadable_store_is_503(self):
+        # Another process renames the table the check reads: the store can no longer be read.
+        rename(self.srv, 'datastore', 'datastore_away')
+        try:
+            status, headers, body = request(self.srv, '/health')
+        finally:
+            rename(self.srv, 'datastore_away', 'datastore')
+        self.assertEqual(status, 503, body)
+        self.assertEqual(json.loads(body), {'status': 'unavailable',
+                                            'reason': 'the store cannot be read'})
+        self.assertNotIn('datastore_away', body.decode())
+        rid = headers['x-amzn-RequestId']
+        deadline = time.monotonic() + 10
+        while rid not in self.srv.log_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertIn('Health 503', self.srv.log_text())
+        status, _, body = request(self.srv, '/health')
+        self.assertEqual((status, body), (200, b'{"status":"ok"}'))
 
     def test_neighbours_are_not_public(self):
         for path in ('/health/', '/healthz', '/health/x', '/datastore'):
