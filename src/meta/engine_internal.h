@@ -227,6 +227,13 @@ int ahl__map_walk_nodes(struct ahl_meta *m, struct ahl_store_tx *tx, const uint8
                                   size_t vlen),
                         void *ctx);
 
+/* Visits, in key order, every key whose value differs between the maps of roots a and b (zero:
+ * empty) with leaf values of vlen bytes: va NULL = only in b, vb NULL = only in a. Loads only
+ * the nodes on paths whose hashes differ, so the cost follows the difference, not the maps. */
+typedef int (*ahl__map_diff_cb)(void *ctx, const char *key, size_t keylen, const uint8_t *va,
+                                const uint8_t *vb);
+int ahl__map_diff(struct ahl_meta *m, struct ahl_store_tx *tx, const uint8_t *a,
+                  const uint8_t *b, size_t vlen, ahl__map_diff_cb cb, void *ctx);
 bool ahl__hash_is_zero(const uint8_t *h);
 /* Calls cb for every chunk hash a MAP chunk refers to (children, or the hashes in its leaf
  * values). AHL_ECORRUPT if the node does not parse. */

@@ -207,6 +207,18 @@ int ahl_meta_document_part(struct ahl_meta *m, const char *datastore_id, const c
                            uint64_t version, const char *series_uid, const char *sop_uid,
                            json_t **out, struct ahl_err *err);
 
+/* The changes from version `from` to version `to` of a set, as a new JSON object
+ * (docs/metadata.md#version-diff): FromVersion, ToVersion, and when they differ Patient and
+ * Study (attribute diffs) and Series (Added, Removed, Rekeyed, Changed by SeriesInstanceUID, each
+ * an attribute diff with Instances: the same by SOPInstanceUID). Costs what differs: only
+ * chunks whose hashes differ are read. AHL_ENOTFOUND for an unknown set or version. */
+int ahl_meta_diff(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
+                  uint64_t from, uint64_t to, json_t **out, struct ahl_err *err);
+/* The attribute diff of two node objects (NULL: empty): {Added: {path: value}, Removed:
+ * {path: value}, Changed: {path: {Old, New}}}, members only when not empty. Objects with
+ * members are descended into, paths joined with '.' (DICOM.PatientName). */
+int ahl_meta_attr_diff(const json_t *a, const json_t *b, json_t **out);
+
 /* The reference serialisation: ahl_json_write of ahl_meta_document(). Appends to out. */
 int ahl_meta_metadata_json(struct ahl_meta *m, const char *datastore_id, const char *imageset_id,
                            uint64_t version, struct ahl_buf *out, struct ahl_err *err);

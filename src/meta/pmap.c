@@ -546,3 +546,191 @@ int ahl__map_walk_nodes(struct ahl_meta *m, struct ahl_store_tx *tx, const uint8
         return 0;
     return nodes_rec(m, tx, root, 0, cb, ctx);
 }
+
+/* ---- diff of two maps ----
+ * Both trees are held as a frontier of items in key order: unexpanded subtrees (hash, level)
+ * and leaf entries. Each round drops the subtrees whose hash the other side's frontier also
+ * holds (equal hash, equal entries), then expands the remaining subtrees of the highest level
+ * into their children. Subtrees of different levels never have equal hashes, so expanding from
+ * the top keeps equal ones comparable; only nodes on differing paths are ever loaded. */
+
+struct ditem {
+    const char *key;
+    size_t keylen;
+    const uint8_t *val; /* subtree: its hash; entry: its value */
+    int level;          /* subtree: its level; entry: -1 */
+};
+
+struct dside {
+    struct ditem *v;
+    size_t n, cap;
+};
+
+struct dstate {
+    struct ahl_meta *m;
+    struct ahl_store_tx *tx;
+    size_t vlen;
+    struct ahl__chunk_ref *refs;
+    size_t nrefs, caprefs;
+};
+
+static int dside_push(struct dside *s, struct ditem it)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 16;
+        struct ditem *v = realloc(s->v, cap * sizeof *v);
+        if (!v)
+            return AHL_ENOMEM;
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = it;
+    return 0;
+}
+
+/* Loads a subtree's node, keeps its chunk for the whole diff, and appends its items to out. */
+static int dexpand(struct dstate *d, const struct ditem *it, struct dside *out)
+{
+    if (d->nrefs == d->caprefs) {
+        size_t cap = d->caprefs ? 2 * d->caprefs : 16;
+        struct ahl__chunk_ref *v = realloc(d->refs, cap * sizeof *v);
+        if (!v)
+            return AHL_ENOMEM;
+        d->refs = v;
+        d->caprefs = cap;
+    }
+    struct node nd;
+    int rc = node_load(d->m, d->tx, NULL, it->val, &d->refs[d->nrefs], &nd);
+    if (rc < 0)
+        return rc;
+    d->nrefs++;
+    if ((it->level >= 0 && nd.level != it->level) || (nd.level == 0 && nd.vlen != d->vlen)) {
+        free(nd.e);
+        return AHL_ECORRUPT;
+    }
+    for (uint32_t i = 0; i < nd.n && rc == 0; i++)
+        rc = dside_push(out, (struct ditem){nd.e[i].key, nd.e[i].keylen, nd.e[i].val,
+                                            nd.level ? nd.level - 1 : -1});
+    free(nd.e);
+    return rc;
+}
+
+static int dhashes(const struct dside *s, struct ahl__hset *hs)
+{
+    ahl__hset_clear(hs);
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].level >= 0) {
+            int rc = ahl__hset_add(hs, s->v[i].val);
+            if (rc < 0)
+                return rc;
+        }
+    return 0;
+}
+
+/* Marks (level -2) the subtrees that both sides hold. */
+static int dcancel(struct dside *a, struct dside *b, struct ahl__hset *ha, struct ahl__hset *hb)
+{
+    int rc;
+    if ((rc = dhashes(a, ha)) < 0 || (rc = dhashes(b, hb)) < 0)
+        return rc;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->v[i].level >= 0 && ahl__hset_has(hb, a->v[i].val))
+            a->v[i].level = -2;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->v[i].level >= 0 && ahl__hset_has(ha, b->v[i].val))
+            b->v[i].level = -2;
+    return 0;
+}
+
+/* Rebuilds s without dropped items, expanding the subtrees of level top. */
+static int dround(struct dstate *d, struct dside *s, int top)
+{
+    struct dside out = {0};
+    int rc = 0;
+    for (size_t i = 0; i < s->n && rc == 0; i++) {
+        if (s->v[i].level == -2)
+            continue;
+        if (s->v[i].level == top)
+            rc = dexpand(d, &s->v[i], &out);
+        else
+            rc = dside_push(&out, s->v[i]);
+    }
+    free(s->v);
+    *s = out;
+    return rc;
+}
+
+int ahl__map_diff(struct ahl_meta *m, struct ahl_store_tx *tx, const uint8_t *ra,
+                  const uint8_t *rb, size_t vlen, ahl__map_diff_cb cb, void *ctx)
+{
+    struct dstate d = {.m = m, .tx = tx, .vlen = vlen};
+    struct dside a = {0}, b = {0};
+    struct ahl__hset ha = {0}, hb = {0};
+    int rc = 0;
+    if (!memcmp(ra, rb, AHL_SHA256_LEN))
+        return 0;
+    /* The roots' levels are unknown until loaded: expand them first (level -1 check skipped). */
+    struct ditem top = {"", 0, NULL, AHL__MAP_MAX_DEPTH + 1};
+    if (!ahl__hash_is_zero(ra)) {
+        top.val = ra;
+        rc = dside_push(&a, top);
+    }
+    if (rc == 0 && !ahl__hash_is_zero(rb)) {
+        top.val = rb;
+        rc = dside_push(&b, top);
+    }
+    for (int round = 0; rc == 0; round++) {
+        if (round > AHL__MAP_MAX_DEPTH + 2) {
+            rc = AHL_ECORRUPT;
+            break;
+        }
+        int max = -1;
+        if ((rc = dcancel(&a, &b, &ha, &hb)) < 0)
+            break;
+        for (size_t i = 0; i < a.n; i++)
+            max = a.v[i].level > max ? a.v[i].level : max;
+        for (size_t i = 0; i < b.n; i++)
+            max = b.v[i].level > max ? b.v[i].level : max;
+        if (round == 0) {
+            /* Expand both roots whatever their levels. */
+            struct dside na = {0}, nb = {0};
+            for (size_t i = 0; i < a.n && rc == 0; i++)
+                rc = dexpand(&d, &(struct ditem){"", 0, a.v[i].val, -1}, &na);
+            for (size_t i = 0; i < b.n && rc == 0; i++)
+                rc = dexpand(&d, &(struct ditem){"", 0, b.v[i].val, -1}, &nb);
+            free(a.v);
+            free(b.v);
+            a = na;
+            b = nb;
+            continue;
+        }
+        /* max < 0: nothing left to expand, the round only drops cancelled subtrees. */
+        int expand = max >= 0 ? max : AHL__MAP_MAX_DEPTH + 5;
+        if ((rc = dround(&d, &a, expand)) < 0 || (rc = dround(&d, &b, expand)) < 0 || max < 0)
+            break;
+    }
+    /* Only entries remain, each side in key order: merge them. */
+    for (size_t i = 0, j = 0; rc == 0 && (i < a.n || j < b.n);) {
+        int c = i == a.n ? 1 : j == b.n ? -1 : keycmp(a.v[i].key, a.v[i].keylen, b.v[j].key, b.v[j].keylen);
+        if (c < 0) {
+            rc = cb(ctx, a.v[i].key, a.v[i].keylen, a.v[i].val, NULL);
+            i++;
+        } else if (c > 0) {
+            rc = cb(ctx, b.v[j].key, b.v[j].keylen, NULL, b.v[j].val);
+            j++;
+        } else {
+            if (memcmp(a.v[i].val, b.v[j].val, vlen))
+                rc = cb(ctx, a.v[i].key, a.v[i].keylen, a.v[i].val, b.v[j].val);
+            i++;
+            j++;
+        }
+    }
+    free(a.v);
+    free(b.v);
+    ahl__hset_release(&ha);
+    ahl__hset_release(&hb);
+    for (size_t i = 0; i < d.nrefs; i++)
+        ahl__chunk_release(m, &d.refs[i]);
+    free(d.refs);
+    return rc;
+}

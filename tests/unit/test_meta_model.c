@@ -374,6 +374,141 @@ static void step(struct model *md, size_t n)
     }
 }
 
+
+/* ---- the version diff against a naive diff of two whole documents ---- */
+
+/* node without its child map, as a new object */
+static json_t *strip(json_t *node, const char *child)
+{
+    json_t *o = json_copy(node);
+    json_object_del(o, child);
+    return o;
+}
+
+static void naive_attrs(json_t *parent, const char *name, json_t *a, json_t *b, const char *child)
+{
+    json_t *sa = strip(a, child), *sb = strip(b, child), *d = NULL;
+    assert_int_equal(ahl_meta_attr_diff(sa, sb, &d), 0);
+    if (json_object_size(d))
+        json_object_set(parent, name, d);
+    json_decref(d);
+    json_decref(sa);
+    json_decref(sb);
+}
+
+static char **sorted_keys(json_t *obj, size_t *n)
+{
+    char **v = calloc(json_object_size(obj) + 1, sizeof *v);
+    const char *k;
+    json_t *x;
+    *n = 0;
+    json_object_foreach(obj, k, x)
+    {
+        v[(*n)++] = (char *)k;
+    }
+    qsort(v, *n, sizeof *v, cmp_key);
+    return v;
+}
+
+/* Added/Removed/Rekeyed/Changed of two maps of nodes (child: the nodes' own child map or NULL). */
+static json_t *naive_map(json_t *a, json_t *b, const char *child)
+{
+    json_t *res = json_object(), *added = json_array(), *removed = json_array();
+    json_t *rekeyed = json_array(), *changed = json_object(), *paired = json_object();
+    size_t na, nb;
+    char **ka = sorted_keys(a, &na), **kb = sorted_keys(b, &nb);
+    for (size_t i = 0; i < na; i++) {
+        if (json_object_get(b, ka[i]))
+            continue;
+        for (size_t j = 0; j < nb; j++)
+            if (!json_object_get(a, kb[j]) && !json_object_get(paired, kb[j]) &&
+                json_equal(json_object_get(a, ka[i]), json_object_get(b, kb[j]))) {
+                json_object_set_new(paired, ka[i], json_true());
+                json_object_set_new(paired, kb[j], json_true());
+                json_array_append_new(rekeyed,
+                                      json_pack("{s:s,s:s}", "From", ka[i], "To", kb[j]));
+                break;
+            }
+    }
+    /* Added and Removed in key order over both sides */
+    for (size_t i = 0, j = 0; i < na || j < nb;) {
+        int c = i == na ? 1 : j == nb ? -1 : strcmp(ka[i], kb[j]);
+        const char *k = c <= 0 ? ka[i] : kb[j];
+        if (c < 0 && !json_object_get(paired, k))
+            json_array_append_new(removed, json_string(k));
+        if (c > 0 && !json_object_get(paired, k))
+            json_array_append_new(added, json_string(k));
+        if (c == 0) {
+            json_t *x = json_object_get(a, k), *y = json_object_get(b, k);
+            json_t *d = json_object();
+            naive_attrs(d, "tmp", x, y, child ? child : "");
+            json_t *t = json_object_get(d, "tmp");
+            json_t *entry = t ? json_copy(t) : json_object();
+            if (child) {
+                json_t *sub = naive_map(json_object_get(x, child), json_object_get(y, child), NULL);
+                if (json_object_size(sub))
+                    json_object_set(entry, child, sub);
+                json_decref(sub);
+            }
+            if (json_object_size(entry))
+                json_object_set(changed, k, entry);
+            json_decref(entry);
+            json_decref(d);
+        }
+        i += c <= 0;
+        j += c >= 0;
+    }
+    if (json_array_size(added))
+        json_object_set(res, "Added", added);
+    if (json_array_size(removed))
+        json_object_set(res, "Removed", removed);
+    if (json_array_size(rekeyed))
+        json_object_set(res, "Rekeyed", rekeyed);
+    if (json_object_size(changed))
+        json_object_set(res, "Changed", changed);
+    json_decref(added);
+    json_decref(removed);
+    json_decref(rekeyed);
+    json_decref(changed);
+    json_decref(paired);
+    free(ka);
+    free(kb);
+    return res;
+}
+
+static json_t *naive_diff(struct model *md, uint64_t va, uint64_t vb)
+{
+    json_t *a = NULL, *b = NULL;
+    struct ahl_err err;
+    assert_int_equal(ahl_meta_document(md->f->m, md->f->ds, md->id, va, &a, &err), 0);
+    assert_int_equal(ahl_meta_document(md->f->m, md->f->ds, md->id, vb, &b, &err), 0);
+    json_t *res = json_pack("{s:s,s:s,s:I,s:I}", "DatastoreID", md->f->ds, "ImageSetID", md->id,
+                            "FromVersion", (json_int_t)va, "ToVersion", (json_int_t)vb);
+    naive_attrs(res, "Patient", json_object_get(a, "Patient"), json_object_get(b, "Patient"), "");
+    naive_attrs(res, "Study", json_object_get(a, "Study"), json_object_get(b, "Study"), "Series");
+    json_t *s = naive_map(series_of(a), series_of(b), "Instances");
+    if (json_object_size(s))
+        json_object_set(res, "Series", s);
+    json_decref(s);
+    json_decref(a);
+    json_decref(b);
+    return res;
+}
+
+static void compare_diff(struct model *md, uint64_t va, uint64_t vb)
+{
+    json_t *got = NULL, *want = naive_diff(md, va, vb);
+    struct ahl_err err;
+    assert_int_equal(ahl_meta_diff(md->f->m, md->f->ds, md->id, va, vb, &got, &err), 0);
+    if (!json_equal(got, want)) {
+        char *g = json_dumps(got, JSON_COMPACT), *w = json_dumps(want, JSON_COMPACT);
+        fail_msg("diff %llu -> %llu\n got  %s\n want %s", (unsigned long long)va,
+                 (unsigned long long)vb, g, w);
+    }
+    json_decref(got);
+    json_decref(want);
+}
+
 static void test_model(void **state)
 {
     (void)state;
@@ -414,10 +549,81 @@ static void test_model(void **state)
     fx_free(md.f);
 }
 
+
+/* Random updates on a small set, then the diff of random version pairs (and of each version
+ * with its predecessor) against the naive diff of the two whole documents. AHL_DIFF_STEPS
+ * (default 300) changes the run. */
+static void test_diff_model(void **state)
+{
+    (void)state;
+    const char *e = getenv("AHL_DIFF_STEPS");
+    size_t steps = e ? strtoul(e, NULL, 10) : 300;
+    rng_state = 0x2545f4914f6cdd1dull;
+    struct ahl_meta_opts o = {.cache_bytes = 64 * 1024};
+    struct model md = {.f = fx_new(&o)};
+    assert_non_null(md.f);
+    struct ahl_err err;
+    struct ahl_meta_info info;
+    md.cur = initial_doc();
+    assert_int_equal(ahl_meta_imageset_create(md.f->m, md.f->ds, md.cur, NULL, &info, &err), 0);
+    memcpy(md.id, info.set.id, sizeof md.id);
+    record(&md);
+    for (size_t n = 1; n <= steps; n++)
+        step(&md, n);
+    for (uint64_t v = 2; v <= md.nver; v++)
+        compare_diff(&md, v - 1, v);
+    for (int i = 0; i < 300; i++)
+        compare_diff(&md, 1 + rnd((uint32_t)md.nver), 1 + rnd((uint32_t)md.nver));
+    /* equal versions: no level at all */
+    json_t *d = NULL;
+    assert_int_equal(ahl_meta_diff(md.f->m, md.f->ds, md.id, 1, 1, &d, &err), 0);
+    assert_int_equal(json_object_size(d), 4);
+    json_decref(d);
+    /* unknown version and set */
+    assert_int_equal(ahl_meta_diff(md.f->m, md.f->ds, md.id, 1, md.nver + 1, &d, &err),
+                     AHL_ENOTFOUND);
+    assert_int_equal(ahl_meta_diff(md.f->m, md.f->ds, "00000000000000000000000000000000", 1, 1,
+                                   &d, &err),
+                     AHL_ENOTFOUND);
+    print_message("diff model: %zu steps, %zu versions\n", steps, md.nver);
+    for (size_t v = 1; v <= md.nver; v++)
+        free(md.texts[v]);
+    free(md.texts);
+    json_decref(md.cur);
+    fx_free(md.f);
+}
+
+/* Attribute paths descend into objects; an empty object is a value; arrays are values. */
+static void test_attr_diff(void **state)
+{
+    (void)state;
+    json_t *a = json_pack("{s:{s:s,s:s,s:{}},s:[i]}", "DICOM", "A", "1", "B", "2", "E", "F", 1);
+    json_t *b = json_pack("{s:{s:s,s:s,s:{s:s}},s:[i]}", "DICOM", "A", "1", "C", "3", "E", "X",
+                          "y", "F", 2);
+    json_t *d = NULL;
+    assert_int_equal(ahl_meta_attr_diff(a, b, &d), 0);
+    json_t *want = json_pack("{s:{s:s},s:{s:s},s:{s:{s:[i],s:[i]},s:{s:{},s:{s:s}}}}", "Added",
+                             "DICOM.C", "3", "Removed", "DICOM.B", "2", "Changed", "F", "Old", 1,
+                             "New", 2, "DICOM.E", "Old", "New", "X", "y");
+    if (!json_equal(d, want)) {
+        char *g = json_dumps(d, JSON_COMPACT);
+        fail_msg("attr diff %s", g ? g : "?");
+    }
+    json_decref(d);
+    assert_int_equal(ahl_meta_attr_diff(a, a, &d), 0);
+    assert_int_equal(json_object_size(d), 0);
+    json_decref(d);
+    json_decref(want);
+    json_decref(a);
+    json_decref(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model),
+        cmocka_unit_test(test_diff_model),
+        cmocka_unit_test(test_attr_diff),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
