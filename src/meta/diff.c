@@ -18,6 +18,32 @@
 
 /* ---- attribute diff of two node objects ---- */
 
+/* Sets name in parent to v when v is a non-empty object or array; takes v's reference. */
+static int set_nonempty(json_t *parent, const char *name, json_t *v)
+{
+    int rc = 0;
+    if (v && (json_object_size(v) || json_array_size(v)))
+        rc = json_object_set(parent, name, v) < 0 ? AHL_ENOMEM : 0;
+    json_decref(v);
+    return rc;
+}
+
+/* After rc (members go in only on success), the three members of a level; takes the references. */
+static int set_three(json_t *res, int rc, const char *n1, json_t *v1, const char *n2, json_t *v2,
+                     const char *n3, json_t *v3)
+{
+    json_t *v[3] = {v1, v2, v3};
+    const char *n[3] = {n1, n2, n3};
+    for (int i = 0; i < 3; i++) {
+        if (rc == 0)
+            rc = set_nonempty(res, n[i], v[i]);
+        else
+            json_decref(v[i]);
+    }
+    return rc;
+}
+
+
 static int put_path(json_t *obj, struct ahl_buf *path, json_t *v)
 {
     if (!v)
@@ -94,15 +120,7 @@ int ahl_meta_attr_diff(const json_t *a, const json_t *b, json_t **out)
     int rc = added && removed && changed && res ? 0 : AHL_ENOMEM;
     if (rc == 0)
         rc = attr_walk(a, b, &path, added, removed, changed);
-    if (rc == 0 && json_object_size(added))
-        rc = json_object_set(res, "Added", added) < 0 ? AHL_ENOMEM : 0;
-    if (rc == 0 && json_object_size(removed))
-        rc = json_object_set(res, "Removed", removed) < 0 ? AHL_ENOMEM : 0;
-    if (rc == 0 && json_object_size(changed))
-        rc = json_object_set(res, "Changed", changed) < 0 ? AHL_ENOMEM : 0;
-    json_decref(added);
-    json_decref(removed);
-    json_decref(changed);
+    rc = set_three(res, rc, "Added", added, "Removed", removed, "Changed", changed);
     ahl_buf_release(&path);
     if (rc < 0) {
         json_decref(res);
@@ -136,12 +154,10 @@ static int dlist_cb(void *ctx, const char *key, size_t keylen, const uint8_t *va
 {
     struct dlist *l = ctx;
     if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        struct dent *v = realloc(l->v, cap * sizeof *v);
+        struct dent *v = ahl_array_grow(l->v, &l->cap, sizeof *v, 16);
         if (!v)
             return AHL_ENOMEM;
         l->v = v;
-        l->cap = cap;
     }
     struct dent *e = &l->v[l->n];
     memset(e, 0, sizeof *e);
@@ -187,16 +203,7 @@ static int level_keys(struct dlist *l, json_t *res)
             continue;
         rc = arr_add(e->has_a ? removed : added, json_string(e->key));
     }
-    if (rc == 0 && json_array_size(added))
-        rc = json_object_set(res, "Added", added) < 0 ? AHL_ENOMEM : 0;
-    if (rc == 0 && json_array_size(removed))
-        rc = json_object_set(res, "Removed", removed) < 0 ? AHL_ENOMEM : 0;
-    if (rc == 0 && json_array_size(rekeyed))
-        rc = json_object_set(res, "Rekeyed", rekeyed) < 0 ? AHL_ENOMEM : 0;
-    json_decref(added);
-    json_decref(removed);
-    json_decref(rekeyed);
-    return rc;
+    return set_three(res, rc, "Added", added, "Removed", removed, "Rekeyed", rekeyed);
 }
 
 struct dctx {
@@ -220,51 +227,16 @@ static int chunk_diff(struct dctx *c, const uint8_t *ha, const uint8_t *hb, json
     return rc;
 }
 
-static int set_nonempty(json_t *parent, const char *name, json_t *v)
+/* One map level: series (vlen 64: chunk hash + Instances root, whose differences go into
+ * "Instances") or instances (vlen 32: chunk hash). */
+static int map_level_diff(struct dctx *c, const uint8_t *ra, const uint8_t *rb, size_t vlen,
+                          json_t **out)
 {
-    int rc = 0;
-    if (v && json_object_size(v))
-        rc = json_object_set(parent, name, v) < 0 ? AHL_ENOMEM : 0;
-    json_decref(v);
-    return rc;
-}
-
-static int instances_diff(struct dctx *c, const uint8_t *ra, const uint8_t *rb, json_t **out)
-{
-    struct dlist l = {.vlen = AHL_SHA256_LEN};
+    struct dlist l = {.vlen = vlen};
     json_t *res = json_object(), *changed = json_object();
     int rc = res && changed ? 0 : AHL_ENOMEM;
     if (rc == 0)
-        rc = ahl__map_diff(c->m, c->tx, ra, rb, AHL_SHA256_LEN, dlist_cb, &l);
-    if (rc == 0)
-        rc = level_keys(&l, res);
-    for (size_t i = 0; i < l.n && rc == 0; i++) {
-        json_t *d;
-        if (!l.v[i].has_a || !l.v[i].has_b)
-            continue;
-        if ((rc = chunk_diff(c, l.v[i].a, l.v[i].b, &d)) == 0)
-            rc = set_nonempty(changed, l.v[i].key, d);
-    }
-    if (rc == 0)
-        rc = set_nonempty(res, "Changed", changed);
-    else
-        json_decref(changed);
-    dlist_free(&l);
-    if (rc < 0) {
-        json_decref(res);
-        return rc;
-    }
-    *out = res;
-    return 0;
-}
-
-static int series_diff(struct dctx *c, const uint8_t *ra, const uint8_t *rb, json_t **out)
-{
-    struct dlist l = {.vlen = 2 * AHL_SHA256_LEN};
-    json_t *res = json_object(), *changed = json_object();
-    int rc = res && changed ? 0 : AHL_ENOMEM;
-    if (rc == 0)
-        rc = ahl__map_diff(c->m, c->tx, ra, rb, 2 * AHL_SHA256_LEN, dlist_cb, &l);
+        rc = ahl__map_diff(c->m, c->tx, ra, rb, vlen, dlist_cb, &l);
     if (rc == 0)
         rc = level_keys(&l, res);
     for (size_t i = 0; i < l.n && rc == 0; i++) {
@@ -274,8 +246,10 @@ static int series_diff(struct dctx *c, const uint8_t *ra, const uint8_t *rb, jso
             continue;
         if ((rc = chunk_diff(c, e->a, e->b, &d)) == 0 && !d && !(d = json_object()))
             rc = AHL_ENOMEM;
-        if (rc == 0 && memcmp(e->a + AHL_SHA256_LEN, e->b + AHL_SHA256_LEN, AHL_SHA256_LEN) &&
-            (rc = instances_diff(c, e->a + AHL_SHA256_LEN, e->b + AHL_SHA256_LEN, &inst)) == 0)
+        if (rc == 0 && vlen > AHL_SHA256_LEN &&
+            memcmp(e->a + AHL_SHA256_LEN, e->b + AHL_SHA256_LEN, AHL_SHA256_LEN) &&
+            (rc = map_level_diff(c, e->a + AHL_SHA256_LEN, e->b + AHL_SHA256_LEN,
+                                 AHL_SHA256_LEN, &inst)) == 0)
             rc = set_nonempty(d, "Instances", inst);
         if (rc == 0)
             rc = set_nonempty(changed, e->key, d);
@@ -339,7 +313,7 @@ int ahl_meta_diff(struct ahl_meta *m, const char *datastore_id, const char *imag
         (rc = set_nonempty(res, "Study", d)) < 0)
         goto fail;
     if (memcmp(a.series, b.series, AHL_SHA256_LEN) &&
-        ((rc = series_diff(&c, a.series, b.series, &d)) < 0 ||
+        ((rc = map_level_diff(&c, a.series, b.series, 2 * AHL_SHA256_LEN, &d)) < 0 ||
          (rc = set_nonempty(res, "Series", d)) < 0))
         goto fail;
     *out = res;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/banned.h"
 
 #define HDR_LEN 16
@@ -577,12 +578,10 @@ struct dstate {
 static int dside_push(struct dside *s, struct ditem it)
 {
     if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 16;
-        struct ditem *v = realloc(s->v, cap * sizeof *v);
+        struct ditem *v = ahl_array_grow(s->v, &s->cap, sizeof *v, 16);
         if (!v)
             return AHL_ENOMEM;
         s->v = v;
-        s->cap = cap;
     }
     s->v[s->n++] = it;
     return 0;
@@ -592,12 +591,10 @@ static int dside_push(struct dside *s, struct ditem it)
 static int dexpand(struct dstate *d, const struct ditem *it, struct dside *out)
 {
     if (d->nrefs == d->caprefs) {
-        size_t cap = d->caprefs ? 2 * d->caprefs : 16;
-        struct ahl__chunk_ref *v = realloc(d->refs, cap * sizeof *v);
+        struct ahl__chunk_ref *v = ahl_array_grow(d->refs, &d->caprefs, sizeof *v, 16);
         if (!v)
             return AHL_ENOMEM;
         d->refs = v;
-        d->caprefs = cap;
     }
     struct node nd;
     int rc = node_load(d->m, d->tx, NULL, it->val, &d->refs[d->nrefs], &nd);

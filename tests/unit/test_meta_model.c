@@ -156,6 +156,31 @@ static void record(struct model *md)
     md->texts[++md->nver] = canon_text(md->cur, md->f->ds, md->id);
 }
 
+/* A fresh engine with the initial set as version 1. A small cache budget keeps eviction and
+ * store reads in play. */
+static void model_start(struct model *md)
+{
+    struct ahl_meta_opts o = {.cache_bytes = 64 * 1024};
+    struct ahl_err err;
+    struct ahl_meta_info info;
+    memset(md, 0, sizeof *md);
+    md->f = fx_new(&o);
+    assert_non_null(md->f);
+    md->cur = initial_doc();
+    assert_int_equal(ahl_meta_imageset_create(md->f->m, md->f->ds, md->cur, NULL, &info, &err), 0);
+    memcpy(md->id, info.set.id, sizeof md->id);
+    record(md);
+}
+
+static void model_end(struct model *md)
+{
+    for (size_t v = 1; v <= md->nver; v++)
+        free(md->texts[v]);
+    free(md->texts);
+    json_decref(md->cur);
+    fx_free(md->f);
+}
+
 static void compare_version(struct model *md, uint64_t v, size_t step)
 {
     char *got = fx_metadata(md->f, md->id, v);
@@ -518,16 +543,8 @@ static void test_model(void **state)
     rng_state = se ? strtoull(se, NULL, 10) : 0x9e3779b97f4a7c15ull;
     if (!rng_state)
         rng_state = 1;
-    /* A small cache budget keeps eviction and store reads in play. */
-    struct ahl_meta_opts o = {.cache_bytes = 64 * 1024};
-    struct model md = {.f = fx_new(&o)};
-    assert_non_null(md.f);
-    struct ahl_err err;
-    struct ahl_meta_info info;
-    md.cur = initial_doc();
-    assert_int_equal(ahl_meta_imageset_create(md.f->m, md.f->ds, md.cur, NULL, &info, &err), 0);
-    memcpy(md.id, info.set.id, sizeof md.id);
-    record(&md);
+    struct model md;
+    model_start(&md);
     compare_version(&md, 1, 0);
     uint64_t t0 = ahl_mono_ns();
     for (size_t n = 1; n <= steps; n++) {
@@ -542,11 +559,7 @@ static void test_model(void **state)
     struct ahl_meta_check_stats st;
     assert_int_equal(ahl_meta_check(md.f->m, NULL, NULL, &st), 0);
     assert_int_equal(st.versions, md.nver);
-    for (size_t v = 1; v <= md.nver; v++)
-        free(md.texts[v]);
-    free(md.texts);
-    json_decref(md.cur);
-    fx_free(md.f);
+    model_end(&md);
 }
 
 
@@ -559,15 +572,9 @@ static void test_diff_model(void **state)
     const char *e = getenv("AHL_DIFF_STEPS");
     size_t steps = e ? strtoul(e, NULL, 10) : 300;
     rng_state = 0x2545f4914f6cdd1dull;
-    struct ahl_meta_opts o = {.cache_bytes = 64 * 1024};
-    struct model md = {.f = fx_new(&o)};
-    assert_non_null(md.f);
+    struct model md;
     struct ahl_err err;
-    struct ahl_meta_info info;
-    md.cur = initial_doc();
-    assert_int_equal(ahl_meta_imageset_create(md.f->m, md.f->ds, md.cur, NULL, &info, &err), 0);
-    memcpy(md.id, info.set.id, sizeof md.id);
-    record(&md);
+    model_start(&md);
     for (size_t n = 1; n <= steps; n++)
         step(&md, n);
     for (uint64_t v = 2; v <= md.nver; v++)
@@ -586,11 +593,7 @@ static void test_diff_model(void **state)
                                    &d, &err),
                      AHL_ENOTFOUND);
     print_message("diff model: %zu steps, %zu versions\n", steps, md.nver);
-    for (size_t v = 1; v <= md.nver; v++)
-        free(md.texts[v]);
-    free(md.texts);
-    json_decref(md.cur);
-    fx_free(md.f);
+    model_end(&md);
 }
 
 /* Attribute paths descend into objects; an empty object is a value; arrays are values. */
