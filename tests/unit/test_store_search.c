@@ -577,7 +577,8 @@ static void test_migration(void **state)
     /* Take the database back to schema 1 as that version left it. */
     char path[128];
     snprintf(path, sizeof path, "%s/%s", f->dir, AHL_STORE_SQLITE_FILE);
-    db_exec(path, "DROP INDEX imageset_deleted; ALTER TABLE search DROP COLUMN last_accessed_at;"
+    db_exec(path, "DROP TABLE frame_fence;"
+                  "DROP INDEX imageset_deleted; ALTER TABLE search DROP COLUMN last_accessed_at;"
                   "UPDATE imageset SET last_accessed_at = 0;"
                   "DROP TABLE event_outbox; DROP TABLE event_lease;"
                   "DROP INDEX job_open; ALTER TABLE job DROP COLUMN claimed_by;"
