@@ -19,6 +19,7 @@ extern const struct ahl_cli_command ahl_cli_commands[];
 
 /* The subcommands (cmd_<name>.c). */
 int ahl_cmd_check(int argc, char **argv);
+int ahl_cmd_diff(int argc, char **argv);
 int ahl_cmd_dump(int argc, char **argv);
 int ahl_cmd_export(int argc, char **argv);
 int ahl_cmd_frames(int argc, char **argv);

@@ -43,6 +43,7 @@ const struct ahl_cli_command ahl_cli_commands[] = {
     {"import", "import DICOM files and directories into a data store", ahl_cmd_import},
     {"serve", "run the HealthImaging API server (AWS CLI and SDKs work against it)", ahl_cmd_serve},
     {"export", "write the instances of an image set as DICOM Part-10 files", ahl_cmd_export},
+    {"diff", "print what changed between two versions of an image set (JSON)", ahl_cmd_diff},
     {"check", "verify every stored chunk and every version of every image set", ahl_cmd_check},
     {"gc", "remove the versions, chunks and frames of deleted image sets", ahl_cmd_gc},
     {"migrate", "copy a data directory onto another store (PostgreSQL + S3) and verify it",

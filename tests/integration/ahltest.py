@@ -92,7 +92,7 @@ def skip_on_postgres(reason):
 
 
 # The commands that open the store, and so take --database and --blob-store.
-STORAGE_COMMANDS = ('serve', 'import', 'check', 'export', 'gc')
+STORAGE_COMMANDS = ('serve', 'import', 'check', 'export', 'gc', 'diff')
 
 
 # A data directory names its schema in this file once it exists, so that a copy of the directory
@@ -169,7 +169,7 @@ def storage_args(argv):
     # A suite that names an S3 endpoint of its own for import jobs keeps frames in the data
     # directory; otherwise frames go to the bucket, and import jobs keep reading the local buckets
     # (--s3-root, DATA_DIR/buckets unless the suite names a directory) as they would without it.
-    if '--blob-store' not in argv and '--s3-endpoint' not in argv:
+    if argv[0] != 'diff' and '--blob-store' not in argv and '--s3-endpoint' not in argv:
         blob = blob_store_for(data_dir)
         args += blob
         if blob and argv[0] == 'serve' and '--s3-root' not in argv:
