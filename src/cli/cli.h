@@ -29,6 +29,11 @@ int ahl_cmd_migrate(int argc, char **argv);
 int ahl_cmd_serve(int argc, char **argv);
 int ahl_cmd_gc(int argc, char **argv);
 
+/* The store a command opens: writes its name for messages into db (DIR/ahilite.db, or "the
+ * PostgreSQL database" when database is set) and returns 0, or prints "ahilite CMD: no database
+ * at DIR/..." and returns 2 (the exit status) when the SQLite file does not exist (cli_db.c). */
+int ahl_cli_find_db(const char *cmd, const char *dir, const char *database, char *db, size_t n);
+
 /* ---- one collection (gc_pass.c), shared by `ahilite gc` and serve's background pass ---- */
 
 struct ahl_meta;

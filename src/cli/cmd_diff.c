@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "meta/meta.h"
 #include "store/store.h"
@@ -83,20 +82,14 @@ int ahl_cmd_diff(int argc, char **argv)
     }
 
     char db[4096];
-    struct stat st;
     struct ahl_err err;
     struct ahl_store *s = NULL;
     struct ahl_meta *m = NULL;
     json_t *d = NULL;
     int status = 1, rc;
     ahl_err_clear(&err);
-    snprintf(db, sizeof db, "%s/%s", dir, AHL_STORE_SQLITE_FILE);
-    if (database && *database) {
-        snprintf(db, sizeof db, "the PostgreSQL database");
-    } else if (stat(db, &st) < 0) {
-        fprintf(stderr, "ahilite diff: no database at %s\n", db);
+    if (ahl_cli_find_db("diff", dir, database, db, sizeof db))
         return 2;
-    }
     if ((rc = ahl_store_open(database, dir, 1, &s)) < 0) {
         fprintf(stderr, "ahilite diff: cannot open %s: %s\n", db, ahl_strerror(rc));
         return 2;

@@ -133,7 +133,6 @@ int ahl_cmd_export(int argc, char **argv)
     }
 
     char db[4096];
-    struct stat st;
     struct ahl_err err;
     struct ahl_framestore fs;
     struct ahl_store *s = NULL;
@@ -143,13 +142,8 @@ int ahl_cmd_export(int argc, char **argv)
     size_t written = 0, failed = 0;
 
     ahl_err_clear(&err);
-    snprintf(db, sizeof db, "%s/%s", dir, AHL_STORE_SQLITE_FILE);
-    if (database && *database) {
-        snprintf(db, sizeof db, "the PostgreSQL database");
-    } else if (stat(db, &st) < 0) {
-        fprintf(stderr, "ahilite export: no database at %s\n", db);
+    if (ahl_cli_find_db("export", dir, database, db, sizeof db))
         return 2;
-    }
     if (ahl_framestore_open_dir(&fs, dir, blob_store, s3_endpoint, true, &err) < 0) {
         fprintf(stderr, "ahilite export: %s\n", err.msg);
         return 2;
