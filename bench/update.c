@@ -52,7 +52,8 @@ static int usage(FILE *f, int status)
                "                            [--outbox 1] [--data-dir DIR]\n"
                "  builds a synthetic CT set of N instances (default 1000) in a scratch directory"
                " (removed\n  afterwards), times K engine updates (500), naive whole-document"
-               " updates (100; 40 from\n  1000 instances, 10 from 10000) and R reads (20);"
+               " updates (100; 40 from\n  1000 instances, 10 from 10000), R reads (20) and K diffs of one"
+               " Patient and of one\n  instance attribute changed (ahl_meta_diff);"
                " prints one JSON line.\n  --outbox 1: each update also writes its events to the"
                " outbox (docs/events.md),\n  as a server with an event sink does.\n");
     return status;
@@ -200,6 +201,60 @@ out:
     return rc;
 }
 
+/* Times the diff of one attribute changed: the Patient's (versions 1 and 2, from the updates
+ * timed before) and an instance's (one more update on the set's first instance, then the
+ * latest version and the one before), each `runs` times; the medians in pat_ms and inst_ms. */
+static int diff_times(struct ahl_meta *m, const char *ds, const char *id, const json_t *doc,
+                      long runs, double *t, double *pat_ms, double *inst_ms)
+{
+    struct ahl_err err;
+    const char *suid, *sop;
+    json_t *series = json_object_get(json_object_get(doc, "Study"), "Series"), *sv, *iv;
+    json_object_foreach(series, suid, sv)
+    {
+        json_object_foreach(json_object_get(sv, "Instances"), sop, iv)
+        {
+            goto found;
+        }
+    }
+    return -1;
+found:;
+    struct ahl_meta_info info;
+    if (ahl_meta_imageset_get(m, ds, id, 0, &info, &err) < 0)
+        return -1;
+    uint64_t latest = info.set.latest_version;
+    char blob[1024];
+    snprintf(blob, sizeof blob,
+             "{\"SchemaVersion\":1.1,\"Study\":{\"Series\":{\"%s\":{\"Instances\":{\"%s\":"
+             "{\"DICOM\":{\"ImageComments\":\"BENCH\"}}}}}}}",
+             suid, sop);
+    struct ahl_meta_update u = {
+        .latest_version = latest, .updatable = blob, .updatable_len = strlen(blob)};
+    if (ahl_meta_update(m, ds, id, &u, NULL, &err) < 0) {
+        fprintf(stderr, "ahilite-bench update: instance update: %s\n", err.msg);
+        return -1;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t a = pass ? latest : 1;
+        for (long k = 0; k < runs; k++) {
+            json_t *d = NULL;
+            uint64_t t0 = ahl_mono_ns();
+            int rc = ahl_meta_diff(m, ds, id, a, a + 1, &d, &err);
+            t[k] = ahl__bench_ms_since(t0);
+            /* exactly one level changed: Patient, or Series */
+            if (rc < 0 || json_object_size(d) != 5) {
+                fprintf(stderr, "ahilite-bench update: diff %llu: %s\n", (unsigned long long)a,
+                        rc < 0 ? err.msg : "not one change");
+                json_decref(d);
+                return -1;
+            }
+            json_decref(d);
+        }
+        *(pass ? inst_ms : pat_ms) = ahl__bench_pct(t, (size_t)runs, 0.5);
+    }
+    return 0;
+}
+
 int ahl__bench_update(int argc, char **argv)
 {
     long n = 1000, updates = 500, naive_updates = 0, reads = 20, outbox = 0;
@@ -230,7 +285,7 @@ int ahl__bench_update(int argc, char **argv)
     struct ahl_meta *m = NULL;
     struct ahl_err err;
     json_t *doc = NULL;
-    double *t = NULL, *nt = NULL, *rt = NULL;
+    double *t = NULL, *nt = NULL, *rt = NULL, *dt = NULL;
     char ds[AHL_ID_LEN + 1];
     /* AHL_BENCH_DATABASE: the engine's store on that database (a PostgreSQL URI) instead. */
     const char *database = getenv("AHL_BENCH_DATABASE");
@@ -241,6 +296,7 @@ int ahl__bench_update(int argc, char **argv)
     }
     ahl_store_outbox_enable(s, outbox != 0);
     if (!(doc = ahl_synth_doc(1, (unsigned)n, 1)) || !(t = calloc((size_t)updates, sizeof *t)) ||
+        !(dt = calloc((size_t)updates, sizeof *dt)) ||
         !(nt = calloc((size_t)naive_updates, sizeof *nt)) ||
         !(rt = calloc((size_t)reads, sizeof *rt))) {
         fprintf(stderr, "ahilite-bench update: out of memory\n");
@@ -258,10 +314,11 @@ int ahl__bench_update(int argc, char **argv)
     char id[AHL_ID_LEN + 1];
     memcpy(id, info.set.id, sizeof id);
 
-    double bytes = 0, nbytes = 0;
+    double bytes = 0, nbytes = 0, diff_pat = 0, diff_inst = 0;
     struct reads rd = {0};
     if (engine_updates(s, m, ds, id, updates, t, &bytes) < 0 ||
-        reads_of_latest(m, ds, id, (uint64_t)updates + 1, n, reads, rt, &rd) < 0)
+        reads_of_latest(m, ds, id, (uint64_t)updates + 1, n, reads, rt, &rd) < 0 ||
+        diff_times(m, ds, id, doc, updates, dt, &diff_pat, &diff_inst) < 0)
         goto out;
     if (mkdir(ndir, 0700) < 0 || naive_updates_run(ndir, doc, naive_updates, nt, &nbytes) < 0) {
         fprintf(stderr, "ahilite-bench update: the naive baseline failed in %s\n", ndir);
@@ -281,15 +338,18 @@ int ahl__bench_update(int argc, char **argv)
            "\"read\":{\"gzip_bytes\":%zu,\"median_ms\":%.3f,\"json_gb_per_s\":%.2f,"
            "\"gzip6_bytes\":%zu,\"vs_gzip6\":%.3f,\"first_ms\":%.3f,"
            "\"first_json_gb_per_s\":%.3f,\"after_update_ms\":%.3f,"
-           "\"after_update_json_gb_per_s\":%.3f}}\n",
+           "\"after_update_json_gb_per_s\":%.3f},"
+           "\"diff\":{\"patient_attr_median_ms\":%.4f,\"instance_attr_median_ms\":%.4f}}\n",
            n, outbox ? "true" : "false", rd.json_len, create_ms, updates, med, p99, bytes, naive_updates, nmed, np99, nbytes,
            nmed / med, rd.gz_len, rmed, gb / (rmed / 1e3), rd.gzip6_len,
            rd.gzip6_len ? (double)rd.gz_len / (double)rd.gzip6_len : 0.0, rd.first_ms,
-           gb / (rd.first_ms / 1e3), rd.after_update_ms, gb / (rd.after_update_ms / 1e3));
+           gb / (rd.first_ms / 1e3), rd.after_update_ms, gb / (rd.after_update_ms / 1e3), diff_pat,
+           diff_inst);
     status = 0;
 out:
     json_decref(doc);
     free(t);
+    free(dt);
     free(nt);
     free(rt);
     ahl_meta_close(m);
