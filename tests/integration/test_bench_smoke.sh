@@ -48,6 +48,8 @@ rd = r['read']
 assert 0 < rd['gzip_bytes'] < r['json_bytes'] and rd['median_ms'] > 0, rd
 assert rd['json_gb_per_s'] > 0, rd
 assert 0 < rd['gzip6_bytes'] < r['json_bytes'], rd
+assert set(r['diff']) == {'patient_attr_median_ms', 'instance_attr_median_ms'}, r['diff']
+assert all(v > 0 for v in r['diff'].values()), r['diff']
 # The body is within 1.5 times gzip -6 of its JSON (group segments, src/meta/gzdoc.c).
 assert abs(rd['vs_gzip6'] - rd['gzip_bytes'] / rd['gzip6_bytes']) < 0.01 and rd['vs_gzip6'] <= 1.5, rd
 assert rd['first_ms'] > 0 and rd['first_json_gb_per_s'] > 0, rd
