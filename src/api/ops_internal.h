@@ -220,6 +220,16 @@ int ahl__api_spool_finish(struct ahl__api_spool *sp, int rc, const char *what,
 /* Whether a request path belongs to DICOMweb (/datastore/{id}/studies... or /series...) rather
  * than to the service model's operations. */
 bool ahl__dicomweb_path(const char *path);
+
+/* The version diff (ops_diff.c, docs/api.md#version-diff): GET
+ * /datastore/{id}/imageSet/{id}/diff?from=N&to=M, beyond the service model. */
+bool ahl__diff_path(const char *path);
+/* Parses a diff request (method, path, query with or without its '?'): ids into ds and set
+ * (AHL_ID_LEN + 1 bytes each), versions into v; AHL_ENOTFOUND for another path, AHL_EINVAL. */
+int ahl__diff_target(const char *method, const char *path, const char *q, char *ds, char *set,
+                     uint64_t v[2], struct ahl_err *err);
+int ahl__diff_serve(struct ahl_api_service *svc, const char *method, const char *path,
+                    const char *q, struct ahl_api_resp *resp, struct ahl_err *err);
 /* Answers one DICOMweb request: 0 with resp->raw, resp->content_type and rq->status set, or a
  * negative AHL_E* with err (ENOTFOUND, EINVAL, or the server's own failures), which the server
  * presents as it presents an operation's errors. */

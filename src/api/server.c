@@ -768,9 +768,12 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
     /* The operation is known before authentication only so that the log line can name it. */
     struct ahl_err route_err;
     bool dicomweb = ahl__dicomweb_path(path);
-    int route_rc = dicomweb ? 0 : ahl_api_route(method, path, &op, &route_err);
+    bool diff = !dicomweb && ahl__diff_path(path);
+    int route_rc = dicomweb || diff ? 0 : ahl_api_route(method, path, &op, &route_err);
     if (dicomweb)
         rq->op_name = "DICOMweb";
+    else if (diff)
+        rq->op_name = "VersionDiff";
     else if (route_rc == 0)
         rq->op_name = ahl_model_ops[op].name;
 
@@ -817,6 +820,14 @@ static enum MHD_Result handle(struct MHD_Connection *conn, struct request *rq, c
             ret = send_err(conn, rq, &err);
         else
             ret = send_resp(conn, rq, dw.status, &resp);
+        goto out;
+    }
+
+    if (diff) { /* beyond the service model (ops_diff.c) */
+        if (ahl__diff_serve(&srv->svc, method, path, q, &resp, &err) < 0)
+            ret = send_err(conn, rq, &err);
+        else
+            ret = send_resp(conn, rq, 200, &resp);
         goto out;
     }
 

@@ -1,7 +1,8 @@
 """`ahilite diff` end to end: a three-instance series is imported, then changed through the
 server with boto3 (PatientName updated, an instance's ImageComments changed, an instance removed), and
 the diff of each pair of versions printed by the command must name exactly those changes, in both
-directions. Also the exit statuses: 1 for an unknown version or image set, 2 for usage errors.
+directions; the server's GET .../diff (SigV4-signed through botocore) answers the same JSON, 400
+for bad queries, 404 for an unknown version, 403 for a wrong signature. Also the exit statuses: 1 for an unknown version or image set, 2 for usage errors.
 """
 import json
 import os
@@ -37,6 +38,35 @@ class DiffCli(unittest.TestCase):
         self.assertEqual(rc, 0, out + err)
         return json.loads(out)
 
+    def http_checks(self, d_expected_patient):
+        """GET .../diff over HTTP, signed with SigV4 like the operations."""
+        path = '/datastore/%s/imageSet/%s/diff' % (self.ds, self.set)
+        st, _, body = ahltest.raw('GET', self.srv.endpoint, path, 'from=2&to=1')
+        self.assertEqual(st, 200, body)
+        d = json.loads(body)
+        self.assertEqual((d['FromVersion'], d['ToVersion']), (2, 1))
+        new, old = d_expected_patient
+        self.assertEqual(d['Patient'], {'Changed': {'DICOM.PatientName': {'Old': new,
+                                                                          'New': old}}})
+        self.assertEqual(d, self.cli_diff_running(2, 1))
+        st, _, body = ahltest.raw('GET', self.srv.endpoint, path, 'from=1&to=9')
+        self.assertEqual(st, 404, body)
+        self.assertIn(b'has no version 9', body)
+        for bad in ('from=1', 'from=x&to=2', 'from=1&to=2&from=3', 'since=1&to=2'):
+            st, _, body = ahltest.raw('GET', self.srv.endpoint, path, bad)
+            self.assertEqual(st, 400, (bad, body))
+            self.assertIn(b'ValidationException', body)
+        st, _, body = ahltest.raw('POST', self.srv.endpoint, path, 'from=1&to=2', body='{}')
+        self.assertEqual(st, 400, body)
+        st, _, body = ahltest.raw('GET', self.srv.endpoint, path, 'from=1&to=2',
+                                  secret_key='wrong' * 8)
+        self.assertEqual(st, 403, body)
+        self.assertNotIn(b'Patient', body)
+
+    def cli_diff_running(self, a, b):
+        """The command reads the store while the server runs."""
+        return self.diff(a, b)
+
     def test_diff(self):
         self.srv = ahltest.Server(
             before_start=lambda s: ahltest.import_series(s, 3, '1.2.826.0.1.3680043.8.498.61.',
@@ -58,6 +88,7 @@ class DiffCli(unittest.TestCase):
                 'Instances': {sops[0]: {'DICOM': {'ImageComments': 'checked'}}}}}}})
             self.update(mi, 3, rem={'SchemaVersion': 1.1, 'Study': {'Series': {suid: {
                 'Instances': {sops[2]: {}}}}}})
+            self.http_checks(d_expected_patient=('DIFF^NEW', old_name))
             self.assertEqual(self.srv.stop(), 0, self.srv.log_text())
 
             d = self.diff(1, 2)
