@@ -52,7 +52,7 @@ class GcCrash(unittest.TestCase):
             c.delete_image_set(datastoreId=ds, imageSetId=sid)
 
             gc = subprocess.Popen([ahltest.server_binary(), 'gc', '--data-dir', srv.data_dir,
-                                   '--grace', '0', '--batch', '1', '--pause', '10'],
+                                   '--grace', '0', '--batch', '1', '--pause', '50'],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             time.sleep(random.uniform(0.4, 0.8))
             self.assertIsNone(gc.poll(), 'gc ended before it could be killed: ' +

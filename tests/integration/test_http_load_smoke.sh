@@ -109,9 +109,10 @@ for set in ${SETS//,/ }; do
 done
 N=$(grep -c 'UpdateImageSetMetadata 200' "$TMP/server.log" || true)
 [ "$N" = 404 ] || fail "server logged $N successful updates, want 404"
-# Every request got its own well-formed (version 4 UUID) request id.
-grep -oE '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' "$TMP/server.log" \
-    >"$TMP/ids" || true
+# Every request got its own well-formed (version 4 UUID) request id, logged before the client's
+# address.
+grep -oE ' [0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12} [0-9a-f.:]+$' \
+    "$TMP/server.log" | awk '{print $1}' >"$TMP/ids" || true
 [ "$(wc -l <"$TMP/ids")" -ge 664 ] || fail "only $(wc -l <"$TMP/ids") request ids logged"
 [ -z "$(sort "$TMP/ids" | uniq -d)" ] || fail "repeated request ids"
 echo "ok: http-load smoke (get-datastore 200, update 400+4, metadata 20, frames 40)"
