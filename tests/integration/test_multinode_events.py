@@ -60,8 +60,10 @@ class MultinodeEvents(unittest.TestCase):
             cluster.kill(d)
             later = clients[other].create_datastore(datastoreName='late-b')['datastoreId']
             rx.failing.clear()
-            evs = rx.wait_for(lambda evs: {late, later} <= {e['detail']['datastoreId']
-                                                             for e in evs}, timeout=60)
+            # All four events of the two late stores, not merely one of each.
+            evs = rx.wait_for(lambda evs: len(evs) >= 44, timeout=60)
+            time.sleep(1)
+            evs = rx.got()
             tail = [(e['detail']['datastoreId'], e['detail-type']) for e in evs[40:]]
             self.assertEqual(tail, [(late, 'Data Store Creating'), (late, 'Data Store Created'),
                                     (later, 'Data Store Creating'),
